@@ -1,0 +1,105 @@
+"""Base model shared by every genfab spec type.
+
+Cross-field rules are declared once, as `Rule`s: the same rule validates specs in Python
+(`genfab validate`, the operator, the local runner) and becomes a CEL `x-kubernetes-validations`
+entry in the generated CRD, so the API server rejects the same specs with the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+RULE_ERROR = "genfab_rule"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule with a Python check and the equivalent CEL expression.
+
+    `field` is the camelCase name (relative to the model) the error points at.
+    """
+
+    cel: str
+    message: str
+    field: str
+    check: Callable[[Any], bool]
+    detail: Callable[[Any], str] | None = None
+    """Optional Python-side message with the offending value and what is allowed."""
+
+    def to_cel(self) -> dict[str, str]:
+        return {"rule": self.cel, "message": self.message, "fieldPath": f".{self.field}"}
+
+    def explain(self, model: Any) -> str:
+        return self.detail(model) if self.detail else self.message
+
+
+class GenfabModel(BaseModel):
+    """camelCase in YAML, snake_case in Python, unknown fields rejected, docstrings become docs."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> GenfabModel:
+        for rule in type(self).rules:
+            if not rule.check(self):
+                raise PydanticCustomError(RULE_ERROR, rule.explain(self), {"field": rule.field})
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if cls.rules:
+            target = handler.resolve_ref_schema(json_schema)
+            target["x-kubernetes-validations"] = [rule.to_cel() for rule in cls.rules]
+        return json_schema
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The camelCase form users write, without unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def exactly_one(*names: str) -> Rule:
+    """Exactly one of the given optional fields (camelCase) is set."""
+    fields = [to_snake(n) for n in names]
+    cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + " == 1"
+    listed = ", ".join(f"`{n}`" for n in names)
+    return Rule(
+        cel=cel,
+        message=f"exactly one of {listed} must be set",
+        field=names[0],
+        check=lambda m: sum(getattr(m, f) is not None for f in fields) == 1,
+    )
+
+
+def at_most_one(*names: str) -> Rule:
+    """At most one of the given optional fields (camelCase) is set."""
+    fields = [to_snake(n) for n in names]
+    cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + " <= 1"
+    listed = ", ".join(f"`{n}`" for n in names)
+    return Rule(
+        cel=cel,
+        message=f"at most one of {listed} may be set",
+        field=names[0],
+        check=lambda m: sum(getattr(m, f) is not None for f in fields) <= 1,
+    )
+
+
+def to_snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

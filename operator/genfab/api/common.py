@@ -1,0 +1,247 @@
+"""Spec parts shared by SceneJob, DatasetJob and TuningRun."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule, exactly_one
+from genfab.api.types import DnsLabel, EnvName, InputUri, Quantity, StageName, StorageUri
+
+
+class FloatRange(GenfabModel):
+    """A closed interval [min, max] a value is drawn from uniformly."""
+
+    rules = (Rule("self.min <= self.max", "min must be <= max", "min", lambda m: m.min <= m.max),)
+
+    min: float
+    """Lower bound (inclusive)."""
+    max: float
+    """Upper bound (inclusive)."""
+
+
+class IntRange(GenfabModel):
+    """A closed integer interval [min, max] a value is drawn from uniformly."""
+
+    rules = (Rule("self.min <= self.max", "min must be <= max", "min", lambda m: m.min <= m.max),)
+
+    min: int
+    """Lower bound (inclusive)."""
+    max: int
+    """Upper bound (inclusive)."""
+
+
+class SecretRef(GenfabModel):
+    """Reference to a Secret in the resource's namespace."""
+
+    name: DnsLabel
+    """Secret name. Keys `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and optionally
+    `AWS_SESSION_TOKEN`) are passed to stage Pods as environment variables."""
+
+
+class Storage(GenfabModel):
+    """How stage Pods reach the object store that holds inputs and outputs."""
+
+    endpoint: str | None = Field(None, pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
+    """S3 endpoint URL for MinIO, Ceph RGW or other S3-compatible stores; unset means AWS S3."""
+    region: str = Field("us-east-1", max_length=64)
+    """S3 region."""
+    addressing_style: Literal["path", "virtual", "auto"] = "auto"
+    """`path` for MinIO and Ceph RGW, `virtual` for AWS, `auto` lets botocore decide."""
+    secret_ref: SecretRef | None = None
+    """Secret holding the storage credentials; unset means ambient credentials (IRSA, env)."""
+
+
+class Toleration(GenfabModel):
+    """A Pod toleration, as in the Kubernetes core API."""
+
+    key: str | None = Field(None, max_length=316)
+    """Taint key; empty with operator Exists tolerates everything."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """Exists or Equal."""
+    value: str | None = Field(None, max_length=63)
+    """Taint value for operator Equal."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to tolerate; unset tolerates all effects."""
+    toleration_seconds: int | None = Field(None, ge=0)
+    """For NoExecute: how long the Pod stays bound after the taint appears."""
+
+
+class StageResources(GenfabModel):
+    """Compute resources and placement of a stage's Pods. Unset fields take the stage's defaults."""
+
+    gpus: int | None = Field(None, ge=0, le=16)
+    """GPUs per Pod (the chart's GPU resource name, `nvidia.com/gpu` by default)."""
+    cpu: Quantity | None = None
+    """CPU request per Pod, e.g. `4` or `500m`."""
+    memory: Quantity | None = None
+    """Memory request and limit per Pod, e.g. `32Gi`."""
+    node_selector: dict[str, str] | None = Field(None, max_length=32)
+    """Node labels the Pods must match."""
+    tolerations: list[Toleration] | None = Field(None, max_length=32)
+    """Taints the Pods tolerate (e.g. the GPU node taint)."""
+    priority_class_name: str | None = Field(None, max_length=253)
+    """PriorityClass of the Pods (preemption order under Kueue or the scheduler)."""
+
+
+class StageOverride(StageResources):
+    """Per-stage overrides: resources plus sharding and image."""
+
+    shard_size: int | None = Field(None, ge=1, le=100000)
+    """Samples per shard (one shard = one Pod = one index of the stage's Indexed Job)."""
+    image: str | None = Field(None, max_length=512)
+    """Image for this stage only, overriding the image family's image."""
+
+
+class ImageOverrides(GenfabModel):
+    """Images per stage family; unset families use the operator's defaults (Helm values)."""
+
+    cv: str | None = Field(None, max_length=512)
+    """CPU computer-vision stages (OpenCV, albumentations)."""
+    scene: str | None = Field(None, max_length=512)
+    """CUDA + torch + gsplat stages (3D Gaussian splatting, rendering)."""
+    segment: str | None = Field(None, max_length=512)
+    """Segmentation and depth stages (transformers, SAM2/SAM3)."""
+    diffusion: str | None = Field(None, max_length=512)
+    """Generative stages (diffusers, transformers, accelerate)."""
+
+
+class EnvVar(GenfabModel):
+    """An environment variable for a custom stage."""
+
+    name: EnvName
+    """Variable name."""
+    value: str = Field("", max_length=32768)
+    """Literal value."""
+
+
+class CustomStage(GenfabModel):
+    """Research code that is not a package (SEVA, VGGT, MoGe, Zero123++, IntrinsicAnything, DiFix
+    training) plugs in as a custom stage: any image and command that honour the stage contract
+    (stage config mounted as JSON, `JOB_COMPLETION_INDEX` and `GENFAB_SHARD_COUNT`, input and output
+    URIs in env, per-sample `_SUCCESS.json` markers).
+
+    A custom stage whose name equals a built-in stage replaces that stage's implementation and keeps
+    its place in the DAG; any other name adds a stage that runs after `after`."""
+
+    name: StageName
+    """Stage name, unique within the resource."""
+    image: str = Field(min_length=1, max_length=512)
+    """Container image."""
+    command: list[str] = Field(default_factory=list, max_length=64)
+    """Entry point; empty uses the image's."""
+    args: list[str] = Field(default_factory=list, max_length=256)
+    """Arguments."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Extra environment variables."""
+    after: list[StageName] = Field(default_factory=list, max_length=16)
+    """Upstream stages (for new stages). Empty means after the pipeline's last stage."""
+    config: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    """Parameters passed to the stage in its mounted config; part of the config hash."""
+    resources: StageResources | None = None
+    """Resources of the stage's Pods (default: one GPU)."""
+    shard_size: int | None = Field(None, ge=1, le=100000)
+    """Samples per shard."""
+
+
+class ModelSource(GenfabModel):
+    """Where stage Pods load model weights from (`from_pretrained` of a local directory)."""
+
+    rules = (exactly_one("uri", "persistentVolumeClaim", "hubCache"),)
+
+    uri: StorageUri | None = None
+    """Object-storage prefix holding one folder per model id; synced to local disk once per Pod."""
+    persistent_volume_claim: DnsLabel | None = None
+    """A PVC with the models, mounted read-only at /models."""
+    hub_cache: str | None = Field(None, max_length=1024)
+    """A Hugging Face hub cache directory already present on the node (hostPath)."""
+
+
+class CommonSpec(GenfabModel):
+    """Fields every genfab resource has: where outputs go, how stages are run."""
+
+    output: StorageUri
+    """Where all outputs go: `s3://bucket/prefix` or `file://path`. Outputs outlive the resource."""
+    storage: Storage | None = None
+    """Object-store endpoint and credentials for `s3://` URIs."""
+    models: ModelSource | None = None
+    """Where model weights are loaded from (no downloads at run time)."""
+    images: ImageOverrides = Field(default_factory=ImageOverrides)
+    """Image overrides per stage family."""
+    resources: StageResources = Field(default_factory=StageResources)
+    """Resources and placement applied to every stage (per-stage `stages` entries win)."""
+    stages: dict[StageName, StageOverride] = Field(default_factory=dict, max_length=32)
+    """Per-stage overrides keyed by stage name (resources, shard size, image)."""
+    only_stages: list[StageName] | None = Field(None, min_length=1, max_length=32)
+    """Run only these stages (seed 000's `--only_stages`); the others must already have outputs."""
+    parallelism: int | None = Field(None, ge=1, le=10000)
+    """Most Pods running at once per stage; unset runs all shards at once."""
+    shard_size: int | None = Field(None, ge=1, le=100000)
+    """Samples per shard for every stage (per-stage `stages.<name>.shardSize` wins)."""
+    retries: int = Field(2, ge=0, le=20)
+    """Retries per shard (the Job's `backoffLimitPerIndex`); disruptions do not count."""
+    continue_on_error: bool = False
+    """Keep going when samples fail: downstream stages get only the successful samples and the
+    resource ends PartiallySucceeded instead of Failed (seed 000's `--continue_on_error`)."""
+    suspend: bool = False
+    """Create stage Jobs suspended / suspend running ones (Kueue admits suspended Jobs)."""
+    queue_name: DnsLabel | None = None
+    """Kueue LocalQueue name (`kueue.x-k8s.io/queue-name` label on the stage Jobs)."""
+    ttl_seconds_after_finished: int = Field(86400, ge=0, le=31536000)
+    """Seconds finished stage Jobs are kept before Kubernetes deletes them (outputs stay)."""
+    custom_stages: list[CustomStage] = Field(default_factory=list, max_length=32)
+    """Custom stages: replace a built-in stage or add new ones."""
+
+
+def stage_rules(discriminator: str, pipelines: dict[str, str]) -> tuple[Rule, ...]:
+    """Rules that every stage named in `onlyStages`, `stages` and custom `after` exists.
+
+    `discriminator` is the spec field choosing the pipeline (camelCase), `pipelines` maps its
+    values to catalog pipelines. Custom stages count as known stages.
+    """
+    from genfab.api.catalog import stage_names
+
+    attr = "".join(f"_{c.lower()}" if c.isupper() else c for c in discriminator)
+
+    def known(m: Any) -> list[str]:
+        return [*stage_names(pipelines[getattr(m, attr)]), *(c.name for c in m.custom_stages)]
+
+    cel_known = " : ".join(
+        f"self.{discriminator} == '{value}' ? {list(stage_names(p))!r}" for value, p in pipelines.items()
+    ) + " : []"
+    custom = "self.customStages.exists(c, c.name == {v})"
+
+    def unknown(names: Any, m: Any) -> list[str]:
+        return [n for n in names if n not in known(m)]
+
+    def detail(field: str, names: Any) -> Callable[[Any], str]:
+        return lambda m: (
+            f"unknown stage(s) {unknown(names(m), m)} in `{field}` for "
+            f"{discriminator} {getattr(m, attr)!r}; allowed: {known(m)}"
+        )
+
+    return (
+        Rule(
+            f"!has(self.onlyStages) || self.onlyStages.all(s, s in ({cel_known}) || {custom.format(v='s')})",
+            "`onlyStages` names a stage this pipeline does not have",
+            "onlyStages",
+            lambda m: not unknown(m.only_stages or [], m),
+            detail("onlyStages", lambda m: m.only_stages or []),
+        ),
+        Rule(
+            f"self.stages.all(s, s in ({cel_known}) || {custom.format(v='s')})",
+            "`stages` has an entry for a stage this pipeline does not have",
+            "stages",
+            lambda m: not unknown(m.stages, m),
+            detail("stages", lambda m: list(m.stages)),
+        ),
+        Rule(
+            f"self.customStages.all(c, c.after.all(a, a in ({cel_known}) || {custom.format(v='a')}))",
+            "a custom stage's `after` names an unknown stage",
+            "customStages",
+            lambda m: all(not unknown(c.after, m) for c in m.custom_stages),
+            detail("customStages[].after", lambda m: [a for c in m.custom_stages for a in c.after]),
+        ),
+    )

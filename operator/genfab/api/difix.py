@@ -1,0 +1,99 @@
+"""DatasetJob type `difix` (seed 002): DiFix triplet export, leak-free split, trainer adapter."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule
+from genfab.api.types import InputUri, SampleId
+
+GroupBy = Literal["pair", "scene", "pattern"]
+
+
+class DifixSource(GenfabModel):
+    """One source dataset of posed multi-camera captures with renders to refine."""
+
+    rules = (
+        Rule(
+            "self.groupBy != 'pattern' || has(self.groupPattern)",
+            "groupBy pattern needs `groupPattern`",
+            "groupPattern",
+            lambda m: m.group_by != "pattern" or m.group_pattern is not None,
+        ),
+    )
+
+    name: SampleId
+    """Source name (prefix of sample ids)."""
+    dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    """Dataset kind, e.g. `hi4d`; selects the loader and the default `groupBy`."""
+    uri: InputUri
+    """Root of the source (scenes with cameras, frames, renders)."""
+    scenes: list[SampleId] | None = Field(None, min_length=1, max_length=10000)
+    """Only these scenes; unset = all scenes under `uri`."""
+    target_cameras: list[int] | None = Field(None, min_length=1, max_length=256)
+    """Target camera ids; unset = all cameras."""
+    frame_stride: int = Field(1, ge=1, le=10000)
+    """Take every N-th frame."""
+    group_by: GroupBy | None = None
+    """The `group_id` rule: pair (HI4D: `group_id = pair_id`, e.g. pair00), scene (`group_id =
+    scene_name`, datasets where each scene has different people) or pattern (`groupPattern`).
+    Unset: pair for hi4d, scene otherwise."""
+    group_pattern: str | None = Field(None, max_length=256)
+    """Regular expression applied to the scene name; its first group is the `group_id`."""
+
+    def effective_group_by(self) -> GroupBy:
+        if self.group_by is not None:
+            return self.group_by
+        return "pair" if self.dataset == "hi4d" else "scene"
+
+
+class SplitConfig(GenfabModel):
+    """Train/test split of `manifests/all_samples.jsonl`; a group never spans both sides."""
+
+    train_ratio: float = Field(0.9, gt=0.0, lt=1.0)
+    """Target fraction of groups' samples in train."""
+    seed: int = Field(42, ge=0)
+    """Seed of the group shuffle."""
+
+
+class ReferenceViewConfig(GenfabModel):
+    """How `ref_image` is chosen for a target view."""
+
+    strategy: Literal["fixed-camera", "nearest-camera", "random-camera"] = "nearest-camera"
+    """fixed-camera (`referenceCamId`), the nearest other camera by pose, or a random other camera."""
+    reference_cam_id: int | None = Field(None, ge=0)
+    """Reference camera for fixed-camera."""
+    frame_offset: int = Field(0, ge=-10000, le=10000)
+    """Reference frame = target frame + offset (`reference_fname` may differ from `target_fname`)."""
+
+
+class DifixConfig(GenfabModel):
+    """Seed 002's DiFix data generation experiment."""
+
+    rules = (
+        Rule(
+            "self.referenceView.strategy != 'fixed-camera' || has(self.referenceView.referenceCamId)",
+            "referenceView.strategy fixed-camera needs `referenceView.referenceCamId`",
+            "referenceView",
+            lambda m: m.reference_view.strategy != "fixed-camera" or m.reference_view.reference_cam_id is not None,
+        ),
+        Rule(
+            "self.sources.all(s, self.sources.exists_one(t, t.name == s.name))",
+            "source names must be unique",
+            "sources",
+            lambda m: len({s.name for s in m.sources}) == len(m.sources),
+        ),
+    )
+
+    sources: list[DifixSource] = Field(min_length=1, max_length=32)
+    """Source datasets."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    """Leak-free split."""
+    reference_view: ReferenceViewConfig = Field(default_factory=ReferenceViewConfig)
+    """Reference-view strategy."""
+    prompt: str = Field("remove degradation", max_length=1024)
+    """Prompt written to every `difix/data.json` entry."""
+    image_format: Literal["jpg", "png"] = "jpg"
+    """Format of `target_image` and `ref_image` (`image.png` is always PNG)."""

@@ -1,0 +1,62 @@
+"""Validation errors as users need them: field path, bad value, what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from genfab.api.base import RULE_ERROR
+
+MAX_VALUE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    """Dotted camelCase path, e.g. `spec.vistadream.coarseMinInpaintRatio`."""
+    message: str
+    value: str | None = None
+    """repr of the offending value (shortened), when there is one."""
+
+    def __str__(self) -> str:
+        got = f" (got {self.value})" if self.value is not None else ""
+        return f"{self.path}: {self.message}{got}"
+
+
+def _path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
+
+
+def field_errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        value: Any = err.get("input")
+        message = err["msg"]
+        if err["type"] == RULE_ERROR:
+            field = (err.get("ctx") or {}).get("field")
+            if field:
+                loc = (*loc, field)
+                value = value.get(field) if isinstance(value, dict) else None
+            message = message.removeprefix("Value error, ")
+        elif err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; fields are camelCase)"
+        show = value is not None and err["type"] not in ("missing", "extra_forbidden") and not isinstance(value, dict)
+        errors.append(FieldError(_path(loc), message, _short(value) if show else None))
+    return errors

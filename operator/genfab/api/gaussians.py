@@ -1,0 +1,53 @@
+"""3D Gaussian Splatting training parameters (gsplat), shared by both scene pipelines."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule
+
+
+class GaussiansConfig(GenfabModel):
+    """3DGS training (seed 000 Stage 3 `run_3dgs_only`, seed 001 `GS_Train_Tool`) on gsplat."""
+
+    rules = (
+        Rule(
+            "self.strategy != 'mcmc' || self.capMax >= self.initNumPoints",
+            "capMax must be >= initNumPoints for the mcmc strategy",
+            "capMax",
+            lambda m: m.strategy != "mcmc" or m.cap_max >= m.init_num_points,
+        ),
+    )
+
+    steps: int = Field(30000, ge=1, le=1_000_000)
+    """Optimisation steps per scene (gsplat's simple trainer default: 30k)."""
+    strategy: Literal["default", "mcmc"] = "default"
+    """Densification strategy: gsplat `DefaultStrategy` (clone/split/prune) or `MCMCStrategy`."""
+    cap_max: int = Field(1_000_000, ge=1000, le=50_000_000)
+    """Most Gaussians for the mcmc strategy."""
+    sh_degree: int = Field(3, ge=0, le=4)
+    """Final spherical-harmonics degree."""
+    sh_degree_interval: int = Field(1000, ge=1)
+    """Steps between SH degree increases."""
+    ssim_lambda: float = Field(0.2, ge=0.0, le=1.0)
+    """Weight of the (1 - SSIM) term; L1 gets 1 - ssimLambda."""
+    init_type: Literal["points", "random"] = "points"
+    """Initialise from upstream points (depth/geometry) or uniformly at random in the scene bounds."""
+    init_num_points: int = Field(100_000, ge=1, le=10_000_000)
+    """Number of random points when `initType` is random (or no points are available)."""
+    init_extent: float = Field(3.0, gt=0.0)
+    """Half-size of the random-init cube, in scene units (times the scene scale)."""
+    packed: bool = False
+    """gsplat packed mode (less memory for large scenes)."""
+    sparse_grad: bool = False
+    """Sparse gradients (needs packed mode)."""
+    antialiased: bool = False
+    """Anti-aliased rasterization (gsplat `rasterize_mode="antialiased"`)."""
+    test_every: int = Field(8, ge=2, le=1000)
+    """Every N-th view is held out for evaluation (PSNR, SSIM, LPIPS)."""
+    scenes_per_pod: int = Field(1, ge=1, le=64)
+    """Scenes trained concurrently on one GPU (multi-scene packing)."""
+    seed: int = Field(42, ge=0)
+    """Random seed (deterministic initialisation and view order)."""

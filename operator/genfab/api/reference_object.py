@@ -1,0 +1,226 @@
+"""DatasetJob type `reference-object` (seed 004): one reference image -> YOLO segmentation dataset."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule
+from genfab.api.common import FloatRange, IntRange
+from genfab.api.types import InputUri, Probability
+
+Azimuth = Literal["front", "front_right", "side_right", "back_right", "back", "back_left", "side_left", "front_left"]
+Elevation = Literal["low_angle", "eye_level", "elevated", "high_angle"]
+Distance = Literal["close_up", "medium", "wide"]
+ZERO123_VIEWS = 6
+
+
+class PerspectivesConfig(GenfabModel):
+    """Step 2: viewing angles of the object."""
+
+    generator: Literal["qwen_multicamera", "zero123"] = "qwen_multicamera"
+    """qwen_multicamera (LoRA, configurable views) or zero123 (6 fixed views)."""
+    azimuths: list[Azimuth] = Field(
+        default_factory=lambda: ["front", "side_left", "back", "side_right"], min_length=1, max_length=8
+    )
+    """Azimuths for qwen_multicamera."""
+    elevations: list[Elevation] = Field(default_factory=lambda: ["eye_level"], min_length=1, max_length=4)
+    """Elevations for qwen_multicamera."""
+    distances: list[Distance] = Field(default_factory=lambda: ["medium"], min_length=1, max_length=3)
+    """Distances for qwen_multicamera."""
+    lora: str = Field("dx8152/Qwen-Edit-2509-Multiple-angles", max_length=256)
+    """Multi-camera LoRA adapter id."""
+
+    def count(self) -> int:
+        """Number of perspective images this config produces."""
+        if self.generator == "zero123":
+            return ZERO123_VIEWS
+        return len(self.azimuths) * len(self.elevations) * len(self.distances)
+
+
+class SceneGenerationConfig(GenfabModel):
+    """Steps 3-4: LLM scene prompts, then every perspective x prompt x iteration."""
+
+    num_prompts: int = Field(5, ge=1, le=1000)
+    """Scene prompts to generate (`--num_prompts`)."""
+    num_iterations: int = Field(3, ge=1, le=100)
+    """Renders per perspective x prompt, each with its own seed (`--num_iterations`)."""
+    system_prompt_uri: InputUri | None = None
+    """System prompt for the LLM (`--system_prompt_file`); unset uses the bundled
+    `system_qwen_edit.txt`."""
+    project_info_uri: InputUri | None = None
+    """Project-specific context for the LLM (`--project_info_file`)."""
+    model_path: str = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
+    """Qwen Image Edit model (`--model_path`)."""
+    llm_endpoint: str = Field("http://ollama:11434", pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
+    """Ollama endpoint for prompt generation."""
+    llm_model: str = Field("llama3.1", max_length=128)
+    """Ollama model."""
+
+
+class QwenAugmentationConfig(GenfabModel):
+    """Step 5 (optional): generative augmentations, images only."""
+
+    enabled: bool = False
+    """`--enable_qwen_augmentation`."""
+    predefined_prompts_uri: InputUri | None = None
+    """One augmentation prompt per line (`--predefined_prompts_file`); unset uses the bundled
+    `qwen_edit_augmentations.txt`."""
+    count: int = Field(1, ge=1, le=100)
+    """Augmented versions per image (`--qwen_augmentation_count`)."""
+
+
+class AnnotationConfig(GenfabModel):
+    """Step 6: PerSAM + SAM2 segmentation into a YOLO dataset."""
+
+    enabled: bool = True
+    """`--enable_annotation`."""
+    split_ratio: float = Field(0.8, gt=0.0, lt=1.0)
+    """Train fraction of the train/val split."""
+    sam_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"
+    """SAM backbone."""
+    sam_checkpoint: str | None = Field(None, max_length=1024)
+    """SAM checkpoint (default: from the model location)."""
+    sam2_config: str | None = Field(None, max_length=1024)
+    """SAM2 config (default: from the model location)."""
+    sam2_checkpoint: str | None = Field(None, max_length=1024)
+    """SAM2 checkpoint (default: from the model location)."""
+    persam_training: bool = False
+    """Fine-tune PerSAM on the reference (`--enable_persam_training`)."""
+    persam_lr: float = Field(1e-3, gt=0.0, le=1.0)
+    """PerSAM learning rate."""
+    persam_epochs: int = Field(1000, ge=1, le=100000)
+    """PerSAM training epochs."""
+    persam_log_epoch: int = Field(200, ge=1, le=100000)
+    """PerSAM log interval."""
+
+
+class CvProbabilities(GenfabModel):
+    """Each augmentation is applied independently with its probability."""
+
+    bw: Probability = 0.5
+    """Black & white conversion."""
+    saturation: Probability = 0.7
+    """Saturation shift."""
+    contrast: Probability = 0.5
+    """Contrast adjustment."""
+    brightness: Probability = 0.3
+    """Brightness adjustment."""
+    motion_blur: Probability = 0.8
+    """Motion blur kernel."""
+    compression_noise: Probability = 1.0
+    """JPEG compression noise."""
+
+
+class CvRanges(GenfabModel):
+    """Intensity ranges of the augmentations."""
+
+    rules = (
+        Rule(
+            "self.saturation.min >= 0.0 && self.contrast.min >= 0.0 && self.brightness.min >= 0.0",
+            "saturation, contrast and brightness multipliers must be >= 0",
+            "saturation",
+            lambda m: min(m.saturation.min, m.contrast.min, m.brightness.min) >= 0.0,
+        ),
+        Rule(
+            "self.motionBlur.min >= 3 && self.compressionIterations.min >= 1",
+            "motionBlur kernel must be >= 3 pixels and compressionIterations >= 1",
+            "motionBlur",
+            lambda m: m.motion_blur.min >= 3 and m.compression_iterations.min >= 1,
+        ),
+        Rule(
+            "self.compressionQuality.min >= 1 && self.compressionQuality.max <= 100",
+            "compressionQuality must lie within 1-100",
+            "compressionQuality",
+            lambda m: m.compression_quality.min >= 1 and m.compression_quality.max <= 100,
+        ),
+    )
+
+    saturation: FloatRange = Field(default_factory=lambda: FloatRange(min=0.1, max=2.5))
+    """Saturation multiplier (1.0 = unchanged)."""
+    contrast: FloatRange = Field(default_factory=lambda: FloatRange(min=0.2, max=0.8))
+    """Contrast multiplier."""
+    brightness: FloatRange = Field(default_factory=lambda: FloatRange(min=0.4, max=1.5))
+    """Brightness multiplier."""
+    motion_blur: IntRange = Field(default_factory=lambda: IntRange(min=20, max=55))
+    """Motion blur kernel size in pixels."""
+    compression_iterations: IntRange = Field(default_factory=lambda: IntRange(min=10, max=30))
+    """Number of JPEG re-compression passes."""
+    compression_quality: IntRange = Field(default_factory=lambda: IntRange(min=10, max=40))
+    """JPEG quality (1-100)."""
+
+
+class CvAugmentationConfig(GenfabModel):
+    """Step 7 (optional): classical augmentations of the annotated dataset."""
+
+    enabled: bool = True
+    """`--enable_cv_augmentation`."""
+    count: int = Field(1, ge=1, le=100)
+    """Augmented versions per annotated image (`--cv_augmentation_count`)."""
+    probabilities: CvProbabilities = Field(default_factory=CvProbabilities)
+    """Per-augmentation probabilities."""
+    ranges: CvRanges = Field(default_factory=CvRanges)
+    """Per-augmentation ranges."""
+
+
+class RetryConfig(GenfabModel):
+    """Retry & recovery."""
+
+    max_retries: int = Field(3, ge=0, le=20)
+    """Retries per image generation attempt inside a shard (`--max_retries`)."""
+    retry_failed: bool = False
+    """Re-run only the failed Step 4 generations recorded in the run state (`--retry_failed`)."""
+    retry_failed_qwen_augmentations: bool = False
+    """Re-run only the failed Step 5 augmentations (`--retry_failed_qwen_augmentations`)."""
+
+
+class ReferenceObjectConfig(GenfabModel):
+    """Seed 004's pipeline parameters, table by table."""
+
+    rules = (
+        Rule(
+            "!self.annotation.enabled || has(self.inputMask)",
+            "`inputMask` is required when annotation is enabled",
+            "inputMask",
+            lambda m: not m.annotation.enabled or m.input_mask is not None,
+        ),
+        Rule(
+            "!self.cvAugmentation.enabled || self.annotation.enabled",
+            "cvAugmentation runs on the annotated dataset: enable annotation too",
+            "cvAugmentation",
+            lambda m: not m.cv_augmentation.enabled or m.annotation.enabled,
+        ),
+        Rule(
+            "!self.retry.retryFailedQwenAugmentations || self.qwenAugmentation.enabled",
+            "retryFailedQwenAugmentations needs qwenAugmentation.enabled",
+            "retry",
+            lambda m: not m.retry.retry_failed_qwen_augmentations or m.qwen_augmentation.enabled,
+        ),
+    )
+
+    input_image: InputUri
+    """Reference image of the object (`--input_image`)."""
+    input_mask: InputUri | None = None
+    """Mask of the reference image (`--input_mask`); required when annotation is enabled."""
+    object_name: str = Field(min_length=1, max_length=256)
+    """Object name, used for labels and prompts (`--object_name`)."""
+    execution_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    """Execution folder under the output (seed `--execution_name`). Unset: the resource name. The
+    seed's `--execution_mode new/last/by_name` map to choosing a new or an existing name here."""
+    start_from_step: int = Field(1, ge=1, le=7)
+    """Start from this step (1-7); earlier steps' outputs are reused (`--start_from_step`)."""
+    perspectives: PerspectivesConfig = Field(default_factory=PerspectivesConfig)
+    """Step 2."""
+    scenes: SceneGenerationConfig = Field(default_factory=SceneGenerationConfig)
+    """Steps 3-4."""
+    qwen_augmentation: QwenAugmentationConfig = Field(default_factory=QwenAugmentationConfig)
+    """Step 5."""
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    """Step 6."""
+    cv_augmentation: CvAugmentationConfig = Field(default_factory=CvAugmentationConfig)
+    """Step 7."""
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    """Retry & recovery."""
+    seed: int = Field(12345, ge=0)
+    """Base seed for per-image seeds."""

@@ -1,0 +1,202 @@
+"""DatasetJob type `relighting` (seed 003): segmentation -> albedo -> new lighting -> recombination."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule
+from genfab.api.common import FloatRange
+from genfab.api.types import InputUri, Probability, SampleId
+
+SegmentationBackend = Literal["sam3", "sam2", "classical"]
+AlbedoMethodName = Literal["intrinsic-anything", "retinex", "lab"]
+
+WEIGHT_TOLERANCE = 1e-6
+
+
+class RelightingInput(GenfabModel):
+    """Input portraits: every image (png/jpg/webp) under `uri`, or only `sampleIds`."""
+
+    uri: InputUri
+    """Folder (prefix) of input images, e.g. the seed's `data/raw/`."""
+    sample_ids: list[SampleId] | None = Field(None, min_length=1, max_length=100000)
+    """Only these images (file name without extension)."""
+
+
+class SegmentationConfig(GenfabModel):
+    """Stage 1: split each input into `_foreground`, `_background` and `_mask`."""
+
+    rules = (
+        Rule(
+            "self.backends.all(b, self.backends.exists_one(c, c == b))",
+            "`backends` must not repeat a backend",
+            "backends",
+            lambda m: len(set(m.backends)) == len(m.backends),
+        ),
+    )
+
+    backends: list[SegmentationBackend] = Field(
+        default_factory=lambda: ["sam3", "sam2", "classical"], min_length=1, max_length=3
+    )
+    """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box, and the
+    classical CPU path (OpenCV cascades seeding GrabCut, refined to a soft alpha)."""
+    text_prompt: str = Field("person", min_length=1, max_length=256)
+    """What to segment (SAM3 text prompt, detector query for SAM2)."""
+    sam3_model: str = Field("facebook/sam3", max_length=256)
+    """SAM3 model id (a folder under the model location)."""
+    sam2_model: str = Field("facebook/sam2.1-hiera-large", max_length=256)
+    """SAM2 model id."""
+    detector_model: str = Field("IDEA-Research/grounding-dino-tiny", max_length=256)
+    """Open-vocabulary detector that prompts SAM2 with a box (Grounding DINO or OWLv2)."""
+    box_threshold: Probability = 0.3
+    """Detector score threshold."""
+    mask_threshold: Probability = 0.5
+    """Mask probability threshold for the binary mask."""
+
+
+class AlbedoMethod(GenfabModel):
+    """One albedo method in the fallback chain."""
+
+    name: AlbedoMethodName
+    """intrinsic-anything (needs a checkpoint), retinex (Multi-Scale Retinex) or lab."""
+    probability: Probability = 1.0
+    """Chance this method is used for a sample; otherwise the next method is tried."""
+
+
+class AlbedoConfig(GenfabModel):
+    """Stage 2: remove the existing lighting from the foreground (intrinsic albedo)."""
+
+    rules = (
+        Rule(
+            "self.methods[size(self.methods) - 1].probability == 1.0",
+            "the last albedo method must have probability 1.0 so every sample gets an albedo",
+            "methods",
+            lambda m: m.methods[-1].probability == 1.0,
+        ),
+        Rule(
+            "!self.methods.exists(x, x.name == 'intrinsic-anything') || has(self.intrinsicAnythingCheckpoint)",
+            "method intrinsic-anything needs `intrinsicAnythingCheckpoint`",
+            "intrinsicAnythingCheckpoint",
+            lambda m: all(x.name != "intrinsic-anything" for x in m.methods)
+            or m.intrinsic_anything_checkpoint is not None,
+        ),
+    )
+
+    methods: list[AlbedoMethod] = Field(
+        default_factory=lambda: [
+            AlbedoMethod(name="retinex", probability=0.8),
+            AlbedoMethod(name="lab", probability=1.0),
+        ],
+        min_length=1,
+        max_length=3,
+    )
+    """Methods in order: each is used with its probability, else the next is tried.
+    Seed default: Retinex (80%), then LAB (always); IntrinsicAnything disabled."""
+    retinex_scales: list[Annotated[float, Field(gt=0.0, le=10000.0)]] = Field(default_factory=lambda: [15.0, 80.0, 250.0], min_length=1, max_length=8)
+    """Gaussian sigmas of Multi-Scale Retinex."""
+    blend: FloatRange = Field(default_factory=lambda: FloatRange(min=0.15, max=0.25))
+    """Fraction of the original image blended back in (reduces over-brightening)."""
+    intrinsic_anything_checkpoint: InputUri | None = None
+    """IntrinsicAnything checkpoint (used by a custom `albedo` stage image)."""
+
+
+class DegradationWeights(GenfabModel):
+    """Probabilities of the degradation methods; they must sum to 1."""
+
+    rules = (
+        Rule(
+            "self.softShading + self.hardShadow + self.specular + self.ambientOnly > 0.999999 && "
+            "self.softShading + self.hardShadow + self.specular + self.ambientOnly < 1.000001",
+            "degradation weights (softShading + hardShadow + specular + ambientOnly) must sum to 1",
+            "softShading",
+            lambda m: abs(m.soft_shading + m.hard_shadow + m.specular + m.ambient_only - 1.0) < WEIGHT_TOLERANCE,
+            lambda m: "degradation weights must sum to 1, got "
+            f"{m.soft_shading + m.hard_shadow + m.specular + m.ambient_only:g}",
+        ),
+    )
+
+    soft_shading: Probability = 0.8
+    """Lambertian soft shading (the seed's primary method, 80%)."""
+    hard_shadow: Probability = 0.0
+    """Procedural hard shadows (Perlin noise, geometric, blob); disabled in the seed."""
+    specular: Probability = 0.0
+    """Soft shading plus Phong highlights; disabled in the seed."""
+    ambient_only: Probability = 0.2
+    """The rest of the seed's draws: the albedo under ambient light only (no directional shading)."""
+
+
+class SoftShadingConfig(GenfabModel):
+    """`I = albedo x (ambient + (1 - ambient) x max(0, N·L))`, light from the upper hemisphere."""
+
+    ambient: FloatRange = Field(default_factory=lambda: FloatRange(min=0.6, max=0.85))
+    """Ambient light range; high ambient = subtle shadows (seed: 0.6-0.85)."""
+    shadow_patterns: bool = True
+    """Add subtle shadow patterns."""
+    normals: Literal["auto", "depth-anything", "dpt", "marigold", "classical"] = "auto"
+    """Normal source: a depth model on the GPU, Marigold normals, or classical normals from the
+    mask geometry on the CPU; auto picks a model when one is available."""
+    depth_model: str = Field("depth-anything/Depth-Anything-V2-Small-hf", max_length=256)
+    """Depth model id for depth-anything / dpt normals."""
+
+
+class HardShadowConfig(GenfabModel):
+    """Procedural hard shadows."""
+
+    patterns: list[Literal["perlin", "geometric", "blob"]] = Field(
+        default_factory=lambda: ["perlin", "geometric", "blob"], min_length=1, max_length=3
+    )
+    """Shadow generators to draw from."""
+    strength: FloatRange = Field(default_factory=lambda: FloatRange(min=0.3, max=0.7))
+    """Darkening inside the shadow."""
+
+
+class SpecularConfig(GenfabModel):
+    """Soft shading plus Phong highlights `(R·V)^shininess`."""
+
+    shininess: FloatRange = Field(default_factory=lambda: FloatRange(min=8.0, max=64.0))
+    """Phong exponent."""
+    strength: FloatRange = Field(default_factory=lambda: FloatRange(min=0.1, max=0.4))
+    """Highlight intensity."""
+
+
+class DegradationConfig(GenfabModel):
+    """Stage 3: new illumination on the albedo (not noise)."""
+
+    weights: DegradationWeights = Field(default_factory=DegradationWeights)
+    """Method probabilities."""
+    soft_shading: SoftShadingConfig = Field(default_factory=SoftShadingConfig)
+    """Soft shading parameters."""
+    hard_shadow: HardShadowConfig = Field(default_factory=HardShadowConfig)
+    """Hard shadow parameters."""
+    specular: SpecularConfig = Field(default_factory=SpecularConfig)
+    """Specular parameters."""
+
+
+class CaptioningConfig(GenfabModel):
+    """Stage 4 (disabled in the seed): captions for the pairs."""
+
+    enabled: bool = False
+    """Run the caption stage."""
+    model: str = Field("Salesforce/blip-image-captioning-base", max_length=256)
+    """Captioning model id (or use a custom `caption` stage)."""
+
+
+class RelightingConfig(GenfabModel):
+    """Seed 003's `mvp_config.yaml` as a typed block."""
+
+    input: RelightingInput
+    """Input portraits."""
+    num_samples: int | None = Field(None, ge=1, le=10_000_000)
+    """Process at most this many inputs, in sorted order (seed `--num-samples`); unset = all."""
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    """Stage 1."""
+    albedo: AlbedoConfig = Field(default_factory=AlbedoConfig)
+    """Stage 2."""
+    degradation: DegradationConfig = Field(default_factory=DegradationConfig)
+    """Stage 3."""
+    captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
+    """Stage 4."""
+    seed: int = Field(0, ge=0)
+    """Base seed; each sample's seed derives from it and the sample id (reproducible outputs)."""

@@ -1,0 +1,100 @@
+"""The three custom resources: group `genfab.dev`, version `v1alpha1`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genfab.api.base import GenfabModel
+from genfab.api.datasetjob import DatasetJobSpec
+from genfab.api.scenejob import SceneJobSpec
+from genfab.api.status import ResourceStatus
+from genfab.api.tuningrun import TuningRunSpec
+from genfab.api.types import DNS_LABEL_RE
+
+GROUP = "genfab.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ObjectMeta(BaseModel):
+    """The parts of `metadata` genfab reads; everything else is kept as is."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL_RE.pattern)
+    """Resource name: a DNS-1123 label of at most 40 characters (child Job names add the stage
+    name and a config hash)."""
+    namespace: str | None = Field(None, max_length=63, pattern=DNS_LABEL_RE.pattern)
+    """Namespace."""
+    generation: int | None = None
+    """Set by the API server; bumps on every spec change."""
+    uid: str | None = None
+    """Set by the API server."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations."""
+
+
+class _Resource(GenfabModel):
+    api_version: Literal["genfab.dev/v1alpha1"] = Field(alias="apiVersion")
+    """`genfab.dev/v1alpha1`."""
+    metadata: ObjectMeta
+    """Object metadata."""
+    status: ResourceStatus | None = None
+    """Observed state, written by genfab."""
+
+
+class SceneJob(_Resource):
+    """Generate 3D Gaussian scenes from images or prompts."""
+
+    kind: Literal["SceneJob"]
+    """`SceneJob`."""
+    spec: SceneJobSpec
+    """Desired state."""
+
+
+class DatasetJob(_Resource):
+    """Generate a synthetic training dataset."""
+
+    kind: Literal["DatasetJob"]
+    """`DatasetJob`."""
+    spec: DatasetJobSpec
+    """Desired state."""
+
+
+class TuningRun(_Resource):
+    """Fine-tune a model (DiFix) on an exported dataset."""
+
+    kind: Literal["TuningRun"]
+    """`TuningRun`."""
+    spec: TuningRunSpec
+    """Desired state."""
+
+
+Resource = SceneJob | DatasetJob | TuningRun
+KINDS: dict[str, type[SceneJob] | type[DatasetJob] | type[TuningRun]] = {
+    "SceneJob": SceneJob,
+    "DatasetJob": DatasetJob,
+    "TuningRun": TuningRun,
+}
+PLURALS = {"SceneJob": "scenejobs", "DatasetJob": "datasetjobs", "TuningRun": "tuningruns"}
+SHORT_NAMES = {"SceneJob": ["sj"], "DatasetJob": ["dsj"], "TuningRun": ["tr"]}
+
+
+class UnknownKindError(ValueError):
+    """The document is not a genfab resource."""
+
+
+def parse_resource(doc: Any) -> Resource:
+    """Validate one YAML/JSON document into its resource model (raises pydantic.ValidationError)."""
+    if not isinstance(doc, dict):
+        raise UnknownKindError(f"expected a mapping with apiVersion and kind, got {type(doc).__name__}")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise UnknownKindError(f"kind: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if doc.get("apiVersion") != API_VERSION:
+        raise UnknownKindError(f"apiVersion: got {doc.get('apiVersion')!r}; allowed: {API_VERSION!r}")
+    return KINDS[kind].model_validate(doc)

@@ -1,0 +1,238 @@
+"""SceneJob: image or prompt -> 3D Gaussian scene (seed 000 `worldexplorer`, seed 001 `vistadream`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genfab.api.base import GenfabModel, Rule, at_most_one, exactly_one
+from genfab.api.common import CommonSpec, stage_rules
+from genfab.api.gaussians import GaussiansConfig
+from genfab.api.types import DnsLabel, InputUri, RelativePath
+
+Variant = Literal["photorealistic", "stylized", "default"]
+VARIANTS: tuple[Variant, ...] = ("photorealistic", "stylized", "default")
+
+
+class CuratedModel(BaseModel):
+    """Seed 000's `metadata.json` keeps its own snake_case keys; unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+
+class VariantPaths(CuratedModel):
+    """One variant of a sample: `original_path` or `path`, relative to the dataset root."""
+
+    original_path: RelativePath | None = None
+    """Image path (preferred key)."""
+    path: RelativePath | None = None
+    """Image path (alternative key)."""
+
+
+class ScaffoldHints(CuratedModel):
+    """Per-sample scaffold fields of `metadata.json`."""
+
+    input_image: RelativePath | None = None
+    """Fallback input image when the sample has no variant paths."""
+
+
+class CuratedSample(CuratedModel):
+    """One entry of `samples[]` in seed 000's curated_set `metadata.json`."""
+
+    index: int | None = Field(None, ge=0, le=999999)
+    """Sample index (`index_XXXX`); defaults to the position in `samples[]`."""
+    prompt: str | None = Field(None, max_length=4096)
+    """Scene prompt (used by the scaffold_gen method)."""
+    photorealistic: VariantPaths | None = None
+    """Photorealistic variant image."""
+    stylized: VariantPaths | None = None
+    """Stylized variant image."""
+    scaffold: ScaffoldHints | None = None
+    """Scaffold fields (fallback `input_image`)."""
+
+
+class CuratedManifest(CuratedModel):
+    """Seed 000's curated_set `metadata.json`."""
+
+    samples: list[CuratedSample] = Field(max_length=100000)
+    """The samples."""
+
+
+class SceneInput(GenfabModel):
+    """Exactly one input form: one image, a `metadata.json` manifest, or inline samples."""
+
+    rules = (
+        exactly_one("image", "manifest", "samples"),
+        Rule(
+            "!has(self.samples) || has(self.datasetUri)",
+            "`datasetUri` is required with inline `samples` (their paths are relative to it)",
+            "datasetUri",
+            lambda m: m.samples is None or m.dataset_uri is not None,
+        ),
+    )
+
+    image: InputUri | None = None
+    """One input image; it becomes sample `index_0000` of variant `default`."""
+    manifest: InputUri | None = None
+    """URI of a curated_set `metadata.json`; sample paths are relative to its folder."""
+    samples: list[CuratedSample] | None = Field(None, min_length=1, max_length=10000)
+    """Inline samples in the `metadata.json` format."""
+    dataset_uri: InputUri | None = None
+    """Dataset root for inline `samples`."""
+
+
+class ScaffoldConfig(GenfabModel):
+    """Stage 1 (seed 000): the 8-view 360° scaffold."""
+
+    rules = (
+        Rule(
+            "self.method != 'single_image' || !has(self.customPrompts)",
+            "`customPrompts` only apply to method scaffold_gen",
+            "customPrompts",
+            lambda m: m.method != "single_image" or m.custom_prompts is None,
+        ),
+    )
+
+    method: Literal["single_image", "scaffold_gen"] = "single_image"
+    """single_image: SEVA views from the input image (context-preserving, the seed's default);
+    scaffold_gen: WorldExplorer text prompts (FLUX + inpainting) with the image as view 000."""
+    selection: Literal["fast", "automatic", "manual"] = "fast"
+    """How in-between views 001/003/005/007 are chosen: fast (one inpainting each), automatic
+    (CLIP picks the best of `inpaintCandidates`), manual (candidates are written; a person copies
+    the chosen ones into `final/` before Stage 2 runs)."""
+    inpaint_candidates: int = Field(4, ge=1, le=32)
+    """Inpainting variants per gap for automatic and manual selection."""
+    theme: str | None = Field(None, max_length=512)
+    """Theme for the generated prompts (scaffold_gen)."""
+    custom_prompts: list[str] | None = Field(None, min_length=4, max_length=4)
+    """Prompts for the four cardinal views 000/002/004/006 (scaffold_gen)."""
+
+
+class ExpansionConfig(GenfabModel):
+    """Stage 2 (seed 000): trajectory generation + VGGT geometry, without 3DGS."""
+
+    num_frames: int = Field(120, ge=8, le=2000)
+    """Frames generated along the trajectory through the scaffold."""
+    vggt_confidence_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    """Points below this VGGT confidence quantile are dropped before 3DGS."""
+
+
+class WorldExplorerConfig(GenfabModel):
+    """Seed 000: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
+
+    scaffold: ScaffoldConfig = Field(default_factory=ScaffoldConfig)
+    """Stage 1."""
+    expansion: ExpansionConfig = Field(default_factory=ExpansionConfig)
+    """Stage 2."""
+
+
+class VistaDreamConfig(GenfabModel):
+    """Seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render."""
+
+    rules = (
+        Rule(
+            "self.coarseMinInpaintRatio <= self.coarseMaxInpaintRatio",
+            "coarseMinInpaintRatio must be <= coarseMaxInpaintRatio",
+            "coarseMinInpaintRatio",
+            lambda m: m.coarse_min_inpaint_ratio <= m.coarse_max_inpaint_ratio,
+        ),
+    )
+
+    stage: Literal["no-outpaint", "outpaint", "fine", "coarse"] = "no-outpaint"
+    """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
+    coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
+    expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
+    """Fraction of the image size added as outpainting border, distributed per side."""
+    max_resolution: int = Field(1024, ge=64, le=4096, multiple_of=32)
+    """Longest side after `process_image` (multiples of 32)."""
+    n_frames: int = Field(10, ge=1, le=1000)
+    """Frames of the camera trajectory for coarse expansion."""
+    traj_type: Literal["spiral", "forward", "rotate", "wobble"] = "spiral"
+    """Trajectory shape."""
+    traj_forward_ratio: float = Field(0.3, ge=0.0, le=10.0)
+    """Forward camera motion, relative to scene depth."""
+    traj_backward_ratio: float = Field(0.4, ge=0.0, le=10.0)
+    """Backward camera motion, relative to scene depth."""
+    traj_max_percentage: float = Field(60.0, gt=0.0, le=100.0)
+    """Depth percentile bounding the camera motion."""
+    coarse_min_inpaint_ratio: float = Field(0.05, ge=0.0, le=1.0)
+    """Candidate poses need an inpaint ratio >= this."""
+    coarse_max_inpaint_ratio: float = Field(0.25, ge=0.0, le=1.0)
+    """Candidate poses with an inpaint ratio > this are discarded."""
+    coarse_adjacent_exclusion: int = Field(1, ge=0, le=100)
+    """Exclude poses within ±N dense indices of already selected ones."""
+    coarse_dense_multiplier: int = Field(4, ge=1, le=64)
+    """Dense trajectory = nFrames x this (more candidates, slower selection)."""
+    coarse_fallback_mode: Literal["none", "closest"] = "none"
+    """closest: when no candidate is in band, pick the one closest to [min, max]."""
+    coarse_margin: int = Field(32, ge=0, le=1024)
+    """Render margin in pixels around a candidate frame."""
+    coarse_print_summary: bool = True
+    """Log the `[COARSE] Summary` (selected frames, added splats)."""
+    init_iterations: int = Field(100, ge=1, le=100000)
+    """GS_Train_Tool iterations after initialisation."""
+    coarse_iterations: int = Field(500, ge=1, le=100000)
+    """GS_Train_Tool iterations after each added coarse frame."""
+    render_frames: int = Field(150, ge=1, le=5000)
+    """Most frames of the final render trajectory (scaled to 25 per scene frame)."""
+    ply_name: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+\.ply$")
+    """File name of the exported PLY inside the sample's output folder."""
+
+
+class TuningRunRef(GenfabModel):
+    """A TuningRun in the same namespace whose checkpoint refines the scenes."""
+
+    name: DnsLabel
+    """TuningRun name."""
+    step: int | None = Field(None, ge=0)
+    """Checkpoint step (`model_<step>.pkl`); unset takes the run's last checkpoint."""
+
+
+class Refinement(GenfabModel):
+    """DiFix refinement checkpoint (seed 002's `train.difix.model_checkpoint_path` contract)."""
+
+    rules = (exactly_one("tuningRunRef", "checkpointUri"),)
+
+    tuning_run_ref: TuningRunRef | None = None
+    """Take the checkpoint from a TuningRun; the stage waits until the run has it."""
+    checkpoint_uri: InputUri | None = None
+    """An explicit `model_<step>.pkl`."""
+
+
+class SceneJobSpec(CommonSpec):
+    """A batch of 3D scenes generated from images or prompts."""
+
+    rules = (
+        Rule(
+            "self.pipeline == 'worldexplorer' || !has(self.worldexplorer)",
+            "`worldexplorer` settings need pipeline worldexplorer",
+            "worldexplorer",
+            lambda m: m.pipeline == "worldexplorer" or m.worldexplorer is None,
+        ),
+        Rule(
+            "self.pipeline == 'vistadream' || !has(self.vistadream)",
+            "`vistadream` settings need pipeline vistadream",
+            "vistadream",
+            lambda m: m.pipeline == "vistadream" or m.vistadream is None,
+        ),
+        at_most_one("worldexplorer", "vistadream"),
+        *stage_rules("pipeline", {"worldexplorer": "worldexplorer", "vistadream": "vistadream"}),
+    )
+
+    pipeline: Literal["worldexplorer", "vistadream"]
+    """worldexplorer (seed 000) or vistadream (seed 001)."""
+    input: SceneInput
+    """Images to turn into scenes."""
+    indices: list[Annotated[int, Field(ge=0, le=999999)]] | None = Field(None, min_length=1, max_length=100000)
+    """Only these sample indices (seed 000 `--indices`)."""
+    variants: list[Variant] | None = Field(None, min_length=1, max_length=3)
+    """Only these variants; unset runs every variant a sample has (`default` is the fallback)."""
+    worldexplorer: WorldExplorerConfig | None = None
+    """Seed 000 parameters (defaults apply when unset)."""
+    vistadream: VistaDreamConfig | None = None
+    """Seed 001 parameters (defaults apply when unset)."""
+    gaussians: GaussiansConfig = Field(default_factory=GaussiansConfig)
+    """3DGS training (both pipelines)."""
+    refinement: Refinement | None = None
+    """Optional DiFix checkpoint used to refine renders during 3DGS."""

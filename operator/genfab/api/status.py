@@ -1,0 +1,114 @@
+"""Status models, following the Kubernetes API conventions. Kept small: no per-sample lists."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "PartiallySucceeded", "Suspended"]
+StagePhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "PartiallySucceeded",
+                     "Suspended", "Skipped"]
+ConditionType = Literal["Accepted", "InvalidSpec", "Running", "Suspended", "Stalled", "Succeeded", "Failed"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "PartiallySucceeded"})
+
+
+class Condition(GenfabModel):
+    """A condition, as in `metav1.Condition`."""
+
+    type: str = Field(max_length=316)
+    """Accepted, InvalidSpec, Running, Suspended, Stalled, Succeeded or Failed."""
+    status: Literal["True", "False", "Unknown"]
+    """Condition status."""
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """CamelCase reason, e.g. ImagePullBackOff, Unschedulable, PodDeleted, NodeLost, DeadlineExceeded."""
+    message: str = Field("", max_length=32768)
+    """Human-readable details."""
+    last_transition_time: str
+    """RFC 3339 time the status last changed."""
+    observed_generation: int | None = Field(None, ge=0)
+    """The `metadata.generation` this condition was set for."""
+
+
+class SampleCounts(GenfabModel):
+    """Sample counts of a stage."""
+
+    total: int = Field(0, ge=0)
+    """Samples the stage has to process (0 until known)."""
+    succeeded: int = Field(0, ge=0)
+    """Samples committed (with a matching `_SUCCESS.json`)."""
+    failed: int = Field(0, ge=0)
+    """Samples recorded as failed or dropped, with a reason, in the stage's failure list."""
+
+
+class ShardCounts(GenfabModel):
+    """Shard (Job index) counts of a stage, from the Job status."""
+
+    total: int = Field(0, ge=0)
+    """Shards (Job completions)."""
+    succeeded: int = Field(0, ge=0)
+    """Completed indexes."""
+    failed: int = Field(0, ge=0)
+    """Failed indexes (retries exhausted or bad input)."""
+    active: int = Field(0, ge=0)
+    """Running Pods."""
+    ready: int = Field(0, ge=0)
+    """Ready Pods."""
+
+
+class StageStatus(GenfabModel):
+    """Observed state of one stage."""
+
+    name: str = Field(max_length=64)
+    """Stage name."""
+    phase: StagePhase = "Pending"
+    """Stage phase."""
+    config_hash: str = Field("", max_length=64)
+    """Config hash the stage ran (or runs) with."""
+    job_name: str | None = Field(None, max_length=253)
+    """Name of the stage's Job."""
+    samples: SampleCounts = Field(default_factory=SampleCounts)
+    """Sample counts."""
+    shards: ShardCounts = Field(default_factory=ShardCounts)
+    """Shard counts."""
+    start_time: str | None = None
+    """When the stage started (RFC 3339)."""
+    completion_time: str | None = None
+    """When the stage finished (RFC 3339)."""
+    output_uri: str | None = Field(None, max_length=2048)
+    """Where the stage writes."""
+    message: str | None = Field(None, max_length=4096)
+    """Last notable event of the stage."""
+
+
+class ResourceStatus(GenfabModel):
+    """Observed state of a genfab resource."""
+
+    phase: Phase = "Pending"
+    """Pending, Running, Succeeded, Failed, PartiallySucceeded or Suspended."""
+    observed_generation: int | None = Field(None, ge=0)
+    """The `metadata.generation` this status reflects (Argo CD waits for it)."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Conditions, one per type."""
+    current_stage: str | None = Field(None, max_length=64)
+    """The stage running now (the STAGE column)."""
+    progress: str | None = Field(None, max_length=64)
+    """`succeeded/total` samples of the current stage (the PROGRESS column)."""
+    stages: list[StageStatus] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Per-stage status, in plan order."""
+    outputs: dict[str, str] = Field(default_factory=dict, max_length=64)
+    """Named output URIs (e.g. `dataset`, `summary`)."""
+    start_time: str | None = None
+    """When the first stage started."""
+    completion_time: str | None = None
+    """When the resource reached a terminal phase."""

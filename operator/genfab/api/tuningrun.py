@@ -1,0 +1,70 @@
+"""TuningRun: DiFix fine-tuning on an exported dataset (seed 002 `tuning_runs/<run_name>/`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, exactly_one
+from genfab.api.common import CommonSpec, stage_rules
+from genfab.api.types import DnsLabel, InputUri
+
+
+class TuningDataset(GenfabModel):
+    """The training data: a `difix` DatasetJob or the URI of a `difix/data.json`."""
+
+    rules = (exactly_one("datasetJobRef", "dataJsonUri"),)
+
+    dataset_job_ref: DnsLabel | None = None
+    """A DatasetJob of type difix in the same namespace; the run waits until it succeeded."""
+    data_json_uri: InputUri | None = None
+    """A `difix/data.json` written by an earlier export."""
+
+
+class DifixHyperparameters(GenfabModel):
+    """Arguments of `train_difix.py`."""
+
+    learning_rate: float = Field(2e-5, gt=0.0, le=1.0)
+    """Optimizer learning rate."""
+    batch_size: int = Field(1, ge=1, le=1024)
+    """Batch size per GPU."""
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    """Gradient accumulation steps."""
+    max_steps: int = Field(10000, ge=1, le=10_000_000)
+    """Training steps."""
+    checkpoint_every: int = Field(1000, ge=1, le=10_000_000)
+    """Write `checkpoints/model_<step>.pkl` every N steps."""
+    eval_every: int = Field(1000, ge=1, le=10_000_000)
+    """Evaluate on the test split every N steps (written to `eval/`)."""
+    mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
+    """accelerate `--mixed_precision`."""
+    resolution: int = Field(512, ge=64, le=4096, multiple_of=8)
+    """Training resolution."""
+    lambda_lpips: float = Field(1.0, ge=0.0)
+    """LPIPS loss weight."""
+    lambda_gram: float = Field(1.0, ge=0.0)
+    """Gram (style) loss weight."""
+    seed: int = Field(42, ge=0)
+    """Training seed."""
+
+
+class TuningRunSpec(CommonSpec):
+    """One fine-tuning run (one hyperparameter setup) on one data export."""
+
+    rules = (*stage_rules("trainer", {"difix": "tuning-difix"}),)
+
+    dataset: TuningDataset
+    """Training data."""
+    trainer: Literal["difix"] = "difix"
+    """Trainer (DiFix3D `train_difix.py`, a custom-stage image honouring the stage contract)."""
+    run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    """Run name: outputs go to `{output}/tuning_runs/{runName}/`."""
+    base_model: str = Field("nvidia/difix_ref", max_length=256)
+    """Base DiFix model id under the model location."""
+    hyperparameters: DifixHyperparameters = Field(default_factory=DifixHyperparameters)
+    """Trainer hyperparameters."""
+    gpus_per_node: int = Field(1, ge=1, le=16)
+    """GPUs per node (one Pod per node)."""
+    nodes: int = Field(1, ge=1, le=64)
+    """Nodes (Pods) for distributed data-parallel training."""

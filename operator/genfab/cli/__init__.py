@@ -1,0 +1,1 @@
+"""The `genfab` command line."""

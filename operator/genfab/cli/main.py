@@ -1,0 +1,115 @@
+"""`genfab`: validate resources, show their plans, generate CRDs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from genfab.api.crd import render_crds
+from genfab.cli.loading import load_file
+from genfab.planner import INPUT, Plan, plan
+
+PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="genfab")
+def cli() -> None:
+    """genfab: Kubernetes-native batch operator for generative 3D-scene and synthetic-dataset
+    GPU pipelines (SceneJob, DatasetJob, TuningRun)."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=PATH)
+def validate(files: tuple[Path, ...]) -> None:
+    """Validate resource files (every document): print each error with its field path, the bad
+    value and what is allowed. Exit 1 on any error."""
+    failed = 0
+    for path in files:
+        for loaded in load_file(path):
+            if loaded.errors:
+                failed += 1
+                click.echo(f"{loaded.source}: invalid", err=True)
+                for error in loaded.errors:
+                    click.echo(f"  {error}", err=True)
+            else:
+                assert loaded.resource is not None
+                click.echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
+    if failed:
+        sys.exit(1)
+
+
+def _plan_table(p: Plan) -> Table:
+    table = Table(title=f"{p.kind}/{p.name} ({p.pipeline}) -> {p.output_uri}", title_justify="left")
+    for column in ("#", "stage", "after", "family", "run", "samples", "shards", "gpus", "memory", "hash",
+                   "output"):
+        table.add_column(column, overflow="fold")
+    for i, s in enumerate(p.stages, start=1):
+        table.add_row(
+            str(i), s.name, ",".join(s.upstream) or "-", s.family, "yes" if s.run else "reuse",
+            "?" if s.samples is None else str(s.samples), "?" if s.shards is None else str(s.shards),
+            str(s.resources.gpus), s.resources.memory, s.short_hash, s.output_layout or s.output_uri,
+        )
+    return table
+
+
+@cli.command("plan")
+@click.argument("file", type=PATH)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
+@click.option("--input-samples", type=click.IntRange(min=0), default=None,
+              help="Number of input samples, for inputs only a listing can count (manifest, folder).")
+def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
+    """Print the stage DAG of the resource in FILE (first document)."""
+    loaded = load_file(file)[0]
+    if loaded.errors or loaded.resource is None:
+        for error in loaded.errors:
+            click.echo(f"{loaded.source}: {error}", err=True)
+        sys.exit(1)
+    inventory = {INPUT: input_samples} if input_samples is not None else None
+    result = plan(loaded.resource, inventory)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console(width=max(Console().width, 140))
+    console.print(_plan_table(result))
+    if any(s.samples is None for s in result.stages):
+        console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
+    for ref in result.external_refs:
+        console.print(f"waits for {ref}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("crds"),
+              show_default=True, help="Directory to write one CRD file per kind into.")
+@click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
+def crds(out: Path, check: bool) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    stale = 0
+    for name, text in render_crds().items():
+        path = out / name
+        if check:
+            current = path.read_text() if path.exists() else ""
+            if current != text:
+                stale += 1
+                click.echo(f"stale: {path} (regenerate with `genfab crds --out {out}`)", err=True)
+                diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
+                                            lineterm="", n=1)
+                click.echo("\n".join(list(diff)[:40]), err=True)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"wrote {path}")
+    if stale:
+        sys.exit(1)
+    if check:
+        click.echo(f"CRDs in {out} are up to date")
+
+
+if __name__ == "__main__":
+    cli()

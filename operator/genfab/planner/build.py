@@ -1,0 +1,165 @@
+"""`plan()`: a resource (plus what is known about its inputs) -> an ordered stage DAG. Pure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from genfab.api.catalog import CUSTOM_FAMILY, PIPELINES, StageDef
+from genfab.api.common import CommonSpec, CustomStage, StageResources
+from genfab.api.resources import Resource
+from genfab.planner.hashing import config_hash
+from genfab.planner.model import Plan, PlannedStage, Resources
+from genfab.planner.pipelines import Draft, _join, drafts_for
+
+CUSTOM_DEFAULTS = StageDef("custom", "cv", "custom stage", gpus=1, cpu="4", memory="16Gi", shard_size=8)
+
+
+def _layout_dir(layout: str) -> str:
+    """The fixed directory part of an output layout (`data/stage_1/{id}...` -> `data/stage_1`)."""
+    head = layout.split("{", 1)[0].split(",", 1)[0]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def _resources(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage | None,
+               gpus: int | None) -> Resources:
+    layers: list[StageResources] = [spec.resources]
+    if custom is not None and custom.resources is not None:
+        layers.append(custom.resources)
+    if name in spec.stages:
+        layers.append(spec.stages[name])
+    values: dict[str, Any] = {
+        "gpus": gpus if gpus is not None else base.gpus, "cpu": base.cpu, "memory": base.memory,
+        "node_selector": {}, "tolerations": (), "priority_class_name": None,
+    }
+    for layer in layers:
+        if layer.gpus is not None:
+            values["gpus"] = layer.gpus
+        if layer.cpu is not None:
+            values["cpu"] = layer.cpu
+        if layer.memory is not None:
+            values["memory"] = layer.memory
+        if layer.node_selector is not None:
+            values["node_selector"] = {**values["node_selector"], **layer.node_selector}
+        if layer.tolerations is not None:
+            values["tolerations"] = tuple(t.to_yaml_dict() for t in layer.tolerations)
+        if layer.priority_class_name is not None:
+            values["priority_class_name"] = layer.priority_class_name
+    return Resources(**values)
+
+
+def _shard_size(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage | None,
+                config: dict[str, Any]) -> int:
+    override = spec.stages.get(name)
+    if override is not None and override.shard_size is not None:
+        return override.shard_size
+    if custom is not None and custom.shard_size is not None:
+        return custom.shard_size
+    if spec.shard_size is not None:
+        return spec.shard_size
+    # 3DGS: one Pod trains `scenesPerPod` scenes concurrently (multi-scene packing).
+    packing = config.get("gaussians", {}).get("scenesPerPod")
+    return int(packing) if isinstance(packing, int) and packing > 1 else base.shard_size
+
+
+class PlanError(ValueError):
+    """The spec is valid field by field but does not form a DAG."""
+
+
+def _topological(order: list[str], upstream: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Stable topological order: keeps `order` wherever the dependencies allow."""
+    done: list[str] = []
+    pending = list(order)
+    while pending:
+        ready = next((n for n in pending if all(u in done for u in upstream[n])), None)
+        if ready is None:
+            raise PlanError(f"customStages: `after` forms a cycle among {pending}")
+        done.append(ready)
+        pending.remove(ready)
+    return done
+
+
+def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan:
+    """Expand a validated resource into its stage DAG.
+
+    `inventory` carries sample counts only I/O can know (e.g. `{"input": 120}` after listing the
+    input prefix or reading a manifest); without it such stages have `samples=None`.
+    """
+    spec: CommonSpec = resource.spec
+    pd = drafts_for(resource, inventory or {})
+    catalog = {s.name: s for s in PIPELINES[pd.pipeline]}
+    customs = {c.name: c for c in spec.custom_stages}
+
+    drafts: dict[str, Draft] = {d.name: d for d in pd.drafts}
+    # Disabled stages drop out; their consumers read what the disabled stage would have read.
+    upstream: dict[str, tuple[str, ...]] = {}
+    for d in pd.drafts:
+        ups: list[str] = []
+        for u in (*catalog[d.name].upstream, *d.extra_upstream):
+            ups.extend(upstream.get(u, ()) if not drafts[u].enabled else (u,))
+        upstream[d.name] = tuple(dict.fromkeys(ups))
+    order = [d.name for d in pd.drafts if d.enabled]
+    upstream = {n: upstream[n] for n in order}
+    last = order[-1]
+    for c in spec.custom_stages:
+        if c.name not in drafts:
+            upstream[c.name] = tuple(c.after) or (last,)
+            order.append(c.name)
+            last = c.name if not c.after else last
+    order = _topological(order, upstream)
+
+    selected = set(spec.only_stages) if spec.only_stages is not None else None
+    stages: list[PlannedStage] = []
+    hashes: dict[str, str] = {}
+    samples_of: dict[str, int | None] = {}
+    for name in order:
+        draft = drafts.get(name)
+        custom = customs.get(name)
+        base = catalog.get(name, CUSTOM_DEFAULTS)
+        config = dict(draft.config) if draft is not None else {}
+        if custom is not None:
+            config = {**config, "custom": custom.config} if draft is not None else dict(custom.config)
+        ups = upstream[name]
+        samples = draft.samples if draft is not None else (samples_of[ups[0]] if ups else None)
+        samples_of[name] = samples
+        layout = base.output if draft is not None else f"{name}/"
+        output_uri = _join(pd.output_uri, _layout_dir(layout))
+        input_uris = tuple(draft.input_uris if draft is not None else ()) + tuple(
+            next(s.output_uri for s in stages if s.name == u) for u in ups
+        )
+        if custom is not None:
+            family, image = CUSTOM_FAMILY, custom.image
+            command, args = tuple(custom.command), tuple(custom.args)
+            env = tuple((e.name, e.value) for e in custom.env)
+        else:
+            family = base.family
+            override = spec.stages.get(name)
+            image = (override.image if override is not None else None) or getattr(spec.images, family)
+            command, args, env = (), (), ()
+        shard_size = _shard_size(base, spec, name, custom, config)
+        if draft is not None and draft.shards is not None:
+            shards: int | None = draft.shards
+        elif base.singleton:
+            shards = 1
+        else:
+            shards = math.ceil(samples / shard_size) if samples is not None else None
+            shards = max(shards, 1) if shards is not None else None
+        digest = config_hash(
+            name=name, family=family, image=image, command=command, args=args, env=env, config=config,
+            input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups},
+        )
+        hashes[name] = digest
+        run = (draft.run if draft is not None else True) and (selected is None or name in selected)
+        stages.append(PlannedStage(
+            name=name, family=family, description=base.description if draft is not None else "custom stage",
+            upstream=ups, config=config, options=dict(draft.options) if draft is not None else {},
+            resources=_resources(base, spec, name, custom, draft.gpus if draft is not None else None),
+            input_uris=input_uris, output_uri=output_uri, output_layout=layout, samples=samples,
+            shard_size=shard_size, shards=shards, config_hash=digest, run=run, image=image,
+            command=command, args=args, env=env,
+        ))
+    return Plan(
+        kind=type(resource).__name__, name=resource.metadata.name, namespace=resource.metadata.namespace,
+        pipeline=pd.pipeline, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,
+    )
