@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel, Rule, exactly_one
-from genfab.api.types import DnsLabel, EnvName, InputUri, Quantity, StageName, StorageUri
+from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
 
 
 class FloatRange(GenfabModel):

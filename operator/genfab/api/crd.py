@@ -96,6 +96,10 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     for key in _DROP:
         node.pop(key, None)
 
+    if "patternProperties" in node:
+        # Constrained map keys (e.g. stage names): checked by CEL rules; the values keep their schema.
+        (value_schema,) = node.pop("patternProperties").values()
+        node["additionalProperties"] = value_schema
     if "properties" in node:
         node["type"] = "object"
         node["properties"] = {k: _structural(v, defs) for k, v in node["properties"].items()}

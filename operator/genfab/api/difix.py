@@ -17,7 +17,7 @@ class DifixSource(GenfabModel):
 
     rules = (
         Rule(
-            "self.groupBy != 'pattern' || has(self.groupPattern)",
+            "!has(self.groupBy) || self.groupBy != 'pattern' || has(self.groupPattern)",
             "groupBy pattern needs `groupPattern`",
             "groupPattern",
             lambda m: m.group_by != "pattern" or m.group_pattern is not None,

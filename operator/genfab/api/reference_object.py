@@ -14,6 +14,9 @@ Azimuth = Literal["front", "front_right", "side_right", "back_right", "back", "b
 Elevation = Literal["low_angle", "eye_level", "elevated", "high_angle"]
 Distance = Literal["close_up", "medium", "wide"]
 ZERO123_VIEWS = 6
+DEFAULT_AZIMUTHS: tuple[Azimuth, ...] = ("front", "side_left", "back", "side_right")
+DEFAULT_ELEVATIONS: tuple[Elevation, ...] = ("eye_level",)
+DEFAULT_DISTANCES: tuple[Distance, ...] = ("medium",)
 
 
 class PerspectivesConfig(GenfabModel):
@@ -21,13 +24,11 @@ class PerspectivesConfig(GenfabModel):
 
     generator: Literal["qwen_multicamera", "zero123"] = "qwen_multicamera"
     """qwen_multicamera (LoRA, configurable views) or zero123 (6 fixed views)."""
-    azimuths: list[Azimuth] = Field(
-        default_factory=lambda: ["front", "side_left", "back", "side_right"], min_length=1, max_length=8
-    )
+    azimuths: list[Azimuth] = Field(default_factory=lambda: list(DEFAULT_AZIMUTHS), min_length=1, max_length=8)
     """Azimuths for qwen_multicamera."""
-    elevations: list[Elevation] = Field(default_factory=lambda: ["eye_level"], min_length=1, max_length=4)
+    elevations: list[Elevation] = Field(default_factory=lambda: list(DEFAULT_ELEVATIONS), min_length=1, max_length=4)
     """Elevations for qwen_multicamera."""
-    distances: list[Distance] = Field(default_factory=lambda: ["medium"], min_length=1, max_length=3)
+    distances: list[Distance] = Field(default_factory=lambda: list(DEFAULT_DISTANCES), min_length=1, max_length=3)
     """Distances for qwen_multicamera."""
     lora: str = Field("dx8152/Qwen-Edit-2509-Multiple-angles", max_length=256)
     """Multi-camera LoRA adapter id."""

@@ -14,6 +14,9 @@ SegmentationBackend = Literal["sam3", "sam2", "classical"]
 AlbedoMethodName = Literal["intrinsic-anything", "retinex", "lab"]
 
 WEIGHT_TOLERANCE = 1e-6
+DEFAULT_BACKENDS: tuple[SegmentationBackend, ...] = ("sam3", "sam2", "classical")
+ShadowPattern = Literal["perlin", "geometric", "blob"]
+DEFAULT_PATTERNS: tuple[ShadowPattern, ...] = ("perlin", "geometric", "blob")
 
 
 class RelightingInput(GenfabModel):
@@ -38,7 +41,7 @@ class SegmentationConfig(GenfabModel):
     )
 
     backends: list[SegmentationBackend] = Field(
-        default_factory=lambda: ["sam3", "sam2", "classical"], min_length=1, max_length=3
+        default_factory=lambda: list(DEFAULT_BACKENDS), min_length=1, max_length=3
     )
     """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box, and the
     classical CPU path (OpenCV cascades seeding GrabCut, refined to a soft alpha)."""
@@ -94,7 +97,9 @@ class AlbedoConfig(GenfabModel):
     )
     """Methods in order: each is used with its probability, else the next is tried.
     Seed default: Retinex (80%), then LAB (always); IntrinsicAnything disabled."""
-    retinex_scales: list[Annotated[float, Field(gt=0.0, le=10000.0)]] = Field(default_factory=lambda: [15.0, 80.0, 250.0], min_length=1, max_length=8)
+    retinex_scales: list[Annotated[float, Field(gt=0.0, le=10000.0)]] = Field(
+        default_factory=lambda: [15.0, 80.0, 250.0], min_length=1, max_length=8
+    )
     """Gaussian sigmas of Multi-Scale Retinex."""
     blend: FloatRange = Field(default_factory=lambda: FloatRange(min=0.15, max=0.25))
     """Fraction of the original image blended back in (reduces over-brightening)."""
@@ -111,9 +116,8 @@ class DegradationWeights(GenfabModel):
             "self.softShading + self.hardShadow + self.specular + self.ambientOnly < 1.000001",
             "degradation weights (softShading + hardShadow + specular + ambientOnly) must sum to 1",
             "softShading",
-            lambda m: abs(m.soft_shading + m.hard_shadow + m.specular + m.ambient_only - 1.0) < WEIGHT_TOLERANCE,
-            lambda m: "degradation weights must sum to 1, got "
-            f"{m.soft_shading + m.hard_shadow + m.specular + m.ambient_only:g}",
+            lambda m: abs(m.total() - 1.0) < WEIGHT_TOLERANCE,
+            lambda m: f"degradation weights must sum to 1, got {m.total():g}",
         ),
     )
 
@@ -125,6 +129,9 @@ class DegradationWeights(GenfabModel):
     """Soft shading plus Phong highlights; disabled in the seed."""
     ambient_only: Probability = 0.2
     """The rest of the seed's draws: the albedo under ambient light only (no directional shading)."""
+
+    def total(self) -> float:
+        return self.soft_shading + self.hard_shadow + self.specular + self.ambient_only
 
 
 class SoftShadingConfig(GenfabModel):
@@ -144,9 +151,7 @@ class SoftShadingConfig(GenfabModel):
 class HardShadowConfig(GenfabModel):
     """Procedural hard shadows."""
 
-    patterns: list[Literal["perlin", "geometric", "blob"]] = Field(
-        default_factory=lambda: ["perlin", "geometric", "blob"], min_length=1, max_length=3
-    )
+    patterns: list[ShadowPattern] = Field(default_factory=lambda: list(DEFAULT_PATTERNS), min_length=1, max_length=3)
     """Shadow generators to draw from."""
     strength: FloatRange = Field(default_factory=lambda: FloatRange(min=0.3, max=0.7))
     """Darkening inside the shadow."""

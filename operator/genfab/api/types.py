@@ -47,7 +47,7 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
                 "(3-63 characters: lowercase letters, digits, '.', '-')"
             )
         if key.startswith("/"):
-            raise ValueError(f"S3 key prefix must be relative, not absolute")
+            raise ValueError("S3 key prefix must be relative, not absolute")
         _check_segments(key, "S3 key prefix")
     elif scheme == "file":
         if not rest:
@@ -55,7 +55,7 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
         # `file://./out` is relative to the working directory; only that leading `.` is allowed.
         _check_segments(rest.removeprefix("./"), "file path")
     else:
-        if not rest or "/" == rest[0]:
+        if not rest or rest[0] == "/":
             raise ValueError(f"{scheme}:// URI needs a host")
         _check_segments(rest, "URI path")
     return value
@@ -69,7 +69,7 @@ def check_relative_path(value: str) -> str:
     if not value:
         raise ValueError("path must not be empty")
     if value.startswith("/") or re.match(r"^[A-Za-z]:", value):
-        raise ValueError(f"path must be relative to the dataset root, not absolute")
+        raise ValueError("path must be relative to the dataset root, not absolute")
     _check_segments(value, "path")
     return value
 
@@ -77,7 +77,7 @@ def check_relative_path(value: str) -> str:
 def check_sample_id(value: str) -> str:
     if not SAMPLE_ID_RE.match(value):
         if "/" in value or "\\" in value or ".." in value:
-            raise ValueError(f"sample id must be a single path-safe name, not a path")
+            raise ValueError("sample id must be a single path-safe name, not a path")
         raise ValueError(
             f"sample id {value!r} is invalid: use 1-128 of A-Z a-z 0-9 '.', '_', '-', "
             "starting with a letter or digit"
@@ -136,7 +136,9 @@ RelativePath = Annotated[
     ),
 ]
 
-SampleId = Annotated[str, AfterValidator(check_sample_id), Field(json_schema_extra={"pattern": SAMPLE_ID_RE.pattern, "maxLength": 128})]
+SampleId = Annotated[
+    str, AfterValidator(check_sample_id), Field(json_schema_extra={"pattern": SAMPLE_ID_RE.pattern, "maxLength": 128})
+]
 
 DnsLabel = Annotated[
     str,
@@ -151,7 +153,9 @@ StageName = Annotated[
 ]
 
 EnvName = Annotated[
-    str, AfterValidator(_pattern_check(ENV_NAME_RE, "environment variable name")), Field(json_schema_extra={"pattern": ENV_NAME_RE.pattern, "maxLength": 256})
+    str,
+    AfterValidator(_pattern_check(ENV_NAME_RE, "environment variable name")),
+    Field(json_schema_extra={"pattern": ENV_NAME_RE.pattern, "maxLength": 256}),
 ]
 
 Quantity = Annotated[

@@ -95,11 +95,11 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
     # Disabled stages drop out; their consumers read what the disabled stage would have read.
     upstream: dict[str, tuple[str, ...]] = {}
     for d in pd.drafts:
-        ups: list[str] = []
+        inputs: list[str] = []
         for u in (*catalog[d.name].upstream, *d.extra_upstream):
-            ups.extend(upstream.get(u, ()) if not drafts[u].enabled else (u,))
-        upstream[d.name] = tuple(dict.fromkeys(ups))
-    order = [d.name for d in pd.drafts if d.enabled]
+            inputs.extend(upstream.get(u, ()) if not drafts[u].enabled else (u,))
+        upstream[d.name] = tuple(dict.fromkeys(inputs))
+    order: list[str] = [d.name for d in pd.drafts if d.enabled]
     upstream = {n: upstream[n] for n in order}
     last = order[-1]
     for c in spec.custom_stages:

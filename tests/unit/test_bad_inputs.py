@@ -1,0 +1,190 @@
+"""Bad specs are rejected with a message naming the field, by genfab AND by the generated CRD.
+
+Each case mutates a valid example. genfab's error must name `path` and contain `message`; the
+CRD (schema + CEL, see tests/crd_validator.py) must reject the same document, so `kubectl apply`
+and `genfab validate` agree.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from genfab.api import UnknownKindError, parse_resource
+from genfab.api.crd import build_crd
+from genfab.api.errors import field_errors
+from genfab.cli.main import cli
+from tests import crd_validator
+from tests.helpers import load_example
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    example: str
+    mutate: Callable[[Doc], None]
+    path: str
+    message: str
+    crd: bool = True
+    """Whether the CRD itself can reject it (metadata and unknown fields are the API server's own)."""
+
+
+def _set(path: str, value: Any) -> Callable[[Doc], None]:
+    def mutate(doc: Doc) -> None:
+        keys = path.split(".")
+        node = doc
+        for k in keys[:-1]:
+            node = node.setdefault(k, {}) if not k.isdigit() else node[int(k)]
+        if value is _DELETE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+
+    return mutate
+
+
+_DELETE = object()
+VD, WE = "scenejob-vistadream.yaml", "scenejob-worldexplorer.yaml"
+RL, RO = "datasetjob-relighting.yaml", "datasetjob-reference-object.yaml"
+DX, TR = "datasetjob-difix.yaml", "tuningrun-difix.yaml"
+
+CASES = [
+    Case("no-output", VD, _set("spec.output", _DELETE), "spec.output", "Field required"),
+    Case("unknown-pipeline", VD, _set("spec.pipeline", "instantsplat"), "spec.pipeline",
+         "'worldexplorer' or 'vistadream'"),
+    Case("ratio-out-of-range", VD, _set("spec.vistadream.coarseMaxInpaintRatio", 1.5),
+         "spec.vistadream.coarseMaxInpaintRatio", "less than or equal to 1"),
+    Case("coarse-min-gt-max", VD, _set("spec.vistadream.coarseMinInpaintRatio", 0.3),
+         "spec.vistadream.coarseMinInpaintRatio", "must be <= coarseMaxInpaintRatio"),
+    Case("range-min-gt-max", RL, _set("spec.relighting.albedo.blend", {"min": 0.3, "max": 0.2}),
+         "spec.relighting.albedo.blend.min", "min must be <= max"),
+    Case("output-traversal", VD, _set("spec.output", "s3://genfab-out/a/../../etc"), "spec.output", "'..'"),
+    Case("output-absolute-key", VD, _set("spec.output", "s3://genfab-out//etc/passwd"), "spec.output",
+         "relative, not absolute"),
+    Case("output-bad-bucket", VD, _set("spec.output", "s3://Genfab_Out/x"), "spec.output", "not a valid bucket"),
+    Case("output-unknown-scheme", VD, _set("spec.output", "gs://bucket/x"), "spec.output", "s3://... or file://"),
+    Case("sample-path-absolute", WE, _set("spec.input", {
+        "samples": [{"photorealistic": {"original_path": "/etc/passwd"}}], "datasetUri": "s3://genfab-data/x"}),
+        "spec.input.samples[0].photorealistic.original_path", "not absolute"),
+    Case("sample-path-traversal", WE, _set("spec.input", {
+        "samples": [{"stylized": {"path": "images/../../secret.png"}}], "datasetUri": "s3://genfab-data/x"}),
+        "spec.input.samples[0].stylized.path", "'..'"),
+    Case("sample-id-traversal", RL, _set("spec.relighting.input.sampleIds", ["../../etc/passwd"]),
+         "spec.relighting.input.sampleIds[0]", "not a path"),
+    Case("unknown-stage-selected", WE, _set("spec.onlyStages", ["scaffold", "texturing"]), "spec.onlyStages",
+         "unknown stage(s) ['texturing']"),
+    Case("unknown-stage-override", RL, _set("spec.stages", {"denoise": {"gpus": 1}}), "spec.stages",
+         "allowed: ['segment', 'albedo'"),
+    Case("negative-gpus", VD, _set("spec.resources", {"gpus": -1}), "spec.resources.gpus",
+         "greater than or equal to 0"),
+    Case("weights-do-not-sum", RL, _set("spec.relighting.degradation.weights.softShading", 0.5),
+         "spec.relighting.degradation.weights.softShading", "must sum to 1"),
+    Case("both-input-forms", VD, _set("spec.input", {"image": "s3://genfab-data/a.png",
+                                                     "manifest": "s3://genfab-data/metadata.json"}),
+         "spec.input.image", "exactly one of `image`, `manifest`, `samples`"),
+    Case("neither-input-form", VD, _set("spec.input", {}), "spec.input.image",
+         "exactly one of `image`, `manifest`, `samples`"),
+    Case("type-without-block", RL, _set("spec.relighting", _DELETE), "spec.relighting",
+         "type relighting needs the `relighting` block"),
+    Case("cv-aug-without-annotation", RO, _set("spec.referenceObject.annotation.enabled", False),
+         "spec.referenceObject.cvAugmentation", "enable annotation too"),
+    Case("annotation-without-mask", RO, _set("spec.referenceObject.inputMask", _DELETE),
+         "spec.referenceObject.inputMask", "required when annotation is enabled"),
+    Case("split-ratio-one", RO, _set("spec.referenceObject.annotation.splitRatio", 1.0),
+         "spec.referenceObject.annotation.splitRatio", "less than 1"),
+    Case("start-step-8", RO, _set("spec.referenceObject.startFromStep", 8),
+         "spec.referenceObject.startFromStep", "less than or equal to 7"),
+    Case("jpeg-quality-over-100", RO, _set("spec.referenceObject.cvAugmentation.ranges.compressionQuality",
+                                           {"min": 10, "max": 140}),
+         "spec.referenceObject.cvAugmentation.ranges.compressionQuality", "within 1-100"),
+    Case("wrong-pipeline-block", WE, _set("spec.vistadream", {"stage": "coarse"}), "spec.vistadream",
+         "need pipeline vistadream"),
+    Case("both-dataset-forms", TR, _set("spec.dataset.dataJsonUri", "s3://genfab-out/difix/data.json"),
+         "spec.dataset.datasetJobRef", "exactly one of"),
+    Case("fixed-camera-without-id", DX, _set("spec.difix.referenceView", {"strategy": "fixed-camera"}),
+         "spec.difix.referenceView", "needs `referenceView.referenceCamId`"),
+    Case("duplicate-source", DX, lambda d: d["spec"]["difix"]["sources"].append(
+        copy.deepcopy(d["spec"]["difix"]["sources"][0])), "spec.difix.sources", "unique"),
+    Case("vistadream-bad-stage", VD, _set("spec.vistadream.stage", "medium"), "spec.vistadream.stage",
+         "'no-outpaint', 'outpaint', 'fine' or 'coarse'"),
+    Case("max-resolution-not-32", VD, _set("spec.vistadream.maxResolution", 1000),
+         "spec.vistadream.maxResolution", "multiple of 32"),
+    Case("custom-after-unknown", TR, _set("spec.customStages", [
+        {"name": "eval", "image": "lab/eval:1", "after": ["evaluate"]}]), "spec.customStages",
+         "unknown stage(s) ['evaluate']"),
+    Case("bad-quantity", VD, _set("spec.resources", {"memory": "32 GB"}), "spec.resources.memory",
+         "not a valid Kubernetes quantity"),
+    Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
+    Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",
+         crd=False),
+]
+
+
+def _genfab_errors(doc: Doc) -> list[str]:
+    try:
+        parse_resource(doc)
+    except ValidationError as exc:
+        return [str(e) for e in field_errors(exc)]
+    except UnknownKindError as exc:
+        return [str(exc)]
+    return []
+
+
+def test_at_least_fifteen_distinct_cases() -> None:
+    assert len({c.id for c in CASES}) == len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_rejected_with_field_and_reason(case: Case) -> None:
+    doc = load_example(case.example)
+    case.mutate(doc)
+    errors = _genfab_errors(doc)
+    assert errors, "genfab accepted a bad spec"
+    matching = [e for e in errors if e.startswith(f"{case.path}: ") and case.message in e]
+    assert matching, f"no error for {case.path} containing {case.message!r}; got {errors}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.crd], ids=lambda c: c.id)
+def test_crd_rejects_the_same(case: Case) -> None:
+    doc = load_example(case.example)
+    case.mutate(doc)
+    errors = crd_validator.validate(build_crd(doc["kind"]), doc)
+    assert errors, "the CRD would accept a spec genfab rejects"
+
+
+def test_unknown_kind_and_api_version() -> None:
+    assert "allowed: SceneJob, DatasetJob, TuningRun" in _genfab_errors({"kind": "Scene", "apiVersion": "x"})[0]
+    doc = load_example(VD) | {"apiVersion": "genfab.dev/v1"}
+    assert "allowed: 'genfab.dev/v1alpha1'" in _genfab_errors(doc)[0]
+
+
+def test_cli_validate_prints_every_error_and_exits_1(tmp_path) -> None:
+    doc = load_example(VD)
+    doc["spec"]["output"] = "s3://genfab-out/../x"
+    doc["spec"]["vistadream"]["coarseMaxInpaintRatio"] = 2
+    path = tmp_path / "bad.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "spec.output: S3 key prefix must not contain '.' or '..' path segments (got 's3://genfab-out/../x')" in (
+        result.output
+    )
+    assert "spec.vistadream.coarseMaxInpaintRatio: Input should be less than or equal to 1 (got 2)" in result.output
+
+
+def test_cli_validate_reports_yaml_syntax_errors(tmp_path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("kind: SceneJob\nspec: [unclosed\n")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "(yaml)" in result.output and "line" in result.output

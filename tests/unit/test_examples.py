@@ -1,0 +1,65 @@
+"""Every example validates, plans, and passes the generated CRD's own validation."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from genfab.api import parse_resource
+from genfab.api.crd import build_crd
+from genfab.cli.main import cli
+from genfab.planner import plan
+from tests import crd_validator
+from tests.helpers import EXAMPLES
+
+EXPECTED = {
+    "scenejob-worldexplorer.yaml",
+    "scenejob-vistadream.yaml",
+    "datasetjob-relighting.yaml",
+    "datasetjob-reference-object.yaml",
+    "datasetjob-difix.yaml",
+    "tuningrun-difix.yaml",
+}
+
+
+def test_one_example_per_seed_pipeline() -> None:
+    assert {p.name for p in EXAMPLES} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates_and_plans(path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    resource = parse_resource(doc)
+    result = plan(resource)
+    assert result.stages, "a plan has at least one stage"
+    assert all(s.config_hash and len(s.config_hash) == 64 for s in result.stages)
+    assert crd_validator.validate(build_crd(doc["kind"]), doc) == []
+
+
+def test_cli_validate_accepts_all_examples() -> None:
+    result = CliRunner().invoke(cli, ["validate", *map(str, EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("is valid") == len(EXAMPLES)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_cli_plan_table_and_json(path) -> None:
+    table = CliRunner().invoke(cli, ["plan", str(path)])
+    assert table.exit_code == 0, table.output
+    as_json = CliRunner().invoke(cli, ["plan", "--json", str(path)])
+    assert as_json.exit_code == 0
+    import json
+
+    data = json.loads(as_json.output)
+    assert [s["name"] for s in data["stages"]] in (
+        [line.split("│")[2].strip() for line in table.output.splitlines() if line.startswith("│ ") and
+         line.split("│")[1].strip().isdigit()],
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["crds"]])
+def test_every_command_has_help(command) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
