@@ -261,3 +261,18 @@ def test_plan_is_deterministic_and_serialisable() -> None:
     assert a == b
     assert json.loads(json.dumps(a.to_dict()))["stages"][0]["name"] == "outpaint"
     assert _plan(VD).downstream("gaussians") == ("coarse", "render")
+
+
+@pytest.mark.parametrize(("layout", "directory"), [
+    ("data/stage_1/{id}_{foreground,background,mask}.png", "data/stage_1"),
+    ("{variant}/index_{index:04d}/scaffold/", ""),
+    ("01_white_background.png", ""),
+    ("02_perspectives/", "02_perspectives"),
+    ("difix/data.json, meta/", ""),
+    ("checkpoints/model_{step}.pkl, eval/, train_config.json", ""),
+    ("manifests/{all_samples,split_train,split_test}.jsonl, split_summary.json", ""),
+])
+def test_output_directory_of_a_layout(layout: str, directory: str) -> None:
+    from genfab.planner.build import _layout_dir
+
+    assert _layout_dir(layout) == directory

@@ -75,30 +75,26 @@ class GenfabModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def _count_rule(names: tuple[str, ...], exact: bool) -> Rule:
+    fields = [to_snake(n) for n in names]
+    op, phrase = ("==", "exactly one of {} must be set") if exact else ("<=", "at most one of {} may be set")
+    cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + f" {op} 1"
+
+    def check(m: Any) -> bool:
+        count = sum(getattr(m, f) is not None for f in fields)
+        return count == 1 if exact else count <= 1
+
+    return Rule(cel, phrase.format(", ".join(f"`{n}`" for n in names)), names[0], check)
+
+
 def exactly_one(*names: str) -> Rule:
     """Exactly one of the given optional fields (camelCase) is set."""
-    fields = [to_snake(n) for n in names]
-    cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + " == 1"
-    listed = ", ".join(f"`{n}`" for n in names)
-    return Rule(
-        cel=cel,
-        message=f"exactly one of {listed} must be set",
-        field=names[0],
-        check=lambda m: sum(getattr(m, f) is not None for f in fields) == 1,
-    )
+    return _count_rule(names, exact=True)
 
 
 def at_most_one(*names: str) -> Rule:
     """At most one of the given optional fields (camelCase) is set."""
-    fields = [to_snake(n) for n in names]
-    cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + " <= 1"
-    listed = ", ".join(f"`{n}`" for n in names)
-    return Rule(
-        cel=cel,
-        message=f"at most one of {listed} may be set",
-        field=names[0],
-        check=lambda m: sum(getattr(m, f) is not None for f in fields) <= 1,
-    )
+    return _count_rule(names, exact=False)
 
 
 def to_snake(name: str) -> str:

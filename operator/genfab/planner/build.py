@@ -17,8 +17,18 @@ CUSTOM_DEFAULTS = StageDef("custom", "cv", "custom stage", gpus=1, cpu="4", memo
 
 
 def _layout_dir(layout: str) -> str:
-    """The fixed directory part of an output layout (`data/stage_1/{id}...` -> `data/stage_1`)."""
-    head = layout.split("{", 1)[0].split(",", 1)[0]
+    """The one fixed directory a layout writes into (`data/stage_1/{id}...` -> `data/stage_1`).
+
+    Layouts that list several places (`difix/data.json, meta/`) or start with a per-sample part
+    (`{variant}/index_...`) write under the output root itself.
+    """
+    depth, top_level_comma = 0, False
+    for ch in layout:
+        depth += (ch == "{") - (ch == "}")
+        top_level_comma |= ch == "," and depth == 0
+    if top_level_comma:
+        return ""
+    head = layout.split("{", 1)[0]
     return head.rsplit("/", 1)[0] if "/" in head else ""
 
 
