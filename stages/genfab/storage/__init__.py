@@ -1,0 +1,18 @@
+"""Object storage for stages and executors: one small interface over `s3://` (boto3) and `file://`."""
+
+from genfab.storage.base import ObjectInfo, Storage, StorageError
+from genfab.storage.factory import S3Settings, open_storage
+from genfab.storage.markers import MARKER, Marker, commit_sample, is_committed, read_marker
+
+__all__ = [
+    "MARKER",
+    "Marker",
+    "ObjectInfo",
+    "S3Settings",
+    "Storage",
+    "StorageError",
+    "commit_sample",
+    "is_committed",
+    "open_storage",
+    "read_marker",
+]

@@ -1,0 +1,71 @@
+"""The storage interface. Keys are relative to the storage's root prefix and validated first."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from genfab.api.types import check_relative_path
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message never contains credentials."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    """Relative to the storage root."""
+    size: int
+
+
+def safe_key(key: str) -> str:
+    """Validate a relative key: no `..`/`.` segments, not absolute, no backslashes or NUL."""
+    try:
+        return check_relative_path(key)
+    except ValueError as exc:
+        raise StorageError(f"unsafe storage key {key!r}: {exc}") from None
+
+
+class Storage(abc.ABC):
+    """One root (`s3://bucket/prefix` or `file://dir`); every key is relative to it."""
+
+    uri: str
+
+    @abc.abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically: readers see the old object or the whole new one, never a part."""
+
+    @abc.abstractmethod
+    def upload_file(self, key: str, path: Path) -> None:
+        """Upload a local file (multipart above the threshold on S3)."""
+
+    @abc.abstractmethod
+    def download_file(self, key: str, path: Path) -> None: ...
+
+    @abc.abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A stream for large objects; close it when done."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under `prefix` (paginated; any number of keys), in key order."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def copy(self, src: str, dst: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many."""
+
+    def child(self, key: str) -> str:
+        return f"{self.uri.rstrip('/')}/{safe_key(key)}"

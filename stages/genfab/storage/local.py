@@ -1,0 +1,93 @@
+"""`file://` storage: a directory tree with atomic writes (temp file + rename)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
+
+
+class FileStorage(Storage):
+    def __init__(self, uri: str, root: Path) -> None:
+        self.uri = uri
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / safe_key(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"not found: {self.child(key)}") from None
+
+    def _atomic(self, key: str, fill: object) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(fill, bytes):
+                    out.write(fill)
+                else:
+                    with open(fill, "rb") as src:  # type: ignore[call-overload]
+                        shutil.copyfileobj(src, out, 8 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._atomic(key, data)
+
+    def upload_file(self, key: str, path: Path) -> None:
+        self._atomic(key, path)
+
+    def download_file(self, key: str, path: Path) -> None:
+        src = self._path(key)
+        if not src.is_file():
+            raise StorageError(f"not found: {self.child(key)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path)
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise StorageError(f"not found: {self.child(key)}") from None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix) if prefix else self.root
+        # A prefix may name a folder or the start of file names.
+        start = base if base.is_dir() else base.parent
+        if not start.exists():
+            return
+        found = []
+        for dirpath, _, files in os.walk(start):
+            for name in files:
+                if name.endswith(".part") and name.startswith("."):
+                    continue  # an unfinished atomic write
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                if rel.startswith(prefix):
+                    found.append(ObjectInfo(rel, full.stat().st_size))
+        yield from sorted(found, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def copy(self, src: str, dst: str) -> None:
+        self.upload_file(dst, self._path(src))
+
+    def delete_prefix(self, prefix: str) -> int:
+        objects = list(self.list(prefix))
+        for obj in objects:
+            self._path(obj.key).unlink(missing_ok=True)
+        return len(objects)

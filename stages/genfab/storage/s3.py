@@ -1,0 +1,165 @@
+"""`s3://` storage through boto3: adaptive retries, multipart transfers, paginated listing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar, cast
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
+
+T = TypeVar("T")
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach an S3-compatible store. Secrets are excluded from repr (and so from logs)."""
+
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    addressing_style: str = "auto"
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    max_attempts: int = 10
+    multipart_threshold: int = 64 * MiB
+    multipart_chunksize: int = 16 * MiB
+    max_concurrency: int = 16
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> S3Settings:
+        """Endpoint/region from `GENFAB_S3_*`; credentials from the standard AWS variables or from
+        a mounted Secret directory (`GENFAB_S3_SECRET_DIR` with one file per key)."""
+        env = dict(os.environ if env is None else env)
+        secret_dir = env.get("GENFAB_S3_SECRET_DIR")
+        if secret_dir:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                path = Path(secret_dir) / name
+                if path.is_file():
+                    env.setdefault(name, path.read_text().strip())
+        values: dict[str, Any] = {
+            "endpoint": env.get("GENFAB_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or None,
+            "region": env.get("GENFAB_S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "addressing_style": env.get("GENFAB_S3_ADDRESSING_STYLE", "auto"),
+            "access_key_id": env.get("AWS_ACCESS_KEY_ID"),
+            "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
+            "session_token": env.get("AWS_SESSION_TOKEN"),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def client(self) -> Any:
+        config = Config(
+            region_name=self.region,
+            retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            s3={"addressing_style": self.addressing_style},
+            max_pool_connections=max(10, self.max_concurrency * 2),
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            config=config,
+        )
+
+    def transfer(self) -> TransferConfig:
+        return TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunksize,
+            max_concurrency=self.max_concurrency,
+        )
+
+
+class S3Storage(Storage):
+    def __init__(self, uri: str, bucket: str, prefix: str, settings: S3Settings, client: Any = None) -> None:
+        self.uri = uri
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.settings = settings
+        self.client = client if client is not None else settings.client()
+        self._transfer = settings.transfer()
+
+    def _key(self, key: str) -> str:
+        key = safe_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = err.get("Code", "?")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise StorageError(f"not found: {self.child(key)}") from None
+            raise StorageError(f"{what} {self.child(key)} failed: {code} {err.get('Message', '')}".strip()) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"{what} {self.child(key)} failed: {type(exc).__name__}: {exc}") from None
+
+    def read_bytes(self, key: str) -> bytes:
+        body = self._call("read", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
+        return cast(bytes, self._call("read", key, body.read))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        # A single PUT is atomic on S3: readers never see a partial object.
+        self._call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data))
+
+    def upload_file(self, key: str, path: Path) -> None:
+        self._call("upload", key, lambda: self.client.upload_file(
+            str(path), self.bucket, self._key(key), Config=self._transfer))
+
+    def download_file(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        try:
+            self._call("download", key, lambda: self.client.download_file(
+                self.bucket, self._key(key), str(tmp), Config=self._transfer))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def open_read(self, key: str) -> BinaryIO:
+        response = self._call("open", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key)))
+        return cast(BinaryIO, response["Body"])
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(f"{self.prefix}/") if self.prefix else 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+        iterator = iter(pages)
+        while True:
+            page = self._call("list", prefix or ".", lambda: next(iterator, None))
+            if page is None:
+                return
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("stat", key, lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)))
+        except StorageError as exc:
+            if str(exc).startswith("not found"):
+                return False
+            raise
+        return True
+
+    def copy(self, src: str, dst: str) -> None:
+        source = {"Bucket": self.bucket, "Key": self._key(src)}
+        self._call("copy", src, lambda: self.client.copy(source, self.bucket, self._key(dst), Config=self._transfer))
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [self._key(o.key) for o in self.list(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch = {"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}
+            self._call("delete", prefix, lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
+                Bucket=self.bucket, Delete=b))
+        return len(keys)

@@ -1,0 +1,164 @@
+"""genfab.storage against a real S3-compatible HTTP server (moto) and the local filesystem.
+
+Both backends run the same tests (parametrized), so `file://` and `s3://` behave the same.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from genfab.storage import S3Settings, Storage, StorageError, commit_sample, is_committed, open_storage, read_marker
+
+BUCKET = "genfab-test"
+KiB = 1 << 10
+MiB = 1 << 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test-secret").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+def _settings(endpoint: str, **extra: int) -> S3Settings:
+    return S3Settings(endpoint=endpoint, addressing_style="path", access_key_id="test",
+                      secret_access_key="SUPERSECRETKEY123", **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "file":
+        return open_storage(f"file://{tmp_path}/root")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)
+    return open_storage(f"s3://{BUCKET}/{prefix}", _settings(endpoint, multipart_threshold=5 * MiB,
+                                                            multipart_chunksize=5 * MiB))
+
+
+def test_bytes_round_trip_exists_and_stream(storage: Storage) -> None:
+    storage.write_bytes("a/b/c.txt", b"hello")
+    assert storage.read_bytes("a/b/c.txt") == b"hello"
+    assert storage.exists("a/b/c.txt") and not storage.exists("a/b/missing.txt")
+    with storage.open_read("a/b/c.txt") as stream:
+        assert stream.read() == b"hello"
+    with pytest.raises(StorageError, match="not found"):
+        storage.read_bytes("a/b/missing.txt")
+
+
+def test_multipart_file_round_trip_and_copy(storage: Storage, tmp_path: Path) -> None:
+    data = bytes(range(256)) * (12 * MiB // 256 + 7)  # 12 MiB + a bit: 3 parts at a 5 MiB chunk size
+    src = tmp_path / "big.ply"
+    src.write_bytes(data)
+    storage.upload_file("scene/gf.ply", src)
+    storage.copy("scene/gf.ply", "scene/copy.ply")
+    out = tmp_path / "down" / "copy.ply"
+    storage.download_file("scene/copy.ply", out)
+    assert out.read_bytes() == data
+    assert [o.size for o in storage.list("scene/")] == [len(data), len(data)]
+
+
+def test_listing_more_than_2000_keys_and_delete_prefix(storage: Storage) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"many/{i:05d}.json" for i in range(2100)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: storage.write_bytes(k, b"{}"), keys))
+    storage.write_bytes("other/x.json", b"{}")
+    assert [o.key for o in storage.list("many/")] == keys
+    assert storage.delete_prefix("many/") == 2100
+    assert list(storage.list("many/")) == [] and storage.exists("other/x.json")
+
+
+@pytest.mark.parametrize("key", ["../escape.txt", "a/../../b", "/etc/passwd", "a\\b", "a/./b", "nul\x00byte"])
+def test_path_traversal_is_rejected(storage: Storage, key: str) -> None:
+    with pytest.raises(StorageError, match="unsafe storage key"):
+        storage.write_bytes(key, b"x")
+
+
+def test_marker_commit_and_interrupted_write(storage: Storage) -> None:
+    assert not is_committed(storage, "samples/s1", "h1")
+    # Interrupted before the marker: data present, no marker -> not done.
+    storage.write_bytes("samples/s1/image.png", b"partial")
+    assert not is_committed(storage, "samples/s1", "h1")
+    marker = commit_sample(storage, "samples/s1", "h1", {"image.png": b"png", "meta.json": b"{}"},
+                           timings={"seconds": 1.5})
+    assert is_committed(storage, "samples/s1", "h1")
+    assert not is_committed(storage, "samples/s1", "h2"), "a changed config hash invalidates the sample"
+    assert read_marker(storage, "samples/s1") == marker and set(marker.outputs) == {"image.png", "meta.json"}
+    storage.write_bytes("samples/s2/_SUCCESS.json", b"{not json")
+    assert not is_committed(storage, "samples/s2", "h1"), "a corrupt marker is no marker"
+
+
+def test_bad_uris_get_clear_errors() -> None:
+    with pytest.raises(StorageError, match=r"bad storage URI.*s3://\.\.\. or file://"):
+        open_storage("gs://bucket/x")
+    with pytest.raises(StorageError, match="not a valid bucket"):
+        open_storage("s3://B/x", S3Settings())
+
+
+def test_transient_faults_are_retried_without_data_loss(s3_endpoint: str) -> None:
+    """Inject 503 SlowDown / 500 InternalError responses before the request reaches the server."""
+    from botocore.awsrequest import AWSResponse
+
+    storage = open_storage(f"s3://{BUCKET}/faults", _settings(s3_endpoint))
+    assert hasattr(storage, "client")
+    faults = {"left": 6}
+
+    class _Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_: object) -> Iterator[bytes]:
+            yield self.body
+
+    def inject(request: object, **_: object) -> AWSResponse | None:
+        if faults["left"] <= 0:
+            return None
+        faults["left"] -= 1
+        code, status = ("SlowDown", 503) if faults["left"] % 2 else ("InternalError", 500)
+        body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+        return AWSResponse("http://injected", status, {}, _Raw(body))
+
+    storage.client.meta.events.register("before-send.s3.*", inject)
+    for i in range(3):
+        storage.write_bytes(f"obj{i}", f"payload {i}".encode())
+    assert faults["left"] == 0, "every injected fault was hit"
+    assert [storage.read_bytes(f"obj{i}") for i in range(3)] == [f"payload {i}".encode() for i in range(3)]
+
+
+def test_secrets_never_appear_in_errors_or_repr(s3_endpoint: str) -> None:
+    settings = S3Settings(endpoint=s3_endpoint, addressing_style="path", access_key_id="test",
+                          secret_access_key="SUPERSECRETKEY123", max_attempts=1)
+    assert "SUPERSECRETKEY123" not in repr(settings)
+    storage = open_storage("s3://no-such-bucket-genfab/x", settings)
+    with pytest.raises(StorageError) as info:
+        storage.write_bytes("k", b"v")
+    assert "SUPERSECRETKEY123" not in str(info.value) and "NoSuchBucket" in str(info.value)
+
+
+def test_credentials_from_a_mounted_secret(tmp_path: Path) -> None:
+    (tmp_path / "AWS_ACCESS_KEY_ID").write_text("AKIA-FROM-FILE\n")
+    (tmp_path / "AWS_SECRET_ACCESS_KEY").write_text("from-file")
+    settings = S3Settings.from_env({"GENFAB_S3_SECRET_DIR": str(tmp_path), "GENFAB_S3_ENDPOINT": "http://minio:9000",
+                                    "GENFAB_S3_ADDRESSING_STYLE": "path"})
+    assert (settings.access_key_id, settings.secret_access_key) == ("AKIA-FROM-FILE", "from-file")
+    assert (settings.endpoint, settings.addressing_style) == ("http://minio:9000", "path")
