@@ -162,3 +162,9 @@ def test_credentials_from_a_mounted_secret(tmp_path: Path) -> None:
                                     "GENFAB_S3_ADDRESSING_STYLE": "path"})
     assert (settings.access_key_id, settings.secret_access_key) == ("AKIA-FROM-FILE", "from-file")
     assert (settings.endpoint, settings.addressing_style) == ("http://minio:9000", "path")
+
+
+def test_listing_a_missing_bucket_names_it(s3_endpoint: str) -> None:
+    storage = open_storage("s3://no-such-bucket-genfab", _settings(s3_endpoint, max_attempts=1))
+    with pytest.raises(StorageError, match=r"list s3://no-such-bucket-genfab failed: NoSuchBucket"):
+        list(storage.list())

@@ -94,16 +94,18 @@ class S3Storage(Storage):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        """Run a boto3 call; turn its errors into StorageError naming the object (never credentials)."""
+        where = f"{self.uri.rstrip('/')}/{key}" if key else self.uri
         try:
             return fn()
         except ClientError as exc:
             err = exc.response.get("Error", {})
             code = err.get("Code", "?")
             if code in ("404", "NoSuchKey", "NotFound"):
-                raise StorageError(f"not found: {self.child(key)}") from None
-            raise StorageError(f"{what} {self.child(key)} failed: {code} {err.get('Message', '')}".strip()) from None
+                raise StorageError(f"not found: {where}") from None
+            raise StorageError(f"{what} {where} failed: {code} {err.get('Message', '')}".strip()) from None
         except BotoCoreError as exc:
-            raise StorageError(f"{what} {self.child(key)} failed: {type(exc).__name__}: {exc}") from None
+            raise StorageError(f"{what} {where} failed: {type(exc).__name__}: {exc}") from None
 
     def read_bytes(self, key: str) -> bytes:
         body = self._call("read", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
@@ -137,7 +139,7 @@ class S3Storage(Storage):
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
         iterator = iter(pages)
         while True:
-            page = self._call("list", prefix or ".", lambda: next(iterator, None))
+            page = self._call("list", prefix, lambda: next(iterator, None))
             if page is None:
                 return
             for obj in page.get("Contents", []):
