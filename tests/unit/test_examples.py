@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -49,13 +51,10 @@ def test_cli_plan_table_and_json(path) -> None:
     assert table.exit_code == 0, table.output
     as_json = CliRunner().invoke(cli, ["plan", "--json", str(path)])
     assert as_json.exit_code == 0
-    import json
-
     data = json.loads(as_json.output)
-    assert [s["name"] for s in data["stages"]] in (
-        [line.split("│")[2].strip() for line in table.output.splitlines() if line.startswith("│ ") and
-         line.split("│")[1].strip().isdigit()],
-    )
+    table_rows = [line.split("│") for line in table.output.splitlines() if line.startswith("│ ")]
+    table_stages = [row[2].strip() for row in table_rows if row[1].strip().isdigit()]
+    assert [s["name"] for s in data["stages"]] == table_stages
 
 
 @pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["crds"]])

@@ -11,7 +11,7 @@ from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.resources import Resource
 from genfab.planner.hashing import config_hash
 from genfab.planner.model import Plan, PlannedStage, Resources
-from genfab.planner.pipelines import Draft, _join, drafts_for
+from genfab.planner.pipelines import Draft, drafts_for, join_uri
 
 CUSTOM_DEFAULTS = StageDef("custom", "cv", "custom stage", gpus=1, cpu="4", memory="16Gi", shard_size=8)
 
@@ -134,7 +134,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
         samples = draft.samples if draft is not None else (samples_of[ups[0]] if ups else None)
         samples_of[name] = samples
         layout = base.output if draft is not None else f"{name}/"
-        output_uri = _join(pd.output_uri, _layout_dir(layout))
+        output_uri = join_uri(pd.output_uri, _layout_dir(layout))
         input_uris = tuple(draft.input_uris if draft is not None else ()) + tuple(
             next(s.output_uri for s in stages if s.name == u) for u in ups
         )

@@ -60,7 +60,7 @@ def _capped(count: int | None, cap: int | None) -> int | None:
     return min(count, cap) if cap is not None else count
 
 
-def _join(base: str, *parts: str) -> str:
+def join_uri(base: str, *parts: str) -> str:
     out = base.rstrip("/")
     for p in parts:
         if p:
@@ -167,7 +167,7 @@ def dataset_drafts(job: DatasetJob, inventory: Mapping[str, int]) -> PipelineDra
         for step, d in enumerate(drafts, start=1):
             d.run = step_run(step, d.name)
             d.input_uris = tuple(u for u in d.input_uris if u)
-        root = _join(spec.output, ro.execution_name or job.metadata.name)
+        root = join_uri(spec.output, ro.execution_name or job.metadata.name)
         return PipelineDrafts("reference-object", root, drafts)
     assert spec.difix is not None
     dx = spec.difix
@@ -200,7 +200,7 @@ def tuning_drafts(job: TuningRun, inventory: Mapping[str, int]) -> PipelineDraft
         "gpusPerNode": spec.gpus_per_node,
         "nodes": spec.nodes,
     }
-    root = _join(spec.output, "tuning_runs", spec.run_name)
+    root = join_uri(spec.output, "tuning_runs", spec.run_name)
     return PipelineDrafts("tuning-difix", root, [Draft("train", config, spec.nodes, input_uris=(data_uri,),
                                                                 shards=spec.nodes, gpus=spec.gpus_per_node)],
                           refs)
