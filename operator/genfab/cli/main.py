@@ -13,6 +13,7 @@ from rich.table import Table
 
 from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file
+from genfab.cli.run import run_cmd
 from genfab.planner import INPUT, Plan, plan
 
 PATH = click.Path(path_type=Path, dir_okay=False)
@@ -110,6 +111,8 @@ def crds(out: Path, check: bool) -> None:
     if check:
         click.echo(f"CRDs in {out} are up to date")
 
+
+cli.add_command(run_cmd)
 
 if __name__ == "__main__":
     cli()

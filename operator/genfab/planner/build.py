@@ -148,10 +148,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             image = (override.image if override is not None else None) or getattr(spec.images, family)
             command, args, env = (), (), ()
         shard_size = _shard_size(base, spec, name, custom, config)
-        if draft is not None and draft.shards is not None:
-            shards: int | None = draft.shards
-        elif base.singleton:
-            shards = 1
+        fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
+        if fixed is not None:
+            shards: int | None = fixed
         else:
             shards = math.ceil(samples / shard_size) if samples is not None else None
             shards = max(shards, 1) if shards is not None else None
@@ -166,7 +165,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             upstream=ups, config=config, options=dict(draft.options) if draft is not None else {},
             resources=_resources(base, spec, name, custom, draft.gpus if draft is not None else None),
             input_uris=input_uris, output_uri=output_uri, output_layout=layout, samples=samples,
-            shard_size=shard_size, shards=shards, config_hash=digest, run=run, image=image,
+            shard_size=shard_size, shards=shards, fixed_shards=fixed, config_hash=digest, run=run,
+            selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
+            image=image,
             command=command, args=args, env=env,
         ))
     return Plan(

@@ -40,6 +40,12 @@ class PlannedStage:
     config_hash: str
     run: bool
     """False when the stage is not selected (`onlyStages`, `startFromStep`): its outputs are reused."""
+    fixed_shards: int | None = None
+    """Shard count that does not follow the sample count (singleton stages, one index per node)."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """For a stage that reads the job input: which files are samples. `ids` (only these, file names
+    without extension), `limit` (the first N in key order), `suffixes` (default: images). Not hashed:
+    it picks samples, it does not change what a committed sample contains."""
     image: str | None = None
     """Image override; None means the operator's default image for `family`."""
     command: tuple[str, ...] = ()

@@ -35,6 +35,8 @@ class Draft:
     """Fixed shard count (distributed training: one index per node), overriding shard sizes."""
     gpus: int | None = None
     """GPUs per Pod decided by the spec itself (e.g. `gpusPerNode`); explicit resources still win."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """Which input files are samples (`ids`, `limit`, `suffixes`); see `PlannedStage.selection`."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def dataset_drafts(job: DatasetJob, inventory: Mapping[str, int]) -> PipelineDra
         n = _capped(listed, rl.num_samples)
         caption = rl.captioning.enabled
         return PipelineDrafts("relighting", spec.output, [
-            Draft("segment", {"segmentation": _dump(rl.segmentation)}, n, input_uris=(rl.input.uri,)),
+            Draft("segment", {"segmentation": _dump(rl.segmentation)}, n, input_uris=(rl.input.uri,),
+                  selection={"ids": rl.input.sample_ids, "limit": rl.num_samples}),
             Draft("albedo", {"albedo": _dump(rl.albedo), "seed": rl.seed}, n),
             Draft("degrade", {"degradation": _dump(rl.degradation), "seed": rl.seed}, n),
             Draft("recombine", {}, n),

@@ -2,7 +2,7 @@
 
 from genfab.storage.base import ObjectInfo, Storage, StorageError
 from genfab.storage.factory import S3Settings, open_storage
-from genfab.storage.markers import MARKER, Marker, commit_sample, is_committed, read_marker
+from genfab.storage.markers import MARKER, Marker, commit_sample, is_committed, read_marker, write_marker
 
 __all__ = [
     "MARKER",
@@ -15,4 +15,5 @@ __all__ = [
     "is_committed",
     "open_storage",
     "read_marker",
+    "write_marker",
 ]

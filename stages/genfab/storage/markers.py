@@ -34,8 +34,13 @@ def commit_sample(storage: Storage, sample_prefix: str, config_hash: str, output
         storage.write_bytes(f"{prefix}/{safe_key(name)}", data)
         sums[name] = hashlib.sha256(data).hexdigest()
     marker = Marker(config_hash, sums, dict(timings or {}), dict(extra or {}))
-    storage.write_bytes(f"{prefix}/{MARKER}", json.dumps(asdict(marker), sort_keys=True).encode())
+    write_marker(storage, prefix, marker)
     return marker
+
+
+def write_marker(storage: Storage, sample_prefix: str, marker: Marker) -> None:
+    """Write the marker alone: call it only after every output of the sample is written."""
+    storage.write_bytes(f"{safe_key(sample_prefix)}/{MARKER}", json.dumps(asdict(marker), sort_keys=True).encode())
 
 
 def read_marker(storage: Storage, sample_prefix: str) -> Marker | None:

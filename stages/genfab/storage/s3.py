@@ -33,6 +33,8 @@ class S3Settings:
     multipart_threshold: int = 64 * MiB
     multipart_chunksize: int = 16 * MiB
     max_concurrency: int = 16
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> S3Settings:
@@ -62,6 +64,8 @@ class S3Settings:
             retries={"mode": "adaptive", "max_attempts": self.max_attempts},
             s3={"addressing_style": self.addressing_style},
             max_pool_connections=max(10, self.max_concurrency * 2),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
         )
         return boto3.session.Session().client(
             "s3",

@@ -1,0 +1,115 @@
+"""`genfab run`: execute a resource's plan on this machine (the embedded default, no cluster)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from genfab.api import Resource, parse_resource
+from genfab.api.errors import field_errors
+from genfab.cli.loading import load_file
+from genfab.local import LocalRunner, RunResult, resolve_output
+from genfab.local.runner import RunnerError
+from genfab.local.view import ProgressView
+from genfab.planner import plan
+from genfab.planner.contract import EXIT_INTERRUPTED, STATUS_KEY
+from genfab.storage import StorageError, open_storage
+
+
+def _fail(message: str) -> None:
+    click.echo(f"genfab run: {message}", err=True)
+    sys.exit(2)
+
+
+def _override(resource: Resource, out: str, only: list[str] | None) -> Resource:
+    data: dict[str, Any] = resource.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
+    data["spec"]["output"] = out
+    if only is not None:
+        data["spec"]["onlyStages"] = only
+    try:
+        return parse_resource(data)
+    except ValidationError as exc:
+        for error in field_errors(exc):
+            click.echo(f"genfab run: {error}", err=True)
+        sys.exit(2)
+
+
+def _log_dir(out: str, name: str) -> Path:
+    if out.startswith("file://"):
+        return Path(out.removeprefix("file://")) / "_genfab" / "logs"
+    return Path("genfab-runs") / ".logs" / name
+
+
+def _summary_table(result: RunResult) -> Table:
+    table = Table(title=f"{result.summary['kind']}/{result.summary['name']}: {result.status.phase}",
+                  title_justify="left")
+    for column in ("stage", "phase", "samples", "succeeded", "reused", "failed", "seconds", "samples/s"):
+        table.add_column(column, justify="left" if column in ("stage", "phase") else "right")
+    for s in result.summary["stages"]:
+        table.add_row(s["name"], s["phase"], str(s["samples"]), str(s["succeeded"]), str(s["reused"]),
+                      str(s["failed"]), "-" if s["seconds"] is None else f"{s['seconds']:.1f}",
+                      "-" if not s["samplesPerSecond"] else f"{s['samplesPerSecond']:.2f}")
+    return table
+
+
+@click.command("run")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "out", metavar="URI", default=None,
+              help="Write here instead of the spec's output (s3://bucket/prefix or file://dir).")
+@click.option("--only", "only", metavar="STAGES", default=None,
+              help="Comma-separated stages to run; the others reuse their committed outputs.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Shard processes at once (default: CPU count).")
+@click.option("--resume", is_flag=True,
+              help="Continue an earlier run at the same output (fails if there is none). Committed samples "
+                   "with the same config hash are never redone, with or without this flag.")
+def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool) -> None:
+    """Run the resource in FILE (first document) on this machine: same plan, same stage contract as
+    the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
+    loaded = load_file(file)[0]
+    if loaded.errors or loaded.resource is None:
+        for error in loaded.errors:
+            click.echo(f"{loaded.source}: {error}", err=True)
+        sys.exit(1)
+    resource = loaded.resource
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # logs and CI: wide enough for the summary table
+    target, note = resolve_output(resource.spec.output, out, resource.metadata.name)
+    if note:
+        console.print(note, highlight=False)
+    only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
+    resource = _override(resource, target, only_list)
+    the_plan = plan(resource)
+    try:
+        previous = open_storage(the_plan.output_uri).exists(STATUS_KEY)
+    except StorageError as exc:
+        _fail(str(exc))
+    if resume and not previous:
+        _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
+    if previous:
+        console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused", highlight=False)
+    try:
+        with ProgressView(console) as view:
+            runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
+                                 log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view)
+            result = runner.run()
+    except RunnerError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})")
+        sys.exit(EXIT_INTERRUPTED)
+    console.print(_summary_table(result))
+    console.print(f"status:  {result.summary['statusUri']}\nsummary: {result.summary['summaryUri']}",
+                  highlight=False)
+    if result.summary["dropped"]:
+        console.print(f"dropped: {result.summary['dropped']} sample(s) in {result.summary['droppedSamplesCsv']}",
+                      highlight=False)
+    sys.exit(result.exit_code)

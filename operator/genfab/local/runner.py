@@ -1,0 +1,366 @@
+"""Run a plan on this machine: every shard is a subprocess with exactly a stage Pod's contract.
+
+Sequencing, retries and status follow the operator's rules: a stage starts when its upstream
+stages succeeded (or partially succeeded, with `continueOnError`), independent stages run side by
+side, a shard that crashes is retried `retries` times, a bad-input exit fails it at once. Samples
+already committed with the same config hash are never redone, so a run that was interrupted or
+crashed continues where it stopped when started again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genfab.api.resources import Resource
+from genfab.api.status import ResourceStatus
+from genfab.planner import Plan, PlannedStage
+from genfab.planner.contract import (
+    DROPPED_KEY,
+    ENV_CONFIG,
+    ENV_PROGRESS_SECONDS,
+    ENV_TERMINATION_LOG,
+    EXIT_BAD_INPUT,
+    STATUS_KEY,
+    SUMMARY_KEY,
+    shard_count,
+    shard_env,
+    stage_config,
+)
+from genfab.status import StageObservation, build_status
+from genfab.storage import Storage, StorageError, open_storage
+from genfab.storage.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+
+POLL_SECONDS = 0.2
+REPORT_SECONDS = 0.5
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RunnerError(RuntimeError):
+    """The run cannot start (no implementation for a stage, unusable output)."""
+
+
+@dataclass
+class Shard:
+    index: int
+    attempts: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    exit_code: int | None = None
+    done: bool = False
+    failed: bool = False
+
+
+@dataclass
+class StageRun:
+    stage: PlannedStage
+    state: str = "waiting"
+    config: dict[str, Any] = field(default_factory=dict)
+    samples: int = 0
+    shards: list[Shard] = field(default_factory=list)
+    reports: dict[int, ShardReport] = field(default_factory=dict)
+    started: float | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    seconds: float | None = None
+    message: str | None = None
+
+    @property
+    def succeeded(self) -> int:
+        return sum(len(r.succeeded) for r in self.reports.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(len(r.failed) for r in self.reports.values())
+
+    @property
+    def reused(self) -> int:
+        return sum(r.reused for r in self.reports.values())
+
+    def observation(self) -> StageObservation:
+        state = {"waiting": "waiting", "running": "running", "finished": "finished", "skipped": "skipped",
+                 "blocked": "blocked"}[self.state]
+        return StageObservation(
+            name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
+            state=state,  # type: ignore[arg-type]
+            samples_total=self.samples, samples_succeeded=self.succeeded, samples_failed=self.failed,
+            shards_total=len(self.shards), shards_succeeded=sum(s.done and not s.failed for s in self.shards),
+            shards_failed=sum(s.failed for s in self.shards),
+            shards_active=sum(s.process is not None for s in self.shards),
+            shards_ready=sum(s.process is not None for s in self.shards),
+            start_time=self.start_time, completion_time=self.completion_time, message=self.message,
+        )
+
+
+@dataclass
+class RunResult:
+    status: ResourceStatus
+    summary: dict[str, Any]
+    output_uri: str
+
+    @property
+    def exit_code(self) -> int:
+        return {"Succeeded": 0, "PartiallySucceeded": 0}.get(self.status.phase, 1)
+
+
+Listener = Callable[[str, "StageRun"], None]
+"""Called with an event (`start`, `progress`, `end`) and the stage; the CLI draws progress bars."""
+
+
+class LocalRunner:
+    def __init__(self, resource: Resource, plan: Plan, *, workers: int, log_dir: Path,
+                 listener: Listener | None = None, python: str = sys.executable) -> None:
+        self.resource = resource
+        self.plan = plan
+        self.workers = max(1, workers)
+        self.log_dir = log_dir
+        self.listener = listener or (lambda event, stage: None)
+        self.python = python
+        self.retries: int = resource.spec.retries
+        self.continue_on_error: bool = resource.spec.continue_on_error
+        self.run_storage: Storage = open_storage(plan.output_uri)
+        self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in plan.stages}
+        self._status: ResourceStatus | None = None
+        self._config_dir = Path(tempfile.mkdtemp(prefix="genfab-run-"))
+        self.check_runnable()
+
+    # -- preflight
+    def command(self, stage: PlannedStage) -> list[str]:
+        if stage.family == "custom":
+            if not stage.command:
+                raise RunnerError(f"custom stage {stage.name!r} has no `command`; locally there is no image "
+                                  f"entrypoint to fall back to, so set customStages[].command")
+            command = list(stage.command)
+            if command[0] in ("python", "python3"):
+                command[0] = self.python  # locally, "python" is the interpreter genfab runs in
+            return [*command, *stage.args]
+        return [self.python, "-m", "genfab.stages", stage.name]
+
+    def check_runnable(self) -> None:
+        from genfab.stages.runtime.registry import IMPLEMENTATIONS  # torch-free: names only
+
+        missing = [s.name for s in self.plan.stages
+                   if s.run and s.family != "custom" and s.name not in IMPLEMENTATIONS]
+        if missing:
+            raise RunnerError(
+                f"no implementation in this installation for stage(s) {', '.join(missing)} "
+                f"(implemented: {', '.join(sorted(IMPLEMENTATIONS)) or 'none yet'}); replace them with "
+                f"customStages or leave them out with onlyStages")
+        for s in self.plan.stages:
+            if s.run:
+                self.command(s)
+
+    # -- the loop
+    def run(self) -> RunResult:
+        self._write_status()
+        last_report = 0.0
+        try:
+            while not all(r.state in ("finished", "skipped", "blocked") for r in self.stages.values()):
+                self._start_ready_stages()
+                self._launch_shards()
+                changed = self._reap_shards()
+                if changed or time.monotonic() - last_report >= REPORT_SECONDS:
+                    last_report = time.monotonic()
+                    self._refresh_reports()
+                    self._finish_stages()
+                    self._write_status()
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            self._stop_all("interrupted")
+            self._refresh_reports()
+            self._write_status(interrupted=True)
+            raise
+        self._refresh_reports()
+        status = self._write_status()
+        summary = self._write_summary(status)
+        return RunResult(status, summary, self.plan.output_uri)
+
+    def _upstream_ok(self, run: StageRun) -> bool | None:
+        """True: every upstream is done and usable; False: one failed; None: still waiting."""
+        for name in run.stage.upstream:
+            up = self.stages[name]
+            if up.state == "skipped":
+                continue  # not selected: its committed outputs (and shard reports) are reused
+            if up.state == "blocked":
+                return False
+            if up.state != "finished":
+                return None
+            phase = up.observation()
+            if phase.shards_failed or (phase.samples_failed and not self.continue_on_error):
+                return False
+        return True
+
+    def _start_ready_stages(self) -> None:
+        for run in self.stages.values():
+            if run.state != "waiting":
+                continue
+            ok = self._upstream_ok(run)
+            if ok is None:
+                continue
+            if not ok:
+                run.state = "blocked"
+                run.message = "not started: an upstream stage failed"
+                self.listener("end", run)
+                continue
+            self._start_stage(run)
+
+    def _start_stage(self, run: StageRun) -> None:
+        run.config = stage_config(self.plan, run.stage)
+        run.start_time, run.started = now_rfc3339(), time.monotonic()
+        try:
+            samples = resolve_samples(run.config, open_storage)
+        except (InventoryError, StorageError) as exc:
+            run.state, run.message, run.completion_time = "finished", f"cannot list samples: {exc}", now_rfc3339()
+            run.shards = [Shard(0, done=True, failed=True)]
+            self.listener("end", run)
+            return
+        run.samples = len(samples)
+        count = shard_count(run.config, len(samples))
+        clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
+        (self._config_dir / f"{run.stage.name}.json").write_text(json.dumps(run.config))
+        run.shards = [Shard(i) for i in range(count)]
+        run.state = "running"
+        self.listener("start", run)
+
+    def _running(self) -> int:
+        return sum(s.process is not None for r in self.stages.values() for s in r.shards)
+
+    def _launch_shards(self) -> None:
+        for run in self.stages.values():
+            if run.state != "running":
+                continue
+            cap = self.resource.spec.parallelism or len(run.shards)
+            active = sum(s.process is not None for s in run.shards)
+            for shard in run.shards:
+                if self._running() >= self.workers or active >= cap:
+                    return
+                if shard.process is None and not shard.done:
+                    self._spawn(run, shard)
+                    active += 1
+
+    def _spawn(self, run: StageRun, shard: Shard) -> None:
+        stage = run.stage
+        logs = self.log_dir / stage.name
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **dict(stage.env),
+            **shard_env(run.config, shard.index, len(run.shards)),
+            ENV_CONFIG: str(self._config_dir / f"{stage.name}.json"),
+            ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
+            ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json"),
+        }
+        shard.attempts += 1
+        with (logs / f"shard-{shard.index:05d}.log").open("ab") as log:
+            log.write(f"--- attempt {shard.attempts} at {now_rfc3339()}\n".encode())
+            log.flush()
+            shard.process = subprocess.Popen(self.command(stage), env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def _reap_shards(self) -> bool:
+        changed = False
+        for run in self.stages.values():
+            for shard in run.shards:
+                if shard.process is None or shard.process.poll() is None:
+                    continue
+                code = shard.process.returncode
+                shard.process, shard.exit_code, changed = None, code, True
+                if code == 0:
+                    shard.done = True
+                elif code == EXIT_BAD_INPUT or shard.attempts > self.retries:
+                    shard.done = shard.failed = True
+                    why = "bad input" if code == EXIT_BAD_INPUT else f"exit code {code} after {shard.attempts} attempts"
+                    run.message = f"shard {shard.index} failed ({why}); log: {self._log_path(run, shard)}"
+        return changed
+
+    def _log_path(self, run: StageRun, shard: Shard) -> Path:
+        return self.log_dir / run.stage.name / f"shard-{shard.index:05d}.log"
+
+    def _refresh_reports(self) -> None:
+        for run in self.stages.values():
+            if run.state == "running" or (run.state == "finished" and run.shards and not run.reports):
+                try:
+                    run.reports = read_reports(self.run_storage, run.stage.name, run.stage.config_hash)
+                except StorageError:
+                    continue
+                self.listener("progress", run)
+
+    def _finish_stages(self) -> None:
+        for run in self.stages.values():
+            if run.state == "running" and all(s.done for s in run.shards):
+                run.state, run.completion_time = "finished", now_rfc3339()
+                run.seconds = round(time.monotonic() - (run.started or time.monotonic()), 3)
+                self.listener("end", run)
+
+    def _stop_all(self, why: str) -> None:
+        """SIGINT reached the shards too; give them time to write their final reports."""
+        deadline = time.monotonic() + 15
+        for run in self.stages.values():
+            for shard in run.shards:
+                if shard.process is None:
+                    continue
+                try:
+                    shard.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    shard.process.send_signal(signal.SIGKILL)
+                    shard.process.wait()
+                shard.process = None
+            if run.state == "running":
+                run.message = why
+
+    # -- status and summary
+    def _write_status(self, interrupted: bool = False) -> ResourceStatus:
+        status = build_status([r.observation() for r in self.stages.values()],
+                              continue_on_error=self.continue_on_error, generation=self.resource.metadata.generation,
+                              now=now_rfc3339(), previous=self._status,
+                              outputs={"root": self.plan.output_uri, "summary": f"{self.plan.output_uri}/{SUMMARY_KEY}"})
+        if interrupted and status.phase in ("Running", "Pending"):
+            status = status.model_copy(update={"phase": "Failed"})
+        self._status = status
+        doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": self.plan.kind,
+               "metadata": {"name": self.plan.name, "namespace": self.plan.namespace},
+               "executor": "local", "status": status.to_yaml_dict()}
+        self.run_storage.write_bytes(STATUS_KEY, json.dumps(doc, indent=2).encode())
+        return status
+
+    def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
+        rows = []
+        stages = []
+        for run in self.stages.values():
+            seconds = run.seconds
+            produced = run.succeeded - run.reused
+            stages.append({
+                "name": run.stage.name, "phase": next(s.phase for s in status.stages if s.name == run.stage.name),
+                "configHash": run.stage.config_hash, "outputUri": run.stage.output_uri,
+                "samples": run.samples, "succeeded": run.succeeded, "reused": run.reused, "failed": run.failed,
+                "shards": len(run.shards), "seconds": seconds,
+                "samplesPerSecond": round(produced / seconds, 3) if seconds and produced else None,
+                "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),
+                "message": run.message,
+            })
+            for r in sorted(run.reports.values(), key=lambda r: r.index):
+                rows.extend((run.stage.name, f.id, f.reason, f.message) for f in r.failed)
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["stage", "sample_id", "reason", "message"])
+        writer.writerows(rows)
+        self.run_storage.write_bytes(DROPPED_KEY, buf.getvalue().encode())
+        summary = {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
+                   "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": now_rfc3339(),
+                   "stages": stages, "dropped": len(rows), "droppedSamplesCsv": f"{self.plan.output_uri}/{DROPPED_KEY}",
+                   "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}", "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
+        self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+        return summary

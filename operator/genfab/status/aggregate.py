@@ -1,0 +1,135 @@
+"""Pure status aggregation: what each stage's executor observed -> `ResourceStatus`.
+
+The operator observes Jobs and shard reports, the local runner observes subprocesses and the same
+shard reports; both describe each stage as a `StageObservation` and get the same status back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from genfab.api.status import Condition, ResourceStatus, SampleCounts, ShardCounts, StagePhase, StageStatus
+
+ExecState = Literal["pending", "waiting", "running", "finished", "suspended", "skipped", "blocked"]
+
+
+@dataclass(frozen=True)
+class StageObservation:
+    name: str
+    config_hash: str
+    output_uri: str
+    state: ExecState
+    """pending: not started; waiting: upstream not done; running; finished (every shard ended);
+    suspended; skipped (not selected, outputs reused); blocked (an upstream failed)."""
+    samples_total: int = 0
+    samples_succeeded: int = 0
+    samples_failed: int = 0
+    shards_total: int = 0
+    shards_succeeded: int = 0
+    shards_failed: int = 0
+    shards_active: int = 0
+    shards_ready: int = 0
+    start_time: str | None = None
+    completion_time: str | None = None
+    job_name: str | None = None
+    message: str | None = None
+
+
+def stage_phase(obs: StageObservation, continue_on_error: bool) -> StagePhase:
+    if obs.state == "skipped":
+        return "Skipped"
+    if obs.state in ("pending", "blocked"):
+        return "Pending"
+    if obs.state == "waiting":
+        return "Waiting"
+    if obs.state == "suspended":
+        return "Suspended"
+    if obs.state == "running":
+        return "Running"
+    if obs.shards_failed or (obs.samples_failed and not continue_on_error):
+        return "Failed"
+    if obs.samples_failed:
+        return "PartiallySucceeded"
+    return "Succeeded"
+
+
+def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str, message: str, now: str,
+                  generation: int | None) -> list[Condition]:
+    """Upsert one condition; `lastTransitionTime` changes only when the status flips."""
+    value: Literal["True", "False"] = "True" if status else "False"
+    out: list[Condition] = []
+    found = False
+    for c in conditions:
+        if c.type == type_:
+            found = True
+            when = c.last_transition_time if c.status == value else now
+            c = Condition(type=type_, status=value, reason=reason, message=message, last_transition_time=when,
+                          observed_generation=generation)
+        out.append(c)
+    if not found:
+        out.append(Condition(type=type_, status=value, reason=reason, message=message, last_transition_time=now,
+                             observed_generation=generation))
+    return out
+
+
+def _stage_status(obs: StageObservation, phase: StagePhase) -> StageStatus:
+    return StageStatus(
+        name=obs.name, phase=phase, config_hash=obs.config_hash, job_name=obs.job_name,
+        samples=SampleCounts(total=obs.samples_total, succeeded=obs.samples_succeeded, failed=obs.samples_failed),
+        shards=ShardCounts(total=obs.shards_total, succeeded=obs.shards_succeeded, failed=obs.shards_failed,
+                           active=obs.shards_active, ready=obs.shards_ready),
+        start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
+        message=obs.message,
+    )
+
+
+def build_status(observations: list[StageObservation], *, continue_on_error: bool, generation: int | None,
+                 now: str, previous: ResourceStatus | None = None, suspended: bool = False,
+                 outputs: dict[str, str] | None = None) -> ResourceStatus:
+    """The resource status for these stage observations (in plan order)."""
+    prev = previous or ResourceStatus()
+    phases = [stage_phase(o, continue_on_error) for o in observations]
+    stages = [_stage_status(o, p) for o, p in zip(observations, phases, strict=True)]
+    active = [s for s in stages if s.phase not in ("Skipped",)]
+    if any(p == "Failed" for p in phases):
+        phase = "Failed"
+    elif active and all(s.phase in ("Succeeded", "PartiallySucceeded") for s in active) or not active:
+        phase = "PartiallySucceeded" if any(p == "PartiallySucceeded" for p in phases) else "Succeeded"
+    elif suspended:
+        phase = "Suspended"
+    elif any(p in ("Running", "Succeeded", "PartiallySucceeded") for p in phases):
+        phase = "Running"
+    else:
+        phase = "Pending"
+    current = next((s for s in stages if s.phase == "Running"), None) or next(
+        (s for s in reversed(stages) if s.phase not in ("Pending", "Waiting", "Skipped")), None)
+    progress = f"{current.samples.succeeded}/{current.samples.total}" if current is not None else None
+
+    terminal = phase in ("Succeeded", "PartiallySucceeded", "Failed")
+    failed_stage = next((s for s in stages if s.phase == "Failed"), None)
+    conditions = list(prev.conditions)
+    conditions = set_condition(conditions, "Running", phase == "Running", "StageRunning" if phase == "Running"
+                               else phase, f"stage {current.name}: {progress}" if current and phase == "Running"
+                               else "", now, generation)
+    conditions = set_condition(conditions, "Suspended", phase == "Suspended", "Suspended" if suspended
+                               else "NotSuspended", "", now, generation)
+    if terminal:
+        ok = phase != "Failed"
+        conditions = set_condition(conditions, "Succeeded", ok, phase, _summary(stages), now, generation)
+        why = failed_stage.message or f"stage {failed_stage.name} failed" if failed_stage else ""
+        conditions = set_condition(conditions, "Failed", not ok, "StageFailed" if not ok else phase, why, now,
+                                   generation)
+    starts = [s.start_time for s in stages if s.start_time]
+    ends = [s.completion_time for s in stages if s.completion_time]
+    return ResourceStatus(
+        phase=phase, observed_generation=generation, conditions=conditions,
+        current_stage=current.name if current else None, progress=progress, stages=stages,
+        outputs=dict(outputs or prev.outputs), start_time=prev.start_time or (min(starts) if starts else None),
+        completion_time=(prev.completion_time or (max(ends) if ends else now)) if terminal else None,
+    )
+
+
+def _summary(stages: list[StageStatus]) -> str:
+    return "; ".join(f"{s.name} {s.samples.succeeded}/{s.samples.total}" + (
+        f" ({s.samples.failed} failed)" if s.samples.failed else "") for s in stages if s.phase != "Skipped")

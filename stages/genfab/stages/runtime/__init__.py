@@ -1,0 +1,32 @@
+"""The stage runtime: the Pod side of the stage contract, shared by built-in and custom stages.
+
+    from genfab.stages.runtime import Sample, SampleError, Stage, run
+
+    class Thumbnails(Stage):
+        name = "thumbnails"
+
+        def process(self, sample: Sample) -> None:
+            sample.write(f"{sample.id}.png", make_thumbnail(sample.read_source()))
+
+    if __name__ == "__main__":
+        run(Thumbnails())
+"""
+
+from genfab.stages.runtime.context import StageContext, load_context
+from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
+from genfab.stages.runtime.loop import main, run, run_shard
+from genfab.stages.runtime.stage import Sample, Stage, sample_seed
+
+__all__ = [
+    "BadInput",
+    "FatalError",
+    "Sample",
+    "SampleError",
+    "Stage",
+    "StageContext",
+    "load_context",
+    "main",
+    "run",
+    "run_shard",
+    "sample_seed",
+]

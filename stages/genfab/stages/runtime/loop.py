@@ -1,0 +1,120 @@
+"""The per-sample loop and the process entry: resume, per-sample failure records, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from types import FrameType
+
+from genfab.planner.contract import ENV_METRICS_PORT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from genfab.storage import StorageError
+from genfab.stages.runtime.context import StageContext, load_context
+from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
+from genfab.stages.runtime.logs import configure
+from genfab.stages.runtime.metrics import StageMetrics
+from genfab.stages.runtime.progress import ProgressReporter
+from genfab.stages.runtime.stage import Sample, Stage
+
+log = logging.getLogger("genfab.stages")
+EXIT_RETRYABLE = 1
+
+
+def _reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, SampleError):
+        return exc.reason, exc.message
+    return type(exc).__name__, str(exc)
+
+
+def run_shard(stage: Stage, ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+    """Produce every sample of the shard that is not committed yet. Per-sample failures are recorded
+    and skipped; `BadInput`, `FatalError`, storage and memory errors end the shard."""
+    samples = ctx.samples
+    reporter.start(len(samples))
+    log.info("shard starts", extra={"samples": len(samples), "of": len(ctx.all_samples)})
+    pending = []
+    for ref in samples:
+        if stage.is_committed(ctx, ref.id):
+            reporter.succeeded(ref.id, reused=True)
+            metrics.sample("reused")
+        else:
+            pending.append(ref)
+    if pending:
+        started = time.monotonic()
+        stage.setup(ctx)
+        load = time.monotonic() - started
+        reporter.report.model_load_seconds = round(load, 3)
+        metrics.model_load_seconds.set(load)
+        log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
+    size = max(1, stage.batch_size)
+    for start in range(0, len(pending), size):
+        batch = [Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
+        began, wall = time.monotonic(), time.time()
+        errors = stage.process_batch(batch)
+        per_sample = (time.monotonic() - began) / len(batch)
+        for sample, error in zip(batch, errors, strict=True):
+            if error is None:
+                sample.commit(wall)
+                reporter.succeeded(sample.id)
+                metrics.sample("succeeded", per_sample)
+                log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
+            else:
+                reason, message = _reason(error)
+                reporter.failed(sample.id, reason, message)
+                metrics.sample("failed", per_sample)
+                log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
+        metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
+    stage.finish(ctx)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(stage: Stage, env: Mapping[str, str] | None = None) -> int:
+    """Run one shard of `stage` per the stage contract and return the process exit code."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: stop between writes, exit retryable
+    logger = configure({"stage": stage.name})
+    try:
+        ctx = load_context(env)
+    except BadInput as exc:
+        logger.error("bad stage contract: %s", exc)
+        return EXIT_BAD_INPUT
+    configure({"stage": ctx.stage, "shard": ctx.index, "shards": ctx.shards, "hash": ctx.config_hash[:10]})
+    metrics = StageMetrics(ctx.stage)
+    port = ctx.env.get(ENV_METRICS_PORT)
+    if port:
+        metrics.serve(int(port))
+    reporter = ProgressReporter(ctx)
+    code, state, message = EXIT_OK, "succeeded", ""
+    try:
+        run_shard(stage, ctx, reporter, metrics)
+    except BadInput as exc:
+        code, state, message = EXIT_BAD_INPUT, "failed", f"bad input: {exc}"
+    except KeyboardInterrupt as exc:
+        code, state, message = EXIT_INTERRUPTED, "failed", f"interrupted ({exc or 'SIGINT'})"
+    except (FatalError, StorageError, MemoryError, Exception) as exc:
+        code, state, message = EXIT_RETRYABLE, "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("shard failed")
+    finally:
+        if "workdir" in ctx.__dict__:  # only created if the stage asked for scratch space
+            shutil.rmtree(ctx.workdir, ignore_errors=True)
+    if message:
+        log.error(message, extra={"exit": code})
+    try:
+        reporter.finish(state, message)
+    except StorageError as exc:
+        log.error("final progress report not written: %s", exc)
+        code = code or EXIT_RETRYABLE
+    r = reporter.report
+    log.info("shard done", extra={"state": state, "succeeded": len(r.succeeded), "reused": r.reused,
+                                  "failed": len(r.failed), "exit": code})
+    return code
+
+
+def run(stage: Stage) -> None:
+    """`if __name__ == "__main__": run(MyStage())` for custom stages."""
+    sys.exit(main(stage))

@@ -1,0 +1,48 @@
+"""Prometheus metrics of a stage Pod, served on `GENFAB_METRICS_PORT` (scraped by the PodMonitor)."""
+
+from __future__ import annotations
+
+import sys
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+SAMPLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class StageMetrics:
+    """Metric names are part of the chart's dashboard and alerts; a test cross-checks them."""
+
+    def __init__(self, stage: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.stage = stage
+        labels = ["stage"]
+        self.sample_seconds = Histogram(
+            "genfab_stage_sample_seconds", "Seconds to produce one sample", labels,
+            buckets=SAMPLE_BUCKETS, registry=self.registry).labels(stage)
+        self._samples = Counter(
+            "genfab_stage_samples", "Samples handled by this Pod, by outcome (succeeded, failed, reused)",
+            [*labels, "outcome"], registry=self.registry)
+        self.model_load_seconds = Gauge(
+            "genfab_stage_model_load_seconds", "Seconds the stage spent loading its models", labels,
+            registry=self.registry).labels(stage)
+        self.gpu_memory_peak = Gauge(
+            "genfab_stage_gpu_memory_peak_bytes", "Peak GPU memory allocated by the stage process", labels,
+            registry=self.registry).labels(stage)
+        self.shard_progress = Gauge(
+            "genfab_stage_shard_progress_ratio", "Fraction of this shard's samples done", labels,
+            registry=self.registry).labels(stage)
+
+    def sample(self, outcome: str, seconds: float | None = None) -> None:
+        self._samples.labels(self.stage, outcome).inc()
+        if seconds is not None:
+            self.sample_seconds.observe(seconds)
+        self.update_gpu_peak()
+
+    def update_gpu_peak(self) -> None:
+        """Peak CUDA memory, only if the stage itself imported torch (the runtime never does)."""
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            self.gpu_memory_peak.set(torch.cuda.max_memory_allocated())
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)

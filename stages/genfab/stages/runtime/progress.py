@@ -1,0 +1,72 @@
+"""The Pod side of the progress channel: throttled shard reports in object storage, and the final
+counts in the Pod's termination message (see `genfab.planner.contract`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from genfab.planner.contract import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.storage import StorageError
+from genfab.storage.inventory import FailedSample, ShardReport, write_report
+from genfab.stages.runtime.context import StageContext
+
+log = logging.getLogger("genfab.stages")
+TERMINATION_LOG = "/dev/termination-log"
+
+
+class ProgressReporter:
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.interval = float(ctx.env.get(ENV_PROGRESS_SECONDS) or 10)
+        self.report = ShardReport(stage=ctx.stage, config_hash=ctx.config_hash, index=ctx.index,
+                                  shards=ctx.shards)
+        self._last = 0.0
+
+    def start(self, total: int) -> None:
+        self.report.total = total
+        self.flush()
+
+    def succeeded(self, sample_id: str, reused: bool = False) -> None:
+        self.report.succeeded.append(sample_id)
+        self.report.reused += reused
+        self.maybe_flush()
+
+    def failed(self, sample_id: str, reason: str, message: str) -> None:
+        self.report.failed.append(FailedSample(sample_id, reason, message[:500]))
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        try:
+            write_report(self.ctx.run_storage, self.report)
+        except StorageError as exc:  # progress is best effort while running; the final write is not
+            if self.report.state != "running":
+                raise
+            log.warning("progress report not written: %s", exc)
+
+    def finish(self, state: str, message: str = "") -> None:
+        self.report.state = state  # type: ignore[assignment]
+        self.report.message = message
+        self.flush()
+        self.write_termination_message()
+
+    def write_termination_message(self) -> None:
+        """Final counts for `kubectl describe pod` and the operator (limit 4096 bytes: counts only)."""
+        path = Path(self.ctx.env.get(ENV_TERMINATION_LOG) or TERMINATION_LOG)
+        if not path.parent.is_dir() or (not path.exists() and path.as_posix() == TERMINATION_LOG):
+            return
+        r = self.report
+        summary = {"stage": r.stage, "index": r.index, "state": r.state, "total": r.total,
+                   "succeeded": len(r.succeeded), "reused": r.reused, "failed": len(r.failed),
+                   "message": r.message[:1000]}
+        try:
+            path.write_text(json.dumps(summary))
+        except OSError:
+            pass

@@ -1,0 +1,129 @@
+"""What a stage implements (`Stage`) and what it gets per sample (`Sample`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from genfab.storage import Marker, Storage, StorageError, is_committed, write_marker
+from genfab.storage.inventory import SampleRef
+from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.errors import BadInput, FatalError
+
+
+def sample_seed(base: int, sample_id: str) -> int:
+    """A per-sample seed: the same job seed and sample always give the same value, in any shard."""
+    digest = hashlib.sha256(f"{base}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class Sample:
+    """One sample being produced. Outputs go straight to storage (data first); the runtime writes
+    the `_SUCCESS.json` marker with their checksums only after `process` returns."""
+
+    def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str) -> None:
+        self.ref = ref
+        self.ctx = ctx
+        self.marker_prefix = marker_prefix
+        self.outputs: dict[str, str] = {}
+        self.params: dict[str, Any] = {}
+        """Per-sample parameters worth keeping (drawn lighting, chosen backend): stored in the marker."""
+        self.timings: dict[str, float] = {}
+
+    @property
+    def id(self) -> str:
+        return self.ref.id
+
+    def seed(self, base: int | None = None) -> int:
+        return sample_seed(int(self.ctx.config.get("seed", 0) if base is None else base), self.id)
+
+    # -- inputs
+    def read_source(self) -> bytes:
+        """The input file of a stage that reads the job input."""
+        if self.ref.source is None:
+            raise ValueError(f"sample {self.id} has no input file (stage {self.ctx.stage} reads upstream outputs)")
+        return self.ctx.source.read_bytes(self.ref.source)
+
+    @property
+    def source_suffix(self) -> str:
+        return Path(self.ref.source or "").suffix
+
+    def read_upstream(self, key: str, stage: str | None = None) -> bytes:
+        return self.ctx.upstream_output(stage).read_bytes(key)
+
+    def local_path(self, storage: Storage, key: str) -> Path:
+        """A local copy of `storage/key` in the shard's scratch space (for libraries that want paths)."""
+        path = self.ctx.workdir / "in" / self.id / key
+        storage.download_file(key, path)
+        return path
+
+    # -- outputs
+    def write(self, key: str, data: bytes) -> None:
+        """Write one output, relative to the stage's output root."""
+        self.ctx.output.write_bytes(key, data)
+        self.outputs[key] = hashlib.sha256(data).hexdigest()
+
+    def write_json(self, key: str, value: Any) -> None:
+        self.write(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def write_file(self, key: str, path: Path) -> None:
+        """Upload a local file (multipart for large artifacts)."""
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(8 << 20), b""):
+                digest.update(chunk)
+        self.ctx.output.upload_file(key, path)
+        self.outputs[key] = digest.hexdigest()
+
+    def commit(self, started: float) -> Marker:
+        self.timings.setdefault("seconds", round(time.time() - started, 4))
+        marker = Marker(self.ctx.config_hash, dict(self.outputs), dict(self.timings),
+                        {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id})
+        write_marker(self.ctx.output, self.marker_prefix, marker)
+        return marker
+
+
+class Stage:
+    """Base class of stage implementations. Subclasses set `name`, load models in `setup` (once per
+    shard), and produce one sample in `process`. Raise `SampleError` for a bad sample, `BadInput`
+    for an unusable config, anything else for a retryable crash."""
+
+    name: ClassVar[str] = ""
+    marker_dir: ClassVar[str] = ""
+    """Folder under the stage output that holds per-sample marker folders. Empty puts the marker in
+    the sample's own folder (`{id}/_SUCCESS.json`); flat layouts (`{id}_mask.png`) use e.g. `_markers`."""
+
+    def marker_prefix(self, sample_id: str) -> str:
+        return f"{self.marker_dir}/{sample_id}" if self.marker_dir else sample_id
+
+    def is_committed(self, ctx: StageContext, sample_id: str) -> bool:
+        return is_committed(ctx.output, self.marker_prefix(sample_id), ctx.config_hash)
+
+    def setup(self, ctx: StageContext) -> None:
+        """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""
+
+    batch_size: ClassVar[int] = 1
+    """Samples handed to `process_batch` at once (GPU stages batch their model calls)."""
+
+    def process(self, sample: Sample) -> None:
+        raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement process()")
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        """Produce several samples; returns, per sample, None or the exception that failed it.
+        The default calls `process` one by one; batching stages override this."""
+        errors: list[Exception | None] = []
+        for sample in samples:
+            try:
+                self.process(sample)
+                errors.append(None)
+            except (FatalError, BadInput, StorageError, MemoryError):
+                raise
+            except Exception as exc:  # one bad sample must not stop the shard
+                errors.append(exc)
+        return errors
+
+    def finish(self, ctx: StageContext) -> None:
+        """After the last sample of the shard (flush batches, write shard-level files)."""
