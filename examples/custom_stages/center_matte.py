@@ -42,8 +42,9 @@ class CenterMatte(Stage):
         fg = (image * a3).round().astype(np.uint8)
         bg = (image * (1 - a3)).round().astype(np.uint8)
         sample.params["foregroundFraction"] = round(float(alpha.mean()), 4)
-        for suffix, pixels in (("foreground", fg), ("background", bg), ("mask", (alpha * 255).round().astype(np.uint8))):
-            ok, png = cv2.imencode(".png", pixels)
+        matte = (alpha * 255).round().astype(np.uint8)
+        for suffix, pixels in (("foreground", fg), ("background", bg), ("mask", matte)):
+            _, png = cv2.imencode(".png", pixels)
             sample.write(f"{sample.id}_{suffix}.png", png.tobytes())
 
 

@@ -25,7 +25,7 @@ class ContactSheet(Stage):
         mask = _decode(sample.read_upstream(f"{sample.id}_mask.png"), cv2.IMREAD_GRAYSCALE)
         original = cv2.add(fg, bg)
         sheet = np.hstack([original, fg, cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR)])
-        ok, png = cv2.imencode(".png", sheet)
+        _, png = cv2.imencode(".png", sheet)
         sample.write(f"{sample.id}/sheet.png", png.tobytes())
 
 

@@ -282,7 +282,8 @@ class LocalRunner:
                     shard.done = True
                 elif code == EXIT_BAD_INPUT or shard.attempts > self.retries:
                     shard.done = shard.failed = True
-                    why = "bad input" if code == EXIT_BAD_INPUT else f"exit code {code} after {shard.attempts} attempts"
+                    why = ("bad input" if code == EXIT_BAD_INPUT
+                           else f"exit code {code} after {shard.attempts} attempts")
                     run.message = f"shard {shard.index} failed ({why}); log: {self._log_path(run, shard)}"
         return changed
 
@@ -323,10 +324,10 @@ class LocalRunner:
 
     # -- status and summary
     def _write_status(self, interrupted: bool = False) -> ResourceStatus:
+        outputs = {"root": self.plan.output_uri, "summary": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         status = build_status([r.observation() for r in self.stages.values()],
                               continue_on_error=self.continue_on_error, generation=self.resource.metadata.generation,
-                              now=now_rfc3339(), previous=self._status,
-                              outputs={"root": self.plan.output_uri, "summary": f"{self.plan.output_uri}/{SUMMARY_KEY}"})
+                              now=now_rfc3339(), previous=self._status, outputs=outputs)
         if interrupted and status.phase in ("Running", "Pending"):
             status = status.model_copy(update={"phase": "Failed"})
         self._status = status
@@ -337,7 +338,7 @@ class LocalRunner:
         return status
 
     def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
-        rows = []
+        rows: list[tuple[str, str, str, str]] = []
         stages = []
         for run in self.stages.values():
             seconds = run.seconds
@@ -361,6 +362,7 @@ class LocalRunner:
         summary = {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
                    "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": now_rfc3339(),
                    "stages": stages, "dropped": len(rows), "droppedSamplesCsv": f"{self.plan.output_uri}/{DROPPED_KEY}",
-                   "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}", "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
+                   "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",
+                   "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
         return summary

@@ -94,7 +94,7 @@ def build_status(observations: list[StageObservation], *, continue_on_error: boo
     active = [s for s in stages if s.phase not in ("Skipped",)]
     if any(p == "Failed" for p in phases):
         phase = "Failed"
-    elif active and all(s.phase in ("Succeeded", "PartiallySucceeded") for s in active) or not active:
+    elif (active and all(s.phase in ("Succeeded", "PartiallySucceeded") for s in active)) or not active:
         phase = "PartiallySucceeded" if any(p == "PartiallySucceeded" for p in phases) else "Succeeded"
     elif suspended:
         phase = "Suspended"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from genfab.api.types import check_sample_id
-from genfab.planner.contract import RUN_DIR, report_key, report_prefix
+from genfab.planner.contract import report_key, report_prefix
 from genfab.storage.base import Storage, StorageError
 
 ShardState = Literal["running", "succeeded", "failed"]
@@ -100,12 +100,12 @@ def clear_reports(run: Storage, stage: str, config_hash: str) -> int:
 
 def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: list[str] | None = None,
                     limit: int | None = None) -> list[SampleRef]:
-    """Input files under `storage` that are samples, sorted by id."""
+    """Files directly under `storage` with one of `suffixes`, as samples sorted by id."""
     wanted = tuple(s.lower() for s in suffixes)
     found: dict[str, SampleRef] = {}
     for obj in storage.list():
-        if obj.key.startswith(f"{RUN_DIR}/") or "/." in f"/{obj.key}":
-            continue
+        if "/" in obj.key or obj.key.startswith("."):
+            continue  # samples are the files directly under the input folder
         stem, dot, ext = obj.key.rpartition(".")
         if not dot or f".{ext.lower()}" not in wanted or "/" in ext:
             continue

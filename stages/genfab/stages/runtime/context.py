@@ -19,9 +19,9 @@ from genfab.planner.contract import (
     ENV_SHARDS,
     shard_bounds,
 )
+from genfab.stages.runtime.errors import BadInput
 from genfab.storage import Storage, open_storage
 from genfab.storage.inventory import InventoryError, SampleRef, resolve_samples, source_root
-from genfab.stages.runtime.errors import BadInput
 
 
 @dataclass

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from types import FrameType
 
 from genfab.planner.contract import ENV_METRICS_PORT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
-from genfab.storage import StorageError
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
 from genfab.stages.runtime.stage import Sample, Stage
+from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
 EXIT_RETRYABLE = 1

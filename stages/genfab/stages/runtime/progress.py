@@ -3,15 +3,16 @@ counts in the Pod's termination message (see `genfab.planner.contract`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from pathlib import Path
 
 from genfab.planner.contract import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.stages.runtime.context import StageContext
 from genfab.storage import StorageError
 from genfab.storage.inventory import FailedSample, ShardReport, write_report
-from genfab.stages.runtime.context import StageContext
 
 log = logging.getLogger("genfab.stages")
 TERMINATION_LOG = "/dev/termination-log"
@@ -66,7 +67,5 @@ class ProgressReporter:
         summary = {"stage": r.stage, "index": r.index, "state": r.state, "total": r.total,
                    "succeeded": len(r.succeeded), "reused": r.reused, "failed": len(r.failed),
                    "message": r.message[:1000]}
-        try:
+        with contextlib.suppress(OSError):  # a read-only filesystem must not fail the shard
             path.write_text(json.dumps(summary))
-        except OSError:
-            pass

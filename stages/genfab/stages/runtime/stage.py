@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from genfab.storage import Marker, Storage, StorageError, is_committed, write_marker
-from genfab.storage.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput, FatalError
+from genfab.storage import Marker, Storage, StorageError, is_committed, write_marker
+from genfab.storage.inventory import SampleRef
 
 
 def sample_seed(base: int, sample_id: str) -> int:

@@ -1,0 +1,190 @@
+"""`genfab run` end to end: real subprocesses per shard, the real stage runtime, file:// and s3://."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from genfab.storage import S3Settings, Storage, open_storage
+from tests.helpers import ROOT
+from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: F401  (fixture)
+
+LEDGER = ROOT / "tests" / "fixtures" / "ledger_stage.py"
+
+
+def job(name: str, output: str, inputs: Path, *, continue_on_error: bool = True, shard_size: int = 2,
+        extra_stage: bool = True, **spec: Any) -> dict[str, Any]:
+    custom: list[dict[str, Any]] = [
+        {"name": "segment", "image": "example.org/ledger:1", "command": ["python", str(LEDGER)]}]
+    if extra_stage:
+        custom.append({"name": "digest", "image": "example.org/ledger:1", "command": ["python", str(LEDGER)],
+                       "after": ["segment"]})
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": name},
+            "spec": {"type": "relighting", "output": output, "shardSize": shard_size,
+                     "continueOnError": continue_on_error,
+                     "onlyStages": ["segment", "digest"] if extra_stage else ["segment"],
+                     "relighting": {"input": {"uri": f"file://{inputs}"}}, "customStages": custom, **spec}}
+
+
+def inputs(tmp_path: Path, count: int, bad: tuple[int, ...] = ()) -> Path:
+    folder = tmp_path / "inputs"
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        (folder / f"img_{i:03d}.png").write_bytes(b"FAIL" if i in bad else f"pixels {i}".encode())
+    return folder
+
+
+def genfab_run(tmp_path: Path, doc: dict[str, Any], *args: str, env: dict[str, str] | None = None,
+               wait: bool = True) -> Any:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cmd = [sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2", *args]
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def status(run: Storage) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(run.read_bytes("_genfab/status.json"))["status"]
+    return doc
+
+
+def stages(run: Storage) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in status(run)["stages"]}
+
+
+def markers(run: Storage, stage_dir: str) -> int:
+    return sum(o.key.endswith("_SUCCESS.json") for o in run.list(f"{stage_dir}/_markers/"))
+
+
+@pytest.fixture(params=["file", "s3"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Storage]]:
+    if request.param == "file":
+        uri = f"file://{tmp_path}/out"
+        yield uri, {}, open_storage(uri)
+        return
+    endpoint = request.getfixturevalue("s3_endpoint")
+    env = {"GENFAB_S3_ENDPOINT": endpoint, "GENFAB_S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test-secret"}
+    uri = f"s3://{BUCKET}/runner-{tmp_path.name}"
+    yield uri, env, open_storage(uri, S3Settings.from_env(env))
+
+
+def test_custom_stages_run_end_to_end_and_a_failing_sample_is_recorded(
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:
+    uri, env, run = target
+    result = genfab_run(tmp_path, job("ledger", uri, inputs(tmp_path, 5, bad=(3,))), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    st = status(run)
+    assert st["phase"] == "PartiallySucceeded"
+    by_name = stages(run)
+    seg, dig = by_name["segment"], by_name["digest"]
+    assert (seg["phase"], seg["samples"], seg["shards"]["total"]) == (
+        "PartiallySucceeded", {"total": 5, "succeeded": 4, "failed": 1}, 3)
+    assert (dig["phase"], dig["samples"]) == ("Succeeded", {"total": 4, "succeeded": 4, "failed": 0})
+    assert by_name["albedo"]["phase"] == "Skipped"
+    assert markers(run, "data/stage_1") == 4
+    assert run.read_bytes("data/stage_1/img_000.txt").startswith(b"8 ")
+    dropped = list(csv.DictReader(io.StringIO(run.read_bytes("_genfab/dropped_samples.csv").decode())))
+    assert dropped == [{"stage": "segment", "sample_id": "img_003", "reason": "BadContent",
+                        "message": "img_003 starts with FAIL"}]
+    summary = json.loads(run.read_bytes("_genfab/summary.json"))
+    assert summary["phase"] == "PartiallySucceeded" and summary["dropped"] == 1
+    assert "PartiallySucceeded" in result.stdout and "dropped: 1 sample(s)" in result.stdout
+
+
+def test_without_continue_on_error_a_failed_sample_fails_the_run_and_blocks_downstream(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = genfab_run(tmp_path, job("strict", f"file://{out}", inputs(tmp_path, 4, bad=(0,)),
+                                      continue_on_error=False))
+    assert result.returncode == 1
+    run = open_storage(f"file://{out}")
+    by_name = stages(run)
+    assert by_name["segment"]["phase"] == "Failed" and by_name["segment"]["samples"]["succeeded"] == 3
+    assert by_name["digest"]["phase"] == "Pending" and "upstream" in by_name["digest"]["message"]
+    failed = {c["type"]: c for c in status(run)["conditions"]}["Failed"]
+    assert failed["status"] == "True"
+
+
+def test_a_crashed_shard_is_retried(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    doc = job("retry", f"file://{out}", inputs(tmp_path, 2), extra_stage=False, retries=1)
+    result = genfab_run(tmp_path, doc, env={"GENFAB_TEST_CRASH_ONCE": str(tmp_path / "crashed")})
+    assert result.returncode == 0, result.stdout
+    assert stages(open_storage(f"file://{out}"))["segment"]["samples"]["succeeded"] == 2
+    log = (out / "_genfab/logs/segment/shard-00000.log").read_text()
+    assert "--- attempt 2" in log
+
+
+def test_a_killed_run_resumes_with_only_the_missing_samples(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    doc = job("resume", f"file://{out}", inputs(tmp_path, 12), extra_stage=False, shard_size=3)
+    first = genfab_run(tmp_path, doc, env={"GENFAB_TEST_SLEEP": "0.3",
+                                           "GENFAB_TEST_LEDGER": str(tmp_path / "first.txt")}, wait=False)
+    run = open_storage(f"file://{out}")
+    deadline = time.monotonic() + 60
+    while markers(run, "data/stage_1") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # the runner and every shard process, mid-run
+    first.wait()
+    done = markers(run, "data/stage_1")
+    assert 3 <= done < 12
+
+    second = genfab_run(tmp_path, doc, "--resume", env={"GENFAB_TEST_LEDGER": str(tmp_path / "second.txt")})
+    assert second.returncode == 0, second.stdout
+    redone = (tmp_path / "second.txt").read_text().split()
+    assert len(redone) == 12 - done  # exactly the samples without a marker
+    assert markers(run, "data/stage_1") == 12
+    seg = stages(run)["segment"]
+    assert seg["samples"] == {"total": 12, "succeeded": 12, "failed": 0}
+    assert json.loads(run.read_bytes("_genfab/summary.json"))["stages"][0]["reused"] == done
+
+
+def test_resume_without_an_earlier_run_is_an_error(tmp_path: Path) -> None:
+    result = genfab_run(tmp_path, job("nothing", f"file://{tmp_path}/out", inputs(tmp_path, 1)), "--resume")
+    assert result.returncode == 2 and "no earlier run" in result.stderr
+
+
+def test_unreachable_output_falls_back_to_a_local_folder(tmp_path: Path) -> None:
+    env = {"GENFAB_S3_ENDPOINT": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    doc = job("fallback", "s3://lab-datasets/relight", inputs(tmp_path, 2), extra_stage=False)
+    result = genfab_run(tmp_path, doc, env=env)
+    assert result.returncode == 0, result.stdout
+    assert "s3://lab-datasets/relight is not reachable from here" in result.stdout
+    assert "writing to file://./genfab-runs/fallback instead" in " ".join(result.stdout.split())
+    assert (tmp_path / "genfab-runs/fallback/_genfab/status.json").is_file()
+
+
+def test_built_in_stages_without_an_implementation_are_named(tmp_path: Path) -> None:
+    doc = job("builtin", f"file://{tmp_path}/out", inputs(tmp_path, 1), extra_stage=False)
+    doc["spec"]["onlyStages"] = ["segment", "albedo"]
+    result = genfab_run(tmp_path, doc)
+    assert result.returncode == 2
+    assert "no implementation in this installation for stage(s) albedo" in " ".join(result.stderr.split())
+
+
+def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "genfab.cli.main", "run", "examples/datasetjob-custom-stage.yaml",
+           "--out", f"file://{out}"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = sorted(p.name for p in (out / "data/stage_1").glob("*.png"))
+    assert len(names) == 12 and "astronaut_face_mask.png" in names
+    assert len(list((out / "contact-sheet").glob("*/sheet.png"))) == 4

@@ -1,0 +1,158 @@
+"""The stage runtime in-process on file:// storage: resume, failure records, exit codes, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genfab.planner.contract import EXIT_BAD_INPUT, EXIT_OK, report_key
+from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext, load_context, main, sample_seed
+from genfab.stages.runtime.loop import EXIT_RETRYABLE
+from genfab.storage import StorageError, open_storage
+from genfab.storage.inventory import InventoryError, ShardReport, discover_inputs
+
+HASH = "c" * 64
+
+
+def contract(tmp_path: Path, files: dict[str, bytes], **extra: Any) -> dict[str, str]:
+    """Input files + a stage config; returns the shard env."""
+    for name, data in files.items():
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(data)
+    cfg = {"contract": 1, "stage": "toy", "family": "custom", "configHash": HASH, "runUri": f"file://{tmp_path}/run",
+           "outputUri": f"file://{tmp_path}/run/toy", "inputUris": [f"file://{tmp_path}/in"], "upstream": [],
+           "shardSize": 8, "selection": {"suffixes": [".png"]}, "config": {"seed": 7}, **extra}
+    (tmp_path / "stage.json").write_text(json.dumps(cfg))
+    return {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
+            "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",
+            "GENFAB_TERMINATION_LOG": str(tmp_path / "termination.json")}
+
+
+class Toy(Stage):
+    name = "toy"
+
+    def __init__(self, fail_setup: Exception | None = None) -> None:
+        self.processed: list[str] = []
+        self.fail_setup = fail_setup
+        self.setups = 0
+
+    def setup(self, ctx: StageContext) -> None:
+        self.setups += 1
+        if self.fail_setup is not None:
+            raise self.fail_setup
+
+    def process(self, sample: Sample) -> None:
+        data = sample.read_source()
+        self.processed.append(sample.id)
+        if data == b"bad":
+            raise SampleError("Unreadable", "not an image")
+        if data == b"boom":
+            raise ValueError("unexpected pixel format")
+        if data == b"outage":
+            raise StorageError("write s3://b/x failed: ServiceUnavailable")
+        sample.params["seed"] = sample.seed()
+        sample.write(f"{sample.id}/out.txt", data.upper())
+
+
+def report(tmp_path: Path) -> ShardReport:
+    return ShardReport.from_json(open_storage(f"file://{tmp_path}/run").read_bytes(report_key("toy", HASH, 0)))
+
+
+def test_failures_are_recorded_and_a_rerun_redoes_only_what_is_missing(tmp_path: Path) -> None:
+    env = contract(tmp_path, {"a.png": b"aa", "b.png": b"bad", "c.png": b"cc", "d-e.png": b"boom",
+                              "f.png": b"ff", "notes.txt": b"ignored"})
+    stage = Toy()
+    assert main(stage, env) == EXIT_OK
+    assert stage.processed == ["a", "b", "c", "d-e", "f"]
+    r = report(tmp_path)
+    assert (r.state, r.total, sorted(r.succeeded), r.reused) == ("succeeded", 5, ["a", "c", "f"], 0)
+    assert [(f.id, f.reason) for f in r.failed] == [("b", "Unreadable"), ("d-e", "ValueError")]
+    marker = json.loads((tmp_path / "run/toy/a/_SUCCESS.json").read_text())
+    assert marker["config_hash"] == HASH and set(marker["outputs"]) == {"a/out.txt"}
+    assert marker["extra"]["params"]["seed"] == sample_seed(7, "a")
+    assert json.loads((tmp_path / "termination.json").read_text())["failed"] == 2
+
+    (tmp_path / "in/b.png").write_bytes(b"fixed")
+    again = Toy()
+    assert main(again, env) == EXIT_OK
+    assert again.processed == ["b", "d-e"]  # committed samples are not redone
+    r = report(tmp_path)
+    assert (sorted(r.succeeded), r.reused, [f.id for f in r.failed]) == (["a", "b", "c", "f"], 3, ["d-e"])
+
+
+def test_nothing_pending_skips_model_loading(tmp_path: Path) -> None:
+    env = contract(tmp_path, {"a.png": b"aa"})
+    assert main(Toy(), env) == EXIT_OK
+    stage = Toy()
+    assert main(stage, env) == EXIT_OK
+    assert stage.setups == 0 and report(tmp_path).reused == 1
+
+
+def test_a_changed_config_hash_redoes_committed_samples(tmp_path: Path) -> None:
+    env = contract(tmp_path, {"a.png": b"aa"})
+    assert main(Toy(), env) == EXIT_OK
+    contract(tmp_path, {}, configHash="d" * 64)
+    stage = Toy()
+    assert main(stage, env) == EXIT_OK
+    assert stage.processed == ["a"]
+
+
+@pytest.mark.parametrize(("error", "code", "message"), [
+    (BadInput("config.custom.margin must be below 0.5"), EXIT_BAD_INPUT, "bad input: config.custom.margin"),
+    (RuntimeError("CUDA error: an illegal memory access"), EXIT_RETRYABLE, "RuntimeError: CUDA error"),
+])
+def test_setup_failures_map_to_exit_codes(tmp_path: Path, error: Exception, code: int, message: str) -> None:
+    env = contract(tmp_path, {"a.png": b"aa"})
+    assert main(Toy(fail_setup=error), env) == code
+    r = report(tmp_path)
+    assert r.state == "failed" and r.message.startswith(message)
+
+
+def test_a_storage_outage_ends_the_shard_retryably_without_a_marker(tmp_path: Path) -> None:
+    env = contract(tmp_path, {"a.png": b"aa", "b.png": b"outage", "c.png": b"cc"})
+    stage = Toy()
+    assert main(stage, env) == EXIT_RETRYABLE
+    assert stage.processed == ["a", "b"]
+    assert not (tmp_path / "run/toy/b/_SUCCESS.json").exists()
+
+
+@pytest.mark.parametrize(("env_update", "config_update", "message"), [
+    ({"JOB_COMPLETION_INDEX": "3"}, {}, "outside 0..0"),
+    ({"GENFAB_SHARD_COUNT": "two"}, {}, "not an integer"),
+    ({}, {"contract": 99}, "contract version 99"),
+    ({"GENFAB_STAGE_CONFIG": "/nonexistent/stage.json"}, {}, "does not exist"),
+])
+def test_a_broken_contract_is_bad_input(tmp_path: Path, env_update: dict[str, str], config_update: dict[str, Any],
+                                        message: str) -> None:
+    env = {**contract(tmp_path, {"a.png": b"aa"}, **config_update), **env_update}
+    with pytest.raises(BadInput, match=message):
+        load_context(env)
+    assert main(Toy(), env) == EXIT_BAD_INPUT
+
+
+def test_missing_selected_ids_are_bad_input(tmp_path: Path) -> None:
+    env = contract(tmp_path, {"a.png": b"aa"}, selection={"suffixes": [".png"], "ids": ["a", "zz"]})
+    assert main(Toy(), env) == EXIT_BAD_INPUT
+    assert "no input file" in report(tmp_path).message and "zz" in report(tmp_path).message
+
+
+def test_discovery_suffixes_ids_limit_and_clashes(tmp_path: Path) -> None:
+    store = open_storage(f"file://{tmp_path}")
+    for key in ("b.PNG", "a.jpg", "sub/c.webp", "x.txt", "_genfab/status.json", ".hidden/d.png"):
+        store.write_bytes(key, b"x")
+    suffixes = (".png", ".jpg", ".webp")
+    store.write_bytes("c.webp", b"x")
+    assert [r.id for r in discover_inputs(store, suffixes)] == ["a", "b", "c"]  # files directly under the folder
+    assert [r.source for r in discover_inputs(store, suffixes, limit=2)] == ["a.jpg", "b.PNG"]
+    assert [r.id for r in discover_inputs(store, suffixes, ids=["c", "a"])] == ["a", "c"]
+    store.write_bytes("a.png", b"y")
+    with pytest.raises(InventoryError, match="share sample id 'a'"):
+        discover_inputs(store, suffixes)
+
+
+def test_sample_seeds_are_stable_and_distinct() -> None:
+    assert sample_seed(0, "img_001") == sample_seed(0, "img_001")
+    assert len({sample_seed(0, f"img_{i}") for i in range(1000)} | {sample_seed(1, "img_1")}) == 1001

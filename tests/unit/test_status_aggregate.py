@@ -1,0 +1,73 @@
+"""Pure status aggregation (shared by the operator and the local runner): table tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from genfab.status import StageObservation, build_status, set_condition, stage_phase
+
+NOW = "2026-11-22T10:00:00Z"
+
+
+def obs(name: str, state: str, **counts: Any) -> StageObservation:
+    return StageObservation(name=name, config_hash="h" * 64, output_uri=f"file://out/{name}",
+                            state=state, **counts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("observation", "continue_on_error", "phase"), [
+    (obs("a", "skipped"), False, "Skipped"),
+    (obs("a", "waiting"), False, "Waiting"),
+    (obs("a", "blocked"), False, "Pending"),
+    (obs("a", "suspended"), False, "Suspended"),
+    (obs("a", "running", samples_total=4, samples_succeeded=1), False, "Running"),
+    (obs("a", "finished", samples_total=4, samples_succeeded=4, shards_total=1, shards_succeeded=1), False,
+     "Succeeded"),
+    (obs("a", "finished", samples_total=4, samples_succeeded=3, samples_failed=1), False, "Failed"),
+    (obs("a", "finished", samples_total=4, samples_succeeded=3, samples_failed=1), True, "PartiallySucceeded"),
+    (obs("a", "finished", shards_total=2, shards_failed=1), True, "Failed"),
+])
+def test_stage_phase(observation: StageObservation, continue_on_error: bool, phase: str) -> None:
+    assert stage_phase(observation, continue_on_error) == phase
+
+
+@pytest.mark.parametrize(("observations", "coe", "suspended", "phase", "current", "progress"), [
+    ([obs("a", "waiting"), obs("b", "waiting")], False, False, "Pending", None, None),
+    ([obs("a", "running", samples_total=120, samples_succeeded=37), obs("b", "waiting")], False, False,
+     "Running", "a", "37/120"),
+    ([obs("a", "finished", samples_total=3, samples_succeeded=3), obs("b", "waiting")], False, False,
+     "Running", "a", "3/3"),
+    ([obs("a", "finished", samples_total=3, samples_succeeded=3),
+      obs("b", "finished", samples_total=3, samples_succeeded=3)], False, False, "Succeeded", "b", "3/3"),
+    ([obs("a", "finished", samples_total=3, samples_succeeded=2, samples_failed=1),
+      obs("b", "finished", samples_total=2, samples_succeeded=2)], True, False, "PartiallySucceeded", "b", "2/2"),
+    ([obs("a", "finished", samples_total=3, samples_succeeded=2, samples_failed=1), obs("b", "blocked")],
+     False, False, "Failed", "a", "2/3"),
+    ([obs("a", "skipped"), obs("b", "finished", samples_total=1, samples_succeeded=1)], False, False,
+     "Succeeded", "b", "1/1"),
+    ([obs("a", "suspended"), obs("b", "waiting")], False, True, "Suspended", "a", "0/0"),
+])
+def test_resource_phase_current_stage_and_progress(observations: list[StageObservation], coe: bool,
+                                                   suspended: bool, phase: str, current: str | None,
+                                                   progress: str | None) -> None:
+    status = build_status(observations, continue_on_error=coe, generation=3, now=NOW, suspended=suspended)
+    assert (status.phase, status.current_stage, status.progress) == (phase, current, progress)
+    assert status.observed_generation == 3
+    conditions = {c.type: c.status for c in status.conditions}
+    assert conditions["Running"] == ("True" if phase == "Running" else "False")
+    if phase in ("Succeeded", "PartiallySucceeded", "Failed"):
+        assert conditions["Succeeded"] == ("False" if phase == "Failed" else "True")
+        assert conditions["Failed"] == ("True" if phase == "Failed" else "False")
+        assert status.completion_time is not None
+    else:
+        assert "Succeeded" not in conditions and status.completion_time is None
+
+
+def test_transition_time_moves_only_when_the_condition_flips() -> None:
+    conds = set_condition([], "Running", True, "StageRunning", "a: 1/4", "t1", 1)
+    conds = set_condition(conds, "Running", True, "StageRunning", "a: 2/4", "t2", 1)
+    assert (conds[0].last_transition_time, conds[0].message) == ("t1", "a: 2/4")
+    conds = set_condition(conds, "Running", False, "Succeeded", "", "t3", 2)
+    assert (conds[0].status, conds[0].last_transition_time, conds[0].observed_generation) == ("False", "t3", 2)
+    assert len(conds) == 1
