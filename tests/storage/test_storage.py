@@ -168,3 +168,9 @@ def test_listing_a_missing_bucket_names_it(s3_endpoint: str) -> None:
     storage = open_storage("s3://no-such-bucket-genfab", _settings(s3_endpoint, max_attempts=1))
     with pytest.raises(StorageError, match=r"list s3://no-such-bucket-genfab failed: NoSuchBucket"):
         list(storage.list())
+
+
+def test_concurrent_many_round_trip(storage: Storage) -> None:
+    items = [(f"many/{i:04d}.bin", bytes([i % 256]) * (i + 1)) for i in range(300)]
+    assert storage.write_many(items, workers=8) == 300
+    assert storage.read_many([k for k, _ in items], workers=8) == dict(items)

@@ -156,3 +156,20 @@ def test_discovery_suffixes_ids_limit_and_clashes(tmp_path: Path) -> None:
 def test_sample_seeds_are_stable_and_distinct() -> None:
     assert sample_seed(0, "img_001") == sample_seed(0, "img_001")
     assert len({sample_seed(0, f"img_{i}") for i in range(1000)} | {sample_seed(1, "img_1")}) == 1001
+
+
+def test_pod_metrics_count_outcomes_and_time_samples() -> None:
+    from genfab.stages.runtime.metrics import StageMetrics
+
+    m = StageMetrics("albedo")
+    m.sample("succeeded", 0.4)
+    m.sample("succeeded", 2.0)
+    m.sample("failed", 0.1)
+    m.sample("reused")
+    m.model_load_seconds.set(3.5)
+    value = m.registry.get_sample_value
+    assert value("genfab_stage_samples_total", {"stage": "albedo", "outcome": "succeeded"}) == 2
+    assert value("genfab_stage_samples_total", {"stage": "albedo", "outcome": "reused"}) == 1
+    assert value("genfab_stage_sample_seconds_count", {"stage": "albedo"}) == 3
+    assert value("genfab_stage_sample_seconds_bucket", {"stage": "albedo", "le": "0.5"}) == 2
+    assert value("genfab_stage_model_load_seconds", {"stage": "albedo"}) == 3.5
