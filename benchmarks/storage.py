@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,10 +60,13 @@ def timed(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", type=int, default=10_000, help="number of 1 KB objects")
+    parser.add_argument("--small", type=int, default=10_000, help="number of 1 KB objects (0 skips them)")
     parser.add_argument("--large-mib", type=int, default=1024, help="size of the large object in MiB")
-    parser.add_argument("--workers", type=int, default=16, help="genfab concurrency for small objects")
-    parser.add_argument("--write", action="store_true", help="write benchmarks/results/storage.md")
+    parser.add_argument("--workers", type=int, default=8, help="genfab concurrency for small objects")
+    parser.add_argument("--repeat", type=int, default=1, help="large transfers: runs per side, order alternating")
+    parser.add_argument("--no-download", action="store_true", help="skip the large download (slow on moto)")
+    parser.add_argument("--write", action="store_true", help="write the table to benchmarks/results/")
+    parser.add_argument("--results", default="storage.md", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
     port = free_port()
@@ -106,7 +110,7 @@ def main() -> None:
         (down, f"genfab read_many ({args.workers} threads)",
          lambda: par.read_many(keys, workers=args.workers)),
     ]
-    for op, variant, fn in small:
+    for op, variant, fn in small if n else []:
         seconds = timed(fn)
         rows.append((op, variant, seconds, n / seconds))
         print(f"{op:28} {variant:34} {seconds:8.2f} s  {n / seconds:9.0f} obj/s", flush=True)
@@ -118,19 +122,27 @@ def main() -> None:
             block = os.urandom(MiB)
             for _ in range(args.large_mib):
                 fh.write(block)
-        large = [
+        upload = [
             (f"{args.large_mib} MiB upload", "boto3 upload_file (defaults)",
              lambda: plain.upload_file(str(src), BUCKET, "plain/large.bin")),
             (f"{args.large_mib} MiB upload", "genfab upload_file",
              lambda: genfab.upload_file("large.bin", src)),
+        ]
+        download = [
             (f"{args.large_mib} MiB download", "boto3 download_file (defaults)",
              lambda: plain.download_file(BUCKET, "plain/large.bin", str(Path(tmp) / "p.bin"))),
             (f"{args.large_mib} MiB download", "genfab download_file",
              lambda: genfab.download_file("large.bin", Path(tmp) / "g.bin")),
         ]
-        for op, variant, fn in large:
-            seconds = timed(fn)
-            rows.append((op, variant, seconds, size / MiB / seconds))
+        # Each pair runs `--repeat` times, alternating which side goes first; the median counts.
+        for pair in [upload] + ([] if args.no_download else [download]):
+            times: dict[str, list[float]] = {variant: [] for _, variant, _ in pair}
+            for r in range(args.repeat):
+                for _, variant, fn in (pair if r % 2 == 0 else pair[::-1]):
+                    times[variant].append(timed(fn))
+            for op, variant, _ in pair:
+                seconds = statistics.median(times[variant])
+                rows.append((op, variant, seconds, size / MiB / seconds))
             print(f"{op:28} {variant:34} {seconds:8.2f} s  {size / MiB / seconds:9.1f} MiB/s", flush=True)
             for leftover in Path(tmp).glob("*.bin"):
                 if leftover != src:
@@ -148,7 +160,7 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     if args.write:
-        out = Path(__file__).parent / "results" / "storage.md"
+        out = Path(__file__).parent / "results" / args.results
         out.parent.mkdir(exist_ok=True)
         command = "python benchmarks/storage.py " + " ".join(sys.argv[1:])
         out.write_text(
