@@ -37,15 +37,15 @@ def test_shard_bounds_rejects_bad_indexes(index: int, shards: int) -> None:
         shard_bounds(5, index, shards)
 
 
-@pytest.mark.parametrize(("cfg", "samples", "expected"), [
-    ({"shardSize": 8}, 0, 1),
-    ({"shardSize": 8}, 8, 1),
-    ({"shardSize": 8}, 9, 2),
-    ({"shardSize": 8, "fixedShards": 1}, 100, 1),
-    ({"shardSize": 1, "fixedShards": 4}, 1, 4),
+@pytest.mark.parametrize(("samples", "shard_size", "fixed", "expected"), [
+    (0, 8, None, 1),
+    (8, 8, None, 1),
+    (9, 8, None, 2),
+    (100, 8, 1, 1),
+    (1, 1, 4, 4),
 ])
-def test_shard_count(cfg: dict[str, int], samples: int, expected: int) -> None:
-    assert shard_count(cfg, samples) == expected
+def test_shard_count(samples: int, shard_size: int, fixed: int | None, expected: int) -> None:
+    assert shard_count(samples, shard_size, fixed) == expected
 
 
 def test_stage_config_and_env_carry_the_whole_contract() -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from genfab.planner.contract import EXIT_BAD_INPUT, EXIT_OK, report_key
+from genfab.planner.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, report_key
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext, load_context, main, sample_seed
-from genfab.stages.runtime.loop import EXIT_RETRYABLE
 from genfab.storage import StorageError, open_storage
 from genfab.storage.inventory import InventoryError, ShardReport, discover_inputs
 

@@ -39,7 +39,8 @@ from genfab.planner.contract import (
     shard_env,
     stage_config,
 )
-from genfab.status import StageObservation, build_status
+from genfab.status import StageObservation, build_status, stage_phase
+from genfab.status.aggregate import ExecState
 from genfab.storage import Storage, StorageError, open_storage
 from genfab.storage.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 
@@ -68,7 +69,7 @@ class Shard:
 @dataclass
 class StageRun:
     stage: PlannedStage
-    state: str = "waiting"
+    state: ExecState = "waiting"
     config: dict[str, Any] = field(default_factory=dict)
     samples: int = 0
     shards: list[Shard] = field(default_factory=list)
@@ -92,11 +93,9 @@ class StageRun:
         return sum(r.reused for r in self.reports.values())
 
     def observation(self) -> StageObservation:
-        state = {"waiting": "waiting", "running": "running", "finished": "finished", "skipped": "skipped",
-                 "blocked": "blocked"}[self.state]
         return StageObservation(
             name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
-            state=state,  # type: ignore[arg-type]
+            state=self.state,
             samples_total=self.samples, samples_succeeded=self.succeeded, samples_failed=self.failed,
             shards_total=len(self.shards), shards_succeeded=sum(s.done and not s.failed for s in self.shards),
             shards_failed=sum(s.failed for s in self.shards),
@@ -199,8 +198,7 @@ class LocalRunner:
                 return False
             if up.state != "finished":
                 return None
-            phase = up.observation()
-            if phase.shards_failed or (phase.samples_failed and not self.continue_on_error):
+            if stage_phase(up.observation(), self.continue_on_error) == "Failed":
                 return False
         return True
 
@@ -229,7 +227,7 @@ class LocalRunner:
             self.listener("end", run)
             return
         run.samples = len(samples)
-        count = shard_count(run.config, len(samples))
+        count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
         clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
         (self._config_dir / f"{run.stage.name}.json").write_text(json.dumps(run.config))
         run.shards = [Shard(i) for i in range(count)]

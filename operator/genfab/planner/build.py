@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from genfab.api.catalog import CUSTOM_FAMILY, PIPELINES, StageDef
 from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.resources import Resource
+from genfab.planner.contract import shard_count
 from genfab.planner.hashing import config_hash
 from genfab.planner.model import Plan, PlannedStage, Resources
 from genfab.planner.pipelines import Draft, drafts_for, join_uri
@@ -149,11 +149,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             command, args, env = (), (), ()
         shard_size = _shard_size(base, spec, name, custom, config)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
-        if fixed is not None:
-            shards: int | None = fixed
-        else:
-            shards = math.ceil(samples / shard_size) if samples is not None else None
-            shards = max(shards, 1) if shards is not None else None
+        shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
         digest = config_hash(
             name=name, family=family, image=image, command=command, args=args, env=env, config=config,
             input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups},

@@ -34,10 +34,13 @@ ENV_PROGRESS_SECONDS = "GENFAB_PROGRESS_SECONDS"
 ENV_TERMINATION_LOG = "GENFAB_TERMINATION_LOG"
 
 EXIT_OK = 0
+"""The shard ran; failed samples are recorded in its report, not fatal."""
+EXIT_RETRYABLE = 1
+"""The shard crashed (storage outage, CUDA error, ...). Any exit other than 0 and 42 is retried."""
 EXIT_BAD_INPUT = 42
 """The shard's input or config is unusable: retrying cannot help (podFailurePolicy: FailIndex)."""
 EXIT_INTERRUPTED = 130
-"""Any other non-zero exit (crash, OOM, storage outage, preemption) is retried."""
+"""SIGINT/SIGTERM (Ctrl-C, preemption): retried like a crash."""
 
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 """Input files that count as samples when a stage reads a folder and says nothing else."""
@@ -82,7 +85,6 @@ def stage_config(plan: Plan, stage: PlannedStage) -> dict[str, Any]:
         "outputUri": stage.output_uri,
         "outputLayout": stage.output_layout,
         "shardSize": stage.shard_size,
-        "fixedShards": stage.fixed_shards,
         "upstream": [
             {"name": u.name, "configHash": u.config_hash, "outputUri": u.output_uri}
             for u in (plan.stage(n) for n in stage.upstream)
@@ -106,7 +108,6 @@ def shard_env(stage_cfg: dict[str, Any], index: int, shards: int) -> dict[str, s
     }
 
 
-def shard_count(stage_cfg: dict[str, Any], samples: int) -> int:
+def shard_count(samples: int, shard_size: int, fixed: int | None = None) -> int:
     """Shards for `samples` (at least one, so an empty stage still reports), unless fixed."""
-    fixed = stage_cfg.get("fixedShards")
-    return int(fixed) if fixed else max(1, -(-samples // int(stage_cfg["shardSize"])))
+    return fixed if fixed else max(1, -(-samples // shard_size))

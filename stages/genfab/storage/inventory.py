@@ -107,7 +107,7 @@ def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: list[str] | 
         if "/" in obj.key or obj.key.startswith("."):
             continue  # samples are the files directly under the input folder
         stem, dot, ext = obj.key.rpartition(".")
-        if not dot or f".{ext.lower()}" not in wanted or "/" in ext:
+        if not dot or f".{ext.lower()}" not in wanted:
             continue
         try:
             sample_id = check_sample_id(stem)

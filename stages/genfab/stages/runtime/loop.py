@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-from genfab.planner.contract import ENV_METRICS_PORT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from genfab.planner.contract import ENV_METRICS_PORT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
 from genfab.stages.runtime.context import StageContext, load_context
-from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
+from genfab.stages.runtime.errors import BadInput, SampleError
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
@@ -20,7 +20,6 @@ from genfab.stages.runtime.stage import Sample, Stage
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
-EXIT_RETRYABLE = 1
 
 
 def _reason(exc: Exception) -> tuple[str, str]:
@@ -96,7 +95,7 @@ def main(stage: Stage, env: Mapping[str, str] | None = None) -> int:
         code, state, message = EXIT_BAD_INPUT, "failed", f"bad input: {exc}"
     except KeyboardInterrupt as exc:
         code, state, message = EXIT_INTERRUPTED, "failed", f"interrupted ({exc or 'SIGINT'})"
-    except (FatalError, StorageError, MemoryError, Exception) as exc:
+    except Exception as exc:  # FatalError, StorageError, MemoryError, a crash in stage code: retryable
         code, state, message = EXIT_RETRYABLE, "failed", f"{type(exc).__name__}: {exc}"
         log.exception("shard failed")
     finally:
