@@ -79,6 +79,8 @@ class StageStatus(GenfabModel):
     """When the stage finished (RFC 3339)."""
     output_uri: str | None = Field(None, max_length=2048)
     """Where the stage writes."""
+    reason: str | None = Field(None, max_length=128)
+    """Machine-readable cause of the last notable event (ImagePullBackOff, DeadlineExceeded, ...)."""
     message: str | None = Field(None, max_length=4096)
     """Last notable event of the stage."""
 

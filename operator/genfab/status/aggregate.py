@@ -33,6 +33,7 @@ class StageObservation:
     start_time: str | None = None
     completion_time: str | None = None
     job_name: str | None = None
+    reason: str | None = None
     message: str | None = None
 
 
@@ -80,7 +81,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase) -> StageStatus:
         shards=ShardCounts(total=obs.shards_total, succeeded=obs.shards_succeeded, failed=obs.shards_failed,
                            active=obs.shards_active, ready=obs.shards_ready),
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
-        message=obs.message,
+        reason=obs.reason, message=obs.message,
     )
 
 

@@ -1,0 +1,3 @@
+from genfab.operator.main import main
+
+main()

@@ -1,0 +1,206 @@
+"""Pure manifest builders: a planned stage -> its ConfigMap and Indexed Job. No I/O.
+
+Names are deterministic (`{resource}-{stage}-{hash10}`), so every create is create-if-absent: a
+restarted operator, or two reconciles racing, can only ever produce one Job per stage config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from genfab.api.common import CommonSpec
+from genfab.operator.settings import OperatorSettings
+from genfab.planner import Plan, PlannedStage
+from genfab.planner.contract import (
+    CONFIG_PATH,
+    ENV_CONFIG,
+    ENV_METRICS_PORT,
+    EXIT_BAD_INPUT,
+    shard_env,
+)
+
+LABEL_RESOURCE = "genfab.dev/resource"
+LABEL_KIND = "genfab.dev/kind"
+LABEL_STAGE = "genfab.dev/stage"
+LABEL_HASH = "genfab.dev/config-hash"
+LABEL_MANAGED = "app.kubernetes.io/managed-by"
+LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+ANNOTATION_SAMPLES = "genfab.dev/samples"
+CONTAINER = "stage"
+CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
+MAX_NAME = 63  # Job names end up in the `job-name` Pod label: at most 63 characters
+
+
+@dataclass(frozen=True)
+class Owner:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": True}
+
+
+def child_name(resource: str, stage: PlannedStage) -> str:
+    """`{resource}-{stage}-{hash10}`, the middle shortened so the whole fits in 63 characters."""
+    base = f"{resource}-{stage.name}"[: MAX_NAME - 11].rstrip("-")
+    return f"{base}-{stage.short_hash}"
+
+
+def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "genfab",
+        LABEL_KIND: plan.kind,
+        LABEL_RESOURCE: plan.name,
+        LABEL_STAGE: stage.name,
+        LABEL_HASH: stage.short_hash,
+    }
+
+
+def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": child_name(plan.name, stage), "namespace": owner.namespace,
+                     "labels": child_labels(plan, stage), "ownerReferences": [owner.reference()]},
+        "data": {CONFIG_PATH.rsplit("/", 1)[1]: json.dumps(stage_cfg, indent=1, sort_keys=True)},
+    }
+
+
+def _storage_env(spec: CommonSpec) -> list[dict[str, Any]]:
+    """S3 endpoint settings as values, credentials as optional Secret references (never values)."""
+    env: list[dict[str, Any]] = []
+    storage = spec.storage
+    if storage is None:
+        return env
+    if storage.endpoint:
+        env.append({"name": "GENFAB_S3_ENDPOINT", "value": storage.endpoint})
+    env.append({"name": "GENFAB_S3_REGION", "value": storage.region})
+    env.append({"name": "GENFAB_S3_ADDRESSING_STYLE", "value": storage.addressing_style})
+    if storage.secret_ref is not None:
+        for key, optional in (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
+                              ("AWS_SESSION_TOKEN", True)):
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {
+                "name": storage.secret_ref.name, "key": key, "optional": optional}}})
+    return env
+
+
+def _models(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, volumes, mounts) for the resource's model source."""
+    m = spec.models
+    if m is None:
+        return [], [], []
+    if m.uri is not None:
+        return [{"name": "GENFAB_MODELS", "value": m.uri}], [], []
+    if m.persistent_volume_claim is not None:
+        volume = {"name": "models", "persistentVolumeClaim": {"claimName": m.persistent_volume_claim,
+                                                               "readOnly": True}}
+    else:
+        volume = {"name": "models", "hostPath": {"path": m.hub_cache, "type": "Directory"}}
+    mount = {"name": "models", "mountPath": "/models", "readOnly": True}
+    return [{"name": "GENFAB_MODELS", "value": "/models"}], [volume], [mount]
+
+
+def _resources(stage: PlannedStage, settings: OperatorSettings) -> dict[str, Any]:
+    r = stage.resources
+    requests: dict[str, str] = {"cpu": r.cpu, "memory": r.memory}
+    limits: dict[str, str] = {"memory": r.memory}
+    if r.gpus:
+        requests[settings.gpu_resource] = limits[settings.gpu_resource] = str(r.gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def stage_image(stage: PlannedStage, settings: OperatorSettings) -> str:
+    return stage.image or settings.images[stage.family]
+
+
+def stage_command(stage: PlannedStage) -> tuple[list[str] | None, list[str] | None]:
+    """(command, args); custom stages without a command keep their image's entry point."""
+    if stage.family == "custom":
+        return (list(stage.command) or None), (list(stage.args) or None)
+    return ["python", "-m", "genfab.stages", stage.name], None
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Bad input fails the index at once; preemption, eviction and node loss do not burn retries."""
+    return {"rules": [
+        {"action": "FailIndex", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                                "values": [EXIT_BAD_INPUT]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]}
+
+
+def build_job(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], spec: CommonSpec, shards: int,
+              samples: int, owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
+    name = child_name(plan.name, stage)
+    labels = child_labels(plan, stage)
+    job_labels = {**labels, **({LABEL_QUEUE: spec.queue_name} if spec.queue_name else {})}
+    contract = shard_env(stage_cfg, 0, shards)
+    contract.pop("JOB_COMPLETION_INDEX")  # Kubernetes sets it per Pod in Indexed mode
+    env = [{"name": k, "value": v} for k, v in contract.items()]
+    env += [{"name": ENV_CONFIG, "value": CONFIG_PATH},
+            {"name": ENV_METRICS_PORT, "value": str(settings.stage_metrics_port)}]
+    env += _storage_env(spec)
+    model_env, model_volumes, model_mounts = _models(spec)
+    env += model_env
+    env += [{"name": k, "value": v} for k, v in stage.env]
+    command, args = stage_command(stage)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": stage_image(stage, settings),
+        "imagePullPolicy": settings.image_pull_policy,
+        "env": env,
+        "resources": _resources(stage, settings),
+        "ports": [{"name": "metrics", "containerPort": settings.stage_metrics_port}],
+        "volumeMounts": [{"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}, *model_mounts],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+    }
+    if command is not None:
+        container["command"] = command
+    if args is not None:
+        container["args"] = args
+    r = stage.resources
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.stage_service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": settings.run_as_user,
+                            "runAsGroup": settings.run_as_user, "fsGroup": settings.run_as_user,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "stage-config", "configMap": {"name": name}},
+                    {"name": "tmp", "emptyDir": {}}, *model_volumes],
+    }
+    if r.node_selector:
+        pod_spec["nodeSelector"] = dict(r.node_selector)
+    if r.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in r.tolerations]
+    if r.priority_class_name:
+        pod_spec["priorityClassName"] = r.priority_class_name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
+                     "annotations": {ANNOTATION_SAMPLES: str(samples)},
+                     "ownerReferences": [owner.reference()]},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": shards,
+            "parallelism": min(shards, spec.parallelism or shards),
+            "backoffLimitPerIndex": spec.retries,
+            "podFailurePolicy": pod_failure_policy(),
+            "podReplacementPolicy": "Failed",
+            "suspend": spec.suspend,
+            "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }

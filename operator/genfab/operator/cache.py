@@ -1,0 +1,105 @@
+"""In-memory view of the watched objects, fed by kopf's watch events (an informer cache).
+
+Reconciles read their children from here instead of listing them from the API server, so a
+reconcile costs API requests only for what it changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from genfab.operator.builders import LABEL_KIND, LABEL_RESOURCE
+from genfab.operator.observe import LostPod, pod_index, was_lost
+
+Key = tuple[str, str, str]
+"""(kind, namespace, name) of a genfab resource."""
+
+
+def owner_key(obj: Mapping[str, Any]) -> Key | None:
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    kind, name = labels.get(LABEL_KIND), labels.get(LABEL_RESOURCE)
+    return (kind, meta.get("namespace", ""), name) if kind and name else None
+
+
+class Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.resources: dict[Key, dict[str, Any]] = {}
+        self._jobs: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        """(namespace, job name) -> pod name -> pod."""
+        self._lost: dict[tuple[str, str], dict[str, LostPod]] = defaultdict(dict)
+
+    # -- feeding (watch events)
+    def put_resource(self, key: Key, body: dict[str, Any] | None) -> None:
+        with self._lock:
+            if body is None:
+                self.resources.pop(key, None)
+                self._jobs.pop(key, None)
+            else:
+                self.resources[key] = body
+
+    def put_job(self, job: dict[str, Any], deleted: bool = False) -> Key | None:
+        key = owner_key(job)
+        if key is None:
+            return None
+        name = job["metadata"]["name"]
+        with self._lock:
+            if deleted:
+                self._jobs[key].pop(name, None)
+                self._pods.pop((key[1], name), None)
+                self._lost.pop((key[1], name), None)
+            else:
+                self._jobs[key][name] = job
+        return key
+
+    def put_pod(self, pod: dict[str, Any], deleted: bool = False) -> Key | None:
+        key = owner_key(pod)
+        meta = pod.get("metadata") or {}
+        job = (meta.get("labels") or {}).get("job-name") or (meta.get("labels") or {}).get(
+            "batch.kubernetes.io/job-name")
+        if key is None or not job:
+            return None
+        slot = (meta.get("namespace", ""), job)
+        with self._lock:
+            if deleted:
+                self._pods[slot].pop(meta["name"], None)
+                owner_job = self._jobs.get(key, {}).get(job)
+                suspended = bool(((owner_job or {}).get("spec") or {}).get("suspend"))
+                index = pod_index(pod)
+                if owner_job is not None and index is not None and was_lost(pod, suspended):
+                    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    self._lost[slot][meta["name"]] = LostPod(job, index, meta["name"], when)
+            else:
+                self._pods[slot][meta["name"]] = pod
+        return key
+
+    def forget_lost(self, namespace: str, job: str, keep: list[LostPod]) -> None:
+        with self._lock:
+            self._lost[(namespace, job)] = {lp.pod: lp for lp in keep}
+
+    # -- reading (reconciles)
+    def resource(self, key: Key) -> dict[str, Any] | None:
+        with self._lock:
+            return self.resources.get(key)
+
+    def jobs(self, key: Key) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._jobs.get(key, {}).values())
+
+    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._pods.get((namespace, job), {}).values())
+
+    def lost(self, namespace: str, job: str) -> list[LostPod]:
+        with self._lock:
+            return list(self._lost.get((namespace, job), {}).values())
+
+    def keys(self) -> list[Key]:
+        with self._lock:
+            return list(self.resources)

@@ -1,0 +1,330 @@
+"""The reconcile loop: caches -> pure decision -> a few API writes -> status. All I/O lives here.
+
+Level-triggered: a reconcile reads the whole current state (resource, its Jobs and Pods from the
+watch caches, shard reports from storage) and converges, so missed or repeated events, duplicate
+reconciles and operator restarts are harmless. Writes are create-if-absent by deterministic name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from genfab.api.errors import field_errors
+from genfab.api.resources import API_VERSION, KINDS, Resource
+from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.operator.builders import Owner, build_configmap, build_job, child_name
+from genfab.operator.cache import Cache, Key
+from genfab.operator.decide import (
+    Decision,
+    Observed,
+    Progress,
+    decide,
+    invalid_status,
+    resource_status,
+    same_status,
+    transitions,
+)
+from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
+from genfab.operator.kube import custom_path as cr_path
+from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.observe import job_view, parse_time, unresolved_lost
+from genfab.operator.settings import OperatorSettings
+from genfab.operator.storage_access import StorageAccess
+from genfab.operator.workqueue import WorkQueue
+from genfab.planner import Plan, PlanError, PlannedStage, plan
+from genfab.planner.contract import SUMMARY_KEY, shard_count, stage_config
+from genfab.status import StageObservation
+from genfab.storage import StorageError
+from genfab.storage.inventory import InventoryError, clear_reports, read_reports, resolve_samples
+
+log = logging.getLogger("genfab.operator")
+
+
+def now_rfc3339(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: OperatorSettings, metrics: OperatorMetrics | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics or OperatorMetrics()
+        self.cache = Cache()
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self.storage = StorageAccess(kube)
+        self.clock = clock
+        self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # -- lifecycle
+    def start(self) -> None:
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._work, name=f"genfab-reconcile-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._resync, name="genfab-resync", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.close()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            try:
+                self.reconcile(key)
+                self.queue.forget(key)
+            except (Temporary, StorageError) as exc:
+                delay = self.queue.retry(key)
+                self.metrics.reconcile_errors.labels(key[0], type(exc).__name__).inc()
+                log.warning("%s %s/%s: %s (retry in %.1fs)", *key, exc, delay)
+            except Exception as exc:  # a bug or a permanent API error: never kill the worker
+                delay = self.queue.retry(key)
+                self.metrics.reconcile_errors.labels(key[0], type(exc).__name__).inc()
+                log.exception("%s %s/%s: reconcile failed (retry in %.1fs): %s", *key, delay, exc)
+            finally:
+                self.queue.done(key)
+                self.metrics.queue_depth.set(len(self.queue))
+
+    def _resync(self) -> None:
+        """Every unfinished resource is reconciled at least every `resync_seconds` (missed events)."""
+        while not self._stop.wait(self.settings.resync_seconds):
+            for key in self.cache:
+                body = self.cache.resource(key) or {}
+                if (body.get("status") or {}).get("phase") not in TERMINAL_PHASES:
+                    self.queue.add(key)
+
+    # -- watch events (called by the kopf handlers)
+    def on_resource(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key: Key = (kind, meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED":
+            self.cache.put_resource(key, None)
+            self.metrics.observe_resource(key, None, None)
+            self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
+            return
+        self.cache.put_resource(key, body)
+        self.queue.add(key)
+
+    def on_job(self, event_type: str | None, body: dict[str, Any]) -> None:
+        key = self.cache.put_job(body, deleted=event_type == "DELETED")
+        if key is not None:
+            self.queue.add(key)
+
+    def on_pod(self, event_type: str | None, body: dict[str, Any]) -> None:
+        key = self.cache.put_pod(body, deleted=event_type == "DELETED")
+        if key is not None:
+            self.queue.add(key)
+
+    # -- one reconcile
+    def reconcile(self, key: Key) -> None:
+        started = time.monotonic()
+        body = self.cache.resource(key)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return  # deleted: owner references let the garbage collector remove the children
+        try:
+            self._reconcile(key, body)
+        finally:
+            self.metrics.reconcile_seconds.labels(key[0]).observe(time.monotonic() - started)
+
+    def _reconcile(self, key: Key, body: dict[str, Any]) -> None:
+        kind, namespace, name = key
+        meta = body["metadata"]
+        generation = meta.get("generation")
+        previous = _previous_status(body)
+        now = self.clock()
+        try:
+            resource = KINDS[kind].model_validate({k: v for k, v in body.items() if k != "status"})
+            the_plan = plan(resource)
+        except ValidationError as exc:
+            message = "; ".join(str(e) for e in field_errors(exc))
+            return self._write_status(key, body, previous, invalid_status(previous, message, generation,
+                                                                          now_rfc3339(now)))
+        except PlanError as exc:
+            return self._write_status(key, body, previous, invalid_status(previous, str(exc), generation,
+                                                                          now_rfc3339(now)))
+        owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
+        spec = resource.spec
+        observed = self._observe(key, the_plan, owner, previous)
+        decision = decide(the_plan, spec, observed, previous, now, self.settings.start_deadline_seconds)
+        failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
+        if decision.start:  # re-decide with the Jobs just created
+            observed = self._observe(key, the_plan, owner, previous)
+            decision = decide(the_plan, spec, observed, previous, now, self.settings.start_deadline_seconds)
+        decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
+        outputs = {"root": the_plan.output_uri, "summary": f"{the_plan.output_uri}/{SUMMARY_KEY}"}
+        status = resource_status(decision, spec, previous, generation, now_rfc3339(now), outputs)
+        self._write_status(key, body, previous, status)
+        self._record_metrics(key, decision, previous, status)
+        if status.phase not in TERMINAL_PHASES and any(o.state == "running" for o in decision.observations):
+            self.queue.add_after(key, self.settings.progress_seconds)
+
+    def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None) -> Observed:
+        jobs = [j for j in self.cache.jobs(key)
+                if any(ref.get("uid") == owner.uid for ref in j["metadata"].get("ownerReferences") or [])]
+        pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
+        lost = {}
+        for j in jobs:
+            jn = j["metadata"]["name"]
+            keep = unresolved_lost(self.cache.lost(owner.namespace, jn), pods[jn], job_view(j))
+            self.cache.forget_lost(owner.namespace, jn, keep)
+            lost[jn] = keep
+        progress = self._read_progress(key, the_plan, jobs, owner)
+        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress)
+
+    def _read_progress(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner
+                       ) -> dict[str, Progress]:
+        """Shard-report counts of stages with a Job: throttled while running, once more when done."""
+        out: dict[str, Progress] = {}
+        by_name = {j["metadata"]["name"]: j for j in jobs}
+        for stage in the_plan.stages:
+            job = by_name.get(child_name(the_plan.name, stage))
+            if job is None:
+                continue
+            slot = (key, stage.name, stage.config_hash)
+            cached = self._progress.get(slot)
+            finished = job_view(job).finished
+            fresh = cached is not None and (cached[2] or (
+                not finished and time.monotonic() - cached[1] < self.settings.progress_seconds))
+            if not fresh:
+                run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
+                reports = read_reports(run, stage.name, stage.config_hash)
+                counts = Progress(sum(len(r.succeeded) for r in reports.values()),
+                                  sum(len(r.failed) for r in reports.values()))
+                cached = (counts, time.monotonic(), finished)
+                self._progress[slot] = cached
+            if cached is not None:
+                out[stage.name] = cached[0]
+        return out
+
+    def _spec_storage(self, key: Key) -> dict[str, Any] | None:
+        body = self.cache.resource(key) or {}
+        storage = (body.get("spec") or {}).get("storage")
+        return dict(storage) if storage else None
+
+    def _apply(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, owner: Owner,
+               decision: Decision, previous: ResourceStatus | None) -> dict[str, StageObservation]:
+        ns = owner.namespace
+        for job in decision.delete:
+            self.kube.delete(resource_path("batch/v1", "jobs", ns, job))
+            self.kube.delete(resource_path("v1", "configmaps", ns, job))
+            log.info("%s %s/%s: deleted job %s (config changed or stage deselected)", *key, job)
+        for job, suspend in decision.suspend:
+            with contextlib.suppress(NotFound):
+                self.kube.patch(resource_path("batch/v1", "jobs", ns, job), {"spec": {"suspend": suspend}})
+        failed: dict[str, StageObservation] = {}
+        for name in decision.start:
+            stage = the_plan.stage(name)
+            problem = self._start_stage(key, body, resource, the_plan, stage, owner, previous)
+            if problem is not None:
+                failed[name] = problem
+        return failed
+
+    def _start_stage(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan,
+                     stage: PlannedStage, owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
+        """List the stage's samples and create its ConfigMap and Job (create-if-absent)."""
+        ns = owner.namespace
+        jobs_path = resource_path("batch/v1", "jobs", ns)
+        name = child_name(the_plan.name, stage)
+        try:  # the cache may lag behind after a restart: never clear the reports of a running Job
+            existing = self.kube.get(f"{jobs_path}/{name}")
+        except NotFound:
+            existing = None
+        if existing is not None:
+            self._adopt(key, existing, owner, stage)
+            return None
+        cfg = stage_config(the_plan, stage)
+        run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
+        try:
+            samples = resolve_samples(cfg, lambda uri: self.storage.open(uri, owner, self._spec_storage(key)))
+        except InventoryError as exc:
+            now = now_rfc3339(self.clock())
+            return StageObservation(stage.name, stage.config_hash, stage.output_uri, "finished", shards_total=1,
+                                    shards_failed=1, start_time=now, completion_time=now, reason="BadInput",
+                                    message=f"cannot list samples: {exc}")
+        shards = shard_count(len(samples), stage.shard_size, stage.fixed_shards)
+        clear_reports(run, stage.name, stage.config_hash)
+        self.kube.create_if_absent(resource_path("v1", "configmaps", ns), build_configmap(the_plan, stage, cfg, owner))
+        job, created = self.kube.create_if_absent(
+            jobs_path, build_job(the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))
+        self._adopt(key, job, owner, stage)
+        if created:
+            log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
+                     len(samples), shards)
+            if previous is None or not any(s.job_name for s in previous.stages):
+                created_at = parse_time(body["metadata"].get("creationTimestamp"))
+                if created_at is not None:
+                    self.metrics.create_to_job.labels(key[0]).observe(
+                        max(0.0, (self.clock() - created_at).total_seconds()))
+        return None
+
+    def _adopt(self, key: Key, job: dict[str, Any], owner: Owner, stage: PlannedStage) -> None:
+        refs = job["metadata"].get("ownerReferences") or []
+        if not any(r.get("uid") == owner.uid for r in refs):
+            raise Conflict(f"job {job['metadata']['name']} for stage {stage.name} exists but belongs to another "
+                           f"object ({refs}); delete it or rename the resource")
+        self.cache.put_job(job)
+
+    def _write_status(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
+                      status: ResourceStatus) -> None:
+        if same_status(previous, status):
+            return
+        new = status.to_yaml_dict()
+        for stale in (body.get("status") or {}):
+            new.setdefault(stale, None)  # merge patch: null removes fields that no longer apply
+        kind, ns, name = key
+        try:
+            patched = self.kube.patch(cr_path(kind, ns, name, "status"), {"status": new})
+        except NotFound:
+            return  # deleted meanwhile
+        self.cache.put_resource(key, patched)
+        for event in transitions(previous, status):
+            self.kube.event(body, event.type, event.reason, event.message)
+
+    def _record_metrics(self, key: Key, decision: Decision, previous: ResourceStatus | None,
+                        status: ResourceStatus) -> None:
+        kind = key[0]
+        prev = {s.name: s for s in (previous.stages if previous else [])}
+        for s in status.stages:
+            before = prev.get(s.name)
+            same = before is not None and before.config_hash == s.config_hash
+            for outcome, now_n, was in (("succeeded", s.samples.succeeded, before.samples.succeeded if same and before
+                                         else 0),
+                                        ("failed", s.samples.failed, before.samples.failed if same and before else 0)):
+                if now_n > was:
+                    self.metrics.samples.labels(kind, s.name, outcome).inc(now_n - was)
+            ended = s.phase in TERMINAL_PHASES and not (same and before and before.phase in TERMINAL_PHASES)
+            start, end = parse_time(s.start_time), parse_time(s.completion_time)
+            if ended and start and end:
+                self.metrics.stage_duration.labels(kind, s.name, s.phase).observe((end - start).total_seconds())
+        shards = {o.name: (max(0, o.shards_total - o.shards_succeeded - o.shards_failed - o.shards_active),
+                           o.shards_active) for o in decision.observations if o.state in ("running", "suspended")}
+        self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards)
+
+
+def _previous_status(body: dict[str, Any]) -> ResourceStatus | None:
+    raw = body.get("status")
+    if not raw:
+        return None
+    try:
+        return ResourceStatus.model_validate(raw)
+    except ValidationError:
+        log.warning("%s: ignoring unreadable status", body["metadata"].get("name"))
+        return None
+
+
+__all__ = ["Controller", "KubeError"]

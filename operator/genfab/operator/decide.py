@@ -1,0 +1,238 @@
+"""The reconcile decision, pure: plan + observed children + previous status -> actions + new status.
+
+Rules:
+- A stage's current Job is the one labelled with its name and config hash. Jobs of other config
+  hashes (a GitOps spec change) are deleted; their committed outputs stay in storage.
+- A stage starts when every upstream stage succeeded (or partially succeeded under
+  `continueOnError`) or was not selected; a failed upstream blocks it.
+- A finished stage's result lives on in `status.stages` after its Job is gone (TTL, deadline), so
+  it is never re-run for the same config hash.
+- Suspend passes through to every unfinished Job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from genfab.api.common import CommonSpec
+from genfab.api.status import TERMINAL_PHASES, ResourceStatus, StageStatus
+from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
+from genfab.operator.observe import JobView, LostPod, Stall, job_stall, job_view, start_deadline_passed
+from genfab.planner import Plan, PlannedStage
+from genfab.status import StageObservation, build_status, set_condition, stage_phase
+from genfab.status.aggregate import ExecState
+
+OK_PHASES = ("Succeeded", "PartiallySucceeded")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Per-sample counts of a stage, summed over its shard reports."""
+
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the controller saw for one resource (all read from caches)."""
+
+    jobs: Sequence[Mapping[str, Any]] = ()
+    pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    """Pods by Job name."""
+    lost: Mapping[str, Sequence[LostPod]] = field(default_factory=dict)
+    """Pods deleted before they finished, by Job name."""
+    progress: Mapping[str, Progress] = field(default_factory=dict)
+    """Shard-report counts by stage name (current config hash only)."""
+
+
+@dataclass
+class Decision:
+    start: list[str] = field(default_factory=list)
+    """Stages to start now (list samples, create ConfigMap + Job)."""
+    delete: list[str] = field(default_factory=list)
+    """Jobs to delete: stale config hashes, deselected stages, expired start deadlines."""
+    suspend: list[tuple[str, bool]] = field(default_factory=list)
+    """Jobs whose `spec.suspend` must change."""
+    observations: list[StageObservation] = field(default_factory=list)
+    stall: Stall | None = None
+
+
+def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    return labels.get(LABEL_STAGE, ""), labels.get(LABEL_HASH, "")
+
+
+def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: StageStatus | None,
+              stall: Stall | None, expired: bool, deadline_s: int) -> StageObservation:
+    state: ExecState
+    reason: str | None
+    message: str | None
+    if expired:
+        state, reason = "finished", "DeadlineExceeded"
+        message = (f"no Pod of job {view.name} started within {deadline_s}s of being unsuspended"
+                   + (f" (last: {stall.reason}: {stall.message})" if stall else ""))
+    elif view.finished:
+        state = "finished"
+        reason = view.failed_reason if view.failed else None
+        message = f"job {view.name}: {view.failed_message or view.failed_reason}" if view.failed else None
+    else:
+        state = "suspended" if view.suspended else "running"
+        reason, message = (stall.reason, stall.message) if stall else (None, None)
+    shards_failed = view.shards if expired else view.failed_indexes
+    if view.failed and not shards_failed:
+        shards_failed = max(1, view.shards - view.succeeded_indexes)  # e.g. the Job's own deadline
+    succeeded, failed = progress.succeeded, progress.failed
+    if prev is not None and not (succeeded or failed):
+        succeeded, failed = prev.samples.succeeded, prev.samples.failed
+    return StageObservation(
+        name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri, state=state,
+        samples_total=view.samples, samples_succeeded=succeeded, samples_failed=failed,
+        shards_total=view.shards, shards_succeeded=view.succeeded_indexes, shards_failed=shards_failed,
+        shards_active=0 if expired else view.active, shards_ready=0 if expired else view.ready,
+        start_time=view.start_time or (prev.start_time if prev else None),
+        completion_time=view.completion_time or (prev.completion_time if prev else None),
+        job_name=view.name, reason=reason, message=message,
+    )
+
+
+def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
+    """A stage that finished earlier and whose Job is gone (TTL, deadline, operator restart)."""
+    return StageObservation(
+        name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri, state="finished",
+        samples_total=prev.samples.total, samples_succeeded=prev.samples.succeeded,
+        samples_failed=prev.samples.failed, shards_total=prev.shards.total,
+        shards_succeeded=prev.shards.succeeded, shards_failed=prev.shards.failed,
+        start_time=prev.start_time, completion_time=prev.completion_time, job_name=prev.job_name,
+        reason=prev.reason, message=prev.message,
+    )
+
+
+def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime,
+           start_deadline_s: int) -> Decision:
+    d = Decision()
+    wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
+    known = {(s.name, s.short_hash) for s in plan.stages}
+    current: dict[str, Mapping[str, Any]] = {}
+    for job in observed.jobs:
+        key = _job_key(job)
+        name = (job.get("metadata") or {}).get("name", "")
+        view = job_view(job)
+        if key in wanted:
+            current[key[0]] = job
+        elif key not in known or not view.finished:
+            d.delete.append(name)
+    prev_stages = {s.name: s for s in (previous.stages if previous else [])}
+    phases: dict[str, str] = {}
+    for stage in plan.stages:
+        prev = prev_stages.get(stage.name)
+        prev = prev if prev is not None and prev.config_hash == stage.config_hash else None
+        stage_job = current.get(stage.name)
+        if not stage.run:
+            obs = StageObservation(stage.name, stage.config_hash, stage.output_uri, "skipped")
+        elif stage_job is not None:
+            view = job_view(stage_job)
+            pods = observed.pods.get(view.name, ())
+            stall = job_stall(view, pods, observed.lost.get(view.name, ()))
+            expired = start_deadline_passed(view, pods, now, start_deadline_s)
+            obs = _from_job(stage, view, observed.progress.get(stage.name, Progress()), prev, stall, expired,
+                            start_deadline_s)
+            if expired:
+                d.delete.append(view.name)
+            if stall is not None and obs.state == "running" and d.stall is None:
+                d.stall = stall
+            if not view.finished and not expired and view.suspended != spec.suspend:
+                d.suspend.append((view.name, spec.suspend))
+        elif prev is not None and prev.phase in TERMINAL_PHASES:
+            obs = _from_status(stage, prev)
+        else:
+            obs = _waiting(stage, phases, spec.continue_on_error)
+            if obs.state == "pending":
+                d.start.append(stage.name)
+        phases[stage.name] = stage_phase(obs, spec.continue_on_error) if obs.state != "blocked" else "Blocked"
+        d.observations.append(obs)
+    if d.stall is None:
+        expired_stage = next((o for o in d.observations if o.reason == "DeadlineExceeded"), None)
+        if expired_stage is not None:
+            d.stall = Stall("DeadlineExceeded", expired_stage.message or "deadline exceeded")
+    return d
+
+
+def _waiting(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool) -> StageObservation:
+    ups = [phases[u] for u in stage.upstream]
+    if any(p in ("Failed", "Blocked") or (p == "PartiallySucceeded" and not continue_on_error) for p in ups):
+        return StageObservation(stage.name, stage.config_hash, stage.output_uri, "blocked",
+                                message="not started: an upstream stage failed")
+    if all(p in (*OK_PHASES, "Skipped") for p in ups):
+        return StageObservation(stage.name, stage.config_hash, stage.output_uri, "pending")
+    return StageObservation(stage.name, stage.config_hash, stage.output_uri, "waiting")
+
+
+def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStatus | None, generation: int | None,
+                    now: str, outputs: dict[str, str]) -> ResourceStatus:
+    status = build_status(decision.observations, continue_on_error=spec.continue_on_error, generation=generation,
+                          now=now, previous=previous, suspended=spec.suspend, outputs=outputs)
+    conditions = set_condition(status.conditions, "Accepted", True, "Planned",
+                               f"{len(decision.observations)} stages planned", now, generation)
+    conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "", now, generation)
+    stall = decision.stall
+    conditions = set_condition(conditions, "Stalled", stall is not None, stall.reason if stall else "Progressing",
+                               stall.message if stall else "", now, generation)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def invalid_status(previous: ResourceStatus | None, message: str, generation: int | None, now: str) -> ResourceStatus:
+    """An invalid spec: no Jobs, a clear condition, the previous stage results kept for reference."""
+    prev = previous or ResourceStatus()
+    conditions = set_condition(list(prev.conditions), "Accepted", False, "InvalidSpec", message[:32768], now,
+                               generation)
+    conditions = set_condition(conditions, "InvalidSpec", True, "InvalidSpec", message[:32768], now, generation)
+    conditions = set_condition(conditions, "Running", False, "InvalidSpec", "", now, generation)
+    return prev.model_copy(update={"phase": "Failed", "observed_generation": generation, "conditions": conditions,
+                                   "current_stage": None, "progress": None})
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    """Normal or Warning."""
+    reason: str
+    message: str
+
+
+def transitions(previous: ResourceStatus | None, new: ResourceStatus) -> list[Event]:
+    """Kubernetes Events for what changed between two statuses (phase, stages, Stalled, InvalidSpec)."""
+    prev = previous or ResourceStatus(phase="Pending")
+    events: list[Event] = []
+    prev_stages = {s.name: s for s in prev.stages}
+    for s in new.stages:
+        before = prev_stages.get(s.name)
+        if before is not None and before.phase == s.phase and before.config_hash == s.config_hash:
+            continue
+        if s.phase in ("Pending", "Waiting", "Skipped") and before is None:
+            continue
+        kind = "Warning" if s.phase == "Failed" else "Normal"
+        detail = f" ({s.samples.succeeded}/{s.samples.total} samples)" if s.samples.total else ""
+        why = f": {s.message}" if s.message and s.phase in ("Failed", "Suspended") else ""
+        events.append(Event(kind, f"Stage{s.phase}", f"stage {s.name} {s.phase.lower()}{detail}{why}"))
+    for type_ in ("Stalled", "InvalidSpec"):
+        old, cur = _cond(prev, type_), _cond(new, type_)
+        if cur is not None and cur.status == "True" and (old is None or old.status != "True"
+                                                          or old.reason != cur.reason):
+            events.append(Event("Warning", cur.reason, cur.message or type_))
+    if new.phase != prev.phase:
+        kind = "Warning" if new.phase == "Failed" else "Normal"
+        events.append(Event(kind, new.phase, f"{prev.phase} -> {new.phase}"))
+    return events
+
+
+def _cond(status: ResourceStatus, type_: str) -> Any:
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def same_status(a: ResourceStatus | None, b: ResourceStatus) -> bool:
+    """Equal for patching purposes (timestamps of unchanged conditions are stable by construction)."""
+    return a is not None and a.to_yaml_dict() == b.to_yaml_dict()

@@ -1,0 +1,73 @@
+"""kopf wiring only: watch events go to the controller, which decides and acts (see controller.py).
+
+Low-level `on.event` handlers keep no per-object state in annotations: the status and the
+cluster are the only state, so a restarted operator simply continues from what it sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from genfab.api.resources import GROUP, KINDS, PLURALS, VERSION
+from genfab.operator.builders import LABEL_MANAGED
+from genfab.operator.controller import Controller
+from genfab.operator.kube import Kube, load_config
+from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.settings import OperatorSettings
+
+MANAGED = {LABEL_MANAGED: "genfab"}
+
+
+def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    settings.watching.server_timeout = ours.watch_server_timeout
+    settings.watching.client_timeout = ours.watch_client_timeout
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = ours.request_timeout
+    settings.posting.level = 30  # kopf's own events: warnings and errors only
+    settings.execution.max_workers = 4  # handlers only enqueue; reconciles run on genfab's workers
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: OperatorSettings = memo.get("settings") or OperatorSettings()
+    configure(settings, ours)
+    kube = Kube(load_config(), timeout=ours.request_timeout)
+    metrics = memo.get("metrics") or OperatorMetrics()
+    controller = Controller(kube, ours, metrics)
+    controller.start()
+    memo["controller"] = controller
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.stop()
+
+
+@kopf.on.probe(id="reconcileQueue")
+def queue_depth(memo: kopf.Memo, **_: Any) -> int:
+    controller: Controller = memo["controller"]
+    return len(controller.queue)
+
+
+def _resource_handler(kind: str) -> None:
+    @kopf.on.event(GROUP, VERSION, PLURALS[kind], id=f"watch-{kind}")
+    def on_resource(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+        memo["controller"].on_resource(kind, event.get("type"), dict(event["object"]))
+
+
+for _kind in KINDS:
+    _resource_handler(_kind)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def on_job(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo["controller"].on_job(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+def on_pod(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo["controller"].on_pod(event.get("type"), dict(event["object"]))

@@ -1,0 +1,153 @@
+"""Thin Kubernetes I/O over the official client's configuration, auth and TLS.
+
+Every call is a plain REST request returning JSON dicts (the builders produce dicts too).
+Errors are classified once here: 404 -> NotFound, 409 -> Conflict, 5xx/429/timeouts/connection
+errors -> Temporary (the work queue retries those with backoff), anything else -> Permanent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from genfab.api.resources import GROUP, PLURALS, VERSION
+
+log = logging.getLogger("genfab.operator")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Temporary(KubeError):
+    """Worth retrying: server errors, throttling, timeouts, connection failures."""
+
+
+class Permanent(KubeError):
+    pass
+
+
+def load_config() -> client.ApiClient:
+    """In-cluster config inside a Pod, otherwise KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+def custom_path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    return resource_path(f"{GROUP}/{VERSION}", PLURALS[kind], namespace, name, subresource)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                content_type: str = "application/json") -> Any:
+        with self._lock:
+            self.requests[method] += 1
+        try:
+            resp = self.api.call_api(
+                path, method, query_params=list((query or {}).items()), body=body,
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=self.timeout,
+            )
+        except ApiException as exc:
+            raise _classify(exc, method, path) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Temporary(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        raw = resp[0].data if isinstance(resp, tuple) else resp.data
+        return json.loads(raw) if raw else None
+
+    # -- verbs
+    def get(self, path: str) -> dict[str, Any]:
+        return dict(self.request("GET", path))
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("POST", path, body))
+
+    def create_if_absent(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """(object, created): a 409 returns the existing object, which the caller must check is its own."""
+        try:
+            return self.create(path, body), True
+        except Conflict:
+            return self.get(f"{path}/{body['metadata']['name']}"), False
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", path, body, content_type=MERGE_PATCH))
+
+    def delete(self, path: str, propagation: str = "Background") -> None:
+        try:
+            self.request("DELETE", path, {"propagationPolicy": propagation})
+        except NotFound:
+            pass  # already gone: deletion is idempotent
+
+    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str,
+              component: str = "genfab-operator") -> None:
+        """A core/v1 Event on `involved` (best effort: never fails a reconcile)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
+                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": type_, "reason": reason, "message": message[:1024], "source": {"component": component},
+            "firstTimestamp": now, "lastTimestamp": now, "eventTime": now, "count": 1,
+            "reportingComponent": component, "reportingInstance": component, "action": reason,
+        }
+        try:
+            self.create(resource_path("v1", "events", meta["namespace"]), body)
+        except KubeError as exc:
+            log.warning("event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], exc)
+
+
+def _classify(exc: ApiException, method: str, path: str) -> KubeError:
+    status = int(exc.status or 0)
+    try:
+        message = json.loads(exc.body or "{}").get("message") or exc.reason
+    except (ValueError, AttributeError):
+        message = exc.reason
+    text = f"{method} {path}: {status} {message}"
+    if status == 404:
+        return NotFound(text, status)
+    if status == 409:
+        return Conflict(text, status)
+    if status in (0, 429) or status >= 500:
+        return Temporary(text, status)
+    return Permanent(text, status)

@@ -1,0 +1,51 @@
+"""`python -m genfab.operator` / `genfab operator`: run the kopf operator."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import click
+import kopf
+from prometheus_client import REGISTRY, start_http_server
+
+from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.settings import OperatorSettings
+
+
+@click.command("operator")
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Watch only this namespace (repeatable). Default: cluster-wide.")
+@click.option("--metrics-port", type=int, default=None, help="Prometheus metrics port (0 = off; default 8080).")
+@click.option("--liveness", default=None, help="Liveness endpoint URL (default http://0.0.0.0:8081/healthz).")
+@click.option("--peering", default=None, help="kopf peering name: run several replicas, one active (HA).")
+@click.option("--workers", type=int, default=None, help="Reconcile worker threads (default 8).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: str | None, peering: str | None,
+             workers: int | None, verbose: bool) -> None:
+    """Run the genfab operator: reconcile SceneJob, DatasetJob and TuningRun into stage Jobs.
+
+    Kubernetes access comes from the in-cluster service account, else KUBECONFIG.
+    """
+    settings = OperatorSettings()
+    settings = replace(settings, namespaces=namespaces or settings.namespaces,
+                       metrics_port=settings.metrics_port if metrics_port is None else metrics_port,
+                       liveness_endpoint=liveness or settings.liveness_endpoint,
+                       peering=peering or settings.peering, workers=workers or settings.workers)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    metrics = OperatorMetrics(REGISTRY)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    import genfab.operator.handlers  # noqa: F401  (registers the kopf handlers)
+
+    kopf.run(
+        clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
+        liveness_endpoint=settings.liveness_endpoint or None,
+        standalone=settings.peering is None, peering_name=settings.peering,
+        memo=kopf.Memo(settings=settings, metrics=metrics),
+    )
+
+
+def main() -> None:
+    operator(prog_name="python -m genfab.operator")

@@ -1,0 +1,83 @@
+"""Operator metrics (prometheus-client), served on `--metrics-port`. Names follow the Prometheus
+conventions; the chart's dashboard and alerts use exactly these."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
+        self.resources = Gauge("genfab_resources", "genfab resources by kind and phase", ["kind", "phase"],
+                               registry=r)
+        self.stalled = Gauge("genfab_resources_stalled", "Resources whose Stalled condition is True, by reason",
+                             ["kind", "reason"], registry=r)
+        self.stage_duration = Histogram("genfab_stage_duration_seconds", "Wall time of finished stages",
+                                        ["kind", "stage", "phase"], buckets=DURATION_BUCKETS, registry=r)
+        self.samples = Counter("genfab_samples_total", "Samples processed by stage Pods, by outcome",
+                               ["kind", "stage", "outcome"], registry=r)
+        self.pending_shards = Gauge("genfab_pending_shards", "Shards not yet running or done (queue depth)",
+                                    ["kind", "stage"], registry=r)
+        self.active_shards = Gauge("genfab_active_shards", "Shards with a running Pod", ["kind", "stage"],
+                                   registry=r)
+        self.reconcile_errors = Counter("genfab_reconcile_errors_total", "Reconciles that raised, by error class",
+                                        ["kind", "error"], registry=r)
+        self.reconcile_seconds = Histogram("genfab_reconcile_seconds", "Duration of one reconcile", ["kind"],
+                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.create_to_job = Histogram("genfab_create_to_job_seconds",
+                                       "From resource creation to its first stage Job", ["kind"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("genfab_reconcile_queue_depth", "Resources waiting to be reconciled", registry=r)
+        self._lock = threading.Lock()
+        self._phase: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._stall: dict[tuple[str, str, str], str] = {}
+        self._shards: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = {}
+
+    def observe_resource(self, key: tuple[str, str, str], phase: str | None, stalled: str | None,
+                         shards: dict[str, tuple[int, int]] | None = None) -> None:
+        """Record one resource's phase, stall reason and (pending, active) shards per stage;
+        phase None forgets it (deleted)."""
+        kind = key[0]
+        with self._lock:
+            if phase is None:
+                self._phase.pop(key, None)
+                self._stall.pop(key, None)
+                self._shards.pop(key, None)
+            else:
+                self._phase[key] = (kind, phase)
+                if stalled:
+                    self._stall[key] = stalled
+                else:
+                    self._stall.pop(key, None)
+                self._shards[key] = shards or {}
+            self._publish()
+
+    def _publish(self) -> None:
+        phases = Tally(self._phase.values())
+        for labels in list(self.resources._metrics):  # keep zeros for phases seen before
+            self.resources.labels(*labels).set(0)
+        for (kind, phase), n in phases.items():
+            self.resources.labels(kind, phase).set(n)
+        for labels in list(self.stalled._metrics):
+            self.stalled.labels(*labels).set(0)
+        for (kind, reason), n in Tally((k[0], r) for k, r in self._stall.items()).items():
+            self.stalled.labels(kind, reason).set(n)
+        pending: Tally[tuple[str, str]] = Tally()
+        active: Tally[tuple[str, str]] = Tally()
+        for key, stages in self._shards.items():
+            for stage, (p, a) in stages.items():
+                pending[(key[0], stage)] += p
+                active[(key[0], stage)] += a
+        for gauge, tally in ((self.pending_shards, pending), (self.active_shards, active)):
+            for labels in list(gauge._metrics):
+                gauge.labels(*labels).set(0)
+            for (kind, stage), n in tally.items():
+                gauge.labels(kind, stage).set(n)

@@ -1,0 +1,196 @@
+"""Pure readers of observed Kubernetes objects: Job counts, Pod trouble, stall reasons.
+
+What counts as which stall reason (each test-covered in tests/unit/test_operator_observe.py):
+- ImagePullBackOff: a stage container waits with ImagePullBackOff, ErrImagePull, InvalidImageName
+  or ErrImageNeverPull.
+- Unschedulable: a Pod's PodScheduled condition is False with reason Unschedulable (e.g. no free GPU).
+- NodeLost: a Pod is on a lost node: phase Unknown, `status.reason` NodeLost, or a DisruptionTarget
+  condition set by the taint manager or the Pod garbage collector.
+- PodDeleted: a Pod was deleted before it finished (not by suspend, not a disruption) and its index
+  has no running replacement yet.
+- DeadlineExceeded: the Job failed its deadline, or none of its Pods started within the operator's
+  start deadline after the Job was last unsuspended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
+STALL_ORDER = ("DeadlineExceeded", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+@dataclass(frozen=True)
+class Stall:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LostPod:
+    """A Pod that was deleted before it finished, as seen on its DELETED watch event."""
+
+    job: str
+    index: int
+    pod: str
+    at: str
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """`"0-2,5"` -> {0, 1, 2, 5} (the Job's completedIndexes/failedIndexes format)."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return dict(c)
+    return None
+
+
+def is_true(obj: Mapping[str, Any], type_: str) -> bool:
+    c = condition(obj, type_)
+    return c is not None and c.get("status") == "True"
+
+
+@dataclass(frozen=True)
+class JobView:
+    """The parts of a stage Job's status genfab reports."""
+
+    name: str
+    suspended: bool
+    complete: bool
+    failed: bool
+    failed_reason: str | None
+    failed_message: str
+    shards: int
+    samples: int
+    succeeded_indexes: int
+    failed_indexes: int
+    active: int
+    ready: int
+    pods_started: bool
+    """Any Pod of the Job ever got to run (ready, succeeded or failed)."""
+    start_time: str | None
+    completion_time: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed
+
+
+def job_view(job: Mapping[str, Any]) -> JobView:
+    meta, spec, status = job.get("metadata") or {}, job.get("spec") or {}, job.get("status") or {}
+    failed = condition(job, "Failed")
+    succeeded = parse_indexes(status.get("completedIndexes"))
+    failed_idx = parse_indexes(status.get("failedIndexes"))
+    return JobView(
+        name=meta.get("name", ""),
+        suspended=bool(spec.get("suspend")),
+        complete=is_true(job, "Complete"),
+        failed=failed is not None and failed.get("status") == "True",
+        failed_reason=(failed or {}).get("reason"),
+        failed_message=(failed or {}).get("message", ""),
+        shards=int(spec.get("completions") or 0),
+        samples=int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0),
+        succeeded_indexes=len(succeeded),
+        failed_indexes=len(failed_idx),
+        active=int(status.get("active") or 0),
+        ready=int(status.get("ready") or 0),
+        pods_started=bool(status.get("ready") or status.get("succeeded") or status.get("failed") or succeeded),
+        start_time=status.get("startTime"),
+        completion_time=status.get("completionTime"),
+    )
+
+
+def pod_index(pod: Mapping[str, Any]) -> int | None:
+    meta = pod.get("metadata") or {}
+    raw = (meta.get("labels") or {}).get(INDEX_LABEL) or (meta.get("annotations") or {}).get(INDEX_ANNOTATION)
+    return int(raw) if raw is not None and str(raw).isdigit() else None
+
+
+def pod_running(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running" and not _node_lost(pod)
+
+
+def _node_lost(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    target = condition(pod, "DisruptionTarget")
+    return (status.get("phase") == "Unknown" or status.get("reason") == "NodeLost"
+            or (target is not None and target.get("status") == "True"
+                and target.get("reason") in NODE_LOSS_DISRUPTIONS))
+
+
+def pod_trouble(pod: Mapping[str, Any]) -> Stall | None:
+    """Why this Pod cannot make progress, if it cannot."""
+    name = (pod.get("metadata") or {}).get("name", "?")
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_PULL_REASONS:
+            return Stall("ImagePullBackOff", f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".strip())
+    scheduled = condition(pod, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return Stall("Unschedulable", f"pod {name}: {scheduled.get('message', 'unschedulable')}")
+    if _node_lost(pod):
+        node = (pod.get("spec") or {}).get("nodeName", "?")
+        return Stall("NodeLost", f"pod {name}: node {node} is lost ({status.get('message') or 'not ready'})")
+    return None
+
+
+def was_lost(pod: Mapping[str, Any], job_suspended: bool) -> bool:
+    """A DELETED Pod counts as lost work when it had not finished and no disruption explains it."""
+    phase = (pod.get("status") or {}).get("phase")
+    return not job_suspended and phase not in ("Succeeded", "Failed") and not is_true(pod, "DisruptionTarget")
+
+
+def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Mapping[str, Any]], job: JobView) -> list[LostPod]:
+    """Lost Pods whose index has no running replacement and has not finished otherwise."""
+    if job.finished or job.suspended:
+        return []
+    running = {pod_index(p) for p in pods if pod_running(p)}
+    return [lp for lp in lost if lp.index not in running]
+
+
+def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: datetime, deadline_s: int) -> bool:
+    """Unsuspended for longer than the deadline and not one Pod ever ran."""
+    started = parse_time(job.start_time)
+    if job.suspended or job.finished or started is None or job.pods_started:
+        return False
+    if any(pod_running(p) for p in pods):
+        return False
+    return (now - started).total_seconds() > deadline_s
+
+
+def job_stall(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]) -> Stall | None:
+    """The most important reason this stage's Job is stuck, if it is (see STALL_ORDER)."""
+    if job.failed and job.failed_reason == "DeadlineExceeded":
+        return Stall("DeadlineExceeded", f"job {job.name}: {job.failed_message or 'deadline exceeded'}")
+    if job.finished or job.suspended:
+        return None
+    pods = list(pods)
+    found = [s for s in (pod_trouble(p) for p in pods) if s is not None]
+    found += [Stall("PodDeleted", f"pod {lp.pod} (shard {lp.index}) of job {lp.job} was deleted at {lp.at}; "
+                                  f"waiting for a replacement")
+              for lp in unresolved_lost(lost, pods, job)]
+    if not found:
+        return None
+    return min(found, key=lambda s: STALL_ORDER.index(s.reason))

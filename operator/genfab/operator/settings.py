@@ -1,0 +1,54 @@
+"""Operator settings: command-line flags with environment defaults (the Helm chart sets the env)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from genfab.api.catalog import FAMILIES
+
+DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def default_images() -> dict[str, str]:
+    """Image per stage family: `GENFAB_IMAGE_<FAMILY>` or the released image."""
+    return {f: os.environ.get(f"GENFAB_IMAGE_{f.upper()}", DEFAULT_IMAGE.format(family=f)) for f in FAMILIES}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means cluster-wide."""
+    images: dict[str, str] = field(default_factory=default_images)
+    gpu_resource: str = field(default_factory=lambda: os.environ.get("GENFAB_GPU_RESOURCE", "nvidia.com/gpu"))
+    stage_service_account: str = field(
+        default_factory=lambda: os.environ.get("GENFAB_STAGE_SERVICE_ACCOUNT", "genfab-stage"))
+    """ServiceAccount of stage Pods: no RBAC rules, token not mounted (progress goes to storage)."""
+    image_pull_policy: str = field(default_factory=lambda: os.environ.get("GENFAB_IMAGE_PULL_POLICY", "IfNotPresent"))
+    run_as_user: int = field(default_factory=lambda: _env_int("GENFAB_STAGE_UID", 10001))
+    start_deadline_seconds: int = field(default_factory=lambda: _env_int("GENFAB_START_DEADLINE_SECONDS", 3600))
+    """A running (unsuspended) stage Job none of whose Pods started within this time fails the stage
+    (DeadlineExceeded) and frees its GPUs."""
+    progress_seconds: float = field(default_factory=lambda: _env_float("GENFAB_PROGRESS_SECONDS", 10.0))
+    """How often the shard reports of a running resource are read from storage."""
+    resync_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RESYNC_SECONDS", 30.0))
+    """Every unfinished resource is reconciled at least this often (progress, deadlines)."""
+    workers: int = field(default_factory=lambda: _env_int("GENFAB_WORKERS", 8))
+    """Reconcile worker threads (one resource is never reconciled twice at once)."""
+    metrics_port: int = field(default_factory=lambda: _env_int("GENFAB_METRICS_PORT", 8080))
+    stage_metrics_port: int = 9090
+    liveness_endpoint: str = field(
+        default_factory=lambda: os.environ.get("GENFAB_LIVENESS_ENDPOINT", "http://0.0.0.0:8081/healthz"))
+    watch_server_timeout: int = field(default_factory=lambda: _env_int("GENFAB_WATCH_SERVER_TIMEOUT", 300))
+    watch_client_timeout: int = field(default_factory=lambda: _env_int("GENFAB_WATCH_CLIENT_TIMEOUT", 330))
+    request_timeout: float = field(default_factory=lambda: _env_float("GENFAB_REQUEST_TIMEOUT", 30.0))
+    peering: str | None = field(default_factory=lambda: os.environ.get("GENFAB_PEERING") or None)
+    """kopf peering name for HA (several replicas, one active); None runs standalone."""

@@ -1,0 +1,53 @@
+"""The operator's read access to a resource's object storage (sample listing, shard reports).
+
+It uses the same endpoint and Secret the resource gives its stage Pods, read through the API
+(the chart grants `get` on Secrets only). Values are decoded in memory and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+from genfab.operator.builders import Owner
+from genfab.operator.kube import Kube, resource_path
+from genfab.storage import S3Settings, Storage, open_storage
+
+CACHE_SECONDS = 300.0
+SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",
+               "AWS_SESSION_TOKEN": "session_token"}
+
+
+class StorageAccess:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._settings: dict[tuple[str, str], tuple[S3Settings, float]] = {}
+
+    def settings(self, owner: Owner, storage: dict[str, Any] | None) -> S3Settings:
+        storage = storage or {}
+        secret = (storage.get("secretRef") or {}).get("name", "")
+        slot = (owner.namespace, repr(sorted(storage.items())))
+        with self._lock:
+            hit = self._settings.get(slot)
+        if hit is not None and time.monotonic() - hit[1] < CACHE_SECONDS:
+            return hit[0]
+        values: dict[str, Any] = {"endpoint": storage.get("endpoint"), "region": storage.get("region", "us-east-1"),
+                                  "addressing_style": storage.get("addressingStyle", "auto")}
+        if secret:
+            data = self.kube.get(resource_path("v1", "secrets", owner.namespace, secret)).get("data") or {}
+            for key, field in SECRET_KEYS.items():
+                if key in data:
+                    values[field] = base64.b64decode(data[key]).decode()
+        values = {k: v for k, v in values.items() if v is not None}
+        settings = S3Settings.from_env(**values) if not secret else S3Settings(**values)
+        with self._lock:
+            self._settings[slot] = (settings, time.monotonic())
+        return settings
+
+    def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
+        if uri.startswith("file://"):
+            return open_storage(uri)
+        return open_storage(uri, self.settings(owner, storage))
