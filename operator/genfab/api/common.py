@@ -189,6 +189,10 @@ class CommonSpec(GenfabModel):
     """Create stage Jobs suspended / suspend running ones (Kueue admits suspended Jobs)."""
     queue_name: DnsLabel | None = None
     """Kueue LocalQueue name (`kueue.x-k8s.io/queue-name` label on the stage Jobs)."""
+    start_deadline_seconds: int = Field(3600, ge=1, le=604800)
+    """A stage whose Pods have not started this many seconds after its Job was (last) unsuspended,
+    e.g. no free GPU or an image that cannot be pulled, fails with DeadlineExceeded and frees its
+    place. Time spent suspended (Kueue queueing) does not count."""
     ttl_seconds_after_finished: int = Field(86400, ge=0, le=31536000)
     """Seconds finished stage Jobs are kept before Kubernetes deletes them (outputs stay)."""
     custom_stages: list[CustomStage] = Field(default_factory=list, max_length=32)

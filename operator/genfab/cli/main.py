@@ -114,5 +114,18 @@ def crds(out: Path, check: bool) -> None:
 
 cli.add_command(run_cmd)
 
+
+@cli.command("operator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                           "help_option_names": []})
+@click.pass_context
+def operator_cmd(ctx: click.Context) -> None:
+    """Run the Kubernetes operator (`genfab operator --help`; needs the `operator` extra)."""
+    try:
+        from genfab.operator.main import operator
+    except ImportError as exc:
+        raise click.ClickException(f"the operator needs the `operator` extra ({exc.name} is missing): "
+                                   f"pip install 'genfab[operator]'") from None
+    operator.main(args=ctx.args, prog_name="genfab operator")
+
 if __name__ == "__main__":
     cli()

@@ -100,6 +100,6 @@ class Cache:
         with self._lock:
             return list(self._lost.get((namespace, job), {}).values())
 
-    def keys(self) -> list[Key]:
+    def resource_keys(self) -> list[Key]:
         with self._lock:
             return list(self.resources)

@@ -103,7 +103,7 @@ class Controller:
     def _resync(self) -> None:
         """Every unfinished resource is reconciled at least every `resync_seconds` (missed events)."""
         while not self._stop.wait(self.settings.resync_seconds):
-            for key in self.cache:
+            for key in self.cache.resource_keys():
                 body = self.cache.resource(key) or {}
                 if (body.get("status") or {}).get("phase") not in TERMINAL_PHASES:
                     self.queue.add(key)
@@ -160,11 +160,11 @@ class Controller:
         owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         spec = resource.spec
         observed = self._observe(key, the_plan, owner, previous)
-        decision = decide(the_plan, spec, observed, previous, now, self.settings.start_deadline_seconds)
+        decision = decide(the_plan, spec, observed, previous, now)
         failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
         if decision.start:  # re-decide with the Jobs just created
             observed = self._observe(key, the_plan, owner, previous)
-            decision = decide(the_plan, spec, observed, previous, now, self.settings.start_deadline_seconds)
+            decision = decide(the_plan, spec, observed, previous, now)
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         outputs = {"root": the_plan.output_uri, "summary": f"{the_plan.output_uri}/{SUMMARY_KEY}"}
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), outputs)

@@ -111,9 +111,10 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
     )
 
 
-def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime,
-           start_deadline_s: int) -> Decision:
+def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime
+           ) -> Decision:
     d = Decision()
+    start_deadline_s = spec.start_deadline_seconds
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
     known = {(s.name, s.short_hash) for s in plan.stages}
     current: dict[str, Mapping[str, Any]] = {}

@@ -7,6 +7,7 @@ errors -> Temporary (the work queue retries those with backoff), anything else -
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -112,10 +113,8 @@ class Kube:
         return dict(self.request("PATCH", path, body, content_type=MERGE_PATCH))
 
     def delete(self, path: str, propagation: str = "Background") -> None:
-        try:
+        with contextlib.suppress(NotFound):  # already gone: deletion is idempotent
             self.request("DELETE", path, {"propagationPolicy": propagation})
-        except NotFound:
-            pass  # already gone: deletion is idempotent
 
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str,
               component: str = "genfab-operator") -> None:

@@ -34,6 +34,8 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
                        peering=peering or settings.peering, workers=workers or settings.workers)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not verbose:  # kopf logs every handler call at INFO
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics = OperatorMetrics(REGISTRY)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)

@@ -34,9 +34,6 @@ class OperatorSettings:
     """ServiceAccount of stage Pods: no RBAC rules, token not mounted (progress goes to storage)."""
     image_pull_policy: str = field(default_factory=lambda: os.environ.get("GENFAB_IMAGE_PULL_POLICY", "IfNotPresent"))
     run_as_user: int = field(default_factory=lambda: _env_int("GENFAB_STAGE_UID", 10001))
-    start_deadline_seconds: int = field(default_factory=lambda: _env_int("GENFAB_START_DEADLINE_SECONDS", 3600))
-    """A running (unsuspended) stage Job none of whose Pods started within this time fails the stage
-    (DeadlineExceeded) and frees its GPUs."""
     progress_seconds: float = field(default_factory=lambda: _env_float("GENFAB_PROGRESS_SECONDS", 10.0))
     """How often the shard reports of a running resource are read from storage."""
     resync_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RESYNC_SECONDS", 30.0))

@@ -1,0 +1,60 @@
+"""Emulator tier: the real operator (a subprocess) against GenfabCluster over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.harness import Emulator, OperatorProcess
+from tests.emulator.kubelet import Behaviour
+
+pytest.importorskip("kopf")
+pytestmark = pytest.mark.emulator
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(emulator, tmp_path_factory.mktemp("operator")).start()
+    emulator.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
+    yield op
+    op.stop()
+
+
+@pytest.fixture()
+def emu(emulator: Emulator, operator: OperatorProcess) -> Iterator[Emulator]:
+    """The shared emulator with a clean script; the operator is up."""
+    emulator.kubelet.script = lambda stage, index, attempt: Behaviour()
+    emulator.kubelet.replacement_delay = 0.0
+    emulator.kubelet.released.clear()
+    yield emulator
+    if operator.process is not None and operator.process.poll() is not None:
+        raise AssertionError(f"the operator died:\n{operator.logs()[-4000:]}")
+
+
+def make_scenejob(tmp: Path, samples: int = 5, shard_size: int = 2, **spec: Any) -> dict[str, Any]:
+    """A 3-stage worldexplorer SceneJob over `samples` input images in a fresh namespace."""
+    inputs = tmp / "in"
+    inputs.mkdir(exist_ok=True)
+    for i in range(samples):
+        (inputs / f"img_{i:02d}.png").write_bytes(b"png")
+    n = next(_names)
+    return {
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob",
+        "metadata": {"name": f"scenes-{n}", "namespace": f"lab-{n}"},
+        "spec": {"pipeline": "worldexplorer",
+                 "input": {"datasetUri": f"file://{inputs}",
+                           "samples": [{"index": 0, "photorealistic": {"path": "img_00.png"}}]},
+                 "output": f"file://{tmp}/out", "shardSize": shard_size, **spec},
+    }

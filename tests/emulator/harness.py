@@ -1,0 +1,183 @@
+"""Run `GenfabCluster` + the fake kubelet on a background event loop, and the real operator as a
+subprocess talking to it over HTTP through a kubeconfig. Synchronous helpers for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kmock
+import yaml
+
+from tests.emulator.cluster import GenfabCluster, res_of
+from tests.emulator.kubelet import Kubelet
+
+T = TypeVar("T")
+PLURAL = {"SceneJob": "scenejobs", "DatasetJob": "datasetjobs", "TuningRun": "tuningruns"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Emulator:
+    def __init__(self, tick: float = 0.05) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.cluster = GenfabCluster()
+        self.kubelet = Kubelet(self.cluster, tick=tick)
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="emulator", daemon=True)
+
+    def start(self) -> Emulator:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("emulator did not start")
+        return self
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with self.cluster, kmock.Server(self.cluster) as server:
+            self.url = str(server.url).rstrip("/")
+            task = asyncio.create_task(self.kubelet.run())
+            self._ready.set()
+            await self._stop.wait()
+            task.cancel()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the emulator's loop (the store is not thread-safe)."""
+        async def wrapper() -> T:
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(30)
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "emulator", "user": {"token": "emulator"}}],
+            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
+        }))
+        return path
+
+    # -- kubectl-like helpers
+    def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Create the resource, or patch its spec (a GitOps sync) when it exists."""
+        res = res_of(f"genfab.dev/v1alpha1/{PLURAL[doc['kind']]}")
+        ns = doc["metadata"].get("namespace", "default")
+        key = (res, ns, doc["metadata"]["name"])
+
+        def go() -> dict[str, Any]:
+            if key in self.cluster.store:
+                result = self.cluster.patch(key, {"spec": copy.deepcopy(doc["spec"])})
+                assert result is not None
+                return result
+            return self.cluster.create(res, ns, doc)
+        return self.call(go)
+
+    def get(self, kind: str, name: str, ns: str = "default") -> dict[str, Any] | None:
+        res = res_of(f"genfab.dev/v1alpha1/{PLURAL[kind]}")
+        return self.call(lambda: copy.deepcopy(self.cluster.store.get((res, ns, name))))
+
+    def status(self, kind: str, name: str, ns: str = "default") -> dict[str, Any]:
+        obj = self.get(kind, name, ns) or {}
+        return dict(obj.get("status") or {})
+
+    def objects(self, plural: str, ns: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
+        return self.call(lambda: copy.deepcopy(self.cluster.objects(plural, ns, selector)))
+
+    def delete(self, plural: str, name: str, ns: str = "default") -> None:
+        res = next(res_of(p) for p in ("genfab.dev/v1alpha1/" + plural, "batch/v1/" + plural, "v1/" + plural)
+                   if p.endswith(plural) and ((p.startswith("genfab") and plural in PLURAL.values())
+                                              or (p.startswith("batch") and plural == "jobs")
+                                              or (p.startswith("v1") and plural not in ("jobs", *PLURAL.values()))))
+        self.call(lambda: self.cluster.delete((res, ns, name)))
+
+    def patch(self, kind: str, name: str, patch: dict[str, Any], ns: str = "default") -> None:
+        res = res_of(f"genfab.dev/v1alpha1/{PLURAL[kind]}")
+        self.call(lambda: self.cluster.patch((res, ns, name), patch))
+
+    def wait(self, what: str, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+
+class OperatorProcess:
+    """`python -m genfab.operator` against the emulator, like a Deployment's container."""
+
+    def __init__(self, emulator: Emulator, workdir: Path, **env: str) -> None:
+        self.emulator = emulator
+        self.workdir = workdir
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.log = workdir / "operator.log"
+        self.env = {**os.environ, "KUBECONFIG": str(emulator.kubeconfig(workdir / "kubeconfig")),
+                    "GENFAB_PROGRESS_SECONDS": "0.2", "GENFAB_RESYNC_SECONDS": "2", "PYTHONUNBUFFERED": "1",
+                    **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str) -> OperatorProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "genfab.operator", "--metrics-port", str(self.metrics_port),
+                 "--liveness", f"http://127.0.0.1:{self.health_port}/healthz", *args],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, like a node failure or an OOM kill."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metrics(self) -> str:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def healthy(self) -> bool:
+        import urllib.request
+        with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+        return False
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""

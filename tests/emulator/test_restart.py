@@ -1,0 +1,49 @@
+"""The operator is killed (SIGKILL) mid-run and restarted: no duplicate Jobs, status continues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.conftest import make_scenejob
+from tests.emulator.harness import Emulator, OperatorProcess
+from tests.emulator.kubelet import Behaviour
+from tests.emulator.test_scenarios import counts, wait_phase, wait_status
+
+pytestmark = pytest.mark.emulator
+
+
+def test_killed_operator_restarts_without_duplicate_jobs(emulator: Emulator, tmp_path: Path) -> None:
+    emu = emulator
+    emu.kubelet.released.clear()
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "restart-ns")
+    doc = make_scenejob(tmp_path, samples=4)
+    doc["metadata"]["namespace"] = "restart-ns"
+    created: list[str] = []
+
+    def record(type_: str, res: tuple[str, str, str], obj: dict[str, object]) -> None:
+        meta: dict[str, str] = obj["metadata"]  # type: ignore[assignment]
+        if type_ == "ADDED" and res[2] == "jobs" and meta["namespace"] == "restart-ns":
+            created.append(meta["name"])
+    emu.cluster.hooks.append(record)
+    emu.apply(doc)
+    try:
+        wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
+        op.kill()
+        emu.kubelet.release("scaffold", 0)  # progress while no operator runs
+        op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "restart-ns")
+        wait_status(emu, doc, "shard 0 seen after restart", lambda st: counts(st, "scaffold")[4] == 1)
+        op.kill()
+        emu.kubelet.release("scaffold")
+        emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+        op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "restart-ns")
+        st = wait_phase(emu, doc, "Succeeded", timeout=60)
+        assert [counts(st, s)[:4] for s in ("scaffold", "expansion", "gaussians")] == [("Succeeded", 4, 4, 0)] * 3
+        jobs = emu.objects("jobs", "restart-ns")
+        assert len(jobs) == 3
+        assert len(created) == len(set(created)) == 3  # every stage Job created exactly once
+    finally:
+        op.stop()
+        emu.cluster.hooks.remove(record)

@@ -1,0 +1,297 @@
+"""Operator scenarios end to end: real kopf operator process, emulated API server, fake kubelet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.conftest import make_scenejob
+from tests.emulator.harness import Emulator, OperatorProcess
+from tests.emulator.kubelet import Behaviour
+
+pytestmark = pytest.mark.emulator
+STAGES = ("scaffold", "expansion", "gaussians")
+
+
+def stage(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((s for s in status.get("stages", []) if s["name"] == name), {})
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+
+
+def jobs(emu: Emulator, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return emu.objects("jobs", doc["metadata"]["namespace"], f"genfab.dev/resource={doc['metadata']['name']}")
+
+
+def wait_phase(emu: Emulator, doc: dict[str, Any], *phases: str, timeout: float = 30) -> dict[str, Any]:
+    kind, name, ns = doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]
+    return emu.wait(f"{name} phase in {phases}", lambda: (st := emu.status(kind, name, ns)).get("phase") in phases
+                    and st, timeout)
+
+
+def wait_status(emu: Emulator, doc: dict[str, Any], what: str, check: Any, timeout: float = 30) -> dict[str, Any]:
+    kind, name, ns = doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]
+
+    last: list[dict[str, Any]] = [{}]
+
+    def probe() -> Any:
+        last[0] = st = emu.status(kind, name, ns)
+        return st if st and check(st) else None
+    try:
+        return emu.wait(what, probe, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last status: {last[0]}") from None
+
+
+def counts(st: dict[str, Any], name: str) -> tuple[str, int, int, int, int, int]:
+    s = stage(st, name)
+    return (s.get("phase", ""), s["samples"]["total"], s["samples"]["succeeded"], s["samples"]["failed"],
+            s["shards"]["succeeded"], s["shards"]["active"])
+
+
+def test_three_stage_scenejob_reports_exact_counts_at_every_step(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    doc = make_scenejob(tmp_path, samples=5, shard_size=2)  # 5 samples -> 3 balanced shards of 1, 2, 2
+    ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+    emu.apply(doc)
+    for i, current in enumerate(STAGES):
+        st = wait_status(emu, doc, f"{current} running with 3 active shards",
+                         lambda st, c=current: counts(st, c) == ("Running", 5, 0, 0, 0, 3))
+        assert st["phase"] == "Running" and st["currentStage"] == current and st["progress"] == "0/5"
+        assert condition(st, "Running")["status"] == "True" and condition(st, "Accepted")["status"] == "True"
+        for later in STAGES[i + 1:]:
+            assert stage(st, later)["phase"] == "Waiting"
+        emu.kubelet.release(current, 0)
+        st = wait_status(emu, doc, f"{current} shard 0 done", lambda st, c=current: counts(st, c) ==
+                         ("Running", 5, 1, 0, 1, 2))
+        assert st["progress"] == "1/5"
+        emu.kubelet.release(current)
+        st = wait_status(emu, doc, f"{current} done", lambda st, c=current: counts(st, c)[:5] ==
+                         ("Succeeded", 5, 5, 0, 3))
+    st = wait_phase(emu, doc, "Succeeded")
+    assert [counts(st, s) for s in STAGES] == [("Succeeded", 5, 5, 0, 3, 0)] * 3
+    assert st["progress"] == "5/5" and st["observedGeneration"] == 1
+    assert condition(st, "Succeeded")["status"] == "True" and condition(st, "Stalled")["status"] == "False"
+    created = jobs(emu, doc)
+    assert sorted(j["metadata"]["labels"]["genfab.dev/stage"] for j in created) == sorted(STAGES)
+    job = created[0]
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 3
+    assert job["metadata"]["ownerReferences"][0]["name"] == name
+    reasons = [e["reason"] for e in emu.objects("events", ns)]
+    assert {"StageRunning", "StageSucceeded", "Running", "Succeeded"} <= set(reasons)
+
+
+def test_failing_index_is_retried_then_succeeds(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        outcome="crash" if (stage, index, attempt) == ("scaffold", 1, 0) else "succeed", seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=4, retries=2)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Succeeded", "Failed")
+    assert st["phase"] == "Succeeded"
+    assert counts(st, "scaffold")[:5] == ("Succeeded", 4, 4, 0, 2)
+    scaffold = next(j for j in jobs(emu, doc) if j["metadata"]["labels"]["genfab.dev/stage"] == "scaffold")
+    assert scaffold["status"]["failed"] == 1 and scaffold["spec"]["backoffLimitPerIndex"] == 2
+
+
+def test_bad_input_exit_fails_the_index_at_once_and_blocks_downstream(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        outcome="bad-input" if stage == "scaffold" and index == 0 else "succeed", seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=4, retries=3)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed")
+    scaffold = next(j for j in jobs(emu, doc) if j["metadata"]["labels"]["genfab.dev/stage"] == "scaffold")
+    assert scaffold["status"]["failed"] == 1  # no retries: podFailurePolicy FailIndex on exit 42
+    assert stage(st, "scaffold")["phase"] == "Failed" and stage(st, "expansion")["phase"] == "Pending"
+    assert condition(st, "Failed")["status"] == "True"
+    assert len(jobs(emu, doc)) == 1
+
+
+def test_continue_on_error_ends_partially_succeeded_and_only_good_samples_flow_on(emu: Emulator,
+                                                                                 tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        fail_samples=1 if (stage, index) == ("scaffold", 0) else 0, seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=5, continueOnError=True)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "PartiallySucceeded", "Failed", "Succeeded")
+    assert st["phase"] == "PartiallySucceeded"
+    assert counts(st, "scaffold")[:4] == ("PartiallySucceeded", 5, 4, 1)
+    assert counts(st, "expansion")[:4] == ("Succeeded", 4, 4, 0)
+    assert counts(st, "gaussians")[:4] == ("Succeeded", 4, 4, 0)
+
+
+def test_without_continue_on_error_a_failed_sample_fails_the_resource(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        fail_samples=1 if (stage, index) == ("scaffold", 0) else 0, seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=3)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed", "Succeeded", "PartiallySucceeded")
+    assert st["phase"] == "Failed" and stage(st, "expansion")["phase"] == "Pending"
+
+
+@pytest.mark.parametrize("outcome, reason", [("image-pull", "ImagePullBackOff"), ("unschedulable", "Unschedulable")])
+def test_stalled_pod_reasons(emu: Emulator, tmp_path: Path, outcome: str, reason: str) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(outcome=outcome)
+    doc = make_scenejob(tmp_path, samples=2)
+    emu.apply(doc)
+    st = wait_status(emu, doc, f"Stalled {reason}", lambda st: condition(st, "Stalled").get("reason") == reason)
+    assert condition(st, "Stalled")["status"] == "True" and st["phase"] == "Running"
+    assert stage(st, "scaffold")["reason"] == reason
+    ns = doc["metadata"]["namespace"]
+    assert any(e["reason"] == reason and e["type"] == "Warning" for e in emu.objects("events", ns))
+
+
+def test_stalled_deadline_exceeded_fails_the_stage_and_frees_its_pods(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(outcome="unschedulable")
+    doc = make_scenejob(tmp_path, samples=2, startDeadlineSeconds=2)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed", timeout=30)
+    assert condition(st, "Stalled")["reason"] == "DeadlineExceeded"
+    assert stage(st, "scaffold")["reason"] == "DeadlineExceeded"
+    assert "no Pod of job" in stage(st, "scaffold")["message"]
+    emu.wait("job deleted", lambda: not jobs(emu, doc))
+    st = wait_phase(emu, doc, "Failed")  # the failure outlives its Job: nothing is re-created
+    assert not jobs(emu, doc)
+
+
+def test_stalled_pod_deleted_then_recovers(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    emu.kubelet.replacement_delay = 3.0
+    doc = make_scenejob(tmp_path, samples=2, retries=3)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    wait_status(emu, doc, "running", lambda st: stage(st, "scaffold").get("shards", {}).get("ready") == 1)
+    pod = emu.objects("pods", ns)[0]
+    emu.delete("pods", pod["metadata"]["name"], ns)
+    st = wait_status(emu, doc, "Stalled PodDeleted", lambda st: condition(st, "Stalled").get("reason") == "PodDeleted")
+    assert pod["metadata"]["name"] in condition(st, "Stalled")["message"]
+    wait_status(emu, doc, "recovered", lambda st: condition(st, "Stalled").get("status") == "False", timeout=15)
+    emu.kubelet.release("scaffold")
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.1)
+    assert wait_phase(emu, doc, "Succeeded")["phase"] == "Succeeded"
+
+
+def test_stalled_node_lost_then_recovers_without_burning_a_retry(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    doc = make_scenejob(tmp_path, samples=2, retries=0)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    wait_status(emu, doc, "running", lambda st: stage(st, "scaffold").get("shards", {}).get("ready") == 1)
+    pod = emu.objects("pods", ns)[0]["metadata"]["name"]
+    emu.call(emu.kubelet.lose_node, pod, ns)
+    st = wait_status(emu, doc, "Stalled NodeLost", lambda st: condition(st, "Stalled").get("reason") == "NodeLost")
+    assert "unresponsive" in condition(st, "Stalled")["message"]
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.1)
+    emu.call(emu.kubelet.evict, pod, ns)
+    assert wait_phase(emu, doc, "Succeeded", "Failed")["phase"] == "Succeeded"  # retries=0 and still fine
+
+
+def test_suspend_and_resume_pass_through_to_the_jobs(emu: Emulator, tmp_path: Path) -> None:
+    doc = make_scenejob(tmp_path, samples=2, suspend=True)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Suspended")
+    emu.wait("suspended job", lambda: jobs(emu, doc))
+    assert all(j["spec"]["suspend"] for j in jobs(emu, doc)) and not emu.objects("pods", ns)
+    assert condition(st, "Suspended")["status"] == "True"
+    emu.apply({**doc, "spec": {**doc["spec"], "suspend": False}})
+    st = wait_phase(emu, doc, "Succeeded")
+    assert condition(st, "Suspended")["status"] == "False" and st["observedGeneration"] == 2
+
+
+def test_spec_change_reruns_only_the_changed_stage_and_downstream(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    doc = make_scenejob(tmp_path, samples=2)
+    emu.apply(doc)
+    wait_phase(emu, doc, "Succeeded")
+    before = {j["metadata"]["labels"]["genfab.dev/stage"]: j["metadata"]["uid"] for j in jobs(emu, doc)}
+    emu.apply({**doc, "spec": {**doc["spec"], "gaussians": {"steps": 7000}}})
+    wait_status(emu, doc, "generation 2 done", lambda st: st.get("observedGeneration") == 2
+                     and st["phase"] == "Succeeded")
+    after = {j["metadata"]["labels"]["genfab.dev/stage"]: j["metadata"]["uid"] for j in jobs(emu, doc)}
+    assert after["scaffold"] == before["scaffold"] and after["expansion"] == before["expansion"]
+    assert after["gaussians"] != before["gaussians"] and len(after) == 3  # the old gaussians Job is gone
+    emu.apply({**doc, "spec": {**doc["spec"], "gaussians": {"steps": 7000},
+                               "worldexplorer": {"expansion": {"numFrames": 60}}}})
+    wait_status(emu, doc, "generation 3 done", lambda st: st.get("observedGeneration") == 3
+                and st["phase"] == "Succeeded")
+    final = {j["metadata"]["labels"]["genfab.dev/stage"]: j["metadata"]["uid"] for j in jobs(emu, doc)}
+    assert final["scaffold"] == before["scaffold"]
+    assert final["expansion"] != after["expansion"] and final["gaussians"] != after["gaussians"]
+
+
+def test_deleting_a_resource_removes_children_and_keeps_outputs(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    doc = make_scenejob(tmp_path, samples=2)
+    ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+    emu.apply(doc)
+    emu.wait("pods", lambda: emu.objects("pods", ns))
+    emu.delete("scenejobs", name, ns)
+    emu.wait("children gone", lambda: not any(emu.objects(p, ns) for p in ("jobs", "pods", "configmaps")))
+    assert list((tmp_path / "out" / "_genfab" / "progress").rglob("shard-*.json"))
+
+
+def test_recreating_with_the_same_spec_reuses_finished_work(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    doc = make_scenejob(tmp_path, samples=2)
+    ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+    emu.apply(doc)
+    first = wait_phase(emu, doc, "Succeeded")
+    emu.delete("scenejobs", name, ns)
+    emu.wait("children gone", lambda: not emu.objects("jobs", ns))
+    emu.apply(doc)
+    second = wait_phase(emu, doc, "Succeeded")
+    # same config hashes, so the same output prefixes and per-sample markers: stage Pods skip them
+    assert [s["configHash"] for s in first["stages"]] == [s["configHash"] for s in second["stages"]]
+
+
+def test_invalid_spec_gets_invalid_spec_and_no_jobs(emu: Emulator, tmp_path: Path) -> None:
+    doc = make_scenejob(tmp_path, samples=2, shardSize=0)
+    emu.apply(doc)
+    st = wait_status(emu, doc, "InvalidSpec", lambda st: condition(st, "InvalidSpec").get("status") == "True")
+    assert "spec.shardSize" in condition(st, "InvalidSpec")["message"]
+    assert condition(st, "Accepted")["status"] == "False" and st["phase"] == "Failed"
+    assert not jobs(emu, doc)
+
+
+def test_api_server_errors_are_retried_with_backoff(emu: Emulator, operator: OperatorProcess,
+                                                    tmp_path: Path) -> None:
+    emu.cluster.faults["POST jobs"] = 3
+    doc = make_scenejob(tmp_path, samples=2)
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    emu.apply(doc)
+    assert wait_phase(emu, doc, "Succeeded", timeout=40)["phase"] == "Succeeded"
+    assert emu.cluster.faults["POST jobs"] == 0
+    assert 'genfab_reconcile_errors_total{error="Temporary",kind="SceneJob"}' in operator.metrics()
+
+
+def test_metrics_are_exported(emu: Emulator, operator: OperatorProcess, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    doc = make_scenejob(tmp_path, samples=3)
+    emu.apply(doc)
+    wait_phase(emu, doc, "Succeeded")
+    text = operator.metrics()
+    for name in ("genfab_resources{", "genfab_stage_duration_seconds_bucket", "genfab_samples_total{",
+                 "genfab_pending_shards", "genfab_reconcile_errors_total", "genfab_create_to_job_seconds_bucket"):
+        assert name in text, name
+    assert 'genfab_samples_total{kind="SceneJob",outcome="succeeded",stage="gaussians"}' in text
+
+
+def test_two_hundred_resources_at_once_all_reach_running(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    docs = []
+    for i in range(200):
+        doc = make_scenejob(tmp_path / f"r{i}" if (tmp_path / f"r{i}").mkdir() is None else tmp_path, samples=1)
+        docs.append(doc)
+    for doc in docs:
+        emu.apply(doc)
+
+    def all_running() -> bool:
+        return all(emu.status(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]).get("phase") == "Running"
+                   for d in docs)
+    emu.wait("200 resources Running", all_running, timeout=90, interval=0.5)
+    for doc in docs:
+        emu.delete("scenejobs", doc["metadata"]["name"], doc["metadata"]["namespace"])
