@@ -1,0 +1,103 @@
+"""The reconcile decision: plan + observed Jobs + previous status -> actions (table tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from genfab.api import parse_resource
+from genfab.api.status import ResourceStatus
+from genfab.operator.decide import Observed, Progress, decide, resource_status, transitions
+from genfab.planner import Plan, plan
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def setup(**spec: Any) -> tuple[Any, Plan]:
+    r = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "s", "namespace": "lab"},
+        "spec": {"pipeline": "worldexplorer", "input": {"image": "s3://lab-in/a.png"}, "output": "s3://lab-out/r", **spec}})
+    return r, plan(r)
+
+
+def job(p: Plan, stage: str, state: str = "running", hash_: str | None = None, suspend: bool = False
+        ) -> dict[str, Any]:
+    s = p.stage(stage)
+    status: dict[str, Any] = {"active": 1, "ready": 1, "startTime": "2026-11-22T11:59:00Z"}
+    if state == "done":
+        status = {"completedIndexes": "0", "conditions": [{"type": "Complete", "status": "True"}]}
+    if state == "failed":
+        status = {"failedIndexes": "0", "conditions": [{"type": "Failed", "status": "True", "reason": "FailedIndexes"}]}
+    return {"metadata": {"name": f"s-{stage}-{hash_ or s.short_hash}", "annotations": {"genfab.dev/samples": "1"},
+                         "labels": {"genfab.dev/stage": stage, "genfab.dev/config-hash": hash_ or s.short_hash}},
+            "spec": {"completions": 1, "suspend": suspend}, "status": status}
+
+
+def states(d: Any) -> list[str]:
+    return [o.state for o in d.observations]
+
+
+@pytest.mark.parametrize(("jobs", "start", "expected"), [
+    ([], ["scaffold"], ["pending", "waiting", "waiting"]),
+    ([("scaffold", "running")], [], ["running", "waiting", "waiting"]),
+    ([("scaffold", "done")], ["expansion"], ["finished", "pending", "waiting"]),
+    ([("scaffold", "failed")], [], ["finished", "blocked", "blocked"]),
+    ([("scaffold", "done"), ("expansion", "done"), ("gaussians", "running")], [], ["finished", "finished", "running"]),
+])
+def test_sequencing(jobs: list[tuple[str, str]], start: list[str], expected: list[str]) -> None:
+    r, p = setup()
+    d = decide(p, r.spec, Observed(jobs=[job(p, s, st) for s, st in jobs],
+                                   progress={"scaffold": Progress(1, 0)}), None, NOW)
+    assert d.start == start and states(d) == expected and not d.delete
+
+
+def test_partial_upstream_starts_downstream_only_with_continue_on_error() -> None:
+    for coe, start in ((True, ["expansion"]), (False, [])):
+        r, p = setup(continueOnError=coe)
+        observed = Observed(jobs=[job(p, "scaffold", "done")], progress={"scaffold": Progress(0, 1)})
+        assert decide(p, r.spec, observed, None, NOW).start == start
+
+
+def test_stale_config_hash_jobs_are_deleted_and_the_stage_restarts() -> None:
+    r, p = setup()
+    old = job(p, "scaffold", "done", hash_="0123456789")
+    d = decide(p, r.spec, Observed(jobs=[old]), None, NOW)
+    assert d.delete == [old["metadata"]["name"]] and d.start == ["scaffold"]
+
+
+def test_suspend_passes_through_to_unfinished_jobs() -> None:
+    r, p = setup(suspend=True)
+    d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")]), None, NOW)
+    assert d.suspend == [(job(p, "scaffold")["metadata"]["name"], True)]
+    r, p = setup(suspend=False)
+    d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", suspend=True)]), None, NOW)
+    assert d.suspend == [(job(p, "scaffold")["metadata"]["name"], False)] and states(d)[0] == "suspended"
+
+
+def test_finished_stages_survive_their_jobs_in_status() -> None:
+    r, p = setup()
+    d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "done")], progress={"scaffold": Progress(1, 0)}),
+               None, NOW)
+    status = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {})
+    d2 = decide(p, r.spec, Observed(jobs=[]), status, NOW)  # TTL removed the Job
+    assert states(d2) == ["finished", "pending", "waiting"] and d2.start == ["expansion"]
+    assert d2.observations[0].samples_succeeded == 1
+
+
+def test_only_stages_skips_and_keeps_results() -> None:
+    r, p = setup(onlyStages=["gaussians"])
+    d = decide(p, r.spec, Observed(), None, NOW)
+    assert states(d) == ["skipped", "skipped", "pending"] and d.start == ["gaussians"]
+
+
+def test_transitions_emit_events_once() -> None:
+    r, p = setup()
+    d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")]), None, NOW)
+    first = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {})
+    events = transitions(ResourceStatus(), first)
+    assert ("Normal", "StageRunning") in [(e.type, e.reason) for e in events]
+    assert ("Normal", "Running") in [(e.type, e.reason) for e in events]
+    again = resource_status(d, r.spec, first, 1, "2026-11-22T12:00:05Z", {})
+    assert transitions(first, again) == [] and again == first

@@ -1,0 +1,32 @@
+"""The operator's work queue: dedup, no concurrent processing of one key, backoff."""
+
+from __future__ import annotations
+
+from genfab.operator.workqueue import WorkQueue
+
+
+def test_dedup_and_requeue_while_processing() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.add("a")
+    q.add("b")
+    assert q.get(0) == "a"
+    q.add("a")  # changed while processing: comes back after done(), not before
+    assert q.get(0) == "b"
+    assert q.get(0.05) is None
+    q.done("a")
+    assert q.get(0) == "a"
+
+
+def test_retry_backs_off_exponentially_and_forget_resets() -> None:
+    q: WorkQueue[str] = WorkQueue(base_delay=0.01, max_delay=0.04)
+    assert [q.retry("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
+    q.forget("k")
+    assert q.retry("k") == 0.01
+    assert q.get(1.0) == "k"
+
+
+def test_close_wakes_waiters() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.close()
+    assert q.get(5) is None
