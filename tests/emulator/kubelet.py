@@ -110,10 +110,15 @@ class Kubelet:
     async def run(self) -> None:
         while True:
             if self.enabled:
+                pods_of: dict[str, list[dict[str, Any]]] = {}
+                for k, obj in self.cluster.store.items():  # one pass: pods by owning Job uid
+                    if k[0] == PODS:
+                        for ref in obj["metadata"].get("ownerReferences") or []:
+                            pods_of.setdefault(ref.get("uid", ""), []).append(obj)
                 for key in [k for k in self.cluster.store if k[0] == JOBS]:
                     job = self.cluster.store.get(key)
                     if job is not None:
-                        self._sync_job(key, job)
+                        self._sync_job(key, job, pods_of.get(job["metadata"]["uid"], []))
                 for key in [k for k in self.cluster.store if k[0] == PODS]:
                     pod = self.cluster.store.get(key)
                     if pod is not None:
@@ -121,14 +126,12 @@ class Kubelet:
             await asyncio.sleep(self.tick)
 
     # -- the Job controller
-    def _sync_job(self, key: ObjKey, job: dict[str, Any]) -> None:
+    def _sync_job(self, key: ObjKey, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         spec, status = job["spec"], dict(job.get("status") or {})
         conditions = [c for c in status.get("conditions") or []]
         if any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions):
             return
         js = self.jobs.setdefault(job["metadata"]["uid"], JobState())
-        pods = [p for p in self.cluster.objects("pods", key[1]) if any(
-            r.get("uid") == job["metadata"]["uid"] for r in p["metadata"].get("ownerReferences") or [])]
         new: dict[str, Any] = dict(status)
         if spec.get("suspend"):
             for p in pods:
@@ -175,9 +178,9 @@ class Kubelet:
                 continue
             self._create_pod(key, job, index, js)
             live.add(index)
-        active = [p for p in self.cluster.objects("pods", key[1]) if p["metadata"].get("labels", {}).get(
-            "job-name") == key[2] and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-        new.update(active=len(active), ready=sum(_ready(p) for p in active), succeeded=js.succeeded_pods,
+        running = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                   and (PODS, key[1], p["metadata"]["name"]) in self.cluster.store]
+        new.update(active=len(live), ready=sum(_ready(p) for p in running), succeeded=js.succeeded_pods,
                    failed=js.failed_pods, completedIndexes=_indexes(js.completed) or None,
                    failedIndexes=_indexes(js.failed) or None)
         if len(js.completed) + len(js.failed) >= completions:
@@ -264,10 +267,7 @@ class Kubelet:
         """The taint manager's eviction completes: the Pod fails and is removed (not counted)."""
         key = (PODS, ns, pod_name)
         if self.cluster.patch(key, {"status": {"phase": "Failed"}}) is not None:
-            job = self._job_of(self.cluster.store[key])
-            if job is not None:
-                self._sync_job((JOBS, ns, job["metadata"]["name"]), job)
-            self.cluster.delete(key)
+            self.cluster.delete(key)  # a Failed Pod with DisruptionTarget: replaced, not counted
 
     # -- shard reports over the real progress channel
     def _config(self, pod: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +66,7 @@ class Controller:
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._events: queue.Queue[tuple[dict[str, Any], str, str, str]] = queue.Queue(maxsize=10000)
 
     # -- lifecycle
     def start(self) -> None:
@@ -72,9 +74,10 @@ class Controller:
             t = threading.Thread(target=self._work, name=f"genfab-reconcile-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        t = threading.Thread(target=self._resync, name="genfab-resync", daemon=True)
-        t.start()
-        self._threads.append(t)
+        for target, name in ((self._resync, "genfab-resync"), (self._post_events, "genfab-events")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
@@ -99,6 +102,15 @@ class Controller:
             finally:
                 self.queue.done(key)
                 self.metrics.queue_depth.set(len(self.queue))
+
+    def _post_events(self) -> None:
+        """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster)."""
+        while not self._stop.is_set():
+            try:
+                body, type_, reason, message = self._events.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            self.kube.event(body, type_, reason, message)
 
     def _resync(self) -> None:
         """Every unfinished resource is reconciled at least every `resync_seconds` (missed events)."""
@@ -240,13 +252,14 @@ class Controller:
         ns = owner.namespace
         jobs_path = resource_path("batch/v1", "jobs", ns)
         name = child_name(the_plan.name, stage)
-        try:  # the cache may lag behind after a restart: never clear the reports of a running Job
-            existing = self.kube.get(f"{jobs_path}/{name}")
-        except NotFound:
-            existing = None
-        if existing is not None:
-            self._adopt(key, existing, owner, stage)
-            return None
+        if previous is not None and any(s.job_name for s in previous.stages):
+            # Jobs were created before, so the cache may lag behind (operator restart): never clear
+            # the reports of a Job that exists. A fresh resource has none, which saves the GET.
+            try:
+                self._adopt(key, self.kube.get(f"{jobs_path}/{name}"), owner, stage)
+                return None
+            except NotFound:
+                pass
         cfg = stage_config(the_plan, stage)
         run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
         try:
@@ -293,7 +306,10 @@ class Controller:
             return  # deleted meanwhile
         self.cache.put_resource(key, patched)
         for event in transitions(previous, status):
-            self.kube.event(body, event.type, event.reason, event.message)
+            try:
+                self._events.put_nowait((body, event.type, event.reason, event.message))
+            except queue.Full:
+                log.warning("event queue full: dropped %s on %s/%s", event.reason, ns, name)
 
     def _record_metrics(self, key: Key, decision: Decision, previous: ResourceStatus | None,
                         status: ResourceStatus) -> None:
