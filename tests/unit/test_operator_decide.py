@@ -18,7 +18,8 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 def setup(**spec: Any) -> tuple[Any, Plan]:
     r = parse_resource({
         "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "s", "namespace": "lab"},
-        "spec": {"pipeline": "worldexplorer", "input": {"image": "s3://lab-in/a.png"}, "output": "s3://lab-out/r", **spec}})
+        "spec": {"pipeline": "worldexplorer", "input": {"image": "s3://lab-in/a.png"}, "output": "s3://lab-out/r",
+                 **spec}})
     return r, plan(r)
 
 

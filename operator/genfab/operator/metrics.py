@@ -4,7 +4,6 @@ conventions; the chart's dashboard and alerts use exactly these."""
 from __future__ import annotations
 
 import threading
-from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -44,40 +43,26 @@ class OperatorMetrics:
     def observe_resource(self, key: tuple[str, str, str], phase: str | None, stalled: str | None,
                          shards: dict[str, tuple[int, int]] | None = None) -> None:
         """Record one resource's phase, stall reason and (pending, active) shards per stage;
-        phase None forgets it (deleted)."""
+        phase None forgets it (deleted). Incremental: O(stages) per call, not O(resources)."""
         kind = key[0]
         with self._lock:
+            old_phase, old_stall, old_shards = self._phase.pop(key, None), self._stall.pop(key, None), \
+                self._shards.pop(key, {})
+            if old_phase is not None:
+                self.resources.labels(*old_phase).dec()
+            if old_stall is not None:
+                self.stalled.labels(kind, old_stall).dec()
+            for stage, (p, a) in old_shards.items():
+                self.pending_shards.labels(kind, stage).dec(p)
+                self.active_shards.labels(kind, stage).dec(a)
             if phase is None:
-                self._phase.pop(key, None)
-                self._stall.pop(key, None)
-                self._shards.pop(key, None)
-            else:
-                self._phase[key] = (kind, phase)
-                if stalled:
-                    self._stall[key] = stalled
-                else:
-                    self._stall.pop(key, None)
-                self._shards[key] = shards or {}
-            self._publish()
-
-    def _publish(self) -> None:
-        phases = Tally(self._phase.values())
-        for labels in list(self.resources._metrics):  # keep zeros for phases seen before
-            self.resources.labels(*labels).set(0)
-        for (kind, phase), n in phases.items():
-            self.resources.labels(kind, phase).set(n)
-        for labels in list(self.stalled._metrics):
-            self.stalled.labels(*labels).set(0)
-        for (kind, reason), n in Tally((k[0], r) for k, r in self._stall.items()).items():
-            self.stalled.labels(kind, reason).set(n)
-        pending: Tally[tuple[str, str]] = Tally()
-        active: Tally[tuple[str, str]] = Tally()
-        for key, stages in self._shards.items():
-            for stage, (p, a) in stages.items():
-                pending[(key[0], stage)] += p
-                active[(key[0], stage)] += a
-        for gauge, tally in ((self.pending_shards, pending), (self.active_shards, active)):
-            for labels in list(gauge._metrics):
-                gauge.labels(*labels).set(0)
-            for (kind, stage), n in tally.items():
-                gauge.labels(kind, stage).set(n)
+                return
+            self._phase[key] = (kind, phase)
+            self.resources.labels(kind, phase).inc()
+            if stalled:
+                self._stall[key] = stalled
+                self.stalled.labels(kind, stalled).inc()
+            self._shards[key] = dict(shards or {})
+            for stage, (p, a) in self._shards[key].items():
+                self.pending_shards.labels(kind, stage).inc(p)
+                self.active_shards.labels(kind, stage).inc(a)
