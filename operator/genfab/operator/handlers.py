@@ -26,7 +26,8 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = ours.request_timeout
     settings.posting.level = 30  # kopf's own events: warnings and errors only
-    settings.execution.max_workers = 4  # handlers only enqueue; reconciles run on genfab's workers
+    # The watch handlers are async and only update the cache and enqueue (microseconds, no I/O):
+    # no thread hand-off per event. Reconciles run on genfab's own worker threads.
 
 
 @kopf.on.startup()
@@ -55,7 +56,7 @@ def queue_depth(memo: kopf.Memo, **_: Any) -> int:
 
 def _resource_handler(kind: str) -> None:
     @kopf.on.event(GROUP, VERSION, PLURALS[kind], id=f"watch-{kind}")
-    def on_resource(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    async def on_resource(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
         memo["controller"].on_resource(kind, event.get("type"), dict(event["object"]))
 
 
@@ -64,10 +65,10 @@ for _kind in KINDS:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-def on_job(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def on_job(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo["controller"].on_job(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
-def on_pod(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def on_pod(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo["controller"].on_pod(event.get("type"), dict(event["object"]))
