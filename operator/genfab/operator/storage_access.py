@@ -25,6 +25,8 @@ class StorageAccess:
         self.kube = kube
         self._lock = threading.Lock()
         self._settings: dict[tuple[str, str], tuple[S3Settings, float]] = {}
+        self._opened: dict[tuple[str, S3Settings], Storage] = {}
+        """boto3 clients are thread-safe and costly to build: one per URI and settings."""
 
     def settings(self, owner: Owner, storage: dict[str, Any] | None) -> S3Settings:
         storage = storage or {}
@@ -50,4 +52,13 @@ class StorageAccess:
     def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
         if uri.startswith("file://"):
             return open_storage(uri)
-        return open_storage(uri, self.settings(owner, storage))
+        settings = self.settings(owner, storage)
+        with self._lock:
+            hit = self._opened.get((uri, settings))
+        if hit is None:
+            hit = open_storage(uri, settings)
+            with self._lock:
+                if len(self._opened) > 1024:  # bounded: settings change when Secrets rotate
+                    self._opened.clear()
+                self._opened[(uri, settings)] = hit
+        return hit
