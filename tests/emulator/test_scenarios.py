@@ -81,8 +81,8 @@ def test_three_stage_scenejob_reports_exact_counts_at_every_step(emu: Emulator, 
     job = created[0]
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 3
     assert job["metadata"]["ownerReferences"][0]["name"] == name
-    reasons = [e["reason"] for e in emu.objects("events", ns)]
-    assert {"StageRunning", "StageSucceeded", "Running", "Succeeded"} <= set(reasons)
+    emu.wait("events", lambda: {"StageRunning", "StageSucceeded", "Running", "Succeeded"} <= {
+        e["reason"] for e in emu.objects("events", ns)})  # posted asynchronously
 
 
 def test_failing_index_is_retried_then_succeeds(emu: Emulator, tmp_path: Path) -> None:
@@ -141,14 +141,15 @@ def test_stalled_pod_reasons(emu: Emulator, tmp_path: Path, outcome: str, reason
     assert condition(st, "Stalled")["status"] == "True" and st["phase"] == "Running"
     assert stage(st, "scaffold")["reason"] == reason
     ns = doc["metadata"]["namespace"]
-    assert any(e["reason"] == reason and e["type"] == "Warning" for e in emu.objects("events", ns))
+    emu.wait(f"{reason} event", lambda: any(e["reason"] == reason and e["type"] == "Warning"
+                                            for e in emu.objects("events", ns)))  # posted asynchronously
 
 
 def test_stalled_deadline_exceeded_fails_the_stage_and_frees_its_pods(emu: Emulator, tmp_path: Path) -> None:
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(outcome="unschedulable")
     doc = make_scenejob(tmp_path, samples=2, startDeadlineSeconds=2)
     emu.apply(doc)
-    st = wait_phase(emu, doc, "Failed", timeout=30)
+    st = wait_phase(emu, doc, "Failed", timeout=90)
     assert condition(st, "Stalled")["reason"] == "DeadlineExceeded"
     assert stage(st, "scaffold")["reason"] == "DeadlineExceeded"
     assert "no Pod of job" in stage(st, "scaffold")["message"]
