@@ -54,6 +54,11 @@ def res_of(text: str) -> Res:
     return ("", parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2])
 
 
+def res_for(plural: str) -> Res:
+    """The served resource with this plural (`jobs` -> batch/v1/jobs)."""
+    return next(res_of(p) for p in RESOURCES if p.endswith(f"/{plural}"))
+
+
 def api_version(res: Res) -> str:
     return f"{res[0]}/{res[1]}" if res[0] else res[1]
 
@@ -301,8 +306,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
             self.delete(key)
 
     def objects(self, plural: str, ns: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
-        res = next(res_of(p) for p in RESOURCES if p.endswith(f"/{plural}"))
-        return self._select(res, ns or "", selector)
+        return self._select(res_for(plural), ns or "", selector)
 
     # -- watches
     async def _watch(self, request: kmock.Request, res: Res, ns: str) -> aiohttp.web.StreamResponse:
@@ -316,10 +320,9 @@ class GenfabCluster(kmock.KubernetesEmulator):
         try:
             if since and since != "0":
                 start = int(since)
-                if self.history and self.history[0][0] > start + 1 and start < self.history[0][0] - 1:
-                    oldest = self.history[0][0]
-                    if start < oldest - 1 and len(self.history) == self.history.maxlen:
-                        return status_error(410, "Expired", f"too old resource version: {start} ({oldest})")
+                oldest = self.history[0][0] if self.history else 0
+                if len(self.history) == self.history.maxlen and start < oldest:  # events were dropped
+                    return status_error(410, "Expired", f"too old resource version: {start} ({oldest})")
                 backlog = [(rv, e) for rv, r, e in self.history if r == res and rv > start]
             else:
                 backlog = [(int(o["metadata"]["resourceVersion"]), {"type": "ADDED", "object": o})

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import kmock
 import yaml
 
-from tests.emulator.cluster import GenfabCluster, res_of
+from tests.emulator.cluster import GenfabCluster, res_for, res_of
 from tests.emulator.kubelet import Kubelet
 
 T = TypeVar("T")
@@ -110,11 +110,7 @@ class Emulator:
         return self.call(lambda: copy.deepcopy(self.cluster.objects(plural, ns, selector)))
 
     def delete(self, plural: str, name: str, ns: str = "default") -> None:
-        res = next(res_of(p) for p in ("genfab.dev/v1alpha1/" + plural, "batch/v1/" + plural, "v1/" + plural)
-                   if p.endswith(plural) and ((p.startswith("genfab") and plural in PLURAL.values())
-                                              or (p.startswith("batch") and plural == "jobs")
-                                              or (p.startswith("v1") and plural not in ("jobs", *PLURAL.values()))))
-        self.call(lambda: self.cluster.delete((res, ns, name)))
+        self.call(lambda: self.cluster.delete((res_for(plural), ns, name)))
 
     def patch(self, kind: str, name: str, patch: dict[str, Any], ns: str = "default") -> None:
         res = res_of(f"genfab.dev/v1alpha1/{PLURAL[kind]}")

@@ -285,8 +285,8 @@ def test_two_hundred_resources_at_once_all_reach_running(emu: Emulator, tmp_path
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
     docs = []
     for i in range(200):
-        doc = make_scenejob(tmp_path / f"r{i}" if (tmp_path / f"r{i}").mkdir() is None else tmp_path, samples=1)
-        docs.append(doc)
+        (tmp_path / f"r{i}").mkdir()
+        docs.append(make_scenejob(tmp_path / f"r{i}", samples=1))
     for doc in docs:
         emu.apply(doc)
 

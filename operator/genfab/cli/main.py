@@ -124,7 +124,7 @@ def operator_cmd(ctx: click.Context) -> None:
         from genfab.operator.main import operator
     except ImportError as exc:
         raise click.ClickException(f"the operator needs the `operator` extra ({exc.name} is missing): "
-                                   f"pip install 'genfab[operator]'") from None
+                                   f"pip install -e '.[operator]'") from None
     operator.main(args=ctx.args, prog_name="genfab operator")
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from genfab.operator.decide import (
     same_status,
     transitions,
 )
-from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
+from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.observe import job_view, parse_time, unresolved_lost
@@ -342,5 +342,3 @@ def _previous_status(body: dict[str, Any]) -> ResourceStatus | None:
         log.warning("%s: ignoring unreadable status", body["metadata"].get("name"))
         return None
 
-
-__all__ = ["Controller", "KubeError"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,13 +73,9 @@ class Kube:
     def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
         self.api = api
         self.timeout = timeout
-        self.requests: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 content_type: str = "application/json") -> Any:
-        with self._lock:
-            self.requests[method] += 1
         try:
             resp = self.api.call_api(
                 path, method, query_params=list((query or {}).items()), body=body,

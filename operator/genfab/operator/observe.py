@@ -22,8 +22,8 @@ from typing import Any
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
 STALL_ORDER = ("DeadlineExceeded", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
-INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+"""Kubernetes puts a Pod's index in a label and an annotation of this name."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
 
 def pod_index(pod: Mapping[str, Any]) -> int | None:
     meta = pod.get("metadata") or {}
-    raw = (meta.get("labels") or {}).get(INDEX_LABEL) or (meta.get("annotations") or {}).get(INDEX_ANNOTATION)
+    raw = (meta.get("labels") or {}).get(INDEX_KEY) or (meta.get("annotations") or {}).get(INDEX_KEY)
     return int(raw) if raw is not None and str(raw).isdigit() else None
 
 
