@@ -79,15 +79,13 @@ class Kubelet:
         """Seconds before a deleted Pod's index gets a new Pod (lets a test observe PodDeleted)."""
         self.pods: dict[str, PodState] = {}
         self.jobs: dict[str, JobState] = {}
-        self.released: set[tuple[str, int]] = set()
+        self.released: set[tuple[str, int | None]] = set()
         self.enabled = True
         cluster.hooks.append(self._on_change)
 
     def release(self, stage: str, index: int | None = None) -> None:
-        """Let held Pods of `stage` (one index, or all) finish."""
-        for state in self.pods.values():
-            if state.stage == stage and (index is None or state.index == index):
-                self.released.add((stage, state.index))
+        """Let held Pods of `stage` (one index, or all: None) finish, including Pods not created yet."""
+        self.released.add((stage, index))
 
     def _on_change(self, type_: str, res: Any, obj: dict[str, Any]) -> None:
         if res == PODS and type_ == "DELETED":
@@ -244,7 +242,7 @@ class Kubelet:
                 {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
                 "containerStatuses": [{"name": "stage", "ready": True, "state": {"running": {}}}]}})
             return
-        if b.hold and (state.stage, state.index) not in self.released:
+        if b.hold and not {(state.stage, state.index), (state.stage, None)} & self.released:
             return
         if time.monotonic() - state.running_since < b.seconds:
             return
