@@ -70,13 +70,13 @@ RELIGHTING = (
          "data/stage_2/{id}_albedo.png"),
     StageDef("degrade", "segment", "Stage 3: degradation synthesis (new lighting on the albedo)",
              memory="16Gi", shard_size=32, upstream=("albedo",),
-             output="data/stage_3/{id}_degraded.png, {id}_params.json"),
+             output="data/stage_3/{id}_{degraded.png,params.json}"),
     _cpu("recombine", "Stage 3.5: composite the relit person onto the original background",
          ("degrade",), "data/stage_3_5/{id}_composite.png"),
     StageDef("caption", "diffusion", "Stage 4 (optional): captions for the training pairs",
              memory="24Gi", shard_size=64, upstream=("recombine",), output="data/stage_4/{id}_caption.txt"),
     _cpu("organize", "Final outputs and metadata", ("recombine",),
-         "outputs/{id}_{input,albedo,output,foreground}.png, {id}_metadata.json", shard=256),
+         "outputs/{id}_{input.png,albedo.png,output.png,foreground.png,metadata.json}", shard=256),
 )
 
 REFERENCE_OBJECT = (

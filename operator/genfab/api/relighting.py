@@ -184,8 +184,11 @@ class CaptioningConfig(GenfabModel):
 
     enabled: bool = False
     """Run the caption stage."""
+    backend: str = Field("transformers", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    """`transformers` (an image-to-text model from the model location), or the name of a plug-in
+    registered under the Python entry-point group `genfab.caption_backends` in the stage image."""
     model: str = Field("Salesforce/blip-image-captioning-base", max_length=256)
-    """Captioning model id (or use a custom `caption` stage)."""
+    """Captioning model id under the model location (or use a custom `caption` stage)."""
 
 
 class RelightingConfig(GenfabModel):

@@ -30,6 +30,8 @@ from genfab.planner import Plan, PlannedStage
 from genfab.planner.contract import (
     DROPPED_KEY,
     ENV_CONFIG,
+    ENV_CPU_WORKERS,
+    ENV_MODELS,
     ENV_PROGRESS_SECONDS,
     ENV_TERMINATION_LOG,
     EXIT_BAD_INPUT,
@@ -162,6 +164,16 @@ class LocalRunner:
         for s in self.plan.stages:
             if s.run:
                 self.command(s)
+        self._models_env()
+
+    def _models_env(self) -> dict[str, str]:
+        models = self.resource.spec.models
+        if models is None:
+            return {}
+        if models.persistent_volume_claim is not None:
+            raise RunnerError("spec.models.persistentVolumeClaim cannot be mounted by the local runner; "
+                              "use spec.models.uri or spec.models.hubCache")
+        return {ENV_MODELS: str(models.uri or models.hub_cache)}
 
     # -- the loop
     def run(self) -> RunResult:
@@ -261,7 +273,10 @@ class LocalRunner:
             ENV_CONFIG: str(self._config_dir / f"{stage.name}.json"),
             ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
             ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json"),
+            **self._models_env(),
         }
+        # Shards run side by side: split the CPUs between their worker pools.
+        env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         shard.attempts += 1
         with (logs / f"shard-{shard.index:05d}.log").open("ab") as log:
             log.write(f"--- attempt {shard.attempts} at {now_rfc3339()}\n".encode())

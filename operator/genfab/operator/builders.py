@@ -17,6 +17,7 @@ from genfab.planner.contract import (
     CONFIG_PATH,
     ENV_CONFIG,
     ENV_METRICS_PORT,
+    ENV_MODELS,
     EXIT_BAD_INPUT,
     shard_env,
 )
@@ -96,14 +97,14 @@ def _models(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     if m is None:
         return [], [], []
     if m.uri is not None:
-        return [{"name": "GENFAB_MODELS", "value": m.uri}], [], []
+        return [{"name": ENV_MODELS, "value": m.uri}], [], []
     if m.persistent_volume_claim is not None:
         volume = {"name": "models", "persistentVolumeClaim": {"claimName": m.persistent_volume_claim,
                                                                "readOnly": True}}
     else:
         volume = {"name": "models", "hostPath": {"path": m.hub_cache, "type": "Directory"}}
     mount = {"name": "models", "mountPath": "/models", "readOnly": True}
-    return [{"name": "GENFAB_MODELS", "value": "/models"}], [volume], [mount]
+    return [{"name": ENV_MODELS, "value": "/models"}], [volume], [mount]
 
 
 def _resources(stage: PlannedStage, settings: OperatorSettings) -> dict[str, Any]:

@@ -42,6 +42,10 @@ EXIT_BAD_INPUT = 42
 EXIT_INTERRUPTED = 130
 """SIGINT/SIGTERM (Ctrl-C, preemption): retried like a crash."""
 
+ENV_MODELS = "GENFAB_MODELS"
+"""Model location for `from_pretrained` (a storage URI or a local directory), from `spec.models`."""
+ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
+"""Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 """Input files that count as samples when a stage reads a folder and says nothing else."""
 
@@ -89,10 +93,27 @@ def stage_config(plan: Plan, stage: PlannedStage) -> dict[str, Any]:
             {"name": u.name, "configHash": u.config_hash, "outputUri": u.output_uri}
             for u in (plan.stage(n) for n in stage.upstream)
         ],
+        # Every stage upstream of this one, transitively: later stages also read earlier outputs
+        # (recombine reads segment's background; organize gathers every stage's files).
+        "ancestors": [
+            {"name": a.name, "configHash": a.config_hash, "outputUri": a.output_uri}
+            for a in plan.stages if a.name in _ancestors(plan, stage)
+        ],
         "selection": {"suffixes": list(DEFAULT_SUFFIXES), **stage.selection},
         "config": stage.config,
         "options": stage.options,
     }
+
+
+def _ancestors(plan: Plan, stage: PlannedStage) -> set[str]:
+    seen: set[str] = set()
+    todo = list(stage.upstream)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(plan.stage(name).upstream)
+    return seen
 
 
 def shard_env(stage_cfg: dict[str, Any], index: int, shards: int) -> dict[str, str]:

@@ -124,14 +124,17 @@ def dataset_drafts(job: DatasetJob, inventory: Mapping[str, int]) -> PipelineDra
         listed = len(rl.input.sample_ids) if rl.input.sample_ids is not None else inventory.get(INPUT)
         n = _capped(listed, rl.num_samples)
         caption = rl.captioning.enabled
+        selection = {"ids": rl.input.sample_ids, "limit": rl.num_samples}
         return PipelineDrafts("relighting", spec.output, [
-            Draft("segment", {"segmentation": _dump(rl.segmentation)}, n, input_uris=(rl.input.uri,),
-                  selection={"ids": rl.input.sample_ids, "limit": rl.num_samples}),
+            Draft("segment", {"segmentation": _dump(rl.segmentation), "seed": rl.seed}, n,
+                  input_uris=(rl.input.uri,), selection=selection),
             Draft("albedo", {"albedo": _dump(rl.albedo), "seed": rl.seed}, n),
             Draft("degrade", {"degradation": _dump(rl.degradation), "seed": rl.seed}, n),
             Draft("recombine", {}, n),
             Draft("caption", {"captioning": _dump(rl.captioning)}, n, enabled=caption),
-            Draft("organize", {"captions": caption}, n, extra_upstream=("caption",) if caption else ()),
+            # organize copies the original input next to the results: the job input is its input too.
+            Draft("organize", {"captions": caption}, n, extra_upstream=("caption",) if caption else (),
+                  input_uris=(rl.input.uri,), selection=selection),
         ])
     if spec.reference_object is not None:
         ro = spec.reference_object

@@ -83,6 +83,20 @@ class StageContext:
             raise BadInput(f"stage {self.stage!r} has upstream {[u['name'] for u in ups]}; asked for {name!r}")
         return self.open(match[0]["outputUri"])
 
+    def stage_output(self, name: str) -> Storage:
+        """Output root of any stage upstream of this one, direct or transitive."""
+        for entry in (*self.upstream, *(self.raw.get("ancestors") or [])):
+            if entry["name"] == name:
+                return self.open(entry["outputUri"])
+        known = sorted({e["name"] for e in (*self.upstream, *(self.raw.get("ancestors") or []))})
+        raise BadInput(f"stage {self.stage!r} does not run after a stage {name!r} (it runs after {known})")
+
+    def stage_hash(self, name: str) -> str:
+        for entry in (*self.upstream, *(self.raw.get("ancestors") or [])):
+            if entry["name"] == name:
+                return str(entry["configHash"])
+        raise BadInput(f"stage {self.stage!r} does not run after a stage {name!r}")
+
     @cached_property
     def all_samples(self) -> list[SampleRef]:
         try:

@@ -16,6 +16,10 @@ class SampleError(Exception):
         self.reason = reason
         self.message = message
 
+    def __reduce__(self) -> tuple[type[SampleError], tuple[str, str]]:
+        # Keeps the reason when the error crosses a process boundary (CPU worker pools).
+        return SampleError, (self.reason, self.message)
+
 
 class BadInput(Exception):
     """The shard's config or input is unusable as a whole; retrying cannot help.

@@ -57,3 +57,7 @@ def load(name: str) -> Stage:
     if not isinstance(stage, Stage):
         raise TypeError(f"{target} is not a genfab Stage")
     return stage
+
+
+# The built-in stage families register themselves on import (names only: no numpy or torch).
+importlib.import_module("genfab.stages.relighting")

@@ -1,0 +1,76 @@
+"""Stage 2 `albedo`: the foreground's intrinsic albedo -> data/stage_2/{id}_albedo.png (original size,
+black outside the person). Methods in the configured fallback order with their probabilities:
+IntrinsicAnything (a plug-in backend), Multi-Scale Retinex, LAB; then 15-25% of the original."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.relighting import albedo as ops
+from genfab.stages.relighting.cpu_stage import CpuSampleStage
+from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
+from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.relighting.plugins import load_plugin
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+
+PLUGIN_GROUP = "genfab.albedo_backends"
+
+
+def choose(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The sample's method and blend fraction (drawn in a fixed order from the sample seed)."""
+    rng = np.random.default_rng(seed)
+    methods = cfg["methods"]
+    method = ops.choose_method([m["name"] for m in methods], [m.get("probability", 1.0) for m in methods], rng)
+    return {"method": method, "blend": float(rng.uniform(cfg["blend"]["min"], cfg["blend"]["max"])), "seed": seed}
+
+
+def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
+    fg = job["foreground"]
+    mask = alpha_of(fg) > 0
+    if not mask.any():
+        raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
+    image = to_float(fg[..., :3])
+    params = job["params"]
+    if params["method"] == "retinex":
+        base = ops.multiscale_retinex(image, mask, job["scales"])
+    elif params["method"] == "lab":
+        base = ops.lab_albedo(image, mask)
+    else:  # a plug-in's output, computed in the shard process (it may hold a GPU model)
+        base = job["plugin"]
+    out = ops.blend_original(base, image, mask, params["blend"])
+    return {"files": {f"{job['id']}_albedo.png": encode_png(to_uint8(out))}, "params": params}
+
+
+class AlbedoStage(CpuSampleStage):
+    name = "albedo"
+    compute = staticmethod(compute_albedo)
+
+    def setup(self, ctx: StageContext) -> None:
+        super().setup(ctx)
+        self.cfg = dict(ctx.config["albedo"])
+        self.segment = ctx.stage_output("segment")
+        self.plugins: dict[str, Any] = {}
+        for m in self.cfg["methods"]:
+            if m["name"] not in ("retinex", "lab"):
+                checkpoint = self.cfg.get("intrinsicAnythingCheckpoint")
+                local = None
+                if checkpoint:
+                    local = ctx.workdir / "checkpoint"
+                    store = ctx.open(checkpoint)
+                    for obj in store.list():
+                        store.download_file(obj.key, local / obj.key)
+                    if not any(local.rglob("*")):
+                        raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
+                self.plugins[m["name"]] = load_plugin(PLUGIN_GROUP, m["name"])(local)
+
+    def gather(self, sample: Sample) -> dict[str, Any]:
+        fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
+        params = choose(self.cfg, self.stage_seed(sample))
+        job = {"id": sample.id, "foreground": fg, "params": params, "scales": self.cfg["retinexScales"]}
+        plugin = self.plugins.get(params["method"])
+        if plugin is not None:
+            mask = alpha_of(fg) > 0
+            job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]
+        return job

@@ -1,0 +1,64 @@
+"""Optional stage `caption` (seed 003's disabled Stage 4): one caption per output pair ->
+data/stage_4/{id}_caption.txt. Backend `transformers` runs an image-to-text model from the model
+location (BLIP by default), batched; any other name is a plug-in from the entry-point group
+`genfab.caption_backends` (`load(model_dir | None) -> callable(list of RGB uint8 arrays) -> list[str]`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.relighting.images import decode
+from genfab.stages.relighting.plugins import load_plugin
+from genfab.stages.runtime import Sample, Stage, StageContext
+from genfab.stages.runtime.models import resolve_model
+
+PLUGIN_GROUP = "genfab.caption_backends"
+
+
+class TransformersCaptioner:
+    """`from_pretrained` image-to-text model (BLIP, GIT, ...) on the GPU when there is one."""
+
+    def __init__(self, path: Any, max_new_tokens: int = 30) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, images: list[np.ndarray]) -> list[str]:
+        inputs = self.processor(images=images, return_tensors="pt").to(self.device, self.model.dtype)
+        with self.torch.inference_mode():
+            ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+        return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+
+
+class CaptionStage(Stage):
+    name = "caption"
+    marker_dir = "_markers"
+    batch_size = 16
+
+    def setup(self, ctx: StageContext) -> None:
+        cfg = dict(ctx.config.get("captioning") or {})
+        self.backend = cfg.get("backend", "transformers")
+        self.model_id = cfg.get("model", "")
+        path = resolve_model(self.model_id, ctx.workdir / "models", ctx.env) if self.model_id else None
+        if self.backend == "transformers":
+            self.captioner: Any = TransformersCaptioner(path)
+        else:
+            self.captioner = load_plugin(PLUGIN_GROUP, self.backend)(path)
+        self.images = ctx.stage_output("recombine")
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        rgb = [np.ascontiguousarray(decode(self.images.read_bytes(f"{s.id}_composite.png"))[..., 2::-1])
+               for s in samples]
+        captions = self.captioner(rgb)
+        for sample, text in zip(samples, captions, strict=True):
+            sample.write(f"{sample.id}_caption.txt", (text + "\n").encode())
+            sample.params.update({"backend": self.backend, "model": self.model_id, "caption": text})
+        return [None] * len(samples)

@@ -1,0 +1,68 @@
+"""The shape shared by the relighting stages: reads and writes in the shard process, pixels in a
+pool of worker processes (`compute` is a module-level function of plain data)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
+from genfab.stages.runtime.parallel import CpuPool, cpu_workers
+from genfab.storage import StorageError
+
+Compute = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class CpuSampleStage(Stage):
+    marker_dir = "_markers"  # the seed's layout is flat (`{id}_albedo.png`): markers go aside
+    batch_size: ClassVar[int] = 16
+    compute: ClassVar[Compute]
+    """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
+
+    ctx: StageContext
+    pool: CpuPool
+
+    def setup(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.pool = CpuPool(cpu_workers(ctx.env))
+
+    def stage_seed(self, sample: Sample) -> int:
+        """The sample's seed for this stage's draws: fixed by the job seed, the sample and the stage,
+        and independent between stages."""
+        return sample_seed(int(self.ctx.config.get("seed", 0)), f"{sample.id}#{self.name}")
+
+    def gather(self, sample: Sample) -> dict[str, Any]:
+        """Read what `compute` needs (in the shard process)."""
+        raise NotImplementedError
+
+    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+        """Batch work in the shard process before the pool runs (a GPU model over the whole batch)."""
+
+    def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+        """Write `compute`'s files and keep its params in the sample's marker."""
+        for key, data in result.get("files", {}).items():
+            sample.write(key, data)
+        sample.params.update(result.get("params", {}))
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        errors: list[Exception | None] = [None] * len(samples)
+        jobs: list[tuple[int, dict[str, Any]]] = []
+        for i, sample in enumerate(samples):
+            try:
+                jobs.append((i, self.gather(sample)))
+            except (FatalError, BadInput, StorageError, MemoryError):
+                raise
+            except Exception as exc:
+                errors[i] = exc
+        self.prepare([job for _, job in jobs])
+        results = self.pool.map(type(self).compute, [job for _, job in jobs])
+        for (i, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, Exception):
+                errors[i] = result
+            else:
+                self.deliver(samples[i], result)
+        return errors
+
+    def finish(self, ctx: StageContext) -> None:
+        if hasattr(self, "pool"):
+            self.pool.close()

@@ -1,0 +1,84 @@
+"""Stage 3's decisions and rendering, split so that a sample's params JSON fully describes it:
+`draw_params` (config + seed -> params) and `render` (albedo, normals, mask, params -> image)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.relighting import shading
+
+METHODS = ("softShading", "hardShadow", "specular", "ambientOnly")
+SUBTLE_SHADOW = (0.05, 0.15)
+"""Strength range of soft shading's optional "subtle shadow patterns" (seed 003)."""
+
+
+def _uniform(rng: np.random.Generator, r: dict[str, float]) -> float:
+    return float(rng.uniform(r["min"], r["max"]))
+
+
+def choose(weights: dict[str, float], rng: np.random.Generator) -> str:
+    """A method drawn with the configured weights (one uniform draw, methods in a fixed order)."""
+    u, acc = rng.random(), 0.0
+    for name in METHODS:
+        acc += float(weights.get(name, 0.0))
+        if u < acc:
+            return name
+    return max(METHODS, key=lambda n: float(weights.get(n, 0.0)))  # u ~ 1 with rounding in the sum
+
+
+def draw_params(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Everything random about one sample's new lighting, drawn from `config` (the resource's
+    `degradation` block, camelCase) with the sample's seed."""
+    rng = np.random.default_rng(seed)
+    method = choose(config["weights"], rng)
+    soft = config["softShading"]
+    params: dict[str, Any] = {"method": method, "seed": seed}
+    if method in ("softShading", "specular"):
+        params["ambient"] = _uniform(rng, soft["ambient"])
+        params["lightDirection"] = shading.hemisphere_direction(rng)
+        if soft.get("shadowPatterns", True):
+            params["shadowPattern"] = {"kind": "perlin", "seed": int(rng.integers(2**31)),
+                                       "cells": float(rng.uniform(2.0, 5.0)),
+                                       "strength": float(rng.uniform(*SUBTLE_SHADOW))}
+    if method == "specular":
+        spec = config["specular"]
+        params["shininess"] = _uniform(rng, spec["shininess"])
+        params["specularStrength"] = _uniform(rng, spec["strength"])
+    if method == "hardShadow":
+        hard = config["hardShadow"]
+        params["shadowPattern"] = {"kind": str(rng.choice(hard["patterns"])), "seed": int(rng.integers(2**31)),
+                                   "cells": float(rng.uniform(1.5, 3.0)), "strength": _uniform(rng, hard["strength"])}
+    if method == "ambientOnly":
+        params["ambient"] = _uniform(rng, soft["ambient"])
+    return params
+
+
+def needs_normals(params: dict[str, Any]) -> bool:
+    return params["method"] in ("softShading", "specular")
+
+
+def render(albedo: np.ndarray, normals: np.ndarray | None, mask: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """The relit foreground (float32 BGR 0..1, zero outside `mask`) for `params`."""
+    method = params["method"]
+    h, w = mask.shape
+    if method in ("softShading", "specular"):
+        if normals is None:
+            raise ValueError(f"method {method} needs normals")
+        factor = shading.lambert(normals, params["lightDirection"], params["ambient"])
+    elif method == "ambientOnly":
+        factor = np.full((h, w), params["ambient"], np.float32)
+    elif method == "hardShadow":
+        factor = np.ones((h, w), np.float32)
+    else:
+        raise ValueError(f"unknown degradation method {method!r} (allowed: {', '.join(METHODS)})")
+    pat = params.get("shadowPattern")
+    if pat is not None:
+        factor = factor * (1.0 - pat["strength"] * shading.pattern(pat["kind"], (h, w), pat["seed"], pat["cells"]))
+    out = albedo * factor[..., None]
+    if method == "specular":
+        assert normals is not None
+        out = out + params["specularStrength"] * shading.phong(normals, params["lightDirection"],
+                                                               params["shininess"])[..., None]
+    return np.clip(out, 0.0, 1.0) * mask[..., None]

@@ -1,0 +1,81 @@
+"""Stage 3 `degrade`: new illumination on the albedo -> data/stage_3/{id}_degraded.png and
+{id}_params.json (every drawn parameter; `degradation.render` reproduces the image from it).
+Normals come from a depth model on the GPU (batched, `softShading.normals`) or, classically, from
+the mask's geometry on the CPU."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from genfab.stages.relighting import degradation, shading
+from genfab.stages.relighting.cpu_stage import CpuSampleStage
+from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
+from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.models import ModelUnavailable
+
+log = logging.getLogger("genfab.stages")
+
+
+def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
+    mask = job["mask"]
+    if not mask.any():
+        raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
+    params = job["params"]
+    normals = None
+    if degradation.needs_normals(params):
+        disparity = job.get("disparity")
+        normals = (shading.normals_from_depth(disparity, mask) if disparity is not None
+                   else shading.normals_from_mask(mask))
+    out = degradation.render(to_float(job["albedo"]), normals, mask, params)
+    sid = job["id"]
+    doc = {"sampleId": sid, **params}
+    return {"files": {f"{sid}_degraded.png": encode_png(to_uint8(out)),
+                      f"{sid}_params.json": json.dumps(doc, indent=2, sort_keys=True).encode()},
+            "params": params}
+
+
+class DegradeStage(CpuSampleStage):
+    name = "degrade"
+    compute = staticmethod(compute_degraded)
+
+    def setup(self, ctx: StageContext) -> None:
+        super().setup(ctx)
+        self.cfg = dict(ctx.config["degradation"])
+        self.segment = ctx.stage_output("segment")
+        self.albedo = ctx.stage_output("albedo")
+        soft = self.cfg["softShading"]
+        choice = soft.get("normals", "auto")
+        self.depth: Any = None
+        self.normals_source = "classical"
+        if choice != "classical":
+            try:
+                from genfab.stages.relighting.depth_models import load_normals_model
+
+                self.depth = load_normals_model(choice, soft.get("depthModel", ""), ctx)
+                self.normals_source = f"{choice}:{self.depth.model_id}"
+            except (ImportError, ModelUnavailable) as exc:
+                if choice != "auto":
+                    raise BadInput(f"degradation.softShading.normals={choice!r} cannot run: {exc} "
+                                   "(use `auto` to fall back to classical normals)") from None
+                log.warning("no depth model, using classical normals from the mask: %s", exc)
+
+    def gather(self, sample: Sample) -> dict[str, Any]:
+        fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
+        albedo = decode(self.albedo.read_bytes(f"{sample.id}_albedo.png"))
+        params = degradation.draw_params(self.cfg, self.stage_seed(sample))
+        job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": alpha_of(fg) > 0,
+                               "params": params}
+        if degradation.needs_normals(params):
+            params["normals"] = self.normals_source
+            if self.depth is not None:
+                job["rgb"] = fg[..., :3]
+        return job
+
+    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+        batch = [job for job in jobs if "rgb" in job]
+        if batch:
+            for job, disparity in zip(batch, self.depth.disparity([j.pop("rgb") for j in batch]), strict=True):
+                job["disparity"] = disparity

@@ -1,0 +1,77 @@
+"""Decoding, checking and encoding the pipeline's images (8-bit BGR arrays, as OpenCV reads them)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from genfab.stages.runtime import SampleError
+
+MAX_PIXELS = 40_000_000
+"""Inputs above this are refused per sample (about 6300², far beyond the lab's 1024² faces)."""
+MIN_SIDE = 16
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception as exc:
+        raise SampleError("Unreadable", f"not a readable image: {type(exc).__name__}: {exc}") from None
+
+
+def decode_color(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An input portrait as uint8 BGR (H, W, 3). Refuses, with a reason the run records per sample:
+    unreadable files, images above `max_pixels` (checked before decoding), tiny and grayscale ones
+    (relighting needs colour: shading and albedo are per channel)."""
+    width, height = image_size(data)
+    if width * height > max_pixels:
+        raise SampleError("TooLarge", f"image is {width}x{height} = {width * height} pixels; "
+                                      f"at most {max_pixels} are allowed")
+    if min(width, height) < MIN_SIDE:
+        raise SampleError("TooSmall", f"image is {width}x{height}; both sides must be at least {MIN_SIDE}")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise SampleError("Unreadable", "the image header is valid but its pixels cannot be decoded")
+    if pixels.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
+        pixels = (pixels.astype(np.float32) / np.iinfo(pixels.dtype).max * 255).round().astype(np.uint8)
+    if pixels.ndim == 2 or pixels.shape[2] == 1:
+        raise SampleError("Grayscale", "image has one channel; relighting needs a colour (RGB) image")
+    if pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+    if is_gray(pixels):
+        raise SampleError("Grayscale", "image is grayscale stored as RGB (all channels equal); "
+                                       "relighting needs a colour image")
+    return np.ascontiguousarray(pixels)
+
+
+def is_gray(bgr: np.ndarray) -> bool:
+    return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))
+
+
+def decode(data: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """A pipeline intermediate written by an upstream stage (trusted layout, any channel count)."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None:
+        raise SampleError("Unreadable", "an upstream output cannot be decoded (was it overwritten?)")
+    return pixels
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """Lossless PNG (fast compression: these are intermediates and training data, not archives)."""
+    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for an array of shape {pixels.shape}")
+    return png.tobytes()
+
+
+def to_float(bgr: np.ndarray) -> np.ndarray:
+    return bgr.astype(np.float32) * (1.0 / 255.0)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,60 @@
+"""From a person mask to seed 003's stage-1 files: soft alpha, foreground, background, mask.
+
+Conventions (shared by every segmentation backend):
+- `_mask.png`: the binary mask the seed describes, 8-bit, 255 = person, 0 = background;
+- `_foreground.png`: BGRA, the person's pixels with the soft alpha (transparent elsewhere);
+- `_background.png`: the input with the fully-opaque person core blacked out; pixels the alpha does
+  not fully cover keep their input values, so compositing over it reproduces the input exactly
+  outside the mask and blends with the real surroundings along the soft edge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def clean_mask(binary: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
+    """Keep the connected regions at least `min_fraction` of the largest one, with holes filled."""
+    mask = binary.astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= areas.max() * min_fraction) + 1
+    mask = np.isin(labels, keep).astype(np.uint8)
+    # Holes: background regions not connected to the border.
+    padded = np.pad(1 - mask, 1, constant_values=1)
+    cv2.floodFill(padded, None, (0, 0), 2)
+    return (padded[1:-1, 1:-1] != 2)
+
+
+def feather_sigma(shape: tuple[int, ...]) -> float:
+    """Edge softness that scales with the image (about 4 px at 1024²)."""
+    return max(1.0, 0.004 * min(shape[:2]))
+
+
+def soft_alpha(binary: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """A soft alpha inside `binary`: 0 on its boundary, rising to 1 about 2σ inside, 0 outside.
+    Keeping it inside the mask is what makes pixels outside the mask composite bit-exactly."""
+    m = binary.astype(np.float32)
+    s = feather_sigma(m.shape) if sigma is None else sigma
+    blurred = cv2.GaussianBlur(m, (0, 0), s, borderType=cv2.BORDER_REPLICATE)
+    return np.clip(2.0 * blurred - 1.0, 0.0, 1.0) * m
+
+
+def split(image: np.ndarray, binary: np.ndarray) -> dict[str, np.ndarray]:
+    """The three stage-1 outputs of a BGR `image` and its person mask."""
+    alpha = soft_alpha(binary)
+    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    foreground = np.dstack([np.where(binary[..., None], image, 0), a8]).astype(np.uint8)
+    background = np.where((a8 == 255)[..., None], 0, image).astype(np.uint8)
+    return {"foreground": foreground, "background": background,
+            "mask": np.where(binary, 255, 0).astype(np.uint8)}
+
+
+def alpha_of(foreground_bgra: np.ndarray) -> np.ndarray:
+    """The soft alpha (float32 0..1) stored in a `_foreground.png`."""
+    if foreground_bgra.ndim != 3 or foreground_bgra.shape[2] != 4:
+        raise ValueError(f"a stage-1 foreground is BGRA; got shape {foreground_bgra.shape}")
+    return foreground_bgra[..., 3].astype(np.float32) * (1.0 / 255.0)

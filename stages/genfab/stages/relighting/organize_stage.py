@@ -1,0 +1,72 @@
+"""Final stage `organize`: seed 003's `outputs/` -> {id}_input.png, {id}_albedo.png, {id}_output.png,
+{id}_foreground.png and {id}_metadata.json (every stage's parameters, config hashes and files)."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from genfab.planner.contract import DEFAULT_SUFFIXES
+from genfab.stages.relighting.images import decode, encode_png
+from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
+from genfab.storage.inventory import discover_inputs
+from genfab.storage.markers import read_marker
+
+COPIES = (  # (output suffix, stage, key suffix in that stage's folder)
+    ("albedo", "albedo", "albedo.png"),
+    ("output", "recombine", "composite.png"),
+    ("foreground", "segment", "foreground.png"),
+)
+STAGES = ("segment", "albedo", "degrade", "recombine", "caption")
+
+
+class OrganizeStage(Stage):
+    name = "organize"
+    marker_dir = "_markers"
+
+    def setup(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        if not ctx.input_uris:
+            raise BadInput("organize needs the job input URI as its first input (to copy {id}_input.png)")
+        self.inputs = ctx.open(ctx.input_uris[0])
+        suffixes = (ctx.raw.get("selection") or {}).get("suffixes") or DEFAULT_SUFFIXES
+        self.sources = {ref.id: ref.source for ref in discover_inputs(self.inputs, suffixes)}
+        self.stages = {}
+        for name in STAGES:
+            try:
+                self.stages[name] = (ctx.stage_output(name), ctx.stage_hash(name))
+            except BadInput:
+                continue  # caption is optional
+        self.caption = bool(ctx.config.get("captions")) and "caption" in self.stages
+
+    def process(self, sample: Sample) -> None:
+        sid = sample.id
+        source = self.sources.get(sid)
+        if source is None:
+            raise BadInput(f"input file of sample {sid} is gone from {self.inputs.uri}")
+        raw = self.inputs.read_bytes(source)
+        is_png = PurePosixPath(source).suffix.lower() == ".png"
+        sample.write(f"{sid}_input.png", raw if is_png else encode_png(decode(raw)))
+        files = {"input": f"{sid}_input.png"}
+        for out, stage, suffix in COPIES:
+            storage, _ = self.stages[stage]
+            sample.write(f"{sid}_{out}.png", storage.read_bytes(f"{sid}_{suffix}"))
+            files[out] = f"{sid}_{out}.png"
+        stages: dict[str, Any] = {}
+        for name, (storage, config_hash) in self.stages.items():
+            marker = read_marker(storage, f"_markers/{sid}")
+            stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
+                            "seconds": marker.timings.get("seconds") if marker else None}
+        meta: dict[str, Any] = {
+            "sampleId": sid,
+            "source": self.inputs.child(source),
+            "files": files,
+            "lighting": stages.get("degrade", {}).get("params", {}),
+            "stages": stages,
+            "pipeline": "relighting",
+            "resource": self.ctx.raw.get("resource", {}),
+        }
+        if self.caption:
+            storage, _ = self.stages["caption"]
+            meta["caption"] = storage.read_bytes(f"{sid}_caption.txt").decode().strip()
+        sample.write_json(f"{sid}_metadata.json", meta)

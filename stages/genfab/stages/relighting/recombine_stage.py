@@ -1,0 +1,48 @@
+"""Stage 3.5 `recombine`: the relit person back onto the original background ->
+data/stage_3_5/{id}_composite.png. `composite = degraded × α + background × (1 − α)` with the soft
+alpha of stage 1; where α = 0 the input pixels are copied, so they stay bit-identical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.relighting.cpu_stage import CpuSampleStage
+from genfab.stages.relighting.images import decode, encode_png
+from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.runtime import Sample, SampleError, StageContext
+
+
+def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 BGR composite; pixels with alpha 0 are the background's own bytes."""
+    if degraded.shape != background.shape or alpha.shape != background.shape[:2]:
+        raise SampleError("ShapeMismatch", f"degraded {degraded.shape}, background {background.shape} and "
+                                           f"alpha {alpha.shape} differ (were the stage outputs mixed up?)")
+    a = alpha[..., None]
+    mixed = degraded.astype(np.float32) * a + background.astype(np.float32) * (1.0 - a)
+    out = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return np.where(a > 0, out, background)
+
+
+def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
+    alpha = alpha_of(job["foreground"])
+    out = composite(job["degraded"][..., :3], job["background"][..., :3], alpha)
+    return {"files": {f"{job['id']}_composite.png": encode_png(out)},
+            "params": {"alphaCoverage": round(float((alpha > 0).mean()), 5)}}
+
+
+class RecombineStage(CpuSampleStage):
+    name = "recombine"
+    compute = staticmethod(compute_composite)
+
+    def setup(self, ctx: StageContext) -> None:
+        super().setup(ctx)
+        self.segment = ctx.stage_output("segment")
+        self.degrade = ctx.stage_output("degrade")
+
+    def gather(self, sample: Sample) -> dict[str, Any]:
+        return {"id": sample.id,
+                "foreground": decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
+                "background": decode(self.segment.read_bytes(f"{sample.id}_background.png")),
+                "degraded": decode(self.degrade.read_bytes(f"{sample.id}_degraded.png"))}

@@ -1,0 +1,119 @@
+"""Stage 1 `segment`: each input -> `{id}_foreground.png`, `{id}_background.png`, `{id}_mask.png`
+(data/stage_1/). Backends in the configured fallback order: SAM3 with a text prompt, SAM2 prompted
+by a detector box, the classical CPU path. A backend that cannot load (no weights, no torch) is
+skipped for the shard; a backend that finds nobody in an image hands that image to the next one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.relighting.classical import segment_classical
+from genfab.stages.relighting.cpu_stage import CpuSampleStage
+from genfab.stages.relighting.images import decode_color, encode_png
+from genfab.stages.relighting.matte import clean_mask, split
+from genfab.stages.runtime import BadInput, FatalError, Sample, SampleError, StageContext
+from genfab.stages.runtime.models import ModelUnavailable
+from genfab.storage import StorageError
+
+log = logging.getLogger("genfab.stages")
+MIN_AREA = 0.005
+"""A mask covering less of the image than this means "nobody found"."""
+
+
+def found(mask: np.ndarray | None) -> bool:
+    return mask is not None and float(mask.mean()) >= MIN_AREA
+
+
+def classical_mask(job: dict[str, Any]) -> dict[str, Any]:
+    mask, info = segment_classical(job["image"], job["seed"])
+    return {"mask": mask, "info": info}
+
+
+def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
+    parts = split(job["image"], job["mask"])
+    sid = job["id"]
+    return {"files": {f"{sid}_{name}.png": encode_png(pixels) for name, pixels in parts.items()},
+            "params": {"backend": job["backend"], **job["info"],
+                       "maskFraction": round(float(job["mask"].mean()), 5),
+                       "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1])}}
+
+
+class SegmentStage(CpuSampleStage):
+    name = "segment"
+    batch_size = 8
+    compute = staticmethod(split_and_encode)
+
+    def setup(self, ctx: StageContext) -> None:
+        super().setup(ctx)
+        cfg = dict(ctx.config.get("segmentation") or {})
+        self.cfg = cfg
+        self.backends: list[Any] = []
+        unavailable: dict[str, str] = {}
+        for name in cfg.get("backends") or ["classical"]:
+            if name == "classical":
+                self.backends.append("classical")
+                continue
+            try:
+                from genfab.stages.relighting.segment_models import load_backend
+
+                self.backends.append(load_backend(name, cfg, ctx))
+            except (ImportError, ModelUnavailable) as exc:
+                unavailable[name] = f"{type(exc).__name__}: {exc}"
+                log.warning("segmentation backend %s unavailable, falling back: %s", name, exc)
+        self.unavailable = unavailable
+        if not self.backends:
+            raise BadInput("no segmentation backend can run here: " +
+                           "; ".join(f"{k}: {v}" for k, v in unavailable.items()) +
+                           " (add `classical` to segmentation.backends for a CPU fallback)")
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        errors: list[Exception | None] = [None] * len(samples)
+        images: dict[int, np.ndarray] = {}
+        for i, sample in enumerate(samples):
+            try:
+                images[i] = decode_color(sample.read_source())
+            except (FatalError, StorageError, MemoryError):
+                raise
+            except Exception as exc:
+                errors[i] = exc
+        masks: dict[int, tuple[np.ndarray, str, dict[str, Any]]] = {}
+        tried: dict[int, list[str]] = {i: [] for i in images}
+        for backend in self.backends:
+            todo = [i for i in images if i not in masks]
+            if not todo:
+                break
+            if backend == "classical":
+                results = self.pool.map(classical_mask, [{"image": images[i], "seed": samples[i].seed()}
+                                                         for i in todo])
+                for i, r in zip(todo, results, strict=True):
+                    if isinstance(r, Exception):
+                        errors[i] = r
+                    elif found(r["mask"]):
+                        masks[i] = (r["mask"], "classical", r["info"])
+                    tried[i].append("classical")
+                continue
+            predicted = backend.masks([images[i] for i in todo])
+            for i, mask in zip(todo, predicted, strict=True):
+                tried[i].append(backend.name)
+                if found(mask):
+                    masks[i] = (clean_mask(mask), backend.name, {"model": backend.model_id})
+        jobs = []
+        for i in images:
+            if i in masks:
+                mask, name, info = masks[i]
+                jobs.append((i, {"id": samples[i].id, "image": images[i], "mask": mask, "backend": name,
+                                 "info": info}))
+            elif errors[i] is None:
+                errors[i] = SampleError("EmptyMask", f"no {self.cfg.get('textPrompt', 'person')!r} found "
+                                                     f"by {', '.join(tried[i])}")
+        for (i, _), result in zip(jobs, self.pool.map(split_and_encode, [j for _, j in jobs]), strict=True):
+            if isinstance(result, Exception):
+                errors[i] = result
+            else:
+                self.deliver(samples[i], result)
+                if self.unavailable:
+                    samples[i].params["unavailableBackends"] = sorted(self.unavailable)
+        return errors

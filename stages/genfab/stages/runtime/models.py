@@ -1,0 +1,66 @@
+"""Where a stage finds model weights: `GENFAB_MODELS` (set by the executors from `spec.models`).
+
+- an object-storage URI (`s3://bucket/models`, `file://...`): one folder per model id, copied once
+  per shard into local scratch space;
+- a local directory (a mounted PVC, or a Hugging Face hub cache): `<dir>/<model id>/` or the hub
+  layout `<dir>/models--org--name/snapshots/<revision>/`.
+
+Nothing is downloaded from a hub at run time; a model that is not there raises `ModelUnavailable`
+with where it looked, and stages with a fallback (relighting's classical path) use it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from genfab.planner.contract import ENV_MODELS
+from genfab.storage import open_storage
+from genfab.storage.base import safe_key
+
+
+class ModelUnavailable(RuntimeError):
+    """The model is not in the configured model location (or none is configured)."""
+
+
+def _hub_snapshot(root: Path, model_id: str) -> Path | None:
+    repo = root / ("models--" + model_id.replace("/", "--"))
+    if not repo.is_dir():
+        return None
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text().strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime)
+    return snaps[-1] if snaps else None
+
+
+def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None) -> Path:
+    """A local directory holding `model_id` (a `from_pretrained` folder)."""
+    env = os.environ if env is None else env
+    location = env.get(ENV_MODELS, "")
+    key = safe_key(model_id)
+    if not location:
+        raise ModelUnavailable(f"model {model_id!r}: no model location is configured "
+                               f"(set spec.models, which sets {ENV_MODELS})")
+    if "://" in location:
+        storage = open_storage(location)
+        target = cache_dir / key
+        if not (target / ".complete").exists():
+            objects = [o for o in storage.list(f"{key}/")]
+            if not objects:
+                raise ModelUnavailable(f"model {model_id!r}: nothing under {storage.child(key)}/")
+            for obj in objects:
+                storage.download_file(obj.key, cache_dir / obj.key)
+            (target / ".complete").touch()
+        return target
+    root = Path(location)
+    if (root / key / "config.json").is_file() or (root / key / "model_index.json").is_file():
+        return root / key
+    snap = _hub_snapshot(root, model_id)
+    if snap is not None:
+        return snap
+    raise ModelUnavailable(f"model {model_id!r}: neither {root / key}/ nor a hub cache entry "
+                           f"{root / ('models--' + model_id.replace('/', '--'))} exists")

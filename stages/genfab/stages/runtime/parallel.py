@@ -1,0 +1,79 @@
+"""Worker processes for CPU-bound per-sample work (the classical stages): the shard process keeps
+the I/O and hands pixels to a pool sized to the CPUs the Pod may use."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from genfab.planner.contract import ENV_CPU_WORKERS
+
+
+def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Worker processes for this shard: `GENFAB_CPU_WORKERS`, else the cgroup CPU limit (a Pod's
+    `resources.limits.cpu`), else the CPUs this process may run on."""
+    env = os.environ if env is None else env
+    if env.get(ENV_CPU_WORKERS):
+        return max(1, int(env[ENV_CPU_WORKERS]))
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            available = min(available, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, available)
+
+
+def _init_worker() -> None:
+    try:  # one OpenCV thread per process: the pool is the parallelism
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+class CpuPool:
+    """`map` runs a picklable module-level function over inputs in worker processes (in-process when
+    one worker or one input suffices) and returns, per input, its result or the exception it raised."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        if self.workers == 1 or len(items) <= 1:
+            return [_call(fn, item) for item in items]
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                                             initializer=_init_worker)
+        futures: list[Future[Any]] = [self._pool.submit(fn, item) for item in items]
+        return [_result(f) for f in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def _result(future: Future[Any]) -> Any:
+    exc = future.exception()
+    if isinstance(exc, MemoryError | BrokenProcessPool):  # a worker died (OOM kill): the shard retries
+        raise exc
+    return exc if exc is not None else future.result()
