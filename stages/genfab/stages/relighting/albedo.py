@@ -30,8 +30,8 @@ def multiscale_retinex(image: np.ndarray, mask: np.ndarray, scales: Sequence[flo
         r += log_i - np.log(masked_blur(image, mask, float(sigma), blur) + EPS)
     r /= len(scales)
     lo, hi = np.percentile(r[mask], (1.0, 99.0))
-    out = np.clip((r - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
-    return out * mask[..., None]
+    out = np.clip((r - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6)), 0.0, 1.0)
+    return (out * mask[..., None]).astype(np.float32)
 
 
 def lab_albedo(image: np.ndarray, mask: np.ndarray, sigma: float | None = None,
@@ -47,13 +47,13 @@ def lab_albedo(image: np.ndarray, mask: np.ndarray, sigma: float | None = None,
     flat = lightness / np.maximum(shading, 1.0) * float(lightness[mask].mean())
     lab[..., 0] = np.clip(flat, 0.0, 100.0)
     out = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), 0.0, 1.0)
-    return out * mask[..., None]
+    return (out * mask[..., None]).astype(np.float32)
 
 
 def blend_original(albedo: np.ndarray, image: np.ndarray, mask: np.ndarray, fraction: float) -> np.ndarray:
     """Mix `fraction` (seed: 15-25%) of the original back in, against over-brightening."""
     out = (1.0 - fraction) * albedo + fraction * image
-    return np.clip(out, 0.0, 1.0) * mask[..., None]
+    return (np.clip(out, 0.0, 1.0) * mask[..., None]).astype(np.float32)
 
 
 def choose_method(names: Sequence[str], probabilities: Sequence[float], rng: np.random.Generator) -> str:

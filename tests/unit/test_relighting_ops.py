@@ -1,0 +1,194 @@
+"""The relighting operations on synthetic inputs with known answers (seed 003's stages 1-3.5)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
+from genfab.stages.relighting.recombine_stage import composite
+from genfab.stages.runtime import SampleError
+
+DEGRADATION = {
+    "weights": {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.2},
+    "softShading": {"ambient": {"min": 0.6, "max": 0.85}, "shadowPatterns": True},
+    "hardShadow": {"patterns": ["perlin", "geometric", "blob"], "strength": {"min": 0.3, "max": 0.7}},
+    "specular": {"shininess": {"min": 8.0, "max": 64.0}, "strength": {"min": 0.1, "max": 0.4}},
+}
+
+
+def sphere(size: int = 129) -> tuple[np.ndarray, np.ndarray]:
+    """Analytic unit-sphere normals filling the frame, and its disc mask."""
+    c = (size - 1) / 2
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    nx, ny = (x - c) / c, (y - c) / c
+    inside = nx**2 + ny**2 < 1.0
+    nz = np.sqrt(np.clip(1.0 - nx**2 - ny**2, 0.0, 1.0))
+    normals = np.dstack([nx, ny, nz]) * inside[..., None]
+    normals[~inside] = (0, 0, 1)
+    return normals.astype(np.float32), inside
+
+
+def test_lambertian_shading_of_a_sphere_matches_the_formula() -> None:
+    normals, inside = sphere()
+    light = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    ambient = 0.7
+    got = shading.lambert(normals, light.tolist(), ambient)
+    want = ambient + (1 - ambient) * np.maximum(0.0, (normals * light).sum(-1))
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-6)
+    # the brightest point faces the light, and the shading never drops below the ambient term
+    y, x = np.unravel_index(np.argmax(np.where(inside, got, 0)), got.shape)
+    np.testing.assert_allclose(normals[y, x], light, atol=0.03)
+    assert got.min() >= ambient - 1e-6
+
+
+def test_classical_normals_of_a_disc_are_the_sphere() -> None:
+    normals, inside = sphere(257)
+    est = shading.normals_from_mask(inside)
+    core = cv2.erode(inside.astype(np.uint8), np.ones((41, 41), np.uint8)) > 0  # edges are steep
+    angle = np.degrees(np.arccos(np.clip((est * normals).sum(-1), -1, 1)))
+    assert np.median(angle[core]) < 6.0
+    assert (est[~inside] == (0, 0, 1)).all()
+
+
+def test_phong_highlight_peaks_at_the_mirror_direction() -> None:
+    normals, inside = sphere()
+    light = [0.0, 0.0, 1.0]  # light at the viewer: the highlight sits where N faces the viewer
+    spec = shading.phong(normals, light, 32.0)
+    c = normals.shape[0] // 2
+    assert spec[c, c] == pytest.approx(1.0, abs=1e-5)
+    assert spec[inside].min() >= 0.0 and spec.max() <= 1.0
+
+
+def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    binary = np.zeros((64, 80), bool)
+    binary[10:50, 20:60] = True
+    parts = matte.split(image, binary)
+    degraded = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) * binary[..., None]
+    out = composite(degraded.astype(np.uint8), parts["background"], matte.alpha_of(parts["foreground"]))
+    outside = parts["mask"] == 0
+    assert np.array_equal(out[outside], image[outside])
+    core = matte.alpha_of(parts["foreground"]) == 1.0
+    assert core.any() and np.array_equal(out[core], degraded[core])
+
+
+def test_split_writes_the_seed_files_consistently() -> None:
+    image = np.random.default_rng(2).integers(1, 256, (48, 48, 3), dtype=np.uint8)
+    binary = np.zeros((48, 48), bool)
+    binary[8:40, 12:36] = True
+    parts = matte.split(image, binary)
+    assert set(np.unique(parts["mask"])) == {0, 255}  # the seed's binary mask
+    alpha = parts["foreground"][..., 3]
+    assert (alpha[~binary] == 0).all() and alpha.max() == 255
+    assert np.array_equal(parts["background"][alpha < 255], image[alpha < 255])
+    assert (parts["background"][alpha == 255] == 0).all()
+
+
+def test_clean_mask_fills_holes_and_drops_specks() -> None:
+    m = np.zeros((60, 60), bool)
+    m[10:50, 10:50] = True
+    m[25:30, 25:30] = False  # hole
+    m[2, 2] = True  # speck
+    cleaned = matte.clean_mask(m)
+    assert cleaned[27, 27] and not cleaned[2, 2]
+
+
+@pytest.mark.parametrize("sigma", [15.0, 80.0, 250.0])
+def test_fast_blur_is_within_tolerance_of_the_exact_blur(sigma: float) -> None:
+    img = cv2.imread("examples/data/portraits/astronaut.png")
+    img = np.log(cv2.resize(img, (600, 520), interpolation=cv2.INTER_CUBIC).astype(np.float32) + 1.0)
+    exact, fast = blur.exact_blur(img, sigma), blur.fast_blur(img, sigma)
+    err = np.abs(exact - fast) / float(img.max() - img.min())
+    assert err.max() < 0.03 and err.mean() < 0.006, (err.max(), err.mean())
+
+
+def test_retinex_output_range_and_foreground_only() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.05, 1.0, (80, 64, 3)).astype(np.float32)
+    image *= np.linspace(0.2, 1.0, 64, dtype=np.float32)[None, :, None]  # a lighting gradient
+    mask = np.zeros((80, 64), bool)
+    mask[10:70, 8:56] = True
+    out = albedo.multiscale_retinex(image, mask, [15, 80, 250])
+    assert out.dtype == np.float32 and out.shape == image.shape
+    assert out.min() >= 0.0 and out.max() <= 1.0 and (out[~mask] == 0).all()
+    # the lighting gradient is largely removed: the two halves of the person come out closer
+    left, right = out[10:70, 8:32].mean(), out[10:70, 32:56].mean()
+    src_ratio = image[10:70, 8:32].mean() / image[10:70, 32:56].mean()
+    assert abs(left / right - 1) < 0.6 * abs(src_ratio - 1)  # the 250 px scale sees no gradient at 64 px
+    lab = albedo.lab_albedo(image, mask)
+    assert lab.min() >= 0.0 and lab.max() <= 1.0 and (lab[~mask] == 0).all()
+
+
+def test_albedo_method_chain_respects_probabilities() -> None:
+    rng = np.random.default_rng(4)
+    picks = [albedo.choose_method(["retinex", "lab"], [0.8, 1.0], rng) for _ in range(20000)]
+    assert picks.count("retinex") / len(picks) == pytest.approx(0.8, abs=0.01)
+
+
+@pytest.mark.parametrize("weights", [
+    {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.2},
+    {"softShading": 0.25, "hardShadow": 0.25, "specular": 0.4, "ambientOnly": 0.1},
+])
+def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, float]) -> None:
+    config = {**DEGRADATION, "weights": weights}
+    n = 20000
+    counts = {m: 0 for m in degradation.METHODS}
+    for seed in range(n):
+        counts[degradation.draw_params(config, seed)["method"]] += 1
+    for method, w in weights.items():
+        assert counts[method] / n == pytest.approx(w, abs=0.012), (method, counts)
+
+
+@pytest.mark.parametrize("method", degradation.METHODS)
+def test_params_round_trip_reproduces_the_image(method: str) -> None:
+    config = {**DEGRADATION, "weights": {m: float(m == method) for m in degradation.METHODS}}
+    normals, inside = sphere(65)
+    alb = np.random.default_rng(5).uniform(0, 1, (65, 65, 3)).astype(np.float32)
+    params = degradation.draw_params(config, 1234)
+    assert params["method"] == method and params == degradation.draw_params(config, 1234)
+    again = json.loads(json.dumps(params))
+    first = degradation.render(alb, normals, inside, params)
+    np.testing.assert_array_equal(first, degradation.render(alb, normals, inside, again))
+    assert first.min() >= 0 and first.max() <= 1 and (first[~inside] == 0).all()
+    if method == "ambientOnly":
+        np.testing.assert_allclose(first[inside], alb[inside] * params["ambient"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["perlin", "geometric", "blob"])
+def test_shadow_patterns_are_deterministic_and_bounded(kind: str) -> None:
+    a, b = shading.pattern(kind, (70, 90), 7), shading.pattern(kind, (70, 90), 7)
+    assert np.array_equal(a, b) and a.min() >= 0 and a.max() <= 1 and a.std() > 0.01
+    assert not np.array_equal(a, shading.pattern(kind, (70, 90), 8))
+
+
+def _png(array: np.ndarray) -> bytes:
+    return images.encode_png(array)
+
+
+def test_decode_refuses_bad_inputs_with_reasons() -> None:
+    color = np.random.default_rng(6).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert images.decode_color(_png(color)).shape == (32, 32, 3)
+    cases = {
+        "Unreadable": b"not an image at all",
+        "Grayscale": _png(color[..., 0]),
+        "TooSmall": _png(color[:8, :8]),
+    }
+    gray3 = np.repeat(color[..., :1], 3, axis=2)
+    for reason, data in [*cases.items(), ("Grayscale", _png(gray3))]:
+        with pytest.raises(SampleError) as err:
+            images.decode_color(data)
+        assert err.value.reason == reason
+    big = io.BytesIO()
+    Image.new("RGB", (8000, 6000)).save(big, format="PNG")  # 48 MP, refused from the header
+    with pytest.raises(SampleError, match="8000x6000") as err:
+        images.decode_color(big.getvalue())
+    assert err.value.reason == "TooLarge"
+    sixteen = (color.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(images.decode_color(_png(sixteen)), color)
