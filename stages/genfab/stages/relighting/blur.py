@@ -9,6 +9,7 @@ tests/unit/test_relighting_ops.py and measured in benchmarks/relighting.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -44,7 +45,8 @@ def fast_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
-def masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float, blur=fast_blur) -> np.ndarray:
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float,
+                blur: Callable[[np.ndarray, float], np.ndarray] = fast_blur) -> np.ndarray:
     """Normalised convolution: the blur of `img` over the pixels inside `mask` only, so a black
     background does not darken the person's illumination estimate near the silhouette."""
     m = mask.astype(np.float32)

@@ -19,7 +19,7 @@ ITERATIONS = 5
 
 @cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
     if cascade.empty():
         raise RuntimeError(f"OpenCV cascade {name} is missing from this OpenCV build "
                            "(opencv-python-headless>=4.9,<5 bundles it)")
@@ -85,7 +85,7 @@ def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
         labels[cy:cy + ch, cx:cx + cw] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(seed % (2**31))
-    cv2.grabCut(small, labels, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(small, labels, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
     full = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
     mask = clean_mask(full)

@@ -3,20 +3,17 @@ pool of worker processes (`compute` is a module-level function of plain data).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
 from genfab.stages.runtime.parallel import CpuPool, cpu_workers
 from genfab.storage import StorageError
 
-Compute = Callable[[dict[str, Any]], dict[str, Any]]
-
 
 class CpuSampleStage(Stage):
     marker_dir = "_markers"  # the seed's layout is flat (`{id}_albedo.png`): markers go aside
     batch_size: ClassVar[int] = 16
-    compute: ClassVar[Compute]
+    compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
 
     ctx: StageContext

@@ -38,7 +38,8 @@ def decode_color(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if pixels is None:
         raise SampleError("Unreadable", "the image header is valid but its pixels cannot be decoded")
     if pixels.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
-        pixels = (pixels.astype(np.float32) / np.iinfo(pixels.dtype).max * 255).round().astype(np.uint8)
+        top = float(np.iinfo(pixels.dtype).max)  # type: ignore[type-var]
+        pixels = (pixels.astype(np.float32) / top * 255).round().astype(np.uint8)
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         raise SampleError("Grayscale", "image has one channel; relighting needs a colour (RGB) image")
     if pixels.shape[2] == 4:

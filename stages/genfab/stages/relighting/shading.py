@@ -29,6 +29,7 @@ def hemisphere_direction(rng: np.random.Generator, min_elevation_deg: float = 0.
 
 def normals_from_height(height: np.ndarray) -> np.ndarray:
     """Normals of a height field given in pixel units (z towards the viewer)."""
+    height = height.astype(np.float32, copy=False)
     gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     return _unit(np.dstack([-gx, -gy, np.ones_like(height)]).astype(np.float32))
@@ -57,7 +58,7 @@ def normals_from_depth(disparity: np.ndarray, mask: np.ndarray, relief: float = 
     d = disparity.astype(np.float32)
     inside = d[mask] if mask.any() else d.ravel()
     lo, hi = np.percentile(inside, (2.0, 98.0))
-    height = np.clip((d - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0) * relief * d.shape[1]
+    height = (np.clip((d - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0) * relief * d.shape[1]).astype(np.float32)
     height = cv2.GaussianBlur(height, (0, 0), max(1.0, d.shape[1] / 256.0))
     normals = normals_from_height(height)
     normals[~mask] = VIEW
@@ -98,7 +99,8 @@ def perlin(shape: tuple[int, int], cells: float, seed: int, octaves: int = 3) ->
         y0, x0 = ys.astype(np.int32), xs.astype(np.int32)
         fy, fx = ys - y0, xs - x0
 
-        def dot(oy: int, ox: int, y0=y0, x0=x0, fy=fy, fx=fx, grad=grad) -> np.ndarray:
+        def dot(oy: int, ox: int, y0: np.ndarray = y0, x0: np.ndarray = x0, fy: np.ndarray = fy,
+                fx: np.ndarray = fx, grad: np.ndarray = grad) -> np.ndarray:
             g = grad[y0 + oy, x0 + ox]
             return g[..., 0] * (fx - ox) + g[..., 1] * (fy - oy)
 

@@ -49,10 +49,10 @@ class Preprocess:
 
     def __call__(self, images_bgr: list[np.ndarray], dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB for a list of uint8 BGR images of any sizes."""
-        batch = np.stack([cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (self.width, self.height),
-                                     interpolation=cv2.INTER_LINEAR) for img in images_bgr]).astype(np.float32)
-        batch = (batch / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(dev, dtype)
+        rgb = np.stack([cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (self.width, self.height),
+                                   interpolation=cv2.INTER_LINEAR) for img in images_bgr]).astype(np.float32)
+        norm = ((rgb / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+        return torch.from_numpy(norm).permute(0, 3, 1, 2).to(dev, dtype)
 
 
 def upsample(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
