@@ -85,6 +85,8 @@ CASES = [
          "allowed: ['segment', 'albedo'"),
     Case("negative-gpus", VD, _set("spec.resources", {"gpus": -1}), "spec.resources.gpus",
          "greater than or equal to 0"),
+    Case("normals-not-built-in", RL, _set("spec.relighting.degradation.softShading.normals", "marigold"),
+         "spec.relighting.degradation.softShading.normals", "'auto', 'depth-anything', 'dpt' or 'classical'"),
     Case("weights-do-not-sum", RL, _set("spec.relighting.degradation.weights.softShading", 0.5),
          "spec.relighting.degradation.weights.softShading", "must sum to 1"),
     Case("both-input-forms", VD, _set("spec.input", {"image": "s3://genfab-data/a.png",

@@ -141,9 +141,9 @@ class SoftShadingConfig(GenfabModel):
     """Ambient light range; high ambient = subtle shadows (seed: 0.6-0.85)."""
     shadow_patterns: bool = True
     """Add subtle shadow patterns."""
-    normals: Literal["auto", "depth-anything", "dpt", "marigold", "classical"] = "auto"
-    """Normal source: a depth model on the GPU, Marigold normals, or classical normals from the
-    mask geometry on the CPU; auto picks a model when one is available."""
+    normals: Literal["auto", "depth-anything", "dpt", "classical"] = "auto"
+    """Normal source: a depth model on the GPU (Depth Anything or DPT, `depthModel`), or classical
+    normals from the mask geometry on the CPU; auto picks the model when it is in the model location."""
     depth_model: str = Field("depth-anything/Depth-Anything-V2-Small-hf", max_length=256)
     """Depth model id for depth-anything / dpt normals."""
 

@@ -14,6 +14,7 @@ from genfab.stages.relighting.images import decode, encode_png, to_float, to_uin
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.relighting.plugins import load_plugin
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.models import download_prefix
 
 PLUGIN_GROUP = "genfab.albedo_backends"
 
@@ -58,10 +59,7 @@ class AlbedoStage(CpuSampleStage):
                 local = None
                 if checkpoint:
                     local = ctx.workdir / "checkpoint"
-                    store = ctx.open(checkpoint)
-                    for obj in store.list():
-                        store.download_file(obj.key, local / obj.key)
-                    if not any(local.rglob("*")):
+                    if not download_prefix(ctx.open(checkpoint), "", local):
                         raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
                 self.plugins[m["name"]] = load_plugin(PLUGIN_GROUP, m["name"])(local)
 

@@ -24,9 +24,11 @@ class TransformersCaptioner:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from genfab.stages.relighting.torch_util import device, dtype_for
+
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self.device = device()
+        dtype = dtype_for(self.device)
         self.processor = AutoProcessor.from_pretrained(path)
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self.max_new_tokens = max_new_tokens

@@ -54,7 +54,7 @@ class DegradeStage(CpuSampleStage):
             try:
                 from genfab.stages.relighting.depth_models import load_normals_model
 
-                self.depth = load_normals_model(choice, soft.get("depthModel", ""), ctx)
+                self.depth = load_normals_model(soft.get("depthModel", ""), ctx)
                 self.normals_source = f"{choice}:{self.depth.model_id}"
             except (ImportError, ModelUnavailable) as exc:
                 if choice != "auto":

@@ -32,9 +32,6 @@ class DepthModel:
         return [upsample(out[i], img.shape[:2]) for i, img in enumerate(images)]
 
 
-def load_normals_model(choice: str, depth_model: str, ctx: StageContext) -> DepthModel:
-    """`auto`, `depth-anything`, `dpt`: a depth model; `marigold` is not built in (a custom stage)."""
-    if choice == "marigold":
-        raise ImportError("Marigold normals are not built into the degrade stage; run them as a custom "
-                          "`degrade` stage or choose depth-anything/dpt/classical")
+def load_normals_model(depth_model: str, ctx: StageContext) -> DepthModel:
+    """The depth model behind `auto`, `depth-anything` and `dpt` (AutoModelForDepthEstimation loads either)."""
     return DepthModel(resolve_model(depth_model, ctx.workdir / "models", ctx.env), depth_model)

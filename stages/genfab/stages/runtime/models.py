@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genfab.planner.contract import ENV_MODELS
-from genfab.storage import open_storage
+from genfab.storage import Storage, open_storage
 from genfab.storage.base import safe_key
 
 
@@ -37,6 +37,15 @@ def _hub_snapshot(root: Path, model_id: str) -> Path | None:
     return snaps[-1] if snaps else None
 
 
+def download_prefix(storage: Storage, prefix: str, target: Path) -> int:
+    """Copy every object under `prefix` of `storage` into `target` (keys relative to `prefix`)."""
+    count = 0
+    for obj in storage.list(prefix):
+        storage.download_file(obj.key, target / obj.key[len(prefix):])
+        count += 1
+    return count
+
+
 def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None) -> Path:
     """A local directory holding `model_id` (a `from_pretrained` folder)."""
     env = os.environ if env is None else env
@@ -49,11 +58,8 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
         storage = open_storage(location)
         target = cache_dir / key
         if not (target / ".complete").exists():
-            objects = [o for o in storage.list(f"{key}/")]
-            if not objects:
+            if not download_prefix(storage, f"{key}/", target):
                 raise ModelUnavailable(f"model {model_id!r}: nothing under {storage.child(key)}/")
-            for obj in objects:
-                storage.download_file(obj.key, cache_dir / obj.key)
             (target / ".complete").touch()
         return target
     root = Path(location)
