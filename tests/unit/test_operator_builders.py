@@ -105,3 +105,52 @@ def test_child_names_are_deterministic_and_fit(name: str) -> None:
     for s in p.stages:
         n = child_name(name, s)
         assert n == child_name(name, s) and len(n) <= 63 and n.endswith(s.short_hash)
+
+
+def test_operator_defaults_from_the_chart_apply_only_where_the_resource_is_silent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENFAB_DEFAULT_STORAGE", json.dumps(
+        {"endpoint": "http://lab-minio:9000", "addressingStyle": "path", "secretRef": {"name": "lab-s3"}}))
+    monkeypatch.setenv("GENFAB_DEFAULT_QUEUE", "lab-gpus")
+    monkeypatch.setenv("GENFAB_GPU_NODE_SELECTOR", json.dumps({"gpu": "h100", "pool": "batch"}))
+    monkeypatch.setenv("GENFAB_GPU_TOLERATIONS", json.dumps([{"key": "gpu", "operator": "Exists"}]))
+    settings = OperatorSettings()
+
+    def pod_env(stage_name: str, **extra: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        r = parse_resource({
+            "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "relit"},
+            "spec": {"type": "relighting", "output": "s3://lab-out/relit", "resources": {"nodeSelector": {
+                "pool": "spot"}}, "relighting": {"input": {"uri": "s3://lab-in/portraits"}}, **extra}})
+        p = plan(r)
+        stage = p.stage(stage_name)
+        job = build_job(p, stage, stage_config(p, stage), r.spec, 1, 1, OWNER, settings)
+        kubernetes_validate.validate(job, "1.35", strict=True)
+        pod = job["spec"]["template"]["spec"]
+        return job["metadata"]["labels"], pod, {e["name"]: e for e in pod["containers"][0]["env"]}
+
+    labels, gpu_pod, env = pod_env("segment")
+    assert labels["kueue.x-k8s.io/queue-name"] == "lab-gpus"
+    assert gpu_pod["nodeSelector"] == {"gpu": "h100", "pool": "spot"}  # the resource's keys win
+    assert gpu_pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert env["GENFAB_S3_ENDPOINT"]["value"] == "http://lab-minio:9000"
+    assert env["GENFAB_S3_ADDRESSING_STYLE"]["value"] == "path"
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "lab-s3"
+    _, cpu_pod, _ = pod_env("albedo")  # CPU stages do not go to the GPU pool
+    assert cpu_pod["nodeSelector"] == {"pool": "spot"} and "tolerations" not in cpu_pod
+    own_labels, _, own_env = pod_env("segment", queueName="mine", storage={"endpoint": "http://other:9000"})
+    assert own_labels["kueue.x-k8s.io/queue-name"] == "mine"
+    assert own_env["GENFAB_S3_ENDPOINT"]["value"] == "http://other:9000" and "AWS_ACCESS_KEY_ID" not in own_env
+
+
+@pytest.mark.parametrize(("name", "value", "wrong"), [
+    ("GENFAB_DEFAULT_STORAGE", '{"endpoint": "minio:9000"}', "endpoint"),
+    ("GENFAB_DEFAULT_STORAGE", '{"endpoint": ', "Expecting value"),
+    ("GENFAB_GPU_TOLERATIONS", '[{"operator": "Sometimes"}]', "operator"),
+    ("GENFAB_GPU_NODE_SELECTOR", '{"gpu": 3}', "gpu"),
+])
+def test_bad_chart_values_stop_the_operator_with_the_variable_and_field(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str, wrong: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name) as info:
+        OperatorSettings()
+    assert wrong in str(info.value)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from genfab.api.common import CommonSpec
+from genfab.api.common import CommonSpec, Storage
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, PlannedStage
 from genfab.planner.contract import (
@@ -73,10 +73,14 @@ def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], 
     }
 
 
-def _storage_env(spec: CommonSpec) -> list[dict[str, Any]]:
+def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage | None:
+    """The resource's `storage`, else the operator's default (the chart's `storage` values)."""
+    return spec.storage if spec.storage is not None else settings.default_storage
+
+
+def _storage_env(storage: Storage | None) -> list[dict[str, Any]]:
     """S3 endpoint settings as values, credentials as optional Secret references (never values)."""
     env: list[dict[str, Any]] = []
-    storage = spec.storage
     if storage is None:
         return env
     if storage.endpoint:
@@ -140,13 +144,14 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], spec: 
               samples: int, owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
     name = child_name(plan.name, stage)
     labels = child_labels(plan, stage)
-    job_labels = {**labels, **({LABEL_QUEUE: spec.queue_name} if spec.queue_name else {})}
+    queue = spec.queue_name or settings.default_queue
+    job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
     contract = shard_env(stage_cfg, 0, shards)
     contract.pop("JOB_COMPLETION_INDEX")  # Kubernetes sets it per Pod in Indexed mode
     env = [{"name": k, "value": v} for k, v in contract.items()]
     env += [{"name": ENV_CONFIG, "value": CONFIG_PATH},
             {"name": ENV_METRICS_PORT, "value": str(settings.stage_metrics_port)}]
-    env += _storage_env(spec)
+    env += _storage_env(effective_storage(spec, settings))
     model_env, model_volumes, model_mounts = _models(spec)
     env += model_env
     env += [{"name": k, "value": v} for k, v in stage.env]
@@ -181,10 +186,12 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], spec: 
         "volumes": [{"name": "stage-config", "configMap": {"name": name}},
                     {"name": "tmp", "emptyDir": {}}, *model_volumes],
     }
-    if r.node_selector:
-        pod_spec["nodeSelector"] = dict(r.node_selector)
-    if r.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in r.tolerations]
+    node_selector = {**(settings.gpu_node_selector if r.gpus else {}), **r.node_selector}
+    tolerations = r.tolerations or (settings.gpu_tolerations if r.gpus else ())
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in tolerations]
     if r.priority_class_name:
         pod_spec["priorityClassName"] = r.priority_class_name
     return {

@@ -226,7 +226,10 @@ class Controller:
     def _spec_storage(self, key: Key) -> dict[str, Any] | None:
         body = self.cache.resource(key) or {}
         storage = (body.get("spec") or {}).get("storage")
-        return dict(storage) if storage else None
+        if storage:
+            return dict(storage)
+        default = self.settings.default_storage
+        return default.to_yaml_dict() if default is not None else None
 
     def _apply(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, owner: Owner,
                decision: Decision, previous: ResourceStatus | None) -> dict[str, StageObservation]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from genfab.api.catalog import FAMILIES
+from genfab.api.common import Storage, Toleration
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
@@ -16,6 +21,23 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+def _env_json(name: str, schema: Any, default: Any) -> Any:
+    """A JSON-valued setting (the chart renders these with `toJson`), validated with its API model so
+    a bad chart value stops the operator at start with the variable and the field that is wrong."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return TypeAdapter(schema).validate_python(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def default_storage() -> Storage | None:
+    value: Storage | None = _env_json("GENFAB_DEFAULT_STORAGE", Storage, None)
+    return value
 
 
 def default_images() -> dict[str, str]:
@@ -47,5 +69,15 @@ class OperatorSettings:
     watch_server_timeout: int = field(default_factory=lambda: _env_int("GENFAB_WATCH_SERVER_TIMEOUT", 300))
     watch_client_timeout: int = field(default_factory=lambda: _env_int("GENFAB_WATCH_CLIENT_TIMEOUT", 330))
     request_timeout: float = field(default_factory=lambda: _env_float("GENFAB_REQUEST_TIMEOUT", 30.0))
+    default_storage: Storage | None = field(default_factory=default_storage)
+    """`storage` for resources that set none (`GENFAB_DEFAULT_STORAGE`, JSON in the API's form)."""
+    default_queue: str | None = field(default_factory=lambda: os.environ.get("GENFAB_DEFAULT_QUEUE") or None)
+    """Kueue LocalQueue for resources without `queueName`."""
+    gpu_node_selector: dict[str, str] = field(
+        default_factory=lambda: _env_json("GENFAB_GPU_NODE_SELECTOR", dict[str, str], {}))
+    """nodeSelector of GPU stage Pods, under the stage's own (stage keys win)."""
+    gpu_tolerations: tuple[dict[str, Any], ...] = field(default_factory=lambda: tuple(
+        t.to_yaml_dict() for t in _env_json("GENFAB_GPU_TOLERATIONS", list[Toleration], [])))
+    """Tolerations of GPU stage Pods when the stage sets none."""
     peering: str | None = field(default_factory=lambda: os.environ.get("GENFAB_PEERING") or None)
     """kopf peering name for HA (several replicas, one active); None runs standalone."""
