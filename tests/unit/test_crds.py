@@ -92,8 +92,8 @@ def test_cross_field_rules_are_cel(crd) -> None:
 def test_checked_in_crds_are_not_stale() -> None:
     for name, text in render_crds().items():
         path = ROOT / "crds" / name
-        assert path.exists(), f"{path} missing: run `genfab crds --out crds`"
-        assert path.read_text() == text, f"{path} is stale: run `genfab crds --out crds` and commit"
+        assert path.exists(), f"{path} missing: run `genfab crds`"
+        assert path.read_text() == text, f"{path} is stale: run `genfab crds` and commit"
 
 
 def test_crds_check_command_detects_staleness(tmp_path) -> None:

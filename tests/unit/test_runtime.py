@@ -163,7 +163,7 @@ def test_pod_metrics_count_outcomes_and_time_samples() -> None:
     m = StageMetrics("albedo")
     m.sample("succeeded", 0.4)
     m.sample("succeeded", 2.0)
-    m.sample("failed", 0.1)
+    m.sample("failed", 0.1, "Grayscale")
     m.sample("reused")
     m.model_load_seconds.set(3.5)
     value = m.registry.get_sample_value
@@ -172,3 +172,4 @@ def test_pod_metrics_count_outcomes_and_time_samples() -> None:
     assert value("genfab_stage_sample_seconds_count", {"stage": "albedo"}) == 3
     assert value("genfab_stage_sample_seconds_bucket", {"stage": "albedo", "le": "0.5"}) == 2
     assert value("genfab_stage_model_load_seconds", {"stage": "albedo"}) == 3.5
+    assert value("genfab_stage_sample_failures_total", {"stage": "albedo", "reason": "Grayscale"}) == 1

@@ -85,31 +85,36 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
         console.print(f"waits for {ref}")
 
 
+CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))
+
+
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("crds"),
-              show_default=True, help="Directory to write one CRD file per kind into.")
+@click.option("--out", "outs", type=click.Path(path_type=Path, file_okay=False), multiple=True,
+              help="Directory to write one CRD file per kind into (repeatable). "
+                   "Default: crds/ and the Helm chart's copy, charts/genfab/crds/.")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
-def crds(out: Path, check: bool) -> None:
+def crds(outs: tuple[Path, ...], check: bool) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
     stale = 0
-    for name, text in render_crds().items():
-        path = out / name
-        if check:
-            current = path.read_text() if path.exists() else ""
-            if current != text:
-                stale += 1
-                click.echo(f"stale: {path} (regenerate with `genfab crds --out {out}`)", err=True)
-                diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
-                                            lineterm="", n=1)
-                click.echo("\n".join(list(diff)[:40]), err=True)
-            continue
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        click.echo(f"wrote {path}")
+    for out in outs or CRD_DIRS:
+        for name, text in render_crds().items():
+            path = out / name
+            if check:
+                current = path.read_text() if path.exists() else ""
+                if current != text:
+                    stale += 1
+                    click.echo(f"stale: {path} (regenerate with `genfab crds`)", err=True)
+                    diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
+                                                lineterm="", n=1)
+                    click.echo("\n".join(list(diff)[:40]), err=True)
+                continue
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            click.echo(f"wrote {path}")
+        if check and not stale:
+            click.echo(f"CRDs in {out} are up to date")
     if stale:
         sys.exit(1)
-    if check:
-        click.echo(f"CRDs in {out} are up to date")
 
 
 cli.add_command(run_cmd)

@@ -181,7 +181,7 @@ class Controller:
         outputs = {"root": the_plan.output_uri, "summary": f"{the_plan.output_uri}/{SUMMARY_KEY}"}
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), outputs)
         self._write_status(key, body, previous, status)
-        self._record_metrics(key, decision, previous, status)
+        self._record_metrics(key, the_plan, decision, previous, status)
         if status.phase not in TERMINAL_PHASES and any(o.state == "running" for o in decision.observations):
             self.queue.add_after(key, self.settings.progress_seconds)
 
@@ -314,7 +314,7 @@ class Controller:
             except queue.Full:
                 log.warning("event queue full: dropped %s on %s/%s", event.reason, ns, name)
 
-    def _record_metrics(self, key: Key, decision: Decision, previous: ResourceStatus | None,
+    def _record_metrics(self, key: Key, the_plan: Plan, decision: Decision, previous: ResourceStatus | None,
                         status: ResourceStatus) -> None:
         kind = key[0]
         prev = {s.name: s for s in (previous.stages if previous else [])}
@@ -330,9 +330,16 @@ class Controller:
             start, end = parse_time(s.start_time), parse_time(s.completion_time)
             if ended and start and end:
                 self.metrics.stage_duration.labels(kind, s.name, s.phase).observe((end - start).total_seconds())
+            if ended and s.phase == "Failed":
+                self.metrics.stage_failures.labels(kind, s.name, s.reason or "Failed").inc()
+        gpus = {s.name: s.resources.gpus for s in the_plan.stages}
         shards = {o.name: (max(0, o.shards_total - o.shards_succeeded - o.shards_failed - o.shards_active),
-                           o.shards_active) for o in decision.observations if o.state in ("running", "suspended")}
-        self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards)
+                           o.shards_active, o.shards_active * gpus.get(o.name, 0))
+                  for o in decision.observations if o.state in ("running", "suspended")}
+        stalled = next((c for c in status.conditions if c.type == "Stalled" and c.status == "True"), None)
+        since = parse_time(stalled.last_transition_time) if stalled else None
+        self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
+                                      since.timestamp() if since else None)
 
 
 def _previous_status(body: dict[str, Any]) -> ResourceStatus | None:

@@ -19,14 +19,22 @@ class OperatorMetrics:
                                registry=r)
         self.stalled = Gauge("genfab_resources_stalled", "Resources whose Stalled condition is True, by reason",
                              ["kind", "reason"], registry=r)
+        self.stalled_since = Gauge(
+            "genfab_resource_stalled_since_timestamp_seconds",
+            "When a resource's Stalled condition became True (one series per stalled resource, removed on recovery)",
+            ["kind", "namespace", "name", "reason"], registry=r)
         self.stage_duration = Histogram("genfab_stage_duration_seconds", "Wall time of finished stages",
                                         ["kind", "stage", "phase"], buckets=DURATION_BUCKETS, registry=r)
+        self.stage_failures = Counter("genfab_stage_failures_total", "Stages that ended Failed, by reason",
+                                      ["kind", "stage", "reason"], registry=r)
         self.samples = Counter("genfab_samples_total", "Samples processed by stage Pods, by outcome",
                                ["kind", "stage", "outcome"], registry=r)
         self.pending_shards = Gauge("genfab_pending_shards", "Shards not yet running or done (queue depth)",
                                     ["kind", "stage"], registry=r)
         self.active_shards = Gauge("genfab_active_shards", "Shards with a running Pod", ["kind", "stage"],
                                    registry=r)
+        self.gpus_held = Gauge("genfab_gpus_held", "GPUs requested by running stage Pods (active shards x GPUs)",
+                               ["kind", "stage"], registry=r)
         self.reconcile_errors = Counter("genfab_reconcile_errors_total", "Reconciles that raised, by error class",
                                         ["kind", "error"], registry=r)
         self.reconcile_seconds = Histogram("genfab_reconcile_seconds", "Duration of one reconcile", ["kind"],
@@ -38,23 +46,32 @@ class OperatorMetrics:
         self._lock = threading.Lock()
         self._phase: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._stall: dict[tuple[str, str, str], str] = {}
-        self._shards: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = {}
+        self._stall_labels: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}
+        self._shards: dict[tuple[str, str, str], dict[str, tuple[int, int, int]]] = {}
 
     def observe_resource(self, key: tuple[str, str, str], phase: str | None, stalled: str | None,
-                         shards: dict[str, tuple[int, int]] | None = None) -> None:
-        """Record one resource's phase, stall reason and (pending, active) shards per stage;
-        phase None forgets it (deleted). Incremental: O(stages) per call, not O(resources)."""
+                         shards: dict[str, tuple[int, int, int]] | None = None,
+                         stalled_since: float | None = None) -> None:
+        """Record one resource's phase, stall reason (since when, epoch seconds) and (pending,
+        active, GPUs held) per stage; phase None forgets it (deleted). O(stages) per call."""
         kind = key[0]
         with self._lock:
+            old_labels = self._stall_labels.pop(key, None)
+            if old_labels is not None:
+                self.stalled_since.remove(*old_labels)
+            if phase is not None and stalled and stalled_since is not None:
+                self._stall_labels[key] = (kind, key[1], key[2], stalled)
+                self.stalled_since.labels(*self._stall_labels[key]).set(stalled_since)
             old_phase, old_stall, old_shards = self._phase.pop(key, None), self._stall.pop(key, None), \
                 self._shards.pop(key, {})
             if old_phase is not None:
                 self.resources.labels(*old_phase).dec()
             if old_stall is not None:
                 self.stalled.labels(kind, old_stall).dec()
-            for stage, (p, a) in old_shards.items():
+            for stage, (p, a, g) in old_shards.items():
                 self.pending_shards.labels(kind, stage).dec(p)
                 self.active_shards.labels(kind, stage).dec(a)
+                self.gpus_held.labels(kind, stage).dec(g)
             if phase is None:
                 return
             self._phase[key] = (kind, phase)
@@ -63,6 +80,7 @@ class OperatorMetrics:
                 self._stall[key] = stalled
                 self.stalled.labels(kind, stalled).inc()
             self._shards[key] = dict(shards or {})
-            for stage, (p, a) in self._shards[key].items():
+            for stage, (p, a, g) in self._shards[key].items():
                 self.pending_shards.labels(kind, stage).inc(p)
                 self.active_shards.labels(kind, stage).inc(a)
+                self.gpus_held.labels(kind, stage).inc(g)

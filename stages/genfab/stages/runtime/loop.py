@@ -63,7 +63,7 @@ def run_shard(stage: Stage, ctx: StageContext, reporter: ProgressReporter, metri
             else:
                 reason, message = _reason(error)
                 reporter.failed(sample.id, reason, message)
-                metrics.sample("failed", per_sample)
+                metrics.sample("failed", per_sample, reason)
                 log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
     stage.finish(ctx)

@@ -22,6 +22,9 @@ class StageMetrics:
         self._samples = Counter(
             "genfab_stage_samples", "Samples handled by this Pod, by outcome (succeeded, failed, reused)",
             [*labels, "outcome"], registry=self.registry)
+        self._failures = Counter(
+            "genfab_stage_sample_failures", "Failed samples by reason (SampleError reason or exception class)",
+            [*labels, "reason"], registry=self.registry)
         self.model_load_seconds = Gauge(
             "genfab_stage_model_load_seconds", "Seconds the stage spent loading its models", labels,
             registry=self.registry).labels(stage)
@@ -32,8 +35,10 @@ class StageMetrics:
             "genfab_stage_shard_progress_ratio", "Fraction of this shard's samples done", labels,
             registry=self.registry).labels(stage)
 
-    def sample(self, outcome: str, seconds: float | None = None) -> None:
+    def sample(self, outcome: str, seconds: float | None = None, reason: str | None = None) -> None:
         self._samples.labels(self.stage, outcome).inc()
+        if reason is not None:
+            self._failures.labels(self.stage, reason).inc()
         if seconds is not None:
             self.sample_seconds.observe(seconds)
         self.update_gpu_peak()
