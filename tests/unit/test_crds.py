@@ -89,9 +89,10 @@ def test_cross_field_rules_are_cel(crd) -> None:
     assert rules and all({"rule", "message"} <= set(r) for r in rules)
 
 
-def test_checked_in_crds_are_not_stale() -> None:
+@pytest.mark.parametrize("folder", ["crds", "charts/genfab/crds"])
+def test_checked_in_crds_and_the_charts_copy_are_not_stale(folder: str) -> None:
     for name, text in render_crds().items():
-        path = ROOT / "crds" / name
+        path = ROOT / folder / name
         assert path.exists(), f"{path} missing: run `genfab crds`"
         assert path.read_text() == text, f"{path} is stale: run `genfab crds` and commit"
 

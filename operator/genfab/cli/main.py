@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file
 from genfab.cli.run import run_cmd
@@ -88,6 +89,28 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
 CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))
 
 
+def _write_or_check(files: dict[Path, str], check: bool, regenerate: str) -> None:
+    """Write generated files, or with `check` compare them and exit 1 (with a diff) when stale."""
+    stale = 0
+    for path, text in files.items():
+        if check:
+            current = path.read_text() if path.exists() else ""
+            if current != text:
+                stale += 1
+                click.echo(f"stale: {path} (regenerate with `{regenerate}`)", err=True)
+                diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
+                                            lineterm="", n=1)
+                click.echo("\n".join(list(diff)[:40]), err=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"wrote {path}")
+    if stale:
+        sys.exit(1)
+    if check:
+        click.echo(f"{len(files)} generated files are up to date")
+
+
 @cli.command()
 @click.option("--out", "outs", type=click.Path(path_type=Path, file_okay=False), multiple=True,
               help="Directory to write one CRD file per kind into (repeatable). "
@@ -95,26 +118,18 @@ CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
 def crds(outs: tuple[Path, ...], check: bool) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
-    stale = 0
-    for out in outs or CRD_DIRS:
-        for name, text in render_crds().items():
-            path = out / name
-            if check:
-                current = path.read_text() if path.exists() else ""
-                if current != text:
-                    stale += 1
-                    click.echo(f"stale: {path} (regenerate with `genfab crds`)", err=True)
-                    diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
-                                                lineterm="", n=1)
-                    click.echo("\n".join(list(diff)[:40]), err=True)
-                continue
-            out.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            click.echo(f"wrote {path}")
-        if check and not stale:
-            click.echo(f"CRDs in {out} are up to date")
-    if stale:
-        sys.exit(1)
+    rendered = render_crds()
+    _write_or_check({out / name: text for out in outs or CRD_DIRS for name, text in rendered.items()}, check,
+                    "genfab crds")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("deploy/argocd"),
+              show_default=True, help="Directory for the health scripts and the argocd-cm snippet.")
+@click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
+def argocd(out: Path, check: bool) -> None:
+    """Generate the Argo CD health checks (one health.lua per kind) and the argocd-cm snippet."""
+    _write_or_check({out / rel: text for rel, text in render_argocd().items()}, check, "genfab argocd")
 
 
 cli.add_command(run_cmd)

@@ -1,0 +1,272 @@
+"""The Helm chart, rendered by the real helm binary over four value sets and checked object by object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from genfab.api.catalog import FAMILIES
+from genfab.api.resources import KINDS
+from genfab.operator.builders import Owner, build_job
+from genfab.planner import plan
+from genfab.planner.contract import stage_config
+from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm
+
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
+# What the operator does with each resource (README "Least privilege"); nothing else is granted.
+OPERATOR_RULES = {
+    ("genfab.dev", "scenejobs"): {"get", "list", "watch"},
+    ("genfab.dev", "datasetjobs"): {"get", "list", "watch"},
+    ("genfab.dev", "tuningruns"): {"get", "list", "watch"},
+    ("genfab.dev", "scenejobs/status"): {"get", "patch"},
+    ("genfab.dev", "datasetjobs/status"): {"get", "patch"},
+    ("genfab.dev", "tuningruns/status"): {"get", "patch"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "configmaps"): {"get", "create", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "secrets"): {"get"},
+    ("", "events"): {"create"},
+}
+OBSERVE_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def grants(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def test_helm_lint_strict_on_every_value_set(helm: Path, tmp_path: Path) -> None:
+    for name, values in VALUE_SETS.items():
+        out = run_helm(helm, "lint", "--strict", str(CHART), values=values, tmp=tmp_path)
+        assert out.returncode == 0, f"{name}: {out.stdout}{out.stderr}"
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_every_object_is_valid_kubernetes(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    docs = rendered[name]
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", "CustomResourceDefinition", "ConfigMap", "Service"} <= kinds
+    for doc in docs:
+        if doc["kind"] in MONITORING_KINDS | PEERING_KINDS:
+            continue  # not core Kubernetes: checked by the tests below
+        kubernetes_validate.validate(doc, "1.35", strict=True)
+    names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]
+    assert len(names) == len(set(names)), "two objects with the same kind/namespace/name"
+
+
+def test_everything_on_renders_every_optional_object(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["everything"]
+    kinds = {d["kind"] for d in docs}
+    assert MONITORING_KINDS | {"KopfPeering", "NetworkPolicy", "Secret", "Role", "RoleBinding"} <= kinds
+    assert not (MONITORING_KINDS | PEERING_KINDS | {"NetworkPolicy", "Secret", "Role"}) & {
+        d["kind"] for d in rendered["defaults"]}
+    assert {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in of_kind(docs, "KopfPeering")} == {
+        ("lab-a", "genfab"), ("lab-b", "genfab")}
+    assert [d["metadata"]["name"] for d in of_kind(rendered["ha"], "ClusterKopfPeering")] == ["genfab-ha"]
+    secrets = of_kind(docs, "Secret")
+    assert {s["metadata"]["namespace"] for s in secrets} == {"lab-a", "lab-b"}
+    assert set(secrets[0]["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    monitor = of_kind(docs, "PodMonitor")[0]["spec"]
+    assert monitor["namespaceSelector"] == {"matchNames": ["lab-a", "lab-b"]}
+    assert "genfab.dev/stage" in monitor["podTargetLabels"]
+    assert of_kind(docs, "ServiceMonitor")[0]["metadata"]["labels"]["release"] == "prom"
+    dashboard = of_kind(docs, "ConfigMap")[0]
+    assert dashboard["metadata"]["namespace"] == "monitoring" and dashboard["metadata"]["labels"]["grafana_dashboard"]
+    json.loads(dashboard["data"]["genfab.json"])
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    docs = rendered[name]
+    values = VALUE_SETS[name]
+    namespaced = bool(values.get("operator", {}).get("watchNamespaces"))
+    ha = bool(values.get("operator", {}).get("ha", {}).get("enabled"))
+    for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), f"{role['metadata']['name']}: wildcard in {key}"
+    cluster = grants([r for role in of_kind(docs, "ClusterRole") for r in role["rules"]])
+    peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
+    expected_peering = {("kopf.dev", peering): {"get", "patch", "list", "watch"}} if ha else {}
+    if namespaced:
+        assert cluster == OBSERVE_RULES  # nothing namespaced is granted cluster-wide
+        roles = of_kind(docs, "Role")
+        assert {r["metadata"]["namespace"] for r in roles} == set(values["operator"]["watchNamespaces"])
+        for role in roles:
+            assert grants(role["rules"]) == {**OPERATOR_RULES, **expected_peering}
+    else:
+        assert cluster == {**OPERATOR_RULES, **OBSERVE_RULES, **expected_peering}
+    for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        for rule in role["rules"]:
+            if "secrets" in rule["resources"]:
+                assert rule["verbs"] == ["get"]
+                assert rule.get("resourceNames") == (values.get("rbac", {}).get("secretNames") or None)
+            if "patch" in rule["verbs"] and rule["apiGroups"] == ["kopf.dev"]:
+                assert rule["resourceNames"] == [values["operator"]["ha"].get("peeringName", "genfab")]
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_stage_account_is_minimal(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    docs = rendered[name]
+    stage_accounts = [sa for sa in of_kind(docs, "ServiceAccount") if sa["metadata"]["name"] == "genfab-stage"]
+    assert stage_accounts and all(sa["automountServiceAccountToken"] is False for sa in stage_accounts)
+    bound = {s["name"] for b in of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding")
+             for s in b["subjects"]}
+    assert bound == {"genfab"}, "only the operator's account is bound to a role"
+
+
+def _containers_secure(pod: dict[str, Any], where: str) -> None:
+    pod_sc = pod.get("securityContext", {})
+    for c in pod["containers"] + pod.get("initContainers", []):
+        sc = {**pod_sc, **c.get("securityContext", {})}
+        assert sc.get("runAsNonRoot") is True, where
+        assert sc.get("runAsUser", 0) != 0, where
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc["capabilities"].get("add"), where
+        assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        assert sc.get("readOnlyRootFilesystem") is True, where
+        assert not sc.get("privileged"), where
+
+
+def _operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    container = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def _stage_job(docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, stage: str = "segment"
+               ) -> dict[str, Any]:
+    """The Job the operator, configured by this rendering's env, builds for a relighting stage."""
+    from genfab.operator.settings import OperatorSettings
+
+    for key, value in _operator_env(docs).items():
+        monkeypatch.setenv(key, value)
+    settings = OperatorSettings()
+    resource = KINDS["DatasetJob"].model_validate(yaml.safe_load((ROOT / "examples" / "datasetjob-relighting.yaml")
+                                                                 .read_text()))
+    p = plan(resource)
+    s = p.stage(stage)
+    owner = Owner("genfab.dev/v1alpha1", "DatasetJob", "relight", "lab-a", "uid-1")
+    return build_job(p, s, stage_config(p, s), resource.spec, 2, 8, owner, settings)
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_every_container_runs_restricted(rendered: dict[str, list[dict[str, Any]]], name: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = of_kind(rendered[name], "Deployment")[0]
+    _containers_secure(deployment["spec"]["template"]["spec"], f"{name}: operator")
+    job = _stage_job(rendered[name], monkeypatch)
+    _containers_secure(job["spec"]["template"]["spec"], f"{name}: stage Pod")
+
+
+def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, list[dict[str, Any]]],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = rendered["everything"]
+    job = _stage_job(docs, monkeypatch)
+    kubernetes_validate.validate(job, "1.35", strict=True)
+    pod = job["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "registry.lab.example/ml/genfab-segment:2026.11"
+    assert c["resources"]["limits"]["nvidia.com/mig-3g.40gb"] == "1"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lab-gpus"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["GENFAB_S3_ENDPOINT"]["value"] == "http://minio.storage:9000"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "lab-s3"
+    assert pod["serviceAccountName"] == "genfab-stage"
+    scene = _operator_env(docs)["GENFAB_IMAGE_SCENE"]
+    assert scene == "registry.lab.example/ml/genfab-scene@sha256:" + "a" * 64
+    defaults = _stage_job(rendered["defaults"], monkeypatch, "albedo")
+    assert defaults["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/genfab/genfab-cv:0.1.0"
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_operator_deployment_arguments_parse(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    from genfab.operator.main import operator
+
+    deployment = of_kind(rendered[name], "Deployment")[0]
+    spec = deployment["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    ctx = operator.make_context("operator", list(container["args"]))
+    values = VALUE_SETS[name].get("operator", {})
+    assert ctx.params["namespaces"] == tuple(values.get("watchNamespaces", ()))
+    assert ctx.params["peering"] == (values["ha"].get("peeringName", "genfab") if values.get("ha") else None)
+    assert spec["replicas"] == values.get("replicas", 1)
+    assert spec["strategy"]["type"] == ("RollingUpdate" if values.get("ha") else "Recreate")
+    probe = container["livenessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ctx.params["liveness"] == f"http://0.0.0.0:{ports[probe['port']]}{probe['path']}"
+    assert ctx.params["metrics_port"] == ports["metrics"]
+    service = of_kind(rendered[name], "Service")[0]
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_crds_in_the_chart_equal_the_generated_ones(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    generated = {yaml.safe_load(p.read_text())["metadata"]["name"]: yaml.safe_load(p.read_text())
+                 for p in sorted((ROOT / "crds").glob("*.yaml"))}
+    in_chart = {d["metadata"]["name"]: d for d in of_kind(rendered["defaults"], "CustomResourceDefinition")}
+    assert {n: in_chart[n] for n in generated} == generated
+    assert set(in_chart) - set(generated) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    for path in (ROOT / "crds").glob("*.yaml"):
+        assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_stage_image_families_follow_the_catalog() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert tuple(sorted(values["stages"]["images"]["overrides"])) == tuple(sorted(FAMILIES))
+    overrides = schema["properties"]["stages"]["properties"]["images"]["properties"]["overrides"]
+    assert sorted(overrides["properties"]) == sorted(FAMILIES) == sorted(overrides["required"])
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"operator": {"replicas": 2}}, "operator.replicas > 1 needs operator.ha.enabled=true"),
+    ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
+    ({"storage": {"addressingStyle": "pathy"}}, "at '/storage/addressingStyle'"),
+    ({"storage": {"endpoint": "minio:9000"}}, "at '/storage/endpoint'"),
+    ({"storage": {"secret": {"name": "s3", "create": True}}}, "needs storage.secret.accessKeyId"),
+    ({"operator": {"watchNamespaces": ["Lab_A"]}}, "at '/operator/watchNamespaces/0'"),
+    ({"stages": {"gpu": {"tolerations": [{"operator": "Sometimes"}]}}}, "at '/stages/gpu/tolerations/0/operator'"),
+    ({"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}},
+     "metrics.serviceMonitor.enabled needs metrics.service.enabled"),
+])
+def test_bad_values_are_refused_with_the_field(helm: Path, tmp_path: Path, values: dict[str, Any],
+                                               message: str) -> None:
+    out = run_helm(helm, "template", "genfab", str(CHART), values=values, tmp=tmp_path)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_network_policies_limit_ingress_to_metrics(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
+                for p in of_kind(rendered["everything"], "NetworkPolicy")}
+    assert set(policies) == {("genfab-system", "genfab-operator"), ("lab-a", "genfab-stages"),
+                             ("lab-b", "genfab-stages")}
+    stages = policies[("lab-a", "genfab-stages")]
+    assert stages["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "genfab"}}
+    assert [p["port"] for rule in stages["ingress"] for p in rule["ports"]] == ["metrics"]
+    egress_ports = {p["port"] for rule in stages["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443, 9000}  # DNS and storage only: no API server for stage Pods
+    operator = policies[("genfab-system", "genfab-operator")]
+    assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in [t for r in operator["egress"] for t in r.get("to", [])]
+
+
+def test_checked_in_argocd_files_are_not_stale() -> None:
+    from genfab.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["argocd", "--out", str(ROOT / "deploy" / "argocd"), "--check"])
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,77 @@
+"""Every metric the dashboard and the alerts query exists in the code (prometheus-client registries)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from genfab.operator.metrics import OperatorMetrics
+from genfab.stages.runtime.metrics import StageMetrics
+from tests.chart.conftest import CHART
+
+# DCGM exporter fields the GPU panels join to stage Pods (dcgm-exporter's default counters).
+DCGM_FIELDS = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"}
+METRIC = re.compile(r"\b(genfab_[a-z0-9_]+|DCGM_[A-Z0-9_]+)\b")
+SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "gauge": ("",), "summary": ("_sum", "_count", "_created")}
+
+
+def exported_series() -> set[str]:
+    """Series names the code exports, from the registries' metric families and their types."""
+    names: set[str] = set()
+    for registry in (OperatorMetrics(CollectorRegistry()).registry, StageMetrics("x").registry):
+        for family in registry.collect():
+            names.update(family.name + suffix for suffix in SUFFIXES[family.type])
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads((CHART / "dashboards" / "genfab.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+    return exprs
+
+
+def alert_exprs(rendered: dict[str, list[dict[str, Any]]]) -> list[str]:
+    rules = [d for d in rendered["everything"] if d["kind"] == "PrometheusRule"]
+    return [r["expr"] for g in rules[0]["spec"]["groups"] for r in g["rules"]]
+
+
+def test_the_registry_view_is_not_empty() -> None:
+    series = exported_series()
+    assert {"genfab_samples_total", "genfab_stage_sample_seconds_bucket", "genfab_gpus_held"} <= series
+
+
+def test_dashboard_metrics_exist() -> None:
+    used = {m for e in dashboard_exprs() for m in METRIC.findall(e)}
+    assert len(used) >= 15
+    assert used - DCGM_FIELDS <= exported_series(), sorted(used - DCGM_FIELDS - exported_series())
+    assert used & DCGM_FIELDS == DCGM_FIELDS
+
+
+def test_alert_metrics_exist(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    exprs = alert_exprs(rendered)
+    assert len(exprs) == 4
+    used = {m for e in exprs for m in METRIC.findall(e)}
+    assert used and used <= exported_series(), sorted(used - exported_series())
+
+
+def test_dashboard_has_the_panels_a_lab_asks_for() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "genfab.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"] if p["type"] != "row"}
+    for wanted in ("Samples/s per stage and kind", "Stage duration p50 / p95", "Resources by phase",
+                   "Failed samples by reason", "Pending shards (queue depth)", "Model load time",
+                   "Per-sample latency p50 / p95", "GPU utilisation by stage", "GPU memory by stage",
+                   "GPUs held without progress"):
+        assert wanted in titles
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("bad", ["genfab_samples_totals", "genfab_stage_sample_seconds"])
+def test_the_cross_check_catches_a_misspelt_metric(bad: str) -> None:
+    assert bad not in exported_series()  # a histogram's base name is not a series
