@@ -16,7 +16,7 @@ from genfab.api.resources import KINDS
 from genfab.operator.builders import Owner, build_job
 from genfab.planner import plan
 from genfab.planner.contract import stage_config
-from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm
+from tests.chart.conftest import CHART, ROOT, VALUE_SETS, run_helm
 
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build (and optionally push) genfab's images: the operator and one image per stage family.
+#
+#   images/build.sh --registry ghcr.io/lab --tag 0.1.0 [--push] [--platform linux/amd64] [--only scene]
+#
+# Images are named {registry}/genfab-{family}:{tag}, the names the chart's `stages.images` and the
+# operator's GENFAB_IMAGE_<FAMILY> defaults use. The family list comes from genfab.api.catalog
+# (FAMILIES), the single source of truth for stage -> image family. Build context: the repo root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REGISTRY="" TAG="" PUSH=0 PLATFORM="linux/amd64" ONLY="" ENGINE="${CONTAINER_ENGINE:-docker}"
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --registry) REGISTRY="${2:?--registry needs a value}"; shift 2 ;;
+    --tag) TAG="${2:?--tag needs a value}"; shift 2 ;;
+    --platform) PLATFORM="${2:?--platform needs a value}"; shift 2 ;;
+    --only) ONLY="${2:?--only needs a value}"; shift 2 ;;
+    --push) PUSH=1; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown argument: $1" >&2; usage 2 ;;
+  esac
+done
+[ -n "$REGISTRY" ] && [ -n "$TAG" ] || { echo "--registry and --tag are required" >&2; usage 2; }
+
+# The catalog module needs only the standard library: load it by path, no install required.
+FAMILIES=$(python3 - <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("catalog", "operator/genfab/api/catalog.py")
+catalog = sys.modules["catalog"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(catalog)
+print(" ".join(catalog.FAMILIES))
+PY
+)
+for name in operator $FAMILIES; do
+  [ -z "$ONLY" ] || [ "$ONLY" = "$name" ] || continue
+  [ -f "images/$name/Dockerfile" ] || { echo "images/$name/Dockerfile missing for family $name" >&2; exit 1; }
+  image="${REGISTRY%/}/genfab-$name:$TAG"
+  echo "== $image"
+  "$ENGINE" build --platform "$PLATFORM" -f "images/$name/Dockerfile" -t "$image" \
+    --label "org.opencontainers.image.version=$TAG" \
+    --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" .
+  if [ "$PUSH" = 1 ]; then "$ENGINE" push "$image"; fi
+done

@@ -1,0 +1,124 @@
+"""images/: static checks of every Dockerfile (no Docker engine here) with dockerfile-parse."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import tomllib
+from typing import Any
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from genfab.api.catalog import FAMILIES, stage_families
+from genfab.stages.runtime.registry import registered
+from tests.chart.conftest import ROOT
+
+IMAGES = ROOT / "images"
+NAMES = ("operator", *FAMILIES)
+# A pinned base names an exact release (major.minor.patch), never `latest` or a bare major.
+PINNED = re.compile(r"^[\w./-]+:(?!latest)[\w.-]*\d+\.\d+\.\d+[\w.-]*(@sha256:[a-f0-9]{64})?$")
+
+
+def instructions(name: str) -> list[dict[str, Any]]:
+    return list(DockerfileParser(path=str(IMAGES / name / "Dockerfile")).structure)
+
+
+def stages_of(name: str) -> list[list[dict[str, Any]]]:
+    """Instructions grouped by build stage (each FROM starts one)."""
+    out: list[list[dict[str, Any]]] = []
+    for ins in instructions(name):
+        if ins["instruction"] == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(ins)
+    return out
+
+
+def extras() -> set[str]:
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_multi_stage_with_pinned_bases(name: str) -> None:
+    stages = stages_of(name)
+    assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
+    aliases = set()
+    for stage in stages:
+        base = stage[0]["value"].split()
+        image = base[0]
+        if image not in aliases:
+            assert PINNED.match(image), f"{name}: base {image!r} is not pinned to an exact version"
+        if len(base) == 3 and base[1].upper() == "AS":
+            aliases.add(base[2])
+    runtime = stages[-1]
+    assert len(runtime[0]["value"].split()) == 1, "the last stage is the runtime image (no alias)"
+    assert any(i["instruction"] == "COPY" and i["value"].startswith("--from=") for i in runtime)
+    assert not any(i["instruction"] == "RUN" and "pip install" in i["value"] for i in runtime), \
+        "the runtime stage installs nothing: it copies the built venv"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_as_a_non_root_user_with_the_right_entry_point(name: str) -> None:
+    runtime = stages_of(name)[-1]
+    users = [i["value"] for i in runtime if i["instruction"] == "USER"]
+    assert users, f"{name}: no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, f"{name}: USER {users[-1]} must be a numeric non-root uid"
+    assert int(uid) == 10001  # = the chart's and the operator's runAsUser
+    entry = [json.loads(i["value"]) for i in runtime if i["instruction"] == "ENTRYPOINT"][-1]
+    assert entry == ["python", "-m", "genfab.operator" if name == "operator" else "genfab.stages"]
+    env = " ".join(i["value"] for i in runtime if i["instruction"] == "ENV")
+    assert "HOME=/tmp" in env, "caches go to /tmp: the root filesystem is read-only"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_installs_the_matching_pyproject_extra(name: str) -> None:
+    installs = [i["value"] for i in instructions(name) if i["instruction"] == "RUN" and "pip install" in i["value"]]
+    used = {m for cmd in installs for m in re.findall(r'"\.\[([\w,-]+)\]"', cmd)}
+    assert used == {name}, f"{name}: installs extras {used}"
+    assert used <= extras()
+
+
+def test_every_registered_stage_and_catalog_stage_has_an_image_family() -> None:
+    families = stage_families()
+    for stage, info in registered().items():
+        assert info.family in FAMILIES, f"registered stage {stage!r} has no image family"
+    assert set(families.values()) <= set(FAMILIES)
+    for family in FAMILIES:
+        assert (IMAGES / family / "Dockerfile").exists(), f"family {family} has no images/{family}/Dockerfile"
+
+
+def test_torch_images_pin_torch_and_scene_compiles_gsplat_for_every_gpu_generation() -> None:
+    for family in ("scene", "segment", "diffusion"):
+        versions = {i["value"].split("=", 1)[1] for i in instructions(family)
+                    if i["instruction"] == "ARG" and i["value"].startswith("TORCH_VERSION=")}
+        assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+", versions.pop()), family
+    scene = (IMAGES / "scene" / "Dockerfile").read_text()
+    arch = re.search(r'TORCH_CUDA_ARCH_LIST="([^"]+)"', scene)
+    assert arch and set(arch.group(1).split(";")) == {"8.0", "8.6", "8.9", "9.0"}
+    assert "--no-binary gsplat" in scene  # build from source: kernels compiled ahead of time
+    operator_runs = [i["value"] for i in instructions("operator") if i["instruction"] == "RUN"]
+    assert not [r for r in operator_runs if "torch" in r]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in deps["dependencies"] + deps["optional-dependencies"]["operator"] if "torch" in d]
+
+
+def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
+    """Run the script with a fake container engine that records its calls."""
+    log = tmp_path / "calls"
+    engine = tmp_path / "engine"
+    engine.write_text(f"#!/bin/sh\necho \"$@\" >> {shlex.quote(str(log))}\n")
+    engine.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
+    out = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "registry.lab.example/ml/",
+                          "--tag", "2026.11", "--push"], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines()
+    built = [c.split(" -t ")[1].split()[0] for c in calls if c.startswith("build")]
+    assert built == [f"registry.lab.example/ml/genfab-{n}:2026.11" for n in NAMES]
+    assert [c.split()[1] for c in calls if c.startswith("push")] == built
+    bad = subprocess.run(["bash", str(IMAGES / "build.sh"), "--tag", "x"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--registry and --tag are required" in bad.stderr
