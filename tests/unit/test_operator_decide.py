@@ -77,6 +77,21 @@ def test_suspend_passes_through_to_unfinished_jobs() -> None:
     assert d.suspend == [(job(p, "scaffold")["metadata"]["name"], False)] and states(d)[0] == "suspended"
 
 
+def test_kueue_queued_jobs_are_left_to_kueue_to_unsuspend() -> None:
+    r, p = setup()
+    queued = job(p, "scaffold", suspend=True)
+    queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "lab-gpus"
+    queued["status"] = {}
+    d = decide(p, r.spec, Observed(jobs=[queued]), None, NOW)
+    assert d.suspend == [] and not d.delete  # no fight with Kueue, no start deadline while queued
+    obs = d.observations[0]
+    assert (obs.state, obs.reason) == ("running", "Queued") and "lab-gpus" in (obs.message or "")
+    r, p = setup(suspend=True)  # the user's suspend still reaches an admitted Kueue Job
+    admitted = job(p, "scaffold")
+    admitted["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "lab-gpus"
+    assert decide(p, r.spec, Observed(jobs=[admitted]), None, NOW).suspend == [(admitted["metadata"]["name"], True)]
+
+
 def test_finished_stages_survive_their_jobs_in_status() -> None:
     r, p = setup()
     d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "done")], progress={"scaffold": Progress(1, 0)}),

@@ -67,7 +67,7 @@ def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: StageStatus | None,
-              stall: Stall | None, expired: bool, deadline_s: int) -> StageObservation:
+              stall: Stall | None, expired: bool, deadline_s: int, suspend: bool) -> StageObservation:
     state: ExecState
     reason: str | None
     message: str | None
@@ -79,6 +79,9 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         state = "finished"
         reason = view.failed_reason if view.failed else None
         message = f"job {view.name}: {view.failed_message or view.failed_reason}" if view.failed else None
+    elif view.suspended and view.queue and not suspend:
+        state, reason = "running", "Queued"  # Kueue admits it when its queue has quota
+        message = f"job {view.name} is waiting for Kueue admission in queue {view.queue}"
     else:
         state = "suspended" if view.suspended else "running"
         reason, message = (stall.reason, stall.message) if stall else (None, None)
@@ -140,12 +143,14 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             stall = job_stall(view, pods, observed.lost.get(view.name, ()))
             expired = start_deadline_passed(view, pods, now, start_deadline_s)
             obs = _from_job(stage, view, observed.progress.get(stage.name, Progress()), prev, stall, expired,
-                            start_deadline_s)
+                            start_deadline_s, spec.suspend)
             if expired:
                 d.delete.append(view.name)
             if stall is not None and obs.state == "running" and d.stall is None:
                 d.stall = stall
-            if not view.finished and not expired and view.suspended != spec.suspend:
+            # Kueue suspends queued Jobs and unsuspends them on admission: never unsuspend those.
+            kueue_holds = view.queue is not None and view.suspended and not spec.suspend
+            if not view.finished and not expired and view.suspended != spec.suspend and not kueue_holds:
                 d.suspend.append((view.name, spec.suspend))
         elif prev is not None and prev.phase in TERMINAL_PHASES:
             obs = _from_status(stage, prev)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from genfab.operator.builders import LABEL_QUEUE
+
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
 STALL_ORDER = ("DeadlineExceeded", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
@@ -91,6 +93,8 @@ class JobView:
     """Any Pod of the Job ever got to run (ready, succeeded or failed)."""
     start_time: str | None
     completion_time: str | None
+    queue: str | None = None
+    """Kueue LocalQueue of the Job (`kueue.x-k8s.io/queue-name`): Kueue, not genfab, unsuspends it."""
 
     @property
     def finished(self) -> bool:
@@ -118,6 +122,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         pods_started=bool(status.get("ready") or status.get("succeeded") or status.get("failed") or succeeded),
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
+        queue=(meta.get("labels") or {}).get(LABEL_QUEUE) or None,
     )
 
 
