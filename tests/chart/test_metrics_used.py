@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import promql_parser
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -13,6 +14,8 @@ from genfab.operator.metrics import OperatorMetrics
 from genfab.stages.runtime.metrics import StageMetrics
 from tests.chart.conftest import CHART
 
+# Grafana's variables, replaced by what Grafana substitutes before the query reaches Prometheus.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$kind": ".*", "$stage": ".*"}
 # DCGM exporter fields the GPU panels join to stage Pods (dcgm-exporter's default counters).
 DCGM_FIELDS = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"}
 METRIC = re.compile(r"\b(genfab_[a-z0-9_]+|DCGM_[A-Z0-9_]+)\b")
@@ -75,3 +78,13 @@ def test_dashboard_has_the_panels_a_lab_asks_for() -> None:
 @pytest.mark.parametrize("bad", ["genfab_samples_totals", "genfab_stage_sample_seconds"])
 def test_the_cross_check_catches_a_misspelt_metric(bad: str) -> None:
     assert bad not in exported_series()  # a histogram's base name is not a series
+
+
+def test_every_expression_is_valid_promql(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    exprs = dashboard_exprs()[:-2] + alert_exprs(rendered)  # the last two are label_values() variable queries
+    for expr in exprs:
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        promql_parser.parse(expr)  # raises with the position of a syntax error
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum by (stage) (rate(genfab_samples_total[5m])")
