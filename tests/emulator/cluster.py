@@ -45,6 +45,11 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
 HISTORY = 200_000  # watch events kept for resuming watches; older resourceVersions get 410 Gone
 
 
+RBAC_VERBS = {enums.action.WATCH: "watch", enums.action.LIST: "list", enums.action.CREATE: "create",
+              enums.action.FETCH: "get", enums.action.DELETE: "delete"}
+HTTP_VERBS = {"PATCH": "patch", "PUT": "update"}
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -135,6 +140,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
     watchers: dict[Res, set[asyncio.Queue[tuple[int, dict[str, Any]]]]] = attrs.field(factory=dict, init=False)
     request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
     """`METHOD resource` -> requests served (the benchmark's API requests per resource)."""
+    access: set[tuple[str, str, str]] = attrs.field(factory=set, init=False)
+    """(API group, resource[/subresource], RBAC verb) of every request served: the RBAC the operator needs."""
     rv: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     last_rv: int = attrs.field(default=0, init=False)
     hooks: list[Callable[[str, Res, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
@@ -155,6 +162,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
             await raw_request.read()
             name = path.split("/")[4] if path.count("/") == 4 else None
             self.request_counts[f"{raw_request.method} namespaces"] += 1
+            verb = "get" if name else ("watch" if raw_request.query.get("watch") == "true" else "list")
+            self.access.add(("", "namespaces", verb))
             return await self._serve_namespaces(raw_request, name)
         return await super().__call__(raw_request)
 
@@ -164,6 +173,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
         res: Res = (request.resource.group or "", request.resource.version or "", request.resource.plural)
         op = f"{request.method.value.upper()} {res[2]}"
         self.request_counts[op] += 1
+        self.access.add((res[0], res[2] + (f"/{request.subresource}" if request.subresource else ""),
+                         RBAC_VERBS.get(request.action) or HTTP_VERBS.get(request.method.value.upper(), "unknown")))
         if self.faults[op] > 0:
             self.faults[op] -= 1
             return status_error(500, "InternalError", "injected fault: etcd leader changed")
