@@ -19,6 +19,12 @@ class GaussiansConfig(GenfabModel):
             "capMax",
             lambda m: m.strategy != "mcmc" or m.cap_max >= m.init_num_points,
         ),
+        Rule(
+            "!self.sparseGrad || self.packed",
+            "sparseGrad needs packed: true (gsplat's sparse gradients are per visible Gaussian)",
+            "sparseGrad",
+            lambda m: not m.sparse_grad or m.packed,
+        ),
     )
 
     steps: int = Field(30000, ge=1, le=1_000_000)
@@ -26,7 +32,7 @@ class GaussiansConfig(GenfabModel):
     strategy: Literal["default", "mcmc"] = "default"
     """Densification strategy: gsplat `DefaultStrategy` (clone/split/prune) or `MCMCStrategy`."""
     cap_max: int = Field(1_000_000, ge=1000, le=50_000_000)
-    """Most Gaussians for the mcmc strategy."""
+    """Most Gaussians per scene (both strategies): bounds each scene's GPU memory when several are packed."""
     sh_degree: int = Field(3, ge=0, le=4)
     """Final spherical-harmonics degree."""
     sh_degree_interval: int = Field(1000, ge=1)
@@ -49,5 +55,10 @@ class GaussiansConfig(GenfabModel):
     """Every N-th view is held out for evaluation (PSNR, SSIM, LPIPS)."""
     scenes_per_pod: int = Field(1, ge=1, le=64)
     """Scenes trained concurrently on one GPU (multi-scene packing)."""
+    ply_path: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$", max_length=256)
+    """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
+    name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""
+    video: bool = True
+    """Render an orbit `trajectory.mp4` next to the PLY."""
     seed: int = Field(42, ge=0)
     """Random seed (deterministic initialisation and view order)."""

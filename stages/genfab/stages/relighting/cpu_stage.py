@@ -12,7 +12,7 @@ from genfab.storage import StorageError
 
 class CpuSampleStage(Stage):
     marker_dir = "_markers"  # the seed's layout is flat (`{id}_albedo.png`): markers go aside
-    batch_size: ClassVar[int] = 16
+    batch_size: int = 16
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
 

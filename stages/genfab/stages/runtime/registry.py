@@ -59,5 +59,7 @@ def load(name: str) -> Stage:
     return stage
 
 
-# The built-in stage families register themselves on import (names only: no numpy or torch).
-importlib.import_module("genfab.stages.relighting")
+# The built-in stage families list their stages (names only: importing them loads no numpy or torch).
+for _family in ("genfab.stages.relighting", "genfab.stages.gaussians"):
+    for _name, _target in importlib.import_module(_family).STAGES.items():
+        register(_name, _target)

@@ -105,7 +105,7 @@ class Stage:
     def setup(self, ctx: StageContext) -> None:
         """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""
 
-    batch_size: ClassVar[int] = 1
+    batch_size: int = 1
     """Samples handed to `process_batch` at once (GPU stages batch their model calls)."""
 
     def process(self, sample: Sample) -> None:

@@ -1,0 +1,236 @@
+"""3DGS training: genfab's `gaussians` stage vs a plain gsplat loop, and multi-scene packing.
+
+Run on a CUDA GPU (gsplat compiles its kernels on first use):
+
+    python benchmarks/gaussians.py --steps 7000 --size 256 --views 32 --out benchmarks/results/gaussians.md
+
+Side by side in one process, on the same procedural scene (ray-cast, not splatted) and step count:
+(a) genfab's trainer (`genfab.stages.gaussians.train`), (b) a plain loop following gsplat's simple
+trainer defaults: its learning rates, DefaultStrategy, the 30k-step schedule scaled to the run,
+images moved to the GPU each step, torchmetrics SSIM, plain Adam, the loss read every step for the
+progress bar. Then 8 small scenes: packed on one GPU vs one after another (scenes per GPU-hour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "stages")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from genfab.stages.gaussians import procedural  # noqa: E402
+from genfab.stages.gaussians.cameras import SceneData, scene_scale  # noqa: E402
+from genfab.stages.gaussians.losses import Lpips, psnr, ssim  # noqa: E402
+from genfab.stages.gaussians.train import (  # noqa: E402
+    SceneTrainer,
+    TrainSettings,
+    init_splats,
+    make_strategy,
+    seed_everything,
+    train_scenes,
+)
+
+
+def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings,
+                      device: torch.device) -> dict[str, Any]:
+    """The baseline: gsplat's simple trainer written out plainly (no genfab code in the loop)."""
+    from gsplat import rasterization
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+    seed_everything(s.seed)
+    train, test = scene.split(s.test_every)
+    scale = scene_scale(scene.cameras)
+    gen = torch.Generator(device=device).manual_seed(s.seed)
+    params = init_splats(scene, s, device, gen, scale)
+    lrs = {"means": 1.6e-4 * scale, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2, "sh0": 2.5e-3,
+           "shN": 2.5e-3 / 20}
+    optimizers = {k: torch.optim.Adam([{"params": params[k], "lr": lr, "name": k}], eps=1e-15)
+                  for k, lr in lrs.items()}
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=0.01 ** (1.0 / s.steps))
+    strategy = make_strategy(s)
+    state = strategy.initialize_state(scene_scale=scale)
+    ssim_metric = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
+    cpu_images = [torch.from_numpy(images[c.name]).float() for c in train]  # like a DataLoader's batches
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    order = torch.Generator().manual_seed(s.seed)
+    perm: list[int] = []
+    for step in range(s.steps):
+        if not perm:
+            perm = torch.randperm(len(train), generator=order).tolist()
+        i = perm.pop()
+        cam = train[i]
+        pixels = cpu_images[i].to(device)[None]
+        viewmat = torch.as_tensor(cam.w2c, dtype=torch.float32, device=device)[None]
+        K = torch.as_tensor(cam.K, dtype=torch.float32, device=device)[None]
+        colors = torch.cat([params["sh0"], params["shN"]], 1)
+        renders, _, info = rasterization(
+            means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
+            opacities=torch.sigmoid(params["opacities"]), colors=colors, viewmats=viewmat, Ks=K,
+            width=cam.width, height=cam.height, sh_degree=min(step // s.sh_degree_interval, s.sh_degree),
+            packed=False)
+        strategy.step_pre_backward(params, optimizers, state, step, info)
+        l1 = torch.nn.functional.l1_loss(renders, pixels)
+        ssim_value = ssim_metric(renders.permute(0, 3, 1, 2), pixels.permute(0, 3, 1, 2))
+        loss = l1 * (1 - s.ssim_lambda) + (1 - ssim_value) * s.ssim_lambda
+        loss.backward()
+        _ = loss.item()  # the simple trainer's progress bar shows the loss every step
+        for opt in optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        scheduler.step()
+        strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
+    torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated(device)
+    lpips = Lpips(device)
+    psnrs, ssims, lpipss = [], [], []
+    with torch.no_grad():
+        for cam in test:
+            vm = torch.as_tensor(cam.w2c, dtype=torch.float32, device=device)[None]
+            K = torch.as_tensor(cam.K, dtype=torch.float32, device=device)[None]
+            pred = rasterization(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
+                                 opacities=torch.sigmoid(params["opacities"]),
+                                 colors=torch.cat([params["sh0"], params["shN"]], 1), viewmats=vm, Ks=K,
+                                 width=cam.width, height=cam.height, sh_degree=s.sh_degree, packed=False)[0].clamp(0, 1)
+            gt = torch.from_numpy(images[cam.name]).float().to(device)[None]
+            psnrs.append(psnr(pred, gt))
+            ssims.append(float(ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2))))
+            lpipss.append(lpips(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)))
+    return {"seconds": seconds, "steps_per_second": s.steps / seconds, "peak_bytes": peak,
+            "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+            "lpips": None if None in lpipss else float(np.mean(lpipss)), "gaussians": len(params["means"])}
+
+
+def genfab_stage(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings,
+                 device: torch.device) -> dict[str, Any]:
+    seed_everything(s.seed)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    trainer = SceneTrainer(scene, images, s, device)
+    for _ in range(s.steps):
+        trainer.step()
+    torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated(device)
+    metrics, _ = trainer.evaluate(Lpips(device), images)
+    return {"seconds": seconds, "steps_per_second": s.steps / seconds, "peak_bytes": peak,
+            "psnr": metrics["psnr"], "ssim": metrics["ssim"], "lpips": metrics["lpips"],
+            "gaussians": metrics["num_gaussians"]}
+
+
+def packing(n_scenes: int, steps: int, size: int, views: int, device: torch.device) -> dict[str, Any]:
+    scenes = []
+    for i in range(n_scenes):
+        sc = procedural.generate(100 + i, n_views=views, width=size, height=size, n_points=5000, device=device)
+        scenes.append((sc.scene_data(), sc.images))
+    s = TrainSettings(steps=steps, sh_degree=3, cap_max=200_000)
+    out: dict[str, Any] = {}
+    for mode, packed in (("sequential", False), ("packed", True)):
+        seed_everything(s.seed)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        results = train_scenes(scenes, s, device, packed_streams=packed, evaluate=False)
+        seconds = time.perf_counter() - started
+        out[mode] = {"seconds": seconds, "scenes_per_gpu_hour": n_scenes / seconds * 3600,
+                     "peak_bytes": torch.cuda.max_memory_allocated(device),
+                     "gaussians": [len(r.splats) for r in results]}
+    return out
+
+
+def fmt_mib(b: int) -> str:
+    return f"{b / 2**20:.0f} MiB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=7000)
+    ap.add_argument("--size", type=int, default=256, help="image width and height")
+    ap.add_argument("--views", type=int, default=32)
+    ap.add_argument("--pack-scenes", type=int, default=8)
+    ap.add_argument("--pack-steps", type=int, default=2000)
+    ap.add_argument("--pack-size", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gaussians.py needs a CUDA GPU")
+    device = torch.device("cuda")
+    import gsplat
+
+    t0 = time.perf_counter()
+    scene = procedural.generate(args.seed, n_views=args.views, width=args.size, height=args.size, device=device)
+    data, images = scene.scene_data(), scene.images
+    gen_seconds = time.perf_counter() - t0
+    s = TrainSettings(steps=args.steps)
+    # warm-up: gsplat's kernels load and cuBLAS/cuDNN initialise outside the timed runs
+    train_scenes([(data, images)], TrainSettings(steps=50), device, evaluate=False)
+    runs = {"plain gsplat loop": plain_gsplat_loop(data, images, s, device),
+            "genfab gaussians stage": genfab_stage(data, images, s, device)}
+    pack = packing(args.pack_scenes, args.pack_steps, args.pack_size, max(8, args.views // 2), device)
+    base, ours = runs["plain gsplat loop"], runs["genfab gaussians stage"]
+    gpu = torch.cuda.get_device_name(device)
+    lines = [
+        "# 3DGS training: genfab `gaussians` stage vs plain gsplat loop",
+        "",
+        f"GPU: {gpu}; torch {torch.__version__}; gsplat {gsplat.__version__}; Python {platform.python_version()}.",
+        f"Command: `python benchmarks/gaussians.py --steps {args.steps} --size {args.size} --views {args.views} "
+        f"--pack-scenes {args.pack_scenes} --pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
+        "",
+        f"Scene: procedural (seed {args.seed}), {args.views} views at {args.size}x{args.size}, every "
+        f"{s.test_every}th held out, {len(data.points or [])} initial surface points; ray-cast in {gen_seconds:.1f} s.",
+        "",
+        "| | wall s | steps/s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in runs.items():
+        lp = f"{r['lpips']:.4f}" if r["lpips"] is not None else "n/a"
+        lines.append(f"| {name} | {r['seconds']:.1f} | {r['steps_per_second']:.0f} | {fmt_mib(r['peak_bytes'])} | "
+                     f"{r['psnr']:.2f} | {r['ssim']:.4f} | {lp} | {r['gaussians']:,} |")
+    lines += [
+        f"| **ratio genfab / plain** | **{ours['seconds'] / base['seconds']:.2f}x** | "
+        f"{ours['steps_per_second'] / base['steps_per_second']:.2f}x | "
+        f"**{ours['peak_bytes'] / base['peak_bytes']:.2f}x** | **{ours['psnr'] - base['psnr']:+.2f} dB** | "
+        f"{ours['ssim'] - base['ssim']:+.4f} | | |",
+        "",
+        "Targets: wall <= 0.8x, peak memory <= 1.0x, PSNR >= plain - 0.1 dB.",
+        "",
+        f"## Multi-scene packing: {args.pack_scenes} scenes, {args.pack_steps} steps each, "
+        f"{args.pack_size}x{args.pack_size}",
+        "",
+        "| | wall s | scenes per GPU-hour | peak GPU memory |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for mode in ("sequential", "packed"):
+        r = pack[mode]
+        lines.append(f"| {mode} | {r['seconds']:.1f} | {r['scenes_per_gpu_hour']:.0f} | {fmt_mib(r['peak_bytes'])} |")
+    gain = pack["packed"]["scenes_per_gpu_hour"] / pack["sequential"]["scenes_per_gpu_hour"]
+    lines.append(f"| **ratio packed / sequential** | | **{gain:.2f}x** | "
+                 f"{pack['packed']['peak_bytes'] / pack['sequential']['peak_bytes']:.2f}x |")
+    if base["lpips"] is None:
+        lines += ["", "LPIPS: n/a — torchmetrics' AlexNet backbone weights cannot be downloaded on this machine "
+                      "(no network); PSNR and SSIM are computed."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "packing": pack, "gpu": gpu}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

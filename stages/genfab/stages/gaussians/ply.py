@@ -1,0 +1,81 @@
+"""The standard 3DGS PLY (what SuperSplat, the Inria viewer, Polycam, nerfstudio and gsplat read).
+
+One `vertex` element, binary little-endian float32, properties in this order:
+`x y z nx ny nz f_dc_0..2 f_rest_0..(3*(K-1)-1) opacity scale_0..2 rot_0..3`, with log-scales, logit
+opacity, rotation as (w, x, y, z) and `f_rest` channel-major (all R coefficients, then G, then B),
+as the original implementation writes them. Normals are zero (viewers ignore them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Splats:
+    """Gaussian parameters in the PLY's (optimisation) space, numpy float32."""
+
+    means: np.ndarray  # (N, 3)
+    scales: np.ndarray  # (N, 3) log
+    quats: np.ndarray  # (N, 4) wxyz, not necessarily normalised
+    opacities: np.ndarray  # (N,) logit
+    sh0: np.ndarray  # (N, 1, 3)
+    shN: np.ndarray  # (N, K-1, 3)
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        return round(float(np.sqrt(self.shN.shape[1] + 1))) - 1
+
+
+def property_names(sh_rest: int) -> list[str]:
+    """Property order for `sh_rest` = K-1 higher-order SH coefficients per channel."""
+    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+            + [f"f_rest_{i}" for i in range(3 * sh_rest)]
+            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+
+
+def write_ply(path: Path, splats: Splats) -> int:
+    """Write finite Gaussians; returns how many were dropped for NaN/inf values."""
+    from plyfile import PlyData, PlyElement
+
+    n, rest = len(splats), splats.shN.shape[1]
+    columns = np.concatenate([
+        splats.means.reshape(n, 3), np.zeros((n, 3), np.float32), splats.sh0.reshape(n, 3),
+        np.transpose(splats.shN.reshape(n, rest, 3), (0, 2, 1)).reshape(n, 3 * rest),
+        splats.opacities.reshape(n, 1), splats.scales.reshape(n, 3), splats.quats.reshape(n, 4),
+    ], axis=1).astype("<f4")
+    finite = np.isfinite(columns).all(axis=1)
+    columns = columns[finite]
+    data = np.empty(len(columns), dtype=[(name, "<f4") for name in property_names(rest)])
+    for i, name in enumerate(data.dtype.names or ()):
+        data[name] = columns[:, i]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<").write(str(path))
+    return int((~finite).sum())
+
+
+def read_ply(path: Path) -> Splats:
+    from plyfile import PlyData
+
+    vertex = PlyData.read(str(path))["vertex"]
+    names = list(vertex.data.dtype.names or ())
+    rest = len([n for n in names if n.startswith("f_rest_")])
+    missing = [n for n in property_names(rest) if n not in names and n not in ("nx", "ny", "nz")]
+    if missing or rest % 3:
+        raise ValueError(f"{path}: not a 3DGS PLY (missing {missing}, {rest} f_rest properties)")
+
+    def cols(keys: list[str]) -> np.ndarray:
+        return np.stack([np.asarray(vertex[k], np.float32) for k in keys], axis=1)
+    n, k = len(vertex.data), rest // 3
+    return Splats(
+        means=cols(["x", "y", "z"]), scales=cols(["scale_0", "scale_1", "scale_2"]),
+        quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]), opacities=cols(["opacity"])[:, 0],
+        sh0=cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
+        shN=np.transpose(cols([f"f_rest_{i}" for i in range(rest)]).reshape(n, 3, k), (0, 2, 1)).copy(),
+    )

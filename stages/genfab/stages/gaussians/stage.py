@@ -1,0 +1,187 @@
+"""The `gaussians` stage: 3DGS training with gsplat for every scene sample, several per GPU Pod.
+
+Input per sample: a scene folder (Nerfstudio `transforms.json` or a COLMAP model, images, optional
+masks and `points3D`/`ply_file_path` initial points) under the sample's folder of the upstream stage
+(seed 000: `{variant}/index_XXXX/scenes/` from `expansion`), or of the job input for a
+gaussians-only run. Output per sample, under `{sample}/scenes/gaussians/` (worldexplorer) or
+`{sample}/gaussians/` (vistadream):
+
+- the 3DGS PLY (`plyPath`, default `gf.ply`; seed 001's `--export-gaussians-ply-path`: a name ending
+  in `.ply` is the file, anything else a folder that gets `gf.ply`),
+- `metrics.json` (PSNR/SSIM/LPIPS on held-out views, Gaussians, steps/s, config),
+- `preview.png` (held-out view next to its render), `trajectory.mp4` (an orbit; `video: false` skips).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime.models import download_prefix
+
+PLY_DEFAULT = "gf.ply"
+
+
+def ply_key(ply_path: str) -> str:
+    """Seed 001: a `.ply` path is the file itself, anything else a folder that holds `gf.ply`."""
+    path = ply_path.strip("/") or PLY_DEFAULT
+    return path if path.lower().endswith(".ply") else f"{path}/{PLY_DEFAULT}"
+
+
+def find_scene_dir(root: Path) -> Path:
+    """The shallowest folder under `root` holding transforms.json or a COLMAP model."""
+    from genfab.stages.gaussians.loaders import SceneFormatError, find_scene
+
+    candidates = sorted((p.parent for p in root.rglob("transforms.json")), key=lambda p: len(p.parts))
+    candidates += sorted((p.parent.parent.parent if p.parent.name == "0" else p.parent.parent
+                          for p in root.rglob("cameras.*") if p.suffix in (".bin", ".txt")
+                          and "sparse" in p.parts), key=lambda p: len(p.parts))
+    for folder in candidates:
+        try:
+            find_scene(folder)
+            return folder
+        except SceneFormatError:
+            continue
+    raise SampleError("NoScene", f"no transforms.json or COLMAP model (sparse/0/cameras.bin|txt) under {root.name}/")
+
+
+def read_images(scene_dir: Path, cameras: list[Any]) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    images: dict[str, np.ndarray] = {}
+    for cam in cameras:
+        for key, rel in ((cam.name, cam.image), (f"{cam.name}#mask", cam.mask)):
+            if rel is None:
+                continue
+            path = scene_dir / rel
+            try:
+                with Image.open(path) as im:
+                    arr = np.asarray(im.convert("RGB" if key == cam.name else "L"))
+            except (OSError, ValueError) as exc:
+                raise SampleError("UnreadableImage", f"{rel}: {exc}") from None
+            if key == cam.name and arr.shape[:2] != (cam.height, cam.width):
+                raise SampleError("ImageSizeMismatch", f"{rel} is {arr.shape[1]}x{arr.shape[0]}, the camera says "
+                                                       f"{cam.width}x{cam.height}")
+            images[key] = arr
+    return images
+
+
+class GaussiansStage(Stage):
+    name = "gaussians"
+
+    def setup(self, ctx: StageContext) -> None:
+        import torch
+
+        from genfab.stages.gaussians.train import TrainSettings
+
+        cfg = dict(ctx.config.get("gaussians") or ctx.config)
+        try:
+            self.settings = TrainSettings.from_config(cfg)
+        except TypeError as exc:
+            raise BadInput(f"gaussians config: {exc}") from None
+        if self.settings.sparse_grad and not self.settings.packed:
+            raise BadInput("gaussians config: sparseGrad needs packed: true (gsplat's sparse gradients are "
+                           "per visible Gaussian)")
+        if not torch.cuda.is_available():
+            raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
+        self.device = torch.device("cuda")
+        self.batch_size = int(cfg.get("scenesPerPod", 1))
+        self.ply = ply_key(str(cfg.get("plyPath", PLY_DEFAULT)))
+        self.video = bool(cfg.get("video", True))
+        upstream = ctx.upstream
+        self.scene_store = ctx.upstream_output() if upstream else ctx.source
+        self.out_prefix = "scenes/gaussians/" if upstream and upstream[0].get("name") == "expansion" else \
+            "gaussians/"
+        self.workdir = ctx.workdir
+
+    def _load(self, sample: Sample) -> tuple[Any, dict[str, np.ndarray]]:
+        from genfab.stages.gaussians.loaders import SceneFormatError, load_scene
+
+        local = self.workdir / "scenes" / sample.id
+        if download_prefix(self.scene_store, f"{sample.id}/", local) == 0:
+            raise SampleError("NoScene", f"nothing under {sample.id}/ in {self.scene_store}")
+        scene_dir = find_scene_dir(local)
+        try:
+            scene = load_scene(scene_dir)
+        except SceneFormatError as exc:
+            raise SampleError("BadScene", str(exc).replace(str(local), sample.id)) from None
+        return scene, read_images(scene_dir, scene.cameras)
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        from genfab.stages.gaussians.train import train_scenes
+
+        errors: list[Exception | None] = [None] * len(samples)
+        loaded: list[tuple[int, Any, dict[str, np.ndarray]]] = []
+        for i, sample in enumerate(samples):
+            try:
+                scene, images = self._load(sample)
+                loaded.append((i, scene, images))
+            except SampleError as exc:
+                errors[i] = exc
+        if not loaded:
+            return errors
+        started = time.perf_counter()
+        results = train_scenes([(scene, images) for _, scene, images in loaded], self.settings, self.device,
+                               packed_streams=len(loaded) > 1)
+        for (i, scene, images), result in zip(loaded, results, strict=True):
+            try:
+                self._write(samples[i], scene, images, result, len(loaded), time.perf_counter() - started)
+            except SampleError as exc:
+                errors[i] = exc
+        return errors
+
+    def _write(self, sample: Sample, scene: Any, images: dict[str, np.ndarray], result: Any, packed: int,
+               seconds: float) -> None:
+        from genfab.stages.gaussians.ply import write_ply
+        from genfab.stages.gaussians.render import render_splats
+        from genfab.stages.gaussians.train import orbit_cameras
+
+        out = self.workdir / "out" / sample.id
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        dropped = write_ply(out / "scene.ply", result.splats)
+        prefix = f"{sample.id}/{self.out_prefix}"
+        sample.write_file(prefix + self.ply, out / "scene.ply")
+        _, test = scene.split(self.settings.test_every)
+        preview_cam = (test or scene.cameras)[0]
+        rendered = render_splats(result.splats, [preview_cam], self.device)[0]
+        sample.write(prefix + "preview.png", _png(np.concatenate([images[preview_cam.name] / 255.0, rendered], 1)))
+        if self.video:
+            frames = render_splats(result.splats, orbit_cameras(scene, 60), self.device)
+            if _write_video(out / "trajectory.mp4", frames):
+                sample.write_file(prefix + "trajectory.mp4", out / "trajectory.mp4")
+        metrics = {**result.metrics, "scene": scene.meta, "views": len(scene.cameras),
+                   "dropped_non_finite": dropped, "scenes_packed": packed, "batch_seconds": round(seconds, 2),
+                   "ply": prefix + self.ply, "config": {k: v for k, v in vars(self.settings).items()}}
+        sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
+        sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"))
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> bool:
+    """H.264-compatible mp4 through OpenCV's bundled FFmpeg (mp4v); False when OpenCV is missing."""
+    try:
+        import cv2
+    except ImportError:
+        return False
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor((np.clip(frame, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path.exists() and path.stat().st_size > 0

@@ -1,0 +1,363 @@
+"""3D Gaussian Splatting training on gsplat, for one scene or several packed on one GPU.
+
+The algorithm is gsplat's simple trainer (same initialisation, learning rates, densification and
+loss); the speed comes from how it is fed: training images live on the GPU as uint8, SSIM runs as
+two separable passes over all statistics at once, Adam is fused, and nothing waits on the GPU for
+logging. Several scenes train in one process by interleaving their steps on separate CUDA streams,
+so one scene's kernels fill the GPU while another's Python code runs; a per-scene Gaussian cap keeps
+each scene's memory bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
+from genfab.stages.gaussians.losses import Lpips, psnr, ssim
+from genfab.stages.gaussians.ply import Splats
+
+SH_C0 = 0.28209479177387814
+REFERENCE_STEPS = 30_000  # gsplat's simple trainer schedule, scaled to the run's step count
+
+
+@dataclass
+class TrainSettings:
+    """The `gaussians` stage config (camelCase in the resource, see genfab.api.gaussians)."""
+
+    steps: int = 30_000
+    strategy: Literal["default", "mcmc"] = "default"
+    cap_max: int = 1_000_000
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000
+    ssim_lambda: float = 0.2
+    init_type: Literal["points", "random"] = "points"
+    init_num_points: int = 100_000
+    init_extent: float = 3.0
+    packed: bool = False
+    sparse_grad: bool = False
+    antialiased: bool = False
+    test_every: int = 8
+    seed: int = 42
+    # gsplat simple-trainer learning rates (means scale with the scene)
+    means_lr: float = 1.6e-4
+    means_lr_final: float = 1.6e-6
+    scales_lr: float = 5e-3
+    quats_lr: float = 1e-3
+    opacities_lr: float = 5e-2
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    opacity_reg: float = 0.01  # mcmc only
+    scale_reg: float = 0.01  # mcmc only
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TrainSettings:
+        names = {f: f for f in cls.__dataclass_fields__}
+        camel = {"capMax": "cap_max", "shDegree": "sh_degree", "shDegreeInterval": "sh_degree_interval",
+                 "ssimLambda": "ssim_lambda", "initType": "init_type", "initNumPoints": "init_num_points",
+                 "initExtent": "init_extent", "sparseGrad": "sparse_grad", "testEvery": "test_every"}
+        kwargs = {camel.get(k, names.get(k, "")): v for k, v in config.items() if camel.get(k, names.get(k))}
+        return cls(**kwargs)
+
+    def schedule(self) -> dict[str, int]:
+        """Densification schedule: the 30k-step reference scaled to `steps` (refine every 100 steps
+        at 30k, never more often than every 20)."""
+        f = self.steps / REFERENCE_STEPS
+        if self.strategy == "mcmc":
+            return {"refine_start_iter": int(500 * f), "refine_stop_iter": int(25_000 * f),
+                    "refine_every": max(20, int(100 * f))}
+        return {"refine_start_iter": int(500 * f), "refine_stop_iter": int(15_000 * f),
+                "reset_every": max(100, int(3000 * f)), "refine_every": max(20, int(100 * f))}
+
+
+@dataclass
+class TrainResult:
+    splats: Splats
+    metrics: dict[str, Any]
+    test_renders: list[np.ndarray] = field(default_factory=list)
+
+
+def images_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """HxWx3 float [0,1] or uint8 images -> one [V, H, W, 3] uint8 tensor on the device."""
+    stacked = np.stack([(im * 255 + 0.5).astype(np.uint8) if im.dtype != np.uint8 else im for im in images])
+    return torch.from_numpy(stacked).to(device)
+
+
+def knn_scale(points: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Mean distance to the k nearest neighbours (chunked cdist: no extra dependency)."""
+    out = torch.empty(len(points), device=points.device)
+    for start in range(0, len(points), 4096):
+        d = torch.cdist(points[start:start + 4096], points)
+        out[start:start + 4096] = d.topk(k + 1, largest=False).values[:, 1:].mean(-1)
+    return out.clamp_min(1e-7)
+
+
+def init_splats(scene: SceneData, s: TrainSettings, device: torch.device, generator: torch.Generator,
+                scale: float) -> dict[str, torch.nn.Parameter]:
+    """gsplat simple-trainer initialisation from points (SfM/depth) or random in the scene bounds."""
+    if s.init_type == "points" and scene.points is not None and len(scene.points):
+        pts = torch.as_tensor(scene.points, dtype=torch.float32, device=device)
+        rgb = torch.as_tensor(scene.colors if scene.colors is not None else np.full((len(pts), 3), 0.5),
+                              dtype=torch.float32, device=device)
+    else:
+        n = s.init_num_points
+        pts = (torch.rand((n, 3), generator=generator, device=device) * 2 - 1) * s.init_extent * scale
+        rgb = torch.rand((n, 3), generator=generator, device=device)
+    if s.strategy == "mcmc" and len(pts) > s.cap_max:
+        pts, rgb = pts[: s.cap_max], rgb[: s.cap_max]
+    n = len(pts)
+    init_opacity, init_scale = (0.5, 0.1) if s.strategy == "mcmc" else (0.1, 1.0)
+    scales = torch.log(knn_scale(pts) * init_scale).unsqueeze(-1).repeat(1, 3)
+    quats = torch.rand((n, 4), generator=generator, device=device)
+    opacities = torch.logit(torch.full((n,), init_opacity, device=device))
+    k = (s.sh_degree + 1) ** 2
+    sh0 = ((rgb - 0.5) / SH_C0).unsqueeze(1)
+    shN = torch.zeros((n, k - 1, 3), device=device)
+    return {name: torch.nn.Parameter(t.contiguous()) for name, t in
+            (("means", pts), ("scales", scales), ("quats", quats), ("opacities", opacities), ("sh0", sh0),
+             ("shN", shN))}
+
+
+def make_optimizers(params: dict[str, torch.nn.Parameter], s: TrainSettings, scale: float,
+                    fused: bool) -> dict[str, torch.optim.Optimizer]:
+    lrs = {"means": s.means_lr * scale, "scales": s.scales_lr, "quats": s.quats_lr, "opacities": s.opacities_lr,
+           "sh0": s.sh0_lr, "shN": s.shN_lr}
+    opt_cls: Callable[..., torch.optim.Optimizer] = torch.optim.SparseAdam if s.sparse_grad else torch.optim.Adam
+    extra = {"fused": True} if fused and not s.sparse_grad and params["means"].is_cuda else {}
+    return {name: opt_cls([{"params": params[name], "lr": lr, "name": name}], eps=1e-15, **extra)
+            for name, lr in lrs.items()}
+
+
+def make_strategy(s: TrainSettings) -> Any:
+    from gsplat.strategy import DefaultStrategy, MCMCStrategy
+
+    if s.strategy == "mcmc":
+        return MCMCStrategy(cap_max=s.cap_max, **s.schedule())
+    return DefaultStrategy(absgrad=False, **s.schedule())
+
+
+def enforce_cap(params: dict[str, torch.nn.Parameter], optimizers: dict[str, torch.optim.Optimizer],
+                state: dict[str, Any], cap: int) -> None:
+    """Bounded memory per scene for the default strategy: keep the `cap` most opaque Gaussians."""
+    from gsplat.strategy.ops import remove
+
+    n = len(params["means"])
+    if n <= cap:
+        return
+    keep = torch.zeros(n, dtype=torch.bool, device=params["means"].device)
+    keep[params["opacities"].detach().topk(cap).indices] = True
+    remove(params, optimizers, {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, ~keep)
+
+
+class SceneTrainer:
+    """One scene's training state; `step()` runs one optimisation step (no host synchronisation
+    beyond what gsplat itself needs)."""
+
+    def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
+                 stream: torch.cuda.Stream | None = None) -> None:
+        self.s, self.device, self.stream = s, device, stream
+        self.train_cams, self.test_cams = scene.split(s.test_every)
+        if not self.train_cams:
+            raise ValueError("the scene has no training views")
+        self.scale = scene_scale(scene.cameras)
+        self.generator = torch.Generator(device=device).manual_seed(s.seed)
+        torch.manual_seed(s.seed)
+        with self._on_stream():
+            self.params = init_splats(scene, s, device, self.generator, self.scale)
+            self.optimizers = make_optimizers(self.params, s, self.scale, fused=True)
+            self.images = images_tensor([images[c.name] for c in self.train_cams], device)
+            self.viewmats = torch.as_tensor(np.stack([c.w2c for c in self.train_cams]), dtype=torch.float32,
+                                            device=device)
+            self.Ks = torch.as_tensor(np.stack([c.K for c in self.train_cams]), dtype=torch.float32, device=device)
+            masks = [images.get(f"{c.name}#mask") for c in self.train_cams]
+            self.masks = images_tensor([m for m in masks if m is not None], device) if all(
+                m is not None for m in masks) and masks else None
+        self.strategy = make_strategy(s)
+        self.strategy.check_sanity(self.params, self.optimizers)
+        self.state = self.strategy.initialize_state(**({} if s.strategy == "mcmc" else {"scene_scale": self.scale}))
+        self.gamma = (s.means_lr_final / s.means_lr) ** (1.0 / max(1, s.steps))
+        self.order = self._view_order()
+        self.step_index = 0
+        self.train_seconds = 0.0
+
+    def _on_stream(self) -> Any:
+        return torch.cuda.stream(self.stream) if self.stream is not None else _null()
+
+    def _view_order(self) -> Iterator[int]:
+        """Deterministic shuffled epochs over the training views (like a DataLoader with a seed)."""
+        while True:
+            yield from torch.randperm(len(self.train_cams), generator=torch.Generator().manual_seed(
+                self.s.seed + self.step_index)).tolist()
+
+    def render(self, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
+               sh_degree: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        from gsplat import rasterization
+
+        p = self.params
+        colors = torch.cat([p["sh0"], p["shN"]], 1)
+        return rasterization(
+            means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
+            opacities=torch.sigmoid(p["opacities"]), colors=colors, viewmats=viewmats, Ks=Ks, width=width,
+            height=height, sh_degree=self.s.sh_degree if sh_degree is None else sh_degree,
+            packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
+            rasterize_mode="antialiased" if self.s.antialiased else "classic")
+
+    def step(self) -> None:
+        s, i = self.s, self.step_index
+        with self._on_stream():
+            view = next(self.order)
+            cam = self.train_cams[view]
+            target = self.images[view : view + 1].float() / 255.0
+            renders, _, info = self.render(self.viewmats[view : view + 1], self.Ks[view : view + 1], cam.width,
+                                           cam.height, min(i // s.sh_degree_interval, s.sh_degree))
+            self.strategy.step_pre_backward(self.params, self.optimizers, self.state, i, info)
+            pred = renders
+            if self.masks is not None:
+                m = self.masks[view : view + 1].float() / 255.0
+                m = m[..., None] if m.dim() == 3 else m[..., :1]
+                pred, target = pred * m, target * m
+            l1 = F.l1_loss(pred, target)
+            loss = l1 * (1 - s.ssim_lambda) + (1 - ssim(pred.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2))) \
+                * s.ssim_lambda
+            if s.strategy == "mcmc":
+                loss = loss + s.opacity_reg * torch.sigmoid(self.params["opacities"]).mean() \
+                    + s.scale_reg * torch.exp(self.params["scales"]).mean()
+            loss.backward()
+            if s.sparse_grad:  # SparseAdam wants sparse gradients (as gsplat's simple trainer does it)
+                gaussian_ids = info["gaussian_ids"]
+                for p in self.params.values():
+                    if p.grad is not None and not p.grad.is_sparse:
+                        p.grad = torch.sparse_coo_tensor(gaussian_ids[None], p.grad[gaussian_ids], p.size(),
+                                                         is_coalesced=True)
+            for opt in self.optimizers.values():
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            group = self.optimizers["means"].param_groups[0]
+            if s.strategy == "mcmc":
+                self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info, lr=group["lr"])
+            else:
+                self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info,
+                                                 packed=s.packed)
+                if i % self.strategy.refine_every == 0:
+                    enforce_cap(self.params, self.optimizers, self.state, s.cap_max)
+            group["lr"] *= self.gamma
+        self.step_index += 1
+
+    @torch.no_grad()
+    def evaluate(self, lpips: Lpips | None = None, images: dict[str, np.ndarray] | None = None
+                 ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """PSNR / SSIM / LPIPS on the held-out views (the training views when none are held out)."""
+        cams = self.test_cams or self.train_cams
+        psnrs: list[float] = []
+        ssims: list[float] = []
+        lpipss: list[float | None] = []
+        renders: list[np.ndarray] = []
+        with self._on_stream():
+            for cam in cams:
+                vm = torch.as_tensor(cam.w2c, dtype=torch.float32, device=self.device)[None]
+                K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)[None]
+                pred = self.render(vm, K, cam.width, cam.height)[0].clamp(0, 1)
+                src = (images or {}).get(cam.name)
+                renders.append(pred[0].cpu().numpy())
+                if src is None:
+                    continue
+                gt = images_tensor([src], self.device).float() / 255.0
+                a, b = pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)
+                psnrs.append(psnr(pred, gt))
+                ssims.append(float(ssim(a, b)))
+                if lpips is not None:
+                    lpipss.append(lpips(a, b))
+        metrics = {
+            "psnr": float(np.mean(psnrs)) if psnrs else None, "ssim": float(np.mean(ssims)) if ssims else None,
+            "lpips": float(np.mean([v for v in lpipss if v is not None])) if lpipss and None not in lpipss else None,
+            "evaluated_on": "test" if self.test_cams else "train", "views": len(cams),
+            "num_gaussians": len(self.params["means"]),
+        }
+        return metrics, renders
+
+    def export(self) -> Splats:
+        p = {k: v.detach().float().cpu().numpy() for k, v in self.params.items()}
+        return Splats(p["means"], p["scales"], p["quats"], p["opacities"], p["sh0"], p["shN"])
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
+                 device: torch.device | str = "cuda", packed_streams: bool = True,
+                 evaluate: bool = True) -> list[TrainResult]:
+    """Train several scenes on one GPU. With `packed_streams` their steps interleave on one CUDA
+    stream each (multi-scene packing); otherwise they run one after another."""
+    device = torch.device(device)
+    lpips = Lpips(device) if evaluate else None
+    results: list[TrainResult] = []
+    use_streams = packed_streams and device.type == "cuda" and len(scenes) > 1
+    started = time.perf_counter()
+    if use_streams:
+        trainers = [SceneTrainer(sc, im, s, device, torch.cuda.Stream(device)) for sc, im in scenes]
+        for _ in range(s.steps):
+            for t in trainers:
+                t.step()
+        torch.cuda.synchronize(device)
+        for t in trainers:
+            t.train_seconds = (time.perf_counter() - started) / len(trainers)
+    else:
+        trainers = []
+        for sc, im in scenes:
+            t0 = time.perf_counter()
+            t = SceneTrainer(sc, im, s, device)
+            for _ in range(s.steps):
+                t.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t.train_seconds = time.perf_counter() - t0
+            trainers.append(t)
+    for t, (_, images) in zip(trainers, scenes, strict=True):
+        metrics, renders = t.evaluate(lpips, images) if evaluate else ({}, [])
+        metrics.update(steps=s.steps, train_seconds=round(t.train_seconds, 3),
+                       steps_per_second=round(s.steps / max(t.train_seconds, 1e-9), 2),
+                       lpips_unavailable=(lpips.reason or None) if lpips else None)
+        results.append(TrainResult(t.export(), metrics, renders))
+    return results
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def orbit_cameras(scene: SceneData, n: int, width: int | None = None, height: int | None = None) -> list[Camera]:
+    """A smooth orbit around the training cameras' centre at their mean distance and height, for the
+    trajectory video and previews."""
+    from genfab.stages.gaussians.cameras import look_at
+
+    centers = np.stack([c.center for c in scene.cameras])
+    target = centers.mean(0) + np.asarray([c.c2w[:3, 2] for c in scene.cameras]).mean(0) * np.linalg.norm(
+        centers - centers.mean(0), axis=1).mean()
+    radius = float(np.linalg.norm((centers - target)[:, :2], axis=1).mean())
+    height_ = float((centers - target)[:, 2].mean())
+    ref = scene.cameras[0]
+    w, h = width or ref.width, height or ref.height
+    K = ref.K.copy()
+    K[0] *= w / ref.width
+    K[1] *= h / ref.height
+    cams = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        eye = target + np.array([radius * math.cos(a), radius * math.sin(a), height_])
+        cams.append(Camera(f"orbit_{i:03d}", K, look_at(eye, target), w, h))
+    return cams

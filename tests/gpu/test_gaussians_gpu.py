@@ -1,0 +1,80 @@
+"""GPU tier: 3DGS training on gsplat (skipped without CUDA; run on the device, see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("needs CUDA", allow_module_level=True)
+pytest.importorskip("gsplat")
+
+from genfab.stages.gaussians import procedural  # noqa: E402
+from genfab.stages.gaussians.ply import read_ply, write_ply  # noqa: E402
+from genfab.stages.gaussians.render import render_splats  # noqa: E402
+from genfab.stages.gaussians.train import TrainSettings, train_scenes  # noqa: E402
+
+# 1,000 steps on a 24-view 128x128 procedural scene. Predicting every held-out pixel as the scene's
+# mean colour scores about 11 dB there; the threshold below sits well under what the device run
+# measured (see the closing note) and far above anything a broken loss, pose convention or SH order
+# would reach (those stay below 15 dB).
+PSNR_AFTER_1000_STEPS = 24.0
+
+
+@pytest.fixture(scope="module")
+def scene() -> procedural.ProceduralScene:
+    return procedural.generate(1, n_views=24, width=128, height=128, n_points=8000, device="cuda")
+
+
+def mean_colour_psnr(scene: procedural.ProceduralScene) -> float:
+    ims = np.stack(list(scene.images.values()))
+    mse = float(((ims - ims.mean(axis=(0, 1, 2))) ** 2).mean())
+    return 10 * np.log10(1 / mse)
+
+
+def test_one_thousand_steps_reach_the_psnr_threshold(scene: procedural.ProceduralScene, tmp_path: Path) -> None:
+    result = train_scenes([(scene.scene_data(), scene.images)], TrainSettings(steps=1000), "cuda")[0]
+    m = result.metrics
+    print(f"\n1000 steps: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, {m['num_gaussians']} Gaussians, "
+          f"{m['steps_per_second']} steps/s; mean-colour PSNR {mean_colour_psnr(scene):.2f} dB")
+    assert m["evaluated_on"] == "test" and m["views"] == 3
+    assert m["psnr"] >= PSNR_AFTER_1000_STEPS
+    assert m["psnr"] > mean_colour_psnr(scene) + 8
+    # The exported PLY renders the same images as the trained parameters.
+    write_ply(tmp_path / "gf.ply", result.splats)
+    test_cams = scene.scene_data().split(8)[1]
+    from_ply = render_splats(read_ply(tmp_path / "gf.ply"), test_cams, "cuda")
+    assert np.abs(from_ply[0] - result.test_renders[0]).max() < 2e-3
+
+
+def test_packing_four_scenes_matches_sequential() -> None:
+    scenes = [procedural.generate(20 + i, n_views=16, width=96, height=96, n_points=4000, device="cuda")
+              for i in range(4)]
+    inputs = [(s.scene_data(), s.images) for s in scenes]
+    s = TrainSettings(steps=600, cap_max=60_000)
+    sequential = train_scenes(inputs, s, "cuda", packed_streams=False)
+    packed = train_scenes(inputs, s, "cuda", packed_streams=True)
+    for a, b in zip(sequential, packed, strict=True):
+        print(f"\nsequential {a.metrics['psnr']:.2f} dB / {len(a.splats)} vs packed {b.metrics['psnr']:.2f} dB / "
+              f"{len(b.splats)}")
+        assert abs(a.metrics["psnr"] - b.metrics["psnr"]) < 0.5  # gsplat's backward uses float atomics
+        assert abs(len(a.splats) - len(b.splats)) <= 0.1 * len(a.splats)
+        assert len(b.splats) <= 60_000
+
+
+@pytest.mark.parametrize("options", [{"strategy": "mcmc", "cap_max": 20_000}, {"packed": True},
+                                     {"packed": True, "sparse_grad": True}, {"antialiased": True}])
+def test_strategies_and_rasterization_options_train(scene: procedural.ProceduralScene, options: dict) -> None:
+    result = train_scenes([(scene.scene_data(), scene.images)], TrainSettings(steps=300, **options), "cuda")[0]
+    assert result.metrics["psnr"] > mean_colour_psnr(scene) + 3
+    if options.get("strategy") == "mcmc":
+        assert len(result.splats) <= 20_000
+
+
+def test_same_seed_same_scene_and_initialisation() -> None:
+    a = procedural.generate(5, n_views=4, width=48, height=48, n_points=500, device="cuda")
+    b = procedural.generate(5, n_views=4, width=48, height=48, n_points=500, device="cuda")
+    assert all(np.array_equal(a.images[k], b.images[k]) for k in a.images)
