@@ -60,6 +60,7 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
     state = strategy.initialize_state(scene_scale=scale)
     ssim_metric = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
     cpu_images = [torch.from_numpy(images[c.name]).float() for c in train]  # like a DataLoader's batches
+    background = torch.tensor(s.background, device=device)[None] if s.background is not None else None
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
@@ -78,7 +79,7 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
             means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
             opacities=torch.sigmoid(params["opacities"]), colors=colors, viewmats=viewmat, Ks=K,
             width=cam.width, height=cam.height, sh_degree=min(step // s.sh_degree_interval, s.sh_degree),
-            packed=False)
+            packed=False, backgrounds=background)
         strategy.step_pre_backward(params, optimizers, state, step, info)
         l1 = torch.nn.functional.l1_loss(renders, pixels)
         ssim_value = ssim_metric(renders.permute(0, 3, 1, 2), pixels.permute(0, 3, 1, 2))
@@ -102,7 +103,8 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
             pred = rasterization(means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
                                  opacities=torch.sigmoid(params["opacities"]),
                                  colors=torch.cat([params["sh0"], params["shN"]], 1), viewmats=vm, Ks=K,
-                                 width=cam.width, height=cam.height, sh_degree=s.sh_degree, packed=False)[0].clamp(0, 1)
+                                 width=cam.width, height=cam.height, sh_degree=s.sh_degree, packed=False,
+                                 backgrounds=background)[0].clamp(0, 1)
             gt = torch.from_numpy(images[cam.name]).float().to(device)[None]
             psnrs.append(psnr(pred, gt))
             ssims.append(float(ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2))))
@@ -135,7 +137,7 @@ def packing(n_scenes: int, steps: int, size: int, views: int, device: torch.devi
     for i in range(n_scenes):
         sc = procedural.generate(100 + i, n_views=views, width=size, height=size, n_points=5000, device=device)
         scenes.append((sc.scene_data(), sc.images))
-    s = TrainSettings(steps=steps, sh_degree=3, cap_max=200_000)
+    s = TrainSettings(steps=steps, sh_degree=3, cap_max=200_000, background=procedural.BACKGROUND)
     out: dict[str, Any] = {}
     for mode, packed in (("sequential", False), ("packed", True)):
         seed_everything(s.seed)
@@ -175,7 +177,7 @@ def main() -> None:
     scene = procedural.generate(args.seed, n_views=args.views, width=args.size, height=args.size, device=device)
     data, images = scene.scene_data(), scene.images
     gen_seconds = time.perf_counter() - t0
-    s = TrainSettings(steps=args.steps)
+    s = TrainSettings(steps=args.steps, background=procedural.BACKGROUND)
     # warm-up: gsplat's kernels load and cuBLAS/cuDNN initialise outside the timed runs
     train_scenes([(data, images)], TrainSettings(steps=50), device, evaluate=False)
     runs = {"plain gsplat loop": plain_gsplat_loop(data, images, s, device),

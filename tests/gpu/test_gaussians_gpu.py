@@ -36,7 +36,8 @@ def mean_colour_psnr(scene: procedural.ProceduralScene) -> float:
 
 
 def test_one_thousand_steps_reach_the_psnr_threshold(scene: procedural.ProceduralScene, tmp_path: Path) -> None:
-    result = train_scenes([(scene.scene_data(), scene.images)], TrainSettings(steps=1000), "cuda")[0]
+    settings = TrainSettings(steps=1000, background=procedural.BACKGROUND)
+    result = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda")[0]
     m = result.metrics
     print(f"\n1000 steps: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, {m['num_gaussians']} Gaussians, "
           f"{m['steps_per_second']} steps/s; mean-colour PSNR {mean_colour_psnr(scene):.2f} dB")
@@ -46,7 +47,7 @@ def test_one_thousand_steps_reach_the_psnr_threshold(scene: procedural.Procedura
     # The exported PLY renders the same images as the trained parameters.
     write_ply(tmp_path / "gf.ply", result.splats)
     test_cams = scene.scene_data().split(8)[1]
-    from_ply = render_splats(read_ply(tmp_path / "gf.ply"), test_cams, "cuda")
+    from_ply = render_splats(read_ply(tmp_path / "gf.ply"), test_cams, "cuda", background=procedural.BACKGROUND)
     assert np.abs(from_ply[0] - result.test_renders[0]).max() < 2e-3
 
 
@@ -54,7 +55,7 @@ def test_packing_four_scenes_matches_sequential() -> None:
     scenes = [procedural.generate(20 + i, n_views=16, width=96, height=96, n_points=4000, device="cuda")
               for i in range(4)]
     inputs = [(s.scene_data(), s.images) for s in scenes]
-    s = TrainSettings(steps=600, cap_max=60_000)
+    s = TrainSettings(steps=600, cap_max=60_000, background=procedural.BACKGROUND)
     sequential = train_scenes(inputs, s, "cuda", packed_streams=False)
     packed = train_scenes(inputs, s, "cuda", packed_streams=True)
     for a, b in zip(sequential, packed, strict=True):
@@ -68,7 +69,8 @@ def test_packing_four_scenes_matches_sequential() -> None:
 @pytest.mark.parametrize("options", [{"strategy": "mcmc", "cap_max": 20_000}, {"packed": True},
                                      {"packed": True, "sparse_grad": True}, {"antialiased": True}])
 def test_strategies_and_rasterization_options_train(scene: procedural.ProceduralScene, options: dict) -> None:
-    result = train_scenes([(scene.scene_data(), scene.images)], TrainSettings(steps=300, **options), "cuda")[0]
+    settings = TrainSettings(steps=300, background=procedural.BACKGROUND, **options)
+    result = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda")[0]
     assert result.metrics["psnr"] > mean_colour_psnr(scene) + 3
     if options.get("strategy") == "mcmc":
         assert len(result.splats) <= 20_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -58,6 +58,9 @@ class GaussiansConfig(GenfabModel):
     ply_path: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$", max_length=256)
     """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
     name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""
+    background: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(None, min_length=3, max_length=3)
+    """Known background colour (RGB in [0, 1]) of the captures, e.g. [1, 1, 1] for object-centric
+    renders on white; unset: black, as gsplat's simple trainer."""
     video: bool = True
     """Render an orbit `trajectory.mp4` next to the PLY."""
     seed: int = Field(42, ge=0)

@@ -1,10 +1,10 @@
 """Procedural multi-view benchmark scenes, rendered by an analytic ray caster (not a splatter).
 
-Textured spheres and boxes on a checkered ground plane under a directional light with hard shadows
-and ambient light, seen by cameras on rings around the scene. The same seed gives the same scene,
-cameras and images (bit-identical on one device). No downloads, no data files: benchmarks and GPU
-tests train on these, and because the images come from ray casting geometry, a Gaussian splatter
-cannot reproduce them trivially.
+Textured spheres and boxes on a checkered ground disc under a directional light with hard shadows
+and ambient light, in front of a white background, seen by cameras on rings around the scene. The
+same seed gives the same scene, cameras and images (bit-identical on one device). No downloads, no
+data files: benchmarks and GPU tests train on these, and because the images come from ray casting
+geometry, a Gaussian splatter cannot reproduce them trivially.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import torch
 from genfab.stages.gaussians.cameras import Camera, SceneData, intrinsics, look_at
 
 GROUND_RADIUS = 2.5
-SKY_TOP, SKY_HORIZON = torch.tensor([0.35, 0.55, 0.9]), torch.tensor([0.85, 0.9, 0.95])
+BACKGROUND = (1.0, 1.0, 1.0)
+"""Rays that miss everything see a constant white background, as in object-centric captures (NeRF's
+synthetic scenes): train with `background` set to it."""
 
 
 @dataclass
@@ -149,8 +151,8 @@ def _shade(scene: ProceduralScene, o: torch.Tensor, d: torch.Tensor) -> torch.Te
     shadow_t, _ = _hit_spheres(x + normal * 1e-3, light.expand_as(d), scene.primitives)
     lit = torch.where(torch.isfinite(shadow_t), torch.zeros_like(lambert), lambert)
     color = albedo * (scene.ambient + (1 - scene.ambient) * lit)[:, None]
-    sky = SKY_HORIZON.to(dev, dt) + (SKY_TOP.to(dev, dt) - SKY_HORIZON.to(dev, dt)) * d[:, 2:3].clamp(0, 1)
-    return torch.where(hit[:, None], color, sky).clamp(0, 1)
+    background = torch.tensor(BACKGROUND, dtype=dt, device=dev).expand_as(color)
+    return torch.where(hit[:, None], color, background).clamp(0, 1)
 
 
 def render(scene: ProceduralScene, cam: Camera, supersample: int = 2, device: str | torch.device = "cpu"

@@ -150,10 +150,11 @@ class GaussiansStage(Stage):
         sample.write_file(prefix + self.ply, out / "scene.ply")
         _, test = scene.split(self.settings.test_every)
         preview_cam = (test or scene.cameras)[0]
-        rendered = render_splats(result.splats, [preview_cam], self.device)[0]
+        bg = self.settings.background
+        rendered = render_splats(result.splats, [preview_cam], self.device, background=bg)[0]
         sample.write(prefix + "preview.png", _png(np.concatenate([images[preview_cam.name] / 255.0, rendered], 1)))
         if self.video:
-            frames = render_splats(result.splats, orbit_cameras(scene, 60), self.device)
+            frames = render_splats(result.splats, orbit_cameras(scene, 60), self.device, background=bg)
             if _write_video(out / "trajectory.mp4", frames):
                 sample.write_file(prefix + "trajectory.mp4", out / "trajectory.mp4")
         metrics = {**result.metrics, "scene": scene.meta, "views": len(scene.cameras),

@@ -46,6 +46,8 @@ class TrainSettings:
     antialiased: bool = False
     test_every: int = 8
     seed: int = 42
+    background: tuple[float, float, float] | None = None
+    """Known background colour of the captures (white for object-centric renders); None: black."""
     # gsplat simple-trainer learning rates (means scale with the scene)
     means_lr: float = 1.6e-4
     means_lr_final: float = 1.6e-6
@@ -63,6 +65,8 @@ class TrainSettings:
         camel = {"capMax": "cap_max", "shDegree": "sh_degree", "shDegreeInterval": "sh_degree_interval",
                  "ssimLambda": "ssim_lambda", "initType": "init_type", "initNumPoints": "init_num_points",
                  "initExtent": "init_extent", "sparseGrad": "sparse_grad", "testEvery": "test_every"}
+        if config.get("background") is not None:
+            config = {**config, "background": tuple(float(v) for v in config["background"])}
         kwargs = {camel.get(k, names.get(k, "")): v for k, v in config.items() if camel.get(k, names.get(k))}
         return cls(**kwargs)
 
@@ -202,11 +206,14 @@ class SceneTrainer:
 
         p = self.params
         colors = torch.cat([p["sh0"], p["shN"]], 1)
+        backgrounds = None
+        if self.s.background is not None:
+            backgrounds = torch.tensor(self.s.background, dtype=torch.float32, device=self.device)[None]
         return rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
             opacities=torch.sigmoid(p["opacities"]), colors=colors, viewmats=viewmats, Ks=Ks, width=width,
             height=height, sh_degree=self.s.sh_degree if sh_degree is None else sh_degree,
-            packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
+            packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False, backgrounds=backgrounds,
             rasterize_mode="antialiased" if self.s.antialiased else "classic")
 
     def step(self) -> None:
