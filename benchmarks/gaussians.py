@@ -193,7 +193,7 @@ def main() -> None:
         f"--pack-scenes {args.pack_scenes} --pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
         "",
         f"Scene: procedural (seed {args.seed}), {args.views} views at {args.size}x{args.size}, every "
-        f"{s.test_every}th held out, {len(data.points or [])} initial surface points; ray-cast in {gen_seconds:.1f} s.",
+        f"{s.test_every}th held out, {0 if data.points is None else len(data.points)} initial surface points; ray-cast in {gen_seconds:.1f} s.",
         "",
         "| | wall s | steps/s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -9,6 +9,7 @@ import torch
 
 from genfab.stages.gaussians.cameras import Camera
 from genfab.stages.gaussians.ply import Splats, read_ply
+from genfab.stages.gaussians.train import composite
 
 
 @torch.no_grad()
@@ -27,11 +28,10 @@ def render_splats(splats: Splats, cameras: list[Camera], device: torch.device | 
     colors = torch.cat([t(splats.sh0), t(splats.shN)], 1)
     out = []
     for cam in cameras:
-        bg = t(np.asarray(background))[None] if background is not None else None
-        rgb = rasterization(means, quats, scales, opacities, colors, t(cam.w2c)[None], t(cam.K)[None], cam.width,
-                            cam.height, sh_degree=splats.sh_degree, packed=False, backgrounds=bg,
-                            rasterize_mode="antialiased" if antialiased else "classic")[0]
-        out.append(rgb[0].clamp(0, 1).cpu().numpy())
+        rgb, alpha, _ = rasterization(means, quats, scales, opacities, colors, t(cam.w2c)[None], t(cam.K)[None],
+                                      cam.width, cam.height, sh_degree=splats.sh_degree, packed=False,
+                                      rasterize_mode="antialiased" if antialiased else "classic")
+        out.append(composite(rgb, alpha, background)[0].clamp(0, 1).cpu().numpy())
     return out
 
 

@@ -88,6 +88,15 @@ class TrainResult:
     test_renders: list[np.ndarray] = field(default_factory=list)
 
 
+def composite(rgb: torch.Tensor, alpha: torch.Tensor, background: tuple[float, float, float] | None
+              ) -> torch.Tensor:
+    """Blend a known background behind the splats: what gsplat's `backgrounds` does, done here
+    because gsplat 1.5 rejects `backgrounds` in packed mode."""
+    if background is None:
+        return rgb
+    return rgb + (1 - alpha) * torch.tensor(background, dtype=rgb.dtype, device=rgb.device)
+
+
 def images_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     """HxWx3 float [0,1] or uint8 images -> one [V, H, W, 3] uint8 tensor on the device."""
     stacked = np.stack([(im * 255 + 0.5).astype(np.uint8) if im.dtype != np.uint8 else im for im in images])
@@ -206,16 +215,13 @@ class SceneTrainer:
 
         p = self.params
         colors = torch.cat([p["sh0"], p["shN"]], 1)
-        backgrounds = None
-        if self.s.background is not None:
-            backgrounds = torch.tensor(self.s.background, dtype=torch.float32, device=self.device)[None]
-        return rasterization(
+        rgb, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
             opacities=torch.sigmoid(p["opacities"]), colors=colors, viewmats=viewmats, Ks=Ks, width=width,
             height=height, sh_degree=self.s.sh_degree if sh_degree is None else sh_degree,
-            packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False, backgrounds=backgrounds,
+            packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
             rasterize_mode="antialiased" if self.s.antialiased else "classic")
-
+        return composite(rgb, alpha, self.s.background), alpha, info
     def step(self) -> None:
         s, i = self.s, self.step_index
         with self._on_stream():
