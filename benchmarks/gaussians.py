@@ -185,6 +185,7 @@ def main() -> None:
     pack = packing(args.pack_scenes, args.pack_steps, args.pack_size, max(8, args.views // 2), device)
     base, ours = runs["plain gsplat loop"], runs["genfab gaussians stage"]
     gpu = torch.cuda.get_device_name(device)
+    n_points = 0 if data.points is None else len(data.points)
     lines = [
         "# 3DGS training: genfab `gaussians` stage vs plain gsplat loop",
         "",
@@ -193,7 +194,7 @@ def main() -> None:
         f"--pack-scenes {args.pack_scenes} --pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
         "",
         f"Scene: procedural (seed {args.seed}), {args.views} views at {args.size}x{args.size}, every "
-        f"{s.test_every}th held out, {0 if data.points is None else len(data.points)} initial surface points; ray-cast in {gen_seconds:.1f} s.",
+        f"{s.test_every}th held out, {n_points} initial surface points; ray-cast in {gen_seconds:.1f} s.",
         "",
         "| | wall s | steps/s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
