@@ -47,6 +47,9 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
     from torchmetrics.image import StructuralSimilarityIndexMeasure
 
     seed_everything(s.seed)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
     train, test = scene.split(s.test_every)
     scale = scene_scale(scene.cameras)
     gen = torch.Generator(device=device).manual_seed(s.seed)
@@ -61,9 +64,6 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
     ssim_metric = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
     cpu_images = [torch.from_numpy(images[c.name]).float() for c in train]  # like a DataLoader's batches
     background = torch.tensor(s.background, device=device)[None] if s.background is not None else None
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
     order = torch.Generator().manual_seed(s.seed)
     perm: list[int] = []
     for step in range(s.steps):
@@ -139,16 +139,18 @@ def packing(n_scenes: int, steps: int, size: int, views: int, device: torch.devi
         scenes.append((sc.scene_data(), sc.images))
     s = TrainSettings(steps=steps, sh_degree=3, cap_max=200_000, background=procedural.BACKGROUND)
     out: dict[str, Any] = {}
-    for mode, packed in (("sequential", False), ("packed", True)):
+    for mode in ("sequential", "processes", "streams"):
         seed_everything(s.seed)
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
-        results = train_scenes(scenes, s, device, packed_streams=packed, evaluate=False)
+        results = train_scenes(scenes, s, device, packing=mode, evaluate=True)
         seconds = time.perf_counter() - started
-        out[mode] = {"seconds": seconds, "scenes_per_gpu_hour": n_scenes / seconds * 3600,
-                     "peak_bytes": torch.cuda.max_memory_allocated(device),
-                     "gaussians": [len(r.splats) for r in results]}
+        peak = torch.cuda.max_memory_allocated(device) if mode != "processes" else max(
+            r.metrics["peak_gpu_bytes"] for r in results)
+        out[mode] = {"seconds": seconds, "scenes_per_gpu_hour": n_scenes / seconds * 3600, "peak_bytes": peak,
+                     "gaussians": [len(r.splats) for r in results],
+                     "psnr": float(np.mean([r.metrics["psnr"] for r in results]))}
     return out
 
 
@@ -159,7 +161,8 @@ def fmt_mib(b: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=7000)
-    ap.add_argument("--size", type=int, default=256, help="image width and height")
+    ap.add_argument("--size", type=int, nargs="+", default=[256], help="image width and height (several: one "
+                    "comparison each)")
     ap.add_argument("--views", type=int, default=32)
     ap.add_argument("--pack-scenes", type=int, default=8)
     ap.add_argument("--pack-steps", type=int, default=2000)
@@ -173,57 +176,64 @@ def main() -> None:
     device = torch.device("cuda")
     import gsplat
 
-    t0 = time.perf_counter()
-    scene = procedural.generate(args.seed, n_views=args.views, width=args.size, height=args.size, device=device)
-    data, images = scene.scene_data(), scene.images
-    gen_seconds = time.perf_counter() - t0
-    s = TrainSettings(steps=args.steps, background=procedural.BACKGROUND)
-    # warm-up: gsplat's kernels load and cuBLAS/cuDNN initialise outside the timed runs
-    train_scenes([(data, images)], TrainSettings(steps=50), device, evaluate=False)
-    runs = {"plain gsplat loop": plain_gsplat_loop(data, images, s, device),
-            "genfab gaussians stage": genfab_stage(data, images, s, device)}
+    comparisons = []
+    for size in args.size:
+        t0 = time.perf_counter()
+        scene = procedural.generate(args.seed, n_views=args.views, width=size, height=size, device=device)
+        data, images = scene.scene_data(), scene.images
+        gen_seconds = time.perf_counter() - t0
+        s = TrainSettings(steps=args.steps, background=procedural.BACKGROUND)
+        # warm-up: gsplat's kernels load and cuBLAS/cuDNN initialise outside the timed runs
+        train_scenes([(data, images)], TrainSettings(steps=50), device, packing="sequential", evaluate=False)
+        runs = {"plain gsplat loop": plain_gsplat_loop(data, images, s, device),
+                "genfab gaussians stage": genfab_stage(data, images, s, device)}
+        comparisons.append((size, gen_seconds, 0 if data.points is None else len(data.points), runs))
     pack = packing(args.pack_scenes, args.pack_steps, args.pack_size, max(8, args.views // 2), device)
-    base, ours = runs["plain gsplat loop"], runs["genfab gaussians stage"]
     gpu = torch.cuda.get_device_name(device)
-    n_points = 0 if data.points is None else len(data.points)
+    sizes = " ".join(str(v) for v in args.size)
     lines = [
         "# 3DGS training: genfab `gaussians` stage vs plain gsplat loop",
         "",
         f"GPU: {gpu}; torch {torch.__version__}; gsplat {gsplat.__version__}; Python {platform.python_version()}.",
-        f"Command: `python benchmarks/gaussians.py --steps {args.steps} --size {args.size} --views {args.views} "
+        f"Command: `python benchmarks/gaussians.py --steps {args.steps} --size {sizes} --views {args.views} "
         f"--pack-scenes {args.pack_scenes} --pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
         "",
-        f"Scene: procedural (seed {args.seed}), {args.views} views at {args.size}x{args.size}, every "
-        f"{s.test_every}th held out, {n_points} initial surface points; ray-cast in {gen_seconds:.1f} s.",
+        f"Scenes: procedural (seed {args.seed}), {args.views} views, every 8th held out, {args.steps} steps, "
+        "white background; the same data, step count and initial points for both.",
         "",
-        "| | wall s | steps/s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| size | | wall s | steps/s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, r in runs.items():
-        lp = f"{r['lpips']:.4f}" if r["lpips"] is not None else "n/a"
-        lines.append(f"| {name} | {r['seconds']:.1f} | {r['steps_per_second']:.0f} | {fmt_mib(r['peak_bytes'])} | "
-                     f"{r['psnr']:.2f} | {r['ssim']:.4f} | {lp} | {r['gaussians']:,} |")
+    for size, _, _, runs in comparisons:
+        for name, r in runs.items():
+            lp = f"{r['lpips']:.4f}" if r["lpips"] is not None else "n/a"
+            lines.append(f"| {size}² | {name} | {r['seconds']:.1f} | {r['steps_per_second']:.0f} | "
+                         f"{fmt_mib(r['peak_bytes'])} | {r['psnr']:.2f} | {r['ssim']:.4f} | {lp} | "
+                         f"{r['gaussians']:,} |")
+        base, ours = runs["plain gsplat loop"], runs["genfab gaussians stage"]
+        lines.append(f"| {size}² | **genfab / plain** | **{ours['seconds'] / base['seconds']:.2f}x** | "
+                     f"{ours['steps_per_second'] / base['steps_per_second']:.2f}x | "
+                     f"**{ours['peak_bytes'] / base['peak_bytes']:.2f}x** | "
+                     f"**{ours['psnr'] - base['psnr']:+.2f} dB** | "
+                     f"{ours['ssim'] - base['ssim']:+.4f} | | |")
     lines += [
-        f"| **ratio genfab / plain** | **{ours['seconds'] / base['seconds']:.2f}x** | "
-        f"{ours['steps_per_second'] / base['steps_per_second']:.2f}x | "
-        f"**{ours['peak_bytes'] / base['peak_bytes']:.2f}x** | **{ours['psnr'] - base['psnr']:+.2f} dB** | "
-        f"{ours['ssim'] - base['ssim']:+.4f} | | |",
         "",
         "Targets: wall <= 0.8x, peak memory <= 1.0x, PSNR >= plain - 0.1 dB.",
         "",
         f"## Multi-scene packing: {args.pack_scenes} scenes, {args.pack_steps} steps each, "
         f"{args.pack_size}x{args.pack_size}",
         "",
-        "| | wall s | scenes per GPU-hour | peak GPU memory |",
-        "| --- | ---: | ---: | ---: |",
+        "| | wall s | scenes per GPU-hour | peak GPU memory | mean test PSNR |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for mode in ("sequential", "packed"):
+    for mode in ("sequential", "processes", "streams"):
         r = pack[mode]
-        lines.append(f"| {mode} | {r['seconds']:.1f} | {r['scenes_per_gpu_hour']:.0f} | {fmt_mib(r['peak_bytes'])} |")
-    gain = pack["packed"]["scenes_per_gpu_hour"] / pack["sequential"]["scenes_per_gpu_hour"]
-    lines.append(f"| **ratio packed / sequential** | | **{gain:.2f}x** | "
-                 f"{pack['packed']['peak_bytes'] / pack['sequential']['peak_bytes']:.2f}x |")
-    if base["lpips"] is None:
+        peak = fmt_mib(r["peak_bytes"]) + (" (largest process)" if mode == "processes" else "")
+        lines.append(f"| {mode} | {r['seconds']:.1f} | {r['scenes_per_gpu_hour']:.0f} | {peak} | {r['psnr']:.2f} |")
+    for mode in ("processes", "streams"):
+        gain = pack[mode]["scenes_per_gpu_hour"] / pack["sequential"]["scenes_per_gpu_hour"]
+        lines.append(f"| **ratio {mode} / sequential** | | **{gain:.2f}x** | | |")
+    if comparisons[0][3]["plain gsplat loop"]["lpips"] is None:
         lines += ["", "LPIPS: n/a — torchmetrics' AlexNet backbone weights cannot be downloaded on this machine "
                       "(no network); PSNR and SSIM are computed."]
     text = "\n".join(lines) + "\n"
@@ -232,7 +242,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "packing": pack, "gpu": gpu}, indent=1, default=str))
+        args.json.write_text(json.dumps({"runs": {c[0]: c[3] for c in comparisons}, "packing": pack, "gpu": gpu},
+                                        indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def test_packing_four_scenes_matches_sequential() -> None:
               for i in range(4)]
     inputs = [(s.scene_data(), s.images) for s in scenes]
     s = TrainSettings(steps=600, cap_max=60_000, background=procedural.BACKGROUND)
-    sequential = train_scenes(inputs, s, "cuda", packed_streams=False)
-    packed = train_scenes(inputs, s, "cuda", packed_streams=True)
+    sequential = train_scenes(inputs, s, "cuda", packing="sequential")
+    for mode in ("processes", "streams"):
+        compare(sequential, train_scenes(inputs, s, "cuda", packing=mode))
+
+
+def compare(sequential: list, packed: list) -> None:
     for a, b in zip(sequential, packed, strict=True):
         print(f"\nsequential {a.metrics['psnr']:.2f} dB / {len(a.splats)} vs packed {b.metrics['psnr']:.2f} dB / "
               f"{len(b.splats)}")

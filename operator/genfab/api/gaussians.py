@@ -54,7 +54,10 @@ class GaussiansConfig(GenfabModel):
     test_every: int = Field(8, ge=2, le=1000)
     """Every N-th view is held out for evaluation (PSNR, SSIM, LPIPS)."""
     scenes_per_pod: int = Field(1, ge=1, le=64)
-    """Scenes trained concurrently on one GPU (multi-scene packing)."""
+    """Scenes trained concurrently on one GPU (multi-scene packing); the planner's shard size."""
+    packing: Literal["processes", "streams"] = "processes"
+    """How packed scenes share the GPU: one worker process each (default: small scenes are bound by
+    Python overhead, separate processes keep the GPU busy) or CUDA streams in one process."""
     ply_path: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$", max_length=256)
     """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
     name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""

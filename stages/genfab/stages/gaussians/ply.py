@@ -66,7 +66,7 @@ def read_ply(path: Path) -> Splats:
     vertex = PlyData.read(str(path))["vertex"]
     names = list(vertex.data.dtype.names or ())
     rest = len([n for n in names if n.startswith("f_rest_")])
-    missing = [n for n in property_names(rest) if n not in names and n not in ("nx", "ny", "nz")]
+    missing = [n for n in property_names(rest // 3) if n not in names and n not in ("nx", "ny", "nz")]
     if missing or rest % 3:
         raise ValueError(f"{path}: not a 3DGS PLY (missing {missing}, {rest} f_rest properties)")
 

@@ -18,12 +18,15 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.stages.runtime.models import download_prefix
+
+if TYPE_CHECKING:
+    from genfab.stages.gaussians.train import Packing
 
 PLY_DEFAULT = "gf.ply"
 
@@ -94,6 +97,10 @@ class GaussiansStage(Stage):
         self.batch_size = int(cfg.get("scenesPerPod", 1))
         self.ply = ply_key(str(cfg.get("plyPath", PLY_DEFAULT)))
         self.video = bool(cfg.get("video", True))
+        packing = str(cfg.get("packing", "processes"))
+        if packing not in ("processes", "streams", "sequential"):
+            raise BadInput(f"gaussians.packing: got {packing!r}; allowed: processes, streams, sequential")
+        self.packing: Packing = cast(Packing, packing)
         upstream = ctx.upstream
         self.scene_store = ctx.upstream_output() if upstream else ctx.source
         self.out_prefix = "scenes/gaussians/" if upstream and upstream[0].get("name") == "expansion" else \
@@ -128,7 +135,7 @@ class GaussiansStage(Stage):
             return errors
         started = time.perf_counter()
         results = train_scenes([(scene, images) for _, scene, images in loaded], self.settings, self.device,
-                               packed_streams=len(loaded) > 1)
+                               packing=self.packing)
         for (i, scene, images), result in zip(loaded, results, strict=True):
             try:
                 self._write(samples[i], scene, images, result, len(loaded), time.perf_counter() - started)

@@ -106,9 +106,10 @@ def images_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 def knn_scale(points: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Mean distance to the k nearest neighbours (chunked cdist: no extra dependency)."""
     out = torch.empty(len(points), device=points.device)
-    for start in range(0, len(points), 4096):
-        d = torch.cdist(points[start:start + 4096], points)
-        out[start:start + 4096] = d.topk(k + 1, largest=False).values[:, 1:].mean(-1)
+    chunk = max(64, (32 << 20) // max(1, 4 * len(points)))  # ~32 MiB of distances at a time
+    for start in range(0, len(points), chunk):
+        d = torch.cdist(points[start:start + chunk], points)
+        out[start:start + chunk] = d.topk(k + 1, largest=False).values[:, 1:].mean(-1)
     return out.clamp_min(1e-7)
 
 
@@ -308,42 +309,69 @@ class _null:
         return None
 
 
-def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
-                 device: torch.device | str = "cuda", packed_streams: bool = True,
-                 evaluate: bool = True) -> list[TrainResult]:
-    """Train several scenes on one GPU. With `packed_streams` their steps interleave on one CUDA
-    stream each (multi-scene packing); otherwise they run one after another."""
-    device = torch.device(device)
-    lpips = Lpips(device) if evaluate else None
-    results: list[TrainResult] = []
-    use_streams = packed_streams and device.type == "cuda" and len(scenes) > 1
+Packing = Literal["processes", "streams", "sequential"]
+
+
+def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
+               evaluate: bool) -> TrainResult:
     started = time.perf_counter()
-    if use_streams:
+    t = SceneTrainer(scene, images, s, device)
+    for _ in range(s.steps):
+        t.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t.train_seconds = time.perf_counter() - started
+    return _finish(t, images, Lpips(device) if evaluate else None)
+
+
+def _finish(t: SceneTrainer, images: dict[str, np.ndarray], lpips: Lpips | None) -> TrainResult:
+    metrics, renders = t.evaluate(lpips, images) if lpips is not None else ({}, [])
+    metrics.update(steps=t.s.steps, train_seconds=round(t.train_seconds, 3),
+                   peak_gpu_bytes=torch.cuda.max_memory_allocated(t.device) if t.device.type == "cuda" else None,
+                   steps_per_second=round(t.s.steps / max(t.train_seconds, 1e-9), 2),
+                   lpips_unavailable=(lpips.reason or None) if lpips else None)
+    return TrainResult(t.export(), metrics, renders)
+
+
+def _process_worker(args: tuple[SceneData, dict[str, np.ndarray], TrainSettings, int, bool]) -> TrainResult:
+    scene, images, s, index, evaluate = args
+    torch.cuda.set_device(index)
+    seed_everything(s.seed)
+    return _train_one(scene, images, s, torch.device("cuda", index), evaluate)
+
+
+def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
+                 device: torch.device | str = "cuda", packing: Packing = "processes",
+                 evaluate: bool = True) -> list[TrainResult]:
+    """Train several scenes on one GPU.
+
+    `processes` (default): one worker process per scene share the GPU. Small scenes are bound by
+    Python and kernel-launch overhead, not by the GPU, so separate processes (separate GILs) keep the
+    GPU busy; each process holds one scene (its Gaussians capped at `cap_max`) plus a CUDA context.
+    `streams`: one process, steps interleaved on one CUDA stream per scene. `sequential`: one by one.
+    Results come back in input order; each scene's seed and data are the same in every mode.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if len(scenes) > 1 and device.type == "cuda" and packing == "processes":
+        ctx = torch.multiprocessing.get_context("spawn")
+        with ctx.Pool(len(scenes)) as pool:
+            return pool.map(_process_worker, [(sc, im, s, device.index or 0, evaluate) for sc, im in scenes])
+    if len(scenes) > 1 and device.type == "cuda" and packing == "streams":
+        started = time.perf_counter()
         trainers = [SceneTrainer(sc, im, s, device, torch.cuda.Stream(device)) for sc, im in scenes]
         for _ in range(s.steps):
             for t in trainers:
                 t.step()
         torch.cuda.synchronize(device)
-        for t in trainers:
+        lpips = Lpips(device) if evaluate else None
+        results = []
+        for t, (_, images) in zip(trainers, scenes, strict=True):
             t.train_seconds = (time.perf_counter() - started) / len(trainers)
-    else:
-        trainers = []
-        for sc, im in scenes:
-            t0 = time.perf_counter()
-            t = SceneTrainer(sc, im, s, device)
-            for _ in range(s.steps):
-                t.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t.train_seconds = time.perf_counter() - t0
-            trainers.append(t)
-    for t, (_, images) in zip(trainers, scenes, strict=True):
-        metrics, renders = t.evaluate(lpips, images) if evaluate else ({}, [])
-        metrics.update(steps=s.steps, train_seconds=round(t.train_seconds, 3),
-                       steps_per_second=round(s.steps / max(t.train_seconds, 1e-9), 2),
-                       lpips_unavailable=(lpips.reason or None) if lpips else None)
-        results.append(TrainResult(t.export(), metrics, renders))
-    return results
+            results.append(_finish(t, images, lpips))
+        return results
+    return [_train_one(sc, im, s, device, evaluate) for sc, im in scenes]
 
 
 def seed_everything(seed: int) -> None:
