@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -18,6 +19,12 @@ class GaussiansConfig(GenfabModel):
             "capMax must be >= initNumPoints for the mcmc strategy",
             "capMax",
             lambda m: m.strategy != "mcmc" or m.cap_max >= m.init_num_points,
+        ),
+        Rule(
+            "!self.plyPath.matches('(^|/)[.][.]?(/|$)')",
+            "plyPath must stay inside the sample's folder (no '.' or '..' segments)",
+            "plyPath",
+            lambda m: not re.search(r"(^|/)\.\.?(/|$)", m.ply_path),
         ),
         Rule(
             "!self.sparseGrad || self.packed",

@@ -227,6 +227,10 @@ def load_colmap(folder: Path, root: Path | None = None) -> SceneData:
     return SceneData(cameras, points, colors, str(base), {"format": "colmap-" + ("bin" if binary else "txt")})
 
 
+def _floats(*values: float) -> str:
+    return " ".join(repr(float(v)) for v in values)
+
+
 def write_colmap(folder: Path, scene: SceneData, binary: bool = True) -> None:
     """Write cameras/images/points3D (one PINHOLE camera per image) as COLMAP binary or text."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -250,14 +254,14 @@ def write_colmap(folder: Path, scene: SceneData, binary: bool = True) -> None:
                 fh.write(struct.pack("<Q3d3BdQ", j + 1, *p, *c, 0.0, 0))
         return
     (folder / "cameras.txt").write_text("".join(
-        f"{i} PINHOLE {cam.width} {cam.height} {cam.K[0, 0]!r} {cam.K[1, 1]!r} {cam.K[0, 2]!r} {cam.K[1, 2]!r}\n"
+        f"{i} PINHOLE {cam.width} {cam.height} {_floats(cam.K[0, 0], cam.K[1, 1], cam.K[0, 2], cam.K[1, 2])}\n"
         for i, cam, _, _ in views))
     (folder / "images.txt").write_text("".join(
         f"{i} {' '.join(repr(float(v)) for v in (*q, *t))} {i} {name}\n\n"
         for (i, _, q, t), name in zip(views, names, strict=True)))
     (folder / "points3D.txt").write_text("".join(
-        f"{j + 1} {p[0]!r} {p[1]!r} {p[2]!r} {c[0]} {c[1]} {c[2]} 0\n" for j, (p, c) in enumerate(zip(pts, rgb,
-                                                                                                        strict=True))))
+        f"{j + 1} {_floats(*p)} {c[0]} {c[1]} {c[2]} 0\n"
+        for j, (p, c) in enumerate(zip(pts, rgb, strict=True))))
 
 
 def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

@@ -77,5 +77,6 @@ def read_ply(path: Path) -> Splats:
         means=cols(["x", "y", "z"]), scales=cols(["scale_0", "scale_1", "scale_2"]),
         quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]), opacities=cols(["opacity"])[:, 0],
         sh0=cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
-        shN=np.transpose(cols([f"f_rest_{i}" for i in range(rest)]).reshape(n, 3, k), (0, 2, 1)).copy(),
+        shN=(np.transpose(cols([f"f_rest_{i}" for i in range(rest)]).reshape(n, 3, k), (0, 2, 1)).copy() if rest
+             else np.zeros((n, 0, 3), np.float32)),
     )

@@ -1,0 +1,221 @@
+"""The gaussians stage's CPU parts: loaders, camera conventions, PLY, procedural scenes, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genfab.stages.gaussians.cameras import (
+    Camera,
+    SceneData,
+    convert_c2w,
+    intrinsics,
+    look_at,
+    qvec_to_rotmat,
+    rotmat_to_qvec,
+)
+from genfab.stages.gaussians.loaders import (
+    SceneFormatError,
+    load_colmap,
+    load_scene,
+    load_transforms,
+    write_colmap,
+    write_transforms,
+)
+from genfab.stages.gaussians.ply import Splats, property_names, read_ply, write_ply
+from genfab.stages.gaussians.stage import ply_key
+
+
+def known_scene(n: int = 6) -> SceneData:
+    """Cameras on a ring looking at the origin: a known synthetic rig."""
+    cams = []
+    for i in range(n):
+        a = 2 * np.pi * i / n
+        eye = np.array([3 * np.cos(a), 3 * np.sin(a), 1.0 + 0.1 * i])
+        cams.append(Camera(f"v{i:02d}", intrinsics(100.0 + i, 101.0 + i, 32.0, 24.0), look_at(eye, np.zeros(3)), 64,
+                           48, image=f"images/v{i:02d}.png"))
+    rng = np.random.default_rng(0)
+    return SceneData(cams, rng.uniform(-1, 1, (50, 3)), rng.integers(0, 256, (50, 3)) / 255.0)
+
+
+def project(cam: Camera, point: np.ndarray) -> np.ndarray:
+    p = cam.w2c @ np.append(point, 1.0)
+    uv = cam.K @ p[:3]
+    return uv[:2] / uv[2]
+
+
+def test_look_at_is_opencv_the_target_projects_to_the_principal_point() -> None:
+    for cam in known_scene().cameras:
+        assert np.allclose(project(cam, np.zeros(3)), cam.K[:2, 2], atol=1e-9)
+        assert (cam.w2c @ np.array([0, 0, 0, 1.0]))[2] > 0  # in front of the camera (+Z forward)
+        above = project(cam, np.array([0.0, 0.0, 0.5]))
+        assert above[1] < cam.K[1, 2]  # world up is image up (OpenCV +Y down)
+
+
+def test_opengl_opencv_round_trip_and_axes() -> None:
+    c2w = known_scene().cameras[1].c2w
+    gl = convert_c2w(c2w, "opencv", "opengl")
+    assert np.allclose(gl[:3, 1], -c2w[:3, 1]) and np.allclose(gl[:3, 2], -c2w[:3, 2])
+    assert np.allclose(gl[:3, 3], c2w[:3, 3])
+    assert np.allclose(convert_c2w(gl, "opengl", "opencv"), c2w)
+    assert np.allclose(convert_c2w(c2w, "opencv", "opencv"), c2w)
+
+
+def test_colmap_quaternions_round_trip() -> None:
+    for cam in known_scene().cameras:
+        R = cam.w2c[:3, :3]
+        q = rotmat_to_qvec(R)
+        assert q[0] >= 0 and np.isclose(np.linalg.norm(q), 1)
+        assert np.allclose(qvec_to_rotmat(q), R, atol=1e-12)
+
+
+def assert_same_cameras(a: SceneData, b: SceneData) -> None:
+    assert [c.name for c in a.cameras] == [c.name for c in b.cameras]
+    for x, y in zip(a.cameras, b.cameras, strict=True):
+        assert np.allclose(x.c2w, y.c2w, atol=1e-9) and np.allclose(x.K, y.K)
+        assert (x.width, x.height) == (y.width, y.height)
+
+
+def test_transforms_json_round_trip_in_both_conventions(tmp_path: Path) -> None:
+    scene = known_scene()
+    write_transforms(tmp_path / "transforms.json", scene)
+    meta = json.loads((tmp_path / "transforms.json").read_text())
+    # The file holds OpenGL poses: camera -Z looks at the origin.
+    gl = np.asarray(meta["frames"][0]["transform_matrix"])
+    assert np.dot(-gl[:3, 2], -gl[:3, 3]) > 0
+    assert_same_cameras(scene, load_scene(tmp_path))
+    write_transforms(tmp_path / "transforms.json", scene, convention="opencv")
+    assert_same_cameras(scene, load_transforms(tmp_path / "transforms.json", "opencv"))
+
+
+def test_blender_camera_angle_x(tmp_path: Path) -> None:
+    (tmp_path / "transforms.json").write_text(json.dumps({
+        "camera_angle_x": 2 * np.arctan(0.5), "w": 64, "h": 48,
+        "frames": [{"file_path": "./r_0", "transform_matrix": np.eye(4).tolist()}]}))
+    cam = load_scene(tmp_path).cameras[0]
+    assert np.isclose(cam.K[0, 0], 64) and cam.image == "./r_0.png" and np.allclose(cam.K[:2, 2], [32, 24])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_colmap_round_trip_text_and_binary(tmp_path: Path, binary: bool) -> None:
+    scene = known_scene()
+    write_colmap(tmp_path / "sparse" / "0", scene, binary=binary)
+    loaded = load_scene(tmp_path)
+    assert loaded.meta["format"] == ("colmap-bin" if binary else "colmap-txt")
+    assert_same_cameras(scene, loaded)
+    assert loaded.points is not None and np.allclose(loaded.points, scene.points)
+    assert loaded.colors is not None and np.allclose(loaded.colors, np.round(scene.colors * 255) / 255)
+    assert loaded.cameras[0].image == "images/v00.png"
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda d: (d / "transforms.json").write_text("{"), "not readable JSON"),
+    (lambda d: (d / "transforms.json").write_text('{"frames": []}'), "frames must be a non-empty list"),
+    (lambda d: (d / "transforms.json").write_text(json.dumps({"w": 4, "h": 4, "fl_x": 2, "k1": 0.1, "frames": [
+        {"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}]})), "distortion k1=0.1 is not supported"),
+    (lambda d: (d / "transforms.json").write_text(json.dumps({"w": 4, "h": 4, "frames": [
+        {"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}]})), "needs fl_x (and fl_y) or camera_angle_x"),
+    (lambda d: (d / "transforms.json").write_text(json.dumps({"w": 4, "h": 4, "fl_x": 2, "frames": [
+        {"file_path": "a.png", "transform_matrix": [[1, 0], [0, 1]]}]})), "finite 4x4 matrix"),
+    (lambda d: None, "no transforms.json and no COLMAP model"),
+])
+def test_bad_scene_folders_name_the_problem(tmp_path: Path, write, message: str) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path)
+    with pytest.raises(SceneFormatError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_scene(tmp_path)
+
+
+def test_distorted_colmap_cameras_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "sparse" / "0"
+    folder.mkdir(parents=True)
+    (folder / "cameras.txt").write_text("1 OPENCV 64 48 100 100 32 24 0.1 0 0 0\n")
+    (folder / "images.txt").write_text("1 1 0 0 0 0 0 0 1 a.png\n\n")
+    with pytest.raises(SceneFormatError, match="image_undistorter"):
+        load_colmap(folder, tmp_path)
+
+
+def random_splats(n: int = 40, degree: int = 3, seed: int = 0) -> Splats:
+    rng = np.random.default_rng(seed)
+    k = (degree + 1) ** 2
+    f = np.float32
+    return Splats(rng.normal(size=(n, 3)).astype(f), rng.normal(size=(n, 3)).astype(f),
+                  rng.normal(size=(n, 4)).astype(f), rng.normal(size=n).astype(f),
+                  rng.normal(size=(n, 1, 3)).astype(f), rng.normal(size=(n, k - 1, 3)).astype(f))
+
+
+@pytest.mark.parametrize("degree", [0, 1, 3])
+def test_ply_write_read_equality_and_viewer_property_order(tmp_path: Path, degree: int) -> None:
+    from plyfile import PlyData
+
+    splats = random_splats(degree=degree)
+    assert write_ply(tmp_path / "gf.ply", splats) == 0
+    back = read_ply(tmp_path / "gf.ply")
+    for name in ("means", "scales", "quats", "opacities", "sh0", "shN"):
+        assert np.array_equal(getattr(back, name), getattr(splats, name)), name
+    assert back.sh_degree == degree
+    ply = PlyData.read(str(tmp_path / "gf.ply"))
+    names = [p.name for p in ply["vertex"].properties]
+    rest = 3 * ((degree + 1) ** 2 - 1)
+    assert names == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2",
+                     *[f"f_rest_{i}" for i in range(rest)], "opacity", "scale_0", "scale_1", "scale_2",
+                     "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert names == property_names(rest // 3)
+    assert all(p.val_dtype in ("f4", "float32", "float") for p in ply["vertex"].properties)
+    assert not ply.text and ply.byte_order == "<"
+    header = (tmp_path / "gf.ply").read_bytes().split(b"end_header")[0]
+    assert b"format binary_little_endian 1.0" in header and b"element vertex 40" in header
+    if degree:  # f_rest is channel-major: all red coefficients first
+        assert np.isclose(ply["vertex"]["f_rest_0"][0], splats.shN[0, 0, 0])
+        assert np.isclose(ply["vertex"]["f_rest_1"][0], splats.shN[0, 1, 0])
+        assert np.isclose(ply["vertex"][f"f_rest_{rest // 3}"][0], splats.shN[0, 0, 1])
+
+
+def test_ply_drops_non_finite_gaussians(tmp_path: Path) -> None:
+    splats = random_splats()
+    splats.means[3, 0] = np.nan
+    splats.scales[7, 1] = np.inf
+    assert write_ply(tmp_path / "gf.ply", splats) == 2
+    assert len(read_ply(tmp_path / "gf.ply")) == 38
+
+
+@pytest.mark.parametrize(("value", "key"), [("", "gf.ply"), ("gf.ply", "gf.ply"), ("export", "export/gf.ply"),
+                                            ("export/", "export/gf.ply"), ("out/scene.PLY", "out/scene.PLY")])
+def test_seed_001_ply_path_maps_to_the_layout(value: str, key: str) -> None:
+    assert ply_key(value) == key
+
+
+def test_procedural_scenes_are_deterministic_and_load_like_captures(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    del torch
+    from genfab.stages.gaussians.procedural import generate, write_scene
+
+    a = generate(3, n_views=4, width=32, height=24, n_points=300)
+    b = generate(3, n_views=4, width=32, height=24, n_points=300)
+    assert all(np.array_equal(a.images[k], b.images[k]) for k in a.images)
+    assert np.array_equal(a.points, b.points)
+    assert not np.array_equal(a.images["view_000"], generate(4, n_views=4, width=32, height=24,
+                                                              n_points=300).images["view_000"])
+    for fmt in ("nerfstudio", "colmap", "colmap-text"):
+        folder = write_scene(a, tmp_path / fmt, fmt)
+        loaded = load_scene(folder)
+        assert_same_cameras(a.scene_data(), loaded)
+        assert (folder / loaded.cameras[0].image).is_file()  # type: ignore[operator]
+
+
+def test_config_validation_errors() -> None:
+    from pydantic import ValidationError
+
+    from genfab.api.gaussians import GaussiansConfig
+
+    for bad, field in (({"sparseGrad": True}, "sparseGrad"), ({"strategy": "mcmc", "capMax": 1000,
+                                                              "initNumPoints": 5000}, "capMax"),
+                       ({"background": [1, 1]}, "background"), ({"background": [1, 2, 0]}, "background"),
+                       ({"plyPath": "../x.ply"}, "plyPath"), ({"packing": "threads"}, "packing"),
+                       ({"steps": 0}, "steps")):
+        with pytest.raises(ValidationError) as info:
+            GaussiansConfig.model_validate(bad)
+        assert field in str(info.value)
+    assert GaussiansConfig.model_validate({"sparseGrad": True, "packed": True}).sparse_grad
