@@ -62,9 +62,11 @@ class GaussiansConfig(GenfabModel):
     """Every N-th view is held out for evaluation (PSNR, SSIM, LPIPS)."""
     scenes_per_pod: int = Field(1, ge=1, le=64)
     """Scenes trained concurrently on one GPU (multi-scene packing); the planner's shard size."""
-    packing: Literal["processes", "streams"] = "processes"
-    """How packed scenes share the GPU: one worker process each (default: small scenes are bound by
-    Python overhead, separate processes keep the GPU busy) or CUDA streams in one process."""
+    packing: Literal["batched", "processes", "streams"] = "batched"
+    """How packed scenes share the GPU: `batched` trains scenes of one image size as one Gaussian set,
+    one view of each per rasterization call (small scenes are bound by per-step overhead, now paid
+    once); `processes` runs one worker process per scene; `streams` interleaves scenes on CUDA
+    streams in one process. Unbatchable scenes (mixed sizes, masks) fall back to processes."""
     ply_path: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$", max_length=256)
     """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
     name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""

@@ -97,9 +97,9 @@ class GaussiansStage(Stage):
         self.batch_size = int(cfg.get("scenesPerPod", 1))
         self.ply = ply_key(str(cfg.get("plyPath", PLY_DEFAULT)))
         self.video = bool(cfg.get("video", True))
-        packing = str(cfg.get("packing", "processes"))
-        if packing not in ("processes", "streams", "sequential"):
-            raise BadInput(f"gaussians.packing: got {packing!r}; allowed: processes, streams, sequential")
+        packing = str(cfg.get("packing", "batched"))
+        if packing not in ("batched", "processes", "streams", "sequential"):
+            raise BadInput(f"gaussians.packing: got {packing!r}; allowed: batched, processes, streams, sequential")
         self.packing: Packing = cast(Packing, packing)
         upstream = ctx.upstream
         self.scene_store = ctx.upstream_output() if upstream else ctx.source

@@ -309,7 +309,7 @@ class _null:
         return None
 
 
-Packing = Literal["processes", "streams", "sequential"]
+Packing = Literal["batched", "processes", "streams", "sequential"]
 
 
 def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
@@ -341,11 +341,13 @@ def _process_worker(args: tuple[SceneData, dict[str, np.ndarray], TrainSettings,
 
 
 def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
-                 device: torch.device | str = "cuda", packing: Packing = "processes",
+                 device: torch.device | str = "cuda", packing: Packing = "batched",
                  evaluate: bool = True) -> list[TrainResult]:
     """Train several scenes on one GPU.
 
-    `processes` (default): one worker process per scene share the GPU. Small scenes are bound by
+    `batched` (default): scenes of one image size train as one Gaussian set, one view of each per
+    gsplat call (see batched.py); scenes it cannot batch (mixed sizes, masks) fall back to processes.
+    `processes`: one worker process per scene share the GPU. Small scenes are bound by
     Python and kernel-launch overhead, not by the GPU, so separate processes (separate GILs) keep the
     GPU busy; each process holds one scene (its Gaussians capped at `cap_max`) plus a CUDA context.
     `streams`: one process, steps interleaved on one CUDA stream per scene. `sequential`: one by one.
@@ -354,6 +356,21 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
+    if len(scenes) > 1 and device.type == "cuda" and packing == "batched":
+        from genfab.stages.gaussians.batched import batchable, evaluate_splats, train_batched
+
+        if batchable(scenes):
+            splats, seconds = train_batched(scenes, s, device)
+            lpips = Lpips(device) if evaluate else None
+            results = []
+            for sp, (scene, images) in zip(splats, scenes, strict=True):
+                metrics, renders = evaluate_splats(sp, scene, images, s, device, lpips) if evaluate else ({}, [])
+                metrics.update(steps=s.steps, train_seconds=round(seconds / len(scenes), 3), batched=len(scenes),
+                               peak_gpu_bytes=torch.cuda.max_memory_allocated(device),
+                               lpips_unavailable=(lpips.reason or None) if lpips else None)
+                results.append(TrainResult(sp, metrics, renders))
+            return results
+        packing = "processes"
     if len(scenes) > 1 and device.type == "cuda" and packing == "processes":
         ctx = torch.multiprocessing.get_context("spawn")
         with ctx.Pool(len(scenes)) as pool:
