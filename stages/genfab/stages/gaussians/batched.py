@@ -1,13 +1,14 @@
 """Multi-scene packing by batched rasterization: K small scenes train as one Gaussian set.
 
-Each scene is normalised (camera centres at the origin, scene scale 1) and moved to its own slot far
-along +X. One step renders one view of every scene in a single gsplat call with K cameras (packed
-mode, so each camera only touches its own scene's Gaussians), one loss over the K images, one
-backward, one optimizer step and one densification pass. Small scenes are bound by per-step Python
-and launch overhead, which is now paid once for K scenes. Scene-scale-dependent settings (means
-learning rate, densification thresholds) see scale 1 for every scene, which is what training each
-scene alone at its own scale does; Adam and gsplat's per-camera gradient normalisation make the
-batch mean loss equivalent to K separate losses.
+Each scene is normalised (camera centres at the origin, scene scale 1) and moved to its own slot on
+a small cubic grid around the origin (slots 20 apart, far plane 12; the grid stays compact because
+float32 positions must still resolve the last, smallest learning-rate steps). One step renders one
+view of every scene in a single gsplat call with K cameras (packed mode: each camera only touches
+its own scene's Gaussians), one loss over the K images, one backward, one optimizer step and one
+densification pass. Small scenes are bound by per-step Python and launch overhead, which is now
+paid once for K scenes. Scale-dependent settings (means learning rate, densification thresholds)
+see scale 1 for every scene, which is what training each scene alone at its own scale does; Adam
+and gsplat's per-camera gradient normalisation make the batch mean loss equivalent to K losses.
 """
 
 from __future__ import annotations
@@ -31,21 +32,37 @@ from genfab.stages.gaussians.train import (
     make_strategy,
 )
 
-SPACING = 1.0e4
-"""Distance between scene slots in normalised units (scenes have radius ~1; far plane 100)."""
-FAR = 100.0
+SPACING = 20.0
+"""Distance between scene slots in normalised units (camera rigs have radius ~0.9)."""
+FAR = 12.0
+"""Cameras see nothing farther than this, so no scene sees its neighbours."""
+CONTENT_RADIUS = 8.0
+"""Scenes whose initial points reach farther from their cameras are not batched."""
+
+
+def slot_centers(k: int) -> np.ndarray:
+    side = max(1, round(k ** (1 / 3) + 0.4999))
+    grid = np.array([(i, j, m) for i in range(side) for j in range(side) for m in range(side)][:k], np.float64)
+    return (grid - (side - 1) / 2) * SPACING
 
 
 def batchable(scenes: list[tuple[SceneData, dict[str, np.ndarray]]]) -> bool:
     """Every camera of every scene has the same image size, and no scene uses masks."""
     sizes = {(c.width, c.height) for sc, _ in scenes for c in sc.cameras}
-    return len(sizes) == 1 and not any(k.endswith("#mask") for _, im in scenes for k in im)
+    if len(sizes) != 1 or any(k.endswith("#mask") for _, im in scenes for k in im):
+        return False
+    for scene, _ in scenes:
+        if scene.points is not None and len(scene.points):
+            centers = np.stack([c.center for c in scene.cameras])
+            reach = np.linalg.norm(scene.points - centers.mean(0), axis=1).max() / scene_scale(scene.cameras)
+            if reach > CONTENT_RADIUS:
+                return False
+    return True
 
 
-def _normalise(scene: SceneData, slot: int) -> tuple[SceneData, np.ndarray, float]:
+def _normalise(scene: SceneData, offset: np.ndarray) -> tuple[SceneData, np.ndarray, float]:
     centers = np.stack([c.center for c in scene.cameras])
     center, scale = centers.mean(0), scene_scale(scene.cameras)
-    offset = np.array([slot * SPACING, 0.0, 0.0])
 
     def move(p: np.ndarray) -> np.ndarray:
         return (p - center) / scale + offset
@@ -68,12 +85,13 @@ class BatchedTrainer:
         self.train_views: list[list[Camera]] = []
         parts: list[dict[str, torch.nn.Parameter]] = []
         images, viewmats, Ks = [], [], []
+        self.slots = slot_centers(len(scenes))
         for slot, (scene, ims) in enumerate(scenes):
-            norm, center, scale = _normalise(scene, slot)
+            norm, center, scale = _normalise(scene, self.slots[slot])
             self.frames.append((center, scale))
             p = init_splats(norm, s, device, generator, 1.0)
             if s.init_type == "random" or norm.points is None:  # the random cube is around the origin
-                p["means"].data.add_(torch.tensor([slot * SPACING, 0.0, 0.0], device=device))
+                p["means"].data.add_(torch.as_tensor(self.slots[slot], dtype=torch.float32, device=device))
             parts.append(p)
             train, _ = norm.split(s.test_every)
             self.train_views.append(train)
@@ -139,7 +157,9 @@ class BatchedTrainer:
         self.step_index += 1
 
     def scene_ids(self) -> torch.Tensor:
-        return torch.round(self.params["means"].detach()[:, 0] / SPACING).long()
+        """The slot each Gaussian sits in (the nearest slot centre)."""
+        slots = torch.as_tensor(self.slots, dtype=torch.float32, device=self.device)
+        return torch.cdist(self.params["means"].detach(), slots).argmin(dim=1)
 
     def _enforce_caps(self) -> None:
         """Each scene keeps at most `cap_max` Gaussians (its most opaque), so memory per scene is bounded."""
@@ -164,8 +184,8 @@ class BatchedTrainer:
         out = []
         for k, (center, scale) in enumerate(self.frames):
             sel = ids == k
-            means = (p["means"][sel] - torch.tensor([k * SPACING, 0, 0], device=self.device)) * scale \
-                + torch.as_tensor(center, dtype=torch.float32, device=self.device)
+            slot = torch.as_tensor(self.slots[k], dtype=torch.float32, device=self.device)
+            means = (p["means"][sel] - slot) * scale + torch.as_tensor(center, dtype=torch.float32, device=self.device)
             out.append(Splats(means.cpu().numpy(), (p["scales"][sel] + float(np.log(scale))).cpu().numpy(),
                               p["quats"][sel].cpu().numpy(), p["opacities"][sel].cpu().numpy(),
                               p["sh0"][sel].cpu().numpy(), p["shN"][sel].cpu().numpy()))
