@@ -188,7 +188,8 @@ def main() -> None:
         runs = {"plain gsplat loop": plain_gsplat_loop(data, images, s, device),
                 "genfab gaussians stage": genfab_stage(data, images, s, device)}
         comparisons.append((size, gen_seconds, 0 if data.points is None else len(data.points), runs))
-    pack = packing(args.pack_scenes, args.pack_steps, args.pack_size, max(8, args.views // 2), device)
+    pack = packing(args.pack_scenes, args.pack_steps, args.pack_size, max(8, args.views // 2), device) \
+        if args.pack_scenes else {}
     gpu = torch.cuda.get_device_name(device)
     sizes = " ".join(str(v) for v in args.size)
     lines = [
@@ -216,9 +217,24 @@ def main() -> None:
                      f"**{ours['peak_bytes'] / base['peak_bytes']:.2f}x** | "
                      f"**{ours['psnr'] - base['psnr']:+.2f} dB** | "
                      f"{ours['ssim'] - base['ssim']:+.4f} | | |")
-    lines += [
-        "",
-        "Targets: wall <= 0.8x, peak memory <= 1.0x, PSNR >= plain - 0.1 dB.",
+    lines += ["", "Targets: wall <= 0.8x, peak memory <= 1.0x, PSNR >= plain - 0.1 dB."]
+    if pack:
+        lines += pack_table(args, pack)
+    if comparisons[0][3]["plain gsplat loop"]["lpips"] is None:
+        lines += ["", "LPIPS: n/a — torchmetrics' AlexNet backbone weights cannot be downloaded on this machine "
+                      "(no network); PSNR and SSIM are computed."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": {c[0]: c[3] for c in comparisons}, "packing": pack, "gpu": gpu},
+                                        indent=1, default=str))
+
+
+def pack_table(args: argparse.Namespace, pack: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         f"## Multi-scene packing: {args.pack_scenes} scenes, {args.pack_steps} steps each, "
         f"{args.pack_size}x{args.pack_size}",
@@ -233,17 +249,7 @@ def main() -> None:
     for mode in ("batched", "processes", "streams"):
         gain = pack[mode]["scenes_per_gpu_hour"] / pack["sequential"]["scenes_per_gpu_hour"]
         lines.append(f"| **ratio {mode} / sequential** | | **{gain:.2f}x** | | |")
-    if comparisons[0][3]["plain gsplat loop"]["lpips"] is None:
-        lines += ["", "LPIPS: n/a — torchmetrics' AlexNet backbone weights cannot be downloaded on this machine "
-                      "(no network); PSNR and SSIM are computed."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    if args.json:
-        args.json.write_text(json.dumps({"runs": {c[0]: c[3] for c in comparisons}, "packing": pack, "gpu": gpu},
-                                        indent=1, default=str))
+    return lines
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
 from genfab.stages.gaussians.losses import ssim
@@ -26,6 +25,7 @@ from genfab.stages.gaussians.ply import Splats
 from genfab.stages.gaussians.train import (
     TrainSettings,
     composite,
+    image_loss,
     images_tensor,
     init_splats,
     make_optimizers,
@@ -137,8 +137,7 @@ class BatchedTrainer:
             absgrad=False, rasterize_mode="antialiased" if s.antialiased else "classic")
         pred = composite(rgb, alpha, s.background)
         self.strategy.step_pre_backward(p, self.optimizers, self.state, i, info)
-        loss = F.l1_loss(pred, target) * (1 - s.ssim_lambda) + \
-            (1 - ssim(pred.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2))) * s.ssim_lambda
+        loss = image_loss(pred, target, s.ssim_lambda)
         if s.strategy == "mcmc":
             loss = loss + s.opacity_reg * torch.sigmoid(p["opacities"]).mean() + \
                 s.scale_reg * torch.exp(p["scales"]).mean()

@@ -88,6 +88,15 @@ class TrainResult:
     test_renders: list[np.ndarray] = field(default_factory=list)
 
 
+def image_loss(pred: torch.Tensor, target: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
+    """(1 - lambda) L1 + lambda (1 - SSIM) on [B, H, W, 3]. SSIM is recomputed in the backward pass
+    instead of keeping its ~15 image-sized intermediates: it is cheap, the memory is not."""
+    from torch.utils.checkpoint import checkpoint
+
+    value = checkpoint(ssim, pred.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), use_reentrant=False)
+    return F.l1_loss(pred, target) * (1 - ssim_lambda) + (1 - value) * ssim_lambda
+
+
 def composite(rgb: torch.Tensor, alpha: torch.Tensor, background: tuple[float, float, float] | None
               ) -> torch.Tensor:
     """Blend a known background behind the splats: what gsplat's `backgrounds` does, done here
@@ -177,6 +186,7 @@ class SceneTrainer:
     def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
                  stream: torch.cuda.Stream | None = None) -> None:
         self.s, self.device, self.stream = s, device, stream
+        torch.backends.cudnn.benchmark = True  # fixed image sizes: let cuDNN pick the fastest SSIM convolutions
         self.train_cams, self.test_cams = scene.split(s.test_every)
         if not self.train_cams:
             raise ValueError("the scene has no training views")
@@ -237,9 +247,7 @@ class SceneTrainer:
                 m = self.masks[view : view + 1].float() / 255.0
                 m = m[..., None] if m.dim() == 3 else m[..., :1]
                 pred, target = pred * m, target * m
-            l1 = F.l1_loss(pred, target)
-            loss = l1 * (1 - s.ssim_lambda) + (1 - ssim(pred.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2))) \
-                * s.ssim_lambda
+            loss = image_loss(pred, target, s.ssim_lambda)
             if s.strategy == "mcmc":
                 loss = loss + s.opacity_reg * torch.sigmoid(self.params["opacities"]).mean() \
                     + s.scale_reg * torch.exp(self.params["scales"]).mean()
