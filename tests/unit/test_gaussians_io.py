@@ -219,3 +219,42 @@ def test_config_validation_errors() -> None:
             GaussiansConfig.model_validate(bad)
         assert field in str(info.value)
     assert GaussiansConfig.model_validate({"sparseGrad": True, "packed": True}).sparse_grad
+
+
+def test_stage_finds_the_scene_folder_and_checks_images(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from genfab.stages.gaussians.procedural import generate, write_scene
+    from genfab.stages.gaussians.stage import find_scene_dir, read_images
+    from genfab.stages.runtime import SampleError
+
+    scene = generate(2, n_views=3, width=16, height=12, n_points=50)
+    write_scene(scene, tmp_path / "photorealistic" / "index_0000" / "scenes" / "img2trajvid", "colmap")
+    found = find_scene_dir(tmp_path / "photorealistic")
+    assert found.name == "img2trajvid"
+    loaded = load_scene(found)
+    images = read_images(found, loaded.cameras)
+    assert images["view_000"].shape == (12, 16, 3) and images["view_000"].dtype == np.uint8
+    Image.new("RGB", (8, 8)).save(found / "images" / "view_001.png")
+    with pytest.raises(SampleError, match="is 8x8, the camera says 16x12"):
+        read_images(found, loaded.cameras)
+    with pytest.raises(SampleError, match=r"no transforms\.json or COLMAP model"):
+        find_scene_dir(tmp_path / "photorealistic" / "index_0000" / "scenes" / "img2trajvid" / "images")
+
+
+def test_train_settings_read_the_resource_config() -> None:
+    pytest.importorskip("torch")
+    from genfab.api.gaussians import GaussiansConfig
+    from genfab.stages.gaussians.train import TrainSettings
+
+    cfg = GaussiansConfig.model_validate({"steps": 7000, "strategy": "mcmc", "capMax": 200000, "shDegree": 2,
+                                          "packed": True, "sparseGrad": True, "background": [1, 1, 1],
+                                          "scenesPerPod": 4, "plyPath": "export/"}).to_yaml_dict()
+    s = TrainSettings.from_config(cfg)
+    assert (s.steps, s.strategy, s.cap_max, s.sh_degree, s.packed, s.sparse_grad) == (7000, "mcmc", 200000, 2,
+                                                                                       True, True)
+    assert s.background == (1.0, 1.0, 1.0)
+    assert s.schedule() == {"refine_start_iter": 116, "refine_stop_iter": 5833, "refine_every": 23}
+    default = TrainSettings(steps=30_000).schedule()
+    assert default == {"refine_start_iter": 500, "refine_stop_iter": 15_000, "reset_every": 3000, "refine_every": 100}
