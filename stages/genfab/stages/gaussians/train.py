@@ -10,7 +10,9 @@ each scene's memory bounded.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
-from genfab.stages.gaussians.losses import Lpips, psnr, ssim
+from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, scene_scale
+from genfab.stages.gaussians.losses import Lpips, ssim
 from genfab.stages.gaussians.ply import Splats
 
 SH_C0 = 0.28209479177387814
@@ -61,13 +63,12 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TrainSettings:
-        names = {f: f for f in cls.__dataclass_fields__}
-        camel = {"capMax": "cap_max", "shDegree": "sh_degree", "shDegreeInterval": "sh_degree_interval",
-                 "ssimLambda": "ssim_lambda", "initType": "init_type", "initNumPoints": "init_num_points",
-                 "initExtent": "init_extent", "sparseGrad": "sparse_grad", "testEvery": "test_every"}
-        if config.get("background") is not None:
-            config = {**config, "background": tuple(float(v) for v in config["background"])}
-        kwargs = {camel.get(k, names.get(k, "")): v for k, v in config.items() if camel.get(k, names.get(k))}
+        """From the resource's camelCase `gaussians` config; keys that are not training settings
+        (scenesPerPod, packing, plyPath, video) are left to the stage."""
+        fields = set(cls.__dataclass_fields__)
+        kwargs = {snake: v for k, v in config.items() if (snake := re.sub(r"([A-Z])", r"_\1", k).lower()) in fields}
+        if kwargs.get("background") is not None:
+            kwargs["background"] = tuple(float(v) for v in kwargs["background"])
         return cls(**kwargs)
 
     def schedule(self) -> dict[str, int]:
@@ -184,7 +185,7 @@ class SceneTrainer:
 
     def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
                  stream: torch.cuda.Stream | None = None) -> None:
-        self.s, self.device, self.stream = s, device, stream
+        self.s, self.device, self.stream, self.scene = s, device, stream, scene
         self.train_cams, self.test_cams = scene.split(s.test_every)
         if not self.train_cams:
             raise ValueError("the scene has no training views")
@@ -210,7 +211,7 @@ class SceneTrainer:
         self.train_seconds = 0.0
 
     def _on_stream(self) -> Any:
-        return torch.cuda.stream(self.stream) if self.stream is not None else _null()
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     def _view_order(self) -> Iterator[int]:
         """Deterministic shuffled epochs over the training views (like a DataLoader with a seed)."""
@@ -270,49 +271,16 @@ class SceneTrainer:
             group["lr"] *= self.gamma
         self.step_index += 1
 
-    @torch.no_grad()
-    def evaluate(self, lpips: Lpips | None = None, images: dict[str, np.ndarray] | None = None
+    def evaluate(self, lpips: Lpips | None, images: dict[str, np.ndarray]
                  ) -> tuple[dict[str, Any], list[np.ndarray]]:
         """PSNR / SSIM / LPIPS on the held-out views (the training views when none are held out)."""
-        cams = self.test_cams or self.train_cams
-        psnrs: list[float] = []
-        ssims: list[float] = []
-        lpipss: list[float | None] = []
-        renders: list[np.ndarray] = []
-        with self._on_stream():
-            for cam in cams:
-                vm = torch.as_tensor(cam.w2c, dtype=torch.float32, device=self.device)[None]
-                K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)[None]
-                pred = self.render(vm, K, cam.width, cam.height)[0].clamp(0, 1)
-                src = (images or {}).get(cam.name)
-                renders.append(pred[0].cpu().numpy())
-                if src is None:
-                    continue
-                gt = images_tensor([src], self.device).float() / 255.0
-                a, b = pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)
-                psnrs.append(psnr(pred, gt))
-                ssims.append(float(ssim(a, b)))
-                if lpips is not None:
-                    lpipss.append(lpips(a, b))
-        metrics = {
-            "psnr": float(np.mean(psnrs)) if psnrs else None, "ssim": float(np.mean(ssims)) if ssims else None,
-            "lpips": float(np.mean([v for v in lpipss if v is not None])) if lpipss and None not in lpipss else None,
-            "evaluated_on": "test" if self.test_cams else "train", "views": len(cams),
-            "num_gaussians": len(self.params["means"]),
-        }
-        return metrics, renders
+        from genfab.stages.gaussians.render import evaluate_splats
+
+        return evaluate_splats(self.export(), self.scene, images, self.s, self.device, lpips)
 
     def export(self) -> Splats:
         p = {k: v.detach().float().cpu().numpy() for k, v in self.params.items()}
         return Splats(p["means"], p["scales"], p["quats"], p["opacities"], p["sh0"], p["shN"])
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 Packing = Literal["batched", "processes", "streams", "sequential"]
@@ -363,7 +331,8 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     if len(scenes) > 1 and device.type == "cuda" and packing == "batched":
-        from genfab.stages.gaussians.batched import batchable, evaluate_splats, train_batched
+        from genfab.stages.gaussians.batched import batchable, train_batched
+        from genfab.stages.gaussians.render import evaluate_splats
 
         if batchable(scenes):
             splats, seconds = train_batched(scenes, s, device)
@@ -407,8 +376,6 @@ def seed_everything(seed: int) -> None:
 def orbit_cameras(scene: SceneData, n: int, width: int | None = None, height: int | None = None) -> list[Camera]:
     """A smooth orbit around the training cameras' centre at their mean distance and height, for the
     trajectory video and previews."""
-    from genfab.stages.gaussians.cameras import look_at
-
     centers = np.stack([c.center for c in scene.cameras])
     target = centers.mean(0) + np.asarray([c.c2w[:3, 2] for c in scene.cameras]).mean(0) * np.linalg.norm(
         centers - centers.mean(0), axis=1).mean()
