@@ -62,12 +62,18 @@ def test_packing_four_scenes_matches_sequential() -> None:
 
 
 def compare(sequential: list, packed: list) -> None:
+    """gsplat's backward accumulates with float atomics, so two runs of the same mode already differ:
+    one 600-step scene by up to ~0.5 dB (seen on the H100), the mean of four by much less. A packing
+    bug (wrong views, scenes seeing each other, lost Gaussians) costs several dB."""
+    deltas = []
     for a, b in zip(sequential, packed, strict=True):
         print(f"\nsequential {a.metrics['psnr']:.2f} dB / {len(a.splats)} vs packed {b.metrics['psnr']:.2f} dB / "
               f"{len(b.splats)}")
-        assert abs(a.metrics["psnr"] - b.metrics["psnr"]) < 0.5  # gsplat's backward uses float atomics
+        deltas.append(b.metrics["psnr"] - a.metrics["psnr"])
+        assert abs(deltas[-1]) < 1.0
         assert abs(len(a.splats) - len(b.splats)) <= 0.1 * len(a.splats)
         assert len(b.splats) <= 60_000
+    assert abs(float(np.mean(deltas))) < 0.3
 
 
 @pytest.mark.parametrize("options", [{"strategy": "mcmc", "cap_max": 20_000}, {"packed": True},

@@ -22,12 +22,14 @@ from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
 from genfab.stages.gaussians.ply import Splats
 from genfab.stages.gaussians.train import (
     TrainSettings,
+    background_tensor,
     composite,
     image_loss,
     images_tensor,
     init_splats,
     make_optimizers,
     make_strategy,
+    sh_coefficients,
 )
 
 SPACING = 20.0
@@ -97,6 +99,7 @@ class BatchedTrainer:
             viewmats.append(torch.as_tensor(np.stack([c.w2c for c in train]), dtype=torch.float32, device=device))
             Ks.append(torch.as_tensor(np.stack([c.K for c in train]), dtype=torch.float32, device=device))
         self.images, self.viewmats, self.Ks = images, viewmats, Ks
+        self.background = background_tensor(s, device)
         self.params = {name: torch.nn.Parameter(torch.cat([p[name].detach() for p in parts]))
                        for name in parts[0]}
         self.optimizers = make_optimizers(self.params, s, 1.0, fused=True)
@@ -127,13 +130,14 @@ class BatchedTrainer:
         Ks = torch.stack([self.Ks[k][v] for k, v in enumerate(views)])
         target = torch.stack([self.images[k][v] for k, v in enumerate(views)]).float() / 255.0
         p = self.params
+        degree = min(i // s.sh_degree_interval, s.sh_degree)
         rgb, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
-            opacities=torch.sigmoid(p["opacities"]), colors=torch.cat([p["sh0"], p["shN"]], 1),
+            opacities=torch.sigmoid(p["opacities"]), colors=sh_coefficients(p, degree),
             viewmats=viewmats, Ks=Ks, width=self.width, height=self.height, far_plane=FAR,
-            sh_degree=min(i // s.sh_degree_interval, s.sh_degree), packed=True, sparse_grad=False,
+            sh_degree=degree, packed=True, sparse_grad=False,
             absgrad=False, rasterize_mode="antialiased" if s.antialiased else "classic")
-        pred = composite(rgb, alpha, s.background)
+        pred = composite(rgb, alpha, self.background)
         self.strategy.step_pre_backward(p, self.optimizers, self.state, i, info)
         loss = image_loss(pred, target, s.ssim_lambda)
         if s.strategy == "mcmc":

@@ -157,7 +157,8 @@ def _shade(scene: ProceduralScene, o: torch.Tensor, d: torch.Tensor) -> torch.Te
 
 def render(scene: ProceduralScene, cam: Camera, supersample: int = 2, device: str | torch.device = "cpu"
            ) -> np.ndarray:
-    """Ray-cast one view (float32 HxWx3 in [0, 1]), `supersample`^2 rays per pixel."""
+    """Ray-cast one view, `supersample`^2 rays per pixel: float32 HxWx3 in [0, 1] quantised to 8 bits
+    (what a PNG holds), so every consumer, in memory or from disk, trains on the same pixels."""
     s = supersample
     ys, xs = torch.meshgrid(torch.arange(cam.height * s, device=device, dtype=torch.float64),
                             torch.arange(cam.width * s, device=device, dtype=torch.float64), indexing="ij")
@@ -169,7 +170,7 @@ def render(scene: ProceduralScene, cam: Camera, supersample: int = 2, device: st
     dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     origin = c2w[:3, 3].expand_as(dirs)
     rgb = _shade(scene, origin, dirs).reshape(cam.height, s, cam.width, s, 3).mean(dim=(1, 3))
-    return rgb.float().cpu().numpy()
+    return (torch.round(rgb.clamp(0, 1) * 255) / 255).float().cpu().numpy()
 
 
 def surface_points(scene: ProceduralScene, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

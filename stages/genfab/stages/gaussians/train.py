@@ -11,6 +11,7 @@ each scene's memory bounded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 import time
@@ -97,19 +98,37 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor, ssim_lambda: float) -> 
     return F.l1_loss(pred, target) * (1 - ssim_lambda) + (1 - value) * ssim_lambda
 
 
-def composite(rgb: torch.Tensor, alpha: torch.Tensor, background: tuple[float, float, float] | None
-              ) -> torch.Tensor:
+def composite(rgb: torch.Tensor, alpha: torch.Tensor,
+              background: torch.Tensor | tuple[float, float, float] | None) -> torch.Tensor:
     """Blend a known background behind the splats: what gsplat's `backgrounds` does, done here
-    because gsplat 1.5 rejects `backgrounds` in packed mode."""
+    because gsplat 1.5 rejects `backgrounds` in packed mode. Training loops pass the colour as a
+    device tensor made once (building it from a tuple is a blocking host-to-device copy)."""
     if background is None:
         return rgb
-    return rgb + (1 - alpha) * torch.tensor(background, dtype=rgb.dtype, device=rgb.device)
+    if not isinstance(background, torch.Tensor):
+        background = torch.tensor(background, dtype=rgb.dtype, device=rgb.device)
+    return rgb + (1 - alpha) * background
+
+
+def background_tensor(s: TrainSettings, device: torch.device) -> torch.Tensor | None:
+    return None if s.background is None else torch.tensor(s.background, dtype=torch.float32, device=device)
 
 
 def images_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """HxWx3 float [0,1] or uint8 images -> one [V, H, W, 3] uint8 tensor on the device."""
-    stacked = np.stack([(im * 255 + 0.5).astype(np.uint8) if im.dtype != np.uint8 else im for im in images])
-    return torch.from_numpy(stacked).to(device)
+    """HxWx3 float [0,1] or uint8 images -> one [V, H, W, 3] uint8 tensor on `device`; on the CPU
+    it is pinned, so that one view at a time can be uploaded without blocking (see `upload`)."""
+    stacked = torch.from_numpy(np.stack([(im * 255 + 0.5).astype(np.uint8) if im.dtype != np.uint8 else im
+                                         for im in images]))
+    if device.type == "cpu":
+        return stacked.pin_memory() if torch.cuda.is_available() else stacked
+    return stacked.to(device)
+
+
+def upload(host: torch.Tensor, index: int, device: torch.device) -> torch.Tensor:
+    """View `index` of pinned uint8 images as a [1, H, W, C] float tensor in [0, 1] on the device.
+    The copy is asynchronous, so the host never waits for the GPU here; the training images stay in
+    host memory (a 200-view 1080p capture is 1.2 GB, which would otherwise sit on the GPU)."""
+    return host[index : index + 1].to(device, non_blocking=True).float().div_(255.0)
 
 
 def knn_scale(points: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -148,6 +167,14 @@ def init_splats(scene: SceneData, s: TrainSettings, device: torch.device, genera
              ("shN", shN))}
 
 
+def sh_coefficients(params: dict[str, torch.nn.Parameter], degree: int) -> torch.Tensor:
+    """The [N, (degree + 1)^2, 3] SH coefficients gsplat evaluates at `degree`. gsplat reads no
+    others, so concatenating all of them (as the simple trainer does) only costs memory: at degree 1,
+    where densification peaks in short schedules, a quarter of the copy and of its gradient. The
+    unused coefficients still get their (zero) gradient, so Adam steps them exactly as before."""
+    return torch.cat([params["sh0"], params["shN"][:, : (degree + 1) ** 2 - 1]], 1)
+
+
 def make_optimizers(params: dict[str, torch.nn.Parameter], s: TrainSettings, scale: float,
                     fused: bool) -> dict[str, torch.optim.Optimizer]:
     lrs = {"means": s.means_lr * scale, "scales": s.scales_lr, "quats": s.quats_lr, "opacities": s.opacities_lr,
@@ -159,11 +186,44 @@ def make_optimizers(params: dict[str, torch.nn.Parameter], s: TrainSettings, sca
 
 
 def make_strategy(s: TrainSettings) -> Any:
-    from gsplat.strategy import DefaultStrategy, MCMCStrategy
+    from gsplat.strategy import MCMCStrategy
 
     if s.strategy == "mcmc":
         return MCMCStrategy(cap_max=s.cap_max, **s.schedule())
-    return DefaultStrategy(absgrad=False, **s.schedule())
+    return sync_free_default_strategy()(absgrad=False, **s.schedule())
+
+
+@functools.cache
+def sync_free_default_strategy() -> type:
+    """gsplat's DefaultStrategy with its per-step statistics update made sync-free.
+
+    The stock update (non-packed mode) picks the visible Gaussians with `torch.where`, a
+    device-to-host synchronisation on every densifying step, so the host cannot queue the next step
+    while the GPU works. Masked sums over all Gaussians give the same statistics (bit for bit with
+    one camera per step: invisible Gaussians add exactly 0) with nothing to wait for. Densification,
+    pruning and resets are gsplat's own."""
+    from gsplat.strategy import DefaultStrategy
+
+    class SyncFreeDefaultStrategy(DefaultStrategy):  # type: ignore[misc]
+        def _update_state(self, params: dict[str, torch.nn.Parameter], state: dict[str, Any],
+                          info: dict[str, Any], packed: bool = False) -> None:
+            if packed or self.refine_scale2d_stop_iter > 0:  # these paths have no sync to remove
+                super()._update_state(params, state, info, packed=packed)
+                return
+            meta = info[self.key_for_gradient]
+            grads = (meta.absgrad if self.absgrad else meta.grad).clone()  # [..., C, N, 2]
+            grads[..., 0] *= info["width"] / 2.0 * info["n_cameras"]
+            grads[..., 1] *= info["height"] / 2.0 * info["n_cameras"]
+            n = len(params["means"])
+            visible = (info["radii"] > 0.0).all(dim=-1).reshape(-1, n)  # [images, N]
+            if state["grad2d"] is None:
+                state["grad2d"] = torch.zeros(n, device=grads.device)
+            if state["count"] is None:
+                state["count"] = torch.zeros(n, device=grads.device)
+            state["grad2d"] += (grads.norm(dim=-1).reshape(-1, n) * visible).sum(0)
+            state["count"] += visible.sum(0)
+
+    return SyncFreeDefaultStrategy
 
 
 def enforce_cap(params: dict[str, torch.nn.Parameter], optimizers: dict[str, torch.optim.Optimizer],
@@ -195,12 +255,13 @@ class SceneTrainer:
         with self._on_stream():
             self.params = init_splats(scene, s, device, self.generator, self.scale)
             self.optimizers = make_optimizers(self.params, s, self.scale, fused=True)
-            self.images = images_tensor([images[c.name] for c in self.train_cams], device)
+            self.images = images_tensor([images[c.name] for c in self.train_cams], torch.device("cpu"))
+            self.background = background_tensor(s, device)
             self.viewmats = torch.as_tensor(np.stack([c.w2c for c in self.train_cams]), dtype=torch.float32,
                                             device=device)
             self.Ks = torch.as_tensor(np.stack([c.K for c in self.train_cams]), dtype=torch.float32, device=device)
             masks = [images.get(f"{c.name}#mask") for c in self.train_cams]
-            self.masks = images_tensor([m for m in masks if m is not None], device) if all(
+            self.masks = images_tensor([m for m in masks if m is not None], torch.device("cpu")) if all(
                 m is not None for m in masks) and masks else None
         self.strategy = make_strategy(s)
         self.strategy.check_sanity(self.params, self.optimizers)
@@ -224,26 +285,26 @@ class SceneTrainer:
         from gsplat import rasterization
 
         p = self.params
-        colors = torch.cat([p["sh0"], p["shN"]], 1)
+        degree = self.s.sh_degree if sh_degree is None else sh_degree
         rgb, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
-            opacities=torch.sigmoid(p["opacities"]), colors=colors, viewmats=viewmats, Ks=Ks, width=width,
-            height=height, sh_degree=self.s.sh_degree if sh_degree is None else sh_degree,
+            opacities=torch.sigmoid(p["opacities"]), colors=sh_coefficients(p, degree), viewmats=viewmats, Ks=Ks,
+            width=width, height=height, sh_degree=degree,
             packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
             rasterize_mode="antialiased" if self.s.antialiased else "classic")
-        return composite(rgb, alpha, self.s.background), alpha, info
+        return composite(rgb, alpha, self.background), alpha, info
     def step(self) -> None:
         s, i = self.s, self.step_index
         with self._on_stream():
             view = next(self.order)
             cam = self.train_cams[view]
-            target = self.images[view : view + 1].float() / 255.0
+            target = upload(self.images, view, self.device)
             renders, _, info = self.render(self.viewmats[view : view + 1], self.Ks[view : view + 1], cam.width,
                                            cam.height, min(i // s.sh_degree_interval, s.sh_degree))
             self.strategy.step_pre_backward(self.params, self.optimizers, self.state, i, info)
             pred = renders
             if self.masks is not None:
-                m = self.masks[view : view + 1].float() / 255.0
+                m = upload(self.masks, view, self.device)
                 m = m[..., None] if m.dim() == 3 else m[..., :1]
                 pred, target = pred * m, target * m
             loss = image_loss(pred, target, s.ssim_lambda)

@@ -1,0 +1,53 @@
+"""The gaussians trainer's sync-free DefaultStrategy keeps gsplat's densification statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("gsplat")
+
+from gsplat.strategy import DefaultStrategy  # noqa: E402
+
+from genfab.stages.gaussians.train import TrainSettings, make_strategy  # noqa: E402
+
+
+def fake_info(images: int, n: int, seed: int, absgrad: bool) -> dict[str, Any]:
+    """What gsplat's non-packed rasterization leaves for the strategy after backward."""
+    g = torch.Generator().manual_seed(seed)
+    means2d = torch.randn(images, n, 2, generator=g, requires_grad=True)
+    (means2d * torch.randn(images, n, 2, generator=g)).sum().backward()
+    if absgrad:
+        means2d.absgrad = means2d.grad.abs() * 2  # type: ignore[attr-defined]
+    radii = torch.randint(0, 3, (images, n, 2), generator=g, dtype=torch.int32)
+    return {"means2d": means2d, "radii": radii, "width": 384, "height": 256, "n_cameras": images,
+            "gaussian_ids": None}
+
+
+@pytest.mark.parametrize(("images", "absgrad"), [(1, False), (1, True), (3, False)])
+def test_sync_free_update_matches_gsplat(images: int, absgrad: bool) -> None:
+    n = 1000
+    ours = make_strategy(TrainSettings(steps=3000))
+    ours.absgrad = absgrad
+    stock = DefaultStrategy(absgrad=absgrad, **TrainSettings(steps=3000).schedule())
+    assert isinstance(ours, DefaultStrategy) and type(ours) is not DefaultStrategy
+    params = {"means": torch.zeros(n, 3)}
+    state_ours, state_stock = ours.initialize_state(scene_scale=1.0), stock.initialize_state(scene_scale=1.0)
+    for step in range(4):  # accumulates over steps like training does
+        info = fake_info(images, n, step, absgrad)
+        ours._update_state(params, state_ours, info)
+        stock._update_state(params, state_stock, info)
+    if images == 1:  # one camera per step (how a single scene trains): bit for bit
+        assert torch.equal(state_ours["grad2d"], state_stock["grad2d"])
+    else:  # several cameras: the same sums in another order
+        torch.testing.assert_close(state_ours["grad2d"], state_stock["grad2d"], rtol=1e-6, atol=1e-6)
+    assert torch.equal(state_ours["count"], state_stock["count"])
+    assert 0 < state_stock["count"].sum() < 4 * images * n  # some Gaussians were hidden, some seen
+
+
+def test_mcmc_uses_gsplat_strategy_unchanged() -> None:
+    from gsplat.strategy import MCMCStrategy
+
+    assert type(make_strategy(TrainSettings(strategy="mcmc", cap_max=5000))) is MCMCStrategy
