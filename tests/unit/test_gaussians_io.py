@@ -258,3 +258,31 @@ def test_train_settings_read_the_resource_config() -> None:
     assert s.schedule() == {"refine_start_iter": 116, "refine_stop_iter": 5833, "refine_every": 23}
     default = TrainSettings(steps=30_000).schedule()
     assert default == {"refine_start_iter": 500, "refine_stop_iter": 15_000, "reset_every": 3000, "refine_every": 100}
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"steps": 100, "scenesPerPod": 2, "packing": "streams", "plyPath": "export/"}, "needs a CUDA GPU"),
+    ({"packing": "fast"}, "gaussians.packing: got 'fast'; allowed: batched"),
+    ({"sparseGrad": True}, "sparseGrad needs packed: true"),
+])
+def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
+        tmp_path: Path, config: dict, message: str) -> None:
+    import json
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only refusal")
+    from genfab.stages.gaussians.stage import GaussiansStage
+    from genfab.stages.runtime import BadInput, load_context
+
+    cfg = {"contract": 1, "stage": "gaussians", "family": "scene", "configHash": "c" * 64,
+           "runUri": f"file://{tmp_path}/run", "outputUri": f"file://{tmp_path}/run/gaussians",
+           "inputUris": [f"file://{tmp_path}/in"], "upstream": [], "shardSize": 2, "config": {"gaussians": config}}
+    (tmp_path / "stage.json").write_text(json.dumps(cfg))
+    ctx = load_context({"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json")})
+    stage = GaussiansStage()
+    with pytest.raises(BadInput, match=message):
+        stage.setup(ctx)
+    if "CUDA" in message:  # everything before the GPU check was read
+        assert (stage.batch_size, stage.packing, stage.ply, stage.out_prefix) == (2, "streams", "export/gf.ply",
+                                                                                 "gaussians/")

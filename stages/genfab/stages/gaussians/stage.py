@@ -91,20 +91,20 @@ class GaussiansStage(Stage):
         if self.settings.sparse_grad and not self.settings.packed:
             raise BadInput("gaussians config: sparseGrad needs packed: true (gsplat's sparse gradients are "
                            "per visible Gaussian)")
-        if not torch.cuda.is_available():
-            raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
-        self.device = torch.device("cuda")
         self.batch_size = int(cfg.get("scenesPerPod", 1))
         self.ply = ply_key(str(cfg.get("plyPath", PLY_DEFAULT)))
         self.video = bool(cfg.get("video", True))
         packing = str(cfg.get("packing", "batched"))
         if packing not in ("batched", "processes", "streams", "sequential"):
             raise BadInput(f"gaussians.packing: got {packing!r}; allowed: batched, processes, streams, sequential")
-        self.packing: Packing = cast(Packing, packing)
+        self.packing = cast("Packing", packing)
         upstream = ctx.upstream
         self.scene_store = ctx.upstream_output() if upstream else ctx.source
         self.out_prefix = "scenes/gaussians/" if upstream and upstream[0].get("name") == "expansion" else \
             "gaussians/"
+        if not torch.cuda.is_available():  # last, so that a CPU machine still validates the whole config
+            raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
+        self.device = torch.device("cuda")
         self.workdir = ctx.workdir
 
     def _load(self, sample: Sample) -> tuple[Any, dict[str, np.ndarray]]:
