@@ -203,6 +203,10 @@ def test_procedural_scenes_are_deterministic_and_load_like_captures(tmp_path: Pa
         loaded = load_scene(folder)
         assert_same_cameras(a.scene_data(), loaded)
         assert (folder / loaded.cameras[0].image).is_file()  # type: ignore[operator]
+        # the initial points travel too (COLMAP points3D, Nerfstudio's sparse_pc.ply)
+        assert loaded.points is not None and loaded.colors is not None
+        np.testing.assert_allclose(loaded.points, a.points, atol=1e-5)
+        np.testing.assert_allclose(loaded.colors, a.colors, atol=0.5 / 255 + 1e-6)
 
 
 def test_config_validation_errors() -> None:

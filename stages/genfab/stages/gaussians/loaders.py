@@ -116,7 +116,11 @@ def write_transforms(path: Path, scene: SceneData, convention: Convention = "ope
                        "cy": cam.K[1, 2], "w": cam.width, "h": cam.height,
                        "transform_matrix": convert_c2w(cam.c2w, "opencv", convention).tolist(),
                        **({"mask_path": cam.mask} if cam.mask else {})})
-    path.write_text(json.dumps({"camera_model": "PINHOLE", "frames": frames}, indent=1))
+    meta: dict[str, Any] = {"camera_model": "PINHOLE", "frames": frames}
+    if scene.points is not None and len(scene.points):  # Nerfstudio keeps SfM points beside it
+        write_points_ply(path.parent / "sparse_pc.ply", scene.points, scene.colors)
+        meta["ply_file_path"] = "sparse_pc.ply"
+    path.write_text(json.dumps(meta, indent=1))
 
 
 # -- COLMAP ---------------------------------------------------------------------------------------
@@ -279,3 +283,18 @@ def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     rgb = (np.stack([vertex["red"], vertex["green"], vertex["blue"]], 1) / 255.0
            if {"red", "green", "blue"} <= set(names) else None)
     return xyz, rgb
+
+
+def write_points_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None) -> None:
+    """A point-cloud PLY (float x, y, z; uchar red, green, blue) as Nerfstudio's `sparse_pc.ply`."""
+    from plyfile import PlyData, PlyElement
+
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4")] + ([("red", "u1"), ("green", "u1"), ("blue", "u1")]
+                                                       if rgb is not None else [])
+    data = np.empty(len(xyz), dtype=fields)
+    for i, axis in enumerate("xyz"):
+        data[axis] = xyz[:, i]
+    if rgb is not None:
+        for i, channel in enumerate(("red", "green", "blue")):
+            data[channel] = np.clip(np.round(rgb[:, i] * 255), 0, 255)
+    PlyData([PlyElement.describe(data, "vertex")]).write(str(path))
