@@ -68,7 +68,7 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
     train, test = scene.split(s.test_every)
     scale = scene_scale(scene.cameras)
     gen = torch.Generator(device=device).manual_seed(s.seed)
-    params = init_splats(scene, s, device, gen, scale)
+    params = init_splats(scene, s, device, gen)
     lrs = {"means": 1.6e-4 * scale, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2, "sh0": 2.5e-3,
            "shN": 2.5e-3 / 20}
     optimizers = {k: torch.optim.Adam([{"params": params[k], "lr": lr, "name": k}], eps=1e-15)

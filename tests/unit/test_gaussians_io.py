@@ -290,3 +290,27 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
     if "CUDA" in message:  # everything before the GPU check was read
         assert (stage.batch_size, stage.packing, stage.ply, stage.out_prefix) == (2, "streams", "export/gf.ply",
                                                                                  "gaussians/")
+
+
+def test_random_init_box_fits_the_rig() -> None:
+    from genfab.stages.gaussians.cameras import OBJECT_BOUNDS, random_init_box, scene_scale
+    from genfab.stages.gaussians.procedural import ring_cameras
+
+    # an object-centric ring looking at (0, 0, 0.4): a cube around the object, inside the rig
+    ring = ring_cameras(16, 64, 64, radius=4.5)
+    center, half = random_init_box(ring, 3.0)
+    np.testing.assert_allclose(center, [0, 0, 0.4], atol=0.05)
+    dist = float(np.median([np.linalg.norm(c.center - center) for c in ring]))
+    assert half == pytest.approx(OBJECT_BOUNDS * dist) and half < dist / 2
+    assert random_init_box(ring, 0.1)[1] == pytest.approx(0.1 * scene_scale(ring))  # a smaller extent wins
+    # inside-out (cameras at the middle looking outwards) and forward-facing rigs: gsplat's cube on the cameras
+    K = intrinsics(50, 50, 32, 32)
+    outward = [Camera(f"o{i}", K, look_at(np.array([0.1 * np.cos(a), 0.1 * np.sin(a), 0.0]),
+                                           np.array([np.cos(a), np.sin(a), 0.0]) * 5), 64, 64)
+               for i, a in enumerate(np.linspace(0, 2 * np.pi, 12, endpoint=False))]
+    forward = [Camera(f"f{i}", K, look_at(np.array([i * 0.2, 0.0, 0.0]), np.array([i * 0.2, 10.0, 0.0])), 64, 64)
+               for i in range(6)]
+    for rig in (outward, forward):
+        center, half = random_init_box(rig, 3.0)
+        np.testing.assert_allclose(center, np.mean([c.center for c in rig], 0), atol=1e-9)
+        assert half == pytest.approx(3.0 * scene_scale(rig))

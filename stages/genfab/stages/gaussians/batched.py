@@ -89,9 +89,7 @@ class BatchedTrainer:
         for slot, (scene, ims) in enumerate(scenes):
             norm, center, scale = _normalise(scene, self.slots[slot])
             self.frames.append((center, scale))
-            p = init_splats(norm, s, device, generator, 1.0)
-            if s.init_type == "random" or norm.points is None:  # the random cube is around the origin
-                p["means"].data.add_(torch.as_tensor(self.slots[slot], dtype=torch.float32, device=device))
+            p = init_splats(norm, s, device, generator)  # a random cube is placed by the slot's cameras
             parts.append(p)
             train, _ = norm.split(s.test_every)
             self.train_views.append(train)

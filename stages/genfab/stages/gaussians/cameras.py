@@ -115,3 +115,33 @@ def scene_scale(cameras: list[Camera]) -> float:
     """Radius of the camera centres around their mean (x1.1), gsplat's `scene_scale` heuristic."""
     centers = np.stack([c.center for c in cameras])
     return float(np.linalg.norm(centers - centers.mean(0), axis=1).max() * 1.1) or 1.0
+
+
+OBJECT_BOUNDS = 0.32
+"""Half-size of the random-init cube around the object an inward-facing rig looks at, relative to the
+cameras' distance to it: the 3DGS paper's synthetic scenes (a +-1.3 cube, cameras at radius 4)."""
+
+
+def random_init_box(cameras: list[Camera], extent: float) -> tuple[np.ndarray, float]:
+    """Centre and half-size of the cube random initialisation fills.
+
+    Cameras that all look at one point (an object-centric rig) get a cube around that point sized to
+    the object (`OBJECT_BOUNDS` of their distance to it): gsplat's +-extent x scene-scale cube would
+    enclose the cameras themselves, and its fog in front of every lens does not train away (measured:
+    ~10 dB after 3000 steps on a procedural object). Other rigs (inside-out captures, walks) get
+    gsplat's cube, centred on the cameras as gsplat's world normalisation centres them."""
+    centers = np.stack([c.center for c in cameras])
+    dirs = np.stack([c.c2w[:3, 2] / np.linalg.norm(c.c2w[:3, 2]) for c in cameras])
+    half = extent * scene_scale(cameras)
+    if len(cameras) >= 3:
+        # the point closest to every optical axis: sum_i (I - d d^T)(p - c_i) = 0
+        proj = np.eye(3)[None] - dirs[:, :, None] * dirs[:, None, :]
+        a, b = proj.sum(0), np.einsum("nij,nj->i", proj, centers)
+        if np.linalg.cond(a) < 1e6:
+            focus = np.linalg.solve(a, b)
+            to_focus = focus - centers
+            dist = np.linalg.norm(to_focus, axis=1)
+            facing = np.einsum("ni,ni->n", dirs, to_focus) / np.maximum(dist, 1e-12)
+            if np.mean(facing > np.cos(np.radians(25))) >= 0.8:
+                return focus, min(half, OBJECT_BOUNDS * float(np.median(dist)))
+    return centers.mean(0), half

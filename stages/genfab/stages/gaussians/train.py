@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, scene_scale
+from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, random_init_box, scene_scale
 from genfab.stages.gaussians.losses import Lpips, ssim
 from genfab.stages.gaussians.ply import Splats
 
@@ -141,16 +141,19 @@ def knn_scale(points: torch.Tensor, k: int = 3) -> torch.Tensor:
     return out.clamp_min(1e-7)
 
 
-def init_splats(scene: SceneData, s: TrainSettings, device: torch.device, generator: torch.Generator,
-                scale: float) -> dict[str, torch.nn.Parameter]:
-    """gsplat simple-trainer initialisation from points (SfM/depth) or random in the scene bounds."""
+def init_splats(scene: SceneData, s: TrainSettings, device: torch.device, generator: torch.Generator
+                ) -> dict[str, torch.nn.Parameter]:
+    """gsplat simple-trainer initialisation from points (SfM/depth) or random in the scene bounds
+    (`random_init_box`)."""
     if s.init_type == "points" and scene.points is not None and len(scene.points):
         pts = torch.as_tensor(scene.points, dtype=torch.float32, device=device)
         rgb = torch.as_tensor(scene.colors if scene.colors is not None else np.full((len(pts), 3), 0.5),
                               dtype=torch.float32, device=device)
     else:
         n = s.init_num_points
-        pts = (torch.rand((n, 3), generator=generator, device=device) * 2 - 1) * s.init_extent * scale
+        center, half = random_init_box(scene.cameras, s.init_extent)
+        pts = (torch.rand((n, 3), generator=generator, device=device) * 2 - 1) * half + torch.as_tensor(
+            center, dtype=torch.float32, device=device)
         rgb = torch.rand((n, 3), generator=generator, device=device)
     if s.strategy == "mcmc" and len(pts) > s.cap_max:
         pts, rgb = pts[: s.cap_max], rgb[: s.cap_max]
@@ -253,7 +256,7 @@ class SceneTrainer:
         self.generator = torch.Generator(device=device).manual_seed(s.seed)
         torch.manual_seed(s.seed)
         with self._on_stream():
-            self.params = init_splats(scene, s, device, self.generator, self.scale)
+            self.params = init_splats(scene, s, device, self.generator)
             self.optimizers = make_optimizers(self.params, s, self.scale, fused=True)
             self.images = images_tensor([images[c.name] for c in self.train_cams], torch.device("cpu"))
             self.background = background_tensor(s, device)
