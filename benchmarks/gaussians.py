@@ -221,7 +221,8 @@ def main() -> None:
         "",
         f"GPU: {gpu}; torch {torch.__version__}; gsplat {gsplat.__version__}; Python {platform.python_version()}.",
         f"Command: `python benchmarks/gaussians.py --steps {args.steps} --size {sizes} --views {args.views} "
-        f"--pack-scenes {args.pack_scenes} --pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
+        f"--seeds {' '.join(map(str, args.seeds))} --pack-scenes {args.pack_scenes} "
+        f"--pack-steps {args.pack_steps} --pack-size {args.pack_size}`",
         "",
         f"Scenes: procedural (seeds {' '.join(map(str, args.seeds))}; numbers are means over them), "
         f"{args.views} views, every 8th held out, {args.steps} steps, white background, 8-bit images; the same "
