@@ -51,7 +51,8 @@ class GaussiansConfig(GenfabModel):
     init_num_points: int = Field(100_000, ge=1, le=10_000_000)
     """Number of random points when `initType` is random (or no points are available)."""
     init_extent: float = Field(3.0, gt=0.0)
-    """Half-size of the random-init cube, in scene units (times the scene scale)."""
+    """Half-size of the random-init cube in scene scales (gsplat's); cameras that all look at one point
+    get a cube around it of at most 0.32x their distance to it."""
     packed: bool = False
     """gsplat packed mode (less memory for large scenes)."""
     sparse_grad: bool = False
