@@ -1,11 +1,12 @@
 """3D Gaussian Splatting training on gsplat, for one scene or several packed on one GPU.
 
 The algorithm is gsplat's simple trainer (same initialisation, learning rates, densification and
-loss); the speed comes from how it is fed: training images live on the GPU as uint8, SSIM runs as
-two separable passes over all statistics at once, Adam is fused, and nothing waits on the GPU for
-logging. Several scenes train in one process by interleaving their steps on separate CUDA streams,
-so one scene's kernels fill the GPU while another's Python code runs; a per-scene Gaussian cap keeps
-each scene's memory bounded.
+loss); the time and memory it saves come from how it is run (each measured with
+benchmarks/gaussians_profile.py): SSIM as fp32 matrix products (losses.py), only the SH coefficients
+gsplat reads at the current degree, a DefaultStrategy statistics update without a host-device
+sync, fused Adam, training images in pinned host memory uploaded one view per step without blocking,
+and nothing that waits on the GPU for logging. Several scenes pack into one GPU (`train_scenes`,
+batched.py); a per-scene Gaussian cap keeps each scene's memory bounded.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def sync_free_default_strategy() -> type:
     class SyncFreeDefaultStrategy(DefaultStrategy):  # type: ignore[misc]
         def _update_state(self, params: dict[str, torch.nn.Parameter], state: dict[str, Any],
                           info: dict[str, Any], packed: bool = False) -> None:
-            if packed or self.refine_scale2d_stop_iter > 0:  # these paths have no sync to remove
+            if packed or self.refine_scale2d_stop_iter > 0:  # packed has no sync; scale2d stays gsplat's
                 super()._update_state(params, state, info, packed=packed)
                 return
             meta = info[self.key_for_gradient]
