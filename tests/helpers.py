@@ -1,7 +1,8 @@
-"""Shared test helpers: the examples, and the real helm binary for the chart."""
+"""Shared test helpers: the examples, a stage contract on disk, and the real helm binary for the chart."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,16 @@ def helm_binary() -> Path:
     if not helm.exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_tools.py")], check=True)
     return helm
+
+
+def stage_contract(tmp_path: Path, stage: str, **fields: Any) -> dict[str, str]:
+    """Writes the operator's config for one stage (file:// run under `tmp_path/run`; `fields` add to
+    or replace its keys) and returns the env of shard 0 of 1, as a stage Pod gets them."""
+    run = tmp_path / "run"
+    cfg = {"contract": 1, "stage": stage, "family": "custom", "configHash": "c" * 64, "runUri": f"file://{run}",
+           "outputUri": f"file://{run}/{stage}", "inputUris": [], "upstream": [], "shardSize": 8, "config": {},
+           **fields}
+    (tmp_path / "stage.json").write_text(json.dumps(cfg))
+    return {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
+            "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",
+            "GENFAB_TERMINATION_LOG": str(tmp_path / "termination.json")}

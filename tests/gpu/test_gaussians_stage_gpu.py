@@ -23,6 +23,7 @@ from genfab.stages.gaussians.stage import GaussiansStage  # noqa: E402
 from genfab.stages.runtime import main  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 from genfab.storage.inventory import ShardReport  # noqa: E402
+from tests.helpers import stage_contract  # noqa: E402
 
 UP, HASH = "a" * 64, "b" * 64
 
@@ -37,15 +38,10 @@ def test_stage_trains_packed_scenes_and_writes_the_layout(tmp_path: Path) -> Non
     (run / "expansion" / "zbroken" / "scenes" / "transforms.json").write_text("{not json")
     upstream = ShardReport("expansion", UP, 0, 1, state="succeeded", total=3, succeeded=["room", "yard", "zbroken"])
     open_storage(f"file://{run}").write_bytes(report_key("expansion", UP, 0), upstream.to_json())
-    cfg = {"contract": 1, "stage": "gaussians", "family": "scene", "configHash": HASH, "runUri": f"file://{run}",
-           "outputUri": f"file://{run}/gaussians", "inputUris": [], "shardSize": 3,
-           "upstream": [{"name": "expansion", "configHash": UP, "outputUri": f"file://{run}/expansion"}],
-           "config": {"gaussians": {"steps": 400, "scenesPerPod": 2, "background": [1, 1, 1],
-                                    "plyPath": "export/", "video": True}}}
-    (tmp_path / "stage.json").write_text(json.dumps(cfg))
-    env = {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
-           "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",
-           "GENFAB_TERMINATION_LOG": str(tmp_path / "termination.json")}
+    env = stage_contract(tmp_path, "gaussians", family="scene", configHash=HASH, shardSize=3,
+                         upstream=[{"name": "expansion", "configHash": UP, "outputUri": f"file://{run}/expansion"}],
+                         config={"gaussians": {"steps": 400, "scenesPerPod": 2, "background": [1, 1, 1],
+                                               "plyPath": "export/", "video": True}})
     assert main(GaussiansStage(), env) == EXIT_OK
 
     report = ShardReport.from_json(open_storage(f"file://{run}").read_bytes(report_key("gaussians", HASH, 0)))

@@ -27,6 +27,7 @@ from genfab.stages.gaussians.loaders import (
 )
 from genfab.stages.gaussians.ply import Splats, property_names, read_ply, write_ply
 from genfab.stages.gaussians.stage import ply_key
+from tests.helpers import stage_contract
 
 
 def known_scene(n: int = 6) -> SceneData:
@@ -271,19 +272,15 @@ def test_train_settings_read_the_resource_config() -> None:
 ])
 def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
         tmp_path: Path, config: dict, message: str) -> None:
-    import json
-
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only refusal")
     from genfab.stages.gaussians.stage import GaussiansStage
     from genfab.stages.runtime import BadInput, load_context
 
-    cfg = {"contract": 1, "stage": "gaussians", "family": "scene", "configHash": "c" * 64,
-           "runUri": f"file://{tmp_path}/run", "outputUri": f"file://{tmp_path}/run/gaussians",
-           "inputUris": [f"file://{tmp_path}/in"], "upstream": [], "shardSize": 2, "config": {"gaussians": config}}
-    (tmp_path / "stage.json").write_text(json.dumps(cfg))
-    ctx = load_context({"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json")})
+    env = stage_contract(tmp_path, "gaussians", family="scene", shardSize=2, inputUris=[f"file://{tmp_path}/in"],
+                         config={"gaussians": config})
+    ctx = load_context(env)
     stage = GaussiansStage()
     with pytest.raises(BadInput, match=message):
         stage.setup(ctx)

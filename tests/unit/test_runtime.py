@@ -12,6 +12,7 @@ from genfab.planner.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, rep
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext, load_context, main, sample_seed
 from genfab.storage import StorageError, open_storage
 from genfab.storage.inventory import InventoryError, ShardReport, discover_inputs
+from tests.helpers import stage_contract
 
 HASH = "c" * 64
 
@@ -21,13 +22,9 @@ def contract(tmp_path: Path, files: dict[str, bytes], **extra: Any) -> dict[str,
     for name, data in files.items():
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "in" / name).write_bytes(data)
-    cfg = {"contract": 1, "stage": "toy", "family": "custom", "configHash": HASH, "runUri": f"file://{tmp_path}/run",
-           "outputUri": f"file://{tmp_path}/run/toy", "inputUris": [f"file://{tmp_path}/in"], "upstream": [],
-           "shardSize": 8, "selection": {"suffixes": [".png"]}, "config": {"seed": 7}, **extra}
-    (tmp_path / "stage.json").write_text(json.dumps(cfg))
-    return {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
-            "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",
-            "GENFAB_TERMINATION_LOG": str(tmp_path / "termination.json")}
+    fields = {"configHash": HASH, "inputUris": [f"file://{tmp_path}/in"], "selection": {"suffixes": [".png"]},
+              "config": {"seed": 7}}
+    return stage_contract(tmp_path, "toy", **{**fields, **extra})
 
 
 class Toy(Stage):
