@@ -66,14 +66,17 @@ def ssim_band(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def ssim_conv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """`ssim` with the window as two 1-D depthwise convolutions over the five statistics at once,
     with PyTorch's own fp32 kernels (cuDNN would run them per channel, in TF32)."""
-    c = a.shape[1]
-    g = _window(a.device, a.dtype)
-    k = g.numel()
-    horiz = g.view(1, 1, 1, k).expand(5 * c, 1, 1, k)
-    vert = g.view(1, 1, k, 1).expand(5 * c, 1, k, 1)
     with torch.backends.cudnn.flags(enabled=False):
-        blurred = F.conv2d(F.conv2d(_stats(a, b), horiz, groups=5 * c), vert, groups=5 * c)
-    return _ssim_from_blurred(blurred, c)
+        blurred = conv_blur(_stats(a, b))
+    return _ssim_from_blurred(blurred, a.shape[1])
+
+
+def conv_blur(x: torch.Tensor) -> torch.Tensor:
+    """'Valid' separable Gaussian blur of every channel of [B, C, H, W] as two depthwise convolutions."""
+    g = _window(x.device, x.dtype)
+    c, k = x.shape[1], g.numel()
+    return F.conv2d(F.conv2d(x, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c), g.view(1, 1, k, 1).expand(c, 1, k, 1),
+                    groups=c)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
