@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from genfab.api.relighting import DegradationConfig
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting import blur, degradation
 from genfab.stages.relighting.albedo_stage import compute_albedo
@@ -87,7 +88,8 @@ def run(n: int) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
     many, alb = timed(pooled, compute_albedo, alb_jobs)
     rows.append(("albedo (Multi-Scale Retinex 15/80/250 + blend)", one, many))
     albedos = [decode(r["files"][f"s{i}_albedo.png"]) for i, r in enumerate(alb)]
-    soft = {**DEGRADATION, "weights": {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}}
+    soft = DegradationConfig.model_validate(
+        {**DEGRADATION, "weights": {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}})
     deg_jobs = [{"id": f"s{i}", "albedo": a, "mask": alpha_of(fg) > 0, "params": degradation.draw_params(soft, i)}
                 for i, (a, fg) in enumerate(zip(albedos, fgs, strict=True))]
     one, _ = timed(serial, compute_degraded, deg_jobs)

@@ -4,8 +4,8 @@
 #   images/build.sh --registry ghcr.io/lab --tag 0.1.0 [--push] [--platform linux/amd64] [--only scene]
 #
 # Images are named {registry}/genfab-{family}:{tag}, the names the chart's `stages.images` and the
-# operator's GENFAB_IMAGE_<FAMILY> defaults use. The family list comes from genfab.api.catalog
-# (FAMILIES), the single source of truth for stage -> image family. Build context: the repo root.
+# operator's GENFAB_IMAGE_<FAMILY> defaults use. The family list comes from genfab.api.families
+# (FAMILIES), which every pipeline's stage declarations name. Build context: the repo root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +24,13 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$REGISTRY" ] && [ -n "$TAG" ] || { echo "--registry and --tag are required" >&2; usage 2; }
 
-# The catalog module needs only the standard library: load it by path, no install required.
+# The families module needs only the standard library: load it by path, no install required.
 FAMILIES=$(python3 - <<'PY'
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("catalog", "operator/genfab/api/catalog.py")
-catalog = sys.modules["catalog"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(catalog)
-print(" ".join(catalog.FAMILIES))
+spec = importlib.util.spec_from_file_location("families", "operator/genfab/api/families.py")
+families = sys.modules["families"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(families)
+print(" ".join(families.FAMILIES))
 PY
 )
 for name in operator $FAMILIES; do

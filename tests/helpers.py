@@ -32,9 +32,9 @@ def stage_contract(tmp_path: Path, stage: str, **fields: Any) -> dict[str, str]:
     """Writes the operator's config for one stage (file:// run under `tmp_path/run`; `fields` add to
     or replace its keys) and returns the env of shard 0 of 1, as a stage Pod gets them."""
     run = tmp_path / "run"
-    cfg = {"contract": 1, "stage": stage, "family": "custom", "configHash": "c" * 64, "runUri": f"file://{run}",
-           "outputUri": f"file://{run}/{stage}", "inputUris": [], "upstream": [], "shardSize": 8, "config": {},
-           **fields}
+    cfg = {"contract": 1, "resource": {"kind": "DatasetJob", "name": "test"}, "pipeline": "test", "stage": stage,
+           "family": "custom", "configHash": "c" * 64, "runUri": f"file://{run}", "outputUri": f"file://{run}/{stage}",
+           "inputUris": [], "upstream": [], "shardSize": 8, "config": {}, **fields}
     (tmp_path / "stage.json").write_text(json.dumps(cfg))
     return {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
             "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",

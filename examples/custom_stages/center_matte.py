@@ -23,6 +23,7 @@ class CenterMatte(Stage):
         self.margin = float(cfg.get("margin", 0.08))
         self.iterations = int(cfg.get("iterations", 3))
         self.feather = int(cfg.get("feather", 7)) | 1
+        self.seed = int(ctx.config.get("seed", 0))  # the job's seed, when the stage replaces a built-in
 
     def process(self, sample: Sample) -> None:
         image = cv2.imdecode(np.frombuffer(sample.read_source(), np.uint8), cv2.IMREAD_COLOR)
@@ -32,7 +33,7 @@ class CenterMatte(Stage):
         mx, my = int(w * self.margin), int(h * self.margin)
         mask = np.zeros((h, w), np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.setRNGSeed(sample.seed() % (2**31))
+        cv2.setRNGSeed(sample.seed(self.seed) % (2**31))
         cv2.grabCut(image, mask, (mx, my, w - 2 * mx, h - my), bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
         hard = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
         if hard.mean() < 0.01:

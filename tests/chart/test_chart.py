@@ -11,11 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from genfab.api.catalog import FAMILIES
+from genfab.api.families import FAMILIES
 from genfab.api.resources import KINDS
 from genfab.operator.builders import Owner, build_job
-from genfab.planner import plan
-from genfab.planner.contract import stage_config
+from genfab.planner import plan, stage_config
 from tests.chart.conftest import CHART, ROOT, VALUE_SETS, run_helm
 
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}

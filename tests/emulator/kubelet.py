@@ -5,7 +5,7 @@ form: one Pod per pending index (up to `parallelism`), `backoffLimitPerIndex`, t
 genfab sets (exit 42 fails the index at once; Pods with a DisruptionTarget condition do not count),
 suspend/resume, completedIndexes/failedIndexes, Complete/Failed conditions.
 
-A Pod "runs" a shard by writing the stage's real shard reports (genfab.storage.inventory) into the
+A Pod "runs" a shard by writing the stage's real shard reports (genfab.inventory) into the
 resource's output storage, so the operator reads progress over the real channel. What a Pod does is
 decided by `script(stage, index, attempt) -> Behaviour` when it is created.
 """
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from genfab.planner.contract import shard_bounds
+from genfab.contract import StageConfig, shard_bounds
+from genfab.inventory import FailedSample, ShardReport, resolve_samples, write_report
 from genfab.storage import open_storage
-from genfab.storage.inventory import FailedSample, ShardReport, resolve_samples, write_report
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
 JOBS, PODS, CONFIGMAPS = res_of("batch/v1/jobs"), res_of("v1/pods"), res_of("v1/configmaps")
@@ -268,12 +268,12 @@ class Kubelet:
             self.cluster.delete(key)  # a Failed Pod with DisruptionTarget: replaced, not counted
 
     # -- shard reports over the real progress channel
-    def _config(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+    def _config(self, pod: dict[str, Any]) -> StageConfig | None:
         volume = next((v for v in pod["spec"].get("volumes", []) if v["name"] == "stage-config"), None)
         if volume is None:
             return None
         cm = self.cluster.store.get((CONFIGMAPS, pod["metadata"]["namespace"], volume["configMap"]["name"]))
-        return json.loads(cm["data"]["stage.json"]) if cm else None
+        return StageConfig.from_json(cm["data"]["stage.json"]) if cm else None
 
     def _start_report(self, pod: dict[str, Any], state: PodState) -> ShardReport | None:
         cfg = self._config(pod)
@@ -282,10 +282,10 @@ class Kubelet:
         shards = int(next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "GENFAB_SHARD_COUNT"))
         samples = resolve_samples(cfg, open_storage)
         lo, hi = shard_bounds(len(samples), state.index, shards)
-        report = ShardReport(stage=cfg["stage"], config_hash=cfg["configHash"], index=state.index, shards=shards,
+        report = ShardReport(stage=cfg.stage, config_hash=cfg.config_hash, index=state.index, shards=shards,
                              total=hi - lo)
         report._ids = [s.id for s in samples[lo:hi]]  # type: ignore[attr-defined]
-        write_report(open_storage(cfg["runUri"]), report)
+        write_report(open_storage(cfg.run_uri), report)
         return report
 
     def _finish_report(self, pod: dict[str, Any], state: PodState, code: int) -> str:
@@ -301,7 +301,7 @@ class Kubelet:
         else:
             report.state = "failed"
             report.message = f"exit code {code}"
-        write_report(open_storage(cfg["runUri"]), report)
+        write_report(open_storage(cfg.run_uri), report)
         return json.dumps({"stage": report.stage, "index": report.index, "state": report.state,
                            "succeeded": len(report.succeeded), "failed": len(report.failed)})
 

@@ -16,13 +16,13 @@ if not torch.cuda.is_available():
     pytest.skip("needs CUDA", allow_module_level=True)
 pytest.importorskip("gsplat")
 
-from genfab.planner.contract import EXIT_OK, report_key  # noqa: E402
+from genfab.contract import EXIT_OK, report_key  # noqa: E402
+from genfab.inventory import ShardReport  # noqa: E402
 from genfab.stages.gaussians import procedural  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
 from genfab.stages.gaussians.stage import GaussiansStage  # noqa: E402
 from genfab.stages.runtime import main  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
-from genfab.storage.inventory import ShardReport  # noqa: E402
 from tests.helpers import stage_contract  # noqa: E402
 
 UP, HASH = "a" * 64, "b" * 64
@@ -39,6 +39,7 @@ def test_stage_trains_packed_scenes_and_writes_the_layout(tmp_path: Path) -> Non
     upstream = ShardReport("expansion", UP, 0, 1, state="succeeded", total=3, succeeded=["room", "yard", "zbroken"])
     open_storage(f"file://{run}").write_bytes(report_key("expansion", UP, 0), upstream.to_json())
     env = stage_contract(tmp_path, "gaussians", family="scene", configHash=HASH, shardSize=3,
+                         pipeline="worldexplorer", outputLayout="{variant}/index_{index:04d}/scenes/gaussians/",
                          upstream=[{"name": "expansion", "configHash": UP, "outputUri": f"file://{run}/expansion"}],
                          config={"gaussians": {"steps": 400, "scenesPerPod": 2, "background": [1, 1, 1],
                                                "plyPath": "export/", "video": True}})

@@ -174,7 +174,7 @@ def test_built_in_stages_without_an_implementation_are_named(tmp_path: Path) -> 
     doc["spec"]["output"] = f"file://{tmp_path}/out"
     result = genfab_run(tmp_path, doc)
     assert result.returncode == 2
-    assert "no implementation in this installation for stage(s) export" in " ".join(result.stderr.split())
+    assert "no implementation in genfab yet for stage(s) export, split, adapter" in " ".join(result.stderr.split())
 
 
 def test_the_custom_stage_example_runs(tmp_path: Path) -> None:

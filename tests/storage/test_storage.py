@@ -14,7 +14,16 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from genfab.storage import S3Settings, Storage, StorageError, commit_sample, is_committed, open_storage, read_marker
+from genfab.storage import (
+    Marker,
+    S3Settings,
+    Storage,
+    StorageError,
+    is_committed,
+    open_storage,
+    read_marker,
+    write_marker,
+)
 
 BUCKET = "genfab-test"
 KiB = 1 << 10
@@ -99,8 +108,9 @@ def test_marker_commit_and_interrupted_write(storage: Storage) -> None:
     # Interrupted before the marker: data present, no marker -> not done.
     storage.write_bytes("samples/s1/image.png", b"partial")
     assert not is_committed(storage, "samples/s1", "h1")
-    marker = commit_sample(storage, "samples/s1", "h1", {"image.png": b"png", "meta.json": b"{}"},
-                           timings={"seconds": 1.5})
+    storage.write_many([("samples/s1/image.png", b"png"), ("samples/s1/meta.json", b"{}")])
+    marker = Marker("h1", {"image.png": "sha-a", "meta.json": "sha-b"}, {"seconds": 1.5})
+    write_marker(storage, "samples/s1", marker)
     assert is_committed(storage, "samples/s1", "h1")
     assert not is_committed(storage, "samples/s1", "h2"), "a changed config hash invalidates the sample"
     assert read_marker(storage, "samples/s1") == marker and set(marker.outputs) == {"image.png", "meta.json"}

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from genfab.api import parse_resource
-from genfab.planner import plan
-from genfab.planner.contract import (
-    ENV_INDEX,
-    ENV_SHARDS,
-    report_key,
-    shard_bounds,
-    shard_count,
-    shard_env,
-    stage_config,
-)
+from genfab.contract import ContractError, StageConfig, layout_dir, report_key, sample_subdir, shard_bounds, shard_count
+from genfab.contract.names import ENV_INDEX, ENV_SHARDS
+from genfab.planner import Plan, PlannedStage, plan, stage_config
 from tests.helpers import load_example
 
 
@@ -52,15 +47,17 @@ def test_stage_config_and_env_carry_the_whole_contract() -> None:
     doc = load_example("datasetjob-custom-stage.yaml")
     p = plan(parse_resource(doc))
     seg, sheet = p.stage("segment"), p.stage("contact-sheet")
-    cfg = stage_config(p, sheet)
-    assert cfg["stage"] == "contact-sheet" and cfg["family"] == "custom"
+    cfg = stage_config(p, sheet).to_dict()
+    assert cfg["stage"] == "contact-sheet" and cfg["family"] == "custom" and cfg["pipeline"] == "relighting"
     assert cfg["configHash"] == sheet.config_hash and cfg["runUri"] == p.output_uri
     assert cfg["upstream"] == [{"name": "segment", "configHash": seg.config_hash, "outputUri": seg.output_uri}]
+    assert cfg["resource"] == {"kind": "DatasetJob", "name": "portraits-custom", "namespace": None}
     first = stage_config(p, seg)
-    assert first["inputUris"] == ["file://./examples/data/portraits"]
-    assert first["selection"]["suffixes"] == [".png", ".jpg", ".jpeg", ".webp"]
-    assert first["config"]["custom"] == {"margin": 0.08, "iterations": 3, "feather": 7}  # beside the built-in's
-    env = shard_env(first, 1, 2)
+    assert first.input_uris == ("file://./examples/data/portraits",)
+    assert first.selection.suffixes == (".png", ".jpg", ".jpeg", ".webp")
+    assert first.config["custom"] == {"margin": 0.08, "iterations": 3, "feather": 7}  # beside the built-in's
+    assert StageConfig.from_json(first.to_json()) == first  # the JSON form round-trips
+    env = first.shard_env(1, 2)
     assert env[ENV_INDEX] == "1" and env[ENV_SHARDS] == "2"
     assert env["GENFAB_OUTPUT_URI"] == seg.output_uri == "file://./genfab-runs/portraits-custom/data/stage_1"
     assert report_key("segment", seg.config_hash, 3).endswith(f"segment/{seg.config_hash[:10]}/shard-00003.json")
@@ -74,3 +71,29 @@ def test_relighting_selection_is_in_the_contract_but_not_the_hash() -> None:
     changed = plan(parse_resource(doc)).stage("segment")
     assert changed.selection == {"ids": ["astronaut", "astronaut_face"], "limit": 2}
     assert changed.config_hash == base.config_hash  # picking samples does not change a committed sample
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"contract": 99}, "contract version 99 is not 1"),
+    ({"configHash": None}, "configHash"),
+    ({"selection": {"ids": ["../x"]}}, r"selection\.ids\.0"),
+])
+def test_a_stage_config_off_the_contract_is_refused_with_the_field(change: dict[str, object], message: str) -> None:
+    good = stage_config(*_first_stage()).to_dict()
+    with pytest.raises(ContractError, match=message):
+        StageConfig.from_json(json.dumps({**good, **change}))
+
+
+def _first_stage() -> tuple[Plan, PlannedStage]:
+    p = plan(parse_resource(load_example("datasetjob-relighting.yaml")))
+    return p, p.stages[0]
+
+
+@pytest.mark.parametrize(("layout", "subdir"), [
+    ("{variant}/index_{index:04d}/scenes/gaussians/", "scenes/gaussians/"),
+    ("{sample}/gaussians/", "gaussians/"),
+    ("{sample}/", ""),
+])
+def test_a_per_sample_layout_names_the_folder_inside_each_sample(layout: str, subdir: str) -> None:
+    assert layout_dir(layout) == ""  # per-sample layouts write under the run root
+    assert sample_subdir(layout) == subdir

@@ -256,10 +256,11 @@ def test_train_settings_read_the_resource_config() -> None:
     cfg = GaussiansConfig.model_validate({"steps": 7000, "strategy": "mcmc", "capMax": 200000, "shDegree": 2,
                                           "packed": True, "sparseGrad": True, "background": [1, 1, 1],
                                           "scenesPerPod": 4, "plyPath": "export/"}).to_yaml_dict()
-    s = TrainSettings.from_config(cfg)
+    s = TrainSettings.of(GaussiansConfig.model_validate(cfg))
     assert (s.steps, s.strategy, s.cap_max, s.sh_degree, s.packed, s.sparse_grad) == (7000, "mcmc", 200000, 2,
                                                                                        True, True)
-    assert s.background == (1.0, 1.0, 1.0)
+    assert s.background == [1.0, 1.0, 1.0]
+    assert s.means_lr == 1.6e-4  # what users cannot set comes from the trainer's declaration
     assert s.schedule() == {"refine_start_iter": 116, "refine_stop_iter": 5833, "refine_every": 23}
     default = TrainSettings(steps=30_000).schedule()
     assert default == {"refine_start_iter": 500, "refine_stop_iter": 15_000, "reset_every": 3000, "refine_every": 100}
@@ -267,7 +268,7 @@ def test_train_settings_read_the_resource_config() -> None:
 
 @pytest.mark.parametrize(("config", "message"), [
     ({"steps": 100, "scenesPerPod": 2, "packing": "streams", "plyPath": "export/"}, "needs a CUDA GPU"),
-    ({"packing": "fast"}, "gaussians.packing: got 'fast'; allowed: batched"),
+    ({"packing": "fast"}, r"config\.gaussians\.packing: Input should be 'batched', 'processes' or 'streams'"),
     ({"sparseGrad": True}, "sparseGrad needs packed: true"),
 ])
 def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
@@ -277,16 +278,19 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
         pytest.skip("checks the CPU-only refusal")
     from genfab.stages.gaussians.stage import GaussiansStage
     from genfab.stages.runtime import BadInput, load_context
+    from genfab.stages.runtime.loop import declared_settings, validated_settings
 
     env = stage_contract(tmp_path, "gaussians", family="scene", shardSize=2, inputUris=[f"file://{tmp_path}/in"],
-                         config={"gaussians": config})
+                         pipeline="vistadream", outputLayout="{sample}/gaussians/",
+                         config={"gaussians": config, "initIterations": 100})
     ctx = load_context(env)
     stage = GaussiansStage()
-    with pytest.raises(BadInput, match=message):
+    with pytest.raises(BadInput, match=message):  # the runtime validates the whole config, then setup runs
+        stage.settings = validated_settings(ctx, declared_settings(ctx, stage))
         stage.setup(ctx)
     if "CUDA" in message:  # everything before the GPU check was read
-        assert (stage.batch_size, stage.packing, stage.ply, stage.out_prefix) == (2, "streams", "export/gf.ply",
-                                                                                 "gaussians/")
+        assert (stage.batch_size, stage.packing, stage.ply, ctx.sample_prefix("s1")) == (
+            2, "streams", "export/gf.ply", "s1/gaussians/")
 
 
 def test_random_init_box_fits_the_rig() -> None:

@@ -50,4 +50,4 @@ def test_sync_free_update_matches_gsplat(images: int, absgrad: bool) -> None:
 def test_mcmc_uses_gsplat_strategy_unchanged() -> None:
     from gsplat.strategy import MCMCStrategy
 
-    assert type(make_strategy(TrainSettings(strategy="mcmc", cap_max=5000))) is MCMCStrategy
+    assert type(make_strategy(TrainSettings(strategy="mcmc", cap_max=5000, init_num_points=5000))) is MCMCStrategy

@@ -11,8 +11,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.operator.builders import Owner, build_configmap, build_job, child_name
 from genfab.operator.settings import OperatorSettings
-from genfab.planner import plan
-from genfab.planner.contract import stage_config
+from genfab.planner import plan, stage_config
 
 SETTINGS = OperatorSettings(images={f: f"registry.test/genfab-{f}:1" for f in ("cv", "scene", "segment", "diffusion")},
                             gpu_resource="amd.com/gpu")

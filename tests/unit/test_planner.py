@@ -273,6 +273,6 @@ def test_plan_is_deterministic_and_serialisable() -> None:
     ("manifests/{all_samples,split_train,split_test}.jsonl, split_summary.json", ""),
 ])
 def test_output_directory_of_a_layout(layout: str, directory: str) -> None:
-    from genfab.planner.build import _layout_dir
+    from genfab.contract import layout_dir as _layout_dir
 
     assert _layout_dir(layout) == directory

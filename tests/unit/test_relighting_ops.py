@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from genfab.api.relighting import DegradationConfig
 from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
 from genfab.stages.relighting.recombine_stage import composite
 from genfab.stages.runtime import SampleError
@@ -141,7 +142,7 @@ def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, fl
     n = 20000
     counts = {m: 0 for m in degradation.METHODS}
     for seed in range(n):
-        counts[degradation.draw_params(config, seed)["method"]] += 1
+        counts[degradation.draw_params(DegradationConfig.model_validate(config), seed)["method"]] += 1
     for method, w in weights.items():
         assert counts[method] / n == pytest.approx(w, abs=0.012), (method, counts)
 
@@ -151,8 +152,9 @@ def test_params_round_trip_reproduces_the_image(method: str) -> None:
     config = {**DEGRADATION, "weights": {m: float(m == method) for m in degradation.METHODS}}
     normals, inside = sphere(65)
     alb = np.random.default_rng(5).uniform(0, 1, (65, 65, 3)).astype(np.float32)
-    params = degradation.draw_params(config, 1234)
-    assert params["method"] == method and params == degradation.draw_params(config, 1234)
+    typed = DegradationConfig.model_validate(config)
+    params = degradation.draw_params(typed, 1234)
+    assert params["method"] == method and params == degradation.draw_params(typed, 1234)
     again = json.loads(json.dumps(params))
     first = degradation.render(alb, normals, inside, params)
     np.testing.assert_array_equal(first, degradation.render(alb, normals, inside, again))

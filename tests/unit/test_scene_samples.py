@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from genfab.api.scene_samples import expand_samples
 from genfab.api.scenejob import CuratedManifest
-from genfab.planner.scene_samples import expand_samples
 
 MANIFEST = CuratedManifest.model_validate({"samples": [
     {"index": 0, "photorealistic": {"original_path": "p/0.png"}, "stylized": {"path": "s/0.png"}},

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
-from genfab.api.base import GenfabModel, Rule, exactly_one
+from genfab.api.base import GenfabModel, Rule, exactly_one, to_snake
+from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
 
 
@@ -95,17 +96,14 @@ class StageOverride(StageResources):
     """Image for this stage only, overriding the image family's image."""
 
 
-class ImageOverrides(GenfabModel):
-    """Images per stage family; unset families use the operator's defaults (Helm values)."""
-
-    cv: str | None = Field(None, max_length=512)
-    """CPU computer-vision stages (OpenCV, albumentations)."""
-    scene: str | None = Field(None, max_length=512)
-    """CUDA + torch + gsplat stages (3D Gaussian splatting, rendering)."""
-    segment: str | None = Field(None, max_length=512)
-    """Segmentation and depth stages (transformers, SAM2/SAM3)."""
-    diffusion: str | None = Field(None, max_length=512)
-    """Generative stages (diffusers, transformers, accelerate)."""
+if TYPE_CHECKING:
+    ImageOverrides = GenfabModel
+else:
+    ImageOverrides = create_model(
+        "ImageOverrides", __base__=GenfabModel,
+        __doc__="Images per stage family; unset families use the operator's defaults (Helm values).",
+        **{family: (str | None, Field(None, max_length=512, description=doc)) for family, doc in FAMILIES.items()},
+    )
 
 
 class EnvVar(GenfabModel):
@@ -199,22 +197,18 @@ class CommonSpec(GenfabModel):
     """Custom stages: replace a built-in stage or add new ones."""
 
 
-def stage_rules(discriminator: str, pipelines: dict[str, str]) -> tuple[Rule, ...]:
+def stage_rules(selector: str, stages: dict[str, list[str]]) -> tuple[Rule, ...]:
     """Rules that every stage named in `onlyStages`, `stages` and custom `after` exists.
 
-    `discriminator` is the spec field choosing the pipeline (camelCase), `pipelines` maps its
-    values to catalog pipelines. Custom stages count as known stages.
+    `selector` is the spec field choosing the pipeline (camelCase), `stages` maps its values to
+    the stage names of the pipeline they select. Custom stages count as known stages.
     """
-    from genfab.api.catalog import stage_names
-
-    attr = "".join(f"_{c.lower()}" if c.isupper() else c for c in discriminator)
+    attr = to_snake(selector)
 
     def known(m: Any) -> list[str]:
-        return [*stage_names(pipelines[getattr(m, attr)]), *(c.name for c in m.custom_stages)]
+        return [*stages[getattr(m, attr)], *(c.name for c in m.custom_stages)]
 
-    cel_known = " : ".join(
-        f"self.{discriminator} == '{value}' ? {list(stage_names(p))!r}" for value, p in pipelines.items()
-    ) + " : []"
+    cel_known = " : ".join(f"self.{selector} == '{value}' ? {names!r}" for value, names in stages.items()) + " : []"
     custom = "self.customStages.exists(c, c.name == {v})"
 
     def unknown(names: Any, m: Any) -> list[str]:
@@ -223,9 +217,8 @@ def stage_rules(discriminator: str, pipelines: dict[str, str]) -> tuple[Rule, ..
     def detail(field: str, names: Any) -> Callable[[Any], str]:
         return lambda m: (
             f"unknown stage(s) {unknown(names(m), m)} in `{field}` for "
-            f"{discriminator} {getattr(m, attr)!r}; allowed: {known(m)}"
+            f"{selector} {getattr(m, attr)!r}; allowed: {known(m)}"
         )
-
     return (
         Rule(
             f"!has(self.onlyStages) || self.onlyStages.all(s, s in ({cel_known}) || {custom.format(v='s')})",

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from genfab.api.base import GenfabModel
-from genfab.api.datasetjob import DatasetJobSpec
-from genfab.api.scenejob import SceneJobSpec
+from genfab.api.datasetjob import DatasetJobBase
+from genfab.api.pipeline import kind_spec
+from genfab.api.scenejob import SceneJobBase
 from genfab.api.status import ResourceStatus
-from genfab.api.tuningrun import TuningRunSpec
+from genfab.api.tuningrun import TuningRunBase
 from genfab.api.types import DNS_LABEL_RE
+
+# The kinds' spec models: their base fields plus what the registered pipelines add (the selector,
+# one block per pipeline, the rules tying them together). Type checkers see the bases.
+if TYPE_CHECKING:
+    SceneJobSpec = SceneJobBase
+    DatasetJobSpec = DatasetJobBase
+    TuningRunSpec = TuningRunBase
+else:
+    SceneJobSpec = kind_spec("SceneJob", SceneJobBase)
+    DatasetJobSpec = kind_spec("DatasetJob", DatasetJobBase)
+    TuningRunSpec = kind_spec("TuningRun", TuningRunBase)
 
 GROUP = "genfab.dev"
 VERSION = "v1alpha1"

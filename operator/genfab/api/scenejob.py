@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genfab.api.base import GenfabModel, Rule, at_most_one, exactly_one
-from genfab.api.common import CommonSpec, stage_rules
+from genfab.api.base import GenfabModel, Rule, exactly_one
+from genfab.api.common import CommonSpec
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.types import DnsLabel, InputUri, RelativePath
 
@@ -200,38 +200,15 @@ class Refinement(GenfabModel):
     """An explicit `model_<step>.pkl`."""
 
 
-class SceneJobSpec(CommonSpec):
+class SceneJobBase(CommonSpec):
     """A batch of 3D scenes generated from images or prompts."""
 
-    rules = (
-        Rule(
-            "self.pipeline == 'worldexplorer' || !has(self.worldexplorer)",
-            "`worldexplorer` settings need pipeline worldexplorer",
-            "worldexplorer",
-            lambda m: m.pipeline == "worldexplorer" or m.worldexplorer is None,
-        ),
-        Rule(
-            "self.pipeline == 'vistadream' || !has(self.vistadream)",
-            "`vistadream` settings need pipeline vistadream",
-            "vistadream",
-            lambda m: m.pipeline == "vistadream" or m.vistadream is None,
-        ),
-        at_most_one("worldexplorer", "vistadream"),
-        *stage_rules("pipeline", {"worldexplorer": "worldexplorer", "vistadream": "vistadream"}),
-    )
-
-    pipeline: Literal["worldexplorer", "vistadream"]
-    """worldexplorer (seed 000) or vistadream (seed 001)."""
     input: SceneInput
     """Images to turn into scenes."""
     indices: list[Annotated[int, Field(ge=0, le=999999)]] | None = Field(None, min_length=1, max_length=100000)
     """Only these sample indices (seed 000 `--indices`)."""
     variants: list[Variant] | None = Field(None, min_length=1, max_length=3)
     """Only these variants; unset runs every variant a sample has (`default` is the fallback)."""
-    worldexplorer: WorldExplorerConfig | None = None
-    """Seed 000 parameters (defaults apply when unset)."""
-    vistadream: VistaDreamConfig | None = None
-    """Seed 001 parameters (defaults apply when unset)."""
     gaussians: GaussiansConfig = Field(default_factory=GaussiansConfig)
     """3DGS training (both pipelines)."""
     refinement: Refinement | None = None

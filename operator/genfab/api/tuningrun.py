@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel, exactly_one
-from genfab.api.common import CommonSpec, stage_rules
+from genfab.api.common import CommonSpec
 from genfab.api.types import DnsLabel, InputUri
 
 
@@ -49,15 +49,11 @@ class DifixHyperparameters(GenfabModel):
     """Training seed."""
 
 
-class TuningRunSpec(CommonSpec):
+class TuningRunBase(CommonSpec):
     """One fine-tuning run (one hyperparameter setup) on one data export."""
-
-    rules = (*stage_rules("trainer", {"difix": "tuning-difix"}),)
 
     dataset: TuningDataset
     """Training data."""
-    trainer: Literal["difix"] = "difix"
-    """Trainer (DiFix3D `train_difix.py`, a custom-stage image honouring the stage contract)."""
     run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     """Run name: outputs go to `{output}/tuning_runs/{runName}/`."""
     base_model: str = Field("nvidia/difix_ref", max_length=256)

@@ -16,6 +16,7 @@ from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file
 from genfab.cli.run import run_cmd
 from genfab.planner import INPUT, Plan, plan
+from genfab.sequencing import unimplemented
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -43,8 +44,20 @@ def validate(files: tuple[Path, ...]) -> None:
             else:
                 assert loaded.resource is not None
                 click.echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
+                note = runs_today_note(plan(loaded.resource))
+                if note:
+                    click.echo(f"  {note}")
     if failed:
         sys.exit(1)
+
+
+def runs_today_note(p: Plan) -> str | None:
+    """One line when stages of the plan have no implementation in genfab yet (None when all run)."""
+    missing = unimplemented(p.stages)
+    if not missing:
+        return None
+    return (f"note: pipeline {p.pipeline} is not implemented yet: this resource needs customStages for "
+            f"{', '.join(missing)} before it can run")
 
 
 def _plan_table(p: Plan) -> Table:
@@ -77,6 +90,9 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
     result = plan(loaded.resource, inventory)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
+        note = runs_today_note(result)
+        if note:
+            click.echo(note, err=True)  # stdout stays JSON
         return
     console = Console(width=max(Console().width, 140))
     console.print(_plan_table(result))
@@ -84,6 +100,9 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
         console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
     for ref in result.external_refs:
         console.print(f"waits for {ref}")
+    note = runs_today_note(result)
+    if note:
+        click.echo(note)
 
 
 CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))

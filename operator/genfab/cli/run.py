@@ -15,11 +15,11 @@ from rich.table import Table
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
 from genfab.cli.loading import load_file
+from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.runner import RunnerError
 from genfab.local.view import ProgressView
 from genfab.planner import plan
-from genfab.planner.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.storage import StorageError, open_storage
 
 

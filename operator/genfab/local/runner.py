@@ -20,38 +20,33 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
-from genfab.planner import Plan, PlannedStage
-from genfab.planner.contract import (
-    DROPPED_KEY,
-    ENV_CONFIG,
-    ENV_CPU_WORKERS,
-    ENV_MODELS,
-    ENV_PROGRESS_SECONDS,
-    ENV_TERMINATION_LOG,
-    EXIT_BAD_INPUT,
-    STATUS_KEY,
-    SUMMARY_KEY,
-    shard_count,
+from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
+from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+from genfab.planner import Plan, PlannedStage, stage_config
+from genfab.sequencing import (
+    BLOCKED_MESSAGE,
+    CannotRun,
+    gate,
+    models_env,
+    now_rfc3339,
+    phase_of,
     shard_env,
-    stage_config,
+    stage_command,
+    status_outputs,
+    unimplemented,
 )
-from genfab.status import StageObservation, build_status, stage_phase
+from genfab.status import StageObservation, build_status
 from genfab.status.aggregate import ExecState
 from genfab.storage import Storage, StorageError, open_storage
-from genfab.storage.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 
 POLL_SECONDS = 0.2
 REPORT_SECONDS = 0.5
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RunnerError(RuntimeError):
@@ -72,7 +67,7 @@ class Shard:
 class StageRun:
     stage: PlannedStage
     state: ExecState = "waiting"
-    config: dict[str, Any] = field(default_factory=dict)
+    config: StageConfig | None = None
     samples: int = 0
     shards: list[Shard] = field(default_factory=list)
     reports: dict[int, ShardReport] = field(default_factory=dict)
@@ -141,39 +136,29 @@ class LocalRunner:
 
     # -- preflight
     def command(self, stage: PlannedStage) -> list[str]:
-        if stage.family == "custom":
-            if not stage.command:
-                raise RunnerError(f"custom stage {stage.name!r} has no `command`; locally there is no image "
-                                  f"entrypoint to fall back to, so set customStages[].command")
-            command = list(stage.command)
-            if command[0] in ("python", "python3"):
-                command[0] = self.python  # locally, "python" is the interpreter genfab runs in
-            return [*command, *stage.args]
-        return [self.python, "-m", "genfab.stages", stage.name]
+        command, args = stage_command(stage, self.python)
+        if command is None:
+            raise RunnerError(f"custom stage {stage.name!r} has no `command`; locally there is no image "
+                              f"entrypoint to fall back to, so set customStages[].command")
+        return [*command, *args]
 
     def check_runnable(self) -> None:
-        from genfab.stages.runtime.registry import IMPLEMENTATIONS  # torch-free: names only
-
-        missing = [s.name for s in self.plan.stages
-                   if s.run and s.family != "custom" and s.name not in IMPLEMENTATIONS]
+        missing = unimplemented(self.plan.stages)
         if missing:
             raise RunnerError(
-                f"no implementation in this installation for stage(s) {', '.join(missing)} "
-                f"(implemented: {', '.join(sorted(IMPLEMENTATIONS)) or 'none yet'}); replace them with "
-                f"customStages or leave them out with onlyStages")
+                f"no implementation in genfab yet for stage(s) {', '.join(missing)} of pipeline "
+                f"{self.plan.pipeline}; replace them with customStages of the same name or leave them out "
+                f"with onlyStages")
         for s in self.plan.stages:
             if s.run:
                 self.command(s)
         self._models_env()
 
     def _models_env(self) -> dict[str, str]:
-        models = self.resource.spec.models
-        if models is None:
-            return {}
-        if models.persistent_volume_claim is not None:
-            raise RunnerError("spec.models.persistentVolumeClaim cannot be mounted by the local runner; "
-                              "use spec.models.uri or spec.models.hubCache")
-        return {ENV_MODELS: str(models.uri or models.hub_cache)}
+        try:
+            return models_env(self.resource.spec.models, mounted=False)
+        except CannotRun as exc:
+            raise RunnerError(str(exc)) from None
 
     # -- the loop
     def run(self) -> RunResult:
@@ -200,30 +185,17 @@ class LocalRunner:
         summary = self._write_summary(status)
         return RunResult(status, summary, self.plan.output_uri)
 
-    def _upstream_ok(self, run: StageRun) -> bool | None:
-        """True: every upstream is done and usable; False: one failed; None: still waiting."""
-        for name in run.stage.upstream:
-            up = self.stages[name]
-            if up.state == "skipped":
-                continue  # not selected: its committed outputs (and shard reports) are reused
-            if up.state == "blocked":
-                return False
-            if up.state != "finished":
-                return None
-            if stage_phase(up.observation(), self.continue_on_error) == "Failed":
-                return False
-        return True
-
     def _start_ready_stages(self) -> None:
+        phases = {name: phase_of(r.observation(), self.continue_on_error) for name, r in self.stages.items()}
         for run in self.stages.values():
             if run.state != "waiting":
                 continue
-            ok = self._upstream_ok(run)
-            if ok is None:
+            verdict = gate(run.stage, phases, self.continue_on_error)
+            if verdict == "waiting":
                 continue
-            if not ok:
-                run.state = "blocked"
-                run.message = "not started: an upstream stage failed"
+            if verdict == "blocked":
+                run.state, run.message = "blocked", BLOCKED_MESSAGE
+                phases[run.stage.name] = "Blocked"
                 self.listener("end", run)
                 continue
             self._start_stage(run)
@@ -241,7 +213,7 @@ class LocalRunner:
         run.samples = len(samples)
         count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
         clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
-        (self._config_dir / f"{run.stage.name}.json").write_text(json.dumps(run.config))
+        (self._config_dir / f"{run.stage.name}.json").write_text(run.config.to_json())
         run.shards = [Shard(i) for i in range(count)]
         run.state = "running"
         self.listener("start", run)
@@ -264,17 +236,14 @@ class LocalRunner:
 
     def _spawn(self, run: StageRun, shard: Shard) -> None:
         stage = run.stage
+        assert run.config is not None
         logs = self.log_dir / stage.name
         logs.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            **dict(stage.env),
-            **shard_env(run.config, shard.index, len(run.shards)),
-            ENV_CONFIG: str(self._config_dir / f"{stage.name}.json"),
-            ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
-            ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json"),
-            **self._models_env(),
-        }
+        env = {**os.environ, **shard_env(
+            run.config, stage, len(run.shards), shard.index, self._models_env(),
+            str(self._config_dir / f"{stage.name}.json"),
+            **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
+               ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")})}
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         shard.attempts += 1
@@ -337,10 +306,9 @@ class LocalRunner:
 
     # -- status and summary
     def _write_status(self, interrupted: bool = False) -> ResourceStatus:
-        outputs = {"root": self.plan.output_uri, "summary": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         status = build_status([r.observation() for r in self.stages.values()],
                               continue_on_error=self.continue_on_error, generation=self.resource.metadata.generation,
-                              now=now_rfc3339(), previous=self._status, outputs=outputs)
+                              now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan))
         if interrupted and status.phase in ("Running", "Pending"):
             status = status.model_copy(update={"phase": "Failed"})
         self._status = status

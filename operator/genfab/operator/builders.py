@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from genfab.api.common import CommonSpec, Storage
+from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
+from genfab.contract.names import (
+    CREDENTIAL_KEYS,
+    ENV_METRICS_PORT,
+    ENV_S3_ADDRESSING_STYLE,
+    ENV_S3_ENDPOINT,
+    ENV_S3_REGION,
+)
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, PlannedStage
-from genfab.planner.contract import (
-    CONFIG_PATH,
-    ENV_CONFIG,
-    ENV_METRICS_PORT,
-    ENV_MODELS,
-    EXIT_BAD_INPUT,
-    shard_env,
-)
+from genfab.sequencing import MODELS_MOUNT, models_env, shard_env, stage_command
 
 LABEL_RESOURCE = "genfab.dev/resource"
 LABEL_KIND = "genfab.dev/kind"
@@ -63,13 +64,13 @@ def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
     }
 
 
-def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], owner: Owner) -> dict[str, Any]:
+def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, owner: Owner) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": child_name(plan.name, stage), "namespace": owner.namespace,
                      "labels": child_labels(plan, stage), "ownerReferences": [owner.reference()]},
-        "data": {CONFIG_PATH.rsplit("/", 1)[1]: json.dumps(stage_cfg, indent=1, sort_keys=True)},
+        "data": {CONFIG_PATH.rsplit("/", 1)[1]: json.dumps(stage_cfg.to_dict(), indent=1, sort_keys=True)},
     }
 
 
@@ -84,31 +85,27 @@ def _storage_env(storage: Storage | None) -> list[dict[str, Any]]:
     if storage is None:
         return env
     if storage.endpoint:
-        env.append({"name": "GENFAB_S3_ENDPOINT", "value": storage.endpoint})
-    env.append({"name": "GENFAB_S3_REGION", "value": storage.region})
-    env.append({"name": "GENFAB_S3_ADDRESSING_STYLE", "value": storage.addressing_style})
+        env.append({"name": ENV_S3_ENDPOINT, "value": storage.endpoint})
+    env.append({"name": ENV_S3_REGION, "value": storage.region})
+    env.append({"name": ENV_S3_ADDRESSING_STYLE, "value": storage.addressing_style})
     if storage.secret_ref is not None:
-        for key, optional in (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
-                              ("AWS_SESSION_TOKEN", True)):
+        for key, optional in CREDENTIAL_KEYS:
             env.append({"name": key, "valueFrom": {"secretKeyRef": {
                 "name": storage.secret_ref.name, "key": key, "optional": optional}}})
     return env
 
 
-def _models(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(env, volumes, mounts) for the resource's model source."""
+def _model_volume(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) for a model PVC or hub cache (`spec.models.uri` needs none)."""
     m = spec.models
-    if m is None:
-        return [], [], []
-    if m.uri is not None:
-        return [{"name": ENV_MODELS, "value": m.uri}], [], []
+    if m is None or m.uri is not None:
+        return [], []
     if m.persistent_volume_claim is not None:
         volume = {"name": "models", "persistentVolumeClaim": {"claimName": m.persistent_volume_claim,
                                                                "readOnly": True}}
     else:
         volume = {"name": "models", "hostPath": {"path": m.hub_cache, "type": "Directory"}}
-    mount = {"name": "models", "mountPath": "/models", "readOnly": True}
-    return [{"name": ENV_MODELS, "value": "/models"}], [volume], [mount]
+    return [volume], [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
 
 
 def _resources(stage: PlannedStage, settings: OperatorSettings) -> dict[str, Any]:
@@ -124,13 +121,6 @@ def stage_image(stage: PlannedStage, settings: OperatorSettings) -> str:
     return stage.image or settings.images[stage.family]
 
 
-def stage_command(stage: PlannedStage) -> tuple[list[str] | None, list[str] | None]:
-    """(command, args); custom stages without a command keep their image's entry point."""
-    if stage.family == "custom":
-        return (list(stage.command) or None), (list(stage.args) or None)
-    return ["python", "-m", "genfab.stages", stage.name], None
-
-
 def pod_failure_policy() -> dict[str, Any]:
     """Bad input fails the index at once; preemption, eviction and node loss do not burn retries."""
     return {"rules": [
@@ -140,21 +130,19 @@ def pod_failure_policy() -> dict[str, Any]:
     ]}
 
 
-def build_job(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], spec: CommonSpec, shards: int,
+def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
               samples: int, owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
     name = child_name(plan.name, stage)
     labels = child_labels(plan, stage)
     queue = spec.queue_name or settings.default_queue
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
-    contract = shard_env(stage_cfg, 0, shards)
-    contract.pop("JOB_COMPLETION_INDEX")  # Kubernetes sets it per Pod in Indexed mode
-    env = [{"name": k, "value": v} for k, v in contract.items()]
-    env += [{"name": ENV_CONFIG, "value": CONFIG_PATH},
-            {"name": ENV_METRICS_PORT, "value": str(settings.stage_metrics_port)}]
-    env += _storage_env(effective_storage(spec, settings))
-    model_env, model_volumes, model_mounts = _models(spec)
-    env += model_env
-    env += [{"name": k, "value": v} for k, v in stage.env]
+    # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
+    values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
+                       **{ENV_METRICS_PORT: str(settings.stage_metrics_port)})
+    storage_env = _storage_env(effective_storage(spec, settings))
+    taken = {e["name"] for e in storage_env}
+    env = [{"name": k, "value": v} for k, v in values.items() if k not in taken] + storage_env
+    model_volumes, model_mounts = _model_volume(spec)
     command, args = stage_command(stage)
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -171,7 +159,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: dict[str, Any], spec: 
     }
     if command is not None:
         container["command"] = command
-    if args is not None:
+    if args:
         container["args"] = args
     r = stage.resources
     pod_spec: dict[str, Any] = {

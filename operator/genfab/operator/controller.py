@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.contract import shard_count
+from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 from genfab.operator.builders import Owner, build_configmap, build_job, child_name
 from genfab.operator.cache import Cache, Key
 from genfab.operator.decide import (
@@ -40,17 +42,12 @@ from genfab.operator.observe import job_view, parse_time, unresolved_lost
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
-from genfab.planner import Plan, PlanError, PlannedStage, plan
-from genfab.planner.contract import SUMMARY_KEY, shard_count, stage_config
+from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
+from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.status import StageObservation
 from genfab.storage import StorageError
-from genfab.storage.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 
 log = logging.getLogger("genfab.operator")
-
-
-def now_rfc3339(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Controller:
@@ -178,8 +175,7 @@ class Controller:
             observed = self._observe(key, the_plan, owner, previous)
             decision = decide(the_plan, spec, observed, previous, now)
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
-        outputs = {"root": the_plan.output_uri, "summary": f"{the_plan.output_uri}/{SUMMARY_KEY}"}
-        status = resource_status(decision, spec, previous, generation, now_rfc3339(now), outputs)
+        status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
         if status.phase not in TERMINAL_PHASES and any(o.state == "running" for o in decision.observations):

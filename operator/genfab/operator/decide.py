@@ -22,10 +22,9 @@ from genfab.api.status import TERMINAL_PHASES, ResourceStatus, StageStatus
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
 from genfab.operator.observe import JobView, LostPod, Stall, job_stall, job_view, start_deadline_passed
 from genfab.planner import Plan, PlannedStage
-from genfab.status import StageObservation, build_status, set_condition, stage_phase
+from genfab.sequencing import BLOCKED_MESSAGE, gate, phase_of
+from genfab.status import StageObservation, build_status, set_condition
 from genfab.status.aggregate import ExecState
-
-OK_PHASES = ("Succeeded", "PartiallySucceeded")
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             obs = _waiting(stage, phases, spec.continue_on_error)
             if obs.state == "pending":
                 d.start.append(stage.name)
-        phases[stage.name] = stage_phase(obs, spec.continue_on_error) if obs.state != "blocked" else "Blocked"
+        phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
     if d.stall is None:
         expired_stage = next((o for o in d.observations if o.reason == "DeadlineExceeded"), None)
@@ -168,13 +167,10 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
 
 
 def _waiting(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool) -> StageObservation:
-    ups = [phases[u] for u in stage.upstream]
-    if any(p in ("Failed", "Blocked") or (p == "PartiallySucceeded" and not continue_on_error) for p in ups):
-        return StageObservation(stage.name, stage.config_hash, stage.output_uri, "blocked",
-                                message="not started: an upstream stage failed")
-    if all(p in (*OK_PHASES, "Skipped") for p in ups):
-        return StageObservation(stage.name, stage.config_hash, stage.output_uri, "pending")
-    return StageObservation(stage.name, stage.config_hash, stage.output_uri, "waiting")
+    verdict = gate(stage, phases, continue_on_error)
+    state: ExecState = {"ready": "pending", "waiting": "waiting", "blocked": "blocked"}[verdict]  # type: ignore[assignment]
+    return StageObservation(stage.name, stage.config_hash, stage.output_uri, state,
+                            message=BLOCKED_MESSAGE if verdict == "blocked" else None)
 
 
 def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStatus | None, generation: int | None,

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from genfab.api.catalog import FAMILIES
 from genfab.api.common import Storage, Toleration
+from genfab.api.families import FAMILIES
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 

@@ -11,13 +11,14 @@ import threading
 import time
 from typing import Any
 
+from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
 from genfab.operator.builders import Owner
 from genfab.operator.kube import Kube, resource_path
 from genfab.storage import S3Settings, Storage, open_storage
 
 CACHE_SECONDS = 300.0
-SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",
-               "AWS_SESSION_TOKEN": "session_token"}
+SECRET_KEYS = {ENV_ACCESS_KEY_ID: "access_key_id", ENV_SECRET_ACCESS_KEY: "secret_access_key",
+               ENV_SESSION_TOKEN: "session_token"}
 
 
 class StorageAccess:

@@ -1,38 +1,29 @@
-"""`plan()`: a resource (plus what is known about its inputs) -> an ordered stage DAG. Pure."""
+"""`plan()`: a resource (plus what is known about its inputs) -> an ordered stage DAG. Pure.
+
+The resource's pipeline (genfab.api.pipeline) turns its spec into one draft per declared stage;
+this module turns the drafts into the DAG: disabled stages rewired around, custom stages added,
+resources, shards and config hashes settled.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from genfab.api.catalog import CUSTOM_FAMILY, PIPELINES, StageDef
+from genfab.api.base import GenfabModel
 from genfab.api.common import CommonSpec, CustomStage, StageResources
+from genfab.api.families import CUSTOM_FAMILY
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, StageDecl, selected
 from genfab.api.resources import Resource
-from genfab.planner.contract import shard_count
+from genfab.contract import layout_dir, shard_count
+from genfab.contract.paths import join_uri
 from genfab.planner.hashing import config_hash
 from genfab.planner.model import Plan, PlannedStage, Resources
-from genfab.planner.pipelines import Draft, drafts_for, join_uri
 
-CUSTOM_DEFAULTS = StageDef("custom", "cv", "custom stage", gpus=1, cpu="4", memory="16Gi", shard_size=8)
-
-
-def _layout_dir(layout: str) -> str:
-    """The one fixed directory a layout writes into (`data/stage_1/{id}...` -> `data/stage_1`).
-
-    Layouts that list several places (`difix/data.json, meta/`) or start with a per-sample part
-    (`{variant}/index_...`) write under the output root itself.
-    """
-    depth, top_level_comma = 0, False
-    for ch in layout:
-        depth += (ch == "{") - (ch == "}")
-        top_level_comma |= ch == "," and depth == 0
-    if top_level_comma:
-        return ""
-    head = layout.split("{", 1)[0]
-    return head.rsplit("/", 1)[0] if "/" in head else ""
+CUSTOM_DEFAULTS = StageDecl("custom", "cv", "custom stage", GenfabModel, gpus=1, cpu="4", memory="16Gi", shard_size=8)
 
 
-def _resources(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage | None,
+def _resources(base: StageDecl, spec: CommonSpec, name: str, custom: CustomStage | None,
                gpus: int | None) -> Resources:
     layers: list[StageResources] = [spec.resources]
     if custom is not None and custom.resources is not None:
@@ -59,8 +50,8 @@ def _resources(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage 
     return Resources(**values)
 
 
-def _shard_size(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage | None,
-                config: dict[str, Any]) -> int:
+def _shard_size(base: StageDecl, spec: CommonSpec, name: str, custom: CustomStage | None,
+                draft: Draft | None) -> int:
     override = spec.stages.get(name)
     if override is not None and override.shard_size is not None:
         return override.shard_size
@@ -68,9 +59,9 @@ def _shard_size(base: StageDef, spec: CommonSpec, name: str, custom: CustomStage
         return custom.shard_size
     if spec.shard_size is not None:
         return spec.shard_size
-    # 3DGS: one Pod trains `scenesPerPod` scenes concurrently (multi-scene packing).
-    packing = config.get("gaussians", {}).get("scenesPerPod")
-    return int(packing) if isinstance(packing, int) and packing > 1 else base.shard_size
+    if draft is not None and draft.shard_size is not None:
+        return draft.shard_size
+    return base.shard_size
 
 
 class PlanError(ValueError):
@@ -90,6 +81,19 @@ def _topological(order: list[str], upstream: Mapping[str, tuple[str, ...]]) -> l
     return done
 
 
+def _checked_drafts(pipeline: Pipeline, drafts: list[Draft]) -> dict[str, Draft]:
+    """The pipeline's drafts, one per declared stage in order, each with its declared settings."""
+    if [d.name for d in drafts] != list(pipeline.stage_names):
+        raise AssertionError(f"pipeline {pipeline.name!r}: drafts {[d.name for d in drafts]} do not match its "
+                             f"stages {list(pipeline.stage_names)}")
+    for d in drafts:
+        declared = pipeline.stage(d.name).settings
+        if not isinstance(d.settings, declared):
+            raise AssertionError(f"pipeline {pipeline.name!r} stage {d.name!r}: settings are a "
+                                 f"{type(d.settings).__name__}, not its declared {declared.__name__}")
+    return {d.name: d for d in drafts}
+
+
 def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan:
     """Expand a validated resource into its stage DAG.
 
@@ -97,11 +101,12 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
     input prefix or reading a manifest); without it such stages have `samples=None`.
     """
     spec: CommonSpec = resource.spec
-    pd = drafts_for(resource, inventory or {})
-    catalog = {s.name: s for s in PIPELINES[pd.pipeline]}
+    pipeline = selected(resource.kind, spec)
+    pd = pipeline.drafts(DraftRequest(resource.metadata.name, spec, pipeline.block_of(spec), inventory or {}))
+    drafts = _checked_drafts(pipeline, pd.drafts)
+    catalog = {s.name: s for s in pipeline.stages}
     customs = {c.name: c for c in spec.custom_stages}
 
-    drafts: dict[str, Draft] = {d.name: d for d in pd.drafts}
     # Disabled stages drop out; their consumers read what the disabled stage would have read.
     upstream: dict[str, tuple[str, ...]] = {}
     for d in pd.drafts:
@@ -119,7 +124,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             last = c.name if not c.after else last
     order = _topological(order, upstream)
 
-    selected = set(spec.only_stages) if spec.only_stages is not None else None
+    selected_stages = set(spec.only_stages) if spec.only_stages is not None else None
     stages: list[PlannedStage] = []
     hashes: dict[str, str] = {}
     samples_of: dict[str, int | None] = {}
@@ -127,27 +132,27 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
         draft = drafts.get(name)
         custom = customs.get(name)
         base = catalog.get(name, CUSTOM_DEFAULTS)
-        config = dict(draft.config) if draft is not None else {}
+        config = draft.settings.model_dump(by_alias=True, exclude_none=True, mode="json") if draft is not None else {}
         if custom is not None:
             config = {**config, "custom": custom.config} if draft is not None else dict(custom.config)
         ups = upstream[name]
         samples = draft.samples if draft is not None else (samples_of[ups[0]] if ups else None)
         samples_of[name] = samples
         layout = base.output if draft is not None else f"{name}/"
-        output_uri = join_uri(pd.output_uri, _layout_dir(layout))
+        output_uri = join_uri(pd.output_uri, layout_dir(layout))
         input_uris = tuple(draft.input_uris if draft is not None else ()) + tuple(
             next(s.output_uri for s in stages if s.name == u) for u in ups
         )
         if custom is not None:
-            family, image = CUSTOM_FAMILY, custom.image
+            family, image, implementation = CUSTOM_FAMILY, custom.image, None
             command, args = tuple(custom.command), tuple(custom.args)
             env = tuple((e.name, e.value) for e in custom.env)
         else:
-            family = base.family
+            family, implementation = base.family, base.implementation
             override = spec.stages.get(name)
             image = (override.image if override is not None else None) or getattr(spec.images, family)
             command, args, env = (), (), ()
-        shard_size = _shard_size(base, spec, name, custom, config)
+        shard_size = _shard_size(base, spec, name, custom, draft)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
         shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
         digest = config_hash(
@@ -155,7 +160,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups},
         )
         hashes[name] = digest
-        run = (draft.run if draft is not None else True) and (selected is None or name in selected)
+        run = (draft.run if draft is not None else True) and (selected_stages is None or name in selected_stages)
         stages.append(PlannedStage(
             name=name, family=family, description=base.description if draft is not None else "custom stage",
             upstream=ups, config=config, options=dict(draft.options) if draft is not None else {},
@@ -163,10 +168,10 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             input_uris=input_uris, output_uri=output_uri, output_layout=layout, samples=samples,
             shard_size=shard_size, shards=shards, fixed_shards=fixed, config_hash=digest, run=run,
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
-            image=image,
+            image=image, implementation=implementation,
             command=command, args=args, env=env,
         ))
     return Plan(
-        kind=type(resource).__name__, name=resource.metadata.name, namespace=resource.metadata.namespace,
-        pipeline=pd.pipeline, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,
+        kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,
+        pipeline=pipeline.name, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,
     )

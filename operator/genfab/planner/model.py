@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from genfab.contract import ResourceRef, Selection, StageConfig, StageRef
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -26,7 +28,8 @@ class PlannedStage:
     description: str
     upstream: tuple[str, ...]
     config: dict[str, Any]
-    """The stage's typed parameters (camelCase), mounted into the Pod as JSON. Hashed."""
+    """The stage's settings (its declared settings model, dumped camelCase), mounted into the Pod as
+    JSON, where the stage validates them back into the model. Hashed."""
     options: dict[str, Any]
     """Run modes that do not change what a finished sample contains (retry-only, ...). Not hashed."""
     resources: Resources
@@ -48,6 +51,9 @@ class PlannedStage:
     it picks samples, it does not change what a committed sample contains."""
     image: str | None = None
     """Image override; None means the operator's default image for `family`."""
+    implementation: str | None = None
+    """The built-in implementation (`module:Class`); None for custom stages and for stages genfab
+    does not implement yet (those cannot run unless a custom stage replaces them)."""
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
@@ -86,5 +92,36 @@ class Plan:
                 found.add(s.name)
         return tuple(s.name for s in self.stages if s.name in found and s.name != name)
 
+    def ancestors(self, name: str) -> set[str]:
+        """Every stage `name` consumes, directly or transitively."""
+        seen: set[str] = set()
+        todo = list(self.stage(name).upstream)
+        while todo:
+            up = todo.pop()
+            if up not in seen:
+                seen.add(up)
+                todo.extend(self.stage(up).upstream)
+        return seen
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def stage_config(plan: Plan, stage: PlannedStage) -> StageConfig:
+    """The contract document mounted into every Pod of `stage` (identical for all its shards)."""
+    ancestors = plan.ancestors(stage.name)
+    return StageConfig(
+        resource=ResourceRef(kind=plan.kind, name=plan.name, namespace=plan.namespace),
+        pipeline=plan.pipeline, run_uri=plan.output_uri, stage=stage.name, family=stage.family,
+        config_hash=stage.config_hash, input_uris=stage.input_uris, output_uri=stage.output_uri,
+        output_layout=stage.output_layout, shard_size=stage.shard_size,
+        upstream=tuple(_ref(plan.stage(n)) for n in stage.upstream),
+        # Later stages also read earlier outputs (recombine reads segment's background; organize
+        # gathers every stage's files).
+        ancestors=tuple(_ref(a) for a in plan.stages if a.name in ancestors),
+        selection=Selection(**stage.selection), config=stage.config, options=stage.options,
+    )
+
+
+def _ref(stage: PlannedStage) -> StageRef:
+    return StageRef(name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri)

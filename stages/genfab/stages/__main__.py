@@ -1,25 +1,33 @@
-"""`python -m genfab.stages <stage>`: run one shard of a registered stage (the stage images' entry)."""
+"""`python -m genfab.stages <stage>`: run one shard of a built-in stage (the stage images' entry).
+
+The mounted stage config names the pipeline; the pipeline's declaration names the implementation
+and the settings model the config is validated against."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from genfab.planner.contract import EXIT_BAD_INPUT
+from genfab.contract import EXIT_BAD_INPUT
 from genfab.stages.runtime import BadInput, main
-from genfab.stages.runtime.registry import load, registered
+from genfab.stages.runtime.context import read_config
+from genfab.stages.runtime.registry import implemented, load
 
 
 def entry(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        names = ", ".join(registered()) or "none yet"
-        print(f"usage: python -m genfab.stages STAGE\nregistered stages: {names}", file=sys.stderr)
+        names = ", ".join(f"{s} ({', '.join(p)})" for s, p in implemented().items()) or "none yet"
+        print(f"usage: python -m genfab.stages STAGE\nimplemented stages (pipelines): {names}", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
-        stage = load(argv[0])
+        cfg = read_config(os.environ)
+        if cfg.stage != argv[0]:
+            raise BadInput(f"asked to run stage {argv[0]!r}, but the stage config is for {cfg.stage!r}")
+        stage, decl = load(cfg.pipeline, cfg.stage)
     except BadInput as exc:
         print(f"genfab.stages: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return main(stage)
+    return main(stage, settings=decl.settings)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from genfab.storage.base import ObjectInfo, Storage, StorageError
 from genfab.storage.factory import S3Settings, open_storage
-from genfab.storage.markers import MARKER, Marker, commit_sample, is_committed, read_marker, write_marker
+from genfab.storage.markers import MARKER, Marker, is_committed, read_marker, write_marker
 
 __all__ = [
     "MARKER",
@@ -11,7 +11,6 @@ __all__ = [
     "S3Settings",
     "Storage",
     "StorageError",
-    "commit_sample",
     "is_committed",
     "open_storage",
     "read_marker",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from genfab.api.types import check_relative_path
+from genfab.contract.paths import check_relative_path
 
 
 class StorageError(RuntimeError):

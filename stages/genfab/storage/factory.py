@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genfab.api.types import check_storage_uri
+from genfab.contract.paths import check_storage_uri
 from genfab.storage.base import Storage, StorageError
 from genfab.storage.local import FileStorage
 from genfab.storage.s3 import S3Settings, S3Storage

@@ -6,7 +6,6 @@ interrupted before the marker leaves the sample not done, and a re-run redoes it
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,19 +22,6 @@ class Marker:
     """Output key (relative to the sample folder) -> sha256."""
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def commit_sample(storage: Storage, sample_prefix: str, config_hash: str, outputs: dict[str, bytes],
-                  timings: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> Marker:
-    """Write every output, then the marker (last, so its presence means everything is there)."""
-    prefix = safe_key(sample_prefix)
-    sums = {}
-    for name, data in outputs.items():
-        storage.write_bytes(f"{prefix}/{safe_key(name)}", data)
-        sums[name] = hashlib.sha256(data).hexdigest()
-    marker = Marker(config_hash, sums, dict(timings or {}), dict(extra or {}))
-    write_marker(storage, prefix, marker)
-    return marker
 
 
 def write_marker(storage: Storage, sample_prefix: str, marker: Marker) -> None:

@@ -13,6 +13,16 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from genfab.contract.names import (
+    CREDENTIAL_KEYS,
+    ENV_ACCESS_KEY_ID,
+    ENV_S3_ADDRESSING_STYLE,
+    ENV_S3_ENDPOINT,
+    ENV_S3_REGION,
+    ENV_S3_SECRET_DIR,
+    ENV_SECRET_ACCESS_KEY,
+    ENV_SESSION_TOKEN,
+)
 from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
 
 T = TypeVar("T")
@@ -41,19 +51,19 @@ class S3Settings:
         """Endpoint/region from `GENFAB_S3_*`; credentials from the standard AWS variables or from
         a mounted Secret directory (`GENFAB_S3_SECRET_DIR` with one file per key)."""
         env = dict(os.environ if env is None else env)
-        secret_dir = env.get("GENFAB_S3_SECRET_DIR")
+        secret_dir = env.get(ENV_S3_SECRET_DIR)
         if secret_dir:
-            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            for name, _ in CREDENTIAL_KEYS:
                 path = Path(secret_dir) / name
                 if path.is_file():
                     env.setdefault(name, path.read_text().strip())
         values: dict[str, Any] = {
-            "endpoint": env.get("GENFAB_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or None,
-            "region": env.get("GENFAB_S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            "addressing_style": env.get("GENFAB_S3_ADDRESSING_STYLE", "auto"),
-            "access_key_id": env.get("AWS_ACCESS_KEY_ID"),
-            "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
-            "session_token": env.get("AWS_SESSION_TOKEN"),
+            "endpoint": env.get(ENV_S3_ENDPOINT) or env.get("AWS_ENDPOINT_URL_S3") or None,
+            "region": env.get(ENV_S3_REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "addressing_style": env.get(ENV_S3_ADDRESSING_STYLE, "auto"),
+            "access_key_id": env.get(ENV_ACCESS_KEY_ID),
+            "secret_access_key": env.get(ENV_SECRET_ACCESS_KEY),
+            "session_token": env.get(ENV_SESSION_TOKEN),
         }
         values.update(overrides)
         return cls(**values)

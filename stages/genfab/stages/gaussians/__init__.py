@@ -3,6 +3,3 @@
 Importing this package imports nothing else: the trainer, loaders and PLY code work without the stage
 runtime (GPU machines run them with torch and gsplat alone).
 """
-
-STAGES = {"gaussians": "genfab.stages.gaussians.stage:GaussiansStage"}
-"""Stage name -> `module:Class`, registered by genfab.stages.runtime.registry."""

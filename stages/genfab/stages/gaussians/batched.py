@@ -101,7 +101,7 @@ class BatchedTrainer:
         self.params = {name: torch.nn.Parameter(torch.cat([p[name].detach() for p in parts]))
                        for name in parts[0]}
         self.optimizers = make_optimizers(self.params, s, 1.0, fused=True)
-        total = TrainSettings(**{**vars(s), "cap_max": s.cap_max * self.k})
+        total = s.model_copy(update={"cap_max": s.cap_max * self.k})
         self.strategy = make_strategy(total)
         self.state = self.strategy.initialize_state(**({} if s.strategy == "mcmc" else {"scene_scale": 1.0}))
         self.gamma = (s.means_lr_final / s.means_lr) ** (1.0 / max(1, s.steps))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from genfab.stages.gaussians.train import TrainSettings, composite, images_tenso
 
 @torch.no_grad()
 def render_splats(splats: Splats, cameras: list[Camera], device: torch.device | str = "cuda",
-                  antialiased: bool = False, background: tuple[float, float, float] | None = None
+                  antialiased: bool = False, background: Sequence[float] | None = None
                   ) -> list[np.ndarray]:
     """HxWx3 float32 images in [0, 1], one per camera (cameras may differ in size)."""
     from gsplat import rasterization

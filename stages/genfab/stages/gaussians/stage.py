@@ -18,15 +18,13 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines._scene import GaussiansSettings
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.stages.runtime.models import download_prefix
-
-if TYPE_CHECKING:
-    from genfab.stages.gaussians.train import Packing
 
 PLY_DEFAULT = "gf.ply"
 
@@ -75,7 +73,10 @@ def read_images(scene_dir: Path, cameras: list[Any]) -> dict[str, np.ndarray]:
     return images
 
 
-class GaussiansStage(Stage):
+class GaussiansStage(Stage[GaussiansSettings]):
+    """Settings: the `gaussians` block (validated by the runtime against the pipeline's declared
+    model, which also checks its cross-field rules such as sparseGrad needing packed)."""
+
     name = "gaussians"
 
     def setup(self, ctx: StageContext) -> None:
@@ -83,25 +84,14 @@ class GaussiansStage(Stage):
 
         from genfab.stages.gaussians.train import TrainSettings
 
-        cfg = dict(ctx.config.get("gaussians") or ctx.config)
-        try:
-            self.settings = TrainSettings.from_config(cfg)
-        except TypeError as exc:
-            raise BadInput(f"gaussians config: {exc}") from None
-        if self.settings.sparse_grad and not self.settings.packed:
-            raise BadInput("gaussians config: sparseGrad needs packed: true (gsplat's sparse gradients are "
-                           "per visible Gaussian)")
-        self.batch_size = int(cfg.get("scenesPerPod", 1))
-        self.ply = ply_key(str(cfg.get("plyPath", PLY_DEFAULT)))
-        self.video = bool(cfg.get("video", True))
-        packing = str(cfg.get("packing", "batched"))
-        if packing not in ("batched", "processes", "streams", "sequential"):
-            raise BadInput(f"gaussians.packing: got {packing!r}; allowed: batched, processes, streams, sequential")
-        self.packing = cast("Packing", packing)
-        upstream = ctx.upstream
-        self.scene_store = ctx.upstream_output() if upstream else ctx.source
-        self.out_prefix = "scenes/gaussians/" if upstream and upstream[0].get("name") == "expansion" else \
-            "gaussians/"
+        cfg = self.settings.gaussians
+        self.train_settings = TrainSettings.of(cfg)
+        self.batch_size = cfg.scenes_per_pod
+        self.ply = ply_key(cfg.ply_path)
+        self.video = cfg.video
+        self.packing = cfg.packing
+        self.scene_store = ctx.upstream_output() if ctx.upstream else ctx.source
+        self.ctx = ctx
         if not torch.cuda.is_available():  # last, so that a CPU machine still validates the whole config
             raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
         self.device = torch.device("cuda")
@@ -134,7 +124,7 @@ class GaussiansStage(Stage):
         if not loaded:
             return errors
         started = time.perf_counter()
-        results = train_scenes([(scene, images) for _, scene, images in loaded], self.settings, self.device,
+        results = train_scenes([(scene, images) for _, scene, images in loaded], self.train_settings, self.device,
                                packing=self.packing)
         for (i, scene, images), result in zip(loaded, results, strict=True):
             try:
@@ -153,11 +143,11 @@ class GaussiansStage(Stage):
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         dropped = write_ply(out / "scene.ply", result.splats)
-        prefix = f"{sample.id}/{self.out_prefix}"
+        prefix = self.ctx.sample_prefix(sample.id)  # the output layout: `{sample}/scenes/gaussians/`, ...
         sample.write_file(prefix + self.ply, out / "scene.ply")
-        _, test = scene.split(self.settings.test_every)
+        _, test = scene.split(self.train_settings.test_every)
         preview_cam = (test or scene.cameras)[0]
-        bg = self.settings.background
+        bg = self.train_settings.background
         rendered = render_splats(result.splats, [preview_cam], self.device, background=bg)[0]
         sample.write(prefix + "preview.png", _png(np.concatenate([images[preview_cam.name] / 255.0, rendered], 1)))
         if self.video:
@@ -166,7 +156,7 @@ class GaussiansStage(Stage):
                 sample.write_file(prefix + "trajectory.mp4", out / "trajectory.mp4")
         metrics = {**result.metrics, "scene": scene.meta, "views": len(scene.cameras),
                    "dropped_non_finite": dropped, "scenes_packed": packed, "batch_seconds": round(seconds, 2),
-                   "ply": prefix + self.ply, "config": {k: v for k, v in vars(self.settings).items()}}
+                   "ply": prefix + self.ply, "config": self.train_settings.model_dump()}
         sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
         sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"))
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genfab.api.gaussians import GaussiansConfig
 from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, random_init_box, scene_scale
 from genfab.stages.gaussians.losses import Lpips, ssim
 from genfab.stages.gaussians.ply import Splats
@@ -32,27 +32,11 @@ SH_C0 = 0.28209479177387814
 REFERENCE_STEPS = 30_000  # gsplat's simple trainer schedule, scaled to the run's step count
 
 
-@dataclass
-class TrainSettings:
-    """The `gaussians` stage config (camelCase in the resource, see genfab.api.gaussians)."""
+class TrainSettings(GaussiansConfig):
+    """The trainer's settings: the resource's `gaussians` block (genfab.api.gaussians) plus what users
+    cannot set, declared here once: gsplat's simple-trainer learning rates (means scale with the
+    scene) and the MCMC regularisers."""
 
-    steps: int = 30_000
-    strategy: Literal["default", "mcmc"] = "default"
-    cap_max: int = 1_000_000
-    sh_degree: int = 3
-    sh_degree_interval: int = 1000
-    ssim_lambda: float = 0.2
-    init_type: Literal["points", "random"] = "points"
-    init_num_points: int = 100_000
-    init_extent: float = 3.0
-    packed: bool = False
-    sparse_grad: bool = False
-    antialiased: bool = False
-    test_every: int = 8
-    seed: int = 42
-    background: tuple[float, float, float] | None = None
-    """Known background colour of the captures (white for object-centric renders); None: black."""
-    # gsplat simple-trainer learning rates (means scale with the scene)
     means_lr: float = 1.6e-4
     means_lr_final: float = 1.6e-6
     scales_lr: float = 5e-3
@@ -64,14 +48,9 @@ class TrainSettings:
     scale_reg: float = 0.01  # mcmc only
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> TrainSettings:
-        """From the resource's camelCase `gaussians` config; keys that are not training settings
-        (scenesPerPod, packing, plyPath, video) are left to the stage."""
-        fields = set(cls.__dataclass_fields__)
-        kwargs = {snake: v for k, v in config.items() if (snake := re.sub(r"([A-Z])", r"_\1", k).lower()) in fields}
-        if kwargs.get("background") is not None:
-            kwargs["background"] = tuple(float(v) for v in kwargs["background"])
-        return cls(**kwargs)
+    def of(cls, config: GaussiansConfig) -> TrainSettings:
+        """The trainer's settings for a validated `gaussians` block."""
+        return cls.model_validate(config.model_dump())
 
     def schedule(self) -> dict[str, int]:
         """Densification schedule: the 30k-step reference scaled to `steps` (refine every 100 steps
@@ -100,7 +79,7 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor, ssim_lambda: float) -> 
 
 
 def composite(rgb: torch.Tensor, alpha: torch.Tensor,
-              background: torch.Tensor | tuple[float, float, float] | None) -> torch.Tensor:
+              background: torch.Tensor | Sequence[float] | None) -> torch.Tensor:
     """Blend a known background behind the splats: what gsplat's `backgrounds` does, done here
     because gsplat 1.5 rejects `backgrounds` in packed mode. Training loops pass the colour as a
     device tensor made once (building it from a tuple is a blocking host-to-device copy)."""

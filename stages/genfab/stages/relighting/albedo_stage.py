@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.relighting import AlbedoSettings
+from genfab.api.relighting import AlbedoConfig
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
@@ -19,12 +21,11 @@ from genfab.stages.runtime.models import download_prefix
 PLUGIN_GROUP = "genfab.albedo_backends"
 
 
-def choose(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+def choose(cfg: AlbedoConfig, seed: int) -> dict[str, Any]:
     """The sample's method and blend fraction (drawn in a fixed order from the sample seed)."""
     rng = np.random.default_rng(seed)
-    methods = cfg["methods"]
-    method = ops.choose_method([m["name"] for m in methods], [m.get("probability", 1.0) for m in methods], rng)
-    return {"method": method, "blend": float(rng.uniform(cfg["blend"]["min"], cfg["blend"]["max"])), "seed": seed}
+    method = ops.choose_method([m.name for m in cfg.methods], [m.probability for m in cfg.methods], rng)
+    return {"method": method, "blend": float(rng.uniform(cfg.blend.min, cfg.blend.max)), "seed": seed}
 
 
 def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
@@ -44,29 +45,29 @@ def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
     return {"files": {f"{job['id']}_albedo.png": encode_png(to_uint8(out))}, "params": params}
 
 
-class AlbedoStage(CpuSampleStage):
+class AlbedoStage(CpuSampleStage[AlbedoSettings]):
     name = "albedo"
     compute = staticmethod(compute_albedo)
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
-        self.cfg = dict(ctx.config["albedo"])
+        self.cfg = self.settings.albedo
         self.segment = ctx.stage_output("segment")
         self.plugins: dict[str, Any] = {}
-        for m in self.cfg["methods"]:
-            if m["name"] not in ("retinex", "lab"):
-                checkpoint = self.cfg.get("intrinsicAnythingCheckpoint")
+        for m in self.cfg.methods:
+            if m.name not in ("retinex", "lab"):
+                checkpoint = self.cfg.intrinsic_anything_checkpoint
                 local = None
                 if checkpoint:
                     local = ctx.workdir / "checkpoint"
                     if not download_prefix(ctx.open(checkpoint), "", local):
                         raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
-                self.plugins[m["name"]] = load_plugin(PLUGIN_GROUP, m["name"])(local)
+                self.plugins[m.name] = load_plugin(PLUGIN_GROUP, m.name)(local)
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
-        params = choose(self.cfg, self.stage_seed(sample))
-        job = {"id": sample.id, "foreground": fg, "params": params, "scales": self.cfg["retinexScales"]}
+        params = choose(self.cfg, self.stage_seed(sample, self.settings.seed))
+        job = {"id": sample.id, "foreground": fg, "params": params, "scales": list(self.cfg.retinex_scales)}
         plugin = self.plugins.get(params["method"])
         if plugin is not None:
             mask = alpha_of(fg) > 0

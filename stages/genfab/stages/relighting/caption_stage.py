@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.relighting import CaptionSettings
 from genfab.stages.relighting.images import decode
 from genfab.stages.relighting.plugins import load_plugin
 from genfab.stages.runtime import Sample, Stage, StageContext
@@ -40,15 +41,15 @@ class TransformersCaptioner:
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
 
-class CaptionStage(Stage):
+class CaptionStage(Stage[CaptionSettings]):
     name = "caption"
     marker_dir = "_markers"
     batch_size = 16
 
     def setup(self, ctx: StageContext) -> None:
-        cfg = dict(ctx.config.get("captioning") or {})
-        self.backend = cfg.get("backend", "transformers")
-        self.model_id = cfg.get("model", "")
+        cfg = self.settings.captioning
+        self.backend = cfg.backend
+        self.model_id = cfg.model
         path = resolve_model(self.model_id, ctx.workdir / "models", ctx.env) if self.model_id else None
         if self.backend == "transformers":
             self.captioner: Any = TransformersCaptioner(path)

@@ -3,14 +3,16 @@ pool of worker processes (`compute` is a module-level function of plain data).""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
 from genfab.stages.runtime.parallel import CpuPool, cpu_workers
 from genfab.storage import StorageError
 
+S = TypeVar("S")
 
-class CpuSampleStage(Stage):
+
+class CpuSampleStage(Stage[S]):
     marker_dir = "_markers"  # the seed's layout is flat (`{id}_albedo.png`): markers go aside
     batch_size: int = 16
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
@@ -23,10 +25,10 @@ class CpuSampleStage(Stage):
         self.ctx = ctx
         self.pool = CpuPool(cpu_workers(ctx.env))
 
-    def stage_seed(self, sample: Sample) -> int:
-        """The sample's seed for this stage's draws: fixed by the job seed, the sample and the stage,
-        and independent between stages."""
-        return sample_seed(int(self.ctx.config.get("seed", 0)), f"{sample.id}#{self.name}")
+    def stage_seed(self, sample: Sample, base: int) -> int:
+        """The sample's seed for this stage's draws: fixed by the job seed `base`, the sample and the
+        stage, and independent between stages."""
+        return sample_seed(base, f"{sample.id}#{self.name}")
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         """Read what `compute` needs (in the shard process)."""

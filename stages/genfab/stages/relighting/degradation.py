@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.common import FloatRange
+from genfab.api.relighting import DegradationConfig, DegradationWeights
 from genfab.stages.relighting import shading
 
 METHODS = ("softShading", "hardShadow", "specular", "ambientOnly")
@@ -14,44 +16,48 @@ SUBTLE_SHADOW = (0.05, 0.15)
 """Strength range of soft shading's optional "subtle shadow patterns" (seed 003)."""
 
 
-def _uniform(rng: np.random.Generator, r: dict[str, float]) -> float:
-    return float(rng.uniform(r["min"], r["max"]))
+def _uniform(rng: np.random.Generator, r: FloatRange) -> float:
+    return float(rng.uniform(r.min, r.max))
 
 
-def choose(weights: dict[str, float], rng: np.random.Generator) -> str:
+def _weight(weights: DegradationWeights, method: str) -> float:
+    return float(weights.model_dump(by_alias=True)[method])
+
+
+def choose(weights: DegradationWeights, rng: np.random.Generator) -> str:
     """A method drawn with the configured weights (one uniform draw, methods in a fixed order)."""
     u, acc = rng.random(), 0.0
     for name in METHODS:
-        acc += float(weights.get(name, 0.0))
+        acc += _weight(weights, name)
         if u < acc:
             return name
-    return max(METHODS, key=lambda n: float(weights.get(n, 0.0)))  # u ~ 1 with rounding in the sum
+    return max(METHODS, key=lambda n: _weight(weights, n))  # u ~ 1 with rounding in the sum
 
 
-def draw_params(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Everything random about one sample's new lighting, drawn from `config` (the resource's
-    `degradation` block, camelCase) with the sample's seed."""
+def draw_params(config: DegradationConfig, seed: int) -> dict[str, Any]:
+    """Everything random about one sample's new lighting, drawn from the resource's `degradation`
+    block with the sample's seed. The params (camelCase, as in the params JSON) reproduce the image."""
     rng = np.random.default_rng(seed)
-    method = choose(config["weights"], rng)
-    soft = config["softShading"]
+    method = choose(config.weights, rng)
+    soft = config.soft_shading
     params: dict[str, Any] = {"method": method, "seed": seed}
     if method in ("softShading", "specular"):
-        params["ambient"] = _uniform(rng, soft["ambient"])
+        params["ambient"] = _uniform(rng, soft.ambient)
         params["lightDirection"] = shading.hemisphere_direction(rng)
-        if soft.get("shadowPatterns", True):
+        if soft.shadow_patterns:
             params["shadowPattern"] = {"kind": "perlin", "seed": int(rng.integers(2**31)),
                                        "cells": float(rng.uniform(2.0, 5.0)),
                                        "strength": float(rng.uniform(*SUBTLE_SHADOW))}
     if method == "specular":
-        spec = config["specular"]
-        params["shininess"] = _uniform(rng, spec["shininess"])
-        params["specularStrength"] = _uniform(rng, spec["strength"])
+        spec = config.specular
+        params["shininess"] = _uniform(rng, spec.shininess)
+        params["specularStrength"] = _uniform(rng, spec.strength)
     if method == "hardShadow":
-        hard = config["hardShadow"]
-        params["shadowPattern"] = {"kind": str(rng.choice(hard["patterns"])), "seed": int(rng.integers(2**31)),
-                                   "cells": float(rng.uniform(1.5, 3.0)), "strength": _uniform(rng, hard["strength"])}
+        hard = config.hard_shadow
+        params["shadowPattern"] = {"kind": str(rng.choice(hard.patterns)), "seed": int(rng.integers(2**31)),
+                                   "cells": float(rng.uniform(1.5, 3.0)), "strength": _uniform(rng, hard.strength)}
     if method == "ambientOnly":
-        params["ambient"] = _uniform(rng, soft["ambient"])
+        params["ambient"] = _uniform(rng, soft.ambient)
     return params
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any
 
+from genfab.api.pipelines.relighting import DegradeSettings
 from genfab.stages.relighting import degradation, shading
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
@@ -37,24 +38,24 @@ def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
             "params": params}
 
 
-class DegradeStage(CpuSampleStage):
+class DegradeStage(CpuSampleStage[DegradeSettings]):
     name = "degrade"
     compute = staticmethod(compute_degraded)
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
-        self.cfg = dict(ctx.config["degradation"])
+        self.cfg = self.settings.degradation
         self.segment = ctx.stage_output("segment")
         self.albedo = ctx.stage_output("albedo")
-        soft = self.cfg["softShading"]
-        choice = soft.get("normals", "auto")
+        soft = self.cfg.soft_shading
+        choice = soft.normals
         self.depth: Any = None
         self.normals_source = "classical"
         if choice != "classical":
             try:
                 from genfab.stages.relighting.depth_models import load_normals_model
 
-                self.depth = load_normals_model(soft.get("depthModel", ""), ctx)
+                self.depth = load_normals_model(soft.depth_model, ctx)
                 self.normals_source = f"{choice}:{self.depth.model_id}"
             except (ImportError, ModelUnavailable) as exc:
                 if choice != "auto":
@@ -65,7 +66,7 @@ class DegradeStage(CpuSampleStage):
     def gather(self, sample: Sample) -> dict[str, Any]:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
         albedo = decode(self.albedo.read_bytes(f"{sample.id}_albedo.png"))
-        params = degradation.draw_params(self.cfg, self.stage_seed(sample))
+        params = degradation.draw_params(self.cfg, self.stage_seed(sample, self.settings.seed))
         job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": alpha_of(fg) > 0,
                                "params": params}
         if degradation.needs_normals(params):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from genfab.planner.contract import DEFAULT_SUFFIXES
+from genfab.api.pipelines.relighting import OrganizeSettings
+from genfab.inventory import discover_inputs
 from genfab.stages.relighting.images import decode, encode_png
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
-from genfab.storage.inventory import discover_inputs
 from genfab.storage.markers import read_marker
 
 COPIES = (  # (output suffix, stage, key suffix in that stage's folder)
@@ -20,7 +20,7 @@ COPIES = (  # (output suffix, stage, key suffix in that stage's folder)
 STAGES = ("segment", "albedo", "degrade", "recombine", "caption")
 
 
-class OrganizeStage(Stage):
+class OrganizeStage(Stage[OrganizeSettings]):
     name = "organize"
     marker_dir = "_markers"
 
@@ -29,15 +29,10 @@ class OrganizeStage(Stage):
         if not ctx.input_uris:
             raise BadInput("organize needs the job input URI as its first input (to copy {id}_input.png)")
         self.inputs = ctx.open(ctx.input_uris[0])
-        suffixes = (ctx.raw.get("selection") or {}).get("suffixes") or DEFAULT_SUFFIXES
-        self.sources = {ref.id: ref.source for ref in discover_inputs(self.inputs, suffixes)}
-        self.stages = {}
-        for name in STAGES:
-            try:
-                self.stages[name] = (ctx.stage_output(name), ctx.stage_hash(name))
-            except BadInput:
-                continue  # caption is optional
-        self.caption = bool(ctx.config.get("captions")) and "caption" in self.stages
+        self.sources = {ref.id: ref.source for ref in discover_inputs(self.inputs, ctx.cfg.selection.suffixes)}
+        # caption is optional: only the stages this one runs after
+        self.stages = {name: (ctx.stage_output(name), ctx.stage_hash(name)) for name in STAGES if ctx.runs_after(name)}
+        self.caption = self.settings.captions and "caption" in self.stages
 
     def process(self, sample: Sample) -> None:
         sid = sample.id
@@ -64,7 +59,7 @@ class OrganizeStage(Stage):
             "lighting": stages.get("degrade", {}).get("params", {}),
             "stages": stages,
             "pipeline": "relighting",
-            "resource": self.ctx.raw.get("resource", {}),
+            "resource": self.ctx.cfg.resource.to_dict(),
         }
         if self.caption:
             storage, _ = self.stages["caption"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.relighting import RecombineSettings
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png
 from genfab.stages.relighting.matte import alpha_of
@@ -32,7 +33,7 @@ def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
             "params": {"alphaCoverage": round(float((alpha > 0).mean()), 5)}}
 
 
-class RecombineStage(CpuSampleStage):
+class RecombineStage(CpuSampleStage[RecombineSettings]):
     name = "recombine"
     compute = staticmethod(compute_composite)
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.relighting import SegmentationConfig
 from genfab.stages.relighting.torch_util import Preprocess, device, dtype_for, upsample
 from genfab.stages.runtime import StageContext
 from genfab.stages.runtime.models import resolve_model
@@ -106,17 +107,13 @@ class Sam2Backend:
         return result
 
 
-def load_backend(name: str, cfg: dict[str, Any], ctx: StageContext) -> Sam3Backend | Sam2Backend:
+def load_backend(name: str, cfg: SegmentationConfig, ctx: StageContext) -> Sam3Backend | Sam2Backend:
     """Load a model backend from the model location (raises ModelUnavailable when it is not there)."""
     cache = ctx.workdir / "models"
-    prompt = str(cfg.get("textPrompt", "person"))
     if name == "sam3":
-        model = str(cfg.get("sam3Model", "facebook/sam3"))
-        return Sam3Backend(resolve_model(model, cache, ctx.env), model, prompt,
-                           float(cfg.get("boxThreshold", 0.3)), float(cfg.get("maskThreshold", 0.5)))
+        return Sam3Backend(resolve_model(cfg.sam3_model, cache, ctx.env), cfg.sam3_model, cfg.text_prompt,
+                           cfg.box_threshold, cfg.mask_threshold)
     if name == "sam2":
-        model = str(cfg.get("sam2Model", "facebook/sam2.1-hiera-large"))
-        detector = str(cfg.get("detectorModel", "IDEA-Research/grounding-dino-tiny"))
-        return Sam2Backend(resolve_model(model, cache, ctx.env), model, resolve_model(detector, cache, ctx.env),
-                           prompt, float(cfg.get("boxThreshold", 0.3)))
+        return Sam2Backend(resolve_model(cfg.sam2_model, cache, ctx.env), cfg.sam2_model,
+                           resolve_model(cfg.detector_model, cache, ctx.env), cfg.text_prompt, cfg.box_threshold)
     raise ValueError(f"unknown segmentation backend {name!r} (allowed: sam3, sam2, classical)")

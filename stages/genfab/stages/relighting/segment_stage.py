@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.relighting import SegmentSettings
 from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode_color, encode_png
@@ -41,18 +42,18 @@ def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
                        "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1])}}
 
 
-class SegmentStage(CpuSampleStage):
+class SegmentStage(CpuSampleStage[SegmentSettings]):
     name = "segment"
     batch_size = 8
     compute = staticmethod(split_and_encode)
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
-        cfg = dict(ctx.config.get("segmentation") or {})
+        cfg = self.settings.segmentation
         self.cfg = cfg
         self.backends: list[Any] = []
         unavailable: dict[str, str] = {}
-        for name in cfg.get("backends") or ["classical"]:
+        for name in cfg.backends:
             if name == "classical":
                 self.backends.append("classical")
                 continue
@@ -86,7 +87,8 @@ class SegmentStage(CpuSampleStage):
             if not todo:
                 break
             if backend == "classical":
-                results = self.pool.map(classical_mask, [{"image": images[i], "seed": samples[i].seed()}
+                results = self.pool.map(classical_mask, [{"image": images[i],
+                                                          "seed": samples[i].seed(self.settings.seed)}
                                                          for i in todo])
                 for i, r in zip(todo, results, strict=True):
                     if isinstance(r, Exception):
@@ -107,8 +109,7 @@ class SegmentStage(CpuSampleStage):
                 jobs.append((i, {"id": samples[i].id, "image": images[i], "mask": mask, "backend": name,
                                  "info": info}))
             elif errors[i] is None:
-                errors[i] = SampleError("EmptyMask", f"no {self.cfg.get('textPrompt', 'person')!r} found "
-                                                     f"by {', '.join(tried[i])}")
+                errors[i] = SampleError("EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
         for (i, _), result in zip(jobs, self.pool.map(split_and_encode, [j for _, j in jobs]), strict=True):
             if isinstance(result, Exception):
                 errors[i] = result

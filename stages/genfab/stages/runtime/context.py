@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,51 +10,51 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from genfab.planner.contract import (
-    CONFIG_PATH,
-    CONTRACT_VERSION,
-    ENV_CONFIG,
-    ENV_INDEX,
-    ENV_SHARDS,
-    shard_bounds,
-)
+from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
+from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_SHARDS
+from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
 from genfab.stages.runtime.errors import BadInput
 from genfab.storage import Storage, open_storage
-from genfab.storage.inventory import InventoryError, SampleRef, resolve_samples, source_root
 
 
 @dataclass
 class StageContext:
-    raw: dict[str, Any]
-    """The mounted stage config (see `genfab.planner.contract.stage_config`)."""
+    cfg: StageConfig
+    """The mounted stage config (see `genfab.contract.StageConfig`)."""
     index: int
     shards: int
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
     def stage(self) -> str:
-        return str(self.raw["stage"])
+        return self.cfg.stage
 
     @property
     def config_hash(self) -> str:
-        return str(self.raw["configHash"])
+        return self.cfg.config_hash
 
     @property
     def config(self) -> dict[str, Any]:
-        """The stage's typed parameters (camelCase, as in the resource's spec)."""
-        return dict(self.raw.get("config") or {})
+        """The stage's settings as mounted (camelCase). Built-in stages get them validated as
+        `Stage.settings`; this raw form is for custom stages without a declared model."""
+        return dict(self.cfg.config)
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.raw.get("options") or {})
+        return dict(self.cfg.options)
 
     @property
-    def input_uris(self) -> list[str]:
-        return list(self.raw.get("inputUris") or [])
+    def input_uris(self) -> tuple[str, ...]:
+        return self.cfg.input_uris
 
     @property
-    def upstream(self) -> list[dict[str, str]]:
-        return list(self.raw.get("upstream") or [])
+    def upstream(self) -> tuple[StageRef, ...]:
+        return self.cfg.upstream
+
+    def sample_prefix(self, sample_id: str) -> str:
+        """Where a per-sample layout (`{sample}/gaussians/`) puts this sample's outputs, relative to
+        the stage's output root."""
+        return f"{sample_id}/{sample_subdir(self.cfg.output_layout)}"
 
     def open(self, uri: str) -> Storage:
         return open_storage(uri)
@@ -63,44 +62,48 @@ class StageContext:
     @cached_property
     def run_storage(self) -> Storage:
         """The resource's output root (progress reports, summaries)."""
-        return self.open(self.raw["runUri"])
+        return self.open(self.cfg.run_uri)
 
     @cached_property
     def output(self) -> Storage:
         """This stage's output root; sample outputs are keys under it."""
-        return self.open(self.raw["outputUri"])
+        return self.open(self.cfg.output_uri)
 
     @cached_property
     def source(self) -> Storage:
         """Where a first stage's input files are (`SampleRef.source` keys are relative to it)."""
-        return self.open(source_root(self.raw))
+        if not self.cfg.input_uris:
+            raise BadInput(f"stage {self.stage!r} has no input URI")
+        return self.open(source_root(self.cfg))
 
     def upstream_output(self, name: str | None = None) -> Storage:
         """Output root of an upstream stage (the only one when `name` is omitted)."""
-        ups = self.upstream
-        match = [u for u in ups if name is None or u["name"] == name]
+        match = [u for u in self.upstream if name is None or u.name == name]
         if len(match) != 1:
-            raise BadInput(f"stage {self.stage!r} has upstream {[u['name'] for u in ups]}; asked for {name!r}")
-        return self.open(match[0]["outputUri"])
+            raise BadInput(f"stage {self.stage!r} has upstream {[u.name for u in self.upstream]}; asked for {name!r}")
+        return self.open(match[0].output_uri)
+
+    def _known(self, name: str) -> StageRef:
+        for entry in self.cfg.known_stages():
+            if entry.name == name:
+                return entry
+        known = sorted(e.name for e in self.cfg.known_stages())
+        raise BadInput(f"stage {self.stage!r} does not run after a stage {name!r} (it runs after {known})")
 
     def stage_output(self, name: str) -> Storage:
         """Output root of any stage upstream of this one, direct or transitive."""
-        for entry in (*self.upstream, *(self.raw.get("ancestors") or [])):
-            if entry["name"] == name:
-                return self.open(entry["outputUri"])
-        known = sorted({e["name"] for e in (*self.upstream, *(self.raw.get("ancestors") or []))})
-        raise BadInput(f"stage {self.stage!r} does not run after a stage {name!r} (it runs after {known})")
+        return self.open(self._known(name).output_uri)
 
     def stage_hash(self, name: str) -> str:
-        for entry in (*self.upstream, *(self.raw.get("ancestors") or [])):
-            if entry["name"] == name:
-                return str(entry["configHash"])
-        raise BadInput(f"stage {self.stage!r} does not run after a stage {name!r}")
+        return self._known(name).config_hash
+
+    def runs_after(self, name: str) -> bool:
+        return any(e.name == name for e in self.cfg.known_stages())
 
     @cached_property
     def all_samples(self) -> list[SampleRef]:
         try:
-            return resolve_samples(self.raw, self.open)
+            return resolve_samples(self.cfg, self.open)
         except InventoryError as exc:
             raise BadInput(str(exc)) from None
 
@@ -128,26 +131,25 @@ def _int_env(env: Mapping[str, str], name: str, default: int | None = None) -> i
         raise BadInput(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def load_context(env: Mapping[str, str] | None = None) -> StageContext:
-    """Read the stage config from `GENFAB_STAGE_CONFIG` (default the mount path) and the shard env."""
-    env = dict(os.environ if env is None else env)
+def read_config(env: Mapping[str, str]) -> StageConfig:
+    """The stage config from `GENFAB_STAGE_CONFIG` (default: the mount path)."""
     path = Path(env.get(ENV_CONFIG) or CONFIG_PATH)
     try:
-        raw = json.loads(path.read_text())
+        return StageConfig.from_json(path.read_bytes(), source=f"stage config {path}")
     except FileNotFoundError:
         raise BadInput(f"stage config {path} does not exist (set {ENV_CONFIG} or mount it)") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"stage config {path} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict) or raw.get("contract") != CONTRACT_VERSION:
-        raise BadInput(f"stage config {path}: contract version {raw.get('contract') if isinstance(raw, dict) else '?'}"
-                       f" is not {CONTRACT_VERSION}; the operator and the stage image disagree")
-    missing = [k for k in ("stage", "configHash", "runUri", "outputUri") if k not in raw]
-    if missing:
-        raise BadInput(f"stage config {path} lacks {', '.join(missing)}")
+    except ContractError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def load_context(env: Mapping[str, str] | None = None) -> StageContext:
+    """Read the stage config and the shard env."""
+    env = dict(os.environ if env is None else env)
+    cfg = read_config(env)
     index = _int_env(env, ENV_INDEX, 0)
     shards = _int_env(env, ENV_SHARDS, 1)
     try:
         shard_bounds(0, index, shards)
     except ValueError as exc:
         raise BadInput(f"{ENV_INDEX}/{ENV_SHARDS}: {exc}") from None
-    return StageContext(raw=raw, index=index, shards=shards, env=env)
+    return StageContext(cfg=cfg, index=index, shards=shards, env=env)

@@ -9,8 +9,13 @@ import sys
 import time
 from collections.abc import Mapping
 from types import FrameType
+from typing import Any
 
-from genfab.planner.contract import ENV_METRICS_PORT, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
+from pydantic import BaseModel, ValidationError
+
+from genfab.api.errors import field_errors
+from genfab.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
+from genfab.contract.names import ENV_METRICS_PORT
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
 from genfab.stages.runtime.logs import configure
@@ -28,7 +33,7 @@ def _reason(exc: Exception) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
-def run_shard(stage: Stage, ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
     """Produce every sample of the shard that is not committed yet. Per-sample failures are recorded
     and skipped; `BadInput`, `FatalError`, storage and memory errors end the shard."""
     samples = ctx.samples
@@ -73,8 +78,37 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(stage: Stage, env: Mapping[str, str] | None = None) -> int:
-    """Run one shard of `stage` per the stage contract and return the process exit code."""
+def validated_settings(ctx: StageContext, model: type[BaseModel] | None) -> Any:
+    """The stage's settings: the mounted config validated against `model` once (BadInput naming the
+    field), or the config dict when the stage declares no model."""
+    if model is None:
+        return ctx.config
+    try:
+        return model.model_validate(ctx.config)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        more = f" ({len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise BadInput(f"stage config of {ctx.stage!r} does not match {model.__name__}: config.{errors[0]}{more}"
+                       ) from None
+
+
+def declared_settings(ctx: StageContext, stage: Stage[Any]) -> type[BaseModel] | None:
+    """The settings model the stage's pipeline declares for it, when `stage` is that declaration's
+    implementation (a custom stage's own code has none)."""
+    from genfab.api.pipeline import pipelines
+
+    found = pipelines().get(ctx.cfg.pipeline)
+    if found is None or ctx.stage not in found.stage_names:
+        return None
+    decl = found.stage(ctx.stage)
+    cls = type(stage)
+    return decl.settings if decl.implementation == f"{cls.__module__}:{cls.__qualname__}" else None
+
+
+def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type[BaseModel] | None = None) -> int:
+    """Run one shard of `stage` per the stage contract and return the process exit code. `settings`
+    is the model the stage's config is validated against before `setup` (default: the one its
+    pipeline declares for it)."""
     signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: stop between writes, exit retryable
     logger = configure({"stage": stage.name})
     try:
@@ -90,6 +124,7 @@ def main(stage: Stage, env: Mapping[str, str] | None = None) -> int:
     reporter = ProgressReporter(ctx)
     code, state, message = EXIT_OK, "succeeded", ""
     try:
+        stage.settings = validated_settings(ctx, settings or declared_settings(ctx, stage))
         run_shard(stage, ctx, reporter, metrics)
     except BadInput as exc:
         code, state, message = EXIT_BAD_INPUT, "failed", f"bad input: {exc}"
@@ -114,6 +149,6 @@ def main(stage: Stage, env: Mapping[str, str] | None = None) -> int:
     return code
 
 
-def run(stage: Stage) -> None:
+def run(stage: Stage[Any]) -> None:
     """`if __name__ == "__main__": run(MyStage())` for custom stages."""
     sys.exit(main(stage))

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from genfab.planner.contract import ENV_MODELS
+from genfab.contract.names import ENV_MODELS
 from genfab.storage import Storage, open_storage
 from genfab.storage.base import safe_key
 

@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from genfab.planner.contract import ENV_CPU_WORKERS
+from genfab.contract.names import ENV_CPU_WORKERS
 
 
 def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

@@ -1,5 +1,5 @@
 """The Pod side of the progress channel: throttled shard reports in object storage, and the final
-counts in the Pod's termination message (see `genfab.planner.contract`)."""
+counts in the Pod's termination message (see `genfab.contract`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import logging
 import time
 from pathlib import Path
 
-from genfab.planner.contract import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.stages.runtime.context import StageContext
 from genfab.storage import StorageError
-from genfab.storage.inventory import FailedSample, ShardReport, write_report
 
 log = logging.getLogger("genfab.stages")
 TERMINATION_LOG = "/dev/termination-log"

@@ -6,12 +6,14 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from genfab.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput, FatalError
-from genfab.storage import Marker, Storage, StorageError, is_committed, write_marker
-from genfab.storage.inventory import SampleRef
+from genfab.storage import Marker, StorageError, is_committed, write_marker
+
+S = TypeVar("S")
 
 
 def sample_seed(base: int, sample_id: str) -> int:
@@ -37,8 +39,9 @@ class Sample:
     def id(self) -> str:
         return self.ref.id
 
-    def seed(self, base: int | None = None) -> int:
-        return sample_seed(int(self.ctx.config.get("seed", 0) if base is None else base), self.id)
+    def seed(self, base: int) -> int:
+        """This sample's seed derived from the job's `base` seed."""
+        return sample_seed(base, self.id)
 
     # -- inputs
     def read_source(self) -> bytes:
@@ -47,18 +50,8 @@ class Sample:
             raise ValueError(f"sample {self.id} has no input file (stage {self.ctx.stage} reads upstream outputs)")
         return self.ctx.source.read_bytes(self.ref.source)
 
-    @property
-    def source_suffix(self) -> str:
-        return Path(self.ref.source or "").suffix
-
     def read_upstream(self, key: str, stage: str | None = None) -> bytes:
         return self.ctx.upstream_output(stage).read_bytes(key)
-
-    def local_path(self, storage: Storage, key: str) -> Path:
-        """A local copy of `storage/key` in the shard's scratch space (for libraries that want paths)."""
-        path = self.ctx.workdir / "in" / self.id / key
-        storage.download_file(key, path)
-        return path
 
     # -- outputs
     def write(self, key: str, data: bytes) -> None:
@@ -86,12 +79,17 @@ class Sample:
         return marker
 
 
-class Stage:
+class Stage(Generic[S]):
     """Base class of stage implementations. Subclasses set `name`, load models in `setup` (once per
     shard), and produce one sample in `process`. Raise `SampleError` for a bad sample, `BadInput`
-    for an unusable config, anything else for a retryable crash."""
+    for an unusable config, anything else for a retryable crash.
+
+    `S` is the stage's settings type: a built-in stage gets its mounted config validated against the
+    settings model its pipeline declares (`genfab.api.pipeline.StageDecl.settings`) as `settings`
+    before `setup`; a stage run without a declared model (custom stages) gets the config dict."""
 
     name: ClassVar[str] = ""
+    settings: S
     marker_dir: ClassVar[str] = ""
     """Folder under the stage output that holds per-sample marker folders. Empty puts the marker in
     the sample's own folder (`{id}/_SUCCESS.json`); flat layouts (`{id}_mask.png`) use e.g. `_markers`."""

@@ -1,0 +1,19 @@
+"""Stage image families: one container image each (images/, the chart's `stages.images`).
+
+Standard library only: images/build.sh loads this file by path, without installing genfab. A
+pipeline's stages name their family; the families in use (`genfab.api.pipeline.used_families`)
+are the ones at least one registered pipeline runs.
+"""
+
+from __future__ import annotations
+
+FAMILIES: dict[str, str] = {
+    "cv": "CPU computer-vision stages (OpenCV, albumentations).",
+    "scene": "CUDA + torch + gsplat stages (3D Gaussian splatting, rendering).",
+    "segment": "Segmentation and depth stages (transformers, SAM2/SAM3).",
+    "diffusion": "Generative stages (diffusers, transformers, accelerate).",
+}
+"""Family name -> what its image holds (the ImageOverrides field docs)."""
+
+CUSTOM_FAMILY = "custom"
+"""The family of a custom stage (its own image)."""

@@ -1,0 +1,360 @@
+"""Pipeline units: each pipeline is declared once, and everything else derives from it.
+
+A `Pipeline` holds the resource kind it belongs to, the value that selects it (`type: relighting`,
+`pipeline: vistadream`, `trainer: difix`), its spec block, its stages (`StageDecl`: name, image
+family, implementation, default resources, shard size, output layout, settings model, upstream)
+and `drafts`, the pure function from a spec to one `Draft` per stage. From the registered
+pipelines come the kinds' spec models (the selector's allowed values, the block fields and their
+CEL rules, so the CRDs), the planner's DAGs, the stage registry, the image families in use and
+what `genfab plan` says runs today.
+
+Built-in pipelines are the modules of `genfab.api.pipelines` that define `PIPELINE`. Other packages
+add theirs through the entry-point group `genfab.pipelines` (a module with `PIPELINE`), and
+development code through `GENFAB_PIPELINES` (comma-separated module names). A pipeline module must
+not import `genfab.api.resources`: the kinds are built from the registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from genfab.api.base import GenfabModel, Rule, at_most_one, to_snake
+from genfab.api.common import stage_rules
+from genfab.api.families import FAMILIES
+from genfab.contract.names import ENV_PIPELINES
+
+ENTRY_POINT_GROUP = "genfab.pipelines"
+BUILTIN_PACKAGE = "genfab.api.pipelines"
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    """One stage of a pipeline, in DAG order."""
+
+    name: str
+    family: str
+    """Image family (see genfab.api.families)."""
+    description: str
+    settings: type[BaseModel]
+    """What the stage receives: the validated model of its mounted config (torch-free)."""
+    implementation: str | None = None
+    """`module:Class` of the built-in implementation; None: not implemented in genfab yet (a custom
+    stage with the same name supplies it)."""
+    gpus: int = 1
+    cpu: str = "4"
+    memory: str = "32Gi"
+    shard_size: int = 8
+    upstream: tuple[str, ...] = ()
+    """Stages this one consumes; empty for the first stage (reads the job input)."""
+    output: str = ""
+    """Output layout relative to the resource's output root (`{sample}` is a sample's folder)."""
+    singleton: bool = False
+    """The stage works on the whole sample set at once (one shard, whatever the shard size)."""
+
+
+def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:
+    """Field definitions copied from an API block (type, constraints, docs): a stage's settings
+    model derives from the block instead of restating its fields."""
+    fields = model.model_fields
+    return {n: (fields[n].annotation, copy.copy(fields[n])) for n in names}
+
+
+def settings_model(name: str, doc: str, base: type[GenfabModel] = GenfabModel, **fields: Any) -> type[GenfabModel]:
+    """A stage settings model: camelCase in the mounted config, unknown keys rejected."""
+    model: type[GenfabModel] = create_model(name, __base__=base, __doc__=doc, **fields)
+    return model
+
+
+def fill(model: type[BaseModel], source: BaseModel, **values: Any) -> BaseModel:
+    """An instance of `model` with the fields `source` shares with it, plus `values`."""
+    shared = {n: getattr(source, n) for n in model.model_fields if n in type(source).model_fields}
+    return model(**{**shared, **values})
+
+
+def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: tuple[str, ...], output: str,
+              implementation: str | None = None, shard: int = 64, singleton: bool = False) -> StageDecl:
+    """A CPU stage of the `cv` family with CPU-sized defaults."""
+    return StageDecl(name, "cv", description, settings, implementation, gpus=0, cpu="2", memory="4Gi",
+                     shard_size=shard, upstream=upstream, output=output, singleton=singleton)
+
+
+@dataclass
+class Draft:
+    """A stage as one spec wants it: its settings, whether and how it runs."""
+
+    name: str
+    settings: BaseModel
+    """An instance of the stage's `StageDecl.settings` model."""
+    samples: int | None
+    enabled: bool = True
+    run: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    extra_upstream: tuple[str, ...] = ()
+    input_uris: tuple[str, ...] = ()
+    """Inputs beyond upstream outputs (job inputs, checkpoints, prompt files)."""
+    shards: int | None = None
+    """Fixed shard count (distributed training: one index per node), overriding shard sizes."""
+    gpus: int | None = None
+    """GPUs per Pod decided by the spec itself (e.g. `gpusPerNode`); explicit resources still win."""
+    shard_size: int | None = None
+    """Samples per shard decided by the spec itself (3DGS `scenesPerPod`); explicit sizes still win."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """Which input files are samples (`ids`, `limit`); see `genfab.contract.Selection`."""
+
+
+@dataclass(frozen=True)
+class PipelineDrafts:
+    output_uri: str
+    drafts: list[Draft]
+    external_refs: tuple[str, ...] = ()
+    """Other resources the plan waits for, as `Kind/name`."""
+
+
+INPUT = "input"
+"""Inventory key of the job input's sample count (resolved by listing storage at the edge)."""
+
+
+@dataclass(frozen=True)
+class DraftRequest:
+    """What `Pipeline.drafts` gets."""
+
+    name: str
+    """The resource's name."""
+    spec: Any
+    """The kind's spec."""
+    block: Any
+    """The pipeline's block (its defaults when the spec leaves it out), or None."""
+    inventory: Mapping[str, int]
+    """Sample counts only a listing can know (`{INPUT: n}`); empty when nothing was listed."""
+
+
+Drafts = Callable[[DraftRequest], PipelineDrafts]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    """Unique over all kinds (`relighting`, `tuning-difix`); the stage config's `pipeline`."""
+    kind: str
+    """SceneJob, DatasetJob or TuningRun."""
+    value: str
+    """The selector value that picks this pipeline (`relighting`; `difix` for a TuningRun)."""
+    description: str
+    stages: tuple[StageDecl, ...]
+    drafts: Drafts
+    block: str | None = None
+    """camelCase spec field holding the pipeline's settings; None: the kind's own fields suffice."""
+    block_model: type[GenfabModel] | None = None
+    position: int = 100
+    """Order among the kind's pipelines (the selector's allowed values, the docs)."""
+
+    @property
+    def block_attr(self) -> str | None:
+        return to_snake(self.block) if self.block else None
+
+    def stage(self, name: str) -> StageDecl:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"pipeline {self.name!r} has no stage {name!r}")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+    @property
+    def unimplemented(self) -> tuple[str, ...]:
+        """Stages genfab has no implementation for yet (they run only as custom stages)."""
+        return tuple(s.name for s in self.stages if s.implementation is None)
+
+    @property
+    def runs_today(self) -> bool:
+        return not self.unimplemented
+
+    def block_of(self, spec: Any) -> Any:
+        """The spec's block for this pipeline, or the block's defaults when it is left out."""
+        if self.block_attr is None or self.block_model is None:
+            return None
+        value = getattr(spec, self.block_attr)
+        return value if value is not None else self.block_model()
+
+    def check(self) -> None:
+        """Declaration errors a pipeline author should see at once."""
+        names = self.stage_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"pipeline {self.name!r} declares a stage twice: {names}")
+        for s in self.stages:
+            if s.family not in FAMILIES:
+                raise ValueError(f"pipeline {self.name!r} stage {s.name!r}: unknown family {s.family!r} "
+                                 f"(families: {', '.join(FAMILIES)})")
+            unknown = [u for u in s.upstream if u not in names[:names.index(s.name)]]
+            if unknown:
+                raise ValueError(f"pipeline {self.name!r} stage {s.name!r}: upstream {unknown} is not an earlier stage")
+            if s.implementation is not None and ":" not in s.implementation:
+                raise ValueError(f"pipeline {self.name!r} stage {s.name!r}: implementation "
+                                 f"{s.implementation!r} must be `module:Class`")
+        if (self.block is None) != (self.block_model is None):
+            raise ValueError(f"pipeline {self.name!r}: `block` and `block_model` go together")
+
+
+# -- the registry
+_REGISTRY: dict[str, Pipeline] = {}
+_LOADED = False
+
+
+def register(pipeline: Pipeline) -> None:
+    pipeline.check()
+    known = _REGISTRY.get(pipeline.name)
+    if known is not None and known is not pipeline:
+        raise ValueError(f"two pipelines are named {pipeline.name!r}")
+    clash = next((p for p in _REGISTRY.values() if p.kind == pipeline.kind and p.value == pipeline.value
+                  and p is not pipeline), None)
+    if clash is not None:
+        raise ValueError(f"pipelines {clash.name!r} and {pipeline.name!r} are both {pipeline.kind} {pipeline.value!r}")
+    _REGISTRY[pipeline.name] = pipeline
+
+
+def _register_module(name: str) -> None:
+    module = importlib.import_module(name)
+    found = getattr(module, "PIPELINE", None)
+    if not isinstance(found, Pipeline):
+        raise ValueError(f"pipeline module {name!r} defines no `PIPELINE`")
+    register(found)
+
+
+def _modules() -> Iterator[str]:
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield f"{BUILTIN_PACKAGE}.{info.name}"
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        yield ep.value.partition(":")[0]
+    yield from (m.strip() for m in os.environ.get(ENV_PIPELINES, "").split(",") if m.strip())
+
+
+def pipelines() -> dict[str, Pipeline]:
+    """Every registered pipeline by name (built-ins, entry points, `GENFAB_PIPELINES`)."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for module in _modules():
+            _register_module(module)
+    return dict(_REGISTRY)
+
+
+def of_kind(kind: str) -> list[Pipeline]:
+    return sorted((p for p in pipelines().values() if p.kind == kind), key=lambda p: (p.position, p.name))
+
+
+def selected(kind: str, spec: Any) -> Pipeline:
+    """The pipeline a spec of `kind` selects."""
+    value = getattr(spec, KIND_SHAPES[kind].selector_attr)
+    return next(p for p in of_kind(kind) if p.value == value)
+
+
+def used_families() -> tuple[str, ...]:
+    """Image families at least one registered stage runs in, in the families table's order."""
+    used = {s.family for p in pipelines().values() for s in p.stages}
+    return tuple(f for f in FAMILIES if f in used)
+
+
+# -- kinds: their spec models are built from the registered pipelines
+@dataclass(frozen=True)
+class KindShape:
+    """How a kind selects its pipeline."""
+
+    selector: str
+    """camelCase spec field whose value picks the pipeline."""
+    doc: str
+    blocks_required: bool
+    """True: the selected pipeline's block must be set (DatasetJob); False: it is optional and its
+    defaults apply (SceneJob)."""
+    default: str | None = None
+    """Selector default (TuningRun's `trainer`)."""
+
+    @property
+    def selector_attr(self) -> str:
+        return to_snake(self.selector)
+
+
+KIND_SHAPES: dict[str, KindShape] = {
+    "SceneJob": KindShape("pipeline", "The scene pipeline.", blocks_required=False),
+    "DatasetJob": KindShape("type", "The dataset pipeline; exactly its settings block must be set.",
+                            blocks_required=True),
+    "TuningRun": KindShape("trainer", "The trainer.", blocks_required=False, default="difix"),
+}
+
+
+def runs_note(p: Pipeline) -> str:
+    """What the API docs, the CRD and `genfab plan` say about whether a pipeline runs today."""
+    if p.runs_today:
+        return "runs today"
+    return (f"not implemented yet: stage(s) {', '.join(p.unimplemented)} run only as customStages "
+            "of the same name")
+
+
+def _selector_doc(shape: KindShape, found: list[Pipeline]) -> str:
+    return shape.doc + " " + "; ".join(f"`{p.value}`: {p.description} ({runs_note(p)})" for p in found) + "."
+
+
+def _required_block(selector: str, block: str, value: str) -> Callable[[Any], bool]:
+    return lambda m: (getattr(m, selector) == value) == (getattr(m, block) is not None)
+
+
+def _optional_block(selector: str, block: str, value: str) -> Callable[[Any], bool]:
+    return lambda m: getattr(m, selector) == value or getattr(m, block) is None
+
+
+def _block_rules(shape: KindShape, found: list[Pipeline]) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    attr = shape.selector_attr
+    for p in found:
+        if p.block is None or p.block_attr is None:
+            continue
+        block, block_attr, value = p.block, p.block_attr, p.value
+        if shape.blocks_required:
+            rules.append(Rule(
+                f"(self.{shape.selector} == '{value}') == has(self.{block})",
+                f"{shape.selector} {value} needs the `{block}` block, and other {shape.selector}s must not set it",
+                block, _required_block(attr, block_attr, value)))
+        else:
+            rules.append(Rule(
+                f"self.{shape.selector} == '{value}' || !has(self.{block})",
+                f"`{block}` settings need {shape.selector} {value}",
+                block, _optional_block(attr, block_attr, value)))
+    optional = [p.block for p in found if p.block is not None]
+    if not shape.blocks_required and len(optional) > 1:
+        rules.append(at_most_one(*optional))
+    return tuple(rules)
+
+
+def kind_spec(kind: str, base: type[GenfabModel]) -> type[GenfabModel]:
+    """The spec model of `kind`: `base` plus the selector and one field per pipeline block, with
+    the rules that tie them together and check every stage name against the selected pipeline."""
+    shape = KIND_SHAPES[kind]
+    found = of_kind(kind)
+    if not found:
+        raise ValueError(f"no pipeline is registered for kind {kind}")
+    selector_type: Any = Literal[tuple(p.value for p in found)]
+    fields: dict[str, Any] = {
+        shape.selector_attr: (selector_type, Field(... if shape.default is None else shape.default,
+                                                   description=_selector_doc(shape, found))),
+    }
+    for p in found:
+        if p.block_attr is not None and p.block_model is not None:
+            doc = f"Settings of {shape.selector} {p.value} ({runs_note(p)}). {p.block_model.__doc__ or ''}".strip()
+            fields[p.block_attr] = (p.block_model | None, Field(None, description=doc))
+    model: type[GenfabModel] = create_model(
+        base.__name__.removesuffix("Base") + "Spec", __base__=base, __doc__=base.__doc__, **fields)
+    model.rules = (*base.rules, *_block_rules(shape, found),
+                   *stage_rules(shape.selector, {p.value: list(p.stage_names) for p in found}))
+    return model

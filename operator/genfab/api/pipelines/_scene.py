@@ -1,0 +1,48 @@
+"""What both SceneJob pipelines share: the job input, the `gaussians` stage and its settings."""
+
+from __future__ import annotations
+
+from genfab.api.base import GenfabModel
+from genfab.api.gaussians import GaussiansConfig
+from genfab.api.pipeline import INPUT, DraftRequest
+from genfab.api.scene_samples import expand_samples
+from genfab.api.scenejob import Refinement, SceneInput, SceneJobBase
+
+GAUSSIANS_IMPLEMENTATION = "genfab.stages.gaussians.stage:GaussiansStage"
+GAUSSIANS_DESCRIPTION = "3D Gaussian Splatting training and PLY export (gsplat)"
+
+
+class InputSettings(GenfabModel):
+    """A first stage's view of the job input (its form is part of what the stage reads)."""
+
+    input: SceneInput
+
+
+class GaussiansSettings(GenfabModel):
+    """The `gaussians` stage: 3DGS training, optionally refined with a DiFix checkpoint."""
+
+    gaussians: GaussiansConfig
+    refinement: Refinement | None = None
+
+
+def scene_input(req: DraftRequest) -> tuple[int | None, tuple[str, ...]]:
+    """(samples, input URIs) of a SceneJob's input: one image, inline samples or a manifest."""
+    spec: SceneJobBase = req.spec
+    inp = spec.input
+    if inp.image is not None:
+        return 1, (inp.image,)
+    if inp.samples is not None:
+        return len(expand_samples(inp.samples, indices=spec.indices, variants=spec.variants)), (inp.dataset_uri or "",)
+    return req.inventory.get(INPUT), (inp.manifest or "",)
+
+
+def refinement_refs(spec: SceneJobBase) -> tuple[str, ...]:
+    """The TuningRun whose checkpoint the scenes wait for."""
+    ref = spec.refinement.tuning_run_ref if spec.refinement is not None else None
+    return (f"TuningRun/{ref.name}",) if ref is not None else ()
+
+
+def scenes_per_pod(spec: SceneJobBase) -> int | None:
+    """3DGS: one Pod trains `scenesPerPod` scenes together (multi-scene packing): its shard size."""
+    n = spec.gaussians.scenes_per_pod
+    return n if n > 1 else None

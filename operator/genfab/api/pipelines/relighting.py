@@ -1,0 +1,99 @@
+"""DatasetJob pipeline `relighting` (seed 003): segment -> albedo -> degrade -> recombine [-> caption]
+-> organize, under `data/stage_1 … stage_4/` and `outputs/`."""
+
+from __future__ import annotations
+
+from genfab.api.base import GenfabModel
+from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
+from genfab.api.relighting import (
+    AlbedoConfig,
+    CaptioningConfig,
+    DegradationConfig,
+    RelightingConfig,
+    SegmentationConfig,
+)
+
+STAGES = "genfab.stages.relighting"
+
+
+class SegmentSettings(GenfabModel):
+    """Stage 1 `segment`."""
+
+    segmentation: SegmentationConfig
+    seed: int
+
+
+class AlbedoSettings(GenfabModel):
+    """Stage 2 `albedo`."""
+
+    albedo: AlbedoConfig
+    seed: int
+
+
+class DegradeSettings(GenfabModel):
+    """Stage 3 `degrade`."""
+
+    degradation: DegradationConfig
+    seed: int
+
+
+class RecombineSettings(GenfabModel):
+    """Stage 3.5 `recombine` has no settings: it composites what stages 1 and 3 wrote."""
+
+
+class CaptionSettings(GenfabModel):
+    """Stage 4 `caption`."""
+
+    captioning: CaptioningConfig
+
+
+class OrganizeSettings(GenfabModel):
+    """The final `organize` stage."""
+
+    captions: bool
+    """Whether `caption` ran (its text goes into the metadata)."""
+
+
+def drafts(req: DraftRequest) -> PipelineDrafts:
+    rl: RelightingConfig = req.block
+    listed = len(rl.input.sample_ids) if rl.input.sample_ids is not None else req.inventory.get(INPUT)
+    n = min(listed, rl.num_samples) if listed is not None and rl.num_samples is not None else listed
+    caption = rl.captioning.enabled
+    selection = {"ids": rl.input.sample_ids, "limit": rl.num_samples}
+    return PipelineDrafts(req.spec.output, [
+        Draft("segment", SegmentSettings(segmentation=rl.segmentation, seed=rl.seed), n, input_uris=(rl.input.uri,),
+              selection=selection),
+        Draft("albedo", AlbedoSettings(albedo=rl.albedo, seed=rl.seed), n),
+        Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n),
+        Draft("recombine", RecombineSettings(), n),
+        Draft("caption", CaptionSettings(captioning=rl.captioning), n, enabled=caption),
+        # organize copies the original input next to the results: the job input is its input too.
+        Draft("organize", OrganizeSettings(captions=caption), n, extra_upstream=("caption",) if caption else (),
+              input_uris=(rl.input.uri,), selection=selection),
+    ])
+
+
+PIPELINE = Pipeline(
+    name="relighting", kind="DatasetJob", value="relighting",
+    description="seed 003: segmentation -> albedo -> new lighting -> recombination",
+    position=0, block="relighting", block_model=RelightingConfig, drafts=drafts,
+    stages=(
+        StageDecl("segment", "segment", "Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
+                  SegmentSettings, f"{STAGES}.segment_stage:SegmentStage", memory="16Gi", shard_size=32,
+                  output="data/stage_1/{id}_{foreground,background,mask}.png"),
+        cpu_stage("albedo", "Stage 2: albedo extraction (Retinex, LAB, IntrinsicAnything)", AlbedoSettings,
+                  ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:AlbedoStage"),
+        StageDecl("degrade", "segment", "Stage 3: degradation synthesis (new lighting on the albedo)",
+                  DegradeSettings, f"{STAGES}.degrade_stage:DegradeStage", memory="16Gi", shard_size=32,
+                  upstream=("albedo",), output="data/stage_3/{id}_{degraded.png,params.json}"),
+        cpu_stage("recombine", "Stage 3.5: composite the relit person onto the original background",
+                  RecombineSettings, ("degrade",), "data/stage_3_5/{id}_composite.png",
+                  f"{STAGES}.recombine_stage:RecombineStage"),
+        StageDecl("caption", "diffusion", "Stage 4 (optional): captions for the training pairs", CaptionSettings,
+                  f"{STAGES}.caption_stage:CaptionStage", memory="24Gi", shard_size=64, upstream=("recombine",),
+                  output="data/stage_4/{id}_caption.txt"),
+        cpu_stage("organize", "Final outputs and metadata", OrganizeSettings, ("recombine",),
+                  "outputs/{id}_{input.png,albedo.png,output.png,foreground.png,metadata.json}",
+                  f"{STAGES}.organize_stage:OrganizeStage", shard=256),
+    ),
+)

@@ -1,0 +1,39 @@
+"""TuningRun pipeline `tuning-difix` (seed 002, trainer `difix`): one `train` stage, one Job index per
+node, into `{output}/tuning_runs/{runName}/`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
+from genfab.api.tuningrun import TuningRunBase
+from genfab.contract.paths import join_uri
+
+TrainSettings = settings_model(
+    "TrainSettings", "DiFix fine-tuning.", trainer=(str, Field(description="The trainer.")),
+    **picked(TuningRunBase, "base_model", "run_name", "hyperparameters", "gpus_per_node", "nodes"))
+
+
+def drafts(req: DraftRequest) -> PipelineDrafts:
+    spec: TuningRunBase = req.spec
+    refs: tuple[str, ...] = ()
+    if spec.dataset.dataset_job_ref is not None:
+        refs = (f"DatasetJob/{spec.dataset.dataset_job_ref}",)
+        data_uri = f"ref:DatasetJob/{spec.dataset.dataset_job_ref}/difix/data.json"
+    else:
+        data_uri = spec.dataset.data_json_uri or ""
+    settings = fill(TrainSettings, spec, trainer=PIPELINE.value)
+    root = join_uri(spec.output, "tuning_runs", spec.run_name)
+    return PipelineDrafts(root, [Draft("train", settings, spec.nodes, input_uris=(data_uri,), shards=spec.nodes,
+                                       gpus=spec.gpus_per_node)], refs)
+
+
+PIPELINE = Pipeline(
+    name="tuning-difix", kind="TuningRun", value="difix",
+    description="DiFix3D fine-tuning (accelerate launch train_difix.py)", drafts=drafts,
+    stages=(
+        StageDecl("train", "diffusion", "DiFix fine-tuning (accelerate launch train_difix.py)", TrainSettings,
+                  memory="64Gi", cpu="8", shard_size=1,
+                  output="checkpoints/model_{step}.pkl, eval/, train_config.json"),
+    ),
+)

@@ -1,0 +1,65 @@
+"""SceneJob pipeline `vistadream` (seed 001): outpaint -> depth -> gaussians -> coarse -> render."""
+
+from __future__ import annotations
+
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
+from genfab.api.pipelines._scene import (
+    GAUSSIANS_IMPLEMENTATION,
+    GaussiansSettings,
+    InputSettings,
+    refinement_refs,
+    scene_input,
+    scenes_per_pod,
+)
+from genfab.api.scenejob import SceneJobBase, VistaDreamConfig
+
+TRAJECTORY = ("n_frames", "traj_type", "traj_forward_ratio", "traj_backward_ratio", "traj_max_percentage")
+COARSE = tuple(n for n in VistaDreamConfig.model_fields if n.startswith("coarse_"))
+
+OutpaintSettings = settings_model("OutpaintSettings", "Flux-Fill outpainting of the input.", InputSettings,
+                                  **picked(VistaDreamConfig, "expansion_percent", "max_resolution"))
+DepthSettings = settings_model("DepthSettings", "One depth pass on the (outpainted) image.", InputSettings,
+                               **picked(VistaDreamConfig, "max_resolution"))
+VistaGaussiansSettings = settings_model("VistaGaussiansSettings", "Initialise the Gaussian scene, then train.",
+                                        GaussiansSettings, **picked(VistaDreamConfig, "init_iterations"))
+CoarseSettings = settings_model("CoarseSettings", "Coarse expansion along the trajectory.",
+                                **picked(VistaDreamConfig, *TRAJECTORY, *COARSE))
+RenderSettings = settings_model("RenderSettings", "The final trajectory video and PLY.",
+                                **picked(VistaDreamConfig, *TRAJECTORY, "render_frames", "ply_name"))
+
+
+def drafts(req: DraftRequest) -> PipelineDrafts:
+    spec: SceneJobBase = req.spec
+    vd: VistaDreamConfig = req.block
+    samples, input_uris = scene_input(req)
+    outpaint = vd.stage != "no-outpaint"
+    return PipelineDrafts(spec.output, [
+        Draft("outpaint", fill(OutpaintSettings, vd, input=spec.input), samples, enabled=outpaint,
+              input_uris=input_uris),
+        # Without outpainting, depth reads the input directly (the first enabled stage gets it).
+        Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris),
+        Draft("gaussians", fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement),
+              samples, shard_size=scenes_per_pod(spec)),
+        Draft("coarse", fill(CoarseSettings, vd), samples, enabled=vd.stage == "coarse"),
+        Draft("render", fill(RenderSettings, vd), samples),
+    ], refinement_refs(spec))
+
+
+PIPELINE = Pipeline(
+    name="vistadream", kind="SceneJob", value="vistadream",
+    description="seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
+    position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts,
+    stages=(
+        StageDecl("outpaint", "diffusion", "Flux-Fill outpainting of the border (expansionPercent)", OutpaintSettings,
+                  memory="48Gi", shard_size=1, output="{sample}/outpaint/"),
+        StageDecl("depth", "segment", "One relative-depth pass on the outpainted image (depth, K, confidence)",
+                  DepthSettings, memory="16Gi", shard_size=4, upstream=("outpaint",), output="{sample}/depth/"),
+        StageDecl("gaussians", "scene", "Initialise the Gaussian scene from input + outpaint frames, train",
+                  VistaGaussiansSettings, GAUSSIANS_IMPLEMENTATION, memory="32Gi", shard_size=1, upstream=("depth",),
+                  output="{sample}/gaussians/"),
+        StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
+                  CoarseSettings, memory="64Gi", shard_size=1, upstream=("gaussians",), output="{sample}/coarse/"),
+        StageDecl("render", "scene", "Render the final trajectory video and export the PLY", RenderSettings,
+                  memory="16Gi", shard_size=1, upstream=("coarse",), output="{sample}/render/"),
+    ),
+)

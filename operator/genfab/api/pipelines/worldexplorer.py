@@ -1,0 +1,59 @@
+"""SceneJob pipeline `worldexplorer` (seed 000): scaffold -> expansion -> gaussians."""
+
+from __future__ import annotations
+
+from genfab.api.base import GenfabModel
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
+from genfab.api.pipelines._scene import (
+    GAUSSIANS_IMPLEMENTATION,
+    GaussiansSettings,
+    InputSettings,
+    refinement_refs,
+    scene_input,
+    scenes_per_pod,
+)
+from genfab.api.scenejob import ExpansionConfig, ScaffoldConfig, SceneJobBase, WorldExplorerConfig
+
+SAMPLE = "{variant}/index_{index:04d}"
+"""A sample's folder (its id)."""
+
+
+class ScaffoldSettings(InputSettings):
+    """Stage 1 `scaffold`."""
+
+    scaffold: ScaffoldConfig
+
+
+class ExpansionSettings(GenfabModel):
+    """Stage 2 `expansion`."""
+
+    expansion: ExpansionConfig
+
+
+def drafts(req: DraftRequest) -> PipelineDrafts:
+    spec: SceneJobBase = req.spec
+    block: WorldExplorerConfig = req.block
+    samples, input_uris = scene_input(req)
+    return PipelineDrafts(spec.output, [
+        Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold), samples, input_uris=input_uris),
+        Draft("expansion", ExpansionSettings(expansion=block.expansion), samples),
+        Draft("gaussians", GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples,
+              shard_size=scenes_per_pod(spec)),
+    ], refinement_refs(spec))
+
+
+PIPELINE = Pipeline(
+    name="worldexplorer", kind="SceneJob", value="worldexplorer",
+    description="seed 000: image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
+    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts,
+    stages=(
+        StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
+                  "from prompts (FLUX + inpainting)", ScaffoldSettings, memory="48Gi", shard_size=1,
+                  output=f"{SAMPLE}/scaffold/"),
+        StageDecl("expansion", "scene", "Stage 2: trajectory generation + VGGT geometry (no 3DGS)", ExpansionSettings,
+                  memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
+        StageDecl("gaussians", "scene", "Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings,
+                  GAUSSIANS_IMPLEMENTATION, memory="32Gi", shard_size=1, upstream=("expansion",),
+                  output=f"{SAMPLE}/scenes/gaussians/"),
+    ),
+)

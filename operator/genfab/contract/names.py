@@ -1,0 +1,92 @@
+"""The names both sides of the stage contract agree on: environment variables, exit codes, the
+run folder's keys and the shard slicing. Changing one of these is a contract change."""
+
+from __future__ import annotations
+
+from typing import Final
+
+CONTRACT_VERSION: Final = 1
+"""Bumped when a stage image and an executor of different versions could misread each other."""
+
+CONFIG_PATH = "/etc/genfab/stage.json"
+"""Where the operator mounts the stage config (ConfigMap); `GENFAB_STAGE_CONFIG` overrides it."""
+
+# -- environment of a shard process (a stage Pod or a local subprocess)
+ENV_CONFIG = "GENFAB_STAGE_CONFIG"
+ENV_INDEX = "JOB_COMPLETION_INDEX"
+"""Set by Kubernetes for Indexed Jobs; the local runner sets it the same way."""
+ENV_SHARDS = "GENFAB_SHARD_COUNT"
+ENV_STAGE = "GENFAB_STAGE"
+ENV_INPUT_URIS = "GENFAB_INPUT_URIS"
+"""Space-separated input URIs (also in the config), for custom stages that only read env."""
+ENV_OUTPUT_URI = "GENFAB_OUTPUT_URI"
+ENV_RUN_URI = "GENFAB_RUN_URI"
+ENV_METRICS_PORT = "GENFAB_METRICS_PORT"
+ENV_PROGRESS_SECONDS = "GENFAB_PROGRESS_SECONDS"
+ENV_TERMINATION_LOG = "GENFAB_TERMINATION_LOG"
+ENV_MODELS = "GENFAB_MODELS"
+"""Model location for `from_pretrained` (a storage URI or a local directory), from `spec.models`."""
+ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
+"""Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
+ENV_PIPELINES = "GENFAB_PIPELINES"
+"""Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
+
+# -- object storage: endpoint settings as values, credentials from a Secret
+ENV_S3_ENDPOINT = "GENFAB_S3_ENDPOINT"
+ENV_S3_REGION = "GENFAB_S3_REGION"
+ENV_S3_ADDRESSING_STYLE = "GENFAB_S3_ADDRESSING_STYLE"
+ENV_S3_SECRET_DIR = "GENFAB_S3_SECRET_DIR"
+"""A mounted Secret directory with one file per credential key (instead of the variables below)."""
+ENV_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+ENV_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+ENV_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+CREDENTIAL_KEYS: tuple[tuple[str, bool], ...] = (
+    (ENV_ACCESS_KEY_ID, False), (ENV_SECRET_ACCESS_KEY, False), (ENV_SESSION_TOKEN, True))
+"""Storage Secret keys passed to stage Pods, and whether each is optional."""
+RESERVED_ENV_PREFIXES = ("GENFAB_", "AWS_")
+"""Names genfab sets itself."""
+
+# -- exit codes of a shard process
+EXIT_OK = 0
+"""The shard ran; failed samples are recorded in its report, not fatal."""
+EXIT_RETRYABLE = 1
+"""The shard crashed (storage outage, CUDA error, ...). Any exit other than 0 and 42 is retried."""
+EXIT_BAD_INPUT = 42
+"""The shard's input or config is unusable: retrying cannot help (podFailurePolicy: FailIndex)."""
+EXIT_INTERRUPTED = 130
+"""SIGINT/SIGTERM (Ctrl-C, preemption): retried like a crash."""
+
+# -- the run folder, `{output}/_genfab/`
+RUN_DIR = "_genfab"
+STATUS_KEY = f"{RUN_DIR}/status.json"
+SUMMARY_KEY = f"{RUN_DIR}/summary.json"
+DROPPED_KEY = f"{RUN_DIR}/dropped_samples.csv"
+
+DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""Input files that count as samples when a stage reads a folder and says nothing else."""
+
+
+def report_prefix(stage: str, config_hash: str) -> str:
+    """Run-relative folder of a stage's shard reports; the hash keeps other configs' reports apart."""
+    return f"{RUN_DIR}/progress/{stage}/{config_hash[:10]}/"
+
+
+def report_key(stage: str, config_hash: str, index: int) -> str:
+    return f"{report_prefix(stage, config_hash)}shard-{index:05d}.json"
+
+
+# -- shards
+def shard_bounds(total: int, index: int, shards: int) -> tuple[int, int]:
+    """Deterministic contiguous slice `[start, stop)` of `total` sorted samples for shard `index`.
+
+    Balanced for any shard count (sizes differ by at most one), so a changed count still
+    partitions every sample exactly once.
+    """
+    if shards < 1 or not 0 <= index < shards:
+        raise ValueError(f"shard index {index} is outside 0..{shards - 1}")
+    return total * index // shards, total * (index + 1) // shards
+
+
+def shard_count(samples: int, shard_size: int, fixed: int | None = None) -> int:
+    """Shards for `samples` (at least one, so an empty stage still reports), unless fixed."""
+    return fixed if fixed else max(1, -(-samples // shard_size))

@@ -1,0 +1,100 @@
+"""The rules both executors apply, in one pure module: the operator's reconcile decision and the
+local runner call these, so a plan runs the same way in a cluster and on a laptop.
+
+- upstream gating (when a stage may start, when it is blocked; `continueOnError`);
+- the stage command and the shard environment (genfab's contract names always win);
+- the model-location environment from `spec.models`;
+- the status `outputs` and timestamps;
+- which planned stages cannot run in this installation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from genfab.api.common import ModelSource
+from genfab.api.families import CUSTOM_FAMILY
+from genfab.contract import CONFIG_PATH, SUMMARY_KEY, StageConfig
+from genfab.contract.names import ENV_CONFIG, ENV_MODELS
+from genfab.planner import Plan, PlannedStage
+from genfab.status import StageObservation, stage_phase
+
+Gate = Literal["ready", "waiting", "blocked"]
+OK_PHASES = ("Succeeded", "PartiallySucceeded")
+BLOCKED_MESSAGE = "not started: an upstream stage failed"
+MODELS_MOUNT = "/models"
+"""Where a stage Pod sees a model PVC or hub cache (read-only)."""
+
+
+class CannotRun(ValueError):
+    """The plan cannot run with this executor (a stage without implementation, a PVC locally, ...)."""
+
+
+def now_rfc3339(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phase_of(obs: StageObservation, continue_on_error: bool) -> str:
+    """A stage's phase for gating: the status phase, or `Blocked` for a stage that never started."""
+    return "Blocked" if obs.state == "blocked" else stage_phase(obs, continue_on_error)
+
+
+def gate(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool) -> Gate:
+    """May `stage` start, given its upstream stages' phases? Skipped (not selected) upstream stages
+    count as done: their committed outputs are reused. A failed or blocked upstream blocks it, and
+    so does a partial success unless `continueOnError`."""
+    ups = [phases[u] for u in stage.upstream]
+    if any(p in ("Failed", "Blocked") or (p == "PartiallySucceeded" and not continue_on_error) for p in ups):
+        return "blocked"
+    if all(p in (*OK_PHASES, "Skipped") for p in ups):
+        return "ready"
+    return "waiting"
+
+
+def stage_command(stage: PlannedStage, interpreter: str = "python") -> tuple[list[str] | None, list[str]]:
+    """(command, args) of a stage's process. Built-in stages run `python -m genfab.stages <stage>`;
+    a custom stage runs its `command` (None: its image's entry point), where a first word `python`
+    or `python3` means `interpreter`."""
+    if stage.family != CUSTOM_FAMILY:
+        return [interpreter, "-m", "genfab.stages", stage.name], []
+    command = list(stage.command) or None
+    if command is not None and command[0] in ("python", "python3"):
+        command[0] = interpreter
+    return command, list(stage.args)
+
+
+def models_env(models: ModelSource | None, *, mounted: bool) -> dict[str, str]:
+    """`GENFAB_MODELS` for `spec.models`: an object-storage prefix as is; a PVC or hub cache at
+    `MODELS_MOUNT` in a Pod (`mounted`), or the hub cache's own path on this machine."""
+    if models is None:
+        return {}
+    if models.uri is not None:
+        return {ENV_MODELS: models.uri}
+    if mounted:
+        return {ENV_MODELS: MODELS_MOUNT}
+    if models.persistent_volume_claim is not None:
+        raise CannotRun("spec.models.persistentVolumeClaim cannot be mounted by the local runner; "
+                        "use spec.models.uri or spec.models.hubCache")
+    return {ENV_MODELS: str(models.hub_cache)}
+
+
+def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | None,
+              models: Mapping[str, str], config_path: str = CONFIG_PATH, **extra: str) -> dict[str, str]:
+    """The environment of a shard process: a custom stage's own `env` first, then the contract's
+    names, which always win. `index` None leaves `JOB_COMPLETION_INDEX` to Kubernetes."""
+    contract = cfg.shard_env(index if index is not None else 0, shards)
+    if index is None:
+        contract.pop("JOB_COMPLETION_INDEX")
+    return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
+
+
+def status_outputs(plan: Plan) -> dict[str, str]:
+    """The `status.outputs` both executors report."""
+    return {"root": plan.output_uri, "summary": f"{plan.output_uri}/{SUMMARY_KEY}"}
+
+
+def unimplemented(stages: Iterable[PlannedStage]) -> list[str]:
+    """Stages that would run but have no implementation here (not built in yet, no custom stage)."""
+    return [s.name for s in stages if s.run and s.family != CUSTOM_FAMILY and s.implementation is None]

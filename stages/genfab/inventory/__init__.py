@@ -1,0 +1,27 @@
+"""What a stage works on and what it has done: sample discovery (input listing or upstream shard
+reports) and the shard reports themselves. Stages and both executors use the same functions, so
+the shard count an executor picks and the slice a shard takes always agree."""
+
+from genfab.inventory.reports import (
+    FailedSample,
+    ShardReport,
+    ShardState,
+    clear_reports,
+    read_reports,
+    write_report,
+)
+from genfab.inventory.samples import InventoryError, SampleRef, discover_inputs, resolve_samples, source_root
+
+__all__ = [
+    "FailedSample",
+    "InventoryError",
+    "SampleRef",
+    "ShardReport",
+    "ShardState",
+    "clear_reports",
+    "discover_inputs",
+    "read_reports",
+    "resolve_samples",
+    "source_root",
+    "write_report",
+]

@@ -1,0 +1,91 @@
+"""Which samples a stage processes. The stage Pods and the executors (local runner, operator) call
+the same `resolve_samples`, so the shard count an executor picks and the slice a Pod takes agree:
+- a stage that reads the job input processes the files under its first input URI (by suffix,
+  optionally only `ids`, at most `limit`), sample id = path without extension;
+- a stage with upstream stages processes the samples that succeeded in every upstream stage
+  (with `continueOnError`, only the successful ones flow on), read from their shard reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from genfab.contract import StageConfig, report_prefix
+from genfab.contract.paths import check_sample_id
+from genfab.inventory.reports import read_reports
+from genfab.storage.base import Storage
+
+
+class InventoryError(ValueError):
+    """The stage's input cannot give a sample list (bad input: retrying does not help)."""
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    id: str
+    """Sample id: a relative path without extension (`img_001`, `photorealistic/index_0003`)."""
+    source: str | None = None
+    """Key of the input file under the stage's first input URI, for stages that read the job input."""
+
+
+def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None = None,
+                    limit: int | None = None) -> list[SampleRef]:
+    """Files directly under `storage` with one of `suffixes`, as samples sorted by id."""
+    wanted = tuple(s.lower() for s in suffixes)
+    found: dict[str, SampleRef] = {}
+    for obj in storage.list():
+        if "/" in obj.key or obj.key.startswith("."):
+            continue  # samples are the files directly under the input folder
+        stem, dot, ext = obj.key.rpartition(".")
+        if not dot or f".{ext.lower()}" not in wanted:
+            continue
+        try:
+            sample_id = check_sample_id(stem)
+        except ValueError as exc:
+            raise InventoryError(f"input file {storage.child(obj.key)} cannot be a sample: {exc}") from None
+        if sample_id in found:
+            raise InventoryError(f"two input files share sample id {sample_id!r}: "
+                                 f"{found[sample_id].source} and {obj.key}")
+        found[sample_id] = SampleRef(sample_id, obj.key)
+    if ids is not None:
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise InventoryError(f"selection.ids: no input file under {storage.uri} for {shown} "
+                                 f"(looked for {', '.join(wanted)})")
+        found = {i: found[i] for i in ids}
+    refs = [found[k] for k in sorted(found)]
+    return refs[:limit] if limit is not None else refs
+
+
+def resolve_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    """The full, sorted sample list of a stage (every shard takes a slice of it)."""
+    if cfg.upstream:
+        run = open_fn(cfg.run_uri)
+        common: set[str] | None = None
+        for up in cfg.upstream:
+            reports = read_reports(run, up.name, up.config_hash)
+            if not reports or any(r.state == "running" for r in reports.values()):
+                raise InventoryError(f"upstream stage {up.name!r} has not finished with config "
+                                     f"{up.config_hash[:10]} (no final shard reports under "
+                                     f"{run.child(report_prefix(up.name, up.config_hash))})")
+            ids = {i for r in reports.values() for i in r.succeeded}
+            common = ids if common is None else common & ids
+        return [SampleRef(i) for i in sorted(common or ())]
+    if not cfg.input_uris:
+        return []
+    root = source_root(cfg)
+    if root != cfg.input_uris[0]:  # a single input file
+        name = cfg.input_uris[0].rstrip("/").rpartition("/")[2]
+        return [SampleRef(check_sample_id(name.rpartition(".")[0]), name)]
+    return discover_inputs(open_fn(root), cfg.selection.suffixes, cfg.selection.ids, cfg.selection.limit)
+
+
+def source_root(cfg: StageConfig) -> str:
+    """The URI that `SampleRef.source` keys are relative to: the first input, or its folder when
+    the input is a single file (a SceneJob's `image`)."""
+    first = cfg.input_uris[0]
+    suffixes = tuple(s.lower() for s in cfg.selection.suffixes)
+    parent, _, name = first.rstrip("/").rpartition("/")
+    return parent if suffixes and name.lower().endswith(suffixes) and "://" in parent else first
