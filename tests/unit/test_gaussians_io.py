@@ -267,8 +267,8 @@ def test_train_settings_read_the_resource_config() -> None:
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({"steps": 100, "scenesPerPod": 2, "packing": "streams", "plyPath": "export/"}, "needs a CUDA GPU"),
-    ({"packing": "fast"}, r"config\.gaussians\.packing: Input should be 'batched', 'processes' or 'streams'"),
+    ({"steps": 100, "scenesPerPod": 2, "packing": "sequential", "plyPath": "export/"}, "needs a CUDA GPU"),
+    ({"packing": "streams"}, r"config\.gaussians\.packing: Input should be 'batched' or 'sequential'"),
     ({"sparseGrad": True}, "sparseGrad needs packed: true"),
 ])
 def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
@@ -290,7 +290,7 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
         stage.setup(ctx)
     if "CUDA" in message:  # everything before the GPU check was read
         assert (stage.batch_size, stage.packing, stage.ply, ctx.sample_prefix("s1")) == (
-            2, "streams", "export/gf.ply", "s1/gaussians/")
+            2, "sequential", "export/gf.ply", "s1/gaussians/")
 
 
 def test_random_init_box_fits_the_rig() -> None:

@@ -11,7 +11,6 @@ batched.py); a per-scene Gaussian cap keeps each scene's memory bounded.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -226,26 +225,25 @@ class SceneTrainer:
     """One scene's training state; `step()` runs one optimisation step (no host synchronisation
     beyond what gsplat itself needs)."""
 
-    def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
-                 stream: torch.cuda.Stream | None = None) -> None:
-        self.s, self.device, self.stream, self.scene = s, device, stream, scene
+    def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device
+                 ) -> None:
+        self.s, self.device, self.scene = s, device, scene
         self.train_cams, self.test_cams = scene.split(s.test_every)
         if not self.train_cams:
             raise ValueError("the scene has no training views")
         self.scale = scene_scale(scene.cameras)
         self.generator = torch.Generator(device=device).manual_seed(s.seed)
         torch.manual_seed(s.seed)
-        with self._on_stream():
-            self.params = init_splats(scene, s, device, self.generator)
-            self.optimizers = make_optimizers(self.params, s, self.scale, fused=True)
-            self.images = images_tensor([images[c.name] for c in self.train_cams], torch.device("cpu"))
-            self.background = background_tensor(s, device)
-            self.viewmats = torch.as_tensor(np.stack([c.w2c for c in self.train_cams]), dtype=torch.float32,
-                                            device=device)
-            self.Ks = torch.as_tensor(np.stack([c.K for c in self.train_cams]), dtype=torch.float32, device=device)
-            masks = [images.get(f"{c.name}#mask") for c in self.train_cams]
-            self.masks = images_tensor([m for m in masks if m is not None], torch.device("cpu")) if all(
-                m is not None for m in masks) and masks else None
+        self.params = init_splats(scene, s, device, self.generator)
+        self.optimizers = make_optimizers(self.params, s, self.scale, fused=True)
+        self.images = images_tensor([images[c.name] for c in self.train_cams], torch.device("cpu"))
+        self.background = background_tensor(s, device)
+        self.viewmats = torch.as_tensor(np.stack([c.w2c for c in self.train_cams]), dtype=torch.float32,
+                                        device=device)
+        self.Ks = torch.as_tensor(np.stack([c.K for c in self.train_cams]), dtype=torch.float32, device=device)
+        masks = [images.get(f"{c.name}#mask") for c in self.train_cams]
+        self.masks = images_tensor([m for m in masks if m is not None], torch.device("cpu")) if all(
+            m is not None for m in masks) and masks else None
         self.strategy = make_strategy(s)
         self.strategy.check_sanity(self.params, self.optimizers)
         self.state = self.strategy.initialize_state(**({} if s.strategy == "mcmc" else {"scene_scale": self.scale}))
@@ -253,9 +251,6 @@ class SceneTrainer:
         self.order = self._view_order()
         self.step_index = 0
         self.train_seconds = 0.0
-
-    def _on_stream(self) -> Any:
-        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     def _view_order(self) -> Iterator[int]:
         """Deterministic shuffled epochs over the training views (like a DataLoader with a seed)."""
@@ -276,43 +271,43 @@ class SceneTrainer:
             packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
             rasterize_mode="antialiased" if self.s.antialiased else "classic")
         return composite(rgb, alpha, self.background), alpha, info
+
     def step(self) -> None:
         s, i = self.s, self.step_index
-        with self._on_stream():
-            view = next(self.order)
-            cam = self.train_cams[view]
-            target = upload(self.images, view, self.device)
-            renders, _, info = self.render(self.viewmats[view : view + 1], self.Ks[view : view + 1], cam.width,
-                                           cam.height, min(i // s.sh_degree_interval, s.sh_degree))
-            self.strategy.step_pre_backward(self.params, self.optimizers, self.state, i, info)
-            pred = renders
-            if self.masks is not None:
-                m = upload(self.masks, view, self.device)
-                m = m[..., None] if m.dim() == 3 else m[..., :1]
-                pred, target = pred * m, target * m
-            loss = image_loss(pred, target, s.ssim_lambda)
-            if s.strategy == "mcmc":
-                loss = loss + s.opacity_reg * torch.sigmoid(self.params["opacities"]).mean() \
-                    + s.scale_reg * torch.exp(self.params["scales"]).mean()
-            loss.backward()
-            if s.sparse_grad:  # SparseAdam wants sparse gradients (as gsplat's simple trainer does it)
-                gaussian_ids = info["gaussian_ids"]
-                for p in self.params.values():
-                    if p.grad is not None and not p.grad.is_sparse:
-                        p.grad = torch.sparse_coo_tensor(gaussian_ids[None], p.grad[gaussian_ids], p.size(),
-                                                         is_coalesced=True)
-            for opt in self.optimizers.values():
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            group = self.optimizers["means"].param_groups[0]
-            if s.strategy == "mcmc":
-                self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info, lr=group["lr"])
-            else:
-                self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info,
-                                                 packed=s.packed)
-                if i % self.strategy.refine_every == 0:
-                    enforce_cap(self.params, self.optimizers, self.state, s.cap_max)
-            group["lr"] *= self.gamma
+        view = next(self.order)
+        cam = self.train_cams[view]
+        target = upload(self.images, view, self.device)
+        renders, _, info = self.render(self.viewmats[view : view + 1], self.Ks[view : view + 1], cam.width,
+                                       cam.height, min(i // s.sh_degree_interval, s.sh_degree))
+        self.strategy.step_pre_backward(self.params, self.optimizers, self.state, i, info)
+        pred = renders
+        if self.masks is not None:
+            m = upload(self.masks, view, self.device)
+            m = m[..., None] if m.dim() == 3 else m[..., :1]
+            pred, target = pred * m, target * m
+        loss = image_loss(pred, target, s.ssim_lambda)
+        if s.strategy == "mcmc":
+            loss = loss + s.opacity_reg * torch.sigmoid(self.params["opacities"]).mean() \
+                + s.scale_reg * torch.exp(self.params["scales"]).mean()
+        loss.backward()
+        if s.sparse_grad:  # SparseAdam wants sparse gradients (as gsplat's simple trainer does it)
+            gaussian_ids = info["gaussian_ids"]
+            for p in self.params.values():
+                if p.grad is not None and not p.grad.is_sparse:
+                    p.grad = torch.sparse_coo_tensor(gaussian_ids[None], p.grad[gaussian_ids], p.size(),
+                                                     is_coalesced=True)
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        group = self.optimizers["means"].param_groups[0]
+        if s.strategy == "mcmc":
+            self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info, lr=group["lr"])
+        else:
+            self.strategy.step_post_backward(self.params, self.optimizers, self.state, i, info,
+                                             packed=s.packed)
+            if i % self.strategy.refine_every == 0:
+                enforce_cap(self.params, self.optimizers, self.state, s.cap_max)
+        group["lr"] *= self.gamma
         self.step_index += 1
 
     def evaluate(self, lpips: Lpips | None, images: dict[str, np.ndarray]
@@ -327,7 +322,7 @@ class SceneTrainer:
         return Splats(p["means"], p["scales"], p["quats"], p["opacities"], p["sh0"], p["shN"])
 
 
-Packing = Literal["batched", "processes", "streams", "sequential"]
+Packing = Literal["batched", "sequential"]
 
 
 def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
@@ -351,24 +346,15 @@ def _finish(t: SceneTrainer, images: dict[str, np.ndarray], lpips: Lpips | None)
     return TrainResult(t.export(), metrics, renders)
 
 
-def _process_worker(args: tuple[SceneData, dict[str, np.ndarray], TrainSettings, int, bool]) -> TrainResult:
-    scene, images, s, index, evaluate = args
-    torch.cuda.set_device(index)
-    seed_everything(s.seed)
-    return _train_one(scene, images, s, torch.device("cuda", index), evaluate)
-
-
 def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
                  device: torch.device | str = "cuda", packing: Packing = "batched",
                  evaluate: bool = True) -> list[TrainResult]:
     """Train several scenes on one GPU.
 
     `batched` (default): scenes of one image size train as one Gaussian set, one view of each per
-    gsplat call (see batched.py); scenes it cannot batch (mixed sizes, masks) fall back to processes.
-    `processes`: one worker process per scene share the GPU. Small scenes are bound by
-    Python and kernel-launch overhead, not by the GPU, so separate processes (separate GILs) keep the
-    GPU busy; each process holds one scene (its Gaussians capped at `cap_max`) plus a CUDA context.
-    `streams`: one process, steps interleaved on one CUDA stream per scene. `sequential`: one by one.
+    gsplat call (see batched.py); scenes it cannot batch (mixed sizes, masks) train one by one.
+    `sequential`: one by one. One worker process per scene and one CUDA stream per scene were
+    measured too and removed: 0.99x and 1.09x of sequential (benchmarks/results/gaussians.md).
     Results come back in input order; each scene's seed and data are the same in every mode.
     """
     device = torch.device(device)
@@ -389,24 +375,6 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
                                lpips_unavailable=(lpips.reason or None) if lpips else None)
                 results.append(TrainResult(sp, metrics, renders))
             return results
-        packing = "processes"
-    if len(scenes) > 1 and device.type == "cuda" and packing == "processes":
-        ctx = torch.multiprocessing.get_context("spawn")
-        with ctx.Pool(len(scenes)) as pool:
-            return pool.map(_process_worker, [(sc, im, s, device.index or 0, evaluate) for sc, im in scenes])
-    if len(scenes) > 1 and device.type == "cuda" and packing == "streams":
-        started = time.perf_counter()
-        trainers = [SceneTrainer(sc, im, s, device, torch.cuda.Stream(device)) for sc, im in scenes]
-        for _ in range(s.steps):
-            for t in trainers:
-                t.step()
-        torch.cuda.synchronize(device)
-        lpips = Lpips(device) if evaluate else None
-        results = []
-        for t, (_, images) in zip(trainers, scenes, strict=True):
-            t.train_seconds = (time.perf_counter() - started) / len(trainers)
-            results.append(_finish(t, images, lpips))
-        return results
     return [_train_one(sc, im, s, device, evaluate) for sc, im in scenes]
 
 
