@@ -170,3 +170,33 @@ def test_pod_metrics_count_outcomes_and_time_samples() -> None:
     assert value("genfab_stage_sample_seconds_bucket", {"stage": "albedo", "le": "0.5"}) == 2
     assert value("genfab_stage_model_load_seconds", {"stage": "albedo"}) == 3.5
     assert value("genfab_stage_sample_failures_total", {"stage": "albedo", "reason": "Grayscale"}) == 1
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"albedo": {"blend": {"min": 0.3, "max": 0.1}}, "seed": 0}, "config.albedo.blend.min: min must be <= max"),
+    ({"albedo": {}, "seed": 0, "retinexScales": [1]}, "config.retinexScales: unknown field"),
+    ({"albedo": {}}, "config.seed: Field required"),
+])
+def test_a_built_in_stage_gets_its_config_validated_once_with_the_field_named(
+        tmp_path: Path, config: dict[str, Any], message: str) -> None:
+    from genfab.stages.relighting.albedo_stage import AlbedoStage
+
+    env = stage_contract(tmp_path, "albedo", pipeline="relighting", config=config)
+    stage = AlbedoStage()
+    assert main(stage, env) == EXIT_BAD_INPUT
+    reported = ShardReport.from_json(open_storage(f"file://{tmp_path}/run").read_bytes(report_key("albedo", HASH, 0)))
+    assert message in reported.message and "AlbedoSettings" in reported.message
+    assert not hasattr(stage, "segment")  # setup never ran
+
+
+def test_a_built_in_stage_reads_typed_settings(tmp_path: Path) -> None:
+    from genfab.api.pipelines.relighting import AlbedoSettings
+    from genfab.stages.runtime.loop import declared_settings, validated_settings
+
+    ctx = load_context(stage_contract(tmp_path, "albedo", pipeline="relighting", config={"albedo": {}, "seed": 3}))
+    from genfab.stages.relighting.albedo_stage import AlbedoStage
+
+    settings = validated_settings(ctx, declared_settings(ctx, AlbedoStage()))
+    assert isinstance(settings, AlbedoSettings)
+    assert settings.albedo.retinex_scales == [15.0, 80.0, 250.0] and settings.seed == 3  # the API's defaults
+    assert declared_settings(ctx, Toy()) is None  # not the declared implementation: the raw config dict

@@ -94,6 +94,13 @@ class StageOverride(StageResources):
     """Samples per shard (one shard = one Pod = one index of the stage's Indexed Job)."""
     image: str | None = Field(None, max_length=512)
     """Image for this stage only, overriding the image family's image."""
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    """Samples per model call in a model stage (default: the stage's own); not part of the config
+    hash."""
+    offload: Literal["none", "model", "sequential"] | None = None
+    """For stages running diffusers pipelines larger than the GPU: `model` keeps each component on the
+    CPU until it runs, `sequential` moves submodules one by one (slowest, least memory). Default:
+    none."""
 
 
 if TYPE_CHECKING:

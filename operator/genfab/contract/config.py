@@ -78,6 +78,10 @@ class StageConfig(ContractModel):
     output_layout: str = ""
     """Where outputs go, relative to the run root (`{sample}/gaussians/`, `data/stage_2/{id}_albedo.png`)."""
     shard_size: int = 1
+    batch_size: int | None = None
+    """Samples per model call (the stage's own default when None)."""
+    offload: Literal["none", "model", "sequential"] | None = None
+    """How a model stage's diffusers pipelines share GPU memory (the stage's default when None)."""
     upstream: tuple[StageRef, ...] = ()
     ancestors: tuple[StageRef, ...] = ()
     """Every stage upstream of this one, transitively (later stages read earlier outputs too)."""

@@ -170,6 +170,8 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
             image=image, implementation=implementation,
             command=command, args=args, env=env,
+            batch_size=spec.stages[name].batch_size if name in spec.stages else None,
+            offload=spec.stages[name].offload if name in spec.stages else None,
         ))
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,

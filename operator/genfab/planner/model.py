@@ -57,6 +57,10 @@ class PlannedStage:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    batch_size: int | None = None
+    """Samples per model call (`stages.<name>.batchSize`); None: the stage's default. Not hashed."""
+    offload: str | None = None
+    """Model offload policy (`stages.<name>.offload`); None: the stage's default. Not hashed."""
 
     @property
     def short_hash(self) -> str:
@@ -114,7 +118,8 @@ def stage_config(plan: Plan, stage: PlannedStage) -> StageConfig:
         resource=ResourceRef(kind=plan.kind, name=plan.name, namespace=plan.namespace),
         pipeline=plan.pipeline, run_uri=plan.output_uri, stage=stage.name, family=stage.family,
         config_hash=stage.config_hash, input_uris=stage.input_uris, output_uri=stage.output_uri,
-        output_layout=stage.output_layout, shard_size=stage.shard_size,
+        output_layout=stage.output_layout, shard_size=stage.shard_size, batch_size=stage.batch_size,
+        offload=stage.offload,
         upstream=tuple(_ref(plan.stage(n)) for n in stage.upstream),
         # Later stages also read earlier outputs (recombine reads segment's background; organize
         # gathers every stage's files).

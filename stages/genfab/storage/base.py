@@ -79,5 +79,14 @@ class Storage(abc.ABC):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return dict(zip(keys, pool.map(self.read_bytes, keys), strict=True))
 
+    def download_prefix(self, prefix: str, target: Path) -> int:
+        """Copy every object under `prefix` into the local folder `target` (keys relative to
+        `prefix`); returns how many."""
+        count = 0
+        for obj in self.list(prefix):
+            self.download_file(obj.key, target / obj.key[len(prefix):])
+            count += 1
+        return count
+
     def child(self, key: str) -> str:
         return f"{self.uri.rstrip('/')}/{safe_key(key)}"

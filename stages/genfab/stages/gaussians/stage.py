@@ -24,7 +24,6 @@ import numpy as np
 
 from genfab.api.pipelines._scene import GaussiansSettings
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
-from genfab.stages.runtime.models import download_prefix
 
 PLY_DEFAULT = "gf.ply"
 
@@ -101,7 +100,7 @@ class GaussiansStage(Stage[GaussiansSettings]):
         from genfab.stages.gaussians.loaders import SceneFormatError, load_scene
 
         local = self.workdir / "scenes" / sample.id
-        if download_prefix(self.scene_store, f"{sample.id}/", local) == 0:
+        if self.scene_store.download_prefix(f"{sample.id}/", local) == 0:
             raise SampleError("NoScene", f"nothing under {sample.id}/ in {self.scene_store}")
         scene_dir = find_scene_dir(local)
         try:

@@ -10,13 +10,12 @@ import numpy as np
 
 from genfab.api.pipelines.relighting import AlbedoSettings
 from genfab.api.relighting import AlbedoConfig
+from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
 from genfab.stages.relighting.matte import alpha_of
-from genfab.stages.relighting.plugins import load_plugin
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.models import download_prefix
 
 PLUGIN_GROUP = "genfab.albedo_backends"
 
@@ -60,7 +59,7 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
                 local = None
                 if checkpoint:
                     local = ctx.workdir / "checkpoint"
-                    if not download_prefix(ctx.open(checkpoint), "", local):
+                    if not ctx.open(checkpoint).download_prefix("", local):
                         raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
                 self.plugins[m.name] = load_plugin(PLUGIN_GROUP, m.name)(local)
 

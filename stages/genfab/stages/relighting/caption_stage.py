@@ -5,15 +5,17 @@ location (BLIP by default), batched; any other name is a plug-in from the entry-
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genfab.api.pipelines.relighting import CaptionSettings
+from genfab.stages.models.base import ModelStage
+from genfab.stages.models.placement import Placement
+from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting.images import decode
-from genfab.stages.relighting.plugins import load_plugin
-from genfab.stages.runtime import Sample, Stage, StageContext
-from genfab.stages.runtime.models import resolve_model
+from genfab.stages.runtime import Sample, StageContext
 
 PLUGIN_GROUP = "genfab.caption_backends"
 
@@ -21,17 +23,14 @@ PLUGIN_GROUP = "genfab.caption_backends"
 class TransformersCaptioner:
     """`from_pretrained` image-to-text model (BLIP, GIT, ...) on the GPU when there is one."""
 
-    def __init__(self, path: Any, max_new_tokens: int = 30) -> None:
+    def __init__(self, path: Path, placement: Placement, max_new_tokens: int = 30) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from genfab.stages.relighting.torch_util import device, dtype_for
-
         self.torch = torch
-        self.device = device()
-        dtype = dtype_for(self.device)
+        self.device = placement.device
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self.model = placement.place(AutoModelForImageTextToText.from_pretrained(path, dtype=placement.dtype))
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, images: list[np.ndarray]) -> list[str]:
@@ -41,20 +40,20 @@ class TransformersCaptioner:
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
 
-class CaptionStage(Stage[CaptionSettings]):
+class CaptionStage(ModelStage[CaptionSettings]):
     name = "caption"
     marker_dir = "_markers"
     batch_size = 16
 
-    def setup(self, ctx: StageContext) -> None:
+    def load_models(self, ctx: StageContext) -> None:
         cfg = self.settings.captioning
         self.backend = cfg.backend
         self.model_id = cfg.model
-        path = resolve_model(self.model_id, ctx.workdir / "models", ctx.env) if self.model_id else None
         if self.backend == "transformers":
-            self.captioner: Any = TransformersCaptioner(path)
-        else:
-            self.captioner = load_plugin(PLUGIN_GROUP, self.backend)(path)
+            self.captioner: Any = self.models.load("captioner", self.model_id, TransformersCaptioner)
+        else:  # a plug-in gets the model folder and places its model itself
+            factory = load_plugin(PLUGIN_GROUP, self.backend)
+            self.captioner = self.models.load("captioner", self.model_id, lambda path, _: factory(path))
         self.images = ctx.stage_output("recombine")
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:

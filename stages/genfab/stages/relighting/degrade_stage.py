@@ -6,18 +6,18 @@ the mask's geometry on the CPU."""
 from __future__ import annotations
 
 import json
-import logging
+from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.relighting import DegradeSettings
+from genfab.stages.models.base import ModelStage
+from genfab.stages.models.location import ModelUnavailable
+from genfab.stages.models.placement import Placement
 from genfab.stages.relighting import degradation, shading
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.models import ModelUnavailable
-
-log = logging.getLogger("genfab.stages")
 
 
 def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
@@ -38,12 +38,17 @@ def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
             "params": params}
 
 
-class DegradeStage(CpuSampleStage[DegradeSettings]):
+def load_depth(path: Path, placement: Placement) -> Any:
+    from genfab.stages.relighting.depth_models import DepthModel
+
+    return DepthModel(path, path.name, placement)
+
+
+class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings]):
     name = "degrade"
     compute = staticmethod(compute_degraded)
 
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
+    def load_models(self, ctx: StageContext) -> None:
         self.cfg = self.settings.degradation
         self.segment = ctx.stage_output("segment")
         self.albedo = ctx.stage_output("albedo")
@@ -51,17 +56,16 @@ class DegradeStage(CpuSampleStage[DegradeSettings]):
         choice = soft.normals
         self.depth: Any = None
         self.normals_source = "classical"
-        if choice != "classical":
+        if choice == "auto":  # the depth model when it is there, else classical normals
+            self.depth = self.models.load_optional("normals", soft.depth_model, load_depth)
+        elif choice != "classical":
             try:
-                from genfab.stages.relighting.depth_models import load_normals_model
-
-                self.depth = load_normals_model(soft.depth_model, ctx)
-                self.normals_source = f"{choice}:{self.depth.model_id}"
+                self.depth = self.models.load("normals", soft.depth_model, load_depth)
             except (ImportError, ModelUnavailable) as exc:
-                if choice != "auto":
-                    raise BadInput(f"degradation.softShading.normals={choice!r} cannot run: {exc} "
-                                   "(use `auto` to fall back to classical normals)") from None
-                log.warning("no depth model, using classical normals from the mask: %s", exc)
+                raise BadInput(f"degradation.softShading.normals={choice!r} cannot run: {exc} "
+                               "(use `auto` to fall back to classical normals)") from None
+        if self.depth is not None:
+            self.normals_source = f"{choice}:{soft.depth_model}"
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))

@@ -1,6 +1,7 @@
 """Model-backed person segmentation (transformers): SAM3 with a text prompt; SAM2 prompted with the
-best box of an open-vocabulary detector (Grounding DINO or OWLv2). Batched on the GPU; weights come
-from the model location (`genfab.stages.runtime.models`), never from a hub at run time."""
+best box of an open-vocabulary detector (Grounding DINO or OWLv2). Batched on the GPU, from images
+to binary masks: resizing, normalisation, mask upsampling and thresholding run on the device, only
+the final masks come back to the CPU. Weights come from the model location, never from a hub."""
 
 from __future__ import annotations
 
@@ -11,44 +12,53 @@ import numpy as np
 import torch
 
 from genfab.api.relighting import SegmentationConfig
-from genfab.stages.relighting.torch_util import Preprocess, device, dtype_for, upsample
-from genfab.stages.runtime import StageContext
-from genfab.stages.runtime.models import resolve_model
+from genfab.stages.models.placement import Placement
+from genfab.stages.models.preprocess import IMAGENET_DEFAULT, Preprocess, upsample
+
+MASK_CHUNK = 16
+"""Query masks upsampled to the image size at once (bounds the memory of many detections)."""
 
 
 class Sam3Backend:
-    """SAM3 promptable concept segmentation: every instance of the text prompt above `box_threshold`,
-    merged into one person mask."""
+    """SAM3 promptable concept segmentation: every instance of the text prompt above `boxThreshold`,
+    merged into one person mask (a pixel is in it when any instance's probability is above
+    `maskThreshold`)."""
 
     name = "sam3"
 
-    def __init__(self, path: Path, model_id: str, prompt: str, score_threshold: float, mask_threshold: float) -> None:
+    def __init__(self, path: Path, cfg: SegmentationConfig, placement: Placement) -> None:
         from transformers import AutoTokenizer, Sam3Model
 
-        self.model_id = model_id
-        self.device = device()
-        self.model = Sam3Model.from_pretrained(path, dtype=dtype_for(self.device)).to(self.device).eval()
+        self.model_id = cfg.sam3_model
+        self.placement = placement
+        self.model = placement.place(Sam3Model.from_pretrained(path, dtype=placement.dtype))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.pre = Preprocess.from_model_dir(path, 1008)
-        self.prompt, self.score_threshold, self.mask_threshold = prompt, score_threshold, mask_threshold
+        self.prompt, self.score_threshold, self.mask_threshold = cfg.text_prompt, cfg.box_threshold, cfg.mask_threshold
 
     @torch.inference_mode()
     def masks(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
-        pixels = self.pre(images, self.device, self.model.dtype)
+        device = self.placement.device
+        pixels = self.pre(images, device, self.model.dtype)
         text = self.tokenizer([self.prompt] * len(images), padding="max_length", truncation=True,
-                              max_length=32, return_tensors="pt").to(self.device)
+                              max_length=32, return_tensors="pt").to(device)
         out = self.model(pixel_values=pixels, input_ids=text["input_ids"], attention_mask=text["attention_mask"])
         scores = out.pred_logits.float().sigmoid()  # (B, Q)
         if getattr(out, "presence_logits", None) is not None:
             scores = scores * out.presence_logits.float().sigmoid()
+        keep = scores > self.score_threshold
+        found = keep.any(1).tolist()  # one host sync per batch
         result: list[np.ndarray | None] = []
         for b, img in enumerate(images):
-            keep = torch.nonzero(scores[b] > self.score_threshold).flatten()
-            if len(keep) == 0:
+            if not found[b]:
                 result.append(None)
                 continue
-            probs = np.max([1.0 / (1.0 + np.exp(-upsample(out.pred_masks[b, q], img.shape[:2]))) for q in keep], axis=0)
-            result.append(probs > self.mask_threshold)
+            logits = out.pred_masks[b][keep[b]]  # (K, h, w)
+            # sigmoid is monotonic: the max over instances of their probabilities is the sigmoid of
+            # the max of their upsampled logits.
+            best = torch.stack([upsample(chunk, img.shape[:2]).amax(0)
+                                for chunk in logits.split(MASK_CHUNK)]).amax(0)
+            result.append((best.sigmoid() > self.mask_threshold).cpu().numpy())
         return result
 
 
@@ -57,23 +67,22 @@ class Sam2Backend:
 
     name = "sam2"
 
-    def __init__(self, path: Path, model_id: str, detector_path: Path, prompt: str, box_threshold: float) -> None:
+    def __init__(self, path: Path, detector_path: Path, cfg: SegmentationConfig, placement: Placement) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor, Sam2Model
 
-        self.model_id = model_id
-        self.device = device()
-        dtype = dtype_for(self.device)
-        self.model = Sam2Model.from_pretrained(path, dtype=dtype).to(self.device).eval()
-        self.pre = Preprocess.from_model_dir(path, 1024, ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+        self.model_id = cfg.sam2_model
+        self.placement = placement
+        self.model = placement.place(Sam2Model.from_pretrained(path, dtype=placement.dtype))
+        self.pre = Preprocess.from_model_dir(path, 1024, IMAGENET_DEFAULT)
         self.det_processor = AutoProcessor.from_pretrained(detector_path)
-        self.detector = AutoModelForZeroShotObjectDetection.from_pretrained(detector_path).to(self.device).eval()
-        self.prompt, self.box_threshold = prompt, box_threshold
+        self.detector = AutoModelForZeroShotObjectDetection.from_pretrained(detector_path).to(placement.device).eval()
+        self.prompt, self.box_threshold = cfg.text_prompt, cfg.box_threshold
 
     def _boxes(self, images: list[np.ndarray]) -> list[list[float] | None]:
         rgb = [np.ascontiguousarray(img[..., ::-1]) for img in images]
         # Grounding DINO wants "a person." style text, OWLv2 a list of queries per image.
         text: Any = [[self.prompt]] * len(images)
-        inputs = self.det_processor(images=rgb, text=text, return_tensors="pt").to(self.device)
+        inputs = self.det_processor(images=rgb, text=text, return_tensors="pt").to(self.placement.device)
         out = self.detector(**inputs)
         sizes = [img.shape[:2] for img in images]
         results = self.det_processor.post_process_grounded_object_detection(
@@ -93,27 +102,15 @@ class Sam2Backend:
         result: list[np.ndarray | None] = [None] * len(images)
         if not todo:
             return result
-        pixels = self.pre([images[i] for i in todo], self.device, self.model.dtype)
+        pixels = self.pre([images[i] for i in todo], self.placement.device, self.model.dtype)
         scaled = []
         for i in todo:
             h, w = images[i].shape[:2]
             x0, y0, x1, y1 = boxes[i]  # type: ignore[misc]
             sx, sy = self.pre.width / w, self.pre.height / h
             scaled.append([[x0 * sx, y0 * sy, x1 * sx, y1 * sy]])
-        input_boxes = torch.tensor(scaled, device=self.device, dtype=self.model.dtype)
+        input_boxes = torch.tensor(scaled, device=self.placement.device, dtype=self.model.dtype)
         out = self.model(pixel_values=pixels, input_boxes=input_boxes, multimask_output=False)
         for k, i in enumerate(todo):
-            result[i] = upsample(out.pred_masks[k, 0, 0], images[i].shape[:2]) > 0.0
+            result[i] = (upsample(out.pred_masks[k, 0, 0], images[i].shape[:2]) > 0.0).cpu().numpy()
         return result
-
-
-def load_backend(name: str, cfg: SegmentationConfig, ctx: StageContext) -> Sam3Backend | Sam2Backend:
-    """Load a model backend from the model location (raises ModelUnavailable when it is not there)."""
-    cache = ctx.workdir / "models"
-    if name == "sam3":
-        return Sam3Backend(resolve_model(cfg.sam3_model, cache, ctx.env), cfg.sam3_model, cfg.text_prompt,
-                           cfg.box_threshold, cfg.mask_threshold)
-    if name == "sam2":
-        return Sam2Backend(resolve_model(cfg.sam2_model, cache, ctx.env), cfg.sam2_model,
-                           resolve_model(cfg.detector_model, cache, ctx.env), cfg.text_prompt, cfg.box_threshold)
-    raise ValueError(f"unknown segmentation backend {name!r} (allowed: sam3, sam2, classical)")

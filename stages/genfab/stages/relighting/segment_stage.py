@@ -6,17 +6,21 @@ skipped for the shard; a backend that finds nobody in an image hands that image 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genfab.api.pipelines.relighting import SegmentSettings
+from genfab.stages.models.base import ModelStage
+from genfab.stages.models.location import ModelUnavailable
+from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode_color, encode_png
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, FatalError, Sample, SampleError, StageContext
-from genfab.stages.runtime.models import ModelUnavailable
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
@@ -42,33 +46,47 @@ def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
                        "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1])}}
 
 
-class SegmentStage(CpuSampleStage[SegmentSettings]):
+class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings]):
     name = "segment"
     batch_size = 8
     compute = staticmethod(split_and_encode)
 
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
+    def load_models(self, ctx: StageContext) -> None:
         cfg = self.settings.segmentation
         self.cfg = cfg
         self.backends: list[Any] = []
-        unavailable: dict[str, str] = {}
         for name in cfg.backends:
             if name == "classical":
                 self.backends.append("classical")
                 continue
-            try:
-                from genfab.stages.relighting.segment_models import load_backend
-
-                self.backends.append(load_backend(name, cfg, ctx))
-            except (ImportError, ModelUnavailable) as exc:
-                unavailable[name] = f"{type(exc).__name__}: {exc}"
-                log.warning("segmentation backend %s unavailable, falling back: %s", name, exc)
-        self.unavailable = unavailable
+            backend = self.models.load_optional(name, cfg.sam3_model if name == "sam3" else cfg.sam2_model,
+                                                self._loader(name))
+            if backend is not None:
+                self.backends.append(backend)
+        self.unavailable = self.models.unavailable
+        unavailable = self.unavailable
         if not self.backends:
             raise BadInput("no segmentation backend can run here: " +
                            "; ".join(f"{k}: {v}" for k, v in unavailable.items()) +
                            " (add `classical` to segmentation.backends for a CPU fallback)")
+
+    def _loader(self, name: str) -> Callable[[Path, Placement], Any]:
+        """A backend's loader. torch and transformers are imported when it runs, so an image without
+        them falls back like a missing model (ImportError); so does SAM2 without its box detector."""
+        cfg = self.cfg
+
+        def load(path: Path, placement: Placement) -> Any:
+            from genfab.stages.relighting.segment_models import Sam2Backend, Sam3Backend
+
+            if name == "sam3":
+                return Sam3Backend(path, cfg, placement)
+            try:
+                detector = self.models.path(cfg.detector_model)
+            except ModelUnavailable as exc:
+                raise ModelUnavailable(f"SAM2's box detector: {exc}") from None
+            return Sam2Backend(path, detector, cfg, placement)
+
+        return load
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)

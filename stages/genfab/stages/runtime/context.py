@@ -14,6 +14,7 @@ from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, s
 from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_SHARDS
 from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
 from genfab.stages.runtime.errors import BadInput
+from genfab.stages.runtime.metrics import StageMetrics
 from genfab.storage import Storage, open_storage
 
 
@@ -24,6 +25,8 @@ class StageContext:
     index: int
     shards: int
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    metrics: StageMetrics | None = None
+    """The shard's Prometheus metrics (set by the runtime)."""
 
     @property
     def stage(self) -> str:

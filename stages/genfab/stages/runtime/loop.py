@@ -53,7 +53,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         reporter.report.model_load_seconds = round(load, 3)
         metrics.model_load_seconds.set(load)
         log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
-    size = max(1, stage.batch_size)
+    size = max(1, ctx.cfg.batch_size or stage.batch_size)
     for start in range(0, len(pending), size):
         batch = [Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
         began, wall = time.monotonic(), time.time()
@@ -118,6 +118,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         return EXIT_BAD_INPUT
     configure({"stage": ctx.stage, "shard": ctx.index, "shards": ctx.shards, "hash": ctx.config_hash[:10]})
     metrics = StageMetrics(ctx.stage)
+    ctx.metrics = metrics
     port = ctx.env.get(ENV_METRICS_PORT)
     if port:
         metrics.serve(int(port))

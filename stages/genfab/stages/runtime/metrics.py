@@ -31,6 +31,12 @@ class StageMetrics:
         self.gpu_memory_peak = Gauge(
             "genfab_stage_gpu_memory_peak_bytes", "Peak GPU memory allocated by the stage process", labels,
             registry=self.registry).labels(stage)
+        self._model_load = Gauge(
+            "genfab_stage_model_seconds", "Seconds one model took to load and place, by model id",
+            [*labels, "model"], registry=self.registry)
+        self._model_bytes = Gauge(
+            "genfab_stage_model_gpu_bytes", "GPU memory one model holds after loading, by model id",
+            [*labels, "model"], registry=self.registry)
         self.shard_progress = Gauge(
             "genfab_stage_shard_progress_ratio", "Fraction of this shard's samples done", labels,
             registry=self.registry).labels(stage)
@@ -41,6 +47,11 @@ class StageMetrics:
             self._failures.labels(self.stage, reason).inc()
         if seconds is not None:
             self.sample_seconds.observe(seconds)
+        self.update_gpu_peak()
+
+    def model_loaded(self, model: str, seconds: float, gpu_bytes: int) -> None:
+        self._model_load.labels(self.stage, model).set(seconds)
+        self._model_bytes.labels(self.stage, model).set(gpu_bytes)
         self.update_gpu_peak()
 
     def update_gpu_peak(self) -> None:

@@ -6,7 +6,7 @@
   layout `<dir>/models--org--name/snapshots/<revision>/`.
 
 Nothing is downloaded from a hub at run time; a model that is not there raises `ModelUnavailable`
-with where it looked, and stages with a fallback (relighting's classical path) use it.
+naming where it looked, and stages with a fallback (relighting's classical path) use it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genfab.contract.names import ENV_MODELS
-from genfab.storage import Storage, open_storage
+from genfab.storage import open_storage
 from genfab.storage.base import safe_key
 
 
@@ -37,15 +37,6 @@ def _hub_snapshot(root: Path, model_id: str) -> Path | None:
     return snaps[-1] if snaps else None
 
 
-def download_prefix(storage: Storage, prefix: str, target: Path) -> int:
-    """Copy every object under `prefix` of `storage` into `target` (keys relative to `prefix`)."""
-    count = 0
-    for obj in storage.list(prefix):
-        storage.download_file(obj.key, target / obj.key[len(prefix):])
-        count += 1
-    return count
-
-
 def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None) -> Path:
     """A local directory holding `model_id` (a `from_pretrained` folder)."""
     env = os.environ if env is None else env
@@ -58,7 +49,7 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
         storage = open_storage(location)
         target = cache_dir / key
         if not (target / ".complete").exists():
-            if not download_prefix(storage, f"{key}/", target):
+            if not storage.download_prefix(f"{key}/", target):
                 raise ModelUnavailable(f"model {model_id!r}: nothing under {storage.child(key)}/")
             (target / ".complete").touch()
         return target

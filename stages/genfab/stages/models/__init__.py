@@ -1,0 +1,7 @@
+"""The model side of the stage runtime: where weights are (`location`), where models run
+(`placement`), the `ModelStage` base that loads them once per shard (`base`), image pre- and
+post-processing on the device (`preprocess`) and plug-in backends (`plugins`).
+
+Importing this package imports nothing; `location` and `plugins` never import torch, `placement`,
+`preprocess` and `base` do.
+"""

@@ -1,0 +1,117 @@
+"""`ModelStage`: the base of stages that run torch, diffusers or transformers models.
+
+Per shard, once: the placement (device, dtype, offload policy), then every model the stage asks for
+is resolved from the model location (`spec.models`; a missing model names the path it expected),
+loaded with `from_pretrained` and placed. Each load is timed and its GPU memory recorded (log lines,
+the shard report's model-load seconds, Prometheus gauges). Samples then come in batches of the
+stage's batch size (`spec.stages.<name>.batchSize` overrides the stage's default), so a stage is
+`load_models` plus one batched call.
+
+Designed for 10-20B diffusers pipelines as much as for small vision models: bf16 weights loaded
+straight into the target dtype, `offload` for GPUs that cannot hold the whole pipeline, and models
+loaded once per shard (a shard is a Pod), never per sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from genfab.stages.models.location import ModelUnavailable, resolve_model
+from genfab.stages.models.placement import Offload, Placement, Precision
+from genfab.stages.runtime import BadInput, Stage, StageContext
+
+log = logging.getLogger("genfab.stages")
+S = TypeVar("S")
+M = TypeVar("M")
+Loader = Callable[[Path, Placement], M]
+"""`loader(path, placement)`: `from_pretrained` from a local folder, returning the placed model."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    role: str
+    model_id: str
+    path: Path
+    seconds: float
+    gpu_bytes: int
+    """GPU memory the model holds after loading (weights and buffers)."""
+
+
+@dataclass
+class ModelSet:
+    """The models of one shard: loaded once, timed, their memory recorded."""
+
+    ctx: StageContext
+    placement: Placement
+    loaded: list[LoadedModel] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Optional models that could not be loaded, by role, with the reason."""
+
+    def path(self, model_id: str) -> Path:
+        """A local folder holding `model_id` (ModelUnavailable names where it looked)."""
+        return resolve_model(model_id, self.ctx.workdir / "models", self.ctx.env)
+
+    def load(self, role: str, model_id: str, loader: Loader[M]) -> M:
+        """Resolve, load and place one model; raises ModelUnavailable when it is not there."""
+        path = self.path(model_id)
+        before = self.placement.allocated()
+        started = time.perf_counter()
+        model = loader(path, self.placement)
+        self.placement.synchronize()
+        record = LoadedModel(role, model_id, path, round(time.perf_counter() - started, 3),
+                             self.placement.allocated() - before)
+        self.loaded.append(record)
+        log.info("model loaded", extra={"role": role, "model": model_id, "seconds": record.seconds,
+                                        "gpu_bytes": record.gpu_bytes, "device": str(self.placement.device),
+                                        "dtype": str(self.placement.dtype).removeprefix("torch.")})
+        metrics = self.ctx.metrics
+        if metrics is not None:
+            metrics.model_loaded(model_id, record.seconds, record.gpu_bytes)
+        return model
+
+    def load_optional(self, role: str, model_id: str, loader: Loader[M]) -> M | None:
+        """Like `load`, but a model that is not in the model location (or whose library is not in
+        this image) is recorded in `unavailable` and gives None: the stage falls back."""
+        try:
+            return self.load(role, model_id, loader)
+        except (ImportError, ModelUnavailable) as exc:
+            self.unavailable[role] = f"{type(exc).__name__}: {exc}"
+            log.warning("model %s (%s) unavailable, falling back: %s", role, model_id, exc)
+            return None
+
+
+class ModelStage(Stage[S]):
+    """A stage whose `setup` places and loads its models once per shard; subclasses implement
+    `load_models` (calls to `self.models.load`/`load_optional`) and a batched `process_batch`."""
+
+    precision: ClassVar[Precision] = "auto"
+    offload: ClassVar[Offload] = "none"
+    require_gpu: ClassVar[bool] = False
+
+    placement: Placement
+    models: ModelSet
+
+    def setup(self, ctx: StageContext) -> None:
+        super().setup(ctx)
+        offload = ctx.cfg.offload or self.offload
+        self.placement = Placement.choose(self.precision, offload, self.require_gpu)
+        self.models = ModelSet(ctx, self.placement)
+        try:
+            self.load_models(ctx)
+        except ModelUnavailable as exc:  # a required model is not there: retrying cannot help
+            raise BadInput(str(exc)) from None
+
+    def load_models(self, ctx: StageContext) -> None:
+        raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement load_models()")
+
+    def model_params(self) -> dict[str, Any]:
+        """What a sample's marker records about the models that made it."""
+        out: dict[str, Any] = {"models": {m.role: m.model_id for m in self.models.loaded}}
+        if self.models.unavailable:
+            out["unavailableModels"] = sorted(self.models.unavailable)
+        return out
