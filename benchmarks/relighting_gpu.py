@@ -1,0 +1,326 @@
+"""GPU throughput of relighting's model stages, two implementations side by side on one machine.
+
+`segment` (SAM3, text prompt), `degrade` (soft shading with Depth Anything V2 normals) and `caption`
+(BLIP) run through the real stage runtime (`python -m genfab.stages <stage>`, one shard, the real
+`from_pretrained` loading from a model location) on production-size models with random bf16
+weights, once per code tree: the baseline tree (`--baseline`, e.g. main before the model-stage base,
+extracted with `git archive`) and this one. Per stage and tree: images/s over the processing window
+(the shard's wall time minus its model loading), model-load seconds, and the GPU busy fraction in
+that window, sampled from NVML every 50 ms. Both trees get the same stage config, inputs, batch
+sizes and models; the baseline tree ignores config fields it does not know.
+
+Random weights decide nothing about quality: SAM3's detection threshold is set so that about
+`--instances` instances per image pass (calibrated on the inputs), like a real portrait.
+
+    python benchmarks/relighting_gpu.py --baseline .bench/main --images 64 --out results.md
+    python benchmarks/relighting_gpu.py --tiny --images 4     # CPU smoke test with tiny models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTRAITS = ROOT / "examples" / "data" / "portraits"
+SAM3 = "facebook/sam3"
+DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
+BLIP = "Salesforce/blip-image-captioning-base"
+BATCH = {"segment": 8, "degrade": 16, "caption": 16}
+"""Each stage's own default batch size, given to both trees."""
+UP = "a" * 64
+
+
+# -- models (production-size configs, random bf16 weights; `tiny` reuses the test suite's)
+def _dummy_vocab(path: Path, size: int, specials: list[str]) -> list[str]:
+    words = specials + [f"w{i}" for i in range(size - len(specials))]
+    path.mkdir(parents=True, exist_ok=True)
+    return words
+
+
+def save_models(root: Path, tiny: bool) -> None:
+    if tiny:
+        sys.path.insert(0, str(ROOT))
+        from tests.relighting_models import save_tiny_blip, save_tiny_depth_anything, save_tiny_sam3
+
+        save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root)
+        return
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+        CLIPTokenizer,
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        Sam3Config,
+        Sam3Model,
+    )
+
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        sam3 = Sam3Model(Sam3Config())  # facebook/sam3's architecture: ViT 1024x32 at 1008², 200 queries
+        path = root / SAM3
+        sam3.save_pretrained(path)
+        del sam3
+        vocab = {w: i for i, w in enumerate(_dummy_vocab(path, 49408, ["<|startoftext|>", "<|endoftext|>"]))}
+        (path / "vocab.json").write_text(json.dumps(vocab))
+        (path / "merges.txt").write_text("#version: 0.2\n")
+        CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt")).save_pretrained(path)
+        (path / "preprocessor_config.json").write_text(json.dumps(
+            {"size": {"height": 1008, "width": 1008}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+
+        backbone = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, image_size=518,
+                                patch_size=14, out_indices=[3, 6, 9, 12], apply_layernorm=True,
+                                reshape_hidden_states=False)
+        depth = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384],
+            fusion_hidden_size=64, head_hidden_size=32))  # Depth-Anything-V2-Small's architecture
+        path = root / DEPTH
+        depth.save_pretrained(path)
+        (path / "preprocessor_config.json").write_text(json.dumps(
+            {"size": {"height": 518, "width": 518}, "image_mean": [0.485, 0.456, 0.406],
+             "image_std": [0.229, 0.224, 0.225]}))
+
+        blip = BlipForConditionalGeneration(BlipConfig())  # blip-image-captioning-base: ViT-B/16 at 384², BERT-base
+        path = root / BLIP
+        blip.save_pretrained(path)
+    torch.set_default_dtype(torch.float32)
+    words = _dummy_vocab(path, 30524, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    words[30522] = "[DEC]"
+    (path / "vocab.txt").write_text("\n".join(words) + "\n")
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 384, "width": 384}),
+                  tokenizer=BertTokenizer(str(path / "vocab.txt"), bos_token="[DEC]")).save_pretrained(path)
+
+
+def calibrate_box_threshold(root: Path, images: list[np.ndarray], instances: int) -> float:
+    """The SAM3 score threshold that lets about `instances` instances per image through."""
+    import torch
+    from transformers import AutoTokenizer, Sam3Model
+
+    from genfab.stages.models.preprocess import Preprocess
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = Sam3Model.from_pretrained(root / SAM3, dtype=dtype).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(root / SAM3)
+    pre = Preprocess.from_model_dir(root / SAM3, 1008)
+    with torch.inference_mode():
+        text = tok(["person"] * len(images), padding="max_length", truncation=True, max_length=32,
+                   return_tensors="pt").to(device)
+        out = model(pixel_values=pre(images, device, dtype), input_ids=text["input_ids"],
+                    attention_mask=text["attention_mask"])
+        scores = out.pred_logits.float().sigmoid()
+        if getattr(out, "presence_logits", None) is not None:
+            scores = scores * out.presence_logits.float().sigmoid()
+    ranked = scores.sort(1, descending=True).values.cpu().numpy()
+    k = min(instances, ranked.shape[1] - 1)
+    threshold = float(np.mean((ranked[:, k - 1] + ranked[:, k]) / 2))
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return threshold
+
+
+# -- inputs: the bundled portraits at `side`², and the upstream files degrade and caption read
+def write_inputs(work: Path, n: int, side: int) -> list[np.ndarray]:
+    sources = [cv2.resize(cv2.imread(str(p)), (side, side), interpolation=cv2.INTER_AREA)
+               for p in sorted(PORTRAITS.glob("*.png"))]
+    h = w = side
+    yy, xx = np.mgrid[:h, :w]
+    mask = ((((xx - w / 2) / (w * 0.3)) ** 2 + ((yy - h * 0.55) / (h * 0.42)) ** 2) <= 1).astype(np.uint8) * 255
+    ids = [f"p{i:04d}" for i in range(n)]
+    for folder in ("in", "segment", "albedo", "recombine"):
+        (work / "up" / folder).mkdir(parents=True, exist_ok=True)
+    for i, sid in enumerate(ids):
+        img = sources[i % len(sources)]
+        cv2.imwrite(str(work / "up" / "in" / f"{sid}.png"), img)
+        cv2.imwrite(str(work / "up" / "segment" / f"{sid}_foreground.png"), np.dstack([img, mask]))
+        cv2.imwrite(str(work / "up" / "albedo" / f"{sid}_albedo.png"), (img * (mask[..., None] > 0)).astype(np.uint8))
+        cv2.imwrite(str(work / "up" / "recombine" / f"{sid}_composite.png"), img)
+    for stage in ("segment", "albedo", "recombine"):  # the final shard reports downstream stages list
+        report = {"stage": stage, "config_hash": UP, "index": 0, "shards": 1, "state": "succeeded", "total": n,
+                  "succeeded": ids, "reused": 0, "failed": [], "started_at": 0.0, "updated_at": 0.0,
+                  "model_load_seconds": None, "message": ""}
+        key = work / "up" / "_genfab" / "progress" / stage / UP[:10] / "shard-00000.json"
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text(json.dumps(report))
+    return sources
+
+
+def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dict[str, Any]:
+    run = work / "runs" / tree
+    up = work / "up"
+
+    def ref(name: str) -> dict[str, str]:
+        return {"name": name, "configHash": UP, "outputUri": f"file://{up / name}"}
+
+    base = {"contract": 1, "resource": {"kind": "DatasetJob", "name": "bench"}, "pipeline": "relighting",
+            "runUri": f"file://{run}", "stage": stage, "family": "segment", "configHash": "b" * 64,
+            "outputUri": f"file://{run / stage}", "outputLayout": "", "shardSize": 100000,
+            "batchSize": BATCH[stage], "selection": {"suffixes": [".png"]}, "options": {}}
+    if stage == "segment":
+        seg = {"backends": ["sam3"], "boxThreshold": box_threshold}
+        return {**base, "inputUris": [f"file://{up / 'in'}"], "upstream": [], "ancestors": [],
+                "config": {"segmentation": seg, "seed": 0}}
+    if stage == "degrade":
+        weights = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}
+        deg = {"weights": weights, "softShading": {"normals": "depth-anything", "shadowPatterns": False}}
+        # The baseline reads every key of the block (it had no typed defaults): give it the full block.
+        from genfab.api.relighting import DegradationConfig
+
+        full = DegradationConfig.model_validate(deg).model_dump(by_alias=True, mode="json")
+        # run_uri holds the shard reports, so upstream reports must be found under it: point the
+        # upstream entries' reports at the prepared folder by making it the run root for lookups.
+        return {**base, "runUri": f"file://{up}", "outputUri": f"file://{run / stage}",
+                "upstream": [ref("albedo")], "ancestors": [ref("segment"), ref("albedo")],
+                "inputUris": [f"file://{up / 'albedo'}"], "config": {"degradation": full, "seed": 0}}
+    return {**base, "runUri": f"file://{up}", "outputUri": f"file://{run / stage}", "upstream": [ref("recombine")],
+            "ancestors": [ref("recombine")], "inputUris": [f"file://{up / 'recombine'}"],
+            "config": {"captioning": {"enabled": True, "backend": "transformers", "model": BLIP}}}
+
+
+class GpuSampler:
+    """NVML utilisation (percent of time a kernel ran) every `period` seconds, with timestamps."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self.period = period
+        self._stop = threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.handle: Any = pynvml.nvmlDeviceGetHandleByIndex(0)
+            self.nvml: Any = pynvml
+        except Exception:
+            self.handle = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
+            time.sleep(self.period)
+
+    def __enter__(self) -> GpuSampler:
+        if self.handle is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self.handle is not None:
+            self._thread.join()
+
+    def busy(self, start: float, stop: float) -> float | None:
+        window = [u for t, u in self.samples if start <= t <= stop]
+        return float(np.mean(window)) / 100 if window else None
+
+
+def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float) -> dict[str, Any]:
+    cfg = stage_config(work, tree, stage, box_threshold)
+    path = work / f"{tree}-{stage}.json"
+    path.write_text(json.dumps(cfg))
+    report_dir = Path(cfg["runUri"].removeprefix("file://")) / "_genfab" / "progress" / stage / ("b" * 10)
+    for old in report_dir.glob("*.json"):
+        old.unlink()
+    # Only this tree's genfab on the path (plus what the machine adds, e.g. carried wheels).
+    paths = [str(tree_root / "operator"), str(tree_root / "stages"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": ":".join(p for p in paths if p),
+           "GENFAB_STAGE_CONFIG": str(path), "GENFAB_MODELS": str(work / "models"), "JOB_COMPLETION_INDEX": "0",
+           "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "30", "GENFAB_CPU_WORKERS": "8",
+           "GENFAB_TERMINATION_LOG": str(work / f"{tree}-{stage}.termination")}
+    started = time.time()
+    with GpuSampler() as sampler:
+        proc = subprocess.run([sys.executable, "-m", "genfab.stages", stage], env=env, capture_output=True,
+                              text=True, timeout=1200)
+    wall = time.time() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{tree} {stage} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    report = json.loads((report_dir / "shard-00000.json").read_text())
+    load = float(report["model_load_seconds"] or 0.0)
+    begin, end = report["started_at"] + load, report["updated_at"]
+    done = len(report["succeeded"])
+    if report["failed"]:
+        print(f"  {tree} {stage}: {len(report['failed'])} failed, e.g. {report['failed'][0]}", file=sys.stderr)
+    return {"images": done, "seconds": end - begin, "images_per_s": done / max(end - begin, 1e-9),
+            "load_seconds": load, "busy": sampler.busy(begin, end), "process_wall": wall}
+
+
+def environment() -> str:
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"GPU: {gpu}; torch {torch.__version__}; transformers {transformers.__version__}; "
+            f"Python {sys.version.split()[0]}; {os.cpu_count()} CPUs.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", type=Path, default=None, help="code tree (with operator/ and stages/) to compare")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--side", type=int, default=1024)
+    ap.add_argument("--instances", type=int, default=5, help="SAM3 instances per image to let through")
+    ap.add_argument("--stages", nargs="+", default=["segment", "degrade", "caption"])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/genfab-relighting-gpu"))
+    ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke test)")
+    ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    args = ap.parse_args()
+    sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "stages")]
+    work = args.work
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    save_models(work / "models", args.tiny)
+    print(f"models written in {time.time() - started:.1f}s", flush=True)
+    images = write_inputs(work, args.images, args.side)
+    threshold = calibrate_box_threshold(work / "models", images, args.instances)
+    print(f"SAM3 score threshold for ~{args.instances} instances per image: {threshold:.4f}", flush=True)
+    for f in (work / "models").rglob("*.safetensors"):  # warm the page cache: both trees read from memory
+        f.read_bytes()
+    trees = [("this tree", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for stage in args.stages:
+        order = trees if len(results) % 2 == 0 else trees[::-1]  # alternate which tree goes first
+        for name, root in order:
+            r = run_stage(work, name.replace(" ", "-"), root, stage, threshold)
+            results[(stage, name)] = r
+            busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
+            print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "
+                  f"GPU busy {busy}", flush=True)
+    lines = [f"`{' '.join(sys.argv)}`", "", environment(), "",
+             f"{args.images} portraits at {args.side}², one shard per stage; SAM3 score threshold "
+             f"{threshold:.4f} (about {args.instances} instances per image with random weights).", "",
+             "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    models = {"segment": "SAM3", "degrade": "Depth Anything V2 Small", "caption": "BLIP base"}
+    for stage in args.stages:
+        for name, _ in trees:
+            r = results[(stage, name)]
+            base = results.get((stage, "baseline"))
+            ratio = f"**{r['images_per_s'] / base['images_per_s']:.2f}x**" if base and name != "baseline" else ""
+            busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
+            lines.append(f"| {stage} ({models[stage]}) | {name} | {r['images_per_s']:.2f} | {r['load_seconds']:.1f} "
+                         f"| {busy} | {ratio} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
