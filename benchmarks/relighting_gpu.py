@@ -294,8 +294,8 @@ def main() -> None:
         f.read_bytes()
     trees = [("this tree", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    for stage in args.stages:
-        order = trees if len(results) % 2 == 0 else trees[::-1]  # alternate which tree goes first
+    for i, stage in enumerate(args.stages):
+        order = trees if i % 2 == 0 else trees[::-1]  # alternate which tree goes first
         for name, root in order:
             r = run_stage(work, name.replace(" ", "-"), root, stage, threshold)
             results[(stage, name)] = r

@@ -28,6 +28,8 @@ ENV_MODELS = "GENFAB_MODELS"
 """Model location for `from_pretrained` (a storage URI or a local directory), from `spec.models`."""
 ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
 """Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
+ENV_IO_THREADS = "GENFAB_IO_THREADS"
+"""Threads a shard uses to store outputs in the background (default 8)."""
 ENV_PIPELINES = "GENFAB_PIPELINES"
 """Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
 

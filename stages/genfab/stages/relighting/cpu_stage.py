@@ -3,6 +3,8 @@ pool of worker processes (`compute` is a module-level function of plain data).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
@@ -10,6 +12,7 @@ from genfab.stages.runtime.parallel import CpuPool, cpu_workers
 from genfab.storage import StorageError
 
 S = TypeVar("S")
+T = TypeVar("T")
 
 
 class CpuSampleStage(Stage[S]):
@@ -23,7 +26,9 @@ class CpuSampleStage(Stage[S]):
 
     def setup(self, ctx: StageContext) -> None:
         self.ctx = ctx
-        self.pool = CpuPool(cpu_workers(ctx.env))
+        workers = cpu_workers(ctx.env)
+        self.pool = CpuPool(workers)
+        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="genfab-read")
 
     def stage_seed(self, sample: Sample, base: int) -> int:
         """The sample's seed for this stage's draws: fixed by the job seed `base`, the sample and the
@@ -43,16 +48,25 @@ class CpuSampleStage(Stage[S]):
             sample.write(key, data)
         sample.params.update(result.get("params", {}))
 
+    def read_each(self, samples: list[Sample], fn: Callable[[Sample], T]) -> list[T | Exception]:
+        """`fn` for every sample in threads (reads and image decoding release the GIL): per sample its
+        result or the exception that failed it; errors that end the shard are raised."""
+        results: list[T | Exception] = []
+        for future in [self.readers.submit(fn, s) for s in samples]:
+            exc = future.exception()
+            if isinstance(exc, FatalError | BadInput | StorageError | MemoryError):
+                raise exc
+            results.append(exc if isinstance(exc, Exception) else future.result())
+        return results
+
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)
         jobs: list[tuple[int, dict[str, Any]]] = []
-        for i, sample in enumerate(samples):
-            try:
-                jobs.append((i, self.gather(sample)))
-            except (FatalError, BadInput, StorageError, MemoryError):
-                raise
-            except Exception as exc:
-                errors[i] = exc
+        for i, job in enumerate(self.read_each(samples, self.gather)):
+            if isinstance(job, Exception):
+                errors[i] = job
+            else:
+                jobs.append((i, job))
         self.prepare([job for _, job in jobs])
         results = self.pool.map(type(self).compute, [job for _, job in jobs])
         for (i, _), result in zip(jobs, results, strict=True):
@@ -65,3 +79,4 @@ class CpuSampleStage(Stage[S]):
     def finish(self, ctx: StageContext) -> None:
         if hasattr(self, "pool"):
             self.pool.close()
+            self.readers.shutdown()

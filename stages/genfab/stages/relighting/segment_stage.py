@@ -20,8 +20,7 @@ from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode_color, encode_png
 from genfab.stages.relighting.matte import clean_mask, split
-from genfab.stages.runtime import BadInput, FatalError, Sample, SampleError, StageContext
-from genfab.storage import StorageError
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 
 log = logging.getLogger("genfab.stages")
 MIN_AREA = 0.005
@@ -91,13 +90,11 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)
         images: dict[int, np.ndarray] = {}
-        for i, sample in enumerate(samples):
-            try:
-                images[i] = decode_color(sample.read_source())
-            except (FatalError, StorageError, MemoryError):
-                raise
-            except Exception as exc:
-                errors[i] = exc
+        for i, image in enumerate(self.read_each(samples, lambda s: decode_color(s.read_source()))):
+            if isinstance(image, Exception):
+                errors[i] = image
+            else:
+                images[i] = image
         masks: dict[int, tuple[np.ndarray, str, dict[str, Any]]] = {}
         tried: dict[int, list[str]] = {i: [] for i in images}
         for backend in self.backends:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
-from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_SHARDS
+from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SHARDS
 from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.metrics import StageMetrics
@@ -115,6 +116,12 @@ class StageContext:
         """This shard's slice of the stage's sorted samples."""
         start, stop = shard_bounds(len(self.all_samples), self.index, self.shards)
         return self.all_samples[start:stop]
+
+    @cached_property
+    def writer(self) -> ThreadPoolExecutor:
+        """Threads that store sample outputs while the stage computes the next ones (object-store
+        latency, not bandwidth, bounds small writes). `GENFAB_IO_THREADS`, default 8."""
+        return ThreadPoolExecutor(max(1, int(self.env.get(ENV_IO_THREADS) or 8)), thread_name_prefix="genfab-write")
 
     @cached_property
     def workdir(self) -> Path:

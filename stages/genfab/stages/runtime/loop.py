@@ -7,7 +7,9 @@ import shutil
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -54,23 +56,36 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         metrics.model_load_seconds.set(load)
         log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
     size = max(1, ctx.cfg.batch_size or stage.batch_size)
-    for start in range(0, len(pending), size):
-        batch = [Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
-        began, wall = time.monotonic(), time.time()
-        errors = stage.process_batch(batch)
-        per_sample = (time.monotonic() - began) / len(batch)
-        for sample, error in zip(batch, errors, strict=True):
-            if error is None:
-                sample.commit(wall)
-                reporter.succeeded(sample.id)
-                metrics.sample("succeeded", per_sample)
-                log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
-            else:
-                reason, message = _reason(error)
-                reporter.failed(sample.id, reason, message)
-                metrics.sample("failed", per_sample, reason)
-                log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
+    # A batch's outputs are stored and its markers written in the background while the next batch
+    # computes; a sample is reported done once its marker is written, in order. At most two
+    # batches are in flight (their outputs are held in memory until stored).
+    inflight: deque[tuple[Sample, Future[object], float]] = deque()
+
+    def settle(keep: int) -> None:
+        while inflight and (len(inflight) > keep or inflight[0][1].done()):
+            sample, commit, per_sample = inflight.popleft()
+            commit.result()  # a failed write ends the shard (retryable), as before
+            reporter.succeeded(sample.id)
+            metrics.sample("succeeded", per_sample)
+            log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
+
+    with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
+        for start in range(0, len(pending), size):
+            batch = [Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
+            began, wall = time.monotonic(), time.time()
+            errors = stage.process_batch(batch)
+            per_sample = (time.monotonic() - began) / len(batch)
+            for sample, error in zip(batch, errors, strict=True):
+                if error is None:
+                    inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
+                else:
+                    reason, message = _reason(error)
+                    reporter.failed(sample.id, reason, message)
+                    metrics.sample("failed", per_sample, reason)
+                    log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
+            settle(keep=size)
+        settle(keep=0)
     stage.finish(ctx)
 
 
@@ -135,6 +150,8 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         code, state, message = EXIT_RETRYABLE, "failed", f"{type(exc).__name__}: {exc}"
         log.exception("shard failed")
     finally:
+        if "writer" in ctx.__dict__:  # outputs already handed over are stored before the process ends
+            ctx.writer.shutdown(wait=True)
         if "workdir" in ctx.__dict__:  # only created if the stage asked for scratch space
             shutil.rmtree(ctx.workdir, ignore_errors=True)
     if message:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -34,6 +35,7 @@ class Sample:
         self.params: dict[str, Any] = {}
         """Per-sample parameters worth keeping (drawn lighting, chosen backend): stored in the marker."""
         self.timings: dict[str, float] = {}
+        self._writes: list[Future[None]] = []
 
     @property
     def id(self) -> str:
@@ -53,26 +55,30 @@ class Sample:
     def read_upstream(self, key: str, stage: str | None = None) -> bytes:
         return self.ctx.upstream_output(stage).read_bytes(key)
 
-    # -- outputs
+    # -- outputs (written in the background; `commit` waits for them before the marker)
     def write(self, key: str, data: bytes) -> None:
         """Write one output, relative to the stage's output root."""
-        self.ctx.output.write_bytes(key, data)
         self.outputs[key] = hashlib.sha256(data).hexdigest()
+        self._writes.append(self.ctx.writer.submit(self.ctx.output.write_bytes, key, data))
 
     def write_json(self, key: str, value: Any) -> None:
         self.write(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
 
     def write_file(self, key: str, path: Path) -> None:
-        """Upload a local file (multipart for large artifacts)."""
+        """Upload a local file (multipart for large artifacts). The file must stay until the sample
+        is committed."""
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(8 << 20), b""):
                 digest.update(chunk)
-        self.ctx.output.upload_file(key, path)
         self.outputs[key] = digest.hexdigest()
+        self._writes.append(self.ctx.writer.submit(self.ctx.output.upload_file, key, path))
 
     def commit(self, started: float) -> Marker:
+        """Wait until every output is stored (a failed write raises), then write the marker."""
         self.timings.setdefault("seconds", round(time.time() - started, 4))
+        for write in self._writes:
+            write.result()
         marker = Marker(self.ctx.config_hash, dict(self.outputs), dict(self.timings),
                         {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id})
         write_marker(self.ctx.output, self.marker_prefix, marker)
