@@ -88,8 +88,9 @@ def compare(sequential: list, packed: list) -> None:
     assert abs(float(np.mean(deltas))) < 0.5
 
 
-@pytest.mark.parametrize("options", [{"strategy": "mcmc", "cap_max": 20_000}, {"packed": True},
-                                     {"packed": True, "sparse_grad": True}, {"antialiased": True}])
+@pytest.mark.parametrize("options", [{"strategy": "mcmc", "cap_max": 20_000, "init_num_points": 20_000},
+                                     {"packed": True}, {"packed": True, "sparse_grad": True},
+                                     {"antialiased": True}])
 def test_strategies_and_rasterization_options_train(scene: procedural.ProceduralScene, options: dict) -> None:
     settings = TrainSettings(steps=300, background=procedural.BACKGROUND, **options)
     result = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda")[0]
