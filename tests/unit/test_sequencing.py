@@ -1,0 +1,109 @@
+"""One table of sequencing cases through both executors: the operator's reconcile decision and the
+local runner must agree on every row (they share genfab.sequencing; this checks they apply it the
+same way from what each of them observes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genfab.api import parse_resource
+from genfab.inventory import FailedSample, ShardReport
+from genfab.local.runner import LocalRunner, Shard
+from genfab.operator.decide import Observed, Progress, decide
+from genfab.planner import Plan, plan
+from genfab.sequencing import gate, models_env, stage_command
+from tests.unit.test_operator_decide import NOW, job
+
+# (upstream outcome, continueOnError) -> what the downstream stage does
+CASES = [
+    ("succeeded", False, "ready"),
+    ("succeeded", True, "ready"),
+    ("samples-failed", True, "ready"),  # partial success flows on with continueOnError
+    ("samples-failed", False, "blocked"),
+    ("shard-failed", True, "blocked"),
+    ("shard-failed", False, "blocked"),
+    ("running", False, "waiting"),
+    ("running", True, "waiting"),
+    ("not-selected", False, "ready"),  # onlyStages: its committed outputs are reused
+    ("not-selected", True, "ready"),
+]
+
+
+def resource(coe: bool, upstream_selected: bool) -> Any:
+    return parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "s", "namespace": "lab"},
+        "spec": {"pipeline": "worldexplorer", "input": {"image": "file:///data/a.png"}, "output": "file:///tmp/out",
+                 "continueOnError": coe, **({} if upstream_selected else {"onlyStages": ["expansion"]})}})
+
+
+def operator_verdict(outcome: str, coe: bool) -> str:
+    r = resource(coe, outcome != "not-selected")
+    p = plan(r)
+    jobs = {"succeeded": [job(p, "scaffold", "done")], "samples-failed": [job(p, "scaffold", "done")],
+            "shard-failed": [job(p, "scaffold", "failed")], "running": [job(p, "scaffold", "running")],
+            "not-selected": []}[outcome]
+    progress = Progress(0, 1) if outcome == "samples-failed" else Progress(1, 0)
+    d = decide(p, r.spec, Observed(jobs=jobs, progress={"scaffold": progress}), None, NOW)
+    state = next(o.state for o in d.observations if o.name == "expansion")
+    return {"pending": "ready", "waiting": "waiting", "blocked": "blocked"}[state]
+
+
+def local_verdict(outcome: str, coe: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    r = resource(coe, outcome != "not-selected")
+    p: Plan = plan(r)
+    # worldexplorer's scaffold has no built-in implementation, so the runner's preflight would refuse
+    # the plan before any gating; gating is what this checks.
+    monkeypatch.setattr(LocalRunner, "check_runnable", lambda self: None)
+    runner = LocalRunner(r, p, workers=1, log_dir=tmp_path)
+    up = runner.stages["scaffold"]
+    if outcome != "not-selected":
+        up.state = "running" if outcome == "running" else "finished"
+        up.shards = [Shard(0, done=outcome != "running", failed=outcome == "shard-failed")]
+        report = ShardReport("scaffold", p.stage("scaffold").config_hash, 0, 1, state="succeeded", total=1)
+        if outcome == "samples-failed":
+            report.failed = [FailedSample("index_0000", "SampleError")]
+        elif outcome != "shard-failed":
+            report.succeeded = ["index_0000"]
+        up.reports = {0: report}
+    started: list[str] = []
+    monkeypatch.setattr(runner, "_start_stage", lambda run: started.append(run.stage.name))
+    runner._start_ready_stages()
+    if "expansion" in started:
+        return "ready"
+    return "blocked" if runner.stages["expansion"].state == "blocked" else "waiting"
+
+
+@pytest.mark.parametrize(("outcome", "coe", "expected"), CASES)
+def test_both_executors_gate_a_downstream_stage_alike(outcome: str, coe: bool, expected: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert operator_verdict(outcome, coe) == expected
+    assert local_verdict(outcome, coe, tmp_path, monkeypatch) == expected
+
+
+@pytest.mark.parametrize(("phases", "coe", "expected"), [
+    ({"a": "Succeeded", "b": "Skipped"}, False, "ready"),
+    ({"a": "Succeeded", "b": "Running"}, True, "waiting"),
+    ({"a": "Blocked", "b": "Succeeded"}, True, "blocked"),
+    ({"a": "PartiallySucceeded", "b": "Succeeded"}, False, "blocked"),
+    ({"a": "Waiting", "b": "Failed"}, True, "blocked"),  # any failed upstream blocks at once
+])
+def test_gate_over_several_upstream_stages(phases: dict[str, str], coe: bool, expected: str) -> None:
+    stage = plan(resource(coe, True)).stage("expansion")
+    two = type(stage)(**{**stage.__dict__, "upstream": ("a", "b")})
+    assert gate(two, phases, coe) == expected
+
+
+def test_both_executors_run_the_same_command_and_model_location() -> None:
+    r = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d"},
+        "spec": {"type": "relighting", "output": "file:///tmp/o", "models": {"hubCache": "/data/hub"},
+                 "relighting": {"input": {"uri": "file:///data/in"}},
+                 "customStages": [{"name": "extra", "image": "x:1", "command": ["python3", "x.py"], "args": ["-v"]}]}})
+    p = plan(r)
+    assert stage_command(p.stage("segment")) == (["python", "-m", "genfab.stages", "segment"], [])
+    assert stage_command(p.stage("extra"), "/venv/bin/python") == (["/venv/bin/python", "x.py"], ["-v"])
+    assert models_env(r.spec.models, mounted=True) == {"GENFAB_MODELS": "/models"}
+    assert models_env(r.spec.models, mounted=False) == {"GENFAB_MODELS": "/data/hub"}
