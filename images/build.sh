@@ -25,21 +25,29 @@ done
 [ -n "$REGISTRY" ] && [ -n "$TAG" ] || { echo "--registry and --tag are required" >&2; usage 2; }
 
 # The families module needs only the standard library: load it by path, no install required.
-FAMILIES=$(python3 - <<'PY'
-import importlib.util, sys
+# One line per image: name, Dockerfile, then build arguments (the template's extra/smoke/torch).
+IMAGES=$(python3 - <<'PY'
+import importlib.util, shlex, sys
 spec = importlib.util.spec_from_file_location("families", "operator/genfab/api/families.py")
 families = sys.modules["families"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(families)
-print(" ".join(families.FAMILIES))
+for name in ("operator", *families.FAMILIES):
+    if name in families.TEMPLATE_IMAGES:
+        extra, smoke, torch = families.TEMPLATE_IMAGES[name]
+        args = [f"EXTRA={extra}", f"SMOKE={smoke}"] + ([f"TORCH_VERSION={families.TORCH_VERSION}"] if torch else [])
+        print(name, "images/stage/Dockerfile", *(shlex.quote(f"--build-arg={a}") for a in args))
+    else:
+        print(name, f"images/{name}/Dockerfile")
 PY
 )
-for name in operator $FAMILIES; do
+while read -r name dockerfile buildargs; do
   [ -z "$ONLY" ] || [ "$ONLY" = "$name" ] || continue
-  [ -f "images/$name/Dockerfile" ] || { echo "images/$name/Dockerfile missing for family $name" >&2; exit 1; }
+  [ -f "$dockerfile" ] || { echo "$dockerfile missing for image $name" >&2; exit 1; }
   image="${REGISTRY%/}/genfab-$name:$TAG"
   echo "== $image"
-  "$ENGINE" build --platform "$PLATFORM" -f "images/$name/Dockerfile" -t "$image" \
+  eval "set -- $buildargs"
+  "$ENGINE" build --platform "$PLATFORM" -f "$dockerfile" "$@" -t "$image" \
     --label "org.opencontainers.image.version=$TAG" \
-    --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" .
-  if [ "$PUSH" = 1 ]; then "$ENGINE" push "$image"; fi
-done
+    --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" . </dev/null
+  if [ "$PUSH" = 1 ]; then "$ENGINE" push "$image" </dev/null; fi
+done <<< "$IMAGES"

@@ -7,12 +7,13 @@ import re
 import shlex
 import subprocess
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from genfab.api.families import FAMILIES
+from genfab.api.families import FAMILIES, TEMPLATE_IMAGES, TORCH_VERSION
 from genfab.api.pipeline import pipelines
 from tests.chart.conftest import ROOT
 
@@ -22,8 +23,13 @@ NAMES = ("operator", *FAMILIES)
 PINNED = re.compile(r"^[\w./-]+:(?!latest)[\w.-]*\d+\.\d+\.\d+[\w.-]*(@sha256:[a-f0-9]{64})?$")
 
 
+def dockerfile(name: str) -> Path:
+    """The image's own Dockerfile, or the stage template for the families built from it."""
+    return IMAGES / ("stage" if name in TEMPLATE_IMAGES else name) / "Dockerfile"
+
+
 def instructions(name: str) -> list[dict[str, Any]]:
-    return list(DockerfileParser(path=str(IMAGES / name / "Dockerfile")).structure)
+    return list(DockerfileParser(path=str(dockerfile(name))).structure)
 
 
 def stages_of(name: str) -> list[list[dict[str, Any]]]:
@@ -77,7 +83,10 @@ def test_runs_as_a_non_root_user_with_the_right_entry_point(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_installs_the_matching_pyproject_extra(name: str) -> None:
     installs = [i["value"] for i in instructions(name) if i["instruction"] == "RUN" and "pip install" in i["value"]]
-    used = {m for cmd in installs for m in re.findall(r'"\.\[([\w,-]+)\]"', cmd)}
+    used = {m for cmd in installs for m in re.findall(r'"\.\[([\w,$-]+)\]"', cmd)}
+    if name in TEMPLATE_IMAGES:  # the template installs the extra build.sh passes
+        assert used == {"$EXTRA"}
+        used = {TEMPLATE_IMAGES[name][0]}
     assert used == {name}, f"{name}: installs extras {used}"
     assert used <= extras()
 
@@ -87,14 +96,17 @@ def test_every_declared_stage_has_an_image_family() -> None:
         for stage in p.stages:
             assert stage.family in FAMILIES, f"{p.name}/{stage.name} has no image family"
     for family in FAMILIES:
-        assert (IMAGES / family / "Dockerfile").exists(), f"family {family} has no images/{family}/Dockerfile"
+        assert dockerfile(family).exists(), f"family {family} has no Dockerfile"
+    # Only families that need their own Dockerfile have one; the others come from the template.
+    own = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"stage", "operator"}
+    assert own == set(FAMILIES) - set(TEMPLATE_IMAGES)
 
 
 def test_torch_images_pin_torch_and_scene_compiles_gsplat_for_every_gpu_generation() -> None:
-    for family in ("scene", "segment", "diffusion"):
-        versions = {i["value"].split("=", 1)[1] for i in instructions(family)
-                    if i["instruction"] == "ARG" and i["value"].startswith("TORCH_VERSION=")}
-        assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+", versions.pop()), family
+    versions = {i["value"].split("=", 1)[1] for i in instructions("scene")
+                if i["instruction"] == "ARG" and i["value"].startswith("TORCH_VERSION=")}
+    assert versions == {TORCH_VERSION} and re.fullmatch(r"\d+\.\d+\.\d+", TORCH_VERSION)
+    assert {f for f, (_, _, torch) in TEMPLATE_IMAGES.items() if torch} == {"segment", "diffusion"}
     scene = (IMAGES / "scene" / "Dockerfile").read_text()
     arch = re.search(r'TORCH_CUDA_ARCH_LIST="([^"]+)"', scene)
     assert arch and set(arch.group(1).split(";")) == {"8.0", "8.6", "8.9", "9.0"}
@@ -109,15 +121,24 @@ def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
     """Run the script with a fake container engine that records its calls."""
     log = tmp_path / "calls"
     engine = tmp_path / "engine"
-    engine.write_text(f"#!/bin/sh\necho \"$@\" >> {shlex.quote(str(log))}\n")
+    engine.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> {shlex.quote(str(log))}\necho >> {shlex.quote(str(log))}\n")
     engine.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
     out = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "registry.lab.example/ml/",
                           "--tag", "2026.11", "--push"], env=env, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    calls = log.read_text().splitlines()
-    built = [c.split(" -t ")[1].split()[0] for c in calls if c.startswith("build")]
+    calls = [line.rstrip("|").split("|") for line in log.read_text().splitlines()]
+    builds = [c for c in calls if c[0] == "build"]
+    built = [c[c.index("-t") + 1] for c in builds]
     assert built == [f"registry.lab.example/ml/genfab-{n}:2026.11" for n in NAMES]
-    assert [c.split()[1] for c in calls if c.startswith("push")] == built
+    assert [c[1] for c in calls if c[0] == "push"] == built
+    for name, call in zip(NAMES, builds, strict=True):
+        assert call[call.index("-f") + 1] == str(dockerfile(name).relative_to(ROOT))
+        args = {a.removeprefix("--build-arg=") for a in call if a.startswith("--build-arg=")}
+        if name in TEMPLATE_IMAGES:
+            extra, smoke, torch = TEMPLATE_IMAGES[name]
+            assert args == {f"EXTRA={extra}", f"SMOKE={smoke}", *([f"TORCH_VERSION={TORCH_VERSION}"] if torch else [])}
+        else:
+            assert not args
     bad = subprocess.run(["bash", str(IMAGES / "build.sh"), "--tag", "x"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--registry and --tag are required" in bad.stderr

@@ -35,3 +35,21 @@ def test_every_pipeline_declaration_is_consistent_and_every_family_is_used() -> 
     for p in pipelines().values():
         for stage in p.stages:
             assert families.setdefault(stage.name, stage.family) == stage.family, stage.name
+
+
+def test_the_readme_pipeline_table_says_what_runs_today() -> None:
+    """The README's "runs today" column follows the pipeline declarations (yes, or what is missing)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| resource | pipeline (seed) |"):readme.index("## Quickstart")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == len(pipelines())
+    for p in pipelines().values():
+        row = next(r for r in rows if r[0] == f"`{p.kind}`" and r[1].startswith(f"`{p.value}`"))
+        runs = row[4]
+        if p.runs_today:
+            assert runs == "yes", p.name
+        elif p.unimplemented == p.stage_names:
+            assert runs.startswith("no"), p.name
+        else:
+            implemented = [s for s in p.stage_names if s not in p.unimplemented]
+            assert runs.startswith(" ".join(implemented) + " only"), (p.name, runs)

@@ -15,5 +15,16 @@ FAMILIES: dict[str, str] = {
 }
 """Family name -> what its image holds (the ImageOverrides field docs)."""
 
+TORCH_VERSION = "2.8.0"
+"""The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too)."""
+
+TEMPLATE_IMAGES: dict[str, tuple[str, str, bool]] = {
+    "cv": ("cv", "cv2, albumentations, genfab.stages.runtime", False),
+    "segment": ("segment", "torch, transformers, cv2, genfab.stages.relighting", True),
+    "diffusion": ("diffusion", "torch, diffusers, transformers, accelerate, genfab.stages.runtime", True),
+}
+"""Families built from images/stage/Dockerfile: (pyproject extra, smoke import, needs CUDA torch).
+The others (scene: gsplat compiled ahead of time) have their own images/<family>/Dockerfile."""
+
 CUSTOM_FAMILY = "custom"
 """The family of a custom stage (its own image)."""
