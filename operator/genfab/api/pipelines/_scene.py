@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from genfab.api.base import GenfabModel
 from genfab.api.gaussians import GaussiansConfig
-from genfab.api.pipeline import INPUT, DraftRequest
+from genfab.api.pipeline import INPUT, Draft, DraftRequest, StageDecl
 from genfab.api.scene_samples import expand_samples
 from genfab.api.scenejob import Refinement, SceneInput, SceneJobBase
-
-GAUSSIANS_IMPLEMENTATION = "genfab.stages.gaussians.stage:GaussiansStage"
-GAUSSIANS_DESCRIPTION = "3D Gaussian Splatting training and PLY export (gsplat)"
 
 
 class InputSettings(GenfabModel):
@@ -23,6 +20,19 @@ class GaussiansSettings(GenfabModel):
 
     gaussians: GaussiansConfig
     refinement: Refinement | None = None
+
+
+def gaussians_stage(description: str, settings: type[GaussiansSettings], upstream: str, output: str) -> StageDecl:
+    """The `gaussians` stage (genfab.stages.gaussians), as both scene pipelines declare it."""
+    return StageDecl("gaussians", "scene", description, settings, "genfab.stages.gaussians.stage:GaussiansStage",
+                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output)
+
+
+def gaussians_draft(spec: SceneJobBase, settings: GaussiansSettings, samples: int | None) -> Draft:
+    """Its draft: one Pod trains `scenesPerPod` scenes together (multi-scene packing), so that is
+    its shard size."""
+    n = spec.gaussians.scenes_per_pod
+    return Draft("gaussians", settings, samples, shard_size=n if n > 1 else None)
 
 
 def scene_input(req: DraftRequest) -> tuple[int | None, tuple[str, ...]]:
@@ -41,8 +51,3 @@ def refinement_refs(spec: SceneJobBase) -> tuple[str, ...]:
     ref = spec.refinement.tuning_run_ref if spec.refinement is not None else None
     return (f"TuningRun/{ref.name}",) if ref is not None else ()
 
-
-def scenes_per_pod(spec: SceneJobBase) -> int | None:
-    """3DGS: one Pod trains `scenesPerPod` scenes together (multi-scene packing): its shard size."""
-    n = spec.gaussians.scenes_per_pod
-    return n if n > 1 else None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
 from genfab.api.pipelines._scene import (
-    GAUSSIANS_IMPLEMENTATION,
     GaussiansSettings,
     InputSettings,
+    gaussians_draft,
+    gaussians_stage,
     refinement_refs,
     scene_input,
-    scenes_per_pod,
 )
 from genfab.api.scenejob import SceneJobBase, VistaDreamConfig
 
@@ -38,8 +38,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               input_uris=input_uris),
         # Without outpainting, depth reads the input directly (the first enabled stage gets it).
         Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris),
-        Draft("gaussians", fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement),
-              samples, shard_size=scenes_per_pod(spec)),
+        gaussians_draft(spec, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
+                                   refinement=spec.refinement), samples),
         Draft("coarse", fill(CoarseSettings, vd), samples, enabled=vd.stage == "coarse"),
         Draft("render", fill(RenderSettings, vd), samples),
     ], refinement_refs(spec))
@@ -54,9 +54,8 @@ PIPELINE = Pipeline(
                   memory="48Gi", shard_size=1, output="{sample}/outpaint/"),
         StageDecl("depth", "segment", "One relative-depth pass on the outpainted image (depth, K, confidence)",
                   DepthSettings, memory="16Gi", shard_size=4, upstream=("outpaint",), output="{sample}/depth/"),
-        StageDecl("gaussians", "scene", "Initialise the Gaussian scene from input + outpaint frames, train",
-                  VistaGaussiansSettings, GAUSSIANS_IMPLEMENTATION, memory="32Gi", shard_size=1, upstream=("depth",),
-                  output="{sample}/gaussians/"),
+        gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
+                        VistaGaussiansSettings, "depth", "{sample}/gaussians/"),  # type: ignore[arg-type]
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, memory="64Gi", shard_size=1, upstream=("gaussians",), output="{sample}/coarse/"),
         StageDecl("render", "scene", "Render the final trajectory video and export the PLY", RenderSettings,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
-    GAUSSIANS_IMPLEMENTATION,
     GaussiansSettings,
     InputSettings,
+    gaussians_draft,
+    gaussians_stage,
     refinement_refs,
     scene_input,
-    scenes_per_pod,
 )
 from genfab.api.scenejob import ExpansionConfig, ScaffoldConfig, SceneJobBase, WorldExplorerConfig
 
@@ -37,8 +37,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     return PipelineDrafts(spec.output, [
         Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold), samples, input_uris=input_uris),
         Draft("expansion", ExpansionSettings(expansion=block.expansion), samples),
-        Draft("gaussians", GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples,
-              shard_size=scenes_per_pod(spec)),
+        gaussians_draft(spec, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
     ], refinement_refs(spec))
 
 
@@ -52,8 +51,7 @@ PIPELINE = Pipeline(
                   output=f"{SAMPLE}/scaffold/"),
         StageDecl("expansion", "scene", "Stage 2: trajectory generation + VGGT geometry (no 3DGS)", ExpansionSettings,
                   memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
-        StageDecl("gaussians", "scene", "Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings,
-                  GAUSSIANS_IMPLEMENTATION, memory="32Gi", shard_size=1, upstream=("expansion",),
-                  output=f"{SAMPLE}/scenes/gaussians/"),
+        gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
+                        f"{SAMPLE}/scenes/gaussians/"),
     ),
 )
