@@ -31,14 +31,15 @@ class Preprocess:
     @classmethod
     def from_model_dir(cls, path: Path, default_side: int, default_stats: tuple[list[float], list[float]]
                        = IMAGENET_STANDARD) -> Preprocess:
-        cfg: dict[str, Any] = {}
+        preprocessor: dict[str, Any] = {}
         file = Path(path) / "preprocessor_config.json"
         if file.is_file():
-            cfg = json.loads(file.read_text())
-        size = cfg.get("size") or {}
+            preprocessor = json.loads(file.read_text())
+        size = preprocessor.get("size") or {}
         side = size.get("longest_edge") or size.get("shortest_edge") or default_side
         return cls(int(size.get("height", side)), int(size.get("width", side)),
-                   tuple(cfg.get("image_mean") or default_stats[0]), tuple(cfg.get("image_std") or default_stats[1]))
+                   tuple(preprocessor.get("image_mean") or default_stats[0]),
+                   tuple(preprocessor.get("image_std") or default_stats[1]))
 
     def __call__(self, images_bgr: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB for a list of uint8 BGR images of any sizes (bilinear resize,
