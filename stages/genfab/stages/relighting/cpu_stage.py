@@ -3,7 +3,6 @@ pool of worker processes (`compute` is a module-level function of plain data).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
@@ -48,11 +47,21 @@ class CpuSampleStage(Stage[S]):
             sample.write(key, data)
         sample.params.update(result.get("params", {}))
 
-    def read_each(self, samples: list[Sample], fn: Callable[[Sample], T]) -> list[T | Exception]:
-        """`fn` for every sample in threads (reads and image decoding release the GIL): per sample its
-        result or the exception that failed it; errors that end the shard are raised."""
-        results: list[T | Exception] = []
-        for future in [self.readers.submit(fn, s) for s in samples]:
+    def read_input(self, sample: Sample) -> Any:
+        """What the shard process reads for one sample (default: `gather`); runs in a thread."""
+        return self.gather(sample)
+
+    def prefetch(self, samples: list[Sample]) -> None:
+        """Read the next batch's inputs while this one computes (the GPU model, the worker pool)."""
+        self.ahead = {s.id: self.readers.submit(self.read_input, s) for s in samples}
+
+    def read_each(self, samples: list[Sample]) -> list[Any]:
+        """`read_input` for every sample in threads (reads and image decoding release the GIL),
+        prefetched ones included: per sample its result or the exception that failed it; errors that
+        end the shard are raised."""
+        ahead = getattr(self, "ahead", {})
+        results: list[Any] = []
+        for future in [ahead.pop(s.id, None) or self.readers.submit(self.read_input, s) for s in samples]:
             exc = future.exception()
             if isinstance(exc, FatalError | BadInput | StorageError | MemoryError):
                 raise exc
@@ -62,7 +71,7 @@ class CpuSampleStage(Stage[S]):
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)
         jobs: list[tuple[int, dict[str, Any]]] = []
-        for i, job in enumerate(self.read_each(samples, self.gather)):
+        for i, job in enumerate(self.read_each(samples)):
             if isinstance(job, Exception):
                 errors[i] = job
             else:

@@ -87,10 +87,13 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
 
         return load
 
+    def read_input(self, sample: Sample) -> np.ndarray:
+        return decode_color(sample.read_source())
+
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)
         images: dict[int, np.ndarray] = {}
-        for i, image in enumerate(self.read_each(samples, lambda s: decode_color(s.read_source()))):
+        for i, image in enumerate(self.read_each(samples)):
             if isinstance(image, Exception):
                 errors[i] = image
             else:

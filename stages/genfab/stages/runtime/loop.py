@@ -71,8 +71,11 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
 
     with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
-        for start in range(0, len(pending), size):
-            batch = [Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
+        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
+                   for start in range(0, len(pending), size)]
+        for k, batch in enumerate(batches):
+            if k + 1 < len(batches):
+                stage.prefetch(batches[k + 1])
             began, wall = time.monotonic(), time.time()
             errors = stage.process_batch(batch)
             per_sample = (time.monotonic() - began) / len(batch)

@@ -129,5 +129,9 @@ class Stage(Generic[S]):
                 errors.append(exc)
         return errors
 
+    def prefetch(self, samples: list[Sample]) -> None:
+        """Called with the next batch just before `process_batch` of the current one, so a stage can
+        start reading and decoding its inputs while the current batch computes (default: nothing)."""
+
     def finish(self, ctx: StageContext) -> None:
         """After the last sample of the shard (flush batches, write shard-level files)."""
