@@ -75,13 +75,21 @@ class GenfabModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def attr_of(model: type[BaseModel], alias: str) -> str:
+    """The Python name of the field whose camelCase alias is `alias` (the alias generator is the one
+    name mapping; this reads it back instead of inverting it by hand)."""
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == alias:
+            return name
+    raise KeyError(f"{model.__name__} has no field {alias!r}")
+
+
 def _count_rule(names: tuple[str, ...], exact: bool) -> Rule:
-    fields = [to_snake(n) for n in names]
     op, phrase = ("==", "exactly one of {} must be set") if exact else ("<=", "at most one of {} may be set")
     cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + f" {op} 1"
 
     def check(m: Any) -> bool:
-        count = sum(getattr(m, f) is not None for f in fields)
+        count = sum(getattr(m, attr_of(type(m), n)) is not None for n in names)
         return count == 1 if exact else count <= 1
 
     return Rule(cel, phrase.format(", ".join(f"`{n}`" for n in names)), names[0], check)
@@ -96,6 +104,3 @@ def at_most_one(*names: str) -> Rule:
     """At most one of the given optional fields (camelCase) is set."""
     return _count_rule(names, exact=False)
 
-
-def to_snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

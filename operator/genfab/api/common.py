@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, create_model
+from pydantic.alias_generators import to_camel
 
-from genfab.api.base import GenfabModel, Rule, exactly_one, to_snake
+from genfab.api.base import GenfabModel, Rule, exactly_one
 from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
 
@@ -204,13 +205,13 @@ class CommonSpec(GenfabModel):
     """Custom stages: replace a built-in stage or add new ones."""
 
 
-def stage_rules(selector: str, stages: dict[str, list[str]]) -> tuple[Rule, ...]:
+def stage_rules(attr: str, stages: dict[str, list[str]]) -> tuple[Rule, ...]:
     """Rules that every stage named in `onlyStages`, `stages` and custom `after` exists.
 
-    `selector` is the spec field choosing the pipeline (camelCase), `stages` maps its values to
-    the stage names of the pipeline they select. Custom stages count as known stages.
+    `attr` is the spec field choosing the pipeline, `stages` maps its values to the stage names of
+    the pipeline they select. Custom stages count as known stages.
     """
-    attr = to_snake(selector)
+    selector = to_camel(attr)
 
     def known(m: Any) -> list[str]:
         return [*stages[getattr(m, attr)], *(c.name for c in m.custom_stages)]

@@ -26,8 +26,9 @@ from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
+from pydantic.alias_generators import to_camel
 
-from genfab.api.base import GenfabModel, Rule, at_most_one, to_snake
+from genfab.api.base import GenfabModel, Rule, at_most_one
 from genfab.api.common import stage_rules
 from genfab.api.families import FAMILIES
 from genfab.contract.names import ENV_PIPELINES
@@ -152,14 +153,16 @@ class Pipeline:
     stages: tuple[StageDecl, ...]
     drafts: Drafts
     block: str | None = None
-    """camelCase spec field holding the pipeline's settings; None: the kind's own fields suffice."""
+    """The spec field holding the pipeline's settings (its Python name; camelCase in YAML through the
+    alias generator); None: the kind's own fields suffice."""
     block_model: type[GenfabModel] | None = None
     position: int = 100
     """Order among the kind's pipelines (the selector's allowed values, the docs)."""
 
     @property
-    def block_attr(self) -> str | None:
-        return to_snake(self.block) if self.block else None
+    def block_alias(self) -> str | None:
+        """The block's name in YAML, CEL and messages."""
+        return to_camel(self.block) if self.block else None
 
     def stage(self, name: str) -> StageDecl:
         for s in self.stages:
@@ -182,9 +185,9 @@ class Pipeline:
 
     def block_of(self, spec: Any) -> Any:
         """The spec's block for this pipeline, or the block's defaults when it is left out."""
-        if self.block_attr is None or self.block_model is None:
+        if self.block is None or self.block_model is None:
             return None
-        value = getattr(spec, self.block_attr)
+        value = getattr(spec, self.block)
         return value if value is not None else self.block_model()
 
     def check(self) -> None:
@@ -257,7 +260,7 @@ def of_kind(kind: str) -> list[Pipeline]:
 
 def selected(kind: str, spec: Any) -> Pipeline:
     """The pipeline a spec of `kind` selects."""
-    value = getattr(spec, KIND_SHAPES[kind].selector_attr)
+    value = getattr(spec, KIND_SHAPES[kind].selector)
     return next(p for p in of_kind(kind) if p.value == value)
 
 
@@ -273,7 +276,7 @@ class KindShape:
     """How a kind selects its pipeline."""
 
     selector: str
-    """camelCase spec field whose value picks the pipeline."""
+    """The spec field whose value picks the pipeline."""
     doc: str
     blocks_required: bool
     """True: the selected pipeline's block must be set (DatasetJob); False: it is optional and its
@@ -282,8 +285,8 @@ class KindShape:
     """Selector default (TuningRun's `trainer`)."""
 
     @property
-    def selector_attr(self) -> str:
-        return to_snake(self.selector)
+    def selector_alias(self) -> str:
+        return to_camel(self.selector)
 
 
 KIND_SHAPES: dict[str, KindShape] = {
@@ -316,22 +319,22 @@ def _optional_block(selector: str, block: str, value: str) -> Callable[[Any], bo
 
 def _block_rules(shape: KindShape, found: list[Pipeline]) -> tuple[Rule, ...]:
     rules: list[Rule] = []
-    attr = shape.selector_attr
+    attr, selector = shape.selector, shape.selector_alias
     for p in found:
-        if p.block is None or p.block_attr is None:
+        if p.block is None or p.block_alias is None:
             continue
-        block, block_attr, value = p.block, p.block_attr, p.value
+        block, block_attr, value = p.block_alias, p.block, p.value
         if shape.blocks_required:
             rules.append(Rule(
-                f"(self.{shape.selector} == '{value}') == has(self.{block})",
-                f"{shape.selector} {value} needs the `{block}` block, and other {shape.selector}s must not set it",
+                f"(self.{selector} == '{value}') == has(self.{block})",
+                f"{selector} {value} needs the `{block}` block, and other {selector}s must not set it",
                 block, _required_block(attr, block_attr, value)))
         else:
             rules.append(Rule(
-                f"self.{shape.selector} == '{value}' || !has(self.{block})",
-                f"`{block}` settings need {shape.selector} {value}",
+                f"self.{selector} == '{value}' || !has(self.{block})",
+                f"`{block}` settings need {selector} {value}",
                 block, _optional_block(attr, block_attr, value)))
-    optional = [p.block for p in found if p.block is not None]
+    optional = [p.block_alias for p in found if p.block_alias is not None]
     if not shape.blocks_required and len(optional) > 1:
         rules.append(at_most_one(*optional))
     return tuple(rules)
@@ -346,13 +349,13 @@ def kind_spec(kind: str, base: type[GenfabModel]) -> type[GenfabModel]:
         raise ValueError(f"no pipeline is registered for kind {kind}")
     selector_type: Any = Literal[tuple(p.value for p in found)]
     fields: dict[str, Any] = {
-        shape.selector_attr: (selector_type, Field(... if shape.default is None else shape.default,
-                                                   description=_selector_doc(shape, found))),
+        shape.selector: (selector_type, Field(... if shape.default is None else shape.default,
+                                              description=_selector_doc(shape, found))),
     }
     for p in found:
-        if p.block_attr is not None and p.block_model is not None:
-            doc = f"Settings of {shape.selector} {p.value} ({runs_note(p)}). {p.block_model.__doc__ or ''}".strip()
-            fields[p.block_attr] = (p.block_model | None, Field(None, description=doc))
+        if p.block is not None and p.block_model is not None:
+            doc = f"Settings of {shape.selector_alias} {p.value} ({runs_note(p)}). {p.block_model.__doc__ or ''}"
+            fields[p.block] = (p.block_model | None, Field(None, description=doc.strip()))
     model: type[GenfabModel] = create_model(
         base.__name__.removesuffix("Base") + "Spec", __base__=base, __doc__=base.__doc__, **fields)
     model.rules = (*base.rules, *_block_rules(shape, found),

@@ -76,7 +76,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="reference-object", kind="DatasetJob", value="reference-object",
     description="seed 004: reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
-    position=1, block="referenceObject", block_model=ReferenceObjectConfig, drafts=drafts,
+    position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,
     stages=(
         StageDecl("white-background", "diffusion", "Step 1: object on a white background (Qwen Image Edit)",
                   WhiteBackgroundSettings, memory="48Gi", shard_size=1, output="01_white_background.png",
