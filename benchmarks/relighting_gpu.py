@@ -51,9 +51,9 @@ def _dummy_vocab(path: Path, size: int, specials: list[str]) -> list[str]:
 def save_models(root: Path, tiny: bool) -> None:
     if tiny:
         sys.path.insert(0, str(ROOT))
-        from tests.relighting_models import save_tiny_blip, save_tiny_depth_anything, save_tiny_sam3
+        from scripts.tiny_models import save_all
 
-        save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root)
+        save_all(root)
         return
     import torch
     from transformers import (

@@ -109,7 +109,7 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
 
 def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from tests.relighting_models import save_tiny_blip, save_tiny_depth_anything, save_tiny_sam3
+    from scripts.tiny_models import save_tiny_blip, save_tiny_depth_anything, save_tiny_sam3
 
     models = tmp_path / "models"
     save_tiny_sam3(models)

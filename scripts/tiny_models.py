@@ -1,9 +1,17 @@
-"""Tiny randomly initialised models saved to disk in the layout the stages load (`<root>/<model id>/`),
-so the model-backed relighting paths run their real `from_pretrained` code in tests (the diffusers
-way: dummy components). Needs torch + transformers."""
+"""Tiny randomly initialised models, saved in the layout a model location has (`<root>/<model id>/`),
+so the model-backed stages run their real `from_pretrained` code anywhere, without weights (the
+diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode and anyone trying a
+pipeline end to end use them:
+
+    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP (needs torch + transformers)
+
+then set `spec.models: {uri: file:///tmp/models}` (and `segmentation.backends: [sam3, classical]`,
+`softShading.normals: depth-anything`, `captioning.enabled: true` to use them). Random weights: the
+outputs show that the paths run, not what the real models would produce."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -108,3 +116,15 @@ def save_tiny_blip(root: Path, model_id: str = "Salesforce/blip-image-captioning
                               tokenizer=tokenizer)
     processor.save_pretrained(path)
     return path
+
+
+def save_all(root: Path) -> list[Path]:
+    """Every tiny model the built-in model stages can load, under their default model ids."""
+    return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root)]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="the model location folder to write")
+    for path in save_all(parser.parse_args().root):
+        print(path)
