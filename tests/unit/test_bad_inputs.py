@@ -124,6 +124,19 @@ CASES = [
          "unknown stage(s) ['evaluate']"),
     Case("bad-quantity", VD, _set("spec.resources", {"memory": "32 GB"}), "spec.resources.memory",
          "not a valid Kubernetes quantity"),
+    Case("hub-cache-root", VD, _set("spec.models", {"hubCache": "/"}), "spec.models.hubCache",
+         "absolute directory path other than /"),
+    Case("hub-cache-relative", VD, _set("spec.models", {"hubCache": "var/lib/kubelet"}), "spec.models.hubCache",
+         "absolute directory path other than /"),
+    Case("hub-cache-traversal", VD, _set("spec.models", {"hubCache": "/models/../var/lib/kubelet/pods"}),
+         "spec.models.hubCache", "'..'"),
+    Case("custom-env-credentials", TR, _set("spec.customStages.0.env", [
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]), "spec.customStages[0].env[0].name", "reserved by genfab"),
+    Case("custom-env-contract", TR, _set("spec.customStages.0.env", [
+        {"name": "GENFAB_STAGE_CONFIG", "value": "/tmp/evil.json"}]), "spec.customStages[0].env[0].name",
+         "reserved by genfab"),
+    Case("custom-env-index", TR, _set("spec.customStages.0.env", [
+        {"name": "JOB_COMPLETION_INDEX", "value": "3"}]), "spec.customStages[0].env[0].name", "reserved by genfab"),
     Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
     Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",
          crd=False),

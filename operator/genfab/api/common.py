@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import AfterValidator, Field, create_model
 from pydantic.alias_generators import to_camel
 
 from genfab.api.base import GenfabModel, Rule, exactly_one
 from genfab.api.families import FAMILIES
+from genfab.contract.names import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
 
 
@@ -114,8 +115,20 @@ else:
     )
 
 
+RESERVED_ENV_CEL = " && ".join(
+    [f"!self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES] + [f"self.name != '{n}'" for n in RESERVED_ENV_NAMES])
+
+
 class EnvVar(GenfabModel):
-    """An environment variable for a custom stage."""
+    """An environment variable for a custom stage. genfab's own names (`GENFAB_*`, `AWS_*`,
+    `JOB_COMPLETION_INDEX`) are reserved: the stage contract and the storage credentials use them."""
+
+    rules = (
+        Rule(RESERVED_ENV_CEL,
+             f"`name` is reserved by genfab (names starting with {' or '.join(RESERVED_ENV_PREFIXES)}, and "
+             f"{', '.join(RESERVED_ENV_NAMES)}); pass settings in `config` or under another name",
+             "name", lambda m: not is_reserved_env(m.name)),
+    )
 
     name: EnvName
     """Variable name."""
@@ -152,6 +165,28 @@ class CustomStage(GenfabModel):
     """Samples per shard."""
 
 
+HOST_PATH_CEL = (
+    "self.startsWith('/') && self != '/' && !self.matches('(^|/)[.][.]?(/|$)') && !self.contains('//')"
+    " && !self.contains('\\\\')"
+)
+
+
+def _check_host_path(value: str) -> str:
+    """An absolute, normalised directory path that is not the root. Which host paths a cluster
+    allows at all is the operator's setting (the chart's `stages.hostPathPrefixes`)."""
+    if not value.startswith("/") or value == "/" or "//" in value or "\\" in value:
+        raise ValueError("must be an absolute directory path other than /, e.g. /var/cache/huggingface/hub")
+    if any(seg in (".", "..") for seg in value.split("/")):
+        raise ValueError("must not contain '.' or '..' path segments")
+    return value
+
+
+HostPath = Annotated[str, AfterValidator(_check_host_path), Field(
+    max_length=1024, json_schema_extra={"x-kubernetes-validations": [
+        {"rule": HOST_PATH_CEL, "message": "must be an absolute directory path other than /, without "
+                                           "'.' or '..' segments"}]})]
+
+
 class ModelSource(GenfabModel):
     """Where stage Pods load model weights from (`from_pretrained` of a local directory)."""
 
@@ -161,8 +196,10 @@ class ModelSource(GenfabModel):
     """Object-storage prefix holding one folder per model id; synced to local disk once per Pod."""
     persistent_volume_claim: DnsLabel | None = None
     """A PVC with the models, mounted read-only at /models."""
-    hub_cache: str | None = Field(None, max_length=1024)
-    """A Hugging Face hub cache directory already present on the node (hostPath)."""
+    hub_cache: HostPath | None = None
+    """A Hugging Face hub cache directory already present on the node (hostPath, mounted read-only).
+    The cluster's admins list the host paths they allow (chart `stages.hostPathPrefixes`; by default
+    none, which disables this form); locally, `genfab run` reads the folder itself."""
 
 
 class CommonSpec(GenfabModel):

@@ -46,7 +46,12 @@ CREDENTIAL_KEYS: tuple[tuple[str, bool], ...] = (
     (ENV_ACCESS_KEY_ID, False), (ENV_SECRET_ACCESS_KEY, False), (ENV_SESSION_TOKEN, True))
 """Storage Secret keys passed to stage Pods, and whether each is optional."""
 RESERVED_ENV_PREFIXES = ("GENFAB_", "AWS_")
-"""Names genfab sets itself."""
+"""Names genfab sets itself (custom stages cannot set them)."""
+RESERVED_ENV_NAMES = ("JOB_COMPLETION_INDEX",)
+
+
+def is_reserved_env(name: str) -> bool:
+    return name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV_NAMES
 
 # -- exit codes of a shard process
 EXIT_OK = 0
