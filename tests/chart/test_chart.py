@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from genfab.api.families import FAMILIES
 from genfab.api.resources import KINDS
 from genfab.operator.builders import Owner, build_job
+from genfab.operator.policy import ClusterPolicy
 from genfab.planner import plan, stage_config
 from tests.chart.conftest import CHART, ROOT, VALUE_SETS, run_helm
 
@@ -192,6 +193,25 @@ def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, 
     assert scene == "registry.lab.example/ml/genfab-scene@sha256:" + "a" * 64
     defaults = _stage_job(rendered["defaults"], monkeypatch, "albedo")
     assert defaults["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/genfab/genfab-cv:0.1.0"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("defaults", ClusterPolicy()),
+    ("everything", ClusterPolicy(
+        host_path_prefixes=("/var/cache/huggingface",),
+        tolerations=({"key": "lab/spot", "operator": "Equal", "value": "yes"},),
+        node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
+        gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        gpu_node_selector_keys=("nvidia.com/gpu.product",))),
+])
+def test_the_chart_sets_the_cluster_policy(rendered: dict[str, list[dict[str, Any]]], name: str,
+                                           expected: ClusterPolicy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What resources may ask of the cluster comes from the chart; by default only its GPU placement."""
+    from genfab.operator.settings import OperatorSettings
+
+    for key, value in _operator_env(rendered[name]).items():
+        monkeypatch.setenv(key, value)
+    assert OperatorSettings().policy == expected
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))

@@ -101,6 +101,14 @@ seccompProfile:
   value: {{ toJson .Values.stages.gpu.nodeSelector | quote }}
 - name: GENFAB_GPU_TOLERATIONS
   value: {{ toJson .Values.stages.gpu.tolerations | quote }}
+- name: GENFAB_HOST_PATH_PREFIXES
+  value: {{ toJson .Values.stages.hostPathPrefixes | quote }}
+- name: GENFAB_ALLOWED_TOLERATIONS
+  value: {{ toJson .Values.stages.placement.allowedTolerations | quote }}
+- name: GENFAB_ALLOWED_NODE_SELECTOR_KEYS
+  value: {{ toJson .Values.stages.placement.allowedNodeSelectorKeys | quote }}
+- name: GENFAB_ALLOWED_PRIORITY_CLASSES
+  value: {{ toJson .Values.stages.placement.allowedPriorityClasses | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
 - name: GENFAB_STAGE_UID

@@ -10,8 +10,8 @@ from pydantic.alias_generators import to_camel
 
 from genfab.api.base import GenfabModel, Rule, exactly_one
 from genfab.api.families import FAMILIES
-from genfab.contract.names import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
+from genfab.contract.names import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env
 
 
 class FloatRange(GenfabModel):
@@ -115,8 +115,8 @@ else:
     )
 
 
-RESERVED_ENV_CEL = " && ".join(
-    [f"!self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES] + [f"self.name != '{n}'" for n in RESERVED_ENV_NAMES])
+RESERVED_ENV_CEL = " && ".join([f"!self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES]
+                               + [f"self.name != '{n}'" for n in RESERVED_ENV_NAMES])
 
 
 class EnvVar(GenfabModel):

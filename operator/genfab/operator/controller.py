@@ -39,6 +39,7 @@ from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_p
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.observe import job_view, parse_time, unresolved_lost
+from genfab.operator.policy import policy_errors
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
@@ -158,6 +159,10 @@ class Controller:
         now = self.clock()
         try:
             resource = KINDS[kind].model_validate({k: v for k, v in body.items() if k != "status"})
+            refused = policy_errors(resource.spec, self.settings.policy)
+            if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
+                return self._write_status(key, body, previous, invalid_status(
+                    previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
             the_plan = plan(resource)
         except ValidationError as exc:
             message = "; ".join(str(e) for e in field_errors(exc))

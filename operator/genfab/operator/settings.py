@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from genfab.api.common import Storage, Toleration
+from genfab.api.common import HostPath, Storage, Toleration
 from genfab.api.families import FAMILIES
+from genfab.operator.policy import ClusterPolicy
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
@@ -81,3 +82,18 @@ class OperatorSettings:
     """Tolerations of GPU stage Pods when the stage sets none."""
     peering: str | None = field(default_factory=lambda: os.environ.get("GENFAB_PEERING") or None)
     """kopf peering name for HA (several replicas, one active); None runs standalone."""
+    host_path_prefixes: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_HOST_PATH_PREFIXES", list[HostPath], [])))
+    """Where `spec.models.hubCache` may mount a host path; empty disables host paths."""
+    allowed_tolerations: tuple[dict[str, Any], ...] = field(default_factory=lambda: tuple(
+        t.to_yaml_dict() for t in _env_json("GENFAB_ALLOWED_TOLERATIONS", list[Toleration], [])))
+    allowed_node_selector_keys: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_ALLOWED_NODE_SELECTOR_KEYS", list[str], [])))
+    allowed_priority_classes: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_ALLOWED_PRIORITY_CLASSES", list[str], [])))
+
+    @property
+    def policy(self) -> ClusterPolicy:
+        """What resources may ask of the cluster (besides the chart's own GPU placement)."""
+        return ClusterPolicy(self.host_path_prefixes, self.allowed_tolerations, self.allowed_node_selector_keys,
+                             self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector))

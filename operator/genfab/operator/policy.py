@@ -1,0 +1,91 @@
+"""What a namespace user may ask of the cluster through a genfab resource, decided by the cluster's
+admins (the chart's values) and checked by the operator before anything is created. Pure.
+
+A resource gives its user no more power than a Job in their own namespace, often less:
+- host paths (`spec.models.hubCache`) only under the prefixes the admins list (none by default);
+- tolerations, nodeSelector keys and priority classes only as the admins list them, besides the
+  chart's own GPU placement (a control-plane selector or an `operator: Exists` toleration is
+  refused unless listed).
+The CRD rejects what is always wrong (a relative path, `/`); these rules depend on the cluster, so
+they become an InvalidSpec condition naming the field, and no Job is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from genfab.api.common import CommonSpec, StageResources
+from genfab.api.errors import FieldError
+
+
+@dataclass(frozen=True)
+class ClusterPolicy:
+    host_path_prefixes: tuple[str, ...] = ()
+    """Directories under which `hubCache` may mount a host path (empty: host paths are disabled)."""
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    """Tolerations a resource may set (the chart's GPU tolerations are always allowed too)."""
+    node_selector_keys: tuple[str, ...] = ()
+    """nodeSelector keys a resource may set (the chart's GPU nodeSelector keys too)."""
+    priority_classes: tuple[str, ...] = ()
+    """PriorityClass names a resource may set."""
+    gpu_tolerations: tuple[Mapping[str, Any], ...] = field(default=())
+    gpu_node_selector_keys: tuple[str, ...] = ()
+
+
+def under(path: str, prefix: str) -> bool:
+    base = prefix.rstrip("/")
+    return path == base or path.startswith(base + "/")
+
+
+def _placements(spec: CommonSpec) -> Iterator[tuple[str, StageResources]]:
+    yield "spec.resources", spec.resources
+    for name, override in spec.stages.items():
+        yield f"spec.stages.{name}", override
+    for i, custom in enumerate(spec.custom_stages):
+        if custom.resources is not None:
+            yield f"spec.customStages[{i}].resources", custom.resources
+
+
+def _same_toleration(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal as Kubernetes reads them (operator Equal is the default; absent and empty are alike)."""
+    def norm(t: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (t.get("key") or "", t.get("operator") or "Equal", t.get("value") or "", t.get("effect") or "",
+                t.get("tolerationSeconds"))
+    return norm(a) == norm(b)
+
+
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def policy_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
+    """Every field of `spec` the cluster's policy does not allow, with what is allowed."""
+    errors: list[FieldError] = []
+    hub = spec.models.hub_cache if spec.models is not None else None
+    if hub is not None and not any(under(hub, p) for p in policy.host_path_prefixes):
+        allowed = (f"allowed prefixes: {_listed(policy.host_path_prefixes)}" if policy.host_path_prefixes
+                   else "host paths are disabled on this cluster")
+        errors.append(FieldError("spec.models.hubCache", f"host path not allowed ({allowed}; admins list them in the "
+                                 "chart value stages.hostPathPrefixes); use models.uri or "
+                                 "models.persistentVolumeClaim", repr(hub)))
+    tolerations = (*policy.gpu_tolerations, *policy.tolerations)
+    keys = (*policy.gpu_node_selector_keys, *policy.node_selector_keys)
+    for where, r in _placements(spec):
+        for i, t in enumerate(r.tolerations or ()):
+            value = t.to_yaml_dict()
+            if not any(_same_toleration(value, allowed) for allowed in tolerations):
+                errors.append(FieldError(f"{where}.tolerations[{i}]", "toleration not allowed on this cluster "
+                                         f"(allowed: {_listed([str(dict(a)) for a in tolerations])}; chart value "
+                                         "stages.placement.allowedTolerations)", repr(value)))
+        for key in (r.node_selector or {}):
+            if key not in keys:
+                errors.append(FieldError(f"{where}.nodeSelector", f"nodeSelector key {key!r} not allowed on this "
+                                         f"cluster (allowed keys: {_listed(keys)}; chart value "
+                                         "stages.placement.allowedNodeSelectorKeys)"))
+        if r.priority_class_name is not None and r.priority_class_name not in policy.priority_classes:
+            errors.append(FieldError(f"{where}.priorityClassName", "priority class not allowed on this cluster "
+                                     f"(allowed: {_listed(policy.priority_classes)}; chart value "
+                                     "stages.placement.allowedPriorityClasses)", repr(r.priority_class_name)))
+    return errors

@@ -1,0 +1,43 @@
+"""A hostile tenant against the real operator with the chart's default policy: what a resource must
+not obtain (a host path, a control-plane node, a system priority, a wildcard toleration, genfab's
+reserved env) ends as InvalidSpec naming the field, and no Job or ConfigMap is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.conftest import make_scenejob
+from tests.emulator.harness import Emulator
+from tests.emulator.test_scenarios import condition, wait_phase
+
+pytestmark = pytest.mark.emulator
+
+ATTEMPTS = [
+    ("host path", {"models": {"hubCache": "/var/lib/kubelet/pods"}}, "spec.models.hubCache",
+     "host paths are disabled"),
+    ("control-plane node", {"resources": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}},
+     "spec.resources.nodeSelector", "'node-role.kubernetes.io/control-plane' not allowed"),
+    ("system priority", {"stages": {"gaussians": {"priorityClassName": "system-node-critical"}}},
+     "spec.stages.gaussians.priorityClassName", "priority class not allowed"),
+    ("wildcard toleration", {"resources": {"tolerations": [{"operator": "Exists"}]}},
+     "spec.resources.tolerations[0]", "toleration not allowed"),
+    ("reserved env", {"customStages": [{"name": "scaffold", "image": "evil:1", "command": ["sh"],
+                                        "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}]},
+     "spec.customStages[0].env[0].name", "reserved by genfab"),
+]
+
+
+@pytest.mark.parametrize(("what", "spec", "path", "message"), ATTEMPTS, ids=[a[0] for a in ATTEMPTS])
+def test_refused_with_the_field_and_nothing_created(emu: Emulator, tmp_path: Path, what: str, spec: dict[str, Any],
+                                                     path: str, message: str) -> None:
+    doc = make_scenejob(tmp_path, **spec)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed")
+    invalid = condition(st, "InvalidSpec")
+    assert invalid["status"] == "True" and path in invalid["message"] and message in invalid["message"], invalid
+    assert not emu.objects("jobs", ns, f"genfab.dev/resource={doc['metadata']['name']}")
+    assert not emu.objects("configmaps", ns, f"genfab.dev/resource={doc['metadata']['name']}")

@@ -1,0 +1,48 @@
+"""The cluster policy the operator applies before creating anything (table tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from genfab.api import parse_resource
+from genfab.operator.policy import ClusterPolicy, policy_errors
+
+GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+CONFIGURED = ClusterPolicy(host_path_prefixes=("/var/cache/hf",), tolerations=({"key": "lab/spot", "value": "yes"},),
+                           node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
+                           gpu_tolerations=(GPU,), gpu_node_selector_keys=("nvidia.com/gpu.present",))
+
+
+def spec(**fields: Any) -> Any:
+    return parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
+        "spec": {"type": "relighting", "output": "s3://lab-out/team-a/d", "relighting": {"input": {"uri": "s3://lab-in/x"}},
+                 **fields}}).spec
+
+
+@pytest.mark.parametrize(("fields", "policy", "errors"), [
+    ({}, ClusterPolicy(), []),
+    ({"models": {"hubCache": "/var/cache/hf"}}, ClusterPolicy(), ["spec.models.hubCache"]),  # disabled by default
+    ({"models": {"hubCache": "/var/cache/hf/hub"}}, CONFIGURED, []),
+    ({"models": {"hubCache": "/var/cache/hfx"}}, CONFIGURED, ["spec.models.hubCache"]),  # a prefix, not a string
+    ({"models": {"hubCache": "/var/lib/kubelet"}}, CONFIGURED, ["spec.models.hubCache"]),
+    ({"resources": {"tolerations": [GPU]}}, CONFIGURED, []),  # the chart's own GPU placement
+    ({"resources": {"tolerations": [{"key": "lab/spot", "operator": "Equal", "value": "yes"}]}}, CONFIGURED, []),
+    ({"resources": {"tolerations": [{"operator": "Exists"}]}}, CONFIGURED, ["spec.resources.tolerations[0]"]),
+    ({"stages": {"segment": {"nodeSelector": {"nvidia.com/gpu.product": "H100", "nvidia.com/gpu.present": "true"}}}},
+     CONFIGURED, []),
+    ({"stages": {"segment": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}}}, CONFIGURED,
+     ["spec.stages.segment.nodeSelector"]),
+    ({"resources": {"priorityClassName": "lab-batch"}}, CONFIGURED, []),
+    ({"resources": {"priorityClassName": "system-node-critical"}}, CONFIGURED, ["spec.resources.priorityClassName"]),
+    ({"customStages": [{"name": "extra", "image": "x:1", "resources": {"priorityClassName": "system-cluster-critical",
+                                                                        "tolerations": [{"operator": "Exists"}]}}]},
+     CONFIGURED, ["spec.customStages[0].resources.tolerations[0]", "spec.customStages[0].resources.priorityClassName"]),
+])
+def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]) -> None:
+    found = policy_errors(spec(**fields), policy)
+    assert [e.path for e in found] == errors
+    for e in found:
+        assert "allowed" in e.message and "chart value" in e.message
