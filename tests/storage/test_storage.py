@@ -5,6 +5,7 @@ Both backends run the same tests (parametrized), so `file://` and `s3://` behave
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -184,3 +185,25 @@ def test_concurrent_many_round_trip(storage: Storage) -> None:
     items = [(f"many/{i:04d}.bin", bytes([i % 256]) * (i + 1)) for i in range(300)]
     assert storage.write_many(items, workers=8) == 300
     assert storage.read_many([k for k, _ in items], workers=8) == dict(items)
+
+
+def test_no_credential_reaches_a_log_at_debug_level(s3_endpoint: str, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """botocore and urllib3 at DEBUG print headers, canonical requests and signatures: with fake
+    credentials, none of their values (nor a signature) may appear in what the handlers get."""
+    key_id, secret, token = "AKIAFAKEKEYID0123456", "fake/SECRET+access+key+0123456789", "FwoGZXIvYXdzEFAKE-TOKEN-42"
+    settings = S3Settings(endpoint=s3_endpoint, addressing_style="path", access_key_id=key_id,
+                          secret_access_key=secret, session_token=token)
+    storage = open_storage(f"s3://{BUCKET}/logs", settings)
+    (tmp_path / "f.bin").write_bytes(b"x" * 1024)
+    with caplog.at_level(logging.DEBUG):
+        storage.write_bytes("a.txt", b"hello")
+        assert storage.read_bytes("a.txt") == b"hello"
+        storage.upload_file("f.bin", tmp_path / "f.bin")
+        assert [o.key for o in storage.list()] == ["a.txt", "f.bin"]
+        storage.delete_prefix("")
+    text = caplog.text
+    assert "CanonicalRequest" in text and "Signature=" in text, "botocore's debug output was not captured"
+    for value in (key_id, secret, token):
+        assert value not in text
+    assert not re.search(r"Signature=[0-9a-f]{16}", text)

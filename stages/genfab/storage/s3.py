@@ -23,9 +23,11 @@ from genfab.contract.names import (
     ENV_SECRET_ACCESS_KEY,
     ENV_SESSION_TOKEN,
 )
+from genfab.storage import redact
 from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
 
 T = TypeVar("T")
+redact.install()  # before any boto3 client exists: botocore logs credentials at DEBUG
 MiB = 1 << 20
 
 
@@ -69,6 +71,7 @@ class S3Settings:
         return cls(**values)
 
     def client(self) -> Any:
+        redact.remember(self.access_key_id, self.secret_access_key, self.session_token)
         config = Config(
             region_name=self.region,
             retries={"mode": "adaptive", "max_attempts": self.max_attempts},
