@@ -170,7 +170,13 @@ def test_every_container_runs_restricted(rendered: dict[str, list[dict[str, Any]
     deployment = of_kind(rendered[name], "Deployment")[0]
     _containers_secure(deployment["spec"]["template"]["spec"], f"{name}: operator")
     job = _stage_job(rendered[name], monkeypatch)
-    _containers_secure(job["spec"]["template"]["spec"], f"{name}: stage Pod")
+    pod = job["spec"]["template"]["spec"]
+    _containers_secure(pod, f"{name}: stage Pod")
+    # Bounded node disk: an ephemeral-storage request and limit, and the same size limit on /tmp.
+    (container,) = pod["containers"]
+    disk = container["resources"]["limits"]["ephemeral-storage"]
+    assert container["resources"]["requests"]["ephemeral-storage"] == disk == "50Gi"
+    assert all(v["emptyDir"].get("sizeLimit") == disk for v in pod["volumes"] if "emptyDir" in v)
 
 
 def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, list[dict[str, Any]]],

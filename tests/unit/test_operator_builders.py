@@ -153,3 +153,12 @@ def test_bad_chart_values_stop_the_operator_with_the_variable_and_field(
     with pytest.raises(ValueError, match=name) as info:
         OperatorSettings()
     assert wrong in str(info.value)
+
+
+def test_stage_pods_have_bounded_node_disk() -> None:
+    default = job_for()["spec"]["template"]["spec"]
+    sized = job_for(stages={"scaffold": {"ephemeralStorage": "120Gi"}})["spec"]["template"]["spec"]
+    for pod, disk in ((default, SETTINGS.stage_ephemeral_storage), (sized, "120Gi")):
+        resources = pod["containers"][0]["resources"]
+        assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"] == disk
+        assert next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"] == {"sizeLimit": disk}

@@ -111,6 +111,8 @@ seccompProfile:
   value: {{ toJson .Values.stages.placement.allowedPriorityClasses | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
+- name: GENFAB_STAGE_EPHEMERAL_STORAGE
+  value: {{ .Values.stages.ephemeralStorage | quote }}
 - name: GENFAB_STAGE_UID
   value: {{ .Values.stages.runAsUser | quote }}
 - name: GENFAB_DEFAULT_STORAGE

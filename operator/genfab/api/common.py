@@ -81,6 +81,10 @@ class StageResources(GenfabModel):
     """CPU request per Pod, e.g. `4` or `500m`."""
     memory: Quantity | None = None
     """Memory request and limit per Pod, e.g. `32Gi`."""
+    ephemeral_storage: Quantity | None = None
+    """Node disk per Pod (scratch `/tmp`: downloaded models, inputs, intermediate files), request and
+    limit, e.g. `100Gi` for a 20B diffusers pipeline copied from object storage. Default: the chart's
+    `stages.ephemeralStorage`."""
     node_selector: dict[str, str] | None = Field(None, max_length=32)
     """Node labels the Pods must match."""
     tolerations: list[Toleration] | None = Field(None, max_length=32)

@@ -108,10 +108,16 @@ def _model_volume(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str
     return [volume], [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
 
 
+def scratch(stage: PlannedStage, settings: OperatorSettings) -> str:
+    """Node disk a stage Pod may use: its ephemeral-storage limit and its `/tmp` emptyDir's size."""
+    return stage.resources.ephemeral_storage or settings.stage_ephemeral_storage
+
+
 def _resources(stage: PlannedStage, settings: OperatorSettings) -> dict[str, Any]:
     r = stage.resources
-    requests: dict[str, str] = {"cpu": r.cpu, "memory": r.memory}
-    limits: dict[str, str] = {"memory": r.memory}
+    disk = scratch(stage, settings)
+    requests: dict[str, str] = {"cpu": r.cpu, "memory": r.memory, "ephemeral-storage": disk}
+    limits: dict[str, str] = {"memory": r.memory, "ephemeral-storage": disk}
     if r.gpus:
         requests[settings.gpu_resource] = limits[settings.gpu_resource] = str(r.gpus)
     return {"requests": requests, "limits": limits}
@@ -172,7 +178,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
                             "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [{"name": "stage-config", "configMap": {"name": name}},
-                    {"name": "tmp", "emptyDir": {}}, *model_volumes],
+                    {"name": "tmp", "emptyDir": {"sizeLimit": scratch(stage, settings)}}, *model_volumes],
     }
     node_selector = {**(settings.gpu_node_selector if r.gpus else {}), **r.node_selector}
     tolerations = r.tolerations or (settings.gpu_tolerations if r.gpus else ())

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from genfab.api.common import HostPath, Storage, Toleration
 from genfab.api.families import FAMILIES
+from genfab.api.types import Quantity
 from genfab.operator.policy import ClusterPolicy
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
@@ -36,6 +37,14 @@ def _env_json(name: str, schema: Any, default: Any) -> Any:
         raise ValueError(f"{name}: {exc}") from None
 
 
+def _env_quantity(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    try:
+        return str(TypeAdapter(Quantity).validate_python(value))
+    except ValidationError as exc:
+        raise ValueError(f"{name}: {exc.errors()[0]['msg']}") from None
+
+
 def default_storage() -> Storage | None:
     value: Storage | None = _env_json("GENFAB_DEFAULT_STORAGE", Storage, None)
     return value
@@ -57,6 +66,9 @@ class OperatorSettings:
     """ServiceAccount of stage Pods: no RBAC rules, token not mounted (progress goes to storage)."""
     image_pull_policy: str = field(default_factory=lambda: os.environ.get("GENFAB_IMAGE_PULL_POLICY", "IfNotPresent"))
     run_as_user: int = field(default_factory=lambda: _env_int("GENFAB_STAGE_UID", 10001))
+    stage_ephemeral_storage: str = field(default_factory=lambda: _env_quantity("GENFAB_STAGE_EPHEMERAL_STORAGE",
+                                                                               "50Gi"))
+    """Node disk per stage Pod when the resource sets none (`stages.ephemeralStorage`)."""
     progress_seconds: float = field(default_factory=lambda: _env_float("GENFAB_PROGRESS_SECONDS", 10.0))
     """How often the shard reports of a running resource are read from storage."""
     resync_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RESYNC_SECONDS", 30.0))

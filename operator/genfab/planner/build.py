@@ -32,7 +32,7 @@ def _resources(base: StageDecl, spec: CommonSpec, name: str, custom: CustomStage
         layers.append(spec.stages[name])
     values: dict[str, Any] = {
         "gpus": gpus if gpus is not None else base.gpus, "cpu": base.cpu, "memory": base.memory,
-        "node_selector": {}, "tolerations": (), "priority_class_name": None,
+        "ephemeral_storage": None, "node_selector": {}, "tolerations": (), "priority_class_name": None,
     }
     for layer in layers:
         if layer.gpus is not None:
@@ -41,6 +41,8 @@ def _resources(base: StageDecl, spec: CommonSpec, name: str, custom: CustomStage
             values["cpu"] = layer.cpu
         if layer.memory is not None:
             values["memory"] = layer.memory
+        if layer.ephemeral_storage is not None:
+            values["ephemeral_storage"] = layer.ephemeral_storage
         if layer.node_selector is not None:
             values["node_selector"] = {**values["node_selector"], **layer.node_selector}
         if layer.tolerations is not None:

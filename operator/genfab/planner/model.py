@@ -15,6 +15,8 @@ class Resources:
     gpus: int
     cpu: str
     memory: str
+    ephemeral_storage: str | None = None
+    """None: the operator's default (the chart's `stages.ephemeralStorage`)."""
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     priority_class_name: str | None = None
