@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -52,6 +52,16 @@ class GenfabModel(BaseModel):
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """`enabled: 0` or `enabled: "yes"` is not a boolean: the CRD (type boolean) refuses it, and
+        so does genfab instead of coercing it."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation is bool and not isinstance(value, bool):
+            raise PydanticCustomError("bool_type", "Input should be true or false")
+        return value
 
     @model_validator(mode="after")
     def _check_rules(self) -> GenfabModel:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema, to_jsonable_python
 
-from genfab.api.resources import GROUP, KINDS, PLURALS, SHORT_NAMES, VERSION
+from genfab.api.resources import GROUP, KINDS, NAME_MAX, PLURALS, SHORT_NAMES, VERSION
 from genfab.api.status import ResourceStatus
 
 # Keywords Kubernetes accepts in a structural schema (the subset genfab emits).
@@ -185,6 +185,14 @@ def build_crd(kind: str) -> dict[str, Any]:
                                 "spec": spec_schema,
                                 "status": model_schema(ResourceStatus),
                             },
+                            # Child Jobs are `{name}-{stage}-{hash10}` within 63 characters; the API
+                            # server itself allows 253 (the same limit as genfab.api.resources.ObjectMeta).
+                            "x-kubernetes-validations": [{
+                                "rule": f"size(self.metadata.name) <= {NAME_MAX}",
+                                "message": f"metadata.name must be at most {NAME_MAX} characters (stage Job names "
+                                           "add the stage name and a config hash)",
+                                "fieldPath": ".metadata.name",
+                            }],
                         }
                     },
                 }

@@ -25,6 +25,8 @@ else:
     DatasetJobSpec = kind_spec("DatasetJob", DatasetJobBase)
     TuningRunSpec = kind_spec("TuningRun", TuningRunBase)
 
+NAME_MAX = 40
+"""Longest resource name: child Job names add `-{stage}-{hash10}` and must fit in 63 characters."""
 GROUP = "genfab.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -35,7 +37,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL_RE.pattern)
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=DNS_LABEL_RE.pattern)
     """Resource name: a DNS-1123 label of at most 40 characters (child Job names add the stage
     name and a config hash)."""
     namespace: str | None = Field(None, max_length=63, pattern=DNS_LABEL_RE.pattern)

@@ -27,7 +27,9 @@ QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$
 # CEL twin of `genfab.contract.paths` segment checks: no `.`/`..` path segment, no backslash, no NUL.
 NO_TRAVERSAL_CEL = (
     "!self.matches('(^|/)[.][.](/|$)') && !self.matches('[^/:]/[.](/|$)') && !self.contains('\\\\')"
+    " && !self.contains('\\u0000')"
 )
+URI_MAX = 1024
 
 
 def _pattern_check(regex: re.Pattern[str], what: str) -> Any:
@@ -42,15 +44,16 @@ def _pattern_check(regex: re.Pattern[str], what: str) -> Any:
 def _uri_schema(pattern: str) -> dict[str, Any]:
     return {
         "pattern": pattern,
-        "maxLength": 1024,
+        "maxLength": URI_MAX,
         "x-kubernetes-validations": [
-            {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments or backslashes"}
+            {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments, backslashes or NUL"}
         ],
     }
 
 
 StorageUri = Annotated[
     str,
+    Field(max_length=URI_MAX),
     AfterValidator(check_storage_uri),
     Field(json_schema_extra=_uri_schema(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/].*)?/?|file://.+)$")),
 ]
@@ -58,6 +61,7 @@ StorageUri = Annotated[
 
 InputUri = Annotated[
     str,
+    Field(max_length=URI_MAX),
     AfterValidator(check_input_uri),
     Field(
         json_schema_extra=_uri_schema(
@@ -75,7 +79,7 @@ RelativePath = Annotated[
         json_schema_extra={
             "pattern": r"^[^/\\]",
             "x-kubernetes-validations": [
-                {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments or backslashes"}
+                {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments, backslashes or NUL"}
             ],
         },
     ),
