@@ -101,6 +101,9 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
             for key in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(key, []), f"{role['metadata']['name']}: wildcard in {key}"
     cluster = grants([r for role in of_kind(docs, "ClusterRole") for r in role["rules"]])
+    secret_names = sorted({*values.get("rbac", {}).get("secretNames", []),
+                           *([values["storage"]["secret"]["name"]] if values.get("storage", {}).get("secret") else [])})
+    operator_rules = {k: v for k, v in OPERATOR_RULES.items() if k != ("", "secrets") or secret_names}
     peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
     expected_peering = {("kopf.dev", peering): {"get", "patch", "list", "watch"}} if ha else {}
     if namespaced:
@@ -108,14 +111,14 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
         roles = of_kind(docs, "Role")
         assert {r["metadata"]["namespace"] for r in roles} == set(values["operator"]["watchNamespaces"])
         for role in roles:
-            assert grants(role["rules"]) == {**OPERATOR_RULES, **expected_peering}
+            assert grants(role["rules"]) == {**operator_rules, **expected_peering}
     else:
-        assert cluster == {**OPERATOR_RULES, **OBSERVE_RULES, **expected_peering}
+        assert cluster == {**operator_rules, **OBSERVE_RULES, **expected_peering}
     for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
         for rule in role["rules"]:
-            if "secrets" in rule["resources"]:
+            if "secrets" in rule["resources"]:  # by name only, and only the Secrets the chart names
                 assert rule["verbs"] == ["get"]
-                assert rule.get("resourceNames") == (values.get("rbac", {}).get("secretNames") or None)
+                assert sorted(rule["resourceNames"]) == secret_names
             if "patch" in rule["verbs"] and rule["apiGroups"] == ["kopf.dev"]:
                 assert rule["resourceNames"] == [values["operator"]["ha"].get("peeringName", "genfab")]
 
@@ -208,7 +211,7 @@ def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, 
         tolerations=({"key": "lab/spot", "operator": "Equal", "value": "yes"},),
         node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
         gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
-        gpu_node_selector_keys=("nvidia.com/gpu.product",))),
+        gpu_node_selector_keys=("nvidia.com/gpu.product",), secret_names=("lab-s3",), default_secret="lab-s3")),
 ])
 def test_the_chart_sets_the_cluster_policy(rendered: dict[str, list[dict[str, Any]]], name: str,
                                            expected: ClusterPolicy, monkeypatch: pytest.MonkeyPatch) -> None:

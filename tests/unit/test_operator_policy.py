@@ -12,13 +12,15 @@ from genfab.operator.policy import ClusterPolicy, policy_errors
 GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 CONFIGURED = ClusterPolicy(host_path_prefixes=("/var/cache/hf",), tolerations=({"key": "lab/spot", "value": "yes"},),
                            node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
-                           gpu_tolerations=(GPU,), gpu_node_selector_keys=("nvidia.com/gpu.present",))
+                           gpu_tolerations=(GPU,), gpu_node_selector_keys=("nvidia.com/gpu.present",),
+                           secret_names=("lab-s3", "team-a-s3"), default_secret="lab-s3")
+S3 = {"output": "s3://lab-out/team-a/d"}
 
 
 def spec(**fields: Any) -> Any:
     return parse_resource({
         "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
-        "spec": {"type": "relighting", "output": "s3://lab-out/team-a/d", "relighting": {"input": {"uri": "s3://lab-in/x"}},
+        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "s3://lab-in/x"}},
                  **fields}}).spec
 
 
@@ -40,9 +42,16 @@ def spec(**fields: Any) -> Any:
     ({"customStages": [{"name": "extra", "image": "x:1", "resources": {"priorityClassName": "system-cluster-critical",
                                                                         "tolerations": [{"operator": "Exists"}]}}]},
      CONFIGURED, ["spec.customStages[0].resources.tolerations[0]", "spec.customStages[0].resources.priorityClassName"]),
+    # storage: the resource's Secret (or the chart's default), by name; never the operator's own credentials
+    (S3, ClusterPolicy(), ["spec.storage"]),
+    (S3, ClusterPolicy(ambient_credentials=True), []),
+    (S3, CONFIGURED, []),  # the chart's default Secret
+    ({**S3, "storage": {"secretRef": {"name": "team-a-s3"}}}, CONFIGURED, []),
+    ({**S3, "storage": {"secretRef": {"name": "team-b-s3"}}}, CONFIGURED, ["spec.storage.secretRef.name"]),
+    ({**S3, "storage": {"endpoint": "http://minio:9000"}}, CONFIGURED, ["spec.storage.secretRef"]),
 ])
 def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]) -> None:
     found = policy_errors(spec(**fields), policy)
     assert [e.path for e in found] == errors
     for e in found:
-        assert "allowed" in e.message and "chart value" in e.message
+        assert ("allowed" in e.message or "required" in e.message) and "chart" in e.message

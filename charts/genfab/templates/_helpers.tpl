@@ -87,6 +87,13 @@ seccompProfile:
 {{- end -}}
 
 {{/* The operator's environment: the settings genfab.operator.settings reads. */}}
+{{- /* The Secrets the operator may read: rbac.secretNames plus the chart's storage Secret (JSON list). */ -}}
+{{- define "genfab.secretNames" -}}
+{{- $names := .Values.rbac.secretNames | default list -}}
+{{- if .Values.storage.secret.name -}}{{- $names = append $names .Values.storage.secret.name -}}{{- end -}}
+{{- toJson ($names | uniq) -}}
+{{- end -}}
+
 {{- define "genfab.operatorEnv" -}}
 {{- $root := . -}}
 {{- range $family := keys .Values.stages.images.overrides | sortAlpha }}
@@ -109,6 +116,10 @@ seccompProfile:
   value: {{ toJson .Values.stages.placement.allowedNodeSelectorKeys | quote }}
 - name: GENFAB_ALLOWED_PRIORITY_CLASSES
   value: {{ toJson .Values.stages.placement.allowedPriorityClasses | quote }}
+- name: GENFAB_SECRET_NAMES
+  value: {{ include "genfab.secretNames" . | quote }}
+- name: GENFAB_AMBIENT_CREDENTIALS
+  value: {{ .Values.storage.ambientCredentials | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
 - name: GENFAB_STAGE_EPHEMERAL_STORAGE

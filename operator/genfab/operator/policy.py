@@ -32,6 +32,12 @@ class ClusterPolicy:
     """PriorityClass names a resource may set."""
     gpu_tolerations: tuple[Mapping[str, Any], ...] = field(default=())
     gpu_node_selector_keys: tuple[str, ...] = ()
+    secret_names: tuple[str, ...] = ()
+    """Storage Secrets the operator may read (a resource's `storage.secretRef` must be one)."""
+    default_secret: str | None = None
+    """The chart's storage Secret, used by resources that set no `storage`."""
+    ambient_credentials: bool = False
+    """Whether a resource without a Secret may use the operator's own storage credentials."""
 
 
 def under(path: str, prefix: str) -> bool:
@@ -60,6 +66,28 @@ def _listed(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
+def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
+    """The operator reads a resource's storage (sample listing, shard reports) with the resource's
+    Secret only, never with its own credentials, and only Secrets the chart names."""
+    if not spec.output.startswith("s3://"):
+        return []
+    secret = spec.storage.secret_ref.name if spec.storage is not None and spec.storage.secret_ref else None
+    where = "spec.storage.secretRef"
+    if secret is None and spec.storage is None:
+        secret, where = policy.default_secret, "spec.storage"
+    if secret is None:
+        if policy.ambient_credentials:
+            return []
+        return [FieldError(where, "a Secret with the storage credentials is required on this cluster: the operator "
+                           "never reads a resource's storage with its own credentials (set storage.secretRef, or "
+                           "the chart's storage.secret.name as the namespaces' default)")]
+    if secret not in policy.secret_names:
+        return [FieldError(f"{where}.name" if where.endswith("secretRef") else where,
+                           f"Secret {secret!r} is not one the operator may read (allowed: "
+                           f"{_listed(policy.secret_names)}; chart values rbac.secretNames, storage.secret.name)")]
+    return []
+
+
 def policy_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
     """Every field of `spec` the cluster's policy does not allow, with what is allowed."""
     errors: list[FieldError] = []
@@ -70,6 +98,7 @@ def policy_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
         errors.append(FieldError("spec.models.hubCache", f"host path not allowed ({allowed}; admins list them in the "
                                  "chart value stages.hostPathPrefixes); use models.uri or "
                                  "models.persistentVolumeClaim", repr(hub)))
+    errors.extend(_storage_errors(spec, policy))
     tolerations = (*policy.gpu_tolerations, *policy.tolerations)
     keys = (*policy.gpu_node_selector_keys, *policy.node_selector_keys)
     for where, r in _placements(spec):

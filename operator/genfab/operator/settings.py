@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from genfab.api.common import HostPath, Storage, Toleration
 from genfab.api.families import FAMILIES
-from genfab.api.types import Quantity
+from genfab.api.types import DnsLabel, Quantity
 from genfab.operator.policy import ClusterPolicy
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
@@ -103,9 +103,18 @@ class OperatorSettings:
         _env_json("GENFAB_ALLOWED_NODE_SELECTOR_KEYS", list[str], [])))
     allowed_priority_classes: tuple[str, ...] = field(default_factory=lambda: tuple(
         _env_json("GENFAB_ALLOWED_PRIORITY_CLASSES", list[str], [])))
+    secret_names: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_SECRET_NAMES", list[DnsLabel], [])))
+    """Storage Secrets the operator may read (its RBAC grants `get` on exactly these)."""
+    ambient_credentials: bool = field(
+        default_factory=lambda: os.environ.get("GENFAB_AMBIENT_CREDENTIALS", "false").lower() == "true")
+    """Resources without a Secret may use the operator's own (ambient) storage credentials."""
 
     @property
     def policy(self) -> ClusterPolicy:
         """What resources may ask of the cluster (besides the chart's own GPU placement)."""
+        default = self.default_storage.secret_ref if self.default_storage is not None else None
         return ClusterPolicy(self.host_path_prefixes, self.allowed_tolerations, self.allowed_node_selector_keys,
-                             self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector))
+                             self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector),
+                             self.secret_names, default.name if default is not None else None,
+                             self.ambient_credentials)
