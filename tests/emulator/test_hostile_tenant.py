@@ -4,13 +4,15 @@ reserved env) ends as InvalidSpec naming the field, and no Job or ConfigMap is c
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.emulator.conftest import make_scenejob
-from tests.emulator.harness import Emulator
+from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.test_scenarios import condition, wait_phase
 
 pytestmark = pytest.mark.emulator
@@ -44,3 +46,44 @@ def test_refused_with_the_field_and_nothing_created(emu: Emulator, tmp_path: Pat
     assert invalid["status"] == "True" and path in invalid["message"] and message in invalid["message"], invalid
     assert not emu.objects("jobs", ns, f"genfab.dev/resource={doc['metadata']['name']}")
     assert not emu.objects("configmaps", ns, f"genfab.dev/resource={doc['metadata']['name']}")
+
+
+@pytest.fixture(scope="module")
+def bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Path]]:
+    """An emulator and an operator whose chart binds each namespace to `file://{root}/{namespace}/`."""
+    root = tmp_path_factory.mktemp("tenants")
+    emu = Emulator().start()
+    op = OperatorProcess(emu, tmp_path_factory.mktemp("bound-operator"),
+                         GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/"]})).start()
+    try:
+        emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
+        yield emu, root
+    finally:
+        op.stop()
+        emu.stop()
+
+
+def scenejob(root: Path, namespace: str, name: str, output_ns: str) -> dict[str, Any]:
+    inputs = root / namespace / "in"
+    inputs.mkdir(parents=True, exist_ok=True)
+    (inputs / "img_00.png").write_bytes(b"png")
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"pipeline": "worldexplorer", "input": {"datasetUri": f"file://{inputs}", "samples": [
+                {"index": 0, "photorealistic": {"path": "img_00.png"}}]}, "output": f"file://{root}/{output_ns}/out"}}
+
+
+def test_an_output_under_another_namespace_is_refused_and_left_untouched(bound: tuple[Emulator, Path]) -> None:
+    emu, root = bound
+    (root / "team-b" / "out").mkdir(parents=True)
+    (root / "team-b" / "out" / "keep.txt").write_text("team-b's data")
+    hostile = scenejob(root, "team-a", "steal", "team-b")
+    own = scenejob(root, "team-a", "mine", "team-a")
+    emu.apply(hostile)
+    emu.apply(own)
+    st = wait_phase(emu, hostile, "Failed")
+    invalid = condition(st, "InvalidSpec")
+    assert "spec.output" in invalid["message"] and "outside this namespace's storage" in invalid["message"]
+    assert not emu.objects("jobs", "team-a", "genfab.dev/resource=steal")
+    assert [p.name for p in (root / "team-b" / "out").iterdir()] == ["keep.txt"]  # nothing written there
+    # The same tenant inside its own prefix is planned and runs.
+    emu.wait("own resource's first Job", lambda: emu.objects("jobs", "team-a", "genfab.dev/resource=mine"), 30)

@@ -55,3 +55,29 @@ def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]
     assert [e.path for e in found] == errors
     for e in found:
         assert ("allowed" in e.message or "required" in e.message) and "chart" in e.message
+
+
+PREFIXES = ClusterPolicy(storage_prefixes={"*": ("s3://lab-data/{namespace}/",),
+                                           "vision": ("s3://lab-data/vision/", "s3://shared-datasets/")},
+                         ambient_credentials=True)
+
+
+@pytest.mark.parametrize(("namespace", "fields", "errors"), [
+    ("team-a", {"output": "s3://lab-data/team-a/run"}, []),
+    ("team-a", {"output": "s3://lab-data/team-b/run"}, ["spec.output"]),
+    ("team-a", {"output": "s3://lab-data/team-ab/run"}, ["spec.output"]),  # prefixes match whole segments
+    ("vision", {"output": "s3://lab-data/vision/x", "relighting": {"input": {"uri": "s3://shared-datasets/p"}}}, []),
+    ("vision", {"output": "s3://lab-data/vision/x", "models": {"uri": "s3://lab-data/team-a/models"}},
+     ["spec.models.uri"]),
+    ("team-a", {"output": "s3://lab-data/team-a/x", "relighting": {"input": {"uri": "file:///etc"}}},
+     ["spec.relighting.input.uri"]),
+])
+def test_storage_is_bound_to_the_namespace(namespace: str, fields: dict[str, Any], errors: list[str]) -> None:
+    base = {"relighting": {"input": {"uri": f"s3://lab-data/{namespace}/in"}}}
+    found = policy_errors(spec(**{**base, **fields}), PREFIXES, namespace)
+    assert [e.path for e in found] == errors
+    assert all("storage.prefixes" in e.message for e in found)
+
+
+def test_no_prefixes_means_unrestricted_storage() -> None:
+    assert policy_errors(spec(output="s3://anywhere/x"), ClusterPolicy(ambient_credentials=True), "team-a") == []

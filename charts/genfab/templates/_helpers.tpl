@@ -118,6 +118,8 @@ seccompProfile:
   value: {{ toJson .Values.stages.placement.allowedPriorityClasses | quote }}
 - name: GENFAB_SECRET_NAMES
   value: {{ include "genfab.secretNames" . | quote }}
+- name: GENFAB_STORAGE_PREFIXES
+  value: {{ toJson .Values.storage.prefixes | quote }}
 - name: GENFAB_AMBIENT_CREDENTIALS
   value: {{ .Values.storage.ambientCredentials | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT

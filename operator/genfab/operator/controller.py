@@ -159,7 +159,7 @@ class Controller:
         now = self.clock()
         try:
             resource = KINDS[kind].model_validate({k: v for k, v in body.items() if k != "status"})
-            refused = policy_errors(resource.spec, self.settings.policy)
+            refused = policy_errors(resource.spec, self.settings.policy, namespace)
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))

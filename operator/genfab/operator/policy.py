@@ -38,6 +38,9 @@ class ClusterPolicy:
     """The chart's storage Secret, used by resources that set no `storage`."""
     ambient_credentials: bool = False
     """Whether a resource without a Secret may use the operator's own storage credentials."""
+    storage_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Namespace -> the storage URI prefixes its resources may read and write (`{namespace}` stands
+    for the namespace; `*` applies to namespaces not listed). Empty: storage is not restricted."""
 
 
 def under(path: str, prefix: str) -> bool:
@@ -88,9 +91,39 @@ def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]
     return []
 
 
-def policy_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
+def allowed_prefixes(policy: ClusterPolicy, namespace: str) -> tuple[str, ...] | None:
+    """The storage prefixes of `namespace` (None: unrestricted)."""
+    if not policy.storage_prefixes:
+        return None
+    found = policy.storage_prefixes.get(namespace, policy.storage_prefixes.get("*", ()))
+    return tuple(p.replace("{namespace}", namespace) for p in found)
+
+
+def _uris(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every storage URI in a spec (`s3://`, `file://`), with its camelCase field path."""
+    if isinstance(value, str):
+        if value.startswith(("s3://", "file://")):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _uris(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _uris(item, f"{path}[{i}]")
+
+
+def _prefix_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str) -> list[FieldError]:
+    prefixes = allowed_prefixes(policy, namespace)
+    if prefixes is None:
+        return []
+    return [FieldError(path, f"outside this namespace's storage (allowed prefixes for {namespace}: "
+                       f"{_listed(prefixes)}; chart value storage.prefixes)", repr(uri))
+            for path, uri in _uris(spec.to_yaml_dict(), "spec") if not any(under(uri, p) for p in prefixes)]
+
+
+def policy_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str = "") -> list[FieldError]:
     """Every field of `spec` the cluster's policy does not allow, with what is allowed."""
-    errors: list[FieldError] = []
+    errors: list[FieldError] = _prefix_errors(spec, policy, namespace)
     hub = spec.models.hub_cache if spec.models is not None else None
     if hub is not None and not any(under(hub, p) for p in policy.host_path_prefixes):
         allowed = (f"allowed prefixes: {_listed(policy.host_path_prefixes)}" if policy.host_path_prefixes

@@ -106,6 +106,9 @@ class OperatorSettings:
     secret_names: tuple[str, ...] = field(default_factory=lambda: tuple(
         _env_json("GENFAB_SECRET_NAMES", list[DnsLabel], [])))
     """Storage Secrets the operator may read (its RBAC grants `get` on exactly these)."""
+    storage_prefixes: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
+        ns: tuple(p) for ns, p in _env_json("GENFAB_STORAGE_PREFIXES", dict[str, list[str]], {}).items()})
+    """Namespace -> storage URI prefixes its resources may use (`*`: the others); empty: unrestricted."""
     ambient_credentials: bool = field(
         default_factory=lambda: os.environ.get("GENFAB_AMBIENT_CREDENTIALS", "false").lower() == "true")
     """Resources without a Secret may use the operator's own (ambient) storage credentials."""
@@ -117,4 +120,4 @@ class OperatorSettings:
         return ClusterPolicy(self.host_path_prefixes, self.allowed_tolerations, self.allowed_node_selector_keys,
                              self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector),
                              self.secret_names, default.name if default is not None else None,
-                             self.ambient_credentials)
+                             self.ambient_credentials, self.storage_prefixes)
