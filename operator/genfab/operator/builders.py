@@ -145,9 +145,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)})
-    storage_env = _storage_env(effective_storage(spec, settings))
-    taken = {e["name"] for e in storage_env}
-    env = [{"name": k, "value": v} for k, v in values.items() if k not in taken] + storage_env
+    # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
+    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings))
     model_volumes, model_mounts = _model_volume(spec)
     command, args = stage_command(stage)
     container: dict[str, Any] = {
