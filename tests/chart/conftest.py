@@ -13,37 +13,11 @@ from tests.helpers import ROOT, helm_binary
 
 CHART = ROOT / "charts" / "genfab"
 
-VALUE_SETS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "namespaced": {"operator": {"watchNamespaces": ["lab-a", "lab-b"]}, "rbac": {"secretNames": ["lab-s3"]}},
-    "ha": {"operator": {"replicas": 3, "ha": {"enabled": True, "peeringName": "genfab-ha"}}},
-    "everything": {
-        "operator": {"replicas": 2, "ha": {"enabled": True}, "watchNamespaces": ["lab-a", "lab-b"]},
-        "imagePullSecrets": ["regcred"],
-        "storage": {"endpoint": "http://minio.storage:9000", "addressingStyle": "path",
-                    "secret": {"name": "lab-s3", "create": True, "accessKeyId": "AKIAEXAMPLE",
-                               "secretAccessKey": "example-secret"}},
-        "kueue": {"defaultQueue": "lab-gpus"},
-        "rbac": {"secretNames": ["lab-s3"]},
-        "stages": {"images": {"registry": "registry.lab.example/ml", "tag": "2026.11",
-                              "overrides": {"scene": "registry.lab.example/ml/genfab-scene@sha256:" + "a" * 64}},
-                   "gpu": {"resourceName": "nvidia.com/mig-3g.40gb",
-                           "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-                           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
-                   "hostPathPrefixes": ["/var/cache/huggingface"],
-                   "placement": {"allowedTolerations": [{"key": "lab/spot", "operator": "Equal", "value": "yes"}],
-                                 "allowedNodeSelectorKeys": ["nvidia.com/gpu.product"],
-                                 "allowedPriorityClasses": ["lab-batch"]}},
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
-                    "podMonitor": {"enabled": True}},
-        "alerts": {"enabled": True, "alertLabels": {"team": "vision"}},
-        "dashboard": {"namespace": "monitoring", "annotations": {"grafana_folder": "genfab"}},
-        "networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.1/32"],
-                          "metricsFrom": [{"namespaceSelector": {"matchLabels": {
-                              "kubernetes.io/metadata.name": "monitoring"}}}],
-                          "storageTo": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]},
-    },
-}
+VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}} | {
+    path.name.removesuffix("-values.yaml"): yaml.safe_load(path.read_text())
+    for path in sorted((CHART / "ci").glob("*-values.yaml"))}
+"""The value sets the chart tier renders: the defaults and every file in charts/genfab/ci/ (helm
+chart-testing's convention; scripts/scan_chart.sh scans the same files)."""
 
 
 @pytest.fixture(scope="session")

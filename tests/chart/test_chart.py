@@ -33,7 +33,9 @@ OPERATOR_RULES = {
     ("", "pods"): {"get", "list", "watch"},
     ("", "secrets"): {"get"},
     ("", "events"): {"create"},
+    ("", "serviceaccounts"): {"get"},
 }
+STAGE_NETWORK_POLICY_RULE = {("networking.k8s.io", "networkpolicies"): {"get"}}
 OBSERVE_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 
 
@@ -104,6 +106,8 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
     secret_names = sorted({*values.get("rbac", {}).get("secretNames", []),
                            *([values["storage"]["secret"]["name"]] if values.get("storage", {}).get("secret") else [])})
     operator_rules = {k: v for k, v in OPERATOR_RULES.items() if k != ("", "secrets") or secret_names}
+    if values.get("networkPolicy", {}).get("enabled"):
+        operator_rules |= STAGE_NETWORK_POLICY_RULE
     peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
     expected_peering = {("kopf.dev", peering): {"get", "patch", "list", "watch"}} if ha else {}
     if namespaced:
@@ -119,6 +123,8 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
             if "secrets" in rule["resources"]:  # by name only, and only the Secrets the chart names
                 assert rule["verbs"] == ["get"]
                 assert sorted(rule["resourceNames"]) == secret_names
+            if rule["resources"] in (["serviceaccounts"], ["networkpolicies"]):  # the stage objects, by name
+                assert rule["verbs"] == ["get"] and rule["resourceNames"] in (["genfab-stage"], ["genfab-stages"])
             if "patch" in rule["verbs"] and rule["apiGroups"] == ["kopf.dev"]:
                 assert rule["resourceNames"] == [values["operator"]["ha"].get("peeringName", "genfab")]
 
@@ -189,7 +195,7 @@ def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, 
     kubernetes_validate.validate(job, "1.35", strict=True)
     pod = job["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["image"] == "registry.lab.example/ml/genfab-segment:2026.11"
+    assert c["image"] == "registry.lab.example/ml/genfab-segment@sha256:" + "e" * 64  # digest wins over the tag
     assert c["resources"]["limits"]["nvidia.com/mig-3g.40gb"] == "1"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -254,12 +260,46 @@ def test_crds_in_the_chart_equal_the_generated_ones(rendered: dict[str, list[dic
         assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes()
 
 
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_every_namespace_with_stage_pods_is_prepared(rendered: dict[str, list[dict[str, Any]]], name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage ServiceAccount, NetworkPolicy and created Secret exist in every namespace the chart
+    prepares (watched ones, else the release's plus stages.tenantNamespaces), and the operator is told
+    what to check for in any other namespace before it creates a Job there."""
+    from genfab.operator.settings import OperatorSettings
+
+    docs, values = rendered[name], VALUE_SETS[name]
+    prepared = set(values.get("operator", {}).get("watchNamespaces", [])) or {
+        "genfab-system", *values.get("stages", {}).get("tenantNamespaces", [])}
+    netpol = values.get("networkPolicy", {}).get("enabled", False)
+    created_secret = values.get("storage", {}).get("secret", {}).get("create", False)
+
+    def where(kind: str, object_name: str) -> set[str]:
+        return {d["metadata"]["namespace"] for d in of_kind(docs, kind) if d["metadata"]["name"] == object_name}
+    assert where("ServiceAccount", "genfab-stage") == prepared
+    assert where("NetworkPolicy", "genfab-stages") == (prepared if netpol else set())
+    assert where("Secret", "lab-s3") == (prepared if created_secret else set())
+    for key, value in _operator_env(docs).items():
+        monkeypatch.setenv(key, value)
+    settings = OperatorSettings()
+    assert settings.stage_service_account == "genfab-stage"
+    assert settings.stage_network_policy == ("genfab-stages" if netpol else None)
+    assert settings.custom_stage_credentials is values.get("stages", {}).get("customStageCredentials", True)
+
+
+def test_stage_images_can_be_pinned_by_digest(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    env = _operator_env(rendered["shared"])
+    assert env["GENFAB_IMAGE_CV"] == "ghcr.io/genfab/genfab-cv@sha256:" + "b" * 64
+    assert env["GENFAB_IMAGE_SCENE"] == "ghcr.io/genfab/genfab-scene:0.1.0"
+
+
 def test_stage_image_families_follow_the_catalog() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
-    assert tuple(sorted(values["stages"]["images"]["overrides"])) == tuple(sorted(FAMILIES))
-    overrides = schema["properties"]["stages"]["properties"]["images"]["properties"]["overrides"]
-    assert sorted(overrides["properties"]) == sorted(FAMILIES) == sorted(overrides["required"])
+    for per_family in ("overrides", "digests"):
+        assert tuple(sorted(values["stages"]["images"][per_family])) == tuple(sorted(FAMILIES))
+        listed = schema["properties"]["stages"]["properties"]["images"]["properties"][per_family]
+        assert sorted(listed["properties"]) == sorted(FAMILIES) == sorted(listed["required"])
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -269,6 +309,9 @@ def test_stage_image_families_follow_the_catalog() -> None:
     ({"storage": {"endpoint": "minio:9000"}}, "at '/storage/endpoint'"),
     ({"storage": {"secret": {"name": "s3", "create": True}}}, "needs storage.secret.accessKeyId"),
     ({"operator": {"watchNamespaces": ["Lab_A"]}}, "at '/operator/watchNamespaces/0'"),
+    ({"operator": {"watchNamespaces": ["lab-a"]}, "stages": {"tenantNamespaces": ["lab-b"]}},
+     "stages.tenantNamespaces is for cluster-wide mode"),
+    ({"stages": {"images": {"digests": {"cv": "latest"}}}}, "at '/stages/images/digests/cv'"),
     ({"stages": {"gpu": {"tolerations": [{"operator": "Sometimes"}]}}}, "at '/stages/gpu/tolerations/0/operator'"),
     ({"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}},
      "metrics.serviceMonitor.enabled needs metrics.service.enabled"),

@@ -39,6 +39,8 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "v1/pods": ("Pod", True, ("status",)),
     "v1/configmaps": ("ConfigMap", True, ()),
     "v1/secrets": ("Secret", True, ()),
+    "v1/serviceaccounts": ("ServiceAccount", True, ()),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, ()),
     "v1/events": ("Event", True, ()),
     "v1/namespaces": ("Namespace", False, ()),
 }

@@ -26,6 +26,10 @@ from tests.emulator.kubelet import Kubelet
 T = TypeVar("T")
 PLURAL = {"SceneJob": "scenejobs", "DatasetJob": "datasetjobs", "TuningRun": "tuningruns"}
 REPO = Path(__file__).resolve().parents[2]
+STAGE_ACCOUNT = "genfab-stage"
+"""The chart's default stages.serviceAccount.name, which the operator also defaults to."""
+STAGE_NETWORK_POLICY = "genfab-stages"
+"""The chart's stage NetworkPolicy for a release named genfab."""
 
 
 def free_port() -> int:
@@ -84,11 +88,26 @@ class Emulator:
         return path
 
     # -- kubectl-like helpers
-    def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Create the resource, or patch its spec (a GitOps sync) when it exists."""
+    def prepare_namespace(self, ns: str) -> None:
+        """What the chart renders into a tenant namespace: the stage Pods' ServiceAccount and NetworkPolicy."""
+        objects = {"serviceaccounts": {"metadata": {"name": STAGE_ACCOUNT}, "automountServiceAccountToken": False},
+                   "networkpolicies": {"metadata": {"name": STAGE_NETWORK_POLICY}, "spec": {
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "genfab"}}}}}
+
+        def go() -> None:
+            for plural, body in objects.items():
+                if (res_for(plural), ns, body["metadata"]["name"]) not in self.cluster.store:
+                    self.cluster.create(res_for(plural), ns, copy.deepcopy(body))
+        self.call(go)
+
+    def apply(self, doc: dict[str, Any], prepare: bool = True) -> dict[str, Any]:
+        """Create the resource, or patch its spec (a GitOps sync) when it exists. `prepare`: first give
+        its namespace what the chart renders into tenant namespaces (`prepare_namespace`)."""
         res = res_of(f"genfab.dev/v1alpha1/{PLURAL[doc['kind']]}")
         ns = doc["metadata"].get("namespace", "default")
         key = (res, ns, doc["metadata"]["name"])
+        if prepare:
+            self.prepare_namespace(ns)
 
         def go() -> dict[str, Any]:
             if key in self.cluster.store:

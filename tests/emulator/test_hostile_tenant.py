@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.conftest import make_scenejob
-from tests.emulator.harness import Emulator, OperatorProcess
+from tests.emulator.harness import STAGE_ACCOUNT, STAGE_NETWORK_POLICY, Emulator, OperatorProcess
 from tests.emulator.test_scenarios import condition, wait_phase
 
 pytestmark = pytest.mark.emulator
@@ -50,11 +50,17 @@ def test_refused_with_the_field_and_nothing_created(emu: Emulator, tmp_path: Pat
 
 @pytest.fixture(scope="module")
 def bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Path]]:
-    """An emulator and an operator whose chart binds each namespace to `file://{root}/{namespace}/`."""
+    """An emulator and an operator configured like a shared cluster's chart: each namespace bound to
+`file://{root}/{namespace}/` and `s3://lab-out/{namespace}/`, the storage Secret `lab-s3`, stage
+NetworkPolicies on, no storage credentials for custom stages."""
     root = tmp_path_factory.mktemp("tenants")
     emu = Emulator().start()
     op = OperatorProcess(emu, tmp_path_factory.mktemp("bound-operator"),
-                         GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/"]})).start()
+                         GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/",
+                                                                   "s3://lab-out/{namespace}/"]}),
+                         GENFAB_SECRET_NAMES=json.dumps(["lab-s3"]),
+                         GENFAB_STAGE_NETWORK_POLICY=STAGE_NETWORK_POLICY,
+                         GENFAB_CUSTOM_STAGE_CREDENTIALS="false").start()
     try:
         emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
         yield emu, root
@@ -87,3 +93,49 @@ def test_an_output_under_another_namespace_is_refused_and_left_untouched(bound: 
     assert [p.name for p in (root / "team-b" / "out").iterdir()] == ["keep.txt"]  # nothing written there
     # The same tenant inside its own prefix is planned and runs.
     emu.wait("own resource's first Job", lambda: emu.objects("jobs", "team-a", "genfab.dev/resource=mine"), 30)
+
+
+def test_an_unprepared_namespace_gets_no_job_until_an_admin_prepares_it(bound: tuple[Emulator, Path]) -> None:
+    """Cluster-wide mode: a namespace the chart did not prepare lacks the stage ServiceAccount and
+    NetworkPolicy. The resource is Stalled naming both, nothing is created; once they exist it runs."""
+    emu, root = bound
+    doc = scenejob(root, "team-c", "early", "team-c")
+    emu.apply(doc, prepare=False)
+    stalled = emu.wait("NamespaceNotReady", lambda: next(
+        (c for c in emu.status("SceneJob", "early", "team-c").get("conditions", [])
+         if c["type"] == "Stalled" and c["status"] == "True"), None), 30)
+    assert stalled["reason"] == "NamespaceNotReady"
+    for text in (f"ServiceAccount {STAGE_ACCOUNT!r}", f"NetworkPolicy {STAGE_NETWORK_POLICY!r}", "team-c"):
+        assert text in stalled["message"], stalled
+    assert emu.status("SceneJob", "early", "team-c")["phase"] == "Pending"
+    assert not emu.objects("jobs", "team-c") and not emu.objects("configmaps", "team-c")
+    emu.prepare_namespace("team-c")  # what `stages.tenantNamespaces: [team-c]` renders
+    emu.wait("first Job once the namespace is prepared", lambda: emu.objects("jobs", "team-c"), 30)
+    emu.wait("Stalled cleared", lambda: condition(emu.status("SceneJob", "early", "team-c"), "Stalled")["status"]
+             == "False", 30)
+
+
+def test_a_missing_storage_secret_is_named(bound: tuple[Emulator, Path]) -> None:
+    """The namespace's default Secret (or the resource's secretRef) must exist: the condition names it
+    and the operator never falls back to its own credentials."""
+    emu, root = bound
+    doc = scenejob(root, "team-d", "nosecret", "team-d")
+    doc["spec"].update(output="s3://lab-out/team-d/run", storage={"secretRef": {"name": "lab-s3"}})
+    emu.apply(doc)
+    stalled = emu.wait("NamespaceNotReady", lambda: next(
+        (c for c in emu.status("SceneJob", "nosecret", "team-d").get("conditions", [])
+         if c["type"] == "Stalled" and c["status"] == "True"), None), 30)
+    assert "Secret 'lab-s3'" in stalled["message"] and "spec.storage.secretRef" in stalled["message"], stalled
+    assert "ServiceAccount" not in stalled["message"]  # only what is really missing
+    assert not emu.objects("jobs", "team-d") and not emu.objects("configmaps", "team-d")
+
+
+def test_custom_stages_get_no_credentials_when_the_chart_says_so(bound: tuple[Emulator, Path]) -> None:
+    emu, root = bound
+    doc = scenejob(root, "team-a", "custom", "team-a")
+    doc["spec"].update(output="s3://lab-out/team-a/run", storage={"secretRef": {"name": "lab-s3"}},
+                       customStages=[{"name": "package", "image": "lab/tool:1", "after": ["gaussians"]}])
+    emu.apply(doc)
+    invalid = condition(wait_phase(emu, doc, "Failed"), "InvalidSpec")
+    assert "spec.customStages[0]" in invalid["message"] and "stages.customStageCredentials" in invalid["message"]
+    assert not emu.objects("jobs", "team-a", "genfab.dev/resource=custom")

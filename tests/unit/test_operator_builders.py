@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
@@ -84,6 +85,21 @@ def test_placement_and_custom_stages() -> None:
     c = pod["containers"][0]
     assert (c["image"], c["command"], c["args"]) == ("lab/seva:1", ["python", "-m", "seva"], ["--fast"])
     assert {"name": "SEVA_MODE", "value": "x"} in c["env"]
+
+
+@pytest.mark.parametrize("credentials", [True, False])
+def test_custom_stages_get_storage_credentials_only_if_the_chart_allows(credentials: bool) -> None:
+    r = resource(customStages=[{"name": "package", "image": "lab/tool:1", "after": ["gaussians"]}])
+    p = plan(r)
+    settings = replace(SETTINGS, custom_stage_credentials=credentials)
+    env = {}
+    for name in ("package", "gaussians"):
+        stage = p.stage(name)
+        job = build_job(p, stage, stage_config(p, stage), r.spec, 1, 1, OWNER, settings)
+        env[name] = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "GENFAB_S3_ENDPOINT" in env["package"]  # where the storage is, always
+    assert ("AWS_SECRET_ACCESS_KEY" in env["package"]) is credentials
+    assert "AWS_SECRET_ACCESS_KEY" in env["gaussians"]  # genfab's own stages always
 
 
 def test_configmap_carries_the_stage_config() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ CONFIGURED = ClusterPolicy(host_path_prefixes=("/var/cache/hf",), tolerations=({
                            gpu_tolerations=(GPU,), gpu_node_selector_keys=("nvidia.com/gpu.present",),
                            secret_names=("lab-s3", "team-a-s3"), default_secret="lab-s3")
 S3 = {"output": "s3://lab-out/team-a/d"}
+CUSTOM = {"name": "export", "image": "lab/tool:1"}
+NO_CUSTOM_CREDENTIALS = replace(CONFIGURED, custom_stage_credentials=False)
 
 
 def spec(**fields: Any) -> Any:
@@ -49,6 +52,13 @@ def spec(**fields: Any) -> Any:
     ({**S3, "storage": {"secretRef": {"name": "team-a-s3"}}}, CONFIGURED, []),
     ({**S3, "storage": {"secretRef": {"name": "team-b-s3"}}}, CONFIGURED, ["spec.storage.secretRef.name"]),
     ({**S3, "storage": {"endpoint": "http://minio:9000"}}, CONFIGURED, ["spec.storage.secretRef"]),
+    # custom stages (images the tenant chose) get the Secret's credentials only if the chart says so
+    ({**S3, "customStages": [CUSTOM]}, CONFIGURED, []),
+    ({**S3, "customStages": [CUSTOM, {**CUSTOM, "name": "package"}]}, NO_CUSTOM_CREDENTIALS,
+     ["spec.customStages[0]", "spec.customStages[1]"]),
+    ({**S3, "customStages": [CUSTOM]}, replace(NO_CUSTOM_CREDENTIALS, default_secret=None, ambient_credentials=True),
+     []),  # ambient credentials (IRSA on the stage account): no Secret is handed out
+    ({"customStages": [CUSTOM]}, NO_CUSTOM_CREDENTIALS, []),  # file:// output: nothing to hand out
 ])
 def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]) -> None:
     found = policy_errors(spec(**fields), policy)

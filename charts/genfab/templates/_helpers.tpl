@@ -37,13 +37,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* Namespaces that hold genfab resources and their stage Pods: the watched ones, else the release's. */}}
+{{/* Namespaces the chart prepares for stage Pods (ServiceAccount, NetworkPolicy, created Secret): the
+watched ones (namespaced mode), else the release's plus stages.tenantNamespaces (cluster-wide mode). */}}
 {{- define "genfab.stageNamespaces" -}}
 {{- if .Values.operator.watchNamespaces -}}
+{{- if .Values.stages.tenantNamespaces -}}
+{{- fail "stages.tenantNamespaces is for cluster-wide mode: with operator.watchNamespaces the chart prepares every watched namespace" -}}
+{{- end -}}
 {{- toJson .Values.operator.watchNamespaces -}}
 {{- else -}}
-{{- toJson (list .Release.Namespace) -}}
+{{- toJson (prepend .Values.stages.tenantNamespaces .Release.Namespace | uniq) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Name of the stage Pods' NetworkPolicy in each prepared namespace. */}}
+{{- define "genfab.stageNetworkPolicy" -}}
+{{- printf "%s-stages" (include "genfab.fullname" .) -}}
 {{- end -}}
 
 {{- define "genfab.operatorImage" -}}
@@ -55,12 +64,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* Image of one stage family: the override, else {registry}/genfab-{family}:{tag}. */}}
+{{/* Image of one stage family: the override, else {registry}/genfab-{family}@{digest} when a digest
+is set, else {registry}/genfab-{family}:{tag}. */}}
 {{- define "genfab.stageImage" -}}
 {{- $images := .root.Values.stages.images -}}
 {{- $override := get $images.overrides .family -}}
+{{- $digest := get $images.digests .family -}}
 {{- if $override -}}
 {{- $override -}}
+{{- else if $digest -}}
+{{- printf "%s/genfab-%s@%s" (trimSuffix "/" $images.registry) .family $digest -}}
 {{- else -}}
 {{- printf "%s/genfab-%s:%s" (trimSuffix "/" $images.registry) .family (default .root.Chart.AppVersion $images.tag) -}}
 {{- end -}}
@@ -124,6 +137,10 @@ seccompProfile:
   value: {{ .Values.storage.ambientCredentials | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
+- name: GENFAB_STAGE_NETWORK_POLICY
+  value: {{ ternary (include "genfab.stageNetworkPolicy" .) "" .Values.networkPolicy.enabled | quote }}
+- name: GENFAB_CUSTOM_STAGE_CREDENTIALS
+  value: {{ .Values.stages.customStageCredentials | quote }}
 - name: GENFAB_STAGE_EPHEMERAL_STORAGE
   value: {{ .Values.stages.ephemeralStorage | quote }}
 - name: GENFAB_STAGE_UID

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genfab.api.common import CommonSpec, Storage
+from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
 from genfab.contract.names import (
     CREDENTIAL_KEYS,
@@ -79,8 +80,9 @@ def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage |
     return spec.storage if spec.storage is not None else settings.default_storage
 
 
-def _storage_env(storage: Storage | None) -> list[dict[str, Any]]:
-    """S3 endpoint settings as values, credentials as optional Secret references (never values)."""
+def _storage_env(storage: Storage | None, credentials: bool) -> list[dict[str, Any]]:
+    """S3 endpoint settings as values, credentials (when the stage gets them) as Secret references,
+    never values."""
     env: list[dict[str, Any]] = []
     if storage is None:
         return env
@@ -88,7 +90,7 @@ def _storage_env(storage: Storage | None) -> list[dict[str, Any]]:
         env.append({"name": ENV_S3_ENDPOINT, "value": storage.endpoint})
     env.append({"name": ENV_S3_REGION, "value": storage.region})
     env.append({"name": ENV_S3_ADDRESSING_STYLE, "value": storage.addressing_style})
-    if storage.secret_ref is not None:
+    if storage.secret_ref is not None and credentials:
         for key, optional in CREDENTIAL_KEYS:
             env.append({"name": key, "valueFrom": {"secretKeyRef": {
                 "name": storage.secret_ref.name, "key": key, "optional": optional}}})
@@ -146,7 +148,10 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)})
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
-    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings))
+    # Custom stages run images the tenant chose: they get credentials only if the chart says so.
+    credentials = stage.family != CUSTOM_FAMILY or settings.custom_stage_credentials
+    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
+                                                                              credentials)
     model_volumes, model_mounts = _model_volume(spec)
     command, args = stage_command(stage)
     container: dict[str, Any] = {

@@ -23,7 +23,7 @@ from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import shard_count
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
-from genfab.operator.builders import Owner, build_configmap, build_job, child_name
+from genfab.operator.builders import Owner, build_configmap, build_job, child_name, effective_storage
 from genfab.operator.cache import Cache, Key
 from genfab.operator.decide import (
     Decision,
@@ -31,6 +31,7 @@ from genfab.operator.decide import (
     Progress,
     decide,
     invalid_status,
+    not_ready_status,
     resource_status,
     same_status,
     transitions,
@@ -40,6 +41,8 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.observe import job_view, parse_time, unresolved_lost
 from genfab.operator.policy import policy_errors
+from genfab.operator.prerequisites import REASON as NOT_READY
+from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
@@ -49,6 +52,8 @@ from genfab.status import StageObservation
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.operator")
+PRESENT_SECONDS = 60.0
+"""How long an object a namespace must provide is trusted to exist after it was seen."""
 
 
 class Controller:
@@ -62,6 +67,7 @@ class Controller:
         self.storage = StorageAccess(kube)
         self.clock = clock
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
+        self._present: dict[tuple[str, str, str], float] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._events: queue.Queue[tuple[dict[str, Any], str, str, str]] = queue.Queue(maxsize=10000)
@@ -171,6 +177,12 @@ class Controller:
         except PlanError as exc:
             return self._write_status(key, body, previous, invalid_status(previous, str(exc), generation,
                                                                           now_rfc3339(now)))
+        settled = (previous is not None and previous.phase in TERMINAL_PHASES
+                   and previous.observed_generation == generation)
+        missing = [] if settled else self._missing(namespace, resource)
+        if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
+            return self._write_status(key, body, previous, not_ready_status(
+                previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         spec = resource.spec
         observed = self._observe(key, the_plan, owner, previous)
@@ -185,6 +197,25 @@ class Controller:
         self._record_metrics(key, the_plan, decision, previous, status)
         if status.phase not in TERMINAL_PHASES and any(o.state == "running" for o in decision.observations):
             self.queue.add_after(key, self.settings.progress_seconds)
+
+    def _missing(self, namespace: str, resource: Resource) -> list[Prerequisite]:
+        """The objects stage Jobs need in `namespace` that do not exist (GET by name; RBAC allows
+        exactly these names). Objects seen recently are not fetched again."""
+        spec = resource.spec
+        needed = prerequisites(spec, effective_storage(spec, self.settings), self.settings.stage_service_account,
+                               self.settings.stage_network_policy)
+        missing = []
+        for item in needed:
+            slot = (namespace, item.plural, item.name)
+            seen = self._present.get(slot)
+            if seen is not None and time.monotonic() - seen < PRESENT_SECONDS:
+                continue
+            try:
+                self.kube.get(resource_path(item.api_version, item.plural, namespace, item.name))
+                self._present[slot] = time.monotonic()
+            except NotFound:
+                missing.append(item)
+        return missing
 
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None) -> Observed:
         jobs = [j for j in self.cache.jobs(key)

@@ -197,6 +197,18 @@ def invalid_status(previous: ResourceStatus | None, message: str, generation: in
                                    "current_stage": None, "progress": None})
 
 
+def not_ready_status(previous: ResourceStatus | None, reason: str, message: str, generation: int | None, now: str
+                     ) -> ResourceStatus:
+    """Something the namespace must provide is missing: no Job, Stalled naming it, stage results kept.
+    It resolves by itself once an admin provides it (every unfinished resource is re-checked)."""
+    prev = previous or ResourceStatus()
+    conditions = set_condition(list(prev.conditions), "Accepted", True, "Planned", "", now, generation)
+    conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "", now, generation)
+    conditions = set_condition(conditions, "Stalled", True, reason, message[:32768], now, generation)
+    phase = prev.phase if prev.stages and prev.phase != "Failed" else "Pending"
+    return prev.model_copy(update={"phase": phase, "observed_generation": generation, "conditions": conditions})
+
+
 @dataclass(frozen=True)
 class Event:
     type: str

@@ -41,6 +41,8 @@ class ClusterPolicy:
     storage_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Namespace -> the storage URI prefixes its resources may read and write (`{namespace}` stands
     for the namespace; `*` applies to namespaces not listed). Empty: storage is not restricted."""
+    custom_stage_credentials: bool = True
+    """Whether custom stages get the storage Secret's credentials."""
 
 
 def under(path: str, prefix: str) -> bool:
@@ -84,11 +86,18 @@ def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]
         return [FieldError(where, "a Secret with the storage credentials is required on this cluster: the operator "
                            "never reads a resource's storage with its own credentials (set storage.secretRef, or "
                            "the chart's storage.secret.name as the namespaces' default)")]
+    errors = []
     if secret not in policy.secret_names:
-        return [FieldError(f"{where}.name" if where.endswith("secretRef") else where,
-                           f"Secret {secret!r} is not one the operator may read (allowed: "
-                           f"{_listed(policy.secret_names)}; chart values rbac.secretNames, storage.secret.name)")]
-    return []
+        errors.append(FieldError(f"{where}.name" if where.endswith("secretRef") else where,
+                                 f"Secret {secret!r} is not one the operator may read (allowed: "
+                                 f"{_listed(policy.secret_names)}; chart values rbac.secretNames, "
+                                 "storage.secret.name)"))
+    if not policy.custom_stage_credentials:
+        errors.extend(FieldError(f"spec.customStages[{i}]", "not allowed here: custom stages get no storage "
+                                 "credentials on this cluster (chart value stages.customStageCredentials), and "
+                                 f"this one would need Secret {secret!r} to reach the resource's storage")
+                      for i in range(len(spec.custom_stages)))
+    return errors
 
 
 def allowed_prefixes(policy: ClusterPolicy, namespace: str) -> tuple[str, ...] | None:

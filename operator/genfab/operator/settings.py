@@ -64,6 +64,13 @@ class OperatorSettings:
     stage_service_account: str = field(
         default_factory=lambda: os.environ.get("GENFAB_STAGE_SERVICE_ACCOUNT", "genfab-stage"))
     """ServiceAccount of stage Pods: no RBAC rules, token not mounted (progress goes to storage)."""
+    stage_network_policy: str | None = field(
+        default_factory=lambda: os.environ.get("GENFAB_STAGE_NETWORK_POLICY") or None)
+    """The chart's stage NetworkPolicy, which must exist in a namespace before Jobs run there (None:
+    network policies are off)."""
+    custom_stage_credentials: bool = field(
+        default_factory=lambda: os.environ.get("GENFAB_CUSTOM_STAGE_CREDENTIALS", "true").lower() == "true")
+    """Whether custom stages get the storage Secret's credentials (`stages.customStageCredentials`)."""
     image_pull_policy: str = field(default_factory=lambda: os.environ.get("GENFAB_IMAGE_PULL_POLICY", "IfNotPresent"))
     run_as_user: int = field(default_factory=lambda: _env_int("GENFAB_STAGE_UID", 10001))
     stage_ephemeral_storage: str = field(default_factory=lambda: _env_quantity("GENFAB_STAGE_EPHEMERAL_STORAGE",
@@ -120,4 +127,4 @@ class OperatorSettings:
         return ClusterPolicy(self.host_path_prefixes, self.allowed_tolerations, self.allowed_node_selector_keys,
                              self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector),
                              self.secret_names, default.name if default is not None else None,
-                             self.ambient_credentials, self.storage_prefixes)
+                             self.ambient_credentials, self.storage_prefixes, self.custom_stage_credentials)
