@@ -145,6 +145,17 @@ CASES = [
     Case("nul-in-uri", RL, _set("spec.relighting.input.uri", "s3://genfab-data/a\x00b"), "spec.relighting.input.uri",
          "NUL"),
     Case("name-over-40", VD, _set("metadata.name", "n" * 41), "metadata.name", "at most 40 characters"),
+    Case("fraction-above-1", RL, _set("spec.relighting.albedo.blend", {"min": 0.2, "max": 2}),
+         "spec.relighting.albedo.blend.max", "less than or equal to 1"),
+    Case("fraction-below-0", RL, _set("spec.relighting.degradation.softShading.ambient", {"min": -1, "max": 0.5}),
+         "spec.relighting.degradation.softShading.ambient.min", "greater than or equal to 0"),
+    Case("shadow-strength-above-1", RL, _set("spec.relighting.degradation.hardShadow",
+                                             {"strength": {"min": 0.5, "max": 1.5}}),
+         "spec.relighting.degradation.hardShadow.strength.max", "less than or equal to 1"),
+    # The API server caps whole objects (1.5 MiB); genfab caps a custom stage's free-form config,
+    # which CEL cannot measure.
+    Case("custom-config-over-64k", TR, _set("spec.customStages.0.config", {"blob": "x" * 70000}),
+         "spec.customStages[0].config", "at most 64 KiB", crd=False),
     Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
     Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",
          crd=False),
@@ -199,7 +210,8 @@ def test_cli_validate_prints_every_error_and_exits_1(tmp_path) -> None:
     path.write_text(yaml.safe_dump(doc))
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
-    assert "spec.output: S3 key prefix must not contain '.' or '..' path segments (got 's3://genfab-out/../x')" in (
+    assert (f"{path}: spec.output: S3 key prefix must not contain '.' or '..' path segments "
+            "(got 's3://genfab-out/../x')") in (
         result.output
     )
     assert "spec.vistadream.coarseMaxInpaintRatio: Input should be less than or equal to 1 (got 2)" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,6 +24,15 @@ class FloatRange(GenfabModel):
     """Lower bound (inclusive)."""
     max: float
     """Upper bound (inclusive)."""
+
+
+class FractionRange(FloatRange):
+    """A closed interval within [0, 1]: a fraction, a probability or a ratio drawn uniformly."""
+
+    min: float = Field(ge=0.0, le=1.0)
+    """Lower bound (inclusive, 0-1)."""
+    max: float = Field(ge=0.0, le=1.0)
+    """Upper bound (inclusive, 0-1)."""
 
 
 class IntRange(GenfabModel):
@@ -140,6 +150,18 @@ class EnvVar(GenfabModel):
     """Literal value."""
 
 
+MAX_CUSTOM_CONFIG_BYTES = 64 * 1024
+"""A custom stage's `config` travels in the stage ConfigMap (1 MiB for every stage of a resource)."""
+
+
+def _bounded_config(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
+    if size > MAX_CUSTOM_CONFIG_BYTES:
+        raise ValueError(f"{size / 1024:.0f} KiB as JSON; at most {MAX_CUSTOM_CONFIG_BYTES // 1024} KiB (put large "
+                         "inputs in object storage and pass their URI)")
+    return value
+
+
 class CustomStage(GenfabModel):
     """Research code that is not a package (SEVA, VGGT, MoGe, Zero123++, IntrinsicAnything, DiFix
     training) plugs in as a custom stage: any image and command that honour the stage contract
@@ -161,8 +183,9 @@ class CustomStage(GenfabModel):
     """Extra environment variables."""
     after: list[StageName] = Field(default_factory=list, max_length=16)
     """Upstream stages (for new stages). Empty means after the pipeline's last stage."""
-    config: dict[str, Any] = Field(default_factory=dict, max_length=64)
-    """Parameters passed to the stage in its mounted config; part of the config hash."""
+    config: Annotated[dict[str, Any], AfterValidator(_bounded_config)] = Field(default_factory=dict, max_length=64)
+    """Parameters passed to the stage in its mounted config (at most 64 KiB as JSON); part of the
+    config hash."""
     resources: StageResources | None = None
     """Resources of the stage's Pods (default: one GPU)."""
     shard_size: int | None = Field(None, ge=1, le=100000)

@@ -36,7 +36,8 @@ def _path(loc: Iterable[Any]) -> str:
     return out or "(root)"
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """repr of a user's value, at most MAX_VALUE_CHARS characters."""
     text = repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
@@ -58,5 +59,5 @@ def field_errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Fie
         elif err["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; fields are camelCase)"
         show = value is not None and err["type"] not in ("missing", "extra_forbidden") and not isinstance(value, dict)
-        errors.append(FieldError(_path(loc), message, _short(value) if show else None))
+        errors.append(FieldError(_path(loc), message, short_repr(value) if show else None))
     return errors

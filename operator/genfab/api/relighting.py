@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel, Rule
-from genfab.api.common import FloatRange
+from genfab.api.common import FloatRange, FractionRange
 from genfab.api.types import InputUri, Probability, SampleId
 
 SegmentationBackend = Literal["sam3", "sam2", "classical"]
@@ -101,7 +101,7 @@ class AlbedoConfig(GenfabModel):
         default_factory=lambda: [15.0, 80.0, 250.0], min_length=1, max_length=8
     )
     """Gaussian sigmas of Multi-Scale Retinex."""
-    blend: FloatRange = Field(default_factory=lambda: FloatRange(min=0.15, max=0.25))
+    blend: FractionRange = Field(default_factory=lambda: FractionRange(min=0.15, max=0.25))
     """Fraction of the original image blended back in (reduces over-brightening)."""
     intrinsic_anything_checkpoint: InputUri | None = None
     """IntrinsicAnything checkpoint (used by a custom `albedo` stage image)."""
@@ -137,7 +137,7 @@ class DegradationWeights(GenfabModel):
 class SoftShadingConfig(GenfabModel):
     """`I = albedo x (ambient + (1 - ambient) x max(0, N·L))`, light from the upper hemisphere."""
 
-    ambient: FloatRange = Field(default_factory=lambda: FloatRange(min=0.6, max=0.85))
+    ambient: FractionRange = Field(default_factory=lambda: FractionRange(min=0.6, max=0.85))
     """Ambient light range; high ambient = subtle shadows (seed: 0.6-0.85)."""
     shadow_patterns: bool = True
     """Add subtle shadow patterns."""
@@ -153,7 +153,7 @@ class HardShadowConfig(GenfabModel):
 
     patterns: list[ShadowPattern] = Field(default_factory=lambda: list(DEFAULT_PATTERNS), min_length=1, max_length=3)
     """Shadow generators to draw from."""
-    strength: FloatRange = Field(default_factory=lambda: FloatRange(min=0.3, max=0.7))
+    strength: FractionRange = Field(default_factory=lambda: FractionRange(min=0.3, max=0.7))
     """Darkening inside the shadow."""
 
 
@@ -162,7 +162,7 @@ class SpecularConfig(GenfabModel):
 
     shininess: FloatRange = Field(default_factory=lambda: FloatRange(min=8.0, max=64.0))
     """Phong exponent."""
-    strength: FloatRange = Field(default_factory=lambda: FloatRange(min=0.1, max=0.4))
+    strength: FractionRange = Field(default_factory=lambda: FractionRange(min=0.1, max=0.4))
     """Highlight intensity."""
 
 

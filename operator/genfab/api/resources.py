@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genfab.api.base import GenfabModel
 from genfab.api.datasetjob import DatasetJobBase
+from genfab.api.errors import short_repr
 from genfab.api.pipeline import kind_spec
 from genfab.api.scenejob import SceneJobBase
 from genfab.api.status import ResourceStatus
@@ -105,10 +106,10 @@ class UnknownKindError(ValueError):
 def parse_resource(doc: Any) -> Resource:
     """Validate one YAML/JSON document into its resource model (raises pydantic.ValidationError)."""
     if not isinstance(doc, dict):
-        raise UnknownKindError(f"expected a mapping with apiVersion and kind, got {type(doc).__name__}")
+        raise UnknownKindError(f"(document): expected a mapping with apiVersion and kind, got a {type(doc).__name__}")
     kind = doc.get("kind")
-    if kind not in KINDS:
-        raise UnknownKindError(f"kind: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UnknownKindError(f"kind: unknown kind {short_repr(kind)}; allowed: {', '.join(KINDS)}")
     if doc.get("apiVersion") != API_VERSION:
-        raise UnknownKindError(f"apiVersion: got {doc.get('apiVersion')!r}; allowed: {API_VERSION!r}")
+        raise UnknownKindError(f"apiVersion: got {short_repr(doc.get('apiVersion'))}; allowed: {API_VERSION!r}")
     return KINDS[kind].model_validate(doc)

@@ -1,16 +1,95 @@
-"""Reading resource files: YAML (multi-document) into validated models, or clear errors."""
+"""Reading resource files: YAML (multi-document) into validated models, or clear errors.
+
+Resource files are untrusted input: the reader refuses what YAML allows but a Kubernetes object
+cannot hold or a reviewer cannot see — aliases (a few lines can expand to gigabytes), duplicate keys
+(the last one would silently win), binary files and files larger than the API server accepts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import click
 import yaml
 from pydantic import ValidationError
 
 from genfab.api import Resource, UnknownKindError, parse_resource
 from genfab.api.errors import FieldError, field_errors
 from genfab.planner import PlanError, plan
+
+MAX_FILE_BYTES = 3 * 1024 * 1024
+"""The Kubernetes API server refuses requests over 3 MiB; no resource file needs more."""
+
+
+MAX_DEPTH = 64
+"""Nesting deeper than any resource needs (the parser would otherwise recurse until it crashes)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader without aliases, without duplicate mapping keys, and with bounded nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in genfab resources; "
+                                              "write the value out", event.start_mark)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                              self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (each key once)",
+                                                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> FieldError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"(yaml) line {mark.line + 1}" if mark is not None else "(yaml)"
+    return FieldError(where, " ".join(str(problem).split()))
+
+
+def read_documents(path: Path) -> list[Any]:
+    """The non-empty YAML documents of `path`; a bad file is one FieldError (raised)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FileError(FieldError("(file)", f"{size / 1048576:.1f} MiB is too large for a resource file "
+                                       f"(at most {MAX_FILE_BYTES // 1048576} MiB, the API server's limit)"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(FieldError("(file)", "not a UTF-8 text file; expected a YAML resource")) from None
+    except OSError as exc:
+        raise FileError(FieldError("(file)", f"cannot read: {exc.strerror}")) from None
+    try:
+        return [d for d in yaml.load_all(text, Loader=StrictLoader) if d is not None]
+    except yaml.YAMLError as exc:
+        raise FileError(_yaml_error(exc)) from None
+
+
+class FileError(Exception):
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass
@@ -24,30 +103,41 @@ class Loaded:
 def load_file(path: Path) -> list[Loaded]:
     """Every document of a YAML file, each validated and planned (plan errors count as errors)."""
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as exc:
-        return [Loaded(str(path), errors=[FieldError("(file)", f"cannot read: {exc.strerror}")])]
-    except yaml.YAMLError as exc:
-        return [Loaded(str(path), errors=[FieldError("(yaml)", " ".join(str(exc).split()))])]
+        docs = read_documents(path)
+    except FileError as exc:
+        return [Loaded(str(path), errors=[exc.error])]
     if not docs:
         return [Loaded(str(path), errors=[FieldError("(file)", "no YAML documents")])]
-    out = []
-    for i, doc in enumerate(docs):
-        source = str(path) if len(docs) == 1 else f"{path}#{i + 1}"
-        try:
-            resource = parse_resource(doc)
-        except UnknownKindError as exc:
-            field_, _, message = str(exc).partition(": ")
-            out.append(Loaded(source, errors=[FieldError(field_, message)]))
-            continue
-        except ValidationError as exc:
-            out.append(Loaded(source, errors=field_errors(exc)))
-            continue
-        try:
-            plan(resource)
-        except PlanError as exc:
-            path_, _, message = str(exc).partition(": ")
-            out.append(Loaded(source, resource, [FieldError(f"spec.{path_}", message)]))
-            continue
-        out.append(Loaded(source, resource))
-    return out
+    return [_load(doc, str(path) if len(docs) == 1 else f"{path}#{i + 1}") for i, doc in enumerate(docs)]
+
+
+def load_one(path: Path) -> Loaded:
+    """The single resource of a file, for commands that act on one (`plan`, `run`)."""
+    loaded = load_file(path)
+    if len(loaded) > 1:
+        return Loaded(str(path), errors=[FieldError("(file)", f"{len(loaded)} documents; this command takes a file "
+                                                    "with one resource (split the file, or `genfab validate` "
+                                                    "checks them all)")])
+    return loaded[0]
+
+
+def _load(doc: Any, source: str) -> Loaded:
+    try:
+        resource = parse_resource(doc)
+    except UnknownKindError as exc:
+        field_, _, message = str(exc).partition(": ")
+        return Loaded(source, errors=[FieldError(field_, message)])
+    except ValidationError as exc:
+        return Loaded(source, errors=field_errors(exc))
+    try:
+        plan(resource)
+    except PlanError as exc:
+        path_, _, message = str(exc).partition(": ")
+        return Loaded(source, resource, [FieldError(f"spec.{path_}", message)])
+    return Loaded(source, resource)
+
+
+def report_errors(loaded: Loaded) -> None:
+    """One line per error on stderr: `file: field.path: what is wrong (got value)`."""
+    for error in loaded.errors:
+        click.echo(f"{loaded.source}: {error}", err=True)

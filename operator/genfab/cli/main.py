@@ -13,7 +13,7 @@ from rich.table import Table
 
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
-from genfab.cli.loading import load_file
+from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.run import run_cmd
 from genfab.planner import INPUT, Plan, plan
 from genfab.sequencing import unimplemented
@@ -38,9 +38,7 @@ def validate(files: tuple[Path, ...]) -> None:
         for loaded in load_file(path):
             if loaded.errors:
                 failed += 1
-                click.echo(f"{loaded.source}: invalid", err=True)
-                for error in loaded.errors:
-                    click.echo(f"  {error}", err=True)
+                report_errors(loaded)
             else:
                 assert loaded.resource is not None
                 click.echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
@@ -81,10 +79,9 @@ def _plan_table(p: Plan) -> Table:
               help="Number of input samples, for inputs only a listing can count (manifest, folder).")
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
     """Print the stage DAG of the resource in FILE (first document)."""
-    loaded = load_file(file)[0]
+    loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
-        for error in loaded.errors:
-            click.echo(f"{loaded.source}: {error}", err=True)
+        report_errors(loaded)
         sys.exit(1)
     inventory = {INPUT: input_samples} if input_samples is not None else None
     result = plan(loaded.resource, inventory)

@@ -14,9 +14,10 @@ from rich.table import Table
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
-from genfab.cli.loading import load_file
+from genfab.cli.loading import load_one, report_errors
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
+from genfab.local.failures import drop_lines, failure_line
 from genfab.local.runner import RunnerError
 from genfab.local.view import ProgressView
 from genfab.planner import plan
@@ -73,10 +74,9 @@ def _summary_table(result: RunResult) -> Table:
 def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool) -> None:
     """Run the resource in FILE (first document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
-    loaded = load_file(file)[0]
+    loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
-        for error in loaded.errors:
-            click.echo(f"{loaded.source}: {error}", err=True)
+        report_errors(loaded)
         sys.exit(1)
     resource = loaded.resource
     console = Console()
@@ -103,6 +103,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
             result = runner.run()
     except RunnerError as exc:
         _fail(str(exc))
+    except StorageError as exc:  # the output cannot be written (a file, no permission, disk full)
+        _fail(f"output {the_plan.output_uri}: {exc}")
     except KeyboardInterrupt:
         console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})")
         sys.exit(EXIT_INTERRUPTED)
@@ -112,4 +114,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     if result.summary["dropped"]:
         console.print(f"dropped: {result.summary['dropped']} sample(s) in {result.summary['droppedSamplesCsv']}",
                       highlight=False)
+        for line in drop_lines(result.summary):
+            console.print(f"  {line}", highlight=False)
+    failure = failure_line(result.summary)
+    if failure:
+        click.echo(f"genfab run: {failure}", err=True)
     sys.exit(result.exit_code)

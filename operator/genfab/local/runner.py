@@ -46,6 +46,8 @@ from genfab.status.aggregate import ExecState
 from genfab.storage import Storage, StorageError, open_storage
 
 POLL_SECONDS = 0.2
+EXAMPLES = 3
+"""Sample ids shown per drop reason in the summary (all of them are in dropped_samples.csv)."""
 REPORT_SECONDS = 0.5
 
 
@@ -131,7 +133,8 @@ class LocalRunner:
         self.run_storage: Storage = open_storage(plan.output_uri)
         self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in plan.stages}
         self._status: ResourceStatus | None = None
-        self._config_dir = Path(tempfile.mkdtemp(prefix="genfab-run-"))
+        self._config_dir = Path()
+        """Stage configs of this run (a temporary folder, removed when the run ends in any way)."""
         self.check_runnable()
 
     # -- preflight
@@ -162,6 +165,11 @@ class LocalRunner:
 
     # -- the loop
     def run(self) -> RunResult:
+        with tempfile.TemporaryDirectory(prefix="genfab-run-") as config_dir:
+            self._config_dir = Path(config_dir)
+            return self._run()
+
+    def _run(self) -> RunResult:
         self._write_status()
         last_report = 0.0
         try:
@@ -324,6 +332,10 @@ class LocalRunner:
         for run in self.stages.values():
             seconds = run.seconds
             produced = run.succeeded - run.reused
+            drops: dict[str, list[str]] = {}
+            for r in sorted(run.reports.values(), key=lambda r: r.index):
+                for f in r.failed:
+                    drops.setdefault(f.reason, []).append(f.id)
             stages.append({
                 "name": run.stage.name, "phase": next(s.phase for s in status.stages if s.name == run.stage.name),
                 "configHash": run.stage.config_hash, "outputUri": run.stage.output_uri,
@@ -332,6 +344,7 @@ class LocalRunner:
                 "samplesPerSecond": round(produced / seconds, 3) if seconds and produced else None,
                 "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),
                 "message": run.message,
+                "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops.items()},
             })
             for r in sorted(run.reports.values(), key=lambda r: r.index):
                 rows.extend((run.stage.name, f.id, f.reason, f.message) for f in r.failed)
@@ -341,6 +354,7 @@ class LocalRunner:
         writer.writerows(rows)
         self.run_storage.write_bytes(DROPPED_KEY, buf.getvalue().encode())
         summary = {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
+                   "continueOnError": self.continue_on_error,
                    "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": now_rfc3339(),
                    "stages": stages, "dropped": len(rows), "droppedSamplesCsv": f"{self.plan.output_uri}/{DROPPED_KEY}",
                    "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
+from typing import NoReturn
 
 import click
 import kopf
+from kubernetes.config import ConfigException
 from prometheus_client import REGISTRY, start_http_server
 
+from genfab.operator.kube import load_config
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
 
+EXIT_CANNOT_START = 2
 
-@click.command("operator")
+
+def cannot_start(message: str) -> NoReturn:
+    click.echo(f"genfab operator: {message}", err=True)
+    sys.exit(EXIT_CANNOT_START)
+
+
+@click.command("operator", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Watch only this namespace (repeatable). Default: cluster-wide.")
 @click.option("--metrics-port", type=int, default=None, help="Prometheus metrics port (0 = off; default 8080).")
@@ -27,7 +38,15 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
 
     Kubernetes access comes from the in-cluster service account, else KUBECONFIG.
     """
-    settings = OperatorSettings()
+    try:
+        settings = OperatorSettings()
+    except ValueError as exc:  # a bad chart value in the environment: the variable and the field
+        cannot_start(f"bad setting: {exc}")
+    try:  # kopf would retry a missing login every 60 s forever: say it once instead
+        load_config()
+    except (ConfigException, OSError) as exc:
+        cannot_start(f"no Kubernetes access: not running in a cluster and no usable kubeconfig "
+                     f"({' '.join(str(exc).split())}); set KUBECONFIG or create ~/.kube/config")
     settings = replace(settings, namespaces=namespaces or settings.namespaces,
                        metrics_port=settings.metrics_port if metrics_port is None else metrics_port,
                        liveness_endpoint=liveness or settings.liveness_endpoint,

@@ -17,12 +17,24 @@ from genfab.operator.policy import ClusterPolicy
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
 
+def _env_number(name: str, default: float, kind: type[int] | type[float]) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+
+
 def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    value: int = _env_number(name, default, int)
+    return value
 
 
 def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    value: float = _env_number(name, default, float)
+    return value
 
 
 def _env_json(name: str, schema: Any, default: Any) -> Any:

@@ -10,7 +10,15 @@ from genfab.inventory.reports import (
     read_reports,
     write_report,
 )
-from genfab.inventory.samples import InventoryError, SampleRef, discover_inputs, resolve_samples, source_root
+from genfab.inventory.samples import (
+    InventoryError,
+    SampleRef,
+    discover_inputs,
+    input_samples,
+    resolve_samples,
+    sample_id_for,
+    source_root,
+)
 
 __all__ = [
     "FailedSample",
@@ -20,8 +28,10 @@ __all__ = [
     "ShardState",
     "clear_reports",
     "discover_inputs",
+    "input_samples",
     "read_reports",
     "resolve_samples",
+    "sample_id_for",
     "source_root",
     "write_report",
 ]

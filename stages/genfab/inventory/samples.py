@@ -8,11 +8,14 @@ the same `resolve_samples`, so the shard count an executor picks and the slice a
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from genfab.contract import StageConfig, report_prefix
-from genfab.contract.paths import check_sample_id
+from genfab.contract.paths import SAMPLE_ID_RE
 from genfab.inventory.reports import read_reports
 from genfab.storage.base import Storage
 
@@ -29,6 +32,18 @@ class SampleRef:
     """Key of the input file under the stage's first input URI, for stages that read the job input."""
 
 
+def sample_id_for(stem: str) -> str:
+    """The sample id of an input file named `stem` (+ extension): the stem itself when it is a valid
+    id, else a readable, deterministic one (accents folded to ASCII, other characters as `-`) with
+    8 hex characters of the stem's sha256, so two names never share an id. The original name stays
+    the sample's `source` (stages record it in their metadata)."""
+    if SAMPLE_ID_RE.match(stem):
+        return stem
+    folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", folded).strip("-._")[:110] or "sample"
+    return f"{slug}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+
+
 def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None = None,
                     limit: int | None = None) -> list[SampleRef]:
     """Files directly under `storage` with one of `suffixes`, as samples sorted by id."""
@@ -40,14 +55,14 @@ def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str
         stem, dot, ext = obj.key.rpartition(".")
         if not dot or f".{ext.lower()}" not in wanted:
             continue
-        try:
-            sample_id = check_sample_id(stem)
-        except ValueError as exc:
-            raise InventoryError(f"input file {storage.child(obj.key)} cannot be a sample: {exc}") from None
+        sample_id = sample_id_for(stem)
         if sample_id in found:
             raise InventoryError(f"two input files share sample id {sample_id!r}: "
                                  f"{found[sample_id].source} and {obj.key}")
         found[sample_id] = SampleRef(sample_id, obj.key)
+    if not found:
+        raise InventoryError(f"no input files under {storage.uri} (looked for {', '.join(wanted)}; the folder is "
+                             "missing or empty)")
     if ids is not None:
         missing = sorted(set(ids) - set(found))
         if missing:
@@ -75,11 +90,18 @@ def resolve_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list
         return [SampleRef(i) for i in sorted(common or ())]
     if not cfg.input_uris:
         return []
+    return input_samples(cfg, open_fn)[1]
+
+
+def input_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> tuple[Storage, list[SampleRef]]:
+    """The job input's samples (the files of a folder, or a single file) and the storage their
+    `source` keys are relative to."""
     root = source_root(cfg)
+    storage = open_fn(root)
     if root != cfg.input_uris[0]:  # a single input file
         name = cfg.input_uris[0].rstrip("/").rpartition("/")[2]
-        return [SampleRef(check_sample_id(name.rpartition(".")[0]), name)]
-    return discover_inputs(open_fn(root), cfg.selection.suffixes, cfg.selection.ids, cfg.selection.limit)
+        return storage, [SampleRef(sample_id_for(name.rpartition(".")[0]), name)]
+    return storage, discover_inputs(storage, cfg.selection.suffixes, cfg.selection.ids, cfg.selection.limit)
 
 
 def source_root(cfg: StageConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -20,13 +21,28 @@ class FileStorage(Storage):
     def _path(self, key: str) -> Path:
         return self.root / safe_key(key)
 
-    def read_bytes(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        """OS errors (a file where a folder should be, no permission, disk full) as StorageError."""
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"not found: {self.child(key)}") from None
+            yield
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot {action} {self.child(key)}: {exc.strerror or exc}") from None
+
+    def read_bytes(self, key: str) -> bytes:
+        with self._os_errors("read", key):
+            try:
+                return self._path(key).read_bytes()
+            except FileNotFoundError:
+                raise StorageError(f"not found: {self.child(key)}") from None
 
     def _atomic(self, key: str, fill: object) -> None:
+        with self._os_errors("write", key):
+            self._write_atomic(key, fill)
+
+    def _write_atomic(self, key: str, fill: object) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -54,20 +70,24 @@ class FileStorage(Storage):
         src = self._path(key)
         if not src.is_file():
             raise StorageError(f"not found: {self.child(key)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, path)
+        with self._os_errors("read", key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, path)
 
     def open_read(self, key: str) -> BinaryIO:
-        try:
-            return self._path(key).open("rb")
-        except FileNotFoundError:
-            raise StorageError(f"not found: {self.child(key)}") from None
+        with self._os_errors("read", key):
+            try:
+                return self._path(key).open("rb")
+            except FileNotFoundError:
+                raise StorageError(f"not found: {self.child(key)}") from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(f"{self.uri} is a file, not a folder")
         base = self._path(prefix) if prefix else self.root
-        # A prefix may name a folder or the start of file names.
-        start = base if base.is_dir() else base.parent
-        if not start.exists():
+        # A prefix may name a folder or the start of file names (never above the root).
+        start = base if base.is_dir() or not prefix else base.parent
+        if not start.is_dir():
             return
         found = []
         for dirpath, _, files in os.walk(start):

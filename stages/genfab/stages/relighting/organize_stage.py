@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from genfab.api.pipelines.relighting import OrganizeSettings
-from genfab.inventory import discover_inputs
+from genfab.inventory import input_samples
 from genfab.stages.relighting.images import decode, encode_png
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.storage.markers import read_marker
@@ -28,8 +28,8 @@ class OrganizeStage(Stage[OrganizeSettings]):
         self.ctx = ctx
         if not ctx.input_uris:
             raise BadInput("organize needs the job input URI as its first input (to copy {id}_input.png)")
-        self.inputs = ctx.open(ctx.input_uris[0])
-        self.sources = {ref.id: ref.source for ref in discover_inputs(self.inputs, ctx.cfg.selection.suffixes)}
+        self.inputs, refs = input_samples(ctx.cfg, ctx.open)
+        self.sources = {ref.id: ref.source for ref in refs}
         # caption is optional: only the stages this one runs after
         self.stages = {name: (ctx.stage_output(name), ctx.stage_hash(name)) for name in STAGES if ctx.runs_after(name)}
         self.caption = self.settings.captions and "caption" in self.stages

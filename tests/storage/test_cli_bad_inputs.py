@@ -1,0 +1,184 @@
+"""Bad input through the real `genfab` CLI (a subprocess, as a user runs it): each case ends with the
+exit code the README promises and one clear line naming the file, field or URI; never a traceback,
+never a silent success, nothing written outside the output, no temporary folder left behind."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, load_example
+
+LEDGER = ROOT / "tests" / "fixtures" / "ledger_stage.py"
+PORTRAITS = ROOT / "examples" / "data" / "portraits"
+INVALID_SPEC, CANNOT_START = 1, 2
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str
+    """validate, plan or run."""
+    setup: Callable[[Path], list[str]]
+    """Writes what the case needs under the folder and returns the CLI arguments after the command."""
+    code: int
+    says: tuple[str, ...]
+    """Texts the stderr line must contain (the file, field or URI and what is allowed)."""
+    lines: int | None = 1
+    """How many lines stderr has (None: not checked; one per error for `validate`)."""
+    outputs: tuple[str, ...] = field(default=("out",))
+    """What the case may create in its folder besides what `setup` wrote."""
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def ledger_job(folder: Path, inputs: Path, **spec: Any) -> Path:
+    """A DatasetJob whose `segment` stage is the stdlib ledger stage (fast, no models)."""
+    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "bad-input"},
+           "spec": {"type": "relighting", "output": f"file://{folder}/out", "onlyStages": ["segment"],
+                    "relighting": {"input": {"uri": f"file://{inputs}"}},
+                    "customStages": [{"name": "segment", "image": "example.org/ledger:1",
+                                      "command": ["python", str(LEDGER)]}], **spec}}
+    return write(folder, "job.yaml", yaml.safe_dump(doc))
+
+
+def relighting(folder: Path, mutate: Callable[[dict[str, Any]], None] = lambda d: None) -> Path:
+    doc = copy.deepcopy(load_example("datasetjob-relighting.yaml"))
+    doc["spec"]["output"] = f"file://{folder}/out"
+    doc["spec"]["relighting"]["input"]["uri"] = f"file://{PORTRAITS}"
+    mutate(doc)
+    return write(folder, "job.yaml", yaml.safe_dump(doc))
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = doc
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return mutate
+
+
+def images(folder: Path, names: dict[str, bytes]) -> Path:
+    for name, data in names.items():
+        write(folder / "in", name, data)
+    return folder / "in"
+
+
+ALIAS_BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+                       + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+                          for i in range(1, 12)])
+EXAMPLE_TEXT = (ROOT / "examples" / "datasetjob-relighting.yaml").read_text()
+
+CASES = [
+    Case("missing-input-folder", "run", lambda f: [str(ledger_job(f, f / "no" / "such"))], 1,
+         ("no input files under file://", "no/such", "missing or empty")),
+    Case("missing-input-parent-exists", "run", lambda f: [str(ledger_job(f, f / "inputs"))], 1,
+         ("no input files under", "/inputs")),
+    Case("output-is-a-file", "run",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--out", f"file://{write(f, 'afile.txt', '')}"],
+         CANNOT_START, ("afile.txt", "Not a directory"), outputs=()),
+    Case("output-cannot-be-created", "run",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--out", "file:///proc/genfab-x"],
+         CANNOT_START, ("file:///proc/genfab-x",), outputs=()),
+    Case("not-a-text-file", "validate", lambda f: [str(write(f, "image.png", bytes(range(256)) * 4))],
+         INVALID_SPEC, ("image.png", "not a UTF-8 text file"), outputs=()),
+    Case("kind-is-a-list", "validate", lambda f: [str(write(f, "k.yaml", "apiVersion: x\nkind: [a, b]\n"))],
+         INVALID_SPEC, ("k.yaml", "kind: unknown kind", "allowed: SceneJob"), outputs=()),
+    Case("kind-is-a-mapping", "plan", lambda f: [str(write(f, "k.yaml", "kind: {a: 1}\n"))],
+         INVALID_SPEC, ("kind: unknown kind",), outputs=()),
+    Case("not-a-mapping", "validate", lambda f: [str(write(f, "l.yaml", "- a\n- b\n"))],
+         INVALID_SPEC, ("(document): expected a mapping",), outputs=()),
+    Case("empty-file", "run", lambda f: [str(write(f, "e.yaml", "# nothing\n"))],
+         INVALID_SPEC, ("e.yaml", "no YAML documents"), outputs=()),
+    Case("alias-bomb", "plan", lambda f: [str(write(f, "bomb.yaml", EXAMPLE_TEXT.replace(
+        "    seed: 0", "    seed: 0\n  customStages:\n  - name: extra\n    image: x:1\n    config:\n"
+        + "\n".join("      " + line for line in ALIAS_BOMB.splitlines()))))],
+        INVALID_SPEC, ("bomb.yaml", "YAML aliases", "line"), outputs=()),
+    Case("duplicate-keys", "validate", lambda f: [str(write(f, "d.yaml", EXAMPLE_TEXT + "kind: SceneJob\n"))],
+         INVALID_SPEC, ("d.yaml", "duplicate key 'kind'"), outputs=()),
+    Case("deep-nesting", "validate", lambda f: [str(write(f, "deep.yaml", "spec: " + "[" * 5000 + "]" * 5000))],
+         INVALID_SPEC, ("nested deeper than",), outputs=()),
+    Case("too-large-file", "validate", lambda f: [str(write(f, "big.yaml", "# " + "x" * (4 << 20)))],
+         INVALID_SPEC, ("big.yaml", "too large"), outputs=()),
+    Case("blend-above-1", "validate",
+         lambda f: [str(relighting(f, _set("spec.relighting.albedo.blend", {"min": -0.5, "max": 2})))],
+         INVALID_SPEC, ("spec.relighting.albedo.blend",), lines=2, outputs=()),
+    Case("ambient-above-1", "run",
+         lambda f: [str(relighting(f, _set("spec.relighting.degradation.softShading.ambient",
+                                           {"min": 0.5, "max": 5})))],
+         INVALID_SPEC, ("spec.relighting.degradation.softShading.ambient.max", "less than or equal to 1"),
+         outputs=()),
+    Case("custom-config-too-large", "validate",
+         lambda f: [str(relighting(f, _set("spec.customStages", [{"name": "extra", "image": "x:1",
+                                                                  "config": {"blob": "x" * 70000}}])))],
+         INVALID_SPEC, ("spec.customStages[0].config", "at most 64 KiB"), outputs=()),
+    Case("several-documents", "run",
+         lambda f: [str(write(f, "two.yaml", EXAMPLE_TEXT + "\n---\n" + EXAMPLE_TEXT))],
+         INVALID_SPEC, ("two.yaml", "2 documents", "one resource"), outputs=()),
+    Case("name-over-40", "validate",
+         lambda f: [str(relighting(f, _set("metadata.name", "n" * 41)))],
+         INVALID_SPEC, ("metadata.name",), outputs=()),
+    Case("drops-stop-the-job", "run",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"ok", "b.png": b"FAIL", "c.png": b"ok"}),
+                                   onlyStages=["segment", "albedo"]))],
+         1, ("stage segment dropped 1 of 3", "continueOnError: true", "2 good ones")),
+    Case("operator-without-kubeconfig", "operator", lambda f: [], CANNOT_START,
+         ("no Kubernetes access", "KUBECONFIG"), outputs=()),
+]
+
+
+def genfab(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    tmp = folder / ".tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "HOME": str(folder / ".home"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "genfab.cli.main", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_one_clear_line(case: Case, tmp_path: Path) -> None:
+    args = case.setup(tmp_path)
+    before = set(tmp_path.iterdir())
+    started = time.monotonic()
+    result = genfab(tmp_path, case.command, *args)
+    err = result.stderr.strip()
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode == case.code, (result.returncode, err, result.stdout[-2000:])
+    for text in case.says:
+        assert text in err, (text, err)
+    if case.lines is not None:
+        assert len(err.splitlines()) == case.lines, err
+    assert time.monotonic() - started < 60  # nothing runs away (the alias bomb took 50 s and 2.7 GB)
+    created = {p.name for p in set(tmp_path.iterdir()) - before} - {".tmp", ".home"}
+    assert created <= set(case.outputs), created
+    assert not list((tmp_path / ".tmp").iterdir()), "temporary files left behind"
+
+
+def test_odd_file_names_become_sample_ids_and_keep_their_name(tmp_path: Path) -> None:
+    """Spaces and non-ASCII letters never fail the job: each name maps to a valid, deterministic id."""
+    names = {"my photo.png": b"a", "café.png": b"b", "ok.png": b"c", "日本.png": b"d"}
+    job = ledger_job(tmp_path, images(tmp_path, names))
+    result = genfab(tmp_path, "run", str(job))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in (tmp_path / "out" / "data" / "stage_1").glob("*.txt"))
+    assert len(written) == 4 and "ok.txt" in written
+    assert any(n.startswith("my-photo-") for n in written) and any(n.startswith("cafe-") for n in written)
+    assert genfab(tmp_path, "run", str(job)).returncode == 0  # the same ids again: all reused
