@@ -130,6 +130,21 @@ def matches(obj: dict[str, Any], requirements: list[Requirement]) -> bool:
     return True
 
 
+MAX_CONFIGMAP_DATA = 1 << 20
+MAX_OBJECT = 1536 * 1024  # etcd's default request limit, which bounds every object
+
+
+def check_size(obj: dict[str, Any]) -> None:
+    """The API server's size limits: a ConfigMap's data at most 1 MiB, any object at most ~1.5 MiB."""
+    if obj.get("kind") == "ConfigMap":
+        data = sum(len(k) + len(str(v).encode()) for k, v in (obj.get("data") or {}).items())
+        if data > MAX_CONFIGMAP_DATA:
+            raise ValueError(f'ConfigMap "{obj["metadata"]["name"]}" is invalid: []: Too long: may not be more than '
+                             f"{MAX_CONFIGMAP_DATA} bytes")
+    if len(json.dumps(obj)) > MAX_OBJECT:
+        raise ValueError("etcdserver: request is too large")
+
+
 def status_error(code: int, reason: str, message: str) -> aiohttp.web.Response:
     return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
                                       "code": code, "reason": reason, "message": message}, status=code)
@@ -246,6 +261,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
         if key in self.store:
             raise KeyError(key)
         obj["apiVersion"], obj["kind"] = api_version(res), RESOURCES[self._path(res)][0]
+        check_size(obj)
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
         self._bump(obj)
         self.store[key] = obj
@@ -273,6 +289,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
         before_spec = json.dumps({k: v for k, v in obj.items() if k not in ("metadata", "status")}, sort_keys=True)
         new = merge_patch(obj, patch)
         new["metadata"] = {**new["metadata"], "uid": obj["metadata"]["uid"], "name": obj["metadata"]["name"]}
+        check_size(new)
         after_spec = json.dumps({k: v for k, v in new.items() if k not in ("metadata", "status")}, sort_keys=True)
         if before_spec != after_spec:
             new["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
@@ -288,7 +305,10 @@ class GenfabCluster(kmock.KubernetesEmulator):
         return new
 
     def _patch(self, key: ObjKey, patch: dict[str, Any], subresource: str | None) -> aiohttp.web.Response:
-        obj = self.patch(key, patch, subresource)
+        try:
+            obj = self.patch(key, patch, subresource)
+        except ValueError as exc:
+            return status_error(422, "Invalid", str(exc))
         return aiohttp.web.json_response(obj) if obj is not None else self._not_found(key)
 
     def delete(self, key: ObjKey, cascade: bool = True) -> dict[str, Any] | None:

@@ -139,3 +139,24 @@ def test_custom_stages_get_no_credentials_when_the_chart_says_so(bound: tuple[Em
     invalid = condition(wait_phase(emu, doc, "Failed"), "InvalidSpec")
     assert "spec.customStages[0]" in invalid["message"] and "stages.customStageCredentials" in invalid["message"]
     assert not emu.objects("jobs", "team-a", "genfab.dev/resource=custom")
+
+
+def test_a_config_too_large_for_a_configmap_is_invalid_spec(emu: Emulator, tmp_path: Path) -> None:
+    """A resource the API server accepts (under 1.5 MiB) whose stage config would not fit a ConfigMap
+    (1 MiB) is refused before any Job: a 422 from the API server would otherwise repeat forever."""
+    doc = make_scenejob(tmp_path)
+    doc["spec"]["input"]["samples"] = [{"index": i, "photorealistic": {"path": f"{i:05d}/{'p' * 850}.png"}}
+                                       for i in range(1200)]  # 1.04 MB: the scaffold config carries them
+    emu.apply(doc)
+    invalid = condition(wait_phase(emu, doc, "Failed"), "InvalidSpec")
+    assert "stage scaffold" in invalid["message"] and "over the 1024 KiB a ConfigMap holds" in invalid["message"]
+    assert not emu.objects("configmaps", doc["metadata"]["namespace"])
+
+
+def test_a_web_url_input_is_invalid_spec(emu: Emulator, tmp_path: Path) -> None:
+    doc = make_scenejob(tmp_path)
+    doc["spec"]["input"] = {"datasetUri": "https://example.org/photos/", "samples": doc["spec"]["input"]["samples"]}
+    emu.apply(doc)
+    invalid = condition(wait_phase(emu, doc, "Failed"), "InvalidSpec")
+    assert "spec.input.datasetUri" in invalid["message"] and "s3://... or file://" in invalid["message"], invalid
+    assert not emu.objects("jobs", doc["metadata"]["namespace"])

@@ -117,3 +117,14 @@ def test_transitions_emit_events_once() -> None:
     assert ("Normal", "Running") in [(e.type, e.reason) for e in events]
     again = resource_status(d, r.spec, first, 1, "2026-11-22T12:00:05Z", {})
     assert transitions(first, again) == [] and again == first
+
+
+def test_an_unreadable_shard_report_fails_its_shard_with_corrupt_report() -> None:
+    r, p = setup()
+    progress = Progress(1, 0, ("shard 1: CorruptReport: Invalid JSON: expected value at line 1 column 1",))
+    d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "done")], progress={"scaffold": progress}), None, NOW)
+    scaffold = next(o for o in d.observations if o.name == "scaffold")
+    assert scaffold.reason == "CorruptReport" and "shard 1: CorruptReport" in (scaffold.message or "")
+    assert scaffold.shards_failed == 1 and scaffold.shards_succeeded == scaffold.shards_total - 1
+    running = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")], progress={"scaffold": progress}), None, NOW)
+    assert next(o for o in running.observations if o.name == "scaffold").reason is None  # judged when it ends

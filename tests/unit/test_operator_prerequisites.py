@@ -9,7 +9,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.api.common import SecretRef, Storage
 from genfab.api.status import ResourceStatus
-from genfab.operator.decide import not_ready_status
+from genfab.operator.decide import stalled_status
 from genfab.operator.prerequisites import REASON, not_ready_message, prerequisites
 
 DEFAULT = Storage(secret_ref=SecretRef(name="lab-s3"))
@@ -50,14 +50,14 @@ def test_the_message_names_every_missing_object_and_the_way_out() -> None:
 
 
 def test_not_ready_is_stalled_pending_and_keeps_earlier_results() -> None:
-    fresh = not_ready_status(None, REASON, "missing", 1, "2026-11-22T10:00:00Z")
+    fresh = stalled_status(None, REASON, "missing", 1, "2026-11-22T10:00:00Z")
     stalled = next(c for c in fresh.conditions if c.type == "Stalled")
     assert fresh.phase == "Pending" and fresh.observed_generation == 1
     assert (stalled.status, stalled.reason, stalled.message) == ("True", REASON, "missing")
     assert next(c for c in fresh.conditions if c.type == "InvalidSpec").status == "False"
     running = ResourceStatus.model_validate({"phase": "Running", "stages": [
         {"name": "segment", "phase": "Running", "configHash": "a" * 64}]})
-    later = not_ready_status(running, REASON, "missing", 2, "2026-11-22T10:05:00Z")
+    later = stalled_status(running, REASON, "missing", 2, "2026-11-22T10:05:00Z")
     assert later.phase == "Running" and [s.name for s in later.stages] == ["segment"]
-    again = not_ready_status(later, REASON, "still missing", 2, "2026-11-22T10:06:00Z")
+    again = stalled_status(later, REASON, "still missing", 2, "2026-11-22T10:06:00Z")
     assert next(c for c in again.conditions if c.type == "Stalled").last_transition_time == "2026-11-22T10:05:00Z"

@@ -65,11 +65,11 @@ InputUri = Annotated[
     AfterValidator(check_input_uri),
     Field(
         json_schema_extra=_uri_schema(
-            r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/].*)?|file://.+|https?://[^/].*)$"
+            r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/].*)?|file://.+)$"
         )
     ),
 ]
-"""Readable input: `s3://`, `file://`, `http://` or `https://`."""
+"""Readable input: `s3://` or `file://`."""
 
 RelativePath = Annotated[
     str,

@@ -54,7 +54,9 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
 
 
 def check_input_uri(value: str) -> str:
-    return check_storage_uri(value, schemes=("s3", "file", "http", "https"))
+    """Inputs are read from object storage like outputs are written (no stage fetches web URLs:
+    copy such files into a bucket first)."""
+    return check_storage_uri(value, schemes=("s3", "file"))
 
 
 def check_relative_path(value: str) -> str:

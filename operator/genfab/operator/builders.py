@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genfab.api.common import CommonSpec, Storage
+from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
 from genfab.contract.names import (
@@ -21,7 +22,7 @@ from genfab.contract.names import (
     ENV_S3_REGION,
 )
 from genfab.operator.settings import OperatorSettings
-from genfab.planner import Plan, PlannedStage
+from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import MODELS_MOUNT, models_env, shard_env, stage_command
 
 LABEL_RESOURCE = "genfab.dev/resource"
@@ -65,14 +66,34 @@ def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
     }
 
 
+MAX_CONFIGMAP_BYTES = 1 << 20
+"""Kubernetes refuses a ConfigMap whose data is larger (and would answer every retry with 422)."""
+
+
+def configmap_data(stage_cfg: StageConfig) -> dict[str, str]:
+    return {CONFIG_PATH.rsplit("/", 1)[1]: json.dumps(stage_cfg.to_dict(), indent=1, sort_keys=True)}
+
+
 def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, owner: Owner) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": child_name(plan.name, stage), "namespace": owner.namespace,
                      "labels": child_labels(plan, stage), "ownerReferences": [owner.reference()]},
-        "data": {CONFIG_PATH.rsplit("/", 1)[1]: json.dumps(stage_cfg.to_dict(), indent=1, sort_keys=True)},
+        "data": configmap_data(stage_cfg),
     }
+
+
+def oversized_configs(plan: Plan) -> list[FieldError]:
+    """Stages whose mounted config would not fit a ConfigMap: refused before anything is created."""
+    errors = []
+    for stage in plan.stages:
+        size = sum(len(k) + len(v.encode()) for k, v in configmap_data(stage_config(plan, stage)).items())
+        if size > MAX_CONFIGMAP_BYTES:
+            errors.append(FieldError("spec", f"the config of stage {stage.name} is {size // 1024} KiB, over the "
+                                     f"{MAX_CONFIGMAP_BYTES // 1024} KiB a ConfigMap holds (inline samples, "
+                                     "custom stage config): move large lists into object storage"))
+    return errors
 
 
 def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage | None:

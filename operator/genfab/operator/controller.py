@@ -23,7 +23,14 @@ from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import shard_count
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
-from genfab.operator.builders import Owner, build_configmap, build_job, child_name, effective_storage
+from genfab.operator.builders import (
+    Owner,
+    build_configmap,
+    build_job,
+    child_name,
+    effective_storage,
+    oversized_configs,
+)
 from genfab.operator.cache import Cache, Key
 from genfab.operator.decide import (
     Decision,
@@ -31,9 +38,9 @@ from genfab.operator.decide import (
     Progress,
     decide,
     invalid_status,
-    not_ready_status,
     resource_status,
     same_status,
+    stalled_status,
     transitions,
 )
 from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
@@ -52,6 +59,7 @@ from genfab.status import StageObservation
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.operator")
+STORAGE_UNAVAILABLE = "StorageUnavailable"
 PRESENT_SECONDS = 60.0
 """How long an object a namespace must provide is trusted to exist after it was seen."""
 
@@ -170,6 +178,10 @@ class Controller:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
             the_plan = plan(resource)
+            refused = oversized_configs(the_plan)
+            if refused:
+                return self._write_status(key, body, previous, invalid_status(
+                    previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
         except ValidationError as exc:
             message = "; ".join(str(e) for e in field_errors(exc))
             return self._write_status(key, body, previous, invalid_status(previous, message, generation,
@@ -181,16 +193,21 @@ class Controller:
                    and previous.observed_generation == generation)
         missing = [] if settled else self._missing(namespace, resource)
         if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
-            return self._write_status(key, body, previous, not_ready_status(
+            return self._write_status(key, body, previous, stalled_status(
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         spec = resource.spec
-        observed = self._observe(key, the_plan, owner, previous)
-        decision = decide(the_plan, spec, observed, previous, now)
-        failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
-        if decision.start:  # re-decide with the Jobs just created
+        try:
             observed = self._observe(key, the_plan, owner, previous)
             decision = decide(the_plan, spec, observed, previous, now)
+            failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
+            if decision.start:  # re-decide with the Jobs just created
+                observed = self._observe(key, the_plan, owner, previous)
+                decision = decide(the_plan, spec, observed, previous, now)
+        except StorageError as exc:  # say it on the resource, then retry with backoff (it may recover)
+            self._write_status(key, body, previous, stalled_status(
+                previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
+            raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
         self._write_status(key, body, previous, status)
@@ -248,7 +265,8 @@ class Controller:
                 run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
                 reports = read_reports(run, stage.name, stage.config_hash)
                 counts = Progress(sum(len(r.succeeded) for r in reports.values()),
-                                  sum(len(r.failed) for r in reports.values()))
+                                  sum(len(r.failed) for r in reports.values()),
+                                  tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt))
                 cached = (counts, time.monotonic(), finished)
                 self._progress[slot] = cached
             if cached is not None:

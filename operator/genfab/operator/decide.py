@@ -33,6 +33,8 @@ class Progress:
 
     succeeded: int = 0
     failed: int = 0
+    corrupt: tuple[str, ...] = ()
+    """Messages of shard reports that could not be read (each fails its shard: CorruptReport)."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,18 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
     shards_failed = view.shards if expired else view.failed_indexes
     if view.failed and not shards_failed:
         shards_failed = max(1, view.shards - view.succeeded_indexes)  # e.g. the Job's own deadline
+    shards_succeeded = view.succeeded_indexes
+    if progress.corrupt and view.finished:  # a shard whose report is unreadable did not deliver
+        shards_succeeded = max(0, shards_succeeded - len(progress.corrupt))
+        shards_failed = min(view.shards, shards_failed + len(progress.corrupt))
+        reason, message = "CorruptReport", f"{len(progress.corrupt)} shard report(s) unreadable: {progress.corrupt[0]}"
     succeeded, failed = progress.succeeded, progress.failed
     if prev is not None and not (succeeded or failed):
         succeeded, failed = prev.samples.succeeded, prev.samples.failed
     return StageObservation(
         name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri, state=state,
         samples_total=view.samples, samples_succeeded=succeeded, samples_failed=failed,
-        shards_total=view.shards, shards_succeeded=view.succeeded_indexes, shards_failed=shards_failed,
+        shards_total=view.shards, shards_succeeded=shards_succeeded, shards_failed=shards_failed,
         shards_active=0 if expired else view.active, shards_ready=0 if expired else view.ready,
         start_time=view.start_time or (prev.start_time if prev else None),
         completion_time=view.completion_time or (prev.completion_time if prev else None),
@@ -197,10 +204,11 @@ def invalid_status(previous: ResourceStatus | None, message: str, generation: in
                                    "current_stage": None, "progress": None})
 
 
-def not_ready_status(previous: ResourceStatus | None, reason: str, message: str, generation: int | None, now: str
+def stalled_status(previous: ResourceStatus | None, reason: str, message: str, generation: int | None, now: str
                      ) -> ResourceStatus:
-    """Something the namespace must provide is missing: no Job, Stalled naming it, stage results kept.
-    It resolves by itself once an admin provides it (every unfinished resource is re-checked)."""
+    """Something outside the spec blocks the resource (the namespace lacks an object, storage cannot
+    be reached): Stalled with `reason` and `message`, stage results kept. It resolves by itself once
+    the cause is gone (every unfinished resource is reconciled again)."""
     prev = previous or ResourceStatus()
     conditions = set_condition(list(prev.conditions), "Accepted", True, "Planned", "", now, generation)
     conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "", now, generation)

@@ -9,7 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel
+
 from genfab.api.status import Condition, ResourceStatus, SampleCounts, ShardCounts, StagePhase, StageStatus
+
+
+def _max_length(model: type[BaseModel], name: str) -> int:
+    """The `max_length` the API declares for a field (one declaration: the status models)."""
+    return next(int(m.max_length) for m in model.model_fields[name].metadata if getattr(m, "max_length", None))
+
+
+MAX_STAGE_MESSAGE = _max_length(StageStatus, "message")
+MAX_STAGE_REASON = _max_length(StageStatus, "reason")
+MAX_CONDITION_MESSAGE = _max_length(Condition, "message")
+
+
+def fit(text: str | None, limit: int) -> str | None:
+    """`text` cut to the API's limit (a long URI in an error must never make the status unwritable)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
+
 
 ExecState = Literal["pending", "waiting", "running", "finished", "suspended", "skipped", "blocked"]
 
@@ -59,6 +79,7 @@ def set_condition(conditions: list[Condition], type_: str, status: bool, reason:
                   generation: int | None) -> list[Condition]:
     """Upsert one condition; `lastTransitionTime` changes only when the status flips."""
     value: Literal["True", "False"] = "True" if status else "False"
+    message = fit(message, MAX_CONDITION_MESSAGE) or ""
     out: list[Condition] = []
     found = False
     for c in conditions:
@@ -81,7 +102,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase) -> StageStatus:
         shards=ShardCounts(total=obs.shards_total, succeeded=obs.shards_succeeded, failed=obs.shards_failed,
                            active=obs.shards_active, ready=obs.shards_ready),
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
-        reason=obs.reason, message=obs.message,
+        reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE),
     )
 
 

@@ -8,8 +8,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from genfab.contract.names import report_key, report_prefix
 from genfab.storage.base import Storage, StorageError
+
+MAX_REPORT_BYTES = 16 << 20
+"""A shard report lists its samples' ids: far below this even for 100,000 samples. Anything larger
+is not a report genfab wrote, and reading it would cost the operator (every tenant's) memory."""
+MAX_MESSAGE = 200
 
 ShardState = Literal["running", "succeeded", "failed"]
 
@@ -41,6 +48,9 @@ class ShardReport:
     model_load_seconds: float | None = None
     message: str = ""
     """Why the shard stopped, when it failed as a whole."""
+    corrupt: bool = False
+    """The report in storage could not be read (too large, not JSON, wrong shape): the shard counts as
+    failed with reason CorruptReport and none of its samples flow on."""
 
     @property
     def done(self) -> int:
@@ -51,9 +61,14 @@ class ShardReport:
 
     @classmethod
     def from_json(cls, raw: bytes) -> ShardReport:
-        data = json.loads(raw)
-        data["failed"] = [FailedSample(**f) for f in data.get("failed", [])]
-        return cls(**data)
+        """Parse and type-check a report (pydantic's JSON parser: bounded nesting, no recursion crash)."""
+        return _ADAPTER.validate_json(raw)
+
+    @classmethod
+    def corrupt_report(cls, stage: str, config_hash: str, index: int, why: str) -> ShardReport:
+        why = " ".join(why.split())
+        why = why if len(why) <= MAX_MESSAGE else why[: MAX_MESSAGE - 3] + "..."
+        return cls(stage, config_hash, index, 0, state="failed", message=f"CorruptReport: {why}", corrupt=True)
 
 
 def write_report(run: Storage, report: ShardReport) -> None:
@@ -61,16 +76,43 @@ def write_report(run: Storage, report: ShardReport) -> None:
     run.write_bytes(report_key(report.stage, report.config_hash, report.index), report.to_json())
 
 
+def _index(key: str) -> int | None:
+    name = key.rpartition("/")[2]
+    digits = name.removeprefix("shard-").removesuffix(".json")
+    return int(digits) if name.startswith("shard-") and name.endswith(".json") and digits.isdigit() else None
+
+
 def read_reports(run: Storage, stage: str, config_hash: str) -> dict[int, ShardReport]:
-    """Every shard report of `stage` at `config_hash`, by index (unreadable ones are skipped)."""
+    """Every shard report of `stage` at `config_hash`, by index. Reports are written atomically, so
+    one that cannot be read is corrupt, not half-written: it becomes a failed report (`corrupt`), read
+    no further than the size its listing gives."""
     reports: dict[int, ShardReport] = {}
     for obj in run.list(report_prefix(stage, config_hash)):
+        index = _index(obj.key)
+        if index is None:
+            continue  # not a report name: foreign
+        if obj.size > MAX_REPORT_BYTES:
+            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, f"{obj.size} bytes, more than a "
+                                                        f"report can hold ({MAX_REPORT_BYTES})")
+            continue
         try:
             report = ShardReport.from_json(run.read_bytes(obj.key))
-        except (StorageError, ValueError, TypeError):
-            continue  # being rewritten or foreign: the next poll sees it
-        reports[report.index] = report
+        except StorageError as exc:
+            if str(exc).startswith("not found"):
+                continue  # cleared meanwhile (a new run of the stage)
+            raise
+        except (ValidationError, ValueError) as exc:
+            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, str(exc).splitlines()[0])
+            continue
+        if report.index != index or report.stage != stage:
+            reports[index] = ShardReport.corrupt_report(stage, config_hash, index,
+                                                        f"holds shard {report.index} of stage {report.stage!r}")
+            continue
+        reports[index] = report
     return reports
+
+
+_ADAPTER = TypeAdapter(ShardReport)
 
 
 def clear_reports(run: Storage, stage: str, config_hash: str) -> int:

@@ -23,12 +23,31 @@ class ObjectInfo:
     size: int
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on an object key (UTF-8 bytes); file:// storage keeps the same so both behave alike."""
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """`text` cut in the middle to at most `limit` characters (keys and URIs in messages)."""
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
+
+
+def check_key_length(key: str) -> str:
+    size = len(key.encode())
+    if size > MAX_KEY_BYTES:
+        raise StorageError(f"storage key {shorten(key)!r} is {size} bytes, longer than {MAX_KEY_BYTES} bytes "
+                           "(the S3 limit)")
+    return key
+
+
 def safe_key(key: str) -> str:
-    """Validate a relative key: no `..`/`.` segments, not absolute, no backslashes or NUL."""
+    """Validate a relative key: no `..`/`.` segments, not absolute, no backslashes or NUL, at most
+    1024 bytes."""
     try:
-        return check_relative_path(key)
+        check_relative_path(key)
     except ValueError as exc:
-        raise StorageError(f"unsafe storage key {key!r}: {exc}") from None
+        raise StorageError(f"unsafe storage key {shorten(key)!r}: {exc}") from None
+    return check_key_length(key)
 
 
 class Storage(abc.ABC):

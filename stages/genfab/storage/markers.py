@@ -10,9 +10,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from genfab.storage.base import Storage, StorageError, safe_key
 
 MARKER = "_SUCCESS.json"
+MAX_MARKER_BYTES = 1 << 20
+"""A marker lists a sample's outputs and their sha256: far below this. Larger is not a marker."""
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,24 @@ def write_marker(storage: Storage, sample_prefix: str, marker: Marker) -> None:
 
 
 def read_marker(storage: Storage, sample_prefix: str) -> Marker | None:
+    """The sample's marker; None when there is none or it is corrupt (too large, not JSON, nested too
+    deep, wrong shape): a corrupt marker is no marker, and the sample is redone."""
     try:
-        raw = storage.read_bytes(f"{safe_key(sample_prefix)}/{MARKER}")
+        with storage.open_read(f"{safe_key(sample_prefix)}/{MARKER}") as stream:
+            raw = stream.read(MAX_MARKER_BYTES + 1)
     except StorageError as exc:
         if str(exc).startswith("not found"):
             return None
         raise
+    if len(raw) > MAX_MARKER_BYTES:
+        return None
     try:
-        return Marker(**json.loads(raw))
-    except (ValueError, TypeError):
-        return None  # a corrupt marker is no marker: the sample is redone
+        return _ADAPTER.validate_json(raw)
+    except (ValidationError, ValueError):
+        return None
+
+
+_ADAPTER = TypeAdapter(Marker)
 
 
 def is_committed(storage: Storage, sample_prefix: str, config_hash: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from genfab.contract.names import (
     CREDENTIAL_KEYS,
@@ -24,7 +24,7 @@ from genfab.contract.names import (
     ENV_SESSION_TOKEN,
 )
 from genfab.storage import redact
-from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
+from genfab.storage.base import ObjectInfo, Storage, StorageError, check_key_length, safe_key, shorten
 
 T = TypeVar("T")
 redact.install()  # before any boto3 client exists: botocore logs credentials at DEBUG
@@ -108,11 +108,12 @@ class S3Storage(Storage):
 
     def _key(self, key: str) -> str:
         key = safe_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return check_key_length(f"{self.prefix}/{key}" if self.prefix else key)
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
-        """Run a boto3 call; turn its errors into StorageError naming the object (never credentials)."""
-        where = f"{self.uri.rstrip('/')}/{key}" if key else self.uri
+        """Run a boto3 call; turn every error into a bounded StorageError naming the object (never
+        credentials): boto3's transfer manager and its threads raise more than botocore's errors."""
+        where = shorten(f"{self.uri.rstrip('/')}/{key}" if key else self.uri)
         try:
             return fn()
         except ClientError as exc:
@@ -120,9 +121,12 @@ class S3Storage(Storage):
             code = err.get("Code", "?")
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise StorageError(f"not found: {where}") from None
-            raise StorageError(f"{what} {where} failed: {code} {err.get('Message', '')}".strip()) from None
-        except BotoCoreError as exc:
-            raise StorageError(f"{what} {where} failed: {type(exc).__name__}: {exc}") from None
+            raise StorageError(f"{what} {where} failed: {code} {shorten(err.get('Message', ''), 300)}".strip()
+                               ) from None
+        except StorageError:
+            raise
+        except Exception as exc:  # BotoCoreError, S3UploadFailedError, RuntimeError from s3transfer ...
+            raise StorageError(f"{what} {where} failed: {type(exc).__name__}: {shorten(str(exc), 300)}") from None
 
     def read_bytes(self, key: str) -> bytes:
         body = self._call("read", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
@@ -133,8 +137,24 @@ class S3Storage(Storage):
         self._call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data))
 
     def upload_file(self, key: str, path: Path) -> None:
-        self._call("upload", key, lambda: self.client.upload_file(
-            str(path), self.bucket, self._key(key), Config=self._transfer))
+        full = self._key(key)
+        if path.stat().st_size >= self.settings.multipart_threshold:
+            # boto3 aborts an upload that fails or is interrupted in this process; one whose process
+            # was killed (OOM, SIGKILL after the grace period) leaves its parts behind: the retry of
+            # that sample, which writes the same key, removes them.
+            self._abort_uploads(full)
+        self._call("upload", key, lambda: self.client.upload_file(str(path), self.bucket, full, Config=self._transfer))
+
+    def _abort_uploads(self, full_key: str) -> None:
+        """Abort the incomplete multipart uploads of one key (best effort; a bucket lifecycle rule
+        `AbortIncompleteMultipartUpload` covers keys that are never written again)."""
+        try:
+            uploads = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=full_key).get("Uploads", [])
+            for upload in uploads:
+                if upload["Key"] == full_key:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload["UploadId"])
+        except Exception:
+            pass
 
     def download_file(self, key: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
