@@ -84,6 +84,10 @@ def images(folder: Path, names: dict[str, bytes]) -> Path:
 ALIAS_BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
                        + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
                           for i in range(1, 12)])
+TUNING_RUN = {"apiVersion": "genfab.dev/v1alpha1", "kind": "TuningRun", "metadata": {"name": "tr1"},
+              "spec": {"trainer": "difix", "baseModel": "s3://models/difix", "runName": "r1",
+                       "output": "file://./trout", "dataset": {"datasetJobRef": "data1"},
+                       "customStages": [{"name": "train", "image": "x:1", "command": ["python", "-c", "pass"]}]}}
 EXAMPLE_TEXT = (ROOT / "examples" / "datasetjob-relighting.yaml").read_text()
 
 CASES = [
@@ -139,6 +143,20 @@ CASES = [
          lambda f: [str(ledger_job(f, images(f, {"a.png": b"ok", "b.png": b"FAIL", "c.png": b"ok"}),
                                    onlyStages=["segment", "albedo"]))],
          1, ("stage segment dropped 1 of 3", "continueOnError: true", "2 good ones")),
+    Case("storage-secret-not-here", "run",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}), storage={
+             "endpoint": "http://127.0.0.1:9", "addressingStyle": "path", "secretRef": {"name": "lab-s3"}})),
+             "--out", "s3://lab-data/out"],
+         CANNOT_START, ("s3://lab-data/out", "secretRef 'lab-s3'", ".home/.config/genfab/secrets/lab-s3.env"),
+         outputs=()),
+    Case("storage-secret-incomplete", "run",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}), storage={"secretRef": {"name": "lab-s3"}})),
+                    "--secrets", str(write(f, "secrets/lab-s3.env", "AWS_ACCESS_KEY_ID=a\n").parent)],
+         CANNOT_START, ("secret 'lab-s3'", "has no AWS_SECRET_ACCESS_KEY"), outputs=()),
+    Case("malformed-ref-option", "run", lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--ref", "x"],
+         CANNOT_START, ("--ref 'x'", "Kind/name=URI"), outputs=()),
+    Case("tuningrun-ref-not-run-here", "run", lambda f: [str(write(f, "tr.yaml", yaml.safe_dump(TUNING_RUN)))],
+         CANNOT_START, ("ref:DatasetJob/data1/difix/data.json", "--ref DatasetJob/data1=URI"), outputs=()),
     Case("operator-without-kubeconfig", "operator", lambda f: [], CANNOT_START,
          ("no Kubernetes access", "KUBECONFIG"), outputs=()),
 ]
@@ -147,7 +165,8 @@ CASES = [
 def genfab(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     tmp = folder / ".tmp"
     tmp.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env = {k: v for k, v in os.environ.items()
+           if k != "KUBECONFIG" and not k.startswith(("AWS_", "GENFAB_S3_", "GENFAB_SECRETS"))}
     env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "HOME": str(folder / ".home"), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "genfab.cli.main", *args], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -188,3 +188,23 @@ def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
     names = sorted(p.name for p in (out / "data/stage_1").glob("*.png"))
     assert len(names) == 12 and "astronaut_face_mask.png" in names
     assert len(list((out / "contact-sheet").glob("*/sheet.png"))) == 4
+
+
+def test_spec_storage_endpoint_and_named_secret_are_used_without_environment(
+        tmp_path: Path, s3_endpoint: str) -> None:  # noqa: F811  (fixture)
+    secrets = tmp_path / "secrets" / "lab-s3"
+    secrets.mkdir(parents=True)
+    (secrets / "AWS_ACCESS_KEY_ID").write_text("test")
+    (secrets / "AWS_SECRET_ACCESS_KEY").write_text("test-secret")
+    uri = f"s3://{BUCKET}/spec-storage-{tmp_path.name}"
+    doc = job("specstore", uri, inputs(tmp_path, 3), extra_stage=False,
+              storage={"endpoint": s3_endpoint, "addressingStyle": "path", "secretRef": {"name": "lab-s3"}})
+    no_env = {k: "" for k in ("GENFAB_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                              "AWS_ENDPOINT_URL_S3")}
+    result = genfab_run(tmp_path, doc, "--secrets", str(tmp_path / "secrets"), env=no_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not reachable" not in result.stdout and not (tmp_path / "genfab-runs" / "specstore").exists()
+    run = open_storage(uri, S3Settings(endpoint=s3_endpoint, addressing_style="path", access_key_id="test",
+                                       secret_access_key="test-secret"))
+    assert stages(run)["segment"]["samples"]["succeeded"] == 3
+    assert markers(run, "data/stage_1") == 3

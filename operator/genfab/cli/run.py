@@ -18,10 +18,13 @@ from genfab.cli.loading import load_one, report_errors
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.failures import drop_lines, failure_line
+from genfab.local.refs import parse_ref_options
 from genfab.local.runner import RunnerError
+from genfab.local.storage_env import DEFAULT_SECRETS_DIR, ENV_SECRETS_DIR, local_environment, secrets_dir
 from genfab.local.view import ProgressView
 from genfab.planner import plan
-from genfab.storage import StorageError, open_storage
+from genfab.sequencing import CannotRun
+from genfab.storage import S3Settings, StorageError, open_storage
 
 
 def _fail(message: str) -> None:
@@ -71,8 +74,15 @@ def _summary_table(result: RunResult) -> Table:
 @click.option("--resume", is_flag=True,
               help="Continue an earlier run at the same output (fails if there is none). Committed samples "
                    "with the same config hash are never redone, with or without this flag.")
-def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool) -> None:
-    """Run the resource in FILE (first document) on this machine: same plan, same stage contract as
+@click.option("--secrets", "secrets", metavar="DIR", default=None,
+              help=f"Where spec.storage.secretRef NAME is looked up: DIR/NAME/ (one file per key) or "
+                   f"DIR/NAME.env (default: ${ENV_SECRETS_DIR} or {DEFAULT_SECRETS_DIR}).")
+@click.option("--ref", "refs", metavar="KIND/NAME=URI", multiple=True,
+              help="Output of a referenced resource (e.g. DatasetJob/my-data=file://./genfab-runs/my-data); "
+                   "default: that resource's finished local run.")
+def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool,
+            secrets: str | None, refs: tuple[str, ...]) -> None:
+    """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
@@ -82,16 +92,24 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)  # logs and CI: wide enough for the summary table
-    target, note = resolve_output(resource.spec.output, out, resource.metadata.name)
+    try:
+        environ, credentials_note = local_environment(resource.spec.storage, os.environ,
+                                                      secrets_dir(secrets, os.environ))
+        given_refs = parse_ref_options(refs)
+    except CannotRun as exc:
+        _fail(str(exc))
+    if credentials_note:
+        console.print(credentials_note, highlight=False)
+    target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
     if note:
         console.print(note, highlight=False)
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
     resource = _override(resource, target, only_list)
     the_plan = plan(resource)
     try:
-        previous = open_storage(the_plan.output_uri).exists(STATUS_KEY)
+        previous = open_storage(the_plan.output_uri, S3Settings.from_env(environ)).exists(STATUS_KEY)
     except StorageError as exc:
-        _fail(str(exc))
+        _fail(f"{exc} ({credentials_note})" if credentials_note else str(exc))
     if resume and not previous:
         _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
     if previous:
@@ -99,7 +117,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     try:
         with ProgressView(console) as view:
             runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
-                                 log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view)
+                                 log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
+                                 environ=environ, refs=given_refs)
             result = runner.run()
     except RunnerError as exc:
         _fail(str(exc))

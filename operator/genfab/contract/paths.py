@@ -53,6 +53,24 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
     return value
 
 
+REF_SCHEME = "ref:"
+"""An input that is another resource's output, `ref:Kind/name/path`: the executor resolves it to
+that resource's output root (a cluster from its status, a local run from `--ref` or its local run)."""
+
+
+def ref_uri(kind: str, name: str, path: str) -> str:
+    return f"{REF_SCHEME}{kind}/{name}/{path}"
+
+
+def split_ref(uri: str) -> tuple[str, str] | None:
+    """(`Kind/name`, path inside its output) of a `ref:` input; None for a storage URI."""
+    if not uri.startswith(REF_SCHEME):
+        return None
+    kind, _, rest = uri.removeprefix(REF_SCHEME).partition("/")
+    name, _, path = rest.partition("/")
+    return f"{kind}/{name}", path
+
+
 def check_input_uri(value: str) -> str:
     """Inputs are read from object storage like outputs are written (no stage fetches web URLs:
     copy such files into a bucket first)."""

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
 from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+from genfab.local.output import finished_local_run
+from genfab.local.refs import Lookup, resolve_refs
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import (
     BLOCKED_MESSAGE,
@@ -43,7 +45,7 @@ from genfab.sequencing import (
 )
 from genfab.status import StageObservation, build_status
 from genfab.status.aggregate import ExecState
-from genfab.storage import Storage, StorageError, open_storage
+from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 POLL_SECONDS = 0.2
 EXAMPLES = 3
@@ -121,7 +123,9 @@ Listener = Callable[[str, "StageRun"], None]
 
 class LocalRunner:
     def __init__(self, resource: Resource, plan: Plan, *, workers: int, log_dir: Path,
-                 listener: Listener | None = None, python: str = sys.executable) -> None:
+                 listener: Listener | None = None, python: str = sys.executable,
+                 environ: Mapping[str, str] | None = None, refs: Mapping[str, str] | None = None,
+                 lookup: Lookup = finished_local_run) -> None:
         self.resource = resource
         self.plan = plan
         self.workers = max(1, workers)
@@ -130,12 +134,22 @@ class LocalRunner:
         self.python = python
         self.retries: int = resource.spec.retries
         self.continue_on_error: bool = resource.spec.continue_on_error
-        self.run_storage: Storage = open_storage(plan.output_uri)
-        self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in plan.stages}
+        self.environ = dict(os.environ if environ is None else environ)
+        """The environment of the run's storage clients and shard processes (`spec.storage` applied)."""
+        self.s3 = S3Settings.from_env(self.environ)
+        self.run_storage: Storage = self.open(plan.output_uri)
+        self.check_runnable()
+        try:
+            self.plan = resolve_refs(plan, refs or {}, lookup)
+        except CannotRun as exc:
+            raise RunnerError(str(exc)) from None
+        self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in self.plan.stages}
         self._status: ResourceStatus | None = None
         self._config_dir = Path()
         """Stage configs of this run (a temporary folder, removed when the run ends in any way)."""
-        self.check_runnable()
+
+    def open(self, uri: str) -> Storage:
+        return open_storage(uri, self.s3)
 
     # -- preflight
     def command(self, stage: PlannedStage) -> list[str]:
@@ -212,7 +226,7 @@ class LocalRunner:
         run.config = stage_config(self.plan, run.stage)
         run.start_time, run.started = now_rfc3339(), time.monotonic()
         try:
-            samples = resolve_samples(run.config, open_storage)
+            samples = resolve_samples(run.config, self.open)
         except (InventoryError, StorageError) as exc:
             run.state, run.message, run.completion_time = "finished", f"cannot list samples: {exc}", now_rfc3339()
             run.shards = [Shard(0, done=True, failed=True)]
@@ -247,7 +261,7 @@ class LocalRunner:
         assert run.config is not None
         logs = self.log_dir / stage.name
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **shard_env(
+        env = {**self.environ, **shard_env(
             run.config, stage, len(run.shards), shard.index, self._models_env(),
             str(self._config_dir / f"{stage.name}.json"),
             **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),

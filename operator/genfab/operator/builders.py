@@ -14,16 +14,10 @@ from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
-from genfab.contract.names import (
-    CREDENTIAL_KEYS,
-    ENV_METRICS_PORT,
-    ENV_S3_ADDRESSING_STYLE,
-    ENV_S3_ENDPOINT,
-    ENV_S3_REGION,
-)
+from genfab.contract.names import CREDENTIAL_KEYS, ENV_METRICS_PORT
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, PlannedStage, stage_config
-from genfab.sequencing import MODELS_MOUNT, models_env, shard_env, stage_command
+from genfab.sequencing import MODELS_MOUNT, models_env, shard_env, stage_command, storage_env
 
 LABEL_RESOURCE = "genfab.dev/resource"
 LABEL_KIND = "genfab.dev/kind"
@@ -104,14 +98,8 @@ def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage |
 def _storage_env(storage: Storage | None, credentials: bool) -> list[dict[str, Any]]:
     """S3 endpoint settings as values, credentials (when the stage gets them) as Secret references,
     never values."""
-    env: list[dict[str, Any]] = []
-    if storage is None:
-        return env
-    if storage.endpoint:
-        env.append({"name": ENV_S3_ENDPOINT, "value": storage.endpoint})
-    env.append({"name": ENV_S3_REGION, "value": storage.region})
-    env.append({"name": ENV_S3_ADDRESSING_STYLE, "value": storage.addressing_style})
-    if storage.secret_ref is not None and credentials:
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in storage_env(storage).items()]
+    if storage is not None and storage.secret_ref is not None and credentials:
         for key, optional in CREDENTIAL_KEYS:
             env.append({"name": key, "valueFrom": {"secretKeyRef": {
                 "name": storage.secret_ref.name, "key": key, "optional": optional}}})

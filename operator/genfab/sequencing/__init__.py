@@ -3,7 +3,7 @@ local runner call these, so a plan runs the same way in a cluster and on a lapto
 
 - upstream gating (when a stage may start, when it is blocked; `continueOnError`);
 - the stage command and the shard environment (genfab's contract names always win);
-- the model-location environment from `spec.models`;
+- the model-location environment from `spec.models` and the endpoint environment from `spec.storage`;
 - the status `outputs` and timestamps;
 - which planned stages cannot run in this installation.
 """
@@ -14,10 +14,16 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from genfab.api.common import ModelSource
+from genfab.api.common import ModelSource, Storage
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, SUMMARY_KEY, StageConfig
-from genfab.contract.names import ENV_CONFIG, ENV_MODELS
+from genfab.contract.names import (
+    ENV_CONFIG,
+    ENV_MODELS,
+    ENV_S3_ADDRESSING_STYLE,
+    ENV_S3_ENDPOINT,
+    ENV_S3_REGION,
+)
 from genfab.planner import Plan, PlannedStage
 from genfab.status import StageObservation, stage_phase
 
@@ -78,6 +84,15 @@ def models_env(models: ModelSource | None, *, mounted: bool) -> dict[str, str]:
         raise CannotRun("spec.models.persistentVolumeClaim cannot be mounted by the local runner; "
                         "use spec.models.uri or spec.models.hubCache")
     return {ENV_MODELS: str(models.hub_cache)}
+
+
+def storage_env(storage: Storage | None) -> dict[str, str]:
+    """How a shard reaches `spec.storage` (endpoint, region, addressing), as values. Credentials are
+    not here: the operator passes Secret references, the local runner the secret's values."""
+    if storage is None:
+        return {}
+    env = {ENV_S3_ENDPOINT: storage.endpoint} if storage.endpoint else {}
+    return {**env, ENV_S3_REGION: storage.region, ENV_S3_ADDRESSING_STYLE: storage.addressing_style}
 
 
 def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | None,

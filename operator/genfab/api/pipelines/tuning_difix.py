@@ -7,7 +7,7 @@ from pydantic import Field
 
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
 from genfab.api.tuningrun import TuningRunBase
-from genfab.contract.paths import join_uri
+from genfab.contract.paths import join_uri, ref_uri
 
 TrainSettings = settings_model(
     "TrainSettings", "DiFix fine-tuning.", trainer=(str, Field(description="The trainer.")),
@@ -19,7 +19,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     refs: tuple[str, ...] = ()
     if spec.dataset.dataset_job_ref is not None:
         refs = (f"DatasetJob/{spec.dataset.dataset_job_ref}",)
-        data_uri = f"ref:DatasetJob/{spec.dataset.dataset_job_ref}/difix/data.json"
+        data_uri = ref_uri("DatasetJob", spec.dataset.dataset_job_ref, "difix/data.json")
     else:
         data_uri = spec.dataset.data_json_uri or ""
     settings = fill(TrainSettings, spec, trainer=PIPELINE.value)
