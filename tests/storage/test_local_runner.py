@@ -154,6 +154,52 @@ def test_a_killed_run_resumes_with_only_the_missing_samples(tmp_path: Path) -> N
     assert json.loads(run.read_bytes("_genfab/summary.json"))["stages"][0]["reused"] == done
 
 
+def test_reuse_redoes_deleted_or_changed_outputs_and_verify_catches_same_size_edits(
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:
+    uri, env, run = target
+    doc = job("verify", uri, inputs(tmp_path, 6), extra_stage=False, shard_size=3)
+    assert genfab_run(tmp_path, doc, env=env).returncode == 0
+    outputs = "data/stage_1/img_{:03d}.txt"
+    original = run.read_bytes(outputs.format(2))
+    run.delete_prefix(outputs.format(0))                          # deleted
+    run.write_bytes(outputs.format(1), b"truncated")              # another size
+    run.write_bytes(outputs.format(2), original[:-1] + b"!")      # same size, other content
+
+    ledger = tmp_path / "ledger.txt"
+    second = genfab_run(tmp_path, doc, env={**env, "GENFAB_TEST_LEDGER": str(ledger)})
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sorted(ledger.read_text().split()) == ["img_000", "img_001"]
+    assert "reuse check: 2 sample(s) of segment had missing or changed outputs" in " ".join(second.stdout.split())
+    assert run.read_bytes(outputs.format(1)).startswith(b"8 ")
+    stage = json.loads(run.read_bytes("_genfab/summary.json"))["stages"][0]
+    assert (stage["reused"], stage["redone"], stage["succeeded"]) == (4, 2, 6)
+
+    ledger.unlink()
+    third = genfab_run(tmp_path, doc, "--verify", env={**env, "GENFAB_TEST_LEDGER": str(ledger)})
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert ledger.read_text().split() == ["img_002"]  # only sha256 sees the same-size edit
+    assert run.read_bytes(outputs.format(2)) == original
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    doc = job("lease", f"file://{out}", inputs(tmp_path, 6), extra_stage=False, shard_size=3)
+    first = genfab_run(tmp_path, doc, env={"GENFAB_TEST_SLEEP": "0.5"}, wait=False)
+    deadline = time.monotonic() + 60
+    while not (out / "data/stage_1/_markers").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = genfab_run(tmp_path, doc)
+    assert second.returncode == 2, second.stdout + second.stderr
+    line = " ".join(second.stderr.split())
+    assert f"output file://{out} is in use by DatasetJob/lease run by" in line and "lease expires at" in line
+    assert len(second.stderr.strip().splitlines()) == 1
+    first_out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, first_out
+    lease = json.loads((out / "_genfab/lease.json").read_text())
+    assert lease["expires_at"] == 0  # released at the end
+    assert genfab_run(tmp_path, doc).returncode == 0
+
+
 def test_resume_without_an_earlier_run_is_an_error(tmp_path: Path) -> None:
     result = genfab_run(tmp_path, job("nothing", f"file://{tmp_path}/out", inputs(tmp_path, 1)), "--resume")
     assert result.returncode == 2 and "no earlier run" in result.stderr

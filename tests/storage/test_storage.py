@@ -5,6 +5,7 @@ Both backends run the same tests (parametrized), so `file://` and `s3://` behave
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import socket
@@ -17,9 +18,11 @@ from moto.server import ThreadedMotoServer
 
 from genfab.storage import (
     Marker,
+    Reuse,
     S3Settings,
     Storage,
     StorageError,
+    check_reuse,
     is_committed,
     open_storage,
     read_marker,
@@ -110,13 +113,32 @@ def test_marker_commit_and_interrupted_write(storage: Storage) -> None:
     storage.write_bytes("samples/s1/image.png", b"partial")
     assert not is_committed(storage, "samples/s1", "h1")
     storage.write_many([("samples/s1/image.png", b"png"), ("samples/s1/meta.json", b"{}")])
-    marker = Marker("h1", {"image.png": "sha-a", "meta.json": "sha-b"}, {"seconds": 1.5})
+    marker = Marker("h1", {"samples/s1/image.png": "sha-a", "samples/s1/meta.json": "sha-b"}, {"seconds": 1.5})
     write_marker(storage, "samples/s1", marker)
     assert is_committed(storage, "samples/s1", "h1")
     assert not is_committed(storage, "samples/s1", "h2"), "a changed config hash invalidates the sample"
-    assert read_marker(storage, "samples/s1") == marker and set(marker.outputs) == {"image.png", "meta.json"}
+    assert read_marker(storage, "samples/s1") == marker
     storage.write_bytes("samples/s2/_SUCCESS.json", b"{not json")
     assert not is_committed(storage, "samples/s2", "h1"), "a corrupt marker is no marker"
+
+
+def test_reuse_checks_existence_size_and_on_request_sha256(storage: Storage) -> None:
+    data = {"s/a.png": b"pixels", "s/b.json": b"{}"}
+    storage.write_many(data.items())
+    digests = {k: hashlib.sha256(v).hexdigest() for k, v in data.items()}
+    write_marker(storage, "s", Marker("h1", digests, sizes={k: len(v) for k, v in data.items()}))
+    assert storage.size("s/a.png") == 6 and storage.size("s/none") is None and storage.size("s") is None
+    assert check_reuse(storage, "s", "h1", "sha256") == Reuse(True)
+    storage.write_bytes("s/a.png", b"PIXELS")  # same size, other content
+    assert check_reuse(storage, "s", "h1") == Reuse(True)
+    assert check_reuse(storage, "s", "h1", "sha256") == Reuse(False, "output s/a.png changed since it was "
+                                                                     "committed (sha256)")
+    storage.write_bytes("s/a.png", b"pix")
+    assert check_reuse(storage, "s", "h1") == Reuse(False, "output s/a.png is 3 bytes, 6 when committed")
+    storage.delete_prefix("s/b.json")
+    write_marker(storage, "s", Marker("h1", {"s/b.json": digests["s/b.json"]}))  # an old marker: no sizes
+    assert check_reuse(storage, "s", "h1") == Reuse(False, "output s/b.json is missing")
+    assert check_reuse(storage, "s", "h2") == Reuse(False), "another config: not committed, nothing broken"
 
 
 def test_bad_uris_get_clear_errors() -> None:

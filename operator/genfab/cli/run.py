@@ -80,8 +80,11 @@ def _summary_table(result: RunResult) -> Table:
 @click.option("--ref", "refs", metavar="KIND/NAME=URI", multiple=True,
               help="Output of a referenced resource (e.g. DatasetJob/my-data=file://./genfab-runs/my-data); "
                    "default: that resource's finished local run.")
+@click.option("--verify", is_flag=True,
+              help="Re-hash committed outputs (sha256) before reusing them; without it reuse checks that each "
+                   "output exists with its committed size. Anything that fails is produced again.")
 def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool,
-            secrets: str | None, refs: tuple[str, ...]) -> None:
+            secrets: str | None, refs: tuple[str, ...], verify: bool) -> None:
     """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
     loaded = load_one(file)
@@ -118,7 +121,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
         with ProgressView(console) as view:
             runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
                                  log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
-                                 environ=environ, refs=given_refs)
+                                 environ=environ, refs=given_refs, verify=verify)
             result = runner.run()
     except RunnerError as exc:
         _fail(str(exc))
@@ -127,9 +130,16 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     except KeyboardInterrupt:
         console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})")
         sys.exit(EXIT_INTERRUPTED)
+    for line in runner.notes:
+        console.print(line, highlight=False)
     console.print(_summary_table(result))
     console.print(f"status:  {result.summary['statusUri']}\nsummary: {result.summary['summaryUri']}",
                   highlight=False)
+    redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
+    if redone:
+        console.print("reuse check: " + ", ".join(f"{n} sample(s) of {stage}" for stage, n in redone.items())
+                      + " had missing or changed outputs and were produced again (shard logs say which)",
+                      highlight=False)
     if result.summary["dropped"]:
         console.print(f"dropped: {result.summary['dropped']} sample(s) in {result.summary['droppedSamplesCsv']}",
                       highlight=False)

@@ -30,6 +30,9 @@ ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
 """Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
 ENV_IO_THREADS = "GENFAB_IO_THREADS"
 """Threads a shard uses to store outputs in the background (default 8)."""
+ENV_VERIFY = "GENFAB_VERIFY"
+"""`sha256`: reuse re-hashes every committed output (`genfab run --verify`). Unset: reuse checks that
+each output exists with its committed size."""
 ENV_PIPELINES = "GENFAB_PIPELINES"
 """Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
 

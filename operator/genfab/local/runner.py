@@ -26,8 +26,9 @@ from typing import Any
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
-from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
 from genfab.planner import Plan, PlannedStage, stage_config
@@ -93,6 +94,10 @@ class StageRun:
     def reused(self) -> int:
         return sum(r.reused for r in self.reports.values())
 
+    @property
+    def redone(self) -> int:
+        return sum(r.redone for r in self.reports.values())
+
     def observation(self) -> StageObservation:
         return StageObservation(
             name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
@@ -125,7 +130,7 @@ class LocalRunner:
     def __init__(self, resource: Resource, plan: Plan, *, workers: int, log_dir: Path,
                  listener: Listener | None = None, python: str = sys.executable,
                  environ: Mapping[str, str] | None = None, refs: Mapping[str, str] | None = None,
-                 lookup: Lookup = finished_local_run) -> None:
+                 lookup: Lookup = finished_local_run, verify: bool = False) -> None:
         self.resource = resource
         self.plan = plan
         self.workers = max(1, workers)
@@ -136,6 +141,8 @@ class LocalRunner:
         self.continue_on_error: bool = resource.spec.continue_on_error
         self.environ = dict(os.environ if environ is None else environ)
         """The environment of the run's storage clients and shard processes (`spec.storage` applied)."""
+        if verify:
+            self.environ[ENV_VERIFY] = "sha256"
         self.s3 = S3Settings.from_env(self.environ)
         self.run_storage: Storage = self.open(plan.output_uri)
         self.check_runnable()
@@ -145,6 +152,9 @@ class LocalRunner:
             raise RunnerError(str(exc)) from None
         self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in self.plan.stages}
         self._status: ResourceStatus | None = None
+        self.lease = Lease(self.run_storage, f"{plan.kind}/{plan.name}")
+        self.notes: list[str] = []
+        """One-line remarks for the person running it (a stale lease taken over)."""
         self._config_dir = Path()
         """Stage configs of this run (a temporary folder, removed when the run ends in any way)."""
 
@@ -179,15 +189,27 @@ class LocalRunner:
 
     # -- the loop
     def run(self) -> RunResult:
-        with tempfile.TemporaryDirectory(prefix="genfab-run-") as config_dir:
-            self._config_dir = Path(config_dir)
-            return self._run()
+        try:
+            self.lease.acquire()
+        except OutputInUse as exc:
+            raise RunnerError(str(exc)) from None
+        if self.lease.took_over is not None:
+            old = self.lease.took_over
+            self.notes.append(f"took over the lease of {old.resource} run by {old.holder} (pid {old.pid}): it "
+                              "stopped without releasing it")
+        try:
+            with tempfile.TemporaryDirectory(prefix="genfab-run-") as config_dir:
+                self._config_dir = Path(config_dir)
+                return self._run()
+        finally:
+            self.lease.release()
 
     def _run(self) -> RunResult:
         self._write_status()
         last_report = 0.0
         try:
             while not all(r.state in ("finished", "skipped", "blocked") for r in self.stages.values()):
+                self._keep_lease()
                 self._start_ready_stages()
                 self._launch_shards()
                 changed = self._reap_shards()
@@ -206,6 +228,15 @@ class LocalRunner:
         status = self._write_status()
         summary = self._write_summary(status)
         return RunResult(status, summary, self.plan.output_uri)
+
+    def _keep_lease(self) -> None:
+        try:
+            self.lease.renew_if_due()
+        except LeaseLost as exc:
+            self._stop_all("stopped: lost the output's lease", terminate=True)
+            self._refresh_reports()
+            self._write_status(interrupted=True)
+            raise RunnerError(str(exc)) from None
 
     def _start_ready_stages(self) -> None:
         phases = {name: phase_of(r.observation(), self.continue_on_error) for name, r in self.stages.items()}
@@ -310,13 +341,16 @@ class LocalRunner:
                 run.seconds = round(time.monotonic() - (run.started or time.monotonic()), 3)
                 self.listener("end", run)
 
-    def _stop_all(self, why: str) -> None:
-        """SIGINT reached the shards too; give them time to write their final reports."""
+    def _stop_all(self, why: str, terminate: bool = False) -> None:
+        """Stop every shard: after Ctrl-C SIGINT reached them too, else (`terminate`) they get SIGTERM;
+        give them time to write their final reports."""
         deadline = time.monotonic() + 15
         for run in self.stages.values():
             for shard in run.shards:
                 if shard.process is None:
                     continue
+                if terminate:
+                    shard.process.terminate()
                 try:
                     shard.process.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
@@ -353,7 +387,8 @@ class LocalRunner:
             stages.append({
                 "name": run.stage.name, "phase": next(s.phase for s in status.stages if s.name == run.stage.name),
                 "configHash": run.stage.config_hash, "outputUri": run.stage.output_uri,
-                "samples": run.samples, "succeeded": run.succeeded, "reused": run.reused, "failed": run.failed,
+                "samples": run.samples, "succeeded": run.succeeded, "reused": run.reused, "redone": run.redone,
+                "failed": run.failed,
                 "shards": len(run.shards), "seconds": seconds,
                 "samplesPerSecond": round(produced / seconds, 3) if seconds and produced else None,
                 "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),

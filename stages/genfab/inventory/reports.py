@@ -42,6 +42,9 @@ class ShardReport:
     succeeded: list[str] = field(default_factory=list)
     """Committed samples, including `reused` ones (committed earlier with the same config hash)."""
     reused: int = 0
+    redone: int = 0
+    """Samples committed with this config whose outputs failed the reuse check (missing, other size,
+    other sha256 with `--verify`): produced again."""
     failed: list[FailedSample] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)

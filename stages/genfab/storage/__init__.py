@@ -2,15 +2,18 @@
 
 from genfab.storage.base import ObjectInfo, Storage, StorageError
 from genfab.storage.factory import S3Settings, open_storage
-from genfab.storage.markers import MARKER, Marker, is_committed, read_marker, write_marker
+from genfab.storage.markers import MARKER, Check, Marker, Reuse, check_reuse, is_committed, read_marker, write_marker
 
 __all__ = [
     "MARKER",
+    "Check",
     "Marker",
     "ObjectInfo",
+    "Reuse",
     "S3Settings",
     "Storage",
     "StorageError",
+    "check_reuse",
     "is_committed",
     "open_storage",
     "read_marker",

@@ -78,7 +78,22 @@ class Storage(abc.ABC):
         """Every object under `prefix` (paginated; any number of keys), in key order."""
 
     @abc.abstractmethod
-    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    @abc.abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """(content, version) of a small object, or None when there is none. The version is what
+        `write_if` compares (S3: the ETag)."""
+
+    @abc.abstractmethod
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """Write only while the object is still at `version` (None: only while there is no object);
+        returns the new version, or None when another writer got there first. S3 does this with
+        conditional writes (If-Match / If-None-Match), which AWS, MinIO and Ceph RGW support."""
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None: ...

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
+
+LOCK_SUFFIX = ".genfab-lock"
 
 
 class FileStorage(Storage):
@@ -92,16 +97,50 @@ class FileStorage(Storage):
         found = []
         for dirpath, _, files in os.walk(start):
             for name in files:
-                if name.endswith(".part") and name.startswith("."):
-                    continue  # an unfinished atomic write
+                if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
+                    continue  # an unfinished atomic write, a compare-and-swap lock
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
                 if rel.startswith(prefix):
                     found.append(ObjectInfo(rel, full.stat().st_size))
         yield from sorted(found, key=lambda o: o.key)
 
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        with self._os_errors("stat", key):
+            try:
+                info = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+    @contextlib.contextmanager
+    def _exclusive(self, key: str) -> Iterator[Path]:
+        """Hold an advisory lock beside `key` (compare-and-swap on one machine's file system)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f".{target.name}{LOCK_SUFFIX}", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield target
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        with self._os_errors("read", key):
+            try:
+                data = self._path(key).read_bytes()
+            except FileNotFoundError:
+                return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        with self._os_errors("write", key), self._exclusive(key) as target:
+            current = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
+            if current != version:
+                return None
+            self._write_atomic(key, data)
+        return hashlib.sha256(data).hexdigest()
 
     def copy(self, src: str, dst: str) -> None:
         self.upload_file(dst, self._path(src))

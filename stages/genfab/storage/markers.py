@@ -1,14 +1,17 @@
 """Per-sample atomic commit: data first, then `_SUCCESS.json` with the stage's config hash.
 
-A sample counts as done only when its marker exists and holds the current config hash; a write
-interrupted before the marker leaves the sample not done, and a re-run redoes it.
+A sample counts as done only when its marker exists, holds the current config hash and its outputs
+are still what was committed (each exists with its recorded size; with `sha256` checking, its
+content hashes to the recorded digest). A write interrupted before the marker, or an output deleted
+or overwritten since, leaves the sample not done, and a re-run redoes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -23,9 +26,24 @@ MAX_MARKER_BYTES = 1 << 20
 class Marker:
     config_hash: str
     outputs: dict[str, str]
-    """Output key (relative to the sample folder) -> sha256."""
+    """Output key (relative to the stage output) -> sha256."""
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Output key -> size in bytes (markers written before sizes were recorded have none: only
+    existence is checked for them)."""
+
+
+Check = Literal["size", "sha256"]
+"""How much of a committed sample reuse verifies: existence and size (always), or also content."""
+
+
+@dataclass(frozen=True)
+class Reuse:
+    committed: bool
+    problem: str = ""
+    """Why a sample whose marker holds the current config hash is produced again (an output is
+    missing, has another size or, with `sha256`, other content)."""
 
 
 def write_marker(storage: Storage, sample_prefix: str, marker: Marker) -> None:
@@ -54,6 +72,36 @@ def read_marker(storage: Storage, sample_prefix: str) -> Marker | None:
 _ADAPTER = TypeAdapter(Marker)
 
 
-def is_committed(storage: Storage, sample_prefix: str, config_hash: str) -> bool:
+def _sha256(storage: Storage, key: str) -> str:
+    digest = hashlib.sha256()
+    with storage.open_read(key) as stream:
+        for chunk in iter(lambda: stream.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def broken_output(storage: Storage, marker: Marker, check: Check = "size") -> str:
+    """The first committed output that is no longer what the marker says ("" when all are)."""
+    for key, digest in sorted(marker.outputs.items()):
+        size = storage.size(key)
+        if size is None:
+            return f"output {key} is missing"
+        expected = marker.sizes.get(key)
+        if expected is not None and size != expected:
+            return f"output {key} is {size} bytes, {expected} when committed"
+        if check == "sha256" and _sha256(storage, key) != digest:
+            return f"output {key} changed since it was committed (sha256)"
+    return ""
+
+
+def check_reuse(storage: Storage, sample_prefix: str, config_hash: str, check: Check = "size") -> Reuse:
+    """May the sample committed under `sample_prefix` be reused by a stage with `config_hash`?"""
     marker = read_marker(storage, sample_prefix)
-    return marker is not None and marker.config_hash == config_hash
+    if marker is None or marker.config_hash != config_hash:
+        return Reuse(False)
+    problem = broken_output(storage, marker, check)
+    return Reuse(not problem, problem)
+
+
+def is_committed(storage: Storage, sample_prefix: str, config_hash: str) -> bool:
+    return check_reuse(storage, sample_prefix, config_hash).committed

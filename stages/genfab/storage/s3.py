@@ -182,14 +182,35 @@ class S3Storage(Storage):
             for obj in page.get("Contents", []):
                 yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]))
 
-    def exists(self, key: str) -> bool:
+    def size(self, key: str) -> int | None:
         try:
-            self._call("stat", key, lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)))
+            head = self._call("stat", key, lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)))
         except StorageError as exc:
             if str(exc).startswith("not found"):
-                return False
+                return None
             raise
-        return True
+        return int(head["ContentLength"])
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            got = self._call("read", key, lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key)))
+        except StorageError as exc:
+            if str(exc).startswith("not found"):
+                return None
+            raise
+        return cast(bytes, self._call("read", key, got["Body"].read)), str(got["ETag"])
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        try:
+            put = self._call("write", key, lambda: self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **condition))
+        except StorageError as exc:
+            # 412: the object changed (or exists); 409: a concurrent conditional write won.
+            if any(code in str(exc) for code in ("PreconditionFailed", "ConditionalRequestConflict")):
+                return None
+            raise
+        return str(put["ETag"])
 
     def copy(self, src: str, dst: str) -> None:
         source = {"Bucket": self.bucket, "Key": self._key(src)}

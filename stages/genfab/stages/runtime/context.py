@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
-from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SHARDS
+from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SHARDS, ENV_VERIFY
 from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.metrics import StageMetrics
-from genfab.storage import Storage, open_storage
+from genfab.storage import Check, Storage, open_storage
 
 
 @dataclass
@@ -54,6 +54,11 @@ class StageContext:
     @property
     def upstream(self) -> tuple[StageRef, ...]:
         return self.cfg.upstream
+
+    @property
+    def verify(self) -> Check:
+        """How reuse checks committed samples: `sha256` when asked (`genfab run --verify`), else size."""
+        return "sha256" if self.env.get(ENV_VERIFY, "").strip().lower() == "sha256" else "size"
 
     def sample_prefix(self, sample_id: str) -> str:
         """Where a per-sample layout (`{sample}/gaussians/`) puts this sample's outputs, relative to

@@ -27,6 +27,7 @@ from genfab.stages.runtime.stage import Sample, Stage
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
+REUSE_CHECKS = 16
 
 
 def _reason(exc: Exception) -> tuple[str, str]:
@@ -42,12 +43,19 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
     reporter.start(len(samples))
     log.info("shard starts", extra={"samples": len(samples), "of": len(ctx.all_samples)})
     pending = []
-    for ref in samples:
-        if stage.is_committed(ctx, ref.id):
+    # One marker read (and a HEAD per output) per sample: concurrent, since on S3 latency dominates.
+    with ThreadPoolExecutor(REUSE_CHECKS, thread_name_prefix="genfab-reuse") as pool:
+        checks = list(pool.map(lambda ref: stage.reuse(ctx, ref.id), samples))
+    for ref, reuse in zip(samples, checks, strict=True):
+        if reuse.committed:
             reporter.succeeded(ref.id, reused=True)
             metrics.sample("reused")
-        else:
-            pending.append(ref)
+            continue
+        if reuse.problem:
+            reporter.report.redone += 1
+            log.warning("committed sample fails the reuse check; producing it again",
+                        extra={"sample": ref.id, "problem": reuse.problem, "check": ctx.verify})
+        pending.append(ref)
     if pending:
         started = time.monotonic()
         stage.setup(ctx)

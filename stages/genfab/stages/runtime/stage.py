@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from genfab.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput, FatalError
-from genfab.storage import Marker, StorageError, is_committed, write_marker
+from genfab.storage import Marker, Reuse, StorageError, check_reuse, write_marker
 
 S = TypeVar("S")
 
@@ -32,6 +32,7 @@ class Sample:
         self.ctx = ctx
         self.marker_prefix = marker_prefix
         self.outputs: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
         self.params: dict[str, Any] = {}
         """Per-sample parameters worth keeping (drawn lighting, chosen backend): stored in the marker."""
         self.timings: dict[str, float] = {}
@@ -59,6 +60,7 @@ class Sample:
     def write(self, key: str, data: bytes) -> None:
         """Write one output, relative to the stage's output root."""
         self.outputs[key] = hashlib.sha256(data).hexdigest()
+        self.sizes[key] = len(data)
         self._writes.append(self.ctx.writer.submit(self.ctx.output.write_bytes, key, data))
 
     def write_json(self, key: str, value: Any) -> None:
@@ -72,6 +74,7 @@ class Sample:
             for chunk in iter(lambda: fh.read(8 << 20), b""):
                 digest.update(chunk)
         self.outputs[key] = digest.hexdigest()
+        self.sizes[key] = path.stat().st_size
         self._writes.append(self.ctx.writer.submit(self.ctx.output.upload_file, key, path))
 
     def commit(self, started: float) -> Marker:
@@ -80,7 +83,8 @@ class Sample:
         for write in self._writes:
             write.result()
         marker = Marker(self.ctx.config_hash, dict(self.outputs), dict(self.timings),
-                        {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id})
+                        {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id},
+                        dict(self.sizes))
         write_marker(self.ctx.output, self.marker_prefix, marker)
         return marker
 
@@ -103,8 +107,9 @@ class Stage(Generic[S]):
     def marker_prefix(self, sample_id: str) -> str:
         return f"{self.marker_dir}/{sample_id}" if self.marker_dir else sample_id
 
-    def is_committed(self, ctx: StageContext, sample_id: str) -> bool:
-        return is_committed(ctx.output, self.marker_prefix(sample_id), ctx.config_hash)
+    def reuse(self, ctx: StageContext, sample_id: str) -> Reuse:
+        """Whether the sample is committed with this config and its outputs are intact."""
+        return check_reuse(ctx.output, self.marker_prefix(sample_id), ctx.config_hash, ctx.verify)
 
     def setup(self, ctx: StageContext) -> None:
         """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""
