@@ -30,7 +30,7 @@ OPERATOR_RULES = {
     ("genfab.dev", "tuningruns/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "create", "delete"},
-    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch", "delete"},
     ("", "secrets"): {"get"},
     ("", "events"): {"create"},
     ("", "serviceaccounts"): {"get"},

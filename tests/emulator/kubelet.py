@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genfab.contract import StageConfig, shard_bounds
+from genfab.contract.names import report_key
 from genfab.inventory import FailedSample, ShardReport, resolve_samples, write_report
 from genfab.storage import open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
@@ -38,6 +39,8 @@ class Behaviour:
     """Stay Running until `Kubelet.release(stage, index)`."""
     fail_samples: int = 0
     """Samples of the shard recorded as failed (the shard still exits 0)."""
+    raw_report: bytes | None = None
+    """Bytes written as the shard's final report instead of a real one (corrupt, huge, nested)."""
 
 
 Script = Callable[[str, int, int], Behaviour]
@@ -240,7 +243,8 @@ class Kubelet:
             state.report = self._start_report(pod, state)
             self.cluster.patch(key, {"status": {"phase": "Running", "startTime": now_rfc3339(), "conditions": [
                 {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
-                "containerStatuses": [{"name": "stage", "ready": True, "state": {"running": {}}}]}})
+                "containerStatuses": [{"name": "stage", "ready": True,
+                                       "state": {"running": {"startedAt": now_rfc3339()}}}]}})
             return
         if b.hold and not {(state.stage, state.index), (state.stage, None)} & self.released:
             return
@@ -293,6 +297,10 @@ class Kubelet:
         if report is None or cfg is None:
             return ""
         ids: list[str] = report._ids  # type: ignore[attr-defined]
+        if state.behaviour.raw_report is not None:
+            open_storage(cfg.run_uri).write_bytes(report_key(report.stage, report.config_hash, report.index),
+                                                  state.behaviour.raw_report)
+            return ""
         if code == 0:
             bad = ids[: state.behaviour.fail_samples]
             report.failed = [FailedSample(i, "SampleError", "scripted failure") for i in bad]

@@ -158,6 +158,51 @@ def test_stalled_deadline_exceeded_fails_the_stage_and_frees_its_pods(emu: Emula
     assert not jobs(emu, doc)
 
 
+def test_a_hung_pod_reaches_no_progress_is_stopped_and_retried_then_fails_the_stage(
+        emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)  # running, never a sample
+    doc = make_scenejob(tmp_path, samples=1, retries=1, progressDeadlineSeconds=2)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    first = emu.wait("first pod running", lambda: [p["metadata"]["name"] for p in emu.objects("pods", ns)
+                                                   if p["status"].get("phase") == "Running"])[0]
+    # Stalled NoProgress lasts from the deadline until the replacement Pod runs: seen as its Event.
+    stalled = emu.wait("Stalled NoProgress event", lambda: [e for e in emu.objects("events", ns)
+                                                           if e["reason"] == "NoProgress" and e["type"] == "Warning"])
+    assert "shard 0 of stage scaffold committed no sample for" in stalled[0]["message"]
+    assert "progressDeadlineSeconds 2" in stalled[0]["message"] and first in stalled[0]["message"]
+    emu.wait("the hung pod deleted (its GPUs freed)",
+             lambda: first not in {p["metadata"]["name"] for p in emu.objects("pods", ns)})
+    st = wait_phase(emu, doc, "Failed", timeout=60)  # the retry hangs too: retries=1 is spent
+    scaffold = stage(st, "scaffold")
+    assert scaffold["reason"] == "NoProgress" and "committed no sample" in scaffold["message"]
+    assert not [p for p in emu.objects("pods", ns) if p["status"].get("phase") == "Running"]
+    assert emu.kubelet.jobs[jobs(emu, doc)[0]["metadata"]["uid"]].attempts == {0: 2}
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    (b"{not json", "CorruptReport"),
+    (b"[" * 200_000, "CorruptReport"),                    # nested far deeper than any parser should go
+    (b" " * (17 << 20), "more than a report can hold"),   # refused from the listing's size, never read
+], ids=["corrupt", "nested", "huge"])
+def test_an_unreadable_shard_report_fails_its_shard_not_the_operator(emu: Emulator, tmp_path: Path, raw: bytes,
+                                                                     says: str) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        raw_report=raw if (stage, index) == ("scaffold", 1) else None, seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=4, shard_size=2, continueOnError=True)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed", "PartiallySucceeded", timeout=60)
+    scaffold = stage(st, "scaffold")
+    assert scaffold["reason"] == "CorruptReport" and says in scaffold["message"], scaffold
+    assert scaffold["shards"]["failed"] == 1 and scaffold["shards"]["succeeded"] == 1
+    assert len(scaffold["message"]) <= 4096
+    (tmp_path / "next").mkdir()
+    other = make_scenejob(tmp_path / "next", samples=1)  # the operator still serves everyone
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.1)
+    emu.apply(other)
+    assert wait_phase(emu, other, "Succeeded")["phase"] == "Succeeded"
+
+
 def test_stalled_pod_deleted_then_recovers(emu: Emulator, tmp_path: Path) -> None:
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
     emu.kubelet.replacement_delay = 3.0

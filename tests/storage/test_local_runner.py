@@ -200,6 +200,23 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp
     assert genfab_run(tmp_path, doc).returncode == 0
 
 
+@pytest.mark.parametrize(("override", "says", "attempts"), [
+    ({"progressDeadlineSeconds": 2}, "NoProgress: shard 0 of stage segment committed no sample for", 2),
+    ({"activeDeadlineSeconds": 2}, "DeadlineExceeded: stage ran longer than activeDeadlineSeconds 2", 1),
+])
+def test_a_hung_shard_is_stopped_at_its_deadline(tmp_path: Path, override: dict[str, int], says: str,
+                                                 attempts: int) -> None:
+    doc = job("hung", f"file://{tmp_path}/out", inputs(tmp_path, 1), extra_stage=False, retries=1,
+              stages={"segment": override})
+    started = time.monotonic()
+    result = genfab_run(tmp_path, doc, env={"GENFAB_TEST_SLEEP": "60"})
+    assert time.monotonic() - started < 40
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert says in " ".join(result.stderr.split())
+    log = (tmp_path / "out/_genfab/logs/segment/shard-00000.log").read_text()
+    assert log.count("--- attempt") == attempts
+
+
 def test_resume_without_an_earlier_run_is_an_error(tmp_path: Path) -> None:
     result = genfab_run(tmp_path, job("nothing", f"file://{tmp_path}/out", inputs(tmp_path, 1)), "--resume")
     assert result.returncode == 2 and "no earlier run" in result.stderr

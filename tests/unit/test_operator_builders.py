@@ -178,3 +178,14 @@ def test_stage_pods_have_bounded_node_disk() -> None:
         resources = pod["containers"][0]["resources"]
         assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"] == disk
         assert next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"] == {"sizeLimit": disk}
+
+
+def test_active_deadline_is_per_stage_and_absent_by_default() -> None:
+    assert "activeDeadlineSeconds" not in job_for()["spec"]
+    spec = job_for(stages={"scaffold": {"activeDeadlineSeconds": 7200}})["spec"]
+    assert spec["activeDeadlineSeconds"] == 7200
+    assert "activeDeadlineSeconds" not in job_for("expansion", stages={"scaffold": {"activeDeadlineSeconds": 7200}}
+                                                  )["spec"]
+    r = resource(progressDeadlineSeconds=900, stages={"expansion": {"progressDeadlineSeconds": 60}})
+    assert [(s.name, s.progress_deadline_seconds) for s in plan(r).stages] == [
+        ("scaffold", 900), ("expansion", 60), ("gaussians", 900)]

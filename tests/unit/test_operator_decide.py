@@ -128,3 +128,29 @@ def test_an_unreadable_shard_report_fails_its_shard_with_corrupt_report() -> Non
     assert scaffold.shards_failed == 1 and scaffold.shards_succeeded == scaffold.shards_total - 1
     running = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")], progress={"scaffold": progress}), None, NOW)
     assert next(o for o in running.observations if o.name == "scaffold").reason is None  # judged when it ends
+
+
+def running_pod(p: Plan, stage: str, seconds_ago: int) -> dict[str, Any]:
+    at = datetime.fromtimestamp(NOW.timestamp() - seconds_ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"metadata": {"name": f"s-{stage}-pod", "labels": {"batch.kubernetes.io/job-completion-index": "0"}},
+            "status": {"phase": "Running", "containerStatuses": [{"state": {"running": {"startedAt": at}}}]}}
+
+
+def test_a_shard_past_its_progress_deadline_is_stopped_and_the_stage_says_why() -> None:
+    r, p = setup(progressDeadlineSeconds=600, stages={"scaffold": {"progressDeadlineSeconds": 60}})
+    j = job(p, "scaffold")
+    observed = Observed(jobs=[j], pods={j["metadata"]["name"]: [running_pod(p, "scaffold", 90)]},
+                        progress={"scaffold": Progress(0, 0, (), {0: NOW.timestamp() - 80})})
+    d = decide(p, r.spec, observed, None, NOW)
+    assert [(job_, pod) for job_, pod, _ in d.stop_pods] == [(j["metadata"]["name"], "s-scaffold-pod")]
+    assert d.stall is not None and d.stall.reason == "NoProgress"
+    assert "committed no sample for 80 s (progressDeadlineSeconds 60)" in d.stall.message
+    assert next(o for o in d.observations if o.name == "scaffold").reason == "NoProgress"
+    calm = decide(p, r.spec, Observed(jobs=[j], pods=observed.pods, progress={
+        "scaffold": Progress(1, 0, (), {0: NOW.timestamp() - 20})}), None, NOW)
+    assert not calm.stop_pods and calm.stall is None
+    failed = job(p, "scaffold", "failed")
+    failed["metadata"]["annotations"]["genfab.dev/no-progress"] = d.stall.message
+    end = decide(p, r.spec, Observed(jobs=[failed]), None, NOW)
+    scaffold = next(o for o in end.observations if o.name == "scaffold")
+    assert scaffold.reason == "NoProgress" and "last stopped: shard 0 of stage scaffold" in (scaffold.message or "")

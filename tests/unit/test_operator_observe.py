@@ -14,6 +14,7 @@ from genfab.operator.observe import (
     parse_indexes,
     pod_trouble,
     start_deadline_passed,
+    stuck_pods,
     was_lost,
 )
 
@@ -89,3 +90,31 @@ def test_which_deleted_pods_count_as_lost() -> None:
     assert not was_lost(pod("Running"), job_suspended=True)
     assert not was_lost(pod("Succeeded"), job_suspended=False)
     assert not was_lost(pod("Running", conditions=[{"type": "DisruptionTarget", "status": "True"}]), False)
+
+
+def started(seconds_ago: int, index: int = 0, **meta: Any) -> dict[str, Any]:
+    at = (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    p = pod("Running", index, containerStatuses=[{"name": "stage", "state": {"running": {"startedAt": at}}}])
+    p["metadata"].update(meta)
+    return p
+
+
+AGO = NOW.timestamp()
+
+
+@pytest.mark.parametrize(("pods", "last_sample", "job_status", "stuck"), [
+    ([started(100)], {}, {}, [(0, 100)]),                           # no report: counted from the start
+    ([started(100)], {0: AGO - 30}, {}, []),                         # a sample 30 s ago
+    ([started(100)], {0: AGO - 70}, {}, [(0, 70)]),                  # last sample 70 s ago
+    ([started(30)], {0: AGO - 500}, {}, []),                         # a report of an earlier attempt
+    ([started(100), started(10, 1)], {}, {}, [(0, 100)]),            # only the hung index
+    ([started(100, deletionTimestamp="x")], {}, {}, []),             # already being deleted
+    ([pod("Pending", startTime="2026-11-22T11:00:00Z")], {}, {}, []),  # not running: the start deadline's case
+    ([pod("Running", startTime="2026-11-22T11:58:00Z")], {}, {}, [(0, 120)]),  # no container status yet
+    ([started(100)], {}, {"suspend": True}, []),
+    ([started(100)], {}, {"conditions": [{"type": "Complete", "status": "True"}]}, []),
+])
+def test_stuck_pods(pods: list[dict[str, Any]], last_sample: dict[int, float], job_status: dict[str, Any],
+                    stuck: list[tuple[int, int]]) -> None:
+    found = stuck_pods(job_view(job(**job_status)), pods, last_sample, NOW, 60)
+    assert [(s.index, round(s.idle)) for s in found] == stuck

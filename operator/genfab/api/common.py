@@ -117,6 +117,13 @@ class StageOverride(StageResources):
     """For stages running diffusers pipelines larger than the GPU: `model` keeps each component on the
     CPU until it runs, `sequential` moves submodules one by one (slowest, least memory). Default:
     none."""
+    progress_deadline_seconds: int | None = Field(None, ge=1, le=604800)
+    """This stage's no-progress deadline (default: `spec.progressDeadlineSeconds`): raise it for a
+    stage whose single sample takes long (scene optimisation), lower it for a fast one."""
+    active_deadline_seconds: int | None = Field(None, ge=1, le=2592000)
+    """The longest this stage's Job may run in all (Kubernetes' `activeDeadlineSeconds`, counted from
+    its start, retries included): then its Pods are stopped and the stage fails with
+    DeadlineExceeded. Default: no limit."""
 
 
 if TYPE_CHECKING:
@@ -263,6 +270,11 @@ class CommonSpec(GenfabModel):
     """A stage whose Pods have not started this many seconds after its Job was (last) unsuspended,
     e.g. no free GPU or an image that cannot be pulled, fails with DeadlineExceeded and frees its
     place. Time spent suspended (Kueue queueing) does not count."""
+    progress_deadline_seconds: int = Field(1800, ge=1, le=604800)
+    """A running shard that commits no sample for this long (counted since its last committed or
+    failed sample, else since its Pod started; model loading included) is Stalled with NoProgress: its
+    Pod is stopped, which frees its GPUs, and the shard is retried per `retries`. Per stage:
+    `stages.<name>.progressDeadlineSeconds`."""
     ttl_seconds_after_finished: int = Field(86400, ge=0, le=31536000)
     """Seconds finished stage Jobs are kept before Kubernetes deletes them (outputs stay)."""
     custom_stages: list[CustomStage] = Field(default_factory=list, max_length=32)

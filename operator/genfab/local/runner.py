@@ -36,7 +36,9 @@ from genfab.sequencing import (
     BLOCKED_MESSAGE,
     CannotRun,
     gate,
+    idle_seconds,
     models_env,
+    no_progress_message,
     now_rfc3339,
     phase_of,
     shard_env,
@@ -52,6 +54,8 @@ POLL_SECONDS = 0.2
 EXAMPLES = 3
 """Sample ids shown per drop reason in the summary (all of them are in dropped_samples.csv)."""
 REPORT_SECONDS = 0.5
+STOP_GRACE_SECONDS = 10.0
+"""How long a stopped shard gets to end after SIGTERM before SIGKILL (like a Pod's grace period)."""
 
 
 class RunnerError(RuntimeError):
@@ -66,6 +70,12 @@ class Shard:
     exit_code: int | None = None
     done: bool = False
     failed: bool = False
+    started_at: float = 0.0
+    """When the current attempt started (epoch seconds)."""
+    stopping: str = ""
+    """Why the runner is stopping the current attempt (no progress, stage deadline)."""
+    kill_at: float | None = None
+    """Monotonic time to SIGKILL the attempt if SIGTERM did not end it."""
 
 
 @dataclass
@@ -81,6 +91,8 @@ class StageRun:
     completion_time: str | None = None
     seconds: float | None = None
     message: str | None = None
+    deadline_passed: bool = False
+    """The stage ran past its activeDeadlineSeconds: its shards are stopped and fail."""
 
     @property
     def succeeded(self) -> int:
@@ -212,6 +224,7 @@ class LocalRunner:
                 self._keep_lease()
                 self._start_ready_stages()
                 self._launch_shards()
+                self._enforce_deadlines()
                 changed = self._reap_shards()
                 if changed or time.monotonic() - last_report >= REPORT_SECONDS:
                     last_report = time.monotonic()
@@ -300,6 +313,7 @@ class LocalRunner:
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         shard.attempts += 1
+        shard.started_at, shard.stopping, shard.kill_at = time.time(), "", None
         with (logs / f"shard-{shard.index:05d}.log").open("ab") as log:
             log.write(f"--- attempt {shard.attempts} at {now_rfc3339()}\n".encode())
             log.flush()
@@ -313,14 +327,47 @@ class LocalRunner:
                     continue
                 code = shard.process.returncode
                 shard.process, shard.exit_code, changed = None, code, True
-                if code == 0:
+                if code == 0 and not shard.stopping:
                     shard.done = True
-                elif code == EXIT_BAD_INPUT or shard.attempts > self.retries:
+                elif code == EXIT_BAD_INPUT or shard.attempts > self.retries or run.deadline_passed:
                     shard.done = shard.failed = True
-                    why = ("bad input" if code == EXIT_BAD_INPUT
-                           else f"exit code {code} after {shard.attempts} attempts")
+                    why = ("bad input" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
+                           else f"{shard.stopping or f'exit code {code}'}; {shard.attempts} attempts")
                     run.message = f"shard {shard.index} failed ({why}); log: {self._log_path(run, shard)}"
         return changed
+
+    def _enforce_deadlines(self) -> None:
+        """Stop attempts that made no progress within the stage's progressDeadlineSeconds (retried
+        per `retries`) and every attempt of a stage past its activeDeadlineSeconds (failed)."""
+        now = time.time()
+        for run in self.stages.values():
+            stage = run.stage
+            limit = stage.active_deadline_seconds
+            if run.state == "running" and limit and not run.deadline_passed and run.started is not None \
+                    and time.monotonic() - run.started > limit:
+                run.deadline_passed = True
+                for shard in run.shards:
+                    if not shard.done:
+                        shard.done = shard.failed = shard.process is None
+                        self._stop(shard, f"DeadlineExceeded: stage ran longer than activeDeadlineSeconds {limit}")
+            for shard in run.shards:
+                if shard.process is None:
+                    continue
+                if shard.kill_at is not None and time.monotonic() >= shard.kill_at:
+                    shard.process.kill()
+                    continue
+                report = run.reports.get(shard.index)
+                idle = idle_seconds(shard.started_at, report.last_activity if report else None, now)
+                if not shard.stopping and idle > stage.progress_deadline_seconds:
+                    self._stop(shard, "NoProgress: " + no_progress_message(
+                        stage.name, shard.index, idle, stage.progress_deadline_seconds, "process stopped"))
+
+    @staticmethod
+    def _stop(shard: Shard, why: str) -> None:
+        if shard.process is None or shard.stopping:
+            return
+        shard.stopping, shard.kill_at = why, time.monotonic() + STOP_GRACE_SECONDS
+        shard.process.terminate()  # the runtime writes its final report on SIGTERM; SIGKILL follows
 
     def _log_path(self, run: StageRun, shard: Shard) -> Path:
         return self.log_dir / run.stage.name / f"shard-{shard.index:05d}.log"

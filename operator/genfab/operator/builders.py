@@ -216,6 +216,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
             "podReplacementPolicy": "Failed",
             "suspend": spec.suspend,
             "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+            **({"activeDeadlineSeconds": stage.active_deadline_seconds} if stage.active_deadline_seconds else {}),
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }

@@ -46,7 +46,7 @@ from genfab.operator.decide import (
 from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
-from genfab.operator.observe import job_view, parse_time, unresolved_lost
+from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
 from genfab.operator.policy import policy_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
@@ -266,7 +266,8 @@ class Controller:
                 reports = read_reports(run, stage.name, stage.config_hash)
                 counts = Progress(sum(len(r.succeeded) for r in reports.values()),
                                   sum(len(r.failed) for r in reports.values()),
-                                  tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt))
+                                  tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt),
+                                  {r.index: r.last_activity for r in reports.values() if r.state == "running"})
                 cached = (counts, time.monotonic(), finished)
                 self._progress[slot] = cached
             if cached is not None:
@@ -288,6 +289,13 @@ class Controller:
             self.kube.delete(resource_path("batch/v1", "jobs", ns, job))
             self.kube.delete(resource_path("v1", "configmaps", ns, job))
             log.info("%s %s/%s: deleted job %s (config changed or stage deselected)", *key, job)
+        for job, pod, why in decision.stop_pods:
+            # Recorded on the Job first, so the stage's failure can say why once the retries run out.
+            with contextlib.suppress(NotFound):
+                self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
+                                {"metadata": {"annotations": {ANNOTATION_NO_PROGRESS: why}}})
+                self.kube.delete(resource_path("v1", "pods", ns, pod))
+            log.warning("%s %s/%s: %s", *key, why)
         for job, suspend in decision.suspend:
             with contextlib.suppress(NotFound):
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job), {"spec": {"suspend": suspend}})

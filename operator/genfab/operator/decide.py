@@ -20,9 +20,18 @@ from typing import Any
 from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus, StageStatus
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
-from genfab.operator.observe import JobView, LostPod, Stall, job_stall, job_view, start_deadline_passed
+from genfab.operator.observe import (
+    STALL_ORDER,
+    JobView,
+    LostPod,
+    Stall,
+    job_stall,
+    job_view,
+    start_deadline_passed,
+    stuck_pods,
+)
 from genfab.planner import Plan, PlannedStage
-from genfab.sequencing import BLOCKED_MESSAGE, gate, phase_of
+from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
 from genfab.status import StageObservation, build_status, set_condition
 from genfab.status.aggregate import ExecState
 
@@ -35,6 +44,8 @@ class Progress:
     failed: int = 0
     corrupt: tuple[str, ...] = ()
     """Messages of shard reports that could not be read (each fails its shard: CorruptReport)."""
+    last_sample: Mapping[int, float] = field(default_factory=dict)
+    """Running shards' last progress (last sample, else report start; epoch seconds) by index."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,9 @@ class Decision:
     """Jobs whose `spec.suspend` must change."""
     observations: list[StageObservation] = field(default_factory=list)
     stall: Stall | None = None
+    stop_pods: list[tuple[str, str, str]] = field(default_factory=list)
+    """(job, pod, why) of Pods past their progress deadline: deleting one frees its GPUs, and the Job
+    counts the failure against the shard's retries."""
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -80,6 +94,9 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         state = "finished"
         reason = view.failed_reason if view.failed else None
         message = f"job {view.name}: {view.failed_message or view.failed_reason}" if view.failed else None
+        if view.failed and view.no_progress:  # the retries ran out on Pods stopped for no progress
+            message = f"{message}; last stopped: {view.no_progress}"
+            reason = "NoProgress" if view.failed_reason == "FailedIndexes" else reason
     elif view.suspended and view.queue and not suspend:
         state, reason = "running", "Queued"  # Kueue admits it when its queue has quota
         message = f"job {view.name} is waiting for Kueue admission in queue {view.queue}"
@@ -147,8 +164,16 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             view = job_view(stage_job)
             pods = observed.pods.get(view.name, ())
             stall = job_stall(view, pods, observed.lost.get(view.name, ()))
+            progress = observed.progress.get(stage.name, Progress())
+            for stuck in stuck_pods(view, pods, progress.last_sample, now, stage.progress_deadline_seconds):
+                why = no_progress_message(stage.name, stuck.index, stuck.idle, stage.progress_deadline_seconds,
+                                          f"pod {stuck.pod} deleted to free its GPUs, the shard retried per "
+                                          "retries")
+                d.stop_pods.append((view.name, stuck.pod, why))
+                if stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index("NoProgress"):
+                    stall = Stall("NoProgress", why)
             expired = start_deadline_passed(view, pods, now, start_deadline_s)
-            obs = _from_job(stage, view, observed.progress.get(stage.name, Progress()), prev, stall, expired,
+            obs = _from_job(stage, view, progress, prev, stall, expired,
                             start_deadline_s, spec.suspend)
             if expired:
                 d.delete.append(view.name)

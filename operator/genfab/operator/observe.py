@@ -10,6 +10,8 @@ What counts as which stall reason (each test-covered in tests/unit/test_operator
   has no running replacement yet.
 - DeadlineExceeded: the Job failed its deadline, or none of its Pods started within the operator's
   start deadline after the Job was last unsuspended.
+- NoProgress: a running Pod's shard committed no sample within the stage's progress deadline (since
+  its last sample, or since the Pod's container started): the operator deletes that Pod.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from genfab.operator.builders import LABEL_QUEUE
+from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
-STALL_ORDER = ("DeadlineExceeded", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
+STALL_ORDER = ("DeadlineExceeded", "NoProgress", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
+ANNOTATION_NO_PROGRESS = "genfab.dev/no-progress"
+"""On a stage Job: why the operator last stopped one of its Pods (kept for the stage's failure message)."""
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 """Kubernetes puts a Pod's index in a label and an annotation of this name."""
 
@@ -95,6 +100,8 @@ class JobView:
     completion_time: str | None
     queue: str | None = None
     """Kueue LocalQueue of the Job (`kueue.x-k8s.io/queue-name`): Kueue, not genfab, unsuspends it."""
+    no_progress: str = ""
+    """Why the operator last stopped a Pod of this Job for making no progress ("" if never)."""
 
     @property
     def finished(self) -> bool:
@@ -123,6 +130,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         queue=(meta.get("labels") or {}).get(LABEL_QUEUE) or None,
+        no_progress=(meta.get("annotations") or {}).get(ANNOTATION_NO_PROGRESS, ""),
     )
 
 
@@ -183,6 +191,41 @@ def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: 
     if any(pod_running(p) for p in pods):
         return False
     return (now - started).total_seconds() > deadline_s
+
+
+def pod_started(pod: Mapping[str, Any]) -> datetime | None:
+    """When this Pod's stage container started running (else the Pod's own start)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+        if started:
+            return parse_time(started)
+    return parse_time((pod.get("status") or {}).get("startTime"))
+
+
+@dataclass(frozen=True)
+class StuckPod:
+    pod: str
+    index: int
+    idle: float
+    """Seconds without progress."""
+
+
+def stuck_pods(job: JobView, pods: Iterable[Mapping[str, Any]], last_sample: Mapping[int, float], now: datetime,
+               deadline_s: int) -> list[StuckPod]:
+    """Running Pods whose shard has made no progress for longer than `deadline_s` (see `idle_seconds`).
+    `last_sample` maps a shard index to its report's last sample time (epoch seconds)."""
+    if job.finished or job.suspended:
+        return []
+    out = []
+    for pod in pods:
+        index, started = pod_index(pod), pod_started(pod)
+        if not pod_running(pod) or (pod.get("metadata") or {}).get("deletionTimestamp") or index is None \
+                or started is None:
+            continue
+        idle = idle_seconds(started.timestamp(), last_sample.get(index), now.timestamp())
+        if idle > deadline_s:
+            out.append(StuckPod((pod.get("metadata") or {}).get("name", "?"), index, idle))
+    return out
 
 
 def job_stall(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]) -> Stall | None:

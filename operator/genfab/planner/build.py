@@ -133,6 +133,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
     for name in order:
         draft = drafts.get(name)
         custom = customs.get(name)
+        override = spec.stages.get(name)
         base = catalog.get(name, CUSTOM_DEFAULTS)
         config = draft.settings.model_dump(by_alias=True, exclude_none=True, mode="json") if draft is not None else {}
         if custom is not None:
@@ -151,7 +152,6 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             env = tuple((e.name, e.value) for e in custom.env)
         else:
             family, implementation = base.family, base.implementation
-            override = spec.stages.get(name)
             image = (override.image if override is not None else None) or getattr(spec.images, family)
             command, args, env = (), (), ()
         shard_size = _shard_size(base, spec, name, custom, draft)
@@ -172,8 +172,11 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
             image=image, implementation=implementation,
             command=command, args=args, env=env,
-            batch_size=spec.stages[name].batch_size if name in spec.stages else None,
-            offload=spec.stages[name].offload if name in spec.stages else None,
+            batch_size=override.batch_size if override is not None else None,
+            offload=override.offload if override is not None else None,
+            progress_deadline_seconds=(override.progress_deadline_seconds if override is not None else None)
+            or spec.progress_deadline_seconds,
+            active_deadline_seconds=override.active_deadline_seconds if override is not None else None,
         ))
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,

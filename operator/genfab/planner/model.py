@@ -63,6 +63,10 @@ class PlannedStage:
     """Samples per model call (`stages.<name>.batchSize`); None: the stage's default. Not hashed."""
     offload: str | None = None
     """Model offload policy (`stages.<name>.offload`); None: the stage's default. Not hashed."""
+    progress_deadline_seconds: int = 1800
+    """Seconds a running shard may go without committing a sample (`progressDeadlineSeconds`). Not hashed."""
+    active_deadline_seconds: int | None = None
+    """The stage Job's `activeDeadlineSeconds` (`stages.<name>.activeDeadlineSeconds`). Not hashed."""
 
     @property
     def short_hash(self) -> str:

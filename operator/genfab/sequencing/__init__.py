@@ -5,7 +5,8 @@ local runner call these, so a plan runs the same way in a cluster and on a lapto
 - the stage command and the shard environment (genfab's contract names always win);
 - the model-location environment from `spec.models` and the endpoint environment from `spec.storage`;
 - the status `outputs` and timestamps;
-- which planned stages cannot run in this installation.
+- which planned stages cannot run in this installation;
+- when a running shard has gone too long without progress (`progressDeadlineSeconds`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | N
     if index is None:
         contract.pop("JOB_COMPLETION_INDEX")
     return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
+
+
+def idle_seconds(started: float, last_sample: float | None, now: float) -> float:
+    """Seconds a running shard has made no progress: since its last committed or failed sample, or
+    since this attempt started, whichever is later (a report left by an earlier attempt of the same
+    shard never counts against a new one). Epoch seconds."""
+    return now - max(started, last_sample or 0.0)
+
+
+def no_progress_message(stage: str, index: int, idle: float, deadline: int, action: str) -> str:
+    return (f"shard {index} of stage {stage} committed no sample for {idle:.0f} s (progressDeadlineSeconds "
+            f"{deadline}): {action}")
 
 
 def status_outputs(plan: Plan) -> dict[str, str]:

@@ -48,12 +48,19 @@ class ShardReport:
     failed: list[FailedSample] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    last_sample_at: float | None = None
+    """When the shard last committed or failed a sample (epoch seconds): the no-progress deadline
+    counts from here, or from `started_at` before the first sample."""
     model_load_seconds: float | None = None
     message: str = ""
     """Why the shard stopped, when it failed as a whole."""
     corrupt: bool = False
     """The report in storage could not be read (too large, not JSON, wrong shape): the shard counts as
     failed with reason CorruptReport and none of its samples flow on."""
+
+    @property
+    def last_activity(self) -> float:
+        return self.last_sample_at or self.started_at
 
     @property
     def done(self) -> int:

@@ -33,10 +33,12 @@ class ProgressReporter:
     def succeeded(self, sample_id: str, reused: bool = False) -> None:
         self.report.succeeded.append(sample_id)
         self.report.reused += reused
+        self.report.last_sample_at = time.time()
         self.maybe_flush()
 
     def failed(self, sample_id: str, reason: str, message: str) -> None:
         self.report.failed.append(FailedSample(sample_id, reason, message[:500]))
+        self.report.last_sample_at = time.time()
         self.maybe_flush()
 
     def maybe_flush(self) -> None:
