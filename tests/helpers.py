@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,12 @@ def stage_contract(tmp_path: Path, stage: str, **fields: Any) -> dict[str, str]:
     return {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "JOB_COMPLETION_INDEX": "0",
             "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "0",
             "GENFAB_TERMINATION_LOG": str(tmp_path / "termination.json")}
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR only: enough for the header check, nothing to decode."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from genfab.storage import Storage
-from tests.helpers import ROOT
+from tests.helpers import ROOT, png_header
 from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
 from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
 
@@ -91,7 +91,7 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
     folder = portraits(tmp_path, ("astronaut",))
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
     Image.new("L", (64, 64), 128).save(folder / "gray.png")
-    Image.new("RGB", (8000, 6000)).save(folder / "huge.png")
+    (folder / "huge.png").write_bytes(png_header(12000, 9000))  # 108 MP: refused from its header
     Image.new("RGB", (96, 96), (40, 90, 160)).save(folder / "empty.png")  # nobody to segment
     result = genfab_run(tmp_path, job(f"file://{tmp_path}/out", folder))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -105,6 +105,21 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
     assert (run_dir / "outputs" / "astronaut_output.png").is_file()
     seg = {s["name"]: s for s in summary["stages"]}["segment"]
     assert (seg["succeeded"], seg["failed"]) == (1, 4)
+
+
+def test_large_inputs_run_at_the_working_size_and_say_so(tmp_path: Path) -> None:
+    folder = portraits(tmp_path, ("astronaut",))
+    width, height = Image.open(folder / "astronaut.png").size
+    doc = job(f"file://{tmp_path}/out", folder, input={"uri": f"file://{folder}", "maxSide": 200})
+    result = genfab_run(tmp_path, doc)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out"
+    small = (200, round(height * 200 / width)) if width >= height else (round(width * 200 / height), 200)
+    for name in ("data/stage_1/astronaut_mask.png", "data/stage_3_5/astronaut_composite.png",
+                 "outputs/astronaut_input.png", "outputs/astronaut_output.png"):
+        assert Image.open(out / name).size == small, name
+    params = json.loads((out / "outputs/astronaut_metadata.json").read_text())["stages"]["segment"]["params"]
+    assert params["inputSize"] == [width, height] and params["workingSize"] == list(small)
 
 
 def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: Path) -> None:

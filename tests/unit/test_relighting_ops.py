@@ -14,6 +14,7 @@ from genfab.api.relighting import DegradationConfig
 from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
 from genfab.stages.relighting.recombine_stage import composite
 from genfab.stages.runtime import SampleError
+from tests.helpers import png_header
 
 DEGRADATION = {
     "weights": {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.2},
@@ -187,10 +188,32 @@ def test_decode_refuses_bad_inputs_with_reasons() -> None:
         with pytest.raises(SampleError) as err:
             images.decode_color(data)
         assert err.value.reason == reason
-    big = io.BytesIO()
-    Image.new("RGB", (8000, 6000)).save(big, format="PNG")  # 48 MP, refused from the header
-    with pytest.raises(SampleError, match="8000x6000") as err:
-        images.decode_color(big.getvalue())
+    with pytest.raises(SampleError, match="12000x9000") as err:  # 108 MP, refused from the header alone
+        images.decode_color(png_header(12000, 9000))
     assert err.value.reason == "TooLarge"
     sixteen = (color.astype(np.uint16) * 257)
     np.testing.assert_array_equal(images.decode_color(_png(sixteen)), color)
+
+
+@pytest.mark.parametrize(("size", "max_side", "expected"), [
+    ((1024, 768), 2048, (1024, 768)),
+    ((6000, 6000), 2048, (2048, 2048)),
+    ((6000, 4000), 2048, (2048, 1365)),
+    ((3000, 6001), 1024, (512, 1024)),
+    ((500, 400), None, (500, 400)),
+])
+def test_working_size(size: tuple[int, int], max_side: int | None, expected: tuple[int, int]) -> None:
+    assert images.working_size(*size, max_side) == expected
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_large_inputs_are_decoded_at_the_working_size(fmt: str) -> None:
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    rgb = np.stack([xx * 255 // 3999, yy * 255 // 2999, (xx + yy) * 255 // 6998], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, quality=95)
+    small = images.decode_color(buf.getvalue(), max_side=1000)
+    assert small.shape == (750, 1000, 3)
+    expected = cv2.resize(rgb[..., ::-1], (1000, 750), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - expected.astype(int)).mean() < 2.0  # the same picture, smaller
+    assert images.decode_color(buf.getvalue(), max_side=4000).shape == (3000, 4000, 3)

@@ -26,6 +26,11 @@ class RelightingInput(GenfabModel):
     """Folder (prefix) of input images, e.g. the seed's `data/raw/`."""
     sample_ids: list[SampleId] | None = Field(None, min_length=1, max_length=100000)
     """Only these images (file name without extension)."""
+    max_side: int = Field(2048, ge=64, le=8192)
+    """Working size: an input whose longer side is above this is downscaled to it (aspect kept, area
+    filter; JPEGs are decoded at reduced size) before segmentation, and every stage and output of
+    the sample, `{id}_input.png` included, is at that size. Inputs above 100 megapixels are dropped
+    (`TooLarge`) unread."""
 
 
 class SegmentationConfig(GenfabModel):

@@ -21,6 +21,8 @@ class SegmentSettings(GenfabModel):
 
     segmentation: SegmentationConfig
     seed: int
+    max_side: int
+    """`relighting.input.maxSide`: the working size inputs are downscaled to."""
 
 
 class AlbedoSettings(GenfabModel):
@@ -52,6 +54,8 @@ class OrganizeSettings(GenfabModel):
 
     captions: bool
     """Whether `caption` ran (its text goes into the metadata)."""
+    max_side: int
+    """`relighting.input.maxSide`: `{id}_input.png` is the input at the working size segment used."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -61,15 +65,15 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     caption = rl.captioning.enabled
     selection = {"ids": rl.input.sample_ids, "limit": rl.num_samples}
     return PipelineDrafts(req.spec.output, [
-        Draft("segment", SegmentSettings(segmentation=rl.segmentation, seed=rl.seed), n, input_uris=(rl.input.uri,),
-              selection=selection),
+        Draft("segment", SegmentSettings(segmentation=rl.segmentation, seed=rl.seed, max_side=rl.input.max_side), n,
+              input_uris=(rl.input.uri,), selection=selection),
         Draft("albedo", AlbedoSettings(albedo=rl.albedo, seed=rl.seed), n),
         Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n),
         Draft("recombine", RecombineSettings(), n),
         Draft("caption", CaptionSettings(captioning=rl.captioning), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
-        Draft("organize", OrganizeSettings(captions=caption), n, extra_upstream=("caption",) if caption else (),
-              input_uris=(rl.input.uri,), selection=selection),
+        Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side), n,
+              extra_upstream=("caption",) if caption else (), input_uris=(rl.input.uri,), selection=selection),
     ])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import cv2
 import numpy as np
@@ -10,35 +11,65 @@ from PIL import Image
 
 from genfab.stages.runtime import SampleError
 
-MAX_PIXELS = 40_000_000
-"""Inputs above this are refused per sample (about 6300², far beyond the lab's 1024² faces)."""
+MAX_PIXELS = 100_000_000
+"""Inputs above this are dropped unread (`TooLarge`): a guard against decompression bombs. Anything
+below is decoded at most at the working size (`maxSide`) where the format allows it."""
 MIN_SIDE = 16
+REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
+        with warnings.catch_warnings():  # the size is judged by decode_color against MAX_PIXELS
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Image.DecompressionBombError as exc:
+        raise SampleError("TooLarge", str(exc)) from None
     except Exception as exc:
         raise SampleError("Unreadable", f"not a readable image: {type(exc).__name__}: {exc}") from None
 
 
-def decode_color(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An input portrait as uint8 BGR (H, W, 3). Refuses, with a reason the run records per sample:
-    unreadable files, images above `max_pixels` (checked before decoding), tiny and grayscale ones
-    (relighting needs colour: shading and albedo are per channel)."""
+def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) after downscaling so the longer side is at most `max_side` (aspect kept)."""
+    longer = max(width, height)
+    if max_side is None or longer <= max_side:
+        return width, height
+    scale = max_side / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode_reduced(data: bytes, width: int, height: int, target: tuple[int, int]) -> np.ndarray | None:
+    """Decode at 1/2, 1/4 or 1/8 size when that still covers `target` (JPEG decodes natively at those
+    scales: far less time and memory than full size), then area-downscale to `target` exactly."""
+    flag = next((fl for f, fl in REDUCED_FLAGS if width // f >= target[0] and height // f >= target[1]),
+                cv2.IMREAD_COLOR)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if pixels is None:
+        return None
+    return cv2.resize(pixels, target, interpolation=cv2.INTER_AREA) if pixels.shape[1::-1] != target else pixels
+
+
+def decode_color(data: bytes, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An input portrait as uint8 BGR (H, W, 3), its longer side at most `max_side`. Refuses, with a
+    reason the run records per sample: unreadable files, images above `max_pixels` (checked before
+    decoding), tiny and grayscale ones (relighting needs colour: shading and albedo are per channel)."""
     width, height = image_size(data)
     if width * height > max_pixels:
         raise SampleError("TooLarge", f"image is {width}x{height} = {width * height} pixels; "
                                       f"at most {max_pixels} are allowed")
     if min(width, height) < MIN_SIDE:
         raise SampleError("TooSmall", f"image is {width}x{height}; both sides must be at least {MIN_SIDE}")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    target = working_size(width, height, max_side)
+    if target != (width, height):
+        pixels = _decode_reduced(data, width, height, target)
+    else:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise SampleError("Unreadable", "the image header is valid but its pixels cannot be decoded")
     if pixels.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
-        top = float(np.iinfo(pixels.dtype).max)  # type: ignore[type-var]
+        top = float(np.iinfo(pixels.dtype).max)
         pixels = (pixels.astype(np.float32) / top * 255).round().astype(np.uint8)
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         raise SampleError("Grayscale", "image has one channel; relighting needs a colour (RGB) image")

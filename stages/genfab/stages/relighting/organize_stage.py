@@ -8,7 +8,7 @@ from typing import Any
 
 from genfab.api.pipelines.relighting import OrganizeSettings
 from genfab.inventory import input_samples
-from genfab.stages.relighting.images import decode, encode_png
+from genfab.stages.relighting.images import decode, decode_color, encode_png, image_size, working_size
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.storage.markers import read_marker
 
@@ -40,8 +40,12 @@ class OrganizeStage(Stage[OrganizeSettings]):
         if source is None:
             raise BadInput(f"input file of sample {sid} is gone from {self.inputs.uri}")
         raw = self.inputs.read_bytes(source)
-        is_png = PurePosixPath(source).suffix.lower() == ".png"
-        sample.write(f"{sid}_input.png", raw if is_png else encode_png(decode(raw)))
+        width, height = image_size(raw)
+        if working_size(width, height, self.settings.max_side) != (width, height):
+            raw = encode_png(decode_color(raw, self.settings.max_side))  # the size segment worked at
+        elif PurePosixPath(source).suffix.lower() != ".png":
+            raw = encode_png(decode(raw))
+        sample.write(f"{sid}_input.png", raw)
         files = {"input": f"{sid}_input.png"}
         for out, stage, suffix in COPIES:
             storage, _ = self.stages[stage]

@@ -18,7 +18,7 @@ from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.cpu_stage import CpuSampleStage
-from genfab.stages.relighting.images import decode_color, encode_png
+from genfab.stages.relighting.images import decode_color, encode_png, image_size
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 
@@ -88,7 +88,12 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         return load
 
     def read_input(self, sample: Sample) -> np.ndarray:
-        return decode_color(sample.read_source())
+        raw = sample.read_source()
+        image = decode_color(raw, self.settings.max_side)
+        width, height = image_size(raw)
+        if image.shape[1::-1] != (width, height):  # kept in the marker and the sample's metadata
+            sample.params["inputSize"], sample.params["workingSize"] = [width, height], list(image.shape[1::-1])
+        return image
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         errors: list[Exception | None] = [None] * len(samples)
