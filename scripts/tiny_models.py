@@ -118,9 +118,88 @@ def save_tiny_blip(root: Path, model_id: str = "Salesforce/blip-image-captioning
     return path
 
 
+def _t5_tokenizer(path: Path) -> None:
+    """A T5 tokenizer (a sentencepiece-style Unigram over letters) built offline, in the layout
+    `T5TokenizerFast.from_pretrained` reads."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import T5TokenizerFast
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in "abcdefghijklmnopqrstuvwxyz▁"]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=2))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    T5TokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                    extra_ids=0).save_pretrained(path)
+
+
+def save_tiny_flux_fill(root: Path, model_id: str = "black-forest-labs/FLUX.1-Fill-dev") -> Path:
+    """FLUX.1-Fill-dev's diffusers layout (transformer, VAE, CLIP-L and T5 encoders and tokenizers,
+    scheduler) with diffusers' own dummy sizes: the fill transformer takes the packed noisy latent
+    (2 channels x 4), the packed masked-image latent (8) and the packed mask (4): 20 channels."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    path = root / model_id
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=20, out_channels=8, num_layers=1,
+                                         num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                                         joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, pad_token_id=1, vocab_size=1000, hidden_act="gelu", projection_dim=32))
+    text_encoder_2 = T5EncoderModel(T5Config(vocab_size=32, d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                             num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
+                                             eos_token_id=1, decoder_start_token_id=0))
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                        latent_channels=2, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    _clip_vocab(path / "tokenizer")
+    tokenizer = CLIPTokenizer(str(path / "tokenizer" / "vocab.json"), str(path / "tokenizer" / "merges.txt"),
+                              model_max_length=77)
+    _t5_tokenizer(path / "tokenizer_2")
+    from transformers import T5TokenizerFast
+
+    pipe = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                            tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+                            tokenizer_2=T5TokenizerFast.from_pretrained(path / "tokenizer_2"), transformer=transformer)
+    pipe.save_pretrained(path)
+    return path
+
+
+def save_tiny_depth_pro(root: Path, model_id: str = "apple/DepthPro-hf") -> Path:
+    """Depth Pro (metric depth and a field of view) shrunk: small DINOv2 patch and image encoders and
+    field-of-view head, a 64-pixel working size."""
+    import torch
+    from transformers import DepthProConfig, DepthProForDepthEstimation
+
+    path = root / model_id
+    torch.manual_seed(0)
+    dinov2 = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+              "intermediate_size": 64, "image_size": 16, "patch_size": 4}
+    config = DepthProConfig(
+        fusion_hidden_size=16, patch_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[16, 16],
+        scaled_images_ratios=[0.5, 1.0], scaled_images_overlap_ratios=[0.0, 0.25],
+        scaled_images_feature_dims=[16, 16], use_fov_model=True,
+        image_model_config=dinov2, patch_model_config=dinov2, fov_model_config=dinov2)
+    model = DepthProForDepthEstimation(config)
+    with torch.no_grad():  # random FOV heads give ~0 degrees; centre this one's output on 60 degrees
+        final = model.fov_model.head.layers[-1]
+        final.weight.mul_(0.01)
+        final.bias.fill_(60.0)
+    model.save_pretrained(path)
+    # Written by hand: transformers' DepthProImageProcessor needs torchvision to be constructed.
+    (path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "DepthProImageProcessor", "size": {"height": 32, "width": 32}, "resample": 2,
+        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        **TINY_PREPROCESS}))
+    return path
+
+
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
-    return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root)]
+    return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
+            save_tiny_depth_pro(root)]
 
 
 if __name__ == "__main__":

@@ -143,7 +143,29 @@ class VistaDreamConfig(GenfabModel):
     """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
     coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
     expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
-    """Fraction of the image size added as outpainting border, distributed per side."""
+    """Fraction of the image size added as outpainting border, half on each side."""
+    flux_fill_model: str = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
+    """FluxFill model id (a diffusers folder under the model location) for outpainting and for
+    inpainting coarse views."""
+    flux_steps: int = Field(50, ge=1, le=200)
+    """FluxFill denoising steps."""
+    flux_guidance: float = Field(30.0, ge=0.0, le=100.0)
+    """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
+    flux_prompt: str = Field("", max_length=1000)
+    """Text prompt for the fill (the seed fills with an empty prompt)."""
+    seed: int = Field(0, ge=0)
+    """Base seed of every fill of a sample (the fill's noise comes from it, the sample id and the
+    view): the same job gives the same scene."""
+    depth_backend: Literal["depth-pro", "depth-anything-v2"] = "depth-pro"
+    """depth-pro: metric depth and its own field of view (transformers' Depth Pro); depth-anything-v2:
+    Depth Anything V2 (metric checkpoints give metres, relative ones inverse depth) with the focal
+    prior `focalPriorFov`. MoGe runs as a custom `depth` stage with the same outputs."""
+    depth_pro_model: str = Field("apple/DepthPro-hf", max_length=256)
+    """Depth Pro model id."""
+    depth_anything_model: str = Field("depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", max_length=256)
+    """Depth Anything V2 model id."""
+    focal_prior_fov: float = Field(60.0, gt=1.0, lt=179.0)
+    """Horizontal field of view (degrees) assumed by a depth backend that does not predict one."""
     max_resolution: int = Field(1024, ge=64, le=4096, multiple_of=32)
     """Longest side after `process_image` (multiples of 32)."""
     n_frames: int = Field(10, ge=1, le=1000)

@@ -16,14 +16,17 @@ from genfab.api.scenejob import SceneJobBase, VistaDreamConfig
 TRAJECTORY = ("n_frames", "traj_type", "traj_forward_ratio", "traj_backward_ratio", "traj_max_percentage")
 COARSE = tuple(n for n in VistaDreamConfig.model_fields if n.startswith("coarse_"))
 
+FLUX = ("flux_fill_model", "flux_steps", "flux_guidance", "flux_prompt", "seed")
+DEPTH = ("depth_backend", "depth_pro_model", "depth_anything_model", "focal_prior_fov")
+
 OutpaintSettings = settings_model("OutpaintSettings", "Flux-Fill outpainting of the input.", InputSettings,
-                                  **picked(VistaDreamConfig, "expansion_percent", "max_resolution"))
+                                  **picked(VistaDreamConfig, "expansion_percent", "max_resolution", *FLUX))
 DepthSettings = settings_model("DepthSettings", "One depth pass on the (outpainted) image.", InputSettings,
-                               **picked(VistaDreamConfig, "max_resolution"))
+                               **picked(VistaDreamConfig, "max_resolution", *DEPTH))
 VistaGaussiansSettings = settings_model("VistaGaussiansSettings", "Initialise the Gaussian scene, then train.",
                                         GaussiansSettings, **picked(VistaDreamConfig, "init_iterations"))
 CoarseSettings = settings_model("CoarseSettings", "Coarse expansion along the trajectory.",
-                                **picked(VistaDreamConfig, *TRAJECTORY, *COARSE))
+                                **picked(VistaDreamConfig, *TRAJECTORY, *COARSE, *FLUX, *DEPTH))
 RenderSettings = settings_model("RenderSettings", "The final trajectory video and PLY.",
                                 **picked(VistaDreamConfig, *TRAJECTORY, "render_frames", "ply_name"))
 

@@ -50,7 +50,8 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
         target = cache_dir / key
         if not (target / ".complete").exists():
             if not storage.download_prefix(f"{key}/", target):
-                raise ModelUnavailable(f"model {model_id!r}: nothing under {storage.child(key)}/")
+                raise ModelUnavailable(f"model {model_id!r}: nothing under {storage.child(key)}/; "
+                                       f"{fill_hint(model_id, storage.child(key))}")
             (target / ".complete").touch()
         return target
     root = Path(location)
@@ -59,5 +60,13 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
     snap = _hub_snapshot(root, model_id)
     if snap is not None:
         return snap
-    raise ModelUnavailable(f"model {model_id!r}: neither {root / key}/ nor a hub cache entry "
-                           f"{root / ('models--' + model_id.replace('/', '--'))} exists")
+    hub = root / ("models--" + model_id.replace("/", "--"))
+    raise ModelUnavailable(f"model {model_id!r}: neither {root / key}/ nor a hub cache entry {hub} exists; "
+                           f"{fill_hint(model_id, root / key)}")
+
+
+def fill_hint(model_id: str, folder: Path | str) -> str:
+    """How to put a model where genfab looks for it (nothing is downloaded at run time)."""
+    return (f"fill it with `hf download {model_id} --local-dir {folder}` on a machine with network access "
+            f"(then copy it to the model location), or for tiny random test weights run "
+            f"`python scripts/tiny_models.py <model location>`")
