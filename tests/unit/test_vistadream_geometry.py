@@ -198,3 +198,29 @@ def test_alignment_keeps_known_depth_and_meets_it_without_a_seam() -> None:
     affine_step = np.abs(np.abs(predicted[:, 60] * scale + shift - truth[:, 59]) - 0.02).max()
     assert step < 0.02 and step < affine_step / 4
     assert np.abs(aligned[hole] - truth[hole]).mean() < 0.05
+
+
+def test_frames_round_trip_and_refuse_foreign_files() -> None:
+    from genfab.stages.vistadream import frames as fr
+
+    rgb = np.random.default_rng(4).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    image, border, c = canvas.add_border_and_mask(rgb, 0.4)
+    depth = np.full(border.shape, 3.0, np.float32)
+    depth[:, : c.width // 2] = 1.0  # a depth step: edge pixels never become splats
+    depth[0, 0] = np.nan
+    K = geometry.intrinsics_from_fov(c.width, c.height, 70.0)
+    inner, outer = fr.outpaint_frames(image, border, c, depth, K)
+    assert inner.rgb.shape == rgb.shape and (inner.rgb == rgb).all() and inner.inpaint.all()
+    assert not (outer.inpaint_wo_edge & ~border).any() and not outer.dpt_conf_mask[0, 0]
+    edges = geometry.depth_edges_mask(geometry.sanitize_depth(depth))
+    assert not (outer.inpaint_wo_edge & edges).any() and not (inner.inpaint_wo_edge & c.crop(edges)).any()
+    back = fr.frames_from_npz(fr.frames_to_npz([inner, outer]))
+    for a, b in zip([inner, outer], back, strict=True):
+        assert a.name == b.name
+        for key in fr.FIELDS:
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    with pytest.raises(ValueError, match=r"not a frames\.npz"):
+        fr.frames_from_npz(b"PK\x03\x04 not really")
+    bad = fr.Frame("x", rgb, np.zeros((2, 2), np.float32), inner.inpaint, inner.inpaint, inner.inpaint, K, np.eye(4))
+    with pytest.raises(ValueError, match="dpt must be"):
+        fr.frames_to_npz([bad])

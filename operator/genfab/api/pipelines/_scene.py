@@ -22,9 +22,14 @@ class GaussiansSettings(GenfabModel):
     refinement: Refinement | None = None
 
 
-def gaussians_stage(description: str, settings: type[GaussiansSettings], upstream: str, output: str) -> StageDecl:
-    """The `gaussians` stage (genfab.stages.gaussians), as both scene pipelines declare it."""
-    return StageDecl("gaussians", "scene", description, settings, "genfab.stages.gaussians.stage:GaussiansStage",
+GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
+"""3DGS training of posed views (transforms.json or COLMAP scenes)."""
+
+
+def gaussians_stage(description: str, settings: type[GaussiansSettings], upstream: str, output: str,
+                    implementation: str | None = GAUSSIANS) -> StageDecl:
+    """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
+    return StageDecl("gaussians", "scene", description, settings, implementation,
                      memory="32Gi", shard_size=1, upstream=(upstream,), output=output)
 
 

@@ -13,6 +13,7 @@ from genfab.api.pipelines._scene import (
 )
 from genfab.api.scenejob import SceneJobBase, VistaDreamConfig
 
+STAGES = "genfab.stages.vistadream"
 TRAJECTORY = ("n_frames", "traj_type", "traj_forward_ratio", "traj_backward_ratio", "traj_max_percentage")
 COARSE = tuple(n for n in VistaDreamConfig.model_fields if n.startswith("coarse_"))
 
@@ -54,11 +55,14 @@ PIPELINE = Pipeline(
     position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts,
     stages=(
         StageDecl("outpaint", "diffusion", "Flux-Fill outpainting of the border (expansionPercent)", OutpaintSettings,
-                  memory="48Gi", shard_size=1, output="{sample}/outpaint/"),
-        StageDecl("depth", "segment", "One relative-depth pass on the outpainted image (depth, K, confidence)",
-                  DepthSettings, memory="16Gi", shard_size=4, upstream=("outpaint",), output="{sample}/depth/"),
+                  f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=1,
+                  output="{sample}/outpaint/"),
+        StageDecl("depth", "segment", "One depth pass on the outpainted image (metric depth, K) -> the seed's frames",
+                  DepthSettings, f"{STAGES}.depth_stage:DepthStage", memory="16Gi", shard_size=4,
+                  upstream=("outpaint",), output="{sample}/depth/"),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
-                        VistaGaussiansSettings, "depth", "{sample}/gaussians/"),  # type: ignore[arg-type]
+                        VistaGaussiansSettings, "depth", "{sample}/gaussians/",  # type: ignore[arg-type]
+                        implementation=None),  # the frames-based initialisation comes with coarse and render
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, memory="64Gi", shard_size=1, upstream=("gaussians",), output="{sample}/coarse/"),
         StageDecl("render", "scene", "Render the final trajectory video and export the PLY", RenderSettings,

@@ -79,7 +79,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
 
     with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
-        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id)) for ref in pending[start:start + size]]
+        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id, ctx)) for ref in pending[start:start + size]]
                    for start in range(0, len(pending), size)]
         for k, batch in enumerate(batches):
             if k + 1 < len(batches):

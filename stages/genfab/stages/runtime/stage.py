@@ -102,14 +102,17 @@ class Stage(Generic[S]):
     settings: S
     marker_dir: ClassVar[str] = ""
     """Folder under the stage output that holds per-sample marker folders. Empty puts the marker in
-    the sample's own folder (`{id}/_SUCCESS.json`); flat layouts (`{id}_mask.png`) use e.g. `_markers`."""
+    the sample's folder of this stage's layout (`{id}/_SUCCESS.json`, `{id}/outpaint/_SUCCESS.json`:
+    stages that share an output root keep apart); flat layouts (`{id}_mask.png`) use e.g. `_markers`."""
 
-    def marker_prefix(self, sample_id: str) -> str:
-        return f"{self.marker_dir}/{sample_id}" if self.marker_dir else sample_id
+    def marker_prefix(self, sample_id: str, ctx: StageContext) -> str:
+        if self.marker_dir:
+            return f"{self.marker_dir}/{sample_id}"
+        return ctx.sample_prefix(sample_id).rstrip("/")
 
     def reuse(self, ctx: StageContext, sample_id: str) -> Reuse:
         """Whether the sample is committed with this config and its outputs are intact."""
-        return check_reuse(ctx.output, self.marker_prefix(sample_id), ctx.config_hash, ctx.verify)
+        return check_reuse(ctx.output, self.marker_prefix(sample_id, ctx), ctx.config_hash, ctx.verify)
 
     def setup(self, ctx: StageContext) -> None:
         """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""

@@ -1,0 +1,69 @@
+"""Stage `depth` (seed 001 `_initialize`, second half): one depth pass on the outpainted canvas (or,
+with `stage: no-outpaint`, on the fitted input), metric depth and intrinsics from Depth Pro (or Depth
+Anything V2 with a focal prior), and the seed's frames built from it: `input` (+ `outpaint`). Writes,
+under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic, cam_T_world),
+`depth.png` (a colour preview) and `depth.json` (field of view and where it came from)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from genfab.stages.models.base import ModelStage
+from genfab.stages.runtime import Sample, SampleError, StageContext
+from genfab.stages.vistadream.canvas import Canvas, process_image
+from genfab.stages.vistadream.frames import frames_to_npz, input_only_frames, outpaint_frames
+from genfab.stages.vistadream.images import decode_png, decode_rgb, depth_preview, encode_png
+
+
+def load_depth_model(stage: ModelStage[Any], s: Any) -> Any:
+    """The configured depth backend, loaded once per shard (also used by `coarse`)."""
+    from genfab.stages.vistadream.models import DepthAnythingV2, DepthPro
+
+    if s.depth_backend == "depth-pro":
+        return stage.models.load("depth", s.depth_pro_model,
+                                 lambda path, placement: DepthPro(path, placement, s.focal_prior_fov))
+    return stage.models.load("depth", s.depth_anything_model,
+                             lambda path, placement: DepthAnythingV2(path, placement, s.focal_prior_fov))
+
+
+def depth_range(depth: Any) -> list[float]:
+    valid = depth[depth > 0]
+    return [float(valid.min()), float(valid.max())] if valid.size else [0.0, 0.0]
+
+
+class DepthStage(ModelStage[Any]):
+    """Settings: `genfab.api.pipelines.vistadream.DepthSettings` (built from the API block by
+    `settings_model`, so typed Any here; the runtime validates the mounted config against it)."""
+
+    name = "depth"
+
+    def load_models(self, ctx: StageContext) -> None:
+        self.predict = load_depth_model(self, self.settings)
+        self.ctx = ctx
+        self.outpainted = bool(ctx.upstream)  # no-outpaint: this stage reads the job input itself
+
+    def process(self, sample: Sample) -> None:
+        if self.outpainted:
+            prefix = f"{sample.id}/outpaint/"
+            rgb = decode_png(sample.read_upstream(prefix + "outpaint.png"))
+            border = decode_png(sample.read_upstream(prefix + "mask.png")) > 127
+            try:
+                canvas = Canvas(**json.loads(sample.read_upstream(prefix + "canvas.json")))
+            except (TypeError, ValueError) as exc:
+                raise SampleError("BadUpstream", f"{prefix}canvas.json: {exc}") from None
+            result = self.predict(rgb)
+            frames = outpaint_frames(rgb, border, canvas, result.depth, result.K, result.confidence)
+        else:
+            rgb = process_image(decode_rgb(sample.read_source()), self.settings.max_resolution)
+            result = self.predict(rgb)
+            frames = input_only_frames(rgb, result.depth, result.K, result.confidence)
+        out = self.ctx.sample_prefix(sample.id)
+        sample.write(out + "frames.npz", frames_to_npz(frames))
+        sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
+        info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
+                "frames": [f.name for f in frames], "backend": self.settings.depth_backend,
+                "depthRange": depth_range(result.depth)}
+        sample.write(out + "depth.json", json.dumps(info, indent=2).encode())
+        sample.params.update(fovDegrees=result.fov_degrees, fovSource=result.fov_source, frames=info["frames"],
+                             **self.model_params())

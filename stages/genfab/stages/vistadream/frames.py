@@ -1,0 +1,118 @@
+"""Seed 001's `Frame`: one view with its RGB, depth, masks and camera, and how frames cross stage
+boundaries (one compressed `frames.npz` per sample in object storage).
+
+Mask semantics are the seed's: `inpaint = True` means "supervise this pixel" when training (all of the
+input view; only the new regions of an outpainted or inpainted view), `inpaint_wo_edge` is the part
+of it that becomes new Gaussians (no depth edges, confident depth), `dpt_conf_mask` where depth is
+confident.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from genfab.stages.vistadream.canvas import Canvas
+from genfab.stages.vistadream.geometry import confidence_mask, crop_intrinsics, depth_edges_mask, sanitize_depth
+
+FIELDS = ("rgb", "dpt", "inpaint", "inpaint_wo_edge", "dpt_conf_mask", "intrinsic", "cam_T_world")
+MAX_FRAMES = 1000
+
+
+@dataclass
+class Frame:
+    name: str
+    rgb: np.ndarray
+    """(H, W, 3) uint8."""
+    dpt: np.ndarray
+    """(H, W) float32 metres, 0 = no depth."""
+    inpaint: np.ndarray
+    """(H, W) bool: supervise."""
+    inpaint_wo_edge: np.ndarray
+    """(H, W) bool: becomes Gaussians."""
+    dpt_conf_mask: np.ndarray
+    """(H, W) bool: confident depth."""
+    intrinsic: np.ndarray
+    """3x3."""
+    cam_T_world: np.ndarray
+    """4x4 world-to-camera."""
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def check(self) -> None:
+        """Shapes and dtypes as the contract says (a corrupt or foreign npz fails here, not later)."""
+        h, w = self.height, self.width
+        if self.rgb.shape != (h, w, 3) or self.rgb.dtype != np.uint8:
+            raise ValueError(f"frame {self.name}: rgb must be (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}")
+        for key in ("dpt", "inpaint", "inpaint_wo_edge", "dpt_conf_mask"):
+            if getattr(self, key).shape != (h, w):
+                raise ValueError(f"frame {self.name}: {key} must be {(h, w)}, got {getattr(self, key).shape}")
+        if self.intrinsic.shape != (3, 3) or self.cam_T_world.shape != (4, 4):
+            raise ValueError(f"frame {self.name}: intrinsic must be 3x3 and cam_T_world 4x4")
+
+
+def masks_from_depth(depth: np.ndarray, supervise: np.ndarray, confidence: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(`inpaint_wo_edge`, `dpt_conf_mask`) for a view whose supervised pixels are `supervise`."""
+    conf = confidence_mask(depth, confidence)
+    return supervise & ~depth_edges_mask(depth) & conf, conf
+
+
+def input_only_frames(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, confidence: np.ndarray | None = None
+                      ) -> list[Frame]:
+    """`stage: no-outpaint`: the input view alone, every pixel supervised."""
+    depth = sanitize_depth(depth)
+    everything = np.ones(depth.shape, bool)
+    wo_edge, conf = masks_from_depth(depth, everything, confidence)
+    return [Frame("input", rgb, depth, everything, wo_edge, conf, np.asarray(K, np.float64), np.eye(4))]
+
+
+def outpaint_frames(canvas_rgb: np.ndarray, border: np.ndarray, canvas: Canvas, depth: np.ndarray, K: np.ndarray,
+                    confidence: np.ndarray | None = None) -> list[Frame]:
+    """The seed's initialisation: one depth pass on the outpainted canvas gives two frames at the
+    origin. The outpaint frame supervises the painted border; the input frame is the canvas's input
+    region, cropped from the same depth and masks (seed "Depth reuse"), with the principal point
+    moved into the crop, every pixel supervised."""
+    depth = sanitize_depth(depth)
+    conf = confidence_mask(depth, confidence)
+    edges = depth_edges_mask(depth)
+    outpaint = Frame("outpaint", canvas_rgb, depth, border.copy(), border & ~edges & conf, conf,
+                     np.asarray(K, np.float64), np.eye(4))
+    crop_conf = canvas.crop(conf)
+    inner = Frame("input", canvas.crop(canvas_rgb).copy(), canvas.crop(depth).copy(),
+                  np.ones(crop_conf.shape, bool), ~canvas.crop(edges) & crop_conf, crop_conf.copy(),
+                  crop_intrinsics(K, canvas.left, canvas.top), np.eye(4))
+    return [inner, outpaint]
+
+
+def frames_to_npz(frames: list[Frame]) -> bytes:
+    arrays: dict[str, np.ndarray] = {"names": np.array([f.name for f in frames])}
+    for i, frame in enumerate(frames):
+        frame.check()
+        for key in FIELDS:
+            arrays[f"{i}/{key}"] = getattr(frame, key)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def frames_from_npz(data: bytes) -> list[Frame]:
+    """Frames written by `frames_to_npz`; ValueError for anything else (no pickles are loaded)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            names = [str(n) for n in npz["names"]][:MAX_FRAMES]
+            frames = [Frame(name, *(npz[f"{i}/{key}"] for key in FIELDS)) for i, name in enumerate(names)]
+    except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not a frames.npz genfab wrote: {exc}") from None
+    for frame in frames:
+        frame.check()
+    return frames

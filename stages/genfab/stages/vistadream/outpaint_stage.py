@@ -1,0 +1,50 @@
+"""Stage `outpaint` (seed 001 `_initialize`, first half): the input fitted to `maxResolution`
+(`process_image`), a border of `expansionPercent` added (`add_border_and_mask`) and filled once by
+FluxFill. Writes, under `{sample}/outpaint/`: `input.png` (the fitted input), `outpaint.png` (the
+filled canvas), `mask.png` (255 = painted border) and `canvas.json` (where the input sits)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+from genfab.stages.models.base import ModelStage
+from genfab.stages.runtime import Sample, StageContext
+from genfab.stages.vistadream.canvas import add_border_and_mask, process_image
+from genfab.stages.vistadream.images import decode_rgb, encode_png
+
+OUTPAINT_VIEW = 0
+"""The view number the outpainting's seed derives from (coarse views are 1, 2, ...)."""
+
+
+class OutpaintStage(ModelStage[Any]):
+    """Settings: `genfab.api.pipelines.vistadream.OutpaintSettings` (built from the API block by
+    `settings_model`, so typed Any here; the runtime validates the mounted config against it)."""
+
+    name = "outpaint"
+
+    def load_models(self, ctx: StageContext) -> None:
+        from genfab.stages.vistadream.models import FluxFill
+
+        s = self.settings
+        self.fill = self.models.load("inpainter", s.flux_fill_model,
+                                     lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
+                                                                      s.flux_prompt))
+        self.ctx = ctx
+
+    def process(self, sample: Sample) -> None:
+        s = self.settings
+        rgb = process_image(decode_rgb(sample.read_source()), s.max_resolution)
+        image, border, canvas = add_border_and_mask(rgb, s.expansion_percent)
+        started = time.perf_counter()
+        filled = self.fill(image, border, seed=sample.seed(s.seed) + OUTPAINT_VIEW)
+        sample.timings["fillSeconds"] = round(time.perf_counter() - started, 3)
+        prefix = self.ctx.sample_prefix(sample.id)
+        sample.write(prefix + "input.png", encode_png(rgb))
+        sample.write(prefix + "outpaint.png", encode_png(filled))
+        sample.write(prefix + "mask.png", encode_png(border))
+        sample.write(prefix + "canvas.json", json.dumps(asdict(canvas), indent=2).encode())
+        sample.params.update(canvas=[canvas.width, canvas.height], input=[canvas.input_width, canvas.input_height],
+                             **self.model_params())
