@@ -26,9 +26,9 @@ DepthSettings = settings_model("DepthSettings", "One depth pass on the (outpaint
                                **picked(VistaDreamConfig, "max_resolution", *DEPTH))
 VistaGaussiansSettings = settings_model("VistaGaussiansSettings", "Initialise the Gaussian scene, then train.",
                                         GaussiansSettings, **picked(VistaDreamConfig, "init_iterations"))
-CoarseSettings = settings_model("CoarseSettings", "Coarse expansion along the trajectory.",
+CoarseSettings = settings_model("CoarseSettings", "Coarse expansion along the trajectory.", GaussiansSettings,
                                 **picked(VistaDreamConfig, *TRAJECTORY, *COARSE, *FLUX, *DEPTH))
-RenderSettings = settings_model("RenderSettings", "The final trajectory video and PLY.",
+RenderSettings = settings_model("RenderSettings", "The final trajectory video and PLY.", GaussiansSettings,
                                 **picked(VistaDreamConfig, *TRAJECTORY, "render_frames", "ply_name"))
 
 
@@ -44,8 +44,9 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris),
         gaussians_draft(spec, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
                                    refinement=spec.refinement), samples),
-        Draft("coarse", fill(CoarseSettings, vd), samples, enabled=vd.stage == "coarse"),
-        Draft("render", fill(RenderSettings, vd), samples),
+        Draft("coarse", fill(CoarseSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples,
+              enabled=vd.stage == "coarse"),
+        Draft("render", fill(RenderSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples),
     ], refinement_refs(spec))
 
 
@@ -62,10 +63,12 @@ PIPELINE = Pipeline(
                   upstream=("outpaint",), output="{sample}/depth/"),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",  # type: ignore[arg-type]
-                        implementation=None),  # the frames-based initialisation comes with coarse and render
+                        implementation=f"{STAGES}.init_stage:InitStage"),
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
-                  CoarseSettings, memory="64Gi", shard_size=1, upstream=("gaussians",), output="{sample}/coarse/"),
-        StageDecl("render", "scene", "Render the final trajectory video and export the PLY", RenderSettings,
-                  memory="16Gi", shard_size=1, upstream=("coarse",), output="{sample}/render/"),
+                  CoarseSettings, f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi", shard_size=1,
+                  upstream=("gaussians",), output="{sample}/coarse/"),
+        StageDecl("render", "scene", "Render the final trajectory videos, export the PLY and the Rerun recording",
+                  RenderSettings, f"{STAGES}.render_stage:RenderStage", memory="16Gi", shard_size=1,
+                  upstream=("coarse",), output="{sample}/render/"),
     ),
 )

@@ -151,7 +151,7 @@ class GaussiansStage(Stage[GaussiansSettings]):
         sample.write(prefix + "preview.png", _png(np.concatenate([images[preview_cam.name] / 255.0, rendered], 1)))
         if self.video:
             frames = render_splats(result.splats, orbit_cameras(scene, 60), self.device, background=bg)
-            if _write_video(out / "trajectory.mp4", frames):
+            if write_video(out / "trajectory.mp4", frames):
                 sample.write_file(prefix + "trajectory.mp4", out / "trajectory.mp4")
         metrics = {**result.metrics, "scene": scene.meta, "views": len(scene.cameras),
                    "dropped_non_finite": dropped, "scenes_packed": packed, "batch_seconds": round(seconds, 2),
@@ -170,7 +170,7 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> bool:
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> bool:
     """H.264-compatible mp4 through OpenCV's bundled FFmpeg (mp4v); False when OpenCV is missing."""
     try:
         import cv2

@@ -1,0 +1,115 @@
+"""Stage `coarse` (seed 001 `_coarse`): grow the scene with inpainted views along the trajectory.
+
+Per attempt (up to `nFrames`): render the hole mask of every pose of the dense trajectory
+(`nFrames x coarseDenseMultiplier` poses, each view `coarseMargin` pixels larger on every side), pick
+one with the selection policy, fill its holes with FluxFill, predict its depth, align that depth to
+the rendered one (affine + smooth connection), recompute the masks, add the new Gaussians and train
+`coarseIterations` steps. The inpainter, the depth model and the scene live in this one Pod.
+
+Writes, under `{sample}/coarse/`: `scene.ply`, `frames.npz` (with the added views),
+`coarse_summary.json` (the seed's `[COARSE] Summary`, and `[COARSE][DIAG]` when selection stopped)
+and `views/<k>.png` (each added view: the render with its holes, and the fill)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.models.base import ModelStage
+from genfab.stages.runtime import Sample, StageContext
+from genfab.stages.vistadream.align import align_depth
+from genfab.stages.vistadream.canvas import ALIGN
+from genfab.stages.vistadream.depth_stage import load_depth_model
+from genfab.stages.vistadream.frames import Frame, masks_from_depth
+from genfab.stages.vistadream.images import encode_png
+from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
+from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8, write_scene
+from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy, hint, select_next
+from genfab.stages.vistadream.trajectory import scene_extent, trajectory
+
+log = logging.getLogger("genfab.stages")
+
+
+def view_geometry(frame: Frame, margin: int) -> tuple[np.ndarray, int, int]:
+    """(K, width, height) of candidate views: the reference frame enlarged by `margin` pixels on each
+    side (rounded up so FluxFill's 32-pixel grid still fits), principal point moved with it."""
+    width = ALIGN * -(-(frame.width + 2 * margin) // ALIGN)
+    height = ALIGN * -(-(frame.height + 2 * margin) // ALIGN)
+    K = np.array(frame.intrinsic, dtype=np.float64, copy=True)
+    K[0, 2] += (width - frame.width) / 2
+    K[1, 2] += (height - frame.height) / 2
+    return K, width, height
+
+
+class CoarseStage(ModelStage[Any]):
+    """Settings: `CoarseSettings` (trajectory, coarse*, Flux and depth fields, the `gaussians` block)."""
+
+    name = "coarse"
+    require_gpu = True
+
+    def load_models(self, ctx: StageContext) -> None:
+        from genfab.stages.gaussians.train import TrainSettings
+        from genfab.stages.vistadream.models import FluxFill
+
+        s = self.settings
+        self.fill = self.models.load("inpainter", s.flux_fill_model,
+                                     lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
+                                                                      s.flux_prompt))
+        self.predict = load_depth_model(self, s)
+        self.train_settings = TrainSettings.of(s.gaussians)
+        self.device = require_cuda()
+        self.ctx = ctx
+
+    def process(self, sample: Sample) -> None:
+        from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene
+
+        s = self.settings
+        frames = read_frames(sample, "gaussians")
+        scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene.load(read_splats(sample, "gaussians", self.ctx.workdir), frames)
+        reference = next((f for f in frames if f.name == "outpaint"), frames[0])
+        K, width, height = view_geometry(reference, s.coarse_margin)
+        extent = scene_extent(frames[0].dpt, frames[0].intrinsic, s.traj_max_percentage)
+        poses = trajectory(s.traj_type, s.n_frames * s.coarse_dense_multiplier, extent, s.traj_forward_ratio,
+                           s.traj_backward_ratio)
+        policy = Policy(s.coarse_min_inpaint_ratio, s.coarse_max_inpaint_ratio, s.coarse_adjacent_exclusion,
+                        s.coarse_fallback_mode)
+        summary = CoarseSummary(attempts=s.n_frames)
+        selected: list[int] = []
+        prefix = stage_prefix(sample.id, self.name)
+        started = time.perf_counter()
+        for attempt in range(s.n_frames):
+            ratios = [float((scene.render(pose, K, width, height).alpha < HOLE_ALPHA).mean()) for pose in poses]
+            choice = select_next(ratios, selected, policy)
+            if choice.index is None:
+                assert choice.diagnosis is not None
+                summary.diagnosis, summary.hint = choice.diagnosis, hint(choice.diagnosis, policy)
+                break
+            selected.append(choice.index)
+            pose = poses[choice.index]
+            view = scene.render(pose, K, width, height)
+            holes = view.alpha < HOLE_ALPHA
+            rendered = to_uint8(view.rgb)
+            filled = self.fill(rendered, holes, seed=sample.seed(s.seed) + 1 + attempt)
+            result = self.predict(filled)
+            depth = align_depth(view.depth, result.depth, holes)
+            wo_edge, conf = masks_from_depth(depth, holes, result.confidence)
+            added = scene.add_frame(Frame(f"coarse_{attempt:02d}", filled, depth, holes, wo_edge, conf, K, pose))
+            scene.train(s.coarse_iterations)
+            summary.frames.append(AddedFrame(choice.index, round(float(choice.ratio or 0.0), 5), int(holes.sum()),
+                                             int(wo_edge.sum()), added, choice.fallback))
+            sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(np.concatenate([rendered, filled], axis=1)))
+        summary.scene_frames = summary.gaussian_frames = len(scene.frames)
+        summary.total_splats = len(scene)
+        if s.coarse_print_summary:
+            for line in summary.lines():
+                log.info(line)
+        counts = write_scene(sample, prefix, scene.export(), scene.frames, self.ctx.workdir)
+        sample.write(prefix + "coarse_summary.json",
+                     json.dumps({**summary.to_dict(), "status": summary.status(),
+                                 "seconds": round(time.perf_counter() - started, 3), **counts}, indent=2).encode())
+        sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames), **self.model_params())

@@ -1,0 +1,103 @@
+"""Stage `render` (seed 001 `_render_splats`): the final trajectory, the PLY and the recording.
+
+The trajectory has `min(renderFrames, 25 x frames in the scene)` poses of `trajType`, seen through
+the input camera. Writes, under `{sample}/render/`: `video.mp4` (RGB) and `depth.mp4` (coloured
+depth), the 3DGS PLY at `plyName`, `scene.rrd` (the Rerun recording: see `recording`) and
+`summary.json` (frames, Gaussians, render settings, and coarse expansion's summary when it ran)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.runtime import Sample, Stage, StageContext
+from genfab.stages.vistadream.images import depth_preview
+from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
+from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8
+from genfab.stages.vistadream.trajectory import scene_extent, trajectory
+
+log = logging.getLogger("genfab.stages")
+FRAMES_PER_VIEW = 25
+
+
+def render_count(render_frames: int, scene_frames: int) -> int:
+    """The seed's rule: up to `renderFrames`, 25 per frame of the scene."""
+    return max(1, min(render_frames, FRAMES_PER_VIEW * scene_frames))
+
+
+class RenderStage(Stage[Any]):
+    """Settings: `RenderSettings` (trajectory fields, `renderFrames`, `plyName`, the `gaussians` block)."""
+
+    name = "render"
+
+    def setup(self, ctx: StageContext) -> None:
+        from genfab.stages.gaussians.train import TrainSettings
+
+        self.train_settings = TrainSettings.of(self.settings.gaussians)
+        self.ctx = ctx
+        self.upstream = ctx.upstream[0].name  # coarse, or gaussians when coarse expansion is off
+        self.device = require_cuda()
+
+    def process(self, sample: Sample) -> None:
+        from genfab.stages.gaussians.ply import write_ply
+        from genfab.stages.gaussians.stage import ply_key, write_video
+        from genfab.stages.vistadream.recording import TrajectoryView, write_recording
+        from genfab.stages.vistadream.scene import VistaScene
+
+        s = self.settings
+        started = time.perf_counter()
+        frames = read_frames(sample, self.upstream)
+        splats = read_splats(sample, self.upstream, self.ctx.workdir)
+        scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene.load(splats, frames)
+        camera = frames[0]
+        extent = scene_extent(camera.dpt, camera.intrinsic, s.traj_max_percentage)
+        poses = trajectory(s.traj_type, render_count(s.render_frames, len(frames)), extent, s.traj_forward_ratio,
+                           s.traj_backward_ratio)
+        views = []
+        for pose in poses:
+            r = scene.render(pose, camera.intrinsic, camera.width, camera.height)
+            views.append(TrajectoryView(pose, camera.intrinsic, to_uint8(r.rgb), r.depth))
+        local = Path(self.ctx.workdir) / sample.id.replace("/", "_")
+        local.mkdir(parents=True, exist_ok=True)
+        prefix = stage_prefix(sample.id, self.name)
+        outputs: dict[str, str] = {}
+        if write_video(local / "video.mp4", [v.rgb / 255.0 for v in views]):
+            sample.write_file(prefix + "video.mp4", local / "video.mp4")
+            outputs["video"] = prefix + "video.mp4"
+        if write_video(local / "depth.mp4", [depth_preview(v.depth) / 255.0 for v in views]):
+            sample.write_file(prefix + "depth.mp4", local / "depth.mp4")
+            outputs["depthVideo"] = prefix + "depth.mp4"
+        dropped = write_ply(local / "scene.ply", splats)
+        sample.write_file(prefix + ply_key(s.ply_name), local / "scene.ply")
+        outputs["ply"] = prefix + ply_key(s.ply_name)
+        notes = []
+        if importlib.util.find_spec("rerun") is not None:  # genfab[scene] installs it; say so if an image lacks it
+            write_recording(local / "scene.rrd", frames, splats.means, splats.sh0, views)
+            sample.write_file(prefix + "scene.rrd", local / "scene.rrd")
+            outputs["recording"] = prefix + "scene.rrd"
+        else:
+            notes.append("no Rerun recording: rerun-sdk is not installed in this image (genfab[scene] has it)")
+            log.warning(notes[-1])
+        summary: dict[str, Any] = {
+            "sample": sample.id, "frames": [f.name for f in frames], "splats": len(splats) - dropped,
+            "renderFrames": len(views), "trajType": s.traj_type, "coverage": round(coverage(views), 4),
+            "outputs": outputs, "notes": notes,
+            "seconds": round(time.perf_counter() - started, 3)}
+        if self.upstream == "coarse":
+            coarse = json.loads(sample.read_upstream(stage_prefix(sample.id, "coarse") + "coarse_summary.json"))
+            summary["coarse"] = coarse
+        sample.write(prefix + "summary.json", json.dumps(summary, indent=2).encode())
+        sample.params.update(splats=summary["splats"], renderFrames=len(views),
+                             **({"coarse": summary["coarse"].get("status")} if "coarse" in summary else {}))
+
+
+def coverage(views: list[Any]) -> float:
+    """Mean fraction of rendered pixels with depth along the trajectory (how much of it the scene covers)."""
+    return float(np.mean([(v.depth > 0).mean() for v in views])) if views else 0.0

@@ -1,0 +1,58 @@
+"""A vistadream sample's scene as it crosses stage boundaries: `frames.npz` and the 3DGS PLY
+(`scene.ply`) under `{sample}/<stage>/`, read by the next stage and written again with what it
+added."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genfab.stages.gaussians.ply import Splats, read_ply, write_ply
+from genfab.stages.runtime import Sample, SampleError
+from genfab.stages.vistadream.frames import Frame, frames_from_npz, frames_to_npz
+
+SCENE_PLY = "scene.ply"
+FRAMES = "frames.npz"
+
+
+def stage_prefix(sample_id: str, stage: str) -> str:
+    """A vistadream stage's folder for one sample (the `{sample}/<stage>/` layouts)."""
+    return f"{sample_id}/{stage}/"
+
+
+def read_frames(sample: Sample, stage: str) -> list[Frame]:
+    key = stage_prefix(sample.id, stage) + FRAMES
+    try:
+        frames = frames_from_npz(sample.read_upstream(key, stage))
+    except ValueError as exc:
+        raise SampleError("BadUpstream", f"{key}: {exc}") from None
+    if not frames:
+        raise SampleError("BadUpstream", f"{key} holds no frames")
+    return frames
+
+
+def read_splats(sample: Sample, stage: str, workdir: Path) -> Splats:
+    key = stage_prefix(sample.id, stage) + SCENE_PLY
+    local = workdir / sample.id.replace("/", "_") / f"{stage}.ply"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    sample.ctx.stage_output(stage).download_file(key, local)
+    try:
+        return read_ply(local)
+    except (ValueError, KeyError) as exc:
+        raise SampleError("BadUpstream", f"{key}: {exc}") from None
+
+
+def write_scene(sample: Sample, prefix: str, splats: Splats, frames: list[Frame], workdir: Path) -> dict[str, Any]:
+    """Write the PLY and the frames; returns counts for the metrics."""
+    local = Path(tempfile.mkdtemp(dir=workdir)) / SCENE_PLY
+    dropped = write_ply(local, splats)
+    sample.write_file(prefix + SCENE_PLY, local)
+    sample.write(prefix + FRAMES, frames_to_npz(frames))
+    return {"splats": len(splats) - dropped, "dropped_non_finite": dropped, "frames": [f.name for f in frames]}
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -1,0 +1,116 @@
+"""GPU tier: vistadream's Gaussian stages. A scene built so its hole ratios are known (a plane seen
+from its own camera and from poses moved sideways), then the whole pipeline for every `stage` value
+through `genfab run` with tiny random FluxFill and Depth Pro models (scripts/tiny_models.py):
+random weights, so this checks the plumbing, the layout and the coarse bookkeeping, not quality."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("needs CUDA", allow_module_level=True)
+pytest.importorskip("gsplat")
+pytest.importorskip("diffusers")
+
+from scripts.tiny_models import save_tiny_depth_pro, save_tiny_flux_fill  # noqa: E402
+
+from genfab.stages.gaussians.ply import read_ply  # noqa: E402
+from genfab.stages.gaussians.train import TrainSettings  # noqa: E402
+from genfab.stages.vistadream import frames as fr  # noqa: E402
+from genfab.stages.vistadream import geometry, selection, trajectory  # noqa: E402
+from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene  # noqa: E402
+from tests.helpers import ROOT  # noqa: E402
+
+PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+
+
+def genfab_run(folder: Path, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """`genfab run` as a user runs it (the storage tier's helper imports moto, which GPU images lack)."""
+    path = folder / "job.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)])}
+    return subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2"], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def plane_frame(size: int = 64) -> fr.Frame:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    depth = np.full((size, size), 2.0, np.float32)
+    K = geometry.intrinsics_from_fov(size, size, 60.0)
+    return fr.input_only_frames(rgb, depth, K)[0]
+
+
+def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
+    settings = TrainSettings(sh_degree=0)
+    scene = VistaScene(settings, torch.device("cuda"), extent=2.0)
+    frame = plane_frame()
+    assert scene.add_frame(frame) == 64 * 64  # one Gaussian per confident, non-edge pixel
+    before = scene.render(frame.cam_T_world, frame.intrinsic, 64, 64)
+    scene.train(200)
+    after = scene.render(frame.cam_T_world, frame.intrinsic, 64, 64)
+    err_before = np.abs(before.rgb - frame.rgb / 255.0).mean()
+    assert np.abs(after.rgb - frame.rgb / 255.0).mean() < err_before
+    assert (after.alpha < HOLE_ALPHA).mean() < 0.02 and np.abs(after.depth[after.alpha > 0.5] - 2.0).max() < 0.05
+    # Moving the camera sideways by a fraction of the plane's width uncovers about that fraction.
+    ratios = []
+    for shift in (0.0, 0.25, 0.5, 0.75):
+        pose = trajectory.look_at(np.array([shift * 2.31, 0.0, 0.0]), np.array([shift * 2.31, 0.0, 2.0]))
+        ratios.append(float((scene.render(pose, frame.intrinsic, 64, 64).alpha < HOLE_ALPHA).mean()))
+    for shift, ratio in zip((0.0, 0.25, 0.5, 0.75), ratios, strict=True):
+        assert ratio == pytest.approx(shift, abs=0.06)  # the plane is 2.31 wide at 2 m with a 60 degree FOV
+    choice = selection.select_next(ratios, [], selection.Policy(min_ratio=0.2, max_ratio=0.6, adjacent_exclusion=0))
+    assert choice.index == 2  # 0.5: the largest in [0.2, 0.6]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("models")
+    save_tiny_flux_fill(root)
+    save_tiny_depth_pro(root)
+    yield root
+
+
+def scenejob(out: Path, models: Path, stage: str, **vistadream: Any) -> dict[str, Any]:
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"vd-{stage}"},
+            "spec": {"pipeline": "vistadream", "input": {"image": f"file://{PORTRAIT}"}, "output": f"file://{out}",
+                     "models": {"uri": f"file://{models}"}, "gaussians": {"shDegree": 1},
+                     "vistadream": {"stage": stage, "maxResolution": 64, "expansionPercent": 0.5, "fluxSteps": 2,
+                                    "initIterations": 30, "coarseIterations": 20, "nFrames": 2,
+                                    "coarseDenseMultiplier": 3, "renderFrames": 12, **vistadream}}}
+
+
+@pytest.mark.parametrize("stage", ["no-outpaint", "outpaint", "fine", "coarse"])
+def test_the_pipeline_runs_for_every_stage_value(tmp_path: Path, tiny_models: Path, stage: str) -> None:
+    out = tmp_path / "out"
+    doc = scenejob(out, tiny_models, stage, coarseFallbackMode="closest")
+    result = genfab_run(tmp_path, doc)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sample = out / "astronaut"
+    summary = json.loads((sample / "render/summary.json").read_text())
+    print(f"\n{stage}: {json.dumps(summary, indent=1)}")
+    splats = read_ply(sample / "render/gf.ply")
+    assert len(splats) == summary["splats"] > 0
+    assert (sample / "render/video.mp4").stat().st_size > 0 and (sample / "render/depth.mp4").stat().st_size > 0
+    expected_frames = {"no-outpaint": ["input"], "outpaint": ["input", "outpaint"], "fine": ["input", "outpaint"],
+                       "coarse": ["input", "outpaint", "coarse_00", "coarse_01"]}[stage]
+    assert summary["frames"] == expected_frames
+    assert summary["renderFrames"] == min(12, 25 * len(expected_frames))
+    if stage == "coarse":  # fallback `closest` makes every attempt select a pose
+        coarse = summary["coarse"]
+        assert coarse["selected_extra_frames"] == 2 and len(coarse["frames"]) == 2
+        assert coarse["total_splats"] == summary["splats"] + coarse["dropped_non_finite"]
+        assert (sample / "coarse/views/00.png").is_file()
+    else:
+        assert not (sample / "coarse").exists()
