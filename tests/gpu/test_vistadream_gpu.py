@@ -110,7 +110,9 @@ def test_the_pipeline_runs_for_every_stage_value(tmp_path: Path, tiny_models: Pa
     if stage == "coarse":  # fallback `closest` makes every attempt select a pose
         coarse = summary["coarse"]
         assert coarse["selected_extra_frames"] == 2 and len(coarse["frames"]) == 2
-        assert coarse["total_splats"] == summary["splats"] + coarse["dropped_non_finite"]
+        assert coarse["total_splats"] == summary["splats"] + coarse["scene"]["dropped_non_finite"]
+        assert all(f["added_splats"] > 0 and f["inpaint_pixels"] > 0 for f in coarse["frames"])
+        assert coarse["status"].startswith("selected 2/2 extra frames")
         assert (sample / "coarse/views/00.png").is_file()
     else:
         assert not (sample / "coarse").exists()

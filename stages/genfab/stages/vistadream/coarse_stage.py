@@ -111,5 +111,6 @@ class CoarseStage(ModelStage[Any]):
         counts = write_scene(sample, prefix, scene.export(), scene.frames, self.ctx.workdir)
         sample.write(prefix + "coarse_summary.json",
                      json.dumps({**summary.to_dict(), "status": summary.status(),
-                                 "seconds": round(time.perf_counter() - started, 3), **counts}, indent=2).encode())
+                                 "seconds": round(time.perf_counter() - started, 3), "scene": counts},
+                                indent=2).encode())
         sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames), **self.model_params())
