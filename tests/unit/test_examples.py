@@ -48,7 +48,7 @@ def test_cli_validate_accepts_all_examples() -> None:
 @pytest.mark.parametrize(("example", "note"), [
     ("datasetjob-relighting.yaml", None),
     ("datasetjob-difix.yaml", "needs customStages for export, split, adapter"),
-    ("scenejob-vistadream.yaml", "needs customStages for gaussians, coarse, render"),
+    ("scenejob-vistadream.yaml", None),
     ("scenejob-worldexplorer.yaml", None),  # SEVA and VGGT come as custom stages, gaussians is built in
 ])
 def test_plan_and_validate_say_what_does_not_run_today(example: str, note: str | None) -> None:
