@@ -217,6 +217,15 @@ def test_a_hung_shard_is_stopped_at_its_deadline(tmp_path: Path, override: dict[
     assert log.count("--- attempt") == attempts
 
 
+def test_sample_notes_become_the_stage_message(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    doc = job("notes", f"file://{out}", inputs(tmp_path, 3), extra_stage=False, shard_size=2)
+    result = genfab_run(tmp_path, doc, env={"GENFAB_TEST_NOTE": "selected 0/10 extra frames: holes too small"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    segment = stages(open_storage(f"file://{out}"))["segment"]
+    assert segment["message"] == "img_000: selected 0/10 extra frames: holes too small (+2 more in the shard reports)"
+
+
 def test_resume_without_an_earlier_run_is_an_error(tmp_path: Path) -> None:
     result = genfab_run(tmp_path, job("nothing", f"file://{tmp_path}/out", inputs(tmp_path, 1)), "--resume")
     assert result.returncode == 2 and "no earlier run" in result.stderr

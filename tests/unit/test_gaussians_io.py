@@ -281,8 +281,8 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
     from genfab.stages.runtime.loop import declared_settings, validated_settings
 
     env = stage_contract(tmp_path, "gaussians", family="scene", shardSize=2, inputUris=[f"file://{tmp_path}/in"],
-                         pipeline="vistadream", outputLayout="{sample}/gaussians/",
-                         config={"gaussians": config, "initIterations": 100})
+                         pipeline="worldexplorer", outputLayout="{sample}/scenes/gaussians/",
+                         config={"gaussians": config})
     ctx = load_context(env)
     stage = GaussiansStage()
     with pytest.raises(BadInput, match=message):  # the runtime validates the whole config, then setup runs
@@ -290,7 +290,7 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
         stage.setup(ctx)
     if "CUDA" in message:  # everything before the GPU check was read
         assert (stage.batch_size, stage.packing, stage.ply, ctx.sample_prefix("s1")) == (
-            2, "sequential", "export/gf.ply", "s1/gaussians/")
+            2, "sequential", "export/gf.ply", "s1/scenes/gaussians/")
 
 
 def test_random_init_box_fits_the_rig() -> None:

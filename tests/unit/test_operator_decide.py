@@ -154,3 +154,14 @@ def test_a_shard_past_its_progress_deadline_is_stopped_and_the_stage_says_why() 
     end = decide(p, r.spec, Observed(jobs=[failed]), None, NOW)
     scaffold = next(o for o in end.observations if o.name == "scaffold")
     assert scaffold.reason == "NoProgress" and "last stopped: shard 0 of stage scaffold" in (scaffold.message or "")
+
+
+def test_sample_notes_are_the_stage_message_unless_something_more_urgent_is() -> None:
+    r, p = setup()
+    notes = ("s1: selected 0/10 extra frames: holes too small (max 0.030 < min 0.050)",)
+    done = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "done")],
+                                      progress={"scaffold": Progress(1, 0, notes=notes)}), None, NOW)
+    assert next(o for o in done.observations if o.name == "scaffold").message == notes[0]
+    failed = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "failed")],
+                                        progress={"scaffold": Progress(0, 1, notes=notes)}), None, NOW)
+    assert next(o for o in failed.observations if o.name == "scaffold").message.startswith("job ")

@@ -71,3 +71,13 @@ def test_transition_time_moves_only_when_the_condition_flips() -> None:
     conds = set_condition(conds, "Running", False, "Succeeded", "", "t3", 2)
     assert (conds[0].status, conds[0].last_transition_time, conds[0].observed_generation) == ("False", "t3", 2)
     assert len(conds) == 1
+
+
+def test_notes_message_is_the_first_note_and_fits_the_status() -> None:
+    from genfab.status import notes_message
+    from genfab.status.aggregate import MAX_STAGE_MESSAGE
+
+    assert notes_message([]) is None
+    assert notes_message(["a: x"]) == "a: x"
+    long = notes_message(["a: " + "y" * 10_000, "b: z"])
+    assert long is not None and len(long) <= MAX_STAGE_MESSAGE and long.endswith("... (+1 more in the shard reports)")

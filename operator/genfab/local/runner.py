@@ -46,7 +46,7 @@ from genfab.sequencing import (
     status_outputs,
     unimplemented,
 )
-from genfab.status import StageObservation, build_status
+from genfab.status import StageObservation, build_status, notes_message
 from genfab.status.aggregate import ExecState
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
@@ -119,7 +119,9 @@ class StageRun:
             shards_failed=sum(s.failed for s in self.shards),
             shards_active=sum(s.process is not None for s in self.shards),
             shards_ready=sum(s.process is not None for s in self.shards),
-            start_time=self.start_time, completion_time=self.completion_time, message=self.message,
+            start_time=self.start_time, completion_time=self.completion_time,
+            message=self.message or notes_message([n for r in sorted(self.reports.values(), key=lambda r: r.index)
+                                                   for n in r.notes]),
         )
 
 

@@ -267,7 +267,8 @@ class Controller:
                 counts = Progress(sum(len(r.succeeded) for r in reports.values()),
                                   sum(len(r.failed) for r in reports.values()),
                                   tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt),
-                                  {r.index: r.last_activity for r in reports.values() if r.state == "running"})
+                                  {r.index: r.last_activity for r in reports.values() if r.state == "running"},
+                                  tuple(n for _, r in sorted(reports.items()) for n in r.notes))
                 cached = (counts, time.monotonic(), finished)
                 self._progress[slot] = cached
             if cached is not None:

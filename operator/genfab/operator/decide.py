@@ -32,7 +32,7 @@ from genfab.operator.observe import (
 )
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
-from genfab.status import StageObservation, build_status, set_condition
+from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 
 
@@ -46,6 +46,8 @@ class Progress:
     """Messages of shard reports that could not be read (each fails its shard: CorruptReport)."""
     last_sample: Mapping[int, float] = field(default_factory=dict)
     """Running shards' last progress (last sample, else report start; epoch seconds) by index."""
+    notes: tuple[str, ...] = ()
+    """The samples' notes, in shard order (the first becomes the stage's message)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         shards_succeeded = max(0, shards_succeeded - len(progress.corrupt))
         shards_failed = min(view.shards, shards_failed + len(progress.corrupt))
         reason, message = "CorruptReport", f"{len(progress.corrupt)} shard report(s) unreadable: {progress.corrupt[0]}"
+    message = message or notes_message(progress.notes)
     succeeded, failed = progress.succeeded, progress.failed
     if prev is not None and not (succeeded or failed):
         succeeded, failed = prev.samples.succeeded, prev.samples.failed

@@ -31,6 +31,14 @@ def fit(text: str | None, limit: int) -> str | None:
     return text[: limit - 3] + "..."
 
 
+def notes_message(notes: list[str] | tuple[str, ...]) -> str | None:
+    """A stage's status message from its samples' notes: the first, and how many more there are."""
+    if not notes:
+        return None
+    more = f" (+{len(notes) - 1} more in the shard reports)" if len(notes) > 1 else ""
+    return (fit(notes[0], MAX_STAGE_MESSAGE - len(more)) or "") + more
+
+
 ExecState = Literal["pending", "waiting", "running", "finished", "suspended", "skipped", "blocked"]
 
 

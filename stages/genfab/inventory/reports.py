@@ -17,6 +17,7 @@ MAX_REPORT_BYTES = 16 << 20
 """A shard report lists its samples' ids: far below this even for 100,000 samples. Anything larger
 is not a report genfab wrote, and reading it would cost the operator (every tenant's) memory."""
 MAX_MESSAGE = 200
+MAX_NOTES = 20
 
 ShardState = Literal["running", "succeeded", "failed"]
 
@@ -54,6 +55,9 @@ class ShardReport:
     model_load_seconds: float | None = None
     message: str = ""
     """Why the shard stopped, when it failed as a whole."""
+    notes: list[str] = field(default_factory=list)
+    """One-line remarks a stage makes about its samples for people (`{sample}: ...`, e.g. coarse
+    expansion's selection result): the first becomes the stage's status message. At most MAX_NOTES."""
     corrupt: bool = False
     """The report in storage could not be read (too large, not JSON, wrong shape): the shard counts as
     failed with reason CorruptReport and none of its samples flow on."""

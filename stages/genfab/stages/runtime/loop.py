@@ -73,6 +73,8 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         while inflight and (len(inflight) > keep or inflight[0][1].done()):
             sample, commit, per_sample = inflight.popleft()
             commit.result()  # a failed write ends the shard (retryable), as before
+            for note in sample.notes:
+                reporter.note(f"{sample.id}: {note}")
             reporter.succeeded(sample.id)
             metrics.sample("succeeded", per_sample)
             log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})

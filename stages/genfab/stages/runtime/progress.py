@@ -11,11 +11,13 @@ from pathlib import Path
 
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
 from genfab.inventory import FailedSample, ShardReport, write_report
+from genfab.inventory.reports import MAX_NOTES
 from genfab.stages.runtime.context import StageContext
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
 TERMINATION_LOG = "/dev/termination-log"
+MAX_NOTE_CHARS = 500
 
 
 class ProgressReporter:
@@ -40,6 +42,12 @@ class ProgressReporter:
         self.report.failed.append(FailedSample(sample_id, reason, message[:500]))
         self.report.last_sample_at = time.time()
         self.maybe_flush()
+
+    def note(self, text: str) -> None:
+        """Keep a one-line remark for the status (bounded: the first MAX_NOTES, each cut to fit)."""
+        text = " ".join(text.split())[:MAX_NOTE_CHARS]
+        if text and len(self.report.notes) < MAX_NOTES and text not in self.report.notes:
+            self.report.notes.append(text)
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self._last >= self.interval:

@@ -36,6 +36,8 @@ class Sample:
         self.params: dict[str, Any] = {}
         """Per-sample parameters worth keeping (drawn lighting, chosen backend): stored in the marker."""
         self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+        """One-line remarks for the stage's status message (reported as `{sample id}: note`)."""
         self._writes: list[Future[None]] = []
 
     @property

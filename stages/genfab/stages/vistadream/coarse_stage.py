@@ -113,4 +113,5 @@ class CoarseStage(ModelStage[Any]):
                      json.dumps({**summary.to_dict(), "status": summary.status(),
                                  "seconds": round(time.perf_counter() - started, 3), "scene": counts},
                                 indent=2).encode())
+        sample.notes.append(summary.status())  # the stage's status message: tune from it without the logs
         sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames), **self.model_params())
