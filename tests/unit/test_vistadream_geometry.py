@@ -224,3 +224,17 @@ def test_frames_round_trip_and_refuse_foreign_files() -> None:
     bad = fr.Frame("x", rgb, np.zeros((2, 2), np.float32), inner.inpaint, inner.inpaint, inner.inpaint, K, np.eye(4))
     with pytest.raises(ValueError, match="dpt must be"):
         fr.frames_to_npz([bad])
+
+
+def test_candidate_views_grow_by_the_margin_on_the_flux_grid_and_render_counts() -> None:
+    from genfab.stages.vistadream.coarse_stage import view_geometry
+    from genfab.stages.vistadream.frames import input_only_frames
+    from genfab.stages.vistadream.render_stage import render_count
+
+    K = geometry.intrinsics_from_fov(128, 96, 60.0)
+    (frame,) = input_only_frames(np.zeros((96, 128, 3), np.uint8), np.full((96, 128), 2.0, np.float32), K)
+    K2, width, height = view_geometry(frame, 20)
+    assert (width, height) == (192, 160)  # 128 + 40 and 96 + 40, rounded up to FluxFill's 32-pixel grid
+    assert (K2[0, 2], K2[1, 2]) == (K[0, 2] + 32, K[1, 2] + 32) and K2[0, 0] == K[0, 0]
+    assert view_geometry(frame, 0)[1:] == (128, 96)
+    assert [render_count(150, n) for n in (1, 2, 6, 10)] == [25, 50, 150, 150]
