@@ -18,7 +18,7 @@ from pathlib import Path
 TINY_PREPROCESS = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 
-def _clip_vocab(path: Path) -> None:
+def clip_vocab(path: Path) -> None:
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = {c: i for i, c in enumerate(letters)}
     vocab.update({c + "</w>": len(letters) + i for i, c in enumerate(letters)})
@@ -65,7 +65,7 @@ def save_tiny_sam3(root: Path, model_id: str = "facebook/sam3") -> Path:
         mask_decoder_config=Sam3MaskDecoderConfig(hidden_size=32, num_upsampling_stages=2),
     )
     Sam3Model(config).save_pretrained(path)
-    _clip_vocab(path)
+    clip_vocab(path)
     CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt")).save_pretrained(path)
     _preprocess(path, 224)
     return path
@@ -118,7 +118,7 @@ def save_tiny_blip(root: Path, model_id: str = "Salesforce/blip-image-captioning
     return path
 
 
-def _t5_tokenizer(path: Path) -> None:
+def t5_tokenizer(path: Path) -> None:
     """A T5 tokenizer (a sentencepiece-style Unigram over letters) built offline, in the layout
     `T5TokenizerFast.from_pretrained` reads."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -154,10 +154,10 @@ def save_tiny_flux_fill(root: Path, model_id: str = "black-forest-labs/FLUX.1-Fi
     vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
                         latent_channels=2, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035)
-    _clip_vocab(path / "tokenizer")
+    clip_vocab(path / "tokenizer")
     tokenizer = CLIPTokenizer(str(path / "tokenizer" / "vocab.json"), str(path / "tokenizer" / "merges.txt"),
                               model_max_length=77)
-    _t5_tokenizer(path / "tokenizer_2")
+    t5_tokenizer(path / "tokenizer_2")
     from transformers import T5TokenizerFast
 
     pipe = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
