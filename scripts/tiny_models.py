@@ -196,6 +196,13 @@ def save_tiny_depth_pro(root: Path, model_id: str = "apple/DepthPro-hf") -> Path
     return path
 
 
+def save_vistadream_models(root: Path) -> Path:
+    """The models vistadream's stages load by default (FluxFill, Depth Pro); returns `root`."""
+    save_tiny_flux_fill(root)
+    save_tiny_depth_pro(root)
+    return root
+
+
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
     return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),

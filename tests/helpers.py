@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -50,3 +51,18 @@ def png_header(width: int, height: int) -> bytes:
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def genfab_run(folder: Path, doc: dict[str, Any], *args: str, env: dict[str, str] | None = None,
+               wait: bool = True, timeout: float = 120) -> Any:
+    """`genfab run` on `doc` as a user runs it (a subprocess in `folder`, 2 workers). Needs no test
+    server, so the GPU tier uses it too; the source roots are on the path where genfab is not installed."""
+    path = folder / "job.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cmd = [sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2", *args]
+    roots = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": roots}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=folder, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -6,16 +6,12 @@ random weights, so this checks the plumbing, the layout and the coarse bookkeepi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
@@ -23,25 +19,16 @@ if not torch.cuda.is_available():
 pytest.importorskip("gsplat")
 pytest.importorskip("diffusers")
 
-from scripts.tiny_models import save_tiny_depth_pro, save_tiny_flux_fill  # noqa: E402
+from scripts.tiny_models import save_vistadream_models  # noqa: E402
 
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
 from genfab.stages.gaussians.train import TrainSettings  # noqa: E402
 from genfab.stages.vistadream import frames as fr  # noqa: E402
 from genfab.stages.vistadream import geometry, selection, trajectory  # noqa: E402
 from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene  # noqa: E402
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import ROOT, genfab_run  # noqa: E402
 
 PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
-
-
-def genfab_run(folder: Path, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """`genfab run` as a user runs it (the storage tier's helper imports moto, which GPU images lack)."""
-    path = folder / "job.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)])}
-    return subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2"], cwd=folder,
-                          env=env, capture_output=True, text=True, timeout=600)
 
 
 def plane_frame(size: int = 64) -> fr.Frame:
@@ -76,10 +63,7 @@ def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("models")
-    save_tiny_flux_fill(root)
-    save_tiny_depth_pro(root)
-    yield root
+    yield save_vistadream_models(tmp_path_factory.mktemp("models"))
 
 
 def scenejob(out: Path, models: Path, stage: str, **vistadream: Any) -> dict[str, Any]:
@@ -95,7 +79,7 @@ def scenejob(out: Path, models: Path, stage: str, **vistadream: Any) -> dict[str
 def test_the_pipeline_runs_for_every_stage_value(tmp_path: Path, tiny_models: Path, stage: str) -> None:
     out = tmp_path / "out"
     doc = scenejob(out, tiny_models, stage, coarseFallbackMode="closest")
-    result = genfab_run(tmp_path, doc)
+    result = genfab_run(tmp_path, doc, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     sample = out / "astronaut"
     summary = json.loads((sample / "render/summary.json").read_text())

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from genfab.storage import S3Settings, Storage, open_storage
-from tests.helpers import ROOT
+from tests.helpers import ROOT, genfab_run
 from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: F401  (fixture)
 
 LEDGER = ROOT / "tests" / "fixtures" / "ledger_stage.py"
@@ -44,18 +44,6 @@ def inputs(tmp_path: Path, count: int, bad: tuple[int, ...] = ()) -> Path:
     for i in range(count):
         (folder / f"img_{i:03d}.png").write_bytes(b"FAIL" if i in bad else f"pixels {i}".encode())
     return folder
-
-
-def genfab_run(tmp_path: Path, doc: dict[str, Any], *args: str, env: dict[str, str] | None = None,
-               wait: bool = True) -> Any:
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    cmd = [sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2", *args]
-    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
-    if not wait:
-        return subprocess.Popen(cmd, cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=120)
 
 
 def status(run: Storage) -> dict[str, Any]:

@@ -15,22 +15,18 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("torch")
 
-from scripts.tiny_models import save_tiny_depth_pro, save_tiny_flux_fill
+from scripts.tiny_models import save_vistadream_models
 
 from genfab.stages.vistadream.frames import frames_from_npz
 from genfab.stages.vistadream.images import decode_png
-from tests.helpers import ROOT
-from tests.storage.test_local_runner import genfab_run
+from tests.helpers import ROOT, genfab_run
 
 PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
 
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("models")
-    save_tiny_flux_fill(root)
-    save_tiny_depth_pro(root)
-    yield root
+    yield save_vistadream_models(tmp_path_factory.mktemp("models"))
 
 
 def scenejob(out: Path, models: Path, stage: str, only: list[str], **vistadream: Any) -> dict[str, Any]:
