@@ -348,10 +348,15 @@ class LocalRunner:
             if run.state == "running" and limit and not run.deadline_passed and run.started is not None \
                     and time.monotonic() - run.started > limit:
                 run.deadline_passed = True
+                why = f"DeadlineExceeded: stage ran longer than activeDeadlineSeconds {limit}"
                 for shard in run.shards:
-                    if not shard.done:
-                        shard.done = shard.failed = shard.process is None
-                        self._stop(shard, f"DeadlineExceeded: stage ran longer than activeDeadlineSeconds {limit}")
+                    if shard.done:
+                        continue
+                    if shard.process is None:  # never started, or between attempts: it fails now
+                        shard.done = shard.failed = True
+                        run.message = f"shard {shard.index} failed ({why})"
+                    else:  # stopped here, failed when reaped (deadline_passed)
+                        self._stop(shard, why)
             for shard in run.shards:
                 if shard.process is None:
                     continue
