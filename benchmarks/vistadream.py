@@ -3,33 +3,43 @@
 The components are FLUX.1-Fill-dev's architecture (12B transformer, T5-XXL, CLIP-L, the 16-channel
 VAE) with random bf16 weights built directly on the GPU (no weights can be downloaded here), so the
 timings and memory are the real model's and the pictures mean nothing. One process, one GPU, the
-same canvas, mask, seed, steps and guidance for every variant:
+same canvas, mask, seed, steps and guidance for every variant.
 
-- `eager`: `FluxFillPipeline.__call__` as diffusers ships it (the baseline);
-- genfab variants, each on top of the previous where it says so: `prompt-cache` (the empty prompt's
-  T5 and CLIP embeddings encoded once and reused, as the fill core does for every view of a job),
-  `fbc` (+ diffusers' first-block cache: changes the output, reported for its deviation) and
-  `compile` (prompt cache + `torch.compile` of the transformer).
+- `eager`: `FluxFillPipeline.__call__` as diffusers ships it (the baseline; it encodes the prompt
+  each call, as a user's script does).
+- genfab variants: `genfab.stages.flux.fill.FluxFillCore` (the code the vistadream stages run) with
+  the `fluxRuntime` options named by `+`-joined tokens: `core` (no option), `blocks` / `full`
+  (`compile`), `cudnn` (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
+  `fbc<threshold>` (`firstBlockCache`),
+  and the stage's memory modes `offload-model` / `offload-group` (run these last: the pipeline stays
+  offloaded). Each variant gets a fresh transformer with the same random weights (the options change
+  it in place); the prompt is encoded once and the text encoders are freed, as in the stages.
 
 Reported per variant: seconds per image (mean of the timed runs after a warm-up), the ratio to eager,
-peak GPU memory, and the deviation from eager: PSNR of the decoded images and cosine similarity of
-the final latents.
+the warm-up's extra seconds (compilation, autotuning), peak GPU memory, and the deviation from eager:
+PSNR of the decoded images and cosine similarity of the final latents.
 
-    python benchmarks/vistadream.py --steps 50 --size 1024 --runs 2 [--variants eager,prompt-cache,fbc,compile]
+    python benchmarks/vistadream.py --steps 50 --size 1024 --runs 2 --variants eager,core,blocks,fp8+blocks
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
-from importlib.metadata import version
+from dataclasses import dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+
+from genfab.stages.flux.fill import Prompt
+from genfab.stages.flux.speed import Options
 
 T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64,
           "feed_forward_proj": "gated-gelu", "relative_attention_num_buckets": 32, "pad_token_id": 0, "eos_token_id": 1,
@@ -46,20 +56,32 @@ FLUX_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncod
             "scaling_factor": 0.3611, "shift_factor": 0.1159, "use_quant_conv": False, "use_post_quant_conv": False}
 
 
-def build_pipeline(device: torch.device) -> Any:
-    """FLUX.1-Fill-dev's architecture with random bf16 weights, made on the GPU (seconds, not minutes)."""
-    import tempfile
-    from pathlib import Path
-
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
-    from scripts.tiny_models import clip_vocab, t5_tokenizer
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+def random_transformer(device: torch.device) -> Any:
+    """FLUX.1-Fill-dev's transformer with random bf16 weights, the same ones on every call."""
+    from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
         transformer = FluxTransformer2DModel(**FILL_TRANSFORMER)
+    torch.set_default_dtype(previous)
+    return transformer.eval()
+
+
+def build_pipeline(device: torch.device) -> Any:
+    """FLUX.1-Fill-dev's architecture with random bf16 weights, made on the GPU (seconds, not minutes)."""
+    import tempfile
+
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline
+    from scripts.tiny_models import clip_vocab, t5_tokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+
+    transformer = random_transformer(device)
+    torch.manual_seed(1)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):
         vae = AutoencoderKL(**FLUX_VAE)
         text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L))
         text_encoder_2 = T5EncoderModel(T5Config(**T5_XXL))
@@ -87,8 +109,33 @@ def inputs(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]
     return image, mask
 
 
-def run(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float, **extra: Any
-        ) -> tuple[np.ndarray, torch.Tensor]:
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    options: Options
+    offload: str = "none"
+
+    @classmethod
+    def parse(cls, name: str) -> Variant:
+        options, offload = Options(), "none"
+        for token in name.split("+"):
+            if token in ("blocks", "full"):
+                options = replace(options, compile=token)
+            elif token == "cudnn":
+                options = replace(options, attention="_native_cudnn")
+            elif token in ("fp8", "fp8t"):
+                options = replace(options, fp8="rowwise" if token == "fp8" else "tensorwise")
+            elif token.startswith("fbc"):
+                options = replace(options, first_block_cache=float(token[3:]))
+            elif token.startswith("offload-"):
+                offload = token.removeprefix("offload-")
+            elif token not in ("core", "eager"):
+                raise SystemExit(f"unknown variant token {token!r} in {name!r}")
+        return cls(name, options, offload)
+
+
+def eager_fill(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     captured: dict[str, torch.Tensor] = {}
 
     def keep(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -96,20 +143,24 @@ def run(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance
         return kwargs
 
     size = image.shape[-1]
-    out = pipe(image=image, mask_image=mask, height=size, width=size, num_inference_steps=steps,
-               guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(0), output_type="np",
-               max_sequence_length=512, callback_on_step_end=keep, **extra).images[0]
-    return out, captured["latents"].float().flatten()
+    out = pipe(prompt="", image=image, mask_image=mask, height=size, width=size, num_inference_steps=steps,
+               guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(0), output_type="pt",
+               max_sequence_length=512, callback_on_step_end=keep).images
+    return out.float().cpu(), captured["latents"].float().cpu().flatten()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(torch.mean((a.double() - b.double()) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    result = fn()  # warm-up (compilation, autotuning, allocator)
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any, Any]:
+    """(mean seconds of the timed runs, the warm-up's seconds, the warm-up's result, the last result)."""
     torch.cuda.synchronize()
+    started = time.perf_counter()
+    first = result = fn()  # warm-up (compilation, autotuning, allocator)
+    torch.cuda.synchronize()
+    warmup = time.perf_counter() - started
     seconds = []
     for _ in range(runs):
         torch.cuda.synchronize()
@@ -117,19 +168,53 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
         result = fn()
         torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)
-    return float(np.mean(seconds)), result
+    return sum(seconds) / len(seconds), warmup, first, result
+
+
+def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor, args: argparse.Namespace,
+            prompt: Prompt | None, device: torch.device) -> tuple[dict[str, Any], Any]:
+    """One variant: returns its row and its (image, latents)."""
+    from genfab.stages.flux.fill import FluxFillCore
+    from genfab.stages.models.placement import Placement
+
+    torch.cuda.reset_peak_memory_stats()
+    if variant.name == "eager":
+        fill: Callable[[], Any] = lambda: eager_fill(pipe, image, mask, args.steps, args.guidance)  # noqa: E731
+    else:
+        assert prompt is not None
+        placement = Placement(device, torch.bfloat16, variant.offload)  # type: ignore[arg-type]
+        if variant.offload != "none":
+            pipe.to("cpu")
+            placement.place(pipe)
+        core = FluxFillCore(pipe, placement, variant.options, prompt)
+
+        def fill() -> tuple[torch.Tensor, torch.Tensor]:
+            out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))
+            return out.image, out.latents.flatten()
+
+    seconds, warmup, first, result = timed(fill, args.runs)
+    row = {"seconds": round(seconds, 3), "warmup_extra_s": round(warmup - seconds, 1),
+           "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    if variant.name == "eager":  # the noise floor of the deviation columns: eager against itself
+        row.update(deviation(first, result))
+    return row, result
+
+
+def deviation(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """PSNR of the decoded images and cosine of the final latents."""
+    return {"psnr_vs_eager": round(psnr(a[0], b[0]), 2),
+            "latent_cosine": round(float(torch.nn.functional.cosine_similarity(a[1], b[1], dim=0)), 6)}
 
 
 def main() -> None:
+    from genfab.stages.flux.fill import Prompt, release_text_encoders
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--guidance", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--variants", default="eager,prompt-cache,fbc,compile",
-                        help="in this order: fbc runs uncompiled, compile last (it replaces the transformer)")
-    parser.add_argument("--fbc-threshold", type=float, default=0.12)
-    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--variants", default="eager,core,blocks,blocks+cudnn,fp8+blocks,fbc0.08+blocks")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     device = torch.device("cuda")
@@ -138,50 +223,61 @@ def main() -> None:
     build_seconds = time.perf_counter() - started
     image, mask = inputs(args.size, device)
     results: dict[str, dict[str, Any]] = {}
-    baseline: tuple[np.ndarray, torch.Tensor] | None = None
-    embeds: dict[str, Any] = {}
-    for variant in args.variants.split(","):
-        extra: dict[str, Any] = {"prompt": ""}
-        if variant != "eager":
-            if not embeds:
-                prompt_embeds, pooled, _ = pipe.encode_prompt("", prompt_2=None, device=device, max_sequence_length=512)
-                embeds = {"prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled}
-            extra = dict(embeds)
-        if variant == "fbc":  # changes the output: measured for its deviation, off in genfab by default
-            from diffusers.hooks import FirstBlockCacheConfig
-
-            pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=args.fbc_threshold))
-        if variant == "compile":
-            pipe.transformer = torch.compile(pipe.transformer, mode=args.compile_mode, fullgraph=False)
-        torch.cuda.reset_peak_memory_stats()
-        seconds, (picture, latents) = timed(lambda extra=extra: run(pipe, image, mask, args.steps, args.guidance,
-                                                                    **extra), args.runs)
-        peak = torch.cuda.max_memory_allocated() / 2**30
-        row: dict[str, Any] = {"seconds": round(seconds, 3), "peak_gib": round(peak, 2)}
+    baseline: tuple[torch.Tensor, torch.Tensor] | None = None
+    prompt: Prompt | None = None
+    fresh = True
+    for variant in map(Variant.parse, args.variants.split(",")):
+        print(f"[{time.perf_counter() - started:.0f} s] {variant.name} ...", flush=True)
+        if variant.name != "eager":
+            if prompt is None:  # as the stages do: encode the fixed prompt once, free T5 and CLIP
+                prompt = Prompt.encode(pipe, "", device)
+                release_text_encoders(pipe)
+            if not fresh:  # the options changed the transformer in place: the same random weights again
+                pipe.transformer = None
+                torch._dynamo.reset()
+                gc.collect()
+                torch.cuda.empty_cache()
+                pipe.transformer = random_transformer(device)
+            fresh = False
+        try:
+            row, (picture, latents) = measure(variant, pipe, image, mask, args, prompt, device)
+        except Exception as exc:  # one failing option must not lose the other rows
+            results[variant.name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+            print(variant.name, json.dumps(results[variant.name]), flush=True)
+            continue
         if baseline is None:
             baseline = (picture, latents)
         else:
-            row["psnr_vs_eager"] = round(psnr(picture, baseline[0]), 2)
-            row["latent_cosine"] = round(float(torch.nn.functional.cosine_similarity(latents, baseline[1], dim=0)), 6)
-        results[variant] = row
-        print(variant, json.dumps(row), flush=True)
-        if variant == "fbc":
-            pipe.transformer.disable_cache()
+            row.update(deviation((picture, latents), baseline))
+        results[variant.name] = row
+        print(variant.name, json.dumps(row), flush=True)
+        if args.json:  # after every variant: a run cut short keeps what it measured
+            Path(args.json).write_text(json.dumps({"results": results}, indent=2))
     eager = results.get("eager", {}).get("seconds")
     lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
-             f"transformers {version('transformers')}, Python {platform.python_version()}; {args.size}², "
-             f"{args.steps} steps, guidance {args.guidance}, {args.runs} timed runs after a warm-up; components "
-             f"built in {build_seconds:.1f} s", "",
-             "| variant | s / image | vs eager | peak GiB | PSNR vs eager | latent cosine |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             f"transformers {version('transformers')}, torchao {installed('torchao')}, Python "
+             f"{platform.python_version()}; {args.size}², {args.steps} steps, guidance {args.guidance}, "
+             f"{args.runs} timed runs after a warm-up; components built in {build_seconds:.1f} s", "",
+             "| variant | s / image | vs eager | warm-up extra s | peak GiB | PSNR vs eager | latent cosine |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in results.items():
+        if "error" in row:
+            lines.append(f"| {name} | {row['error']} | | | | | |")
+            continue
         ratio = f"{row['seconds'] / eager:.2f}x" if eager else "-"
-        lines.append(f"| {name} | {row['seconds']:.2f} | {ratio} | {row['peak_gib']:.1f} | "
+        lines.append(f"| {name} | {row['seconds']:.2f} | {ratio} | {row['warmup_extra_s']} | {row['peak_gib']:.1f} | "
                      f"{row.get('psnr_vs_eager', '-')} | {row.get('latent_cosine', '-')} |")
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"results": results, "table": lines}, fh, indent=2)
+
+
+def installed(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 if __name__ == "__main__":

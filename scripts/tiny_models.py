@@ -188,12 +188,15 @@ def save_tiny_depth_pro(root: Path, model_id: str = "apple/DepthPro-hf") -> Path
         final.weight.mul_(0.01)
         final.bias.fill_(60.0)
     model.save_pretrained(path)
-    # Written by hand: transformers' DepthProImageProcessor needs torchvision to be constructed.
-    (path / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "DepthProImageProcessor", "size": {"height": 32, "width": 32}, "resample": 2,
-        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        **TINY_PREPROCESS}))
+    depth_pro_preprocessor(path, 32, TINY_PREPROCESS)
     return path
+
+
+def depth_pro_preprocessor(path: Path, side: int, normalise: dict[str, list[float]]) -> None:
+    """Written by hand: transformers' DepthProImageProcessor needs torchvision to be constructed."""
+    (path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "DepthProImageProcessor", "size": {"height": side, "width": side}, "resample": 2,
+        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, **normalise}))
 
 
 def save_vistadream_models(root: Path) -> Path:

@@ -61,6 +61,41 @@ def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
     assert choice.index == 2  # 0.5: the largest in [0.2, 0.6]
 
 
+def test_coarse_expansion_selects_the_frames_the_hole_ratios_imply() -> None:
+    """The coarse loop itself on the plane scene, with stand-ins for the models (a grey fill; a depth
+    model that sees the plane at 2 m). Ten poses shifted sideways by 0.0-0.9 of the plane's width
+    uncover about that fraction. Window [0.25, 0.45], one neighbour excluded: attempt 1 takes 0.4
+    (pose 4); the plane then reaches 1.4 widths, so poses 5-9 uncover 0.1-0.5 and attempt 2 takes
+    0.4 again (pose 8; 3-5 excluded); after that the largest hole is ~0.1: attempt 3 stops with
+    "holes too small"."""
+    from genfab.stages.vistadream.coarse_stage import View, expand
+    from genfab.stages.vistadream.models import DepthResult
+
+    scene = VistaScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0)
+    frame = plane_frame()
+    scene.add_frame(frame)
+    scene.train(100)
+    poses = np.stack([trajectory.look_at(np.array([s * 2.31, 0.0, 0.0]), np.array([s * 2.31, 0.0, 2.0]))
+                      for s in np.arange(10) / 10])
+
+    def grey_fill(rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
+        out = rgb.copy()
+        out[mask] = 128
+        return out
+
+    def plane_depth(rgb: np.ndarray) -> DepthResult:
+        return DepthResult(np.full(rgb.shape[:2], 2.0, np.float32), frame.intrinsic)
+
+    policy = selection.Policy(min_ratio=0.25, max_ratio=0.45, adjacent_exclusion=1)
+    summary, views = expand(scene, poses, View(frame.intrinsic, 64, 64), policy, 3, 50, grey_fill, plane_depth, 0)
+    print(f"\ncoarse on the plane: {summary.to_dict()}")
+    assert [f.dense_pose_index for f in summary.frames] == [4, 8]
+    assert all(f.inpaint_ratio == pytest.approx(0.4, abs=0.06) and f.added_splats > 0 for f in summary.frames)
+    assert summary.diagnosis is not None and summary.diagnosis.ratio_max < 0.25
+    assert summary.status().startswith("selected 2/3 extra frames") and "holes too small" in summary.status()
+    assert len(views) == 2 and views[0].shape == (64, 128, 3)
+
+
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield save_vistadream_models(tmp_path_factory.mktemp("models"))

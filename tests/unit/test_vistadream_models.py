@@ -13,11 +13,11 @@ import pytest
 pytest.importorskip("diffusers")
 torch = pytest.importorskip("torch")
 
-from scripts.tiny_models import save_tiny_depth_anything, save_tiny_depth_pro, save_tiny_flux_fill  # noqa: E402
+from scripts.tiny_models import save_tiny_depth_anything, save_tiny_depth_pro  # noqa: E402
 
 from genfab.stages.models.location import ModelUnavailable, resolve_model  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
-from genfab.stages.vistadream import canvas, models  # noqa: E402
+from genfab.stages.vistadream import models  # noqa: E402
 
 FLUX, DEPTH_PRO, DEPTH_ANYTHING = ("black-forest-labs/FLUX.1-Fill-dev", "apple/DepthPro-hf",
                                    "depth-anything/Depth-Anything-V2-Small-hf")
@@ -26,7 +26,6 @@ FLUX, DEPTH_PRO, DEPTH_ANYTHING = ("black-forest-labs/FLUX.1-Fill-dev", "apple/D
 @pytest.fixture(scope="module")
 def location(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("models")
-    save_tiny_flux_fill(root, FLUX)
     save_tiny_depth_pro(root, DEPTH_PRO)
     save_tiny_depth_anything(root, DEPTH_ANYTHING)
     yield root
@@ -38,20 +37,6 @@ def path_of(location: Path, model_id: str) -> Path:
 
 def cpu() -> Placement:
     return Placement.choose("float32")
-
-
-def test_flux_fill_paints_only_the_mask_and_is_seeded(location: Path) -> None:
-    fill = models.FluxFill(path_of(location, FLUX), cpu(), steps=2, guidance=30.0)
-    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
-    image, mask, geometry = canvas.add_border_and_mask(rgb, 0.2)
-    out = fill(image, mask, seed=7)
-    assert out.shape == image.shape and out.dtype == np.uint8
-    np.testing.assert_array_equal(geometry.crop(out), rgb)  # the input's pixels are kept exactly
-    assert (out[mask] != 0).any()  # the black border was painted
-    np.testing.assert_array_equal(fill(image, mask, seed=7), out)
-    assert not np.array_equal(fill(image, mask, seed=8), out)
-    with pytest.raises(ValueError, match="multiples of 32"):
-        fill(rgb, np.ones(rgb.shape[:2], bool), seed=0)
 
 
 def test_depth_pro_gives_metric_depth_and_intrinsics_from_its_field_of_view(location: Path) -> None:

@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from genfab.api.base import GenfabModel, Rule, exactly_one
 from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
+from genfab.contract.config import Offload
 from genfab.contract.names import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env
 
 
@@ -113,10 +114,11 @@ class StageOverride(StageResources):
     batch_size: int | None = Field(None, ge=1, le=4096)
     """Samples per model call in a model stage (default: the stage's own); not part of the config
     hash."""
-    offload: Literal["none", "model", "sequential"] | None = None
+    offload: Offload | None = None
     """For stages running diffusers pipelines larger than the GPU: `model` keeps each component on the
-    CPU until it runs, `sequential` moves submodules one by one (slowest, least memory). Default:
-    none."""
+    CPU until it runs, `group` streams the denoiser's blocks in on a side CUDA stream while the
+    previous ones compute (diffusers' group offload: little memory, moderate cost), `sequential`
+    moves submodules one by one (slowest, least memory). Default: none."""
     progress_deadline_seconds: int | None = Field(None, ge=1, le=604800)
     """This stage's no-progress deadline (default: `spec.progressDeadlineSeconds`): raise it for a
     stage whose single sample takes long (scene optimisation), lower it for a fast one."""

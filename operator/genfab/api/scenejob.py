@@ -127,6 +127,43 @@ class WorldExplorerConfig(GenfabModel):
     """Stage 2."""
 
 
+class FluxRuntime(GenfabModel):
+    """How genfab's FluxFill core runs. `compile` and `attention` change speed, not results (up to
+    floating-point order); `fp8` and `firstBlockCache` trade a small, measured deviation for speed and
+    are off by default (benchmarks/results/vistadream.md has the numbers). The memory mode for 24-48 GB
+    GPUs is the stage's `offload` (`stages.<name>.offload: model` or `group`)."""
+
+    rules = (
+        Rule(
+            "!(self.compile == 'full' && self.firstBlockCache > 0.0)",
+            "firstBlockCache needs compile: blocks or off (its hooks cannot run inside one CUDA graph of the "
+            "whole transformer)",
+            "firstBlockCache",
+            lambda m: not (m.compile == "full" and m.first_block_cache > 0),
+        ),
+    )
+
+    compile: Literal["off", "blocks", "full"] = "blocks"
+    """torch.compile of the transformer on CUDA: `blocks` compiles its two repeated block types once
+    each (diffusers' regional compilation: seconds at Pod start, nearly all of the speed), `full` the
+    whole transformer with CUDA graphs (minutes at Pod start; worth it only for many fills per Pod),
+    `off` runs eagerly. Ignored on the CPU."""
+    attention: Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "_flash_3", "sage"
+                       ] = "native"
+    """diffusers' attention backend: `native` is PyTorch SDPA's own choice, `_native_*` force one SDPA
+    kernel (`_native_cudnn`: cuDNN attention, fastest on H100/H200), `flash`/`_flash_3`/`sage` need
+    flash-attn, flash-attn 3 or sageattention installed in the stage image."""
+    fp8: Literal["off", "rowwise", "tensorwise"] = "off"
+    """Quantise the transformer's linear layers to FP8 (torchao: dynamic activations, weights with a
+    scale per row or one per tensor; Ada, Hopper or newer, best with `compile`): half the
+    transformer's weight memory, faster matmuls, a small change of the output. Compiling the FP8
+    blocks takes minutes at Pod start."""
+    first_block_cache: float = Field(0.0, ge=0.0, le=1.0)
+    """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed
+    by less than this (relative) reuses the previous step's other blocks. 0.05-0.1 skips a third to a
+    half of the steps, with a visible change of the output."""
+
+
 class VistaDreamConfig(GenfabModel):
     """Seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render."""
 
@@ -153,6 +190,8 @@ class VistaDreamConfig(GenfabModel):
     """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
     flux_prompt: str = Field("", max_length=1000)
     """Text prompt for the fill (the seed fills with an empty prompt)."""
+    flux_runtime: FluxRuntime = Field(default_factory=FluxRuntime)
+    """How the fill runs: compilation, attention kernel, FP8, first-block cache."""
     seed: int = Field(0, ge=0)
     """Base seed of every fill of a sample (the fill's noise comes from it, the sample id and the
     view): the same job gives the same scene."""

@@ -25,6 +25,10 @@ from genfab.contract.names import (
 )
 from genfab.contract.paths import SampleIdStr
 
+Offload = Literal["none", "model", "group", "sequential"]
+"""How a model stage's diffusers pipelines share GPU memory (`stages.<name>.offload`; the API documents
+each value)."""
+
 
 class ContractError(ValueError):
     """A stage config that does not follow the contract (wrong version, missing or bad fields)."""
@@ -80,7 +84,7 @@ class StageConfig(ContractModel):
     shard_size: int = 1
     batch_size: int | None = None
     """Samples per model call (the stage's own default when None)."""
-    offload: Literal["none", "model", "sequential"] | None = None
+    offload: Offload | None = None
     """How a model stage's diffusers pipelines share GPU memory (the stage's default when None)."""
     upstream: tuple[StageRef, ...] = ()
     ancestors: tuple[StageRef, ...] = ()

@@ -446,6 +446,8 @@ class LocalRunner:
                 "shards": len(run.shards), "seconds": seconds,
                 "samplesPerSecond": round(produced / seconds, 3) if seconds and produced else None,
                 "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),
+                "gpuPeakGiB": max((round(r.gpu_peak_bytes / 2**30, 2) for r in run.reports.values()
+                                   if r.gpu_peak_bytes is not None), default=None),
                 "message": run.message,
                 "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops.items()},
             })

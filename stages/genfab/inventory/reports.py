@@ -53,6 +53,9 @@ class ShardReport:
     """When the shard last committed or failed a sample (epoch seconds): the no-progress deadline
     counts from here, or from `started_at` before the first sample."""
     model_load_seconds: float | None = None
+    gpu_peak_bytes: int | None = None
+    """Peak CUDA memory the shard's process allocated so far (None when the stage never imported
+    torch or has no GPU): what `resources` must leave room for."""
     message: str = ""
     """Why the shard stopped, when it failed as a whole."""
     notes: list[str] = field(default_factory=list)

@@ -17,7 +17,7 @@ STAGES = "genfab.stages.vistadream"
 TRAJECTORY = ("n_frames", "traj_type", "traj_forward_ratio", "traj_backward_ratio", "traj_max_percentage")
 COARSE = tuple(n for n in VistaDreamConfig.model_fields if n.startswith("coarse_"))
 
-FLUX = ("flux_fill_model", "flux_steps", "flux_guidance", "flux_prompt", "seed")
+FLUX = ("flux_fill_model", "flux_steps", "flux_guidance", "flux_prompt", "flux_runtime", "seed")
 DEPTH = ("depth_backend", "depth_pro_model", "depth_anything_model", "focal_prior_fov")
 
 OutpaintSettings = settings_model("OutpaintSettings", "Flux-Fill outpainting of the input.", InputSettings,

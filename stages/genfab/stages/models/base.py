@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from genfab.contract.config import Offload
 from genfab.stages.models.location import ModelUnavailable, resolve_model
-from genfab.stages.models.placement import Offload, Placement, Precision
+from genfab.stages.models.placement import Placement, Precision
 from genfab.stages.runtime import BadInput, Stage, StageContext
 
 log = logging.getLogger("genfab.stages")

@@ -10,10 +10,10 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from genfab.contract.config import Offload
 from genfab.stages.runtime.errors import BadInput
 
 Precision = Literal["auto", "bfloat16", "float16", "float32"]
-Offload = Literal["none", "model", "sequential"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,10 @@ class Placement:
     """A `torch.dtype` (None without torch)."""
     offload: Offload
     """Diffusers pipelines only: `model` moves whole components to the GPU while they run
-    (`enable_model_cpu_offload`), `sequential` moves submodules (`enable_sequential_cpu_offload`,
-    slowest, least memory); other models always live on `device`."""
+    (`enable_model_cpu_offload`), `group` streams groups of blocks in on a side CUDA stream ahead of
+    their use (`enable_group_offload`, block level, one block per group: a few GiB on the GPU),
+    `sequential` moves submodules (`enable_sequential_cpu_offload`, slowest, least memory); other
+    models always live on `device`."""
 
     @classmethod
     def choose(cls, precision: Precision = "auto", offload: Offload = "none", require_gpu: bool = False
@@ -57,6 +59,9 @@ class Placement:
         if self.offload != "none" and hasattr(model, "enable_model_cpu_offload"):
             if self.offload == "model":
                 model.enable_model_cpu_offload(device=self.device)
+            elif self.offload == "group":
+                model.enable_group_offload(onload_device=self.device, offload_type="block_level",
+                                           num_blocks_per_group=1, use_stream=True)
             else:
                 model.enable_sequential_cpu_offload(device=self.device)
         else:

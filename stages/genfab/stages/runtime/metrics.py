@@ -55,10 +55,18 @@ class StageMetrics:
         self.update_gpu_peak()
 
     def update_gpu_peak(self) -> None:
-        """Peak CUDA memory, only if the stage itself imported torch (the runtime never does)."""
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available():
-            self.gpu_memory_peak.set(torch.cuda.max_memory_allocated())
+        peak = gpu_peak_bytes()
+        if peak is not None:
+            self.gpu_memory_peak.set(peak)
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
+
+
+def gpu_peak_bytes() -> int | None:
+    """Peak CUDA memory of this process, only if the stage itself imported torch (the runtime never
+    does) and initialised CUDA (asking must not create a CUDA context in a CPU stage)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return int(torch.cuda.max_memory_allocated())

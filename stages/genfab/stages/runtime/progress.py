@@ -13,6 +13,7 @@ from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
 from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.metrics import gpu_peak_bytes
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
@@ -55,6 +56,7 @@ class ProgressReporter:
 
     def flush(self) -> None:
         self._last = time.monotonic()
+        self.report.gpu_peak_bytes = gpu_peak_bytes()
         try:
             write_report(self.ctx.run_storage, self.report)
         except StorageError as exc:  # progress is best effort while running; the final write is not

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -31,7 +32,17 @@ from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_pr
 from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy, hint, select_next
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
+if TYPE_CHECKING:
+    from genfab.stages.vistadream.models import DepthPredictor
+    from genfab.stages.vistadream.scene import VistaScene
+
 log = logging.getLogger("genfab.stages")
+
+
+class Fill(Protocol):
+    """FluxFill's call (`genfab.stages.flux.fill.FluxFill`): uint8 RGB, holes (True = paint), seed."""
+
+    def __call__(self, rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray: ...
 
 
 def view_geometry(frame: Frame, margin: int) -> tuple[np.ndarray, int, int]:
@@ -45,6 +56,51 @@ def view_geometry(frame: Frame, margin: int) -> tuple[np.ndarray, int, int]:
     return K, width, height
 
 
+@dataclass(frozen=True)
+class View:
+    """The candidate views' camera: intrinsics and size (every pose of the trajectory shares them)."""
+
+    K: np.ndarray
+    width: int
+    height: int
+
+
+def expand(scene: VistaScene, poses: np.ndarray, view: View, policy: Policy, attempts: int, iterations: int,
+           fill: Fill, predict: DepthPredictor, seed: int) -> tuple[CoarseSummary, list[np.ndarray]]:
+    """The seed's coarse loop on a scene in memory (`poses`: (N, 4, 4) world-to-camera): per attempt,
+    the hole ratio of every pose, the policy's choice, then fill, depth, alignment, masks, new
+    Gaussians and `iterations` of training. Returns the summary and, per added view, the render with
+    its holes beside the fill."""
+    from genfab.stages.vistadream.scene import HOLE_ALPHA
+
+    summary = CoarseSummary(attempts=attempts)
+    selected: list[int] = []
+    views: list[np.ndarray] = []
+    for attempt in range(attempts):
+        ratios = [float((scene.render(pose, view.K, view.width, view.height).alpha < HOLE_ALPHA).mean())
+                  for pose in poses]
+        choice = select_next(ratios, selected, policy)
+        if choice.index is None:
+            assert choice.diagnosis is not None
+            summary.diagnosis, summary.hint = choice.diagnosis, hint(choice.diagnosis, policy)
+            break
+        selected.append(choice.index)
+        pose = poses[choice.index]
+        rendered_view = scene.render(pose, view.K, view.width, view.height)
+        holes = rendered_view.alpha < HOLE_ALPHA
+        rendered = to_uint8(rendered_view.rgb)
+        filled = fill(rendered, holes, seed=seed + 1 + attempt)
+        result = predict(filled)
+        depth = align_depth(rendered_view.depth, result.depth, holes)
+        wo_edge, conf = masks_from_depth(depth, holes, result.confidence)
+        added = scene.add_frame(Frame(f"coarse_{attempt:02d}", filled, depth, holes, wo_edge, conf, view.K, pose))
+        scene.train(iterations)
+        summary.frames.append(AddedFrame(choice.index, round(float(choice.ratio or 0.0), 5), int(holes.sum()),
+                                         int(wo_edge.sum()), added, choice.fallback))
+        views.append(np.concatenate([rendered, filled], axis=1))
+    return summary, views
+
+
 class CoarseStage(ModelStage[Any]):
     """Settings: `CoarseSettings` (trajectory, coarse*, Flux and depth fields, the `gaussians` block)."""
 
@@ -52,20 +108,20 @@ class CoarseStage(ModelStage[Any]):
     require_gpu = True
 
     def load_models(self, ctx: StageContext) -> None:
+        from genfab.stages.flux.fill import FluxFill
         from genfab.stages.gaussians.train import TrainSettings
-        from genfab.stages.vistadream.models import FluxFill
 
         s = self.settings
         self.fill = self.models.load("inpainter", s.flux_fill_model,
                                      lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
-                                                                      s.flux_prompt))
+                                                                      s.flux_runtime, s.flux_prompt))
         self.predict = load_depth_model(self, s)
         self.train_settings = TrainSettings.of(s.gaussians)
         self.device = require_cuda()
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:
-        from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene
+        from genfab.stages.vistadream.scene import VistaScene
 
         s = self.settings
         frames = read_frames(sample, "gaussians")
@@ -78,31 +134,12 @@ class CoarseStage(ModelStage[Any]):
                            s.traj_backward_ratio)
         policy = Policy(s.coarse_min_inpaint_ratio, s.coarse_max_inpaint_ratio, s.coarse_adjacent_exclusion,
                         s.coarse_fallback_mode)
-        summary = CoarseSummary(attempts=s.n_frames)
-        selected: list[int] = []
         prefix = stage_prefix(sample.id, self.name)
         started = time.perf_counter()
-        for attempt in range(s.n_frames):
-            ratios = [float((scene.render(pose, K, width, height).alpha < HOLE_ALPHA).mean()) for pose in poses]
-            choice = select_next(ratios, selected, policy)
-            if choice.index is None:
-                assert choice.diagnosis is not None
-                summary.diagnosis, summary.hint = choice.diagnosis, hint(choice.diagnosis, policy)
-                break
-            selected.append(choice.index)
-            pose = poses[choice.index]
-            view = scene.render(pose, K, width, height)
-            holes = view.alpha < HOLE_ALPHA
-            rendered = to_uint8(view.rgb)
-            filled = self.fill(rendered, holes, seed=sample.seed(s.seed) + 1 + attempt)
-            result = self.predict(filled)
-            depth = align_depth(view.depth, result.depth, holes)
-            wo_edge, conf = masks_from_depth(depth, holes, result.confidence)
-            added = scene.add_frame(Frame(f"coarse_{attempt:02d}", filled, depth, holes, wo_edge, conf, K, pose))
-            scene.train(s.coarse_iterations)
-            summary.frames.append(AddedFrame(choice.index, round(float(choice.ratio or 0.0), 5), int(holes.sum()),
-                                             int(wo_edge.sum()), added, choice.fallback))
-            sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(np.concatenate([rendered, filled], axis=1)))
+        summary, views = expand(scene, poses, View(K, width, height), policy, s.n_frames, s.coarse_iterations,
+                                self.fill, self.predict, sample.seed(s.seed))
+        for attempt, picture in enumerate(views):
+            sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(picture))
         summary.scene_frames = summary.gaussian_frames = len(scene.frames)
         summary.total_splats = len(scene)
         if s.coarse_print_summary:

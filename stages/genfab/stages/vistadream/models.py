@@ -1,7 +1,8 @@
 """The models of seed 001, loaded from the model location through the model-stage base.
 
-- `FluxFill`: diffusers' `FluxFillPipeline` (the FLUX.1-Fill-dev layout) fills the masked part of
-  an RGB image: the outpainting border once, then each coarse view's holes.
+- `FluxFill` (`genfab.stages.flux.fill`, shared with worldexplorer): diffusers' FluxFill components
+  (the FLUX.1-Fill-dev layout) under genfab's fill loop fill the masked part of an RGB image: the
+  outpainting border once, then each coarse view's holes.
 - `DepthPro` (default): transformers' Depth Pro, metric depth and its own horizontal field of view,
   from which the intrinsics follow.
 - `DepthAnythingV2`: transformers' Depth Anything V2 with a focal prior (`focalPriorFov`): metric
@@ -28,39 +29,7 @@ from genfab.stages.models.preprocess import IMAGENET_DEFAULT, IMAGENET_STANDARD,
 from genfab.stages.vistadream.geometry import intrinsics_from_fov, sanitize_depth
 
 log = logging.getLogger("genfab.stages")
-FLUX_MAX_SEQUENCE = 512
-"""T5 tokens of the prompt (FLUX.1-dev's limit; the seed's prompt is empty)."""
 DEPTH_ANYTHING_SIDE = 518
-
-
-class FluxFill:
-    """Fill the True pixels of a mask with FluxFill; the rest of the image is kept as given."""
-
-    def __init__(self, path: Path, placement: Placement, steps: int, guidance: float, prompt: str = "") -> None:
-        from diffusers import FluxFillPipeline
-
-        self.placement = placement
-        self.steps, self.guidance, self.prompt = steps, guidance, prompt
-        loaded = FluxFillPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
-        self.pipe: Any = placement.place(loaded)
-        self.pipe.set_progress_bar_config(disable=True)
-
-    @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
-        """`rgb` (H, W, 3) uint8 with H and W multiples of 32 (`canvas.ALIGN`), `mask` (H, W) bool:
-        True = paint. Returns the filled image; unmasked pixels are the input's exactly (the VAE
-        round trip would otherwise blur the whole picture)."""
-        height, width = mask.shape
-        if height % 32 or width % 32:
-            raise ValueError(f"FluxFill needs sides that are multiples of 32, got {width}x{height}")
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
-        mask_t = torch.from_numpy(mask.astype(np.float32))[None, None]
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        out = self.pipe(prompt=self.prompt, image=image, mask_image=mask_t, height=height, width=width,
-                        num_inference_steps=self.steps, guidance_scale=self.guidance, generator=generator,
-                        max_sequence_length=FLUX_MAX_SEQUENCE, output_type="np").images[0]
-        filled = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.where(mask[..., None], filled, rgb)
 
 
 @dataclass(frozen=True)

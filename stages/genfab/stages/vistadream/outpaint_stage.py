@@ -26,12 +26,12 @@ class OutpaintStage(ModelStage[Any]):
     name = "outpaint"
 
     def load_models(self, ctx: StageContext) -> None:
-        from genfab.stages.vistadream.models import FluxFill
+        from genfab.stages.flux.fill import FluxFill
 
         s = self.settings
         self.fill = self.models.load("inpainter", s.flux_fill_model,
                                      lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
-                                                                      s.flux_prompt))
+                                                                      s.flux_runtime, s.flux_prompt))
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:

@@ -1,0 +1,158 @@
+"""vistadream end to end at production size: seconds per sample and peak GPU memory per stage.
+
+Writes FLUX.1-Fill-dev's architecture (12B transformer, T5-XXL, CLIP-L, VAE) and Depth Pro's
+(three DINOv2-L/16 encoders, 952M parameters) with **random bf16 weights** in their diffusers and
+transformers layouts to a model location (no weights can be downloaded here; about 35 GB of disk),
+then runs `genfab run` on one synthetic 1024x768 photo-like image for each case, as a user does: one
+process per stage shard, models loaded with `from_pretrained` from that location, the seed's
+defaults otherwise (maxResolution 1024, expansionPercent 0.2, 50 fill steps, initIterations 100,
+coarseIterations 500, nFrames 10, renderFrames 150).
+
+- `no-outpaint`, `outpaint`: the seed's first two `stage` values;
+- `coarse`: with `coarseFallbackMode: closest`, so every one of the nFrames attempts adds a view
+  (random weights paint noise, so the seed's ratio window alone would decide nothing useful);
+- `outpaint-group`: `outpaint` with `stages.outpaint.offload: group` (the 24-48 GB memory mode).
+
+Reported per case: wall seconds of the whole run, and per stage its seconds, model-load seconds and
+peak GPU memory (the shard report's `gpuPeakGiB`). The baseline for the fill itself is
+benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
+
+    python benchmarks/vistadream_e2e.py --models /tmp/vd-models [--cases no-outpaint,outpaint,coarse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from genfab.contract.names import SUMMARY_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+FLUX_ID, DEPTH_PRO_ID = "black-forest-labs/FLUX.1-Fill-dev", "apple/DepthPro-hf"
+DINOV2_L = {"model_type": "dinov2", "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+            "image_size": 384, "patch_size": 16, "layerscale_value": 1.0}
+IMAGENET_HALF = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+"""Depth Pro's released normalisation."""
+CASES = {
+    "no-outpaint": ({"stage": "no-outpaint"}, {}),
+    "outpaint": ({"stage": "outpaint"}, {}),
+    "coarse": ({"stage": "coarse", "coarseFallbackMode": "closest"}, {}),
+    "outpaint-group": ({"stage": "outpaint"}, {"outpaint": {"offload": "group"}}),
+}
+
+
+def write_models(root: Path) -> None:
+    """The two default models of vistadream with random bf16 weights, in their published layouts."""
+    from benchmarks.vistadream import build_pipeline
+    from scripts.tiny_models import depth_pro_preprocessor
+    from transformers import DepthProConfig, DepthProForDepthEstimation
+
+    if not (root / FLUX_ID / "model_index.json").is_file():
+        pipe = build_pipeline(torch.device("cuda"))
+        pipe.save_pretrained(root / FLUX_ID)
+        del pipe
+        gc.collect()
+        torch.cuda.empty_cache()
+    if not (root / DEPTH_PRO_ID / "config.json").is_file():
+        torch.manual_seed(0)
+        config = DepthProConfig(use_fov_model=True, image_model_config=DINOV2_L, patch_model_config=DINOV2_L,
+                                fov_model_config=DINOV2_L)
+        with torch.device("cuda"):
+            model = DepthProForDepthEstimation(config).to(torch.bfloat16)
+        with torch.no_grad():  # random FOV heads give ~0 degrees; centre this one's output on 60 degrees
+            final = model.fov_model.head.layers[-1]
+            final.weight.mul_(0.01)
+            final.bias.fill_(60.0)
+        model.save_pretrained(root / DEPTH_PRO_ID)
+        depth_pro_preprocessor(root / DEPTH_PRO_ID, 1536, IMAGENET_HALF)
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def photo(path: Path) -> None:
+    """A 1024x768 image with smooth structure and texture (what the fill and depth see)."""
+    import cv2
+
+    yy, xx = np.mgrid[0:768, 0:1024].astype(np.float32)
+    rng = np.random.default_rng(0)
+    rgb = np.stack([128 + 100 * np.sin(xx / 97), 128 + 100 * np.cos(yy / 61), 128 + 60 * np.sin((xx + yy) / 43)], -1)
+    rgb += rng.normal(0, 12, rgb.shape)
+    cv2.imwrite(str(path), np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
+
+
+def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float) -> dict[str, Any]:
+    vistadream, stages = CASES[name]
+    out = folder / name
+    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"bench-{name}"},
+           "spec": {"pipeline": "vistadream", "input": {"image": f"file://{image}"}, "output": f"file://{out}",
+                    "models": {"uri": f"file://{models}"}, "vistadream": vistadream,
+                    **({"stages": stages} if stages else {})}}
+    spec = folder / f"{name}.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", str(spec)], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {(done.stdout + done.stderr)[-1500:]}"}
+    summary = json.loads((out / SUMMARY_KEY).read_text())
+    rows = {s["name"]: {"seconds": s["seconds"], "modelLoadSeconds": s["modelLoadSeconds"],
+                        "gpuPeakGiB": s.get("gpuPeakGiB")} for s in summary["stages"] if s["phase"] == "Succeeded"}
+    result: dict[str, Any] = {"wall_seconds": round(wall, 1), "stages": rows}
+    coarse = out / "synthetic" / "coarse" / "coarse_summary.json"
+    if coarse.is_file():
+        result["coarse"] = {k: v for k, v in json.loads(coarse.read_text()).items() if k in ("status", "seconds")}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, required=True, help="model location (written when missing)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/vistadream-e2e"))
+    parser.add_argument("--cases", default="no-outpaint,outpaint,coarse,outpaint-group")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    write_models(args.models)
+    print(f"models ready in {time.perf_counter() - started:.1f} s", flush=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    image = args.work / "synthetic.png"
+    photo(image)
+    results: dict[str, Any] = {}
+    for name in args.cases.split(","):
+        results[name] = run_case(name, args.work, args.models, image, args.timeout)
+        print(name, json.dumps(results[name]), flush=True)
+    lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
+             f"transformers {version('transformers')}, gsplat {version('gsplat')}, Python {platform.python_version()}",
+             "", "| case | wall s | stage | stage s | model load s | peak GiB |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
+    for name, result in results.items():
+        if "error" in result:
+            lines.append(f"| {name} | failed | | | | |")
+            continue
+        for i, (stage, row) in enumerate(result["stages"].items()):
+            lines.append(f"| {name if i == 0 else ''} | {result['wall_seconds'] if i == 0 else ''} | {stage} | "
+                         f"{row['seconds']} | {row['modelLoadSeconds']} | {row['gpuPeakGiB']} |")
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "table": lines}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Speed options of the Flux transformer (the API's `FluxRuntime`), applied once after loading.
+
+Order matters and is fixed here: attention backend, fused QKV projections, FP8 quantisation (on the
+fused weights), compilation, then the first-block cache hooks. The hooks go last and `blocks`
+compiles each repeated block's own `forward` (not `Module.compile`, which would trace through the
+hooks): the cache's skip decision then runs in Python around compiled blocks, instead of guarding
+every compiled block on the cache's state (a recompilation at each change, measured as minutes).
+
+Each option that cannot apply says so in one line, naming the field; options that only make sense
+on a GPU are skipped on the CPU (tests and laptops) without error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from genfab.stages.runtime.errors import BadInput
+
+log = logging.getLogger("genfab.stages")
+FP8_CAPABILITY = (8, 9)
+"""FP8 matmuls (`torch._scaled_mm`) need Ada or Hopper or newer."""
+
+
+class RuntimeOptions(Protocol):
+    """The API's `FluxRuntime` block (the stage's settings carry it; stages do not import the API)."""
+
+    @property
+    def compile(self) -> str: ...
+    @property
+    def attention(self) -> str: ...
+    @property
+    def fp8(self) -> str: ...
+    @property
+    def first_block_cache(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """Plain options; the defaults are all off: diffusers' eager transformer (the benchmark's and the CPU
+    tests' reference)."""
+
+    compile: str = "off"
+    attention: str = "native"
+    fp8: str = "off"
+    first_block_cache: float = 0.0
+
+
+@dataclass
+class Applied:
+    """What was applied, for the marker (`params.fluxRuntime`) and the logs."""
+
+    options: list[str] = field(default_factory=list)
+    cudagraphs: bool = False
+    """The transformer runs as CUDA graphs: mark each step's start (outputs are reused buffers)."""
+    cache: bool = False
+    """First-block cache hooks are on: each fill runs in its own cache context."""
+
+
+def apply(transformer: Any, options: RuntimeOptions, device: torch.device) -> tuple[Any, Applied]:
+    """Apply `options` to `transformer` in place; returns the callable to denoise with (the compiled
+    module for `compile: full`) and what was applied."""
+    applied = Applied()
+    cuda = device.type == "cuda"
+    if options.attention != "native":
+        try:
+            transformer.set_attention_backend(options.attention)
+        except (ImportError, RuntimeError, ValueError) as exc:
+            raise BadInput(f"fluxRuntime.attention {options.attention!r} is not usable in this image: "
+                           f"{str(exc).splitlines()[0]}") from None
+        applied.options.append(f"attention={options.attention}")
+    if (cuda and options.compile != "off") or options.fp8 != "off":
+        transformer.fuse_qkv_projections()  # one GEMM instead of three per attention input
+        applied.options.append("fused-qkv")
+    if options.fp8 != "off":
+        quantize_fp8(transformer, device, options.fp8)
+        applied.options.append(f"fp8={options.fp8}")
+    denoiser = transformer
+    if cuda and options.compile == "blocks":
+        for block in repeated_blocks(transformer):
+            block.forward = torch.compile(block.forward, fullgraph=True, dynamic=False)
+        applied.options.append("compile=blocks")
+    elif cuda and options.compile == "full":
+        if options.first_block_cache > 0:  # the API refuses this pair; a direct caller gets the same line
+            raise BadInput("fluxRuntime.firstBlockCache needs compile: blocks or off (its hooks cannot run inside "
+                           "one CUDA graph of the whole transformer)")
+        denoiser = torch.compile(transformer, mode="max-autotune", fullgraph=True, dynamic=False)
+        applied.cudagraphs = True
+        applied.options.append("compile=full")
+    if options.first_block_cache > 0:
+        from diffusers.hooks.first_block_cache import FirstBlockCacheConfig
+
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=options.first_block_cache))
+        applied.cache = True
+        applied.options.append(f"first-block-cache={options.first_block_cache}")
+    if applied.options:
+        log.info("flux transformer: %s", ", ".join(applied.options))
+    return denoiser, applied
+
+
+def repeated_blocks(transformer: Any) -> list[torch.nn.Module]:
+    """The transformer's blocks of the classes diffusers marks as repeated (`_repeated_blocks`, the
+    units of its regional compilation): FLUX's 19 double-stream and 38 single-stream blocks."""
+    names = set(getattr(transformer, "_repeated_blocks", ()))
+    blocks = [m for m in transformer.modules() if type(m).__name__ in names]
+    if not blocks:
+        raise BadInput(f"fluxRuntime.compile blocks: {type(transformer).__name__} declares no repeated blocks; "
+                       "use compile: full or off")
+    return blocks
+
+
+def quantize_fp8(transformer: Any, device: torch.device, granularity: str) -> None:
+    """torchao's dynamic FP8 (`rowwise`: a scale per row of activations and weights; `tensorwise`: one
+    per tensor) on every linear layer whose sides fit FP8 GEMM tiles (multiples of 16); the
+    embedders' odd-sized layers stay bf16."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
+        where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
+        raise BadInput(f"fluxRuntime.fp8 needs an NVIDIA GPU of compute capability 8.9 or newer (Ada, Hopper, "
+                       f"Blackwell); this stage runs on {where}: set fp8: off")
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
+    except ImportError:
+        raise BadInput("fluxRuntime.fp8 needs torchao, which this stage image lacks (pip install 'genfab[scene]' "
+                       "installs it): set fp8: off or use the genfab scene image") from None
+
+    def fits(module: torch.nn.Module, _: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+    scale = PerRow() if granularity == "rowwise" else PerTensor()
+    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=scale), filter_fn=fits)

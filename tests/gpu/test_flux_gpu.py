@@ -1,0 +1,58 @@
+"""GPU tier: the FluxFill core's speed options on the tiny random FLUX.1-Fill-dev (scripts/tiny_models.py)
+in bf16: each option applies and fills; the lossless ones stay close to the plain loop. Random
+weights, so closeness is all this checks (benchmarks/vistadream.py measures speed at full size)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("needs CUDA", allow_module_level=True)
+pytest.importorskip("diffusers")
+
+from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
+
+from genfab.stages.flux.fill import FluxFillCore, Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.speed import Options  # noqa: E402
+from genfab.stages.models.placement import Placement  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_flux_fill(tmp_path_factory.mktemp("models"))
+
+
+def fill_with(model: Path, options: Options) -> torch.Tensor:
+    from diffusers import FluxFillPipeline
+
+    placement = Placement.choose("bfloat16")
+    pipe = placement.place(FluxFillPipeline.from_pretrained(model, dtype=torch.bfloat16))
+    prompt = Prompt.encode(pipe, "", placement.device)
+    release_text_encoders(pipe)
+    core = FluxFillCore(pipe, placement, options, prompt)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., :16] = 1
+    return core.fill(image, mask, 4, 30.0, torch.Generator().manual_seed(1)).image
+
+
+def test_every_speed_option_fills_and_the_lossless_ones_stay_close(model: Path) -> None:
+    torch._dynamo.reset()
+    plain = fill_with(model, Options())
+    variants = {"blocks": replace(Options(), compile="blocks"), "full": replace(Options(), compile="full"),
+                "cudnn": replace(Options(), attention="_native_cudnn"),
+                "fbc+blocks": replace(Options(), compile="blocks", first_block_cache=0.05)}
+    if torch.cuda.get_device_capability() >= (8, 9):
+        variants["fp8+blocks"] = replace(Options(), compile="blocks", fp8="rowwise")
+    for name, options in variants.items():
+        torch._dynamo.reset()
+        out = fill_with(model, options)
+        assert out.shape == plain.shape and torch.isfinite(out).all(), name
+        error = (out - plain).abs().mean().item()
+        print(f"{name}: mean abs difference to the plain loop {error:.4f}")
+        if name in ("blocks", "full", "cudnn"):
+            assert error < 0.02, name

@@ -1,0 +1,109 @@
+"""genfab's FluxFill core against diffusers' own `FluxFillPipeline.__call__`, with the tiny random
+FLUX.1-Fill-dev of scripts/tiny_models.py through the real loading code, on the CPU: random
+weights, so these check the loop, the seeding and the options' plumbing, never picture quality."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+torch = pytest.importorskip("torch")
+
+from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
+
+from genfab.stages.flux.fill import FluxFill, FluxFillCore, Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.speed import Options, apply  # noqa: E402
+from genfab.stages.models.placement import Placement  # noqa: E402
+from genfab.stages.runtime.errors import BadInput  # noqa: E402
+from genfab.stages.vistadream import canvas  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_flux_fill(tmp_path_factory.mktemp("models"))
+
+
+def cpu() -> Placement:
+    return Placement.choose("float32")
+
+
+def load(model: Path) -> object:
+    from diffusers import FluxFillPipeline
+
+    pipe = FluxFillPipeline.from_pretrained(model, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(1, 1, 64, 96)
+    mask[..., :, :24] = 1  # paint the left quarter
+    return image, mask
+
+
+def test_the_core_with_every_option_off_is_diffusers_own_fill_step_for_step(model: Path) -> None:
+    pipe = load(model)
+    image, mask = inputs()
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(_: object, i: int, t: object, kwargs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        kept["latents"] = kwargs["latents"]
+        return kwargs
+
+    eager = pipe(prompt="", image=image, mask_image=mask, height=64, width=96, num_inference_steps=3,
+                 guidance_scale=30.0, generator=torch.Generator().manual_seed(5), output_type="pt",
+                 max_sequence_length=512, callback_on_step_end=keep).images
+    prompt = Prompt.encode(pipe, "", torch.device("cpu"))
+    release_text_encoders(pipe)
+    assert pipe.text_encoder is None and pipe.text_encoder_2 is None
+    core = FluxFillCore(pipe, cpu(), Options(), prompt)
+    out = core.fill(image, mask, 3, 30.0, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(out.latents, kept["latents"].float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.image, eager.float(), rtol=0, atol=1e-6)
+    again = core.fill(image, mask, 3, 30.0, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(again.image, out.image, rtol=0, atol=0)  # no state carried between fills
+    with pytest.raises(ValueError, match="multiples of 32"):
+        core.fill(image[..., :40], mask[..., :40], 3, 30.0, torch.Generator())
+
+
+def test_first_block_cache_runs_in_its_own_context_per_fill(model: Path) -> None:
+    """diffusers' fill pipeline opens no cache context, so its first-block cache cannot run there;
+    genfab's loop opens one per fill and resets it, so two equal fills give equal pictures."""
+    pipe = load(model)
+    prompt = Prompt.encode(pipe, "", torch.device("cpu"))
+    core = FluxFillCore(pipe, cpu(), replace(Options(), first_block_cache=0.5), prompt)
+    assert core.applied.cache and "first-block-cache=0.5" in core.applied.options
+    image, mask = inputs()
+    first = core.fill(image, mask, 4, 30.0, torch.Generator().manual_seed(5))
+    second = core.fill(image, mask, 4, 30.0, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(first.image, second.image, rtol=0, atol=0)
+    assert torch.isfinite(first.latents).all()
+
+
+def test_gpu_only_options_are_skipped_on_the_cpu_and_fp8_says_what_it_needs(model: Path) -> None:
+    pipe = load(model)
+    denoiser, applied = apply(pipe.transformer, replace(Options(), compile="full"), torch.device("cpu"))
+    assert denoiser is pipe.transformer and applied.options == []  # compiling for the CPU is not worth it
+    with pytest.raises(BadInput, match=r"^fluxRuntime.fp8 needs an NVIDIA GPU .* this stage runs on the CPU"):
+        apply(pipe.transformer, replace(Options(), fp8="rowwise"), torch.device("cpu"))
+    with pytest.raises(BadInput, match=r"^fluxRuntime.attention 'sage' is not usable in this image: .*sageattention"):
+        apply(pipe.transformer, replace(Options(), attention="sage"), torch.device("cpu"))
+
+
+def test_flux_fill_paints_only_the_mask_and_is_seeded(model: Path) -> None:
+    fill = FluxFill(model, cpu(), steps=2, guidance=30.0, options=Options())
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    image, mask, geometry = canvas.add_border_and_mask(rgb, 0.2)
+    out = fill(image, mask, seed=7)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(geometry.crop(out), rgb)  # the input's pixels are kept exactly
+    assert (out[mask] != 0).any()  # the black border was painted
+    np.testing.assert_array_equal(fill(image, mask, seed=7), out)
+    assert not np.array_equal(fill(image, mask, seed=8), out)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        fill(rgb, np.ones(rgb.shape[:2], bool), seed=0)
