@@ -101,3 +101,15 @@ def test_placement_on_a_cpu_machine() -> None:
     assert Placement.choose("bfloat16").dtype == torch.bfloat16
     with pytest.raises(BadInput, match="needs a CUDA GPU"):
         Placement.choose(require_gpu=True)
+
+
+def test_a_file_uri_model_location_is_used_in_place(tmp_path: Path) -> None:
+    from genfab.stages.models.location import resolve_model
+
+    models = tmp_path / "models"
+    (models / "org/model").mkdir(parents=True)
+    (models / "org/model/config.json").write_text("{}")
+    cache = tmp_path / "cache"
+    assert resolve_model("org/model", cache, {"GENFAB_MODELS": f"file://{models}"}) == models / "org/model"
+    assert resolve_model("org/model", cache, {"GENFAB_MODELS": str(models)}) == models / "org/model"
+    assert not cache.exists()  # a local folder (laptop, mounted volume) is never copied
