@@ -94,13 +94,14 @@ def photo(path: Path) -> None:
     cv2.imwrite(str(path), np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
 
 
-def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float) -> dict[str, Any]:
+def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float, only: list[str]
+             ) -> dict[str, Any]:
     vistadream, stages = CASES[name]
     out = folder / name
     doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"bench-{name}"},
            "spec": {"pipeline": "vistadream", "input": {"image": f"file://{image}"}, "output": f"file://{out}",
                     "models": {"uri": f"file://{models}"}, "vistadream": vistadream,
-                    **({"stages": stages} if stages else {})}}
+                    **({"stages": stages} if stages else {}), **({"onlyStages": only} if only else {})}}
     spec = folder / f"{name}.yaml"
     spec.write_text(yaml.safe_dump(doc))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/vistadream-e2e"))
     parser.add_argument("--cases", default="no-outpaint,outpaint,coarse,outpaint-group")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--only-stages", default="", help="comma-separated: run only these stages (onlyStages)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -136,7 +138,8 @@ def main() -> None:
     photo(image)
     results: dict[str, Any] = {}
     for name in args.cases.split(","):
-        results[name] = run_case(name, args.work, args.models, image, args.timeout)
+        only = [s for s in args.only_stages.split(",") if s]
+        results[name] = run_case(name, args.work, args.models, image, args.timeout, only)
         print(name, json.dumps(results[name]), flush=True)
     lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
              f"transformers {version('transformers')}, gsplat {version('gsplat')}, Python {platform.python_version()}",

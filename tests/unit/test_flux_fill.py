@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
 from genfab.stages.flux.fill import FluxFill, FluxFillCore, Prompt, release_text_encoders  # noqa: E402
-from genfab.stages.flux.speed import Options, apply  # noqa: E402
+from genfab.stages.flux.speed import Options, apply, compile_mode  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 from genfab.stages.runtime.errors import BadInput  # noqa: E402
 from genfab.stages.vistadream import canvas  # noqa: E402
@@ -91,8 +91,25 @@ def test_gpu_only_options_are_skipped_on_the_cpu_and_fp8_says_what_it_needs(mode
     assert denoiser is pipe.transformer and applied.options == []  # compiling for the CPU is not worth it
     with pytest.raises(BadInput, match=r"^fluxRuntime.fp8 needs an NVIDIA GPU .* this stage runs on the CPU"):
         apply(pipe.transformer, replace(Options(), fp8="rowwise"), torch.device("cpu"))
+    with pytest.raises(BadInput, match=r"^fluxRuntime.fp8 does not run with offload group"):
+        apply(pipe.transformer, replace(Options(), fp8="rowwise"), torch.device("cpu"), offload="group")
     with pytest.raises(BadInput, match=r"^fluxRuntime.attention 'sage' is not usable in this image: .*sageattention"):
         apply(pipe.transformer, replace(Options(), attention="sage"), torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("requested", "cuda", "offload", "expected"), [
+    ("off", True, "none", ("off", "")),
+    ("blocks", True, "none", ("blocks", "")),
+    ("full", True, "none", ("full", "")),
+    ("blocks", False, "none", ("off", "fluxRuntime.compile is skipped on the CPU")),
+    ("blocks", True, "group", ("off", "fluxRuntime.compile is skipped under offload group")),
+    ("full", True, "sequential", ("off", "fluxRuntime.compile is skipped under offload sequential")),
+    ("blocks", True, "model", ("blocks", "")),
+    ("full", True, "model", ("blocks", "fluxRuntime.compile full becomes blocks under offload model")),
+])
+def test_which_compilation_applies(requested: str, cuda: bool, offload: str, expected: tuple[str, str]) -> None:
+    mode, why = compile_mode(requested, cuda, offload)
+    assert mode == expected[0] and why.startswith(expected[1]) and bool(why) == bool(expected[1])
 
 
 def test_flux_fill_paints_only_the_mask_and_is_seeded(model: Path) -> None:

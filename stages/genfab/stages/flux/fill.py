@@ -76,7 +76,7 @@ class FluxFillCore:
         self.device: torch.device = placement.device
         self.prompt = prompt
         self.transformer: Any = pipe.transformer
-        self.denoiser, self.applied = apply(self.transformer, options, self.device)
+        self.denoiser, self.applied = apply(self.transformer, options, self.device, placement.offload)
 
     @torch.inference_mode()
     def fill(self, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float,
@@ -155,12 +155,21 @@ class FluxFill:
                  prompt: str = "") -> None:
         from diffusers import FluxFillPipeline
 
-        loaded = FluxFillPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
-        pipe = placement.place(loaded)
+        pipe: Any = FluxFillPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
         pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance = steps, guidance
-        encoded = Prompt.encode(pipe, prompt, placement.device)
-        release_text_encoders(pipe)
+        if placement.offload == "none":
+            # Text encoders first, alone: encode, free them, then the transformer. The GPU never holds
+            # T5-XXL and the transformer together (about 9 GiB less at the peak).
+            for name in ("text_encoder", "text_encoder_2"):
+                getattr(pipe, name).to(placement.device)
+            encoded = Prompt.encode(pipe, prompt, placement.device)
+            release_text_encoders(pipe)
+            pipe = placement.place(pipe)
+        else:  # the offload hooks move each component when it runs
+            pipe = placement.place(pipe)
+            encoded = Prompt.encode(pipe, prompt, placement.device)
+            release_text_encoders(pipe)
         self.core = FluxFillCore(pipe, placement, options, encoded)
 
     @property

@@ -60,11 +60,35 @@ class Applied:
     """First-block cache hooks are on: each fill runs in its own cache context."""
 
 
-def apply(transformer: Any, options: RuntimeOptions, device: torch.device) -> tuple[Any, Applied]:
-    """Apply `options` to `transformer` in place; returns the callable to denoise with (the compiled
-    module for `compile: full`) and what was applied."""
+def compile_mode(requested: str, cuda: bool, offload: str) -> tuple[str, str]:
+    """The compilation that applies to a placed transformer, and why it differs from `requested`
+    ("" when it does not). Offload hooks move weights inside the traced code: `group` and
+    `sequential` put them on every block (dynamo stops with `Unsupported`), `model` on the whole
+    transformer (its blocks still compile)."""
+    if requested == "off":
+        return "off", ""
+    if not cuda:
+        return "off", "fluxRuntime.compile is skipped on the CPU"
+    if offload in ("group", "sequential"):
+        return "off", (f"fluxRuntime.compile is skipped under offload {offload}: its hooks move each block's "
+                       "weights in, which torch.compile cannot trace")
+    if offload == "model" and requested == "full":
+        return "blocks", "fluxRuntime.compile full becomes blocks under offload model (its hook moves the whole model)"
+    return requested, ""
+
+
+def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offload: str = "none"
+          ) -> tuple[Any, Applied]:
+    """Apply `options` to `transformer` (already placed, with `offload`) in place; returns the
+    callable to denoise with (the compiled module for `compile: full`) and what was applied."""
     applied = Applied()
     cuda = device.type == "cuda"
+    if options.fp8 != "off" and offload != "none":
+        raise BadInput(f"fluxRuntime.fp8 does not run with offload {offload} (FP8 weights are made on the GPU); "
+                       "use one or the other")
+    mode, why = compile_mode(options.compile, cuda, offload)
+    if why and cuda:
+        log.warning(why)
     if options.attention != "native":
         try:
             transformer.set_attention_backend(options.attention)
@@ -72,18 +96,18 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device) -> tu
             raise BadInput(f"fluxRuntime.attention {options.attention!r} is not usable in this image: "
                            f"{str(exc).splitlines()[0]}") from None
         applied.options.append(f"attention={options.attention}")
-    if (cuda and options.compile != "off") or options.fp8 != "off":
+    if mode != "off" or options.fp8 != "off":
         transformer.fuse_qkv_projections()  # one GEMM instead of three per attention input
         applied.options.append("fused-qkv")
     if options.fp8 != "off":
         quantize_fp8(transformer, device, options.fp8)
         applied.options.append(f"fp8={options.fp8}")
     denoiser = transformer
-    if cuda and options.compile == "blocks":
+    if mode == "blocks":
         for block in repeated_blocks(transformer):
             block.forward = torch.compile(block.forward, fullgraph=True, dynamic=False)
         applied.options.append("compile=blocks")
-    elif cuda and options.compile == "full":
+    elif mode == "full":
         if options.first_block_cache > 0:  # the API refuses this pair; a direct caller gets the same line
             raise BadInput("fluxRuntime.firstBlockCache needs compile: blocks or off (its hooks cannot run inside "
                            "one CUDA graph of the whole transformer)")
