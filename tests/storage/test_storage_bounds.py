@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,17 +64,27 @@ def test_an_interrupted_multipart_upload_is_aborted(s3_endpoint: str, tmp_path: 
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(16 * MiB))
     parts = {"n": 0}
+    handled = threading.Event()
+
+    def on_sigint(*_: Any) -> None:
+        handled.set()
+        raise KeyboardInterrupt
 
     def interrupt_after_first_part(**kwargs: Any) -> None:
         if kwargs.get("event_name", "").startswith("before-send.s3.UploadPart"):
             parts["n"] += 1
             if parts["n"] == 2:
                 os.kill(os.getpid(), signal.SIGINT)
-            if parts["n"] >= 2:  # hold the remaining parts, so the upload cannot complete before the
-                time.sleep(1.0)  # main thread handles the interrupt (on a loaded machine it once did)
+            if parts["n"] >= 2:  # hold the remaining parts until the main thread has taken the interrupt
+                handled.wait(10)  # and boto3 has had time to cancel: on a loaded machine a fixed sleep
+                time.sleep(0.5)  # once let the upload complete first
     storage.client.meta.events.register("before-send.s3.UploadPart", interrupt_after_first_part)
-    with pytest.raises(KeyboardInterrupt):
-        storage.upload_file("scene/big.bin", big)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            storage.upload_file("scene/big.bin", big)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test",
                        aws_secret_access_key="test-secret")
     left = raw.list_multipart_uploads(Bucket=BUCKET, Prefix="interrupted/").get("Uploads", [])
