@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
 from genfab.stages.flux.fill import FluxFill, FluxFillCore, Prompt, release_text_encoders  # noqa: E402
-from genfab.stages.flux.speed import Options, apply, compile_mode  # noqa: E402
+from genfab.stages.flux.speed import EagerFallback, Options, apply, compile_mode, guarded  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 from genfab.stages.runtime.errors import BadInput  # noqa: E402
 from genfab.stages.vistadream import canvas  # noqa: E402
@@ -110,6 +110,31 @@ def test_gpu_only_options_are_skipped_on_the_cpu_and_fp8_says_what_it_needs(mode
 def test_which_compilation_applies(requested: str, cuda: bool, offload: str, expected: tuple[str, str]) -> None:
     mode, why = compile_mode(requested, cuda, offload)
     assert mode == expected[0] and why.startswith(expected[1]) and bool(why) == bool(expected[1])
+
+
+def test_a_failing_compilation_switches_every_block_to_eager_once(caplog: pytest.LogCaptureFixture) -> None:
+    from torch._inductor.exc import InductorError
+
+    fallback = EagerFallback()
+    attempts: list[int] = []
+
+    def broken(x: int) -> int:
+        attempts.append(x)
+        raise InductorError(RuntimeError("Failed to find C compiler. Please specify via CC"), None)
+
+    blocks = [guarded(lambda x: x + 1, broken, fallback) for _ in range(3)]
+    with caplog.at_level("WARNING", logger="genfab.stages"):
+        assert [block(1) for block in blocks] == [2, 2, 2]
+    assert attempts == [1]  # one failed compilation, then every block eager
+    assert [r.getMessage() for r in caplog.records] == [
+        "fluxRuntime.compile failed, the fill runs eagerly (slower, same result): RuntimeError: Failed to find C "
+        "compiler. Please specify via CC"]
+
+    def out_of_memory(x: int) -> int:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):  # not a compilation error: never hidden
+        guarded(lambda x: x, out_of_memory, EagerFallback())(1)
 
 
 def test_flux_fill_paints_only_the_mask_and_is_seeded(model: Path) -> None:

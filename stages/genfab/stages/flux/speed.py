@@ -13,6 +13,7 @@ on a GPU are skipped on the CPU (tests and laptops) without error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,15 +104,18 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
         quantize_fp8(transformer, device, options.fp8)
         applied.options.append(f"fp8={options.fp8}")
     denoiser = transformer
+    fallback = EagerFallback()
     if mode == "blocks":
         for block in repeated_blocks(transformer):
-            block.forward = torch.compile(block.forward, fullgraph=True, dynamic=False)
+            block.forward = guarded(block.forward, torch.compile(block.forward, fullgraph=True, dynamic=False),
+                                    fallback)
         applied.options.append("compile=blocks")
     elif mode == "full":
         if options.first_block_cache > 0:  # the API refuses this pair; a direct caller gets the same line
             raise BadInput("fluxRuntime.firstBlockCache needs compile: blocks or off (its hooks cannot run inside "
                            "one CUDA graph of the whole transformer)")
-        denoiser = torch.compile(transformer, mode="max-autotune", fullgraph=True, dynamic=False)
+        denoiser = guarded(transformer, torch.compile(transformer, mode="max-autotune", fullgraph=True,
+                                                      dynamic=False), fallback)
         applied.cudagraphs = True
         applied.options.append("compile=full")
     if options.first_block_cache > 0:
@@ -123,6 +127,33 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
     if applied.options:
         log.info("flux transformer: %s", ", ".join(applied.options))
     return denoiser, applied
+
+
+class EagerFallback:
+    """Shared by the compiled parts of one transformer: the first compilation that fails (no C
+    compiler for Triton in a custom image, an operation dynamo cannot trace) switches all of them to
+    eager, with one log line, instead of failing the stage or retrying the compilation per block."""
+
+    def __init__(self) -> None:
+        self.active = False
+
+
+def guarded(eager: Callable[..., Any], compiled: Callable[..., Any], fallback: EagerFallback) -> Callable[..., Any]:
+    """`compiled` until a compilation fails, then `eager`. Compilation happens at the first call (and
+    at a new input shape); only compile-time errors (dynamo's exception family) switch: errors of
+    the computation itself, out of memory included, propagate unchanged."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not fallback.active:
+            try:
+                return compiled(*args, **kwargs)
+            except torch._dynamo.exc.TorchDynamoException as exc:
+                fallback.active = True
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                log.warning("fluxRuntime.compile failed, the fill runs eagerly (slower, same result): %s", reason)
+        return eager(*args, **kwargs)
+
+    return call
 
 
 def repeated_blocks(transformer: Any) -> list[torch.nn.Module]:
