@@ -62,6 +62,8 @@ def test_outpaint_then_depth_hand_on_the_seeds_two_frames(tmp_path: Path, tiny_m
     assert info["fovSource"] == "model" and info["frames"] == ["input", "outpaint"]
     markers = sorted(p.relative_to(out).as_posix() for p in out.rglob("_SUCCESS.json"))
     assert markers == ["astronaut/depth/_SUCCESS.json", "astronaut/outpaint/_SUCCESS.json"]
+    params = json.loads((out / "astronaut/outpaint/_SUCCESS.json").read_text())["extra"]["params"]
+    assert params["fluxRuntime"] == []  # compile (the default) applies on CUDA only: nothing on the CPU
 
 
 def test_no_outpaint_builds_the_input_frame_alone(tmp_path: Path, tiny_models: Path) -> None:

@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.stages.flux import ALIGN
 from genfab.stages.flux.speed import Applied, RuntimeOptions, apply
 from genfab.stages.models.placement import Placement
 
 log = logging.getLogger("genfab.stages")
 MAX_SEQUENCE = 512
 """T5 tokens of the prompt (FLUX.1-dev's limit)."""
-ALIGN = 32
-"""Fill sides must be multiples of this: the VAE's 8x and the transformer's 2x2 packing, twice."""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Options:
 
 @dataclass
 class Applied:
-    """What was applied, for the marker (`params.fluxRuntime`) and the logs."""
+    """What was applied, for the sample's marker (`params.fluxRuntime`) and the logs."""
 
     options: list[str] = field(default_factory=list)
     cudagraphs: bool = False

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-ALIGN = 32
+from genfab.stages.flux import ALIGN
 
 
 def _aligned(value: float) -> int:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from genfab.stages.flux import ALIGN
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, StageContext
 from genfab.stages.vistadream.align import align_depth
-from genfab.stages.vistadream.canvas import ALIGN
 from genfab.stages.vistadream.depth_stage import load_depth_model
 from genfab.stages.vistadream.frames import Frame, masks_from_depth
 from genfab.stages.vistadream.images import encode_png
@@ -151,4 +151,5 @@ class CoarseStage(ModelStage[Any]):
                                  "seconds": round(time.perf_counter() - started, 3), "scene": counts},
                                 indent=2).encode())
         sample.notes.append(summary.status())  # the stage's status message: tune from it without the logs
-        sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames), **self.model_params())
+        sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames),
+                             fluxRuntime=self.fill.applied.options, **self.model_params())

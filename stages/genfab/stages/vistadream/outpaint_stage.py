@@ -47,4 +47,4 @@ class OutpaintStage(ModelStage[Any]):
         sample.write(prefix + "mask.png", encode_png(border))
         sample.write(prefix + "canvas.json", json.dumps(asdict(canvas), indent=2).encode())
         sample.params.update(canvas=[canvas.width, canvas.height], input=[canvas.input_width, canvas.input_height],
-                             **self.model_params())
+                             fluxRuntime=self.fill.applied.options, **self.model_params())
