@@ -9,7 +9,8 @@ same canvas, mask, seed, steps and guidance for every variant.
   each call, as a user's script does).
 - genfab variants: `genfab.stages.flux.fill.FluxFillCore` (the code the vistadream stages run) with
   the `fluxRuntime` options named by `+`-joined tokens: `core` (no option), `blocks` / `full`
-  (`compile`), `cudnn` (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
+  (`compile`; `blocks` captures each step as a CUDA graph, `nograph` leaves that out), `cudnn`
+  (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
   `fbc<threshold>` (`firstBlockCache`),
   and the stage's memory modes `offload-model` / `offload-group` (run these last: the pipeline stays
   offloaded). Each variant gets a fresh transformer with the same random weights (the options change
@@ -114,10 +115,16 @@ class Variant:
     name: str
     options: Options
     offload: str = "none"
+    step_graph: bool = True
+    """`nograph`: `compile: blocks` without its step CUDA graph (to show what the graph brings)."""
+    tuning: bool = False
+    """`cdt`: inductor's coordinate-descent tuning of the generated kernels (experiment)."""
+    vae: bool = False
+    """`vae`: the VAE's encoder and decoder compiled too (experiment; stays on for later variants)."""
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        options, offload = Options(), "none"
+        options, offload, step_graph, tuning, vae = Options(), "none", True, False, False
         for token in name.split("+"):
             if token in ("blocks", "full"):
                 options = replace(options, compile=token)
@@ -129,9 +136,15 @@ class Variant:
                 options = replace(options, first_block_cache=float(token[3:]))
             elif token.startswith("offload-"):
                 offload = token.removeprefix("offload-")
+            elif token == "nograph":
+                step_graph = False
+            elif token == "cdt":
+                tuning = True
+            elif token == "vae":
+                vae = True
             elif token not in ("core", "eager"):
                 raise SystemExit(f"unknown variant token {token!r} in {name!r}")
-        return cls(name, options, offload)
+        return cls(name, options, offload, step_graph, tuning, vae)
 
 
 def eager_fill(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float
@@ -186,7 +199,21 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
         if variant.offload != "none":
             pipe.to("cpu")
             placement.place(pipe)
-        core = FluxFillCore(pipe, placement, variant.options, prompt)
+        from genfab.stages.flux import graph
+
+        if variant.tuning:
+            torch._inductor.config.coordinate_descent_tuning = True
+        if variant.vae:
+            pipe.vae.encoder.compile()
+            pipe.vae.decoder.compile()
+
+        wanted = graph.wanted
+        if not variant.step_graph:
+            graph.wanted = lambda *_: False  # type: ignore[assignment]
+        try:
+            core = FluxFillCore(pipe, placement, variant.options, prompt)
+        finally:
+            graph.wanted = wanted  # type: ignore[assignment]
 
         def fill() -> tuple[torch.Tensor, torch.Tensor]:
             out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))
@@ -195,9 +222,25 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
     seconds, warmup, first, result = timed(fill, args.runs)
     row = {"seconds": round(seconds, 3), "warmup_extra_s": round(warmup - seconds, 1),
            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    print(f"{variant.name} timed: {json.dumps(row)}", flush=True)
+    if variant.name in args.profile.split(","):
+        profile(fill)
     if variant.name == "eager":  # the noise floor of the deviation columns: eager against itself
         row.update(deviation(first, result))
     return row, result
+
+
+def profile(fill: Callable[[], Any]) -> None:
+    """One more fill under the profiler: where the GPU's time goes, kernel by kernel (attention,
+    matrix products, the rest), to choose the next option to try."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    with profiler(activities=[ProfilerActivity.CUDA]) as prof:
+        fill()
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=90),
+          flush=True)
 
 
 def deviation(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
@@ -216,6 +259,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--variants", default="eager,core,blocks,blocks+cudnn,fp8+blocks,fbc0.08+blocks")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--profile", default="", help="comma-separated variants to profile once after timing")
     args = parser.parse_args()
     device = torch.device("cuda")
     started = time.perf_counter()

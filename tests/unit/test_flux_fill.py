@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
+from genfab.stages.flux import graph  # noqa: E402
 from genfab.stages.flux.fill import FluxFill, FluxFillCore, Prompt, release_text_encoders  # noqa: E402
 from genfab.stages.flux.speed import EagerFallback, Options, apply, compile_mode, guarded  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
@@ -110,6 +111,19 @@ def test_gpu_only_options_are_skipped_on_the_cpu_and_fp8_says_what_it_needs(mode
 def test_which_compilation_applies(requested: str, cuda: bool, offload: str, expected: tuple[str, str]) -> None:
     mode, why = compile_mode(requested, cuda, offload)
     assert mode == expected[0] and why.startswith(expected[1]) and bool(why) == bool(expected[1])
+
+
+@pytest.mark.parametrize(("mode", "cuda", "offload", "cache", "captured"), [
+    ("blocks", True, "none", 0.0, True),
+    ("blocks", False, "none", 0.0, False),  # no CUDA graphs on the CPU
+    ("blocks", True, "model", 0.0, False),  # the hook moves the weights between calls
+    ("blocks", True, "none", 0.05, False),  # the cache decides in Python at each step
+    ("full", True, "none", 0.0, False),  # inductor's own CUDA graphs
+    ("off", True, "none", 0.0, False),  # the plain transformer stays diffusers' own
+])
+def test_which_steps_are_captured_as_cuda_graphs(mode: str, cuda: bool, offload: str, cache: float,
+                                                 captured: bool) -> None:
+    assert graph.wanted(mode, cuda, offload, cache) is captured
 
 
 def test_a_failing_compilation_switches_every_block_to_eager_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -145,13 +145,14 @@ class FluxRuntime(GenfabModel):
 
     compile: Literal["off", "blocks", "full"] = "blocks"
     """torch.compile of the transformer on CUDA: `blocks` compiles its two repeated block types once
-    each (diffusers' regional compilation: seconds at Pod start, nearly all of the speed), `full` the
-    whole transformer with CUDA graphs (minutes at Pod start; worth it only for many fills per Pod),
+    each (diffusers' regional compilation: seconds at Pod start, nearly all of the speed) and, without
+    firstBlockCache or offload, replays each denoising step as one CUDA graph; `full` compiles the
+    whole transformer with CUDA graphs (minutes at Pod start; worth it only for many fills per Pod);
     `off` runs eagerly. Ignored on the CPU."""
     attention: Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "_flash_3", "sage"
                        ] = "native"
-    """diffusers' attention backend: `native` is PyTorch SDPA's own choice, `_native_*` force one SDPA
-    kernel (`_native_cudnn`: cuDNN attention, fastest on H100/H200), `flash`/`_flash_3`/`sage` need
+    """diffusers' attention backend: `native` is PyTorch SDPA's own choice (cuDNN's flash attention on
+    H100/H200 with PyTorch 2.11), `_native_*` force one SDPA kernel, `flash`/`_flash_3`/`sage` need
     flash-attn, flash-attn 3 or sageattention installed in the stage image."""
     fp8: Literal["off", "rowwise", "tensorwise"] = "off"
     """Quantise the transformer's linear layers to FP8 (torchao: dynamic activations, weights with a

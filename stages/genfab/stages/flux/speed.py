@@ -1,7 +1,8 @@
 """Speed options of the Flux transformer (the API's `FluxRuntime`), applied once after loading.
 
 Order matters and is fixed here: attention backend, fused QKV projections, FP8 quantisation (on the
-fused weights), compilation, then the first-block cache hooks. The hooks go last and `blocks`
+fused weights), compilation, the first-block cache hooks, then (`compile: blocks` without the cache)
+the whole step as one CUDA graph (`graph.StepGraph`). The hooks go last and `blocks`
 compiles each repeated block's own `forward` (not `Module.compile`, which would trace through the
 hooks): the cache's skip decision then runs in Python around compiled blocks, instead of guarding
 every compiled block on the cache's state (a recompilation at each change, measured as minutes).
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
+from genfab.stages.flux import graph
 from genfab.stages.runtime.errors import BadInput
 
 log = logging.getLogger("genfab.stages")
@@ -124,6 +126,9 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
         transformer.enable_cache(FirstBlockCacheConfig(threshold=options.first_block_cache))
         applied.cache = True
         applied.options.append(f"first-block-cache={options.first_block_cache}")
+    if graph.wanted(mode, cuda, offload, options.first_block_cache):
+        denoiser = graph.StepGraph(denoiser)
+        applied.options.append("step-cuda-graph")
     if applied.options:
         log.info("flux transformer: %s", ", ".join(applied.options))
     return denoiser, applied
