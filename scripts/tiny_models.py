@@ -118,6 +118,31 @@ def save_tiny_blip(root: Path, model_id: str = "Salesforce/blip-image-captioning
     return path
 
 
+def save_tiny_clip(root: Path, model_id: str = "openai/clip-vit-base-patch16") -> Path:
+    """CLIP (text and vision towers with projections), worldexplorer's automatic scaffold selection."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    path = root / model_id
+    clip_vocab(path)
+    CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), model_max_length=16).save_pretrained(path)
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={"vocab_size": 54, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 16, "bos_token_id": 52,
+                     "eos_token_id": 53, "pad_token_id": 53},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    CLIPModel(config).save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 32},
+        "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_resize": True, "do_rescale": True,
+        "do_normalize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711]}))
+    return path
+
+
 def t5_tokenizer(path: Path) -> None:
     """A T5 tokenizer (a sentencepiece-style Unigram over letters) built offline, in the layout
     `T5TokenizerFast.from_pretrained` reads."""
@@ -209,7 +234,7 @@ def save_vistadream_models(root: Path) -> Path:
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
     return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
-            save_tiny_depth_pro(root)]
+            save_tiny_depth_pro(root), save_tiny_clip(root)]
 
 
 if __name__ == "__main__":

@@ -107,6 +107,8 @@ class ScaffoldConfig(GenfabModel):
     """Theme for the generated prompts (scaffold_gen)."""
     custom_prompts: list[str] | None = Field(None, min_length=4, max_length=4)
     """Prompts for the four cardinal views 000/002/004/006 (scaffold_gen)."""
+    clip_model: str = Field("openai/clip-vit-base-patch16", max_length=256)
+    """CLIP model (transformers layout) scoring the candidates of automatic selection (WorldExplorer's)."""
 
 
 class ExpansionConfig(GenfabModel):
