@@ -15,7 +15,6 @@ same VAE decodes (tests compare the two on the tiny model).
 
 from __future__ import annotations
 
-import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from genfab.stages.flux import ALIGN
 from genfab.stages.flux.speed import Applied, RuntimeOptions, apply
 from genfab.stages.models.placement import Placement
 
-log = logging.getLogger("genfab.stages")
 MAX_SEQUENCE = 512
 """T5 tokens of the prompt (FLUX.1-dev's limit)."""
 
