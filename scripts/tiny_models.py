@@ -3,7 +3,8 @@ so the model-backed stages run their real `from_pretrained` code anywhere, witho
 diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode and anyone trying a
 pipeline end to end use them:
 
-    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP (needs torch + transformers)
+    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev, Depth Pro,
+                                                   # CLIP (needs torch, transformers, diffusers)
 
 then set `spec.models: {uri: file:///tmp/models}` (and `segmentation.backends: [sam3, classical]`,
 `softShading.normals: depth-anything`, `captioning.enabled: true` to use them). Random weights: the
