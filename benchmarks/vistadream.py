@@ -11,7 +11,9 @@ same canvas, mask, seed, steps and guidance for every variant.
   the `fluxRuntime` options named by `+`-joined tokens: `core` (no option), `blocks` / `full`
   (`compile`; `blocks` captures each step as a CUDA graph, `nograph` leaves that out), `cudnn`
   (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
-  `fbc<threshold>` (`firstBlockCache`),
+  `fbc<threshold>` (`firstBlockCache`), `tanhgelu` (without the GELU's sigmoid form) and `inductor0`
+  (FP8 blocks without genfab's inductor options: `speed.FP8_INDUCTOR`), `unfused` (FP8 without the
+  one-pass quantisation of the GELU-fed layers: `speed.FUSED_MLP`),
   and the stage's memory modes `offload-model` / `offload-group` (run these last: the pipeline stays
   offloaded). Each variant gets a fresh transformer with the same random weights (the options change
   it in place); the prompt is encoded once and the text encoders are freed, as in the stages.
@@ -110,21 +112,27 @@ def inputs(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]
     return image, mask
 
 
+EXPERIMENTS = {
+    "nograph": "`compile: blocks` without its step CUDA graph (to show what the graph brings)",
+    "cdt": "inductor's coordinate-descent tuning of the generated kernels",
+    "vae": "the VAE's encoder and decoder compiled too (stays on for later variants)",
+    "tanhgelu": "the compiled transformer keeps diffusers' tanh GELU (not `speed.REWRITE_GELU`'s sigmoid form)",
+    "inductor0": "FP8 blocks compiled without genfab's inductor options (`speed.FP8_INDUCTOR`)",
+    "unfused": "FP8 without the one-pass quantisation of the GELU-fed layers (`speed.FUSED_MLP`)",
+}
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
     options: Options
     offload: str = "none"
-    step_graph: bool = True
-    """`nograph`: `compile: blocks` without its step CUDA graph (to show what the graph brings)."""
-    tuning: bool = False
-    """`cdt`: inductor's coordinate-descent tuning of the generated kernels (experiment)."""
-    vae: bool = False
-    """`vae`: the VAE's encoder and decoder compiled too (experiment; stays on for later variants)."""
+    experiments: frozenset[str] = frozenset()
+    """Tokens of `EXPERIMENTS`: changes to genfab's fixed choices, to show what each brings."""
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        options, offload, step_graph, tuning, vae = Options(), "none", True, False, False
+        options, offload, experiments = Options(), "none", set()
         for token in name.split("+"):
             if token in ("blocks", "full"):
                 options = replace(options, compile=token)
@@ -136,15 +144,11 @@ class Variant:
                 options = replace(options, first_block_cache=float(token[3:]))
             elif token.startswith("offload-"):
                 offload = token.removeprefix("offload-")
-            elif token == "nograph":
-                step_graph = False
-            elif token == "cdt":
-                tuning = True
-            elif token == "vae":
-                vae = True
+            elif token in EXPERIMENTS:
+                experiments.add(token)
             elif token not in ("core", "eager"):
                 raise SystemExit(f"unknown variant token {token!r} in {name!r}")
-        return cls(name, options, offload, step_graph, tuning, vae)
+        return cls(name, options, offload, frozenset(experiments))
 
 
 def eager_fill(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float
@@ -199,21 +203,24 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
         if variant.offload != "none":
             pipe.to("cpu")
             placement.place(pipe)
-        from genfab.stages.flux import graph
+        from genfab.stages.flux import graph, speed
 
-        if variant.tuning:
-            torch._inductor.config.coordinate_descent_tuning = True
-        if variant.vae:
+        experiments = variant.experiments
+        torch._inductor.config.coordinate_descent_tuning = "cdt" in experiments
+        if "vae" in experiments:
             pipe.vae.encoder.compile()
             pipe.vae.decoder.compile()
-
-        wanted = graph.wanted
-        if not variant.step_graph:
+        defaults = graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP
+        if "nograph" in experiments:
             graph.wanted = lambda *_: False  # type: ignore[assignment]
+        speed.REWRITE_GELU = "tanhgelu" not in experiments
+        if "inductor0" in experiments:
+            speed.FP8_INDUCTOR = {}
+        speed.FUSED_MLP = "unfused" not in experiments
         try:
             core = FluxFillCore(pipe, placement, variant.options, prompt)
         finally:
-            graph.wanted = wanted  # type: ignore[assignment]
+            graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP = defaults  # type: ignore[assignment]
 
         def fill() -> tuple[torch.Tensor, torch.Tensor]:
             out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))

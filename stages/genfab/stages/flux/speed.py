@@ -1,8 +1,9 @@
 """Speed options of the Flux transformer (the API's `FluxRuntime`), applied once after loading.
 
 Order matters and is fixed here: attention backend, fused QKV projections, FP8 quantisation (on the
-fused weights), compilation, the first-block cache hooks, then (`compile: blocks` without the cache)
-the whole step as one CUDA graph (`graph.StepGraph`). The hooks go last and `blocks`
+fused weights) with the one-pass quantisation of the GELU-fed layers (`fp8_mlp`), the GELU's sigmoid
+form (`gelu`, whenever compiling), compilation, the first-block cache hooks, then (`compile: blocks`
+without the cache) the whole step as one CUDA graph (`graph.StepGraph`). The hooks go last and `blocks`
 compiles each repeated block's own `forward` (not `Module.compile`, which would trace through the
 hooks): the cache's skip decision then runs in Python around compiled blocks, instead of guarding
 every compiled block on the cache's state (a recompilation at each change, measured as minutes).
@@ -20,12 +21,20 @@ from typing import Any, Protocol
 
 import torch
 
-from genfab.stages.flux import graph
+from genfab.stages.flux import fp8_mlp, gelu, graph
 from genfab.stages.runtime.errors import BadInput
 
 log = logging.getLogger("genfab.stages")
 FP8_CAPABILITY = (8, 9)
 """FP8 matmuls (`torch._scaled_mm`) need Ada or Hopper or newer."""
+FP8_INDUCTOR: dict[str, Any] = {"triton.multi_kernel": 1, "split_reductions": False}
+"""Inductor options for the FP8 blocks: each activation's per-row amax and its cast then run as one
+kernel (a persistent reduction where the row fits, chosen by timing), instead of partial amaxes, their
+reduction and a separate cast that reads the activation again (benchmarks/flux_blocks.py)."""
+REWRITE_GELU = True
+"""The compiled transformer computes its tanh GELU in sigmoid form (`gelu`); a switch for the benchmarks."""
+FUSED_MLP = True
+"""`fp8: rowwise` quantises the GELU output in one pass (`fp8_mlp`); a switch for the benchmarks."""
 
 
 class RuntimeOptions(Protocol):
@@ -105,12 +114,18 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
     if options.fp8 != "off":
         quantize_fp8(transformer, device, options.fp8)
         applied.options.append(f"fp8={options.fp8}")
+        if options.fp8 == "rowwise" and FUSED_MLP:
+            fp8_mlp.install(transformer)
+            applied.options.append("fp8-fused-mlp")
+    if mode != "off" and REWRITE_GELU:
+        gelu.rewrite(transformer)
     denoiser = transformer
     fallback = EagerFallback()
     if mode == "blocks":
+        inductor = FP8_INDUCTOR if options.fp8 != "off" else {}
         for block in repeated_blocks(transformer):
-            block.forward = guarded(block.forward, torch.compile(block.forward, fullgraph=True, dynamic=False),
-                                    fallback)
+            compiled = torch.compile(block.forward, fullgraph=True, dynamic=False, options=dict(inductor))
+            block.forward = guarded(block.forward, compiled, fallback)
         applied.options.append("compile=blocks")
     elif mode == "full":
         if options.first_block_cache > 0:  # the API refuses this pair; a direct caller gets the same line
@@ -190,4 +205,8 @@ def quantize_fp8(transformer: Any, device: torch.device, granularity: str) -> No
         return isinstance(module, torch.nn.Linear) and module.in_features % 16 == 0 and module.out_features % 16 == 0
 
     scale = PerRow() if granularity == "rowwise" else PerTensor()
-    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=scale), filter_fn=fits)
+    # set_inductor_config=False: torchao's default turns on inductor's coordinate-descent tuning for the
+    # whole process, which made compiling the FP8 blocks take 3-4 minutes per Pod for no measured gain
+    # (benchmarks/results/vistadream.md, section 1c).
+    config = Float8DynamicActivationFloat8WeightConfig(granularity=scale, set_inductor_config=False)
+    quantize_(transformer, config, filter_fn=fits)
