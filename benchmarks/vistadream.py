@@ -13,7 +13,7 @@ same canvas, mask, seed, steps and guidance for every variant.
   (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
   `fbc<threshold>` (`firstBlockCache`), `tanhgelu` (without the GELU's sigmoid form) and `inductor0`
   (FP8 blocks without genfab's inductor options: `speed.FP8_INDUCTOR`), `unfused` (FP8 without the
-  one-pass quantisation of the GELU-fed layers: `speed.FUSED_MLP`),
+  one-pass quantisation of the GELU-fed layers: `speed.FUSED_MLP`), `vaenorm0` (eager VAE group norms),
   and the stage's memory modes `offload-model` / `offload-group` (run these last: the pipeline stays
   offloaded). Each variant gets a fresh transformer with the same random weights (the options change
   it in place); the prompt is encoded once and the text encoders are freed, as in the stages.
@@ -119,6 +119,7 @@ EXPERIMENTS = {
     "tanhgelu": "the compiled transformer keeps diffusers' tanh GELU (not `speed.REWRITE_GELU`'s sigmoid form)",
     "inductor0": "FP8 blocks compiled without genfab's inductor options (`speed.FP8_INDUCTOR`)",
     "unfused": "FP8 without the one-pass quantisation of the GELU-fed layers (`speed.FUSED_MLP`)",
+    "vaenorm0": "compiled transformer, eager VAE group norms (not `speed.VAE_NORMS`)",
 }
 
 
@@ -210,17 +211,19 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
         if "vae" in experiments:
             pipe.vae.encoder.compile()
             pipe.vae.decoder.compile()
-        defaults = graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP
+        defaults = graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP, speed.VAE_NORMS
         if "nograph" in experiments:
             graph.wanted = lambda *_: False  # type: ignore[assignment]
         speed.REWRITE_GELU = "tanhgelu" not in experiments
         if "inductor0" in experiments:
             speed.FP8_INDUCTOR = {}
         speed.FUSED_MLP = "unfused" not in experiments
+        speed.VAE_NORMS = "vaenorm0" not in experiments
         try:
             core = FluxFillCore(pipe, placement, variant.options, prompt)
         finally:
-            graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP = defaults  # type: ignore[assignment]
+            (graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP,  # type: ignore[assignment]
+             speed.VAE_NORMS) = defaults
 
         def fill() -> tuple[torch.Tensor, torch.Tensor]:
             out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))

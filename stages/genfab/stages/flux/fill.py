@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genfab.stages.flux import ALIGN
+from genfab.stages.flux import ALIGN, speed
 from genfab.stages.flux.speed import Applied, RuntimeOptions, apply
 from genfab.stages.models.placement import Placement
 
@@ -74,6 +74,9 @@ class FluxFillCore:
         self.prompt = prompt
         self.transformer: Any = pipe.transformer
         self.denoiser, self.applied = apply(self.transformer, options, self.device, placement.offload)
+        if self.applied.compiled and speed.VAE_NORMS:
+            speed.compile_group_norms(pipe.vae)
+            self.applied.options.append("vae-group-norms-compiled")
 
     @torch.inference_mode()
     def fill(self, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float,

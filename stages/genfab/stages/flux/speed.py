@@ -27,14 +27,18 @@ from genfab.stages.runtime.errors import BadInput
 log = logging.getLogger("genfab.stages")
 FP8_CAPABILITY = (8, 9)
 """FP8 matmuls (`torch._scaled_mm`) need Ada or Hopper or newer."""
-FP8_INDUCTOR: dict[str, Any] = {"triton.multi_kernel": 1, "split_reductions": False}
-"""Inductor options for the FP8 blocks: each activation's per-row amax and its cast then run as one
-kernel (a persistent reduction where the row fits, chosen by timing), instead of partial amaxes, their
-reduction and a separate cast that reads the activation again (benchmarks/flux_blocks.py)."""
+FP8_INDUCTOR: dict[str, Any] = {"triton.multi_kernel": 1}
+"""Inductor options for the FP8 blocks: each activation's per-row amax and cast (after the layer and
+modulation norms) as a persistent reduction where the row fits, chosen by timing against the looped
+one (benchmarks/flux_blocks.py: `mk`). Not splitting reductions fused the GELU-fed layers' amax and
+cast, but those are `fp8_mlp`'s now, and it slowed the attention's RMS norm."""
 REWRITE_GELU = True
 """The compiled transformer computes its tanh GELU in sigmoid form (`gelu`); a switch for the benchmarks."""
 FUSED_MLP = True
 """`fp8: rowwise` quantises the GELU output in one pass (`fp8_mlp`); a switch for the benchmarks."""
+VAE_NORMS = True
+"""With compilation on, the VAE's group norms are compiled too (`compile_group_norms`); a switch for the
+benchmarks."""
 
 
 class RuntimeOptions(Protocol):
@@ -70,6 +74,8 @@ class Applied:
     """The transformer runs as CUDA graphs: mark each step's start (outputs are reused buffers)."""
     cache: bool = False
     """First-block cache hooks are on: each fill runs in its own cache context."""
+    compiled: bool = False
+    """The transformer is compiled (`compile` is not off after `compile_mode`)."""
 
 
 def compile_mode(requested: str, cuda: bool, offload: str) -> tuple[str, str]:
@@ -117,7 +123,8 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
         if options.fp8 == "rowwise" and FUSED_MLP:
             fp8_mlp.install(transformer)
             applied.options.append("fp8-fused-mlp")
-    if mode != "off" and REWRITE_GELU:
+    applied.compiled = mode != "off"
+    if applied.compiled and REWRITE_GELU:
         gelu.rewrite(transformer)
     denoiser = transformer
     fallback = EagerFallback()
@@ -174,6 +181,19 @@ def guarded(eager: Callable[..., Any], compiled: Callable[..., Any], fallback: E
         return eager(*args, **kwargs)
 
     return call
+
+
+def compile_group_norms(vae: Any) -> int:
+    """Compile the VAE's GroupNorm layers; returns how many. PyTorch's eager GroupNorm reduces each of
+    the 32 groups in one thread block: 1.4 ms per call on a 1024² feature map (32 busy SMs of 132),
+    71 ms of each 1024² fill's encode and decode on an H100. Inductor splits those reductions over
+    the whole GPU. Layers of one shape share a graph; after the first new shape, dynamo compiles one
+    for any size (no recompilation per canvas)."""
+    fallback = EagerFallback()
+    norms: list[Any] = [m for m in vae.modules() if isinstance(m, torch.nn.GroupNorm)]
+    for norm in norms:
+        norm.forward = guarded(norm.forward, torch.compile(norm.forward, fullgraph=True), fallback)
+    return len(norms)
 
 
 def repeated_blocks(transformer: Any) -> list[torch.nn.Module]:
