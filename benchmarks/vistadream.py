@@ -206,6 +206,9 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
             placement.place(pipe)
         from genfab.stages.flux import graph, speed
 
+        # Each variant compiles its own transformer; dynamo's per-function recompilation limit would
+        # otherwise run later variants' blocks eagerly without a word (seen as 9-16 s fills).
+        torch._dynamo.reset()
         experiments = variant.experiments
         torch._inductor.config.coordinate_descent_tuning = "cdt" in experiments
         if "vae" in experiments:

@@ -148,7 +148,8 @@ class FluxRuntime(GenfabModel):
     compile: Literal["off", "blocks", "full"] = "blocks"
     """torch.compile of the transformer on CUDA: `blocks` compiles its two repeated block types once
     each (diffusers' regional compilation: seconds at Pod start, nearly all of the speed) and, without
-    firstBlockCache or offload, replays each denoising step as one CUDA graph; `full` compiles the
+    firstBlockCache or offload, replays each denoising step as one CUDA graph; the VAE's group norms
+    are compiled with it (any of `blocks` or `full`); `full` compiles the
     whole transformer with CUDA graphs (minutes at Pod start; worth it only for many fills per Pod);
     `off` runs eagerly. Ignored on the CPU."""
     attention: Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "_flash_3", "sage"
@@ -159,8 +160,9 @@ class FluxRuntime(GenfabModel):
     fp8: Literal["off", "rowwise", "tensorwise"] = "off"
     """Quantise the transformer's linear layers to FP8 (torchao: dynamic activations, weights with a
     scale per row or one per tensor; Ada, Hopper or newer, best with `compile`): half the
-    transformer's weight memory, faster matmuls, a small change of the output. Compiling the FP8
-    blocks takes minutes at Pod start."""
+    transformer's weight memory, faster matmuls, a small change of the output. With `rowwise` the
+    GELU-fed layers quantise their input in one Triton pass. Compiling the FP8 blocks takes 20-40 s
+    at Pod start (H100)."""
     first_block_cache: float = Field(0.0, ge=0.0, le=1.0)
     """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed
     by less than this (relative) reuses the previous step's other blocks. 0.05-0.1 skips a third to a
