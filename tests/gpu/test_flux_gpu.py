@@ -43,7 +43,11 @@ def fill_with(model: Path, options: Options) -> torch.Tensor:
 
 def test_every_speed_option_fills_and_the_lossless_ones_stay_close(model: Path, monkeypatch: pytest.MonkeyPatch
                                                                    ) -> None:
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
     monkeypatch.setattr(fp8_mlp, "MIN_ROWS", 1)  # the tiny fill's few tokens take the fused FP8 layers too
+    # diffusers' set_attention_backend (the cudnn variant) also sets the process's active backend: restore it
+    monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", _AttentionBackendRegistry._active_backend)
     torch._dynamo.reset()
     plain = fill_with(model, Options())
     variants = {"blocks": replace(Options(), compile="blocks"), "full": replace(Options(), compile="full"),
