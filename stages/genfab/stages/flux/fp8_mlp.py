@@ -15,6 +15,8 @@ fill the GPU there (`MIN_ROWS`).
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,10 @@ from genfab.stages.flux.fp8_rows import gelu_fp8_rows
 MIN_ROWS = 2048
 """Below this many rows inductor's two passes were as fast (H100: 512 rows, 54 vs 62 µs)."""
 WEIGHT, SCALE = "genfab_fp8_weight_t", "genfab_fp8_scale_t"
+SINGLE_BLOCK_SIGNATURE = ["self", "hidden_states", "encoder_hidden_states", "temb", "image_rotary_emb",
+                          "joint_attention_kwargs"]
+"""The forward `_single_block` re-states (diffusers 0.42); another one is left alone."""
+log = logging.getLogger("genfab.stages")
 
 
 def fp8_weight(linear: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,7 +45,7 @@ def install(transformer: torch.nn.Module, weight_of: Callable[[Any], tuple[torch
     """Give every double block's image feed-forward and every single block the fused forward; returns
     how many were changed. The transposed weight and scales are views (no copy), kept as buffers so
     that the compiled blocks take them as inputs."""
-    count = 0
+    count, unknown = 0, False
     module: Any
     for module in transformer.modules():
         kind = type(module).__name__
@@ -48,9 +54,15 @@ def install(transformer: torch.nn.Module, weight_of: Callable[[Any], tuple[torch
             module.ff.forward = _feed_forward(module.ff)
             count += 1
         elif kind == "FluxSingleTransformerBlock":
+            if list(inspect.signature(type(module).forward).parameters) != SINGLE_BLOCK_SIGNATURE:
+                unknown = True
+                continue
             _attach(module.proj_out, weight_of)
             module.forward = _single_block(module)
             count += 1
+    if unknown:
+        log.warning("fp8: this diffusers' FluxSingleTransformerBlock.forward is not 0.42's; the single blocks keep "
+                    "torchao's quantisation (slower, same result)")
     return count
 
 
