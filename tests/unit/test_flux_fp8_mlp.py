@@ -107,3 +107,12 @@ def test_fused_layers_match_the_bf16_model_to_fp8_precision(monkeypatch: pytest.
     assert len(calls) == 2 + 2  # each double block's image feed-forward, each single block
     cosine = torch.nn.functional.cosine_similarity(fused.flatten(), reference.flatten(), dim=0)
     assert cosine > 0.99 and not torch.equal(fused, reference)
+
+
+def test_single_blocks_of_another_diffusers_forward_keep_torchaos_path(monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(fp8_mlp, "SINGLE_BLOCK_SIGNATURE", ["self", "hidden_states", "temb"])
+    model = tiny_transformer()
+    with caplog.at_level("WARNING", logger="genfab.stages"):
+        assert fp8_mlp.install(model, rowwise) == 2  # the double blocks only
+    assert sum("not 0.42's" in r.getMessage() for r in caplog.records) == 1
