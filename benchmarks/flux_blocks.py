@@ -11,6 +11,7 @@ it. Variants are `+`-joined tokens:
 - `nosplit`: inductor does not split the rows' reductions (amax) into partial reductions
   (`fp8+sgelu+mk+nosplit+fused` is what the stages run for `fp8` with `compile: blocks`);
 - `fused`: the GELU-fed FP8 layers quantise their input in one pass (`genfab.stages.flux.fp8_mlp`);
+- `rope`: the attentions norm and rotate queries and keys in one pass (`genfab.stages.flux.attention`);
 - `cdt`: inductor's coordinate-descent tuning of the generated kernels (what torchao's
   `set_inductor_config` turns on for the whole process; genfab turns it off).
 
@@ -68,15 +69,19 @@ def build(name: str, device: torch.device) -> Any:
     from genfab.stages.flux import gelu, speed
 
     tokens = set(name.split("+"))
-    unknown = tokens - {"eager", "bf16", "fp8", "sgelu", "mk", "nosplit", "cdt", "fused"}
+    unknown = tokens - {"eager", "bf16", "fp8", "sgelu", "mk", "nosplit", "cdt", "fused", "rope"}
     if unknown:
         raise SystemExit(f"unknown variant tokens {sorted(unknown)} in {name!r}")
     torch._dynamo.reset()
     # the tokens alone decide (process-wide settings), not genfab's defaults for the stages
     speed.FP8_INDUCTOR, speed.REWRITE_GELU, speed.FUSED_MLP = {}, False, "fused" in tokens
+    speed.FUSED_ROPE = "rope" in tokens
     torch._inductor.config.triton.multi_kernel = 1 if "mk" in tokens else 0
     torch._inductor.config.split_reductions = "nosplit" not in tokens
     torch._inductor.config.coordinate_descent_tuning = "cdt" in tokens
+    # every variant compiles afresh: first-call seconds compare, and torch 2.11 cannot load cached
+    # multi-kernel graphs (see `speed.FP8_INDUCTOR`)
+    torch._inductor.config.fx_graph_cache = False
     model = transformer(device)
     if "sgelu" in tokens:
         gelu.rewrite(model)

@@ -13,7 +13,8 @@ same canvas, mask, seed, steps and guidance for every variant.
   (`attention: _native_cudnn`), `fp8` / `fp8t` (`fp8: rowwise` / `tensorwise`),
   `fbc<threshold>` (`firstBlockCache`), `tanhgelu` (without the GELU's sigmoid form) and `inductor0`
   (FP8 blocks without genfab's inductor options: `speed.FP8_INDUCTOR`), `unfused` (FP8 without the
-  one-pass quantisation of the GELU-fed layers: `speed.FUSED_MLP`), `vaenorm0` (eager VAE group norms),
+  one-pass quantisation of the GELU-fed layers: `speed.FUSED_MLP`), `rope0` (diffusers' query/key norm and
+  rotation, not `speed.FUSED_ROPE`'s one pass), `vaenorm0` (eager VAE group norms),
   and the stage's memory modes `offload-model` / `offload-group` (run these last: the pipeline stays
   offloaded). Each variant gets a fresh transformer with the same random weights (the options change
   it in place); the prompt is encoded once and the text encoders are freed, as in the stages.
@@ -120,6 +121,7 @@ EXPERIMENTS = {
     "inductor0": "FP8 blocks compiled without genfab's inductor options (`speed.FP8_INDUCTOR`)",
     "unfused": "FP8 without the one-pass quantisation of the GELU-fed layers (`speed.FUSED_MLP`)",
     "vaenorm0": "compiled transformer, eager VAE group norms (not `speed.VAE_NORMS`)",
+    "rope0": "compiled transformer with diffusers' query/key norm and rotation (not `speed.FUSED_ROPE`)",
 }
 
 
@@ -214,7 +216,8 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
         if "vae" in experiments:
             pipe.vae.encoder.compile()
             pipe.vae.decoder.compile()
-        defaults = graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP, speed.VAE_NORMS
+        defaults = (graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP, speed.VAE_NORMS,
+                    speed.FUSED_ROPE)
         if "nograph" in experiments:
             graph.wanted = lambda *_: False  # type: ignore[assignment]
         speed.REWRITE_GELU = "tanhgelu" not in experiments
@@ -222,11 +225,12 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
             speed.FP8_INDUCTOR = {}
         speed.FUSED_MLP = "unfused" not in experiments
         speed.VAE_NORMS = "vaenorm0" not in experiments
+        speed.FUSED_ROPE = "rope0" not in experiments
         try:
             core = FluxFillCore(pipe, placement, variant.options, prompt)
         finally:
             (graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP,  # type: ignore[assignment]
-             speed.VAE_NORMS) = defaults
+             speed.VAE_NORMS, speed.FUSED_ROPE) = defaults
 
         def fill() -> tuple[torch.Tensor, torch.Tensor]:
             out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))

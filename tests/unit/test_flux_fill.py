@@ -144,6 +144,14 @@ def test_a_failing_compilation_switches_every_block_to_eager_once(caplog: pytest
         "fluxRuntime.compile failed, the fill runs eagerly (slower, same result): RuntimeError: Failed to find C "
         "compiler. Please specify via CC"]
 
+    def wrapped(x: int) -> int:  # dynamo's wrapper starts "backend='inductor' raised:": the cause is named instead
+        raise torch._dynamo.exc.BackendCompilerFailed(lambda *_: None, KeyError("genfab::op"), None)
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="genfab.stages"):
+        assert guarded(lambda x: x + 1, wrapped, EagerFallback())(1) == 2
+    assert caplog.records[0].getMessage().endswith("eagerly (slower, same result): KeyError: 'genfab::op'")
+
     def out_of_memory(x: int) -> int:
         raise torch.OutOfMemoryError("CUDA out of memory")
 

@@ -148,8 +148,9 @@ class FluxRuntime(GenfabModel):
     compile: Literal["off", "blocks", "full"] = "blocks"
     """torch.compile of the transformer on CUDA: `blocks` compiles its two repeated block types once
     each (diffusers' regional compilation: seconds at Pod start, nearly all of the speed) and, without
-    firstBlockCache or offload, replays each denoising step as one CUDA graph; the VAE's group norms
-    are compiled with it (any of `blocks` or `full`); `full` compiles the
+    firstBlockCache or offload, replays each denoising step as one CUDA graph; with either `blocks` or
+    `full` the VAE's group norms are compiled too and each attention's query/key norm, rotary
+    embedding and layout run as one Triton pass (same numerics); `full` compiles the
     whole transformer with CUDA graphs (minutes at Pod start; worth it only for many fills per Pod);
     `off` runs eagerly. Ignored on the CPU."""
     attention: Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "_flash_3", "sage"

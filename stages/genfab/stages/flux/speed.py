@@ -2,7 +2,8 @@
 
 Order matters and is fixed here: attention backend, fused QKV projections, FP8 quantisation (on the
 fused weights) with the one-pass quantisation of the GELU-fed layers (`fp8_mlp`), the GELU's sigmoid
-form (`gelu`, whenever compiling), compilation, the first-block cache hooks, then (`compile: blocks`
+form (`gelu`) and the one-pass query/key norm and rotation (`attention`), both whenever compiling,
+compilation, the first-block cache hooks, then (`compile: blocks`
 without the cache) the whole step as one CUDA graph (`graph.StepGraph`). The hooks go last and `blocks`
 compiles each repeated block's own `forward` (not `Module.compile`, which would trace through the
 hooks): the cache's skip decision then runs in Python around compiled blocks, instead of guarding
@@ -21,21 +22,30 @@ from typing import Any, Protocol
 
 import torch
 
-from genfab.stages.flux import fp8_mlp, gelu, graph
+from genfab.stages.flux import attention, fp8_mlp, gelu, graph
 from genfab.stages.runtime.errors import BadInput
 
 log = logging.getLogger("genfab.stages")
 FP8_CAPABILITY = (8, 9)
 """FP8 matmuls (`torch._scaled_mm`) need Ada or Hopper or newer."""
-FP8_INDUCTOR: dict[str, Any] = {"triton.multi_kernel": 1}
+FP8_INDUCTOR: dict[str, Any] = {"triton.multi_kernel": 1, "fx_graph_cache": False}
 """Inductor options for the FP8 blocks: each activation's per-row amax and cast (after the layer and
 modulation norms) as a persistent reduction where the row fits, chosen by timing against the looped
-one (benchmarks/flux_blocks.py: `mk`). Not splitting reductions fused the GELU-fed layers' amax and
-cast, but those are `fp8_mlp`'s now, and it slowed the attention's RMS norm."""
+one (benchmarks/flux_blocks.py: `mk`; 0.06 s of a 4.7 s fill). Not splitting reductions fused the
+GELU-fed layers' amax and cast, but those are `fp8_mlp`'s now, and it slowed the attention's RMS norm.
+
+Without the FX graph cache (and so without AOTAutograd's, which needs it): torch 2.11 cannot load a
+cached multi-kernel graph (`MultiKernelCall.load_cache` reads a Triton kernel's `cache_key` whose lock
+is not set: "'NoneType' object does not support the context manager protocol"), so the second
+compilation of the same blocks in a process (another fill object) or on a machine (a second local run)
+fell back to eager. A Pod starts with an empty cache anyway."""
 REWRITE_GELU = True
 """The compiled transformer computes its tanh GELU in sigmoid form (`gelu`); a switch for the benchmarks."""
 FUSED_MLP = True
 """`fp8: rowwise` quantises the GELU output in one pass (`fp8_mlp`); a switch for the benchmarks."""
+FUSED_ROPE = True
+"""The compiled transformer's attentions norm and rotate queries and keys in one pass (`attention`); a
+switch for the benchmarks."""
 VAE_NORMS = True
 """With compilation on, the VAE's group norms are compiled too (`compile_group_norms`); a switch for the
 benchmarks."""
@@ -126,6 +136,8 @@ def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offlo
     applied.compiled = mode != "off"
     if applied.compiled and REWRITE_GELU:
         gelu.rewrite(transformer)
+    if applied.compiled and FUSED_ROPE and attention.install(transformer):
+        applied.options.append("fused-qk-norm-rope")
     denoiser = transformer
     fallback = EagerFallback()
     if mode == "blocks":
@@ -176,7 +188,8 @@ def guarded(eager: Callable[..., Any], compiled: Callable[..., Any], fallback: E
                 return compiled(*args, **kwargs)
             except torch._dynamo.exc.TorchDynamoException as exc:
                 fallback.active = True
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error, not dynamo's wrapper
+                reason = f"{type(cause).__name__}: " + (str(cause).strip().splitlines() or [""])[0][:300]
                 log.warning("fluxRuntime.compile failed, the fill runs eagerly (slower, same result): %s", reason)
         return eager(*args, **kwargs)
 
