@@ -80,3 +80,45 @@ NO_JOBS_HINT = (
     "no jobs to run: each sample needs photorealistic.original_path/path or stylized.original_path/path "
     "pointing to an existing file, or a fallback image (scaffold.input_image, images/index_XXXX.png)"
 )
+SHOWN = 5
+"""Samples explained one by one in the no-jobs error; the rest are counted."""
+
+
+def looked_for(sample: CuratedSample, index: int, exists: Callable[[str], bool],
+               variants: Sequence[str] | None = None) -> str:
+    """What one sample offered and why it gave no job, e.g. `index 3: photorealistic 'a.png' not found;
+    stylized: no original_path/path; fallback 'images/index_0003.png' not found`."""
+    parts, present = [], False
+    for name, paths in (("photorealistic", sample.photorealistic), ("stylized", sample.stylized)):
+        path = _variant_path(paths)
+        if path is None:
+            parts.append(f"{name}: no original_path/path")
+        elif not exists(path):
+            parts.append(f"{name} {path!r} not found")
+        else:
+            present = True
+            parts.append(f"{name} {path!r} not in variants {list(variants or [])}")
+    if present:  # the fallback only stands in for a sample without variant images
+        return f"index {index}: " + "; ".join(parts)
+    fallbacks = [sample.scaffold.input_image] if sample.scaffold is not None and sample.scaffold.input_image else []
+    fallbacks.append(f"images/index_{index:04d}.png")
+    found = fallback_image(sample, index, exists)
+    if found is None:
+        parts.append("fallback " + " or ".join(repr(c) for c in fallbacks) + " not found")
+    else:
+        parts.append(f"fallback {found!r} (variant default) not in variants {list(variants or [])}")
+    return f"index {index}: " + "; ".join(parts)
+
+
+def no_jobs_message(samples: Sequence[CuratedSample], *, indices: Sequence[int] | None = None,
+                    variants: Sequence[str] | None = None, exists: Callable[[str], bool] = lambda _: True) -> str:
+    """The error when `expand_samples` finds nothing: what was looked for, per sample."""
+    numbered = [(s.index if s.index is not None else i, s) for i, s in enumerate(samples)]
+    if indices is not None:
+        numbered = [(i, s) for i, s in numbered if i in set(indices)]
+        if not numbered:
+            return (f"no jobs to run: indices {sorted(set(indices))[:SHOWN]} match no sample of the curated set "
+                    f"({len(samples)} samples)")
+    lines = [looked_for(s, i, exists, variants) for i, s in numbered[:SHOWN]]
+    more = f"; and {len(numbered) - SHOWN} more samples" if len(numbered) > SHOWN else ""
+    return f"{NO_JOBS_HINT}. Looked for: " + " | ".join(lines) + more

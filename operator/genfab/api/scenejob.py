@@ -12,6 +12,8 @@ from genfab.api.gaussians import GaussiansConfig
 from genfab.api.types import DnsLabel, InputUri, RelativePath
 
 Variant = Literal["photorealistic", "stylized", "default"]
+SampleIndices = Annotated[list[Annotated[int, Field(ge=0, le=999999)]] | None, Field(min_length=1, max_length=100000)]
+SampleVariants = Annotated[list[Variant] | None, Field(min_length=1, max_length=3)]
 VARIANTS: tuple[Variant, ...] = ("photorealistic", "stylized", "default")
 
 
@@ -272,9 +274,9 @@ class SceneJobBase(CommonSpec):
 
     input: SceneInput
     """Images to turn into scenes."""
-    indices: list[Annotated[int, Field(ge=0, le=999999)]] | None = Field(None, min_length=1, max_length=100000)
-    """Only these sample indices (seed 000 `--indices`)."""
-    variants: list[Variant] | None = Field(None, min_length=1, max_length=3)
+    indices: SampleIndices = None
+    """Only these sample indices (seed 000 `--indices`) of a `manifest` or inline `samples`."""
+    variants: SampleVariants = None
     """Only these variants; unset runs every variant a sample has (`default` is the fallback)."""
     gaussians: GaussiansConfig = Field(default_factory=GaussiansConfig)
     """3DGS training (both pipelines)."""

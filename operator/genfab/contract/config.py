@@ -64,6 +64,10 @@ class Selection(ContractModel):
     """Only these (file names without extension)."""
     limit: int | None = Field(None, ge=0)
     """The first N in key order."""
+    indices: tuple[int, ...] | None = None
+    """A curated set (a SceneJob's manifest or inline samples): only these sample indices."""
+    variants: tuple[str, ...] | None = None
+    """A curated set: only these variants (photorealistic, stylized, default)."""
 
 
 class StageConfig(ContractModel):

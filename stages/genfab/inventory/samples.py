@@ -1,7 +1,9 @@
 """Which samples a stage processes. The stage Pods and the executors (local runner, operator) call
 the same `resolve_samples`, so the shard count an executor picks and the slice a Pod takes agree:
 - a stage that reads the job input processes the files under its first input URI (by suffix,
-  optionally only `ids`, at most `limit`), sample id = path without extension;
+  optionally only `ids`, at most `limit`), sample id = path without extension; a SceneJob's curated
+  set (`input.manifest` or inline `samples`) gives one sample per (index, variant), `{variant}/index_XXXX`
+  (`curated`);
 - a stage with upstream stages processes the samples that succeeded in every upstream stage
   (with `continueOnError`, only the successful ones flow on), read from their shard reports.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from genfab.contract import StageConfig, report_prefix
 from genfab.contract.paths import SAMPLE_ID_RE
+from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
 from genfab.inventory.reports import read_reports
 from genfab.storage.base import Storage
 
@@ -94,8 +97,14 @@ def resolve_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list
 
 
 def input_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> tuple[Storage, list[SampleRef]]:
-    """The job input's samples (the files of a folder, or a single file) and the storage their
-    `source` keys are relative to."""
+    """The job input's samples (the files of a folder, a single file, or a SceneJob's curated set) and
+    the storage their `source` keys are relative to."""
+    try:
+        curated = curated_input(cfg)
+        if curated is not None:
+            return open_fn(curated.root), [SampleRef(j.id, j.image) for j in curated_jobs(curated, open_fn)]
+    except CuratedSetError as exc:
+        raise InventoryError(str(exc)) from None
     root = source_root(cfg)
     storage = open_fn(root)
     if root != cfg.input_uris[0]:  # a single input file
@@ -106,7 +115,13 @@ def input_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> tuple[
 
 def source_root(cfg: StageConfig) -> str:
     """The URI that `SampleRef.source` keys are relative to: the first input, or its folder when
-    the input is a single file (a SceneJob's `image`)."""
+    the input is a single file (a SceneJob's `image`), or a curated set's dataset root."""
+    try:
+        curated = curated_input(cfg)
+    except CuratedSetError as exc:
+        raise InventoryError(str(exc)) from None
+    if curated is not None:
+        return curated.root
     first = cfg.input_uris[0]
     suffixes = tuple(s.lower() for s in cfg.selection.suffixes)
     parent, _, name = first.rstrip("/").rpartition("/")

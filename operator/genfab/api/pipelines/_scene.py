@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from genfab.api.base import GenfabModel
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, StageDecl
@@ -38,6 +40,12 @@ def gaussians_draft(spec: SceneJobBase, settings: GaussiansSettings, samples: in
     its shard size."""
     n = spec.gaussians.scenes_per_pod
     return Draft("gaussians", settings, samples, shard_size=n if n > 1 else None)
+
+
+def curated_selection(spec: SceneJobBase) -> dict[str, Any]:
+    """Which samples of a curated set the first stage takes (the contract's `Selection`: not hashed, so
+    a committed sample is reused whatever `indices` and `variants` the next run asks for)."""
+    return {"indices": spec.indices, "variants": spec.variants}
 
 
 def scene_input(req: DraftRequest) -> tuple[int | None, tuple[str, ...]]:

@@ -6,6 +6,7 @@ from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, S
 from genfab.api.pipelines._scene import (
     GaussiansSettings,
     InputSettings,
+    curated_selection,
     gaussians_draft,
     gaussians_stage,
     refinement_refs,
@@ -39,9 +40,10 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     outpaint = vd.stage != "no-outpaint"
     return PipelineDrafts(spec.output, [
         Draft("outpaint", fill(OutpaintSettings, vd, input=spec.input), samples, enabled=outpaint,
-              input_uris=input_uris),
+              input_uris=input_uris, selection=curated_selection(spec)),
         # Without outpainting, depth reads the input directly (the first enabled stage gets it).
-        Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris),
+        Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris,
+              selection={} if outpaint else curated_selection(spec)),
         gaussians_draft(spec, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
                                    refinement=spec.refinement), samples),
         Draft("coarse", fill(CoarseSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples,

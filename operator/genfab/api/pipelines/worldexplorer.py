@@ -7,6 +7,7 @@ from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, S
 from genfab.api.pipelines._scene import (
     GaussiansSettings,
     InputSettings,
+    curated_selection,
     gaussians_draft,
     gaussians_stage,
     refinement_refs,
@@ -35,7 +36,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     block: WorldExplorerConfig = req.block
     samples, input_uris = scene_input(req)
     return PipelineDrafts(spec.output, [
-        Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold), samples, input_uris=input_uris),
+        Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold), samples, input_uris=input_uris,
+              selection=curated_selection(spec)),
         Draft("expansion", ExpansionSettings(expansion=block.expansion), samples),
         gaussians_draft(spec, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
     ], refinement_refs(spec))
