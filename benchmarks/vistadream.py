@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from genfab.stages.flux.fill import Prompt
+from genfab.stages.flux.core import Prompt
 from genfab.stages.flux.speed import Options
 
 T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64,
@@ -267,7 +267,7 @@ def deviation(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch
 
 
 def main() -> None:
-    from genfab.stages.flux.fill import Prompt, release_text_encoders
+    from genfab.stages.flux.core import Prompt, release_text_encoders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)

@@ -3,8 +3,8 @@ so the model-backed stages run their real `from_pretrained` code anywhere, witho
 diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode and anyone trying a
 pipeline end to end use them:
 
-    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev, Depth Pro,
-                                                   # CLIP (needs torch, transformers, diffusers)
+    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev, FLUX.1-dev,
+                                                   # Depth Pro, CLIP (needs torch, transformers, diffusers)
 
 then set `spec.models: {uri: file:///tmp/models}` (and `segmentation.backends: [sam3, classical]`,
 `softShading.normals: depth-anything`, `captioning.enabled: true` to use them). Random weights: the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 TINY_PREPROCESS = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
@@ -159,18 +160,33 @@ def t5_tokenizer(path: Path) -> None:
 
 
 def save_tiny_flux_fill(root: Path, model_id: str = "black-forest-labs/FLUX.1-Fill-dev") -> Path:
-    """FLUX.1-Fill-dev's diffusers layout (transformer, VAE, CLIP-L and T5 encoders and tokenizers,
-    scheduler) with diffusers' own dummy sizes: the fill transformer takes the packed noisy latent
-    (2 channels x 4), the packed masked-image latent (8) and the packed mask (4): 20 channels."""
-    import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+    """FLUX.1-Fill-dev's diffusers layout with diffusers' own dummy sizes: the fill transformer takes the
+    packed noisy latent (2 channels x 4), the packed masked-image latent (8) and the packed mask (4):
+    20 channels."""
+    from diffusers import FluxFillPipeline
 
-    path = root / model_id
+    return _save_tiny_flux(root / model_id, FluxFillPipeline, in_channels=20)
+
+
+def save_tiny_flux(root: Path, model_id: str = "black-forest-labs/FLUX.1-dev") -> Path:
+    """FLUX.1-dev's diffusers layout (text to image), diffusers' dummy sizes: the packed latent (8)."""
+    from diffusers import FluxPipeline
+
+    return _save_tiny_flux(root / model_id, FluxPipeline, in_channels=8)
+
+
+def _save_tiny_flux(path: Path, pipeline: Any, in_channels: int) -> Path:
+    """A FLUX pipeline's components (transformer, VAE, CLIP-L and T5 encoders and tokenizers, scheduler)
+    shrunk; the transformer embeds the distilled guidance, as FLUX.1-dev and Fill-dev do."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+
     torch.manual_seed(0)
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=20, out_channels=8, num_layers=1,
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=in_channels, out_channels=8, num_layers=1,
                                          num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
-                                         joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+                                         joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+                                         guidance_embeds=True)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, num_attention_heads=4,
         num_hidden_layers=2, pad_token_id=1, vocab_size=1000, hidden_act="gelu", projection_dim=32))
@@ -184,11 +200,9 @@ def save_tiny_flux_fill(root: Path, model_id: str = "black-forest-labs/FLUX.1-Fi
     tokenizer = CLIPTokenizer(str(path / "tokenizer" / "vocab.json"), str(path / "tokenizer" / "merges.txt"),
                               model_max_length=77)
     t5_tokenizer(path / "tokenizer_2")
-    from transformers import T5TokenizerFast
-
-    pipe = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                            tokenizer=tokenizer, text_encoder_2=text_encoder_2,
-                            tokenizer_2=T5TokenizerFast.from_pretrained(path / "tokenizer_2"), transformer=transformer)
+    pipe = pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                    tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+                    tokenizer_2=T5TokenizerFast.from_pretrained(path / "tokenizer_2"), transformer=transformer)
     pipe.save_pretrained(path)
     return path
 
@@ -235,7 +249,7 @@ def save_vistadream_models(root: Path) -> Path:
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
     return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
-            save_tiny_depth_pro(root), save_tiny_clip(root)]
+            save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root)]
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def emu(emulator: Emulator, operator: OperatorProcess) -> Iterator[Emulator]:
 
 
 def make_scenejob(tmp: Path, samples: int = 5, shard_size: int = 2, **spec: Any) -> dict[str, Any]:
-    """A 3-stage worldexplorer SceneJob over `samples` input images in a fresh namespace."""
+    """A 3-stage worldexplorer SceneJob over a curated set of `samples` inline samples (one image each,
+samples `photorealistic/index_XXXX`) in a fresh namespace."""
     inputs = tmp / "in"
     inputs.mkdir(exist_ok=True)
     for i in range(samples):
@@ -55,6 +56,7 @@ def make_scenejob(tmp: Path, samples: int = 5, shard_size: int = 2, **spec: Any)
         "metadata": {"name": f"scenes-{n}", "namespace": f"lab-{n}"},
         "spec": {"pipeline": "worldexplorer",
                  "input": {"datasetUri": f"file://{inputs}",
-                           "samples": [{"index": 0, "photorealistic": {"path": "img_00.png"}}]},
+                           "samples": [{"index": i, "photorealistic": {"path": f"img_{i:02d}.png"}}
+                                       for i in range(samples)]},
                  "output": f"file://{tmp}/out", "shardSize": shard_size, **spec},
     }

@@ -17,7 +17,8 @@ pytest.importorskip("diffusers")
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
 from genfab.stages.flux import fp8_mlp, fp8_rows, qkv_rope  # noqa: E402
-from genfab.stages.flux.fill import FluxFillCore, Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.core import Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.fill import FluxFillCore  # noqa: E402
 from genfab.stages.flux.speed import Options  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 

@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
 from genfab.stages.flux import graph  # noqa: E402
-from genfab.stages.flux.fill import FluxFill, FluxFillCore, Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.core import Prompt, release_text_encoders  # noqa: E402
+from genfab.stages.flux.fill import FluxFill, FluxFillCore  # noqa: E402
 from genfab.stages.flux.speed import EagerFallback, Options, apply, compile_mode, guarded  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 from genfab.stages.runtime.errors import BadInput  # noqa: E402
