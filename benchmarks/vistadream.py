@@ -54,34 +54,54 @@ CLIP_L = {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "n
 FILL_TRANSFORMER = {"patch_size": 1, "in_channels": 384, "out_channels": 64, "num_layers": 19, "num_single_layers": 38,
                     "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
                     "pooled_projection_dim": 768, "guidance_embeds": True, "axes_dims_rope": (16, 56, 56)}
+TEXT_TRANSFORMER = {**FILL_TRANSFORMER, "in_channels": 64, "out_channels": None}
+"""FLUX.1-dev's: the packed latent alone (16 channels x 4)."""
 FLUX_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
             "up_block_types": ("UpDecoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
             "layers_per_block": 2, "latent_channels": 16, "norm_num_groups": 32, "sample_size": 1024,
             "scaling_factor": 0.3611, "shift_factor": 0.1159, "use_quant_conv": False, "use_post_quant_conv": False}
 
 
-def random_transformer(device: torch.device) -> Any:
-    """FLUX.1-Fill-dev's transformer with random bf16 weights, the same ones on every call."""
+@dataclass(frozen=True)
+class Task:
+    """What is benchmarked: FluxFill's outpainting (vistadream, worldexplorer's gaps) or FLUX.1-dev's
+    text to image (worldexplorer's cardinal views)."""
+
+    name: str
+    transformer: dict[str, Any]
+    pipeline: str
+    """The diffusers pipeline class: the eager baseline and the components' layout."""
+    guidance: float
+    prompt: str
+
+
+FILL = Task("fill", FILL_TRANSFORMER, "FluxFillPipeline", 30.0, "")
+TEXT = Task("text", TEXT_TRANSFORMER, "FluxPipeline", 3.5, "a kitchen of a rustic farmhouse, eye level")
+
+
+def random_transformer(device: torch.device, task: Task = FILL) -> Any:
+    """The task's FLUX transformer with random bf16 weights, the same ones on every call."""
     from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
-        transformer = FluxTransformer2DModel(**FILL_TRANSFORMER)
+        transformer = FluxTransformer2DModel(**task.transformer)
     torch.set_default_dtype(previous)
     return transformer.eval()
 
 
-def build_pipeline(device: torch.device) -> Any:
-    """FLUX.1-Fill-dev's architecture with random bf16 weights, made on the GPU (seconds, not minutes)."""
+def build_pipeline(device: torch.device, task: Task = FILL) -> Any:
+    """The task's FLUX architecture with random bf16 weights, made on the GPU (seconds, not minutes)."""
     import tempfile
 
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline
+    import diffusers
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
     from scripts.tiny_models import clip_vocab, t5_tokenizer
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
 
-    transformer = random_transformer(device)
+    transformer = random_transformer(device, task)
     torch.manual_seed(1)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
@@ -96,9 +116,9 @@ def build_pipeline(device: torch.device) -> Any:
     tokenizer = CLIPTokenizer(str(tokens / "clip/vocab.json"), str(tokens / "clip/merges.txt"), model_max_length=77)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=256, max_image_seq_len=4096)
-    pipe = FluxFillPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                            text_encoder_2=text_encoder_2, tokenizer_2=T5TokenizerFast.from_pretrained(tokens / "t5"),
-                            transformer=transformer)
+    pipe = getattr(diffusers, task.pipeline)(
+        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+        tokenizer_2=T5TokenizerFast.from_pretrained(tokens / "t5"), transformer=transformer)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -154,6 +174,19 @@ class Variant:
         return cls(name, options, offload, frozenset(experiments))
 
 
+def eager_text(pipe: Any, prompt: str, size: int, steps: int, guidance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        captured["latents"] = kwargs["latents"]
+        return kwargs
+
+    out = pipe(prompt=prompt, height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
+               generator=torch.Generator("cpu").manual_seed(0), output_type="pt", max_sequence_length=512,
+               callback_on_step_end=keep).images
+    return out.float().cpu(), captured["latents"].float().cpu().flatten()
+
+
 def eager_fill(pipe: Any, image: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     captured: dict[str, torch.Tensor] = {}
@@ -192,14 +225,17 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any, Any]:
 
 
 def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor, args: argparse.Namespace,
-            prompt: Prompt | None, device: torch.device) -> tuple[dict[str, Any], Any]:
+            prompt: Prompt | None, device: torch.device, task: Task = FILL) -> tuple[dict[str, Any], Any]:
     """One variant: returns its row and its (image, latents)."""
     from genfab.stages.flux.fill import FluxFillCore
+    from genfab.stages.flux.text import FluxTextCore
     from genfab.stages.models.placement import Placement
 
     torch.cuda.reset_peak_memory_stats()
-    if variant.name == "eager":
-        fill: Callable[[], Any] = lambda: eager_fill(pipe, image, mask, args.steps, args.guidance)  # noqa: E731
+    if variant.name == "eager" and task is TEXT:
+        fill: Callable[[], Any] = lambda: eager_text(pipe, task.prompt, args.size, args.steps, args.guidance)  # noqa: E731
+    elif variant.name == "eager":
+        fill = lambda: eager_fill(pipe, image, mask, args.steps, args.guidance)  # noqa: E731
     else:
         assert prompt is not None
         placement = Placement(device, torch.bfloat16, variant.offload)  # type: ignore[arg-type]
@@ -227,13 +263,19 @@ def measure(variant: Variant, pipe: Any, image: torch.Tensor, mask: torch.Tensor
         speed.VAE_NORMS = "vaenorm0" not in experiments
         speed.FUSED_ROPE = "rope0" not in experiments
         try:
-            core = FluxFillCore(pipe, placement, variant.options, prompt)
+            core = (FluxTextCore(pipe, placement, variant.options) if task is TEXT
+                    else FluxFillCore(pipe, placement, variant.options, prompt))
         finally:
             (graph.wanted, speed.REWRITE_GELU, speed.FP8_INDUCTOR, speed.FUSED_MLP,  # type: ignore[assignment]
              speed.VAE_NORMS, speed.FUSED_ROPE) = defaults
 
         def fill() -> tuple[torch.Tensor, torch.Tensor]:
-            out = core.fill(image, mask, args.steps, args.guidance, torch.Generator("cpu").manual_seed(0))
+            generator = torch.Generator("cpu").manual_seed(0)
+            if isinstance(core, FluxTextCore):
+                assert prompt is not None
+                out = core.generate(prompt, args.size, args.size, args.steps, args.guidance, generator)
+            else:
+                out = core.fill(image, mask, args.steps, args.guidance, generator)
             return out.image, out.latents.flatten()
 
     seconds, warmup, first, result = timed(fill, args.runs)
@@ -266,13 +308,13 @@ def deviation(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch
             "latent_cosine": round(float(torch.nn.functional.cosine_similarity(a[1], b[1], dim=0)), 6)}
 
 
-def main() -> None:
+def main(task: Task = FILL, description: str = __doc__ or "") -> None:
     from genfab.stages.flux.core import Prompt, release_text_encoders
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--guidance", type=float, default=30.0)
+    parser.add_argument("--guidance", type=float, default=task.guidance)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--variants", default="eager,core,blocks,blocks+cudnn,fp8+blocks,fbc0.08+blocks")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -280,7 +322,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda")
     started = time.perf_counter()
-    pipe = build_pipeline(device)
+    pipe = build_pipeline(device, task)
     build_seconds = time.perf_counter() - started
     image, mask = inputs(args.size, device)
     results: dict[str, dict[str, Any]] = {}
@@ -290,18 +332,18 @@ def main() -> None:
     for variant in map(Variant.parse, args.variants.split(",")):
         print(f"[{time.perf_counter() - started:.0f} s] {variant.name} ...", flush=True)
         if variant.name != "eager":
-            if prompt is None:  # as the stages do: encode the fixed prompt once, free T5 and CLIP
-                prompt = Prompt.encode(pipe, "", device)
+            if prompt is None:  # as the stages do: encode the prompt once (and free T5 and CLIP)
+                prompt = Prompt.encode(pipe, task.prompt, device)
                 release_text_encoders(pipe)
             if not fresh:  # the options changed the transformer in place: the same random weights again
                 pipe.transformer = None
                 torch._dynamo.reset()
                 gc.collect()
                 torch.cuda.empty_cache()
-                pipe.transformer = random_transformer(device)
+                pipe.transformer = random_transformer(device, task)
             fresh = False
         try:
-            row, (picture, latents) = measure(variant, pipe, image, mask, args, prompt, device)
+            row, (picture, latents) = measure(variant, pipe, image, mask, args, prompt, device, task)
         except Exception as exc:  # one failing option must not lose the other rows
             results[variant.name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
             print(variant.name, json.dumps(results[variant.name]), flush=True)
@@ -317,7 +359,7 @@ def main() -> None:
     eager = results.get("eager", {}).get("seconds")
     lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
              f"transformers {version('transformers')}, torchao {installed('torchao')}, Python "
-             f"{platform.python_version()}; {args.size}², {args.steps} steps, guidance {args.guidance}, "
+             f"{platform.python_version()}; {task.name}, {args.size}², {args.steps} steps, guidance {args.guidance}, "
              f"{args.runs} timed runs after a warm-up; components built in {build_seconds:.1f} s", "",
              "| variant | s / image | vs eager | warm-up extra s | peak GiB | PSNR vs eager | latent cosine |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
