@@ -246,6 +246,15 @@ def save_vistadream_models(root: Path) -> Path:
     return root
 
 
+def save_worldexplorer_models(root: Path) -> Path:
+    """The models worldexplorer's built-in scaffold loads by default (FLUX.1-dev, FluxFill, Depth Pro,
+    CLIP); returns `root`."""
+    save_tiny_flux(root)
+    save_vistadream_models(root)
+    save_tiny_clip(root)
+    return root
+
+
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
     return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),

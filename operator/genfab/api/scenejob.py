@@ -84,53 +84,6 @@ class SceneInput(GenfabModel):
     """Dataset root for inline `samples`."""
 
 
-class ScaffoldConfig(GenfabModel):
-    """Stage 1 (seed 000): the 8-view 360° scaffold."""
-
-    rules = (
-        Rule(
-            "self.method != 'single_image' || !has(self.customPrompts)",
-            "`customPrompts` only apply to method scaffold_gen",
-            "customPrompts",
-            lambda m: m.method != "single_image" or m.custom_prompts is None,
-        ),
-    )
-
-    method: Literal["single_image", "scaffold_gen"] = "single_image"
-    """single_image: SEVA views from the input image (context-preserving, the seed's default);
-    scaffold_gen: WorldExplorer text prompts (FLUX + inpainting) with the image as view 000."""
-    selection: Literal["fast", "automatic", "manual"] = "fast"
-    """How in-between views 001/003/005/007 are chosen: fast (one inpainting each), automatic
-    (CLIP picks the best of `inpaintCandidates`), manual (candidates are written; a person copies
-    the chosen ones into `final/` before Stage 2 runs)."""
-    inpaint_candidates: int = Field(4, ge=1, le=32)
-    """Inpainting variants per gap for automatic and manual selection."""
-    theme: str | None = Field(None, max_length=512)
-    """Theme for the generated prompts (scaffold_gen)."""
-    custom_prompts: list[str] | None = Field(None, min_length=4, max_length=4)
-    """Prompts for the four cardinal views 000/002/004/006 (scaffold_gen)."""
-    clip_model: str = Field("openai/clip-vit-base-patch16", max_length=256)
-    """CLIP model (transformers layout) scoring the candidates of automatic selection (WorldExplorer's)."""
-
-
-class ExpansionConfig(GenfabModel):
-    """Stage 2 (seed 000): trajectory generation + VGGT geometry, without 3DGS."""
-
-    num_frames: int = Field(120, ge=8, le=2000)
-    """Frames generated along the trajectory through the scaffold."""
-    vggt_confidence_threshold: float = Field(0.2, ge=0.0, le=1.0)
-    """Points below this VGGT confidence quantile are dropped before 3DGS."""
-
-
-class WorldExplorerConfig(GenfabModel):
-    """Seed 000: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
-
-    scaffold: ScaffoldConfig = Field(default_factory=ScaffoldConfig)
-    """Stage 1."""
-    expansion: ExpansionConfig = Field(default_factory=ExpansionConfig)
-    """Stage 2."""
-
-
 class FluxRuntime(GenfabModel):
     """How genfab's FluxFill core runs. `compile` and `attention` change speed, not results (up to
     floating-point order); `fp8` and `firstBlockCache` trade a small, measured deviation for speed and
@@ -170,6 +123,75 @@ class FluxRuntime(GenfabModel):
     """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed
     by less than this (relative) reuses the previous step's other blocks. 0.05-0.1 skips a third to a
     half of the steps, with a visible change of the output."""
+
+
+class ScaffoldConfig(GenfabModel):
+    """Stage 1 (seed 000): the 8-view 360° scaffold."""
+
+    rules = (
+        Rule(
+            "self.method != 'single_image' || !has(self.customPrompts)",
+            "`customPrompts` only apply to method scaffold_gen",
+            "customPrompts",
+            lambda m: m.method != "single_image" or m.custom_prompts is None,
+        ),
+    )
+
+    method: Literal["single_image", "scaffold_gen"] = "single_image"
+    """single_image: SEVA views from the input image (context-preserving, the seed's default);
+    scaffold_gen: WorldExplorer text prompts (FLUX + inpainting) with the image as view 000."""
+    selection: Literal["fast", "automatic", "manual"] = "fast"
+    """How in-between views 001/003/005/007 are chosen: fast (one inpainting each), automatic
+    (CLIP picks the best of `inpaintCandidates`), manual (candidates are written; a person copies
+    the chosen ones into `final/` before Stage 2 runs)."""
+    inpaint_candidates: int = Field(4, ge=1, le=32)
+    """Inpainting variants per gap for automatic and manual selection."""
+    theme: str | None = Field(None, max_length=512)
+    """Theme for the generated prompts (scaffold_gen)."""
+    custom_prompts: list[str] | None = Field(None, min_length=4, max_length=4)
+    """Prompts for the four cardinal views 000/002/004/006 (scaffold_gen)."""
+    clip_model: str = Field("openai/clip-vit-base-patch16", max_length=256)
+    """CLIP model (transformers layout) scoring the candidates of automatic selection (WorldExplorer's)."""
+    flux_model: str = Field("black-forest-labs/FLUX.1-dev", max_length=256)
+    """FLUX text-to-image model (diffusers layout) generating the cardinal views (scaffold_gen)."""
+    flux_steps: int = Field(50, ge=1, le=200)
+    """Denoising steps of each generated cardinal view (WorldExplorer uses 100)."""
+    flux_guidance: float = Field(3.5, ge=0.0, le=100.0)
+    """FLUX.1-dev's distilled guidance for the cardinal views."""
+    flux_fill_model: str = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
+    """FluxFill model (diffusers layout) inpainting the in-between views' holes."""
+    fill_steps: int = Field(50, ge=1, le=200)
+    """Denoising steps of each inpainting candidate."""
+    fill_guidance: float = Field(30.0, ge=0.0, le=100.0)
+    """FluxFill's guidance."""
+    depth_model: str = Field("apple/DepthPro-hf", max_length=256)
+    """Depth Pro (transformers layout): the cardinal views' metric depth, for the reprojection."""
+    resolution: int = Field(576, ge=64, le=2048, multiple_of=32)
+    """Side of the square scaffold views (WorldExplorer: 576); the input image is centre-cropped to it."""
+    fov_degrees: float = Field(60.0, gt=10.0, lt=170.0)
+    """Field of view of every scaffold camera (WorldExplorer: 60°)."""
+    flux_runtime: FluxRuntime = Field(default_factory=FluxRuntime)
+    """How both FLUX models run (compilation, attention kernel, FP8, first-block cache)."""
+    seed: int = Field(0, ge=0)
+    """Base seed: each view's and candidate's noise derives from it, the sample and the view."""
+
+
+class ExpansionConfig(GenfabModel):
+    """Stage 2 (seed 000): trajectory generation + VGGT geometry, without 3DGS."""
+
+    num_frames: int = Field(120, ge=8, le=2000)
+    """Frames generated along the trajectory through the scaffold."""
+    vggt_confidence_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    """Points below this VGGT confidence quantile are dropped before 3DGS."""
+
+
+class WorldExplorerConfig(GenfabModel):
+    """Seed 000: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
+
+    scaffold: ScaffoldConfig = Field(default_factory=ScaffoldConfig)
+    """Stage 1."""
+    expansion: ExpansionConfig = Field(default_factory=ExpansionConfig)
+    """Stage 2."""
 
 
 class VistaDreamConfig(GenfabModel):

@@ -49,7 +49,8 @@ PIPELINE = Pipeline(
     position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts,
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
-                  "from prompts (FLUX + inpainting)", ScaffoldSettings, memory="48Gi", shard_size=1,
+                  "from prompts (FLUX + inpainting)", ScaffoldSettings,
+                  "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=1,
                   output=f"{SAMPLE}/scaffold/"),
         StageDecl("expansion", "scene", "Stage 2: trajectory generation + VGGT geometry (no 3DGS)", ExpansionSettings,
                   memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),

@@ -1,0 +1,151 @@
+"""Stage `scaffold` (seed 000, stage 1), method `scaffold_gen`: WorldExplorer's eight-view 360° scaffold.
+
+Per sample, at `resolution`² and `fovDegrees`, all cameras at one point, 45° apart in yaw:
+1. the cardinal views: 000 is the sample's image (centre-cropped), 002/004/006 are generated from the
+   cardinal prompts (`scaffold_prompts`) with FLUX text to image (`genfab.stages.flux.text`);
+2. each cardinal view's depth (Depth Pro), so its pixels become points;
+3. each in-between view (001/003/005/007) gets its two neighbours' points reprojected
+   (`scaffold_geometry.reproject`: colours where they are seen, a hole mask elsewhere);
+4. FluxFill inpaints the holes: one candidate (`selection: fast`) or `inpaintCandidates` (`automatic`);
+5. `automatic` scores the candidates with CLIP against the neighbours' prompts joined by "and"
+   (`clip_select`) and keeps the best; `fast` keeps its only one.
+
+Writes, under `{variant}/index_XXXX/scaffold/`: `final/000.png` … `final/007.png` (the scaffold the
+expansion reads), `candidates/<gap>_<k>.png`, `reprojected/<gap>.png` and `masks/<gap>.png` (255 = painted)
+per in-between view, and `scaffold.json` (cameras, prompts, per gap the candidates' CLIP scores and the
+choice). `method: single_image` runs SEVA, research code that is not a package: it is a custom stage of
+this name; `selection: manual` (a person picks in storage) is not built yet: both are refused with one
+line saying what to set.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from genfab.api.pipelines.worldexplorer import ScaffoldSettings
+from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
+from genfab.stages.models.base import ModelStage
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.vistadream.geometry import intrinsics_from_fov
+from genfab.stages.vistadream.images import decode_rgb, encode_png
+from genfab.stages.worldexplorer.clip_select import Choice
+from genfab.stages.worldexplorer.scaffold_geometry import (
+    CARDINAL,
+    GAPS,
+    cam_T_world,
+    gap_prompt,
+    neighbours,
+    reproject,
+    view_name,
+    yaw_degrees,
+)
+from genfab.stages.worldexplorer.scaffold_prompts import NoPrompt, cardinal_prompts
+
+CANDIDATE_SEED_STRIDE = 100
+"""Candidate k of in-between view g is seeded with base + 100·g + k (cardinal view v with base + v)."""
+
+
+def square(rgb: np.ndarray, side: int) -> np.ndarray:
+    """The largest centred square of `rgb`, resized to `side`² (area filter when shrinking)."""
+    height, width = rgb.shape[:2]
+    edge = min(height, width)
+    top, left = (height - edge) // 2, (width - edge) // 2
+    crop = rgb[top:top + edge, left:left + edge]
+    interpolation = cv2.INTER_AREA if edge > side else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(crop, (side, side), interpolation=interpolation))
+
+
+def refusal(method: str, selection: str) -> str | None:
+    """Why the built-in stage cannot run these settings (one line), or None."""
+    if method == "single_image":
+        return ("worldexplorer.scaffold.method single_image runs SEVA (Stable Virtual Camera), research code that is "
+                "not a package: add a customStages entry named `scaffold` with a SEVA stage image, or set "
+                "worldexplorer.scaffold.method: scaffold_gen")
+    if selection == "manual":
+        return ("worldexplorer.scaffold.selection manual (a person picks the in-between views in storage) is not "
+                "built yet: use fast or automatic")
+    return None
+
+
+class ScaffoldStage(ModelStage[ScaffoldSettings]):
+    name = "scaffold"
+
+    def load_models(self, ctx: StageContext) -> None:
+        from genfab.stages.flux.fill import FluxFill
+        from genfab.stages.flux.text import FluxText
+        from genfab.stages.vistadream.models import DepthPro
+        from genfab.stages.worldexplorer.clip_select import ClipScorer
+
+        s = self.settings.scaffold
+        why = refusal(s.method, s.selection)
+        if why:
+            raise BadInput(why)
+        self.ctx = ctx
+        try:
+            curated = curated_input(ctx.cfg)
+            self.entries = {j.id: j.sample for j in curated_jobs(curated, ctx.open)} if curated else {}
+        except CuratedSetError as exc:
+            raise BadInput(str(exc)) from None
+        self.generate = self.models.load("generator", s.flux_model, lambda path, placement: FluxText(
+            path, placement, s.flux_steps, s.flux_guidance, s.flux_runtime))
+        self.fill = self.models.load("inpainter", s.flux_fill_model, lambda path, placement: FluxFill(
+            path, placement, s.fill_steps, s.fill_guidance, s.flux_runtime))
+        self.depth = self.models.load("depth", s.depth_model,
+                                      lambda path, placement: DepthPro(path, placement, s.fov_degrees))
+        self.clip = (self.models.load("clip", s.clip_model, ClipScorer) if s.selection == "automatic" else None)
+
+    def process(self, sample: Sample) -> None:
+        s = self.settings.scaffold
+        entry = self.entries.get(sample.id)
+        try:
+            prompts = cardinal_prompts(s.custom_prompts, s.theme, entry.prompt if entry is not None else None)
+        except NoPrompt as exc:
+            raise SampleError("NoPrompt", str(exc)) from None
+        side, base = s.resolution, sample.seed(s.seed)
+        K = intrinsics_from_fov(side, side, s.fov_degrees)
+        views = {0: square(decode_rgb(sample.read_source()), side)}
+        started = time.perf_counter()
+        for view in CARDINAL[1:]:
+            views[view] = self.generate(prompts[view], side, side, seed=base + view)
+        sample.timings["generateSeconds"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        depth = {view: self.depth(views[view]).depth for view in CARDINAL}
+        sample.timings["depthSeconds"] = round(time.perf_counter() - started, 3)
+        prefix = self.ctx.sample_prefix(sample.id)
+        gaps: dict[str, Any] = {}
+        fill_seconds = 0.0
+        for gap in GAPS:
+            name = view_name(gap)
+            left, right = neighbours(gap)
+            seen = reproject([(views[v], depth[v], cam_T_world(v)) for v in (left, right)], K, cam_T_world(gap),
+                             (side, side))
+            count = 1 if s.selection == "fast" else s.inpaint_candidates
+            started = time.perf_counter()
+            candidates = [self.fill(seen.rgb, seen.hole, seed=base + CANDIDATE_SEED_STRIDE * gap + k)
+                          for k in range(count)]
+            fill_seconds += time.perf_counter() - started
+            text = gap_prompt(prompts, gap)
+            choice = self.clip.choose(candidates, text) if self.clip is not None else Choice(0, ())
+            views[gap] = candidates[choice.best]
+            for k, candidate in enumerate(candidates):
+                sample.write(f"{prefix}candidates/{name}_{k:02d}.png", encode_png(candidate))
+            sample.write(f"{prefix}reprojected/{name}.png", encode_png(seen.rgb))
+            sample.write(f"{prefix}masks/{name}.png", encode_png(seen.hole))
+            gaps[name] = {"neighbours": [view_name(left), view_name(right)], "prompt": text, "candidates": count,
+                          "scores": list(choice.scores) or None, "chosen": choice.best,
+                          "holeFraction": round(float(seen.hole.mean()), 4)}
+        sample.timings["fillSeconds"] = round(fill_seconds, 3)
+        for view, rgb in sorted(views.items()):
+            sample.write(f"{prefix}final/{view_name(view)}.png", encode_png(rgb))
+        sample.write_json(prefix + "scaffold.json", {
+            "method": s.method, "selection": s.selection, "resolution": side, "fovDegrees": s.fov_degrees,
+            "K": K.tolist(), "gaps": gaps,
+            "views": {view_name(v): {"yawDegrees": yaw_degrees(v), "camTWorld": cam_T_world(v).tolist(),
+                                     "source": "input" if v == 0 else "generated" if v in CARDINAL else "inpainted",
+                                     **({"prompt": prompts[v]} if v in CARDINAL else {})}
+                      for v in sorted(views)}})
+        sample.params.update(fluxRuntime=self.generate.applied.options, **self.model_params())

@@ -1,0 +1,110 @@
+"""worldexplorer's built-in scaffold (`scaffold_gen`) through `genfab run` (the real runtime, one
+subprocess per shard) with tiny random FLUX.1-dev, FluxFill, Depth Pro and CLIP models from
+scripts/tiny_models.py, on the CPU, over a curated set: the eight views, the candidates and their CLIP
+choice, and the refusals (random weights: the paths run, the pictures mean nothing)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("torch")
+
+from scripts.tiny_models import save_worldexplorer_models
+
+from genfab.stages.vistadream.images import decode_png
+from genfab.stages.worldexplorer.scaffold_stage import square
+from tests.helpers import ROOT, genfab_run
+
+PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+SIDE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield save_worldexplorer_models(tmp_path_factory.mktemp("models"))
+
+
+def curated_set(root: Path) -> Path:
+    """Two samples: one with both variants and a prompt, one with no prompt."""
+    (root / "photo").mkdir(parents=True)
+    (root / "style").mkdir()
+    for name in ("photo/0.png", "style/0.png", "photo/1.png"):
+        (root / name).write_bytes(PORTRAIT.read_bytes())
+    (root / "metadata.json").write_text(json.dumps({"samples": [
+        {"index": 0, "prompt": "a harbour at dawn", "photorealistic": {"original_path": "photo/0.png"},
+         "stylized": {"path": "style/0.png"}},
+        {"index": 1, "photorealistic": {"original_path": "photo/1.png"}}]}))
+    return root / "metadata.json"
+
+
+def scenejob(tmp: Path, models: Path, **scaffold: Any) -> dict[str, Any]:
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we-tiny"},
+            "spec": {"pipeline": "worldexplorer", "input": {"manifest": curated_set(tmp / "curated").as_uri()},
+                     "output": (tmp / "out").as_uri(), "models": {"uri": models.as_uri()},
+                     "onlyStages": ["scaffold"], "continueOnError": True,
+                     "worldexplorer": {"scaffold": {"method": "scaffold_gen", "resolution": SIDE, "fluxSteps": 2,
+                                                    "fillSteps": 2, **scaffold}}}}
+
+
+def test_automatic_selection_writes_the_eight_views_and_picks_by_clip(tmp_path: Path, tiny_models: Path) -> None:
+    doc = scenejob(tmp_path, tiny_models, selection="automatic", inpaintCandidates=2)
+    result = genfab_run(tmp_path, doc, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out"
+    for variant in ("photorealistic", "stylized"):
+        scaffold = out / variant / "index_0000" / "scaffold"
+        views = [decode_png((scaffold / "final" / f"{v:03d}.png").read_bytes()) for v in range(8)]
+        assert all(v.shape == (SIDE, SIDE, 3) for v in views)
+        np.testing.assert_array_equal(views[0], square(decode_png(PORTRAIT.read_bytes()), SIDE))  # the input is 000
+        info = json.loads((scaffold / "scaffold.json").read_text())
+        assert [info["views"][f"{v:03d}"]["source"] for v in range(8)] == [
+            "input", "inpainted", "generated", "inpainted", "generated", "inpainted", "generated", "inpainted"]
+        assert info["views"]["002"]["prompt"].startswith("a harbour at dawn, with the horizon line centered")
+        for gap in ("001", "003", "005", "007"):
+            entry = info["gaps"][gap]
+            assert entry["candidates"] == 2 and len(entry["scores"]) == 2
+            assert entry["chosen"] == int(np.argmax(entry["scores"]))
+            chosen = decode_png((scaffold / "candidates" / f"{gap}_{entry['chosen']:02d}.png").read_bytes())
+            np.testing.assert_array_equal(chosen, views[int(gap)])
+            hole = decode_png((scaffold / "masks" / f"{gap}.png").read_bytes()) > 127
+            assert hole[:, SIDE // 2].all()  # the view's middle is 45° from both neighbours' axes: unseen at 60°
+        assert info["gaps"]["001"]["prompt"] == (f"{info['views']['000']['prompt']} and "
+                                                 f"{info['views']['002']['prompt']}")
+    # index 1 has no prompt and the job sets no theme: dropped with the reason, the job goes on
+    assert not (out / "photorealistic" / "index_0001").exists()
+    dropped = (out / "_genfab" / "dropped_samples.csv").read_text()
+    assert "photorealistic/index_0001,NoPrompt" in dropped
+
+
+def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path: Path, tiny_models: Path) -> None:
+    doc = scenejob(tmp_path, tiny_models, selection="fast", theme="rustic farmhouse")
+    doc["spec"]["indices"] = [1]
+    result = genfab_run(tmp_path, doc, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    info = json.loads((tmp_path / "out/photorealistic/index_0001/scaffold/scaffold.json").read_text())
+    assert [info["views"][f"{v:03d}"]["prompt"] for v in (0, 2, 4, 6)] == [
+        "kitchen of a rustic farmhouse", "office of a rustic farmhouse", "bedroom of a rustic farmhouse",
+        "living room of a rustic farmhouse"]
+    assert all(g["candidates"] == 1 and g["scores"] is None and g["chosen"] == 0 for g in info["gaps"].values())
+
+
+@pytest.mark.parametrize(("scaffold", "message"), [
+    ({"method": "single_image"}, "add a customStages entry named `scaffold` with a SEVA stage image, or set "
+                                 "worldexplorer.scaffold.method: scaffold_gen"),
+    ({"selection": "manual"}, "worldexplorer.scaffold.selection manual"),
+])
+def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold: dict[str, Any], message: str) -> None:
+    doc = scenejob(tmp_path, tmp_path / "no-models", **scaffold)
+    doc["spec"]["indices"] = [1]
+    result = genfab_run(tmp_path, doc, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr  # the stage failed on bad input (its shard: 42)
+    assert "failed (bad input)" in result.stdout
+    log = (tmp_path / "out/_genfab/logs/scaffold/shard-00000.log").read_text()
+    assert message in log and "Traceback" not in log
