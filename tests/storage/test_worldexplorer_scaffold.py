@@ -6,6 +6,9 @@ choice, and the refusals (random weights: the paths run, the pictures mean nothi
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from tests.helpers import ROOT, genfab_run
 
 PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
 SIDE = 64
+PATHS = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +106,11 @@ def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path
 ])
 def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold: dict[str, Any], message: str) -> None:
     doc = scenejob(tmp_path, tmp_path / "no-models", **scaffold)
-    doc["spec"]["indices"] = [1]
     result = genfab_run(tmp_path, doc, timeout=300)
-    assert result.returncode == 1, result.stdout + result.stderr  # the stage failed on bad input (its shard: 42)
-    assert "failed (bad input)" in result.stdout
-    log = (tmp_path / "out/_genfab/logs/scaffold/shard-00000.log").read_text()
-    assert message in log and "Traceback" not in log
+    assert result.returncode == 2, result.stdout + result.stderr  # refused before any stage starts
+    output = result.stdout + result.stderr
+    assert output.startswith("genfab run: stage scaffold: ") and message in output and len(output.splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+    validate = subprocess.run([sys.executable, "-m", "genfab.cli.main", "validate", str(tmp_path / "job.yaml")],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PATHS})
+    assert validate.returncode == 0 and "note: this resource cannot run as set: stage scaffold: " in validate.stdout

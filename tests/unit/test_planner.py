@@ -276,3 +276,25 @@ def test_output_directory_of_a_layout(layout: str, directory: str) -> None:
     from genfab.contract import layout_dir as _layout_dir
 
     assert _layout_dir(layout) == directory
+
+
+def _drop_custom_scaffold(d: Doc) -> None:
+    d["spec"]["customStages"] = [c for c in d["spec"]["customStages"] if c["name"] != "scaffold"]
+
+
+@pytest.mark.parametrize(("scaffold", "custom", "unsupported"), [
+    ({"method": "single_image"}, True, ""),  # SEVA as the lab's custom stage: runs
+    ({"method": "single_image"}, False, "method single_image runs SEVA"),  # no SEVA image: one line says what to set
+    ({"method": "scaffold_gen", "selection": "automatic"}, False, ""),  # the built-in stage
+    ({"method": "scaffold_gen", "selection": "manual"}, False, "selection manual"),
+])
+def test_a_built_in_stage_that_cannot_run_its_settings_needs_a_custom_stage(scaffold: dict[str, Any], custom: bool,
+                                                                           unsupported: str) -> None:
+    def mutate(d: Doc) -> None:
+        d["spec"]["worldexplorer"]["scaffold"] = scaffold
+        if not custom:
+            _drop_custom_scaffold(d)
+
+    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold")
+    assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
+    assert (stage.implementation is None) == (custom or bool(unsupported))

@@ -60,6 +60,9 @@ class StageDecl:
     """Output layout relative to the resource's output root (`{sample}` is a sample's folder)."""
     singleton: bool = False
     """The stage works on the whole sample set at once (one shard, whatever the shard size)."""
+    refuses: Callable[[Any], str | None] | None = None
+    """Given the stage's settings, why the built-in implementation cannot run them (one line saying
+    what to set), or None: such a stage needs a custom stage of its name, like an unimplemented one."""
 
 
 def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:

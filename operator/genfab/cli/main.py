@@ -16,7 +16,7 @@ from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.run import run_cmd
 from genfab.planner import INPUT, Plan, plan
-from genfab.sequencing import unimplemented
+from genfab.sequencing import unimplemented, unsupported_settings
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -54,6 +54,9 @@ def runs_today_note(p: Plan) -> str | None:
     missing = unimplemented(p.stages)
     if not missing:
         return None
+    reasons = unsupported_settings(p.stages)
+    if reasons:
+        return "note: this resource cannot run as set: " + "; ".join(reasons)
     return (f"note: pipeline {p.pipeline} is not implemented yet: this resource needs customStages for "
             f"{', '.join(missing)} before it can run")
 

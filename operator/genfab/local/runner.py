@@ -45,6 +45,7 @@ from genfab.sequencing import (
     stage_command,
     status_outputs,
     unimplemented,
+    unsupported_settings,
 )
 from genfab.status import StageObservation, build_status, notes_message
 from genfab.status.aggregate import ExecState
@@ -185,6 +186,9 @@ class LocalRunner:
 
     def check_runnable(self) -> None:
         missing = unimplemented(self.plan.stages)
+        reasons = unsupported_settings(self.plan.stages)
+        if reasons:
+            raise RunnerError("; ".join(reasons))
         if missing:
             raise RunnerError(
                 f"no implementation in genfab yet for stage(s) {', '.join(missing)} of pipeline "

@@ -154,6 +154,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             family, implementation = base.family, base.implementation
             image = (override.image if override is not None else None) or getattr(spec.images, family)
             command, args, env = (), (), ()
+        unsupported = (base.refuses(draft.settings) or "") if custom is None and base.refuses and draft else ""
+        if unsupported:
+            implementation = None
         shard_size = _shard_size(base, spec, name, custom, draft)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
         shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
@@ -170,7 +173,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             input_uris=input_uris, output_uri=output_uri, output_layout=layout, samples=samples,
             shard_size=shard_size, shards=shards, fixed_shards=fixed, config_hash=digest, run=run,
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
-            image=image, implementation=implementation,
+            image=image, implementation=implementation, unsupported=unsupported,
             command=command, args=args, env=env,
             batch_size=override.batch_size if override is not None else None,
             offload=override.offload if override is not None else None,

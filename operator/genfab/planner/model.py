@@ -56,6 +56,9 @@ class PlannedStage:
     implementation: str | None = None
     """The built-in implementation (`module:Class`); None for custom stages and for stages genfab
     does not implement yet (those cannot run unless a custom stage replaces them)."""
+    unsupported: str = ""
+    """Why the built-in implementation cannot run this stage's settings (`StageDecl.refuses`); such a
+    stage has no implementation, as if genfab had none."""
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

@@ -124,5 +124,11 @@ def status_outputs(plan: Plan) -> dict[str, str]:
 
 
 def unimplemented(stages: Iterable[PlannedStage]) -> list[str]:
-    """Stages that would run but have no implementation here (not built in yet, no custom stage)."""
+    """Stages that would run but have no implementation here (not built in yet, or not for these
+    settings, and no custom stage)."""
     return [s.name for s in stages if s.run and s.family != CUSTOM_FAMILY and s.implementation is None]
+
+
+def unsupported_settings(stages: Iterable[PlannedStage]) -> list[str]:
+    """Why built-in stages that would run cannot run their settings (`StageDecl.refuses`)."""
+    return [f"stage {s.name}: {s.unsupported}" for s in stages if s.run and s.unsupported]

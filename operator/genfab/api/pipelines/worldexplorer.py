@@ -31,6 +31,19 @@ class ExpansionSettings(GenfabModel):
     expansion: ExpansionConfig
 
 
+def scaffold_refusal(settings: ScaffoldSettings) -> str | None:
+    """Why genfab's built-in `scaffold` cannot run these settings (one line saying what to set), or None."""
+    s = settings.scaffold
+    if s.method == "single_image":
+        return ("worldexplorer.scaffold.method single_image runs SEVA (Stable Virtual Camera), research code that is "
+                "not a package: add a customStages entry named `scaffold` with a SEVA stage image, or set "
+                "worldexplorer.scaffold.method: scaffold_gen")
+    if s.selection == "manual":
+        return ("worldexplorer.scaffold.selection manual (a person picks the in-between views in storage) is not "
+                "built yet: use fast or automatic")
+    return None
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     spec: SceneJobBase = req.spec
     block: WorldExplorerConfig = req.block
@@ -51,7 +64,7 @@ PIPELINE = Pipeline(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
                   "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=1,
-                  output=f"{SAMPLE}/scaffold/"),
+                  output=f"{SAMPLE}/scaffold/", refuses=scaffold_refusal),
         StageDecl("expansion", "scene", "Stage 2: trajectory generation + VGGT geometry (no 3DGS)", ExpansionSettings,
                   memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",

@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from genfab.api.pipelines.worldexplorer import ScaffoldSettings
+from genfab.api.pipelines.worldexplorer import ScaffoldSettings, scaffold_refusal
 from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
@@ -59,18 +59,6 @@ def square(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(crop, (side, side), interpolation=interpolation))
 
 
-def refusal(method: str, selection: str) -> str | None:
-    """Why the built-in stage cannot run these settings (one line), or None."""
-    if method == "single_image":
-        return ("worldexplorer.scaffold.method single_image runs SEVA (Stable Virtual Camera), research code that is "
-                "not a package: add a customStages entry named `scaffold` with a SEVA stage image, or set "
-                "worldexplorer.scaffold.method: scaffold_gen")
-    if selection == "manual":
-        return ("worldexplorer.scaffold.selection manual (a person picks the in-between views in storage) is not "
-                "built yet: use fast or automatic")
-    return None
-
-
 class ScaffoldStage(ModelStage[ScaffoldSettings]):
     name = "scaffold"
 
@@ -81,7 +69,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         from genfab.stages.worldexplorer.clip_select import ClipScorer
 
         s = self.settings.scaffold
-        why = refusal(s.method, s.selection)
+        why = scaffold_refusal(self.settings)  # the planner says so first; a Pod run by hand gets the same line
         if why:
             raise BadInput(why)
         self.ctx = ctx
