@@ -85,6 +85,15 @@ def test_automatic_selection_writes_the_eight_views_and_picks_by_clip(tmp_path: 
     assert not (out / "photorealistic" / "index_0001").exists()
     dropped = (out / "_genfab" / "dropped_samples.csv").read_text()
     assert "photorealistic/index_0001,NoPrompt" in dropped
+    batch = json.loads((out / "batch_summary.json").read_text())  # the seed's per-sample summary
+    rows = {r["sample"]: r for r in batch["samples"]}
+    assert sorted(rows) == ["photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000"]
+    done = rows["stylized/index_0000"]
+    assert done["status"] == "succeeded" and done["stages"]["scaffold"]["seconds"] > 0
+    assert done["stages"]["scaffold"]["output"] == (out / "stylized/index_0000/scaffold").as_uri() + "/"
+    assert done["stages"]["expansion"] == {"status": "not selected"}
+    assert rows["photorealistic/index_0001"]["stages"]["scaffold"]["reason"] == "NoPrompt"
+    assert batch["counts"] == {"succeeded": 2, "failed": 1, "incomplete": 0}
 
 
 def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path: Path, tiny_models: Path) -> None:

@@ -47,6 +47,7 @@ from genfab.sequencing import (
     unimplemented,
     unsupported_settings,
 )
+from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_summary
 from genfab.status import StageObservation, build_status, notes_message
 from genfab.status.aggregate import ExecState
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -469,4 +470,10 @@ class LocalRunner:
                    "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",
                    "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+        if self.plan.kind == "SceneJob":  # a batch of scenes: the seed's per-sample summary beside them
+            batch = batch_summary(self.plan.stages, {n: r.reports for n, r in self.stages.items()},
+                                  self.plan.output_uri)
+            self.run_storage.write_bytes(BATCH_SUMMARY_KEY, json.dumps(
+                {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
+                 "phase": status.phase, "finishedAt": summary["finishedAt"], **batch}, indent=2).encode())
         return summary

@@ -43,6 +43,9 @@ class ShardReport:
     succeeded: list[str] = field(default_factory=list)
     """Committed samples, including `reused` ones (committed earlier with the same config hash)."""
     reused: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds each sample produced here took (reused samples have none): the per-sample timings of a
+    run's summaries."""
     redone: int = 0
     """Samples committed with this config whose outputs failed the reuse check (missing, other size,
     other sha256 with `--verify`): produced again."""

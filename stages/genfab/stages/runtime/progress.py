@@ -33,9 +33,11 @@ class ProgressReporter:
         self.report.total = total
         self.flush()
 
-    def succeeded(self, sample_id: str, reused: bool = False) -> None:
+    def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None) -> None:
         self.report.succeeded.append(sample_id)
         self.report.reused += reused
+        if seconds is not None:
+            self.report.seconds[sample_id] = round(seconds, 3)
         self.report.last_sample_at = time.time()
         self.maybe_flush()
 

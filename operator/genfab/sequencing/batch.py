@@ -1,0 +1,52 @@
+"""A batch run's per-sample summary (seed 000's `batch_summary.json`): for each sample and variant,
+every stage's outcome, seconds and output folder, from the shard reports alone (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from genfab.contract import sample_subdir
+from genfab.contract.paths import join_uri
+from genfab.inventory import ShardReport
+from genfab.planner import PlannedStage
+
+BATCH_SUMMARY_KEY = "batch_summary.json"
+"""Beside the samples' folders, at the run's output root (where the seed's batch script writes it)."""
+
+
+def _stage_entry(stage: PlannedStage, sample: str, reports: Mapping[int, ShardReport],
+                 output_uri: str) -> dict[str, Any]:
+    for report in reports.values():
+        if sample in report.succeeded:
+            seconds = report.seconds.get(sample)
+            return {"status": "succeeded", "reused": seconds is None, "seconds": seconds,
+                    "output": join_uri(output_uri, sample, sample_subdir(stage.output_layout)) + "/"}
+        for failed in report.failed:
+            if failed.id == sample:
+                return {"status": "failed", "reason": failed.reason, "message": failed.message}
+    return {"status": "not run" if stage.run else "not selected"}
+
+
+def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[int, ShardReport]],
+                  output_uri: str) -> dict[str, Any]:
+    """Every sample any stage reported, in id order: `variant` and `index` (from `{variant}/index_XXXX`
+    ids), `status` (succeeded when every selected stage succeeded, failed when one failed, else
+    incomplete), `seconds` (the stages' produced time) and per stage its outcome."""
+    ids = sorted({i for r in reports.values() for rep in r.values() for i in (*rep.succeeded,
+                                                                              *(f.id for f in rep.failed))})
+    rows = []
+    for sample in ids:
+        entries = {s.name: _stage_entry(s, sample, reports.get(s.name, {}), output_uri) for s in stages}
+        selected = [entries[s.name] for s in stages if s.run]
+        status = ("failed" if any(e["status"] == "failed" for e in selected) else
+                  "succeeded" if all(e["status"] == "succeeded" for e in selected) else "incomplete")
+        variant, _, rest = sample.rpartition("/")
+        row: dict[str, Any] = {"sample": sample, "variant": variant or None,
+                               "index": int(rest[6:]) if rest.startswith("index_") and rest[6:].isdigit() else None,
+                               "status": status,
+                               "seconds": round(sum(e.get("seconds") or 0.0 for e in selected), 3),
+                               "stages": entries}
+        rows.append(row)
+    counts = {k: sum(r["status"] == k for r in rows) for k in ("succeeded", "failed", "incomplete")}
+    return {"samples": rows, "counts": counts}
