@@ -50,6 +50,7 @@ def test_cli_validate_accepts_all_examples() -> None:
     ("datasetjob-difix.yaml", "needs customStages for export, split, adapter"),
     ("scenejob-vistadream.yaml", None),
     ("scenejob-worldexplorer.yaml", None),  # SEVA and VGGT come as custom stages, gaussians is built in
+    ("scenejob-worldexplorer-tiny.yaml", None),  # only the built-in scaffold
 ])
 def test_plan_and_validate_say_what_does_not_run_today(example: str, note: str | None) -> None:
     path = str(ROOT / "examples" / example)
