@@ -137,3 +137,9 @@ def test_vistadream_reads_a_curated_set_too_and_selection_is_not_hashed(tmp_path
     picked, picked_hash = first(indices=[1], variants=["photorealistic"])
     assert len(everything) == 5 and picked == ["photorealistic/index_0001"]
     assert picked_hash == config_hash  # a sample committed by one selection is reused by another
+
+
+def test_two_samples_with_one_index_are_refused(tmp_path: Path) -> None:
+    root = dataset(tmp_path, samples=[SAMPLES[0], {**SAMPLES[1], "index": 0}])
+    with pytest.raises(InventoryError, match=r"samples\[1\]: index 0 is used by an earlier sample too"):
+        first_stage_samples(tmp_path, {"manifest": (root / "metadata.json").as_uri()})

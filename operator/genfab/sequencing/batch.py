@@ -15,17 +15,19 @@ BATCH_SUMMARY_KEY = "batch_summary.json"
 """Beside the samples' folders, at the run's output root (where the seed's batch script writes it)."""
 
 
-def _stage_entry(stage: PlannedStage, sample: str, reports: Mapping[int, ShardReport],
-                 output_uri: str) -> dict[str, Any]:
+def _stage_entries(stage: PlannedStage, reports: Mapping[int, ShardReport], output_uri: str
+                   ) -> dict[str, dict[str, Any]]:
+    """Each sample this stage reported, by id (one pass over its reports: batches of 100,000 samples)."""
+    subdir = sample_subdir(stage.output_layout)
+    entries: dict[str, dict[str, Any]] = {}
     for report in reports.values():
-        if sample in report.succeeded:
-            seconds = report.seconds.get(sample)
-            return {"status": "succeeded", "reused": seconds is None, "seconds": seconds,
-                    "output": join_uri(output_uri, sample, sample_subdir(stage.output_layout)) + "/"}
         for failed in report.failed:
-            if failed.id == sample:
-                return {"status": "failed", "reason": failed.reason, "message": failed.message}
-    return {"status": "not run" if stage.run else "not selected"}
+            entries[failed.id] = {"status": "failed", "reason": failed.reason, "message": failed.message}
+        for sample in report.succeeded:  # a retried shard's success wins over its earlier failure
+            seconds = report.seconds.get(sample)
+            entries[sample] = {"status": "succeeded", "reused": seconds is None, "seconds": seconds,
+                               "output": join_uri(output_uri, sample, subdir) + "/"}
+    return entries
 
 
 def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[int, ShardReport]],
@@ -33,11 +35,12 @@ def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[
     """Every sample any stage reported, in id order: `variant` and `index` (from `{variant}/index_XXXX`
     ids), `status` (succeeded when every selected stage succeeded, failed when one failed, else
     incomplete), `seconds` (the stages' produced time) and per stage its outcome."""
-    ids = sorted({i for r in reports.values() for rep in r.values() for i in (*rep.succeeded,
-                                                                              *(f.id for f in rep.failed))})
+    per_stage = {s.name: _stage_entries(s, reports.get(s.name, {}), output_uri) for s in stages}
+    ids = sorted({i for found in per_stage.values() for i in found})
     rows = []
     for sample in ids:
-        entries = {s.name: _stage_entry(s, sample, reports.get(s.name, {}), output_uri) for s in stages}
+        entries = {s.name: per_stage[s.name].get(sample) or {"status": "not run" if s.run else "not selected"}
+                   for s in stages}
         selected = [entries[s.name] for s in stages if s.run]
         status = ("failed" if any(e["status"] == "failed" for e in selected) else
                   "succeeded" if all(e["status"] == "succeeded" for e in selected) else "incomplete")

@@ -90,7 +90,13 @@ def curated_jobs(cur: CuratedInput, open_fn: Callable[[str], Storage]) -> list[C
     samples = cur.input.samples if cur.manifest is None else read_manifest(storage, cur.manifest)
     assert samples is not None  # SceneInput: exactly one form
     present = {obj.key for obj in storage.list()}
-    by_index = {s.index if s.index is not None else i: s for i, s in enumerate(samples)}
+    by_index: dict[int, CuratedSample] = {}
+    for position, entry in enumerate(samples):
+        index = entry.index if entry.index is not None else position
+        if index in by_index:  # two samples would write the same {variant}/index_XXXX folders
+            raise CuratedSetError(f"samples[{position}]: index {index} is used by an earlier sample too; each sample "
+                                  f"needs its own index (dataset root {storage.uri})")
+        by_index[index] = entry
     jobs = expand_samples(samples, indices=cur.indices, variants=cur.variants, exists=present.__contains__)
     if not jobs:
         why = no_jobs_message(samples, indices=cur.indices, variants=cur.variants, exists=present.__contains__)
