@@ -163,8 +163,9 @@ def test_resources_layering_and_tuning_gpus() -> None:
 
 
 def test_custom_stages_replace_in_place_or_append() -> None:
-    we = _plan("scenejob-worldexplorer.yaml")
-    assert we.stage("scaffold").family == "custom" and we.stage("scaffold").image.endswith("seva:2025.06")
+    we = _plan("scenejob-worldexplorer.yaml", _spec(customStages=[
+        {"name": "scaffold", "image": "lab/seva-fork:2025.06", "command": ["python", "-m", "seva_stage"]}]))
+    assert we.stage("scaffold").family == "custom" and we.stage("scaffold").image.endswith("seva-fork:2025.06")
     assert "scaffold" in we.stage("scaffold").config  # the built-in parameters still reach the image
     extra = _plan("scenejob-worldexplorer.yaml", _spec(customStages=[
         {"name": "mesh", "image": "lab/mesh:1"},
@@ -278,23 +279,39 @@ def test_output_directory_of_a_layout(layout: str, directory: str) -> None:
     assert _layout_dir(layout) == directory
 
 
-def _drop_custom_scaffold(d: Doc) -> None:
-    d["spec"]["customStages"] = [c for c in d["spec"]["customStages"] if c["name"] != "scaffold"]
-
-
-@pytest.mark.parametrize(("scaffold", "custom", "unsupported"), [
-    ({"method": "single_image"}, True, ""),  # SEVA as the lab's custom stage: runs
-    ({"method": "single_image"}, False, "method single_image runs SEVA"),  # no SEVA image: one line says what to set
-    ({"method": "scaffold_gen", "selection": "automatic"}, False, ""),  # the built-in stage
-    ({"method": "scaffold_gen", "selection": "manual"}, False, "selection manual"),
+@pytest.mark.parametrize(("scaffold", "seva_image", "unsupported", "image", "gate"), [
+    ({"method": "single_image"}, "lab/seva:1", "", "lab/seva:1", False),  # SEVA's adapter in SEVA's image
+    ({"method": "single_image"}, None, "set worldexplorer.seva.image", None, False),  # one line: what to set
+    ({"method": "scaffold_gen", "selection": "automatic"}, "lab/seva:1", "", None, False),  # built in, family image
+    ({"method": "scaffold_gen", "selection": "manual"}, None, "", None, True),  # built in, waits for a person
 ])
-def test_a_built_in_stage_that_cannot_run_its_settings_needs_a_custom_stage(scaffold: dict[str, Any], custom: bool,
-                                                                           unsupported: str) -> None:
+def test_the_scaffold_runs_where_its_settings_need(scaffold: dict[str, Any], seva_image: str | None,
+                                                   unsupported: str, image: str | None, gate: bool) -> None:
     def mutate(d: Doc) -> None:
-        d["spec"]["worldexplorer"]["scaffold"] = scaffold
-        if not custom:
-            _drop_custom_scaffold(d)
+        block = d["spec"]["worldexplorer"]
+        block["scaffold"] = scaffold
+        block["seva"] = {"image": seva_image} if seva_image else {}
+        block.pop("vggt", None)
 
     stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold")
     assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
-    assert (stage.implementation is None) == (custom or bool(unsupported))
+    assert (stage.implementation is None) == bool(unsupported)
+    assert stage.image == image
+    assert (stage.manual_gate is not None) == gate
+
+
+@pytest.mark.parametrize(("seva", "vggt", "image"), [
+    (None, None, None),  # built-in walk + aligned depth: the scene family's image
+    ("lab/r:1", None, "lab/r:1"),  # SEVA frames
+    (None, "lab/r:1", "lab/r:1"),  # VGGT geometry
+    ("lab/r:1", "lab/r:1", "lab/r:1"),
+])
+def test_the_expansion_runs_in_the_research_image_it_needs(seva: str | None, vggt: str | None,
+                                                           image: str | None) -> None:
+    def mutate(d: Doc) -> None:
+        block = d["spec"]["worldexplorer"]
+        block["seva"] = {"image": seva} if seva else {}
+        block["vggt"] = {"image": vggt} if vggt else {}
+
+    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
+    assert stage.image == image and stage.implementation is not None

@@ -38,6 +38,24 @@ BUILTIN_PACKAGE = "genfab.api.pipelines"
 
 
 @dataclass(frozen=True)
+class ManualGate:
+    """A person's step between a stage and the next: every sample the stage committed must hold the
+    `required` files (under its folder of the stage's output) before any downstream stage starts.
+    Until then the resource carries condition `condition` listing the samples and where to choose
+    from, and no downstream Pod exists; the operator polls storage and goes on by itself, the local
+    runner stops (exit 3) and goes on when run again."""
+
+    condition: str
+    """Condition type set while samples wait (e.g. `AwaitingSelection`)."""
+    required: tuple[str, ...]
+    """Files relative to a sample's stage folder (e.g. `final/001.png`)."""
+    candidates: str
+    """Folder relative to a sample's stage folder a person chooses from."""
+    how: str
+    """One line: how to satisfy the gate."""
+
+
+@dataclass(frozen=True)
 class StageDecl:
     """One stage of a pipeline, in DAG order."""
 
@@ -63,6 +81,9 @@ class StageDecl:
     refuses: Callable[[Any], str | None] | None = None
     """Given the stage's settings, why the built-in implementation cannot run them (one line saying
     what to set), or None: such a stage needs a custom stage of its name, like an unimplemented one."""
+    manual_gate: Callable[[Any], ManualGate | None] | None = None
+    """Given the stage's settings, the person's step its samples wait for before downstream stages
+    run (worldexplorer's manual selection), or None."""
 
 
 def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:
@@ -113,6 +134,9 @@ class Draft:
     """Samples per shard decided by the spec itself (3DGS `scenesPerPod`); explicit sizes still win."""
     selection: dict[str, Any] = field(default_factory=dict)
     """Which input files are samples (`ids`, `limit`); see `genfab.contract.Selection`."""
+    image: str | None = None
+    """The stage's image when the spec names one for it (worldexplorer's SEVA and VGGT images);
+    `stages.<name>.image` still wins, the family's image is the default."""
 
 
 @dataclass(frozen=True)

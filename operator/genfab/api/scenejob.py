@@ -142,8 +142,9 @@ class ScaffoldConfig(GenfabModel):
     scaffold_gen: WorldExplorer text prompts (FLUX + inpainting) with the image as view 000."""
     selection: Literal["fast", "automatic", "manual"] = "fast"
     """How in-between views 001/003/005/007 are chosen: fast (one inpainting each), automatic
-    (CLIP picks the best of `inpaintCandidates`), manual (candidates are written; a person copies
-    the chosen ones into `final/` before Stage 2 runs)."""
+    (CLIP picks the best of `inpaintCandidates`), manual (`inpaintCandidates` are written and the
+    resource waits with condition AwaitingSelection, no Pod running, until a person copies the
+    chosen ones into each sample's `scaffold/final/` or runs `genfab select`; then Stage 2 starts)."""
     inpaint_candidates: int = Field(4, ge=1, le=32)
     """Inpainting variants per gap for automatic and manual selection."""
     theme: str | None = Field(None, max_length=512)
@@ -177,21 +178,79 @@ class ScaffoldConfig(GenfabModel):
 
 
 class ExpansionConfig(GenfabModel):
-    """Stage 2 (seed 000): trajectory generation + VGGT geometry, without 3DGS."""
+    """Stage 2 (seed 000, `skip_3dgs=True`): frames along a camera trajectory through the scaffold and
+    their geometry, written as `img2trajvid/` (Nerfstudio `transforms.json`, images, initial points)."""
 
     num_frames: int = Field(120, ge=8, le=2000)
     """Frames generated along the trajectory through the scaffold."""
+    trajectory: Literal["outward", "orbit"] = "outward"
+    """outward: from the scaffold's centre out towards each of the eight scaffold views and back,
+    looking along it (WorldExplorer's walk into the scene); orbit: a circle around the centre, looking
+    outwards."""
+    distance: float = Field(0.3, gt=0.0, le=2.0)
+    """How far the camera moves from the centre, as a fraction of the scene's median depth seen from view 000."""
+    fill_min_hole_ratio: float = Field(0.02, ge=0.0, le=1.0)
+    """Built-in expansion: a trajectory frame whose render has at least this fraction of holes is
+    inpainted (FluxFill), depth-aligned and added to the scene; the others are rendered."""
+    iterations: int = Field(150, ge=0, le=100000)
+    """Built-in expansion: Gaussian training steps after the scaffold and after each added frame."""
+    max_points: int = Field(300000, ge=1000, le=10000000)
+    """Initial points written for 3DGS (`sparse_pc.ply`), subsampled evenly when there are more."""
     vggt_confidence_threshold: float = Field(0.2, ge=0.0, le=1.0)
-    """Points below this VGGT confidence quantile are dropped before 3DGS."""
+    """VGGT geometry: points below this confidence quantile are dropped before 3DGS."""
+
+
+class SevaConfig(GenfabModel):
+    """SEVA (Stable Virtual Camera), research code run from its own stage image (images/seva/): the
+    `single_image` scaffold's 360° sweep and, when set, the expansion's frames (`img2trajvid`)."""
+
+    image: str | None = Field(None, max_length=512)
+    """Stage image with SEVA installed (`images/seva/Dockerfile`, SEVA at a pinned commit). Unset: the
+    scaffold needs `method: scaffold_gen` and the expansion runs genfab's built-in FluxFill walk."""
+    model: str = Field("stabilityai/stable-virtual-camera", max_length=256)
+    """SEVA weights (a folder with `model.safetensors` under the model location)."""
+    steps: int = Field(50, ge=1, le=200)
+    """Denoising steps per pass."""
+    cfg: float = Field(3.0, ge=1.0, le=20.0)
+    """Guidance of the first pass (SEVA's recommended 3 for img2trajvid; raise it for blurry unseen areas)."""
+    camera_scale: float = Field(2.0, gt=0.0, le=20.0)
+    """SEVA's `camera_scale` (its translation normalisation)."""
+    sweep_frames: int = Field(80, ge=16, le=400)
+    """single_image: frames of the 360° sweep from the input image (key frames 000-007 are picked from it)."""
+
+
+class VggtConfig(GenfabModel):
+    """VGGT, research code run from its own stage image (images/vggt/): the expansion's geometry."""
+
+    image: str | None = Field(None, max_length=512)
+    """Stage image with VGGT installed (`images/vggt/Dockerfile`). Unset: the built-in geometry (the
+    trajectory's known poses and per-frame depth aligned to the scene)."""
+    model: str = Field("facebook/VGGT-1B", max_length=256)
+    """VGGT weights (a `from_pretrained` folder under the model location)."""
 
 
 class WorldExplorerConfig(GenfabModel):
     """Seed 000: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
 
+    rules = (
+        Rule(
+            "!has(self.seva) || !has(self.vggt) || !has(self.seva.image) || !has(self.vggt.image)"
+            " || self.seva.image == self.vggt.image",
+            "seva.image and vggt.image must be one image when both are set (the expansion runs both in one "
+            "Pod): build images/vggt/Dockerfile with --build-arg BASE=<the SEVA image>",
+            "vggt",
+            lambda m: m.seva.image is None or m.vggt.image is None or m.seva.image == m.vggt.image,
+        ),
+    )
+
     scaffold: ScaffoldConfig = Field(default_factory=ScaffoldConfig)
     """Stage 1."""
     expansion: ExpansionConfig = Field(default_factory=ExpansionConfig)
     """Stage 2."""
+    seva: SevaConfig = Field(default_factory=SevaConfig)
+    """SEVA's stage image and settings (single_image scaffold, img2trajvid expansion)."""
+    vggt: VggtConfig = Field(default_factory=VggtConfig)
+    """VGGT's stage image and settings (expansion geometry)."""
 
 
 class VistaDreamConfig(GenfabModel):

@@ -19,7 +19,8 @@ class Condition(GenfabModel):
     """A condition, as in `metav1.Condition`."""
 
     type: str = Field(max_length=316)
-    """Accepted, InvalidSpec, Running, Suspended, Stalled, Succeeded or Failed."""
+    """Accepted, InvalidSpec, Running, Suspended, Stalled, Succeeded or Failed; AwaitingSelection while a
+    worldexplorer run waits for a person's choice of scaffold views."""
     status: Literal["True", "False", "Unknown"]
     """Condition status."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")

@@ -15,6 +15,7 @@ from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.run import run_cmd
+from genfab.cli.select import select_cmd
 from genfab.planner import INPUT, Plan, plan
 from genfab.sequencing import unimplemented, unsupported_settings
 
@@ -152,6 +153,7 @@ def argocd(out: Path, check: bool) -> None:
 
 
 cli.add_command(run_cmd)
+cli.add_command(select_cmd)
 
 
 @cli.command("operator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -148,4 +148,6 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     failure = failure_line(result.summary)
     if failure:
         click.echo(f"genfab run: {failure}", err=True)
+    for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
+        console.print(f"{held.condition}: {held.message}; then run `genfab run {file}` again", highlight=False)
     sys.exit(result.exit_code)

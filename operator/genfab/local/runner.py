@@ -48,7 +48,8 @@ from genfab.sequencing import (
     unsupported_settings,
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_summary
-from genfab.status import StageObservation, build_status, notes_message
+from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, held_back, read_pending
+from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
@@ -132,9 +133,13 @@ class RunResult:
     status: ResourceStatus
     summary: dict[str, Any]
     output_uri: str
+    awaiting: list[Awaiting] = field(default_factory=list)
+    """Gates the run stopped at: a person chooses, then runs it again."""
 
     @property
     def exit_code(self) -> int:
+        if self.awaiting:
+            return EXIT_AWAITING
         return {"Succeeded": 0, "PartiallySucceeded": 0}.get(self.status.phase, 1)
 
 
@@ -173,6 +178,9 @@ class LocalRunner:
         """One-line remarks for the person running it (a stale lease taken over)."""
         self._config_dir = Path()
         """Stage configs of this run (a temporary folder, removed when the run ends in any way)."""
+        self.awaiting: dict[str, Awaiting] = {}
+        """Finished gated stages whose samples wait for a person's choice."""
+        self._gates_read: set[str] = set()
 
     def open(self, uri: str) -> Storage:
         return open_storage(uri, self.s3)
@@ -227,7 +235,7 @@ class LocalRunner:
         self._write_status()
         last_report = 0.0
         try:
-            while not all(r.state in ("finished", "skipped", "blocked") for r in self.stages.values()):
+            while not all(r.state in ("finished", "skipped", "blocked") or self._held(r) for r in self.stages.values()):
                 self._keep_lease()
                 self._start_ready_stages()
                 self._launch_shards()
@@ -247,7 +255,7 @@ class LocalRunner:
         self._refresh_reports()
         status = self._write_status()
         summary = self._write_summary(status)
-        return RunResult(status, summary, self.plan.output_uri)
+        return RunResult(status, summary, self.plan.output_uri, list(self.awaiting.values()))
 
     def _keep_lease(self) -> None:
         try:
@@ -258,13 +266,33 @@ class LocalRunner:
             self._write_status(interrupted=True)
             raise RunnerError(str(exc)) from None
 
+    def _held(self, run: StageRun) -> bool:
+        """Waiting only for a person's choice upstream (the run stops there: exit 3)."""
+        return run.state == "waiting" and held_back(run.stage, self.awaiting) is not None
+
+    def _read_gates(self) -> None:
+        """Each gated stage once it finished: which committed samples still lack the chosen files."""
+        for run in self.stages.values():
+            if run.stage.manual_gate is None or run.state != "finished" or run.stage.name in self._gates_read:
+                continue
+            self._gates_read.add(run.stage.name)
+            committed = [i for r in read_reports(self.run_storage, run.stage.name, run.stage.config_hash).values()
+                         for i in r.succeeded]
+            held = awaiting(run.stage, read_pending(self.open(run.stage.output_uri), run.stage, committed))
+            if held is not None:
+                self.awaiting[run.stage.name] = held
+                run.message = held.message
+
     def _start_ready_stages(self) -> None:
+        self._read_gates()
         phases = {name: phase_of(r.observation(), self.continue_on_error) for name, r in self.stages.items()}
         for run in self.stages.values():
             if run.state != "waiting":
                 continue
             verdict = gate(run.stage, phases, self.continue_on_error)
             if verdict == "waiting":
+                continue
+            if verdict == "ready" and held_back(run.stage, self.awaiting) is not None:
                 continue
             if verdict == "blocked":
                 run.state, run.message = "blocked", BLOCKED_MESSAGE
@@ -426,6 +454,14 @@ class LocalRunner:
                               now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan))
         if interrupted and status.phase in ("Running", "Pending"):
             status = status.model_copy(update={"phase": "Failed"})
+        conditions = status.conditions
+        for name in sorted(self._gates_read):
+            gate_ = self.stages[name].stage.manual_gate
+            assert gate_ is not None
+            held = self.awaiting.get(name)
+            conditions = set_condition(conditions, gate_.condition, held is not None, "Waiting" if held else "Chosen",
+                                       held.message if held else "", now_rfc3339(), self.resource.metadata.generation)
+        status = status.model_copy(update={"conditions": conditions})
         self._status = status
         doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": self.plan.kind,
                "metadata": {"name": self.plan.name, "namespace": self.plan.namespace},

@@ -55,6 +55,7 @@ from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
+from genfab.sequencing.manual import Awaiting, awaiting, read_pending
 from genfab.status import StageObservation
 from genfab.storage import StorageError
 
@@ -75,6 +76,8 @@ class Controller:
         self.storage = StorageAccess(kube)
         self.clock = clock
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
+        self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
+        """Manual gates read from storage: (what still waits or None once complete, when read)."""
         self._present: dict[tuple[str, str, str], float] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -140,6 +143,7 @@ class Controller:
             self.cache.put_resource(key, None)
             self.metrics.observe_resource(key, None, None)
             self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
+            self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
             return
         self.cache.put_resource(key, body)
         self.queue.add(key)
@@ -212,7 +216,9 @@ class Controller:
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
-        if status.phase not in TERMINAL_PHASES and any(o.state == "running" for o in decision.observations):
+        waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
+        if status.phase not in TERMINAL_PHASES and (any(o.state == "running" for o in decision.observations)
+                                                    or waiting_for_a_person):
             self.queue.add_after(key, self.settings.progress_seconds)
 
     def _missing(self, namespace: str, resource: Resource) -> list[Prerequisite]:
@@ -245,7 +251,45 @@ class Controller:
             self.cache.forget_lost(owner.namespace, jn, keep)
             lost[jn] = keep
         progress = self._read_progress(key, the_plan, jobs, owner)
-        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress)
+        awaiting = self._read_awaiting(key, the_plan, jobs, owner, previous)
+        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting)
+
+    def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
+                       previous: ResourceStatus | None) -> dict[str, Awaiting]:
+        """Finished gated stages whose downstream has not started: which committed samples still lack
+        the gate's files (one listing per sample, at most every `progressSeconds`; a complete gate
+        is not read again)."""
+        out: dict[str, Awaiting] = {}
+        started = {j["metadata"]["name"] for j in jobs}
+        prev = {s.name: s for s in (previous.stages if previous else [])}
+        for stage in the_plan.stages:
+            if stage.manual_gate is None or not stage.run:
+                continue
+            job = next((j for j in jobs if j["metadata"]["name"] == child_name(the_plan.name, stage)), None)
+            before = prev.get(stage.name)
+            done = (job is not None and job_view(job).finished) or (
+                before is not None and before.config_hash == stage.config_hash and before.phase in TERMINAL_PHASES)
+            downstream = [s for s in the_plan.stages if s.run and stage.name in s.upstream]
+            waiting = [s for s in downstream if child_name(the_plan.name, s) not in started
+                       and not (s.name in prev and prev[s.name].job_name and prev[s.name].config_hash == s.config_hash)]
+            if not done or not waiting:
+                continue
+            slot = (key, stage.name, stage.config_hash)
+            cached = self._awaiting.get(slot)
+            fresh = cached is not None and time.monotonic() - cached[1] < self.settings.progress_seconds
+            if cached is not None and (cached[0] is None or fresh):
+                if cached[0] is not None:
+                    out[stage.name] = cached[0]
+                continue
+            spec_storage = self._spec_storage(key)
+            run = self.storage.open(the_plan.output_uri, owner, spec_storage)
+            committed = [i for r in read_reports(run, stage.name, stage.config_hash).values() for i in r.succeeded]
+            pending = read_pending(self.storage.open(stage.output_uri, owner, spec_storage), stage, committed)
+            held = awaiting(stage, pending)
+            self._awaiting[slot] = (held, time.monotonic())
+            if held is not None:
+                out[stage.name] = held
+        return out
 
     def _read_progress(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner
                        ) -> dict[str, Progress]:

@@ -32,6 +32,7 @@ from genfab.operator.observe import (
 )
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
+from genfab.sequencing.manual import Awaiting, held_back
 from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 
@@ -61,6 +62,8 @@ class Observed:
     """Pods deleted before they finished, by Job name."""
     progress: Mapping[str, Progress] = field(default_factory=dict)
     """Shard-report counts by stage name (current config hash only)."""
+    awaiting: Mapping[str, Awaiting] = field(default_factory=dict)
+    """Finished gated stages whose samples still wait for a person's choice, by stage name."""
 
 
 @dataclass
@@ -76,6 +79,9 @@ class Decision:
     stop_pods: list[tuple[str, str, str]] = field(default_factory=list)
     """(job, pod, why) of Pods past their progress deadline: deleting one frees its GPUs, and the Job
     counts the failure against the shard's retries."""
+    gates: dict[str, str] = field(default_factory=dict)
+    """Condition type of every manual gate in the plan -> the message while it holds stages back,
+    "" once nothing waits."""
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -189,11 +195,14 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         elif prev is not None and prev.phase in TERMINAL_PHASES:
             obs = _from_status(stage, prev)
         else:
-            obs = _waiting(stage, phases, spec.continue_on_error)
+            obs = _waiting(stage, phases, spec.continue_on_error, observed.awaiting)
             if obs.state == "pending":
                 d.start.append(stage.name)
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
+        if stage.manual_gate is not None:
+            held = observed.awaiting.get(stage.name)
+            d.gates[stage.manual_gate.condition] = held.message if held is not None else ""
     if d.stall is None:
         expired_stage = next((o for o in d.observations if o.reason == "DeadlineExceeded"), None)
         if expired_stage is not None:
@@ -201,8 +210,13 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     return d
 
 
-def _waiting(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool) -> StageObservation:
+def _waiting(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool,
+             awaiting: Mapping[str, Awaiting]) -> StageObservation:
     verdict = gate(stage, phases, continue_on_error)
+    held = held_back(stage, awaiting) if verdict == "ready" else None
+    if held is not None:  # upstream done, but a person has not chosen yet: no Job, no Pod
+        return StageObservation(stage.name, stage.config_hash, stage.output_uri, "waiting",
+                                reason=held.condition, message=f"waiting for a person's choice in stage {held.stage}")
     state: ExecState = {"ready": "pending", "waiting": "waiting", "blocked": "blocked"}[verdict]  # type: ignore[assignment]
     return StageObservation(stage.name, stage.config_hash, stage.output_uri, state,
                             message=BLOCKED_MESSAGE if verdict == "blocked" else None)
@@ -218,6 +232,9 @@ def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStat
     stall = decision.stall
     conditions = set_condition(conditions, "Stalled", stall is not None, stall.reason if stall else "Progressing",
                                stall.message if stall else "", now, generation)
+    for condition, message in decision.gates.items():  # a person's step: True while stages wait for it
+        conditions = set_condition(conditions, condition, bool(message), "Waiting" if message else "Chosen",
+                                   message[:32768], now, generation)
     return status.model_copy(update={"conditions": conditions})
 
 

@@ -152,7 +152,8 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             env = tuple((e.name, e.value) for e in custom.env)
         else:
             family, implementation = base.family, base.implementation
-            image = (override.image if override is not None else None) or getattr(spec.images, family)
+            image = ((override.image if override is not None else None) or (draft.image if draft is not None else None)
+                     or getattr(spec.images, family))
             command, args, env = (), (), ()
         unsupported = (base.refuses(draft.settings) or "") if custom is None and base.refuses and draft else ""
         if unsupported:
@@ -174,6 +175,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             shard_size=shard_size, shards=shards, fixed_shards=fixed, config_hash=digest, run=run,
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
             image=image, implementation=implementation, unsupported=unsupported,
+            manual_gate=base.manual_gate(draft.settings) if base.manual_gate and draft is not None else None,
             command=command, args=args, env=env,
             batch_size=override.batch_size if override is not None else None,
             offload=override.offload if override is not None else None,

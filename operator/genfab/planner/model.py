@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from genfab.api.pipeline import ManualGate
 from genfab.contract import ResourceRef, Selection, StageConfig, StageRef
 
 
@@ -59,6 +60,9 @@ class PlannedStage:
     unsupported: str = ""
     """Why the built-in implementation cannot run this stage's settings (`StageDecl.refuses`); such a
     stage has no implementation, as if genfab had none."""
+    manual_gate: ManualGate | None = None
+    """The person's step this stage's samples wait for before downstream stages start
+    (`StageDecl.manual_gate`); derived from the hashed settings, so not hashed itself."""
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genfab.api.base import GenfabModel
-from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
+from genfab.api.pipeline import Draft, DraftRequest, ManualGate, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
     GaussiansSettings,
     InputSettings,
@@ -13,7 +13,14 @@ from genfab.api.pipelines._scene import (
     refinement_refs,
     scene_input,
 )
-from genfab.api.scenejob import ExpansionConfig, ScaffoldConfig, SceneJobBase, WorldExplorerConfig
+from genfab.api.scenejob import (
+    ExpansionConfig,
+    ScaffoldConfig,
+    SceneJobBase,
+    SevaConfig,
+    VggtConfig,
+    WorldExplorerConfig,
+)
 
 SAMPLE = "{variant}/index_{index:04d}"
 """A sample's folder (its id)."""
@@ -23,24 +30,61 @@ class ScaffoldSettings(InputSettings):
     """Stage 1 `scaffold`."""
 
     scaffold: ScaffoldConfig
+    seva: SevaConfig
 
 
 class ExpansionSettings(GenfabModel):
-    """Stage 2 `expansion`."""
+    """Stage 2 `expansion`: its own block, the scaffold's (resolution, FluxFill, depth model, seed) and
+    the research images it may run."""
 
     expansion: ExpansionConfig
+    scaffold: ScaffoldConfig
+    seva: SevaConfig
+    vggt: VggtConfig
+
+
+def scaffold_image(block: WorldExplorerConfig) -> str | None:
+    """The scaffold's stage image: SEVA's for `single_image`, else the family's."""
+    return block.seva.image if block.scaffold.method == "single_image" else None
+
+
+def expansion_image(block: WorldExplorerConfig) -> str | None:
+    """The expansion's stage image: the one with SEVA (frames) and/or VGGT (geometry) when set (one
+    image when both are: `WorldExplorerConfig`'s rule), else the family's (built-in walk and depth)."""
+    return block.vggt.image or block.seva.image
+
+
+GAP_VIEWS = ("001", "003", "005", "007")
+"""The scaffold's in-between views (inpainted from their neighbours), the ones a person chooses."""
+AWAITING_SELECTION = "AwaitingSelection"
+
+
+def candidate_key(gap: str, k: int) -> str:
+    """Candidate `k` of in-between view `gap`, relative to a sample's scaffold folder."""
+    return f"candidates/{gap}_{k:02d}.png"
+
+
+def final_key(view: str) -> str:
+    """A final scaffold view (what the expansion reads), relative to a sample's scaffold folder."""
+    return f"final/{view}.png"
+
+
+def selection_gate(settings: ScaffoldSettings) -> ManualGate | None:
+    """`selection: manual`: the expansion waits until every sample's final/ holds the four chosen
+    in-between views."""
+    if settings.scaffold.selection != "manual":
+        return None
+    return ManualGate(AWAITING_SELECTION, tuple(final_key(g) for g in GAP_VIEWS), "candidates/",
+                      "copy the chosen candidates/<view>_<k>.png to final/<view>.png, or run "
+                      "`genfab select FILE --sample ID --gap 001 --candidate K`")
 
 
 def scaffold_refusal(settings: ScaffoldSettings) -> str | None:
     """Why genfab's built-in `scaffold` cannot run these settings (one line saying what to set), or None."""
-    s = settings.scaffold
-    if s.method == "single_image":
+    if settings.scaffold.method == "single_image" and settings.seva.image is None:
         return ("worldexplorer.scaffold.method single_image runs SEVA (Stable Virtual Camera), research code that is "
-                "not a package: add a customStages entry named `scaffold` with a SEVA stage image, or set "
-                "worldexplorer.scaffold.method: scaffold_gen")
-    if s.selection == "manual":
-        return ("worldexplorer.scaffold.selection manual (a person picks the in-between views in storage) is not "
-                "built yet: use fast or automatic")
+                "not a package: set worldexplorer.seva.image to a SEVA stage image (built from "
+                "images/seva/Dockerfile), or set worldexplorer.scaffold.method: scaffold_gen")
     return None
 
 
@@ -49,9 +93,10 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     block: WorldExplorerConfig = req.block
     samples, input_uris = scene_input(req)
     return PipelineDrafts(spec.output, [
-        Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold), samples, input_uris=input_uris,
-              selection=curated_selection(spec)),
-        Draft("expansion", ExpansionSettings(expansion=block.expansion), samples),
+        Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold, seva=block.seva), samples,
+              input_uris=input_uris, selection=curated_selection(spec), image=scaffold_image(block)),
+        Draft("expansion", ExpansionSettings(expansion=block.expansion, scaffold=block.scaffold, seva=block.seva,
+                                             vggt=block.vggt), samples, image=expansion_image(block)),
         gaussians_draft(spec, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
     ], refinement_refs(spec))
 
@@ -64,8 +109,10 @@ PIPELINE = Pipeline(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
                   "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=1,
-                  output=f"{SAMPLE}/scaffold/", refuses=scaffold_refusal),
-        StageDecl("expansion", "scene", "Stage 2: trajectory generation + VGGT geometry (no 3DGS)", ExpansionSettings,
+                  output=f"{SAMPLE}/scaffold/", refuses=scaffold_refusal, manual_gate=selection_gate),
+        StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
+                  "as img2trajvid/ (no 3DGS)", ExpansionSettings,
+                  "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
                   memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
                         f"{SAMPLE}/scenes/gaussians/"),

@@ -49,15 +49,21 @@ def yaw_degrees(view: int) -> float:
     return YAW_STEP_DEGREES * view
 
 
-def cam_T_world(view: int) -> np.ndarray:
-    """World-to-camera transform of view `view`: a pure rotation about the vertical axis at the
-    origin (the world frame is view 000's camera frame)."""
-    theta = np.radians(yaw_degrees(view))
+def yaw_pose(yaw: float, position: np.ndarray | None = None) -> np.ndarray:
+    """World-to-camera transform of a camera at `position` (default the origin) turned `yaw` degrees
+    to the right of view 000 about the vertical axis (the world frame is view 000's camera frame)."""
+    theta = np.radians(yaw)
     c, s = np.cos(theta), np.sin(theta)
-    c2w = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # forward (0, 0, 1) -> (sin, 0, cos)
-    out = np.eye(4)
-    out[:3, :3] = c2w.T
-    return out
+    c2w = np.eye(4)
+    c2w[:3, :3] = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # forward (0, 0, 1) -> (sin, 0, cos)
+    if position is not None:
+        c2w[:3, 3] = position
+    return np.linalg.inv(c2w)
+
+
+def cam_T_world(view: int) -> np.ndarray:
+    """World-to-camera transform of scaffold view `view`: a pure rotation at the origin."""
+    return yaw_pose(yaw_degrees(view))
 
 
 def neighbours(gap: int) -> tuple[int, int]:

@@ -13,37 +13,49 @@ Per sample, at `resolution`² and `fovDegrees`, all cameras at one point, 45° a
 Writes, under `{variant}/index_XXXX/scaffold/`: `final/000.png` … `final/007.png` (the scaffold the
 expansion reads), `candidates/<gap>_<k>.png`, `reprojected/<gap>.png` and `masks/<gap>.png` (255 = painted)
 per in-between view, and `scaffold.json` (cameras, prompts, per gap the candidates' CLIP scores and the
-choice). `method: single_image` runs SEVA, research code that is not a package: it is a custom stage of
-this name; `selection: manual` (a person picks in storage) is not built yet: both are refused with one
-line saying what to set.
+choice). `selection: manual` writes every candidate and no final in-between view: the resource waits
+(condition AwaitingSelection) until a person copies the chosen ones into `final/` or runs
+`genfab select`.
+
+`method: single_image` (the seed's default) runs SEVA through its adapter (`seva_adapter`, in the
+image `worldexplorer.seva.image`): a 360° sweep of `seva.sweepFrames` views turning in place from
+the input image, written to `sweep/NNNN.png`, and for each scaffold view the key frame looking its
+way (`keyframes`) copied to `final/`. Without a SEVA image the planner refuses it with one line
+saying what to set.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from genfab.api.pipelines.worldexplorer import ScaffoldSettings, scaffold_refusal
+from genfab.api.pipelines.worldexplorer import ScaffoldSettings, candidate_key, final_key, scaffold_refusal
 from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.vistadream.geometry import intrinsics_from_fov
 from genfab.stages.vistadream.images import decode_rgb, encode_png
 from genfab.stages.worldexplorer.clip_select import Choice
+from genfab.stages.worldexplorer.keyframes import KeyFrameError, key_frames
 from genfab.stages.worldexplorer.scaffold_geometry import (
     CARDINAL,
     GAPS,
+    VIEWS,
     cam_T_world,
     gap_prompt,
     neighbours,
     reproject,
     view_name,
     yaw_degrees,
+    yaw_pose,
 )
 from genfab.stages.worldexplorer.scaffold_prompts import NoPrompt, cardinal_prompts
+from genfab.stages.worldexplorer.seva_adapter import PosedView
 
 CANDIDATE_SEED_STRIDE = 100
 """Candidate k of in-between view g is seeded with base + 100·g + k (cardinal view v with base + v)."""
@@ -73,6 +85,13 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         if why:
             raise BadInput(why)
         self.ctx = ctx
+        if s.method == "single_image":
+            from genfab.stages.worldexplorer.seva_adapter import Seva
+
+            sv = self.settings.seva
+            self.seva = self.models.load("seva", sv.model, lambda path, placement: Seva(
+                path, placement, sv.steps, sv.cfg, sv.camera_scale))
+            return
         try:
             curated = curated_input(ctx.cfg)
             self.entries = {j.id: j.sample for j in curated_jobs(curated, ctx.open)} if curated else {}
@@ -87,6 +106,8 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         self.clip = (self.models.load("clip", s.clip_model, ClipScorer) if s.selection == "automatic" else None)
 
     def process(self, sample: Sample) -> None:
+        if self.settings.scaffold.method == "single_image":
+            return self.sweep(sample)
         s = self.settings.scaffold
         entry = self.entries.get(sample.id)
         try:
@@ -118,22 +139,74 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             fill_seconds += time.perf_counter() - started
             text = gap_prompt(prompts, gap)
             choice = self.clip.choose(candidates, text) if self.clip is not None else Choice(0, ())
-            views[gap] = candidates[choice.best]
+            if s.selection != "manual":  # manual: a person copies the chosen candidate into final/
+                views[gap] = candidates[choice.best]
             for k, candidate in enumerate(candidates):
-                sample.write(f"{prefix}candidates/{name}_{k:02d}.png", encode_png(candidate))
+                sample.write(prefix + candidate_key(name, k), encode_png(candidate))
             sample.write(f"{prefix}reprojected/{name}.png", encode_png(seen.rgb))
             sample.write(f"{prefix}masks/{name}.png", encode_png(seen.hole))
             gaps[name] = {"neighbours": [view_name(left), view_name(right)], "prompt": text, "candidates": count,
-                          "scores": list(choice.scores) or None, "chosen": choice.best,
+                          "scores": list(choice.scores) or None,
+                          "chosen": None if s.selection == "manual" else choice.best,
                           "holeFraction": round(float(seen.hole.mean()), 4)}
         sample.timings["fillSeconds"] = round(fill_seconds, 3)
         for view, rgb in sorted(views.items()):
-            sample.write(f"{prefix}final/{view_name(view)}.png", encode_png(rgb))
-        sample.write_json(prefix + "scaffold.json", {
-            "method": s.method, "selection": s.selection, "resolution": side, "fovDegrees": s.fov_degrees,
-            "K": K.tolist(), "gaps": gaps,
-            "views": {view_name(v): {"yawDegrees": yaw_degrees(v), "camTWorld": cam_T_world(v).tolist(),
-                                     "source": "input" if v == 0 else "generated" if v in CARDINAL else "inpainted",
-                                     **({"prompt": prompts[v]} if v in CARDINAL else {})}
-                      for v in sorted(views)}})
+            sample.write(prefix + final_key(view_name(view)), encode_png(rgb))
+        write_record(sample, prefix, s.selection, side, s.fov_degrees, K, {"gaps": gaps},
+                     {v: {"source": _source(v, s.selection), **({"prompt": prompts[v]} if v in CARDINAL else {})}
+                      for v in range(VIEWS)})
+        if s.selection == "manual":
+            sample.notes.append(f"{sample.id}: {len(GAPS)} in-between views await a person's choice of "
+                                f"{count} candidates each")
         sample.params.update(fluxRuntime=self.generate.applied.options, **self.model_params())
+
+    def sweep(self, sample: Sample) -> None:
+        """`single_image`: SEVA's 360° sweep from the input image, then its key frames."""
+        s = self.settings.scaffold
+        side, base = s.resolution, sample.seed(s.seed)
+        K = intrinsics_from_fov(side, side, s.fov_degrees)
+        image = square(decode_rgb(sample.read_source()), side)
+        poses = sweep_poses(self.settings.seva.sweep_frames)
+        started = time.perf_counter()
+        work = Path(tempfile.mkdtemp(dir=self.ctx.workdir))
+        generated = self.seva([PosedView(K, poses[0], image)], [PosedView(K, pose) for pose in poses[1:]], base, work)
+        sample.timings["sevaSeconds"] = round(time.perf_counter() - started, 3)
+        frames = [image, *generated]
+        try:
+            keys = key_frames(list(poses))
+        except KeyFrameError as exc:
+            raise SampleError("NoKeyFrame", str(exc)) from None
+        prefix = self.ctx.sample_prefix(sample.id)
+        for i, frame in enumerate(frames):
+            sample.write(f"{prefix}sweep/{i:04d}.png", encode_png(frame))
+        for key in keys:
+            sample.write(prefix + final_key(view_name(key.view)), encode_png(frames[key.frame]))
+        write_record(sample, prefix, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
+                     {key.view: {"source": "input" if key.frame == 0 else "seva", "sweepFrame": key.frame,
+                                 "angleDegrees": key.angle_degrees} for key in keys})
+        sample.params.update(**self.model_params())
+
+
+def sweep_poses(frames: int) -> np.ndarray:
+    """(frames, 4, 4): the camera turning a full circle in place from view 000 (frame 0), in the
+    scaffold's yaw direction."""
+    return np.stack([yaw_pose(360.0 * i / frames) for i in range(frames)])
+
+
+def write_record(sample: Sample, prefix: str, selection: str, side: int, fov: float, K: np.ndarray,
+                 extra: dict[str, Any], views: dict[int, dict[str, Any]]) -> None:
+    """`scaffold.json`: every view's camera (what the expansion reads) and how it was made."""
+    sample.write_json(prefix + "scaffold.json", {
+        "method": "single_image" if selection == "keyframes" else "scaffold_gen", "selection": selection,
+        "resolution": side, "fovDegrees": fov, "K": K.tolist(), **extra,
+        "views": {view_name(v): {"yawDegrees": yaw_degrees(v), "camTWorld": cam_T_world(v).tolist(), **views[v]}
+                  for v in range(VIEWS)}})
+
+
+def _source(view: int, selection: str) -> str:
+    """Where a final view comes from (scaffold.json)."""
+    if view == 0:
+        return "input"
+    if view in CARDINAL:
+        return "generated"
+    return "chosen by a person" if selection == "manual" else "inpainted"

@@ -1,0 +1,74 @@
+"""A person's step between stages (`ManualGate`, worldexplorer's manual selection), as both executors
+apply it: which committed samples still lack the files the gate requires, the one message that says
+so, and (the thin I/O edge) reading that from the stage's output.
+
+While a gated stage has such samples, no stage downstream of it starts: the operator sets the gate's
+condition (`AwaitingSelection`), creates no Pod and polls storage; the local runner stops with exit
+3 and goes on when run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from genfab.contract.config import sample_subdir
+from genfab.planner import PlannedStage
+from genfab.storage import Storage
+
+SHOWN_SAMPLES = 5
+"""Samples named in the message; the count says how many more."""
+EXIT_AWAITING = 3
+"""`genfab run` when the run stopped at a gate (nothing failed: choose, then run it again)."""
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    stage: str
+    condition: str
+    pending: Mapping[str, tuple[str, ...]]
+    """Sample id -> required files still missing."""
+    message: str
+
+
+def sample_folder(stage: PlannedStage, sample_id: str) -> str:
+    """A sample's folder of the stage's output, relative to the stage's output URI."""
+    sub = sample_subdir(stage.output_layout)
+    return f"{sample_id}/{sub}/" if sub else f"{sample_id}/"
+
+
+def missing_files(stage: PlannedStage, present: Iterable[str]) -> tuple[str, ...]:
+    """The gate's required files not in `present` (keys relative to the sample's folder)."""
+    assert stage.manual_gate is not None
+    have = set(present)
+    return tuple(f for f in stage.manual_gate.required if f not in have)
+
+
+def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]]) -> Awaiting | None:
+    """The gate's state from each committed sample's missing files; None when nothing is missing."""
+    gate = stage.manual_gate
+    waiting = {s: m for s, m in sorted(pending.items()) if m}
+    if gate is None or not waiting:
+        return None
+    shown = [f"{s} ({', '.join(m)})" for s, m in list(waiting.items())[:SHOWN_SAMPLES]]
+    more = f" and {len(waiting) - SHOWN_SAMPLES} more" if len(waiting) > SHOWN_SAMPLES else ""
+    where = f"{stage.output_uri.rstrip('/')}/{sample_folder(stage, '<sample>')}{gate.candidates}"
+    message = (f"stage {stage.name}: {len(waiting)} sample(s) await a person's choice: {'; '.join(shown)}{more}. "
+               f"Choose from {where}: {gate.how}")
+    return Awaiting(stage.name, gate.condition, waiting, message)
+
+
+def read_pending(store: Storage, stage: PlannedStage, committed: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each committed sample's missing required files, from one listing of its folder (`store` is
+    the stage's output)."""
+    pending = {}
+    for sample_id in sorted(set(committed)):
+        folder = sample_folder(stage, sample_id)
+        present = [obj.key[len(folder):] for obj in store.list(folder)]
+        pending[sample_id] = missing_files(stage, present)
+    return pending
+
+
+def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting]) -> Awaiting | None:
+    """The gate of an upstream stage that holds `stage` back, if any."""
+    return next((gates[u] for u in stage.upstream if u in gates), None)
