@@ -109,9 +109,8 @@ def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path
 
 
 @pytest.mark.parametrize(("scaffold", "message"), [
-    ({"method": "single_image"}, "add a customStages entry named `scaffold` with a SEVA stage image, or set "
-                                 "worldexplorer.scaffold.method: scaffold_gen"),
-    ({"selection": "manual"}, "worldexplorer.scaffold.selection manual"),
+    ({"method": "single_image"}, "set worldexplorer.seva.image to a SEVA stage image (built from "
+                                 "images/seva/Dockerfile), or set worldexplorer.scaffold.method: scaffold_gen"),
 ])
 def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold: dict[str, Any], message: str) -> None:
     doc = scenejob(tmp_path, tmp_path / "no-models", **scaffold)
@@ -123,3 +122,52 @@ def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold
     validate = subprocess.run([sys.executable, "-m", "genfab.cli.main", "validate", str(tmp_path / "job.yaml")],
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PATHS})
     assert validate.returncode == 0 and "note: this resource cannot run as set: stage scaffold: " in validate.stdout
+
+
+def _select(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", str(tmp / "job.yaml"), *args],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PATHS}, cwd=tmp)
+
+
+def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(tmp_path: Path,
+                                                                                tiny_models: Path) -> None:
+    doc = scenejob(tmp_path, tiny_models, selection="manual", inpaintCandidates=2, theme="old library")
+    doc["spec"]["onlyStages"] = ["scaffold", "expansion"]
+    doc["spec"]["variants"] = ["stylized"]
+    result = genfab_run(tmp_path, doc, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output  # stopped at the gate: nothing failed
+    assert "AwaitingSelection: stage scaffold: 1 sample(s) await a person's choice: stylized/index_0000 " \
+           "(final/001.png, final/003.png, final/005.png, final/007.png)" in " ".join(output.split())
+    scaffold = tmp_path / "out/stylized/index_0000/scaffold"
+    assert sorted(p.name for p in (scaffold / "final").iterdir()) == ["000.png", "002.png", "004.png", "006.png"]
+    assert len(list((scaffold / "candidates").iterdir())) == 8
+    status = json.loads((tmp_path / "out/_genfab/status.json").read_text())["status"]
+    gate = next(c for c in status["conditions"] if c["type"] == "AwaitingSelection")
+    assert gate["status"] == "True" and "stylized/index_0000" in gate["message"]
+    expansion = next(s for s in status["stages"] if s["name"] == "expansion")
+    assert expansion["phase"] == "Waiting" and not (tmp_path / "out/stylized/index_0000/scenes").exists()
+
+    bad = _select(tmp_path, "--sample", "stylized/index_0000", "--gap", "001", "--candidate", "5")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "there are 001_00.png, 001_01.png" in bad.stderr
+    for gap in ("001", "003", "005"):
+        chosen = _select(tmp_path, "--sample", "stylized/index_0000", "--gap", gap, "--candidate", "1")
+        assert chosen.returncode == 0, chosen.stderr
+    assert "still to choose for stylized/index_0000: final/007.png" in chosen.stdout
+    (scaffold / "candidates/007_00.png").replace(scaffold / "final/007.png")  # or by hand, as the seed does
+    assert (scaffold / "final/001.png").read_bytes() == (scaffold / "candidates/001_01.png").read_bytes()
+
+    again = genfab_run(tmp_path, doc, timeout=600)  # the scaffold is reused; the gate is open
+    status = json.loads((tmp_path / "out/_genfab/status.json").read_text())["status"]
+    gate = next(c for c in status["conditions"] if c["type"] == "AwaitingSelection")
+    assert gate["status"] == "False" and gate["reason"] == "Chosen"
+    stages = {s["name"]: s for s in status["stages"]}
+    assert stages["scaffold"]["samples"]["succeeded"] == 1
+    assert stages["expansion"]["phase"] != "Waiting"  # it started: on a CPU it stops at its CUDA check
+    assert again.returncode == (0 if _cuda() else 1), again.stdout + again.stderr
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

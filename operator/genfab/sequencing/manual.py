@@ -33,7 +33,7 @@ class Awaiting:
 
 def sample_folder(stage: PlannedStage, sample_id: str) -> str:
     """A sample's folder of the stage's output, relative to the stage's output URI."""
-    sub = sample_subdir(stage.output_layout)
+    sub = sample_subdir(stage.output_layout).strip("/")
     return f"{sample_id}/{sub}/" if sub else f"{sample_id}/"
 
 

@@ -167,8 +167,8 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
 
         started = time.perf_counter()
         if self.seva is not None:
-            generated: list[np.ndarray] = self.seva([_posed(K, p, rgb) for rgb, p in zip(views, scaffold_poses, strict=True)],
-                                  [_posed(K, p) for p in poses], base, work / "seva")
+            inputs = [_posed(K, p, rgb) for rgb, p in zip(views, scaffold_poses, strict=True)]
+            generated: list[np.ndarray] = self.seva(inputs, [_posed(K, p) for p in poses], base, work / "seva")
             generator = "seva"
 
             def paint(i: int, rendered: np.ndarray, holes: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,1 @@
+"""Stand-in for SEVA's package (see ../README.md)."""

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import torch
+
+
+class CLIPConditioner(torch.nn.Module):
+    pass

@@ -1,0 +1,1 @@
+"""Stand-in for VGGT's package (see ../README.md)."""
