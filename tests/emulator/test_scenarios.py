@@ -341,3 +341,61 @@ def test_two_hundred_resources_at_once_all_reach_running(emu: Emulator, tmp_path
     emu.wait("200 resources Running", all_running, timeout=90, interval=0.5)
     for doc in docs:
         emu.delete("scenejobs", doc["metadata"]["name"], doc["metadata"]["namespace"])
+
+
+def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(emu: Emulator,
+                                                                                 tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import ROOT
+
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    doc = make_scenejob(tmp_path, samples=2, shard_size=1,
+                        worldexplorer={"scaffold": {"method": "scaffold_gen", "selection": "manual"}})
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    st = wait_status(emu, doc, "AwaitingSelection", lambda st: condition(st, "AwaitingSelection").get("status")
+                     == "True")
+    message = condition(st, "AwaitingSelection")["message"]
+    assert "2 sample(s) await a person's choice: photorealistic/index_0000 (final/001.png, final/003.png, " \
+           "final/005.png, final/007.png); photorealistic/index_0001" in message
+    assert f"{tmp_path.as_uri()}/out/<sample>/scaffold/candidates/" in message and "genfab select" in message
+    assert stage(st, "scaffold")["phase"] == "Succeeded" and stage(st, "expansion")["phase"] == "Waiting"
+    assert stage(st, "expansion")["reason"] == "AwaitingSelection"
+    assert [j["metadata"]["labels"]["genfab.dev/stage"] for j in jobs(emu, doc)] == ["scaffold"]
+    # No Pod is held while a person chooses: the scaffold's Pods ended, no other exists.
+    assert all(p["status"].get("phase") in ("Succeeded", "Failed") for p in emu.objects("pods", ns))
+
+    # The stage wrote the candidates (the fake kubelet only writes reports: put them there), a person
+    # chooses one sample with `genfab select` and the other by copying files, as the seed does.
+    out = tmp_path / "out"
+    for i in range(2):
+        folder = out / f"photorealistic/index_{i:04d}/scaffold"
+        (folder / "candidates").mkdir(parents=True)
+        (folder / "final").mkdir()
+        for gap in ("001", "003", "005", "007"):
+            for k in range(2):
+                (folder / "candidates" / f"{gap}_{k:02d}.png").write_bytes(f"{i}-{gap}-{k}".encode())
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
+    for gap in ("001", "003", "005", "007"):
+        chosen = subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", str(tmp_path / "job.yaml"),
+                                 "--sample", "photorealistic/index_0000", "--gap", gap, "--candidate", "1"],
+                                capture_output=True, text=True, env=env)
+        assert chosen.returncode == 0, chosen.stderr
+    assert "photorealistic/index_0000: final/ is complete" in chosen.stdout
+    st = wait_status(emu, doc, "one sample still awaited", lambda st: "1 sample(s) await" in
+                     condition(st, "AwaitingSelection")["message"])
+    assert "photorealistic/index_0001" in condition(st, "AwaitingSelection")["message"]
+    assert [j["metadata"]["labels"]["genfab.dev/stage"] for j in jobs(emu, doc)] == ["scaffold"]
+    folder = out / "photorealistic/index_0001/scaffold"
+    for gap in ("001", "003", "005", "007"):
+        (folder / "final" / f"{gap}.png").write_bytes((folder / "candidates" / f"{gap}_00.png").read_bytes())
+    st = wait_phase(emu, doc, "Succeeded")  # the operator noticed by itself: expansion and 3DGS ran
+    assert condition(st, "AwaitingSelection")["status"] == "False"
+    assert condition(st, "AwaitingSelection")["reason"] == "Chosen"
+    assert [counts(st, s)[:3] for s in STAGES] == [("Succeeded", 2, 2)] * 3
