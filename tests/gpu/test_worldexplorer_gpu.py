@@ -1,0 +1,88 @@
+"""GPU tier: worldexplorer end to end through `genfab run` with tiny random FLUX.1-dev, FluxFill,
+Depth Pro and CLIP models (scripts/tiny_models.py): `scaffold_gen` with automatic selection, the
+built-in expansion (the scaffold as a Gaussian scene, the outward walk with FluxFill, aligned-depth
+geometry, img2trajvid/) and 3DGS, for two samples and two variants; then `onlyStages: [gaussians]`
+trains again from stage 2's committed outputs. Random weights: the plumbing and the layout, not quality."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("needs CUDA", allow_module_level=True)
+pytest.importorskip("gsplat")
+pytest.importorskip("diffusers")
+
+from scripts.tiny_models import save_worldexplorer_models  # noqa: E402
+
+from genfab.stages.gaussians.loaders import load_scene  # noqa: E402
+from genfab.stages.gaussians.ply import read_ply  # noqa: E402
+from tests.helpers import ROOT, genfab_run  # noqa: E402
+
+PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+SAMPLES = ("photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000", "stylized/index_0001")
+FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield save_worldexplorer_models(tmp_path_factory.mktemp("models"))
+
+
+def scenejob(tmp: Path, models: Path) -> dict[str, Any]:
+    root = tmp / "curated"
+    root.mkdir()
+    for name in ("p0.png", "s0.png", "p1.png", "s1.png"):
+        (root / name).write_bytes(PORTRAIT.read_bytes())
+    (root / "metadata.json").write_text(json.dumps({"samples": [
+        {"index": i, "prompt": "a quiet reading room", "photorealistic": {"original_path": f"p{i}.png"},
+         "stylized": {"path": f"s{i}.png"}} for i in (0, 1)]}))
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we-gpu"},
+            "spec": {"pipeline": "worldexplorer", "input": {"manifest": (root / "metadata.json").as_uri()},
+                     "output": (tmp / "out").as_uri(), "models": {"uri": models.as_uri()},
+                     "shardSize": 4,  # one process per stage: the models load once (and tiny ones need no compile)
+                     "worldexplorer": {
+                         "scaffold": {"method": "scaffold_gen", "selection": "automatic", "inpaintCandidates": 2,
+                                      "resolution": 64, "fluxSteps": 2, "fillSteps": 2,
+                                      "fluxRuntime": {"compile": "off"}},
+                         "expansion": {"numFrames": FRAMES, "iterations": 20, "fillMinHoleRatio": 0.01}},
+                     "gaussians": {"steps": 60, "shDegree": 1, "video": False, "testEvery": 4}}}
+
+
+def test_scaffold_expansion_and_3dgs_for_two_samples_and_two_variants(tmp_path: Path, tiny_models: Path) -> None:
+    doc = scenejob(tmp_path, tiny_models)
+    result = genfab_run(tmp_path, doc, timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out"
+    for sample in SAMPLES:
+        scenes = out / sample / "scenes"
+        info = json.loads((scenes / "expansion.json").read_text())
+        assert info["generator"] == "flux-fill" and info["geometry"] == "aligned-depth"
+        frames = info["frames"]
+        assert frames["scaffold"] == 8 and frames["generated"] + frames["rendered"] == FRAMES
+        assert frames["generated"] >= 1 and frames["points"] > 0  # the walk uncovered something and filled it
+        scene = load_scene(scenes / "img2trajvid")  # what stage 3 reads
+        assert len(scene.cameras) == 8 + FRAMES and scene.points is not None and len(scene.points) == frames["points"]
+        splats = read_ply(scenes / "gaussians" / "gf.ply")
+        assert len(splats) > 0
+        metrics = json.loads((scenes / "gaussians" / "metrics.json").read_text())
+        assert metrics["steps"] == 60
+    batch = json.loads((out / "batch_summary.json").read_text())
+    assert batch["counts"] == {"succeeded": 4, "failed": 0, "incomplete": 0}
+    assert all(r["stages"]["expansion"]["status"] == "succeeded" for r in batch["samples"])
+
+    # Stage 3 alone (the seed's run_3dgs_only): it finds stage 2's img2trajvid and trains again.
+    stamp = {s: (out / s / "scenes/expansion.json").stat().st_mtime_ns for s in SAMPLES}
+    doc["spec"]["onlyStages"] = ["gaussians"]
+    doc["spec"]["gaussians"]["steps"] = 80
+    again = genfab_run(tmp_path, doc, timeout=1200)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for sample in SAMPLES:
+        assert json.loads((out / sample / "scenes/gaussians/metrics.json").read_text())["steps"] == 80
+        assert (out / sample / "scenes/expansion.json").stat().st_mtime_ns == stamp[sample]  # stage 2 reused
