@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from genfab.api.families import FAMILIES, TEMPLATE_IMAGES, TORCH_VERSION
+from genfab.api.families import FAMILIES, RESEARCH_IMAGES, TEMPLATE_IMAGES, TORCH_VERSION
 from genfab.api.pipeline import pipelines
 from tests.chart.conftest import ROOT
 
@@ -98,8 +98,29 @@ def test_every_declared_stage_has_an_image_family() -> None:
     for family in FAMILIES:
         assert dockerfile(family).exists(), f"family {family} has no Dockerfile"
     # Only families that need their own Dockerfile have one; the others come from the template.
-    own = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"stage", "operator"}
+    own = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"stage", "operator"} - set(RESEARCH_IMAGES)
     assert own == set(FAMILIES) - set(TEMPLATE_IMAGES)
+
+
+@pytest.mark.parametrize("name", sorted(RESEARCH_IMAGES))
+def test_research_images_pin_their_commit_on_a_genfab_base_and_stay_non_root(name: str) -> None:
+    """SEVA and VGGT: on top of a genfab image (BASE), installed from their repository at a commit
+    given by a build argument (SEVA's defaults to the one the adapter was written against, VGGT's is
+    required), the adapter's imports checked at build time, uid 10001 at run time."""
+    path = IMAGES / name / "Dockerfile"
+    parsed = DockerfileParser(path=str(path))
+    assert [i["value"] for i in parsed.structure if i["instruction"] == "FROM"] == ["${BASE}"]
+    text = path.read_text()
+    arg = f"{name.upper()}_COMMIT"
+    assert f"@${{{arg}}}" in text and f"python -c \"import {name}." in text
+    assert [i["value"] for i in parsed.structure if i["instruction"] == "USER"][-1] == "10001:10001"
+    default = next(i["value"] for i in parsed.structure if i["instruction"] == "ARG" and i["value"].startswith(arg))
+    if name == "seva":
+        assert re.fullmatch(rf"{arg}=[0-9a-f]{{40}}", default)
+    else:
+        assert default == arg and f'test -n "${arg}"' in text
+    script = (IMAGES / "build-research.sh").read_text()
+    assert f"images/{name}/Dockerfile" in script
 
 
 def test_torch_images_pin_torch_and_scene_compiles_gsplat_for_every_gpu_generation() -> None:

@@ -26,5 +26,12 @@ TEMPLATE_IMAGES: dict[str, tuple[str, str, bool]] = {
 """Families built from images/stage/Dockerfile: (pyproject extra, smoke import, needs CUDA torch).
 The others (scene: gsplat compiled ahead of time) have their own images/<family>/Dockerfile."""
 
+RESEARCH_IMAGES: dict[str, str] = {
+    "seva": "SEVA (Stable Virtual Camera): worldexplorer's single_image scaffold and img2trajvid frames.",
+    "vggt": "VGGT: worldexplorer's expansion geometry.",
+}
+"""Research code that is not a package, installed at a pinned commit on top of a genfab image by
+images/<name>/Dockerfile (images/build-research.sh) and imported by genfab's adapter at run time."""
+
 CUSTOM_FAMILY = "custom"
 """The family of a custom stage (its own image)."""

@@ -9,11 +9,11 @@ from types import ModuleType
 
 import numpy as np
 
+from genfab.api.families import RESEARCH_IMAGES
 from genfab.stages.runtime import BadInput
 
-RECIPES = {"seva": ("worldexplorer.seva.image", "images/seva/Dockerfile"),
-           "vggt": ("worldexplorer.vggt.image", "images/vggt/Dockerfile")}
-"""Package -> (the setting naming its image, the recipe that builds it)."""
+SETTINGS = {"seva": "worldexplorer.seva.image", "vggt": "worldexplorer.vggt.image"}
+"""Package (a `RESEARCH_IMAGES` name) -> the setting naming the image that has it."""
 
 
 def import_research(package: str, module: str) -> ModuleType:
@@ -21,9 +21,9 @@ def import_research(package: str, module: str) -> ModuleType:
     try:
         return importlib.import_module(f"{package}.{module}")
     except ImportError as exc:
-        setting, recipe = RECIPES[package]
+        assert package in RESEARCH_IMAGES, package
         raise BadInput(f"the {package} adapter needs the `{package}` package, which this stage image does not have "
-                       f"({exc}): set {setting} to an image built from {recipe}") from None
+                       f"({exc}): set {SETTINGS[package]} to an image built from images/{package}/Dockerfile") from None
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

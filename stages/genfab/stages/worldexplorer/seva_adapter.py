@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from genfab.stages.models.placement import Placement
-from genfab.stages.runtime import SampleError
+from genfab.stages.runtime import BadInput, SampleError
 from genfab.stages.vistadream.images import decode_rgb, encode_png
 from genfab.stages.worldexplorer.research import import_research
 
 MODEL_VERSION = 1.1
 CONTEXT = 21
 """SEVA's context window T (frames per forward pass), its released default."""
-WEIGHTS = "model.safetensors"
+WEIGHTS = ("modelv1.1.safetensors", "model.safetensors")
+"""The weights file in the model folder: the hub repository's name for version 1.1 first, then the
+name SEVA's `load_model` uses for a local folder."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,12 @@ class Seva:
         self.eval = import_research("seva", "eval")
         self.torch = torch
         device = placement.device
+        name = next((n for n in WEIGHTS if (weights / n).is_file()), None)
+        if name is None:
+            raise BadInput(f"SEVA weights: {weights} holds none of {', '.join(WEIGHTS)} (worldexplorer.seva.model "
+                           "names a copy of stabilityai/stable-virtual-camera under the model location)")
         network = utils.load_model(model_version=MODEL_VERSION, pretrained_model_name_or_path=str(weights),
-                                   weight_name=WEIGHTS, device="cpu", verbose=False)
+                                   weight_name=name, device="cpu", verbose=False)
         self.model = model.SGMWrapper(network.eval()).to(device)
         self.ae = autoencoder.AutoEncoder(chunk_size=1).to(device)
         self.conditioner = conditioner.CLIPConditioner().to(device)
