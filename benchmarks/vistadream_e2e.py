@@ -57,8 +57,6 @@ CASES = {
 def write_models(root: Path) -> None:
     """The two default models of vistadream with random bf16 weights, in their published layouts."""
     from benchmarks.vistadream import build_pipeline
-    from scripts.tiny_models import depth_pro_preprocessor
-    from transformers import DepthProConfig, DepthProForDepthEstimation
 
     if not (root / FLUX_ID / "model_index.json").is_file():
         pipe = build_pipeline(torch.device("cuda"))
@@ -66,6 +64,14 @@ def write_models(root: Path) -> None:
         del pipe
         gc.collect()
         torch.cuda.empty_cache()
+    write_depth_pro(root)
+
+
+def write_depth_pro(root: Path) -> None:
+    """Depth Pro at production size with random bf16 weights, in transformers' layout."""
+    from scripts.tiny_models import depth_pro_preprocessor
+    from transformers import DepthProConfig, DepthProForDepthEstimation
+
     if not (root / DEPTH_PRO_ID / "config.json").is_file():
         torch.manual_seed(0)
         config = DepthProConfig(use_fov_model=True, image_model_config=DINOV2_L, patch_model_config=DINOV2_L,

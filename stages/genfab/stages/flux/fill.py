@@ -73,6 +73,19 @@ class FluxFill:
         from diffusers import FluxFillPipeline
 
         pipe: Any = FluxFillPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
+        self._setup(pipe, placement, steps, guidance, options, prompt)
+
+    @classmethod
+    def from_pipeline(cls, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions,
+                      prompt: str = "") -> FluxFill:
+        """The fill around a pipeline already in memory (benchmarks build production-size ones with random
+        weights; nothing can be downloaded there)."""
+        fill = cls.__new__(cls)
+        fill._setup(pipe, placement, steps, guidance, options, prompt)
+        return fill
+
+    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions,
+               prompt: str) -> None:
         pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance = steps, guidance
         if placement.offload == "none":

@@ -52,6 +52,17 @@ class FluxText:
         from diffusers import FluxPipeline
 
         pipe: Any = FluxPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
+        self._setup(pipe, placement, steps, guidance, options)
+
+    @classmethod
+    def from_pipeline(cls, pipe: Any, placement: Placement, steps: int, guidance: float,
+                      options: RuntimeOptions) -> FluxText:
+        """Text to image around a pipeline already in memory (benchmarks: production size, random weights)."""
+        text = cls.__new__(cls)
+        text._setup(pipe, placement, steps, guidance, options)
+        return text
+
+    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions) -> None:
         pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance = steps, guidance
         self.core = FluxTextCore(placement.place(pipe), placement, options)
