@@ -51,6 +51,7 @@ def write_small_models(root: Path) -> None:
 
     for flux in ("FLUX.1-dev", "FLUX.1-Fill-dev"):  # built in memory by `inject_flux`; the folders must exist
         (root / "black-forest-labs" / flux).mkdir(parents=True, exist_ok=True)
+        (root / "black-forest-labs" / flux / "model_index.json").write_text('{"_note": "built in memory"}')
     write_depth_pro(root)
     path = root / "openai" / "clip-vit-base-patch16"
     clip_vocab(path)
