@@ -51,3 +51,22 @@ def test_mcmc_uses_gsplat_strategy_unchanged() -> None:
     from gsplat.strategy import MCMCStrategy
 
     assert type(make_strategy(TrainSettings(strategy="mcmc", cap_max=5000, init_num_points=5000))) is MCMCStrategy
+
+
+def test_the_cap_trims_the_running_statistics_with_the_gaussians() -> None:
+    """Regression: the cap once trimmed a copy of the strategy's state, so the next densifying step
+    added a cap-sized gradient to a longer statistic (seen at production size: 1,028,135 vs 1,000,000)."""
+    from genfab.stages.gaussians.train import enforce_cap, make_optimizers
+
+    n, cap = 12, 5
+    g = torch.Generator().manual_seed(0)
+    params = {name: torch.nn.Parameter(torch.randn(n, *shape, generator=g)) for name, shape in
+              (("means", (3,)), ("scales", (3,)), ("quats", (4,)), ("opacities", ()), ("sh0", (1, 3)),
+               ("shN", (3, 3)))}
+    optimizers = make_optimizers(params, TrainSettings(), 1.0, fused=False)
+    state: dict[str, Any] = {"grad2d": torch.arange(n, dtype=torch.float32), "count": torch.ones(n), "scene_radius": 1.0}
+    keep = params["opacities"].detach().topk(cap).indices.sort().values
+    expected = state["grad2d"][keep].clone()
+    enforce_cap(params, optimizers, state, cap)
+    assert len(params["means"]) == cap and len(state["count"]) == cap and state["scene_radius"] == 1.0
+    assert torch.equal(state["grad2d"], expected)

@@ -218,7 +218,7 @@ def enforce_cap(params: dict[str, torch.nn.Parameter], optimizers: dict[str, tor
         return
     keep = torch.zeros(n, dtype=torch.bool, device=params["means"].device)
     keep[params["opacities"].detach().topk(cap).indices] = True
-    remove(params, optimizers, {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, ~keep)
+    remove(params, optimizers, state, ~keep)  # the running statistics too: they index the same Gaussians
 
 
 class SceneTrainer:
