@@ -64,7 +64,8 @@ def test_the_cap_trims_the_running_statistics_with_the_gaussians() -> None:
               (("means", (3,)), ("scales", (3,)), ("quats", (4,)), ("opacities", ()), ("sh0", (1, 3)),
                ("shN", (3, 3)))}
     optimizers = make_optimizers(params, TrainSettings(), 1.0, fused=False)
-    state: dict[str, Any] = {"grad2d": torch.arange(n, dtype=torch.float32), "count": torch.ones(n), "scene_radius": 1.0}
+    state: dict[str, Any] = {"grad2d": torch.arange(n, dtype=torch.float32), "count": torch.ones(n),
+                             "scene_radius": 1.0}
     keep = params["opacities"].detach().topk(cap).indices.sort().values
     expected = state["grad2d"][keep].clone()
     enforce_cap(params, optimizers, state, cap)
