@@ -86,7 +86,7 @@ def inject_flux() -> None:
 
 def scenejob(root: Path, models: Path, samples: int, gs_steps: int) -> dict[str, Any]:
     data = root / "curated"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     for i in range(samples):
         (data / f"{i}.png").write_bytes(PORTRAIT.read_bytes())
     (data / "metadata.json").write_text(json.dumps({"samples": [
