@@ -28,6 +28,7 @@ from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
 from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+from genfab.inventory.gates import missing_by_sample
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
@@ -48,7 +49,7 @@ from genfab.sequencing import (
     unsupported_settings,
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_summary
-from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, held_back, read_pending
+from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, held_back
 from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -278,7 +279,10 @@ class LocalRunner:
             self._gates_read.add(run.stage.name)
             committed = [i for r in read_reports(self.run_storage, run.stage.name, run.stage.config_hash).values()
                          for i in r.succeeded]
-            held = awaiting(run.stage, read_pending(self.open(run.stage.output_uri), run.stage, committed))
+            gate_ = run.stage.manual_gate
+            missing = missing_by_sample(self.open(run.stage.output_uri), gate_folders(run.stage, committed),
+                                        gate_.required)
+            held = awaiting(run.stage, missing)
             if held is not None:
                 self.awaiting[run.stage.name] = held
                 run.message = held.message

@@ -23,6 +23,7 @@ from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import shard_count
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
+from genfab.inventory.gates import missing_by_sample
 from genfab.operator.builders import (
     Owner,
     build_configmap,
@@ -55,7 +56,7 @@ from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
-from genfab.sequencing.manual import Awaiting, awaiting, read_pending
+from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.status import StageObservation
 from genfab.storage import StorageError
 
@@ -284,7 +285,8 @@ class Controller:
             spec_storage = self._spec_storage(key)
             run = self.storage.open(the_plan.output_uri, owner, spec_storage)
             committed = [i for r in read_reports(run, stage.name, stage.config_hash).values() for i in r.succeeded]
-            pending = read_pending(self.storage.open(stage.output_uri, owner, spec_storage), stage, committed)
+            pending = missing_by_sample(self.storage.open(stage.output_uri, owner, spec_storage),
+                                        gate_folders(stage, committed), stage.manual_gate.required)
             held = awaiting(stage, pending)
             self._awaiting[slot] = (held, time.monotonic())
             if held is not None:

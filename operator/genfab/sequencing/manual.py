@@ -1,6 +1,6 @@
 """A person's step between stages (`ManualGate`, worldexplorer's manual selection), as both executors
 apply it: which committed samples still lack the files the gate requires, the one message that says
-so, and (the thin I/O edge) reading that from the stage's output.
+so (the listing itself is `genfab.inventory.gates.missing_by_sample`: this module stays pure).
 
 While a gated stage has such samples, no stage downstream of it starts: the operator sets the gate's
 condition (`AwaitingSelection`), creates no Pod and polls storage; the local runner stops with exit
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from genfab.contract.config import sample_subdir
 from genfab.planner import PlannedStage
-from genfab.storage import Storage
 
 SHOWN_SAMPLES = 5
 """Samples named in the message; the count says how many more."""
@@ -58,15 +57,9 @@ def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]]) -> Awa
     return Awaiting(stage.name, gate.condition, waiting, message)
 
 
-def read_pending(store: Storage, stage: PlannedStage, committed: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Each committed sample's missing required files, from one listing of its folder (`store` is
-    the stage's output)."""
-    pending = {}
-    for sample_id in sorted(set(committed)):
-        folder = sample_folder(stage, sample_id)
-        present = [obj.key[len(folder):] for obj in store.list(folder)]
-        pending[sample_id] = missing_files(stage, present)
-    return pending
+def gate_folders(stage: PlannedStage, committed: Iterable[str]) -> dict[str, str]:
+    """Each committed sample's folder, where the gate's files must be (for `missing_by_sample`)."""
+    return {sample_id: sample_folder(stage, sample_id) for sample_id in set(committed)}
 
 
 def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting]) -> Awaiting | None:

@@ -24,6 +24,10 @@ from genfab.api.scenejob import (
 
 SAMPLE = "{variant}/index_{index:04d}"
 """A sample's folder (its id)."""
+SHARD = 8
+"""Samples per Pod of the scaffold and the expansion: their first sample carries the models' load and
+torch.compile warm-up (33 s and 92 s more than a later one at production size on an H100,
+benchmarks/results/worldexplorer.md), which a shard of 8 pays once instead of 8 times."""
 
 
 class ScaffoldSettings(InputSettings):
@@ -108,12 +112,12 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
-                  "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=1,
+                  "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=SHARD,
                   output=f"{SAMPLE}/scaffold/", refuses=scaffold_refusal, manual_gate=selection_gate),
         StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
                   "as img2trajvid/ (no 3DGS)", ExpansionSettings,
                   "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
-                  memory="64Gi", shard_size=1, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
+                  memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
                         f"{SAMPLE}/scenes/gaussians/"),
     ),
