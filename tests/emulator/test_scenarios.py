@@ -399,3 +399,9 @@ def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(
     assert condition(st, "AwaitingSelection")["status"] == "False"
     assert condition(st, "AwaitingSelection")["reason"] == "Chosen"
     assert [counts(st, s)[:3] for s in STAGES] == [("Succeeded", 2, 2)] * 3
+    import json
+
+    batch = emu.wait("batch_summary.json", lambda: (out / "batch_summary.json").is_file()
+                     and json.loads((out / "batch_summary.json").read_text()))  # written by the operator
+    assert batch["phase"] == "Succeeded" and batch["counts"] == {"succeeded": 2, "failed": 0, "incomplete": 0}
+    assert [r["sample"] for r in batch["samples"]] == ["photorealistic/index_0000", "photorealistic/index_0001"]

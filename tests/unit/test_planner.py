@@ -127,7 +127,8 @@ def test_manifest_counts_come_from_the_inventory_and_packing_sets_the_shard_size
     we = _plan("scenejob-worldexplorer.yaml")
     assert we.stage("gaussians").samples is None and we.stage("gaussians").shards is None
     we = _plan("scenejob-worldexplorer.yaml", inventory={INPUT: 10})
-    assert (we.stage("scaffold").shards, we.stage("gaussians").shard_size, we.stage("gaussians").shards) == (2, 4, 3)  # 8 per scaffold Pod
+    scaffold, gaussians = we.stage("scaffold"), we.stage("gaussians")
+    assert (scaffold.shards, gaussians.shard_size, gaussians.shards) == (2, 4, 3)  # 8 samples per scaffold Pod
 
 
 def test_shard_size_precedence() -> None:

@@ -48,7 +48,7 @@ from genfab.sequencing import (
     unimplemented,
     unsupported_settings,
 )
-from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_summary
+from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, held_back
 from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
@@ -510,10 +510,8 @@ class LocalRunner:
                    "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",
                    "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
-        if self.plan.kind == "SceneJob":  # a batch of scenes: the seed's per-sample summary beside them
-            batch = batch_summary(self.plan.stages, {n: r.reports for n, r in self.stages.items()},
-                                  self.plan.output_uri)
-            self.run_storage.write_bytes(BATCH_SUMMARY_KEY, json.dumps(
-                {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
-                 "phase": status.phase, "finishedAt": summary["finishedAt"], **batch}, indent=2).encode())
+        batch = batch_document(self.plan, {n: r.reports for n, r in self.stages.items()}, status.phase,
+                               summary["finishedAt"])
+        if batch is not None:  # a batch of scenes: the seed's per-sample summary beside them
+            self.run_storage.write_bytes(BATCH_SUMMARY_KEY, batch)
         return summary

@@ -56,6 +56,7 @@ from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
+from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.status import StageObservation
 from genfab.storage import StorageError
@@ -215,6 +216,8 @@ class Controller:
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
+        if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
+            self._write_batch_summary(key, the_plan, owner, status)
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
@@ -320,6 +323,20 @@ class Controller:
             if cached is not None:
                 out[stage.name] = cached[0]
         return out
+
+    def _write_batch_summary(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus) -> None:
+        """A SceneJob that just ended: the seed's `batch_summary.json` from the shard reports (once; a
+        storage problem is logged, the status is written anyway)."""
+        if the_plan.kind != "SceneJob":
+            return
+        try:
+            run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
+            reports = {s.name: read_reports(run, s.name, s.config_hash) for s in the_plan.stages if s.run}
+            document = batch_document(the_plan, reports, status.phase, now_rfc3339(self.clock()))
+            if document is not None:
+                run.write_bytes(BATCH_SUMMARY_KEY, document)
+        except StorageError as exc:
+            log.warning("%s %s/%s: batch_summary.json not written: %s", *key, exc)
 
     def _spec_storage(self, key: Key) -> dict[str, Any] | None:
         body = self.cache.resource(key) or {}

@@ -3,13 +3,14 @@ every stage's outcome, seconds and output folder, from the shard reports alone (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from genfab.contract import sample_subdir
 from genfab.contract.paths import join_uri
 from genfab.inventory import ShardReport
-from genfab.planner import PlannedStage
+from genfab.planner import Plan, PlannedStage
 
 BATCH_SUMMARY_KEY = "batch_summary.json"
 """Beside the samples' folders, at the run's output root (where the seed's batch script writes it)."""
@@ -53,3 +54,13 @@ def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[
         rows.append(row)
     counts = {k: sum(r["status"] == k for r in rows) for k in ("succeeded", "failed", "incomplete")}
     return {"samples": rows, "counts": counts}
+
+
+def batch_document(plan: Plan, reports: Mapping[str, Mapping[int, ShardReport]], phase: str, finished_at: str
+                   ) -> bytes | None:
+    """`batch_summary.json` as both executors write it when a SceneJob ends (None for other kinds)."""
+    if plan.kind != "SceneJob":
+        return None
+    batch = batch_summary(plan.stages, reports, plan.output_uri)
+    return json.dumps({"kind": plan.kind, "name": plan.name, "pipeline": plan.pipeline, "phase": phase,
+                       "finishedAt": finished_at, **batch}, indent=2).encode()
