@@ -54,13 +54,13 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def genfab_run(folder: Path, doc: dict[str, Any], *args: str, env: dict[str, str] | None = None,
-               wait: bool = True, timeout: float = 120) -> Any:
+               wait: bool = True, timeout: float = 120, extra_paths: tuple[Path, ...] = ()) -> Any:
     """`genfab run` on `doc` as a user runs it (a subprocess in `folder`, 2 workers). Needs no test
     server, so the GPU tier uses it too; the source roots are on the path where genfab is not installed."""
     path = folder / "job.yaml"
     path.write_text(yaml.safe_dump(doc))
     cmd = [sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2", *args]
-    roots = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
+    roots = os.pathsep.join([str(ROOT / p) for p in ("operator", "stages", "")] + [str(p) for p in extra_paths])
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": roots}
     if not wait:
         return subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -171,3 +171,29 @@ def _cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def test_single_image_scaffold_runs_seva_through_its_adapter_and_keeps_the_key_frames(tmp_path: Path) -> None:
+    """`method: single_image` with `seva.image` set, through `genfab run`, on the SEVA stand-in
+    (tests/fakes/research: SEVA's import paths and signatures; it paints each frame with its index and
+    yaw): the sweep and the key frames 000-007 taken from it, 000 being the input image."""
+    models = tmp_path / "models"
+    (models / "stabilityai/stable-virtual-camera").mkdir(parents=True)
+    (models / "stabilityai/stable-virtual-camera/modelv1.1.safetensors").write_bytes(b"stand-in")
+    (models / "stabilityai/stable-virtual-camera/config.yaml").write_text("# the hub repository's layout\n")
+    doc = scenejob(tmp_path, models, method="single_image")
+    doc["spec"]["worldexplorer"]["scaffold"] = {"method": "single_image", "resolution": SIDE}
+    doc["spec"]["worldexplorer"]["seva"] = {"image": "lab/genfab-seva:test", "sweepFrames": 16, "steps": 3}
+    doc["spec"]["indices"] = [0]
+    doc["spec"]["variants"] = ["photorealistic"]
+    result = genfab_run(tmp_path, doc, timeout=600, extra_paths=(ROOT / "tests" / "fakes" / "research",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    scaffold = tmp_path / "out/photorealistic/index_0000/scaffold"
+    assert len(list((scaffold / "sweep").iterdir())) == 16
+    info = json.loads((scaffold / "scaffold.json").read_text())
+    assert info["method"] == "single_image" and info["sweepFrames"] == 16
+    assert [info["views"][f"{v:03d}"]["sweepFrame"] for v in range(8)] == [0, 2, 4, 6, 8, 10, 12, 14]
+    final = [decode_png((scaffold / "final" / f"{v:03d}.png").read_bytes()) for v in range(8)]
+    np.testing.assert_array_equal(final[0], square(decode_png(PORTRAIT.read_bytes()), SIDE))
+    for v in range(1, 8):  # the stand-in painted target k (sweep frame k + 1) red = k, green = yaw / 2
+        assert tuple(final[v][0, 0]) == (2 * v - 1, round(45 * v / 2), 7)

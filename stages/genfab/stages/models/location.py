@@ -37,6 +37,11 @@ def _hub_snapshot(root: Path, model_id: str) -> Path | None:
     return snaps[-1] if snaps else None
 
 
+MARKERS = ("config.json", "model_index.json", "config.yaml")
+"""A local folder is a model when it has one of these: transformers' and diffusers' configs, or the
+`config.yaml` of research checkpoints (SEVA's hub repository)."""
+
+
 def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None) -> Path:
     """A local directory holding `model_id` (a `from_pretrained` folder)."""
     env = os.environ if env is None else env
@@ -57,7 +62,7 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
             (target / ".complete").touch()
         return target
     root = Path(location)
-    if (root / key / "config.json").is_file() or (root / key / "model_index.json").is_file():
+    if any((root / key / marker).is_file() for marker in MARKERS):
         return root / key
     snap = _hub_snapshot(root, model_id)
     if snap is not None:
