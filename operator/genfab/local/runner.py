@@ -503,15 +503,16 @@ class LocalRunner:
         writer.writerow(["stage", "sample_id", "reason", "message"])
         writer.writerows(rows)
         self.run_storage.write_bytes(DROPPED_KEY, buf.getvalue().encode())
+        finished = now_rfc3339()
         summary = {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
                    "continueOnError": self.continue_on_error,
-                   "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": now_rfc3339(),
+                   "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": finished,
                    "stages": stages, "dropped": len(rows), "droppedSamplesCsv": f"{self.plan.output_uri}/{DROPPED_KEY}",
                    "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",
                    "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
         self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
         batch = batch_document(self.plan, {n: r.reports for n, r in self.stages.items()}, status.phase,
-                               summary["finishedAt"])
+                               finished)
         if batch is not None:  # a batch of scenes: the seed's per-sample summary beside them
             self.run_storage.write_bytes(BATCH_SUMMARY_KEY, batch)
         return summary
