@@ -86,3 +86,25 @@ def test_scaffold_expansion_and_3dgs_for_two_samples_and_two_variants(tmp_path: 
     for sample in SAMPLES:
         assert json.loads((out / sample / "scenes/gaussians/metrics.json").read_text())["steps"] == 80
         assert (out / sample / "scenes/expansion.json").stat().st_mtime_ns == stamp[sample]  # stage 2 reused
+
+
+def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path: Path, tiny_models: Path) -> None:
+    """`worldexplorer.seva.image` set: every trajectory frame comes from SEVA's `img2trajvid` through the
+    adapter (here the stand-in of tests/fakes/research, which paints each frame flat), is depth-aligned
+    and added; img2trajvid/ holds them all as generated frames."""
+    seva = tiny_models / "stabilityai" / "stable-virtual-camera"
+    seva.mkdir(parents=True, exist_ok=True)
+    (seva / "config.yaml").write_text("# the hub repository's layout\n")
+    (seva / "modelv1.1.safetensors").write_bytes(b"stand-in")
+    doc = scenejob(tmp_path, tiny_models)
+    doc["spec"]["indices"], doc["spec"]["variants"] = [0], ["stylized"]
+    doc["spec"]["onlyStages"] = ["scaffold", "expansion"]
+    doc["spec"]["worldexplorer"]["scaffold"]["selection"] = "fast"
+    doc["spec"]["worldexplorer"]["seva"] = {"image": "lab/genfab-seva:test", "steps": 2}
+    result = genfab_run(tmp_path, doc, timeout=900, extra_paths=(ROOT / "tests" / "fakes" / "research",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    scenes = tmp_path / "out" / "stylized" / "index_0000" / "scenes"
+    info = json.loads((scenes / "expansion.json").read_text())
+    assert info["generator"] == "seva" and info["frames"]["generated"] == FRAMES and info["frames"]["rendered"] == 0
+    scene = load_scene(scenes / "img2trajvid")
+    assert len(scene.cameras) == 8 + FRAMES
