@@ -56,6 +56,9 @@ class SplitConfig(GenfabModel):
     """Target fraction of groups' samples in train."""
     seed: int = Field(42, ge=0)
     """Seed of the group shuffle."""
+    test_groups: list[SampleId] | None = Field(None, min_length=1, max_length=10000)
+    """Groups always on the test side (held-out evaluation scenes or pairs, as in the lab's study);
+    the others are split by `trainRatio` of all samples."""
 
 
 class ReferenceViewConfig(GenfabModel):
