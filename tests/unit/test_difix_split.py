@@ -84,3 +84,31 @@ def test_fixed_test_groups_are_always_test() -> None:
         assert not {"g003", "g007"} & {g for s, g in samples if s in set(split.train)}
         assert split.summary["fixed_test_groups"] == ["g003", "g007"]
         assert split.summary["unknown_test_groups"] == ["g404"]
+
+
+@pytest.mark.parametrize(("mode", "prefix", "root", "image"), [
+    ("relative", "/data", None, "samples/{sid}/image.png"),
+    ("prefix", "/data/exp1/", None, "/data/exp1/samples/{sid}/image.png"),
+    ("absolute", "/data", "/scratch/difix/exp1", "/scratch/difix/exp1/samples/{sid}/image.png"),
+])
+def test_data_json_in_each_path_mode(mode: str, prefix: str, root: str | None, image: str) -> None:
+    from genfab.stages.difix.adapter import data_json
+
+    a = meta("hi4d", "hi4d_pair00_dance", "pair00", 16, 4, "000123", "000123", "jpg")
+    b = meta("hi4d", "hi4d_pair01_hug", "pair01", 2, 3, "000007", "000007", "png")
+    doc = data_json({a["sample_id"]: a, b["sample_id"]: b}, [a["sample_id"]], [b["sample_id"]], "remove degradation",
+                    mode, prefix, root)  # type: ignore[arg-type]
+    assert list(doc) == ["train", "test"] and list(doc["train"]) == [a["sample_id"]]
+    entry = doc["train"][a["sample_id"]]
+    assert entry == {"image": image.format(sid=a["sample_id"]),
+                     "target_image": image.format(sid=a["sample_id"]).replace("image.png", "target_image.jpg"),
+                     "ref_image": image.format(sid=a["sample_id"]).replace("image.png", "ref_image.jpg"),
+                     "prompt": "remove degradation"}
+    assert doc["test"][b["sample_id"]]["target_image"].endswith("/target_image.png")
+
+
+def test_absolute_paths_need_a_local_output() -> None:
+    from genfab.stages.difix.adapter import trainer_path
+
+    with pytest.raises(ValueError, match="paths: absolute needs a file:// output"):
+        trainer_path("samples/x/image.png", "absolute", "/data", None)

@@ -98,5 +98,12 @@ class DifixConfig(GenfabModel):
     """Reference-view strategy."""
     prompt: str = Field("remove degradation", max_length=1024)
     """Prompt written to every `difix/data.json` entry."""
+    paths: Literal["absolute", "prefix", "relative"] = "prefix"
+    """How `difix/data.json` names the images (Difix3D's dataset opens them as written): absolute (the
+    output's own local path: `file://` outputs, shared file systems), prefix (`pathPrefix` + the path
+    inside the experiment: where training Pods mount the output; the TuningRun stages the data there)
+    or relative (to the experiment root)."""
+    path_prefix: str = Field("/data", pattern=r"^/([^/]+(/[^/]+)*)?$", max_length=512)
+    """The experiment root as training Pods see it (`paths: prefix`)."""
     image_format: Literal["jpg", "png"] = "jpg"
     """Format of `target_image` and `ref_image` (`image.png` is always PNG)."""

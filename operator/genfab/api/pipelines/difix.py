@@ -20,7 +20,8 @@ from genfab.api.pipeline import (
 ExportSettings = settings_model("ExportSettings", "Triplet export.",
                                 **picked(DifixConfig, "sources", "reference_view", "image_format"))
 SplitSettings = settings_model("SplitSettings", "Leak-free split.", **picked(DifixConfig, "split"))
-AdapterSettings = settings_model("AdapterSettings", "Trainer adapter.", **picked(DifixConfig, "prompt"))
+AdapterSettings = settings_model("AdapterSettings", "Trainer adapter.",
+                                 **picked(DifixConfig, "prompt", "paths", "path_prefix"))
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
