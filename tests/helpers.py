@@ -15,6 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+"""A real photo the scene pipelines' tests start from."""
 
 
 def load_example(name: str) -> dict[str, Any]:

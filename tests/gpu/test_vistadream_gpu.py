@@ -26,9 +26,7 @@ from genfab.stages.gaussians.train import TrainSettings  # noqa: E402
 from genfab.stages.vistadream import frames as fr  # noqa: E402
 from genfab.stages.vistadream import geometry, selection, trajectory  # noqa: E402
 from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene  # noqa: E402
-from tests.helpers import ROOT, genfab_run  # noqa: E402
-
-PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+from tests.helpers import PORTRAIT, genfab_run  # noqa: E402
 
 
 def plane_frame(size: int = 64) -> fr.Frame:

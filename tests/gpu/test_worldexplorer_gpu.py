@@ -23,9 +23,8 @@ from scripts.tiny_models import save_worldexplorer_models  # noqa: E402
 
 from genfab.stages.gaussians.loaders import load_scene  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
-from tests.helpers import ROOT, genfab_run  # noqa: E402
+from tests.helpers import PORTRAIT, ROOT, genfab_run  # noqa: E402
 
-PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
 SAMPLES = ("photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000", "stylized/index_0001")
 FRAMES = 16
 

@@ -19,9 +19,7 @@ from scripts.tiny_models import save_vistadream_models
 
 from genfab.stages.vistadream.frames import frames_from_npz
 from genfab.stages.vistadream.images import decode_png
-from tests.helpers import ROOT, genfab_run
-
-PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
+from tests.helpers import PORTRAIT, genfab_run
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,8 @@ from scripts.tiny_models import save_worldexplorer_models
 
 from genfab.stages.vistadream.images import decode_png
 from genfab.stages.worldexplorer.scaffold_stage import square
-from tests.helpers import ROOT, genfab_run
+from tests.helpers import PORTRAIT, ROOT, genfab_run
 
-PORTRAIT = ROOT / "examples" / "data" / "portraits" / "astronaut.png"
 SIDE = 64
 PATHS = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
 

@@ -49,8 +49,8 @@ from genfab.sequencing import (
     unsupported_settings,
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
-from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, held_back
-from genfab.status import StageObservation, build_status, notes_message, set_condition
+from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
+from genfab.status import StageObservation, build_status, notes_message
 from genfab.status.aggregate import ExecState
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
@@ -458,13 +458,13 @@ class LocalRunner:
                               now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan))
         if interrupted and status.phase in ("Running", "Pending"):
             status = status.model_copy(update={"phase": "Failed"})
-        conditions = status.conditions
+        gates = {}
         for name in sorted(self._gates_read):
             gate_ = self.stages[name].stage.manual_gate
             assert gate_ is not None
             held = self.awaiting.get(name)
-            conditions = set_condition(conditions, gate_.condition, held is not None, "Waiting" if held else "Chosen",
-                                       held.message if held else "", now_rfc3339(), self.resource.metadata.generation)
+            gates[gate_.condition] = held.message if held is not None else ""
+        conditions = gate_conditions(status.conditions, gates, now_rfc3339(), self.resource.metadata.generation)
         status = status.model_copy(update={"conditions": conditions})
         self._status = status
         doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": self.plan.kind,

@@ -32,7 +32,7 @@ from genfab.operator.observe import (
 )
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
-from genfab.sequencing.manual import Awaiting, held_back
+from genfab.sequencing.manual import Awaiting, gate_conditions, held_back
 from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 
@@ -232,9 +232,7 @@ def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStat
     stall = decision.stall
     conditions = set_condition(conditions, "Stalled", stall is not None, stall.reason if stall else "Progressing",
                                stall.message if stall else "", now, generation)
-    for condition, message in decision.gates.items():  # a person's step: True while stages wait for it
-        conditions = set_condition(conditions, condition, bool(message), "Waiting" if message else "Chosen",
-                                   message[:32768], now, generation)
+    conditions = gate_conditions(conditions, decision.gates, now, generation)  # a person's step
     return status.model_copy(update={"conditions": conditions})
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from genfab.api.status import Condition
 from genfab.contract.config import sample_subdir
 from genfab.planner import PlannedStage
+from genfab.status import set_condition
 
 SHOWN_SAMPLES = 5
 """Samples named in the message; the count says how many more."""
@@ -60,6 +62,16 @@ def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]]) -> Awa
 def gate_folders(stage: PlannedStage, committed: Iterable[str]) -> dict[str, str]:
     """Each committed sample's folder, where the gate's files must be (for `missing_by_sample`)."""
     return {sample_id: sample_folder(stage, sample_id) for sample_id in set(committed)}
+
+
+def gate_conditions(conditions: list[Condition], gates: Mapping[str, str], now: str, generation: int | None
+                    ) -> list[Condition]:
+    """Each gate's condition (type -> the waiting message, "" once chosen): True with reason Waiting while
+    samples wait, False with reason Chosen after (both executors write it this way)."""
+    for condition, message in gates.items():
+        conditions = set_condition(conditions, condition, bool(message), "Waiting" if message else "Chosen",
+                                   message, now, generation)
+    return conditions
 
 
 def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting]) -> Awaiting | None:

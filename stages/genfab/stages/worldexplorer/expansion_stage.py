@@ -42,6 +42,7 @@ from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
 from genfab.stages.vistadream.scene_io import stage_prefix, to_uint8
 from genfab.stages.worldexplorer.img2trajvid import FOLDER, TrajFrame, write_img2trajvid
 from genfab.stages.worldexplorer.scaffold_geometry import VIEWS, view_name
+from genfab.stages.worldexplorer.seva_adapter import PosedView
 from genfab.stages.worldexplorer.trajectories import scaffold_trajectory
 
 if TYPE_CHECKING:
@@ -167,8 +168,8 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
 
         started = time.perf_counter()
         if self.seva is not None:
-            inputs = [_posed(K, p, rgb) for rgb, p in zip(views, scaffold_poses, strict=True)]
-            generated: list[np.ndarray] = self.seva(inputs, [_posed(K, p) for p in poses], base, work / "seva")
+            inputs = [PosedView(K, p, rgb) for rgb, p in zip(views, scaffold_poses, strict=True)]
+            generated: list[np.ndarray] = self.seva(inputs, [PosedView(K, p) for p in poses], base, work / "seva")
             generator = "seva"
 
             def paint(i: int, rendered: np.ndarray, holes: np.ndarray) -> np.ndarray | None:
@@ -222,10 +223,4 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
                              **self.model_params())
-
-
-def _posed(K: np.ndarray, pose: np.ndarray, rgb: np.ndarray | None = None) -> Any:
-    from genfab.stages.worldexplorer.seva_adapter import PosedView
-
-    return PosedView(K, pose, rgb)
 

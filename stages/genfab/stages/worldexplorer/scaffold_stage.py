@@ -152,7 +152,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         sample.timings["fillSeconds"] = round(fill_seconds, 3)
         for view, rgb in sorted(views.items()):
             sample.write(prefix + final_key(view_name(view)), encode_png(rgb))
-        write_record(sample, prefix, s.selection, side, s.fov_degrees, K, {"gaps": gaps},
+        write_record(sample, prefix, s.method, s.selection, side, s.fov_degrees, K, {"gaps": gaps},
                      {v: {"source": _source(v, s.selection), **({"prompt": prompts[v]} if v in CARDINAL else {})}
                       for v in range(VIEWS)})
         if s.selection == "manual":
@@ -181,7 +181,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             sample.write(f"{prefix}sweep/{i:04d}.png", encode_png(frame))
         for key in keys:
             sample.write(prefix + final_key(view_name(key.view)), encode_png(frames[key.frame]))
-        write_record(sample, prefix, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
+        write_record(sample, prefix, s.method, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
                      {key.view: {"source": "input" if key.frame == 0 else "seva", "sweepFrame": key.frame,
                                  "angleDegrees": key.angle_degrees} for key in keys})
         sample.params.update(**self.model_params())
@@ -193,11 +193,11 @@ def sweep_poses(frames: int) -> np.ndarray:
     return np.stack([yaw_pose(360.0 * i / frames) for i in range(frames)])
 
 
-def write_record(sample: Sample, prefix: str, selection: str, side: int, fov: float, K: np.ndarray,
+def write_record(sample: Sample, prefix: str, method: str, selection: str, side: int, fov: float, K: np.ndarray,
                  extra: dict[str, Any], views: dict[int, dict[str, Any]]) -> None:
     """`scaffold.json`: every view's camera (what the expansion reads) and how it was made."""
     sample.write_json(prefix + "scaffold.json", {
-        "method": "single_image" if selection == "keyframes" else "scaffold_gen", "selection": selection,
+        "method": method, "selection": selection,
         "resolution": side, "fovDegrees": fov, "K": K.tolist(), **extra,
         "views": {view_name(v): {"yawDegrees": yaw_degrees(v), "camTWorld": cam_T_world(v).tolist(), **views[v]}
                   for v in range(VIEWS)}})
