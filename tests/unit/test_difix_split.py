@@ -67,6 +67,18 @@ def test_no_group_crosses_sides_and_the_ratio_is_as_close_as_whole_groups_allow(
     assert summary["achieved_train_ratio"] == round(achieved, 6) and summary["seed"] == seed
 
 
+@pytest.mark.parametrize(("sizes", "ratio", "train"), [
+    ({"pair00": 41, "pair01": 19}, 0.6, ["pair00"]),  # 0.683 beats 0.317
+    ({"a": 10, "b": 20, "c": 70}, 0.7, ["c"]),
+    ({"a": 45, "b": 30, "c": 15, "d": 10}, 0.9, ["a", "b", "c"]),
+])
+def test_few_groups_get_the_closest_split_whole_groups_allow(sizes: dict[str, int], ratio: float,
+                                                              train: list[str]) -> None:
+    samples = [(f"{g}_{i:03d}", g) for g, n in sizes.items() for i in range(n)]
+    for seed in range(5):
+        assert split_by_group(samples, ratio, seed).summary["groups"]["train"] == train
+
+
 def test_the_split_is_deterministic_and_ignores_listing_order() -> None:
     samples = _samples(random.Random(3), 12)
     first = split_by_group(samples, 0.8, 7)

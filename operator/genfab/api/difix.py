@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -10,6 +10,8 @@ from genfab.api.base import GenfabModel, Rule
 from genfab.api.types import InputUri, SampleId
 
 GroupBy = Literal["pair", "scene", "pattern"]
+SKIP_RE = r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127}:)?[A-Za-z0-9._-]{1,64}$"
+"""A skip-list entry: a frame id, optionally after `<scene>:`."""
 
 
 class DifixSource(GenfabModel):
@@ -22,6 +24,12 @@ class DifixSource(GenfabModel):
             "groupPattern",
             lambda m: m.group_by != "pattern" or m.group_pattern is not None,
         ),
+        Rule(
+            "self.dataset != 'hi4d' || self.renders != 'folder' || has(self.rendersUri)",
+            "dataset hi4d with renders folder needs `rendersUri` (HI4D's published layout has no renders)",
+            "rendersUri",
+            lambda m: m.dataset != "hi4d" or m.renders != "folder" or m.renders_uri is not None,
+        ),
     )
 
     name: SampleId
@@ -31,7 +39,8 @@ class DifixSource(GenfabModel):
     uri: InputUri
     """Root of the source (scenes with cameras, frames, renders)."""
     scenes: list[SampleId] | None = Field(None, min_length=1, max_length=10000)
-    """Only these scenes; unset = all scenes under `uri`."""
+    """Only these scenes (names as in sample ids, `hi4d_pair00_dance`, or without the source prefix);
+    unset = all scenes under `uri`. It picks scenes and is not hashed: adding one exports only it."""
     target_cameras: list[int] | None = Field(None, min_length=1, max_length=256)
     """Target camera ids; unset = all cameras."""
     frame_stride: int = Field(1, ge=1, le=10000)
@@ -42,6 +51,22 @@ class DifixSource(GenfabModel):
     Unset: pair for hi4d, scene otherwise."""
     group_pattern: str | None = Field(None, max_length=256)
     """Regular expression applied to the scene name; its first group is the `group_id`."""
+    renders: Literal["folder", "ply"] = "folder"
+    """Where the imperfect renders (`image.png`) come from: folder (what the lab's reconstruction
+    pipeline already wrote: `<cam>/<frame>.png`) or ply (rendered here from 3DGS PLY files at the
+    target cameras with the gaussians stage's renderer; needs a CUDA GPU): `<frame>.ply` per frame, or
+    one `scene.ply` for every frame."""
+    renders_uri: InputUri | None = None
+    """Root of the renders or PLY files, one folder per scene name (`<rendersUri>/<scene name>/`);
+    unset: inside each scene (`renders/`, or `splats/` for ply)."""
+    skip_frames: list[Annotated[str, Field(pattern=SKIP_RE, max_length=200)]] | None = Field(None, max_length=100000)
+    """Frames never exported (as target or reference): `000123` in every scene, `<scene>:000123` in one
+    scene (a scene name as in sample ids, or without the source prefix); numeric ids match by value
+    (`5` = `000005`). Each scene's own `skip_frames.csv` (the lab's format) is honoured too."""
+    min_mask_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Keep a sample only if the subject masks of its target and reference frames each cover at least
+    this fraction of the image (masks from `masks/<cam>/<frame>.png` or `seg/img_seg_mask/<cam>/all/`);
+    0 = masks are not needed."""
 
     def effective_group_by(self) -> GroupBy:
         if self.group_by is not None:
@@ -70,6 +95,8 @@ class ReferenceViewConfig(GenfabModel):
     """Reference camera for fixed-camera."""
     frame_offset: int = Field(0, ge=-10000, le=10000)
     """Reference frame = target frame + offset (`reference_fname` may differ from `target_fname`)."""
+    seed: int = Field(0, ge=0)
+    """Seed of random-camera (with the scene, target camera and frame: the same choice in every run)."""
 
 
 class DifixConfig(GenfabModel):

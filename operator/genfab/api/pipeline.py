@@ -84,6 +84,11 @@ class StageDecl:
     manual_gate: Callable[[Any], ManualGate | None] | None = None
     """Given the stage's settings, the person's step its samples wait for before downstream stages
     run (worldexplorer's manual selection), or None."""
+    units: str | None = None
+    """`module:function` listing the units of a first stage whose job input is not a folder of files
+    (the difix export: one unit per source scene): `function(cfg, open_fn) -> list[SampleRef]`,
+    imported when the units are resolved (both executors and the stage Pods), so it must not import
+    torch. None: the input's files (or a curated set) are the units."""
 
 
 def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:

@@ -68,6 +68,9 @@ class Selection(ContractModel):
     """A curated set (a SceneJob's manifest or inline samples): only these sample indices."""
     variants: tuple[str, ...] | None = None
     """A curated set: only these variants (photorealistic, stylized, default)."""
+    within: dict[str, tuple[SampleIdStr, ...]] | None = None
+    """A stage whose units come from several named inputs (the difix export's sources and their
+    scenes): per input name, only these units; an input left out gives all of its units."""
 
 
 class StageConfig(ContractModel):

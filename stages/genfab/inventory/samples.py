@@ -11,6 +11,7 @@ the same `resolve_samples`, so the shard count an executor picks and the slice a
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -93,7 +94,28 @@ def resolve_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list
         return [SampleRef(i) for i in sorted(common or ())]
     if not cfg.input_uris:
         return []
+    declared = declared_units(cfg)
+    if declared is not None:
+        return declared(cfg, open_fn)
     return input_samples(cfg, open_fn)[1]
+
+
+Units = Callable[[StageConfig, Callable[[str], Storage]], list[SampleRef]]
+
+
+def declared_units(cfg: StageConfig) -> Units | None:
+    """The unit listing the stage's pipeline declares for it (`StageDecl.units`), or None."""
+    from genfab.api.pipeline import pipelines
+
+    found = pipelines().get(cfg.pipeline)
+    if found is None or cfg.stage not in found.stage_names:
+        return None
+    path = found.stage(cfg.stage).units
+    if path is None:
+        return None
+    module, _, attr = path.partition(":")
+    units: Units = getattr(importlib.import_module(module), attr)
+    return units
 
 
 def input_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> tuple[Storage, list[SampleRef]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from genfab.api.difix import DifixConfig
 from genfab.api.pipeline import (
-    INPUT,
     Draft,
     DraftRequest,
     Pipeline,
@@ -17,24 +16,29 @@ from genfab.api.pipeline import (
     settings_model,
 )
 
+STAGES = "genfab.stages.difix"
 ExportSettings = settings_model("ExportSettings", "Triplet export.",
                                 **picked(DifixConfig, "sources", "reference_view", "image_format"))
 SplitSettings = settings_model("SplitSettings", "Leak-free split.", **picked(DifixConfig, "split"))
-AdapterSettings = settings_model("AdapterSettings", "Trainer adapter.",
-                                 **picked(DifixConfig, "prompt", "paths", "path_prefix"))
+AdapterSettings = settings_model(
+    "AdapterSettings", "Trainer adapter and metadata: the whole block (meta/generation_config.yaml holds its "
+    "experiment-global settings).", difix=(DifixConfig, ...))
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
     dx: DifixConfig = req.block
-    scenes = [len(s.scenes) if s.scenes is not None else None for s in dx.sources]
-    exported = sum(s for s in scenes if s is not None) if None not in scenes else req.inventory.get(INPUT)
-    # The export reads each source's effective grouping rule (pair for hi4d, scene otherwise).
-    sources = [s.model_copy(update={"group_by": s.effective_group_by()}) for s in dx.sources]
+    # One export unit per scene, counted by listing the sources (the executors do, at the edge).
+    # Which scenes is a selection, not a setting: adding a scene exports only it. The export reads
+    # each source's effective grouping rule (pair for hi4d, scene otherwise).
+    sources = [s.model_copy(update={"group_by": s.effective_group_by(), "scenes": None}) for s in dx.sources]
+    within = {s.name: list(s.scenes) for s in dx.sources if s.scenes is not None}
+    inputs = tuple(dict.fromkeys([s.uri for s in dx.sources] + [s.renders_uri for s in dx.sources if s.renders_uri]))
+    ply = any(s.renders == "ply" for s in dx.sources)
     return PipelineDrafts(req.spec.output, [
-        Draft("export", fill(ExportSettings, dx, sources=sources), exported,
-              input_uris=tuple(s.uri for s in dx.sources)),
+        Draft("export", fill(ExportSettings, dx, sources=sources), None, input_uris=inputs,
+              selection={"within": within or None}, gpus=None if ply else 0),
         Draft("split", fill(SplitSettings, dx), 1),
-        Draft("adapter", fill(AdapterSettings, dx), 1),
+        Draft("adapter", AdapterSettings(difix=dx), 1),
     ])
 
 
@@ -43,11 +47,14 @@ PIPELINE = Pipeline(
     description="seed 002: DiFix triplets, leak-free group split, trainer adapter",
     position=2, block="difix", block_model=DifixConfig, drafts=drafts,
     stages=(
-        StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json",
-                  ExportSettings, memory="24Gi", shard_size=1, output="samples/{sample_id}/"),
+        StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json "
+                  "(one unit per source scene)", ExportSettings, f"{STAGES}.export_stage:ExportStage", cpu="4",
+                  memory="16Gi", shard_size=1, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
+                  units=f"{STAGES}.units:scene_units"),
         cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),
-                  "manifests/{all_samples,split_train,split_test}.jsonl, split_summary.json", singleton=True),
+                  "manifests/{all_samples,split_train,split_test}.jsonl, manifests/split_summary.json",
+                  f"{STAGES}.split_stage:SplitStage", singleton=True),
         cpu_stage("adapter", "DiFix trainer adapter file and generation metadata", AdapterSettings, ("split",),
-                  "difix/data.json, meta/", singleton=True),
+                  "difix/data.json, meta/", f"{STAGES}.adapter_stage:AdapterStage", singleton=True),
     ),
 )

@@ -61,10 +61,11 @@ def _number(meta: dict[str, Any], key: str, where: str) -> float:
     return float(value)
 
 
-def load_transforms(path: Path, convention: Convention = "opengl") -> SceneData:
+def load_transforms(path: Path, convention: Convention = "opengl", read_points: bool = True) -> SceneData:
     """Read `transforms.json`. Poses are OpenGL camera-to-world as Nerfstudio and Blender write them
     (`convention="opencv"` for files written with OpenCV axes). Intrinsics per frame or global:
-    `fl_x`/`fl_y`/`cx`/`cy`/`w`/`h`, or Blender's `camera_angle_x` with `w`/`h`."""
+    `fl_x`/`fl_y`/`cx`/`cy`/`w`/`h`, or Blender's `camera_angle_x` with `w`/`h`. `read_points=False`
+    skips the initial point cloud (`ply_file_path`): cameras only."""
     try:
         meta = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -104,7 +105,7 @@ def load_transforms(path: Path, convention: Convention = "opengl") -> SceneData:
                               c2w=convert_c2w(matrix, convention, "opencv"), width=w, height=h,
                               image=file_path, mask=frame.get("mask_path")))
     points = colors = None
-    if meta.get("ply_file_path"):
+    if meta.get("ply_file_path") and read_points:
         points, colors = read_points_ply(path.parent / str(meta["ply_file_path"]))
     return SceneData(cameras, points, colors, str(path.parent), {"format": "nerfstudio", "convention": convention})
 

@@ -23,8 +23,9 @@ from genfab.stages.runtime.errors import BadInput, SampleError
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
-from genfab.stages.runtime.stage import Sample, Stage
-from genfab.storage import StorageError
+from genfab.inventory import SampleRef
+from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
+from genfab.storage import StorageError, check_reuse
 
 log = logging.getLogger("genfab.stages")
 REUSE_CHECKS = 16
@@ -42,6 +43,9 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
     samples = ctx.samples
     reporter.start(len(samples))
     log.info("shard starts", extra={"samples": len(samples), "of": len(ctx.all_samples)})
+    if stage.whole_set:
+        run_whole_set(stage, ctx, reporter, metrics)
+        return
     pending = []
     # One marker read (and a HEAD per output) per sample: concurrent, since on S3 latency dominates.
     with ThreadPoolExecutor(REUSE_CHECKS, thread_name_prefix="genfab-reuse") as pool:
@@ -99,6 +103,48 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
                     log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
             settle(keep=size)
         settle(keep=0)
+    stage.finish(ctx)
+
+
+def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+    """A whole-set stage (`Stage.whole_set`): one result over every unit, reused only when the config
+    and the unit list are those it was made from."""
+    units = ctx.samples
+    if len(units) != len(ctx.all_samples):
+        raise BadInput(f"stage {ctx.stage!r} works on all its units at once and must run as one shard "
+                       f"(this is shard {ctx.index + 1} of {ctx.shards})")
+    digest = whole_set_hash(ctx.config_hash, units)
+    prefix = stage.marker_prefix(WHOLE_SET_ID, ctx)
+    reuse = check_reuse(ctx.output, prefix, digest, ctx.verify)
+    if reuse.committed:
+        for ref in units:
+            reporter.succeeded(ref.id, reused=True)
+            metrics.sample("reused")
+        return
+    if reuse.problem:
+        reporter.report.redone += len(units)
+    started = time.monotonic()
+    stage.setup(ctx)
+    reporter.report.model_load_seconds = round(time.monotonic() - started, 3)
+    began, wall = time.monotonic(), time.time()
+    result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest)
+    try:
+        stage.process_set(result, units)
+    except SampleError as exc:
+        for ref in units:
+            reporter.failed(ref.id, exc.reason, exc.message)
+            metrics.sample("failed", 0.0, exc.reason)
+        log.warning("whole-set stage failed", extra={"reason": exc.reason, "error": exc.message})
+        stage.finish(ctx)
+        return
+    result.commit(wall)
+    per_unit = (time.monotonic() - began) / max(1, len(units))
+    for note in result.notes:
+        reporter.note(note)
+    for ref in units:
+        reporter.succeeded(ref.id, seconds=per_unit)
+        metrics.sample("succeeded", per_unit)
+    log.info("whole set committed", extra={"units": len(units), "seconds": round(time.monotonic() - began, 3)})
     stage.finish(ctx)
 
 

@@ -27,10 +27,12 @@ class Sample:
     """One sample being produced. Outputs go straight to storage (data first); the runtime writes
     the `_SUCCESS.json` marker with their checksums only after `process` returns."""
 
-    def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str) -> None:
+    def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str, config_hash: str | None = None) -> None:
         self.ref = ref
         self.ctx = ctx
         self.marker_prefix = marker_prefix
+        self.config_hash = config_hash or ctx.config_hash
+        """What the marker records (a whole-set stage's also covers its unit list)."""
         self.outputs: dict[str, str] = {}
         self.sizes: dict[str, int] = {}
         self.params: dict[str, Any] = {}
@@ -84,7 +86,7 @@ class Sample:
         self.timings.setdefault("seconds", round(time.time() - started, 4))
         for write in self._writes:
             write.result()
-        marker = Marker(self.ctx.config_hash, dict(self.outputs), dict(self.timings),
+        marker = Marker(self.config_hash, dict(self.outputs), dict(self.timings),
                         {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id},
                         dict(self.sizes))
         write_marker(self.ctx.output, self.marker_prefix, marker)
@@ -145,3 +147,25 @@ class Stage(Generic[S]):
 
     def finish(self, ctx: StageContext) -> None:
         """After the last sample of the shard (flush batches, write shard-level files)."""
+
+    whole_set: ClassVar[bool] = False
+    """The stage makes one result from all its units at once (the difix split and adapter: manifests
+    over every exported scene). Declare it `singleton`; the runtime calls `process_set` once, commits
+    one marker whose hash covers the config and the unit list, and reuses it only when both match, so
+    a unit added or removed upstream makes the stage run again."""
+
+    def process_set(self, sample: Sample, units: list[SampleRef]) -> None:
+        """A whole-set stage's work: write its outputs through `sample`. Raise `SampleError` to fail
+        every unit with that reason."""
+        raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement process_set()")
+
+
+WHOLE_SET_ID = "_set"
+"""The marker folder name of a whole-set stage's one result."""
+
+
+def whole_set_hash(config_hash: str, units: list[SampleRef]) -> str:
+    digest = hashlib.sha256(config_hash.encode())
+    for ref in units:
+        digest.update(b"\n" + ref.id.encode())
+    return digest.hexdigest()
