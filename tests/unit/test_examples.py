@@ -21,6 +21,7 @@ EXPECTED = {
     "datasetjob-relighting.yaml",
     "datasetjob-reference-object.yaml",
     "datasetjob-difix.yaml",
+    "datasetjob-difix-local.yaml",
     "tuningrun-difix.yaml",
 }
 
@@ -47,7 +48,8 @@ def test_cli_validate_accepts_all_examples() -> None:
 
 @pytest.mark.parametrize(("example", "note"), [
     ("datasetjob-relighting.yaml", None),
-    ("datasetjob-difix.yaml", "needs customStages for export, split, adapter"),
+    ("datasetjob-difix.yaml", None),
+    ("datasetjob-difix-local.yaml", None),
     ("scenejob-vistadream.yaml", None),
     ("scenejob-worldexplorer.yaml", None),  # SEVA and VGGT come as custom stages, gaussians is built in
     ("scenejob-worldexplorer-tiny.yaml", None),  # only the built-in scaffold

@@ -211,10 +211,16 @@ HASH_TABLE = [
      _spec(relighting__degradation={"weights": {"softShading": 1.0, "ambientOnly": 0.0}}),
      {"degrade", "recombine", "organize"}),
     ("split seed -> split and adapter", "datasetjob-difix.yaml", _spec(difix__split={"seed": 7}), {"split", "adapter"}),
+    ("split ratio -> split and adapter", "datasetjob-difix.yaml", _spec(difix__split={"trainRatio": 0.8}),
+     {"split", "adapter"}),
+    ("reference view -> the whole difix export", "datasetjob-difix.yaml",
+     _spec(difix__referenceView={"strategy": "random-camera"}), {"export", "split", "adapter"}),
     ("cv probabilities -> cv-augmentation only", "datasetjob-reference-object.yaml",
      _spec(referenceObject__cvAugmentation={"probabilities": {"bw": 0.1}}), {"cv-augmentation"}),
     ("stage image override -> that stage and downstream", VD, _spec(stages={"depth": {"image": "lab/depth:2"}}),
      {"depth", "gaussians", "coarse", "render"}),
+    ("adding a scene -> adapter (the export reuses every committed scene; split sees the new set)",
+     "datasetjob-difix.yaml", lambda d: d["spec"]["difix"]["sources"][0]["scenes"].append("pair02_talk"), {"adapter"}),
     ("learning rate -> train", "tuningrun-difix.yaml", _spec(hyperparameters={"learningRate": 1e-5}), {"train"}),
 ]
 

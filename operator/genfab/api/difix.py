@@ -10,6 +10,7 @@ from genfab.api.base import GenfabModel, Rule
 from genfab.api.types import InputUri, SampleId
 
 GroupBy = Literal["pair", "scene", "pattern"]
+ImageFormat = Literal["jpg", "png"]
 SKIP_RE = r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127}:)?[A-Za-z0-9._-]{1,64}$"
 """A skip-list entry: a frame id, optionally after `<scene>:`."""
 
@@ -132,5 +133,5 @@ class DifixConfig(GenfabModel):
     or relative (to the experiment root)."""
     path_prefix: str = Field("/data", pattern=r"^/([^/]+(/[^/]+)*)?$", max_length=512)
     """The experiment root as training Pods see it (`paths: prefix`)."""
-    image_format: Literal["jpg", "png"] = "jpg"
+    image_format: ImageFormat = "jpg"
     """Format of `target_image` and `ref_image` (`image.png` is always PNG)."""

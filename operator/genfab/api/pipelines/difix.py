@@ -3,26 +3,33 @@
 
 from __future__ import annotations
 
-from genfab.api.difix import DifixConfig
-from genfab.api.pipeline import (
-    Draft,
-    DraftRequest,
-    Pipeline,
-    PipelineDrafts,
-    StageDecl,
-    cpu_stage,
-    fill,
-    picked,
-    settings_model,
-)
+from genfab.api.base import GenfabModel
+from genfab.api.difix import DifixConfig, DifixSource, ImageFormat, ReferenceViewConfig, SplitConfig
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 
 STAGES = "genfab.stages.difix"
-ExportSettings = settings_model("ExportSettings", "Triplet export.",
-                                **picked(DifixConfig, "sources", "reference_view", "image_format"))
-SplitSettings = settings_model("SplitSettings", "Leak-free split.", **picked(DifixConfig, "split"))
-AdapterSettings = settings_model(
-    "AdapterSettings", "Trainer adapter and metadata: the whole block (meta/generation_config.yaml holds its "
-    "experiment-global settings).", difix=(DifixConfig, ...))
+
+
+class ExportSettings(GenfabModel):
+    """Triplet export: the sources (without their scene lists: those are a selection) and how samples
+    are made."""
+
+    sources: list[DifixSource]
+    reference_view: ReferenceViewConfig
+    image_format: ImageFormat
+
+
+class SplitSettings(GenfabModel):
+    """Leak-free split."""
+
+    split: SplitConfig
+
+
+class AdapterSettings(GenfabModel):
+    """Trainer adapter and metadata: the whole block (`meta/generation_config.yaml` holds its
+    experiment-global settings)."""
+
+    difix: DifixConfig
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -35,9 +42,10 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     inputs = tuple(dict.fromkeys([s.uri for s in dx.sources] + [s.renders_uri for s in dx.sources if s.renders_uri]))
     ply = any(s.renders == "ply" for s in dx.sources)
     return PipelineDrafts(req.spec.output, [
-        Draft("export", fill(ExportSettings, dx, sources=sources), None, input_uris=inputs,
+        Draft("export", ExportSettings(sources=sources, reference_view=dx.reference_view, image_format=dx.image_format),
+              None, input_uris=inputs,
               selection={"within": within or None}, gpus=None if ply else 0),
-        Draft("split", fill(SplitSettings, dx), 1),
+        Draft("split", SplitSettings(split=dx.split), 1),
         Draft("adapter", AdapterSettings(difix=dx), 1),
     ])
 

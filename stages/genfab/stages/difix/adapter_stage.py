@@ -50,7 +50,8 @@ def coverage(scenes: list[dict[str, Any]], train: set[str], test: set[str]) -> d
                 row["dropped_by_reason"].update(r["reason"] for r in s["dropped"])
 
     def plain(row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "scenes": len(row["scenes"]), "dropped_by_reason": dict(sorted(row["dropped_by_reason"].items()))}
+        reasons = dict(sorted(row["dropped_by_reason"].items()))
+        return {**row, "scenes": len(row["scenes"]), "dropped_by_reason": reasons}
     return {"total": plain(total), **{name: {k: plain(v) for k, v in sorted(rows.items())}
                                       for name, rows in levels.items()}}
 
@@ -82,8 +83,8 @@ class AdapterStage(Stage[AdapterSettings]):
         scenes = read_scenes(self.ctx.stage_output("export"), units)
         split = self.ctx.stage_output("split")
         try:
-            sides = {side: [json.loads(line) for line in split.read_bytes(f"{MANIFESTS}/split_{side}.jsonl").splitlines()
-                            if line.strip()] for side in ("train", "test")}
+            sides = {side: [json.loads(line) for line in split.read_bytes(f"{MANIFESTS}/split_{side}.jsonl")
+                            .splitlines() if line.strip()] for side in ("train", "test")}
         except (StorageError, ValueError) as exc:
             raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
         metas = {m["sample_id"]: m for side in sides.values() for m in side}

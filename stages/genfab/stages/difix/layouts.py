@@ -160,9 +160,9 @@ class GenericLayout:
     def files(self, storage: Storage, scene: SceneRef, renders: Storage | None, ply: bool) -> SceneFiles:
         prefix = f"{scene.key}/"
         keys = [k[len(prefix):] for k in _listing(storage, prefix)]
-        own = renders is None
+        own = renders is None  # the scene's own renders/ or splats/
         found = index_files(keys, scene, self.cameras_key(keys, scene), "images", self.masks,
-                            ("renders" if not ply else None) if own else None, ("splats" if ply else None) if own else None,
+                            "renders" if own and not ply else None, "splats" if own and ply else None,
                             "skip_frames.csv" if "skip_frames.csv" in keys else None)
         if renders is not None:
             external = index_files([f"r/{k}" for k in _listing(renders, f"{scene.name}/")], scene, "", "-", (),

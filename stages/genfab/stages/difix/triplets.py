@@ -119,7 +119,8 @@ def plan_scene(scene: str, cameras: Collection[int], ground_truth: Collection[Fr
                                   f"no ground-truth image of camera {cam} at frame {frame}"))
                 continue
             if not has_render(cam, frame):
-                drops.append(Drop(cam, frame, None, None, "missing_render", f"no render of camera {cam} at frame {frame}"))
+                drops.append(Drop(cam, frame, None, None, "missing_render",
+                                  f"no render of camera {cam} at frame {frame}"))
                 continue
             if sel.strategy == "fixed-camera":
                 ref = sel.reference_cam

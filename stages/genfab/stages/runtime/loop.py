@@ -18,12 +18,12 @@ from pydantic import BaseModel, ValidationError
 from genfab.api.errors import field_errors
 from genfab.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
 from genfab.contract.names import ENV_METRICS_PORT
+from genfab.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
-from genfab.inventory import SampleRef
 from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
 from genfab.storage import StorageError, check_reuse
 
