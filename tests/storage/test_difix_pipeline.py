@@ -17,8 +17,8 @@ import yaml
 
 from genfab.stages.difix.ids import REQUIRED_META
 from genfab.storage import Storage, open_storage
-from tests.helpers import ROOT
-from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
+from tests.helpers import ROOT, genfab_run
+from tests.storage.test_local_runner import status, target  # noqa: F401  (fixture)
 from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
 
 SOURCE = ROOT / "examples" / "data" / "difix"
@@ -192,3 +192,53 @@ def test_an_unknown_scene_is_named(tmp_path: Path, scenes: list[str]) -> None:
     result = genfab_run(tmp_path, job(f"file://{tmp_path}/out", f"file://{SOURCE}", fields={"scenes": scenes}))
     assert result.returncode == 1
     assert "sources[proc].scenes: no scene nope" in result.stdout + result.stderr
+
+
+def hi4d_source(tmp_path: Path) -> tuple[Path, Path]:
+    """The bundled pair00_dance rearranged as HI4D publishes it (`pair00/dance00/`, `rgb_cameras.npz`,
+    `seg/img_seg_mask/<cam>/all/`), with its renders in a separate folder by scene name."""
+    import numpy as np
+
+    scene, root, renders = SOURCE / "pair00_dance", tmp_path / "hi4d", tmp_path / "renders"
+    action = root / "pair00" / "dance00"
+    cams = json.loads((scene / "cameras.json").read_text())
+    ids = sorted(cams, key=int)
+    (action / "cameras").mkdir(parents=True)
+    with (action / "cameras" / "rgb_cameras.npz").open("wb") as fh:
+        np.savez(fh, ids=np.array([int(i) for i in ids]), intrinsics=np.array([cams[i]["K"] for i in ids]),
+                 extrinsics=np.array([np.array(cams[i]["cam_T_world"])[:3] for i in ids]),
+                 dist_coeffs=np.zeros((len(ids), 5)))
+    for path in scene.rglob("*"):
+        rel = path.relative_to(scene)
+        if not path.is_file() or rel.parts[0] == "cameras.json":
+            continue
+        if rel.parts[0] == "masks":
+            dest = action / "seg" / "img_seg_mask" / rel.parts[1] / "all" / rel.parts[2]
+        elif rel.parts[0] == "renders":
+            dest = renders / "hi4d_pair00_dance" / Path(*rel.parts[1:])
+        else:
+            dest = action / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+    return root, renders
+
+
+def test_hi4d_layout_with_renders_from_a_folder(tmp_path: Path) -> None:
+    root, renders = hi4d_source(tmp_path)
+    out = tmp_path / "out"
+    spec = job(f"file://{out}", f"file://{root}", fields={"name": "hi4d", "dataset": "hi4d",
+                                                          "rendersUri": f"file://{renders}", "groupBy": None,
+                                                          "groupPattern": None, "targetCameras": [16, 40]})
+    spec["spec"]["difix"]["sources"][0] = {k: v for k, v in spec["spec"]["difix"]["sources"][0].items()
+                                           if v is not None}
+    result = genfab_run(tmp_path, spec)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = sorted(p.name for p in (out / "samples").iterdir())
+    assert len(ids) == 2 * 5  # cameras 16 and 40, frames 0-4 (frame 5: nobody in view)
+    assert ids[0] == "hi4d_pair00_dance__tcam16__rccam28__tf000000__rf000000"  # the seed's pattern
+    meta = json.loads((out / "samples" / ids[0] / "meta.json").read_text())
+    assert (meta["dataset"], meta["scene_name"], meta["group_id"]) == ("hi4d", "hi4d_pair00_dance", "pair00")
+    assert meta["provenance"]["render"] == "rendersUri:hi4d_pair00_dance/16/000000.png"
+    # one group only: everything is on one side, and the split says so
+    split = json.loads((out / "manifests/split_summary.json").read_text())
+    assert split["counts"]["all"] == 10 and split["leakage_check"]["ok"]
