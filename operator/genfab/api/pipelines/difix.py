@@ -57,7 +57,7 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json "
                   "(one unit per source scene)", ExportSettings, f"{STAGES}.export_stage:ExportStage", cpu="4",
-                  memory="16Gi", shard_size=1, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
+                  memory="16Gi", shard_size=4, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
                   units=f"{STAGES}.units:scene_units"),
         cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),
                   "manifests/{all_samples,split_train,split_test}.jsonl, manifests/split_summary.json",

@@ -148,15 +148,22 @@ def splats_of(persons: list[Person], per_sphere: int = 3000) -> object:
                   sh0.reshape(n, 1, 3).astype(np.float32), np.zeros((n, 0, 3), np.float32))
 
 
-def write_source(root: Path, width: int = 64, height: int = 48, ply: bool = False) -> Path:
+def scene_list(count: int) -> list[tuple[str, str, int]]:
+    """The three scenes above, then (for benchmarks) more in the same formats: `pairNN_extraK`."""
+    extra = [(f"pair{2 + k // 2:02d}_extra{k}", SCENES[k % 3][1], 3 + k) for k in range(max(0, count - len(SCENES)))]
+    return [*SCENES[:count], *extra]
+
+
+def write_source(root: Path, width: int = 64, height: int = 48, ply: bool = False, scenes: int = 3,
+                 frames: int = FRAMES) -> Path:
     """Write the source under `root` (created); returns `root`."""
     cams = ring(width, height)
-    for name, fmt, index in SCENES:
+    for name, fmt, index in scene_list(scenes):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         write_cameras(folder, fmt, cams)
         rng = np.random.default_rng(index)
-        for frame in range(FRAMES):
+        for frame in range(frames):
             fname = f"{frame:06d}"
             persons = people(index, frame, gone=(name == "pair00_dance" and frame == 5))
             if ply:
