@@ -33,7 +33,6 @@ from collections.abc import Callable
 from importlib.metadata import version
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -143,7 +142,7 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     width, height = (int(v) for v in args.size.split("x"))
-    lines = [f"| storage | run | samples | seconds | samples/s | MB/s | vs plain loop (1 process) |",
+    lines = ["| storage | run | samples | seconds | samples/s | MB/s | vs plain loop (1 process) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory(prefix="genfab-difix-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -174,7 +173,8 @@ def main() -> None:
             lines.append(f"| {label} " + row("plain PIL loop, 1 process", base, n, written, None))
             lines.append(f"| {label} " + row(f"plain PIL loop, {cores} processes",
                                              *run_plain(src, f"{out}/plain", scenes, env, cores), base))
-            lines.append(f"| {label} " + row("genfab export, --workers 1", *run_genfab(src, f"{out}/g1", env, 1, tmp), base))
+            lines.append(f"| {label} " + row("genfab export, --workers 1",
+                                             *run_genfab(src, f"{out}/g1", env, 1, tmp), base))
             lines.append(f"| {label} " + row(f"genfab export, --workers {cores}",
                                              *run_genfab(src, f"{out}/g{cores}", env, cores, tmp), base))
         ply_line = ""
@@ -189,8 +189,8 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     table = "\n".join(lines)
-    text = (f"## DiFix export: genfab vs a plain PIL loop\n\n{args.scenes} scenes x 4 cameras x {args.frames} frames at "
-            f"{width}x{height} (procedural source; JPEG ground truth, PNG renders and masks), "
+    text = (f"## DiFix export: genfab vs a plain PIL loop\n\n{args.scenes} scenes x 4 cameras x {args.frames} "
+            f"frames at {width}x{height} (procedural source; JPEG ground truth, PNG renders and masks), "
             f"{platform.processor() or platform.machine()}, {cores} cores, GPU {gpu}; Python "
             f"{platform.python_version()}, Pillow {version('pillow')}, opencv {version('opencv-python-headless')}, "
             f"boto3 {version('boto3')}.\n\n{table}\n{ply_line}\n"
