@@ -197,9 +197,9 @@ def main() -> None:
             f"Command: `python benchmarks/difix_export.py {' '.join(sys.argv[1:])}`\n")
     print(text)
     if args.write:
-        out = ROOT / "benchmarks" / "results" / "difix.md"
-        out.write_text(text)
-        print(f"wrote {out}")
+        results = ROOT / "benchmarks" / "results" / "difix.md"
+        results.write_text(text)
+        print(f"wrote {results}")
 
 
 if __name__ == "__main__":
