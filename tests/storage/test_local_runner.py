@@ -230,11 +230,12 @@ def test_unreachable_output_falls_back_to_a_local_folder(tmp_path: Path) -> None
 
 
 def test_built_in_stages_without_an_implementation_are_named(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-difix.yaml").read_text())  # no DiFix stages yet
+    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-reference-object.yaml").read_text())  # not built yet
     doc["spec"]["output"] = f"file://{tmp_path}/out"
     result = genfab_run(tmp_path, doc)
     assert result.returncode == 2
-    assert "no implementation in genfab yet for stage(s) export, split, adapter" in " ".join(result.stderr.split())
+    assert "no implementation in genfab yet for stage(s) white-background, perspectives" in " ".join(
+        result.stderr.split())
 
 
 def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
