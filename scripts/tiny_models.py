@@ -4,7 +4,8 @@ diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode a
 pipeline end to end use them:
 
     python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev, FLUX.1-dev,
-                                                   # Depth Pro, CLIP (needs torch, transformers, diffusers)
+                                                   # Depth Pro, CLIP, DiFix, VGG16+LPIPS (needs torch,
+                                                   # transformers, diffusers, peft)
 
 then set `spec.models: {uri: file:///tmp/models}` (and `segmentation.backends: [sam3, classical]`,
 `softShading.normals: depth-anything`, `captioning.enabled: true` to use them). Random weights: the
@@ -239,6 +240,66 @@ def depth_pro_preprocessor(path: Path, side: int, normalise: dict[str, list[floa
         "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, **normalise}))
 
 
+def save_tiny_difix(root: Path, model_id: str = "nvidia/difix_ref", sample: int = 64,
+                    full_size: bool = False) -> Path:
+    """A DiFix base model in the diffusers layout the TuningRun trainer loads (`unet/`, `vae/`,
+    `text_encoder/`, `tokenizer/`, `scheduler/`). `full_size`: SD-Turbo's real configuration with
+    random weights (the benchmark); otherwise a few-thousand-parameter stand-in."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    path = root / model_id
+    torch.manual_seed(0)
+    if full_size:  # stabilityai/sd-turbo (SD 2.1 base): 865M UNet, 83M VAE, OpenCLIP-H text tower
+        unet = UNet2DConditionModel(sample_size=64, attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024,
+                                    use_linear_projection=True)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            sample_size=768)
+        text = CLIPTextConfig(vocab_size=54, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+                              num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+                              bos_token_id=52, eos_token_id=53, pad_token_id=53)
+        max_length = 77
+    else:
+        unet = UNet2DConditionModel(sample_size=sample // 4, block_out_channels=(8, 16), layers_per_block=1,
+                                    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
+                                    attention_head_dim=2, norm_num_groups=4)
+        vae = AutoencoderKL(block_out_channels=(8, 8, 16), layers_per_block=1, latent_channels=4,
+                            down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                            norm_num_groups=4, sample_size=sample)
+        text = CLIPTextConfig(vocab_size=54, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, max_position_embeddings=16, bos_token_id=52, eos_token_id=53,
+                              pad_token_id=53)
+        max_length = 16
+    unet.save_pretrained(path / "unet")
+    vae.save_pretrained(path / "vae")
+    CLIPTextModel(text).save_pretrained(path / "text_encoder")
+    clip_vocab(path / "tokenizer")
+    CLIPTokenizer(str(path / "tokenizer" / "vocab.json"), str(path / "tokenizer" / "merges.txt"),
+                  model_max_length=max_length).save_pretrained(path / "tokenizer")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon",
+                  timestep_spacing="trailing").save_pretrained(path / "scheduler")
+    (path / "model_index.json").write_text(json.dumps({"_class_name": "DifixPipeline", "_diffusers_version": "0.42.1"}))
+    return path
+
+
+def save_tiny_perceptual(root: Path, model_id: str = "genfab/vgg16-lpips", full_size: bool = False) -> Path:
+    """VGG16 + LPIPS heads for the DiFix losses (random; `full_size`: VGG16's real widths)."""
+    from genfab.stages.tuning.perceptual import save_random_perceptual
+
+    widths = None if full_size else [4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]
+    return save_random_perceptual(root / model_id, widths)
+
+
+def save_tuning_models(root: Path, full_size: bool = False) -> Path:
+    """What a TuningRun loads by default (nvidia/difix_ref, genfab/vgg16-lpips); returns `root`."""
+    save_tiny_difix(root, full_size=full_size)
+    save_tiny_perceptual(root, full_size=full_size)
+    return root
+
+
 def save_vistadream_models(root: Path) -> Path:
     """The models vistadream's stages load by default (FluxFill, Depth Pro); returns `root`."""
     save_tiny_flux_fill(root)
@@ -258,7 +319,8 @@ def save_worldexplorer_models(root: Path) -> Path:
 def save_all(root: Path) -> list[Path]:
     """Every tiny model the built-in model stages can load, under their default model ids."""
     return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
-            save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root)]
+            save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root), save_tiny_difix(root),
+            save_tiny_perceptual(root)]
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ class StageDecl:
     (the difix export: one unit per source scene): `function(cfg, open_fn) -> list[SampleRef]`,
     imported when the units are resolved (both executors and the stage Pods), so it must not import
     torch. None: the input's files (or a curated set) are the units."""
+    gang: bool = False
+    """The shards are the nodes of one process group (distributed training): they start together,
+    and when one fails or is lost the whole group restarts (from its latest checkpoint), one retry
+    for the group. The operator gives the group a headless Service and node 0's address."""
 
 
 def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:

@@ -40,11 +40,33 @@ class DifixHyperparameters(GenfabModel):
     mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
     """accelerate `--mixed_precision`."""
     resolution: int = Field(512, ge=64, le=4096, multiple_of=8)
-    """Training resolution."""
+    """Training height in pixels (images are resized to it)."""
+    width: int | None = Field(None, ge=64, le=4096, multiple_of=8)
+    """Training width in pixels; unset: `resolution` (square). Difix3D's own data loader uses 576x1024."""
+    timestep: int = Field(199, ge=1, le=999)
+    """The single denoising timestep (Difix3D: 199)."""
+    lora_rank_vae: int = Field(4, ge=1, le=256)
+    """Rank of the LoRA on the VAE decoder (Difix3D: 4)."""
+    lambda_l2: float = Field(1.0, ge=0.0)
+    """L2 loss weight."""
     lambda_lpips: float = Field(1.0, ge=0.0)
     """LPIPS loss weight."""
     lambda_gram: float = Field(1.0, ge=0.0)
     """Gram (style) loss weight."""
+    gram_warmup_steps: int = Field(2000, ge=0)
+    """The Gram loss starts after this many steps (Difix3D: 2000)."""
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
+    """Learning-rate schedule (diffusers' `get_scheduler`)."""
+    lr_warmup_steps: int = Field(0, ge=0)
+    """Warm-up steps of the schedules that have one."""
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    """Gradient clipping norm."""
+    eval_samples: int = Field(100, ge=1, le=100_000)
+    """Test samples scored at each evaluation (the first N of the test split)."""
+    keep_local_checkpoints: int = Field(2, ge=1, le=1000)
+    """Checkpoints kept on the Pod's disk (all of them are uploaded)."""
+    dataloader_workers: int = Field(4, ge=0, le=64)
+    """Data loading processes per GPU (decoding overlaps the training step)."""
     seed: int = Field(42, ge=0)
     """Training seed."""
 
@@ -57,7 +79,11 @@ class TuningRunBase(CommonSpec):
     run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     """Run name: outputs go to `{output}/tuning_runs/{runName}/`."""
     base_model: str = Field("nvidia/difix_ref", max_length=256)
-    """Base DiFix model id under the model location."""
+    """Base DiFix model id under the model location: a diffusers folder with `unet/`, `vae/`,
+    `text_encoder/`, `tokenizer/` and `scheduler/` (nvidia/difix_ref, nvidia/difix or stabilityai/sd-turbo)."""
+    perceptual_model: str = Field("genfab/vgg16-lpips", max_length=256)
+    """VGG16 weights (torchvision's file) and LPIPS v0.1 heads for the LPIPS and Gram losses, a model
+    folder under the model location (see the README's TuningRun section)."""
     hyperparameters: DifixHyperparameters = Field(default_factory=DifixHyperparameters)
     """Trainer hyperparameters."""
     gpus_per_node: int = Field(1, ge=1, le=16)

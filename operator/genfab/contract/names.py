@@ -33,6 +33,16 @@ ENV_IO_THREADS = "GENFAB_IO_THREADS"
 ENV_VERIFY = "GENFAB_VERIFY"
 """`sha256`: reuse re-hashes every committed output (`genfab run --verify`). Unset: reuse checks that
 each output exists with its committed size."""
+# -- a gang stage (distributed training: every shard is one node of one process group)
+ENV_NNODES = "GENFAB_NNODES"
+"""Nodes (Pods, shards) of the group; the node rank is `JOB_COMPLETION_INDEX`."""
+ENV_NPROC_PER_NODE = "GENFAB_NPROC_PER_NODE"
+"""Worker processes per node (one per GPU)."""
+ENV_RDZV_HOST = "GENFAB_RDZV_HOST"
+"""Where node 0 listens (`<job>-0.<headless service>` in a cluster, 127.0.0.1 locally)."""
+ENV_RDZV_PORT = "GENFAB_RDZV_PORT"
+RDZV_PORT = 29500
+"""The rendezvous port in a cluster (torchrun's default); the local runner picks a free one."""
 ENV_PIPELINES = "GENFAB_PIPELINES"
 """Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
 
@@ -71,6 +81,9 @@ RUN_DIR = "_genfab"
 STATUS_KEY = f"{RUN_DIR}/status.json"
 SUMMARY_KEY = f"{RUN_DIR}/summary.json"
 DROPPED_KEY = f"{RUN_DIR}/dropped_samples.csv"
+TRAINING_KEY = f"{RUN_DIR}/training.json"
+"""A training stage's state (step, maxSteps, loss, imagesPerSecond, etaSeconds, checkpoints), written
+by its node 0 while it trains; the executors put it in the resource's status."""
 
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 """Input files that count as samples when a stage reads a folder and says nothing else."""

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import (
     BLOCKED_MESSAGE,
     CannotRun,
+    gang_env,
     gate,
     idle_seconds,
     models_env,
@@ -60,6 +62,13 @@ EXAMPLES = 3
 REPORT_SECONDS = 0.5
 STOP_GRACE_SECONDS = 10.0
 """How long a stopped shard gets to end after SIGTERM before SIGKILL (like a Pod's grace period)."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (a local process group's rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class RunnerError(RuntimeError):
@@ -97,6 +106,12 @@ class StageRun:
     message: str | None = None
     deadline_passed: bool = False
     """The stage ran past its activeDeadlineSeconds: its shards are stopped and fail."""
+    group_attempts: int = 0
+    """Starts of a gang stage's whole process group (its retries count per group, not per shard)."""
+    group_failure: str = ""
+    """Why the current group attempt is ending (a node failed): the other nodes are being stopped."""
+    port: int = 0
+    """A gang stage's rendezvous port for the current attempt."""
 
     @property
     def succeeded(self) -> int:
@@ -330,6 +345,13 @@ class LocalRunner:
         for run in self.stages.values():
             if run.state != "running":
                 continue
+            if run.stage.gang:  # every node at once, or none: a partial group would wait forever
+                if not any(s.process is not None or s.done for s in run.shards):
+                    run.group_attempts += 1
+                    run.port = free_port()
+                    for shard in run.shards:
+                        self._spawn(run, shard)
+                continue
             cap = self.resource.spec.parallelism or len(run.shards)
             active = sum(s.process is not None for s in run.shards)
             for shard in run.shards:
@@ -348,7 +370,8 @@ class LocalRunner:
             run.config, stage, len(run.shards), shard.index, self._models_env(),
             str(self._config_dir / f"{stage.name}.json"),
             **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
-               ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")})}
+               ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")},
+            **gang_env(stage, len(run.shards), "127.0.0.1", run.port))}
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         shard.attempts += 1
@@ -361,6 +384,9 @@ class LocalRunner:
     def _reap_shards(self) -> bool:
         changed = False
         for run in self.stages.values():
+            if run.stage.gang:
+                changed = self._reap_group(run) or changed
+                continue
             for shard in run.shards:
                 if shard.process is None or shard.process.poll() is None:
                     continue
@@ -373,6 +399,35 @@ class LocalRunner:
                     why = ("bad input" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
                            else f"{shard.stopping or f'exit code {code}'}; {shard.attempts} attempts")
                     run.message = f"shard {shard.index} failed ({why}); log: {self._log_path(run, shard)}"
+        return changed
+
+    def _reap_group(self, run: StageRun) -> bool:
+        """A gang stage: a node that fails ends the group's attempt (the other nodes are stopped);
+        then the whole group starts again, from its latest checkpoint, while group retries last."""
+        changed = False
+        for shard in run.shards:
+            if shard.process is None or shard.process.poll() is None:
+                continue
+            code = shard.process.returncode
+            shard.process, shard.exit_code, changed = None, code, True
+            shard.done = True
+            if (code != 0 or shard.stopping) and not run.group_failure:
+                run.group_failure = ("bad input" if code == EXIT_BAD_INPUT
+                                     else shard.stopping or f"node {shard.index} exit code {code}")
+                shard.failed = True
+                for other in run.shards:
+                    self._stop(other, f"node {shard.index} of the group failed")
+        if run.group_failure and not any(s.process is not None for s in run.shards):
+            bad_input = any(s.exit_code == EXIT_BAD_INPUT for s in run.shards)
+            if bad_input or run.group_attempts > self.retries or run.deadline_passed:
+                for shard in run.shards:
+                    shard.failed = True
+                run.message = (f"process group failed ({run.group_failure}; {run.group_attempts} group attempts); "
+                               f"log: {self._log_path(run, run.shards[0])}")
+            else:
+                for shard in run.shards:
+                    shard.done = shard.failed = False
+            run.group_failure = ""
         return changed
 
     def _enforce_deadlines(self) -> None:

@@ -176,7 +176,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan
             selection={k: v for k, v in draft.selection.items() if v is not None} if draft is not None else {},
             image=image, implementation=implementation, unsupported=unsupported,
             manual_gate=base.manual_gate(draft.settings) if base.manual_gate and draft is not None else None,
-            command=command, args=args, env=env,
+            gang=base.gang if draft is not None else False, command=command, args=args, env=env,
             batch_size=override.batch_size if override is not None else None,
             offload=override.offload if override is not None else None,
             progress_deadline_seconds=(override.progress_deadline_seconds if override is not None else None)

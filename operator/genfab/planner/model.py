@@ -63,6 +63,8 @@ class PlannedStage:
     manual_gate: ManualGate | None = None
     """The person's step this stage's samples wait for before downstream stages start
     (`StageDecl.manual_gate`); derived from the hashed settings, so not hashed itself."""
+    gang: bool = False
+    """The shards run as one process group (`StageDecl.gang`)."""
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

@@ -21,6 +21,10 @@ from genfab.contract import CONFIG_PATH, SUMMARY_KEY, StageConfig
 from genfab.contract.names import (
     ENV_CONFIG,
     ENV_MODELS,
+    ENV_NNODES,
+    ENV_NPROC_PER_NODE,
+    ENV_RDZV_HOST,
+    ENV_RDZV_PORT,
     ENV_S3_ADDRESSING_STYLE,
     ENV_S3_ENDPOINT,
     ENV_S3_REGION,
@@ -104,6 +108,15 @@ def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | N
     if index is None:
         contract.pop("JOB_COMPLETION_INDEX")
     return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
+
+
+def gang_env(stage: PlannedStage, shards: int, host: str, port: int) -> dict[str, str]:
+    """The process-group shape of a gang stage's node (`StageDecl.gang`): node count, one worker per
+    GPU (one on a CPU-only node), and node 0's address; the node rank is the completion index."""
+    if not stage.gang:
+        return {}
+    return {ENV_NNODES: str(shards), ENV_NPROC_PER_NODE: str(max(1, stage.resources.gpus)),
+            ENV_RDZV_HOST: host, ENV_RDZV_PORT: str(port)}
 
 
 def idle_seconds(started: float, last_sample: float | None, now: float) -> float:

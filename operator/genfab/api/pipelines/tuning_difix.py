@@ -11,7 +11,8 @@ from genfab.contract.paths import join_uri, ref_uri
 
 TrainSettings = settings_model(
     "TrainSettings", "DiFix fine-tuning.", trainer=(str, Field(description="The trainer.")),
-    **picked(TuningRunBase, "base_model", "run_name", "hyperparameters", "gpus_per_node", "nodes"))
+    **picked(TuningRunBase, "base_model", "perceptual_model", "run_name", "hyperparameters", "gpus_per_node",
+              "nodes"))
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -32,8 +33,9 @@ PIPELINE = Pipeline(
     name="tuning-difix", kind="TuningRun", value="difix",
     description="DiFix3D fine-tuning (accelerate launch train_difix.py)", drafts=drafts,
     stages=(
-        StageDecl("train", "diffusion", "DiFix fine-tuning (accelerate launch train_difix.py)", TrainSettings,
-                  memory="64Gi", cpu="8", shard_size=1,
-                  output="checkpoints/model_{step}.pkl, eval/, train_config.json"),
+        StageDecl("train", "diffusion", "DiFix fine-tuning: Difix3D's recipe, one Pod per node, torchrun per GPU",
+                  TrainSettings, "genfab.stages.tuning.stage:TrainStage", memory="64Gi", cpu="8", shard_size=1,
+                  output="checkpoints/model_{step}.pkl, eval/, logs/, train_config.json",
+                  units="genfab.stages.tuning.units:node_units", gang=True),
     ),
 )

@@ -1,0 +1,149 @@
+"""The `train` stage of a TuningRun: one shard per node of the process group.
+
+Per node (Job index = node rank):
+1. stage the data: `data.json` and the images it names, onto local disk (`staging`);
+2. fetch the newest checkpoint of the run from storage, so a restarted group resumes from it;
+3. launch one worker per GPU with torchrun (`launch`), rendezvous at node 0;
+4. node 0 syncs the run folder to `{output}/tuning_runs/{runName}/` while the workers train
+   (checkpoints, eval, logs, train_config.json) and reports the training state.
+
+Changing the recipe of a run that already has checkpoints (learning rate, batch size, losses, model)
+is refused: `runName` names one hyperparameter setup (seed 002); `maxSteps` and the cadences may
+change, so a finished run can be extended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from genfab.contract import RUN_DIR
+from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY
+from genfab.stages.models.location import ModelUnavailable, resolve_model
+from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
+from genfab.stages.runtime.errors import FatalError
+from genfab.stages.tuning.checkpoints import latest
+from genfab.stages.tuning.launch import Group, group_from_env, torchrun
+from genfab.stages.tuning.staging import StagingError, stage_data
+from genfab.storage import Storage, StorageError
+
+log = logging.getLogger("genfab.stages")
+RECIPE_EXEMPT = ("max_steps", "checkpoint_every", "eval_every", "eval_samples", "keep_local_checkpoints",
+                 "dataloader_workers")
+"""Hyperparameters that do not change a run's trajectory (a run may continue with new values)."""
+
+
+def recipe(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(hyperparameters.items()) if k not in RECIPE_EXEMPT}
+
+
+def split_data_uri(uri: str) -> tuple[str, str]:
+    """(experiment root, data.json key): `.../<exp>/difix/data.json` -> (`.../<exp>`, `difix/data.json`)."""
+    head, _, name = uri.rstrip("/").rpartition("/")
+    parent, _, folder = head.rpartition("/")
+    if folder == "difix" and parent:
+        return parent, f"difix/{name}"
+    return head, name
+
+
+class TrainStage(Stage[Any]):
+    name = "train"
+    marker_dir = f"{RUN_DIR}/train"
+
+    def setup(self, ctx: StageContext) -> None:
+        s = self.settings
+        self.snake: dict[str, Any] = s.hyperparameters.model_dump()
+        self.group: Group = group_from_env(ctx.env, s.nodes, s.gpus_per_node)
+        try:
+            self.base = resolve_model(s.base_model, ctx.workdir / "models", ctx.env)
+            self.perceptual = resolve_model(s.perceptual_model, ctx.workdir / "models", ctx.env)
+        except ModelUnavailable as exc:
+            raise BadInput(str(exc)) from None
+        self._check_recipe(ctx)
+
+    def _check_recipe(self, ctx: StageContext) -> None:
+        try:
+            before = json.loads(ctx.output.read_bytes("train_config.json"))
+        except (StorageError, ValueError):
+            return
+        had = before.get("hyperparameters") if isinstance(before, dict) else None
+        if not isinstance(had, dict) or not latest([o.key for o in ctx.output.list("checkpoints/")]):
+            return
+        now, old = recipe(self.snake), recipe(had)
+        changed = sorted(k for k in set(now) | set(old) if now.get(k) != old.get(k))
+        if changed:
+            raise BadInput(f"tuning_runs/{self.settings.run_name} already has checkpoints trained with other "
+                           f"hyperparameters ({', '.join(f'{k}: {old.get(k)!r} -> {now.get(k)!r}' for k in changed)});"
+                           " a runName is one setup: use a new runName")
+
+    def process(self, sample: Sample) -> None:
+        ctx = sample.ctx
+        node = self.group.node_rank
+        work = ctx.workdir
+        run_dir = work / "run"
+        data = self._stage_data(ctx, work / "data")
+        self._fetch_latest(ctx.output, run_dir / "checkpoints")
+        job = work / "worker.json"
+        from genfab.stages.tuning.worker import WorkerJob, write_job
+
+        write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir)), job)
+        command = torchrun(self.group, ["-m", "genfab.stages.tuning.worker", str(job)])
+        env = dict(ctx.env)
+        env.setdefault(ENV_CPU_WORKERS, str(self.snake["dataloader_workers"]))
+        # One share of the node's cores per worker (torch would otherwise start all of them in each).
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.group.procs_per_node)))
+        log.info("launching node", extra={"node": node, "nodes": self.group.nodes, "world": self.group.world_size,
+                                          "host": self.group.host, "port": self.group.port})
+        sync = None
+        if node == 0:
+            from genfab.stages.tuning.sync import RunSync
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            sync = RunSync(run_dir, ctx.output, self.snake["keep_local_checkpoints"],
+                           lambda doc: self._report(ctx, doc), interval=float(ctx.env.get("GENFAB_SYNC_SECONDS", 5)))
+            sync.start()
+        started = time.monotonic()
+        try:
+            code = subprocess.run(command, env=env, check=False).returncode
+        finally:
+            if sync is not None:
+                sync.stop()
+        if code != 0:
+            raise FatalError(f"node {node}: the training workers exited with code {code} after "
+                             f"{time.monotonic() - started:.0f} s (the group restarts from the latest checkpoint)")
+        if sync is not None:
+            sample.params = {"checkpoints": sync.checkpoints, "worldSize": self.group.world_size}
+
+    def _stage_data(self, ctx: StageContext, target: Path) -> Path:
+        if not ctx.input_uris or not ctx.input_uris[0]:
+            raise BadInput("the TuningRun names no data (spec.dataset)")
+        root, key = split_data_uri(ctx.input_uris[0])
+        try:
+            staged = stage_data(ctx.open(root), key, target)
+        except StagingError as exc:
+            raise BadInput(str(exc)) from None
+        log.info("data staged", extra={"files": staged.files, "fetched": staged.fetched, "bytes": staged.bytes_fetched,
+                                       "train": staged.train, "test": staged.test})
+        return staged.data_json
+
+    @staticmethod
+    def _fetch_latest(output: Storage, folder: Path) -> None:
+        """The run's newest uploaded checkpoint, unless this disk has it (or a newer one) already."""
+        stored = latest([o.key for o in output.list("checkpoints/")])
+        local = latest([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
+        if stored is None or (local is not None and local[0] >= stored[0]):
+            return
+        output.download_file(stored[1], folder / stored[1].rsplit("/", 1)[-1])
+
+    @staticmethod
+    def _report(ctx: StageContext, doc: dict[str, Any]) -> None:
+        try:
+            ctx.run_storage.write_bytes(TRAINING_KEY, json.dumps({**doc, "updated": time.time()}).encode())
+        except StorageError as exc:
+            log.warning("training state not written: %s", exc)
+
