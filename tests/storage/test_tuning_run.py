@@ -1,0 +1,151 @@
+"""TuningRun `difix` on the CPU with the tiny random DiFix (a stand-in for nvidia/difix_ref) and the
+bundled DiFix export: the distributed launch as two gloo "nodes" against one rank with the same
+global batch, Difix3D's checkpoint format, resume (step count, optimizer state, data position), and
+data staging from S3 with the path rewrite and no second download."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from genfab.stages.tuning.checkpoints import REQUIRED, read_checkpoint  # noqa: E402
+from genfab.stages.tuning.staging import stage_data  # noqa: E402
+from genfab.stages.tuning.trainer import Hyper, Options, TrainerIO, train  # noqa: E402
+from genfab.storage import open_storage  # noqa: E402
+from genfab.storage.s3 import S3Settings  # noqa: E402
+from scripts.tiny_models import save_tuning_models  # noqa: E402
+from tests.helpers import ROOT, genfab_run  # noqa: E402
+from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
+from tests.storage.test_difix_pipeline import job as difix_job  # noqa: E402
+
+pytestmark = pytest.mark.storage
+TINY = {"resolution": 64, "maxSteps": 4, "checkpointEvery": 2, "evalEvery": 4, "evalSamples": 2,
+        "gramWarmupSteps": 1, "mixedPrecision": "no", "dataloaderWorkers": 0}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled export (genfab run of the difix DatasetJob) and the tiny models."""
+    root = tmp_path_factory.mktemp("tuning")
+    models = save_tuning_models(root / "models")
+    export = root / "export"
+    done = genfab_run(root, difix_job(f"file://{export}", f"file://{ROOT / 'examples/data/difix'}"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {"root": root, "models": models, "export": export}
+
+
+def tuning_run(world: dict[str, Path], name: str, **spec: Any) -> dict[str, Any]:
+    hyper = {**TINY, **spec.pop("hyperparameters", {})}
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "TuningRun", "metadata": {"name": name},
+            "spec": {"trainer": "difix", "dataset": {"dataJsonUri": f"file://{world['export']}/difix/data.json"},
+                     "runName": name, "output": f"file://{world['export']}", "retries": 0,
+                     "models": {"uri": f"file://{world['models']}"}, "hyperparameters": hyper, **spec}}
+
+
+def steps(world: dict[str, Path], run: str) -> list[dict[str, float]]:
+    lines = (world["export"] / "tuning_runs" / run / "logs" / "steps.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[str, Path]) -> None:
+    """`nodes: 2` runs the launch wrapper twice (node ranks 0 and 1, one gloo worker each): the loss
+    curve equals one rank's with batch 2, and both runs write Difix3D's layout. Within 1e-3: the
+    gradients agree to float rounding (an all-reduce sums in another order than one batch), and
+    Adam's first steps turn rounding-sized gradients into full-size updates."""
+    one = genfab_run(world["root"], tuning_run(world, "one-rank", hyperparameters={"batchSize": 2}), timeout=300)
+    assert one.returncode == 0, one.stdout + one.stderr
+    two = genfab_run(world["root"], tuning_run(world, "two-nodes", nodes=2), timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    a, b = steps(world, "one-rank"), steps(world, "two-nodes")
+    assert [s["step"] for s in a] == [s["step"] for s in b] == [1, 2, 3, 4]
+    for x, y in zip(a, b, strict=True):
+        assert y["loss_total"] == pytest.approx(x["loss_total"], rel=1e-3), x["step"]
+        for k in ("loss_l2", "loss_lpips", "loss_gram"):
+            assert y.get(k, 0.0) == pytest.approx(x.get(k, 0.0), rel=5e-3, abs=1e-7), (x["step"], k)
+    assert a[0]["loss_total"] != pytest.approx(a[-1]["loss_total"], rel=1e-6)  # it trains
+    run = world["export"] / "tuning_runs" / "two-nodes"
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["world_size"] == 2 and config["global_batch"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl"]
+    metrics = json.loads((run / "eval" / "metrics_0000004.json").read_text())
+    assert {"psnr", "ssim", "lpips", "input_psnr", "samples"} <= set(metrics) and metrics["samples"] == 2
+    assert (run / "eval" / "grid_0000004.png").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
+    training = json.loads((run / "_genfab" / "training.json").read_text())
+    assert training["step"] == 4 and training["maxSteps"] == 4 and training["checkpoints"] == [
+        "model_2.pkl", "model_4.pkl"]
+
+
+def test_checkpoints_are_difix3d_checkpoints(world: dict[str, Path]) -> None:
+    run = world["export"] / "tuning_runs" / "two-nodes"
+    sd = read_checkpoint(run / "checkpoints" / "model_4.pkl")
+    assert set(REQUIRED) <= set(sd)
+    assert sd["rank_vae"] == 4 and all(t.startswith("decoder.") for t in sd["vae_lora_target_modules"])
+    assert any(k.startswith("conv_in.") for k in sd["state_dict_unet"])  # the whole UNet
+    assert sd["state_dict_vae"] and all("lora" in k or "skip" in k for k in sd["state_dict_vae"])
+    assert any("lora_A.vae_skip" in k for k in sd["state_dict_vae"])
+    assert any(k.startswith("decoder.skip_conv_1.") for k in sd["state_dict_vae"])
+    assert {"state", "param_groups"} <= set(sd["optimizer"]) and sd["global_step"] == 4
+
+
+def _flat(sd: dict[str, Any]) -> torch.Tensor:
+    return torch.cat([v.float().flatten() for _, v in sorted(sd.items())])
+
+
+def test_a_resumed_run_continues_exactly(world: dict[str, Path], tmp_path: Path) -> None:
+    """2 steps + resume to 4 equals 4 straight steps: weights, optimizer moments and step counts (so
+    the optimizer state and the data position were restored), and the step numbers continue."""
+    base, perceptual = world["models"] / "nvidia/difix_ref", world["models"] / "genfab/vgg16-lpips"
+    data = world["export"] / "difix" / "data.json"
+    hyper = Hyper(resolution=64, max_steps=4, checkpoint_every=2, eval_every=100, gram_warmup_steps=1,
+                  mixed_precision="no", dataloader_workers=0, learning_rate=1e-3, batch_size=2, eval_samples=1)
+    straight = train(hyper, base, perceptual, data, TrainerIO(tmp_path / "a"), Options(fast=False))
+    first = train(Hyper(**{**hyper.__dict__, "max_steps": 2}), base, perceptual, data, TrainerIO(tmp_path / "b"),
+                  Options(fast=False))
+    resumed = train(hyper, base, perceptual, data, TrainerIO(tmp_path / "b"), Options(fast=False))
+    assert (straight.start_step, first.step, resumed.start_step, resumed.step) == (0, 2, 2, 4)
+    assert [r["total"] for r in resumed.losses] == pytest.approx([r["total"] for r in straight.losses[2:]], rel=1e-5)
+    a = read_checkpoint(tmp_path / "a" / "checkpoints" / "model_4.pkl")
+    b = read_checkpoint(tmp_path / "b" / "checkpoints" / "model_4.pkl")
+    assert torch.allclose(_flat(a["state_dict_unet"]), _flat(b["state_dict_unet"]), atol=1e-6)
+    assert torch.allclose(_flat(a["state_dict_vae"]), _flat(b["state_dict_vae"]), atol=1e-6)
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(float(sb[i]["step"]) == 4.0 for i in sb)
+    assert all(torch.allclose(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"], rtol=1e-4, atol=1e-12) for i in sa)
+    lines = [json.loads(x)["step"] for x in (tmp_path / "b" / "logs" / "steps.jsonl").read_text().splitlines()]
+    assert lines == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "b" / "train_config.json").read_text())["resumed_from"] == "model_2.pkl"
+
+
+def test_staging_from_s3_rewrites_paths_and_fetches_once(world: dict[str, Path], s3_endpoint: str,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    """A prefix-form export on S3 (`/data/samples/...`): every image lands under the local root, the
+    local data.json points there, and a second staging (a restarted Pod) downloads nothing."""
+    settings = S3Settings(endpoint=s3_endpoint, addressing_style="path", access_key_id="test",
+                          secret_access_key="test-secret")
+    remote = open_storage(f"s3://{BUCKET}/exp-prefix", settings)
+    local_export = world["export"]
+    data = json.loads((local_export / "difix" / "data.json").read_text())
+    root = str(local_export)
+    prefixed = {split: {sid: {k: (v.replace(root, "/data") if k != "prompt" else v) for k, v in e.items()}
+                        for sid, e in entries.items()} for split, entries in data.items()}
+    for split in prefixed.values():
+        for e in split.values():
+            for k in ("image", "target_image", "ref_image"):
+                rel = e[k].removeprefix("/data/")
+                remote.write_bytes(rel, (local_export / rel).read_bytes())
+    remote.write_bytes("difix/data.json", json.dumps(prefixed).encode())
+    remote.write_bytes("meta/generation_config.yaml", b"paths: prefix\npathPrefix: /data\n")
+    staged = stage_data(remote, "difix/data.json", tmp_path / "data")
+    assert staged.fetched == staged.files > 0 and staged.train == len(data["train"])
+    local = json.loads(staged.data_json.read_text())
+    some = next(iter(local["train"].values()))
+    assert some["image"].startswith(str(tmp_path / "data" / "samples")) and Path(some["ref_image"]).is_file()
+    again = stage_data(remote, "difix/data.json", tmp_path / "data")
+    assert again.fetched == 0 and again.bytes_fetched == 0
