@@ -14,15 +14,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from scripts.tiny_models import save_tuning_models  # noqa: E402
+
 from genfab.stages.tuning.checkpoints import REQUIRED, read_checkpoint  # noqa: E402
 from genfab.stages.tuning.staging import stage_data  # noqa: E402
 from genfab.stages.tuning.trainer import Hyper, Options, TrainerIO, train  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 from genfab.storage.s3 import S3Settings  # noqa: E402
-from scripts.tiny_models import save_tuning_models  # noqa: E402
 from tests.helpers import ROOT, genfab_run  # noqa: E402
-from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
 from tests.storage.test_difix_pipeline import job as difix_job  # noqa: E402
+from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
 
 pytestmark = pytest.mark.storage
 TINY = {"resolution": 64, "maxSteps": 4, "checkpointEvery": 2, "evalEvery": 4, "evalSamples": 2,

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from genfab.stages.tuning.checkpoints import checkpoint_step, latest  # noqa: E402
-from genfab.stages.tuning.data import GlobalBatches  # noqa: E402
-from genfab.stages.tuning.launch import Group, group_from_env, torchrun  # noqa: E402
-from genfab.stages.tuning.stage import recipe, split_data_uri  # noqa: E402
-from genfab.stages.tuning.staging import PathForm, StagingError, experiment_key, plan_staging  # noqa: E402
+from genfab.stages.tuning.checkpoints import checkpoint_step, latest
+from genfab.stages.tuning.data import GlobalBatches
+from genfab.stages.tuning.launch import Group, group_from_env, torchrun
+from genfab.stages.tuning.stage import recipe, split_data_uri
+from genfab.stages.tuning.staging import PathForm, StagingError, experiment_key, plan_staging
 
 
 def entry(path: str) -> dict[str, str]:
