@@ -37,6 +37,16 @@ class Case:
     """Whether the CRD itself can reject it (metadata and unknown fields are the API server's own)."""
 
 
+LAB_TRAINER = {"name": "train", "image": "registry.example.com/lab/difix3d-train:2025.06",
+               "command": ["accelerate", "launch", "src/train_difix.py"]}
+"""A custom stage replacing the built-in trainer (the lab's Difix3D image)."""
+
+
+def _custom(**fields: Any) -> Callable[[Doc], None]:
+    """The TuningRun with the lab's trainer as a custom stage, plus `fields` on it."""
+    return _set("spec.customStages", [{**LAB_TRAINER, **fields}])
+
+
 def _set(path: str, value: Any) -> Callable[[Doc], None]:
     def mutate(doc: Doc) -> None:
         keys = path.split(".")
@@ -134,12 +144,12 @@ CASES = [
          "absolute directory path other than /"),
     Case("hub-cache-traversal", VD, _set("spec.models", {"hubCache": "/models/../var/lib/kubelet/pods"}),
          "spec.models.hubCache", "'..'"),
-    Case("custom-env-credentials", TR, _set("spec.customStages.0.env", [
+    Case("custom-env-credentials", TR, _custom(env=[
         {"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]), "spec.customStages[0].env[0].name", "reserved by genfab"),
-    Case("custom-env-contract", TR, _set("spec.customStages.0.env", [
+    Case("custom-env-contract", TR, _custom(env=[
         {"name": "GENFAB_STAGE_CONFIG", "value": "/tmp/evil.json"}]), "spec.customStages[0].env[0].name",
          "reserved by genfab"),
-    Case("custom-env-index", TR, _set("spec.customStages.0.env", [
+    Case("custom-env-index", TR, _custom(env=[
         {"name": "JOB_COMPLETION_INDEX", "value": "3"}]), "spec.customStages[0].env[0].name", "reserved by genfab"),
     Case("uri-too-long", VD, _set("spec.output", "s3://genfab-out/" + "a" * 1020), "spec.output",
          "at most 1024 characters"),
@@ -158,7 +168,7 @@ CASES = [
          "spec.relighting.degradation.hardShadow.strength.max", "less than or equal to 1"),
     # The API server caps whole objects (1.5 MiB); genfab caps a custom stage's free-form config,
     # which CEL cannot measure.
-    Case("custom-config-over-64k", TR, _set("spec.customStages.0.config", {"blob": "x" * 70000}),
+    Case("custom-config-over-64k", TR, _custom(config={"blob": "x" * 70000}),
          "spec.customStages[0].config", "at most 64 KiB", crd=False),
     Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
     Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",

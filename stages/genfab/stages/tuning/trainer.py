@@ -94,7 +94,9 @@ class Options:
     compile: bool | None = None
     """None: compile when `fast` and on a GPU."""
     max_seconds: float | None = None
-    """Stop (with a checkpoint) after this long; benchmarks use it."""
+    """Stop (with a checkpoint) after this long."""
+    final_checkpoint: bool = True
+    """Write a checkpoint at the last step (benchmarks measure steps, not a 10 GB write)."""
 
 
 @dataclass
@@ -105,6 +107,9 @@ class Result:
     checkpoints: list[str] = field(default_factory=list)
     images_per_second: float = 0.0
     peak_memory_bytes: int = 0
+    step_ends: list[float] = field(default_factory=list)
+    """`time.monotonic()` at the end of each step (the loss read-back waits for the GPU)."""
+    images_per_step: int = 0
 
 
 def _accelerator(h: Hyper) -> Any:
@@ -191,7 +196,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     if main:
         _write_config(io, h, base, data_json, world, len(train_set), len(test), start, resumed_from)
     writer = _tensorboard(io.out_dir / "logs") if main else None
-    result = Result(step=start, start_step=start)
+    result = Result(step=start, start_step=start, images_per_step=h.batch_size * world * h.gradient_accumulation_steps)
     if start >= h.max_steps:
         return result
     lambdas = (h.lambda_l2, h.lambda_lpips, h.lambda_gram)
@@ -230,18 +235,19 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
         result.losses.append(means)
         result.step = step
         now = time.monotonic()
+        result.step_ends.append(now)
         if main:
             rate = window_images / max(now - window_t, 1e-9)
             _log_step(io, writer, step, means, scheduler.get_last_lr()[0], rate)
         final = step == h.max_steps or (options.max_seconds is not None and now - began > options.max_seconds)
-        if step % h.checkpoint_every == 0 or final:
+        if step % h.checkpoint_every == 0 or (final and options.final_checkpoint):
             if main:
                 path = save_checkpoint(acc.unwrap_model(model), optimizer, step, ckpt_dir,
                                        {"world_size": world, "seed": h.seed, "resolution": [height, width]})
                 result.checkpoints.append(path.name)
                 io.publish(path, f"checkpoints/{path.name}")
             acc.wait_for_everyone()
-        if step % h.eval_every == 0 or final:
+        if step % h.eval_every == 0 or (final and options.final_checkpoint):
             if main and test:
                 _evaluate(acc.unwrap_model(model), prompts, perceptual, test, height, width, step, io, writer, acc)
             acc.wait_for_everyone()
