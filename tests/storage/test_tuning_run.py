@@ -26,7 +26,7 @@ from tests.storage.test_difix_pipeline import job as difix_job  # noqa: E402
 from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
 
 pytestmark = pytest.mark.storage
-TINY = {"resolution": 64, "maxSteps": 4, "checkpointEvery": 2, "evalEvery": 4, "evalSamples": 2,
+TINY = {"resolution": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
         "gramWarmupSteps": 1, "mixedPrecision": "no", "dataloaderWorkers": 0}
 
 
@@ -61,10 +61,13 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     Adam's first steps turn rounding-sized gradients into full-size updates."""
     one = genfab_run(world["root"], tuning_run(world, "one-rank", hyperparameters={"batchSize": 2}), timeout=300)
     assert one.returncode == 0, one.stdout + one.stderr
-    two = genfab_run(world["root"], tuning_run(world, "two-nodes", nodes=2), timeout=300)
+    # A 12 s progress deadline on a longer run: training steps (node 0) and live workers (node 1)
+    # are progress, though no sample finishes until the end.
+    two = genfab_run(world["root"], tuning_run(world, "two-nodes", nodes=2, progressDeadlineSeconds=12), timeout=300,
+                     env={"GENFAB_SYNC_SECONDS": "1"})
     assert two.returncode == 0, two.stdout + two.stderr
     a, b = steps(world, "one-rank"), steps(world, "two-nodes")
-    assert [s["step"] for s in a] == [s["step"] for s in b] == [1, 2, 3, 4]
+    assert [s["step"] for s in a] == [s["step"] for s in b] == [1, 2, 3, 4, 5, 6]
     for x, y in zip(a, b, strict=True):
         assert y["loss_total"] == pytest.approx(x["loss_total"], rel=1e-3), x["step"]
         for k in ("loss_l2", "loss_lpips", "loss_gram"):
@@ -73,26 +76,28 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     run = world["export"] / "tuning_runs" / "two-nodes"
     config = json.loads((run / "train_config.json").read_text())
     assert config["world_size"] == 2 and config["global_batch"] == 2
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl"]
-    metrics = json.loads((run / "eval" / "metrics_0000004.json").read_text())
+    summary = json.loads((run / "_genfab" / "summary.json").read_text())
+    assert summary["stages"][0]["seconds"] > 12  # longer than the deadline, and not stopped
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_3.pkl", "model_6.pkl"]
+    metrics = json.loads((run / "eval" / "metrics_0000006.json").read_text())
     assert {"psnr", "ssim", "lpips", "input_psnr", "samples"} <= set(metrics) and metrics["samples"] == 2
-    assert (run / "eval" / "grid_0000004.png").is_file()
+    assert (run / "eval" / "grid_0000006.png").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
     training = json.loads((run / "_genfab" / "training.json").read_text())
-    assert training["step"] == 4 and training["maxSteps"] == 4 and training["checkpoints"] == [
-        "model_2.pkl", "model_4.pkl"]
+    assert training["step"] == 6 and training["maxSteps"] == 6 and training["checkpoints"] == [
+        "model_3.pkl", "model_6.pkl"]
 
 
 def test_checkpoints_are_difix3d_checkpoints(world: dict[str, Path]) -> None:
     run = world["export"] / "tuning_runs" / "two-nodes"
-    sd = read_checkpoint(run / "checkpoints" / "model_4.pkl")
+    sd = read_checkpoint(run / "checkpoints" / "model_6.pkl")
     assert set(REQUIRED) <= set(sd)
     assert sd["rank_vae"] == 4 and all(t.startswith("decoder.") for t in sd["vae_lora_target_modules"])
     assert any(k.startswith("conv_in.") for k in sd["state_dict_unet"])  # the whole UNet
     assert sd["state_dict_vae"] and all("lora" in k or "skip" in k for k in sd["state_dict_vae"])
     assert any("lora_A.vae_skip" in k for k in sd["state_dict_vae"])
     assert any(k.startswith("decoder.skip_conv_1.") for k in sd["state_dict_vae"])
-    assert {"state", "param_groups"} <= set(sd["optimizer"]) and sd["global_step"] == 4
+    assert {"state", "param_groups"} <= set(sd["optimizer"]) and sd["global_step"] == 6
 
 
 def _flat(sd: dict[str, Any]) -> torch.Tensor:

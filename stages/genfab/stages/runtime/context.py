@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +28,9 @@ class StageContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     metrics: StageMetrics | None = None
     """The shard's Prometheus metrics (set by the runtime)."""
+    heartbeat: Callable[[], None] = lambda: None
+    """Say the shard is making progress although no sample finished (a training run's steps): the
+    executors' progress deadline counts from the last heartbeat too. Set by the runtime."""
 
     @property
     def stage(self) -> str:

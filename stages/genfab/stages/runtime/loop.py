@@ -197,6 +197,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     if port:
         metrics.serve(int(port))
     reporter = ProgressReporter(ctx)
+    ctx.heartbeat = reporter.alive
     code, state, message = EXIT_OK, "succeeded", ""
     try:
         stage.settings = validated_settings(ctx, settings or declared_settings(ctx, stage))

@@ -46,6 +46,11 @@ class ProgressReporter:
         self.report.last_sample_at = time.time()
         self.maybe_flush()
 
+    def alive(self) -> None:
+        """Progress without a finished sample (see `StageContext.heartbeat`)."""
+        self.report.last_sample_at = time.time()
+        self.maybe_flush()
+
     def note(self, text: str) -> None:
         """Keep a one-line remark for the status (bounded: the first MAX_NOTES, each cut to fit)."""
         text = " ".join(text.split())[:MAX_NOTE_CHARS]

@@ -33,6 +33,7 @@ from genfab.stages.tuning.staging import StagingError, stage_data
 from genfab.storage import Storage, StorageError
 
 log = logging.getLogger("genfab.stages")
+HEARTBEAT_SECONDS = 5.0
 RECIPE_EXEMPT = ("max_steps", "checkpoint_every", "eval_every", "eval_samples", "keep_local_checkpoints",
                  "dataloader_workers")
 """Hyperparameters that do not change a run's trajectory (a run may continue with new values)."""
@@ -108,8 +109,17 @@ class TrainStage(Stage[Any]):
                            lambda doc: self._report(ctx, doc), interval=float(ctx.env.get("GENFAB_SYNC_SECONDS", 5)))
             sync.start()
         started = time.monotonic()
+        ctx.heartbeat()  # the data is staged
+        process = subprocess.Popen(command, env=env)
         try:
-            code = subprocess.run(command, env=env, check=False).returncode
+            while (code := process.poll()) is None:
+                time.sleep(HEARTBEAT_SECONDS)
+                if node != 0:  # node 0 beats with the training steps; the others while their workers live
+                    ctx.heartbeat()
+        except BaseException:  # SIGTERM (preemption) or a crash here: the workers must not outlive the node
+            process.terminate()
+            process.wait()
+            raise
         finally:
             if sync is not None:
                 sync.stop()
@@ -142,6 +152,7 @@ class TrainStage(Stage[Any]):
 
     @staticmethod
     def _report(ctx: StageContext, doc: dict[str, Any]) -> None:
+        ctx.heartbeat()  # training steps are progress: the progress deadline must not stop a long run
         try:
             ctx.run_storage.write_bytes(TRAINING_KEY, json.dumps({**doc, "updated": time.time()}).encode())
         except StorageError as exc:

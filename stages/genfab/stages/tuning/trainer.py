@@ -41,7 +41,7 @@ from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perc
 log = logging.getLogger("genfab.stages")
 GRAM_CROP = 400
 """Difix3D's Gram loss crop (both sides; smaller images use the whole image)."""
-PROGRESS_SECONDS = 10.0
+PROGRESS_SECONDS = 2.0
 
 
 @dataclass
@@ -197,6 +197,9 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
         _write_config(io, h, base, data_json, world, len(train_set), len(test), start, resumed_from)
     writer = _tensorboard(io.out_dir / "logs") if main else None
     result = Result(step=start, start_step=start, images_per_step=h.batch_size * world * h.gradient_accumulation_steps)
+    if main:  # loaded and about to train: the first sign of life
+        io.progress({"step": start, "maxSteps": h.max_steps, "checkpoints": sorted(
+            p.name for p in ckpt_dir.glob("model_*.pkl"))})
     if start >= h.max_steps:
         return result
     lambdas = (h.lambda_l2, h.lambda_lpips, h.lambda_gram)
