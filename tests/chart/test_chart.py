@@ -30,6 +30,7 @@ OPERATOR_RULES = {
     ("genfab.dev", "tuningruns/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "create", "delete"},
+    ("", "services"): {"get", "create", "delete"},  # headless Services of distributed training
     ("", "pods"): {"get", "list", "watch", "delete"},
     ("", "secrets"): {"get"},
     ("", "events"): {"create"},
@@ -329,8 +330,12 @@ def test_network_policies_limit_ingress_to_metrics(rendered: dict[str, list[dict
                              ("lab-b", "genfab-stages")}
     stages = policies[("lab-a", "genfab-stages")]
     assert stages["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "genfab"}}
-    assert [p["port"] for rule in stages["ingress"] for p in rule["ports"]] == ["metrics"]
-    egress_ports = {p["port"] for rule in stages["egress"] for p in rule["ports"]}
+    group = {"podSelector": {"matchLabels": {"genfab.dev/process-group": "true"}}}
+    assert [p["port"] for rule in stages["ingress"] for p in rule.get("ports", [])] == ["metrics"]
+    # the Pods of a distributed training group reach each other (NCCL: any port), in this namespace only
+    assert [r for r in stages["ingress"] if "ports" not in r] == [{"from": [group]}]
+    assert [r for r in stages["egress"] if "ports" not in r] == [{"to": [group]}]
+    egress_ports = {p["port"] for rule in stages["egress"] for p in rule.get("ports", [])}
     assert egress_ports == {53, 443, 9000}  # DNS and storage only: no API server for stage Pods
     operator = policies[("genfab-system", "genfab-operator")]
     assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in [t for r in operator["egress"] for t in r.get("to", [])]

@@ -38,6 +38,7 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "batch/v1/jobs": ("Job", True, ("status",)),
     "v1/pods": ("Pod", True, ("status",)),
     "v1/configmaps": ("ConfigMap", True, ()),
+    "v1/services": ("Service", True, ()),
     "v1/secrets": ("Secret", True, ()),
     "v1/serviceaccounts": ("ServiceAccount", True, ()),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, ()),

@@ -67,6 +67,8 @@ class JobState:
     lost_at: dict[int, float] = field(default_factory=dict)
     succeeded_pods: int = 0
     failed_pods: int = 0
+    job_failed: str = ""
+    """Why the whole Job failed (a gang Job's backoffLimit, or its FailJob rule)."""
 
 
 def _indexes(values: set[int]) -> str:
@@ -145,7 +147,9 @@ class Kubelet:
         if any(c["type"] == "Suspended" and c["status"] == "True" for c in conditions):
             new["conditions"] = _set(conditions, "Suspended", "False", "JobResumed")
         new.setdefault("startTime", now_rfc3339())
-        limit = int(spec.get("backoffLimitPerIndex") or 0)
+        per_index = "backoffLimitPerIndex" in spec
+        limit = int(spec.get("backoffLimitPerIndex") or 0) if per_index else 10**9
+        # Without backoffLimitPerIndex (a gang Job): failures count over the whole Job, exit 42 fails it.
         for p in pods:
             uid, phase = p["metadata"]["uid"], (p.get("status") or {}).get("phase")
             if uid in js.counted or phase not in ("Succeeded", "Failed"):
@@ -161,8 +165,12 @@ class Kubelet:
             js.failed_pods += 1
             code = _exit_code(p)
             js.failures[index] = js.failures.get(index, 0) + 1
+            if code == 42 and not per_index:
+                js.job_failed = "PodFailurePolicy"
             if code == 42 or js.failures[index] > limit:
                 js.failed.add(index)
+        if not per_index and js.failed_pods > int(spec.get("backoffLimit", 6)):
+            js.job_failed = js.job_failed or "BackoffLimitExceeded"
         for index, n in js.failures.items():
             if n > limit:
                 js.failed.add(index)
@@ -184,7 +192,13 @@ class Kubelet:
         new.update(active=len(live), ready=sum(_ready(p) for p in running), succeeded=js.succeeded_pods,
                    failed=js.failed_pods, completedIndexes=_indexes(js.completed) or None,
                    failedIndexes=_indexes(js.failed) or None)
-        if len(js.completed) + len(js.failed) >= completions:
+        if js.job_failed:  # the whole Job fails: its running Pods are stopped
+            for p in running:
+                self.cluster.delete((PODS, key[1], p["metadata"]["name"]))
+            new.update(active=0, ready=0, completionTime=now_rfc3339())
+            new["conditions"] = _set(new.get("conditions") or [], "Failed", "True", js.job_failed,
+                                     "Job has reached the specified backoff limit")
+        elif len(js.completed) + len(js.failed) >= completions:
             new.update(active=0, ready=0, completionTime=now_rfc3339())
             if js.failed:
                 new["conditions"] = _set(new.get("conditions") or [], "Failed", "True", "FailedIndexes",
@@ -256,7 +270,8 @@ class Kubelet:
             "phase": "Succeeded" if code == 0 else "Failed",
             "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
             "containerStatuses": [{"name": "stage", "ready": False, "state": {"terminated": {
-                "exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message}}}]}})
+                "exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+                "finishedAt": now_rfc3339()}}}]}})
 
     def lose_node(self, pod_name: str, ns: str) -> None:
         """The Pod's node stops responding: NodeLost, then the taint manager evicts it."""

@@ -14,10 +14,10 @@ from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
-from genfab.contract.names import CREDENTIAL_KEYS, ENV_METRICS_PORT
+from genfab.contract.names import CREDENTIAL_KEYS, ENV_METRICS_PORT, RDZV_PORT
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, PlannedStage, stage_config
-from genfab.sequencing import MODELS_MOUNT, models_env, shard_env, stage_command, storage_env
+from genfab.sequencing import MODELS_MOUNT, gang_env, models_env, shard_env, stage_command, storage_env
 
 LABEL_RESOURCE = "genfab.dev/resource"
 LABEL_KIND = "genfab.dev/kind"
@@ -25,6 +25,8 @@ LABEL_STAGE = "genfab.dev/stage"
 LABEL_HASH = "genfab.dev/config-hash"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_GROUP = "genfab.dev/process-group"
+"""On the Pods of a gang stage: the chart's stage NetworkPolicy lets these reach each other."""
 ANNOTATION_SAMPLES = "genfab.dev/samples"
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
@@ -138,10 +140,39 @@ def stage_image(stage: PlannedStage, settings: OperatorSettings) -> str:
     return stage.image or settings.images[stage.family]
 
 
-def pod_failure_policy() -> dict[str, Any]:
-    """Bad input fails the index at once; preemption, eviction and node loss do not burn retries."""
+def build_service(plan: Plan, stage: PlannedStage, owner: Owner) -> dict[str, Any]:
+    """The headless Service of a gang stage: with the Pods' `subdomain`, node `i` of the group is
+    `<job>-<i>.<service>`, and node 0 is the rendezvous point. Not-ready Pods are published, since
+    the group meets before any of them is ready."""
+    name = child_name(plan.name, stage)
+    labels = child_labels(plan, stage)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": owner.namespace, "labels": labels,
+                     "ownerReferences": [owner.reference()]},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": labels,
+                 "ports": [{"name": "rendezvous", "port": RDZV_PORT, "protocol": "TCP"}]},
+    }
+
+
+def rendezvous_host(plan: Plan, stage: PlannedStage) -> str:
+    """Node 0 of a gang stage's group: its Pod's hostname in the headless Service's subdomain."""
+    name = child_name(plan.name, stage)
+    return f"{name}-0.{name}"
+
+
+def group_backoff_limit(retries: int, nodes: int) -> int:
+    """Pod failures a gang Job tolerates: each group restart fails every node (the one that failed,
+    the others stopped by the operator), so `retries` restarts are `retries * nodes` failures, and
+    the next failure of the last attempt fails the Job."""
+    return (retries + 1) * nodes - 1
+
+
+def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
+    """Bad input fails the index (a gang's whole Job) at once; preemption, eviction and node loss do
+    not burn retries."""
     return {"rules": [
-        {"action": "FailIndex", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+        {"action": "FailJob" if gang else "FailIndex", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
                                                 "values": [EXIT_BAD_INPUT]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]}
@@ -155,7 +186,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
-                       **{ENV_METRICS_PORT: str(settings.stage_metrics_port)})
+                       **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
+                       **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     credentials = stage.family != CUSTOM_FAMILY or settings.custom_stage_credentials
@@ -181,7 +213,9 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     if args:
         container["args"] = args
     r = stage.resources
+    pod_labels = {**labels, **({LABEL_GROUP: "true"} if stage.gang else {})}
     pod_spec: dict[str, Any] = {
+        **({"subdomain": name} if stage.gang else {}),
         "restartPolicy": "Never",
         "serviceAccountName": settings.stage_service_account,
         "automountServiceAccountToken": False,
@@ -210,13 +244,16 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "spec": {
             "completionMode": "Indexed",
             "completions": shards,
-            "parallelism": min(shards, spec.parallelism or shards),
-            "backoffLimitPerIndex": spec.retries,
-            "podFailurePolicy": pod_failure_policy(),
+            # A gang runs all its nodes at once (Kueue admits the whole group or nothing); its
+            # retries are group restarts, so they count over the Job, not per index.
+            "parallelism": shards if stage.gang else min(shards, spec.parallelism or shards),
+            **({"backoffLimit": group_backoff_limit(spec.retries, shards)} if stage.gang
+               else {"backoffLimitPerIndex": spec.retries}),
+            "podFailurePolicy": pod_failure_policy(stage.gang),
             "podReplacementPolicy": "Failed",
             "suspend": spec.suspend,
             "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
             **({"activeDeadlineSeconds": stage.active_deadline_seconds} if stage.active_deadline_seconds else {}),
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }

@@ -25,8 +25,10 @@ from genfab.operator.observe import (
     JobView,
     LostPod,
     Stall,
+    group_survivors,
     job_stall,
     job_view,
+    partially_scheduled,
     start_deadline_passed,
     stuck_pods,
 )
@@ -72,6 +74,8 @@ class Decision:
     """Stages to start now (list samples, create ConfigMap + Job)."""
     delete: list[str] = field(default_factory=list)
     """Jobs to delete: stale config hashes, deselected stages, expired start deadlines."""
+    delete_services: list[str] = field(default_factory=list)
+    """Headless Services of deleted gang Jobs (same names)."""
     suspend: list[tuple[str, bool]] = field(default_factory=list)
     """Jobs whose `spec.suspend` must change."""
     observations: list[StageObservation] = field(default_factory=list)
@@ -153,6 +157,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
     known = {(s.name, s.short_hash) for s in plan.stages}
     current: dict[str, Mapping[str, Any]] = {}
+    gangs = {s.name for s in plan.stages if s.gang}
     for job in observed.jobs:
         key = _job_key(job)
         name = (job.get("metadata") or {}).get("name", "")
@@ -161,6 +166,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             current[key[0]] = job
         elif key not in known or not view.finished:
             d.delete.append(name)
+            if key[0] in gangs:
+                d.delete_services.append(name)
     prev_stages = {s.name: s for s in (previous.stages if previous else [])}
     phases: dict[str, str] = {}
     for stage in plan.stages:
@@ -181,6 +188,16 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 d.stop_pods.append((view.name, stuck.pod, why))
                 if stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index("NoProgress"):
                     stall = Stall("NoProgress", why)
+            if stage.gang:
+                survivors, what = group_survivors(view, pods, observed.lost.get(view.name, ()))
+                for pod in survivors:
+                    d.stop_pods.append((view.name, pod.pod, f"stage {stage.name}: {what}; pod {pod.pod} (node "
+                                        f"{pod.index}) stopped, the process group restarts from its latest "
+                                        "checkpoint"))
+                partial = partially_scheduled(view, pods)
+                if partial is not None and (stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index(
+                        partial.reason)):
+                    stall = partial
             expired = start_deadline_passed(view, pods, now, start_deadline_s)
             obs = _from_job(stage, view, progress, prev, stall, expired,
                             start_deadline_s, spec.suspend)

@@ -6,6 +6,8 @@ What counts as which stall reason (each test-covered in tests/unit/test_operator
 - Unschedulable: a Pod's PodScheduled condition is False with reason Unschedulable (e.g. no free GPU).
 - NodeLost: a Pod is on a lost node: phase Unknown, `status.reason` NodeLost, or a DisruptionTarget
   condition set by the taint manager or the Pod garbage collector.
+- PartiallyScheduled: some Pods of a process group (a gang stage's Job) are scheduled and others are
+  Unschedulable: the scheduled ones hold GPUs without training.
 - PodDeleted: a Pod was deleted before it finished (not by suspend, not a disruption) and its index
   has no running replacement yet.
 - DeadlineExceeded: the Job failed its deadline, or none of its Pods started within the operator's
@@ -26,7 +28,8 @@ from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
-STALL_ORDER = ("DeadlineExceeded", "NoProgress", "ImagePullBackOff", "Unschedulable", "NodeLost", "PodDeleted")
+STALL_ORDER = ("DeadlineExceeded", "NoProgress", "ImagePullBackOff", "PartiallyScheduled", "Unschedulable", "NodeLost",
+               "PodDeleted")
 ANNOTATION_NO_PROGRESS = "genfab.dev/no-progress"
 """On a stage Job: why the operator last stopped one of its Pods (kept for the stage's failure message)."""
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -226,6 +229,65 @@ def stuck_pods(job: JobView, pods: Iterable[Mapping[str, Any]], last_sample: Map
         if idle > deadline_s:
             out.append(StuckPod((pod.get("metadata") or {}).get("name", "?"), index, idle))
     return out
+
+
+def _ended_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When a failed Pod's container ended (else when the Pod was created)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        finished = ((cs.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        if finished:
+            return parse_time(finished)
+    return parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def group_survivors(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]
+                    ) -> tuple[list[StuckPod], str]:
+    """A gang stage's Pods that outlived a member of their process group, and which member: they
+    cannot finish without it (their workers wait on it), so the operator stops them and the whole
+    group starts again from its latest checkpoint. Pods created after the failure are replacements,
+    part of the next attempt."""
+    if job.finished or job.suspended:
+        return [], ""
+    pods = list(pods)
+    failures: list[tuple[datetime, str]] = []
+    for pod in pods:
+        when = _ended_at(pod)
+        name = (pod.get("metadata") or {}).get("name", "?")
+        if when is not None and ((pod.get("status") or {}).get("phase") == "Failed" or _node_lost(pod)):
+            failures.append((when, f"pod {name} (node {pod_index(pod)}) failed"))
+    for lp in lost:
+        when = parse_time(lp.at)
+        if when is not None:
+            failures.append((when, f"pod {lp.pod} (node {lp.index}) was deleted"))
+    if not failures:
+        return [], ""
+    latest, what = max(failures)
+    out = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        created = parse_time(meta.get("creationTimestamp"))
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Pending", "Running") and not meta.get("deletionTimestamp") and not _node_lost(pod) \
+                and created is not None and created < latest:
+            out.append(StuckPod(meta.get("name", "?"), pod_index(pod) or 0, 0.0))
+    return out, what
+
+
+def partially_scheduled(job: JobView, pods: Iterable[Mapping[str, Any]]) -> Stall | None:
+    """A gang stage's group with some Pods placed and others Unschedulable (without Kueue nothing
+    holds a group back until all of it fits)."""
+    if job.finished or job.suspended:
+        return None
+    pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    waiting = [p for p in pods if (pod_trouble(p) or Stall("", "")).reason == "Unschedulable"]
+    placed = [p for p in pods if (condition(p, "PodScheduled") or {}).get("status") == "True"]
+    if not waiting or not placed:
+        return None
+    first = pod_trouble(waiting[0])
+    return Stall("PartiallyScheduled",
+                 f"{len(placed)} of {job.shards} nodes of the process group of job {job.name} are scheduled, "
+                 f"{len(waiting)} cannot be ({first.message if first else 'unschedulable'}); the scheduled nodes "
+                 "hold their GPUs without training. Set spec.queueName (Kueue) to admit the group whole or not at all")
 
 
 def job_stall(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]) -> Stall | None:

@@ -1,0 +1,65 @@
+"""TuningRun in the operator: a 2-node run is one Indexed Job (every node at once) with a headless
+Service and each Pod's group environment; when one node fails, the operator stops the other, and the
+whole group starts again (the stage itself resumes from the newest checkpoint: see the storage tier's
+resume test)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.harness import Emulator
+from tests.emulator.kubelet import Behaviour
+from tests.emulator.test_scenarios import jobs, stage, wait_phase
+
+pytestmark = pytest.mark.emulator
+_names = itertools.count()
+
+
+def tuning_run(tmp: Path, **spec: Any) -> dict[str, Any]:
+    n = next(_names)
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "TuningRun",
+            "metadata": {"name": f"difix-{n}", "namespace": f"tune-{n}"},
+            "spec": {"trainer": "difix", "dataset": {"dataJsonUri": f"file://{tmp}/exp/difix/data.json"},
+                     "runName": "lr2e-5", "output": f"file://{tmp}/exp", "gpusPerNode": 2, "nodes": 2, **spec}}
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_a_two_node_run_restarts_as_a_group(emu: Emulator, tmp_path: Path) -> None:
+    def script(stage_name: str, index: int, attempt: int) -> Behaviour:
+        if attempt == 0:  # node 1 fails after a while; node 0 would wait for it forever
+            return Behaviour(outcome="crash", seconds=1.5) if index == 1 else Behaviour(hold=True)
+        return Behaviour(seconds=0.3)
+
+    emu.kubelet.script = script
+    doc = tuning_run(tmp_path, retries=1)
+    ns = doc["metadata"]["namespace"]
+    emu.apply(doc)
+    job = emu.wait("the train Job", lambda: next(iter(jobs(emu, doc)), None))
+    job_name = job["metadata"]["name"]
+    assert (job["spec"]["completions"], job["spec"]["parallelism"], job["spec"]["backoffLimit"]) == (2, 2, 3)
+    service = emu.wait("the headless Service", lambda: next(iter(emu.objects("services", ns)), None))
+    assert service["metadata"]["name"] == job_name and service["spec"]["clusterIP"] == "None"
+    first = emu.wait("both nodes", lambda: pods if len(pods := emu.objects("pods", ns)) == 2 else None)
+    for pod in first:
+        env = env_of(pod)
+        assert pod["spec"]["subdomain"] == job_name
+        assert env["GENFAB_RDZV_HOST"] == f"{job_name}-0.{job_name}" and env["GENFAB_NNODES"] == "2"
+        assert env["GENFAB_NPROC_PER_NODE"] == "2"
+        assert pod["metadata"]["labels"]["genfab.dev/process-group"] == "true"
+    node0 = next(p["metadata"]["name"] for p in first
+                 if p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0")
+    # node 1 crashes; the operator stops node 0 (it cannot finish alone), both are replaced
+    emu.wait("node 0 stopped", lambda: all(p["metadata"]["name"] != node0 for p in emu.objects("pods", ns)),
+             timeout=30)
+    status = wait_phase(emu, doc, "Succeeded", timeout=60)
+    assert stage(status, "train")["phase"] == "Succeeded"
+    annotated = next(j for j in emu.objects("jobs", ns) if j["metadata"]["name"] == job_name)
+    why = (annotated["metadata"].get("annotations") or {}).get("genfab.dev/no-progress", "")
+    assert "node 1" in why and "restarts from its latest checkpoint" in why
