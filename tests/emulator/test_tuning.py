@@ -6,6 +6,7 @@ resume test)."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import jobs, stage, wait_phase
+from tests.emulator.test_scenarios import jobs, stage, wait_phase, wait_status
 
 pytestmark = pytest.mark.emulator
 _names = itertools.count()
@@ -63,3 +64,24 @@ def test_a_two_node_run_restarts_as_a_group(emu: Emulator, tmp_path: Path) -> No
     annotated = next(j for j in emu.objects("jobs", ns) if j["metadata"]["name"] == job_name)
     why = (annotated["metadata"].get("annotations") or {}).get("genfab.dev/no-progress", "")
     assert "node 1" in why and "restarts from its latest checkpoint" in why
+
+
+def test_status_shows_steps_loss_and_checkpoints(emu: Emulator, tmp_path: Path) -> None:
+    """Node 0 writes the training state; the status (and `kubectl get tuningruns`' PROGRESS and LOSS)
+    follow it, with the newest checkpoint's URI."""
+    emu.kubelet.script = lambda stage_name, index, attempt: Behaviour(hold=True)
+    doc = tuning_run(tmp_path, nodes=1)
+    emu.apply(doc)
+    emu.wait("the node runs", lambda: emu.objects("pods", doc["metadata"]["namespace"]))
+    run = tmp_path / "exp" / "tuning_runs" / "lr2e-5"
+    (run / "_genfab").mkdir(parents=True, exist_ok=True)
+    (run / "_genfab" / "training.json").write_text(json.dumps({
+        "step": 40, "maxSteps": 100, "loss": 0.21, "imagesPerSecond": 12.5, "etaSeconds": 38.4,
+        "checkpoints": ["model_20.pkl", "model_40.pkl", "../../etc/passwd", 7]}))
+    status = wait_status(emu, doc, "training in the status", lambda st: (st.get("training") or {}).get("step") == 40)
+    training = status["training"]
+    assert status["progress"] == "40/100" and training["loss"] == 0.21 and training["etaSeconds"] == 38.4
+    assert training["checkpoints"] == ["model_20.pkl", "model_40.pkl"]  # what is not a checkpoint name is dropped
+    assert training["latestCheckpoint"] == f"file://{run}/checkpoints/model_40.pkl"
+    emu.kubelet.release("train")
+    wait_phase(emu, doc, "Succeeded")

@@ -83,6 +83,8 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     assert {"psnr", "ssim", "lpips", "input_psnr", "samples"} <= set(metrics) and metrics["samples"] == 2
     assert (run / "eval" / "grid_0000006.png").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
+    status = json.loads((run / "_genfab" / "status.json").read_text())["status"]
+    assert status["progress"] == "6/6" and status["training"]["latestCheckpoint"].endswith("checkpoints/model_6.pkl")
     training = json.loads((run / "_genfab" / "training.json").read_text())
     assert training["step"] == 6 and training["maxSteps"] == 6 and training["checkpoints"] == [
         "model_3.pkl", "model_6.pkl"]

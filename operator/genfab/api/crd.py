@@ -128,7 +128,10 @@ def _one_paragraph(text: str) -> str:
 PRINTER_EXTRAS: dict[str, list[dict[str, Any]]] = {
     "SceneJob": [{"name": "Pipeline", "type": "string", "jsonPath": ".spec.pipeline", "priority": 1}],
     "DatasetJob": [{"name": "Type", "type": "string", "jsonPath": ".spec.type", "priority": 1}],
-    "TuningRun": [{"name": "Run", "type": "string", "jsonPath": ".spec.runName", "priority": 1}],
+    "TuningRun": [{"name": "Loss", "type": "number", "jsonPath": ".status.training.loss"},
+                  {"name": "Run", "type": "string", "jsonPath": ".spec.runName", "priority": 1},
+                  {"name": "Checkpoint", "type": "string", "jsonPath": ".status.training.latestCheckpoint",
+                   "priority": 1}],
 }
 
 

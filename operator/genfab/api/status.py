@@ -86,6 +86,25 @@ class StageStatus(GenfabModel):
     """Last notable event of the stage."""
 
 
+class TrainingStatus(GenfabModel):
+    """A training stage's state (TuningRun), as its node 0 last reported it."""
+
+    step: int = Field(0, ge=0)
+    """Optimizer steps done."""
+    max_steps: int = Field(0, ge=0)
+    """Steps the run trains for."""
+    loss: float | None = None
+    """Total loss of the last step (mean over the ranks)."""
+    images_per_second: float | None = Field(None, ge=0)
+    """Training images per second over all GPUs."""
+    eta_seconds: float | None = Field(None, ge=0)
+    """Seconds left at the current rate."""
+    checkpoints: list[str] = Field(default_factory=list, max_length=256)
+    """Checkpoints written (`model_<step>.pkl`), oldest first (the last 256)."""
+    latest_checkpoint: str | None = Field(None, max_length=2048)
+    """URI of the newest checkpoint (what a SceneJob's `refinement.tuningRunRef` takes by default)."""
+
+
 class ResourceStatus(GenfabModel):
     """Observed state of a genfab resource."""
 
@@ -115,3 +134,5 @@ class ResourceStatus(GenfabModel):
     """When the first stage started."""
     completion_time: str | None = None
     """When the resource reached a terminal phase."""
+    training: TrainingStatus | None = None
+    """TuningRun: the training's step, loss, throughput, ETA and checkpoints."""

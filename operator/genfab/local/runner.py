@@ -28,8 +28,10 @@ from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
 from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
+from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
+from genfab.inventory.training import read_training
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
@@ -54,6 +56,7 @@ from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
 from genfab.status import StageObservation, build_status, notes_message
 from genfab.status.aggregate import ExecState
+from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 POLL_SECONDS = 0.2
@@ -521,6 +524,9 @@ class LocalRunner:
             gates[gate_.condition] = held.message if held is not None else ""
         conditions = gate_conditions(status.conditions, gates, now_rfc3339(), self.resource.metadata.generation)
         status = status.model_copy(update={"conditions": conditions})
+        if any(s.gang for s in self.plan.stages):  # a training run: its step, loss and checkpoints
+            status = with_training(status, training_status(read_training(self.run_storage),
+                                                           join_uri(self.plan.output_uri, "checkpoints")))
         self._status = status
         doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": self.plan.kind,
                "metadata": {"name": self.plan.name, "namespace": self.plan.namespace},

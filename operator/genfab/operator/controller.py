@@ -22,8 +22,10 @@ from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import shard_count
+from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
+from genfab.inventory.training import read_training
 from genfab.operator.builders import (
     Owner,
     build_configmap,
@@ -60,6 +62,7 @@ from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.status import StageObservation
+from genfab.status.training import training_status, with_training
 from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.operator")
@@ -80,6 +83,8 @@ class Controller:
         self.clock = clock
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
         self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
+        self._training: dict[Key, tuple[dict[str, Any] | None, float]] = {}
+        """Training state documents read from storage: (document, when read)."""
         """Manual gates read from storage: (what still waits or None once complete, when read)."""
         self._present: dict[tuple[str, str, str], float] = {}
         self._threads: list[threading.Thread] = []
@@ -147,6 +152,7 @@ class Controller:
             self.metrics.observe_resource(key, None, None)
             self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
             self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
+            self._training.pop(key, None)
             return
         self.cache.put_resource(key, body)
         self.queue.add(key)
@@ -217,6 +223,9 @@ class Controller:
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
+        status = with_training(status, training_status(
+            self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
+            join_uri(the_plan.output_uri, "checkpoints")))
         if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
             self._write_batch_summary(key, the_plan, owner, status)
         self._write_status(key, body, previous, status)
@@ -324,6 +333,18 @@ class Controller:
             if cached is not None:
                 out[stage.name] = cached[0]
         return out
+
+    def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> dict[str, Any] | None:
+        """A training stage's state document (plans with a gang stage), at most every
+        `progressSeconds`, and once more when the resource ends."""
+        if not any(s.gang for s in the_plan.stages):
+            return None
+        cached = self._training.get(key)
+        if cached is not None and not fresh and time.monotonic() - cached[1] < self.settings.progress_seconds:
+            return cached[0]
+        doc = read_training(self.storage.open(the_plan.output_uri, owner, self._spec_storage(key)))
+        self._training[key] = (doc, time.monotonic())
+        return doc
 
     def _write_batch_summary(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus) -> None:
         """A SceneJob that just ended: the seed's `batch_summary.json` from the shard reports (once; a

@@ -1,0 +1,47 @@
+"""A TuningRun's training state in its status, pure: the training document as `status.training`,
+and `step/maxSteps` as the PROGRESS column."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from genfab.api.status import ResourceStatus, TrainingStatus
+
+MAX_CHECKPOINTS = 256
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else 0
+
+
+def training_status(doc: Mapping[str, Any] | None, checkpoints_uri: str) -> TrainingStatus | None:
+    """The status block for a training document (unknown or malformed values are dropped, lists
+    bounded); `checkpoints_uri` is the run's `checkpoints/` folder."""
+    if not doc:
+        return None
+    raw = doc.get("checkpoints")
+    names = [c for c in raw if isinstance(c, str) and c.startswith("model_") and c.endswith(".pkl")
+             and len(c) <= 64] if isinstance(raw, list) else []
+    names = sorted(set(names), key=lambda n: int(n[6:-4]) if n[6:-4].isdigit() else -1)[-MAX_CHECKPOINTS:]
+    eta, rate = _number(doc.get("etaSeconds")), _number(doc.get("imagesPerSecond"))
+    return TrainingStatus(step=_count(doc.get("step")), max_steps=_count(doc.get("maxSteps")),
+                          loss=_number(doc.get("loss")), images_per_second=rate if rate is None or rate >= 0 else None,
+                          eta_seconds=eta if eta is None or eta >= 0 else None, checkpoints=names,
+                          latest_checkpoint=f"{checkpoints_uri.rstrip('/')}/{names[-1]}" if names else None)
+
+
+def with_training(status: ResourceStatus, training: TrainingStatus | None) -> ResourceStatus:
+    """`status` with the training block, and `step/maxSteps` as its progress while training."""
+    if training is None:
+        return status
+    update: dict[str, Any] = {"training": training}
+    if training.max_steps:
+        update["progress"] = f"{training.step}/{training.max_steps}"
+    return status.model_copy(update=update)
