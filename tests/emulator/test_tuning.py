@@ -17,6 +17,7 @@ from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import jobs, stage, wait_phase, wait_status
 
 pytestmark = pytest.mark.emulator
+EXAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "data" / "difix"
 _names = itertools.count()
 
 
@@ -85,3 +86,28 @@ def test_status_shows_steps_loss_and_checkpoints(emu: Emulator, tmp_path: Path) 
     assert training["latestCheckpoint"] == f"file://{run}/checkpoints/model_40.pkl"
     emu.kubelet.release("train")
     wait_phase(emu, doc, "Succeeded")
+
+
+def test_a_run_waits_for_its_dataset_job_and_trains_on_its_data_json(emu: Emulator, tmp_path: Path) -> None:
+    """`datasetJobRef`: no Job while the DatasetJob is missing or running; once it succeeded, the train
+    stage's config names the DatasetJob's `difix/data.json`."""
+    emu.kubelet.script = lambda stage_name, index, attempt: Behaviour(seconds=0.2)
+    doc = tuning_run(tmp_path, nodes=1)
+    ns = doc["metadata"]["namespace"]
+    doc["spec"]["dataset"] = {"datasetJobRef": "difix-data"}
+    emu.apply(doc)
+    waiting = wait_status(emu, doc, "waiting for the DatasetJob",
+                          lambda st: stage(st, "train").get("reason") == "WaitingForReference")
+    assert "DatasetJob/difix-data, which does not exist" in stage(waiting, "train")["message"]
+    assert not jobs(emu, doc)
+    data = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "difix-data",
+                                                                                    "namespace": ns},
+            "spec": {"type": "difix", "output": f"file://{tmp_path}/data-out",
+                     "difix": {"sources": [{"name": "proc", "dataset": "generic", "uri": f"file://{EXAMPLE_SOURCE}",
+                                            "groupBy": "pattern", "groupPattern": "_(pair\\d+)_"}]}}}
+    emu.apply(data)
+    wait_phase(emu, data, "Succeeded", timeout=60)
+    status = wait_phase(emu, doc, "Succeeded", timeout=60)
+    assert stage(status, "train")["phase"] == "Succeeded"
+    configs = [c for c in emu.objects("configmaps", ns) if c["metadata"]["labels"].get("genfab.dev/stage") == "train"]
+    assert json.loads(configs[0]["data"]["stage.json"])["inputUris"] == [f"file://{tmp_path}/data-out/difix/data.json"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
-from genfab.contract.paths import join_uri, split_ref
 from genfab.planner import Plan
 from genfab.sequencing import CannotRun
+from genfab.sequencing.refs import stage_refs, substitute_refs
 
 Lookup = Callable[[str], str | None]
 """`Kind/name` -> the output root of a finished local run of it, or None."""
@@ -34,22 +34,21 @@ def parse_ref_options(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 def resolve_refs(plan: Plan, given: Mapping[str, str], lookup: Lookup) -> Plan:
     """`plan` with every `ref:` input of a stage that runs replaced by a storage URI. Config hashes
     stay as planned: they name the reference, as in a cluster."""
-    stages = []
+    roots: dict[str, str] = {}
     for stage in plan.stages:
-        uris = []
-        for uri in stage.input_uris:
-            ref = split_ref(uri)
-            if ref is None or not stage.run:
-                uris.append(uri)
-                continue
-            target, path = ref
+        if not stage.run:
+            continue
+        for target in stage_refs(stage):
             root = given.get(target) or lookup(target)
             if root is None:
                 kind = target.partition("/")[0]
+                uri = next(u for u in stage.input_uris if u.startswith(f"ref:{target}"))
                 raise CannotRun(
                     f"stage {stage.name}: input {uri} is the output of {target}, which a cluster resolves from "
                     f"its status; run that {kind} here first (genfab run, default output), or pass "
                     f"--ref {target}=URI with its output")
-            uris.append(join_uri(root, path) if path else root)
-        stages.append(dataclasses.replace(stage, input_uris=tuple(uris)))
-    return dataclasses.replace(plan, stages=tuple(stages))
+            roots[target] = root
+    resolved = substitute_refs(plan, roots)
+    # stages that do not run keep their references (nothing reads them)
+    return dataclasses.replace(resolved, stages=tuple(r if s.run else s for s, r in zip(plan.stages, resolved.stages,
+                                                                                         strict=True)))

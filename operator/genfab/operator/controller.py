@@ -61,6 +61,7 @@ from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
+from genfab.sequencing.refs import RefState, ref_state, stage_refs, substitute_refs
 from genfab.status import StageObservation
 from genfab.status.training import training_status, with_training
 from genfab.storage import StorageError
@@ -84,6 +85,8 @@ class Controller:
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
         self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
         self._training: dict[Key, tuple[dict[str, Any] | None, float]] = {}
+        self._referrers: dict[Key, set[Key]] = {}
+        """Resources whose plans read another's output: referenced key -> the keys reading it."""
         """Training state documents read from storage: (document, when read)."""
         """Manual gates read from storage: (what still waits or None once complete, when read)."""
         self._present: dict[tuple[str, str, str], float] = {}
@@ -156,6 +159,8 @@ class Controller:
             return
         self.cache.put_resource(key, body)
         self.queue.add(key)
+        for referrer in self._referrers.get(key, ()):  # resources waiting for this one's output
+            self.queue.add(referrer)
 
     def on_job(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = self.cache.put_job(body, deleted=event_type == "DELETED")
@@ -210,12 +215,13 @@ class Controller:
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         spec = resource.spec
+        the_plan, refs = self._resolve_refs(key, the_plan)
         try:
-            observed = self._observe(key, the_plan, owner, previous)
+            observed = self._observe(key, the_plan, owner, previous, refs)
             decision = decide(the_plan, spec, observed, previous, now)
             failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
             if decision.start:  # re-decide with the Jobs just created
-                observed = self._observe(key, the_plan, owner, previous)
+                observed = self._observe(key, the_plan, owner, previous, refs)
                 decision = decide(the_plan, spec, observed, previous, now)
         except StorageError as exc:  # say it on the resource, then retry with backoff (it may recover)
             self._write_status(key, body, previous, stalled_status(
@@ -254,7 +260,28 @@ class Controller:
                 missing.append(item)
         return missing
 
-    def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None) -> Observed:
+    def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
+        """The plan with the outputs of resources it reads (same namespace, from the watch cache)
+        substituted where they are usable, and the references that are not (waiting or failed).
+        Each referenced resource remembers this one, so its change reconciles this one at once."""
+        roots: dict[str, str] = {}
+        pending: dict[str, RefState] = {}
+        for stage in the_plan.stages:
+            if not stage.run:
+                continue
+            for target in stage_refs(stage):
+                ref_kind, _, ref_name = target.partition("/")
+                ref_key: Key = (ref_kind, key[1], ref_name)
+                self._referrers.setdefault(ref_key, set()).add(key)
+                state = ref_state(target, self.cache.resource(ref_key))
+                if state.state == "ready":
+                    roots[target] = state.root
+                else:
+                    pending[target] = state
+        return substitute_refs(the_plan, roots), pending
+
+    def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
+                 refs: dict[str, RefState] | None = None) -> Observed:
         jobs = [j for j in self.cache.jobs(key)
                 if any(ref.get("uid") == owner.uid for ref in j["metadata"].get("ownerReferences") or [])]
         pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
@@ -266,7 +293,7 @@ class Controller:
             lost[jn] = keep
         progress = self._read_progress(key, the_plan, jobs, owner)
         awaiting = self._read_awaiting(key, the_plan, jobs, owner, previous)
-        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting)
+        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting, refs=refs or {})
 
     def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
                        previous: ResourceStatus | None) -> dict[str, Awaiting]:

@@ -35,8 +35,12 @@ from genfab.operator.observe import (
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
 from genfab.sequencing.manual import Awaiting, gate_conditions, held_back
+from genfab.sequencing.refs import RefState, stage_refs
 from genfab.status import StageObservation, build_status, notes_message, set_condition
 from genfab.status.aggregate import ExecState
+
+WAITING_FOR_REFERENCE = "WaitingForReference"
+"""A stage's reason while the resource whose output it reads has not succeeded."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Observed:
     """Shard-report counts by stage name (current config hash only)."""
     awaiting: Mapping[str, Awaiting] = field(default_factory=dict)
     """Finished gated stages whose samples still wait for a person's choice, by stage name."""
+    refs: Mapping[str, RefState] = field(default_factory=dict)
+    """Resources whose output the plan reads (`Kind/name`) that are not usable yet, or failed."""
 
 
 @dataclass
@@ -213,6 +219,14 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             obs = _from_status(stage, prev)
         else:
             obs = _waiting(stage, phases, spec.continue_on_error, observed.awaiting)
+            blocking = [observed.refs[t] for t in stage_refs(stage) if t in observed.refs]
+            if obs.state == "pending" and blocking:  # its input is another resource's output, not there yet
+                failed = next((r for r in blocking if r.state == "failed"), None)
+                obs = (StageObservation(stage.name, stage.config_hash, stage.output_uri, "finished", shards_total=1,
+                                        shards_failed=1, reason="ReferenceFailed", message=failed.message)
+                       if failed is not None else
+                       StageObservation(stage.name, stage.config_hash, stage.output_uri, "waiting",
+                                        reason=WAITING_FOR_REFERENCE, message=blocking[0].message))
             if obs.state == "pending":
                 d.start.append(stage.name)
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
