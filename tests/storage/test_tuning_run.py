@@ -157,3 +157,32 @@ def test_staging_from_s3_rewrites_paths_and_fetches_once(world: dict[str, Path],
     assert some["image"].startswith(str(tmp_path / "data" / "samples")) and Path(some["ref_image"]).is_file()
     again = stage_data(remote, "difix/data.json", tmp_path / "data")
     assert again.fetched == 0 and again.bytes_fetched == 0
+
+
+def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world: dict[str, Path]) -> None:
+    """A custom stage `train` (here a stand-in for Difix3D's train_difix.py) gets the staged data,
+    Difix3D's flags from the spec, the group's launch and `--resume` with the newest checkpoint; what
+    it writes is uploaded to the run folder."""
+    fake = ROOT / "tests" / "fixtures" / "fake_train_difix.py"
+    lab = [{"name": "train", "image": "registry.example.com/lab/difix3d-train:2025.06",
+            "command": ["python", str(fake)]}]
+    first = genfab_run(world["root"], tuning_run(world, "lab", customStages=lab,
+                                                  hyperparameters={"maxSteps": 4, "checkpointEvery": 2}), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run = world["export"] / "tuning_runs" / "lab"
+    seen = json.loads((run / "args.json").read_text())
+    args = seen["args"]
+    assert args["tracker_run_name"] == "lab" and args["max_train_steps"] == 4 and args["checkpointing_steps"] == 2
+    assert args["train_batch_size"] == 1 and args["resolution"] == 64 and args["lambda_gram"] == 1.0
+    assert args["resume"] is None and seen["start"] == 0 and seen["rank"] == "0"  # under torchrun
+    assert seen["env"]["GENFAB_DATA_JSON"] == args["dataset_path"] and seen["env"]["GENFAB_NNODES"] == "1"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl"]
+    assert (run / "eval" / "val_4.json").is_file()
+    status = json.loads((run / "_genfab" / "status.json").read_text())["status"]
+    assert status["phase"] == "Succeeded" and status["training"]["step"] == 4
+    again = genfab_run(world["root"], tuning_run(world, "lab", customStages=lab,
+                                                  hyperparameters={"maxSteps": 6, "checkpointEvery": 2}), timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    seen = json.loads((run / "args.json").read_text())
+    assert seen["args"]["resume"].endswith("checkpoints/model_4.pkl") and seen["start"] == 4
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl", "model_6.pkl"]

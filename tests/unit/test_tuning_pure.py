@@ -109,3 +109,25 @@ def test_a_gang_stage_gets_its_group_environment() -> None:
     assert gang_env(train, 2, "tr-train-0.svc", 29500) == {
         "GENFAB_NNODES": "2", "GENFAB_NPROC_PER_NODE": "4", "GENFAB_RDZV_HOST": "tr-train-0.svc",
         "GENFAB_RDZV_PORT": "29500"}
+
+
+def test_the_lab_trainer_command_gets_the_group_shape() -> None:
+    from genfab.stages.tuning.lab import difix3d_arguments, launched
+
+    group = Group(2, 1, 4, "tr-0.tr", 29500)
+    acc = launched(group, ["accelerate", "launch", "--mixed_precision=bf16", "src/train_difix.py"], "bf16")
+    assert acc[:2] == ["accelerate", "launch"] and acc[-2:] == ["--mixed_precision=bf16", "src/train_difix.py"]
+    assert {"--num_machines=2", "--machine_rank=1", "--num_processes=8", "--main_process_ip=tr-0.tr",
+            "--main_process_port=29500", "--multi_gpu"} <= set(acc)
+    tr = launched(group, ["torchrun", "train.py"], "bf16")
+    assert tr[1:3] == ["-m", "torch.distributed.run"] and "--node-rank=1" in tr and tr[-1] == "train.py"
+    py = launched(group, ["python", "src/train_difix.py", "--x"], "bf16")
+    assert py[-2:] == ["src/train_difix.py", "--x"] and "--nproc-per-node=4" in py
+    binary = launched(group, ["/opt/train"], "bf16")
+    assert binary[-2:] == ["--no-python", "/opt/train"]
+    args = difix3d_arguments({"learning_rate": 2e-5, "batch_size": 4, "max_steps": 100, "mixed_precision": "bf16"},
+                             Path("/d/data.json"), Path("/r"), "lr", Path("/r/checkpoints/model_50.pkl"))
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    assert pairs["--dataset_path"] == "/d/data.json" and pairs["--output_dir"] == "/r"
+    assert pairs["--train_batch_size"] == "4" and pairs["--max_train_steps"] == "100"
+    assert pairs["--resume"] == "/r/checkpoints/model_50.pkl" and pairs["--tracker_run_name"] == "lr"

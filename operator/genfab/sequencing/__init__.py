@@ -36,6 +36,8 @@ Gate = Literal["ready", "waiting", "blocked"]
 OK_PHASES = ("Succeeded", "PartiallySucceeded")
 BLOCKED_MESSAGE = "not started: an upstream stage failed"
 MODELS_MOUNT = "/models"
+LAB_TRAINER = "genfab.stages.tuning.lab"
+"""The wrapper a custom stage replacing a training stage runs under (see its module)."""
 """Where a stage Pod sees a model PVC or hub cache (read-only)."""
 
 
@@ -67,12 +69,15 @@ def gate(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool
 def stage_command(stage: PlannedStage, interpreter: str = "python") -> tuple[list[str] | None, list[str]]:
     """(command, args) of a stage's process. Built-in stages run `python -m genfab.stages <stage>`;
     a custom stage runs its `command` (None: its image's entry point), where a first word `python`
-    or `python3` means `interpreter`."""
+    or `python3` means `interpreter`; one that replaces a training stage runs under genfab's
+    launch wrapper (`LAB_TRAINER`)."""
     if stage.family != CUSTOM_FAMILY:
         return [interpreter, "-m", "genfab.stages", stage.name], []
     command = list(stage.command) or None
     if command is not None and command[0] in ("python", "python3"):
         command[0] = interpreter
+    if stage.gang and command is not None:  # a lab's trainer: genfab's launch, staging and sync around it
+        return [interpreter, "-m", LAB_TRAINER, "--", *command, *stage.args], []
     return command, list(stage.args)
 
 

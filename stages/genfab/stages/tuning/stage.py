@@ -60,12 +60,31 @@ class TrainStage(Stage[Any]):
         s = self.settings
         self.snake: dict[str, Any] = s.hyperparameters.model_dump()
         self.group: Group = group_from_env(ctx.env, s.nodes, s.gpus_per_node)
+        self.load_models(ctx)
+        self._check_recipe(ctx)
+
+    def load_models(self, ctx: StageContext) -> None:
+        s = self.settings
         try:
             self.base = resolve_model(s.base_model, ctx.workdir / "models", ctx.env)
             self.perceptual = resolve_model(s.perceptual_model, ctx.workdir / "models", ctx.env)
         except ModelUnavailable as exc:
             raise BadInput(str(exc)) from None
-        self._check_recipe(ctx)
+
+    def command(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> list[str]:
+        """The node's launch: torchrun with one built-in worker per GPU."""
+        from genfab.stages.tuning.worker import WorkerJob, write_job
+
+        job = write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir)),
+                        ctx.workdir / "worker.json")
+        return torchrun(self.group, ["-m", "genfab.stages.tuning.worker", str(job)])
+
+    def environment(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> dict[str, str]:
+        env = dict(ctx.env)
+        env.setdefault(ENV_CPU_WORKERS, str(self.snake["dataloader_workers"]))
+        # One share of the node's cores per worker (torch would otherwise start all of them in each).
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.group.procs_per_node)))
+        return env
 
     def _check_recipe(self, ctx: StageContext) -> None:
         try:
@@ -88,16 +107,9 @@ class TrainStage(Stage[Any]):
         work = ctx.workdir
         run_dir = work / "run"
         data = self._stage_data(ctx, work / "data")
-        self._fetch_latest(ctx.output, run_dir / "checkpoints")
-        job = work / "worker.json"
-        from genfab.stages.tuning.worker import WorkerJob, write_job
-
-        write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir)), job)
-        command = torchrun(self.group, ["-m", "genfab.stages.tuning.worker", str(job)])
-        env = dict(ctx.env)
-        env.setdefault(ENV_CPU_WORKERS, str(self.snake["dataloader_workers"]))
-        # One share of the node's cores per worker (torch would otherwise start all of them in each).
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.group.procs_per_node)))
+        resume = self._fetch_latest(ctx.output, run_dir / "checkpoints")
+        command = self.command(ctx, data, run_dir, resume)
+        env = self.environment(ctx, data, run_dir, resume)
         log.info("launching node", extra={"node": node, "nodes": self.group.nodes, "world": self.group.world_size,
                                           "host": self.group.host, "port": self.group.port})
         sync = None
@@ -106,7 +118,8 @@ class TrainStage(Stage[Any]):
 
             run_dir.mkdir(parents=True, exist_ok=True)
             sync = RunSync(run_dir, ctx.output, self.snake["keep_local_checkpoints"],
-                           lambda doc: self._report(ctx, doc), interval=float(ctx.env.get("GENFAB_SYNC_SECONDS", 5)))
+                           lambda doc: self._report(ctx, doc), interval=float(ctx.env.get("GENFAB_SYNC_SECONDS", 5)),
+                           on_upload=ctx.heartbeat)
             sync.start()
         started = time.monotonic()
         ctx.heartbeat()  # the data is staged
@@ -114,7 +127,9 @@ class TrainStage(Stage[Any]):
         try:
             while (code := process.poll()) is None:
                 time.sleep(HEARTBEAT_SECONDS)
-                if node != 0:  # node 0 beats with the training steps; the others while their workers live
+                # Node 0 beats with the training steps once the trainer reports them (loading and starting
+                # count while its workers live); the other nodes while their workers live.
+                if sync is None or not sync.reported:
                     ctx.heartbeat()
         except BaseException:  # SIGTERM (preemption) or a crash here: the workers must not outlive the node
             process.terminate()
@@ -142,13 +157,16 @@ class TrainStage(Stage[Any]):
         return staged.data_json
 
     @staticmethod
-    def _fetch_latest(output: Storage, folder: Path) -> None:
-        """The run's newest uploaded checkpoint, unless this disk has it (or a newer one) already."""
+    def _fetch_latest(output: Storage, folder: Path) -> Path | None:
+        """The run's newest checkpoint on this disk (fetched from storage unless this disk has it, or
+        a newer one, already); None when the run has none yet."""
         stored = latest([o.key for o in output.list("checkpoints/")])
         local = latest([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
-        if stored is None or (local is not None and local[0] >= stored[0]):
-            return
-        output.download_file(stored[1], folder / stored[1].rsplit("/", 1)[-1])
+        if stored is not None and (local is None or local[0] < stored[0]):
+            target = folder / stored[1].rsplit("/", 1)[-1]
+            output.download_file(stored[1], target)
+            return target
+        return folder / local[1] if local is not None else None
 
     @staticmethod
     def _report(ctx: StageContext, doc: dict[str, Any]) -> None:

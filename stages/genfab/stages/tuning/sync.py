@@ -27,14 +27,18 @@ SKIP_SUFFIXES = (".partial", ".tmp", ".part", ".lock")
 
 class RunSync:
     def __init__(self, local: Path, remote: Storage, keep: int, on_progress: Callable[[dict[str, Any]], None],
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0, on_upload: Callable[[], None] = lambda: None) -> None:
         self.local, self.remote, self.keep = local, remote, keep
         self.on_progress = on_progress
+        self.on_upload = on_upload
+        """Called when files were uploaded (new files are progress too, for trainers that report none)."""
         self.interval = interval
         self._seen: dict[str, tuple[int, float]] = {}
         """Last look at each file: (size, mtime)."""
         self._uploaded: dict[str, tuple[int, float]] = {}
         self.checkpoints: list[str] = []
+        self.reported = False
+        """The trainer has reported progress (from then on, only its reports count as progress)."""
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,6 +85,8 @@ class RunSync:
                 log.info("checkpoint uploaded", extra={"key": rel, "bytes": stat.st_size})
         if any(k.startswith("checkpoints/") for k in done):
             prune(self.local / "checkpoints", self.keep)
+        if done:
+            self.on_upload()
         return done
 
     def _progress(self, path: Path) -> None:
@@ -89,4 +95,5 @@ class RunSync:
         except (OSError, ValueError):
             return
         if isinstance(doc, dict):
+            self.reported = True
             self.on_progress(doc)
