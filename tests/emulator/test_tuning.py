@@ -111,3 +111,35 @@ def test_a_run_waits_for_its_dataset_job_and_trains_on_its_data_json(emu: Emulat
     assert stage(status, "train")["phase"] == "Succeeded"
     configs = [c for c in emu.objects("configmaps", ns) if c["metadata"]["labels"].get("genfab.dev/stage") == "train"]
     assert json.loads(configs[0]["data"]["stage.json"])["inputUris"] == [f"file://{tmp_path}/data-out/difix/data.json"]
+
+
+def test_a_scenejob_with_a_tuning_run_ref_waits_for_the_run_and_takes_its_latest_checkpoint(
+        emu: Emulator, tmp_path: Path) -> None:
+    from tests.emulator.conftest import make_scenejob
+
+    emu.kubelet.script = lambda stage_name, index, attempt: Behaviour(hold=stage_name == "train", seconds=0.1)
+    run = tuning_run(tmp_path, nodes=1)
+    ns = run["metadata"]["namespace"]
+    scenes = make_scenejob(tmp_path, samples=2)
+    scenes["metadata"]["namespace"] = ns
+    scenes["spec"]["refinement"] = {"tuningRunRef": {"name": run["metadata"]["name"]}}
+    emu.apply(scenes)
+    emu.apply(run)
+    waiting = wait_status(emu, scenes, "gaussians waits for the run",
+                          lambda st: stage(st, "gaussians").get("reason") == "WaitingForReference"
+                          and stage(st, "expansion").get("phase") == "Succeeded")
+    assert "to write its final checkpoint" in stage(waiting, "gaussians")["message"]
+    assert not [j for j in jobs(emu, scenes) if j["metadata"]["labels"]["genfab.dev/stage"] == "gaussians"]
+    folder = tmp_path / "exp" / "tuning_runs" / "lr2e-5"
+    (folder / "_genfab").mkdir(parents=True, exist_ok=True)
+    (folder / "_genfab" / "training.json").write_text(json.dumps({
+        "step": 100, "maxSteps": 100, "checkpoints": ["model_50.pkl", "model_100.pkl"]}))
+    wait_status(emu, run, "the run's checkpoints", lambda st: (st.get("training") or {}).get("step") == 100)
+    emu.kubelet.release("train")
+    wait_phase(emu, run, "Succeeded")
+    status = wait_phase(emu, scenes, "Succeeded", timeout=60)
+    assert stage(status, "gaussians")["phase"] == "Succeeded"
+    configs = [c for c in emu.objects("configmaps", ns)
+               if c["metadata"]["labels"].get("genfab.dev/stage") == "gaussians"]
+    config = json.loads(configs[0]["data"]["stage.json"])["config"]
+    assert config["checkpoint"] == f"file://{folder}/checkpoints/model_100.pkl"

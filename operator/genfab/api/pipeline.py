@@ -172,6 +172,9 @@ class DraftRequest:
     """The pipeline's block (its defaults when the spec leaves it out), or None."""
     inventory: Mapping[str, int]
     """Sample counts only a listing can know (`{INPUT: n}`); empty when nothing was listed."""
+    references: Mapping[str, str] = field(default_factory=dict)
+    """What other resources resolved to, where the plan depends on it (`TuningRun/name` -> the URI of
+    the checkpoint a SceneJob's refinement uses); empty when the executor has not resolved them."""
 
 
 Drafts = Callable[[DraftRequest], PipelineDrafts]

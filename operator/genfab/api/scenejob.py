@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genfab.api.base import GenfabModel, Rule, exactly_one
+from genfab.api.base import GenfabModel, Rule, at_most_one, exactly_one
 from genfab.api.common import CommonSpec
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.types import DnsLabel, InputUri, RelativePath
@@ -340,14 +340,38 @@ class TuningRunRef(GenfabModel):
 
 
 class Refinement(GenfabModel):
-    """DiFix refinement checkpoint (seed 002's `train.difix.model_checkpoint_path` contract)."""
+    """DiFix refinement during 3DGS training, the way Difix3D+ does it (seed 002's
+    `train.difix.model_checkpoint_path` contract): at `fixSteps`, novel views near the training
+    cameras are rendered, fixed by DiFix with the nearest training view as reference, and trained on
+    as weighted pseudo-views. With `tuningRunRef` or `checkpointUri` DiFix is that fine-tuned
+    checkpoint; with neither, the base model."""
 
-    rules = (exactly_one("tuningRunRef", "checkpointUri"),)
+    rules = (at_most_one("tuningRunRef", "checkpointUri"),)
 
     tuning_run_ref: TuningRunRef | None = None
-    """Take the checkpoint from a TuningRun; the stage waits until the run has it."""
+    """Take the checkpoint from a TuningRun in this namespace: the stage waits until the run succeeded."""
     checkpoint_uri: InputUri | None = None
-    """An explicit `model_<step>.pkl`."""
+    """An explicit `model_<step>.pkl` (Difix3D's checkpoint format)."""
+    base_model: str = Field("nvidia/difix_ref", max_length=256)
+    """DiFix base model under the model location (the checkpoint's weights go over it)."""
+    fix_steps: list[int] = Field(default_factory=lambda: [3000, 6000, 9000, 12000, 15000, 18000, 21000, 24000,
+                                                          27000], max_length=64)
+    """3DGS steps at which novel views are rendered and fixed (steps past `gaussians.steps` are ignored)."""
+    novel_views: int = Field(8, ge=1, le=512)
+    """Novel views rendered and fixed at each fix step."""
+    novel_distance: float = Field(0.5, gt=0.0, le=1.0)
+    """How far each fix step moves the novel cameras from where they were toward the held-out views
+    (between neighbouring training cameras when nothing is held out); Difix3D+ uses 0.5."""
+    novel_weight: float = Field(0.3, ge=0.0, le=1.0)
+    """Loss weight of a pseudo-view (Difix3D+'s `novel_data_lambda`)."""
+    novel_probability: float = Field(0.3, ge=0.0, le=1.0)
+    """Share of training steps on pseudo-views once there are some (Difix3D+: 0.3)."""
+    fix_final_renders: bool = False
+    """Also fix the final preview and trajectory renders with DiFix (written next to the plain ones)."""
+    prompt: str = Field("remove degradation", max_length=512)
+    """DiFix prompt."""
+    timestep: int = Field(199, ge=1, le=999)
+    """DiFix's single denoising timestep."""
 
 
 class SceneJobBase(CommonSpec):

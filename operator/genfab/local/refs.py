@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
+from genfab.contract.paths import join_uri
 from genfab.planner import Plan
 from genfab.sequencing import CannotRun
-from genfab.sequencing.refs import stage_refs, substitute_refs
+from genfab.sequencing.refs import plan_references, stage_refs, substitute_refs
+from genfab.storage import Storage, StorageError
 
 Lookup = Callable[[str], str | None]
 """`Kind/name` -> the output root of a finished local run of it, or None."""
@@ -52,3 +54,36 @@ def resolve_refs(plan: Plan, given: Mapping[str, str], lookup: Lookup) -> Plan:
     # stages that do not run keep their references (nothing reads them)
     return dataclasses.replace(resolved, stages=tuple(r if s.run else s for s, r in zip(plan.stages, resolved.stages,
                                                                                          strict=True)))
+
+
+def resolve_checkpoints(plan: Plan, given: Mapping[str, str], open_fn: Callable[[str], Storage]) -> dict[str, str]:
+    """The TuningRun checkpoints the plan's settings depend on (`refinement.tuningRunRef`), from
+    `--ref TuningRun/name=URI`: a `model_<step>.pkl`, or the run's folder, whose `checkpoints/` gives
+    the asked step or the newest. Returns `references` for planning again."""
+    found: dict[str, str] = {}
+    for target, path in plan_references(plan):
+        uri = given.get(target)
+        want = path.removeprefix("checkpoints/")
+        if uri is None:
+            raise CannotRun(f"refinement.tuningRunRef names {target}, which a cluster resolves from its status; pass "
+                            f"--ref {target}=URI with its run folder ({{output}}/tuning_runs/{{runName}}) or a "
+                            "model_<step>.pkl, or set refinement.checkpointUri")
+        if uri.endswith(".pkl"):
+            if want != "latest" and not uri.endswith("/" + want):
+                raise CannotRun(f"--ref {target}={uri}: refinement.tuningRunRef.step asks for {want}")
+            found[target] = uri
+            continue
+        try:
+            names = [o.key.rsplit("/", 1)[-1] for o in open_fn(uri).list("checkpoints/")]
+        except StorageError as exc:
+            raise CannotRun(f"--ref {target}={uri}: {exc}") from None
+        steps = sorted((int(n[6:-4]), n) for n in names if n.startswith("model_") and n.endswith(".pkl")
+                       and n[6:-4].isdigit())
+        if want == "latest" and steps:
+            found[target] = join_uri(uri, f"checkpoints/{steps[-1][1]}")
+        elif want in {n for _, n in steps}:
+            found[target] = join_uri(uri, f"checkpoints/{want}")
+        else:
+            have = ", ".join(n for _, n in steps[-5:]) or "none"
+            raise CannotRun(f"--ref {target}={uri}: no checkpoint {want} under checkpoints/ (it has: {have})")
+    return found

@@ -61,7 +61,14 @@ from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
-from genfab.sequencing.refs import RefState, ref_state, stage_refs, substitute_refs
+from genfab.sequencing.refs import (
+    RefState,
+    checkpoint_state,
+    plan_references,
+    reference_state,
+    stage_ref_paths,
+    substitute_refs,
+)
 from genfab.status import StageObservation
 from genfab.status.training import training_status, with_training
 from genfab.storage import StorageError
@@ -195,7 +202,7 @@ class Controller:
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
-            the_plan = plan(resource)
+            the_plan = self._plan_with_references(resource, namespace)
             refused = oversized_configs(the_plan)
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
@@ -260,6 +267,18 @@ class Controller:
                 missing.append(item)
         return missing
 
+    def _plan_with_references(self, resource: Resource, namespace: str) -> Plan:
+        """The plan, planned again with the TuningRun checkpoints its settings depend on, where the
+        runs have them (from the watch cache); the others stay `ref:` inputs the stage waits for."""
+        first = plan(resource)
+        found = {}
+        for target, path in plan_references(first):
+            ref_kind, _, ref_name = target.partition("/")
+            state = checkpoint_state(target, path, self.cache.resource((ref_kind, namespace, ref_name)))
+            if state.state == "ready":
+                found[target] = state.root
+        return plan(resource, references=found) if found else first
+
     def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
         """The plan with the outputs of resources it reads (same namespace, from the watch cache)
         substituted where they are usable, and the references that are not (waiting or failed).
@@ -269,11 +288,13 @@ class Controller:
         for stage in the_plan.stages:
             if not stage.run:
                 continue
-            for target in stage_refs(stage):
+            for target, path in stage_ref_paths(stage):
                 ref_kind, _, ref_name = target.partition("/")
                 ref_key: Key = (ref_kind, key[1], ref_name)
                 self._referrers.setdefault(ref_key, set()).add(key)
-                state = ref_state(target, self.cache.resource(ref_key))
+                state = reference_state(target, path, self.cache.resource(ref_key))
+                if state.state == "ready" and ref_kind == "TuningRun":  # planned again next time: not yet
+                    state = RefState("waiting", message=f"waiting for {target}")
                 if state.state == "ready":
                     roots[target] = state.root
                 else:

@@ -96,15 +96,18 @@ def _checked_drafts(pipeline: Pipeline, drafts: list[Draft]) -> dict[str, Draft]
     return {d.name: d for d in drafts}
 
 
-def plan(resource: Resource, inventory: Mapping[str, int] | None = None) -> Plan:
+def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
+         references: Mapping[str, str] | None = None) -> Plan:
     """Expand a validated resource into its stage DAG.
 
     `inventory` carries sample counts only I/O can know (e.g. `{"input": 120}` after listing the
-    input prefix or reading a manifest); without it such stages have `samples=None`.
+    input prefix or reading a manifest); without it such stages have `samples=None`. `references`
+    carries what other resources resolved to (see `DraftRequest.references`).
     """
     spec: CommonSpec = resource.spec
     pipeline = selected(resource.kind, spec)
-    pd = pipeline.drafts(DraftRequest(resource.metadata.name, spec, pipeline.block_of(spec), inventory or {}))
+    pd = pipeline.drafts(DraftRequest(resource.metadata.name, spec, pipeline.block_of(spec), inventory or {},
+                                      references or {}))
     drafts = _checked_drafts(pipeline, pd.drafts)
     catalog = {s.name: s for s in pipeline.stages}
     customs = {c.name: c for c in spec.custom_stages}

@@ -8,7 +8,8 @@ from genfab.api.base import GenfabModel
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, StageDecl
 from genfab.api.scene_samples import expand_samples
-from genfab.api.scenejob import Refinement, SceneInput, SceneJobBase
+from genfab.api.scenejob import Refinement, SceneInput, SceneJobBase, TuningRunRef
+from genfab.contract.paths import ref_uri
 
 
 class InputSettings(GenfabModel):
@@ -22,6 +23,9 @@ class GaussiansSettings(GenfabModel):
 
     gaussians: GaussiansConfig
     refinement: Refinement | None = None
+    checkpoint: str | None = None
+    """The DiFix checkpoint refinement uses, resolved at plan time (a `tuningRunRef`'s checkpoint, or
+    `checkpointUri`); None: the base model. Hashed, so another checkpoint re-runs the 3DGS work."""
 
 
 GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
@@ -29,17 +33,28 @@ GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
 
 
 def gaussians_stage(description: str, settings: type[GaussiansSettings], upstream: str, output: str,
-                    implementation: str | None = GAUSSIANS) -> StageDecl:
+                    implementation: str | None = GAUSSIANS, refuses: Any = None) -> StageDecl:
     """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
     return StageDecl("gaussians", "scene", description, settings, implementation,
-                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output)
+                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output, refuses=refuses)
 
 
-def gaussians_draft(spec: SceneJobBase, settings: GaussiansSettings, samples: int | None) -> Draft:
+def gaussians_draft(spec: SceneJobBase, req: DraftRequest, settings: GaussiansSettings, samples: int | None
+                    ) -> Draft:
     """Its draft: one Pod trains `scenesPerPod` scenes together (multi-scene packing), so that is
-    its shard size."""
+    its shard size; with refinement, the checkpoint is part of its settings (or it waits for it)."""
     n = spec.gaussians.scenes_per_pod
-    return Draft("gaussians", settings, samples, shard_size=n if n > 1 else None)
+    checkpoint, waits_for = refinement_checkpoint(spec, req)
+    return Draft("gaussians", settings.model_copy(update={"checkpoint": checkpoint}), samples,
+                 shard_size=n if n > 1 else None, input_uris=waits_for)
+
+
+def no_refinement_here(settings: GaussiansSettings) -> str | None:
+    """`StageDecl.refuses` of gaussians stages without DiFix refinement (vistadream's)."""
+    if settings.refinement is not None:
+        return ("refinement runs in worldexplorer's gaussians stage; vistadream's does not do it yet: leave "
+                "spec.refinement out, or replace the stage with a custom stage")
+    return None
 
 
 def curated_selection(spec: SceneJobBase) -> dict[str, Any]:
@@ -63,4 +78,27 @@ def refinement_refs(spec: SceneJobBase) -> tuple[str, ...]:
     """The TuningRun whose checkpoint the scenes wait for."""
     ref = spec.refinement.tuning_run_ref if spec.refinement is not None else None
     return (f"TuningRun/{ref.name}",) if ref is not None else ()
+
+
+def checkpoint_ref(ref: TuningRunRef) -> str:
+    """The `ref:` input naming a TuningRun's checkpoint: `model_<step>.pkl`, or `latest`."""
+    name = f"model_{ref.step}.pkl" if ref.step is not None else LATEST
+    return ref_uri("TuningRun", ref.name, f"checkpoints/{name}")
+
+
+LATEST = "latest"
+
+
+def refinement_checkpoint(spec: SceneJobBase, req: DraftRequest) -> tuple[str | None, tuple[str, ...]]:
+    """(the checkpoint refinement uses, inputs the gaussians stage waits for): `checkpointUri`; a
+    `tuningRunRef` the executor resolved (`DraftRequest.references`), else a `ref:` input that holds
+    the stage until the run has it; None for the base model."""
+    r = spec.refinement
+    if r is None or (r.tuning_run_ref is None and r.checkpoint_uri is None):
+        return None, ()
+    if r.checkpoint_uri is not None:
+        return r.checkpoint_uri, ()
+    assert r.tuning_run_ref is not None
+    found = req.references.get(f"TuningRun/{r.tuning_run_ref.name}")
+    return (found, ()) if found else (None, (checkpoint_ref(r.tuning_run_ref),))
 

@@ -9,6 +9,7 @@ from genfab.api.pipelines._scene import (
     curated_selection,
     gaussians_draft,
     gaussians_stage,
+    no_refinement_here,
     refinement_refs,
     scene_input,
 )
@@ -44,8 +45,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         # Without outpainting, depth reads the input directly (the first enabled stage gets it).
         Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris,
               selection={} if outpaint else curated_selection(spec)),
-        gaussians_draft(spec, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
-                                   refinement=spec.refinement), samples),
+        gaussians_draft(spec, req, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
+                                        refinement=spec.refinement), samples),
         Draft("coarse", fill(CoarseSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples,
               enabled=vd.stage == "coarse"),
         Draft("render", fill(RenderSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples),
@@ -65,7 +66,7 @@ PIPELINE = Pipeline(
                   upstream=("outpaint",), output="{sample}/depth/"),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",  # type: ignore[arg-type]
-                        implementation=f"{STAGES}.init_stage:InitStage"),
+                        implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here),
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi", shard_size=1,
                   upstream=("gaussians",), output="{sample}/coarse/"),

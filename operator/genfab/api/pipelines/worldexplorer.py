@@ -101,7 +101,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               input_uris=input_uris, selection=curated_selection(spec), image=scaffold_image(block)),
         Draft("expansion", ExpansionSettings(expansion=block.expansion, scaffold=block.scaffold, seva=block.seva,
                                              vggt=block.vggt), samples, image=expansion_image(block)),
-        gaussians_draft(spec, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
+        gaussians_draft(spec, req, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
     ], refinement_refs(spec))
 
 

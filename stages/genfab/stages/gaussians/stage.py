@@ -95,6 +95,50 @@ class GaussiansStage(Stage[GaussiansSettings]):
             raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
         self.device = torch.device("cuda")
         self.workdir = ctx.workdir
+        self.fixer = self._load_fixer(ctx) if self.settings.refinement is not None else None
+
+    def _load_fixer(self, ctx: StageContext) -> Any:
+        """DiFix for refinement: the base model from the model location, the checkpoint (if any) over it."""
+        from genfab.stages.gaussians.refine import DifixFixer
+        from genfab.stages.models.location import ModelUnavailable, resolve_model
+        from genfab.storage import StorageError
+
+        r = self.settings.refinement
+        assert r is not None
+        try:
+            base = resolve_model(r.base_model, ctx.workdir / "models", ctx.env)
+        except ModelUnavailable as exc:
+            raise BadInput(f"refinement: {exc}") from None
+        checkpoint = None
+        if self.settings.checkpoint:
+            folder, _, name = self.settings.checkpoint.rpartition("/")
+            checkpoint = ctx.workdir / "difix" / name
+            try:
+                ctx.open(folder).download_file(name, checkpoint)
+            except StorageError as exc:
+                raise BadInput(f"refinement checkpoint {self.settings.checkpoint}: {exc}") from None
+        try:
+            return DifixFixer(base, checkpoint, r.prompt, r.timestep, self.device)
+        except ValueError as exc:  # not a Difix3D checkpoint, or one for another LoRA
+            raise BadInput(f"refinement: {exc}") from None
+
+    def _refiner_factory(self) -> Any:
+        if self.fixer is None:
+            return None
+        from genfab.stages.gaussians.refine import Refiner, RefineSettings
+
+        r = self.settings.refinement
+        assert r is not None
+        settings = RefineSettings(tuple(r.fix_steps), r.novel_views, r.novel_distance, r.novel_weight,
+                                  r.novel_probability, self.train_settings.seed)
+
+        fixer = self.fixer
+
+        def make(trainer: Any) -> Refiner:
+            # the training images are kept as uint8 on the host: DiFix's references in [0, 1]
+            images = [trainer.images[i].numpy().astype(np.float32) / 255.0 for i in range(len(trainer.train_cams))]
+            return Refiner(fixer, settings, trainer.train_cams, trainer.test_cams, images, trainer.scale)
+        return make
 
     def _load(self, sample: Sample) -> tuple[Any, dict[str, np.ndarray]]:
         from genfab.stages.gaussians.loaders import SceneFormatError, load_scene
@@ -124,13 +168,21 @@ class GaussiansStage(Stage[GaussiansSettings]):
             return errors
         started = time.perf_counter()
         results = train_scenes([(scene, images) for _, scene, images in loaded], self.train_settings, self.device,
-                               packing=self.packing)
+                               packing=self.packing, refine=self._refiner_factory())
         for (i, scene, images), result in zip(loaded, results, strict=True):
             try:
                 self._write(samples[i], scene, images, result, len(loaded), time.perf_counter() - started)
             except SampleError as exc:
                 errors[i] = exc
         return errors
+
+    def _fix_final(self, cams: list[Any], renders: list[np.ndarray], train_cams: list[Any],
+                   images: dict[str, np.ndarray]) -> np.ndarray:
+        """Final renders fixed by DiFix, each with its nearest training image as reference."""
+        assert self.fixer is not None
+        fixed: np.ndarray = self.fixer.fix(np.stack(renders).astype(np.float32),
+                                           _nearest_refs(cams, train_cams, images))
+        return fixed
 
     def _write(self, sample: Sample, scene: Any, images: dict[str, np.ndarray], result: Any, packed: int,
                seconds: float) -> None:
@@ -149,15 +201,38 @@ class GaussiansStage(Stage[GaussiansSettings]):
         bg = self.train_settings.background
         rendered = render_splats(result.splats, [preview_cam], self.device, background=bg)[0]
         sample.write(prefix + "preview.png", _png(np.concatenate([images[preview_cam.name] / 255.0, rendered], 1)))
+        fix_final = self.fixer is not None and self.settings.refinement is not None \
+            and self.settings.refinement.fix_final_renders
+        train_cams, _ = scene.split(self.train_settings.test_every)
+        if fix_final:
+            fixed = self._fix_final([preview_cam], [rendered], train_cams, images)[0]
+            sample.write(prefix + "preview_fixed.png",
+                         _png(np.concatenate([images[preview_cam.name] / 255.0, fixed], 1)))
         if self.video:
-            frames = render_splats(result.splats, orbit_cameras(scene, 60), self.device, background=bg)
+            orbit = orbit_cameras(scene, 60)
+            frames = render_splats(result.splats, orbit, self.device, background=bg)
             if write_video(out / "trajectory.mp4", frames):
                 sample.write_file(prefix + "trajectory.mp4", out / "trajectory.mp4")
+            if fix_final and write_video(out / "trajectory_fixed.mp4",
+                                         list(self._fix_final(orbit, frames, train_cams, images))):
+                sample.write_file(prefix + "trajectory_fixed.mp4", out / "trajectory_fixed.mp4")
+        if self.settings.refinement is not None:
+            result.metrics.setdefault("refinement", {})["difix"] = self.settings.checkpoint or (
+                f"base model {self.settings.refinement.base_model}")
         metrics = {**result.metrics, "scene": scene.meta, "views": len(scene.cameras),
                    "dropped_non_finite": dropped, "scenes_packed": packed, "batch_seconds": round(seconds, 2),
                    "ply": prefix + self.ply, "config": self.train_settings.model_dump()}
         sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
         sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"))
+
+
+def _nearest_refs(cams: list[Any], train_cams: list[Any], images: dict[str, np.ndarray]) -> np.ndarray:
+    from genfab.stages.gaussians.cameras import scene_scale
+    from genfab.stages.gaussians.refine import nearest
+
+    scale = scene_scale(train_cams)
+    return np.stack([images[train_cams[nearest(c.c2w, [t.c2w for t in train_cams], scale)].name] / 255.0
+                     for c in cams]).astype(np.float32)
 
 
 def _png(image: np.ndarray) -> bytes:

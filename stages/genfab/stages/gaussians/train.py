@@ -26,6 +26,7 @@ from genfab.api.gaussians import GaussiansConfig
 from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, random_init_box, scene_scale
 from genfab.stages.gaussians.losses import Lpips, ssim
 from genfab.stages.gaussians.ply import Splats
+from genfab.stages.gaussians.refine import Refiner
 
 SH_C0 = 0.28209479177387814
 REFERENCE_STEPS = 30_000  # gsplat's simple trainer schedule, scaled to the run's step count
@@ -225,9 +226,10 @@ class SceneTrainer:
     """One scene's training state; `step()` runs one optimisation step (no host synchronisation
     beyond what gsplat itself needs)."""
 
-    def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device
-                 ) -> None:
+    def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
+                 refiner: Refiner | None = None) -> None:
         self.s, self.device, self.scene = s, device, scene
+        self.refiner = refiner
         self.train_cams, self.test_cams = scene.split(s.test_every)
         if not self.train_cams:
             raise ValueError("the scene has no training views")
@@ -274,18 +276,33 @@ class SceneTrainer:
 
     def step(self) -> None:
         s, i = self.s, self.step_index
-        view = next(self.order)
-        cam = self.train_cams[view]
-        target = upload(self.images, view, self.device)
-        renders, _, info = self.render(self.viewmats[view : view + 1], self.Ks[view : view + 1], cam.width,
-                                       cam.height, min(i // s.sh_degree_interval, s.sh_degree))
+        pseudo = self.refiner.pick() if self.refiner is not None else None
+        if pseudo is not None:  # a DiFix-fixed novel view (Difix3D+): weighted, masked by what the render covered
+            assert self.refiner is not None
+            views = self.refiner.pseudo
+            cam = views.cameras[pseudo]
+            viewmat = torch.as_tensor(cam.w2c[None], dtype=torch.float32, device=self.device)
+            K = torch.as_tensor(cam.K[None], dtype=torch.float32, device=self.device)
+            target = torch.as_tensor(views.images[pseudo][None], device=self.device)
+            m = torch.as_tensor(views.coverage[pseudo][None], device=self.device)
+        else:
+            view = next(self.order)
+            cam = self.train_cams[view]
+            viewmat, K = self.viewmats[view : view + 1], self.Ks[view : view + 1]
+            target = upload(self.images, view, self.device)
+            m = None
+            if self.masks is not None:
+                m = upload(self.masks, view, self.device)
+                m = m[..., None] if m.dim() == 3 else m[..., :1]
+        renders, _, info = self.render(viewmat, K, cam.width, cam.height, min(i // s.sh_degree_interval, s.sh_degree))
         self.strategy.step_pre_backward(self.params, self.optimizers, self.state, i, info)
         pred = renders
-        if self.masks is not None:
-            m = upload(self.masks, view, self.device)
-            m = m[..., None] if m.dim() == 3 else m[..., :1]
+        if m is not None:
             pred, target = pred * m, target * m
         loss = image_loss(pred, target, s.ssim_lambda)
+        if pseudo is not None:
+            assert self.refiner is not None
+            loss = loss * self.refiner.s.novel_weight
         if s.strategy == "mcmc":
             loss = loss + s.opacity_reg * torch.sigmoid(self.params["opacities"]).mean() \
                 + s.scale_reg * torch.exp(self.params["scales"]).mean()
@@ -308,7 +325,17 @@ class SceneTrainer:
             if i % self.strategy.refine_every == 0:
                 enforce_cap(self.params, self.optimizers, self.state, s.cap_max)
         group["lr"] *= self.gamma
+        if self.refiner is not None and self.refiner.due(i):
+            self.refiner.fix(self.render_views, i)
         self.step_index += 1
+
+    @torch.no_grad()
+    def render_views(self, cams: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb [N, H, W, 3], alpha [N, H, W, 1]) of the current Gaussians at `cams` (one size)."""
+        viewmats = torch.as_tensor(np.stack([c.w2c for c in cams]), dtype=torch.float32, device=self.device)
+        Ks = torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32, device=self.device)
+        rgb, alpha, _ = self.render(viewmats, Ks, cams[0].width, cams[0].height)
+        return rgb.clamp(0, 1).float().cpu().numpy(), alpha.float().cpu().numpy()
 
     def evaluate(self, lpips: Lpips | None, images: dict[str, np.ndarray]
                  ) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -326,15 +353,21 @@ Packing = Literal["batched", "sequential"]
 
 
 def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
-               evaluate: bool) -> TrainResult:
+               evaluate: bool, refine: RefinerFactory | None = None) -> TrainResult:
     started = time.perf_counter()
     t = SceneTrainer(scene, images, s, device)
+    if refine is not None:
+        t.refiner = refine(t)
     for _ in range(s.steps):
         t.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t.train_seconds = time.perf_counter() - started
-    return _finish(t, images, Lpips(device) if evaluate else None)
+    result = _finish(t, images, Lpips(device) if evaluate else None)
+    if t.refiner is not None:
+        result.metrics["refinement"] = {"fix_steps": t.refiner.pseudo.fix_steps_done,
+                                        "pseudo_views": len(t.refiner.pseudo)}
+    return result
 
 
 def _finish(t: SceneTrainer, images: dict[str, np.ndarray], lpips: Lpips | None) -> TrainResult:
@@ -346,9 +379,13 @@ def _finish(t: SceneTrainer, images: dict[str, np.ndarray], lpips: Lpips | None)
     return TrainResult(t.export(), metrics, renders)
 
 
+RefinerFactory = Callable[["SceneTrainer"], "Refiner"]
+"""Builds a scene's refiner from its trainer (DiFix refinement: Difix3D+'s pseudo-views)."""
+
+
 def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
                  device: torch.device | str = "cuda", packing: Packing = "batched",
-                 evaluate: bool = True) -> list[TrainResult]:
+                 evaluate: bool = True, refine: RefinerFactory | None = None) -> list[TrainResult]:
     """Train several scenes on one GPU.
 
     `batched` (default): scenes of one image size train as one Gaussian set, one view of each per
@@ -360,7 +397,7 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    if len(scenes) > 1 and device.type == "cuda" and packing == "batched":
+    if len(scenes) > 1 and device.type == "cuda" and packing == "batched" and refine is None:
         from genfab.stages.gaussians.batched import batchable, train_batched
         from genfab.stages.gaussians.render import evaluate_splats
 
@@ -375,7 +412,7 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
                                lpips_unavailable=(lpips.reason or None) if lpips else None)
                 results.append(TrainResult(sp, metrics, renders))
             return results
-    return [_train_one(sc, im, s, device, evaluate) for sc, im in scenes]
+    return [_train_one(sc, im, s, device, evaluate, refine) for sc, im in scenes]
 
 
 def seed_everything(seed: int) -> None:
