@@ -116,3 +116,12 @@ def test_the_decision_stops_survivors_of_a_failed_member() -> None:
     d = decide(p, r.spec, Observed(jobs=[job], pods={name: pods}), None, datetime(2026, 11, 23, 10, 31, tzinfo=UTC))
     assert [(j, pod) for j, pod, _ in d.stop_pods] == [(name, "tr-0-00")]
     assert "restarts from its latest checkpoint" in d.stop_pods[0][2]
+
+
+def test_a_lost_member_stops_the_rest_of_its_group_too() -> None:
+    from genfab.operator.observe import LostPod
+
+    pods = [member(0, "Running", "2026-11-23T10:00:00Z")]  # node 1's Pod was deleted (node drained, preempted)
+    lost = [LostPod("tr", 1, "tr-1-00", "2026-11-23T10:20:00Z")]
+    stop, what = group_survivors(GANG, pods, lost)
+    assert [s.pod for s in stop] == ["tr-0-00"] and "tr-1-00 (node 1) was deleted" in what
