@@ -122,3 +122,34 @@ def test_refs_of_stages_that_do_not_run_are_left_alone() -> None:
 def test_malformed_ref_options_are_refused(value: str) -> None:
     with pytest.raises(CannotRun, match="expected Kind/name=URI"):
         parse_ref_options([value])
+
+
+def test_a_tuning_run_reference_resolves_to_a_checkpoint_of_its_run_folder(tmp_path: Path) -> None:
+    from genfab.api import parse_resource
+    from genfab.local.refs import resolve_checkpoints
+    from genfab.planner import plan
+    from genfab.storage import open_storage
+
+    def scenejob(**ref: Any) -> Any:
+        return plan(parse_resource({
+            "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "sj"},
+            "spec": {"pipeline": "worldexplorer", "input": {"image": "file:///in/a.png"}, "output": "file:///out",
+                     "refinement": {"tuningRunRef": {"name": "tr", **ref}}}}))
+
+    run = tmp_path / "tuning_runs" / "lr"
+    (run / "checkpoints").mkdir(parents=True)
+    for step in (500, 1000):
+        (run / "checkpoints" / f"model_{step}.pkl").write_bytes(b"x")
+    given = {"TuningRun/tr": f"file://{run}"}
+    assert resolve_checkpoints(scenejob(), given, open_storage) == {
+        "TuningRun/tr": f"file://{run}/checkpoints/model_1000.pkl"}
+    assert resolve_checkpoints(scenejob(step=500), given, open_storage)["TuningRun/tr"].endswith("model_500.pkl")
+    with pytest.raises(CannotRun, match="no checkpoint model_700.pkl under checkpoints/ \\(it has: model_500.pkl, "
+                                        "model_1000.pkl\\)"):
+        resolve_checkpoints(scenejob(step=700), given, open_storage)
+    with pytest.raises(CannotRun, match="pass --ref TuningRun/tr=URI"):
+        resolve_checkpoints(scenejob(), {}, open_storage)
+    pkl = {"TuningRun/tr": "file:///elsewhere/model_42.pkl"}
+    assert resolve_checkpoints(scenejob(), pkl, open_storage) == pkl
+    with pytest.raises(CannotRun, match="asks for model_7.pkl"):
+        resolve_checkpoints(scenejob(step=7), pkl, open_storage)

@@ -85,5 +85,6 @@ def resolve_checkpoints(plan: Plan, given: Mapping[str, str], open_fn: Callable[
             found[target] = join_uri(uri, f"checkpoints/{want}")
         else:
             have = ", ".join(n for _, n in steps[-5:]) or "none"
-            raise CannotRun(f"--ref {target}={uri}: no checkpoint {want} under checkpoints/ (it has: {have})")
+            what = "no checkpoint" if want == "latest" else f"no checkpoint {want}"
+            raise CannotRun(f"--ref {target}={uri}: {what} under checkpoints/ (it has: {have})")
     return found
