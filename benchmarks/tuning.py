@@ -64,7 +64,7 @@ def synthetic_data(folder: Path, height: int, width: int, count: int = 16) -> Pa
 def hyper(height: int, width: int, steps: int, workers: int) -> Any:
     from genfab.stages.tuning.trainer import Hyper
 
-    return Hyper(resolution=height, width=width, max_steps=steps, checkpoint_every=10**9, eval_every=10**9,
+    return Hyper(resolution=height, width=width, max_steps=steps, checkpoint_every=10_000_000, eval_every=10_000_000,
                  batch_size=1, mixed_precision="bf16", gram_warmup_steps=0, dataloader_workers=workers)
 
 

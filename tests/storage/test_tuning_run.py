@@ -114,7 +114,7 @@ def test_a_resumed_run_continues_exactly(world: dict[str, Path], tmp_path: Path)
     hyper = Hyper(resolution=64, max_steps=4, checkpoint_every=2, eval_every=100, gram_warmup_steps=1,
                   mixed_precision="no", dataloader_workers=0, learning_rate=1e-3, batch_size=2, eval_samples=1)
     straight = train(hyper, base, perceptual, data, TrainerIO(tmp_path / "a"), Options(fast=False))
-    first = train(Hyper(**{**hyper.__dict__, "max_steps": 2}), base, perceptual, data, TrainerIO(tmp_path / "b"),
+    first = train(hyper.model_copy(update={"max_steps": 2}), base, perceptual, data, TrainerIO(tmp_path / "b"),
                   Options(fast=False))
     resumed = train(hyper, base, perceptual, data, TrainerIO(tmp_path / "b"), Options(fast=False))
     assert (straight.start_step, first.step, resumed.start_step, resumed.step) == (0, 2, 2, 4)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.tuningrun import DifixHyperparameters as Hyper
 from genfab.stages.tuning.checkpoints import latest, load_weights, read_checkpoint, resume_step, save_checkpoint
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
 from genfab.stages.tuning.model import DifixNet, PromptEncoder, load_difix
@@ -53,39 +54,6 @@ class TrainerIO:
     out_dir: Path
     publish: Callable[[Path, str], None] = lambda path, key: None
     progress: Callable[[dict[str, Any]], None] = lambda doc: None
-
-
-@dataclass
-class Hyper:
-    """The trainer's view of `TuningRun.spec.hyperparameters` (same names, snake case)."""
-
-    learning_rate: float = 2e-5
-    batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    max_steps: int = 10000
-    checkpoint_every: int = 1000
-    eval_every: int = 1000
-    mixed_precision: str = "bf16"
-    resolution: int = 512
-    width: int | None = None
-    timestep: int = 199
-    lora_rank_vae: int = 4
-    lambda_l2: float = 1.0
-    lambda_lpips: float = 1.0
-    lambda_gram: float = 1.0
-    gram_warmup_steps: int = 2000
-    lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    eval_samples: int = 100
-    keep_local_checkpoints: int = 2
-    dataloader_workers: int = 4
-    seed: int = 42
-
-    @classmethod
-    def from_settings(cls, values: dict[str, Any]) -> Hyper:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 @dataclass
@@ -298,7 +266,7 @@ def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], l
 
 def _write_config(io: TrainerIO, h: Hyper, base: Path, data_json: Path, world: int, train: int, test: int,
                   start: int, resumed_from: Path | None) -> None:
-    doc = {"hyperparameters": {k: getattr(h, k) for k in h.__dataclass_fields__}, "base_model": str(base),
+    doc = {"hyperparameters": h.model_dump(), "base_model": str(base),
            "dataset_path": str(data_json), "world_size": world, "train_samples": train, "test_samples": test,
            "global_batch": h.batch_size * world * h.gradient_accumulation_steps,
            "resumed_from": resumed_from.name if resumed_from else None, "start_step": start}

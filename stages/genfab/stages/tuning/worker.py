@@ -47,9 +47,10 @@ def main(argv: list[str]) -> int:
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, progress)
 
-    hyper = Hyper.from_settings(job.hyperparameters)
+    hyper = Hyper.model_validate(job.hyperparameters)
     if os.environ.get(ENV_CPU_WORKERS):
-        hyper.dataloader_workers = min(hyper.dataloader_workers, int(os.environ[ENV_CPU_WORKERS]))
+        hyper = hyper.model_copy(update={"dataloader_workers": min(hyper.dataloader_workers,
+                                                                   int(os.environ[ENV_CPU_WORKERS]))})
     train(hyper, Path(job.base_model), Path(job.perceptual_model), Path(job.data_json),
           TrainerIO(out, progress=report), Options(fast=job.fast))
     return 0
