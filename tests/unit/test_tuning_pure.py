@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from genfab.stages.tuning.checkpoints import checkpoint_step, latest
+from genfab.contract.names import checkpoint_step, latest_checkpoint
 from genfab.stages.tuning.data import GlobalBatches
 from genfab.stages.tuning.launch import Group, group_from_env, torchrun
 from genfab.stages.tuning.stage import recipe, split_data_uri
@@ -71,9 +71,9 @@ def test_the_data_order_does_not_depend_on_the_launch_shape() -> None:
 def test_checkpoint_names() -> None:
     assert checkpoint_step("checkpoints/model_1200.pkl") == 1200
     assert checkpoint_step("model_x.pkl") is None and checkpoint_step(".model_3.pkl.partial") is None
-    assert latest(["checkpoints/model_900.pkl", "checkpoints/model_1200.pkl", "eval/x.json"]) == (
+    assert latest_checkpoint(["checkpoints/model_900.pkl", "checkpoints/model_1200.pkl", "eval/x.json"]) == (
         1200, "checkpoints/model_1200.pkl")
-    assert latest([]) is None
+    assert latest_checkpoint([]) is None
 
 
 def test_the_launch_follows_the_group() -> None:

@@ -3,6 +3,7 @@ run folder's keys and the shard slicing. Changing one of these is a contract cha
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 CONTRACT_VERSION: Final = 1
@@ -81,6 +82,26 @@ RUN_DIR = "_genfab"
 STATUS_KEY = f"{RUN_DIR}/status.json"
 SUMMARY_KEY = f"{RUN_DIR}/summary.json"
 DROPPED_KEY = f"{RUN_DIR}/dropped_samples.csv"
+CHECKPOINT_NAME = re.compile(r"^model_(\d+)\.pkl$")
+"""A training checkpoint's file name under `checkpoints/` (Difix3D's `model_<step>.pkl`)."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"model_{step}.pkl"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step of a `model_<step>.pkl` file name or key, else None."""
+    found = CHECKPOINT_NAME.match(name.rsplit("/", 1)[-1])
+    return int(found.group(1)) if found else None
+
+
+def latest_checkpoint(names: list[str]) -> tuple[int, str] | None:
+    """(step, name) of the highest-step checkpoint among file names or keys."""
+    steps = [(s, n) for n in names if (s := checkpoint_step(n)) is not None]
+    return max(steps) if steps else None
+
+
 TRAINING_KEY = f"{RUN_DIR}/training.json"
 """A training stage's state (step, maxSteps, loss, imagesPerSecond, etaSeconds, checkpoints), written
 by its node 0 while it trains; the executors put it in the resource's status."""

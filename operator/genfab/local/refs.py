@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
+from genfab.contract.names import checkpoint_step
 from genfab.contract.paths import join_uri
 from genfab.planner import Plan
 from genfab.sequencing import CannotRun
@@ -77,8 +78,7 @@ def resolve_checkpoints(plan: Plan, given: Mapping[str, str], open_fn: Callable[
             names = [o.key.rsplit("/", 1)[-1] for o in open_fn(uri).list("checkpoints/")]
         except StorageError as exc:
             raise CannotRun(f"--ref {target}={uri}: {exc}") from None
-        steps = sorted((int(n[6:-4]), n) for n in names if n.startswith("model_") and n.endswith(".pkl")
-                       and n[6:-4].isdigit())
+        steps = sorted((step, n) for n in names if (step := checkpoint_step(n)) is not None)
         if want == "latest" and steps:
             found[target] = join_uri(uri, f"checkpoints/{steps[-1][1]}")
         elif want in {n for _, n in steps}:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genfab.api.status import ResourceStatus, TrainingStatus
+from genfab.contract.names import checkpoint_step
 
 MAX_CHECKPOINTS = 256
 
@@ -27,9 +28,9 @@ def training_status(doc: Mapping[str, Any] | None, checkpoints_uri: str) -> Trai
     if not doc:
         return None
     raw = doc.get("checkpoints")
-    names = [c for c in raw if isinstance(c, str) and c.startswith("model_") and c.endswith(".pkl")
-             and len(c) <= 64] if isinstance(raw, list) else []
-    names = sorted(set(names), key=lambda n: int(n[6:-4]) if n[6:-4].isdigit() else -1)[-MAX_CHECKPOINTS:]
+    steps = {n: step for n in (raw if isinstance(raw, list) else []) if isinstance(n, str) and len(n) <= 64
+             and "/" not in n and (step := checkpoint_step(n)) is not None}
+    names = sorted(steps, key=steps.__getitem__)[-MAX_CHECKPOINTS:]
     eta, rate = _number(doc.get("etaSeconds")), _number(doc.get("imagesPerSecond"))
     return TrainingStatus(step=_count(doc.get("step")), max_steps=_count(doc.get("maxSteps")),
                           loss=_number(doc.get("loss")), images_per_second=rate if rate is None or rate >= 0 else None,

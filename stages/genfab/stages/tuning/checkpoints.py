@@ -7,33 +7,15 @@ and `genfab` (run facts); Difix3D ignores keys it does not know."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from genfab.contract.names import checkpoint_name, checkpoint_step
 from genfab.stages.tuning.model import DifixNet
 
-NAME = re.compile(r"^model_(\d+)\.pkl$")
 REQUIRED = ("state_dict_unet", "state_dict_vae", "vae_lora_target_modules", "rank_vae", "optimizer")
-
-
-def checkpoint_name(step: int) -> str:
-    return f"model_{step}.pkl"
-
-
-def checkpoint_step(name: str) -> int | None:
-    """The step of a `model_<step>.pkl` file name, else None."""
-    found = NAME.match(name.rsplit("/", 1)[-1])
-    return int(found.group(1)) if found else None
-
-
-def latest(names: list[str]) -> tuple[int, str] | None:
-    """(step, name) of the highest-step checkpoint among file names or keys."""
-    steps = [(s, n) for n in names if (s := checkpoint_step(n)) is not None]
-    return max(steps) if steps else None
-
 
 def checkpoint_dict(net: DifixNet, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]
                     ) -> dict[str, Any]:

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract import RUN_DIR
-from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY
+from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY, latest_checkpoint
 from genfab.stages.models.location import ModelUnavailable, resolve_model
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.stages.runtime.errors import FatalError
-from genfab.stages.tuning.checkpoints import latest
 from genfab.stages.tuning.launch import Group, group_from_env, torchrun
 from genfab.stages.tuning.staging import StagingError, stage_data
 from genfab.storage import Storage, StorageError
@@ -92,7 +91,7 @@ class TrainStage(Stage[Any]):
         except (StorageError, ValueError):
             return
         had = before.get("hyperparameters") if isinstance(before, dict) else None
-        if not isinstance(had, dict) or not latest([o.key for o in ctx.output.list("checkpoints/")]):
+        if not isinstance(had, dict) or not latest_checkpoint([o.key for o in ctx.output.list("checkpoints/")]):
             return
         now, old = recipe(self.snake), recipe(had)
         changed = sorted(k for k in set(now) | set(old) if now.get(k) != old.get(k))
@@ -160,8 +159,8 @@ class TrainStage(Stage[Any]):
     def _fetch_latest(output: Storage, folder: Path) -> Path | None:
         """The run's newest checkpoint on this disk (fetched from storage unless this disk has it, or
         a newer one, already); None when the run has none yet."""
-        stored = latest([o.key for o in output.list("checkpoints/")])
-        local = latest([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
+        stored = latest_checkpoint([o.key for o in output.list("checkpoints/")])
+        local = latest_checkpoint([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
         if stored is not None and (local is None or local[0] < stored[0]):
             target = folder / stored[1].rsplit("/", 1)[-1]
             output.download_file(stored[1], target)

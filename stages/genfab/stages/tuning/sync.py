@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from genfab.stages.tuning.checkpoints import checkpoint_step, prune
+from genfab.contract.names import checkpoint_step
+from genfab.stages.tuning.checkpoints import prune
 from genfab.stages.tuning.worker import PROGRESS_FILE
 from genfab.storage import Storage, StorageError
 

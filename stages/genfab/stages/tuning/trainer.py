@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from genfab.api.tuningrun import DifixHyperparameters as Hyper
-from genfab.stages.tuning.checkpoints import latest, load_weights, read_checkpoint, resume_step, save_checkpoint
+from genfab.contract.names import latest_checkpoint
+from genfab.stages.tuning.checkpoints import load_weights, read_checkpoint, resume_step, save_checkpoint
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
 from genfab.stages.tuning.model import DifixNet, PromptEncoder, load_difix
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
@@ -103,7 +104,7 @@ def _scheduler(h: Hyper, optimizer: torch.optim.Optimizer, start: int) -> Any:
 
 
 def _resume(net: DifixNet, folder: Path) -> tuple[int, dict[str, Any] | None, Path | None]:
-    found = latest([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
+    found = latest_checkpoint([p.name for p in folder.glob("model_*.pkl")]) if folder.is_dir() else None
     if found is None:
         return 0, None, None
     path = folder / found[1]
