@@ -74,14 +74,15 @@ def measure(result: Any, warmup: int) -> float:
 
 
 def run_one(fast: bool, models: Path, data: Path, height: int, width: int, steps: int, warmup: int,
-            out: Path) -> dict[str, Any]:
+            out: Path, ddp: dict[str, Any] | None = None, compile: bool | None = None) -> dict[str, Any]:
     import torch
 
     from genfab.stages.tuning.trainer import Options, TrainerIO, train
 
     torch.cuda.empty_cache()
     result = train(hyper(height, width, steps + warmup, 4), models / "nvidia/difix_ref", models / "genfab/vgg16-lpips",
-                   data, TrainerIO(out), Options(fast=fast, final_checkpoint=False))
+                   data, TrainerIO(out), Options(fast=fast, compile=compile, final_checkpoint=False,
+                                                       ddp=ddp or {}))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rate = measure(result, warmup)
     return {"imagesPerSecond": rate, "perGpu": rate / world, "peakGiB": result.peak_memory_bytes / 2**30,
@@ -92,7 +93,8 @@ def worker(args: argparse.Namespace) -> None:
     """One torchrun rank of the scaling runs: rank 0 writes the result."""
     h, w = (int(v) for v in args.size.split("x"))
     found = run_one(True, Path(args.models), Path(args.data), h, w, args.steps, args.warmup,
-                    Path(args.out) / f"scaling-{os.environ.get('WORLD_SIZE')}")
+                    Path(args.out) / f"scaling-{os.environ.get('WORLD_SIZE')}", json.loads(args.ddp),
+                    False if args.no_compile else None)
     if os.environ.get("RANK", "0") == "0":
         Path(args.result).write_text(json.dumps(found))
 
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--gpus", type=int, default=2, help="GPUs for the scaling run (0: skip it)")
     parser.add_argument("--scaling-only", action="store_true", help="skip the eager/genfab comparison")
+    parser.add_argument("--ddp", default="{}", help="JSON overrides of the trainer's DDP settings (Options.ddp)")
+    parser.add_argument("--no-compile", action="store_true", help="the scaling runs without torch.compile")
     parser.add_argument("--write", action="store_true", help="append the table to benchmarks/results/tuning.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
@@ -143,7 +147,8 @@ def main() -> None:
                 result = root / f"scaling-{size}-{n}.json"
                 cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={n}", __file__, "--worker",
                        "--models", str(models), "--data", str(data), "--size", size, "--steps", str(args.steps),
-                       "--warmup", str(args.warmup), "--out", str(root), "--result", str(result)]
+                       "--warmup", str(args.warmup), "--out", str(root), "--result", str(result), "--ddp", args.ddp,
+                       *(["--no-compile"] if args.no_compile else [])]
                 subprocess.run(cmd, check=True)
                 per[n] = json.loads(result.read_text())
                 print("scaling", size, n, per[n], flush=True)

@@ -66,6 +66,9 @@ class Options:
     """Stop (with a checkpoint) after this long."""
     final_checkpoint: bool = True
     """Write a checkpoint at the last step (benchmarks measure steps, not a 10 GB write)."""
+    ddp: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the DDP settings (`DistributedDataParallelKwargs` fields, `comm_hook` by name,
+    and `optimize_ddp` for dynamo's bucket-splitting of compiled graphs); for benchmarks."""
 
 
 @dataclass
@@ -81,16 +84,24 @@ class Result:
     images_per_step: int = 0
 
 
-def _accelerator(h: Hyper) -> Any:
+def _accelerator(h: Hyper, options: Options) -> Any:
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DDPCommunicationHookType, DistributedDataParallelKwargs
 
     cuda = torch.cuda.is_available()
     precision = h.mixed_precision if cuda or h.mixed_precision == "bf16" else "no"
+    # dynamo's DDPOptimizer splits a compiled model at every gradient bucket so communication overlaps
+    # the backward pass; for this model the lost fusion costs more than the overlap saves (2 H200s,
+    # 512²: 0.68 scaling efficiency split, 0.94 whole; benchmarks/results/tuning.md).
+    ddp = {**({"optimize_ddp": False, "gradient_as_bucket_view": True} if options.fast else {}), **options.ddp}
+    if "optimize_ddp" in ddp:
+        torch._dynamo.config.optimize_ddp = ddp.pop("optimize_ddp")
+    if "comm_hook" in ddp:
+        ddp["comm_hook"] = DDPCommunicationHookType(ddp["comm_hook"])
     # Without a GPU accelerate forms a gloo group only when told it runs on the CPU.
     return Accelerator(cpu=not cuda, mixed_precision=precision,
                        gradient_accumulation_steps=h.gradient_accumulation_steps,
-                       kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+                       kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, **ddp)])
 
 
 def _scheduler(h: Hyper, optimizer: torch.optim.Optimizer, start: int) -> Any:
@@ -124,7 +135,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
           ) -> Result:
     """Train (or resume) to `h.max_steps`; returns what rank 0 saw."""
     options = options or Options()
-    acc = _accelerator(h)
+    acc = _accelerator(h, options)
     device = acc.device
     cuda = device.type == "cuda"
     fast = options.fast
@@ -203,7 +214,10 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
         scheduler.step()
         step += 1
         window_images += images_per_step
-        means = {k: float(acc.reduce(v.reshape(1), reduction="mean")) for k, v in totals.items()}
+        # One all-reduce and one host sync for every loss term.
+        keys = sorted(totals)
+        reduced = acc.reduce(torch.stack([totals[k].float() for k in keys]), reduction="mean").tolist()
+        means = dict(zip(keys, reduced, strict=True))
         result.losses.append(means)
         result.step = step
         now = time.monotonic()
