@@ -85,10 +85,13 @@ class StageDecl:
     """Given the stage's settings, the person's step its samples wait for before downstream stages
     run (worldexplorer's manual selection), or None."""
     units: str | None = None
-    """`module:function` listing the units of a first stage whose job input is not a folder of files
-    (the difix export: one unit per source scene): `function(cfg, open_fn) -> list[SampleRef]`,
-    imported when the units are resolved (both executors and the stage Pods), so it must not import
-    torch. None: the input's files (or a curated set) are the units."""
+    """`module:function` listing the stage's units when they are not the input's files or its
+    upstream's samples: a first stage whose job input is not a folder of files (the difix export:
+    one unit per source scene), or a stage that fans out (reference-object's scenes: perspective x
+    prompt x iteration; `genfab.inventory.upstream_succeeded` gives what upstream committed).
+    `function(cfg, open_fn) -> list[SampleRef]`, imported when the units are resolved (both
+    executors and the stage Pods), so it must not import torch. None: the input's files (or a
+    curated set) are the units of a first stage, the samples every upstream committed of others."""
     gang: bool = False
     """The shards are the nodes of one process group (distributed training): they start together,
     and when one fails or is lost the whole group restarts (from its latest checkpoint), one retry

@@ -18,6 +18,7 @@ from genfab.inventory.samples import (
     resolve_samples,
     sample_id_for,
     source_root,
+    upstream_succeeded,
 )
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "resolve_samples",
     "sample_id_for",
     "source_root",
+    "upstream_succeeded",
     "write_report",
 ]

@@ -5,7 +5,10 @@ the same `resolve_samples`, so the shard count an executor picks and the slice a
   set (`input.manifest` or inline `samples`) gives one sample per (index, variant), `{variant}/index_XXXX`
   (`curated`);
 - a stage with upstream stages processes the samples that succeeded in every upstream stage
-  (with `continueOnError`, only the successful ones flow on), read from their shard reports.
+  (with `continueOnError`, only the successful ones flow on), read from their shard reports;
+- a stage whose pipeline declares its units (`StageDecl.units`) processes those: a first stage
+  whose input is not a folder of files (one unit per exported scene), or a stage that fans out or
+  regroups its upstream's samples (reference-object: each perspective x prompt x iteration).
 """
 
 from __future__ import annotations
@@ -78,25 +81,34 @@ def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str
     return refs[:limit] if limit is not None else refs
 
 
+def upstream_succeeded(cfg: StageConfig, open_fn: Callable[[str], Storage], name: str) -> set[str]:
+    """The samples upstream stage `name` committed (its final shard reports)."""
+    up = next((u for u in cfg.upstream if u.name == name), None)
+    if up is None:
+        raise InventoryError(f"stage {cfg.stage!r} does not run after {name!r} "
+                             f"(its upstream: {[u.name for u in cfg.upstream]})")
+    run = open_fn(cfg.run_uri)
+    reports = read_reports(run, up.name, up.config_hash)
+    if not reports or any(r.state == "running" for r in reports.values()):
+        raise InventoryError(f"upstream stage {up.name!r} has not finished with config "
+                             f"{up.config_hash[:10]} (no final shard reports under "
+                             f"{run.child(report_prefix(up.name, up.config_hash))})")
+    return {i for r in reports.values() for i in r.succeeded}
+
+
 def resolve_samples(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
     """The full, sorted sample list of a stage (every shard takes a slice of it)."""
+    declared = declared_units(cfg)
+    if declared is not None:  # a first stage whose input is not a file folder, or a fan-out stage
+        return declared(cfg, open_fn)
     if cfg.upstream:
-        run = open_fn(cfg.run_uri)
         common: set[str] | None = None
         for up in cfg.upstream:
-            reports = read_reports(run, up.name, up.config_hash)
-            if not reports or any(r.state == "running" for r in reports.values()):
-                raise InventoryError(f"upstream stage {up.name!r} has not finished with config "
-                                     f"{up.config_hash[:10]} (no final shard reports under "
-                                     f"{run.child(report_prefix(up.name, up.config_hash))})")
-            ids = {i for r in reports.values() for i in r.succeeded}
+            ids = upstream_succeeded(cfg, open_fn, up.name)
             common = ids if common is None else common & ids
         return [SampleRef(i) for i in sorted(common or ())]
     if not cfg.input_uris:
         return []
-    declared = declared_units(cfg)
-    if declared is not None:
-        return declared(cfg, open_fn)
     return input_samples(cfg, open_fn)[1]
 
 

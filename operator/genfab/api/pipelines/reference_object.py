@@ -3,36 +3,78 @@ scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{execut
 
 from __future__ import annotations
 
-from genfab.api.pipeline import (
-    Draft,
-    DraftRequest,
-    Pipeline,
-    PipelineDrafts,
-    StageDecl,
-    cpu_stage,
-    fill,
-    picked,
-    settings_model,
+from genfab.api.base import GenfabModel
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
+from genfab.api.reference_object import (
+    AnnotationConfig,
+    CvAugmentationConfig,
+    PerspectivesConfig,
+    QwenAugmentationConfig,
+    ReferenceObjectConfig,
 )
-from genfab.api.reference_object import ReferenceObjectConfig, SceneGenerationConfig
 from genfab.contract.paths import join_uri
 
-_OBJECT = picked(ReferenceObjectConfig, "object_name", "seed")
-_MODEL = picked(SceneGenerationConfig, "model_path")
+STAGES = "genfab.stages.reference_object"
 
-WhiteBackgroundSettings = settings_model("WhiteBackgroundSettings", "Step 1.", **_OBJECT, **_MODEL)
-PerspectivesSettings = settings_model("PerspectivesSettings", "Step 2.",
-                                      **picked(ReferenceObjectConfig, "perspectives"), **_MODEL)
-PromptsSettings = settings_model("PromptsSettings", "Step 3.", **_OBJECT, **picked(
-    SceneGenerationConfig, "num_prompts", "llm_model", "system_prompt_uri", "project_info_uri"))
-ScenesSettings = settings_model("ScenesSettings", "Step 4.", **_OBJECT,
-                                **picked(SceneGenerationConfig, "num_iterations", "model_path"))
-QwenAugmentationSettings = settings_model("QwenAugmentationSettings", "Step 5.", **_OBJECT, **_MODEL,
-                                          **picked(ReferenceObjectConfig, "qwen_augmentation"))
-AnnotationSettings = settings_model("AnnotationSettings", "Step 6.",
-                                    **picked(ReferenceObjectConfig, "object_name", "annotation"))
-CvAugmentationSettings = settings_model("CvAugmentationSettings", "Step 7.",
-                                        **picked(ReferenceObjectConfig, "cv_augmentation", "seed"))
+
+class EditSettings(GenfabModel):
+    """What every Qwen Image Edit step shares."""
+
+    object_name: str
+    """`referenceObject.objectName`."""
+    seed: int
+    """`referenceObject.seed`."""
+    model_path: str
+    """`referenceObject.scenes.modelPath`: the Qwen Image Edit pipeline."""
+
+
+class WhiteBackgroundSettings(EditSettings):
+    """Step 1 `white-background`."""
+
+
+class PerspectivesSettings(EditSettings):
+    """Step 2 `perspectives`."""
+
+    perspectives: PerspectivesConfig
+
+
+class PromptsSettings(GenfabModel):
+    """Step 3 `prompts` (the endpoint is an option: where the LLM runs does not change the prompts)."""
+
+    object_name: str
+    seed: int
+    num_prompts: int
+    llm_model: str
+    system_prompt_uri: str | None
+    project_info_uri: str | None
+
+
+class ScenesSettings(EditSettings):
+    """Step 4 `scenes`."""
+
+    num_prompts: int
+    num_iterations: int
+
+
+class QwenAugmentationSettings(EditSettings):
+    """Step 5 `qwen-augmentation`."""
+
+    qwen_augmentation: QwenAugmentationConfig
+
+
+class AnnotationSettings(GenfabModel):
+    """Step 6 `annotation`."""
+
+    object_name: str
+    seed: int
+    annotation: AnnotationConfig
+
+
+class CvAugmentationSettings(GenfabModel):
+    """Step 7 `cv-augmentation`."""
+
+    seed: int
+    cv_augmentation: CvAugmentationConfig
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -50,22 +92,27 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
                 name == "qwen-augmentation" and ro.retry.retry_failed_qwen_augmentations)
         return step >= ro.start_from_step
 
+    edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path}
     drafts = [
-        Draft("white-background", fill(WhiteBackgroundSettings, ro, model_path=sc.model_path), 1,
-              input_uris=(ro.input_image,)),
-        Draft("perspectives", fill(PerspectivesSettings, ro, model_path=sc.model_path), perspectives),
-        Draft("prompts", fill(PromptsSettings, sc, object_name=ro.object_name, seed=ro.seed), 1,
+        Draft("white-background", WhiteBackgroundSettings(**edit), 1, input_uris=(ro.input_image,)),
+        Draft("perspectives", PerspectivesSettings(**edit, perspectives=ro.perspectives), perspectives),
+        Draft("prompts", PromptsSettings(object_name=ro.object_name, seed=ro.seed, num_prompts=sc.num_prompts,
+                                         llm_model=sc.llm_model, system_prompt_uri=sc.system_prompt_uri,
+                                         project_info_uri=sc.project_info_uri), 1,
+              input_uris=tuple(u for u in (sc.system_prompt_uri, sc.project_info_uri) if u),
               options={"llmEndpoint": sc.llm_endpoint}),
-        Draft("scenes", fill(ScenesSettings, sc, object_name=ro.object_name, seed=ro.seed), generated,
-              options={"maxRetries": ro.retry.max_retries, "retryFailedOnly": ro.retry.retry_failed}),
-        Draft("qwen-augmentation", fill(QwenAugmentationSettings, ro, model_path=sc.model_path),
+        Draft("scenes", ScenesSettings(**edit, num_prompts=sc.num_prompts, num_iterations=sc.num_iterations),
+              generated, options={"maxRetries": ro.retry.max_retries, "retryFailedOnly": ro.retry.retry_failed}),
+        Draft("qwen-augmentation", QwenAugmentationSettings(**edit, qwen_augmentation=qwen),
               generated * qwen.count, enabled=qwen.enabled,
-              options={"retryFailedOnly": ro.retry.retry_failed_qwen_augmentations}),
-        Draft("annotation", fill(AnnotationSettings, ro), annotated, enabled=ro.annotation.enabled,
-              input_uris=(ro.input_image, ro.input_mask or ""),
+              input_uris=(qwen.predefined_prompts_uri,) if qwen.predefined_prompts_uri else (),
+              options={"maxRetries": ro.retry.max_retries,
+                       "retryFailedOnly": ro.retry.retry_failed_qwen_augmentations}),
+        Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed, annotation=ro.annotation),
+              annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
               extra_upstream=("qwen-augmentation",) if qwen.enabled else ()),
-        Draft("cv-augmentation", fill(CvAugmentationSettings, ro), annotated * ro.cv_augmentation.count,
-              enabled=ro.cv_augmentation.enabled),
+        Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed, cv_augmentation=ro.cv_augmentation),
+              annotated * ro.cv_augmentation.count, enabled=ro.cv_augmentation.enabled),
     ]
     for step, d in enumerate(drafts, start=1):
         d.run = step_run(step, d.name)
@@ -83,19 +130,22 @@ PIPELINE = Pipeline(
                   singleton=True),
         StageDecl("perspectives", "diffusion", "Step 2: viewing angles (Qwen Multi-Camera or Zero123++)",
                   PerspectivesSettings, memory="48Gi", shard_size=8, upstream=("white-background",),
-                  output="02_perspectives/"),
+                  output="02_perspectives/", units=f"{STAGES}.units:perspective_units"),
         StageDecl("prompts", "cv", "Step 3: scene prompts from an LLM (Ollama endpoint)", PromptsSettings, gpus=0,
                   cpu="1", memory="2Gi", shard_size=1, upstream=("perspectives",), output="03_prompts/",
                   singleton=True),
         StageDecl("scenes", "diffusion", "Step 4: each perspective x prompt x iteration via Qwen Image Edit",
                   ScenesSettings, memory="48Gi", shard_size=8, upstream=("perspectives", "prompts"),
-                  output="04_dataset/"),
+                  output="04_dataset/", units=f"{STAGES}.units:scene_units"),
         StageDecl("qwen-augmentation", "diffusion", "Step 5 (optional): generative augmentations",
                   QwenAugmentationSettings, memory="48Gi", shard_size=8, upstream=("scenes",),
-                  output="05_qwen_augmented_images/, 05_qwen_combined_images/"),
+                  output="05_qwen_augmented_images/, 05_qwen_combined_images/",
+                  units=f"{STAGES}.units:augmentation_units"),
         StageDecl("annotation", "segment", "Step 6: PerSAM + SAM2 masks -> YOLO dataset with train/val split",
-                  AnnotationSettings, memory="24Gi", shard_size=64, upstream=("scenes",), output="06_yolo_dataset/"),
+                  AnnotationSettings, memory="24Gi", shard_size=64, upstream=("scenes",), output="06_yolo_dataset/",
+                  units=f"{STAGES}.units:annotation_units"),
         cpu_stage("cv-augmentation", "Step 7 (optional): B/W, blur, compression; labels copied verbatim",
-                  CvAugmentationSettings, ("annotation",), "07_cv_augmented_dataset/, 07_cv_combined_dataset/"),
+                  CvAugmentationSettings, ("annotation",), "07_cv_augmented_dataset/, 07_cv_combined_dataset/",
+                  f"{STAGES}.cv_stage:CvAugmentationStage"),
     ),
 )

@@ -12,10 +12,10 @@ from genfab.api.pipelines.relighting import AlbedoSettings
 from genfab.api.relighting import AlbedoConfig
 from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting import albedo as ops
-from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
 PLUGIN_GROUP = "genfab.albedo_backends"
 

@@ -14,10 +14,10 @@ from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting import degradation, shading
-from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
 
 def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.relighting import RecombineSettings
-from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode, encode_png
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import Sample, SampleError, StageContext
+from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
 
 def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -17,10 +17,10 @@ from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
-from genfab.stages.relighting.cpu_stage import CpuSampleStage
 from genfab.stages.relighting.images import decode_color, encode_png, image_size
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
 log = logging.getLogger("genfab.stages")
 MIN_AREA = 0.005

@@ -1,5 +1,6 @@
-"""The shape shared by the relighting stages: reads and writes in the shard process, pixels in a
-pool of worker processes (`compute` is a module-level function of plain data)."""
+"""The shape of CPU stages (relighting's, reference-object's CV augmentation): reads and writes in
+the shard process, pixels in a pool of worker processes (`compute` is a module-level function of
+plain data)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ T = TypeVar("T")
 
 
 class CpuSampleStage(Stage[S]):
-    marker_dir = "_markers"  # the seed's layout is flat (`{id}_albedo.png`): markers go aside
+    marker_dir = "_markers"  # flat layouts (`{id}_albedo.png`): markers go aside
     batch_size: int = 16
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""

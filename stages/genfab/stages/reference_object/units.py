@@ -1,0 +1,101 @@
+"""The units of reference-object's fan-out stages (`StageDecl.units`), and their names. Torch-free:
+the executors import it to count shards.
+
+- perspectives: one per view (`perspective_NN_<azimuth>__<elevation>`);
+- scenes: every committed perspective x prompt x iteration, `perspective_<N>_prompt_<Q>_seed_<S>`
+  (seed 004's file names), the seed being `seed + iteration`;
+- qwen-augmentation: `count` variants of every committed scene, `<scene>_aug_<K>`;
+- annotation: the committed scenes, plus the committed variants when step 5 ran (the combined
+  folder, as the seed says).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from genfab.api.pipelines.reference_object import PerspectivesSettings, QwenAugmentationSettings, ScenesSettings
+from genfab.contract import StageConfig
+from genfab.inventory import InventoryError, SampleRef, upstream_succeeded
+from genfab.stages.reference_object.views import views
+from genfab.storage.base import Storage
+
+S = TypeVar("S", bound=BaseModel)
+PERSPECTIVE_RE = re.compile(r"^perspective_(\d+)_")
+SCENE_RE = re.compile(r"^perspective_(\d+)_prompt_(\d+)_seed_(\d+)$")
+AUG_RE = re.compile(r"^(?P<scene>.+)_aug_(?P<k>\d+)$")
+
+
+@dataclass(frozen=True)
+class SceneUnit:
+    perspective: int
+    prompt: int
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"perspective_{self.perspective}_prompt_{self.prompt}_seed_{self.seed}"
+
+    @classmethod
+    def parse(cls, unit_id: str) -> SceneUnit:
+        m = SCENE_RE.match(unit_id)
+        if m is None:
+            raise ValueError(f"{unit_id!r} is not a scene id (perspective_<N>_prompt_<Q>_seed_<S>)")
+        return cls(int(m[1]), int(m[2]), int(m[3]))
+
+
+def perspective_index(perspective_id: str) -> int:
+    m = PERSPECTIVE_RE.match(perspective_id)
+    if m is None:
+        raise ValueError(f"{perspective_id!r} is not a perspective id (perspective_NN_...)")
+    return int(m[1])
+
+
+def aug_id(scene_id: str, k: int) -> str:
+    return f"{scene_id}_aug_{k}"
+
+
+def is_augmented(unit_id: str) -> bool:
+    return AUG_RE.match(unit_id) is not None
+
+
+def _settings(cfg: StageConfig, model: type[S]) -> S:
+    try:
+        return model.model_validate(cfg.config)
+    except ValueError as exc:
+        raise InventoryError(f"stage {cfg.stage!r}: its config does not validate: {exc}") from None
+
+
+def perspective_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    s = _settings(cfg, PerspectivesSettings)
+    return [SampleRef(v.id) for v in views(s.perspectives)]
+
+
+def scene_units_of(perspectives: set[str], prompts: int, iterations: int, seed: int) -> list[SceneUnit]:
+    """Every committed perspective x prompt x iteration, in (perspective, prompt, iteration) order."""
+    return [SceneUnit(p, q, seed + i) for p in sorted(perspective_index(x) for x in perspectives)
+            for q in range(prompts) for i in range(iterations)]
+
+
+def scene_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    s = _settings(cfg, ScenesSettings)
+    done = upstream_succeeded(cfg, open_fn, "perspectives")
+    units = scene_units_of(done, s.num_prompts, s.num_iterations, s.seed)
+    return sorted((SampleRef(u.id) for u in units), key=lambda r: r.id)
+
+
+def augmentation_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    s = _settings(cfg, QwenAugmentationSettings)
+    scenes = upstream_succeeded(cfg, open_fn, "scenes")
+    return [SampleRef(aug_id(sid, k)) for sid in sorted(scenes) for k in range(s.qwen_augmentation.count)]
+
+
+def annotation_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    ids = set(upstream_succeeded(cfg, open_fn, "scenes"))
+    if any(u.name == "qwen-augmentation" for u in cfg.upstream):
+        ids |= upstream_succeeded(cfg, open_fn, "qwen-augmentation")
+    return [SampleRef(i) for i in sorted(ids)]

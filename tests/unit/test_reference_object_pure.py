@@ -1,0 +1,230 @@
+"""reference-object's pure parts: views and their prompts, unit names, masks <-> YOLO labels, the
+split, dataset.yaml, and the CV augmentation cascade (run through the real stage runtime)."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from genfab.api.reference_object import CvAugmentationConfig, PerspectivesConfig
+from genfab.inventory import ShardReport, write_report
+from genfab.stages.reference_object.augment import NAMES, augment, build_transform
+from genfab.stages.reference_object.cv_stage import CvAugmentationStage, compute_cv
+from genfab.stages.reference_object.dataset import write_dataset_files
+from genfab.stages.reference_object.summary import ShardParts
+from genfab.stages.reference_object.units import SceneUnit, aug_id, is_augmented, scene_units_of
+from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
+from genfab.stages.reference_object.yolo import (
+    iou,
+    label_line,
+    mask_to_polygon,
+    parse_label,
+    rasterize,
+    split_assignment,
+)
+from genfab.stages.runtime import load_context
+from genfab.stages.runtime.loop import main
+from genfab.storage import open_storage
+from tests.helpers import stage_contract
+
+pytestmark = pytest.mark.unit
+
+
+# -- step 2: views and the LoRA's own phrases
+@pytest.mark.parametrize(("cfg", "count", "first"), [
+    (PerspectivesConfig(), 4, "perspective_00_front__eye_level"),
+    (PerspectivesConfig(azimuths=["front", "back"], elevations=["eye_level", "high_angle"],
+                        distances=["medium", "close_up"]), 8, "perspective_00_front__eye_level"),
+    (PerspectivesConfig(generator="zero123"), 6, "perspective_00_azimuth_030__elevation_20"),
+])
+def test_views_follow_the_config_and_the_seed_names(cfg: PerspectivesConfig, count: int, first: str) -> None:
+    found = views(cfg)
+    assert len(found) == count == cfg.count()
+    assert found[0].id == first
+    assert len({v.id for v in found}) == count  # several distances never share a file name
+    assert [v.index for v in found] == list(range(count))
+
+
+@pytest.mark.parametrize(("azimuth", "elevation", "distance", "lora", "prompt"), [
+    ("front_left", "elevated", "medium", "fal/Qwen-Image-Edit-2511-Multiple-Angles-LoRA",
+     "<sks> front-left quarter view elevated shot medium shot"),
+    ("side_right", "high_angle", "close_up", "fal/Qwen-Image-Edit-2511-Multiple-Angles-LoRA",
+     "<sks> right side view high-angle shot close-up"),
+    ("front_right", "eye_level", "medium", "dx8152/Qwen-Edit-2509-Multiple-angles",
+     "将镜头向左旋转45度 Rotate the camera 45 degrees to the left."),
+    ("side_left", "high_angle", "wide", "dx8152/Qwen-Edit-2509-Multiple-angles",
+     "将镜头向右旋转90度 Rotate the camera 90 degrees to the right. 将镜头转为俯视 Turn the camera to a top-down "
+     "view. 将镜头转为广角镜头 Turn the camera to a wide-angle lens."),
+    ("front", "eye_level", "medium", "dx8152/Qwen-Edit-2509-Multiple-angles",
+     "保持镜头不变 Keep the camera unchanged."),
+])
+def test_camera_prompts_use_each_loras_trained_phrases(azimuth: str, elevation: str, distance: str, lora: str,
+                                                       prompt: str) -> None:
+    cfg = PerspectivesConfig(azimuths=[azimuth], elevations=[elevation], distances=[distance])  # type: ignore[list-item]
+    assert camera_prompt(views(cfg)[0], lora) == prompt
+
+
+def test_zero123_views_have_no_camera_prompt_and_the_white_background_prompt_is_the_seeds() -> None:
+    with pytest.raises(ValueError, match="not a multi-camera view"):
+        camera_prompt(views(PerspectivesConfig(generator="zero123"))[0], "dx8152/Qwen-Edit-2509-Multiple-angles")
+    assert white_background_prompt("pikachu bag") == (
+        "pikachu bag with white background, while maintaining object's features and shape")
+
+
+# -- step 4/5 units
+def test_scene_units_are_every_perspective_prompt_and_iteration_with_the_seed_names() -> None:
+    units = scene_units_of({"perspective_00_front__eye_level", "perspective_01_side_left__eye_level"}, 3, 2, 12345)
+    assert len(units) == 2 * 3 * 2
+    assert units[0].id == "perspective_0_prompt_0_seed_12345"
+    assert units[1].id == "perspective_0_prompt_0_seed_12346"
+    assert len({u.id for u in units}) == len(units)
+    assert SceneUnit.parse(units[-1].id) == units[-1] == SceneUnit(1, 2, 12346)
+    assert is_augmented(aug_id(units[0].id, 1)) and not is_augmented(units[0].id)
+    with pytest.raises(ValueError, match="not a scene id"):
+        SceneUnit.parse("perspective_0_prompt_x")
+
+
+# -- step 6: masks <-> YOLO labels
+def _shapes() -> dict[str, np.ndarray]:
+    h, w = 240, 320
+    circle = np.zeros((h, w), np.uint8)
+    cv2.circle(circle, (100, 120), 60, 1, -1)
+    ring = circle.copy()
+    cv2.circle(ring, (100, 120), 25, 0, -1)
+    parts = np.zeros((h, w), np.uint8)
+    cv2.rectangle(parts, (20, 20), (90, 90), 1, -1)
+    cv2.circle(parts, (230, 150), 50, 1, -1)
+    holes = np.zeros((h, w), np.uint8)
+    cv2.rectangle(holes, (40, 40), (280, 200), 1, -1)
+    cv2.circle(holes, (100, 120), 30, 0, -1)
+    cv2.rectangle(holes, (180, 80), (240, 160), 0, -1)
+    mixed = parts.copy()
+    cv2.circle(mixed, (230, 150), 20, 0, -1)
+    cv2.ellipse(mixed, (160, 200), (40, 15), 20, 0, 360, 1, -1)
+    return {"circle": circle, "ring": ring, "two parts": parts, "two holes": holes, "three parts, one hole": mixed}
+
+
+@pytest.mark.parametrize("name", list(_shapes()))
+def test_mask_polygon_label_round_trip_keeps_the_mask(name: str) -> None:
+    mask = _shapes()[name]
+    h, w = mask.shape
+    line = label_line(mask_to_polygon(mask), w, h)
+    assert line.startswith("0 ") and len(line.splitlines()) == 1  # one object, one line
+    ((cls, points),) = parse_label(line)
+    assert cls == 0 and points.min() >= 0.0 and points.max() <= 1.0
+    assert iou(mask, rasterize(points, w, h)) >= 0.95
+
+
+def test_labels_that_are_not_polygons_are_refused() -> None:
+    with pytest.raises(ValueError, match="line 1"):
+        parse_label("0 0.1 0.2 0.3")
+    with pytest.raises(ValueError, match="at least 3 points"):
+        label_line(np.zeros((2, 2)), 10, 10)
+    assert len(mask_to_polygon(np.zeros((20, 20), np.uint8))) == 0
+
+
+@pytest.mark.parametrize(("n", "ratio", "train"), [(10, 0.8, 8), (7, 0.8, 6), (2, 0.8, 1), (2, 0.1, 1), (1, 0.8, 1),
+                                                    (100, 0.25, 25)])
+def test_split_follows_the_ratio_and_is_the_same_everywhere(n: int, ratio: float, train: int) -> None:
+    ids = [f"img_{i:03d}" for i in range(n)]
+    split = split_assignment(ids, ratio, seed=7)
+    assert sum(v == "train" for v in split.values()) == train
+    assert split == split_assignment(list(reversed(ids)), ratio, seed=7)  # order of discovery does not matter
+    assert set(split) == set(ids)
+
+
+def test_dataset_yaml_paths_resolve_for_a_local_dataset(tmp_path: Path) -> None:
+    store = open_storage(f"file://{tmp_path}/exec")
+    for split in ("train", "val"):
+        store.write_bytes(f"06_yolo_dataset/{split}/images/a.png", b"x")
+    write_dataset_files(store, "06_yolo_dataset", ["pikachu bag"])
+    doc = yaml.safe_load((tmp_path / "exec/06_yolo_dataset/dataset.yaml").read_text())
+    root = Path(doc["path"])
+    assert root.is_absolute() and (root / doc["train"]).is_dir() and (root / doc["val"]).is_dir()
+    assert doc["names"] == {0: "pikachu bag"} and doc["nc"] == 1
+    assert (tmp_path / "exec/06_yolo_dataset/classes.txt").read_text() == "pikachu bag\n"
+
+
+# -- step 7: the CV cascade
+def test_each_augmentation_fires_with_its_probability() -> None:
+    cfg = CvAugmentationConfig()
+    transform = build_transform(cfg)
+    image = (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8)
+    counts: collections.Counter[str] = collections.Counter()
+    draws = 1500
+    for seed in range(draws):
+        counts.update(augment(transform, image, seed)[1])
+    for name in NAMES:
+        wanted = getattr(cfg.probabilities, name)
+        assert abs(counts[name] / draws - wanted) < 0.05, (name, counts[name] / draws, wanted)
+    a, names_a = augment(transform, image, 11)
+    b, names_b = augment(transform, image, 11)
+    assert names_a == names_b and np.array_equal(a, b)  # a seed gives the same copy
+
+
+def _annotated_png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    return cv2.imencode(".png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))[1].tobytes()
+
+
+def test_cv_copies_keep_the_label_bytes_and_the_split() -> None:
+    label = b"0 0.100000 0.200000 0.500000 0.200000 0.300000 0.700000\n"
+    out = compute_cv({"id": "img", "split": "val", "suffix": ".png", "image": _annotated_png(1), "label": label,
+                      "cfg": CvAugmentationConfig(count=2).model_dump_json(), "seeds": [5, 6]})
+    files = out["files"]
+    labels = {k: v for k, v in files.items() if k.endswith(".txt")}
+    assert set(labels) == {"07_cv_combined_dataset/val/labels/img.txt",
+                           "07_cv_augmented_dataset/val/labels/img_cv_0.txt",
+                           "07_cv_augmented_dataset/val/labels/img_cv_1.txt",
+                           "07_cv_combined_dataset/val/labels/img_cv_0.txt",
+                           "07_cv_combined_dataset/val/labels/img_cv_1.txt"}
+    assert all(v == label for v in labels.values())
+    assert files["07_cv_combined_dataset/val/images/img.png"] == _annotated_png(1)  # the original, as is
+    assert files["07_cv_augmented_dataset/val/images/img_cv_0.png"] != _annotated_png(1)
+
+
+def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_path: Path) -> None:
+    run = open_storage(f"file://{tmp_path}/run")
+    annotated = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
+    ids = ["a", "b", "c"]
+    for i, unit in enumerate(ids):
+        split = "val" if unit == "b" else "train"
+        annotated.write_bytes(f"{split}/images/{unit}.png", _annotated_png(i))
+        annotated.write_bytes(f"{split}/labels/{unit}.txt", f"0 0.1 0.1 0.5 0.1 0.{i + 3} 0.9\n".encode())
+    annotated.write_bytes("classes.txt", b"mug\n")
+    write_report(run, ShardReport("annotation", "a" * 64, 0, 1, state="succeeded", total=3, succeeded=ids))
+    config = {"seed": 3, "cvAugmentation": {"count": 2}}
+    upstream = [{"name": "annotation", "configHash": "a" * 64, "outputUri": f"file://{tmp_path}/run/06_yolo_dataset"}]
+    env = stage_contract(tmp_path, "cv-augmentation", pipeline="reference-object", config=config, upstream=upstream,
+                         outputUri=f"file://{tmp_path}/run")
+    assert main(CvAugmentationStage(), env) == 0
+    for root in ("07_cv_augmented_dataset", "07_cv_combined_dataset"):
+        doc = yaml.safe_load(run.read_bytes(f"{root}/dataset.yaml"))
+        assert doc["names"] == {0: "mug"} and Path(doc["path"]).is_dir()
+        summary = json.loads(run.read_bytes(f"{root}/augmentation_summary.json"))
+        assert summary["source_images"] == 3 and summary["augmented_images"] == 6
+        assert summary["applied"]["compression_noise"] == 6  # probability 1
+    assert run.read_bytes("07_cv_augmented_dataset/val/labels/b_cv_1.txt") == annotated.read_bytes("val/labels/b.txt")
+    assert run.exists("07_cv_combined_dataset/train/images/a.png")
+    assert not run.exists("07_cv_augmented_dataset/train/images/a.png")
+
+
+def test_shard_parts_merge_into_one_record_and_a_rerun_keeps_its_entries(tmp_path: Path) -> None:
+    written: list[dict[str, int]] = []
+    for index, entries in ((0, {"a": 1}), (1, {"b": 2})):
+        env = {**stage_contract(tmp_path, "cv-augmentation"), "JOB_COMPLETION_INDEX": str(index),
+               "GENFAB_SHARD_COUNT": "2"}
+        parts = ShardParts(load_context(env))
+        for k, v in entries.items():
+            parts.add(k, v)
+        parts.publish(written.append)
+    assert written[-1] == {"a": 1, "b": 2}
+    again = ShardParts(load_context(stage_contract(tmp_path, "cv-augmentation")))  # shard 0 again, reusing "a"
+    again.add("c", 3)
+    assert again.publish(lambda merged: None) == {"a": 1, "b": 2, "c": 3}
