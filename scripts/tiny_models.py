@@ -293,6 +293,50 @@ def save_tiny_perceptual(root: Path, model_id: str = "genfab/vgg16-lpips", full_
     return save_random_perceptual(root / model_id, widths)
 
 
+CHAT_WORDS = (
+    "a", "the", "on", "in", "with", "under", "near", "of", "and", "at", "by", "beside", "sunny", "rainy",
+    "misty", "golden", "evening", "morning", "night", "bright", "soft", "warm", "cold", "kitchen", "table",
+    "desk", "shelf", "park", "bench", "street", "beach", "forest", "garden", "office", "cafe", "window",
+    "floor", "grass", "sand", "snow", "wooden", "marble", "concrete", "red", "blue", "green", "white",
+    "black", "yellow", "light", "shadow", "lamp", "sky", "cloud", "tree", "flower", "book", "cup", "plant",
+    "chair", "sofa", "rug", "wall", "brick", "stone", "river", "lake", "mountain", "city", "room", "studio",
+    "market",
+)
+
+
+def save_tiny_chat(root: Path, model_id: str = "genfab/tiny-chat") -> Path:
+    """A tiny random chat model (Qwen2 architecture, a word-level vocabulary of scene words, a ChatML
+    template), for an OpenAI-compatible server such as `transformers serve` in tests: its replies are
+    random strings of those words, different per seed when sampling."""
+    import torch
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    path = root / model_id
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = {"[UNK]": 0, **{f" {w}": i + 1 for i, w in enumerate(CHAT_WORDS)}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r" ?[^\s]+"), behavior="isolated")
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"],
+                                        chat_template=template)
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.do_sample = True
+    # Replies are words: the special and unknown tokens are never sampled.
+    model.generation_config.suppress_tokens = [0, tokenizer.pad_token_id,
+                                               tokenizer.convert_tokens_to_ids("<|im_start|>")]
+    model.save_pretrained(path)
+    return path
+
+
 def save_tuning_models(root: Path, full_size: bool = False) -> Path:
     """What a TuningRun loads by default (nvidia/difix_ref, genfab/vgg16-lpips); returns `root`."""
     save_tiny_difix(root, full_size=full_size)

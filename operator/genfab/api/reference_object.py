@@ -55,9 +55,14 @@ class SceneGenerationConfig(GenfabModel):
     model_path: str = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
     """Qwen Image Edit model (`--model_path`)."""
     llm_endpoint: str = Field("http://ollama:11434", pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
-    """Ollama endpoint for prompt generation."""
+    """OpenAI-compatible chat endpoint for prompt generation (Ollama, vLLM, `transformers serve`);
+    `/v1` is added when the URL has no path."""
     llm_model: str = Field("llama3.1", max_length=128)
-    """Ollama model."""
+    """Chat model name at the endpoint."""
+    llm_temperature: float = Field(0.8, ge=0.0, le=2.0)
+    """Sampling temperature of the scene descriptions (each turn's seed is `seed` + turn)."""
+    llm_timeout_seconds: int = Field(60, ge=1, le=3600)
+    """Seconds one request may take before it is retried (3 tries with backoff in all)."""
 
 
 class QwenAugmentationConfig(GenfabModel):

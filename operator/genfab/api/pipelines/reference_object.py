@@ -45,6 +45,7 @@ class PromptsSettings(GenfabModel):
     seed: int
     num_prompts: int
     llm_model: str
+    llm_temperature: float
     system_prompt_uri: str | None
     project_info_uri: str | None
 
@@ -97,10 +98,11 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("white-background", WhiteBackgroundSettings(**edit), 1, input_uris=(ro.input_image,)),
         Draft("perspectives", PerspectivesSettings(**edit, perspectives=ro.perspectives), perspectives),
         Draft("prompts", PromptsSettings(object_name=ro.object_name, seed=ro.seed, num_prompts=sc.num_prompts,
-                                         llm_model=sc.llm_model, system_prompt_uri=sc.system_prompt_uri,
+                                         llm_model=sc.llm_model, llm_temperature=sc.llm_temperature,
+                                         system_prompt_uri=sc.system_prompt_uri,
                                          project_info_uri=sc.project_info_uri), 1,
               input_uris=tuple(u for u in (sc.system_prompt_uri, sc.project_info_uri) if u),
-              options={"llmEndpoint": sc.llm_endpoint}),
+              options={"llmEndpoint": sc.llm_endpoint, "llmTimeoutSeconds": sc.llm_timeout_seconds}),
         Draft("scenes", ScenesSettings(**edit, num_prompts=sc.num_prompts, num_iterations=sc.num_iterations),
               generated, options={"maxRetries": ro.retry.max_retries, "retryFailedOnly": ro.retry.retry_failed}),
         Draft("qwen-augmentation", QwenAugmentationSettings(**edit, qwen_augmentation=qwen),
@@ -131,9 +133,10 @@ PIPELINE = Pipeline(
         StageDecl("perspectives", "diffusion", "Step 2: viewing angles (Qwen Multi-Camera or Zero123++)",
                   PerspectivesSettings, memory="48Gi", shard_size=8, upstream=("white-background",),
                   output="02_perspectives/", units=f"{STAGES}.units:perspective_units"),
-        StageDecl("prompts", "cv", "Step 3: scene prompts from an LLM (Ollama endpoint)", PromptsSettings, gpus=0,
-                  cpu="1", memory="2Gi", shard_size=1, upstream=("perspectives",), output="03_prompts/",
-                  singleton=True),
+        StageDecl("prompts", "cv", "Step 3: scene prompts from an OpenAI-compatible LLM endpoint", PromptsSettings,
+                  f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,
+                  upstream=("perspectives",), output="03_prompts/", singleton=True,
+                  units=f"{STAGES}.units:prompt_units"),
         StageDecl("scenes", "diffusion", "Step 4: each perspective x prompt x iteration via Qwen Image Edit",
                   ScenesSettings, memory="48Gi", shard_size=8, upstream=("perspectives", "prompts"),
                   output="04_dataset/", units=f"{STAGES}.units:scene_units"),

@@ -75,6 +75,14 @@ def perspective_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> li
     return [SampleRef(v.id) for v in views(s.perspectives)]
 
 
+PROMPTS_UNIT = "prompts"
+
+
+def prompt_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
+    """Step 3 makes one conversation (every prompt at once, each turn sees the previous ones)."""
+    return [SampleRef(PROMPTS_UNIT)]
+
+
 def scene_units_of(perspectives: set[str], prompts: int, iterations: int, seed: int) -> list[SceneUnit]:
     """Every committed perspective x prompt x iteration, in (perspective, prompt, iteration) order."""
     return [SceneUnit(p, q, seed + i) for p in sorted(perspective_index(x) for x in perspectives)
