@@ -14,9 +14,11 @@ import yaml
 
 from genfab.api.reference_object import CvAugmentationConfig, PerspectivesConfig
 from genfab.inventory import ShardReport, write_report
+from genfab.inventory.reports import FailedSample
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
 from genfab.stages.reference_object.cv_stage import CvAugmentationStage, compute_cv
 from genfab.stages.reference_object.dataset import write_dataset_files
+from genfab.stages.reference_object.state import build_state
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.reference_object.units import SceneUnit, aug_id, is_augmented, scene_units_of
 from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
@@ -213,6 +215,29 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
     assert run.read_bytes("07_cv_augmented_dataset/val/labels/b_cv_1.txt") == annotated.read_bytes("val/labels/b.txt")
     assert run.exists("07_cv_combined_dataset/train/images/a.png")
     assert not run.exists("07_cv_augmented_dataset/train/images/a.png")
+    state = json.loads(run.read_bytes("pipeline_state.json"))
+    assert state["completed_steps"] == [6, 7] and state["failed_operations"] == []
+    assert state["generated_images"]["cv-augmentation"] == ids and state["execution_name"] == "run"
+    # Again: every sample is reused (setup never runs); the datasets and the state are written again.
+    run.delete_prefix("07_cv_augmented_dataset/dataset.yaml")
+    assert main(CvAugmentationStage(), env) == 0
+    assert run.exists("07_cv_augmented_dataset/dataset.yaml")
+    assert json.loads(run.read_bytes("07_cv_combined_dataset/augmentation_summary.json"))["augmented_images"] == 6
+
+
+def test_pipeline_state_lists_steps_images_and_failures() -> None:
+    ok = ShardReport("scenes", "s" * 64, 0, 2, state="succeeded", total=2,
+                     succeeded=["perspective_0_prompt_0_seed_1"],
+                     failed=[FailedSample("perspective_0_prompt_1_seed_1", "Timeout", "took too long")])
+    broken = ShardReport("scenes", "s" * 64, 1, 2, state="failed", total=2, message="FatalError: out of memory")
+    done = ShardReport("perspectives", "p" * 64, 0, 1, state="succeeded", total=1,
+                       succeeded=["perspective_00_front__eye_level"])
+    state = build_state("exec", {"scenes": {0: ok, 1: broken}, "perspectives": {0: done}})
+    assert state["completed_steps"] == [2]  # one of scenes' shards failed: step 4 is not complete
+    assert state["generated_images"] == {"perspectives": ["02_perspectives/perspective_00_front__eye_level.png"],
+                                         "scenes": ["04_dataset/perspective_0_prompt_0_seed_1.png"]}
+    assert [(f["step"], f.get("id"), f["reason"]) for f in state["failed_operations"]] == [
+        (4, "perspective_0_prompt_1_seed_1", "Timeout"), (4, None, "ShardFailed")]
 
 
 def test_shard_parts_merge_into_one_record_and_a_rerun_keeps_its_entries(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from genfab.stages.reference_object.dataset import (
     label_key,
     write_dataset_files,
 )
+from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -63,16 +64,21 @@ def compute_cv(job: dict[str, Any]) -> dict[str, Any]:
     return {"files": files, "params": {"split": split, "applied": applied}}
 
 
-class CvAugmentationStage(CpuSampleStage[CvAugmentationSettings]):
+class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSettings]):
     name = "cv-augmentation"
     marker_dir = "_genfab/markers/cv-augmentation"
     compute = staticmethod(compute_cv)
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
-        self.annotated = ctx.stage_output("annotation")
         self.cfg_json = self.settings.cv_augmentation.model_dump_json()
-        self.parts = ShardParts(ctx)
+        self._sources(ctx)
+
+    def _sources(self, ctx: StageContext) -> None:
+        """What `finish` needs too: it runs when every sample was reused and `setup` never ran."""
+        if not hasattr(self, "parts"):
+            self.annotated = ctx.stage_output("annotation")
+            self.parts = ShardParts(ctx)
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         try:
@@ -92,6 +98,7 @@ class CvAugmentationStage(CpuSampleStage[CvAugmentationSettings]):
 
     def finish(self, ctx: StageContext) -> None:
         super().finish(ctx)
+        self._sources(ctx)
         if not self.annotated.exists("classes.txt"):
             return  # nothing was annotated: no dataset to describe
         names = [n for n in self.annotated.read_bytes("classes.txt").decode().splitlines() if n.strip()]

@@ -16,6 +16,7 @@ from typing import Any
 
 from genfab.api.pipelines.reference_object import PromptsSettings
 from genfab.stages.reference_object.llm import Conversation, LlmError, base_url
+from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -36,7 +37,7 @@ def system_message(system: str, project: str, object_name: str) -> str:
     return f"{system.strip()}\n\nProject information:\n{project.strip()}\n\nThe object: {object_name}."
 
 
-class PromptsStage(Stage[PromptsSettings]):
+class PromptsStage(WritesPipelineState, Stage[PromptsSettings]):
     name = "prompts"
     marker_dir = "_markers"  # the folder holds the prompt files themselves
 

@@ -221,6 +221,11 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     except StorageError as exc:
         log.error("final progress report not written: %s", exc)
         code = code or EXIT_RETRYABLE
+    else:
+        try:
+            stage.after_report(ctx, reporter.report)
+        except Exception as exc:  # a summary file must not turn a finished shard into a failed one
+            log.warning("after-report step failed: %s: %s", type(exc).__name__, exc)
     r = reporter.report
     log.info("shard done", extra={"state": state, "succeeded": len(r.succeeded), "reused": r.reused,
                                   "failed": len(r.failed), "exit": code})

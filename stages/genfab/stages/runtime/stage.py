@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from genfab.inventory import SampleRef
+from genfab.inventory import SampleRef, ShardReport
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput, FatalError
 from genfab.storage import Marker, Reuse, StorageError, check_reuse, write_marker
@@ -147,6 +147,11 @@ class Stage(Generic[S]):
 
     def finish(self, ctx: StageContext) -> None:
         """After the last sample of the shard (flush batches, write shard-level files)."""
+
+    def after_report(self, ctx: StageContext, report: ShardReport) -> None:
+        """After the shard's final report is stored (succeeded or failed): a place for files that sum
+        up the stage from every shard's report (reference-object's `pipeline_state.json`). An error
+        here is logged and changes nothing else (default: nothing)."""
 
     whole_set: ClassVar[bool] = False
     """The stage makes one result from all its units at once (the difix split and adapter: manifests
