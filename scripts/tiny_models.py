@@ -337,6 +337,158 @@ def save_tiny_chat(root: Path, model_id: str = "genfab/tiny-chat") -> Path:
     return path
 
 
+def save_tiny_sam(root: Path, model_id: str = "ybelkada/segment-anything") -> Path:
+    """A tiny random SAM (32-wide, 2-block image encoder; segment-anything's fixed 256-d prompt and
+    mask decoder parts), described by `sam_config.json` for genfab's loader."""
+    import torch
+
+    from genfab.stages.reference_object.sam_models import build_tiny_sam
+
+    path = root / model_id
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    cfg = {"encoder_embed_dim": 32, "encoder_depth": 2, "encoder_num_heads": 2, "encoder_global_attn_indexes": [1],
+           "checkpoint": "tiny_sam.pth"}
+    torch.manual_seed(0)
+    torch.save(build_tiny_sam(cfg).state_dict(), path / "checkpoints" / "tiny_sam.pth")
+    (path / "sam_config.json").write_text(json.dumps(cfg, indent=2))
+    return path
+
+
+TINY_SAM2_YAML = """\
+# A tiny random SAM2.1 (16-wide, 4-block Hiera; one memory-attention layer), written by
+# scripts/tiny_models.py under the default config and checkpoint names.
+model:
+  _target_: sam2.modeling.sam2_base.SAM2Base
+  image_encoder:
+    _target_: sam2.modeling.backbones.image_encoder.ImageEncoder
+    scalp: 1
+    trunk:
+      _target_: sam2.modeling.backbones.hieradet.Hiera
+      embed_dim: 16
+      num_heads: 1
+      stages: [1, 1, 1, 1]
+      global_att_blocks: [2]
+      window_pos_embed_bkg_spatial_size: [7, 7]
+    neck:
+      _target_: sam2.modeling.backbones.image_encoder.FpnNeck
+      position_encoding:
+        _target_: sam2.modeling.position_encoding.PositionEmbeddingSine
+        num_pos_feats: 256
+        normalize: true
+        scale: null
+        temperature: 10000
+      d_model: 256
+      backbone_channel_list: [128, 64, 32, 16]
+      fpn_top_down_levels: [2, 3]
+      fpn_interp_model: nearest
+  memory_attention:
+    _target_: sam2.modeling.memory_attention.MemoryAttention
+    d_model: 256
+    pos_enc_at_input: true
+    layer:
+      _target_: sam2.modeling.memory_attention.MemoryAttentionLayer
+      activation: relu
+      dim_feedforward: 256
+      dropout: 0.1
+      pos_enc_at_attn: false
+      self_attention:
+        _target_: sam2.modeling.sam.transformer.RoPEAttention
+        rope_theta: 10000.0
+        feat_sizes: [64, 64]
+        embedding_dim: 256
+        num_heads: 1
+        downsample_rate: 1
+        dropout: 0.1
+      d_model: 256
+      pos_enc_at_cross_attn_keys: true
+      pos_enc_at_cross_attn_queries: false
+      cross_attention:
+        _target_: sam2.modeling.sam.transformer.RoPEAttention
+        rope_theta: 10000.0
+        feat_sizes: [64, 64]
+        rope_k_repeat: true
+        embedding_dim: 256
+        num_heads: 1
+        downsample_rate: 1
+        dropout: 0.1
+        kv_in_dim: 64
+    num_layers: 1
+  memory_encoder:
+    _target_: sam2.modeling.memory_encoder.MemoryEncoder
+    out_dim: 64
+    position_encoding:
+      _target_: sam2.modeling.position_encoding.PositionEmbeddingSine
+      num_pos_feats: 64
+      normalize: true
+      scale: null
+      temperature: 10000
+    mask_downsampler:
+      _target_: sam2.modeling.memory_encoder.MaskDownSampler
+      kernel_size: 3
+      stride: 2
+      padding: 1
+    fuser:
+      _target_: sam2.modeling.memory_encoder.Fuser
+      layer:
+        _target_: sam2.modeling.memory_encoder.CXBlock
+        dim: 256
+        kernel_size: 7
+        padding: 3
+        layer_scale_init_value: 1e-6
+        use_dwconv: true
+      num_layers: 1
+  num_maskmem: 7
+  image_size: 1024
+  sigmoid_scale_for_mem_enc: 20.0
+  sigmoid_bias_for_mem_enc: -10.0
+  use_mask_input_as_output_without_sam: true
+  directly_add_no_mem_embed: true
+  no_obj_embed_spatial: true
+  use_high_res_features_in_sam: true
+  multimask_output_in_sam: true
+  iou_prediction_use_sigmoid: true
+  use_obj_ptrs_in_encoder: true
+  add_tpos_enc_to_obj_ptrs: true
+  proj_tpos_enc_in_obj_ptrs: true
+  use_signed_tpos_enc_to_obj_ptrs: true
+  only_obj_ptrs_in_the_past_for_eval: true
+  pred_obj_scores: true
+  pred_obj_scores_mlp: true
+  fixed_no_obj_ptr: true
+  multimask_output_for_tracking: true
+  use_multimask_token_for_obj_ptr: true
+  multimask_min_pt_num: 0
+  multimask_max_pt_num: 1
+  use_mlp_for_obj_ptr_proj: true
+  compile_image_encoder: false
+"""
+
+
+def save_tiny_sam2(root: Path, model_id: str = "facebook/sam2.1-hiera-large") -> Path:
+    """A tiny random SAM2.1 under the default file names (`sam2.1_hiera_l.yaml`, `sam2.1_hiera_large.pt`)."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from genfab.stages.reference_object.sam_models import SAM2_CHECKPOINT, SAM2_CONFIG
+
+    path = root / model_id
+    path.mkdir(parents=True, exist_ok=True)
+    (path / SAM2_CONFIG).write_text(TINY_SAM2_YAML)
+    torch.manual_seed(0)
+    model = instantiate(OmegaConf.load(path / SAM2_CONFIG).model, _recursive_=True)
+    torch.save({"model": model.state_dict()}, path / SAM2_CHECKPOINT)
+    return path
+
+
+def save_reference_object_models(root: Path) -> Path:
+    """The segmentation models reference-object's annotation loads by default (SAM, SAM2); returns
+    `root`. (Qwen-Image-Edit's tiny pipeline needs torchvision for its processor: GPU machines.)"""
+    save_tiny_sam(root)
+    save_tiny_sam2(root)
+    return root
+
+
 def save_tuning_models(root: Path, full_size: bool = False) -> Path:
     """What a TuningRun loads by default (nvidia/difix_ref, genfab/vgg16-lpips); returns `root`."""
     save_tiny_difix(root, full_size=full_size)

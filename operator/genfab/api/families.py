@@ -19,8 +19,8 @@ TORCH_VERSION = "2.8.0"
 """The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too)."""
 
 TEMPLATE_IMAGES: dict[str, tuple[str, str, bool]] = {
-    "cv": ("cv", "cv2, albumentations, genfab.stages.runtime", False),
-    "segment": ("segment", "torch, transformers, cv2, genfab.stages.relighting", True),
+    "cv": ("cv", "cv2, albumentations, openai, genfab.stages.runtime", False),
+    "segment": ("segment", "torch, transformers, cv2, segment_anything, sam2, genfab.stages.relighting", True),
     "diffusion": ("diffusion", "torch, diffusers, transformers, accelerate, genfab.stages.runtime", True),
 }
 """Families built from images/stage/Dockerfile: (pyproject extra, smoke import, needs CUDA torch).

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from genfab.contract.config import Offload
-from genfab.stages.models.location import ModelUnavailable, resolve_model
+from genfab.stages.models.location import MARKERS, ModelUnavailable, resolve_model
 from genfab.stages.models.placement import Placement, Precision
 from genfab.stages.runtime import BadInput, Stage, StageContext
 
@@ -53,13 +53,14 @@ class ModelSet:
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional models that could not be loaded, by role, with the reason."""
 
-    def path(self, model_id: str) -> Path:
+    def path(self, model_id: str, markers: tuple[str, ...] = MARKERS) -> Path:
         """A local folder holding `model_id` (ModelUnavailable names where it looked)."""
-        return resolve_model(model_id, self.ctx.workdir / "models", self.ctx.env)
+        return resolve_model(model_id, self.ctx.workdir / "models", self.ctx.env, markers)
 
-    def load(self, role: str, model_id: str, loader: Loader[M]) -> M:
-        """Resolve, load and place one model; raises ModelUnavailable when it is not there."""
-        path = self.path(model_id)
+    def load(self, role: str, model_id: str, loader: Loader[M], markers: tuple[str, ...] = MARKERS) -> M:
+        """Resolve, load and place one model; raises ModelUnavailable when it is not there. `markers`:
+        the files that make a local folder this model (research checkpoints have no config.json)."""
+        path = self.path(model_id, markers)
         before = self.placement.allocated()
         started = time.perf_counter()
         model = loader(path, self.placement)

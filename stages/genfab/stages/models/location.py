@@ -42,8 +42,10 @@ MARKERS = ("config.json", "model_index.json", "config.yaml")
 `config.yaml` of research checkpoints (SEVA's hub repository)."""
 
 
-def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None) -> Path:
-    """A local directory holding `model_id` (a `from_pretrained` folder)."""
+def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None = None,
+                  markers: tuple[str, ...] = MARKERS) -> Path:
+    """A local directory holding `model_id` (a `from_pretrained` folder; a local folder counts when it
+    has one of `markers`, e.g. a research checkpoint's file name)."""
     env = os.environ if env is None else env
     location = env.get(ENV_MODELS, "")
     key = safe_key(model_id)
@@ -62,7 +64,7 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
             (target / ".complete").touch()
         return target
     root = Path(location)
-    if any((root / key / marker).is_file() for marker in MARKERS):
+    if any((root / key / marker).is_file() for marker in markers):
         return root / key
     snap = _hub_snapshot(root, model_id)
     if snap is not None:

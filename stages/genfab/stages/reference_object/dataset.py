@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from genfab.stages.reference_object.yolo import dataset_yaml
+from genfab.stages.runtime import BadInput, StageContext
 from genfab.storage import Storage
 
 YOLO = "06_yolo_dataset"
@@ -11,6 +12,16 @@ CV_AUGMENTED = "07_cv_augmented_dataset"
 CV_COMBINED = "07_cv_combined_dataset"
 SPLITS = ("train", "val")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def read_uri(ctx: StageContext, uri: str, what: str) -> bytes:
+    """One file given by URI (a spec's `inputImage`, `projectInfoUri`); BadInput naming the field when
+    it is not there."""
+    folder, _, name = uri.rstrip("/").rpartition("/")
+    store = ctx.open(folder)
+    if not name or not store.exists(name):
+        raise BadInput(f"{what} {uri} does not exist")
+    return store.read_bytes(name)
 
 
 def _under(root: str, key: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.reference_object import PromptsSettings
+from genfab.stages.reference_object.dataset import read_uri
 from genfab.stages.reference_object.llm import Conversation, LlmError, base_url
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext
@@ -26,11 +27,7 @@ in the cluster need none."""
 
 
 def read_text_uri(ctx: StageContext, uri: str, what: str) -> str:
-    folder, _, name = uri.rstrip("/").rpartition("/")
-    store = ctx.open(folder)
-    if not name or not store.exists(name):
-        raise BadInput(f"{what} {uri} does not exist")
-    return store.read_bytes(name).decode("utf-8", errors="replace")
+    return read_uri(ctx, uri, what).decode("utf-8", errors="replace")
 
 
 def system_message(system: str, project: str, object_name: str) -> str:

@@ -1,0 +1,189 @@
+"""Step 6 `annotation`: PerSAM + SAM2 masks of the object in every generated image, as a YOLO
+segmentation dataset in `06_yolo_dataset/` (`train|val/images`, `train|val/labels`, `dataset.yaml`,
+`classes.txt`).
+
+Once per shard: SAM (`samType`) encodes the reference image (step 1's input) and PerSAM takes the
+object's embedding from it under the reference mask (`persam.py`); with `persamTraining`, PerSAM-F
+fits the mix of SAM's three masks to the reference mask. Per image:
+1. SAM's features give the location prior: a positive and a negative point;
+2. SAM's decoder, prompted by them, then twice more by the mask's box and logits (PerSAM's cascaded
+   post-refinement);
+3. SAM2 refines the mask from the same points and the box;
+4. the mask becomes one polygon (`yolo.py`), the image and its label go to the split
+   `split_assignment` gives it (seeded by the job's seed, the same in every shard).
+An image where no mask is found is dropped with reason `NoMask` (the shard report and
+`pipeline_state.json` list it). Images come from step 4, and from step 5 when it ran (its combined
+folder, as the seed says)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from genfab.api.pipelines.reference_object import AnnotationSettings
+from genfab.stages.models.base import ModelStage
+from genfab.stages.models.placement import Placement
+from genfab.stages.reference_object import persam
+from genfab.stages.reference_object.dataset import image_key, label_key, read_uri, write_dataset_files
+from genfab.stages.reference_object.sam_models import (
+    SAM2_CONFIG,
+    SAM2_MODEL,
+    SAM_MODEL,
+    load_sam,
+    load_sam2,
+    sam_markers,
+)
+from genfab.stages.reference_object.state import WritesPipelineState
+from genfab.stages.reference_object.units import is_augmented
+from genfab.stages.reference_object.yolo import label_line, mask_to_polygon, split_assignment
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+
+MIN_MASK_FRACTION = 0.0005
+"""A mask smaller than this part of the image is no detection."""
+
+
+def _decode_rgb(data: bytes, what: str) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SampleError("UndecodableImage", f"{what} is not a readable image")
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
+    name = "annotation"
+    marker_dir = "_genfab/markers"  # the dataset folder itself stays as ultralytics expects it
+    require_gpu = False
+
+    def load_models(self, ctx: StageContext) -> None:
+        import torch
+
+        cfg = self.settings.annotation
+        if len(ctx.input_uris) < 2:
+            raise BadInput("annotation needs inputImage and inputMask (referenceObject.inputMask)")
+        device = self.placement.device
+
+        def sam_loader(path: Path, placement: Placement) -> Any:
+            return load_sam(path, cfg.sam_type, cfg.sam_checkpoint, device)
+
+        def sam2_loader(path: Path, placement: Placement) -> Any:
+            return load_sam2(path, cfg.sam2_config, cfg.sam2_checkpoint, device)
+
+        self.sam: Any = self.models.load("sam", SAM_MODEL, sam_loader, sam_markers(cfg.sam_type, cfg.sam_checkpoint))
+        self.sam2: Any = self.models.load("sam2", SAM2_MODEL, sam2_loader, (cfg.sam2_config or SAM2_CONFIG,))
+        reference = _decode_rgb(read_uri(ctx, ctx.input_uris[0], "inputImage"), "inputImage")
+        mask_img = cv2.imdecode(np.frombuffer(read_uri(ctx, ctx.input_uris[1], "inputMask"), np.uint8),
+                                cv2.IMREAD_GRAYSCALE)
+        if mask_img is None:
+            raise BadInput(f"inputMask {ctx.input_uris[1]} is not a readable image")
+        if mask_img.shape != reference.shape[:2]:
+            mask_img = cv2.resize(mask_img, reference.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        ref_mask = mask_img > 127
+        if ref_mask.sum() == 0:
+            raise BadInput(f"inputMask {ctx.input_uris[1]} is empty (no pixel above 127)")
+        with torch.inference_mode():
+            self.sam.set_image(reference)
+            feat = self.sam.features[0].float()
+            grid = self._feature_grid_mask(ref_mask, feat.shape[1:])
+            try:
+                self.target = persam.target_embedding(feat, torch.from_numpy(grid))
+            except ValueError as exc:
+                raise BadInput(f"inputMask {ctx.input_uris[1]}: {exc}") from None
+        self.weights: np.ndarray | None = None
+        self.fit_losses: list[tuple[int, float]] = []
+        if cfg.persam_training:  # PerSAM-F on the reference itself
+            points, labels = self._prior(reference)
+            logits, _, _ = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
+                                            return_logits=True)
+            fitted = persam.fit_mask_weights(torch.from_numpy(np.asarray(logits)), torch.from_numpy(ref_mask),
+                                             cfg.persam_lr, cfg.persam_epochs, cfg.persam_log_epoch)
+            self.weights, self.fit_losses = fitted.weights, fitted.losses
+        ids = [ref.id for ref in ctx.all_samples]
+        self.split = split_assignment(ids, cfg.split_ratio, self.settings.seed)
+        self.scenes = ctx.stage_output("scenes")
+        self.augmented = ctx.stage_output("qwen-augmentation") if ctx.runs_after("qwen-augmentation") else None
+
+    def _feature_grid_mask(self, mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """The reference mask on SAM's feature grid: resized as the image was (longest side to the
+        encoder's input), padded to its square, then averaged into the grid's cells."""
+        h, w = self.sam.input_size
+        side = self.sam.model.image_encoder.img_size
+        resized = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        padded = np.zeros((side, side), np.float32)
+        padded[:h, :w] = resized
+        return cv2.resize(padded, (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.25
+
+    def _prior(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location prior of the image set in SAM (the image's similarity to the target)."""
+        import torch
+
+        with torch.inference_mode():
+            sim = persam.similarity(self.target, self.sam.features[0].float())
+            full = self.sam.model.postprocess_masks(sim[None, None], self.sam.input_size, self.sam.original_size)
+        return persam.select_points(full[0, 0].float().cpu())
+
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
+        """The object's mask in one RGB image, and how it was found."""
+        self.sam.set_image(image)
+        points, labels = self._prior(image)
+        if self.weights is not None:  # PerSAM-F: the learnt mix of the three masks
+            logits_high, _, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
+                                                   return_logits=True)
+            w = self.weights[:, None, None]
+            mask = (np.asarray(logits_high) * w).sum(0) > 0
+            low_res = (np.asarray(low) * w).sum(0)
+        else:
+            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True)
+            best = int(np.argmax(scores))
+            mask, low_res = np.asarray(masks[best]), np.asarray(low[best])
+        for _ in range(2):  # PerSAM's cascaded post-refinement: the box and the logits prompt again
+            box = persam.box_of(mask)
+            if box is None:
+                break
+            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels, box=box[None],
+                                                  mask_input=low_res[None], multimask_output=True)
+            best = int(np.argmax(scores))
+            mask, low_res = np.asarray(masks[best]), np.asarray(low[best])
+        box = persam.box_of(mask)
+        info: dict[str, object] = {"positive": points[0].tolist(), "negative": points[1].tolist()}
+        if box is None:
+            return np.zeros(image.shape[:2], bool), info
+        self.sam2.set_image(image)
+        refined, score, _ = self.sam2.predict(point_coords=points, point_labels=labels, box=box,
+                                              multimask_output=False)
+        info["sam2Score"] = round(float(np.asarray(score).reshape(-1)[0]), 4)
+        return np.asarray(refined).reshape(image.shape[:2]) > 0, info
+
+    def _source(self, unit: str) -> tuple[bytes, str]:
+        if is_augmented(unit):
+            if self.augmented is None:
+                raise SampleError("MissingImage", f"{unit} is an augmented image but step 5 did not run")
+            return self.augmented.read_bytes(f"05_qwen_augmented_images/{unit}.png"), ".png"
+        return self.scenes.read_bytes(f"{unit}.png"), ".png"
+
+    def process(self, sample: Sample) -> None:
+        import torch
+
+        data, suffix = self._source(sample.id)
+        image = _decode_rgb(data, sample.id)
+        with torch.inference_mode():
+            mask, info = self.segment(image)
+        h, w = mask.shape
+        if mask.sum() < MIN_MASK_FRACTION * h * w:
+            raise SampleError("NoMask", f"no mask of {self.settings.object_name!r} found "
+                                        f"(prior point {info['positive']}, {int(mask.sum())} px)")
+        polygon = mask_to_polygon(mask.astype(np.uint8))
+        if len(polygon) < 3:
+            raise SampleError("NoMask", "the mask has no outline of at least 3 points")
+        split = self.split.get(sample.id, "train")
+        sample.write(image_key("", split, sample.id, suffix), data)
+        sample.write(label_key("", split, sample.id), (label_line(polygon, w, h) + "\n").encode())
+        sample.params.update({"split": split, "maskFraction": round(float(mask.mean()), 5), **info,
+                              **self.model_params()})
+        if self.weights is not None:
+            sample.params["persamWeights"] = [round(float(x), 5) for x in self.weights]
+
+    def finish(self, ctx: StageContext) -> None:
+        write_dataset_files(ctx.output, "", [self.settings.object_name])

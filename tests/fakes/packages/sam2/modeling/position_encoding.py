@@ -1,0 +1,5 @@
+from sam2.modeling import Component
+
+
+class PositionEmbeddingSine(Component):
+    pass

@@ -1,0 +1,112 @@
+"""Step 6 on the CPU: the annotation stage's own code (model loading from the model location,
+PerSAM's location prior and cascade, PerSAM-F, SAM2's refinement, masks to YOLO labels, the split,
+dropped images) over stand-ins of `segment-anything` and `sam2` (tests/fakes/packages: their
+interfaces, flood fills instead of SAM). The real packages and tiny random SAM/SAM2 run in tests/gpu."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from genfab.inventory import ShardReport, write_report
+from genfab.stages.reference_object.yolo import iou, parse_label, rasterize
+from genfab.storage import open_storage
+from tests.helpers import ROOT, stage_contract
+
+pytestmark = pytest.mark.storage
+FAKES = ROOT / "tests" / "fakes" / "packages"
+SIZE = 160
+
+
+@pytest.fixture
+def stand_ins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.syspath_prepend(str(FAKES))
+    yield
+    for name in [m for m in sys.modules if m.split(".")[0] in ("segment_anything", "sam2")]:
+        del sys.modules[name]
+
+
+def disc(center: tuple[int, int], radius: int) -> np.ndarray:
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(mask, center, radius, 1, -1)
+    return mask
+
+
+def scene(rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+    low = rng.random((6, 6, 3)) * 90 + 40  # dull greys and greens: never the object's orange
+    image = cv2.resize(low, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+    if mask is not None:
+        image[mask > 0] = (255, 140, 0)
+    return image
+
+
+def annotation_env(tmp_path: Path, models: Path, inputs: Path, config: dict[str, object]) -> dict[str, str]:
+    """Shard 0 of the annotation stage after a `scenes` stage (hash s...) under `tmp_path/run`."""
+    upstream = [{"name": "scenes", "configHash": "s" * 64, "outputUri": f"file://{tmp_path}/run/04_dataset"}]
+    return {**stage_contract(tmp_path, "annotation", pipeline="reference-object", config=config, upstream=upstream,
+                             outputUri=f"file://{tmp_path}/run/06_yolo_dataset",
+                             inputUris=[f"file://{inputs}/ref.png", f"file://{inputs}/ref_mask.png"]),
+            "GENFAB_MODELS": f"file://{models}"}
+
+
+def png(rgb: np.ndarray) -> bytes:
+    return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+@pytest.mark.parametrize("persam_training", [False, True])
+def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
+        tmp_path: Path, stand_ins: None, persam_training: bool) -> None:
+    from scripts.tiny_models import save_reference_object_models
+
+    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.runtime.loop import main
+
+    models = save_reference_object_models(tmp_path / "models")
+    rng = np.random.default_rng(0)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    ref_mask = disc((80, 80), 40)
+    (inputs / "ref.png").write_bytes(png(np.where(ref_mask[..., None] > 0, np.array([255, 140, 0], np.uint8),
+                                                 np.full((SIZE, SIZE, 3), 255, np.uint8))))
+    cv2.imwrite(str(inputs / "ref_mask.png"), ref_mask * 255)
+
+    run = open_storage(f"file://{tmp_path}/run")
+    scenes = open_storage(f"file://{tmp_path}/run/04_dataset")
+    truth = {}
+    for i, center in enumerate([(40, 50), (110, 60), (60, 115), (120, 120)]):
+        unit = f"perspective_0_prompt_{i}_seed_1"
+        truth[unit] = disc(center, 22 + 3 * i)
+        scenes.write_bytes(f"{unit}.png", png(scene(rng, truth[unit])))
+    noise = (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8)  # nothing to find: a drop
+    scenes.write_bytes("perspective_0_prompt_9_seed_1.png", png(noise))
+    units = [*truth, "perspective_0_prompt_9_seed_1"]
+    write_report(run, ShardReport("scenes", "s" * 64, 0, 1, state="succeeded", total=len(units), succeeded=units))
+
+    config = {"objectName": "orange disc", "seed": 3,
+              "annotation": {"splitRatio": 0.75, "persamTraining": persam_training, "persamEpochs": 60,
+                             "persamLogEpoch": 20, "samType": "vit_b"}}
+    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+
+    dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
+    found = {o.key for o in dataset.list() if o.key.endswith(".txt") and "/labels/" in o.key}
+    assert len(found) == 4  # the noise image is dropped
+    assert sum(k.startswith("train/") for k in found) == 3  # 0.75 of the four the split saw... of five units
+    for key in found:
+        unit = key.rsplit("/", 1)[1].removesuffix(".txt")
+        ((cls, points),) = parse_label(dataset.read_bytes(key).decode())
+        assert cls == 0 and iou(truth[unit], rasterize(points, SIZE, SIZE)) > 0.9, unit
+        split = key.split("/")[0]
+        assert dataset.read_bytes(f"{split}/images/{unit}.png") == scenes.read_bytes(f"{unit}.png")
+    doc = yaml.safe_load(dataset.read_bytes("dataset.yaml"))
+    assert doc["names"] == {0: "orange disc"} and (Path(doc["path"]) / "train/images").is_dir()
+    state = json.loads(run.read_bytes("pipeline_state.json"))
+    assert [(f["step"], f["id"], f["reason"]) for f in state["failed_operations"]] == [
+        (6, "perspective_0_prompt_9_seed_1", "NoMask")]
+    assert state["completed_steps"] == [4, 6]
