@@ -53,7 +53,13 @@ class SceneGenerationConfig(GenfabModel):
     project_info_uri: InputUri | None = None
     """Project-specific context for the LLM (`--project_info_file`)."""
     model_path: str = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
-    """Qwen Image Edit model (`--model_path`)."""
+    """Qwen Image Edit model (`--model_path`), for every edit (steps 1, 2, 4 and 5): a diffusers folder
+    whose `model_index.json` names `QwenImageEditPipeline` or `QwenImageEditPlusPipeline` (2509/2511,
+    which the multi-camera LoRAs need); a bitsandbytes-quantised export loads as it is saved."""
+    steps: int = Field(50, ge=1, le=200)
+    """Denoising steps of every Qwen Image Edit call."""
+    true_cfg_scale: float = Field(4.0, ge=1.0, le=20.0)
+    """Qwen Image Edit's true classifier-free guidance (1 turns it off: one transformer pass per step)."""
     llm_endpoint: str = Field("http://ollama:11434", pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
     """OpenAI-compatible chat endpoint for prompt generation (Ollama, vLLM, `transformers serve`);
     `/v1` is added when the URL has no path."""

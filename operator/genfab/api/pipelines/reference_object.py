@@ -26,6 +26,8 @@ class EditSettings(GenfabModel):
     """`referenceObject.seed`."""
     model_path: str
     """`referenceObject.scenes.modelPath`: the Qwen Image Edit pipeline."""
+    steps: int
+    true_cfg_scale: float
 
 
 class WhiteBackgroundSettings(EditSettings):
@@ -93,7 +95,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
                 name == "qwen-augmentation" and ro.retry.retry_failed_qwen_augmentations)
         return step >= ro.start_from_step
 
-    edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path}
+    edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path, "steps": sc.steps,
+            "true_cfg_scale": sc.true_cfg_scale}
     drafts = [
         Draft("white-background", WhiteBackgroundSettings(**edit), 1, input_uris=(ro.input_image,)),
         Draft("perspectives", PerspectivesSettings(**edit, perspectives=ro.perspectives), perspectives),

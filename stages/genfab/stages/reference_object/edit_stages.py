@@ -1,0 +1,173 @@
+"""reference-object's Qwen Image Edit steps: 1 `white-background`, 2 `perspectives` (multi-camera
+LoRA), 4 `scenes` and 5 `qwen-augmentation`, on `qwen_edit.Editor`. The pipeline loads once per
+shard (a Pod), then one edit per unit."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from genfab.api.pipelines.reference_object import (
+    EditSettings,
+    PerspectivesSettings,
+    QwenAugmentationSettings,
+    ScenesSettings,
+    WhiteBackgroundSettings,
+)
+from genfab.stages.models.base import ModelStage
+from genfab.stages.models.placement import Placement
+from genfab.stages.reference_object.dataset import read_uri
+from genfab.stages.reference_object.qwen_edit import (
+    LORA_MARKERS,
+    Editor,
+    decode,
+    encode_png,
+    load_lora,
+    load_pipeline,
+)
+from genfab.stages.reference_object.state import WritesPipelineState
+from genfab.stages.reference_object.summary import ShardParts
+from genfab.stages.reference_object.units import AUG_RE, PERSPECTIVE_RE, SceneUnit
+from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
+from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+
+E = TypeVar("E", bound=EditSettings)
+DEFAULTS = Path(__file__).parent / "defaults"
+WHITE_BACKGROUND = "01_white_background.png"
+
+
+def scene_prompt(object_name: str, scene: str) -> str:
+    """Step 4's instruction: the object, as it is in the view, placed in the LLM's scene."""
+    return (f"Place the {object_name} from this image into the following scene, keeping its shape, colours and "
+            f"details exactly as they are: {scene}")
+
+
+class EditStage(WritesPipelineState, ModelStage[E]):
+    """Loads the Qwen Image Edit pipeline of `modelPath` and edits one unit at a time."""
+
+    marker_dir: ClassVar[str] = "_genfab/markers"
+
+    def load_models(self, ctx: StageContext) -> None:
+        s = self.settings
+        pipe = self.models.load("qwen-image-edit", s.model_path, load_pipeline)
+        retries = int(ctx.options.get("maxRetries", 0) or 0)
+        self.editor = Editor(pipe, self.placement.device, s.steps, s.true_cfg_scale, retries)
+
+    def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
+        started = time.monotonic()
+        result, info = self.editor.edit(decode(image_bytes, what), prompt, seed)
+        sample.params.update({"prompt": prompt, **info, "editSeconds": round(time.monotonic() - started, 3),
+                              **self.model_params()})
+        return encode_png(result)
+
+
+class WhiteBackgroundStage(EditStage[WhiteBackgroundSettings]):
+    name = "white-background"
+    marker_dir = "_genfab/markers/white-background"  # its output is the execution folder itself
+
+    def process(self, sample: Sample) -> None:
+        s = self.settings
+        png = self.edit(sample, sample.read_source(), white_background_prompt(s.object_name), s.seed, "inputImage")
+        sample.write(WHITE_BACKGROUND, png)
+
+
+class PerspectivesStage(EditStage[PerspectivesSettings]):
+    name = "perspectives"
+
+    def load_models(self, ctx: StageContext) -> None:
+        cfg = self.settings.perspectives
+        if cfg.generator != "qwen_multicamera":
+            raise BadInput("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
+                           "(see the README); the built-in stage runs qwen_multicamera")
+        super().load_models(ctx)
+
+        def lora(path: Path, placement: Placement) -> str:
+            load_lora(self.editor.pipe, path)
+            return cfg.lora
+
+        self.models.load("camera-lora", cfg.lora, lora, LORA_MARKERS)
+        self.source = ctx.stage_output("white-background").read_bytes(WHITE_BACKGROUND)
+        self.views = {v.id: v for v in views(cfg)}
+
+    def process(self, sample: Sample) -> None:
+        view = self.views.get(sample.id)
+        if view is None:
+            raise SampleError("UnknownView", f"{sample.id} is not one of this config's views")
+        prompt = camera_prompt(view, self.settings.perspectives.lora)
+        sample.write(f"{view.id}.png", self.edit(sample, self.source, prompt, sample.seed(self.settings.seed),
+                                                 WHITE_BACKGROUND))
+
+
+class ScenesStage(EditStage[ScenesSettings]):
+    """Step 4; `04_dataset/metadata.json` gives each image's source perspective, prompt, seed and
+    timing (merged from every shard)."""
+
+    name = "scenes"
+
+    def load_models(self, ctx: StageContext) -> None:
+        super().load_models(ctx)
+        doc = json.loads(ctx.stage_output("prompts").read_bytes("prompts.json"))
+        self.prompts: list[str] = list(doc["prompts"])
+        self.perspective_store = perspectives = ctx.stage_output("perspectives")
+        self.perspectives: dict[int, str] = {}
+        for obj in perspectives.list():
+            m = PERSPECTIVE_RE.match(obj.key)
+            if m and obj.key.endswith(".png") and "/" not in obj.key:
+                self.perspectives[int(m[1])] = obj.key
+        self.parts = ShardParts(ctx)
+
+    def process(self, sample: Sample) -> None:
+        unit = SceneUnit.parse(sample.id)
+        if unit.prompt >= len(self.prompts) or unit.perspective not in self.perspectives:
+            raise SampleError("MissingInput", f"{sample.id}: no prompt {unit.prompt} or perspective {unit.perspective}")
+        source = self.perspectives[unit.perspective]
+        scene = self.prompts[unit.prompt]
+        instruction = scene_prompt(self.settings.object_name, scene)
+        png = self.edit(sample, self.perspective_store.read_bytes(source), instruction, unit.seed, source)
+        sample.write(f"{sample.id}.png", png)
+        self.parts.add(f"{sample.id}.png", {"perspective": source, "prompt_index": unit.prompt, "prompt": scene,
+                                            "seed": sample.params["seed"], "attempts": sample.params["attempts"],
+                                            "seconds": sample.params["editSeconds"]})
+
+    def finish(self, ctx: StageContext) -> None:
+        parts = getattr(self, "parts", None) or ShardParts(ctx)
+        parts.publish(lambda merged: ctx.output.write_bytes("metadata.json", json.dumps(
+            {"images": merged, "total": len(merged)}, indent=2, sort_keys=True).encode()))
+
+
+class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
+    """Step 5: `count` variants of every scene, each edited with one prompt drawn (seeded per
+    variant) from the predefined prompts file; `05_qwen_augmented_images/` holds the variants and
+    `05_qwen_combined_images/` the originals and the variants (step 6 reads that folder)."""
+
+    name = "qwen-augmentation"
+    marker_dir = "_genfab/markers/qwen-augmentation"  # its outputs are two folders of the execution folder
+
+    def load_models(self, ctx: StageContext) -> None:
+        super().load_models(ctx)
+        uri = self.settings.qwen_augmentation.predefined_prompts_uri
+        text = (read_uri(ctx, uri, "qwenAugmentation.predefinedPromptsUri").decode("utf-8", errors="replace") if uri
+                else (DEFAULTS / "qwen_edit_augmentations.txt").read_text())
+        self.prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if not self.prompts:
+            raise BadInput(f"qwenAugmentation.predefinedPromptsUri {uri}: no prompt lines")
+        self.scenes = ctx.stage_output("scenes")
+
+    def process(self, sample: Sample) -> None:
+        m = AUG_RE.match(sample.id)
+        if m is None:
+            raise SampleError("UnknownUnit", f"{sample.id} is not <scene>_aug_<k>")
+        scene_id, k = m["scene"], int(m["k"])
+        original = self.scenes.read_bytes(f"{scene_id}.png")
+        seed = sample.seed(self.settings.seed)
+        prompt = random.Random(seed).choice(self.prompts)
+        png = self.edit(sample, original, prompt, seed, f"{scene_id}.png")
+        sample.write(f"05_qwen_augmented_images/{sample.id}.png", png)
+        sample.write(f"05_qwen_combined_images/{sample.id}.png", png)
+        if k == 0:  # the original joins the combined folder once, with its first variant
+            sample.write(f"05_qwen_combined_images/{scene_id}.png", original)
+        sample.params["source"] = f"04_dataset/{scene_id}.png"
+
