@@ -481,6 +481,89 @@ def save_tiny_sam2(root: Path, model_id: str = "facebook/sam2.1-hiera-large") ->
     return path
 
 
+QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+                 "<|image_pad|>", "<|video_pad|>")
+
+
+def tiny_qwen_transformer() -> Any:
+    import torch
+    from diffusers import QwenImageTransformer2DModel
+
+    torch.manual_seed(0)
+    return QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=2,
+                                       attention_head_dim=16, num_attention_heads=3, joint_attention_dim=16,
+                                       guidance_embeds=False, axes_dims_rope=(8, 4, 4))
+
+
+def save_tiny_qwen_image_edit(root: Path, model_id: str = "ovedrive/qwen-image-edit-4bit", plus: bool = False
+                              ) -> Path:
+    """A tiny random Qwen Image Edit pipeline (diffusers' own test sizes; a byte-level tokenizer with
+    Qwen's special tokens; `plus`: the 2509/2511 QwenImageEditPlusPipeline). Not quantised, whatever
+    the id says. Its processor needs torchvision (GPU machines here)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPipeline,
+        QwenImageEditPlusPipeline,
+    )
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2TokenizerFast,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+    )
+
+    path = root / model_id
+    backend = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = Qwen2TokenizerFast(tokenizer_object=backend, unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIALS)})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    torch.manual_seed(0)
+    z = 4
+    vae = AutoencoderKLQwenImage(base_dim=z * 6, z_dim=z, dim_mult=[1, 2, 4], num_res_blocks=1,
+                                 temperal_downsample=[False, True], latents_mean=[0.0] * z, latents_std=[1.0] * z)
+    config = Qwen2_5_VLConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "num_key_value_heads": 2, "rope_theta": 1000000.0, "vocab_size": len(tokenizer),
+                     "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"}},
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=len(tokenizer), vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"], vision_token_id=ids["<|vision_pad|>"],
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"])
+    text_encoder = Qwen2_5_VLForConditionalGeneration(config)
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 64),
+                                 tokenizer=tokenizer)
+    cls = QwenImageEditPlusPipeline if plus else QwenImageEditPipeline
+    pipe = cls(transformer=tiny_qwen_transformer(), vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+               text_encoder=text_encoder, tokenizer=tokenizer, processor=processor)
+    pipe.save_pretrained(path)
+    return path
+
+
+def save_tiny_camera_lora(root: Path, model_id: str = "dx8152/Qwen-Edit-2509-Multiple-angles") -> Path:
+    """A random rank-4 LoRA for the tiny Qwen Image Edit transformer, saved the way diffusers saves
+    LoRAs, plus a model card (what makes the folder a LoRA repository)."""
+    import torch
+    from diffusers import QwenImagePipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    path = root / model_id
+    transformer = tiny_qwen_transformer()
+    transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    torch.manual_seed(1)
+    QwenImagePipeline.save_lora_weights(path, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    (path / "README.md").write_text("Tiny random multi-camera LoRA written by scripts/tiny_models.py.\n")
+    return path
+
+
 def save_reference_object_models(root: Path) -> Path:
     """The segmentation models reference-object's annotation loads by default (SAM, SAM2); returns
     `root`. (Qwen-Image-Edit's tiny pipeline needs torchvision for its processor: GPU machines.)"""
