@@ -181,13 +181,11 @@ def test_cv_copies_keep_the_label_bytes_and_the_split() -> None:
                       "cfg": CvAugmentationConfig(count=2).model_dump_json(), "seeds": [5, 6]})
     files = out["files"]
     labels = {k: v for k, v in files.items() if k.endswith(".txt")}
-    assert set(labels) == {"07_cv_combined_dataset/val/labels/img.txt",
-                           "07_cv_augmented_dataset/val/labels/img_cv_0.txt",
+    assert set(labels) == {"07_cv_augmented_dataset/val/labels/img_cv_0.txt",
                            "07_cv_augmented_dataset/val/labels/img_cv_1.txt",
                            "07_cv_combined_dataset/val/labels/img_cv_0.txt",
                            "07_cv_combined_dataset/val/labels/img_cv_1.txt"}
     assert all(v == label for v in labels.values())
-    assert files["07_cv_combined_dataset/val/images/img.png"] == _annotated_png(1)  # the original, as is
     assert files["07_cv_augmented_dataset/val/images/img_cv_0.png"] != _annotated_png(1)
 
 
@@ -213,7 +211,7 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
         assert summary["source_images"] == 3 and summary["augmented_images"] == 6
         assert summary["applied"]["compression_noise"] == 6  # probability 1
     assert run.read_bytes("07_cv_augmented_dataset/val/labels/b_cv_1.txt") == annotated.read_bytes("val/labels/b.txt")
-    assert run.exists("07_cv_combined_dataset/train/images/a.png")
+    assert run.read_bytes("07_cv_combined_dataset/train/images/a.png") == annotated.read_bytes("train/images/a.png")
     assert not run.exists("07_cv_augmented_dataset/train/images/a.png")
     state = json.loads(run.read_bytes("pipeline_state.json"))
     assert state["completed_steps"] == [6, 7] and state["failed_operations"] == []

@@ -41,15 +41,13 @@ def cv_variant(unit_id: str, k: int) -> str:
 
 
 def compute_cv(job: dict[str, Any]) -> dict[str, Any]:
-    """One annotated image in, its `count` augmented copies and their labels out (plus the original's
-    copy into the combined dataset)."""
+    """One annotated image in, its `count` augmented copies and their labels out."""
     suffix, split, unit = job["suffix"], job["split"], job["id"]
     bgr = cv2.imdecode(np.frombuffer(job["image"], np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise SampleError("UndecodableImage", f"{unit}{suffix} is not a readable image")
     transform = _transform(job["cfg"])
-    files = {image_key(CV_COMBINED, split, unit, suffix): job["image"],
-             label_key(CV_COMBINED, split, unit): job["label"]}
+    files = {}  # the original's copy into the combined dataset is written by the shard process (no round trip)
     applied: dict[str, list[str]] = {}
     for k, seed in enumerate(job["seeds"]):
         out, names = augment(transform, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), seed)
@@ -72,6 +70,7 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
         self.cfg_json = self.settings.cv_augmentation.model_dump_json()
+        self.originals: dict[str, dict[str, bytes]] = {}
         self._sources(ctx)
 
     def _sources(self, ctx: StageContext) -> None:
@@ -92,7 +91,17 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
                 "cfg": self.cfg_json,
                 "seeds": [self.stage_seed(sample, self.settings.seed) + k for k in range(count)]}
 
+    def read_input(self, sample: Sample) -> Any:
+        job = self.gather(sample)
+        # The original joins the combined dataset as it is, from here once its copies are made: its
+        # bytes are not sent to a worker and back.
+        self.originals[sample.id] = {image_key(CV_COMBINED, job["split"], sample.id, job["suffix"]): job["image"],
+                                     label_key(CV_COMBINED, job["split"], sample.id): job["label"]}
+        return job
+
     def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+        for key, data in self.originals.pop(sample.id, {}).items():
+            sample.write(key, data)
         super().deliver(sample, result)
         self.parts.add(sample.id, result["params"]["applied"])
 
