@@ -48,8 +48,10 @@ class PromptsSettings(GenfabModel):
     num_prompts: int
     llm_model: str
     llm_temperature: float
-    system_prompt_uri: str | None
-    project_info_uri: str | None
+    system_prompt_uri: str | None = None
+    """Unset: the system prompt genfab ships."""
+    project_info_uri: str | None = None
+    """Unset: the project information genfab ships."""
 
 
 class ScenesSettings(EditSettings):

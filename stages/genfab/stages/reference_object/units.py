@@ -64,8 +64,11 @@ def is_augmented(unit_id: str) -> bool:
 
 
 def _settings(cfg: StageConfig, model: type[S]) -> S:
+    """The stage's settings from its mounted config. A custom stage in the built-in's place gets its
+    own `config` keys merged in: only the settings' own fields are read here."""
+    known = {f.alias or name for name, f in model.model_fields.items()}
     try:
-        return model.model_validate(cfg.config)
+        return model.model_validate({k: v for k, v in cfg.config.items() if k in known})
     except ValueError as exc:
         raise InventoryError(f"stage {cfg.stage!r}: its config does not validate: {exc}") from None
 
