@@ -99,6 +99,12 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
                                      label_key(CV_COMBINED, job["split"], sample.id): job["label"]}
         return job
 
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        errors = super().process_batch(samples)
+        for sample in samples:  # a failed sample's original is not kept around
+            self.originals.pop(sample.id, None)
+        return errors
+
     def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
         for key, data in self.originals.pop(sample.id, {}).items():
             sample.write(key, data)

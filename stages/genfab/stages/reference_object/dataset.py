@@ -24,6 +24,10 @@ def read_uri(ctx: StageContext, uri: str, what: str) -> bytes:
     return store.read_bytes(name)
 
 
+def read_text_uri(ctx: StageContext, uri: str, what: str) -> str:
+    return read_uri(ctx, uri, what).decode("utf-8", errors="replace")
+
+
 def _under(root: str, key: str) -> str:
     return f"{root}/{key}" if root else key
 

@@ -19,7 +19,7 @@ from genfab.api.pipelines.reference_object import (
 )
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
-from genfab.stages.reference_object.dataset import read_uri
+from genfab.stages.reference_object.dataset import read_text_uri
 from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
     Editor,
@@ -54,7 +54,7 @@ class EditStage(WritesPipelineState, ModelStage[E]):
         s = self.settings
         pipe = self.models.load("qwen-image-edit", s.model_path, load_pipeline)
         retries = int(ctx.options.get("maxRetries", 0) or 0)
-        self.editor = Editor(pipe, self.placement.device, s.steps, s.true_cfg_scale, retries)
+        self.editor = Editor(pipe, s.steps, s.true_cfg_scale, retries)
 
     def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
         started = time.monotonic()
@@ -149,7 +149,7 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
     def load_models(self, ctx: StageContext) -> None:
         super().load_models(ctx)
         uri = self.settings.qwen_augmentation.predefined_prompts_uri
-        text = (read_uri(ctx, uri, "qwenAugmentation.predefinedPromptsUri").decode("utf-8", errors="replace") if uri
+        text = (read_text_uri(ctx, uri, "qwenAugmentation.predefinedPromptsUri") if uri
                 else (DEFAULTS / "qwen_edit_augmentations.txt").read_text())
         self.prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         if not self.prompts:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.reference_object import PromptsSettings
-from genfab.stages.reference_object.dataset import read_uri
+from genfab.stages.reference_object.dataset import read_text_uri
 from genfab.stages.reference_object.llm import Conversation, LlmError, base_url
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext
@@ -24,10 +24,6 @@ DEFAULTS = Path(__file__).parent / "defaults"
 API_KEY_ENV = "OPENAI_API_KEY"
 """An endpoint that wants a key gets it from this variable (set it from a Secret); Ollama and vLLM
 in the cluster need none."""
-
-
-def read_text_uri(ctx: StageContext, uri: str, what: str) -> str:
-    return read_uri(ctx, uri, what).decode("utf-8", errors="replace")
 
 
 def system_message(system: str, project: str, object_name: str) -> str:

@@ -62,7 +62,6 @@ def blank(image: Image.Image) -> bool:
 @dataclass
 class Editor:
     pipe: Any
-    device: Any
     steps: int
     true_cfg_scale: float
     retries: int
