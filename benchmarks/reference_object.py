@@ -1,15 +1,30 @@
-"""reference-object speed: step 7's CV augmentation (CPU) against a straightforward loop.
+"""reference-object speed, three parts (each prints a table; `--write` appends it to
+benchmarks/results/reference_object.md):
 
-The stage (`CvAugmentationStage`, the real runtime over file:// storage: read, augment in its worker
-pool, write both datasets) against a single-process albumentations loop of the same cascade on the
-same files (`cv2.imread`, `augment`, `cv2.imwrite`, the label copied), on synthetic annotated
-images. Reported: augmented images/s, the stage's rate per worker against the loop (target >= 1.0),
-and how it scales over workers.
+`edit` (CUDA): genfab's Qwen Image Edit core against diffusers' eager `QwenImageEditPipeline.__call__`
+at 1024², equal steps, true CFG, in one process on one GPU. The model is production size with random
+bf16 weights (Qwen-Image's 20B transformer, its VAE); the text encoder is not run: the prompt
+embeddings are random, with the token counts the 7B Qwen2.5-VL encoder gives a 1024² reference
+image and an instruction. Each variant is an `EditRuntime` applied to the same transformer (`eager`
+is none; FP8 variants come last: quantisation cannot be undone). Seconds per edit after a 2-step
+warm-up; deviation: cosine and relative L2 of the final latents against eager's.
 
-    python benchmarks/reference_object.py [--images 64] [--size 1024] [--count 2] [--workers 1,2,4,8,16] [--write]
+    python benchmarks/reference_object.py edit [--steps 50] [--variants eager,blocks,fp8+blocks] [--write]
 
-The Qwen Image Edit and annotation rows need the GPU machines and production-size models; they are
-not part of this script yet (see the results file).
+`annotation` (CUDA): step 6 through the real runtime (`AnnotationStage`: PerSAM location prior and
+cascade with SAM, SAM2 refinement, polygons, the YOLO dataset) with SAM ViT-H and SAM2.1 Hiera-L at
+production size (random weights, from the model location), on synthetic 1024² scenes. Images/s is
+measured between two runs of different sizes, so model loading and the reference's encoding cancel.
+
+    python benchmarks/reference_object.py annotation [--images 32] [--write]
+
+`cv` (CPU): step 7's CV augmentation stage (`CvAugmentationStage`, the real runtime over file://
+storage: read, augment in its worker pool, write both datasets) against a single-process
+albumentations loop of the same cascade on the same files (`cv2.imread`, `augment`, `cv2.imwrite`,
+the label copied), on synthetic annotated images: augmented images/s, the stage's rate per worker
+against the loop (target >= 1.0), and how it scales over workers.
+
+    python benchmarks/reference_object.py cv [--images 64] [--size 1024] [--count 2] [--workers 1,2,4,8,16] [--write]
 """
 
 from __future__ import annotations
@@ -21,8 +36,9 @@ import platform
 import shutil
 import tempfile
 import time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +46,6 @@ import numpy as np
 from genfab.api.reference_object import CvAugmentationConfig
 from genfab.inventory import ShardReport, write_report
 from genfab.stages.reference_object.augment import augment, build_transform
-from genfab.stages.reference_object.cv_stage import CvAugmentationStage
 from genfab.stages.runtime.loop import main as run_stage
 from genfab.storage import open_storage
 
@@ -61,7 +76,8 @@ def loop(folder: Path, out: Path, ids: list[str], count: int) -> float:
     (out / "labels").mkdir(parents=True)
     started = time.perf_counter()
     for n, unit in enumerate(ids):
-        rgb = cv2.cvtColor(cv2.imread(str(folder / f"train/images/{unit}.png")), cv2.COLOR_BGR2RGB)
+        bgr: Any = cv2.imread(str(folder / f"train/images/{unit}.png"))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for k in range(count):
             image, _ = augment(transform, rgb, n * 1000 + k)
             cv2.imwrite(str(out / f"images/{unit}_cv_{k}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -69,35 +85,37 @@ def loop(folder: Path, out: Path, ids: list[str], count: int) -> float:
     return len(ids) * count / (time.perf_counter() - started)
 
 
+def stage_env(root: Path, run: Path, stage: str, family: str, config: dict[str, Any], upstream: dict[str, str],
+              output: str, inputs: tuple[str, ...] = (), **env: str) -> dict[str, str]:
+    """The environment of shard 0 of 1 of `stage` under `run` (file://), as its Pod gets it."""
+    cfg = {"contract": 1, "resource": {"kind": "DatasetJob", "name": "bench"}, "pipeline": "reference-object",
+           "stage": stage, "family": family, "configHash": "c" * 64, "runUri": f"file://{run}",
+           "outputUri": f"file://{run}/{output}", "inputUris": list(inputs), "shardSize": 1 << 20,
+           "upstream": [{"name": name, "configHash": "a" * 64, "outputUri": f"file://{run}/{folder}"}
+                        for name, folder in upstream.items()],
+           "config": config}
+    (root / f"{stage}.json").write_text(json.dumps(cfg))
+    return {**os.environ, "GENFAB_STAGE_CONFIG": str(root / f"{stage}.json"), "JOB_COMPLETION_INDEX": "0",
+            "GENFAB_SHARD_COUNT": "1", "GENFAB_TERMINATION_LOG": str(root / "t"), **env}
+
+
 def stage(root: Path, ids: list[str], count: int, workers: int) -> float:
-    """The stage through the real runtime, one shard with `workers` worker processes."""
+    """The CV stage through the real runtime, one shard with `workers` worker processes."""
+    from genfab.stages.reference_object.cv_stage import CvAugmentationStage
+
     run = root / f"run-{workers}"
     shutil.copytree(root / "annotated", run / "06_yolo_dataset")
     write_report(open_storage(f"file://{run}"), ShardReport("annotation", "a" * 64, 0, 1, state="succeeded",
                                                             total=len(ids), succeeded=ids))
-    cfg = {"contract": 1, "resource": {"kind": "DatasetJob", "name": "bench"}, "pipeline": "reference-object",
-           "stage": "cv-augmentation", "family": "cv", "configHash": "c" * 64, "runUri": f"file://{run}",
-           "outputUri": f"file://{run}", "inputUris": [], "shardSize": 1 << 20,
-           "upstream": [{"name": "annotation", "configHash": "a" * 64, "outputUri": f"file://{run}/06_yolo_dataset"}],
-           "config": {"seed": 1, "cvAugmentation": {"count": count}}}
-    (root / "stage.json").write_text(json.dumps(cfg))
-    env = {**os.environ, "GENFAB_STAGE_CONFIG": str(root / "stage.json"), "JOB_COMPLETION_INDEX": "0",
-           "GENFAB_SHARD_COUNT": "1", "GENFAB_CPU_WORKERS": str(workers), "GENFAB_TERMINATION_LOG": str(root / "t")}
+    env = stage_env(root, run, "cv-augmentation", "cv", {"seed": 1, "cvAugmentation": {"count": count}},
+                    {"annotation": "06_yolo_dataset"}, "", GENFAB_CPU_WORKERS=str(workers))
     started = time.perf_counter()
     if run_stage(CvAugmentationStage(), env) != 0:
         raise SystemExit("the stage failed; see its log above")
     return len(ids) * count / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--count", type=int, default=2)
-    parser.add_argument("--workers", default=",".join(str(w) for w in (1, 2, 4, 8, 16) if w <= (os.cpu_count() or 1)))
-    parser.add_argument("--write", action="store_true",
-                        help="append the table to benchmarks/results/reference_object.md")
-    args = parser.parse_args()
+def cv(args: argparse.Namespace) -> str:
     root = Path(tempfile.mkdtemp(prefix="genfab-ro-bench-"))
     ids = dataset(root / "annotated", args.images, args.size)
     base = loop(root / "annotated", root / "loop", ids, args.count)
@@ -110,7 +128,7 @@ def main() -> None:
              "", f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python "
              f"{platform.python_version()}, albumentations {version('albumentations')}, opencv "
              f"{version('opencv-python-headless')}.",
-             f"Command: `python benchmarks/reference_object.py --images {args.images} --size {args.size} "
+             f"Command: `python benchmarks/reference_object.py cv --images {args.images} --size {args.size} "
              f"--count {args.count} --workers {args.workers}`", "",
              "| workers | loop images/s | stage images/s | stage per worker / loop | scaling vs 1 worker |",
              "| --- | --- | --- | --- | --- |"]
@@ -118,12 +136,254 @@ def main() -> None:
     for w, rate in rows:
         scaling = f"{rate / one / w:.2f}" if one else "-"
         lines.append(f"| {w} | {base:.2f} | {rate:.2f} | **{rate / w / base:.2f}x** | {scaling} |")
-    table = "\n".join(lines)
-    print(table)
+    shutil.rmtree(root, ignore_errors=True)
+    return "\n".join(lines)
+
+
+# --- edit -----------------------------------------------------------------------------------------
+
+QWEN_IMAGE_TRANSFORMER: dict[str, Any] = {"patch_size": 2, "in_channels": 64, "out_channels": 16, "num_layers": 60,
+                          "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 3584,
+                          "guidance_embeds": False, "axes_dims_rope": (16, 56, 56)}
+"""Qwen-Image's (and Qwen-Image-Edit's) transformer config: 20.4B parameters."""
+QWEN_IMAGE_SCHEDULER = {"base_image_seq_len": 256, "base_shift": 0.5, "max_image_seq_len": 8192, "max_shift": 0.9,
+                        "num_train_timesteps": 1000, "shift": 1.0, "shift_terminal": 0.02,
+                        "time_shift_type": "exponential", "use_dynamic_shifting": True}
+PROMPT_TOKENS, NEGATIVE_TOKENS = 1400, 1372
+"""Prompt embedding lengths: Qwen-Image-Edit's encoder sees the 1024² reference as 37 x 37 = 1,369
+vision tokens plus the instruction (the chat template's first 64 tokens are dropped)."""
+
+
+def random_edit_pipeline(device: Any) -> Any:
+    """Qwen Image Edit at production size with random bf16 weights (the same on every call)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPipeline,
+        QwenImageTransformer2DModel,
+    )
+
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):
+        transformer: Any = QwenImageTransformer2DModel(**QWEN_IMAGE_TRANSFORMER)  # type: ignore[no-untyped-call]
+        vae: Any = AutoencoderKLQwenImage()  # type: ignore[no-untyped-call]
+    torch.set_default_dtype(previous)
+    transformer.eval()
+    vae.eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(**QWEN_IMAGE_SCHEDULER)  # type: ignore[no-untyped-call]
+    pipe: Any = QwenImageEditPipeline(scheduler=scheduler, vae=vae, text_encoder=None,  # type: ignore[no-untyped-call]
+                                      tokenizer=None, processor=None, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def edit_inputs(device: Any) -> dict[str, Any]:
+    import torch
+    from PIL import Image
+
+    g = torch.Generator(device).manual_seed(1)
+    rng = np.random.default_rng(0)
+    low = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    image = Image.fromarray(cv2.resize(low, (1024, 1024), interpolation=cv2.INTER_CUBIC))
+
+    def embeds(n: int) -> tuple[Any, Any]:
+        x = torch.randn(1, n, int(QWEN_IMAGE_TRANSFORMER["joint_attention_dim"]), generator=g, device=device)
+        return x.to(torch.bfloat16), torch.ones(1, n, dtype=torch.long, device=device)
+
+    pe, pm = embeds(PROMPT_TOKENS)
+    ne, nm = embeds(NEGATIVE_TOKENS)
+    return {"image": image, "prompt_embeds": pe, "prompt_embeds_mask": pm, "negative_prompt_embeds": ne,
+            "negative_prompt_embeds_mask": nm, "true_cfg_scale": 4.0}
+
+
+def runtime_of(variant: str) -> Any:
+    """`eager`, or `+`-joined `blocks`, `fp8` (rowwise), `fp8t` (tensorwise), `fbc<threshold>`."""
+    from genfab.api.reference_object import EditRuntime
+
+    parts = set(variant.split("+")) - {"eager"}
+    fbc = next((float(p[3:]) for p in parts if p.startswith("fbc")), 0.0)
+    fp8 = "rowwise" if "fp8" in parts else "tensorwise" if "fp8t" in parts else "off"
+    return EditRuntime(compile="blocks" if "blocks" in parts else "off", fp8=fp8, first_block_cache=fbc)
+
+
+def edit(args: argparse.Namespace) -> str:
+    import torch
+
+    from genfab.stages.reference_object import edit_speed
+
+    device = torch.device("cuda")
+    started = time.perf_counter()
+    pipe = random_edit_pipeline(device)
+    print(f"pipeline built in {time.perf_counter() - started:.0f} s", flush=True)
+    inputs = edit_inputs(device)
+
+    def run(steps: int) -> Any:
+        generator = torch.Generator("cpu").manual_seed(7)
+        with torch.inference_mode():
+            return pipe(**inputs, num_inference_steps=steps, generator=generator, output_type="latent").images
+
+    rows, reference = [], None
+    for variant in args.variants.split(","):
+        edit_speed.undo_compile(pipe.transformer)
+        if getattr(pipe.transformer, "is_cache_enabled", False):
+            pipe.transformer.disable_cache()
+        applied = edit_speed.apply(pipe.transformer, runtime_of(variant), device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        began = time.perf_counter()
+        run(2)  # warm-up: compilation (both prompt lengths), autotuning, the allocator
+        torch.cuda.synchronize()
+        warmup = time.perf_counter() - began
+        seconds = []
+        for _ in range(args.runs):
+            torch.cuda.synchronize()
+            began = time.perf_counter()
+            latents = run(args.steps).float().flatten()
+            torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - began)
+        mean = sum(seconds) / len(seconds)
+        if reference is None:
+            reference = latents
+        row = {"variant": variant, "applied": applied, "seconds": mean, "warmup": warmup,
+               "peak": torch.cuda.max_memory_allocated() / 2**30,
+               "cosine": float(torch.nn.functional.cosine_similarity(latents, reference, dim=0)),
+               "rel_l2": float((latents - reference).norm() / reference.norm())}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    eager = rows[0]["seconds"]
+    lines = [f"### Qwen Image Edit at 1024², {args.steps} steps, true CFG 4.0, random bf16 weights",
+             "", f"{torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
+             f"torchao {installed('torchao')}, Python {platform.python_version()}.",
+             f"Command: `python benchmarks/reference_object.py edit --steps {args.steps} --runs {args.runs} "
+             f"--variants {args.variants}`", "",
+             "| variant | applied | s / edit | vs first row | warm-up s (2 steps) | peak GiB | latent cosine | "
+             "relative L2 |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {', '.join(r['applied']) or 'diffusers eager'} | {r['seconds']:.2f} | "
+                     f"**{r['seconds'] / eager:.2f}x** | {r['warmup']:.1f} | {r['peak']:.1f} | {r['cosine']:.6f} | "
+                     f"{r['rel_l2']:.4f} |")
+    return "\n".join(lines)
+
+
+# --- annotation -----------------------------------------------------------------------------------
+
+def production_segmenters(models: Path) -> None:
+    """SAM ViT-H and SAM2.1 Hiera-L with random weights where the annotation stage looks for them."""
+    import importlib.resources
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    from segment_anything import sam_model_registry
+
+    from genfab.stages.reference_object.sam_models import (
+        SAM2_CHECKPOINT,
+        SAM2_CONFIG,
+        SAM2_MODEL,
+        SAM_CHECKPOINTS,
+        SAM_MODEL,
+    )
+
+    torch.manual_seed(0)
+    (models / SAM_MODEL / "checkpoints").mkdir(parents=True)
+    sam = sam_model_registry["vit_h"]()
+    torch.save(sam.state_dict(), models / SAM_MODEL / "checkpoints" / SAM_CHECKPOINTS["vit_h"])
+    folder = models / SAM2_MODEL
+    folder.mkdir(parents=True)
+    yaml_text = (importlib.resources.files("sam2") / "configs" / "sam2.1" / SAM2_CONFIG).read_text()
+    (folder / SAM2_CONFIG).write_text(yaml_text)
+    model = instantiate(OmegaConf.create(yaml_text).model, _recursive_=True)
+    torch.save({"model": model.state_dict()}, folder / SAM2_CHECKPOINT)
+
+
+def annotation_run(root: Path, models: Path, images: int) -> float:
+    """Seconds of one annotation stage run over `images` synthetic scenes (loading included)."""
+    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+
+    rng = np.random.default_rng(images)
+    run = root / f"run-{images}"
+    scenes = run / "04_dataset"
+    scenes.mkdir(parents=True)
+    ids = []
+    for i in range(images):
+        low = rng.random((8, 8, 3)) * 90 + 40
+        img = cv2.resize(low, (1024, 1024), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+        cv2.circle(img, (300 + 10 * (i % 40), 500), 150, (0, 140, 255), -1)
+        unit = f"perspective_0_prompt_{i}_seed_1"
+        cv2.imwrite(str(scenes / f"{unit}.png"), img)
+        ids.append(unit)
+    write_report(open_storage(f"file://{run}"), ShardReport("scenes", "a" * 64, 0, 1, state="succeeded",
+                                                            total=images, succeeded=ids))
+    env = stage_env(root, run, "annotation", "segment", {"objectName": "mug", "seed": 1, "annotation": {}},
+                    {"scenes": "04_dataset"}, "06_yolo_dataset",
+                    (f"file://{root}/ref.png", f"file://{root}/ref_mask.png"), GENFAB_MODELS=f"file://{models}")
+    started = time.perf_counter()
+    if run_stage(AnnotationStage(), env) != 0:
+        raise SystemExit("the annotation stage failed; see its log above")
+    return time.perf_counter() - started
+
+
+def annotation(args: argparse.Namespace) -> str:
+    import torch
+
+    root = Path(tempfile.mkdtemp(prefix="genfab-ro-annot-"))
+    models = root / "models"
+    production_segmenters(models)
+    ref = np.full((1024, 1024, 3), 255, np.uint8)
+    mask = np.zeros((1024, 1024), np.uint8)
+    cv2.circle(mask, (512, 512), 300, 255, -1)
+    ref[mask > 0] = (0, 140, 255)
+    cv2.imwrite(str(root / "ref.png"), ref)
+    cv2.imwrite(str(root / "ref_mask.png"), mask)
+    small, large = max(2, args.images // 4), args.images
+    t_small = annotation_run(root, models, small)
+    t_large = annotation_run(root, models, large)
+    rate = (large - small) / (t_large - t_small)
+    lines = ["### Annotation (step 6): SAM ViT-H + SAM2.1 Hiera-L, random weights, 1024² scenes", "",
+             f"{torch.cuda.get_device_name()}, torch {torch.__version__}, segment-anything "
+             f"{installed('segment-anything')}, sam2 {installed('sam2')}.",
+             f"Command: `python benchmarks/reference_object.py annotation --images {args.images}`", "",
+             "| run | images | seconds (loading included) |", "| --- | ---: | ---: |",
+             f"| small | {small} | {t_small:.1f} |", f"| large | {large} | {t_large:.1f} |", "",
+             f"**{rate:.2f} images/s** ({1000 / rate:.0f} ms per image: the PerSAM prior and cascade with SAM, SAM2's "
+             "refinement, the polygon and the dataset files; loading and the reference cancel out)."]
+    shutil.rmtree(root, ignore_errors=True)
+    return "\n".join(lines)
+
+
+def installed(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parts = parser.add_subparsers(dest="part", required=True)
+    p_cv = parts.add_parser("cv", help="step 7's CV augmentation stage vs a single-process loop (CPU)")
+    p_cv.add_argument("--images", type=int, default=64)
+    p_cv.add_argument("--size", type=int, default=1024)
+    p_cv.add_argument("--count", type=int, default=2)
+    p_cv.add_argument("--workers", default=",".join(str(w) for w in (1, 2, 4, 8, 16) if w <= (os.cpu_count() or 1)))
+    p_edit = parts.add_parser("edit", help="genfab's Qwen Image Edit core vs diffusers' eager pipeline (CUDA)")
+    p_edit.add_argument("--steps", type=int, default=50)
+    p_edit.add_argument("--runs", type=int, default=1)
+    p_edit.add_argument("--variants", default="eager,blocks,fp8+blocks")
+    p_annotation = parts.add_parser("annotation", help="step 6 with SAM ViT-H + SAM2 at production size (CUDA)")
+    p_annotation.add_argument("--images", type=int, default=32)
+    for p in (p_cv, p_edit, p_annotation):
+        p.add_argument("--write", action="store_true",
+                       help="append the table to benchmarks/results/reference_object.md")
+    args = parser.parse_args()
+    table = {"cv": cv, "edit": edit, "annotation": annotation}[args.part](args)
+    print(table, flush=True)
     if args.write:
         with (ROOT / "benchmarks" / "results" / "reference_object.md").open("a") as fh:
             fh.write("\n" + table + "\n")
-    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

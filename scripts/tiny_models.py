@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -564,9 +565,14 @@ def save_tiny_camera_lora(root: Path, model_id: str = "dx8152/Qwen-Edit-2509-Mul
     return path
 
 
-def save_reference_object_models(root: Path) -> Path:
-    """The segmentation models reference-object's annotation loads by default (SAM, SAM2); returns
-    `root`. (Qwen-Image-Edit's tiny pipeline needs torchvision for its processor: GPU machines.)"""
+def save_reference_object_models(root: Path, edit: bool = True) -> Path:
+    """The models reference-object loads by default: the Qwen Image Edit pipeline (`scenes.modelPath`)
+    and the multi-camera LoRA, SAM and SAM2; returns `root`. `edit=False` leaves out the Qwen ones:
+    their processor needs torchvision, which the CPU machines here lack. (The chat model for the
+    prompts is served, not loaded: `save_tiny_chat`.)"""
+    if edit:
+        save_tiny_qwen_image_edit(root)
+        save_tiny_camera_lora(root)
     save_tiny_sam(root)
     save_tiny_sam2(root)
     return root
@@ -596,10 +602,21 @@ def save_worldexplorer_models(root: Path) -> Path:
 
 
 def save_all(root: Path) -> list[Path]:
-    """Every tiny model the built-in model stages can load, under their default model ids."""
-    return [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
-            save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root), save_tiny_difix(root),
-            save_tiny_perceptual(root)]
+    """Every tiny model the built-in model stages can load, under their default model ids, and the tiny
+    chat model to serve. reference-object's Qwen Image Edit, SAM and SAM2 need torchvision (and
+    segment-anything, sam2): where it is missing they are left out, with one line saying so."""
+    import importlib.util
+
+    paths = [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
+             save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root), save_tiny_difix(root),
+             save_tiny_perceptual(root), save_tiny_chat(root)]
+    if all(importlib.util.find_spec(m) for m in ("torchvision", "segment_anything", "sam2")):
+        paths += [save_tiny_qwen_image_edit(root), save_tiny_camera_lora(root), save_tiny_sam(root),
+                  save_tiny_sam2(root)]
+    else:
+        print("torchvision, segment-anything or sam2 is missing: reference-object's tiny Qwen Image Edit, SAM and "
+              "SAM2 are not written", file=sys.stderr)
+    return paths
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""Step 6 with the real `segment-anything` and `sam2` packages and tiny random SAM / SAM2 models
-(scripts/tiny_models.py) on a GPU machine (the packages need torchvision, which the CPU machines do
-not have). Random weights: the masks are meaningless, so this checks that the real packages load
-from the model location and run the stage's whole path: every image ends as a labelled dataset
-entry or as a NoMask drop, and the dataset files are written."""
+"""reference-object on a GPU machine with the real packages and tiny random models
+(scripts/tiny_models.py): the packages need torchvision, which the CPU machines do not have.
+
+- Step 6 with the real `segment-anything` and `sam2`: the real packages load from the model location
+  and run the stage's whole path.
+- The Qwen Image Edit core on the tiny pipelines, plain and Plus (2509/2511), with the camera LoRA
+  fused and the blocks compiled.
+- The whole pipeline with `genfab run` and every built-in stage: the tiny Qwen Image Edit pipeline,
+  a real `transformers serve` with a tiny chat model, SAM and SAM2.
+
+Random weights: the pictures and masks are meaningless, so the checks are on the layout, the counts
+and that every image ends as a labelled dataset entry or as a NoMask drop."""
 
 from __future__ import annotations
 
@@ -16,7 +23,10 @@ import torch
 
 from genfab.inventory import ShardReport, write_report
 from genfab.storage import open_storage
+from tests.helpers import genfab_run
+from tests.reference_object_job import job
 from tests.storage.test_reference_object_annotation import annotation_env, disc, png, scene
+from tests.storage.test_reference_object_prompts import chat_server  # noqa: F401  (fixture)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -33,7 +43,7 @@ def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, pe
     from genfab.stages.reference_object.annotate_stage import AnnotationStage
     from genfab.stages.runtime.loop import main
 
-    models = save_reference_object_models(tmp_path / "models")
+    models = save_reference_object_models(tmp_path / "models", edit=False)
     rng = np.random.default_rng(0)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
@@ -55,3 +65,61 @@ def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, pe
     dropped = [f for f in state["failed_operations"] if f["step"] == 6]
     assert len(labelled) + len(dropped) == 4 and all(f["reason"] == "NoMask" for f in dropped)
     assert dataset.exists("dataset.yaml") and dataset.read_bytes("classes.txt") == b"orange disc\n"
+
+
+@pytest.mark.parametrize("plus", [False, True])
+def test_the_edit_core_runs_the_tiny_pipelines_with_the_fused_lora_and_compiled_blocks(tmp_path: Path,
+                                                                                     plus: bool) -> None:
+    from PIL import Image
+    from scripts.tiny_models import save_tiny_camera_lora, save_tiny_qwen_image_edit
+
+    from genfab.api.reference_object import EditRuntime
+    from genfab.stages.models.placement import Placement
+    from genfab.stages.reference_object import edit_speed
+    from genfab.stages.reference_object.qwen_edit import Editor, fuse_lora, load_lora, load_pipeline
+
+    placement = Placement.choose()
+    pipe = load_pipeline(save_tiny_qwen_image_edit(tmp_path, plus=plus), placement)
+    assert type(pipe).__name__ == ("QwenImageEditPlusPipeline" if plus else "QwenImageEditPipeline")
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items() if "to_q.weight" in k}
+    load_lora(pipe, save_tiny_camera_lora(tmp_path))
+    fuse_lora(pipe)
+    after = pipe.transformer.state_dict()
+    assert not any("lora" in k for k in after)  # merged, the LoRA layers dropped
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+    applied = edit_speed.apply(pipe.transformer, EditRuntime(), placement.device)
+    assert applied == ["compile=blocks"]
+    editor = Editor(pipe, steps=2, true_cfg_scale=4.0, retries=1)
+    image = Image.fromarray(scene(np.random.default_rng(0), disc((80, 80), 40)))
+    first, info = editor.edit(image, "turn the camera left", seed=7)
+    second, _ = editor.edit(image, "a longer prompt: the object on a wooden table in the evening", seed=7)
+    assert first.size == second.size and info["seed"] == 7 and info["attempts"] == 1
+
+
+def test_the_whole_pipeline_runs_with_the_built_in_stages(tmp_path: Path,
+                                                          chat_server: tuple[str, str]) -> None:  # noqa: F811
+    from scripts.tiny_models import save_reference_object_models
+
+    models = save_reference_object_models(tmp_path / "models")
+    endpoint, model = chat_server
+    out = tmp_path / "out"
+    doc = job(tmp_path, f"file://{out}", endpoint, model, models, stand_in=False)
+    doc["spec"]["referenceObject"]["scenes"].update({"steps": 2})
+    result = genfab_run(tmp_path, doc, timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    run = out / "mug"
+    assert (run / "01_white_background.png").is_file()
+    assert sorted(p.name for p in (run / "02_perspectives").glob("*.png")) == [
+        "perspective_00_front__eye_level.png", "perspective_01_back__eye_level.png"]
+    scenes = sorted(p.name for p in (run / "04_dataset").glob("*.png"))
+    assert len(scenes) == 4
+    metadata = json.loads((run / "04_dataset" / "metadata.json").read_text())
+    assert metadata["total"] == 4 and all(v["seconds"] > 0 for v in metadata["images"].values())
+    assert len(list((run / "05_qwen_augmented_images").glob("*.png"))) == 4
+    assert len(list((run / "05_qwen_combined_images").glob("*.png"))) == 8
+    labelled = list((run / "06_yolo_dataset").glob("*/labels/*.txt"))
+    state = json.loads((run / "pipeline_state.json").read_text())
+    dropped = [f for f in state["failed_operations"] if f["step"] == 6]
+    assert len(labelled) + len(dropped) == 8 and all(f["reason"] == "NoMask" for f in dropped)
+    assert not [f for f in state["failed_operations"] if f["step"] != 6]
+    assert state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]

@@ -68,7 +68,7 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
     from genfab.stages.reference_object.annotate_stage import AnnotationStage
     from genfab.stages.runtime.loop import main
 
-    models = save_reference_object_models(tmp_path / "models")
+    models = save_reference_object_models(tmp_path / "models", edit=False)
     rng = np.random.default_rng(0)
     inputs = tmp_path / "inputs"
     inputs.mkdir()

@@ -8,41 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import cv2
-import numpy as np
 
 from genfab.storage import Storage
-from tests.helpers import ROOT, genfab_run
+from tests.helpers import genfab_run
+from tests.reference_object_job import FAKES, job
 from tests.storage.test_local_runner import target  # noqa: F401  (fixture)
 from tests.storage.test_reference_object_prompts import chat_server  # noqa: F401  (fixture)
 from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
-
-STAND_IN = ROOT / "tests" / "fixtures" / "stand_in_edit_stage.py"
-FAKES = ROOT / "tests" / "fakes" / "packages"
-EDIT_STEPS = ("white-background", "perspectives", "scenes", "qwen-augmentation")
-
-
-def job(tmp_path: Path, output: str, endpoint: str, model: str, models: Path, **ro: Any) -> dict[str, Any]:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir(exist_ok=True)
-    mask = np.zeros((160, 160), np.uint8)
-    cv2.circle(mask, (80, 80), 35, 255, -1)
-    image = np.full((160, 160, 3), 255, np.uint8)
-    image[mask > 0] = (0, 140, 255)  # BGR orange
-    cv2.imwrite(str(inputs / "mug.png"), image)
-    cv2.imwrite(str(inputs / "mug_mask.png"), mask)
-    block = {"inputImage": f"file://{inputs}/mug.png", "inputMask": f"file://{inputs}/mug_mask.png",
-             "objectName": "mug", "perspectives": {"azimuths": ["front", "back"]},
-             "scenes": {"numPrompts": 2, "numIterations": 1, "llmEndpoint": endpoint, "llmModel": model,
-                        "llmTemperature": 1.0},
-             "qwenAugmentation": {"enabled": True, "count": 1},
-             "annotation": {"splitRatio": 0.75, "samType": "vit_b"}, "cvAugmentation": {"count": 1}, **ro}
-    custom = [{"name": s, "image": "example.org/stand-in:1", "command": ["python", str(STAND_IN)]} for s in EDIT_STEPS]
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "mug"},
-            "spec": {"type": "reference-object", "output": output, "continueOnError": True,
-                     "models": {"uri": f"file://{models}"}, "referenceObject": block, "customStages": custom}}
 
 
 def ledger(path: Path) -> list[tuple[str, str]]:
@@ -62,7 +34,7 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
 
     sys.path.insert(0, str(FAKES))
     try:
-        models = save_reference_object_models(tmp_path / "models")
+        models = save_reference_object_models(tmp_path / "models", edit=False)
     finally:
         sys.path.remove(str(FAKES))
         for name in [m for m in sys.modules if m.split(".")[0] in ("segment_anything", "sam2")]:

@@ -40,6 +40,25 @@ class PerspectivesConfig(GenfabModel):
         return len(self.azimuths) * len(self.elevations) * len(self.distances)
 
 
+class EditRuntime(GenfabModel):
+    """How genfab's Qwen Image Edit core runs (every edit step). `compile` changes speed, not results
+    (up to floating-point order); `fp8` and `firstBlockCache` trade a measured deviation for speed and
+    are off by default (benchmarks/results/reference_object.md has the numbers)."""
+
+    compile: Literal["off", "blocks"] = "blocks"
+    """torch.compile of the transformer's 60 repeated blocks on CUDA (diffusers' regional compilation:
+    one graph for all of them, compiled at the Pod's first edit; a new prompt length recompiles once,
+    then the text length is dynamic). `off` runs eagerly. Ignored on the CPU."""
+    fp8: Literal["off", "rowwise", "tensorwise"] = "off"
+    """Quantise the transformer's linear layers to FP8 (torchao: dynamic activations, weights with a
+    scale per row or one per tensor; Ada, Hopper or newer; a bf16 model, not a bitsandbytes export):
+    half the transformer's weight memory, faster matmuls, a small change of the output."""
+    first_block_cache: float = Field(0.0, ge=0.0, le=1.0)
+    """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed by
+    less than this (relative) reuses the previous step's other blocks. Its speed-up and deviation
+    depend on the trained weights: measure on the real checkpoint before turning it on."""
+
+
 class SceneGenerationConfig(GenfabModel):
     """Steps 3-4: LLM scene prompts, then every perspective x prompt x iteration."""
 
@@ -60,6 +79,8 @@ class SceneGenerationConfig(GenfabModel):
     """Denoising steps of every Qwen Image Edit call."""
     true_cfg_scale: float = Field(4.0, ge=1.0, le=20.0)
     """Qwen Image Edit's true classifier-free guidance (1 turns it off: one transformer pass per step)."""
+    edit_runtime: EditRuntime = Field(default_factory=EditRuntime)
+    """How every Qwen Image Edit call runs: compilation, FP8, first-block cache."""
     llm_endpoint: str = Field("http://ollama:11434", pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
     """OpenAI-compatible chat endpoint for prompt generation (Ollama, vLLM, `transformers serve`);
     `/v1` is added when the URL has no path."""

@@ -8,6 +8,7 @@ from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, S
 from genfab.api.reference_object import (
     AnnotationConfig,
     CvAugmentationConfig,
+    EditRuntime,
     PerspectivesConfig,
     QwenAugmentationConfig,
     ReferenceObjectConfig,
@@ -15,6 +16,8 @@ from genfab.api.reference_object import (
 from genfab.contract.paths import join_uri
 
 STAGES = "genfab.stages.reference_object"
+ZERO123_REFUSAL = ("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
+                   "(see the README); the built-in stage runs qwen_multicamera")
 
 
 class EditSettings(GenfabModel):
@@ -28,6 +31,8 @@ class EditSettings(GenfabModel):
     """`referenceObject.scenes.modelPath`: the Qwen Image Edit pipeline."""
     steps: int
     true_cfg_scale: float
+    edit_runtime: EditRuntime
+    """`referenceObject.scenes.editRuntime`."""
 
 
 class WhiteBackgroundSettings(EditSettings):
@@ -82,6 +87,11 @@ class CvAugmentationSettings(GenfabModel):
     cv_augmentation: CvAugmentationConfig
 
 
+def zero123_refusal(settings: PerspectivesSettings) -> str | None:
+    """The built-in perspectives stage makes qwen_multicamera views; Zero123++ is a custom stage."""
+    return ZERO123_REFUSAL if settings.perspectives.generator == "zero123" else None
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     ro: ReferenceObjectConfig = req.block
     sc = ro.scenes
@@ -98,7 +108,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         return step >= ro.start_from_step
 
     edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path, "steps": sc.steps,
-            "true_cfg_scale": sc.true_cfg_scale}
+            "true_cfg_scale": sc.true_cfg_scale, "edit_runtime": sc.edit_runtime}
     drafts = [
         Draft("white-background", WhiteBackgroundSettings(**edit), 1, input_uris=(ro.input_image,)),
         Draft("perspectives", PerspectivesSettings(**edit, perspectives=ro.perspectives), perspectives),
@@ -133,20 +143,23 @@ PIPELINE = Pipeline(
     position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,
     stages=(
         StageDecl("white-background", "diffusion", "Step 1: object on a white background (Qwen Image Edit)",
-                  WhiteBackgroundSettings, memory="48Gi", shard_size=1, output="01_white_background.png",
-                  singleton=True),
+                  WhiteBackgroundSettings, f"{STAGES}.edit_stages:WhiteBackgroundStage", memory="48Gi",
+                  shard_size=1, output="01_white_background.png", singleton=True),
         StageDecl("perspectives", "diffusion", "Step 2: viewing angles (Qwen Multi-Camera or Zero123++)",
-                  PerspectivesSettings, memory="48Gi", shard_size=8, upstream=("white-background",),
-                  output="02_perspectives/", units=f"{STAGES}.units:perspective_units"),
+                  PerspectivesSettings, f"{STAGES}.edit_stages:PerspectivesStage", memory="48Gi", shard_size=8,
+                  upstream=("white-background",), output="02_perspectives/",
+                  units=f"{STAGES}.units:perspective_units", refuses=zero123_refusal),
         StageDecl("prompts", "cv", "Step 3: scene prompts from an OpenAI-compatible LLM endpoint", PromptsSettings,
                   f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,
                   upstream=("perspectives",), output="03_prompts/", singleton=True,
                   units=f"{STAGES}.units:prompt_units"),
         StageDecl("scenes", "diffusion", "Step 4: each perspective x prompt x iteration via Qwen Image Edit",
-                  ScenesSettings, memory="48Gi", shard_size=8, upstream=("perspectives", "prompts"),
+                  ScenesSettings, f"{STAGES}.edit_stages:ScenesStage", memory="48Gi", shard_size=8,
+                  upstream=("perspectives", "prompts"),
                   output="04_dataset/", units=f"{STAGES}.units:scene_units"),
         StageDecl("qwen-augmentation", "diffusion", "Step 5 (optional): generative augmentations",
-                  QwenAugmentationSettings, memory="48Gi", shard_size=8, upstream=("scenes",),
+                  QwenAugmentationSettings, f"{STAGES}.edit_stages:QwenAugmentationStage", memory="48Gi",
+                  shard_size=8, upstream=("scenes",),
                   output="05_qwen_augmented_images/, 05_qwen_combined_images/",
                   units=f"{STAGES}.units:augmentation_units"),
         StageDecl("annotation", "segment", "Step 6: PerSAM + SAM2 masks -> YOLO dataset with train/val split",

@@ -209,30 +209,31 @@ def compile_group_norms(vae: Any) -> int:
     return len(norms)
 
 
-def repeated_blocks(transformer: Any) -> list[torch.nn.Module]:
+def repeated_blocks(transformer: Any, field: str = "fluxRuntime") -> list[torch.nn.Module]:
     """The transformer's blocks of the classes diffusers marks as repeated (`_repeated_blocks`, the
-    units of its regional compilation): FLUX's 19 double-stream and 38 single-stream blocks."""
+    units of its regional compilation): FLUX's 19 double-stream and 38 single-stream blocks, Qwen
+    Image's 60. `field` names the API block in errors."""
     names = set(getattr(transformer, "_repeated_blocks", ()))
     blocks = [m for m in transformer.modules() if type(m).__name__ in names]
     if not blocks:
-        raise BadInput(f"fluxRuntime.compile blocks: {type(transformer).__name__} declares no repeated blocks; "
+        raise BadInput(f"{field}.compile blocks: {type(transformer).__name__} declares no repeated blocks; "
                        "use compile: full or off")
     return blocks
 
 
-def quantize_fp8(transformer: Any, device: torch.device, granularity: str) -> None:
+def quantize_fp8(transformer: Any, device: torch.device, granularity: str, field: str = "fluxRuntime") -> None:
     """torchao's dynamic FP8 (`rowwise`: a scale per row of activations and weights; `tensorwise`: one
     per tensor) on every linear layer whose sides fit FP8 GEMM tiles (multiples of 16); the
     embedders' odd-sized layers stay bf16."""
     if device.type != "cuda" or torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
         where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
-        raise BadInput(f"fluxRuntime.fp8 needs an NVIDIA GPU of compute capability 8.9 or newer (Ada, Hopper, "
+        raise BadInput(f"{field}.fp8 needs an NVIDIA GPU of compute capability 8.9 or newer (Ada, Hopper, "
                        f"Blackwell); this stage runs on {where}: set fp8: off")
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
     except ImportError:
-        raise BadInput("fluxRuntime.fp8 needs torchao, which this stage image lacks (pip install 'genfab[scene]' "
-                       "installs it): set fp8: off or use the genfab scene image") from None
+        raise BadInput(f"{field}.fp8 needs torchao, which this stage image lacks (pip install 'genfab[diffusion]' "
+                       "installs it): set fp8: off or use a genfab diffusion image") from None
 
     def fits(module: torch.nn.Module, _: str) -> bool:
         return isinstance(module, torch.nn.Linear) and module.in_features % 16 == 0 and module.out_features % 16 == 0

@@ -8,9 +8,10 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from genfab.api.pipelines.reference_object import (
+    ZERO123_REFUSAL,
     EditSettings,
     PerspectivesSettings,
     QwenAugmentationSettings,
@@ -19,12 +20,14 @@ from genfab.api.pipelines.reference_object import (
 )
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
+from genfab.stages.reference_object import edit_speed
 from genfab.stages.reference_object.dataset import read_text_uri
 from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
     Editor,
     decode,
     encode_png,
+    fuse_lora,
     load_lora,
     load_pipeline,
 )
@@ -46,21 +49,27 @@ def scene_prompt(object_name: str, scene: str) -> str:
 
 
 class EditStage(WritesPipelineState, ModelStage[E]):
-    """Loads the Qwen Image Edit pipeline of `modelPath` and edits one unit at a time."""
+    """Loads the Qwen Image Edit pipeline of `modelPath`, applies `editRuntime` (after any LoRA) and
+    edits one unit at a time."""
 
     marker_dir: ClassVar[str] = "_genfab/markers"
 
     def load_models(self, ctx: StageContext) -> None:
         s = self.settings
         pipe = self.models.load("qwen-image-edit", s.model_path, load_pipeline)
+        self.adapt(pipe)
+        self.runtime = edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device)
         retries = int(ctx.options.get("maxRetries", 0) or 0)
         self.editor = Editor(pipe, s.steps, s.true_cfg_scale, retries)
+
+    def adapt(self, pipe: Any) -> None:
+        """Changes to the pipeline before the runtime options apply (the perspectives' LoRA)."""
 
     def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
         started = time.monotonic()
         result, info = self.editor.edit(decode(image_bytes, what), prompt, seed)
         sample.params.update({"prompt": prompt, **info, "editSeconds": round(time.monotonic() - started, 3),
-                              **self.model_params()})
+                              "editRuntime": self.runtime, **self.model_params()})
         return encode_png(result)
 
 
@@ -80,17 +89,20 @@ class PerspectivesStage(EditStage[PerspectivesSettings]):
     def load_models(self, ctx: StageContext) -> None:
         cfg = self.settings.perspectives
         if cfg.generator != "qwen_multicamera":
-            raise BadInput("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
-                           "(see the README); the built-in stage runs qwen_multicamera")
+            raise BadInput(ZERO123_REFUSAL)
         super().load_models(ctx)
+        self.source = ctx.stage_output("white-background").read_bytes(WHITE_BACKGROUND)
+        self.views = {v.id: v for v in views(cfg)}
+
+    def adapt(self, pipe: Any) -> None:
+        cfg = self.settings.perspectives
 
         def lora(path: Path, placement: Placement) -> str:
-            load_lora(self.editor.pipe, path)
+            load_lora(pipe, path)
+            fuse_lora(pipe)
             return cfg.lora
 
         self.models.load("camera-lora", cfg.lora, lora, LORA_MARKERS)
-        self.source = ctx.stage_output("white-background").read_bytes(WHITE_BACKGROUND)
-        self.views = {v.id: v for v in views(cfg)}
 
     def process(self, sample: Sample) -> None:
         view = self.views.get(sample.id)

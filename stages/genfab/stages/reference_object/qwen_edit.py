@@ -54,6 +54,17 @@ def load_lora(pipe: Any, folder: Path, adapter: str = "camera") -> None:
     pipe.load_lora_weights(str(folder), weight_name=lora_file(folder), adapter_name=adapter)
 
 
+def fuse_lora(pipe: Any) -> None:
+    """Merge the loaded LoRA into the transformer's weights and drop its layers: no extra matmuls per
+    edit, and plain linear layers for `editRuntime` (FP8, compilation). A quantised (bitsandbytes)
+    transformer keeps the LoRA as separate layers."""
+    from genfab.stages.reference_object.edit_speed import quantised
+
+    if not quantised(pipe.transformer):
+        pipe.fuse_lora(lora_scale=1.0)
+        pipe.unload_lora_weights()
+
+
 def blank(image: Image.Image) -> bool:
     arr = np.asarray(image, dtype=np.float32)
     return bool(not np.isfinite(arr).all() or arr.std() < 1e-3)

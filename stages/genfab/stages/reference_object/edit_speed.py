@@ -1,0 +1,77 @@
+"""genfab's Qwen Image Edit core: diffusers' pipeline with the API's `EditRuntime` applied once after
+loading (`scenes.editRuntime`), in this order:
+
+1. `fp8`: torchao's dynamic FP8 on the transformer's linear layers (weights quantised on the GPU);
+2. `compile: blocks`: each of the 60 `QwenImageTransformerBlock`s runs one compiled `forward` (one
+   graph shared by all, like diffusers' `compile_repeated_blocks`, but on each block's own `forward`
+   so the first-block cache's hooks stay outside the graphs). A compilation that fails switches the
+   blocks back to eager with one log line (`flux.speed.guarded`);
+3. `firstBlockCache`: diffusers' hooks, last.
+
+Compilation is `dynamic=None`: the first prompt length compiles static, a second one (the negative
+prompt of true CFG, another scene prompt) recompiles once with the text length dynamic, then no more.
+On the CPU (tests, laptops) compilation is skipped; `fp8` there is refused with one line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import torch
+
+from genfab.stages.flux.speed import FP8_INDUCTOR, EagerFallback, guarded, quantize_fp8, repeated_blocks
+from genfab.stages.runtime.errors import BadInput
+
+log = logging.getLogger("genfab.stages")
+FIELD = "scenes.editRuntime"
+
+
+class Runtime(Protocol):
+    """The API's `EditRuntime` (the stage's settings carry it; stages do not import the API)."""
+
+    @property
+    def compile(self) -> str: ...
+    @property
+    def fp8(self) -> str: ...
+    @property
+    def first_block_cache(self) -> float: ...
+
+
+def quantised(transformer: Any) -> bool:
+    """Loaded already quantised (a bitsandbytes export such as `ovedrive/qwen-image-edit-4bit`)."""
+    return getattr(transformer, "quantization_method", None) is not None or bool(
+        getattr(getattr(transformer, "config", None), "quantization_config", None))
+
+
+def apply(transformer: Any, runtime: Runtime, device: torch.device) -> list[str]:
+    """Apply `runtime` to the placed `transformer` in place; returns what was applied (for the
+    sample's marker and the log)."""
+    applied: list[str] = []
+    cuda = device.type == "cuda"
+    if runtime.fp8 != "off":
+        if quantised(transformer):
+            raise BadInput(f"{FIELD}.fp8 quantises a bf16 model; this one is already quantised "
+                           "(a bitsandbytes export): set fp8: off, or point scenes.modelPath at a bf16 model")
+        quantize_fp8(transformer, device, runtime.fp8, FIELD)
+        applied.append(f"fp8={runtime.fp8}")
+    if runtime.compile == "blocks" and cuda:
+        fallback = EagerFallback()
+        inductor = FP8_INDUCTOR if runtime.fp8 != "off" else {}
+        for block in repeated_blocks(transformer, FIELD):
+            compiled = torch.compile(block.forward, fullgraph=True, dynamic=None, options=dict(inductor))
+            block.forward = guarded(block.forward, compiled, fallback)
+        applied.append("compile=blocks")
+    if runtime.first_block_cache > 0:
+        from diffusers.hooks.first_block_cache import FirstBlockCacheConfig
+
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=runtime.first_block_cache))
+        applied.append(f"first-block-cache={runtime.first_block_cache}")
+    if applied:
+        log.info("qwen image edit transformer: %s", ", ".join(applied))
+    return applied
+
+
+def undo_compile(transformer: Any) -> None:
+    """Back to each block's own `forward` (the benchmark measures several runtimes on one model)."""
+    for block in repeated_blocks(transformer, FIELD):
+        block.__dict__.pop("forward", None)
