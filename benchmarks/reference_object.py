@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -379,6 +380,7 @@ def main() -> None:
         p.add_argument("--write", action="store_true",
                        help="append the table to benchmarks/results/reference_object.md")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     table = {"cv": cv, "edit": edit, "annotation": annotation}[args.part](args)
     print(table, flush=True)
     if args.write:

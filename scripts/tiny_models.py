@@ -356,8 +356,10 @@ def save_tiny_sam(root: Path, model_id: str = "ybelkada/segment-anything") -> Pa
 
 
 TINY_SAM2_YAML = """\
-# A tiny random SAM2.1 (16-wide, 4-block Hiera; one memory-attention layer), written by
-# scripts/tiny_models.py under the default config and checkpoint names.
+# A tiny random SAM2.1 (16-wide, 5-block Hiera; one memory-attention layer), written by
+# scripts/tiny_models.py under the default config and checkpoint names. The global-attention block
+# must not pool (Hiera's pooling blocks divide by their window size, 0 for global attention): with
+# stages [1, 1, 2, 1] the pooling blocks are 1, 2 and 4.
 model:
   _target_: sam2.modeling.sam2_base.SAM2Base
   image_encoder:
@@ -367,8 +369,8 @@ model:
       _target_: sam2.modeling.backbones.hieradet.Hiera
       embed_dim: 16
       num_heads: 1
-      stages: [1, 1, 1, 1]
-      global_att_blocks: [2]
+      stages: [1, 1, 2, 1]
+      global_att_blocks: [3]
       window_pos_embed_bkg_spatial_size: [7, 7]
     neck:
       _target_: sam2.modeling.backbones.image_encoder.FpnNeck

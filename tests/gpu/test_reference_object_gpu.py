@@ -63,7 +63,7 @@ def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, pe
     labelled = [o.key for o in dataset.list() if "/labels/" in o.key]
     state = json.loads(run.read_bytes("pipeline_state.json"))
     dropped = [f for f in state["failed_operations"] if f["step"] == 6]
-    assert len(labelled) + len(dropped) == 4 and all(f["reason"] == "NoMask" for f in dropped)
+    assert len(labelled) + len(dropped) == 4 and all(f["reason"] == "NoMask" for f in dropped), dropped
     assert dataset.exists("dataset.yaml") and dataset.read_bytes("classes.txt") == b"orange disc\n"
 
 
@@ -120,6 +120,6 @@ def test_the_whole_pipeline_runs_with_the_built_in_stages(tmp_path: Path,
     labelled = list((run / "06_yolo_dataset").glob("*/labels/*.txt"))
     state = json.loads((run / "pipeline_state.json").read_text())
     dropped = [f for f in state["failed_operations"] if f["step"] == 6]
-    assert len(labelled) + len(dropped) == 8 and all(f["reason"] == "NoMask" for f in dropped)
-    assert not [f for f in state["failed_operations"] if f["step"] != 6]
+    assert len(labelled) + len(dropped) == 8 and all(f["reason"] == "NoMask" for f in dropped), dropped
+    assert not [f for f in state["failed_operations"] if f["step"] != 6], state["failed_operations"]
     assert state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]
