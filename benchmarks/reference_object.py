@@ -30,10 +30,12 @@ against the loop (target >= 1.0), and how it scales over workers.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
 import platform
+import pstats
 import shutil
 import tempfile
 import time
@@ -46,6 +48,7 @@ import numpy as np
 
 from genfab.api.reference_object import CvAugmentationConfig
 from genfab.inventory import ShardReport, write_report
+from genfab.inventory.reports import read_reports
 from genfab.stages.reference_object.augment import augment, build_transform
 from genfab.stages.runtime.loop import main as run_stage
 from genfab.storage import open_storage
@@ -100,8 +103,9 @@ def stage_env(root: Path, run: Path, stage: str, family: str, config: dict[str, 
             "GENFAB_SHARD_COUNT": "1", "GENFAB_TERMINATION_LOG": str(root / "t"), **env}
 
 
-def stage(root: Path, ids: list[str], count: int, workers: int) -> float:
-    """The CV stage through the real runtime, one shard with `workers` worker processes."""
+def stage(root: Path, ids: list[str], count: int, workers: int) -> tuple[float, float]:
+    """The CV stage through the real runtime, one shard with `workers` worker processes: (augmented
+    images/s over the whole run, the setup's seconds: starting the worker processes)."""
     from genfab.stages.reference_object.cv_stage import CvAugmentationStage
 
     run = root / f"run-{workers}"
@@ -113,7 +117,9 @@ def stage(root: Path, ids: list[str], count: int, workers: int) -> float:
     started = time.perf_counter()
     if run_stage(CvAugmentationStage(), env) != 0:
         raise SystemExit("the stage failed; see its log above")
-    return len(ids) * count / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    report = read_reports(open_storage(f"file://{run}"), "cv-augmentation", "c" * 64)[0]
+    return len(ids) * count / seconds, report.model_load_seconds or 0.0
 
 
 def cv(args: argparse.Namespace) -> str:
@@ -122,21 +128,23 @@ def cv(args: argparse.Namespace) -> str:
     base = loop(root / "annotated", root / "loop", ids, args.count)
     rows = []
     for w in (int(v) for v in args.workers.split(",")):
-        rate = stage(root, ids, args.count, w)
-        rows.append((w, rate))
-        print(f"workers {w}: {rate:.2f} images/s (loop {base:.2f})", flush=True)
+        rate, setup = stage(root, ids, args.count, w)
+        steady = len(ids) * args.count / (len(ids) * args.count / rate - setup)
+        rows.append((w, rate, setup, steady))
+        print(f"workers {w}: {rate:.2f} images/s, {steady:.2f} after setup (loop {base:.2f})", flush=True)
     lines = [f"### CV augmentation, {args.images} images of {args.size}x{args.size}, {args.count} copies each",
              "", f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python "
              f"{platform.python_version()}, albumentations {version('albumentations')}, opencv "
              f"{version('opencv-python-headless')}.",
              f"Command: `python benchmarks/reference_object.py cv --images {args.images} --size {args.size} "
              f"--count {args.count} --workers {args.workers}`", "",
-             "| workers | loop images/s | stage images/s | stage per worker / loop | scaling vs 1 worker |",
-             "| --- | --- | --- | --- | --- |"]
-    one = rows[0][1] if rows and rows[0][0] == 1 else None
-    for w, rate in rows:
-        scaling = f"{rate / one / w:.2f}" if one else "-"
-        lines.append(f"| {w} | {base:.2f} | {rate:.2f} | **{rate / w / base:.2f}x** | {scaling} |")
+             "| workers | loop images/s | stage images/s (whole run) | setup s | stage images/s after setup | "
+             "per worker / loop | scaling vs 1 worker |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    one = rows[0][3] if rows and rows[0][0] == 1 else None
+    for w, rate, setup, steady in rows:
+        scaling = f"{steady / one / w:.2f}" if one else "-"
+        lines.append(f"| {w} | {base:.2f} | {rate:.2f} | {setup:.1f} | {steady:.2f} | **{steady / w / base:.2f}x** | "
+                     f"{scaling} |")
     shutil.rmtree(root, ignore_errors=True)
     return "\n".join(lines)
 
@@ -201,13 +209,16 @@ def edit_inputs(device: Any) -> dict[str, Any]:
 
 
 def runtime_of(variant: str) -> Any:
-    """`eager`, or `+`-joined `blocks`, `fp8` (rowwise), `fp8t` (tensorwise), `fbc<threshold>`."""
+    """`eager`, or `+`-joined `blocks`, `fp8` (rowwise), `fp8t` (tensorwise), `fbc<threshold>`,
+    `cfg<truncation>`."""
     from genfab.api.reference_object import EditRuntime
 
     parts = set(variant.split("+")) - {"eager"}
     fbc = next((float(p[3:]) for p in parts if p.startswith("fbc")), 0.0)
+    cfg = next((float(p[3:]) for p in parts if p.startswith("cfg")), 1.0)
     fp8 = "rowwise" if "fp8" in parts else "tensorwise" if "fp8t" in parts else "off"
-    return EditRuntime(compile="blocks" if "blocks" in parts else "off", fp8=fp8, first_block_cache=fbc)
+    return EditRuntime(compile="blocks" if "blocks" in parts else "off", fp8=fp8, first_block_cache=fbc,
+                       cfg_truncation=cfg)
 
 
 def edit(args: argparse.Namespace) -> str:
@@ -223,14 +234,13 @@ def edit(args: argparse.Namespace) -> str:
 
     def run(steps: int) -> Any:
         generator = torch.Generator("cpu").manual_seed(7)
+        edit_speed.reset(pipe.transformer)
         with torch.inference_mode():
             return pipe(**inputs, num_inference_steps=steps, generator=generator, output_type="latent").images
 
     rows, reference = [], None
     for variant in args.variants.split(","):
-        edit_speed.undo_compile(pipe.transformer)
-        if getattr(pipe.transformer, "is_cache_enabled", False):
-            pipe.transformer.disable_cache()
+        edit_speed.undo(pipe.transformer)
         applied = edit_speed.apply(pipe.transformer, runtime_of(variant), device)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -300,8 +310,9 @@ def production_segmenters(models: Path) -> None:
     torch.save({"model": model.state_dict()}, folder / SAM2_CHECKPOINT)
 
 
-def annotation_run(root: Path, models: Path, images: int) -> float:
-    """Seconds of one annotation stage run over `images` synthetic scenes (loading included)."""
+def annotation_run(root: Path, models: Path, images: int, profile: bool = False) -> float:
+    """Seconds of one annotation stage run over `images` synthetic scenes (loading included);
+    `profile`: print where the time went (cProfile, by cumulative time)."""
     from genfab.stages.reference_object.annotate_stage import AnnotationStage
 
     rng = np.random.default_rng(images)
@@ -321,10 +332,17 @@ def annotation_run(root: Path, models: Path, images: int) -> float:
     env = stage_env(root, run, "annotation", "segment", {"objectName": "mug", "seed": 1, "annotation": {}},
                     {"scenes": "04_dataset"}, "06_yolo_dataset",
                     (f"file://{root}/ref.png", f"file://{root}/ref_mask.png"), GENFAB_MODELS=f"file://{models}")
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
+    if profiler:
+        profiler.enable()
     if run_stage(AnnotationStage(), env) != 0:
         raise SystemExit("the annotation stage failed; see its log above")
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    return seconds
 
 
 def annotation(args: argparse.Namespace) -> str:
@@ -341,7 +359,7 @@ def annotation(args: argparse.Namespace) -> str:
     cv2.imwrite(str(root / "ref_mask.png"), mask)
     small, large = max(2, args.images // 4), args.images
     t_small = annotation_run(root, models, small)
-    t_large = annotation_run(root, models, large)
+    t_large = annotation_run(root, models, large, args.profile)
     rate = (large - small) / (t_large - t_small)
     lines = ["### Annotation (step 6): SAM ViT-H + SAM2.1 Hiera-L, random weights, 1024² scenes", "",
              f"{torch.cuda.get_device_name()}, torch {torch.__version__}, segment-anything "
@@ -376,6 +394,7 @@ def main() -> None:
     p_edit.add_argument("--variants", default="eager,blocks,fp8+blocks")
     p_annotation = parts.add_parser("annotation", help="step 6 with SAM ViT-H + SAM2 at production size (CUDA)")
     p_annotation.add_argument("--images", type=int, default=32)
+    p_annotation.add_argument("--profile", action="store_true", help="print where the larger run's time went")
     for p in (p_cv, p_edit, p_annotation):
         p.add_argument("--write", action="store_true",
                        help="append the table to benchmarks/results/reference_object.md")

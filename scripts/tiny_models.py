@@ -518,6 +518,7 @@ def save_tiny_qwen_image_edit(root: Path, model_id: str = "ovedrive/qwen-image-e
         Qwen2TokenizerFast,
         Qwen2VLImageProcessor,
         Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
     )
 
     path = root / model_id
@@ -542,7 +543,7 @@ def save_tiny_qwen_image_edit(root: Path, model_id: str = "ovedrive/qwen-image-e
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"])
     text_encoder = Qwen2_5_VLForConditionalGeneration(config)
     processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 64),
-                                 tokenizer=tokenizer)
+                                 tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
     cls = QwenImageEditPlusPipeline if plus else QwenImageEditPipeline
     pipe = cls(transformer=tiny_qwen_transformer(), vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
                text_encoder=text_encoder, tokenizer=tokenizer, processor=processor)

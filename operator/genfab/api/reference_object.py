@@ -42,8 +42,8 @@ class PerspectivesConfig(GenfabModel):
 
 class EditRuntime(GenfabModel):
     """How genfab's Qwen Image Edit core runs (every edit step). `compile` changes speed, not results
-    (up to floating-point order); `fp8` and `firstBlockCache` trade a measured deviation for speed and
-    are off by default (benchmarks/results/reference_object.md has the numbers)."""
+    (up to floating-point order); `fp8`, `firstBlockCache` and `cfgTruncation` trade a deviation for
+    speed and are off by default (benchmarks/results/reference_object.md has the numbers)."""
 
     compile: Literal["off", "blocks"] = "blocks"
     """torch.compile of the transformer's 60 repeated blocks on CUDA (diffusers' regional compilation:
@@ -57,6 +57,10 @@ class EditRuntime(GenfabModel):
     """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed by
     less than this (relative) reuses the previous step's other blocks. Its speed-up and deviation
     depend on the trained weights: measure on the real checkpoint before turning it on."""
+    cfg_truncation: float = Field(1.0, ge=0.0, le=1.0)
+    """True CFG runs while the normalised time (1 - sigma, 0 at the first step) is at most this; later
+    steps run the conditional pass only (diffusers' Z-Image `cfg_truncation`). 1 = every step; 0.5
+    saves about a quarter of the transformer passes."""
 
 
 class SceneGenerationConfig(GenfabModel):

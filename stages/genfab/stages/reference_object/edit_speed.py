@@ -6,7 +6,8 @@ loading (`scenes.editRuntime`), in this order:
    graph shared by all, like diffusers' `compile_repeated_blocks`, but on each block's own `forward`
    so the first-block cache's hooks stay outside the graphs). A compilation that fails switches the
    blocks back to eager with one log line (`flux.speed.guarded`);
-3. `firstBlockCache`: diffusers' hooks, last.
+3. `firstBlockCache`: diffusers' hooks;
+4. `cfgTruncation`: around the transformer's `forward`, last (`CfgTruncation`).
 
 Compilation is `dynamic=None`: the first prompt length compiles static, a second one (the negative
 prompt of true CFG, another scene prompt) recompiles once with the text length dynamic, then no more.
@@ -35,6 +36,8 @@ class Runtime(Protocol):
     def fp8(self) -> str: ...
     @property
     def first_block_cache(self) -> float: ...
+    @property
+    def cfg_truncation(self) -> float: ...
 
 
 def quantised(transformer: Any) -> bool:
@@ -43,9 +46,46 @@ def quantised(transformer: Any) -> bool:
         getattr(getattr(transformer, "config", None), "quantization_config", None))
 
 
-def apply(transformer: Any, runtime: Runtime, device: torch.device) -> list[str]:
+class CfgTruncation:
+    """diffusers' Z-Image `cfg_truncation` for Qwen Image Edit's true CFG, around the transformer's
+    `forward`: once the normalised time `1 - sigma` passes `truncation`, the negative pass returns the
+    step's conditional output, so the pipeline's guidance `neg + s * (cond - neg)` (and its norm
+    rescale) gives the conditional prediction: that step runs without CFG, at one pass.
+
+    diffusers' Qwen Image Edit pipelines call the transformer twice per step under true CFG, the
+    conditional pass first: odd calls are negative ones. `reset` before each pipeline call."""
+
+    def __init__(self, forward: Any, truncation: float) -> None:
+        self.forward, self.truncation = forward, truncation
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls, self.cond, self.skipped = 0, None, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        negative = self.calls % 2 == 1
+        self.calls += 1
+        if negative and self.cond is not None:
+            sigma = float(kwargs["timestep"].reshape(-1)[0])  # the pipeline passes t / 1000: sigma
+            if 1.0 - sigma > self.truncation:
+                self.skipped += 1
+                return self.cond
+        out = self.forward(*args, **kwargs)
+        self.cond = None if negative else out
+        return out
+
+
+def reset(transformer: Any) -> None:
+    """Start of one pipeline call (the CFG truncation counts the transformer's passes)."""
+    truncation = transformer.__dict__.get("forward")
+    if isinstance(truncation, CfgTruncation):
+        truncation.reset()
+
+
+def apply(transformer: Any, runtime: Runtime, device: torch.device, true_cfg: bool = True) -> list[str]:
     """Apply `runtime` to the placed `transformer` in place; returns what was applied (for the
-    sample's marker and the log)."""
+    sample's marker and the log). `true_cfg`: the edits run true CFG (`trueCfgScale` > 1), without
+    which `cfgTruncation` has nothing to truncate."""
     applied: list[str] = []
     cuda = device.type == "cuda"
     if runtime.fp8 != "off":
@@ -66,12 +106,19 @@ def apply(transformer: Any, runtime: Runtime, device: torch.device) -> list[str]
 
         transformer.enable_cache(FirstBlockCacheConfig(threshold=runtime.first_block_cache))
         applied.append(f"first-block-cache={runtime.first_block_cache}")
+    if runtime.cfg_truncation < 1.0 and true_cfg:
+        transformer.forward = CfgTruncation(transformer.forward, runtime.cfg_truncation)
+        applied.append(f"cfg-truncation={runtime.cfg_truncation}")
     if applied:
         log.info("qwen image edit transformer: %s", ", ".join(applied))
     return applied
 
 
-def undo_compile(transformer: Any) -> None:
-    """Back to each block's own `forward` (the benchmark measures several runtimes on one model)."""
+def undo(transformer: Any) -> None:
+    """Back to each block's and the transformer's own `forward`, without cache hooks (the benchmark
+    measures several runtimes on one model; FP8 weights stay)."""
     for block in repeated_blocks(transformer, FIELD):
         block.__dict__.pop("forward", None)
+    transformer.__dict__.pop("forward", None)
+    if getattr(transformer, "is_cache_enabled", False):
+        transformer.disable_cache()

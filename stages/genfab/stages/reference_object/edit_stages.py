@@ -58,7 +58,8 @@ class EditStage(WritesPipelineState, ModelStage[E]):
         s = self.settings
         pipe = self.models.load("qwen-image-edit", s.model_path, load_pipeline)
         self.adapt(pipe)
-        self.runtime = edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device)
+        self.runtime = edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device,
+                                        true_cfg=s.true_cfg_scale > 1)
         retries = int(ctx.options.get("maxRetries", 0) or 0)
         self.editor = Editor(pipe, s.steps, s.true_cfg_scale, retries)
 

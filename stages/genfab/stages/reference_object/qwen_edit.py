@@ -80,7 +80,10 @@ class Editor:
     def edit_once(self, image: Image.Image, prompt: str, seed: int) -> Image.Image:
         import torch
 
+        from genfab.stages.reference_object.edit_speed import reset
+
         generator = torch.Generator(device="cpu").manual_seed(seed)
+        reset(self.pipe.transformer)
         plus = type(self.pipe).__name__ == "QwenImageEditPlusPipeline"
         out = self.pipe(image=[image] if plus else image, prompt=prompt,
                         negative_prompt=NEGATIVE if self.true_cfg_scale > 1 else None,

@@ -11,6 +11,7 @@ from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageCont
 from genfab.stages.runtime.parallel import CpuPool, cpu_workers
 from genfab.storage import StorageError
 
+BATCH_PER_WORKER = 8
 S = TypeVar("S")
 T = TypeVar("T")
 
@@ -18,6 +19,7 @@ T = TypeVar("T")
 class CpuSampleStage(Stage[S]):
     marker_dir = "_markers"  # flat layouts (`{id}_albedo.png`): markers go aside
     batch_size: int = 16
+    """At least; `setup` raises it to `BATCH_PER_WORKER` samples per worker process."""
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
 
@@ -28,6 +30,11 @@ class CpuSampleStage(Stage[S]):
         self.ctx = ctx
         workers = cpu_workers(ctx.env)
         self.pool = CpuPool(workers)
+        # A batch ends at its slowest sample, and the pool idles while the shard process hands the
+        # results over: several samples per worker keep the workers busy (measured in
+        # benchmarks/results/reference_object.md).
+        self.batch_size = max(type(self).batch_size, BATCH_PER_WORKER * workers)
+        self.pool.start(type(self).compute.__module__)
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="genfab-read")
 
     def stage_seed(self, sample: Sample, base: int) -> int:

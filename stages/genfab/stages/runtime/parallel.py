@@ -3,6 +3,7 @@ the I/O and hands pixels to a pool sized to the CPUs the Pod may use."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
@@ -48,12 +49,20 @@ class CpuPool:
         self.workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self, preload: str = "") -> None:
+        """Start the worker processes now (at the stage's setup), each importing module `preload`
+        (the compute function's), not at the first `map`."""
+        if self.workers > 1 and self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                                             initializer=_init_worker)
+            for future in [self._pool.submit(_ready, preload) for _ in range(self.workers)]:
+                future.result()
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.workers == 1 or len(items) <= 1:
             return [_call(fn, item) for item in items]
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                             initializer=_init_worker)
+        self.start()
+        assert self._pool is not None
         futures: list[Future[Any]] = [self._pool.submit(fn, item) for item in items]
         return [_result(f) for f in futures]
 
@@ -61,6 +70,12 @@ class CpuPool:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _ready(module: str) -> None:
+    """A worker's first task: it exists, with `module` imported, once this returns."""
+    if module:
+        importlib.import_module(module)
 
 
 def _call(fn: Callable[[Any], Any], item: Any) -> Any:
