@@ -20,9 +20,10 @@ measured between two runs of different sizes, so model loading and the reference
 
 `cv` (CPU): step 7's CV augmentation stage (`CvAugmentationStage`, the real runtime over file://
 storage: read, augment in its worker pool, write both datasets) against a single-process
-albumentations loop of the same cascade on the same files (`cv2.imread`, `augment`, `cv2.imwrite`,
-the label copied), on synthetic annotated images: augmented images/s, the stage's rate per worker
-against the loop (target >= 1.0), and how it scales over workers.
+albumentations loop of the same cascade on the same files writing the same two datasets
+(`cv2.imread`, `augment`, `cv2.imencode`, the files and labels written), on synthetic annotated
+images: augmented images/s, the stage's rate per worker against the loop (target >= 1.0), and how
+it scales over workers (after the setup, which starts the worker processes).
 
     python benchmarks/reference_object.py cv [--images 64] [--size 1024] [--count 2] [--workers 1,2,4,8,16] [--write]
 """
@@ -74,18 +75,27 @@ def dataset(folder: Path, images: int, size: int) -> list[str]:
 
 
 def loop(folder: Path, out: Path, ids: list[str], count: int) -> float:
-    """The straightforward loop: one process, one image at a time. Returns augmented images/s."""
+    """The straightforward loop: one process, one image at a time, writing what the stage writes (the
+    seed's two datasets: the augmented copies, and the originals with their copies). Returns
+    augmented images/s."""
     transform = build_transform(CvAugmentationConfig(count=count))
-    (out / "images").mkdir(parents=True)
-    (out / "labels").mkdir(parents=True)
+    roots = (out / "07_cv_augmented_dataset/train", out / "07_cv_combined_dataset/train")
+    for root in roots:
+        (root / "images").mkdir(parents=True)
+        (root / "labels").mkdir(parents=True)
     started = time.perf_counter()
     for n, unit in enumerate(ids):
-        bgr: Any = cv2.imread(str(folder / f"train/images/{unit}.png"))
+        source, label = folder / f"train/images/{unit}.png", folder / f"train/labels/{unit}.txt"
+        shutil.copyfile(source, roots[1] / f"images/{unit}.png")
+        shutil.copyfile(label, roots[1] / f"labels/{unit}.txt")
+        bgr: Any = cv2.imread(str(source))
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for k in range(count):
             image, _ = augment(transform, rgb, n * 1000 + k)
-            cv2.imwrite(str(out / f"images/{unit}_cv_{k}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            shutil.copyfile(folder / f"train/labels/{unit}.txt", out / f"labels/{unit}_cv_{k}.txt")
+            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            for root in roots:
+                (root / f"images/{unit}_cv_{k}.png").write_bytes(png.tobytes())
+                shutil.copyfile(label, root / f"labels/{unit}_cv_{k}.txt")
     return len(ids) * count / (time.perf_counter() - started)
 
 

@@ -18,6 +18,12 @@ import numpy as np
 
 MIN_PART_AREA = 4.0
 """Contours enclosing fewer pixels than this are noise, not object parts."""
+MIN_PART_FRACTION = 1e-4
+"""Nor parts or holes under this fraction of the image (105 px at 1024²): SAM2's own speckle and hole
+removal needs its CUDA extension, which the images do not build, and thousands of speckles made
+the merge of outlines take a second per image (benchmarks/results/reference_object.md)."""
+BRUTE_FORCE_PAIRS = 4096
+"""Nearest points between two outlines by all pairs up to this many pairs, by a k-d tree beyond."""
 
 
 def mask_contours(mask: np.ndarray, simplify: float = 0.5) -> list[np.ndarray]:
@@ -25,7 +31,8 @@ def mask_contours(mask: np.ndarray, simplify: float = 0.5) -> list[np.ndarray]:
     coordinates, simplified to within `simplify` pixels."""
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     contours, _ = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    kept = [c for c in contours if cv2.contourArea(c) >= MIN_PART_AREA and len(c) >= 3]
+    smallest = max(MIN_PART_AREA, MIN_PART_FRACTION * binary.size)
+    kept = [c for c in contours if len(c) >= 3 and cv2.contourArea(c) >= smallest]
     kept.sort(key=lambda c: -cv2.contourArea(c))
     out = []
     for c in kept:
@@ -36,9 +43,16 @@ def mask_contours(mask: np.ndarray, simplify: float = 0.5) -> list[np.ndarray]:
 
 
 def _nearest(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-    return int(i), int(j)
+    """(index in `a`, index in `b`) of the closest pair of points."""
+    if len(a) * len(b) <= BRUTE_FORCE_PAIRS:
+        d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        pair = np.unravel_index(int(np.argmin(d)), d.shape)
+        return int(pair[0]), int(pair[1])
+    from scipy.spatial import cKDTree
+
+    dist, idx = cKDTree(b).query(a)
+    best = int(np.argmin(dist))
+    return best, int(idx[best])
 
 
 def merge_segments(segments: Sequence[np.ndarray]) -> np.ndarray:
