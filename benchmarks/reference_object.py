@@ -92,7 +92,7 @@ def loop(folder: Path, out: Path, ids: list[str], count: int) -> float:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for k in range(count):
             image, _ = augment(transform, rgb, n * 1000 + k)
-            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            _, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             for root in roots:
                 (root / f"images/{unit}_cv_{k}.png").write_bytes(png.tobytes())
                 shutil.copyfile(label, root / f"labels/{unit}_cv_{k}.txt")
