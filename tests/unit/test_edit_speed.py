@@ -39,7 +39,8 @@ def edit(pipe: Any, steps: int = 4) -> Any:
 
     g = torch.Generator().manual_seed(1)
     embeds = {"prompt_embeds": torch.randn(1, 7, 16, generator=g),
-              "negative_prompt_embeds": torch.randn(1, 3, 16, generator=g), "prompt_embeds_mask": torch.ones(1, 7, dtype=torch.long),
+              "negative_prompt_embeds": torch.randn(1, 3, 16, generator=g),
+              "prompt_embeds_mask": torch.ones(1, 7, dtype=torch.long),
               "negative_prompt_embeds_mask": torch.ones(1, 3, dtype=torch.long)}
     image = Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8))
     edit_speed.reset(pipe.transformer)

@@ -53,6 +53,8 @@ def test_cli_validate_accepts_all_examples() -> None:
     ("scenejob-vistadream.yaml", None),
     ("scenejob-worldexplorer.yaml", None),  # SEVA and VGGT come as custom stages, gaussians is built in
     ("scenejob-worldexplorer-tiny.yaml", None),  # only the built-in scaffold
+    ("datasetjob-reference-object.yaml", None),
+    ("datasetjob-reference-object-tiny.yaml", None),
 ])
 def test_plan_and_validate_say_what_does_not_run_today(example: str, note: str | None) -> None:
     path = str(ROOT / "examples" / example)

@@ -251,3 +251,21 @@ def test_shard_parts_merge_into_one_record_and_a_rerun_keeps_its_entries(tmp_pat
     again = ShardParts(load_context(stage_contract(tmp_path, "cv-augmentation")))  # shard 0 again, reusing "a"
     again.add("c", 3)
     assert again.publish(lambda merged: None) == {"a": 1, "b": 2, "c": 3}
+
+
+@pytest.mark.parametrize(("generator", "custom", "refused"), [
+    ("qwen_multicamera", False, False), ("zero123", False, True), ("zero123", True, False)])
+def test_the_built_in_perspectives_stage_is_refused_at_plan_time_for_zero123(
+        generator: str, custom: bool, refused: bool) -> None:
+    from genfab.api import parse_resource
+    from genfab.planner import plan
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "examples" / "datasetjob-reference-object.yaml").read_text())
+    doc["spec"]["referenceObject"]["perspectives"]["generator"] = generator
+    if custom:
+        doc["spec"]["customStages"] = [{"name": "perspectives", "image": "example.org/zero123pp:1"}]
+    stage = next(s for s in plan(parse_resource(doc)).stages if s.name == "perspectives")
+    assert bool(stage.unsupported) == refused
+    if refused:
+        assert "zero123 runs Zero123++ as a custom stage named `perspectives`" in stage.unsupported
+    assert (stage.implementation is not None) == (generator == "qwen_multicamera" and not custom)

@@ -21,7 +21,8 @@ TORCH_VERSION = "2.8.0"
 TEMPLATE_IMAGES: dict[str, tuple[str, str, bool]] = {
     "cv": ("cv", "cv2, albumentations, openai, genfab.stages.runtime", False),
     "segment": ("segment", "torch, transformers, cv2, segment_anything, sam2, genfab.stages.relighting", True),
-    "diffusion": ("diffusion", "torch, diffusers, transformers, accelerate, genfab.stages.runtime", True),
+    "diffusion": ("diffusion", "torch, torchvision, diffusers, transformers, accelerate, peft, genfab.stages.runtime",
+                  True),
 }
 """Families built from images/stage/Dockerfile: (pyproject extra, smoke import, needs CUDA torch).
 The others (scene: gsplat compiled ahead of time) have their own images/<family>/Dockerfile."""
