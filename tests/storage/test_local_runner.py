@@ -229,13 +229,16 @@ def test_unreachable_output_falls_back_to_a_local_folder(tmp_path: Path) -> None
     assert (tmp_path / "genfab-runs/fallback/_genfab/status.json").is_file()
 
 
-def test_built_in_stages_without_an_implementation_are_named(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-reference-object.yaml").read_text())  # not built yet
+def test_built_in_stages_that_cannot_run_their_settings_are_named(tmp_path: Path) -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-reference-object.yaml").read_text())
     doc["spec"]["output"] = f"file://{tmp_path}/out"
+    doc["spec"].pop("storage")
+    doc["spec"]["referenceObject"]["perspectives"]["generator"] = "zero123"  # Zero123++: a custom stage
     result = genfab_run(tmp_path, doc)
-    assert result.returncode == 2
-    assert "no implementation in genfab yet for stage(s) white-background, perspectives" in " ".join(
-        result.stderr.split())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert ("genfab run: stage perspectives: perspectives.generator zero123 runs Zero123++ as a custom stage named "
+            "`perspectives`") in " ".join(result.stderr.split())
+    assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
