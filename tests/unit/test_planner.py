@@ -39,6 +39,7 @@ def _edges(p: Plan) -> list[tuple[str, tuple[str, ...]]]:
 
 
 VD = "scenejob-vistadream.yaml"
+WE = "scenejob-worldexplorer.yaml"
 PIPELINE_TABLE = [
     ("worldexplorer", "scenejob-worldexplorer.yaml", _spec(),
      [("scaffold", ()), ("expansion", ("scaffold",)), ("gaussians", ("expansion",))]),
@@ -197,14 +198,18 @@ def _changed(example: str, mutate: Callable[[Doc], None]) -> set[str]:
 
 
 HASH_TABLE = [
-    ("3dgs steps -> gaussians and downstream", VD, _spec(gaussians__steps=7000), {"gaussians", "coarse", "render"}),
+    ("3dgs steps -> nothing of vistadream (its scene-growing stages do not read them)", VD,
+     _spec(gaussians__steps=7000), set()),
+    ("3dgs steps -> worldexplorer's gaussians", WE, _spec(gaussians__steps=7000), {"gaussians"}),
+    ("sh degree -> vistadream's scene from gaussians on", VD, _spec(gaussians__shDegree=2),
+     {"gaussians", "coarse", "render"}),
     ("coarse ratio -> coarse and render", VD, _spec(vistadream__coarseMaxInpaintRatio=0.3), {"coarse", "render"}),
     ("expansion percent -> everything from outpaint", VD, _spec(vistadream__expansionPercent=0.3),
      {"outpaint", "depth", "gaussians", "coarse", "render"}),
     ("input image -> everything", VD, _spec(input={"image": "s3://genfab-data/other.jpg"}),
      {"outpaint", "depth", "gaussians", "coarse", "render"}),
-    ("refinement checkpoint -> gaussians and downstream", VD,
-     _spec(refinement={"checkpointUri": "s3://genfab-out/model_1000.pkl"}), {"gaussians", "coarse", "render"}),
+    ("refinement checkpoint -> worldexplorer's gaussians", WE,
+     _spec(refinement={"checkpointUri": "s3://genfab-out/model_1000.pkl"}), {"gaussians"}),
     ("albedo blend -> albedo and downstream", "datasetjob-relighting.yaml",
      _spec(relighting__albedo={"blend": {"min": 0.1, "max": 0.2}}), {"albedo", "degrade", "recombine", "organize"}),
     ("degradation weights -> degrade and downstream", "datasetjob-relighting.yaml",

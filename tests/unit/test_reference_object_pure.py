@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from genfab.api.reference_object import CvAugmentationConfig, PerspectivesConfig
+from genfab.api.reference_object import CvAugmentationParameters, PerspectivesConfig
 from genfab.inventory import ShardReport, write_report
 from genfab.inventory.reports import FailedSample
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
@@ -155,7 +155,7 @@ def test_dataset_yaml_paths_resolve_for_a_local_dataset(tmp_path: Path) -> None:
 
 # -- step 7: the CV cascade
 def test_each_augmentation_fires_with_its_probability() -> None:
-    cfg = CvAugmentationConfig()
+    cfg = CvAugmentationParameters()
     transform = build_transform(cfg)
     image = (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8)
     counts: collections.Counter[str] = collections.Counter()
@@ -178,7 +178,7 @@ def _annotated_png(seed: int) -> bytes:
 def test_cv_copies_keep_the_label_bytes_and_the_split() -> None:
     label = b"0 0.100000 0.200000 0.500000 0.200000 0.300000 0.700000\n"
     out = compute_cv({"id": "img", "split": "val", "suffix": ".png", "image": _annotated_png(1), "label": label,
-                      "cfg": CvAugmentationConfig(count=2).model_dump_json(), "seeds": [5, 6]})
+                      "cfg": CvAugmentationParameters(count=2).model_dump_json(), "seeds": [5, 6]})
     files = out["files"]
     labels = {k: v for k, v in files.items() if k.endswith(".txt")}
     assert set(labels) == {"07_cv_augmented_dataset/val/labels/img_cv_0.txt",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -17,6 +17,75 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 RULE_ERROR = "genfab_rule"
+
+
+@dataclass(frozen=True)
+class RunTimeOption:
+    """Marks a field that changes how a stage runs (speed, memory, logging), not what it produces:
+    `Annotated[T, RUN_TIME]`. The stage still receives it; config hashes leave it out, so changing
+    it re-runs nothing (genfab.planner.hashing), and its CRD description says so."""
+
+    note: str = ("Run-time option: changes speed, memory or logs, not which outputs are made; it is not part "
+                 "of the config hash, so changing it re-runs nothing (each sample's metadata records the value "
+                 "it was made with; `spec.rerun` makes them again).")
+
+
+RUN_TIME = RunTimeOption()
+
+
+def is_run_time(info: Any) -> bool:
+    """Whether a pydantic `FieldInfo` is marked `RUN_TIME`."""
+    return any(isinstance(m, RunTimeOption) for m in getattr(info, "metadata", ()))
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """Marks a field naming a model a stage loads from the model location: `Annotated[str, MODEL]`, or
+    `Annotated[str, ModelReference(when)]` when only some settings load it (`when(part)` on the model
+    holding the field). The executors read each such model's identity (its config files, its weight
+    files' sizes and checksums: genfab.inventory.model_identity) and the planner hashes it, so new
+    weights under the same id re-run exactly the stages that load them and what consumes theirs."""
+
+    when: Callable[[Any], bool] | None = None
+    endpoint: bool = False
+    """The name of a model an endpoint serves (the LLM): its identity is the name itself."""
+
+
+MODEL = ModelReference()
+
+
+def model_ids(value: Any) -> list[tuple[str, bool]]:
+    """(model id, served by an endpoint) of every model a settings object loads, in field order."""
+    found: list[tuple[str, bool]] = []
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            field_value = getattr(value, name)
+            refs = [m for m in info.metadata if isinstance(m, ModelReference)]
+            if refs and isinstance(field_value, str) and all(r.when is None or r.when(value) for r in refs):
+                found.append((field_value, any(r.endpoint for r in refs)))
+            found.extend(model_ids(field_value))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found.extend(model_ids(item))
+    return list(dict.fromkeys(found))
+
+
+def hashed_values(value: Any) -> Any:
+    """`value` as JSON-ready data (camelCase keys, unset optionals left out, like the mounted config)
+    without the run-time options anywhere inside it: what a config hash covers."""
+    if isinstance(value, BaseModel):
+        out: dict[str, Any] = {}
+        for name, info in type(value).model_fields.items():
+            field_value = getattr(value, name)
+            if field_value is None or is_run_time(info):
+                continue
+            out[info.alias or name] = hashed_values(field_value)
+        return out
+    if isinstance(value, list | tuple):
+        return [hashed_values(v) for v in value]
+    if isinstance(value, dict):
+        return {k: hashed_values(v) for k, v in value.items()}
+    return value if isinstance(value, str | int | float | bool) else str(value)
 
 
 @dataclass(frozen=True)
@@ -75,10 +144,22 @@ class GenfabModel(BaseModel):
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
         if cls.rules:
-            target = handler.resolve_ref_schema(json_schema)
             target["x-kubernetes-validations"] = [rule.to_cel() for rule in cls.rules]
+        for name, info in cls.model_fields.items():  # `kubectl explain` says which fields re-run nothing
+            prop = target.get("properties", {}).get(info.alias or name)
+            if prop is not None and is_run_time(info):
+                prop["description"] = f"{prop.get('description', '').rstrip()} {RUN_TIME.note}".strip()
         return json_schema
+
+    @classmethod
+    def part_of(cls, block: BaseModel) -> Self:
+        """The part `cls` of an API block that is made of parts (`class VistaDreamConfig(VistaFlux,
+        ...)`): the block's values of exactly `cls`'s fields, so a stage's settings hold what it reads."""
+        if not isinstance(block, cls):
+            raise TypeError(f"{type(block).__name__} is not made of {cls.__name__}")
+        return cls.model_validate({n: getattr(block, n) for n in cls.model_fields})
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """The camelCase form users write, without unset optional fields."""

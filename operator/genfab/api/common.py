@@ -238,6 +238,19 @@ class ModelSource(GenfabModel):
     none, which disables this form); locally, `genfab run` reads the folder itself."""
 
 
+class Rerun(GenfabModel):
+    """Make committed outputs again (seed 000's `--only_stages` re-training, seed 004's
+    `--start_from_step` clearing the later steps). Declarative, so GitOps can ask for it: the `token`
+    is part of the listed stages' config hashes, so a new token re-runs them, and what consumes their
+    outputs, once; the same token again changes nothing."""
+
+    token: str = Field(min_length=1, max_length=128)
+    """Any string; change it to run the stages again (a date, a counter, a commit)."""
+    stages: list[StageName] | None = Field(None, min_length=1, max_length=32)
+    """The stages to re-run; unset: the stages `onlyStages` (or the pipeline's own step selection,
+    such as reference-object's `startFromStep`) selects, and every stage when nothing is selected."""
+
+
 class CommonSpec(GenfabModel):
     """Fields every genfab resource has: where outputs go, how stages are run."""
 
@@ -254,7 +267,11 @@ class CommonSpec(GenfabModel):
     stages: dict[StageName, StageOverride] = Field(default_factory=dict, max_length=32)
     """Per-stage overrides keyed by stage name (resources, shard size, image)."""
     only_stages: list[StageName] | None = Field(None, min_length=1, max_length=32)
-    """Run only these stages (seed 000's `--only_stages`); the others must already have outputs."""
+    """Run only these stages (seed 000's `--only_stages`); the others reuse their committed outputs.
+    A selected stage also reuses the samples it committed with the same config hash; `rerun` makes
+    them again."""
+    rerun: Rerun | None = None
+    """Re-run stages once per new `token` (their committed outputs are made again)."""
     parallelism: int | None = Field(None, ge=1, le=10000)
     """Most Pods running at once per stage; unset runs all shards at once."""
     shard_size: int | None = Field(None, ge=1, le=100000)
@@ -312,6 +329,14 @@ def stage_rules(attr: str, stages: dict[str, list[str]]) -> tuple[Rule, ...]:
             "onlyStages",
             lambda m: not unknown(m.only_stages or [], m),
             detail("onlyStages", lambda m: m.only_stages or []),
+        ),
+        Rule(
+            f"!has(self.rerun) || !has(self.rerun.stages) || self.rerun.stages.all(s, s in ({cel_known}) || "
+            f"{custom.format(v='s')})",
+            "`rerun.stages` names a stage this pipeline does not have",
+            "rerun",
+            lambda m: m.rerun is None or not unknown(m.rerun.stages or [], m),
+            detail("rerun.stages", lambda m: (m.rerun.stages or []) if m.rerun is not None else []),
         ),
         Rule(
             f"self.stages.all(s, s in ({cel_known}) || {custom.format(v='s')})",

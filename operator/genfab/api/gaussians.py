@@ -7,10 +7,29 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import GenfabModel, Rule
+from genfab.api.base import RUN_TIME, GenfabModel, Rule
 
 
-class GaussiansConfig(GenfabModel):
+class SplatConfig(GenfabModel):
+    """What every Gaussian scene genfab trains reads, however it is grown: spherical harmonics, the
+    photometric loss, the rasterizer's modes and the seed (vistadream's scene-growing stages read only
+    these)."""
+
+    sh_degree: int = Field(3, ge=0, le=4)
+    """Final spherical-harmonics degree."""
+    sh_degree_interval: int = Field(1000, ge=1)
+    """Steps between SH degree increases."""
+    ssim_lambda: float = Field(0.2, ge=0.0, le=1.0)
+    """Weight of the (1 - SSIM) term; L1 gets 1 - ssimLambda."""
+    packed: Annotated[bool, RUN_TIME] = False
+    """gsplat packed mode (less memory for large scenes)."""
+    antialiased: bool = False
+    """Anti-aliased rasterization (gsplat `rasterize_mode="antialiased"`)."""
+    seed: int = Field(42, ge=0)
+    """Random seed (deterministic initialisation and view order)."""
+
+
+class GaussiansConfig(SplatConfig):
     """3DGS training (seed 000 Stage 3 `run_3dgs_only`, seed 001 `GS_Train_Tool`) on gsplat."""
 
     rules = (
@@ -40,12 +59,6 @@ class GaussiansConfig(GenfabModel):
     """Densification strategy: gsplat `DefaultStrategy` (clone/split/prune) or `MCMCStrategy`."""
     cap_max: int = Field(1_000_000, ge=1000, le=50_000_000)
     """Most Gaussians per scene (both strategies): bounds each scene's GPU memory when several are packed."""
-    sh_degree: int = Field(3, ge=0, le=4)
-    """Final spherical-harmonics degree."""
-    sh_degree_interval: int = Field(1000, ge=1)
-    """Steps between SH degree increases."""
-    ssim_lambda: float = Field(0.2, ge=0.0, le=1.0)
-    """Weight of the (1 - SSIM) term; L1 gets 1 - ssimLambda."""
     init_type: Literal["points", "random"] = "points"
     """Initialise from upstream points (depth/geometry) or uniformly at random in the scene bounds."""
     init_num_points: int = Field(100_000, ge=1, le=10_000_000)
@@ -53,17 +66,13 @@ class GaussiansConfig(GenfabModel):
     init_extent: float = Field(3.0, gt=0.0)
     """Half-size of the random-init cube in scene scales (gsplat's); cameras that all look at one point
     get a cube around it of at most 0.32x their distance to it."""
-    packed: bool = False
-    """gsplat packed mode (less memory for large scenes)."""
     sparse_grad: bool = False
     """Sparse gradients (needs packed mode)."""
-    antialiased: bool = False
-    """Anti-aliased rasterization (gsplat `rasterize_mode="antialiased"`)."""
     test_every: int = Field(8, ge=2, le=1000)
     """Every N-th view is held out for evaluation (PSNR, SSIM, LPIPS)."""
-    scenes_per_pod: int = Field(1, ge=1, le=64)
+    scenes_per_pod: Annotated[int, RUN_TIME] = Field(1, ge=1, le=64)
     """Scenes trained concurrently on one GPU (multi-scene packing); the planner's shard size."""
-    packing: Literal["batched", "sequential"] = "batched"
+    packing: Annotated[Literal["batched", "sequential"], RUN_TIME] = "batched"
     """How packed scenes share the GPU: `batched` trains scenes of one image size as one Gaussian set,
     one view of each per rasterization call (small scenes are bound by per-step overhead, now paid
     once; 6.8x the scenes per GPU-hour of `sequential` on 8 small scenes); `sequential` trains them
@@ -76,5 +85,3 @@ class GaussiansConfig(GenfabModel):
     renders on white; unset: black, as gsplat's simple trainer."""
     video: bool = True
     """Render an orbit `trajectory.mp4` next to the PLY."""
-    seed: int = Field(42, ge=0)
-    """Random seed (deterministic initialisation and view order)."""

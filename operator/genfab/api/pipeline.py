@@ -16,7 +16,6 @@ not import `genfab.api.resources`: the kinds are built from the registry.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import os
 import pkgutil
@@ -96,25 +95,6 @@ class StageDecl:
     """The shards are the nodes of one process group (distributed training): they start together,
     and when one fails or is lost the whole group restarts (from its latest checkpoint), one retry
     for the group. The operator gives the group a headless Service and node 0's address."""
-
-
-def picked(model: type[BaseModel], *names: str) -> dict[str, Any]:
-    """Field definitions copied from an API block (type, constraints, docs): a stage's settings
-    model derives from the block instead of restating its fields."""
-    fields = model.model_fields
-    return {n: (fields[n].annotation, copy.copy(fields[n])) for n in names}
-
-
-def settings_model(name: str, doc: str, base: type[GenfabModel] = GenfabModel, **fields: Any) -> type[GenfabModel]:
-    """A stage settings model: camelCase in the mounted config, unknown keys rejected."""
-    model: type[GenfabModel] = create_model(name, __base__=base, __doc__=doc, **fields)
-    return model
-
-
-def fill(model: type[BaseModel], source: BaseModel, **values: Any) -> BaseModel:
-    """An instance of `model` with the fields `source` shares with it, plus `values`."""
-    shared = {n: getattr(source, n) for n in model.model_fields if n in type(source).model_fields}
-    return model(**{**shared, **values})
 
 
 def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: tuple[str, ...], output: str,

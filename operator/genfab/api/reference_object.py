@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import GenfabModel, Rule
+from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, IntRange
 from genfab.api.types import InputUri, Probability
 
@@ -30,7 +30,8 @@ class PerspectivesConfig(GenfabModel):
     """Elevations for qwen_multicamera."""
     distances: list[Distance] = Field(default_factory=lambda: list(DEFAULT_DISTANCES), min_length=1, max_length=3)
     """Distances for qwen_multicamera."""
-    lora: str = Field("dx8152/Qwen-Edit-2509-Multiple-angles", max_length=256)
+    lora: Annotated[str, ModelReference(lambda m: m.generator == "qwen_multicamera")] = Field(
+        "dx8152/Qwen-Edit-2509-Multiple-angles", max_length=256)
     """Multi-camera LoRA adapter id."""
 
     def count(self) -> int:
@@ -75,7 +76,7 @@ class SceneGenerationConfig(GenfabModel):
     `system_qwen_edit.txt`."""
     project_info_uri: InputUri | None = None
     """Project-specific context for the LLM (`--project_info_file`)."""
-    model_path: str = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
+    model_path: Annotated[str, MODEL] = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
     """Qwen Image Edit model (`--model_path`), for every edit (steps 1, 2, 4 and 5): a diffusers folder
     whose `model_index.json` names `QwenImageEditPipeline` or `QwenImageEditPlusPipeline` (2509/2511,
     which the multi-camera LoRAs need); a bitsandbytes-quantised export loads as it is saved."""
@@ -83,12 +84,12 @@ class SceneGenerationConfig(GenfabModel):
     """Denoising steps of every Qwen Image Edit call."""
     true_cfg_scale: float = Field(4.0, ge=1.0, le=20.0)
     """Qwen Image Edit's true classifier-free guidance (1 turns it off: one transformer pass per step)."""
-    edit_runtime: EditRuntime = Field(default_factory=EditRuntime)
+    edit_runtime: Annotated[EditRuntime, RUN_TIME] = Field(default_factory=EditRuntime)
     """How every Qwen Image Edit call runs: compilation, FP8, first-block cache."""
     llm_endpoint: str = Field("http://ollama:11434", pattern=r"^https?://[^/\s]+(/.*)?$", max_length=512)
     """OpenAI-compatible chat endpoint for prompt generation (Ollama, vLLM, `transformers serve`);
     `/v1` is added when the URL has no path."""
-    llm_model: str = Field("llama3.1", max_length=128)
+    llm_model: Annotated[str, ModelReference(endpoint=True)] = Field("llama3.1", max_length=128)
     """Chat model name at the endpoint."""
     llm_temperature: float = Field(0.8, ge=0.0, le=2.0)
     """Sampling temperature of the scene descriptions (each turn's seed is `seed` + turn)."""
@@ -96,11 +97,9 @@ class SceneGenerationConfig(GenfabModel):
     """Seconds one request may take before it is retried (3 tries with backoff in all)."""
 
 
-class QwenAugmentationConfig(GenfabModel):
-    """Step 5 (optional): generative augmentations, images only."""
+class QwenAugmentationParameters(GenfabModel):
+    """What step 5 reads when it runs."""
 
-    enabled: bool = False
-    """`--enable_qwen_augmentation`."""
     predefined_prompts_uri: InputUri | None = None
     """One augmentation prompt per line (`--predefined_prompts_file`); unset uses the bundled
     `qwen_edit_augmentations.txt`."""
@@ -108,11 +107,16 @@ class QwenAugmentationConfig(GenfabModel):
     """Augmented versions per image (`--qwen_augmentation_count`)."""
 
 
-class AnnotationConfig(GenfabModel):
-    """Step 6: PerSAM + SAM2 segmentation into a YOLO dataset."""
+class QwenAugmentationConfig(QwenAugmentationParameters):
+    """Step 5 (optional): generative augmentations, images only."""
 
-    enabled: bool = True
-    """`--enable_annotation`."""
+    enabled: bool = False
+    """`--enable_qwen_augmentation`."""
+
+
+class AnnotationParameters(GenfabModel):
+    """What step 6 reads when it runs."""
+
     split_ratio: float = Field(0.8, gt=0.0, lt=1.0)
     """Train fraction of the train/val split."""
     sam_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"
@@ -129,8 +133,15 @@ class AnnotationConfig(GenfabModel):
     """PerSAM learning rate."""
     persam_epochs: int = Field(1000, ge=1, le=100000)
     """PerSAM training epochs."""
-    persam_log_epoch: int = Field(200, ge=1, le=100000)
+    persam_log_epoch: Annotated[int, RUN_TIME] = Field(200, ge=1, le=100000)
     """PerSAM log interval."""
+
+
+class AnnotationConfig(AnnotationParameters):
+    """Step 6: PerSAM + SAM2 segmentation into a YOLO dataset."""
+
+    enabled: bool = True
+    """`--enable_annotation`."""
 
 
 class CvProbabilities(GenfabModel):
@@ -188,17 +199,22 @@ class CvRanges(GenfabModel):
     """JPEG quality (1-100)."""
 
 
-class CvAugmentationConfig(GenfabModel):
-    """Step 7 (optional): classical augmentations of the annotated dataset."""
+class CvAugmentationParameters(GenfabModel):
+    """What step 7 reads when it runs."""
 
-    enabled: bool = True
-    """`--enable_cv_augmentation`."""
     count: int = Field(1, ge=1, le=100)
     """Augmented versions per annotated image (`--cv_augmentation_count`)."""
     probabilities: CvProbabilities = Field(default_factory=CvProbabilities)
     """Per-augmentation probabilities."""
     ranges: CvRanges = Field(default_factory=CvRanges)
     """Per-augmentation ranges."""
+
+
+class CvAugmentationConfig(CvAugmentationParameters):
+    """Step 7 (optional): classical augmentations of the annotated dataset."""
+
+    enabled: bool = True
+    """`--enable_cv_augmentation`."""
 
 
 class RetryConfig(GenfabModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import GenfabModel, Rule
+from genfab.api.base import MODEL, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, FractionRange
 from genfab.api.types import InputUri, Probability, SampleId
 
@@ -52,11 +52,13 @@ class SegmentationConfig(GenfabModel):
     classical CPU path (OpenCV cascades seeding GrabCut, refined to a soft alpha)."""
     text_prompt: str = Field("person", min_length=1, max_length=256)
     """What to segment (SAM3 text prompt, detector query for SAM2)."""
-    sam3_model: str = Field("facebook/sam3", max_length=256)
+    sam3_model: Annotated[str, ModelReference(lambda m: "sam3" in m.backends)] = Field("facebook/sam3", max_length=256)
     """SAM3 model id (a folder under the model location)."""
-    sam2_model: str = Field("facebook/sam2.1-hiera-large", max_length=256)
+    sam2_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends)] = Field(
+        "facebook/sam2.1-hiera-large", max_length=256)
     """SAM2 model id."""
-    detector_model: str = Field("IDEA-Research/grounding-dino-tiny", max_length=256)
+    detector_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends)] = Field(
+        "IDEA-Research/grounding-dino-tiny", max_length=256)
     """Open-vocabulary detector that prompts SAM2 with a box (Grounding DINO or OWLv2)."""
     box_threshold: Probability = 0.3
     """Detector score threshold."""
@@ -149,7 +151,8 @@ class SoftShadingConfig(GenfabModel):
     normals: Literal["auto", "depth-anything", "dpt", "classical"] = "auto"
     """Normal source: a depth model on the GPU (Depth Anything or DPT, `depthModel`), or classical
     normals from the mask geometry on the CPU; auto picks the model when it is in the model location."""
-    depth_model: str = Field("depth-anything/Depth-Anything-V2-Small-hf", max_length=256)
+    depth_model: Annotated[str, ModelReference(lambda m: m.normals != "classical")] = Field(
+        "depth-anything/Depth-Anything-V2-Small-hf", max_length=256)
     """Depth model id for depth-anything / dpt normals."""
 
 
@@ -184,16 +187,21 @@ class DegradationConfig(GenfabModel):
     """Specular parameters."""
 
 
-class CaptioningConfig(GenfabModel):
+class CaptioningParameters(GenfabModel):
+    """What the caption stage reads when it runs."""
+
+    backend: str = Field("transformers", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    """`transformers` (an image-to-text model from the model location), or the name of a plug-in
+    registered under the Python entry-point group `genfab.caption_backends` in the stage image."""
+    model: Annotated[str, MODEL] = Field("Salesforce/blip-image-captioning-base", max_length=256)
+    """Captioning model id under the model location (or use a custom `caption` stage)."""
+
+
+class CaptioningConfig(CaptioningParameters):
     """Stage 4 (disabled in the seed): captions for the pairs."""
 
     enabled: bool = False
     """Run the caption stage."""
-    backend: str = Field("transformers", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    """`transformers` (an image-to-text model from the model location), or the name of a plug-in
-    registered under the Python entry-point group `genfab.caption_backends` in the stage image."""
-    model: str = Field("Salesforce/blip-image-captioning-base", max_length=256)
-    """Captioning model id under the model location (or use a custom `caption` stage)."""
 
 
 class RelightingConfig(GenfabModel):

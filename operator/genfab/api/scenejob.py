@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genfab.api.base import GenfabModel, Rule, at_most_one, exactly_one
+from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule, at_most_one, exactly_one
 from genfab.api.common import CommonSpec
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.types import DnsLabel, InputUri, RelativePath
@@ -125,7 +125,27 @@ class FluxRuntime(GenfabModel):
     half of the steps, with a visible change of the output."""
 
 
-class ScaffoldConfig(GenfabModel):
+class ScaffoldFillConfig(GenfabModel):
+    """The part of the scaffold's settings the expansion's built-in walk shares: FluxFill, the depth
+    model, the cameras' field of view and the seed."""
+
+    flux_fill_model: Annotated[str, MODEL] = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
+    """FluxFill model (diffusers layout) inpainting the in-between views' holes."""
+    fill_steps: int = Field(50, ge=1, le=200)
+    """Denoising steps of each inpainting candidate."""
+    fill_guidance: float = Field(30.0, ge=0.0, le=100.0)
+    """FluxFill's guidance."""
+    depth_model: Annotated[str, MODEL] = Field("apple/DepthPro-hf", max_length=256)
+    """Depth Pro (transformers layout): the cardinal views' metric depth, for the reprojection."""
+    fov_degrees: float = Field(60.0, gt=10.0, lt=170.0)
+    """Field of view of every scaffold camera (WorldExplorer: 60°)."""
+    flux_runtime: Annotated[FluxRuntime, RUN_TIME] = Field(default_factory=FluxRuntime)
+    """How both FLUX models run (compilation, attention kernel, FP8, first-block cache)."""
+    seed: int = Field(0, ge=0)
+    """Base seed: each view's and candidate's noise derives from it, the sample and the view."""
+
+
+class ScaffoldConfig(ScaffoldFillConfig):
     """Stage 1 (seed 000): the 8-view 360° scaffold."""
 
     rules = (
@@ -151,30 +171,18 @@ class ScaffoldConfig(GenfabModel):
     """Theme for the generated prompts (scaffold_gen)."""
     custom_prompts: list[str] | None = Field(None, min_length=4, max_length=4)
     """Prompts for the four cardinal views 000/002/004/006 (scaffold_gen)."""
-    clip_model: str = Field("openai/clip-vit-base-patch16", max_length=256)
+    clip_model: Annotated[str, ModelReference(lambda m: m.selection == "automatic")] = Field(
+        "openai/clip-vit-base-patch16", max_length=256)
     """CLIP model (transformers layout) scoring the candidates of automatic selection (WorldExplorer's)."""
-    flux_model: str = Field("black-forest-labs/FLUX.1-dev", max_length=256)
+    flux_model: Annotated[str, ModelReference(lambda m: m.method == "scaffold_gen")] = Field(
+        "black-forest-labs/FLUX.1-dev", max_length=256)
     """FLUX text-to-image model (diffusers layout) generating the cardinal views (scaffold_gen)."""
     flux_steps: int = Field(50, ge=1, le=200)
     """Denoising steps of each generated cardinal view (WorldExplorer uses 100)."""
     flux_guidance: float = Field(3.5, ge=0.0, le=100.0)
     """FLUX.1-dev's distilled guidance for the cardinal views."""
-    flux_fill_model: str = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
-    """FluxFill model (diffusers layout) inpainting the in-between views' holes."""
-    fill_steps: int = Field(50, ge=1, le=200)
-    """Denoising steps of each inpainting candidate."""
-    fill_guidance: float = Field(30.0, ge=0.0, le=100.0)
-    """FluxFill's guidance."""
-    depth_model: str = Field("apple/DepthPro-hf", max_length=256)
-    """Depth Pro (transformers layout): the cardinal views' metric depth, for the reprojection."""
     resolution: int = Field(576, ge=64, le=2048, multiple_of=32)
     """Side of the square scaffold views (WorldExplorer: 576); the input image is centre-cropped to it."""
-    fov_degrees: float = Field(60.0, gt=10.0, lt=170.0)
-    """Field of view of every scaffold camera (WorldExplorer: 60°)."""
-    flux_runtime: FluxRuntime = Field(default_factory=FluxRuntime)
-    """How both FLUX models run (compilation, attention kernel, FP8, first-block cache)."""
-    seed: int = Field(0, ge=0)
-    """Base seed: each view's and candidate's noise derives from it, the sample and the view."""
 
 
 class ExpansionConfig(GenfabModel):
@@ -200,14 +208,14 @@ class ExpansionConfig(GenfabModel):
     """VGGT geometry: points below this confidence quantile are dropped before 3DGS."""
 
 
-class SevaConfig(GenfabModel):
-    """SEVA (Stable Virtual Camera), research code run from its own stage image (images/seva/): the
-    `single_image` scaffold's 360° sweep and, when set, the expansion's frames (`img2trajvid`)."""
+class SevaModelConfig(GenfabModel):
+    """The part of SEVA's settings both stages that run it read (the image, the weights, how they sample)."""
 
     image: str | None = Field(None, max_length=512)
     """Stage image with SEVA installed (`images/seva/Dockerfile`, SEVA at a pinned commit). Unset: the
     scaffold needs `method: scaffold_gen` and the expansion runs genfab's built-in FluxFill walk."""
-    model: str = Field("stabilityai/stable-virtual-camera", max_length=256)
+    model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field(
+        "stabilityai/stable-virtual-camera", max_length=256)
     """SEVA weights (a folder with `model.safetensors` under the model location)."""
     steps: int = Field(50, ge=1, le=200)
     """Denoising steps per pass."""
@@ -215,6 +223,12 @@ class SevaConfig(GenfabModel):
     """Guidance of the first pass (SEVA's recommended 3 for img2trajvid; raise it for blurry unseen areas)."""
     camera_scale: float = Field(2.0, gt=0.0, le=20.0)
     """SEVA's `camera_scale` (its translation normalisation)."""
+
+
+class SevaConfig(SevaModelConfig):
+    """SEVA (Stable Virtual Camera), research code run from its own stage image (images/seva/): the
+    `single_image` scaffold's 360° sweep and, when set, the expansion's frames (`img2trajvid`)."""
+
     sweep_frames: int = Field(80, ge=16, le=400)
     """single_image: frames of the 360° sweep from the input image (key frames 000-007 are picked from it)."""
 
@@ -225,7 +239,7 @@ class VggtConfig(GenfabModel):
     image: str | None = Field(None, max_length=512)
     """Stage image with VGGT installed (`images/vggt/Dockerfile`). Unset: the built-in geometry (the
     trajectory's known poses and per-frame depth aligned to the scene)."""
-    model: str = Field("facebook/VGGT-1B", max_length=256)
+    model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field("facebook/VGGT-1B", max_length=256)
     """VGGT weights (a `from_pretrained` folder under the model location)."""
 
 
@@ -253,8 +267,61 @@ class WorldExplorerConfig(GenfabModel):
     """VGGT's stage image and settings (expansion geometry)."""
 
 
-class VistaDreamConfig(GenfabModel):
-    """Seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render."""
+class VistaFlux(GenfabModel):
+    """Seed 001's FluxFill settings (outpainting and every coarse view's inpainting)."""
+
+    flux_fill_model: Annotated[str, MODEL] = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
+    """FluxFill model id (a diffusers folder under the model location) for outpainting and for
+    inpainting coarse views."""
+    flux_steps: int = Field(50, ge=1, le=200)
+    """FluxFill denoising steps."""
+    flux_guidance: float = Field(30.0, ge=0.0, le=100.0)
+    """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
+    flux_prompt: str = Field("", max_length=1000)
+    """Text prompt for the fill (the seed fills with an empty prompt)."""
+    flux_runtime: Annotated[FluxRuntime, RUN_TIME] = Field(default_factory=FluxRuntime)
+    """How the fill runs: compilation, attention kernel, FP8, first-block cache."""
+    seed: int = Field(0, ge=0)
+    """Base seed of every fill of a sample (the fill's noise comes from it, the sample id and the
+    view): the same job gives the same scene."""
+
+
+class VistaDepth(GenfabModel):
+    """Seed 001's depth model (the depth stage and every coarse view)."""
+
+    depth_backend: Literal["depth-pro", "depth-anything-v2"] = "depth-pro"
+    """depth-pro: metric depth and its own field of view (transformers' Depth Pro); depth-anything-v2:
+    Depth Anything V2 (metric checkpoints give metres, relative ones inverse depth) with the focal
+    prior `focalPriorFov`. MoGe runs as a custom `depth` stage with the same outputs."""
+    depth_pro_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-pro")] = Field(
+        "apple/DepthPro-hf", max_length=256)
+    """Depth Pro model id."""
+    depth_anything_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-anything-v2")] = Field(
+        "depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", max_length=256)
+    """Depth Anything V2 model id."""
+    focal_prior_fov: float = Field(60.0, gt=1.0, lt=179.0)
+    """Horizontal field of view (degrees) assumed by a depth backend that does not predict one."""
+
+    def depth_model(self) -> str:
+        """The one depth model these settings load."""
+        return self.depth_pro_model if self.depth_backend == "depth-pro" else self.depth_anything_model
+
+
+class VistaTrajectory(GenfabModel):
+    """Seed 001's camera trajectory (coarse expansion and the final render)."""
+
+    traj_type: Literal["spiral", "forward", "rotate", "wobble"] = "spiral"
+    """Trajectory shape."""
+    traj_forward_ratio: float = Field(0.3, ge=0.0, le=10.0)
+    """Forward camera motion, relative to scene depth."""
+    traj_backward_ratio: float = Field(0.4, ge=0.0, le=10.0)
+    """Backward camera motion, relative to scene depth."""
+    traj_max_percentage: float = Field(60.0, gt=0.0, le=100.0)
+    """Depth percentile bounding the camera motion."""
+
+
+class VistaCoarse(GenfabModel):
+    """Seed 001's coarse expansion (`_coarse`)."""
 
     rules = (
         Rule(
@@ -265,47 +332,8 @@ class VistaDreamConfig(GenfabModel):
         ),
     )
 
-    stage: Literal["no-outpaint", "outpaint", "fine", "coarse"] = "no-outpaint"
-    """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
-    coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
-    expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
-    """Fraction of the image size added as outpainting border, half on each side."""
-    flux_fill_model: str = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
-    """FluxFill model id (a diffusers folder under the model location) for outpainting and for
-    inpainting coarse views."""
-    flux_steps: int = Field(50, ge=1, le=200)
-    """FluxFill denoising steps."""
-    flux_guidance: float = Field(30.0, ge=0.0, le=100.0)
-    """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
-    flux_prompt: str = Field("", max_length=1000)
-    """Text prompt for the fill (the seed fills with an empty prompt)."""
-    flux_runtime: FluxRuntime = Field(default_factory=FluxRuntime)
-    """How the fill runs: compilation, attention kernel, FP8, first-block cache."""
-    seed: int = Field(0, ge=0)
-    """Base seed of every fill of a sample (the fill's noise comes from it, the sample id and the
-    view): the same job gives the same scene."""
-    depth_backend: Literal["depth-pro", "depth-anything-v2"] = "depth-pro"
-    """depth-pro: metric depth and its own field of view (transformers' Depth Pro); depth-anything-v2:
-    Depth Anything V2 (metric checkpoints give metres, relative ones inverse depth) with the focal
-    prior `focalPriorFov`. MoGe runs as a custom `depth` stage with the same outputs."""
-    depth_pro_model: str = Field("apple/DepthPro-hf", max_length=256)
-    """Depth Pro model id."""
-    depth_anything_model: str = Field("depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", max_length=256)
-    """Depth Anything V2 model id."""
-    focal_prior_fov: float = Field(60.0, gt=1.0, lt=179.0)
-    """Horizontal field of view (degrees) assumed by a depth backend that does not predict one."""
-    max_resolution: int = Field(1024, ge=64, le=4096, multiple_of=32)
-    """Longest side after `process_image` (multiples of 32)."""
     n_frames: int = Field(10, ge=1, le=1000)
     """Frames of the camera trajectory for coarse expansion."""
-    traj_type: Literal["spiral", "forward", "rotate", "wobble"] = "spiral"
-    """Trajectory shape."""
-    traj_forward_ratio: float = Field(0.3, ge=0.0, le=10.0)
-    """Forward camera motion, relative to scene depth."""
-    traj_backward_ratio: float = Field(0.4, ge=0.0, le=10.0)
-    """Backward camera motion, relative to scene depth."""
-    traj_max_percentage: float = Field(60.0, gt=0.0, le=100.0)
-    """Depth percentile bounding the camera motion."""
     coarse_min_inpaint_ratio: float = Field(0.05, ge=0.0, le=1.0)
     """Candidate poses need an inpaint ratio >= this."""
     coarse_max_inpaint_ratio: float = Field(0.25, ge=0.0, le=1.0)
@@ -318,12 +346,28 @@ class VistaDreamConfig(GenfabModel):
     """closest: when no candidate is in band, pick the one closest to [min, max]."""
     coarse_margin: int = Field(32, ge=0, le=1024)
     """Render margin in pixels around a candidate frame."""
-    coarse_print_summary: bool = True
+    coarse_print_summary: Annotated[bool, RUN_TIME] = True
     """Log the `[COARSE] Summary` (selected frames, added splats)."""
-    init_iterations: int = Field(100, ge=1, le=100000)
-    """GS_Train_Tool iterations after initialisation."""
     coarse_iterations: int = Field(500, ge=1, le=100000)
     """GS_Train_Tool iterations after each added coarse frame."""
+
+
+class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
+    """Seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render.
+    Its fields keep the seed's flat names; the stages read them in parts (FluxFill, depth model,
+    trajectory, coarse expansion)."""
+
+    rules = VistaCoarse.rules
+
+    stage: Literal["no-outpaint", "outpaint", "fine", "coarse"] = "no-outpaint"
+    """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
+    coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
+    expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
+    """Fraction of the image size added as outpainting border, half on each side."""
+    max_resolution: int = Field(1024, ge=64, le=4096, multiple_of=32)
+    """Longest side after `process_image` (multiples of 32)."""
+    init_iterations: int = Field(100, ge=1, le=100000)
+    """GS_Train_Tool iterations after initialisation."""
     render_frames: int = Field(150, ge=1, le=5000)
     """Most frames of the final render trajectory (scaled to 25 per scene frame)."""
     ply_name: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+\.ply$")
@@ -339,20 +383,11 @@ class TuningRunRef(GenfabModel):
     """Checkpoint step (`model_<step>.pkl`); unset takes the run's last checkpoint."""
 
 
-class Refinement(GenfabModel):
-    """DiFix refinement during 3DGS training, the way Difix3D+ does it (seed 002's
-    `train.difix.model_checkpoint_path` contract): at `fixSteps`, novel views near the training
-    cameras are rendered, fixed by DiFix with the nearest training view as reference, and trained on
-    as weighted pseudo-views. With `tuningRunRef` or `checkpointUri` DiFix is that fine-tuned
-    checkpoint; with neither, the base model."""
+class RefinementParameters(GenfabModel):
+    """What refinement does, whichever DiFix checkpoint it uses (the gaussians stage reads this part; the
+    checkpoint is resolved at plan time)."""
 
-    rules = (at_most_one("tuningRunRef", "checkpointUri"),)
-
-    tuning_run_ref: TuningRunRef | None = None
-    """Take the checkpoint from a TuningRun in this namespace: the stage waits until the run succeeded."""
-    checkpoint_uri: InputUri | None = None
-    """An explicit `model_<step>.pkl` (Difix3D's checkpoint format)."""
-    base_model: str = Field("nvidia/difix_ref", max_length=256)
+    base_model: Annotated[str, MODEL] = Field("nvidia/difix_ref", max_length=256)
     """DiFix base model under the model location (the checkpoint's weights go over it)."""
     fix_steps: list[int] = Field(default_factory=lambda: [3000, 6000, 9000, 12000, 15000, 18000, 21000, 24000,
                                                           27000], max_length=64)
@@ -372,6 +407,21 @@ class Refinement(GenfabModel):
     """DiFix prompt."""
     timestep: int = Field(199, ge=1, le=999)
     """DiFix's single denoising timestep."""
+
+
+class Refinement(RefinementParameters):
+    """DiFix refinement during 3DGS training, the way Difix3D+ does it (seed 002's
+    `train.difix.model_checkpoint_path` contract): at `fixSteps`, novel views near the training
+    cameras are rendered, fixed by DiFix with the nearest training view as reference, and trained on
+    as weighted pseudo-views. With `tuningRunRef` or `checkpointUri` DiFix is that fine-tuned
+    checkpoint; with neither, the base model."""
+
+    rules = (at_most_one("tuningRunRef", "checkpointUri"),)
+
+    tuning_run_ref: TuningRunRef | None = None
+    """Take the checkpoint from a TuningRun in this namespace: the stage waits until the run succeeded."""
+    checkpoint_uri: InputUri | None = None
+    """An explicit `model_<step>.pkl` (Difix3D's checkpoint format)."""
 
 
 class SceneJobBase(CommonSpec):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import GenfabModel, exactly_one
+from genfab.api.base import MODEL, RUN_TIME, GenfabModel, exactly_one
 from genfab.api.common import CommonSpec
 from genfab.api.types import DnsLabel, InputUri
 
@@ -63,9 +63,9 @@ class DifixHyperparameters(GenfabModel):
     """Gradient clipping norm."""
     eval_samples: int = Field(100, ge=1, le=100_000)
     """Test samples scored at each evaluation (the first N of the test split)."""
-    keep_local_checkpoints: int = Field(2, ge=1, le=1000)
+    keep_local_checkpoints: Annotated[int, RUN_TIME] = Field(2, ge=1, le=1000)
     """Checkpoints kept on the Pod's disk (all of them are uploaded)."""
-    dataloader_workers: int = Field(4, ge=0, le=64)
+    dataloader_workers: Annotated[int, RUN_TIME] = Field(4, ge=0, le=64)
     """Data loading processes per GPU (decoding overlaps the training step)."""
     seed: int = Field(42, ge=0)
     """Training seed."""
@@ -78,10 +78,10 @@ class TuningRunBase(CommonSpec):
     """Training data."""
     run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     """Run name: outputs go to `{output}/tuning_runs/{runName}/`."""
-    base_model: str = Field("nvidia/difix_ref", max_length=256)
+    base_model: Annotated[str, MODEL] = Field("nvidia/difix_ref", max_length=256)
     """Base DiFix model id under the model location: a diffusers folder with `unet/`, `vae/`,
     `text_encoder/`, `tokenizer/` and `scheduler/` (nvidia/difix_ref, nvidia/difix or stabilityai/sd-turbo)."""
-    perceptual_model: str = Field("genfab/vgg16-lpips", max_length=256)
+    perceptual_model: Annotated[str, MODEL] = Field("genfab/vgg16-lpips", max_length=256)
     """VGG16 weights (torchvision's file) and LPIPS v0.1 heads for the LPIPS and Gram losses, a model
     folder under the model location (see the README's TuningRun section)."""
     hyperparameters: DifixHyperparameters = Field(default_factory=DifixHyperparameters)

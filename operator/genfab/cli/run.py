@@ -18,6 +18,7 @@ from genfab.cli.loading import load_one, report_errors
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.failures import drop_lines, failure_line
+from genfab.local.models import local_model_identities
 from genfab.local.refs import parse_ref_options, resolve_checkpoints
 from genfab.local.runner import RunnerError
 from genfab.local.storage_env import DEFAULT_SECRETS_DIR, ENV_SECRETS_DIR, local_environment, secrets_dir
@@ -114,8 +115,12 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
         checkpoints = resolve_checkpoints(the_plan, given_refs, lambda uri: open_storage(uri, settings))
     except CannotRun as exc:
         _fail(str(exc))
-    if checkpoints:  # the checkpoint is part of the plan's settings (and hashes)
-        the_plan = plan(resource, references=checkpoints)
+    try:  # the weights in the model location are part of the hashes
+        identities = local_model_identities(the_plan, resource.spec.models, environ)
+    except CannotRun as exc:
+        _fail(str(exc))
+    if checkpoints or identities:  # the checkpoint is part of the plan's settings (and hashes)
+        the_plan = plan(resource, references=checkpoints, models=identities)
     try:
         previous = open_storage(the_plan.output_uri, S3Settings.from_env(environ)).exists(STATUS_KEY)
     except StorageError as exc:

@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from genfab.api.base import GenfabModel
+from pydantic import BaseModel
+
+from genfab.api.base import GenfabModel, hashed_values, model_ids
 from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, StageDecl, selected
 from genfab.api.resources import Resource
 from genfab.contract import layout_dir, shard_count
 from genfab.contract.paths import join_uri
-from genfab.planner.hashing import config_hash
-from genfab.planner.model import Plan, PlannedStage, Resources
+from genfab.planner.hashing import config_hash, hash_parts
+from genfab.planner.model import ENDPOINT, UNREAD, Plan, PlannedStage, Resources
 
 CUSTOM_DEFAULTS = StageDecl("custom", "cv", "custom stage", GenfabModel, gpus=1, cpu="4", memory="16Gi", shard_size=8)
 
@@ -96,13 +98,23 @@ def _checked_drafts(pipeline: Pipeline, drafts: list[Draft]) -> dict[str, Draft]
     return {d.name: d for d in drafts}
 
 
+def stage_models(settings: BaseModel | None, identities: Mapping[str, str] | None) -> dict[str, str]:
+    """Model id -> identity for every model a stage's settings load (`genfab.api.base.MODEL` fields)."""
+    if settings is None:
+        return {}
+    return {model: f"{ENDPOINT}{model}" if endpoint else (identities or {}).get(model, UNREAD)
+            for model, endpoint in model_ids(settings)}
+
+
 def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
-         references: Mapping[str, str] | None = None) -> Plan:
+         references: Mapping[str, str] | None = None, models: Mapping[str, str] | None = None) -> Plan:
     """Expand a validated resource into its stage DAG.
 
     `inventory` carries sample counts only I/O can know (e.g. `{"input": 120}` after listing the
     input prefix or reading a manifest); without it such stages have `samples=None`. `references`
-    carries what other resources resolved to (see `DraftRequest.references`).
+    carries what other resources resolved to (see `DraftRequest.references`). `models` carries the
+    identities the executor read from the model location (`genfab.inventory.model_identity`, for the
+    ids `model_ids_of` lists); a model it lacks is hashed as `unread`.
     """
     spec: CommonSpec = resource.spec
     pipeline = selected(resource.kind, spec)
@@ -130,6 +142,13 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
     order = _topological(order, upstream)
 
     selected_stages = set(spec.only_stages) if spec.only_stages is not None else None
+
+    def runs(name: str) -> bool:
+        draft = drafts.get(name)
+        return (draft.run if draft is not None else True) and (selected_stages is None or name in selected_stages)
+
+    rerun = spec.rerun
+    forced = set(rerun.stages or [n for n in order if runs(n)]) if rerun is not None else set()
     stages: list[PlannedStage] = []
     hashes: dict[str, str] = {}
     samples_of: dict[str, int | None] = {}
@@ -139,8 +158,10 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
         override = spec.stages.get(name)
         base = catalog.get(name, CUSTOM_DEFAULTS)
         config = draft.settings.model_dump(by_alias=True, exclude_none=True, mode="json") if draft is not None else {}
+        hashed = hashed_values(draft.settings) if draft is not None else {}
         if custom is not None:
             config = {**config, "custom": custom.config} if draft is not None else dict(custom.config)
+            hashed = {**hashed, "custom": custom.config} if draft is not None else dict(custom.config)
         ups = upstream[name]
         samples = draft.samples if draft is not None else (samples_of[ups[0]] if ups else None)
         samples_of[name] = samples
@@ -164,12 +185,14 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
         shard_size = _shard_size(base, spec, name, custom, draft)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
         shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
-        digest = config_hash(
-            name=name, family=family, image=image, command=command, args=args, env=env, config=config,
-            input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups},
+        loaded = stage_models(draft.settings if draft is not None else None, models)
+        parts = hash_parts(
+            name=name, family=family, image=image, command=command, args=args, env=env, config=hashed,
+            input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups}, models=loaded,
+            rerun=rerun.token if rerun is not None and name in forced else None,
         )
-        hashes[name] = digest
-        run = (draft.run if draft is not None else True) and (selected_stages is None or name in selected_stages)
+        digest = hashes[name] = config_hash(parts)
+        run = runs(name)
         stages.append(PlannedStage(
             name=name, family=family, description=base.description if draft is not None else "custom stage",
             upstream=ups, config=config, options=dict(draft.options) if draft is not None else {},
@@ -185,6 +208,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             progress_deadline_seconds=(override.progress_deadline_seconds if override is not None else None)
             or spec.progress_deadline_seconds,
             active_deadline_seconds=override.active_deadline_seconds if override is not None else None,
+            hash_parts=parts, models=loaded, rerun=name in forced,
         ))
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,

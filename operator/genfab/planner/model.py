@@ -8,6 +8,12 @@ from typing import Any
 from genfab.api.pipeline import ManualGate
 from genfab.contract import ResourceRef, Selection, StageConfig, StageRef
 
+ENDPOINT = "endpoint:"
+"""The identity prefix of a model an endpoint serves (its name is its identity)."""
+UNREAD = "unread"
+"""A model's identity when the executor did not read the model location (`plan(models=None)`, or a
+location it cannot read: a PVC or host cache seen from the operator)."""
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -44,6 +50,7 @@ class PlannedStage:
     shard_size: int
     shards: int | None
     config_hash: str
+    """sha256 over `hash_parts` (genfab.planner.hashing): what a committed sample's marker records."""
     run: bool
     """False when the stage is not selected (`onlyStages`, `startFromStep`): its outputs are reused."""
     fixed_shards: int | None = None
@@ -76,6 +83,14 @@ class PlannedStage:
     """Seconds a running shard may go without committing a sample (`progressDeadlineSeconds`). Not hashed."""
     active_deadline_seconds: int | None = None
     """The stage Job's `activeDeadlineSeconds` (`stages.<name>.activeDeadlineSeconds`). Not hashed."""
+    hash_parts: dict[str, str] = field(default_factory=dict)
+    """The digests the config hash is made of (`config`, `upstream`, `models`, `rerun`), so a plan can
+    say which of them changed."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Model id -> identity of each model the stage loads (`unread` where the executor could not read
+    the model location; an endpoint's model is its name). Hashed."""
+    rerun: bool = False
+    """The stage is listed by `spec.rerun` (its token is part of its hash)."""
 
     @property
     def short_hash(self) -> str:
@@ -121,6 +136,11 @@ class Plan:
                 seen.add(up)
                 todo.extend(self.stage(up).upstream)
         return seen
+
+    def model_ids(self) -> list[str]:
+        """Every model of the location the plan's stages load (endpoint models are named, not read)."""
+        return sorted({m for s in self.stages for m, identity in s.models.items()
+                       if not identity.startswith(ENDPOINT)})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

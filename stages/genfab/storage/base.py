@@ -21,6 +21,9 @@ class ObjectInfo:
     key: str
     """Relative to the storage root."""
     size: int
+    etag: str | None = None
+    """The store's checksum of the content where it has one (S3's ETag: the MD5 of a single-part
+    upload, a digest of the parts' MD5s for a multipart one); None for `file://`."""
 
 
 MAX_KEY_BYTES = 1024

@@ -180,7 +180,8 @@ class S3Storage(Storage):
             if page is None:
                 return
             for obj in page.get("Contents", []):
-                yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]))
+                etag = obj.get("ETag")
+                yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]), str(etag).strip('"') if etag else None)
 
     def size(self, key: str) -> int | None:
         try:

@@ -8,7 +8,7 @@ from genfab.api.base import GenfabModel
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, StageDecl
 from genfab.api.scene_samples import expand_samples
-from genfab.api.scenejob import Refinement, SceneInput, SceneJobBase, TuningRunRef
+from genfab.api.scenejob import RefinementParameters, SceneInput, SceneJobBase, TuningRunRef
 from genfab.contract.paths import ref_uri
 
 
@@ -22,7 +22,7 @@ class GaussiansSettings(GenfabModel):
     """The `gaussians` stage: 3DGS training, optionally refined with a DiFix checkpoint."""
 
     gaussians: GaussiansConfig
-    refinement: Refinement | None = None
+    refinement: RefinementParameters | None = None
     checkpoint: str | None = None
     """The DiFix checkpoint refinement uses, resolved at plan time (a `tuningRunRef`'s checkpoint, or
     `checkpointUri`); None: the base model. Hashed, so another checkpoint re-runs the 3DGS work."""
@@ -32,7 +32,7 @@ GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
 """3DGS training of posed views (transforms.json or COLMAP scenes)."""
 
 
-def gaussians_stage(description: str, settings: type[GaussiansSettings], upstream: str, output: str,
+def gaussians_stage(description: str, settings: type[GenfabModel], upstream: str, output: str,
                     implementation: str | None = GAUSSIANS, refuses: Any = None) -> StageDecl:
     """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
     return StageDecl("gaussians", "scene", description, settings, implementation,
@@ -49,12 +49,13 @@ def gaussians_draft(spec: SceneJobBase, req: DraftRequest, settings: GaussiansSe
                  shard_size=n if n > 1 else None, input_uris=waits_for)
 
 
-def no_refinement_here(settings: GaussiansSettings) -> str | None:
-    """`StageDecl.refuses` of gaussians stages without DiFix refinement (vistadream's)."""
-    if settings.refinement is not None:
-        return ("refinement runs in worldexplorer's gaussians stage; vistadream's does not do it yet: leave "
-                "spec.refinement out, or replace the stage with a custom stage")
-    return None
+def scene_input_without_prompts(spec: SceneJobBase) -> SceneInput:
+    """The job input as a pipeline without prompts reads it: inline samples' `prompt` left out, so
+    editing a prompt re-runs none of its stages."""
+    inp = spec.input
+    if inp.samples is None:
+        return inp
+    return inp.model_copy(update={"samples": [s.model_copy(update={"prompt": None}) for s in inp.samples]})
 
 
 def curated_selection(spec: SceneJobBase) -> dict[str, Any]:
@@ -72,6 +73,11 @@ def scene_input(req: DraftRequest) -> tuple[int | None, tuple[str, ...]]:
     if inp.samples is not None:
         return len(expand_samples(inp.samples, indices=spec.indices, variants=spec.variants)), (inp.dataset_uri or "",)
     return req.inventory.get(INPUT), (inp.manifest or "",)
+
+
+def refinement_parameters(spec: SceneJobBase) -> RefinementParameters | None:
+    """What refinement does (its checkpoint is resolved separately, into the settings' `checkpoint`)."""
+    return RefinementParameters.part_of(spec.refinement) if spec.refinement is not None else None
 
 
 def refinement_refs(spec: SceneJobBase) -> tuple[str, ...]:

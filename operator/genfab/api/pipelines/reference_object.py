@@ -3,14 +3,16 @@ scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{execut
 
 from __future__ import annotations
 
-from genfab.api.base import GenfabModel
+from typing import Annotated
+
+from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.reference_object import (
-    AnnotationConfig,
-    CvAugmentationConfig,
+    AnnotationParameters,
+    CvAugmentationParameters,
     EditRuntime,
     PerspectivesConfig,
-    QwenAugmentationConfig,
+    QwenAugmentationParameters,
     ReferenceObjectConfig,
 )
 from genfab.contract.paths import join_uri
@@ -27,11 +29,11 @@ class EditSettings(GenfabModel):
     """`referenceObject.objectName`."""
     seed: int
     """`referenceObject.seed`."""
-    model_path: str
+    model_path: Annotated[str, MODEL]
     """`referenceObject.scenes.modelPath`: the Qwen Image Edit pipeline."""
     steps: int
     true_cfg_scale: float
-    edit_runtime: EditRuntime
+    edit_runtime: Annotated[EditRuntime, RUN_TIME]
     """`referenceObject.scenes.editRuntime`."""
 
 
@@ -51,7 +53,8 @@ class PromptsSettings(GenfabModel):
     object_name: str
     seed: int
     num_prompts: int
-    llm_model: str
+    llm_model: Annotated[str, ModelReference(endpoint=True)]
+    """`referenceObject.scenes.llmModel`: the endpoint's model (its name is its identity)."""
     llm_temperature: float
     system_prompt_uri: str | None = None
     """Unset: the system prompt genfab ships."""
@@ -69,7 +72,7 @@ class ScenesSettings(EditSettings):
 class QwenAugmentationSettings(EditSettings):
     """Step 5 `qwen-augmentation`."""
 
-    qwen_augmentation: QwenAugmentationConfig
+    qwen_augmentation: QwenAugmentationParameters
 
 
 class AnnotationSettings(GenfabModel):
@@ -77,14 +80,14 @@ class AnnotationSettings(GenfabModel):
 
     object_name: str
     seed: int
-    annotation: AnnotationConfig
+    annotation: AnnotationParameters
 
 
 class CvAugmentationSettings(GenfabModel):
     """Step 7 `cv-augmentation`."""
 
     seed: int
-    cv_augmentation: CvAugmentationConfig
+    cv_augmentation: CvAugmentationParameters
 
 
 def zero123_refusal(settings: PerspectivesSettings) -> str | None:
@@ -120,15 +123,18 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               options={"llmEndpoint": sc.llm_endpoint, "llmTimeoutSeconds": sc.llm_timeout_seconds}),
         Draft("scenes", ScenesSettings(**edit, num_prompts=sc.num_prompts, num_iterations=sc.num_iterations),
               generated, options={"maxRetries": ro.retry.max_retries, "retryFailedOnly": ro.retry.retry_failed}),
-        Draft("qwen-augmentation", QwenAugmentationSettings(**edit, qwen_augmentation=qwen),
+        Draft("qwen-augmentation", QwenAugmentationSettings(
+            **edit, qwen_augmentation=QwenAugmentationParameters.part_of(qwen)),
               generated * qwen.count, enabled=qwen.enabled,
               input_uris=(qwen.predefined_prompts_uri,) if qwen.predefined_prompts_uri else (),
               options={"maxRetries": ro.retry.max_retries,
                        "retryFailedOnly": ro.retry.retry_failed_qwen_augmentations}),
-        Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed, annotation=ro.annotation),
+        Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed,
+                                                     annotation=AnnotationParameters.part_of(ro.annotation)),
               annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
               extra_upstream=("qwen-augmentation",) if qwen.enabled else ()),
-        Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed, cv_augmentation=ro.cv_augmentation),
+        Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed,
+                                                      cv_augmentation=CvAugmentationParameters.part_of(ro.cv_augmentation)),
               annotated * ro.cv_augmentation.count, enabled=ro.cv_augmentation.enabled),
     ]
     for step, d in enumerate(drafts, start=1):

@@ -7,7 +7,7 @@ from genfab.api.base import GenfabModel
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.relighting import (
     AlbedoConfig,
-    CaptioningConfig,
+    CaptioningParameters,
     DegradationConfig,
     RelightingConfig,
     SegmentationConfig,
@@ -46,7 +46,7 @@ class RecombineSettings(GenfabModel):
 class CaptionSettings(GenfabModel):
     """Stage 4 `caption`."""
 
-    captioning: CaptioningConfig
+    captioning: CaptioningParameters
 
 
 class OrganizeSettings(GenfabModel):
@@ -70,7 +70,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("albedo", AlbedoSettings(albedo=rl.albedo, seed=rl.seed), n),
         Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n),
         Draft("recombine", RecombineSettings(), n),
-        Draft("caption", CaptionSettings(captioning=rl.captioning), n, enabled=caption),
+        Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
         Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side), n,
               extra_upstream=("caption",) if caption else (), input_uris=(rl.input.uri,), selection=selection),

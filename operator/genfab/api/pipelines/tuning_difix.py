@@ -3,16 +3,27 @@ node, into `{output}/tuning_runs/{runName}/`."""
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
-from genfab.api.tuningrun import TuningRunBase
+from genfab.api.base import GenfabModel
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
+from genfab.api.tuningrun import DifixHyperparameters, TuningRunBase
 from genfab.contract.paths import join_uri, ref_uri
 
-TrainSettings = settings_model(
-    "TrainSettings", "DiFix fine-tuning.", trainer=(str, Field(description="The trainer.")),
-    **picked(TuningRunBase, "base_model", "perceptual_model", "run_name", "hyperparameters", "gpus_per_node",
-              "nodes"))
+
+class TrainSettings(GenfabModel):
+    """DiFix fine-tuning: the models, the run's name and its hyperparameters, and the process group's
+    shape (the global batch is `batchSize` x GPUs x nodes)."""
+
+    base_model: str
+    """`spec.baseModel`."""
+    perceptual_model: str
+    """`spec.perceptualModel`."""
+    run_name: str
+    """`spec.runName`."""
+    hyperparameters: DifixHyperparameters
+    gpus_per_node: int
+    """`spec.gpusPerNode`."""
+    nodes: int
+    """`spec.nodes`."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -23,7 +34,9 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         data_uri = ref_uri("DatasetJob", spec.dataset.dataset_job_ref, "difix/data.json")
     else:
         data_uri = spec.dataset.data_json_uri or ""
-    settings = fill(TrainSettings, spec, trainer=PIPELINE.value)
+    settings = TrainSettings(base_model=spec.base_model, perceptual_model=spec.perceptual_model,
+                             run_name=spec.run_name, hyperparameters=spec.hyperparameters,
+                             gpus_per_node=spec.gpus_per_node, nodes=spec.nodes)
     root = join_uri(spec.output, "tuning_runs", spec.run_name)
     return PipelineDrafts(root, [Draft("train", settings, spec.nodes, input_uris=(data_uri,), shards=spec.nodes,
                                        gpus=spec.gpus_per_node)], refs)

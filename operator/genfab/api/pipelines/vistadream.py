@@ -2,36 +2,87 @@
 
 from __future__ import annotations
 
-from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, fill, picked, settings_model
+from genfab.api.base import GenfabModel
+from genfab.api.gaussians import SplatConfig
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
-    GaussiansSettings,
     InputSettings,
     curated_selection,
-    gaussians_draft,
     gaussians_stage,
-    no_refinement_here,
-    refinement_refs,
+    refinement_parameters,
     scene_input,
+    scene_input_without_prompts,
 )
-from genfab.api.scenejob import SceneJobBase, VistaDreamConfig
+from genfab.api.scenejob import (
+    RefinementParameters,
+    SceneJobBase,
+    VistaCoarse,
+    VistaDepth,
+    VistaDreamConfig,
+    VistaFlux,
+    VistaTrajectory,
+)
 
 STAGES = "genfab.stages.vistadream"
-TRAJECTORY = ("n_frames", "traj_type", "traj_forward_ratio", "traj_backward_ratio", "traj_max_percentage")
-COARSE = tuple(n for n in VistaDreamConfig.model_fields if n.startswith("coarse_"))
 
-FLUX = ("flux_fill_model", "flux_steps", "flux_guidance", "flux_prompt", "flux_runtime", "seed")
-DEPTH = ("depth_backend", "depth_pro_model", "depth_anything_model", "focal_prior_fov")
 
-OutpaintSettings = settings_model("OutpaintSettings", "Flux-Fill outpainting of the input.", InputSettings,
-                                  **picked(VistaDreamConfig, "expansion_percent", "max_resolution", *FLUX))
-DepthSettings = settings_model("DepthSettings", "One depth pass on the (outpainted) image.", InputSettings,
-                               **picked(VistaDreamConfig, "max_resolution", *DEPTH))
-VistaGaussiansSettings = settings_model("VistaGaussiansSettings", "Initialise the Gaussian scene, then train.",
-                                        GaussiansSettings, **picked(VistaDreamConfig, "init_iterations"))
-CoarseSettings = settings_model("CoarseSettings", "Coarse expansion along the trajectory.", GaussiansSettings,
-                                **picked(VistaDreamConfig, *TRAJECTORY, *COARSE, *FLUX, *DEPTH))
-RenderSettings = settings_model("RenderSettings", "The final trajectory video and PLY.", GaussiansSettings,
-                                **picked(VistaDreamConfig, *TRAJECTORY, "render_frames", "ply_name"))
+class OutpaintSettings(InputSettings):
+    """`outpaint`: the input fitted to `maxResolution`, a border of `expansionPercent`, one FluxFill."""
+
+    max_resolution: int
+    """`vistadream.maxResolution`."""
+    expansion_percent: float
+    """`vistadream.expansionPercent`."""
+    flux: VistaFlux
+
+
+class DepthSettings(InputSettings):
+    """`depth`: one depth pass on the (outpainted) image."""
+
+    max_resolution: int
+    """`vistadream.maxResolution` (without outpainting this stage fits the input itself)."""
+    depth: VistaDepth
+
+
+class VistaGaussiansSettings(GenfabModel):
+    """vistadream's `gaussians`: the Gaussian scene from the depth frames, `initIterations` steps. It
+    grows a scene rather than running the 3DGS trainer, so of the `gaussians` block it reads the part
+    every Gaussian scene reads (`SplatConfig`); `refinement` is there for the refusal (and for a custom
+    `gaussians` stage that replaces it)."""
+
+    gaussians: SplatConfig
+    init_iterations: int
+    """`vistadream.initIterations`."""
+    refinement: RefinementParameters | None = None
+
+
+def no_refinement_here(settings: VistaGaussiansSettings) -> str | None:
+    """`StageDecl.refuses`: vistadream's gaussians stage does no DiFix refinement (yet)."""
+    if settings.refinement is not None:
+        return ("refinement runs in worldexplorer's gaussians stage; vistadream's does not do it yet: leave "
+                "spec.refinement out, or replace the stage with a custom stage")
+    return None
+
+
+class CoarseSettings(GenfabModel):
+    """`coarse`: select poses along the trajectory, inpaint, align depth, add splats and train."""
+
+    gaussians: SplatConfig
+    trajectory: VistaTrajectory
+    coarse: VistaCoarse
+    flux: VistaFlux
+    depth: VistaDepth
+
+
+class RenderSettings(GenfabModel):
+    """`render`: the final trajectory video, the PLY and the Rerun recording."""
+
+    gaussians: SplatConfig
+    trajectory: VistaTrajectory
+    render_frames: int
+    """`vistadream.renderFrames`."""
+    ply_name: str
+    """`vistadream.plyName`."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -39,18 +90,25 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     vd: VistaDreamConfig = req.block
     samples, input_uris = scene_input(req)
     outpaint = vd.stage != "no-outpaint"
+    read_input = scene_input_without_prompts(spec)
+    flux, depth = VistaFlux.part_of(vd), VistaDepth.part_of(vd)
+    trajectory, splat = VistaTrajectory.part_of(vd), SplatConfig.part_of(spec.gaussians)
     return PipelineDrafts(spec.output, [
-        Draft("outpaint", fill(OutpaintSettings, vd, input=spec.input), samples, enabled=outpaint,
+        Draft("outpaint", OutpaintSettings(input=read_input, max_resolution=vd.max_resolution,
+                                           expansion_percent=vd.expansion_percent, flux=flux),
+              samples, enabled=outpaint,
               input_uris=input_uris, selection=curated_selection(spec)),
         # Without outpainting, depth reads the input directly (the first enabled stage gets it).
-        Draft("depth", fill(DepthSettings, vd, input=spec.input), samples, input_uris=() if outpaint else input_uris,
+        Draft("depth", DepthSettings(input=read_input, max_resolution=vd.max_resolution, depth=depth), samples,
+              input_uris=() if outpaint else input_uris,
               selection={} if outpaint else curated_selection(spec)),
-        gaussians_draft(spec, req, fill(VistaGaussiansSettings, vd, gaussians=spec.gaussians,  # type: ignore[arg-type]
-                                        refinement=spec.refinement), samples),
-        Draft("coarse", fill(CoarseSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples,
-              enabled=vd.stage == "coarse"),
-        Draft("render", fill(RenderSettings, vd, gaussians=spec.gaussians, refinement=spec.refinement), samples),
-    ], refinement_refs(spec))
+        Draft("gaussians", VistaGaussiansSettings(gaussians=splat, init_iterations=vd.init_iterations,
+                                                  refinement=refinement_parameters(spec)), samples),
+        Draft("coarse", CoarseSettings(gaussians=splat, trajectory=trajectory, coarse=VistaCoarse.part_of(vd),
+                                       flux=flux, depth=depth), samples, enabled=vd.stage == "coarse"),
+        Draft("render", RenderSettings(gaussians=splat, trajectory=trajectory, render_frames=vd.render_frames,
+                                       ply_name=vd.ply_name), samples),
+    ])
 
 
 PIPELINE = Pipeline(
@@ -65,7 +123,7 @@ PIPELINE = Pipeline(
                   DepthSettings, f"{STAGES}.depth_stage:DepthStage", memory="16Gi", shard_size=4,
                   upstream=("outpaint",), output="{sample}/depth/"),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
-                        VistaGaussiansSettings, "depth", "{sample}/gaussians/",  # type: ignore[arg-type]
+                        VistaGaussiansSettings, "depth", "{sample}/gaussians/",
                         implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here),
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi", shard_size=1,

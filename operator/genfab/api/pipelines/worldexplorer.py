@@ -10,14 +10,17 @@ from genfab.api.pipelines._scene import (
     curated_selection,
     gaussians_draft,
     gaussians_stage,
+    refinement_parameters,
     refinement_refs,
     scene_input,
 )
 from genfab.api.scenejob import (
     ExpansionConfig,
     ScaffoldConfig,
+    ScaffoldFillConfig,
     SceneJobBase,
     SevaConfig,
+    SevaModelConfig,
     VggtConfig,
     WorldExplorerConfig,
 )
@@ -38,12 +41,12 @@ class ScaffoldSettings(InputSettings):
 
 
 class ExpansionSettings(GenfabModel):
-    """Stage 2 `expansion`: its own block, the scaffold's (resolution, FluxFill, depth model, seed) and
-    the research images it may run."""
+    """Stage 2 `expansion`: its own block, the part of the scaffold's it shares (FluxFill, depth model,
+    field of view, seed) and the research images it may run."""
 
     expansion: ExpansionConfig
-    scaffold: ScaffoldConfig
-    seva: SevaConfig
+    scaffold: ScaffoldFillConfig
+    seva: SevaModelConfig
     vggt: VggtConfig
 
 
@@ -99,9 +102,12 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     return PipelineDrafts(spec.output, [
         Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold, seva=block.seva), samples,
               input_uris=input_uris, selection=curated_selection(spec), image=scaffold_image(block)),
-        Draft("expansion", ExpansionSettings(expansion=block.expansion, scaffold=block.scaffold, seva=block.seva,
-                                             vggt=block.vggt), samples, image=expansion_image(block)),
-        gaussians_draft(spec, req, GaussiansSettings(gaussians=spec.gaussians, refinement=spec.refinement), samples),
+        Draft("expansion", ExpansionSettings(expansion=block.expansion,
+                                             scaffold=ScaffoldFillConfig.part_of(block.scaffold),
+                                             seva=SevaModelConfig.part_of(block.seva), vggt=block.vggt), samples,
+              image=expansion_image(block)),
+        gaussians_draft(spec, req, GaussiansSettings(gaussians=spec.gaussians, refinement=refinement_parameters(spec)),
+                        samples),
     ], refinement_refs(spec))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genfab.api.gaussians import GaussiansConfig
+from genfab.api.gaussians import GaussiansConfig, SplatConfig
 from genfab.stages.gaussians.cameras import Camera, SceneData, look_at, random_init_box, scene_scale
 from genfab.stages.gaussians.losses import Lpips, ssim
 from genfab.stages.gaussians.ply import Splats
@@ -48,8 +48,9 @@ class TrainSettings(GaussiansConfig):
     scale_reg: float = 0.01  # mcmc only
 
     @classmethod
-    def of(cls, config: GaussiansConfig) -> TrainSettings:
-        """The trainer's settings for a validated `gaussians` block."""
+    def of(cls, config: SplatConfig) -> TrainSettings:
+        """The trainer's settings for a validated `gaussians` block, or the part of it a stage reads
+        (`SplatConfig`: the rest keeps its defaults, which that stage never uses)."""
         return cls.model_validate(config.model_dump())
 
     def schedule(self) -> dict[str, int]:

@@ -16,25 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genfab.contract.names import ENV_MODELS
+from genfab.inventory.model_identity import hub_snapshot
 from genfab.storage import open_storage
 from genfab.storage.base import safe_key
 
 
 class ModelUnavailable(RuntimeError):
     """The model is not in the configured model location (or none is configured)."""
-
-
-def _hub_snapshot(root: Path, model_id: str) -> Path | None:
-    repo = root / ("models--" + model_id.replace("/", "--"))
-    if not repo.is_dir():
-        return None
-    ref = repo / "refs" / "main"
-    if ref.is_file():
-        snap = repo / "snapshots" / ref.read_text().strip()
-        if snap.is_dir():
-            return snap
-    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime)
-    return snaps[-1] if snaps else None
 
 
 MARKERS = ("config.json", "model_index.json", "config.yaml")
@@ -66,7 +54,7 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
     root = Path(location)
     if any((root / key / marker).is_file() for marker in markers):
         return root / key
-    snap = _hub_snapshot(root, model_id)
+    snap = hub_snapshot(root, model_id)
     if snap is not None:
         return snap
     hub = root / ("models--" + model_id.replace("/", "--"))

@@ -17,7 +17,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from genfab.api.reference_object import CvAugmentationConfig
+from genfab.api.reference_object import CvAugmentationParameters
 
 NAMES = ("bw", "saturation", "contrast", "brightness", "motion_blur", "compression_noise")
 """Summary names of the augmentations, in cascade order (the API's probability fields)."""
@@ -68,7 +68,7 @@ def _span(r: Any) -> tuple[float, float]:
     return (float(r.min), float(r.max))
 
 
-def build_transform(cfg: CvAugmentationConfig) -> A.Compose:
+def build_transform(cfg: CvAugmentationParameters) -> A.Compose:
     """The cascade for one config. `save_applied_params` records which augmentations fired."""
     p, r = cfg.probabilities, cfg.ranges
     one = (1.0, 1.0)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from genfab.api.pipelines.reference_object import CvAugmentationSettings
-from genfab.api.reference_object import CvAugmentationConfig
+from genfab.api.reference_object import CvAugmentationParameters
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
 from genfab.stages.reference_object.dataset import (
     CV_AUGMENTED,
@@ -33,7 +33,7 @@ from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
 @lru_cache(maxsize=4)
 def _transform(cfg_json: str) -> Any:
-    return build_transform(CvAugmentationConfig.model_validate_json(cfg_json))
+    return build_transform(CvAugmentationParameters.model_validate_json(cfg_json))
 
 
 def cv_variant(unit_id: str, k: int) -> str:
@@ -127,7 +127,7 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
             ctx.output.write_bytes(f"{root}/augmentation_summary.json", json.dumps(doc, indent=2).encode())
 
 
-def augmentation_summary(per_source: dict[str, dict[str, list[str]]], cfg: CvAugmentationConfig) -> dict[str, Any]:
+def augmentation_summary(per_source: dict[str, dict[str, list[str]]], cfg: CvAugmentationParameters) -> dict[str, Any]:
     """How often each augmentation fired over the stage's images, next to what was asked."""
     variants = {name: applied for per in per_source.values() for name, applied in per.items()}
     counts = {n: sum(n in applied for applied in variants.values()) for n in NAMES}

@@ -16,10 +16,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from genfab.api.pipelines.vistadream import CoarseSettings
 from genfab.stages.flux import ALIGN
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, StageContext
@@ -101,9 +102,7 @@ def expand(scene: VistaScene, poses: np.ndarray, view: View, policy: Policy, att
     return summary, views
 
 
-class CoarseStage(ModelStage[Any]):
-    """Settings: `CoarseSettings` (trajectory, coarse*, Flux and depth fields, the `gaussians` block)."""
-
+class CoarseStage(ModelStage[CoarseSettings]):
     name = "coarse"
     require_gpu = True
 
@@ -111,11 +110,11 @@ class CoarseStage(ModelStage[Any]):
         from genfab.stages.flux.fill import FluxFill
         from genfab.stages.gaussians.train import TrainSettings
 
-        s = self.settings
-        self.fill = self.models.load("inpainter", s.flux_fill_model,
-                                     lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
-                                                                      s.flux_runtime, s.flux_prompt))
-        self.predict = load_depth_model(self, s)
+        s, f = self.settings, self.settings.flux
+        self.fill = self.models.load("inpainter", f.flux_fill_model,
+                                     lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
+                                                                      f.flux_runtime, f.flux_prompt))
+        self.predict = load_depth_model(self, s.depth)
         self.train_settings = TrainSettings.of(s.gaussians)
         self.device = require_cuda()
         self.ctx = ctx
@@ -123,26 +122,26 @@ class CoarseStage(ModelStage[Any]):
     def process(self, sample: Sample) -> None:
         from genfab.stages.vistadream.scene import VistaScene
 
-        s = self.settings
+        s, c, t = self.settings, self.settings.coarse, self.settings.trajectory
         frames = read_frames(sample, "gaussians")
         scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         scene.load(read_splats(sample, "gaussians", self.ctx.workdir), frames)
         reference = next((f for f in frames if f.name == "outpaint"), frames[0])
-        K, width, height = view_geometry(reference, s.coarse_margin)
-        extent = scene_extent(frames[0].dpt, frames[0].intrinsic, s.traj_max_percentage)
-        poses = trajectory(s.traj_type, s.n_frames * s.coarse_dense_multiplier, extent, s.traj_forward_ratio,
-                           s.traj_backward_ratio)
-        policy = Policy(s.coarse_min_inpaint_ratio, s.coarse_max_inpaint_ratio, s.coarse_adjacent_exclusion,
-                        s.coarse_fallback_mode)
+        K, width, height = view_geometry(reference, c.coarse_margin)
+        extent = scene_extent(frames[0].dpt, frames[0].intrinsic, t.traj_max_percentage)
+        poses = trajectory(t.traj_type, c.n_frames * c.coarse_dense_multiplier, extent, t.traj_forward_ratio,
+                           t.traj_backward_ratio)
+        policy = Policy(c.coarse_min_inpaint_ratio, c.coarse_max_inpaint_ratio, c.coarse_adjacent_exclusion,
+                        c.coarse_fallback_mode)
         prefix = stage_prefix(sample.id, self.name)
         started = time.perf_counter()
-        summary, views = expand(scene, poses, View(K, width, height), policy, s.n_frames, s.coarse_iterations,
-                                self.fill, self.predict, sample.seed(s.seed))
+        summary, views = expand(scene, poses, View(K, width, height), policy, c.n_frames, c.coarse_iterations,
+                                self.fill, self.predict, sample.seed(s.flux.seed))
         for attempt, picture in enumerate(views):
             sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(picture))
         summary.scene_frames = summary.gaussian_frames = len(scene.frames)
         summary.total_splats = len(scene)
-        if s.coarse_print_summary:
+        if c.coarse_print_summary:
             for line in summary.lines():
                 log.info(line)
         counts = write_scene(sample, prefix, scene.export(), scene.frames, self.ctx.workdir)

@@ -7,16 +7,21 @@ under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic,
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from genfab.api.pipelines.vistadream import DepthSettings
+from genfab.api.scenejob import VistaDepth
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.vistadream.canvas import Canvas, process_image
 from genfab.stages.vistadream.frames import frames_to_npz, input_only_frames, outpaint_frames
 from genfab.stages.vistadream.images import decode_png, decode_rgb, depth_preview, encode_png
 
+if TYPE_CHECKING:
+    from genfab.stages.vistadream.models import DepthPredictor
 
-def load_depth_model(stage: ModelStage[Any], s: Any) -> Any:
+
+def load_depth_model(stage: ModelStage[Any], s: VistaDepth) -> DepthPredictor:
     """The configured depth backend, loaded once per shard (also used by `coarse`)."""
     from genfab.stages.vistadream.models import DepthAnythingV2, DepthPro
 
@@ -32,14 +37,11 @@ def depth_range(depth: Any) -> list[float]:
     return [float(valid.min()), float(valid.max())] if valid.size else [0.0, 0.0]
 
 
-class DepthStage(ModelStage[Any]):
-    """Settings: `genfab.api.pipelines.vistadream.DepthSettings` (built from the API block by
-    `settings_model`, so typed Any here; the runtime validates the mounted config against it)."""
-
+class DepthStage(ModelStage[DepthSettings]):
     name = "depth"
 
     def load_models(self, ctx: StageContext) -> None:
-        self.predict = load_depth_model(self, self.settings)
+        self.predict = load_depth_model(self, self.settings.depth)
         self.ctx = ctx
         self.outpainted = bool(ctx.upstream)  # no-outpaint: this stage reads the job input itself
 
@@ -62,7 +64,7 @@ class DepthStage(ModelStage[Any]):
         sample.write(out + "frames.npz", frames_to_npz(frames))
         sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
         info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
-                "frames": [f.name for f in frames], "backend": self.settings.depth_backend,
+                "frames": [f.name for f in frames], "backend": self.settings.depth.depth_backend,
                 "depthRange": depth_range(result.depth)}
         sample.write(out + "depth.json", json.dumps(info, indent=2).encode())
         sample.params.update(fovDegrees=result.fov_degrees, fovSource=result.fov_source, frames=info["frames"],

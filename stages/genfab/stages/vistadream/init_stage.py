@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.vistadream import VistaGaussiansSettings
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.stages.vistadream.images import encode_png
 from genfab.stages.vistadream.scene_io import read_frames, stage_prefix, to_uint8, write_scene
@@ -35,9 +36,7 @@ def require_cuda() -> Any:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-class InitStage(Stage[Any]):
-    """Settings: `VistaGaussiansSettings` (the `gaussians` block + `initIterations`)."""
-
+class InitStage(Stage[VistaGaussiansSettings]):
     name = "gaussians"
 
     def setup(self, ctx: StageContext) -> None:

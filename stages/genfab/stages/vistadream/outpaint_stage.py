@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from typing import Any
 
+from genfab.api.pipelines.vistadream import OutpaintSettings
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, StageContext
 from genfab.stages.vistadream.canvas import add_border_and_mask, process_image
@@ -19,19 +19,16 @@ OUTPAINT_VIEW = 0
 """The view number the outpainting's seed derives from (coarse views are 1, 2, ...)."""
 
 
-class OutpaintStage(ModelStage[Any]):
-    """Settings: `genfab.api.pipelines.vistadream.OutpaintSettings` (built from the API block by
-    `settings_model`, so typed Any here; the runtime validates the mounted config against it)."""
-
+class OutpaintStage(ModelStage[OutpaintSettings]):
     name = "outpaint"
 
     def load_models(self, ctx: StageContext) -> None:
         from genfab.stages.flux.fill import FluxFill
 
-        s = self.settings
-        self.fill = self.models.load("inpainter", s.flux_fill_model,
-                                     lambda path, placement: FluxFill(path, placement, s.flux_steps, s.flux_guidance,
-                                                                      s.flux_runtime, s.flux_prompt))
+        f = self.settings.flux
+        self.fill = self.models.load("inpainter", f.flux_fill_model,
+                                     lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
+                                                                      f.flux_runtime, f.flux_prompt))
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:
@@ -39,7 +36,7 @@ class OutpaintStage(ModelStage[Any]):
         rgb = process_image(decode_rgb(sample.read_source()), s.max_resolution)
         image, border, canvas = add_border_and_mask(rgb, s.expansion_percent)
         started = time.perf_counter()
-        filled = self.fill(image, border, seed=sample.seed(s.seed) + OUTPAINT_VIEW)
+        filled = self.fill(image, border, seed=sample.seed(s.flux.seed) + OUTPAINT_VIEW)
         sample.timings["fillSeconds"] = round(time.perf_counter() - started, 3)
         prefix = self.ctx.sample_prefix(sample.id)
         sample.write(prefix + "input.png", encode_png(rgb))

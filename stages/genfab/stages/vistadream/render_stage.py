@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.pipelines.vistadream import RenderSettings
 from genfab.stages.runtime import Sample, Stage, StageContext
 from genfab.stages.vistadream.images import depth_preview
 from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
@@ -31,9 +32,7 @@ def render_count(render_frames: int, scene_frames: int) -> int:
     return max(1, min(render_frames, FRAMES_PER_VIEW * scene_frames))
 
 
-class RenderStage(Stage[Any]):
-    """Settings: `RenderSettings` (trajectory fields, `renderFrames`, `plyName`, the `gaussians` block)."""
-
+class RenderStage(Stage[RenderSettings]):
     name = "render"
 
     def setup(self, ctx: StageContext) -> None:
@@ -50,16 +49,16 @@ class RenderStage(Stage[Any]):
         from genfab.stages.vistadream.recording import TrajectoryView, write_recording
         from genfab.stages.vistadream.scene import VistaScene
 
-        s = self.settings
+        s, t = self.settings, self.settings.trajectory
         started = time.perf_counter()
         frames = read_frames(sample, self.upstream)
         splats = read_splats(sample, self.upstream, self.ctx.workdir)
         scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         scene.load(splats, frames)
         camera = frames[0]
-        extent = scene_extent(camera.dpt, camera.intrinsic, s.traj_max_percentage)
-        poses = trajectory(s.traj_type, render_count(s.render_frames, len(frames)), extent, s.traj_forward_ratio,
-                           s.traj_backward_ratio)
+        extent = scene_extent(camera.dpt, camera.intrinsic, t.traj_max_percentage)
+        poses = trajectory(t.traj_type, render_count(s.render_frames, len(frames)), extent, t.traj_forward_ratio,
+                           t.traj_backward_ratio)
         views = []
         for pose in poses:
             r = scene.render(pose, camera.intrinsic, camera.width, camera.height)
@@ -87,7 +86,7 @@ class RenderStage(Stage[Any]):
             log.warning(notes[-1])
         summary: dict[str, Any] = {
             "sample": sample.id, "frames": [f.name for f in frames], "splats": len(splats) - dropped,
-            "renderFrames": len(views), "trajType": s.traj_type, "coverage": round(coverage(views), 4),
+            "renderFrames": len(views), "trajType": t.traj_type, "coverage": round(coverage(views), 4),
             "outputs": outputs, "notes": notes,
             "seconds": round(time.perf_counter() - started, 3)}
         if self.upstream == "coarse":

@@ -1,0 +1,144 @@
+"""What a model in the model location is, cheaply: the identity the planner hashes.
+
+A model's identity covers the content of its small files (`config.json`, `model_index.json`, the
+weight index, tokenizer and scheduler configs: anything up to `SMALL_FILE_BYTES`) and, for each
+weight file, its size and a checksum that needs no full read: the store's ETag on S3; on a local
+folder (a `file://` location, a mounted volume, a hub cache) the sha256 of a safetensors file's
+header (its tensor names, shapes, dtypes and offsets), or of the first and last `EDGE_BYTES` of any
+other file. Replacing weights under the same model id changes it; touching files (mtime) does not.
+
+Both executors call this at the edge (the planner stays pure), and so can a stage Pod; it never
+imports torch and never reads a whole weight file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from genfab.contract.names import ENV_MODELS
+from genfab.storage import Storage, StorageError, open_storage
+from genfab.storage.base import safe_key
+
+SMALL_FILE_BYTES = 1 << 20
+EDGE_BYTES = 1 << 16
+MAX_HEADER_BYTES = 100 << 20
+"""safetensors headers are JSON, a few MB for the largest models; more is not a safetensors file."""
+MISSING = "missing"
+"""The identity of a model that is not in the location (the stage will fail or fall back; when the
+model appears, the identity changes and the stage runs again)."""
+SKIPPED = (".complete", ".gitattributes", ".lock")
+
+
+class ModelLocationError(RuntimeError):
+    """The model location cannot be read (one line naming it)."""
+
+
+def hub_snapshot(root: Path, model_id: str) -> Path | None:
+    """The snapshot folder of `model_id` in a Hugging Face hub cache under `root` (`refs/main`, else the
+    newest snapshot), or None."""
+    repo = root / ("models--" + model_id.replace("/", "--"))
+    if not repo.is_dir():
+        return None
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text().strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime)
+    return snaps[-1] if snaps else None
+
+
+def _skipped(rel: str) -> bool:
+    return rel.endswith(SKIPPED) or any(part.startswith(".") for part in rel.split("/"))
+
+
+def _file_digest(path: Path, size: int) -> str:
+    """Content of a small file; a safetensors header, or the file's two ends, of a large one."""
+    with path.open("rb") as fh:
+        if size <= SMALL_FILE_BYTES:
+            return hashlib.sha256(fh.read()).hexdigest()
+        if path.suffix == ".safetensors":
+            length = int.from_bytes(fh.read(8), "little")
+            if 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+                return "header:" + hashlib.sha256(fh.read(length)).hexdigest()
+            fh.seek(0)
+        head = fh.read(EDGE_BYTES)
+        fh.seek(max(0, size - EDGE_BYTES))
+        return "ends:" + hashlib.sha256(head + fh.read(EDGE_BYTES)).hexdigest()
+
+
+def folder_identity(folder: Path) -> str:
+    """The identity of a model folder on this machine (symlinks, as in a hub cache, are followed)."""
+    entries: list[tuple[str, int, str]] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if _skipped(rel) or not path.is_file():
+            continue
+        size = path.stat().st_size
+        entries.append((rel, size, _file_digest(path, size)))
+    return _digest(entries)
+
+
+def storage_identity(storage: Storage, prefix: str) -> str:
+    """The identity of a model folder in object storage: small files by content, large ones by ETag
+    and size (nothing large is read)."""
+    entries: list[tuple[str, int, str]] = []
+    for obj in storage.list(prefix):
+        rel = obj.key[len(prefix):]
+        if _skipped(rel):
+            continue
+        if obj.size <= SMALL_FILE_BYTES or obj.etag is None:
+            digest = hashlib.sha256(storage.read_bytes(obj.key)).hexdigest() if obj.size <= SMALL_FILE_BYTES \
+                else f"size-only:{obj.size}"
+        else:
+            digest = f"etag:{obj.etag}"
+        entries.append((rel, obj.size, digest))
+    return _digest(entries)
+
+
+def _digest(entries: Iterable[tuple[str, int, str]]) -> str:
+    listed = list(entries)
+    if not listed:
+        return MISSING
+    return hashlib.sha256(json.dumps(listed, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def model_identities(model_ids: Iterable[str], location: str, storage: Storage | None = None) -> dict[str, str]:
+    """Identity of each model id under the model location `location` (what `GENFAB_MODELS` holds: an
+    `s3://` prefix, a `file://` folder, or a local folder, the latter two in genfab's `<id>/` layout
+    or a hub cache's). `storage`: the opened `s3://` location (the operator opens it with the
+    resource's credentials); None opens it from this process's environment."""
+    ids = sorted(set(model_ids))
+    if not ids:
+        return {}
+    local = location.removeprefix("file://")
+    found: dict[str, str] = {}
+    try:
+        if "://" in local:
+            store = storage or open_storage(location)
+            for model in ids:
+                found[model] = storage_identity(store, f"{safe_key(model)}/")
+            return found
+        root = Path(local)
+        if not root.is_dir():
+            raise ModelLocationError(f"model location {location}: no such folder")
+        for model in ids:
+            folder = root / safe_key(model)
+            if not any((folder / m).is_file() for m in ("config.json", "model_index.json", "config.yaml")) \
+                    and not folder.is_dir():
+                folder = hub_snapshot(root, model) or folder
+            found[model] = folder_identity(folder) if folder.is_dir() else MISSING
+    except (StorageError, OSError) as exc:
+        raise ModelLocationError(f"model location {location}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                                 ) from None
+    return found
+
+
+def identities_from_env(model_ids: Iterable[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`model_identities` for the location this process is given (`GENFAB_MODELS`); {} without one."""
+    location = (os.environ if env is None else env).get(ENV_MODELS, "")
+    return model_identities(model_ids, location) if location else {}
