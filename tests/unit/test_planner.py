@@ -227,6 +227,44 @@ HASH_TABLE = [
     ("adding a scene -> adapter (the export reuses every committed scene; split sees the new set)",
      "datasetjob-difix.yaml", lambda d: d["spec"]["difix"]["sources"][0]["scenes"].append("pair02_talk"), {"adapter"}),
     ("learning rate -> train", "tuningrun-difix.yaml", _spec(hyperparameters={"learningRate": 1e-5}), {"train"}),
+    # run-time options (speed, memory, logs): no stage, in every pipeline
+    ("vistadream fluxRuntime -> nothing", VD, _spec(vistadream__fluxRuntime={"compile": "off", "fp8": "rowwise",
+                                                                              "firstBlockCache": 0.1}), set()),
+    ("coarse summary log -> nothing", VD, _spec(vistadream__coarsePrintSummary=False), set()),
+    ("scaffold fluxRuntime -> nothing", WE, _spec(worldexplorer__scaffold__fluxRuntime={"fp8": "rowwise"}), set()),
+    ("3dgs packing, scenes per pod, packed mode -> nothing", WE,
+     _spec(gaussians__packing="sequential", gaussians__scenesPerPod=4, gaussians__packed=True), set()),
+    ("editRuntime -> nothing of reference-object", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__scenes__editRuntime={"compile": "off", "fp8": "rowwise", "cfgTruncation": 0.5}), set()),
+    ("PerSAM log interval -> nothing", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__annotation__persamLogEpoch=10), set()),
+    ("LLM endpoint and timeout -> nothing (the model name is the identity)", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__scenes__llmEndpoint="http://vllm:8000", referenceObject__scenes__llmTimeoutSeconds=5),
+     set()),
+    ("trainer workers and local checkpoints -> nothing", "tuningrun-difix.yaml",
+     _spec(hyperparameters__dataloaderWorkers=8, hyperparameters__keepLocalCheckpoints=5), set()),
+    # output-deciding fields -> exactly the stages that read them and their downstream
+    ("LLM model -> prompts and what is made from them", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__scenes__llmModel="qwen3"),
+     {"prompts", "scenes", "qwen-augmentation", "annotation", "cv-augmentation"}),
+    ("edit steps -> every edit step and downstream", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__scenes__steps=20), {"white-background", "perspectives", "prompts", "scenes",
+                                                "qwen-augmentation", "annotation", "cv-augmentation"}),
+    ("render frames -> render", VD, _spec(vistadream__renderFrames=50), {"render"}),
+    ("trajectory -> coarse and render", VD, _spec(vistadream__trajType="wobble"), {"coarse", "render"}),
+    ("coarse frames -> coarse and render (not render's own read)", VD, _spec(vistadream__nFrames=4),
+     {"coarse", "render"}),
+    ("depth model -> depth onwards", VD, _spec(vistadream__depthProModel="lab/depth-pro-ft"),
+     {"depth", "gaussians", "coarse", "render"}),
+    ("the other depth backend's model name -> depth onwards (the settings hold both names; only the used one's "
+     "weights are read)", VD, _spec(vistadream__depthAnythingModel="lab/dav2"),
+     {"depth", "gaussians", "coarse", "render"}),
+    ("expansion iterations -> expansion and gaussians", WE, _spec(worldexplorer__expansion__iterations=10),
+     {"expansion", "gaussians"}),
+    ("scaffold theme -> the whole worldexplorer chain", WE, _spec(worldexplorer__scaffold__theme="winter"),
+     {"scaffold", "expansion", "gaussians"}),
+    ("captions model (captions off) -> nothing", "datasetjob-relighting.yaml",
+     _spec(relighting__captioning={"model": "lab/blip2"}), set()),
 ]
 
 UNRELATED = [
@@ -263,7 +301,7 @@ def test_hash_ignores_sample_selection() -> None:
 def test_default_values_written_out_hash_like_omitted_ones() -> None:
     doc = load_example(VD)
     explicit = copy.deepcopy(doc)
-    explicit["spec"]["gaussians"]["steps"] = 30000  # the default
+    explicit["spec"].setdefault("gaussians", {})["steps"] = 30000  # the default
     assert _hashes(plan(parse_resource(doc))) == _hashes(plan(parse_resource(explicit)))
 
 
@@ -327,3 +365,116 @@ def test_the_expansion_runs_in_the_research_image_it_needs(seva: str | None, vgg
 
     stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
     assert stage.image == image and stage.implementation is not None
+
+
+SETTING_BLOCKS = ("worldexplorer", "vistadream", "relighting", "referenceObject", "difix", "gaussians", "refinement",
+                  "hyperparameters", "baseModel", "perceptualModel")
+
+
+def _leaves(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
+    return [path]
+
+
+@pytest.mark.parametrize("example", [WE, VD, "datasetjob-relighting.yaml", "datasetjob-reference-object.yaml",
+                                     "datasetjob-difix.yaml", "tuningrun-difix.yaml"])
+def test_examples_set_no_field_without_effect(example: str) -> None:
+    """Every pipeline setting an example writes changes its plan (a hash, the stages, a mounted config)
+    unless it is the default written out: an example never shows a field that does nothing."""
+    doc = load_example(example)
+    base_resource, base_plan = parse_resource(doc), plan(parse_resource(doc)).to_dict()
+    for block in SETTING_BLOCKS:
+        for leaf in _leaves(doc["spec"].get(block), (block,)) if block in doc["spec"] else []:
+            changed = copy.deepcopy(doc)
+            node = changed["spec"]
+            for key in leaf[:-1]:
+                node = node[key]
+            del node[leaf[-1]]
+            try:
+                resource = parse_resource(changed)
+            except ValueError:
+                continue  # a required field
+            if resource == base_resource:
+                continue  # the default, written out to show it
+            assert plan(resource).to_dict() != base_plan, f"{example}: spec.{'.'.join(leaf)} has no effect"
+
+
+MODEL_TABLE = [
+    ("FluxFill weights -> outpaint, coarse and what follows", VD, "black-forest-labs/FLUX.1-Fill-dev",
+     {"outpaint", "depth", "gaussians", "coarse", "render"}),
+    ("Depth Pro weights -> depth, coarse and what follows", VD, "apple/DepthPro-hf",
+     {"depth", "gaussians", "coarse", "render"}),
+    ("a model no stage loads -> nothing", VD, "depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", set()),
+    ("normals model -> degrade onwards", "datasetjob-relighting.yaml", "depth-anything/Depth-Anything-V2-Small-hf",
+     {"degrade", "recombine", "organize"}),
+    ("SAM3 -> segment onwards", "datasetjob-relighting.yaml", "facebook/sam3",
+     {"segment", "albedo", "degrade", "recombine", "organize"}),
+    ("Qwen Image Edit -> every edit step onwards", "datasetjob-reference-object.yaml", "ovedrive/qwen-image-edit-4bit",
+     {"white-background", "perspectives", "prompts", "scenes", "qwen-augmentation", "annotation",
+      "cv-augmentation"}),
+    ("camera LoRA -> perspectives onwards", "datasetjob-reference-object.yaml", "dx8152/Qwen-Edit-2509-Multiple-angles",
+     {"perspectives", "prompts", "scenes", "qwen-augmentation", "annotation", "cv-augmentation"}),
+    ("DiFix base model -> train", "tuningrun-difix.yaml", "nvidia/difix_ref", {"train"}),
+    ("SEVA weights -> scaffold onwards", WE, "stabilityai/stable-virtual-camera",
+     {"scaffold", "expansion", "gaussians"}),
+]
+
+
+@pytest.mark.parametrize(("label", "example", "model", "expected"), MODEL_TABLE, ids=[r[0] for r in MODEL_TABLE])
+def test_new_weights_rerun_exactly_the_stages_that_load_them(label: str, example: str, model: str,
+                                                             expected: set[str]) -> None:
+    resource = parse_resource(load_example(example))
+    before = _hashes(plan(resource, models={model: "identity-1"}))
+    after = _hashes(plan(resource, models={model: "identity-2"}))
+    assert {n for n in before if before[n] != after[n]} == expected
+
+
+def test_an_endpoint_model_is_named_not_read() -> None:
+    p = _plan("datasetjob-reference-object.yaml")
+    assert p.stage("prompts").models == {"llama3.1": "endpoint:llama3.1"}
+    assert "llama3.1" not in p.model_ids()
+
+
+RERUN_TABLE = [
+    ("token with stages -> them and downstream", VD, _spec(rerun={"token": "1", "stages": ["gaussians"]}),
+     {"gaussians", "coarse", "render"}),
+    ("token alone -> every stage", VD, _spec(rerun={"token": "1"}),
+     {"outpaint", "depth", "gaussians", "coarse", "render"}),
+    ("token with onlyStages -> the selected stages (seed 000 --only_stages 3)", WE,
+     _spec(onlyStages=["gaussians"], rerun={"token": "1"}), {"gaussians"}),
+    ("token with startFromStep -> step 6 onwards (seed 004 --start_from_step 6)", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__startFromStep=6, rerun={"token": "1"}), {"annotation", "cv-augmentation"}),
+]
+
+
+@pytest.mark.parametrize(("label", "example", "mutate", "expected"), RERUN_TABLE, ids=[r[0] for r in RERUN_TABLE])
+def test_a_new_rerun_token_reruns_exactly_the_named_stages(label: str, example: str, mutate: Callable[[Doc], None],
+                                                           expected: set[str]) -> None:
+    assert _changed(example, mutate) == expected
+    # the same token again changes nothing; another token changes the same stages
+    first, again = _hashes(_plan(example, mutate)), _hashes(_plan(example, mutate))
+    assert first == again
+
+    def other(d: Doc) -> None:
+        mutate(d)
+        d["spec"]["rerun"]["token"] = "2"
+
+    second = _hashes(_plan(example, other))
+    assert {n for n in first if first[n] != second[n]} == expected
+
+
+def test_plan_names_why_a_stage_runs_again() -> None:
+    from genfab.cli.main import stage_verdicts
+
+    base = _plan(VD)
+    assert set(stage_verdicts(_plan(VD, _spec(vistadream__fluxRuntime={"fp8": "rowwise"})), base).values()) == {
+        "run (same hash: reused)"}
+    changed = stage_verdicts(_plan(VD, _spec(vistadream__trajType="wobble")), base)
+    assert changed["coarse"] == "run (again: config)" and changed["render"] == "run (again: config, upstream)"
+    assert changed["depth"] == "run (same hash: reused)"
+    forced = stage_verdicts(_plan(VD, _spec(rerun={"token": "x", "stages": ["render"]})), base)
+    assert forced["render"] == "run (again: forced)"
+    models = plan(parse_resource(load_example(VD)), models={"apple/DepthPro-hf": "new"})
+    assert stage_verdicts(models, base)["depth"] == "run (again: model)"
+    assert stage_verdicts(models, base)["gaussians"] == "run (again: upstream)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,13 +12,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
+from genfab.local.models import local_model_identities
 from genfab.planner import INPUT, Plan, plan
-from genfab.sequencing import unimplemented, unsupported_settings
+from genfab.planner.hashing import changed_parts
+from genfab.sequencing import CannotRun, unimplemented, unsupported_settings
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -62,18 +66,48 @@ def runs_today_note(p: Plan) -> str | None:
             f"{', '.join(missing)} before it can run")
 
 
-def _plan_table(p: Plan) -> Table:
+def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
+    """What each stage does with its committed samples: `reuse` (not selected), or `run` and, compared
+    with the plan of `since`, whether its samples are made again and why (config, upstream, model,
+    forced) or reused (same hash)."""
+    before = {s.name: s for s in since.stages} if since is not None else {}
+    verdicts: dict[str, str] = {}
+    for s in p.stages:
+        old = before.get(s.name)
+        if since is None:
+            why = "forced" if s.rerun else ""
+        elif old is not None and old.config_hash == s.config_hash:
+            why = "same hash: reused"
+        else:
+            why = "again: " + ", ".join(changed_parts(old.hash_parts if old is not None else None, s.hash_parts))
+        head = "run" if s.run else "reuse"
+        verdicts[s.name] = f"{head} ({why})" if why and (s.run or since is not None) else head
+    return verdicts
+
+
+def _plan_table(p: Plan, since: Plan | None = None) -> Table:
     table = Table(title=f"{p.kind}/{p.name} ({p.pipeline}) -> {p.output_uri}", title_justify="left")
     for column in ("#", "stage", "after", "family", "run", "samples", "shards", "gpus", "memory", "hash",
                    "output"):
         table.add_column(column, overflow="fold")
+    verdicts = stage_verdicts(p, since)
     for i, s in enumerate(p.stages, start=1):
         table.add_row(
-            str(i), s.name, ",".join(s.upstream) or "-", s.family, "yes" if s.run else "reuse",
+            str(i), s.name, ",".join(s.upstream) or "-", s.family, verdicts[s.name],
             "?" if s.samples is None else str(s.samples), "?" if s.shards is None else str(s.shards),
             str(s.resources.gpus), s.resources.memory, s.short_hash, s.output_layout or s.output_uri,
         )
     return table
+
+
+def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tuple[Plan, str | None]:
+    """The plan with the model identities this machine can read (a one-line note when it cannot)."""
+    first = plan(loaded_resource, inventory)
+    try:
+        identities = local_model_identities(first, loaded_resource.spec.models, os.environ)
+    except CannotRun as exc:
+        return first, f"models not read ({exc}): their hashes show them as unread"
+    return (plan(loaded_resource, inventory, models=identities) if identities else first), None
 
 
 @cli.command("plan")
@@ -81,14 +115,24 @@ def _plan_table(p: Plan) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
 @click.option("--input-samples", type=click.IntRange(min=0), default=None,
               help="Number of input samples, for inputs only a listing can count (manifest, folder).")
-def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
+@click.option("--since", "since", type=PATH, default=None,
+              help="The resource as it was (e.g. the file at the last commit): say per stage whether its "
+                   "committed samples are made again, and why (config, upstream, model, forced).")
+def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None) -> None:
     """Print the stage DAG of the resource in FILE (first document)."""
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)
         sys.exit(1)
     inventory = {INPUT: input_samples} if input_samples is not None else None
-    result = plan(loaded.resource, inventory)
+    result, models_note = _planned(loaded.resource, inventory)
+    before = None
+    if since is not None:
+        old = load_one(since)
+        if old.errors or old.resource is None:
+            report_errors(old)
+            sys.exit(1)
+        before, _ = _planned(old.resource, inventory)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         note = runs_today_note(result)
@@ -96,7 +140,9 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None) -> None:
             click.echo(note, err=True)  # stdout stays JSON
         return
     console = Console(width=max(Console().width, 140))
-    console.print(_plan_table(result))
+    console.print(_plan_table(result, before))
+    if models_note:
+        console.print(models_note, highlight=False)
     if any(s.samples is None for s in result.stages):
         console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
     for ref in result.external_refs:

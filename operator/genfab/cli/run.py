@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,14 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _override(resource: Resource, out: str, only: list[str] | None) -> Resource:
+def _override(resource: Resource, out: str, only: list[str] | None, rerun: list[str] | None = None) -> Resource:
     data: dict[str, Any] = resource.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
     data["spec"]["output"] = out
     if only is not None:
         data["spec"]["onlyStages"] = only
+    if rerun is not None:  # a token no earlier run used: the stages are made again, once
+        names = rerun if rerun != ["all"] else list(plan(resource).stage_names)
+        data["spec"]["rerun"] = {"token": f"local-{time.time_ns()}", "stages": names}
     try:
         return parse_resource(data)
     except ValidationError as exc:
@@ -70,6 +74,10 @@ def _summary_table(result: RunResult) -> Table:
               help="Write here instead of the spec's output (s3://bucket/prefix or file://dir).")
 @click.option("--only", "only", metavar="STAGES", default=None,
               help="Comma-separated stages to run; the others reuse their committed outputs.")
+@click.option("--rerun", "rerun", metavar="STAGES|all", default=None,
+              help="Make these stages' committed samples again (comma-separated, or all), and what consumes "
+                   "them; like a new spec.rerun.token. Without it a committed sample with the same config hash is "
+                   "reused.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Shard processes at once (default: CPU count).")
 @click.option("--resume", is_flag=True,
@@ -84,7 +92,7 @@ def _summary_table(result: RunResult) -> Table:
 @click.option("--verify", is_flag=True,
               help="Re-hash committed outputs (sha256) before reusing them; without it reuse checks that each "
                    "output exists with its committed size. Anything that fails is produced again.")
-def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, resume: bool,
+def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
             secrets: str | None, refs: tuple[str, ...], verify: bool) -> None:
     """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
@@ -108,7 +116,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, workers: int | None, 
     if note:
         console.print(note, highlight=False)
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
-    resource = _override(resource, target, only_list)
+    rerun_list = [s.strip() for s in rerun.split(",") if s.strip()] if rerun is not None else None
+    resource = _override(resource, target, only_list, rerun_list)
     the_plan = plan(resource)
     try:
         settings = S3Settings.from_env(environ)

@@ -3,7 +3,9 @@ node, into `{output}/tuning_runs/{runName}/`."""
 
 from __future__ import annotations
 
-from genfab.api.base import GenfabModel
+from typing import Annotated
+
+from genfab.api.base import MODEL, GenfabModel
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.tuningrun import DifixHyperparameters, TuningRunBase
 from genfab.contract.paths import join_uri, ref_uri
@@ -13,9 +15,9 @@ class TrainSettings(GenfabModel):
     """DiFix fine-tuning: the models, the run's name and its hyperparameters, and the process group's
     shape (the global batch is `batchSize` x GPUs x nodes)."""
 
-    base_model: str
+    base_model: Annotated[str, MODEL]
     """`spec.baseModel`."""
-    perceptual_model: str
+    perceptual_model: Annotated[str, MODEL]
     """`spec.perceptualModel`."""
     run_name: str
     """`spec.runName`."""
