@@ -405,3 +405,31 @@ def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(
                      and json.loads((out / "batch_summary.json").read_text()))  # written by the operator
     assert batch["phase"] == "Succeeded" and batch["counts"] == {"succeeded": 2, "failed": 0, "incomplete": 0}
     assert [r["sample"] for r in batch["samples"]] == ["photorealistic/index_0000", "photorealistic/index_0001"]
+
+
+def test_a_rerun_token_reruns_the_named_stages_once(emu: Emulator, tmp_path: Path) -> None:
+    """`spec.rerun` through the operator (GitOps' way of saying "do it again"): a new token makes the named
+    stages' Jobs again, once; the same token with other changes that decide nothing starts nothing."""
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+    doc = make_scenejob(tmp_path, samples=2)
+    emu.apply(doc)
+    wait_phase(emu, doc, "Succeeded")
+
+    def uids() -> dict[str, str]:
+        return {j["metadata"]["labels"]["genfab.dev/stage"]: j["metadata"]["uid"] for j in jobs(emu, doc)}
+
+    def applied(generation: int, **spec: Any) -> dict[str, Any]:
+        emu.apply({**doc, "spec": {**doc["spec"], **spec}})
+        return wait_status(emu, doc, f"generation {generation} done",
+                           lambda st: st.get("observedGeneration") == generation and st["phase"] == "Succeeded")
+
+    before = uids()
+    forced = applied(2, rerun={"token": "2026-11-23", "stages": ["gaussians"]})
+    after = uids()
+    assert {n: after[n] == before[n] for n in STAGES} == {"scaffold": True, "expansion": True, "gaussians": False}
+    assert stage(forced, "gaussians")["configHash"] != stage(forced, "expansion")["configHash"]
+    applied(3, rerun={"token": "2026-11-23", "stages": ["gaussians"]}, retries=3)  # same token: nothing new
+    assert uids() == after
+    applied(4, rerun={"token": "2026-11-24", "stages": ["gaussians"]})
+    final = uids()
+    assert final["gaussians"] != after["gaussians"] and final["expansion"] == before["expansion"]

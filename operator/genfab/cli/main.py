@@ -76,7 +76,7 @@ def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
         old = before.get(s.name)
         if since is None:
             why = "forced" if s.rerun else ""
-        elif old is not None and old.config_hash == s.config_hash:
+        elif old is not None and (old.config_hash == s.config_hash or (not s.rerun and old.base_hash == s.base_hash)):
             why = "same hash: reused"
         else:
             why = "again: " + ", ".join(changed_parts(old.hash_parts if old is not None else None, s.hash_parts))

@@ -84,6 +84,9 @@ class StageConfig(ContractModel):
     stage: str
     family: str
     config_hash: str
+    base_hash: str | None = None
+    """The config hash without the re-run token (`spec.rerun`): equal to `config_hash` when no token
+    applies, and then a sample committed under a token on this base is reused (genfab.storage.markers)."""
     input_uris: tuple[str, ...] = ()
     output_uri: str
     output_layout: str = ""

@@ -50,6 +50,7 @@ from genfab.operator.decide import (
 from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
 from genfab.operator.policy import policy_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
@@ -88,6 +89,7 @@ class Controller:
         self.cache = Cache()
         self.queue: WorkQueue[Key] = WorkQueue()
         self.storage = StorageAccess(kube)
+        self.model_identities = ModelIdentities(self.storage)
         self.clock = clock
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
         self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
@@ -196,13 +198,14 @@ class Controller:
         generation = meta.get("generation")
         previous = _previous_status(body)
         now = self.clock()
+        owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         try:
             resource = KINDS[kind].model_validate({k: v for k, v in body.items() if k != "status"})
             refused = policy_errors(resource.spec, self.settings.policy, namespace)
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
-            the_plan = self._plan_with_references(resource, namespace)
+            the_plan = self._plan_with_references(resource, namespace, owner)
             refused = oversized_configs(the_plan)
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
@@ -211,6 +214,10 @@ class Controller:
             message = "; ".join(str(e) for e in field_errors(exc))
             return self._write_status(key, body, previous, invalid_status(previous, message, generation,
                                                                           now_rfc3339(now)))
+        except StorageError as exc:  # the model location cannot be read: say it, retry with backoff
+            self._write_status(key, body, previous, stalled_status(
+                previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
+            raise
         except PlanError as exc:
             return self._write_status(key, body, previous, invalid_status(previous, str(exc), generation,
                                                                           now_rfc3339(now)))
@@ -220,7 +227,6 @@ class Controller:
         if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
             return self._write_status(key, body, previous, stalled_status(
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
-        owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         spec = resource.spec
         the_plan, refs = self._resolve_refs(key, the_plan)
         try:
@@ -267,9 +273,10 @@ class Controller:
                 missing.append(item)
         return missing
 
-    def _plan_with_references(self, resource: Resource, namespace: str) -> Plan:
+    def _plan_with_references(self, resource: Resource, namespace: str, owner: Owner) -> Plan:
         """The plan, planned again with the TuningRun checkpoints its settings depend on, where the
-        runs have them (from the watch cache); the others stay `ref:` inputs the stage waits for."""
+        runs have them (from the watch cache; the others stay `ref:` inputs the stage waits for), and
+        with the identities of the models it loads where the operator can read them."""
         first = plan(resource)
         found = {}
         for target, path in plan_references(first):
@@ -277,7 +284,11 @@ class Controller:
             state = checkpoint_state(target, path, self.cache.resource((ref_kind, namespace, ref_name)))
             if state.state == "ready":
                 found[target] = state.root
-        return plan(resource, references=found) if found else first
+        spec_storage = effective_storage(resource.spec, self.settings)
+        identities = self.model_identities.read(owner, resource.spec.models,
+                                                spec_storage.to_yaml_dict() if spec_storage is not None else None,
+                                                first.model_ids())
+        return plan(resource, references=found, models=identities) if found or identities else first
 
     def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
         """The plan with the outputs of resources it reads (same namespace, from the watch cache)

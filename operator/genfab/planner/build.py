@@ -149,6 +149,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
 
     rerun = spec.rerun
     forced = set(rerun.stages or [n for n in order if runs(n)]) if rerun is not None else set()
+    for name in order:  # what consumes a re-run stage's outputs is made again with them
+        if forced.intersection(upstream[name]):
+            forced.add(name)
     stages: list[PlannedStage] = []
     hashes: dict[str, str] = {}
     samples_of: dict[str, int | None] = {}
@@ -191,7 +194,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups}, models=loaded,
             rerun=rerun.token if rerun is not None and name in forced else None,
         )
-        digest = hashes[name] = config_hash(parts)
+        digest = config_hash(parts)
+        # Downstream hashes take the base (token-free) hash: the token reaches them as their own part.
+        base_hash = hashes[name] = config_hash({**parts, "rerun": ""})
         run = runs(name)
         stages.append(PlannedStage(
             name=name, family=family, description=base.description if draft is not None else "custom stage",
@@ -208,7 +213,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             progress_deadline_seconds=(override.progress_deadline_seconds if override is not None else None)
             or spec.progress_deadline_seconds,
             active_deadline_seconds=override.active_deadline_seconds if override is not None else None,
-            hash_parts=parts, models=loaded, rerun=name in forced,
+            hash_parts=parts, models=loaded, rerun=name in forced, base_hash=base_hash,
         ))
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,

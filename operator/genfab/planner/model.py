@@ -90,7 +90,11 @@ class PlannedStage:
     """Model id -> identity of each model the stage loads (`unread` where the executor could not read
     the model location; an endpoint's model is its name). Hashed."""
     rerun: bool = False
-    """The stage is listed by `spec.rerun` (its token is part of its hash)."""
+    """A `spec.rerun` token applies (the stage is listed, or consumes a listed stage's outputs): the token
+    is part of its hash."""
+    base_hash: str = ""
+    """The config hash without the token: samples committed under it, or under any token on it, are
+    reused when no token applies (so a token re-runs once, and removing it re-runs nothing)."""
 
     @property
     def short_hash(self) -> str:
@@ -152,7 +156,8 @@ def stage_config(plan: Plan, stage: PlannedStage) -> StageConfig:
     return StageConfig(
         resource=ResourceRef(kind=plan.kind, name=plan.name, namespace=plan.namespace),
         pipeline=plan.pipeline, run_uri=plan.output_uri, stage=stage.name, family=stage.family,
-        config_hash=stage.config_hash, input_uris=stage.input_uris, output_uri=stage.output_uri,
+        config_hash=stage.config_hash, base_hash=stage.base_hash or None, input_uris=stage.input_uris,
+        output_uri=stage.output_uri,
         output_layout=stage.output_layout, shard_size=stage.shard_size, batch_size=stage.batch_size,
         offload=stage.offload,
         upstream=tuple(_ref(plan.stage(n)) for n in stage.upstream),

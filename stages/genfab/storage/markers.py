@@ -32,6 +32,8 @@ class Marker:
     sizes: dict[str, int] = field(default_factory=dict)
     """Output key -> size in bytes (markers written before sizes were recorded have none: only
     existence is checked for them)."""
+    base_hash: str = ""
+    """The config hash without a re-run token (`spec.rerun`); equal to `config_hash` when none applied."""
 
 
 Check = Literal["size", "sha256"]
@@ -94,14 +96,24 @@ def broken_output(storage: Storage, marker: Marker, check: Check = "size") -> st
     return ""
 
 
-def check_reuse(storage: Storage, sample_prefix: str, config_hash: str, check: Check = "size") -> Reuse:
+def same_output(marker: Marker, config_hash: str, base_hash: str | None = None) -> bool:
+    """Whether a marker's sample is what a stage with `config_hash` makes. A stage no re-run token applies
+    to (`base_hash` == `config_hash`) also takes a sample made under a token on the same base: a token
+    re-runs once, and dropping it later re-runs nothing."""
+    if marker.config_hash == config_hash:
+        return True
+    return base_hash is not None and base_hash == config_hash and marker.base_hash == base_hash
+
+
+def check_reuse(storage: Storage, sample_prefix: str, config_hash: str, check: Check = "size",
+                base_hash: str | None = None) -> Reuse:
     """May the sample committed under `sample_prefix` be reused by a stage with `config_hash`?"""
     marker = read_marker(storage, sample_prefix)
-    if marker is None or marker.config_hash != config_hash:
+    if marker is None or not same_output(marker, config_hash, base_hash):
         return Reuse(False)
     problem = broken_output(storage, marker, check)
     return Reuse(not problem, problem)
 
 
-def is_committed(storage: Storage, sample_prefix: str, config_hash: str) -> bool:
-    return check_reuse(storage, sample_prefix, config_hash).committed
+def is_committed(storage: Storage, sample_prefix: str, config_hash: str, base_hash: str | None = None) -> bool:
+    return check_reuse(storage, sample_prefix, config_hash, base_hash=base_hash).committed

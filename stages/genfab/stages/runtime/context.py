@@ -41,6 +41,11 @@ class StageContext:
         return self.cfg.config_hash
 
     @property
+    def base_hash(self) -> str:
+        """The config hash without a re-run token (the contract's `baseHash`; older configs: the hash)."""
+        return self.cfg.base_hash or self.cfg.config_hash
+
+    @property
     def config(self) -> dict[str, Any]:
         """The stage's settings as mounted (camelCase). Built-in stages get them validated as
         `Stage.settings`; this raw form is for custom stages without a declared model."""

@@ -113,9 +113,9 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
     if len(units) != len(ctx.all_samples):
         raise BadInput(f"stage {ctx.stage!r} works on all its units at once and must run as one shard "
                        f"(this is shard {ctx.index + 1} of {ctx.shards})")
-    digest = whole_set_hash(ctx.config_hash, units)
+    digest, base = whole_set_hash(ctx.config_hash, units), whole_set_hash(ctx.base_hash, units)
     prefix = stage.marker_prefix(WHOLE_SET_ID, ctx)
-    reuse = check_reuse(ctx.output, prefix, digest, ctx.verify)
+    reuse = check_reuse(ctx.output, prefix, digest, ctx.verify, base)
     if reuse.committed:
         for ref in units:
             reporter.succeeded(ref.id, reused=True)
@@ -127,7 +127,7 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
     stage.setup(ctx)
     reporter.report.model_load_seconds = round(time.monotonic() - started, 3)
     began, wall = time.monotonic(), time.time()
-    result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest)
+    result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest, base_hash=base)
     try:
         stage.process_set(result, units)
     except SampleError as exc:

@@ -27,12 +27,14 @@ class Sample:
     """One sample being produced. Outputs go straight to storage (data first); the runtime writes
     the `_SUCCESS.json` marker with their checksums only after `process` returns."""
 
-    def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str, config_hash: str | None = None) -> None:
+    def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str, config_hash: str | None = None,
+                 base_hash: str | None = None) -> None:
         self.ref = ref
         self.ctx = ctx
         self.marker_prefix = marker_prefix
         self.config_hash = config_hash or ctx.config_hash
         """What the marker records (a whole-set stage's also covers its unit list)."""
+        self.base_hash = base_hash or ctx.base_hash
         self.outputs: dict[str, str] = {}
         self.sizes: dict[str, int] = {}
         self.params: dict[str, Any] = {}
@@ -88,7 +90,7 @@ class Sample:
             write.result()
         marker = Marker(self.config_hash, dict(self.outputs), dict(self.timings),
                         {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id},
-                        dict(self.sizes))
+                        dict(self.sizes), self.base_hash)
         write_marker(self.ctx.output, self.marker_prefix, marker)
         return marker
 
@@ -116,7 +118,7 @@ class Stage(Generic[S]):
 
     def reuse(self, ctx: StageContext, sample_id: str) -> Reuse:
         """Whether the sample is committed with this config and its outputs are intact."""
-        return check_reuse(ctx.output, self.marker_prefix(sample_id, ctx), ctx.config_hash, ctx.verify)
+        return check_reuse(ctx.output, self.marker_prefix(sample_id, ctx), ctx.config_hash, ctx.verify, ctx.base_hash)
 
     def setup(self, ctx: StageContext) -> None:
         """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""

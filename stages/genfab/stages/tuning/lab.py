@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from genfab.api.pipelines.tuning_difix import TrainSettings
 from genfab.stages.runtime import BadInput, StageContext, main
 from genfab.stages.tuning.launch import Group, accelerate_launch, torchrun
 from genfab.stages.tuning.stage import TrainStage
@@ -82,8 +83,6 @@ class LabTrainStage(TrainStage):
         self.user_command = command
 
     def setup(self, ctx: StageContext) -> None:
-        from genfab.api.pipelines.tuning_difix import TrainSettings
-
         raw = dict(ctx.config)
         self.custom: dict[str, Any] = dict(raw.pop("custom", None) or {})
         self.arguments = self.custom.get("arguments", "difix3d")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genfab.api.pipelines.tuning_difix import TrainSettings
 from genfab.contract import RUN_DIR
 from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY, latest_checkpoint
 from genfab.stages.models.location import ModelUnavailable, resolve_model
@@ -51,7 +52,7 @@ def split_data_uri(uri: str) -> tuple[str, str]:
     return head, name
 
 
-class TrainStage(Stage[Any]):
+class TrainStage(Stage[TrainSettings]):
     name = "train"
     marker_dir = f"{RUN_DIR}/train"
 

@@ -114,7 +114,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
         self.fill = self.models.load("inpainter", f.flux_fill_model,
                                      lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
                                                                       f.flux_runtime, f.flux_prompt))
-        self.predict = load_depth_model(self, s.depth)
+        self.predict = load_depth_model(self.models, s.depth)
         self.train_settings = TrainSettings.of(s.gaussians)
         self.device = require_cuda()
         self.ctx = ctx

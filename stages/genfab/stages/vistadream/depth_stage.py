@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from genfab.api.pipelines.vistadream import DepthSettings
 from genfab.api.scenejob import VistaDepth
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, ModelStage
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.vistadream.canvas import Canvas, process_image
 from genfab.stages.vistadream.frames import frames_to_npz, input_only_frames, outpaint_frames
@@ -21,14 +21,14 @@ if TYPE_CHECKING:
     from genfab.stages.vistadream.models import DepthPredictor
 
 
-def load_depth_model(stage: ModelStage[Any], s: VistaDepth) -> DepthPredictor:
+def load_depth_model(models: ModelSet, s: VistaDepth) -> DepthPredictor:
     """The configured depth backend, loaded once per shard (also used by `coarse`)."""
     from genfab.stages.vistadream.models import DepthAnythingV2, DepthPro
 
     if s.depth_backend == "depth-pro":
-        return stage.models.load("depth", s.depth_pro_model,
+        return models.load("depth", s.depth_pro_model,
                                  lambda path, placement: DepthPro(path, placement, s.focal_prior_fov))
-    return stage.models.load("depth", s.depth_anything_model,
+    return models.load("depth", s.depth_anything_model,
                              lambda path, placement: DepthAnythingV2(path, placement, s.focal_prior_fov))
 
 
@@ -41,7 +41,7 @@ class DepthStage(ModelStage[DepthSettings]):
     name = "depth"
 
     def load_models(self, ctx: StageContext) -> None:
-        self.predict = load_depth_model(self, self.settings.depth)
+        self.predict = load_depth_model(self.models, self.settings.depth)
         self.ctx = ctx
         self.outpainted = bool(ctx.upstream)  # no-outpaint: this stage reads the job input itself
 
