@@ -324,19 +324,20 @@ def production_segmenters(models: Path) -> None:
     from omegaconf import OmegaConf
     from segment_anything import sam_model_registry
 
+    from genfab.api.reference_object import AnnotationParameters
     from genfab.stages.reference_object.sam_models import (
         SAM2_CHECKPOINT,
         SAM2_CONFIG,
-        SAM2_MODEL,
         SAM_CHECKPOINTS,
-        SAM_MODEL,
     )
 
+    defaults = AnnotationParameters()
+    sam_model, sam2_model = defaults.sam_model, defaults.sam2_model
     torch.manual_seed(0)
-    (models / SAM_MODEL / "checkpoints").mkdir(parents=True)
+    (models / sam_model / "checkpoints").mkdir(parents=True)
     sam = sam_model_registry["vit_h"]()
-    torch.save(sam.state_dict(), models / SAM_MODEL / "checkpoints" / SAM_CHECKPOINTS["vit_h"])
-    folder = models / SAM2_MODEL
+    torch.save(sam.state_dict(), models / sam_model / "checkpoints" / SAM_CHECKPOINTS["vit_h"])
+    folder = models / sam2_model
     folder.mkdir(parents=True)
     yaml_text = (importlib.resources.files("sam2") / "configs" / "sam2.1" / SAM2_CONFIG).read_text()
     (folder / SAM2_CONFIG).write_text(yaml_text)

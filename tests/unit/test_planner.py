@@ -415,6 +415,8 @@ MODEL_TABLE = [
       "cv-augmentation"}),
     ("camera LoRA -> perspectives onwards", "datasetjob-reference-object.yaml", "dx8152/Qwen-Edit-2509-Multiple-angles",
      {"perspectives", "prompts", "scenes", "qwen-augmentation", "annotation", "cv-augmentation"}),
+    ("SAM -> annotation onwards", "datasetjob-reference-object.yaml", "ybelkada/segment-anything",
+     {"annotation", "cv-augmentation"}),
     ("DiFix base model -> train", "tuningrun-difix.yaml", "nvidia/difix_ref", {"train"}),
     ("SEVA weights -> scaffold onwards", WE, "stabilityai/stable-virtual-camera",
      {"scaffold", "expansion", "gaussians"}),

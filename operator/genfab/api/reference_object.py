@@ -121,6 +121,10 @@ class AnnotationParameters(GenfabModel):
     """Train fraction of the train/val split."""
     sam_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"
     """SAM backbone."""
+    sam_model: Annotated[str, MODEL] = Field("ybelkada/segment-anything", max_length=256)
+    """SAM's folder under the model location (its checkpoint file inside, by `samType`)."""
+    sam2_model: Annotated[str, MODEL] = Field("facebook/sam2.1-hiera-large", max_length=256)
+    """SAM2's folder under the model location (its config and checkpoint inside)."""
     sam_checkpoint: str | None = Field(None, max_length=1024)
     """SAM checkpoint (default: from the model location)."""
     sam2_config: str | None = Field(None, max_length=1024)

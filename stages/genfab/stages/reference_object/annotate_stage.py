@@ -30,8 +30,6 @@ from genfab.stages.reference_object import persam
 from genfab.stages.reference_object.dataset import image_key, label_key, read_uri, write_dataset_files
 from genfab.stages.reference_object.sam_models import (
     SAM2_CONFIG,
-    SAM2_MODEL,
-    SAM_MODEL,
     load_sam,
     load_sam2,
     sam_markers,
@@ -71,8 +69,9 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         def sam2_loader(path: Path, placement: Placement) -> Any:
             return load_sam2(path, cfg.sam2_config, cfg.sam2_checkpoint, device)
 
-        self.sam: Any = self.models.load("sam", SAM_MODEL, sam_loader, sam_markers(cfg.sam_type, cfg.sam_checkpoint))
-        self.sam2: Any = self.models.load("sam2", SAM2_MODEL, sam2_loader, (cfg.sam2_config or SAM2_CONFIG,))
+        self.sam: Any = self.models.load("sam", cfg.sam_model, sam_loader,
+                                         sam_markers(cfg.sam_type, cfg.sam_checkpoint))
+        self.sam2: Any = self.models.load("sam2", cfg.sam2_model, sam2_loader, (cfg.sam2_config or SAM2_CONFIG,))
         reference = _decode_rgb(read_uri(ctx, ctx.input_uris[0], "inputImage"), "inputImage")
         mask_img = cv2.imdecode(np.frombuffer(read_uri(ctx, ctx.input_uris[1], "inputMask"), np.uint8),
                                 cv2.IMREAD_GRAYSCALE)

@@ -21,9 +21,7 @@ from typing import Any
 
 import torch
 
-SAM_MODEL = "ybelkada/segment-anything"
 SAM_CHECKPOINTS = {"vit_h": "sam_vit_h_4b8939.pth", "vit_l": "sam_vit_l_0b3195.pth", "vit_b": "sam_vit_b_01ec64.pth"}
-SAM2_MODEL = "facebook/sam2.1-hiera-large"
 SAM2_CONFIG, SAM2_CHECKPOINT = "sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"
 SAM2_IMAGE_OVERRIDES = {
     "dynamic_multimask_via_stability": True,
