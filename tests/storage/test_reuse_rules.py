@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from genfab.storage import S3Settings, Storage, open_storage
-from tests.storage.test_local_runner import BUCKET, genfab_run, target  # noqa: F401  (fixture)
+from tests.storage.test_local_runner import BUCKET, genfab_run
 from tests.storage.test_relighting_pipeline import job, portraits
 from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
 
@@ -35,48 +35,51 @@ def made(run: Storage) -> dict[str, tuple[int, int]]:
 
 
 def tiny_depth(folder: Path, seed: int) -> Path:
-    """The tiny Depth Anything, written with other random weights each `seed` (same id, same folder)."""
+    """The tiny Depth Anything, its weights moved by seeded noise for each `seed` (same id, same folder:
+    what a lab does when it replaces a checkpoint in place)."""
     import torch
     from scripts.tiny_models import save_tiny_depth_anything
+    from transformers import DepthAnythingForDepthEstimation
 
-    torch.manual_seed(seed)
     path = save_tiny_depth_anything(folder)
+    if seed:
+        model = DepthAnythingForDepthEstimation.from_pretrained(path)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(torch.randn(param.shape, generator=generator) * 0.01)
+        model.save_pretrained(path)
     return path
 
 
-@pytest.fixture
-def model_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Any]:
-    """(`spec.models.uri`, write(seed)): a `file://` folder, or the same folder mirrored to S3."""
+@pytest.fixture(params=["file", "s3"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str], Storage, str, Any]:
+    """(output URI, env, its storage, `spec.models.uri`, write(seed)): all on `file://`, or all on S3 (the
+    model folder mirrored to the bucket, read back through its ETags)."""
     local = tmp_path / "models"
     if request.param == "file":
-        return f"file://{local}", lambda seed: tiny_depth(local, seed)
+        out = f"file://{tmp_path}/out"
+        return out, {}, open_storage(out), f"file://{local}", lambda seed: tiny_depth(local, seed)
     endpoint = request.getfixturevalue("s3_endpoint")
-    settings = S3Settings(endpoint=endpoint, addressing_style="path", access_key_id="test",
-                          secret_access_key="test-secret")
-    uri = f"s3://{BUCKET}/models-{tmp_path.name}"
+    env = {"GENFAB_S3_ENDPOINT": endpoint, "GENFAB_S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test-secret"}
+    settings = S3Settings.from_env(env)
+    out, models = f"s3://{BUCKET}/reuse-{tmp_path.name}", f"s3://{BUCKET}/models-{tmp_path.name}"
 
     def write(seed: int) -> None:
-        store = open_storage(uri, settings)
+        store = open_storage(models, settings)
         folder = tiny_depth(local, seed)
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 store.upload_file(f"{DEPTH}/{path.relative_to(folder).as_posix()}", path)
 
-    return uri, write
+    return out, env, open_storage(out, settings), models, write
 
 
-@pytest.mark.parametrize("model_location", ["file", "s3"], indirect=True)
 def test_new_weights_under_the_same_id_rerun_exactly_their_stages(
-        tmp_path: Path, target: tuple[str, dict[str, str], Storage],  # noqa: F811
-        model_location: tuple[str, Any]) -> None:
+        tmp_path: Path, place: tuple[str, dict[str, str], Storage, str, Any]) -> None:
     pytest.importorskip("transformers")
-    uri, env, run = target
-    models, write = model_location
-    env = {**env, **({"GENFAB_S3_ENDPOINT": env.get("GENFAB_S3_ENDPOINT") or "", "AWS_ACCESS_KEY_ID": "test",
-                      "AWS_SECRET_ACCESS_KEY": "test-secret", "GENFAB_S3_ADDRESSING_STYLE": "path"}
-                     if models.startswith("s3://") else {})}
-    if models.startswith("s3://") and not env["GENFAB_S3_ENDPOINT"]:
-        pytest.skip("an s3:// model location with a file:// output is covered by the s3 target")
+    uri, env, run, models, write = place
     write(0)
     doc = relight(uri, portraits(tmp_path), models)
     first = genfab_run(tmp_path, doc, env=env)

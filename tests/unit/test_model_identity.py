@@ -75,8 +75,25 @@ def test_locations_layouts_and_missing_models(tmp_path: Path) -> None:
     found = model_identities(["org/a", "org/none"], f"file://{tmp_path}")
     assert found["org/none"] == MISSING and found["org/a"] not in (MISSING, "")
     assert model_identities(["org/b"], str(tmp_path / "hub"))["org/b"] == folder_identity(hub)
-    with pytest.raises(ModelLocationError, match="no such folder"):
-        model_identities(["org/a"], f"file://{tmp_path}/nowhere")
+    assert model_identities(["org/a"], f"file://{tmp_path}/nowhere") == {"org/a": MISSING}  # the stage says so
+
+
+def test_an_unreadable_location_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "org").mkdir()
+    (tmp_path / "org" / "a").write_text("a file where a model folder should be")
+    found = model_identities(["org/a"], f"file://{tmp_path}")
+    assert found == {"org/a": MISSING}
+    with pytest.raises(ModelLocationError, match="model location s3://"):
+        model_identities(["org/a"], "s3://genfab-nowhere/models", _Broken())
+
+
+class _Broken:
+    uri = "s3://genfab-nowhere/models"
+
+    def list(self, prefix: str = "") -> object:
+        from genfab.storage import StorageError
+
+        raise StorageError("s3://genfab-nowhere/models: AccessDenied")
 
 
 @pytest.mark.parametrize(("marker_hash", "marker_base", "config_hash", "base_hash", "reused"), [

@@ -123,9 +123,7 @@ def model_identities(model_ids: Iterable[str], location: str, storage: Storage |
             for model in ids:
                 found[model] = storage_identity(store, f"{safe_key(model)}/")
             return found
-        root = Path(local)
-        if not root.is_dir():
-            raise ModelLocationError(f"model location {location}: no such folder")
+        root = Path(local)  # a folder that is not there holds no model: each is MISSING, and the stage says so
         for model in ids:
             folder = root / safe_key(model)
             if not any((folder / m).is_file() for m in ("config.json", "model_index.json", "config.yaml")) \
