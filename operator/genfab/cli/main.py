@@ -134,7 +134,10 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
             sys.exit(1)
         before, _ = _planned(old.resource, inventory)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        doc = result.to_dict()
+        if before is not None:  # per stage: reused, or made again and why
+            doc["since"] = stage_verdicts(result, before)
+        click.echo(json.dumps(doc, indent=2))
         note = runs_today_note(result)
         if note:
             click.echo(note, err=True)  # stdout stays JSON
