@@ -23,7 +23,7 @@ NO_CUSTOM_CREDENTIALS = replace(CONFIGURED, custom_stage_credentials=False)
 def spec(**fields: Any) -> Any:
     return parse_resource({
         "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
-        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "s3://lab-in/x"}},
+        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "file:///data/in"}},
                  **fields}}).spec
 
 
@@ -47,6 +47,11 @@ def spec(**fields: Any) -> Any:
      CONFIGURED, ["spec.customStages[0].resources.tolerations[0]", "spec.customStages[0].resources.priorityClassName"]),
     # storage: the resource's Secret (or the chart's default), by name; never the operator's own credentials
     (S3, ClusterPolicy(), ["spec.storage"]),
+    # every s3:// URI needs it, not only the output: the operator lists inputs, manifests and models
+    ({"relighting": {"input": {"uri": "s3://team-b-private/in"}}}, ClusterPolicy(), ["spec.storage"]),
+    ({"models": {"uri": "s3://team-b-private/models"}}, ClusterPolicy(), ["spec.storage"]),
+    ({"relighting": {"input": {"uri": "s3://lab-in/x"}}}, CONFIGURED, []),  # the chart's default Secret
+    ({"relighting": {"input": {"uri": "s3://lab-in/x"}}}, ClusterPolicy(ambient_credentials=True), []),
     (S3, ClusterPolicy(ambient_credentials=True), []),
     (S3, CONFIGURED, []),  # the chart's default Secret
     ({**S3, "storage": {"secretRef": {"name": "team-a-s3"}}}, CONFIGURED, []),
@@ -91,3 +96,55 @@ def test_storage_is_bound_to_the_namespace(namespace: str, fields: dict[str, Any
 
 def test_no_prefixes_means_unrestricted_storage() -> None:
     assert policy_errors(spec(output="s3://anywhere/x"), ClusterPolicy(ambient_credentials=True), "team-a") == []
+
+
+def test_an_s3_field_is_named_in_the_message() -> None:
+    found = policy_errors(spec(relighting={"input": {"uri": "s3://team-b-private/in"}}), ClusterPolicy())
+    assert "spec.relighting.input.uri" in found[0].message
+
+
+IMAGE_CASES = [
+    ({**S3, "images": {"segment": "attacker.example/x:1"}}, NO_CUSTOM_CREDENTIALS, ["spec.images.segment"]),
+    ({**S3, "stages": {"albedo": {"image": "attacker.example/x:1"}}}, NO_CUSTOM_CREDENTIALS,
+     ["spec.stages.albedo.image"]),
+    ({**S3, "images": {"segment": "attacker.example/x:1"}}, CONFIGURED, []),  # custom images get keys here
+    ({"images": {"segment": "attacker.example/x:1"}}, replace(NO_CUSTOM_CREDENTIALS, default_secret=None), []),
+    ({**S3, "onlyStages": ["organize"], "images": {"segment": "x:1"}}, NO_CUSTOM_CREDENTIALS, []),  # it does not run
+]
+
+
+@pytest.mark.parametrize(("fields", "policy", "errors"), IMAGE_CASES)
+def test_an_image_override_is_a_tenant_image(fields: dict[str, Any], policy: ClusterPolicy,
+                                             errors: list[str]) -> None:
+    from genfab.operator.policy import tenant_image_errors
+    from genfab.planner import plan
+
+    resource = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
+        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "file:///in"}},
+                 **fields}})
+    found = tenant_image_errors(plan(resource), resource.spec, policy)
+    assert [e.path for e in found] == errors
+    assert all("stages.customStageCredentials" in e.message for e in found)
+
+
+def test_a_tenant_image_gets_no_credentials_in_its_job() -> None:
+    """The Job builder's own rule, whatever the policy said: a built-in stage with the resource's image
+    override gets no Secret references when custom stages get none."""
+    from genfab.operator.builders import build_job
+    from genfab.operator.settings import OperatorSettings
+    from genfab.planner import plan, stage_config
+    from tests.unit.test_operator_builders import OWNER  # type: ignore[attr-defined]
+
+    resource = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
+        "spec": {"type": "relighting", "output": "s3://lab-out/team-a/d", "storage": {"secretRef": {"name": "lab-s3"}},
+                 "relighting": {"input": {"uri": "s3://lab-out/team-a/in"}},
+                 "images": {"segment": "attacker.example/x:1"}}})
+    p = plan(resource)
+    settings = replace(OperatorSettings(), custom_stage_credentials=False)
+    for name, keys in (("segment", False), ("albedo", True)):
+        stage = p.stage(name)
+        job = build_job(p, stage, stage_config(p, stage), resource.spec, 1, 1, OWNER, settings)
+        env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert any("secretKeyRef" in e.get("valueFrom", {}) for e in env) is keys, name

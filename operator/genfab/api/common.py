@@ -163,7 +163,25 @@ MAX_CUSTOM_CONFIG_BYTES = 64 * 1024
 """A custom stage's `config` travels in the stage ConfigMap (1 MiB for every stage of a resource)."""
 
 
+MAX_CUSTOM_CONFIG_DEPTH = 32
+"""Levels a custom stage's `config` may nest: deep nesting in a few bytes is a way to exhaust a decoder."""
+
+
+def json_depth(value: Any) -> int:
+    """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((c, level + 1) for c in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def _bounded_config(value: dict[str, Any]) -> dict[str, Any]:
+    levels = json_depth(value)
+    if levels > MAX_CUSTOM_CONFIG_DEPTH:
+        raise ValueError(f"nested {levels} levels deep (or deeper); at most {MAX_CUSTOM_CONFIG_DEPTH}")
     size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
     if size > MAX_CUSTOM_CONFIG_BYTES:
         raise ValueError(f"{size / 1024:.0f} KiB as JSON; at most {MAX_CUSTOM_CONFIG_BYTES // 1024} KiB (put large "

@@ -190,7 +190,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
-    credentials = stage.family != CUSTOM_FAMILY or settings.custom_stage_credentials
+    # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
+    credentials = (stage.family != CUSTOM_FAMILY and stage.image is None) or settings.custom_stage_credentials
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
                                                                               credentials)
     model_volumes, model_mounts = _model_volume(spec)

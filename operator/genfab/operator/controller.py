@@ -52,7 +52,7 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
-from genfab.operator.policy import policy_errors
+from genfab.operator.policy import policy_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
 from genfab.operator.settings import OperatorSettings
@@ -206,7 +206,7 @@ class Controller:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
             the_plan = self._plan_with_references(resource, namespace, owner)
-            refused = oversized_configs(the_plan)
+            refused = oversized_configs(the_plan) + tenant_image_errors(the_plan, resource.spec, self.settings.policy)
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))

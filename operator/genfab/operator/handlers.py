@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from genfab.api.resources import GROUP, KINDS, PLURALS, VERSION
+from genfab.operator import bounded_json
 from genfab.operator.builders import LABEL_MANAGED
 from genfab.operator.controller import Controller
 from genfab.operator.kube import Kube, load_config
@@ -18,6 +19,7 @@ from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
 
 MANAGED = {LABEL_MANAGED: "genfab"}
+bounded_json.install()  # every body kopf decodes is bounded in depth before it reaches a handler
 
 
 def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from genfab.api.common import CommonSpec, StageResources
 from genfab.api.errors import FieldError
+from genfab.api.families import CUSTOM_FAMILY
+from genfab.planner import Plan
 
 
 @dataclass(frozen=True)
@@ -71,21 +73,34 @@ def _listed(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
+def _s3_fields(spec: CommonSpec) -> list[str]:
+    """The field paths of every `s3://` URI of a spec (output, inputs, manifests, models, checkpoints)."""
+    return [path for path, uri in _uris(spec.to_yaml_dict(), "spec") if uri.startswith("s3://")]
+
+
+def storage_secret(spec: CommonSpec, policy: ClusterPolicy) -> str | None:
+    """The Secret a resource's storage is read with: its own `storage.secretRef`, else (no `storage` at
+    all) the chart's default; None: none (only the operator's own credentials would be left)."""
+    if spec.storage is not None:
+        return spec.storage.secret_ref.name if spec.storage.secret_ref is not None else None
+    return policy.default_secret
+
+
 def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
-    """The operator reads a resource's storage (sample listing, shard reports) with the resource's
-    Secret only, never with its own credentials, and only Secrets the chart names."""
-    if not spec.output.startswith("s3://"):
+    """The operator reads a resource's storage (sample listing, manifests, model identities, shard
+    reports) with the resource's Secret only, never with its own credentials, and only Secrets the
+    chart names: every `s3://` URI of the resource needs one, not only its output."""
+    s3 = _s3_fields(spec)
+    if not s3:
         return []
-    secret = spec.storage.secret_ref.name if spec.storage is not None and spec.storage.secret_ref else None
-    where = "spec.storage.secretRef"
-    if secret is None and spec.storage is None:
-        secret, where = policy.default_secret, "spec.storage"
+    secret = storage_secret(spec, policy)
+    where = "spec.storage.secretRef" if spec.storage is not None else "spec.storage"
     if secret is None:
         if policy.ambient_credentials:
             return []
-        return [FieldError(where, "a Secret with the storage credentials is required on this cluster: the operator "
-                           "never reads a resource's storage with its own credentials (set storage.secretRef, or "
-                           "the chart's storage.secret.name as the namespaces' default)")]
+        return [FieldError(where, f"a Secret with the storage credentials is required on this cluster for {s3[0]}: "
+                           "the operator never reads a resource's storage with its own credentials (set "
+                           "storage.secretRef, or the chart's storage.secret.name as the namespaces' default)")]
     errors = []
     if secret not in policy.secret_names:
         errors.append(FieldError(f"{where}.name" if where.endswith("secretRef") else where,
@@ -98,6 +113,31 @@ def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]
                                  f"this one would need Secret {secret!r} to reach the resource's storage")
                       for i in range(len(spec.custom_stages)))
     return errors
+
+
+def tenant_image_errors(plan: Plan, spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
+    """With `stages.customStageCredentials: false`, an image the tenant chose for a built-in stage
+    (`spec.images.<family>`, `spec.stages.<name>.image`, a pipeline's image such as
+    `worldexplorer.seva.image`) is the tenant's code like a custom stage's: refused where the stage would
+    get the storage Secret, as a custom stage is (the Job builder gives it no credentials either way)."""
+    if policy.custom_stage_credentials or storage_secret(spec, policy) is None:
+        return []
+    found: dict[str, tuple[str, list[str]]] = {}
+    for stage in plan.stages:
+        if stage.family == CUSTOM_FAMILY or stage.image is None or not stage.run:
+            continue
+        override = spec.stages.get(stage.name)
+        if override is not None and override.image is not None:
+            where = f"spec.stages.{stage.name}.image"
+        elif getattr(spec.images, stage.family, None) is not None:
+            where = f"spec.images.{stage.family}"
+        else:
+            where = f"spec ({plan.pipeline}'s image setting for stage {stage.name})"
+        found.setdefault(where, (stage.image, []))[1].append(stage.name)
+    return [FieldError(where, f"not allowed here: stage(s) {', '.join(names)} would run this image with the storage "
+                       "credentials, and images chosen in a resource get none on this cluster (chart value "
+                       "stages.customStageCredentials); use the chart's images", repr(image))
+            for where, (image, names) in found.items()]
 
 
 def allowed_prefixes(policy: ClusterPolicy, namespace: str) -> tuple[str, ...] | None:

@@ -1,0 +1,84 @@
+"""A hostile tenant, second round (issue: one tenant must not stop the operator, borrow its
+credentials, or hand storage keys to its own image). Each scenario is refused or contained with one
+line naming the field, no Job is created for it, and other tenants' resources keep running."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.conftest import make_scenejob
+from tests.emulator.harness import Emulator
+from tests.emulator.test_hostile_tenant import bound, scenejob  # noqa: F401  (fixture)
+from tests.emulator.test_scenarios import condition, wait_phase
+
+pytestmark = pytest.mark.emulator
+LEVELS = 980
+"""About where kopf's own JSON decoding of the watch stream gave up (RecursionError: the operator
+exited, on every restart); from about 600 levels its deep copy of the body looped forever."""
+
+
+@pytest.fixture
+def deep_python() -> Iterator[None]:
+    """This test process builds and stores the body; the operator (a subprocess) keeps Python's limits."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)
+    yield
+    sys.setrecursionlimit(before)
+
+
+def nested(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        node = {"a": node}
+    return node
+
+
+def refused(emu: Emulator, doc: dict[str, Any], path: str, message: str) -> dict[str, Any]:
+    invalid = condition(wait_phase(emu, doc, "Failed", timeout=60), "InvalidSpec")
+    assert invalid["status"] == "True" and path in invalid["message"] and message in invalid["message"], invalid
+    ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+    assert not emu.objects("jobs", ns, f"genfab.dev/resource={name}")
+    assert not emu.objects("configmaps", ns, f"genfab.dev/resource={name}")
+    return invalid
+
+
+def test_a_body_nested_a_thousand_levels_is_invalid_and_the_operator_serves_everyone_else(
+        emu: Emulator, tmp_path: Path, deep_python: None) -> None:
+    (tmp_path / "a").mkdir()
+    hostile = make_scenejob(tmp_path / "a", customStages=[
+        {"name": "extra", "image": "lab/tool:1", "command": ["true"], "config": nested(LEVELS)}])
+    emu.apply(hostile)
+    refused(emu, hostile, "spec.customStages[0].config", "levels deep")
+    (tmp_path / "b").mkdir()
+    other = make_scenejob(tmp_path / "b", samples=1,
+                          worldexplorer={"scaffold": {"method": "scaffold_gen"}})
+    emu.apply(other)  # another tenant: planned and started, the operator alive
+    emu.wait("the other tenant's first Job", lambda: emu.objects(
+        "jobs", other["metadata"]["namespace"], f"genfab.dev/resource={other['metadata']['name']}"), 60)
+
+
+def test_an_s3_input_needs_the_resources_secret_even_with_a_local_output(emu: Emulator, tmp_path: Path) -> None:
+    """The operator would list `s3://team-b-private/...` signed with its own credentials."""
+    doc = make_scenejob(tmp_path, input={"image": "s3://team-b-private/in/x.png"})
+    emu.apply(doc)
+    invalid = refused(emu, doc, "spec.storage", "never reads a resource's storage with its own credentials")
+    assert "s3://" not in invalid["message"] or "spec.input.image" in invalid["message"]
+
+
+@pytest.mark.parametrize(("override", "path"), [
+    ({"images": {"scene": "attacker.example/x:1"}}, "spec.images.scene"),
+    ({"stages": {"expansion": {"image": "attacker.example/x:1"}}}, "spec.stages.expansion.image"),
+])
+def test_an_image_override_gets_no_storage_keys_when_custom_stages_get_none(
+        bound: tuple[Emulator, Path], override: dict[str, Any], path: str) -> None:  # noqa: F811
+    emu, root = bound
+    doc = scenejob(root, "team-a", f"img-{path.rsplit('.', 2)[-2]}", "team-a")
+    doc["spec"].update(output="s3://lab-out/team-a/run", storage={"secretRef": {"name": "lab-s3"}},
+                       worldexplorer={"scaffold": {"method": "scaffold_gen"}}, **override)
+    emu.apply(doc)
+    refused(emu, doc, path, "stages.customStageCredentials")
