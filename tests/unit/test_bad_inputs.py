@@ -173,6 +173,14 @@ CASES = [
     Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
     Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",
          crd=False),
+    # The small ones of the second hostile-tenant round: genfab refuses what the CRD's types refuse.
+    Case("cpu-over-32-chars", RL, _set("spec.resources.cpu", "1" * 200), "spec.resources.cpu", "at most 32 characters"),
+    Case("float-steps", WE, _set("spec.gaussians.steps", 3.0), "spec.gaussians.steps", "Input should be an integer"),
+    Case("boolean-index", WE, _set("spec.input", {"samples": [{"index": True, "photorealistic": {"path": "a.png"}}],
+                                                    "datasetUri": "s3://genfab-data/set"}),
+         "spec.input.samples[0].index", "Input should be an integer"),
+    Case("string-retries", WE, _set("spec.retries", "3"), "spec.retries", "Input should be an integer"),
+
 ]
 
 
@@ -237,3 +245,21 @@ def test_cli_validate_reports_yaml_syntax_errors(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
     assert "(yaml)" in result.output and "line" in result.output
+
+
+def test_deep_values_are_one_error_not_a_crash() -> None:
+    """A value nested far deeper than any spec needs (a few KB of brackets) is an error naming its field,
+    never a RecursionError: in a curated sample's own keys, a custom stage's config, or `kind`."""
+    deep: dict[str, Any] = {"x": 1}
+    for _ in range(600):
+        deep = {"a": deep}
+    doc = load_example(WE)
+    doc["spec"]["input"] = {"samples": [{"index": 0, "photorealistic": {"path": "a.png"}, "notes": deep}],
+                            "datasetUri": "s3://genfab-data/set"}
+    assert any(e.startswith("spec.input.samples[0]: ") and "levels deep" in e for e in _genfab_errors(doc))
+    doc = load_example(WE)
+    doc["spec"]["customStages"] = [{"name": "extra", "image": "lab/x:1", "config": deep}]
+    assert any(e.startswith("spec.customStages[0].config: ") and "at most 32" in e for e in _genfab_errors(doc))
+    for _ in range(3000):  # past what repr() can show
+        deep = {"a": deep}
+    assert "nested too deep to show" in _genfab_errors({"kind": deep, "apiVersion": "genfab.dev/v1alpha1"})[0]

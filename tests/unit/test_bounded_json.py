@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from genfab.api.common import json_depth
+from genfab.api.base import json_depth
 from genfab.operator import bounded_json as bj
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from types import UnionType
+from typing import Any, ClassVar, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -109,6 +110,27 @@ class Rule:
         return self.detail(model) if self.detail else self.message
 
 
+def json_depth(value: Any) -> int:
+    """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((c, level + 1) for c in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def strict_scalar(annotation: Any, value: Any) -> Any:
+    """`value` unless the field is a boolean or an integer (optional or not) and the value is not one."""
+    kinds = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else {annotation}
+    if kinds == {bool} and value is not None and not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be true or false")
+    if kinds == {int} and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PydanticCustomError("int_type", "Input should be an integer")
+    return value
+
+
 class GenfabModel(BaseModel):
     """camelCase in YAML, snake_case in Python, unknown fields rejected, docstrings become docs."""
 
@@ -124,13 +146,12 @@ class GenfabModel(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _booleans_are_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        """`enabled: 0` or `enabled: "yes"` is not a boolean: the CRD (type boolean) refuses it, and
-        so does genfab instead of coercing it."""
+    def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
+        """`enabled: 0` or `enabled: "yes"` is not a boolean, and `steps: 3.0` or `index: true` is not an
+        integer: the CRD (type boolean, type integer) refuses them, and so does genfab instead of
+        coercing them."""
         field = cls.model_fields.get(info.field_name or "")
-        if field is not None and field.annotation is bool and not isinstance(value, bool):
-            raise PydanticCustomError("bool_type", "Input should be true or false")
-        return value
+        return strict_scalar(field.annotation if field is not None else None, value)
 
     @model_validator(mode="after")
     def _check_rules(self) -> GenfabModel:

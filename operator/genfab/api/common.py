@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, Field, create_model
 from pydantic.alias_generators import to_camel
 
-from genfab.api.base import GenfabModel, Rule, exactly_one
+from genfab.api.base import GenfabModel, Rule, exactly_one, json_depth
 from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
 from genfab.contract.config import Offload
@@ -165,17 +165,6 @@ MAX_CUSTOM_CONFIG_BYTES = 64 * 1024
 
 MAX_CUSTOM_CONFIG_DEPTH = 32
 """Levels a custom stage's `config` may nest: deep nesting in a few bytes is a way to exhaust a decoder."""
-
-
-def json_depth(value: Any) -> int:
-    """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            stack.extend((c, level + 1) for c in (node.values() if isinstance(node, dict) else node))
-    return deepest
 
 
 def _bounded_config(value: dict[str, Any]) -> dict[str, Any]:

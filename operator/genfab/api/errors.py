@@ -37,8 +37,12 @@ def _path(loc: Iterable[Any]) -> str:
 
 
 def short_repr(value: Any) -> str:
-    """repr of a user's value, at most MAX_VALUE_CHARS characters."""
-    text = repr(value)
+    """repr of a user's value, at most MAX_VALUE_CHARS characters (a value nested too deep for repr is
+    named by its type)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a {type(value).__name__} nested too deep to show>"
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule, at_most_one, exactly_one
+from genfab.api.base import (
+    MODEL,
+    RUN_TIME,
+    GenfabModel,
+    ModelReference,
+    Rule,
+    at_most_one,
+    exactly_one,
+    json_depth,
+    strict_scalar,
+)
 from genfab.api.common import CommonSpec
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.types import DnsLabel, InputUri, RelativePath
@@ -17,10 +27,28 @@ SampleVariants = Annotated[list[Variant] | None, Field(min_length=1, max_length=
 VARIANTS: tuple[Variant, ...] = ("photorealistic", "stylized", "default")
 
 
+MAX_CURATED_DEPTH = 32
+"""Levels a curated sample's own (unknown) keys may nest: they are kept, so they are bounded."""
+
+
 class CuratedModel(BaseModel):
-    """Seed 000's `metadata.json` keeps its own snake_case keys; unknown keys are kept."""
+    """Seed 000's `metadata.json` keeps its own snake_case keys; unknown keys are kept (bounded in depth)."""
 
     model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        levels = json_depth(data)
+        if levels > MAX_CURATED_DEPTH:
+            raise ValueError(f"nested {levels} levels deep; at most {MAX_CURATED_DEPTH}")
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return strict_scalar(field.annotation if field is not None else None, value)
 
 
 class VariantPaths(CuratedModel):

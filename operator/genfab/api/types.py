@@ -109,8 +109,8 @@ EnvName = Annotated[
 
 Quantity = Annotated[
     str,
+    Field(max_length=32, json_schema_extra={"pattern": QUANTITY_RE.pattern}),
     AfterValidator(_pattern_check(QUANTITY_RE, "Kubernetes quantity (e.g. 500m, 4, 32Gi)")),
-    Field(json_schema_extra={"pattern": QUANTITY_RE.pattern, "maxLength": 32}),
 ]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -16,7 +16,7 @@ import json
 import types
 from typing import Any
 
-from genfab.api.common import json_depth
+from genfab.api.base import json_depth
 
 MAX_DEPTH = 100
 """Levels a decoded document keeps (genfab's own fields nest about 12; a custom stage's config 32)."""
