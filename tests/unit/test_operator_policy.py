@@ -148,3 +148,22 @@ def test_a_tenant_image_gets_no_credentials_in_its_job() -> None:
         job = build_job(p, stage, stage_config(p, stage), resource.spec, 1, 1, OWNER, settings)
         env = job["spec"]["template"]["spec"]["containers"][0]["env"]
         assert any("secretKeyRef" in e.get("valueFrom", {}) for e in env) is keys, name
+
+
+def test_a_resolved_reference_is_checked_against_the_prefixes_again() -> None:
+    import dataclasses
+
+    from genfab.operator.policy import resolved_input_errors
+    from genfab.planner import plan
+
+    resource = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
+        "spec": {"type": "relighting", "output": "s3://lab-data/team-a/out",
+                 "relighting": {"input": {"uri": "s3://lab-data/team-a/in"}}}})
+    p = plan(resource)
+    assert resolved_input_errors(p, PREFIXES, "team-a") == []
+    moved = dataclasses.replace(p, stages=tuple(
+        dataclasses.replace(s, input_uris=("s3://lab-data/team-b/secret",)) if s.name == "segment" else s
+        for s in p.stages))
+    found = resolved_input_errors(moved, PREFIXES, "team-a")
+    assert [e.path for e in found] == ["stage segment input"] and "storage.prefixes" in found[0].message

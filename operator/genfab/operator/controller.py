@@ -52,7 +52,7 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
-from genfab.operator.policy import policy_errors, tenant_image_errors
+from genfab.operator.policy import policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
 from genfab.operator.settings import OperatorSettings
@@ -229,6 +229,10 @@ class Controller:
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         spec = resource.spec
         the_plan, refs = self._resolve_refs(key, the_plan)
+        refused = resolved_input_errors(the_plan, self.settings.policy, namespace)
+        if refused:  # another resource's status pointed outside this namespace's storage
+            return self._write_status(key, body, previous, invalid_status(
+                previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
         try:
             observed = self._observe(key, the_plan, owner, previous, refs)
             decision = decide(the_plan, spec, observed, previous, now)

@@ -161,6 +161,19 @@ def _uris(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _uris(item, f"{path}[{i}]")
 
 
+def resolved_input_errors(plan: Plan, policy: ClusterPolicy, namespace: str) -> list[FieldError]:
+    """The prefix rule again after `ref:` inputs were replaced by what the referenced resources' status
+    says (a status is not a spec the policy checked): a stage reads only this namespace's storage."""
+    prefixes = allowed_prefixes(policy, namespace)
+    if prefixes is None:
+        return []
+    return [FieldError(f"stage {stage.name} input", "a referenced resource's output is outside this namespace's "
+                       f"storage (allowed prefixes for {namespace}: {_listed(prefixes)}; chart value "
+                       "storage.prefixes)", repr(uri))
+            for stage in plan.stages if stage.run for uri in stage.input_uris
+            if uri.startswith(("s3://", "file://")) and not any(under(uri, p) for p in prefixes)]
+
+
 def _prefix_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str) -> list[FieldError]:
     prefixes = allowed_prefixes(policy, namespace)
     if prefixes is None:
