@@ -218,7 +218,8 @@ def test_chart_values_reach_the_operator_and_its_stage_pods(rendered: dict[str, 
         tolerations=({"key": "lab/spot", "operator": "Equal", "value": "yes"},),
         node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
         gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
-        gpu_node_selector_keys=("nvidia.com/gpu.product",), secret_names=("lab-s3",), default_secret="lab-s3")),
+        gpu_node_selector_keys=("nvidia.com/gpu.product",), secret_names=("lab-s3",), default_secret="lab-s3",
+        storage_endpoints=("http://minio.storage:9000",))),
 ])
 def test_the_chart_sets_the_cluster_policy(rendered: dict[str, list[dict[str, Any]]], name: str,
                                            expected: ClusterPolicy, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -157,6 +159,9 @@ class OperatorProcess:
         self.log = workdir / "operator.log"
         self.env = {**os.environ, "KUBECONFIG": str(emulator.kubeconfig(workdir / "kubeconfig")),
                     "GENFAB_PROGRESS_SECONDS": "0.2", "GENFAB_RESYNC_SECONDS": "2", "PYTHONUNBUFFERED": "1",
+                    # The "cluster" and its stage Pods share this machine's disk: the tests' folders are the
+                    # shared volume a chart would list in storage.filePrefixes.
+                    "GENFAB_FILE_PREFIXES": json.dumps([tempfile.gettempdir(), str(REPO / "examples")]),
                     **env}
         self.process: subprocess.Popen[bytes] | None = None
 

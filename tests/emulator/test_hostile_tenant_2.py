@@ -82,3 +82,17 @@ def test_an_image_override_gets_no_storage_keys_when_custom_stages_get_none(
                        worldexplorer={"scaffold": {"method": "scaffold_gen"}}, **override)
     emu.apply(doc)
     refused(emu, doc, path, "stages.customStageCredentials")
+
+
+def test_the_operator_is_no_proxy_to_an_internal_address(emu: Emulator, tmp_path: Path) -> None:
+    """`storage.endpoint` would make the operator GET (manifests), list and PUT there."""
+    doc = make_scenejob(tmp_path, input={"manifest": "s3://meta/latest/meta-data/iam/metadata.json"},
+                        storage={"endpoint": "http://169.254.169.254", "secretRef": {"name": "genfab-s3"}})
+    emu.apply(doc)
+    refused(emu, doc, "spec.storage.endpoint", "not an object store this cluster allows")
+
+
+def test_the_operators_own_disk_is_not_a_tenants_input(emu: Emulator, tmp_path: Path) -> None:
+    doc = make_scenejob(tmp_path, input={"manifest": "file:///etc/genfab/metadata.json"})
+    emu.apply(doc)
+    refused(emu, doc, "spec.input.manifest", "file:// is this cluster's local disk")

@@ -8,13 +8,22 @@ from typing import Any
 import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.policy import ClusterPolicy, policy_errors
+from genfab.operator.policy import ClusterPolicy as Policy
+from genfab.operator.policy import policy_errors
+
+FILES = ("/data", "/in")
+"""Folders these tables' file:// URIs may name (the chart's storage.filePrefixes)."""
+
+
+def ClusterPolicy(**fields: Any) -> Policy:
+    return Policy(**{"file_prefixes": FILES, **fields})
 
 GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 CONFIGURED = ClusterPolicy(host_path_prefixes=("/var/cache/hf",), tolerations=({"key": "lab/spot", "value": "yes"},),
                            node_selector_keys=("nvidia.com/gpu.product",), priority_classes=("lab-batch",),
                            gpu_tolerations=(GPU,), gpu_node_selector_keys=("nvidia.com/gpu.present",),
-                           secret_names=("lab-s3", "team-a-s3"), default_secret="lab-s3")
+                           secret_names=("lab-s3", "team-a-s3"), default_secret="lab-s3",
+                           storage_endpoints=("http://minio:9000",))
 S3 = {"output": "s3://lab-out/team-a/d"}
 CUSTOM = {"name": "export", "image": "lab/tool:1"}
 NO_CUSTOM_CREDENTIALS = replace(CONFIGURED, custom_stage_credentials=False)
@@ -23,7 +32,7 @@ NO_CUSTOM_CREDENTIALS = replace(CONFIGURED, custom_stage_credentials=False)
 def spec(**fields: Any) -> Any:
     return parse_resource({
         "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
-        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "file:///data/in"}},
+        "spec": {"type": "relighting", "output": "file:///data/out", "relighting": {"input": {"uri": "file:///in/x"}},
                  **fields}}).spec
 
 
@@ -74,7 +83,7 @@ def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]
 
 PREFIXES = ClusterPolicy(storage_prefixes={"*": ("s3://lab-data/{namespace}/",),
                                            "vision": ("s3://lab-data/vision/", "s3://shared-datasets/")},
-                         ambient_credentials=True)
+                         ambient_credentials=True, file_prefixes=("/",))
 
 
 @pytest.mark.parametrize(("namespace", "fields", "errors"), [
@@ -167,3 +176,20 @@ def test_a_resolved_reference_is_checked_against_the_prefixes_again() -> None:
         for s in p.stages))
     found = resolved_input_errors(moved, PREFIXES, "team-a")
     assert [e.path for e in found] == ["stage segment input"] and "storage.prefixes" in found[0].message
+
+
+@pytest.mark.parametrize(("fields", "policy", "errors"), [
+    # the operator reads the stores the admins list, never an arbitrary address
+    ({**S3, "storage": {"endpoint": "http://minio.minio:9000", "secretRef": {"name": "lab-s3"}}},
+     ClusterPolicy(secret_names=("lab-s3",), storage_endpoints=("http://minio.minio:9000",)), []),
+    ({**S3, "storage": {"endpoint": "http://169.254.169.254", "secretRef": {"name": "lab-s3"}}},
+     ClusterPolicy(secret_names=("lab-s3",), storage_endpoints=("http://minio.minio:9000",)),
+     ["spec.storage.endpoint"]),
+    ({**S3, "storage": {"endpoint": "http://minio.minio:9000", "secretRef": {"name": "lab-s3"}}},
+     ClusterPolicy(secret_names=("lab-s3",)), ["spec.storage.endpoint"]),  # none listed: AWS only
+    # file:// is the operator's own disk: only listed folders
+    ({}, Policy(), ["spec.output", "spec.relighting.input.uri"]),
+    ({"relighting": {"input": {"uri": "file:///etc"}}}, ClusterPolicy(), ["spec.relighting.input.uri"]),
+])
+def test_stores_and_folders_the_operator_reads(fields: dict[str, Any], policy: Policy, errors: list[str]) -> None:
+    assert [e.path for e in policy_errors(spec(**fields), policy)] == errors

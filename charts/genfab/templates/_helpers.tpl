@@ -135,6 +135,10 @@ seccompProfile:
   value: {{ toJson .Values.storage.prefixes | quote }}
 - name: GENFAB_AMBIENT_CREDENTIALS
   value: {{ .Values.storage.ambientCredentials | quote }}
+- name: GENFAB_STORAGE_ENDPOINTS
+  value: {{ toJson .Values.storage.endpoints | quote }}
+- name: GENFAB_FILE_PREFIXES
+  value: {{ toJson .Values.storage.filePrefixes | quote }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
 - name: GENFAB_STAGE_NETWORK_POLICY

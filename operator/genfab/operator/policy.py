@@ -45,6 +45,11 @@ class ClusterPolicy:
     for the namespace; `*` applies to namespaces not listed). Empty: storage is not restricted."""
     custom_stage_credentials: bool = True
     """Whether custom stages get the storage Secret's credentials."""
+    storage_endpoints: tuple[str, ...] = ()
+    """S3 endpoints a resource's `storage.endpoint` may name (the chart's own and `storage.endpoints`);
+    empty: only the default (AWS) endpoint, i.e. none may be named."""
+    file_prefixes: tuple[str, ...] = ()
+    """Folders `file://` URIs may name (`storage.filePrefixes`); empty: `file://` is refused."""
 
 
 def under(path: str, prefix: str) -> bool:
@@ -183,9 +188,28 @@ def _prefix_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str) -> l
             for path, uri in _uris(spec.to_yaml_dict(), "spec") if not any(under(uri, p) for p in prefixes)]
 
 
+def _endpoint_and_file_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
+    """The operator reads a resource's storage itself: only stores the admins list (never an arbitrary
+    address inside the cluster), and never its own filesystem unless a shared folder is listed."""
+    errors = []
+    endpoint = spec.storage.endpoint if spec.storage is not None else None
+    if endpoint is not None and endpoint.rstrip("/") not in {e.rstrip("/") for e in policy.storage_endpoints}:
+        errors.append(FieldError("spec.storage.endpoint", "not an object store this cluster allows (allowed: "
+                                 f"{_listed(policy.storage_endpoints)}; chart values storage.endpoint, "
+                                 "storage.endpoints)", repr(endpoint)))
+    for path, uri in _uris(spec.to_yaml_dict(), "spec"):
+        if uri.startswith("file://") and not any(under(uri.removeprefix("file://"), p)
+                                                 for p in policy.file_prefixes):
+            errors.append(FieldError(path, "file:// is this cluster's local disk and is not allowed here (allowed "
+                                     f"folders: {_listed(policy.file_prefixes)}; chart value storage.filePrefixes); "
+                                     "use s3://", repr(uri)))
+    return errors
+
+
 def policy_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str = "") -> list[FieldError]:
     """Every field of `spec` the cluster's policy does not allow, with what is allowed."""
     errors: list[FieldError] = _prefix_errors(spec, policy, namespace)
+    errors.extend(_endpoint_and_file_errors(spec, policy))
     hub = spec.models.hub_cache if spec.models is not None else None
     if hub is not None and not any(under(hub, p) for p in policy.host_path_prefixes):
         allowed = (f"allowed prefixes: {_listed(policy.host_path_prefixes)}" if policy.host_path_prefixes

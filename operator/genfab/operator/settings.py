@@ -131,6 +131,12 @@ class OperatorSettings:
     ambient_credentials: bool = field(
         default_factory=lambda: os.environ.get("GENFAB_AMBIENT_CREDENTIALS", "false").lower() == "true")
     """Resources without a Secret may use the operator's own (ambient) storage credentials."""
+    storage_endpoints: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_STORAGE_ENDPOINTS", list[str], [])))
+    """S3 endpoints a resource may name besides the default storage's (`storage.endpoints`)."""
+    file_prefixes: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_FILE_PREFIXES", list[str], [])))
+    """Folders `file://` URIs may name in the cluster (`storage.filePrefixes`); empty: none."""
 
     @property
     def policy(self) -> ClusterPolicy:
@@ -139,4 +145,7 @@ class OperatorSettings:
         return ClusterPolicy(self.host_path_prefixes, self.allowed_tolerations, self.allowed_node_selector_keys,
                              self.allowed_priority_classes, self.gpu_tolerations, tuple(self.gpu_node_selector),
                              self.secret_names, default.name if default is not None else None,
-                             self.ambient_credentials, self.storage_prefixes, self.custom_stage_credentials)
+                             self.ambient_credentials, self.storage_prefixes, self.custom_stage_credentials,
+                             tuple(e for e in (*self.storage_endpoints, self.default_storage.endpoint
+                                               if self.default_storage is not None else None) if e),
+                             self.file_prefixes)

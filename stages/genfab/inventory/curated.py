@@ -68,8 +68,10 @@ def read_manifest(storage: Storage, key: str) -> list[CuratedSample]:
         return CuratedManifest.model_validate(raw).samples
     except ValidationError as exc:
         problems = field_errors(exc)
-        shown = "; ".join(str(p) for p in problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3
-                                                            else "")
+        # Field paths and what is wrong, never the values: the manifest is storage content, and this
+        # line can end up in a resource's status.
+        shown = "; ".join(f"{p.path}: {p.message}" for p in problems[:3])
+        shown += f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise CuratedSetError(f"{where}: {shown} (seed 000's format: {{\"samples\": [{{\"index\", \"prompt\", "
                               "\"photorealistic\": {\"original_path\"}, \"stylized\", \"scaffold\"}]})") from None
 
