@@ -186,3 +186,33 @@ def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world:
     seen = json.loads((run / "args.json").read_text())
     assert seen["args"]["resume"].endswith("checkpoints/model_4.pkl") and seen["start"] == 4
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl", "model_6.pkl"]
+
+
+def test_a_killed_run_leaves_no_process_behind(world: dict[str, Path]) -> None:
+    """SIGKILL of `genfab run` during a two-node run: its shard processes, their torchrun launchers and
+    the training workers all end with it (none keeps writing to the output or waits on a dead peer)."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    run = genfab_run(world["root"], tuning_run(world, "killed", nodes=2, hyperparameters={"maxSteps": 10000}),
+                     wait=False)
+    try:
+        parent = psutil.Process(run.pid)
+        deadline = time.monotonic() + 120
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline:  # both nodes launched and their workers started
+            workers = [p for p in parent.children(recursive=True) if "genfab.stages.tuning.worker" in " ".join(
+                p.cmdline())]
+            if len(workers) == 2:
+                break
+            time.sleep(0.5)
+        assert len(workers) == 2, "the two nodes' workers did not start"
+        family = parent.children(recursive=True)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+    gone, alive = psutil.wait_procs(family, timeout=60)
+    assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]

@@ -27,7 +27,7 @@ from typing import Any
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
-from genfab.contract.names import ENV_CPU_WORKERS, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
+from genfab.contract.names import ENV_CPU_WORKERS, ENV_PARENT_PID, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
 from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
@@ -372,7 +372,7 @@ class LocalRunner:
         env = {**self.environ, **shard_env(
             run.config, stage, len(run.shards), shard.index, self._models_env(),
             str(self._config_dir / f"{stage.name}.json"),
-            **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS),
+            **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()),
                ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")},
             **gang_env(stage, len(run.shards), "127.0.0.1", run.port))}
         # Shards run side by side: split the CPUs between their worker pools.

@@ -21,6 +21,7 @@ from genfab.contract.names import ENV_METRICS_PORT
 from genfab.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
+from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
@@ -183,6 +184,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     """Run one shard of `stage` per the stage contract and return the process exit code. `settings`
     is the model the stage's config is validated against before `setup` (default: the one its
     pipeline declares for it)."""
+    die_with_parent(env)  # a killed `genfab run` leaves no shard process behind
     signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: stop between writes, exit retryable
     logger = configure({"stage": stage.name})
     try:

@@ -28,6 +28,7 @@ from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY, latest_checkpoi
 from genfab.stages.models.location import ModelUnavailable, resolve_model
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.stages.runtime.errors import FatalError
+from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 from genfab.stages.tuning.launch import Group, group_from_env, torchrun
 from genfab.stages.tuning.staging import StagingError, stage_data
 from genfab.storage import Storage, StorageError
@@ -123,7 +124,7 @@ class TrainStage(Stage[TrainSettings]):
             sync.start()
         started = time.monotonic()
         ctx.heartbeat()  # the data is staged
-        process = subprocess.Popen(command, env=env)
+        process = subprocess.Popen(command, env=env, preexec_fn=die_with_parent_after_fork)
         try:
             while (code := process.poll()) is None:
                 time.sleep(HEARTBEAT_SECONDS)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract.names import ENV_CPU_WORKERS
+from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 
 PROGRESS_FILE = ".genfab_progress.json"
 """Written by rank 0 in the run folder: the training state the stage reports (custom trainers may
@@ -57,4 +58,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    die_with_parent_after_fork()  # torchrun's worker: gone with its launcher (and so with its node)
     sys.exit(main(sys.argv[1:]))
