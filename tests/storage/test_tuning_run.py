@@ -214,5 +214,5 @@ def test_a_killed_run_leaves_no_process_behind(world: dict[str, Path]) -> None:
     finally:
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
-    gone, alive = psutil.wait_procs(family, timeout=60)
+    _, alive = psutil.wait_procs(family, timeout=60)
     assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]
