@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ from genfab.stages.tuning.model import DifixNet, PromptEncoder, load_difix
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
 
 log = logging.getLogger("genfab.stages")
+COLLECTIVE_TIMEOUT_SECONDS = 600
+"""How long a collective waits for the group's other workers (checkpoint saves and evaluation on rank
+0 take well under this)."""
 GRAM_CROP = 400
 """Difix3D's Gram loss crop (both sides; smaller images use the whole image)."""
 PROGRESS_SECONDS = 2.0
@@ -86,7 +90,7 @@ class Result:
 
 def _accelerator(h: Hyper, options: Options) -> Any:
     from accelerate import Accelerator
-    from accelerate.utils import DDPCommunicationHookType, DistributedDataParallelKwargs
+    from accelerate.utils import DDPCommunicationHookType, DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     cuda = torch.cuda.is_available()
     precision = h.mixed_precision if cuda or h.mixed_precision == "bf16" else "no"
@@ -99,9 +103,12 @@ def _accelerator(h: Hyper, options: Options) -> Any:
     if "comm_hook" in ddp:
         ddp["comm_hook"] = DDPCommunicationHookType(ddp["comm_hook"])
     # Without a GPU accelerate forms a gloo group only when told it runs on the CPU.
+    # A peer that died makes every collective of the others fail after this long (not hang for hours):
+    # the node fails and the executor restarts the group from its latest checkpoint.
+    group = InitProcessGroupKwargs(timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_SECONDS))
     return Accelerator(cpu=not cuda, mixed_precision=precision,
                        gradient_accumulation_steps=h.gradient_accumulation_steps,
-                       kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, **ddp)])
+                       kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, **ddp), group])
 
 
 def _scheduler(h: Hyper, optimizer: torch.optim.Optimizer, start: int) -> Any:
