@@ -131,7 +131,19 @@ def strict_scalar(annotation: Any, value: Any) -> Any:
     return value
 
 
-class GenfabModel(BaseModel):
+class CrdScalars(BaseModel):
+    """Booleans and integers as the CRD reads them: `enabled: 0` or `enabled: "yes"` is not a boolean,
+    and `steps: 3.0` or `index: true` is not an integer; the CRD (type boolean, type integer) refuses
+    them, and so does genfab instead of coercing them."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return strict_scalar(field.annotation if field is not None else None, value)
+
+
+class GenfabModel(CrdScalars):
     """camelCase in YAML, snake_case in Python, unknown fields rejected, docstrings become docs."""
 
     model_config = ConfigDict(
@@ -144,14 +156,6 @@ class GenfabModel(BaseModel):
 
     rules: ClassVar[tuple[Rule, ...]] = ()
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
-        """`enabled: 0` or `enabled: "yes"` is not a boolean, and `steps: 3.0` or `index: true` is not an
-        integer: the CRD (type boolean, type integer) refuses them, and so does genfab instead of
-        coercing them."""
-        field = cls.model_fields.get(info.field_name or "")
-        return strict_scalar(field.annotation if field is not None else None, value)
 
     @model_validator(mode="after")
     def _check_rules(self) -> GenfabModel:

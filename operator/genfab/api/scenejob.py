@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from genfab.api.base import (
     MODEL,
     RUN_TIME,
+    CrdScalars,
     GenfabModel,
     ModelReference,
     Rule,
     at_most_one,
     exactly_one,
     json_depth,
-    strict_scalar,
 )
 from genfab.api.common import CommonSpec
 from genfab.api.gaussians import GaussiansConfig
@@ -31,7 +31,7 @@ MAX_CURATED_DEPTH = 32
 """Levels a curated sample's own (unknown) keys may nest: they are kept, so they are bounded."""
 
 
-class CuratedModel(BaseModel):
+class CuratedModel(CrdScalars):
     """Seed 000's `metadata.json` keeps its own snake_case keys; unknown keys are kept (bounded in depth)."""
 
     model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
@@ -43,12 +43,6 @@ class CuratedModel(BaseModel):
         if levels > MAX_CURATED_DEPTH:
             raise ValueError(f"nested {levels} levels deep; at most {MAX_CURATED_DEPTH}")
         return data
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        return strict_scalar(field.annotation if field is not None else None, value)
 
 
 class VariantPaths(CuratedModel):
@@ -329,10 +323,6 @@ class VistaDepth(GenfabModel):
     """Depth Anything V2 model id."""
     focal_prior_fov: float = Field(60.0, gt=1.0, lt=179.0)
     """Horizontal field of view (degrees) assumed by a depth backend that does not predict one."""
-
-    def depth_model(self) -> str:
-        """The one depth model these settings load."""
-        return self.depth_pro_model if self.depth_backend == "depth-pro" else self.depth_anything_model
 
 
 class VistaTrajectory(GenfabModel):

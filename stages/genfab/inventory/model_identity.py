@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
-from genfab.contract.names import ENV_MODELS
 from genfab.storage import Storage, StorageError, open_storage
 from genfab.storage.base import safe_key
 
@@ -125,18 +123,11 @@ def model_identities(model_ids: Iterable[str], location: str, storage: Storage |
             return found
         root = Path(local)  # a folder that is not there holds no model: each is MISSING, and the stage says so
         for model in ids:
-            folder = root / safe_key(model)
-            if not any((folder / m).is_file() for m in ("config.json", "model_index.json", "config.yaml")) \
-                    and not folder.is_dir():
-                folder = hub_snapshot(root, model) or folder
+            folder = root / safe_key(model)  # genfab's layout, else a hub cache's
+            folder = folder if folder.is_dir() else hub_snapshot(root, model) or folder
             found[model] = folder_identity(folder) if folder.is_dir() else MISSING
     except (StorageError, OSError) as exc:
         raise ModelLocationError(f"model location {location}: {str(exc).splitlines()[0] if str(exc) else exc}"
                                  ) from None
     return found
 
-
-def identities_from_env(model_ids: Iterable[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`model_identities` for the location this process is given (`GENFAB_MODELS`); {} without one."""
-    location = (os.environ if env is None else env).get(ENV_MODELS, "")
-    return model_identities(model_ids, location) if location else {}
