@@ -16,7 +16,7 @@ from genfab.api.resources import KINDS
 from genfab.operator.builders import Owner, build_job
 from genfab.operator.policy import ClusterPolicy
 from genfab.planner import plan, stage_config
-from tests.chart.conftest import CHART, ROOT, VALUE_SETS, run_helm
+from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm
 
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
@@ -37,6 +37,8 @@ OPERATOR_RULES = {
     ("", "serviceaccounts"): {"get"},
 }
 STAGE_NETWORK_POLICY_RULE = {("networking.k8s.io", "networkpolicies"): {"get"}}
+GROUP_POLICY_RULE = {("networking.k8s.io", "networkpolicies"): {"get", "create", "delete"}}
+"""Per-process-group NetworkPolicies (`networkPolicy.processGroups`, on by default)."""
 OBSERVE_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 
 
@@ -107,7 +109,9 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
     secret_names = sorted({*values.get("rbac", {}).get("secretNames", []),
                            *([values["storage"]["secret"]["name"]] if values.get("storage", {}).get("secret") else [])})
     operator_rules = {k: v for k, v in OPERATOR_RULES.items() if k != ("", "secrets") or secret_names}
-    if values.get("networkPolicy", {}).get("enabled"):
+    if values.get("networkPolicy", {}).get("processGroups", True):
+        operator_rules |= GROUP_POLICY_RULE
+    elif values.get("networkPolicy", {}).get("enabled"):
         operator_rules |= STAGE_NETWORK_POLICY_RULE
     peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
     expected_peering = {("kopf.dev", peering): {"get", "patch", "list", "watch"}} if ha else {}
@@ -124,7 +128,8 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
             if "secrets" in rule["resources"]:  # by name only, and only the Secrets the chart names
                 assert rule["verbs"] == ["get"]
                 assert sorted(rule["resourceNames"]) == secret_names
-            if rule["resources"] in (["serviceaccounts"], ["networkpolicies"]):  # the stage objects, by name
+            if rule["resources"] == ["serviceaccounts"] or (rule["resources"] == ["networkpolicies"]
+                                                            and "create" not in rule["verbs"]):  # by name
                 assert rule["verbs"] == ["get"] and rule["resourceNames"] in (["genfab-stage"], ["genfab-stages"])
             if "patch" in rule["verbs"] and rule["apiGroups"] == ["kopf.dev"]:
                 assert rule["resourceNames"] == [values["operator"]["ha"].get("peeringName", "genfab")]
@@ -287,6 +292,9 @@ def test_every_namespace_with_stage_pods_is_prepared(rendered: dict[str, list[di
     assert settings.stage_service_account == "genfab-stage"
     assert settings.stage_network_policy == ("genfab-stages" if netpol else None)
     assert settings.custom_stage_credentials is values.get("stages", {}).get("customStageCredentials", True)
+    assert settings.group_network_policy is values.get("networkPolicy", {}).get("processGroups", True)
+    metrics_from = values.get("networkPolicy", {}).get("metricsFrom", [])
+    assert settings.stage_metrics_from == (tuple(metrics_from) if netpol else ())
 
 
 def test_stage_images_can_be_pinned_by_digest(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -331,15 +339,32 @@ def test_network_policies_limit_ingress_to_metrics(rendered: dict[str, list[dict
                              ("lab-b", "genfab-stages")}
     stages = policies[("lab-a", "genfab-stages")]
     assert stages["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "genfab"}}
-    group = {"podSelector": {"matchLabels": {"genfab.dev/process-group": "true"}}}
+    group = {"podSelector": {"matchExpressions": [{"key": "genfab.dev/process-group", "operator": "Exists"}]}}
     assert [p["port"] for rule in stages["ingress"] for p in rule.get("ports", [])] == ["metrics"]
-    # the Pods of a distributed training group reach each other (NCCL: any port), in this namespace only
-    assert [r for r in stages["ingress"] if "ports" not in r] == [{"from": [group]}]
+    # the Pods of a distributed training group reach each other (NCCL: any port) through their own
+    # group's policy (the operator's), not this namespace-wide one
+    assert [r for r in stages["ingress"] if "ports" not in r] == []
     assert [r for r in stages["egress"] if "ports" not in r] == [{"to": [group]}]
     egress_ports = {p["port"] for rule in stages["egress"] for p in rule.get("ports", [])}
     assert egress_ports == {53, 443, 9000}  # DNS and storage only: no API server for stage Pods
     operator = policies[("genfab-system", "genfab-operator")]
     assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in [t for r in operator["egress"] for t in r.get("to", [])]
+
+
+@pytest.mark.parametrize("process_groups", [True, False])
+def test_process_groups_are_isolated_by_their_own_policies(helm: Path, tmp_path: Path, process_groups: bool
+                                                           ) -> None:
+    """With `processGroups` (the default) the operator may create and delete NetworkPolicies, and the
+    namespace-wide stage policy admits no process group; without, the namespace-wide policy must let
+    every group's Pods reach each other, and the operator gets no such verb."""
+    docs = render(helm, {"networkPolicy": {"enabled": True, "processGroups": process_groups}}, tmp_path)
+    rules = [r for role in of_kind(docs, "ClusterRole") for r in role.get("rules", [])]
+    verbs = {v for r in rules if "networkpolicies" in r["resources"] and "resourceNames" not in r for v in r["verbs"]}
+    assert verbs == ({"get", "create", "delete"} if process_groups else set())
+    stages = next(p["spec"] for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] == "genfab-stages")
+    open_to_groups = [r for r in stages["ingress"] if "ports" not in r]
+    assert bool(open_to_groups) is not process_groups
+    assert _operator_env(docs)["GENFAB_GROUP_NETWORK_POLICY"] == str(process_groups).lower()
 
 
 def test_checked_in_argocd_files_are_not_stale() -> None:

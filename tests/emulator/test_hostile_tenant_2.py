@@ -13,8 +13,10 @@ import pytest
 
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator
+from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_hostile_tenant import bound, scenejob  # noqa: F401  (fixture)
-from tests.emulator.test_scenarios import condition, wait_phase
+from tests.emulator.test_scenarios import condition, jobs, wait_phase
+from tests.emulator.test_tuning import tuning_run
 
 pytestmark = pytest.mark.emulator
 LEVELS = 980
@@ -96,3 +98,31 @@ def test_the_operators_own_disk_is_not_a_tenants_input(emu: Emulator, tmp_path: 
     doc = make_scenejob(tmp_path, input={"manifest": "file:///etc/genfab/metadata.json"})
     emu.apply(doc)
     refused(emu, doc, "spec.input.manifest", "file:// is this cluster's local disk")
+
+
+def test_a_process_group_admits_only_its_own_pods(emu: Emulator, tmp_path: Path) -> None:
+    """(6) The torch rendezvous has no authentication: each process group gets its own NetworkPolicy,
+    created before its Job, that admits only Pods carrying its resource's UID, stage and config hash
+    (no other namespace's Pod, nor a Pod of this namespace labelled `process-group: "true"`), and goes
+    with the Job when its config changes."""
+    emu.kubelet.script = lambda stage_name, index, attempt: Behaviour(hold=True)
+    doc = tuning_run(tmp_path)
+    ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+    emu.apply(doc)
+    job = emu.wait("the train Job", lambda: next(iter(jobs(emu, doc)), None))
+    policy = next(p for p in emu.objects("networkpolicies", ns) if p["metadata"]["name"] == job["metadata"]["name"])
+    assert int(policy["metadata"]["resourceVersion"]) < int(job["metadata"]["resourceVersion"])  # never open
+    uid = emu.get("TuningRun", name, ns)["metadata"]["uid"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector["genfab.dev/process-group"] == uid and policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"][0] == {"from": [{"podSelector": {"matchLabels": selector}}]}
+    pods = emu.wait("both nodes", lambda: found if len(found := emu.objects("pods", ns)) == 2 else None)
+    assert all(selector.items() <= p["metadata"]["labels"].items() for p in pods)
+    emu.patch("TuningRun", name, {"spec": {"hyperparameters": {"maxSteps": 5}}}, ns)  # a new config: a new group
+    emu.wait("the old group's policy gone", lambda: all(
+        p["metadata"]["name"] != job["metadata"]["name"] for p in emu.objects("networkpolicies", ns)), timeout=30)
+    fresh = emu.wait("the new group's policy", lambda: next(
+        iter(emu.objects("networkpolicies", ns, "genfab.dev/stage=train")), None))
+    assert fresh["spec"]["podSelector"]["matchLabels"]["genfab.dev/config-hash"] != selector["genfab.dev/config-hash"]
+    emu.kubelet.release("train")
+    wait_phase(emu, doc, "Succeeded", timeout=60)

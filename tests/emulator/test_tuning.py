@@ -54,7 +54,8 @@ def test_a_two_node_run_restarts_as_a_group(emu: Emulator, tmp_path: Path) -> No
         assert pod["spec"]["subdomain"] == job_name
         assert env["GENFAB_RDZV_HOST"] == f"{job_name}-0.{job_name}" and env["GENFAB_NNODES"] == "2"
         assert env["GENFAB_NPROC_PER_NODE"] == "2"
-        assert pod["metadata"]["labels"]["genfab.dev/process-group"] == "true"
+        assert pod["metadata"]["labels"]["genfab.dev/process-group"] == emu.get("TuningRun", doc["metadata"]["name"],
+                                                                              ns)["metadata"]["uid"]
     node0 = next(p["metadata"]["name"] for p in first
                  if p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0")
     # node 1 crashes; the operator stops node 0 (it cannot finish alone), both are replaced

@@ -4,13 +4,22 @@ partially scheduled group is named."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes_validate
+import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.builders import Owner, build_job, build_service, child_name, group_backoff_limit
+from genfab.operator.builders import (
+    Owner,
+    build_group_policy,
+    build_job,
+    build_service,
+    child_name,
+    group_backoff_limit,
+)
 from genfab.operator.observe import STALL_ORDER, group_survivors, job_view, partially_scheduled
 from genfab.planner import plan, stage_config
 from tests.unit.test_operator_builders import SETTINGS
@@ -42,10 +51,11 @@ def test_a_two_node_run_is_one_indexed_job_with_a_headless_service() -> None:
     assert "backoffLimitPerIndex" not in spec and spec["podFailurePolicy"]["rules"][0]["action"] == "FailJob"
     pod = spec["template"]["spec"]
     assert pod["subdomain"] == name == service["metadata"]["name"]
-    assert spec["template"]["metadata"]["labels"]["genfab.dev/process-group"] == "true"
+    assert spec["template"]["metadata"]["labels"]["genfab.dev/process-group"] == "uid-9"
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["GENFAB_NNODES"] == "2" and env["GENFAB_NPROC_PER_NODE"] == "4"
     assert env["GENFAB_RDZV_HOST"] == f"{name}-0.{name}" and env["GENFAB_RDZV_PORT"] == "29500"
+    assert env["GENFAB_GROUP_ID"] == f"uid-9/train/{stage.short_hash}"
     assert "JOB_COMPLETION_INDEX" not in env  # Kubernetes sets the node rank per Pod
     assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == "4"
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"  # Kueue admits all or nothing
@@ -53,6 +63,33 @@ def test_a_two_node_run_is_one_indexed_job_with_a_headless_service() -> None:
     assert s["clusterIP"] == "None" and s["publishNotReadyAddresses"] is True
     assert s["selector"].items() <= spec["template"]["metadata"]["labels"].items()
     assert service["metadata"]["ownerReferences"] == [OWNER.reference()]
+
+
+@pytest.mark.parametrize("metrics_from", [(), ({"namespaceSelector": {"matchLabels": {"team": "obs"}}},)])
+def test_a_process_group_admits_only_its_own_pods(metrics_from: tuple[dict[str, Any], ...]) -> None:
+    """The group's NetworkPolicy selects exactly the Job's Pods (by resource UID, stage and config
+    hash), admits those and metrics scrapes, and adds no egress rule (egress stays the chart's)."""
+    r = tuning(nodes=2, gpusPerNode=4)
+    p = plan(r)
+    stage = p.stage("train")
+    settings = dataclasses.replace(SETTINGS, stage_metrics_from=metrics_from)
+    policy = build_group_policy(p, stage, OWNER, settings)
+    kubernetes_validate.validate(policy, "1.35", strict=True)
+    pod_labels = build_job(p, stage, stage_config(p, stage), r.spec, 2, 2, OWNER, settings)[
+        "spec"]["template"]["metadata"]["labels"]
+    spec = policy["spec"]
+    selector = spec["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items() and selector["genfab.dev/process-group"] == OWNER.uid
+    assert {"genfab.dev/stage", "genfab.dev/config-hash"} <= set(selector)  # an older config is another group
+    assert spec["policyTypes"] == ["Ingress"]
+    peers, metrics = spec["ingress"]
+    assert peers == {"from": [{"podSelector": {"matchLabels": selector}}]}  # no namespaceSelector: this namespace
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics.get("from", []) == list(metrics_from)
+    assert policy["metadata"]["name"] == child_name("difix-lr", stage)
+    assert policy["metadata"]["ownerReferences"] == [OWNER.reference()]
+    other = Owner("genfab.dev/v1alpha1", "TuningRun", "difix-lr", "lab", "uid-10")  # same name, recreated
+    assert build_group_policy(p, stage, other, settings)["spec"]["podSelector"] != spec["podSelector"]
 
 
 def test_retries_allow_that_many_group_restarts() -> None:

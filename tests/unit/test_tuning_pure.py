@@ -106,9 +106,21 @@ def test_a_gang_stage_gets_its_group_environment() -> None:
                     "output": "s3://lab/exp", "gpusPerNode": 4, "nodes": 2}}
     train = plan(KINDS["TuningRun"].model_validate(doc)).stage("train")
     assert train.gang and train.fixed_shards == 2 and train.resources.gpus == 4
-    assert gang_env(train, 2, "tr-train-0.svc", 29500) == {
+    assert gang_env(train, 2, "tr-train-0.svc", 29500, "uid/train/abc") == {
         "GENFAB_NNODES": "2", "GENFAB_NPROC_PER_NODE": "4", "GENFAB_RDZV_HOST": "tr-train-0.svc",
-        "GENFAB_RDZV_PORT": "29500"}
+        "GENFAB_RDZV_PORT": "29500", "GENFAB_GROUP_ID": "uid/train/abc"}
+
+
+@pytest.mark.parametrize(("ids", "mine", "expected"), [
+    (["g", "g", "g"], "g", []),
+    (["g", "h", "g"], "g", [1]),  # a process of another group took rank 1
+    (["old", "g"], "g", [0]),  # a node of an earlier attempt
+    (["", "g"], "g", [0]),  # a worker started without a group id is not of this group
+])
+def test_workers_of_another_group_are_named(ids: list[str], mine: str, expected: list[int]) -> None:
+    from genfab.stages.tuning.launch import strangers
+
+    assert strangers(ids, mine) == expected
 
 
 def test_the_lab_trainer_command_gets_the_group_shape() -> None:

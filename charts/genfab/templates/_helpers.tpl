@@ -143,6 +143,10 @@ seccompProfile:
   value: {{ .Values.stages.serviceAccount.name | quote }}
 - name: GENFAB_STAGE_NETWORK_POLICY
   value: {{ ternary (include "genfab.stageNetworkPolicy" .) "" .Values.networkPolicy.enabled | quote }}
+- name: GENFAB_GROUP_NETWORK_POLICY
+  value: {{ .Values.networkPolicy.processGroups | quote }}
+- name: GENFAB_STAGE_METRICS_FROM
+  value: {{ ternary .Values.networkPolicy.metricsFrom (list) .Values.networkPolicy.enabled | toJson | quote }}
 - name: GENFAB_CUSTOM_STAGE_CREDENTIALS
   value: {{ .Values.stages.customStageCredentials | quote }}
 - name: GENFAB_STAGE_EPHEMERAL_STORAGE

@@ -46,6 +46,9 @@ ENV_RDZV_HOST = "GENFAB_RDZV_HOST"
 ENV_RDZV_PORT = "GENFAB_RDZV_PORT"
 RDZV_PORT = 29500
 """The rendezvous port in a cluster (torchrun's default); the local runner picks a free one."""
+ENV_GROUP_ID = "GENFAB_GROUP_ID"
+"""Who belongs to the group (the resource's UID and the stage's config hash in a cluster; the run's
+port and output locally): every worker checks its peers carry the same before any data moves."""
 ENV_PIPELINES = "GENFAB_PIPELINES"
 """Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
 

@@ -374,7 +374,8 @@ class LocalRunner:
             str(self._config_dir / f"{stage.name}.json"),
             **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()),
                ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")},
-            **gang_env(stage, len(run.shards), "127.0.0.1", run.port))}
+            **gang_env(stage, len(run.shards), "127.0.0.1", run.port,
+                       f"{stage.output_uri}#{stage.short_hash}@{run.port}"))}
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         shard.attempts += 1

@@ -26,7 +26,9 @@ LABEL_HASH = "genfab.dev/config-hash"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 LABEL_GROUP = "genfab.dev/process-group"
-"""On the Pods of a gang stage: the chart's stage NetworkPolicy lets these reach each other."""
+"""On the Pods of a gang stage: their resource's UID. With the stage and its config hash it selects
+one process group, which the group's own NetworkPolicy (`build_group_policy`) lets reach each other
+and nothing else. A UID is not something another namespace can read or choose."""
 ANNOTATION_SAMPLES = "genfab.dev/samples"
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
@@ -155,6 +157,36 @@ def build_service(plan: Plan, stage: PlannedStage, owner: Owner) -> dict[str, An
     }
 
 
+def group_labels(plan: Plan, stage: PlannedStage, owner: Owner) -> dict[str, str]:
+    """The labels that select one process group's Pods: this resource's (by UID), this stage's,
+    this config's (a Job of an earlier config never shares a group with the new one)."""
+    return {LABEL_GROUP: owner.uid, LABEL_STAGE: stage.name, LABEL_HASH: stage.short_hash}
+
+
+def group_id(stage: PlannedStage, owner: Owner) -> str:
+    """What every worker of a group checks its peers share (`GENFAB_GROUP_ID`)."""
+    return f"{owner.uid}/{stage.name}/{stage.short_hash}"
+
+
+def build_group_policy(plan: Plan, stage: PlannedStage, owner: Owner, settings: OperatorSettings
+                       ) -> dict[str, Any]:
+    """The NetworkPolicy of one gang stage's Pods: ingress from the same group's Pods (rendezvous on
+    29500, NCCL on any port) and to the metrics port, nothing else. Created before the Job, so no
+    Pod of the group is ever open; it selects only these Pods, so other stages are untouched (it
+    adds no egress rules: those stay the chart's stage NetworkPolicy's, or open without one)."""
+    group = group_labels(plan, stage, owner)
+    metrics: dict[str, Any] = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    if settings.stage_metrics_from:
+        metrics["from"] = [dict(peer) for peer in settings.stage_metrics_from]
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": child_name(plan.name, stage), "namespace": owner.namespace,
+                     "labels": child_labels(plan, stage), "ownerReferences": [owner.reference()]},
+        "spec": {"podSelector": {"matchLabels": group}, "policyTypes": ["Ingress"],
+                 "ingress": [{"from": [{"podSelector": {"matchLabels": group}}]}, metrics]},
+    }
+
+
 def rendezvous_host(plan: Plan, stage: PlannedStage) -> str:
     """Node 0 of a gang stage's group: its Pod's hostname in the headless Service's subdomain."""
     name = child_name(plan.name, stage)
@@ -187,7 +219,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
-                       **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT))
+                       **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
@@ -214,7 +246,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     if args:
         container["args"] = args
     r = stage.resources
-    pod_labels = {**labels, **({LABEL_GROUP: "true"} if stage.gang else {})}
+    pod_labels = {**labels, **(group_labels(plan, stage, owner) if stage.gang else {})}
     pod_spec: dict[str, Any] = {
         **({"subdomain": name} if stage.gang else {}),
         "restartPolicy": "Never",

@@ -29,6 +29,7 @@ from genfab.inventory.training import read_training
 from genfab.operator.builders import (
     Owner,
     build_configmap,
+    build_group_policy,
     build_job,
     build_service,
     child_name,
@@ -437,9 +438,11 @@ class Controller:
         for job in decision.delete:
             self.kube.delete(resource_path("batch/v1", "jobs", ns, job))
             self.kube.delete(resource_path("v1", "configmaps", ns, job))
-        for service in decision.delete_services:
-            self.kube.delete(resource_path("v1", "services", ns, service))
             log.info("%s %s/%s: deleted job %s (config changed or stage deselected)", *key, job)
+        for group in decision.delete_groups:
+            self.kube.delete(resource_path("v1", "services", ns, group))
+            if self.settings.group_network_policy:
+                self.kube.delete(resource_path("networking.k8s.io/v1", "networkpolicies", ns, group))
         for job, pod, why in decision.stop_pods:
             # Recorded on the Job first, so the stage's failure can say why once the retries run out.
             with contextlib.suppress(NotFound):
@@ -484,7 +487,10 @@ class Controller:
         shards = shard_count(len(samples), stage.shard_size, stage.fixed_shards)
         clear_reports(run, stage.name, stage.config_hash)
         self.kube.create_if_absent(resource_path("v1", "configmaps", ns), build_configmap(the_plan, stage, cfg, owner))
-        if stage.gang:  # the group's stable names, before its Pods look each other up
+        if stage.gang:  # the group's network and stable names, before its Pods exist
+            if self.settings.group_network_policy:
+                self.kube.create_if_absent(resource_path("networking.k8s.io/v1", "networkpolicies", ns),
+                                           build_group_policy(the_plan, stage, owner, self.settings))
             self.kube.create_if_absent(resource_path("v1", "services", ns), build_service(the_plan, stage, owner))
         job, created = self.kube.create_if_absent(
             jobs_path, build_job(the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))

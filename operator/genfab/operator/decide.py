@@ -80,8 +80,8 @@ class Decision:
     """Stages to start now (list samples, create ConfigMap + Job)."""
     delete: list[str] = field(default_factory=list)
     """Jobs to delete: stale config hashes, deselected stages, expired start deadlines."""
-    delete_services: list[str] = field(default_factory=list)
-    """Headless Services of deleted gang Jobs (same names)."""
+    delete_groups: list[str] = field(default_factory=list)
+    """Deleted gang Jobs, whose headless Service and NetworkPolicy (same names) go with them."""
     suspend: list[tuple[str, bool]] = field(default_factory=list)
     """Jobs whose `spec.suspend` must change."""
     observations: list[StageObservation] = field(default_factory=list)
@@ -173,7 +173,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         elif key not in known or not view.finished:
             d.delete.append(name)
             if key[0] in gangs:
-                d.delete_services.append(name)
+                d.delete_groups.append(name)
     prev_stages = {s.name: s for s in (previous.stages if previous else [])}
     phases: dict[str, str] = {}
     for stage in plan.stages:

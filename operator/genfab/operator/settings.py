@@ -80,6 +80,14 @@ class OperatorSettings:
         default_factory=lambda: os.environ.get("GENFAB_STAGE_NETWORK_POLICY") or None)
     """The chart's stage NetworkPolicy, which must exist in a namespace before Jobs run there (None:
     network policies are off)."""
+    group_network_policy: bool = field(
+        default_factory=lambda: os.environ.get("GENFAB_GROUP_NETWORK_POLICY", "true").lower() == "true")
+    """Whether each process group (a gang stage's Pods) gets its own NetworkPolicy, created with its
+    Job (`networkPolicy.processGroups`)."""
+    stage_metrics_from: tuple[dict[str, Any], ...] = field(default_factory=lambda: tuple(
+        _env_json("GENFAB_STAGE_METRICS_FROM", list[dict[str, Any]], [])))
+    """Who may scrape a process group's metrics port (`networkPolicy.metricsFrom` when the chart's
+    policies are on); empty: anyone, as for every other stage Pod."""
     custom_stage_credentials: bool = field(
         default_factory=lambda: os.environ.get("GENFAB_CUSTOM_STAGE_CREDENTIALS", "true").lower() == "true")
     """Whether custom stages get the storage Secret's credentials (`stages.customStageCredentials`)."""

@@ -20,6 +20,7 @@ from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, SUMMARY_KEY, StageConfig
 from genfab.contract.names import (
     ENV_CONFIG,
+    ENV_GROUP_ID,
     ENV_MODELS,
     ENV_NNODES,
     ENV_NPROC_PER_NODE,
@@ -115,13 +116,14 @@ def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | N
     return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
 
 
-def gang_env(stage: PlannedStage, shards: int, host: str, port: int) -> dict[str, str]:
+def gang_env(stage: PlannedStage, shards: int, host: str, port: int, group: str) -> dict[str, str]:
     """The process-group shape of a gang stage's node (`StageDecl.gang`): node count, one worker per
-    GPU (one on a CPU-only node), and node 0's address; the node rank is the completion index."""
+    GPU (one on a CPU-only node), node 0's address and the group's identity; the node rank is the
+    completion index."""
     if not stage.gang:
         return {}
     return {ENV_NNODES: str(shards), ENV_NPROC_PER_NODE: str(max(1, stage.resources.gpus)),
-            ENV_RDZV_HOST: host, ENV_RDZV_PORT: str(port)}
+            ENV_RDZV_HOST: host, ENV_RDZV_PORT: str(port), ENV_GROUP_ID: group}
 
 
 def idle_seconds(started: float, last_sample: float | None, now: float) -> float:

@@ -47,3 +47,9 @@ def accelerate_launch(group: Group, program: list[str], mixed_precision: str) ->
             f"--num_processes={group.world_size}", f"--main_process_ip={group.host}",
             f"--main_process_port={group.port}", f"--mixed_precision={mixed_precision}",
             *(["--multi_gpu"] if group.world_size > 1 else []), *program]
+
+
+def strangers(group_ids: list[str], mine: str) -> list[int]:
+    """Ranks whose group id (`GENFAB_GROUP_ID`, gathered from every worker) is not this worker's:
+    a process that reached this rendezvous from another group, or a node of an older attempt."""
+    return [rank for rank, other in enumerate(group_ids) if other != mine]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -35,9 +36,10 @@ import numpy as np
 import torch
 
 from genfab.api.tuningrun import DifixHyperparameters as Hyper
-from genfab.contract.names import latest_checkpoint
+from genfab.contract.names import ENV_GROUP_ID, latest_checkpoint
 from genfab.stages.tuning.checkpoints import load_weights, read_checkpoint, resume_step, save_checkpoint
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
+from genfab.stages.tuning.launch import strangers
 from genfab.stages.tuning.model import DifixNet, PromptEncoder, load_difix
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
 
@@ -111,6 +113,21 @@ def _accelerator(h: Hyper, options: Options) -> Any:
                        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, **ddp), group])
 
 
+def _check_group(acc: Any) -> None:
+    """Every worker's peers are of its own group before any weight or sample moves: torch's
+    rendezvous has no authentication, so a process of another group that reached the port (a node
+    of an older attempt, anything the network let through) stops the run here, by name."""
+    if acc.num_processes == 1:
+        return
+    from accelerate.utils import gather_object
+
+    mine = os.environ.get(ENV_GROUP_ID, "")
+    others = strangers(list(gather_object([mine])), mine)
+    if others:
+        raise RuntimeError(f"ranks {others} joined this rendezvous from another process group (not {mine!r}); "
+                           "stopping before training")
+
+
 def _scheduler(h: Hyper, optimizer: torch.optim.Optimizer, start: int) -> Any:
     from diffusers.optimization import get_scheduler
 
@@ -143,6 +160,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     """Train (or resume) to `h.max_steps`; returns what rank 0 saw."""
     options = options or Options()
     acc = _accelerator(h, options)
+    _check_group(acc)
     device = acc.device
     cuda = device.type == "cuda"
     fast = options.fast
