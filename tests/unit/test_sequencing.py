@@ -107,3 +107,22 @@ def test_both_executors_run_the_same_command_and_model_location() -> None:
     assert stage_command(p.stage("extra"), "/venv/bin/python") == (["/venv/bin/python", "x.py"], ["-v"])
     assert models_env(r.spec.models, mounted=True) == {"GENFAB_MODELS": "/models"}
     assert models_env(r.spec.models, mounted=False) == {"GENFAB_MODELS": "/data/hub"}
+
+
+@pytest.mark.parametrize(("stage_name", "gated", "held"), [
+    ("scaffold", True, False),  # the gated stage itself runs
+    ("expansion", True, True),  # right after the gate
+    ("gaussians", True, True),  # two stages down: held too (the runner used to wait for it forever)
+    ("gaussians", False, False),  # everything chosen
+])
+def test_a_gate_holds_every_stage_downstream_of_it(stage_name: str, gated: bool, held: bool) -> None:
+    from genfab.sequencing.manual import Awaiting, held_back
+
+    the_plan = plan(parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we"},
+        "spec": {"pipeline": "worldexplorer", "input": {"manifest": "file:///data/metadata.json"},
+                 "output": "file:///out", "worldexplorer": {"scaffold": {"method": "scaffold_gen",
+                                                                         "selection": "manual"}}}}))
+    waiting = Awaiting("scaffold", "AwaitingSelection", {"s": ("final/001.png",)}, "choose")
+    found = held_back(the_plan.stage(stage_name), {"scaffold": waiting} if gated else {}, the_plan)
+    assert (found is waiting) if held else found is None

@@ -287,7 +287,7 @@ class LocalRunner:
 
     def _held(self, run: StageRun) -> bool:
         """Waiting only for a person's choice upstream (the run stops there: exit 3)."""
-        return run.state == "waiting" and held_back(run.stage, self.awaiting) is not None
+        return run.state == "waiting" and held_back(run.stage, self.awaiting, self.plan) is not None
 
     def _read_gates(self) -> None:
         """Each gated stage once it finished: which committed samples still lack the chosen files."""
@@ -314,7 +314,7 @@ class LocalRunner:
             verdict = gate(run.stage, phases, self.continue_on_error)
             if verdict == "waiting":
                 continue
-            if verdict == "ready" and held_back(run.stage, self.awaiting) is not None:
+            if verdict == "ready" and held_back(run.stage, self.awaiting, self.plan) is not None:
                 continue
             if verdict == "blocked":
                 run.state, run.message = "blocked", BLOCKED_MESSAGE

@@ -218,7 +218,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         elif prev is not None and prev.phase in TERMINAL_PHASES:
             obs = _from_status(stage, prev)
         else:
-            obs = _waiting(stage, phases, spec.continue_on_error, observed.awaiting)
+            obs = _waiting(plan, stage, phases, spec.continue_on_error, observed.awaiting)
             blocking = [observed.refs[t] for t in stage_refs(stage) if t in observed.refs]
             if obs.state == "pending" and blocking:  # its input is another resource's output, not there yet
                 failed = next((r for r in blocking if r.state == "failed"), None)
@@ -241,11 +241,11 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     return d
 
 
-def _waiting(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool,
+def _waiting(plan: Plan, stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool,
              awaiting: Mapping[str, Awaiting]) -> StageObservation:
     verdict = gate(stage, phases, continue_on_error)
-    held = held_back(stage, awaiting) if verdict == "ready" else None
-    if held is not None:  # upstream done, but a person has not chosen yet: no Job, no Pod
+    held = held_back(stage, awaiting, plan) if verdict != "blocked" else None
+    if held is not None:  # a person has not chosen yet, here or further up: no Job, no Pod
         return StageObservation(stage.name, stage.config_hash, stage.output_uri, "waiting",
                                 reason=held.condition, message=f"waiting for a person's choice in stage {held.stage}")
     state: ExecState = {"ready": "pending", "waiting": "waiting", "blocked": "blocked"}[verdict]  # type: ignore[assignment]

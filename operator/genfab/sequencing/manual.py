@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from genfab.api.status import Condition
 from genfab.contract.config import sample_subdir
-from genfab.planner import PlannedStage
+from genfab.planner import Plan, PlannedStage
 from genfab.status import set_condition
 
 SHOWN_SAMPLES = 5
@@ -74,6 +74,17 @@ def gate_conditions(conditions: list[Condition], gates: Mapping[str, str], now: 
     return conditions
 
 
-def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting]) -> Awaiting | None:
-    """The gate of an upstream stage that holds `stage` back, if any."""
-    return next((gates[u] for u in stage.upstream if u in gates), None)
+def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting], plan: Plan) -> Awaiting | None:
+    """The gate that holds `stage` back, if any: of a stage upstream of it, directly or through
+    others (worldexplorer's `gaussians` waits on `expansion`, which waits on the gated `scaffold`);
+    the nearest first."""
+    queue, seen = list(stage.upstream), set(stage.upstream)
+    while queue:
+        name = queue.pop(0)
+        if name in gates:
+            return gates[name]
+        for up in plan.stage(name).upstream:
+            if up not in seen:
+                seen.add(up)
+                queue.append(up)
+    return None
