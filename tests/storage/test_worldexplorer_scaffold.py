@@ -157,14 +157,21 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
     (scaffold / "candidates/007_00.png").replace(scaffold / "final/007.png")  # or by hand, as the seed does
     assert (scaffold / "final/001.png").read_bytes() == (scaffold / "candidates/001_01.png").read_bytes()
 
-    again = genfab_run(tmp_path, doc, timeout=600)  # the scaffold is reused; the gate is open
+    # the scaffold is reused, the gate is open; on a CPU, expansion is refused as it would start (the
+    # gate stood before it, so the run could not be refused up front), with one line and no retry
+    again = genfab_run(tmp_path, doc, timeout=600)
     status = json.loads((tmp_path / "out/_genfab/status.json").read_text())["status"]
     gate = next(c for c in status["conditions"] if c["type"] == "AwaitingSelection")
     assert gate["status"] == "False" and gate["reason"] == "Chosen"
     stages = {s["name"]: s for s in status["stages"]}
     assert stages["scaffold"]["samples"]["succeeded"] == 1
-    assert stages["expansion"]["phase"] != "Waiting"  # it started: on a CPU it stops at its CUDA check
-    assert again.returncode == (0 if _cuda() else 1), again.stdout + again.stderr
+    if _cuda():
+        assert again.returncode == 0 and stages["expansion"]["phase"] == "Succeeded", again.stdout + again.stderr
+    else:
+        refusal = "stage expansion of pipeline worldexplorer needs a CUDA GPU (gsplat) and this machine has none"
+        assert again.returncode == 1 and refusal in " ".join(again.stderr.split()), again.stdout + again.stderr
+        assert stages["expansion"]["phase"] == "Failed" and refusal in stages["expansion"]["message"]
+        assert not (tmp_path / "out/_genfab/logs/expansion").exists()  # no process was started for it
 
 
 def _cuda() -> bool:

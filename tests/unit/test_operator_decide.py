@@ -165,3 +165,13 @@ def test_sample_notes_are_the_stage_message_unless_something_more_urgent_is() ->
     failed = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "failed")],
                                         progress={"scaffold": Progress(0, 1, notes=notes)}), None, NOW)
     assert next(o for o in failed.observations if o.name == "scaffold").message.startswith("job ")
+
+
+def test_a_failed_stage_says_what_its_shard_said_before_what_the_job_says() -> None:
+    r, p = setup()
+    why = "shard 0: bad input: stage scaffold of pipeline worldexplorer needs a CUDA GPU (gsplat); none is visible here"
+    failed = Observed(jobs=[job(p, "scaffold", "failed")], progress={"scaffold": Progress(0, 0, shard_errors=(why,))})
+    scaffold = decide(p, r.spec, failed, None, NOW).observations[0]
+    assert scaffold.message == f"{why} (job {job(p, 'scaffold')['metadata']['name']}: FailedIndexes)"
+    plain = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "failed")]), None, NOW).observations[0]
+    assert plain.message == f"job {job(p, 'scaffold')['metadata']['name']}: FailedIndexes"  # no report: the Job's

@@ -126,3 +126,50 @@ def test_a_gate_holds_every_stage_downstream_of_it(stage_name: str, gated: bool,
     waiting = Awaiting("scaffold", "AwaitingSelection", {"s": ("final/001.png",)}, "choose")
     found = held_back(the_plan.stage(stage_name), {"scaffold": waiting} if gated else {}, the_plan)
     assert (found is waiting) if held else found is None
+
+
+WORLDEXPLORER = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we"},
+                 "spec": {"pipeline": "worldexplorer", "input": {"manifest": "file:///data/metadata.json"},
+                          "output": "file:///out", "worldexplorer": {"scaffold": {"method": "scaffold_gen"}}}}
+
+
+@pytest.mark.parametrize(("extra", "cuda", "expected"), [
+    ({}, False, "stages expansion, gaussians of pipeline worldexplorer need a CUDA GPU (gsplat) and this machine "
+                "has none: run it on a GPU machine, or run only the others with onlyStages: [scaffold] "
+                "(--only scaffold)"),
+    ({}, True, None),
+    ({"onlyStages": ["scaffold"]}, False, None),  # the tiny example's CPU route
+    ({"onlyStages": ["gaussians"]}, False, "stage gaussians of pipeline worldexplorer needs a CUDA GPU (gsplat) "
+                                           "and this machine has none: run it on a GPU machine"),
+    ({"onlyStages": ["scaffold", "gaussians"], "customStages": [
+        {"name": "gaussians", "image": "lab/splat:1", "command": ["python", "splat.py"]}]}, False, None),
+    # a manual gate stands before them: the run may stop there first; they are refused as they start
+    ({"worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"}}}, False, None),
+    ({"onlyStages": ["expansion", "gaussians"],  # the gated stage does not run: nothing stops before them
+      "worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"}}}, False,
+     "stages expansion, gaussians of pipeline worldexplorer need a CUDA GPU (gsplat) and this machine has none: "
+     "run it on a GPU machine"),
+])
+def test_stages_that_need_cuda_are_refused_before_anything_starts(extra: dict[str, Any], cuda: bool,
+                                                                  expected: str | None) -> None:
+    from genfab.sequencing import cuda_refusal
+
+    doc = {**WORLDEXPLORER, "spec": {**WORLDEXPLORER["spec"], **extra}}
+    assert cuda_refusal(plan(parse_resource(doc)), cuda) == expected
+
+
+@pytest.mark.parametrize(("env", "present", "visible"), [
+    ({}, True, True),
+    ({}, False, False),
+    ({"CUDA_VISIBLE_DEVICES": ""}, True, False),  # hidden, as torch sees it
+    ({"CUDA_VISIBLE_DEVICES": "-1"}, True, False),
+    ({"CUDA_VISIBLE_DEVICES": "0,1"}, True, True),
+])
+def test_a_gpu_is_seen_through_its_driver_files(tmp_path: Path, env: dict[str, str], present: bool,
+                                                visible: bool) -> None:
+    from genfab.local.devices import cuda_visible
+
+    driver = tmp_path / "nvidiactl"
+    if present:
+        driver.write_text("")
+    assert cuda_visible(env, (str(tmp_path / "absent"), str(driver))) is visible

@@ -91,6 +91,12 @@ class StageDecl:
     `function(cfg, open_fn) -> list[SampleRef]`, imported when the units are resolved (both
     executors and the stage Pods), so it must not import torch. None: the input's files (or a
     curated set) are the units of a first stage, the samples every upstream committed of others."""
+    extra: str | None = None
+    """The `genfab[...]` extra that installs what the implementation imports (default: its family's,
+    which names the image that holds the same)."""
+    cuda: bool = False
+    """The built-in implementation cannot run without a CUDA GPU (gsplat's kernels): `genfab run`
+    refuses, before anything starts, a run that selects it on a machine without one."""
     gang: bool = False
     """The shards are the nodes of one process group (distributed training): they start together,
     and when one fails or is lost the whole group restarts (from its latest checkpoint), one retry

@@ -136,13 +136,16 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         _fail(f"{exc} ({credentials_note})" if credentials_note else str(exc))
     if resume and not previous:
         _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
-    if previous:
-        console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused", highlight=False)
     try:
-        with ProgressView(console) as view:
-            runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
-                                 log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
-                                 environ=environ, refs=given_refs, verify=verify)
+        view = ProgressView(console)
+        runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
+                             log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
+                             environ=environ, refs=given_refs, verify=verify)
+        runner.claim()  # refused (another run holds the output) before saying anything else
+        if previous:
+            console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused",
+                          highlight=False)
+        with view:
             result = runner.run()
     except RunnerError as exc:
         _fail(str(exc))

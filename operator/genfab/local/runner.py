@@ -32,13 +32,17 @@ from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.training import read_training
+from genfab.local.devices import cuda_visible
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
+from genfab.local.shard_failures import TAIL_BYTES, failure_reason, read_text
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import (
     BLOCKED_MESSAGE,
     CannotRun,
+    cuda_message,
+    cuda_refusal,
     gang_env,
     gate,
     idle_seconds,
@@ -217,6 +221,10 @@ class LocalRunner:
         reasons = unsupported_settings(self.plan.stages)
         if reasons:
             raise RunnerError("; ".join(reasons))
+        self.cuda = cuda_visible(self.environ)
+        no_gpu = cuda_refusal(self.plan, self.cuda)
+        if no_gpu:
+            raise RunnerError(no_gpu)
         if missing:
             raise RunnerError(
                 f"no implementation in genfab yet for stage(s) {', '.join(missing)} of pipeline "
@@ -234,7 +242,10 @@ class LocalRunner:
             raise RunnerError(str(exc)) from None
 
     # -- the loop
-    def run(self) -> RunResult:
+    def claim(self) -> None:
+        """Take the output's lease (RunnerError naming its holder); `run` does it when not done yet."""
+        if self.lease.version is not None:
+            return
         try:
             self.lease.acquire()
         except OutputInUse as exc:
@@ -243,6 +254,9 @@ class LocalRunner:
             old = self.lease.took_over
             self.notes.append(f"took over the lease of {old.resource} run by {old.holder} (pid {old.pid}): it "
                               "stopped without releasing it")
+
+    def run(self) -> RunResult:
+        self.claim()
         try:
             with tempfile.TemporaryDirectory(prefix="genfab-run-") as config_dir:
                 self._config_dir = Path(config_dir)
@@ -326,12 +340,13 @@ class LocalRunner:
     def _start_stage(self, run: StageRun) -> None:
         run.config = stage_config(self.plan, run.stage)
         run.start_time, run.started = now_rfc3339(), time.monotonic()
+        if run.stage.cuda and not self.cuda:  # past a manual gate: refused now, no process, no retry
+            self._fail_at_start(run, cuda_message(self.plan.pipeline, [run.stage.name], []))
+            return
         try:
             samples = resolve_samples(run.config, self.open)
         except (InventoryError, StorageError) as exc:
-            run.state, run.message, run.completion_time = "finished", f"cannot list samples: {exc}", now_rfc3339()
-            run.shards = [Shard(0, done=True, failed=True)]
-            self.listener("end", run)
+            self._fail_at_start(run, f"cannot list samples: {exc}")
             return
         run.samples = len(samples)
         count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
@@ -343,6 +358,11 @@ class LocalRunner:
 
     def _running(self) -> int:
         return sum(s.process is not None for r in self.stages.values() for s in r.shards)
+
+    def _fail_at_start(self, run: StageRun, message: str) -> None:
+        run.state, run.message, run.completion_time = "finished", message, now_rfc3339()
+        run.shards = [Shard(0, done=True, failed=True)]
+        self.listener("end", run)
 
     def _launch_shards(self) -> None:
         for run in self.stages.values():
@@ -373,11 +393,12 @@ class LocalRunner:
             run.config, stage, len(run.shards), shard.index, self._models_env(),
             str(self._config_dir / f"{stage.name}.json"),
             **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()),
-               ENV_TERMINATION_LOG: str(logs / f"shard-{shard.index:05d}.termination.json")},
+               ENV_TERMINATION_LOG: str(self._termination_path(run, shard))},
             **gang_env(stage, len(run.shards), "127.0.0.1", run.port,
                        f"{stage.output_uri}#{stage.short_hash}@{run.port}"))}
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
+        self._termination_path(run, shard).unlink(missing_ok=True)  # says why this attempt ended, or nothing
         shard.attempts += 1
         shard.started_at, shard.stopping, shard.kill_at = time.time(), "", None
         with (logs / f"shard-{shard.index:05d}.log").open("ab") as log:
@@ -400,9 +421,9 @@ class LocalRunner:
                     shard.done = True
                 elif code == EXIT_BAD_INPUT or shard.attempts > self.retries or run.deadline_passed:
                     shard.done = shard.failed = True
-                    why = ("bad input" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
+                    why = ("not retried" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
                            else f"{shard.stopping or f'exit code {code}'}; {shard.attempts} attempts")
-                    run.message = f"shard {shard.index} failed ({why}); log: {self._log_path(run, shard)}"
+                    run.message = self._failure(run, shard, f"shard {shard.index} failed", why)
         return changed
 
     def _reap_group(self, run: StageRun) -> bool:
@@ -426,8 +447,9 @@ class LocalRunner:
             if bad_input or run.group_attempts > self.retries or run.deadline_passed:
                 for shard in run.shards:
                     shard.failed = True
-                run.message = (f"process group failed ({run.group_failure}; {run.group_attempts} group attempts); "
-                               f"log: {self._log_path(run, run.shards[0])}")
+                first = next((s for s in run.shards if s.failed), run.shards[0])
+                run.message = self._failure(run, first, "process group failed",
+                                            f"{run.group_failure}; {run.group_attempts} group attempts")
             else:
                 for shard in run.shards:
                     shard.done = shard.failed = False
@@ -474,6 +496,16 @@ class LocalRunner:
 
     def _log_path(self, run: StageRun, shard: Shard) -> Path:
         return self.log_dir / run.stage.name / f"shard-{shard.index:05d}.log"
+
+    def _termination_path(self, run: StageRun, shard: Shard) -> Path:
+        return self._log_path(run, shard).with_name(f"shard-{shard.index:05d}.termination.json")
+
+    def _failure(self, run: StageRun, shard: Shard, what: str, why: str) -> str:
+        """`what: the stage's own reason (why); log: PATH`, the reason read from the shard's
+        termination message or log (one line: what failed, where, the fix)."""
+        log = self._log_path(run, shard)
+        reason = failure_reason(read_text(self._termination_path(run, shard)), read_text(log, tail=TAIL_BYTES))
+        return f"{what}: {reason} ({why}); log: {log}" if reason else f"{what} ({why}); log: {log}"
 
     def _refresh_reports(self) -> None:
         for run in self.stages.values():

@@ -391,7 +391,9 @@ class Controller:
                                   sum(len(r.failed) for r in reports.values()),
                                   tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt),
                                   {r.index: r.last_activity for r in reports.values() if r.state == "running"},
-                                  tuple(n for _, r in sorted(reports.items()) for n in r.notes))
+                                  tuple(n for _, r in sorted(reports.items()) for n in r.notes),
+                                  tuple(f"shard {r.index}: {r.message}" for _, r in sorted(reports.items())
+                                        if r.state == "failed" and r.message and not r.corrupt))
                 cached = (counts, time.monotonic(), finished)
                 self._progress[slot] = cached
             if cached is not None:

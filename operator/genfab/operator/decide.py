@@ -55,6 +55,9 @@ class Progress:
     """Running shards' last progress (last sample, else report start; epoch seconds) by index."""
     notes: tuple[str, ...] = ()
     """The samples' notes, in shard order (the first becomes the stage's message)."""
+    shard_errors: tuple[str, ...] = ()
+    """`shard N: why` of failed shards, from their reports (the stage's own words: the first leads a
+    failed stage's message, before what the Job says)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         state = "finished"
         reason = view.failed_reason if view.failed else None
         message = f"job {view.name}: {view.failed_message or view.failed_reason}" if view.failed else None
+        if view.failed and progress.shard_errors:
+            message = f"{progress.shard_errors[0]} ({message})"
         if view.failed and view.no_progress:  # the retries ran out on Pods stopped for no progress
             message = f"{message}; last stopped: {view.no_progress}"
             reason = "NoProgress" if view.failed_reason == "FailedIndexes" else reason

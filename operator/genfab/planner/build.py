@@ -208,6 +208,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             image=image, implementation=implementation, unsupported=unsupported,
             manual_gate=base.manual_gate(draft.settings) if base.manual_gate and draft is not None else None,
             gang=base.gang if draft is not None else False, command=command, args=args, env=env,
+            cuda=base.cuda and implementation is not None and custom is None,
             batch_size=override.batch_size if override is not None else None,
             offload=override.offload if override is not None else None,
             progress_deadline_seconds=(override.progress_deadline_seconds if override is not None else None)

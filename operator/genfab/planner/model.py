@@ -72,6 +72,8 @@ class PlannedStage:
     (`StageDecl.manual_gate`); derived from the hashed settings, so not hashed itself."""
     gang: bool = False
     """The shards run as one process group (`StageDecl.gang`)."""
+    cuda: bool = False
+    """Its built-in implementation needs a CUDA GPU (`StageDecl.cuda`); False for a custom stage."""
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

@@ -149,6 +149,37 @@ def unimplemented(stages: Iterable[PlannedStage]) -> list[str]:
     return [s.name for s in stages if s.run and s.family != CUSTOM_FAMILY and s.implementation is None]
 
 
+def cuda_message(pipeline: str, needing: list[str], others: list[str]) -> str:
+    """The one line for stages that need a CUDA GPU on a machine without one."""
+    leave_out = (f", or run only the others with onlyStages: [{', '.join(others)}] (--only {','.join(others)})"
+                 if others else "")
+    return (f"stage{'s' if len(needing) > 1 else ''} {', '.join(needing)} of pipeline {pipeline} "
+            f"need{'' if len(needing) > 1 else 's'} a CUDA GPU (gsplat) and this machine has none: run it on a "
+            f"GPU machine{leave_out}")
+
+
+def behind_gate(plan: Plan, stage: PlannedStage) -> bool:
+    """A stage upstream of `stage` (directly or not) runs and may stop the run for a person's choice."""
+    queue = list(stage.upstream)
+    while queue:
+        up = plan.stage(queue.pop(0))
+        if up.run and up.manual_gate is not None:
+            return True
+        queue.extend(up.upstream)
+    return False
+
+
+def cuda_refusal(plan: Plan, cuda: bool) -> str | None:
+    """Why this machine cannot run the plan's selected stages, said before anything starts: stages
+    that need a CUDA GPU on a machine without one. None when it can, or when a manual gate stands
+    before each of them: the run may stop there first (exit 3), and such a stage is refused when it
+    would start (`cuda_message`), without retries."""
+    needing = [s.name for s in plan.stages if s.run and s.cuda and not behind_gate(plan, s)]
+    if cuda or not needing:
+        return None
+    return cuda_message(plan.pipeline, needing, [s.name for s in plan.stages if s.run and not s.cuda])
+
+
 def unsupported_settings(stages: Iterable[PlannedStage]) -> list[str]:
     """Why built-in stages that would run cannot run their settings (`StageDecl.refuses`)."""
     return [f"stage {s.name}: {s.unsupported}" for s in stages if s.run and s.unsupported]

@@ -11,6 +11,7 @@ import sys
 from genfab.contract import EXIT_BAD_INPUT
 from genfab.stages.runtime import BadInput, main
 from genfab.stages.runtime.context import read_config
+from genfab.stages.runtime.loop import missing_package
 from genfab.stages.runtime.registry import implemented, load
 
 
@@ -26,6 +27,9 @@ def entry(argv: list[str]) -> int:
         stage, decl = load(cfg.pipeline, cfg.stage)
     except BadInput as exc:
         print(f"genfab.stages: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as exc:  # the implementation imports what this environment lacks
+        print(f"genfab.stages: {missing_package(exc, cfg.pipeline, cfg.stage, cfg.family)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return main(stage, settings=decl.settings)
 

@@ -51,6 +51,6 @@ PIPELINE = Pipeline(
         StageDecl("train", "diffusion", "DiFix fine-tuning: Difix3D's recipe, one Pod per node, torchrun per GPU",
                   TrainSettings, "genfab.stages.tuning.stage:TrainStage", memory="64Gi", cpu="8", shard_size=1,
                   output="checkpoints/model_{step}.pkl, eval/, logs/, train_config.json",
-                  units="genfab.stages.tuning.units:node_units", gang=True),
+                  units="genfab.stages.tuning.units:node_units", gang=True, extra="tuning"),
     ),
 )

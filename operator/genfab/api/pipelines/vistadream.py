@@ -127,9 +127,9 @@ PIPELINE = Pipeline(
                         implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here),
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi", shard_size=1,
-                  upstream=("gaussians",), output="{sample}/coarse/"),
+                  upstream=("gaussians",), output="{sample}/coarse/", cuda=True),
         StageDecl("render", "scene", "Render the final trajectory videos, export the PLY and the Rerun recording",
                   RenderSettings, f"{STAGES}.render_stage:RenderStage", memory="16Gi", shard_size=1,
-                  upstream=("coarse",), output="{sample}/render/"),
+                  upstream=("coarse",), output="{sample}/render/", cuda=True),
     ),
 )

@@ -123,7 +123,7 @@ PIPELINE = Pipeline(
         StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
                   "as img2trajvid/ (no 3DGS)", ExpansionSettings,
                   "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
-                  memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/"),
+                  memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/", cuda=True),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
                         f"{SAMPLE}/scenes/gaussians/"),
     ),

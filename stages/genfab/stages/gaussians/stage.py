@@ -24,6 +24,7 @@ import numpy as np
 
 from genfab.api.pipelines._scene import GaussiansSettings
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime.devices import require_cuda
 
 PLY_DEFAULT = "gf.ply"
 
@@ -79,7 +80,6 @@ class GaussiansStage(Stage[GaussiansSettings]):
     name = "gaussians"
 
     def setup(self, ctx: StageContext) -> None:
-        import torch
 
         from genfab.stages.gaussians.train import TrainSettings
 
@@ -91,9 +91,7 @@ class GaussiansStage(Stage[GaussiansSettings]):
         self.packing = cfg.packing
         self.scene_store = ctx.upstream_output() if ctx.upstream else ctx.source
         self.ctx = ctx
-        if not torch.cuda.is_available():  # last, so that a CPU machine still validates the whole config
-            raise BadInput("the gaussians stage needs a CUDA GPU (gsplat); none is visible in this Pod")
-        self.device = torch.device("cuda")
+        self.device = require_cuda(ctx)  # last, so that a CPU machine still validates the whole config
         self.workdir = ctx.workdir
         self.fixer = self._load_fixer(ctx) if self.settings.refinement is not None else None
 

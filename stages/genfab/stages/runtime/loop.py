@@ -180,6 +180,20 @@ def declared_settings(ctx: StageContext, stage: Stage[Any]) -> type[BaseModel] |
     return decl.settings if decl.implementation == f"{cls.__module__}:{cls.__qualname__}" else None
 
 
+def missing_package(exc: ModuleNotFoundError, pipeline: str, stage: str, family: str) -> str:
+    """One line for an import this environment cannot satisfy: not retried (a retry finds the same
+    environment), naming the `genfab[...]` extra (or image) that has it."""
+    from genfab.api.families import FAMILIES
+    from genfab.api.pipeline import pipelines
+
+    found = pipelines().get(pipeline)
+    decl = found.stage(stage) if found is not None and stage in found.stage_names else None
+    extra = (decl.extra or decl.family) if decl is not None else family
+    fix = (f"install genfab[{extra}] (pip install 'genfab[{extra}]'), or run it in the {extra} image"
+           if extra in FAMILIES or decl is not None else "install it in the stage's image")
+    return f"missing Python package {exc.name or str(exc)!r} for stage {stage} of pipeline {pipeline}: {fix}"
+
+
 def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type[BaseModel] | None = None) -> int:
     """Run one shard of `stage` per the stage contract and return the process exit code. `settings`
     is the model the stage's config is validated against before `setup` (default: the one its
@@ -206,6 +220,9 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         run_shard(stage, ctx, reporter, metrics)
     except BadInput as exc:
         code, state, message = EXIT_BAD_INPUT, "failed", f"bad input: {exc}"
+    except ModuleNotFoundError as exc:
+        code, state, message = EXIT_BAD_INPUT, "failed", missing_package(exc, ctx.cfg.pipeline, ctx.stage,
+                                                                         ctx.cfg.family)
     except KeyboardInterrupt as exc:
         code, state, message = EXIT_INTERRUPTED, "failed", f"interrupted ({exc or 'SIGINT'})"
     except Exception as exc:  # FatalError, StorageError, MemoryError, a crash in stage code: retryable

@@ -137,8 +137,8 @@ class Stage(Generic[S]):
             try:
                 self.process(sample)
                 errors.append(None)
-            except (FatalError, BadInput, StorageError, MemoryError):
-                raise
+            except (FatalError, BadInput, StorageError, MemoryError, ModuleNotFoundError):
+                raise  # the shard's environment, not this sample
             except Exception as exc:  # one bad sample must not stop the shard
                 errors.append(exc)
         return errors

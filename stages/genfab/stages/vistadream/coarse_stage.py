@@ -24,11 +24,12 @@ from genfab.api.pipelines.vistadream import CoarseSettings
 from genfab.stages.flux import ALIGN
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, StageContext
+from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.align import align_depth
 from genfab.stages.vistadream.depth_stage import load_depth_model
 from genfab.stages.vistadream.frames import Frame, masks_from_depth
 from genfab.stages.vistadream.images import encode_png
-from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
+from genfab.stages.vistadream.init_stage import scene_scale
 from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8, write_scene
 from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy, hint, select_next
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
@@ -116,7 +117,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
                                                                       f.flux_runtime, f.flux_prompt))
         self.predict = load_depth_model(self.models, s.depth)
         self.train_settings = TrainSettings.of(s.gaussians)
-        self.device = require_cuda()
+        self.device = require_cuda(ctx)
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:

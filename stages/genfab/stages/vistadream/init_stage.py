@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import numpy as np
 
 from genfab.api.pipelines.vistadream import VistaGaussiansSettings
-from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
+from genfab.stages.runtime import Sample, Stage, StageContext
+from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.images import encode_png
 from genfab.stages.vistadream.scene_io import read_frames, stage_prefix, to_uint8, write_scene
 
@@ -28,14 +28,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def require_cuda() -> Any:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BadInput("vistadream's Gaussian stages need a CUDA GPU (gsplat); none is visible in this Pod")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
 class InitStage(Stage[VistaGaussiansSettings]):
     name = "gaussians"
 
@@ -45,7 +37,7 @@ class InitStage(Stage[VistaGaussiansSettings]):
         self.train_settings = TrainSettings.of(self.settings.gaussians)
         self.ctx = ctx
         seed_everything(self.train_settings.seed)
-        self.device = require_cuda()
+        self.device = require_cuda(ctx)
 
     def process(self, sample: Sample) -> None:
         from genfab.stages.vistadream.scene import VistaScene

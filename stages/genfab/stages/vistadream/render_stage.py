@@ -18,8 +18,9 @@ import numpy as np
 
 from genfab.api.pipelines.vistadream import RenderSettings
 from genfab.stages.runtime import Sample, Stage, StageContext
+from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.images import depth_preview
-from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
+from genfab.stages.vistadream.init_stage import scene_scale
 from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
@@ -41,7 +42,7 @@ class RenderStage(Stage[RenderSettings]):
         self.train_settings = TrainSettings.of(self.settings.gaussians)
         self.ctx = ctx
         self.upstream = ctx.upstream[0].name  # coarse, or gaussians when coarse expansion is off
-        self.device = require_cuda()
+        self.device = require_cuda(ctx)
 
     def process(self, sample: Sample) -> None:
         from genfab.stages.gaussians.ply import write_ply

@@ -35,10 +35,11 @@ from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipelines.worldexplorer import ExpansionSettings, final_key
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, SampleError, StageContext
+from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.align import align_depth
 from genfab.stages.vistadream.frames import Frame, masks_from_depth
 from genfab.stages.vistadream.images import decode_rgb, encode_png
-from genfab.stages.vistadream.init_stage import require_cuda, scene_scale
+from genfab.stages.vistadream.init_stage import scene_scale
 from genfab.stages.vistadream.scene_io import stage_prefix, to_uint8
 from genfab.stages.worldexplorer.img2trajvid import FOLDER, TrajFrame, write_img2trajvid
 from genfab.stages.worldexplorer.scaffold_geometry import VIEWS, view_name
@@ -126,7 +127,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
 
         s = self.settings
         self.ctx = ctx
-        self.device = require_cuda()
+        self.device = require_cuda(ctx)
         self.train_settings = TrainSettings.of(GaussiansConfig(seed=s.scaffold.seed))
         self.depth = self.models.load("depth", s.scaffold.depth_model,
                                       lambda path, placement: DepthPro(path, placement, s.scaffold.fov_degrees))
