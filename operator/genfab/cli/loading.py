@@ -13,10 +13,11 @@ from typing import Any
 
 import click
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from genfab.api import Resource, UnknownKindError, parse_resource
 from genfab.api.errors import FieldError, field_errors
+from genfab.api.types import StorageUri
 from genfab.planner import PlanError, plan
 
 MAX_FILE_BYTES = 3 * 1024 * 1024
@@ -141,3 +142,16 @@ def report_errors(loaded: Loaded) -> None:
     """One line per error on stderr: `file: field.path: what is wrong (got value)`."""
     for error in loaded.errors:
         click.echo(f"{loaded.source}: {error}", err=True)
+
+
+def out_option_error(out: str | None) -> str | None:
+    """`--out URI` checked as `spec.output` is (`genfab run`, `genfab select`): one line naming the
+    option, or None when it is a valid output."""
+    if out is None:
+        return None
+    try:
+        TypeAdapter(StorageUri).validate_python(out)
+    except ValidationError as exc:
+        error = field_errors(exc)[0]
+        return f"--out: {error.message} (got {out!r})"
+    return None

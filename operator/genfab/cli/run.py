@@ -15,7 +15,7 @@ from rich.table import Table
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
-from genfab.cli.loading import load_one, report_errors
+from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.failures import drop_lines, failure_line
@@ -96,6 +96,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
             secrets: str | None, refs: tuple[str, ...], verify: bool) -> None:
     """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
+    problem = out_option_error(out)
+    if problem:
+        _fail(problem)
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)

@@ -13,7 +13,7 @@ import click
 
 from genfab.api import parse_resource
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, candidate_key, final_key
-from genfab.cli.loading import load_one, report_errors
+from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.local import resolve_output
 from genfab.local.storage_env import local_environment, secrets_dir
 from genfab.planner import PlannedStage, plan
@@ -30,6 +30,9 @@ def _fail(message: str) -> None:
 def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, str]]:
     """The resource's gated stage, planned at the output `genfab run` would use (or `--out`), and the
     environment of its storage clients."""
+    problem = out_option_error(out)
+    if problem:
+        _fail(problem)
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)

@@ -8,11 +8,9 @@ from dataclasses import replace
 from typing import NoReturn
 
 import click
-import kopf
-from kubernetes.config import ConfigException
+import yaml
 from prometheus_client import REGISTRY, start_http_server
 
-from genfab.operator.kube import load_config
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
 
@@ -38,13 +36,20 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
 
     Kubernetes access comes from the in-cluster service account, else KUBECONFIG.
     """
+    try:  # the `operator` extra: imported here, so that `--help` works without it
+        import kopf
+        from kubernetes.config import ConfigException
+
+        from genfab.operator.kube import load_config
+    except ImportError as exc:
+        cannot_start(f"needs the `operator` extra ({exc.name} is missing): pip install 'genfab[operator]'")
     try:
         settings = OperatorSettings()
     except ValueError as exc:  # a bad chart value in the environment: the variable and the field
         cannot_start(f"bad setting: {exc}")
     try:  # kopf would retry a missing login every 60 s forever: say it once instead
         load_config()
-    except (ConfigException, OSError) as exc:
+    except (ConfigException, OSError, yaml.YAMLError) as exc:  # a kubeconfig that is not YAML, too
         cannot_start(f"no Kubernetes access: not running in a cluster and no usable kubeconfig "
                      f"({' '.join(str(exc).split())}); set KUBECONFIG or create ~/.kube/config")
     settings = replace(settings, namespaces=namespaces or settings.namespaces,

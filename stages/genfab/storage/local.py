@@ -101,8 +101,14 @@ class FileStorage(Storage):
                     continue  # an unfinished atomic write, a compare-and-swap lock
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
-                if rel.startswith(prefix):
-                    found.append(ObjectInfo(rel, full.stat().st_size))
+                if not rel.startswith(prefix):
+                    continue
+                with self._os_errors("list", rel):
+                    try:
+                        size = full.stat().st_size
+                    except FileNotFoundError:  # a link to nothing: no object (as in a bucket's listing)
+                        continue
+                found.append(ObjectInfo(rel, size))
         yield from sorted(found, key=lambda o: o.key)
 
     def size(self, key: str) -> int | None:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines._scene import GaussiansSettings
+from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
-from genfab.stages.runtime.devices import require_cuda
 
 PLY_DEFAULT = "gf.ply"
 

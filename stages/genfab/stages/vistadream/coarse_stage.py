@@ -23,8 +23,8 @@ import numpy as np
 from genfab.api.pipelines.vistadream import CoarseSettings
 from genfab.stages.flux import ALIGN
 from genfab.stages.models.base import ModelStage
+from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, StageContext
-from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.align import align_depth
 from genfab.stages.vistadream.depth_stage import load_depth_model
 from genfab.stages.vistadream.frames import Frame, masks_from_depth

@@ -11,8 +11,8 @@ import time
 import numpy as np
 
 from genfab.api.pipelines.vistadream import VistaGaussiansSettings
+from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, Stage, StageContext
-from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.images import encode_png
 from genfab.stages.vistadream.scene_io import read_frames, stage_prefix, to_uint8, write_scene
 

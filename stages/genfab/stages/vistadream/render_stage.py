@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.vistadream import RenderSettings
+from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, Stage, StageContext
-from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.images import depth_preview
 from genfab.stages.vistadream.init_stage import scene_scale
 from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8

@@ -34,8 +34,8 @@ import numpy as np
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipelines.worldexplorer import ExpansionSettings, final_key
 from genfab.stages.models.base import ModelStage
+from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.runtime.devices import require_cuda
 from genfab.stages.vistadream.align import align_depth
 from genfab.stages.vistadream.frames import Frame, masks_from_depth
 from genfab.stages.vistadream.images import decode_rgb, encode_png

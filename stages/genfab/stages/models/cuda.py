@@ -1,4 +1,5 @@
-"""The GPU a stage needs, asked for once, with the one line that names the stage and its pipeline."""
+"""The CUDA GPU a stage needs (gsplat), asked for once, with the one line that names the stage and its
+pipeline."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from genfab.stages.runtime.errors import BadInput
 
 
 def require_cuda(ctx: StageContext, why: str = "gsplat") -> Any:
-    """The CUDA device of this process, or BadInput (exit 2, not retried): `genfab run` refuses such a
-    stage before anything starts on a machine without a GPU; this is the check for everything else
-    (a Pod scheduled without one, an image with a CPU-only torch). Import torch late: the runtime
-    itself runs without it."""
+    """The CUDA device of this process, or BadInput (not retried): `genfab run` refuses such a stage
+    before it starts on a machine without a GPU (`StageDecl.cuda`); this is the check for everything
+    else (a Pod scheduled without one, an image with a CPU-only torch). torch is imported here, so
+    that the stage modules import without it."""
     import torch
 
     if not torch.cuda.is_available():
