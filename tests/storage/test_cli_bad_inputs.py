@@ -38,6 +38,8 @@ class Case:
     """How many lines stderr has (None: not checked; one per error for `validate`)."""
     outputs: tuple[str, ...] = field(default=("out",))
     """What the case may create in its folder besides what `setup` wrote."""
+    env: Callable[[Path], dict[str, str]] = lambda folder: {}
+    """Environment the command runs with (given the folder)."""
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:
@@ -79,6 +81,22 @@ def images(folder: Path, names: dict[str, bytes]) -> Path:
     for name, data in names.items():
         write(folder / "in", name, data)
     return folder / "in"
+
+
+def dangling(folder: Path) -> Path:
+    """An input folder whose one entry is a link to nothing (no object: as a bucket would list it)."""
+    (folder / "in").mkdir()
+    (folder / "in" / "gone.png").symlink_to(folder / "nowhere.png")
+    return folder / "in"
+
+
+def tiny_scaffold(folder: Path) -> Path:
+    """worldexplorer's scaffold where torch cannot be imported (a module of that name that says so)."""
+    write(folder, "shadow/torch/__init__.py", "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    doc = copy.deepcopy(load_example("scenejob-worldexplorer-tiny.yaml"))
+    doc["spec"]["output"] = f"file://{folder}/out"
+    doc["spec"]["input"]["datasetUri"] = f"file://{PORTRAITS}"
+    return write(folder, "job.yaml", yaml.safe_dump(doc))
 
 
 ALIAS_BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
@@ -159,15 +177,35 @@ CASES = [
          CANNOT_START, ("ref:DatasetJob/data1/difix/data.json", "--ref DatasetJob/data1=URI"), outputs=()),
     Case("operator-without-kubeconfig", "operator", lambda f: [], CANNOT_START,
          ("no Kubernetes access", "KUBECONFIG"), outputs=()),
+    Case("operator-kubeconfig-not-yaml", "operator", lambda f: write(f, "bad.yaml", "a: [\n") and [],
+         CANNOT_START, ("no Kubernetes access", "bad.yaml", "line 2"), outputs=(),
+         env=lambda f: {"KUBECONFIG": str(f / "bad.yaml")}),
+    Case("run-out-not-a-uri", "run", lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--out", "out"],
+         CANNOT_START, ("--out: must be a URI of the form s3://... or file://...", "(got 'out')"), outputs=()),
+    Case("select-out-bad-bucket", "select",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--sample", "a", "--gap", "001",
+                    "--candidate", "0", "--out", "s3://Bad_Bucket!/x"],
+         CANNOT_START, ("--out: S3 bucket 'Bad_Bucket!' is not a valid bucket name",), outputs=()),
+    Case("select-out-dot-dot", "select",
+         lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--sample", "a", "--gap", "001",
+                    "--candidate", "0", "--out", "file://../../etc"],
+         CANNOT_START, ("--out: file path must not contain '.' or '..' path segments",), outputs=()),
+    Case("input-only-a-dangling-link", "run", lambda f: [str(ledger_job(f, dangling(f)))], 1,
+         ("no input files under", "missing or empty")),
+    Case("missing-python-package", "run", lambda f: [str(tiny_scaffold(f))], 1,
+         ("stage scaffold:", "missing Python package 'torch' for stage scaffold of pipeline worldexplorer",
+          "pip install 'genfab[diffusion]'", "not retried"),
+         env=lambda f: {"PYTHONPATH": f"{f / 'shadow'}{os.pathsep}{ROOT}"}),
 ]
 
 
-def genfab(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def genfab(folder: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     tmp = folder / ".tmp"
     tmp.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items()
            if k != "KUBECONFIG" and not k.startswith(("AWS_", "GENFAB_S3_", "GENFAB_SECRETS"))}
-    env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "HOME": str(folder / ".home"), "COLUMNS": "200"}
+    env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "HOME": str(folder / ".home"), "COLUMNS": "200",
+            **(extra or {})}
     return subprocess.run([sys.executable, "-m", "genfab.cli.main", *args], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -177,7 +215,7 @@ def test_bad_input_gets_one_clear_line(case: Case, tmp_path: Path) -> None:
     args = case.setup(tmp_path)
     before = set(tmp_path.iterdir())
     started = time.monotonic()
-    result = genfab(tmp_path, case.command, *args)
+    result = genfab(tmp_path, case.command, *args, extra=case.env(tmp_path))
     err = result.stderr.strip()
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode == case.code, (result.returncode, err, result.stdout[-2000:])
