@@ -84,6 +84,10 @@ CASES = [
     Case("output-absolute-key", VD, _set("spec.output", "s3://genfab-out//etc/passwd"), "spec.output",
          "relative, not absolute"),
     Case("output-bad-bucket", VD, _set("spec.output", "s3://Genfab_Out/x"), "spec.output", "not a valid bucket"),
+    Case("output-ip-bucket", VD, _set("spec.output", "s3://192.168.1.1/x"), "spec.output", "is an IP address"),
+    Case("output-system-folder", VD, _set("spec.output", "file:///etc"), "spec.output",
+         "in the system folder /etc"),
+    Case("output-root-folder", VD, _set("spec.output", "file:///"), "spec.output", "is the root folder"),
     Case("output-unknown-scheme", VD, _set("spec.output", "gs://bucket/x"), "spec.output", "s3://... or file://"),
     Case("sample-path-absolute", WE, _set("spec.input", {
         "samples": [{"photorealistic": {"original_path": "/etc/passwd"}}], "datasetUri": "s3://genfab-data/x"}),
@@ -102,7 +106,7 @@ CASES = [
     Case("normals-not-built-in", RL, _set("spec.relighting.degradation.softShading.normals", "marigold"),
          "spec.relighting.degradation.softShading.normals", "'auto', 'depth-anything', 'dpt' or 'classical'"),
     Case("weights-do-not-sum", RL, _set("spec.relighting.degradation.weights.softShading", 0.5),
-         "spec.relighting.degradation.weights.softShading", "must sum to 1"),
+         "spec.relighting.degradation.weights.softShading", "must sum to 1, got 0.7"),
     Case("both-input-forms", VD, _set("spec.input", {"image": "s3://genfab-data/a.png",
                                                      "manifest": "s3://genfab-data/metadata.json"}),
          "spec.input.image", "exactly one of `image`, `manifest`, `samples`"),
@@ -206,6 +210,7 @@ def test_rejected_with_field_and_reason(case: Case) -> None:
     assert errors, "genfab accepted a bad spec"
     matching = [e for e in errors if e.startswith(f"{case.path}: ") and case.message in e]
     assert matching, f"no error for {case.path} containing {case.message!r}; got {errors}"
+    assert all(e.count("(got ") <= 1 and e.count(", got ") + e.count("(got ") <= 1 for e in matching), matching
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.crd], ids=lambda c: c.id)

@@ -144,8 +144,11 @@ def test_discovery_suffixes_ids_limit_and_clashes(tmp_path: Path) -> None:
     assert [r.id for r in discover_inputs(store, suffixes)] == ["a", "b", "c"]  # files directly under the folder
     assert [r.source for r in discover_inputs(store, suffixes, limit=2)] == ["a.jpg", "b.PNG"]
     assert [r.id for r in discover_inputs(store, suffixes, ids=["c", "a"])] == ["a", "c"]
-    store.write_bytes("a.png", b"y")
-    with pytest.raises(InventoryError, match="share sample id 'a'"):
+    store.write_bytes("a.png", b"y")  # two files, one stem: both are samples, named with their extension
+    refs = discover_inputs(store, suffixes)
+    assert [(r.id, r.source) for r in refs] == [("a.jpg", "a.jpg"), ("a.png", "a.png"), ("b", "b.PNG"), ("c", "c.webp")]
+    store.write_bytes("a.png.jpg", b"z")  # its stem is another file's name: that is the one clash left
+    with pytest.raises(InventoryError, match="share sample id 'a.png'"):
         discover_inputs(store, suffixes)
 
 

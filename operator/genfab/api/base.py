@@ -161,7 +161,9 @@ class GenfabModel(CrdScalars):
     def _check_rules(self) -> GenfabModel:
         for rule in type(self).rules:
             if not rule.check(self):
-                raise PydanticCustomError(RULE_ERROR, rule.explain(self), {"field": rule.field})
+                # A rule's own detail already says what the values are: the field's is not added.
+                raise PydanticCustomError(RULE_ERROR, rule.explain(self),
+                                          {"field": rule.field, "says_values": rule.detail is not None})
         return self
 
     @classmethod

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from genfab.api.base import GenfabModel, Rule, exactly_one, json_depth
 from genfab.api.families import FAMILIES
-from genfab.api.types import DnsLabel, EnvName, Quantity, StageName, StorageUri
+from genfab.api.types import DnsLabel, EnvName, OutputUri, Quantity, StageName, StorageUri
 from genfab.contract.config import Offload
 from genfab.contract.names import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env
 
@@ -261,7 +261,7 @@ class Rerun(GenfabModel):
 class CommonSpec(GenfabModel):
     """Fields every genfab resource has: where outputs go, how stages are run."""
 
-    output: StorageUri
+    output: OutputUri
     """Where all outputs go: `s3://bucket/prefix` or `file://path`. Outputs outlive the resource."""
     storage: Storage | None = None
     """Object-store endpoint and credentials for `s3://` URIs."""

@@ -53,10 +53,11 @@ def field_errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Fie
         value: Any = err.get("input")
         message = err["msg"]
         if err["type"] == RULE_ERROR:
-            field = (err.get("ctx") or {}).get("field")
+            ctx = err.get("ctx") or {}
+            field = ctx.get("field")
             if field:
                 loc = (*loc, field)
-                value = value.get(field) if isinstance(value, dict) else None
+                value = value.get(field) if isinstance(value, dict) and not ctx.get("says_values") else None
             message = message.removeprefix("Value error, ")
         elif err["type"] == "value_error":
             message = message.removeprefix("Value error, ")

@@ -13,7 +13,9 @@ from pydantic import AfterValidator, Field
 
 from genfab.contract.paths import (
     SAMPLE_ID_RE,
+    SYSTEM_FOLDERS,
     check_input_uri,
+    check_output_uri,
     check_relative_path,
     check_sample_id,
     check_storage_uri,
@@ -29,6 +31,11 @@ NO_TRAVERSAL_CEL = (
     "!self.matches('(^|/)[.][.](/|$)') && !self.matches('[^/:]/[.](/|$)') && !self.contains('\\\\')"
     " && !self.contains('\\u0000')"
 )
+# CEL twin of the IP-address bucket check.
+NO_IP_BUCKET_CEL = "!self.matches('^s3://[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+(/|$)')"
+# CEL twin of `check_output_uri`'s system folders.
+NO_SYSTEM_FOLDER_CEL = ("!self.matches('^file:///*$') && !self.matches('^file:///+("
+                        + "|".join(f.strip("/") for f in SYSTEM_FOLDERS) + ")(/|$)')")
 URI_MAX = 1024
 
 
@@ -41,12 +48,14 @@ def _pattern_check(regex: re.Pattern[str], what: str) -> Any:
     return check
 
 
-def _uri_schema(pattern: str) -> dict[str, Any]:
+def _uri_schema(pattern: str, *extra: dict[str, str]) -> dict[str, Any]:
     return {
         "pattern": pattern,
         "maxLength": URI_MAX,
         "x-kubernetes-validations": [
-            {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments, backslashes or NUL"}
+            {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments, backslashes or NUL"},
+            {"rule": NO_IP_BUCKET_CEL, "message": "an S3 bucket name, not an IP address"},
+            *extra,
         ],
     }
 
@@ -58,6 +67,16 @@ StorageUri = Annotated[
     Field(json_schema_extra=_uri_schema(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/].*)?/?|file://.+)$")),
 ]
 """Object-storage location: `s3://bucket/prefix` or `file://path`."""
+
+OutputUri = Annotated[
+    str,
+    Field(max_length=URI_MAX),
+    AfterValidator(check_output_uri),
+    Field(json_schema_extra=_uri_schema(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/].*)?/?|file://.+)$",
+                                        {"rule": NO_SYSTEM_FOLDER_CEL,
+                                         "message": "not / nor a system folder (/etc, /usr, ...)"})),
+]
+"""Where a run writes: a `StorageUri` that is not `/` nor under a system folder."""
 
 InputUri = Annotated[
     str,

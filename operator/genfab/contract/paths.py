@@ -13,6 +13,10 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+IP_BUCKET_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+"""S3 refuses bucket names formatted as an IP address: such a URI names no bucket anyone can have."""
+SYSTEM_FOLDERS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/boot", "/dev", "/proc", "/sys")
+"""A run's output is never written into the operating system's own folders (nor `/` itself)."""
 SAMPLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -38,6 +42,9 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
                 f"S3 bucket {bucket!r} is not a valid bucket name "
                 "(3-63 characters: lowercase letters, digits, '.', '-')"
             )
+        if IP_BUCKET_RE.match(bucket):
+            raise ValueError(f"S3 bucket {bucket!r} is an IP address, not a bucket name (the endpoint goes in "
+                             "storage.endpoint)")
         if key.startswith("/"):
             raise ValueError("S3 key prefix must be relative, not absolute")
         check_segments(key, "S3 key prefix")
@@ -50,6 +57,19 @@ def check_storage_uri(value: str, *, schemes: tuple[str, ...] = ("s3", "file")) 
         if not rest or rest[0] == "/":
             raise ValueError(f"{scheme}:// URI needs a host")
         check_segments(rest, "URI path")
+    return value
+
+
+def check_output_uri(value: str) -> str:
+    """A storage URI a run may write to: not `/` nor under a system folder (`SYSTEM_FOLDERS`)."""
+    check_storage_uri(value)
+    if value.startswith("file://"):
+        path = "/" + value.removeprefix("file://").strip("/") if value.startswith("file:///") else None
+        folder = next((f for f in SYSTEM_FOLDERS if path == f or (path or "").startswith(f + "/")),
+                      "/" if path == "/" else None)
+        if folder is not None:
+            raise ValueError(f"{path} is {'the root folder' if folder == '/' else f'in the system folder {folder}'}; "
+                             "write outputs to a folder of your own (e.g. file://./genfab-runs/NAME)")
     return value
 
 

@@ -124,6 +124,13 @@ class StageRun:
     def succeeded(self) -> int:
         return sum(len(r.succeeded) for r in self.reports.values())
 
+    def samples_per_second(self, now: float) -> float | None:
+        """Samples made (not reused) per second of the stage: so far (`now`, monotonic), or in all once
+        it finished. The progress bar and the summary say the same number."""
+        seconds = self.seconds if self.seconds is not None else (now - self.started if self.started else None)
+        produced = self.succeeded - self.reused
+        return round(produced / seconds, 3) if seconds and produced > 0 else None
+
     @property
     def failed(self) -> int:
         return sum(len(r.failed) for r in self.reports.values())
@@ -146,9 +153,14 @@ class StageRun:
             shards_active=sum(s.process is not None for s in self.shards),
             shards_ready=sum(s.process is not None for s in self.shards),
             start_time=self.start_time, completion_time=self.completion_time,
-            message=self.message or notes_message([n for r in sorted(self.reports.values(), key=lambda r: r.index)
-                                                   for n in r.notes]),
+            message=self.status_message,
         )
+
+    @property
+    def status_message(self) -> str | None:
+        """Why it failed, else its samples' first note (a scene that dropped frames, ...)."""
+        return self.message or notes_message([n for r in sorted(self.reports.values(), key=lambda r: r.index)
+                                              for n in r.notes])
 
 
 @dataclass
@@ -572,7 +584,6 @@ class LocalRunner:
         stages = []
         for run in self.stages.values():
             seconds = run.seconds
-            produced = run.succeeded - run.reused
             drops: dict[str, list[str]] = {}
             for r in sorted(run.reports.values(), key=lambda r: r.index):
                 for f in r.failed:
@@ -583,7 +594,7 @@ class LocalRunner:
                 "samples": run.samples, "succeeded": run.succeeded, "reused": run.reused, "redone": run.redone,
                 "failed": run.failed,
                 "shards": len(run.shards), "seconds": seconds,
-                "samplesPerSecond": round(produced / seconds, 3) if seconds and produced else None,
+                "samplesPerSecond": run.samples_per_second(time.monotonic()),
                 "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),
                 "gpuPeakGiB": max((round(r.gpu_peak_bytes / 2**30, 2) for r in run.reports.values()
                                    if r.gpu_peak_bytes is not None), default=None),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,8 +21,11 @@ from genfab.local.runner import StageRun
 
 
 class RateColumn(ProgressColumn):
+    """Samples made per second of the stage (`StageRun.samples_per_second`, as the summary table has
+    it), not rich's estimate over recent updates: a burst of reused samples is no speed."""
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = task.fields.get("rate")
         return Text(f"{speed:.2f} samples/s" if speed else "– samples/s", style="progress.data.speed")
 
 
@@ -46,17 +51,19 @@ class ProgressView:
     def __call__(self, event: str, run: StageRun) -> None:
         name = run.stage.name
         if event == "start":
-            self.tasks[name] = self.progress.add_task(name, total=run.samples, note="")
+            self.tasks[name] = self.progress.add_task(name, total=run.samples, note="", rate=None)
             if not self.console.is_terminal:
-                self.console.print(f"stage {name}: {run.samples} samples in {len(run.shards)} shard(s)")
+                self.console.print(f"stage {name}: {run.samples} samples in {len(run.shards)} shard(s)",
+                                   highlight=False, soft_wrap=True)
             return
         task = self.tasks.get(name)
         failed = f"[red]{run.failed} failed[/]" if run.failed else ""
         reused = f"{run.reused} reused" if run.reused else ""
         note = " ".join(x for x in (reused, failed) if x)
         if task is not None:
-            self.progress.update(task, completed=run.succeeded + run.failed, note=note)
+            self.progress.update(task, completed=run.succeeded + run.failed, note=note,
+                                 rate=run.samples_per_second(time.monotonic()))
         if event == "end" and not self.console.is_terminal:
-            tail = f" ({run.message})" if run.message else ""
+            tail = f" ({run.status_message})" if run.status_message else ""
             self.console.print(f"stage {name}: {run.succeeded}/{run.samples} succeeded, {run.failed} failed, "
-                               f"{run.reused} reused{tail}")
+                               f"{run.reused} reused{tail}", highlight=False, soft_wrap=True)

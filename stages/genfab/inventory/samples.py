@@ -53,20 +53,26 @@ def sample_id_for(stem: str) -> str:
 
 def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None = None,
                     limit: int | None = None) -> list[SampleRef]:
-    """Files directly under `storage` with one of `suffixes`, as samples sorted by id."""
+    """Files directly under `storage` with one of `suffixes`, as samples sorted by id: a file's stem
+    (`sample_id_for`), or its whole name where another file has the same stem."""
     wanted = tuple(s.lower() for s in suffixes)
-    found: dict[str, SampleRef] = {}
+    by_stem: dict[str, list[str]] = {}
     for obj in storage.list():
         if "/" in obj.key or obj.key.startswith("."):
             continue  # samples are the files directly under the input folder
         stem, dot, ext = obj.key.rpartition(".")
         if not dot or f".{ext.lower()}" not in wanted:
             continue
-        sample_id = sample_id_for(stem)
-        if sample_id in found:
-            raise InventoryError(f"two input files share sample id {sample_id!r}: "
-                                 f"{found[sample_id].source} and {obj.key}")
-        found[sample_id] = SampleRef(sample_id, obj.key)
+        by_stem.setdefault(sample_id_for(stem), []).append(obj.key)
+    found: dict[str, SampleRef] = {}
+    for stem_id, keys in by_stem.items():
+        # `good.png` beside `good.jpg`: each is a sample, named with its extension (`good.png`, `good.jpg`).
+        for key in keys:
+            sample_id = stem_id if len(keys) == 1 else sample_id_for(key)
+            if sample_id in found:
+                raise InventoryError(f"two input files share sample id {sample_id!r}: "
+                                     f"{found[sample_id].source} and {key}")
+            found[sample_id] = SampleRef(sample_id, key)
     if not found:
         raise InventoryError(f"no input files under {storage.uri} (looked for {', '.join(wanted)}; the folder is "
                              "missing or empty)")

@@ -151,8 +151,12 @@ class ExportStage(Stage[ExportSettings]):
         sample.write(scene_index_key(sample.id), json.dumps(index, indent=1).encode())
         reasons = Counter(r["reason"] for r in dropped)
         sample.params.update({"samples": len(metas), "bytes": written, "dropped": dict(sorted(reasons.items()))})
+        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
         if not metas:
-            sample.notes.append(f"no sample kept ({', '.join(f'{k} {v}' for k, v in sorted(reasons.items()))})")
+            sample.notes.append(f"no sample kept ({why})")
+        elif dropped:  # the scene succeeded, but not every frame made a sample: say so where users look
+            sample.notes.append(f"{len(metas)} samples kept, {len(dropped)} dropped ({why}); see "
+                                f"{scene_index_key(sample.id)}")
 
     def previous_samples(self, scene: str) -> set[str]:
         """Sample ids an earlier export of this scene wrote (to delete those this run no longer makes)."""

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from genfab.stages.common.imaging import unreadable
 from genfab.stages.models.placement import Placement
 from genfab.stages.runtime import FatalError, SampleError
 
@@ -115,7 +116,8 @@ def decode(data: bytes, what: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data)).convert("RGB")
     except Exception as exc:
-        raise SampleError("UndecodableImage", f"{what} is not a readable image ({exc})") from None
+        error = unreadable(exc, f"{what} is not a readable image")
+        raise SampleError("UndecodableImage", error.message) from None
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from genfab.stages.common.imaging import unreadable
 from genfab.stages.runtime import SampleError
 
 MAX_PIXELS = 100_000_000
@@ -25,10 +26,8 @@ def image_size(data: bytes) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 return img.size
-    except Image.DecompressionBombError as exc:
-        raise SampleError("TooLarge", str(exc)) from None
     except Exception as exc:
-        raise SampleError("Unreadable", f"not a readable image: {type(exc).__name__}: {exc}") from None
+        raise unreadable(exc) from None
 
 
 def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from genfab.stages.common.imaging import unreadable
 from genfab.stages.runtime import SampleError
 
 MAX_PIXELS = 100_000_000
@@ -26,10 +27,8 @@ def decode_rgb(data: bytes) -> np.ndarray:
                 return np.asarray(img.convert("RGB"))
     except SampleError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise SampleError("TooLarge", str(exc)) from None
     except Exception as exc:
-        raise SampleError("Unreadable", f"not a readable image: {type(exc).__name__}: {exc}") from None
+        raise unreadable(exc) from None
 
 
 def decode_png(data: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:

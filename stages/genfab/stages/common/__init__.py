@@ -1,0 +1,1 @@
+"""Libraries the stage packages share (pipeline packages import these, not each other)."""
