@@ -3,12 +3,13 @@ so the model-backed stages run their real `from_pretrained` code anywhere, witho
 diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode and anyone trying a
 pipeline end to end use them:
 
-    python scripts/tiny_models.py /tmp/models      # SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev, FLUX.1-dev,
-                                                   # Depth Pro, CLIP, DiFix, VGG16+LPIPS (needs torch,
-                                                   # transformers, diffusers, peft)
+    pip install -e '.[tiny]'
+    python scripts/tiny_models.py     # ./genfab-models: SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev,
+                                      # FLUX.1-dev, Depth Pro, CLIP, DiFix, VGG16+LPIPS, a tiny chat model
 
-then set `spec.models: {uri: file:///tmp/models}` (and `segmentation.backends: [sam3, classical]`,
-`softShading.normals: depth-anything`, `captioning.enabled: true` to use them). Random weights: the
+then set `spec.models: {uri: file://./genfab-models}`, as the tiny examples do (relighting also
+needs `segmentation.backends: [sam3, classical]`, `softShading.normals: depth-anything`,
+`captioning.enabled: true` to use them). Random weights: the
 outputs show that the paths run, not what the real models would produce."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+DEFAULT_ROOT = "genfab-models"
+"""Where the tiny-model examples look (`spec.models.uri: file://./genfab-models`), from the repository root."""
 TINY_PREPROCESS = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 
@@ -624,6 +627,7 @@ def save_all(root: Path) -> list[Path]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="the model location folder to write")
+    parser.add_argument("root", type=Path, nargs="?", default=Path(DEFAULT_ROOT),
+                        help=f"the model location folder to write (default {DEFAULT_ROOT}, where the examples look)")
     for path in save_all(parser.parse_args().root):
         print(path)

@@ -250,7 +250,7 @@ def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
     names = sorted(p.name for p in (out / "data/stage_1").glob("*.png"))
-    assert len(names) == 12 and "astronaut_face_mask.png" in names
+    assert len(names) == 12 and "hopper_mask.png" in names
     assert len(list((out / "contact-sheet").glob("*/sheet.png"))) == 4
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +38,12 @@ def job(output: str, inputs: Path, **relighting: Any) -> dict[str, Any]:
                      "relighting": {"input": {"uri": f"file://{inputs}"}, **relighting}}}
 
 
-def portraits(tmp_path: Path, names: tuple[str, ...] = ("astronaut", "astronaut_face")) -> Path:
+def portraits(tmp_path: Path, names: tuple[str, ...] = ("astronaut", "hopper")) -> Path:
     folder = tmp_path / "inputs"
     folder.mkdir()
     for name in names:
-        shutil.copy(PORTRAITS / f"{name}.png", folder / f"{name}.png")
+        source = next(PORTRAITS.glob(f"{name}.*"))
+        shutil.copy(source, folder / source.name)
     return folder
 
 
@@ -58,7 +62,7 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     result = genfab_run(tmp_path, job(uri, folder, seed=7), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(run)["phase"] == "Succeeded"
-    assert files(run) == expected(["astronaut", "astronaut_face"])
+    assert files(run) == expected(["astronaut", "hopper"])
     assert run.read_bytes("outputs/astronaut_input.png") == (folder / "astronaut.png").read_bytes()
     meta = json.loads(run.read_bytes("outputs/astronaut_metadata.json"))
     assert meta["sampleId"] == "astronaut" and meta["source"].endswith("inputs/astronaut.png")
@@ -93,18 +97,22 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
     Image.new("L", (64, 64), 128).save(folder / "gray.png")
     (folder / "huge.png").write_bytes(png_header(12000, 9000))  # 108 MP: refused from its header
     Image.new("RGB", (96, 96), (40, 90, 160)).save(folder / "empty.png")  # nobody to segment
+    tan = Image.new("RGB", (160, 160), (200, 30, 30))  # a tan rectangle on red: no face, no body
+    tan.paste((210, 170, 120), (50, 30, 110, 150))
+    tan.save(folder / "rectangle.png")
     result = genfab_run(tmp_path, job(f"file://{tmp_path}/out", folder))
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = tmp_path / "out"
     summary = json.loads((run_dir / "_genfab" / "summary.json").read_text())
     assert summary["phase"] == "PartiallySucceeded"
-    assert summary["dropped"] == 4
+    assert summary["dropped"] == 5
     rows = list(csv.DictReader((run_dir / "_genfab" / "dropped_samples.csv").read_text().splitlines()))
     reasons = {r["sample_id"]: r["reason"] for r in rows if r["stage"] == "segment"}
-    assert reasons == {"broken": "Unreadable", "gray": "Grayscale", "huge": "TooLarge", "empty": "EmptyMask"}
+    assert reasons == {"broken": "Unreadable", "gray": "Grayscale", "huge": "TooLarge", "empty": "EmptyMask",
+                       "rectangle": "EmptyMask"}
     assert (run_dir / "outputs" / "astronaut_output.png").is_file()
     seg = {s["name"]: s for s in summary["stages"]}["segment"]
-    assert (seg["succeeded"], seg["failed"]) == (1, 4)
+    assert (seg["succeeded"], seg["failed"]) == (1, 5)
 
 
 def test_large_inputs_run_at_the_working_size_and_say_so(tmp_path: Path) -> None:
@@ -147,3 +155,46 @@ def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: P
     assert meta["lighting"]["normals"] == "depth-anything:depth-anything/Depth-Anything-V2-Small-hf"
     assert meta["caption"] == (run / "data" / "stage_4" / "astronaut_caption.txt").read_text().strip()
     assert meta["caption"]  # random weights still generate tokens
+
+
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation of uint8 RGB, 0..1."""
+    top = rgb.max(axis=2).astype(np.float32)
+    return (top - rgb.min(axis=2)) / np.maximum(top, 1.0)
+
+
+def column_steps(image: np.ndarray, rows: slice) -> np.ndarray:
+    """Mean absolute step between each column and the one before it, over `rows` (all channels)."""
+    part = image[rows].astype(np.float32)
+    return np.abs(np.diff(part, axis=1)).sum(axis=2).mean(axis=0)
+
+
+def test_the_main_job_keeps_colour_and_leaves_no_box_seams(tmp_path: Path) -> None:
+    """The README's main job on the four bundled portraits (four people): relit, not greyed (mean
+    saturation inside the person at least 0.8x the input's), and no straight seam along the mask's
+    bounding box (a step in one column or row that the input does not have and its neighbours do
+    not either)."""
+    result = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", "examples/datasetjob-relighting.yaml",
+                             "--out", f"file://{tmp_path}/out"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out"
+    ids = sorted(p.name.removesuffix("_output.png") for p in (out / "outputs").glob("*_output.png"))
+    assert ids == ["astronaut", "biden", "hopper", "obama"]
+    for sample in ids:
+        source = np.asarray(Image.open(out / "outputs" / f"{sample}_input.png").convert("RGB"))
+        relit = np.asarray(Image.open(out / "outputs" / f"{sample}_output.png").convert("RGB"))
+        mask = np.asarray(Image.open(out / "data" / "stage_1" / f"{sample}_mask.png")) > 127
+        assert mask.mean() > 0.1, sample  # the person, not a speck
+        kept = saturation(relit)[mask].mean() / saturation(source)[mask].mean()
+        assert kept >= 0.8, (sample, kept)
+        ys, xs = np.nonzero(mask)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        for flip in (False, True):  # columns at the box's left and right edge, then rows at its top and bottom
+            a, b = (source.transpose(1, 0, 2), relit.transpose(1, 0, 2)) if flip else (source, relit)
+            lo, hi, rows = (y0, y1, slice(x0, x1)) if flip else (x0, x1, slice(y0, y1))
+            added = column_steps(b, rows) - column_steps(a, rows)  # steps the relighting made, not the photo's
+            for edge in (lo, hi):
+                if 8 <= edge < len(added) - 8:
+                    around = np.median(np.abs(np.r_[added[edge - 8:edge - 2], added[edge + 2:edge + 8]]))
+                    assert added[edge - 1] < 3 * around + 4, (sample, flip, edge, added[edge - 1], around)

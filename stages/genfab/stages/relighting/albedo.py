@@ -19,18 +19,24 @@ EPS = 1.0 / 255.0
 
 def multiscale_retinex(image: np.ndarray, mask: np.ndarray, scales: Sequence[float],
                        blur: Blur = fast_blur) -> np.ndarray:
-    """MSR: the mean over scales of log(I) − log(G_σ * I), the illumination estimate G_σ * I taken over
-    the person's pixels only; stretched to 0..1 between its 1st and 99th percentiles inside the mask
-    (one stretch for all channels, so colour ratios survive). Zero outside the mask."""
+    """MSR with chromaticity preservation (Petro, Sbert and Morel's MSRCP): the mean over scales of
+    log(I) − log(G_σ * I) on the intensity I (the channel mean), the illumination estimate G_σ * I
+    taken over the person's pixels only, stretched to 0..1 between its 1st and 99th percentiles
+    inside the mask; each pixel's colour is then scaled by new/old intensity (capped so no channel
+    clips). Lighting goes, the colour stays: hue and saturation are the input's (Retinex per
+    channel would grey every colour towards the image's mean). Zero outside the mask."""
     if not mask.any():
         raise ValueError("the foreground mask is empty")
-    log_i = np.log(image + EPS)
-    r = np.zeros_like(image)
+    intensity = image.mean(axis=2)
+    log_i = np.log(intensity + EPS)
+    r = np.zeros_like(intensity)
     for sigma in scales:
-        r += log_i - np.log(masked_blur(image, mask, float(sigma), blur) + EPS)
+        r += log_i - np.log(masked_blur(intensity, mask, float(sigma), blur) + EPS)
     r /= len(scales)
     lo, hi = np.percentile(r[mask], (1.0, 99.0))
-    out = np.clip((r - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6)), 0.0, 1.0)
+    target = np.clip((r - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6)), 0.0, 1.0)
+    gain = np.minimum(target / (intensity + EPS), 1.0 / (image.max(axis=2) + EPS))
+    out = np.clip(image * gain[..., None], 0.0, 1.0)
     return (out * mask[..., None]).astype(np.float32)
 
 
