@@ -1,4 +1,9 @@
-"""Tiers are folders: tests/unit -> `unit`, tests/emulator -> `emulator`, and so on."""
+"""Tiers are folders: tests/unit -> `unit`, tests/emulator -> `emulator`, and so on.
+
+Across them, the `slow` tier: end-to-end runs of real pipelines (tens of seconds to minutes each,
+listed in `SLOW`). The README's test command leaves them out; `pytest --slow` runs them too (CI
+does), and a slow test named on the command line (`pytest tests/x.py::test_y`) always runs.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,58 @@ import pytest
 TIERS = ("unit", "emulator", "storage", "chart", "gpu")
 ROOT = Path(__file__).resolve().parent.parent
 
+SLOW: frozenset[str] = frozenset({
+    # whole modules: every test runs a pipeline end to end (or reads what one wrote)
+    "tests/storage/test_tuning_run.py",
+    "tests/storage/test_relighting_pipeline.py",
+    "tests/storage/test_reuse_rules.py",
+    "tests/storage/test_reference_object_run.py",
+    # single tests
+    "tests/storage/test_worldexplorer_scaffold.py::test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete",
+    "tests/storage/test_worldexplorer_scaffold.py::test_automatic_selection_writes_the_eight_views_and_picks_by_clip",
+    "tests/storage/test_worldexplorer_scaffold.py::test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms",
+    "tests/storage/test_vistadream_pipeline.py::test_outpaint_then_depth_hand_on_the_seeds_two_frames",
+    "tests/storage/test_vistadream_pipeline.py::test_no_outpaint_builds_the_input_frame_alone",
+    "tests/storage/test_difix_pipeline.py::test_the_export_is_byte_identical_and_gitops_reruns_only_what_changed",
+    "tests/storage/test_difix_pipeline.py::test_difix_run_writes_seed_002s_layout",
+    "tests/storage/test_storage.py::test_listing_more_than_2000_keys_and_delete_prefix",
+    "tests/storage/test_storage.py::test_transient_faults_are_retried_without_data_loss",
+    "tests/storage/test_local_runner.py::test_reuse_redoes_deleted_or_changed_outputs_and_verify_catches_same_size_edits",
+    "tests/storage/test_local_runner.py::test_custom_stages_run_end_to_end_and_a_failing_sample_is_recorded",
+    "tests/unit/test_edit_speed.py::test_cfg_truncation_runs_the_negative_pass_only_while_the_normalised_time_is_within_it",
+    "tests/unit/test_edit_speed.py::test_the_default_runtime_changes_nothing_on_the_cpu",
+    "tests/storage/test_local_runner.py::test_a_killed_run_resumes_with_only_the_missing_samples",
+    "tests/storage/test_local_runner.py::test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it",
+    "tests/storage/test_difix_pipeline.py::test_fixed_reference_camera_with_a_frame_offset",
+    "tests/storage/test_difix_pipeline.py::test_hi4d_layout_with_renders_from_a_folder",
+    "tests/storage/test_vistadream_pipeline.py::test_a_missing_inpainter_fails_the_stage_naming_its_folder",
+})
+"""Modules (`path`) and tests (`path::test`, parameters stripped) of the slow tier: on 2 cores each
+test took over ~7 s (`pytest --durations=0`), together about three quarters of the whole run."""
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="also run the slow tier (end-to-end pipeline runs; CI runs them)")
+
+
+def _named(config: pytest.Config, item: pytest.Item) -> bool:
+    """The test was asked for by its node id, not just collected from a folder or file."""
+    return any("::" in arg and item.nodeid.startswith(arg.split("[")[0]) for arg in config.args)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, left_out = [], []
     for item in items:
         tier = Path(item.fspath).resolve().relative_to(ROOT / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        if item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW:
+            item.add_marker(pytest.mark.slow)
+            if not config.getoption("--slow") and not _named(config, item):
+                left_out.append(item)
+                continue
+        keep.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = keep
