@@ -148,7 +148,7 @@ def test_discovery_suffixes_ids_limit_and_clashes(tmp_path: Path) -> None:
     refs = discover_inputs(store, suffixes)
     assert [(r.id, r.source) for r in refs] == [("a.jpg", "a.jpg"), ("a.png", "a.png"), ("b", "b.PNG"), ("c", "c.webp")]
     store.write_bytes("a.png.jpg", b"z")  # its stem is another file's name: that is the one clash left
-    with pytest.raises(InventoryError, match="share sample id 'a.png'"):
+    with pytest.raises(InventoryError, match=r"share sample id 'a\.png'"):
         discover_inputs(store, suffixes)
 
 
