@@ -62,7 +62,8 @@ def genfab_run(folder: Path, doc: dict[str, Any], *args: str, env: dict[str, str
     path = folder / "job.yaml"
     path.write_text(yaml.safe_dump(doc))
     cmd = [sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2", *args]
-    roots = os.pathsep.join([str(ROOT / p) for p in ("operator", "stages", "")] + [str(p) for p in extra_paths])
+    roots = os.pathsep.join([str(ROOT / p) for p in ("operator", "stages", "")] + [str(p) for p in extra_paths]
+                            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])  # carried wheels
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": roots}
     if not wait:
         return subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
