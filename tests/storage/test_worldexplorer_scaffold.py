@@ -136,6 +136,7 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
     result = genfab_run(tmp_path, doc, timeout=120)  # it stops at once: it used to wait forever
     output = result.stdout + result.stderr
     assert result.returncode == 3, output  # stopped at the gate: nothing failed
+    assert "genfab run:" not in result.stderr, result.stderr  # and nothing says it did
     assert "AwaitingSelection: stage scaffold: 1 sample(s) await a person's choice: stylized/index_0000 " \
            "(final/001.png, final/003.png, final/005.png, final/007.png)" in " ".join(output.split())
     scaffold = tmp_path / "out/stylized/index_0000/scaffold"

@@ -173,7 +173,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         for line in drop_lines(result.summary):
             console.print(f"  {line}", highlight=False, soft_wrap=True)
     failure = failure_line(result.summary)
-    if failure:
+    if failure and not result.awaiting:  # stopped at a gate is no failure: the lines below say what to do
         click.echo(f"genfab run: {failure}", err=True)
     for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
         console.print(f"{held.condition}: {held.message}; then run `genfab run {file}` again",
