@@ -181,6 +181,10 @@ def test_the_main_job_keeps_colour_and_leaves_no_box_seams(tmp_path: Path) -> No
     out = tmp_path / "out"
     ids = sorted(p.name.removesuffix("_output.png") for p in (out / "outputs").glob("*_output.png"))
     assert ids == ["astronaut", "biden", "hopper", "obama"]
+    albedo = [json.loads((out / "outputs" / f"{i}_metadata.json").read_text())["stages"]["albedo"]["params"]
+              for i in ids]
+    assert any(a["method"] == "retinex" for a in albedo)  # and it says which Retinex made it
+    assert all(a.get("variant") == ("msrcp" if a["method"] == "retinex" else None) for a in albedo), albedo
     for sample in ids:
         source = np.asarray(Image.open(out / "outputs" / f"{sample}_input.png").convert("RGB"))
         relit = np.asarray(Image.open(out / "outputs" / f"{sample}_output.png").convert("RGB"))

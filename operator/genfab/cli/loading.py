@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from genfab.api import Resource, UnknownKindError, parse_resource
 from genfab.api.errors import FieldError, field_errors
-from genfab.api.types import StorageUri
+from genfab.api.types import OutputUri
 from genfab.planner import PlanError, plan
 
 MAX_FILE_BYTES = 3 * 1024 * 1024
@@ -150,7 +150,7 @@ def out_option_error(out: str | None) -> str | None:
     if out is None:
         return None
     try:
-        TypeAdapter(StorageUri).validate_python(out)
+        TypeAdapter(OutputUri).validate_python(out)
     except ValidationError as exc:
         error = field_errors(exc)[0]
         return f"--out: {error.message} (got {out!r})"

@@ -160,13 +160,8 @@ def cuda_message(pipeline: str, needing: list[str], others: list[str]) -> str:
 
 def behind_gate(plan: Plan, stage: PlannedStage) -> bool:
     """A stage upstream of `stage` (directly or not) runs and may stop the run for a person's choice."""
-    queue = list(stage.upstream)
-    while queue:
-        up = plan.stage(queue.pop(0))
-        if up.run and up.manual_gate is not None:
-            return True
-        queue.extend(up.upstream)
-    return False
+    upstream = plan.ancestors(stage.name)
+    return any(s.run and s.manual_gate is not None for s in plan.stages if s.name in upstream)
 
 
 def cuda_refusal(plan: Plan, cuda: bool) -> str | None:

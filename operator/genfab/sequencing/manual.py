@@ -77,14 +77,6 @@ def gate_conditions(conditions: list[Condition], gates: Mapping[str, str], now: 
 def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting], plan: Plan) -> Awaiting | None:
     """The gate that holds `stage` back, if any: of a stage upstream of it, directly or through
     others (worldexplorer's `gaussians` waits on `expansion`, which waits on the gated `scaffold`);
-    the nearest first."""
-    queue, seen = list(stage.upstream), set(stage.upstream)
-    while queue:
-        name = queue.pop(0)
-        if name in gates:
-            return gates[name]
-        for up in plan.stage(name).upstream:
-            if up not in seen:
-                seen.add(up)
-                queue.append(up)
-    return None
+    the nearest (latest in plan order) first."""
+    upstream = plan.ancestors(stage.name)
+    return next((gates[s.name] for s in reversed(plan.stages) if s.name in upstream and s.name in gates), None)

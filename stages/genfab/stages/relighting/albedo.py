@@ -15,6 +15,9 @@ from genfab.stages.relighting.blur import fast_blur, masked_blur
 
 Blur = Callable[[np.ndarray, float], np.ndarray]
 EPS = 1.0 / 255.0
+RETINEX_VARIANT = "msrcp"
+"""Which Multi-Scale Retinex `retinex` runs (recorded in each sample's albedo params): MSR on the
+intensity with each pixel's chromaticity kept (`multiscale_retinex`)."""
 
 
 def multiscale_retinex(image: np.ndarray, mask: np.ndarray, scales: Sequence[float],

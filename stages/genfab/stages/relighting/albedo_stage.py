@@ -24,7 +24,8 @@ def choose(cfg: AlbedoConfig, seed: int) -> dict[str, Any]:
     """The sample's method and blend fraction (drawn in a fixed order from the sample seed)."""
     rng = np.random.default_rng(seed)
     method = ops.choose_method([m.name for m in cfg.methods], [m.probability for m in cfg.methods], rng)
-    return {"method": method, "blend": float(rng.uniform(cfg.blend.min, cfg.blend.max)), "seed": seed}
+    variant = {"variant": ops.RETINEX_VARIANT} if method == "retinex" else {}
+    return {"method": method, **variant, "blend": float(rng.uniform(cfg.blend.min, cfg.blend.max)), "seed": seed}
 
 
 def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:

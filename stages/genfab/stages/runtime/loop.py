@@ -188,9 +188,10 @@ def missing_package(exc: ModuleNotFoundError, pipeline: str, stage: str, family:
 
     found = pipelines().get(pipeline)
     decl = found.stage(stage) if found is not None and stage in found.stage_names else None
+    image = decl.family if decl is not None else family
     extra = (decl.extra or decl.family) if decl is not None else family
-    fix = (f"install genfab[{extra}] (pip install 'genfab[{extra}]'), or run it in the {extra} image"
-           if extra in FAMILIES or decl is not None else "install it in the stage's image")
+    fix = (f"install genfab[{extra}] (pip install 'genfab[{extra}]'), or run it in the {image} image"
+           if image in FAMILIES else "install it in the stage's image")
     return f"missing Python package {exc.name or str(exc)!r} for stage {stage} of pipeline {pipeline}: {fix}"
 
 
