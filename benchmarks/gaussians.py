@@ -31,14 +31,9 @@ import torch  # noqa: E402
 
 from genfab.stages.gaussians import procedural  # noqa: E402
 from genfab.stages.gaussians.cameras import SceneData, scene_scale  # noqa: E402
+from genfab.stages.gaussians.core import TrainSettings, init_splats, seed_everything  # noqa: E402
 from genfab.stages.gaussians.losses import Lpips, psnr, ssim  # noqa: E402
-from genfab.stages.gaussians.train import (  # noqa: E402
-    SceneTrainer,
-    TrainSettings,
-    init_splats,
-    seed_everything,
-    train_scenes,
-)
+from genfab.stages.gaussians.train import SceneTrainer, train_scenes  # noqa: E402
 
 
 def memory_baseline(device: torch.device) -> int:

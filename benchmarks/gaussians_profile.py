@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from gaussians import genfab_stage, plain_gsplat_loop  # noqa: E402
 
 from genfab.stages.gaussians import procedural, train  # noqa: E402
-from genfab.stages.gaussians.train import TrainSettings  # noqa: E402
+from genfab.stages.gaussians.core import TrainSettings  # noqa: E402
 
 
 def with_ssim(name: str) -> Callable[..., dict[str, Any]]:

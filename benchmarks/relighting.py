@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 
 from genfab.api.relighting import DegradationConfig
+from genfab.stages.common.imaging import to_float
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting import blur, degradation
 from genfab.stages.relighting.albedo_stage import compute_albedo
 from genfab.stages.relighting.degrade_stage import compute_degraded
-from genfab.stages.relighting.images import decode, decode_color, encode_png, to_float
+from genfab.stages.relighting.images import decode, decode_color, encode
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.relighting.recombine_stage import compute_composite
 from genfab.stages.relighting.segment_stage import classical_mask, split_and_encode
@@ -103,7 +104,7 @@ def run(n: int) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
     rows.append(("recombine (composite + PNG encode)", one, many))
     pooled.close()
     # decode cost for reference: what every stage pays per input
-    data = [encode_png(img) for img in images]
+    data = [encode(img) for img in images]
     start = time.perf_counter()
     for d in data:
         decode_color(d)

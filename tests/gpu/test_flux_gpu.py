@@ -4,7 +4,6 @@ weights, so closeness is all this checks (benchmarks/vistadream.py measures spee
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,11 @@ pytest.importorskip("diffusers")
 
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
+from genfab.api.scenejob import FluxRuntime  # noqa: E402
 from genfab.stages.flux import fp8_mlp, fp8_rows, qkv_rope  # noqa: E402
 from genfab.stages.flux.core import Prompt, release_text_encoders  # noqa: E402
 from genfab.stages.flux.fill import FluxFillCore  # noqa: E402
-from genfab.stages.flux.speed import Options  # noqa: E402
+from genfab.stages.flux.speed import EAGER  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 
 
@@ -28,7 +28,12 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_flux_fill(tmp_path_factory.mktemp("models"))
 
 
-def fill_with(model: Path, options: Options) -> torch.Tensor:
+def with_(**options: object) -> FluxRuntime:
+    """Eager options with `options` changed (no validation: the tests try refused combinations)."""
+    return EAGER.model_copy(update=options)
+
+
+def fill_with(model: Path, options: FluxRuntime) -> torch.Tensor:
     from diffusers import FluxFillPipeline
 
     placement = Placement.choose("bfloat16")
@@ -50,13 +55,13 @@ def test_every_speed_option_fills_and_the_lossless_ones_stay_close(model: Path, 
     # diffusers' set_attention_backend (the cudnn variant) also sets the process's active backend: restore it
     monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", _AttentionBackendRegistry._active_backend)
     torch._dynamo.reset()
-    plain = fill_with(model, Options())
-    variants = {"blocks": replace(Options(), compile="blocks"), "full": replace(Options(), compile="full"),
-                "cudnn": replace(Options(), attention="_native_cudnn"),
-                "fbc+blocks": replace(Options(), compile="blocks", first_block_cache=0.05)}
+    plain = fill_with(model, EAGER)
+    variants = {"blocks": with_(compile="blocks"), "full": with_(compile="full"),
+                "cudnn": with_(attention="_native_cudnn"),
+                "fbc+blocks": with_(compile="blocks", first_block_cache=0.05)}
     if torch.cuda.get_device_capability() >= (8, 9):
-        variants["fp8"] = replace(Options(), compile="off", fp8="rowwise")
-        variants["fp8+blocks"] = replace(Options(), compile="blocks", fp8="rowwise")
+        variants["fp8"] = with_(compile="off", fp8="rowwise")
+        variants["fp8+blocks"] = with_(compile="blocks", fp8="rowwise")
         # the same graphs again: inductor's caches would hand back the first compilation (torch 2.11 failed to
         # load its multi-kernel reductions and the fill ran eagerly)
         variants["fp8+blocks again"] = variants["fp8+blocks"]

@@ -13,9 +13,10 @@ if not torch.cuda.is_available():
 pytest.importorskip("gsplat")
 
 from genfab.stages.gaussians import procedural  # noqa: E402
+from genfab.stages.gaussians.core import TrainSettings  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply, write_ply  # noqa: E402
 from genfab.stages.gaussians.render import render_splats  # noqa: E402
-from genfab.stages.gaussians.train import TrainSettings, train_scenes  # noqa: E402
+from genfab.stages.gaussians.train import train_scenes  # noqa: E402
 
 # 1,000 steps on a 24-view 128x128 procedural scene. Predicting every held-out pixel as the scene's
 # mean colour scores about 11 dB there; the threshold below sits well under what the device run

@@ -23,9 +23,9 @@ from genfab.contract import EXIT_OK, report_key  # noqa: E402
 from genfab.inventory import ShardReport  # noqa: E402
 from genfab.stages.gaussians import procedural  # noqa: E402
 from genfab.stages.gaussians.stage import GaussiansStage  # noqa: E402
+from genfab.stages.models.difix import load_difix  # noqa: E402
+from genfab.stages.models.difix_checkpoints import save_checkpoint  # noqa: E402
 from genfab.stages.runtime import main  # noqa: E402
-from genfab.stages.tuning.checkpoints import save_checkpoint  # noqa: E402
-from genfab.stages.tuning.model import load_difix  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 from tests.helpers import stage_contract  # noqa: E402
 

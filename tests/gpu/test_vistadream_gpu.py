@@ -21,11 +21,12 @@ pytest.importorskip("diffusers")
 
 from scripts.tiny_models import save_vistadream_models  # noqa: E402
 
+from genfab.stages.gaussians.core import TrainSettings  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
-from genfab.stages.gaussians.train import TrainSettings  # noqa: E402
-from genfab.stages.vistadream import frames as fr  # noqa: E402
-from genfab.stages.vistadream import geometry, selection, trajectory  # noqa: E402
-from genfab.stages.vistadream.scene import HOLE_ALPHA, VistaScene  # noqa: E402
+from genfab.stages.scene import frames as fr  # noqa: E402
+from genfab.stages.scene import geometry  # noqa: E402
+from genfab.stages.scene.growing import HOLE_ALPHA, GrowingScene  # noqa: E402
+from genfab.stages.vistadream import selection, trajectory  # noqa: E402
 from tests.helpers import PORTRAIT, genfab_run  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def plane_frame(size: int = 64) -> fr.Frame:
 
 def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
     settings = TrainSettings(sh_degree=0)
-    scene = VistaScene(settings, torch.device("cuda"), extent=2.0)
+    scene = GrowingScene(settings, torch.device("cuda"), extent=2.0)
     frame = plane_frame()
     assert scene.add_frame(frame) == 64 * 64  # one Gaussian per confident, non-edge pixel
     before = scene.render(frame.cam_T_world, frame.intrinsic, 64, 64)
@@ -66,10 +67,10 @@ def test_coarse_expansion_selects_the_frames_the_hole_ratios_imply() -> None:
     (pose 4); the plane then reaches 1.4 widths, so poses 5-9 uncover 0.1-0.5 and attempt 2 takes
     0.4 again (pose 8; 3-5 excluded); after that the largest hole is ~0.1: attempt 3 stops with
     "holes too small"."""
+    from genfab.stages.scene.depth import DepthResult
     from genfab.stages.vistadream.coarse_stage import View, expand
-    from genfab.stages.vistadream.models import DepthResult
 
-    scene = VistaScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0)
+    scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0)
     frame = plane_frame()
     scene.add_frame(frame)
     scene.train(100)

@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 
 from scripts.tiny_models import save_tuning_models  # noqa: E402
 
-from genfab.stages.tuning.checkpoints import REQUIRED, read_checkpoint  # noqa: E402
+from genfab.stages.models.difix_checkpoints import REQUIRED, read_checkpoint  # noqa: E402
 from genfab.stages.tuning.staging import stage_data  # noqa: E402
 from genfab.stages.tuning.trainer import Hyper, Options, TrainerIO, train  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402

@@ -17,8 +17,8 @@ pytest.importorskip("torch")
 
 from scripts.tiny_models import save_vistadream_models
 
-from genfab.stages.vistadream.frames import frames_from_npz
-from genfab.stages.vistadream.images import decode_png
+from genfab.stages.common.imaging import decode_png
+from genfab.stages.scene.frames import frames_from_npz
 from tests.helpers import PORTRAIT, genfab_run
 
 

@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 
 from scripts.tiny_models import save_worldexplorer_models
 
-from genfab.stages.vistadream.images import decode_png
+from genfab.stages.common.imaging import decode_png
 from genfab.stages.worldexplorer.scaffold_stage import square
 from tests.helpers import PORTRAIT, ROOT, genfab_run
 

@@ -4,7 +4,6 @@ weights, so these check the loop, the seeding and the options' plumbing, never p
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,11 @@ torch = pytest.importorskip("torch")
 
 from scripts.tiny_models import save_tiny_flux_fill  # noqa: E402
 
+from genfab.api.scenejob import FluxRuntime  # noqa: E402
 from genfab.stages.flux import graph  # noqa: E402
 from genfab.stages.flux.core import Prompt, release_text_encoders  # noqa: E402
 from genfab.stages.flux.fill import FluxFill, FluxFillCore  # noqa: E402
-from genfab.stages.flux.speed import EagerFallback, Options, apply, compile_mode, guarded  # noqa: E402
+from genfab.stages.flux.speed import EAGER, EagerFallback, apply, compile_mode, guarded  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 from genfab.stages.runtime.errors import BadInput  # noqa: E402
 from genfab.stages.vistadream import canvas  # noqa: E402
@@ -27,6 +27,11 @@ from genfab.stages.vistadream import canvas  # noqa: E402
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_flux_fill(tmp_path_factory.mktemp("models"))
+
+
+def with_(**options: object) -> FluxRuntime:
+    """Eager options with `options` changed (no validation: the tests try refused combinations)."""
+    return EAGER.model_copy(update=options)
 
 
 def cpu() -> Placement:
@@ -63,7 +68,7 @@ def test_the_core_with_every_option_off_is_diffusers_own_fill_step_for_step(mode
     prompt = Prompt.encode(pipe, "", torch.device("cpu"))
     release_text_encoders(pipe)
     assert pipe.text_encoder is None and pipe.text_encoder_2 is None
-    core = FluxFillCore(pipe, cpu(), Options(), prompt)
+    core = FluxFillCore(pipe, cpu(), EAGER, prompt)
     out = core.fill(image, mask, 3, 30.0, torch.Generator().manual_seed(5))
     torch.testing.assert_close(out.latents, kept["latents"].float(), rtol=0, atol=1e-6)
     torch.testing.assert_close(out.image, eager.float(), rtol=0, atol=1e-6)
@@ -78,7 +83,7 @@ def test_first_block_cache_runs_in_its_own_context_per_fill(model: Path) -> None
     genfab's loop opens one per fill and resets it, so two equal fills give equal pictures."""
     pipe = load(model)
     prompt = Prompt.encode(pipe, "", torch.device("cpu"))
-    core = FluxFillCore(pipe, cpu(), replace(Options(), first_block_cache=0.5), prompt)
+    core = FluxFillCore(pipe, cpu(), with_(first_block_cache=0.5), prompt)
     assert core.applied.cache and "first-block-cache=0.5" in core.applied.options
     image, mask = inputs()
     first = core.fill(image, mask, 4, 30.0, torch.Generator().manual_seed(5))
@@ -89,14 +94,14 @@ def test_first_block_cache_runs_in_its_own_context_per_fill(model: Path) -> None
 
 def test_gpu_only_options_are_skipped_on_the_cpu_and_fp8_says_what_it_needs(model: Path) -> None:
     pipe = load(model)
-    denoiser, applied = apply(pipe.transformer, replace(Options(), compile="full"), torch.device("cpu"))
+    denoiser, applied = apply(pipe.transformer, with_(compile="full"), torch.device("cpu"))
     assert denoiser is pipe.transformer and applied.options == []  # compiling for the CPU is not worth it
     with pytest.raises(BadInput, match=r"^fluxRuntime.fp8 needs an NVIDIA GPU .* this stage runs on the CPU"):
-        apply(pipe.transformer, replace(Options(), fp8="rowwise"), torch.device("cpu"))
+        apply(pipe.transformer, with_(fp8="rowwise"), torch.device("cpu"))
     with pytest.raises(BadInput, match=r"^fluxRuntime.fp8 does not run with offload group"):
-        apply(pipe.transformer, replace(Options(), fp8="rowwise"), torch.device("cpu"), offload="group")
+        apply(pipe.transformer, with_(fp8="rowwise"), torch.device("cpu"), offload="group")
     with pytest.raises(BadInput, match=r"^fluxRuntime.attention 'sage' is not usable in this image: .*sageattention"):
-        apply(pipe.transformer, replace(Options(), attention="sage"), torch.device("cpu"))
+        apply(pipe.transformer, with_(attention="sage"), torch.device("cpu"))
 
 
 @pytest.mark.parametrize(("requested", "cuda", "offload", "expected"), [
@@ -161,7 +166,7 @@ def test_a_failing_compilation_switches_every_block_to_eager_once(caplog: pytest
 
 
 def test_flux_fill_paints_only_the_mask_and_is_seeded(model: Path) -> None:
-    fill = FluxFill(model, cpu(), steps=2, guidance=30.0, options=Options())
+    fill = FluxFill(model, cpu(), steps=2, guidance=30.0, options=EAGER)
     rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
     image, mask, geometry = canvas.add_border_and_mask(rgb, 0.2)
     out = fill(image, mask, seed=7)

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from scripts.tiny_models import save_tiny_flux  # noqa: E402
 
 from genfab.stages.flux.core import Prompt  # noqa: E402
-from genfab.stages.flux.speed import Options  # noqa: E402
+from genfab.stages.flux.speed import EAGER  # noqa: E402
 from genfab.stages.flux.text import FluxText, FluxTextCore  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
 
@@ -39,7 +39,7 @@ def test_the_core_with_every_option_off_is_diffusers_own_pipeline_step_for_step(
     eager = pipe(prompt="a lighthouse", height=64, width=96, num_inference_steps=3, guidance_scale=3.5,
                  generator=torch.Generator().manual_seed(7), output_type="pt", max_sequence_length=512,
                  callback_on_step_end=keep).images
-    core = FluxTextCore(pipe, Placement.choose("float32"), Options())
+    core = FluxTextCore(pipe, Placement.choose("float32"), EAGER)
     prompt = Prompt.encode(pipe, "a lighthouse", torch.device("cpu"))
     out = core.generate(prompt, 64, 96, 3, 3.5, torch.Generator().manual_seed(7))
     torch.testing.assert_close(out.latents, kept["latents"].float(), rtol=0, atol=1e-6)
@@ -49,7 +49,7 @@ def test_the_core_with_every_option_off_is_diffusers_own_pipeline_step_for_step(
 
 
 def test_the_stage_helper_gives_uint8_and_encodes_each_prompt_once(model: Path) -> None:
-    text = FluxText(model, Placement.choose("float32"), steps=2, guidance=3.5, options=Options())
+    text = FluxText(model, Placement.choose("float32"), steps=2, guidance=3.5, options=EAGER)
     first = text("a harbour", 64, 64, seed=1)
     assert first.shape == (64, 64, 3) and first.dtype == np.uint8
     assert np.array_equal(text("a harbour", 64, 64, seed=1), first)  # seeded

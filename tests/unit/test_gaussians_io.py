@@ -251,7 +251,7 @@ def test_stage_finds_the_scene_folder_and_checks_images(tmp_path: Path) -> None:
 def test_train_settings_read_the_resource_config() -> None:
     pytest.importorskip("torch")
     from genfab.api.gaussians import GaussiansConfig
-    from genfab.stages.gaussians.train import TrainSettings
+    from genfab.stages.gaussians.core import TrainSettings
 
     cfg = GaussiansConfig.model_validate({"steps": 7000, "strategy": "mcmc", "capMax": 200000, "shDegree": 2,
                                           "packed": True, "sparseGrad": True, "background": [1, 1, 1],

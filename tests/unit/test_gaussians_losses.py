@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from genfab.stages.gaussians import losses  # noqa: E402
-from genfab.stages.gaussians.train import sh_coefficients  # noqa: E402
+from genfab.stages.gaussians.core import sh_coefficients  # noqa: E402
 
 
 def reference_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

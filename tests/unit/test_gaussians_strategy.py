@@ -11,7 +11,7 @@ pytest.importorskip("gsplat")
 
 from gsplat.strategy import DefaultStrategy  # noqa: E402
 
-from genfab.stages.gaussians.train import TrainSettings, make_strategy  # noqa: E402
+from genfab.stages.gaussians.core import TrainSettings, make_strategy  # noqa: E402
 
 
 def fake_info(images: int, n: int, seed: int, absgrad: bool) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def test_mcmc_uses_gsplat_strategy_unchanged() -> None:
 def test_the_cap_trims_the_running_statistics_with_the_gaussians() -> None:
     """Regression: the cap once trimmed a copy of the strategy's state, so the next densifying step
     added a cap-sized gradient to a longer statistic (seen at production size: 1,028,135 vs 1,000,000)."""
-    from genfab.stages.gaussians.train import enforce_cap, make_optimizers
+    from genfab.stages.gaussians.core import enforce_cap, make_optimizers
 
     n, cap = 12, 5
     g = torch.Generator().manual_seed(0)

@@ -89,8 +89,8 @@ def test_a_fix_adds_pseudo_views_with_the_nearest_reference(models: Path) -> Non
 
 
 def test_a_checkpoint_goes_over_the_base_model(models: Path, tmp_path: Path) -> None:
-    from genfab.stages.tuning.checkpoints import save_checkpoint
-    from genfab.stages.tuning.model import load_difix
+    from genfab.stages.models.difix import load_difix
+    from genfab.stages.models.difix_checkpoints import save_checkpoint
 
     net, _ = load_difix(models / "nvidia/difix_ref", 199, 4)
     with torch.no_grad():

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from genfab.api.relighting import DegradationConfig
+from genfab.stages.common.imaging import encode_png
 from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
 from genfab.stages.relighting.recombine_stage import composite
 from genfab.stages.runtime import SampleError
@@ -178,7 +179,7 @@ def test_shadow_patterns_are_deterministic_and_bounded(kind: str) -> None:
 
 
 def _png(array: np.ndarray) -> bytes:
-    return images.encode_png(array)
+    return encode_png(array, bgr=True)
 
 
 def test_decode_refuses_bad_inputs_with_reasons() -> None:

@@ -27,7 +27,10 @@ EXEMPT = {
     ("vistadream", "gaussians"): {
         # The built-in stage refuses refinement (`no_refinement_here` reads whether it is set); a custom
         # `gaussians` stage replacing it gets the same settings and does the refinement.
-        "refinement.base_model", "refinement.fix_final_renders", "refinement.timestep",
+        # (It used to look as if it read the others: its trainer module imported the refiner.)
+        "refinement.base_model", "refinement.fix_final_renders", "refinement.timestep", "refinement.novel_views",
+        "refinement.novel_weight", "refinement.prompt", "refinement.novel_distance",
+        "refinement.novel_probability", "refinement.fix_steps",
     },
     # The curated set's per-sample prompts feed worldexplorer's scaffold; vistadream's drafts leave them
     # unset (`scene_input_without_prompts`), so they are never hashed there.

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from genfab.stages.vistadream import align, canvas, geometry, selection, trajectory
+from genfab.stages.scene import align, geometry
+from genfab.stages.vistadream import canvas, selection, trajectory
 
 
 @pytest.mark.parametrize(("size", "max_res", "expected"), [
@@ -201,7 +202,7 @@ def test_alignment_keeps_known_depth_and_meets_it_without_a_seam() -> None:
 
 
 def test_frames_round_trip_and_refuse_foreign_files() -> None:
-    from genfab.stages.vistadream import frames as fr
+    from genfab.stages.scene import frames as fr
 
     rgb = np.random.default_rng(4).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     image, border, c = canvas.add_border_and_mask(rgb, 0.4)
@@ -209,7 +210,7 @@ def test_frames_round_trip_and_refuse_foreign_files() -> None:
     depth[:, : c.width // 2] = 1.0  # a depth step: edge pixels never become splats
     depth[0, 0] = np.nan
     K = geometry.intrinsics_from_fov(c.width, c.height, 70.0)
-    inner, outer = fr.outpaint_frames(image, border, c, depth, K)
+    inner, outer = canvas.outpaint_frames(image, border, c, depth, K)
     assert inner.rgb.shape == rgb.shape and (inner.rgb == rgb).all() and inner.inpaint.all()
     assert not (outer.inpaint_wo_edge & ~border).any() and not outer.dpt_conf_mask[0, 0]
     edges = geometry.depth_edges_mask(geometry.sanitize_depth(depth))
@@ -227,8 +228,8 @@ def test_frames_round_trip_and_refuse_foreign_files() -> None:
 
 
 def test_candidate_views_grow_by_the_margin_on_the_flux_grid_and_render_counts() -> None:
+    from genfab.stages.scene.frames import input_only_frames
     from genfab.stages.vistadream.coarse_stage import view_geometry
-    from genfab.stages.vistadream.frames import input_only_frames
     from genfab.stages.vistadream.render_stage import render_count
 
     K = geometry.intrinsics_from_fov(128, 96, 60.0)

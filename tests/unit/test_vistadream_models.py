@@ -17,7 +17,7 @@ from scripts.tiny_models import save_tiny_depth_anything, save_tiny_depth_pro  #
 
 from genfab.stages.models.location import ModelUnavailable, resolve_model  # noqa: E402
 from genfab.stages.models.placement import Placement  # noqa: E402
-from genfab.stages.vistadream import models  # noqa: E402
+from genfab.stages.scene import depth as models  # noqa: E402
 
 FLUX, DEPTH_PRO, DEPTH_ANYTHING = ("black-forest-labs/FLUX.1-Fill-dev", "apple/DepthPro-hf",
                                    "depth-anything/Depth-Anything-V2-Small-hf")

@@ -11,14 +11,15 @@ pytest.importorskip("rerun")
 
 from rerun.chunk import RrdReader
 
-from genfab.stages.vistadream import canvas, frames, geometry, recording
+from genfab.stages.scene import frames, geometry
+from genfab.stages.vistadream import canvas, recording
 
 
 def test_the_recording_has_the_seeds_entities_and_blueprint(tmp_path: Path) -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     image, border, c = canvas.add_border_and_mask(rgb, 0.5)
     depth = np.full(border.shape, 2.0, np.float32)
-    scene = frames.outpaint_frames(image, border, c, depth, geometry.intrinsics_from_fov(c.width, c.height, 60.0))
+    scene = canvas.outpaint_frames(image, border, c, depth, geometry.intrinsics_from_fov(c.width, c.height, 60.0))
     coarse = frames.Frame("coarse_00", image, depth, border, border, border, scene[1].intrinsic, np.eye(4))
     views = [recording.TrajectoryView(np.eye(4), scene[0].intrinsic, rgb, np.ones((48, 64), np.float32))] * 3
     path = tmp_path / "scene.rrd"

@@ -14,7 +14,7 @@ import pytest
 
 from genfab.stages.gaussians.loaders import load_scene
 from genfab.stages.runtime import BadInput
-from genfab.stages.vistadream.geometry import intrinsics_from_fov
+from genfab.stages.scene.geometry import intrinsics_from_fov
 from genfab.stages.worldexplorer.img2trajvid import TrajFrame, subsample, write_img2trajvid
 from genfab.stages.worldexplorer.keyframes import key_frames
 from genfab.stages.worldexplorer.research import similarity
@@ -164,7 +164,7 @@ def test_single_image_scaffold_takes_the_key_frames_of_the_sweep(tmp_path: Path,
 
 
 def test_vggt_points_land_in_the_scene_frame(tmp_path: Path, research: None) -> None:
-    from genfab.stages.vistadream.images import encode_png
+    from genfab.stages.common.imaging import encode_png
     from genfab.stages.worldexplorer.vggt_adapter import Vggt, to_scene
 
     scene_poses = np.stack([yaw_pose(yaw, np.array([np.cos(i), 0.3 * i, np.sin(i)]))

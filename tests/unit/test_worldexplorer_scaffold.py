@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from genfab.stages.vistadream.geometry import intrinsics_from_fov
+from genfab.stages.scene.geometry import intrinsics_from_fov
 from genfab.stages.worldexplorer import scaffold_geometry as sg
 
 SIZE = 192

@@ -1,10 +1,20 @@
-"""What every stage says about an input file that is not an image it can read."""
+"""Images as every stage reads and writes them: decoding inputs (with the reasons a run records per
+sample), PNG in and out, float <-> uint8 and PSNR. Written once; pipelines import these."""
 
 from __future__ import annotations
 
+import io
+import math
+import warnings
+
+import cv2
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from genfab.stages.runtime import SampleError
+
+MAX_PIXELS = 100_000_000
+"""An input above this is dropped unread (`TooLarge`): a guard against decompression bombs."""
 
 
 def unreadable(exc: Exception, what: str = "not a readable image") -> SampleError:
@@ -15,3 +25,75 @@ def unreadable(exc: Exception, what: str = "not a readable image") -> SampleErro
     if isinstance(exc, UnidentifiedImageError):
         return SampleError("Unreadable", f"{what}: not a format Pillow recognises (PNG, JPEG, WebP, ...)")
     return SampleError("Unreadable", f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """An input image as (H, W, 3) uint8 RGB (grey and RGBA are converted)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise SampleError("TooLarge", f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels")
+                return np.asarray(img.convert("RGB"))
+    except SampleError:
+        raise
+    except Exception as exc:
+        raise unreadable(exc) from None
+
+
+def decode_png(data: bytes, flags: int = cv2.IMREAD_UNCHANGED, *, bgr: bool = False) -> np.ndarray:
+    """An upstream stage's image (a trusted layout, any channel count): colour comes back as RGB,
+    or as OpenCV's BGR(A) with `bgr=True`."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None:
+        raise SampleError("Unreadable", "an upstream output cannot be decoded (was it overwritten?)")
+    if bgr or pixels.ndim == 2:
+        return pixels
+    return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def encode_png(pixels: np.ndarray, *, bgr: bool = False, compression: int = 3) -> bytes:
+    """(H, W, 3|4) RGB(A) (OpenCV's BGR(A) with `bgr=True`) or (H, W) uint8/uint16 as a lossless PNG;
+    a bool mask becomes 0/255. `compression` is zlib's level (1: fast, for intermediates)."""
+    if pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8) * 255
+    if pixels.ndim == 3 and not bgr:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for an array of shape {pixels.shape}")
+    return png.tobytes()
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]."""
+    return pixels.astype(np.float32) * (1.0 / 255.0)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] (clipped) -> uint8, rounded."""
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of images in [0, 1]; identical images give 120 dB (the MSE floor is 1e-12), not
+    infinity, so metrics stay valid JSON."""
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two float images in [0, 1]."""
+    return psnr_from_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def depth_preview(depth: np.ndarray) -> np.ndarray:
+    """A colour-mapped RGB view of a depth map (near = warm), for people; the data lives elsewhere."""
+    valid = depth > 0
+    if not valid.any():
+        return np.zeros((*depth.shape, 3), np.uint8)
+    inverse = np.where(valid, 1.0 / np.maximum(depth, 1e-6), 0.0)
+    lo, hi = np.percentile(inverse[valid], [2, 98])
+    scaled = np.clip((inverse - lo) / max(hi - lo, 1e-9), 0, 1)
+    coloured = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    return np.where(valid[..., None], coloured, 0).astype(np.uint8)

@@ -17,17 +17,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from genfab.api.difix import DifixSource
 from genfab.api.pipelines.difix import ExportSettings
 from genfab.stages.difix.cameras import pose_distance, read_cameras
 from genfab.stages.difix.files import Unreadable, as_format, decode, mask_fraction
 from genfab.stages.difix.ids import GroupError, group_id, meta, sample_id
-from genfab.stages.difix.layouts import FrameKey, SceneFiles, SceneRef, SourceError, layout_for
+from genfab.stages.difix.layouts import SceneRef, SourceError, layout_for
+from genfab.stages.difix.scene_export import SceneExport
 from genfab.stages.difix.triplets import Drop, Selection, Triplet, plan_scene, skip_set
-from genfab.stages.gaussians.cameras import Camera
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.stages.runtime.parallel import cpu_workers
 from genfab.storage.base import Storage, StorageError
@@ -40,42 +38,6 @@ DROP_COLUMNS = ("sample_id", "dataset", "scene_name", "group_id", "target_cam_id
 
 def scene_index_key(scene_name: str) -> str:
     return f"{EXPORT_DIR}/{scene_name}/scene.json"
-
-
-@dataclass
-class SceneJob:
-    """Everything one scene's export needs, shared by its frame tasks."""
-
-    source: DifixSource
-    storage: Storage
-    renders: Storage | None
-    files: SceneFiles
-    cameras: dict[int, Camera]
-    group: str
-    image_format: str
-    min_mask: float
-    rendered: dict[FrameKey, bytes] = field(default_factory=dict)
-    """Renders made here from PLY (`renders: ply`), PNG."""
-
-    def render_key(self, path: str) -> str:
-        """A render or PLY key under its storage (`rendersUri`, else the source URI)."""
-        return path if self.renders is not None else self.source_key(path)
-
-    def render_bytes(self, key: FrameKey) -> tuple[bytes, str]:
-        """The render's bytes and where it came from (`rendersUri:` marks the renders folder's keys)."""
-        mark = "rendersUri:" if self.renders is not None else ""
-        if key in self.rendered:
-            ply = self.files.plys.get(key[1]) or self.files.plys["*"]
-            return self.rendered[key], f"ply:{mark}{self.render_key(ply)}"
-        rel = self.render_key(self.files.renders[key])
-        return (self.renders or self.storage).read_bytes(rel), f"{mark}{rel}"
-
-    def source_key(self, path: str) -> str:
-        """A scene file's key under the source URI."""
-        return f"{self.files.scene.key}/{path}"
-
-    def source_bytes(self, path: str) -> bytes:
-        return self.storage.read_bytes(self.source_key(path))
 
 
 class ExportStage(Stage[ExportSettings]):
@@ -92,7 +54,7 @@ class ExportStage(Stage[ExportSettings]):
             self.pool.shutdown()
 
     # 1-2: the scene and its candidates
-    def scene_job(self, sample: Sample) -> tuple[SceneJob, list[Triplet], list[Drop]]:
+    def scene_job(self, sample: Sample) -> tuple[SceneExport, list[Triplet], list[Drop]]:
         source_name, _, key = (sample.ref.source or "").partition("/")
         source = self.sources.get(source_name)
         if source is None:
@@ -122,7 +84,7 @@ class ExportStage(Stage[ExportSettings]):
             return (cam, frame) in files.renders
         triplets, drops = plan_scene(scene.name, cameras, files.images, has_render, skipped, sel,
                                      lambda a, b: pose_distance(cameras[a], cameras[b]))
-        job = SceneJob(source, storage, renders, files, cameras, group, self.settings.image_format,
+        job = SceneExport(source, storage, renders, files, cameras, group, self.settings.image_format,
                        source.min_mask_fraction)
         return job, triplets, drops
 
@@ -166,7 +128,7 @@ class ExportStage(Stage[ExportSettings]):
         except (StorageError, ValueError, KeyError, TypeError, AttributeError):
             return set()
 
-    def render_plys(self, job: SceneJob, triplets: list[Triplet]) -> None:
+    def render_plys(self, job: SceneExport, triplets: list[Triplet]) -> None:
         """`renders: ply`: each needed (camera, frame) rendered from the frame's PLY on the GPU."""
         from genfab.stages.difix.ply_renders import render_targets
 
@@ -186,7 +148,7 @@ def source_text(storage: Storage, key: str) -> str | None:
         return None
 
 
-def drop_row(job: SceneJob, d: Drop) -> dict[str, Any]:
+def drop_row(job: SceneExport, d: Drop) -> dict[str, Any]:
     scene = job.files.scene.name
     sid = sample_id(scene, d.target_cam, d.reference_cam, d.frame, d.reference_frame) \
         if d.reference_cam is not None and d.reference_frame is not None else ""
@@ -196,7 +158,7 @@ def drop_row(job: SceneJob, d: Drop) -> dict[str, Any]:
             "detail": d.detail}
 
 
-def export_frame(output: Storage, job: SceneJob, triplets: list[Triplet]) -> tuple[list[dict[str, Any]],
+def export_frame(output: Storage, job: SceneExport, triplets: list[Triplet]) -> tuple[list[dict[str, Any]],
                                                                                   list[dict[str, Any]], int]:
     """One frame's triplets (a thread-pool task): (metas kept, drop rows, bytes written)."""
     loaded: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from genfab.stages.relighting.images import encode_png
+from genfab.stages.common.imaging import encode_png
 
 JPEG_QUALITY = 95
 """Only for targets and references whose source is not already a JPEG."""
@@ -54,7 +54,7 @@ def as_format(data: bytes, pixels: np.ndarray, fmt: str) -> bytes:
     if kind(data) == fmt:
         return data
     if fmt == "png":
-        return encode_png(pixels)
+        return encode_png(pixels, bgr=True, compression=1)
     ok, out = cv2.imencode(".jpg", to_8bit_bgr(pixels), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for an array of shape {pixels.shape}")

@@ -4,22 +4,18 @@ one `scene.ply` for all) at the target cameras, with the gaussians stage's rende
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
+from genfab.stages.common.imaging import encode_png
 from genfab.stages.difix.files import decode
 from genfab.stages.difix.layouts import FrameKey
+from genfab.stages.difix.scene_export import SceneExport
 from genfab.stages.difix.triplets import Triplet
 from genfab.stages.gaussians.cameras import Camera
-from genfab.stages.relighting.images import encode_png
-
-if TYPE_CHECKING:
-    from genfab.stages.difix.export_stage import SceneJob
 
 
-def sized(job: SceneJob, cam_id: int, frame: str) -> Camera:
+def sized(job: SceneExport, cam_id: int, frame: str) -> Camera:
     """The camera with its image size (camera files without one: the ground truth's)."""
     cam = job.cameras[cam_id]
     if cam.width and cam.height:
@@ -29,7 +25,7 @@ def sized(job: SceneJob, cam_id: int, frame: str) -> Camera:
     return job.cameras[cam_id]
 
 
-def render_targets(job: SceneJob, triplets: list[Triplet], workdir: Path) -> dict[FrameKey, bytes]:
+def render_targets(job: SceneExport, triplets: list[Triplet], workdir: Path) -> dict[FrameKey, bytes]:
     """PNG renders of every triplet's target view, one PLY loaded at a time."""
     import torch
 
@@ -52,6 +48,6 @@ def render_targets(job: SceneJob, triplets: list[Triplet], workdir: Path) -> dic
         cams = [sized(job, cam, frame) for cam, frame in keys]
         for key, image in zip(keys, render_splats(splats, cams, "cuda"), strict=True):
             rgb = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            out[key] = encode_png(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            out[key] = encode_png(rgb, compression=1)
         local.unlink()
     return out

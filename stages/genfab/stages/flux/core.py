@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.scenejob import FluxRuntime
+from genfab.stages.common.imaging import to_uint8 as float_to_uint8
 from genfab.stages.flux import speed
-from genfab.stages.flux.speed import RuntimeOptions, apply
+from genfab.stages.flux.speed import apply
 from genfab.stages.models.placement import Placement
 
 MAX_SEQUENCE = 512
@@ -67,7 +69,7 @@ class FluxCore:
     """A FLUX pipeline's transformer, VAE and scheduler under genfab's loop; the transformer gets
     `options` applied in place (with compilation, the VAE's group norms are compiled too)."""
 
-    def __init__(self, pipe: Any, placement: Placement, options: RuntimeOptions) -> None:
+    def __init__(self, pipe: Any, placement: Placement, options: FluxRuntime) -> None:
         self.pipe = pipe
         self.device: torch.device = placement.device
         self.transformer: Any = pipe.transformer
@@ -129,4 +131,4 @@ class FluxCore:
 
 def to_uint8(picture: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
-    return (picture[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return float_to_uint8(picture[0].permute(1, 2, 0).numpy())

@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.scenejob import FluxRuntime
 from genfab.stages.flux import ALIGN
 from genfab.stages.flux.core import FluxCore, Picture, Prompt, release_text_encoders, to_uint8
-from genfab.stages.flux.speed import Applied, RuntimeOptions
+from genfab.stages.flux.speed import Applied
 from genfab.stages.models.placement import Placement
 
 
 class FluxFillCore(FluxCore):
     """Fills the masked part of images with a `FluxFillPipeline`'s components and one encoded prompt."""
 
-    def __init__(self, pipe: Any, placement: Placement, options: RuntimeOptions, prompt: Prompt) -> None:
+    def __init__(self, pipe: Any, placement: Placement, options: FluxRuntime, prompt: Prompt) -> None:
         super().__init__(pipe, placement, options)
         self.prompt = prompt
 
@@ -68,7 +69,7 @@ class FluxFill:
     """The stages' fill: uint8 RGB and a boolean mask in, the filled uint8 RGB out; unmasked pixels
     are the input's exactly (the VAE round trip would otherwise blur the whole picture)."""
 
-    def __init__(self, path: Path, placement: Placement, steps: int, guidance: float, options: RuntimeOptions,
+    def __init__(self, path: Path, placement: Placement, steps: int, guidance: float, options: FluxRuntime,
                  prompt: str = "") -> None:
         from diffusers import FluxFillPipeline
 
@@ -76,7 +77,7 @@ class FluxFill:
         self._setup(pipe, placement, steps, guidance, options, prompt)
 
     @classmethod
-    def from_pipeline(cls, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions,
+    def from_pipeline(cls, pipe: Any, placement: Placement, steps: int, guidance: float, options: FluxRuntime,
                       prompt: str = "") -> FluxFill:
         """The fill around a pipeline already in memory (benchmarks build production-size ones with random
         weights; nothing can be downloaded there)."""
@@ -84,7 +85,7 @@ class FluxFill:
         fill._setup(pipe, placement, steps, guidance, options, prompt)
         return fill
 
-    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions,
+    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: FluxRuntime,
                prompt: str) -> None:
         pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance = steps, guidance

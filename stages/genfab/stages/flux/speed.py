@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
+from genfab.api.scenejob import FluxRuntime
 from genfab.stages.flux import attention, fp8_mlp, gelu, graph
 from genfab.stages.runtime.errors import BadInput
 
@@ -51,28 +52,8 @@ VAE_NORMS = True
 benchmarks."""
 
 
-class RuntimeOptions(Protocol):
-    """The API's `FluxRuntime` block (the stage's settings carry it; stages do not import the API)."""
-
-    @property
-    def compile(self) -> str: ...
-    @property
-    def attention(self) -> str: ...
-    @property
-    def fp8(self) -> str: ...
-    @property
-    def first_block_cache(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class Options:
-    """Plain options; the defaults are all off: diffusers' eager transformer (the benchmark's and the CPU
-    tests' reference)."""
-
-    compile: str = "off"
-    attention: str = "native"
-    fp8: str = "off"
-    first_block_cache: float = 0.0
+EAGER = FluxRuntime(compile="off")
+"""Every speed option off: diffusers' eager transformer (the benchmarks' and the CPU tests' reference)."""
 
 
 @dataclass
@@ -105,7 +86,7 @@ def compile_mode(requested: str, cuda: bool, offload: str) -> tuple[str, str]:
     return requested, ""
 
 
-def apply(transformer: Any, options: RuntimeOptions, device: torch.device, offload: str = "none"
+def apply(transformer: Any, options: FluxRuntime, device: torch.device, offload: str = "none"
           ) -> tuple[Any, Applied]:
     """Apply `options` to `transformer` (already placed, with `offload`) in place; returns the
     callable to denoise with (the compiled module for `compile: full`) and what was applied."""

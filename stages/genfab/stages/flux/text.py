@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.scenejob import FluxRuntime
 from genfab.stages.flux import ALIGN
 from genfab.stages.flux.core import FluxCore, Picture, Prompt, to_uint8
-from genfab.stages.flux.speed import Applied, RuntimeOptions
+from genfab.stages.flux.speed import Applied
 from genfab.stages.models.placement import Placement
 
 
@@ -48,7 +49,7 @@ class FluxText:
     (each sample brings its own prompts); prompts already seen are not encoded again."""
 
     def __init__(self, path: Path, placement: Placement, steps: int, guidance: float,
-                 options: RuntimeOptions) -> None:
+                 options: FluxRuntime) -> None:
         from diffusers import FluxPipeline
 
         pipe: Any = FluxPipeline.from_pretrained(path, dtype=placement.dtype)  # type: ignore[no-untyped-call]
@@ -56,13 +57,13 @@ class FluxText:
 
     @classmethod
     def from_pipeline(cls, pipe: Any, placement: Placement, steps: int, guidance: float,
-                      options: RuntimeOptions) -> FluxText:
+                      options: FluxRuntime) -> FluxText:
         """Text to image around a pipeline already in memory (benchmarks: production size, random weights)."""
         text = cls.__new__(cls)
         text._setup(pipe, placement, steps, guidance, options)
         return text
 
-    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: RuntimeOptions) -> None:
+    def _setup(self, pipe: Any, placement: Placement, steps: int, guidance: float, options: FluxRuntime) -> None:
         pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance = steps, guidance
         self.core = FluxTextCore(placement.place(pipe), placement, options)

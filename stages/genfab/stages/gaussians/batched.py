@@ -19,18 +19,17 @@ import numpy as np
 import torch
 
 from genfab.stages.gaussians.cameras import Camera, SceneData, scene_scale
-from genfab.stages.gaussians.ply import Splats
-from genfab.stages.gaussians.train import (
+from genfab.stages.gaussians.core import (
+    Optimisation,
     TrainSettings,
     background_tensor,
     composite,
-    image_loss,
     images_tensor,
     init_splats,
-    make_optimizers,
-    make_strategy,
     sh_coefficients,
+    training_loss,
 )
+from genfab.stages.gaussians.ply import Splats
 
 SPACING = 20.0
 """Distance between scene slots in normalised units (camera rigs have radius ~0.9)."""
@@ -100,11 +99,7 @@ class BatchedTrainer:
         self.background = background_tensor(s, device)
         self.params = {name: torch.nn.Parameter(torch.cat([p[name].detach() for p in parts]))
                        for name in parts[0]}
-        self.optimizers = make_optimizers(self.params, s, 1.0, fused=True)
-        total = s.model_copy(update={"cap_max": s.cap_max * self.k})
-        self.strategy = make_strategy(total)
-        self.state = self.strategy.initialize_state(**({} if s.strategy == "mcmc" else {"scene_scale": 1.0}))
-        self.gamma = (s.means_lr_final / s.means_lr) ** (1.0 / max(1, s.steps))
+        self.opt = Optimisation.create(self.params, s, 1.0, cap_max=s.cap_max * self.k)
         self.orders = [torch.Generator().manual_seed(s.seed + i) for i in range(self.k)]
         self.perms: list[list[int]] = [[] for _ in range(self.k)]
         self.width, self.height = self.train_views[0][0].width, self.train_views[0][0].height
@@ -136,23 +131,9 @@ class BatchedTrainer:
             sh_degree=degree, packed=True, sparse_grad=False,
             absgrad=False, rasterize_mode="antialiased" if s.antialiased else "classic")
         pred = composite(rgb, alpha, self.background)
-        self.strategy.step_pre_backward(p, self.optimizers, self.state, i, info)
-        loss = image_loss(pred, target, s.ssim_lambda)
-        if s.strategy == "mcmc":
-            loss = loss + s.opacity_reg * torch.sigmoid(p["opacities"]).mean() + \
-                s.scale_reg * torch.exp(p["scales"]).mean()
-        loss.backward()
-        for opt in self.optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        group = self.optimizers["means"].param_groups[0]
-        if s.strategy == "mcmc":
-            self.strategy.step_post_backward(p, self.optimizers, self.state, i, info, lr=group["lr"])
-        else:
-            self.strategy.step_post_backward(p, self.optimizers, self.state, i, info, packed=True)
-            if i % self.strategy.refine_every == 0:
-                self._enforce_caps()
-        group["lr"] *= self.gamma
+        self.opt.before_backward(i, info)
+        training_loss(pred, target, p, s).backward()
+        self.opt.after_backward(s, i, info, True, self._enforce_caps)
         self.step_index += 1
 
     def scene_ids(self) -> torch.Tensor:
@@ -175,7 +156,7 @@ class BatchedTrainer:
                 idx = torch.nonzero(ids == k).squeeze(1)
                 order = opacity[idx].argsort(descending=True)
                 drop[idx[order[self.s.cap_max:]]] = True
-        remove(self.params, self.optimizers, self.state, drop)
+        remove(self.params, self.opt.optimizers, self.opt.state, drop)
 
     def export(self) -> list[Splats]:
         ids = self.scene_ids()

@@ -101,8 +101,8 @@ class DifixFixer:
     def __init__(self, base: Path, checkpoint: Path | None, prompt: str, timestep: int, device: Any) -> None:
         import torch
 
-        from genfab.stages.tuning.checkpoints import load_weights, read_checkpoint
-        from genfab.stages.tuning.model import load_difix
+        from genfab.stages.models.difix import load_difix
+        from genfab.stages.models.difix_checkpoints import load_weights, read_checkpoint
 
         self.device = torch.device(device)
         rank = 4

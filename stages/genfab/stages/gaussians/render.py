@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from genfab.stages.gaussians.cameras import Camera, SceneData
+from genfab.stages.gaussians.core import TrainSettings, composite, images_tensor
 from genfab.stages.gaussians.losses import Lpips, psnr, ssim
 from genfab.stages.gaussians.ply import Splats, read_ply
-from genfab.stages.gaussians.train import TrainSettings, composite, images_tensor
 
 
 @torch.no_grad()

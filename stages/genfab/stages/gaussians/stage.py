@@ -81,7 +81,7 @@ class GaussiansStage(Stage[GaussiansSettings]):
 
     def setup(self, ctx: StageContext) -> None:
 
-        from genfab.stages.gaussians.train import TrainSettings
+        from genfab.stages.gaussians.core import TrainSettings
 
         cfg = self.settings.gaussians
         self.train_settings = TrainSettings.of(cfg)

@@ -1,6 +1,8 @@
 """The model side of the stage runtime: where weights are (`location`), where models run
 (`placement`), the `ModelStage` base that loads them once per shard (`base`), image pre- and
-post-processing on the device (`preprocess`) and plug-in backends (`plugins`).
+post-processing on the device (`preprocess`), plug-in backends (`plugins`), and the DiFix network with
+its checkpoints (`difix`, `difix_checkpoints`), which the tuning pipeline trains and 3DGS refinement
+runs.
 
 Importing this package imports nothing; `location` and `plugins` never import torch, `placement`,
 `preprocess` and `base` do.

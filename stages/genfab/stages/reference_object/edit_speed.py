@@ -16,28 +16,16 @@ On the CPU (tests, laptops) compilation is skipped; `fp8` there is refused with 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
+from genfab.api.reference_object import EditRuntime
 from genfab.stages.flux.speed import FP8_INDUCTOR, EagerFallback, guarded, quantize_fp8, repeated_blocks
 from genfab.stages.runtime.errors import BadInput
 
 log = logging.getLogger("genfab.stages")
 FIELD = "scenes.editRuntime"
-
-
-class Runtime(Protocol):
-    """The API's `EditRuntime` (the stage's settings carry it; stages do not import the API)."""
-
-    @property
-    def compile(self) -> str: ...
-    @property
-    def fp8(self) -> str: ...
-    @property
-    def first_block_cache(self) -> float: ...
-    @property
-    def cfg_truncation(self) -> float: ...
 
 
 def quantised(transformer: Any) -> bool:
@@ -82,7 +70,7 @@ def reset(transformer: Any) -> None:
         truncation.reset()
 
 
-def apply(transformer: Any, runtime: Runtime, device: torch.device, true_cfg: bool = True) -> list[str]:
+def apply(transformer: Any, runtime: EditRuntime, device: torch.device, true_cfg: bool = True) -> list[str]:
     """Apply `runtime` to the placed `transformer` in place; returns what was applied (for the
     sample's marker and the log). `true_cfg`: the edits run true CFG (`trueCfgScale` > 1), without
     which `cfgTruncation` has nothing to truncate."""

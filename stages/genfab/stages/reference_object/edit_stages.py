@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from genfab.api.pipelines.reference_object import (
     ZERO123_REFUSAL,
     EditSettings,
@@ -18,6 +20,7 @@ from genfab.api.pipelines.reference_object import (
     ScenesSettings,
     WhiteBackgroundSettings,
 )
+from genfab.stages.common.imaging import encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import edit_speed
@@ -26,7 +29,6 @@ from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
     Editor,
     decode,
-    encode_png,
     fuse_lora,
     load_lora,
     load_pipeline,
@@ -71,7 +73,7 @@ class EditStage(WritesPipelineState, ModelStage[E]):
         result, info = self.editor.edit(decode(image_bytes, what), prompt, seed)
         sample.params.update({"prompt": prompt, **info, "editSeconds": round(time.monotonic() - started, 3),
                               "editRuntime": self.runtime, **self.model_params()})
-        return encode_png(result)
+        return encode_png(np.asarray(result.convert("RGB")))
 
 
 class WhiteBackgroundStage(EditStage[WhiteBackgroundSettings]):

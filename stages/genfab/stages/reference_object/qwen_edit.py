@@ -118,9 +118,3 @@ def decode(data: bytes, what: str) -> Image.Image:
     except Exception as exc:
         error = unreadable(exc, f"{what} is not a readable image")
         raise SampleError("UndecodableImage", error.message) from None
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()

@@ -10,9 +10,10 @@ import numpy as np
 
 from genfab.api.pipelines.relighting import AlbedoSettings
 from genfab.api.relighting import AlbedoConfig
+from genfab.stages.common.imaging import to_float, to_uint8
 from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting import albedo as ops
-from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
+from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -42,7 +43,7 @@ def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
     else:  # a plug-in's output, computed in the shard process (it may hold a GPU model)
         base = job["plugin"]
     out = ops.blend_original(base, image, mask, params["blend"])
-    return {"files": {f"{job['id']}_albedo.png": encode_png(to_uint8(out))}, "params": params}
+    return {"files": {f"{job['id']}_albedo.png": encode(to_uint8(out))}, "params": params}
 
 
 class AlbedoStage(CpuSampleStage[AlbedoSettings]):

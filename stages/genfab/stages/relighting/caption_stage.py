@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.relighting import CaptionSettings
+from genfab.stages.common.imaging import decode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.models.plugins import load_plugin
-from genfab.stages.relighting.images import decode
 from genfab.stages.runtime import Sample, StageContext
 
 PLUGIN_GROUP = "genfab.caption_backends"
@@ -57,7 +57,7 @@ class CaptionStage(ModelStage[CaptionSettings]):
         self.images = ctx.stage_output("recombine")
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        rgb = [np.ascontiguousarray(decode(self.images.read_bytes(f"{s.id}_composite.png"))[..., 2::-1])
+        rgb = [decode_png(self.images.read_bytes(f"{s.id}_composite.png"))[..., :3]
                for s in samples]
         captions = self.captioner(rgb)
         for sample, text in zip(samples, captions, strict=True):

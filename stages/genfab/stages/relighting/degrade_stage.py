@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.relighting import DegradeSettings
+from genfab.stages.common.imaging import to_float, to_uint8
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting import degradation, shading
-from genfab.stages.relighting.images import decode, encode_png, to_float, to_uint8
+from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -33,7 +34,7 @@ def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
     out = degradation.render(to_float(job["albedo"]), normals, mask, params)
     sid = job["id"]
     doc = {"sampleId": sid, **params}
-    return {"files": {f"{sid}_degraded.png": encode_png(to_uint8(out)),
+    return {"files": {f"{sid}_degraded.png": encode(to_uint8(out)),
                       f"{sid}_params.json": json.dumps(doc, indent=2, sort_keys=True).encode()},
             "params": params}
 

@@ -1,21 +1,26 @@
-"""Decoding, checking and encoding the pipeline's images (8-bit BGR arrays, as OpenCV reads them)."""
+"""Decoding and checking relighting's input portraits (8-bit BGR arrays, as OpenCV reads them); an
+input is decoded at most at the working size (`maxSide`) where the format allows it. PNGs out and
+intermediates in are `common.imaging`'s, in OpenCV's channel order (`encode`, `decode`)."""
 
 from __future__ import annotations
 
 import io
 import warnings
+from functools import partial
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from genfab.stages.common.imaging import unreadable
+from genfab.stages.common.imaging import MAX_PIXELS, decode_png, encode_png, unreadable
 from genfab.stages.runtime import SampleError
 
-MAX_PIXELS = 100_000_000
-"""Inputs above this are dropped unread (`TooLarge`): a guard against decompression bombs. Anything
-below is decoded at most at the working size (`maxSide`) where the format allows it."""
 MIN_SIDE = 16
+encode = partial(encode_png, bgr=True, compression=1)
+"""Relighting's PNGs: OpenCV's BGR(A) arrays, fast compression (intermediates and training data,
+not archives)."""
+decode = partial(decode_png, bgr=True)
+"""An upstream stage's PNG as OpenCV's BGR(A)."""
 REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
@@ -82,27 +87,3 @@ def decode_color(data: bytes, max_side: int | None = None, max_pixels: int = MAX
 
 def is_gray(bgr: np.ndarray) -> bool:
     return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))
-
-
-def decode(data: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """A pipeline intermediate written by an upstream stage (trusted layout, any channel count)."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if pixels is None:
-        raise SampleError("Unreadable", "an upstream output cannot be decoded (was it overwritten?)")
-    return pixels
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """Lossless PNG (fast compression: these are intermediates and training data, not archives)."""
-    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for an array of shape {pixels.shape}")
-    return png.tobytes()
-
-
-def to_float(bgr: np.ndarray) -> np.ndarray:
-    return bgr.astype(np.float32) * (1.0 / 255.0)
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)

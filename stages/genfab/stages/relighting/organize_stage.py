@@ -8,7 +8,7 @@ from typing import Any
 
 from genfab.api.pipelines.relighting import OrganizeSettings
 from genfab.inventory import input_samples
-from genfab.stages.relighting.images import decode, decode_color, encode_png, image_size, working_size
+from genfab.stages.relighting.images import decode, decode_color, encode, image_size, working_size
 from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.storage.markers import read_marker
 
@@ -42,9 +42,9 @@ class OrganizeStage(Stage[OrganizeSettings]):
         raw = self.inputs.read_bytes(source)
         width, height = image_size(raw)
         if working_size(width, height, self.settings.max_side) != (width, height):
-            raw = encode_png(decode_color(raw, self.settings.max_side))  # the size segment worked at
+            raw = encode(decode_color(raw, self.settings.max_side))  # the size segment worked at
         elif PurePosixPath(source).suffix.lower() != ".png":
-            raw = encode_png(decode(raw))
+            raw = encode(decode(raw))
         sample.write(f"{sid}_input.png", raw)
         files = {"input": f"{sid}_input.png"}
         for out, stage, suffix in COPIES:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.relighting import RecombineSettings
-from genfab.stages.relighting.images import decode, encode_png
+from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -29,7 +29,7 @@ def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -
 def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
     alpha = alpha_of(job["foreground"])
     out = composite(job["degraded"][..., :3], job["background"][..., :3], alpha)
-    return {"files": {f"{job['id']}_composite.png": encode_png(out)},
+    return {"files": {f"{job['id']}_composite.png": encode(out)},
             "params": {"alphaCoverage": round(float((alpha > 0).mean()), 5)}}
 
 

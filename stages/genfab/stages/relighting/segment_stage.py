@@ -17,7 +17,7 @@ from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
-from genfab.stages.relighting.images import decode_color, encode_png, image_size
+from genfab.stages.relighting.images import decode_color, encode, image_size
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -39,7 +39,7 @@ def classical_mask(job: dict[str, Any]) -> dict[str, Any]:
 def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
     parts = split(job["image"], job["mask"])
     sid = job["id"]
-    return {"files": {f"{sid}_{name}.png": encode_png(pixels) for name, pixels in parts.items()},
+    return {"files": {f"{sid}_{name}.png": encode(pixels) for name, pixels in parts.items()},
             "params": {"backend": job["backend"], **job["info"],
                        "maskFraction": round(float(job["mask"].mean()), 5),
                        "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1])}}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract.names import checkpoint_step
-from genfab.stages.tuning.checkpoints import prune
+from genfab.stages.models.difix_checkpoints import prune
 from genfab.stages.tuning.worker import PROGRESS_FILE
 from genfab.storage import Storage, StorageError
 

@@ -37,10 +37,10 @@ import torch
 
 from genfab.api.tuningrun import DifixHyperparameters as Hyper
 from genfab.contract.names import ENV_GROUP_ID, latest_checkpoint
-from genfab.stages.tuning.checkpoints import load_weights, read_checkpoint, resume_step, save_checkpoint
+from genfab.stages.models.difix import DifixNet, PromptEncoder, load_difix
+from genfab.stages.models.difix_checkpoints import load_weights, read_checkpoint, resume_step, save_checkpoint
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
 from genfab.stages.tuning.launch import strangers
-from genfab.stages.tuning.model import DifixNet, PromptEncoder, load_difix
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
 
 log = logging.getLogger("genfab.stages")

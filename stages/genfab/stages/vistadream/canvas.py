@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from genfab.stages.flux import ALIGN
+from genfab.stages.scene.frames import Frame
+from genfab.stages.scene.geometry import confidence_mask, crop_intrinsics, depth_edges_mask, sanitize_depth
 
 
 def _aligned(value: float) -> int:
@@ -81,3 +83,21 @@ def add_border_and_mask(rgb: np.ndarray, expansion_percent: float) -> tuple[np.n
     mask = np.ones((canvas.height, canvas.width), dtype=bool)
     mask[canvas.rows, canvas.cols] = False
     return image, mask, canvas
+
+
+def outpaint_frames(canvas_rgb: np.ndarray, border: np.ndarray, canvas: Canvas, depth: np.ndarray, K: np.ndarray,
+                    confidence: np.ndarray | None = None) -> list[Frame]:
+    """The seed's initialisation: one depth pass on the outpainted canvas gives two frames at the
+    origin. The outpaint frame supervises the painted border; the input frame is the canvas's input
+    region, cropped from the same depth and masks (seed "Depth reuse"), with the principal point
+    moved into the crop, every pixel supervised."""
+    depth = sanitize_depth(depth)
+    conf = confidence_mask(depth, confidence)
+    edges = depth_edges_mask(depth)
+    outpaint = Frame("outpaint", canvas_rgb, depth, border.copy(), border & ~edges & conf, conf,
+                     np.asarray(K, np.float64), np.eye(4))
+    crop_conf = canvas.crop(conf)
+    inner = Frame("input", canvas.crop(canvas_rgb).copy(), canvas.crop(depth).copy(),
+                  np.ones(crop_conf.shape, bool), ~canvas.crop(edges) & crop_conf, crop_conf.copy(),
+                  crop_intrinsics(K, canvas.left, canvas.top), np.eye(4))
+    return [inner, outpaint]

@@ -21,22 +21,22 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from genfab.api.pipelines.vistadream import CoarseSettings
+from genfab.stages.common.imaging import encode_png, to_uint8
 from genfab.stages.flux import ALIGN
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, StageContext
-from genfab.stages.vistadream.align import align_depth
+from genfab.stages.scene.align import align_depth
+from genfab.stages.scene.frames import Frame, masks_from_depth
+from genfab.stages.scene.growing import scene_scale
+from genfab.stages.scene.io import read_frames, read_splats, stage_prefix, write_scene
 from genfab.stages.vistadream.depth_stage import load_depth_model
-from genfab.stages.vistadream.frames import Frame, masks_from_depth
-from genfab.stages.vistadream.images import encode_png
-from genfab.stages.vistadream.init_stage import scene_scale
-from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8, write_scene
 from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy, hint, select_next
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
 if TYPE_CHECKING:
-    from genfab.stages.vistadream.models import DepthPredictor
-    from genfab.stages.vistadream.scene import VistaScene
+    from genfab.stages.scene.depth import DepthPredictor
+    from genfab.stages.scene.growing import GrowingScene
 
 log = logging.getLogger("genfab.stages")
 
@@ -67,13 +67,13 @@ class View:
     height: int
 
 
-def expand(scene: VistaScene, poses: np.ndarray, view: View, policy: Policy, attempts: int, iterations: int,
+def expand(scene: GrowingScene, poses: np.ndarray, view: View, policy: Policy, attempts: int, iterations: int,
            fill: Fill, predict: DepthPredictor, seed: int) -> tuple[CoarseSummary, list[np.ndarray]]:
     """The seed's coarse loop on a scene in memory (`poses`: (N, 4, 4) world-to-camera): per attempt,
     the hole ratio of every pose, the policy's choice, then fill, depth, alignment, masks, new
     Gaussians and `iterations` of training. Returns the summary and, per added view, the render with
     its holes beside the fill."""
-    from genfab.stages.vistadream.scene import HOLE_ALPHA
+    from genfab.stages.scene.growing import HOLE_ALPHA
 
     summary = CoarseSummary(attempts=attempts)
     selected: list[int] = []
@@ -109,7 +109,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
 
     def load_models(self, ctx: StageContext) -> None:
         from genfab.stages.flux.fill import FluxFill
-        from genfab.stages.gaussians.train import TrainSettings
+        from genfab.stages.gaussians.core import TrainSettings
 
         s, f = self.settings, self.settings.flux
         self.fill = self.models.load("inpainter", f.flux_fill_model,
@@ -121,11 +121,11 @@ class CoarseStage(ModelStage[CoarseSettings]):
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:
-        from genfab.stages.vistadream.scene import VistaScene
+        from genfab.stages.scene.growing import GrowingScene
 
         s, c, t = self.settings, self.settings.coarse, self.settings.trajectory
         frames = read_frames(sample, "gaussians")
-        scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         scene.load(read_splats(sample, "gaussians", self.ctx.workdir), frames)
         reference = next((f for f in frames if f.name == "outpaint"), frames[0])
         K, width, height = view_geometry(reference, c.coarse_margin)

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from genfab.api.pipelines.vistadream import DepthSettings
 from genfab.api.scenejob import VistaDepth
+from genfab.stages.common.imaging import decode_png, decode_rgb, depth_preview, encode_png
 from genfab.stages.models.base import ModelSet, ModelStage
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.vistadream.canvas import Canvas, process_image
-from genfab.stages.vistadream.frames import frames_to_npz, input_only_frames, outpaint_frames
-from genfab.stages.vistadream.images import decode_png, decode_rgb, depth_preview, encode_png
+from genfab.stages.scene.frames import frames_to_npz, input_only_frames
+from genfab.stages.vistadream.canvas import Canvas, outpaint_frames, process_image
 
 if TYPE_CHECKING:
-    from genfab.stages.vistadream.models import DepthPredictor
+    from genfab.stages.scene.depth import DepthPredictor
 
 
 def load_depth_model(models: ModelSet, s: VistaDepth) -> DepthPredictor:
     """The configured depth backend, loaded once per shard (also used by `coarse`)."""
-    from genfab.stages.vistadream.models import DepthAnythingV2, DepthPro
+    from genfab.stages.scene.depth import DepthAnythingV2, DepthPro
 
     if s.depth_backend == "depth-pro":
         return models.load("depth", s.depth_pro_model,

@@ -11,28 +11,18 @@ import time
 import numpy as np
 
 from genfab.api.pipelines.vistadream import VistaGaussiansSettings
+from genfab.stages.common.imaging import encode_png, psnr, to_uint8
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, Stage, StageContext
-from genfab.stages.vistadream.images import encode_png
-from genfab.stages.vistadream.scene_io import read_frames, stage_prefix, to_uint8, write_scene
-
-
-def scene_scale(depth: np.ndarray) -> float:
-    """The scene's scale for the means' learning rate: the median depth of the first view."""
-    valid = depth[depth > 0]
-    return float(np.median(valid)) if valid.size else 1.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+from genfab.stages.scene.growing import scene_scale
+from genfab.stages.scene.io import read_frames, stage_prefix, write_scene
 
 
 class InitStage(Stage[VistaGaussiansSettings]):
     name = "gaussians"
 
     def setup(self, ctx: StageContext) -> None:
-        from genfab.stages.gaussians.train import TrainSettings, seed_everything
+        from genfab.stages.gaussians.core import TrainSettings, seed_everything
 
         self.train_settings = TrainSettings.of(self.settings.gaussians)
         self.ctx = ctx
@@ -40,11 +30,11 @@ class InitStage(Stage[VistaGaussiansSettings]):
         self.device = require_cuda(ctx)
 
     def process(self, sample: Sample) -> None:
-        from genfab.stages.vistadream.scene import VistaScene
+        from genfab.stages.scene.growing import GrowingScene
 
         frames = read_frames(sample, "depth")
         started = time.perf_counter()
-        scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         added = {frame.name: scene.add_frame(frame) for frame in frames}
         stats = scene.train(self.settings.init_iterations)
         seconds = time.perf_counter() - started

@@ -10,10 +10,10 @@ import time
 from dataclasses import asdict
 
 from genfab.api.pipelines.vistadream import OutpaintSettings
+from genfab.stages.common.imaging import decode_rgb, encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import Sample, StageContext
 from genfab.stages.vistadream.canvas import add_border_and_mask, process_image
-from genfab.stages.vistadream.images import decode_rgb, encode_png
 
 OUTPAINT_VIEW = 0
 """The view number the outpainting's seed derives from (coarse views are 1, 2, ...)."""

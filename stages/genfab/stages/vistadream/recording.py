@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from genfab.stages.vistadream.frames import Frame
+from genfab.stages.scene.frames import Frame
 
 APP = "genfab-vistadream"
 IMAGES = ("rgb", "depth", "confidence", "inpaint")

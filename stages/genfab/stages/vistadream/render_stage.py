@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.vistadream import RenderSettings
+from genfab.stages.common.imaging import depth_preview, to_uint8
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, Stage, StageContext
-from genfab.stages.vistadream.images import depth_preview
-from genfab.stages.vistadream.init_stage import scene_scale
-from genfab.stages.vistadream.scene_io import read_frames, read_splats, stage_prefix, to_uint8
+from genfab.stages.scene.growing import scene_scale
+from genfab.stages.scene.io import read_frames, read_splats, stage_prefix
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
 log = logging.getLogger("genfab.stages")
@@ -37,7 +37,7 @@ class RenderStage(Stage[RenderSettings]):
     name = "render"
 
     def setup(self, ctx: StageContext) -> None:
-        from genfab.stages.gaussians.train import TrainSettings
+        from genfab.stages.gaussians.core import TrainSettings
 
         self.train_settings = TrainSettings.of(self.settings.gaussians)
         self.ctx = ctx
@@ -47,14 +47,14 @@ class RenderStage(Stage[RenderSettings]):
     def process(self, sample: Sample) -> None:
         from genfab.stages.gaussians.ply import write_ply
         from genfab.stages.gaussians.stage import ply_key, write_video
+        from genfab.stages.scene.growing import GrowingScene
         from genfab.stages.vistadream.recording import TrajectoryView, write_recording
-        from genfab.stages.vistadream.scene import VistaScene
 
         s, t = self.settings, self.settings.trajectory
         started = time.perf_counter()
         frames = read_frames(sample, self.upstream)
         splats = read_splats(sample, self.upstream, self.ctx.workdir)
-        scene = VistaScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         scene.load(splats, frames)
         camera = frames[0]
         extent = scene_extent(camera.dpt, camera.intrinsic, t.traj_max_percentage)

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from genfab.stages.vistadream.geometry import backproject
+from genfab.stages.scene.geometry import backproject
 
 TrajType = Literal["spiral", "forward", "rotate", "wobble"]
 MIN_PERCENTAGE = 5.0

@@ -33,22 +33,22 @@ import numpy as np
 
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipelines.worldexplorer import ExpansionSettings, final_key
+from genfab.stages.common.imaging import decode_rgb, encode_png, to_uint8
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.vistadream.align import align_depth
-from genfab.stages.vistadream.frames import Frame, masks_from_depth
-from genfab.stages.vistadream.images import decode_rgb, encode_png
-from genfab.stages.vistadream.init_stage import scene_scale
-from genfab.stages.vistadream.scene_io import stage_prefix, to_uint8
+from genfab.stages.scene.align import align_depth
+from genfab.stages.scene.frames import Frame, masks_from_depth
+from genfab.stages.scene.growing import scene_scale
+from genfab.stages.scene.io import stage_prefix
 from genfab.stages.worldexplorer.img2trajvid import FOLDER, TrajFrame, write_img2trajvid
 from genfab.stages.worldexplorer.scaffold_geometry import VIEWS, view_name
 from genfab.stages.worldexplorer.seva_adapter import PosedView
 from genfab.stages.worldexplorer.trajectories import scaffold_trajectory
 
 if TYPE_CHECKING:
-    from genfab.stages.vistadream.models import DepthPredictor
-    from genfab.stages.vistadream.scene import VistaScene
+    from genfab.stages.scene.depth import DepthPredictor
+    from genfab.stages.scene.growing import GrowingScene
 
 FILL_SEED_OFFSET = 10_000
 """Trajectory frame i is filled with seed base + 10000 + i (the scaffold's seeds stay below)."""
@@ -73,11 +73,11 @@ def read_scaffold(sample: Sample) -> tuple[list[np.ndarray], np.ndarray, list[np
     return views, K, poses
 
 
-def add_view(scene: VistaScene, name: str, rgb: np.ndarray, K: np.ndarray, pose: np.ndarray,
+def add_view(scene: GrowingScene, name: str, rgb: np.ndarray, K: np.ndarray, pose: np.ndarray,
              depth: DepthPredictor, supervise_all: bool) -> tuple[int, float]:
     """Add one view: its depth aligned to the scene where the scene already shows it, new Gaussians
     where it does not. Returns (Gaussians added, hole ratio)."""
-    from genfab.stages.vistadream.scene import HOLE_ALPHA
+    from genfab.stages.scene.growing import HOLE_ALPHA
 
     height, width = rgb.shape[:2]
     seen = scene.render(pose, K, width, height)
@@ -90,11 +90,11 @@ def add_view(scene: VistaScene, name: str, rgb: np.ndarray, K: np.ndarray, pose:
     return added, float(holes.mean())
 
 
-def walk(scene: VistaScene, poses: np.ndarray, K: np.ndarray, side: int, paint: Paint, depth: DepthPredictor,
+def walk(scene: GrowingScene, poses: np.ndarray, K: np.ndarray, side: int, paint: Paint, depth: DepthPredictor,
          iterations: int) -> tuple[list[np.ndarray | None], list[float]]:
     """Walk the trajectory: per pose, render, let `paint` decide the frame, add it. Returns the
     painted frames (None where the render was kept) and every pose's hole ratio before painting."""
-    from genfab.stages.vistadream.scene import HOLE_ALPHA
+    from genfab.stages.scene.growing import HOLE_ALPHA
 
     frames: list[np.ndarray | None] = []
     ratios: list[float] = []
@@ -110,9 +110,9 @@ def walk(scene: VistaScene, poses: np.ndarray, K: np.ndarray, side: int, paint: 
     return frames, ratios
 
 
-def scene_points(scene: VistaScene) -> tuple[np.ndarray, np.ndarray]:
+def scene_points(scene: GrowingScene) -> tuple[np.ndarray, np.ndarray]:
     """The scene's Gaussian centres and colours in [0, 1] (every frame's aligned depth, fused)."""
-    from genfab.stages.gaussians.train import SH_C0
+    from genfab.stages.gaussians.core import SH_C0
 
     splats = scene.export()
     return splats.means, np.clip(splats.sh0[:, 0, :] * SH_C0 + 0.5, 0.0, 1.0)
@@ -122,8 +122,8 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
     name = "expansion"
 
     def load_models(self, ctx: StageContext) -> None:
-        from genfab.stages.gaussians.train import TrainSettings
-        from genfab.stages.vistadream.models import DepthPro
+        from genfab.stages.gaussians.core import TrainSettings
+        from genfab.stages.scene.depth import DepthPro
 
         s = self.settings
         self.ctx = ctx
@@ -151,7 +151,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
             self.vggt = self.models.load("vggt", s.vggt.model, Vggt)
 
     def process(self, sample: Sample) -> None:
-        from genfab.stages.vistadream.scene import VistaScene
+        from genfab.stages.scene.growing import GrowingScene
 
         e = self.settings.expansion
         views, K, scaffold_poses = read_scaffold(sample)
@@ -159,7 +159,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         base = sample.seed(self.settings.scaffold.seed)
         work = Path(tempfile.mkdtemp(dir=self.ctx.workdir))
         started = time.perf_counter()
-        scene = VistaScene(self.train_settings, self.device, 1.0)
+        scene = GrowingScene(self.train_settings, self.device, 1.0)
         for v, (rgb, pose) in enumerate(zip(views, scaffold_poses, strict=True)):
             add_view(scene, f"scaffold_{view_name(v)}", rgb, K, pose, self.depth, supervise_all=True)
         scene.extent = scene_scale(scene.frames[0].dpt)

@@ -19,9 +19,9 @@ from typing import Literal
 
 import numpy as np
 
+from genfab.stages.common.imaging import encode_png
 from genfab.stages.gaussians.cameras import Camera, SceneData
 from genfab.stages.gaussians.loaders import write_transforms
-from genfab.stages.vistadream.images import encode_png
 
 FOLDER = "img2trajvid"
 Source = Literal["scaffold", "generated", "rendered"]

@@ -5,7 +5,7 @@ Seed 000's scaffold is eight views 000-007 from one point, 45° apart in yaw: th
 their neighbours' point clouds reprojected into the in-between camera, with the rest inpainted (as
 WorldExplorer's `scaffold_generation.py` does with a 60° field of view at 576²).
 
-Conventions are vistadream's (`genfab.stages.vistadream.geometry`): OpenCV pixels (x right, y down,
+Conventions are the scene library's (`genfab.stages.scene.geometry`): OpenCV pixels (x right, y down,
 z forward) and world-to-camera `cam_T_world`. View k looks 45·k degrees to the right of view 000
 (clockwise seen from above), so 001 lies between 000 and 002 and 007 between 006 and 000.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from genfab.stages.vistadream.geometry import project, world_points
+from genfab.stages.scene.geometry import project, world_points
 
 VIEWS = 8
 CARDINAL = (0, 2, 4, 6)

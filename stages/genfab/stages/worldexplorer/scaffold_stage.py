@@ -36,10 +36,10 @@ import numpy as np
 
 from genfab.api.pipelines.worldexplorer import ScaffoldSettings, candidate_key, final_key, scaffold_refusal
 from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
+from genfab.stages.common.imaging import decode_rgb, encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.vistadream.geometry import intrinsics_from_fov
-from genfab.stages.vistadream.images import decode_rgb, encode_png
+from genfab.stages.scene.geometry import intrinsics_from_fov
 from genfab.stages.worldexplorer.clip_select import Choice
 from genfab.stages.worldexplorer.keyframes import KeyFrameError, key_frames
 from genfab.stages.worldexplorer.scaffold_geometry import (
@@ -77,7 +77,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
     def load_models(self, ctx: StageContext) -> None:
         from genfab.stages.flux.fill import FluxFill
         from genfab.stages.flux.text import FluxText
-        from genfab.stages.vistadream.models import DepthPro
+        from genfab.stages.scene.depth import DepthPro
         from genfab.stages.worldexplorer.clip_select import ClipScorer
 
         s = self.settings.scaffold

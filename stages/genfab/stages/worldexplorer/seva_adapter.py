@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from genfab.stages.common.imaging import decode_rgb, encode_png
 from genfab.stages.models.placement import Placement
 from genfab.stages.runtime import BadInput, SampleError
-from genfab.stages.vistadream.images import decode_rgb, encode_png
 from genfab.stages.worldexplorer.research import import_research
 
 MODEL_VERSION = 1.1

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genfab.stages.vistadream.canvas import Canvas
-from genfab.stages.vistadream.geometry import confidence_mask, crop_intrinsics, depth_edges_mask, sanitize_depth
+from genfab.stages.scene.geometry import confidence_mask, depth_edges_mask, sanitize_depth
 
 FIELDS = ("rgb", "dpt", "inpaint", "inpaint_wo_edge", "dpt_conf_mask", "intrinsic", "cam_T_world")
 MAX_FRAMES = 1000
@@ -74,24 +73,6 @@ def input_only_frames(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, confide
     everything = np.ones(depth.shape, bool)
     wo_edge, conf = masks_from_depth(depth, everything, confidence)
     return [Frame("input", rgb, depth, everything, wo_edge, conf, np.asarray(K, np.float64), np.eye(4))]
-
-
-def outpaint_frames(canvas_rgb: np.ndarray, border: np.ndarray, canvas: Canvas, depth: np.ndarray, K: np.ndarray,
-                    confidence: np.ndarray | None = None) -> list[Frame]:
-    """The seed's initialisation: one depth pass on the outpainted canvas gives two frames at the
-    origin. The outpaint frame supervises the painted border; the input frame is the canvas's input
-    region, cropped from the same depth and masks (seed "Depth reuse"), with the principal point
-    moved into the crop, every pixel supervised."""
-    depth = sanitize_depth(depth)
-    conf = confidence_mask(depth, confidence)
-    edges = depth_edges_mask(depth)
-    outpaint = Frame("outpaint", canvas_rgb, depth, border.copy(), border & ~edges & conf, conf,
-                     np.asarray(K, np.float64), np.eye(4))
-    crop_conf = canvas.crop(conf)
-    inner = Frame("input", canvas.crop(canvas_rgb).copy(), canvas.crop(depth).copy(),
-                  np.ones(crop_conf.shape, bool), ~canvas.crop(edges) & crop_conf, crop_conf.copy(),
-                  crop_intrinsics(K, canvas.left, canvas.top), np.eye(4))
-    return [inner, outpaint]
 
 
 def frames_to_npz(frames: list[Frame]) -> bytes:

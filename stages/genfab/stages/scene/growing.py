@@ -4,7 +4,7 @@
 per pixel: its colour, an isotropic size of its footprint on the image, nearly opaque);
 `train` optimises every Gaussian on all frames so far, each step on one frame, the loss only on its
 supervised (`inpaint`) pixels. Rasterisation, the L1 + SSIM loss and the Adam groups are the
-gaussians stage's (genfab.stages.gaussians.train); there is no densification: new Gaussians come
+gaussians library's (genfab.stages.gaussians.core); there is no densification: new Gaussians come
 from new frames, as in the seed.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.stages.gaussians.core import SH_C0, TrainSettings, image_loss, make_optimizers, sh_coefficients
 from genfab.stages.gaussians.ply import Splats
-from genfab.stages.gaussians.train import SH_C0, TrainSettings, image_loss, make_optimizers, sh_coefficients
-from genfab.stages.vistadream.frames import Frame
-from genfab.stages.vistadream.geometry import world_points
+from genfab.stages.scene.frames import Frame
+from genfab.stages.scene.geometry import world_points
 
 INIT_OPACITY = 0.95
 FOOTPRINT = 1.0
@@ -27,6 +27,12 @@ FOOTPRINT = 1.0
 HOLE_ALPHA = 0.5
 """Rendered pixels with less accumulated opacity than this are holes (`inpaint = True`)."""
 PARAMS = ("means", "scales", "quats", "opacities", "sh0", "shN")
+
+
+def scene_scale(depth: np.ndarray) -> float:
+    """The scene's scale for the means' learning rate: the median depth of the first view."""
+    valid = depth[depth > 0]
+    return float(np.median(valid)) if valid.size else 1.0
 
 
 @dataclass
@@ -39,7 +45,7 @@ class Render:
     """(H, W) float32 accumulated opacity."""
 
 
-class VistaScene:
+class GrowingScene:
     def __init__(self, settings: TrainSettings, device: torch.device, extent: float = 1.0) -> None:
         self.s = settings
         self.device = device

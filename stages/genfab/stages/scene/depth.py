@@ -1,8 +1,5 @@
-"""The models of seed 001, loaded from the model location through the model-stage base.
+"""The depth models of the scene pipelines, loaded from the model location through the model-stage base.
 
-- `FluxFill` (`genfab.stages.flux.fill`, shared with worldexplorer): diffusers' FluxFill components
-  (the FLUX.1-Fill-dev layout) under genfab's fill loop fill the masked part of an RGB image: the
-  outpainting border once, then each coarse view's holes.
 - `DepthPro` (default): transformers' Depth Pro, metric depth and its own horizontal field of view,
   from which the intrinsics follow.
 - `DepthAnythingV2`: transformers' Depth Anything V2 with a focal prior (`focalPriorFov`): metric
@@ -26,7 +23,7 @@ import torch.nn.functional as F
 
 from genfab.stages.models.placement import Placement
 from genfab.stages.models.preprocess import IMAGENET_DEFAULT, IMAGENET_STANDARD, Preprocess, upsample
-from genfab.stages.vistadream.geometry import intrinsics_from_fov, sanitize_depth
+from genfab.stages.scene.geometry import intrinsics_from_fov, sanitize_depth
 
 log = logging.getLogger("genfab.stages")
 DEPTH_ANYTHING_SIDE = 518

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from genfab.contract.names import checkpoint_name, checkpoint_step
-from genfab.stages.tuning.model import DifixNet
+from genfab.stages.models.difix import DifixNet
 
 REQUIRED = ("state_dict_unet", "state_dict_vae", "vae_lora_target_modules", "rank_vae", "optimizer")
 

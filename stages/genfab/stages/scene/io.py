@@ -8,11 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from genfab.stages.gaussians.ply import Splats, read_ply, write_ply
 from genfab.stages.runtime import Sample, SampleError
-from genfab.stages.vistadream.frames import Frame, frames_from_npz, frames_to_npz
+from genfab.stages.scene.frames import Frame, frames_from_npz, frames_to_npz
 
 SCENE_PLY = "scene.ply"
 FRAMES = "frames.npz"
@@ -52,7 +50,3 @@ def write_scene(sample: Sample, prefix: str, splats: Splats, frames: list[Frame]
     sample.write_file(prefix + SCENE_PLY, local)
     sample.write(prefix + FRAMES, frames_to_npz(frames))
     return {"splats": len(splats) - dropped, "dropped_non_finite": dropped, "frames": [f.name for f in frames]}
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
