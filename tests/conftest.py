@@ -3,6 +3,12 @@
 Across them, the `slow` tier: end-to-end runs of real pipelines (tens of seconds to minutes each,
 listed in `SLOW`). The README's test command leaves them out; `pytest --slow` runs them too (CI
 does), and a slow test named on the command line (`pytest tests/x.py::test_y`) always runs.
+
+Order: pytest-randomly shuffles modules and the tests inside them on every run (the header prints
+`--randomly-seed=N`; pass it to repeat an order, `-p no:randomly` to turn shuffling off). Every test
+builds what it reads itself (module-scoped fixtures for shared expensive outputs), so any order and
+any single test pass. The tiers then run one after the other, each in its shuffled order, so that a
+tier's package-scoped fixtures (the emulator's API server) start once.
 """
 
 from __future__ import annotations
@@ -57,9 +63,8 @@ def _named(config: pytest.Config, item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, left_out = [], []
     for item in items:
-        tier = Path(item.fspath).resolve().relative_to(ROOT / "tests").parts[0]
-        if tier in TIERS:
-            item.add_marker(getattr(pytest.mark, tier))
+        if _tier_index(item) < len(TIERS):
+            item.add_marker(getattr(pytest.mark, TIERS[_tier_index(item)]))
         if item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW:
             item.add_marker(pytest.mark.slow)
             if not config.getoption("--slow") and not _named(config, item):
@@ -68,4 +73,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep.append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = keep
+    keep.sort(key=lambda item: _tier_index(item))  # stable: the shuffled order within each tier stays
+    items[:] = keep
+
+
+def _tier_index(item: pytest.Item) -> int:
+    tier = Path(item.fspath).resolve().relative_to(ROOT / "tests").parts[0]
+    return TIERS.index(tier) if tier in TIERS else len(TIERS)

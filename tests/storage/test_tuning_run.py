@@ -54,11 +54,10 @@ def steps(world: dict[str, Path], run: str) -> list[dict[str, float]]:
     return [json.loads(line) for line in lines]
 
 
-def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[str, Path]) -> None:
-    """`nodes: 2` runs the launch wrapper twice (node ranks 0 and 1, one gloo worker each): the loss
-    curve equals one rank's with batch 2, and both runs write Difix3D's layout. Within 1e-3: the
-    gradients agree to float rounding (an all-reduce sums in another order than one batch), and
-    Adam's first steps turn rounding-sized gradients into full-size updates."""
+@pytest.fixture(scope="module")
+def two_nodes(world: dict[str, Path]) -> Path:
+    """A one-rank run with batch 2 and a two-node run with batch 1 per node, built here so that every
+    test reading them runs alone too; the two-node run's folder."""
     one = genfab_run(world["root"], tuning_run(world, "one-rank", hyperparameters={"batchSize": 2}), timeout=300)
     assert one.returncode == 0, one.stdout + one.stderr
     # A 12 s progress deadline on a longer run: training steps (node 0) and live workers (node 1)
@@ -66,6 +65,15 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     two = genfab_run(world["root"], tuning_run(world, "two-nodes", nodes=2, progressDeadlineSeconds=12), timeout=300,
                      env={"GENFAB_SYNC_SECONDS": "1"})
     assert two.returncode == 0, two.stdout + two.stderr
+    return world["export"] / "tuning_runs" / "two-nodes"
+
+
+def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[str, Path], two_nodes: Path
+                                                                   ) -> None:
+    """`nodes: 2` runs the launch wrapper twice (node ranks 0 and 1, one gloo worker each): the loss
+    curve equals one rank's with batch 2, and both runs write Difix3D's layout. Within 1e-3: the
+    gradients agree to float rounding (an all-reduce sums in another order than one batch), and
+    Adam's first steps turn rounding-sized gradients into full-size updates."""
     a, b = steps(world, "one-rank"), steps(world, "two-nodes")
     assert [s["step"] for s in a] == [s["step"] for s in b] == [1, 2, 3, 4, 5, 6]
     for x, y in zip(a, b, strict=True):
@@ -73,7 +81,7 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
         for k in ("loss_l2", "loss_lpips", "loss_gram"):
             assert y.get(k, 0.0) == pytest.approx(x.get(k, 0.0), rel=5e-3, abs=1e-7), (x["step"], k)
     assert a[0]["loss_total"] != pytest.approx(a[-1]["loss_total"], rel=1e-6)  # it trains
-    run = world["export"] / "tuning_runs" / "two-nodes"
+    run = two_nodes
     config = json.loads((run / "train_config.json").read_text())
     assert config["world_size"] == 2 and config["global_batch"] == 2
     summary = json.loads((run / "_genfab" / "summary.json").read_text())
@@ -90,9 +98,8 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
         "model_3.pkl", "model_6.pkl"]
 
 
-def test_checkpoints_are_difix3d_checkpoints(world: dict[str, Path]) -> None:
-    run = world["export"] / "tuning_runs" / "two-nodes"
-    sd = read_checkpoint(run / "checkpoints" / "model_6.pkl")
+def test_checkpoints_are_difix3d_checkpoints(two_nodes: Path) -> None:
+    sd = read_checkpoint(two_nodes / "checkpoints" / "model_6.pkl")
     assert set(REQUIRED) <= set(sd)
     assert sd["rank_vae"] == 4 and all(t.startswith("decoder.") for t in sd["vae_lora_target_modules"])
     assert any(k.startswith("conv_in.") for k in sd["state_dict_unet"])  # the whole UNet
