@@ -145,11 +145,11 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     console = Console(width=max(Console().width, 140))
     console.print(_plan_table(result, before))
     if models_note:
-        console.print(models_note, highlight=False)
+        console.print(models_note, highlight=False, markup=False)
     if any(s.samples is None for s in result.stages):
         console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
     for ref in result.external_refs:
-        console.print(f"waits for {ref}")
+        console.print(f"waits for {ref}", markup=False)
     note = runs_today_note(result)
     if note:
         click.echo(note)

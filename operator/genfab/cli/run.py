@@ -114,10 +114,10 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     except CannotRun as exc:
         _fail(str(exc))
     if credentials_note:
-        console.print(credentials_note, highlight=False, soft_wrap=True)
+        console.print(credentials_note, highlight=False, markup=False, soft_wrap=True)
     target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
     if note:
-        console.print(note, highlight=False, soft_wrap=True)
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
     rerun_list = [s.strip() for s in rerun.split(",") if s.strip()] if rerun is not None else None
     resource = _override(resource, target, only_list, rerun_list)
@@ -147,7 +147,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         runner.claim()  # refused (another run holds the output) before saying anything else
         if previous:
             console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused",
-                          highlight=False, soft_wrap=True)
+                          highlight=False, markup=False, soft_wrap=True)
         with view:
             result = runner.run()
     except RunnerError as exc:
@@ -155,27 +155,27 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     except StorageError as exc:  # the output cannot be written (a file, no permission, disk full)
         _fail(f"output {the_plan.output_uri}: {exc}")
     except KeyboardInterrupt:
-        console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})")
+        console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})", markup=False)
         sys.exit(EXIT_INTERRUPTED)
     for line in runner.notes:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(_summary_table(result))
     console.print(f"status:  {result.summary['statusUri']}\nsummary: {result.summary['summaryUri']}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, markup=False, soft_wrap=True)
     redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
     if redone:
         console.print("reuse check: " + ", ".join(f"{n} sample(s) of {stage}" for stage, n in redone.items())
                       + " had missing or changed outputs and were produced again (shard logs say which)",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
     if result.summary["dropped"]:
         console.print(f"dropped: {result.summary['dropped']} sample(s) in {result.summary['droppedSamplesCsv']}",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
         for line in drop_lines(result.summary):
-            console.print(f"  {line}", highlight=False, soft_wrap=True)
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     failure = failure_line(result.summary)
     if failure and not result.awaiting:  # stopped at a gate is no failure: the lines below say what to do
         click.echo(f"genfab run: {failure}", err=True)
     for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
         console.print(f"{held.condition}: {held.message}; then run `genfab run {file}` again",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
     sys.exit(result.exit_code)

@@ -54,7 +54,7 @@ class ProgressView:
             self.tasks[name] = self.progress.add_task(name, total=run.samples, note="", rate=None)
             if not self.console.is_terminal:
                 self.console.print(f"stage {name}: {run.samples} samples in {len(run.shards)} shard(s)",
-                                   highlight=False, soft_wrap=True)
+                                   highlight=False, markup=False, soft_wrap=True)
             return
         task = self.tasks.get(name)
         failed = f"[red]{run.failed} failed[/]" if run.failed else ""
@@ -66,4 +66,4 @@ class ProgressView:
         if event == "end" and not self.console.is_terminal:
             tail = f" ({run.status_message})" if run.status_message else ""
             self.console.print(f"stage {name}: {run.succeeded}/{run.samples} succeeded, {run.failed} failed, "
-                               f"{run.reused} reused{tail}", highlight=False, soft_wrap=True)
+                               f"{run.reused} reused{tail}", highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,252 @@
+"""The GPU tier (tests/gpu) in one go, on a machine with an NVIDIA GPU and no network.
+
+Two steps, on two machines:
+
+    .venv/bin/python scripts/gpu_tier.py --prepare [--have FREEZE] [--python 3.12] [--dir .gpuwheels]
+        On a machine with network and this repo's virtual environment (the README's set-up): the
+        wheels of what the tier imports beyond a CUDA PyTorch image (torch, torchvision, triton,
+        numpy, Pillow stay the GPU machine's), at the versions .venv holds, for the GPU machine's
+        Python, into DIR. `--have` takes the GPU machine's `python3 -m pip list --format=freeze` and
+        leaves out what it already has. sam2 ships as a source archive: its wheel is built here (no
+        CUDA op), as are the others that ship none.
+
+    python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels]
+        On the GPU machine, from the repository root: installs the wheels of what this Python lacks
+        into a private folder (nothing of the image is replaced), builds gsplat's CUDA kernels once
+        for this GPU, then runs the tier group by group, each under 10 minutes, and prints one
+        summary line per group. Exit status: 0 when every group passed.
+
+Every file of tests/gpu belongs to exactly one group (checked before anything runs), so a new GPU
+test cannot be left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+GROUP_LIMIT_S = 590
+"""Each group must finish within this (the tier is run where one command may take 10 minutes)."""
+
+GROUPS: dict[str, list[str]] = {
+    "gaussians": ["test_gaussians_gpu.py", "test_gaussians_stage_gpu.py", "test_refinement_gpu.py",
+                  "test_difix_gpu.py"],
+    "scene": ["test_vistadream_gpu.py", "test_worldexplorer_gpu.py"],
+    "flux": ["test_flux_gpu.py"],
+    "models": ["test_tuning_gpu.py", "test_reference_object_gpu.py"],
+}
+"""The tier's files by group, in the order they run."""
+RASTERIZE = {"gaussians", "scene"}
+"""The groups that rasterise with gsplat: its CUDA kernels are built (once, cached) before the first."""
+
+NEEDS = ["pydantic", "PyYAML", "click", "rich", "boto3", "prometheus-client", "diffusers", "transformers",
+         "accelerate", "peft", "safetensors", "tensorboard", "gsplat", "plyfile", "torchmetrics", "jaxtyping",
+         "opencv-python-headless", "scipy", "segment-anything", "sam2", "hydra-core", "fastapi", "uvicorn",
+         "pytest", "torchao", "openai", "albumentations"]
+"""What the tier's tests and the stages they run import (their dependencies follow from .venv). Not
+rerun-sdk (a 170 MB wheel): vistadream's render stage then notes that it wrote no recording, which
+the CPU tier writes and reads back."""
+
+IMAGE_HAS = re.compile(r"^(torch|torchvision|torchaudio|triton|numpy|pillow|nvidia-.*|cuda-.*|setuptools|pip)$")
+"""A CUDA PyTorch image's own: never carried (a CPU build from .venv would replace the CUDA one)."""
+
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux1_x86_64", "any"]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def closure(roots: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({distribution: version} of `roots` and everything they require, as installed in this Python;
+    the names it does not have)."""
+    found: dict[str, str] = {}
+    absent: list[str] = []
+    todo = list(roots)
+    while todo:
+        name = canonical(todo.pop())
+        if name in found or name in absent or IMAGE_HAS.match(name):
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            absent.append(name)
+            continue
+        found[name] = dist.version
+        for req in dist.requires or []:
+            if "extra ==" in req:
+                continue
+            marker = req.partition(";")[2]
+            if marker and not _marker_holds(marker):
+                continue
+            todo.append(re.split(r"[ ;<>=!~\[(]", req.strip(), maxsplit=1)[0])
+    return found, absent
+
+
+def resolved(names: list[str]) -> dict[str, str]:
+    """{distribution: version} that pip resolves for `names` (at pyproject's constraints) and their
+    needs: for what .venv does not hold (the `segment` extra's SAM and SAM2). Resolved against
+    .venv's torch, without build isolation (sam2's build would otherwise fetch a torch)."""
+    specs = {canonical(re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0]): r.split(";")[0]
+             for extra in PYPROJECT["project"]["optional-dependencies"].values() for r in extra}
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--no-build-isolation",
+                        "--report", str(report), *(specs.get(n, n) for n in names)],
+                       check=True, env={**os.environ, "SAM2_BUILD_CUDA": "0"})
+        installs = json.loads(report.read_text())["install"]
+    return {canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in installs
+            if not IMAGE_HAS.match(canonical(i["metadata"]["name"]))}
+
+
+def _marker_holds(marker: str) -> bool:
+    from packaging.markers import Marker
+
+    return Marker(marker).evaluate({"extra": ""})
+
+
+def prepare(args: argparse.Namespace) -> int:
+    wanted, absent = closure(NEEDS)
+    if absent:
+        wanted.update(resolved(absent))
+    have = set()
+    if args.have:
+        have = {canonical(line.split("==")[0]) for line in Path(args.have).read_text().splitlines() if "==" in line}
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.whl"):
+        old.unlink()
+    pins = sorted(f"{n}=={v}" for n, v in wanted.items() if n not in have)
+    binary = ["download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", args.python,
+              "--implementation", "cp", *[x for p in PLATFORMS for x in ("--platform", p)], "-d", str(out)]
+    if pip(binary + pins) != 0:  # some ship no wheel (sam2, iopath, antlr4 4.9): find them, build theirs here
+        for pin in pins:
+            if pip([*binary, pin]) != 0 and pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                                                pin]) != 0:
+                sys.exit(f"gpu-tier: {pin} has no wheel for Python {args.python} and does not build here")
+    size = sum(p.stat().st_size for p in out.glob("*.whl")) / 2**20
+    print(f"gpu-tier: {len(list(out.glob('*.whl')))} wheels, {size:.0f} MiB in {out} for Python {args.python}")
+    return 0
+
+
+def pip(args: list[str]) -> int:
+    """pip in this Python, quiet; sam2's build without its optional CUDA op."""
+    return subprocess.run([sys.executable, "-m", "pip", *args], env={**os.environ, "SAM2_BUILD_CUDA": "0"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def install(wheels: Path, site: Path) -> None:
+    """The carried wheels of what this Python lacks, into `site` (first on PYTHONPATH)."""
+    lacking = []
+    for whl in sorted(wheels.glob("*.whl")):
+        name = canonical(whl.name.split("-")[0])
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            lacking.append(str(whl))
+    if lacking:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                        "--no-cache-dir", "--upgrade", "--target", str(site), *lacking], check=True)
+    print(f"gpu-tier install: {len(lacking)} of {len(list(wheels.glob('*.whl')))} wheels (the rest are this "
+          f"Python's own) into {site}", flush=True)
+
+
+def environment(site: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(site), str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if "TORCH_CUDA_ARCH_LIST" not in env:  # build for this GPU only (minutes less than every arch)
+        probe = subprocess.run([sys.executable, "-c", "import torch; print('%d.%d' % "
+                                "torch.cuda.get_device_capability())"], capture_output=True, text=True, env=env)
+        if probe.returncode == 0:
+            env["TORCH_CUDA_ARCH_LIST"] = probe.stdout.strip()
+    return env
+
+
+def build(env: dict[str, str]) -> bool:
+    """gsplat's CUDA kernels, compiled on their first import (cached in TORCH_EXTENSIONS_DIR)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", "import gsplat; from gsplat.cuda._backend import _C; "
+                           "assert _C is not None, 'no kernels'; print(gsplat.__version__)"],
+                          capture_output=True, text=True, env=env, timeout=GROUP_LIMIT_S)
+    ok = done.returncode == 0
+    failure = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    detail = f"gsplat {done.stdout.split()[-1]} kernels ready" if ok else failure
+    print(f"gpu-tier build: {detail} ({time.monotonic() - started:.0f} s)", flush=True)
+    return ok
+
+
+def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
+    files = [str(ROOT / "tests" / "gpu" / f) for f in GROUPS[name]]
+    log = log_dir / f"gpu-tier-{name}.log"
+    started = time.monotonic()
+    with log.open("w") as out:
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+                                   *files], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                  timeout=GROUP_LIMIT_S)
+            rc: int | str = done.returncode
+        except subprocess.TimeoutExpired:
+            rc = f"timed out after {GROUP_LIMIT_S} s"
+    lines = log.read_text(errors="replace").splitlines()
+    summary = next((x.strip("= ") for x in reversed(lines) if re.search(r"\d+ (passed|failed|error|skipped)", x)),
+                   "no pytest summary")
+    print(f"gpu-tier {name}: {summary} (exit {rc}, {time.monotonic() - started:.0f} s, log {log})", flush=True)
+    return rc == 0
+
+
+def check_groups() -> None:
+    grouped = [f for files in GROUPS.values() for f in files]
+    present = sorted(p.name for p in (ROOT / "tests" / "gpu").glob("test_*.py"))
+    missing, unknown = set(present) - set(grouped), set(grouped) - set(present)
+    if missing or unknown or len(grouped) != len(set(grouped)):
+        sys.exit(f"gpu-tier: GROUPS must hold every tests/gpu file once (not grouped: {sorted(missing)}; "
+                 f"not found: {sorted(unknown)})")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_groups()
+    if shutil.which("nvidia-smi") is None:
+        sys.exit("gpu-tier: no NVIDIA GPU here (nvidia-smi not found); the tier would only skip")
+    site = Path(args.site)
+    install(Path(args.dir), site)
+    env = environment(site)
+    groups = args.group or list(GROUPS)
+    if RASTERIZE & set(groups) and not build(env):
+        return 1
+    log_dir = Path(args.logs or tempfile.mkdtemp(prefix="gpu-tier-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    results = [run_group(name, env, log_dir) for name in groups]
+    return 0 if all(results) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prepare", action="store_true", help="download the wheels (a machine with network)")
+    parser.add_argument("--dir", default=str(ROOT / ".gpuwheels"), help="the wheels' folder")
+    parser.add_argument("--python", default="3.12", help="--prepare: the GPU machine's Python version")
+    parser.add_argument("--have", help="--prepare: the GPU machine's `python3 -m pip list --format=freeze` (left out)")
+    parser.add_argument("--group", action="append", choices=list(GROUPS), help="run only this group (repeatable)")
+    parser.add_argument("--site", default=str(Path(tempfile.gettempdir()) / "genfab-gpu-site"),
+                        help="where the wheels are installed")
+    parser.add_argument("--logs", help="where each group's pytest log goes (default: a new temporary folder)")
+    args = parser.parse_args()
+    return prepare(args) if args.prepare else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
