@@ -45,7 +45,8 @@ GROUPS: dict[str, list[str]] = {
                   "test_difix_gpu.py"],
     "scene": ["test_vistadream_gpu.py", "test_worldexplorer_gpu.py"],
     "flux": ["test_flux_gpu.py"],
-    "models": ["test_tuning_gpu.py", "test_reference_object_gpu.py"],
+    "tuning": ["test_tuning_gpu.py"],
+    "reference-object": ["test_reference_object_gpu.py"],
 }
 """The tier's files by group, in the order they run."""
 RASTERIZE = {"gaussians", "scene"}
