@@ -70,7 +70,7 @@ class EditStage(WritesPipelineState, ModelStage[E]):
 
     def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
         started = time.monotonic()
-        result, info = self.editor.edit(decode(image_bytes, what), prompt, seed)
+        result, info = self.editor.edit(decode(image_bytes, what), prompt, seed, key=f"{sample.id}/{what}")
         sample.params.update({"prompt": prompt, **info, "editSeconds": round(time.monotonic() - started, 3),
                               "editRuntime": self.runtime, **self.model_params()})
         return encode_png(np.asarray(result.convert("RGB")))

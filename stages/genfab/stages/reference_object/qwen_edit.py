@@ -21,7 +21,7 @@ from PIL import Image
 
 from genfab.stages.common.imaging import unreadable
 from genfab.stages.models.placement import Placement
-from genfab.stages.runtime import FatalError, SampleError
+from genfab.stages.runtime import FatalError, SampleError, retry_seed
 
 log = logging.getLogger("genfab.stages")
 NEGATIVE = " "
@@ -92,12 +92,14 @@ class Editor:
         result: Image.Image = out.images[0]
         return result
 
-    def edit(self, image: Image.Image, prompt: str, seed: int) -> tuple[Image.Image, dict[str, Any]]:
-        """The edited image and how it was made (`seed` actually used, attempts)."""
+    def edit(self, image: Image.Image, prompt: str, seed: int, key: str = "") -> tuple[Image.Image, dict[str, Any]]:
+        """The edited image and how it was made (`seed` actually used, attempts). A retry's seed is
+        `retry_seed(seed, attempt, key)`: `key` names the output, so no retry reuses another's seed."""
         errors: list[str] = []
         for attempt in range(self.retries + 1):
+            used = retry_seed(seed, attempt, key)
             try:
-                result = self.edit_once(image, prompt, seed + attempt)
+                result = self.edit_once(image, prompt, used)
             except MemoryError:
                 raise
             except Exception as exc:  # CUDA errors and the like: tried again, then recorded
@@ -108,7 +110,7 @@ class Editor:
             if blank(result):
                 errors.append("blank image")
                 continue
-            return result, {"seed": seed + attempt, "attempts": attempt + 1, **({"errors": errors} if errors else {})}
+            return result, {"seed": used, "attempts": attempt + 1, **({"errors": errors} if errors else {})}
         raise SampleError("EditFailed", f"{self.retries + 1} attempts failed: {'; '.join(errors)}")
 
 

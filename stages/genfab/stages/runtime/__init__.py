@@ -15,7 +15,7 @@
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
 from genfab.stages.runtime.loop import main, run, run_shard
-from genfab.stages.runtime.stage import Sample, Stage, sample_seed
+from genfab.stages.runtime.stage import Sample, Stage, retry_seed, sample_seed
 
 __all__ = [
     "BadInput",
@@ -26,6 +26,7 @@ __all__ = [
     "StageContext",
     "load_context",
     "main",
+    "retry_seed",
     "run",
     "run_shard",
     "sample_seed",

@@ -23,6 +23,14 @@ def sample_seed(base: int, sample_id: str) -> int:
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def retry_seed(seed: int, attempt: int, key: str) -> int:
+    """The seed of try `attempt` (0 = the first) of the output `key` whose first try uses `seed`.
+    The first try keeps `seed` (the pipeline's documents fix it, often `seed + iteration`); a retry
+    gets a seed of its own, derived from the output and the attempt, so it never reuses the seed of a
+    sibling output (`seed + attempt` was the next iteration's seed, and could duplicate its image)."""
+    return seed if attempt == 0 else sample_seed(seed, f"{key}#retry{attempt}")
+
+
 class Sample:
     """One sample being produced. Outputs go straight to storage (data first); the runtime writes
     the `_SUCCESS.json` marker with their checksums only after `process` returns."""
