@@ -113,15 +113,21 @@ class DifixNet(nn.Module):
             self.vae.quant_conv.requires_grad_(False)
 
     # -- which parameters train
-    def trainable(self) -> list[nn.Parameter]:
-        """Difix3D's order (UNet, decoder LoRA, skip convolutions) without its repeats: the skip
-        convolutions carry LoRA themselves, which Difix3D lists twice (torch warns, and will refuse)."""
+    def difix3d_order(self) -> list[nn.Parameter]:
+        """The parameter list Difix3D's `train_difix.py` gives AdamW: the UNet, the VAE's `vae_skip`
+        LoRA, then each skip convolution's parameters. The skip convolutions carry LoRA themselves,
+        so their 8 LoRA tensors appear twice (torch warns, and will refuse); checkpoints' optimizer
+        state is laid out over this list (`difix_checkpoints`)."""
         params = list(self.unet.parameters())
         params += [p for n, p in self.vae.named_parameters() if "lora" in n and ADAPTER in n]
         for i in range(1, len(self.vae.decoder.up_blocks) + 1):
             params += list(getattr(self.vae.decoder, f"skip_conv_{i}").parameters())
+        return params
+
+    def trainable(self) -> list[nn.Parameter]:
+        """Difix3D's order without its repeats (each parameter once, where it first appears)."""
         unique: dict[int, nn.Parameter] = {}
-        for p in params:
+        for p in self.difix3d_order():
             unique.setdefault(id(p), p)
         return list(unique.values())
 

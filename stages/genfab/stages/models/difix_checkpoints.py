@@ -2,7 +2,13 @@
 `state_dict_unet` (the whole UNet), `state_dict_vae` (the VAE's LoRA and skip-convolution weights),
 `vae_lora_target_modules`, `rank_vae` and `optimizer` (Difix3D's `save_ckpt`), so the lab's
 `load_ckpt_from_state_dict` and `Difix(pretrained_path=...)` read them. genfab adds `global_step`
-and `genfab` (run facts); Difix3D ignores keys it does not know."""
+and `genfab` (run facts); Difix3D ignores keys it does not know.
+
+The optimizer state goes both ways too. Difix3D's AdamW lists the skip convolutions' LoRA tensors
+twice (`DifixNet.difix3d_order`), so its state dict has more entries than parameters, numbered by
+where each first appears; `optimizer.load_state_dict` refuses any other length. genfab trains each
+parameter once (`DifixNet.trainable`) and converts at this boundary only: it writes Difix3D's layout
+(`to_difix3d`) and reads Difix3D's, or its own older one (`load_optimizer`)."""
 
 from __future__ import annotations
 
@@ -17,6 +23,52 @@ from genfab.stages.models.difix import DifixNet
 
 REQUIRED = ("state_dict_unet", "state_dict_vae", "vae_lora_target_modules", "rank_vae", "optimizer")
 
+RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
+"""How an optimizer runs, not what it learnt: kept from the resuming optimizer, never from the file."""
+
+
+def _positions(net: DifixNet) -> list[int]:
+    """For each entry of Difix3D's list, the index of its parameter in genfab's (`trainable`)."""
+    index = {id(p): i for i, p in enumerate(net.trainable())}
+    return [index[id(p)] for p in net.difix3d_order()]
+
+
+def to_difix3d(state: dict[str, Any], net: DifixNet) -> dict[str, Any]:
+    """genfab's optimizer state dict (one group over `trainable`) in Difix3D's layout."""
+    (group,) = state["param_groups"]
+    positions = _positions(net)
+    first: dict[int, int] = {}
+    for j, i in enumerate(positions):
+        first.setdefault(i, j)  # torch numbers a parameter by its first place in the list
+    return {"state": {first[i]: v for i, v in state["state"].items()},
+            "param_groups": [{**group, "params": [first[i] for i in positions]}]}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], net: DifixNet) -> None:
+    """Restore a checkpoint's optimizer state, written in Difix3D's layout (Difix3D, genfab) or
+    genfab's older one (each parameter once), into genfab's optimizer over `net.trainable()`."""
+    groups = saved.get("param_groups") or []
+    unique = len(net.trainable())
+    if len(groups) != 1:
+        raise ValueError(f"checkpoint optimizer has {len(groups)} parameter groups; Difix3D and genfab use one")
+    ids = groups[0]["params"]
+    positions = _positions(net)
+    if len(ids) == len(positions):  # Difix3D's layout: map each saved id to the parameter at its place
+        to_mine: dict[int, int] = {}
+        for saved_id, i in zip(ids, positions, strict=True):
+            if to_mine.setdefault(saved_id, i) != i:
+                raise ValueError("checkpoint optimizer layout is not Difix3D's: one state serves two parameters")
+        state = {to_mine[k]: v for k, v in saved["state"].items()}
+    elif len(ids) == unique:
+        state = {ids.index(k): v for k, v in saved["state"].items()}
+    else:
+        raise ValueError(f"checkpoint optimizer holds {len(ids)} parameters; this model trains {unique} "
+                         f"({len(positions)} in Difix3D's list): another model or LoRA rank")
+    current = optimizer.state_dict()["param_groups"][0]
+    group = {**groups[0], **{k: current[k] for k in RUNTIME_KEYS if k in current}, "params": list(range(unique))}
+    optimizer.load_state_dict({"state": state, "param_groups": [group]})
+
+
 def checkpoint_dict(net: DifixNet, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]
                     ) -> dict[str, Any]:
     return {
@@ -24,7 +76,7 @@ def checkpoint_dict(net: DifixNet, optimizer: torch.optim.Optimizer, step: int, 
         "rank_vae": net.lora_rank,
         "state_dict_unet": {k: v.detach().cpu() for k, v in net.unet.state_dict().items()},
         "state_dict_vae": {k: v.detach().cpu() for k, v in net.vae.state_dict().items() if "lora" in k or "skip" in k},
-        "optimizer": optimizer.state_dict(),
+        "optimizer": to_difix3d(optimizer.state_dict(), net),
         "global_step": step,
         "genfab": extra,
     }

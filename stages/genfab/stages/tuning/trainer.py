@@ -38,7 +38,13 @@ import torch
 from genfab.api.tuningrun import DifixHyperparameters as Hyper
 from genfab.contract.names import ENV_GROUP_ID, latest_checkpoint
 from genfab.stages.models.difix import DifixNet, PromptEncoder, load_difix
-from genfab.stages.models.difix_checkpoints import load_weights, read_checkpoint, resume_step, save_checkpoint
+from genfab.stages.models.difix_checkpoints import (
+    load_optimizer,
+    load_weights,
+    read_checkpoint,
+    resume_step,
+    save_checkpoint,
+)
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
 from genfab.stages.tuning.launch import strangers
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
@@ -180,7 +186,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     optimizer = torch.optim.AdamW(params, lr=h.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8,
                                   **({"fused": True} if cuda and fast else {}))
     if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
+        load_optimizer(optimizer, optimizer_state, net)
     scheduler = _scheduler(h, optimizer, start)
     if fast:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
