@@ -97,7 +97,7 @@ def run(n: int) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
     many, deg = timed(pooled, compute_degraded, deg_jobs)
     rows.append(("degrade (soft shading, classical normals, Perlin)", one, many))
     degs = [decode(r["files"][f"s{i}_degraded.png"]) for i, r in enumerate(deg)]
-    rec_jobs = [{"id": f"s{i}", "foreground": fg, "background": bg, "degraded": d}
+    rec_jobs = [{"id": f"s{i}", "composite": "soft", "foreground": fg, "mask": None, "background": bg, "degraded": d}
                 for i, (fg, bg, d) in enumerate(zip(fgs, bgs, degs, strict=True))]
     one, _ = timed(serial, compute_composite, rec_jobs)
     many, _ = timed(pooled, compute_composite, rec_jobs)

@@ -4,11 +4,11 @@ diffusers way: dummy components). The tests, the GPU benchmark's `--tiny` mode a
 pipeline end to end use them:
 
     pip install -e '.[tiny]'
-    python scripts/tiny_models.py     # ./genfab-models: SAM3, Depth Anything V2, BLIP, FLUX.1-Fill-dev,
+    python scripts/tiny_models.py     # ./genfab-models: SAM3, Depth Anything V2, MiDaS, BLIP, FLUX.1-Fill-dev,
                                       # FLUX.1-dev, Depth Pro, CLIP, DiFix, VGG16+LPIPS, a tiny chat model
 
 then set `spec.models: {uri: file://./genfab-models}`, as the tiny examples do (relighting also
-needs `segmentation.backends: [sam3, classical]`, `softShading.normals: depth-anything`,
+needs `segmentation.backends: [sam3, classical]`, `softShading.normals: midas`,
 `captioning.enabled: true` to use them). Random weights: the
 outputs show that the paths run, not what the real models would produce."""
 
@@ -209,6 +209,26 @@ def _save_tiny_flux(path: Path, pipeline: Any, in_channels: int) -> Path:
                     tokenizer=tokenizer, text_encoder_2=text_encoder_2,
                     tokenizer_2=T5TokenizerFast.from_pretrained(path / "tokenizer_2"), transformer=transformer)
     pipe.save_pretrained(path)
+    return path
+
+
+def save_tiny_midas(root: Path, model_id: str = "Intel/dpt-hybrid-midas") -> Path:
+    """MiDaS v3 (DPT) shrunk: a 4-layer ViT (the real checkpoint is DPT-Hybrid, a ViT on a BiT
+    backbone; transformers loads both through `AutoModelForDepthEstimation`), MiDaS's 0.5/0.5
+    normalisation at a 32-pixel input."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    path = root / model_id
+    torch.manual_seed(0)
+    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,
+                       image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3],
+                       neck_hidden_sizes=[16, 16, 32, 32], fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5],
+                       is_hybrid=False, head_in_index=-1)
+    DPTForDepthEstimation(config).save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "DPTImageProcessor", "size": {"height": 32, "width": 32},
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
     return path
 
 
@@ -613,9 +633,9 @@ def save_all(root: Path) -> list[Path]:
     segment-anything, sam2): where it is missing they are left out, with one line saying so."""
     import importlib.util
 
-    paths = [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_blip(root), save_tiny_flux_fill(root),
-             save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root), save_tiny_difix(root),
-             save_tiny_perceptual(root), save_tiny_chat(root)]
+    paths = [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_midas(root), save_tiny_blip(root),
+             save_tiny_flux_fill(root), save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root),
+             save_tiny_difix(root), save_tiny_perceptual(root), save_tiny_chat(root)]
     if all(importlib.util.find_spec(m) for m in ("torchvision", "segment_anything", "sam2")):
         paths += [save_tiny_qwen_image_edit(root), save_tiny_camera_lora(root), save_tiny_sam(root),
                   save_tiny_sam2(root)]

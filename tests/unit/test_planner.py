@@ -406,8 +406,8 @@ MODEL_TABLE = [
     ("Depth Pro weights -> depth, coarse and what follows", VD, "apple/DepthPro-hf",
      {"depth", "gaussians", "coarse", "render"}),
     ("a model no stage loads -> nothing", VD, "depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", set()),
-    ("normals model -> degrade onwards", "datasetjob-relighting.yaml", "depth-anything/Depth-Anything-V2-Small-hf",
-     {"degrade", "recombine", "organize"}),
+    ("the example's classical normals load no depth model -> nothing", "datasetjob-relighting.yaml",
+     "Intel/dpt-hybrid-midas", set()),
     ("SAM3 -> segment onwards", "datasetjob-relighting.yaml", "facebook/sam3",
      {"segment", "albedo", "degrade", "recombine", "organize"}),
     ("Qwen Image Edit -> every edit step onwards", "datasetjob-reference-object.yaml", "ovedrive/qwen-image-edit-4bit",
@@ -430,6 +430,17 @@ def test_new_weights_rerun_exactly_the_stages_that_load_them(label: str, example
     before = _hashes(plan(resource, models={model: "identity-1"}))
     after = _hashes(plan(resource, models={model: "identity-2"}))
     assert {n for n in before if before[n] != after[n]} == expected
+
+
+@pytest.mark.parametrize(("normals", "model"), [("midas", "Intel/dpt-hybrid-midas"), ("auto", "Intel/dpt-hybrid-midas"),
+                                                ("depth-anything", "depth-anything/Depth-Anything-V2-Small-hf")])
+def test_the_normals_model_reruns_degrade_onwards(normals: str, model: str) -> None:
+    doc = load_example("datasetjob-relighting.yaml")
+    doc["spec"]["relighting"]["degradation"]["softShading"]["normals"] = normals
+    resource = parse_resource(doc)
+    before = _hashes(plan(resource, models={model: "identity-1"}))
+    after = _hashes(plan(resource, models={model: "identity-2"}))
+    assert {n for n in before if before[n] != after[n]} == {"degrade", "recombine", "organize"}
 
 
 def test_an_endpoint_model_is_named_not_read() -> None:

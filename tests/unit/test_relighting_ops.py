@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genfab.api.relighting import DegradationConfig
-from genfab.stages.common.imaging import encode_png
+from genfab.api.relighting import DegradationConfig, RelightingConfig
+from genfab.stages.common.imaging import decode_png, encode_png
 from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
-from genfab.stages.relighting.recombine_stage import composite
+from genfab.stages.relighting.recombine_stage import composite, compute_composite
 from genfab.stages.runtime import SampleError
 from tests.helpers import png_header
 
@@ -82,6 +82,25 @@ def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
     assert core.any() and np.array_equal(out[core], degraded[core])
 
 
+def test_the_default_composite_is_the_seeds_binary_mask_and_soft_is_an_option() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    binary = np.zeros((64, 80), bool)
+    binary[10:50, 20:60] = True
+    parts = matte.split(image, binary)
+    degraded = (rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) * binary[..., None]).astype(np.uint8)
+    job = {"id": "a", "mask": parts["mask"], "foreground": parts["foreground"], "background": parts["background"],
+           "degraded": degraded}
+    assert RelightingConfig.model_fields["composite"].default == "binary"
+    binary_out = compute_composite({**job, "composite": "binary"})
+    out = decode_png(binary_out["files"]["a_composite.png"], bgr=True)
+    assert np.array_equal(out[binary], degraded[binary]) and np.array_equal(out[~binary], image[~binary])
+    assert binary_out["params"]["composite"] == "binary"
+    soft = decode_png(compute_composite({**job, "composite": "soft"})["files"]["a_composite.png"], bgr=True)
+    edge = (matte.alpha_of(parts["foreground"]) > 0) & (matte.alpha_of(parts["foreground"]) < 1)
+    assert edge.any() and not np.array_equal(soft[edge], out[edge])  # the feathered outline blends
+
+
 def test_split_writes_the_seed_files_consistently() -> None:
     image = np.random.default_rng(2).integers(1, 256, (48, 48, 3), dtype=np.uint8)
     binary = np.zeros((48, 48), bool)
@@ -144,6 +163,8 @@ def test_albedo_method_chain_respects_probabilities() -> None:
 @pytest.mark.parametrize("weights", [
     {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.2},
     {"softShading": 0.25, "hardShadow": 0.25, "specular": 0.4, "ambientOnly": 0.1},
+    {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0},  # seed 003: all soft shading
+    {"softShading": 0.3, "hardShadow": 0.1, "specular": 0.0, "ambientOnly": 0.0},  # relative: 3 to 1
 ])
 def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, float]) -> None:
     config = {**DEGRADATION, "weights": weights}
@@ -152,7 +173,7 @@ def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, fl
     for seed in range(n):
         counts[degradation.draw_params(DegradationConfig.model_validate(config), seed)["method"]] += 1
     for method, w in weights.items():
-        assert counts[method] / n == pytest.approx(w, abs=0.012), (method, counts)
+        assert counts[method] / n == pytest.approx(w / sum(weights.values()), abs=0.012), (method, counts)
 
 
 @pytest.mark.parametrize("method", degradation.METHODS)

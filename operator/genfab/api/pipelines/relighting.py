@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.relighting import (
@@ -40,7 +42,9 @@ class DegradeSettings(GenfabModel):
 
 
 class RecombineSettings(GenfabModel):
-    """Stage 3.5 `recombine` has no settings: it composites what stages 1 and 3 wrote."""
+    """Stage 3.5 `recombine`: composites what stages 1 and 3 wrote."""
+
+    composite: Literal["binary", "soft"]
 
 
 class CaptionSettings(GenfabModel):
@@ -69,7 +73,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               input_uris=(rl.input.uri,), selection=selection),
         Draft("albedo", AlbedoSettings(albedo=rl.albedo, seed=rl.seed), n),
         Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n),
-        Draft("recombine", RecombineSettings(), n),
+        Draft("recombine", RecombineSettings(composite=rl.composite), n),
         Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
         Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side), n,

@@ -25,13 +25,14 @@ def _weight(weights: DegradationWeights, method: str) -> float:
 
 
 def choose(weights: DegradationWeights, rng: np.random.Generator) -> str:
-    """A method drawn with the configured weights (one uniform draw, methods in a fixed order)."""
-    u, acc = rng.random(), 0.0
+    """A method drawn with the configured relative weights (one uniform draw over their sum, methods
+    in a fixed order)."""
+    u, acc = rng.random() * weights.total(), 0.0
     for name in METHODS:
         acc += _weight(weights, name)
         if u < acc:
             return name
-    return max(METHODS, key=lambda n: _weight(weights, n))  # u ~ 1 with rounding in the sum
+    return max(METHODS, key=lambda n: _weight(weights, n))  # u ~ the sum with rounding
 
 
 def draw_params(config: DegradationConfig, seed: int) -> dict[str, Any]:

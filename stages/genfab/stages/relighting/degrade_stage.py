@@ -54,19 +54,21 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
         self.segment = ctx.stage_output("segment")
         self.albedo = ctx.stage_output("albedo")
         soft = self.cfg.soft_shading
-        choice = soft.normals
+        choice, model = soft.normals, soft.normals_model()
         self.depth: Any = None
         self.normals_source = "classical"
-        if choice == "auto":  # the depth model when it is there, else classical normals
-            self.depth = self.models.load_optional("normals", soft.depth_model, load_depth)
-        elif choice != "classical":
+        if choice == "auto" and model is not None:  # MiDaS when its weights are there, else classical normals (said per sample)
+            self.depth = self.models.load_optional("normals", model, load_depth)
+            if self.depth is None:
+                self.normals_source = f"classical (auto: no {model} in the model location)"
+        elif model is not None:
             try:
-                self.depth = self.models.load("normals", soft.depth_model, load_depth)
+                self.depth = self.models.load("normals", model, load_depth)
             except (ImportError, ModelUnavailable) as exc:
                 raise BadInput(f"degradation.softShading.normals={choice!r} cannot run: {exc} "
-                               "(use `auto` to fall back to classical normals)") from None
+                               "(put the weights in the model location, or set normals: classical)") from None
         if self.depth is not None:
-            self.normals_source = f"{choice}:{soft.depth_model}"
+            self.normals_source = f"{choice}:{model}"
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))

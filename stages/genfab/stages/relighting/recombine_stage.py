@@ -1,6 +1,7 @@
 """Stage 3.5 `recombine`: the relit person back onto the original background ->
-data/stage_3_5/{id}_composite.png. `composite = degraded × α + background × (1 − α)` with the soft
-alpha of stage 1; where α = 0 the input pixels are copied, so they stay bit-identical."""
+data/stage_3_5/{id}_composite.png. `composite = degraded × α + background × (1 − α)`, α being stage 1's
+binary mask (`composite: binary`, seed 003's) or its soft alpha (`soft`); where α = 0 the input pixels
+are copied, so they stay bit-identical."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -
 
 
 def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
-    alpha = alpha_of(job["foreground"])
+    alpha = (job["mask"] > 127).astype(np.float32) if job["composite"] == "binary" else alpha_of(job["foreground"])
     out = composite(job["degraded"][..., :3], job["background"][..., :3], alpha)
     return {"files": {f"{job['id']}_composite.png": encode(out)},
-            "params": {"alphaCoverage": round(float((alpha > 0).mean()), 5)}}
+            "params": {"composite": job["composite"], "alphaCoverage": round(float((alpha > 0).mean()), 5)}}
 
 
 class RecombineStage(CpuSampleStage[RecombineSettings]):
@@ -43,7 +44,10 @@ class RecombineStage(CpuSampleStage[RecombineSettings]):
         self.degrade = ctx.stage_output("degrade")
 
     def gather(self, sample: Sample) -> dict[str, Any]:
-        return {"id": sample.id,
-                "foreground": decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
+        composite = self.settings.composite
+        return {"id": sample.id, "composite": composite,
+                "mask": decode(self.segment.read_bytes(f"{sample.id}_mask.png")) if composite == "binary" else None,
+                "foreground": None if composite == "binary" else decode(
+                    self.segment.read_bytes(f"{sample.id}_foreground.png")),
                 "background": decode(self.segment.read_bytes(f"{sample.id}_background.png")),
                 "degraded": decode(self.degrade.read_bytes(f"{sample.id}_degraded.png"))}
