@@ -68,14 +68,19 @@ def test_phong_highlight_peaks_at_the_mirror_direction() -> None:
     assert spec[inside].min() >= 0.0 and spec.max() <= 1.0
 
 
-def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
-    rng = np.random.default_rng(1)
+def relit_person(seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """(image, binary mask, stage 1's parts, a degraded foreground) of a random 64x80 picture."""
+    rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     binary = np.zeros((64, 80), bool)
     binary[10:50, 20:60] = True
-    parts = matte.split(image, binary)
-    degraded = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) * binary[..., None]
-    out = composite(degraded.astype(np.uint8), parts["background"], matte.alpha_of(parts["foreground"]))
+    degraded = (rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) * binary[..., None]).astype(np.uint8)
+    return image, binary, matte.split(image, binary), degraded
+
+
+def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
+    image, _, parts, degraded = relit_person(1)
+    out = composite(degraded, parts["background"], matte.alpha_of(parts["foreground"]))
     outside = parts["mask"] == 0
     assert np.array_equal(out[outside], image[outside])
     core = matte.alpha_of(parts["foreground"]) == 1.0
@@ -83,12 +88,7 @@ def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
 
 
 def test_the_default_composite_is_the_seeds_binary_mask_and_soft_is_an_option() -> None:
-    rng = np.random.default_rng(3)
-    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    binary = np.zeros((64, 80), bool)
-    binary[10:50, 20:60] = True
-    parts = matte.split(image, binary)
-    degraded = (rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) * binary[..., None]).astype(np.uint8)
+    image, binary, parts, degraded = relit_person(3)
     job = {"id": "a", "mask": parts["mask"], "foreground": parts["foreground"], "background": parts["background"],
            "degraded": degraded}
     assert RelightingConfig.model_fields["composite"].default == "binary"
