@@ -33,8 +33,10 @@ STAGE_FILES = {
 
 
 def job(output: str, inputs: Path, **relighting: Any) -> dict[str, Any]:
+    # No weights here: the example's fallback order down to the classical path, classical normals named.
+    relighting.setdefault("segmentation", {}).setdefault("backends", ["sam3", "sam2", "classical"])
     degradation = relighting.setdefault("degradation", {})
-    degradation.setdefault("softShading", {}).setdefault("normals", "classical")  # no weights: named, not a fallback
+    degradation.setdefault("softShading", {}).setdefault("normals", "classical")
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "relight"},
             "spec": {"type": "relighting", "output": output, "continueOnError": True, "shardSize": 2,
                      "relighting": {"input": {"uri": f"file://{inputs}"}, **relighting}}}
@@ -64,6 +66,9 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     result = genfab_run(tmp_path, job(uri, folder, seed=7), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert status(run)["phase"] == "Succeeded"
+    segment = next(s for s in status(run)["stages"] if s["name"] == "segment")
+    assert segment["message"].startswith("astronaut: segmented by classical; sam2 could not run (")
+    assert "sam3 could not run (" in segment["message"]  # the fallback is said, not only logged
     assert files(run) == expected(["astronaut", "hopper"])
     assert run.read_bytes("outputs/astronaut_input.png") == (folder / "astronaut.png").read_bytes()
     meta = json.loads(run.read_bytes("outputs/astronaut_metadata.json"))
@@ -75,7 +80,7 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     assert 0.15 <= meta["stages"]["albedo"]["params"]["blend"] <= 0.25
     params = json.loads(run.read_bytes("data/stage_3/astronaut_params.json"))
     assert meta["lighting"] == {k: v for k, v in params.items() if k != "sampleId"}
-    assert params["method"] in ("softShading", "ambientOnly")
+    assert params["method"] == "softShading"  # seed 003's weights
     # composite == input outside the mask, bit for bit
     mask = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/stage_1/astronaut_mask.png"))))
     out = np.asarray(Image.open(io.BytesIO(run.read_bytes("outputs/astronaut_output.png"))))

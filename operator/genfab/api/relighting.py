@@ -13,7 +13,8 @@ from genfab.api.types import InputUri, Probability, SampleId
 SegmentationBackend = Literal["sam3", "sam2", "classical"]
 AlbedoMethodName = Literal["intrinsic-anything", "retinex", "lab"]
 
-DEFAULT_BACKENDS: tuple[SegmentationBackend, ...] = ("sam3", "sam2", "classical")
+DEFAULT_BACKENDS: tuple[SegmentationBackend, ...] = ("sam3", "sam2")
+"""Seed 003's: SAM3 with the text prompt, SAM2 when SAM3 cannot run. `classical` runs only when listed."""
 ShadowPattern = Literal["perlin", "geometric", "blob"]
 DEFAULT_PATTERNS: tuple[ShadowPattern, ...] = ("perlin", "geometric", "blob")
 
@@ -47,8 +48,10 @@ class SegmentationConfig(GenfabModel):
     backends: list[SegmentationBackend] = Field(
         default_factory=lambda: list(DEFAULT_BACKENDS), min_length=1, max_length=3
     )
-    """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box, and the
-    classical CPU path (OpenCV cascades seeding GrabCut, refined to a soft alpha)."""
+    """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box (seed
+    003's two, the default), and, only when listed, the classical CPU path (OpenCV cascades seeding
+    GrabCut, refined to a soft alpha). A backend that cannot run is said in the stage's status and in
+    each sample's `unavailableBackends`; when none can, the stage stops."""
     text_prompt: str = Field("person", min_length=1, max_length=256)
     """What to segment (SAM3 text prompt, detector query for SAM2)."""
     sam3_model: Annotated[str, ModelReference(lambda m: "sam3" in m.backends)] = Field("facebook/sam3", max_length=256)

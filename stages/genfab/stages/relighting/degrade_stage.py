@@ -57,7 +57,7 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
         choice, model = soft.normals, soft.normals_model()
         self.depth: Any = None
         self.normals_source = "classical"
-        if choice == "auto" and model is not None:  # MiDaS when its weights are there, else classical normals (said per sample)
+        if choice == "auto" and model is not None:  # MiDaS when its weights are there, else classical (said)
             self.depth = self.models.load_optional("normals", model, load_depth)
             if self.depth is None:
                 self.normals_source = f"classical (auto: no {model} in the model location)"

@@ -63,6 +63,7 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             if backend is not None:
                 self.backends.append(backend)
         self.unavailable = self.models.unavailable
+        self.said_unavailable = False
         unavailable = self.unavailable
         if not self.backends:
             raise BadInput("no segmentation backend can run here: " +
@@ -140,4 +141,9 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                 self.deliver(samples[i], result)
                 if self.unavailable:
                     samples[i].params["unavailableBackends"] = sorted(self.unavailable)
+                    if not self.said_unavailable:  # once a shard: the stage's status shows it
+                        self.said_unavailable = True
+                        samples[i].notes.append(f"segmented by {result['params']['backend']}; "
+                                                + "; ".join(f"{k} could not run ({v})"
+                                                            for k, v in sorted(self.unavailable.items())))
         return errors
