@@ -14,13 +14,18 @@ pytest.importorskip("accelerate")
 
 PROBE = """
 import sys
+import torch.distributed as dist
 from accelerate import Accelerator
 from genfab.stages.tuning.trainer import _check_group
+acc = Accelerator(cpu=True)
 try:
-    _check_group(Accelerator(cpu=True))
+    _check_group(acc)
+    code = 0
 except RuntimeError as exc:
     print(exc)
-    sys.exit(3)
+    code = 3
+dist.destroy_process_group()  # as the trainer's end_training does: no gloo teardown at interpreter exit
+sys.exit(code)
 """
 
 

@@ -129,6 +129,7 @@ def _check_group(acc: Any) -> None:
 
     mine = os.environ.get(ENV_GROUP_ID, "")
     others = strangers(list(gather_object([mine])), mine)
+    acc.wait_for_everyone()  # every rank has its answer before any leaves (the store's host included)
     if others:
         raise RuntimeError(f"ranks {others} joined this rendezvous from another process group (not {mine!r}); "
                            "stopping before training")
