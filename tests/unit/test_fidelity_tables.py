@@ -1,0 +1,52 @@
+"""The fidelity tables in docs/fidelity/ state genfab's defaults; these tests hold them to the API
+models, so a changed default changes its table (and its verdict) in the same commit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from genfab.api.relighting import RelightingConfig
+from tests.helpers import ROOT
+
+TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"})}
+"""Each table and the block whose defaults it states (required fields given a placeholder)."""
+
+
+def rows(table: Path) -> list[list[str]]:
+    lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+
+
+def default_at(block: dict[str, Any], path: str) -> Any:
+    value: Any = block
+    for key in path.split("."):
+        assert isinstance(value, dict) and key in value, f"{path}: no such field ({key})"
+        value = value[key]
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_every_default_in_a_fidelity_table_is_the_api_models(name: str) -> None:
+    block = TABLES[name].model_dump(by_alias=True, mode="json")
+    checked = 0
+    for stage, field, _, stated, verdict, _ in rows(ROOT / "docs" / "fidelity" / name):
+        assert verdict, f"{stage} {field}: no verdict"
+        if field == "—":
+            continue
+        path = field.strip("`")
+        literal = re.match(r"`([^`]*)`", stated)
+        assert literal, f"{path}: the genfab default column holds no `value`"
+        assert yaml.safe_load(literal[1]) == default_at(block, path), f"{path}: the table says {literal[1]}"
+        checked += 1
+    assert checked >= 10
+
+
+def test_the_check_sees_a_wrong_default() -> None:
+    block = TABLES["relighting.md"].model_dump(by_alias=True, mode="json")
+    assert yaml.safe_load("[sam3, sam2]") == default_at(block, "segmentation.backends")
+    assert yaml.safe_load("0.2") != default_at(block, "degradation.weights.ambientOnly")
