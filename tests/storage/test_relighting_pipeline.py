@@ -69,6 +69,9 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     segment = next(s for s in status(run)["stages"] if s["name"] == "segment")
     assert segment["message"].startswith("astronaut: segmented by classical; sam2 could not run (")
     assert "sam3 could not run (" in segment["message"]  # the fallback is said, not only logged
+    counted = {s["name"]: s["producedBy"] for s in json.loads(run.read_bytes("_genfab/summary.json"))["stages"]}
+    assert counted["segment"] == {"classical": 2} and counted["degrade"] == {"softShading (classical normals)": 2}
+    assert sum(counted["albedo"].values()) == 2 and counted["recombine"] == {}
     assert files(run) == expected(["astronaut", "hopper"])
     assert run.read_bytes("outputs/astronaut_input.png") == (folder / "astronaut.png").read_bytes()
     meta = json.loads(run.read_bytes("outputs/astronaut_metadata.json"))

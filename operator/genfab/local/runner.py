@@ -58,7 +58,7 @@ from genfab.sequencing import (
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
-from genfab.status import StageObservation, build_status, notes_message
+from genfab.status import StageObservation, build_status, notes_message, produced_by
 from genfab.status.aggregate import ExecState
 from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -599,6 +599,7 @@ class LocalRunner:
                 "gpuPeakGiB": max((round(r.gpu_peak_bytes / 2**30, 2) for r in run.reports.values()
                                    if r.gpu_peak_bytes is not None), default=None),
                 "message": run.message,
+                "producedBy": produced_by(r.produced_by for r in run.reports.values()),
                 "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops.items()},
             })
             for r in sorted(run.reports.values(), key=lambda r: r.index):

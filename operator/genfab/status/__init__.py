@@ -1,5 +1,12 @@
 """Observed stage state -> the resource's status (pure; shared by the operator and the local runner)."""
 
-from genfab.status.aggregate import StageObservation, build_status, notes_message, set_condition, stage_phase
+from genfab.status.aggregate import (
+    StageObservation,
+    build_status,
+    notes_message,
+    produced_by,
+    set_condition,
+    stage_phase,
+)
 
-__all__ = ["StageObservation", "build_status", "notes_message", "set_condition", "stage_phase"]
+__all__ = ["StageObservation", "build_status", "notes_message", "produced_by", "set_condition", "stage_phase"]

@@ -6,6 +6,8 @@ shard reports; both describe each stage as a `StageObservation` and get the same
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +39,15 @@ def notes_message(notes: list[str] | tuple[str, ...]) -> str | None:
         return None
     more = f" (+{len(notes) - 1} more in the shard reports)" if len(notes) > 1 else ""
     return (fit(notes[0], MAX_STAGE_MESSAGE - len(more)) or "") + more
+
+
+def produced_by(shards: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """How many of a stage's samples each backend or model made, summed over its shards' counts,
+    most first (ties by name): a fallback shows in the run's summary, not only in logs."""
+    counts: Counter[str] = Counter()
+    for shard in shards:
+        counts.update(shard)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 ExecState = Literal["pending", "waiting", "running", "finished", "suspended", "skipped", "blocked"]

@@ -61,6 +61,9 @@ class ShardReport:
     torch or has no GPU): what `resources` must leave room for."""
     message: str = ""
     """Why the shard stopped, when it failed as a whole."""
+    produced_by: dict[str, int] = field(default_factory=dict)
+    """Samples produced here by each backend or model that made them (`Sample.produced_by`), for the
+    run's summary: a fallback shows in the counts, not only in the logs."""
     notes: list[str] = field(default_factory=list)
     """One-line remarks a stage makes about its samples for people (`{sample}: ...`, e.g. coarse
     expansion's selection result): the first becomes the stage's status message. At most MAX_NOTES."""

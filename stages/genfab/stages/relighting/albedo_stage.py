@@ -50,6 +50,9 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
     name = "albedo"
     compute = staticmethod(compute_albedo)
 
+    def produced_by(self, params: dict[str, Any]) -> str | None:
+        return f"{params['method']} ({params['variant']})" if params.get("variant") else str(params["method"])
+
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
         self.cfg = self.settings.albedo

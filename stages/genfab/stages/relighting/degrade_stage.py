@@ -49,6 +49,10 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
     name = "degrade"
     compute = staticmethod(compute_degraded)
 
+    def produced_by(self, params: dict[str, Any]) -> str | None:
+        normals = params.get("normals")
+        return f"{params['method']} ({normals} normals)" if normals else str(params["method"])
+
     def load_models(self, ctx: StageContext) -> None:
         self.cfg = self.settings.degradation
         self.segment = ctx.stage_output("segment")

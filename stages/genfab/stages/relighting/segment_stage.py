@@ -50,6 +50,9 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
     batch_size = 8
     compute = staticmethod(split_and_encode)
 
+    def produced_by(self, params: dict[str, Any]) -> str | None:
+        return f"{params['backend']}:{params['model']}" if params.get("model") else str(params["backend"])
+
     def load_models(self, ctx: StageContext) -> None:
         cfg = self.settings.segmentation
         self.cfg = cfg
@@ -143,7 +146,7 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                     samples[i].params["unavailableBackends"] = sorted(self.unavailable)
                     if not self.said_unavailable:  # once a shard: the stage's status shows it
                         self.said_unavailable = True
-                        samples[i].notes.append(f"segmented by {result['params']['backend']}; "
-                                                + "; ".join(f"{k} could not run ({v})"
-                                                            for k, v in sorted(self.unavailable.items())))
+                        samples[i].notes.append(f"segmented by {result['params']['backend']}; " + "; ".join(
+                            f"{k} could not run ({v.removeprefix('ModelUnavailable: ')})"
+                            for k, v in sorted(self.unavailable.items())))
         return errors

@@ -54,6 +54,12 @@ class CpuSampleStage(Stage[S]):
         for key, data in result.get("files", {}).items():
             sample.write(key, data)
         sample.params.update(result.get("params", {}))
+        sample.produced_by = self.produced_by(sample.params)
+
+    def produced_by(self, params: dict[str, Any]) -> str | None:
+        """What made a sample, from its params, where a stage has more than one way (the summary's
+        `producedBy`); None where there is one."""
+        return None
 
     def read_input(self, sample: Sample) -> Any:
         """What the shard process reads for one sample (default: `gather`); runs in a thread."""

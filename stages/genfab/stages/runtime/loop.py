@@ -80,7 +80,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             commit.result()  # a failed write ends the shard (retryable), as before
             for note in sample.notes:
                 reporter.note(f"{sample.id}: {note}")
-            reporter.succeeded(sample.id, seconds=per_sample)
+            reporter.succeeded(sample.id, seconds=per_sample, produced_by=sample.produced_by)
             metrics.sample("succeeded", per_sample)
             log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))

@@ -33,8 +33,11 @@ class ProgressReporter:
         self.report.total = total
         self.flush()
 
-    def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None) -> None:
+    def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None,
+                  produced_by: str | None = None) -> None:
         self.report.succeeded.append(sample_id)
+        if produced_by:
+            self.report.produced_by[produced_by] = self.report.produced_by.get(produced_by, 0) + 1
         self.report.reused += reused
         if seconds is not None:
             self.report.seconds[sample_id] = round(seconds, 3)

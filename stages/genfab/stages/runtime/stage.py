@@ -50,6 +50,9 @@ class Sample:
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
         """One-line remarks for the stage's status message (reported as `{sample id}: note`)."""
+        self.produced_by: str | None = None
+        """What made this sample's outputs, where a stage can run more than one backend or model
+        (`classical`, `sam3:facebook/sam3`): counted per value in the run's summary (`producedBy`)."""
         self._writes: list[Future[None]] = []
 
     @property
