@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from genfab.api.relighting import RelightingConfig
+from genfab.api.tuningrun import DifixHyperparameters
 from tests.helpers import ROOT
 
-TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"})}
+TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}), "difix.md": DifixHyperparameters()}
 """Each table and the block whose defaults it states (required fields given a placeholder)."""
 
 
