@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
+from genfab.api.reference_object import ReferenceObjectConfig
 from genfab.api.relighting import RelightingConfig
 from genfab.api.tuningrun import DifixHyperparameters
 from tests.helpers import ROOT
 
-TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}), "difix.md": DifixHyperparameters()}
-"""Each table and the block whose defaults it states (required fields given a placeholder)."""
+TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}), "difix.md": DifixHyperparameters(),
+          "reference-object.md": ReferenceObjectConfig(input_image="file:///object.png", input_mask="file:///mask.png",
+                                                                object_name="mug")}
+"""Each table and the block whose defaults it states (required fields given placeholders)."""
 
 
 def rows(table: Path) -> list[list[str]]:
