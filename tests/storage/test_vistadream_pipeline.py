@@ -58,6 +58,9 @@ def test_outpaint_then_depth_hand_on_the_seeds_two_frames(tmp_path: Path, tiny_m
     assert inner.intrinsic[0, 0] == outer.intrinsic[0, 0]
     info = json.loads((sample / "depth/depth.json").read_text())
     assert info["fovSource"] == "model" and info["frames"] == ["input", "outpaint"]
+    assert info["dptConfMask"] == "valid depth (the backend has no confidence)"  # said, not implied
+    summary = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
+    assert summary["depth"]["producedBy"] == {"depth-pro:apple/DepthPro-hf": 1}  # which model made the depth
     markers = sorted(p.relative_to(out).as_posix() for p in out.rglob("_SUCCESS.json"))
     assert markers == ["astronaut/depth/_SUCCESS.json", "astronaut/outpaint/_SUCCESS.json"]
     params = json.loads((out / "astronaut/outpaint/_SUCCESS.json").read_text())["extra"]["params"]

@@ -218,13 +218,53 @@ def test_frames_round_trip_and_refuse_foreign_files() -> None:
     back = fr.frames_from_npz(fr.frames_to_npz([inner, outer]))
     for a, b in zip([inner, outer], back, strict=True):
         assert a.name == b.name
-        for key in fr.FIELDS:
-            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+        for key in fr.FIELDS:  # the pose goes through an inverse each way: equal to rounding
+            check = np.testing.assert_allclose if key == "cam_T_world" else np.testing.assert_array_equal
+            check(getattr(a, key), getattr(b, key))
     with pytest.raises(ValueError, match=r"not a frames\.npz"):
         fr.frames_from_npz(b"PK\x03\x04 not really")
     bad = fr.Frame("x", rgb, np.zeros((2, 2), np.float32), inner.inpaint, inner.inpaint, inner.inpaint, K, np.eye(4))
     with pytest.raises(ValueError, match="dpt must be"):
         fr.frames_to_npz([bad])
+
+
+def test_frames_npz_is_seed_001s_contract_read_with_numpy_alone() -> None:
+    """Written by genfab, read the way the lab's code reads seed 001's frames: rgb float32 in [0, 1],
+    bool masks, `K_33`, and `cam_T_world` camera-to-world, so a pixel at its depth goes through
+    `K_33` and `cam_T_world` to the world point genfab's scene puts a Gaussian at."""
+    import io
+
+    from genfab.stages.scene import frames as fr
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    depth = rng.uniform(1.0, 4.0, (48, 64)).astype(np.float32)
+    K = geometry.intrinsics_from_fov(64, 48, 60.0)
+    (frame,) = fr.input_only_frames(rgb, depth, K)
+    angle = 0.4  # a camera turned about y and moved: world-to-camera in memory
+    w2c = np.eye(4)
+    w2c[:3, :3] = [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    w2c[:3, 3] = [0.3, -0.2, 1.5]
+    frame.cam_T_world = w2c
+    with np.load(io.BytesIO(fr.frames_to_npz([frame])), allow_pickle=False) as npz:
+        file = {key: npz[f"0/{key}"] for key in fr.FIELDS}
+        assert [str(n) for n in npz["names"]] == ["input"]
+    assert file["rgb"].dtype == np.float32 and file["rgb"].min() >= 0.0 and file["rgb"].max() <= 1.0
+    np.testing.assert_allclose(file["rgb"] * 255.0, rgb, atol=1e-3)
+    assert all(file[k].dtype == bool for k in ("inpaint", "inpaint_wo_edge", "dpt_conf_mask"))
+    assert file["dpt"].dtype == np.float32 and file["intrinsic"].shape == (3, 3)
+    c2w = file["cam_T_world"]
+    np.testing.assert_allclose(c2w[:3, 3], -w2c[:3, :3].T @ w2c[:3, 3])  # the camera's centre in the world
+    v, u = 17, 40  # a pixel; its centre at its depth, through K_33 and cam_T_world
+    ray = np.linalg.inv(file["intrinsic"]) @ np.array([u + 0.5, v + 0.5, 1.0])
+    world = c2w @ np.append(ray * file["dpt"][v, u], 1.0)
+    mask = np.zeros(depth.shape, bool)
+    mask[v, u] = True
+    np.testing.assert_allclose(world[:3], geometry.world_points(depth, K, w2c, mask)[0], atol=1e-9)
+    older = io.BytesIO()  # a frames.npz genfab wrote before (uint8, world-to-camera) still reads: reuse keeps working
+    np.savez_compressed(older, names=np.array(["input"]), **{f"0/{k}": getattr(frame, k) for k in fr.FIELDS})
+    (again,) = fr.frames_from_npz(older.getvalue())
+    assert (again.rgb == rgb).all() and np.array_equal(again.cam_T_world, w2c)
 
 
 def test_candidate_views_grow_by_the_margin_on_the_flux_grid_and_render_counts() -> None:

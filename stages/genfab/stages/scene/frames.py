@@ -1,6 +1,13 @@
 """Seed 001's `Frame`: one view with its RGB, depth, masks and camera, and how frames cross stage
 boundaries (one compressed `frames.npz` per sample in object storage).
 
+`frames.npz` is seed 001's data contract, so the lab's own code reads it as it reads its frames:
+`{i}/rgb` float32 in [0, 1] (H, W, 3), `{i}/dpt` float32 metres (0 = no depth), `{i}/inpaint`,
+`{i}/inpaint_wo_edge`, `{i}/dpt_conf_mask` bool (H, W), `{i}/intrinsic` the 3x3 `K_33`,
+`{i}/cam_T_world` the 4x4 camera-to-world transform, and `names`. In memory a frame keeps uint8 RGB
+and the world-to-camera matrix genfab's geometry works with (`scene.geometry`); the two conversions
+happen here, at the file, and nowhere else.
+
 Mask semantics are the seed's: `inpaint = True` means "supervise this pixel" when training (all of the
 input view; only the new regions of an outpainted or inpainted view), `inpaint_wo_edge` is the part
 of it that becomes new Gaussians (no depth edges, confident depth), `dpt_conf_mask` where depth is
@@ -37,7 +44,8 @@ class Frame:
     intrinsic: np.ndarray
     """3x3."""
     cam_T_world: np.ndarray
-    """4x4 world-to-camera."""
+    """4x4 world-to-camera in memory (genfab's geometry); the file holds its inverse, the seed's
+    camera-to-world `cam_T_world`."""
 
     @property
     def height(self) -> int:
@@ -75,15 +83,34 @@ def input_only_frames(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, confide
     return [Frame("input", rgb, depth, everything, wo_edge, conf, np.asarray(K, np.float64), np.eye(4))]
 
 
+def _file_arrays(frame: Frame) -> dict[str, np.ndarray]:
+    """A frame as seed 001's contract stores it (float RGB in [0, 1], camera-to-world)."""
+    arrays = {key: getattr(frame, key) for key in FIELDS}
+    arrays["rgb"] = frame.rgb.astype(np.float32) / np.float32(255.0)
+    arrays["cam_T_world"] = np.linalg.inv(np.asarray(frame.cam_T_world, np.float64))
+    return arrays
+
+
 def frames_to_npz(frames: list[Frame]) -> bytes:
     arrays: dict[str, np.ndarray] = {"names": np.array([f.name for f in frames])}
     for i, frame in enumerate(frames):
         frame.check()
-        for key in FIELDS:
-            arrays[f"{i}/{key}"] = getattr(frame, key)
+        for key, value in _file_arrays(frame).items():
+            arrays[f"{i}/{key}"] = value
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
+
+
+def _from_file(name: str, arrays: dict[str, np.ndarray]) -> Frame:
+    rgb = np.asarray(arrays["rgb"])
+    if rgb.dtype == np.uint8:  # written by genfab before the seed's contract: uint8, world-to-camera
+        return Frame(name, *(arrays[key] for key in FIELDS))
+    if rgb.dtype != np.float32:
+        raise ValueError(f"frame {name}: rgb must be float32 in [0, 1] (seed 001's frames.npz), got {rgb.dtype}")
+    values = {**arrays, "rgb": np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8),
+              "cam_T_world": np.linalg.inv(np.asarray(arrays["cam_T_world"], np.float64))}
+    return Frame(name, *(values[key] for key in FIELDS))
 
 
 def frames_from_npz(data: bytes) -> list[Frame]:
@@ -91,7 +118,7 @@ def frames_from_npz(data: bytes) -> list[Frame]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             names = [str(n) for n in npz["names"]][:MAX_FRAMES]
-            frames = [Frame(name, *(npz[f"{i}/{key}"] for key in FIELDS)) for i, name in enumerate(names)]
+            frames = [_from_file(name, {key: npz[f"{i}/{key}"] for key in FIELDS}) for i, name in enumerate(names)]
     except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"not a frames.npz genfab wrote: {exc}") from None
     for frame in frames:

@@ -63,9 +63,14 @@ class DepthStage(ModelStage[DepthSettings]):
         out = self.ctx.sample_prefix(sample.id)
         sample.write(out + "frames.npz", frames_to_npz(frames))
         sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
+        d = self.settings.depth
+        model = d.depth_pro_model if d.depth_backend == "depth-pro" else d.depth_anything_model
+        # Neither backend returns a confidence: dpt_conf_mask then means "valid depth" (depth > 0).
+        confidence = "model" if result.confidence is not None else "valid depth (the backend has no confidence)"
         info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
-                "frames": [f.name for f in frames], "backend": self.settings.depth.depth_backend,
-                "depthRange": depth_range(result.depth)}
+                "frames": [f.name for f in frames], "backend": d.depth_backend, "model": model,
+                "dptConfMask": confidence, "depthRange": depth_range(result.depth)}
         sample.write(out + "depth.json", json.dumps(info, indent=2).encode())
         sample.params.update(fovDegrees=result.fov_degrees, fovSource=result.fov_source, frames=info["frames"],
-                             **self.model_params())
+                             dptConfMask=confidence, **self.model_params())
+        sample.produced_by = f"{d.depth_backend}:{model}"
