@@ -75,6 +75,8 @@ def test_scaffold_expansion_and_3dgs_for_two_samples_and_two_variants(tmp_path: 
     batch = json.loads((out / "batch_summary.json").read_text())
     assert batch["counts"] == {"succeeded": 4, "failed": 0, "incomplete": 0}
     assert all(r["stages"]["expansion"]["status"] == "succeeded" for r in batch["samples"])
+    summary = {s["name"]: s for s in json.loads((out / "_genfab" / "summary.json").read_text())["stages"]}
+    assert summary["expansion"]["producedBy"] == {"expansion: walk (genfab), geometry: scene": 4}
 
     # Stage 3 alone (the seed's run_3dgs_only): it finds stage 2's img2trajvid and trains again.
     stamp = {s: (out / s / "scenes/expansion.json").stat().st_mtime_ns for s in SAMPLES}
@@ -105,5 +107,7 @@ def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path
     scenes = tmp_path / "out" / "stylized" / "index_0000" / "scenes"
     info = json.loads((scenes / "expansion.json").read_text())
     assert info["generator"] == "seva" and info["frames"]["generated"] == FRAMES and info["frames"]["rendered"] == 0
+    summary = {s["name"]: s for s in json.loads((tmp_path / "out" / "_genfab" / "summary.json").read_text())["stages"]}
+    assert list(summary["expansion"]["producedBy"])[0].startswith("expansion: seva, geometry: ")
     scene = load_scene(scenes / "img2trajvid")
     assert len(scene.cameras) == 8 + FRAMES

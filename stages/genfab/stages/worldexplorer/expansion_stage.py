@@ -224,4 +224,8 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
                              **self.model_params())
+        # The summary's producedBy: which method made the frames and the points (SEVA and VGGT are the
+        # seed's; without their images genfab's own walk and the scene's depth-aligned points run).
+        sample.produced_by = (f"expansion: {'seva' if generator == 'seva' else 'walk (genfab)'}, "
+                              f"geometry: {'vggt' if geometry_name == 'vggt' else 'scene'}")
 
