@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from genfab.stages.common.imaging import psnr_from_mse
 
 _WINDOWS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
@@ -90,8 +91,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(F.mse_loss(a, b))
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
+    return psnr_from_mse(float(F.mse_loss(a, b)))
 
 
 class Lpips:
