@@ -197,8 +197,8 @@ def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
     started = time.monotonic()
     with log.open("w") as out:
         try:
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
-                                   *files], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-o", "addopts=",
+                                   "-p", "no:cacheprovider", *files], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                                   timeout=GROUP_LIMIT_S)
             rc: int | str = done.returncode
         except subprocess.TimeoutExpired:
@@ -207,6 +207,9 @@ def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
     summary = next((x.strip("= ") for x in reversed(lines) if re.search(r"\d+ (passed|failed|error|skipped)", x)),
                    "no pytest summary")
     print(f"gpu-tier {name}: {summary} (exit {rc}, {time.monotonic() - started:.0f} s, log {log})", flush=True)
+    # A skipped test proves nothing on this machine: say why, from pytest's -rs lines.
+    for reason in sorted({x.split(": ", 1)[-1] for x in lines if x.startswith("SKIPPED")}):
+        print(f"gpu-tier {name}: skipped: {reason}", flush=True)
     return rc == 0
 
 
