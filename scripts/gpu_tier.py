@@ -198,8 +198,8 @@ def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
     with log.open("w") as out:
         try:
             done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-o", "addopts=",
-                                   "-p", "no:cacheprovider", *files], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                  timeout=GROUP_LIMIT_S)
+                                   "-p", "no:cacheprovider", *files], stdout=out, stderr=subprocess.STDOUT,
+                                  env=env, cwd=ROOT, timeout=GROUP_LIMIT_S)
             rc: int | str = done.returncode
         except subprocess.TimeoutExpired:
             rc = f"timed out after {GROUP_LIMIT_S} s"

@@ -17,9 +17,10 @@ EDIT_STEPS = ("white-background", "perspectives", "scenes", "qwen-augmentation")
 
 
 def job(tmp_path: Path, output: str, endpoint: str, model: str, models: Path, stand_in: bool = True,
-        **ro: Any) -> dict[str, Any]:
-    """A mug on white, 2 views x 2 prompts x 1 iteration, one Qwen augmentation and one CV copy each;
-    `stand_in`: the edit steps are tests/fixtures/stand_in_edit_stage.py (custom stages)."""
+        execution_name: str | None = "mug", **ro: Any) -> dict[str, Any]:
+    """A mug on white, 2 views x 2 prompts x 1 iteration, one Qwen augmentation and one CV copy each,
+    in the execution `mug` (None: the `executionMode` in `ro`, or the default `new`); `stand_in`: the
+    edit steps are tests/fixtures/stand_in_edit_stage.py (custom stages)."""
     inputs = tmp_path / "inputs"
     inputs.mkdir(exist_ok=True)
     mask = np.zeros((160, 160), np.uint8)
@@ -34,6 +35,8 @@ def job(tmp_path: Path, output: str, endpoint: str, model: str, models: Path, st
                         "llmTemperature": 1.0},
              "qwenAugmentation": {"enabled": True, "count": 1},
              "annotation": {"splitRatio": 0.75, "samType": "vit_b"}, "cvAugmentation": {"count": 1}, **ro}
+    if execution_name is not None:
+        block["executionName"] = execution_name
     custom = [{"name": s, "image": "example.org/stand-in:1", "command": ["python", str(STAND_IN)]}
               for s in EDIT_STEPS if stand_in]
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "mug"},

@@ -66,14 +66,16 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
     assert {(f["step"], f.get("id")) for f in state["failed_operations"]} == {(4, failing)}
     assert state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]  # step 4 ran to its end; its failure is listed
 
-    # retryFailed: only the failed image of step 4 is made again, nothing else runs.
+    # retryFailed: only the failed image of step 4 is made again; steps 5-7 add what follows from it
+    # (the rest of their samples are reused), so the dataset matches 04_dataset.
     fail.unlink()
     book.unlink()
     retry = job(tmp_path, uri, endpoint, model, models, retry={"retryFailed": True})
     result = genfab_run(tmp_path, retry, env=env, extra_paths=(FAKES,), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert ledger(book) == [("scenes", failing)]
+    assert ledger(book) == [("scenes", failing), ("qwen-augmentation", f"{failing}_aug_0")]
     assert len(keys(out, "mug/04_dataset/", ".png")) == 4
+    assert dataset_sizes(out) == (4, 8, 16)
 
     # startFromStep 7 with more CV copies: only step 7 runs.
     book.unlink()
@@ -82,4 +84,73 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
     assert result.returncode == 0, result.stdout + result.stderr
     assert ledger(book) == []  # no edit step ran
     cv_labels = [k for k in keys(out, "mug/07_cv_augmented_dataset/", ".txt") if "/labels/" in k]
-    assert len(cv_labels) == 12 and any(k.endswith("_cv_1.txt") for k in cv_labels)
+    assert len(cv_labels) == 16 and any(k.endswith("_cv_1.txt") for k in cv_labels)
+
+    # startFromStep 3 with one prompt instead of two: the scenes of prompt 2 and everything made from
+    # them leave every numbered folder; what is left is what the new settings make.
+    fewer = job(tmp_path, uri, endpoint, model, models, startFromStep=3, cvAugmentation={"count": 2},
+                scenes={"numPrompts": 1, "numIterations": 1, "llmEndpoint": endpoint, "llmModel": model,
+                        "llmTemperature": 1.0})
+    result = genfab_run(tmp_path, fewer, env=env, extra_paths=(FAKES,), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(keys(out, "mug/04_dataset/", ".png")) == 2
+    assert dataset_sizes(out) == (2, 4, 12)
+    made = [o.key for o in out.list("mug/") if "_genfab" not in o.key and "/0" in o.key]
+    assert not [k for k in made if "prompt_2" in k]
+    state = json.loads(out.read_bytes("mug/pipeline_state.json"))
+    assert len(state["generated_images"]["scenes"]) == 2 and state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def dataset_sizes(out: Storage) -> tuple[int, int, int]:
+    """(Qwen-augmented images, YOLO labels, CV-combined labels) of the execution `mug`."""
+    return (len(keys(out, "mug/05_qwen_augmented_images/", ".png")),
+            len([k for k in keys(out, "mug/06_yolo_dataset/", ".txt") if "/labels/" in k]),
+            len([k for k in keys(out, "mug/07_cv_combined_dataset/", ".txt") if "/labels/" in k]))
+
+
+def test_execution_modes_with_genfab_run(tmp_path: Path, chat_server: tuple[str, str]) -> None:  # noqa: F811
+    """`new` (the default) chooses a timestamped execution at the first run and the next runs continue
+    it; `--new-execution` chooses again; `last` takes the newest execution; `last` with none is one line."""
+    import re
+
+    endpoint, model = chat_server
+    out = tmp_path / "out"
+    steps = {"qwenAugmentation": {"enabled": False}, "annotation": {"enabled": False},
+             "cvAugmentation": {"enabled": False}}
+    doc = job(tmp_path, f"file://{out}", endpoint, model, tmp_path / "models", execution_name=None, **steps)
+
+    def executions() -> list[str]:
+        return sorted(p.name for p in out.iterdir() if re.fullmatch(r"\d{8}_\d{6}(_\d+)?", p.name))
+
+    first = genfab_run(tmp_path, doc, extra_paths=(FAKES,), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (chosen,) = executions()
+    assert f"execution {chosen}: chosen now (executionMode new)" in " ".join(first.stdout.split())
+    assert (out / chosen / "04_dataset").is_dir() and (out / chosen / "pipeline_state.json").is_file()
+    status = json.loads((out / chosen / "_genfab" / "status.json").read_text())["status"]
+    assert status["execution"] == chosen
+
+    again = genfab_run(tmp_path, doc, extra_paths=(FAKES,), timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"execution {chosen}: kept from this resource's first run" in " ".join(again.stdout.split())
+    assert executions() == [chosen]
+
+    fresh = genfab_run(tmp_path, doc, "--new-execution", extra_paths=(FAKES,), timeout=300)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert len(executions()) == 2
+    newest = next(e for e in executions() if e != chosen)
+
+    other = job(tmp_path, f"file://{out}", endpoint, model, tmp_path / "models", execution_name=None,
+                executionMode="last", **steps)
+    other["metadata"]["name"] = "mug-again"
+    last = genfab_run(tmp_path, other, extra_paths=(FAKES,), timeout=300)
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert f"execution {newest}: chosen now (executionMode last)" in " ".join(last.stdout.split())
+    assert len(executions()) == 2
+
+    other["spec"]["output"] = f"file://{tmp_path}/empty"
+    none = genfab_run(tmp_path, other, extra_paths=(FAKES,), timeout=300)
+    assert none.returncode == 2
+    assert none.stderr.strip().splitlines() == [
+        f"genfab run: referenceObject.executionMode last: no execution under file://{tmp_path}/empty to continue "
+        "(set executionMode new, or executionName with byName)"]

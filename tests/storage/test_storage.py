@@ -101,6 +101,19 @@ def test_listing_more_than_2000_keys_and_delete_prefix(storage: Storage) -> None
     assert list(storage.list("many/")) == [] and storage.exists("other/x.json")
 
 
+def test_delete_keys_deletes_exactly_those_and_listing_says_when_written(storage: Storage) -> None:
+    import time
+
+    before = time.time() - 5
+    for key in ("d/a.png", "d/a.png.txt", "d/b.png"):
+        storage.write_bytes(key, b"x")
+    storage.delete_keys(["d/a.png", "d/missing.png"])  # a missing key is no error
+    listed = list(storage.list("d/"))
+    assert [o.key for o in listed] == ["d/a.png.txt", "d/b.png"]  # a key, not a prefix
+    assert all(o.modified is not None and before < o.modified < time.time() + 5 for o in listed)
+    storage.delete_keys([])
+
+
 @pytest.mark.parametrize("key", ["../escape.txt", "a/../../b", "/etc/passwd", "a\\b", "a/./b", "nul\x00byte"])
 def test_path_traversal_is_rejected(storage: Storage, key: str) -> None:
     with pytest.raises(StorageError, match="unsafe storage key"):
@@ -122,23 +135,29 @@ def test_marker_commit_and_interrupted_write(storage: Storage) -> None:
     assert not is_committed(storage, "samples/s2", "h1"), "a corrupt marker is no marker"
 
 
+def verdict(reuse: Reuse) -> tuple[bool, str]:
+    return reuse.committed, reuse.problem
+
+
 def test_reuse_checks_existence_size_and_on_request_sha256(storage: Storage) -> None:
     data = {"s/a.png": b"pixels", "s/b.json": b"{}"}
     storage.write_many(data.items())
     digests = {k: hashlib.sha256(v).hexdigest() for k, v in data.items()}
     write_marker(storage, "s", Marker("h1", digests, sizes={k: len(v) for k, v in data.items()}))
     assert storage.size("s/a.png") == 6 and storage.size("s/none") is None and storage.size("s") is None
-    assert check_reuse(storage, "s", "h1", "sha256") == Reuse(True)
+    assert verdict(check_reuse(storage, "s", "h1", "sha256")) == (True, "")
     storage.write_bytes("s/a.png", b"PIXELS")  # same size, other content
-    assert check_reuse(storage, "s", "h1") == Reuse(True)
-    assert check_reuse(storage, "s", "h1", "sha256") == Reuse(False, "output s/a.png changed since it was "
-                                                                     "committed (sha256)")
+    assert verdict(check_reuse(storage, "s", "h1")) == (True, "")
+    assert verdict(check_reuse(storage, "s", "h1", "sha256")) == (
+        False, "output s/a.png changed since it was committed (sha256)")
     storage.write_bytes("s/a.png", b"pix")
-    assert check_reuse(storage, "s", "h1") == Reuse(False, "output s/a.png is 3 bytes, 6 when committed")
+    assert verdict(check_reuse(storage, "s", "h1")) == (False, "output s/a.png is 3 bytes, 6 when committed")
     storage.delete_prefix("s/b.json")
     write_marker(storage, "s", Marker("h1", {"s/b.json": digests["s/b.json"]}))  # an old marker: no sizes
-    assert check_reuse(storage, "s", "h1") == Reuse(False, "output s/b.json is missing")
-    assert check_reuse(storage, "s", "h2") == Reuse(False), "another config: not committed, nothing broken"
+    assert verdict(check_reuse(storage, "s", "h1")) == (False, "output s/b.json is missing")
+    other = check_reuse(storage, "s", "h2")
+    assert verdict(other) == (False, ""), "another config: not committed, nothing broken"
+    assert other.previous == read_marker(storage, "s")  # what making it again replaces
 
 
 def test_bad_uris_get_clear_errors() -> None:

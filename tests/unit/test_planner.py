@@ -93,13 +93,19 @@ SELECTION_TABLE = [
     ("start from step 6", "datasetjob-reference-object.yaml", _spec(referenceObject__startFromStep=6),
      {"white-background": False, "perspectives": False, "prompts": False, "scenes": False,
       "qwen-augmentation": False, "annotation": True, "cv-augmentation": True}),
+    # a retry makes its step's failed samples again, and the steps after it add what follows from them
     ("retry failed step 4", "datasetjob-reference-object.yaml", _spec(referenceObject__retry={"retryFailed": True}),
      {"white-background": False, "perspectives": False, "prompts": False, "scenes": True,
-      "qwen-augmentation": False, "annotation": False, "cv-augmentation": False}),
+      "qwen-augmentation": True, "annotation": True, "cv-augmentation": True}),
     ("retry failed step 5", "datasetjob-reference-object.yaml",
      _spec(referenceObject__retry={"retryFailedQwenAugmentations": True}),
      {"white-background": False, "perspectives": False, "prompts": False, "scenes": False,
-      "qwen-augmentation": True, "annotation": False, "cv-augmentation": False}),
+      "qwen-augmentation": True, "annotation": True, "cv-augmentation": True}),
+    ("both retries", "datasetjob-reference-object.yaml",
+     _spec(referenceObject__retry={"retryFailed": True, "retryFailedQwenAugmentations": True},
+           referenceObject__startFromStep=7),
+     {"white-background": False, "perspectives": False, "prompts": False, "scenes": True,
+      "qwen-augmentation": True, "annotation": True, "cv-augmentation": True}),
 ]
 
 
@@ -108,11 +114,42 @@ def test_stage_selection(label: str, example: str, mutate: Callable[[Doc], None]
     assert {s.name: s.run for s in _plan(example, mutate).stages} == runs
 
 
-def test_retry_mode_is_an_option_not_part_of_the_hash() -> None:
+def test_retry_mode_selects_steps_and_changes_no_hash() -> None:
     base = _plan("datasetjob-reference-object.yaml")
     retry = _plan("datasetjob-reference-object.yaml", _spec(referenceObject__retry={"retryFailed": True}))
-    assert retry.stage("scenes").options["retryFailedOnly"] is True
     assert [s.config_hash for s in base.stages] == [s.config_hash for s in retry.stages]
+
+
+EXECUTION_TABLE = [
+    # (label, referenceObject fields, execution the executor passes, output folder, what it has to choose)
+    ("unset: new (the seed's default), not chosen yet", {}, None, "{new}", "new"),
+    ("unset: new, chosen", {}, "20261123_101500", "20261123_101500", "new"),
+    ("a name: byName", {"executionName": "mug"}, None, "mug", None),
+    ("a name ignores what an executor passes", {"executionName": "mug"}, "20261123_101500", "mug", None),
+    ("byName", {"executionMode": "byName", "executionName": "mug"}, None, "mug", None),
+    ("last, not chosen yet", {"executionMode": "last"}, None, "{last}", "last"),
+    ("last, chosen", {"executionMode": "last"}, "20250610_143022", "20250610_143022", "last"),
+]
+
+
+@pytest.mark.parametrize(("label", "fields", "execution", "folder", "choice"), EXECUTION_TABLE,
+                         ids=[r[0] for r in EXECUTION_TABLE])
+def test_execution_folder(label: str, fields: dict[str, str], execution: str | None, folder: str,
+                          choice: str | None) -> None:
+    from genfab.sequencing.execution import execution_choice
+
+    def mutate(doc: Doc) -> None:
+        doc["spec"]["referenceObject"].pop("executionName", None)
+        doc["spec"]["referenceObject"].update(fields)
+
+    doc = load_example("datasetjob-reference-object.yaml")
+    mutate(doc)
+    resource = parse_resource(doc)
+    p = plan(resource, execution=execution)
+    assert p.output_uri == f"s3://genfab-out/reference-object/{folder}"
+    assert all(s.output_uri.startswith(p.output_uri + "/") or s.output_uri == p.output_uri for s in p.stages)
+    assert execution_choice(resource) == choice
+    assert p.execution == (execution if choice else None)
 
 
 def test_sample_counts_and_shards() -> None:

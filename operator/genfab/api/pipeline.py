@@ -164,6 +164,9 @@ class DraftRequest:
     references: Mapping[str, str] = field(default_factory=dict)
     """What other resources resolved to, where the plan depends on it (`TuningRun/name` -> the URI of
     the checkpoint a SceneJob's refinement uses); empty when the executor has not resolved them."""
+    execution: str | None = None
+    """The execution folder the executor chose and keeps (`Pipeline.execution`), or None before it
+    has chosen (a plan shown by `genfab plan`: the folder reads `{new}` or `{last}`)."""
 
 
 Drafts = Callable[[DraftRequest], PipelineDrafts]
@@ -186,6 +189,10 @@ class Pipeline:
     block_model: type[GenfabModel] | None = None
     position: int = 100
     """Order among the kind's pipelines (the selector's allowed values, the docs)."""
+    execution: Callable[[Any], str | None] | None = None
+    """For a pipeline whose output folder the executor chooses once (reference-object's
+    `executionMode` new/last): the block -> the choice to make (`new`, `last`), or None when the
+    spec names the folder. Executors keep the choice (status `execution`) and plan with it."""
 
     @property
     def block_alias(self) -> str | None:

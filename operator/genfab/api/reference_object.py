@@ -10,6 +10,9 @@ from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, IntRange
 from genfab.api.types import InputUri, Probability
 
+EXECUTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""An execution folder's name (one path segment; genfab's own folders start with `_`)."""
+
 Azimuth = Literal["front", "front_right", "side_right", "back_right", "back", "back_left", "side_left", "front_left"]
 Elevation = Literal["low_angle", "eye_level", "elevated", "high_angle"]
 Distance = Literal["close_up", "medium", "wide"]
@@ -227,9 +230,12 @@ class RetryConfig(GenfabModel):
     max_retries: int = Field(3, ge=0, le=20)
     """Retries per image generation attempt inside a shard (`--max_retries`)."""
     retry_failed: bool = False
-    """Re-run only the failed Step 4 generations recorded in the run state (`--retry_failed`)."""
+    """Make the failed Step 4 generations again (`--retry_failed`): the steps before it do not run,
+    its committed images are reused, and steps 5-7 run on to add what follows from the new images
+    (their committed samples are reused too), so the final dataset includes them."""
     retry_failed_qwen_augmentations: bool = False
-    """Re-run only the failed Step 5 augmentations (`--retry_failed_qwen_augmentations`)."""
+    """Make the failed Step 5 augmentations again (`--retry_failed_qwen_augmentations`), and steps
+    6-7 for them, the same way."""
 
 
 class ReferenceObjectConfig(GenfabModel):
@@ -249,6 +255,19 @@ class ReferenceObjectConfig(GenfabModel):
             lambda m: not m.cv_augmentation.enabled or m.annotation.enabled,
         ),
         Rule(
+            "!has(self.executionMode) || self.executionMode != 'byName' || has(self.executionName)",
+            "executionMode byName needs `executionName`",
+            "executionMode",
+            lambda m: m.execution_mode != "byName" or m.execution_name is not None,
+        ),
+        Rule(
+            "!has(self.executionName) || !has(self.executionMode) || self.executionMode == 'byName'",
+            "`executionName` is read only with executionMode byName (`new` makes a timestamped "
+            "execution, `last` takes the most recently modified one)",
+            "executionName",
+            lambda m: m.execution_name is None or m.execution_mode in (None, "byName"),
+        ),
+        Rule(
             "!self.retry.retryFailedQwenAugmentations || self.qwenAugmentation.enabled",
             "retryFailedQwenAugmentations needs qwenAugmentation.enabled",
             "retry",
@@ -262,11 +281,20 @@ class ReferenceObjectConfig(GenfabModel):
     """Mask of the reference image (`--input_mask`); required when annotation is enabled."""
     object_name: str = Field(min_length=1, max_length=256)
     """Object name, used for labels and prompts (`--object_name`)."""
-    execution_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    """Execution folder under the output (seed `--execution_name`). Unset: the resource name. The
-    seed's `--execution_mode new/last/by_name` map to choosing a new or an existing name here."""
+    execution_mode: Literal["new", "last", "byName"] | None = None
+    """Which execution folder under the output the steps write (seed `--execution_mode`): `new`, a
+    timestamped folder (`YYYYMMDD_HHMMSS`, UTC); `last`, the most recently modified execution under
+    the output; `byName`, `executionName`. `new` and `last` are chosen once, when the resource first
+    runs, and kept (status `execution`), so later changes to the resource (`startFromStep`, `retry`)
+    work on the same execution. Unset: `byName` when `executionName` is set, else `new` (the seed's
+    default)."""
+    execution_name: str | None = Field(None, pattern=EXECUTION_NAME)
+    """The execution folder for `byName` (seed `--execution_name`)."""
     start_from_step: int = Field(1, ge=1, le=7)
-    """Start from this step (1-7); earlier steps' outputs are reused (`--start_from_step`)."""
+    """Start from this step (1-7; `--start_from_step`): earlier steps are not run (their committed
+    outputs are reused); the steps from it on run, reuse what they committed under the same
+    settings (add `rerun` to make it again), and drop what no longer follows from their inputs, so
+    each numbered folder holds exactly what the current settings make."""
     perspectives: PerspectivesConfig = Field(default_factory=PerspectivesConfig)
     """Step 2."""
     scenes: SceneGenerationConfig = Field(default_factory=SceneGenerationConfig)
@@ -281,3 +309,14 @@ class ReferenceObjectConfig(GenfabModel):
     """Retry & recovery."""
     seed: int = Field(12345, ge=0)
     """Base seed for per-image seeds."""
+
+    def execution_choice(self) -> Literal["new", "last"] | None:
+        """The execution the executor chooses once and keeps (None: `executionName` names it)."""
+        mode = self.execution_mode or ("byName" if self.execution_name else "new")
+        return None if mode == "byName" else mode
+
+    def first_step(self) -> int:
+        """The first step that runs: a retry mode's step, else `startFromStep`."""
+        retried = [step for step, on in ((4, self.retry.retry_failed),
+                                         (5, self.retry.retry_failed_qwen_augmentations)) if on]
+        return min(retried) if retried else self.start_from_step

@@ -130,6 +130,9 @@ class ResourceStatus(GenfabModel):
     """Per-stage status, in plan order."""
     outputs: dict[str, str] = Field(default_factory=dict, max_length=64)
     """Named output URIs (e.g. `dataset`, `summary`)."""
+    execution: str | None = Field(None, max_length=128)
+    """The execution folder chosen for the resource (reference-object's `executionMode` new or last),
+    once, when it first ran: every later reconcile writes to it."""
     start_time: str | None = None
     """When the first stage started."""
     completion_time: str | None = None

@@ -18,6 +18,7 @@ from genfab.api.errors import field_errors
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
+from genfab.local.execution import keep_execution, local_execution
 from genfab.local.failures import drop_lines, failure_line
 from genfab.local.models import local_model_identities
 from genfab.local.refs import parse_ref_options, resolve_checkpoints
@@ -92,8 +93,12 @@ def _summary_table(result: RunResult) -> Table:
 @click.option("--verify", is_flag=True,
               help="Re-hash committed outputs (sha256) before reusing them; without it reuse checks that each "
                    "output exists with its committed size. Anything that fails is produced again.")
+@click.option("--new-execution", "new_execution", is_flag=True,
+              help="reference-object with executionMode new or last: choose the execution again (a new "
+                   "timestamped folder; the newest one) instead of continuing the one this resource's first run "
+                   "chose.")
 def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
-            secrets: str | None, refs: tuple[str, ...], verify: bool) -> None:
+            secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool) -> None:
     """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
     problem = out_option_error(out)
@@ -121,18 +126,22 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
     rerun_list = [s.strip() for s in rerun.split(",") if s.strip()] if rerun is not None else None
     resource = _override(resource, target, only_list, rerun_list)
-    the_plan = plan(resource)
     try:
         settings = S3Settings.from_env(environ)
+        output = open_storage(resource.spec.output, settings)
+        chosen = local_execution(resource, output, again=new_execution)
+        the_plan = plan(resource, execution=chosen.name)
         checkpoints = resolve_checkpoints(the_plan, given_refs, lambda uri: open_storage(uri, settings))
-    except CannotRun as exc:
+    except (CannotRun, StorageError) as exc:
         _fail(str(exc))
+    if chosen.note:
+        console.print(chosen.note, highlight=False, markup=False, soft_wrap=True)
     try:  # the weights in the model location are part of the hashes
         identities = local_model_identities(the_plan, resource.spec.models, environ)
     except CannotRun as exc:
         _fail(str(exc))
     if checkpoints or identities:  # the checkpoint is part of the plan's settings (and hashes)
-        the_plan = plan(resource, references=checkpoints, models=identities)
+        the_plan = plan(resource, references=checkpoints, models=identities, execution=chosen.name)
     try:
         previous = open_storage(the_plan.output_uri, S3Settings.from_env(environ)).exists(STATUS_KEY)
     except StorageError as exc:
@@ -145,6 +154,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
                              log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
                              environ=environ, refs=given_refs, verify=verify)
         runner.claim()  # refused (another run holds the output) before saying anything else
+        keep_execution(output, chosen)  # the next run of this resource continues this execution
         if previous:
             console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused",
                           highlight=False, markup=False, soft_wrap=True)

@@ -568,7 +568,7 @@ class LocalRunner:
             held = self.awaiting.get(name)
             gates[gate_.condition] = held.message if held is not None else ""
         conditions = gate_conditions(status.conditions, gates, now_rfc3339(), self.resource.metadata.generation)
-        status = status.model_copy(update={"conditions": conditions})
+        status = status.model_copy(update={"conditions": conditions, "execution": self.plan.execution})
         if any(s.gang for s in self.plan.stages):  # a training run: its step, loss and checkpoints
             status = with_training(status, training_status(read_training(self.run_storage),
                                                            join_uri(self.plan.output_uri, "checkpoints")))

@@ -62,6 +62,7 @@ from genfab.operator.workqueue import WorkQueue
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
+from genfab.sequencing.execution import ExecutionError, choose_execution, execution_choice
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.sequencing.refs import (
     RefState,
@@ -206,7 +207,8 @@ class Controller:
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
-            the_plan = self._plan_with_references(resource, namespace, owner)
+            execution = self._execution(key, resource, owner, previous)
+            the_plan = self._plan_with_references(resource, namespace, owner, execution)
             refused = oversized_configs(the_plan) + tenant_image_errors(the_plan, resource.spec, self.settings.policy)
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
@@ -219,7 +221,7 @@ class Controller:
             self._write_status(key, body, previous, stalled_status(
                 previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
             raise
-        except PlanError as exc:
+        except (PlanError, ExecutionError) as exc:
             return self._write_status(key, body, previous, invalid_status(previous, str(exc), generation,
                                                                           now_rfc3339(now)))
         settled = (previous is not None and previous.phase in TERMINAL_PHASES
@@ -247,6 +249,7 @@ class Controller:
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
+        status = status.model_copy(update={"execution": the_plan.execution})
         status = with_training(status, training_status(
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
             join_uri(the_plan.output_uri, "checkpoints")))
@@ -278,11 +281,31 @@ class Controller:
                 missing.append(item)
         return missing
 
-    def _plan_with_references(self, resource: Resource, namespace: str, owner: Owner) -> Plan:
+    def _execution(self, key: Key, resource: Resource, owner: Owner, previous: ResourceStatus | None) -> str | None:
+        """The execution folder (reference-object's `executionMode` new or last): the one the status
+        keeps, else chosen now and written to the status before anything runs in it, so a reconcile
+        that starts before the watch brings the status back does not choose again."""
+        choice = execution_choice(resource)
+        if choice is None:
+            return None
+        if previous is not None and previous.execution:
+            return previous.execution
+        output = self.storage.open(resource.spec.output, owner, self._spec_storage(key))
+        name = choose_execution(choice, self.clock().timestamp(), resource.spec.output, output.list)
+        try:
+            patched = self.kube.patch(cr_path(*key, "status"), {"status": {"execution": name}})
+        except NotFound:
+            return name  # deleted meanwhile: nothing will run
+        self.cache.put_resource(key, patched)
+        log.info("%s %s/%s: execution %s (executionMode %s)", *key, name, choice)
+        return name
+
+    def _plan_with_references(self, resource: Resource, namespace: str, owner: Owner,
+                              execution: str | None = None) -> Plan:
         """The plan, planned again with the TuningRun checkpoints its settings depend on, where the
         runs have them (from the watch cache; the others stay `ref:` inputs the stage waits for), and
         with the identities of the models it loads where the operator can read them."""
-        first = plan(resource)
+        first = plan(resource, execution=execution)
         found = {}
         for target, path in plan_references(first):
             ref_kind, _, ref_name = target.partition("/")
@@ -293,7 +316,8 @@ class Controller:
         identities = self.model_identities.read(owner, resource.spec.models,
                                                 spec_storage.to_yaml_dict() if spec_storage is not None else None,
                                                 first.model_ids())
-        return plan(resource, references=found, models=identities) if found or identities else first
+        return plan(resource, references=found, models=identities, execution=execution) if found or identities \
+            else first
 
     def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
         """The plan with the outputs of resources it reads (same namespace, from the watch cache)

@@ -107,19 +107,21 @@ def stage_models(settings: BaseModel | None, identities: Mapping[str, str] | Non
 
 
 def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
-         references: Mapping[str, str] | None = None, models: Mapping[str, str] | None = None) -> Plan:
+         references: Mapping[str, str] | None = None, models: Mapping[str, str] | None = None,
+         execution: str | None = None) -> Plan:
     """Expand a validated resource into its stage DAG.
 
     `inventory` carries sample counts only I/O can know (e.g. `{"input": 120}` after listing the
     input prefix or reading a manifest); without it such stages have `samples=None`. `references`
     carries what other resources resolved to (see `DraftRequest.references`). `models` carries the
     identities the executor read from the model location (`genfab.inventory.model_identity`, for the
-    ids `model_ids_of` lists); a model it lacks is hashed as `unread`.
+    ids `model_ids_of` lists); a model it lacks is hashed as `unread`. `execution` is the output
+    folder the executor chose (`Pipeline.execution`).
     """
     spec: CommonSpec = resource.spec
     pipeline = selected(resource.kind, spec)
     pd = pipeline.drafts(DraftRequest(resource.metadata.name, spec, pipeline.block_of(spec), inventory or {},
-                                      references or {}))
+                                      references or {}, execution))
     drafts = _checked_drafts(pipeline, pd.drafts)
     catalog = {s.name: s for s in pipeline.stages}
     customs = {c.name: c for c in spec.custom_stages}
@@ -219,4 +221,5 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,
         pipeline=pipeline.name, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,
+        execution=execution if pipeline.execution is not None and pipeline.execution(pipeline.block_of(spec)) else None,
     )

@@ -113,6 +113,8 @@ class Plan:
     stages: tuple[PlannedStage, ...]
     external_refs: tuple[str, ...] = ()
     """Other resources this plan waits for, as `Kind/name` (TuningRun checkpoints, DatasetJob exports)."""
+    execution: str | None = None
+    """The execution folder the executor chose for it (`DraftRequest.execution`), kept in status."""
 
     def stage(self, name: str) -> PlannedStage:
         for s in self.stages:

@@ -24,6 +24,8 @@ class ObjectInfo:
     etag: str | None = None
     """The store's checksum of the content where it has one (S3's ETag: the MD5 of a single-part
     upload, a digest of the parts' MD5s for a multipart one); None for `file://`."""
+    modified: float | None = None
+    """When the object was last written (seconds since the epoch: S3's LastModified, a file's mtime)."""
 
 
 MAX_KEY_BYTES = 1024
@@ -104,6 +106,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many."""
+
+    @abc.abstractmethod
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        """Delete exactly these objects (a missing one is no error)."""
 
     def write_many(self, items: Iterable[tuple[str, bytes]], workers: int = 16) -> int:
         """Write many small objects concurrently (per-object latency dominates on S3); returns how many."""

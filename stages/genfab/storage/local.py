@@ -9,7 +9,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -105,10 +105,10 @@ class FileStorage(Storage):
                     continue
                 with self._os_errors("list", rel):
                     try:
-                        size = full.stat().st_size
+                        stat = full.stat()
                     except FileNotFoundError:  # a link to nothing: no object (as in a bucket's listing)
                         continue
-                found.append(ObjectInfo(rel, size))
+                found.append(ObjectInfo(rel, stat.st_size, modified=stat.st_mtime))
         yield from sorted(found, key=lambda o: o.key)
 
     def size(self, key: str) -> int | None:
@@ -153,6 +153,10 @@ class FileStorage(Storage):
 
     def delete_prefix(self, prefix: str) -> int:
         objects = list(self.list(prefix))
-        for obj in objects:
-            self._path(obj.key).unlink(missing_ok=True)
+        self.delete_keys(o.key for o in objects)
         return len(objects)
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with self._os_errors("delete", key):
+                self._path(key).unlink(missing_ok=True)

@@ -46,6 +46,8 @@ class Reuse:
     problem: str = ""
     """Why a sample whose marker holds the current config hash is produced again (an output is
     missing, has another size or, with `sha256`, other content)."""
+    previous: Marker | None = None
+    """The marker found (any config): what a sample produced again replaces."""
 
 
 def write_marker(storage: Storage, sample_prefix: str, marker: Marker) -> None:
@@ -110,9 +112,9 @@ def check_reuse(storage: Storage, sample_prefix: str, config_hash: str, check: C
     """May the sample committed under `sample_prefix` be reused by a stage with `config_hash`?"""
     marker = read_marker(storage, sample_prefix)
     if marker is None or not same_output(marker, config_hash, base_hash):
-        return Reuse(False)
+        return Reuse(False, previous=marker)
     problem = broken_output(storage, marker, check)
-    return Reuse(not problem, problem)
+    return Reuse(not problem, problem, marker)
 
 
 def is_committed(storage: Storage, sample_prefix: str, config_hash: str, base_hash: str | None = None) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
@@ -180,8 +180,9 @@ class S3Storage(Storage):
             if page is None:
                 return
             for obj in page.get("Contents", []):
-                etag = obj.get("ETag")
-                yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]), str(etag).strip('"') if etag else None)
+                etag, modified = obj.get("ETag"), obj.get("LastModified")
+                yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]), str(etag).strip('"') if etag else None,
+                                 modified.timestamp() if modified is not None else None)
 
     def size(self, key: str) -> int | None:
         try:
@@ -218,9 +219,17 @@ class S3Storage(Storage):
         self._call("copy", src, lambda: self.client.copy(source, self.bucket, self._key(dst), Config=self._transfer))
 
     def delete_prefix(self, prefix: str) -> int:
-        keys = [self._key(o.key) for o in self.list(prefix)]
-        for start in range(0, len(keys), 1000):
-            batch = {"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}
-            self._call("delete", prefix, lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
-                Bucket=self.bucket, Delete=b))
+        keys = [o.key for o in self.list(prefix)]
+        self._delete(keys, prefix)
         return len(keys)
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        wanted = list(keys)
+        self._delete(wanted, wanted[0] if wanted else "")
+
+    def _delete(self, keys: Sequence[str], what: str) -> None:
+        full = [self._key(k) for k in keys]
+        for start in range(0, len(full), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = {"Objects": [{"Key": k} for k in full[start:start + 1000]], "Quiet": True}
+            self._call("delete", what, lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
+                Bucket=self.bucket, Delete=b))

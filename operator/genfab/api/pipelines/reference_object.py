@@ -1,5 +1,6 @@
 """DatasetJob pipeline `reference-object` (seed 004): white-background -> perspectives -> prompts ->
-scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{executionName}/01_… 07_…`."""
+scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{execution}/01_… 07_…`
+(the execution folder: `executionName`, or the one the executor chose for `executionMode`)."""
 
 from __future__ import annotations
 
@@ -102,13 +103,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     generated = perspectives * sc.num_prompts * sc.num_iterations
     qwen = ro.qwen_augmentation
     annotated = generated * (1 + qwen.count) if qwen.enabled else generated
-    retry_only = ro.retry.retry_failed or ro.retry.retry_failed_qwen_augmentations
-
-    def step_run(step: int, name: str) -> bool:
-        if retry_only:
-            return (name == "scenes" and ro.retry.retry_failed) or (
-                name == "qwen-augmentation" and ro.retry.retry_failed_qwen_augmentations)
-        return step >= ro.start_from_step
+    first_step = ro.first_step()
 
     edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path, "steps": sc.steps,
             "true_cfg_scale": sc.true_cfg_scale, "edit_runtime": sc.edit_runtime}
@@ -122,13 +117,12 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               input_uris=tuple(u for u in (sc.system_prompt_uri, sc.project_info_uri) if u),
               options={"llmEndpoint": sc.llm_endpoint, "llmTimeoutSeconds": sc.llm_timeout_seconds}),
         Draft("scenes", ScenesSettings(**edit, num_prompts=sc.num_prompts, num_iterations=sc.num_iterations),
-              generated, options={"maxRetries": ro.retry.max_retries, "retryFailedOnly": ro.retry.retry_failed}),
+              generated, options={"maxRetries": ro.retry.max_retries}),
         Draft("qwen-augmentation", QwenAugmentationSettings(
             **edit, qwen_augmentation=QwenAugmentationParameters.part_of(qwen)),
               generated * qwen.count, enabled=qwen.enabled,
               input_uris=(qwen.predefined_prompts_uri,) if qwen.predefined_prompts_uri else (),
-              options={"maxRetries": ro.retry.max_retries,
-                       "retryFailedOnly": ro.retry.retry_failed_qwen_augmentations}),
+              options={"maxRetries": ro.retry.max_retries}),
         Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed,
                                                      annotation=AnnotationParameters.part_of(ro.annotation)),
               annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
@@ -138,15 +132,22 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               annotated * ro.cv_augmentation.count, enabled=ro.cv_augmentation.enabled),
     ]
     for step, d in enumerate(drafts, start=1):
-        d.run = step_run(step, d.name)
+        d.run = step >= first_step
         d.input_uris = tuple(u for u in d.input_uris if u)
-    return PipelineDrafts(join_uri(req.spec.output, ro.execution_name or req.name), drafts)
+    choice = ro.execution_choice()
+    folder = ro.execution_name if choice is None else req.execution or f"{{{choice}}}"
+    return PipelineDrafts(join_uri(req.spec.output, folder or ""), drafts)
+
+
+def execution_choice(block: ReferenceObjectConfig) -> str | None:
+    return block.execution_choice()
 
 
 PIPELINE = Pipeline(
     name="reference-object", kind="DatasetJob", value="reference-object",
     description="seed 004: reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
     position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,
+    execution=execution_choice,
     stages=(
         StageDecl("white-background", "diffusion", "Step 1: object on a white background (Qwen Image Edit)",
                   WhiteBackgroundSettings, f"{STAGES}.edit_stages:WhiteBackgroundStage", memory="48Gi",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from genfab.contract.names import report_prefix
 from genfab.inventory import ShardReport, read_reports
@@ -91,7 +91,10 @@ def write_state(ctx: StageContext) -> dict[str, Any]:
 
 
 class WritesPipelineState:
-    """Mixin for reference-object's stages: `pipeline_state.json` after every shard."""
+    """Mixin for reference-object's stages: `pipeline_state.json` after every shard, and numbered
+    folders that hold only what the current config made (`Stage.prunes_outputs`)."""
+
+    prunes_outputs: ClassVar[bool] = True
 
     def after_report(self, ctx: StageContext, report: ShardReport) -> None:
         write_state(ctx)

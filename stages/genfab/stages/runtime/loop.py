@@ -25,8 +25,9 @@ from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
+from genfab.stages.runtime.pruning import remove_gone_samples, remove_sample
 from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
-from genfab.storage import StorageError, check_reuse
+from genfab.storage import Reuse, StorageError, check_reuse
 
 log = logging.getLogger("genfab.stages")
 REUSE_CHECKS = 16
@@ -47,7 +48,9 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
     if stage.whole_set:
         run_whole_set(stage, ctx, reporter, metrics)
         return
-    pending = []
+    if stage.prunes_outputs and stage.marker_folder(ctx):
+        remove_gone_samples(ctx.output, stage.marker_folder(ctx), (ref.id for ref in ctx.all_samples))
+    pending: list[tuple[SampleRef, Reuse]] = []
     # One marker read (and a HEAD per output) per sample: concurrent, since on S3 latency dominates.
     with ThreadPoolExecutor(REUSE_CHECKS, thread_name_prefix="genfab-reuse") as pool:
         checks = list(pool.map(lambda ref: stage.reuse(ctx, ref.id), samples))
@@ -60,7 +63,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             reporter.report.redone += 1
             log.warning("committed sample fails the reuse check; producing it again",
                         extra={"sample": ref.id, "problem": reuse.problem, "check": ctx.verify})
-        pending.append(ref)
+        pending.append((ref, reuse))
     if pending:
         started = time.monotonic()
         stage.setup(ctx)
@@ -86,8 +89,8 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
 
     with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
-        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id, ctx)) for ref in pending[start:start + size]]
-                   for start in range(0, len(pending), size)]
+        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id, ctx), previous=reuse.previous)
+                    for ref, reuse in pending[start:start + size]] for start in range(0, len(pending), size)]
         for k, batch in enumerate(batches):
             if k + 1 < len(batches):
                 stage.prefetch(batches[k + 1])
@@ -99,6 +102,8 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
                     inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
                 else:
                     reason, message = _reason(error)
+                    if stage.prunes_outputs and sample.previous is not None:  # an earlier config's outputs
+                        remove_sample(ctx.output, sample.marker_prefix, sample.previous)
                     reporter.failed(sample.id, reason, message)
                     metrics.sample("failed", per_sample, reason)
                     log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
@@ -128,7 +133,8 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
     stage.setup(ctx)
     reporter.report.model_load_seconds = round(time.monotonic() - started, 3)
     began, wall = time.monotonic(), time.time()
-    result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest, base_hash=base)
+    result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest, base_hash=base,
+                    previous=reuse.previous)
     try:
         stage.process_set(result, units)
     except SampleError as exc:

@@ -36,8 +36,12 @@ class Sample:
     the `_SUCCESS.json` marker with their checksums only after `process` returns."""
 
     def __init__(self, ref: SampleRef, ctx: StageContext, marker_prefix: str, config_hash: str | None = None,
-                 base_hash: str | None = None) -> None:
+                 base_hash: str | None = None, previous: Marker | None = None) -> None:
         self.ref = ref
+        self.previous = previous
+        """The marker this sample had before (another config, or outputs that failed the reuse check):
+        its outputs that this commit does not write again are deleted, so a folder never keeps a
+        file from an earlier config (an image in `train/` that now goes to `val/`)."""
         self.ctx = ctx
         self.marker_prefix = marker_prefix
         self.config_hash = config_hash or ctx.config_hash
@@ -103,6 +107,8 @@ class Sample:
                         {"sampleId": self.id, "params": self.params} if self.params else {"sampleId": self.id},
                         dict(self.sizes), self.base_hash)
         write_marker(self.ctx.output, self.marker_prefix, marker)
+        if self.previous is not None:
+            self.ctx.output.delete_keys(sorted(set(self.previous.outputs) - set(self.outputs)))
         return marker
 
 
@@ -122,9 +128,15 @@ class Stage(Generic[S]):
     the sample's folder of this stage's layout (`{id}/_SUCCESS.json`, `{id}/outpaint/_SUCCESS.json`:
     stages that share an output root keep apart); flat layouts (`{id}_mask.png`) use e.g. `_markers`."""
 
+    def marker_folder(self, ctx: StageContext) -> str:
+        """The folder holding one marker folder per sample (`marker_dir`; a stage whose folder
+        depends on the run overrides this); empty: each marker sits in its sample's own folder."""
+        return self.marker_dir
+
     def marker_prefix(self, sample_id: str, ctx: StageContext) -> str:
-        if self.marker_dir:
-            return f"{self.marker_dir}/{sample_id}"
+        folder = self.marker_folder(ctx)
+        if folder:
+            return f"{folder}/{sample_id}"
         return ctx.sample_prefix(sample_id).rstrip("/")
 
     def reuse(self, ctx: StageContext, sample_id: str) -> Reuse:
@@ -165,6 +177,13 @@ class Stage(Generic[S]):
         """After the shard's final report is stored (succeeded or failed): a place for files that sum
         up the stage from every shard's report (reference-object's `pipeline_state.json`). An error
         here is logged and changes nothing else (default: nothing)."""
+
+    prunes_outputs: ClassVar[bool] = False
+    """The stage's output folder holds exactly its current samples' outputs (reference-object's
+    numbered folders, which tools read whole): at shard start the outputs and markers of samples no
+    longer in the stage's units are deleted, and a sample that fails loses what an earlier config
+    made of it. Needs a `marker_folder` (markers are listed there). Off by default: elsewhere a narrowed
+    input selection (`ids`, `limit`) must not delete the rest of a dataset."""
 
     whole_set: ClassVar[bool] = False
     """The stage makes one result from all its units at once (the difix split and adapter: manifests
