@@ -2,7 +2,11 @@
 (scripts/tiny_models.py): the packages need torchvision, which the CPU machines do not have.
 
 - Step 6 with the real `segment-anything` and `sam2`: the real packages load from the model location
-  and run the stage's whole path.
+  and run the stage's whole path, training-free PerSAM and PerSAM-F.
+- Training-free PerSAM's decoder (`persam.personalised` on segment-anything's `MaskDecoder`, full
+  size, random weights) against the released Personalize-SAM decoder (its `per_segment_anything`
+  folder, from ZrrSkywalker/Personalize-SAM, at `$GENFAB_PERSAM_RELEASED` or `.persam_ref/`; the test
+  skips without it): same weights, same guidance and target, same masks.
 - The Qwen Image Edit core on the tiny pipelines, plain and Plus (2509/2511), with the camera LoRA
   fused and the blocks compiled.
 - The whole pipeline with `genfab run` and every built-in stage: the tiny Qwen Image Edit pipeline,
@@ -65,6 +69,65 @@ def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, pe
     dropped = [f for f in state["failed_operations"] if f["step"] == 6]
     assert len(labelled) + len(dropped) == 4 and all(f["reason"] == "NoMask" for f in dropped), dropped
     assert dataset.exists("dataset.yaml") and dataset.read_bytes("classes.txt") == b"orange disc\n"
+    method = "PerSAM-F" if persam_training else "PerSAM"
+    markers = [json.loads(dataset.read_bytes(o.key)) for o in dataset.list("_genfab/markers/")]
+    assert markers and all(m["extra"]["params"]["persam"] == method for m in markers)
+    assert all(("negative" in m["extra"]["params"]) != persam_training for m in markers)
+
+
+def released_persam(root: Path) -> tuple[object, object]:
+    """Personalize-SAM's own `transformer` and `mask_decoder` modules, loaded from their files (its
+    package imports timm for MobileSAM, which this test does not need)."""
+    import sys
+    import types
+
+    folder = root / "per_segment_anything" / "modeling"
+    package = types.ModuleType("persam_released")
+    package.__path__ = [str(folder)]
+    sys.modules["persam_released"] = package
+    for name in ("common", "transformer", "mask_decoder"):
+        spec = importlib.util.spec_from_file_location(f"persam_released.{name}", folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["persam_released.transformer"], sys.modules["persam_released.mask_decoder"]
+
+
+def test_personalised_sam_decoder_is_the_released_persam_decoder() -> None:
+    import os
+
+    from segment_anything.modeling import MaskDecoder, TwoWayTransformer
+
+    from genfab.stages.reference_object.persam import attention_guidance, personalised
+
+    root = Path(os.environ.get("GENFAB_PERSAM_RELEASED", Path(__file__).parents[2] / ".persam_ref"))
+    if not (root / "per_segment_anything").is_dir():
+        pytest.skip(f"no per_segment_anything at {root} (ZrrSkywalker/Personalize-SAM)")
+    released_tf, released_dec = released_persam(root)
+    sizes = {"depth": 2, "embedding_dim": 256, "mlp_dim": 2048, "num_heads": 8}  # SAM's decoder
+    ours = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(**sizes), transformer_dim=256,
+                       iou_head_depth=3, iou_head_hidden_dim=256).cuda().eval()
+    theirs = released_dec.MaskDecoder(  # type: ignore[attr-defined]
+        num_multimask_outputs=3, transformer=released_tf.TwoWayTransformer(**sizes),  # type: ignore[attr-defined]
+        transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256).cuda().eval()
+    theirs.load_state_dict(ours.state_dict())
+    g = torch.Generator(device="cuda").manual_seed(0)
+    image, pe, dense = (torch.randn(1, 256, 64, 64, device="cuda", generator=g) for _ in range(3))
+    sparse = torch.randn(1, 3, 256, device="cuda", generator=g)
+    guidance = attention_guidance(torch.randn(480, 640, device="cuda", generator=g), (64, 64))
+    target = torch.randn(1, 1, 256, device="cuda", generator=g)
+    with torch.no_grad():
+        plain, _ = ours(image, pe, sparse, dense, multimask_output=False)
+        with personalised(ours, guidance, target):
+            mine, mine_iou = ours(image, pe, sparse, dense, multimask_output=False)
+        released, released_iou = theirs(image, pe, sparse.clone(), dense, False, attn_sim=guidance,
+                                        target_embedding=target)
+        again, _ = ours(image, pe, sparse, dense, multimask_output=False)
+    assert torch.allclose(mine, released, atol=1e-4, rtol=1e-4), float((mine - released).abs().max())
+    assert torch.allclose(mine_iou, released_iou, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(mine, plain, atol=1e-3)  # the two components change the masks
+    assert torch.equal(again, plain)  # and leave the decoder as it was
 
 
 @pytest.mark.parametrize("plus", [False, True])

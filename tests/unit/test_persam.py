@@ -10,10 +10,14 @@ import pytest
 import torch
 
 from genfab.stages.reference_object.persam import (
+    attention_guidance,
     box_of,
     fit_mask_weights,
+    guided_attention,
     mix,
+    personalised,
     select_points,
+    semantic_prompt,
     similarity,
     target_embedding,
     upsample,
@@ -110,3 +114,122 @@ def test_persam_f_learns_which_of_sams_masks_fits_the_reference() -> None:
     assert inter / np.logical_or(mixed.numpy(), truth > 0).sum() > 0.95
     assert fitted.losses[-1][1] < fitted.losses[0][1] and len(lines) == 4  # epochs 0, 100, 200 and the last
     assert box_of(truth).tolist() == [18, 18, 46, 46] and box_of(np.zeros((4, 4))) is None
+
+
+# -- training-free PerSAM's two decoder components, on a stand-in of segment-anything's decoder
+# transformer: the same module attributes and call pattern (`TwoWayTransformer.forward` calls every
+# block with keywords, then the final token-to-image attention), small sizes, random weights.
+
+class Attention(torch.nn.Module):
+    """segment-anything's `Attention` (projections, heads), small."""
+
+    def __init__(self, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.num_heads = heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (torch.nn.Linear(dim, dim) for _ in range(4))
+
+    def _separate_heads(self, x: torch.Tensor, num_heads: int) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+    def _recombine_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, n, c = x.shape
+        return x.transpose(1, 2).reshape(b, n, h * c)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return guided_attention(self, q, k, v, None)
+
+
+class Block(torch.nn.Module):
+    """A two-way block reduced to its token-to-image attention (what PerSAM changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cross_attn_token_to_image = Attention()
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.cross_attn_token_to_image(q=queries + query_pe, k=keys + key_pe, v=keys)
+        return queries + out, keys + out.mean(1, keepdim=True)
+
+
+class Transformer(torch.nn.Module):
+    def __init__(self, depth: int = 2) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(Block() for _ in range(depth))
+        self.final_attn_token_to_image = Attention()
+
+    def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
+                ) -> torch.Tensor:
+        queries, keys = point_embedding, image_embedding
+        for layer in self.layers:
+            queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=image_pe)
+        return queries + self.final_attn_token_to_image(q=queries + point_embedding, k=keys + image_pe, v=keys)
+
+
+def persam_released(tf: Transformer, image: torch.Tensor, pe: torch.Tensor, points: torch.Tensor,
+                    guidance: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The arithmetic of Personalize-SAM's own modified transformer (per_segment_anything), with its
+    in-place `queries += target_embedding`, written out for the stand-in."""
+    point_embedding = points.clone()
+    queries, keys = point_embedding, image
+    for layer in tf.layers:
+        queries += target  # in place: before the first block this is point_embedding itself
+        out = guided_attention(layer.cross_attn_token_to_image, queries + point_embedding, keys + pe, keys, guidance)
+        queries, keys = queries + out, keys + out.mean(1, keepdim=True)
+    q = queries + point_embedding
+    q += target
+    return queries + tf.final_attn_token_to_image(q=q, k=keys + pe, v=keys)
+
+
+def test_guided_attention_adds_the_guidance_after_softmax_and_normalises_again() -> None:
+    torch.manual_seed(0)
+    attn = Attention()
+    q, k, v = torch.randn(1, 3, 8), torch.randn(1, 16, 8), torch.randn(1, 16, 8)
+    split = [attn._separate_heads(p(x), 2) for p, x in ((attn.q_proj, q), (attn.k_proj, k), (attn.v_proj, v))]
+    plain = torch.nn.functional.scaled_dot_product_attention(*split)
+    assert torch.allclose(guided_attention(attn, q, k, v, None), attn.out_proj(attn._recombine_heads(plain)),
+                          atol=1e-6)
+    guidance = torch.zeros(1, 1, 1, 16)
+    guidance[..., 5] = 1.0
+    probs = torch.softmax(split[0] @ split[1].transpose(-1, -2) / 2, dim=-1)
+    expected = torch.softmax(probs + guidance, dim=-1) @ split[2]
+    assert torch.allclose(guided_attention(attn, q, k, v, guidance), attn.out_proj(attn._recombine_heads(expected)),
+                          atol=1e-6)
+
+
+def test_attention_guidance_is_the_standardised_prior_on_the_decoder_grid() -> None:
+    sim = torch.zeros(40, 60)
+    sim[10:20, 30:45] = 1.0
+    g = attention_guidance(sim, (8, 8))
+    assert g.shape == (1, 1, 1, 64) and 0 < float(g.min()) < float(g.max()) < 1
+    assert int(g.flatten().argmax()) // 8 in (2, 3, 4) and int(g.flatten().argmax()) % 8 in (4, 5, 6)
+    assert torch.allclose(attention_guidance(3 * sim - 2, (8, 8)), g, atol=1e-6)  # only the shape of the prior
+
+
+def test_semantic_prompt_is_the_raw_mean_under_the_mask() -> None:
+    feat = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3)
+    mask = torch.zeros(3, 3)
+    mask[0, 0] = mask[2, 2] = 1
+    assert semantic_prompt(feat, mask).tolist() == [[[4.0, 13.0]]]
+    assert torch.allclose(target_embedding(feat, mask, "mean"), torch.tensor([4.0, 13.0]) / (4**2 + 13**2) ** 0.5)
+
+
+def test_personalised_decoder_computes_what_the_released_persam_computes_and_cleans_up() -> None:
+    torch.manual_seed(1)
+    tf = Transformer(depth=3)
+    decoder = torch.nn.Module()
+    decoder.transformer = tf
+    image, pe, points = torch.randn(1, 16, 8), torch.randn(1, 16, 8), torch.randn(1, 5, 8)
+    guidance, target = attention_guidance(torch.randn(4, 4), (4, 4)), torch.randn(1, 1, 8)
+    plain = tf(image, pe, points)
+    with torch.no_grad():
+        with personalised(decoder, guidance, target):
+            guided = tf(image, pe, points)
+        expected = persam_released(tf, image, pe, points, guidance, target)
+    assert torch.allclose(guided, expected, atol=1e-5)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    assert torch.allclose(tf(image, pe, points), plain)  # hooks and guided attention removed
+    with personalised(decoder, guidance, torch.zeros(1, 1, 8)):  # no target: only the guidance acts
+        only_guided = tf(image, pe, points)
+    assert not torch.allclose(only_guided, plain, atol=1e-3)

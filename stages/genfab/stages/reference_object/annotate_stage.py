@@ -3,17 +3,18 @@ segmentation dataset in `06_yolo_dataset/` (`train|val/images`, `train|val/label
 `classes.txt`).
 
 Once per shard: SAM (`samType`) encodes the reference image (step 1's input) and PerSAM takes the
-object's embedding from it under the reference mask (`persam.py`); with `persamTraining`, PerSAM-F
-fits the mix of SAM's three masks to the reference mask. Per image:
-1. SAM's features give the location prior: a positive and a negative point;
-2. SAM's decoder, prompted by them, then twice more by the mask's box and logits (PerSAM's cascaded
-   post-refinement);
+object's target from its features under the reference mask (`persam.py`); with `persamTraining`,
+PerSAM-F fits the mix of SAM's three masks to the reference mask. Per image, as PerSAM's own scripts:
+1. SAM's features give the location prior: a positive point (and, training-free, a negative one);
+2. SAM's decoder, prompted by them (training-free: with target-guided attention and target-semantic
+   prompting; PerSAM-F: its learnt mix of the three masks), then twice more by the mask's logits and
+   box (PerSAM's cascaded post-refinement);
 3. SAM2 refines the mask from the same points and the box;
 4. the mask becomes one polygon (`yolo.py`), the image and its label go to the split
    `split_assignment` gives it (seeded by the job's seed, the same in every shard).
-An image where no mask is found is dropped with reason `NoMask` (the shard report and
-`pipeline_state.json` list it). Images come from step 4, and from step 5 when it ran (its combined
-folder, as the seed says)."""
+Each sample's marker names the method and the models (`producedBy`). An image where no mask is found
+is dropped with reason `NoMask` (the shard report and `pipeline_state.json` list it). Images come
+from step 4, and from step 5 when it ran (its combined folder, as the seed says)."""
 
 from __future__ import annotations
 
@@ -82,18 +83,20 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         ref_mask = mask_img > 127
         if ref_mask.sum() == 0:
             raise BadInput(f"inputMask {ctx.input_uris[1]} is empty (no pixel above 127)")
+        self.method = "PerSAM-F" if cfg.persam_training else "PerSAM"
         with torch.inference_mode():
             self.sam.set_image(reference)
             feat = self.sam.features[0].float()
-            grid = self._feature_grid_mask(ref_mask, feat.shape[1:])
+            grid = torch.from_numpy(self._feature_grid_mask(ref_mask, feat.shape[1:]))
             try:
-                self.target = persam.target_embedding(feat, torch.from_numpy(grid))
+                self.target = persam.target_embedding(feat, grid, "max-mean" if cfg.persam_training else "mean")
+                self.semantic = persam.semantic_prompt(self.sam.features[0], grid)
             except ValueError as exc:
                 raise BadInput(f"inputMask {ctx.input_uris[1]}: {exc}") from None
         self.weights: np.ndarray | None = None
         self.fit_losses: list[tuple[int, float]] = []
         if cfg.persam_training:  # PerSAM-F on the reference itself
-            points, labels = self._prior(reference)
+            points, labels, _ = self._prior()
             logits, _, _ = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
                                             return_logits=True)
             fitted = persam.fit_mask_weights(torch.from_numpy(np.asarray(logits)), torch.from_numpy(ref_mask),
@@ -105,48 +108,65 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.augmented = ctx.stage_output("qwen-augmentation") if ctx.runs_after("qwen-augmentation") else None
 
     def _feature_grid_mask(self, mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-        """The reference mask on SAM's feature grid: resized as the image was (longest side to the
-        encoder's input), padded to its square, then averaged into the grid's cells."""
+        """The reference mask on SAM's feature grid as PerSAM takes it: resized as the image was
+        (longest side to the encoder's input), padded to its square, resized bilinearly to the grid;
+        a cell is inside where the result is above 0."""
+        import torch
+        import torch.nn.functional as F
+
         h, w = self.sam.input_size
         side = self.sam.model.image_encoder.img_size
         resized = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         padded = np.zeros((side, side), np.float32)
         padded[:h, :w] = resized
-        return cv2.resize(padded, (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.25
+        small = F.interpolate(torch.from_numpy(padded)[None, None], size=grid, mode="bilinear", align_corners=False)
+        return small[0, 0].numpy() > 0
 
-    def _prior(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Location prior of the image set in SAM (the image's similarity to the target)."""
+    def _prior(self) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Location prior of the image set in SAM: the point prompts (training-free: positive and
+        negative; PerSAM-F: positive only) and the similarity map at the image's size."""
         import torch
 
         with torch.inference_mode():
             sim = persam.similarity(self.target, self.sam.features[0].float())
             full = self.sam.model.postprocess_masks(sim[None, None], self.sam.input_size, self.sam.original_size)
-        return persam.select_points(full[0, 0].float().cpu())
+        full = full[0, 0].float()
+        points, labels = persam.select_points(full.cpu())
+        if self.method == "PerSAM-F":
+            return points[:1], labels[:1], full
+        return points, labels, full
 
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
         """The object's mask in one RGB image, and how it was found."""
         self.sam.set_image(image)
-        points, labels = self._prior(image)
-        if self.weights is not None:  # PerSAM-F: the learnt mix of the three masks
+        points, labels, sim = self._prior()
+        if self.weights is not None:  # PerSAM-F: the learnt mix of the three masks, then box + logits twice
             logits_high, _, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
                                                    return_logits=True)
             w = self.weights[:, None, None]
             mask = (np.asarray(logits_high) * w).sum(0) > 0
             low_res = (np.asarray(low) * w).sum(0)
-        else:
-            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True)
-            best = int(np.argmax(scores))
-            mask, low_res = np.asarray(masks[best]), np.asarray(low[best])
-        for _ in range(2):  # PerSAM's cascaded post-refinement: the box and the logits prompt again
+            refinements = (True, True)
+        else:  # PerSAM: the decoder with target guidance and the target as a prompt, then logits, box + logits
+            grid = tuple(self.sam.features.shape[-2:])
+            with persam.personalised(self.sam.model.mask_decoder, persam.attention_guidance(sim, grid),
+                                     self.semantic):
+                masks, _, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=False)
+            mask, low_res = np.asarray(masks[0]), np.asarray(low[0])
+            refinements = (False, True)
+        for with_box in refinements:  # PerSAM's cascaded post-refinement
             box = persam.box_of(mask)
             if box is None:
                 break
-            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels, box=box[None],
-                                                  mask_input=low_res[None], multimask_output=True)
+            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels,
+                                                  box=box[None] if with_box else None, mask_input=low_res[None],
+                                                  multimask_output=True)
             best = int(np.argmax(scores))
             mask, low_res = np.asarray(masks[best]), np.asarray(low[best])
         box = persam.box_of(mask)
-        info: dict[str, object] = {"positive": points[0].tolist(), "negative": points[1].tolist()}
+        info: dict[str, object] = {"persam": self.method, "positive": points[0].tolist()}
+        if len(points) > 1:
+            info["negative"] = points[1].tolist()
         if box is None:
             return np.zeros(image.shape[:2], bool), info
         self.sam2.set_image(image)
@@ -181,6 +201,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         sample.write(label_key("", split, sample.id), (label_line(polygon, w, h) + "\n").encode())
         sample.params.update({"split": split, "maskFraction": round(float(mask.mean()), 5), **info,
                               **self.model_params()})
+        models = sample.params["models"]
+        sample.produced_by = f"{self.method} + SAM2: {models.get('sam')}, {models.get('sam2')}"
         if self.weights is not None:
             sample.params["persamWeights"] = [round(float(x), 5) for x in self.weights]
 

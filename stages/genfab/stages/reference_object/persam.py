@@ -1,16 +1,27 @@
-"""PerSAM's training-free personalisation of SAM (Zhang et al., "Personalize Segment Anything Model
-with One Shot", 2023), as pure tensor functions; `annotate.py` feeds them SAM's image features and
-mask decoder outputs.
+"""PerSAM (Zhang et al., "Personalize Segment Anything Model with One Shot", 2023; the released
+code is ZrrSkywalker/Personalize-SAM) on segment-anything's own SAM, as pure tensor functions and one
+context manager; `annotate_stage.py` feeds them SAM's image features and predictions. Two methods, as
+the paper's two scripts run them (`annotation.persamTraining` chooses):
 
-1. Target embedding: the reference image's SAM features under its mask, (max + mean) / 2, unit length.
-2. Location prior: cosine similarity of that embedding with every feature of a new image, brought
-   to the image's size; its highest point is the positive point prompt, its lowest the negative one.
-3. PerSAM-F (optional): the three multimask outputs of the reference's own prompt are mixed by
-   weights (two learnt, the third 1 minus their sum) fitted to the reference mask with dice + focal
-   loss (AdamW, cosine schedule, `persamLr`, `persamEpochs`, a log line every `persamLogEpoch`).
-   The decoder's outputs do not depend on the weights, so they are computed once and only the
-   weights train.
-4. Cascaded post-refinement: the mask's box (and its logits) prompt the decoder twice more.
+Training-free PerSAM (`persam.py`):
+1. Target: the reference's SAM features under its mask, their mean; unit length for the location
+   prior (`target_embedding(..., "mean")`), as it is for target-semantic prompting (`semantic_prompt`).
+2. Location prior: cosine similarity of the target with every feature of a new image, brought to the
+   image's size; its highest point is the positive point prompt, its lowest the negative one.
+3. Target-guided attention (`attention_guidance`, `personalised`): the prior, standardised, resized
+   to the decoder's image grid and squashed by a sigmoid, is added to the token-to-image attention
+   of every two-way block after its softmax, and the sum is normalised by a second softmax.
+4. Target-semantic prompting (`personalised`): the target is added to the decoder's prompt tokens
+   before every two-way block and to the final token-to-image attention's queries.
+5. Cascaded post-refinement: the mask's logits prompt again, then its box and logits.
+
+PerSAM-F (`persam_f.py`):
+1. Target: (max + mean) / 2 of the features under the mask, unit length; only the positive point.
+2. The three multimask outputs are mixed by weights (two learnt, the third 1 minus their sum) fitted
+   to the reference mask with dice + focal loss (AdamW, cosine schedule, `persamLr`, `persamEpochs`, a
+   log line every `persamLogEpoch`). The decoder's outputs do not depend on the weights, so they are
+   computed once and only the weights train.
+3. Cascaded post-refinement: box and mixed logits, then box and the best mask's logits.
 
 Shapes: features (C, h, w); masks and maps (H, W); points (x, y) in image pixels.
 """
@@ -18,8 +29,12 @@ Shapes: features (C, h, w); masks and maps (H, W); points (x, y) in image pixels
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,13 +43,90 @@ import torch.nn.functional as F
 log = logging.getLogger("genfab.stages")
 
 
-def target_embedding(ref_feat: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
-    """(C,) unit vector of the features under the mask; `ref_mask` (h, w) at the features' size."""
+Pooling = Literal["mean", "max-mean"]
+"""How the features under the reference mask become one target: training-free PerSAM takes their
+mean, PerSAM-F (max + mean) / 2."""
+
+
+def _under_mask(ref_feat: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
     inside = ref_feat.permute(1, 2, 0)[ref_mask > 0]  # (n, C)
     if inside.shape[0] == 0:
         raise ValueError("the reference mask covers no feature cell (is the mask empty or tiny?)")
-    emb = inside.max(dim=0).values / 2 + inside.mean(dim=0) / 2
+    return inside
+
+
+def target_embedding(ref_feat: torch.Tensor, ref_mask: torch.Tensor, pooling: Pooling = "max-mean") -> torch.Tensor:
+    """(C,) unit vector of the features under the mask; `ref_mask` (h, w) at the features' size."""
+    inside = _under_mask(ref_feat, ref_mask)
+    emb = inside.mean(dim=0) if pooling == "mean" else inside.max(dim=0).values / 2 + inside.mean(dim=0) / 2
     return emb / emb.norm().clamp_min(1e-12)
+
+
+def semantic_prompt(ref_feat: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
+    """(1, 1, C) the target for target-semantic prompting: the mean of the features under the mask,
+    not normalised (PerSAM adds it to the decoder's tokens as it is)."""
+    return _under_mask(ref_feat, ref_mask).mean(dim=0)[None, None]
+
+
+def attention_guidance(sim: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(1, 1, 1, h*w) target-guided attention weights from the location prior `sim` (H, W): the prior
+    standardised, resized to the decoder's image grid (SAM's 64 x 64), through a sigmoid."""
+    standard = (sim - sim.mean()) / sim.std().clamp_min(1e-12)
+    small = F.interpolate(standard[None, None].float(), size=grid, mode="bilinear", align_corners=False)
+    return small.sigmoid().flatten(2)[:, None]
+
+
+def guided_attention(attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     guidance: torch.Tensor | None) -> torch.Tensor:
+    """segment-anything's `Attention.forward` with PerSAM's guidance: added to the attention
+    probabilities after the softmax, then normalised by a second softmax."""
+    q, k, v = attn.q_proj(q), attn.k_proj(k), attn.v_proj(v)
+    q, k, v = (attn._separate_heads(x, attn.num_heads) for x in (q, k, v))
+    weights = torch.softmax(q @ k.permute(0, 1, 3, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    if guidance is not None:
+        weights = torch.softmax(weights + guidance.to(weights.dtype), dim=-1)
+    return attn.out_proj(attn._recombine_heads(weights @ v))
+
+
+@contextmanager
+def personalised(decoder: Any, guidance: torch.Tensor, target: torch.Tensor) -> Iterator[None]:
+    """Within the block, segment-anything's `MaskDecoder` runs as training-free PerSAM's: target-guided
+    attention in every two-way block's token-to-image attention, target-semantic prompting on the
+    tokens. Hooks on the real modules, removed on exit (the decoder's own code runs in between).
+
+    PerSAM's transformer adds the target to `queries` in place before each block; before the first,
+    `queries` is the prompt embedding itself, which the blocks also take as the tokens' positional
+    encoding and the final attention adds again. The hooks reproduce that arithmetic: the prompt
+    embedding carries the target once throughout, the later blocks' queries get it again, and the
+    final attention's queries once more."""
+    transformer = decoder.transformer
+    handles: list[Any] = []
+
+    def shift_prompt(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        names = ("image_embedding", "image_pe", "point_embedding")
+        bound = {**dict(zip(names, args, strict=False)), **kwargs}
+        bound["point_embedding"] = bound["point_embedding"] + target.to(bound["point_embedding"].dtype)
+        return (), bound
+
+    def add_to(name: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, dict[str, Any]]]:
+        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            return args, {**kwargs, name: kwargs[name] + target.to(kwargs[name].dtype)}
+        return hook
+
+    handles.append(transformer.register_forward_pre_hook(shift_prompt, with_kwargs=True))
+    for block in list(transformer.layers)[1:]:
+        handles.append(block.register_forward_pre_hook(add_to("queries"), with_kwargs=True))
+    handles.append(transformer.final_attn_token_to_image.register_forward_pre_hook(add_to("q"), with_kwargs=True))
+    guided = [block.cross_attn_token_to_image for block in transformer.layers]
+    for attn in guided:
+        attn.forward = partial(guided_attention, attn, guidance=guidance)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for attn in guided:
+            del attn.forward
 
 
 def similarity(target: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,19 @@ class PromptEncoder(torch.nn.Module):
 
 
 class TwoWayTransformer(torch.nn.Module):
+    """The attributes PerSAM's hooks attach to (`layers`, `final_attn_token_to_image`); the stand-in
+    predictor never runs a decoder, so they hold no blocks."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
+        self.layers = torch.nn.ModuleList()
+        self.final_attn_token_to_image = torch.nn.Identity()
 
 
 class MaskDecoder(torch.nn.Module):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, transformer: TwoWayTransformer | None = None, **kwargs: Any) -> None:
         super().__init__()
+        self.transformer = transformer or TwoWayTransformer()
 
 
 class Sam(torch.nn.Module):
