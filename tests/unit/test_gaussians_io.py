@@ -226,6 +226,25 @@ def test_config_validation_errors() -> None:
     assert GaussiansConfig.model_validate({"sparseGrad": True, "packed": True}).sparse_grad
 
 
+@pytest.mark.parametrize(("ply_name", "key"), [("gf.ply", "gf.ply"), ("scene.ply", "scene.ply"),
+                                               ("coarse", "coarse/gf.ply"), ("export/final.ply", "export/final.ply")])
+def test_vistadream_ply_name_follows_the_seed_rule(ply_name: str, key: str) -> None:
+    from genfab.api.scenejob import VistaDreamConfig
+
+    config = VistaDreamConfig.model_validate({"plyName": ply_name})
+    assert ply_key(config.ply_name) == key
+
+
+@pytest.mark.parametrize("bad", ["../x.ply", "a/../b", "/abs.ply", "a b.ply"])
+def test_vistadream_ply_name_stays_in_the_sample_folder(bad: str) -> None:
+    from pydantic import ValidationError
+
+    from genfab.api.scenejob import VistaDreamConfig
+
+    with pytest.raises(ValidationError, match="plyName"):
+        VistaDreamConfig.model_validate({"plyName": bad})
+
+
 def test_stage_finds_the_scene_folder_and_checks_images(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from PIL import Image

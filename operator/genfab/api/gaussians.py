@@ -9,6 +9,16 @@ from pydantic import Field
 
 from genfab.api.base import RUN_TIME, GenfabModel, Rule
 
+PLY_PATH = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$"
+"""Seed 001's `--export-gaussians-ply-path` inside a sample's folder: a path ending in `.ply` is the
+file, anything else a folder that gets `gf.ply` (`genfab.stages.gaussians.stage.ply_key`)."""
+
+
+def ply_path_inside(alias: str, attr: str) -> Rule:
+    """The PLY path stays inside the sample's folder (no `.` or `..` segments)."""
+    return Rule(f"!self.{alias}.matches('(^|/)[.][.]?(/|$)')",
+                f"{alias} must stay inside the sample's folder (no '.' or '..' segments)", alias,
+                lambda m: not re.search(r"(^|/)\.\.?(/|$)", getattr(m, attr)))
 
 class SplatConfig(GenfabModel):
     """What every Gaussian scene genfab trains reads, however it is grown: spherical harmonics, the
@@ -39,12 +49,7 @@ class GaussiansConfig(SplatConfig):
             "capMax",
             lambda m: m.strategy != "mcmc" or m.cap_max >= m.init_num_points,
         ),
-        Rule(
-            "!self.plyPath.matches('(^|/)[.][.]?(/|$)')",
-            "plyPath must stay inside the sample's folder (no '.' or '..' segments)",
-            "plyPath",
-            lambda m: not re.search(r"(^|/)\.\.?(/|$)", m.ply_path),
-        ),
+        ply_path_inside("plyPath", "ply_path"),
         Rule(
             "!self.sparseGrad || self.packed",
             "sparseGrad needs packed: true (gsplat's sparse gradients are per visible Gaussian)",
@@ -77,7 +82,7 @@ class GaussiansConfig(SplatConfig):
     one view of each per rasterization call (small scenes are bound by per-step overhead, now paid
     once; 6.8x the scenes per GPU-hour of `sequential` on 8 small scenes); `sequential` trains them
     one after another. Unbatchable scenes (mixed sizes, masks) train one after another."""
-    ply_path: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$", max_length=256)
+    ply_path: str = Field("gf.ply", pattern=PLY_PATH, max_length=256)
     """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
     name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""
     background: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(None, min_length=3, max_length=3)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -18,7 +18,7 @@ from genfab.api.base import (
     json_depth,
 )
 from genfab.api.common import CommonSpec
-from genfab.api.gaussians import GaussiansConfig
+from genfab.api.gaussians import PLY_PATH, GaussiansConfig, ply_path_inside
 from genfab.api.types import DnsLabel, InputUri, RelativePath
 
 Variant = Literal["photorealistic", "stylized", "default"]
@@ -341,7 +341,7 @@ class VistaTrajectory(GenfabModel):
 class VistaCoarse(GenfabModel):
     """Seed 001's coarse expansion (`_coarse`)."""
 
-    rules = (
+    rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
             "self.coarseMinInpaintRatio <= self.coarseMaxInpaintRatio",
             "coarseMinInpaintRatio must be <= coarseMaxInpaintRatio",
@@ -375,7 +375,7 @@ class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
     Its fields keep the seed's flat names; the stages read them in parts (FluxFill, depth model,
     trajectory, coarse expansion)."""
 
-    rules = VistaCoarse.rules
+    rules: ClassVar[tuple[Rule, ...]] = (*VistaCoarse.rules, ply_path_inside("plyName", "ply_name"))
 
     stage: Literal["no-outpaint", "outpaint", "fine", "coarse"] = "no-outpaint"
     """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
@@ -388,8 +388,10 @@ class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
     """GS_Train_Tool iterations after initialisation."""
     render_frames: int = Field(150, ge=1, le=5000)
     """Most frames of the final render trajectory (scaled to 25 per scene frame)."""
-    ply_name: str = Field("gf.ply", pattern=r"^[A-Za-z0-9._-]+\.ply$")
-    """File name of the exported PLY inside the sample's output folder."""
+    ply_name: str = Field("gf.ply", pattern=PLY_PATH, max_length=256)
+    """Where the exported PLY goes in the sample's output folder, by seed 001's
+    `--export-gaussians-ply-path` rule: a path ending in `.ply` is the file, anything else a folder
+    that gets `gf.ply` (`coarse` -> `coarse/gf.ply`)."""
 
 
 class TuningRunRef(GenfabModel):
