@@ -313,6 +313,135 @@ def edit(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+# --- quantised ------------------------------------------------------------------------------------
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+"""The attention projections a Qwen Image Edit LoRA such as the multi-camera one adapts."""
+
+
+def random_camera_lora(transformer: Any, folder: Path, rank: int = 16) -> Path:
+    """A random rank-`rank` LoRA for every block's attention projections of `transformer`, in
+    diffusers' LoRA format (what `load_lora_weights` reads), plus a model card."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(3)
+    weights = {}
+    for name, module in transformer.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.split(".attn.")[-1] in LORA_TARGETS and ".attn." in name:
+            weights[f"transformer.{name}.lora_A.weight"] = (
+                torch.randn(rank, module.in_features, generator=g) / module.in_features**0.5).to(torch.bfloat16)
+            weights[f"transformer.{name}.lora_B.weight"] = (
+                torch.randn(module.out_features, rank, generator=g) * 0.01).to(torch.bfloat16)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(folder / "pytorch_lora_weights.safetensors"))
+    (folder / "README.md").write_text("Random multi-camera-shaped LoRA written by benchmarks/reference_object.py.\n")
+    return folder
+
+
+def timed_edits(pipe: Any, inputs: dict[str, Any], steps: int, runs: int) -> dict[str, float]:
+    """Seconds per edit (`runs` after a 1-step warm-up) and the peak GPU memory of those edits."""
+    import torch
+
+    def run(n: int) -> None:
+        with torch.inference_mode():
+            pipe(**inputs, num_inference_steps=n, generator=torch.Generator("cpu").manual_seed(7),
+                 output_type="latent")
+
+    run(1)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    seconds = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        run(steps)
+        torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - began)
+    return {"seconds": sum(seconds) / len(seconds), "peak": torch.cuda.max_memory_allocated() / 2**30,
+            "held": torch.cuda.memory_allocated() / 2**30}
+
+
+def quantised(args: argparse.Namespace) -> str:
+    """The default edit model's form, a bitsandbytes 4-bit export, made from the production-size
+    transformer (random bf16 weights) and loaded through the stage's own path (`load_pipeline`,
+    `load_lora`, `fuse_lora`), against the bf16 transformer with the same LoRA fused."""
+    import gc
+
+    import torch
+    from diffusers import BitsAndBytesConfig, QwenImageTransformer2DModel
+    from scripts.tiny_models import save_tiny_qwen_image_edit
+
+    from genfab.stages.models.placement import Placement
+    from genfab.stages.reference_object.edit_speed import quantised as is_quantised
+    from genfab.stages.reference_object.qwen_edit import fuse_lora, load_lora, load_pipeline
+
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="genfab-4bit-"))
+    device = torch.device("cuda")
+    rows: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    pipe = random_edit_pipeline(device)
+    lora = random_camera_lora(pipe.transformer, root / "lora")
+    pipe.transformer.save_pretrained(root / "bf16-transformer", max_shard_size="10GB")
+    print(f"bf16 transformer built and saved in {time.perf_counter() - started:.0f} s", flush=True)
+    inputs = edit_inputs(device)
+    load_lora(pipe, lora)
+    fuse_lora(pipe)
+    rows["bf16"] = timed_edits(pipe, inputs, args.steps, args.runs)
+    print(json.dumps(rows["bf16"]), flush=True)
+    vae = pipe.vae
+    del pipe
+    gc.collect()
+    torch.cuda.empty_cache()
+
+    # the export: the pipeline folder's transformer quantised to 4 bit (NF4, bf16 compute), as
+    # ovedrive/qwen-image-edit-4bit ships it; the text encoder is not run (random prompt embeddings)
+    export = save_tiny_qwen_image_edit(root / "models")
+    began = time.perf_counter()
+    q4 = QwenImageTransformer2DModel.from_pretrained(  # type: ignore[no-untyped-call]
+        root / "bf16-transformer", torch_dtype=torch.bfloat16,
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                               bnb_4bit_compute_dtype=torch.bfloat16))
+    quantise_s = time.perf_counter() - began
+    shutil.rmtree(root / "bf16-transformer")
+    shutil.rmtree(export / "transformer")
+    q4.save_pretrained(export / "transformer")
+    shutil.rmtree(export / "vae")
+    vae.save_pretrained(export / "vae")
+    print(f"quantised in {quantise_s:.0f} s and saved", flush=True)
+    del q4, vae
+    gc.collect()
+    torch.cuda.empty_cache()
+    size = sum(f.stat().st_size for f in (export / "transformer").rglob("*") if f.is_file()) / 2**30
+
+    began = time.perf_counter()
+    pipe = load_pipeline(export, Placement.choose())
+    load_lora(pipe, lora)
+    fuse_lora(pipe)
+    load_s = time.perf_counter() - began
+    assert is_quantised(pipe.transformer), "the export did not load quantised"
+    kept_lora = any("lora" in name for name, _ in pipe.transformer.named_modules())
+    rows["4bit"] = timed_edits(pipe, inputs, args.steps, args.runs)
+    print(json.dumps(rows["4bit"]), flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    b, q = rows["bf16"], rows["4bit"]
+    lines = [f"### The 4-bit default edit model (bitsandbytes NF4) vs bf16, 1024², {args.steps} steps, true CFG 4.0",
+             "", f"{torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
+             f"bitsandbytes {installed('bitsandbytes')}, peft {installed('peft')}, Python {platform.python_version()}.",
+             f"Command: `python benchmarks/reference_object.py quantised --steps {args.steps} --runs {args.runs}`", "",
+             "Qwen-Image-Edit's transformer at production size (random bf16 weights), quantised with "
+             f"`BitsAndBytesConfig(load_in_4bit, nf4, bf16 compute)` in {quantise_s:.0f} s and saved "
+             f"({size:.1f} GiB); the pipeline folder loaded by the stage's `load_pipeline` with a random rank-16 "
+             f"LoRA on every attention projection (`load_lora`, `fuse_lora`: "
+             f"{'kept as separate layers' if kept_lora else 'fused'}) in {load_s:.0f} s. The bf16 row is the same "
+             "transformer and LoRA (fused) in memory.", "",
+             "| transformer | s / edit | vs bf16 | peak GiB | GiB held after the edits |",
+             "| --- | ---: | ---: | ---: | ---: |",
+             f"| bf16, LoRA fused | {b['seconds']:.2f} | 1.00x | {b['peak']:.1f} | {b['held']:.1f} |",
+             f"| bitsandbytes 4-bit (the default's form), LoRA separate | {q['seconds']:.2f} | "
+             f"**{q['seconds'] / b['seconds']:.2f}x** | {q['peak']:.1f} | {q['held']:.1f} |"]
+    return "\n".join(lines)
+
+
 # --- annotation -----------------------------------------------------------------------------------
 
 def production_segmenters(models: Path) -> None:
@@ -427,15 +556,20 @@ def main() -> None:
     p_edit.add_argument("--steps", type=int, default=50)
     p_edit.add_argument("--runs", type=int, default=1)
     p_edit.add_argument("--variants", default="eager,blocks,fp8+blocks")
+    p_q4 = parts.add_parser("quantised",
+                            help="the 4-bit default edit model vs bf16, through the stage's loading (CUDA)")
+    p_q4.add_argument("--steps", type=int, default=4)
+    p_q4.add_argument("--runs", type=int, default=1)
+    p_q4.add_argument("--dir", help="work folder (about 60 GB at peak; default: a temporary one)")
     p_annotation = parts.add_parser("annotation", help="step 6 with SAM ViT-H + SAM2 at production size (CUDA)")
     p_annotation.add_argument("--images", type=int, default=32)
     p_annotation.add_argument("--profile", action="store_true", help="print where the larger run's time went")
-    for p in (p_cv, p_edit, p_annotation):
+    for p in (p_cv, p_edit, p_q4, p_annotation):
         p.add_argument("--write", action="store_true",
                        help="append the table to benchmarks/results/reference_object.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    table = {"cv": cv, "edit": edit, "annotation": annotation}[args.part](args)
+    table = {"cv": cv, "edit": edit, "quantised": quantised, "annotation": annotation}[args.part](args)
     print(table, flush=True)
     if args.write:
         with (ROOT / "benchmarks" / "results" / "reference_object.md").open("a") as fh:
