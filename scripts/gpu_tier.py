@@ -58,7 +58,8 @@ NEEDS = ["pydantic", "PyYAML", "click", "rich", "boto3", "prometheus-client", "d
          "pytest", "torchao", "openai", "albumentations"]
 """What the tier's tests and the stages they run import (their dependencies follow from .venv). Not
 rerun-sdk (a 170 MB wheel): vistadream's render stage then notes that it wrote no recording, which
-the CPU tier writes and reads back."""
+the CPU tier writes and reads back. Not bitsandbytes (not in .venv; a 43 MB wheel holding every CUDA
+version's library): the 4-bit edit-model test skips without it; put an installed copy on PYTHONPATH."""
 
 IMAGE_HAS = re.compile(r"^(torch|torchvision|torchaudio|triton|numpy|pillow|nvidia-.*|cuda-.*|setuptools|pip)$")
 """A CUDA PyTorch image's own: never carried (a CPU build from .venv would replace the CUDA one)."""

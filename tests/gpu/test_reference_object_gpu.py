@@ -159,6 +159,47 @@ def test_the_edit_core_runs_the_tiny_pipelines_with_the_fused_lora_and_compiled_
     assert first.size == second.size and info["seed"] == 7 and info["attempts"] == 1
 
 
+def test_a_bitsandbytes_4bit_export_loads_through_the_stage_path_with_the_lora(tmp_path: Path) -> None:
+    """The default edit model's form (`ovedrive/qwen-image-edit-4bit`: the transformer saved
+    bitsandbytes-quantised): the tiny pipeline's transformer quantised to NF4 and saved, then
+    `load_pipeline`, `load_lora`, `fuse_lora` (the LoRA stays as separate layers) and two edits."""
+    pytest.importorskip("bitsandbytes", reason="needs bitsandbytes (the diffusion image's; carried for this test)")
+    import shutil
+
+    from diffusers import BitsAndBytesConfig, QwenImageTransformer2DModel
+    from PIL import Image
+    from scripts.tiny_models import save_tiny_camera_lora, save_tiny_qwen_image_edit
+
+    from genfab.api.reference_object import EditRuntime
+    from genfab.stages.models.placement import Placement
+    from genfab.stages.reference_object import edit_speed
+    from genfab.stages.reference_object.qwen_edit import Editor, fuse_lora, load_lora, load_pipeline
+
+    export = save_tiny_qwen_image_edit(tmp_path)
+    q4 = QwenImageTransformer2DModel.from_pretrained(  # type: ignore[no-untyped-call]
+        export / "transformer", torch_dtype=torch.bfloat16,
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                               bnb_4bit_compute_dtype=torch.bfloat16))
+    shutil.rmtree(export / "transformer")
+    q4.save_pretrained(export / "transformer")
+    del q4
+    placement = Placement.choose()
+    pipe = load_pipeline(export, placement)
+    assert edit_speed.quantised(pipe.transformer)
+    assert "quantization_config" in json.loads((export / "transformer" / "config.json").read_text())
+    load_lora(pipe, save_tiny_camera_lora(tmp_path))
+    fuse_lora(pipe)
+    assert any("lora" in name for name, _ in pipe.transformer.named_modules())  # kept beside the 4-bit weights
+    from genfab.stages.runtime import BadInput
+
+    with pytest.raises(BadInput, match="already quantised"):  # FP8 on top of 4 bit is refused
+        edit_speed.apply(pipe.transformer, EditRuntime(compile="off", fp8="rowwise"), placement.device)
+    editor = Editor(pipe, steps=2, true_cfg_scale=4.0, retries=0)
+    image = Image.fromarray(scene(np.random.default_rng(0), disc((80, 80), 40)))
+    first, info = editor.edit(image, "turn the camera left", seed=7)
+    assert first.size[0] > 0 and info["attempts"] == 1
+
+
 def test_the_whole_pipeline_runs_with_the_built_in_stages(tmp_path: Path,
                                                           chat_server: tuple[str, str]) -> None:  # noqa: F811
     from scripts.tiny_models import save_reference_object_models
