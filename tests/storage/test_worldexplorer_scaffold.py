@@ -107,20 +107,27 @@ def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path
     assert all(g["candidates"] == 1 and g["scores"] is None and g["chosen"] == 0 for g in info["gaps"].values())
 
 
-@pytest.mark.parametrize(("scaffold", "message"), [
-    ({"method": "single_image"}, "set worldexplorer.seva.image to a SEVA stage image (built from "
-                                 "images/seva/Dockerfile), or set worldexplorer.scaffold.method: scaffold_gen"),
+@pytest.mark.parametrize(("scaffold", "expansion", "stage", "message"), [
+    ({"method": "single_image"}, None, "scaffold", "set worldexplorer.seva.image to a SEVA stage image (built from "
+     "images/seva/Dockerfile), or set worldexplorer.scaffold.method: scaffold_gen"),
+    ({}, {"method": "seva"}, "expansion", "set worldexplorer.seva.image to a SEVA stage image (built from "
+     "images/seva/Dockerfile), or set worldexplorer.expansion.method: walk (genfab's FluxFill walk)"),
 ])
-def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold: dict[str, Any], message: str) -> None:
+def test_what_the_built_in_stage_cannot_run_is_one_line(tmp_path: Path, scaffold: dict[str, Any],
+                                                        expansion: dict[str, Any] | None, stage: str,
+                                                        message: str) -> None:
     doc = scenejob(tmp_path, tmp_path / "no-models", **scaffold)
+    if expansion is not None:
+        doc["spec"]["worldexplorer"]["expansion"] = expansion
+        doc["spec"].pop("onlyStages", None)  # the expansion is asked for
     result = genfab_run(tmp_path, doc, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr  # refused before any stage starts
     output = result.stdout + result.stderr
-    assert output.startswith("genfab run: stage scaffold: ") and message in output and len(output.splitlines()) == 1
+    assert output.startswith(f"genfab run: stage {stage}: ") and message in output and len(output.splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
     validate = subprocess.run([sys.executable, "-m", "genfab.cli.main", "validate", str(tmp_path / "job.yaml")],
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PATHS})
-    assert validate.returncode == 0 and "note: this resource cannot run as set: stage scaffold: " in validate.stdout
+    assert validate.returncode == 0 and f"note: this resource cannot run as set: stage {stage}: " in validate.stdout
 
 
 def _select(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

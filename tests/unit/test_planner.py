@@ -404,6 +404,29 @@ def test_the_expansion_runs_in_the_research_image_it_needs(seva: str | None, vgg
     assert stage.image == image and stage.implementation is not None
 
 
+@pytest.mark.parametrize(("expansion", "seva", "vggt", "unsupported", "image"), [
+    ({}, None, None, "", None),  # unset and no research image: walk + scene, said in every summary
+    ({"method": "walk", "geometry": "scene"}, "lab/r:1", "lab/r:1", "", None),  # asked for: the family's image
+    ({"method": "walk"}, None, "lab/r:1", "", "lab/r:1"),  # VGGT geometry (its default with its image)
+    ({"method": "seva"}, None, None, "set worldexplorer.seva.image to a SEVA stage image (built from "
+     "images/seva/Dockerfile), or set worldexplorer.expansion.method: walk", None),  # both fixes, one line
+    ({"geometry": "vggt"}, None, None, "set worldexplorer.vggt.image to a VGGT stage image (built from "
+     "images/vggt/Dockerfile), or set worldexplorer.expansion.geometry: scene", None),
+    ({"method": "seva", "geometry": "vggt"}, "lab/r:1", "lab/r:1", "", "lab/r:1"),
+])
+def test_the_expansion_method_and_geometry_are_explicit(expansion: dict[str, str], seva: str | None,
+                                                        vggt: str | None, unsupported: str, image: str | None) -> None:
+    def mutate(d: Doc) -> None:
+        block = d["spec"]["worldexplorer"]
+        block["expansion"] = expansion
+        block["seva"] = {"image": seva} if seva else {}
+        block["vggt"] = {"image": vggt} if vggt else {}
+
+    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
+    assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
+    assert stage.image == image
+
+
 SETTING_BLOCKS = ("worldexplorer", "vistadream", "relighting", "referenceObject", "difix", "gaussians", "refinement",
                   "hyperparameters", "baseModel", "perceptualModel")
 

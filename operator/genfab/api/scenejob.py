@@ -211,6 +211,15 @@ class ExpansionConfig(GenfabModel):
     """Stage 2 (seed 000, `skip_3dgs=True`): frames along a camera trajectory through the scaffold and
     their geometry, written as `img2trajvid/` (Nerfstudio `transforms.json`, images, initial points)."""
 
+    method: Literal["seva", "walk"] | None = None
+    """How the trajectory's frames are made: `seva`, seed 000's (SEVA's `img2trajvid`, every frame
+    generated from the eight views; needs `seva.image`), or `walk`, genfab's own (render the scene,
+    FluxFill the frames with holes, align their depth, add them). Unset: `seva` when `seva.image` is
+    set, else `walk`. Which one ran is in each sample's `expansion.json`, the summaries and the status."""
+    geometry: Literal["vggt", "scene"] | None = None
+    """Where the frames' geometry comes from: `vggt`, seed 000's (VGGT on every frame, moved into the
+    scene; needs `vggt.image`), or `scene`, genfab's own (every frame's aligned depth at its known
+    pose). Unset: `vggt` when `vggt.image` is set, else `scene`."""
     num_frames: int = Field(120, ge=8, le=2000)
     """Frames generated along the trajectory through the scaffold."""
     trajectory: Literal["outward", "orbit"] = "outward"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import Draft, DraftRequest, ManualGate, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
@@ -49,16 +51,38 @@ class ExpansionSettings(GenfabModel):
     seva: SevaModelConfig
     vggt: VggtConfig
 
+    def frames_method(self) -> Literal["seva", "walk"]:
+        """`expansion.method`, or what its unset value means."""
+        return self.expansion.method or ("seva" if self.seva.image is not None else "walk")
+
+    def geometry_method(self) -> Literal["vggt", "scene"]:
+        """`expansion.geometry`, or what its unset value means."""
+        return self.expansion.geometry or ("vggt" if self.vggt.image is not None else "scene")
+
 
 def scaffold_image(block: WorldExplorerConfig) -> str | None:
     """The scaffold's stage image: SEVA's for `single_image`, else the family's."""
     return block.seva.image if block.scaffold.method == "single_image" else None
 
 
-def expansion_image(block: WorldExplorerConfig) -> str | None:
-    """The expansion's stage image: the one with SEVA (frames) and/or VGGT (geometry) when set (one
-    image when both are: `WorldExplorerConfig`'s rule), else the family's (built-in walk and depth)."""
-    return block.vggt.image or block.seva.image
+def expansion_image(settings: ExpansionSettings) -> str | None:
+    """The expansion's stage image: the one with SEVA (frames) and/or VGGT (geometry) when they run
+    (one image when both are set: `WorldExplorerConfig`'s rule), else the family's (walk, scene)."""
+    return ((settings.vggt.image if settings.geometry_method() == "vggt" else None)
+            or (settings.seva.image if settings.frames_method() == "seva" else None))
+
+
+def expansion_refusal(settings: ExpansionSettings) -> str | None:
+    """Seed 000's research methods asked for without their stage image: one line naming both fixes."""
+    if settings.frames_method() == "seva" and settings.seva.image is None:
+        return ("worldexplorer.expansion.method seva runs SEVA (Stable Virtual Camera), research code that is not a "
+                "package: set worldexplorer.seva.image to a SEVA stage image (built from images/seva/Dockerfile), "
+                "or set worldexplorer.expansion.method: walk (genfab's FluxFill walk)")
+    if settings.geometry_method() == "vggt" and settings.vggt.image is None:
+        return ("worldexplorer.expansion.geometry vggt runs VGGT, research code that is not a package: set "
+                "worldexplorer.vggt.image to a VGGT stage image (built from images/vggt/Dockerfile), or set "
+                "worldexplorer.expansion.geometry: scene (the scene's own aligned depth)")
+    return None
 
 
 GAP_VIEWS = ("001", "003", "005", "007")
@@ -99,13 +123,12 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     spec: SceneJobBase = req.spec
     block: WorldExplorerConfig = req.block
     samples, input_uris = scene_input(req)
+    expansion = ExpansionSettings(expansion=block.expansion, scaffold=ScaffoldFillConfig.part_of(block.scaffold),
+                                  seva=SevaModelConfig.part_of(block.seva), vggt=block.vggt)
     return PipelineDrafts(spec.output, [
         Draft("scaffold", ScaffoldSettings(input=spec.input, scaffold=block.scaffold, seva=block.seva), samples,
               input_uris=input_uris, selection=curated_selection(spec), image=scaffold_image(block)),
-        Draft("expansion", ExpansionSettings(expansion=block.expansion,
-                                             scaffold=ScaffoldFillConfig.part_of(block.scaffold),
-                                             seva=SevaModelConfig.part_of(block.seva), vggt=block.vggt), samples,
-              image=expansion_image(block)),
+        Draft("expansion", expansion, samples, image=expansion_image(expansion)),
         gaussians_draft(spec, req, GaussiansSettings(gaussians=spec.gaussians, refinement=refinement_parameters(spec)),
                         samples),
     ], refinement_refs(spec))
@@ -123,7 +146,8 @@ PIPELINE = Pipeline(
         StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
                   "as img2trajvid/ (no 3DGS)", ExpansionSettings,
                   "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
-                  memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/", cuda=True),
+                  memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/", cuda=True,
+                  refuses=expansion_refusal),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
                         f"{SAMPLE}/scenes/gaussians/"),
     ),

@@ -6,15 +6,18 @@ scaffold, and their geometry, written as `img2trajvid/` for stage 3.
    already shows (vistadream's affine + smooth alignment) and only its unseen pixels added.
 2. The trajectory (`trajectories.scaffold_trajectory`, scaled by the median depth seen from view 000)
    is walked frame by frame. Frames come from
-   - SEVA (`img2trajvid`, every frame generated from the eight views) when `worldexplorer.seva.image`
-     is set: each frame is depth-aligned and added like a scaffold view;
-   - otherwise genfab's built-in walk (vistadream's coarse machinery): the scene is rendered at the
-     frame, a render with at least `fillMinHoleRatio` holes is inpainted with FluxFill, its depth
-     predicted, aligned and added, and the scene trained `iterations` steps; frames with fewer holes
-     are rendered from the final scene.
+   - SEVA (`img2trajvid`, every frame generated from the eight views) with `expansion.method: seva`
+     (the default when `worldexplorer.seva.image` is set): each frame is depth-aligned and added like
+     a scaffold view;
+   - with `walk` (the default otherwise) genfab's built-in walk (vistadream's coarse machinery): the
+     scene is rendered at the frame, a render with at least `fillMinHoleRatio` holes is inpainted
+     with FluxFill, its depth predicted, aligned and added, and the scene trained `iterations`
+     steps; frames with fewer holes are rendered from the final scene.
 3. Geometry for 3DGS: VGGT on every frame (points above the confidence quantile, moved into the scene's
-   frame by the similarity of its cameras to the known ones) when `worldexplorer.vggt.image` is set;
-   otherwise the scene's own points, i.e. every frame's aligned metric depth at its known pose.
+   frame by the similarity of its cameras to the known ones) with `expansion.geometry: vggt` (the
+   default when `worldexplorer.vggt.image` is set); with `scene` the scene's own points, i.e. every
+   frame's aligned metric depth at its known pose. A method asked for without its image is refused
+   at plan time (`expansion_refusal`).
 
 Writes `{sample}/scenes/img2trajvid/` (see `img2trajvid`) and `{sample}/scenes/expansion.json` (the
 frames' sources and hole ratios, fills, seconds, generator and geometry used).
@@ -133,7 +136,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
                                       lambda path, placement: DepthPro(path, placement, s.scaffold.fov_degrees))
         self.seva: Any = None
         self.fill: Any = None
-        if s.seva.image is not None:
+        if s.frames_method() == "seva":
             from genfab.stages.worldexplorer.seva_adapter import Seva
 
             self.seva = self.models.load("seva", s.seva.model, lambda path, placement: Seva(
@@ -145,7 +148,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
             self.fill = self.models.load("inpainter", sc.flux_fill_model, lambda path, placement: FluxFill(
                 path, placement, sc.fill_steps, sc.fill_guidance, sc.flux_runtime))
         self.vggt: Any = None
-        if s.vggt.image is not None:
+        if s.geometry_method() == "vggt":
             from genfab.stages.worldexplorer.vggt_adapter import Vggt
 
             self.vggt = self.models.load("vggt", s.vggt.model, Vggt)
