@@ -12,12 +12,14 @@ import yaml
 
 from genfab.api.reference_object import ReferenceObjectConfig
 from genfab.api.relighting import RelightingConfig
+from genfab.api.scenejob import VistaDreamConfig, WorldExplorerConfig
 from genfab.api.tuningrun import DifixHyperparameters
 from tests.helpers import ROOT
 
 TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}), "difix.md": DifixHyperparameters(),
           "reference-object.md": ReferenceObjectConfig(input_image="file:///object.png", input_mask="file:///mask.png",
-                                                                object_name="mug")}
+                                                       object_name="mug"),
+          "vistadream.md": VistaDreamConfig(), "worldexplorer.md": WorldExplorerConfig()}
 """Each table and the block whose defaults it states (required fields given placeholders)."""
 
 

@@ -57,10 +57,12 @@ class VistaGaussiansSettings(GenfabModel):
 
 
 def no_refinement_here(settings: VistaGaussiansSettings) -> str | None:
-    """`StageDecl.refuses`: vistadream's gaussians stage does no DiFix refinement (yet)."""
+    """`StageDecl.refuses`: vistadream's gaussians stage does no DiFix refinement (Difix3D+ schedules it
+    in a long 3DGS training; vistadream grows its scene by short ones)."""
     if settings.refinement is not None:
-        return ("refinement runs in worldexplorer's gaussians stage; vistadream's does not do it yet: leave "
-                "spec.refinement out, or replace the stage with a custom stage")
+        return ("refinement runs in worldexplorer's gaussians stage; vistadream's grows its scene by short "
+                "trainings (initIterations, coarseIterations), where Difix3D+'s fixSteps schedule has nothing to "
+                "attach to: leave spec.refinement out, or replace the stage with a custom stage")
     return None
 
 
