@@ -107,6 +107,24 @@ def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path
     assert all(g["candidates"] == 1 and g["scores"] is None and g["chosen"] == 0 for g in info["gaps"].values())
 
 
+def test_a_samples_own_scaffold_prompts_in_metadata_json_come_first(tmp_path: Path, tiny_models: Path) -> None:
+    from genfab.stages.worldexplorer.scaffold_prompts import EYE_LEVEL
+
+    doc = scenejob(tmp_path, tiny_models, selection="fast")
+    manifest = tmp_path / "curated" / "metadata.json"
+    data = json.loads(manifest.read_text())
+    data["samples"][0]["scaffold"] = {"prompts": {"002": "a lighthouse on the cliff", "006": "fishing boats"}}
+    manifest.write_text(json.dumps(data))
+    doc["spec"]["indices"] = [0]
+    doc["spec"]["variants"] = ["photorealistic"]
+    result = genfab_run(tmp_path, doc, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    info = json.loads((tmp_path / "out/photorealistic/index_0000/scaffold/scaffold.json").read_text())
+    assert [info["views"][f"{v:03d}"]["prompt"] for v in (0, 2, 4, 6)] == [
+        f"{text}, {EYE_LEVEL}" for text in ("a harbour at dawn", "a lighthouse on the cliff", "a harbour at dawn",
+                                            "fishing boats")]
+
+
 @pytest.mark.parametrize(("scaffold", "expansion", "stage", "message"), [
     ({"method": "single_image"}, None, "scaffold", "set worldexplorer.seva.image to a SEVA stage image (built from "
      "images/seva/Dockerfile), or set worldexplorer.scaffold.method: scaffold_gen"),

@@ -59,6 +59,11 @@ class ScaffoldHints(CuratedModel):
 
     input_image: RelativePath | None = None
     """Fallback input image when the sample has no variant paths."""
+    prompts: dict[Literal["000", "002", "004", "006"], Annotated[str, Field(max_length=4096)]] | None = None
+    """scaffold_gen: this sample's prompt for single cardinal views (`{"002": "...", ...}`), before
+    the scaffold's `customPrompts` and `theme` and the sample's `prompt`."""
+    theme: str | None = Field(None, max_length=256)
+    """scaffold_gen: this sample's theme for WorldExplorer's room templates, before the scaffold's."""
 
 
 class CuratedSample(CuratedModel):

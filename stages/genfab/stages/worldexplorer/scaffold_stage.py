@@ -111,7 +111,10 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         s = self.settings.scaffold
         entry = self.entries.get(sample.id)
         try:
-            prompts = cardinal_prompts(s.custom_prompts, s.theme, entry.prompt if entry is not None else None)
+            hints = entry.scaffold if entry is not None else None
+            prompts = cardinal_prompts(s.custom_prompts, s.theme, entry.prompt if entry is not None else None,
+                                       {int(v): text for v, text in (hints.prompts or {}).items()} if hints else None,
+                                       hints.theme if hints else None)
         except NoPrompt as exc:
             raise SampleError("NoPrompt", str(exc)) from None
         side, base = s.resolution, sample.seed(s.seed)
