@@ -27,6 +27,8 @@ from tests.helpers import PORTRAIT, ROOT, genfab_run  # noqa: E402
 
 SAMPLES = ("photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000", "stylized/index_0001")
 FRAMES = 16
+OWN_FRAMES = 10
+"""Sample 1's own `expansion.num_frames` in metadata.json (seed 000's per-sample fields)."""
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,8 @@ def scenejob(tmp: Path, models: Path) -> dict[str, Any]:
         (root / name).write_bytes(PORTRAIT.read_bytes())
     (root / "metadata.json").write_text(json.dumps({"samples": [
         {"index": i, "prompt": "a quiet reading room", "photorealistic": {"original_path": f"p{i}.png"},
-         "stylized": {"path": f"s{i}.png"}} for i in (0, 1)]}))
+         "stylized": {"path": f"s{i}.png"}, **({"expansion": {"num_frames": OWN_FRAMES}} if i == 1 else {})}
+        for i in (0, 1)]}))
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we-gpu"},
             "spec": {"pipeline": "worldexplorer", "input": {"manifest": (root / "metadata.json").as_uri()},
                      "output": (tmp / "out").as_uri(), "models": {"uri": models.as_uri()},
@@ -63,11 +66,12 @@ def test_scaffold_expansion_and_3dgs_for_two_samples_and_two_variants(tmp_path: 
         scenes = out / sample / "scenes"
         info = json.loads((scenes / "expansion.json").read_text())
         assert info["generator"] == "flux-fill" and info["geometry"] == "aligned-depth"
-        frames = info["frames"]
-        assert frames["scaffold"] == 8 and frames["generated"] + frames["rendered"] == FRAMES
+        frames, wanted = info["frames"], OWN_FRAMES if sample.endswith("index_0001") else FRAMES
+        assert frames["scaffold"] == 8 and frames["generated"] + frames["rendered"] == wanted  # metadata.json's own
+        assert info["numFrames"] == wanted and info["fromMetadata"] == (["num_frames"] if wanted == OWN_FRAMES else [])
         assert frames["generated"] >= 1 and frames["points"] > 0  # the walk uncovered something and filled it
         scene = load_scene(scenes / "img2trajvid")  # what stage 3 reads
-        assert len(scene.cameras) == 8 + FRAMES and scene.points is not None and len(scene.points) == frames["points"]
+        assert len(scene.cameras) == 8 + wanted and scene.points is not None and len(scene.points) == frames["points"]
         splats = read_ply(scenes / "gaussians" / "gf.ply")
         assert len(splats) > 0
         metrics = json.loads((scenes / "gaussians" / "metrics.json").read_text())

@@ -107,13 +107,14 @@ def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path
     assert all(g["candidates"] == 1 and g["scores"] is None and g["chosen"] == 0 for g in info["gaps"].values())
 
 
-def test_a_samples_own_scaffold_prompts_in_metadata_json_come_first(tmp_path: Path, tiny_models: Path) -> None:
+def test_a_samples_own_fields_in_metadata_json_come_first(tmp_path: Path, tiny_models: Path) -> None:
     from genfab.stages.worldexplorer.scaffold_prompts import EYE_LEVEL
 
     doc = scenejob(tmp_path, tiny_models, selection="fast")
     manifest = tmp_path / "curated" / "metadata.json"
     data = json.loads(manifest.read_text())
     data["samples"][0]["scaffold"] = {"prompts": {"002": "a lighthouse on the cliff", "006": "fishing boats"}}
+    data["samples"][0]["expansion"] = {"trajectory": "orbit", "num_frames": 24}  # kept for the expansion
     manifest.write_text(json.dumps(data))
     doc["spec"]["indices"] = [0]
     doc["spec"]["variants"] = ["photorealistic"]
@@ -123,6 +124,7 @@ def test_a_samples_own_scaffold_prompts_in_metadata_json_come_first(tmp_path: Pa
     assert [info["views"][f"{v:03d}"]["prompt"] for v in (0, 2, 4, 6)] == [
         f"{text}, {EYE_LEVEL}" for text in ("a harbour at dawn", "a lighthouse on the cliff", "a harbour at dawn",
                                             "fishing boats")]
+    assert info["expansion"] == {"trajectory": "orbit", "num_frames": 24}
 
 
 @pytest.mark.parametrize(("scaffold", "expansion", "stage", "message"), [

@@ -193,3 +193,18 @@ def test_vggt_points_land_in_the_scene_frame(tmp_path: Path, research: None) -> 
     assert colors.shape == points.shape
     kept, _ = to_scene(geometry, scene_poses, quantile=0.5)
     assert abs(len(kept) / len(points) - 0.5) < 0.01  # the confidence quantile drops the rest
+
+
+def test_a_samples_own_expansion_fields_replace_the_blocks_within_its_bounds() -> None:
+    from genfab.api.scenejob import ExpansionConfig
+    from genfab.stages.runtime import SampleError
+    from genfab.stages.worldexplorer.expansion_stage import sample_expansion
+
+    base = ExpansionConfig(num_frames=120, trajectory="outward", iterations=150)
+    assert sample_expansion(base, None, "s") is base
+    mine = sample_expansion(base, {"trajectory": "orbit", "num_frames": 24}, "s")
+    assert (mine.trajectory, mine.num_frames, mine.iterations, mine.distance) == ("orbit", 24, 150, base.distance)
+    with pytest.raises(SampleError, match="numFrames"):
+        sample_expansion(base, {"num_frames": 3}, "photorealistic/index_0001")
+    with pytest.raises(SampleError, match="trajectory"):
+        sample_expansion(base, {"trajectory": "spiral"}, "photorealistic/index_0001")

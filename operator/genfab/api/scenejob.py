@@ -66,6 +66,18 @@ class ScaffoldHints(CuratedModel):
     """scaffold_gen: this sample's theme for WorldExplorer's room templates, before the scaffold's."""
 
 
+class ExpansionHints(CuratedModel):
+    """Per-sample expansion fields of `metadata.json`: they replace `worldexplorer.expansion`'s values
+    for this sample (checked against that block's bounds when the expansion runs)."""
+
+    trajectory: str | None = None
+    """`outward` or `orbit`."""
+    num_frames: int | None = None
+    """Frames along the trajectory."""
+    distance: float | None = None
+    """How far the camera moves, as a fraction of the scene's median depth."""
+
+
 class CuratedSample(CuratedModel):
     """One entry of `samples[]` in seed 000's curated_set `metadata.json`."""
 
@@ -78,7 +90,9 @@ class CuratedSample(CuratedModel):
     stylized: VariantPaths | None = None
     """Stylized variant image."""
     scaffold: ScaffoldHints | None = None
-    """Scaffold fields (fallback `input_image`)."""
+    """Scaffold fields (fallback `input_image`, per-view `prompts`, `theme`)."""
+    expansion: ExpansionHints | None = None
+    """Expansion fields (`trajectory`, `num_frames`, `distance`) for this sample."""
 
 
 class CuratedManifest(CuratedModel):

@@ -33,9 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
+from genfab.api.errors import field_errors
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipelines.worldexplorer import ExpansionSettings, final_key
+from genfab.api.scenejob import ExpansionConfig
 from genfab.stages.common.imaging import decode_rgb, encode_png, to_uint8
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.cuda import require_cuda
@@ -58,6 +62,19 @@ FILL_SEED_OFFSET = 10_000
 
 Paint = Callable[[int, np.ndarray, np.ndarray], "np.ndarray | None"]
 """(frame index, rendered uint8, holes) -> the frame's new image, or None to keep the render."""
+
+
+def sample_expansion(base: ExpansionConfig, hints: dict[str, Any] | None, where: str) -> ExpansionConfig:
+    """`worldexplorer.expansion` with the sample's own `expansion` fields of `metadata.json` (recorded
+    in its `scaffold.json`) in place of the block's, held to the block's bounds."""
+    if not hints:
+        return base
+    try:
+        return ExpansionConfig.model_validate({**base.model_dump(by_alias=True), **{
+            to_camel(k): v for k, v in hints.items()}})
+    except ValidationError as exc:
+        raise SampleError("BadInput", f"{where}: the sample's expansion fields in metadata.json: "
+                                      f"{'; '.join(str(e) for e in field_errors(exc))}") from None
 
 
 def read_scaffold(sample: Sample) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
@@ -153,11 +170,18 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
 
             self.vggt = self.models.load("vggt", s.vggt.model, Vggt)
 
+    def hints(self, sample: Sample) -> dict[str, Any] | None:
+        """The sample's own expansion fields, as the scaffold recorded them."""
+        prefix = stage_prefix(sample.id, "scaffold")
+        found = json.loads(sample.read_upstream(prefix + "scaffold.json", "scaffold")).get("expansion")
+        return found if isinstance(found, dict) else None
+
     def process(self, sample: Sample) -> None:
         from genfab.stages.scene.growing import GrowingScene
 
-        e = self.settings.expansion
         views, K, scaffold_poses = read_scaffold(sample)
+        hints = self.hints(sample)
+        e = sample_expansion(self.settings.expansion, hints, sample.id)
         side = views[0].shape[0]
         base = sample.seed(self.settings.scaffold.seed)
         work = Path(tempfile.mkdtemp(dir=self.ctx.workdir))
@@ -221,7 +245,8 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
             if path.is_file():
                 sample.write_file(f"{prefix}{FOLDER}/{path.relative_to(folder).as_posix()}", path)
         sample.write_json(prefix + "expansion.json", {
-            "generator": generator, "geometry": geometry_name, "trajectory": e.trajectory,
+            "generator": generator, "geometry": geometry_name, "trajectory": e.trajectory, "numFrames": e.num_frames,
+            "fromMetadata": sorted(hints or {}),
             "distance": round(e.distance * scene.extent, 6), "sceneExtent": round(scene.extent, 6),
             "frames": counts, "holeRatios": ratios, "splats": len(scene), "timings": dict(sample.timings)})
         sample.params.update(generator=generator, geometry=geometry_name,

@@ -85,6 +85,11 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         if why:
             raise BadInput(why)
         self.ctx = ctx
+        try:
+            curated = curated_input(ctx.cfg)
+            self.entries = {j.id: j.sample for j in curated_jobs(curated, ctx.open)} if curated else {}
+        except CuratedSetError as exc:
+            raise BadInput(str(exc)) from None
         if s.method == "single_image":
             from genfab.stages.worldexplorer.seva_adapter import Seva
 
@@ -92,11 +97,6 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             self.seva = self.models.load("seva", sv.model, lambda path, placement: Seva(
                 path, placement, sv.steps, sv.cfg, sv.camera_scale))
             return
-        try:
-            curated = curated_input(ctx.cfg)
-            self.entries = {j.id: j.sample for j in curated_jobs(curated, ctx.open)} if curated else {}
-        except CuratedSetError as exc:
-            raise BadInput(str(exc)) from None
         self.generate = self.models.load("generator", s.flux_model, lambda path, placement: FluxText(
             path, placement, s.flux_steps, s.flux_guidance, s.flux_runtime))
         self.fill = self.models.load("inpainter", s.flux_fill_model, lambda path, placement: FluxFill(
@@ -157,7 +157,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             sample.write(prefix + final_key(view_name(view)), encode_png(rgb))
         write_record(sample, prefix, s.method, s.selection, side, s.fov_degrees, K, {"gaps": gaps},
                      {v: {"source": _source(v, s.selection), **({"prompt": prompts[v]} if v in CARDINAL else {})}
-                      for v in range(VIEWS)})
+                      for v in range(VIEWS)}, entry)
         if s.selection == "manual":
             sample.notes.append(f"{sample.id}: {len(GAPS)} in-between views await a person's choice of "
                                 f"{count} candidates each")
@@ -186,7 +186,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             sample.write(prefix + final_key(view_name(key.view)), encode_png(frames[key.frame]))
         write_record(sample, prefix, s.method, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
                      {key.view: {"source": "input" if key.frame == 0 else "seva", "sweepFrame": key.frame,
-                                 "angleDegrees": key.angle_degrees} for key in keys})
+                                 "angleDegrees": key.angle_degrees} for key in keys}, self.entries.get(sample.id))
         sample.params.update(**self.model_params())
 
 
@@ -197,11 +197,14 @@ def sweep_poses(frames: int) -> np.ndarray:
 
 
 def write_record(sample: Sample, prefix: str, method: str, selection: str, side: int, fov: float, K: np.ndarray,
-                 extra: dict[str, Any], views: dict[int, dict[str, Any]]) -> None:
-    """`scaffold.json`: every view's camera (what the expansion reads) and how it was made."""
+                 extra: dict[str, Any], views: dict[int, dict[str, Any]], entry: Any = None) -> None:
+    """`scaffold.json`: every view's camera (what the expansion reads), how it was made, and the
+    sample's own expansion fields from `metadata.json` (the expansion reads no manifest)."""
+    hints = entry.expansion.model_dump(exclude_none=True) if entry is not None and entry.expansion else {}
     sample.write_json(prefix + "scaffold.json", {
         "method": method, "selection": selection,
         "resolution": side, "fovDegrees": fov, "K": K.tolist(), **extra,
+        **({"expansion": hints} if hints else {}),
         "views": {view_name(v): {"yawDegrees": yaw_degrees(v), "camTWorld": cam_T_world(v).tolist(), **views[v]}
                   for v in range(VIEWS)}})
 
