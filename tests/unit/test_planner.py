@@ -10,7 +10,7 @@ import pytest
 
 from genfab.api import parse_resource
 from genfab.planner import INPUT, Plan, PlanError, plan
-from tests.helpers import load_example
+from tests.helpers import ROOT, load_example
 
 Doc = dict[str, Any]
 
@@ -551,3 +551,29 @@ def test_plan_names_why_a_stage_runs_again() -> None:
     models = plan(parse_resource(load_example(VD)), models={"apple/DepthPro-hf": "new"})
     assert stage_verdicts(models, base)["depth"] == "run (again: model)"
     assert stage_verdicts(models, base)["gaussians"] == "run (again: upstream)"
+
+
+@pytest.mark.parametrize(("example", "changes", "expected"), [
+    ("scenejob-vistadream.yaml", {}, ["vistadream.depthBackend depth-pro (genfab's default): seed 001 predicts"]),
+    ("scenejob-vistadream.yaml", {"depthBackend": "depth-anything-v2"}, []),  # chosen: no note
+    ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: seed 000's methods run
+    ("scenejob-worldexplorer-tiny.yaml", {}, []),  # walk and scene, said explicitly
+    ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}},
+     ["worldexplorer.expansion.method unset and no seva.image", "worldexplorer.expansion.geometry unset and no"]),
+    ("datasetjob-relighting.yaml", {}, []),
+])
+def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes: dict[str, Any],
+                                                           expected: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from genfab.cli.main import cli, seed_notes
+
+    doc = load_example(example)
+    block = doc["spec"].get("vistadream") or doc["spec"].get("worldexplorer")
+    if block is not None:
+        block.update(changes)
+    notes = seed_notes(parse_resource(doc))
+    assert len(notes) == len(expected) and all(n.startswith(e) for n, e in zip(notes, expected, strict=True))
+    if example == "scenejob-vistadream.yaml" and not changes:
+        result = CliRunner().invoke(cli, ["validate", str(ROOT / "examples" / example)])
+        assert result.exit_code == 0 and f"  note: {notes[0]}" in result.output.splitlines()

@@ -189,6 +189,9 @@ class Pipeline:
     block_model: type[GenfabModel] | None = None
     position: int = 100
     """Order among the kind's pipelines (the selector's allowed values, the docs)."""
+    seed_notes: Callable[[Any], list[str]] | None = None
+    """Where the block, through defaults it leaves unset, runs other than the lab's document says: one
+    line each (what runs, what the seed runs, and why), printed by `genfab validate`."""
     execution: Callable[[Any], str | None] | None = None
     """For a pipeline whose output folder the executor chooses once (reference-object's
     `executionMode` new/last): the block -> the choice to make (`new`, `last`), or None when the

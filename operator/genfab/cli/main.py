@@ -15,6 +15,7 @@ from rich.table import Table
 from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
+from genfab.api.pipeline import selected
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
@@ -50,8 +51,16 @@ def validate(files: tuple[Path, ...]) -> None:
                 note = runs_today_note(plan(loaded.resource))
                 if note:
                     click.echo(f"  {note}")
+                for line in seed_notes(loaded.resource):
+                    click.echo(f"  note: {line}")
     if failed:
         sys.exit(1)
+
+
+def seed_notes(resource: Resource) -> list[str]:
+    """The pipeline's lines on defaults that differ from the lab's document (`Pipeline.seed_notes`)."""
+    pipeline = selected(resource.kind, resource.spec)
+    return pipeline.seed_notes(pipeline.block_of(resource.spec)) if pipeline.seed_notes else []
 
 
 def runs_today_note(p: Plan) -> str | None:

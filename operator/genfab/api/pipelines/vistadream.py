@@ -56,6 +56,15 @@ class VistaGaussiansSettings(GenfabModel):
     refinement: RefinementParameters | None = None
 
 
+def seed_notes(block: VistaDreamConfig) -> list[str]:
+    """Defaults that differ from seed 001 (`Pipeline.seed_notes`)."""
+    if "depth_backend" in block.model_fields_set:
+        return []
+    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): seed 001 predicts depth with MoGe v1, "
+            "which genfab does not run yet; dpt_conf_mask is then valid depth, not MoGe's confidence "
+            "(docs/fidelity/vistadream.md)"]
+
+
 def no_refinement_here(settings: VistaGaussiansSettings) -> str | None:
     """`StageDecl.refuses`: vistadream's gaussians stage does no DiFix refinement (Difix3D+ schedules it
     in a long 3DGS training; vistadream grows its scene by short ones)."""
@@ -116,7 +125,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="vistadream", kind="SceneJob", value="vistadream",
     description="seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
-    position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts,
+    position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts, seed_notes=seed_notes,
     stages=(
         StageDecl("outpaint", "diffusion", "Flux-Fill outpainting of the border (expansionPercent)", OutpaintSettings,
                   f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=1,

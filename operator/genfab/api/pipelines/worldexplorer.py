@@ -119,6 +119,19 @@ def scaffold_refusal(settings: ScaffoldSettings) -> str | None:
     return None
 
 
+def seed_notes(block: WorldExplorerConfig) -> list[str]:
+    """Unset methods that, without their research images, run genfab's instead of seed 000's."""
+    e = block.expansion
+    notes = []
+    if e.method is None and block.seva.image is None:
+        notes.append("worldexplorer.expansion.method unset and no seva.image: genfab's FluxFill walk makes the "
+                     "frames, not seed 000's SEVA (set seva.image for it, or method: walk to say so)")
+    if e.geometry is None and block.vggt.image is None:
+        notes.append("worldexplorer.expansion.geometry unset and no vggt.image: the scene's aligned depth gives "
+                     "the points, not seed 000's VGGT (set vggt.image for it, or geometry: scene to say so)")
+    return notes
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     spec: SceneJobBase = req.spec
     block: WorldExplorerConfig = req.block
@@ -137,7 +150,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="worldexplorer", kind="SceneJob", value="worldexplorer",
     description="seed 000: image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
-    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts,
+    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, seed_notes=seed_notes,
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
