@@ -23,6 +23,10 @@ from pydantic import BaseModel
 
 from genfab.api.pipeline import StageDecl, pipelines
 
+WORLDEXPLORER_ONLY = ("input.samples.scaffold.prompts", "input.samples.scaffold.theme", "input.samples.expansion",
+                      "input.samples.expansion.trajectory", "input.samples.expansion.num_frames",
+                      "input.samples.expansion.distance")
+"""A curated sample's own fields only worldexplorer's stages read."""
 EXEMPT = {
     ("vistadream", "gaussians"): {
         # The built-in stage refuses refinement (`no_refinement_here` reads whether it is set); a custom
@@ -32,9 +36,10 @@ EXEMPT = {
         "refinement.novel_weight", "refinement.prompt", "refinement.novel_distance",
         "refinement.novel_probability", "refinement.fix_steps",
     },
-    # The curated set's per-sample prompts feed worldexplorer's scaffold; vistadream's drafts leave them
-    # unset (`scene_input_without_prompts`), so they are never hashed there.
-    ("vistadream", "depth"): {"input.samples.prompt"},
+    # The curated set's per-sample prompts, theme and expansion fields feed worldexplorer; vistadream's
+    # drafts leave them unset (`scene_input_without_prompts`), so they are never hashed there.
+    ("vistadream", "depth"): {"input.samples.prompt", *WORLDEXPLORER_ONLY},
+    ("vistadream", "outpaint"): set(WORLDEXPLORER_ONLY),
 }
 """Fields a stage's settings class holds that the built-in stage does not read, and why."""
 

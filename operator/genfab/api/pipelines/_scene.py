@@ -8,7 +8,7 @@ from genfab.api.base import GenfabModel
 from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, StageDecl
 from genfab.api.scene_samples import expand_samples
-from genfab.api.scenejob import RefinementParameters, SceneInput, SceneJobBase, TuningRunRef
+from genfab.api.scenejob import CuratedSample, RefinementParameters, SceneInput, SceneJobBase, TuningRunRef
 from genfab.contract.paths import ref_uri
 
 
@@ -50,12 +50,18 @@ def gaussians_draft(spec: SceneJobBase, req: DraftRequest, settings: GaussiansSe
 
 
 def scene_input_without_prompts(spec: SceneJobBase) -> SceneInput:
-    """The job input as a pipeline without prompts reads it: inline samples' `prompt` left out, so
-    editing a prompt re-runs none of its stages."""
+    """The job input as a pipeline without prompts reads it: inline samples' `prompt`, `scaffold.prompts`,
+    `scaffold.theme` and `expansion` (worldexplorer's alone) left out, so editing them re-runs none of
+    its stages."""
     inp = spec.input
     if inp.samples is None:
         return inp
-    return inp.model_copy(update={"samples": [s.model_copy(update={"prompt": None}) for s in inp.samples]})
+
+    def images_only(sample: CuratedSample) -> CuratedSample:
+        hints = sample.scaffold.model_copy(update={"prompts": None, "theme": None}) if sample.scaffold else None
+        return sample.model_copy(update={"prompt": None, "scaffold": hints, "expansion": None})
+
+    return inp.model_copy(update={"samples": [images_only(s) for s in inp.samples]})
 
 
 def curated_selection(spec: SceneJobBase) -> dict[str, Any]:

@@ -200,7 +200,9 @@ def write_record(sample: Sample, prefix: str, method: str, selection: str, side:
                  extra: dict[str, Any], views: dict[int, dict[str, Any]], entry: Any = None) -> None:
     """`scaffold.json`: every view's camera (what the expansion reads), how it was made, and the
     sample's own expansion fields from `metadata.json` (the expansion reads no manifest)."""
-    hints = entry.expansion.model_dump(exclude_none=True) if entry is not None and entry.expansion else {}
+    own = entry.expansion if entry is not None else None
+    hints = {k: v for k, v in (("trajectory", own.trajectory), ("num_frames", own.num_frames),
+                               ("distance", own.distance)) if v is not None} if own is not None else {}
     sample.write_json(prefix + "scaffold.json", {
         "method": method, "selection": selection,
         "resolution": side, "fovDegrees": fov, "K": K.tolist(), **extra,
