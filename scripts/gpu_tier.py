@@ -10,6 +10,13 @@ Two steps, on two machines:
         leaves out what it already has. sam2 ships as a source archive: its wheel is built here (no
         CUDA op), as are the others that ship none.
 
+    .venv/bin/python scripts/gpu_tier.py --prepare-research [--mirrors DIR] [--python 3.12]
+        The `research` group's own carry, `.research/` (under 64 MiB with the repository): the upstream
+        code of SEVA, MoGe and utils3d at the commits images/seva and images/moge pin (from GitHub, or
+        from local clones `DIR/<owner>+<name>/repo`), the wheels SEVA needs beyond the GPU image
+        (open_clip, kornia, roma, splines, imageio-ffmpeg) and, copied from `--dir`, the few genfab
+        itself needs there. Run that group with `--dir .research/wheels`.
+
     python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels]
         On the GPU machine, from the repository root: installs the wheels of what this Python lacks
         into a private folder (nothing of the image is replaced), builds gsplat's CUDA kernels once
@@ -47,6 +54,7 @@ GROUPS: dict[str, list[str]] = {
     "flux": ["test_flux_gpu.py"],
     "tuning": ["test_tuning_gpu.py"],
     "reference-object": ["test_reference_object_gpu.py"],
+    "research": ["test_research_gpu.py"],
 }
 """The tier's files by group, in the order they run."""
 RASTERIZE = {"gaussians", "scene"}
@@ -144,6 +152,79 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+RESEARCH = ROOT / ".research"
+RESEARCH_CODE: dict[str, tuple[str, Path, str, str]] = {
+    "seva": ("Stability-AI/stable-virtual-camera", ROOT / "images/seva/Dockerfile", "SEVA_COMMIT", "seva"),
+    "moge": ("microsoft/MoGe", ROOT / "images/moge/Dockerfile", "MOGE_COMMIT", "moge"),
+    "utils3d": ("EasternJournalist/utils3d", ROOT / "images/moge/Dockerfile", "UTILS3D_COMMIT", "utils3d"),
+}
+"""Package -> (GitHub repository, the Dockerfile pinning it, its commit's build argument, the folder
+that is the package): the commits are the images' (one declaration)."""
+RESEARCH_WHEELS = ["roma", "kornia", "open-clip-torch", "ftfy", "wcwidth", "splines", "imageio-ffmpeg==0.5.1"]
+"""What SEVA's modules import beyond the GPU image. imageio-ffmpeg 0.5.1: its ffmpeg (SEVA writes mp4s
+next to its PNGs) is 27 MB; later wheels are 68 MB, over the carry limit. Not kornia-rs (kornia's
+image I/O, which SEVA does not use; 5 MB)."""
+GENFAB_WHEELS = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection", "diffusers",
+                 "importlib-metadata", "boto3", "botocore", "s3transfer", "jmespath"]
+"""What the adapters' genfab imports need beyond the GPU image (copied from --dir)."""
+GRADIO_STAND_IN = '''"""Not gradio: seva.sampling imports gradio (its demo UI, a 62 MB wheel, over the GPU machine's
+carry limit) only to annotate a progress-bar argument genfab never passes. Written by
+scripts/gpu_tier.py --prepare-research for the GPU tier alone; images/seva installs the real gradio."""
+
+
+class Progress:
+    pass
+'''
+
+
+def pinned_commit(dockerfile: Path, arg: str) -> str:
+    found = re.search(rf"^ARG {arg}=([0-9a-f]{{40}})$", dockerfile.read_text(), re.M)
+    if found is None:
+        sys.exit(f"gpu-tier: {dockerfile} pins no {arg}")
+    return found.group(1)
+
+
+def prepare_research(args: argparse.Namespace) -> int:
+    import io
+    import tarfile
+    import urllib.request
+
+    src, wheels = RESEARCH / "src", RESEARCH / "wheels"
+    shutil.rmtree(RESEARCH, ignore_errors=True)
+    src.mkdir(parents=True)
+    wheels.mkdir()
+    for package, (repo, dockerfile, arg, folder) in RESEARCH_CODE.items():
+        commit = pinned_commit(dockerfile, arg)
+        clone = Path(args.mirrors or "/nonexistent") / repo.replace("/", "+") / "repo"
+        if clone.is_dir():
+            data = subprocess.run(["git", "-C", str(clone), "archive", "--format=tar", commit, folder],
+                                  check=True, capture_output=True).stdout
+            prefix = ""
+        else:
+            with urllib.request.urlopen(f"https://codeload.github.com/{repo}/tar.gz/{commit}") as response:
+                data = response.read()
+            prefix = f"{repo.split('/')[1]}-{commit}/"
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.name.startswith(prefix + folder + "/") and (member.isfile() or member.isdir()):
+                    member.name = member.name[len(prefix):]
+                    tar.extract(member, src, filter="data")
+        print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
+    (src / "gradio").mkdir()
+    (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
+    binary = ["download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", args.python,
+              "--implementation", "cp", *[x for p in [*PLATFORMS, "manylinux2010_x86_64"] for x in ("--platform", p)],
+              "-d", str(wheels)]
+    if pip(binary + RESEARCH_WHEELS) != 0:
+        sys.exit(f"gpu-tier: could not download {' '.join(RESEARCH_WHEELS)}")
+    for whl in Path(args.dir).glob("*.whl"):
+        if canonical(whl.name.split("-")[0]) in GENFAB_WHEELS:
+            shutil.copy2(whl, wheels / whl.name)
+    size = sum(p.stat().st_size for p in RESEARCH.rglob("*") if p.is_file()) / 2**20
+    print(f"gpu-tier research: {size:.0f} MiB in {RESEARCH}; run with --dir {wheels} and carry .research")
+    return 0
+
+
 def pip(args: list[str]) -> int:
     """pip in this Python, quiet; sam2's build without its optional CUDA op."""
     return subprocess.run([sys.executable, "-m", "pip", *args], env={**os.environ, "SAM2_BUILD_CUDA": "0"},
@@ -169,6 +250,8 @@ def install(wheels: Path, site: Path) -> None:
 def environment(site: Path) -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(site), str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)]
+    if (RESEARCH / "src").is_dir():  # the research group's upstream code (--prepare-research)
+        paths.append(str(RESEARCH / "src"))
     env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
     if "TORCH_CUDA_ARCH_LIST" not in env:  # build for this GPU only (minutes less than every arch)
@@ -198,7 +281,7 @@ def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
     started = time.monotonic()
     with log.open("w") as out:
         try:
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-o", "addopts=",
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsP", "-o", "addopts=",
                                    "-p", "no:cacheprovider", *files], stdout=out, stderr=subprocess.STDOUT,
                                   env=env, cwd=ROOT, timeout=GROUP_LIMIT_S)
             rc: int | str = done.returncode
@@ -208,7 +291,8 @@ def run_group(name: str, env: dict[str, str], log_dir: Path) -> bool:
     summary = next((x.strip("= ") for x in reversed(lines) if re.search(r"\d+ (passed|failed|error|skipped)", x)),
                    "no pytest summary")
     print(f"gpu-tier {name}: {summary} (exit {rc}, {time.monotonic() - started:.0f} s, log {log})", flush=True)
-    # A skipped test proves nothing on this machine: say why, from pytest's -rs lines.
+    # A skipped test proves nothing on this machine: say why, from pytest's -rs lines (-rP: what a
+    # passed test printed, its measurements, stays in the log).
     for reason in sorted({x.split(": ", 1)[-1] for x in lines if x.startswith("SKIPPED")}):
         print(f"gpu-tier {name}: skipped: {reason}", flush=True)
     return rc == 0
@@ -242,6 +326,9 @@ def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prepare", action="store_true", help="download the wheels (a machine with network)")
+    parser.add_argument("--prepare-research", action="store_true",
+                        help="write .research/ (the research group's code and wheels; a machine with network)")
+    parser.add_argument("--mirrors", help="--prepare-research: local clones, DIR/<owner>+<name>/repo")
     parser.add_argument("--dir", default=str(ROOT / ".gpuwheels"), help="the wheels' folder")
     parser.add_argument("--python", default="3.12", help="--prepare: the GPU machine's Python version")
     parser.add_argument("--have", help="--prepare: the GPU machine's `python3 -m pip list --format=freeze` (left out)")
@@ -250,6 +337,8 @@ def main() -> int:
                         help="where the wheels are installed")
     parser.add_argument("--logs", help="where each group's pytest log goes (default: a new temporary folder)")
     args = parser.parse_args()
+    if args.prepare_research:
+        return prepare_research(args)
     return prepare(args) if args.prepare else run(args)
 
 

@@ -618,6 +618,76 @@ def save_vistadream_models(root: Path) -> Path:
     return root
 
 
+def save_tiny_sd_vae(root: Path, model_id: str = "stabilityai/stable-diffusion-2-1-base") -> Path:
+    """Stable Diffusion 2.1's VAE layout (`vae/`, 4 latent channels, its scale factor) shrunk: the
+    autoencoder SEVA works in (`worldexplorer.seva.vaeModel`)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return save_sd_vae(root / model_id, AutoencoderKL(sample_size=32, in_channels=3, out_channels=3,
+                                                      block_out_channels=(4,), layers_per_block=1, latent_channels=4,
+                                                      norm_num_groups=1, scaling_factor=0.18215))
+
+
+def save_sd_vae(path: Path, vae: Any) -> Path:
+    """A Stable Diffusion folder holding only its `vae/` (what SEVA reads of it)."""
+    vae.save_pretrained(path / "vae")
+    (path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                       "vae": ["diffusers", "AutoencoderKL"]}))
+    return path
+
+
+MOGE_VITL = {"encoder": "dinov2_vitl14", "remap_output": "exp", "intermediate_layers": 4,
+             "dim_upsample": [256, 128, 64], "dim_times_res_block_hidden": 2, "num_res_blocks": 2,
+             "num_tokens_range": [1200, 2500], "last_conv_channels": 32, "last_conv_size": 1}
+"""MoGe-1 ViT-L's configuration (MoGe's configs/train/v1.json), what Ruicheng/moge-vitl's `model_config` holds."""
+SD21_VAE = {"act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "in_channels": 3, "latent_channels": 4,
+            "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+            "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3, "sample_size": 768,
+            "scaling_factor": 0.18215}
+"""Stable Diffusion 2.1's VAE configuration (stabilityai/stable-diffusion-2-1-base/vae)."""
+
+
+def save_random_moge(root: Path, model_id: str = "Ruicheng/moge-vitl") -> Path:
+    """MoGe-1 ViT-L at production size with random weights, as `model.pt` the way MoGe's hub repository
+    holds it. Needs MoGe's own code (`moge`, research code: scripts/gpu_tier.py --prepare-research)."""
+    import torch
+    from moge.model.v1 import MoGeModel
+
+    path = root / model_id
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save({"model_config": MOGE_VITL, "model": MoGeModel(**MOGE_VITL).state_dict()}, path / "model.pt")
+    return path
+
+
+def save_random_seva(root: Path) -> list[Path]:
+    """SEVA at production size with random weights: its network (`SevaParams()`, bf16, as SEVA's
+    `load_model` builds it) as `modelv1.1.safetensors`, Stable Diffusion 2.1's VAE and open_clip's
+    ViT-H-14, each in its hub repository's layout under its default model id. Needs SEVA's code and
+    open_clip; built on the GPU (seconds, where the CPU takes minutes)."""
+    import open_clip
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+    from seva.model import Seva, SevaParams
+
+    seva, vae = root / "stabilityai/stable-virtual-camera", root / "stabilityai/stable-diffusion-2-1-base"
+    clip = root / "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    for folder in (seva, vae, clip):
+        folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        network = Seva(SevaParams()).to(torch.bfloat16)
+        save_file({k: v.contiguous() for k, v in network.state_dict().items()}, seva / "modelv1.1.safetensors")
+        del network
+        save_sd_vae(vae, AutoencoderKL(**SD21_VAE))
+        torch.save(open_clip.create_model("ViT-H-14").state_dict(), clip / "open_clip_pytorch_model.bin")
+    (seva / "config.yaml").write_text("# the hub repository's layout\n")
+    return [seva, vae, clip]
+
+
 def save_worldexplorer_models(root: Path) -> Path:
     """The models worldexplorer's built-in scaffold loads by default (FLUX.1-dev, FluxFill, Depth Pro,
     CLIP); returns `root`."""

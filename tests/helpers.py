@@ -69,3 +69,21 @@ def genfab_run(folder: Path, doc: dict[str, Any], *args: str, env: dict[str, str
         return subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     return subprocess.run(cmd, cwd=folder, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def save_seva_stand_in(models: Path) -> None:
+    """The three model folders SEVA runs with, for the stand-in of tests/fakes/research/seva: SEVA's
+    weights (the stand-in reads none), a tiny Stable Diffusion VAE (real diffusers) and a checkpoint of
+    the CLIP stand-in's one layer, each in its hub repository's layout."""
+    import torch
+    from scripts.tiny_models import save_tiny_sd_vae
+
+    seva = models / "stabilityai" / "stable-virtual-camera"
+    seva.mkdir(parents=True, exist_ok=True)
+    (seva / "config.yaml").write_text("# the hub repository's layout\n")
+    (seva / "modelv1.1.safetensors").write_bytes(b"stand-in")
+    save_tiny_sd_vae(models)
+    clip = models / "laion" / "CLIP-ViT-H-14-laion2B-s32B-b79K"
+    clip.mkdir(parents=True, exist_ok=True)
+    torch.save({"proj.weight": torch.full((4, 3), 0.5), "proj.bias": torch.zeros(4)},
+               clip / "open_clip_pytorch_model.bin")

@@ -23,7 +23,7 @@ from scripts.tiny_models import save_worldexplorer_models  # noqa: E402
 
 from genfab.stages.gaussians.loaders import load_scene  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
-from tests.helpers import PORTRAIT, ROOT, genfab_run  # noqa: E402
+from tests.helpers import PORTRAIT, ROOT, genfab_run, save_seva_stand_in  # noqa: E402
 
 SAMPLES = ("photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000", "stylized/index_0001")
 FRAMES = 16
@@ -97,10 +97,7 @@ def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path
     """`worldexplorer.seva.image` set: every trajectory frame comes from SEVA's `img2trajvid` through the
     adapter (here the stand-in of tests/fakes/research, which paints each frame flat), is depth-aligned
     and added; img2trajvid/ holds them all as generated frames."""
-    seva = tiny_models / "stabilityai" / "stable-virtual-camera"
-    seva.mkdir(parents=True, exist_ok=True)
-    (seva / "config.yaml").write_text("# the hub repository's layout\n")
-    (seva / "modelv1.1.safetensors").write_bytes(b"stand-in")
+    save_seva_stand_in(tiny_models)
     doc = scenejob(tmp_path, tiny_models)
     doc["spec"]["indices"], doc["spec"]["variants"] = [0], ["stylized"]
     doc["spec"]["onlyStages"] = ["scaffold", "expansion"]

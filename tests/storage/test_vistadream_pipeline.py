@@ -19,7 +19,7 @@ from scripts.tiny_models import save_vistadream_models
 
 from genfab.stages.common.imaging import decode_png
 from genfab.stages.scene.frames import frames_from_npz
-from tests.helpers import PORTRAIT, genfab_run
+from tests.helpers import PORTRAIT, ROOT, genfab_run
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,58 @@ def test_no_outpaint_builds_the_input_frame_alone(tmp_path: Path, tiny_models: P
     (frame,) = frames_from_npz((out / "astronaut/depth/frames.npz").read_bytes())
     assert frame.name == "input" and frame.rgb.shape == (64, 64, 3) and frame.inpaint.all()
     np.testing.assert_array_equal(frame.cam_T_world, np.eye(4))
+
+
+RESEARCH = ROOT / "tests" / "fakes" / "research"
+
+
+def save_moge_stand_in(models: Path, **config: float) -> None:
+    """A MoGe checkpoint in the hub repository's layout (`model.pt`) for the stand-in of
+    tests/fakes/research/moge (its config sets the stand-in's field of view and mask threshold)."""
+    import torch
+
+    folder = models / "Ruicheng" / "moge-vitl"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_config": config, "model": {}}, folder / "model.pt")
+
+
+def test_moge_gives_its_depth_intrinsics_and_mask_through_the_adapter(tmp_path: Path, tiny_models: Path) -> None:
+    """`depthBackend: moge` through `genfab run` on the MoGe stand-in (MoGe's import path and outputs;
+    depth 1 + 2 x luminance, a 50 degree view, mask where luminance <= 0.8): the adapter scales MoGe's
+    normalised K to pixels, keeps its dense depth and hands its mask on as `dpt_conf_mask`; depth.json,
+    the marker and the summary say MoGe made it."""
+    save_moge_stand_in(tiny_models, fov_x=50.0, mask_threshold=0.8)
+    out = tmp_path / "out"
+    doc = scenejob(out, tiny_models, "no-outpaint", ["depth"], depthBackend="moge", mogeImage="lab/genfab-moge:test")
+    result = genfab_run(tmp_path, doc, extra_paths=(RESEARCH,))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (frame,) = frames_from_npz((out / "astronaut/depth/frames.npz").read_bytes())
+    luminance = (frame.rgb.astype(np.float64) / 255.0) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(frame.dpt, 1.0 + 2.0 * luminance, rtol=1e-4)
+    focal = 32.0 / np.tan(np.radians(25.0))
+    np.testing.assert_allclose(frame.intrinsic, [[focal, 0, 32], [0, focal, 32], [0, 0, 1]], rtol=1e-5)
+    confident = luminance <= 0.8
+    assert 0 < confident.sum() < confident.size  # the mask is MoGe's, not "depth > 0"
+    np.testing.assert_array_equal(frame.dpt_conf_mask, confident)
+    assert not (frame.inpaint_wo_edge & ~confident).any()  # no new splats where MoGe is not confident
+    info = json.loads((out / "astronaut/depth/depth.json").read_text())
+    assert (info["backend"], info["model"], info["dptConfMask"]) == ("moge", "Ruicheng/moge-vitl", "model")
+    assert info["fovDegrees"] == pytest.approx(50.0) and info["fovSource"] == "model"
+    summary = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
+    assert summary["depth"]["producedBy"] == {"moge:Ruicheng/moge-vitl": 1}
+
+
+def test_moge_without_its_code_fails_naming_the_image_to_set(tmp_path: Path, tiny_models: Path) -> None:
+    """The MoGe image named but the stage running where `moge` is not installed: one line saying so."""
+    save_moge_stand_in(tiny_models)
+    doc = scenejob(tmp_path / "out", tiny_models, "no-outpaint", ["depth"], depthBackend="moge",
+                   mogeImage="lab/genfab-moge:test")
+    result = genfab_run(tmp_path, doc)
+    assert result.returncode != 0
+    assert ("the moge adapter needs the `moge` package, which this stage image does not have"
+            in result.stdout + result.stderr)
+    assert "set vistadream.mogeImage to an image built from images/moge/Dockerfile" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_a_missing_inpainter_fails_the_stage_naming_its_folder(tmp_path: Path) -> None:

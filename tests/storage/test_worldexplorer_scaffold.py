@@ -23,7 +23,7 @@ from scripts.tiny_models import save_worldexplorer_models
 
 from genfab.stages.common.imaging import decode_png
 from genfab.stages.worldexplorer.scaffold_stage import square
-from tests.helpers import PORTRAIT, ROOT, genfab_run
+from tests.helpers import PORTRAIT, ROOT, genfab_run, save_seva_stand_in
 
 SIDE = 64
 PATHS = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
@@ -213,9 +213,7 @@ def test_single_image_scaffold_runs_seva_through_its_adapter_and_keeps_the_key_f
     (tests/fakes/research: SEVA's import paths and signatures; it paints each frame with its index and
     yaw): the sweep and the key frames 000-007 taken from it, 000 being the input image."""
     models = tmp_path / "models"
-    (models / "stabilityai/stable-virtual-camera").mkdir(parents=True)
-    (models / "stabilityai/stable-virtual-camera/modelv1.1.safetensors").write_bytes(b"stand-in")
-    (models / "stabilityai/stable-virtual-camera/config.yaml").write_text("# the hub repository's layout\n")
+    save_seva_stand_in(models)
     doc = scenejob(tmp_path, models, method="single_image")
     doc["spec"]["worldexplorer"]["scaffold"] = {"method": "single_image", "resolution": SIDE}
     doc["spec"]["worldexplorer"]["seva"] = {"image": "lab/genfab-seva:test", "sweepFrames": 16, "steps": 3}

@@ -387,6 +387,23 @@ def test_the_scaffold_runs_where_its_settings_need(scaffold: dict[str, Any], sev
     assert (stage.manual_gate is not None) == gate
 
 
+@pytest.mark.parametrize(("depth", "unsupported", "image"), [
+    ({}, "", None),  # Depth Pro: a transformers model, the family images
+    ({"depthBackend": "depth-anything-v2", "mogeImage": "lab/moge:1"}, "", None),  # image unused: not run in
+    ({"depthBackend": "moge", "mogeImage": "lab/moge:1"}, "", "lab/moge:1"),  # MoGe's adapter in MoGe's image
+    ({"depthBackend": "moge"}, "set vistadream.mogeImage to a MoGe stage image (built from images/moge/Dockerfile), "
+     "or set vistadream.depthBackend: depth-pro", None),  # one line naming both fixes
+])
+def test_the_stages_that_run_the_depth_model_run_in_moges_image_when_it_is_the_backend(
+        depth: dict[str, Any], unsupported: str, image: str | None) -> None:
+    p = _plan(VD, _spec(vistadream__stage="coarse", **{f"vistadream__{k}": v for k, v in depth.items()}))
+    for name in ("depth", "coarse"):
+        stage = p.stage(name)
+        assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
+        assert stage.image == image and (stage.implementation is None) == bool(unsupported)
+    assert p.stage("outpaint").image is None and p.stage("render").image is None
+
+
 @pytest.mark.parametrize(("seva", "vggt", "image"), [
     (None, None, None),  # built-in walk + aligned depth: the scene family's image
     ("lab/r:1", None, "lab/r:1"),  # SEVA frames
@@ -556,6 +573,7 @@ def test_plan_names_why_a_stage_runs_again() -> None:
 @pytest.mark.parametrize(("example", "changes", "expected"), [
     ("scenejob-vistadream.yaml", {}, ["vistadream.depthBackend depth-pro (genfab's default): seed 001 predicts"]),
     ("scenejob-vistadream.yaml", {"depthBackend": "depth-anything-v2"}, []),  # chosen: no note
+    ("scenejob-vistadream.yaml", {"depthBackend": "moge", "mogeImage": "lab/moge:1"}, []),  # the seed's model
     ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: seed 000's methods run
     ("scenejob-worldexplorer-tiny.yaml", {}, []),  # walk and scene, said explicitly
     ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}},

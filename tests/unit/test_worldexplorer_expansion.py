@@ -127,7 +127,7 @@ def test_without_the_package_the_adapter_names_the_image_to_set(tmp_path: Path) 
     from genfab.stages.worldexplorer.seva_adapter import Seva
 
     with pytest.raises(BadInput, match=r"set worldexplorer.seva.image to an image built from images/seva/Dockerfile"):
-        Seva(tmp_path, _cpu(), 50, 3.0, 2.0)  # type: ignore[arg-type]
+        Seva(tmp_path, _cpu(), None, None, 50, 3.0, 2.0)  # type: ignore[arg-type]
 
 
 def test_seva_generates_the_targets_in_order_at_their_cameras(tmp_path: Path, research: None) -> None:
@@ -135,7 +135,7 @@ def test_seva_generates_the_targets_in_order_at_their_cameras(tmp_path: Path, re
 
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "model.safetensors").write_bytes(b"")
-    seva = Seva(tmp_path / "w", _cpu(), 7, 3.5, 2.0)  # type: ignore[arg-type]
+    seva = Seva(tmp_path / "w", _cpu(), None, None, 7, 3.5, 2.0)  # type: ignore[arg-type]
     K = intrinsics_from_fov(48, 48, 60.0)
     image = np.full((48, 48, 3), 200, np.uint8)
     targets = [PosedView(K, yaw_pose(yaw, np.array([0.1, 0, 0]))) for yaw in (10.0, 50.0, 100.0, 300.0)]
@@ -148,11 +148,38 @@ def test_seva_generates_the_targets_in_order_at_their_cameras(tmp_path: Path, re
     assert CALLS[-1] == {"task": "img2trajvid", "inputs": 2, "targets": 4, "seed": 5, "cfg": 3.5, "steps": 7}
 
 
+def test_seva_runs_with_its_autoencoder_and_conditioner_from_the_model_location(tmp_path: Path,
+                                                                                 research: None) -> None:
+    """SEVA's AutoEncoder and CLIPConditioner download their weights when constructed (the stand-ins
+    refuse, as an offline Pod would): the adapter builds them as SEVA's classes around the VAE and the
+    CLIP checkpoint under the model location, and SEVA's own methods run on them."""
+    pytest.importorskip("diffusers")
+    import torch
+    from seva.modules import autoencoder, conditioner
+
+    from genfab.stages.worldexplorer.seva_adapter import seva_autoencoder, seva_conditioner
+    from tests.helpers import save_seva_stand_in
+
+    with pytest.raises(OSError, match="downloads"):
+        autoencoder.AutoEncoder(chunk_size=1)
+    save_seva_stand_in(tmp_path)
+    ae = seva_autoencoder(tmp_path / "stabilityai/stable-diffusion-2-1-base", _cpu())  # type: ignore[arg-type]
+    assert isinstance(ae, autoencoder.AutoEncoder) and ae.chunk_size == 1 and not ae.module.training
+    assert ae.encode(torch.zeros(1, 3, 16, 16)).shape == (1, 4, 16, 16)  # SEVA's encode on the tiny VAE
+    clip = seva_conditioner(tmp_path / "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", _cpu())  # type: ignore[arg-type]
+    assert isinstance(clip, conditioner.CLIPConditioner)
+    assert float(clip.module.proj.weight[0, 0]) == 0.5  # the checkpoint's weights, not a fresh init
+    assert clip.mean.tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    assert clip(torch.zeros(1, 3, 8, 8)).shape == (1, 4)
+    with pytest.raises(BadInput, match=r"worldexplorer.seva.clipModel names a copy of laion/CLIP-ViT-H-14"):
+        seva_conditioner(tmp_path, _cpu())  # type: ignore[arg-type]
+
+
 def test_single_image_scaffold_takes_the_key_frames_of_the_sweep(tmp_path: Path, research: None) -> None:
     from genfab.stages.worldexplorer.seva_adapter import PosedView, Seva
 
     (tmp_path / "model.safetensors").write_bytes(b"")
-    seva = Seva(tmp_path, _cpu(), 2, 3.0, 2.0)  # type: ignore[arg-type]
+    seva = Seva(tmp_path, _cpu(), None, None, 2, 3.0, 2.0)  # type: ignore[arg-type]
     K = intrinsics_from_fov(32, 32, 60.0)
     poses = sweep_poses(24)  # 15° apart: every 45° view has a frame exactly on it
     image = np.zeros((32, 32, 3), np.uint8)

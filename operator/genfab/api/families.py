@@ -30,6 +30,7 @@ The others (scene: gsplat compiled ahead of time) have their own images/<family>
 RESEARCH_IMAGES: dict[str, str] = {
     "seva": "SEVA (Stable Virtual Camera): worldexplorer's single_image scaffold and img2trajvid frames.",
     "vggt": "VGGT: worldexplorer's expansion geometry.",
+    "moge": "MoGe v1: vistadream's depth (depthBackend: moge).",
 }
 """Research code that is not a package, installed at a pinned commit on top of a genfab image by
 images/<name>/Dockerfile (images/build-research.sh) and imported by genfab's adapter at run time."""

@@ -267,6 +267,14 @@ class SevaModelConfig(GenfabModel):
     model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field(
         "stabilityai/stable-virtual-camera", max_length=256)
     """SEVA weights (a folder with `model.safetensors` under the model location)."""
+    vae_model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field(
+        "stabilityai/stable-diffusion-2-1-base", max_length=256)
+    """The autoencoder SEVA works in: a diffusers folder whose `vae/` is Stable Diffusion 2.1's (SEVA's
+    own code fetches it from the hub; genfab loads it from the model location, so Pods need no network)."""
+    clip_model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field(
+        "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", max_length=256)
+    """SEVA's image conditioner: open_clip ViT-H-14 weights (a folder with `open_clip_model.safetensors`
+    or `open_clip_pytorch_model.bin`, the hub repository's layout) under the model location."""
     steps: int = Field(50, ge=1, le=200)
     """Denoising steps per pass."""
     cfg: float = Field(3.0, ge=1.0, le=20.0)
@@ -339,16 +347,24 @@ class VistaFlux(GenfabModel):
 class VistaDepth(GenfabModel):
     """Seed 001's depth model (the depth stage and every coarse view)."""
 
-    depth_backend: Literal["depth-pro", "depth-anything-v2"] = "depth-pro"
-    """depth-pro: metric depth and its own field of view (transformers' Depth Pro); depth-anything-v2:
-    Depth Anything V2 (metric checkpoints give metres, relative ones inverse depth) with the focal
-    prior `focalPriorFov`. MoGe runs as a custom `depth` stage with the same outputs."""
+    depth_backend: Literal["depth-pro", "depth-anything-v2", "moge"] = "depth-pro"
+    """depth-pro (default; a transformers model, so it runs in genfab's own images): metric depth and its
+    own field of view; depth-anything-v2: Depth Anything V2 (metric checkpoints give metres, relative ones
+    inverse depth) with the focal prior `focalPriorFov`; moge: seed 001's MoGe v1 (research code, run
+    from `mogeImage`): scale-invariant depth, its own intrinsics and its validity mask as
+    `dpt_conf_mask`."""
     depth_pro_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-pro")] = Field(
         "apple/DepthPro-hf", max_length=256)
     """Depth Pro model id."""
     depth_anything_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-anything-v2")] = Field(
         "depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", max_length=256)
     """Depth Anything V2 model id."""
+    moge_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "moge")] = Field(
+        "Ruicheng/moge-vitl", max_length=256)
+    """MoGe v1 weights: a folder with `model.pt` (the hub repository's layout) under the model location."""
+    moge_image: str | None = Field(None, max_length=512)
+    """Stage image with MoGe installed (`images/moge/Dockerfile`, MoGe at a pinned commit); the depth and
+    coarse stages run in it when `depthBackend` is moge."""
     focal_prior_fov: float = Field(60.0, gt=1.0, lt=179.0)
     """Horizontal field of view (degrees) assumed by a depth backend that does not predict one."""
 

@@ -60,9 +60,23 @@ def seed_notes(block: VistaDreamConfig) -> list[str]:
     """Defaults that differ from seed 001 (`Pipeline.seed_notes`)."""
     if "depth_backend" in block.model_fields_set:
         return []
-    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): seed 001 predicts depth with MoGe v1, "
-            "which genfab does not run yet; dpt_conf_mask is then valid depth, not MoGe's confidence "
+    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): seed 001 predicts depth with MoGe v1 "
+            "(depthBackend: moge with mogeImage runs it); dpt_conf_mask is then valid depth, not MoGe's mask "
             "(docs/fidelity/vistadream.md)"]
+
+
+def depth_image(depth: VistaDepth) -> str | None:
+    """The image of the stages that run the depth model (depth, coarse): MoGe's when it is the backend."""
+    return depth.moge_image if depth.depth_backend == "moge" else None
+
+
+def moge_refusal(settings: DepthSettings | CoarseSettings) -> str | None:
+    """`StageDecl.refuses` of the stages that load the depth model: MoGe asked for without its image."""
+    if settings.depth.depth_backend == "moge" and settings.depth.moge_image is None:
+        return ("vistadream.depthBackend moge runs MoGe, research code that is not a package: set "
+                "vistadream.mogeImage to a MoGe stage image (built from images/moge/Dockerfile), or set "
+                "vistadream.depthBackend: depth-pro")
+    return None
 
 
 def no_refinement_here(settings: VistaGaussiansSettings) -> str | None:
@@ -112,11 +126,12 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         # Without outpainting, depth reads the input directly (the first enabled stage gets it).
         Draft("depth", DepthSettings(input=read_input, max_resolution=vd.max_resolution, depth=depth), samples,
               input_uris=() if outpaint else input_uris,
-              selection={} if outpaint else curated_selection(spec)),
+              selection={} if outpaint else curated_selection(spec), image=depth_image(depth)),
         Draft("gaussians", VistaGaussiansSettings(gaussians=splat, init_iterations=vd.init_iterations,
                                                   refinement=refinement_parameters(spec)), samples),
         Draft("coarse", CoarseSettings(gaussians=splat, trajectory=trajectory, coarse=VistaCoarse.part_of(vd),
-                                       flux=flux, depth=depth), samples, enabled=vd.stage == "coarse"),
+                                       flux=flux, depth=depth), samples, enabled=vd.stage == "coarse",
+              image=depth_image(depth)),
         Draft("render", RenderSettings(gaussians=splat, trajectory=trajectory, render_frames=vd.render_frames,
                                        ply_name=vd.ply_name), samples),
     ])
@@ -132,13 +147,13 @@ PIPELINE = Pipeline(
                   output="{sample}/outpaint/"),
         StageDecl("depth", "segment", "One depth pass on the outpainted image (metric depth, K) -> the seed's frames",
                   DepthSettings, f"{STAGES}.depth_stage:DepthStage", memory="16Gi", shard_size=4,
-                  upstream=("outpaint",), output="{sample}/depth/"),
+                  upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",
                         implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here),
         StageDecl("coarse", "scene", "Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   CoarseSettings, f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi", shard_size=1,
-                  upstream=("gaussians",), output="{sample}/coarse/", cuda=True),
+                  upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal),
         StageDecl("render", "scene", "Render the final trajectory videos, export the PLY and the Rerun recording",
                   RenderSettings, f"{STAGES}.render_stage:RenderStage", memory="16Gi", shard_size=1,
                   upstream=("coarse",), output="{sample}/render/", cuda=True),

@@ -2,7 +2,8 @@
 with `stage: no-outpaint`, on the fitted input), metric depth and intrinsics from Depth Pro (or Depth
 Anything V2 with a focal prior), and the seed's frames built from it: `input` (+ `outpaint`). Writes,
 under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic, cam_T_world),
-`depth.png` (a colour preview) and `depth.json` (field of view and where it came from)."""
+`depth.png` (a colour preview) and `depth.json` (field of view and where it came from). MoGe
+(`depthBackend: moge`) gives scale-invariant depth, its own K and a mask (`dpt_conf_mask`)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,21 @@ def load_depth_model(models: ModelSet, s: VistaDepth) -> DepthPredictor:
     """The configured depth backend, loaded once per shard (also used by `coarse`)."""
     from genfab.stages.scene.depth import DepthAnythingV2, DepthPro
 
+    if s.depth_backend == "moge":
+        from genfab.stages.scene.moge_adapter import MARKERS, MoGe
+
+        return models.load("depth", s.moge_model, lambda path, placement: MoGe(path, placement, s.focal_prior_fov),
+                           MARKERS)
     if s.depth_backend == "depth-pro":
         return models.load("depth", s.depth_pro_model,
                                  lambda path, placement: DepthPro(path, placement, s.focal_prior_fov))
     return models.load("depth", s.depth_anything_model,
                              lambda path, placement: DepthAnythingV2(path, placement, s.focal_prior_fov))
+
+
+def depth_model(s: VistaDepth) -> str:
+    """The model id the configured backend loads."""
+    return {"moge": s.moge_model, "depth-pro": s.depth_pro_model}.get(s.depth_backend, s.depth_anything_model)
 
 
 def depth_range(depth: Any) -> list[float]:
@@ -64,8 +75,9 @@ class DepthStage(ModelStage[DepthSettings]):
         sample.write(out + "frames.npz", frames_to_npz(frames))
         sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
         d = self.settings.depth
-        model = d.depth_pro_model if d.depth_backend == "depth-pro" else d.depth_anything_model
-        # Neither backend returns a confidence: dpt_conf_mask then means "valid depth" (depth > 0).
+        model = depth_model(d)
+        # MoGe gives a mask (dpt_conf_mask is then MoGe's); Depth Pro and Depth Anything V2 give none, and
+        # dpt_conf_mask then means "valid depth" (depth > 0).
         confidence = "model" if result.confidence is not None else "valid depth (the backend has no confidence)"
         info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
                 "frames": [f.name for f in frames], "backend": d.depth_backend, "model": model,

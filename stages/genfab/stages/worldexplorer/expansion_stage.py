@@ -154,10 +154,9 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         self.seva: Any = None
         self.fill: Any = None
         if s.frames_method() == "seva":
-            from genfab.stages.worldexplorer.seva_adapter import Seva
+            from genfab.stages.worldexplorer.seva_adapter import load_seva
 
-            self.seva = self.models.load("seva", s.seva.model, lambda path, placement: Seva(
-                path, placement, s.seva.steps, s.seva.cfg, s.seva.camera_scale))
+            self.seva = load_seva(self.models, s.seva)
         else:
             from genfab.stages.flux.fill import FluxFill
 

@@ -1,29 +1,9 @@
-"""What the SEVA and VGGT adapters share: importing research code that is not a package on the index
-(its stage image installs it), and the similarity that puts another model's cameras into the scene's
-frame."""
+"""What the SEVA and VGGT adapters share: the similarity that puts another model's cameras into the
+scene's frame (importing their code: genfab.stages.models.research)."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 import numpy as np
-
-from genfab.api.families import RESEARCH_IMAGES
-from genfab.stages.runtime import BadInput
-
-SETTINGS = {"seva": "worldexplorer.seva.image", "vggt": "worldexplorer.vggt.image"}
-"""Package (a `RESEARCH_IMAGES` name) -> the setting naming the image that has it."""
-
-
-def import_research(package: str, module: str) -> ModuleType:
-    """`package.module`, or BadInput naming the image to run this stage in."""
-    try:
-        return importlib.import_module(f"{package}.{module}")
-    except ImportError as exc:
-        assert package in RESEARCH_IMAGES, package
-        raise BadInput(f"the {package} adapter needs the `{package}` package, which this stage image does not have "
-                       f"({exc}): set {SETTINGS[package]} to an image built from images/{package}/Dockerfile") from None
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

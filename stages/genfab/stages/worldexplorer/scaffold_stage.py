@@ -91,11 +91,9 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         except CuratedSetError as exc:
             raise BadInput(str(exc)) from None
         if s.method == "single_image":
-            from genfab.stages.worldexplorer.seva_adapter import Seva
+            from genfab.stages.worldexplorer.seva_adapter import load_seva
 
-            sv = self.settings.seva
-            self.seva = self.models.load("seva", sv.model, lambda path, placement: Seva(
-                path, placement, sv.steps, sv.cfg, sv.camera_scale))
+            self.seva = load_seva(self.models, self.settings.seva)
             return
         self.generate = self.models.load("generator", s.flux_model, lambda path, placement: FluxText(
             path, placement, s.flux_steps, s.flux_guidance, s.flux_runtime))

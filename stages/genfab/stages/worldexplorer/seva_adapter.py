@@ -4,7 +4,10 @@ target cameras, the generated target views.
 SEVA is research code installed from its repository at a pinned commit by `images/seva/Dockerfile`;
 this module imports it at run time (`seva.eval.run_one_scene` with SEVA's own model, autoencoder,
 CLIP conditioner and denoiser, as its `demo.py` wires them) and is the only genfab code that knows
-its interface. Its task is `img2trajvid` with procedural two-pass sampling (`use_traj_prior`,
+its interface. SEVA's `AutoEncoder` and `CLIPConditioner` fetch their weights from the hub when
+built (Stable Diffusion 2.1's VAE, open_clip's ViT-H-14): genfab builds them as SEVA's classes with
+the weights from the model location instead (`seva.vaeModel`, `seva.clipModel`), so a Pod needs no
+network. Its task is `img2trajvid` with procedural two-pass sampling (`use_traj_prior`,
 `chunk_strategy: interp-gt`): anchors spread along the targets are generated first, then every
 target between its nearest anchors. Cameras go in as OpenCV camera-to-world and pixel intrinsics
 (SEVA's convention); the targets come back from `<work>/samples-rgb/NNN.png` in target order.
@@ -18,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from genfab.api.scenejob import SevaModelConfig
 from genfab.stages.common.imaging import decode_rgb, encode_png
+from genfab.stages.models.base import ModelSet
 from genfab.stages.models.placement import Placement
+from genfab.stages.models.research import import_research
 from genfab.stages.runtime import BadInput, SampleError
-from genfab.stages.worldexplorer.research import import_research
 
 MODEL_VERSION = 1.1
 CONTEXT = 21
@@ -29,6 +34,10 @@ CONTEXT = 21
 WEIGHTS = ("modelv1.1.safetensors", "model.safetensors")
 """The weights file in the model folder: the hub repository's name for version 1.1 first, then the
 name SEVA's `load_model` uses for a local folder."""
+CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+"""open_clip's weights files in a hub repository such as laion/CLIP-ViT-H-14-laion2B-s32B-b79K."""
+CLIP_ARCHITECTURE = "ViT-H-14"
+"""The open_clip architecture SEVA's conditioner builds."""
 
 
 @dataclass(frozen=True)
@@ -49,16 +58,66 @@ def version_dict(side: int, steps: int, cfg: float, camera_scale: float) -> dict
                         "num_steps": steps, "cfg_min": 1.2, "encoding_t": 1, "decoding_t": 1}}
 
 
+def without_constructor(cls: Any) -> Any:
+    """An instance of one of SEVA's torch modules whose constructor would download weights: the
+    module's own state set up, the rest left to the caller."""
+    import torch
+
+    instance = cls.__new__(cls)
+    torch.nn.Module.__init__(instance)
+    return instance
+
+
+def seva_autoencoder(path: Path, placement: Placement) -> Any:
+    """SEVA's `AutoEncoder` (its encode/decode, scale factor and chunking) around the Stable Diffusion
+    2.1 VAE in `path/vae` (a model folder) instead of the one its constructor downloads."""
+
+    module = import_research("seva", "modules.autoencoder")
+
+    ae = without_constructor(module.AutoEncoder)
+    ae.module = module.AutoencoderKL.from_pretrained(path, subfolder="vae").eval().requires_grad_(False)
+    ae.chunk_size = 1
+    return placement.place(ae)
+
+
+def seva_conditioner(path: Path, placement: Placement) -> Any:
+    """SEVA's `CLIPConditioner` (its preprocessing and encode_image) around open_clip's ViT-H-14 built
+    from the weights in `path` instead of the ones its constructor downloads."""
+    import torch
+
+    module = import_research("seva", "modules.conditioner")
+    open_clip = module.open_clip
+    weights = next((path / n for n in CLIP_WEIGHTS if (path / n).is_file()), None)
+    if weights is None:
+        raise BadInput(f"SEVA's CLIP conditioner: {path} holds none of {', '.join(CLIP_WEIGHTS)} "
+                       "(worldexplorer.seva.clipModel names a copy of laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
+
+    conditioner = without_constructor(module.CLIPConditioner)
+    clip = open_clip.create_model_and_transforms(CLIP_ARCHITECTURE, pretrained=str(weights))[0]
+    conditioner.module = clip.eval().requires_grad_(False)
+    # CLIP's normalisation: the constants SEVA's constructor registers (open_clip's OpenAI ones).
+    conditioner.register_buffer("mean", torch.tensor(open_clip.OPENAI_DATASET_MEAN), persistent=False)
+    conditioner.register_buffer("std", torch.tensor(open_clip.OPENAI_DATASET_STD), persistent=False)
+    return placement.place(conditioner)
+
+
+def load_seva(models: ModelSet, settings: SevaModelConfig) -> Seva:
+    """SEVA and the two models it runs with, each loaded (and recorded) from the model location."""
+    ae = models.load("seva-autoencoder", settings.vae_model, seva_autoencoder)
+    conditioner = models.load("seva-conditioner", settings.clip_model, seva_conditioner, CLIP_WEIGHTS)
+    return models.load("seva", settings.model, lambda path, placement: Seva(
+        path, placement, ae, conditioner, settings.steps, settings.cfg, settings.camera_scale))
+
+
 class Seva:
     """SEVA loaded once per Pod; `__call__` per set of views."""
 
-    def __init__(self, weights: Path, placement: Placement, steps: int, cfg: float, camera_scale: float) -> None:
+    def __init__(self, weights: Path, placement: Placement, ae: Any, conditioner: Any, steps: int, cfg: float,
+                 camera_scale: float) -> None:
         import torch
 
         utils = import_research("seva", "utils")
         model = import_research("seva", "model")
-        autoencoder = import_research("seva", "modules.autoencoder")
-        conditioner = import_research("seva", "modules.conditioner")
         sampling = import_research("seva", "sampling")
         self.eval = import_research("seva", "eval")
         self.torch = torch
@@ -70,8 +129,7 @@ class Seva:
         network = utils.load_model(model_version=MODEL_VERSION, pretrained_model_name_or_path=str(weights),
                                    weight_name=name, device="cpu", verbose=False)
         self.model = model.SGMWrapper(network.eval()).to(device)
-        self.ae = autoencoder.AutoEncoder(chunk_size=1).to(device)
-        self.conditioner = conditioner.CLIPConditioner().to(device)
+        self.ae, self.conditioner = ae, conditioner
         self.denoiser = sampling.DiscreteDenoiser(num_idx=1000, device=device)
         self.steps, self.cfg, self.camera_scale = steps, cfg, camera_scale
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from genfab.stages.models.placement import Placement
-from genfab.stages.worldexplorer.research import import_research, similarity
+from genfab.stages.models.research import import_research
+from genfab.stages.worldexplorer.research import similarity
 
 
 @dataclass(frozen=True)

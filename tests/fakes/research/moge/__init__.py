@@ -1,0 +1,1 @@
+"""Stand-in for MoGe's package (see ../README.md)."""
