@@ -11,8 +11,10 @@ on PYTHONPATH, its wheels installed).
   seconds and peak GPU memory per sample. The adapter is one `run_one_scene` call (plus PNG writes and
   reads), so SEVA's own cost is the figure; there is no second implementation to compare against.
 
-    PYTHONPATH=/tmp/genfab-gpu-site:operator:stages:.:.research/src python benchmarks/research_adapters.py moge --width 1024 --height 768 --runs 5
-    PYTHONPATH=/tmp/genfab-gpu-site:operator:stages:.:.research/src python benchmarks/research_adapters.py seva --frames 120 --steps 50
+    python3 scripts/gpu_tier.py --group research --dir .research/wheels   # installs into /tmp/genfab-gpu-site
+    export PYTHONPATH=/tmp/genfab-gpu-site:operator:stages:.:.research/src
+    python benchmarks/research_adapters.py moge --width 1024 --height 768 --runs 5
+    python benchmarks/research_adapters.py seva --frames 120 --steps 50
 """
 
 from __future__ import annotations
