@@ -59,6 +59,8 @@ def scenejob(i: int, inputs: Path, out: Path) -> dict[str, Any]:
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob",
             "metadata": {"name": f"bench-{i}", "namespace": f"bench-{i % 50}"},
             "spec": {"pipeline": "worldexplorer",
+                     # The built-in scaffold: the default `single_image` is refused without a SEVA image.
+                     "worldexplorer": {"scaffold": {"method": "scaffold_gen"}},
                      "input": {"datasetUri": f"file://{inputs}",
                                "samples": [{"index": 0, "photorealistic": {"path": "img.png"}}]},
                      "output": f"file://{out}/bench-{i}"}}
@@ -71,6 +73,8 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
     (tmp / "in" / "img.png").write_bytes(b"png")
     emu = Emulator(tick=0.1).start()
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    for ns in sorted({scenejob(i, tmp, tmp)["metadata"]["namespace"] for i in range(n)}):
+        emu.prepare_namespace(ns)  # what the chart renders into tenant namespaces
     created: dict[str, float] = {}
     first_job: dict[str, float] = {}
 

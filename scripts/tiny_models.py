@@ -317,6 +317,13 @@ def save_tiny_perceptual(root: Path, model_id: str = "genfab/vgg16-lpips", full_
     return save_random_perceptual(root / model_id, widths)
 
 
+def save_tiny_alexnet_lpips(root: Path, model_id: str = "genfab/alexnet-lpips", full_size: bool = False) -> Path:
+    """AlexNet + LPIPS heads for the 3DGS evaluation (random; `full_size`: AlexNet's real widths)."""
+    from genfab.stages.models.lpips import save_random_alexnet_lpips
+
+    return save_random_alexnet_lpips(root / model_id, None if full_size else [4, 8, 8, 8, 8])
+
+
 CHAT_WORDS = (
     "a", "the", "on", "in", "with", "under", "near", "of", "and", "at", "by", "beside", "sunny", "rainy",
     "misty", "golden", "evening", "morning", "night", "bright", "soft", "warm", "cold", "kitchen", "table",
@@ -612,9 +619,11 @@ def save_tuning_models(root: Path, full_size: bool = False) -> Path:
 
 
 def save_vistadream_models(root: Path) -> Path:
-    """The models vistadream's stages load by default (FluxFill, Depth Pro); returns `root`."""
+    """The models vistadream's stages load by default (FluxFill, Depth Pro, the 3DGS evaluation's
+    LPIPS); returns `root`."""
     save_tiny_flux_fill(root)
     save_tiny_depth_pro(root)
+    save_tiny_alexnet_lpips(root)
     return root
 
 
@@ -690,7 +699,7 @@ def save_random_seva(root: Path) -> list[Path]:
 
 def save_worldexplorer_models(root: Path) -> Path:
     """The models worldexplorer's built-in scaffold loads by default (FLUX.1-dev, FluxFill, Depth Pro,
-    CLIP); returns `root`."""
+    CLIP, the 3DGS evaluation's LPIPS); returns `root`."""
     save_tiny_flux(root)
     save_vistadream_models(root)
     save_tiny_clip(root)
@@ -705,7 +714,7 @@ def save_all(root: Path) -> list[Path]:
 
     paths = [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_midas(root), save_tiny_blip(root),
              save_tiny_flux_fill(root), save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root),
-             save_tiny_difix(root), save_tiny_perceptual(root), save_tiny_chat(root)]
+             save_tiny_difix(root), save_tiny_perceptual(root), save_tiny_alexnet_lpips(root), save_tiny_chat(root)]
     if all(importlib.util.find_spec(m) for m in ("torchvision", "segment_anything", "sam2")):
         paths += [save_tiny_qwen_image_edit(root), save_tiny_camera_lora(root), save_tiny_sam(root),
                   save_tiny_sam2(root)]

@@ -104,3 +104,40 @@ def test_same_seed_same_scene_and_initialisation() -> None:
     a = procedural.generate(5, n_views=4, width=48, height=48, n_points=500, device="cuda")
     b = procedural.generate(5, n_views=4, width=48, height=48, n_points=500, device="cuda")
     assert all(np.array_equal(a.images[k], b.images[k]) for k in a.images)
+
+
+def test_lpips_is_torchmetrics_lpips_on_the_same_weights_and_never_downloads(
+        scene: procedural.ProceduralScene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """genfab's AlexNet LPIPS from a model folder against torchmetrics' (the 3DGS papers' and gsplat's
+    simple trainer's metric), both on one random torchvision AlexNet and torchmetrics' own LPIPS heads;
+    torchvision finds that AlexNet in its hub cache, so neither side touches the network."""
+    import shutil
+
+    lpip = pytest.importorskip("torchmetrics.image.lpip")
+    torchvision = pytest.importorskip("torchvision")
+    import torchmetrics
+
+    from genfab.stages.gaussians.losses import Lpips
+    from genfab.stages.models.lpips import save_random_alexnet_lpips
+
+    folder = save_random_alexnet_lpips(tmp_path / "genfab" / "alexnet-lpips")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), folder / "alexnet-owt-7be5be79.pth")
+    shutil.copy(Path(torchmetrics.__file__).parent / "functional" / "image" / "lpips_models" / "alex.pth",
+                folder / "alex.pth")
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    shutil.copy(folder / "alexnet-owt-7be5be79.pth", cache)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    theirs = lpip.LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).cuda()
+    ours = Lpips.load(folder, torch.device("cuda"))
+    ims = list(scene.images.values())
+    a = torch.from_numpy(ims[0]).float().cuda().permute(2, 0, 1)[None] / 255
+    b = torch.from_numpy(ims[1]).float().cuda().permute(2, 0, 1)[None] / 255
+    assert ours.available and ours(a, b) == pytest.approx(float(theirs(a, b)), rel=1e-4, abs=1e-6)
+
+    settings = TrainSettings(steps=50, background=procedural.BACKGROUND)
+    measured = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda", lpips=ours)[0].metrics
+    assert measured["lpips"] is not None and measured["lpips_unavailable"] is None
+    missing = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda")[0].metrics
+    assert missing["lpips"] is None and missing["lpips_unavailable"] == "no LPIPS model given"

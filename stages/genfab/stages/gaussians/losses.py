@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -95,24 +96,32 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class Lpips:
-    """LPIPS (AlexNet) from torchmetrics. Its backbone weights cannot be downloaded on machines
-    without network: then `available` is False and `reason` says why (metrics report null)."""
+    """LPIPS (AlexNet, v0.1) for the evaluation, from the `lpipsModel` folder in the model location
+    (`genfab.stages.models.lpips`); never downloaded. Without it `available` is False and `reason`
+    says in one line what is missing: the metrics then report LPIPS as null."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.metric: Any = None
-        self.reason = ""
+    def __init__(self, net: Any = None, reason: str = "") -> None:
+        self.metric = net
+        self.reason = (reason or "no LPIPS model given") if net is None else ""
+
+    @classmethod
+    def load(cls, folder: Path | None, device: torch.device, reason: str = "") -> Lpips:
+        """The metric from a model folder; `folder` None: unavailable for `reason`."""
+        if folder is None:
+            return cls(None, reason)
+        from genfab.stages.models.lpips import load_alexnet_lpips
+
         try:
-            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-            self.metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).to(device)
-        except Exception as exc:  # no torchmetrics, or no weights and no network
-            self.reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return cls(load_alexnet_lpips(folder, device))
+        except (ValueError, OSError, RuntimeError) as exc:  # a broken folder: say so, train anyway
+            return cls(None, f"LPIPS model {folder.name}: {str(exc).splitlines()[0][:300]}")
 
     @property
     def available(self) -> bool:
         return self.metric is not None
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> float | None:
+        """LPIPS of [1, 3, H, W] images in [0, 1]."""
         if self.metric is None:
             return None
-        return float(self.metric(a.clamp(0, 1), b.clamp(0, 1)))
+        return float(self.metric(a.float(), b.float()).mean())

@@ -93,7 +93,18 @@ class GaussiansStage(Stage[GaussiansSettings]):
         self.ctx = ctx
         self.device = require_cuda(ctx)  # last, so that a CPU machine still validates the whole config
         self.workdir = ctx.workdir
+        self.lpips = self._load_lpips(ctx, cfg.lpips_model)
         self.fixer = self._load_fixer(ctx) if self.settings.refinement is not None else None
+
+    def _load_lpips(self, ctx: StageContext, model: str) -> Any:
+        """The evaluation's LPIPS from the model location; missing, it is one line in the metrics."""
+        from genfab.stages.gaussians.losses import Lpips
+        from genfab.stages.models.location import ModelUnavailable, resolve_model
+
+        try:
+            return Lpips.load(resolve_model(model, ctx.workdir / "models", ctx.env), self.device)
+        except ModelUnavailable as exc:
+            return Lpips.load(None, self.device, f"lpipsModel: {exc}")
 
     def _load_fixer(self, ctx: StageContext) -> Any:
         """DiFix for refinement: the base model from the model location, the checkpoint (if any) over it."""
@@ -166,7 +177,7 @@ class GaussiansStage(Stage[GaussiansSettings]):
             return errors
         started = time.perf_counter()
         results = train_scenes([(scene, images) for _, scene, images in loaded], self.train_settings, self.device,
-                               packing=self.packing, refine=self._refiner_factory())
+                               packing=self.packing, refine=self._refiner_factory(), lpips=self.lpips)
         for (i, scene, images), result in zip(loaded, results, strict=True):
             try:
                 self._write(samples[i], scene, images, result, len(loaded), time.perf_counter() - started)

@@ -152,7 +152,7 @@ Packing = Literal["batched", "sequential"]
 
 
 def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
-               evaluate: bool, refine: RefinerFactory | None = None) -> TrainResult:
+               lpips: Lpips | None, refine: RefinerFactory | None = None) -> TrainResult:
     started = time.perf_counter()
     t = SceneTrainer(scene, images, s, device)
     if refine is not None:
@@ -162,7 +162,7 @@ def _train_one(scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t.train_seconds = time.perf_counter() - started
-    result = _finish(t, images, Lpips(device) if evaluate else None)
+    result = _finish(t, images, lpips)
     if t.refiner is not None:
         result.metrics["refinement"] = {"fix_steps": t.refiner.pseudo.fix_steps_done,
                                         "pseudo_views": len(t.refiner.pseudo)}
@@ -184,8 +184,10 @@ RefinerFactory = Callable[["SceneTrainer"], "Refiner"]
 
 def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: TrainSettings,
                  device: torch.device | str = "cuda", packing: Packing = "batched",
-                 evaluate: bool = True, refine: RefinerFactory | None = None) -> list[TrainResult]:
-    """Train several scenes on one GPU.
+                 evaluate: bool = True, refine: RefinerFactory | None = None,
+                 lpips: Lpips | None = None) -> list[TrainResult]:
+    """Train several scenes on one GPU, then (`evaluate`) measure PSNR, SSIM and, with `lpips` (loaded
+    from the model location by the caller), LPIPS on the held-out views.
 
     `batched` (default): scenes of one image size train as one Gaussian set, one view of each per
     gsplat call (see batched.py); scenes it cannot batch (mixed sizes, masks) train one by one.
@@ -196,18 +198,18 @@ def train_scenes(scenes: list[tuple[SceneData, dict[str, np.ndarray]]], s: Train
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
+    metric = (lpips or Lpips()) if evaluate else None
     if len(scenes) > 1 and device.type == "cuda" and packing == "batched" and refine is None and batchable(scenes):
         splats, seconds = train_batched(scenes, s, device)
-        lpips = Lpips(device) if evaluate else None
         results = []
         for sp, (scene, images) in zip(splats, scenes, strict=True):
-            metrics, renders = evaluate_splats(sp, scene, images, s, device, lpips) if evaluate else ({}, [])
+            metrics, renders = evaluate_splats(sp, scene, images, s, device, metric) if metric else ({}, [])
             metrics.update(steps=s.steps, train_seconds=round(seconds / len(scenes), 3), batched=len(scenes),
                            peak_gpu_bytes=torch.cuda.max_memory_allocated(device),
-                           lpips_unavailable=(lpips.reason or None) if lpips else None)
+                           lpips_unavailable=(metric.reason or None) if metric else None)
             results.append(TrainResult(sp, metrics, renders))
         return results
-    return [_train_one(sc, im, s, device, evaluate, refine) for sc, im in scenes]
+    return [_train_one(sc, im, s, device, metric, refine) for sc, im in scenes]
 
 
 def orbit_cameras(scene: SceneData, n: int, width: int | None = None, height: int | None = None) -> list[Camera]:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genfab.stages.models.lpips import LpipsHeads, TappedFeatures, load_heads, weight_files
+
 POOLS = (4, 9, 16, 23, 30)
 """torchvision VGG16 `features` indices of the max-pools (configuration D)."""
 LPIPS_TAPS = (3, 8, 15, 22, 29)
@@ -24,16 +26,15 @@ LPIPS_TAPS = (3, 8, 15, 22, 29)
 uses the same layers."""
 GRAM_WEIGHTS = (1.0 / 2.6, 1.0 / 4.8, 1.0 / 3.7, 1.0 / 5.6, 10.0 / 1.5)
 """Difix3D's per-layer Gram loss weights, relu1_2 .. relu5_3."""
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
-"""LPIPS' input scaling layer (its inputs are in [-1, 1])."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Vgg16Features(nn.Module):
+class Vgg16Features(TappedFeatures):
     """torchvision's `vgg16().features` (same module indices, so its state dict loads as is),
     returning the five LPIPS taps."""
+
+    TAPS = LPIPS_TAPS
 
     def __init__(self, widths: list[int]) -> None:
         super().__init__()
@@ -50,16 +51,6 @@ class Vgg16Features(nn.Module):
                 layers.append(nn.ReLU(inplace=False))
         self.features = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in LPIPS_TAPS:
-                taps.append(x)
-            if i == LPIPS_TAPS[-1]:
-                break
-        return taps
-
 
 def conv_widths(state: dict[str, torch.Tensor]) -> list[int]:
     """The 13 conv output widths of a VGG16 `features` state dict."""
@@ -70,19 +61,14 @@ def conv_widths(state: dict[str, torch.Tensor]) -> list[int]:
     return widths
 
 
-class Perceptual(nn.Module):
+class Perceptual(LpipsHeads):
     """LPIPS (VGG, v0.1) and the Gram loss over one frozen VGG16."""
 
     def __init__(self, vgg: Vgg16Features, heads: list[torch.Tensor]) -> None:
-        super().__init__()
+        super().__init__(heads)
         self.vgg = vgg
-        self.heads = nn.ParameterList([nn.Parameter(h.reshape(1, -1, 1, 1), requires_grad=False) for h in heads])
-        self.shift: torch.Tensor
-        self.scale: torch.Tensor
         self.mean: torch.Tensor
         self.std: torch.Tensor
-        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
@@ -90,15 +76,7 @@ class Perceptual(nn.Module):
 
     def lpips(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Per-image LPIPS of [B, 3, H, W] images in [-1, 1] -> [B]."""
-        n = a.shape[0]
-        taps = self.vgg(torch.cat([(a - self.shift) / self.scale, (b - self.shift) / self.scale]))
-        total = a.new_zeros(n, dtype=torch.float32)
-        for tap, head in zip(taps, self.heads, strict=True):
-            fa, fb = tap[:n].float(), tap[n:].float()
-            fa = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            fb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            total = total + ((fa - fb).pow(2) * head.float()).sum(1).mean((1, 2))
-        return total
+        return self.distance(self.vgg, a, b)
 
     def gram(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Difix3D's Gram (style) loss of [B, 3, H, W] images in [-1, 1], per image Gram matrices
@@ -123,16 +101,7 @@ class PerceptualFiles:
 
 def perceptual_files(folder: Path) -> PerceptualFiles:
     """The two weight files a perceptual model folder names in its `config.json`."""
-    config_path = folder / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-        files = PerceptualFiles(folder / config["vgg16"], folder / config["lpips"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{config_path}: expected {{\"vgg16\": FILE, \"lpips\": FILE}} ({exc})") from None
-    for path in (files.vgg16, files.lpips):
-        if not path.is_file():
-            raise ValueError(f"{config_path} names {path.name}, which is not in {folder}")
-    return files
+    return PerceptualFiles(*weight_files(folder, ("vgg16", "lpips")))
 
 
 def load_perceptual(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
@@ -143,9 +112,7 @@ def load_perceptual(folder: Path, device: torch.device | str = "cpu", dtype: tor
     features = {k: v for k, v in vgg_state.items() if k.startswith("features.")}
     vgg = Vgg16Features(conv_widths(features))
     vgg.load_state_dict(features)
-    heads_state = torch.load(files.lpips, map_location="cpu", weights_only=True)
-    heads = [heads_state[f"lin{i}.model.1.weight"] for i in range(5)]
-    return Perceptual(vgg, heads).to(device=device, dtype=dtype)
+    return Perceptual(vgg, load_heads(files.lpips, len(LPIPS_TAPS))).to(device=device, dtype=dtype)
 
 
 def save_random_perceptual(folder: Path, widths: list[int] | None = None, seed: int = 0) -> Path:
