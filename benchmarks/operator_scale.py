@@ -8,10 +8,11 @@ against N=100 (how the cost scales):
 - create -> first Job latency p50/p95 (resource ADDED -> its first Job ADDED, emulator clock);
 - time until all N resources are Running;
 - operator peak RSS (psutil, sampled every 50 ms, operator process tree);
-- API requests per resource (every request the operator sent, watches included).
+- API requests per resource (every request the operator sent, watches included), by kind;
+- reconciles per resource and the CPU seconds of the operator and of the emulator (this process).
 
     python benchmarks/operator_scale.py                # N = 100 and 1000
-    python benchmarks/operator_scale.py --n 100 --write
+    python benchmarks/operator_scale.py --n 100 --n 1000 --n 5000 --write
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class Result:
     all_running: float
     rss_mb: float
     requests_per_resource: float
+    requests_by_kind: dict[str, float]
+    """`METHOD resource` -> requests per resource."""
+    reconciles_per_resource: float
+    reconcile_seconds: float
+    """Seconds spent inside reconciles (the operator's histogram sum), all workers together."""
+    operator_cpu_s: float
+    """CPU seconds the operator process used from the burst until all were Running."""
+    emulator_cpu_s: float
+    """CPU seconds of this process (the emulated API server, its fake Job controller, the sampler)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -105,7 +115,8 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
             time.sleep(0.05)
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
-    before = sum(emu.cluster.request_counts.values())
+    before = dict(emu.cluster.request_counts)
+    cpu_before = proc.cpu_times(), psutil.Process().cpu_times()
     docs = [scenejob(i, tmp / "in", tmp / "out") for i in range(n)]
     start = time.monotonic()
 
@@ -126,8 +137,13 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
         return emu.call(count) == n
     emu.wait(f"{n} resources Running", all_running, timeout=600, interval=0.25)
     all_running_s = time.monotonic() - start
+    cpu_after = proc.cpu_times(), psutil.Process().cpu_times()
+    op_cpu, emu_cpu = ((a.user + a.system) - (b.user + b.system) for a, b in zip(cpu_after, cpu_before, strict=True))
     time.sleep(1.0)  # let in-flight status patches land before counting requests
-    requests = sum(emu.cluster.request_counts.values()) - before
+    metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in op.metrics().splitlines()
+               if line.startswith("genfab_reconcile_seconds_")}
+    by_kind = {op: (count - before.get(op, 0)) / n for op, count in emu.cluster.request_counts.items()
+               if count > before.get(op, 0)}
     stop.set()
     sampler.join()
     op.stop()
@@ -135,7 +151,8 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
     latencies = [first_job[name] - created[name] for name in created if name in first_job]
     assert len(latencies) == n, f"only {len(latencies)} of {n} resources got a Job"
     return Result(n, rate, statistics.median(latencies), percentile(latencies, 0.95), all_running_s, peak[0],
-                  requests / n)
+                  sum(by_kind.values()), by_kind, metrics.get('genfab_reconcile_seconds_count{kind="SceneJob"}', 0) / n,
+                  metrics.get('genfab_reconcile_seconds_sum{kind="SceneJob"}', 0), op_cpu, emu_cpu)
 
 
 def table(results: list[Result]) -> str:
@@ -153,6 +170,13 @@ def table(results: list[Result]) -> str:
         lines.append(f"| {b.n} vs {a.n} | ratio | {b.p50 / a.p50:.2f}x | {b.p95 / a.p95:.2f}x | | "
                      f"{b.all_running / a.all_running:.2f}x | {b.rss_mb / a.rss_mb:.2f}x | | "
                      f"{b.requests_per_resource / a.requests_per_resource:.2f}x |")
+    lines += ["", "API requests per resource by kind (N, created: `METHOD resource` count):", ""]
+    for r in results:
+        how = "one burst" if r.rate <= 0 else f"{r.rate:g}/s"
+        kinds = ", ".join(f"`{op}` {v:.2f}" for op, v in sorted(r.requests_by_kind.items(), key=lambda x: -x[1]))
+        lines.append(f"- {r.n}, {how}: {kinds}; CPU until all Running: operator {r.operator_cpu_s:.1f} s, "
+                     f"emulator {r.emulator_cpu_s:.1f} s; {r.reconciles_per_resource:.2f} reconciles per resource, "
+                     f"{r.reconcile_seconds:.1f} s in reconciles")
     return "\n".join(lines)
 
 

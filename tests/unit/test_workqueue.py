@@ -31,3 +31,14 @@ def test_close_wakes_waiters() -> None:
     q.close()
     assert q.get(5) is None
 
+
+
+def test_new_resources_go_first_in_their_own_order() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("started-1")
+    q.add("new-1", first=True)
+    q.add("started-2")
+    q.add("new-2", first=True)
+    q.add("new-1", first=True)  # already queued: once, in its place
+    assert q.ready() == 4
+    assert [q.get(0) for _ in range(4)] == ["new-1", "new-2", "started-1", "started-2"]

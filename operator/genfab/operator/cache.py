@@ -36,15 +36,22 @@ class Cache:
         self._lost: dict[tuple[str, str], dict[str, LostPod]] = defaultdict(dict)
 
     # -- feeding (watch events)
-    def put_resource(self, key: Key, body: dict[str, Any] | None) -> None:
+    def put_resource(self, key: Key, body: dict[str, Any] | None) -> bool:
+        """Store (or, None, drop) a resource; False when the cache already held this version: the watch
+        echoing a write the operator made itself, whose answer it stored (`Controller._write_status`),
+        needs no reconcile of its own."""
         with self._lock:
             if body is None:
                 self.resources.pop(key, None)
                 self._jobs.pop(key, None)
-            else:
-                self.resources[key] = body
+                return True
+            news = not _same_version(self.resources.get(key), body)
+            self.resources[key] = body
+            return news
 
     def put_job(self, job: dict[str, Any], deleted: bool = False) -> Key | None:
+        """Store a Job; its resource's key, or None when it has none or the cache already held this
+        version (the watch echoing a Job the operator created and stored)."""
         key = owner_key(job)
         if key is None:
             return None
@@ -55,6 +62,9 @@ class Cache:
                 self._pods.pop((key[1], name), None)
                 self._lost.pop((key[1], name), None)
             else:
+                if _same_version(self._jobs[key].get(name), job):
+                    self._jobs[key][name] = job
+                    return None
                 self._jobs[key][name] = job
         return key
 
@@ -103,3 +113,8 @@ class Cache:
     def resource_keys(self) -> list[Key]:
         with self._lock:
             return list(self.resources)
+
+
+def _same_version(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    version = (new.get("metadata") or {}).get("resourceVersion")
+    return bool(version) and cached is not None and (cached.get("metadata") or {}).get("resourceVersion") == version

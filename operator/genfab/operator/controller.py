@@ -53,6 +53,7 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
+from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.policy import policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
@@ -78,6 +79,8 @@ from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.operator")
 STORAGE_UNAVAILABLE = "StorageUnavailable"
+EVENT_DEFER_SECONDS = 10.0
+"""Longest an Event waits for the reconcile queue to drain before it is posted anyway."""
 PRESENT_SECONDS = 60.0
 """How long an object a namespace must provide is trusted to exist after it was seen."""
 
@@ -92,6 +95,7 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.storage = StorageAccess(kube)
         self.model_identities = ModelIdentities(self.storage)
+        self.plans = PlanMemo()
         self.clock = clock
         self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
         self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
@@ -141,12 +145,17 @@ class Controller:
                 self.metrics.queue_depth.set(len(self.queue))
 
     def _post_events(self) -> None:
-        """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster)."""
+        """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster), and
+        after it: while reconciles are queued (a burst of new resources), an event waits up to
+        `EVENT_DEFER_SECONDS`, so its request and the GIL go to starting Jobs first."""
         while not self._stop.is_set():
             try:
                 body, type_, reason, message = self._events.get(timeout=1.0)
             except queue.Empty:
                 continue
+            deadline = time.monotonic() + EVENT_DEFER_SECONDS
+            while self.queue.ready() and time.monotonic() < deadline and not self._stop.wait(0.05):
+                pass
             self.kube.event(body, type_, reason, message)
 
     def _resync(self) -> None:
@@ -163,13 +172,15 @@ class Controller:
         key: Key = (kind, meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED":
             self.cache.put_resource(key, None)
+            self.plans.forget(key)
             self.metrics.observe_resource(key, None, None)
             self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
             self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
             self._training.pop(key, None)
             return
-        self.cache.put_resource(key, body)
-        self.queue.add(key)
+        if not self.cache.put_resource(key, body):
+            return  # the echo of this operator's own status write: nothing new to reconcile
+        self.queue.add(key, first=not body.get("status"))
         for referrer in self._referrers.get(key, ()):  # resources waiting for this one's output
             self.queue.add(referrer)
 
@@ -202,14 +213,17 @@ class Controller:
         now = self.clock()
         owner = Owner(API_VERSION, kind, name, namespace, meta.get("uid", ""))
         try:
-            resource = KINDS[kind].model_validate({k: v for k, v in body.items() if k != "status"})
-            refused = policy_errors(resource.spec, self.settings.policy, namespace)
+            resource = self.plans.get(key, body, "resource", lambda: KINDS[kind].model_validate(
+                {k: v for k, v in body.items() if k != "status"}))
+            refused = self.plans.get(key, body, "policy",
+                                     lambda: policy_errors(resource.spec, self.settings.policy, namespace))
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
             execution = self._execution(key, resource, owner, previous)
-            the_plan = self._plan_with_references(resource, namespace, owner, execution)
-            refused = oversized_configs(the_plan) + tenant_image_errors(the_plan, resource.spec, self.settings.policy)
+            the_plan, part = self._plan_with_references(key, body, resource, namespace, owner, execution)
+            refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
+                tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
@@ -300,12 +314,15 @@ class Controller:
         log.info("%s %s/%s: execution %s (executionMode %s)", *key, name, choice)
         return name
 
-    def _plan_with_references(self, resource: Resource, namespace: str, owner: Owner,
-                              execution: str | None = None) -> Plan:
+    def _plan_with_references(self, key: Key, body: dict[str, Any], resource: Resource, namespace: str,
+                              owner: Owner, execution: str | None = None) -> tuple[Plan, tuple[Any, ...]]:
         """The plan, planned again with the TuningRun checkpoints its settings depend on, where the
         runs have them (from the watch cache; the others stay `ref:` inputs the stage waits for), and
-        with the identities of the models it loads where the operator can read them."""
-        first = plan(resource, execution=execution)
+        with the identities of the models it loads where the operator can read them; and what it was
+        planned from besides the resource (the part of its memo key). Planned once per resource
+        generation and inputs (`PlanMemo`)."""
+        part: tuple[Any, ...] = ("plan", execution)
+        first = self.plans.get(key, body, part, lambda: plan(resource, execution=execution))
         found = {}
         for target, path in plan_references(first):
             ref_kind, _, ref_name = target.partition("/")
@@ -316,8 +333,11 @@ class Controller:
         identities = self.model_identities.read(owner, resource.spec.models,
                                                 spec_storage.to_yaml_dict() if spec_storage is not None else None,
                                                 first.model_ids())
-        return plan(resource, references=found, models=identities, execution=execution) if found or identities \
-            else first
+        if not (found or identities):
+            return first, part
+        part = ("plan", execution, tuple(sorted(found.items())), tuple(sorted(identities.items())))
+        return self.plans.get(key, body, part, lambda: plan(resource, references=found, models=identities,
+                                                             execution=execution)), part
 
     def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
         """The plan with the outputs of resources it reads (same namespace, from the watch cache)

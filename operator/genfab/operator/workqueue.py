@@ -18,6 +18,8 @@ class WorkQueue(Generic[K]):
     def __init__(self, base_delay: float = 0.5, max_delay: float = 60.0) -> None:
         self._cv = threading.Condition()
         self._queue: deque[K] = deque()
+        self._first: deque[K] = deque()
+        """Keys added with `first=True` (resources never reconciled), served before `_queue`."""
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
@@ -26,13 +28,15 @@ class WorkQueue(Generic[K]):
         self.base_delay, self.max_delay = base_delay, max_delay
         self.closed = False
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, first: bool = False) -> None:
+        """Queue `key` (once). `first`: ahead of the keys queued without it (a new resource's first
+        reconcile, which creates its first Job, goes before follow-ups of resources already started)."""
         with self._cv:
             if key in self._dirty:
                 return
             self._dirty.add(key)
             if key not in self._processing:
-                self._queue.append(key)
+                (self._first if first else self._queue).append(key)
                 self._cv.notify()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -62,8 +66,8 @@ class WorkQueue(Generic[K]):
                 self._promote_delayed()
                 if self.closed:
                     return None
-                if self._queue:
-                    key = self._queue.popleft()
+                if self._first or self._queue:
+                    key = (self._first or self._queue).popleft()
                     self._dirty.discard(key)
                     self._processing.add(key)
                     return key
@@ -87,9 +91,14 @@ class WorkQueue(Generic[K]):
             self.closed = True
             self._cv.notify_all()
 
+    def ready(self) -> int:
+        """Keys waiting for a worker now (not the delayed ones)."""
+        with self._cv:
+            return len(self._first) + len(self._queue)
+
     def __len__(self) -> int:
         with self._cv:
-            return len(self._queue) + len(self._delayed)
+            return len(self._first) + len(self._queue) + len(self._delayed)
 
     def _promote_delayed(self) -> None:
         now = time.monotonic()
