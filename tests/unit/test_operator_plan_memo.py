@@ -70,3 +70,16 @@ def test_the_watch_echo_of_an_own_write_is_no_news() -> None:
     assert cache.put_job(job) == key  # first seen: news
     assert cache.put_job(job) is None  # the same version again (created by the operator, then watched)
     assert cache.put_job({**job, "metadata": {**job["metadata"], "resourceVersion": "6"}}) == key
+
+
+def test_memory_is_bounded_least_recently_used_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genfab.operator import plan_memo
+
+    monkeypatch.setattr(plan_memo, "MAX_RESOURCES", 2)
+    memo, calls = PlanMemo(), []
+    for name in ("a", "b"):
+        memo.get(name, body(), "plan", lambda n=name: calls.append(n))
+    memo.get("a", body(), "plan", lambda: calls.append("a again"))  # a hit: a is now the most recent
+    memo.get("c", body(), "plan", lambda: calls.append("c"))          # b goes
+    memo.get("b", body(), "plan", lambda: calls.append("b again"))
+    assert calls == ["a", "b", "c", "b again"] and len(memo) == 2

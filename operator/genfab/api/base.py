@@ -121,12 +121,29 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def _scalar_kind(annotation: Any) -> type | None:
+    """bool or int when a field is one (optional or not), else None."""
+    kinds = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else {annotation}
+    return bool if kinds == {bool} else int if kinds == {int} else None
+
+
+_SCALAR_KINDS: dict[Any, type | None] = {}
+"""`_scalar_kind` per annotation: every field of every model is checked on every validation."""
+
+
 def strict_scalar(annotation: Any, value: Any) -> Any:
     """`value` unless the field is a boolean or an integer (optional or not) and the value is not one."""
-    kinds = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else {annotation}
-    if kinds == {bool} and value is not None and not isinstance(value, bool):
+    if value is None:
+        return value
+    try:
+        kind = _SCALAR_KINDS[annotation]
+    except KeyError:
+        kind = _SCALAR_KINDS[annotation] = _scalar_kind(annotation)
+    except TypeError:  # an unhashable annotation
+        kind = _scalar_kind(annotation)
+    if kind is bool and not isinstance(value, bool):
         raise PydanticCustomError("bool_type", "Input should be true or false")
-    if kinds == {int} and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise PydanticCustomError("int_type", "Input should be an integer")
     return value
 

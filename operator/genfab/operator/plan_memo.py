@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -19,6 +20,11 @@ T = TypeVar("T")
 Fingerprint = tuple[str, int, str]
 MAX_VARIANTS = 8
 """Plans kept per resource generation (execution folder x references x model identities)."""
+MAX_RESOURCES = 1024
+"""Resources remembered, least recently used out first: a plan with its validated resource is about
+26 KB, so the memo stays under ~30 MB however many resources exist (at N = 5,000 unbounded, it
+alone would push the operator past its 500 MB target); a resource that falls out is planned again
+on its next reconcile."""
 
 
 def fingerprint(body: dict[str, Any]) -> Fingerprint | None:
@@ -35,7 +41,7 @@ def fingerprint(body: dict[str, Any]) -> Fingerprint | None:
 class PlanMemo:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[Hashable, tuple[Fingerprint, dict[Hashable, Any]]] = {}
+        self._entries: OrderedDict[Hashable, tuple[Fingerprint, dict[Hashable, Any]]] = OrderedDict()
 
     def get(self, key: Hashable, body: dict[str, Any], part: Hashable, make: Callable[[], T]) -> T:
         """`make()` for this resource generation and `part` (what else it depends on), computed once.
@@ -46,6 +52,7 @@ class PlanMemo:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == fp and part in entry[1]:
+                self._entries.move_to_end(key)
                 return entry[1][part]  # type: ignore[no-any-return]
         value = make()
         with self._lock:
@@ -53,6 +60,9 @@ class PlanMemo:
             if entry is None or entry[0] != fp:
                 entry = (fp, {})
                 self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_RESOURCES:
+                self._entries.popitem(last=False)
             if len(entry[1]) >= MAX_VARIANTS:
                 entry[1].clear()
             entry[1][part] = value
