@@ -179,9 +179,13 @@ class Controller:
             self._training.pop(key, None)
             return
         if not self.cache.put_resource(key, body):
-            return  # the echo of this operator's own status write: nothing new to reconcile
+            return  # the echo of this operator's own status write: handled when it was written
         self.queue.add(key, first=not body.get("status"))
-        for referrer in self._referrers.get(key, ()):  # resources waiting for this one's output
+        self._wake_referrers(key)
+
+    def _wake_referrers(self, key: Key) -> None:
+        """Resources waiting for this one's output are reconciled at once when it changes."""
+        for referrer in self._referrers.get(key, ()):
             self.queue.add(referrer)
 
     def on_job(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -311,6 +315,7 @@ class Controller:
         except NotFound:
             return name  # deleted meanwhile: nothing will run
         self.cache.put_resource(key, patched)
+        self._wake_referrers(key)
         log.info("%s %s/%s: execution %s (executionMode %s)", *key, name, choice)
         return name
 
@@ -571,6 +576,7 @@ class Controller:
         except NotFound:
             return  # deleted meanwhile
         self.cache.put_resource(key, patched)
+        self._wake_referrers(key)  # its watch echo will be skipped as known
         for event in transitions(previous, status):
             try:
                 self._events.put_nowait((body, event.type, event.reason, event.message))
