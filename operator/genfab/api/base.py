@@ -7,10 +7,11 @@ entry in the generated CRD, so the API server rejects the same specs with the sa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import UnionType
-from typing import Any, ClassVar, Self, Union, get_args, get_origin
+from typing import Any, ClassVar, Self, Union, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -112,12 +113,15 @@ class Rule:
 
 def json_depth(value: Any) -> int:
     """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
+    if not isinstance(value, dict | list):
+        return 0
+    deepest, stack = 1, [(value, 1)]
+    while stack:  # only containers are pushed: the operator bounds every watched body with this
         node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            stack.extend((c, level + 1) for c in (node.values() if isinstance(node, dict) else node))
+        deepest = max(deepest, level)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
     return deepest
 
 
@@ -210,9 +214,11 @@ class GenfabModel(CrdScalars):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+@functools.cache
 def attr_of(model: type[BaseModel], alias: str) -> str:
     """The Python name of the field whose camelCase alias is `alias` (the alias generator is the one
-    name mapping; this reads it back instead of inverting it by hand)."""
+    name mapping; this reads it back instead of inverting it by hand). Cached: rules call it on every
+    validation."""
     for name, info in model.model_fields.items():
         if (info.alias or name) == alias:
             return name
@@ -224,7 +230,7 @@ def _count_rule(names: tuple[str, ...], exact: bool) -> Rule:
     cel = " + ".join(f"(has(self.{n}) ? 1 : 0)" for n in names) + f" {op} 1"
 
     def check(m: Any) -> bool:
-        count = sum(getattr(m, attr_of(type(m), n)) is not None for n in names)
+        count = sum(getattr(m, attr_of(cast(type[BaseModel], type(m)), n)) is not None for n in names)
         return count == 1 if exact else count <= 1
 
     return Rule(cel, phrase.format(", ".join(f"`{n}`" for n in names)), names[0], check)
