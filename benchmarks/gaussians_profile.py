@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT / "benchm
 import torch  # noqa: E402
 from gaussians import genfab_stage, plain_gsplat_loop  # noqa: E402
 
-from genfab.stages.gaussians import procedural, train  # noqa: E402
+from genfab.stages.gaussians import core, procedural, train  # noqa: E402
 from genfab.stages.gaussians.core import TrainSettings  # noqa: E402
 
 
@@ -36,11 +36,11 @@ def with_ssim(name: str) -> Callable[..., dict[str, Any]]:
     def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
         from genfab.stages.gaussians import losses
 
-        saved, train.ssim = train.ssim, getattr(losses, name)
+        saved, core.ssim = core.ssim, getattr(losses, name)
         try:
             return genfab_stage(*args, **kwargs)
         finally:
-            train.ssim = saved
+            core.ssim = saved
     return run
 
 
@@ -65,7 +65,7 @@ def install_labels() -> None:
     from gsplat.strategy import DefaultStrategy, MCMCStrategy
 
     gsplat.rasterization = labelled("rasterize", gsplat.rasterization)
-    train.image_loss = labelled("loss", train.image_loss)
+    core.image_loss = labelled("loss", core.image_loss)
     ssim_cls = torchmetrics.image.StructuralSimilarityIndexMeasure
     ssim_cls.forward = labelled("loss", ssim_cls.forward)  # type: ignore[method-assign]
     torch.Tensor.backward = labelled("backward", torch.Tensor.backward)  # type: ignore[method-assign]
