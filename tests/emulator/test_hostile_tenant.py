@@ -60,7 +60,10 @@ NetworkPolicies on, no storage credentials for custom stages."""
                                                                    "s3://lab-out/{namespace}/"]}),
                          GENFAB_SECRET_NAMES=json.dumps(["lab-s3"]),
                          GENFAB_STAGE_NETWORK_POLICY=STAGE_NETWORK_POLICY,
-                         GENFAB_CUSTOM_STAGE_CREDENTIALS="false").start()
+                         GENFAB_CUSTOM_STAGE_CREDENTIALS="false",
+                         # No resync to lean on: what this module's tests wait for must come from events
+                         # or the operator's own re-checks (a namespace being prepared sends none).
+                         GENFAB_RESYNC_SECONDS="600").start()
     try:
         emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
         yield emu, root

@@ -246,6 +246,8 @@ class Controller:
                    and previous.observed_generation == generation)
         missing = [] if settled else self._missing(namespace, resource)
         if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
+            # No event says when an admin prepares the namespace: look again every progressSeconds.
+            self.queue.add_after(key, self.settings.progress_seconds)
             return self._write_status(key, body, previous, stalled_status(
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         spec = resource.spec
