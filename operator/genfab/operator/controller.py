@@ -107,7 +107,8 @@ class Controller:
         self._present: dict[tuple[str, str, str], float] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._events: queue.Queue[tuple[dict[str, Any], str, str, str]] = queue.Queue(maxsize=10000)
+        self._events: queue.Queue[tuple[float, dict[str, Any], str, str, str]] = queue.Queue(maxsize=10000)
+        """(when queued, involved object, type, reason, message) of the Events to post."""
 
     # -- lifecycle
     def start(self) -> None:
@@ -146,14 +147,16 @@ class Controller:
 
     def _post_events(self) -> None:
         """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster), and
-        after it: while reconciles are queued (a burst of new resources), an event waits up to
-        `EVENT_DEFER_SECONDS`, so its request and the GIL go to starting Jobs first."""
+        after it: while reconciles are queued (a burst of new resources), an event waits until at most
+        `EVENT_DEFER_SECONDS` after it was queued, so its request and the GIL go to starting Jobs first.
+        The deadline counts from queueing, so under a queue that never drains Events are late, not
+        throttled."""
         while not self._stop.is_set():
             try:
-                body, type_, reason, message = self._events.get(timeout=1.0)
+                queued, body, type_, reason, message = self._events.get(timeout=1.0)
             except queue.Empty:
                 continue
-            deadline = time.monotonic() + EVENT_DEFER_SECONDS
+            deadline = queued + EVENT_DEFER_SECONDS
             while self.queue.ready() and time.monotonic() < deadline and not self._stop.wait(0.05):
                 pass
             self.kube.event(body, type_, reason, message)
@@ -581,7 +584,7 @@ class Controller:
         self._wake_referrers(key)  # its watch echo will be skipped as known
         for event in transitions(previous, status):
             try:
-                self._events.put_nowait((body, event.type, event.reason, event.message))
+                self._events.put_nowait((time.monotonic(), body, event.type, event.reason, event.message))
             except queue.Full:
                 log.warning("event queue full: dropped %s on %s/%s", event.reason, ns, name)
 
