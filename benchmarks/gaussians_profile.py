@@ -181,7 +181,7 @@ def time_ssim(height: int, width: int, device: torch.device) -> dict[str, tuple[
     (30 calls queued back to back, so host overhead hides) and the memory the call adds at its peak."""
     from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-    from genfab.stages.gaussians import losses
+    from genfab.stages.gaussians import fused_ssim, losses
 
     metric = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
 
@@ -190,7 +190,8 @@ def time_ssim(height: int, width: int, device: torch.device) -> dict[str, tuple[
             return losses._ssim_from_blurred(losses.conv_blur(losses._stats(a, b)), a.shape[1])
 
     variants: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-        "torchmetrics": metric, "conv (cuDNN)": cudnn, "conv": losses.ssim_conv, "band": losses.ssim_band}
+        "torchmetrics": metric, "conv (cuDNN)": cudnn, "conv": losses.ssim_conv, "band": losses.ssim_band,
+        "fused (Triton)": fused_ssim.fused_ssim}
     target = torch.rand(1, 3, height, width, device=device)
     out: dict[str, tuple[float, float]] = {}
     for name, fn in variants.items():

@@ -48,8 +48,8 @@ GROUP_LIMIT_S = 590
 """Each group must finish within this (the tier is run where one command may take 10 minutes)."""
 
 GROUPS: dict[str, list[str]] = {
-    "gaussians": ["test_gaussians_gpu.py", "test_gaussians_stage_gpu.py", "test_refinement_gpu.py",
-                  "test_difix_gpu.py"],
+    "gaussians": ["test_fused_ssim_gpu.py", "test_gaussians_gpu.py", "test_gaussians_stage_gpu.py",
+                  "test_refinement_gpu.py", "test_difix_gpu.py"],
     "scene": ["test_vistadream_gpu.py", "test_worldexplorer_gpu.py"],
     "flux": ["test_flux_gpu.py"],
     "tuning": ["test_tuning_gpu.py"],
@@ -73,7 +73,13 @@ IMAGE_HAS = re.compile(r"^(torch|torchvision|torchaudio|triton|numpy|pillow|nvid
 """A CUDA PyTorch image's own: never carried (a CPU build from .venv would replace the CUDA one)."""
 
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64", "any"]
+             "manylinux1_x86_64", "manylinux2010_x86_64", "any"]
+
+
+def download_args(python: str, dest: Path) -> list[str]:
+    """`pip download` of binary wheels, no dependencies, for the GPU machine's Python, into `dest`."""
+    return ["download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", python, "--implementation",
+            "cp", *[x for p in PLATFORMS for x in ("--platform", p)], "-d", str(dest)]
 
 
 def canonical(name: str) -> str:
@@ -140,8 +146,7 @@ def prepare(args: argparse.Namespace) -> int:
     for old in out.glob("*.whl"):
         old.unlink()
     pins = sorted(f"{n}=={v}" for n, v in wanted.items() if n not in have)
-    binary = ["download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", args.python,
-              "--implementation", "cp", *[x for p in PLATFORMS for x in ("--platform", p)], "-d", str(out)]
+    binary = download_args(args.python, out)
     if pip(binary + pins) != 0:  # some ship no wheel (sam2, iopath, antlr4 4.9): find them, build theirs here
         for pin in pins:
             if pip([*binary, pin]) != 0 and pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
@@ -184,38 +189,43 @@ def pinned_commit(dockerfile: Path, arg: str) -> str:
     return found.group(1)
 
 
-def prepare_research(args: argparse.Namespace) -> int:
+def extract_upstream(repo: str, commit: str, folders: list[str], dest: Path, mirrors: str | None) -> None:
+    """`folders` of GitHub `repo` at `commit` (a folder "" is the whole tree) into `dest`: from a local
+    clone `mirrors/<owner>+<name>/repo` when there is one, else from GitHub's archive."""
     import io
     import tarfile
     import urllib.request
 
+    clone = Path(mirrors or "/nonexistent") / repo.replace("/", "+") / "repo"
+    if clone.is_dir():
+        data = subprocess.run(["git", "-C", str(clone), "archive", "--format=tar", commit, *[f for f in folders if f]],
+                              check=True, capture_output=True).stdout
+        prefix = ""
+    else:
+        with urllib.request.urlopen(f"https://codeload.github.com/{repo}/tar.gz/{commit}") as response:
+            data = response.read()
+        prefix = f"{repo.split('/')[1]}-{commit}/"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            inside = member.name[len(prefix):] if member.name.startswith(prefix) else None
+            if inside and any(inside.startswith(f + "/") if f else True for f in folders) \
+                    and (member.isfile() or member.isdir()):
+                member.name = inside
+                tar.extract(member, dest, filter="data")
+
+
+def prepare_research(args: argparse.Namespace) -> int:
     src, wheels = RESEARCH / "src", RESEARCH / "wheels"
     shutil.rmtree(RESEARCH, ignore_errors=True)
     src.mkdir(parents=True)
     wheels.mkdir()
     for package, (repo, dockerfile, arg, folder) in RESEARCH_CODE.items():
         commit = pinned_commit(dockerfile, arg)
-        clone = Path(args.mirrors or "/nonexistent") / repo.replace("/", "+") / "repo"
-        if clone.is_dir():
-            data = subprocess.run(["git", "-C", str(clone), "archive", "--format=tar", commit, folder],
-                                  check=True, capture_output=True).stdout
-            prefix = ""
-        else:
-            with urllib.request.urlopen(f"https://codeload.github.com/{repo}/tar.gz/{commit}") as response:
-                data = response.read()
-            prefix = f"{repo.split('/')[1]}-{commit}/"
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                if member.name.startswith(prefix + folder + "/") and (member.isfile() or member.isdir()):
-                    member.name = member.name[len(prefix):]
-                    tar.extract(member, src, filter="data")
+        extract_upstream(repo, commit, [folder], src, args.mirrors)
         print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
     (src / "gradio").mkdir()
     (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
-    binary = ["download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", args.python,
-              "--implementation", "cp", *[x for p in [*PLATFORMS, "manylinux2010_x86_64"] for x in ("--platform", p)],
-              "-d", str(wheels)]
-    if pip(binary + RESEARCH_WHEELS) != 0:
+    if pip(download_args(args.python, wheels) + RESEARCH_WHEELS) != 0:
         sys.exit(f"gpu-tier: could not download {' '.join(RESEARCH_WHEELS)}")
     for whl in Path(args.dir).glob("*.whl"):
         if canonical(whl.name.split("-")[0]) in GENFAB_WHEELS:

@@ -111,23 +111,13 @@ def test_lpips_is_torchmetrics_lpips_on_the_same_weights_and_never_downloads(
     """genfab's AlexNet LPIPS from a model folder against torchmetrics' (the 3DGS papers' and gsplat's
     simple trainer's metric), both on one random torchvision AlexNet and torchmetrics' own LPIPS heads;
     torchvision finds that AlexNet in its hub cache, so neither side touches the network."""
-    import shutil
-
     lpip = pytest.importorskip("torchmetrics.image.lpip")
-    torchvision = pytest.importorskip("torchvision")
-    import torchmetrics
+    pytest.importorskip("torchvision")
 
     from genfab.stages.gaussians.losses import Lpips
-    from genfab.stages.models.lpips import save_random_alexnet_lpips
+    from genfab.stages.models.lpips import save_torchmetrics_twin
 
-    folder = save_random_alexnet_lpips(tmp_path / "genfab" / "alexnet-lpips")
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet().state_dict(), folder / "alexnet-owt-7be5be79.pth")
-    shutil.copy(Path(torchmetrics.__file__).parent / "functional" / "image" / "lpips_models" / "alex.pth",
-                folder / "alex.pth")
-    cache = tmp_path / "torch" / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    shutil.copy(folder / "alexnet-owt-7be5be79.pth", cache)
+    folder = save_torchmetrics_twin(tmp_path / "genfab" / "alexnet-lpips", tmp_path / "torch")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     theirs = lpip.LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).cuda()
     ours = Lpips.load(folder, torch.device("cuda"))

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from genfab.stages.common.imaging import psnr_from_mse
+from genfab.stages.gaussians import fused_ssim
 
 _WINDOWS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
@@ -85,7 +86,10 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM of two [B, C, H, W] images in [0, 1] (11x11 Gaussian window, sigma 1.5, 'valid'
     borders: the definition torchmetrics and the 3DGS papers use). The window is separable, so it
     runs as two 1-D passes over the five statistics at once, by matrix products or convolutions,
-    whichever is faster for the image size."""
+    whichever is faster for the image size. On CUDA, with Triton, both passes and the backward run
+    as two fused kernels instead (fused_ssim.py), the target taking no gradient."""
+    if not b.requires_grad and fused_ssim.available(a):
+        return fused_ssim.fused_ssim(a, b)
     if max(a.shape[2], a.shape[3]) <= BAND_MAX_SIDE:
         return ssim_band(a, b)
     return ssim_conv(a, b)

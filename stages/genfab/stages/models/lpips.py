@@ -167,3 +167,24 @@ def save_random_alexnet_lpips(folder: Path, widths: Sequence[int] | None = None,
                folder / "alex.pth")
     (folder / "config.json").write_text(json.dumps({"alexnet": name, "lpips": "alex.pth"}))
     return folder
+
+
+def save_torchmetrics_twin(folder: Path, torch_home: Path, seed: int = 0) -> Path:
+    """One random torchvision AlexNet and torchmetrics' own LPIPS heads, in genfab's layout at
+    `folder` and, for torchmetrics (gsplat's simple trainer measures LPIPS with it), the same AlexNet
+    in torchvision's hub cache under `torch_home` (set TORCH_HOME to it): both metrics then agree
+    and neither touches the network. Needs torchvision and torchmetrics (GPU tier, benchmarks)."""
+    import shutil
+
+    import torchmetrics
+    import torchvision
+
+    save_random_alexnet_lpips(folder, seed=seed)
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.alexnet().state_dict(), folder / "alexnet-owt-7be5be79.pth")
+    shutil.copy(Path(torchmetrics.__file__).parent / "functional" / "image" / "lpips_models" / "alex.pth",
+                folder / "alex.pth")
+    cache = torch_home / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)
+    shutil.copy(folder / "alexnet-owt-7be5be79.pth", cache)
+    return folder

@@ -1,0 +1,359 @@
+"""3DGS training: genfab's trainer against gsplat's own `examples/simple_trainer.py` on the same scenes.
+
+Two steps, on two machines (the GPU machine has no network):
+
+    .venv/bin/python benchmarks/gaussians_simple_trainer.py prepare [--mirrors DIR]
+        On a machine with network: writes .bench/simple-trainer/ with gsplat's examples at the tag of
+        the gsplat this repo pins, the fused-ssim and pycolmap commits those examples' requirements.txt
+        pins (fused-ssim is built from source on the GPU machine), tyro's wheels, and import stand-ins
+        for the viewer packages (viser, nerfview), which simple_trainer imports at top level and never
+        calls with --disable_viewer. `--mirrors DIR`: local clones, DIR/<owner>+<name>/repo.
+
+    python3 benchmarks/gaussians_simple_trainer.py run --scene 1024x96 --scene 768x48 --steps 7000
+        On the GPU machine, from the repository root, carrying .gpuwheels and .bench: installs what
+        the image lacks, builds gsplat's and fused-ssim's kernels, writes procedural scenes as COLMAP
+        folders (images/ + sparse/0, the layout simple_trainer and genfab both read), then per scene
+        runs simple_trainer and genfab's trainer, each in a fresh process on the same folder, which
+        one first alternating, and prints one table (`--out FILE` writes it).
+
+Both sides run at their defaults for a captured scene, on the same schedule: simple_trainer's `default`
+config with `--data_factor 1 --steps_scaler N/30000` (gsplat's way to train for fewer steps: max steps,
+SH interval and the densification schedule scaled together), genfab's `gaussians` block with only
+`steps` set (its densification schedule scales the same way). At 30,000 steps both are unscaled.
+simple_trainer at `--max_steps N` alone keeps the 30k densification schedule: at 7,000 steps its last
+opacity reset falls at step 6,000, and its test PSNR was 8.91 dB against genfab's 15.44 (768², 48
+views, H100); that comparison says nothing about either trainer, so it is not the one made here.
+Wall time is the training loop as each reports it (simple_trainer's
+`ellipse_time` at its last step, before its final evaluation; genfab's from building the trainer to
+the last step); peak memory is `torch.cuda.max_memory_allocated()` at that point in each process;
+PSNR/SSIM/LPIPS are each side's own evaluation of the held-out views (every 8th, sorted by name, on
+both), LPIPS from one random AlexNet with torchmetrics' LPIPS heads given to both (comparable between
+the sides only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / ".bench" / "simple-trainer"
+EXAMPLES, SOURCES, WHEELS, STAND_INS = BENCH / "examples", BENCH / "src", BENCH / "wheels", BENCH / "stand-ins"
+GSPLAT_REPO = "nerfstudio-project/gsplat"
+UPSTREAM = {"fused-ssim": "rahul-goel/fused-ssim", "pycolmap": "rmbrualla/pycolmap"}
+"""What simple_trainer needs from GitHub beyond gsplat: package -> repository; the commits are the ones
+gsplat's examples/requirements.txt pins (read from it, not repeated here)."""
+TYRO_WHEELS = ["tyro<0.10", "docstring-parser", "shtab", "typeguard"]
+"""simple_trainer's CLI (tyro 0.9, its `extras.overridable_config_cli`) and what tyro needs beyond the
+GPU image (which has rich, typing-extensions, imageio, scikit-learn, matplotlib, tensorboard)."""
+NUMPY2_FIXES = {"pycolmap": ("pycolmap/scene_manager.py", "np.uint64(-1)", "np.uint64(2**64 - 1)")}
+"""The pycolmap fork predates NumPy 2 (gsplat's examples pin numpy<2; the GPU image has NumPy 2, which
+torch and the image's other packages are built for): `np.uint64(-1)` overflows there. The same value,
+written so that NumPy 2 accepts it; nothing else in the fork or the examples needed a change."""
+STAND_IN_NOTE = ("Not {name}: gsplat's simple_trainer imports its viewer ({name}) at top level; the benchmark "
+                 "runs it with --disable_viewer, which never uses it. Written by "
+                 "benchmarks/gaussians_simple_trainer.py prepare.")
+VISER = '"""{note}"""\n\n\nclass ViserServer:\n    def __init__(self, *args: object, **kwargs: object) -> None:\n' \
+        '        raise RuntimeError("viewer stand-in: run simple_trainer with --disable_viewer")\n'
+NERFVIEW = '"""{note}"""\n\n\nclass Viewer:\n    pass\n\n\nclass RenderTabState:\n    pass\n\n\n' \
+           'class CameraState:\n    pass\n\n\ndef apply_float_colormap(*args: object, **kwargs: object) -> None:\n' \
+           '    raise RuntimeError("viewer stand-in")\n'
+
+
+def gpu_tier() -> Any:
+    spec = importlib.util.spec_from_file_location("gpu_tier", ROOT / "scripts" / "gpu_tier.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pinned_upstream(requirements: str) -> dict[str, str]:
+    """The commits gsplat's examples/requirements.txt pins for UPSTREAM's repositories."""
+    pins = {}
+    for package, repo in UPSTREAM.items():
+        found = re.search(rf"git\+https://github.com/{re.escape(repo)}@([0-9a-f]{{40}})", requirements)
+        if found is None:
+            sys.exit(f"simple-trainer: gsplat's examples/requirements.txt pins no commit of {repo}")
+        pins[package] = found.group(1)
+    return pins
+
+
+def prepare(args: argparse.Namespace) -> int:
+    from importlib import metadata
+
+    tier = gpu_tier()
+    version = metadata.version("gsplat")
+    shutil.rmtree(BENCH, ignore_errors=True)
+    for folder in (SOURCES, WHEELS, STAND_INS):
+        folder.mkdir(parents=True)
+    tier.extract_upstream(GSPLAT_REPO, f"v{version}", ["examples"], BENCH, args.mirrors)
+    pins = pinned_upstream((EXAMPLES / "requirements.txt").read_text())
+    for package, repo in UPSTREAM.items():
+        tier.extract_upstream(repo, pins[package], [""], SOURCES / package, args.mirrors)
+        for heavy in (SOURCES / package).glob("images"):  # fused-ssim's README figures (4 MB)
+            shutil.rmtree(heavy)
+        if package in NUMPY2_FIXES:
+            path, old, new = NUMPY2_FIXES[package]
+            source = (SOURCES / package / path).read_text()
+            if source.count(old) != 1:
+                sys.exit(f"simple-trainer: {package}'s {path} changed; its NumPy 2 fix no longer applies")
+            (SOURCES / package / path).write_text(source.replace(old, new))
+    if tier.pip(tier.download_args(args.python, WHEELS) + TYRO_WHEELS) != 0:
+        sys.exit(f"simple-trainer: could not download {' '.join(TYRO_WHEELS)}")
+    for name, text in (("viser", VISER), ("nerfview", NERFVIEW)):
+        (STAND_INS / name).mkdir()
+        (STAND_INS / name / "__init__.py").write_text(text.format(note=STAND_IN_NOTE.format(name=name)))
+    (BENCH / "pins.json").write_text(json.dumps({"gsplat": f"v{version}", **pins}, indent=1))
+    size = sum(p.stat().st_size for p in BENCH.rglob("*") if p.is_file()) / 2**20
+    print(f"simple-trainer: gsplat v{version} examples, " + ", ".join(f"{k}@{v[:8]}" for k, v in pins.items())
+          + f"; {size:.1f} MiB in {BENCH}; carry .bench with .gpuwheels")
+    return 0
+
+
+def install(site: Path, tier: Any) -> dict[str, str]:
+    """The GPU tier's wheels, tyro's, pycolmap and fused-ssim (built here, for this GPU) into `site`;
+    a later call on the same machine reuses them (reinstalling would make gsplat's kernels rebuild)."""
+    done = site / ".installed"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+           "--no-cache-dir", "--upgrade", "--target", str(site)]
+    if not done.exists():
+        tier.install(ROOT / ".gpuwheels", site)
+        subprocess.run([*pip, *map(str, WHEELS.glob("*.whl"))], check=True)
+    env: dict[str, str] = tier.environment(site)
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(STAND_INS)])
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(site.parent / "torch-extensions"))
+    for package in UPSTREAM:
+        if any(site.glob(f"{package.replace('-', '_')}*")):
+            continue  # built on an earlier call to this machine
+        started = time.monotonic()
+        build = Path(tempfile.mkdtemp()) / package
+        shutil.copytree(SOURCES / package, build)
+        subprocess.run([*pip, "--no-build-isolation", str(build)], check=True, env=env)
+        print(f"simple-trainer: {package} installed ({time.monotonic() - started:.0f} s)", flush=True)
+    done.touch()
+    return env
+
+
+def write_scene(size: int, views: int, folder: Path) -> None:
+    import torch
+
+    from genfab.stages.gaussians import procedural
+
+    if (folder / "sparse" / "0" / "cameras.bin").exists():
+        return
+    scene = procedural.generate(7, n_views=views, width=size, height=size,
+                                device="cuda" if torch.cuda.is_available() else "cpu")
+    procedural.write_scene(scene, folder, fmt="colmap")
+
+
+def simple_trainer_side(scene: Path, steps: int, out: Path, env: dict[str, str]) -> dict[str, Any]:
+    shutil.rmtree(out, ignore_errors=True)
+    scaler = steps / REFERENCE_STEPS
+    if int(REFERENCE_STEPS * scaler) != steps:
+        sys.exit(f"simple-trainer: --steps_scaler {scaler} does not give {steps} steps")
+    # Its 30k schedule scaled by its own --steps_scaler (max, eval and save steps, SH interval,
+    # densification), gsplat's way to train shorter; evaluated and saved once, at the end.
+    command = [sys.executable, str(EXAMPLES / "simple_trainer.py"), "default", "--data_dir", str(scene),
+               "--data_factor", "1", "--result_dir", str(out), "--steps_scaler", repr(scaler),
+               *[x for flag in ("--eval_steps", "--save_steps", "--ply_steps") for x in (flag, str(REFERENCE_STEPS))],
+               "--disable_viewer", "--disable_video", "--lpips_net", "alex"]
+    log = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        done = subprocess.run(command, cwd=EXAMPLES, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        sys.exit("simple-trainer: simple_trainer.py failed:\n" + "\n".join(tail))
+    train = json.loads((out / "stats" / f"train_step{steps - 1:04d}_rank0.json").read_text())
+    val = json.loads((out / "stats" / f"val_step{steps - 1:04d}.json").read_text())
+    return {"seconds": train["ellipse_time"], "peak_bytes": train["mem"] * 2**30, "psnr": val["psnr"],
+            "ssim": val["ssim"], "lpips": val["lpips"], "gaussians": train["num_GS"]}
+
+
+def genfab_side(scene: Path, steps: int, lpips_model: Path, env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "genfab", "--scene-dir", str(scene), "--steps", str(steps),
+                           "--lpips-model", str(lpips_model)], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit("simple-trainer: genfab's side failed:\n" + "\n".join(done.stderr.splitlines()[-15:]))
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def genfab(args: argparse.Namespace) -> int:
+    """genfab's side, in its own process: the stage's reader and trainer at the API's defaults."""
+    import torch
+
+    from genfab.stages.gaussians.core import TrainSettings
+    from genfab.stages.gaussians.loaders import load_scene
+    from genfab.stages.gaussians.losses import Lpips
+    from genfab.stages.gaussians.stage import read_images
+    from genfab.stages.gaussians.train import SceneTrainer
+
+    device = torch.device("cuda")
+    scene = load_scene(args.scene_dir)
+    images = read_images(args.scene_dir, scene.cameras)
+    lpips = Lpips.load(args.lpips_model, device, "no LPIPS model")  # on the GPU first, as simple_trainer's
+    s = TrainSettings(steps=args.steps)
+    started = time.perf_counter()
+    trainer = SceneTrainer(scene, images, s, device)
+    for _ in range(s.steps):
+        trainer.step()
+    torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated(device)
+    metrics, _ = trainer.evaluate(lpips, images)
+    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "psnr": metrics["psnr"], "ssim": metrics["ssim"],
+                      "lpips": metrics["lpips"], "gaussians": metrics["num_gaussians"]}))
+    return 0
+
+
+def ssim_against_fused_ssim(size: int = 1024) -> str:
+    """genfab's Triton SSIM against the fused-ssim simple_trainer uses ('valid' padding, as its loss),
+    on one [1, 3, size, size] pair: the values, the gradients and the GPU time of forward+backward."""
+    import torch
+    from fused_ssim import fused_ssim as theirs
+
+    from genfab.stages.gaussians.fused_ssim import fused_ssim as ours
+
+    target = torch.rand(1, 3, size, size, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    pred = (target + 0.05 * torch.randn_like(target)).clamp(0, 1)
+    results = {}
+    for name, fn in (("genfab", ours), ("fused-ssim", lambda a, b: theirs(a, b, padding="valid"))):
+        x = pred.clone().requires_grad_()
+        value = fn(x, target)
+        value.backward()
+        for _ in range(5):
+            fn(x, target).backward()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(30):
+            fn(x, target).backward()
+        end.record()
+        torch.cuda.synchronize()
+        x.grad = None
+        fn(x, target).backward()
+        results[name] = (float(value.detach()), x.grad, start.elapsed_time(end) / 30)
+    (v1, g1, t1), (v2, g2, t2) = results["genfab"], results["fused-ssim"]
+    assert g1 is not None and g2 is not None
+    rel = float((g1 - g2).abs().max() / g2.abs().max())
+    return (f"SSIM at {size}x{size}, genfab's Triton kernels / fused-ssim: value {v1:.6f} / {v2:.6f}, "
+            f"largest gradient difference {rel:.1e} of the largest gradient, forward+backward "
+            f"{t1:.3f} / {t2:.3f} ms.")
+
+
+SIDES = ("simple_trainer", "genfab")
+REFERENCE_STEPS = 30_000
+"""simple_trainer's default max_steps, which --steps_scaler scales."""
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit("simple-trainer: needs a CUDA GPU")
+    if not EXAMPLES.is_dir():
+        sys.exit(f"simple-trainer: {BENCH} is missing; run `benchmarks/gaussians_simple_trainer.py prepare` "
+                 "on a machine with network and carry .bench")
+    tier = gpu_tier()
+    work = Path(args.work)
+    env = install(work / "site", tier)
+    sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)  # genfab and its wheels, for this process too
+    if not tier.build(env):
+        return 1
+    from genfab.stages.models.lpips import save_torchmetrics_twin
+
+    ssim_note = ssim_against_fused_ssim()
+    print(f"simple-trainer: {ssim_note}", flush=True)
+    lpips_model = save_torchmetrics_twin(work / "alexnet-lpips", work / "torch")
+    env["TORCH_HOME"] = str(work / "torch")
+    rows = []
+    for n, spec in enumerate(args.scene):
+        size, views = (int(v) for v in spec.split("x"))
+        folder = work / "scenes" / spec
+        write_scene(size, views, folder)
+        for steps in args.steps:
+            order = SIDES if n % 2 == 0 else SIDES[::-1]
+            runs: dict[str, dict[str, Any]] = {}
+            for side in order:
+                if side == "genfab":
+                    runs[side] = genfab_side(folder, steps, lpips_model, env)
+                else:
+                    runs[side] = simple_trainer_side(folder, steps, work / "runs" / f"{spec}-{steps}", env)
+                print(f"simple-trainer: {spec} {steps} steps {side}: {json.dumps(runs[side])}", flush=True)
+            rows.append({"scene": spec, "steps": steps, **runs})
+    text = table(rows, args, json.loads((BENCH / "pins.json").read_text())) + "\n" + ssim_note + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace, pins: dict[str, str]) -> str:
+    import gsplat
+    import torch
+
+    scenes = " ".join(f"--scene {s}" for s in args.scene)
+    lines = [
+        f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; gsplat {gsplat.__version__}; "
+        f"Python {platform.python_version()}; simple_trainer from gsplat {pins['gsplat']}, fused-ssim "
+        f"{pins['fused-ssim'][:8]} (built from source), pycolmap {pins['pycolmap'][:8]}.",
+        f"Command: `python3 benchmarks/gaussians_simple_trainer.py run {scenes} "
+        f"--steps {' '.join(map(str, args.steps))}`",
+        "",
+        "| scene | steps | | train s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        size, views = row["scene"].split("x")
+        where = f"{size}², {views} views"
+        for side in SIDES:
+            r = row[side]
+            lines.append(f"| {where} | {row['steps']:,} | {side} | {r['seconds']:.1f} | "
+                         f"{r['peak_bytes'] / 2**20:,.0f} MiB | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                         f"{r['lpips']:.4f} | {r['gaussians']:,} |")
+        st, ours = row["simple_trainer"], row["genfab"]
+        lines.append(f"| {where} | {row['steps']:,} | **genfab / simple_trainer** | "
+                     f"**{ours['seconds'] / st['seconds']:.2f}x** | **{ours['peak_bytes'] / st['peak_bytes']:.2f}x** | "
+                     f"**{ours['psnr'] - st['psnr']:+.2f} dB** | {ours['ssim'] - st['ssim']:+.4f} | "
+                     f"{ours['lpips'] - st['lpips']:+.4f} | {ours['gaussians'] / st['gaussians']:.2f}x |")
+    lines += ["", "Targets: train time <= 0.5x, peak memory <= 1.0x, PSNR >= simple_trainer's - 0.1 dB."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="write .bench/simple-trainer (a machine with network)")
+    p.add_argument("--mirrors", help="local clones, DIR/<owner>+<name>/repo")
+    p.add_argument("--python", default="3.12", help="the GPU machine's Python version")
+    r = sub.add_parser("run", help="the comparison (the GPU machine)")
+    r.add_argument("--scene", action="append", required=True, help="SIZExVIEWS, e.g. 1024x96 (repeatable)")
+    r.add_argument("--steps", type=int, nargs="+", default=[7000])
+    r.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "genfab-simple-trainer"),
+                   help="scenes, runs and the installed packages (reused by a later call on the same machine)")
+    r.add_argument("--out", help="write the markdown table here")
+    r.add_argument("--json", help="write the rows as JSON here")
+    g = sub.add_parser("genfab", help="genfab's side, one process (run starts it)")
+    g.add_argument("--scene-dir", type=Path, required=True)
+    g.add_argument("--steps", type=int, required=True)
+    g.add_argument("--lpips-model", type=Path, required=True)
+    args = parser.parse_args()
+    return {"prepare": prepare, "run": run, "genfab": genfab}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
