@@ -14,7 +14,9 @@ Two steps, on two machines (the GPU machine has no network):
         the image lacks, builds gsplat's and fused-ssim's kernels, writes procedural scenes as COLMAP
         folders (images/ + sparse/0, the layout simple_trainer and genfab both read), then per scene
         runs simple_trainer and genfab's trainer, each in a fresh process on the same folder, which
-        one first alternating, and prints one table (`--out FILE` writes it).
+        one first alternating, and prints one table (`--out FILE` writes it). `--side NAME` runs one
+        side (a 30,000-step row at 1024² does not fit both in one 10-minute call); `merge A.json
+        B.json` joins such runs' `--json` files into one table, refusing runs from different machines.
 
 Both sides run at their defaults for a captured scene, on the same schedule: simple_trainer's `default`
 config with `--data_factor 1 --steps_scaler N/30000` (gsplat's way to train for fewer steps: max steps,
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         folder = work / "scenes" / spec
         write_scene(size, views, folder)
         for steps in args.steps:
-            order = SIDES if n % 2 == 0 else SIDES[::-1]
+            order = [side for side in (SIDES if n % 2 == 0 else SIDES[::-1]) if args.side in ("both", side)]
             runs: dict[str, dict[str, Any]] = {}
             for side in order:
                 if side == "genfab":
@@ -293,26 +295,40 @@ def run(args: argparse.Namespace) -> int:
                     runs[side] = simple_trainer_side(folder, steps, work / "runs" / f"{spec}-{steps}", env)
                 print(f"simple-trainer: {spec} {steps} steps {side}: {json.dumps(runs[side])}", flush=True)
             rows.append({"scene": spec, "steps": steps, **runs})
-    text = table(rows, args, json.loads((BENCH / "pins.json").read_text())) + "\n" + ssim_note + "\n"
+    import gsplat
+
+    pins = json.loads((BENCH / "pins.json").read_text())
+    machine = (f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; gsplat {gsplat.__version__}; "
+               f"Python {platform.python_version()}; simple_trainer from gsplat {pins['gsplat']}, fused-ssim "
+               f"{pins['fused-ssim'][:8]} (built from source), pycolmap {pins['pycolmap'][:8]}.")
+    command = "python3 benchmarks/gaussians_simple_trainer.py run " + " ".join(sys.argv[2:])
+    text = table(rows, machine, [command]) + "\n" + ssim_note + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        Path(args.json).write_text(json.dumps({"machine": machine, "command": command, "rows": rows}, indent=1))
     return 0
 
 
-def table(rows: list[dict[str, Any]], args: argparse.Namespace, pins: dict[str, str]) -> str:
-    import gsplat
-    import torch
+def merge(args: argparse.Namespace) -> int:
+    """One table from the JSON of several `run --side ...` calls (a 30,000-step row takes one call per
+    side within the GPU machine's 10 minutes): rows of one scene and step count are joined."""
+    runs = [json.loads(Path(f).read_text()) for f in args.json]
+    if len({r["machine"] for r in runs}) != 1:
+        sys.exit("simple-trainer: the runs come from different machines or versions; their times do not compare")
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in runs:
+        for row in r["rows"]:
+            rows.setdefault((row["scene"], row["steps"]), {}).update(row)
+    print(table(list(rows.values()), runs[0]["machine"], [r["command"] for r in runs]))
+    return 0
 
-    scenes = " ".join(f"--scene {s}" for s in args.scene)
+
+def table(rows: list[dict[str, Any]], machine: str, commands: list[str]) -> str:
     lines = [
-        f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; gsplat {gsplat.__version__}; "
-        f"Python {platform.python_version()}; simple_trainer from gsplat {pins['gsplat']}, fused-ssim "
-        f"{pins['fused-ssim'][:8]} (built from source), pycolmap {pins['pycolmap'][:8]}.",
-        f"Command: `python3 benchmarks/gaussians_simple_trainer.py run {scenes} "
-        f"--steps {' '.join(map(str, args.steps))}`",
+        machine,
+        "Command: " + "; ".join(f"`{c}`" for c in commands),
         "",
         "| scene | steps | | train s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -320,11 +336,13 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, pins: dict[str, 
     for row in rows:
         size, views = row["scene"].split("x")
         where = f"{size}², {views} views"
-        for side in SIDES:
+        for side in (x for x in SIDES if x in row):
             r = row[side]
             lines.append(f"| {where} | {row['steps']:,} | {side} | {r['seconds']:.1f} | "
                          f"{r['peak_bytes'] / 2**20:,.0f} MiB | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                          f"{r['lpips']:.4f} | {r['gaussians']:,} |")
+        if not all(side in row for side in SIDES):
+            continue
         st, ours = row["simple_trainer"], row["genfab"]
         lines.append(f"| {where} | {row['steps']:,} | **genfab / simple_trainer** | "
                      f"**{ours['seconds'] / st['seconds']:.2f}x** | **{ours['peak_bytes'] / st['peak_bytes']:.2f}x** | "
@@ -345,14 +363,18 @@ def main() -> int:
     r.add_argument("--steps", type=int, nargs="+", default=[7000])
     r.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "genfab-simple-trainer"),
                    help="scenes, runs and the installed packages (reused by a later call on the same machine)")
+    r.add_argument("--side", choices=["both", *SIDES], default="both",
+                   help="run one side only (its JSON joins the other's with `merge`)")
     r.add_argument("--out", help="write the markdown table here")
     r.add_argument("--json", help="write the rows as JSON here")
+    m = sub.add_parser("merge", help="one table from several runs' --json files")
+    m.add_argument("json", nargs="+")
     g = sub.add_parser("genfab", help="genfab's side, one process (run starts it)")
     g.add_argument("--scene-dir", type=Path, required=True)
     g.add_argument("--steps", type=int, required=True)
     g.add_argument("--lpips-model", type=Path, required=True)
     args = parser.parse_args()
-    return {"prepare": prepare, "run": run, "genfab": genfab}[args.command](args)
+    return {"prepare": prepare, "run": run, "merge": merge, "genfab": genfab}[args.command](args)
 
 
 if __name__ == "__main__":
