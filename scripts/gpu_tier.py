@@ -244,8 +244,13 @@ def pip(args: list[str]) -> int:
 def install(wheels: Path, site: Path) -> None:
     """The carried wheels of what this Python lacks, into `site` (first on PYTHONPATH)."""
     lacking = []
+    # Already in `site` from an earlier call on this machine: reinstalling would make gsplat's kernels
+    # rebuild (its build is keyed on its files' times).
+    installed = {canonical(d.metadata["Name"]) for d in metadata.distributions(path=[str(site)])}
     for whl in sorted(wheels.glob("*.whl")):
         name = canonical(whl.name.split("-")[0])
+        if name in installed:
+            continue
         try:
             metadata.distribution(name)
         except metadata.PackageNotFoundError:
@@ -254,7 +259,7 @@ def install(wheels: Path, site: Path) -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                         "--no-cache-dir", "--upgrade", "--target", str(site), *lacking], check=True)
     print(f"gpu-tier install: {len(lacking)} of {len(list(wheels.glob('*.whl')))} wheels (the rest are this "
-          f"Python's own) into {site}", flush=True)
+          f"Python's own or already there) into {site}", flush=True)
 
 
 def environment(site: Path) -> dict[str, str]:
