@@ -17,6 +17,8 @@ Two steps, on two machines (the GPU machine has no network):
         one first alternating, and prints one table (`--out FILE` writes it). `--side NAME` runs one
         side (a 30,000-step row at 1024² does not fit both in one 10-minute call); `merge A.json
         B.json` joins such runs' `--json` files into one table, refusing runs from different machines.
+        `--builds FILE` restores an earlier machine's compiled kernels from FILE (seconds instead of
+        ~3 minutes on a fresh machine), or saves them there after building; carry it back and along.
 
 Both sides run at their defaults for a captured scene, on the same schedule: simple_trainer's `default`
 config with `--data_factor 1 --steps_scaler N/30000` (gsplat's way to train for fewer steps: max steps,
@@ -124,18 +126,21 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def install(site: Path, tier: Any) -> dict[str, str]:
+def install(site: Path, tier: Any, builds: Path | None) -> dict[str, str]:
     """The GPU tier's wheels, tyro's, pycolmap and fused-ssim (built here, for this GPU) into `site`;
-    a later call on the same machine reuses them (reinstalling would make gsplat's kernels rebuild)."""
+    a later call on the same machine reuses them (reinstalling would make gsplat's kernels rebuild).
+    `builds`, where it exists, is an earlier machine's compiled kernels (`--builds`)."""
     done = site / ".installed"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
            "--no-cache-dir", "--upgrade", "--target", str(site)]
-    if not done.exists():
-        tier.install(ROOT / ".gpuwheels", site)
-        subprocess.run([*pip, *map(str, WHEELS.glob("*.whl"))], check=True)
     env: dict[str, str] = tier.environment(site)
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(STAND_INS)])
     env.setdefault("TORCH_EXTENSIONS_DIR", str(site.parent / "torch-extensions"))
+    if not done.exists():
+        tier.install(ROOT / ".gpuwheels", site)
+        subprocess.run([*pip, *map(str, WHEELS.glob("*.whl"))], check=True)
+        if builds is not None and builds.is_file():
+            tier.restore_builds(builds, site, Path(env["TORCH_EXTENSIONS_DIR"]))
     for package in UPSTREAM:
         if any(site.glob(f"{package.replace('-', '_')}*")):
             continue  # built on an earlier call to this machine
@@ -270,10 +275,14 @@ def run(args: argparse.Namespace) -> int:
                  "on a machine with network and carry .bench")
     tier = gpu_tier()
     work = Path(args.work)
-    env = install(work / "site", tier)
+    builds = Path(args.builds) if args.builds else None
+    env = install(work / "site", tier, builds)
     sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)  # genfab and its wheels, for this process too
     if not tier.build(env):
         return 1
+    if builds is not None and not builds.is_file():
+        tier.save_builds(work / "site", Path(env["TORCH_EXTENSIONS_DIR"]),
+                         [p.replace("-", "_") for p in UPSTREAM], builds)
     from genfab.stages.models.lpips import save_torchmetrics_twin
 
     ssim_note = ssim_against_fused_ssim()
@@ -365,6 +374,8 @@ def main() -> int:
                    help="scenes, runs and the installed packages (reused by a later call on the same machine)")
     r.add_argument("--side", choices=["both", *SIDES], default="both",
                    help="run one side only (its JSON joins the other's with `merge`)")
+    r.add_argument("--builds", help="compiled kernels: restored from this archive where it exists (an earlier "
+                   "machine's), else saved to it after building (carry it back to skip minutes of builds)")
     r.add_argument("--out", help="write the markdown table here")
     r.add_argument("--json", help="write the rows as JSON here")
     m = sub.add_parser("merge", help="one table from several runs' --json files")

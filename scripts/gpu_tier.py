@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as metadata
 import json
+import math
 import os
 import re
 import shutil
@@ -275,6 +276,47 @@ def environment(site: Path) -> dict[str, str]:
         if probe.returncode == 0:
             env["TORCH_CUDA_ARCH_LIST"] = probe.stdout.strip()
     return env
+
+
+BUILT_LONG_AGO = 946684800
+"""2000-01-01: the time a restored build's sources are given, so that ninja finds the restored objects newer."""
+
+
+def save_builds(site: Path, extensions: Path, packages: list[str], archive: Path) -> None:
+    """What this machine compiled (gsplat's JIT kernels in `extensions`, the `packages` built into
+    `site`) as one archive, so that a fresh machine restores it in seconds instead of minutes."""
+    import tarfile
+
+    with tarfile.open(archive, "w:gz") as tar:
+        if extensions.is_dir():
+            tar.add(extensions, "extensions")
+        for package in packages:
+            for path in sorted(site.glob(f"{package}*")):
+                tar.add(path, f"site/{path.name}")
+    print(f"gpu-tier builds: saved {archive} ({archive.stat().st_size / 2**20:.1f} MiB)", flush=True)
+
+
+def restore_builds(archive: Path, site: Path, extensions: Path) -> None:
+    """`save_builds`' archive into a fresh machine's `site` (after `install`) and `extensions`. The
+    JIT build reruns ninja, which rebuilds whatever is older than its sources: gsplat's freshly
+    installed sources are dated BUILT_LONG_AGO, older than the restored objects."""
+    import tarfile
+
+    for path in (site / "gsplat").rglob("*"):
+        os.utime(path, (BUILT_LONG_AGO, BUILT_LONG_AGO))
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            top, _, rest = member.name.partition("/")
+            target = {"extensions": extensions, "site": site}.get(top)
+            if target is None or not rest:
+                continue
+            member.name = rest
+            tar.extract(member, target, filter="data")
+            # Whole seconds: ninja drops an object's recorded header list when the object is newer
+            # than the list (to the nanosecond), and the archive's float times round either way.
+            stamp = math.floor(member.mtime)
+            os.utime(target / rest, (stamp, stamp), follow_symlinks=False)
+    print(f"gpu-tier builds: restored {archive}", flush=True)
 
 
 def build(env: dict[str, str]) -> bool:

@@ -71,3 +71,49 @@ def test_the_cap_trims_the_running_statistics_with_the_gaussians() -> None:
     enforce_cap(params, optimizers, state, cap)
     assert len(params["means"]) == cap and len(state["count"]) == cap and state["scene_radius"] == 1.0
     assert torch.equal(state["grad2d"], expected)
+
+
+def gaussian_params(n: int, seed: int) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.nn.Parameter(torch.randn(n, *shape, generator=g)) for name, shape in
+            (("means", (3,)), ("scales", (3,)), ("quats", (4,)), ("opacities", ()), ("sh0", (1, 3)),
+             ("shN", (3, 3)))}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_direct_fused_adam_steps_equal_the_optimisers_own(fused: bool) -> None:
+    """`adam_steps` launches torch's fused Adam kernel itself once the state exists: the parameters
+    and Adam's moments must come out bit for bit as `step()` leaves them, across a decaying rate, a
+    parameter with no gradient and the cap replacing every parameter (and moving its state)."""
+    from genfab.stages.gaussians.core import adam_steps, direct_fused_adam, enforce_cap
+
+    sides = []
+    for _ in range(2):
+        params = gaussian_params(12, 0)
+        optimizers = {name: torch.optim.Adam([{"params": p, "lr": 0.01 * (i + 1), "name": name}], eps=1e-15,
+                                             fused=fused) for i, (name, p) in enumerate(params.items())}
+        state: dict[str, Any] = {"grad2d": torch.zeros(12), "count": torch.zeros(12), "scene_radius": 1.0}
+        sides.append((params, optimizers, state))
+    g = torch.Generator().manual_seed(1)
+    for step in range(6):
+        grads = {name: torch.randn(p.shape, generator=g) for name, p in sides[0][0].items()}
+        for k, (params, optimizers, state) in enumerate(sides):
+            for name, p in params.items():
+                p.grad = None if (step == 3 and name == "quats") else grads[name].clone()
+            if k == 0:
+                for opt in optimizers.values():
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+            else:
+                assert [direct_fused_adam(o) for o in optimizers.values()] == \
+                    [fused and step > 0 and not (step == 3 and n == "quats") for n in optimizers]
+                adam_steps(list(optimizers.values()))
+                assert all(p.grad is None for p in params.values())
+            optimizers["means"].param_groups[0]["lr"] *= 0.9
+            if step == 2:
+                enforce_cap(params, optimizers, state, 9)
+    (ref, ref_opt, _), (ours, our_opt, _) = sides
+    for name in ref:
+        assert torch.equal(ref[name], ours[name]), name
+        a, b = ref_opt[name].state[ref[name]], our_opt[name].state[ours[name]]
+        assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), name
