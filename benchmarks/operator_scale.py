@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +45,9 @@ TARGET_RSS_MB = 250.0
 class Result:
     n: int
     rate: float
+    floor: str
+    """"aiohttp" or "kopf": measured with benchmarks/operator_floor.py (watching through that) in the
+    operator's place; "": genfab's operator."""
     p50: float
     p95: float
     all_running: float
@@ -76,8 +80,33 @@ def scenejob(i: int, inputs: Path, out: Path) -> dict[str, Any]:
                      "output": f"file://{out}/bench-{i}"}}
 
 
-def run(n: int, workers: int, rate: float = 0.0) -> Result:
-    """`rate` resources/s (0: one burst, as `kubectl apply -f` of a directory)."""
+class FloorProcess(OperatorProcess):
+    """benchmarks/operator_floor.py, the least any operator must send per SceneJob, in the operator's
+    place (`--floor`): the emulator's and the round trips' own cost on this machine."""
+
+    def __init__(self, emulator: Emulator, workdir: Path, workers: int, via: str) -> None:
+        super().__init__(emulator, workdir)
+        self.workers, self.via = workers, via
+
+    def start(self, *args: str) -> FloorProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("operator_floor.py")), "--url", self.emulator.url,
+                 "--workers", str(self.workers), *(["--kopf"] if self.via == "kopf" else [])],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def healthy(self) -> bool:  # both watches open
+        watchers = self.emulator.cluster.watchers
+        return bool(watchers.get(("genfab.dev", "v1alpha1", "scenejobs")) and watchers.get(("", "v1", "pods")))
+
+    def metrics(self) -> str:
+        return ""
+
+
+def run(n: int, workers: int, rate: float = 0.0, floor: str = "") -> Result:
+    """`rate` resources/s (0: one burst, as `kubectl apply -f` of a directory); `floor`: the stand-in
+    of benchmarks/operator_floor.py instead of genfab's operator, watching through "aiohttp" or "kopf"."""
     tmp = Path(tempfile.mkdtemp(prefix="genfab-opbench-"))
     (tmp / "in").mkdir()
     (tmp / "in" / "img.png").write_bytes(b"png")
@@ -98,8 +127,9 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
             owner = meta["labels"]["genfab.dev/resource"]
             first_job.setdefault(owner, time.monotonic())
     emu.cluster.hooks.append(record)
-    op = OperatorProcess(emu, tmp, GENFAB_WORKERS=str(workers), GENFAB_RESYNC_SECONDS="60",
-                         GENFAB_PROGRESS_SECONDS="30").start()
+    op = (FloorProcess(emu, tmp, workers, floor) if floor else
+          OperatorProcess(emu, tmp, GENFAB_WORKERS=str(workers), GENFAB_RESYNC_SECONDS="60",
+                          GENFAB_PROGRESS_SECONDS="30")).start()
     emu.wait("operator up", op.healthy, timeout=60, interval=0.2)
     proc = psutil.Process(op.process.pid)  # type: ignore[union-attr]
     peak = [0.0]
@@ -150,7 +180,7 @@ def run(n: int, workers: int, rate: float = 0.0) -> Result:
     emu.stop()
     latencies = [first_job[name] - created[name] for name in created if name in first_job]
     assert len(latencies) == n, f"only {len(latencies)} of {n} resources got a Job"
-    return Result(n, rate, statistics.median(latencies), percentile(latencies, 0.95), all_running_s, peak[0],
+    return Result(n, rate, floor, statistics.median(latencies), percentile(latencies, 0.95), all_running_s, peak[0],
                   sum(by_kind.values()), by_kind, metrics.get('genfab_reconcile_seconds_count{kind="SceneJob"}', 0) / n,
                   metrics.get('genfab_reconcile_seconds_sum{kind="SceneJob"}', 0), op_cpu, emu_cpu)
 
@@ -160,11 +190,11 @@ def table(results: list[Result]) -> str:
              "RSS / target (250 MB) | API requests / resource |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
-        how = "one burst" if r.rate <= 0 else f"{r.rate:g}/s"
+        how = ("one burst" if r.rate <= 0 else f"{r.rate:g}/s") + (f", floor ({r.floor})" if r.floor else "")
         lines.append(f"| {r.n} | {how} | {r.p50:.3f} s | {r.p95:.3f} s | {r.p95 / TARGET_P95_S:.2f}x "
                      f"| {r.all_running:.1f} s "
                      f"| {r.rss_mb:.0f} MB | {r.rss_mb / TARGET_RSS_MB:.2f}x | {r.requests_per_resource:.1f} |")
-    bursts = [r for r in results if r.rate <= 0]
+    bursts = [r for r in results if r.rate <= 0 and not r.floor]
     if len(bursts) == 2:
         a, b = bursts
         lines.append(f"| {b.n} vs {a.n} | ratio | {b.p50 / a.p50:.2f}x | {b.p95 / a.p95:.2f}x | | "
@@ -172,7 +202,7 @@ def table(results: list[Result]) -> str:
                      f"{b.requests_per_resource / a.requests_per_resource:.2f}x |")
     lines += ["", "API requests per resource by kind (N, created: `METHOD resource` count):", ""]
     for r in results:
-        how = "one burst" if r.rate <= 0 else f"{r.rate:g}/s"
+        how = ("one burst" if r.rate <= 0 else f"{r.rate:g}/s") + (f", floor ({r.floor})" if r.floor else "")
         kinds = ", ".join(f"`{op}` {v:.2f}" for op, v in sorted(r.requests_by_kind.items(), key=lambda x: -x[1]))
         lines.append(f"- {r.n}, {how}: {kinds}; CPU until all Running: operator {r.operator_cpu_s:.1f} s, "
                      f"emulator {r.emulator_cpu_s:.1f} s; {r.reconciles_per_resource:.2f} reconciles per resource, "
@@ -186,11 +216,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8, help="operator reconcile workers")
     ap.add_argument("--rate", type=float, action="append",
                     help="also run N=max(--n) created at this many resources/s (repeatable)")
+    ap.add_argument("--floor", action="store_true", help="also run each N with benchmarks/operator_floor.py "
+                    "(the least any operator sends) in the operator's place: the emulator's own cost")
     ap.add_argument("--write", action="store_true", help="write benchmarks/results/operator.md")
     args = ap.parse_args()
     sizes = args.n or [100, 1000]
     results = [run(n, args.workers) for n in sizes]
     results += [run(max(sizes), args.workers, rate) for rate in args.rate or []]
+    results += [run(n, args.workers, floor=via) for n in sizes for via in ("aiohttp", "kopf") if args.floor]
     text = table(results)
     print(text)
     if args.write:
@@ -203,7 +236,8 @@ def main() -> None:
             f"Python {platform.python_version()}, kopf {version('kopf')}, kubernetes {version('kubernetes')}, "
             f"kmock {version('kmock')}.\n\n"
             f"Command: `python benchmarks/operator_scale.py{' --n ' + ' --n '.join(map(str, args.n)) if args.n else ''}"
-            f"{''.join(f' --rate {r:g}' for r in args.rate or [])} --workers {args.workers} --write`\n\n"
+            f"{''.join(f' --rate {r:g}' for r in args.rate or [])}{' --floor' if args.floor else ''}"
+            f" --workers {args.workers} --write`\n\n"
             "Each resource is a 3-stage SceneJob with one sample, created in one burst or at the rate shown;\n"
             "every stage Pod "
             "is held Running by the fake kubelet, so 'Running' means: planned, input listed, ConfigMap and Job\n"
