@@ -44,9 +44,23 @@ def with_ssim(name: str) -> Callable[..., dict[str, Any]]:
     return run
 
 
+def with_optimizer_step(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """genfab's trainer with each optimiser stepped by its own `step()` (before `core.adam_steps`)."""
+    def plain_steps(optimizers: list[torch.optim.Optimizer]) -> None:
+        for opt in optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    saved, core.adam_steps = core.adam_steps, plain_steps  # type: ignore[assignment]
+    try:
+        return genfab_stage(*args, **kwargs)
+    finally:
+        core.adam_steps = saved  # type: ignore[assignment]
+
+
 LOOPS: dict[str, Callable[..., dict[str, Any]]] = {
     "plain": plain_gsplat_loop, "genfab": genfab_stage, "genfab-conv": with_ssim("ssim_conv"),
-    "genfab-band": with_ssim("ssim_band")}
+    "genfab-band": with_ssim("ssim_band"), "genfab-optimizer-step": with_optimizer_step}
 PHASES = ("rasterize", "loss", "backward", "adam", "strategy.pre", "strategy.post")
 
 
