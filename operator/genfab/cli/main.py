@@ -16,7 +16,9 @@ from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
 from genfab.api.pipeline import selected
+from genfab.api.reference import render_reference
 from genfab.cli.loading import load_file, load_one, report_errors
+from genfab.cli.reference import cli_page
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
 from genfab.local.models import local_model_identities
@@ -208,6 +210,17 @@ def crds(outs: tuple[Path, ...], check: bool) -> None:
 def argocd(out: Path, check: bool) -> None:
     """Generate the Argo CD health checks (one health.lua per kind) and the argocd-cm snippet."""
     _write_or_check({out / rel: text for rel, text in render_argocd().items()}, check, "genfab argocd")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs/reference"),
+              show_default=True, help="Directory for the reference pages.")
+@click.option("--check", is_flag=True, help="Do not write; exit 1 if the pages in --out are stale.")
+def docs(out: Path, check: bool) -> None:
+    """Generate the reference pages: every field of every kind (from the API models) and every command."""
+    pages = {out / name: text for name, text in render_reference().items()}
+    pages[out / "cli.md"] = cli_page(cli)
+    _write_or_check(pages, check, "genfab docs")
 
 
 cli.add_command(run_cmd)
