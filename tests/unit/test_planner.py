@@ -571,7 +571,8 @@ def test_plan_names_why_a_stage_runs_again() -> None:
 
 
 @pytest.mark.parametrize(("example", "changes", "expected"), [
-    ("scenejob-vistadream.yaml", {}, ["vistadream.depthBackend depth-pro (genfab's default): seed 001 predicts"]),
+    ("scenejob-vistadream.yaml", {}, ["vistadream.depthBackend depth-pro (genfab's default): the lab's vistadream "
+                                      "script predicts"]),
     ("scenejob-vistadream.yaml", {"depthBackend": "depth-anything-v2"}, []),  # chosen: no note
     ("scenejob-vistadream.yaml", {"depthBackend": "moge", "mogeImage": "lab/moge:1"}, []),  # the seed's model
     ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: seed 000's methods run

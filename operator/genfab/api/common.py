@@ -246,7 +246,8 @@ class ModelSource(GenfabModel):
 
 
 class Rerun(GenfabModel):
-    """Make committed outputs again (seed 000's `--only_stages` re-training, seed 004's
+    """Make committed outputs again (the lab's worldexplorer script's `--only_stages` re-training, the lab's
+    reference-object script's
     `--start_from_step` clearing the later steps). Declarative, so GitOps can ask for it: the `token`
     is part of the listed stages' config hashes, so a new token re-runs them, and what consumes their
     outputs, once; the same token again changes nothing."""
@@ -274,7 +275,8 @@ class CommonSpec(GenfabModel):
     stages: dict[StageName, StageOverride] = Field(default_factory=dict, max_length=32)
     """Per-stage overrides keyed by stage name (resources, shard size, image)."""
     only_stages: list[StageName] | None = Field(None, min_length=1, max_length=32)
-    """Run only these stages (seed 000's `--only_stages`); the others reuse their committed outputs.
+    """Run only these stages (the lab's worldexplorer script's `--only_stages`); the others reuse their committed
+    outputs.
     A selected stage also reuses the samples it committed with the same config hash; `rerun` makes
     them again."""
     rerun: Rerun | None = None
@@ -287,7 +289,7 @@ class CommonSpec(GenfabModel):
     """Retries per shard (the Job's `backoffLimitPerIndex`); disruptions do not count."""
     continue_on_error: bool = False
     """Keep going when samples fail: downstream stages get only the successful samples and the
-    resource ends PartiallySucceeded instead of Failed (seed 000's `--continue_on_error`)."""
+    resource ends PartiallySucceeded instead of Failed (the lab's worldexplorer script's `--continue_on_error`)."""
     suspend: bool = False
     """Create stage Jobs suspended / suspend running ones (Kueue admits suspended Jobs)."""
     queue_name: DnsLabel | None = None

@@ -1,4 +1,4 @@
-"""DatasetJob: synthetic training data (seed 003 relighting, seed 004 reference-object, seed 002 difix).
+"""DatasetJob: synthetic training data (`relighting`, `reference-object` and `difix`, after the lab's scripts).
 
 The `type` selector and one settings block per type come from the registered pipelines
 (genfab.api.pipelines); `DatasetJobSpec` is built in genfab.api.resources.

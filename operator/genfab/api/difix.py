@@ -1,4 +1,4 @@
-"""DatasetJob type `difix` (seed 002): DiFix triplet export, leak-free split, trainer adapter."""
+"""DatasetJob type `difix` (the lab's DiFix scripts): DiFix triplet export, leak-free split, trainer adapter."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class ReferenceViewConfig(GenfabModel):
 
 
 class DifixConfig(GenfabModel):
-    """Seed 002's DiFix data generation experiment."""
+    """The lab's DiFix scripts' DiFix data generation experiment."""
 
     rules = (
         Rule(

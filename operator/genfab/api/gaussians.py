@@ -10,7 +10,7 @@ from pydantic import Field
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, Rule
 
 PLY_PATH = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$"
-"""Seed 001's `--export-gaussians-ply-path` inside a sample's folder: a path ending in `.ply` is the
+"""The lab's vistadream script's `--export-gaussians-ply-path` inside a sample's folder: a path ending in `.ply` is the
 file, anything else a folder that gets `gf.ply` (`genfab.stages.gaussians.stage.ply_key`)."""
 
 
@@ -40,7 +40,8 @@ class SplatConfig(GenfabModel):
 
 
 class GaussiansConfig(SplatConfig):
-    """3DGS training (seed 000 Stage 3 `run_3dgs_only`, seed 001 `GS_Train_Tool`) on gsplat."""
+    """3DGS training (the lab's worldexplorer script's Stage 3 `run_3dgs_only`, the lab's vistadream script's
+    `GS_Train_Tool`) on gsplat."""
 
     rules = (
         Rule(
@@ -83,7 +84,8 @@ class GaussiansConfig(SplatConfig):
     once; 6.8x the scenes per GPU-hour of `sequential` on 8 small scenes); `sequential` trains them
     one after another. Unbatchable scenes (mixed sizes, masks) train one after another."""
     ply_path: str = Field("gf.ply", pattern=PLY_PATH, max_length=256)
-    """Where the PLY goes in the sample's gaussians folder (seed 001 `--export-gaussians-ply-path`): a
+    """Where the PLY goes in the sample's gaussians folder (the lab's vistadream script's
+    `--export-gaussians-ply-path`): a
     name ending in `.ply` is the file, anything else a folder that gets `gf.ply`."""
     background: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(None, min_length=3, max_length=3)
     """Known background colour (RGB in [0, 1]) of the captures, e.g. [1, 1, 1] for object-centric

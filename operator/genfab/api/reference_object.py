@@ -1,4 +1,5 @@
-"""DatasetJob type `reference-object` (seed 004): one reference image -> YOLO segmentation dataset."""
+"""DatasetJob type `reference-object` (the lab's reference-object script): one reference image -> YOLO segmentation
+dataset."""
 
 from __future__ import annotations
 
@@ -239,7 +240,7 @@ class RetryConfig(GenfabModel):
 
 
 class ReferenceObjectConfig(GenfabModel):
-    """Seed 004's pipeline parameters, table by table."""
+    """The lab's reference-object script's pipeline parameters, table by table."""
 
     rules = (
         Rule(
@@ -286,7 +287,7 @@ class ReferenceObjectConfig(GenfabModel):
     timestamped folder (`YYYYMMDD_HHMMSS`, UTC); `last`, the most recently modified execution under
     the output; `byName`, `executionName`. `new` and `last` are chosen once, when the resource first
     runs, and kept (status `execution`), so later changes to the resource (`startFromStep`, `retry`)
-    work on the same execution. Unset: `byName` when `executionName` is set, else `new` (the seed's
+    work on the same execution. Unset: `byName` when `executionName` is set, else `new` (the lab's script's
     default)."""
     execution_name: str | None = Field(None, pattern=EXECUTION_NAME)
     """The execution folder for `byName` (seed `--execution_name`)."""

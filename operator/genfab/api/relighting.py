@@ -1,4 +1,5 @@
-"""DatasetJob type `relighting` (seed 003): segmentation -> albedo -> new lighting -> recombination."""
+"""DatasetJob type `relighting` (the lab's relighting script): segmentation -> albedo -> new lighting ->
+recombination."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ SegmentationBackend = Literal["sam3", "sam2", "classical"]
 AlbedoMethodName = Literal["intrinsic-anything", "retinex", "lab"]
 
 DEFAULT_BACKENDS: tuple[SegmentationBackend, ...] = ("sam3", "sam2")
-"""Seed 003's: SAM3 with the text prompt, SAM2 when SAM3 cannot run. `classical` runs only when listed."""
+"""The lab's relighting script's: SAM3 with the text prompt, SAM2 when SAM3 cannot run. `classical` runs only when
+listed."""
 ShadowPattern = Literal["perlin", "geometric", "blob"]
 DEFAULT_PATTERNS: tuple[ShadowPattern, ...] = ("perlin", "geometric", "blob")
 
@@ -23,7 +25,7 @@ class RelightingInput(GenfabModel):
     """Input portraits: every image (png/jpg/webp) under `uri`, or only `sampleIds`."""
 
     uri: InputUri
-    """Folder (prefix) of input images, e.g. the seed's `data/raw/`."""
+    """Folder (prefix) of input images, e.g. the lab's script's `data/raw/`."""
     sample_ids: list[SampleId] | None = Field(None, min_length=1, max_length=100000)
     """Only these images (file name without extension)."""
     max_side: int = Field(2048, ge=64, le=8192)
@@ -48,8 +50,8 @@ class SegmentationConfig(GenfabModel):
     backends: list[SegmentationBackend] = Field(
         default_factory=lambda: list(DEFAULT_BACKENDS), min_length=1, max_length=3
     )
-    """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box (seed
-    003's two, the default), and, only when listed, the classical CPU path (OpenCV cascades seeding
+    """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box (the lab's
+    relighting script's two, the default), and, only when listed, the classical CPU path (OpenCV cascades seeding
     GrabCut, refined to a soft alpha). A backend that cannot run is said in the stage's status and in
     each sample's `unavailableBackends`; when none can, the stage stops."""
     text_prompt: str = Field("person", min_length=1, max_length=256)
@@ -117,8 +119,8 @@ class AlbedoConfig(GenfabModel):
 
 
 class DegradationWeights(GenfabModel):
-    """Relative weights of the degradation methods, as seed 003 gives them: each pair's method is
-    drawn with probability weight / sum of weights. The seed's soft shading 80 %, hard shadow 0 %,
+    """Relative weights of the degradation methods, as the lab's relighting script gives them: each pair's method is
+    drawn with probability weight / sum of weights. The lab's script's soft shading 80 %, hard shadow 0 %,
     specular 0 % make every pair soft shading."""
 
     rules = (
@@ -131,13 +133,13 @@ class DegradationWeights(GenfabModel):
     )
 
     soft_shading: Probability = 0.8
-    """Lambertian soft shading (the seed's primary method, 80 %)."""
+    """Lambertian soft shading (the lab's script's primary method, 80 %)."""
     hard_shadow: Probability = 0.0
     """Procedural hard shadows (Perlin noise, geometric, blob); disabled in the seed."""
     specular: Probability = 0.0
     """Soft shading plus Phong highlights; disabled in the seed."""
     ambient_only: Probability = 0.0
-    """The albedo under ambient light only (no directional shading): not one of the seed's methods,
+    """The albedo under ambient light only (no directional shading): not one of the lab's script's methods,
     off unless set."""
 
     def total(self) -> float:
@@ -152,7 +154,7 @@ class SoftShadingConfig(GenfabModel):
     shadow_patterns: bool = True
     """Add subtle shadow patterns."""
     normals: Literal["midas", "depth-anything", "dpt", "auto", "classical"] = "midas"
-    """Where the normals come from. `midas` (seed 003's): MiDaS's relative depth (`midasModel`, a DPT
+    """Where the normals come from. `midas` (the lab's relighting script's): MiDaS's relative depth (`midasModel`, a DPT
     checkpoint through transformers) on the GPU; `depth-anything` or `dpt`: the depth model
     `depthModel`; `classical`: the silhouette inflated on the CPU, no model. A named model that is not
     in the model location stops the stage. `auto` runs MiDaS when its weights are there and classical
@@ -220,7 +222,7 @@ class CaptioningConfig(CaptioningParameters):
 
 
 class RelightingConfig(GenfabModel):
-    """Seed 003's `mvp_config.yaml` as a typed block."""
+    """The lab's relighting script's `mvp_config.yaml` as a typed block."""
 
     input: RelightingInput
     """Input portraits."""
@@ -233,8 +235,8 @@ class RelightingConfig(GenfabModel):
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
     """Stage 3."""
     composite: Literal["binary", "soft"] = "binary"
-    """Stage 3.5: how the relit person goes back onto the original background. `binary` is seed
-    003's `degraded × mask + background × (1 − mask)` with stage 1's binary `_mask.png`; `soft` blends
+    """Stage 3.5: how the relit person goes back onto the original background. `binary` is the lab's
+    relighting script's `degraded × mask + background × (1 − mask)` with stage 1's binary `_mask.png`; `soft` blends
     with the feathered alpha of `_foreground.png` (no hard edge at the outline)."""
     captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
     """Stage 4."""

@@ -1,4 +1,4 @@
-"""Seed 000's sample expansion: which (index, variant, image) jobs a curated_set produces.
+"""The lab's worldexplorer script's sample expansion: which (index, variant, image) jobs a curated_set produces.
 
 `get_variants_for_sample` of `run_batch_pipeline.py`: every variant (photorealistic, stylized) with
 an `original_path` or `path`; when a sample has none, the fallback input image (`scaffold.input_image`,

@@ -1,4 +1,4 @@
-"""SceneJob: image or prompt -> 3D Gaussian scene (seed 000 `worldexplorer`, seed 001 `vistadream`)."""
+"""SceneJob: image or prompt -> 3D Gaussian scene (`worldexplorer` and `vistadream`, after the lab's scripts)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ MAX_CURATED_DEPTH = 32
 
 
 class CuratedModel(CrdScalars):
-    """Seed 000's `metadata.json` keeps its own snake_case keys; unknown keys are kept (bounded in depth)."""
+    """The lab's worldexplorer script's `metadata.json` keeps its own snake_case keys; unknown keys are kept
+    (bounded in depth)."""
 
     model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
@@ -79,7 +80,7 @@ class ExpansionHints(CuratedModel):
 
 
 class CuratedSample(CuratedModel):
-    """One entry of `samples[]` in seed 000's curated_set `metadata.json`."""
+    """One entry of `samples[]` in the lab's worldexplorer script's curated_set `metadata.json`."""
 
     index: int | None = Field(None, ge=0, le=999999)
     """Sample index (`index_XXXX`); defaults to the position in `samples[]`."""
@@ -96,7 +97,7 @@ class CuratedSample(CuratedModel):
 
 
 class CuratedManifest(CuratedModel):
-    """Seed 000's curated_set `metadata.json`."""
+    """The lab's worldexplorer script's curated_set `metadata.json`."""
 
     samples: list[CuratedSample] = Field(max_length=100000)
     """The samples."""
@@ -151,19 +152,19 @@ class FluxRuntime(GenfabModel):
     `off` runs eagerly. Ignored on the CPU."""
     attention: Literal["native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "_flash_3", "sage"
                        ] = "native"
-    """diffusers' attention backend: `native` is PyTorch SDPA's own choice (cuDNN's flash attention on
-    H100/H200 with PyTorch 2.11), `_native_*` force one SDPA kernel, `flash`/`_flash_3`/`sage` need
+    """diffusers' attention backend: `native` is PyTorch SDPA's own choice (on Hopper GPUs, cuDNN's
+    flash attention), `_native_*` force one SDPA kernel, `flash`/`_flash_3`/`sage` need
     flash-attn, flash-attn 3 or sageattention installed in the stage image."""
     fp8: Literal["off", "rowwise", "tensorwise"] = "off"
     """Quantise the transformer's linear layers to FP8 (torchao: dynamic activations, weights with a
     scale per row or one per tensor; Ada, Hopper or newer, best with `compile`): half the
     transformer's weight memory, faster matmuls, a small change of the output. With `rowwise` the
-    GELU-fed layers quantise their input in one Triton pass. Compiling the FP8 blocks takes 20-40 s
-    at Pod start (H100)."""
+    GELU-fed layers quantise their input in one Triton pass. Compiling the FP8 blocks lengthens the
+    Pod's start (the vistadream benchmark has the figures)."""
     first_block_cache: float = Field(0.0, ge=0.0, le=1.0)
     """diffusers' first-block cache threshold (0 = off): a step whose first block's residual changed
-    by less than this (relative) reuses the previous step's other blocks. 0.05-0.1 skips a third to a
-    half of the steps, with a visible change of the output."""
+    by less than this (relative) reuses the previous step's other blocks: higher skips more steps and
+    changes the output more (the vistadream benchmark measures both)."""
 
 
 class ScaffoldFillConfig(GenfabModel):
@@ -187,7 +188,7 @@ class ScaffoldFillConfig(GenfabModel):
 
 
 class ScaffoldConfig(ScaffoldFillConfig):
-    """Stage 1 (seed 000): the 8-view 360° scaffold."""
+    """Stage 1 (the lab's worldexplorer script): the 8-view 360° scaffold."""
 
     rules = (
         Rule(
@@ -199,7 +200,7 @@ class ScaffoldConfig(ScaffoldFillConfig):
     )
 
     method: Literal["single_image", "scaffold_gen"] = "single_image"
-    """single_image: SEVA views from the input image (context-preserving, the seed's default);
+    """single_image: SEVA views from the input image (context-preserving, the lab's script's default);
     scaffold_gen: WorldExplorer text prompts (FLUX + inpainting) with the image as view 000."""
     selection: Literal["fast", "automatic", "manual"] = "fast"
     """How in-between views 001/003/005/007 are chosen: fast (one inpainting each), automatic
@@ -227,16 +228,18 @@ class ScaffoldConfig(ScaffoldFillConfig):
 
 
 class ExpansionConfig(GenfabModel):
-    """Stage 2 (seed 000, `skip_3dgs=True`): frames along a camera trajectory through the scaffold and
+    """Stage 2 (the lab's worldexplorer script, `skip_3dgs=True`): frames along a camera trajectory through the
+    scaffold and
     their geometry, written as `img2trajvid/` (Nerfstudio `transforms.json`, images, initial points)."""
 
     method: Literal["seva", "walk"] | None = None
-    """How the trajectory's frames are made: `seva`, seed 000's (SEVA's `img2trajvid`, every frame
+    """How the trajectory's frames are made: `seva`, the lab's worldexplorer script's (SEVA's `img2trajvid`, every frame
     generated from the eight views; needs `seva.image`), or `walk`, genfab's own (render the scene,
     FluxFill the frames with holes, align their depth, add them). Unset: `seva` when `seva.image` is
     set, else `walk`. Which one ran is in each sample's `expansion.json`, the summaries and the status."""
     geometry: Literal["vggt", "scene"] | None = None
-    """Where the frames' geometry comes from: `vggt`, seed 000's (VGGT on every frame, moved into the
+    """Where the frames' geometry comes from: `vggt`, the lab's worldexplorer script's (VGGT on every frame, moved
+    into the
     scene; needs `vggt.image`), or `scene`, genfab's own (every frame's aligned depth at its known
     pose). Unset: `vggt` when `vggt.image` is set, else `scene`."""
     num_frames: int = Field(120, ge=8, le=2000)
@@ -302,7 +305,7 @@ class VggtConfig(GenfabModel):
 
 
 class WorldExplorerConfig(GenfabModel):
-    """Seed 000: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
+    """The lab's worldexplorer script: image/prompt -> 8-view scaffold -> trajectory + geometry -> 3DGS."""
 
     rules = (
         Rule(
@@ -326,7 +329,7 @@ class WorldExplorerConfig(GenfabModel):
 
 
 class VistaFlux(GenfabModel):
-    """Seed 001's FluxFill settings (outpainting and every coarse view's inpainting)."""
+    """The lab's vistadream script's FluxFill settings (outpainting and every coarse view's inpainting)."""
 
     flux_fill_model: Annotated[str, MODEL] = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
     """FluxFill model id (a diffusers folder under the model location) for outpainting and for
@@ -336,7 +339,7 @@ class VistaFlux(GenfabModel):
     flux_guidance: float = Field(30.0, ge=0.0, le=100.0)
     """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
     flux_prompt: str = Field("", max_length=1000)
-    """Text prompt for the fill (the seed fills with an empty prompt)."""
+    """Text prompt for the fill (the lab's script fills with an empty prompt)."""
     flux_runtime: Annotated[FluxRuntime, RUN_TIME] = Field(default_factory=FluxRuntime)
     """How the fill runs: compilation, attention kernel, FP8, first-block cache."""
     seed: int = Field(0, ge=0)
@@ -345,12 +348,12 @@ class VistaFlux(GenfabModel):
 
 
 class VistaDepth(GenfabModel):
-    """Seed 001's depth model (the depth stage and every coarse view)."""
+    """The lab's vistadream script's depth model (the depth stage and every coarse view)."""
 
     depth_backend: Literal["depth-pro", "depth-anything-v2", "moge"] = "depth-pro"
     """depth-pro (default; a transformers model, so it runs in genfab's own images): metric depth and its
     own field of view; depth-anything-v2: Depth Anything V2 (metric checkpoints give metres, relative ones
-    inverse depth) with the focal prior `focalPriorFov`; moge: seed 001's MoGe v1 (research code, run
+    inverse depth) with the focal prior `focalPriorFov`; moge: the lab's vistadream script's MoGe v1 (research code, run
     from `mogeImage`): scale-invariant depth, its own intrinsics and its validity mask as
     `dpt_conf_mask`."""
     depth_pro_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-pro")] = Field(
@@ -370,7 +373,7 @@ class VistaDepth(GenfabModel):
 
 
 class VistaTrajectory(GenfabModel):
-    """Seed 001's camera trajectory (coarse expansion and the final render)."""
+    """The lab's vistadream script's camera trajectory (coarse expansion and the final render)."""
 
     traj_type: Literal["spiral", "forward", "rotate", "wobble"] = "spiral"
     """Trajectory shape."""
@@ -383,7 +386,7 @@ class VistaTrajectory(GenfabModel):
 
 
 class VistaCoarse(GenfabModel):
-    """Seed 001's coarse expansion (`_coarse`)."""
+    """The lab's vistadream script's coarse expansion (`_coarse`)."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -415,8 +418,8 @@ class VistaCoarse(GenfabModel):
 
 
 class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
-    """Seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render.
-    Its fields keep the seed's flat names; the stages read them in parts (FluxFill, depth model,
+    """The lab's vistadream script: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render.
+    Its fields keep the lab's script's flat names; the stages read them in parts (FluxFill, depth model,
     trajectory, coarse expansion)."""
 
     rules: ClassVar[tuple[Rule, ...]] = (*VistaCoarse.rules, ply_path_inside("plyName", "ply_name"))
@@ -433,7 +436,7 @@ class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
     render_frames: int = Field(150, ge=1, le=5000)
     """Most frames of the final render trajectory (scaled to 25 per scene frame)."""
     ply_name: str = Field("gf.ply", pattern=PLY_PATH, max_length=256)
-    """Where the exported PLY goes in the sample's output folder, by seed 001's
+    """Where the exported PLY goes in the sample's output folder, by the lab's vistadream script's
     `--export-gaussians-ply-path` rule: a path ending in `.ply` is the file, anything else a folder
     that gets `gf.ply` (`coarse` -> `coarse/gf.ply`)."""
 
@@ -474,7 +477,7 @@ class RefinementParameters(GenfabModel):
 
 
 class Refinement(RefinementParameters):
-    """DiFix refinement during 3DGS training, the way Difix3D+ does it (seed 002's
+    """DiFix refinement during 3DGS training, the way Difix3D+ does it (the lab's DiFix scripts'
     `train.difix.model_checkpoint_path` contract): at `fixSteps`, novel views near the training
     cameras are rendered, fixed by DiFix with the nearest training view as reference, and trained on
     as weighted pseudo-views. With `tuningRunRef` or `checkpointUri` DiFix is that fine-tuned
@@ -494,7 +497,7 @@ class SceneJobBase(CommonSpec):
     input: SceneInput
     """Images to turn into scenes."""
     indices: SampleIndices = None
-    """Only these sample indices (seed 000 `--indices`) of a `manifest` or inline `samples`."""
+    """Only these sample indices (the lab's worldexplorer script's `--indices`) of a `manifest` or inline `samples`."""
     variants: SampleVariants = None
     """Only these variants; unset runs every variant a sample has (`default` is the fallback)."""
     gaussians: GaussiansConfig = Field(default_factory=GaussiansConfig)

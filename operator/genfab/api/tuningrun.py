@@ -1,4 +1,4 @@
-"""TuningRun: DiFix fine-tuning on an exported dataset (seed 002 `tuning_runs/<run_name>/`)."""
+"""TuningRun: DiFix fine-tuning on an exported dataset (the lab's DiFix scripts' `tuning_runs/<run_name>/`)."""
 
 from __future__ import annotations
 

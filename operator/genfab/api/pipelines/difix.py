@@ -1,4 +1,4 @@
-"""DatasetJob pipeline `difix` (seed 002): export -> split -> adapter, into `samples/`, `manifests/`,
+"""DatasetJob pipeline `difix` (the lab's DiFix scripts): export -> split -> adapter, into `samples/`, `manifests/`,
 `difix/data.json` and `meta/`."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 PIPELINE = Pipeline(
     name="difix", kind="DatasetJob", value="difix",
-    description="seed 002: DiFix triplets, leak-free group split, trainer adapter",
+    description="DiFix triplets, leak-free group split, trainer adapter",
     position=2, block="difix", block_model=DifixConfig, drafts=drafts,
     stages=(
         StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json "

@@ -1,4 +1,5 @@
-"""DatasetJob pipeline `reference-object` (seed 004): white-background -> perspectives -> prompts ->
+"""DatasetJob pipeline `reference-object` (the lab's reference-object script): white-background -> perspectives ->
+prompts ->
 scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{execution}/01_… 07_…`
 (the execution folder: `executionName`, or the one the executor chose for `executionMode`)."""
 
@@ -145,7 +146,7 @@ def execution_choice(block: ReferenceObjectConfig) -> str | None:
 
 PIPELINE = Pipeline(
     name="reference-object", kind="DatasetJob", value="reference-object",
-    description="seed 004: reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
+    description="reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
     position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,
     execution=execution_choice,
     stages=(

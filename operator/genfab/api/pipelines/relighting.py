@@ -1,4 +1,5 @@
-"""DatasetJob pipeline `relighting` (seed 003): segment -> albedo -> degrade -> recombine [-> caption]
+"""DatasetJob pipeline `relighting` (the lab's relighting script): segment -> albedo -> degrade -> recombine [->
+caption]
 -> organize, under `data/stage_1 … stage_4/` and `outputs/`."""
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 PIPELINE = Pipeline(
     name="relighting", kind="DatasetJob", value="relighting",
-    description="seed 003: segmentation -> albedo -> new lighting -> recombination",
+    description="segmentation -> albedo -> new lighting -> recombination",
     position=0, block="relighting", block_model=RelightingConfig, drafts=drafts,
     stages=(
         StageDecl("segment", "segment", "Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",

@@ -1,4 +1,4 @@
-"""TuningRun pipeline `tuning-difix` (seed 002, trainer `difix`): one `train` stage, one Job index per
+"""TuningRun pipeline `tuning-difix` (the lab's DiFix scripts, trainer `difix`): one `train` stage, one Job index per
 node, into `{output}/tuning_runs/{runName}/`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SceneJob pipeline `vistadream` (seed 001): outpaint -> depth -> gaussians -> coarse -> render."""
+"""SceneJob pipeline `vistadream` (the lab's vistadream script): outpaint -> depth -> gaussians -> coarse -> render."""
 
 from __future__ import annotations
 
@@ -57,12 +57,12 @@ class VistaGaussiansSettings(GenfabModel):
 
 
 def seed_notes(block: VistaDreamConfig) -> list[str]:
-    """Defaults that differ from seed 001 (`Pipeline.seed_notes`)."""
+    """Defaults that differ from the lab's vistadream script (`Pipeline.seed_notes`)."""
     if "depth_backend" in block.model_fields_set:
         return []
-    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): seed 001 predicts depth with MoGe v1 "
-            "(depthBackend: moge with mogeImage runs it); dpt_conf_mask is then valid depth, not MoGe's mask "
-            "(docs/fidelity/vistadream.md)"]
+    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): the lab's vistadream script "
+            "predicts depth with MoGe v1 (depthBackend: moge with mogeImage runs it); dpt_conf_mask is then "
+            "valid depth, not MoGe's mask (docs/fidelity/vistadream.md)"]
 
 
 def depth_image(depth: VistaDepth) -> str | None:
@@ -139,13 +139,14 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 PIPELINE = Pipeline(
     name="vistadream", kind="SceneJob", value="vistadream",
-    description="seed 001: single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
+    description="single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
     position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts, seed_notes=seed_notes,
     stages=(
         StageDecl("outpaint", "diffusion", "Flux-Fill outpainting of the border (expansionPercent)", OutpaintSettings,
                   f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=1,
                   output="{sample}/outpaint/"),
-        StageDecl("depth", "segment", "One depth pass on the outpainted image (metric depth, K) -> the seed's frames",
+        StageDecl("depth", "segment", "One depth pass on the outpainted image (metric depth, K) -> "
+                  "the lab's script's frames",
                   DepthSettings, f"{STAGES}.depth_stage:DepthStage", memory="16Gi", shard_size=4,
                   upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",

@@ -1,4 +1,4 @@
-"""SceneJob pipeline `worldexplorer` (seed 000): scaffold -> expansion -> gaussians."""
+"""SceneJob pipeline `worldexplorer` (the lab's worldexplorer script): scaffold -> expansion -> gaussians."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def expansion_image(settings: ExpansionSettings) -> str | None:
 
 
 def expansion_refusal(settings: ExpansionSettings) -> str | None:
-    """Seed 000's research methods asked for without their stage image: one line naming both fixes."""
+    """The lab's worldexplorer script's research methods asked for without their stage image: one line naming both
+    fixes."""
     if settings.frames_method() == "seva" and settings.seva.image is None:
         return ("worldexplorer.expansion.method seva runs SEVA (Stable Virtual Camera), research code that is not a "
                 "package: set worldexplorer.seva.image to a SEVA stage image (built from images/seva/Dockerfile), "
@@ -120,15 +121,17 @@ def scaffold_refusal(settings: ScaffoldSettings) -> str | None:
 
 
 def seed_notes(block: WorldExplorerConfig) -> list[str]:
-    """Unset methods that, without their research images, run genfab's instead of seed 000's."""
+    """Unset methods that, without their research images, run genfab's instead of the lab's worldexplorer script's."""
     e = block.expansion
     notes = []
     if e.method is None and block.seva.image is None:
         notes.append("worldexplorer.expansion.method unset and no seva.image: genfab's FluxFill walk makes the "
-                     "frames, not seed 000's SEVA (set seva.image for it, or method: walk to say so)")
+                     "frames, not the lab's worldexplorer script's SEVA (set seva.image for it, or method: walk "
+                     "to say so)")
     if e.geometry is None and block.vggt.image is None:
         notes.append("worldexplorer.expansion.geometry unset and no vggt.image: the scene's aligned depth gives "
-                     "the points, not seed 000's VGGT (set vggt.image for it, or geometry: scene to say so)")
+                     "the points, not the lab's worldexplorer script's VGGT (set vggt.image for it, or geometry: "
+                     "scene to say so)")
     return notes
 
 
@@ -149,7 +152,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 PIPELINE = Pipeline(
     name="worldexplorer", kind="SceneJob", value="worldexplorer",
-    description="seed 000: image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
+    description="image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
     position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, seed_notes=seed_notes,
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
