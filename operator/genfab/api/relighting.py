@@ -135,9 +135,9 @@ class DegradationWeights(GenfabModel):
     soft_shading: Probability = 0.8
     """Lambertian soft shading (the lab's script's primary method, 80 %)."""
     hard_shadow: Probability = 0.0
-    """Procedural hard shadows (Perlin noise, geometric, blob); disabled in the seed."""
+    """Procedural hard shadows (Perlin noise, geometric, blob); disabled in the lab's script."""
     specular: Probability = 0.0
-    """Soft shading plus Phong highlights; disabled in the seed."""
+    """Soft shading plus Phong highlights; disabled in the lab's script."""
     ambient_only: Probability = 0.0
     """The albedo under ambient light only (no directional shading): not one of the lab's script's methods,
     off unless set."""
@@ -215,7 +215,7 @@ class CaptioningParameters(GenfabModel):
 
 
 class CaptioningConfig(CaptioningParameters):
-    """Stage 4 (disabled in the seed): captions for the pairs."""
+    """Stage 4 (disabled in the lab's script): captions for the pairs."""
 
     enabled: bool = False
     """Run the caption stage."""

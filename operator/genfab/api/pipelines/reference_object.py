@@ -21,7 +21,7 @@ from genfab.contract.paths import join_uri
 
 STAGES = "genfab.stages.reference_object"
 ZERO123_REFUSAL = ("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
-                   "(see the README); the built-in stage runs qwen_multicamera")
+                   "(docs/pipelines/datasetjob.md); the built-in stage runs qwen_multicamera")
 
 
 class EditSettings(GenfabModel):

@@ -46,7 +46,7 @@ def source_scenes(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[S
             raise InventoryError(f"sources[{source.name}]: {source.uri}: {exc}") from None
         if not scenes:
             raise InventoryError(f"sources[{source.name}]: no {source.dataset} scene under {source.uri} (see the "
-                                 "difix source layout in the README)")
+                                 "difix source layout in docs/pipelines/difix-data.md)")
         picked = within.get(source.name)
         if picked is not None:
             missing = [p for p in picked if not any(wanted(s, source.name, (p,)) for s in scenes)]
