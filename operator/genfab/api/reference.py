@@ -71,9 +71,14 @@ def sections(path: str, node: dict[str, Any], run_time: bool) -> list[str]:
         if child_run_time:
             body.append(RUN_TIME_NOTE)
         body += [f"Rule: {r['message']}" for r in prop.get("x-kubernetes-validations") or []]
-        target = prop.get("items", prop) if prop.get("type") == "array" else prop
+        values = prop.get("additionalProperties")
+        if prop.get("type") == "array":
+            target, suffix = prop.get("items") or {}, "[]"
+        elif isinstance(values, dict) and values.get("properties"):
+            target, suffix = values, ".<name>"  # a map of objects: the value's fields
+        else:
+            target, suffix = prop, ""
         if target.get("properties"):
-            suffix = "[]" if prop.get("type") == "array" else ""
             body.append(f"Fields: [`{path}.{name}{suffix}`](#{anchor(f'{path}.{name}{suffix}')}).")
             children.append((f"{path}.{name}{suffix}", target, child_run_time))
         # One list item; a line each (<br>: GitHub's and mkdocs' markdown both break there).

@@ -16,6 +16,7 @@ from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
 from genfab.api.pipeline import selected
+from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.reference import cli_page
@@ -217,9 +218,11 @@ def argocd(out: Path, check: bool) -> None:
               show_default=True, help="Directory for the reference pages.")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the pages in --out are stale.")
 def docs(out: Path, check: bool) -> None:
-    """Generate the reference pages: every field of every kind (from the API models) and every command."""
+    """Generate the reference pages: every field of every kind (from the API models), every command and
+    every status reason (the troubleshooting page)."""
     pages = {out / name: text for name, text in render_reference().items()}
     pages[out / "cli.md"] = cli_page(cli)
+    pages[out / "reasons.md"] = troubleshooting_page()
     _write_or_check(pages, check, "genfab docs")
 
 
