@@ -17,7 +17,7 @@ class Reason:
     fix: str
 
 
-ON_CONDITION, ON_STAGE, ON_BOTH = "condition", "stage", "condition Stalled and the stage"
+ON_STAGE, ON_BOTH = "stage", "condition Stalled and the stage"
 
 REASONS: tuple[Reason, ...] = (
     Reason("InvalidSpec", "condition InvalidSpec (Accepted false)",
