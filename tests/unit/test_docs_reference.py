@@ -69,3 +69,14 @@ def test_the_committed_reference_is_current() -> None:
     out = Path(__file__).resolve().parents[2] / "docs" / "reference"
     result = CliRunner().invoke(cli, ["docs", "--check", "--out", str(out)])
     assert result.exit_code == 0, result.output
+
+
+def test_the_metrics_page_lists_every_metric_and_explains_every_label() -> None:
+    from genfab.cli.metrics_reference import metrics_page, unexplained_labels
+    from genfab.operator.metrics import OperatorMetrics
+
+    assert unexplained_labels() == set()
+    page = metrics_page()
+    for collector in OperatorMetrics().registry._collector_to_names.values():
+        assert any(f"`{name}`" in page for name in collector), collector
+    assert "`genfab_stage_samples_total` | counter | `stage`, `outcome`" in page

@@ -1,4 +1,5 @@
-"""The fidelity tables in docs/fidelity/ state genfab's defaults; these tests hold them to the API
+"""The fidelity tables (each pipeline page's section against the lab's script, docs/pipelines/) state
+genfab's defaults; these tests hold them to the API
 models, so a changed default changes its table (and its verdict) in the same commit."""
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from genfab.api.scenejob import VistaDreamConfig, WorldExplorerConfig
 from genfab.api.tuningrun import DifixHyperparameters
 from tests.helpers import ROOT
 
-TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}), "difix.md": DifixHyperparameters(),
+TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}),
+          "difix-trainer.md": DifixHyperparameters(),
           "reference-object.md": ReferenceObjectConfig(input_image="file:///object.png", input_mask="file:///mask.png",
                                                        object_name="mug"),
           "vistadream.md": VistaDreamConfig(), "worldexplorer.md": WorldExplorerConfig()}
 """Each table and the block whose defaults it states (required fields given placeholders)."""
 
 
-def rows(table: Path) -> list[list[str]]:
-    lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+def rows(page: Path) -> list[list[str]]:
+    """The rows of the page's one table whose header starts `| stage | field |`."""
+    text = page.read_text()
+    start = text.index("\n| stage | field |") + 1
+    table = text[start:text.find("\n\n", start)].splitlines()
+    assert all(line.startswith("| ") for line in table), "the fidelity table ends at a blank line"
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
 
 
 def default_at(block: dict[str, Any], path: str) -> Any:
@@ -40,7 +46,7 @@ def default_at(block: dict[str, Any], path: str) -> Any:
 def test_every_default_in_a_fidelity_table_is_the_api_models(name: str) -> None:
     block = TABLES[name].model_dump(by_alias=True, mode="json")
     checked = 0
-    for stage, field, _, stated, verdict, _ in rows(ROOT / "docs" / "fidelity" / name):
+    for stage, field, _, stated, verdict, _ in rows(ROOT / "docs" / "pipelines" / name):
         assert verdict, f"{stage} {field}: no verdict"
         if field == "—":
             continue

@@ -83,7 +83,7 @@ class TuningRunBase(CommonSpec):
     `text_encoder/`, `tokenizer/` and `scheduler/` (nvidia/difix_ref, nvidia/difix or stabilityai/sd-turbo)."""
     perceptual_model: Annotated[str, MODEL] = Field("genfab/vgg16-lpips", max_length=256)
     """VGG16 weights (torchvision's file) and LPIPS v0.1 heads for the LPIPS and Gram losses, a model
-    folder under the model location (docs/pipelines/tuningrun.md)."""
+    folder under the model location (docs/pipelines/difix-trainer.md)."""
     hyperparameters: DifixHyperparameters = Field(default_factory=DifixHyperparameters)
     """Trainer hyperparameters."""
     gpus_per_node: int = Field(1, ge=1, le=16)

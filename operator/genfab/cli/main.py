@@ -18,6 +18,7 @@ from genfab.api.crd import render_crds
 from genfab.api.pipeline import selected
 from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
+from genfab.api.stage_docs import stage_docs
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.reference import cli_page
 from genfab.cli.run import run_cmd
@@ -216,13 +217,20 @@ def argocd(out: Path, check: bool) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs/reference"),
               show_default=True, help="Directory for the reference pages.")
+@click.option("--stages-out", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("docs/pipelines/stages"), show_default=True,
+              help="Directory for each pipeline's stage table and stage graph (included by the pipeline pages).")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the pages in --out are stale.")
-def docs(out: Path, check: bool) -> None:
+def docs(out: Path, stages_out: Path, check: bool) -> None:
     """Generate the reference pages: every field of every kind (from the API models), every command and
-    every status reason (the troubleshooting page)."""
+    every status reason (the troubleshooting page), every metric, and each pipeline's stages."""
     pages = {out / name: text for name, text in render_reference().items()}
     pages[out / "cli.md"] = cli_page(cli)
     pages[out / "reasons.md"] = troubleshooting_page()
+    from genfab.cli.metrics_reference import metrics_page  # prometheus-client only when asked
+
+    pages[out / "metrics.md"] = metrics_page()
+    pages.update({stages_out / name: text for name, text in stage_docs().items()})
     _write_or_check(pages, check, "genfab docs")
 
 

@@ -21,7 +21,7 @@ from genfab.contract.paths import join_uri
 
 STAGES = "genfab.stages.reference_object"
 ZERO123_REFUSAL = ("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
-                   "(docs/pipelines/datasetjob.md); the built-in stage runs qwen_multicamera")
+                   "(docs/pipelines/reference-object.md); the built-in stage runs qwen_multicamera")
 
 
 class EditSettings(GenfabModel):

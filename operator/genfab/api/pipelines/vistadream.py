@@ -62,7 +62,7 @@ def seed_notes(block: VistaDreamConfig) -> list[str]:
         return []
     return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): the lab's vistadream script "
             "predicts depth with MoGe v1 (depthBackend: moge with mogeImage runs it); dpt_conf_mask is then "
-            "valid depth, not MoGe's mask (docs/fidelity/vistadream.md)"]
+            "valid depth, not MoGe's mask (docs/pipelines/vistadream.md)"]
 
 
 def depth_image(depth: VistaDepth) -> str | None:

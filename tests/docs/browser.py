@@ -1,0 +1,186 @@
+"""A headless Chromium (Debian's `chromium`) driven over the DevTools protocol with aiohttp, which the
+operator's kopf already brings: open a page, collect what a reader's browser would complain about
+(uncaught exceptions, `console.error`, failed loads, any request to a host other than the local
+server), and take a screenshot."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import http.server
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+# The flags Debian's Chromium needs on these machines: as root (no sandbox), no GPU, and nothing that
+# reaches for Google's hosts on its own (on a closed network those connections fail by the dozen).
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
+         "--remote-debugging-port=0", "--remote-allow-origins=*")
+
+
+VIEWPORT = (1280, 900)
+"""Screenshots are of this viewport (a laptop's window), whatever the headless window's own size."""
+
+
+def find_chromium() -> str | None:
+    return os.environ.get("GENFAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """The built site over HTTP on 127.0.0.1 (search and the theme's scripts need http://, not file://)."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class PageVisit:
+    url: str
+    problems: list[str] = field(default_factory=list)
+    """Uncaught exceptions, console errors, failed loads, requests to another host."""
+    title: str = ""
+    heading: str = ""
+    text_length: int = 0
+    screenshot: bytes = b""
+
+
+@contextmanager
+def chromium(binary: str) -> Iterator[str]:
+    """A running headless Chromium; yields its DevTools HTTP endpoint."""
+    with tempfile.TemporaryDirectory(prefix="genfab-chromium-") as profile:
+        process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            port_file = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + 30
+            while not (port_file.exists() and port_file.read_text().strip()):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{binary} did not start (exit {process.poll()})")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def visit(devtools: str, url: str, settle_s: float = 1.0) -> PageVisit:
+    return asyncio.run(_visit(devtools, url, settle_s))
+
+
+async def _visit(devtools: str, url: str, settle_s: float) -> PageVisit:
+    result = PageVisit(url)
+    local_host = urlsplit(url).netloc
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{devtools}/json/new?about:blank") as response:
+            target = await response.json(content_type=None)
+        try:
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                session = _Session(ws, result, local_host)
+                for domain in ("Page", "Runtime", "Log", "Network"):
+                    await session.call(f"{domain}.enable")
+                await session.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
+                                   deviceScaleFactor=1, mobile=False)
+                loaded = session.expect("Page.loadEventFired")
+                await session.call("Page.navigate", url=url)
+                await asyncio.wait_for(loaded, 30)
+                await asyncio.sleep(settle_s)  # the theme's scripts run after load (search index, palette)
+                facts = await session.call("Runtime.evaluate", returnByValue=True, expression=(
+                    "JSON.stringify({title: document.title, h1: (document.querySelector('article h1, h1') || "
+                    "{}).innerText || '', text: document.body.innerText.length})"))
+                page = json.loads(facts["result"]["value"])
+                result.title, result.heading, result.text_length = page["title"], page["h1"], page["text"]
+                shot = await session.call("Page.captureScreenshot", format="png")
+                result.screenshot = base64.b64decode(shot["data"])
+                session.reader.cancel()
+        finally:
+            async with http.get(f"{devtools}/json/close/{target['id']}"):
+                pass
+    return result
+
+
+class _Session:
+    """One DevTools connection: numbered calls, and events sorted into the visit's problems."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, result: PageVisit, local_host: str) -> None:
+        self.ws, self.result, self.local_host = ws, result, local_host
+        self.ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        call_id = next(self.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        await self.ws.send_json({"id": call_id, "method": method, "params": params})
+        return await asyncio.wait_for(future, 30)
+
+    def expect(self, event: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[event] = future
+        return future
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            data = json.loads(message.data)
+            if "id" in data:
+                future = self.pending.pop(data["id"])
+                if "error" in data:
+                    future.set_exception(RuntimeError(f"DevTools: {data['error']}"))
+                else:
+                    future.set_result(data.get("result", {}))
+                continue
+            method, params = data.get("method", ""), data.get("params", {})
+            if method in self.waiting and not self.waiting[method].done():
+                self.waiting.pop(method).set_result(None)
+            problem = self._problem(method, params)
+            if problem:
+                self.result.problems.append(problem)
+
+    def _problem(self, method: str, params: dict[str, Any]) -> str | None:
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            return f"exception: {details.get('exception', {}).get('description') or details.get('text')}"
+        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            return "console.error: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+        if method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            return f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}".strip()
+        if method == "Network.requestWillBeSent":
+            request_url = params["request"]["url"]
+            parts = urlsplit(request_url)
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != self.local_host:
+                return f"request to another host: {request_url}"
+        if method == "Network.loadingFailed" and not params.get("canceled"):
+            return f"load failed: {params.get('errorText')}"
+        return None

@@ -1,0 +1,48 @@
+"""Each pipeline's stage table, stage picture and model list (docs/pipelines/stages/) come from the
+pipeline declarations: every stage is in them, the picture's arrows follow `upstream`, and the model
+list holds the models the stages' settings mark as loaded."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from genfab.api.pipeline import pipelines
+from genfab.api.stage_docs import depths, models_table, stage_docs, stage_graph, stage_table
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.mark.parametrize("name", sorted(pipelines()))
+def test_every_stage_is_in_the_table_and_the_picture_with_one_arrow_per_upstream(name: str) -> None:
+    pipeline = pipelines()[name]
+    table, picture = stage_table(pipeline), ET.fromstring(stage_graph(pipeline))
+    labels = [t.text for t in picture.iter(f"{SVG}text")]
+    for stage in pipeline.stages:
+        assert f"| `{stage.name}` |" in table
+        assert stage.name in labels
+    assert len(list(picture.iter(f"{SVG}polyline"))) == sum(len(s.upstream) for s in pipeline.stages)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("vistadream", {"outpaint": 0, "depth": 1, "gaussians": 2, "coarse": 3, "render": 4}),
+    ("reference-object", {"white-background": 0, "perspectives": 1, "prompts": 2, "scenes": 3,
+                          "qwen-augmentation": 4, "annotation": 4, "cv-augmentation": 5}),
+])
+def test_a_stage_sits_one_row_below_its_deepest_upstream(name: str, expected: dict[str, int]) -> None:
+    assert depths(pipelines()[name].stages) == expected
+
+
+@pytest.mark.parametrize(("name", "row"), [
+    ("vistadream", "| `outpaint` | `flux.fluxFillModel` | `black-forest-labs/FLUX.1-Fill-dev` |"),
+    ("relighting", "| `segment` | `segmentation.sam3Model` | `facebook/sam3` |"),
+    ("tuning-difix", "| `train` | `baseModel` | `nvidia/difix_ref` |"),
+    ("reference-object", "`llama3.1` (served by the LLM endpoint, not a folder)"),
+])
+def test_the_model_list_names_the_models_a_stage_loads(name: str, row: str) -> None:
+    assert row in models_table(pipelines()[name])
+
+
+def test_there_are_three_files_per_pipeline() -> None:
+    assert set(stage_docs()) == {f"{n}{suffix}" for n in pipelines() for suffix in (".md", ".svg", "-models.md")}
