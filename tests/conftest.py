@@ -65,7 +65,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _tier_index(item) < len(TIERS):
             item.add_marker(getattr(pytest.mark, TIERS[_tier_index(item)]))
-        if item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW:
+        if (item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW
+                or item.get_closest_marker("slow") is not None):  # marked where it is defined
             item.add_marker(pytest.mark.slow)
             if not config.getoption("--slow") and not _named(config, item):
                 left_out.append(item)

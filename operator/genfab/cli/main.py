@@ -41,8 +41,13 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=PATH)
 def validate(files: tuple[Path, ...]) -> None:
-    """Validate resource files (every document): print each error with its field path, the bad
-    value and what is allowed. Exit 1 on any error."""
+    """Validate resource files (every document): print each error on one line as `file: field.path:
+    what is wrong (got value)` with what is allowed. Exit 1 on any error.
+
+    The rules are the ones the CRD makes the API server enforce. A valid resource whose pipeline still
+    needs custom stages gets a one-line `note:` naming them, and one `note:` per default it leaves unset
+    that runs other than the lab's script (vistadream's depth backend, worldexplorer's expansion method
+    and geometry without their research images)."""
     failed = 0
     for path in files:
         for loaded in load_file(path):
@@ -132,7 +137,15 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
               help="The resource as it was (e.g. the file at the last commit): say per stage whether its "
                    "committed samples are made again, and why (config, upstream, model, forced).")
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None) -> None:
-    """Print the stage DAG of the resource in FILE (first document)."""
+    """Print the stage DAG of the resource in FILE (first document): order, upstream, image family,
+    whether each stage runs or reuses its outputs, samples, shards, GPUs, memory, config hash and
+    output layout.
+
+    With --since (the resource as it was, e.g. the file at the last commit) it says per stage whether
+    its committed samples are reused (same hash) or made again and why: `config`, `upstream`, `model`
+    or `forced`. The identities of the models in spec.models are read where this machine can
+    (credentials as for `genfab run`). Counts only a listing can know (a manifest, an input folder)
+    show `?` unless --input-samples is given. The same notes as `validate` (on stderr with --json)."""
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)
@@ -199,7 +212,8 @@ def _write_or_check(files: dict[Path, str], check: bool, regenerate: str) -> Non
                    "Default: crds/ and the Helm chart's copy, charts/genfab/crds/.")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
 def crds(outs: tuple[Path, ...], check: bool) -> None:
-    """Generate the CustomResourceDefinitions from the API models."""
+    """Generate the CustomResourceDefinitions from the API models: one file per kind into crds/ and
+    the Helm chart's copy, charts/genfab/crds/. With --check, exit 1 when any file is stale (CI)."""
     rendered = render_crds()
     _write_or_check({out / name: text for out in outs or CRD_DIRS for name, text in rendered.items()}, check,
                     "genfab crds")
@@ -210,7 +224,8 @@ def crds(outs: tuple[Path, ...], check: bool) -> None:
               show_default=True, help="Directory for the health scripts and the argocd-cm snippet.")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the files in --out are stale.")
 def argocd(out: Path, check: bool) -> None:
-    """Generate the Argo CD health checks (one health.lua per kind) and the argocd-cm snippet."""
+    """Generate the Argo CD health checks (resource_customizations/genfab.dev/<Kind>/health.lua) and
+    the argocd-cm snippet into deploy/argocd/. With --check, exit 1 when stale (CI)."""
     _write_or_check({out / rel: text for rel, text in render_argocd().items()}, check, "genfab argocd")
 
 
@@ -222,10 +237,14 @@ def argocd(out: Path, check: bool) -> None:
               help="Directory for each pipeline's stage table and stage graph (included by the pipeline pages).")
 @click.option("--check", is_flag=True, help="Do not write; exit 1 if the pages in --out are stale.")
 def docs(out: Path, stages_out: Path, check: bool) -> None:
-    """Generate the reference pages: every field of every kind (from the API models), every command and
-    every status reason (the troubleshooting page), every metric, and each pipeline's stages."""
+    """Generate the reference pages: every field of every kind (from the API models), every command,
+    every status reason (the troubleshooting page) and every metric, into docs/reference/; and each
+    pipeline's stage table, stage picture and model list into docs/pipelines/stages/. With --check,
+    exit 1 when any is stale (CI)."""
     pages = {out / name: text for name, text in render_reference().items()}
-    pages[out / "cli.md"] = cli_page(cli)
+    from genfab.operator.main import operator  # the operator's own options (the `operator` extra)
+
+    pages[out / "cli.md"] = cli_page(cli, delegates={"operator": operator})
     pages[out / "reasons.md"] = troubleshooting_page()
     from genfab.cli.metrics_reference import metrics_page  # prometheus-client only when asked
 

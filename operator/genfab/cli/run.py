@@ -100,7 +100,12 @@ def _summary_table(result: RunResult) -> Table:
 def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
             secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool) -> None:
     """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
-    the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json."""
+    the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json.
+
+    Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid or the run Failed; 2
+    when it could not start (the output cannot be written or another run holds it, a stage has no
+    implementation here or needs a CUDA GPU, a reference cannot be resolved); 3 when it stopped at a
+    person's step (worldexplorer's manual selection: choose, then run it again); 130 when interrupted."""
     problem = out_option_error(out)
     if problem:
         _fail(problem)

@@ -66,9 +66,11 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
 @click.option("--out", "out", metavar="URI", default=None,
               help="The run's output when it is not the spec's (as given to `genfab run --out`).")
 def select_cmd(file: Path, sample_id: str, gap: str, candidate: int, out: str | None) -> None:
-    """Copy candidate K of in-between view GAP into the sample's scaffold/final/, in the output of the
-    resource in FILE (the one applied or run). Credentials as for `genfab run`: the environment, or
-    spec.storage.secretRef's file under $GENFAB_SECRETS_DIR."""
+    """worldexplorer's manual selection: copy candidate K of in-between view GAP (001, 003, 005, 007)
+    into the sample's scaffold/final/, in the output of the resource in FILE (the one applied or run),
+    and say which views the sample still lacks. Credentials as for `genfab run`: the environment, or
+    spec.storage.secretRef's file under $GENFAB_SECRETS_DIR. A missing candidate is one line listing
+    the ones there (exit 2)."""
     stage, environ = _gated_stage(file, out)
     folder = sample_folder(stage, sample_id.strip("/"))
     try:
