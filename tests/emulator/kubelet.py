@@ -80,6 +80,8 @@ class Kubelet:
         self.cluster = cluster
         self.tick = tick
         self.script: Script = lambda stage, index, attempt: Behaviour()
+        self.resource_script: Callable[[str, str, int, int], Behaviour] | None = None
+        """When set, decides instead of `script`, also given the Pod's resource name first."""
         self.replacement_delay = 0.0
         """Seconds before a deleted Pod's index gets a new Pod (lets a test observe PodDeleted)."""
         self.pods: dict[str, PodState] = {}
@@ -228,7 +230,9 @@ class Kubelet:
             "status": {"phase": "Pending"},
         })
         stage = labels.get("genfab.dev/stage", "")
-        self.pods[pod["metadata"]["uid"]] = PodState(stage, index, self.script(stage, index, attempt))
+        behaviour = (self.resource_script(labels.get("genfab.dev/resource", ""), stage, index, attempt)
+                     if self.resource_script else self.script(stage, index, attempt))
+        self.pods[pod["metadata"]["uid"]] = PodState(stage, index, behaviour)
 
     # -- the kubelet
     def _sync_pod(self, key: ObjKey, pod: dict[str, Any]) -> None:

@@ -42,3 +42,12 @@ def test_new_resources_go_first_in_their_own_order() -> None:
     q.add("new-1", first=True)  # already queued: once, in its place
     assert q.ready() == 4
     assert [q.get(0) for _ in range(4)] == ["new-1", "new-2", "started-1", "started-2"]
+
+
+def test_the_depth_counts_each_key_once_however_often_it_is_scheduled() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for _ in range(50):  # progress polling re-schedules the same resource on every reconcile
+        q.add_after("a", 60)
+    q.add("b")
+    q.add_after("b", 60)
+    assert len(q) == 2 and q.ready() == 1

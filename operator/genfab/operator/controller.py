@@ -143,7 +143,7 @@ class Controller:
                 log.exception("%s %s/%s: reconcile failed (retry in %.1fs): %s", *key, delay, exc)
             finally:
                 self.queue.done(key)
-                self.metrics.queue_depth.set(len(self.queue))
+                self.metrics.queue_depth.set(self.queue.ready())
 
     def _post_events(self) -> None:
         """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster), and

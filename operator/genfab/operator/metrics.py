@@ -42,7 +42,9 @@ class OperatorMetrics:
         self.create_to_job = Histogram("genfab_create_to_job_seconds",
                                        "From resource creation to its first stage Job", ["kind"],
                                        buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_depth = Gauge("genfab_reconcile_queue_depth", "Resources waiting to be reconciled", registry=r)
+        self.queue_depth = Gauge("genfab_reconcile_queue_depth",
+                                 "Resources waiting for a reconcile worker now (not those scheduled for a "
+                                 "later re-check)", registry=r)
         self._lock = threading.Lock()
         self._phase: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._stall: dict[tuple[str, str, str], str] = {}

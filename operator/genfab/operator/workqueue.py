@@ -97,8 +97,10 @@ class WorkQueue(Generic[K]):
             return len(self._first) + len(self._queue)
 
     def __len__(self) -> int:
+        """Distinct keys waiting for a worker or scheduled for later (a key re-scheduled many times,
+        as progress polling does, counts once)."""
         with self._cv:
-            return len(self._first) + len(self._queue) + len(self._delayed)
+            return len(self._dirty | {key for _, _, key in self._delayed})
 
     def _promote_delayed(self) -> None:
         now = time.monotonic()
