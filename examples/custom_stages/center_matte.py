@@ -1,5 +1,5 @@
-"""Custom stage example: a CPU person matte from a centred box (OpenCV GrabCut), in seed 003's
-stage-1 layout (`{id}_foreground.png`, `{id}_background.png`, `{id}_mask.png`).
+"""Custom stage example: a CPU person matte from a centred box (OpenCV GrabCut), in the lab's
+relighting script's stage-1 layout (`{id}_foreground.png`, `{id}_background.png`, `{id}_mask.png`).
 
 It replaces the built-in `segment` stage in `examples/datasetjob-custom-stage.yaml`: any program
 that honours the stage contract can, in any image. This one uses the genfab stage runtime, which

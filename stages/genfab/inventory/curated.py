@@ -72,7 +72,8 @@ def read_manifest(storage: Storage, key: str) -> list[CuratedSample]:
         # line can end up in a resource's status.
         shown = "; ".join(f"{p.path}: {p.message}" for p in problems[:3])
         shown += f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise CuratedSetError(f"{where}: {shown} (seed 000's format: {{\"samples\": [{{\"index\", \"prompt\", "
+        raise CuratedSetError(f"{where}: {shown} (the lab's worldexplorer script's format: "
+                              f"{{\"samples\": [{{\"index\", \"prompt\", "
                               "\"photorealistic\": {\"original_path\"}, \"stylized\", \"scaffold\"}]})") from None
 
 

@@ -107,7 +107,8 @@ def _from_file(name: str, arrays: dict[str, np.ndarray]) -> Frame:
     if rgb.dtype == np.uint8:  # written by genfab before the seed's contract: uint8, world-to-camera
         return Frame(name, *(arrays[key] for key in FIELDS))
     if rgb.dtype != np.float32:
-        raise ValueError(f"frame {name}: rgb must be float32 in [0, 1] (seed 001's frames.npz), got {rgb.dtype}")
+        raise ValueError(f"frame {name}: rgb must be float32 in [0, 1] (the lab's vistadream script's "
+                         f"frames.npz), got {rgb.dtype}")
     values = {**arrays, "rgb": np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8),
               "cam_T_world": np.linalg.inv(np.asarray(arrays["cam_T_world"], np.float64))}
     return Frame(name, *(values[key] for key in FIELDS))
