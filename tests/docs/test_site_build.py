@@ -24,3 +24,12 @@ def test_nothing_is_fetched_from_another_host(site: Path) -> None:
         assert not FETCHED.findall(page.read_text()), page
     for sheet in site.rglob("*.css"):
         assert "@import url(http" not in sheet.read_text().replace(" ", ""), sheet
+
+
+def test_every_include_is_resolved(site: Path) -> None:
+    """The generated stage tables, model lists, benchmark results and the README's set-up section are
+    included into pages by `--8<--` lines; none may reach a reader unresolved."""
+    for page in site.rglob("*.html"):
+        assert "--8&lt;--" not in page.read_text(), page
+    quickstart = (site / "get-started/quickstart/index.html").read_text()
+    assert "The two set-up commands" in quickstart and ".venv/bin/pytest\n</code>" in quickstart

@@ -118,7 +118,9 @@ def type_of(prop: dict[str, Any]) -> str:
 
 
 def bounds(prop: dict[str, Any]) -> list[str]:
-    out = [fmt.format(prop[key]) for key, fmt in BOUNDS if key in prop]
+    # "at least 1 characters" reads wrong: a count of one takes the singular
+    out = [fmt.format(prop[key]).replace(" 1 characters", " 1 character").replace(" 1 items", " 1 item")
+           .replace(" 1 entries", " 1 entry") for key, fmt in BOUNDS if key in prop]
     if "pattern" in prop:
         out.append(f"pattern `{prop['pattern']}`")
     return out

@@ -492,7 +492,7 @@ class Refinement(RefinementParameters):
 
 
 class SceneJobBase(CommonSpec):
-    """A batch of 3D scenes generated from images or prompts."""
+    """The spec: the inputs, the pipeline with its settings block, and how its stages run."""
 
     input: SceneInput
     """Images to turn into scenes."""

@@ -72,7 +72,7 @@ class DifixHyperparameters(GenfabModel):
 
 
 class TuningRunBase(CommonSpec):
-    """One fine-tuning run (one hyperparameter setup) on one data export."""
+    """The spec: one fine-tuning run (one hyperparameter setup) on one data export, and how it runs."""
 
     dataset: TuningDataset
     """Training data."""
