@@ -35,9 +35,10 @@ def test_a_stage_sits_one_row_below_its_deepest_upstream(name: str, expected: di
 
 
 @pytest.mark.parametrize(("name", "row"), [
-    ("vistadream", "| `outpaint` | `flux.fluxFillModel` | `black-forest-labs/FLUX.1-Fill-dev` |"),
-    ("relighting", "| `segment` | `segmentation.sam3Model` | `facebook/sam3` |"),
-    ("tuning-difix", "| `train` | `baseModel` | `nvidia/difix_ref` |"),
+    ("vistadream", "| `outpaint` | `spec.vistadream.fluxFillModel` | `black-forest-labs/FLUX.1-Fill-dev` |"),
+    ("relighting", "| `segment` | `spec.relighting.segmentation.sam3Model` | `facebook/sam3` |"),
+    ("tuning-difix", "| `train` | `spec.baseModel` | `nvidia/difix_ref` |"),
+    ("worldexplorer", "| `expansion` | `spec.worldexplorer.vggt.model` | `facebook/VGGT-1B` |"),
     ("reference-object", "`llama3.1` (served by the LLM endpoint, not a folder)"),
 ])
 def test_the_model_list_names_the_models_a_stage_loads(name: str, row: str) -> None:
@@ -46,3 +47,10 @@ def test_the_model_list_names_the_models_a_stage_loads(name: str, row: str) -> N
 
 def test_there_are_three_files_per_pipeline() -> None:
     assert set(stage_docs()) == {f"{n}{suffix}" for n in pipelines() for suffix in (".md", ".svg", "-models.md")}
+
+
+@pytest.mark.parametrize("name", sorted(pipelines()))
+def test_every_model_row_names_a_spec_field_with_a_default(name: str) -> None:
+    rows = [line.split(" | ") for line in models_table(pipelines()[name]).splitlines() if line.startswith("| `")]
+    for row in rows:
+        assert row[1].startswith("`spec.") and row[2].startswith("`") and row[2] != "``", row

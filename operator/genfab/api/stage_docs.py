@@ -125,21 +125,40 @@ def nested_models(annotation: Any) -> list[type[BaseModel]]:
 
 
 def models_table(pipeline: Pipeline) -> str:
-    """The models a pipeline's stages load by default, by stage: the folders to put under the model
-    location (`spec.models`), as the stages' settings declare them."""
-    lines = [HEADER, "| stage | setting | default model id (a folder under the model location) |",
+    """The models a pipeline's stages load by default, by stage: the spec field that names each, and
+    its default id (the folder to put under the model location, `spec.models`)."""
+    lines = [HEADER, "| stage | field | default model id (a folder under the model location) |",
              "| --- | --- | --- |"]
-    # a stage's settings may hold a model id without a default (the executor fills it from the spec):
-    # take the default from the field of the same name in the resource's spec
-    in_spec = {path.rsplit(".", 1)[-1]: (path, default)
-               for path, default, _ in model_fields(spec_model(pipeline.kind))}
+    in_spec = model_fields(spec_model(pipeline.kind))
     for stage in pipeline.stages:
         for path, default, endpoint in dict.fromkeys(model_fields(stage.settings)):
-            if not default:
-                path, default = in_spec.get(path.rsplit(".", 1)[-1], (path, ""))
+            found = spec_field(path, in_spec, pipeline.block_alias)
+            if found is not None:
+                path, default = f"spec.{found[0]}", default or found[1]
             where = " (served by the LLM endpoint, not a folder)" if endpoint else ""
             lines.append(f"| `{stage.name}` | `{path}` | `{default}`{where} |")
     return "\n".join(lines) + "\n"
+
+
+def spec_field(setting: str, in_spec: list[tuple[str, str, bool]], block: str | None) -> tuple[str, str] | None:
+    """The spec field (path, default) a stage setting comes from: the one of the same name whose path
+    ends with the setting's path, else the one under the pipeline's block; None when not unique. (A
+    stage's settings are nested as the API nests them, minus the block, and some hold a model id
+    without a default, which the executor fills from the spec.)"""
+    leaf = setting.rsplit(".", 1)[-1]
+    candidates = [(path, default) for path, default, _ in in_spec if path.rsplit(".", 1)[-1] == leaf]
+    def ends_with_setting(path: str) -> bool:
+        return path == setting or path.endswith(f".{setting}")
+
+    def under_block(path: str) -> bool:
+        return block is not None and path.startswith(f"{block}.")
+
+    for narrower in (ends_with_setting, under_block):
+        chosen = [c for c in candidates if narrower(c[0])]
+        if len(chosen) == 1:
+            return chosen[0]
+        candidates = chosen or candidates
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def spec_model(kind: str) -> type[BaseModel]:
