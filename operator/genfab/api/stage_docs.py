@@ -127,8 +127,10 @@ def nested_models(annotation: Any) -> list[type[BaseModel]]:
 def models_table(pipeline: Pipeline) -> str:
     """The models a pipeline's stages load by default, by stage: the spec field that names each, and
     its default id (the folder to put under the model location, `spec.models`)."""
-    lines = [HEADER, "| stage | field | default model id (a folder under the model location) |",
-             "| --- | --- | --- |"]
+    lines = [HEADER, "Weights are read from the model location (`spec.models`: an `s3://` or `file://` folder, a PVC "
+             "or a node's Hugging Face cache), one folder per model id in the Hub's layout; nothing is downloaded "
+             "at run time. The stages load these by default (each is a spec field you can point elsewhere):", "",
+             "| stage | field | default model id (a folder under the model location) |", "| --- | --- | --- |"]
     in_spec = model_fields(spec_model(pipeline.kind))
     for stage in pipeline.stages:
         for path, default, endpoint in dict.fromkeys(model_fields(stage.settings)):
