@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from genfab.api.pipeline import pipelines
+from genfab.api.pipeline import KIND_SHAPES, pipelines
 from genfab.api.stage_docs import depths, models_table, stage_docs, stage_graph, stage_table
+from tests.helpers import ROOT
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -54,3 +55,16 @@ def test_every_model_row_names_a_spec_field_with_a_default(name: str) -> None:
     rows = [line.split(" | ") for line in models_table(pipelines()[name]).splitlines() if line.startswith("| `")]
     for row in rows:
         assert row[1].startswith("`spec.") and row[2].startswith("`") and row[2] != "``", row
+
+
+PAGES = {"worldexplorer": "worldexplorer.md", "vistadream": "vistadream.md", "relighting": "relighting.md",
+         "reference-object": "reference-object.md", "difix": "difix-data.md", "tuning-difix": "difix-trainer.md"}
+"""Each pipeline's page under docs/pipelines/."""
+
+
+@pytest.mark.parametrize("name", sorted(pipelines()))
+def test_each_pipeline_has_a_page_that_selects_it_as_the_api_does(name: str) -> None:
+    pipeline = pipelines()[name]
+    page = (ROOT / "docs" / "pipelines" / PAGES[name]).read_text()
+    assert f"`{KIND_SHAPES[pipeline.kind].selector_alias}: {pipeline.value}`" in page
+    assert f'--8<-- "docs/pipelines/stages/{name}.md"' in page and f"(stages/{name}.svg)" in page
