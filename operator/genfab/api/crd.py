@@ -135,13 +135,18 @@ PRINTER_EXTRAS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def spec_model(kind: str) -> type[BaseModel]:
+    """The pydantic model of a kind's `spec` (built from the registered pipelines)."""
+    annotation = KINDS[kind].model_fields["spec"].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel), kind
+    return annotation
+
+
 def build_crd(kind: str) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     model = KINDS[kind]
-    spec_model = model.model_fields["spec"].annotation
-    assert isinstance(spec_model, type) and issubclass(spec_model, BaseModel)
     plural = PLURALS[kind]
-    spec_schema = model_schema(spec_model)
+    spec_schema = model_schema(spec_model(kind))
     spec_schema["description"] = (model.__doc__ or "").strip() + " " + spec_schema.get("description", "")
     columns = [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
