@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -75,23 +76,39 @@ class PageVisit:
 @contextmanager
 def chromium(binary: str) -> Iterator[str]:
     """A running headless Chromium; yields its DevTools HTTP endpoint."""
-    with tempfile.TemporaryDirectory(prefix="genfab-chromium-") as profile:
-        process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profile = Path(tempfile.mkdtemp(prefix="genfab-chromium-"))
+    # Its own process group: Chromium's renderer, GPU and crash-handler children outlive the browser
+    # process by a moment and keep writing into the profile, so all of them are stopped before it goes.
+    process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{binary} did not start (exit {process.poll()})")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+    finally:
+        _stop_group(process)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the browser's whole process group, SIGKILL to whatever is left after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and port_file.read_text().strip()):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{binary} did not start (exit {process.poll()})")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
-        finally:
-            process.terminate()
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            process.poll()  # reap the leader, or the group never empties
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 def visit(devtools: str, url: str, settle_s: float = 1.0) -> PageVisit:
