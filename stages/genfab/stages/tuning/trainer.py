@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -140,8 +141,12 @@ def _scheduler(h: Hyper, optimizer: torch.optim.Optimizer, start: int) -> Any:
 
     sched = get_scheduler(h.lr_scheduler, optimizer=optimizer, num_warmup_steps=h.lr_warmup_steps,
                           num_training_steps=h.max_steps)
-    for _ in range(start):  # the schedule's position after `start` steps (a resumed run)
-        sched.step()
+    # The schedule's position after `start` steps (a resumed run). Stepping it before the optimizer has
+    # stepped is the point here, so torch's warning about that order says nothing about this run.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        for _ in range(start):
+            sched.step()
     return sched
 
 
