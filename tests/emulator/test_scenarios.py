@@ -85,6 +85,21 @@ def test_three_stage_scenejob_reports_exact_counts_at_every_step(emu: Emulator, 
         e["reason"] for e in emu.objects("events", ns)})  # posted asynchronously
 
 
+def test_a_custom_stage_is_named_in_the_status_of_the_stage_it_makes(emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.1)
+    doc = make_scenejob(tmp_path, samples=2, customStages=[
+        {"name": "scaffold", "image": "lab/seva-fork:1", "command": ["python", "-m", "seva_stage"]},
+        {"name": "package", "image": "lab/tool:2", "after": ["gaussians"]}])
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Succeeded")
+    assert stage(st, "scaffold")["custom"] == {"image": "lab/seva-fork:1", "replaces": True}
+    assert stage(st, "package")["custom"] == {"image": "lab/tool:2", "replaces": False}
+    assert "custom" not in stage(st, "expansion") and "custom" not in stage(st, "gaussians")
+    images = {j["metadata"]["labels"]["genfab.dev/stage"]: j["spec"]["template"]["spec"]["containers"][0]["image"]
+              for j in jobs(emu, doc)}
+    assert (images["scaffold"], images["package"]) == ("lab/seva-fork:1", "lab/tool:2")
+
+
 def test_failing_index_is_retried_then_succeeds(emu: Emulator, tmp_path: Path) -> None:
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(
         outcome="crash" if (stage, index, attempt) == ("scaffold", 1, 0) else "succeed", seconds=0.1)

@@ -93,6 +93,16 @@ def test_custom_stages_run_end_to_end_and_a_failing_sample_is_recorded(
     summary = json.loads(run.read_bytes("_genfab/summary.json"))
     assert summary["phase"] == "PartiallySucceeded" and summary["dropped"] == 1
     assert "PartiallySucceeded" in result.stdout and "dropped: 1 sample(s)" in result.stdout
+    # What made the samples is said in the status, the summary and the output, never left to the plan.
+    assert seg["custom"] == {"image": "example.org/ledger:1", "replaces": True}
+    assert dig["custom"] == {"image": "example.org/ledger:1", "replaces": False}
+    assert "custom" not in by_name["albedo"]
+    made = {s["name"]: s["custom"] for s in summary["stages"]}
+    assert made["segment"] == {"image": "example.org/ledger:1", "replaces": True, "command": ["python", str(LEDGER)]}
+    assert made["albedo"] is None
+    said = " ".join(result.stdout.split())
+    assert f"segment: made by a custom stage, in place of genfab's own stage: python {LEDGER}" in said
+    assert f"digest: made by a custom stage, added by the spec: python {LEDGER}" in said
 
 
 def test_without_continue_on_error_a_failed_sample_fails_the_run_and_blocks_downstream(tmp_path: Path) -> None:

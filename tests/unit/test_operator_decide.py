@@ -96,7 +96,7 @@ def test_finished_stages_survive_their_jobs_in_status() -> None:
     r, p = setup()
     d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold", "done")], progress={"scaffold": Progress(1, 0)}),
                None, NOW)
-    status = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {})
+    status = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {}, {})
     d2 = decide(p, r.spec, Observed(jobs=[]), status, NOW)  # TTL removed the Job
     assert states(d2) == ["finished", "pending", "waiting"] and d2.start == ["expansion"]
     assert d2.observations[0].samples_succeeded == 1
@@ -111,11 +111,11 @@ def test_only_stages_skips_and_keeps_results() -> None:
 def test_transitions_emit_events_once() -> None:
     r, p = setup()
     d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")]), None, NOW)
-    first = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {})
+    first = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {}, {})
     events = transitions(ResourceStatus(), first)
     assert ("Normal", "StageRunning") in [(e.type, e.reason) for e in events]
     assert ("Normal", "Running") in [(e.type, e.reason) for e in events]
-    again = resource_status(d, r.spec, first, 1, "2026-11-22T12:00:05Z", {})
+    again = resource_status(d, r.spec, first, 1, "2026-11-22T12:00:05Z", {}, {})
     assert transitions(first, again) == [] and again == first
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from genfab.api import parse_resource
+from genfab.api.status import CustomStageStatus
 from genfab.planner import INPUT, Plan, PlanError, plan
 from tests.helpers import ROOT, load_example
 
@@ -212,6 +213,11 @@ def test_custom_stages_replace_in_place_or_append() -> None:
     ]))
     assert _edges(extra)[-2:] == [("mesh", ("gaussians",)), ("thumbs", ("gaussians",))]
     assert extra.stage("mesh").output_uri.endswith("/batch/mesh")
+    # What the status says made each stage: a custom stage by its image, in place of genfab's or added.
+    assert we.custom_stages == {"scaffold": CustomStageStatus(image="lab/seva-fork:2025.06", replaces=True)}
+    assert extra.custom_stages == {"mesh": CustomStageStatus(image="lab/mesh:1", replaces=False),
+                                   "thumbs": CustomStageStatus(image="lab/thumbs:1", replaces=False)}
+    assert extra.stage("gaussians").custom is None
 
 
 def test_custom_stage_cycle_is_a_plan_error() -> None:

@@ -63,7 +63,7 @@ def test_a_stage_waits_for_or_fails_with_its_reference(state: RefState, phase: s
     assert obs.reason == reason and obs.message == state.message
     from genfab.operator.decide import resource_status
 
-    status = resource_status(d, r.spec, None, 1, "2026-11-23T00:00:00Z", {})
+    status = resource_status(d, r.spec, None, 1, "2026-11-23T00:00:00Z", {}, {})
     assert status.stages[0].phase == phase
 
 

@@ -81,3 +81,15 @@ def test_notes_message_is_the_first_note_and_fits_the_status() -> None:
     assert notes_message(["a: x"]) == "a: x"
     long = notes_message(["a: " + "y" * 10_000, "b: z"])
     assert long is not None and len(long) <= MAX_STAGE_MESSAGE and long.endswith("... (+1 more in the shard reports)")
+
+
+def test_a_stage_a_custom_stage_makes_says_so_and_the_others_do_not() -> None:
+    from genfab.api.status import CustomStageStatus
+
+    made = CustomStageStatus(image="lab/matte:3", replaces=True)
+    status = build_status([obs("segment", "running", samples_total=4), obs("albedo", "waiting")],
+                          continue_on_error=False, generation=1, now=NOW, custom={"segment": made})
+    by_name = {s.name: s for s in status.stages}
+    assert by_name["segment"].custom == made and by_name["albedo"].custom is None
+    assert status.to_yaml_dict()["stages"][0]["custom"] == {"image": "lab/matte:3", "replaces": True}
+    assert "custom" not in status.to_yaml_dict()["stages"][1]

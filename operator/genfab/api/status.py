@@ -59,6 +59,16 @@ class ShardCounts(GenfabModel):
     """Ready Pods."""
 
 
+class CustomStageStatus(GenfabModel):
+    """The custom stage (`spec.customStages`) that makes a stage's outputs instead of genfab's own code."""
+
+    image: str = Field(max_length=512)
+    """Its image, as the spec names it (`genfab run` runs its command on the laptop instead)."""
+    replaces: bool = False
+    """True when it stands in the place of the pipeline's own stage of this name (downstream stages read
+    its outputs as that stage's); false for a stage the spec adds."""
+
+
 class StageStatus(GenfabModel):
     """Observed state of one stage."""
 
@@ -84,6 +94,8 @@ class StageStatus(GenfabModel):
     """Machine-readable cause of the last notable event (ImagePullBackOff, DeadlineExceeded, ...)."""
     message: str | None = Field(None, max_length=4096)
     """Last notable event of the stage."""
+    custom: CustomStageStatus | None = None
+    """Set when a custom stage, not genfab, makes this stage's outputs."""
 
 
 class TrainingStatus(GenfabModel):

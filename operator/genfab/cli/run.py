@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -57,13 +58,25 @@ def _log_dir(out: str, name: str) -> Path:
     return Path("genfab-runs") / ".logs" / name
 
 
+def custom_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per stage a custom stage made, and what ran (a stand-in is never reported as genfab's)."""
+    lines = []
+    for s in summary["stages"]:
+        if s["custom"]:
+            role = "in place of genfab's own stage" if s["custom"]["replaces"] else "added by the spec"
+            ran = shlex.join(s["custom"]["command"]) or f"image {s['custom']['image']}"
+            lines.append(f"{s['name']}: made by a custom stage, {role}: {ran}")
+    return lines
+
+
 def _summary_table(result: RunResult) -> Table:
     table = Table(title=f"{result.summary['kind']}/{result.summary['name']}: {result.status.phase}",
                   title_justify="left")
     for column in ("stage", "phase", "samples", "succeeded", "reused", "failed", "seconds", "samples/s"):
         table.add_column(column, justify="left" if column in ("stage", "phase") else "right")
     for s in result.summary["stages"]:
-        table.add_row(s["name"], s["phase"], str(s["samples"]), str(s["succeeded"]), str(s["reused"]),
+        name = s["name"] + (" (custom)" if s["custom"] else "")
+        table.add_row(name, s["phase"], str(s["samples"]), str(s["succeeded"]), str(s["reused"]),
                       str(s["failed"]), "-" if s["seconds"] is None else f"{s['seconds']:.1f}",
                       "-" if not s["samplesPerSecond"] else f"{s['samplesPerSecond']:.2f}")
     return table
@@ -175,6 +188,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     for line in runner.notes:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(_summary_table(result))
+    for line in custom_lines(result.summary):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"status:  {result.summary['statusUri']}\nsummary: {result.summary['summaryUri']}",
                   highlight=False, markup=False, soft_wrap=True)
     redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}

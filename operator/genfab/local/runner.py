@@ -558,7 +558,8 @@ class LocalRunner:
     def _write_status(self, interrupted: bool = False) -> ResourceStatus:
         status = build_status([r.observation() for r in self.stages.values()],
                               continue_on_error=self.continue_on_error, generation=self.resource.metadata.generation,
-                              now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan))
+                              now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan),
+                              custom=self.plan.custom_stages)
         if interrupted and status.phase in ("Running", "Pending"):
             status = status.model_copy(update={"phase": "Failed"})
         gates = {}
@@ -600,6 +601,9 @@ class LocalRunner:
                                    if r.gpu_peak_bytes is not None), default=None),
                 "message": run.message,
                 "producedBy": produced_by(r.produced_by for r in run.reports.values()),
+                # A custom stage made these samples, not genfab: its image and, what ran here, its command.
+                "custom": ({**custom.to_yaml_dict(), "command": [*run.stage.command, *run.stage.args]}
+                           if (custom := run.stage.custom) is not None else None),
                 "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops.items()},
             })
             for r in sorted(run.reports.values(), key=lambda r: r.index):

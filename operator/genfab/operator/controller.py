@@ -271,7 +271,8 @@ class Controller:
                 previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
-        status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan))
+        status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan),
+                                 the_plan.custom_stages)
         status = status.model_copy(update={"execution": the_plan.execution})
         status = with_training(status, training_status(
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),

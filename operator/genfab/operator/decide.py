@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from genfab.api.common import CommonSpec
-from genfab.api.status import TERMINAL_PHASES, ResourceStatus, StageStatus
+from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, StageStatus
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
 from genfab.operator.observe import (
     STALL_ORDER,
@@ -259,9 +259,9 @@ def _waiting(plan: Plan, stage: PlannedStage, phases: Mapping[str, str], continu
 
 
 def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStatus | None, generation: int | None,
-                    now: str, outputs: dict[str, str]) -> ResourceStatus:
+                    now: str, outputs: dict[str, str], custom: Mapping[str, CustomStageStatus]) -> ResourceStatus:
     status = build_status(decision.observations, continue_on_error=spec.continue_on_error, generation=generation,
-                          now=now, previous=previous, suspended=spec.suspend, outputs=outputs)
+                          now=now, previous=previous, suspended=spec.suspend, outputs=outputs, custom=custom)
     conditions = set_condition(status.conditions, "Accepted", True, "Planned",
                                f"{len(decision.observations)} stages planned", now, generation)
     conditions = set_condition(conditions, "InvalidSpec", False, "Valid", "", now, generation)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import ManualGate
+from genfab.api.status import CustomStageStatus
 from genfab.contract import ResourceRef, Selection, StageConfig, StageRef
 
 ENDPOINT = "endpoint:"
@@ -72,6 +74,8 @@ class PlannedStage:
     (`StageDecl.manual_gate`); derived from the hashed settings, so not hashed itself."""
     gang: bool = False
     """The shards run as one process group (`StageDecl.gang`)."""
+    replaces: bool = False
+    """A custom stage that takes the place of the pipeline's own stage of this name."""
     cuda: bool = False
     """Its built-in implementation needs a CUDA GPU (`StageDecl.cuda`); False for a custom stage."""
     command: tuple[str, ...] = ()
@@ -102,6 +106,13 @@ class PlannedStage:
     def short_hash(self) -> str:
         return self.config_hash[:10]
 
+    @property
+    def custom(self) -> CustomStageStatus | None:
+        """What the status and the run summary say made this stage's outputs, when a custom stage does."""
+        if self.family != CUSTOM_FAMILY:
+            return None
+        return CustomStageStatus(image=self.image or "", replaces=self.replaces)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -121,6 +132,11 @@ class Plan:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    @property
+    def custom_stages(self) -> dict[str, CustomStageStatus]:
+        """The stages a custom stage makes, with what the status says of it (by stage name)."""
+        return {s.name: record for s in self.stages if (record := s.custom) is not None}
 
     @property
     def stage_names(self) -> tuple[str, ...]:

@@ -13,7 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from genfab.api.status import Condition, ResourceStatus, SampleCounts, ShardCounts, StagePhase, StageStatus
+from genfab.api.status import (
+    Condition,
+    CustomStageStatus,
+    ResourceStatus,
+    SampleCounts,
+    ShardCounts,
+    StagePhase,
+    StageStatus,
+)
 
 
 def _max_length(model: type[BaseModel], name: str) -> int:
@@ -114,24 +122,27 @@ def set_condition(conditions: list[Condition], type_: str, status: bool, reason:
     return out
 
 
-def _stage_status(obs: StageObservation, phase: StagePhase) -> StageStatus:
+def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageStatus | None) -> StageStatus:
     return StageStatus(
         name=obs.name, phase=phase, config_hash=obs.config_hash, job_name=obs.job_name,
         samples=SampleCounts(total=obs.samples_total, succeeded=obs.samples_succeeded, failed=obs.samples_failed),
         shards=ShardCounts(total=obs.shards_total, succeeded=obs.shards_succeeded, failed=obs.shards_failed,
                            active=obs.shards_active, ready=obs.shards_ready),
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
-        reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE),
+        reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE), custom=custom,
     )
 
 
 def build_status(observations: list[StageObservation], *, continue_on_error: bool, generation: int | None,
                  now: str, previous: ResourceStatus | None = None, suspended: bool = False,
-                 outputs: dict[str, str] | None = None) -> ResourceStatus:
-    """The resource status for these stage observations (in plan order)."""
+                 outputs: dict[str, str] | None = None,
+                 custom: Mapping[str, CustomStageStatus | None] | None = None) -> ResourceStatus:
+    """The resource status for these stage observations (in plan order); `custom` names the custom
+    stage that makes a stage's outputs, by stage name (`PlannedStage.custom`)."""
     prev = previous or ResourceStatus()
     phases = [stage_phase(o, continue_on_error) for o in observations]
-    stages = [_stage_status(o, p) for o, p in zip(observations, phases, strict=True)]
+    stages = [_stage_status(o, p, (custom or {}).get(o.name))
+              for o, p in zip(observations, phases, strict=True)]
     active = [s for s in stages if s.phase not in ("Skipped",)]
     if any(p == "Failed" for p in phases):
         phase = "Failed"
