@@ -136,7 +136,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageS
 def build_status(observations: list[StageObservation], *, continue_on_error: bool, generation: int | None,
                  now: str, previous: ResourceStatus | None = None, suspended: bool = False,
                  outputs: dict[str, str] | None = None,
-                 custom: Mapping[str, CustomStageStatus | None] | None = None) -> ResourceStatus:
+                 custom: Mapping[str, CustomStageStatus] | None = None) -> ResourceStatus:
     """The resource status for these stage observations (in plan order); `custom` names the custom
     stage that makes a stage's outputs, by stage name (`PlannedStage.custom`)."""
     prev = previous or ResourceStatus()
