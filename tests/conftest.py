@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "emulator", "storage", "chart", "docs", "gpu")
+TIERS = ("unit", "emulator", "realserver", "images", "storage", "chart", "docs", "gpu")
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW: frozenset[str] = frozenset({

@@ -48,7 +48,9 @@ def errors(schema: dict[str, Any], obj: Any, path: str = "") -> list[tuple[str, 
     kind = schema.get("type")
     if kind and not schema.get("x-kubernetes-preserve-unknown-fields"):
         expected = _TYPES[kind]
-        if not isinstance(obj, expected) or (kind in ("integer", "number") and isinstance(obj, bool)):
+        # JSON has one number type: Kubernetes reads a whole number written `3.0` as an integer.
+        whole = kind == "integer" and isinstance(obj, float) and obj.is_integer()
+        if (not isinstance(obj, expected) and not whole) or (kind in ("integer", "number") and isinstance(obj, bool)):
             return [(path, f"must be of type {kind}")]
     if "enum" in schema and obj not in schema["enum"]:
         out.append((path, f"must be one of {schema['enum']}"))

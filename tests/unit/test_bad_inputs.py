@@ -179,7 +179,7 @@ CASES = [
          crd=False),
     # The small ones of the second hostile-tenant round: genfab refuses what the CRD's types refuse.
     Case("cpu-over-32-chars", RL, _set("spec.resources.cpu", "1" * 200), "spec.resources.cpu", "at most 32 characters"),
-    Case("float-steps", WE, _set("spec.gaussians.steps", 3.0), "spec.gaussians.steps", "Input should be an integer"),
+    Case("float-steps", WE, _set("spec.gaussians.steps", 3.5), "spec.gaussians.steps", "Input should be an integer"),
     Case("boolean-index", WE, _set("spec.input", {"samples": [{"index": True, "photorealistic": {"path": "a.png"}}],
                                                     "datasetUri": "s3://genfab-data/set"}),
          "spec.input.samples[0].index", "Input should be an integer"),

@@ -147,6 +147,8 @@ def strict_scalar(annotation: Any, value: Any) -> Any:
         kind = _scalar_kind(annotation)
     if kind is bool and not isinstance(value, bool):
         raise PydanticCustomError("bool_type", "Input should be true or false")
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # Kubernetes reads `3.0` as the integer 3 (and stores 3): so does genfab
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise PydanticCustomError("int_type", "Input should be an integer")
     return value
@@ -154,8 +156,9 @@ def strict_scalar(annotation: Any, value: Any) -> Any:
 
 class CrdScalars(BaseModel):
     """Booleans and integers as the CRD reads them: `enabled: 0` or `enabled: "yes"` is not a boolean,
-    and `steps: 3.0` or `index: true` is not an integer; the CRD (type boolean, type integer) refuses
-    them, and so does genfab instead of coercing them."""
+    and `steps: 3.5` or `index: true` is not an integer; the CRD (type boolean, type integer) refuses
+    them, and so does genfab instead of coercing them. A whole number written as `3.0` is the integer
+    3 to Kubernetes' CRD server (it stores 3), and so to genfab."""
 
     @field_validator("*", mode="before")
     @classmethod

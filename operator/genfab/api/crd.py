@@ -199,7 +199,8 @@ def build_crd(kind: str) -> dict[str, Any]:
                                 "rule": f"size(self.metadata.name) <= {NAME_MAX}",
                                 "message": f"metadata.name must be at most {NAME_MAX} characters (stage Job names "
                                            "add the stage name and a config hash)",
-                                "fieldPath": ".metadata.name",
+                                # No fieldPath: a CRD's fieldPath must name a field its schema declares, and
+                                # `metadata` is the server's own (Kubernetes refuses ".metadata.name").
                             }],
                         }
                     },

@@ -90,18 +90,18 @@ InputUri = Annotated[
 ]
 """Readable input: `s3://` or `file://`."""
 
+# A path segment other than `.` and `..`, without `/`, backslash or NUL (RE2 and Python alike).
+_SEGMENT = r"([^./\\\x00][^/\\\x00]*|[.][^./\\\x00][^/\\\x00]*|[.][.][^/\\\x00]+)"
+RELATIVE_PATH_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT}?)*$"
+"""The CRD's form of `check_relative_path` (drive letters aside): a non-empty first segment (not
+absolute), no `.`/`..` segment, no backslash or NUL. A pattern, not CEL: a curated set's 10,000
+samples hold five such paths each, and CEL's estimated cost of the same check over them was 4x the
+per-rule budget of Kubernetes' CRD server (patterns have no cost budget)."""
+
 RelativePath = Annotated[
     str,
     AfterValidator(check_relative_path),
-    Field(
-        max_length=1024,
-        json_schema_extra={
-            "pattern": r"^[^/\\]",
-            "x-kubernetes-validations": [
-                {"rule": NO_TRAVERSAL_CEL, "message": "must not contain '.' or '..' segments, backslashes or NUL"}
-            ],
-        },
-    ),
+    Field(max_length=1024, json_schema_extra={"pattern": RELATIVE_PATH_PATTERN}),
 ]
 
 SampleId = Annotated[

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Build Kubernetes' own CRD API server (k8s.io/apiextensions-apiserver, the code kube-apiserver embeds
+# to serve CustomResourceDefinitions) and etcd from Debian's packaged sources, for the `realserver`
+# test tier (tests/realserver). No registry ships kube-apiserver, k3s, kind or envtest here; Debian
+# packages the apiextensions-apiserver Go sources (golang-k8s-apiextensions-apiserver-dev) and etcd.
+#
+#   scripts/real_apiserver.sh            # idempotent: prints the two binaries' paths when present
+#   scripts/real_apiserver.sh --check    # exit 0 if both binaries are there, 1 if not (builds nothing)
+#
+# Output: .tools/apiserver/{apiextensions-apiserver,etcd} (ignored by git). A machine-wide cache
+# (GENFAB_TOOLS_CACHE, default ~/.cache/genfab) keeps a copy so a fresh clone on the same machine
+# (CI) reuses it. Building needs root (mmdebstrap's root mode, a chroot with /proc), about 6 minutes
+# and 3 GB of temporary disk on 2 cores; the binaries (≈110 MB and ≈25 MB) are static and run on
+# bookworm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=.tools/apiserver
+CACHE="${GENFAB_TOOLS_CACHE:-$HOME/.cache/genfab}/apiserver"
+BINS=(apiextensions-apiserver etcd)
+
+have() { local d="$1" b; for b in "${BINS[@]}"; do [ -x "$d/$b" ] || return 1; done; }
+report() { local b; for b in "${BINS[@]}"; do echo "$PWD/$OUT/$b"; done; }
+
+if [ "${1:-}" = "--check" ]; then have "$OUT"; exit $?; fi
+if have "$OUT"; then report; exit 0; fi
+mkdir -p "$OUT"
+if have "$CACHE"; then
+  for b in "${BINS[@]}"; do cp "$CACHE/$b" "$OUT/$b.partial" && mv "$OUT/$b.partial" "$OUT/$b"; done
+  report; exit 0
+fi
+
+[ "$(id -u)" -eq 0 ] || { echo "real_apiserver.sh: building needs root (mmdebstrap root mode and a chroot)" >&2; exit 1; }
+if ! command -v mmdebstrap >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+fi
+# The Debian mirror this machine's apt already uses (deb822 URIs: or a one-line deb entry).
+MIRROR=$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)https?://[^[:space:]]+/debian/?' \
+           /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | grep -oE 'https?://[^[:space:]]+' || true)
+MIRROR="${GENFAB_DEBIAN_MIRROR:-${MIRROR:-http://deb.debian.org/debian}}"
+echo "building apiextensions-apiserver and etcd from Debian sid's sources ($MIRROR); about 6 minutes" >&2
+
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+# A throwaway sid root (format null: nothing is kept) with Go, the packaged Kubernetes sources and
+# etcd; the customize hooks build in the chroot (mmdebstrap mounts /proc, /sys and /dev there) and
+# copy the two binaries out.
+mmdebstrap --variant=apt --format=null \
+  --aptopt='Acquire::Check-Valid-Until "false"' \
+  --include=golang-go,golang-k8s-apiextensions-apiserver-dev,etcd-server,ca-certificates \
+  --customize-hook='chroot "$1" sh -ec "cd /tmp && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS=-trimpath CGO_ENABLED=0 go build -o /tmp/apiextensions-apiserver k8s.io/apiextensions-apiserver"' \
+  --customize-hook="copy-out /tmp/apiextensions-apiserver $STAGE" \
+  --customize-hook="copy-out /usr/bin/etcd $STAGE" \
+  sid /dev/null "deb $MIRROR sid main"
+
+mkdir -p "$CACHE"
+for b in "${BINS[@]}"; do
+  "$STAGE/$b" --version >/dev/null 2>&1 || "$STAGE/$b" --help >/dev/null 2>&1 \
+    || { echo "real_apiserver.sh: the built $b does not run on this machine" >&2; exit 1; }
+  cp "$STAGE/$b" "$CACHE/$b.partial" && mv "$CACHE/$b.partial" "$CACHE/$b"
+  cp "$STAGE/$b" "$OUT/$b.partial" && mv "$OUT/$b.partial" "$OUT/$b"
+done
+report
