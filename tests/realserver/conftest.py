@@ -47,7 +47,7 @@ def installed(apiserver: real.RealApiServer) -> dict[str, Any]:
     return answers
 
 
-@pytest.fixture()
+@pytest.fixture(scope="package")
 def crds(installed: dict[str, Any]) -> dict[str, Any]:
     """The CRDs, installed: a test that needs them fails (not skips) when the server refused one."""
     refused = {n: a["body"].get("message") for n, a in installed.items() if a["code"] != 201}

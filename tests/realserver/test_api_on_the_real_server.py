@@ -224,3 +224,18 @@ def test_spec_changes_bump_generation_and_status_patches_do_not(apiserver: real.
     after = apiserver.request("PATCH", path_of("DatasetJob", name, "status"),
                               {"spec": {"shardSize": 9}, "status": {"observedGeneration": 2}}, content_type=merge).json()
     assert after["spec"]["shardSize"] == 3 and after["metadata"]["generation"] == 2  # /status ignores spec
+
+
+def test_unknown_status_fields_are_pruned_and_the_pruning_check_sees_it(apiserver: real.RealApiServer,
+                                                                       crds: dict[str, Any]) -> None:
+    """The operator scenarios check every status write against the server's answer (split.missing);
+    here that check is shown to catch a field the schema does not declare."""
+    from tests.realserver.split import missing
+
+    doc = fresh(load_example("tuningrun-difix.yaml"))
+    assert create(apiserver, doc).status_code == 201
+    patch = {"status": {"phase": "Running", "training": {"loss": 0.25, "lossy": 1}, "bogus": {"a": 1}}}
+    answer = apiserver.request("PATCH", path_of("TuningRun", doc["metadata"]["name"], "status"), patch,
+                               content_type="application/merge-patch+json").json()
+    assert answer["status"]["phase"] == "Running" and answer["status"]["training"]["loss"] == 0.25
+    assert sorted(missing(patch, answer)) == [".status.bogus", ".status.training.lossy"]
