@@ -100,6 +100,7 @@ class RealApiServer:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="genfab-apiserver-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []

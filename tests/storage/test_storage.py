@@ -248,3 +248,24 @@ def test_no_credential_reaches_a_log_at_debug_level(s3_endpoint: str, tmp_path: 
     for value in (key_id, secret, token):
         assert value not in text
     assert not re.search(r"Signature=[0-9a-f]{16}", text)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_local_files_get_the_umasks_mode_like_any_new_file(tmp_path: Path, umask: int, mode: int) -> None:
+    """Atomic writes go through a temporary file (owner-only by default): the committed file has the
+    mode the umask gives, so another uid on a shared volume (the dataset's readers, the operator) can
+    read it where the umask lets it."""
+    import os
+
+    from genfab.storage import open_storage
+
+    old = os.umask(umask)
+    try:
+        store = open_storage(f"file://{tmp_path}")
+        store.write_bytes("a/b.json", b"{}")
+        source = tmp_path / "src.bin"
+        source.write_bytes(b"x")
+        store.upload_file("a/c.bin", source)
+    finally:
+        os.umask(old)
+    assert {(tmp_path / "a" / n).stat().st_mode & 0o777 for n in ("b.json", "c.bin")} == {mode}

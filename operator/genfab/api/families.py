@@ -16,7 +16,18 @@ FAMILIES: dict[str, str] = {
 """Family name -> what its image holds (the ImageOverrides field docs)."""
 
 TORCH_VERSION = "2.8.0"
-"""The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too)."""
+"""The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too). PyPI's
+torch 2.8.0 for Linux x86_64 is the CUDA 12.8 build, the same as the PyTorch index's cu128 wheel."""
+
+TORCHAO_VERSION = "0.14.1"
+"""The torchao the torch images pin beside TORCH_VERSION (the images' TORCHAO_VERSION default too).
+torchao is built for one torch release and declares no torch requirement, so the extras' `torchao>=0.14`
+alone resolves to the newest: 0.18.0 under torch 2.8.0 breaks `import peft` (ImportError: cannot
+import name 'ScalingType' from 'torch.nn.functional'); 0.14.1 and 0.13.0 import cleanly."""
+
+TORCH_INDEX = "https://pypi.org/simple"
+"""Where the images' torch comes from by default (images/build.sh --torch-index changes it, e.g. to
+https://download.pytorch.org/whl/cu128 or a lab's mirror): PyPI, so that a build needs one index."""
 
 TEMPLATE_IMAGES: dict[str, tuple[str, str, bool]] = {
     "cv": ("cv", "cv2, albumentations, openai, genfab.stages.runtime", False),

@@ -52,6 +52,9 @@ class FileStorage(Storage):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
+            # mkstemp makes owner-only files; a committed output gets the mode any new file gets (the
+            # umask's), so the dataset's readers and the other Pods on a shared volume can read it.
+            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as out:
                 if isinstance(fill, bytes):
                     out.write(fill)
@@ -160,3 +163,15 @@ class FileStorage(Storage):
         for key in keys:
             with self._os_errors("delete", key):
                 self._path(key).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it: a race with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
