@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from genfab.api.families import FAMILIES, RESEARCH_IMAGES, TEMPLATE_IMAGES, TORCH_VERSION
+from genfab.api.families import FAMILIES, RESEARCH_IMAGES, TEMPLATE_IMAGES, TORCH_INDEX, TORCH_VERSION, TORCHAO_VERSION
 from genfab.api.pipeline import pipelines
 from tests.chart.conftest import ROOT
 
@@ -52,8 +52,11 @@ def test_multi_stage_with_pinned_bases(name: str) -> None:
     stages = stages_of(name)
     assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
     aliases = set()
+    # ARGs before the first FROM may name a base (a lab's mirror); their defaults must be pinned.
+    defaults = dict(i["value"].split("=", 1) for i in instructions(name)[:instructions(name).index(stages[0][0])]
+                    if i["instruction"] == "ARG" and "=" in i["value"])
     for stage in stages:
-        base = stage[0]["value"].split()
+        base = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], stage[0]["value"]).split()
         image = base[0]
         if image not in aliases:
             assert PINNED.match(image), f"{name}: base {image!r} is not pinned to an exact version"
@@ -156,10 +159,40 @@ def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
     for name, call in zip(NAMES, builds, strict=True):
         assert call[call.index("-f") + 1] == str(dockerfile(name).relative_to(ROOT))
         args = {a.removeprefix("--build-arg=") for a in call if a.startswith("--build-arg=")}
+        torch_args = {f"TORCH_VERSION={TORCH_VERSION}", f"TORCHAO_VERSION={TORCHAO_VERSION}"}
         if name in TEMPLATE_IMAGES:
             extra, smoke, torch = TEMPLATE_IMAGES[name]
-            assert args == {f"EXTRA={extra}", f"SMOKE={smoke}", *([f"TORCH_VERSION={TORCH_VERSION}"] if torch else [])}
+            assert args == {f"EXTRA={extra}", f"SMOKE={smoke}", *(torch_args if torch else [])}
         else:
             assert not args
     bad = subprocess.run(["bash", str(IMAGES / "build.sh"), "--tag", "x"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--registry and --tag are required" in bad.stderr
+
+
+def test_build_script_passes_a_torch_index_to_the_torch_images_only_and_refuses_an_unknown_image(tmp_path: Any) -> None:
+    log = tmp_path / "calls"
+    engine = tmp_path / "engine"
+    engine.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> {shlex.quote(str(log))}\necho >> {shlex.quote(str(log))}\n")
+    engine.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
+    mirror = "https://pypi.lab.example/simple"
+    out = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "r.example", "--tag", "1",
+                          "--torch-index", mirror], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    calls = [line.rstrip("|").split("|") for line in log.read_text().splitlines()]
+    with_index = {c[c.index("-t") + 1].split("/genfab-")[1].split(":")[0] for c in calls
+                  if f"--build-arg=TORCH_INDEX={mirror}" in c}
+    assert with_index == {"scene", *(f for f, (_, _, torch) in TEMPLATE_IMAGES.items() if torch)}
+    bad = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "r.example", "--tag", "1", "--only", "gpu"],
+                         env=env, capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--only gpu: no such image" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["scene", "segment"])
+def test_torch_images_pin_torchao_and_default_to_pypis_torch(name: str) -> None:
+    """torchao declares no torch requirement: every torch image pins the release built for its torch;
+    PyPI's torch is the CUDA build, so one index serves the whole build by default."""
+    args = {i["value"].split("=", 1)[0]: i["value"].split("=", 1)[1] for i in instructions(name)
+            if i["instruction"] == "ARG" and "=" in i["value"]}
+    assert args["TORCHAO_VERSION"] == TORCHAO_VERSION and args["TORCH_INDEX"] == TORCH_INDEX
+    assert "-c /opt/constraints.txt" in dockerfile(name).read_text()

@@ -222,7 +222,8 @@ def test_spec_changes_bump_generation_and_status_patches_do_not(apiserver: real.
                              content_type=merge).json()
     assert same["metadata"]["generation"] == 2  # metadata changes are not spec changes
     after = apiserver.request("PATCH", path_of("DatasetJob", name, "status"),
-                              {"spec": {"shardSize": 9}, "status": {"observedGeneration": 2}}, content_type=merge).json()
+                              {"spec": {"shardSize": 9}, "status": {"observedGeneration": 2}},
+                              content_type=merge).json()
     assert after["spec"]["shardSize"] == 3 and after["metadata"]["generation"] == 2  # /status ignores spec
 
 

@@ -19,11 +19,12 @@ TORCH_VERSION = "2.8.0"
 """The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too). PyPI's
 torch 2.8.0 for Linux x86_64 is the CUDA 12.8 build, the same as the PyTorch index's cu128 wheel."""
 
-TORCHAO_VERSION = "0.14.1"
+TORCHAO_VERSION = "0.13.0"
 """The torchao the torch images pin beside TORCH_VERSION (the images' TORCHAO_VERSION default too).
 torchao is built for one torch release and declares no torch requirement, so the extras' `torchao>=0.14`
 alone resolves to the newest: 0.18.0 under torch 2.8.0 breaks `import peft` (ImportError: cannot
-import name 'ScalingType' from 'torch.nn.functional'); 0.14.1 and 0.13.0 import cleanly."""
+import name 'ScalingType' from 'torch.nn.functional'). 0.14.1 imports but skips its C++ kernels
+("incompatible torch version 2.8.0+cu128"); 0.13.0 is torchao's release for torch 2.8."""
 
 TORCH_INDEX = "https://pypi.org/simple"
 """Where the images' torch comes from by default (images/build.sh --torch-index changes it, e.g. to
