@@ -98,6 +98,11 @@ absolute), no `.`/`..` segment, no backslash or NUL. A pattern, not CEL: a curat
 samples hold five such paths each, and CEL's estimated cost of the same check over them was 4x the
 per-rule budget of Kubernetes' CRD server (patterns have no cost budget)."""
 
+PATTERN_MEANINGS: dict[str, str] = {
+    RELATIVE_PATH_PATTERN: "a relative path: no `.` or `..` segments, backslashes or NUL",
+}
+"""What a pattern too long to read means, for the field reference."""
+
 RelativePath = Annotated[
     str,
     AfterValidator(check_relative_path),
