@@ -2,19 +2,20 @@
 # Build (and optionally push) genfab's images: the operator and one image per stage family.
 #
 #   images/build.sh --registry ghcr.io/lab --tag 0.1.0 [--push] [--platform linux/amd64] [--only scene]
-#                   [--torch-index URL]
+#                   [--torch-index URL] [--build-arg KEY=VALUE ...]
 #
 # Images are named {registry}/genfab-{family}:{tag}, the names the chart's `stages.images` and the
 # operator's GENFAB_IMAGE_<FAMILY> defaults use. The family list comes from genfab.api.families
 # (FAMILIES), which every pipeline's stage declarations name. Build context: the repo root.
 # The torch images take torch from PyPI unless --torch-index names another index (a lab mirror, or
-# https://download.pytorch.org/whl/cu128). CONTAINER_ENGINE=podman builds with podman
+# https://download.pytorch.org/whl/cu128); --build-arg passes on to every image built (scene's
+# CUDA_DEVEL_IMAGE: a lab's mirror of the CUDA devel image). CONTAINER_ENGINE=podman builds with podman
 # (scripts/podman_setup.sh prepares a machine with no registry access).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REGISTRY="" TAG="" PUSH=0 PLATFORM="linux/amd64" ONLY="" TORCH_INDEX="" ENGINE="${CONTAINER_ENGINE:-docker}"
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+REGISTRY="" TAG="" PUSH=0 PLATFORM="linux/amd64" ONLY="" TORCH_INDEX="" EXTRA_ARGS=() ENGINE="${CONTAINER_ENGINE:-docker}"
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --registry) REGISTRY="${2:?--registry needs a value}"; shift 2 ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
     --platform) PLATFORM="${2:?--platform needs a value}"; shift 2 ;;
     --only) ONLY="${2:?--only needs a value}"; shift 2 ;;
     --torch-index) TORCH_INDEX="${2:?--torch-index needs a value}"; shift 2 ;;
+    --build-arg) EXTRA_ARGS+=("--build-arg=${2:?--build-arg needs KEY=VALUE}"); shift 2 ;;
     --push) PUSH=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -54,6 +56,7 @@ while read -r name dockerfile uses_torch buildargs; do
   echo "== $image"
   eval "set -- $buildargs"
   if [ -n "$TORCH_INDEX" ] && [ "$uses_torch" = torch ]; then set -- "$@" "--build-arg=TORCH_INDEX=$TORCH_INDEX"; fi
+  set -- "$@" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}
   "$ENGINE" build --platform "$PLATFORM" -f "$dockerfile" "$@" -t "$image" \
     --label "org.opencontainers.image.version=$TAG" \
     --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" . </dev/null

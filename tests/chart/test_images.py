@@ -141,13 +141,19 @@ def test_torch_images_pin_torch_and_scene_compiles_gsplat_for_every_gpu_generati
     assert not [d for d in deps["dependencies"] + deps["optional-dependencies"]["operator"] if "torch" in d]
 
 
-def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
-    """Run the script with a fake container engine that records its calls."""
+def fake_engine(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A container engine that records its calls (one line each, arguments split by `|`), and the
+    environment that makes images/build.sh use it."""
     log = tmp_path / "calls"
     engine = tmp_path / "engine"
     engine.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> {shlex.quote(str(log))}\necho >> {shlex.quote(str(log))}\n")
     engine.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
+    return log, {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
+
+
+def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
+    """Run the script with a fake container engine that records its calls."""
+    log, env = fake_engine(tmp_path)
     out = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "registry.lab.example/ml/",
                           "--tag", "2026.11", "--push"], env=env, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
@@ -170,11 +176,7 @@ def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
 
 
 def test_build_script_passes_a_torch_index_to_the_torch_images_only_and_refuses_an_unknown_image(tmp_path: Any) -> None:
-    log = tmp_path / "calls"
-    engine = tmp_path / "engine"
-    engine.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> {shlex.quote(str(log))}\necho >> {shlex.quote(str(log))}\n")
-    engine.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "CONTAINER_ENGINE": str(engine)}
+    log, env = fake_engine(tmp_path)
     mirror = "https://pypi.lab.example/simple"
     out = subprocess.run(["bash", str(IMAGES / "build.sh"), "--registry", "r.example", "--tag", "1",
                           "--torch-index", mirror], env=env, capture_output=True, text=True, cwd=ROOT)

@@ -40,6 +40,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """`predicate()`'s first truthy value, polled every `interval` s; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def token_kubeconfig(path: Path, url: str, name: str) -> Path:
+    """A kubeconfig for a plain-HTTP test API server at `url` (any token is accepted there)."""
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {"server": url}}],
+        "users": [{"name": name, "user": {"token": name}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+    }))
+    return path
+
+
 class Emulator:
     def __init__(self, tick: float = 0.05) -> None:
         self.loop = asyncio.new_event_loop()
@@ -81,13 +104,7 @@ class Emulator:
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(30)
 
     def kubeconfig(self, path: Path) -> Path:
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulator", "user": {"token": "emulator"}}],
-            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
-        }))
-        return path
+        return token_kubeconfig(path, self.url, "emulator")
 
     # -- kubectl-like helpers
     def prepare_namespace(self, ns: str) -> None:
@@ -138,14 +155,7 @@ class Emulator:
         self.call(lambda: self.cluster.patch((res, ns, name), patch))
 
     def wait(self, what: str, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        return wait_until(what, predicate, timeout, interval)
 
 
 class OperatorProcess:

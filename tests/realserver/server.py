@@ -192,14 +192,8 @@ class RealApiServer:
                                     headers={"Content-Type": content_type, "Accept": accept})
 
     def wait(self, what: str, predicate: Any, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(0.1)
+        from tests.emulator.harness import wait_until
+        return wait_until(what, predicate, timeout, 0.1)
 
 
 @contextlib.contextmanager

@@ -18,13 +18,13 @@ import contextlib
 import json
 import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiohttp.web
-import yaml
 
-from tests.emulator.harness import Emulator
+from tests.emulator.harness import Emulator, token_kubeconfig
 from tests.realserver.server import RealApiServer
 
 REAL_PREFIXES = ("/apis/genfab.dev/", "/apis/genfab.dev?", "/apis/apiextensions.k8s.io/")
@@ -57,14 +57,8 @@ class SplitProxy:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
-    def kubeconfig(self, path: Any) -> Any:
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "split",
-            "clusters": [{"name": "split", "cluster": {"server": self.url}}],
-            "users": [{"name": "split", "user": {"token": "split"}}],
-            "contexts": [{"name": "split", "context": {"cluster": "split", "user": "split"}}],
-        }))
-        return path
+    def kubeconfig(self, path: Path) -> Path:
+        return token_kubeconfig(path, self.url, "split")
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()

@@ -19,12 +19,14 @@ TORCH_VERSION = "2.8.0"
 """The CUDA torch every GPU image pins (images/scene/Dockerfile's TORCH_VERSION default too). PyPI's
 torch 2.8.0 for Linux x86_64 is the CUDA 12.8 build, the same as the PyTorch index's cu128 wheel."""
 
-TORCHAO_VERSION = "0.13.0"
+TORCHAO_VERSION = "0.14.1"
 """The torchao the torch images pin beside TORCH_VERSION (the images' TORCHAO_VERSION default too).
 torchao is built for one torch release and declares no torch requirement, so the extras' `torchao>=0.14`
 alone resolves to the newest: 0.18.0 under torch 2.8.0 breaks `import peft` (ImportError: cannot
-import name 'ScalingType' from 'torch.nn.functional'). 0.14.1 imports but skips its C++ kernels
-("incompatible torch version 2.8.0+cu128"); 0.13.0 is torchao's release for torch 2.8."""
+import name 'ScalingType' from 'torch.nn.functional'). 0.14 is the first with the `Float8Tensor`
+(`qdata`, `scale`) that genfab's FP8 paths read (genfab.stages.flux.fp8_mlp), so 0.13.0 (torchao's
+release for torch 2.8) cannot serve; 0.14.1 under torch 2.8.0 says "Skipping import of cpp
+extensions" at import: its FP8 dynamic quantisation is Python over `torch._scaled_mm` and needs none."""
 
 TORCH_INDEX = "https://pypi.org/simple"
 """Where the images' torch comes from by default (images/build.sh --torch-index changes it, e.g. to
