@@ -198,3 +198,17 @@ def test_torch_images_pin_torchao_and_default_to_pypis_torch(name: str) -> None:
             if i["instruction"] == "ARG" and "=" in i["value"]}
     assert args["TORCHAO_VERSION"] == TORCHAO_VERSION and args["TORCH_INDEX"] == TORCH_INDEX
     assert "-c /opt/constraints.txt" in dockerfile(name).read_text()
+
+
+def test_scene_ships_ahead_of_time_kernels_unless_asked_and_says_which() -> None:
+    """gsplat-aot (compiled in the CUDA devel image) by default; gsplat-pypi only when a build asks for
+    it (a check without the devel image), and the image's label says which."""
+    structure = instructions("scene")
+    args = {i["value"].split("=", 1)[0]: i["value"].split("=", 1)[1] for i in structure
+            if i["instruction"] == "ARG" and "=" in i["value"]}
+    assert args["GSPLAT_WHEELS"] == "gsplat-aot"
+    froms = [i["value"] for i in structure if i["instruction"] == "FROM"]
+    assert "${CUDA_DEVEL_IMAGE} AS gsplat-aot" in froms and "${GSPLAT_WHEELS} AS gsplat" in froms
+    labels = [i["value"] for i in structure if i["instruction"] == "LABEL"]
+    assert labels == ["dev.genfab.gsplat-kernels=${GSPLAT_WHEELS}"]
+    assert 'python -c "from gsplat import csrc"' in dockerfile("scene").read_text()  # the compiled kernels load
