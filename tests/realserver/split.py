@@ -100,7 +100,7 @@ class SplitProxy:
             headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
             if "watch=" not in request.query_string:
                 data = await upstream.read()
-                if real and request.method in ("PATCH", "PUT") and upstream.status == 200:
+                if real and request.method == "PATCH" and upstream.status == 200:  # merge patches
                     self._check_kept(request.path, body, data)
                 return aiohttp.web.Response(status=upstream.status, headers=headers, body=data)
             response = aiohttp.web.StreamResponse(status=upstream.status, headers=headers)
