@@ -145,7 +145,6 @@ def _healthy(port: int) -> bool:
 
 
 def _on_the_real_server(stack: contextlib.ExitStack, emulator: Any, doc: dict[str, Any], shared: Path) -> Any:
-    from genfab.api.crd import render_crds
     from tests.realserver import server as real
     from tests.realserver.split import SplitProxy
     from tests.realserver.test_api_on_the_real_server import path_of
@@ -155,11 +154,7 @@ def _on_the_real_server(stack: contextlib.ExitStack, emulator: Any, doc: dict[st
             pytest.fail("the real CRD API server is not built (scripts/real_apiserver.sh)")
         pytest.skip("the real CRD API server is not built here (scripts/real_apiserver.sh)")
     apiserver = stack.enter_context(real.running(shared / "apiserver"))
-    for text in render_crds().values():
-        crd = yaml.safe_load(text)
-        assert apiserver.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                                 crd).status_code == 201
-        apiserver.wait("Established", lambda c=crd: real.established(apiserver, c["metadata"]["name"]))
+    assert {a["code"] for a in real.install_crds(apiserver).values()} == {201}
     proxy = SplitProxy(apiserver, emulator).start()
     stack.callback(proxy.stop)
     name, ns = names(doc)

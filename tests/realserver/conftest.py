@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from genfab.api.crd import render_crds
 from tests.realserver import server as real
 
 pytestmark = pytest.mark.realserver
@@ -34,17 +33,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[real.RealApi
 @pytest.fixture(scope="package")
 def installed(apiserver: real.RealApiServer) -> dict[str, Any]:
     """genfab's CRDs created on the real server: file name -> the server's answer (code and object)."""
-    import yaml
-
-    answers: dict[str, Any] = {}
-    for name, text in render_crds().items():
-        crd = yaml.safe_load(text)
-        resp = apiserver.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-        answers[name] = {"code": resp.status_code, "body": resp.json(), "name": crd["metadata"]["name"]}
-    for answer in answers.values():
-        if answer["code"] == 201:
-            apiserver.wait(f"{answer['name']} Established", lambda a=answer: real.established(apiserver, a["name"]))
-    return answers
+    return real.install_crds(apiserver)
 
 
 @pytest.fixture(scope="package")

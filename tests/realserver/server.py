@@ -226,3 +226,26 @@ def causes(response: requests.Response) -> list[tuple[str, str]]:
             continue
         out.append(("" if field == "<nil>" else field, message))
     return out
+
+
+def install_crds(server: RealApiServer) -> dict[str, Any]:
+    """Create genfab's CRDs (`genfab crds`' output) and wait until each is Established and served:
+    file name -> {"code", "body", "name"} of the server's answer."""
+    from genfab.api.crd import render_crds
+    from genfab.api.resources import VERSION
+
+    answers: dict[str, Any] = {}
+    for file_name, text in render_crds().items():
+        crd = yaml.safe_load(text)
+        resp = server.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        answers[file_name] = {"code": resp.status_code, "body": resp.json(), "name": crd["metadata"]["name"]}
+    for answer in answers.values():
+        if answer["code"] != 201:
+            continue
+        name = answer["name"]
+        server.wait(f"{name} Established", lambda n=name: established(server, n))
+        # Established comes a moment before the server routes the new resource's requests.
+        plural, group = name.split(".", 1)
+        server.wait(f"{plural} served", lambda p=plural, g=group: server.request(
+            "GET", f"/apis/{g}/{VERSION}/{p}").status_code == 200)
+    return answers
