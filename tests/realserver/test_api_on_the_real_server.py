@@ -240,3 +240,38 @@ def test_unknown_status_fields_are_pruned_and_the_pruning_check_sees_it(apiserve
                                content_type="application/merge-patch+json").json()
     assert answer["status"]["phase"] == "Running" and answer["status"]["training"]["loss"] == 0.25
     assert sorted(missing(patch, answer)) == [".status.bogus", ".status.training.lossy"]
+
+
+def test_what_the_chart_installs_on_this_server_is_accepted(apiserver: real.RealApiServer, crds: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """`helm install`, as far as a CRD server goes: for every value set the chart tier renders, every
+    CRD the chart installs (genfab's, identical to those served, and kopf's peering CRDs) and every
+    object of those kinds the chart renders (the HA peering objects) is accepted."""
+    from tests.chart.conftest import VALUE_SETS, render
+    from tests.helpers import helm_binary
+
+    helm = helm_binary()
+    served = {a["name"] for a in crds.values()}
+    created = 0
+    for name, values in {**VALUE_SETS, "ha-namespaced": {"operator": {
+            "ha": {"enabled": True}, "replicas": 2, "watchNamespaces": ["lab-a"]}}}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        docs = render(helm, values, folder, "--include-crds")
+        for crd in (d for d in docs if d["kind"] == "CustomResourceDefinition"):
+            if crd["metadata"]["name"] in served:
+                continue
+            resp = apiserver.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+            assert resp.status_code == 201, f"{name}: {crd['metadata']['name']}: {resp.json().get('message')}"
+            served.add(crd["metadata"]["name"])
+            apiserver.wait(crd["metadata"]["name"], lambda n=crd["metadata"]["name"]: real.established(apiserver, n))
+        for obj in (d for d in docs if d["apiVersion"].split("/")[0] in ("kopf.dev", GROUP)):
+            plural = obj["kind"].lower() + "s"
+            ns = obj["metadata"].get("namespace")
+            where = f"/apis/{obj['apiVersion']}" + (f"/namespaces/{ns}" if ns else "") + f"/{plural}"
+            resp = apiserver.wait(f"{obj['kind']} created", lambda w=where, o=obj: (
+                r := apiserver.request("POST", w, o)).status_code != 404 and r)
+            assert resp.status_code == 201, f"{name}: {obj['kind']}: {resp.json().get('message')}"
+            assert apiserver.request("DELETE", f"{where}/{obj['metadata']['name']}").status_code == 200
+            created += 1
+    assert "kopfpeerings.kopf.dev" in served and "clusterkopfpeerings.kopf.dev" in served and created >= 2
