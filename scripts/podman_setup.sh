@@ -41,9 +41,7 @@ export CONTAINERS_CONF="$CONF"
 
 if ! podman image exists "$BASE"; then
   echo "making $BASE with mmdebstrap (Debian bookworm, Python 3.11); about a minute" >&2
-  MIRROR=$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)https?://[^[:space:]]+/debian/?' \
-             /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | grep -oE 'https?://[^[:space:]]+' || true)
-  MIRROR="${GENFAB_DEBIAN_MIRROR:-${MIRROR:-http://deb.debian.org/debian}}"
+  MIRROR=$(bash scripts/debian_mirror.sh)
   tarball=$(mktemp --suffix=.tar)
   trap 'rm -f "$tarball"' EXIT
   hooks=()

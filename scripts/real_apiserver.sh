@@ -34,9 +34,7 @@ if ! command -v mmdebstrap >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
 fi
 # The Debian mirror this machine's apt already uses (deb822 URIs: or a one-line deb entry).
-MIRROR=$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)https?://[^[:space:]]+/debian/?' \
-           /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1 | grep -oE 'https?://[^[:space:]]+' || true)
-MIRROR="${GENFAB_DEBIAN_MIRROR:-${MIRROR:-http://deb.debian.org/debian}}"
+MIRROR=$(bash scripts/debian_mirror.sh)
 echo "building apiextensions-apiserver and etcd from Debian sid's sources ($MIRROR); about 6 minutes" >&2
 
 STAGE=$(mktemp -d)
