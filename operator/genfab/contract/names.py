@@ -57,6 +57,10 @@ ENV_S3_ENDPOINT = "GENFAB_S3_ENDPOINT"
 ENV_S3_REGION = "GENFAB_S3_REGION"
 ENV_S3_ADDRESSING_STYLE = "GENFAB_S3_ADDRESSING_STYLE"
 ENV_S3_SECRET_DIR = "GENFAB_S3_SECRET_DIR"
+ENV_FILE_ROOTS = "GENFAB_FILE_ROOTS"
+"""JSON list of the folders `file://` storage is confined to in this process (symbolic links
+included): the operator sets it on stage Pods from the chart's `storage.filePrefixes`. Unset: not
+confined (a laptop)."""
 """A mounted Secret directory with one file per credential key (instead of the variables below)."""
 ENV_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 ENV_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"

@@ -16,6 +16,10 @@ class StorageError(RuntimeError):
     """A storage operation failed; the message never contains credentials."""
 
 
+class StorageTooLarge(StorageError):
+    """An object is larger than its reader's bound (`Storage.read_at_most`)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -35,6 +39,14 @@ MAX_KEY_BYTES = 1024
 def shorten(text: str, limit: int = 160) -> str:
     """`text` cut in the middle to at most `limit` characters (keys and URIs in messages)."""
     return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
+
+
+def human_bytes(n: int) -> str:
+    """`16 MiB`, `256 KiB`, `900 bytes`: a bound as people read it."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
 
 
 def check_key_length(key: str) -> str:
@@ -77,6 +89,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def open_read(self, key: str) -> BinaryIO:
         """A stream for large objects; close it when done."""
+
+    def read_at_most(self, key: str, limit: int, what: str = "") -> bytes:
+        """The whole object, if it is at most `limit` bytes; else StorageTooLarge naming it and the
+        bound, having read no more than `limit` + 1 bytes (what a reader of untrusted objects uses)."""
+        with self.open_read(key) as stream:
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise StorageTooLarge(f"{what or self.child(key)}: larger than {human_bytes(limit)}, the most genfab "
+                                  "reads of it")
+        return bytes(data)
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -1,4 +1,12 @@
-"""`file://` storage: a directory tree with atomic writes (temp file + rename)."""
+"""`file://` storage: a directory tree with atomic writes (temp file + rename).
+
+Reads open regular files only (a FIFO, a device or a socket is refused with one line, never waited
+on: `O_NONBLOCK` makes opening a FIFO return at once). A storage may be *confined* to folders (the
+cluster's `storage.filePrefixes` for a namespace): every path it reads, lists, writes or deletes is
+resolved (symbolic links followed, as the kernel would) and must stay inside them, and what was
+opened is checked again through `/proc/self/fd`, so a link swapped in between the check and the
+open is caught too. Entries of a listing that lead outside, and special files, are not objects.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +14,56 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import stat
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
 
 LOCK_SUFFIX = ".genfab-lock"
+OUTSIDE = "leads outside the folders this cluster allows (storage.filePrefixes; a symbolic link?)"
+"""Said the same way whether or not the place outside exists: a listing or a refusal must not tell."""
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def inside(path: str, folder: str) -> bool:
+    """Whether the resolved `path` is `folder` or below it (both already resolved)."""
+    base = folder.rstrip("/") or "/"
+    return path == base or path.startswith(base if base.endswith("/") else base + "/")
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, for a one-line refusal."""
+    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
 
 
 class FileStorage(Storage):
-    def __init__(self, uri: str, root: Path) -> None:
+    def __init__(self, uri: str, root: Path, confine: Sequence[str | Path] | None = None) -> None:
         self.uri = uri
         self.root = root
+        self.confine = None if confine is None else tuple(os.path.realpath(p) for p in confine)
+        """Resolved folders every path must stay in (None: not confined, as on a laptop)."""
+
+    def _where(self, key: str) -> str:
+        return self.child(key) if key else self.uri
+
+    def _check(self, real: str, key: str) -> None:
+        if self.confine is not None and not any(inside(real, c) for c in self.confine):
+            raise StorageError(f"{self._where(key)}: {OUTSIDE}")
 
     def _path(self, key: str) -> Path:
-        return self.root / safe_key(key)
+        path = self.root / safe_key(key) if key else self.root
+        self._check(os.path.realpath(path), key)
+        return path
+
+    def _opened_inside(self, fd: int, key: str) -> None:
+        """The file or folder actually opened is inside (a link swapped in after the check is caught)."""
+        if self.confine is not None:
+            self._check(os.readlink(f"/proc/self/fd/{fd}"), key)
 
     @contextlib.contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -33,72 +72,102 @@ class FileStorage(Storage):
             yield
         except StorageError:
             raise
+        except FileNotFoundError:
+            raise StorageError(f"not found: {self._where(key)}") from None
         except OSError as exc:
-            raise StorageError(f"cannot {action} {self.child(key)}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot {action} {self._where(key)}: {exc.strerror or exc}") from None
+
+    def _open_regular(self, key: str) -> int:
+        """A read-only descriptor of the regular file at `key` (never blocks: see the module's docs)."""
+        path = self._path(key)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        if self.confine is not None:  # open what was checked; a link put there since is refused (ELOOP)
+            path, flags = Path(os.path.realpath(path)), flags | os.O_NOFOLLOW
+        with self._os_errors("read", key):
+            fd = os.open(path, flags)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StorageError(f"cannot read {self._where(key)}: it is {special_kind(info.st_mode)}, and genfab "
+                                   "reads only regular files")
+            with self._os_errors("read", key):
+                self._opened_inside(fd, key)
+                os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def read_bytes(self, key: str) -> bytes:
-        with self._os_errors("read", key):
-            try:
-                return self._path(key).read_bytes()
-            except FileNotFoundError:
-                raise StorageError(f"not found: {self.child(key)}") from None
+        with self._os_errors("read", key), os.fdopen(self._open_regular(key), "rb") as fh:
+            return fh.read()
 
-    def _atomic(self, key: str, fill: object) -> None:
+    def _atomic(self, key: str, fill: bytes | Callable[[], BinaryIO]) -> None:
         with self._os_errors("write", key):
             self._write_atomic(key, fill)
 
-    def _write_atomic(self, key: str, fill: object) -> None:
+    @contextlib.contextmanager
+    def _parent(self, key: str) -> Iterator[tuple[int, str]]:
+        """(descriptor of the checked parent folder, the file's name): writes and renames go through it."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        real = os.path.realpath(target.parent)
+        self._check(real, key)
+        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            # mkstemp makes owner-only files; a committed output gets the mode any new file gets (the
-            # umask's), so the dataset's readers and the other Pods on a shared volume can read it.
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as out:
-                if isinstance(fill, bytes):
-                    out.write(fill)
-                else:
-                    with open(fill, "rb") as src:  # type: ignore[call-overload]
-                        shutil.copyfileobj(src, out, 8 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            self._opened_inside(fd, key)
+            yield fd, target.name
+        finally:
+            os.close(fd)
+
+    def _write_atomic(self, key: str, fill: bytes | Callable[[], BinaryIO]) -> None:
+        with self._parent(key) as (folder, name):
+            tmp = f".{name}.{secrets.token_hex(6)}.part"
+            # The mode any new file gets (0666 less the umask), so a dataset's readers and the other
+            # Pods on a shared volume can read it; never through a link (O_NOFOLLOW | O_EXCL).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=folder)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    if isinstance(fill, bytes):
+                        out.write(fill)
+                    else:
+                        with fill() as src:
+                            shutil.copyfileobj(src, out, 8 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)  # replaces a link, never its target
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=folder)
+                raise
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._atomic(key, data)
 
     def upload_file(self, key: str, path: Path) -> None:
-        self._atomic(key, path)
+        self._atomic(key, lambda: path.open("rb"))  # a local file of this process (not tenant storage)
 
     def download_file(self, key: str, path: Path) -> None:
-        src = self._path(key)
-        if not src.is_file():
-            raise StorageError(f"not found: {self.child(key)}")
-        with self._os_errors("read", key):
+        with self._os_errors("read", key), os.fdopen(self._open_regular(key), "rb") as src:
             path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, path)
+            with path.open("wb") as out:
+                shutil.copyfileobj(src, out, 8 << 20)
 
     def open_read(self, key: str) -> BinaryIO:
-        with self._os_errors("read", key):
-            try:
-                return self._path(key).open("rb")
-            except FileNotFoundError:
-                raise StorageError(f"not found: {self.child(key)}") from None
+        return os.fdopen(self._open_regular(key), "rb")
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if self.root.exists() and not self.root.is_dir():
+        root = self._path("")
+        if root.exists() and not root.is_dir():
             raise StorageError(f"{self.uri} is a file, not a folder")
-        base = self._path(prefix) if prefix else self.root
+        base = self._path(prefix) if prefix else root
         # A prefix may name a folder or the start of file names (never above the root).
         start = base if base.is_dir() or not prefix else base.parent
         if not start.is_dir():
             return
         found = []
-        for dirpath, _, files in os.walk(start):
+        for dirpath, _, files in os.walk(start):  # linked folders are not entered
             for name in files:
                 if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
                     continue  # an unfinished atomic write, a compare-and-swap lock
@@ -106,12 +175,15 @@ class FileStorage(Storage):
                 rel = full.relative_to(self.root).as_posix()
                 if not rel.startswith(prefix):
                     continue
+                if self.confine is not None and not any(inside(os.path.realpath(full), c) for c in self.confine):
+                    continue  # a link leading outside is no object here (whether or not its target exists)
                 with self._os_errors("list", rel):
                     try:
-                        stat = full.stat()
+                        info = full.stat()
                     except FileNotFoundError:  # a link to nothing: no object (as in a bucket's listing)
                         continue
-                found.append(ObjectInfo(rel, stat.st_size, modified=stat.st_mtime))
+                if stat.S_ISREG(info.st_mode):  # a FIFO, device or socket is no object either
+                    found.append(ObjectInfo(rel, info.st_size, modified=info.st_mtime))
         yield from sorted(found, key=lambda o: o.key)
 
     def size(self, key: str) -> int | None:
@@ -124,35 +196,39 @@ class FileStorage(Storage):
         return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     @contextlib.contextmanager
-    def _exclusive(self, key: str) -> Iterator[Path]:
+    def _exclusive(self, key: str) -> Iterator[None]:
         """Hold an advisory lock beside `key` (compare-and-swap on one machine's file system)."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.parent / f".{target.name}{LOCK_SUFFIX}", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._parent(key) as (folder, name):
+            fd = os.open(f".{name}{LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=folder)
             try:
-                yield target
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                os.close(fd)  # releases the lock
+
+    def _current(self, key: str) -> bytes | None:
+        try:
+            return self.read_bytes(key)
+        except StorageError as exc:
+            if str(exc).startswith("not found"):
+                return None
+            raise
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
-        with self._os_errors("read", key):
-            try:
-                data = self._path(key).read_bytes()
-            except FileNotFoundError:
-                return None
-        return data, hashlib.sha256(data).hexdigest()
+        data = self._current(key)
+        return None if data is None else (data, hashlib.sha256(data).hexdigest())
 
     def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
-        with self._os_errors("write", key), self._exclusive(key) as target:
-            current = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
-            if current != version:
+        with self._os_errors("write", key), self._exclusive(key):
+            current = self._current(key)
+            if (hashlib.sha256(current).hexdigest() if current is not None else None) != version:
                 return None
             self._write_atomic(key, data)
         return hashlib.sha256(data).hexdigest()
 
     def copy(self, src: str, dst: str) -> None:
-        self.upload_file(dst, self._path(src))
+        self._atomic(dst, lambda: self.open_read(src))
 
     def delete_prefix(self, prefix: str) -> int:
         objects = list(self.list(prefix))
@@ -163,15 +239,3 @@ class FileStorage(Storage):
         for key in keys:
             with self._os_errors("delete", key):
                 self._path(key).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it (os.umask sets it: a race with other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022

@@ -68,9 +68,15 @@ def read_marker(storage: Storage, sample_prefix: str) -> Marker | None:
     if len(raw) > MAX_MARKER_BYTES:
         return None
     try:
-        return _ADAPTER.validate_json(raw)
+        marker = _ADAPTER.validate_json(raw)
     except (ValidationError, ValueError):
         return None
+    try:  # output keys name files under the stage output: `../x` or `/etc/x` is no marker genfab wrote
+        for key in (*marker.outputs, *marker.sizes):
+            safe_key(key)
+    except StorageError:
+        return None
+    return marker
 
 
 _ADAPTER = TypeAdapter(Marker)
