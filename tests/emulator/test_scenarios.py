@@ -198,7 +198,7 @@ def test_a_hung_pod_reaches_no_progress_is_stopped_and_retried_then_fails_the_st
 @pytest.mark.parametrize(("raw", "says"), [
     (b"{not json", "CorruptReport"),
     (b"[" * 200_000, "CorruptReport"),                    # nested far deeper than any parser should go
-    (b" " * (17 << 20), "more than a report can hold"),   # refused from the listing's size, never read
+    (b" " * (17 << 20), "larger than 16 MiB"),   # read no further than the bound
 ], ids=["corrupt", "nested", "huge"])
 def test_an_unreadable_shard_report_fails_its_shard_not_the_operator(emu: Emulator, tmp_path: Path, raw: bytes,
                                                                      says: str) -> None:

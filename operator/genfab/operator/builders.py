@@ -6,6 +6,7 @@ restarted operator, or two reconciles racing, can only ever produce one Job per 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,8 @@ from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
-from genfab.contract.names import CREDENTIAL_KEYS, ENV_METRICS_PORT, RDZV_PORT
+from genfab.contract.names import CREDENTIAL_KEYS, ENV_FILE_ROOTS, ENV_METRICS_PORT, RDZV_PORT
+from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import MODELS_MOUNT, gang_env, models_env, shard_env, stage_command, storage_env
@@ -225,6 +227,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
     credentials = (stage.family != CUSTOM_FAMILY and stage.image is None) or settings.custom_stage_credentials
+    if settings.file_prefixes:  # file:// through a link stays in the namespace's folders in the Pod too
+        values[ENV_FILE_ROOTS] = json.dumps(list(file_roots(settings.policy, owner.namespace)))
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
                                                                               credentials)
     model_volumes, model_mounts = _model_volume(spec)

@@ -54,12 +54,14 @@ from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
 from genfab.operator.plan_memo import PlanMemo
-from genfab.operator.policy import policy_errors, resolved_input_errors, tenant_image_errors
+from genfab.operator import read_budget
+from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
+from genfab.operator.read_budget import BytePool
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
-from genfab.operator.workqueue import WorkQueue
+from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
@@ -75,7 +77,7 @@ from genfab.sequencing.refs import (
 )
 from genfab.status import StageObservation
 from genfab.status.training import training_status, with_training
-from genfab.storage import StorageError
+from genfab.storage import StorageError, StorageLimit
 
 log = logging.getLogger("genfab.operator")
 STORAGE_UNAVAILABLE = "StorageUnavailable"
@@ -92,8 +94,9 @@ class Controller:
         self.settings = settings
         self.metrics = metrics or OperatorMetrics()
         self.cache = Cache()
-        self.queue: WorkQueue[Key] = WorkQueue()
-        self.storage = StorageAccess(kube)
+        self.queue: WorkQueue[Key] = WorkQueue(group=lambda key: key[1], per_group=per_group_share(settings.workers))
+        self.storage = StorageAccess(kube, lambda namespace: file_roots(settings.policy, namespace))
+        self.read_pool = BytePool(settings.read_bounds.pool_bytes)
         self.model_identities = ModelIdentities(self.storage)
         self.plans = PlanMemo()
         self.clock = clock
@@ -208,7 +211,8 @@ class Controller:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # deleted: owner references let the garbage collector remove the children
         try:
-            self._reconcile(key, body)
+            with read_budget.budget(self.settings.read_bounds, self.read_pool):
+                self._reconcile(key, body)
         finally:
             self.metrics.reconcile_seconds.labels(key[0]).observe(time.monotonic() - started)
 
@@ -240,7 +244,7 @@ class Controller:
                                                                           now_rfc3339(now)))
         except StorageError as exc:  # the model location cannot be read: say it, retry with backoff
             self._write_status(key, body, previous, stalled_status(
-                previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
+                previous, _storage_reason(exc), f"storage: {exc}", generation, now_rfc3339(now)))
             raise
         except (PlanError, ExecutionError) as exc:
             return self._write_status(key, body, previous, invalid_status(previous, str(exc), generation,
@@ -268,7 +272,7 @@ class Controller:
                 decision = decide(the_plan, spec, observed, previous, now)
         except StorageError as exc:  # say it on the resource, then retry with backoff (it may recover)
             self._write_status(key, body, previous, stalled_status(
-                previous, STORAGE_UNAVAILABLE, f"storage: {exc}", generation, now_rfc3339(now)))
+                previous, _storage_reason(exc), f"storage: {exc}", generation, now_rfc3339(now)))
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         status = resource_status(decision, spec, previous, generation, now_rfc3339(now), status_outputs(the_plan),
@@ -416,7 +420,9 @@ class Controller:
                 continue
             spec_storage = self._spec_storage(key)
             run = self.storage.open(the_plan.output_uri, owner, spec_storage)
-            committed = [i for r in read_reports(run, stage.name, stage.config_hash).values() for i in r.succeeded]
+            shards = job_view(job).shards if job is not None else None
+            committed = [i for r in read_reports(run, stage.name, stage.config_hash, shards).values()
+                         for i in r.succeeded]
             pending = missing_by_sample(self.storage.open(stage.output_uri, owner, spec_storage),
                                         gate_folders(stage, committed), stage.manual_gate.required)
             held = awaiting(stage, pending)
@@ -441,7 +447,7 @@ class Controller:
                 not finished and time.monotonic() - cached[1] < self.settings.progress_seconds))
             if not fresh:
                 run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
-                reports = read_reports(run, stage.name, stage.config_hash)
+                reports = read_reports(run, stage.name, stage.config_hash, job_view(job).shards)
                 counts = Progress(sum(len(r.succeeded) for r in reports.values()),
                                   sum(len(r.failed) for r in reports.values()),
                                   tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt),
@@ -615,6 +621,11 @@ class Controller:
         since = parse_time(stalled.last_transition_time) if stalled else None
         self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
                                       since.timestamp() if since else None)
+
+
+def _storage_reason(exc: StorageError) -> str:
+    """StorageLimit for a bound of the operator's reached (`read_budget`), else StorageUnavailable."""
+    return exc.reason if isinstance(exc, StorageLimit) else STORAGE_UNAVAILABLE
 
 
 def _previous_status(body: dict[str, Any]) -> ResourceStatus | None:

@@ -15,14 +15,18 @@ import time
 from typing import Any
 
 from genfab.api.common import ModelSource
-from genfab.inventory.model_identity import ModelLocationError, model_identities
+from genfab.inventory.model_identity import Entry, ModelLocationError, entries_identity, storage_entries
 from genfab.operator.builders import Owner
 from genfab.operator.storage_access import StorageAccess
-from genfab.storage import StorageError
+from genfab.storage import StorageError, StorageLimit
+from genfab.storage.base import safe_key
 
 IDENTITY_SECONDS = 60.0
-"""How long a read identity is used before the location is read again (a weight replacement is seen
-within this long; a failed read keeps the last identity, so a flaky store never changes a hash)."""
+"""How long a read identity is used before the location is listed again (a weight replacement is seen
+within this long; a failed read keeps the last identity, so a flaky store never changes a hash). A
+listing again reads no file whose size, ETag and time are unchanged: an unchanged folder costs one
+request per 1,000 files."""
+MAX_KNOWN = 10_000
 
 
 def readable(models: ModelSource | None, storage: dict[str, Any] | None) -> str | None:
@@ -32,13 +36,18 @@ def readable(models: ModelSource | None, storage: dict[str, Any] | None) -> str 
     return models.uri if (storage or {}).get("secretRef") else None
 
 
+Slot = tuple[str, str, str, str, str]
+"""(namespace, endpoint, Secret, location, model id): the same location read with another endpoint or
+Secret is another store."""
+
+
 class ModelIdentities:
     def __init__(self, storage: StorageAccess, clock: Any = time.monotonic) -> None:
         self.storage = storage
         self.clock = clock
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, str, str], tuple[str, float]] = {}
-        """(namespace, location, model id) -> (identity, when read)."""
+        self._known: dict[Slot, tuple[str, float, dict[str, Entry]]] = {}
+        """-> (identity, when read, the folder's entries as read)."""
 
     def read(self, owner: Owner, models: ModelSource | None, storage: dict[str, Any] | None,
              model_ids: list[str]) -> dict[str, str]:
@@ -47,27 +56,37 @@ class ModelIdentities:
         location = readable(models, storage)
         if location is None or not model_ids:
             return {}
+        where = (owner.namespace, str((storage or {}).get("endpoint") or ""),
+                 str(((storage or {}).get("secretRef") or {}).get("name") or ""), location)
         now = self.clock()
         found: dict[str, str] = {}
         stale: list[str] = []
         with self._lock:
             for model in model_ids:
-                hit = self._known.get((owner.namespace, location, model))
+                hit = self._known.get((*where, model))
                 if hit is not None:
                     found[model] = hit[0]
                 if hit is None or now - hit[1] >= IDENTITY_SECONDS:
                     stale.append(model)
         if not stale:
             return found
+        fresh: dict[str, tuple[str, dict[str, Entry]]] = {}
         try:
-            fresh = model_identities(stale, location, self.storage.open(location, owner, storage))
+            store = self.storage.open(location, owner, storage)
+            for model in sorted(set(stale)):
+                with self._lock:
+                    before = self._known.get((*where, model))
+                entries = storage_entries(store, f"{safe_key(model)}/", before[2] if before else None)
+                fresh[model] = (entries_identity(entries), entries)
         except (ModelLocationError, StorageError) as exc:
-            if all(m in found for m in stale):
+            if all(m in found for m in stale) and not isinstance(exc, StorageLimit):
                 return found  # keep the last identity: a flaky store must not change a hash
-            raise StorageError(f"spec.models.uri: {exc}") from None
+            if isinstance(exc, StorageLimit):
+                raise
+            raise StorageError(f"spec.models.uri: model location {location}: {exc}") from None
         with self._lock:
-            if len(self._known) > 10000:
+            if len(self._known) > MAX_KNOWN:
                 self._known.clear()
-            for model, identity in fresh.items():
-                self._known[(owner.namespace, location, model)] = (identity, now)
-        return {**found, **fresh}
+            for model, (identity, entries) in fresh.items():
+                self._known[(*where, model)] = (identity, now, entries)
+        return {**found, **{model: identity for model, (identity, _) in fresh.items()}}

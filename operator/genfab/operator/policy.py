@@ -153,6 +153,17 @@ def allowed_prefixes(policy: ClusterPolicy, namespace: str) -> tuple[str, ...] |
     return tuple(p.replace("{namespace}", namespace) for p in found)
 
 
+def file_roots(policy: ClusterPolicy, namespace: str) -> tuple[str, ...]:
+    """The folders a namespace's `file://` storage is confined to, symbolic links included (in the
+    operator and in its stage Pods): its `file://` storage prefixes where the chart binds namespaces
+    to prefixes, else `storage.filePrefixes`. A URI outside them is refused by `policy_errors`; this
+    keeps what such a URI leads to, through links, inside them too."""
+    prefixes = allowed_prefixes(policy, namespace)
+    if prefixes is None:
+        return policy.file_prefixes
+    return tuple(p.removeprefix("file://") for p in prefixes if p.startswith("file://"))
+
+
 def _uris(value: Any, path: str) -> Iterator[tuple[str, str]]:
     """Every storage URI in a spec (`s3://`, `file://`), with its camelCase field path."""
     if isinstance(value, str):

@@ -13,6 +13,7 @@ from genfab.api.common import HostPath, Storage, Toleration
 from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, Quantity
 from genfab.operator.policy import ClusterPolicy
+from genfab.operator.read_budget import ReadBounds
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
@@ -35,6 +36,17 @@ def _env_int(name: str, default: int) -> int:
 def _env_float(name: str, default: float) -> float:
     value: float = _env_number(name, default, float)
     return value
+
+
+def _read_bounds() -> ReadBounds:
+    """`GENFAB_READ_BOUNDS`: a JSON object of `ReadBounds` fields to change (e.g. `{"seconds": 10}`)."""
+    defaults = ReadBounds()
+    given = _env_json("GENFAB_READ_BOUNDS", dict[str, float], {})
+    unknown = sorted(set(given) - set(vars(defaults)))
+    if unknown:
+        raise ValueError(f"GENFAB_READ_BOUNDS: unknown field(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(vars(defaults))})")
+    return ReadBounds(**{k: type(getattr(defaults, k))(v) for k, v in given.items()})
 
 
 def _env_json(name: str, schema: Any, default: Any) -> Any:
@@ -145,6 +157,9 @@ class OperatorSettings:
     file_prefixes: tuple[str, ...] = field(default_factory=lambda: tuple(
         _env_json("GENFAB_FILE_PREFIXES", list[str], [])))
     """Folders `file://` URIs may name in the cluster (`storage.filePrefixes`); empty: none."""
+    read_bounds: ReadBounds = field(default_factory=lambda: _read_bounds())
+    """What one reconcile may spend on a tenant's storage (`read_budget.ReadBounds`; the chart value
+    operator.readBounds overrides fields)."""
 
     @property
     def policy(self) -> ClusterPolicy:

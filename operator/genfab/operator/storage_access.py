@@ -1,7 +1,10 @@
 """The operator's read access to a resource's object storage (sample listing, shard reports).
 
 It uses the same endpoint and Secret the resource gives its stage Pods, read through the API
-(the chart grants `get` on Secrets only). Values are decoded in memory and never logged.
+(the chart grants `get` on Secrets only). Values are decoded in memory and never logged. Inside a
+reconcile every storage it hands out charges the reconcile's budget (`read_budget`); `file://`
+storage is confined to the namespace's folders (`policy.file_roots`), symbolic links included; S3
+calls time out sooner than a stage's (an unanswering store holds a worker seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -9,21 +12,27 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
 from genfab.operator.builders import Owner
+from genfab.operator import read_budget
 from genfab.operator.kube import Kube, resource_path
 from genfab.storage import S3Settings, Storage, open_storage
 
 CACHE_SECONDS = 300.0
+TIMEOUTS = {"connect_timeout": 5.0, "read_timeout": 10.0, "max_attempts": 3}
+"""The operator's S3 calls: a stage Pod waits longer (60 s reads, 10 attempts); a reconcile retries later."""
 SECRET_KEYS = {ENV_ACCESS_KEY_ID: "access_key_id", ENV_SECRET_ACCESS_KEY: "secret_access_key",
                ENV_SESSION_TOKEN: "session_token"}
 
 
 class StorageAccess:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, file_roots: Callable[[str], tuple[str, ...]] = lambda namespace: ()) -> None:
         self.kube = kube
+        self.file_roots = file_roots
+        """Namespace -> the folders its `file://` storage is confined to."""
         self._lock = threading.Lock()
         self._settings: dict[tuple[str, str], tuple[S3Settings, float]] = {}
         self._opened: dict[tuple[str, S3Settings], Storage] = {}
@@ -44,15 +53,20 @@ class StorageAccess:
             for key, field in SECRET_KEYS.items():
                 if key in data:
                     values[field] = base64.b64decode(data[key]).decode()
-        values = {k: v for k, v in values.items() if v is not None}
+        values = {k: v for k, v in values.items() if v is not None} | TIMEOUTS
         settings = S3Settings.from_env(**values) if not secret else S3Settings(**values)
         with self._lock:
             self._settings[slot] = (settings, time.monotonic())
         return settings
 
     def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
+        spend = read_budget.current()
+        opened = self._open(uri, owner, storage)
+        return opened if spend is None else read_budget.BudgetedStorage(opened, spend)
+
+    def _open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
         if uri.startswith("file://"):
-            return open_storage(uri)
+            return open_storage(uri, confine=self.file_roots(owner.namespace))
         settings = self.settings(owner, storage)
         with self._lock:
             hit = self._opened.get((uri, settings))

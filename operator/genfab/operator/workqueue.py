@@ -1,25 +1,39 @@
 """A work queue of resource keys, as in client-go: a key is queued at most once, never processed
 by two workers at once, and re-queued if it changed while being processed. Failed keys come
-back after an exponential backoff."""
+back after an exponential backoff.
+
+Fair between groups (namespaces): ready keys wait per group and workers take them round-robin, and
+one group holds at most `per_group` workers at once. A tenant whose resources are slow to reconcile
+(hostile storage that answers at the last moment, a million objects to list) holds at most that
+many workers: another namespace's new resource still finds one free."""
 
 from __future__ import annotations
 
 import heapq
 import threading
 import time
-from collections import deque
-from collections.abc import Hashable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 
+def per_group_share(workers: int) -> int:
+    """Workers one namespace may hold: all but a quarter (at least one kept for the others)."""
+    return max(1, workers - max(1, workers // 4))
+
+
 class WorkQueue(Generic[K]):
-    def __init__(self, base_delay: float = 0.5, max_delay: float = 60.0) -> None:
+    def __init__(self, base_delay: float = 0.5, max_delay: float = 60.0,
+                 group: Callable[[K], Hashable] = lambda key: None, per_group: int | None = None) -> None:
         self._cv = threading.Condition()
-        self._queue: deque[K] = deque()
-        self._first: deque[K] = deque()
-        """Keys added with `first=True` (resources never reconciled), served before `_queue`."""
+        self._groups: OrderedDict[Hashable, tuple[deque[K], deque[K]]] = OrderedDict()
+        """Group -> (keys added with `first=True`: resources never reconciled, served first; the rest)."""
+        self._group = group
+        self._per_group = per_group
+        self._busy: dict[Hashable, int] = {}
+        """Group -> keys of it being processed."""
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
@@ -27,6 +41,11 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self.base_delay, self.max_delay = base_delay, max_delay
         self.closed = False
+
+    def _push(self, key: K, first: bool = False) -> None:
+        queues = self._groups.setdefault(self._group(key), (deque(), deque()))
+        queues[0 if first else 1].append(key)
+        self._cv.notify()
 
     def add(self, key: K, first: bool = False) -> None:
         """Queue `key` (once). `first`: ahead of the keys queued without it (a new resource's first
@@ -36,8 +55,7 @@ class WorkQueue(Generic[K]):
                 return
             self._dirty.add(key)
             if key not in self._processing:
-                (self._first if first else self._queue).append(key)
-                self._cv.notify()
+                self._push(key, first)
 
     def add_after(self, key: K, delay: float) -> None:
         with self._cv:
@@ -58,6 +76,30 @@ class WorkQueue(Generic[K]):
         with self._cv:
             self._failures.pop(key, None)
 
+    def _pop(self) -> K | None:
+        """The next key: a first-time key of any group under its share before other keys, groups in
+        turn (the group served goes to the back)."""
+        chosen: tuple[Hashable, deque[K]] | None = None
+        for group, (first, rest) in self._groups.items():
+            if self._per_group is not None and self._busy.get(group, 0) >= self._per_group:
+                continue
+            if first:
+                chosen = (group, first)
+                break
+            if rest and chosen is None:
+                chosen = (group, rest)
+        if chosen is None:
+            return None
+        group, queue = chosen
+        key = queue.popleft()
+        first, rest = self._groups[group]
+        if first or rest:
+            self._groups.move_to_end(group)
+        else:
+            del self._groups[group]
+        self._busy[group] = self._busy.get(group, 0) + 1
+        return key
+
     def get(self, timeout: float | None = None) -> K | None:
         """The next key to process (None when closed or on timeout); call `done(key)` afterwards."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -66,8 +108,8 @@ class WorkQueue(Generic[K]):
                 self._promote_delayed()
                 if self.closed:
                     return None
-                if self._first or self._queue:
-                    key = (self._first or self._queue).popleft()
+                key = self._pop()
+                if key is not None:
                     self._dirty.discard(key)
                     self._processing.add(key)
                     return key
@@ -82,9 +124,13 @@ class WorkQueue(Generic[K]):
     def done(self, key: K) -> None:
         with self._cv:
             self._processing.discard(key)
+            group = self._group(key)
+            self._busy[group] = self._busy.get(group, 1) - 1
+            if not self._busy[group]:
+                del self._busy[group]
             if key in self._dirty:
-                self._queue.append(key)
-                self._cv.notify()
+                self._push(key)
+            self._cv.notify_all()  # a group under its share again: a waiting worker may take its keys
 
     def close(self) -> None:
         with self._cv:
@@ -94,7 +140,7 @@ class WorkQueue(Generic[K]):
     def ready(self) -> int:
         """Keys waiting for a worker now (not the delayed ones)."""
         with self._cv:
-            return len(self._first) + len(self._queue)
+            return sum(len(first) + len(rest) for first, rest in self._groups.values())
 
     def __len__(self) -> int:
         """Distinct keys waiting for a worker or scheduled for later (a key re-scheduled many times,
@@ -109,4 +155,4 @@ class WorkQueue(Generic[K]):
             if key not in self._dirty:
                 self._dirty.add(key)
                 if key not in self._processing:
-                    self._queue.append(key)
+                    self._push(key)

@@ -17,7 +17,11 @@ from genfab.api.errors import field_errors
 from genfab.api.scene_samples import expand_samples, no_jobs_message
 from genfab.api.scenejob import CuratedManifest, CuratedSample, SceneInput
 from genfab.contract import StageConfig
-from genfab.storage.base import Storage, StorageError
+from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
+
+MAX_MANIFEST_BYTES = 16 << 20
+"""A curated set's `metadata.json`: 10,000 samples with long prompts fit in a few MB. More is not read
+(the operator reads it with every tenant's memory)."""
 
 
 class CuratedSetError(ValueError):
@@ -58,7 +62,11 @@ def read_manifest(storage: Storage, key: str) -> list[CuratedSample]:
     """The manifest's samples; a missing, unreadable or invalid manifest is one line naming it."""
     where = f"input.manifest {storage.uri}/{key}"
     try:
-        raw = json.loads(storage.read_bytes(key))
+        raw = json.loads(storage.read_at_most(key, MAX_MANIFEST_BYTES, where))
+    except StorageLimit:
+        raise  # the reader's budget, not the manifest: read again later
+    except StorageTooLarge as exc:
+        raise CuratedSetError(str(exc)) from None
     except (FileNotFoundError, StorageError) as exc:
         raise CuratedSetError(f"{where}: cannot be read ({str(exc).splitlines()[0] if str(exc) else 'missing'})"
                               ) from None

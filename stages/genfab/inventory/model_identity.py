@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from genfab.storage import Storage, StorageError, open_storage
+from genfab.storage import Storage, StorageError, StorageLimit, open_storage
 from genfab.storage.base import safe_key
 
 SMALL_FILE_BYTES = 1 << 20
 EDGE_BYTES = 1 << 16
 MAX_HEADER_BYTES = 100 << 20
 """safetensors headers are JSON, a few MB for the largest models; more is not a safetensors file."""
+MAX_MODEL_FILES = 10_000
+MAX_CONTENT_READS = 256
 MISSING = "missing"
 """The identity of a model that is not in the location (the stage will fail or fall back; when the
 model appears, the identity changes and the stage runs again)."""
@@ -81,21 +83,51 @@ def folder_identity(folder: Path) -> str:
     return _digest(entries)
 
 
-def storage_identity(storage: Storage, prefix: str) -> str:
-    """The identity of a model folder in object storage: small files by content, large ones by ETag
-    and size (nothing large is read)."""
-    entries: list[tuple[str, int, str]] = []
-    for obj in storage.list(prefix):
+Entry = tuple[int, str | None, float | None, str]
+"""A listed file of a model folder: (size, ETag, modified, digest)."""
+
+
+def storage_entries(storage: Storage, prefix: str, known: Mapping[str, Entry] | None = None) -> dict[str, Entry]:
+    """The files of a model folder in object storage (relative name -> entry): small files by content,
+    large ones by ETag and size (nothing large is read). A file listed with the size, ETag and time of
+    an entry in `known` (the last read) keeps its digest unread: reading an unchanged folder again costs
+    its listing only. Bounded: at most `MAX_MODEL_FILES` files and `MAX_CONTENT_READS` small files
+    read per call (a model folder holds tens; a tenant's folder of thousands is not a model)."""
+    entries: dict[str, Entry] = {}
+    reads = 0
+    for n, obj in enumerate(storage.list(prefix)):
+        if n >= MAX_MODEL_FILES:
+            raise ModelLocationError(f"{storage.child(prefix)} holds more than {MAX_MODEL_FILES} files: not a model "
+                                     "folder genfab reads")
         rel = obj.key[len(prefix):]
         if _skipped(rel):
             continue
+        hit = (known or {}).get(rel)
+        if hit is not None and hit[:3] == (obj.size, obj.etag, obj.modified):
+            entries[rel] = hit
+            continue
         if obj.size <= SMALL_FILE_BYTES or obj.etag is None:
-            digest = hashlib.sha256(storage.read_bytes(obj.key)).hexdigest() if obj.size <= SMALL_FILE_BYTES \
-                else f"size-only:{obj.size}"
+            if obj.size <= SMALL_FILE_BYTES:
+                reads += 1
+                if reads > MAX_CONTENT_READS:
+                    raise ModelLocationError(f"{storage.child(prefix)} has more than {MAX_CONTENT_READS} small files "
+                                             "to read: not a model folder genfab reads")
+                digest = hashlib.sha256(storage.read_at_most(obj.key, SMALL_FILE_BYTES)).hexdigest()
+            else:
+                digest = f"size-only:{obj.size}"
         else:
             digest = f"etag:{obj.etag}"
-        entries.append((rel, obj.size, digest))
-    return _digest(entries)
+        entries[rel] = (obj.size, obj.etag, obj.modified, digest)
+    return entries
+
+
+def entries_identity(entries: Mapping[str, Entry]) -> str:
+    return _digest((rel, size, digest) for rel, (size, _, _, digest) in sorted(entries.items()))
+
+
+def storage_identity(storage: Storage, prefix: str) -> str:
+    """The identity of a model folder in object storage (`storage_entries`)."""
+    return entries_identity(storage_entries(storage, prefix))
 
 
 def _digest(entries: Iterable[tuple[str, int, str]]) -> str:
@@ -126,6 +158,8 @@ def model_identities(model_ids: Iterable[str], location: str, storage: Storage |
             folder = root / safe_key(model)  # genfab's layout, else a hub cache's
             folder = folder if folder.is_dir() else hub_snapshot(root, model) or folder
             found[model] = folder_identity(folder) if folder.is_dir() else MISSING
+    except StorageLimit:
+        raise  # the reader's budget (the operator's): read again later
     except (StorageError, OSError) as exc:
         raise ModelLocationError(f"model location {location}: {str(exc).splitlines()[0] if str(exc) else exc}"
                                  ) from None

@@ -11,11 +11,14 @@ from typing import Literal
 from pydantic import TypeAdapter, ValidationError
 
 from genfab.contract.names import report_key, report_prefix
-from genfab.storage.base import Storage, StorageError
+from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
 
 MAX_REPORT_BYTES = 16 << 20
 """A shard report lists its samples' ids: far below this even for 100,000 samples. Anything larger
 is not a report genfab wrote, and reading it would cost the operator (every tenant's) memory."""
+MAX_SHARDS = 100_000
+"""The most shards a stage has (Kubernetes' limit on an Indexed Job's completions): a report index at or
+above a stage's shard count is not one of its shards, and is not read."""
 MAX_MESSAGE = 200
 MAX_NOTES = 20
 
@@ -105,21 +108,25 @@ def _index(key: str) -> int | None:
     return int(digits) if name.startswith("shard-") and name.endswith(".json") and digits.isdigit() else None
 
 
-def read_reports(run: Storage, stage: str, config_hash: str) -> dict[int, ShardReport]:
+def read_reports(run: Storage, stage: str, config_hash: str, shards: int | None = None) -> dict[int, ShardReport]:
     """Every shard report of `stage` at `config_hash`, by index. Reports are written atomically, so
     one that cannot be read is corrupt, not half-written: it becomes a failed report (`corrupt`), read
-    no further than the size its listing gives."""
+    no further than `MAX_REPORT_BYTES`. Only indexes below the stage's shard count are read (`shards`
+    when the reader knows it, else `MAX_SHARDS`), and a report must say the same count: a folder a
+    tenant filled with more reports than the stage has shards costs one listing, not a read each."""
+    count = shards if shards is not None else MAX_SHARDS
     reports: dict[int, ShardReport] = {}
     for obj in run.list(report_prefix(stage, config_hash)):
         index = _index(obj.key)
-        if index is None:
-            continue  # not a report name: foreign
-        if obj.size > MAX_REPORT_BYTES:
-            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, f"{obj.size} bytes, more than a "
-                                                        f"report can hold ({MAX_REPORT_BYTES})")
-            continue
+        if index is None or index >= count:
+            continue  # not a report name, or not one of the stage's shards: foreign
         try:
-            report = ShardReport.from_json(run.read_bytes(obj.key))
+            report = ShardReport.from_json(run.read_at_most(obj.key, MAX_REPORT_BYTES, "report"))
+        except StorageLimit:
+            raise  # the reader's budget, not the report: read again later
+        except StorageTooLarge as exc:
+            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, str(exc))
+            continue
         except StorageError as exc:
             if str(exc).startswith("not found"):
                 continue  # cleared meanwhile (a new run of the stage)
@@ -130,6 +137,10 @@ def read_reports(run: Storage, stage: str, config_hash: str) -> dict[int, ShardR
         if report.index != index or report.stage != stage:
             reports[index] = ShardReport.corrupt_report(stage, config_hash, index,
                                                         f"holds shard {report.index} of stage {report.stage!r}")
+            continue
+        if shards is not None and report.shards != shards:
+            reports[index] = ShardReport.corrupt_report(stage, config_hash, index,
+                                                        f"says the stage has {report.shards} shards, not {shards}")
             continue
         reports[index] = report
     return reports

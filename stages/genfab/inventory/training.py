@@ -8,18 +8,17 @@ import json
 from typing import Any
 
 from genfab.contract.names import TRAINING_KEY
-from genfab.storage import Storage, StorageError
+from genfab.storage import Storage, StorageError, StorageLimit
 
 MAX_TRAINING_BYTES = 256 << 10
 
 
 def read_training(run: Storage) -> dict[str, Any] | None:
     """The document, or None when there is none yet or it is unusable (oversized, not a JSON object)."""
-    size = run.size(TRAINING_KEY)
-    if size is None or size > MAX_TRAINING_BYTES:
-        return None
     try:
-        doc = json.loads(run.read_bytes(TRAINING_KEY))
-    except (StorageError, ValueError, RecursionError):
+        doc = json.loads(run.read_at_most(TRAINING_KEY, MAX_TRAINING_BYTES))
+    except StorageLimit:
+        raise
+    except (StorageError, ValueError, RecursionError):  # none yet, oversized, special, not JSON
         return None
     return doc if isinstance(doc, dict) else None

@@ -1,6 +1,6 @@
 """Object storage for stages and executors: one small interface over `s3://` (boto3) and `file://`."""
 
-from genfab.storage.base import ObjectInfo, Storage, StorageError, StorageTooLarge
+from genfab.storage.base import ObjectInfo, Storage, StorageError, StorageLimit, StorageTooLarge
 from genfab.storage.factory import S3Settings, open_storage
 from genfab.storage.markers import MARKER, Check, Marker, Reuse, check_reuse, is_committed, read_marker, write_marker
 
@@ -13,6 +13,7 @@ __all__ = [
     "S3Settings",
     "Storage",
     "StorageError",
+    "StorageLimit",
     "StorageTooLarge",
     "check_reuse",
     "is_committed",

@@ -20,6 +20,13 @@ class StorageTooLarge(StorageError):
     """An object is larger than its reader's bound (`Storage.read_at_most`)."""
 
 
+class StorageLimit(StorageError):
+    """A bound on the reader's own work was reached (the operator's per-reconcile budget of time,
+    requests and bytes): not the object's fault alone, so it is read again later, not refused."""
+
+    reason = "StorageLimit"
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
