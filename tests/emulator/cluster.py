@@ -219,9 +219,13 @@ class GenfabCluster(kmock.KubernetesEmulator):
                 return status_error(415, "UnsupportedMediaType", "this emulator supports merge patches only")
             return self._patch(key, request.data or {}, request.subresource)
         if action == enums.action.DELETE:
-            policy = (request.data or {}).get("propagationPolicy", "Background") if isinstance(request.data, dict) \
-                else "Background"
-            return self._delete(key, cascade=policy != "Orphan")
+            options = request.data if isinstance(request.data, dict) else {}
+            wanted = (options.get("preconditions") or {}).get("uid")
+            found = self.store.get(key)
+            if wanted and found is not None and found["metadata"]["uid"] != wanted:  # as the API server does
+                return status_error(409, "Conflict", f"Precondition failed: UID in precondition: {wanted}, UID in "
+                                    f"object meta: {found['metadata']['uid']}")
+            return self._delete(key, cascade=options.get("propagationPolicy", "Background") != "Orphan")
         return status_error(405, "MethodNotAllowed", f"{request.method} is not supported here")
 
     @staticmethod
@@ -306,6 +310,11 @@ class GenfabCluster(kmock.KubernetesEmulator):
         return new
 
     def _patch(self, key: ObjKey, patch: dict[str, Any], subresource: str | None) -> aiohttp.web.Response:
+        wanted = (patch.get("metadata") or {}).get("uid") if isinstance(patch.get("metadata"), dict) else None
+        found = self.store.get(key)
+        if wanted and found is not None and found["metadata"]["uid"] != wanted:  # a patch's uid is a precondition
+            return status_error(409, "Conflict", f"Precondition failed: UID in precondition: {wanted}, UID in object "
+                                f"meta: {found['metadata']['uid']}")
         try:
             obj = self.patch(key, patch, subresource)
         except ValueError as exc:

@@ -36,6 +36,19 @@ REASONS: tuple[Reason, ...] = (
            "credentials, bucket or network. It retries with backoff.",
            "Check `spec.storage` (endpoint, region, addressing style) and the Secret named by "
            "`secretRef`; the message carries the storage's own error."),
+    Reason("StorageLimit", "condition Stalled",
+           "Reading the resource's storage would pass one of the operator's bounds per reconcile (time, "
+           "requests, objects listed, bytes read; chart value operator.readBounds): a folder of very many "
+           "objects, a very large file, or a store that answers slowly. The operator spent no more than the "
+           "bound and tries again with backoff; other resources are not held up.",
+           "Read the message (it names the object and the bound): point the field at a smaller folder or "
+           "file, or, if the data is right, ask the admins to raise operator.readBounds."),
+    Reason("NameTaken", ON_STAGE,
+           "An object of the name the stage's Job, ConfigMap, Service or NetworkPolicy would have exists in "
+           "the namespace, and genfab did not create it (its UID is not in the resource's status and it is "
+           "not what genfab makes). genfab neither uses nor deletes it.",
+           "Delete or rename that object (the message names it), or rename the resource, then apply again "
+           "(or change `spec.rerun.token`)."),
     Reason("WaitingForReference", ON_STAGE,
            "The stage reads the output of another resource (a `tuningRunRef`, a `datasetJobRef`) that has "
            "not succeeded yet.",

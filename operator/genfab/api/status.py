@@ -117,6 +117,23 @@ class TrainingStatus(GenfabModel):
     """URI of the newest checkpoint (what a SceneJob's `refinement.tuningRunRef` takes by default)."""
 
 
+ChildKind = Literal["Job", "ConfigMap", "Service", "NetworkPolicy"]
+MAX_CHILDREN = 256
+
+
+class ChildRef(GenfabModel):
+    """An object the operator created for the resource, by its UID: the proof it made it. The operator
+    adopts, changes or deletes only objects whose UID it recorded here (tenants cannot write status),
+    never one found by name, labels or owner references alone."""
+
+    kind: ChildKind
+    """Job, ConfigMap, Service or NetworkPolicy."""
+    name: str = Field(max_length=253)
+    """Its name in the resource's namespace."""
+    uid: str = Field(max_length=64)
+    """Its `metadata.uid`, as the API server returned it on creation."""
+
+
 class ResourceStatus(GenfabModel):
     """Observed state of a genfab resource."""
 
@@ -151,3 +168,10 @@ class ResourceStatus(GenfabModel):
     """When the resource reached a terminal phase."""
     training: TrainingStatus | None = None
     """TuningRun: the training's step, loss, throughput, ETA and checkpoints."""
+    children: list[ChildRef] | None = Field(
+        None,
+        max_length=MAX_CHILDREN,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["kind", "name"]},
+    )
+    """The objects the operator created for this resource (Jobs, their ConfigMaps, a process group's
+    Service and NetworkPolicy), by UID: what it may change or delete."""

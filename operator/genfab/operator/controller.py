@@ -26,6 +26,7 @@ from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.training import read_training
+from genfab.operator import read_budget
 from genfab.operator.builders import (
     Owner,
     build_configmap,
@@ -53,12 +54,12 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
+from genfab.operator.ownership import Child, child_refs, made_like, recorded
 from genfab.operator.plan_memo import PlanMemo
-from genfab.operator import read_budget
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
-from genfab.operator.read_budget import BytePool
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
+from genfab.operator.read_budget import BytePool
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue, per_group_share
@@ -108,6 +109,10 @@ class Controller:
         """Training state documents read from storage: (document, when read)."""
         """Manual gates read from storage: (what still waits or None once complete, when read)."""
         self._present: dict[tuple[str, str, str], float] = {}
+        self._made: dict[Key, dict[Child, str]] = {}
+        """Children created (or proven made) since the resource's status was last written: their UIDs."""
+        self._gone: dict[Key, set[Child]] = {}
+        """Recorded children deleted since the status was last written."""
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._events: queue.Queue[tuple[float, dict[str, Any], str, str, str]] = queue.Queue(maxsize=10000)
@@ -183,6 +188,8 @@ class Controller:
             self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
             self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
             self._training.pop(key, None)
+            self._made.pop(key, None)
+            self._gone.pop(key, None)
             return
         if not self.cache.put_resource(key, body):
             return  # the echo of this operator's own status write: handled when it was written
@@ -378,8 +385,9 @@ class Controller:
 
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
                  refs: dict[str, RefState] | None = None) -> Observed:
+        owned = self._owned(key)  # a Job counts only if this operator recorded making it (its UID)
         jobs = [j for j in self.cache.jobs(key)
-                if any(ref.get("uid") == owner.uid for ref in j["metadata"].get("ownerReferences") or [])]
+                if owned.get(("Job", j["metadata"]["name"])) == j["metadata"].get("uid")]
         pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
         lost = {}
         for j in jobs:
@@ -499,30 +507,78 @@ class Controller:
                decision: Decision, previous: ResourceStatus | None) -> dict[str, StageObservation]:
         ns = owner.namespace
         for job in decision.delete:
-            self.kube.delete(resource_path("batch/v1", "jobs", ns, job))
-            self.kube.delete(resource_path("v1", "configmaps", ns, job))
+            self._delete_child(key, "Job", resource_path("batch/v1", "jobs", ns, job))
+            self._delete_child(key, "ConfigMap", resource_path("v1", "configmaps", ns, job))
             log.info("%s %s/%s: deleted job %s (config changed or stage deselected)", *key, job)
         for group in decision.delete_groups:
-            self.kube.delete(resource_path("v1", "services", ns, group))
+            self._delete_child(key, "Service", resource_path("v1", "services", ns, group))
             if self.settings.group_network_policy:
-                self.kube.delete(resource_path("networking.k8s.io/v1", "networkpolicies", ns, group))
+                self._delete_child(key, "NetworkPolicy", resource_path("networking.k8s.io/v1", "networkpolicies", ns,
+                                                                       group))
+        owned = self._owned(key)
         for job, pod, why in decision.stop_pods:
             # Recorded on the Job first, so the stage's failure can say why once the retries run out.
-            with contextlib.suppress(NotFound):
-                self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
-                                {"metadata": {"annotations": {ANNOTATION_NO_PROGRESS: why}}})
+            with contextlib.suppress(NotFound, Conflict):
+                self.kube.patch(resource_path("batch/v1", "jobs", ns, job), {"metadata": {
+                    "uid": owned.get(("Job", job)), "annotations": {ANNOTATION_NO_PROGRESS: why}}})
                 self.kube.delete(resource_path("v1", "pods", ns, pod))
             log.warning("%s %s/%s: %s", *key, why)
         for job, suspend in decision.suspend:
-            with contextlib.suppress(NotFound):
-                self.kube.patch(resource_path("batch/v1", "jobs", ns, job), {"spec": {"suspend": suspend}})
+            with contextlib.suppress(NotFound, Conflict):  # Conflict: the UID precondition (not the Job it made)
+                self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
+                                {"metadata": {"uid": owned.get(("Job", job))}, "spec": {"suspend": suspend}})
         failed: dict[str, StageObservation] = {}
         for name in decision.start:
             stage = the_plan.stage(name)
-            problem = self._start_stage(key, body, resource, the_plan, stage, owner, previous)
+            try:
+                problem = self._start_stage(key, body, resource, the_plan, stage, owner, previous)
+            except NameTaken as exc:
+                now = now_rfc3339(self.clock())
+                problem = StageObservation(stage.name, stage.config_hash, stage.output_uri, "finished", shards_total=1,
+                                           shards_failed=1, start_time=now, completion_time=now, reason="NameTaken",
+                                           message=str(exc))
             if problem is not None:
                 failed[name] = problem
         return failed
+
+    # -- what the operator made (see genfab.operator.ownership)
+    def _owned(self, key: Key) -> dict[Child, str]:
+        """The children whose UID this operator recorded (the resource's status), or created since."""
+        owned = recorded((self.cache.resource(key) or {}).get("status"))
+        owned.update(self._made.get(key, {}))
+        for child in self._gone.get(key, ()):
+            owned.pop(child, None)
+        return owned
+
+    def _delete_child(self, key: Key, kind: str, path: str) -> None:
+        """Delete a child this operator recorded making, by its UID (a same-named object made since by
+        anyone else is not touched); an object it never recorded is left alone."""
+        name = path.rpartition("/")[2]
+        uid = self._owned(key).get((kind, name))
+        if uid is None:
+            return
+        try:
+            self.kube.delete(path, uid=uid)
+        except Conflict:
+            log.warning("%s %s/%s: %s %s was replaced by an object genfab did not make: left alone", *key, kind, name)
+        self._gone.setdefault(key, set()).add((kind, name))
+
+    def _create_child(self, key: Key, owner: Owner, kind: str, path: str, built: dict[str, Any]
+                      ) -> tuple[dict[str, Any], bool]:
+        """Create `built`, or take the existing object of its name if this operator made it: its UID is
+        recorded, or (made just before a restart, its UID never written) it is in every field what
+        `built` says. Anything else under the name raises NameTaken."""
+        obj, created = self.kube.create_if_absent(path, built)
+        name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
+        if not created and self._owned(key).get((kind, name)) != uid:
+            why = made_like(obj, built, owner.uid)
+            if why:
+                raise NameTaken(f"{kind} {name} exists in namespace {owner.namespace} and genfab did not create it "
+                                f"({why}); genfab neither uses nor deletes it. Delete or rename it, or rename the "
+                                "resource")
+        self._made.setdefault(key, {})[(kind, name)] = uid
+        self._gone.get(key, set()).discard((kind, name))
+        return obj, created
 
     def _start_stage(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan,
                      stage: PlannedStage, owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
@@ -534,8 +590,10 @@ class Controller:
             # Jobs were created before, so the cache may lag behind (operator restart): never clear
             # the reports of a Job that exists. A fresh resource has none, which saves the GET.
             try:
-                self._adopt(key, self.kube.get(f"{jobs_path}/{name}"), owner, stage)
-                return None
+                existing = self.kube.get(f"{jobs_path}/{name}")
+                if self._owned(key).get(("Job", name)) == existing["metadata"].get("uid"):
+                    self.cache.put_job(existing)
+                    return None
             except NotFound:
                 pass
         cfg = stage_config(the_plan, stage)
@@ -549,15 +607,18 @@ class Controller:
                                     message=f"cannot list samples: {exc}")
         shards = shard_count(len(samples), stage.shard_size, stage.fixed_shards)
         clear_reports(run, stage.name, stage.config_hash)
-        self.kube.create_if_absent(resource_path("v1", "configmaps", ns), build_configmap(the_plan, stage, cfg, owner))
+        self._create_child(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
+                           build_configmap(the_plan, stage, cfg, owner))
         if stage.gang:  # the group's network and stable names, before its Pods exist
             if self.settings.group_network_policy:
-                self.kube.create_if_absent(resource_path("networking.k8s.io/v1", "networkpolicies", ns),
-                                           build_group_policy(the_plan, stage, owner, self.settings))
-            self.kube.create_if_absent(resource_path("v1", "services", ns), build_service(the_plan, stage, owner))
-        job, created = self.kube.create_if_absent(
-            jobs_path, build_job(the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))
-        self._adopt(key, job, owner, stage)
+                self._create_child(key, owner, "NetworkPolicy", resource_path("networking.k8s.io/v1",
+                                                                              "networkpolicies", ns),
+                                   build_group_policy(the_plan, stage, owner, self.settings))
+            self._create_child(key, owner, "Service", resource_path("v1", "services", ns),
+                               build_service(the_plan, stage, owner))
+        job, created = self._create_child(key, owner, "Job", jobs_path, build_job(
+            the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))
+        self.cache.put_job(job)
         if created:
             log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
                      len(samples), shards)
@@ -568,15 +629,9 @@ class Controller:
                         max(0.0, (self.clock() - created_at).total_seconds()))
         return None
 
-    def _adopt(self, key: Key, job: dict[str, Any], owner: Owner, stage: PlannedStage) -> None:
-        refs = job["metadata"].get("ownerReferences") or []
-        if not any(r.get("uid") == owner.uid for r in refs):
-            raise Conflict(f"job {job['metadata']['name']} for stage {stage.name} exists but belongs to another "
-                           f"object ({refs}); delete it or rename the resource")
-        self.cache.put_job(job)
-
     def _write_status(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
                       status: ResourceStatus) -> None:
+        status = status.model_copy(update={"children": child_refs(self._owned(key))})
         if same_status(previous, status):
             return
         new = status.to_yaml_dict()
@@ -588,6 +643,8 @@ class Controller:
         except NotFound:
             return  # deleted meanwhile
         self.cache.put_resource(key, patched)
+        self._made.pop(key, None)  # recorded in the status now
+        self._gone.pop(key, None)
         self._wake_referrers(key)  # its watch echo will be skipped as known
         for event in transitions(previous, status):
             try:
@@ -621,6 +678,10 @@ class Controller:
         since = parse_time(stalled.last_transition_time) if stalled else None
         self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
                                       since.timestamp() if since else None)
+
+
+class NameTaken(Exception):
+    """An object of the name a child would have exists, and this operator did not make it."""
 
 
 def _storage_reason(exc: StorageError) -> str:

@@ -124,9 +124,14 @@ class Kube:
     def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("PATCH", path, body, content_type=MERGE_PATCH))
 
-    def delete(self, path: str, propagation: str = "Background") -> None:
+    def delete(self, path: str, propagation: str = "Background", uid: str | None = None) -> None:
+        """Delete (a missing object is no error). `uid`: only that object; another one of the same name
+        raises Conflict (the API server's precondition check)."""
+        options: dict[str, Any] = {"propagationPolicy": propagation}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         with contextlib.suppress(NotFound):  # already gone: deletion is idempotent
-            self.request("DELETE", path, {"propagationPolicy": propagation})
+            self.request("DELETE", path, options)
 
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str,
               component: str = "genfab-operator") -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
-from genfab.operator.builders import Owner
 from genfab.operator import read_budget
+from genfab.operator.builders import Owner
 from genfab.operator.kube import Kube, resource_path
 from genfab.storage import S3Settings, Storage, open_storage
 

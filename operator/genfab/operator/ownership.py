@@ -1,0 +1,89 @@
+"""Which objects in a tenant's namespace the operator made, and so may change or delete. Pure.
+
+A tenant can create a Job, ConfigMap, Service or NetworkPolicy in their own namespace with any name,
+genfab's labels and an owner reference to their own resource's UID. None of that proves the operator
+made it. What does: the object's UID, recorded in the resource's status when the operator created it
+(`status.children`; the status subresource is the operator's to write: the chart grants tenants no
+`*/status` rule). The operator observes only Jobs whose UID is recorded, deletes only recorded objects
+and with that UID as a precondition (a same-named object created since is not touched), and patches
+Jobs with the UID as a precondition too.
+
+One window remains: an object created just before the operator stopped, whose UID never reached the
+status. When a create meets an existing object under the exact name the operator would give it
+(which ends in the stage's config hash) and its UID is not recorded, it is adopted only if it is in
+every field the operator sets what the operator would make now (`made_like`): genfab's labels, the
+resource as controller, and the same content (a Job's Pods: image, command, arguments, environment,
+service account; a ConfigMap's data; a Service's or NetworkPolicy's spec). Anything else under that
+name (an allow-all NetworkPolicy put there first, a tenant's own ConfigMap) is refused: the stage
+says the name is taken, and nothing is adopted or later deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from genfab.api.status import MAX_CHILDREN, ChildRef
+
+Child = tuple[str, str]
+"""(kind, name) of an object in the resource's namespace."""
+
+
+def recorded(status: Mapping[str, Any] | None) -> dict[Child, str]:
+    """(kind, name) -> UID of the children a status records (malformed entries are ignored)."""
+    out: dict[Child, str] = {}
+    for item in (status or {}).get("children") or []:
+        if isinstance(item, Mapping) and all(isinstance(item.get(f), str) for f in ("kind", "name", "uid")):
+            out[(item["kind"], item["name"])] = item["uid"]
+    return out
+
+
+def child_refs(owned: Mapping[Child, str]) -> list[ChildRef] | None:
+    """The status form of `owned` (the newest MAX_CHILDREN; None when there are none)."""
+    refs = [ChildRef(kind=kind, name=name, uid=uid)
+            for (kind, name), uid in list(owned.items())[-MAX_CHILDREN:]]
+    return refs or None
+
+
+def contains(actual: Any, wanted: Any) -> bool:
+    """Whether `actual` holds everything `wanted` says (dicts: every key of `wanted`, recursively; lists:
+    the same length, item by item; anything else: equal). Fields a server adds are ignored."""
+    if isinstance(wanted, Mapping):
+        return isinstance(actual, Mapping) and all(k in actual and contains(actual[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(actual, list) and len(actual) == len(wanted) and all(
+            contains(a, w) for a, w in zip(actual, wanted, strict=True))
+    return bool(actual == wanted)
+
+
+def _content(obj: Mapping[str, Any]) -> Any:
+    """What an object of genfab's does: a Job's Pods (what runs, as whom, with which environment), a
+    ConfigMap's data, a Service's or NetworkPolicy's spec."""
+    kind = obj.get("kind")
+    if kind == "ConfigMap":
+        return {"data": obj.get("data") or {}}
+    if kind != "Job":
+        return {"spec": obj.get("spec") or {}}
+    spec = obj.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return {"spec": {
+        "completionMode": spec.get("completionMode"), "completions": spec.get("completions"),
+        "template": {"spec": {
+            "serviceAccountName": pod.get("serviceAccountName"),
+            "containers": [{k: c[k] for k in ("image", "command", "args", "env") if k in c}
+                           for c in pod.get("containers") or []],
+        }},
+    }}
+
+
+def made_like(existing: Mapping[str, Any], built: Mapping[str, Any], owner_uid: str) -> str:
+    """"" when `existing` is in every field the operator sets what it built (`built`); else why not."""
+    meta = existing.get("metadata") or {}
+    labels = (built.get("metadata") or {}).get("labels") or {}
+    if not labels.items() <= (meta.get("labels") or {}).items():
+        return "it lacks genfab's labels"
+    if not any(r.get("uid") == owner_uid and r.get("controller") for r in meta.get("ownerReferences") or []):
+        return "the resource is not its controller"
+    if not contains(_content(existing), _content(built)):
+        return "its content is not what genfab makes"
+    return ""
