@@ -28,8 +28,14 @@ def spec(**fields: Any) -> Any:
     ({"storage": {"secretRef": {"name": "team-a-s3"}}}, DEFAULT, None,
      [("ServiceAccount", "genfab-stage"), ("Secret", "team-a-s3")]),  # the resource's own wins
     ({"storage": {"endpoint": "http://minio:9000"}}, DEFAULT, None, [("ServiceAccount", "genfab-stage")]),
+    ({"output": "file:///data/out", "relighting": {"input": {"uri": "file:///data/in"}}}, DEFAULT, "genfab-stages",
+     [("ServiceAccount", "genfab-stage"), ("NetworkPolicy", "genfab-stages")]),  # nothing in S3: no Secret
+    # Any s3:// URI needs it, not only the output (L5: s3:// models with a file:// output left the status
+    # empty and the log full of NotFound tracebacks).
     ({"output": "file:///data/out"}, DEFAULT, "genfab-stages",
-     [("ServiceAccount", "genfab-stage"), ("NetworkPolicy", "genfab-stages")]),
+     [("ServiceAccount", "genfab-stage"), ("Secret", "lab-s3"), ("NetworkPolicy", "genfab-stages")]),
+    ({"output": "file:///data/out", "relighting": {"input": {"uri": "file:///data/in"}},
+      "models": {"uri": "s3://lab-models/"}}, DEFAULT, None, [("ServiceAccount", "genfab-stage"), ("Secret", "lab-s3")]),
 ])
 def test_prerequisites(fields: dict[str, Any], default: Storage | None, network_policy: str | None,
                        expected: list[tuple[str, str]]) -> None:

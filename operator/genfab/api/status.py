@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel
+from genfab.api.reference_object import EXECUTION_NAME
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "PartiallySucceeded", "Suspended"]
 StagePhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "PartiallySucceeded",
@@ -159,7 +160,7 @@ class ResourceStatus(GenfabModel):
     """Per-stage status, in plan order."""
     outputs: dict[str, str] = Field(default_factory=dict, max_length=64)
     """Named output URIs (e.g. `dataset`, `summary`)."""
-    execution: str | None = Field(None, max_length=128)
+    execution: str | None = Field(None, max_length=128, pattern=EXECUTION_NAME)
     """The execution folder chosen for the resource (reference-object's `executionMode` new or last),
     once, when it first ran: every later reconcile writes to it."""
     start_time: str | None = None

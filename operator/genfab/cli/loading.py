@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from genfab.api import Resource, UnknownKindError, parse_resource
 from genfab.api.errors import FieldError, field_errors
 from genfab.api.types import OutputUri
+from genfab.contract.files import TooLarge, read_regular
 from genfab.planner import PlanError, plan
 
 MAX_FILE_BYTES = 3 * 1024 * 1024
@@ -71,12 +72,11 @@ def _yaml_error(exc: yaml.YAMLError) -> FieldError:
 
 def read_documents(path: Path) -> list[Any]:
     """The non-empty YAML documents of `path`; a bad file is one FieldError (raised)."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FileError(FieldError("(file)", f"{size / 1048576:.1f} MiB is too large for a resource file "
-                                       f"(at most {MAX_FILE_BYTES // 1048576} MiB, the API server's limit)"))
-        text = path.read_bytes().decode("utf-8")
+    try:  # a FIFO or /dev/zero is refused, never waited on or read without end
+        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
+    except TooLarge:
+        raise FileError(FieldError("(file)", f"too large for a resource file (at most {MAX_FILE_BYTES // 1048576} "
+                                   "MiB, the API server's limit)")) from None
     except UnicodeDecodeError:
         raise FileError(FieldError("(file)", "not a UTF-8 text file; expected a YAML resource")) from None
     except OSError as exc:

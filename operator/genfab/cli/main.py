@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genfab.api import Resource
@@ -104,7 +105,8 @@ def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
 
 
 def _plan_table(p: Plan, since: Plan | None = None) -> Table:
-    table = Table(title=f"{p.kind}/{p.name} ({p.pipeline}) -> {p.output_uri}", title_justify="left")
+    # A URI may hold `[` and `]` (S3 keys can): printed as written, never read as rich markup.
+    table = Table(title=escape(f"{p.kind}/{p.name} ({p.pipeline}) -> {p.output_uri}"), title_justify="left")
     for column in ("#", "stage", "after", "family", "run", "samples", "shards", "gpus", "memory", "hash",
                    "output"):
         table.add_column(column, overflow="fold")
@@ -113,7 +115,7 @@ def _plan_table(p: Plan, since: Plan | None = None) -> Table:
         table.add_row(
             str(i), s.name, ",".join(s.upstream) or "-", s.family, verdicts[s.name],
             "?" if s.samples is None else str(s.samples), "?" if s.shards is None else str(s.shards),
-            str(s.resources.gpus), s.resources.memory, s.short_hash, s.output_layout or s.output_uri,
+            str(s.resources.gpus), s.resources.memory, s.short_hash, escape(s.output_layout or s.output_uri),
         )
     return table
 

@@ -66,7 +66,7 @@ from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import now_rfc3339, status_outputs
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
-from genfab.sequencing.execution import ExecutionError, choose_execution, execution_choice
+from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, execution_choice
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.sequencing.refs import (
     RefState,
@@ -266,7 +266,7 @@ class Controller:
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
         spec = resource.spec
         the_plan, refs = self._resolve_refs(key, the_plan)
-        refused = resolved_input_errors(the_plan, self.settings.policy, namespace)
+        refused = resolved_input_errors(the_plan, self.settings.policy, namespace, spec)
         if refused:  # another resource's status pointed outside this namespace's storage
             return self._write_status(key, body, previous, invalid_status(
                 previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
@@ -323,8 +323,8 @@ class Controller:
         choice = execution_choice(resource)
         if choice is None:
             return None
-        if previous is not None and previous.execution:
-            return previous.execution
+        if previous is not None and previous.execution and NAME.match(previous.execution):
+            return previous.execution  # (the status schema refuses another; a status read back is checked anyway)
         output = self.storage.open(resource.spec.output, owner, self._spec_storage(key))
         name = choose_execution(choice, self.clock().timestamp(), resource.spec.output, output.list)
         try:

@@ -78,7 +78,7 @@ def _listed(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _s3_fields(spec: CommonSpec) -> list[str]:
+def s3_fields(spec: CommonSpec) -> list[str]:
     """The field paths of every `s3://` URI of a spec (output, inputs, manifests, models, checkpoints)."""
     return [path for path, uri in _uris(spec.to_yaml_dict(), "spec") if uri.startswith("s3://")]
 
@@ -95,7 +95,7 @@ def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]
     """The operator reads a resource's storage (sample listing, manifests, model identities, shard
     reports) with the resource's Secret only, never with its own credentials, and only Secrets the
     chart names: every `s3://` URI of the resource needs one, not only its output."""
-    s3 = _s3_fields(spec)
+    s3 = s3_fields(spec)
     if not s3:
         return []
     secret = storage_secret(spec, policy)
@@ -177,17 +177,26 @@ def _uris(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _uris(item, f"{path}[{i}]")
 
 
-def resolved_input_errors(plan: Plan, policy: ClusterPolicy, namespace: str) -> list[FieldError]:
-    """The prefix rule again after `ref:` inputs were replaced by what the referenced resources' status
-    says (a status is not a spec the policy checked): a stage reads only this namespace's storage."""
+def resolved_input_errors(plan: Plan, policy: ClusterPolicy, namespace: str, spec: CommonSpec | None = None
+                          ) -> list[FieldError]:
+    """The storage rules again after `ref:` inputs were replaced by what the referenced resources' status
+    says (a status is not a spec the policy checked): a stage reads only this namespace's storage, and an
+    `s3://` input needs the resource's Secret as any `s3://` URI of its spec does (`_storage_errors`)."""
+    inputs = [(stage.name, uri) for stage in plan.stages if stage.run for uri in stage.input_uris]
+    errors = []
+    if spec is not None and storage_secret(spec, policy) is None and not policy.ambient_credentials:
+        errors += [FieldError(f"stage {name} input", "a referenced resource's output is in S3, and this resource names "
+                              "no Secret to read it with: the operator never reads a resource's storage with its own "
+                              "credentials (set storage.secretRef)", repr(uri))
+                   for name, uri in inputs if uri.startswith("s3://")][:1]
     prefixes = allowed_prefixes(policy, namespace)
     if prefixes is None:
-        return []
-    return [FieldError(f"stage {stage.name} input", "a referenced resource's output is outside this namespace's "
-                       f"storage (allowed prefixes for {namespace}: {_listed(prefixes)}; chart value "
-                       "storage.prefixes)", repr(uri))
-            for stage in plan.stages if stage.run for uri in stage.input_uris
-            if uri.startswith(("s3://", "file://")) and not any(under(uri, p) for p in prefixes)]
+        return errors
+    return errors + [FieldError(f"stage {name} input", "a referenced resource's output is outside this namespace's "
+                                f"storage (allowed prefixes for {namespace}: {_listed(prefixes)}; chart value "
+                                "storage.prefixes)", repr(uri))
+                     for name, uri in inputs
+                     if uri.startswith(("s3://", "file://")) and not any(under(uri, p) for p in prefixes)]
 
 
 def _prefix_errors(spec: CommonSpec, policy: ClusterPolicy, namespace: str) -> list[FieldError]:

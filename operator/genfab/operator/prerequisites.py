@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genfab.api.common import CommonSpec, Storage
+from genfab.operator.policy import s3_fields
 
 REASON = "NamespaceNotReady"
 
@@ -36,7 +37,7 @@ def prerequisites(spec: CommonSpec, storage: Storage | None, service_account: st
     one: the resource's own, else the chart's default)."""
     needed = [Prerequisite("v1", "serviceaccounts", "ServiceAccount", service_account,
                            "the account stage Pods run as")]
-    if storage is not None and storage.secret_ref is not None and spec.output.startswith("s3://"):
+    if storage is not None and storage.secret_ref is not None and s3_fields(spec):  # any s3:// URI, models included
         where = "spec.storage.secretRef" if spec.storage is not None else "the chart's storage.secret.name"
         needed.append(Prerequisite("v1", "secrets", "Secret", storage.secret_ref.name,
                                    f"storage credentials, from {where}"))

@@ -18,8 +18,8 @@ from typing import Any
 from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
 from genfab.operator import read_budget
 from genfab.operator.builders import Owner
-from genfab.operator.kube import Kube, resource_path
-from genfab.storage import S3Settings, Storage, open_storage
+from genfab.operator.kube import Kube, NotFound, resource_path
+from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 CACHE_SECONDS = 300.0
 TIMEOUTS = {"connect_timeout": 5.0, "read_timeout": 10.0, "max_attempts": 3}
@@ -49,7 +49,11 @@ class StorageAccess:
         values: dict[str, Any] = {"endpoint": storage.get("endpoint"), "region": storage.get("region", "us-east-1"),
                                   "addressing_style": storage.get("addressingStyle", "auto")}
         if secret:
-            data = self.kube.get(resource_path("v1", "secrets", owner.namespace, secret)).get("data") or {}
+            try:
+                data = self.kube.get(resource_path("v1", "secrets", owner.namespace, secret)).get("data") or {}
+            except NotFound:  # a condition on the resource, not a traceback in the log
+                raise StorageError(f"Secret {secret!r} (the storage credentials) does not exist in namespace "
+                                   f"{owner.namespace}") from None
             for key, field in SECRET_KEYS.items():
                 if key in data:
                     values[field] = base64.b64decode(data[key]).decode()

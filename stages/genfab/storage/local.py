@@ -21,24 +21,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from genfab.contract.files import open_regular
 from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
 
 LOCK_SUFFIX = ".genfab-lock"
 OUTSIDE = "leads outside the folders this cluster allows (storage.filePrefixes; a symbolic link?)"
 """Said the same way whether or not the place outside exists: a listing or a refusal must not tell."""
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-            (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
 def inside(path: str, folder: str) -> bool:
     """Whether the resolved `path` is `folder` or below it (both already resolved)."""
     base = folder.rstrip("/") or "/"
     return path == base or path.startswith(base if base.endswith("/") else base + "/")
-
-
-def special_kind(mode: int) -> str:
-    """What a non-regular file is, for a one-line refusal."""
-    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
 
 
 class FileStorage(Storage):
@@ -79,20 +73,14 @@ class FileStorage(Storage):
 
     def _open_regular(self, key: str) -> int:
         """A read-only descriptor of the regular file at `key` (never blocks: see the module's docs)."""
-        path = self._path(key)
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        path, flags = self._path(key), 0
         if self.confine is not None:  # open what was checked; a link put there since is refused (ELOOP)
-            path, flags = Path(os.path.realpath(path)), flags | os.O_NOFOLLOW
+            path, flags = Path(os.path.realpath(path)), os.O_NOFOLLOW
         with self._os_errors("read", key):
-            fd = os.open(path, flags)
+            fd = open_regular(path, flags)
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise StorageError(f"cannot read {self._where(key)}: it is {special_kind(info.st_mode)}, and genfab "
-                                   "reads only regular files")
             with self._os_errors("read", key):
                 self._opened_inside(fd, key)
-                os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
             raise
