@@ -193,3 +193,58 @@ def test_a_resolved_reference_is_checked_against_the_prefixes_again() -> None:
 ])
 def test_stores_and_folders_the_operator_reads(fields: dict[str, Any], policy: Policy, errors: list[str]) -> None:
     assert [e.path for e in policy_errors(spec(**fields), policy)] == errors
+
+
+def test_a_referenced_s3_output_needs_the_resources_secret() -> None:
+    """L7: a TuningRun whose `datasetJobRef` resolves to an `s3://` output passed the Secret rule (its
+    spec has no s3:// URI) and would have been read with the operator's own credentials."""
+    import dataclasses
+
+    from genfab.operator.policy import resolved_input_errors
+    from genfab.planner import plan
+
+    resource = parse_resource({
+        "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},
+        "spec": {"type": "relighting", "output": "file:///data/out",
+                 "relighting": {"input": {"uri": "file:///in/x"}}}})
+    p = plan(resource)
+    moved = dataclasses.replace(p, stages=tuple(
+        dataclasses.replace(s, input_uris=("s3://lab-data/team-a/dataset",)) if s.name == "segment" else s
+        for s in p.stages))
+    policy = ClusterPolicy(secret_names=("lab-s3",))
+    found = resolved_input_errors(moved, policy, "team-a", resource.spec)
+    assert [e.path for e in found] == ["stage segment input"] and "names no Secret" in found[0].message
+    assert resolved_input_errors(moved, dataclasses.replace(policy, ambient_credentials=True), "team-a",
+                                 resource.spec) == []
+    with_secret = parse_resource({**resource.to_yaml_dict(), "spec": {
+        **resource.spec.to_yaml_dict(), "storage": {"secretRef": {"name": "lab-s3"}}}})
+    assert resolved_input_errors(moved, policy, "team-a", with_secret.spec) == []
+
+
+@pytest.mark.parametrize(("prefixes", "expected"), [
+    ({}, FILES),  # namespaces not bound to prefixes: the chart's storage.filePrefixes
+    ({"*": ["file:///data/{namespace}/", "s3://lab/{namespace}/"]}, ("/data/team-a/",)),
+    ({"*": ["s3://lab/{namespace}/"]}, ()),  # no file:// for this namespace at all
+])
+def test_file_storage_is_confined_to_the_namespaces_folders(prefixes: dict[str, list[str]],
+                                                            expected: tuple[str, ...]) -> None:
+    from genfab.operator.policy import file_roots
+
+    policy = ClusterPolicy(storage_prefixes={ns: tuple(p) for ns, p in prefixes.items()})
+    assert file_roots(policy, "team-a") == expected
+
+
+@pytest.mark.parametrize(("execution", "valid"), [
+    ("20261124_101500", True), ("lab-run.2", True), ("../../team-b/ro", False), ("a/b", False), ("..", False)])
+def test_the_status_execution_is_an_execution_name(execution: str, valid: bool) -> None:
+    """L7: a status read back (`status.execution`) is not trusted into the output URI: the schema holds
+    the execution-name pattern (the CRD refuses another) and the model refuses it too."""
+    from pydantic import ValidationError
+
+    from genfab.api.status import ResourceStatus
+
+    if valid:
+        assert ResourceStatus.model_validate({"execution": execution}).execution == execution
+    else:
+        with pytest.raises(ValidationError):
+            ResourceStatus.model_validate({"execution": execution})

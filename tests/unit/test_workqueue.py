@@ -51,3 +51,35 @@ def test_the_depth_counts_each_key_once_however_often_it_is_scheduled() -> None:
     q.add("b")
     q.add_after("b", 60)
     assert len(q) == 2 and q.ready() == 1
+
+
+def test_one_namespace_holds_at_most_its_share_of_workers() -> None:
+    """A tenant whose reconciles are slow (hostile storage) holds `per_group` workers at most: another
+    namespace's key is served while all of its keys are in flight or waiting."""
+    from genfab.operator.workqueue import per_group_share
+
+    q: WorkQueue[tuple[str, str]] = WorkQueue(group=lambda key: key[0], per_group=2)
+    for i in range(5):
+        q.add(("team-a", f"r{i}"))
+    assert [q.get(0), q.get(0)] == [("team-a", "r0"), ("team-a", "r1")]
+    assert q.get(0.01) is None  # team-a is at its share; its other keys wait
+    q.add(("team-b", "x"))
+    assert q.get(0) == ("team-b", "x")
+    q.done(("team-a", "r0"))
+    assert q.get(0) == ("team-a", "r2")
+    assert q.ready() == 2
+    assert [per_group_share(n) for n in (1, 2, 4, 8, 16)] == [1, 1, 3, 6, 12]
+
+
+def test_namespaces_are_served_in_turn_and_new_resources_first() -> None:
+    q: WorkQueue[tuple[str, str]] = WorkQueue(group=lambda key: key[0], per_group=8)
+    for i in range(3):
+        q.add(("team-a", f"a{i}"))
+    q.add(("team-b", "b0"))
+    q.add(("team-b", "b1"))
+    q.add(("team-c", "new"), first=True)
+    order = []
+    while (key := q.get(0)) is not None:
+        order.append(key[1])
+    assert order[0] == "new"  # a resource never reconciled goes first
+    assert order[1:] == ["a0", "b0", "a1", "b1", "a2"]  # then the namespaces in turn

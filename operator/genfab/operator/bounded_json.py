@@ -13,6 +13,7 @@ and its `response.json()` calls), once, at operator start.
 from __future__ import annotations
 
 import json
+import re
 import types
 from typing import Any
 
@@ -38,38 +39,36 @@ def _cut(value: Any, limit: int) -> Any:
     return value
 
 
+_TOKENS = re.compile(r'(?:[^"\[\]{}]+|"(?:[^"\\]|\\.)*")*([\[\]{}])')
+"""The next bracket, after any text and strings (skipped whole inside the expression: a bracket in a
+string is text), so the loop below runs once per bracket, not per character or string."""
+
+
 def _cut_text(text: str, limit: int) -> str:
     """The JSON text with every object or array opened past level `limit` replaced by TOO_DEEP, for a
-    document too deep for the decoder itself (strings and escapes are respected)."""
+    document too deep for the decoder itself. It steps from token to token with a regular expression
+    (strings whole), not character by character: a 20 MB list holding one deep object is cut in a
+    fraction of the time, on kopf's event loop."""
     out: list[str] = []
     level = skip_from = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if not skip_from:
-                out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
+    kept = 0  # text[kept:] is not written out yet
+    for match in _TOKENS.finditer(text):
+        ch = match.group(1)
+        if ch in "{[":
             level += 1
             if level > limit and not skip_from:
                 skip_from = level
+                out.append(text[kept:match.start(1)])
                 out.append(json.dumps(TOO_DEEP))
-                continue
-        elif ch in "}]":
+        elif skip_from and level == skip_from:  # the closing bracket of the cut container
+            skip_from = 0
+            kept = match.end()
             level -= 1
-            if skip_from and level < skip_from:
-                skip_from = 0
-                continue
-        if not skip_from:
-            out.append(ch)
+            continue
+        else:
+            level -= 1
+    if not skip_from:
+        out.append(text[kept:])
     return "".join(out)
 
 
