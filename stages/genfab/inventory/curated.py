@@ -68,7 +68,8 @@ def read_manifest(storage: Storage, key: str) -> list[CuratedSample]:
     except StorageTooLarge as exc:
         raise CuratedSetError(str(exc)) from None
     except (FileNotFoundError, StorageError) as exc:
-        raise CuratedSetError(f"{where}: cannot be read ({str(exc).splitlines()[0] if str(exc) else 'missing'})"
+        detail = (str(exc).splitlines() or ["missing"])[0].removeprefix(f"{storage.uri.rstrip('/')}/{key}: ")
+        raise CuratedSetError(f"{where}: cannot be read ({detail})"
                               ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CuratedSetError(f"{where}: not valid JSON ({exc})") from None
