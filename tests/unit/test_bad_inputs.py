@@ -175,8 +175,8 @@ CASES = [
     Case("custom-config-over-64k", TR, _custom(config={"blob": "x" * 70000}),
          "spec.customStages[0].config", "at most 64 KiB", crd=False),
     Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
-    Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "should match pattern",
-         crd=False),
+    Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "must be a DNS label"),
+    Case("dotted-name", VD, _set("metadata.name", "a.b"), "metadata.name", "must be a DNS label"),
     # The small ones of the second hostile-tenant round: genfab refuses what the CRD's types refuse.
     Case("cpu-over-32-chars", RL, _set("spec.resources.cpu", "1" * 200), "spec.resources.cpu", "at most 32 characters"),
     Case("float-steps", WE, _set("spec.gaussians.steps", 3.5), "spec.gaussians.steps", "Input should be an integer"),

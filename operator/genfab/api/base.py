@@ -135,6 +135,10 @@ _SCALAR_KINDS: dict[Any, type | None] = {}
 """`_scalar_kind` per annotation: every field of every model is checked on every validation."""
 
 
+INT64_MAX = 2**63 - 1
+"""Kubernetes' integers are 64-bit: `1e300` is no integer to the CRD server, nor to genfab."""
+
+
 def strict_scalar(annotation: Any, value: Any) -> Any:
     """`value` unless the field is a boolean or an integer (optional or not) and the value is not one."""
     if value is None:
@@ -147,8 +151,10 @@ def strict_scalar(annotation: Any, value: Any) -> Any:
         kind = _scalar_kind(annotation)
     if kind is bool and not isinstance(value, bool):
         raise PydanticCustomError("bool_type", "Input should be true or false")
-    if kind is int and isinstance(value, float) and value.is_integer():
+    if kind is int and isinstance(value, float) and value.is_integer() and abs(value) <= INT64_MAX:
         return int(value)  # Kubernetes reads `3.0` as the integer 3 (and stores 3): so does genfab
+    if kind is int and isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise PydanticCustomError("int_type", "Input should be an integer within 64 bits")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise PydanticCustomError("int_type", "Input should be an integer")
     return value

@@ -171,7 +171,10 @@ def _bounded_config(value: dict[str, Any]) -> dict[str, Any]:
     levels = json_depth(value)
     if levels > MAX_CUSTOM_CONFIG_DEPTH:
         raise ValueError(f"nested {levels} levels deep (or deeper); at most {MAX_CUSTOM_CONFIG_DEPTH}")
-    size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
+    try:  # JSON (the API server's, the mounted config's) has no NaN or infinity
+        size = len(json.dumps(value, separators=(",", ":"), default=str, allow_nan=False).encode())
+    except ValueError:
+        raise ValueError("holds NaN or an infinity, which JSON (and so the API server) cannot carry") from None
     if size > MAX_CUSTOM_CONFIG_BYTES:
         raise ValueError(f"{size / 1024:.0f} KiB as JSON; at most {MAX_CUSTOM_CONFIG_BYTES // 1024} KiB (put large "
                          "inputs in object storage and pass their URI)")

@@ -8,6 +8,8 @@ does that translation and adds printer columns, the status subresource, short na
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema, to_jsonable_python
 
-from genfab.api.resources import GROUP, KINDS, NAME_MAX, PLURALS, SHORT_NAMES, VERSION
+from genfab.api.resources import GROUP, KINDS, NAME_MAX, NAME_RULE_MESSAGE, PLURALS, SHORT_NAMES, VERSION
 from genfab.api.status import ResourceStatus
+from genfab.api.types import DNS_LABEL_RE
 
 # Keywords Kubernetes accepts in a structural schema (the subset genfab emits).
 ALLOWED_KEYWORDS = frozenset(
@@ -201,6 +204,11 @@ def build_crd(kind: str) -> dict[str, Any]:
                                            "add the stage name and a config hash)",
                                 # No fieldPath: a CRD's fieldPath must name a field its schema declares, and
                                 # `metadata` is the server's own (Kubernetes refuses ".metadata.name").
+                            }, {
+                                # Kubernetes allows a DNS subdomain (`a.b`); the stage Jobs' Pods, Services
+                                # and hostnames need a DNS label, as genfab's ObjectMeta says.
+                                "rule": f"self.metadata.name.matches('{DNS_LABEL_RE.pattern}')",
+                                "message": NAME_RULE_MESSAGE,
                             }],
                         }
                     },
@@ -231,3 +239,37 @@ def write_crds(out: Path) -> list[Path]:
         path.write_text(text)
         written.append(path)
     return written
+
+
+@functools.cache
+def _spec_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _drop_nulls(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None
+        out = {}
+        for key, item in value.items():
+            sub = props.get(key, extra)
+            if item is None and sub is not None and not sub.get("nullable"):
+                if "default" in sub:
+                    out[key] = copy.deepcopy(sub["default"])
+                continue
+            out[key] = _drop_nulls(sub, item) if sub is not None else item
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_drop_nulls(schema["items"], item) for item in value]
+    return value
+
+
+def as_stored(doc: Any) -> Any:
+    """A resource document as Kubernetes' CRD server stores it before validating: `null` in a field
+    that is not nullable takes the field's default, or is dropped (`field: null` reads as unset, as
+    with kubectl apply). genfab reads a file the same way, so `genfab validate` and the server agree.
+    Anything that is not a document of a genfab kind is returned as it is (parsing says what is wrong)."""
+    if not isinstance(doc, dict) or doc.get("kind") not in KINDS:
+        return doc
+    return _drop_nulls(_spec_schema(doc["kind"]), doc)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from genfab.api.base import GenfabModel
 from genfab.api.datasetjob import DatasetJobBase
@@ -33,12 +33,23 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
+NAME_RULE_MESSAGE = ("metadata.name must be a DNS label: lowercase letters, digits and '-', starting and ending "
+                     "with a letter or digit (it names the stage Jobs, their Pods and Services)")
+"""Said alike by genfab and by the CRD's rule on the name (Kubernetes itself allows `a.b`)."""
+
+
+def _dns_label_name(value: str) -> str:
+    if not DNS_LABEL_RE.match(value):
+        raise ValueError(NAME_RULE_MESSAGE)
+    return value
+
+
 class ObjectMeta(BaseModel):
     """The parts of `metadata` genfab reads; everything else is kept as is."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=DNS_LABEL_RE.pattern)
+    name: Annotated[str, AfterValidator(_dns_label_name)] = Field(min_length=1, max_length=NAME_MAX)
     """Resource name: a DNS-1123 label of at most 40 characters (child Job names add the stage
     name and a config hash)."""
     namespace: str | None = Field(None, max_length=63, pattern=DNS_LABEL_RE.pattern)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from genfab.api import Resource, UnknownKindError, parse_resource
+from genfab.api.crd import as_stored
 from genfab.api.errors import FieldError, field_errors
 from genfab.api.types import OutputUri
 from genfab.contract.files import TooLarge, read_regular
@@ -124,7 +125,8 @@ def load_one(path: Path) -> Loaded:
 
 def _load(doc: Any, source: str) -> Loaded:
     try:
-        resource = parse_resource(doc)
+        # `field: null` reads as the CRD server stores it (unset, or the default), as with kubectl apply.
+        resource = parse_resource(as_stored(doc))
     except UnknownKindError as exc:
         field_, _, message = str(exc).partition(": ")
         return Loaded(source, errors=[FieldError(field_, message)])
