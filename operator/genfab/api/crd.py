@@ -270,6 +270,6 @@ def as_stored(doc: Any) -> Any:
     that is not nullable takes the field's default, or is dropped (`field: null` reads as unset, as
     with kubectl apply). genfab reads a file the same way, so `genfab validate` and the server agree.
     Anything that is not a document of a genfab kind is returned as it is (parsing says what is wrong)."""
-    if not isinstance(doc, dict) or doc.get("kind") not in KINDS:
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str) or doc["kind"] not in KINDS:
         return doc
     return _drop_nulls(_spec_schema(doc["kind"]), doc)
