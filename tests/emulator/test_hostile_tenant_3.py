@@ -290,7 +290,8 @@ def test_l1_a_policy_put_under_a_groups_name_first_is_neither_used_nor_deleted(w
     the_plan = plan(parse_resource(doc))
     name = child_name(the_plan.name, the_plan.stage("train"))
     world.emu.prepare_namespace(ns)
-    world.create("networkpolicies", ns, {"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "genfab"}},
+    world.create("networkpolicies", ns, {"metadata": {"name": name,
+                                                      "labels": {"app.kubernetes.io/managed-by": "genfab"}},
                                          "spec": {"podSelector": {}, "ingress": [{}]}})  # allow all
     world.emu.apply(doc)
     train = failed_stage(world.emu, doc, "train")

@@ -35,7 +35,8 @@ def spec(**fields: Any) -> Any:
     ({"output": "file:///data/out"}, DEFAULT, "genfab-stages",
      [("ServiceAccount", "genfab-stage"), ("Secret", "lab-s3"), ("NetworkPolicy", "genfab-stages")]),
     ({"output": "file:///data/out", "relighting": {"input": {"uri": "file:///data/in"}},
-      "models": {"uri": "s3://lab-models/"}}, DEFAULT, None, [("ServiceAccount", "genfab-stage"), ("Secret", "lab-s3")]),
+      "models": {"uri": "s3://lab-models/"}}, DEFAULT, None,
+     [("ServiceAccount", "genfab-stage"), ("Secret", "lab-s3")]),
 ])
 def test_prerequisites(fields: dict[str, Any], default: Storage | None, network_policy: str | None,
                        expected: list[tuple[str, str]]) -> None:

@@ -45,7 +45,8 @@ def served(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(("existing", "why"), [
     (served(job()), ""),  # what the operator made before a restart, defaults added by the server
     (served(job(**{"metadata.labels": {"app.kubernetes.io/managed-by": "genfab"}})), "it lacks genfab's labels"),
-    (served(job(**{"metadata.ownerReferences": [{**OWNER, "controller": False}]})), "the resource is not its controller"),
+    (served(job(**{"metadata.ownerReferences": [{**OWNER, "controller": False}]})),
+     "the resource is not its controller"),
     (served(job(**{"metadata.ownerReferences": [{**OWNER, "uid": "another"}]})), "the resource is not its controller"),
     (served(job(**{"spec.template.spec.containers.0.image": "attacker/x:1"})), "its content is not what genfab makes"),
     (served(job(**{"spec.template.spec.serviceAccountName": "default"})), "its content is not what genfab makes"),

@@ -85,3 +85,15 @@ def test_the_budget_belongs_to_the_thread_that_opened_it() -> None:
         thread.start()
         thread.join()
     assert seen == [None] and current() is None
+
+
+def test_the_chart_value_sets_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """operator.readBounds reaches the operator as JSON in camelCase (helm writes large numbers as floats)."""
+    from genfab.operator.settings import OperatorSettings
+
+    monkeypatch.setenv("GENFAB_READ_BOUNDS", '{"poolBytes": 3.3554432e+07, "seconds": 10, "listed": 5000}')
+    bounds = OperatorSettings().read_bounds
+    assert (bounds.pool_bytes, bounds.seconds, bounds.listed, bounds.requests) == (33554432, 10.0, 5000, 1000)
+    monkeypatch.setenv("GENFAB_READ_BOUNDS", '{"sconds": 10}')
+    with pytest.raises(ValueError, match="unknown field"):
+        OperatorSettings()

@@ -139,6 +139,10 @@ seccompProfile:
   value: {{ toJson .Values.storage.endpoints | quote }}
 - name: GENFAB_FILE_PREFIXES
   value: {{ toJson .Values.storage.filePrefixes | quote }}
+{{- with .Values.operator.readBounds }}
+- name: GENFAB_READ_BOUNDS
+  value: {{ toJson . | quote }}
+{{- end }}
 - name: GENFAB_STAGE_SERVICE_ACCOUNT
   value: {{ .Values.stages.serviceAccount.name | quote }}
 - name: GENFAB_STAGE_NETWORK_POLICY

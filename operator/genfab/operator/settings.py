@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,8 @@ def _env_float(name: str, default: float) -> float:
 def _read_bounds() -> ReadBounds:
     """`GENFAB_READ_BOUNDS`: a JSON object of `ReadBounds` fields to change (e.g. `{"seconds": 10}`)."""
     defaults = ReadBounds()
-    given = _env_json("GENFAB_READ_BOUNDS", dict[str, float], {})
+    given = {re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), k): v  # the chart's camelCase
+             for k, v in _env_json("GENFAB_READ_BOUNDS", dict[str, float], {}).items()}
     unknown = sorted(set(given) - set(vars(defaults)))
     if unknown:
         raise ValueError(f"GENFAB_READ_BOUNDS: unknown field(s) {', '.join(unknown)} (known: "
