@@ -69,3 +69,46 @@ def test_identities_are_read_with_the_secret_cached_and_kept_when_the_store_fail
     assert ids.read(OWNER, models, SECRET, ["org/m"]) == second  # a flaky store keeps the last identity
     with pytest.raises(StorageError, match=r"spec\.models\.uri"):  # never read, and the store fails: retry later
         ids.read(OWNER, models, SECRET, ["org/other"])
+
+
+def test_the_cache_is_per_endpoint_and_secret() -> None:
+    """L7: within a namespace, the same location read through another endpoint or Secret is another
+    store; its identity was served from the first one's cache."""
+    stores = {"http://a:9000": Store(), "http://b:9000": Store()}
+    stores["http://b:9000"].etag = "other"
+
+    class ByEndpoint(Access):
+        def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Store:
+            return stores[(storage or {})["endpoint"]]
+
+    ids = ModelIdentities(ByEndpoint(Store()), clock=lambda: 0.0)  # type: ignore[arg-type]
+    models = ModelSource(uri="s3://lab/models")
+    a = ids.read(OWNER, models, {**SECRET, "endpoint": "http://a:9000"}, ["org/m"])
+    b = ids.read(OWNER, models, {**SECRET, "endpoint": "http://b:9000"}, ["org/m"])
+    assert a != b and stores["http://b:9000"].lists == 1
+    other_secret = {"secretRef": {"name": "team-b-s3"}, "endpoint": "http://a:9000"}
+    ids.read(OWNER, models, other_secret, ["org/m"])
+    assert stores["http://a:9000"].lists == 2  # read again with the other Secret, not taken from the cache
+
+
+def test_listing_again_reads_no_unchanged_small_file() -> None:
+    """M1: identities expire every 60 s; listing again costs the listing, not a read per small file."""
+    reads = {"n": 0}
+
+    class Small(Store):
+        def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+            self.lists += 1
+            for i in range(50):
+                yield ObjectInfo(f"{prefix}f{i}.json", 10, f"e{i}", 1.0)
+
+        def read_at_most(self, key: str, limit: int, what: str = "") -> bytes:
+            reads["n"] += 1
+            return b"{}"
+
+    now = [0.0]
+    ids = ModelIdentities(Access(Small()), clock=lambda: now[0])  # type: ignore[arg-type]
+    models = ModelSource(uri="s3://lab/models")
+    first = ids.read(OWNER, models, SECRET, ["org/m"])
+    assert reads["n"] == 50
+    now[0] = IDENTITY_SECONDS + 1
+    assert ids.read(OWNER, models, SECRET, ["org/m"]) == first and reads["n"] == 50

@@ -42,17 +42,18 @@ def _cut(value: Any, limit: int) -> Any:
 _TOKENS = re.compile(r'(?:[^"\[\]{}]+|"(?:[^"\\]|\\.)*")*([\[\]{}])')
 """The next bracket, after any text and strings (skipped whole inside the expression: a bracket in a
 string is text), so the loop below runs once per bracket, not per character or string."""
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
 
 
-def _cut_text(text: str, limit: int) -> str:
-    """The JSON text with every object or array opened past level `limit` replaced by TOO_DEEP, for a
-    document too deep for the decoder itself. It steps from token to token with a regular expression
-    (strings whole), not character by character: a 20 MB list holding one deep object is cut in a
-    fraction of the time, on kopf's event loop."""
+def _cut_text(text: str, limit: int, start: int = 0) -> tuple[str, int]:
+    """The JSON container that starts at `start`, with every object or array opened past level `limit`
+    (itself is level 1) replaced by TOO_DEEP, and where it ends: for a value too deep for the decoder
+    itself. It steps from bracket to bracket with a regular expression, not character by character."""
     out: list[str] = []
     level = skip_from = 0
-    kept = 0  # text[kept:] is not written out yet
-    for match in _TOKENS.finditer(text):
+    kept = start  # text[kept:] is not written out yet
+    for match in _TOKENS.finditer(text, start):
         ch = match.group(1)
         if ch in "{[":
             level += 1
@@ -60,16 +61,77 @@ def _cut_text(text: str, limit: int) -> str:
                 skip_from = level
                 out.append(text[kept:match.start(1)])
                 out.append(json.dumps(TOO_DEEP))
-        elif skip_from and level == skip_from:  # the closing bracket of the cut container
+            continue
+        level -= 1
+        if skip_from and level + 1 == skip_from:  # the closing bracket of the cut container
             skip_from = 0
             kept = match.end()
-            level -= 1
-            continue
+        if level == 0:
+            out.append(text[kept:match.end()])
+            return "".join(out), match.end()
+    raise json.JSONDecodeError("unterminated array or object", text, start)
+
+
+DESCEND = 2
+"""Levels whose containers are decoded member by member when the document is too deep for the
+decoder (a list response and its `items`): below them, a value too deep is cut from its own text."""
+
+
+def _value(text: str, at: int, level: int) -> tuple[Any, int]:
+    """The JSON value at `at` (level `level` of a document too deep for the C decoder as a whole) and
+    where it ends. The top levels (a list response and its `items`) are decoded member by member; below
+    them a value is decoded by the C decoder, or, where it is too deep for it, cut first from its own
+    text (only that value's text is scanned). A member decoded whole that may still be deeper than
+    MAX_DEPTH (as many brackets as that) is cut after decoding."""
+    if level <= DESCEND and text.startswith(("{", "["), at):
+        keyed = text[at] == "{"
+        return _members(text, _WS.match(text, at + 1).end(), "}" if keyed else "]", level,  # type: ignore[union-attr]
+                        keyed)
+    limit = max(1, MAX_DEPTH - level + 1)
+    try:
+        value, end = _DECODER.raw_decode(text, at)
+    except RecursionError:
+        cut, end = _cut_text(text, limit, at)
+        return json.loads(cut), end
+    if isinstance(value, dict | list) and text.count("{", at, end) + text.count("[", at, end) > limit \
+            and json_depth(value) > limit:
+        value = _cut(value, limit)
+    return value, end
+
+
+def _expect(text: str, at: int, what: str) -> int:
+    at = _WS.match(text, at).end()  # type: ignore[union-attr]  (matches the empty string too)
+    if not text.startswith(what, at):
+        raise json.JSONDecodeError(f"expecting {what!r}", text, at)
+    return _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+
+
+def _members(text: str, at: int, close: str, level: int, keyed: bool) -> tuple[Any, int]:
+    """An object's members or an array's items (the container opened before `at`), each decoded on its own."""
+    out: Any = {} if keyed else []
+    if text.startswith(close, at):
+        return out, at + 1
+    while True:
+        if keyed:
+            key, at = _DECODER.raw_decode(text, at)
+            at = _expect(text, at, ":")
+            out[key], at = _value(text, at, level + 1)
         else:
-            level -= 1
-    if not skip_from:
-        out.append(text[kept:])
-    return "".join(out)
+            item, at = _value(text, at, level + 1)
+            out.append(item)
+        at = _WS.match(text, at).end()  # type: ignore[union-attr]
+        if text.startswith(close, at):
+            return out, at + 1
+        at = _expect(text, at, ",")
+
+
+def _loads_deep(text: str) -> Any:
+    """A document the C decoder cannot take whole: decoded part by part (`_value`), so a 20 MB list
+    holding one deep object costs about two plain decodes, and only that object's text is scanned."""
+    value, at = _value(text, _WS.match(text).end(), 1)  # type: ignore[union-attr]
+    if _WS.match(text, at).end() != len(text):  # type: ignore[union-attr]
+        raise json.JSONDecodeError("Extra data", text, at)
+    return value
 
 
 def loads(text: str | bytes, **kwargs: Any) -> Any:
@@ -78,7 +140,9 @@ def loads(text: str | bytes, **kwargs: Any) -> Any:
         value = json.loads(text, **kwargs)
     except RecursionError:
         raw = text.decode("utf-8") if isinstance(text, bytes | bytearray) else text
-        return _cut(json.loads(_cut_text(raw, MAX_DEPTH), **kwargs), MAX_DEPTH)
+        if kwargs:  # a caller's own hooks: the plain way (kopf and aiohttp pass none)
+            return _cut(json.loads(_cut_text(raw, MAX_DEPTH)[0], **kwargs), MAX_DEPTH)
+        return _loads_deep(raw)  # cut where deeper than MAX_DEPTH, part by part
     return _cut(value, MAX_DEPTH) if json_depth(value) > MAX_DEPTH else value
 
 
