@@ -46,6 +46,12 @@ _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
+def _skip(text: str, at: int) -> int:
+    """Where the whitespace at `at` ends."""
+    found = _WS.match(text, at)
+    return found.end() if found is not None else at
+
+
 def _cut_text(text: str, limit: int, start: int = 0) -> tuple[str, int]:
     """The JSON container that starts at `start`, with every object or array opened past level `limit`
     (itself is level 1) replaced by TOO_DEEP, and where it ends: for a value too deep for the decoder
@@ -85,7 +91,7 @@ def _value(text: str, at: int, level: int) -> tuple[Any, int]:
     MAX_DEPTH (as many brackets as that) is cut after decoding."""
     if level <= DESCEND and text.startswith(("{", "["), at):
         keyed = text[at] == "{"
-        return _members(text, _WS.match(text, at + 1).end(), "}" if keyed else "]", level,  # type: ignore[union-attr]
+        return _members(text, _skip(text, at + 1), "}" if keyed else "]", level,
                         keyed)
     limit = max(1, MAX_DEPTH - level + 1)
     try:
@@ -100,10 +106,10 @@ def _value(text: str, at: int, level: int) -> tuple[Any, int]:
 
 
 def _expect(text: str, at: int, what: str) -> int:
-    at = _WS.match(text, at).end()  # type: ignore[union-attr]  (matches the empty string too)
+    at = _skip(text, at)
     if not text.startswith(what, at):
         raise json.JSONDecodeError(f"expecting {what!r}", text, at)
-    return _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    return _skip(text, at + 1)
 
 
 def _members(text: str, at: int, close: str, level: int, keyed: bool) -> tuple[Any, int]:
@@ -119,7 +125,7 @@ def _members(text: str, at: int, close: str, level: int, keyed: bool) -> tuple[A
         else:
             item, at = _value(text, at, level + 1)
             out.append(item)
-        at = _WS.match(text, at).end()  # type: ignore[union-attr]
+        at = _skip(text, at)
         if text.startswith(close, at):
             return out, at + 1
         at = _expect(text, at, ",")
@@ -128,8 +134,8 @@ def _members(text: str, at: int, close: str, level: int, keyed: bool) -> tuple[A
 def _loads_deep(text: str) -> Any:
     """A document the C decoder cannot take whole: decoded part by part (`_value`), so a 20 MB list
     holding one deep object costs about two plain decodes, and only that object's text is scanned."""
-    value, at = _value(text, _WS.match(text).end(), 1)  # type: ignore[union-attr]
-    if _WS.match(text, at).end() != len(text):  # type: ignore[union-attr]
+    value, at = _value(text, _skip(text, 0), 1)
+    if _skip(text, at) != len(text):
         raise json.JSONDecodeError("Extra data", text, at)
     return value
 
