@@ -78,7 +78,9 @@ class Shared:
         self.emu.apply(doc)
         self.emu.wait(f"{ns}'s first Job", lambda: self.emu.objects(
             "jobs", ns, f"genfab.dev/resource={doc['metadata']['name']}"), timeout=60, interval=0.02)
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        print(f"{ns}: first Job after {seconds:.2f} s (operator peak RSS so far {self.peak_rss_mib():.0f} MiB)")
+        return seconds
 
     def peak_rss_mib(self) -> float:
         assert self.operator.process is not None
