@@ -112,3 +112,30 @@ def test_listing_again_reads_no_unchanged_small_file() -> None:
     assert reads["n"] == 50
     now[0] = IDENTITY_SECONDS + 1
     assert ids.read(OWNER, models, SECRET, ["org/m"]) == first and reads["n"] == 50
+
+
+def test_a_folder_past_the_bounds_is_not_listed_again_for_a_while() -> None:
+    """M1: a resource retried with backoff paid the listing and 256 reads each time."""
+    class Flood(Store):
+        def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+            self.lists += 1
+            for i in range(300):
+                yield ObjectInfo(f"{prefix}f{i}.json", 10, f"e{i}", 1.0)
+
+        def read_at_most(self, key: str, limit: int, what: str = "") -> bytes:
+            return b"{}"
+
+        def child(self, key: str) -> str:
+            return f"s3://lab/models/{key}"
+
+    store, now = Flood(), [0.0]
+    ids = ModelIdentities(Access(store), clock=lambda: now[0])  # type: ignore[arg-type]
+    models = ModelSource(uri="s3://lab/models")
+    for _ in range(5):
+        with pytest.raises(StorageError, match="more than 256 small files"):
+            ids.read(OWNER, models, SECRET, ["org/m"])
+    assert store.lists == 1
+    now[0] = IDENTITY_SECONDS + 1
+    with pytest.raises(StorageError, match="more than 256 small files"):
+        ids.read(OWNER, models, SECRET, ["org/m"])
+    assert store.lists == 2

@@ -48,6 +48,9 @@ class ModelIdentities:
         self._lock = threading.Lock()
         self._known: dict[Slot, tuple[str, float, dict[str, Entry]]] = {}
         """-> (identity, when read, the folder's entries as read)."""
+        self._refused: dict[Slot, tuple[str, float]] = {}
+        """-> (why, when): a folder past a bound (no model folder) is not listed again for a while: a
+        resource retried with backoff would otherwise pay the bound each time."""
 
     def read(self, owner: Owner, models: ModelSource | None, storage: dict[str, Any] | None,
              model_ids: list[str]) -> dict[str, str]:
@@ -71,6 +74,12 @@ class ModelIdentities:
         if not stale:
             return found
         fresh: dict[str, tuple[str, dict[str, Entry]]] = {}
+        with self._lock:
+            refused = [self._refused[(*where, m)] for m in stale if (*where, m) in self._refused]
+        why = next((w for w, when in refused if now - when < IDENTITY_SECONDS), None)
+        if why is not None:
+            raise StorageError(why)
+        model = ""
         try:
             store = self.storage.open(location, owner, storage)
             for model in sorted(set(stale)):
@@ -78,7 +87,12 @@ class ModelIdentities:
                     before = self._known.get((*where, model))
                 entries = storage_entries(store, f"{safe_key(model)}/", before[2] if before else None)
                 fresh[model] = (entries_identity(entries), entries)
-        except (ModelLocationError, StorageError) as exc:
+        except ModelLocationError as exc:  # past a bound: what this folder holds is no model
+            why = f"spec.models.uri: model location {location}: {exc}"
+            with self._lock:
+                self._refused[(*where, model)] = (why, now)
+            raise StorageError(why) from None
+        except StorageError as exc:
             if all(m in found for m in stale) and not isinstance(exc, StorageLimit):
                 return found  # keep the last identity: a flaky store must not change a hash
             if isinstance(exc, StorageLimit):
@@ -87,6 +101,8 @@ class ModelIdentities:
         with self._lock:
             if len(self._known) > MAX_KNOWN:
                 self._known.clear()
+            if len(self._refused) > MAX_KNOWN:
+                self._refused.clear()
             for model, (identity, entries) in fresh.items():
                 self._known[(*where, model)] = (identity, now, entries)
         return {**found, **{model: identity for model, (identity, _) in fresh.items()}}
