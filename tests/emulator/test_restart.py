@@ -47,3 +47,41 @@ def test_killed_operator_restarts_without_duplicate_jobs(emulator: Emulator, tmp
     finally:
         op.stop()
         emu.cluster.hooks.remove(record)
+
+
+def test_an_upgraded_operator_keeps_the_jobs_an_older_one_made(emulator: Emulator, tmp_path: Path) -> None:
+    """Operators before `status.children` recorded stage Jobs by name only, and built them a little
+    differently: after the upgrade (stopped, status without children, a Job older than this builder), the
+    running Job is kept and adopted, not refused as NameTaken nor made again."""
+    from tests.emulator.cluster import res_for
+
+    emu = emulator
+    emu.kubelet.released.clear()
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "upgrade-ns")
+    doc = make_scenejob(tmp_path, samples=2)
+    doc["metadata"]["namespace"] = "upgrade-ns"
+    emu.apply(doc)
+    try:
+        wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
+        op.kill()
+        job = emu.objects("jobs", "upgrade-ns")[0]
+        key = (res_for("jobs"), "upgrade-ns", job["metadata"]["name"])
+        scene = (res_for("scenejobs"), "upgrade-ns", doc["metadata"]["name"])
+        env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+
+        def as_older_operator() -> None:
+            template = {"spec": {"containers": [{**job["spec"]["template"]["spec"]["containers"][0],
+                                                 "env": [*env, {"name": "GENFAB_OLD", "value": "1"}]}]}}
+            emu.cluster.patch(key, {"spec": {"template": template}})
+            emu.cluster.patch(scene, {"status": {"children": None}}, "status")
+        emu.call(as_older_operator)
+        emu.kubelet.release("scaffold")
+        emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+        op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "upgrade-ns")
+        st = wait_phase(emu, doc, "Succeeded", timeout=60)
+        kept = next(j for j in emu.objects("jobs", "upgrade-ns") if j["metadata"]["name"] == job["metadata"]["name"])
+        assert kept["metadata"]["uid"] == job["metadata"]["uid"]
+        assert any(c["uid"] == job["metadata"]["uid"] for c in st["children"])
+    finally:
+        op.stop()

@@ -54,7 +54,7 @@ from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
-from genfab.operator.ownership import Child, child_refs, made_like, recorded
+from genfab.operator.ownership import Child, child_refs, made_before_children, made_like, recorded
 from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
@@ -591,7 +591,10 @@ class Controller:
             # the reports of a Job that exists. A fresh resource has none, which saves the GET.
             try:
                 existing = self.kube.get(f"{jobs_path}/{name}")
-                if self._owned(key).get(("Job", name)) == existing["metadata"].get("uid"):
+                uid, recorded_uid = existing["metadata"].get("uid", ""), self._owned(key).get(("Job", name))
+                if recorded_uid == uid or (recorded_uid is None and made_before_children(existing, name, previous,
+                                                                                         owner.uid)):
+                    self._made.setdefault(key, {})[("Job", name)] = uid
                     self.cache.put_job(existing)
                     return None
             except NotFound:

@@ -8,6 +8,10 @@ made it. What does: the object's UID, recorded in the resource's status when the
 and with that UID as a precondition (a same-named object created since is not touched), and patches
 Jobs with the UID as a precondition too.
 
+Operators before `status.children` recorded a stage's Job by name only (`status.stages[].jobName`,
+also the operator's to write): such a Job, still controlled by the resource, is taken as made and its
+UID recorded (`made_before_children`), so an upgrade neither loses nor refuses running Jobs.
+
 One window remains: an object created just before the operator stopped, whose UID never reached the
 status. When a create meets an existing object under the exact name the operator would give it
 (which ends in the stage's config hash) and its UID is not recorded, it is adopted only if it is in
@@ -87,3 +91,13 @@ def made_like(existing: Mapping[str, Any], built: Mapping[str, Any], owner_uid: 
     if not contains(_content(existing), _content(built)):
         return "its content is not what genfab makes"
     return ""
+
+
+def made_before_children(existing: Mapping[str, Any], name: str, previous: Any, owner_uid: str) -> bool:
+    """Whether `existing` is a stage Job an operator without `status.children` made: the status (which
+    only the operator writes) names it as a stage's Job, no child is recorded at all, and the resource
+    controls it. Used only while the status records no children (an upgrade)."""
+    if previous is None or previous.children or not any(s.job_name == name for s in previous.stages):
+        return False
+    refs = (existing.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == owner_uid and r.get("controller") for r in refs)
