@@ -229,3 +229,28 @@ def test_model_folders_are_bounded_and_unchanged_files_are_not_read_again(tmp_pa
         (flood / f"f{i:04d}.json").write_text("x")
     with pytest.raises(ModelLocationError, match="more than 256 small files"):
         storage_entries(store, "org/flood/")  # type: ignore[arg-type]
+
+
+def test_a_shared_model_folder_linking_out_of_the_namespace_is_unavailable(
+        tenants: tuple[Path, Path, FileStorage], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Stage Pods read a `file://` model location in place: a model folder (or a file in it) that is a
+    link to another namespace's folder is not loaded, as the operator's own reads are refused."""
+    from genfab.stages.models.location import ModelUnavailable, resolve_model
+
+    a, b, _ = tenants
+    (b / "org" / "m").mkdir(parents=True)
+    (b / "org" / "m" / "config.json").write_text("{}")
+    (a / "models" / "org").mkdir(parents=True)
+    (a / "models" / "org" / "m").symlink_to(b / "org" / "m")
+    (a / "models" / "org" / "own").mkdir()
+    (a / "models" / "org" / "own" / "config.json").write_text("{}")
+    (a / "models" / "org" / "own" / "weights.bin").symlink_to(b / "org" / "m" / "config.json")
+    env = {"GENFAB_MODELS": f"file://{a}/models"}
+    monkeypatch.setenv("GENFAB_FILE_ROOTS", json.dumps([str(a)]))
+    for model in ("org/m", "org/own"):
+        with pytest.raises(ModelUnavailable, match="leads outside the folders"):
+            resolve_model(model, tmp_path / "cache", env)
+    (a / "models" / "org" / "own" / "weights.bin").unlink()
+    assert resolve_model("org/own", tmp_path / "cache", env) == a / "models" / "org" / "own"
+    monkeypatch.delenv("GENFAB_FILE_ROOTS")  # a laptop: not confined
+    assert resolve_model("org/m", tmp_path / "cache", env) == a / "models" / "org" / "m"

@@ -19,6 +19,8 @@ from genfab.contract.names import ENV_MODELS
 from genfab.inventory.model_identity import hub_snapshot
 from genfab.storage import open_storage
 from genfab.storage.base import safe_key
+from genfab.storage.factory import file_roots_from_env
+from genfab.storage.local import OUTSIDE, inside
 
 
 class ModelUnavailable(RuntimeError):
@@ -40,8 +42,9 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
     if not location:
         raise ModelUnavailable(f"model {model_id!r}: no model location is configured "
                                f"(set spec.models, which sets {ENV_MODELS})")
-    if location.startswith("file://"):  # a folder on this machine (a laptop, a mounted volume): used in
-        location = location.removeprefix("file://")  # place; copying a 33 GB pipeline per shard helps nobody
+    shared = location.startswith("file://")
+    if shared:  # a folder on this machine (a laptop, a mounted volume): used in place; copying a 33 GB
+        location = location.removeprefix("file://")  # pipeline per shard helps nobody
     if "://" in location:
         storage = open_storage(location)
         target = cache_dir / key
@@ -53,13 +56,27 @@ def resolve_model(model_id: str, cache_dir: Path, env: Mapping[str, str] | None 
         return target
     root = Path(location)
     if any((root / key / marker).is_file() for marker in markers):
-        return root / key
+        return _inside_roots(root / key, model_id) if shared else root / key
     snap = hub_snapshot(root, model_id)
     if snap is not None:
-        return snap
+        return _inside_roots(snap, model_id) if shared else snap
     hub = root / ("models--" + model_id.replace("/", "--"))
     raise ModelUnavailable(f"model {model_id!r}: neither {root / key}/ nor a hub cache entry {hub} exists; "
                            f"{fill_hint(model_id, root / key)}")
+
+
+def _inside_roots(folder: Path, model_id: str) -> Path:
+    """A `file://` model folder on a shared volume stays in the namespace's folders (`GENFAB_FILE_ROOTS`,
+    set on stage Pods where the cluster lists `storage.filePrefixes`), symbolic links resolved. Symbolic
+    links inside it (a hub cache's snapshots point at its blobs) must stay inside too."""
+    roots = file_roots_from_env()
+    if roots is None:
+        return folder
+    real = [os.path.realpath(r) for r in roots]
+    for path in (folder, *folder.rglob("*")):
+        if not any(inside(os.path.realpath(path), r) for r in real):
+            raise ModelUnavailable(f"model {model_id!r}: {path} {OUTSIDE}")
+    return folder
 
 
 def fill_hint(model_id: str, folder: Path | str) -> str:
