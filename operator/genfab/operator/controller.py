@@ -520,13 +520,13 @@ class Controller:
             # Recorded on the Job first, so the stage's failure can say why once the retries run out.
             with contextlib.suppress(NotFound, Conflict):
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job), {"metadata": {
-                    "uid": owned.get(("Job", job)), "annotations": {ANNOTATION_NO_PROGRESS: why}}})
+                    **_uid_precondition(owned, job), "annotations": {ANNOTATION_NO_PROGRESS: why}}})
                 self.kube.delete(resource_path("v1", "pods", ns, pod))
             log.warning("%s %s/%s: %s", *key, why)
         for job, suspend in decision.suspend:
             with contextlib.suppress(NotFound, Conflict):  # Conflict: the UID precondition (not the Job it made)
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
-                                {"metadata": {"uid": owned.get(("Job", job))}, "spec": {"suspend": suspend}})
+                                {"metadata": _uid_precondition(owned, job), "spec": {"suspend": suspend}})
         failed: dict[str, StageObservation] = {}
         for name in decision.start:
             stage = the_plan.stage(name)
@@ -681,6 +681,13 @@ class Controller:
         since = parse_time(stalled.last_transition_time) if stalled else None
         self.metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
                                       since.timestamp() if since else None)
+
+
+def _uid_precondition(owned: dict[Child, str], job: str) -> dict[str, str]:
+    """`metadata.uid` for a Job patch: the API server refuses the patch (409) if the Job of that name is
+    another object. Observed Jobs are recorded ones, so the UID is known; never sent as null."""
+    uid = owned.get(("Job", job))
+    return {"uid": uid} if uid else {}
 
 
 class NameTaken(Exception):
