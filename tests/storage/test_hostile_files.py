@@ -254,3 +254,16 @@ def test_a_shared_model_folder_linking_out_of_the_namespace_is_unavailable(
     assert resolve_model("org/own", tmp_path / "cache", env) == a / "models" / "org" / "own"
     monkeypatch.delenv("GENFAB_FILE_ROOTS")  # a laptop: not confined
     assert resolve_model("org/m", tmp_path / "cache", env) == a / "models" / "org" / "m"
+
+
+def test_a_listing_walks_no_more_files_than_its_bound(tmp_path: Path) -> None:
+    """A sorted listing walks the whole folder before it yields: a folder of very many files is stopped
+    while it is walked, not after."""
+    from genfab.storage import StorageLimit
+
+    for i in range(50):
+        (tmp_path / f"f{i:03d}").write_text("x")
+    store = FileStorage(f"file://{tmp_path}", tmp_path, confine=[tmp_path], max_listed=20)
+    with pytest.raises(StorageLimit, match="lists more than 20 objects"):
+        next(iter(store.list()))
+    assert len(list(FileStorage(f"file://{tmp_path}", tmp_path, max_listed=50).list())) == 50

@@ -70,7 +70,9 @@ class StorageAccess:
 
     def _open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
         if uri.startswith("file://"):
-            return open_storage(uri, confine=self.file_roots(owner.namespace))
+            spend = read_budget.current()  # a listing walks the folder first: bounded before it yields
+            return open_storage(uri, confine=self.file_roots(owner.namespace),
+                                max_listed=spend.bounds.listed if spend is not None else None)
         settings = self.settings(owner, storage)
         with self._lock:
             hit = self._opened.get((uri, settings))

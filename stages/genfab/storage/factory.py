@@ -30,15 +30,17 @@ def file_roots_from_env() -> tuple[str, ...] | None:
     return tuple(roots)
 
 
-def open_storage(uri: str, settings: S3Settings | None = None, confine: Sequence[str] | None = None) -> Storage:
+def open_storage(uri: str, settings: S3Settings | None = None, confine: Sequence[str] | None = None,
+                 max_listed: int | None = None) -> Storage:
     """A storage rooted at `uri` (`s3://bucket/prefix` or `file://path`). `confine`: the folders a
-    `file://` storage must stay in (default: `GENFAB_FILE_ROOTS`, else none)."""
+    `file://` storage must stay in (default: `GENFAB_FILE_ROOTS`, else none); `max_listed`: the files a
+    `file://` listing may walk."""
     try:
         check_storage_uri(uri)
     except ValueError as exc:
         raise StorageError(f"bad storage URI: {exc}") from None
     scheme, _, rest = uri.partition("://")
     if scheme == "file":
-        return FileStorage(uri, Path(rest), confine if confine is not None else file_roots_from_env())
+        return FileStorage(uri, Path(rest), confine if confine is not None else file_roots_from_env(), max_listed)
     bucket, _, prefix = rest.partition("/")
     return S3Storage(uri, bucket, prefix, settings or S3Settings.from_env())

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from genfab.contract.files import open_regular
-from genfab.storage.base import ObjectInfo, Storage, StorageError, safe_key
+from genfab.storage.base import ObjectInfo, Storage, StorageError, StorageLimit, safe_key
 
 LOCK_SUFFIX = ".genfab-lock"
 OUTSIDE = "leads outside the folders this cluster allows (storage.filePrefixes; a symbolic link?)"
@@ -36,11 +36,15 @@ def inside(path: str, folder: str) -> bool:
 
 
 class FileStorage(Storage):
-    def __init__(self, uri: str, root: Path, confine: Sequence[str | Path] | None = None) -> None:
+    def __init__(self, uri: str, root: Path, confine: Sequence[str | Path] | None = None,
+                 max_listed: int | None = None) -> None:
         self.uri = uri
         self.root = root
         self.confine = None if confine is None else tuple(os.path.realpath(p) for p in confine)
         """Resolved folders every path must stay in (None: not confined, as on a laptop)."""
+        self.max_listed = max_listed
+        """Files a listing may walk (a listing is sorted, so it walks the whole folder before it yields
+        anything: a reader's own budget, counting what is yielded, would come too late); None: any."""
 
     def _where(self, key: str) -> str:
         return self.child(key) if key else self.uri
@@ -155,7 +159,12 @@ class FileStorage(Storage):
         if not start.is_dir():
             return
         found = []
+        walked = 0
         for dirpath, _, files in os.walk(start):  # linked folders are not entered
+            walked += len(files)
+            if self.max_listed is not None and walked > self.max_listed:
+                raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
+                                   "operator's bound per reconcile; it tries again later)")
             for name in files:
                 if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
                     continue  # an unfinished atomic write, a compare-and-swap lock
