@@ -28,7 +28,7 @@ STAGE_FILES = {
     "data/stage_2": ("albedo.png",),
     "data/stage_3": ("degraded.png", "params.json"),
     "data/stage_3_5": ("composite.png",),
-    "outputs": ("input.png", "albedo.png", "output.png", "foreground.png", "metadata.json"),
+    "data/outputs": ("input.png", "albedo.png", "output.png", "foreground.png", "metadata.json"),
 }
 
 
@@ -55,8 +55,12 @@ def files(run: Storage) -> set[str]:
     return {o.key for o in run.list() if not o.key.startswith("_genfab/") and "/_markers/" not in o.key}
 
 
-def expected(ids: list[str]) -> set[str]:
-    return {f"{folder}/{i}_{name}" for folder, names in STAGE_FILES.items() for i in ids for name in names}
+def expected(inputs: Path) -> set[str]:
+    """Every file of seed 003's tree for the images in `inputs` (`data/raw/` holds them as given)."""
+    sources = sorted(p.name for p in inputs.iterdir())
+    ids = [name.rsplit(".", 1)[0] for name in sources]
+    return ({f"{folder}/{i}_{name}" for folder, names in STAGE_FILES.items() for i in ids for name in names}
+            | {f"data/raw/{name}" for name in sources})
 
 
 def test_relighting_run_produces_the_seed_layout_and_metadata(
@@ -72,11 +76,13 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     counted = {s["name"]: s["producedBy"] for s in json.loads(run.read_bytes("_genfab/summary.json"))["stages"]}
     assert counted["segment"] == {"classical": 2} and counted["degrade"] == {"softShading (classical normals)": 2}
     assert sum(counted["albedo"].values()) == 2 and counted["recombine"] == {}
-    assert files(run) == expected(["astronaut", "hopper"])
-    assert run.read_bytes("outputs/astronaut_input.png") == (folder / "astronaut.png").read_bytes()
-    meta = json.loads(run.read_bytes("outputs/astronaut_metadata.json"))
+    assert files(run) == expected(folder)
+    assert run.read_bytes("data/outputs/astronaut_input.png") == (folder / "astronaut.png").read_bytes()
+    assert run.read_bytes("data/raw/astronaut.png") == (folder / "astronaut.png").read_bytes()
+    meta = json.loads(run.read_bytes("data/outputs/astronaut_metadata.json"))
     assert meta["sampleId"] == "astronaut" and meta["source"].endswith("inputs/astronaut.png")
-    assert meta["files"] == {k: f"astronaut_{k}.png" for k in ("input", "albedo", "output", "foreground")}
+    assert meta["files"] == {**{k: f"astronaut_{k}.png" for k in ("input", "albedo", "output", "foreground")},
+                             "raw": "../raw/astronaut.png"}
     assert set(meta["stages"]) == {"segment", "albedo", "degrade", "recombine"}
     assert meta["stages"]["segment"]["params"]["backend"] == "classical"
     assert meta["stages"]["albedo"]["params"]["method"] in ("retinex", "lab")
@@ -86,17 +92,21 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     assert params["method"] == "softShading"  # seed 003's weights
     # composite == input outside the mask, bit for bit
     mask = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/stage_1/astronaut_mask.png"))))
-    out = np.asarray(Image.open(io.BytesIO(run.read_bytes("outputs/astronaut_output.png"))))
+    out = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/outputs/astronaut_output.png"))))
     src = np.asarray(Image.open(folder / "astronaut.png"))
     assert 0.1 < (mask > 0).mean() < 0.9
     assert np.array_equal(out[mask == 0], src[mask == 0])
+    zeroed = (out.max(axis=2) == 0) & (mask > 0) & (src.max(axis=2) > 0)
+    assert not zeroed.any()  # no black outline: every mask pixel is relit (black only where the photo is)
+    plate = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/stage_1/astronaut_background.png"))))
+    assert (plate[mask > 0] == 0).all()  # the background plate keeps no person pixel
     # determinism: the same job and sample give the same bytes, in another run from scratch
     if env:
         return  # once is enough (file://)
     again = genfab_run(tmp_path, job(f"file://{tmp_path}/again", folder, seed=7))
     assert again.returncode == 0, again.stdout
     other = Path(tmp_path / "again")
-    for key in ("data/stage_3/astronaut_degraded.png", "outputs/astronaut_output.png",
+    for key in ("data/stage_3/astronaut_degraded.png", "data/outputs/astronaut_output.png",
                 "data/stage_2/astronaut_albedo.png"):
         assert (other / key).read_bytes() == run.read_bytes(key), key
 
@@ -120,7 +130,7 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
     reasons = {r["sample_id"]: r["reason"] for r in rows if r["stage"] == "segment"}
     assert reasons == {"broken": "Unreadable", "gray": "Grayscale", "huge": "TooLarge", "empty": "EmptyMask",
                        "rectangle": "EmptyMask"}
-    assert (run_dir / "outputs" / "astronaut_output.png").is_file()
+    assert (run_dir / "data" / "outputs" / "astronaut_output.png").is_file()
     seg = {s["name"]: s for s in summary["stages"]}["segment"]
     assert (seg["succeeded"], seg["failed"]) == (1, 5)
 
@@ -134,9 +144,13 @@ def test_large_inputs_run_at_the_working_size_and_say_so(tmp_path: Path) -> None
     out = tmp_path / "out"
     small = (200, round(height * 200 / width)) if width >= height else (round(width * 200 / height), 200)
     for name in ("data/stage_1/astronaut_mask.png", "data/stage_3_5/astronaut_composite.png",
-                 "outputs/astronaut_input.png", "outputs/astronaut_output.png"):
+                 "data/outputs/astronaut_input_working.png", "data/outputs/astronaut_output.png"):
         assert Image.open(out / name).size == small, name
-    params = json.loads((out / "outputs/astronaut_metadata.json").read_text())["stages"]["segment"]["params"]
+    # the lab's "original input" stays the original; the working size is the pair's other file
+    assert (out / "data/outputs/astronaut_input.png").read_bytes() == (folder / "astronaut.png").read_bytes()
+    files = json.loads((out / "data/outputs/astronaut_metadata.json").read_text())["files"]
+    assert files["inputWorking"] == "astronaut_input_working.png" and files["input"] == "astronaut_input.png"
+    params = json.loads((out / "data/outputs/astronaut_metadata.json").read_text())["stages"]["segment"]["params"]
     assert params["inputSize"] == [width, height] and params["workingSize"] == list(small)
 
 
@@ -160,7 +174,7 @@ def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: P
     run = tmp_path / "out"
     assert {s["name"]: s["phase"] for s in json.loads((run / "_genfab" / "summary.json").read_text())["stages"]} == {
         n: "Succeeded" for n in ("segment", "albedo", "degrade", "recombine", "caption", "organize")}
-    meta = json.loads((run / "outputs" / "astronaut_metadata.json").read_text())
+    meta = json.loads((run / "data" / "outputs" / "astronaut_metadata.json").read_text())
     assert meta["stages"]["segment"]["params"]["backend"] == "sam3"
     assert meta["lighting"]["normals"] == "midas:Intel/dpt-hybrid-midas"  # seed 003's model, the default
     assert meta["caption"] == (run / "data" / "stage_4" / "astronaut_caption.txt").read_text().strip()
@@ -199,7 +213,7 @@ def test_a_named_normals_model_without_weights_stops_and_auto_says_what_ran(tmp_
     auto["spec"]["models"] = {"uri": f"file://{tmp_path}/no-models"}
     done = genfab_run(tmp_path, auto)
     assert done.returncode == 0, done.stdout + done.stderr
-    meta = json.loads((tmp_path / "auto" / "outputs" / "astronaut_metadata.json").read_text())
+    meta = json.loads((tmp_path / "auto" / "data" / "outputs" / "astronaut_metadata.json").read_text())
     assert meta["lighting"]["normals"] == "classical (auto: no Intel/dpt-hybrid-midas in the model location)"
 
 
@@ -213,15 +227,15 @@ def test_the_main_job_keeps_colour_and_leaves_no_box_seams(tmp_path: Path) -> No
                             timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "out"
-    ids = sorted(p.name.removesuffix("_output.png") for p in (out / "outputs").glob("*_output.png"))
+    ids = sorted(p.name.removesuffix("_output.png") for p in (out / "data" / "outputs").glob("*_output.png"))
     assert ids == ["astronaut", "biden", "hopper", "obama"]
-    albedo = [json.loads((out / "outputs" / f"{i}_metadata.json").read_text())["stages"]["albedo"]["params"]
+    albedo = [json.loads((out / "data" / "outputs" / f"{i}_metadata.json").read_text())["stages"]["albedo"]["params"]
               for i in ids]
     assert any(a["method"] == "retinex" for a in albedo)  # and it says which Retinex made it
     assert all(a.get("variant") == ("msrcp" if a["method"] == "retinex" else None) for a in albedo), albedo
     for sample in ids:
-        source = np.asarray(Image.open(out / "outputs" / f"{sample}_input.png").convert("RGB"))
-        relit = np.asarray(Image.open(out / "outputs" / f"{sample}_output.png").convert("RGB"))
+        source = np.asarray(Image.open(out / "data" / "outputs" / f"{sample}_input.png").convert("RGB"))
+        relit = np.asarray(Image.open(out / "data" / "outputs" / f"{sample}_output.png").convert("RGB"))
         mask = np.asarray(Image.open(out / "data" / "stage_1" / f"{sample}_mask.png")) > 127
         assert mask.mean() > 0.1, sample  # the person, not a speck
         kept = saturation(relit)[mask].mean() / saturation(source)[mask].mean()

@@ -79,8 +79,9 @@ def relit_person(seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
 
 
 def test_composite_keeps_pixels_outside_the_mask_bit_identical() -> None:
-    image, _, parts, degraded = relit_person(1)
-    out = composite(degraded, parts["background"], matte.alpha_of(parts["foreground"]))
+    image, binary, parts, degraded = relit_person(1)
+    out = composite(degraded, matte.original(parts["foreground"], parts["background"], binary),
+                    matte.alpha_of(parts["foreground"]))
     outside = parts["mask"] == 0
     assert np.array_equal(out[outside], image[outside])
     core = matte.alpha_of(parts["foreground"]) == 1.0
@@ -97,8 +98,12 @@ def test_the_default_composite_is_the_seeds_binary_mask_and_soft_is_an_option() 
     assert np.array_equal(out[binary], degraded[binary]) and np.array_equal(out[~binary], image[~binary])
     assert binary_out["params"]["composite"] == "binary"
     soft = decode_png(compute_composite({**job, "composite": "soft"})["files"]["a_composite.png"], bgr=True)
-    edge = (matte.alpha_of(parts["foreground"]) > 0) & (matte.alpha_of(parts["foreground"]) < 1)
-    assert edge.any() and not np.array_equal(soft[edge], out[edge])  # the feathered outline blends
+    alpha = matte.alpha_of(parts["foreground"])
+    edge = (alpha > 0) & (alpha < 1)
+    assert edge.any() and not np.array_equal(soft[edge], out[edge])  # the feathered outline blends...
+    want = np.clip(degraded * alpha[..., None] + image * (1 - alpha[..., None]) + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(soft[binary], want[binary])  # ...with the input picture, not the black plate
+    assert np.array_equal(soft[~binary], image[~binary])
 
 
 def test_split_writes_the_seed_files_consistently() -> None:
@@ -108,9 +113,10 @@ def test_split_writes_the_seed_files_consistently() -> None:
     parts = matte.split(image, binary)
     assert set(np.unique(parts["mask"])) == {0, 255}  # the seed's binary mask
     alpha = parts["foreground"][..., 3]
-    assert (alpha[~binary] == 0).all() and alpha.max() == 255
-    assert np.array_equal(parts["background"][alpha < 255], image[alpha < 255])
-    assert (parts["background"][alpha == 255] == 0).all()
+    assert (alpha[~binary] == 0).all() and (alpha[binary] > 0).all() and alpha.max() == 255
+    assert np.array_equal(parts["background"][~binary], image[~binary])
+    assert (parts["background"][binary] == 0).all()  # the plate has no person pixel
+    assert np.array_equal(parts["foreground"][..., :3][binary], image[binary])
 
 
 def test_clean_mask_fills_holes_and_drops_specks() -> None:

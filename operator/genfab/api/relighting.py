@@ -54,6 +54,11 @@ class SegmentationConfig(GenfabModel):
     relighting script's two, the default), and, only when listed, the classical CPU path (OpenCV cascades seeding
     GrabCut, refined to a soft alpha). A backend that cannot run is said in the stage's status and in
     each sample's `unavailableBackends`; when none can, the stage stops."""
+    fallback_on_empty: bool = False
+    """Also hand an image to the next listed backend when one that runs finds nobody in it (per
+    image; the backend that made each mask is in the sample's `backend`). Off (the lab's script): the
+    fallback is for a backend that cannot run, and an image the first runnable backend finds nobody
+    in is dropped with `EmptyMask`."""
     text_prompt: str = Field("person", min_length=1, max_length=256)
     """What to segment (SAM3 text prompt, detector query for SAM2)."""
     sam3_model: Annotated[str, ModelReference(lambda m: "sam3" in m.backends)] = Field("facebook/sam3", max_length=256)

@@ -1,6 +1,6 @@
 """DatasetJob pipeline `relighting` (the lab's relighting script): segment -> albedo -> degrade -> recombine [->
 caption]
--> organize, under `data/stage_1 … stage_4/` and `outputs/`."""
+-> organize, under `data/stage_1 … stage_4/`, `data/raw/` and `data/outputs/` (seed 003's tree)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ class OrganizeSettings(GenfabModel):
     captions: bool
     """Whether `caption` ran (its text goes into the metadata)."""
     max_side: int
-    """`relighting.input.maxSide`: `{id}_input.png` is the input at the working size segment used."""
+    """`relighting.input.maxSide`: past it, `{id}_input_working.png` is the input at the working size
+    segment used (`{id}_input.png` stays the original)."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -102,7 +103,7 @@ PIPELINE = Pipeline(
                   f"{STAGES}.caption_stage:CaptionStage", memory="24Gi", shard_size=64, upstream=("recombine",),
                   output="data/stage_4/{id}_caption.txt"),
         cpu_stage("organize", "Final outputs and metadata", OrganizeSettings, ("recombine",),
-                  "outputs/{id}_{input.png,albedo.png,output.png,foreground.png,metadata.json}",
+                  "data/{raw/{source},outputs/{id}_{input.png,albedo.png,output.png,foreground.png,metadata.json}}",
                   f"{STAGES}.organize_stage:OrganizeStage", shard=256),
     ),
 )

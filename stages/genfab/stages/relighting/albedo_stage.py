@@ -1,5 +1,5 @@
 """Stage 2 `albedo`: the foreground's intrinsic albedo -> data/stage_2/{id}_albedo.png (original size,
-black outside the person). Methods in the configured fallback order with their probabilities:
+black outside the person; every pixel of stage 1's binary mask is the person's). Methods in the configured fallback order with their probabilities:
 IntrinsicAnything (a plug-in backend), Multi-Scale Retinex, LAB; then 15-25% of the original."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from genfab.stages.common.imaging import to_float, to_uint8
 from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting.images import decode, encode
-from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
@@ -30,8 +30,7 @@ def choose(cfg: AlbedoConfig, seed: int) -> dict[str, Any]:
 
 
 def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
-    fg = job["foreground"]
-    mask = alpha_of(fg) > 0
+    fg, mask = job["foreground"], job["mask"]
     if not mask.any():
         raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
     image = to_float(fg[..., :3])
@@ -70,10 +69,11 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
 
     def gather(self, sample: Sample) -> dict[str, Any]:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
+        mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
         params = choose(self.cfg, self.stage_seed(sample, self.settings.seed))
-        job = {"id": sample.id, "foreground": fg, "params": params, "scales": list(self.cfg.retinex_scales)}
+        job = {"id": sample.id, "foreground": fg, "mask": mask, "params": params,
+               "scales": list(self.cfg.retinex_scales)}
         plugin = self.plugins.get(params["method"])
         if plugin is not None:
-            mask = alpha_of(fg) > 0
             job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]
         return job

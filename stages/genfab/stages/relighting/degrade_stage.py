@@ -16,7 +16,7 @@ from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting import degradation, shading
 from genfab.stages.relighting.images import decode, encode
-from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
@@ -78,8 +78,8 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
         albedo = decode(self.albedo.read_bytes(f"{sample.id}_albedo.png"))
         params = degradation.draw_params(self.cfg, self.stage_seed(sample, self.settings.seed))
-        job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": alpha_of(fg) > 0,
-                               "params": params}
+        mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
+        job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": mask, "params": params}
         if degradation.needs_normals(params):
             params["normals"] = self.normals_source
             if self.depth is not None:

@@ -2,10 +2,13 @@
 
 Conventions (shared by every segmentation backend):
 - `_mask.png`: the binary mask the seed describes, 8-bit, 255 = person, 0 = background;
-- `_foreground.png`: BGRA, the person's pixels with the soft alpha (transparent elsewhere);
-- `_background.png`: the input with the fully-opaque person core blacked out; pixels the alpha does
-  not fully cover keep their input values, so compositing over it reproduces the input exactly
-  outside the mask and blends with the real surroundings along the soft edge.
+- `_foreground.png`: BGRA, the person's pixels (every mask pixel) with the soft alpha, which is
+  above 0 exactly on the mask (transparent elsewhere);
+- `_background.png`: the seed's "original background without person": the input with every mask
+  pixel blacked out, so no person pixel stays in the plate.
+The person region every later stage works on is the binary mask (`person_region`), never "alpha
+above 0" of a feathered edge: that left the outline's pixels out of the albedo and the relit person,
+and the binary composite then put black pixels along it.
 """
 
 from __future__ import annotations
@@ -34,13 +37,19 @@ def feather_sigma(shape: tuple[int, ...]) -> float:
     return max(1.0, 0.004 * min(shape[:2]))
 
 
+MIN_ALPHA = 1.0 / 255.0
+"""The least alpha of a mask pixel: one 8-bit step, so a `_foreground.png`'s alpha is above 0 on
+every pixel of the mask (thin strands and corners included) and 0 outside it."""
+
+
 def soft_alpha(binary: np.ndarray, sigma: float | None = None) -> np.ndarray:
-    """A soft alpha inside `binary`: 0 on its boundary, rising to 1 about 2σ inside, 0 outside.
-    Keeping it inside the mask is what makes pixels outside the mask composite bit-exactly."""
+    """A soft alpha inside `binary`: the mask's Gaussian-blurred coverage (about 0.5 on a straight
+    boundary, less at corners and thin strands, at least `MIN_ALPHA`), reaching 1 about 2σ inside;
+    0 outside. Keeping it inside the mask is what makes pixels outside the mask composite bit-exactly."""
     m = binary.astype(np.float32)
     s = feather_sigma(m.shape) if sigma is None else sigma
     blurred = cv2.GaussianBlur(m, (0, 0), s, borderType=cv2.BORDER_REPLICATE)
-    return np.clip(2.0 * blurred - 1.0, 0.0, 1.0) * m
+    return np.clip(blurred, MIN_ALPHA, 1.0) * m
 
 
 def split(image: np.ndarray, binary: np.ndarray) -> dict[str, np.ndarray]:
@@ -48,7 +57,7 @@ def split(image: np.ndarray, binary: np.ndarray) -> dict[str, np.ndarray]:
     alpha = soft_alpha(binary)
     a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
     foreground = np.dstack([np.where(binary[..., None], image, 0), a8]).astype(np.uint8)
-    background = np.where((a8 == 255)[..., None], 0, image).astype(np.uint8)
+    background = np.where(binary[..., None], 0, image).astype(np.uint8)
     return {"foreground": foreground, "background": background,
             "mask": np.where(binary, 255, 0).astype(np.uint8)}
 
@@ -58,3 +67,16 @@ def alpha_of(foreground_bgra: np.ndarray) -> np.ndarray:
     if foreground_bgra.ndim != 3 or foreground_bgra.shape[2] != 4:
         raise ValueError(f"a stage-1 foreground is BGRA; got shape {foreground_bgra.shape}")
     return foreground_bgra[..., 3].astype(np.float32) * (1.0 / 255.0)
+
+
+def person_region(mask_png: np.ndarray) -> np.ndarray:
+    """The person region (bool) of a decoded `_mask.png`: the binary mask every later stage works on."""
+    if mask_png.ndim == 3:
+        mask_png = mask_png[..., 0]
+    return mask_png > 127
+
+
+def original(foreground_bgra: np.ndarray, background: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The input picture again (BGR): the foreground's pixels on the mask, the background's elsewhere
+    (what the soft composite blends the relit person into along its feathered edge)."""
+    return np.where(region[..., None], foreground_bgra[..., :3], background[..., :3])

@@ -1,5 +1,11 @@
-"""Final stage `organize`: seed 003's `outputs/` -> {id}_input.png, {id}_albedo.png, {id}_output.png,
-{id}_foreground.png and {id}_metadata.json (every stage's parameters, config hashes and files)."""
+"""Final stage `organize`: seed 003's `data/raw/` and `data/outputs/` (the stage writes under `data/`).
+
+- `data/raw/{source file}`: the input as given, bytes unchanged (the lab's input folder);
+- `data/outputs/{id}_input.png`: the original input at its own size (seed 003's "original input"),
+  a PNG copy of the source; `{id}_input_working.png` beside it when `input.maxSide` made the
+  pipeline work smaller: the input at the working size, the other half of the training pair;
+- `{id}_albedo.png`, `{id}_output.png`, `{id}_foreground.png` and `{id}_metadata.json` (every
+  stage's parameters, config hashes and files)."""
 
 from __future__ import annotations
 
@@ -20,9 +26,13 @@ COPIES = (  # (output suffix, stage, key suffix in that stage's folder)
 STAGES = ("segment", "albedo", "degrade", "recombine", "caption")
 
 
+OUTPUTS = "outputs"
+RAW = "raw"
+
+
 class OrganizeStage(Stage[OrganizeSettings]):
     name = "organize"
-    marker_dir = "_markers"
+    marker_dir = f"{OUTPUTS}/_markers"
 
     def setup(self, ctx: StageContext) -> None:
         self.ctx = ctx
@@ -40,16 +50,17 @@ class OrganizeStage(Stage[OrganizeSettings]):
         if source is None:
             raise BadInput(f"input file of sample {sid} is gone from {self.inputs.uri}")
         raw = self.inputs.read_bytes(source)
+        sample.write(f"{RAW}/{source}", raw)
         width, height = image_size(raw)
+        is_png = PurePosixPath(source).suffix.lower() == ".png"
+        sample.write(f"{OUTPUTS}/{sid}_input.png", raw if is_png else encode(decode(raw)))
+        files = {"raw": f"../{RAW}/{source}", "input": f"{sid}_input.png"}
         if working_size(width, height, self.settings.max_side) != (width, height):
-            raw = encode(decode_color(raw, self.settings.max_side))  # the size segment worked at
-        elif PurePosixPath(source).suffix.lower() != ".png":
-            raw = encode(decode(raw))
-        sample.write(f"{sid}_input.png", raw)
-        files = {"input": f"{sid}_input.png"}
+            sample.write(f"{OUTPUTS}/{sid}_input_working.png", encode(decode_color(raw, self.settings.max_side)))
+            files["inputWorking"] = f"{sid}_input_working.png"
         for out, stage, suffix in COPIES:
             storage, _ = self.stages[stage]
-            sample.write(f"{sid}_{out}.png", storage.read_bytes(f"{sid}_{suffix}"))
+            sample.write(f"{OUTPUTS}/{sid}_{out}.png", storage.read_bytes(f"{sid}_{suffix}"))
             files[out] = f"{sid}_{out}.png"
         stages: dict[str, Any] = {}
         for name, (storage, config_hash) in self.stages.items():
@@ -68,4 +79,4 @@ class OrganizeStage(Stage[OrganizeSettings]):
         if self.caption:
             storage, _ = self.stages["caption"]
             meta["caption"] = storage.read_bytes(f"{sid}_caption.txt").decode().strip()
-        sample.write_json(f"{sid}_metadata.json", meta)
+        sample.write_json(f"{OUTPUTS}/{sid}_metadata.json", meta)

@@ -1,7 +1,12 @@
 """Stage 3.5 `recombine`: the relit person back onto the original background ->
-data/stage_3_5/{id}_composite.png. `composite = degraded × α + background × (1 − α)`, α being stage 1's
-binary mask (`composite: binary`, seed 003's) or its soft alpha (`soft`); where α = 0 the input pixels
-are copied, so they stay bit-identical."""
+data/stage_3_5/{id}_composite.png.
+
+- `composite: binary` (seed 003's): `degraded × mask + background × (1 − mask)` with stage 1's binary
+  mask: every mask pixel is the relit person's, every other pixel the input's own bytes.
+- `composite: soft`: `degraded × α + input × (1 − α)` with the soft alpha (inside the mask): along the
+  feathered outline the relit person blends into the input picture itself (the person's own pixels
+  there), never into the blacked-out plate; outside the mask the input's bytes again.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 
 from genfab.api.pipelines.relighting import RecombineSettings
 from genfab.stages.relighting.images import decode, encode
-from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.relighting.matte import alpha_of, original, person_region
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
@@ -28,8 +33,12 @@ def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -
 
 
 def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
-    alpha = (job["mask"] > 127).astype(np.float32) if job["composite"] == "binary" else alpha_of(job["foreground"])
-    out = composite(job["degraded"][..., :3], job["background"][..., :3], alpha)
+    region = person_region(job["mask"])
+    if job["composite"] == "binary":
+        alpha, partner = region.astype(np.float32), job["background"][..., :3]
+    else:
+        alpha, partner = alpha_of(job["foreground"]), original(job["foreground"], job["background"], region)
+    out = composite(job["degraded"][..., :3], partner, alpha)
     return {"files": {f"{job['id']}_composite.png": encode(out)},
             "params": {"composite": job["composite"], "alphaCoverage": round(float((alpha > 0).mean()), 5)}}
 
@@ -46,7 +55,7 @@ class RecombineStage(CpuSampleStage[RecombineSettings]):
     def gather(self, sample: Sample) -> dict[str, Any]:
         composite = self.settings.composite
         return {"id": sample.id, "composite": composite,
-                "mask": decode(self.segment.read_bytes(f"{sample.id}_mask.png")) if composite == "binary" else None,
+                "mask": decode(self.segment.read_bytes(f"{sample.id}_mask.png")),
                 "foreground": None if composite == "binary" else decode(
                     self.segment.read_bytes(f"{sample.id}_foreground.png")),
                 "background": decode(self.segment.read_bytes(f"{sample.id}_background.png")),

@@ -1,7 +1,8 @@
 """Stage 1 `segment`: each input -> `{id}_foreground.png`, `{id}_background.png`, `{id}_mask.png`
 (data/stage_1/). Backends in the configured fallback order: SAM3 with a text prompt, SAM2 prompted
 by a detector box, the classical CPU path. A backend that cannot load (no weights, no torch) is
-skipped for the shard; a backend that finds nobody in an image hands that image to the next one."""
+skipped for the shard; a backend that finds nobody in an image drops it (`EmptyMask`), or hands it to
+the next one when `segmentation.fallbackOnEmpty` says so."""
 
 from __future__ import annotations
 
@@ -109,9 +110,9 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                 images[i] = image
         masks: dict[int, tuple[np.ndarray, str, dict[str, Any]]] = {}
         tried: dict[int, list[str]] = {i: [] for i in images}
-        for backend in self.backends:
+        for n, backend in enumerate(self.backends):
             todo = [i for i in images if i not in masks]
-            if not todo:
+            if not todo or (n > 0 and not self.cfg.fallback_on_empty):
                 break
             if backend == "classical":
                 results = self.pool.map(classical_mask, [{"image": images[i],
