@@ -135,13 +135,33 @@ def test_bad_inputs_are_recorded_per_sample_and_the_rest_finish(tmp_path: Path) 
     assert (seg["succeeded"], seg["failed"]) == (1, 5)
 
 
+def readable_by_another_user(path: Path) -> bool:
+    """Whether uid/gid 65534 (nobody) can read `path` (as root: setpriv drops to it)."""
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", str(path)],
+                           capture_output=True)
+    return probe.returncode == 0 and probe.stdout == path.read_bytes()
+
+
 def test_large_inputs_run_at_the_working_size_and_say_so(tmp_path: Path) -> None:
     folder = portraits(tmp_path, ("astronaut",))
     width, height = Image.open(folder / "astronaut.png").size
-    doc = job(f"file://{tmp_path}/out", folder, input={"uri": f"file://{folder}", "maxSide": 200})
-    result = genfab_run(tmp_path, doc)
+    shared = tmp_path / "shared"  # a folder others may enter (pytest's own are owner-only)
+    shared.mkdir()
+    for p in (tmp_path, shared, *tmp_path.parents):
+        if p.owner() == "root" and p != Path("/"):
+            p.chmod(p.stat().st_mode | 0o011)  # enter-only for others
+    doc = job(f"file://{shared}/out", folder, input={"uri": f"file://{folder}", "maxSide": 200})
+    old = os.umask(0o022)  # a login shell's: genfab's files honour it (0644 files, 0755 folders)
+    try:
+        result = genfab_run(tmp_path, doc)
+    finally:
+        os.umask(old)
     assert result.returncode == 0, result.stdout + result.stderr
-    out = tmp_path / "out"
+    out = shared / "out"
+    modes = {p.stat().st_mode & 0o777 for p in out.rglob("*") if "_genfab" not in p.parts}
+    assert modes == {0o644, 0o755}, sorted(oct(m) for m in modes)
+    if os.geteuid() == 0 and shutil.which("setpriv"):  # a reader under another uid (Difix3D, YOLO, nerfstudio)
+        assert readable_by_another_user(out / "data/outputs/astronaut_output.png")
     small = (200, round(height * 200 / width)) if width >= height else (round(width * 200 / height), 200)
     for name in ("data/stage_1/astronaut_mask.png", "data/stage_3_5/astronaut_composite.png",
                  "data/outputs/astronaut_input_working.png", "data/outputs/astronaut_output.png"):

@@ -25,14 +25,16 @@ class RelightingInput(GenfabModel):
     """Input portraits: every image (png/jpg/webp) under `uri`, or only `sampleIds`."""
 
     uri: InputUri
-    """Folder (prefix) of input images, e.g. the lab's script's `data/raw/`."""
+    """Folder (prefix) of input images, e.g. the lab's script's `data/raw/`. `organize` copies each
+    input, bytes unchanged, to the output's `data/raw/` (seed 003's tree)."""
     sample_ids: list[SampleId] | None = Field(None, min_length=1, max_length=100000)
     """Only these images (file name without extension)."""
     max_side: int = Field(2048, ge=64, le=8192)
     """Working size: an input whose longer side is above this is downscaled to it (aspect kept, area
     filter; JPEGs are decoded at reduced size) before segmentation, and every stage and output of
-    the sample, `{id}_input.png` included, is at that size. Inputs above 100 megapixels are dropped
-    (`TooLarge`) unread."""
+    the sample is at that size except the original input: `{id}_input.png` stays the original, and
+    `{id}_input_working.png` beside it is the input at the working size (the pair's other half). Inputs
+    above 100 megapixels are dropped (`TooLarge`) unread."""
 
 
 class SegmentationConfig(GenfabModel):
