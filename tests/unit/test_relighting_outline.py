@@ -47,7 +47,7 @@ def holes_and_corners(rng: np.random.Generator) -> np.ndarray:
 
 def person_picture(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A lit person (no black pixel) on a different background."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    xx = np.mgrid[0:SIZE, 0:SIZE][1].astype(np.float32)
     light = 0.45 + 0.5 * (xx / SIZE)  # a lighting gradient over the person
     skin = np.array([90, 140, 200], np.float32) * light[..., None] + rng.uniform(-10, 10, (SIZE, SIZE, 3))
     backdrop = np.array([40, 160, 60], np.float32) + rng.uniform(-10, 10, (SIZE, SIZE, 3))

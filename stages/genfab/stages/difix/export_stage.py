@@ -220,10 +220,14 @@ def export_frame(output: Storage, job: SceneExport, triplets: list[Triplet]) -> 
             provenance["mask_fraction"] = fractions
         m = meta(job.source.dataset, job.files.scene.name, job.group, t.target_cam, t.reference_cam, t.frame,
                  t.reference_frame, job.image_format, provenance)
-        files = {m["image_path"]: as_format(render_raw, render_px, "png"),
-                 m["target_image_path"]: as_format(target_raw, target_px, job.image_format),
-                 m["ref_image_path"]: as_format(ref_raw, ref_px, job.image_format),
-                 f"samples/{m['sample_id']}/meta.json": (json.dumps(m, indent=2) + "\n").encode()}
+        images = {"image": as_format(render_raw, render_px, "png"),
+                  "target_image": as_format(target_raw, target_px, job.image_format),
+                  "ref_image": as_format(ref_raw, ref_px, job.image_format)}
+        converted = {role: note for role, (_, note) in images.items() if note}
+        if converted:  # said per file: what Difix3D reads is 8-bit RGB, the source was not
+            m["provenance"]["converted"] = converted
+        files = {m[f"{role}_path"]: data for role, (data, _) in images.items()}
+        files[f"samples/{m['sample_id']}/meta.json"] = (json.dumps(m, indent=2) + "\n").encode()
         for key, data in files.items():
             output.write_bytes(key, data)
             written += len(data)

@@ -1,11 +1,16 @@
 """The export's image handling: a file is checked by decoding it and copied byte for byte when it is
-already in the wanted format (a JPEG target stays the camera's JPEG: no second compression), else
-encoded once, deterministically (the same pixels give the same bytes)."""
+already in the wanted format and 8-bit RGB as PIL opens it (a JPEG target stays the camera's JPEG: no
+second compression), else encoded once as 8-bit RGB, deterministically (the same pixels give the same
+bytes). Difix3D's `PairedDataset` stacks the render with the reference as `to_tensor(Image.open(...))`:
+an RGBA render or a grayscale ground truth would give 4 or 1 channels against 3 and stop training."""
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from genfab.stages.common.imaging import encode_png
 
@@ -49,16 +54,41 @@ def to_8bit_bgr(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
-def as_format(data: bytes, pixels: np.ndarray, fmt: str) -> bytes:
-    """The file in `fmt` (`png`/`jpg`): its own bytes when it already is, else encoded once."""
-    if kind(data) == fmt:
-        return data
+def pil_mode(data: bytes) -> str:
+    """The mode PIL (and so Difix3D's dataset) opens the file in: `RGB`, `RGBA`, `L`, `P`, `I;16`…"""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return str(img.mode)
+    except Exception:  # decoded by OpenCV already: a file PIL cannot read is converted
+        return "unknown"
+
+
+def conversion(data: bytes, pixels: np.ndarray) -> str | None:
+    """What making the file 8-bit RGB changes (`RGBA -> RGB (alpha dropped)`), or None when it is."""
+    mode = pil_mode(data)
+    if mode == "RGB" and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
+        return None
+    what = {"RGBA": "alpha dropped", "LA": "alpha dropped, grey to 3 channels", "L": "grey to 3 channels",
+            "P": "palette expanded", "I;16": "16-bit grey to 8-bit, 3 channels",
+            "I": "32-bit grey to 8-bit, 3 channels"}.get(mode, "8-bit, 3 channels")
+    if pixels.dtype != np.uint8 and "8-bit" not in what:
+        what += f", {pixels.dtype} to 8-bit"
+    return f"{mode} -> RGB ({what})"
+
+
+def as_format(data: bytes, pixels: np.ndarray, fmt: str) -> tuple[bytes, str | None]:
+    """The file in `fmt` (`png`/`jpg`) as 8-bit RGB, and what that converted (None: nothing). Its own
+    bytes when it already is both, else encoded once."""
+    converted = conversion(data, pixels)
+    if kind(data) == fmt and converted is None:
+        return data, None
+    rgb = to_8bit_bgr(pixels)
     if fmt == "png":
-        return encode_png(pixels, bgr=True, compression=1)
-    ok, out = cv2.imencode(".jpg", to_8bit_bgr(pixels), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        return encode_png(rgb, bgr=True, compression=1), converted
+    ok, out = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for an array of shape {pixels.shape}")
-    return bytes(out.tobytes())
+    return bytes(out.tobytes()), converted
 
 
 def mask_fraction(pixels: np.ndarray) -> float:

@@ -1,5 +1,6 @@
 """Stage 2 `albedo`: the foreground's intrinsic albedo -> data/stage_2/{id}_albedo.png (original size,
-black outside the person; every pixel of stage 1's binary mask is the person's). Methods in the configured fallback order with their probabilities:
+black outside the person; every pixel of stage 1's binary mask is the person's). Methods in the
+configured fallback order with their probabilities:
 IntrinsicAnything (a plug-in backend), Multi-Scale Retinex, LAB; then 15-25% of the original."""
 
 from __future__ import annotations
