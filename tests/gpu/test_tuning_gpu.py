@@ -37,7 +37,7 @@ def test_two_gpus_train_like_one_with_the_same_global_batch(tmp_path: Path) -> N
     export = tmp_path / "export"
     done = genfab_run(tmp_path, difix_job(f"file://{export}", f"file://{ROOT / 'examples/data/difix'}"), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    hyper = {"resolution": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
+    hyper = {"resolution": 64, "width": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
              "gramWarmupSteps": 1, "mixedPrecision": "bf16", "dataloaderWorkers": 2}
     losses = {}
     for name, gpus, batch in (("one-gpu", 1, 2), ("two-gpus", 2, 1)):

@@ -26,7 +26,7 @@ from tests.storage.test_difix_pipeline import job as difix_job  # noqa: E402
 from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
 
 pytestmark = pytest.mark.storage
-TINY = {"resolution": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
+TINY = {"resolution": 64, "width": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
         "gramWarmupSteps": 1, "mixedPrecision": "no", "dataloaderWorkers": 0}
 
 
@@ -118,7 +118,7 @@ def test_a_resumed_run_continues_exactly(world: dict[str, Path], tmp_path: Path)
     the optimizer state and the data position were restored), and the step numbers continue."""
     base, perceptual = world["models"] / "nvidia/difix_ref", world["models"] / "genfab/vgg16-lpips"
     data = world["export"] / "difix" / "data.json"
-    hyper = Hyper(resolution=64, max_steps=4, checkpoint_every=2, eval_every=100, gram_warmup_steps=1,
+    hyper = Hyper(resolution=64, width=64, max_steps=4, checkpoint_every=2, eval_every=100, gram_warmup_steps=1,
                   mixed_precision="no", dataloader_workers=0, learning_rate=1e-3, batch_size=2, eval_samples=1)
     straight = train(hyper, base, perceptual, data, TrainerIO(tmp_path / "a"), Options(fast=False))
     first = train(hyper.model_copy(update={"max_steps": 2}), base, perceptual, data, TrainerIO(tmp_path / "b"),

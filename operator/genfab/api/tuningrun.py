@@ -39,10 +39,11 @@ class DifixHyperparameters(GenfabModel):
     """Evaluate on the test split every N steps (written to `eval/`)."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
     """accelerate `--mixed_precision`."""
-    resolution: int = Field(512, ge=64, le=4096, multiple_of=8)
-    """Training height in pixels (images are resized to it)."""
-    width: int | None = Field(None, ge=64, le=4096, multiple_of=8)
-    """Training width in pixels; unset: `resolution` (square). Difix3D's own data loader uses 576x1024."""
+    resolution: int = Field(576, ge=64, le=4096, multiple_of=8)
+    """Training height in pixels (images are resized to it). Difix3D's `train_difix.py` trains at 576x1024
+    (its `PairedDataset`'s size; its `--resolution` flag is not read): the default."""
+    width: int = Field(1024, ge=64, le=4096, multiple_of=8)
+    """Training width in pixels (Difix3D: 1024)."""
     timestep: int = Field(199, ge=1, le=999)
     """The single denoising timestep (Difix3D: 199)."""
     lora_rank_vae: int = Field(4, ge=1, le=256)

@@ -180,7 +180,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(h.seed)  # the LoRA's initial weights: the same on every rank
-    height, width = h.resolution, h.width or h.resolution
+    height, width = h.resolution, h.width
     main = acc.is_main_process
     ckpt_dir = io.out_dir / "checkpoints"
 
