@@ -41,6 +41,8 @@ class Behaviour:
     """Samples of the shard recorded as failed (the shard still exits 0)."""
     raw_report: bytes | None = None
     """Bytes written as the shard's final report instead of a real one (corrupt, huge, nested)."""
+    made_by: str | None = None
+    """The backend, model or method the shard reports its samples made by (`ShardReport.produced_by`)."""
 
 
 Script = Callable[[str, int, int], Behaviour]
@@ -325,6 +327,8 @@ class Kubelet:
             report.failed = [FailedSample(i, "SampleError", "scripted failure") for i in bad]
             report.succeeded = [i for i in ids if i not in bad]
             report.state = "succeeded"
+            if state.behaviour.made_by:
+                report.produced_by = {state.behaviour.made_by: len(report.succeeded)}
         else:
             report.state = "failed"
             report.message = f"exit code {code}"

@@ -448,3 +448,39 @@ def test_a_rerun_token_reruns_the_named_stages_once(emu: Emulator, tmp_path: Pat
     applied(4, rerun={"token": "2026-11-24", "stages": ["gaussians"]})
     final = uids()
     assert final["gaussians"] != after["gaussians"] and final["expansion"] == before["expansion"]
+
+
+def test_the_operator_says_what_made_each_stages_samples_and_writes_the_runs_summary(
+        emu: Emulator, tmp_path: Path) -> None:
+    """`status.stages[].producedBy` from the shard reports while the run goes, and at the end the
+    `_genfab/summary.json` that `status.outputs.summary` points at (`genfab run`'s schema), its dropped
+    samples' CSV and `batch_summary.json`'s counts, all written by the operator."""
+    import csv
+    import json
+
+    made = {0: "seva", 1: "flux-walk (stand-in: no seva.image)", 2: "seva"}
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(
+        made_by=made[index] if stage == "expansion" else f"{stage}-backend",
+        fail_samples=1 if (stage, index) == ("gaussians", 2) else 0)
+    doc = make_scenejob(tmp_path, samples=5, shard_size=2, continueOnError=True)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "PartiallySucceeded")
+    assert stage(st, "expansion")["producedBy"] == {"seva": 3, "flux-walk (stand-in: no seva.image)": 2}
+    assert stage(st, "scaffold")["producedBy"] == {"scaffold-backend": 5}
+    assert stage(st, "gaussians")["producedBy"] == {"gaussians-backend": 4}
+    out = tmp_path / "out"
+    assert st["outputs"]["summary"] == f"file://{out}/_genfab/summary.json"
+    summary = emu.wait("summary.json", lambda: (out / "_genfab" / "summary.json").is_file()
+                       and json.loads((out / "_genfab" / "summary.json").read_text()))
+    assert (summary["executor"], summary["phase"], summary["kind"]) == ("operator", "PartiallySucceeded", "SceneJob")
+    rows = {r["name"]: r for r in summary["stages"]}
+    assert rows["expansion"]["producedBy"] == {"seva": 3, "flux-walk (stand-in: no seva.image)": 2}
+    assert (rows["gaussians"]["succeeded"], rows["gaussians"]["failed"]) == (4, 1)
+    assert rows["gaussians"]["dropped"] == {"SampleError": {"count": 1, "examples": ["photorealistic/index_0003"]}}
+    assert summary["dropped"] == 1 and summary["statusUri"] is None
+    assert all(r["seconds"] is not None for r in summary["stages"])
+    dropped = list(csv.DictReader((out / "_genfab" / "dropped_samples.csv").read_text().splitlines()))
+    assert [(d["stage"], d["sample_id"], d["reason"]) for d in dropped] == [
+        ("gaussians", "photorealistic/index_0003", "SampleError")]
+    batch = json.loads((out / "batch_summary.json").read_text())
+    assert batch["producedBy"]["expansion"] == {"seva": 3, "flux-walk (stand-in: no seva.image)": 2}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from genfab.api.base import GenfabModel
 from genfab.api.reference_object import EXECUTION_NAME
@@ -97,6 +97,11 @@ class StageStatus(GenfabModel):
     """Last notable event of the stage."""
     custom: CustomStageStatus | None = None
     """Set when a custom stage, not genfab, makes this stage's outputs."""
+    produced_by: dict[Annotated[str, StringConstraints(max_length=128)], Annotated[int, Field(ge=0)]] | None = Field(
+        None, max_length=16)
+    """How many of the stage's samples each backend, model or method made (`sam2:facebook/sam2.1-hiera-large`,
+    `retinex (msrcp)`, `seva`, `flux-walk`), from its shards' reports, most first; past 16 kinds the
+    rarest are summed as `other (N kinds)`. Each sample's metadata says which one made it."""
 
 
 class TrainingStatus(GenfabModel):

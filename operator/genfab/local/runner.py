@@ -9,8 +9,6 @@ crashed continues where it stopped when started again.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -58,14 +56,13 @@ from genfab.sequencing import (
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
+from genfab.sequencing.summary import dropped_csv, stage_row, summary_document
 from genfab.status import StageObservation, build_status, notes_message, produced_by
 from genfab.status.aggregate import ExecState
 from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 POLL_SECONDS = 0.2
-EXAMPLES = 3
-"""Sample ids shown per drop reason in the summary (all of them are in dropped_samples.csv)."""
 REPORT_SECONDS = 0.5
 STOP_GRACE_SECONDS = 10.0
 """How long a stopped shard gets to end after SIGTERM before SIGKILL (like a Pod's grace period)."""
@@ -153,7 +150,7 @@ class StageRun:
             shards_active=sum(s.process is not None for s in self.shards),
             shards_ready=sum(s.process is not None for s in self.shards),
             start_time=self.start_time, completion_time=self.completion_time,
-            message=self.status_message,
+            message=self.status_message, produced_by=produced_by(r.produced_by for r in self.reports.values()),
         )
 
     @property
@@ -581,48 +578,18 @@ class LocalRunner:
         return status
 
     def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
-        rows: list[tuple[str, str, str, str]] = []
-        stages = []
-        for run in self.stages.values():
-            seconds = run.seconds
-            drops: dict[str, list[str]] = {}
-            for r in sorted(run.reports.values(), key=lambda r: r.index):
-                for f in r.failed:
-                    drops.setdefault(f.reason, []).append(f.id)
-            stages.append({
-                "name": run.stage.name, "phase": next(s.phase for s in status.stages if s.name == run.stage.name),
-                "configHash": run.stage.config_hash, "outputUri": run.stage.output_uri,
-                "samples": run.samples, "succeeded": run.succeeded, "reused": run.reused, "redone": run.redone,
-                "failed": run.failed,
-                "shards": len(run.shards), "seconds": seconds,
-                "samplesPerSecond": run.samples_per_second(time.monotonic()),
-                "modelLoadSeconds": max((r.model_load_seconds or 0 for r in run.reports.values()), default=None),
-                "gpuPeakGiB": max((round(r.gpu_peak_bytes / 2**30, 2) for r in run.reports.values()
-                                   if r.gpu_peak_bytes is not None), default=None),
-                "message": run.message,
-                "producedBy": produced_by(r.produced_by for r in run.reports.values()),
-                # A custom stage made these samples, not genfab: its image and, what ran here, its command.
-                "custom": ({**custom.to_yaml_dict(), "command": [*run.stage.command, *run.stage.args]}
-                           if (custom := run.stage.custom) is not None else None),
-                "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops.items()},
-            })
-            for r in sorted(run.reports.values(), key=lambda r: r.index):
-                rows.extend((run.stage.name, f.id, f.reason, f.message) for f in r.failed)
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["stage", "sample_id", "reason", "message"])
-        writer.writerows(rows)
-        self.run_storage.write_bytes(DROPPED_KEY, buf.getvalue().encode())
+        by_name = {s.name: s for s in status.stages}
+        stages = [stage_row(run.stage, by_name[run.stage.name], run.reports, seconds=run.seconds,
+                            samples_per_second=run.samples_per_second(time.monotonic()), message=run.message)
+                  for run in self.stages.values()]
+        reports = {n: r.reports for n, r in self.stages.items()}
+        csv_bytes, dropped = dropped_csv(self.plan, reports)
+        self.run_storage.write_bytes(DROPPED_KEY, csv_bytes)
         finished = now_rfc3339()
-        summary = {"kind": self.plan.kind, "name": self.plan.name, "pipeline": self.plan.pipeline,
-                   "continueOnError": self.continue_on_error,
-                   "phase": status.phase, "outputUri": self.plan.output_uri, "finishedAt": finished,
-                   "stages": stages, "dropped": len(rows), "droppedSamplesCsv": f"{self.plan.output_uri}/{DROPPED_KEY}",
-                   "statusUri": f"{self.plan.output_uri}/{STATUS_KEY}",
-                   "summaryUri": f"{self.plan.output_uri}/{SUMMARY_KEY}"}
+        summary = summary_document(self.plan, status, stages, dropped, continue_on_error=self.continue_on_error,
+                                   finished_at=finished, executor="local")
         self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
-        batch = batch_document(self.plan, {n: r.reports for n, r in self.stages.items()}, status.phase,
-                               finished)
+        batch = batch_document(self.plan, reports, status.phase, finished)
         if batch is not None:  # a batch of scenes: the seed's per-sample summary beside them
             self.run_storage.write_bytes(BATCH_SUMMARY_KEY, batch)
         return summary

@@ -8,6 +8,7 @@ reconciles and operator restarts are harmless. Writes are create-if-absent by de
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
-from genfab.contract import shard_count
+from genfab.contract import DROPPED_KEY, SUMMARY_KEY, shard_count
 from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
@@ -76,7 +77,8 @@ from genfab.sequencing.refs import (
     stage_ref_paths,
     substitute_refs,
 )
-from genfab.status import StageObservation
+from genfab.sequencing.summary import dropped_csv, stage_row, stage_seconds, summary_document
+from genfab.status import StageObservation, produced_by
 from genfab.status.training import training_status, with_training
 from genfab.storage import StorageError, StorageLimit
 
@@ -289,7 +291,7 @@ class Controller:
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
             join_uri(the_plan.output_uri, "checkpoints")))
         if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
-            self._write_batch_summary(key, the_plan, owner, status)
+            self._write_run_records(key, the_plan, owner, status, spec.continue_on_error)
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
@@ -462,7 +464,8 @@ class Controller:
                                   {r.index: r.last_activity for r in reports.values() if r.state == "running"},
                                   tuple(n for _, r in sorted(reports.items()) for n in r.notes),
                                   tuple(f"shard {r.index}: {r.message}" for _, r in sorted(reports.items())
-                                        if r.state == "failed" and r.message and not r.corrupt))
+                                        if r.state == "failed" and r.message and not r.corrupt),
+                                  produced_by(r.produced_by for r in reports.values()))
                 cached = (counts, time.monotonic(), finished)
                 self._progress[slot] = cached
             if cached is not None:
@@ -481,19 +484,29 @@ class Controller:
         self._training[key] = (doc, time.monotonic())
         return doc
 
-    def _write_batch_summary(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus) -> None:
-        """A SceneJob that just ended: the seed's `batch_summary.json` from the shard reports (once; a
-        storage problem is logged, the status is written anyway)."""
-        if the_plan.kind != "SceneJob":
-            return
+    def _write_run_records(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus,
+                           continue_on_error: bool) -> None:
+        """A resource that just ended: the run's `_genfab/summary.json` (the one `status.outputs.summary`
+        points at, `genfab run`'s schema), `_genfab/dropped_samples.csv` and, for a SceneJob, the seed's
+        `batch_summary.json`, all from the shard reports (once; a storage problem is logged, the status is
+        written anyway)."""
         try:
             run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
             reports = {s.name: read_reports(run, s.name, s.config_hash) for s in the_plan.stages if s.run}
-            document = batch_document(the_plan, reports, status.phase, now_rfc3339(self.clock()))
+            finished = now_rfc3339(self.clock())
+            by_name = {s.name: s for s in status.stages}
+            rows = [stage_row(s, by_name[s.name], reports.get(s.name, {}), seconds=stage_seconds(by_name[s.name]))
+                    for s in the_plan.stages if s.name in by_name]
+            csv_bytes, dropped = dropped_csv(the_plan, reports)
+            run.write_bytes(DROPPED_KEY, csv_bytes)
+            summary = summary_document(the_plan, status, rows, dropped, continue_on_error=continue_on_error,
+                                       finished_at=finished, executor="operator")
+            run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+            document = batch_document(the_plan, reports, status.phase, finished)
             if document is not None:
                 run.write_bytes(BATCH_SUMMARY_KEY, document)
         except StorageError as exc:
-            log.warning("%s %s/%s: batch_summary.json not written: %s", *key, exc)
+            log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
 
     def _spec_storage(self, key: Key) -> dict[str, Any] | None:
         body = self.cache.resource(key) or {}

@@ -58,6 +58,8 @@ class Progress:
     shard_errors: tuple[str, ...] = ()
     """`shard N: why` of failed shards, from their reports (the stage's own words: the first leads a
     failed stage's message, before what the Job says)."""
+    produced_by: Mapping[str, int] = field(default_factory=dict)
+    """How many samples each backend, model or method made, summed over the reports."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         start_time=view.start_time or (prev.start_time if prev else None),
         completion_time=view.completion_time or (prev.completion_time if prev else None),
         job_name=view.name, reason=reason, message=message,
+        produced_by=progress.produced_by or (
+            prev.produced_by if prev is not None and prev.config_hash == stage.config_hash else None),
     )
 
 
@@ -157,7 +161,7 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
         samples_failed=prev.samples.failed, shards_total=prev.shards.total,
         shards_succeeded=prev.shards.succeeded, shards_failed=prev.shards.failed,
         start_time=prev.start_time, completion_time=prev.completion_time, job_name=prev.job_name,
-        reason=prev.reason, message=prev.message,
+        reason=prev.reason, message=prev.message, produced_by=prev.produced_by,
     )
 
 

@@ -11,6 +11,7 @@ from genfab.contract import sample_subdir
 from genfab.contract.paths import join_uri
 from genfab.inventory import ShardReport
 from genfab.planner import Plan, PlannedStage
+from genfab.status import produced_by
 
 BATCH_SUMMARY_KEY = "batch_summary.json"
 """Beside the samples' folders, at the run's output root (where the seed's batch script writes it)."""
@@ -35,7 +36,8 @@ def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[
                   output_uri: str) -> dict[str, Any]:
     """Every sample any stage reported, in id order: `variant` and `index` (from `{variant}/index_XXXX`
     ids), `status` (succeeded when every selected stage succeeded, failed when one failed, else
-    incomplete), `seconds` (the stages' produced time) and per stage its outcome."""
+    incomplete), `seconds` (the stages' produced time) and per stage its outcome; `producedBy`: per
+    stage, how many samples each backend, model or method made (each sample's own files say which)."""
     per_stage = {s.name: _stage_entries(s, reports.get(s.name, {}), output_uri) for s in stages}
     ids = sorted({i for found in per_stage.values() for i in found})
     rows = []
@@ -53,7 +55,8 @@ def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[
                                "stages": entries}
         rows.append(row)
     counts = {k: sum(r["status"] == k for r in rows) for k in ("succeeded", "failed", "incomplete")}
-    return {"samples": rows, "counts": counts}
+    made = {s.name: produced_by(r.produced_by for r in reports.get(s.name, {}).values()) for s in stages if s.run}
+    return {"samples": rows, "counts": counts, "producedBy": {name: c for name, c in made.items() if c}}
 
 
 def batch_document(plan: Plan, reports: Mapping[str, Mapping[int, ShardReport]], phase: str, finished_at: str

@@ -58,6 +58,24 @@ def produced_by(shards: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+MAX_PRODUCERS = 16
+"""Entries of a stage's `producedBy` in its status: the most frequent, the rest summed as one."""
+MAX_PRODUCER_NAME = 128
+
+
+def bounded_produced_by(counts: Mapping[str, int], limit: int = MAX_PRODUCERS) -> dict[str, int]:
+    """`counts` (most first) fit for a status: names cut to `MAX_PRODUCER_NAME`, at most `limit`
+    entries, the least frequent beyond `limit - 1` summed as `other (N kinds)`."""
+    cut: Counter[str] = Counter()
+    for name, n in counts.items():
+        cut[name if len(name) <= MAX_PRODUCER_NAME else name[: MAX_PRODUCER_NAME - 3] + "..."] += n
+    ordered = list(produced_by([cut]).items())
+    if len(ordered) <= limit:
+        return dict(ordered)
+    rest = ordered[limit - 1:]
+    return {**dict(ordered[: limit - 1]), f"other ({len(rest)} kinds)": sum(n for _, n in rest)}
+
+
 ExecState = Literal["pending", "waiting", "running", "finished", "suspended", "skipped", "blocked"]
 
 
@@ -82,6 +100,8 @@ class StageObservation:
     job_name: str | None = None
     reason: str | None = None
     message: str | None = None
+    produced_by: Mapping[str, int] | None = None
+    """How many samples each backend, model or method made (shard reports' counts); None: unknown."""
 
 
 def stage_phase(obs: StageObservation, continue_on_error: bool) -> StagePhase:
@@ -130,6 +150,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageS
                            active=obs.shards_active, ready=obs.shards_ready),
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
         reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE), custom=custom,
+        produced_by=bounded_produced_by(obs.produced_by) if obs.produced_by else None,
     )
 
 
