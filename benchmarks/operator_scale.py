@@ -73,8 +73,8 @@ def scenejob(i: int, inputs: Path, out: Path) -> dict[str, Any]:
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob",
             "metadata": {"name": f"bench-{i}", "namespace": f"bench-{i % 50}"},
             "spec": {"pipeline": "worldexplorer",
-                     # The built-in scaffold: the default `single_image` is refused without a SEVA image.
-                     "worldexplorer": {"scaffold": {"method": "scaffold_gen"}},
+                     # genfab's own methods, named: the lab's SEVA and VGGT are refused without their images.
+                     "worldexplorer": {"scaffold": {"method": "scaffold_gen"}, "expansion": {"method": "walk"}},
                      "input": {"datasetUri": f"file://{inputs}",
                                "samples": [{"index": 0, "photorealistic": {"path": "img.png"}}]},
                      "output": f"file://{out}/bench-{i}"}}

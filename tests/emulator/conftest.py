@@ -45,6 +45,11 @@ def emu(emulator: Emulator, operator: OperatorProcess) -> Iterator[Emulator]:
         raise AssertionError(f"the operator died:\n{operator.logs()[-4000:]}")
 
 
+OWN_METHODS = {"scaffold": {"method": "scaffold_gen"}, "expansion": {"method": "walk"}}
+"""worldexplorer with genfab's own methods, named: the lab's SEVA and VGGT need their research images,
+and a resource that leaves them unset without those images is refused."""
+
+
 def make_scenejob(tmp: Path, samples: int = 5, shard_size: int = 2, **spec: Any) -> dict[str, Any]:
     """A 3-stage worldexplorer SceneJob over a curated set of `samples` inline samples (one image each,
 samples `photorealistic/index_XXXX`) in a fresh namespace."""
@@ -60,5 +65,6 @@ samples `photorealistic/index_XXXX`) in a fresh namespace."""
                  "input": {"datasetUri": f"file://{inputs}",
                            "samples": [{"index": i, "photorealistic": {"path": f"img_{i:02d}.png"}}
                                        for i in range(samples)]},
-                 "output": f"file://{tmp}/out", "shardSize": shard_size, **spec},
+                 "output": f"file://{tmp}/out", "shardSize": shard_size,
+                 "worldexplorer": OWN_METHODS, **spec},
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import make_scenejob
+from tests.emulator.conftest import OWN_METHODS, make_scenejob
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_hostile_tenant import bound, scenejob  # noqa: F401  (fixture)
@@ -58,7 +58,7 @@ def test_a_body_nested_a_thousand_levels_is_invalid_and_the_operator_serves_ever
     refused(emu, hostile, "spec.customStages[0].config", "levels deep")
     (tmp_path / "b").mkdir()
     other = make_scenejob(tmp_path / "b", samples=1,
-                          worldexplorer={"scaffold": {"method": "scaffold_gen"}})
+                          worldexplorer=OWN_METHODS)
     emu.apply(other)  # another tenant: planned and started, the operator alive
     emu.wait("the other tenant's first Job", lambda: emu.objects(
         "jobs", other["metadata"]["namespace"], f"genfab.dev/resource={other['metadata']['name']}"), 60)
@@ -81,7 +81,7 @@ def test_an_image_override_gets_no_storage_keys_when_custom_stages_get_none(
     emu, root = bound
     doc = scenejob(root, "team-a", f"img-{path.rsplit('.', 2)[-2]}", "team-a")
     doc["spec"].update(output="s3://lab-out/team-a/run", storage={"secretRef": {"name": "lab-s3"}},
-                       worldexplorer={"scaffold": {"method": "scaffold_gen"}}, **override)
+                       worldexplorer=OWN_METHODS, **override)
     emu.apply(doc)
     refused(emu, doc, path, "stages.customStageCredentials")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import make_scenejob
+from tests.emulator.conftest import OWN_METHODS, make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
 
@@ -276,7 +276,8 @@ def test_spec_change_reruns_only_the_changed_stage_and_downstream(emu: Emulator,
     assert after["scaffold"] == before["scaffold"] and after["expansion"] == before["expansion"]
     assert after["gaussians"] != before["gaussians"] and len(after) == 3  # the old gaussians Job is gone
     emu.apply({**doc, "spec": {**doc["spec"], "gaussians": {"steps": 7000},
-                               "worldexplorer": {"expansion": {"numFrames": 60}}}})
+                               "worldexplorer": {**OWN_METHODS,
+                                                 "expansion": {"method": "walk", "numFrames": 60}}}})
     wait_status(emu, doc, "generation 3 done", lambda st: st.get("observedGeneration") == 3
                 and st["phase"] == "Succeeded")
     final = {j["metadata"]["labels"]["genfab.dev/stage"]: j["metadata"]["uid"] for j in jobs(emu, doc)}
@@ -370,7 +371,7 @@ def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(
 
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
     doc = make_scenejob(tmp_path, samples=2, shard_size=1,
-                        worldexplorer={"scaffold": {"method": "scaffold_gen", "selection": "manual"}})
+                        worldexplorer={**OWN_METHODS, "scaffold": {"method": "scaffold_gen", "selection": "manual"}})
     ns = doc["metadata"]["namespace"]
     emu.apply(doc)
     st = wait_status(emu, doc, "AwaitingSelection", lambda st: condition(st, "AwaitingSelection").get("status")

@@ -410,31 +410,37 @@ def test_the_stages_that_run_the_depth_model_run_in_moges_image_when_it_is_the_b
     assert p.stage("outpaint").image is None and p.stage("render").image is None
 
 
-@pytest.mark.parametrize(("seva", "vggt", "image"), [
-    (None, None, None),  # built-in walk + aligned depth: the scene family's image
-    ("lab/r:1", None, "lab/r:1"),  # SEVA frames
-    (None, "lab/r:1", "lab/r:1"),  # VGGT geometry
-    ("lab/r:1", "lab/r:1", "lab/r:1"),
+@pytest.mark.parametrize(("seva", "vggt", "image", "runs"), [
+    (None, None, None, False),  # the lab's SEVA + VGGT (unset) without their images: refused, never the walk
+    ("lab/r:1", None, "lab/r:1", False),  # SEVA frames, VGGT (the SEVA path's geometry) without its image
+    (None, "lab/r:1", "lab/r:1", False),  # SEVA frames without SEVA's image
+    ("lab/r:1", "lab/r:1", "lab/r:1", True),
 ])
 def test_the_expansion_runs_in_the_research_image_it_needs(seva: str | None, vggt: str | None,
-                                                           image: str | None) -> None:
+                                                           image: str | None, runs: bool) -> None:
     def mutate(d: Doc) -> None:
         block = d["spec"]["worldexplorer"]
         block["seva"] = {"image": seva} if seva else {}
         block["vggt"] = {"image": vggt} if vggt else {}
 
     stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
-    assert stage.image == image and stage.implementation is not None
+    assert stage.image == image and (stage.implementation is not None) == runs
 
 
 @pytest.mark.parametrize(("expansion", "seva", "vggt", "unsupported", "image"), [
-    ({}, None, None, "", None),  # unset and no research image: walk + scene, said in every summary
+    ({}, None, None, "worldexplorer.expansion.method unset (the lab's worldexplorer script's SEVA) runs SEVA "
+     "(Stable Virtual Camera), research code that is not a package: set worldexplorer.seva.image to a SEVA stage "
+     "image (built from images/seva/Dockerfile), or set worldexplorer.expansion.method: walk", None),  # the seed's
+    ({}, "lab/r:1", None, "worldexplorer.expansion.geometry unset (the lab's worldexplorer script's VGGT on the SEVA "
+     "path) runs VGGT", "lab/r:1"),  # VGGT is the SEVA path's geometry: refused without its image, both fixes
+    ({}, "lab/r:1", "lab/r:1", "", "lab/r:1"),  # the lab's methods, each in its image
     ({"method": "walk", "geometry": "scene"}, "lab/r:1", "lab/r:1", "", None),  # asked for: the family's image
-    ({"method": "walk"}, None, "lab/r:1", "", "lab/r:1"),  # VGGT geometry (its default with its image)
+    ({"method": "walk"}, None, None, "", None),  # the walk, named: its geometry is the scene's (genfab's own)
+    ({"method": "walk"}, None, "lab/r:1", "", None),  # an unused VGGT image changes nothing unless asked for
     ({"method": "seva"}, None, None, "set worldexplorer.seva.image to a SEVA stage image (built from "
      "images/seva/Dockerfile), or set worldexplorer.expansion.method: walk", None),  # both fixes, one line
-    ({"geometry": "vggt"}, None, None, "set worldexplorer.vggt.image to a VGGT stage image (built from "
-     "images/vggt/Dockerfile), or set worldexplorer.expansion.geometry: scene", None),
+    ({"method": "walk", "geometry": "vggt"}, None, None, "set worldexplorer.vggt.image to a VGGT stage image "
+     "(built from images/vggt/Dockerfile), or set worldexplorer.expansion.geometry: scene", None),
     ({"method": "seva", "geometry": "vggt"}, "lab/r:1", "lab/r:1", "", "lab/r:1"),
 ])
 def test_the_expansion_method_and_geometry_are_explicit(expansion: dict[str, str], seva: str | None,
@@ -583,8 +589,7 @@ def test_plan_names_why_a_stage_runs_again() -> None:
     ("scenejob-vistadream.yaml", {"depthBackend": "moge", "mogeImage": "lab/moge:1"}, []),  # the seed's model
     ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: seed 000's methods run
     ("scenejob-worldexplorer-tiny.yaml", {}, []),  # walk and scene, said explicitly
-    ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}},
-     ["worldexplorer.expansion.method unset and no seva.image", "worldexplorer.expansion.geometry unset and no"]),
+    ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}}, []),  # refused instead (validate's "cannot run as set")
     ("datasetjob-relighting.yaml", {}, []),
 ])
 def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes: dict[str, Any],

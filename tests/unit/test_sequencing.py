@@ -130,7 +130,8 @@ def test_a_gate_holds_every_stage_downstream_of_it(stage_name: str, gated: bool,
 
 WORLDEXPLORER = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "we"},
                  "spec": {"pipeline": "worldexplorer", "input": {"manifest": "file:///data/metadata.json"},
-                          "output": "file:///out", "worldexplorer": {"scaffold": {"method": "scaffold_gen"}}}}
+                          "output": "file:///out", "worldexplorer": {"scaffold": {"method": "scaffold_gen"},
+                                                                     "expansion": {"method": "walk"}}}}
 
 
 @pytest.mark.parametrize(("extra", "cuda", "expected"), [
@@ -144,9 +145,11 @@ WORLDEXPLORER = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metad
     ({"onlyStages": ["scaffold", "gaussians"], "customStages": [
         {"name": "gaussians", "image": "lab/splat:1", "command": ["python", "splat.py"]}]}, False, None),
     # a manual gate stands before them: the run may stop there first; they are refused as they start
-    ({"worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"}}}, False, None),
+    ({"worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"},
+                        "expansion": {"method": "walk"}}}, False, None),
     ({"onlyStages": ["expansion", "gaussians"],  # the gated stage does not run: nothing stops before them
-      "worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"}}}, False,
+      "worldexplorer": {"scaffold": {"method": "scaffold_gen", "selection": "manual"},
+                        "expansion": {"method": "walk"}}}, False,
      "stages expansion, gaussians of pipeline worldexplorer need a CUDA GPU (gsplat) and this machine has none: "
      "run it on a GPU machine"),
 ])

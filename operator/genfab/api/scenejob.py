@@ -235,13 +235,15 @@ class ExpansionConfig(GenfabModel):
     method: Literal["seva", "walk"] | None = None
     """How the trajectory's frames are made: `seva`, the lab's worldexplorer script's (SEVA's `img2trajvid`, every frame
     generated from the eight views; needs `seva.image`), or `walk`, genfab's own (render the scene,
-    FluxFill the frames with holes, align their depth, add them). Unset: `seva` when `seva.image` is
-    set, else `walk`. Which one ran is in each sample's `expansion.json`, the summaries and the status."""
+    FluxFill the frames with holes, align their depth, add them). Unset: `seva`, the lab's; without
+    `seva.image` the stage is refused in one line naming both fixes (never the walk unasked). Which one
+    ran is in each sample's `expansion.json`, the summaries and the status (`producedBy`)."""
     geometry: Literal["vggt", "scene"] | None = None
     """Where the frames' geometry comes from: `vggt`, the lab's worldexplorer script's (VGGT on every frame, moved
     into the
     scene; needs `vggt.image`), or `scene`, genfab's own (every frame's aligned depth at its known
-    pose). Unset: `vggt` when `vggt.image` is set, else `scene`."""
+    pose). Unset: `vggt` on the SEVA path (the lab's; refused without `vggt.image`, naming both fixes),
+    `scene` with `method: walk`."""
     num_frames: int = Field(120, ge=8, le=2000)
     """Frames generated along the trajectory through the scaffold."""
     trajectory: Literal["outward", "orbit"] = "outward"
@@ -266,7 +268,8 @@ class SevaModelConfig(GenfabModel):
 
     image: str | None = Field(None, max_length=512)
     """Stage image with SEVA installed (`images/seva/Dockerfile`, SEVA at a pinned commit). Unset: the
-    scaffold needs `method: scaffold_gen` and the expansion runs genfab's built-in FluxFill walk."""
+    scaffold needs `method: scaffold_gen` and the expansion `method: walk` (genfab's FluxFill walk),
+    each said in the resource."""
     model: Annotated[str, ModelReference(lambda m: m.image is not None)] = Field(
         "stabilityai/stable-virtual-camera", max_length=256)
     """SEVA weights (a folder with `model.safetensors` under the model location)."""

@@ -65,7 +65,7 @@ from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
-from genfab.sequencing import now_rfc3339, status_outputs
+from genfab.sequencing import now_rfc3339, status_outputs, unsupported_settings
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, execution_choice
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
@@ -243,7 +243,8 @@ class Controller:
             execution = self._execution(key, resource, owner, previous)
             the_plan, part = self._plan_with_references(key, body, resource, namespace, owner, execution)
             refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
-                tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
+                tenant_image_errors(the_plan, resource.spec, self.settings.policy)) + unsupported_settings(
+                    the_plan.stages))  # the lab's method asked for (or meant by unset) without its image: no Job
             if refused:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))

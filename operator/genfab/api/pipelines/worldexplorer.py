@@ -52,12 +52,13 @@ class ExpansionSettings(GenfabModel):
     vggt: VggtConfig
 
     def frames_method(self) -> Literal["seva", "walk"]:
-        """`expansion.method`, or what its unset value means."""
-        return self.expansion.method or ("seva" if self.seva.image is not None else "walk")
+        """`expansion.method`; unset means the lab's worldexplorer script's: SEVA."""
+        return self.expansion.method or "seva"
 
     def geometry_method(self) -> Literal["vggt", "scene"]:
-        """`expansion.geometry`, or what its unset value means."""
-        return self.expansion.geometry or ("vggt" if self.vggt.image is not None else "scene")
+        """`expansion.geometry`; unset means the lab's worldexplorer script's VGGT on the SEVA path, and the
+        scene's own aligned depth with genfab's walk (which the user named)."""
+        return self.expansion.geometry or ("vggt" if self.frames_method() == "seva" else "scene")
 
 
 def scaffold_image(block: WorldExplorerConfig) -> str | None:
@@ -73,14 +74,17 @@ def expansion_image(settings: ExpansionSettings) -> str | None:
 
 
 def expansion_refusal(settings: ExpansionSettings) -> str | None:
-    """The lab's worldexplorer script's research methods asked for without their stage image: one line naming both
-    fixes."""
+    """The lab's worldexplorer script's research methods (the meaning of unset) without their stage image: one
+    line naming both fixes."""
+    e = settings.expansion
     if settings.frames_method() == "seva" and settings.seva.image is None:
-        return ("worldexplorer.expansion.method seva runs SEVA (Stable Virtual Camera), research code that is not a "
-                "package: set worldexplorer.seva.image to a SEVA stage image (built from images/seva/Dockerfile), "
-                "or set worldexplorer.expansion.method: walk (genfab's FluxFill walk)")
+        asked = "seva" if e.method else "unset (the lab's worldexplorer script's SEVA)"
+        return (f"worldexplorer.expansion.method {asked} runs SEVA (Stable Virtual Camera), research code that is "
+                "not a package: set worldexplorer.seva.image to a SEVA stage image (built from "
+                "images/seva/Dockerfile), or set worldexplorer.expansion.method: walk (genfab's FluxFill walk)")
     if settings.geometry_method() == "vggt" and settings.vggt.image is None:
-        return ("worldexplorer.expansion.geometry vggt runs VGGT, research code that is not a package: set "
+        asked = "vggt" if e.geometry else "unset (the lab's worldexplorer script's VGGT on the SEVA path)"
+        return (f"worldexplorer.expansion.geometry {asked} runs VGGT, research code that is not a package: set "
                 "worldexplorer.vggt.image to a VGGT stage image (built from images/vggt/Dockerfile), or set "
                 "worldexplorer.expansion.geometry: scene (the scene's own aligned depth)")
     return None
@@ -120,21 +124,6 @@ def scaffold_refusal(settings: ScaffoldSettings) -> str | None:
     return None
 
 
-def seed_notes(block: WorldExplorerConfig) -> list[str]:
-    """Unset methods that, without their research images, run genfab's instead of the lab's worldexplorer script's."""
-    e = block.expansion
-    notes = []
-    if e.method is None and block.seva.image is None:
-        notes.append("worldexplorer.expansion.method unset and no seva.image: genfab's FluxFill walk makes the "
-                     "frames, not the lab's worldexplorer script's SEVA (set seva.image for it, or method: walk "
-                     "to say so)")
-    if e.geometry is None and block.vggt.image is None:
-        notes.append("worldexplorer.expansion.geometry unset and no vggt.image: the scene's aligned depth gives "
-                     "the points, not the lab's worldexplorer script's VGGT (set vggt.image for it, or geometry: "
-                     "scene to say so)")
-    return notes
-
-
 def drafts(req: DraftRequest) -> PipelineDrafts:
     spec: SceneJobBase = req.spec
     block: WorldExplorerConfig = req.block
@@ -153,7 +142,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="worldexplorer", kind="SceneJob", value="worldexplorer",
     description="image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
-    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, seed_notes=seed_notes,
+    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts,
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
