@@ -485,3 +485,16 @@ def test_the_operator_says_what_made_each_stages_samples_and_writes_the_runs_sum
         ("gaussians", "photorealistic/index_0003", "SampleError")]
     batch = json.loads((out / "batch_summary.json").read_text())
     assert batch["producedBy"]["expansion"] == {"seva": 3, "flux-walk (stand-in: no seva.image)": 2}
+
+
+def test_the_labs_methods_without_their_images_are_refused_before_any_job(emu: Emulator, tmp_path: Path) -> None:
+    """worldexplorer's unset expansion method means the lab's SEVA (and VGGT on its path): without their
+    images the resource is refused in one line naming both fixes, and no Job is made."""
+    doc = make_scenejob(tmp_path, samples=1, worldexplorer={"scaffold": {"method": "scaffold_gen"}})
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed")
+    message = condition(st, "InvalidSpec")["message"]
+    assert message.startswith("stage expansion: worldexplorer.expansion.method unset (the lab's worldexplorer "
+                              "script's SEVA) runs SEVA"), message
+    assert "set worldexplorer.seva.image" in message and "or set worldexplorer.expansion.method: walk" in message
+    assert jobs(emu, doc) == []

@@ -596,7 +596,8 @@ def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes
                                                            expected: list[str]) -> None:
     from click.testing import CliRunner
 
-    from genfab.cli.main import cli, seed_notes
+    from genfab.cli.main import cli
+    from genfab.cli.notes import seed_notes
 
     doc = load_example(example)
     block = doc["spec"].get("vistadream") or doc["spec"].get("worldexplorer")
@@ -607,3 +608,5 @@ def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes
     if example == "scenejob-vistadream.yaml" and not changes:
         result = CliRunner().invoke(cli, ["validate", str(ROOT / "examples" / example)])
         assert result.exit_code == 0 and f"  note: {notes[0]}" in result.output.splitlines()
+        planned = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / example)])  # plan says the same
+        assert planned.exit_code == 0 and f"note: {notes[0]}" in planned.output.splitlines()

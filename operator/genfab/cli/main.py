@@ -16,18 +16,18 @@ from rich.table import Table
 from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
-from genfab.api.pipeline import selected
 from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
 from genfab.cli.loading import load_file, load_one, report_errors
+from genfab.cli.notes import notes
 from genfab.cli.reference import cli_page
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
 from genfab.local.models import local_model_identities
 from genfab.planner import INPUT, Plan, plan
 from genfab.planner.hashing import changed_parts
-from genfab.sequencing import CannotRun, unimplemented, unsupported_settings
+from genfab.sequencing import CannotRun
 
 PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -58,31 +58,10 @@ def validate(files: tuple[Path, ...]) -> None:
             else:
                 assert loaded.resource is not None
                 click.echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
-                note = runs_today_note(plan(loaded.resource))
-                if note:
-                    click.echo(f"  {note}")
-                for line in seed_notes(loaded.resource):
-                    click.echo(f"  note: {line}")
+                for line in notes(loaded.resource, plan(loaded.resource)):
+                    click.echo(f"  {line}")
     if failed:
         sys.exit(1)
-
-
-def seed_notes(resource: Resource) -> list[str]:
-    """The pipeline's lines on defaults that differ from the lab's document (`Pipeline.seed_notes`)."""
-    pipeline = selected(resource.kind, resource.spec)
-    return pipeline.seed_notes(pipeline.block_of(resource.spec)) if pipeline.seed_notes else []
-
-
-def runs_today_note(p: Plan) -> str | None:
-    """One line when stages of the plan have no implementation in genfab yet (None when all run)."""
-    missing = unimplemented(p.stages)
-    if not missing:
-        return None
-    reasons = unsupported_settings(p.stages)
-    if reasons:
-        return "note: this resource cannot run as set: " + "; ".join(reasons)
-    return (f"note: pipeline {p.pipeline} is not implemented yet: this resource needs customStages for "
-            f"{', '.join(missing)} before it can run")
 
 
 def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
@@ -166,9 +145,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         if before is not None:  # per stage: reused, or made again and why
             doc["since"] = stage_verdicts(result, before)
         click.echo(json.dumps(doc, indent=2))
-        note = runs_today_note(result)
-        if note:
-            click.echo(note, err=True)  # stdout stays JSON
+        for line in notes(loaded.resource, result):
+            click.echo(line, err=True)  # stdout stays JSON
         return
     console = Console(width=max(Console().width, 140))
     console.print(_plan_table(result, before))
@@ -178,9 +156,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
     for ref in result.external_refs:
         console.print(f"waits for {ref}", markup=False)
-    note = runs_today_note(result)
-    if note:
-        click.echo(note)
+    for line in notes(loaded.resource, result):
+        click.echo(line)
 
 
 CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))

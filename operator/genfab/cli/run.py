@@ -17,6 +17,7 @@ from rich.table import Table
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
 from genfab.cli.loading import load_one, out_option_error, report_errors
+from genfab.cli.notes import seed_notes
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.execution import keep_execution, local_execution
@@ -154,6 +155,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         _fail(str(exc))
     if chosen.note:
         console.print(chosen.note, highlight=False, markup=False, soft_wrap=True)
+    for line in seed_notes(loaded.resource):  # validate's notes: defaults that run other than the lab's script
+        console.print(f"note: {line}", highlight=False, markup=False, soft_wrap=True)
     try:  # the weights in the model location are part of the hashes
         identities = local_model_identities(the_plan, resource.spec.models, environ)
     except CannotRun as exc:

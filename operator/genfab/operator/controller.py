@@ -243,11 +243,11 @@ class Controller:
             execution = self._execution(key, resource, owner, previous)
             the_plan, part = self._plan_with_references(key, body, resource, namespace, owner, execution)
             refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
-                tenant_image_errors(the_plan, resource.spec, self.settings.policy)) + unsupported_settings(
-                    the_plan.stages))  # the lab's method asked for (or meant by unset) without its image: no Job
-            if refused:
+                tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
+            cannot = unsupported_settings(the_plan.stages)  # the lab's method meant or asked without its image
+            if refused or cannot:
                 return self._write_status(key, body, previous, invalid_status(
-                    previous, "; ".join(str(e) for e in refused), generation, now_rfc3339(now)))
+                    previous, "; ".join([*(str(e) for e in refused), *cannot]), generation, now_rfc3339(now)))
         except ValidationError as exc:
             message = "; ".join(str(e) for e in field_errors(exc))
             return self._write_status(key, body, previous, invalid_status(previous, message, generation,
