@@ -528,7 +528,7 @@ def tiny_qwen_transformer() -> Any:
                                        guidance_embeds=False, axes_dims_rope=(8, 4, 4))
 
 
-def save_tiny_qwen_image_edit(root: Path, model_id: str = "ovedrive/qwen-image-edit-4bit", plus: bool = False
+def save_tiny_qwen_image_edit(root: Path, model_id: str = "ovedrive/Qwen-Image-Edit-2509-4bit", plus: bool = True
                               ) -> Path:
     """A tiny random Qwen Image Edit pipeline (diffusers' own test sizes; a byte-level tokenizer with
     Qwen's special tokens; `plus`: the 2509/2511 QwenImageEditPlusPipeline). Not quantised, whatever

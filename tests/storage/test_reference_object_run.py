@@ -41,7 +41,9 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
             del sys.modules[name]
     uri, env, out = target
     endpoint, model = chat_server
-    failing = "perspective_1_prompt_1_seed_12345"
+    from genfab.stages.reference_object.units import scene_seed
+
+    failing = f"perspective_1_prompt_1_seed_{scene_seed(12345, 1, 1, 0)}"
     fail = tmp_path / "fail.txt"
     fail.write_text(failing + "\n")
     book = tmp_path / "ledger.txt"

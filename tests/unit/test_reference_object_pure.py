@@ -20,7 +20,7 @@ from genfab.stages.reference_object.cv_stage import CvAugmentationStage, compute
 from genfab.stages.reference_object.dataset import write_dataset_files
 from genfab.stages.reference_object.state import build_state
 from genfab.stages.reference_object.summary import ShardParts
-from genfab.stages.reference_object.units import SceneUnit, aug_id, is_augmented, scene_units_of
+from genfab.stages.reference_object.units import SceneUnit, aug_id, is_augmented, scene_seed, scene_units_of
 from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
 from genfab.stages.reference_object.yolo import (
     iou,
@@ -83,10 +83,12 @@ def test_zero123_views_have_no_camera_prompt_and_the_white_background_prompt_is_
 def test_scene_units_are_every_perspective_prompt_and_iteration_with_the_seed_names() -> None:
     units = scene_units_of({"perspective_00_front__eye_level", "perspective_01_side_left__eye_level"}, 3, 2, 12345)
     assert len(units) == 2 * 3 * 2
-    assert units[0].id == "perspective_0_prompt_0_seed_12345"
-    assert units[1].id == "perspective_0_prompt_0_seed_12346"
-    assert len({u.id for u in units}) == len(units)
-    assert SceneUnit.parse(units[-1].id) == units[-1] == SceneUnit(1, 2, 12346)
+    assert units[0].id == f"perspective_0_prompt_0_seed_{scene_seed(12345, 0, 0, 0)}"
+    assert len({u.seed for u in units}) == len(units)  # random-looking, distinct per unit, not seed + i
+    assert all(abs(u.seed - 12345) > 1000 for u in units)
+    assert units == scene_units_of({"perspective_00_front__eye_level", "perspective_01_side_left__eye_level"},
+                                   3, 2, 12345)  # reproducible from the resource's seed
+    assert SceneUnit.parse(units[-1].id) == units[-1] == SceneUnit(1, 2, scene_seed(12345, 1, 2, 1))
     assert is_augmented(aug_id(units[0].id, 1)) and not is_augmented(units[0].id)
     with pytest.raises(ValueError, match="not a scene id"):
         SceneUnit.parse("perspective_0_prompt_x")
@@ -269,3 +271,22 @@ def test_the_built_in_perspectives_stage_is_refused_at_plan_time_for_zero123(
     if refused:
         assert "zero123 runs Zero123++ as a custom stage named `perspectives`" in stage.unsupported
     assert (stage.implementation is not None) == (generator == "qwen_multicamera" and not custom)
+
+
+@pytest.mark.parametrize(("lora", "pipeline", "refused"), [
+    ("dx8152/Qwen-Edit-2509-Multiple-angles", "QwenImageEditPlusPipeline", False),
+    ("fal/Qwen-Image-Edit-2511-Multiple-Angles-LoRA", "QwenImageEditPlusPipeline", False),
+    ("dx8152/Qwen-Edit-2509-Multiple-angles", "QwenImageEditPipeline", True),  # the lab's script's pairing
+    ("fal/Qwen-Image-Edit-2511-Multiple-Angles-LoRA", "QwenImageEditPipeline", True),
+])
+def test_a_camera_lora_on_a_pipeline_it_was_not_trained_on_is_refused_in_one_line(
+        lora: str, pipeline: str, refused: bool) -> None:
+    from genfab.stages.reference_object.views import lora_mismatch
+
+    why = lora_mismatch(lora, pipeline, "ovedrive/qwen-image-edit-4bit")
+    assert (why is not None) == refused
+    if why:
+        assert "\n" not in why and f"perspectives.lora {lora}" in why and "scenes.modelPath" in why
+        assert "perspectives.generator: zero123" in why
+    default = PerspectivesConfig().lora  # the defaults pair: a 2509 LoRA on a 2509 export
+    assert lora_mismatch(default, "QwenImageEditPlusPipeline", "ovedrive/Qwen-Image-Edit-2509-4bit") is None

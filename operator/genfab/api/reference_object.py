@@ -80,10 +80,13 @@ class SceneGenerationConfig(GenfabModel):
     `system_qwen_edit.txt`."""
     project_info_uri: InputUri | None = None
     """Project-specific context for the LLM (`--project_info_file`)."""
-    model_path: Annotated[str, MODEL] = Field("ovedrive/qwen-image-edit-4bit", max_length=256)
+    model_path: Annotated[str, MODEL] = Field("ovedrive/Qwen-Image-Edit-2509-4bit", max_length=256)
     """Qwen Image Edit model (`--model_path`), for every edit (steps 1, 2, 4 and 5): a diffusers folder
     whose `model_index.json` names `QwenImageEditPipeline` or `QwenImageEditPlusPipeline` (2509/2511,
-    which the multi-camera LoRAs need); a bitsandbytes-quantised export loads as it is saved."""
+    which the multi-camera LoRAs were trained on: a LoRA on the other pipeline is refused in one line);
+    a bitsandbytes-quantised export loads as it is saved. The lab's script's default,
+    `ovedrive/qwen-image-edit-4bit`, is the first Qwen Image Edit (not 2509), which its own default
+    LoRA was not trained on: genfab's default is the same publisher's 4-bit export of 2509."""
     steps: int = Field(50, ge=1, le=200)
     """Denoising steps of every Qwen Image Edit call."""
     true_cfg_scale: float = Field(4.0, ge=1.0, le=20.0)

@@ -24,7 +24,7 @@ from genfab.stages.common.imaging import encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import edit_speed
-from genfab.stages.reference_object.dataset import read_text_uri
+from genfab.stages.reference_object.prompt_files import own_text_note, prompt_file
 from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
     Editor,
@@ -36,11 +36,10 @@ from genfab.stages.reference_object.qwen_edit import (
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.reference_object.units import AUG_RE, PERSPECTIVE_RE, SceneUnit
-from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
+from genfab.stages.reference_object.views import camera_prompt, lora_mismatch, views, white_background_prompt
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 
 E = TypeVar("E", bound=EditSettings)
-DEFAULTS = Path(__file__).parent / "defaults"
 WHITE_BACKGROUND = "01_white_background.png"
 
 
@@ -99,6 +98,9 @@ class PerspectivesStage(EditStage[PerspectivesSettings]):
 
     def adapt(self, pipe: Any) -> None:
         cfg = self.settings.perspectives
+        mismatch = lora_mismatch(cfg.lora, type(pipe).__name__, self.settings.model_path)
+        if mismatch:  # applied anyway it would load (one transformer design) and make other views
+            raise BadInput(mismatch)
 
         def lora(path: Path, placement: Placement) -> str:
             load_lora(pipe, path)
@@ -164,11 +166,12 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
     def load_models(self, ctx: StageContext) -> None:
         super().load_models(ctx)
         uri = self.settings.qwen_augmentation.predefined_prompts_uri
-        text = (read_text_uri(ctx, uri, "qwenAugmentation.predefinedPromptsUri") if uri
-                else (DEFAULTS / "qwen_edit_augmentations.txt").read_text())
-        self.prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        self.prompt_file = prompt_file(ctx, uri, "qwenAugmentation.predefinedPromptsUri", "qwen_edit_augmentations.txt")
+        self.prompts = [line.strip() for line in self.prompt_file.text.splitlines()
+                        if line.strip() and not line.startswith("#")]
         if not self.prompts:
             raise BadInput(f"qwenAugmentation.predefinedPromptsUri {uri}: no prompt lines")
+        self.said_own_text = False
         self.scenes = ctx.stage_output("scenes")
 
     def process(self, sample: Sample) -> None:
@@ -185,4 +188,9 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
         if k == 0:  # the original joins the combined folder once, with its first variant
             sample.write(f"05_qwen_combined_images/{scene_id}.png", original)
         sample.params["source"] = f"04_dataset/{scene_id}.png"
+        sample.params["prompt"], sample.params["promptFiles"] = prompt, {"predefinedPrompts": self.prompt_file.source}
+        note = own_text_note({"predefinedPrompts": self.prompt_file})
+        if note and not self.said_own_text:  # once a shard: the stage's status shows it
+            self.said_own_text = True
+            sample.notes.append(f"{sample.id}: {note}")
 

@@ -6,21 +6,20 @@
 - `conversation.json`: the whole conversation, system prompt included.
 
 The system prompt and the project information come from `systemPromptUri` and `projectInfoUri`, else
-from the files genfab ships (`defaults/`)."""
+from genfab's own text (`prompt_files`), which `prompts.json` (`promptFiles`) and the stage's status
+then say."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.reference_object import PromptsSettings
-from genfab.stages.reference_object.dataset import read_text_uri
 from genfab.stages.reference_object.llm import Conversation, LlmError, base_url
+from genfab.stages.reference_object.prompt_files import own_text_note, prompt_file
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext
 
-DEFAULTS = Path(__file__).parent / "defaults"
 API_KEY_ENV = "OPENAI_API_KEY"
 """An endpoint that wants a key gets it from this variable (set it from a Secret); Ollama and vLLM
 in the cluster need none."""
@@ -36,11 +35,10 @@ class PromptsStage(WritesPipelineState, Stage[PromptsSettings]):
 
     def setup(self, ctx: StageContext) -> None:
         s = self.settings
-        system = (read_text_uri(ctx, s.system_prompt_uri, "scenes.systemPromptUri") if s.system_prompt_uri
-                  else (DEFAULTS / "system_qwen_edit.txt").read_text())
-        project = (read_text_uri(ctx, s.project_info_uri, "scenes.projectInfoUri") if s.project_info_uri
-                   else (DEFAULTS / "project_info.txt").read_text())
-        self.system = system_message(system, project, s.object_name)
+        self.files = {"systemPrompt": prompt_file(ctx, s.system_prompt_uri, "scenes.systemPromptUri",
+                                                  "system_qwen_edit.txt"),
+                      "projectInfo": prompt_file(ctx, s.project_info_uri, "scenes.projectInfoUri", "project_info.txt")}
+        self.system = system_message(self.files["systemPrompt"].text, self.files["projectInfo"].text, s.object_name)
         options = ctx.options
         self.endpoint = str(options.get("llmEndpoint") or "")
         if not self.endpoint:
@@ -64,8 +62,13 @@ class PromptsStage(WritesPipelineState, Stage[PromptsSettings]):
             raise FatalError(str(exc)) from None  # the endpoint's trouble, not the sample's: retryable
         sample.write_json("prompts.json", {
             "prompts": prompts, "endpoint": self.endpoint, "model": s.llm_model, "temperature": s.llm_temperature,
-            "seed": s.seed, "requests": chat.requests, "refused": chat.refused, "mode": "iterative"})
+            "seed": s.seed, "requests": chat.requests, "refused": chat.refused, "mode": "iterative",
+            "promptFiles": {k: f.source for k, f in self.files.items()}})
         for i, prompt in enumerate(prompts):
             sample.write(f"prompt_{i:02d}.txt", (prompt + "\n").encode())
         sample.write_json("conversation.json", chat.messages)
-        sample.params.update({"prompts": len(prompts), "requests": chat.requests, "refused": len(chat.refused)})
+        sample.params.update({"prompts": len(prompts), "requests": chat.requests, "refused": len(chat.refused),
+                              "promptFiles": {k: f.source for k, f in self.files.items()}})
+        note = own_text_note(self.files)
+        if note:
+            sample.notes.append(f"{sample.id}: {note}")

@@ -3,7 +3,8 @@ the executors import it to count shards.
 
 - perspectives: one per view (`perspective_NN_<azimuth>__<elevation>`);
 - scenes: every committed perspective x prompt x iteration, `perspective_<N>_prompt_<Q>_seed_<S>`
-  (seed 004's file names), the seed being `seed + iteration`;
+  (seed 004's file names), `S` a random-looking seed drawn for that unit from the resource's `seed`
+  (`scene_seed`: the lab's script renders each with a random seed; genfab's are reproducible);
 - qwen-augmentation: `count` variants of every committed scene, `<scene>_aug_<K>`;
 - annotation: the committed scenes, plus the committed variants when step 5 ran (the combined
   folder, as the seed says).
@@ -11,6 +12,7 @@ the executors import it to count shards.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,10 +88,30 @@ def prompt_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[Sa
     return [SampleRef(PROMPTS_UNIT)]
 
 
+def scene_seed(base: int, perspective: int, prompt: int, iteration: int, salt: int = 0) -> int:
+    """One scene's seed: uniform over 63 bits, a function of the resource's `seed` and the unit alone, so
+    a re-run draws the same and a neighbouring unit (the next iteration, another prompt or perspective)
+    an unrelated one, never `seed + 1`; two units of a run share one with negligible probability
+    (10,000 units: about 1e-11)."""
+    text = f"{base}:scene:{perspective}:{prompt}:{iteration}" + (f":{salt}" if salt else "")
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def scene_units_of(perspectives: set[str], prompts: int, iterations: int, seed: int) -> list[SceneUnit]:
-    """Every committed perspective x prompt x iteration, in (perspective, prompt, iteration) order."""
-    return [SceneUnit(p, q, seed + i) for p in sorted(perspective_index(x) for x in perspectives)
-            for q in range(prompts) for i in range(iterations)]
+    """Every committed perspective x prompt x iteration, in (perspective, prompt, iteration) order, each
+    with its `scene_seed`; the iterations of one perspective x prompt never share a seed (their ids
+    would clash: a repeat draws again with a salt). A retry's seed is `retry_seed`'s, derived from it."""
+    units = []
+    for p in sorted(perspective_index(x) for x in perspectives):
+        for q in range(prompts):
+            used: set[int] = set()
+            for i in range(iterations):
+                salt = 0
+                while (drawn := scene_seed(seed, p, q, i, salt)) in used:
+                    salt += 1
+                used.add(drawn)
+                units.append(SceneUnit(p, q, drawn))
+    return units
 
 
 def scene_units(cfg: StageConfig, open_fn: Callable[[str], Storage]) -> list[SampleRef]:
