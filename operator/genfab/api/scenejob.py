@@ -219,8 +219,9 @@ class ScaffoldConfig(ScaffoldFillConfig):
     flux_model: Annotated[str, ModelReference(lambda m: m.method == "scaffold_gen")] = Field(
         "black-forest-labs/FLUX.1-dev", max_length=256)
     """FLUX text-to-image model (diffusers layout) generating the cardinal views (scaffold_gen)."""
-    flux_steps: int = Field(50, ge=1, le=200)
-    """Denoising steps of each generated cardinal view (WorldExplorer uses 100)."""
+    flux_steps: int = Field(100, ge=1, le=200)
+    """Denoising steps of each generated cardinal view: WorldExplorer's `NUM_INFERENCE_STEPS`, 100
+    (`model/scaffold_generation.py`; its FluxFill in-betweens keep diffusers' default, `fillSteps`)."""
     flux_guidance: float = Field(3.5, ge=0.0, le=100.0)
     """FLUX.1-dev's distilled guidance for the cardinal views."""
     resolution: int = Field(576, ge=64, le=2048, multiple_of=32)
