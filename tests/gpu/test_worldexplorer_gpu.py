@@ -53,7 +53,9 @@ def scenejob(tmp: Path, models: Path) -> dict[str, Any]:
                          "scaffold": {"method": "scaffold_gen", "selection": "automatic", "inpaintCandidates": 2,
                                       "resolution": 64, "fluxSteps": 2, "fillSteps": 2,
                                       "fluxRuntime": {"compile": "off"}},
-                         "expansion": {"numFrames": FRAMES, "iterations": 20, "fillMinHoleRatio": 0.01}},
+                         # genfab's own methods, named (the lab's SEVA and VGGT need their images)
+                         "expansion": {"method": "walk", "numFrames": FRAMES, "iterations": 20,
+                                       "fillMinHoleRatio": 0.01}},
                      "gaussians": {"steps": 60, "shDegree": 1, "video": False, "testEvery": 4}}}
 
 
@@ -103,6 +105,9 @@ def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path
     doc["spec"]["onlyStages"] = ["scaffold", "expansion"]
     doc["spec"]["worldexplorer"]["scaffold"]["selection"] = "fast"
     doc["spec"]["worldexplorer"]["seva"] = {"image": "lab/genfab-seva:test", "steps": 2}
+    # unset: SEVA with its image; its geometry (VGGT on the SEVA path) named as the scene's, VGGT has no image here
+    doc["spec"]["worldexplorer"]["expansion"].pop("method")
+    doc["spec"]["worldexplorer"]["expansion"]["geometry"] = "scene"
     result = genfab_run(tmp_path, doc, timeout=900, extra_paths=(ROOT / "tests" / "fakes" / "research",))
     assert result.returncode == 0, result.stdout + result.stderr
     scenes = tmp_path / "out" / "stylized" / "index_0000" / "scenes"
