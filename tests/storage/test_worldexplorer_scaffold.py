@@ -159,6 +159,7 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
                                                                                 tiny_models: Path) -> None:
     doc = scenejob(tmp_path, tiny_models, selection="manual", inpaintCandidates=2, theme="old library")
     del doc["spec"]["onlyStages"]  # every stage: the gate holds those two and more stages down, too
+    doc["spec"]["worldexplorer"]["expansion"] = {"method": "walk"}  # genfab's own, named: no SEVA image here
     doc["spec"]["variants"] = ["stylized"]
     result = genfab_run(tmp_path, doc, timeout=120)  # it stops at once: it used to wait forever
     output = result.stdout + result.stderr
