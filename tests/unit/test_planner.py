@@ -611,3 +611,16 @@ def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes
         assert result.exit_code == 0 and f"  note: {notes[0]}" in result.output.splitlines()
         planned = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / example)])  # plan says the same
         assert planned.exit_code == 0 and f"note: {notes[0]}" in planned.output.splitlines()
+
+
+def test_a_fixed_implementation_makes_its_committed_samples_again() -> None:
+    """`StageDecl.revision`: part of a stage's config hash only above 0 (every other stage keeps its
+    hash); everything downstream follows through the upstream hashes."""
+    from genfab.api.pipeline import pipelines
+    from genfab.planner.hashing import hash_parts
+
+    args: dict[str, Any] = dict(name="s", family="cv", image=None, command=(), args=(), env=(), config={},
+                                input_uris=(), upstream_hashes={}, models={}, rerun=None)
+    assert hash_parts(**args) == hash_parts(**args, revision=0) != hash_parts(**args, revision=1)
+    assert pipelines()["relighting"].stage("segment").revision == 1  # every mask pixel relit, none in the plate
+    assert pipelines()["difix"].stage("export").revision == 1  # 8-bit RGB files

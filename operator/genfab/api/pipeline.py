@@ -101,6 +101,10 @@ class StageDecl:
     """The shards are the nodes of one process group (distributed training): they start together,
     and when one fails or is lost the whole group restarts (from its latest checkpoint), one retry
     for the group. The operator gives the group a headless Service and node 0's address."""
+    revision: int = 0
+    """Raised when the built-in implementation's outputs change for the same settings (a fix to what
+    it writes): part of the stage's config hash when above 0, so committed samples made before the
+    fix are made again (and, through the upstream hashes, everything downstream), never reused."""
 
 
 def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: tuple[str, ...], output: str,

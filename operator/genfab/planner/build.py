@@ -195,6 +195,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             name=name, family=family, image=image, command=command, args=args, env=env, config=hashed,
             input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups}, models=loaded,
             rerun=rerun.token if rerun is not None and name in forced else None,
+            revision=base.revision if custom is None else 0,
         )
         digest = config_hash(parts)
         # Downstream hashes take the base (token-free) hash: the token reaches them as their own part.

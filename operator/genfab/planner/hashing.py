@@ -2,7 +2,8 @@
 
 A stage's hash is made of four parts, kept apart so a plan can say why a stage runs again:
 - `config`: the stage's identity and the settings it reads (run-time options left out: see
-  `genfab.api.base.RUN_TIME`), its image, command and environment, and its input URIs;
+  `genfab.api.base.RUN_TIME`), its image, command and environment, its input URIs and the built-in
+  implementation's output revision (`StageDecl.revision`, when above 0);
 - `upstream`: the hashes of the stages it consumes, so a change propagates downstream;
 - `models`: the identity of every model it loads (`genfab.inventory.model_identity`);
 - `rerun`: the user's re-run token (`spec.rerun`), for the stages it names.
@@ -45,13 +46,14 @@ def hash_parts(
     upstream_hashes: Mapping[str, str],
     models: Mapping[str, str],
     rerun: str | None,
+    revision: int = 0,
 ) -> dict[str, str]:
     """The four parts' digests (`rerun` is empty when no token applies, so adding `spec.rerun` for
     other stages changes nothing here)."""
     return {
         "config": _digest({"name": name, "family": family, "image": image, "command": list(command),
                            "args": list(args), "env": [list(e) for e in env], "config": config,
-                           "inputs": list(input_uris)}),
+                           "inputs": list(input_uris), **({"revision": revision} if revision else {})}),
         "upstream": _digest(dict(sorted(upstream_hashes.items()))),
         "models": _digest(dict(sorted(models.items()))),
         "rerun": _digest(rerun) if rerun is not None else "",

@@ -58,7 +58,7 @@ PIPELINE = Pipeline(
         StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json "
                   "(one unit per source scene)", ExportSettings, f"{STAGES}.export_stage:ExportStage", cpu="4",
                   memory="16Gi", shard_size=4, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
-                  units=f"{STAGES}.units:scene_units"),
+                  units=f"{STAGES}.units:scene_units", revision=1),  # 1: 8-bit RGB files (RGBA, grey converted)
         cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),
                   "manifests/{all_samples,split_train,split_test}.jsonl, manifests/split_summary.json",
                   f"{STAGES}.split_stage:SplitStage", singleton=True),

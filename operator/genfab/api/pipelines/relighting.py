@@ -90,7 +90,8 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("segment", "segment", "Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
                   SegmentSettings, f"{STAGES}.segment_stage:SegmentStage", memory="16Gi", shard_size=32,
-                  output="data/stage_1/{id}_{foreground,background,mask}.png"),
+                  output="data/stage_1/{id}_{foreground,background,mask}.png",
+                  revision=1),  # 1: every mask pixel in the alpha and out of the plate (no black outline)
         cpu_stage("albedo", "Stage 2: albedo extraction (Retinex, LAB, IntrinsicAnything)", AlbedoSettings,
                   ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:AlbedoStage"),
         StageDecl("degrade", "segment", "Stage 3: degradation synthesis (new lighting on the albedo)",
