@@ -96,8 +96,10 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     src = np.asarray(Image.open(folder / "astronaut.png"))
     assert 0.1 < (mask > 0).mean() < 0.9
     assert np.array_equal(out[mask == 0], src[mask == 0])
-    zeroed = (out.max(axis=2) == 0) & (mask > 0) & (src.max(axis=2) > 0)
-    assert not zeroed.any()  # no black outline: every mask pixel is relit (black only where the photo is)
+    # No black outline: every mask pixel is relit. Black only where the photo is (nearly) black: Retinex
+    # stretches the darkest 1 % to 0, and a 2/255 pixel stays 0 after the 15-25 % blend and new light.
+    zeroed = (out.max(axis=2) == 0) & (mask > 0) & (src.max(axis=2) > 8)
+    assert not zeroed.any(), int(zeroed.sum())
     plate = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/stage_1/astronaut_background.png"))))
     assert (plate[mask > 0] == 0).all()  # the background plate keeps no person pixel
     # determinism: the same job and sample give the same bytes, in another run from scratch

@@ -497,8 +497,7 @@ MODEL_TABLE = [
     ("a model no stage loads -> nothing", VD, "depth-anything/Depth-Anything-V2-Metric-Outdoor-Large-hf", set()),
     ("the example's classical normals load no depth model -> nothing", "datasetjob-relighting.yaml",
      "Intel/dpt-hybrid-midas", set()),
-    ("SAM3 -> segment onwards", "datasetjob-relighting.yaml", "facebook/sam3",
-     {"segment", "albedo", "degrade", "recombine", "organize"}),
+    ("the classical-only example loads no SAM3 -> nothing", "datasetjob-relighting.yaml", "facebook/sam3", set()),
     ("Qwen Image Edit -> every edit step onwards", "datasetjob-reference-object.yaml",
      "ovedrive/Qwen-Image-Edit-2509-4bit",
      {"white-background", "perspectives", "prompts", "scenes", "qwen-augmentation", "annotation",
@@ -520,6 +519,32 @@ def test_new_weights_rerun_exactly_the_stages_that_load_them(label: str, example
     before = _hashes(plan(resource, models={model: "identity-1"}))
     after = _hashes(plan(resource, models={model: "identity-2"}))
     assert {n for n in before if before[n] != after[n]} == expected
+
+
+def test_sam3_weights_rerun_segment_onwards_when_it_is_listed() -> None:
+    doc = load_example("datasetjob-relighting.yaml")
+    doc["spec"]["relighting"]["segmentation"]["backends"] = ["sam3", "sam2", "classical"]
+    resource = parse_resource(doc)
+    before = _hashes(plan(resource, models={"facebook/sam3": "identity-1"}))
+    after = _hashes(plan(resource, models={"facebook/sam3": "identity-2"}))
+    assert {n for n in before if before[n] != after[n]} == {"segment", "albedo", "degrade", "recombine", "organize"}
+
+
+@pytest.mark.parametrize(("backends", "normals", "gpus"), [
+    (["classical"], "classical", {"segment": 0, "degrade": 0}),  # the CPU example: no GPU on a cluster either
+    (["sam3", "sam2", "classical"], "classical", {"segment": 1, "degrade": 0}),
+    (["classical"], "midas", {"segment": 0, "degrade": 1}),
+    (["sam3", "sam2"], "auto", {"segment": 1, "degrade": 1}),  # the defaults
+])
+def test_the_plan_asks_gpus_only_for_what_runs_on_one(backends: list[str], normals: str, gpus: dict[str, int]) -> None:
+    doc = load_example("datasetjob-relighting.yaml")
+    doc["spec"]["relighting"]["segmentation"]["backends"] = backends
+    doc["spec"]["relighting"]["degradation"]["softShading"]["normals"] = normals
+    p = plan(parse_resource(doc))
+    assert {name: p.stage(name).resources.gpus for name in gpus} == gpus
+    assert all(p.stage(n).resources.gpus == 0 for n in ("albedo", "recombine", "organize"))
+    doc["spec"]["stages"] = {"segment": {"gpus": 2}}  # explicit resources still win
+    assert plan(parse_resource(doc)).stage("segment").resources.gpus == 2
 
 
 @pytest.mark.parametrize(("normals", "model"), [("midas", "Intel/dpt-hybrid-midas"), ("auto", "Intel/dpt-hybrid-midas"),

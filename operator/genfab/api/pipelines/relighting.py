@@ -64,6 +64,16 @@ class OrganizeSettings(GenfabModel):
     segment used (`{id}_input.png` stays the original)."""
 
 
+def segment_gpus(cfg: SegmentationConfig) -> int | None:
+    """No GPU when only the classical CPU backend is listed; else the stage's (SAM3, SAM2 run on one)."""
+    return 0 if set(cfg.backends) == {"classical"} else None
+
+
+def degrade_gpus(cfg: DegradationConfig) -> int | None:
+    """No GPU when the normals are classical (no depth model loads); else the stage's."""
+    return 0 if cfg.soft_shading.normals_model() is None else None
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     rl: RelightingConfig = req.block
     listed = len(rl.input.sample_ids) if rl.input.sample_ids is not None else req.inventory.get(INPUT)
@@ -72,9 +82,10 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     selection = {"ids": rl.input.sample_ids, "limit": rl.num_samples}
     return PipelineDrafts(req.spec.output, [
         Draft("segment", SegmentSettings(segmentation=rl.segmentation, seed=rl.seed, max_side=rl.input.max_side), n,
-              input_uris=(rl.input.uri,), selection=selection),
+              input_uris=(rl.input.uri,), selection=selection, gpus=segment_gpus(rl.segmentation)),
         Draft("albedo", AlbedoSettings(albedo=rl.albedo, seed=rl.seed), n),
-        Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n),
+        Draft("degrade", DegradeSettings(degradation=rl.degradation, seed=rl.seed), n,
+              gpus=degrade_gpus(rl.degradation)),
         Draft("recombine", RecombineSettings(composite=rl.composite), n),
         Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.

@@ -32,7 +32,7 @@ RAW = "raw"
 
 class OrganizeStage(Stage[OrganizeSettings]):
     name = "organize"
-    marker_dir = f"{OUTPUTS}/_markers"
+    marker_dir = "_markers"  # data/_markers/: data/outputs/ holds the samples only
 
     def setup(self, ctx: StageContext) -> None:
         self.ctx = ctx
