@@ -398,12 +398,14 @@ def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(
                 (folder / "candidates" / f"{gap}_{k:02d}.png").write_bytes(f"{i}-{gap}-{k}".encode())
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(doc))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
-    for gap in ("001", "003", "005", "007"):
-        chosen = subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", str(tmp_path / "job.yaml"),
-                                 "--sample", "photorealistic/index_0000", "--gap", gap, "--candidate", "1"],
-                                capture_output=True, text=True, env=env)
-        assert chosen.returncode == 0, chosen.stderr
-    assert "photorealistic/index_0000: final/ is complete" in chosen.stdout
+    chosen = subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", str(tmp_path / "job.yaml"),
+                             *(a for gap in ("001", "003", "005", "007")
+                               for a in ("--choose", f"photorealistic/index_0000:{gap}=1"))],
+                            capture_output=True, text=True, env=env)  # one call for the four views
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.splitlines()[0] == (
+        "photorealistic/index_0000: final/001.png <- candidates/001_01.png; final/003.png <- candidates/003_01.png; "
+        "final/005.png <- candidates/005_01.png; final/007.png <- candidates/007_01.png; final/ is complete")
     st = wait_status(emu, doc, "one sample still awaited", lambda st: "1 sample(s) await" in
                      condition(st, "AwaitingSelection")["message"])
     assert "photorealistic/index_0001" in condition(st, "AwaitingSelection")["message"]

@@ -177,12 +177,16 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
     assert held == {"expansion": "Waiting", "gaussians": "Waiting"}, held
     assert not (tmp_path / "out/stylized/index_0000/scenes").exists()
 
-    bad = _select(tmp_path, "--sample", "stylized/index_0000", "--gap", "001", "--candidate", "5")
+    bad = _select(tmp_path, "--choose", "stylized/index_0000:003=1", "--sample", "stylized/index_0000", "--gap",
+                  "001", "--candidate", "5")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "there are 001_00.png, 001_01.png" in bad.stderr
-    for gap in ("001", "003", "005"):
-        chosen = _select(tmp_path, "--sample", "stylized/index_0000", "--gap", gap, "--candidate", "1")
-        assert chosen.returncode == 0, chosen.stderr
-    assert "still to choose for stylized/index_0000: final/007.png" in chosen.stdout
+    assert "nothing was copied" in bad.stderr and not (scaffold / "final/003.png").exists()
+    choices = tmp_path / "choices.txt"
+    choices.write_text("# sample gap candidate\nstylized/index_0000 001 1\nstylized/index_0000, 003, 1\n")
+    chosen = _select(tmp_path, "--choices", str(choices), "--choose", "stylized/index_0000:005=1")
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.splitlines()[0].endswith("; still to choose final/007.png")
+    assert chosen.stdout.count("stylized/index_0000") == 1  # each sample named once
     (scaffold / "candidates/007_00.png").replace(scaffold / "final/007.png")  # or by hand, as the seed does
     assert (scaffold / "final/001.png").read_bytes() == (scaffold / "candidates/001_01.png").read_bytes()
 
@@ -231,3 +235,16 @@ def test_single_image_scaffold_runs_seva_through_its_adapter_and_keeps_the_key_f
     np.testing.assert_array_equal(final[0], square(decode_png(PORTRAIT.read_bytes()), SIDE))
     for v in range(1, 8):  # the stand-in painted target k (sweep frame k + 1) red = k, green = yaw / 2
         assert tuple(final[v][0, 0]) == (2 * v - 1, round(45 * v / 2), 7)
+
+
+def test_only_stages_ending_at_the_gate_stop_there_and_say_how_to_go_on(tmp_path: Path, tiny_models: Path) -> None:
+    """`onlyStages: [scaffold]` with `selection: manual`: the run waits for the choice (exit 3), names
+    each sample once and says to select the later stages to go on."""
+    doc = scenejob(tmp_path, tiny_models, selection="manual", inpaintCandidates=2, theme="old library")
+    doc["spec"]["variants"] = ["stylized"]
+    result = genfab_run(tmp_path, doc, timeout=300)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 3, output
+    assert "stylized/index_0000: stylized/index_0000" not in output
+    assert "stylized/index_0000: 4 in-between views await a person's choice of 2 candidates each" in output
+    assert "with expansion, gaussians selected (onlyStages, --only) to go on" in output

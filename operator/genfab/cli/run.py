@@ -209,6 +209,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     if failure and not result.awaiting:  # stopped at a gate is no failure: the lines below say what to do
         click.echo(f"genfab run: {failure}", err=True)
     for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
-        console.print(f"{held.condition}: {held.message}; then run `genfab run {file}` again",
-                      highlight=False, markup=False, soft_wrap=True)
+        later = [n for n in the_plan.downstream(held.stage) if not the_plan.stage(n).run]
+        then = (f"then run `genfab run {file}` again" if not later else
+                f"then run `genfab run {file}` with {', '.join(later)} selected (onlyStages, --only) to go on")
+        console.print(f"{held.condition}: {held.message}; {then}", highlight=False, markup=False, soft_wrap=True)
     sys.exit(result.exit_code)

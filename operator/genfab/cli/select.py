@@ -56,36 +56,110 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
     return stage, environ
 
 
+Choice = tuple[str, str, int]
+"""(sample id, in-between view, candidate)."""
+
+
+def parse_choice(text: str) -> Choice:
+    """`SAMPLE:GAP=K` (e.g. `photorealistic/index_0003:001=2`), or one line of a choices file:
+    `SAMPLE GAP K` (spaces or commas)."""
+    text = text.strip()
+    if "=" in text and ":" in text:
+        head, _, k = text.rpartition("=")
+        sample, _, gap = head.rpartition(":")
+    else:
+        parts = text.replace(",", " ").split()
+        sample, gap, k = (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("", "", "")
+    if not sample or gap not in GAP_VIEWS or not k.strip().isdigit():
+        raise click.BadParameter(f"{text!r}: expected SAMPLE:GAP=K (GAP one of {', '.join(GAP_VIEWS)}, K a "
+                                 "candidate number), e.g. photorealistic/index_0003:001=2")
+    return sample.strip().strip("/"), gap, int(k)
+
+
+def read_choices(path: Path) -> list[Choice]:
+    """A choices file: one `SAMPLE GAP K` (or `SAMPLE:GAP=K`) per line; blank lines and `#` comments skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"--choices {path}: cannot read it ({exc.__class__.__name__})")
+    out = []
+    for number, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            try:
+                out.append(parse_choice(line))
+            except click.BadParameter as exc:
+                _fail(f"--choices {path} line {number}: {exc.message}")
+    return out
+
+
 @click.command("select")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--sample", "sample_id", required=True, metavar="ID",
+@click.option("--sample", "sample_id", default=None, metavar="ID",
               help="The sample, as in the AwaitingSelection condition (e.g. photorealistic/index_0003).")
-@click.option("--gap", required=True, type=click.Choice(GAP_VIEWS), help="The in-between view to choose.")
-@click.option("--candidate", required=True, type=click.IntRange(min=0), metavar="K",
+@click.option("--gap", default=None, type=click.Choice(GAP_VIEWS), help="The in-between view to choose.")
+@click.option("--candidate", default=None, type=click.IntRange(min=0), metavar="K",
               help="The candidate: candidates/<gap>_<K>.png of the sample's scaffold.")
+@click.option("--choose", "chosen", multiple=True, metavar="ID:GAP=K",
+              help="One choice, e.g. photorealistic/index_0003:001=2 (repeatable: many samples and gaps at once).")
+@click.option("--choices", "choices_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A file of choices, one `SAMPLE GAP K` per line (# comments).")
 @click.option("--out", "out", metavar="URI", default=None,
               help="The run's output when it is not the spec's (as given to `genfab run --out`).")
-def select_cmd(file: Path, sample_id: str, gap: str, candidate: int, out: str | None) -> None:
+def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: int | None, chosen: tuple[str, ...],
+               choices_file: Path | None, out: str | None) -> None:
     """worldexplorer's manual selection: copy candidate K of in-between view GAP (001, 003, 005, 007)
     into the sample's scaffold/final/, in the output of the resource in FILE (the one applied or run),
-    and say which views the sample still lacks. Credentials as for `genfab run`: the environment, or
-    spec.storage.secretRef's file under $GENFAB_SECRETS_DIR. A missing candidate is one line listing
-    the ones there (exit 2)."""
+    and say per sample which views it still lacks. One choice with --sample, --gap and --candidate;
+    any number with --choose ID:GAP=K (repeatable) and --choices FILE. Every candidate is checked
+    before anything is copied: a missing one is one line listing the ones there (exit 2) and nothing
+    is copied. Credentials as for `genfab run`: the environment, or spec.storage.secretRef's file
+    under $GENFAB_SECRETS_DIR."""
+    choices: list[Choice] = []
+    single = (sample_id, gap, candidate)
+    if any(v is not None for v in single):
+        if any(v is None for v in single):
+            _fail("--sample, --gap and --candidate go together (or use --choose ID:GAP=K)")
+        assert sample_id is not None and gap is not None and candidate is not None
+        choices.append((sample_id.strip("/"), gap, candidate))
+    try:
+        choices += [parse_choice(c) for c in chosen]
+    except click.BadParameter as exc:
+        _fail(f"--choose {exc.message}")
+    if choices_file is not None:
+        choices += read_choices(choices_file)
+    if not choices:
+        _fail("nothing chosen: give --sample/--gap/--candidate, --choose ID:GAP=K or --choices FILE")
+    last = {(s, g): k for s, g, k in choices}  # a later choice of the same view wins
     stage, environ = _gated_stage(file, out)
-    folder = sample_folder(stage, sample_id.strip("/"))
     try:
         store = open_storage(stage.output_uri, S3Settings.from_env(environ))
-        source, target = folder + candidate_key(gap, candidate), folder + final_key(gap)
-        if not store.exists(source):
-            have = sorted(o.key.rsplit("/", 1)[-1] for o in store.list(f"{folder}candidates/")
-                          if o.key.rsplit("/", 1)[-1].startswith(f"{gap}_"))
-            allowed = f"there are {', '.join(have)}" if have else "the sample has no candidates there (wrong --sample?)"
-            _fail(f"{store.child(source)}: no such candidate; {allowed}")
-        store.copy(source, target)
-        present = [o.key[len(folder):] for o in store.list(folder)]
+        copies = []
+        for (sample, view), k in last.items():
+            folder = sample_folder(stage, sample)
+            source, target = folder + candidate_key(view, k), folder + final_key(view)
+            if not store.exists(source):
+                have = sorted(o.key.rsplit("/", 1)[-1] for o in store.list(f"{folder}candidates/")
+                              if o.key.rsplit("/", 1)[-1].startswith(f"{view}_"))
+                allowed = (f"there are {', '.join(have)}" if have
+                           else "the sample has no candidates there (wrong sample id?)")
+                _fail(f"{store.child(source)}: no such candidate; {allowed}; nothing was copied")
+            copies.append((sample, view, k, source, target))
+        for _, _, _, source, target in copies:
+            store.copy(source, target)
+        by_sample: dict[str, list[str]] = {}
+        for sample, view, k, _, _ in copies:
+            by_sample.setdefault(sample, []).append(f"{final_key(view)} <- {candidate_key(view, k)}")
+        lines = []
+        for sample, made in by_sample.items():
+            folder = sample_folder(stage, sample)
+            left = missing_files(stage, [o.key[len(folder):] for o in store.list(folder)])
+            state = f"still to choose {', '.join(left)}" if left else "final/ is complete"
+            lines.append(f"{sample}: {'; '.join(made)}; {state}")
     except StorageError as exc:
         _fail(str(exc))
-    click.echo(f"{sample_id}: {final_key(gap)} <- {candidate_key(gap, candidate)} ({store.child(target)})")
-    left = missing_files(stage, present)
-    click.echo(f"still to choose for {sample_id}: {', '.join(left)}" if left else
-               f"{sample_id}: final/ is complete; the operator goes on by itself, a local run when run again")
+    for line in lines:
+        click.echo(line)
+    complete = sum(line.endswith("final/ is complete") for line in lines)
+    click.echo(f"{complete} of {len(lines)} sample(s) complete: the operator goes on by itself, a local run when "
+               "run again" if complete else f"{len(lines)} sample(s) still wait for choices")

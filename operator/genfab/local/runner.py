@@ -295,6 +295,7 @@ class LocalRunner:
             self._write_status(interrupted=True)
             raise
         self._refresh_reports()
+        self._read_gates()  # a gated stage that finished last (`onlyStages` ending at it) still waits
         status = self._write_status()
         summary = self._write_summary(status)
         return RunResult(status, summary, self.plan.output_uri, list(self.awaiting.values()))

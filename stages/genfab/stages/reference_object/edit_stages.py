@@ -192,5 +192,5 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
         note = own_text_note({"predefinedPrompts": self.prompt_file})
         if note and not self.said_own_text:  # once a shard: the stage's status shows it
             self.said_own_text = True
-            sample.notes.append(f"{sample.id}: {note}")
+            sample.notes.append(note)
 

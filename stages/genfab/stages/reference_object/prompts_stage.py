@@ -71,4 +71,4 @@ class PromptsStage(WritesPipelineState, Stage[PromptsSettings]):
                               "promptFiles": {k: f.source for k, f in self.files.items()}})
         note = own_text_note(self.files)
         if note:
-            sample.notes.append(f"{sample.id}: {note}")
+            sample.notes.append(note)

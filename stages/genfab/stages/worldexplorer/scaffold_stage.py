@@ -157,8 +157,8 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
                      {v: {"source": _source(v, s.selection), **({"prompt": prompts[v]} if v in CARDINAL else {})}
                       for v in range(VIEWS)}, entry)
         if s.selection == "manual":
-            sample.notes.append(f"{sample.id}: {len(GAPS)} in-between views await a person's choice of "
-                                f"{count} candidates each")
+            sample.notes.append(f"{len(GAPS)} in-between views await a person's choice of {count} candidates "
+                                "each (`genfab select`)")
         sample.params.update(fluxRuntime=self.generate.applied.options, **self.model_params())
 
     def sweep(self, sample: Sample) -> None:
