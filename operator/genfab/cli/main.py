@@ -19,6 +19,7 @@ from genfab.api.crd import render_crds
 from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
+from genfab.cli.follow import logs_cmd, status_cmd
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.notes import notes
 from genfab.cli.reference import cli_page
@@ -234,6 +235,8 @@ def docs(out: Path, stages_out: Path, check: bool) -> None:
 
 cli.add_command(run_cmd)
 cli.add_command(select_cmd)
+cli.add_command(status_cmd)
+cli.add_command(logs_cmd)
 
 
 @cli.command("operator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
+from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.cli.notes import seed_notes
 from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
@@ -51,12 +52,6 @@ def _override(resource: Resource, out: str, only: list[str] | None, rerun: list[
         for error in field_errors(exc):
             click.echo(f"genfab run: {error}", err=True)
         sys.exit(2)
-
-
-def _log_dir(out: str, name: str) -> Path:
-    if out.startswith("file://"):
-        return Path(out.removeprefix("file://")) / "_genfab" / "logs"
-    return Path("genfab-runs") / ".logs" / name
 
 
 def custom_lines(summary: dict[str, Any]) -> list[str]:
@@ -172,7 +167,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     try:
         view = ProgressView(console)
         runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
-                             log_dir=_log_dir(the_plan.output_uri, the_plan.name), listener=view,
+                             log_dir=log_dir(the_plan.output_uri, the_plan.name), listener=view,
                              environ=environ, refs=given_refs, verify=verify)
         runner.claim()  # refused (another run holds the output) before saying anything else
         keep_execution(output, chosen)  # the next run of this resource continues this execution
@@ -193,7 +188,10 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     console.print(_summary_table(result))
     for line in custom_lines(result.summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    console.print(f"status:  {result.summary['statusUri']}\nsummary: {result.summary['summaryUri']}",
+    ran = [st for st in result.summary["stages"] if st["succeeded"]]
+    last = f" (the last stage's, {ran[-1]['name']}: {ran[-1]['outputUri']})" if ran else ""
+    console.print(f"data:    {result.summary['outputUri']}{last}\nstatus:  {result.summary['statusUri']} "
+                  f"(`genfab status {result.summary['outputUri']}`)\nsummary: {result.summary['summaryUri']}",
                   highlight=False, markup=False, soft_wrap=True)
     redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
     if redone:

@@ -1,0 +1,209 @@
+"""`genfab status` and `genfab logs`: look at a run from another terminal, as `argo get` and `argo logs`
+do for a workflow. Both read what a run keeps in its output (`_genfab/status.json`, `summary.json`)
+wherever it is (a folder, `file://`, `s3://` with the environment's credentials); the shard logs
+are the local run's (`{output}/_genfab/logs/` for a `file://` output, else
+`genfab-runs/.logs/<name>/`). The formatting is pure (`status_lines`, `log_line`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genfab.api.status import TERMINAL_PHASES
+from genfab.contract import STATUS_KEY, SUMMARY_KEY
+from genfab.storage import S3Settings, Storage, StorageError, open_storage
+from genfab.storage.base import StorageTooLarge
+
+MAX_DOC_BYTES = 16 << 20
+"""The most of a status or summary document read (a run's own files, but still bounded)."""
+QUIET_KEYS = ("ts", "level", "msg", "stage", "shard", "shards", "hash")
+"""A log record's keys shown in its head, not repeated as `key=value`."""
+
+
+def _fail(command: str, message: str) -> None:
+    click.echo(f"genfab {command}: {message}", err=True)
+    sys.exit(2)
+
+
+def output_uri(output: str) -> str:
+    """A URI as given, or a local folder as `file://` (absolute)."""
+    if "://" in output:
+        return output.rstrip("/")
+    return Path(output).resolve().as_uri()
+
+
+def log_dir(uri: str, name: str) -> Path:
+    """Where `genfab run` keeps a run's shard logs (one folder per stage, `shard-NNNNN.log`)."""
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://")) / "_genfab" / "logs"
+    return Path("genfab-runs") / ".logs" / name
+
+
+def _read_json(store: Storage, key: str) -> dict[str, Any] | None:
+    if not store.exists(key):
+        return None
+    doc = json.loads(store.read_at_most(key, MAX_DOC_BYTES, key))
+    return doc if isinstance(doc, dict) else None
+
+
+def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri: str) -> list[str]:
+    """What `genfab status` prints: the run, each stage, what waits or failed and where the data is."""
+    st = doc.get("status") or {}
+    meta = doc.get("metadata") or {}
+    lines = [f"{doc.get('kind', '?')}/{meta.get('name', '?')}: {st.get('phase', 'Unknown')}"
+             + (f"  (progress {st['progress']}, stage {st['currentStage']})" if st.get("currentStage") else "")]
+    rows = [("stage", "phase", "done", "failed", "note")]
+    for s in st.get("stages") or []:
+        samples = s.get("samples") or {}
+        made = s.get("producedBy") or {}
+        note = s.get("message") or (", ".join(f"{k}: {v}" for k, v in made.items()) if made else "")
+        done = f"{samples.get('succeeded', 0)}/{samples.get('total', 0)}"
+        rows.append((s.get("name", "?"), s.get("phase", "?"), done, str(samples.get("failed", 0)),
+                     f"{s['reason']}: {note}" if s.get("reason") else note))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines += [("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]).rstrip()
+              for r in rows]
+    for c in st.get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") not in ("Succeeded", "Running", "Accepted") and c.get("message"):
+            lines.append(f"{c['type']}: {c['message']}")
+    outputs = st.get("outputs") or {}
+    lines.append(f"data: {outputs.get('root') or uri}")
+    if summary is not None:
+        if summary.get("dropped"):
+            lines.append(f"dropped: {summary['dropped']} sample(s) in {summary.get('droppedSamplesCsv')}")
+        for stage in summary.get("stages") or []:
+            for reason, d in (stage.get("dropped") or {}).items():
+                lines.append(f"  {stage['name']}: {d['count']} {reason} (e.g. {', '.join(d['examples'])})")
+        lines.append(f"summary: {summary.get('summaryUri') or uri + '/' + SUMMARY_KEY}")
+    elif st.get("phase") not in TERMINAL_PHASES:
+        lines.append(f"logs: genfab logs {uri}")
+    return lines
+
+
+def log_line(text: str) -> str:
+    """One shard log line made readable: `HH:MM:SS stage[shard] level message key=value ...`; lines that
+    are not a JSON record (attempt markers, a traceback's lines) as they are."""
+    try:
+        rec = json.loads(text)
+    except ValueError:
+        return text.rstrip("\n")
+    if not isinstance(rec, dict) or "msg" not in rec:
+        return text.rstrip("\n")
+    ts = str(rec.get("ts", ""))
+    try:
+        clock = datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%H:%M:%S")
+    except ValueError:
+        clock = ts
+    where = f"{rec.get('stage', '?')}[{rec.get('shard', '?')}]"
+    rest = " ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in rec.items()
+                    if k not in QUIET_KEYS)
+    return f"{clock} {where} {str(rec.get('level', '')).ljust(7)} {rec['msg']}" + (f"  {rest}" if rest else "")
+
+
+def _open(command: str, output: str) -> tuple[str, Storage]:
+    uri = output_uri(output)
+    try:
+        return uri, open_storage(uri, S3Settings.from_env(dict(os.environ)))
+    except (StorageError, ValueError) as exc:
+        _fail(command, f"{output}: {exc}")
+    raise AssertionError  # unreachable: _fail exits
+
+
+def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    try:
+        doc = _read_json(store, STATUS_KEY)
+        summary = _read_json(store, SUMMARY_KEY)
+    except (StorageError, StorageTooLarge, ValueError) as exc:
+        _fail(command, f"{uri}: {exc}")
+    if doc is None:
+        _fail(command, f"{uri}: no genfab run there (no {STATUS_KEY}); give the output a run wrote to "
+                       "(the spec's output, or what `genfab run --out` named)")
+    assert doc is not None
+    return doc, summary
+
+
+@click.command("status")
+@click.argument("output")
+@click.option("--watch", is_flag=True, help="Print it again every --interval seconds until the run ends.")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=2.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the status document as it is.")
+def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None:
+    """A run's status from its OUTPUT (a folder, file:// or s3:// URI; credentials from the environment):
+    phase, each stage's counts and note, what waits for a person or failed and why, where the data is
+    and, once it ended, the drops by reason. Exit 2 when OUTPUT holds no run."""
+    uri, store = _open("status", output)
+    while True:
+        doc, summary = _status_doc("status", uri, store)
+        if as_json:
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            click.echo("\n".join(status_lines(doc, summary, uri)))
+        phase = (doc.get("status") or {}).get("phase")
+        if not watch or phase in TERMINAL_PHASES:
+            return
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+        click.echo("")
+
+
+def _log_files(folder: Path, stage: str | None, shard: int | None) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    stages = [folder / stage] if stage else sorted(p for p in folder.iterdir() if p.is_dir())
+    pattern = f"shard-{shard:05d}.log" if shard is not None else "shard-*.log"
+    return [f for s in stages if s.is_dir() for f in sorted(s.glob(pattern))]
+
+
+def _phase(store: Storage) -> str | None:
+    phase = ((_read_json(store, STATUS_KEY) or {}).get("status") or {}).get("phase")
+    return str(phase) if phase else None
+
+
+@click.command("logs")
+@click.argument("output")
+@click.argument("stage", required=False)
+@click.option("--shard", type=click.IntRange(min=0), default=None, help="Only this shard's log.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) -> None:
+    """The shard logs of a local run whose output is OUTPUT, as readable lines (time, stage[shard], level,
+    message, details), stage by stage in plan order or only STAGE (and --shard N); -f follows them until
+    the run ends. Exit 2 when there are none."""
+    uri, store = _open("logs", output)
+    doc, _ = _status_doc("logs", uri, store)
+    name = str((doc.get("metadata") or {}).get("name") or "")
+    folder = log_dir(uri, name)
+    known = [s.get("name") for s in (doc.get("status") or {}).get("stages") or []]
+    if stage is not None and stage not in known:
+        _fail("logs", f"no stage {stage!r} in this run (stages: {', '.join(str(k) for k in known)})")
+    order = {n: i for i, n in enumerate(known)}
+    files = sorted(_log_files(folder, stage, shard), key=lambda p: (order.get(p.parent.name, len(order)), p.name))
+    if not files and not follow:
+        _fail("logs", f"no shard logs under {folder}" + (f" for stage {stage}" if stage else "")
+              + " (they are kept by the machine that ran `genfab run`)")
+    offsets: dict[Path, int] = {}
+    while True:
+        ended = not follow or _phase(store) in TERMINAL_PHASES
+        for path in _log_files(folder, stage, shard) if follow else files:
+            with path.open("rb") as fh:
+                fh.seek(offsets.get(path, 0))
+                chunk = fh.read()
+            complete = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits
+            offsets[path] = offsets.get(path, 0) + len(complete)
+            for raw in complete.decode("utf-8", "replace").splitlines():
+                click.echo(log_line(raw))
+        if ended:  # what was written before the run ended has been printed
+            return
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return

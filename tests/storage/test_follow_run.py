@@ -1,0 +1,49 @@
+"""`genfab status` and `genfab logs` on a finished run, from another process, on file:// and S3 (moto):
+the phase, each stage's counts, the drops by reason, where the data is, and readable log lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from genfab.storage import Storage
+from tests.helpers import ROOT, genfab_run
+from tests.storage.test_local_runner import inputs, job, target  # noqa: F401  (fixture)
+from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+
+
+def genfab(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    paths = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
+    return subprocess.run([sys.executable, "-m", "genfab.cli.main", *args], capture_output=True, text=True,
+                          cwd=tmp, env={**os.environ, **env, "PYTHONPATH": paths}, timeout=60)
+
+
+def test_status_and_logs_of_a_run_from_another_terminal(
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+    uri, env, _ = target
+    result = genfab_run(tmp_path, job("ledger", uri, inputs(tmp_path, 5, bad=(3,))), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"data:    {uri}" in result.stdout and f"genfab status {uri}" in result.stdout
+
+    shown = genfab(tmp_path, env, "status", uri)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("DatasetJob/ledger: PartiallySucceeded"), lines[0]
+    segment = next(line.split() for line in lines if line.strip().startswith("segment "))
+    assert segment[:4] == ["segment", "PartiallySucceeded", "4/5", "1"]
+    assert f"data: {uri}" in lines
+    assert any(line.startswith("dropped: 1 sample(s) in ") for line in lines)
+    assert "  segment: 1 BadContent (e.g. img_003)" in lines
+
+    logs = genfab(tmp_path, env, "logs", uri, "segment", "--shard", "1")
+    assert logs.returncode == 0, logs.stderr
+    readable = [line for line in logs.stdout.splitlines() if not line.startswith("---")]
+    assert readable and not any(line.startswith("{") for line in readable)  # no raw JSON records
+    assert any(" segment[1] " in line and "shard starts" in line for line in readable)
+
+    unknown = genfab(tmp_path, env, "logs", uri, "nosuch")
+    assert unknown.returncode == 2 and "no stage 'nosuch' in this run (stages: segment, albedo" in unknown.stderr
+    nothing = genfab(tmp_path, env, "status", str(tmp_path / "empty"))
+    assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1 and "no genfab run there" in nothing.stderr
