@@ -171,8 +171,10 @@ def _stage_job(docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, stag
     for key, value in _operator_env(docs).items():
         monkeypatch.setenv(key, value)
     settings = OperatorSettings()
-    resource = KINDS["DatasetJob"].model_validate(yaml.safe_load((ROOT / "examples" / "datasetjob-relighting.yaml")
-                                                                 .read_text()))
+    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-relighting.yaml").read_text())
+    # A stage on a GPU: the example's segment lists only `classical` and asks for none.
+    doc["spec"]["relighting"]["segmentation"]["backends"] = ["sam3", "sam2", "classical"]
+    resource = KINDS["DatasetJob"].model_validate(doc)
     p = plan(resource)
     s = p.stage(stage)
     owner = Owner("genfab.dev/v1alpha1", "DatasetJob", "relight", "lab-a", "uid-1")
