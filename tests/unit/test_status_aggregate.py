@@ -64,6 +64,30 @@ def test_resource_phase_current_stage_and_progress(observations: list[StageObser
         assert "Succeeded" not in conditions and status.completion_time is None
 
 
+WHY = "interrupted by SIGTERM; run the same command again to continue"
+
+
+@pytest.mark.parametrize(("observations", "phase", "stopped"), [
+    ([obs("a", "waiting"), obs("b", "waiting")], "Failed", []),  # before any stage started
+    ([obs("a", "finished", samples_total=3, samples_succeeded=3),
+      obs("b", "running", samples_total=4, samples_succeeded=1), obs("c", "waiting")], "Failed", ["b"]),
+    ([obs("a", "running", samples_total=4), obs("b", "running", samples_total=2)], "Failed", ["a", "b"]),
+    ([obs("a", "finished", samples_total=3, samples_succeeded=3)], "Succeeded", []),  # it had ended anyway
+])
+def test_an_interrupted_run_is_failed_everywhere_it_shows(observations: list[StageObservation], phase: str,
+                                                          stopped: list[str]) -> None:
+    status = build_status(observations, continue_on_error=False, generation=1, now=NOW, interrupted=WHY)
+    conditions = {c.type: c for c in status.conditions}
+    assert status.phase == phase and conditions["Running"].status == "False"
+    assert not any(s.phase == "Running" for s in status.stages)
+    assert [s.name for s in status.stages if s.reason == "Interrupted"] == stopped
+    assert all(s.phase == "Failed" and s.message == WHY for s in status.stages if s.name in stopped)
+    if phase == "Failed":
+        assert (conditions["Failed"].status, conditions["Failed"].reason, conditions["Failed"].message) == (
+            "True", "Interrupted", WHY)
+        assert conditions["Succeeded"].status == "False" and status.completion_time is not None
+
+
 def test_transition_time_moves_only_when_the_condition_flips() -> None:
     conds = set_condition([], "Running", True, "StageRunning", "a: 1/4", "t1", 1)
     conds = set_condition(conds, "Running", True, "StageRunning", "a: 2/4", "t2", 1)

@@ -109,6 +109,12 @@ REASONS: tuple[Reason, ...] = (
            "Kubernetes' reason for a gang stage's Job stopped by its Pod failure policy: a Pod exited with "
            "the contract's bad-input code, which no retry can fix.",
            "Correct the input the Pod's message names."),
+    Reason("Interrupted", "condition Failed and the stage (genfab run)",
+           "`genfab run` was stopped before its end: Ctrl-C (SIGINT), SIGTERM (`timeout`, systemd, a container "
+           "runtime), SIGHUP (its terminal closed) or its stdout closed (`genfab run … | head`). Every shard "
+           "process was stopped, the samples committed so far are kept and the output's lease released; the "
+           "stages that were running say so.",
+           "Run the same command again: it continues where it stopped (committed samples are reused)."),
     Reason("StageFailed", "condition Failed",
            "The resource failed because a stage failed; the condition's message names the stage and why.",
            "Fix what the stage's reason says, then re-run (`spec.rerun` or a changed spec)."),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,12 +22,14 @@ from genfab.api.crd import render_crds
 from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
+from genfab.cli.console import GenfabConsole
 from genfab.cli.follow import logs_cmd, status_cmd
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.notes import notes
 from genfab.cli.reference import cli_page
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
+from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
 from genfab.local.models import local_model_identities
 from genfab.planner import INPUT, Plan, plan
 from genfab.planner.hashing import changed_parts
@@ -33,7 +38,30 @@ from genfab.sequencing import CannotRun
 PATH = click.Path(path_type=Path, dir_okay=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Genfab(click.Group):
+    """The command group; output piped into a reader that stops early (`genfab validate … | head -1`)
+    ends the command quietly with the shell's code for it, not click's exit 1."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with reader_gone_exits():  # `genfab --help | head -1`
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> object:
+        with reader_gone_exits():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def reader_gone_exits() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        quiet_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+
+
+@click.group(cls=Genfab, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="genfab")
 def cli() -> None:
     """genfab: Kubernetes-native batch operator for generative 3D-scene and synthetic-dataset
@@ -149,7 +177,7 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         for line in notes(loaded.resource, result):
             click.echo(line, err=True)  # stdout stays JSON
         return
-    console = Console(width=max(Console().width, 140))
+    console = GenfabConsole(width=max(Console().width, 140))
     console.print(_plan_table(result, before))
     if models_note:
         console.print(models_note, highlight=False, markup=False)

@@ -11,18 +11,19 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
+from genfab.cli.console import GenfabConsole
 from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.cli.notes import seed_notes
-from genfab.contract import EXIT_INTERRUPTED, STATUS_KEY
+from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.execution import keep_execution, local_execution
 from genfab.local.failures import drop_lines, failure_line
+from genfab.local.interrupts import interruption, quiet_stdout, signals_interrupt
 from genfab.local.models import local_model_identities
 from genfab.local.refs import parse_ref_options, resolve_checkpoints
 from genfab.local.runner import RunnerError
@@ -114,7 +115,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid or the run Failed; 2
     when it could not start (the output cannot be written or another run holds it, a stage has no
     implementation here or needs a CUDA GPU, a reference cannot be resolved); 3 when it stopped at a
-    person's step (worldexplorer's manual selection: choose, then run it again); 130 when interrupted."""
+    person's step (worldexplorer's manual selection: choose, then run it again); when stopped early,
+    the shell's code for what stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 141 stdout closed, as
+    by `| head`) after stopping every shard and writing the status: run it again to continue."""
     problem = out_option_error(out)
     if problem:
         _fail(problem)
@@ -123,9 +126,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         report_errors(loaded)
         sys.exit(1)
     resource = loaded.resource
-    console = Console()
+    console = GenfabConsole()
     if not console.is_terminal:
-        console = Console(width=120)  # logs and CI: wide enough for the summary table
+        console = GenfabConsole(width=120)  # logs and CI: wide enough for the summary table
     try:
         environ, credentials_note = local_environment(resource.spec.storage, os.environ,
                                                       secrets_dir(secrets, os.environ))
@@ -174,15 +177,19 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         if previous:
             console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused",
                           highlight=False, markup=False, soft_wrap=True)
-        with view:
+        with signals_interrupt(), view:
             result = runner.run()
     except RunnerError as exc:
         _fail(str(exc))
     except StorageError as exc:  # the output cannot be written (a file, no permission, disk full)
         _fail(f"output {the_plan.output_uri}: {exc}")
-    except KeyboardInterrupt:
-        console.print(f"interrupted; run the same command again to continue ({the_plan.output_uri})", markup=False)
-        sys.exit(EXIT_INTERRUPTED)
+    except (KeyboardInterrupt, BrokenPipeError) as exc:  # the runner stopped every shard and wrote the status
+        stop = interruption(exc)
+        if stop.broken_pipe:
+            quiet_stdout()
+        click.echo(f"genfab run: interrupted by {stop.why}; run the same command again to continue "
+                   f"({the_plan.output_uri})", err=True)
+        sys.exit(stop.exit_code)
     for line in runner.notes:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(_summary_table(result))

@@ -31,6 +31,7 @@ from genfab.inventory import InventoryError, ShardReport, clear_reports, read_re
 from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.training import read_training
 from genfab.local.devices import cuda_visible
+from genfab.local.interrupts import hold_signals, interruption
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
@@ -289,11 +290,14 @@ class LocalRunner:
                     self._finish_stages()
                     self._write_status()
                 time.sleep(POLL_SECONDS)
-        except KeyboardInterrupt:
-            self._stop_all("interrupted")
+        except (KeyboardInterrupt, BrokenPipeError) as exc:  # a signal, or stdout closed (`| head`)
+            hold_signals()
+            stop = interruption(exc)
+            why = f"interrupted by {stop.why}; run the same command again to continue"
+            self._stop_all(why, terminate=True)
             self._refresh_reports()
-            self._write_status(interrupted=True)
-            raise
+            self._write_status(interrupted=why)
+            raise stop from None
         self._refresh_reports()
         self._read_gates()  # a gated stage that finished last (`onlyStages` ending at it) still waits
         status = self._write_status()
@@ -306,7 +310,7 @@ class LocalRunner:
         except LeaseLost as exc:
             self._stop_all("stopped: lost the output's lease", terminate=True)
             self._refresh_reports()
-            self._write_status(interrupted=True)
+            self._write_status(interrupted="stopped: lost the output's lease")
             raise RunnerError(str(exc)) from None
 
     def _held(self, run: StageRun) -> bool:
@@ -534,8 +538,8 @@ class LocalRunner:
                 self.listener("end", run)
 
     def _stop_all(self, why: str, terminate: bool = False) -> None:
-        """Stop every shard: after Ctrl-C SIGINT reached them too, else (`terminate`) they get SIGTERM;
-        give them time to write their final reports."""
+        """Stop every shard (`terminate`: SIGTERM; a shard that already got the terminal's SIGINT
+        ignores it) and give them time to write their final reports."""
         deadline = time.monotonic() + 15
         for run in self.stages.values():
             for shard in run.shards:
@@ -553,13 +557,12 @@ class LocalRunner:
                 run.message = why
 
     # -- status and summary
-    def _write_status(self, interrupted: bool = False) -> ResourceStatus:
+    def _write_status(self, interrupted: str | None = None) -> ResourceStatus:
+        """Write the status; `interrupted` says why the run stopped before its end."""
         status = build_status([r.observation() for r in self.stages.values()],
                               continue_on_error=self.continue_on_error, generation=self.resource.metadata.generation,
                               now=now_rfc3339(), previous=self._status, outputs=status_outputs(self.plan),
-                              custom=self.plan.custom_stages)
-        if interrupted and status.phase in ("Running", "Pending"):
-            status = status.model_copy(update={"phase": "Failed"})
+                              custom=self.plan.custom_stages, interrupted=interrupted)
         gates = {}
         for name in sorted(self._gates_read):
             gate_ = self.stages[name].stage.manual_gate

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel
@@ -157,11 +157,18 @@ def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageS
 def build_status(observations: list[StageObservation], *, continue_on_error: bool, generation: int | None,
                  now: str, previous: ResourceStatus | None = None, suspended: bool = False,
                  outputs: dict[str, str] | None = None,
-                 custom: Mapping[str, CustomStageStatus] | None = None) -> ResourceStatus:
+                 custom: Mapping[str, CustomStageStatus] | None = None,
+                 interrupted: str | None = None) -> ResourceStatus:
     """The resource status for these stage observations (in plan order); `custom` names the custom
-    stage that makes a stage's outputs, by stage name (`PlannedStage.custom`)."""
+    stage that makes a stage's outputs, by stage name (`PlannedStage.custom`). `interrupted` (why the
+    run was stopped before its end) ends it Failed: each stage still running Failed with reason
+    `Interrupted`, the `Running` condition False and the `Failed` condition saying why."""
     prev = previous or ResourceStatus()
     phases = [stage_phase(o, continue_on_error) for o in observations]
+    if interrupted:
+        observations = [replace(o, reason="Interrupted", message=interrupted) if p == "Running" else o
+                        for o, p in zip(observations, phases, strict=True)]
+        phases = ["Failed" if p == "Running" else p for p in phases]
     stages = [_stage_status(o, p, (custom or {}).get(o.name))
               for o, p in zip(observations, phases, strict=True)]
     active = [s for s in stages if s.phase not in ("Skipped",)]
@@ -175,6 +182,8 @@ def build_status(observations: list[StageObservation], *, continue_on_error: boo
         phase = "Running"
     else:
         phase = "Pending"
+    if interrupted and phase not in ("Succeeded", "PartiallySucceeded"):
+        phase = "Failed"
     current = next((s for s in stages if s.phase == "Running"), None) or next(
         (s for s in reversed(stages) if s.phase not in ("Pending", "Waiting", "Skipped")), None)
     progress = f"{current.samples.succeeded}/{current.samples.total}" if current is not None else None
@@ -191,8 +200,9 @@ def build_status(observations: list[StageObservation], *, continue_on_error: boo
         ok = phase != "Failed"
         conditions = set_condition(conditions, "Succeeded", ok, phase, _summary(stages), now, generation)
         why = failed_stage.message or f"stage {failed_stage.name} failed" if failed_stage else ""
-        conditions = set_condition(conditions, "Failed", not ok, "StageFailed" if not ok else phase, why, now,
-                                   generation)
+        reason = "Interrupted" if interrupted else "StageFailed"
+        conditions = set_condition(conditions, "Failed", not ok, reason if not ok else phase, interrupted or why,
+                                   now, generation)
     starts = [s.start_time for s in stages if s.start_time]
     ends = [s.completion_time for s in stages if s.completion_time]
     return ResourceStatus(

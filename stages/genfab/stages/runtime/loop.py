@@ -31,6 +31,7 @@ from genfab.storage import Reuse, StorageError, check_reuse
 
 log = logging.getLogger("genfab.stages")
 REUSE_CHECKS = 16
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _reason(exc: Exception) -> tuple[str, str]:
@@ -156,7 +157,9 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    for sig in STOP_SIGNALS:  # one stop: a second signal must not cut the final report short
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def validated_settings(ctx: StageContext, model: type[BaseModel] | None) -> Any:
@@ -206,7 +209,8 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     is the model the stage's config is validated against before `setup` (default: the one its
     pipeline declares for it)."""
     die_with_parent(env)  # a killed `genfab run` leaves no shard process behind
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: stop between writes, exit retryable
+    for sig in STOP_SIGNALS:  # preemption, `genfab run` stopping, Ctrl-C, a closed terminal: stop between
+        signal.signal(sig, _raise_interrupt)  # writes, report, exit retryable
     logger = configure({"stage": stage.name})
     try:
         ctx = load_context(env)

@@ -7,6 +7,7 @@ import importlib
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract.names import ENV_CPU_WORKERS
+from genfab.stages.runtime.lifetime import die_with_parent_after_fork
+
+FORKSERVER_GUARD = "genfab.stages.runtime.forkserver_guard"
 
 
 def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -33,6 +37,8 @@ def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/
 
 
 def _init_worker() -> None:
+    die_with_parent_after_fork()  # the forkserver's child: it ends when the forkserver does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the shard stops its pool
     try:  # one OpenCV thread per process: the pool is the parallelism
         import cv2
 
@@ -53,8 +59,11 @@ class CpuPool:
         """Start the worker processes now (at the stage's setup), each importing module `preload`
         (the compute function's), not at the first `map`."""
         if self.workers > 1 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                             initializer=_init_worker)
+            # Started from the main thread: the forkserver's kernel parent-death signal follows the
+            # thread that forked it.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([FORKSERVER_GUARD])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
             for future in [self._pool.submit(_ready, preload) for _ in range(self.workers)]:
                 future.result()
 
