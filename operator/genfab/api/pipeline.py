@@ -108,10 +108,11 @@ class StageDecl:
 
 
 def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: tuple[str, ...], output: str,
-              implementation: str | None = None, shard: int = 64, singleton: bool = False) -> StageDecl:
+              implementation: str | None = None, shard: int = 64, singleton: bool = False,
+              revision: int = 0) -> StageDecl:
     """A CPU stage of the `cv` family with CPU-sized defaults."""
     return StageDecl(name, "cv", description, settings, implementation, gpus=0, cpu="2", memory="4Gi",
-                     shard_size=shard, upstream=upstream, output=output, singleton=singleton)
+                     shard_size=shard, upstream=upstream, output=output, singleton=singleton, revision=revision)
 
 
 @dataclass

@@ -102,9 +102,12 @@ PIPELINE = Pipeline(
         StageDecl("segment", "segment", "Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
                   SegmentSettings, f"{STAGES}.segment_stage:SegmentStage", memory="16Gi", shard_size=32,
                   output="data/stage_1/{id}_{foreground,background,mask}.png",
-                  revision=1),  # 1: every mask pixel in the alpha and out of the plate (no black outline)
+                  # 1: every mask pixel in the alpha and out of the plate (no black outline); 2: the
+                  # classical mask laid out around the face (hair, neck and chest in, props out)
+                  revision=2),
         cpu_stage("albedo", "Stage 2: albedo extraction (Retinex, LAB, IntrinsicAnything)", AlbedoSettings,
-                  ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:AlbedoStage"),
+                  ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:AlbedoStage",
+                  revision=1),  # 1: lightness lift bounded, a*/b* kept (dark clothes keep their colour)
         StageDecl("degrade", "segment", "Stage 3: degradation synthesis (new lighting on the albedo)",
                   DegradeSettings, f"{STAGES}.degrade_stage:DegradeStage", memory="16Gi", shard_size=32,
                   upstream=("albedo",), output="data/stage_3/{id}_{degraded.png,params.json}"),

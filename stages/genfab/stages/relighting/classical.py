@@ -38,9 +38,9 @@ class Seed:
 
     source: str
     box: tuple[int, int, int, int]
-    """Probable person (x, y, w, h) at work size: GrabCut may grow past it (hair, shoulders)."""
-    cores: tuple[tuple[int, int, int, int], ...] = ()
-    """Certainly-person boxes (the face's centre, the neck below it)."""
+    """Where the person probably is (x, y, w, h) at work size, for the sample's metadata."""
+    face: tuple[int, int, int, int] | None = None
+    """The face (x, y, w, h) at work size: the person's shape is laid out around it (`prior`)."""
 
 
 def _largest(boxes: Any) -> tuple[int, int, int, int] | None:
@@ -84,11 +84,8 @@ def find_person(gray: np.ndarray) -> Seed | None:
         (fx, fy, fw, fh), angle = found
         x0, x1 = max(0, fx - int(1.4 * fw)), min(w, fx + int(2.4 * fw))
         y0 = max(0, fy - int(0.6 * fh))
-        face_core = (fx + fw // 5, fy + fh // 5, max(1, 3 * fw // 5), max(1, 3 * fh // 5))
-        neck_top = min(h - 1, fy + fh)
-        neck = (fx + fw // 3, neck_top, max(1, fw // 3), max(1, min(h - neck_top, fh // 3)))
         source = "face" if angle == 0 else f"face (turned {angle:+.0f}°)"
-        return Seed(source, (x0, y0, x1 - x0, h - y0), (face_core, neck))
+        return Seed(source, (x0, y0, x1 - x0, h - y0), (fx, fy, fw, fh))
     body = _largest(_cascade("haarcascade_upperbody.xml").detectMultiScale(eq, 1.1, 3, minSize=(w // 4, h // 4)))
     if body is not None:
         bx, by, bw, _ = body
@@ -96,14 +93,84 @@ def find_person(gray: np.ndarray) -> Seed | None:
     return None
 
 
+def _ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float]) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    return ((xx - centre[0]) / max(axes[0], 1.0)) ** 2 + ((yy - centre[1]) / max(axes[1], 1.0)) ** 2 <= 1.0
+
+
+SHOULDERS, FAR = 1.3, 2.1
+"""Half the width of a portrait's shoulders, in face widths (narrow ones: wider shoulders grow into
+the probable background by their colour), and how far from the face's centre the body may reach."""
+
+
+def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
+    """GrabCut's starting labels at work size: a person's head-and-shoulders shape laid out around
+    the face, curved everywhere (an ellipse or a widening column, never a box, so no straight edge
+    can carry into the mask).
+
+    - certain person: the face's centre, the forehead above it (hair or hat start there), and the
+      neck and chest below the chin (a white shirt or a dark collar between face and body is the
+      person's, whatever its colour);
+    - probable person: the head with its hair (an ellipse a little wider and taller than the face
+      box, which spans about a head's width) and below the chin
+      a column widening to the shoulders (`SHOULDERS`);
+    - certain background: the frame's top edge, beside and above the head down to the chin outside
+      a larger ellipse (flags, poles and props next to a head), below it well outside the column,
+      and the frame's sides outside the column;
+    - probable background: the rest (GrabCut decides by colour).
+    Without a face (an upper-body detection), the body box is probable person."""
+    h, w = shape
+    labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    edge = max(1, min(h, w) // 50)
+    if seed.face is None:
+        x, y, bw, bh = seed.box
+        labels[y:y + bh, x:x + bw] = cv2.GC_PR_FGD
+        labels[:edge], labels[:, :edge], labels[:, -edge:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+        return labels
+    fx, fy, fw, fh = seed.face
+    cx, cy = fx + fw / 2.0, fy + fh / 2.0
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    head_centre = (cx, fy + 0.35 * fh)
+    chin = fy + fh
+    below = np.clip((yy - chin) / fh, 0.0, None)  # face heights below the chin
+    half = fw * np.minimum(SHOULDERS, 0.5 + 1.0 * np.minimum(below, 1.0))  # the column's half width
+    column = (yy >= chin) & (np.abs(xx - cx) <= half)
+    labels[_ellipse(shape, head_centre, (0.7 * fw, 0.95 * fh)) | column] = cv2.GC_PR_FGD
+    beside = (yy < chin) & ~_ellipse(shape, head_centre, (1.05 * fw, 1.35 * fh))
+    far = (yy >= chin) & (np.abs(xx - cx) > fw * np.minimum(FAR, 0.9 + 1.2 * np.minimum(below, 1.0)))
+    labels[beside | far] = cv2.GC_BGD
+    labels[:edge] = cv2.GC_BGD
+    sides = np.zeros((h, w), bool)
+    sides[:, :edge], sides[:, -edge:] = True, True
+    labels[sides & ~column] = cv2.GC_BGD
+    certain = (_ellipse(shape, (cx, cy), (0.3 * fw, 0.35 * fh))  # the face
+               | _ellipse(shape, (cx, fy + 0.05 * fh), (0.25 * fw, 0.12 * fh))  # forehead, hairline
+               | _ellipse(shape, (cx, chin + 1.2 * fh), (0.45 * fw, 1.3 * fh)))  # neck and chest
+    labels[certain] = cv2.GC_FGD
+    return labels
+
+
+def person_only(mask: np.ndarray, certain: np.ndarray, width: int) -> np.ndarray:
+    """The parts of `mask` joined to the certainly-person pixels, without thin spikes: a patch of
+    background GrabCut took for the person by its colour (a flag's stripe beside the head) that does
+    not touch the person is left out, and so is a strip narrower than `width` pixels running off it
+    (a flagpole, a cord: the mask is opened, then every pixel within `width` of what is left is
+    given back, so the outline keeps its own detail)."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disc)
+    _, labels = cv2.connectedComponents(opened, connectivity=8)
+    keep = np.unique(labels[certain & (opened > 0)])
+    body = np.isin(labels, keep[keep > 0]).astype(np.uint8)
+    return mask & (cv2.dilate(body, disc) > 0)
+
+
 def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Binary person mask (bool, input size) of a BGR image, and how it was found; an empty mask
     when no face or upper body is found.
 
-    GrabCut starts from the seed's box as probable person and everything else as probable
-    background, so the mask follows the image's own edges past the box (hair, shoulders) and never
-    a straight box edge; the frame's top and sides outside the box are certain background (a
-    portrait's subject may touch the bottom edge), the seed's cores certain person."""
+    GrabCut starts from the person's shape laid out around the face (`prior`), so the mask follows
+    the image's own edges (hair, shoulders) and never a straight box edge; only the parts joined to
+    the certainly-person pixels are kept (`person_only`)."""
     h, w = image.shape[:2]
     scale = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
@@ -111,18 +178,13 @@ def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
     found = find_person(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
     if found is None:
         return np.zeros((h, w), bool), {"detector": "none"}
-    labels = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
-    edge = max(1, min(sh, sw) // 50)
-    labels[:edge], labels[:, :edge], labels[:, -edge:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
-    x, y, bw, bh = found.box
-    inside = labels[y:y + bh, x:x + bw]
-    inside[inside == cv2.GC_PR_BGD] = cv2.GC_PR_FGD
-    for cx, cy, cw, ch in found.cores:
-        labels[cy:cy + ch, cx:cx + cw] = cv2.GC_FGD
+    labels = prior(found, (sh, sw))
+    certain = labels == cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(seed % (2**31))
     cv2.grabCut(small, labels, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
+    fg = person_only(fg > 0, certain, max(3, (found.face[2] if found.face else sw) // 20 | 1)).astype(np.float32)
     full = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
     mask = clean_mask(full)
     return mask, {"detector": found.source, "box": [round(v / scale) for v in found.box]}
