@@ -647,5 +647,6 @@ def test_a_fixed_implementation_makes_its_committed_samples_again() -> None:
     args: dict[str, Any] = dict(name="s", family="cv", image=None, command=(), args=(), env=(), config={},
                                 input_uris=(), upstream_hashes={}, models={}, rerun=None)
     assert hash_parts(**args) == hash_parts(**args, revision=0) != hash_parts(**args, revision=1)
-    assert pipelines()["relighting"].stage("segment").revision == 1  # every mask pixel relit, none in the plate
+    assert pipelines()["relighting"].stage("segment").revision == 2  # masks laid out around the face
+    assert pipelines()["relighting"].stage("albedo").revision == 1  # bounded lift, hue kept
     assert pipelines()["difix"].stage("export").revision == 1  # 8-bit RGB files
