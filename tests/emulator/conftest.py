@@ -46,6 +46,10 @@ def emu(emulator: Emulator, operator: OperatorProcess) -> Iterator[Emulator]:
 
 
 OWN_METHODS = {"scaffold": {"method": "scaffold_gen"}, "expansion": {"method": "walk"}}
+MODELS = {"uri": "file:///models"}
+"""A model location for resources whose stages load models: without one the operator refuses them
+(InvalidSpec); a file:// location is not one the operator reads, so the stage Pods would say what is
+missing (the fake kubelet runs none)."""
 """worldexplorer with genfab's own methods, named: the lab's SEVA and VGGT need their research images,
 and a resource that leaves them unset without those images is refused."""
 
@@ -66,5 +70,5 @@ samples `photorealistic/index_XXXX`) in a fresh namespace."""
                            "samples": [{"index": i, "photorealistic": {"path": f"img_{i:02d}.png"}}
                                        for i in range(samples)]},
                  "output": f"file://{tmp}/out", "shardSize": shard_size,
-                 "worldexplorer": OWN_METHODS, **spec},
+                 "worldexplorer": OWN_METHODS, "models": MODELS, **spec},
     }

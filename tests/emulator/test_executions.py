@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator.conftest import MODELS
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import condition, jobs, stage, wait_status
@@ -28,7 +29,7 @@ def ro_job(tmp: Path, output: Path, **ro: Any) -> dict[str, Any]:
     n = next(_names)
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob",
             "metadata": {"name": f"mug-{n}", "namespace": f"exec-{n}"},
-            "spec": {"type": "reference-object", "output": f"file://{output}",
+            "spec": {"type": "reference-object", "output": f"file://{output}", "models": MODELS,
                      "referenceObject": {"inputImage": f"file://{image}", "objectName": "mug",
                                          "annotation": {"enabled": False}, "cvAugmentation": {"enabled": False},
                                          "qwenAugmentation": {"enabled": False}, **ro}}}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import OWN_METHODS, make_scenejob
+from tests.emulator.conftest import MODELS, OWN_METHODS, make_scenejob
 from tests.emulator.harness import STAGE_ACCOUNT, STAGE_NETWORK_POLICY, Emulator, OperatorProcess
 from tests.emulator.test_scenarios import condition, wait_phase
 
@@ -79,7 +79,7 @@ def scenejob(root: Path, namespace: str, name: str, output_ns: str) -> dict[str,
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": name, "namespace": namespace},
             "spec": {"pipeline": "worldexplorer", "input": {"datasetUri": f"file://{inputs}", "samples": [
                 {"index": 0, "photorealistic": {"path": "img_00.png"}}]}, "output": f"file://{root}/{output_ns}/out",
-                     "worldexplorer": OWN_METHODS}}
+                     "worldexplorer": OWN_METHODS, "models": MODELS}}
 
 
 def test_an_output_under_another_namespace_is_refused_and_left_untouched(bound: tuple[Emulator, Path]) -> None:

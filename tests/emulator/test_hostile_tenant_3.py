@@ -24,7 +24,7 @@ from genfab.api import parse_resource
 from genfab.operator.builders import child_name
 from genfab.planner import plan
 from tests.emulator.cluster import res_for
-from tests.emulator.conftest import OWN_METHODS
+from tests.emulator.conftest import MODELS, OWN_METHODS
 from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess, free_port
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import condition, stage, wait_phase
@@ -68,7 +68,7 @@ class Shared:
         body: dict[str, Any] = {"pipeline": "worldexplorer", "output": f"file://{self.root}/{ns}/out-{n}",
                                 "input": {"datasetUri": f"file://{inputs}",
                                           "samples": [{"index": 0, "photorealistic": {"path": "img_00.png"}}]},
-                                "worldexplorer": OWN_METHODS}
+                                "worldexplorer": OWN_METHODS, "models": MODELS}
         body.update(spec)
         return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob",
                 "metadata": {"name": f"s{n}", "namespace": ns}, "spec": body}

@@ -500,3 +500,17 @@ def test_the_labs_methods_without_their_images_are_refused_before_any_job(emu: E
                               "script's SEVA) runs SEVA"), message
     assert "set worldexplorer.seva.image" in message and "or set worldexplorer.expansion.method: walk" in message
     assert jobs(emu, doc) == []
+
+
+def test_a_resource_whose_stages_need_models_without_a_model_location_is_refused_before_any_job(
+        emu: Emulator, tmp_path: Path) -> None:
+    """Every stage Pod would fail loading its models: the operator refuses the resource in one line
+    naming the stages, the models and the fix (as `genfab run` refuses it with exit 2), and makes no Job."""
+    doc = make_scenejob(tmp_path, samples=1)
+    del doc["spec"]["models"]
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Failed")
+    message = condition(st, "InvalidSpec")["message"]
+    assert message.startswith("stages scaffold, expansion, gaussians of pipeline worldexplorer load "), message
+    assert "black-forest-labs/FLUX.1-Fill-dev" in message and "none is configured: set spec.models.uri" in message
+    assert jobs(emu, doc) == []

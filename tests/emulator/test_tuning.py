@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator.conftest import MODELS
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import jobs, stage, wait_phase, wait_status
@@ -26,7 +27,8 @@ def tuning_run(tmp: Path, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "TuningRun",
             "metadata": {"name": f"difix-{n}", "namespace": f"tune-{n}"},
             "spec": {"trainer": "difix", "dataset": {"dataJsonUri": f"file://{tmp}/exp/difix/data.json"},
-                     "runName": "lr2e-5", "output": f"file://{tmp}/exp", "gpusPerNode": 2, "nodes": 2, **spec}}
+                     "runName": "lr2e-5", "output": f"file://{tmp}/exp", "gpusPerNode": 2, "nodes": 2,
+                     "models": MODELS, **spec}}
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, str]:

@@ -191,7 +191,8 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
     assert (scaffold / "final/001.png").read_bytes() == (scaffold / "candidates/001_01.png").read_bytes()
 
     # the scaffold is reused, the gate is open; on a CPU, expansion is refused as it would start (the
-    # gate stood before it, so the run could not be refused up front), with one line and no retry
+    # gate stood before it, so the run could not be refused up front), with one line, no retry and
+    # the exit code of a refusal (2)
     again = genfab_run(tmp_path, doc, timeout=600)
     status = json.loads((tmp_path / "out/_genfab/status.json").read_text())["status"]
     gate = next(c for c in status["conditions"] if c["type"] == "AwaitingSelection")
@@ -202,7 +203,7 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
         assert again.returncode == 0 and stages["expansion"]["phase"] == "Succeeded", again.stdout + again.stderr
     else:
         refusal = "stage expansion of pipeline worldexplorer needs a CUDA GPU (gsplat) and this machine has none"
-        assert again.returncode == 1 and refusal in " ".join(again.stderr.split()), again.stdout + again.stderr
+        assert again.returncode == 2 and refusal in " ".join(again.stderr.split()), again.stdout + again.stderr
         assert stages["expansion"]["phase"] == "Failed" and refusal in stages["expansion"]["message"]
         assert not (tmp_path / "out/_genfab/logs/expansion").exists()  # no process was started for it
 

@@ -174,7 +174,12 @@ CASES = [
     # which CEL cannot measure.
     Case("custom-config-over-64k", TR, _custom(config={"blob": "x" * 70000}),
          "spec.customStages[0].config", "at most 64 KiB", crd=False),
-    Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field", crd=False),
+    Case("misspelled-field", VD, _set("spec.outptu", "s3://x/y"), "spec.outptu", "unknown field (did you mean output?)",
+         crd=False),
+    Case("misspelled-nested-field", RL, _set("spec.relighting.degradation.softShading.normal", "classical"),
+         "spec.relighting.degradation.softShading.normal", "unknown field (did you mean normals?)", crd=False),
+    Case("unknown-field-nothing-close", RL, _set("spec.relighting.zzz", 1), "spec.relighting.zzz",
+         "unknown field (check the spelling; fields are camelCase)", crd=False),
     Case("uppercase-name", VD, _set("metadata.name", "Office"), "metadata.name", "must be a DNS label"),
     Case("dotted-name", VD, _set("metadata.name", "a.b"), "metadata.name", "must be a DNS label"),
     # The small ones of the second hostile-tenant round: genfab refuses what the CRD's types refuse.
@@ -250,6 +255,20 @@ def test_cli_validate_reports_yaml_syntax_errors(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
     assert "(yaml)" in result.output and "line" in result.output
+
+
+def test_cli_reads_a_resource_from_stdin() -> None:
+    """`-` is standard input (as for `kubectl apply -f -`): validated, planned, named `(stdin)`."""
+    import yaml
+
+    text = yaml.safe_dump(load_example(VD))
+    valid = CliRunner().invoke(cli, ["validate", "-"], input=text)
+    assert valid.exit_code == 0 and valid.output.startswith("(stdin): SceneJob/"), valid.output
+    assert CliRunner().invoke(cli, ["plan", "-"], input=text).exit_code == 0
+    bad = CliRunner().invoke(cli, ["validate", "-"], input=text.replace("output:", "outptu:"))
+    assert bad.exit_code == 1 and "(stdin): spec.outptu: unknown field (did you mean output?)" in bad.output
+    two = CliRunner().invoke(cli, ["plan", "-"], input=text + "---\n" + text)
+    assert two.exit_code == 1 and "(stdin): (file): 2 documents; this command takes a file with one resource" in two.output
 
 
 def test_deep_values_are_one_error_not_a_crash() -> None:

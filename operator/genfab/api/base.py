@@ -51,25 +51,45 @@ class ModelReference:
     when: Callable[[Any], bool] | None = None
     endpoint: bool = False
     """The name of a model an endpoint serves (the LLM): its identity is the name itself."""
+    optional: Callable[[Any], bool] | None = None
+    """When the stage runs without it (`optional(part)` true: it falls back and each sample says
+    so); otherwise a run without it is refused before anything starts (`sequencing.model_refusal`)."""
 
 
 MODEL = ModelReference()
 
 
-def model_ids(value: Any) -> list[tuple[str, bool]]:
-    """(model id, served by an endpoint) of every model a settings object loads, in field order."""
-    found: list[tuple[str, bool]] = []
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model a settings object loads (`model_refs`)."""
+
+    id: str
+    endpoint: bool
+    """Served by an endpoint (named, not read from the model location)."""
+    optional: bool
+    """The stage runs without it under these settings (a fallback each sample records)."""
+
+
+def model_refs(value: Any) -> list[LoadedModel]:
+    """Every model a settings object loads, in field order."""
+    found: list[LoadedModel] = []
     if isinstance(value, BaseModel):
         for name, info in type(value).model_fields.items():
             field_value = getattr(value, name)
             refs = [m for m in info.metadata if isinstance(m, ModelReference)]
             if refs and isinstance(field_value, str) and all(r.when is None or r.when(value) for r in refs):
-                found.append((field_value, any(r.endpoint for r in refs)))
-            found.extend(model_ids(field_value))
+                found.append(LoadedModel(field_value, any(r.endpoint for r in refs),
+                                         any(r.optional is not None and r.optional(value) for r in refs)))
+            found.extend(model_refs(field_value))
     elif isinstance(value, list | tuple):
         for item in value:
-            found.extend(model_ids(item))
+            found.extend(model_refs(item))
     return list(dict.fromkeys(found))
+
+
+def model_ids(value: Any) -> list[tuple[str, bool]]:
+    """(model id, served by an endpoint) of every model a settings object loads, in field order."""
+    return list(dict.fromkeys((m.id, m.endpoint) for m in model_refs(value)))
 
 
 def hashed_values(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import MODEL, RUN_TIME, GenfabModel, Rule
+from genfab.api.base import RUN_TIME, GenfabModel, ModelReference, Rule
 
 PLY_PATH = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$"
 """The lab's vistadream script's `--export-gaussians-ply-path` inside a sample's folder: a path ending in `.ply` is the
@@ -92,7 +92,7 @@ class GaussiansConfig(SplatConfig):
     renders on white; unset: black, as gsplat's simple trainer."""
     video: bool = True
     """Render an orbit `trajectory.mp4` next to the PLY."""
-    lpips_model: Annotated[str, MODEL] = Field("genfab/alexnet-lpips", max_length=256)
+    lpips_model: Annotated[str, ModelReference(optional=lambda m: True)] = Field("genfab/alexnet-lpips", max_length=256)
     """The LPIPS (AlexNet, v0.1) the evaluation measures with: a folder in the model location whose
     `config.json` names `alexnet` (torchvision's `alexnet-owt-7be5be79.pth`) and `lpips` (the `lpips`
     package's `weights/v0.1/alex.pth`). Nothing is downloaded: without it `metrics.json` has LPIPS null

@@ -31,6 +31,14 @@ REASONS: tuple[Reason, ...] = (
            "An admin creates them, or lists the namespace in the chart value `stages.tenantNamespaces` "
            "(cluster-wide mode) or `operator.watchNamespaces`; the operator looks again every progress "
            "period."),
+    Reason("ModelMissing", "condition Stalled",
+           "A stage the resource runs needs a model (its settings name it, and genfab's own stage has no "
+           "fallback for it) that is not in the model location the operator read (`spec.models.uri`); the "
+           "message names each model and stage. No Job was created: every stage Pod would fail loading it. "
+           "(Without any `spec.models` the resource is refused as InvalidSpec, as `genfab run` refuses it "
+           "with exit 2.)",
+           "Upload each model to a folder named by its id under the location (or point `spec.models` at one "
+           "that has them); the operator looks again every progress period and starts when they are there."),
     Reason("StorageUnavailable", "condition Stalled",
            "The operator could not read or list the resource's storage (output or inputs): endpoint, "
            "credentials, bucket or network. It retries with backoff.",

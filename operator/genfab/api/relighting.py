@@ -37,6 +37,12 @@ class RelightingInput(GenfabModel):
     above 100 megapixels are dropped (`TooLarge`) unread."""
 
 
+def has_fallback(segmentation: SegmentationConfig) -> bool:
+    """A backend's models are optional when another backend is listed: the stage runs the first one
+    that can, and stops on its own (one line) only when none can."""
+    return len(segmentation.backends) > 1
+
+
 class SegmentationConfig(GenfabModel):
     """Stage 1: split each input into `_foreground`, `_background` and `_mask`."""
 
@@ -63,12 +69,13 @@ class SegmentationConfig(GenfabModel):
     in is dropped with `EmptyMask`."""
     text_prompt: str = Field("person", min_length=1, max_length=256)
     """What to segment (SAM3 text prompt, detector query for SAM2)."""
-    sam3_model: Annotated[str, ModelReference(lambda m: "sam3" in m.backends)] = Field("facebook/sam3", max_length=256)
+    sam3_model: Annotated[str, ModelReference(lambda m: "sam3" in m.backends, optional=has_fallback)] = Field(
+        "facebook/sam3", max_length=256)
     """SAM3 model id (a folder under the model location)."""
-    sam2_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends)] = Field(
+    sam2_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends, optional=has_fallback)] = Field(
         "facebook/sam2.1-hiera-large", max_length=256)
     """SAM2 model id."""
-    detector_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends)] = Field(
+    detector_model: Annotated[str, ModelReference(lambda m: "sam2" in m.backends, optional=has_fallback)] = Field(
         "IDEA-Research/grounding-dino-tiny", max_length=256)
     """Open-vocabulary detector that prompts SAM2 with a box (Grounding DINO or OWLv2)."""
     box_threshold: Probability = 0.3
@@ -166,7 +173,8 @@ class SoftShadingConfig(GenfabModel):
     `depthModel`; `classical`: the silhouette inflated on the CPU, no model. A named model that is not
     in the model location stops the stage. `auto` runs MiDaS when its weights are there and classical
     normals otherwise, and every sample's params say which ran."""
-    midas_model: Annotated[str, ModelReference(lambda m: m.normals in ("midas", "auto"))] = Field(
+    midas_model: Annotated[str, ModelReference(lambda m: m.normals in ("midas", "auto"),
+                                               optional=lambda m: m.normals == "auto")] = Field(
         "Intel/dpt-hybrid-midas", max_length=256)
     """MiDaS checkpoint (DPT) for `midas` and `auto` normals."""
     depth_model: Annotated[str, ModelReference(lambda m: m.normals in ("depth-anything", "dpt"))] = Field(

@@ -7,6 +7,7 @@ cannot hold or a reviewer cannot see — aliases (a few lines can expand to giga
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,21 @@ def _yaml_error(exc: yaml.YAMLError) -> FieldError:
     return FieldError(where, " ".join(str(problem).split()))
 
 
+STDIN = "-"
+"""The file name that means standard input (`kubectl apply -f -`, `genfab validate -`)."""
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise TooLarge(STDIN)
+    return data
+
+
 def read_documents(path: Path) -> list[Any]:
     """The non-empty YAML documents of `path`; a bad file is one FieldError (raised)."""
     try:  # a FIFO or /dev/zero is refused, never waited on or read without end
-        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
+        text = (_read_stdin() if str(path) == STDIN else read_regular(path, MAX_FILE_BYTES)).decode("utf-8")
     except TooLarge:
         raise FileError(FieldError("(file)", f"too large for a resource file (at most {MAX_FILE_BYTES // 1048576} "
                                    "MiB, the API server's limit)")) from None
@@ -104,22 +116,23 @@ class Loaded:
 
 def load_file(path: Path) -> list[Loaded]:
     """Every document of a YAML file, each validated and planned (plan errors count as errors)."""
+    name = "(stdin)" if str(path) == STDIN else str(path)
     try:
         docs = read_documents(path)
     except FileError as exc:
-        return [Loaded(str(path), errors=[exc.error])]
+        return [Loaded(name, errors=[exc.error])]
     if not docs:
-        return [Loaded(str(path), errors=[FieldError("(file)", "no YAML documents")])]
-    return [_load(doc, str(path) if len(docs) == 1 else f"{path}#{i + 1}") for i, doc in enumerate(docs)]
+        return [Loaded(name, errors=[FieldError("(file)", "no YAML documents")])]
+    return [_load(doc, name if len(docs) == 1 else f"{name}#{i + 1}") for i, doc in enumerate(docs)]
 
 
 def load_one(path: Path) -> Loaded:
     """The single resource of a file, for commands that act on one (`plan`, `run`)."""
     loaded = load_file(path)
     if len(loaded) > 1:
-        return Loaded(str(path), errors=[FieldError("(file)", f"{len(loaded)} documents; this command takes a file "
-                                                    "with one resource (split the file, or `genfab validate` "
-                                                    "checks them all)")])
+        return Loaded(loaded[0].source.rpartition("#")[0], errors=[FieldError(
+            "(file)", f"{len(loaded)} documents; this command takes a file with one resource (split the file, "
+                      "or `genfab validate` checks them all)")])
     return loaded[0]
 
 

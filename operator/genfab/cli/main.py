@@ -71,8 +71,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=PATH)
 def validate(files: tuple[Path, ...]) -> None:
-    """Validate resource files (every document): print each error on one line as `file: field.path:
-    what is wrong (got value)` with what is allowed. Exit 1 on any error.
+    """Validate resource files (every document; `-` reads stdin): print each error on one line as
+    `file: field.path: what is wrong (got value)` with what is allowed (and the field meant, for a
+    misspelt one). Exit 1 on any error.
 
     The rules are the ones the CRD makes the API server enforce. A valid resource whose pipeline still
     needs custom stages gets a one-line `note:` naming them, and one `note:` per default it leaves unset
@@ -147,9 +148,9 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
               help="The resource as it was (e.g. the file at the last commit): say per stage whether its "
                    "committed samples are made again, and why (config, upstream, model, forced).")
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None) -> None:
-    """Print the stage DAG of the resource in FILE (first document): order, upstream, image family,
-    whether each stage runs or reuses its outputs, samples, shards, GPUs, memory, config hash and
-    output layout.
+    """Print the stage DAG of the resource in FILE (one document; `-` reads stdin): order, upstream,
+    image family, whether each stage runs or reuses its outputs, samples, shards, GPUs, memory,
+    config hash and output layout.
 
     With --since (the resource as it was, e.g. the file at the last commit) it says per stage whether
     its committed samples are reused (same hash) or made again and why: `config`, `upstream`, `model`

@@ -11,7 +11,9 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
@@ -66,16 +68,27 @@ def custom_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _summary_table(result: RunResult) -> Table:
-    table = Table(title=f"{result.summary['kind']}/{result.summary['name']}: {result.status.phase}",
-                  title_justify="left")
-    for column in ("stage", "phase", "samples", "succeeded", "reused", "failed", "seconds", "samples/s"):
-        table.add_column(column, justify="left" if column in ("stage", "phase") else "right")
-    for s in result.summary["stages"]:
-        name = s["name"] + (" (custom)" if s["custom"] else "")
-        table.add_row(name, s["phase"], str(s["samples"]), str(s["succeeded"]), str(s["reused"]),
-                      str(s["failed"]), "-" if s["seconds"] is None else f"{s['seconds']:.1f}",
-                      "-" if not s["samplesPerSecond"] else f"{s['samplesPerSecond']:.2f}")
+SUMMARY_COLUMNS = ("stage", "phase", "samples", "succeeded", "reused", "failed", "seconds", "samples/s")
+
+
+def _summary_table(result: RunResult, width: int) -> Table | Group:
+    """The run's stages as a table, or, where the table would not fit in `width` columns (rich would
+    cut names and phases: "Succee…"), one line per stage."""
+    title = f"{result.summary['kind']}/{result.summary['name']}: {result.status.phase}"
+    rows = [[s["name"] + (" (custom)" if s["custom"] else ""), s["phase"], str(s["samples"]), str(s["succeeded"]),
+             str(s["reused"]), str(s["failed"]), "-" if s["seconds"] is None else f"{s['seconds']:.1f}",
+             "-" if not s["samplesPerSecond"] else f"{s['samplesPerSecond']:.2f}"] for s in result.summary["stages"]]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(SUMMARY_COLUMNS)]
+    if sum(widths) + 3 * len(widths) + 1 > width:
+        name_width, phase_width = widths[0], widths[1]
+        return Group(Text(title), *(Text(
+            f"{r[0]:<{name_width}}  {r[1]:<{phase_width}}  {r[3]}/{r[2]} succeeded, {r[4]} reused, {r[5]} failed, "
+            f"{r[6]} s, {r[7]}/s") for r in rows))
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(SUMMARY_COLUMNS):
+        table.add_column(column, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -109,12 +122,14 @@ def _summary_table(result: RunResult) -> Table:
                    "chose.")
 def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
             secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool) -> None:
-    """Run the resource in FILE (one document) on this machine: same plan, same stage contract as
+    """Run the resource in FILE (one document; `-` reads stdin) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json.
 
     Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid or the run Failed; 2
-    when it could not start (the output cannot be written or another run holds it, a stage has no
-    implementation here or needs a CUDA GPU, a reference cannot be resolved); 3 when it stopped at a
+    when this machine cannot run it, said before anything starts (the output cannot be written or
+    another run holds it, a stage has no implementation here, needs a CUDA GPU or a model that is not
+    in the model location or no model location, a reference cannot be resolved), or at a stage past
+    a manual gate that needs a CUDA GPU; 3 when it stopped at a
     person's step (worldexplorer's manual selection: choose, then run it again); when stopped early,
     the shell's code for what stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 141 stdout closed, as
     by `| head`) after stopping every shard and writing the status: run it again to continue."""
@@ -151,8 +166,6 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         checkpoints = resolve_checkpoints(the_plan, given_refs, lambda uri: open_storage(uri, settings))
     except (CannotRun, StorageError) as exc:
         _fail(str(exc))
-    if chosen.note:
-        console.print(chosen.note, highlight=False, markup=False, soft_wrap=True)
     for line in seed_notes(loaded.resource):  # validate's notes: defaults that run other than the lab's script
         console.print(f"note: {line}", highlight=False, markup=False, soft_wrap=True)
     try:  # the weights in the model location are part of the hashes
@@ -174,6 +187,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
                              environ=environ, refs=given_refs, verify=verify)
         runner.claim()  # refused (another run holds the output) before saying anything else
         keep_execution(output, chosen)  # the next run of this resource continues this execution
+        if chosen.note:  # said once it is kept: a refused run keeps nothing
+            console.print(chosen.note, highlight=False, markup=False, soft_wrap=True)
         if previous:
             console.print(f"continuing the run at {the_plan.output_uri}: committed samples are reused",
                           highlight=False, markup=False, soft_wrap=True)
@@ -192,7 +207,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         sys.exit(stop.exit_code)
     for line in runner.notes:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    console.print(_summary_table(result))
+    console.print(_summary_table(result, console.width))
     for line in custom_lines(result.summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     ran = [st for st in result.summary["stages"] if st["succeeded"]]

@@ -25,7 +25,14 @@ from typing import Any
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
-from genfab.contract.names import ENV_CPU_WORKERS, ENV_PARENT_PID, ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, ENV_VERIFY
+from genfab.contract.names import (
+    ENV_CPU_WORKERS,
+    ENV_MODELS,
+    ENV_PARENT_PID,
+    ENV_PROGRESS_SECONDS,
+    ENV_TERMINATION_LOG,
+    ENV_VERIFY,
+)
 from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
@@ -57,6 +64,7 @@ from genfab.sequencing import (
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
+from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.summary import dropped_csv, stage_row, summary_document
 from genfab.status import StageObservation, build_status, notes_message, produced_by
 from genfab.status.aggregate import ExecState
@@ -78,6 +86,11 @@ def free_port() -> int:
 
 class RunnerError(RuntimeError):
     """The run cannot start (no implementation for a stage, unusable output)."""
+
+
+EXIT_CANNOT_RUN = 2
+"""`genfab run`'s code for a run this machine cannot do (said before it starts, or at a stage past a
+manual gate)."""
 
 
 @dataclass
@@ -168,11 +181,16 @@ class RunResult:
     output_uri: str
     awaiting: list[Awaiting] = field(default_factory=list)
     """Gates the run stopped at: a person chooses, then runs it again."""
+    refused: bool = False
+    """A stage that this machine cannot run was reached past a manual gate (a CUDA stage without a
+    GPU): refused as if before the start (exit 2), not failed."""
 
     @property
     def exit_code(self) -> int:
         if self.awaiting:
             return EXIT_AWAITING
+        if self.refused:
+            return EXIT_CANNOT_RUN
         return {"Succeeded": 0, "PartiallySucceeded": 0}.get(self.status.phase, 1)
 
 
@@ -213,6 +231,8 @@ class LocalRunner:
         """Stage configs of this run (a temporary folder, removed when the run ends in any way)."""
         self.awaiting: dict[str, Awaiting] = {}
         """Finished gated stages whose samples wait for a person's choice."""
+        self.refused = False
+        """A stage this machine cannot run was reached past a manual gate (RunResult.refused)."""
         self._gates_read: set[str] = set()
 
     def open(self, uri: str) -> Storage:
@@ -243,7 +263,9 @@ class LocalRunner:
         for s in self.plan.stages:
             if s.run:
                 self.command(s)
-        self._models_env()
+        no_models = model_refusal(self.plan, self._models_env().get(ENV_MODELS))
+        if no_models:
+            raise RunnerError(no_models[1])
 
     def _models_env(self) -> dict[str, str]:
         try:
@@ -302,7 +324,7 @@ class LocalRunner:
         self._read_gates()  # a gated stage that finished last (`onlyStages` ending at it) still waits
         status = self._write_status()
         summary = self._write_summary(status)
-        return RunResult(status, summary, self.plan.output_uri, list(self.awaiting.values()))
+        return RunResult(status, summary, self.plan.output_uri, list(self.awaiting.values()), self.refused)
 
     def _keep_lease(self) -> None:
         try:
@@ -355,6 +377,7 @@ class LocalRunner:
         run.config = stage_config(self.plan, run.stage)
         run.start_time, run.started = now_rfc3339(), time.monotonic()
         if run.stage.cuda and not self.cuda:  # past a manual gate: refused now, no process, no retry
+            self.refused = True
             self._fail_at_start(run, cuda_message(self.plan.pipeline, [run.stage.name], []))
             return
         try:

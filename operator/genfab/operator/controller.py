@@ -23,6 +23,7 @@ from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import DROPPED_KEY, SUMMARY_KEY, shard_count
+from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
@@ -65,10 +66,12 @@ from genfab.operator.settings import OperatorSettings
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
-from genfab.sequencing import now_rfc3339, status_outputs, unsupported_settings
+from genfab.sequencing import models_env, now_rfc3339, status_outputs, unsupported_settings
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, execution_choice
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
+from genfab.sequencing.preflight import NO_LOCATION as INVALID_SPEC
+from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.refs import (
     RefState,
     checkpoint_state,
@@ -267,6 +270,16 @@ class Controller:
             self.queue.add_after(key, self.settings.progress_seconds)
             return self._write_status(key, body, previous, stalled_status(
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
+        no_models = None if settled else model_refusal(the_plan, models_env(resource.spec.models,
+                                                                             mounted=True).get(ENV_MODELS))
+        if no_models is not None:  # stage Pods would each fail loading them: create nothing, say what is missing
+            reason, message = no_models
+            if reason == INVALID_SPEC:
+                return self._write_status(key, body, previous, invalid_status(previous, message, generation,
+                                                                              now_rfc3339(now)))
+            self.queue.add_after(key, self.settings.progress_seconds)  # an upload is seen at the next look
+            return self._write_status(key, body, previous, stalled_status(previous, reason, message, generation,
+                                                                          now_rfc3339(now)))
         spec = resource.spec
         the_plan, refs = self._resolve_refs(key, the_plan)
         refused = resolved_input_errors(the_plan, self.settings.policy, namespace, spec)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from genfab.api.base import GenfabModel, hashed_values, model_ids
+from genfab.api.base import GenfabModel, hashed_values, model_ids, model_refs
 from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, StageDecl, selected
@@ -212,6 +212,8 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             manual_gate=base.manual_gate(draft.settings) if base.manual_gate and draft is not None else None,
             gang=base.gang if draft is not None else False, command=command, args=args, env=env,
             replaces=custom is not None and draft is not None,
+            required_models=tuple(m.id for m in model_refs(draft.settings) if not (m.endpoint or m.optional))
+            if draft is not None and custom is None else (),
             cuda=base.cuda and implementation is not None and custom is None,
             batch_size=override.batch_size if override is not None else None,
             offload=override.offload if override is not None else None,

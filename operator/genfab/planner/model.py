@@ -95,6 +95,9 @@ class PlannedStage:
     models: dict[str, str] = field(default_factory=dict)
     """Model id -> identity of each model the stage loads (`unread` where the executor could not read
     the model location; an endpoint's model is its name). Hashed."""
+    required_models: tuple[str, ...] = ()
+    """The models of `models` genfab's own implementation cannot run without under these settings
+    (not the endpoint's, not a fallback's): a run without them is refused before it starts. Not hashed."""
     rerun: bool = False
     """A `spec.rerun` token applies (the stage is listed, or consumes a listed stage's outputs): the token
     is part of its hash."""
