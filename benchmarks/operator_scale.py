@@ -77,7 +77,9 @@ def scenejob(i: int, inputs: Path, out: Path) -> dict[str, Any]:
                      "worldexplorer": {"scaffold": {"method": "scaffold_gen"}, "expansion": {"method": "walk"}},
                      "input": {"datasetUri": f"file://{inputs}",
                                "samples": [{"index": 0, "photorealistic": {"path": "img.png"}}]},
-                     "output": f"file://{out}/bench-{i}"}}
+                     "output": f"file://{out}/bench-{i}",
+                     # a volume the stage Pods mount: without a model location the resource is refused
+                     "models": {"persistentVolumeClaim": "models"}}}
 
 
 class FloorProcess(OperatorProcess):

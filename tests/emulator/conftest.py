@@ -46,10 +46,10 @@ def emu(emulator: Emulator, operator: OperatorProcess) -> Iterator[Emulator]:
 
 
 OWN_METHODS = {"scaffold": {"method": "scaffold_gen"}, "expansion": {"method": "walk"}}
-MODELS = {"uri": "file:///models"}
+MODELS = {"persistentVolumeClaim": "models"}
 """A model location for resources whose stages load models: without one the operator refuses them
-(InvalidSpec); a file:// location is not one the operator reads, so the stage Pods would say what is
-missing (the fake kubelet runs none)."""
+(InvalidSpec); a volume is mounted by the stage Pods only, so they would say what is missing (the
+fake kubelet runs none)."""
 """worldexplorer with genfab's own methods, named: the lab's SEVA and VGGT need their research images,
 and a resource that leaves them unset without those images is refused."""
 

@@ -84,6 +84,9 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     run = two_nodes
     config = json.loads((run / "train_config.json").read_text())
     assert config["world_size"] == 2 and config["global_batch"] == 2
+    # where the data and the model came from, not the run's temporary copies of them
+    assert config["dataset_path"].startswith("file://") and config["dataset_path"].endswith("/difix/data.json")
+    assert config["base_model"] == "nvidia/difix_ref"
     summary = json.loads((run / "_genfab" / "summary.json").read_text())
     assert summary["stages"][0]["seconds"] > 12  # longer than the deadline, and not stopped
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_3.pkl", "model_6.pkl"]

@@ -268,7 +268,8 @@ def test_cli_reads_a_resource_from_stdin() -> None:
     bad = CliRunner().invoke(cli, ["validate", "-"], input=text.replace("output:", "outptu:"))
     assert bad.exit_code == 1 and "(stdin): spec.outptu: unknown field (did you mean output?)" in bad.output
     two = CliRunner().invoke(cli, ["plan", "-"], input=text + "---\n" + text)
-    assert two.exit_code == 1 and "(stdin): (file): 2 documents; this command takes a file with one resource" in two.output
+    assert two.exit_code == 1
+    assert "(stdin): (file): 2 documents; this command takes a file with one resource" in two.output
 
 
 def test_deep_values_are_one_error_not_a_crash() -> None:

@@ -58,6 +58,7 @@ def test_which_models_a_run_cannot_do_without(doc: dict[str, Any], needed: list[
     identities[needed[-1]] = MISSING
     missing = model_refusal(plan(parse_resource(doc), models=identities), "s3://models/")
     assert missing is not None and missing[0] == MODEL_MISSING
-    assert missing[1].startswith(f"model {needed[-1]} (stage ") and "not in the model location s3://models/" in missing[1]
+    assert missing[1].startswith(f"model {needed[-1]} (stage ")
+    assert "not in the model location s3://models/" in missing[1]
     # a location only a Pod can read (a volume): the stage says it when it loads the model
     assert model_refusal(plan(parse_resource(doc)), "/models") is None

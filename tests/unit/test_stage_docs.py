@@ -68,3 +68,17 @@ def test_each_pipeline_has_a_page_that_selects_it_as_the_api_does(name: str) -> 
     page = (ROOT / "docs" / "pipelines" / PAGES[name]).read_text()
     assert f"`{KIND_SHAPES[pipeline.kind].selector_alias}: {pipeline.value}`" in page
     assert f'--8<-- "docs/pipelines/stages/{name}.md"' in page and f"(stages/{name}.svg)" in page
+
+
+def test_every_output_path_is_shown_whole_in_the_stage_picture() -> None:
+    """No path is cut short ("…"): long layouts wrap onto more lines of a taller box."""
+    from genfab.api.pipeline import pipelines
+    from genfab.api.stage_docs import OUTPUT_CHARS, output_lines, stage_graph
+
+    for pipeline in pipelines().values():
+        svg = stage_graph(pipeline)
+        assert "…" not in svg
+        for stage in pipeline.stages:
+            lines = output_lines(stage.output)
+            assert all(len(line) <= OUTPUT_CHARS for line in lines), lines
+            assert "".join(lines).replace(" ", "") == stage.output.replace(" ", "")

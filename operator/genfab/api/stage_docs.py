@@ -52,23 +52,55 @@ def depths(stages: tuple[StageDecl, ...]) -> dict[str, int]:
     return depth
 
 
+OUTPUT_CHARS = 38
+"""Characters of an output path per line in a box (11 px monospace in a 260 px box)."""
+LINE_H = 14
+
+
+def output_lines(output: str, width: int = OUTPUT_CHARS) -> list[str]:
+    """A stage's output layout in lines of at most `width` characters, broken after a `, `, else after a
+    `/`, `,` or `_` (never cut short: every path is shown whole)."""
+    parts = [p for p in output.split(", ") if p]
+    pieces: list[str] = []  # each part with its separating comma, split where longer than a line
+    for n, part in enumerate(parts):
+        part += "," if n < len(parts) - 1 else ""
+        while len(part) > width:
+            cut = max(part.rfind(sep, 0, width) for sep in ("/", ",", "_"))
+            cut = cut + 1 if cut > 0 else width
+            pieces.append(part[:cut])
+            part = part[cut:]
+        pieces.append(part + " ")
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and lines[-1].endswith(", ") and len(lines[-1]) + len(piece.rstrip()) <= width:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return [line.rstrip() for line in lines] or ["–"]
+
+
 def stage_graph(pipeline: Pipeline) -> str:
-    """An SVG of the stage graph: one box per stage (name, output folder; GPU stages blue, CPU green,
-    stages genfab does not implement orange), arrows along `upstream`, top to bottom by depth (stages
-    of the same depth side by side), so a long pipeline stays readable in a page's column."""
+    """An SVG of the stage graph: one box per stage (name, every output path in full; GPU stages blue,
+    CPU green, stages genfab does not implement orange), arrows along `upstream`, top to bottom by
+    depth (stages of the same depth side by side), so a long pipeline stays readable in a page's column."""
     depth = depths(pipeline.stages)
     columns: dict[int, int] = {}
     place: dict[str, tuple[int, int]] = {}
+    lines = {stage.name: output_lines(stage.output) for stage in pipeline.stages}
+    box_h = {name: BOX_H + LINE_H * (len(found) - 1) for name, found in lines.items()}
+    row_h: dict[int, int] = {}
     for stage in pipeline.stages:
         row = depth[stage.name]
         place[stage.name] = (columns.get(row, 0), row)
         columns[row] = columns.get(row, 0) + 1
+        row_h[row] = max(row_h.get(row, 0), box_h[stage.name])
+    row_y = {row: MARGIN + sum(row_h[r] + GAP_Y for r in range(row)) for row in row_h}
     width = MARGIN * 2 + max(columns.values()) * (BOX_W + GAP_X) - GAP_X
-    height = MARGIN * 2 + (max(depth.values()) + 1) * (BOX_H + GAP_Y) - GAP_Y
+    height = MARGIN * 2 + sum(row_h.values()) + GAP_Y * (len(row_h) - 1)
 
     def xy(name: str) -> tuple[int, int]:
         column, row = place[name]
-        return MARGIN + column * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y)
+        return MARGIN + column * (BOX_W + GAP_X), row_y[row]
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif" role="img">',
@@ -82,23 +114,23 @@ def stage_graph(pipeline: Pipeline) -> str:
             if place[upstream][0] == place[stage.name][0] and place[stage.name][1] - place[upstream][1] > 1:
                 # same column, rows apart: round the boxes between on the left instead of crossing them
                 side = x1 - MARGIN + 4
-                points = (f"{x1},{y1 + BOX_H // 2} {side},{y1 + BOX_H // 2} {side},{y2 + BOX_H // 2} "
-                          f"{x2},{y2 + BOX_H // 2}")
+                points = (f"{x1},{y1 + box_h[upstream] // 2} {side},{y1 + box_h[upstream] // 2} "
+                          f"{side},{y2 + box_h[stage.name] // 2} {x2},{y2 + box_h[stage.name] // 2}")
             else:
-                points = f"{x1 + BOX_W // 2},{y1 + BOX_H} {x2 + BOX_W // 2},{y2}"
+                points = f"{x1 + BOX_W // 2},{y1 + box_h[upstream]} {x2 + BOX_W // 2},{y2}"
             parts.append(f'<polyline points="{points}" fill="none" stroke="#555" stroke-width="1.5" '
                          'marker-end="url(#arrow)"/>')
     for stage in pipeline.stages:
         x, y = xy(stage.name)
         fill = CUSTOM_FILL if not stage.implementation else GPU_FILL if stage.gpus else CPU_FILL
         kind = f"{stage.gpus} GPU" if stage.gpus else "CPU"
-        output = stage.output if len(stage.output) <= 38 else stage.output[:37] + "…"
-        parts += [f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6" fill="{fill}" stroke="#444"/>',
+        parts += [f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{box_h[stage.name]}" rx="6" fill="{fill}" '
+                  'stroke="#444"/>',
                   f'<text x="{x + 10}" y="{y + 20}" font-size="15" font-weight="bold">{escape(stage.name)}</text>',
                   f'<text x="{x + BOX_W - 10}" y="{y + 20}" font-size="11" text-anchor="end" fill="#555">'
-                  f"{escape(kind)}</text>",
-                  f'<text x="{x + 10}" y="{y + 40}" font-size="11" font-family="monospace" fill="#333">'
-                  f"{escape(output)}</text>"]
+                  f"{escape(kind)}</text>"]
+        parts += [f'<text x="{x + 10}" y="{y + 40 + LINE_H * i}" font-size="11" font-family="monospace" '
+                  f'fill="#333">{escape(line)}</text>' for i, line in enumerate(lines[stage.name])]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

@@ -45,8 +45,9 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("export", ExportSettings(sources=sources, reference_view=dx.reference_view, image_format=dx.image_format),
               None, input_uris=inputs,
               selection={"within": within or None}, gpus=None if ply else 0),
-        Draft("split", SplitSettings(split=dx.split), 1),
-        Draft("adapter", AdapterSettings(difix=dx), 1),
+        # Whole-set stages (one shard): they account for every exported sample, known once listed.
+        Draft("split", SplitSettings(split=dx.split), None),
+        Draft("adapter", AdapterSettings(difix=dx), None),
     ])
 
 

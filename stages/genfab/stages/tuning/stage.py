@@ -76,8 +76,10 @@ class TrainStage(Stage[TrainSettings]):
         """The node's launch: torchrun with one built-in worker per GPU."""
         from genfab.stages.tuning.worker import WorkerJob, write_job
 
-        job = write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir)),
-                        ctx.workdir / "worker.json")
+        sources = {"dataset": ctx.input_uris[0], "base_model": self.settings.base_model,
+                   "perceptual_model": self.settings.perceptual_model}
+        job = write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir),
+                                  sources=sources), ctx.workdir / "worker.json")
         return torchrun(self.group, ["-m", "genfab.stages.tuning.worker", str(job)])
 
     def environment(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> dict[str, str]:

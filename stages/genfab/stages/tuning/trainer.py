@@ -82,6 +82,10 @@ class Options:
     ddp: dict[str, Any] = field(default_factory=dict)
     """Overrides of the DDP settings (`DistributedDataParallelKwargs` fields, `comm_hook` by name,
     and `optimize_ddp` for dynamo's bucket-splitting of compiled graphs); for benchmarks."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where the local inputs were staged from (`dataset`, `base_model`, `perceptual_model`: the data
+    JSON's URI, the model ids): what `train_config.json` records, since the staged copies are
+    temporary."""
 
 
 @dataclass
@@ -211,7 +215,9 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     batches: Iterator[dict[str, Any]] = iter(loader)
 
     if main:
-        _write_config(io, h, base, data_json, world, len(train_set), len(test), start, resumed_from)
+        _write_config(io, h, options.sources.get("base_model", str(base)),
+                      options.sources.get("dataset", str(data_json)), world, len(train_set), len(test), start,
+                      resumed_from)
     writer = _tensorboard(io.out_dir / "logs") if main else None
     result = Result(step=start, start_step=start, images_per_step=h.batch_size * world * h.gradient_accumulation_steps)
     if main:  # loaded and about to train: the first sign of life
@@ -316,10 +322,10 @@ def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], l
         fh.write(line + "\n")
 
 
-def _write_config(io: TrainerIO, h: Hyper, base: Path, data_json: Path, world: int, train: int, test: int,
+def _write_config(io: TrainerIO, h: Hyper, base: str, data_json: str, world: int, train: int, test: int,
                   start: int, resumed_from: Path | None) -> None:
-    doc = {"hyperparameters": h.model_dump(), "base_model": str(base),
-           "dataset_path": str(data_json), "world_size": world, "train_samples": train, "test_samples": test,
+    doc = {"hyperparameters": h.model_dump(), "base_model": base,
+           "dataset_path": data_json, "world_size": world, "train_samples": train, "test_samples": test,
            "global_batch": h.batch_size * world * h.gradient_accumulation_steps,
            "resumed_from": resumed_from.name if resumed_from else None, "start_step": start}
     path = io.out_dir / "train_config.json"

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class WorkerJob:
     data_json: str
     out_dir: str
     fast: bool = True
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where the local paths were staged from (`trainer.Options.sources`)."""
 
 
 def write_job(job: WorkerJob, path: Path) -> Path:
@@ -53,7 +55,7 @@ def main(argv: list[str]) -> int:
         hyper = hyper.model_copy(update={"dataloader_workers": min(hyper.dataloader_workers,
                                                                    int(os.environ[ENV_CPU_WORKERS]))})
     train(hyper, Path(job.base_model), Path(job.perceptual_model), Path(job.data_json),
-          TrainerIO(out, progress=report), Options(fast=job.fast))
+          TrainerIO(out, progress=report), Options(fast=job.fast, sources=job.sources))
     return 0
 
 
