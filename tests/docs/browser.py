@@ -71,6 +71,10 @@ class PageVisit:
     heading: str = ""
     text_length: int = 0
     screenshot: bytes = b""
+    measured: Any = None
+    """What the visit's `measure` expression returned (JSON), run after the page settled."""
+    parts: list[bytes] = field(default_factory=list)
+    """Screenshots of the elements the visit's `shoot` selector matched, each whole (beyond the viewport)."""
 
 
 @contextmanager
@@ -111,11 +115,13 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.05)
 
 
-def visit(devtools: str, url: str, settle_s: float = 1.0) -> PageVisit:
-    return asyncio.run(_visit(devtools, url, settle_s))
+def visit(devtools: str, url: str, settle_s: float = 1.0, measure: str = "", shoot: str = "") -> PageVisit:
+    """Open `url` at `VIEWPORT`; `measure`: a JavaScript expression whose (JSON-able) value is kept,
+    `shoot`: a CSS selector whose matching elements are each photographed whole."""
+    return asyncio.run(_visit(devtools, url, settle_s, measure, shoot))
 
 
-async def _visit(devtools: str, url: str, settle_s: float) -> PageVisit:
+async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", shoot: str = "") -> PageVisit:
     result = PageVisit(url)
     local_host = urlsplit(url).netloc
     async with aiohttp.ClientSession() as http:
@@ -139,6 +145,19 @@ async def _visit(devtools: str, url: str, settle_s: float) -> PageVisit:
                 result.title, result.heading, result.text_length = page["title"], page["h1"], page["text"]
                 shot = await session.call("Page.captureScreenshot", format="png")
                 result.screenshot = base64.b64decode(shot["data"])
+                if measure:
+                    found = await session.call("Runtime.evaluate", returnByValue=True,
+                                               expression=f"JSON.stringify({measure})")
+                    result.measured = json.loads(found["result"]["value"])
+                if shoot:
+                    boxes = await session.call("Runtime.evaluate", returnByValue=True, expression=(
+                        f"JSON.stringify([...document.querySelectorAll({json.dumps(shoot)})].map(e => {{"
+                        "const r = e.getBoundingClientRect(); return {x: r.left + scrollX, y: r.top + scrollY, "
+                        "width: r.width, height: r.height}; }))"))
+                    for box in json.loads(boxes["result"]["value"]):
+                        part = await session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                                  clip={**box, "scale": 1})
+                        result.parts.append(base64.b64decode(part["data"]))
                 session.reader.cancel()
         finally:
             async with http.get(f"{devtools}/json/close/{target['id']}"):

@@ -74,3 +74,44 @@ def test_a_blank_or_one_colour_screenshot_is_caught() -> None:
         Image.fromarray(picture).save(buffer, format="PNG")
         with pytest.raises(AssertionError):
             assert_looks_like_a_page(buffer.getvalue())
+
+
+READABLE = ("pipelines/relighting/index.html", "pipelines/difix-data/index.html",
+            "get-started/quickstart/index.html", "reference/datasetjob/index.html")
+MEASURE = """(() => {
+  const article = document.querySelector('article');
+  const cells = [...article.querySelectorAll('table td, table th')].filter(c => c.innerText.trim().length > 3);
+  return {
+    column: article.getBoundingClientRect().width,
+    narrowest: cells.length ? Math.min(...cells.map(c => c.getBoundingClientRect().width)) : 9999,
+    clippedCode: [...article.querySelectorAll('pre > code')].filter(c => c.scrollWidth > c.clientWidth + 1)
+                   .map(c => c.innerText.slice(0, 60)),
+    overflowingTables: [...article.querySelectorAll('table')].filter(t => t.scrollWidth > t.clientWidth + 1)
+                   .map(t => t.innerText.slice(0, 60)),
+    pictures: [...article.querySelectorAll('img')].map(i => ({src: i.getAttribute('src'), shown: i.width,
+               natural: i.naturalWidth, loaded: i.complete && i.naturalWidth > 0})),
+  };
+})()"""
+
+
+@pytest.mark.parametrize("page", READABLE)
+def test_tables_code_and_pictures_are_readable_at_1280_pixels(devtools: str, base_url: str, page: str,
+                                                              tmp_path: Path) -> None:
+    """At a laptop's 1280 px: no command hidden past its block's edge (they wrap), no table column so
+    narrow it shows a character per line, every picture loaded and shown at least at the text column's
+    width or its own; each table and picture photographed whole is a picture, not blank."""
+    seen = visit(devtools, f"{base_url}/{page}", measure=MEASURE, shoot="article table, article img")
+    assert seen.problems == [], seen.problems
+    facts = seen.measured
+    assert facts["clippedCode"] == [], facts["clippedCode"]
+    assert facts["narrowest"] >= 60, f"a table cell {facts['narrowest']:.0f} px wide"
+    assert facts["overflowingTables"] == [], facts["overflowingTables"]  # no text hidden past a table's edge
+    for picture in facts["pictures"]:
+        assert picture["loaded"], picture
+        assert picture["shown"] >= min(picture["natural"], facts["column"]) - 2, picture
+    shots = Path(os.environ.get("GENFAB_DOCS_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    for n, part in enumerate(seen.parts):
+        (shots / f"{page.replace('/index.html', '').replace('/', '-')}-{n}.png").write_bytes(part)
+        image = np.asarray(Image.open(io.BytesIO(part)).convert("L"))
+        assert image.std() > 10, f"element {n} of {page} photographs blank"

@@ -69,3 +69,24 @@ def test_the_page_has_a_section_per_reason_with_its_fix() -> None:
     for r in REASONS:
         section = page.split(f"## {r.name}\n", 1)[1].split("\n## ", 1)[0]
         assert r.means in section and r.fix in section
+
+
+def sample_reasons_in_code() -> set[str]:
+    """The reasons the stages' code drops a sample with (`SampleError("Reason", ...)`)."""
+    found: set[str] = set()
+    for path in (PACKAGE.parent.parent / "stages" / "genfab").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "SampleError" and node.args:
+                found |= literals(node.args[0])
+    return found
+
+
+def test_every_reason_a_sample_is_dropped_with_is_documented() -> None:
+    from genfab.api.reasons import GATE_REASONS, SAMPLE_BY_NAME
+
+    found = sample_reasons_in_code()
+    assert {"Unreadable", "Grayscale", "TooSmall", "EmptyMask", "NoMask", "BadScene"} <= found
+    assert not sorted(found - set(SAMPLE_BY_NAME)), "drop reasons without a troubleshooting entry"
+    page = troubleshooting_page()
+    assert all(f"| `{name}` |" in page for name in SAMPLE_BY_NAME)
+    assert all(f"## {r.name}\n" in page for r in GATE_REASONS) and "genfab select" in page

@@ -129,7 +129,121 @@ REASONS: tuple[Reason, ...] = (
 )
 """Ordered as a user meets them: before any Pod, while Pods run, when stages end."""
 
+GATE = "condition AwaitingSelection (its reason is Waiting, then Chosen)"
+GATE_REASONS: tuple[Reason, ...] = (
+    Reason("AwaitingSelection", GATE,
+           "worldexplorer with `scaffold.selection: manual`: the scaffold made candidates for some views and a "
+           "person chooses one per view before the expansion starts. The condition is True (reason `Waiting`) "
+           "and its message names the samples and views still to choose; the stages after it wait (no "
+           "failure). `genfab run` stops with exit 3 and prints how to choose.",
+           "Look at the candidates (`{variant}/index_XXXX/scaffold/candidates/`) and choose with one `genfab "
+           "select OUTPUT --choose SAMPLE:VIEW=K ...` (or `--choices FILE` for many), or copy a candidate to "
+           "`final/VIEW.png` by hand; the condition turns False (reason `Chosen`) and the run goes on (run "
+           "the same command again locally; the operator goes on by itself)."),
+)
+
+DROPPED = "a dropped sample (`_genfab/dropped_samples.csv`, the stage's message, its shard report)"
+SAMPLE_REASONS: tuple[Reason, ...] = (
+    Reason("Unreadable", DROPPED,
+           "An input or upstream image cannot be decoded: not a format Pillow/OpenCV reads, truncated, or an "
+           "upstream output overwritten. The message says which file.",
+           "Replace or remove the file (convert it to PNG or JPEG); for an upstream output, run that stage "
+           "again (`--rerun STAGE`)."),
+    Reason("TooLarge", DROPPED,
+           "An image above the pixel bound (100 megapixels; relighting's `input.maxSide` downscales below "
+           "it, never above): dropped unread, so one huge file cannot exhaust a shard's memory.",
+           "Downscale the file before the run."),
+    Reason("TooSmall", DROPPED,
+           "relighting: an input with a side under the smallest size the stages work at.",
+           "Use a larger image (or leave it out of the input folder)."),
+    Reason("Grayscale", DROPPED,
+           "relighting: a one-channel image, or grey stored as RGB (all channels equal): relighting pairs need "
+           "colour.",
+           "Use the colour original, or leave it out."),
+    Reason("EmptyMask", DROPPED,
+           "relighting: segmentation found nobody (no face or upper body for the classical path; SAM found no "
+           "`textPrompt`), so nothing can be relit; later stages say the same of a foreground without person "
+           "pixels.",
+           "Check the image shows a person; with model backends listed, `segmentation.fallbackOnEmpty: true` "
+           "hands such an image to the next backend."),
+    Reason("ShapeMismatch", DROPPED,
+           "relighting's recombine: the degraded person, the background and the mask of a sample differ in "
+           "size (outputs of different runs mixed in one folder).",
+           "Run the pipeline again into a clean output (`--rerun all`)."),
+    Reason("UndecodableImage", DROPPED,
+           "reference-object: an image of an earlier step cannot be decoded.",
+           "Run the step that wrote it again (`--rerun STAGE`)."),
+    Reason("UnreadableImage", DROPPED, "The 3DGS stage: an image of the scene cannot be decoded.",
+           "Replace the file in the scene folder (the message names it)."),
+    Reason("ImageSizeMismatch", DROPPED,
+           "The 3DGS stage: an image's size differs from its camera's in transforms.json or the COLMAP model.",
+           "Export the images at the cameras' size (or fix the intrinsics)."),
+    Reason("NoScene", DROPPED,
+           "The 3DGS stage: the sample's folder has no transforms.json and no COLMAP model "
+           "(`sparse/0/cameras.bin|txt`).",
+           "Point the input at scene folders with one of them."),
+    Reason("BadScene", DROPPED,
+           "A scene that cannot be used as written: cameras or frames that do not parse (3DGS), or a difix "
+           "scene whose camera layout or `referenceView.referenceCamId` does not fit it.",
+           "Fix the scene (the message names the file and field), or the setting it names."),
+    Reason("BadUpstream", DROPPED,
+           "An earlier stage's output for this sample is missing or malformed (frames, canvas.json).",
+           "Run that stage again (`--rerun STAGE`); if it recurs, read that stage's shard log."),
+    Reason("BadInput", DROPPED,
+           "worldexplorer's expansion: the sample's own fields in `metadata.json` break a rule (the message "
+           "names them).",
+           "Correct the sample's entry in the manifest."),
+    Reason("NoPrompt", DROPPED,
+           "worldexplorer's scaffold: the sample has no prompt (no theme in the manifest, no prompts for it).",
+           "Give the sample a theme or prompts in the manifest."),
+    Reason("NoKeyFrame", DROPPED,
+           "worldexplorer's scaffold (`single_image`): no key frame can be taken from the generated sweep.",
+           "Raise `seva.sweepFrames`, or use `scaffold_gen`."),
+    Reason("ScaffoldIncomplete", DROPPED,
+           "worldexplorer's expansion: the scaffold's `final/000-007.png` (or its poses) are not all there: with "
+           "`selection: manual`, not every view was chosen.",
+           "Choose the remaining views (`genfab select`), then run again."),
+    Reason("SevaOutput", DROPPED, "SEVA's research code wrote another number of frames than asked.",
+           "Read the shard log (SEVA's own output); check `seva.image` is the pinned image."),
+    Reason("WrongModel", DROPPED,
+           "reference-object: the edit model folder holds another pipeline than Qwen Image Edit.",
+           "Point `scenes.modelPath` at a Qwen Image Edit (2509 for the multi-camera LoRA) folder."),
+    Reason("EditFailed", DROPPED,
+           "reference-object: the image edit failed on every retry (the message lists each attempt's error).",
+           "Read the errors; raise `retries`, or check the model and its memory."),
+    Reason("MissingInput", DROPPED,
+           "reference-object's scenes: a unit's prompt or perspective is not there (an earlier step changed).",
+           "Run the earlier steps again (`startFromStep`, `--rerun`)."),
+    Reason("UnknownView", DROPPED, "reference-object's perspectives: a unit that is not one of the config's views.",
+           "Run the stage again (the committed outputs are from another config)."),
+    Reason("UnknownUnit", DROPPED, "reference-object's augmentation: a unit name not of the form `<scene>_aug_<k>`.",
+           "Run the stage again."),
+    Reason("MissingImage", DROPPED,
+           "reference-object's annotation: an augmented image is listed but step 5 did not run.",
+           "Enable `qwenAugmentation` or run from step 5."),
+    Reason("NoMask", DROPPED,
+           "reference-object's annotation: PerSAM/SAM 2 found no mask of `objectName` (or none with an outline).",
+           "Check the reference mask (`inputMask`) shows the object; the image may not contain it."),
+    Reason("MissingAnnotation", DROPPED, "reference-object's CV augmentation: the image's YOLO label is missing.",
+           "Run the annotation step again."),
+    Reason("EncodeFailed", DROPPED, "reference-object's CV augmentation: OpenCV could not encode an augmented image.",
+           "Read the shard log; keep the image format PNG or JPEG."),
+    Reason("MissingExport", DROPPED, "difix's split: the export's scene index or a scene is missing.",
+           "Run the export again (`--rerun export`)."),
+    Reason("NoSamples", DROPPED, "difix's split: the export kept no sample (the message counts the drops).",
+           "Fix what dropped them (their reasons are in the export's rows of dropped_samples.csv)."),
+    Reason("MissingSplit", DROPPED, "difix's adapter: the split manifests cannot be read.",
+           "Run the split again (`--rerun split`)."),
+    Reason("(an exception's name)", DROPPED,
+           "Anything else a stage's code raised for one sample (`ValueError`, `OSError`, ...): a bug or an "
+           "input nothing above describes. The message is the error's own.",
+           "Read the shard log (`genfab logs OUTPUT STAGE`); report it with the sample if it is genfab's."),
+)
+"""Why a single sample was dropped: the rest of its stage goes on (`continueOnError` decides whether the
+stage then counts as PartiallySucceeded or Failed)."""
+
 BY_NAME = {r.name: r for r in REASONS}
+SAMPLE_BY_NAME = {r.name: r for r in SAMPLE_REASONS}
 
 
 def troubleshooting_page() -> str:
@@ -138,7 +252,15 @@ def troubleshooting_page() -> str:
              "What a reason on a genfab resource means and what to do about it. Reasons appear on the resource's "
              "conditions (`kubectl get scenejob NAME -o yaml`, `status.conditions`) and on each stage "
              "(`status.stages[].reason` and `message`); `kubectl describe` shows both.", ""]
-    for r in REASONS:
+    for r in (*REASONS, *GATE_REASONS):
         lines += [f"## {r.name}", "", f"*Shown on*: {r.where}.", "", f"**What it means.** {r.means}", "",
                   f"**What to do.** {r.fix}", ""]
+    lines += ["## Dropped samples", "",
+              "A sample a stage cannot make is dropped, the others go on: `genfab run` lists the drops by reason "
+              "at the end, `genfab status OUTPUT` shows them, and `{output}/_genfab/dropped_samples.csv` "
+              "(`stage,sample_id,reason,message`) has every one (the operator writes it when the resource ends). "
+              "With `continueOnError: true` the stage is then PartiallySucceeded and what consumes it runs on "
+              "the rest; without it, it is Failed.", "",
+              "| reason | what it means | what to do |", "| --- | --- | --- |"]
+    lines += [f"| `{r.name}` | {r.means} | {r.fix} |" for r in SAMPLE_REASONS]
     return "\n".join(lines).rstrip() + "\n"

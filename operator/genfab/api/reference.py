@@ -32,6 +32,12 @@ def render_reference() -> dict[str, str]:
     return {reference_filename(kind): kind_page(kind) for kind in KINDS}
 
 
+EXAMPLES = {"SceneJob": "examples/scenejob-worldexplorer.yaml", "DatasetJob": "examples/datasetjob-relighting.yaml",
+            "TuningRun": "examples/tuningrun-difix.yaml"}
+"""The complete resource atop each kind's page (included from the repository's examples, which the
+tests validate and plan; the DatasetJob's is the README's main job)."""
+
+
 def kind_page(kind: str) -> str:
     crd = build_crd(kind)
     version = crd["spec"]["versions"][0]
@@ -42,7 +48,10 @@ def kind_page(kind: str) -> str:
              f"namespaced). {plain(schema['properties']['spec'].get('description', ''))}", "",
              "Each field: its type, default and bounds; whether it is required; the rules the API server "
              "checks (the same ones `genfab validate` checks); and whether it decides what is made (part of "
-             "the config hash) or is a run-time option. Field names are as written in YAML.", ""]
+             "the config hash) or is a run-time option. Field names are as written in YAML.", "",
+             "## Example", "",
+             f"A complete {kind}, `{EXAMPLES[kind]}` (`genfab validate` and `genfab plan` take it as it is):", "",
+             "```yaml", f'--8<-- "{EXAMPLES[kind]}"', "```", ""]
     for root in ("spec", "status"):
         lines += sections(root, schema["properties"][root], run_time=False)
     return "\n".join(lines).rstrip() + "\n"
