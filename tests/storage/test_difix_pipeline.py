@@ -242,3 +242,15 @@ def test_hi4d_layout_with_renders_from_a_folder(tmp_path: Path) -> None:
     # one group only: everything is on one side, and the split says so
     split = json.loads((out / "manifests/split_summary.json").read_text())
     assert split["counts"]["all"] == 10 and split["leakage_check"]["ok"]
+
+
+def test_the_local_example_makes_the_docs_gallery(tmp_path: Path) -> None:
+    """`examples/datasetjob-difix-local.yaml` on a CPU: its triplets are what the difix page shows."""
+    from scripts.gallery import DIFIX_GALLERY, difix_sheet, stale
+
+    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-difix-local.yaml").read_text())
+    doc["spec"]["difix"]["sources"][0]["uri"] = f"file://{SOURCE}"
+    doc["spec"]["output"] = f"file://{tmp_path}/out"
+    result = genfab_run(tmp_path, doc)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stale(difix_sheet(tmp_path / "out"), DIFIX_GALLERY, "difix") is None
