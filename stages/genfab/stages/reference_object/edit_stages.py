@@ -171,7 +171,9 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
                         if line.strip() and not line.startswith("#")]
         if not self.prompts:
             raise BadInput(f"qwenAugmentation.predefinedPromptsUri {uri}: no prompt lines")
-        self.said_own_text = False
+        note = own_text_note({"predefinedPrompts": self.prompt_file})
+        if note:  # about the shard, once: the stage's status shows it
+            ctx.note(note)
         self.scenes = ctx.stage_output("scenes")
 
     def process(self, sample: Sample) -> None:
@@ -189,8 +191,4 @@ class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
             sample.write(f"05_qwen_combined_images/{scene_id}.png", original)
         sample.params["source"] = f"04_dataset/{scene_id}.png"
         sample.params["prompt"], sample.params["promptFiles"] = prompt, {"predefinedPrompts": self.prompt_file.source}
-        note = own_text_note({"predefinedPrompts": self.prompt_file})
-        if note and not self.said_own_text:  # once a shard: the stage's status shows it
-            self.said_own_text = True
-            sample.notes.append(note)
 

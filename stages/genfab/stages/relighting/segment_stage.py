@@ -28,6 +28,18 @@ MIN_AREA = 0.005
 """A mask covering less of the image than this means "nobody found"."""
 
 
+def fallback_note(unavailable: dict[str, str], running: list[str]) -> str:
+    """One line for backends that cannot run in this shard, those with the same cause named together:
+    `sam3, sam2 could not run (no model location is configured: ...); segmenting with classical`."""
+    causes: dict[str, list[str]] = {}
+    for name, why in unavailable.items():
+        cause = why.removeprefix("ModelUnavailable: ")
+        cause = cause.split("': ", 1)[1] if cause.startswith("model '") and "': " in cause else cause
+        causes.setdefault(cause, []).append(name)
+    said = "; ".join(f"{', '.join(names)} could not run ({cause})" for cause, names in causes.items())
+    return f"{said}; segmenting with {', '.join(running)}"
+
+
 def found(mask: np.ndarray | None) -> bool:
     return mask is not None and float(mask.mean()) >= MIN_AREA
 
@@ -67,12 +79,13 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             if backend is not None:
                 self.backends.append(backend)
         self.unavailable = self.models.unavailable
-        self.said_unavailable = False
         unavailable = self.unavailable
         if not self.backends:
             raise BadInput("no segmentation backend can run here: " +
                            "; ".join(f"{k}: {v}" for k, v in unavailable.items()) +
                            " (add `classical` to segmentation.backends for a CPU fallback)")
+        if unavailable:  # once a shard, about the shard: the stage's status shows it
+            ctx.note(fallback_note(unavailable, [b if isinstance(b, str) else b.name for b in self.backends]))
 
     def _loader(self, name: str) -> Callable[[Path, Placement], Any]:
         """A backend's loader. torch and transformers are imported when it runs, so an image without
@@ -145,9 +158,4 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                 self.deliver(samples[i], result)
                 if self.unavailable:
                     samples[i].params["unavailableBackends"] = sorted(self.unavailable)
-                    if not self.said_unavailable:  # once a shard: the stage's status shows it
-                        self.said_unavailable = True
-                        samples[i].notes.append(f"segmented by {result['params']['backend']}; " + "; ".join(
-                            f"{k} could not run ({v.removeprefix('ModelUnavailable: ')})"
-                            for k, v in sorted(self.unavailable.items())))
         return errors

@@ -31,6 +31,9 @@ class StageContext:
     heartbeat: Callable[[], None] = lambda: None
     """Say the shard is making progress although no sample finished (a training run's steps): the
     executors' progress deadline counts from the last heartbeat too. Set by the runtime."""
+    note: Callable[[str], None] = lambda text: None
+    """A one-line remark about the whole shard for the stage's status (a fallback that made all its
+    samples), not about one sample. Set by the runtime."""
 
     @property
     def stage(self) -> str:

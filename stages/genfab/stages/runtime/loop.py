@@ -225,6 +225,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         metrics.serve(int(port))
     reporter = ProgressReporter(ctx)
     ctx.heartbeat = reporter.alive
+    ctx.note = reporter.note
     code, state, message = EXIT_OK, "succeeded", ""
     try:
         stage.settings = validated_settings(ctx, settings or declared_settings(ctx, stage))
