@@ -511,6 +511,6 @@ def test_a_resource_whose_stages_need_models_without_a_model_location_is_refused
     emu.apply(doc)
     st = wait_phase(emu, doc, "Failed")
     message = condition(st, "InvalidSpec")["message"]
-    assert message.startswith("stages scaffold, expansion, gaussians of pipeline worldexplorer load "), message
+    assert message.startswith("stages scaffold, expansion of pipeline worldexplorer load "), message
     assert "black-forest-labs/FLUX.1-Fill-dev" in message and "none is configured: set spec.models.uri" in message
     assert jobs(emu, doc) == []

@@ -96,6 +96,12 @@ def tiny_scaffold(folder: Path) -> Path:
     doc = copy.deepcopy(load_example("scenejob-worldexplorer-tiny.yaml"))
     doc["spec"]["output"] = f"file://{folder}/out"
     doc["spec"]["input"]["datasetUri"] = f"file://{PORTRAITS}"
+    from genfab.api import parse_resource
+    from genfab.planner import plan
+
+    for stage in plan(parse_resource(doc)).stages:  # the models are there (as folders): the import is what fails
+        for model in stage.required_models:
+            write(folder, f"genfab-models/{model}/config.json", "{}\n")
     return write(folder, "job.yaml", yaml.safe_dump(doc))
 
 

@@ -167,17 +167,24 @@ class FluxRuntime(GenfabModel):
     changes the output more (the vistadream benchmark measures both)."""
 
 
+def generates(part: Any) -> bool:
+    """FluxFill and Depth Pro are loaded by the expansion's walk and by the `scaffold_gen` scaffold,
+    not by the `single_image` one (SEVA makes its views)."""
+    return getattr(part, "method", "scaffold_gen") == "scaffold_gen"
+
+
 class ScaffoldFillConfig(GenfabModel):
     """The part of the scaffold's settings the expansion's built-in walk shares: FluxFill, the depth
     model, the cameras' field of view and the seed."""
 
-    flux_fill_model: Annotated[str, MODEL] = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
+    flux_fill_model: Annotated[str, ModelReference(generates)] = Field("black-forest-labs/FLUX.1-Fill-dev",
+                                                                       max_length=256)
     """FluxFill model (diffusers layout) inpainting the in-between views' holes."""
     fill_steps: int = Field(50, ge=1, le=200)
     """Denoising steps of each inpainting candidate."""
     fill_guidance: float = Field(30.0, ge=0.0, le=100.0)
     """FluxFill's guidance."""
-    depth_model: Annotated[str, MODEL] = Field("apple/DepthPro-hf", max_length=256)
+    depth_model: Annotated[str, ModelReference(generates)] = Field("apple/DepthPro-hf", max_length=256)
     """Depth Pro (transformers layout): the cardinal views' metric depth, for the reprojection."""
     fov_degrees: float = Field(60.0, gt=10.0, lt=170.0)
     """Field of view of every scaffold camera (WorldExplorer: 60°)."""
