@@ -143,3 +143,8 @@ def shard_bounds(total: int, index: int, shards: int) -> tuple[int, int]:
 def shard_count(samples: int, shard_size: int, fixed: int | None = None) -> int:
     """Shards for `samples` (at least one, so an empty stage still reports), unless fixed."""
     return fixed if fixed else max(1, -(-samples // shard_size))
+
+
+MISSING_MODEL = "missing"
+"""The identity of a model that is not in the model location (genfab.inventory.model_identity): the
+stage will fail or fall back, and a refusal before the start names it (genfab.sequencing.preflight)."""

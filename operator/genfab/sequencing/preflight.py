@@ -6,7 +6,7 @@ the executor read the location and the model is not in it. A location the execut
 
 from __future__ import annotations
 
-from genfab.inventory.model_identity import MISSING
+from genfab.contract.names import MISSING_MODEL as MISSING
 from genfab.planner import Plan
 
 TINY_MODELS = "python scripts/tiny_models.py writes tiny random stand-ins to ./genfab-models"

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from genfab.contract.names import MISSING_MODEL
 from genfab.storage import Storage, StorageError, StorageLimit, open_storage
 from genfab.storage.base import safe_key
 
@@ -27,7 +28,7 @@ MAX_HEADER_BYTES = 100 << 20
 """safetensors headers are JSON, a few MB for the largest models; more is not a safetensors file."""
 MAX_MODEL_FILES = 10_000
 MAX_CONTENT_READS = 256
-MISSING = "missing"
+MISSING = MISSING_MODEL
 """The identity of a model that is not in the location (the stage will fail or fall back; when the
 model appears, the identity changes and the stage runs again)."""
 SKIPPED = (".complete", ".gitattributes", ".lock")
