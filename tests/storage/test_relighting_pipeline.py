@@ -216,16 +216,18 @@ def column_steps(image: np.ndarray, rows: slice, mask: np.ndarray) -> np.ndarray
 
 
 def test_a_named_normals_model_without_weights_stops_and_auto_says_what_ran(tmp_path: Path) -> None:
-    """Seed 003's MiDaS is the default: without its weights the stage stops with one line (no silent
-    classical normals); `auto` runs classical normals and every sample says so."""
+    """Seed 003's MiDaS is the default: without its weights the run is refused before it starts, in one
+    line (no silent classical normals); `auto` runs classical normals and every sample says so."""
     folder = portraits(tmp_path, ("astronaut",))
     only_soft = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}
     named = job(f"file://{tmp_path}/named", folder, segmentation={"backends": ["classical"]},
                 degradation={"weights": only_soft, "softShading": {"normals": "midas"}})
     named["spec"]["models"] = {"uri": f"file://{tmp_path}/no-models"}
     failed = genfab_run(tmp_path, named)
-    assert failed.returncode == 1
-    assert "degradation.softShading.normals='midas' cannot run" in failed.stderr, failed.stderr
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert ("model Intel/dpt-hybrid-midas (stage degrade of pipeline relighting) is not in the model location "
+            f"file://{tmp_path}/no-models") in failed.stderr, failed.stderr
+    assert not (tmp_path / "named").exists()  # nothing started
     auto = job(f"file://{tmp_path}/auto", folder, segmentation={"backends": ["classical"]},
                degradation={"weights": only_soft, "softShading": {"normals": "auto"}})
     auto["spec"]["models"] = {"uri": f"file://{tmp_path}/no-models"}

@@ -129,9 +129,14 @@ def test_moge_without_its_code_fails_naming_the_image_to_set(tmp_path: Path, tin
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_a_missing_inpainter_fails_the_stage_naming_its_folder(tmp_path: Path) -> None:
+def test_a_missing_inpainter_is_refused_before_anything_starts_naming_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    (tmp_path / "empty").mkdir()
     result = genfab_run(tmp_path, scenejob(out, tmp_path / "empty", "outpaint", ["outpaint"]))
-    assert result.returncode == 1
-    log = (out / "_genfab/logs/outpaint/shard-00000.log").read_text()
-    assert "black-forest-labs/FLUX.1-Fill-dev" in log and "hf download" in log
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "genfab run: model black-forest-labs/FLUX.1-Fill-dev (stage outpaint of pipeline vistadream) is not in the "
+        f"model location file://{tmp_path / 'empty'}: put each in a folder named by its id there (`hf download ID "
+        "--local-dir DIR` fetches one on a machine with network; python scripts/tiny_models.py writes tiny random "
+        "stand-ins to ./genfab-models), or point spec.models at a location that has it")
+    assert not (out / "_genfab/logs").exists()  # nothing started

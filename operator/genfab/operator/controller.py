@@ -248,6 +248,9 @@ class Controller:
             refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
                 tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
             cannot = unsupported_settings(the_plan.stages)  # the lab's method meant or asked without its image
+            no_models = model_refusal(the_plan, models_env(resource.spec.models, mounted=True).get(ENV_MODELS))
+            if no_models is not None and no_models[0] == INVALID_SPEC:  # no location: every stage Pod would fail
+                cannot = [*cannot, no_models[1]]
             if refused or cannot:
                 return self._write_status(key, body, previous, invalid_status(
                     previous, "; ".join([*(str(e) for e in refused), *cannot]), generation, now_rfc3339(now)))
@@ -270,16 +273,10 @@ class Controller:
             self.queue.add_after(key, self.settings.progress_seconds)
             return self._write_status(key, body, previous, stalled_status(
                 previous, NOT_READY, not_ready_message(namespace, missing), generation, now_rfc3339(now)))
-        no_models = None if settled else model_refusal(the_plan, models_env(resource.spec.models,
-                                                                             mounted=True).get(ENV_MODELS))
-        if no_models is not None:  # stage Pods would each fail loading them: create nothing, say what is missing
-            reason, message = no_models
-            if reason == INVALID_SPEC:
-                return self._write_status(key, body, previous, invalid_status(previous, message, generation,
-                                                                              now_rfc3339(now)))
-            self.queue.add_after(key, self.settings.progress_seconds)  # an upload is seen at the next look
-            return self._write_status(key, body, previous, stalled_status(previous, reason, message, generation,
-                                                                          now_rfc3339(now)))
+        if no_models is not None and not settled:  # a model is not uploaded yet: create nothing, look again
+            self.queue.add_after(key, self.settings.progress_seconds)
+            return self._write_status(key, body, previous, stalled_status(previous, no_models[0], no_models[1],
+                                                                          generation, now_rfc3339(now)))
         spec = resource.spec
         the_plan, refs = self._resolve_refs(key, the_plan)
         refused = resolved_input_errors(the_plan, self.settings.policy, namespace, spec)

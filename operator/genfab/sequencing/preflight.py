@@ -45,4 +45,5 @@ def model_refusal(plan: Plan, location: str | None) -> tuple[str, str] | None:
     return MODEL_MISSING, (
         f"model{'s' if many else ''} {models} (stage {stages} of pipeline {plan.pipeline}) "
         f"{'are' if many else 'is'} not in the model location {location}: put each in a folder named by its id "
-        f"there, or point spec.models at a location that has {'them' if many else 'it'}")
+        f"there (`hf download ID --local-dir DIR` fetches one on a machine with network; {TINY_MODELS}), or point "
+        f"spec.models at a location that has {'them' if many else 'it'}")
