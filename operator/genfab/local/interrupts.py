@@ -52,12 +52,29 @@ def quiet_stdout() -> None:
     os.close(devnull)
 
 
+STOPS = (*CAUGHT, signal.SIGINT)
+
+
 def hold_signals() -> None:
-    """Ignore further stop signals while the run cleans up (a second Ctrl-C must not cut short the
-    shards' final reports and the status write); `signals_interrupt` restores them."""
+    """Ignore further stop signals (a second Ctrl-C must not cut short the shards' final reports and the
+    status write); `signals_interrupt` and `signals_held` restore them."""
     if threading.current_thread() is threading.main_thread():
-        for sig in (*CAUGHT, signal.SIGINT):
+        for sig in STOPS:
             signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Stop signals ignored within the block, and as they were after it (a runner used as a library
+    leaves its caller's Ctrl-C working)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in STOPS} if main else {}
+    hold_signals()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
@@ -68,7 +85,7 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
     """Within the block SIGTERM and SIGHUP raise `Interrupted` (in the main thread, as SIGINT does)."""
-    previous = {sig: signal.getsignal(sig) for sig in (*CAUGHT, signal.SIGINT)}
+    previous = {sig: signal.getsignal(sig) for sig in STOPS}
     for sig in CAUGHT:
         signal.signal(sig, _raise)
     try:

@@ -38,7 +38,7 @@ from genfab.inventory import InventoryError, ShardReport, clear_reports, read_re
 from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.training import read_training
 from genfab.local.devices import cuda_visible
-from genfab.local.interrupts import hold_signals, interruption
+from genfab.local.interrupts import interruption, signals_held
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
@@ -313,12 +313,12 @@ class LocalRunner:
                     self._write_status()
                 time.sleep(POLL_SECONDS)
         except (KeyboardInterrupt, BrokenPipeError) as exc:  # a signal, or stdout closed (`| head`)
-            hold_signals()
             stop = interruption(exc)
             why = f"interrupted by {stop.why}; run the same command again to continue"
-            self._stop_all(why, terminate=True)
-            self._refresh_reports()
-            self._write_status(interrupted=why)
+            with signals_held():
+                self._stop_all(why, terminate=True)
+                self._refresh_reports()
+                self._write_status(interrupted=why)
             raise stop from None
         self._refresh_reports()
         self._read_gates()  # a gated stage that finished last (`onlyStages` ending at it) still waits
