@@ -6,6 +6,16 @@ writer go and exits on its own."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 from genfab.stages.runtime.lifetime import die_with_parent_after_fork
+from genfab.stages.runtime.parallel import POOL_OWNER
 
 die_with_parent_after_fork()
+# Killed before the line above ran, the shard sent no signal: a forkserver whose parent is already gone
+# ends now. Its workers check the same of it (`parallel._init_worker`).
+if os.environ.get(POOL_OWNER, "").isdigit() and os.getppid() != int(os.environ[POOL_OWNER]):
+    os._exit(128 + signal.SIGKILL)
+PID = os.getpid()
+"""This forkserver's pid: the parent its workers expect."""

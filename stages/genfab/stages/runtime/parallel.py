@@ -8,6 +8,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,6 +19,8 @@ from genfab.contract.names import ENV_CPU_WORKERS
 from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 
 FORKSERVER_GUARD = "genfab.stages.runtime.forkserver_guard"
+POOL_OWNER = "GENFAB_POOL_OWNER"
+"""The pid of the shard that starts the pool: the forkserver's parent (`forkserver_guard`)."""
 
 
 def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -38,6 +41,9 @@ def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/
 
 def _init_worker() -> None:
     die_with_parent_after_fork()  # the forkserver's child: it ends when the forkserver does
+    guard = sys.modules.get(FORKSERVER_GUARD)  # imported by the forkserver it was forked from
+    if guard is not None and os.getppid() != guard.PID:  # the forkserver died before the line above ran
+        os._exit(128 + signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the shard stops its pool
     try:  # one OpenCV thread per process: the pool is the parallelism
         import cv2
@@ -61,6 +67,7 @@ class CpuPool:
         if self.workers > 1 and self._pool is None:
             # Started from the main thread: the forkserver's kernel parent-death signal follows the
             # thread that forked it.
+            os.environ[POOL_OWNER] = str(os.getpid())  # the forkserver checks its parent is still this shard
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([FORKSERVER_GUARD])
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
