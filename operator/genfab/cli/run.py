@@ -21,6 +21,7 @@ from genfab.cli.console import GenfabConsole
 from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.cli.notes import seed_notes
+from genfab.cli.report import write_run_report
 from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.execution import keep_execution, local_execution
@@ -214,6 +215,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     last = f" (the last stage's, {ran[-1]['name']}: {ran[-1]['outputUri']})" if ran else ""
     console.print(f"data:    {result.summary['outputUri']}{last}\nstatus:  {result.summary['statusUri']} "
                   f"(`genfab status {result.summary['outputUri']}`)\nsummary: {result.summary['summaryUri']}",
+                  highlight=False, markup=False, soft_wrap=True)
+    state, where = write_run_report(result.summary["outputUri"], environ)
+    console.print(f"report:  {where}" if state == "written" else f"report:  not written: {where}",
                   highlight=False, markup=False, soft_wrap=True)
     redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
     if redone:

@@ -91,6 +91,9 @@ RUN_DIR = "_genfab"
 STATUS_KEY = f"{RUN_DIR}/status.json"
 SUMMARY_KEY = f"{RUN_DIR}/summary.json"
 DROPPED_KEY = f"{RUN_DIR}/dropped_samples.csv"
+RUN_REPORT_DIR = f"{RUN_DIR}/report"
+"""`genfab report`'s pages, thumbnails and plots (`index.html` first), written into the output itself."""
+RUN_REPORT_KEY = f"{RUN_REPORT_DIR}/index.html"
 CHECKPOINT_NAME = re.compile(r"^model_(\d+)\.pkl$")
 """A training checkpoint's file name under `checkpoints/` (Difix3D's `model_<step>.pkl`)."""
 

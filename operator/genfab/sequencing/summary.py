@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from genfab.api.status import ResourceStatus, StageStatus
-from genfab.contract import DROPPED_KEY, STATUS_KEY, SUMMARY_KEY
+from genfab.contract import DROPPED_KEY, RUN_REPORT_KEY, STATUS_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
 from genfab.planner import Plan, PlannedStage
 from genfab.status import produced_by
@@ -84,4 +84,7 @@ def summary_document(plan: Plan, status: ResourceStatus, stages: list[dict[str, 
             "outputUri": plan.output_uri, "finishedAt": finished_at, "stages": stages, "dropped": dropped,
             "droppedSamplesCsv": f"{plan.output_uri}/{DROPPED_KEY}",
             "statusUri": f"{plan.output_uri}/{STATUS_KEY}" if executor == "local" else None,
-            "summaryUri": f"{plan.output_uri}/{SUMMARY_KEY}"}
+            "summaryUri": f"{plan.output_uri}/{SUMMARY_KEY}",
+            # where the report is (`genfab run` writes it at the end) or would be: the operator has no
+            # Pillow/matplotlib, `genfab report` writes it from anywhere that reads the output
+            "reportUri": f"{plan.output_uri}/{RUN_REPORT_KEY}", "reportCommand": f"genfab report {plan.output_uri}"}

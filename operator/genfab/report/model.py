@@ -1,0 +1,132 @@
+"""What a run report shows, as plain data: each pipeline's builder (`genfab.report.sections`) turns the
+output's listing and a few documents into these, the writer makes thumbnails and plots for them and
+`genfab.report.html` renders them. Keys are relative to the run's output root."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Facts = tuple[tuple[str, str], ...]
+"""A sample's facts as (name, value) pairs, shown beside its pictures."""
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One image of a sample, as a thumbnail linking to the original."""
+
+    key: str
+    mask: str | None = None
+    """Drawn over the image as a tint: a mask (255 = in)."""
+    polygons: str | None = None
+    """Drawn over the image as outlines: a YOLO segmentation label file (`class x1 y1 x2 y2 ...`, 0-1)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A sample: one picture (or None, not made) per gallery column, its facts, and the document its
+    facts are read from (read only for the samples the report pictures)."""
+
+    sample: str
+    pictures: tuple[Picture | None, ...]
+    facts: Facts = ()
+    facts_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Gallery:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    """Every sample, in order; the report pictures at most its budget of them, evenly spaced."""
+    describe: Callable[[Mapping[str, Any]], Facts] | None = None
+    """A row's facts from its `facts_key` document."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A chart drawn with matplotlib: lines over steps, or bars over names (`x` unused, `names` set)."""
+
+    name: str
+    """The picture's file stem."""
+    title: str
+    kind: Literal["line", "bar"]
+    series: tuple[Series, ...]
+    xlabel: str = ""
+    ylabel: str = ""
+    names: tuple[str, ...] = ()
+    log_y: bool = False
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    tables: tuple[Table, ...] = ()
+    plots: tuple[Plot, ...] = ()
+    galleries: tuple[Gallery, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The run's output as the report sees it: every key (relative, with its size), its summary and
+    status documents, and `read` for any other small document (None when it is not there)."""
+
+    keys: Mapping[str, int]
+    summary: Mapping[str, Any]
+    status: Mapping[str, Any] | None = None
+    read: Callable[[str], bytes | None] = field(default=lambda key: None, repr=False)
+    read_many: Callable[[list[str]], dict[str, bytes]] = field(default=lambda keys: {}, repr=False)
+
+    def stage_prefix(self, name: str) -> str | None:
+        """The stage's output folder relative to the root (`data/stage_1/`; `` for the root), None
+        when the summary has no such stage."""
+        root = str(self.summary.get("outputUri") or "").rstrip("/")
+        for stage in self.summary.get("stages") or []:
+            if stage.get("name") == name:
+                uri = str(stage.get("outputUri") or "").rstrip("/")
+                rel = uri[len(root):].strip("/") if uri.startswith(root) else ""
+                return f"{rel}/" if rel else ""
+        return None
+
+    def under(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.keys if k.startswith(prefix))
+
+    def json(self, key: str) -> Any:
+        """A JSON document of the output, None when missing or unreadable."""
+        data = self.read(key) if key in self.keys else None
+        try:
+            return json.loads(data) if data is not None else None
+        except ValueError:
+            return None
+
+    def jsonl(self, key: str) -> list[dict[str, Any]]:
+        """A JSON-lines document's objects (unreadable lines skipped)."""
+        data = self.read(key) if key in self.keys else None
+        out = []
+        for line in (data or b"").decode("utf-8", "replace").splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                out.append(item)
+        return out

@@ -1,0 +1,73 @@
+"""Thumbnails for the report (Pillow): an image made small, a mask drawn over it as a tint, or a YOLO
+segmentation label's polygons drawn as outlines. Each becomes a small JPEG."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
+
+THUMB = 224
+"""The longest side of a thumbnail, in pixels."""
+QUALITY = 82
+TINT = (255, 64, 160)
+CLASS_COLOURS = ((255, 80, 80), (80, 200, 255), (255, 210, 60), (120, 255, 120), (200, 120, 255), (255, 150, 60),
+                 (60, 255, 220), (255, 120, 200))
+
+
+class PictureError(ValueError):
+    """The bytes are not an image Pillow reads."""
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (THUMB * 2, THUMB * 2))  # JPEG: decode at a reduced scale, much faster
+        return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise PictureError(str(exc)) from exc
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def thumbnail(data: bytes, mask: bytes | None = None, polygons: bytes | None = None) -> tuple[bytes, int, int]:
+    """The thumbnail's JPEG bytes and its size (width, height)."""
+    image = _open(data)
+    if mask is not None:
+        image = _outline_mask(image, mask)
+    if polygons is not None:
+        image = _draw_polygons(image, polygons)
+    out = _jpeg(image)
+    return out, image.width, image.height
+
+
+def _outline_mask(image: Image.Image, mask: bytes) -> Image.Image:
+    """What the mask leaves out dimmed, its outline drawn: the kept part stays as it is, readable."""
+    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+    inside = Image.open(io.BytesIO(mask)).convert("L").resize(image.size, Image.Resampling.NEAREST)
+    inside = inside.point(lambda v: 255 if v >= 128 else 0)
+    dimmed = Image.blend(image, Image.new("RGB", image.size, (0, 0, 0)), 0.65)
+    image = Image.composite(image, dimmed, inside)
+    edge = inside.filter(ImageFilter.FIND_EDGES).filter(ImageFilter.MaxFilter(3))
+    return Image.composite(Image.new("RGB", image.size, TINT), image, edge)
+
+
+def _draw_polygons(image: Image.Image, labels: bytes) -> Image.Image:
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(max(image.size) / THUMB * 2))
+    for line in labels.decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        if len(parts) < 7 or not parts[0].isdigit():
+            continue
+        try:
+            xy = [float(v) for v in parts[1:]]
+        except ValueError:
+            continue
+        points = [(xy[i] * image.width, xy[i + 1] * image.height) for i in range(0, len(xy) - 1, 2)]
+        draw.polygon(points, outline=CLASS_COLOURS[int(parts[0]) % len(CLASS_COLOURS)], width=width)
+    return image

@@ -1,0 +1,183 @@
+"""The dataset pipelines' sections: relighting's pairs, DiFix's triplets, reference-object's YOLO
+dataset. Layouts are the lab's documents' (docs/pipelines/*.md, "Outputs"); stage folders come from
+the run's own summary."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Section, Series, Table
+
+IMAGE = r"\.(?:png|jpe?g|webp)$"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return str(value)
+
+
+def _pick(doc: Mapping[str, Any], *path: str) -> Any:
+    node: Any = doc
+    for part in path:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _present(listing: Listing, key: str) -> Picture | None:
+    return Picture(key) if key in listing.keys else None
+
+
+# -- relighting -----------------------------------------------------------------------------------
+
+def relighting_facts(meta: Mapping[str, Any]) -> Facts:
+    stages = meta.get("stages") or {}
+    seg = _pick(stages, "segment", "params") or {}
+    alb = _pick(stages, "albedo", "params") or {}
+    light = meta.get("lighting") or _pick(stages, "degrade", "params") or {}
+    facts = [("mask", f"{seg.get('backend', '?')}, {_fmt(seg.get('maskFraction', '?'))} of the frame"),
+             ("albedo", f"{alb.get('method', '?')}" + (f" ({alb['variant']})" if alb.get("variant") else "")
+              + (f", blend {_fmt(alb['blend'])}" if "blend" in alb else "")),
+             ("lighting", f"{light.get('method', '?')}" + (f", {light['normals']} normals" if light.get("normals")
+                                                           else "")),
+             ("ambient", _fmt(light.get("ambient", "-"))), ("light direction", _fmt(light.get("lightDirection", "-")))]
+    if meta.get("caption"):
+        facts.append(("caption", str(meta["caption"])))
+    return tuple(facts)
+
+
+def relighting(listing: Listing) -> Section:
+    organize = listing.stage_prefix("organize") or "data/"
+    outputs = f"{organize}outputs/"
+    segment = listing.stage_prefix("segment") or f"{organize}stage_1/"
+    degrade = listing.stage_prefix("degrade") or f"{organize}stage_3/"
+    albedo = listing.stage_prefix("albedo") or f"{organize}stage_2/"
+    ids = set()
+    for key in listing.under(outputs):
+        if m := re.fullmatch(re.escape(outputs) + r"(.+)_metadata\.json", key):
+            ids.add(m.group(1))
+    for key in listing.under(segment):
+        if m := re.fullmatch(re.escape(segment) + r"([^/]+)_mask\.png", key):
+            ids.add(m.group(1))
+    rows = []
+    for sid in sorted(ids):
+        source = f"{outputs}{sid}_input.png"
+        if source not in listing.keys:  # organize has not run: the mask drawn over the segment's foreground
+            source = f"{segment}{sid}_foreground.png"
+        mask = f"{segment}{sid}_mask.png"
+        made = f"{outputs}{sid}_albedo.png"
+        if made not in listing.keys:
+            made = f"{albedo}{sid}_albedo.png"
+        rows.append(Row(sid, (
+            _present(listing, source),
+            Picture(source, mask=mask) if source in listing.keys and mask in listing.keys else None,
+            _present(listing, made), _present(listing, f"{degrade}{sid}_degraded.png"),
+            _present(listing, f"{outputs}{sid}_output.png")),
+            facts_key=f"{outputs}{sid}_metadata.json"))
+    gallery = Gallery("Pairs", ("input", "mask", "albedo", "degraded", "output"), tuple(rows), relighting_facts,
+                      "mask: the person tinted; degraded: the albedo under the new lighting; output: the pair's "
+                      "relit image (recombined with the background)")
+    return Section("Relighting pairs", galleries=(gallery,))
+
+
+# -- difix ----------------------------------------------------------------------------------------
+
+def difix_facts(meta: Mapping[str, Any]) -> Facts:
+    fractions = _pick(meta, "provenance", "mask_fraction") or {}
+    return (("scene", str(meta.get("scene_name", "?"))),
+            ("target", f"camera {meta.get('target_cam_id', '?')}, frame {meta.get('target_fname', '?')}"),
+            ("reference", f"camera {meta.get('reference_cam_id', '?')}, frame {meta.get('reference_fname', '?')}"),
+            ("mask fraction", ", ".join(f"{k} {_fmt(v)}" for k, v in fractions.items()) or "-"))
+
+
+def difix(listing: Listing) -> Section:
+    root = listing.stage_prefix("export") or ""
+    manifests = f"{listing.stage_prefix('split') or root}manifests/"
+    split_of: dict[str, str] = {}
+    group_of: dict[str, str] = {}
+    for split in ("train", "test"):
+        for item in listing.jsonl(f"{manifests}split_{split}.jsonl"):
+            split_of[str(item.get("sample_id"))] = split
+            group_of[str(item.get("sample_id"))] = str(item.get("group_id", "?"))
+    rows = []
+    for key in listing.under(f"{root}samples/"):
+        m = re.fullmatch(re.escape(root) + r"samples/([^/]+)/meta\.json", key)
+        if not m:
+            continue
+        sid, folder = m.group(1), f"{root}samples/{m.group(1)}/"
+        rows.append(Row(sid, (_present(listing, f"{folder}image.png"), _present(listing, f"{folder}target_image.jpg"),
+                              _present(listing, f"{folder}ref_image.jpg")),
+                        (("group", group_of.get(sid, "?")), ("split", split_of.get(sid, "not split"))), key))
+    tables = []
+    summary = listing.json(f"{manifests}split_summary.json")
+    if isinstance(summary, dict):
+        counts, groups = summary.get("counts") or {}, summary.get("groups") or {}
+        tables.append(Table("Split", ("split", "samples", "groups"),
+                            tuple((s, str(counts.get(s, 0)), ", ".join(groups.get(s) or []) or "-")
+                                  for s in ("train", "test")),
+                            f"seed {summary.get('seed')}, train ratio asked {summary.get('train_ratio')}, "
+                            f"made {summary.get('achieved_train_ratio')}; groups never straddle the split"))
+    gallery = Gallery("Triplets", ("render", "target", "reference"), tuple(rows), difix_facts,
+                      "render: the degraded view DiFix learns to fix; target: the real image at that camera; "
+                      "reference: another camera's image of the scene")
+    return Section("DiFix triplets", tables=tuple(tables), galleries=(gallery,))
+
+
+# -- reference-object -----------------------------------------------------------------------------
+
+def yolo_class_counts(labels: Mapping[str, bytes]) -> Counter[int]:
+    """Objects per class id over YOLO label files (each line `class x1 y1 ...`)."""
+    counts: Counter[int] = Counter()
+    for data in labels.values():
+        for line in data.decode("utf-8", "replace").splitlines():
+            head = line.split(maxsplit=1)[:1]
+            if head and head[0].isdigit():
+                counts[int(head[0])] += 1
+    return counts
+
+
+def reference_object(listing: Listing) -> Section:
+    yolo = listing.stage_prefix("annotation") or ""
+    root = yolo[: -len("06_yolo_dataset/")] if yolo.endswith("06_yolo_dataset/") else yolo
+    names_doc = listing.read(f"{yolo}classes.txt") if f"{yolo}classes.txt" in listing.keys else None
+    names = [n.strip() for n in (names_doc or b"").decode("utf-8", "replace").splitlines() if n.strip()]
+    perspectives = [k for k in listing.under(f"{root}02_perspectives/") if re.search(IMAGE, k)]
+    reference = Row("reference", (_present(listing, f"{root}01_white_background.png"),
+                                  *(Picture(k) for k in perspectives[:8])))
+    views = Gallery("The reference and its perspectives",
+                    ("reference", *(f"perspective {i + 1}" for i in range(len(perspectives[:8])))), (reference,),
+                    note=f"{len(perspectives)} perspective(s)" + (", the first 8 shown" * (len(perspectives) > 8)))
+    scenes = tuple(Row(k.rsplit("/", 1)[-1], (Picture(k),)) for k in listing.under(f"{root}04_dataset/")
+                   if re.search(IMAGE, k))
+    rows, per_split = [], Counter[str]()
+    labels: dict[str, list[str]] = {"train": [], "val": []}
+    for split in ("train", "val"):
+        for key in listing.under(f"{yolo}{split}/images/"):
+            if not re.search(IMAGE, key):
+                continue
+            stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            label = f"{yolo}{split}/labels/{stem}.txt"
+            per_split[split] += 1
+            if label in listing.keys:
+                labels[split].append(label)
+            rows.append(Row(f"{split}/{stem}", (Picture(key, polygons=label if label in listing.keys else None),),
+                            (("split", split),)))
+    counts_by_split = {split: yolo_class_counts(listing.read_many(labels[split])) for split in ("train", "val")}
+    ids = sorted(set(counts_by_split["train"]) | set(counts_by_split["val"]))
+    label_of = {i: (names[i] if i < len(names) else f"class {i}") for i in ids}
+    table = Table("Classes", ("class", "train objects", "val objects"),
+                  tuple((label_of[i], str(counts_by_split["train"][i]), str(counts_by_split["val"][i])) for i in ids),
+                  f"images: train {per_split['train']}, val {per_split['val']}")
+    plots = (Plot("class-counts", "Objects per class", "bar",
+                  tuple(Series(split, (), tuple(float(counts_by_split[split][i]) for i in ids))
+                        for split in ("train", "val")), ylabel="objects", names=tuple(label_of[i] for i in ids)),
+             ) if ids else ()
+    return Section("Reference-object dataset", tables=(table,), plots=plots, galleries=(
+        views, Gallery("Generated scenes", ("scene",), scenes),
+        Gallery("YOLO dataset", ("image and its labels",), tuple(rows),
+                note="each label file's polygons drawn over its image, one colour per class")))

@@ -1,0 +1,101 @@
+"""Every pipeline's first section: the run, its stages (counts, durations, samples/s, what was
+reused), what produced each stage's samples, the config hashes, what waits and what was dropped."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from typing import Any
+
+from genfab.contract import DROPPED_KEY
+from genfab.report.model import Listing, Plot, Section, Series, Table
+
+SHOWN_DROPS = 100
+"""Dropped samples listed one by one; the counts per stage and reason cover every one."""
+QUIET_CONDITIONS = ("Succeeded", "Running", "Accepted", "Suspended", "Failed")
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def stage_table(summary: dict[str, Any]) -> Table:
+    rows = []
+    for s in summary.get("stages") or []:
+        rows.append((str(s.get("name")), str(s.get("phase")), _num(s.get("samples")), _num(s.get("succeeded")),
+                     _num(s.get("reused")), _num(s.get("redone")), _num(s.get("failed")), _num(s.get("shards")),
+                     _num(s.get("seconds")), _num(s.get("samplesPerSecond"), 2), _num(s.get("modelLoadSeconds")),
+                     _num(s.get("gpuPeakGiB")), str(s.get("message") or "")))
+    return Table("Stages", ("stage", "phase", "samples", "succeeded", "reused", "redone", "failed", "shards",
+                            "seconds", "samples/s", "model load s", "GPU peak GiB", "message"), tuple(rows),
+                 "reused: committed by an earlier run with the same config hash, not made again; redone: made "
+                 "again because a committed output was missing or changed")
+
+
+def produced_by_table(summary: dict[str, Any]) -> Table:
+    rows = [(str(s.get("name")), method, str(count)) for s in summary.get("stages") or []
+            for method, count in sorted((s.get("producedBy") or {}).items())]
+    return Table("What produced the samples", ("stage", "produced by", "samples"), tuple(rows),
+                 "" if rows else "the stages recorded no method or model per sample")
+
+
+def hash_table(summary: dict[str, Any]) -> Table:
+    root = str(summary.get("outputUri") or "").rstrip("/")
+    rows = []
+    for s in summary.get("stages") or []:
+        uri = str(s.get("outputUri") or "")
+        where = uri[len(root):].strip("/") if uri.startswith(root) else uri
+        rows.append((str(s.get("name")), str(s.get("configHash") or "-"), where or "(the output's root)"))
+    return Table("Config hashes", ("stage", "config hash", "output folder"), tuple(rows),
+                 "a stage's samples are reused by a later run whose hash for it is the same")
+
+
+def dropped_rows(listing: Listing) -> list[dict[str, str]]:
+    data = listing.read(DROPPED_KEY) if DROPPED_KEY in listing.keys else None
+    if not data:
+        return []
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8", "replace"))))
+
+
+def drop_tables(listing: Listing) -> tuple[Table, ...]:
+    rows = dropped_rows(listing)
+    if not rows:
+        return (Table("Dropped samples", ("stage", "reason", "samples"), (), "no sample was dropped"),)
+    counts = Counter((r.get("stage", ""), r.get("reason", "")) for r in rows)
+    by_reason = Table("Dropped samples", ("stage", "reason", "samples"),
+                      tuple((stage, reason, str(n)) for (stage, reason), n in sorted(counts.items())),
+                      f"{len(rows)} sample(s) in {DROPPED_KEY}")
+    shown = rows[:SHOWN_DROPS]
+    more = f"the first {SHOWN_DROPS} of {len(rows)}" if len(rows) > SHOWN_DROPS else ""
+    each = Table("Each dropped sample", ("stage", "sample", "reason", "message"),
+                 tuple((r.get("stage", ""), r.get("sample_id", ""), r.get("reason", ""), r.get("message", ""))
+                       for r in shown), more)
+    return by_reason, each
+
+
+def condition_notes(status: dict[str, Any] | None) -> tuple[str, ...]:
+    conditions = ((status or {}).get("status") or {}).get("conditions") or []
+    return tuple(f"{c.get('type')}: {c.get('message')}" for c in conditions
+                 if c.get("status") == "True" and c.get("type") not in QUIET_CONDITIONS and c.get("message"))
+
+
+def seconds_plot(summary: dict[str, Any]) -> Plot | None:
+    stages = [s for s in summary.get("stages") or [] if s.get("seconds")]
+    if len(stages) < 2:
+        return None
+    return Plot("stage-seconds", "Seconds per stage", "bar",
+                (Series("seconds", (), tuple(float(s["seconds"]) for s in stages)),),
+                ylabel="seconds", names=tuple(str(s["name"]) for s in stages))
+
+
+def run_section(listing: Listing) -> Section:
+    summary = dict(listing.summary)
+    plot = seconds_plot(summary)
+    return Section("Run", (stage_table(summary), produced_by_table(summary), hash_table(summary),
+                           *drop_tables(listing)),
+                   plots=(plot,) if plot else (), notes=condition_notes(dict(listing.status or {})))

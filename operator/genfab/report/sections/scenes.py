@@ -1,0 +1,131 @@
+"""The scene pipelines' sections: worldexplorer's scaffold (the eight views, the candidates a person
+chooses from), its trajectory and 3DGS; vistadream's outpaint, depth and scene; per scene the
+held-out PSNR/SSIM/LPIPS, the Gaussians and the PLY's size."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
+from genfab.report.model import Facts, Gallery, Listing, Picture, Row, Section, Table
+
+TRAJECTORY_FRAMES = 6
+"""Trajectory frames pictured per scene, evenly spaced."""
+SCAFFOLD = "scaffold/"
+VIEWS = tuple(f"{v:03d}" for v in range(8))
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def _metric(doc: Mapping[str, Any] | None, name: str, digits: int = 2) -> str:
+    value = (doc or {}).get(name)
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def scene_facts(metrics: Mapping[str, Any]) -> Facts:
+    return (("PSNR", _metric(metrics, "psnr")), ("SSIM", _metric(metrics, "ssim", 3)),
+            ("LPIPS", _metric(metrics, "lpips", 3)), ("Gaussians", str(metrics.get("num_gaussians", "-"))))
+
+
+def evenly(items: list[str], n: int) -> list[str]:
+    """At most `n` of `items`, evenly spaced, the first and the last included."""
+    if len(items) <= n:
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def _samples(listing: Listing, pattern: str) -> list[str]:
+    found = set()
+    for key in listing.keys:
+        if m := re.match(pattern, key):
+            found.add(m.group(1))
+    return sorted(found)
+
+
+def metrics_table(listing: Listing, samples: list[str], metrics_key: str, ply_key: str) -> Table:
+    docs = {s: listing.json(f"{s}/{metrics_key}") for s in samples}
+    rows = tuple((s, _metric(docs[s], "psnr"), _metric(docs[s], "ssim", 3), _metric(docs[s], "lpips", 3),
+                  str((docs[s] or {}).get("num_gaussians", "-")), human_size(listing.keys.get(f"{s}/{ply_key}")))
+                 for s in samples if docs[s] is not None or f"{s}/{ply_key}" in listing.keys)
+    return Table("Scenes", ("sample", "PSNR", "SSIM", "LPIPS", "Gaussians", "PLY size"), rows,
+                 "" if rows else "no scene trained yet", )
+
+
+def awaiting_choice(listing: Listing, samples: list[str]) -> Gallery:
+    """Each in-between view still without its final picture, with every candidate (manual selection)."""
+    rows, widest = [], 0
+    for s in samples:
+        folder = f"{s}/{SCAFFOLD}"
+        for gap in GAP_VIEWS:
+            if f"{folder}{final_key(gap)}" in listing.keys:
+                continue
+            candidates = [k for k in listing.under(f"{folder}candidates/{gap}_") if k.endswith(".png")]
+            if candidates:
+                widest = max(widest, len(candidates))
+                rows.append(Row(f"{s} view {gap}", tuple(Picture(k) for k in candidates),
+                                (("choose", f"`genfab review` or `genfab select FILE --choose {s}:{gap}=K`"),)))
+    return Gallery("Candidates awaiting a person's choice", tuple(f"candidate {k}" for k in range(widest)),
+                   tuple(rows))
+
+
+def worldexplorer(listing: Listing) -> Section:
+    samples = _samples(listing, r"(.+)/(?:scaffold|scenes)/")
+    scaffold_rows, scene_rows = [], []
+    for s in samples:
+        folder = f"{s}/{SCAFFOLD}"
+        scaffold_rows.append(Row(s, tuple(_present(listing, f"{folder}{final_key(v)}") for v in VIEWS),
+                                 facts_key=None))
+        frames = [k for k in listing.under(f"{s}/scenes/img2trajvid/images/") if k.endswith(".png")]
+        preview = f"{s}/scenes/gaussians/preview.png"
+        if frames or preview in listing.keys:
+            shown = evenly(frames, TRAJECTORY_FRAMES)
+            scene_rows.append(Row(s, (*(Picture(k) for k in shown),
+                                      *((None,) * (TRAJECTORY_FRAMES - len(shown))), _present(listing, preview)),
+                                  (("frames", str(len(frames))),
+                                   ("PLY", human_size(listing.keys.get(f"{s}/scenes/gaussians/gf.ply")))),
+                                  f"{s}/scenes/gaussians/metrics.json"))
+    galleries = [Gallery("Scaffold: the eight views", VIEWS, tuple(scaffold_rows),
+                         note="000 is the sample's image; 002/004/006 generated; 001/003/005/007 inpainted between "
+                              "their neighbours (a person's choice with selection: manual)")]
+    waiting = awaiting_choice(listing, samples)
+    if waiting.rows:
+        galleries.append(waiting)
+    galleries.append(Gallery("Trajectory and the trained scene",
+                             (*(f"frame {i + 1}" for i in range(TRAJECTORY_FRAMES)), "3DGS render"),
+                             tuple(scene_rows), scene_facts,
+                             f"{TRAJECTORY_FRAMES} trajectory frames evenly spaced, then the trained scene's "
+                             "preview"))
+    table = metrics_table(listing, samples, "scenes/gaussians/metrics.json", "scenes/gaussians/gf.ply")
+    return Section("Scenes", tables=(table,), galleries=tuple(galleries))
+
+
+def vistadream(listing: Listing) -> Section:
+    samples = _samples(listing, r"(.+)/(?:outpaint|depth|gaussians|coarse|render)/")
+    rows = []
+    for s in samples:
+        views = [k for k in listing.under(f"{s}/coarse/views/") if k.endswith(".png")]
+        rows.append(Row(s, (*(_present(listing, f"{s}/{k}") for k in ("outpaint/input.png", "outpaint/outpaint.png",
+                                                                       "depth/depth.png", "gaussians/preview.png")),
+                            *(Picture(k) for k in evenly(views, 3)), *((None,) * (3 - len(evenly(views, 3))))),
+                        (("PLY", human_size(listing.keys.get(f"{s}/render/gf.ply")
+                                            or listing.keys.get(f"{s}/gaussians/scene.ply"))),
+                         ("video", "render/video.mp4" if f"{s}/render/video.mp4" in listing.keys else "-")),
+                        f"{s}/gaussians/metrics.json"))
+    gallery = Gallery("From one image to a scene", ("input", "outpaint", "depth", "3DGS render", "coarse view 1",
+                                                    "coarse view 2", "coarse view 3"), tuple(rows), scene_facts)
+    table = metrics_table(listing, samples, "gaussians/metrics.json", "gaussians/scene.ply")
+    return Section("Scenes", tables=(table,), galleries=(gallery,))
+
+
+def _present(listing: Listing, key: str) -> Picture | None:
+    return Picture(key) if key in listing.keys else None

@@ -1,0 +1,226 @@
+"""`genfab report`: read a run's output (its listing, summary and status, the documents each section
+asks for), make the thumbnails and plots, and write the pages into `{output}/_genfab/report/`.
+
+Bounded for large runs: each gallery pictures at most `max_pictures` samples, evenly spaced in sample
+order, `PAGE_ROWS` to a page; every sample is listed in `samples.csv`; documents and pictures are read
+concurrently and only for the pictured samples (class counts read every label file)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from genfab.contract import RUN_DIR, RUN_REPORT_DIR, STATUS_KEY, SUMMARY_KEY
+from genfab.report.html import ShownGallery, ShownRow, Thumb, document, gallery_html, page_name, section_html
+from genfab.report.model import Gallery, Listing, Picture, Row, Section
+from genfab.report.sections import sections
+from genfab.storage import Storage, StorageError
+from genfab.storage.base import StorageTooLarge
+
+PAGE_ROWS = 50
+MAX_PICTURES = 200
+"""Samples pictured per gallery by default."""
+MAX_DOCUMENT = 64 << 20
+MAX_IMAGE = 256 << 20
+SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/")
+
+
+class ReportError(RuntimeError):
+    """The report cannot be written (no run there, the output unreadable): one line."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    uri: str
+    """The report's first page."""
+    pages: int
+    pictures: int
+    samples: int
+    """Rows over every gallery (all samples, pictured or not)."""
+    pictured: int
+    bytes: int
+    seconds: float
+    unreadable: int
+    """Pictures that could not be read or decoded (shown as such)."""
+
+
+def pictured(rows: tuple[Row, ...], budget: int) -> list[Row]:
+    """At most `budget` rows, evenly spaced, the first and the last included."""
+    if len(rows) <= budget:
+        return list(rows)
+    if budget <= 1:
+        return list(rows[:budget])
+    return [rows[round(i * (len(rows) - 1) / (budget - 1))] for i in range(budget)]
+
+
+def thumb_name(picture: Picture) -> str:
+    digest = hashlib.sha1(f"{picture.key}\0{picture.mask}\0{picture.polygons}".encode()).hexdigest()[:20]
+    return f"thumbs/{digest}.jpg"
+
+
+def _slug(title: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "gallery"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def summary_from_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A summary-shaped document from a status alone (a run still going, or stopped before its end)."""
+    st = status.get("status") or {}
+    stages = [{"name": s.get("name"), "phase": s.get("phase"), "configHash": s.get("configHash"),
+               "outputUri": s.get("outputUri"), "samples": (s.get("samples") or {}).get("total"),
+               "succeeded": (s.get("samples") or {}).get("succeeded"), "failed": (s.get("samples") or {}).get("failed"),
+               "producedBy": s.get("producedBy") or {}, "message": s.get("message")} for s in st.get("stages") or []]
+    return {"kind": status.get("kind"), "name": (status.get("metadata") or {}).get("name"), "pipeline": None,
+            "executor": status.get("executor"), "phase": st.get("phase"),
+            "outputUri": (st.get("outputs") or {}).get("root"), "stages": stages}
+
+
+class ReportWriter:
+    def __init__(self, store: Storage, max_pictures: int = MAX_PICTURES, workers: int | None = None) -> None:
+        self.store = store
+        self.max_pictures = max_pictures
+        self.workers = workers or min(16, 2 * (os.cpu_count() or 1))
+        self.unreadable = 0
+
+    # -- reading
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self.store.read_at_most(key, MAX_DOCUMENT, key)
+        except (StorageError, StorageTooLarge, OSError):
+            return None
+
+    def _read_many(self, keys: list[str]) -> dict[str, bytes]:
+        with ThreadPoolExecutor(self.workers) as pool:
+            return {k: v for k, v in zip(keys, pool.map(self._read, keys), strict=True) if v is not None}
+
+    def _json(self, key: str) -> dict[str, Any] | None:
+        data = self._read(key)
+        try:
+            doc = json.loads(data) if data else None
+        except ValueError as exc:
+            raise ReportError(f"{self.store.child(key)}: not JSON ({exc})") from exc
+        return doc if isinstance(doc, dict) else None
+
+    def listing(self) -> Listing:
+        status = self._json(STATUS_KEY)
+        summary = self._json(SUMMARY_KEY)
+        if summary is None and status is None:
+            raise ReportError(f"{self.store.uri}: no genfab run there (no {SUMMARY_KEY} or {STATUS_KEY}); give the "
+                              "output a run wrote to (the spec's output, or what `genfab run --out` named)")
+        if summary is None:
+            assert status is not None
+            summary = summary_from_status(status)
+        summary.setdefault("outputUri", self.store.uri)
+        if not summary.get("outputUri"):
+            summary["outputUri"] = self.store.uri
+        keys = {o.key: o.size for o in self.store.list("") if not o.key.startswith(SKIPPED)}
+        return Listing(keys, summary, status, self._read, self._read_many)
+
+    # -- pictures
+    def _thumb(self, picture: Picture) -> tuple[str, bytes, int, int] | None:
+        from genfab.report.pictures import PictureError, thumbnail
+
+        try:
+            data = self.store.read_at_most(picture.key, MAX_IMAGE, picture.key)
+            mask = self._read(picture.mask) if picture.mask else None
+            polygons = self._read(picture.polygons) if picture.polygons else None
+            jpeg, width, height = thumbnail(data, mask, polygons)
+        except (StorageError, StorageTooLarge, OSError, PictureError):
+            self.unreadable += 1
+            return None
+        return thumb_name(picture), jpeg, width, height
+
+    def _thumbs(self, pictures: list[Picture]) -> dict[Picture, tuple[str, bytes, int, int]]:
+        unique = list(dict.fromkeys(pictures))
+        with ThreadPoolExecutor(self.workers) as pool:
+            made = dict(zip(unique, pool.map(self._thumb, unique), strict=True))
+        return {p: m for p, m in made.items() if m is not None}
+
+    # -- the whole report
+    def write(self) -> ReportResult:
+        start = time.monotonic()
+        listing = self.listing()
+        built = sections(listing)
+        shown_rows: dict[int, list[Row]] = {}
+        galleries = [g for s in built for g in s.galleries]
+        for g in galleries:
+            shown_rows[id(g)] = pictured(g.rows, self.max_pictures)
+        facts_docs = self._read_many(sorted({r.facts_key for g in galleries if g.describe for r in shown_rows[id(g)]
+                                             if r.facts_key and r.facts_key in listing.keys}))
+        pictures = [p for g in galleries for r in shown_rows[id(g)] for p in r.pictures if p is not None]
+        thumbs = self._thumbs(pictures)
+        from genfab.report.plots import draw
+
+        plots = {p.name: draw(p) for s in built for p in s.plots}
+        files: dict[str, bytes] = {name: jpeg for name, jpeg, _, _ in thumbs.values()}
+        files.update({f"plots/{name}.png": png for name, png in plots.items()})
+        plot_src = {name: f"plots/{name}.png" for name in plots}
+        depth = "../" * len(RUN_REPORT_DIR.split("/"))
+
+        def shown(g: Gallery, row: Row) -> ShownRow:
+            doc = facts_docs.get(row.facts_key or "")
+            extra: tuple[tuple[str, str], ...] = ()
+            if g.describe and doc:
+                try:
+                    parsed = json.loads(doc)
+                    extra = g.describe(parsed) if isinstance(parsed, dict) else ()
+                except ValueError:
+                    extra = (("facts", f"{row.facts_key}: not JSON"),)
+            return ShownRow(row.sample, tuple(
+                None if p is None or p not in thumbs else
+                Thumb(thumbs[p][0], depth + p.key, f"{row.sample}: {p.key}", thumbs[p][2], thumbs[p][3])
+                for p in row.pictures), row.facts + extra)
+
+        slugs: set[str] = set()
+        pages_of: dict[int, list[ShownGallery]] = {}
+        for g in galleries:
+            rows = [shown(g, r) for r in shown_rows[id(g)]]
+            slug = _slug(g.title, slugs)
+            count = max(1, -(-len(rows) // PAGE_ROWS))
+            pages_of[id(g)] = [ShownGallery(g, slug, tuple(rows[i * PAGE_ROWS:(i + 1) * PAGE_ROWS]), i + 1, count,
+                                            len(rows)) for i in range(count)]
+        summary = listing.summary
+        title = f"{summary.get('kind')}/{summary.get('name')} ({summary.get('pipeline') or 'pipeline unknown'})"
+        subtitle = (f"{summary.get('phase')} · {summary.get('executor') or '?'} run · finished "
+                    f"{summary.get('finishedAt') or '-'} · output {summary.get('outputUri')}")
+        body = "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src) for s in built)
+        body += ('<p class="note">Every sample: <a href="samples.csv">samples.csv</a>. Written by '
+                 f"<code>genfab report {summary.get('outputUri')}</code>.</p>")
+        files["index.html"] = document(title, subtitle, body).encode()
+        for g in galleries:
+            for page in pages_of[id(g)][1:]:
+                back = '<p><a href="index.html">the run</a></p>'
+                files[page_name(page.slug, page.page)] = document(f"{title}: {g.title}", subtitle,
+                                                                  back + gallery_html(page)).encode()
+        files["samples.csv"] = samples_csv(built)
+        self.store.delete_prefix(f"{RUN_REPORT_DIR}/")
+        self.store.write_many(((f"{RUN_REPORT_DIR}/{name}", data) for name, data in sorted(files.items())),
+                              workers=self.workers)
+        return ReportResult(self.store.child(f"{RUN_REPORT_DIR}/index.html"),
+                            sum(1 for n in files if n.endswith(".html")), len(thumbs),
+                            sum(len(g.rows) for g in galleries), sum(len(shown_rows[id(g)]) for g in galleries),
+                            sum(len(v) for v in files.values()), time.monotonic() - start, self.unreadable)
+
+
+def samples_csv(built: list[Section]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("section", "gallery", "sample", "column", "key"))
+    for s in built:
+        for g in s.galleries:
+            for row in g.rows:
+                for column, picture in zip(g.columns, row.pictures, strict=False):
+                    writer.writerow((s.title, g.title, row.sample, column, picture.key if picture else ""))
+    return out.getvalue().encode()
