@@ -220,3 +220,83 @@ class _Session:
         if method == "Network.loadingFailed" and not params.get("canceled"):
             return f"load failed: {params.get('errorText')}"
         return None
+
+
+Step = tuple[str, ...]
+"""An interaction: ("click", css), ("key", key[, "ctrl"]), ("wait", js), ("eval", js), ("shot", "")."""
+
+
+def interact(devtools: str, url: str, steps: list[Step], settle_s: float = 0.5) -> tuple[PageVisit, list[Any]]:
+    """Open `url` and play `steps` as a person would: real mouse clicks at an element's centre and real
+    key presses (the page's own listeners see them as from a user). Returns the visit (problems) and
+    each step's result (`eval`: the value, `shot`: PNG bytes, others None)."""
+    return asyncio.run(_interact(devtools, url, steps, settle_s))
+
+
+async def _interact(devtools: str, url: str, steps: list[Step], settle_s: float) -> tuple[PageVisit, list[Any]]:
+    result, outputs = PageVisit(url), []
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{devtools}/json/new?about:blank") as response:
+            target = await response.json(content_type=None)
+        try:
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                session = _Session(ws, result, urlsplit(url).netloc)
+                for domain in ("Page", "Runtime", "Log", "Network"):
+                    await session.call(f"{domain}.enable")
+                await session.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
+                                   deviceScaleFactor=1, mobile=False)
+                loaded = session.expect("Page.loadEventFired")
+                await session.call("Page.navigate", url=url)
+                await asyncio.wait_for(loaded, 30)
+                await asyncio.sleep(settle_s)
+                for step in steps:
+                    outputs.append(await _step(session, step))
+                session.reader.cancel()
+        finally:
+            async with http.get(f"{devtools}/json/close/{target['id']}"):
+                pass
+    return result, outputs
+
+
+async def _evaluate(session: _Session, expression: str) -> Any:
+    found = await session.call("Runtime.evaluate", returnByValue=True, awaitPromise=True,
+                               expression=f"(async () => JSON.stringify(await ({expression})))()")
+    value = found["result"].get("value")
+    return json.loads(value) if isinstance(value, str) else None
+
+
+async def _step(session: _Session, step: Step) -> Any:
+    kind = step[0]
+    if kind == "click":
+        box = await _evaluate(session, f"(() => {{ const e = document.querySelector({json.dumps(step[1])}); "
+                                       "if (!e) return null; e.scrollIntoView({block: 'center'}); "
+                                       "const r = e.getBoundingClientRect(); "
+                                       "return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        if box is None:
+            raise AssertionError(f"nothing to click: {step[1]}")
+        for event in ("mousePressed", "mouseReleased"):
+            await session.call("Input.dispatchMouseEvent", type=event, x=box[0], y=box[1], button="left",
+                               clickCount=1)
+        return None
+    if kind == "key":
+        key, ctrl = step[1], len(step) > 2 and step[2] == "ctrl"
+        codes = {"Enter": 13, "ArrowDown": 40, "ArrowUp": 38, "ArrowLeft": 37, "ArrowRight": 39}
+        text = key if len(key) == 1 else ("\r" if key == "Enter" else "")
+        params: dict[str, Any] = {"key": key, "modifiers": 2 if ctrl else 0,
+                                  "windowsVirtualKeyCode": codes.get(key, ord(key.upper()) if len(key) == 1 else 0)}
+        await session.call("Input.dispatchKeyEvent", type="keyDown", text=text if not ctrl else "", **params)
+        await session.call("Input.dispatchKeyEvent", type="keyUp", **params)
+        return None
+    if kind == "wait":
+        deadline = time.monotonic() + 15
+        while not await _evaluate(session, step[1]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page never met: {step[1]}")
+            await asyncio.sleep(0.1)
+        return None
+    if kind == "eval":
+        return await _evaluate(session, step[1])
+    if kind == "shot":
+        shot = await session.call("Page.captureScreenshot", format="png")
+        return base64.b64decode(shot["data"])
+    raise ValueError(f"unknown step {kind}")

@@ -28,6 +28,7 @@ from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.notes import notes
 from genfab.cli.reference import cli_page
 from genfab.cli.report import report_cmd
+from genfab.cli.review import review_cmd
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
 from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
@@ -268,6 +269,7 @@ cli.add_command(select_cmd)
 cli.add_command(status_cmd)
 cli.add_command(logs_cmd)
 cli.add_command(report_cmd)
+cli.add_command(review_cmd)
 
 
 @cli.command("operator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

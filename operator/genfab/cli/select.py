@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from genfab.api import parse_resource
-from genfab.api.pipelines.worldexplorer import GAP_VIEWS, candidate_key, final_key
+from genfab.api.pipelines.worldexplorer import GAP_VIEWS
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.local import resolve_output
+from genfab.local.selection import Choice, ChoiceError, apply_choices, complete_count, latest
 from genfab.local.storage_env import local_environment, secrets_dir
 from genfab.planner import PlannedStage, plan
 from genfab.sequencing import CannotRun
-from genfab.sequencing.manual import missing_files, sample_folder
+from genfab.sequencing.manual import sample_folder
 from genfab.storage import S3Settings, StorageError, open_storage
 
 
@@ -54,10 +55,6 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
               "manual waits for a person's choice")
     assert stage is not None
     return stage, environ
-
-
-Choice = tuple[str, str, int]
-"""(sample id, in-between view, candidate)."""
 
 
 def parse_choice(text: str) -> Choice:
@@ -130,36 +127,16 @@ def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: in
         choices += read_choices(choices_file)
     if not choices:
         _fail("nothing chosen: give --sample/--gap/--candidate, --choose ID:GAP=K or --choices FILE")
-    last = {(s, g): k for s, g, k in choices}  # a later choice of the same view wins
     stage, environ = _gated_stage(file, out)
+    assert stage.manual_gate is not None
     try:
         store = open_storage(stage.output_uri, S3Settings.from_env(environ))
-        copies = []
-        for (sample, view), k in last.items():
-            folder = sample_folder(stage, sample)
-            source, target = folder + candidate_key(view, k), folder + final_key(view)
-            if not store.exists(source):
-                have = sorted(o.key.rsplit("/", 1)[-1] for o in store.list(f"{folder}candidates/")
-                              if o.key.rsplit("/", 1)[-1].startswith(f"{view}_"))
-                allowed = (f"there are {', '.join(have)}" if have
-                           else "the sample has no candidates there (wrong sample id?)")
-                _fail(f"{store.child(source)}: no such candidate; {allowed}; nothing was copied")
-            copies.append((sample, view, k, source, target))
-        for _, _, _, source, target in copies:
-            store.copy(source, target)
-        by_sample: dict[str, list[str]] = {}
-        for sample, view, k, _, _ in copies:
-            by_sample.setdefault(sample, []).append(f"{final_key(view)} <- {candidate_key(view, k)}")
-        lines = []
-        for sample, made in by_sample.items():
-            folder = sample_folder(stage, sample)
-            left = missing_files(stage, [o.key[len(folder):] for o in store.list(folder)])
-            state = f"still to choose {', '.join(left)}" if left else "final/ is complete"
-            lines.append(f"{sample}: {'; '.join(made)}; {state}")
-    except StorageError as exc:
+        lines = apply_choices(store, lambda sample: sample_folder(stage, sample), stage.manual_gate.required,
+                              latest(choices))
+    except (StorageError, ChoiceError) as exc:
         _fail(str(exc))
     for line in lines:
         click.echo(line)
-    complete = sum(line.endswith("final/ is complete") for line in lines)
+    complete = complete_count(lines)
     click.echo(f"{complete} of {len(lines)} sample(s) complete: the operator goes on by itself, a local run when "
                "run again" if complete else f"{len(lines)} sample(s) still wait for choices")

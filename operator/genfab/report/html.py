@@ -92,7 +92,7 @@ def _thumb(t: Thumb | None) -> str:
     if t is None:
         return '<td class="missing">not made</td>'
     return (f'<td><a href="{escape(t.href)}"><img src="{escape(t.src)}" alt="{escape(t.alt)}" width="{t.width}" '
-            f'height="{t.height}" loading="lazy"></a></td>')
+            f'height="{t.height}"></a></td>')
 
 
 def _nav(shown: ShownGallery) -> str:

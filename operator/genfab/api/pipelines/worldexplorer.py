@@ -90,6 +90,8 @@ def expansion_refusal(settings: ExpansionSettings) -> str | None:
     return None
 
 
+SCAFFOLD_DIR = "scaffold/"
+"""The scaffold's folder in each sample's folder (the gate's candidates and final views are under it)."""
 GAP_VIEWS = ("001", "003", "005", "007")
 """The scaffold's in-between views (inpainted from their neighbours), the ones a person chooses."""
 AWAITING_SELECTION = "AwaitingSelection"
@@ -147,7 +149,7 @@ PIPELINE = Pipeline(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,
                   "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=SHARD,
-                  output=f"{SAMPLE}/scaffold/", refuses=scaffold_refusal, manual_gate=selection_gate),
+                  output=f"{SAMPLE}/{SCAFFOLD_DIR}", refuses=scaffold_refusal, manual_gate=selection_gate),
         StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
                   "as img2trajvid/ (no 3DGS)", ExpansionSettings,
                   "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",

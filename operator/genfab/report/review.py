@@ -1,0 +1,184 @@
+"""`genfab review`'s page: worldexplorer's manual selection gate in a browser. Every waiting sample's
+in-between views, each with its candidates beside the two views it must join; click (or keys) to
+choose, one button applies every choice through `genfab.local.selection.apply_choices` (the code of
+`genfab select`), then the page says how the run goes on.
+
+Served by Python's own HTTP server on loopback by default. Every request must carry the page's
+random token (in the printed URL) and name this server in its Host header: another site open in the
+same browser cannot post choices (it does not know the token) nor reach the server under another
+name (DNS rebinding)."""
+
+from __future__ import annotations
+
+import hmac
+import http.server
+import ipaddress
+import json
+import secrets
+from dataclasses import asdict
+from html import escape
+from importlib import resources
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
+from genfab.contract import STATUS_KEY
+from genfab.local.selection import ChoiceError, apply_choices, complete_count
+from genfab.report.gate import folder_of, shown_keys, waiting_samples
+from genfab.storage import Storage, StorageError
+
+MAX_BODY = 4 << 20
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def how_to_go_on(executor: str | None, complete: int, total: int) -> str:
+    if complete == 0:
+        return f"{total} sample(s) still wait for choices"
+    if executor == "local":
+        return (f"{complete} of {total} sample(s) complete: run the same `genfab run` command again and the run "
+                "goes on after the scaffold (committed samples are reused)")
+    return (f"{complete} of {total} sample(s) complete: the operator sees the complete final/ folders and starts "
+            "the expansion by itself")
+
+
+class Review:
+    """The gate's state and the choices' application, for one output."""
+
+    def __init__(self, store: Storage, token: str | None = None) -> None:
+        self.store = store
+        self.token = token or secrets.token_urlsafe(24)
+        self.executor: str | None = None
+        try:
+            if store.exists(STATUS_KEY):
+                self.executor = json.loads(store.read_bytes(STATUS_KEY)).get("executor")
+        except (StorageError, ValueError):
+            self.executor = None
+        self.allowed: set[str] = set()
+
+    def state(self) -> dict[str, Any]:
+        waiting = waiting_samples(o.key for o in self.store.list(""))
+        self.allowed = shown_keys(waiting)
+        return {"output": self.store.uri, "executor": self.executor,
+                "samples": [{"sample": w.sample, "folder": folder_of(w.sample),
+                             "gaps": [asdict(g) for g in w.gaps]} for w in waiting]}
+
+    def image(self, key: str) -> bytes | None:
+        if key not in self.allowed:
+            return None
+        try:
+            return self.store.read_bytes(key)
+        except StorageError:
+            return None
+
+    def apply(self, choices: list[Any]) -> dict[str, Any]:
+        chosen: dict[tuple[str, str], int] = {}
+        for item in choices:
+            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str)
+                    or item[1] not in GAP_VIEWS or not isinstance(item[2], int) or isinstance(item[2], bool)):
+                return {"ok": False, "error": f"a choice must be [sample, view, candidate], got {item!r}"}
+            chosen[(item[0], item[1])] = item[2]
+        if not chosen:
+            return {"ok": False, "error": "nothing chosen: click a candidate first"}
+        try:
+            lines = apply_choices(self.store, folder_of, tuple(final_key(g) for g in GAP_VIEWS), chosen)
+        except (ChoiceError, StorageError) as exc:
+            return {"ok": False, "error": str(exc)}
+        complete = complete_count(lines)
+        return {"ok": True, "lines": lines, "complete": complete,
+                "next": how_to_go_on(self.executor, complete, len(lines))}
+
+
+def make_server(review: Review, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    class Handler(_Handler):
+        pass
+
+    Handler.review = review
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    Handler.names = {f"{host}:{server.server_address[1]}"}
+    if is_loopback(host):
+        Handler.names |= {f"localhost:{server.server_address[1]}", f"127.0.0.1:{server.server_address[1]}"}
+    return server
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    review: Review
+    names: ClassVar[set[str]] = set()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _allowed(self, query: dict[str, list[str]]) -> bool:
+        token = (query.get("token") or [""])[0] or self.headers.get("X-Genfab-Token", "")
+        if self.headers.get("Host", "") not in self.names:
+            self._send(421, b"wrong host", "text/plain")
+            return False
+        if not hmac.compare_digest(token, self.review.token):
+            self._send(403, b"this page needs the token of the URL genfab review printed", "text/plain")
+            return False
+        return True
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; "
+                                                    "script-src 'unsafe-inline'; connect-src 'self'")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/favicon.ico":
+            self._send(204, b"", "image/x-icon")
+            return
+        if not self._allowed(query):
+            return
+        if url.path == "/":
+            self._send(200, page(self.review.token, self.review.state()).encode(), "text/html; charset=utf-8")
+        elif url.path == "/state":
+            self._send(200, json.dumps(self.review.state()).encode(), "application/json")
+        elif url.path == "/image":
+            data = self.review.image((query.get("key") or [""])[0])
+            if data is None:
+                self._send(404, b"no such picture on this page", "text/plain")
+            else:
+                self._send(200, data, "image/png")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/apply" or not self._allowed(parse_qs(url.query)):
+            if url.path != "/apply":
+                self._send(404, b"not found", "text/plain")
+            return
+        size = int(self.headers.get("Content-Length") or 0)
+        if size > MAX_BODY:
+            self._send(413, b"too many choices in one request", "text/plain")
+            return
+        try:
+            body = json.loads(self.rfile.read(size) or b"{}")
+            result = self.review.apply(body.get("choices") or [])
+        except (ValueError, AttributeError):
+            result = {"ok": False, "error": "the request is not the page's JSON"}
+        self._send(200 if result["ok"] else 400, json.dumps(result).encode(), "application/json")
+
+
+def page(token: str, state: dict[str, Any]) -> str:
+    data = json.dumps({"token": token, "state": state}).replace("</", "<\\/")
+    return PAGE.replace("__OUTPUT__", escape(state["output"])).replace("__DATA__", data)
+
+
+PAGE = resources.files("genfab.report").joinpath("review_page.html").read_text(encoding="utf-8")
+"""The page: its script renders the state, takes clicks and keys, and posts the choices."""

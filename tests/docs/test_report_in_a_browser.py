@@ -1,0 +1,169 @@
+"""The run report and the review page opened in a real browser (headless Chromium, as the site's
+pages): the CPU examples run with `genfab run` as a user runs them, their reports open with no console
+error and no request to another host, show the expected sample rows with every picture loaded, and
+photograph as a page, not a blank; worldexplorer's manual example is completed from the review page by
+clicks and keys, and the output is then what `genfab select` makes from the same choices.
+
+`GENFAB_UPDATE_SCREENSHOTS=1` writes the screenshots the docs show (docs/images/report-*.png)."""
+
+from __future__ import annotations
+
+import filecmp
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from tests.docs.browser import chromium, find_chromium, interact, serve, visit
+from tests.helpers import ROOT, genfab_run
+
+SHOTS = ROOT / "docs" / "images"
+PICTURES = ("[...document.querySelectorAll('table.gallery img')].map(i => i.complete && i.naturalWidth > 0)")
+
+
+@pytest.fixture(scope="module")
+def devtools() -> Iterator[str]:
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("GENFAB_REQUIRE_BROWSER"):
+            pytest.fail("GENFAB_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
+        pytest.skip("no chromium (apt-get install chromium, or GENFAB_CHROMIUM=/path/to/chromium)")
+    with chromium(binary) as endpoint:
+        yield endpoint
+
+
+def example(folder: Path, name: str) -> dict[str, Any]:
+    """An example as a user runs it from the repository root (its relative paths kept)."""
+    if not (folder / "examples").exists():
+        (folder / "examples").symlink_to(ROOT / "examples")
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / name).read_text())
+    return doc
+
+
+def not_blank(png: bytes) -> None:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+    assert pixels.std() > 12, "the screenshot is blank or one colour"
+
+
+def keep(png: bytes, name: str) -> None:
+    if os.environ.get("GENFAB_UPDATE_SCREENSHOTS"):
+        (SHOTS / name).write_bytes(png)
+
+
+def open_report(devtools: str, output: Path, page: str = "index.html") -> Any:
+    with serve(output) as base:
+        return visit(devtools, f"{base}/_genfab/report/{page}", settle_s=0.5, shoot="table.gallery",
+                     measure=f"{{pictures: {PICTURES}, rows: [...document.querySelectorAll('table.gallery')]"
+                             ".map(t => t.tBodies[0].rows.length), plots: [...document.querySelectorAll('img.plot')]"
+                             ".map(i => i.naturalWidth), text: document.body.innerText}")
+
+
+def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, devtools: str) -> None:
+    done = genfab_run(tmp_path, example(tmp_path, "datasetjob-relighting.yaml"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("report:  genfab-runs/relight-portraits/_genfab/report/index.html (4 of 4"), last
+    output = tmp_path / "genfab-runs/relight-portraits"
+    page = open_report(devtools, output)
+    assert page.problems == [], page.problems
+    assert page.title == "DatasetJob/relight-portraits (relighting)"
+    assert page.measured["rows"] == [4], page.measured["rows"]  # one gallery: the four portraits
+    assert len(page.measured["pictures"]) == 4 * 5 and all(page.measured["pictures"])
+    for words in ("astronaut", "biden", "hopper", "obama", "softShading", "classical", "retinex (msr-lightness)",
+                  "segment", "albedo", "degrade", "recombine", "organize", "no sample was dropped"):
+        assert words in page.measured["text"], words
+    not_blank(page.screenshot)
+    (gallery,) = page.parts
+    not_blank(gallery)
+    keep(gallery, "report-relighting.png")
+
+
+def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: Path, devtools: str) -> None:
+    done = genfab_run(tmp_path, example(tmp_path, "datasetjob-difix-local.yaml"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = tmp_path / "genfab-runs/difix-procedural"
+    first = open_report(devtools, output)
+    assert first.problems == [], first.problems
+    assert first.measured["rows"] == [50] and all(first.measured["pictures"])  # 60 triplets, 50 to a page
+    assert "page 1 of 2" in first.measured["text"] and "train" in first.measured["text"]
+    second = open_report(devtools, output, "triplets-2.html")
+    assert second.problems == [] and second.measured["rows"] == [10], second.problems
+    not_blank(second.parts[0])
+
+
+def test_the_manual_example_is_completed_from_the_review_page(tmp_path: Path, devtools: str) -> None:
+    from scripts.tiny_models import save_worldexplorer_models
+
+    models = save_worldexplorer_models(tmp_path / "genfab-models")
+    doc = example(tmp_path, "scenejob-worldexplorer-manual.yaml")
+    doc["spec"]["models"]["uri"] = models.as_uri()
+    stopped = genfab_run(tmp_path, doc, timeout=300)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr  # at the gate
+    output = tmp_path / "genfab-runs/worldexplorer-manual"
+    report = open_report(devtools, output)
+    assert report.problems == [], report.problems
+    assert "Candidates awaiting a person's choice" in report.measured["text"]
+    assert report.measured["rows"][1] == 4 and all(report.measured["pictures"])  # the four in-between views
+    twin = tmp_path / "twin"  # the same output, for `genfab select`
+    shutil.copytree(output, twin)
+
+    server = subprocess.Popen([sys.executable, "-m", "genfab.cli.main", "review", str(output)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in
+                                                                               ("operator", "stages", ""))})
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:") and "token=" in url, url
+        gap = "div.gap[data-gap='{}'] button.cand[data-k='{}']"
+        visit_, results = interact(devtools, url, [
+            ("click", gap.format("001", 1)),  # a click on view 001's candidate 1
+            ("key", "j"), ("key", "2"),       # the next view (003): candidate 2 by key; moves on to 005
+            ("key", "l"),                     # 005: the first candidate (0)
+            ("key", "ArrowDown"), ("click", gap.format("007", 1)),
+            ("shot", ""),
+            ("click", "#apply"),
+            ("wait", "!document.getElementById('result').hidden"),
+            ("eval", "document.getElementById('result').textContent"),
+            ("eval", "document.querySelectorAll('div.gap').length"),
+        ])
+        assert visit_.problems == [], visit_.problems
+        chosen_shot, text, left = results[6], results[9], results[10]
+        assert left == 0  # no view waits any more: the page says so
+        assert "stylized/index_0000: final/001.png <- candidates/001_01.png; final/003.png <- candidates/003_02.png; " \
+               "final/005.png <- candidates/005_00.png; final/007.png <- candidates/007_01.png; final/ is complete" \
+               in text, text
+        assert "run the same `genfab run` command again" in text
+        not_blank(chosen_shot)
+        keep(chosen_shot, "review-page.png")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
+    assert server.returncode == 0
+
+    select = subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", "job.yaml", "--out", twin.as_uri(),
+                             "--choose", "stylized/index_0000:001=1", "--choose", "stylized/index_0000:003=2",
+                             "--choose", "stylized/index_0000:005=0", "--choose", "stylized/index_0000:007=1"],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in
+                                                                             ("operator", "stages", ""))})
+    assert select.returncode == 0, select.stderr
+    sample = "stylized/index_0000/scaffold"
+    same = filecmp.dircmp(output / sample, twin / sample)
+    assert not same.left_only and not same.right_only
+    compared = filecmp.cmpfiles(output / sample / "final", twin / sample / "final",
+                                [f"{v:03d}.png" for v in range(8)], shallow=False)
+    assert compared[0] == [f"{v:03d}.png" for v in range(8)], compared  # byte-identical final views
+
+    again = genfab_run(tmp_path, doc, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr  # the gate is open: the scaffold completes
