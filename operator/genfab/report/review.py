@@ -131,8 +131,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; "
-                                                    "script-src 'unsafe-inline'; connect-src 'self'")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'")
         self.end_headers()
         self.wfile.write(body)
 

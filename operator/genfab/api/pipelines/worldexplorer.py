@@ -113,8 +113,9 @@ def selection_gate(settings: ScaffoldSettings) -> ManualGate | None:
     if settings.scaffold.selection != "manual":
         return None
     return ManualGate(AWAITING_SELECTION, tuple(final_key(g) for g in GAP_VIEWS), "candidates/",
-                      "copy the chosen candidates/<view>_<k>.png to final/<view>.png, or run "
-                      "`genfab select FILE --sample ID --gap 001 --candidate K`")
+                      "choose in a browser with `genfab review OUTPUT`, or run "
+                      "`genfab select FILE --sample ID --gap 001 --candidate K`, or copy the chosen "
+                      "candidates/<view>_<k>.png to final/<view>.png")
 
 
 def scaffold_refusal(settings: ScaffoldSettings) -> str | None:

@@ -1,0 +1,251 @@
+"""The run report's decisions (which samples are pictured, what each pipeline's section shows, the gate's
+waiting views) as table tests, and the writer and the review page on a local output."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genfab.cli.report import write_run_report
+from genfab.report import report_unavailable
+from genfab.report.gate import waiting_samples
+from genfab.report.model import Listing, Picture, Row
+from genfab.report.pictures import thumbnail
+from genfab.report.review import Review, how_to_go_on, make_server
+from genfab.report.sections import sections
+from genfab.report.sections.datasets import difix, reference_object, relighting, yolo_class_counts
+from genfab.report.writer import ReportWriter, pictured
+from genfab.storage import open_storage
+
+
+def png(colour: tuple[int, int, int] = (200, 40, 40), size: tuple[int, int] = (32, 24)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def listing(files: dict[str, bytes], pipeline: str, stages: dict[str, str]) -> Listing:
+    summary = {"kind": "DatasetJob", "name": "x", "pipeline": pipeline, "outputUri": "file:///out",
+               "stages": [{"name": n, "outputUri": f"file:///out/{p}".rstrip("/"), "phase": "Succeeded"}
+                          for n, p in stages.items()]}
+    return Listing({k: len(v) for k, v in files.items()}, summary, None, files.get,
+                   lambda keys: {k: files[k] for k in keys if k in files})
+
+
+@pytest.mark.parametrize(("n", "budget", "picked"), [
+    (10, 4, [0, 3, 6, 9]), (3, 5, [0, 1, 2]), (5, 1, [0]), (5, 0, []), (0, 3, []), (7, 7, list(range(7))),
+])
+def test_pictured_samples_are_evenly_spaced_with_the_first_and_the_last(n: int, budget: int, picked: list[int]) -> None:
+    rows = tuple(Row(str(i), ()) for i in range(n))
+    assert [int(r.sample) for r in pictured(rows, budget)] == picked
+
+
+def test_stage_folders_come_from_the_summary() -> None:
+    got = listing({}, "relighting", {"segment": "data/stage_1", "organize": "data", "root": ""})
+    assert (got.stage_prefix("segment"), got.stage_prefix("organize"), got.stage_prefix("root")) == \
+           ("data/stage_1/", "data/", "")
+    assert got.stage_prefix("missing") is None
+
+
+def test_relighting_rows_show_each_stage_and_what_is_not_made() -> None:
+    meta = {"stages": {"segment": {"params": {"backend": "sam2", "maskFraction": 0.4}},
+                       "albedo": {"params": {"method": "lab", "blend": 0.2}}},
+            "lighting": {"method": "hardShadow", "ambient": 0.7, "lightDirection": [0.0, 1.0, 0.0]}}
+    files = {"data/outputs/a_input.png": b"", "data/outputs/a_albedo.png": b"", "data/outputs/a_output.png": b"",
+             "data/outputs/a_metadata.json": json.dumps(meta).encode(), "data/stage_1/a_mask.png": b"",
+             "data/stage_1/b_mask.png": b"", "data/stage_1/b_foreground.png": b"", "data/stage_3/a_degraded.png": b""}
+    section = relighting(listing(files, "relighting", {"segment": "data/stage_1", "albedo": "data/stage_2",
+                                                       "degrade": "data/stage_3", "organize": "data"}))
+    (gallery,) = section.galleries
+    a, b = gallery.rows
+    assert a.pictures == (Picture("data/outputs/a_input.png"),
+                          Picture("data/outputs/a_input.png", mask="data/stage_1/a_mask.png"),
+                          Picture("data/outputs/a_albedo.png"), Picture("data/stage_3/a_degraded.png"),
+                          Picture("data/outputs/a_output.png"))
+    # b stopped after the segment stage: its foreground with the mask drawn, nothing else
+    assert b.pictures == (Picture("data/stage_1/b_foreground.png"),
+                          Picture("data/stage_1/b_foreground.png", mask="data/stage_1/b_mask.png"), None, None, None)
+    assert gallery.describe is not None
+    facts = dict(gallery.describe(meta))
+    assert facts["mask"] == "sam2, 0.4 of the frame" and facts["albedo"] == "lab, blend 0.2"
+    assert facts["lighting"] == "hardShadow" and facts["light direction"] == "(0, 1, 0)"
+
+
+def test_difix_triplets_carry_their_group_and_split() -> None:
+    files = {f"samples/s{i}/{name}": b"" for i in range(3) for name in ("meta.json", "image.png", "target_image.jpg")}
+    files["manifests/split_train.jsonl"] = (b'{"sample_id": "s0", "group_id": "g0"}\n'
+                                            b'{"sample_id": "s1", "group_id": "g0"}\n')
+    files["manifests/split_test.jsonl"] = b'{"sample_id": "s2", "group_id": "g1"}\nnot json\n'
+    (gallery,) = difix(listing(files, "difix", {"export": "", "split": ""})).galleries
+    assert [(r.sample, dict(r.facts)["split"], dict(r.facts)["group"]) for r in gallery.rows] == \
+           [("s0", "train", "g0"), ("s1", "train", "g0"), ("s2", "test", "g1")]
+    assert all(r.pictures[2] is None for r in gallery.rows)  # no reference image made
+
+
+def test_reference_object_counts_objects_per_class_and_draws_each_label() -> None:
+    root = "20260101_000000/06_yolo_dataset/"
+    files = {f"{root}classes.txt": b"mug\nlid\n", f"{root}train/images/a.png": b"", f"{root}val/images/b.jpg": b"",
+             f"{root}train/labels/a.txt": b"0 0.1 0.1 0.5 0.1 0.5 0.5\n1 0.2 0.2 0.3 0.2 0.3 0.3\n",
+             f"{root}val/labels/b.txt": b"0 0.1 0.1 0.5 0.1 0.5 0.5\n",
+             "20260101_000000/01_white_background.png": b""}
+    section = reference_object(listing(files, "reference-object", {"annotation": root}))
+    (table,) = section.tables
+    assert table.rows == (("mug", "1", "1"), ("lid", "1", "0"))
+    yolo = section.galleries[2]
+    assert [r.pictures[0] for r in yolo.rows] == [
+        Picture(f"{root}train/images/a.png", polygons=f"{root}train/labels/a.txt"),
+        Picture(f"{root}val/images/b.jpg", polygons=f"{root}val/labels/b.txt")]
+    assert section.plots[0].names == ("mug", "lid")
+    assert yolo_class_counts({"x": b"2 0 0 1 0 1 1\nbad\n\n2 0 0 1 0 1 1"}) == {2: 2}
+
+
+def test_a_custom_pipeline_gets_the_run_section_only() -> None:
+    got = sections(listing({}, "my-pipeline", {"a": "a"}))
+    assert [s.title for s in got] == ["Run"]
+    assert got[0].tables[0].rows[0][:2] == ("a", "Succeeded")
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ([], []),
+    (["v/i/scaffold/candidates/001_00.png", "v/i/scaffold/candidates/001_01.png"] +
+     [f"v/i/scaffold/final/{g}.png" for g in ("003", "005", "007")],
+     [("v/i", [("001", (0, 1), False), ("003", (), True), ("005", (), True), ("007", (), True)])]),
+    (["v/i/scaffold/candidates/001_00.png"] + [f"v/i/scaffold/final/{g}.png" for g in ("001", "003", "005", "007")],
+     []),  # every in-between view chosen: nothing waits
+])
+def test_the_gate_lists_the_views_still_to_choose(keys: list[str], expected: list[Any]) -> None:
+    got = [(w.sample, [(g.view, g.candidates, g.chosen) for g in w.gaps]) for w in waiting_samples(keys)]
+    assert got == expected
+
+
+def test_a_thumbnail_draws_the_mask_outline_and_the_label_polygons() -> None:
+    mask = io.BytesIO()
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 8)).save(mask, "PNG")
+    jpeg, width, height = thumbnail(png((40, 40, 200)), mask=mask.getvalue())
+    pixels = np.asarray(Image.open(io.BytesIO(jpeg)))
+    assert (width, height) == (32, 24) and pixels[0, 0, 2] < 100 < pixels[12, 16, 2]  # outside dimmed
+    jpeg, _, _ = thumbnail(png((0, 0, 0), (64, 64)), polygons=b"0 0.2 0.2 0.8 0.2 0.8 0.8\n")
+    assert np.asarray(Image.open(io.BytesIO(jpeg))).max() > 150  # an outline in the class colour
+
+
+def make_relighting_output(root: Path, n: int) -> None:
+    data = root / "data"
+    for folder in ("outputs", "stage_1", "stage_3"):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+    picture = png()
+    for i in range(n):
+        sid = f"s{i:05d}"
+        for name in ("input", "albedo", "output"):
+            (data / "outputs" / f"{sid}_{name}.png").write_bytes(picture)
+        (data / "outputs" / f"{sid}_metadata.json").write_text(json.dumps({"lighting": {"method": "softShading"}}))
+        (data / "stage_1" / f"{sid}_mask.png").write_bytes(picture)
+        (data / "stage_3" / f"{sid}_degraded.png").write_bytes(picture)
+    summary = {"kind": "DatasetJob", "name": "big", "pipeline": "relighting", "outputUri": root.as_uri(),
+               "phase": "Succeeded", "stages": [{"name": n, "outputUri": f"{root.as_uri()}/{p}", "samples": n}
+                                                for n, p in (("segment", "data/stage_1"), ("degrade", "data/stage_3"),
+                                                             ("organize", "data"))]}
+    (root / "_genfab").mkdir()
+    (root / "_genfab/summary.json").write_text(json.dumps(summary))
+
+
+def test_a_large_run_is_pictured_in_part_paged_and_listed_whole(tmp_path: Path) -> None:
+    make_relighting_output(tmp_path, 240)
+    (tmp_path / "data/outputs/s00000_input.png").write_bytes(b"not a picture")
+    result = ReportWriter(open_storage(tmp_path.as_uri()), max_pictures=120).write()
+    report = tmp_path / "_genfab/report"
+    assert (result.samples, result.pictured, result.pages) == (240, 120, 3)  # 120 pictured, 50 to a page
+    assert result.unreadable == 2  # the input and its mask drawing
+    index = (report / "index.html").read_text()
+    assert "120 of 240 samples pictured" in index and "page 1 of 3" in index and "s00000" in index
+    assert "s00239" in (report / "pairs-3.html").read_text()  # the last sample, on the last page
+    assert len((report / "samples.csv").read_text().splitlines()) == 1 + 240 * 5
+    assert "http" not in index.replace(tmp_path.as_uri(), "")  # nothing from another host
+    again = ReportWriter(open_storage(tmp_path.as_uri()), max_pictures=10).write()
+    assert again.pages == 1 and not (report / "pairs-3.html").exists()  # an old page is not left behind
+
+
+def test_sample_ids_are_escaped(tmp_path: Path) -> None:
+    make_relighting_output(tmp_path, 1)
+    for path in (tmp_path / "data").rglob("s00000*"):
+        path.rename(path.with_name(path.name.replace("s00000", "<b>x")))
+    ReportWriter(open_storage(tmp_path.as_uri())).write()
+    index = (tmp_path / "_genfab/report/index.html").read_text()
+    assert "<b>x" not in index and "&lt;b&gt;x" in index
+
+
+def test_no_run_there_is_one_line_and_no_report(tmp_path: Path) -> None:
+    state, why = write_run_report(tmp_path.as_uri(), {})
+    assert state == "not written" and "no genfab run there" in why and "\n" not in why
+    assert not (tmp_path / "_genfab").exists()
+
+
+def test_a_missing_library_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name))
+    assert report_unavailable() == "the report needs matplotlib (pip install 'genfab[report]')"
+
+
+def gate_output(root: Path) -> None:
+    folder = root / "v/index_0000/scaffold"
+    (folder / "candidates").mkdir(parents=True)
+    (folder / "final").mkdir()
+    for gap in ("001", "003", "005", "007"):
+        for k in range(2):
+            (folder / "candidates" / f"{gap}_{k:02d}.png").write_bytes(png((k * 100, 0, int(gap))))
+    for view in ("000", "002", "004", "006"):
+        (folder / "final" / f"{view}.png").write_bytes(png())
+
+
+def test_the_review_applies_every_choice_or_none(tmp_path: Path) -> None:
+    gate_output(tmp_path)
+    review = Review(open_storage(tmp_path.as_uri()))
+    assert [s["sample"] for s in review.state()["samples"]] == ["v/index_0000"]
+    assert review.apply([["v/index_0000", "002", 0]])["error"].startswith("a choice must be [sample, view, candidate]")
+    assert review.apply([])["error"] == "nothing chosen: click a candidate first"
+    bad = review.apply([["v/index_0000", "001", 1], ["v/index_0000", "003", 7]])
+    assert "no such candidate; there are 003_00.png, 003_01.png; nothing was copied" in bad["error"]
+    assert not (tmp_path / "v/index_0000/scaffold/final/001.png").exists()
+    done = review.apply([["v/index_0000", g, 1] for g in ("001", "003", "005", "007")])
+    assert done["ok"] and done["complete"] == 1 and done["lines"][0].endswith("final/ is complete")
+    assert review.state()["samples"] == []
+    assert how_to_go_on("local", 1, 1).startswith("1 of 1 sample(s) complete: run the same `genfab run` command")
+    assert "the operator" in how_to_go_on(None, 1, 2) and how_to_go_on("local", 0, 2).endswith("wait for choices")
+
+
+def test_the_review_server_wants_its_token_and_its_own_name(tmp_path: Path) -> None:
+    import threading
+
+    gate_output(tmp_path)
+    review = Review(open_storage(tmp_path.as_uri()))
+    server = make_server(review, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def get(path: str, host: str | None = None) -> int:
+        request = urllib.request.Request(base + path, headers={"Host": host} if host else {})
+        try:
+            with urllib.request.urlopen(request) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        token = review.token
+        assert get(f"/?token={token}") == 200
+        assert get("/?token=wrong") == 403 and get("/state") == 403
+        assert get(f"/state?token={token}", host="attacker.example:80") == 421  # DNS rebinding
+        assert get(f"/image?token={token}&key=v/index_0000/scaffold/candidates/001_01.png") == 200
+        assert get(f"/image?token={token}&key=_genfab/summary.json") == 404  # only the gate's pictures
+    finally:
+        server.shutdown()
+        server.server_close()
