@@ -1,5 +1,6 @@
-"""`genfab status` and `genfab logs` on a finished run, from another process, on file:// and S3 (moto):
-the phase, each stage's counts, the drops by reason, where the data is, and readable log lines."""
+"""`genfab status`, `genfab logs` and `genfab report` on a finished run, from another process, on file://
+and S3 (moto): the phase, each stage's counts, the drops by reason, where the data is, readable log
+lines, and the report written into the output itself."""
 
 from __future__ import annotations
 
@@ -22,10 +23,20 @@ def genfab(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
 
 def test_status_and_logs_of_a_run_from_another_terminal(
         tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
-    uri, env, _ = target
+    uri, env, store = target
     result = genfab_run(tmp_path, job("ledger", uri, inputs(tmp_path, 5, bad=(3,))), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"data:    {uri}" in result.stdout and f"genfab status {uri}" in result.stdout
+    written = next(line for line in result.stdout.splitlines() if line.startswith("report:  "))
+    assert "_genfab/report/index.html (" in written, written  # the run wrote its report at the end
+
+    store.delete_prefix("_genfab/report/")
+    report = genfab(tmp_path, env, "report", uri)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.splitlines()[0].endswith("_genfab/report/index.html")
+    page = store.read_bytes("_genfab/report/index.html").decode()
+    assert "DatasetJob/ledger" in page and "PartiallySucceeded" in page and "BadContent" in page and "img_003" in page
+    assert store.exists("_genfab/report/samples.csv")
 
     shown = genfab(tmp_path, env, "status", uri)
     assert shown.returncode == 0, shown.stderr
@@ -45,5 +56,6 @@ def test_status_and_logs_of_a_run_from_another_terminal(
 
     unknown = genfab(tmp_path, env, "logs", uri, "nosuch")
     assert unknown.returncode == 2 and "no stage 'nosuch' in this run (stages: segment, albedo" in unknown.stderr
-    nothing = genfab(tmp_path, env, "status", str(tmp_path / "empty"))
-    assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1 and "no genfab run there" in nothing.stderr
+    for command in ("status", "report"):
+        nothing = genfab(tmp_path, env, command, str(tmp_path / "empty"))
+        assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1 and "no genfab run there" in nothing.stderr

@@ -67,6 +67,11 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
     state = json.loads(out.read_bytes("mug/pipeline_state.json"))
     assert {(f["step"], f.get("id")) for f in state["failed_operations"]} == {(4, failing)}
     assert state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]  # step 4 ran to its end; its failure is listed
+    assert "report:  " in result.stdout and out.exists("mug/_genfab/report/index.html"), result.stdout
+    page = out.read_bytes("mug/_genfab/report/index.html").decode()  # the run's report: what a person checks
+    assert "Reference-object dataset" in page and "The reference and its perspectives" in page
+    assert page.count('data-sample="train/') + page.count('data-sample="val/') == 6  # each image, its polygons
+    assert out.exists("mug/_genfab/report/plots/class-counts.png") and "mug" in page
 
     # retryFailed: only the failed image of step 4 is made again; steps 5-7 add what follows from it
     # (the rest of their samples are reused), so the dataset matches 04_dataset.

@@ -101,6 +101,14 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
         "model_3.pkl", "model_6.pkl"]
 
 
+def test_the_runs_report_shows_the_curves_and_each_checkpoints_evaluation(two_nodes: Path) -> None:
+    report = two_nodes / "_genfab/report"
+    page = (report / "index.html").read_text()
+    assert "TuningRun/two-nodes (tuning-difix)" in page and "Evaluation per checkpoint" in page
+    assert {p.name for p in (report / "plots").iterdir()} == {"loss.png", "learning-rate.png"}  # one eval: no curve
+    assert page.count('data-sample="step ') == 1 and "model_6.pkl" in page  # the checkpoint's eval grid
+
+
 def test_checkpoints_are_difix3d_checkpoints(two_nodes: Path) -> None:
     sd = read_checkpoint(two_nodes / "checkpoints" / "model_6.pkl")
     assert set(REQUIRED) <= set(sd)

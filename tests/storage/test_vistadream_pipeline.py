@@ -65,6 +65,9 @@ def test_outpaint_then_depth_hand_on_the_seeds_two_frames(tmp_path: Path, tiny_m
     assert markers == ["astronaut/depth/_SUCCESS.json", "astronaut/outpaint/_SUCCESS.json"]
     params = json.loads((out / "astronaut/outpaint/_SUCCESS.json").read_text())["extra"]["params"]
     assert params["fluxRuntime"] == []  # compile (the default) applies on CUDA only: nothing on the CPU
+    page = (out / "_genfab/report/index.html").read_text()  # the run's report: input, outpaint, depth
+    row = page.split('data-sample="astronaut"', 1)[1].split("</tr>", 1)[0]
+    assert row.count("<img ") == 3 and row.count("not made") == 4, row
 
 
 def test_no_outpaint_builds_the_input_frame_alone(tmp_path: Path, tiny_models: Path) -> None:

@@ -29,9 +29,9 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _jpeg(image: Image.Image) -> bytes:
-    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=3.0)  # box-reduce first: faster
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=QUALITY, optimize=True)
+    image.save(out, "JPEG", quality=QUALITY)
     return out.getvalue()
 
 
@@ -48,7 +48,7 @@ def thumbnail(data: bytes, mask: bytes | None = None, polygons: bytes | None = N
 
 def _outline_mask(image: Image.Image, mask: bytes) -> Image.Image:
     """What the mask leaves out dimmed, its outline drawn: the kept part stays as it is, readable."""
-    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=3.0)
     inside = Image.open(io.BytesIO(mask)).convert("L").resize(image.size, Image.Resampling.NEAREST)
     inside = inside.point(lambda v: 255 if v >= 128 else 0)
     dimmed = Image.blend(image, Image.new("RGB", image.size, (0, 0, 0)), 0.65)

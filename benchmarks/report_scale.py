@@ -1,0 +1,119 @@
+"""`genfab report` on a large run: a relighting output of N samples (10,000 by default; each sample's
+five pictures are 384x512 PNGs, hard links of one file so the disk holds one), on file://.
+
+Side by side in one process on one machine: the floor (listing the output, what any report of it
+must do), the report as `genfab run` writes it (200 samples pictured, evenly spaced), and reports
+picturing more (1,000; every sample with --all). Prints seconds, the report's size and files, and
+the ratio to the floor; `--write` records the table in benchmarks/results/report.md.
+
+    python benchmarks/report_scale.py --samples 10000 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("operator", "stages")]
+
+from genfab.report.writer import ReportWriter  # noqa: E402
+from genfab.storage import open_storage  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "report.md"
+
+
+def picture() -> bytes:
+    """A portrait-sized picture with detail (a gradient and noise: PNG cannot shrink it to nothing)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:512, 0:384]
+    image = np.stack([x / 384 * 255, y / 512 * 255, np.full_like(x, 128)], -1) + rng.normal(0, 12, (512, 384, 3))
+    out = io.BytesIO()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def make_output(root: Path, n: int) -> None:
+    data = root / "data"
+    for folder in ("outputs", "stage_1", "stage_3"):
+        (data / folder).mkdir(parents=True)
+    one = root / "one.png"
+    one.write_bytes(picture())
+    mask = root / "mask.png"
+    Image.fromarray(np.pad(np.full((312, 184), 255, np.uint8), 100)).save(mask)
+    for i in range(n):
+        sid = f"s{i:05d}"
+        for name in ("input", "albedo", "output"):
+            os.link(one, data / "outputs" / f"{sid}_{name}.png")
+        os.link(one, data / "stage_3" / f"{sid}_degraded.png")
+        os.link(mask, data / "stage_1" / f"{sid}_mask.png")
+        (data / "outputs" / f"{sid}_metadata.json").write_text(json.dumps({
+            "stages": {"segment": {"params": {"backend": "classical", "maskFraction": 0.3}},
+                       "albedo": {"params": {"method": "lab", "blend": 0.2}}},
+            "lighting": {"method": "softShading", "ambient": 0.7, "lightDirection": [0.1, 0.2, 0.97]}}))
+    one.unlink()
+    mask.unlink()
+    (root / "_genfab").mkdir()
+    (root / "_genfab/summary.json").write_text(json.dumps({
+        "kind": "DatasetJob", "name": "large", "pipeline": "relighting", "outputUri": root.as_uri(), "phase": "Succeeded",
+        "stages": [{"name": s, "outputUri": f"{root.as_uri()}/{p}", "samples": n, "succeeded": n}
+                   for s, p in (("segment", "data/stage_1"), ("degrade", "data/stage_3"), ("organize", "data"))]}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--all", action="store_true", help="also a report picturing every sample")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="genfab-report-bench-"))
+    try:
+        start = time.monotonic()
+        make_output(root, args.samples)
+        print(f"made {args.samples} samples in {time.monotonic() - start:.1f} s", flush=True)
+        store = open_storage(root.as_uri())
+        start = time.monotonic()
+        keys = sum(1 for _ in store.list(""))
+        floor = time.monotonic() - start
+        rows = [("listing the output (the floor)", floor, 0, keys, 0)]
+        budgets = [200, 1000] + ([args.samples] if args.all else [])
+        for budget in budgets:
+            result = ReportWriter(store, max_pictures=budget).write()
+            files = sum(1 for _ in store.list("_genfab/report/"))
+            rows.append((f"report, {budget} pictured", result.seconds, result.bytes, files, result.pages))
+            print(f"{budget} pictured: {result.seconds:.1f} s, {result.bytes / 1e6:.1f} MB, {files} files", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    import matplotlib
+    import PIL
+
+    lines = [f"# `genfab report` on a {args.samples:,}-sample relighting output", "",
+             "One process, one machine, file:// (the pictures are 384x512 PNGs; five per sample, plus its metadata).",
+             "", f"- command: `python benchmarks/report_scale.py --samples {args.samples}"
+             + (" --all" if args.all else "") + "`",
+             f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+             f"- Python {platform.python_version()}, Pillow {PIL.__version__}, matplotlib {matplotlib.__version__}",
+             "- ratio = seconds / the floor's seconds (listing every key of the output once)", "",
+             "| variant | seconds | vs floor | report size | report files | pages |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, seconds, size, files, pages in rows:
+        lines.append(f"| {name} | {seconds:.2f} | {seconds / floor:.1f}x | {size / 1e6:.1f} MB | "
+                     f"{files if size else '-'} | {pages or '-'} |")
+    print("\n".join(lines[-len(rows) - 2:]))
+    if args.write:
+        RESULTS.write_text("\n".join(lines) + "\n")
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
