@@ -103,6 +103,40 @@ def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: 
     not_blank(second.parts[0])
 
 
+@pytest.mark.parametrize(("name", "output", "rows"), [
+    ("datasetjob-custom-stage.yaml", "portraits-custom", [4]),  # segment replaced: its masks, nothing after
+    ("scenejob-worldexplorer-tiny.yaml", "worldexplorer-tiny", [3]),  # three scaffolds; no scene (no GPU)
+])
+def test_each_cpu_examples_report_opens(tmp_path: Path, devtools: str, name: str, output: str, rows: list[int]) -> None:
+    doc = example(tmp_path, name)
+    if "models" in doc["spec"]:
+        from scripts.tiny_models import save_worldexplorer_models
+
+        doc["spec"]["models"]["uri"] = save_worldexplorer_models(tmp_path / "genfab-models").as_uri()
+    done = genfab_run(tmp_path, doc, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = open_report(devtools, tmp_path / "genfab-runs" / output)
+    assert page.problems == [], page.problems
+    assert page.measured["rows"] == rows and all(page.measured["pictures"]), page.measured["rows"]
+    not_blank(page.screenshot)
+
+
+def test_a_tuning_runs_report_has_its_curves_and_each_checkpoints_grid(tmp_path: Path, devtools: str) -> None:
+    from scripts.tiny_models import save_tuning_models
+
+    exported = genfab_run(tmp_path, example(tmp_path, "datasetjob-difix-local.yaml"), timeout=300)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    doc = example(tmp_path, "tuningrun-difix-local.yaml")
+    doc["spec"]["models"]["uri"] = save_tuning_models(tmp_path / "genfab-models").as_uri()
+    done = genfab_run(tmp_path, doc, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = open_report(devtools, tmp_path / "genfab-runs/difix-procedural/tuning_runs/tiny-local")
+    assert page.problems == [], page.problems
+    assert page.measured["rows"] == [2] and all(page.measured["pictures"])  # checkpoints 3 and 6
+    assert len(page.measured["plots"]) == 3 and all(page.measured["plots"])  # loss, learning rate, eval PSNR
+    assert "Evaluation per checkpoint" in page.measured["text"] and "model_6.pkl" in page.measured["text"]
+
+
 def test_the_manual_example_is_completed_from_the_review_page(tmp_path: Path, devtools: str) -> None:
     from scripts.tiny_models import save_worldexplorer_models
 
