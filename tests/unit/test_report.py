@@ -99,6 +99,7 @@ def test_reference_object_counts_objects_per_class_and_draws_each_label() -> Non
     section = reference_object(listing(files, "reference-object", {"annotation": root}))
     (table,) = section.tables
     assert table.rows == (("mug", "1", "1"), ("lid", "1", "0"))
+    assert dict(section.galleries[2].rows[0].facts)["objects"] == "mug 1, lid 1"
     yolo = section.galleries[2]
     assert [r.pictures[0] for r in yolo.rows] == [
         Picture(f"{root}train/images/a.png", polygons=f"{root}train/labels/a.txt"),
@@ -249,3 +250,35 @@ def test_the_review_server_wants_its_token_and_its_own_name(tmp_path: Path) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_worldexplorer_scene_shows_its_views_frames_render_and_metrics() -> None:
+    s = "photorealistic/index_0000"
+    files = {f"{s}/scaffold/final/{v:03d}.png": b"" for v in range(8) if v != 3}
+    files.update({f"{s}/scaffold/candidates/003_0{k}.png": b"" for k in range(2)})
+    files.update({f"{s}/scenes/img2trajvid/images/{i:04d}.png": b"" for i in range(20)})
+    files[f"{s}/scenes/gaussians/preview.png"] = b""
+    files[f"{s}/scenes/gaussians/gf.ply"] = b"x" * 2_500_000
+    files[f"{s}/scenes/gaussians/metrics.json"] = json.dumps({
+        "psnr": 27.125, "ssim": 0.8912, "lpips": 0.1, "num_gaussians": 123456, "evaluated_on": "test", "views": 4}
+    ).encode()
+    section = sections(listing(files, "worldexplorer", {"scaffold": "", "expansion": "", "gaussians": ""}))[0]
+    views, waiting, scenes = section.galleries
+    assert [p is None for p in views.rows[0].pictures] == [False, False, False, True, False, False, False, False]
+    assert [r.sample for r in waiting.rows] == [f"{s} view 003"] and len(waiting.rows[0].pictures) == 2
+    frames = [p.key.rsplit("/", 1)[1] for p in scenes.rows[0].pictures if p is not None]
+    assert frames == ["0000.png", "0004.png", "0008.png", "0011.png", "0015.png", "0019.png", "preview.png"]
+    assert dict(scenes.rows[0].facts)["PLY"] == "2.5 MB"
+    (table,) = section.tables
+    assert table.header == ("sample", "PSNR", "SSIM", "LPIPS", "Gaussians", "evaluated on", "PLY size")
+    assert table.rows == ((s, "27.12", "0.891", "0.100", "123456", "test views (4)", "2.5 MB"),)
+
+
+def test_a_vistadream_scene_says_its_psnr_is_the_input_views() -> None:
+    files = {"astronaut/outpaint/input.png": b"", "astronaut/depth/depth.png": b"",
+             "astronaut/render/gf.ply": b"x" * 900,
+             "astronaut/gaussians/metrics.json": json.dumps({"input_view_psnr": 31.5, "splats": 4096}).encode()}
+    section = sections(listing(files, "vistadream", {"outpaint": "", "depth": "", "gaussians": ""}))[0]
+    (table,) = section.tables
+    assert table.rows[0][:3] == ("astronaut", "31.50", "4096") and table.rows[0][-1] == "900 B"
+    assert table.header[1] == "input-view PSNR"

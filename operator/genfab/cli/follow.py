@@ -83,6 +83,8 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
             for reason, d in (stage.get("dropped") or {}).items():
                 lines.append(f"  {stage['name']}: {d['count']} {reason} (e.g. {', '.join(d['examples'])})")
         lines.append(f"summary: {summary.get('summaryUri') or uri + '/' + SUMMARY_KEY}")
+        if summary.get("reportUri"):  # written by `genfab run`; for the operator's runs by `genfab report`
+            lines.append(f"report: {summary['reportUri']} (`{summary.get('reportCommand')}` writes it again)")
     elif st.get("phase") not in TERMINAL_PHASES:
         lines.append(f"logs: genfab logs {uri}")
     return lines

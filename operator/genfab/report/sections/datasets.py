@@ -154,22 +154,29 @@ def reference_object(listing: Listing) -> Section:
                     note=f"{len(perspectives)} perspective(s)" + (", the first 8 shown" * (len(perspectives) > 8)))
     scenes = tuple(Row(k.rsplit("/", 1)[-1], (Picture(k),)) for k in listing.under(f"{root}04_dataset/")
                    if re.search(IMAGE, k))
-    rows, per_split = [], Counter[str]()
-    labels: dict[str, list[str]] = {"train": [], "val": []}
+    images: list[tuple[str, str, str, str | None]] = []  # (split, stem, image, label)
     for split in ("train", "val"):
         for key in listing.under(f"{yolo}{split}/images/"):
-            if not re.search(IMAGE, key):
-                continue
-            stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            label = f"{yolo}{split}/labels/{stem}.txt"
-            per_split[split] += 1
-            if label in listing.keys:
-                labels[split].append(label)
-            rows.append(Row(f"{split}/{stem}", (Picture(key, polygons=label if label in listing.keys else None),),
-                            (("split", split),)))
-    counts_by_split = {split: yolo_class_counts(listing.read_many(labels[split])) for split in ("train", "val")}
+            if re.search(IMAGE, key):
+                stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                label_key = f"{yolo}{split}/labels/{stem}.txt"
+                images.append((split, stem, key, label_key if label_key in listing.keys else None))
+    read = listing.read_many([label for *_, label in images if label])  # every label: the class counts need them
+
+    def class_name(i: int) -> str:
+        return names[i] if i < len(names) else f"class {i}"
+
+    per_split = Counter(split for split, *_ in images)
+    counts_by_split = {split: yolo_class_counts({label: read.get(label, b"") for s, _, _, label in images
+                                                 if s == split and label}) for split in ("train", "val")}
+    rows = []
+    for split, stem, key, label in images:
+        objects = yolo_class_counts({"": read.get(label, b"")}) if label else Counter[int]()
+        shown = ", ".join(f"{class_name(i)} {n}" for i, n in sorted(objects.items())) or "none"
+        rows.append(Row(f"{split}/{stem}", (Picture(key, polygons=label),),
+                        (("split", split), ("objects", shown if label else "no label file"))))
     ids = sorted(set(counts_by_split["train"]) | set(counts_by_split["val"]))
-    label_of = {i: (names[i] if i < len(names) else f"class {i}") for i in ids}
+    label_of = {i: class_name(i) for i in ids}
     table = Table("Classes", ("class", "train objects", "val objects"),
                   tuple((label_of[i], str(counts_by_split["train"][i]), str(counts_by_split["val"][i])) for i in ids),
                   f"images: train {per_split['train']}, val {per_split['val']}")

@@ -5,7 +5,7 @@ held-out PSNR/SSIM/LPIPS, the Gaussians and the PLY's size."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
@@ -33,8 +33,25 @@ def _metric(doc: Mapping[str, Any] | None, name: str, digits: int = 2) -> str:
 
 
 def scene_facts(metrics: Mapping[str, Any]) -> Facts:
+    """The 3DGS stage's `metrics.json`: held-out (or training-view) quality and the Gaussians."""
     return (("PSNR", _metric(metrics, "psnr")), ("SSIM", _metric(metrics, "ssim", 3)),
-            ("LPIPS", _metric(metrics, "lpips", 3)), ("Gaussians", str(metrics.get("num_gaussians", "-"))))
+            ("LPIPS", _metric(metrics, "lpips", 3)), ("Gaussians", str(metrics.get("num_gaussians", "-"))),
+            ("evaluated on", f"{metrics.get('evaluated_on', '?')} views ({metrics.get('views', '?')})"))
+
+
+def vistadream_facts(metrics: Mapping[str, Any]) -> Facts:
+    """vistadream's `gaussians/metrics.json`: the input view's PSNR (its only view) and the splats."""
+    return (("input-view PSNR", _metric(metrics, "input_view_psnr")), ("Gaussians", str(metrics.get("splats", "-"))),
+            ("seconds", _metric(metrics, "seconds", 1)))
+
+
+def ply_size(listing: Listing, *folders: str) -> int | None:
+    """The size of the scene's PLY: the first `.ply` in the first folder that has one."""
+    for folder in folders:
+        for key in listing.under(folder):
+            if key.endswith(".ply") and "/" not in key[len(folder):]:
+                return listing.keys[key]
+    return None
 
 
 def evenly(items: list[str], n: int) -> list[str]:
@@ -52,13 +69,20 @@ def _samples(listing: Listing, pattern: str) -> list[str]:
     return sorted(found)
 
 
-def metrics_table(listing: Listing, samples: list[str], metrics_key: str, ply_key: str) -> Table:
-    docs = {s: listing.json(f"{s}/{metrics_key}") for s in samples}
-    rows = tuple((s, _metric(docs[s], "psnr"), _metric(docs[s], "ssim", 3), _metric(docs[s], "lpips", 3),
-                  str((docs[s] or {}).get("num_gaussians", "-")), human_size(listing.keys.get(f"{s}/{ply_key}")))
-                 for s in samples if docs[s] is not None or f"{s}/{ply_key}" in listing.keys)
-    return Table("Scenes", ("sample", "PSNR", "SSIM", "LPIPS", "Gaussians", "PLY size"), rows,
-                 "" if rows else "no scene trained yet", )
+def metrics_table(listing: Listing, samples: list[str], metrics_key: str,
+                  describe: Callable[[Mapping[str, Any]], Facts], ply_folders: tuple[str, ...]) -> Table:
+    """Per scene: its metrics (as `describe` names them) and its PLY's size."""
+    rows: list[tuple[str, ...]] = []
+    header: tuple[str, ...] = ("sample",)
+    for s in samples:
+        doc = listing.json(f"{s}/{metrics_key}")
+        size = ply_size(listing, *(f"{s}/{f}" for f in ply_folders))
+        if doc is None and size is None:
+            continue
+        facts = describe(doc or {})
+        header = ("sample", *(k for k, _ in facts), "PLY size")
+        rows.append((s, *(v for _, v in facts), human_size(size)))
+    return Table("Scenes", header, tuple(rows), "" if rows else "no scene trained yet")
 
 
 def awaiting_choice(listing: Listing, samples: list[str]) -> Gallery:
@@ -92,7 +116,7 @@ def worldexplorer(listing: Listing) -> Section:
             scene_rows.append(Row(s, (*(Picture(k) for k in shown),
                                       *((None,) * (TRAJECTORY_FRAMES - len(shown))), _present(listing, preview)),
                                   (("frames", str(len(frames))),
-                                   ("PLY", human_size(listing.keys.get(f"{s}/scenes/gaussians/gf.ply")))),
+                                   ("PLY", human_size(ply_size(listing, f"{s}/scenes/gaussians/")))),
                                   f"{s}/scenes/gaussians/metrics.json"))
     galleries = [Gallery("Scaffold: the eight views", VIEWS, tuple(scaffold_rows),
                          note="000 is the sample's image; 002/004/006 generated; 001/003/005/007 inpainted between "
@@ -105,7 +129,7 @@ def worldexplorer(listing: Listing) -> Section:
                              tuple(scene_rows), scene_facts,
                              f"{TRAJECTORY_FRAMES} trajectory frames evenly spaced, then the trained scene's "
                              "preview"))
-    table = metrics_table(listing, samples, "scenes/gaussians/metrics.json", "scenes/gaussians/gf.ply")
+    table = metrics_table(listing, samples, "scenes/gaussians/metrics.json", scene_facts, ("scenes/gaussians/",))
     return Section("Scenes", tables=(table,), galleries=tuple(galleries))
 
 
@@ -117,13 +141,13 @@ def vistadream(listing: Listing) -> Section:
         rows.append(Row(s, (*(_present(listing, f"{s}/{k}") for k in ("outpaint/input.png", "outpaint/outpaint.png",
                                                                        "depth/depth.png", "gaussians/preview.png")),
                             *(Picture(k) for k in evenly(views, 3)), *((None,) * (3 - len(evenly(views, 3))))),
-                        (("PLY", human_size(listing.keys.get(f"{s}/render/gf.ply")
-                                            or listing.keys.get(f"{s}/gaussians/scene.ply"))),
+                        (("PLY", human_size(ply_size(listing, f"{s}/render/", f"{s}/coarse/", f"{s}/gaussians/"))),
                          ("video", "render/video.mp4" if f"{s}/render/video.mp4" in listing.keys else "-")),
                         f"{s}/gaussians/metrics.json"))
     gallery = Gallery("From one image to a scene", ("input", "outpaint", "depth", "3DGS render", "coarse view 1",
-                                                    "coarse view 2", "coarse view 3"), tuple(rows), scene_facts)
-    table = metrics_table(listing, samples, "gaussians/metrics.json", "gaussians/scene.ply")
+                                                    "coarse view 2", "coarse view 3"), tuple(rows), vistadream_facts)
+    table = metrics_table(listing, samples, "gaussians/metrics.json", vistadream_facts,
+                          ("render/", "coarse/", "gaussians/"))
     return Section("Scenes", tables=(table,), galleries=(gallery,))
 
 
