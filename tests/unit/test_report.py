@@ -188,12 +188,27 @@ def test_no_run_there_is_one_line_and_no_report(tmp_path: Path) -> None:
     assert not (tmp_path / "_genfab").exists()
 
 
-def test_a_missing_library_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_library_is_named_and_without_matplotlib_only_the_charts_are_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "PIL" else real(name))
+    assert report_unavailable() == "the report needs Pillow (pip install 'genfab[report]')"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name))
-    assert report_unavailable() == "the report needs matplotlib (pip install 'genfab[report]')"
+    assert report_unavailable() is None
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/steps.jsonl").write_text('{"step": 1, "lr": 0.1, "loss_total": 2}\n{"step": 2, "lr": 0.1}\n')
+    (tmp_path / "_genfab").mkdir()
+    (tmp_path / "_genfab/summary.json").write_text(json.dumps({
+        "kind": "TuningRun", "name": "t", "pipeline": "tuning-difix", "outputUri": tmp_path.as_uri(),
+        "stages": [{"name": "train", "outputUri": tmp_path.as_uri()}]}))
+    state, line = write_run_report(tmp_path.as_uri(), {})
+    assert state == "written" and line.endswith("; charts not drawn: matplotlib is not installed "
+                                                "(pip install 'genfab[report]')"), line
+    index = (tmp_path / "_genfab/report/index.html").read_text()
+    assert "Training loss: charts not drawn: matplotlib is not installed" in index
+    assert not (tmp_path / "_genfab/report/plots").exists()
 
 
 def gate_output(root: Path) -> None:

@@ -37,6 +37,7 @@ def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | N
     except (ReportError, StorageError, ValueError) as exc:
         return "not written", str(exc)
     note = f" ({result.unreadable} picture(s) unreadable)" if result.unreadable else ""
+    note += f"; {result.charts_missing}" if result.charts_missing else ""
     return "written", (f"{shown_location(result.uri)} ({result.pictured} of {result.samples} sample row(s) "
                        f"pictured, {result.pages} page(s), {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s){note}")
 

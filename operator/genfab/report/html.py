@@ -119,7 +119,8 @@ def gallery_html(shown: ShownGallery) -> str:
             f'<table class="gallery"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{_nav(shown)}')
 
 
-def section_html(section: Section, galleries: list[ShownGallery], plots: dict[str, str]) -> str:
+def section_html(section: Section, galleries: list[ShownGallery], plots: dict[str, str],
+                 charts_missing: str | None = None) -> str:
     parts = [f"<h2>{escape(section.title)}</h2>"]
     if section.notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in section.notes) + "</ul>")
@@ -128,6 +129,8 @@ def section_html(section: Section, galleries: list[ShownGallery], plots: dict[st
         if plot.name in plots:
             parts.append(f'<img class="plot" src="{escape(plots[plot.name])}" alt="{escape(plot.title)}" '
                          'width="640" height="320">')
+        elif charts_missing:
+            parts.append(f'<p class="note">{escape(plot.title)}: {escape(charts_missing)}</p>')
     parts += [gallery_html(g) for g in galleries]
     return "".join(parts)
 

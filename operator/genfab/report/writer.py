@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genfab.contract import RUN_DIR, RUN_REPORT_DIR, STATUS_KEY, SUMMARY_KEY
+from genfab.report import charts_unavailable
 from genfab.report.html import ShownGallery, ShownRow, Thumb, document, gallery_html, page_name, section_html
 from genfab.report.model import Gallery, Listing, Picture, Row, Section
 from genfab.report.sections import sections
@@ -50,6 +51,8 @@ class ReportResult:
     seconds: float
     unreadable: int
     """Pictures that could not be read or decoded (shown as such)."""
+    charts_missing: str | None = None
+    """Why the charts were not drawn (matplotlib missing), else None."""
 
 
 def pictured(rows: tuple[Row, ...], budget: int) -> list[Row]:
@@ -93,6 +96,7 @@ class ReportWriter:
         self.max_pictures = max_pictures
         self.workers = workers or min(16, 2 * (os.cpu_count() or 1))
         self.unreadable = 0
+        self.charts_missing: str | None = None
 
     # -- reading
     def _read(self, key: str) -> bytes | None:
@@ -161,9 +165,13 @@ class ReportWriter:
                                              if r.facts_key and r.facts_key in listing.keys}))
         pictures = [p for g in galleries for r in shown_rows[id(g)] for p in r.pictures if p is not None]
         thumbs = self._thumbs(pictures)
-        from genfab.report.plots import draw
+        self.charts_missing = charts_unavailable()
+        if self.charts_missing is None:
+            from genfab.report.plots import draw
 
-        plots = {p.name: draw(p) for s in built for p in s.plots}
+            plots = {p.name: draw(p) for s in built for p in s.plots}
+        else:  # each chart's place says why it is not there
+            plots = {}
         files: dict[str, bytes] = {name: jpeg for name, jpeg, _, _ in thumbs.values()}
         files.update({f"plots/{name}.png": png for name, png in plots.items()})
         plot_src = {name: f"plots/{name}.png" for name in plots}
@@ -195,7 +203,8 @@ class ReportWriter:
         title = f"{summary.get('kind')}/{summary.get('name')} ({summary.get('pipeline') or 'pipeline unknown'})"
         subtitle = (f"{summary.get('phase')} · {summary.get('executor') or '?'} run · finished "
                     f"{summary.get('finishedAt') or '-'} · output {summary.get('outputUri')}")
-        body = "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src) for s in built)
+        body = "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src, self.charts_missing)
+                       for s in built)
         body += ('<p class="note">Every sample: <a href="samples.csv">samples.csv</a>. Written by '
                  f"<code>genfab report {summary.get('outputUri')}</code>.</p>")
         files["index.html"] = document(title, subtitle, body).encode()
@@ -211,7 +220,8 @@ class ReportWriter:
         return ReportResult(self.store.child(f"{RUN_REPORT_DIR}/index.html"),
                             sum(1 for n in files if n.endswith(".html")), len(thumbs),
                             sum(len(g.rows) for g in galleries), sum(len(shown_rows[id(g)]) for g in galleries),
-                            sum(len(v) for v in files.values()), time.monotonic() - start, self.unreadable)
+                            sum(len(v) for v in files.values()), time.monotonic() - start, self.unreadable,
+                            self.charts_missing)
 
 
 def samples_csv(built: list[Section]) -> bytes:
