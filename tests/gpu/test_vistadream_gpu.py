@@ -120,6 +120,14 @@ def test_the_pipeline_runs_for_every_stage_value(tmp_path: Path, tiny_models: Pa
     print(f"\n{stage}: {json.dumps(summary, indent=1)}")
     splats = read_ply(sample / "render/gf.ply")
     assert len(splats) == summary["splats"] > 0
+    page = (out / "_genfab/report/index.html").read_text()  # the run's report: the scene's pictures and size
+    row = page.split('data-sample="astronaut"', 1)[1].split("</tr>", 1)[0]
+    made = [k for k in ("outpaint/input.png", "outpaint/outpaint.png", "depth/depth.png", "gaussians/preview.png")
+            if (sample / k).is_file()]
+    views = min(3, len(list((sample / "coarse/views").glob("*.png")))) if (sample / "coarse/views").is_dir() else 0
+    assert "depth/depth.png" in made and "gaussians/preview.png" in made
+    assert row.count("<img ") == len(made) + views, row
+    assert ">" + f"{(sample / 'render/gf.ply').stat().st_size / 1000:.1f} KB<" in page or " MB<" in page
     assert (sample / "render/video.mp4").stat().st_size > 0 and (sample / "render/depth.mp4").stat().st_size > 0
     expected_frames = {"no-outpaint": ["input"], "outpaint": ["input", "outpaint"], "fine": ["input", "outpaint"],
                        "coarse": ["input", "outpaint", "coarse_00", "coarse_01"]}[stage]

@@ -83,6 +83,15 @@ def test_scaffold_expansion_and_3dgs_for_two_samples_and_two_variants(tmp_path: 
     assert all(r["stages"]["expansion"]["status"] == "succeeded" for r in batch["samples"])
     summary = {s["name"]: s for s in json.loads((out / "_genfab" / "summary.json").read_text())["stages"]}
     assert summary["expansion"]["producedBy"] == {"expansion: walk (genfab), geometry: scene": 4}
+    page = (out / "_genfab/report/index.html").read_text()  # the run's report of real scenes
+    table = page.split("<h3>Per scene</h3>", 1)[1].split("</table>", 1)[0]
+    for sample in SAMPLES:
+        metrics = json.loads((out / sample / "scenes/gaussians/metrics.json").read_text())
+        row = table.split(f"<td>{sample}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f">{metrics['psnr']:.2f}<" in row and f">{metrics['num_gaussians']}<" in row, row
+        trajectory = page.split("Trajectory and the trained scene", 1)[1].split(f'data-sample="{sample}"', 1)[1]
+        assert trajectory.split("</tr>", 1)[0].count("<img ") == 7  # six frames and the 3DGS render
+    print("\nreport:", next(line for line in result.stdout.splitlines() if line.startswith("report:")))
 
     # Stage 3 alone (the seed's run_3dgs_only): it finds stage 2's img2trajvid and trains again.
     stamp = {s: (out / s / "scenes/expansion.json").stat().st_mtime_ns for s in SAMPLES}

@@ -82,7 +82,7 @@ def metrics_table(listing: Listing, samples: list[str], metrics_key: str,
         facts = describe(doc or {})
         header = ("sample", *(k for k, _ in facts), "PLY size")
         rows.append((s, *(v for _, v in facts), human_size(size)))
-    return Table("Scenes", header, tuple(rows), "" if rows else "no scene trained yet")
+    return Table("Per scene", header, tuple(rows), "" if rows else "no scene trained yet")
 
 
 def awaiting_choice(listing: Listing, samples: list[str]) -> Gallery:
