@@ -46,6 +46,7 @@ SLOW: frozenset[str] = frozenset({
     "tests/storage/test_difix_pipeline.py::test_hi4d_layout_with_renders_from_a_folder",
     "tests/storage/test_vistadream_pipeline.py::test_a_missing_inpainter_fails_the_stage_naming_its_folder",
     "tests/docs/test_report_in_a_browser.py::test_a_tuning_runs_report_has_its_curves_and_each_checkpoints_grid",
+    "tests/docs/test_report_in_a_browser.py::test_each_cpu_examples_report_opens",
 })
 """Modules (`path`) and tests (`path::test`, parameters stripped) of the slow tier: on 2 cores each
 test took over ~7 s (`pytest --durations=0`), together about three quarters of the whole run."""

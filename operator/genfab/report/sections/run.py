@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from genfab.contract import DROPPED_KEY
-from genfab.report.model import Listing, Plot, Section, Series, Table
+from genfab.report.model import Listing, Section, Table
 
 SHOWN_DROPS = 100
 """Dropped samples listed one by one; the counts per stage and reason cover every one."""
@@ -84,18 +84,9 @@ def condition_notes(status: dict[str, Any] | None) -> tuple[str, ...]:
                  if c.get("status") == "True" and c.get("type") not in QUIET_CONDITIONS and c.get("message"))
 
 
-def seconds_plot(summary: dict[str, Any]) -> Plot | None:
-    stages = [s for s in summary.get("stages") or [] if s.get("seconds")]
-    if len(stages) < 2:
-        return None
-    return Plot("stage-seconds", "Seconds per stage", "bar",
-                (Series("seconds", (), tuple(float(s["seconds"]) for s in stages)),),
-                ylabel="seconds", names=tuple(str(s["name"]) for s in stages))
-
-
 def run_section(listing: Listing) -> Section:
+    # No chart here: the stage table has the seconds, and most runs then need no matplotlib at all
+    # (its import is most of a small run's report time).
     summary = dict(listing.summary)
-    plot = seconds_plot(summary)
     return Section("Run", (stage_table(summary), produced_by_table(summary), hash_table(summary),
-                           *drop_tables(listing)),
-                   plots=(plot,) if plot else (), notes=condition_notes(dict(listing.status or {})))
+                           *drop_tables(listing)), notes=condition_notes(dict(listing.status or {})))
