@@ -126,9 +126,7 @@ class ReportWriter:
         if summary is None:
             assert status is not None
             summary = summary_from_status(status)
-        summary.setdefault("outputUri", self.store.uri)
-        if not summary.get("outputUri"):
-            summary["outputUri"] = self.store.uri
+        summary["outputUri"] = summary.get("outputUri") or self.store.uri  # stage folders are relative to it
         keys = {o.key: o.size for o in self.store.list("") if not o.key.startswith(SKIPPED)}
         return Listing(keys, summary, status, self._read, self._read_many)
 
