@@ -18,8 +18,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,15 +121,15 @@ def visit(devtools: str, url: str, settle_s: float = 1.0, measure: str = "", sho
     return asyncio.run(_visit(devtools, url, settle_s, measure, shoot))
 
 
-async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", shoot: str = "") -> PageVisit:
-    result = PageVisit(url)
-    local_host = urlsplit(url).netloc
+@asynccontextmanager
+async def _page(devtools: str, url: str, result: PageVisit, settle_s: float) -> AsyncIterator[_Session]:
+    """A new tab at `VIEWPORT` with `url` loaded and `settle_s` waited; its problems go to `result`."""
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{devtools}/json/new?about:blank") as response:
             target = await response.json(content_type=None)
         try:
             async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                session = _Session(ws, result, local_host)
+                session = _Session(ws, result, urlsplit(url).netloc)
                 for domain in ("Page", "Runtime", "Log", "Network"):
                     await session.call(f"{domain}.enable")
                 await session.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
@@ -137,31 +137,39 @@ async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", sh
                 loaded = session.expect("Page.loadEventFired")
                 await session.call("Page.navigate", url=url)
                 await asyncio.wait_for(loaded, 30)
-                await asyncio.sleep(settle_s)  # the theme's scripts run after load (search index, palette)
-                facts = await session.call("Runtime.evaluate", returnByValue=True, expression=(
-                    "JSON.stringify({title: document.title, h1: (document.querySelector('article h1, h1') || "
-                    "{}).innerText || '', text: document.body.innerText.length})"))
-                page = json.loads(facts["result"]["value"])
-                result.title, result.heading, result.text_length = page["title"], page["h1"], page["text"]
-                shot = await session.call("Page.captureScreenshot", format="png")
-                result.screenshot = base64.b64decode(shot["data"])
-                if measure:
-                    found = await session.call("Runtime.evaluate", returnByValue=True,
-                                               expression=f"JSON.stringify({measure})")
-                    result.measured = json.loads(found["result"]["value"])
-                if shoot:
-                    boxes = await session.call("Runtime.evaluate", returnByValue=True, expression=(
-                        f"JSON.stringify([...document.querySelectorAll({json.dumps(shoot)})].map(e => {{"
-                        "const r = e.getBoundingClientRect(); return {x: r.left + scrollX, y: r.top + scrollY, "
-                        "width: r.width, height: r.height}; }))"))
-                    for box in json.loads(boxes["result"]["value"]):
-                        part = await session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                                                  clip={**box, "scale": 1})
-                        result.parts.append(base64.b64decode(part["data"]))
-                session.reader.cancel()
+                await asyncio.sleep(settle_s)  # the page's scripts run after load (search index, palette)
+                try:
+                    yield session
+                finally:
+                    session.reader.cancel()
         finally:
             async with http.get(f"{devtools}/json/close/{target['id']}"):
                 pass
+
+
+async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", shoot: str = "") -> PageVisit:
+    result = PageVisit(url)
+    async with _page(devtools, url, result, settle_s) as session:
+        facts = await session.call("Runtime.evaluate", returnByValue=True, expression=(
+            "JSON.stringify({title: document.title, h1: (document.querySelector('article h1, h1') || "
+            "{}).innerText || '', text: document.body.innerText.length})"))
+        page = json.loads(facts["result"]["value"])
+        result.title, result.heading, result.text_length = page["title"], page["h1"], page["text"]
+        shot = await session.call("Page.captureScreenshot", format="png")
+        result.screenshot = base64.b64decode(shot["data"])
+        if measure:
+            found = await session.call("Runtime.evaluate", returnByValue=True,
+                                       expression=f"JSON.stringify({measure})")
+            result.measured = json.loads(found["result"]["value"])
+        if shoot:
+            boxes = await session.call("Runtime.evaluate", returnByValue=True, expression=(
+                f"JSON.stringify([...document.querySelectorAll({json.dumps(shoot)})].map(e => {{"
+                "const r = e.getBoundingClientRect(); return {x: r.left + scrollX, y: r.top + scrollY, "
+                "width: r.width, height: r.height}; }))"))
+            for box in json.loads(boxes["result"]["value"]):
+                part = await session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                          clip={**box, "scale": 1})
+                result.parts.append(base64.b64decode(part["data"]))
     return result
 
 
@@ -235,26 +243,9 @@ def interact(devtools: str, url: str, steps: list[Step], settle_s: float = 0.5) 
 
 async def _interact(devtools: str, url: str, steps: list[Step], settle_s: float) -> tuple[PageVisit, list[Any]]:
     result, outputs = PageVisit(url), []
-    async with aiohttp.ClientSession() as http:
-        async with http.put(f"{devtools}/json/new?about:blank") as response:
-            target = await response.json(content_type=None)
-        try:
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                session = _Session(ws, result, urlsplit(url).netloc)
-                for domain in ("Page", "Runtime", "Log", "Network"):
-                    await session.call(f"{domain}.enable")
-                await session.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
-                                   deviceScaleFactor=1, mobile=False)
-                loaded = session.expect("Page.loadEventFired")
-                await session.call("Page.navigate", url=url)
-                await asyncio.wait_for(loaded, 30)
-                await asyncio.sleep(settle_s)
-                for step in steps:
-                    outputs.append(await _step(session, step))
-                session.reader.cancel()
-        finally:
-            async with http.get(f"{devtools}/json/close/{target['id']}"):
-                pass
+    async with _page(devtools, url, result, settle_s) as session:
+        for step in steps:
+            outputs.append(await _step(session, step))
     return result, outputs
 
 

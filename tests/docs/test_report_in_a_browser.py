@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.docs.browser import chromium, find_chromium, interact, serve, visit
+from tests.docs.browser import interact, serve, visit
 from tests.helpers import ROOT, genfab_run
 
 SHOTS = ROOT / "docs" / "images"
 PICTURES = ("[...document.querySelectorAll('table.gallery img')].map(i => i.complete && i.naturalWidth > 0)")
-
-
-@pytest.fixture(scope="module")
-def devtools() -> Iterator[str]:
-    binary = find_chromium()
-    if binary is None:
-        if os.environ.get("GENFAB_REQUIRE_BROWSER"):
-            pytest.fail("GENFAB_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
-        pytest.skip("no chromium (apt-get install chromium, or GENFAB_CHROMIUM=/path/to/chromium)")
-    with chromium(binary) as endpoint:
-        yield endpoint
 
 
 def example(folder: Path, name: str) -> dict[str, Any]:

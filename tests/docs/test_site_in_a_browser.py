@@ -15,24 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.docs.browser import VIEWPORT, chromium, find_chromium, serve, visit
+from tests.docs.browser import VIEWPORT, serve, visit
 
 PAGES = (
     ("index.html", "genfab"),
     ("pipelines/vistadream/index.html", "vistadream"),
     ("reference/scenejob/index.html", "SceneJob"),
 )
-
-
-@pytest.fixture(scope="module")
-def devtools() -> Iterator[str]:
-    binary = find_chromium()
-    if binary is None:
-        if os.environ.get("GENFAB_REQUIRE_BROWSER"):
-            pytest.fail("GENFAB_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)")
-        pytest.skip("no chromium (apt-get install chromium, or GENFAB_CHROMIUM=/path/to/chromium)")
-    with chromium(binary) as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(scope="module")

@@ -183,8 +183,8 @@ def test_sample_ids_are_escaped(tmp_path: Path) -> None:
 
 
 def test_no_run_there_is_one_line_and_no_report(tmp_path: Path) -> None:
-    state, why = write_run_report(tmp_path.as_uri(), {})
-    assert state == "not written" and "no genfab run there" in why and "\n" not in why
+    where, why = write_run_report(tmp_path.as_uri(), {})
+    assert where is None and "no genfab run there" in why and "\n" not in why
     assert not (tmp_path / "_genfab").exists()
 
 
@@ -203,8 +203,8 @@ def test_a_missing_library_is_named_and_without_matplotlib_only_the_charts_are_l
     (tmp_path / "_genfab/summary.json").write_text(json.dumps({
         "kind": "TuningRun", "name": "t", "pipeline": "tuning-difix", "outputUri": tmp_path.as_uri(),
         "stages": [{"name": "train", "outputUri": tmp_path.as_uri()}]}))
-    state, line = write_run_report(tmp_path.as_uri(), {})
-    assert state == "written" and line.endswith("; charts not drawn: matplotlib is not installed "
+    where, line = write_run_report(tmp_path.as_uri(), {})
+    assert where is not None and line.endswith("; charts not drawn: matplotlib is not installed "
                                                 "(pip install 'genfab[report]')"), line
     index = (tmp_path / "_genfab/report/index.html").read_text()
     assert "Training loss: charts not drawn: matplotlib is not installed" in index
@@ -297,3 +297,13 @@ def test_a_vistadream_scene_says_its_psnr_is_the_input_views() -> None:
     (table,) = section.tables
     assert table.rows[0][:3] == ("astronaut", "31.50", "4096") and table.rows[0][-1] == "900 B"
     assert table.header[1] == "input-view PSNR"
+
+
+def test_an_output_of_too_many_objects_is_one_line_not_a_listing_held_whole(tmp_path: Path) -> None:
+    from genfab.report.writer import ReportError, list_output
+
+    make_relighting_output(tmp_path, 3)
+    store = open_storage(tmp_path.as_uri())
+    assert len(list_output(store)) == 3 * 6 + 1
+    with pytest.raises(ReportError, match=r"more than 10 objects under the output; report a run's own output"):
+        list_output(store, limit=10)

@@ -23,23 +23,25 @@ def shown_location(uri: str) -> str:
     return uri
 
 
-def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | None = None) -> tuple[str, str]:
-    """("written" | "not written", the location or the reason): never raises for a report that cannot
-    be made, the run's own data stays as it is."""
+def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | None = None
+                     ) -> tuple[str | None, str]:
+    """(where the report is, what it holds), or (None, why it was not written): never raises for a
+    report that cannot be made, the run's own data stays as it is."""
     missing = report_unavailable()
     if missing:
-        return "not written", missing
+        return None, missing
     from genfab.report.writer import MAX_PICTURES, ReportError, ReportWriter
 
     try:
         store = open_storage(uri, S3Settings.from_env(dict(environ)))
         result = ReportWriter(store, max_pictures if max_pictures is not None else MAX_PICTURES).write()
     except (ReportError, StorageError, ValueError) as exc:
-        return "not written", str(exc)
-    note = f" ({result.unreadable} picture(s) unreadable)" if result.unreadable else ""
+        return None, str(exc)
+    note = f", {result.unreadable} picture(s) unreadable" if result.unreadable else ""
     note += f"; {result.charts_missing}" if result.charts_missing else ""
-    return "written", (f"{shown_location(result.uri)} ({result.pictured} of {result.samples} sample row(s) "
-                       f"pictured, {result.pages} page(s), {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s){note}")
+    return shown_location(result.uri), (f"{result.pictured} of {result.samples} sample row(s) pictured, "
+                                        f"{result.pages} page(s), {result.bytes / 1e6:.1f} MB, "
+                                        f"{result.seconds:.1f} s{note}")
 
 
 @click.command("report")
@@ -55,9 +57,9 @@ def report_cmd(output: str, max_pictures: int | None) -> None:
     YOLO polygons and class counts, the scenes' views, frames, renders and metrics, a TuningRun's
     curves and eval images). `genfab run` writes it at the end of every run. Exit 2 when it cannot
     be written."""
-    state, text = write_run_report(output_uri(output), os.environ, max_pictures)
-    if state != "written":
+    where, text = write_run_report(output_uri(output), os.environ, max_pictures)
+    if where is None:
         click.echo(f"genfab report: {text}", err=True)
         sys.exit(2)
-    click.echo(text.split(" (", 1)[0])
-    click.echo(f"  {text.split(' (', 1)[1].rstrip(')')}" if " (" in text else "")
+    click.echo(where)
+    click.echo(f"  {text}")

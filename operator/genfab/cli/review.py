@@ -9,6 +9,7 @@ import click
 
 from genfab.cli.follow import output_uri
 from genfab.report.review import Review, is_loopback, make_server
+from genfab.report.writer import ReportError
 from genfab.storage import S3Settings, StorageError, open_storage
 
 
@@ -41,7 +42,7 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
         store = open_storage(output_uri(output), S3Settings.from_env(dict(os.environ)))
         review = Review(store)
         waiting = review.state()["samples"]
-    except (StorageError, ValueError) as exc:
+    except (ReportError, StorageError, ValueError) as exc:
         _fail(f"{output}: {exc}")
     try:
         server = make_server(review, host, port)

@@ -216,8 +216,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     console.print(f"data:    {result.summary['outputUri']}{last}\nstatus:  {result.summary['statusUri']} "
                   f"(`genfab status {result.summary['outputUri']}`)\nsummary: {result.summary['summaryUri']}",
                   highlight=False, markup=False, soft_wrap=True)
-    state, where = write_run_report(result.summary["outputUri"], environ)
-    console.print(f"report:  {where}" if state == "written" else f"report:  not written: {where}",
+    where, what = write_run_report(result.summary["outputUri"], environ)
+    console.print(f"report:  {where} ({what})" if where else f"report:  not written: {what}",
                   highlight=False, markup=False, soft_wrap=True)
     redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
     if redone:

@@ -25,6 +25,7 @@ from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
 from genfab.contract import STATUS_KEY
 from genfab.local.selection import ChoiceError, apply_choices, complete_count
 from genfab.report.gate import folder_of, shown_keys, waiting_samples
+from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
 from genfab.storage import Storage, StorageError
 
 MAX_BODY = 4 << 20
@@ -58,13 +59,13 @@ class Review:
         self.executor: str | None = None
         try:
             if store.exists(STATUS_KEY):
-                self.executor = json.loads(store.read_bytes(STATUS_KEY)).get("executor")
-        except (StorageError, ValueError):
+                self.executor = json.loads(store.read_at_most(STATUS_KEY, MAX_DOCUMENT, STATUS_KEY)).get("executor")
+        except (StorageError, ValueError, AttributeError):
             self.executor = None
         self.allowed: set[str] = set()
 
     def state(self) -> dict[str, Any]:
-        waiting = waiting_samples(o.key for o in self.store.list(""))
+        waiting = waiting_samples(list_output(self.store))
         self.allowed = shown_keys(waiting)
         return {"output": self.store.uri, "executor": self.executor,
                 "samples": [{"sample": w.sample, "folder": folder_of(w.sample),
@@ -74,8 +75,8 @@ class Review:
         if key not in self.allowed:
             return None
         try:
-            return self.store.read_bytes(key)
-        except StorageError:
+            return self.store.read_at_most(key, MAX_IMAGE, key)
+        except StorageError:  # StorageTooLarge included
             return None
 
     def apply(self, choices: list[Any]) -> dict[str, Any]:
@@ -144,11 +145,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if not self._allowed(query):
             return
-        if url.path == "/":
+        try:
+            self._get(url.path, query)
+        except (ReportError, StorageError) as exc:  # the output cannot be listed or read now: one line
+            self._send(503, str(exc).encode(), "text/plain; charset=utf-8")
+
+    def _get(self, path: str, query: dict[str, list[str]]) -> None:
+        if path == "/":
             self._send(200, page(self.review.token, self.review.state()).encode(), "text/html; charset=utf-8")
-        elif url.path == "/state":
+        elif path == "/state":
             self._send(200, json.dumps(self.review.state()).encode(), "application/json")
-        elif url.path == "/image":
+        elif path == "/image":
             data = self.review.image((query.get("key") or [""])[0])
             if data is None:
                 self._send(404, b"no such picture on this page", "text/plain")

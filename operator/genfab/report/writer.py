@@ -32,10 +32,26 @@ MAX_PICTURES = 200
 MAX_DOCUMENT = 64 << 20
 MAX_IMAGE = 256 << 20
 SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/")
+MAX_KEYS = 2_000_000
+"""Objects listed under an output at most (a run of 10,000 samples has about 100,000)."""
 
 
 class ReportError(RuntimeError):
     """The report cannot be written (no run there, the output unreadable): one line."""
+
+
+def list_output(store: Storage, limit: int = MAX_KEYS) -> dict[str, int]:
+    """Every key under the output (but genfab's own logs, progress and report) with its size; more
+    than `limit` objects is an error (the listing is held in memory)."""
+    keys: dict[str, int] = {}
+    for obj in store.list(""):
+        if obj.key.startswith(SKIPPED):
+            continue
+        if len(keys) >= limit:
+            raise ReportError(f"{store.uri}: more than {limit:,} objects under the output; report a run's own "
+                              "output, not a bucket or a folder of many runs")
+        keys[obj.key] = obj.size
+    return keys
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,7 @@ class ReportWriter:
             assert status is not None
             summary = summary_from_status(status)
         summary["outputUri"] = summary.get("outputUri") or self.store.uri  # stage folders are relative to it
-        keys = {o.key: o.size for o in self.store.list("") if not o.key.startswith(SKIPPED)}
-        return Listing(keys, summary, status, self._read, self._read_many)
+        return Listing(list_output(self.store), summary, status, self._read, self._read_many)
 
     # -- pictures
     def _thumb(self, picture: Picture) -> tuple[str, bytes, int, int] | None:
