@@ -166,6 +166,7 @@ def test_a_large_run_is_pictured_in_part_paged_and_listed_whole(tmp_path: Path) 
     assert result.unreadable == 2  # the input and its mask drawing
     index = (report / "index.html").read_text()
     assert "120 of 240 samples pictured" in index and "page 1 of 3" in index and "s00000" in index
+    assert index.count(">unreadable</a>") == 2 and ">not made<" not in index  # said as such, not as missing
     assert "s00239" in (report / "pairs-3.html").read_text()  # the last sample, on the last page
     assert len((report / "samples.csv").read_text().splitlines()) == 1 + 240 * 5
     assert "http" not in index.replace(tmp_path.as_uri(), "")  # nothing from another host

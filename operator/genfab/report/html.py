@@ -42,9 +42,17 @@ class Thumb:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A picture that is there but could not be read or decoded (too large, not an image)."""
+
+    href: str
+
+
+@dataclass(frozen=True)
 class ShownRow:
     sample: str
-    thumbs: tuple[Thumb | None, ...]
+    thumbs: tuple[Thumb | Unreadable | None, ...]
+    """None: the picture was not made."""
     facts: Facts
 
 
@@ -88,9 +96,11 @@ def _facts(facts: Facts) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts) + "</dl>"
 
 
-def _thumb(t: Thumb | None) -> str:
+def _thumb(t: Thumb | Unreadable | None) -> str:
     if t is None:
         return '<td class="missing">not made</td>'
+    if isinstance(t, Unreadable):
+        return f'<td class="missing"><a href="{escape(t.href)}">unreadable</a></td>'
     return (f'<td><a href="{escape(t.href)}"><img src="{escape(t.src)}" alt="{escape(t.alt)}" width="{t.width}" '
             f'height="{t.height}"></a></td>')
 

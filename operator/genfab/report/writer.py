@@ -20,7 +20,16 @@ from typing import Any
 
 from genfab.contract import RUN_DIR, RUN_REPORT_DIR, STATUS_KEY, SUMMARY_KEY
 from genfab.report import charts_unavailable
-from genfab.report.html import ShownGallery, ShownRow, Thumb, document, gallery_html, page_name, section_html
+from genfab.report.html import (
+    ShownGallery,
+    ShownRow,
+    Thumb,
+    Unreadable,
+    document,
+    gallery_html,
+    page_name,
+    section_html,
+)
 from genfab.report.model import Gallery, Listing, Picture, Row, Section
 from genfab.report.sections import sections
 from genfab.storage import Storage, StorageError
@@ -30,7 +39,8 @@ PAGE_ROWS = 50
 MAX_PICTURES = 200
 """Samples pictured per gallery by default."""
 MAX_DOCUMENT = 64 << 20
-MAX_IMAGE = 256 << 20
+MAX_IMAGE = 64 << 20
+"""A picture larger than this is shown as unreadable (read whole into memory, one per worker)."""
 SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/")
 MAX_KEYS = 2_000_000
 """Objects listed under an output at most (a run of 10,000 samples has about 100,000)."""
@@ -200,7 +210,8 @@ class ReportWriter:
                 except ValueError:
                     extra = (("facts", f"{row.facts_key}: not JSON"),)
             return ShownRow(row.sample, tuple(
-                None if p is None or p not in thumbs else
+                None if p is None else
+                Unreadable(depth + p.key) if p not in thumbs else
                 Thumb(thumbs[p][0], depth + p.key, f"{row.sample}: {p.key}", thumbs[p][2], thumbs[p][3])
                 for p in row.pictures), row.facts + extra)
 
