@@ -27,6 +27,15 @@ def test_no_document_comes_back_deeper_than_the_bound(levels: int) -> None:
         assert node["a"] == bj.TOO_DEEP
 
 
+@pytest.mark.parametrize(("value", "levels"), [
+    (1, 0), ("x", 0), (None, 0), ({}, 1), ([], 1), ({"a": 1, "b": "c"}, 1), ([[]], 2), ({"a": [1, {"b": {}}]}, 4),
+    ([{"a": 1}, [[[]]], {"b": {"c": {"d": []}}}], 5),  # the deepest branch counts, not the first or the last
+    ({"a": [[], {"b": [{}]}], "z": 0}, 5),
+])
+def test_json_depth_counts_the_deepest_branch(value: object, levels: int) -> None:
+    assert json_depth(value) == levels
+
+
 def test_strings_with_brackets_and_escapes_survive_the_text_cut() -> None:
     text = '{"s": "a{[\\"]}", "deep": ' + deep_text(3000, '"x]}"') + ', "t": [1, {"u": "}"}]}'
     value = bj.loads(text.encode())

@@ -70,21 +70,58 @@ class LoadedModel:
     """The stage runs without it under these settings (a fallback each sample records)."""
 
 
+@dataclass(frozen=True)
+class FieldFacts:
+    """What the walks over a settings object need to know of one field, read once per model class
+    (`field_facts`): they run for every stage of every plan, and pydantic's field metadata is slow to
+    read per call."""
+
+    name: str
+    key: str
+    """The camelCase name users write (the alias)."""
+    refs: tuple[ModelReference, ...]
+    run_time: bool
+    may_hold_models: bool
+    """The annotation can hold a pydantic model (directly, in a container or in a union)."""
+
+
+def _may_hold_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    if annotation is Any or isinstance(annotation, str):  # unknown: assume it can
+        return True
+    return any(_may_hold_models(arg) for arg in get_args(annotation) if not isinstance(arg, RunTimeOption
+                                                                                      | ModelReference))
+
+
+@functools.cache
+def field_facts(model: type[BaseModel]) -> tuple[FieldFacts, ...]:
+    return tuple(FieldFacts(name, info.alias or name, tuple(m for m in info.metadata if isinstance(m, ModelReference)),
+                            is_run_time(info), _may_hold_models(info.annotation))
+                 for name, info in model.model_fields.items())
+
+
 def model_refs(value: Any) -> list[LoadedModel]:
     """Every model a settings object loads, in field order."""
-    found: list[LoadedModel] = []
+    found: dict[LoadedModel, None] = {}
+    _collect_refs(value, found)
+    return list(found)
+
+
+def _collect_refs(value: Any, found: dict[LoadedModel, None]) -> None:
     if isinstance(value, BaseModel):
-        for name, info in type(value).model_fields.items():
-            field_value = getattr(value, name)
-            refs = [m for m in info.metadata if isinstance(m, ModelReference)]
-            if refs and isinstance(field_value, str) and all(r.when is None or r.when(value) for r in refs):
-                found.append(LoadedModel(field_value, any(r.endpoint for r in refs),
-                                         any(r.optional is not None and r.optional(value) for r in refs)))
-            found.extend(model_refs(field_value))
+        for f in field_facts(type(value)):
+            if not (f.refs or f.may_hold_models):
+                continue
+            field_value = getattr(value, f.name)
+            if f.refs and isinstance(field_value, str) and all(r.when is None or r.when(value) for r in f.refs):
+                found[LoadedModel(field_value, any(r.endpoint for r in f.refs),
+                                  any(r.optional is not None and r.optional(value) for r in f.refs))] = None
+            if f.may_hold_models:
+                _collect_refs(field_value, found)
     elif isinstance(value, list | tuple):
         for item in value:
-            found.extend(model_refs(item))
-    return list(dict.fromkeys(found))
+            _collect_refs(item, found)
 
 
 def model_ids(value: Any) -> list[tuple[str, bool]]:
@@ -97,11 +134,11 @@ def hashed_values(value: Any) -> Any:
     without the run-time options anywhere inside it: what a config hash covers."""
     if isinstance(value, BaseModel):
         out: dict[str, Any] = {}
-        for name, info in type(value).model_fields.items():
-            field_value = getattr(value, name)
-            if field_value is None or is_run_time(info):
+        for f in field_facts(type(value)):
+            field_value = getattr(value, f.name)
+            if field_value is None or f.run_time:
                 continue
-            out[info.alias or name] = hashed_values(field_value)
+            out[f.key] = hashed_values(field_value)
         return out
     if isinstance(value, list | tuple):
         return [hashed_values(v) for v in value]
@@ -132,17 +169,21 @@ class Rule:
 
 
 def json_depth(value: Any) -> int:
-    """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth)."""
-    if not isinstance(value, dict | list):
+    """How many levels of objects and arrays a JSON-like value nests (iteratively: any depth). Level
+    by level, with exact type checks: the operator bounds every watched body with this, and this
+    form is about 4x faster than a stack of (node, level) pairs."""
+    if type(value) is not dict and type(value) is not list:
         return 0
-    deepest, stack = 1, [(value, 1)]
-    while stack:  # only containers are pushed: the operator bounds every watched body with this
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, level + 1))
-    return deepest
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        deeper = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
+    return depth
 
 
 def _scalar_kind(annotation: Any) -> type | None:

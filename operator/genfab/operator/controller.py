@@ -647,6 +647,9 @@ class Controller:
             the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))
         self.cache.put_job(job)
         if created:
+            # Its reports were cleared just above and no Pod of it has run: nothing to read back in
+            # this reconcile's second look (a storage listing per new Job saved in a burst).
+            self._progress[(key, stage.name, stage.config_hash)] = (Progress(), time.monotonic(), False)
             log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
                      len(samples), shards)
             if previous is None or not any(s.job_name for s in previous.stages):
