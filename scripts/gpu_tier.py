@@ -169,7 +169,7 @@ that is the package): the commits are the images' (one declaration)."""
 RESEARCH_WHEELS = ["roma", "kornia", "open-clip-torch", "ftfy", "wcwidth", "splines", "imageio-ffmpeg==0.5.1"]
 """What SEVA's modules import beyond the GPU image. imageio-ffmpeg 0.5.1: its ffmpeg (SEVA writes mp4s
 next to its PNGs) is 27 MB; later wheels are 68 MB, over the carry limit. Not kornia-rs (kornia's
-image I/O, which SEVA does not use; 5 MB)."""
+image I/O, which SEVA does not use; 5 MB, over the carry limit with the rest): `KORNIA_RS_STAND_IN`."""
 GENFAB_WHEELS = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection", "diffusers",
                  "importlib-metadata", "boto3", "botocore", "s3transfer", "jmespath"]
 """What the adapters' genfab imports need beyond the GPU image (copied from --dir)."""
@@ -180,6 +180,15 @@ scripts/gpu_tier.py --prepare-research for the GPU tier alone; images/seva insta
 
 class Progress:
     pass
+'''
+
+KORNIA_RS_STAND_IN = '''"""Not kornia_rs: `import kornia` (0.7 and later) imports kornia_rs for kornia.io's image files,
+which SEVA never reads or writes through kornia. Written by scripts/gpu_tier.py --prepare-research for
+the GPU tier alone (the wheel does not fit its carry); images/seva installs the real kornia-rs."""
+
+from types import SimpleNamespace
+
+io = SimpleNamespace()
 '''
 
 
@@ -226,6 +235,8 @@ def prepare_research(args: argparse.Namespace) -> int:
         print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
     (src / "gradio").mkdir()
     (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
+    (src / "kornia_rs").mkdir()
+    (src / "kornia_rs" / "__init__.py").write_text(KORNIA_RS_STAND_IN)
     if pip(download_args(args.python, wheels) + RESEARCH_WHEELS) != 0:
         sys.exit(f"gpu-tier: could not download {' '.join(RESEARCH_WHEELS)}")
     for whl in Path(args.dir).glob("*.whl"):

@@ -147,7 +147,7 @@ def test_a_failing_compilation_switches_every_block_to_eager_once(caplog: pytest
         assert [block(1) for block in blocks] == [2, 2, 2]
     assert attempts == [1]  # one failed compilation, then every block eager
     assert [r.getMessage() for r in caplog.records] == [
-        "fluxRuntime.compile failed, the fill runs eagerly (slower, same result): RuntimeError: Failed to find C "
+        "fluxRuntime.compile failed, the model runs eagerly (slower, same result): RuntimeError: Failed to find C "
         "compiler. Please specify via CC"]
 
     def wrapped(x: int) -> int:  # dynamo's wrapper starts "backend='inductor' raised:": the cause is named instead

@@ -271,6 +271,27 @@ class ExpansionConfig(GenfabModel):
     """VGGT geometry: points below this confidence quantile are dropped before 3DGS."""
 
 
+class SevaRuntime(GenfabModel):
+    """How SEVA's network runs inside its own sampler (applied by genfab's adapter to SEVA's modules
+    after loading; SEVA's source is not changed). SEVA samples under `torch.autocast` (float16) with
+    the conditional and unconditional halves already in one batch. `compile` and `attention` change
+    speed, not results (up to floating-point order); `fp8` trades a small, measured deviation for
+    speed and is off by default (benchmarks/results/worldexplorer.md, section 4, has the numbers)."""
+
+    compile: Literal["off", "model"] = "model"
+    """torch.compile of SEVA's whole network on CUDA (one graph per chunk shape: its 21-frame window
+    never changes, so it compiles once per Pod, about a minute at start); `off` runs it eagerly.
+    Ignored on the CPU."""
+    attention: Literal["flash", "cudnn"] = "cudnn"
+    """The SDPA kernel of SEVA's self-attentions: `flash` is SEVA's own choice (FlashAttention-2),
+    `cudnn` cuDNN's fused attention (faster on Hopper). Its one-token cross-attentions are computed
+    as what they equal, the value projection (a softmax over one key is 1)."""
+    fp8: Literal["off", "rowwise"] = "off"
+    """Quantise the linear layers of SEVA's transformer blocks to FP8 (a scale per row of activations
+    and weights; Ada, Hopper or newer): faster matmuls, a small change of the output. The
+    convolutions stay float16."""
+
+
 class SevaModelConfig(GenfabModel):
     """The part of SEVA's settings both stages that run it read (the image, the weights, how they sample)."""
 
@@ -295,6 +316,8 @@ class SevaModelConfig(GenfabModel):
     """Guidance of the first pass (SEVA's recommended 3 for img2trajvid; raise it for blurry unseen areas)."""
     camera_scale: float = Field(2.0, gt=0.0, le=20.0)
     """SEVA's `camera_scale` (its translation normalisation)."""
+    runtime: Annotated[SevaRuntime, RUN_TIME] = Field(default_factory=SevaRuntime)
+    """How SEVA's network runs (compile, attention kernel, FP8)."""
 
 
 class SevaConfig(SevaModelConfig):

@@ -154,8 +154,10 @@ class EagerFallback:
     compiler for Triton in a custom image, an operation dynamo cannot trace) switches all of them to
     eager, with one log line, instead of failing the stage or retrying the compilation per block."""
 
-    def __init__(self) -> None:
+    def __init__(self, field: str = "fluxRuntime") -> None:
         self.active = False
+        self.field = field
+        """The API block named in the warning."""
 
 
 def guarded(eager: Callable[..., Any], compiled: Callable[..., Any], fallback: EagerFallback) -> Callable[..., Any]:
@@ -171,7 +173,8 @@ def guarded(eager: Callable[..., Any], compiled: Callable[..., Any], fallback: E
                 fallback.active = True
                 cause = getattr(exc, "inner_exception", None) or exc  # the backend's own error, not dynamo's wrapper
                 reason = f"{type(cause).__name__}: " + (str(cause).strip().splitlines() or [""])[0][:300]
-                log.warning("fluxRuntime.compile failed, the fill runs eagerly (slower, same result): %s", reason)
+                log.warning("%s.compile failed, the model runs eagerly (slower, same result): %s", fallback.field,
+                            reason)
         return eager(*args, **kwargs)
 
     return call

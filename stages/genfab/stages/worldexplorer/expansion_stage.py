@@ -250,6 +250,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
             "frames": counts, "holeRatios": ratios, "splats": len(scene), "timings": dict(sample.timings)})
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
+                             **({"sevaRuntime": self.seva.applied} if self.seva is not None else {}),
                              **self.model_params())
         # The summary's producedBy: which method made the frames and the points (SEVA and VGGT are the
         # seed's; without their images genfab's own walk and the scene's depth-aligned points run).

@@ -185,7 +185,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         write_record(sample, prefix, s.method, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
                      {key.view: {"source": "input" if key.frame == 0 else "seva", "sweepFrame": key.frame,
                                  "angleDegrees": key.angle_degrees} for key in keys}, self.entries.get(sample.id))
-        sample.params.update(**self.model_params())
+        sample.params.update(sevaRuntime=self.seva.applied, **self.model_params())
 
 
 def sweep_poses(frames: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from genfab.api.scenejob import SevaModelConfig
+from genfab.api.scenejob import SevaModelConfig, SevaRuntime
 from genfab.stages.common.imaging import decode_rgb, encode_png
 from genfab.stages.models.base import ModelSet
 from genfab.stages.models.placement import Placement
@@ -106,15 +106,17 @@ def load_seva(models: ModelSet, settings: SevaModelConfig) -> Seva:
     ae = models.load("seva-autoencoder", settings.vae_model, seva_autoencoder)
     conditioner = models.load("seva-conditioner", settings.clip_model, seva_conditioner, CLIP_WEIGHTS)
     return models.load("seva", settings.model, lambda path, placement: Seva(
-        path, placement, ae, conditioner, settings.steps, settings.cfg, settings.camera_scale))
+        path, placement, ae, conditioner, settings.steps, settings.cfg, settings.camera_scale, settings.runtime))
 
 
 class Seva:
     """SEVA loaded once per Pod; `__call__` per set of views."""
 
     def __init__(self, weights: Path, placement: Placement, ae: Any, conditioner: Any, steps: int, cfg: float,
-                 camera_scale: float) -> None:
+                 camera_scale: float, runtime: SevaRuntime | None = None) -> None:
         import torch
+
+        from genfab.stages.worldexplorer import seva_speed
 
         utils = import_research("seva", "utils")
         model = import_research("seva", "model")
@@ -129,6 +131,8 @@ class Seva:
         network = utils.load_model(model_version=MODEL_VERSION, pretrained_model_name_or_path=str(weights),
                                    weight_name=name, device="cpu", verbose=False)
         self.model = model.SGMWrapper(network.eval()).to(device)
+        self.applied: list[str] = seva_speed.apply(self.model.module, runtime or SevaRuntime(), device)
+        """The speed options applied (`sevaRuntime` in each sample's marker)."""
         self.ae, self.conditioner = ae, conditioner
         self.denoiser = sampling.DiscreteDenoiser(num_idx=1000, device=device)
         self.steps, self.cfg, self.camera_scale = steps, cfg, camera_scale

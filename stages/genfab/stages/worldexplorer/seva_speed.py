@@ -1,0 +1,189 @@
+"""Speed options of SEVA's network (the API's `SevaRuntime`), applied by the adapter once after loading.
+
+SEVA's sampler (`seva.eval.do_sample`) runs its network under `torch.autocast("cuda")` (float16),
+with the conditional and unconditional halves of classifier-free guidance already in one batch
+(`VanillaCFG.prepare_inputs`): 2 x 21 frames of 72 x 72 latents per forward at 576². Nothing of SEVA's
+source is changed: its modules are rewritten in place, after loading, in this order:
+
+1. Attention (always, on CUDA). Every cross-attention of SEVA's network attends to one token (the
+   mean CLIP embedding of the input views, `"n 1 d"`): a softmax over one key is exactly 1, so its
+   output is the value projection of that token, whatever the queries. The rewrite computes
+   `to_out(to_v(context))` and broadcasts it, skipping the query projection over every spatial token
+   and the attention call. The self-attentions project queries, keys and values in one GEMM and run
+   the SDPA kernel `attention` names (SEVA forces FlashAttention-2).
+2. float16 weights (with `compile` or `fp8`): SEVA's checkpoint loads in bfloat16 and autocast casts
+   every linear and convolution weight to float16 at each call; here they are cast once (the same
+   values: the cast autocast makes). Norm weights stay as loaded (autocast runs norms in float32).
+3. FP8 (`fp8: rowwise`): the linear layers of the transformer blocks (the projections and
+   feed-forwards over every token) as rowwise-scaled FP8 GEMMs (`RowwiseFp8Linear`).
+4. Compilation (`compile: model`): the whole network's forward through torch.compile; SEVA's chunk
+   shape never changes (its context window is always 21 frames), so it compiles once.
+
+Each option that cannot apply says so in one line, naming the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from typing import Any
+
+import torch
+
+from genfab.api.scenejob import SevaRuntime
+from genfab.stages.flux.speed import FP8_CAPABILITY, EagerFallback, guarded
+from genfab.stages.runtime.errors import BadInput
+
+log = logging.getLogger("genfab.stages")
+FIELD = "worldexplorer.seva.runtime"
+AUTOCAST_DTYPE = torch.float16
+"""What SEVA's `torch.autocast("cuda")` computes linear layers and convolutions in."""
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+FP8_MIN_ROWS = 4096
+"""Linear layers are quantised only where they run over many tokens: the time and camera
+embeddings (one row per frame) would spend more on scaling than the GEMM saves."""
+
+
+def sdpa_backends(name: str) -> list[Any]:
+    from torch.nn.attention import SDPBackend
+
+    return [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] if name == "cudnn" else \
+        [SDPBackend.FLASH_ATTENTION]
+
+
+def attention_forward(backends: list[Any]) -> Any:
+    """The forward of one of SEVA's `Attention` modules after `rewrite_attention`: the same
+    function of (x, context), as described in the module's docstring."""
+    import torch.nn.functional as F
+    from torch.nn.attention import sdpa_kernel
+
+    def forward(self: Any, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is not None and context.shape[1] == 1:
+            # softmax over a single key is 1: the attention's output is that key's value, for every query
+            value: torch.Tensor = self.to_out(self.to_v(context))  # (b, 1, c)
+            return value.expand(x.shape[0], x.shape[1], value.shape[-1])
+        b, n, _ = x.shape
+        if context is None and hasattr(self, "to_qkv"):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+        else:
+            source = x if context is None else context
+            q, k, v = self.to_q(x), self.to_k(source), self.to_v(source)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (b, heads, l, d)
+        with sdpa_kernel(backends):
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))  # type: ignore[no-any-return]
+
+    return forward
+
+
+def is_attention(module: torch.nn.Module) -> bool:
+    """One of SEVA's `seva.modules.transformer.Attention` modules (by its parts: the class is SEVA's)."""
+    return type(module).__name__ == "Attention" and all(
+        isinstance(getattr(module, name, None), torch.nn.Module) for name in ("to_q", "to_k", "to_v", "to_out"))
+
+
+def rewrite_attention(network: torch.nn.Module, backends: list[Any]) -> int:
+    """Rewrite every SEVA `Attention` in `network` in place (step 1), its attentions run by the first
+    usable of the SDPA `backends`; returns how many. Self-attentions (keys from the queries' own input:
+    `to_k` takes the query width) get one fused projection."""
+    forward = attention_forward(backends)
+    count = 0
+    for module in network.modules():
+        if not is_attention(module):
+            continue
+        part: Any = module  # SEVA's Attention: its parts are typed by its own code, not here
+        q, k, v = part.to_q, part.to_k, part.to_v
+        if q.in_features == k.in_features == v.in_features and q.bias is None and k.bias is None and v.bias is None:
+            fused = torch.nn.Linear(q.in_features, q.out_features * 3, bias=False, device=q.weight.device,
+                                    dtype=q.weight.dtype)
+            with torch.no_grad():
+                fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
+            part.to_qkv = fused
+        part.forward = types.MethodType(forward, module)
+        count += 1
+    return count
+
+
+def cast_weights(network: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Linear and convolution weights (and biases) in `dtype`, once (step 2); returns how many layers."""
+    layers = [m for m in network.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    for layer in layers:
+        layer.to(dtype)
+    return len(layers)
+
+
+class RowwiseFp8Linear(torch.nn.Module):
+    """A linear layer as an FP8 GEMM: weights quantised once with a scale per output row, activations
+    on the fly with a scale per row (token), accumulated in float32 (`torch._scaled_mm`, whose
+    rowwise form writes bfloat16), returned in the input's dtype."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = (weight.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)  # (out, 1)
+        self.weight: torch.Tensor
+        self.weight_scale: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", (weight / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8))  # (out, in)
+        self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        scale = (rows.abs().amax(dim=1, keepdim=True).float() / FP8_MAX).clamp(min=1e-12)  # (rows, 1)
+        quantised = (rows.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8)
+        out = torch._scaled_mm(quantised, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, bias=self.bias,
+                               out_dtype=torch.bfloat16)
+        return out.to(AUTOCAST_DTYPE).reshape(*x.shape[:-1], self.out_features)
+
+
+def transformer_linears(network: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Linear]]:
+    """(parent, attribute, layer) of every linear layer inside SEVA's `MultiviewTransformer`s whose
+    sides fit FP8 GEMM tiles (multiples of 16); the time and camera embeddings stay."""
+    found = []
+    for block in network.modules():
+        if type(block).__name__ != "MultiviewTransformer":
+            continue
+        for parent in block.modules():
+            for name, child in parent.named_children():
+                if isinstance(child, torch.nn.Linear) and child.in_features % 16 == 0 \
+                        and child.out_features % 16 == 0:
+                    found.append((parent, name, child))
+    return found
+
+
+def quantize_fp8(network: torch.nn.Module, device: torch.device) -> int:
+    """Step 3; returns how many layers became FP8."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
+        where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
+        raise BadInput(f"{FIELD}.fp8 needs an NVIDIA GPU of compute capability 8.9 or newer (Ada, Hopper, "
+                       f"Blackwell); this stage runs on {where}: set fp8: off")
+    layers = transformer_linears(network)
+    for parent, name, layer in layers:
+        setattr(parent, name, RowwiseFp8Linear(layer))
+    return len(layers)
+
+
+def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device) -> list[str]:
+    """Apply `options` to SEVA's network (`Seva`, inside its `SGMWrapper`) in place; returns what was
+    applied, for the sample's marker and the log. SEVA samples on CUDA only (`do_sample` moves its
+    inputs to "cuda"), so off CUDA nothing changes."""
+    if device.type != "cuda":
+        return []
+    applied = [f"attention={options.attention}"]
+    if rewrite_attention(network, sdpa_backends(options.attention)):
+        applied.append("one-token-cross-attention")
+    if options.compile != "off" or options.fp8 != "off":
+        cast_weights(network, AUTOCAST_DTYPE)
+        applied.append("float16-weights")
+    if options.fp8 != "off":
+        quantize_fp8(network, device)
+        applied.append(f"fp8={options.fp8}")
+    if options.compile != "off":
+        network.forward = guarded(network.forward, torch.compile(network.forward, fullgraph=True, dynamic=False),
+                                  EagerFallback(FIELD))
+        applied.append("compile=model")
+    log.info("SEVA network: %s", ", ".join(applied))
+    return applied
