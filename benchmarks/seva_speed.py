@@ -45,7 +45,6 @@ VARIANTS: dict[str, SevaRuntime | None] = {
     "rewrite-cudnn": SevaRuntime(compile="off", attention="cudnn"),
     "compile-flash": SevaRuntime(compile="model", attention="flash"),
     "compile": SevaRuntime(compile="model", attention="cudnn"),
-    "fp8": SevaRuntime(compile="model", attention="cudnn", fp8="rowwise"),
 }
 """Name -> the runtime options (None: SEVA's own network, nothing applied)."""
 T, SIDE, LATENT = 21, 576, 72

@@ -37,6 +37,11 @@ def photo(width: int, height: int) -> np.ndarray:
                                            interpolation=cv2.INTER_CUBIC))
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def _measure(call):  # type: ignore[no-untyped-def]
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -84,12 +89,14 @@ def test_moge_adapter_gives_moges_own_depth_intrinsics_and_mask(tmp_path: Path) 
           f"mask {mask.mean():.0%}")
 
 
-def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path) -> None:
+def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SEVA at production size (its 1.3B network from `SevaParams()`, Stable Diffusion 2.1's VAE,
     open_clip ViT-H-14; random weights) loaded from the model location through the adapter, with SEVA's
     own AutoEncoder and CLIPConditioner classes: img2trajvid from worldexplorer's eight 576 x 576
     scaffold views to an outward trajectory, as the expansion stage calls it. The targets come back in
-    trajectory order, one 576 x 576 frame each, from SEVA's `samples-rgb/`."""
+    trajectory order, one 576 x 576 frame each, from SEVA's `samples-rgb/`. The default
+    `seva.runtime` (compiled, cuDNN attention, one-token cross-attentions as their value) is on and
+    gives SEVA's own frames: the same call with nothing applied differs by less than 40 dB PSNR."""
     pytest.importorskip("seva.eval")
     pytest.importorskip("open_clip")
     from scripts.tiny_models import save_random_seva
@@ -118,5 +125,14 @@ def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path) -> None
     for i in (0, frames // 2, frames - 1):
         np.testing.assert_array_equal(out[i], decode_png((work / "seva/samples-rgb" / written[i]).read_bytes()))
     assert len({o.tobytes() for o in out}) > 1  # generated frames, not one copied picture
-    report = {"frames": frames, "steps": 4, "seconds": round(seconds, 1), "peakGiB": round(peak, 2)}
+    assert "compile=model" in seva.applied and "one-token-cross-attention" in seva.applied
+    from genfab.stages.worldexplorer import seva_speed
+
+    monkeypatch.setattr(seva_speed, "apply", lambda *_: [])  # SEVA's own network, as loaded
+    own = Seva(seva_dir, placement, ae, conditioner, steps=4, cfg=3.0, camera_scale=2.0)
+    expected = own(inputs, targets, 7, tmp_path / "own")
+    worst = min(_psnr(a, b) for a, b in zip(out, expected, strict=True))
+    assert worst >= 40.0, f"the runtime options changed SEVA's frames: {worst:.1f} dB"
+    report = {"frames": frames, "steps": 4, "seconds": round(seconds, 1), "peakGiB": round(peak, 2),
+              "applied": seva.applied, "psnrVsOwnDb": round(worst, 1)}
     print(f"\nSEVA img2trajvid through the adapter (random weights): {json.dumps(report)}")

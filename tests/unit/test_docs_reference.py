@@ -50,6 +50,9 @@ def test_every_field_is_listed_under_its_object(kind: str) -> None:
 @pytest.mark.parametrize(("kind", "section", "name", "run_time"), [
     ("SceneJob", "spec.gaussians", "packed", True),
     ("SceneJob", "spec.gaussians", "steps", False),
+    ("SceneJob", "spec.worldexplorer.seva", "runtime", True),
+    ("SceneJob", "spec.worldexplorer.seva.runtime", "compile", True),  # inherited from its object
+    ("SceneJob", "spec.worldexplorer.seva", "steps", False),
     ("SceneJob", "spec", "retries", False),
     ("DatasetJob", "spec.referenceObject.scenes", "editRuntime", True),
     ("DatasetJob", "spec.referenceObject.scenes.editRuntime", "compile", True),  # inherited from its object

@@ -240,6 +240,14 @@ def _changed(example: str, mutate: Callable[[Doc], None]) -> set[str]:
     return {n for n in before if before[n] != after[n]}
 
 
+def test_sevas_runtime_options_rerun_nothing_where_seva_runs() -> None:
+    faster = _spec(worldexplorer__seva__runtime={"compile": "off", "attention": "flash"})
+    more_steps = _spec(worldexplorer__seva__steps=25)
+    base = _hashes(_plan(WE))  # the example runs SEVA (its image is set)
+    assert _hashes(_plan(WE, faster)) == base
+    assert _hashes(_plan(WE, more_steps)) != base  # SEVA's own settings do decide the output
+
+
 HASH_TABLE = [
     ("3dgs steps -> nothing of vistadream (its scene-growing stages do not read them)", VD,
      _spec(gaussians__steps=7000), set()),

@@ -274,22 +274,18 @@ class ExpansionConfig(GenfabModel):
 class SevaRuntime(GenfabModel):
     """How SEVA's network runs inside its own sampler (applied by genfab's adapter to SEVA's modules
     after loading; SEVA's source is not changed). SEVA samples under `torch.autocast` (float16) with
-    the conditional and unconditional halves already in one batch. `compile` and `attention` change
-    speed, not results (up to floating-point order); `fp8` trades a small, measured deviation for
-    speed and is off by default (benchmarks/results/worldexplorer.md, section 4, has the numbers)."""
+    the conditional and unconditional halves of guidance already in one batch. Both options change
+    speed, not results (up to floating-point order; benchmarks/results/worldexplorer.md, section 4,
+    has the numbers, and why there is no FP8 option)."""
 
     compile: Literal["off", "model"] = "model"
-    """torch.compile of SEVA's whole network on CUDA (one graph per chunk shape: its 21-frame window
-    never changes, so it compiles once per Pod, about a minute at start); `off` runs it eagerly.
+    """torch.compile of SEVA's whole network on CUDA (one graph: its 21-frame window never changes
+    shape, so it compiles once per Pod, 1-2 minutes at the first sample); `off` runs it eagerly.
     Ignored on the CPU."""
     attention: Literal["flash", "cudnn"] = "cudnn"
     """The SDPA kernel of SEVA's self-attentions: `flash` is SEVA's own choice (FlashAttention-2),
-    `cudnn` cuDNN's fused attention (faster on Hopper). Its one-token cross-attentions are computed
-    as what they equal, the value projection (a softmax over one key is 1)."""
-    fp8: Literal["off", "rowwise"] = "off"
-    """Quantise the linear layers of SEVA's transformer blocks to FP8 (a scale per row of activations
-    and weights; Ada, Hopper or newer): faster matmuls, a small change of the output. The
-    convolutions stay float16."""
+    `cudnn` cuDNN's fused attention (faster on Hopper). Either way its one-token cross-attentions are
+    computed as what they equal, the value projection (a softmax over one key is exactly 1)."""
 
 
 class SevaModelConfig(GenfabModel):
@@ -317,7 +313,7 @@ class SevaModelConfig(GenfabModel):
     camera_scale: float = Field(2.0, gt=0.0, le=20.0)
     """SEVA's `camera_scale` (its translation normalisation)."""
     runtime: Annotated[SevaRuntime, RUN_TIME] = Field(default_factory=SevaRuntime)
-    """How SEVA's network runs (compile, attention kernel, FP8)."""
+    """How SEVA's network runs (compilation, attention kernel)."""
 
 
 class SevaConfig(SevaModelConfig):

@@ -11,14 +11,17 @@ source is changed: its modules are rewritten in place, after loading, in this or
    `to_out(to_v(context))` and broadcasts it, skipping the query projection over every spatial token
    and the attention call. The self-attentions project queries, keys and values in one GEMM and run
    the SDPA kernel `attention` names (SEVA forces FlashAttention-2).
-2. float16 weights (with `compile` or `fp8`): SEVA's checkpoint loads in bfloat16 and autocast casts
-   every linear and convolution weight to float16 at each call; here they are cast once (the same
-   values: the cast autocast makes). Norm weights stay as loaded (autocast runs norms in float32).
-3. FP8 (`fp8: rowwise`): the linear layers of the transformer blocks (the projections and
-   feed-forwards over every token) as rowwise-scaled FP8 GEMMs (`RowwiseFp8Linear`).
-4. Compilation (`compile: model`): the whole network's forward through torch.compile; SEVA's chunk
-   shape never changes (its context window is always 21 frames), so it compiles once.
+2. float16 weights (with `compile`): SEVA's checkpoint loads in bfloat16 and autocast casts every
+   linear and convolution weight to float16 at each call; here they are cast once (the same values:
+   the cast autocast makes), so the compiled graph reads half-precision weights directly. Norm weights
+   stay as loaded (autocast runs norms in float32).
+3. Compilation (`compile: model`): the whole network's forward through torch.compile (inductor fuses
+   the float32 group norms, SiLUs and camera modulations of the residual blocks and the transformers'
+   layouts); SEVA's chunk shape never changes (its window is always 21 frames), so it compiles once.
 
+There is no FP8 option: SEVA's linear layers are narrow (320-1,280 inputs) next to its convolutions,
+and rowwise FP8 on them was slower than float16 with a larger deviation (benchmarks/results/
+worldexplorer.md, section 4). A compilation that fails falls back to eager with one log line.
 Each option that cannot apply says so in one line, naming the field.
 """
 
@@ -31,18 +34,12 @@ from typing import Any
 import torch
 
 from genfab.api.scenejob import SevaRuntime
-from genfab.stages.flux.speed import FP8_CAPABILITY, EagerFallback, guarded
-from genfab.stages.runtime.errors import BadInput
+from genfab.stages.flux.speed import EagerFallback, guarded
 
 log = logging.getLogger("genfab.stages")
 FIELD = "worldexplorer.seva.runtime"
 AUTOCAST_DTYPE = torch.float16
 """What SEVA's `torch.autocast("cuda")` computes linear layers and convolutions in."""
-FP8 = torch.float8_e4m3fn
-FP8_MAX = 448.0
-FP8_MIN_ROWS = 4096
-"""Linear layers are quantised only where they run over many tokens: the time and camera
-embeddings (one row per frame) would spend more on scaling than the GEMM saves."""
 
 
 def sdpa_backends(name: str) -> list[Any]:
@@ -113,59 +110,6 @@ def cast_weights(network: torch.nn.Module, dtype: torch.dtype) -> int:
     return len(layers)
 
 
-class RowwiseFp8Linear(torch.nn.Module):
-    """A linear layer as an FP8 GEMM: weights quantised once with a scale per output row, activations
-    on the fly with a scale per row (token), accumulated in float32 (`torch._scaled_mm`, whose
-    rowwise form writes bfloat16), returned in the input's dtype."""
-
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        weight = linear.weight.detach().float()
-        scale = (weight.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)  # (out, 1)
-        self.weight: torch.Tensor
-        self.weight_scale: torch.Tensor
-        self.bias: torch.Tensor | None
-        self.register_buffer("weight", (weight / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8))  # (out, in)
-        self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
-        scale = (rows.abs().amax(dim=1, keepdim=True).float() / FP8_MAX).clamp(min=1e-12)  # (rows, 1)
-        quantised = (rows.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8)
-        out = torch._scaled_mm(quantised, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, bias=self.bias,
-                               out_dtype=torch.bfloat16)
-        return out.to(AUTOCAST_DTYPE).reshape(*x.shape[:-1], self.out_features)
-
-
-def transformer_linears(network: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Linear]]:
-    """(parent, attribute, layer) of every linear layer inside SEVA's `MultiviewTransformer`s whose
-    sides fit FP8 GEMM tiles (multiples of 16); the time and camera embeddings stay."""
-    found = []
-    for block in network.modules():
-        if type(block).__name__ != "MultiviewTransformer":
-            continue
-        for parent in block.modules():
-            for name, child in parent.named_children():
-                if isinstance(child, torch.nn.Linear) and child.in_features % 16 == 0 \
-                        and child.out_features % 16 == 0:
-                    found.append((parent, name, child))
-    return found
-
-
-def quantize_fp8(network: torch.nn.Module, device: torch.device) -> int:
-    """Step 3; returns how many layers became FP8."""
-    if device.type != "cuda" or torch.cuda.get_device_capability(device) < FP8_CAPABILITY:
-        where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
-        raise BadInput(f"{FIELD}.fp8 needs an NVIDIA GPU of compute capability 8.9 or newer (Ada, Hopper, "
-                       f"Blackwell); this stage runs on {where}: set fp8: off")
-    layers = transformer_linears(network)
-    for parent, name, layer in layers:
-        setattr(parent, name, RowwiseFp8Linear(layer))
-    return len(layers)
-
-
 def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device) -> list[str]:
     """Apply `options` to SEVA's network (`Seva`, inside its `SGMWrapper`) in place; returns what was
     applied, for the sample's marker and the log. SEVA samples on CUDA only (`do_sample` moves its
@@ -175,13 +119,9 @@ def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device) 
     applied = [f"attention={options.attention}"]
     if rewrite_attention(network, sdpa_backends(options.attention)):
         applied.append("one-token-cross-attention")
-    if options.compile != "off" or options.fp8 != "off":
+    if options.compile != "off":
         cast_weights(network, AUTOCAST_DTYPE)
         applied.append("float16-weights")
-    if options.fp8 != "off":
-        quantize_fp8(network, device)
-        applied.append(f"fp8={options.fp8}")
-    if options.compile != "off":
         network.forward = guarded(network.forward, torch.compile(network.forward, fullgraph=True, dynamic=False),
                                   EagerFallback(FIELD))
         applied.append("compile=model")
