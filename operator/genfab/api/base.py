@@ -124,11 +124,6 @@ def _collect_refs(value: Any, found: dict[LoadedModel, None]) -> None:
             _collect_refs(item, found)
 
 
-def model_ids(value: Any) -> list[tuple[str, bool]]:
-    """(model id, served by an endpoint) of every model a settings object loads, in field order."""
-    return list(dict.fromkeys((m.id, m.endpoint) for m in model_refs(value)))
-
-
 def hashed_values(value: Any) -> Any:
     """`value` as JSON-ready data (camelCase keys, unset optionals left out, like the mounted config)
     without the run-time options anywhere inside it: what a config hash covers."""
@@ -192,24 +187,19 @@ def _scalar_kind(annotation: Any) -> type | None:
     return bool if kinds == {bool} else int if kinds == {int} else None
 
 
-_SCALAR_KINDS: dict[Any, type | None] = {}
-"""`_scalar_kind` per annotation: every field of every model is checked on every validation."""
+_FIELD_KINDS: dict[tuple[type, str], type | None] = {}
+"""`_scalar_kind` of each model's fields, by (model class, field name): every field of every model is
+checked on every validation, and a planned SceneJob validates about 200 of them."""
 
 
 INT64_MAX = 2**63 - 1
 """Kubernetes' integers are 64-bit: `1e300` is no integer to the CRD server, nor to genfab."""
 
 
-def strict_scalar(annotation: Any, value: Any) -> Any:
-    """`value` unless the field is a boolean or an integer (optional or not) and the value is not one."""
-    if value is None:
+def strict_scalar(kind: type | None, value: Any) -> Any:
+    """`value` unless `kind` (a field's `_scalar_kind`) is bool or int and the value is not one."""
+    if kind is None or value is None:
         return value
-    try:
-        kind = _SCALAR_KINDS[annotation]
-    except KeyError:
-        kind = _SCALAR_KINDS[annotation] = _scalar_kind(annotation)
-    except TypeError:  # an unhashable annotation
-        kind = _scalar_kind(annotation)
     if kind is bool and not isinstance(value, bool):
         raise PydanticCustomError("bool_type", "Input should be true or false")
     if kind is int and isinstance(value, float) and value.is_integer() and abs(value) <= INT64_MAX:
@@ -230,8 +220,13 @@ class CrdScalars(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _types_as_the_crd_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        return strict_scalar(field.annotation if field is not None else None, value)
+        key = (cls, info.field_name or "")
+        try:
+            kind = _FIELD_KINDS[key]
+        except KeyError:
+            field = cls.model_fields.get(key[1])
+            kind = _FIELD_KINDS[key] = _scalar_kind(field.annotation) if field is not None else None
+        return strict_scalar(kind, value)
 
 
 class GenfabModel(CrdScalars):

@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
-from genfab.api.base import GenfabModel, hashed_values, model_ids, model_refs
+from genfab.api.base import GenfabModel, LoadedModel, hashed_values, model_refs
 from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, StageDecl, selected
@@ -98,12 +96,11 @@ def _checked_drafts(pipeline: Pipeline, drafts: list[Draft]) -> dict[str, Draft]
     return {d.name: d for d in drafts}
 
 
-def stage_models(settings: BaseModel | None, identities: Mapping[str, str] | None) -> dict[str, str]:
-    """Model id -> identity for every model a stage's settings load (`genfab.api.base.MODEL` fields)."""
-    if settings is None:
-        return {}
-    return {model: f"{ENDPOINT}{model}" if endpoint else (identities or {}).get(model, UNREAD)
-            for model, endpoint in model_ids(settings)}
+def stage_models(refs: list[LoadedModel], identities: Mapping[str, str] | None) -> dict[str, str]:
+    """Model id -> identity for every model a stage's settings load (`model_refs` of them: the
+    `genfab.api.base.MODEL` fields)."""
+    return {m.id: f"{ENDPOINT}{m.id}" if m.endpoint else (identities or {}).get(m.id, UNREAD)
+            for m in refs}
 
 
 def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
@@ -190,7 +187,8 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
         shard_size = _shard_size(base, spec, name, custom, draft)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
         shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
-        loaded = stage_models(draft.settings if draft is not None else None, models)
+        refs = model_refs(draft.settings) if draft is not None else []
+        loaded = stage_models(refs, models)
         parts = hash_parts(
             name=name, family=family, image=image, command=command, args=args, env=env, config=hashed,
             input_uris=input_uris, upstream_hashes={u: hashes[u] for u in ups}, models=loaded,
@@ -212,7 +210,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             manual_gate=base.manual_gate(draft.settings) if base.manual_gate and draft is not None else None,
             gang=base.gang if draft is not None else False, command=command, args=args, env=env,
             replaces=custom is not None and draft is not None,
-            required_models=tuple(m.id for m in model_refs(draft.settings) if not (m.endpoint or m.optional))
+            required_models=tuple(m.id for m in refs if not (m.endpoint or m.optional))
             if draft is not None and custom is None else (),
             cuda=base.cuda and implementation is not None and custom is None,
             batch_size=override.batch_size if override is not None else None,
