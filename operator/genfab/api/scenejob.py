@@ -284,8 +284,10 @@ class SevaRuntime(GenfabModel):
     Ignored on the CPU."""
     attention: Literal["flash", "cudnn"] = "cudnn"
     """The SDPA kernel of SEVA's self-attentions: `flash` is SEVA's own choice (FlashAttention-2),
-    `cudnn` cuDNN's fused attention (faster on Hopper). Either way its one-token cross-attentions are
-    computed as what they equal, the value projection (a softmax over one key is exactly 1)."""
+    `cudnn` cuDNN's fused attention (faster on Hopper), with FlashAttention-2 allowed where cuDNN's
+    kernel cannot run (PyTorch picks per call; both compute the same attention up to floating-point
+    order). Either way its one-token cross-attentions are computed as what they equal, the value
+    projection (a softmax over one key is exactly 1)."""
 
 
 class SevaModelConfig(GenfabModel):
