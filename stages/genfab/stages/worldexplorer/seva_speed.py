@@ -21,8 +21,8 @@ source is changed: its modules are rewritten in place, after loading, in this or
 
 There is no FP8 option: SEVA's linear layers are narrow (320-1,280 inputs) next to its convolutions,
 and rowwise FP8 on them was slower than float16 with a larger deviation (benchmarks/results/
-worldexplorer.md, section 4). A compilation that fails falls back to eager with one log line.
-Each option that cannot apply says so in one line, naming the field.
+worldexplorer.md, section 4). A compilation that fails falls back to eager with one log line naming
+`worldexplorer.seva.runtime`.
 """
 
 from __future__ import annotations
