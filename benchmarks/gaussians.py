@@ -90,7 +90,7 @@ def plain_gsplat_loop(scene: SceneData, images: dict[str, np.ndarray], s: TrainS
         renders, _, info = rasterization(
             means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
             opacities=torch.sigmoid(params["opacities"]), colors=colors, viewmats=viewmat, Ks=K,
-            width=cam.width, height=cam.height, sh_degree=min(step // s.sh_degree_interval, s.sh_degree),
+            width=cam.width, height=cam.height, sh_degree=min(step // s.sh_interval(), s.sh_degree),
             packed=False, backgrounds=background)
         strategy.step_pre_backward(params, optimizers, state, step, info)
         l1 = torch.nn.functional.l1_loss(renders, pixels)

@@ -9,12 +9,14 @@ Two steps, on two machines (the GPU machine has no network):
         for the viewer packages (viser, nerfview), which simple_trainer imports at top level and never
         calls with --disable_viewer. `--mirrors DIR`: local clones, DIR/<owner>+<name>/repo.
 
-    python3 benchmarks/gaussians_simple_trainer.py run --scene 1024x96 --scene 768x48 --steps 7000
+    python3 benchmarks/gaussians_simple_trainer.py run --scene 1024x96 --scene 768x48 --steps 7000 --seeds 1 2 3
         On the GPU machine, from the repository root, carrying .gpuwheels and .bench: installs what
         the image lacks, builds gsplat's and fused-ssim's kernels, writes procedural scenes as COLMAP
         folders (images/ + sparse/0, the layout simple_trainer and genfab both read), then per scene
         runs simple_trainer and genfab's trainer, each in a fresh process on the same folder, which
-        one first alternating, and prints one table (`--out FILE` writes it). `--side NAME` runs one
+        one first alternating, and prints one table (`--out FILE` writes it): one row per scene seed
+        (`--seeds`), then the means over the seeds. `--json FILE` is rewritten after every row, so a
+        call cut off at the machine's time limit keeps what it finished. `--side NAME` runs one
         side (a 30,000-step row at 1024² does not fit both in one 10-minute call); `merge A.json
         B.json` joins such runs' `--json` files into one table, refusing runs from different machines.
         `--builds FILE` restores an earlier machine's compiled kernels from FILE (seconds instead of
@@ -153,14 +155,14 @@ def install(site: Path, tier: Any, builds: Path | None) -> dict[str, str]:
     return env
 
 
-def write_scene(size: int, views: int, folder: Path) -> None:
+def write_scene(size: int, views: int, seed: int, folder: Path) -> None:
     import torch
 
     from genfab.stages.gaussians import procedural
 
     if (folder / "sparse" / "0" / "cameras.bin").exists():
         return
-    scene = procedural.generate(7, n_views=views, width=size, height=size,
+    scene = procedural.generate(seed, n_views=views, width=size, height=size,
                                 device="cuda" if torch.cuda.is_available() else "cpu")
     procedural.write_scene(scene, folder, fmt="colmap")
 
@@ -290,34 +292,46 @@ def run(args: argparse.Namespace) -> int:
     lpips_model = save_torchmetrics_twin(work / "alexnet-lpips", work / "torch")
     env["TORCH_HOME"] = str(work / "torch")
     rows = []
-    for n, spec in enumerate(args.scene):
+    for spec in args.scene:
         size, views = (int(v) for v in spec.split("x"))
-        folder = work / "scenes" / spec
-        write_scene(size, views, folder)
-        for steps in args.steps:
-            order = [side for side in (SIDES if n % 2 == 0 else SIDES[::-1]) if args.side in ("both", side)]
-            runs: dict[str, dict[str, Any]] = {}
-            for side in order:
-                if side == "genfab":
-                    runs[side] = genfab_side(folder, steps, lpips_model, env)
-                else:
-                    runs[side] = simple_trainer_side(folder, steps, work / "runs" / f"{spec}-{steps}", env)
-                print(f"simple-trainer: {spec} {steps} steps {side}: {json.dumps(runs[side])}", flush=True)
-            rows.append({"scene": spec, "steps": steps, **runs})
-    import gsplat
-
-    pins = json.loads((BENCH / "pins.json").read_text())
-    machine = (f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; gsplat {gsplat.__version__}; "
-               f"Python {platform.python_version()}; simple_trainer from gsplat {pins['gsplat']}, fused-ssim "
-               f"{pins['fused-ssim'][:8]} (built from source), pycolmap {pins['pycolmap'][:8]}.")
-    command = "python3 benchmarks/gaussians_simple_trainer.py run " + " ".join(sys.argv[2:])
-    text = table(rows, machine, [command]) + "\n" + ssim_note + "\n"
+        for seed in args.seeds:
+            folder = work / "scenes" / f"{spec}-{seed}"
+            write_scene(size, views, seed, folder)
+            for steps in args.steps:
+                # which side runs first alternates from row to row (a machine warms up and cools down)
+                order = [side for side in (SIDES if len(rows) % 2 == 0 else SIDES[::-1])
+                         if args.side in ("both", side)]
+                runs: dict[str, dict[str, Any]] = {}
+                for side in order:
+                    if side == "genfab":
+                        runs[side] = genfab_side(folder, steps, lpips_model, env)
+                    else:
+                        runs[side] = simple_trainer_side(folder, steps, work / "runs" / f"{spec}-{seed}-{steps}", env)
+                    print(f"simple-trainer: {spec} seed {seed} {steps} steps {side}: {json.dumps(runs[side])}",
+                          flush=True)
+                rows.append({"scene": spec, "seed": seed, "steps": steps, **runs})
+                if args.json:  # after every row: a call cut off at its time limit keeps the rows it finished
+                    Path(args.json).write_text(json.dumps({"machine": machine_line(), "command": command_line(),
+                                                           "rows": rows}, indent=1))
+    text = table(rows, machine_line(), [command_line()]) + "\n" + ssim_note + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "command": command, "rows": rows}, indent=1))
     return 0
+
+
+def machine_line() -> str:
+    import gsplat
+    import torch
+
+    pins = json.loads((BENCH / "pins.json").read_text())
+    return (f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; gsplat {gsplat.__version__}; "
+            f"Python {platform.python_version()}; simple_trainer from gsplat {pins['gsplat']}, fused-ssim "
+            f"{pins['fused-ssim'][:8]} (built from source), pycolmap {pins['pycolmap'][:8]}.")
+
+
+def command_line() -> str:
+    return "python3 benchmarks/gaussians_simple_trainer.py run " + " ".join(sys.argv[2:])
 
 
 def merge(args: argparse.Namespace) -> int:
@@ -326,39 +340,81 @@ def merge(args: argparse.Namespace) -> int:
     runs = [json.loads(Path(f).read_text()) for f in args.json]
     if len({r["machine"] for r in runs}) != 1:
         sys.exit("simple-trainer: the runs come from different machines or versions; their times do not compare")
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    rows: dict[tuple[str, int, int], dict[str, Any]] = {}
     for r in runs:
         for row in r["rows"]:
-            rows.setdefault((row["scene"], row["steps"]), {}).update(row)
+            rows.setdefault((row["scene"], row.get("seed", 7), row["steps"]), {}).update(row)
     print(table(list(rows.values()), runs[0]["machine"], [r["command"] for r in runs]))
     return 0
 
 
 def table(rows: list[dict[str, Any]], machine: str, commands: list[str]) -> str:
+    """One line per side and seed with its ratio line, then, per scene size and step count, the
+    means over its seeds: mean train time of each side and the mean of the per-seed time ratios,
+    the largest memory ratio, and the difference of the two sides' mean held-out PSNR (the target's
+    terms: PSNR moves by tenths of a dB between runs of one trainer, so one seed decides nothing)."""
     lines = [
         machine,
         "Command: " + "; ".join(f"`{c}`" for c in commands),
         "",
-        "| scene | steps | | train s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scene | seed | steps | | train s | peak GPU memory | test PSNR | test SSIM | test LPIPS | Gaussians |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        size, views = row["scene"].split("x")
-        where = f"{size}², {views} views"
+        where, seed = scene_name(row["scene"]), row.get("seed", 7)
         for side in (x for x in SIDES if x in row):
             r = row[side]
-            lines.append(f"| {where} | {row['steps']:,} | {side} | {r['seconds']:.1f} | "
+            lines.append(f"| {where} | {seed} | {row['steps']:,} | {side} | {r['seconds']:.1f} | "
                          f"{r['peak_bytes'] / 2**20:,.0f} MiB | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                          f"{r['lpips']:.4f} | {r['gaussians']:,} |")
         if not all(side in row for side in SIDES):
             continue
         st, ours = row["simple_trainer"], row["genfab"]
-        lines.append(f"| {where} | {row['steps']:,} | **genfab / simple_trainer** | "
+        lines.append(f"| {where} | {seed} | {row['steps']:,} | **genfab / simple_trainer** | "
                      f"**{ours['seconds'] / st['seconds']:.2f}x** | **{ours['peak_bytes'] / st['peak_bytes']:.2f}x** | "
                      f"**{ours['psnr'] - st['psnr']:+.2f} dB** | {ours['ssim'] - st['ssim']:+.4f} | "
                      f"{ours['lpips'] - st['lpips']:+.4f} | {ours['gaussians'] / st['gaussians']:.2f}x |")
-    lines += ["", "Targets: train time <= 0.5x, peak memory <= 1.0x, PSNR >= simple_trainer's - 0.1 dB."]
+    lines += ["", *summary(rows), "",
+              "Targets (over the seeds): train time <= 0.45x, peak memory <= 1.0x on every seed, mean PSNR >= "
+              "simple_trainer's mean - 0.1 dB."]
     return "\n".join(lines) + "\n"
+
+
+def scene_name(spec: str) -> str:
+    size, views = spec.split("x")
+    return f"{size}², {views} views"
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """The means over seeds of every (scene, steps) with both sides."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        if all(side in row for side in SIDES):
+            groups.setdefault((row["scene"], row["steps"]), []).append(row)
+    if not groups:
+        return []
+    lines = ["Over the seeds (mean; per-seed range in brackets):", "",
+             "| scene | steps | seeds | simple_trainer s | genfab s | time ratio | memory ratio (largest) | "
+             "simple_trainer PSNR | genfab PSNR | PSNR difference | SSIM difference |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (spec, steps), group in groups.items():
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+        ratio = [r["genfab"]["seconds"] / r["simple_trainer"]["seconds"] for r in group]
+        memory = max(r["genfab"]["peak_bytes"] / r["simple_trainer"]["peak_bytes"] for r in group)
+        psnr = {side: mean([r[side]["psnr"] for r in group]) for side in SIDES}
+        diff = [r["genfab"]["psnr"] - r["simple_trainer"]["psnr"] for r in group]
+        ssim = mean([r["genfab"]["ssim"] - r["simple_trainer"]["ssim"] for r in group])
+        lines.append(
+            f"| {scene_name(spec)} | {steps:,} | {', '.join(str(r.get('seed', 7)) for r in group)} | "
+            f"{mean([r['simple_trainer']['seconds'] for r in group]):.1f} | "
+            f"{mean([r['genfab']['seconds'] for r in group]):.1f} | "
+            f"**{mean(ratio):.2f}x** [{min(ratio):.2f}–{max(ratio):.2f}] | **{memory:.2f}x** | "
+            f"{psnr['simple_trainer']:.2f} | {psnr['genfab']:.2f} | "
+            f"**{psnr['genfab'] - psnr['simple_trainer']:+.2f} dB** [{min(diff):+.2f}–{max(diff):+.2f}] | "
+            f"{ssim:+.4f} |")
+    return lines
 
 
 def main() -> int:
@@ -370,6 +426,8 @@ def main() -> int:
     r = sub.add_parser("run", help="the comparison (the GPU machine)")
     r.add_argument("--scene", action="append", required=True, help="SIZExVIEWS, e.g. 1024x96 (repeatable)")
     r.add_argument("--steps", type=int, nargs="+", default=[7000])
+    r.add_argument("--seeds", type=int, nargs="+", default=[7],
+                   help="procedural scene seeds: one row per seed and size, both sides on the same scene")
     r.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "genfab-simple-trainer"),
                    help="scenes, runs and the installed packages (reused by a later call on the same machine)")
     r.add_argument("--side", choices=["both", *SIDES], default="both",

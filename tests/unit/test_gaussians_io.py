@@ -285,6 +285,33 @@ def test_train_settings_read_the_resource_config() -> None:
     assert default == {"refine_start_iter": 500, "refine_stop_iter": 15_000, "reset_every": 3000, "refine_every": 100}
 
 
+@pytest.mark.parametrize(("steps", "interval", "expected"), [
+    (30_000, 1000, 1000),  # gsplat's reference schedule
+    (7000, 1000, 233),  # simple_trainer --steps_scaler 7000/30000: int(1000 * 0.2333)
+    (3000, 1000, 100),
+    (7000, 300, 70),
+    (10, 1000, 1),  # never 0
+])
+def test_sh_interval_scales_with_steps_as_gsplats_steps_scaler(steps: int, interval: int, expected: int) -> None:
+    pytest.importorskip("torch")
+    from genfab.stages.gaussians.core import TrainSettings
+
+    assert TrainSettings(steps=steps, sh_degree_interval=interval).sh_interval() == expected
+
+
+def test_initial_scales_are_simple_trainers_root_mean_square_of_three_neighbours() -> None:
+    torch = pytest.importorskip("torch")
+    from genfab.stages.gaussians.core import knn_scale
+
+    # neighbours of the origin at 1, 2 and 3 (and a far point): RMS sqrt(14/3), not the mean 2
+    points = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3], [50, 50, 50]])
+    assert float(knn_scale(points)[0]) == pytest.approx((14 / 3) ** 0.5)
+    generator = torch.Generator().manual_seed(0)
+    cloud = torch.rand(500, 3, generator=generator)
+    d = torch.cdist(cloud, cloud).topk(4, largest=False).values[:, 1:]
+    torch.testing.assert_close(knn_scale(cloud), d.square().mean(-1).sqrt())
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ({"steps": 100, "scenesPerPod": 2, "packing": "sequential", "plyPath": "export/"}, "needs a CUDA GPU"),
     ({"packing": "streams"}, r"config\.gaussians\.packing: Input should be 'batched' or 'sequential'"),

@@ -28,7 +28,9 @@ class SplatConfig(GenfabModel):
     sh_degree: int = Field(3, ge=0, le=4)
     """Final spherical-harmonics degree."""
     sh_degree_interval: int = Field(1000, ge=1)
-    """Steps between SH degree increases."""
+    """Steps between SH degree increases in a 30,000-step run: the 3DGS trainer scales it to `steps`
+    as it does the densification schedule (233 at 7,000 steps, gsplat's `--steps_scaler`); scene
+    growing, which has no fixed length, uses it as it is."""
     ssim_lambda: float = Field(0.2, ge=0.0, le=1.0)
     """Weight of the (1 - SSIM) term; L1 gets 1 - ssimLambda."""
     packed: Annotated[bool, RUN_TIME] = False

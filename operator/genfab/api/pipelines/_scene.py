@@ -36,7 +36,8 @@ def gaussians_stage(description: str, settings: type[GenfabModel], upstream: str
                     implementation: str | None = GAUSSIANS, refuses: Any = None) -> StageDecl:
     """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
     return StageDecl("gaussians", "scene", description, settings, implementation,
-                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output, refuses=refuses, cuda=True)
+                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output, refuses=refuses, cuda=True,
+                     revision=1)  # 1: simple_trainer's RMS initial scales, SH interval scaled to `steps`
 
 
 def gaussians_draft(spec: SceneJobBase, req: DraftRequest, settings: GaussiansSettings, samples: int | None

@@ -123,7 +123,7 @@ class BatchedTrainer:
         Ks = torch.stack([self.Ks[k][v] for k, v in enumerate(views)])
         target = torch.stack([self.images[k][v] for k, v in enumerate(views)]).float() / 255.0
         p = self.params
-        degree = min(i // s.sh_degree_interval, s.sh_degree)
+        degree = min(i // s.sh_interval(), s.sh_degree)
         rgb, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
             opacities=torch.sigmoid(p["opacities"]), colors=sh_coefficients(p, degree),

@@ -55,6 +55,13 @@ class TrainSettings(GaussiansConfig):
         return {"refine_start_iter": int(500 * f), "refine_stop_iter": int(15_000 * f),
                 "reset_every": max(100, int(3000 * f)), "refine_every": max(20, int(100 * f))}
 
+    def sh_interval(self) -> int:
+        """Steps between SH degree increases: `sh_degree_interval` is the 30k-step reference's,
+        scaled to `steps` as the densification schedule is (gsplat's `--steps_scaler`, which scales
+        its `sh_degree_interval` with the rest: 233 at 7,000 steps). Scene growing, which has no
+        fixed length, reads the field as it is."""
+        return max(1, int(self.sh_degree_interval * self.steps / REFERENCE_STEPS))
+
 
 @dataclass
 class TrainResult:
@@ -106,12 +113,14 @@ def upload(host: torch.Tensor, index: int, device: torch.device) -> torch.Tensor
 
 
 def knn_scale(points: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Mean distance to the k nearest neighbours (chunked cdist: no extra dependency)."""
+    """Root-mean-square distance to the k nearest neighbours, gsplat's simple-trainer initial scale
+    (`sqrt(mean(d^2))`; the plain mean is up to a few per cent smaller). Chunked cdist: no extra
+    dependency."""
     out = torch.empty(len(points), device=points.device)
     chunk = max(64, (32 << 20) // max(1, 4 * len(points)))  # ~32 MiB of distances at a time
     for start in range(0, len(points), chunk):
         d = torch.cdist(points[start:start + chunk], points)
-        out[start:start + chunk] = d.topk(k + 1, largest=False).values[:, 1:].mean(-1)
+        out[start:start + chunk] = d.topk(k + 1, largest=False).values[:, 1:].square().mean(-1).sqrt()
     return out.clamp_min(1e-7)
 
 

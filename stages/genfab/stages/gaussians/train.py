@@ -109,7 +109,7 @@ class SceneTrainer:
             if self.masks is not None:
                 m = upload(self.masks, view, self.device)
                 m = m[..., None] if m.dim() == 3 else m[..., :1]
-        renders, _, info = self.render(viewmat, K, cam.width, cam.height, min(i // s.sh_degree_interval, s.sh_degree))
+        renders, _, info = self.render(viewmat, K, cam.width, cam.height, min(i // s.sh_interval(), s.sh_degree))
         self.opt.before_backward(i, info)
         pred = renders
         if m is not None:
