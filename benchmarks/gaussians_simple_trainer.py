@@ -344,7 +344,8 @@ def merge(args: argparse.Namespace) -> int:
     for r in runs:
         for row in r["rows"]:
             rows.setdefault((row["scene"], row.get("seed", 7), row["steps"]), {}).update(row)
-    print(table(list(rows.values()), runs[0]["machine"], [r["command"] for r in runs]))
+    ordered = [rows[key] for key in sorted(rows, key=lambda k: (-int(k[0].split("x")[0]), k[2], k[1]))]
+    print(table(ordered, runs[0]["machine"], [r["command"] for r in runs]))
     return 0
 
 
