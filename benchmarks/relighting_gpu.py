@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -150,6 +151,7 @@ def write_inputs(work: Path, n: int, side: int) -> list[np.ndarray]:
         img = sources[i % len(sources)]
         cv2.imwrite(str(work / "up" / "in" / f"{sid}.png"), img)
         cv2.imwrite(str(work / "up" / "segment" / f"{sid}_foreground.png"), np.dstack([img, mask]))
+        cv2.imwrite(str(work / "up" / "segment" / f"{sid}_mask.png"), mask)  # degrade's person region
         cv2.imwrite(str(work / "up" / "albedo" / f"{sid}_albedo.png"), (img * (mask[..., None] > 0)).astype(np.uint8))
         cv2.imwrite(str(work / "up" / "recombine" / f"{sid}_composite.png"), img)
     for stage in ("segment", "albedo", "recombine"):  # the final shard reports downstream stages list
@@ -174,9 +176,12 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dic
             "outputUri": f"file://{run / stage}", "outputLayout": "", "shardSize": 100000,
             "batchSize": BATCH[stage], "selection": {"suffixes": [".png"]}, "options": {}}
     if stage == "segment":
+        from genfab.api.relighting import RelightingInput
+
         seg = {"backends": ["sam3"], "boxThreshold": box_threshold}
+        max_side = RelightingInput.model_fields["max_side"].default  # the pipeline's default working size
         return {**base, "inputUris": [f"file://{up / 'in'}"], "upstream": [], "ancestors": [],
-                "config": {"segmentation": seg, "seed": 0}}
+                "config": {"segmentation": seg, "seed": 0, "maxSide": max_side}}
     if stage == "degrade":
         weights = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}
         deg = {"weights": weights, "softShading": {"normals": "depth-anything", "shadowPatterns": False}}
@@ -191,7 +196,7 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dic
                 "inputUris": [f"file://{up / 'albedo'}"], "config": {"degradation": full, "seed": 0}}
     return {**base, "runUri": f"file://{up}", "outputUri": f"file://{run / stage}", "upstream": [ref("recombine")],
             "ancestors": [ref("recombine")], "inputUris": [f"file://{up / 'recombine'}"],
-            "config": {"captioning": {"enabled": True, "backend": "transformers", "model": BLIP}}}
+            "config": {"captioning": {"backend": "transformers", "model": BLIP}}}
 
 
 class GpuSampler:
@@ -238,6 +243,8 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
     report_dir = Path(cfg["runUri"].removeprefix("file://")) / "_genfab" / "progress" / stage / ("b" * 10)
     for old in report_dir.glob("*.json"):
         old.unlink()
+    # an earlier run's samples are never reused
+    shutil.rmtree(cfg["outputUri"].removeprefix("file://"), ignore_errors=True)
     # Only this tree's genfab on the path (plus what the machine adds, e.g. carried wheels).
     paths = [str(tree_root / "operator"), str(tree_root / "stages"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": ":".join(p for p in paths if p),

@@ -48,7 +48,8 @@ class Preprocess:
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         batch = []
         for img in images_bgr:
-            t = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).to(device, non_blocking=True)
+            # BGR -> RGB on the device too: a flipped copy on the CPU costs ~3 ms per 1024² image
+            t = torch.from_numpy(np.ascontiguousarray(img)).to(device, non_blocking=True).flip(-1)
             t = t.permute(2, 0, 1)[None].float()
             batch.append(F.interpolate(t, size=(self.height, self.width), mode="bilinear", align_corners=False))
         return ((torch.cat(batch) / 255.0 - mean) / std).to(dtype)

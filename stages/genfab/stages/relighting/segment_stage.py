@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def classical_mask(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
+    """A found mask (a model's cleaned first: `clean_mask`) to the three PNGs, in a worker."""
+    if job.pop("clean", False):
+        job["mask"] = clean_mask(job["mask"])
     parts = split(job["image"], job["mask"])
     sid = job["id"]
     return {"files": {f"{sid}_{name}.png": encode(pixels) for name, pixels in parts.items()},
@@ -114,6 +118,8 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         return image
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        """Masks chunk by chunk (`chunk_size` images per model call); each chunk's cleaning, splitting
+        and PNG encoding start in the worker pool at once, while the next chunk is on the GPU."""
         errors: list[Exception | None] = [None] * len(samples)
         images: dict[int, np.ndarray] = {}
         for i, image in enumerate(self.read_each(samples)):
@@ -121,10 +127,38 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                 errors[i] = image
             else:
                 images[i] = image
+        order, size = list(images), self.chunk_size(self.ctx)
+        started: list[tuple[int, Future[Any]]] = []
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            masks, tried = self._masks(chunk, images, samples, errors)
+            for i in chunk:
+                if i in masks:
+                    mask, name, info = masks[i]
+                    started.append((i, self.pool.submit(split_and_encode, {
+                        "id": samples[i].id, "image": images[i], "mask": mask, "backend": name, "info": info,
+                        "clean": name != "classical"})))
+                elif errors[i] is None:
+                    errors[i] = SampleError("EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
+        for i, future in started:
+            result = self.pool.result(future)
+            if isinstance(result, Exception):
+                errors[i] = result
+            else:
+                self.deliver(samples[i], result)
+                if self.unavailable:
+                    samples[i].params["unavailableBackends"] = sorted(self.unavailable)
+        return errors
+
+    def _masks(self, chunk: list[int], images: dict[int, np.ndarray], samples: list[Sample],
+               errors: list[Exception | None]) -> tuple[dict[int, tuple[np.ndarray, str, dict[str, Any]]],
+                                                         dict[int, list[str]]]:
+        """The backends in their fallback order over one chunk: per image its mask (as found: a
+        model's is cleaned in the worker), the backend and what it records; and which backends tried."""
         masks: dict[int, tuple[np.ndarray, str, dict[str, Any]]] = {}
-        tried: dict[int, list[str]] = {i: [] for i in images}
+        tried: dict[int, list[str]] = {i: [] for i in chunk}
         for n, backend in enumerate(self.backends):
-            todo = [i for i in images if i not in masks]
+            todo = [i for i in chunk if i not in masks and errors[i] is None]
             if not todo or (n > 0 and not self.cfg.fallback_on_empty):
                 break
             if backend == "classical":
@@ -138,24 +172,8 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                         masks[i] = (r["mask"], "classical", r["info"])
                     tried[i].append("classical")
                 continue
-            predicted = backend.masks([images[i] for i in todo])
-            for i, mask in zip(todo, predicted, strict=True):
+            for i, mask in zip(todo, backend.masks([images[i] for i in todo]), strict=True):
                 tried[i].append(backend.name)
                 if found(mask):
-                    masks[i] = (clean_mask(mask), backend.name, {"model": backend.model_id})
-        jobs = []
-        for i in images:
-            if i in masks:
-                mask, name, info = masks[i]
-                jobs.append((i, {"id": samples[i].id, "image": images[i], "mask": mask, "backend": name,
-                                 "info": info}))
-            elif errors[i] is None:
-                errors[i] = SampleError("EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
-        for (i, _), result in zip(jobs, self.pool.map(split_and_encode, [j for _, j in jobs]), strict=True):
-            if isinstance(result, Exception):
-                errors[i] = result
-            else:
-                self.deliver(samples[i], result)
-                if self.unavailable:
-                    samples[i].params["unavailableBackends"] = sorted(self.unavailable)
-        return errors
+                    masks[i] = (mask, backend.name, {"model": backend.model_id})
+        return masks, tried

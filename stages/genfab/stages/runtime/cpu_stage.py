@@ -4,7 +4,7 @@ plain data)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
@@ -19,7 +19,8 @@ T = TypeVar("T")
 class CpuSampleStage(Stage[S]):
     marker_dir = "_markers"  # flat layouts (`{id}_albedo.png`): markers go aside
     batch_size: int = 16
-    """At least; `setup` raises it to `BATCH_PER_WORKER` samples per worker process."""
+    """Samples per `prepare` call (`chunk_size`); a batch holds at least `BATCH_PER_WORKER` samples per
+    worker process (`samples_per_batch`)."""
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
 
@@ -30,12 +31,15 @@ class CpuSampleStage(Stage[S]):
         self.ctx = ctx
         workers = cpu_workers(ctx.env)
         self.pool = CpuPool(workers)
-        # A batch ends at its slowest sample, and the pool idles while the shard process hands the
-        # results over: several samples per worker keep the workers busy (measured in
-        # benchmarks/results/reference_object.md).
-        self.batch_size = max(type(self).batch_size, BATCH_PER_WORKER * workers)
         self.pool.start(type(self).compute.__module__)
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="genfab-read")
+
+    def samples_per_batch(self, ctx: StageContext) -> int:
+        """A batch ends at its slowest sample, and the pool idles while the shard process hands the
+        results over: several samples per worker keep the workers busy (measured in
+        benchmarks/results/reference_object.md). At least one chunk."""
+        workers = self.pool.workers if hasattr(self, "pool") else 1  # no pool: nothing to produce (all reused)
+        return max(self.chunk_size(ctx), BATCH_PER_WORKER * workers)
 
     def stage_seed(self, sample: Sample, base: int) -> int:
         """The sample's seed for this stage's draws: fixed by the job seed `base`, the sample and the
@@ -47,7 +51,15 @@ class CpuSampleStage(Stage[S]):
         raise NotImplementedError
 
     def prepare(self, jobs: list[dict[str, Any]]) -> None:
-        """Batch work in the shard process before the pool runs (a GPU model over the whole batch)."""
+        """Batch work in the shard process before the pool runs (a GPU model over one chunk of the
+        batch: `chunk_size` jobs)."""
+
+    def chunk_size(self, ctx: StageContext) -> int:
+        """Jobs per `prepare` call (the model's batch): `spec.stages.<name>.batchSize`, else the
+        stage's own batch size. A batch holds several chunks (`setup` sizes it to keep every worker
+        busy), and each chunk's `compute` starts in the pool as soon as that chunk is prepared, while
+        the shard process prepares the next one: the GPU and the workers run at the same time."""
+        return max(1, ctx.cfg.batch_size or type(self).batch_size)
 
     def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
         """Write `compute`'s files and keep its params in the sample's marker."""
@@ -90,9 +102,14 @@ class CpuSampleStage(Stage[S]):
                 errors[i] = job
             else:
                 jobs.append((i, job))
-        self.prepare([job for _, job in jobs])
-        results = self.pool.map(type(self).compute, [job for _, job in jobs])
-        for (i, _), result in zip(jobs, results, strict=True):
+        started: list[tuple[int, Future[Any]]] = []
+        size = self.chunk_size(self.ctx)
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start:start + size]
+            self.prepare([job for _, job in chunk])
+            started += [(i, self.pool.submit(type(self).compute, job)) for i, job in chunk]
+        for i, future in started:
+            result = self.pool.result(future)
             if isinstance(result, Exception):
                 errors[i] = result
             else:

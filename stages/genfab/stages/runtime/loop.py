@@ -72,7 +72,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         reporter.report.model_load_seconds = round(load, 3)
         metrics.model_load_seconds.set(load)
         log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
-    size = max(1, ctx.cfg.batch_size or stage.batch_size)
+    size = stage.samples_per_batch(ctx)
     # A batch's outputs are stored and its markers written in the background while the next batch
     # computes; a sample is reported done once its marker is written, in order. At most two
     # batches are in flight (their outputs are held in memory until stored).

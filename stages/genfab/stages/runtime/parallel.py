@@ -55,7 +55,8 @@ def _init_worker() -> None:
 
 class CpuPool:
     """`map` runs a picklable module-level function over inputs in worker processes (in-process when
-    one worker or one input suffices) and returns, per input, its result or the exception it raised."""
+    one worker or one input suffices) and returns, per input, its result or the exception it raised;
+    `submit` starts one such call and returns at once."""
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
@@ -77,10 +78,23 @@ class CpuPool:
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.workers == 1 or len(items) <= 1:
             return [_call(fn, item) for item in items]
+        return [self.result(f) for f in [self.submit(fn, item) for item in items]]
+
+    def submit(self, fn: Callable[[Any], Any], item: Any) -> Future[Any]:
+        """Start `fn(item)` in a worker and return at once (in-process, done on return, with one
+        worker); `result` gives what `map` would have."""
+        if self.workers == 1:
+            done: Future[Any] = Future()
+            done.set_result(_call(fn, item))
+            return done
         self.start()
         assert self._pool is not None
-        futures: list[Future[Any]] = [self._pool.submit(fn, item) for item in items]
-        return [_result(f) for f in futures]
+        return self._pool.submit(fn, item)
+
+    @staticmethod
+    def result(future: Future[Any]) -> Any:
+        """A submitted call's result or the exception it raised (a dead worker's is raised)."""
+        return _result(future)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -149,6 +149,10 @@ class Stage(Generic[S]):
     batch_size: int = 1
     """Samples handed to `process_batch` at once (GPU stages batch their model calls)."""
 
+    def samples_per_batch(self, ctx: StageContext) -> int:
+        """Samples per `process_batch` call: `spec.stages.<name>.batchSize`, else `batch_size`."""
+        return max(1, ctx.cfg.batch_size or self.batch_size)
+
     def process(self, sample: Sample) -> None:
         raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement process()")
 

@@ -1,0 +1,110 @@
+"""CpuSampleStage runs a batch chunk by chunk: a chunk's `compute` starts in the worker pool as soon as
+its `prepare` (the GPU model, in model stages) is done, while the next chunk is prepared."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from genfab.stages.runtime.cpu_stage import BATCH_PER_WORKER, CpuSampleStage
+from genfab.stages.runtime.parallel import CpuPool
+
+
+def mark_done(job: dict[str, Any]) -> dict[str, Any]:
+    """The pool's work: leaves a file saying it ran (the test sees it from the shard process)."""
+    if job["id"] == "bad":
+        raise ValueError("this sample fails in its worker")
+    Path(job["dir"], job["id"]).write_text("done")
+    return {"params": {"id": job["id"]}}
+
+
+class ChunkedStage(CpuSampleStage[Any]):
+    name = "chunked"
+    batch_size = 2
+    compute = staticmethod(mark_done)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.prepared: list[list[str]] = []
+        self.seen_before_prepare: list[list[str]] = []
+        self.delivered: list[str] = []
+
+    def gather(self, sample: Any) -> dict[str, Any]:
+        return {"id": sample.id, "dir": str(self.folder)}
+
+    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+        # What the pool finished before this chunk's "model call": with chunks overlapping, the
+        # previous chunk's work appears here while this one waits.
+        if self.prepared:
+            earlier = [i for i in self.prepared[-1] if i != "bad"]  # a failed sample leaves nothing
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all((self.folder / i).exists() for i in earlier):
+                time.sleep(0.02)
+        self.seen_before_prepare.append(sorted(p.name for p in self.folder.iterdir()))
+        self.prepared.append([job["id"] for job in jobs])
+
+    def deliver(self, sample: Any, result: dict[str, Any]) -> None:
+        self.delivered.append(result["params"]["id"])
+
+
+def context(workers: int, batch_size: int | None) -> Any:
+    return SimpleNamespace(env={"GENFAB_CPU_WORKERS": str(workers)}, cfg=SimpleNamespace(batch_size=batch_size))
+
+
+def test_each_chunks_work_starts_in_the_pool_while_the_next_chunk_is_prepared(tmp_path: Path) -> None:
+    stage = ChunkedStage(tmp_path)
+    ctx = context(workers=2, batch_size=None)
+    stage.setup(ctx)
+    try:
+        samples = [SimpleNamespace(id=f"s{i}") for i in range(5)]
+        errors = stage.process_batch(samples)  # type: ignore[arg-type]
+    finally:
+        stage.finish(ctx)
+    assert errors == [None] * 5
+    assert stage.prepared == [["s0", "s1"], ["s2", "s3"], ["s4"]]  # the stage's own batch size
+    # the first chunk's work was done in the pool before the second chunk's prepare returned
+    assert stage.seen_before_prepare[1] == ["s0", "s1"]
+    assert stage.seen_before_prepare[2] == ["s0", "s1", "s2", "s3"]
+    assert stage.delivered == ["s0", "s1", "s2", "s3", "s4"]  # in the batch's order
+
+
+def test_a_failing_sample_fails_alone_and_batch_size_sets_the_chunk(tmp_path: Path) -> None:
+    stage = ChunkedStage(tmp_path)
+    ctx = context(workers=1, batch_size=3)  # in-process pool: the same chunks, done on submit
+    stage.setup(ctx)
+    try:
+        samples = [SimpleNamespace(id=i) for i in ("a", "bad", "c", "d")]
+        errors = stage.process_batch(samples)  # type: ignore[arg-type]
+    finally:
+        stage.finish(ctx)
+    assert stage.prepared == [["a", "bad", "c"], ["d"]]
+    assert [type(e).__name__ if e else None for e in errors] == [None, "ValueError", None, None]
+    assert stage.delivered == ["a", "c", "d"]
+
+
+@pytest.mark.parametrize(("workers", "batch_size", "chunk", "batch"), [
+    (1, None, 2, BATCH_PER_WORKER),  # a batch keeps every worker busy with several samples
+    (4, None, 2, 4 * BATCH_PER_WORKER),
+    (4, 64, 64, 64),  # `batchSize` is the model's chunk, and a batch holds at least one
+    (4, 3, 3, 4 * BATCH_PER_WORKER),
+])
+def test_batch_and_chunk_sizes(tmp_path: Path, workers: int, batch_size: int | None, chunk: int, batch: int) -> None:
+    stage = ChunkedStage(tmp_path)
+    ctx = context(workers, batch_size)
+    assert stage.samples_per_batch(ctx) == max(chunk, BATCH_PER_WORKER)  # before setup: no pool yet
+    stage.pool = CpuPool(workers)  # what setup makes, without starting processes
+    assert (stage.chunk_size(ctx), stage.samples_per_batch(ctx)) == (chunk, batch)
+
+
+def test_pool_submit_in_process_is_done_on_return_with_the_exception_as_result(tmp_path: Path) -> None:
+    pool = CpuPool(1)
+    done = pool.submit(mark_done, {"id": "x", "dir": str(tmp_path)})
+    failed = pool.submit(mark_done, {"id": "bad", "dir": str(tmp_path)})
+    assert isinstance(done, Future) and done.done() and failed.done()
+    assert CpuPool.result(done) == {"params": {"id": "x"}}
+    assert isinstance(CpuPool.result(failed), ValueError)
