@@ -10,11 +10,17 @@ the weights from the model location instead (`seva.vaeModel`, `seva.clipModel`),
 network. Its task is `img2trajvid` with procedural two-pass sampling (`use_traj_prior`,
 `chunk_strategy: interp-gt`): anchors spread along the targets are generated first, then every
 target between its nearest anchors. Cameras go in as OpenCV camera-to-world and pixel intrinsics
-(SEVA's convention); the targets come back from `<work>/samples-rgb/NNN.png` in target order.
+(SEVA's convention). The targets come back in target order as the 8-bit frames SEVA's `save_output`
+would write to `<work>/samples-rgb/NNN.png`: the adapter keeps them in memory and skips SEVA's files
+(an mp4 and PNGs of each pass, in a temporary folder the stage never reads); `frames_in_memory =
+False` lets SEVA write them and reads the PNGs back, as SEVA's own `img2trajvid` does.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +142,9 @@ class Seva:
         self.ae, self.conditioner = ae, conditioner
         self.denoiser = sampling.DiscreteDenoiser(num_idx=1000, device=device)
         self.steps, self.cfg, self.camera_scale = steps, cfg, camera_scale
+        self.frames_in_memory = True
+        """The final frames stay in memory and SEVA writes no files (the same 8-bit frames);
+        False: SEVA's own writes and a read back (benchmarks/seva_speed.py's baseline)."""
 
     def __call__(self, inputs: list[PosedView], targets: list[PosedView], seed: int, work: Path) -> list[np.ndarray]:
         """The target views, generated from the inputs (all views square, one size)."""
@@ -159,16 +168,60 @@ class Seva:
         anchors = self.eval.infer_prior_stats(settings["T"], n_in, num_total_frames=n_out, version_dict=settings)
         picked = np.linspace(0, n_out - 1, anchors).round().astype(np.int64)
         out = work / "seva"
-        for _ in self.eval.run_one_scene(
-                "img2trajvid", settings, model=self.model, ae=self.ae, conditioner=self.conditioner,
-                denoiser=self.denoiser,
-                image_cond={"img": paths, "input_indices": list(range(n_in)),
-                            "prior_indices": np.linspace(n_in, n_in + n_out - 1, anchors).tolist()},
-                camera_cond={"c2w": c2ws, "K": Ks, "input_indices": list(range(n_in + n_out))},
-                save_path=str(out), use_traj_prior=True, traj_prior_Ks=Ks[n_in:][picked],
-                traj_prior_c2ws=c2ws[n_in:][picked], seed=seed):
-            pass
-        frames = sorted((out / "samples-rgb").glob("*.png"))
+        if self.frames_in_memory:
+            settings["options"]["save_first_pass"] = False  # SEVA's option: the anchors' mp4 and PNGs
+        with final_samples(self.eval, out, keep=self.frames_in_memory) as kept:
+            for _ in self.eval.run_one_scene(
+                    "img2trajvid", settings, model=self.model, ae=self.ae, conditioner=self.conditioner,
+                    denoiser=self.denoiser,
+                    image_cond={"img": paths, "input_indices": list(range(n_in)),
+                                "prior_indices": np.linspace(n_in, n_in + n_out - 1, anchors).tolist()},
+                    camera_cond={"c2w": c2ws, "K": Ks, "input_indices": list(range(n_in + n_out))},
+                    save_path=str(out), use_traj_prior=True, traj_prior_Ks=Ks[n_in:][picked],
+                    traj_prior_c2ws=c2ws[n_in:][picked], seed=seed):
+                pass
+        if self.frames_in_memory:
+            frames = as_written(kept.get(RGB))
+        else:
+            frames = [decode_rgb(path.read_bytes()) for path in sorted((out / "samples-rgb").glob("*.png"))]
         if len(frames) != n_out:
-            raise SampleError("SevaOutput", f"SEVA wrote {len(frames)} frames to samples-rgb/, expected {n_out}")
-        return [decode_rgb(path.read_bytes()) for path in frames]
+            raise SampleError("SevaOutput", f"SEVA gave {len(frames)} frames, expected {n_out}")
+        return frames
+
+
+RGB = "samples-rgb/image"
+"""The key of the generated frames in what SEVA's `run_one_scene` hands its `save_output`."""
+
+
+@contextmanager
+def final_samples(eval_module: Any, final: Path, keep: bool) -> Iterator[dict[str, Any]]:
+    """With `keep`, SEVA's `save_output` (looked up in its module by `run_one_scene` on each call) is
+    replaced for the duration: the call that saves the final samples to `final` hands them here
+    instead of writing files, and the others write nothing. Without `keep`, SEVA writes as it does."""
+    kept: dict[str, Any] = {}
+    if not keep:
+        yield kept
+        return
+    original = eval_module.save_output
+
+    def save_output(samples: dict[str, Any], save_path: str, video_save_fps: float = 2) -> None:
+        if os.path.normpath(save_path) == os.path.normpath(final):
+            kept.update(samples)
+
+    eval_module.save_output = save_output
+    try:
+        yield kept
+    finally:
+        eval_module.save_output = original
+
+
+def as_written(samples: Any) -> list[np.ndarray]:
+    """SEVA's frames ((N, 3, H, W) in [-1, 1]) as its `save_output` writes them to 8-bit PNGs: the
+    same conversion, so the frames are those files' pixels exactly."""
+    if samples is None:
+        raise SampleError("SevaOutput", f"SEVA saved no {RGB!r} samples")
+    import torch
+
+    value = torch.as_tensor(samples).detach().cpu()
+    value = ((value.permute(0, 2, 3, 1) + 1) / 2.0 * 255).clamp(0, 255).to(torch.uint8)
+    return [np.ascontiguousarray(frame) for frame in value.numpy()]

@@ -1,9 +1,11 @@
 """`seva.eval.infer_prior_stats` and `run_one_scene` with SEVA's signatures and output layout.
 
 The stand-in checks what SEVA's code relies on (camera tensors of shape (N, 3, 4) and (N, 3, 3), one
-image path per input and None per target, prior indices among the targets, a generator that saves
-`samples-rgb/NNN.png` for the targets in order) and paints target k a flat colour: red = k, green =
-the rounded yaw of its camera in degrees / 2, blue = 7. Calls are recorded in CALLS for the tests."""
+image path per input and None per target, prior indices among the targets, a generator whose
+module-level `save_output` saves the first pass (unless `options.save_first_pass` is False) and then
+the targets in order as `samples-rgb/NNN.png`, from (N, 3, H, W) samples in [-1, 1] under
+`samples-rgb/image`) and paints target k a flat colour: red = k, green = the rounded yaw of its camera
+in degrees / 2, blue = 7. Calls are recorded in CALLS and saves in SAVES for the tests."""
 
 from __future__ import annotations
 
@@ -17,6 +19,20 @@ import torch
 from PIL import Image
 
 CALLS: list[dict[str, Any]] = []
+SAVES: list[str] = []
+
+
+def save_output(samples: dict[str, Any], save_path: str, video_save_fps: float = 2) -> None:
+    """SEVA's: every `name/image` entry as `save_path/name/NNN.png` (8-bit, SEVA's conversion; SEVA
+    also writes `name.mp4`, which the stand-in leaves out)."""
+    SAVES.append(save_path)
+    for key, value in samples.items():
+        name, media = key.split("/")
+        assert media == "image", key
+        pixels = ((value.permute(0, 2, 3, 1) + 1) / 2.0 * 255).clamp(0, 255).to(torch.uint8).numpy()
+        os.makedirs(os.path.join(save_path, name), exist_ok=True)
+        for i, frame in enumerate(pixels):
+            Image.fromarray(frame).save(os.path.join(save_path, name, f"{i:03d}.png"))
 
 
 def infer_prior_stats(T: Any, num_input_frames: int, num_total_frames: int, version_dict: dict[str, Any]) -> int:
@@ -43,11 +59,16 @@ def run_one_scene(task: str, version_dict: dict[str, Any], model: Any, ae: Any, 
     CALLS.append({"task": task, "inputs": len(inputs), "targets": len(targets), "seed": seed,
                   "cfg": version_dict["options"]["cfg"], "steps": version_dict["options"]["num_steps"]})
     height, width = version_dict["H"], version_dict["W"]
-    os.makedirs(os.path.join(save_path, "samples-rgb"), exist_ok=True)
+    frames = []
     for k, i in enumerate(targets):
         forward = c2w[i, :, 2].numpy()
         yaw = math.degrees(math.atan2(float(forward[0]), float(forward[2]))) % 360
-        colour = np.array([k % 256, round(yaw / 2) % 256, 7], np.uint8)
-        path = os.path.join(save_path, "samples-rgb", f"{k:03d}.png")
-        Image.fromarray(np.tile(colour, (height, width, 1))).save(path)
+        colour = torch.tensor([k % 256, round(yaw / 2) % 256, 7], dtype=torch.float32)
+        # in [-1, 1], half a level above the colour: SEVA's conversion truncates back to it
+        frames.append(((colour + 0.5) / 255 * 2 - 1).view(3, 1, 1).expand(3, height, width))
+    samples = {"samples-rgb/image": torch.stack(frames)}
+    if version_dict["options"].get("save_first_pass", True):
+        save_output({"samples-rgb/image": samples["samples-rgb/image"][:1]}, os.path.join(save_path, "first-pass"))
+        yield os.path.join(save_path, "first-pass", "samples-rgb.mp4")
+    save_output(samples, save_path=save_path)
     yield os.path.join(save_path, "samples-rgb.mp4")
