@@ -6,8 +6,11 @@
 weights, once per code tree: the baseline tree (`--baseline`, e.g. main before the model-stage base,
 extracted with `git archive`) and this one. Per stage and tree: images/s over the processing window
 (the shard's wall time minus its model loading), model-load seconds, and the GPU busy fraction in
-that window, sampled from NVML every 50 ms. Both trees get the same stage config, inputs, batch
-sizes and models; the baseline tree ignores config fields it does not know.
+that window, sampled from NVML every 50 ms. Beside them, for `segment` and `degrade`, the plain
+per-image loop (`plain_loop`: the same model class and per-image functions, one image at a time, in
+its own process) on the same inputs, timed from its first image to its last. Both trees get the
+same stage config, inputs, batch sizes and models; the baseline tree ignores config fields it does
+not know.
 
 Random weights decide nothing about quality: SAM3's detection threshold is set so that about
 `--instances` instances per image pass (calibrated on the inputs), like a real portrait.
@@ -164,6 +167,19 @@ def write_inputs(work: Path, n: int, side: int) -> list[np.ndarray]:
     return sources
 
 
+def degrade_block() -> Any:
+    """Soft shading from Depth Anything's normals for every image (the model's work on each)."""
+    from genfab.api.relighting import DegradationConfig
+
+    weights = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}
+    return DegradationConfig.model_validate(
+        {"weights": weights, "softShading": {"normals": "depth-anything", "shadowPatterns": False}})
+
+
+def segmentation_block(box_threshold: float) -> dict[str, Any]:
+    return {"backends": ["sam3"], "boxThreshold": box_threshold}
+
+
 def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dict[str, Any]:
     run = work / "runs" / tree
     up = work / "up"
@@ -178,17 +194,12 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dic
     if stage == "segment":
         from genfab.api.relighting import RelightingInput
 
-        seg = {"backends": ["sam3"], "boxThreshold": box_threshold}
         max_side = RelightingInput.model_fields["max_side"].default  # the pipeline's default working size
         return {**base, "inputUris": [f"file://{up / 'in'}"], "upstream": [], "ancestors": [],
-                "config": {"segmentation": seg, "seed": 0, "maxSide": max_side}}
+                "config": {"segmentation": segmentation_block(box_threshold), "seed": 0, "maxSide": max_side}}
     if stage == "degrade":
-        weights = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}
-        deg = {"weights": weights, "softShading": {"normals": "depth-anything", "shadowPatterns": False}}
         # The baseline reads every key of the block (it had no typed defaults): give it the full block.
-        from genfab.api.relighting import DegradationConfig
-
-        full = DegradationConfig.model_validate(deg).model_dump(by_alias=True, mode="json")
+        full = degrade_block().model_dump(by_alias=True, mode="json")
         # run_uri holds the shard reports, so upstream reports must be found under it: point the
         # upstream entries' reports at the prepared folder by making it the run root for lookups.
         return {**base, "runUri": f"file://{up}", "outputUri": f"file://{run / stage}",
@@ -268,6 +279,79 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
             "load_seconds": load, "busy": sampler.busy(begin, end), "process_wall": wall}
 
 
+PLAIN = ("segment", "degrade")
+"""The stages with a plain per-image loop beside them (`--plain`)."""
+
+
+def plain_loop(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
+    """The plain loop, in this process: the stage's own model class and per-image functions, one image
+    at a time (read, model, CPU work, write), no pool, threads or batches. Prints when its first
+    image starts and its last ends."""
+    from genfab.api.relighting import RelightingInput, SegmentationConfig
+    from genfab.stages.models.placement import Placement
+    from genfab.stages.relighting import degradation
+    from genfab.stages.relighting.degrade_stage import compute_degraded, load_depth
+    from genfab.stages.relighting.images import decode, decode_color
+    from genfab.stages.relighting.matte import person_region
+    from genfab.stages.relighting.segment_models import Sam3Backend
+    from genfab.stages.relighting.segment_stage import found, split_and_encode
+    from genfab.stages.runtime.stage import sample_seed
+
+    up, out = work / "up", work / "runs" / "plain" / stage
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    placement = Placement.choose()
+    ids = sorted(p.stem for p in (up / "in").glob("*.png"))
+    started = time.time()
+    if stage == "segment":
+        cfg = SegmentationConfig.model_validate(segmentation_block(box_threshold))
+        model: Any = Sam3Backend(work / "models" / SAM3, cfg, placement)
+    else:
+        cfg_deg = degrade_block()
+        model = load_depth(work / "models" / DEPTH, placement)
+    placement.synchronize()
+    begin, done = time.time(), 0
+    for sid in ids:
+        if stage == "segment":
+            image = decode_color((up / "in" / f"{sid}.png").read_bytes(),
+                                 RelightingInput.model_fields["max_side"].default)
+            mask = model.masks([image])[0]
+            if not found(mask):
+                continue
+            result = split_and_encode({"id": sid, "image": image, "mask": mask, "backend": "sam3", "info": {},
+                                       "clean": True})
+        else:
+            fg = decode((up / "segment" / f"{sid}_foreground.png").read_bytes())
+            albedo = decode((up / "albedo" / f"{sid}_albedo.png").read_bytes())
+            mask = person_region(decode((up / "segment" / f"{sid}_mask.png").read_bytes()))
+            params = degradation.draw_params(cfg_deg, sample_seed(0, f"{sid}#degrade"))
+            job: dict[str, Any] = {"id": sid, "albedo": albedo[..., :3], "mask": mask, "params": params}
+            if degradation.needs_normals(params):
+                params["normals"] = f"depth-anything:{DEPTH}"  # what the stage records
+                job["disparity"] = model.disparity([fg[..., :3]])[0]
+            result = compute_degraded(job)
+        for key, data in result["files"].items():
+            (out / key).write_bytes(data)
+        done += 1
+    return {"images": done, "load_seconds": begin - started, "begin": begin, "end": time.time()}
+
+
+def run_plain(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
+    """`plain_loop` in a fresh process (as each stage runs), the GPU sampled over its window."""
+    env = {**os.environ, "PYTHONPATH": ":".join(p for p in (str(ROOT / "operator"), str(ROOT / "stages"),
+                                                            os.environ.get("PYTHONPATH", "")) if p)}
+    with GpuSampler() as sampler:
+        proc = subprocess.run([sys.executable, __file__, "--plain-worker", stage, "--work", str(work),
+                               "--box-threshold", repr(box_threshold)], env=env, capture_output=True, text=True,
+                              timeout=1200)
+    if proc.returncode != 0:
+        raise SystemExit(f"plain {stage} loop exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    seconds = r["end"] - r["begin"]
+    return {"images": r["images"], "seconds": seconds, "images_per_s": r["images"] / max(seconds, 1e-9),
+            "load_seconds": r["load_seconds"], "busy": sampler.busy(r["begin"], r["end"])}
+
+
 def environment() -> str:
     import torch
     import transformers
@@ -287,9 +371,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/genfab-relighting-gpu"))
     ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke test)")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    ap.add_argument("--no-plain", action="store_true", help="leave out the plain per-image loops")
+    ap.add_argument("--plain-worker", choices=PLAIN, help=argparse.SUPPRESS)  # run_plain's own process
+    ap.add_argument("--box-threshold", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "stages")]
     work = args.work
+    if args.plain_worker:
+        print(json.dumps(plain_loop(work, args.plain_worker, args.box_threshold)))
+        return
     (work / "models").mkdir(parents=True, exist_ok=True)
     started = time.time()
     save_models(work / "models", args.tiny)
@@ -300,11 +390,16 @@ def main() -> None:
     for f in (work / "models").rglob("*.safetensors"):  # warm the page cache: both trees read from memory
         f.read_bytes()
     trees = [("this tree", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    plain = [] if args.no_plain else [("plain loop", ROOT)]
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for i, stage in enumerate(args.stages):
-        order = trees if i % 2 == 0 else trees[::-1]  # alternate which tree goes first
+        sides = trees + (plain if stage in PLAIN else [])
+        order = sides if i % 2 == 0 else sides[::-1]  # alternate which side goes first
         for name, root in order:
-            r = run_stage(work, name.replace(" ", "-"), root, stage, threshold)
+            if name == "plain loop":
+                r = run_plain(work, stage, threshold)
+            else:
+                r = run_stage(work, name.replace(" ", "-"), root, stage, threshold)
             results[(stage, name)] = r
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "
@@ -312,17 +407,21 @@ def main() -> None:
     lines = [f"`{' '.join(sys.argv)}`", "", environment(), "",
              f"{args.images} portraits at {args.side}², one shard per stage; SAM3 score threshold "
              f"{threshold:.4f} (about {args.instances} instances per image with random weights).", "",
-             "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+             "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline | "
+             "images/s vs plain loop |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     models = {"segment": "SAM3", "degrade": "Depth Anything V2 Small", "caption": "BLIP base"}
     for stage in args.stages:
-        for name, _ in trees:
+        for name in [n for n, _ in trees + plain if (stage, n) in results]:
             r = results[(stage, name)]
-            base = results.get((stage, "baseline"))
-            ratio = f"**{r['images_per_s'] / base['images_per_s']:.2f}x**" if base and name != "baseline" else ""
+            ratios = []
+            for other in ("baseline", "plain loop"):
+                base = results.get((stage, other))
+                ratios.append(f"**{r['images_per_s'] / base['images_per_s']:.2f}x**"
+                              if base and name == "this tree" else "")
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             lines.append(f"| {stage} ({models[stage]}) | {name} | {r['images_per_s']:.2f} | {r['load_seconds']:.1f} "
-                         f"| {busy} | {ratio} |")
+                         f"| {busy} | {' | '.join(ratios)} |")
     table = "\n".join(lines)
     print(table)
     if args.out:
