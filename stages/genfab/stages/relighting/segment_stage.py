@@ -140,15 +140,12 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
                         "clean": name != "classical"})))
                 elif errors[i] is None:
                     errors[i] = SampleError("EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
-        for i, future in started:
-            result = self.pool.result(future)
-            if isinstance(result, Exception):
-                errors[i] = result
-            else:
-                self.deliver(samples[i], result)
-                if self.unavailable:
-                    samples[i].params["unavailableBackends"] = sorted(self.unavailable)
-        return errors
+        return self.deliver_started(samples, started, errors)
+
+    def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+        super().deliver(sample, result)
+        if self.unavailable:
+            sample.params["unavailableBackends"] = sorted(self.unavailable)
 
     def _masks(self, chunk: list[int], images: dict[int, np.ndarray], samples: list[Sample],
                errors: list[Exception | None]) -> tuple[dict[int, tuple[np.ndarray, str, dict[str, Any]]],

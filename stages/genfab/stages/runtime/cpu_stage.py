@@ -56,8 +56,8 @@ class CpuSampleStage(Stage[S]):
 
     def chunk_size(self, ctx: StageContext) -> int:
         """Jobs per `prepare` call (the model's batch): `spec.stages.<name>.batchSize`, else the
-        stage's own batch size. A batch holds several chunks (`setup` sizes it to keep every worker
-        busy), and each chunk's `compute` starts in the pool as soon as that chunk is prepared, while
+        stage's own batch size. A batch holds several chunks (`samples_per_batch` sizes it to keep
+        every worker busy), and each chunk's `compute` starts in the pool as soon as that chunk is prepared, while
         the shard process prepares the next one: the GPU and the workers run at the same time."""
         return max(1, ctx.cfg.batch_size or type(self).batch_size)
 
@@ -108,6 +108,12 @@ class CpuSampleStage(Stage[S]):
             chunk = jobs[start:start + size]
             self.prepare([job for _, job in chunk])
             started += [(i, self.pool.submit(type(self).compute, job)) for i, job in chunk]
+        return self.deliver_started(samples, started, errors)
+
+    def deliver_started(self, samples: list[Sample], started: list[tuple[int, Future[Any]]],
+                        errors: list[Exception | None]) -> list[Exception | None]:
+        """Wait for each started pool call in the batch's order: `deliver` its result, or record the
+        exception that failed its sample."""
         for i, future in started:
             result = self.pool.result(future)
             if isinstance(result, Exception):
