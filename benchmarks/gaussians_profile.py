@@ -58,9 +58,19 @@ def with_optimizer_step(*args: Any, **kwargs: Any) -> dict[str, Any]:
         core.adam_steps = saved  # type: ignore[assignment]
 
 
+def with_gsplat_colors(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """genfab's trainer with gsplat evaluating the SH colours (before `core.view_colors`)."""
+    saved, train.SceneTrainer.colors_here = train.SceneTrainer.colors_here, False
+    try:
+        return genfab_stage(*args, **kwargs)
+    finally:
+        train.SceneTrainer.colors_here = saved
+
+
 LOOPS: dict[str, Callable[..., dict[str, Any]]] = {
     "plain": plain_gsplat_loop, "genfab": genfab_stage, "genfab-conv": with_ssim("ssim_conv"),
-    "genfab-band": with_ssim("ssim_band"), "genfab-optimizer-step": with_optimizer_step}
+    "genfab-band": with_ssim("ssim_band"), "genfab-optimizer-step": with_optimizer_step,
+    "genfab-gsplat-colors": with_gsplat_colors}
 PHASES = ("rasterize", "loss", "backward", "adam", "strategy.pre", "strategy.post")
 
 

@@ -140,7 +140,6 @@ def install(site: Path, tier: Any, builds: Path | None) -> dict[str, str]:
            "--no-cache-dir", "--upgrade", "--target", str(site)]
     env: dict[str, str] = tier.environment(site)
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(STAND_INS)])
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(site.parent / "torch-extensions"))
     if not done.exists():
         tier.install(ROOT / ".gpuwheels", site)
         subprocess.run([*pip, *map(str, WHEELS.glob("*.whl"))], check=True)

@@ -17,11 +17,12 @@ Two steps, on two machines:
         (open_clip, kornia, roma, splines, imageio-ffmpeg) and, copied from `--dir`, the few genfab
         itself needs there. Run that group with `--dir .research/wheels`.
 
-    python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels]
+    python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels] [--builds ARCHIVE]
         On the GPU machine, from the repository root: installs the wheels of what this Python lacks
         into a private folder (nothing of the image is replaced), builds gsplat's CUDA kernels once
-        for this GPU, then runs the tier group by group, each under 10 minutes, and prints one
-        summary line per group. Exit status: 0 when every group passed.
+        for this GPU (or restores an earlier machine's build from ARCHIVE, saving it there when
+        absent), then runs the tier group by group, each under 10 minutes, and prints one summary
+        line per group. Exit status: 0 when every group passed.
 
 Every file of tests/gpu belongs to exactly one group (checked before anything runs), so a new GPU
 test cannot be left out.
@@ -281,6 +282,8 @@ def environment(site: Path) -> dict[str, str]:
         paths.append(str(RESEARCH / "src"))
     env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Beside `site`, so that `--builds` archives (and the 3DGS benchmark's) name the same paths.
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(site.parent / "torch-extensions"))
     if "TORCH_CUDA_ARCH_LIST" not in env:  # build for this GPU only (minutes less than every arch)
         probe = subprocess.run([sys.executable, "-c", "import torch; print('%d.%d' % "
                                 "torch.cuda.get_device_capability())"], capture_output=True, text=True, env=env)
@@ -383,8 +386,15 @@ def run(args: argparse.Namespace) -> int:
     install(Path(args.dir), site)
     env = environment(site)
     groups = args.group or list(GROUPS)
-    if RASTERIZE & set(groups) and not build(env):
-        return 1
+    if RASTERIZE & set(groups):
+        archive = Path(args.builds) if args.builds else None
+        extensions = Path(env["TORCH_EXTENSIONS_DIR"])
+        if archive is not None and archive.is_file():
+            restore_builds(archive, site, extensions)
+        if not build(env):
+            return 1
+        if archive is not None and not archive.is_file():
+            save_builds(site, extensions, [], archive)
     log_dir = Path(args.logs or tempfile.mkdtemp(prefix="gpu-tier-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     results = [run_group(name, env, log_dir) for name in groups]
@@ -403,6 +413,8 @@ def main() -> int:
     parser.add_argument("--group", action="append", choices=list(GROUPS), help="run only this group (repeatable)")
     parser.add_argument("--site", default=str(Path(tempfile.gettempdir()) / "genfab-gpu-site"),
                         help="where the wheels are installed")
+    parser.add_argument("--builds", help="gsplat's compiled kernels: restored from this archive where it exists "
+                        "(seconds instead of minutes; same --site), else saved to it after the build")
     parser.add_argument("--logs", help="where each group's pytest log goes (default: a new temporary folder)")
     args = parser.parse_args()
     if args.prepare_research:

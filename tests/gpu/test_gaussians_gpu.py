@@ -131,3 +131,33 @@ def test_lpips_is_torchmetrics_lpips_on_the_same_weights_and_never_downloads(
     assert measured["lpips"] is not None and measured["lpips_unavailable"] is None
     missing = train_scenes([(scene.scene_data(), scene.images)], settings, "cuda")[0].metrics
     assert missing["lpips"] is None and missing["lpips_unavailable"] == "no LPIPS model given"
+
+
+@pytest.mark.parametrize("degree", [0, 1, 3])
+def test_colours_evaluated_here_match_gsplats_evaluation(scene: procedural.ProceduralScene, degree: int) -> None:
+    """`core.view_colors` (the camera centre from the host, no `torch.inverse` sync) renders the
+    image gsplat's own SH evaluation renders, and gives every parameter the same gradient."""
+    from genfab.stages.gaussians.train import SceneTrainer
+
+    data = scene.scene_data()
+    trainer = SceneTrainer(data, scene.images, TrainSettings(steps=10, background=procedural.BACKGROUND),
+                           torch.device("cuda"))
+    with torch.no_grad():  # visible view-dependent colour: the SH rest away from zero
+        trainer.params["shN"].normal_(0, 0.3, generator=torch.Generator("cuda").manual_seed(degree))
+    cam = trainer.train_cams[2]
+    out = {}
+    for here in (True, False):
+        trainer.colors_here = here
+        for p in trainer.params.values():
+            p.grad = None
+        rgb, _, _ = trainer.render(trainer.viewmats[2:3], trainer.Ks[2:3], cam.width, cam.height, degree,
+                                   trainer.centers[2])
+        (rgb * torch.linspace(0, 1, rgb.numel(), device="cuda").view_as(rgb)).sum().backward()
+        out[here] = rgb.detach(), {k: p.grad.clone() for k, p in trainer.params.items() if p.grad is not None}
+    (ours, ours_grads), (theirs, theirs_grads) = out[True], out[False]
+    assert float(ours.std()) > 0.05  # a rendered object, not an empty image
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert ours_grads.keys() == theirs_grads.keys() and "means" in ours_grads and "sh0" in ours_grads
+    for name, grad in ours_grads.items():
+        scale = float(theirs_grads[name].abs().max()) or 1.0
+        assert float((grad - theirs_grads[name]).abs().max()) <= 1e-3 * scale, name

@@ -161,6 +161,18 @@ def sh_coefficients(params: dict[str, torch.nn.Parameter], degree: int) -> torch
     return torch.cat([params["sh0"], params["shN"][:, : (degree + 1) ** 2 - 1]], 1)
 
 
+def view_colors(means: torch.Tensor, coeffs: torch.Tensor, center: torch.Tensor, degree: int) -> torch.Tensor:
+    """[N, 3] colours of SH `coeffs` [N, K, 3] seen from the camera centre `center` [3], as gsplat's
+    `rasterization` evaluates them (its SH kernel, offset by 0.5, clamped at 0) for one camera. It
+    derives the centre by inverting the view matrix on the GPU, and `torch.inverse` checks its result
+    on the host: a sync every step, which stops the host queueing the next step's work while the GPU
+    finishes this one. Here the centre comes from the host's camera. Every Gaussian is evaluated, not
+    only the visible ones: the rasteriser reads no invisible colour and sends none a gradient."""
+    from gsplat import spherical_harmonics
+
+    return torch.clamp_min(spherical_harmonics(degree, means - center, coeffs) + 0.5, 0.0)
+
+
 def make_optimizers(params: dict[str, torch.nn.Parameter], s: TrainSettings, scale: float,
                     fused: bool) -> dict[str, torch.optim.Optimizer]:
     lrs = {"means": s.means_lr * scale, "scales": s.scales_lr, "quats": s.quats_lr, "opacities": s.opacities_lr,

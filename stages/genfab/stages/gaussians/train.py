@@ -34,6 +34,7 @@ from genfab.stages.gaussians.core import (
     sh_coefficients,
     training_loss,
     upload,
+    view_colors,
 )
 from genfab.stages.gaussians.losses import Lpips
 from genfab.stages.gaussians.ply import Splats
@@ -44,6 +45,10 @@ from genfab.stages.gaussians.render import evaluate_splats
 class SceneTrainer:
     """One scene's training state; `step()` runs one optimisation step (no host synchronisation
     beyond what gsplat itself needs)."""
+
+    colors_here = True
+    """The training views' SH colours evaluated by `core.view_colors`; False: by gsplat's
+    `rasterization` (benchmarks/gaussians_profile.py's `genfab-gsplat-colors` comparison)."""
 
     def __init__(self, scene: SceneData, images: dict[str, np.ndarray], s: TrainSettings, device: torch.device,
                  refiner: Refiner | None = None) -> None:
@@ -61,6 +66,8 @@ class SceneTrainer:
         self.viewmats = torch.as_tensor(np.stack([c.w2c for c in self.train_cams]), dtype=torch.float32,
                                         device=device)
         self.Ks = torch.as_tensor(np.stack([c.K for c in self.train_cams]), dtype=torch.float32, device=device)
+        self.centers = torch.as_tensor(np.stack([c.center for c in self.train_cams]), dtype=torch.float32,
+                                       device=device)
         masks = [images.get(f"{c.name}#mask") for c in self.train_cams]
         self.masks = images_tensor([m for m in masks if m is not None], torch.device("cpu")) if all(
             m is not None for m in masks) and masks else None
@@ -76,15 +83,22 @@ class SceneTrainer:
                 self.s.seed + self.step_index)).tolist()
 
     def render(self, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
-               sh_degree: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+               sh_degree: int | None = None, center: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """`center`, one camera's [3] centre: the colours are evaluated here (`view_colors`) rather
+        than by gsplat, which inverts the view matrix for the centre, a host sync every step."""
         from gsplat import rasterization
 
         p = self.params
         degree = self.s.sh_degree if sh_degree is None else sh_degree
+        gsplat_degree: int | None = degree
+        colors = sh_coefficients(p, degree)
+        if center is not None and self.colors_here:
+            colors, gsplat_degree = view_colors(p["means"], colors, center, degree), None
         rgb, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]),
-            opacities=torch.sigmoid(p["opacities"]), colors=sh_coefficients(p, degree), viewmats=viewmats, Ks=Ks,
-            width=width, height=height, sh_degree=degree,
+            opacities=torch.sigmoid(p["opacities"]), colors=colors, viewmats=viewmats, Ks=Ks,
+            width=width, height=height, sh_degree=gsplat_degree,
             packed=self.s.packed, sparse_grad=self.s.sparse_grad, absgrad=False,
             rasterize_mode="antialiased" if self.s.antialiased else "classic")
         return composite(rgb, alpha, self.background), alpha, info
@@ -98,18 +112,20 @@ class SceneTrainer:
             cam = views.cameras[pseudo]
             viewmat = torch.as_tensor(cam.w2c[None], dtype=torch.float32, device=self.device)
             K = torch.as_tensor(cam.K[None], dtype=torch.float32, device=self.device)
+            center = torch.as_tensor(cam.center, dtype=torch.float32, device=self.device)
             target = torch.as_tensor(views.images[pseudo][None], device=self.device)
             m = torch.as_tensor(views.coverage[pseudo][None], device=self.device)
         else:
             view = next(self.order)
             cam = self.train_cams[view]
-            viewmat, K = self.viewmats[view : view + 1], self.Ks[view : view + 1]
+            viewmat, K, center = self.viewmats[view : view + 1], self.Ks[view : view + 1], self.centers[view]
             target = upload(self.images, view, self.device)
             m = None
             if self.masks is not None:
                 m = upload(self.masks, view, self.device)
                 m = m[..., None] if m.dim() == 3 else m[..., :1]
-        renders, _, info = self.render(viewmat, K, cam.width, cam.height, min(i // s.sh_interval(), s.sh_degree))
+        renders, _, info = self.render(viewmat, K, cam.width, cam.height, min(i // s.sh_interval(), s.sh_degree),
+                                       center)
         self.opt.before_backward(i, info)
         pred = renders
         if m is not None:
