@@ -136,7 +136,10 @@ def test_lpips_is_torchmetrics_lpips_on_the_same_weights_and_never_downloads(
 @pytest.mark.parametrize("degree", [0, 1, 3])
 def test_colours_evaluated_here_match_gsplats_evaluation(scene: procedural.ProceduralScene, degree: int) -> None:
     """`core.view_colors` (the camera centre from the host, no `torch.inverse` sync) renders the
-    image gsplat's own SH evaluation renders, and gives every parameter the same gradient."""
+    image gsplat's own SH evaluation renders, and gives every parameter the same gradient. The
+    rasteriser's backward pass adds with float atomics, so two runs of gsplat's own path differ too
+    (the quaternions' small gradients by up to tens of per cent): the gradients must agree within
+    that run-to-run difference, or to 1e-3 of the largest."""
     from genfab.stages.gaussians.train import SceneTrainer
 
     data = scene.scene_data()
@@ -145,19 +148,24 @@ def test_colours_evaluated_here_match_gsplats_evaluation(scene: procedural.Proce
     with torch.no_grad():  # visible view-dependent colour: the SH rest away from zero
         trainer.params["shN"].normal_(0, 0.3, generator=torch.Generator("cuda").manual_seed(degree))
     cam = trainer.train_cams[2]
-    out = {}
-    for here in (True, False):
+
+    def render(here: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         trainer.colors_here = here
         for p in trainer.params.values():
             p.grad = None
         rgb, _, _ = trainer.render(trainer.viewmats[2:3], trainer.Ks[2:3], cam.width, cam.height, degree,
                                    trainer.centers[2])
         (rgb * torch.linspace(0, 1, rgb.numel(), device="cuda").view_as(rgb)).sum().backward()
-        out[here] = rgb.detach(), {k: p.grad.clone() for k, p in trainer.params.items() if p.grad is not None}
-    (ours, ours_grads), (theirs, theirs_grads) = out[True], out[False]
+        return rgb.detach(), {k: p.grad.clone() for k, p in trainer.params.items() if p.grad is not None}
+
+    (ours, ours_grads), (theirs, theirs_grads), (_, again) = render(True), render(False), render(False)
     assert float(ours.std()) > 0.05  # a rendered object, not an empty image
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert ours_grads.keys() == theirs_grads.keys() and "means" in ours_grads and "sh0" in ours_grads
     for name, grad in ours_grads.items():
-        scale = float(theirs_grads[name].abs().max()) or 1.0
-        assert float((grad - theirs_grads[name]).abs().max()) <= 1e-3 * scale, name
+        difference = float((grad - theirs_grads[name]).abs().max())
+        run_to_run = float((again[name] - theirs_grads[name]).abs().max())
+        largest = float(theirs_grads[name].abs().max())
+        print(f"degree {degree} {name}: difference {difference:.2e}, gsplat run to run {run_to_run:.2e}, "
+              f"largest {largest:.2e}")
+        assert difference <= max(1e-3 * largest, 4 * run_to_run), name
