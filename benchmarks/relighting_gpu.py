@@ -17,6 +17,11 @@ Random weights decide nothing about quality: SAM3's detection threshold is set s
 
     python benchmarks/relighting_gpu.py --baseline .bench/main --images 64 --out results.md
     python benchmarks/relighting_gpu.py --tiny --images 4     # CPU smoke test with tiny models
+    python benchmarks/relighting_gpu.py --images 256 --stages segment --no-plain --workers 16 --profile DIR
+
+`--profile DIR` runs this tree's shards under cProfile (the shard process's main thread: reading, the
+model, handing chunks to the pool, delivering), stats and top functions in DIR; `--workers` sets the
+pool's size (8 by default, as the results so far were measured).
 """
 
 from __future__ import annotations
@@ -247,7 +252,11 @@ class GpuSampler:
         return float(np.mean(window)) / 100 if window else None
 
 
-def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float) -> dict[str, Any]:
+def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float, workers: int = 8,
+              profile: Path | None = None) -> dict[str, Any]:
+    """One shard of `stage` from `tree_root`'s code. `profile`: under cProfile, which sees the shard
+    process's main thread (reading, the model, handing work to the pool, delivering), written to
+    `profile/<tree>-<stage>.prof` with its top functions as `.txt` beside it."""
     cfg = stage_config(work, tree, stage, box_threshold)
     path = work / f"{tree}-{stage}.json"
     path.write_text(json.dumps(cfg))
@@ -260,15 +269,21 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
     paths = [str(tree_root / "operator"), str(tree_root / "stages"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": ":".join(p for p in paths if p),
            "GENFAB_STAGE_CONFIG": str(path), "GENFAB_MODELS": str(work / "models"), "JOB_COMPLETION_INDEX": "0",
-           "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "30", "GENFAB_CPU_WORKERS": "8",
+           "GENFAB_SHARD_COUNT": "1", "GENFAB_PROGRESS_SECONDS": "30", "GENFAB_CPU_WORKERS": str(workers),
            "GENFAB_TERMINATION_LOG": str(work / f"{tree}-{stage}.termination")}
+    command = [sys.executable, "-m", "genfab.stages", stage]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        stats = profile / f"{tree}-{stage}.prof"
+        command[1:2] = ["-m", "cProfile", "-o", str(stats), "-m"]
     started = time.time()
     with GpuSampler() as sampler:
-        proc = subprocess.run([sys.executable, "-m", "genfab.stages", stage], env=env, capture_output=True,
-                              text=True, timeout=1200)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     wall = time.time() - started
     if proc.returncode != 0:
         raise SystemExit(f"{tree} {stage} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    if profile is not None:
+        top_functions(stats)
     report = json.loads((report_dir / "shard-00000.json").read_text())
     load = float(report["model_load_seconds"] or 0.0)
     begin, end = report["started_at"] + load, report["updated_at"]
@@ -277,6 +292,17 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
         print(f"  {tree} {stage}: {len(report['failed'])} failed, e.g. {report['failed'][0]}", file=sys.stderr)
     return {"images": done, "seconds": end - begin, "images_per_s": done / max(end - begin, 1e-9),
             "load_seconds": load, "busy": sampler.busy(begin, end), "process_wall": wall}
+
+
+def top_functions(stats: Path, rows: int = 30) -> None:
+    """The shard's main thread by own time and by cumulative time, into `stats` with `.txt`."""
+    import io
+    import pstats
+
+    out = io.StringIO()
+    for order in ("tottime", "cumulative"):
+        pstats.Stats(str(stats), stream=out).strip_dirs().sort_stats(order).print_stats(rows)
+    stats.with_suffix(".txt").write_text(out.getvalue())
 
 
 PLAIN = ("segment", "degrade")
@@ -371,6 +397,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/genfab-relighting-gpu"))
     ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke test)")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    ap.add_argument("--workers", type=int, default=8, help="the stages' pool workers (GENFAB_CPU_WORKERS)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="run this tree's stages under cProfile, the stats and their top functions in this folder")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain per-image loops")
     ap.add_argument("--plain-worker", choices=PLAIN, help=argparse.SUPPRESS)  # run_plain's own process
     ap.add_argument("--box-threshold", type=float, help=argparse.SUPPRESS)
@@ -399,13 +428,15 @@ def main() -> None:
             if name == "plain loop":
                 r = run_plain(work, stage, threshold)
             else:
-                r = run_stage(work, name.replace(" ", "-"), root, stage, threshold)
+                r = run_stage(work, name.replace(" ", "-"), root, stage, threshold, args.workers,
+                              args.profile if name == "this tree" else None)
             results[(stage, name)] = r
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "
                   f"GPU busy {busy}", flush=True)
     lines = [f"`{' '.join(sys.argv)}`", "", environment(), "",
-             f"{args.images} portraits at {args.side}², one shard per stage; SAM3 score threshold "
+             f"{args.images} portraits at {args.side}², one shard per stage, {args.workers} pool workers"
+             f"{' (profiled: cProfile)' if args.profile else ''}; SAM3 score threshold "
              f"{threshold:.4f} (about {args.instances} instances per image with random weights).", "",
              "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline | "
              "images/s vs plain loop |",
