@@ -2,12 +2,13 @@
 
 The algorithm is gsplat's simple trainer (same initialisation, learning rates, densification and
 loss); the time and memory it saves come from how it is run (each measured with
-benchmarks/gaussians_profile.py): SSIM as fused Triton kernels (fused_ssim.py), only the SH coefficients
-gsplat reads at the current degree, a DefaultStrategy statistics update without a host-device
-sync, the SH colours evaluated from the host's camera centre (`core.view_colors`), fused Adam launched without `Optimizer.step()`'s Python (`core.adam_steps`), training images
-in pinned host memory uploaded one view per step without blocking, and nothing that waits on the GPU
-for logging. Several scenes pack into one GPU (`train_scenes`,
-batched.py); a per-scene Gaussian cap keeps each scene's memory bounded.
+benchmarks/gaussians_profile.py): SSIM as fused Triton kernels (fused_ssim.py), only the SH
+coefficients gsplat reads at the current degree, a DefaultStrategy statistics update without a
+host-device sync, the SH colours evaluated from the host's camera centre (`core.view_colors`),
+fused Adam launched without `Optimizer.step()`'s Python (`core.adam_steps`), training images in
+pinned host memory uploaded one view per step without blocking, and nothing that waits on the GPU
+for logging. Several scenes pack into one GPU (`train_scenes`, batched.py); a per-scene Gaussian cap
+keeps each scene's memory bounded.
 """
 
 from __future__ import annotations
