@@ -12,7 +12,11 @@ production size with random bf16 weights. Needs CUDA and the code `scripts/gpu_t
   as it is first (writing its mp4s and PNGs, which the adapter reads back), then each variant on the
   same network, inputs and seed, its frames kept in memory: seconds per sample (after a
   warm-up call that compiles), peak memory, and the frames' PSNR and the final latents' cosine against
-  SEVA's own run.
+  SEVA's own run. A second table splits each sample's time into SEVA's network, its autoencoder's
+  encoding and decoding, its CLIP conditioner and the rest (SEVA's host-side work: chunking, camera
+  conditioning, copies), each timed between two synchronisations of the GPU.
+  `--profile DIR` then runs the last variant once more at one step under cProfile (the host-side part
+  does not depend on the step count) and writes the stats and their top functions to DIR.
 
     python3 scripts/gpu_tier.py --group research --dir .research/wheels   # installs into /tmp/genfab-gpu-site
     export PYTHONPATH=/tmp/genfab-gpu-site:operator:stages:.:.research/src
@@ -24,10 +28,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import cProfile
+import io
+import pstats
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 from importlib.metadata import version
@@ -46,6 +54,7 @@ VARIANTS: dict[str, SevaRuntime | None] = {
     "rewrite-cudnn": SevaRuntime(compile="off", attention="cudnn"),
     "compile-flash": SevaRuntime(compile="model", attention="flash"),
     "compile": SevaRuntime(compile="model", attention="cudnn"),
+    "compile-all": SevaRuntime(compile="all", attention="cudnn"),
 }
 """Name -> the runtime options (None: SEVA's own network, nothing applied)."""
 T, SIDE, LATENT = 21, 576, 72
@@ -99,11 +108,64 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0))
 
 
+class Breakdown:
+    """Seconds spent inside wrapped calls, by part; each call is timed between two synchronisations."""
+
+    PARTS = ("network", "VAE encode", "VAE decode", "CLIP")
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, owner: Any, attribute: str, part: str) -> None:
+        inner = getattr(owner, attribute)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            out = inner(*args, **kwargs)
+            torch.cuda.synchronize()
+            self.seconds[part] += time.perf_counter() - started
+            return out
+
+        setattr(owner, attribute, timed)
+
+    def row(self, name: str, total: float) -> str:
+        parts = [self.seconds[p] for p in self.PARTS]
+        return f"| `{name}` | {' | '.join(f'{s:.1f}' for s in parts)} | {total - sum(parts):.1f} | {total:.1f} |"
+
+
+def profiled(call: Callable[[], Any], folder: Path, name: str) -> None:
+    """Run `call` under cProfile; the stats and the top functions (by own time and by cumulative time)
+    go to `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    profile = cProfile.Profile()
+    profile.runcall(call)
+    torch.cuda.synchronize()
+    profile.dump_stats(str(folder / f"{name}.prof"))
+    text = io.StringIO()
+    for order in ("tottime", "cumulative"):
+        pstats.Stats(profile, stream=text).sort_stats(order).print_stats(40)
+    (folder / f"{name}.txt").write_text(text.getvalue())
+    print(text.getvalue()[:6000], flush=True)
+
+
 def variant_network(base: Any, name: str) -> tuple[Any, list[str]]:
     wrapper = copy.deepcopy(base)
     options = VARIANTS[name]
     applied = [] if options is None else seva_speed.apply(wrapper.module, options, torch.device("cuda"))
     return wrapper, applied
+
+
+def kernels(call: Callable[[], Any], name: str) -> None:
+    """One more forward under torch.profiler: the GPU time by kernel, largest first (where the time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), torch.autocast("cuda"), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize()
+    print(f"\n{name}: GPU time by kernel, one forward", flush=True)
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=90),
+          flush=True)
 
 
 def step(args: argparse.Namespace) -> list[str]:
@@ -124,6 +186,8 @@ def step(args: argparse.Namespace) -> list[str]:
         rows.append(f"| `{name}` | {', '.join(applied) or 'SEVA as it is'} | {seconds * 1e3:.1f} | "
                     f"{seconds * 1e3 / base_ms:.3f}x | {first:.1f} | {peak:.2f} | {dev:.2e} | {cos:.6f} |")
         print(rows[-1], flush=True)
+        if args.kernels:
+            kernels(partial(wrapper, x, t, cond, num_frames=T), name)
         wrapper = None
         torch.cuda.empty_cache()
     return rows
@@ -157,12 +221,18 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
         return decode(z, *rest)
 
     model.ae.decode = recording
+    breakdown = Breakdown()
+    for owner, attribute, part in ((model.model, "forward", "network"), (model.ae, "encode", "VAE encode"),
+                                   (model.ae, "decode", "VAE decode"), (model.conditioner, "forward", "CLIP")):
+        breakdown.wrap(owner, attribute, part)
     K = intrinsics_from_fov(SIDE, SIDE, 60.0)
     inputs = [PosedView(K, cam_T_world(v), np.ascontiguousarray(np.roll(photo(SIDE, SIDE), 64 * v, axis=1)))
               for v in range(8)]
     targets = [PosedView(K, pose) for pose in scaffold_trajectory("outward", args.frames, 0.3)]
     rows = ["| variant | applied | s / sample | vs SEVA | warm-up s | peak GiB | PSNR vs SEVA | latent cosine |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    parts = ["| variant | " + " s | ".join(Breakdown.PARTS) + " s | rest s | s / sample |",
+             "| --- |" + " ---: |" * (len(Breakdown.PARTS) + 2)]
     ref_frames: list[np.ndarray] = []
     ref_latents: torch.Tensor | None = None
     base_s = 0.0
@@ -174,7 +244,9 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
         model.frames_in_memory = name != "seva"
         if name != "seva":
             model.model.module = copy.deepcopy(pristine)
-            applied = seva_speed.apply(model.model.module, VARIANTS[name] or SevaRuntime(), torch.device("cuda"))
+            seva_speed.uncompile_autoencoder(model.ae)
+            applied = seva_speed.apply(model.model.module, VARIANTS[name] or SevaRuntime(), torch.device("cuda"),
+                                       model.ae)
             started = time.perf_counter()
             model.steps = 1  # compiles: every chunk has the same shape (21 frames)
             model(inputs, targets, 0, root / f"warm-{name}")
@@ -182,6 +254,7 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
             torch.cuda.synchronize()
             warm = time.perf_counter() - started
         latents.clear()
+        breakdown.seconds.clear()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
@@ -196,7 +269,12 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
         applied += ["frames in memory"] if model.frames_in_memory else []
         rows.append(f"| `{name}` | {', '.join(applied) or 'SEVA as it is'} | {seconds:.1f} | {seconds / base_s:.3f}x | "
                     f"{warm:.1f} | {peak:.2f} | {quality:.2f} | {cosine(z, ref_latents):.6f} |")
-        print(rows[-1], flush=True)
+        parts.append(breakdown.row(name, seconds))
+        print(rows[-1], parts[-1], sep="\n", flush=True)
+    if args.profile is not None:
+        model.steps = 1
+        profiled(lambda: model(inputs, targets, 0, root / "profiled"), args.profile, f"sample-{name}")
+    rows += ["", *parts]
     rows += ["", f"{args.frames} frames, {args.steps} steps, 8 x {SIDE}² views in; SEVA, VAE and CLIP load "
              f"{load_s:.1f} s; PSNR: the lowest over the frames (8-bit PNGs)"]
     return rows
@@ -208,8 +286,12 @@ def main() -> None:
     parser.add_argument("--variants", type=lambda s: s.split(","), default=None,
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--runs", type=int, default=5, help="step: timed forwards per variant")
+    parser.add_argument("--kernels", action="store_true",
+                        help="step: print each variant's GPU time by kernel (one more forward under torch.profiler)")
     parser.add_argument("--frames", type=int, default=120, help="sample: trajectory frames (expansion.numFrames)")
     parser.add_argument("--steps", type=int, default=50, help="sample: denoising steps (seva.steps)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample: cProfile one more one-step run of the last variant into this folder")
     args = parser.parse_args()
     if args.variants is None:
         args.variants = list(VARIANTS) if args.part == "step" else ["compile"]

@@ -94,9 +94,10 @@ def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path, monkeyp
     open_clip ViT-H-14; random weights) loaded from the model location through the adapter, with SEVA's
     own AutoEncoder and CLIPConditioner classes: img2trajvid from worldexplorer's eight 576 x 576
     scaffold views to an outward trajectory, as the expansion stage calls it. The targets come back in
-    trajectory order, one 576 x 576 frame each, from SEVA's `samples-rgb/`. The default
-    `seva.runtime` (compiled, cuDNN attention, one-token cross-attentions as their value) is on and
-    gives SEVA's own frames: the same call with nothing applied differs by less than 40 dB PSNR."""
+    trajectory order, one 576 x 576 frame each, kept in memory (the adapter's default) or read back
+    from SEVA's `samples-rgb/`. The default `seva.runtime` (compiled, cuDNN attention, one-token
+    cross-attentions as their value) is on and gives SEVA's own frames: the same call with nothing
+    applied, writing SEVA's files, differs by less than 40 dB PSNR."""
     pytest.importorskip("seva.eval")
     pytest.importorskip("open_clip")
     from scripts.tiny_models import save_random_seva
@@ -120,17 +121,21 @@ def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path, monkeyp
     work = tmp_path / "work"
     out, seconds, peak = _measure(lambda: seva(inputs, targets, 7, work))
     assert len(out) == frames and all(o.shape == (side, side, 3) and o.dtype == np.uint8 for o in out)
-    written = sorted(p.name for p in (work / "seva" / "samples-rgb").glob("*.png"))
-    assert written == [f"{i:03d}.png" for i in range(frames)]  # SEVA's target order, which the stage reads
-    for i in (0, frames // 2, frames - 1):
-        np.testing.assert_array_equal(out[i], decode_png((work / "seva/samples-rgb" / written[i]).read_bytes()))
+    assert not (work / "seva" / "samples-rgb").exists()  # kept in memory: SEVA wrote no files
     assert len({o.tobytes() for o in out}) > 1  # generated frames, not one copied picture
-    assert "compile=model" in seva.applied and "one-token-cross-attention" in seva.applied
+    assert {"compile=model", "one-token-cross-attention"} <= set(seva.applied)
     from genfab.stages.worldexplorer import seva_speed
 
-    monkeypatch.setattr(seva_speed, "apply", lambda *_: [])  # SEVA's own network, as loaded
-    own = Seva(seva_dir, placement, ae, conditioner, steps=4, cfg=3.0, camera_scale=2.0)
+    # SEVA's own network and autoencoder, as loaded, writing its files as its own img2trajvid does
+    monkeypatch.setattr(seva_speed, "apply", lambda *_: [])
+    own = Seva(seva_dir, placement, seva_autoencoder(vae_dir, placement), conditioner, steps=4, cfg=3.0,
+               camera_scale=2.0)
+    own.frames_in_memory = False
     expected = own(inputs, targets, 7, tmp_path / "own")
+    written = sorted((tmp_path / "own" / "seva" / "samples-rgb").glob("*.png"))
+    assert [p.name for p in written] == [f"{i:03d}.png" for i in range(frames)]  # SEVA's target order
+    for i in (0, frames // 2, frames - 1):
+        np.testing.assert_array_equal(expected[i], decode_png(written[i].read_bytes()))
     worst = min(_psnr(a, b) for a, b in zip(out, expected, strict=True))
     assert worst >= 40.0, f"the runtime options changed SEVA's frames: {worst:.1f} dB"
     report = {"frames": frames, "steps": 4, "seconds": round(seconds, 1), "peakGiB": round(peak, 2),

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from torch.nn.attention import SDPBackend  # noqa: E402
 
 from genfab.api.scenejob import SevaRuntime  # noqa: E402
+from genfab.stages.flux.speed import EagerFallback  # noqa: E402
 from genfab.stages.worldexplorer import seva_speed  # noqa: E402
 
 
@@ -96,3 +97,35 @@ def test_off_cuda_nothing_is_applied() -> None:
 ])
 def test_attention_option_names_the_kernels(name: str, backends: list[SDPBackend]) -> None:
     assert seva_speed.sdpa_backends(name) == backends
+
+
+class AutoEncoder(torch.nn.Module):
+    """Stand-in for SEVA's AutoEncoder: a VAE in `module` and its two one-chunk passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.GroupNorm(2, 4))
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)  # type: ignore[no-any-return]
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+def test_autoencoder_passes_are_wrapped_on_the_instance_and_can_be_removed() -> None:
+    """`compile: all` compiles this instance's passes (lazily: nothing compiles until a call) with float16
+    convolution weights and norms as loaded; removing them gives SEVA's own methods back."""
+    ae = AutoEncoder()
+    seva_speed.compile_autoencoder(ae, EagerFallback(seva_speed.FIELD))
+    assert set(seva_speed.AUTOENCODER_PASSES) <= set(vars(ae))
+    assert ae.module[0].weight.dtype == torch.float16 and ae.module[1].weight.dtype == torch.float32
+    seva_speed.uncompile_autoencoder(ae)
+    assert not set(seva_speed.AUTOENCODER_PASSES) & set(vars(ae))
+    assert ae._encode.__func__ is AutoEncoder._encode  # type: ignore[attr-defined]
+
+
+def test_the_autoencoder_is_left_alone_off_cuda_and_without_compile_all() -> None:
+    ae = AutoEncoder()
+    assert seva_speed.apply(Block(), SevaRuntime(compile="all"), torch.device("cpu"), ae) == []
+    assert not set(seva_speed.AUTOENCODER_PASSES) & set(vars(ae))

@@ -137,7 +137,7 @@ class Seva:
         network = utils.load_model(model_version=MODEL_VERSION, pretrained_model_name_or_path=str(weights),
                                    weight_name=name, device="cpu", verbose=False)
         self.model = model.SGMWrapper(network.eval()).to(device)
-        self.applied: list[str] = seva_speed.apply(self.model.module, runtime or SevaRuntime(), device)
+        self.applied: list[str] = seva_speed.apply(self.model.module, runtime or SevaRuntime(), device, ae)
         """The speed options applied (`sevaRuntime` in each sample's marker)."""
         self.ae, self.conditioner = ae, conditioner
         self.denoiser = sampling.DiscreteDenoiser(num_idx=1000, device=device)

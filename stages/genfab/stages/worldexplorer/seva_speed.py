@@ -15,9 +15,16 @@ source is changed: its modules are rewritten in place, after loading, in this or
    linear and convolution weight to float16 at each call; here they are cast once (the same values:
    the cast autocast makes), so the compiled graph reads half-precision weights directly. Norm weights
    stay as loaded (autocast runs norms in float32).
-3. Compilation (`compile: model`): the whole network's forward through torch.compile (inductor fuses
-   the float32 group norms, SiLUs and camera modulations of the residual blocks and the transformers'
-   layouts); SEVA's chunk shape never changes (its window is always 21 frames), so it compiles once.
+3. Compilation (`compile: model` or `all`): the whole network's forward through torch.compile
+   (inductor fuses the float32 group norms, SiLUs and camera modulations of the residual blocks and
+   the transformers' layouts); SEVA's chunk shape never changes (its window is always 21 frames), so
+   it compiles once.
+4. The autoencoder (`compile: all`): SEVA encodes every chunk's input views and decodes every chunk's
+   21 frames one at a time (`encoding_t`, `decoding_t`: 1), about 300 passes of Stable Diffusion's
+   VAE per 120-frame sample, each with eager PyTorch's float32 group norms (one thread block per
+   group: a few of the GPU's SMs busy). Its linear and convolution weights are cast once to float16
+   (what autocast casts them to at each call) and its `_encode` and `_decode` (one frame each, so one
+   shape) go through torch.compile, on this instance only.
 
 There is no FP8 option: SEVA's linear layers are narrow (320-1,280 inputs) next to its convolutions,
 and rowwise FP8 on them was slower than float16 with a larger deviation (benchmarks/results/
@@ -110,10 +117,30 @@ def cast_weights(network: torch.nn.Module, dtype: torch.dtype) -> int:
     return len(layers)
 
 
-def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device) -> list[str]:
-    """Apply `options` to SEVA's network (`Seva`, inside its `SGMWrapper`) in place; returns what was
-    applied, for the sample's marker and the log. SEVA samples on CUDA only (`do_sample` moves its
-    inputs to "cuda"), so off CUDA nothing changes."""
+AUTOENCODER_PASSES = ("_encode", "_decode")
+"""The methods of SEVA's `AutoEncoder` that run Stable Diffusion's VAE on one chunk of frames."""
+
+
+def compile_autoencoder(autoencoder: Any, fallback: EagerFallback) -> None:
+    """Step 4: SEVA's `AutoEncoder` with float16 weights and its VAE passes compiled, in place (the
+    compiled passes are attributes of this instance; `uncompile_autoencoder` removes them)."""
+    cast_weights(autoencoder.module, AUTOCAST_DTYPE)
+    for name in AUTOENCODER_PASSES:
+        eager = getattr(autoencoder, name)
+        setattr(autoencoder, name, guarded(eager, torch.compile(eager, dynamic=False), fallback))
+
+
+def uncompile_autoencoder(autoencoder: Any) -> None:
+    """SEVA's own VAE passes again (the weights stay float16: the values autocast computes with)."""
+    for name in AUTOENCODER_PASSES:
+        vars(autoencoder).pop(name, None)
+
+
+def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device,
+          autoencoder: Any = None) -> list[str]:
+    """Apply `options` to SEVA's network (`Seva`, inside its `SGMWrapper`) and, with `compile: all`,
+    to SEVA's `autoencoder`, in place; returns what was applied, for the sample's marker and the log.
+    SEVA samples on CUDA only (`do_sample` moves its inputs to "cuda"), so off CUDA nothing changes."""
     if device.type != "cuda":
         return []
     applied = [f"attention={options.attention}"]
@@ -122,8 +149,12 @@ def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device) 
     if options.compile != "off":
         cast_weights(network, AUTOCAST_DTYPE)
         applied.append("float16-weights")
+        fallback = EagerFallback(FIELD)
         network.forward = guarded(network.forward, torch.compile(network.forward, fullgraph=True, dynamic=False),
-                                  EagerFallback(FIELD))
+                                  fallback)
         applied.append("compile=model")
+        if options.compile == "all" and autoencoder is not None:
+            compile_autoencoder(autoencoder, fallback)
+            applied.append("compile=autoencoder")
     log.info("SEVA network: %s", ", ".join(applied))
     return applied
