@@ -9,8 +9,9 @@ production size with random bf16 weights. Needs CUDA and the code `scripts/gpu_t
   first-call seconds (compilation), peak memory, and the forward's deviation from SEVA's own.
 - `sample`: one worldexplorer expansion sample through the adapter (eight 576² scaffold views in,
   `--frames` outward trajectory frames out, `--steps` steps, SEVA's two-pass procedural sampling), SEVA
-  as it is first (writing its mp4s and PNGs, which the adapter reads back), then each variant on the
-  same network, inputs and seed, its frames kept in memory: seconds per sample (after a
+  as it is first (its input views as PNG paths, its mp4s and PNGs written and the PNGs read back, as
+  SEVA's own `img2trajvid` does), then each variant on the same network, inputs and seed, the
+  adapter's default `in_memory` (views and frames as arrays, no files): seconds per sample (after a
   warm-up call that compiles), peak memory, and the frames' PSNR and the final latents' cosine against
   SEVA's own run. A second table splits each sample's time into SEVA's network, its autoencoder's
   encoding and decoding, its CLIP conditioner and the rest (SEVA's host-side work: chunking, camera
@@ -149,6 +150,13 @@ def profiled(call: Callable[[], Any], folder: Path, name: str) -> None:
     print(text.getvalue()[:6000], flush=True)
 
 
+def tuned(args: argparse.Namespace, name: str) -> list[str]:
+    """`--cudnn-benchmark`: cuDNN times its convolution algorithms at each new shape and keeps the
+    fastest, for every variant but SEVA as it is (SEVA leaves the flag at PyTorch's default, off)."""
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark and name != "seva")
+    return ["cudnn.benchmark"] if torch.backends.cudnn.benchmark else []
+
+
 def variant_network(base: Any, name: str) -> tuple[Any, list[str]]:
     wrapper = copy.deepcopy(base)
     options = VARIANTS[name]
@@ -177,6 +185,7 @@ def step(args: argparse.Namespace) -> list[str]:
     base_ms = 0.0
     for name in args.variants:
         wrapper, applied = variant_network(base, name)
+        applied += tuned(args, name)
         with torch.inference_mode(), torch.autocast("cuda"):
             first, seconds, peak, out = timed(partial(wrapper, x, t, cond, num_frames=T), args.runs)
         out = out.float()
@@ -239,14 +248,14 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
     for name in ["seva", *args.variants]:
         warm = 0.0
         applied: list[str] = []
-        # SEVA as it is writes its mp4s and PNGs and the adapter reads the PNGs back; the variants keep
-        # the same 8-bit frames in memory (the adapter's default)
-        model.frames_in_memory = name != "seva"
+        # SEVA as it is reads PNGs, writes its mp4s and PNGs and the adapter reads the PNGs back; the
+        # variants hand over the same pixels in memory (the adapter's default)
+        model.in_memory = name != "seva"
         if name != "seva":
             model.model.module = copy.deepcopy(pristine)
             seva_speed.uncompile_autoencoder(model.ae)
             applied = seva_speed.apply(model.model.module, VARIANTS[name] or SevaRuntime(), torch.device("cuda"),
-                                       model.ae)
+                                       model.ae) + tuned(args, name)
             started = time.perf_counter()
             model.steps = 1  # compiles: every chunk has the same shape (21 frames)
             model(inputs, targets, 0, root / f"warm-{name}")
@@ -266,7 +275,7 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
             ref_frames, ref_latents, base_s = frames, z, seconds
         assert ref_latents is not None
         quality = min(psnr(a, b, 255.0) for a, b in zip(frames, ref_frames, strict=True))
-        applied += ["frames in memory"] if model.frames_in_memory else []
+        applied += ["in memory"] if model.in_memory else []
         rows.append(f"| `{name}` | {', '.join(applied) or 'SEVA as it is'} | {seconds:.1f} | {seconds / base_s:.3f}x | "
                     f"{warm:.1f} | {peak:.2f} | {quality:.2f} | {cosine(z, ref_latents):.6f} |")
         parts.append(breakdown.row(name, seconds))
@@ -288,6 +297,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="step: timed forwards per variant")
     parser.add_argument("--kernels", action="store_true",
                         help="step: print each variant's GPU time by kernel (one more forward under torch.profiler)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="torch.backends.cudnn.benchmark on for the variants (not for SEVA as it is)")
     parser.add_argument("--frames", type=int, default=120, help="sample: trajectory frames (expansion.numFrames)")
     parser.add_argument("--steps", type=int, default=50, help="sample: denoising steps (seva.steps)")
     parser.add_argument("--profile", type=Path, default=None,

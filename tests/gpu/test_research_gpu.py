@@ -121,7 +121,7 @@ def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path, monkeyp
     work = tmp_path / "work"
     out, seconds, peak = _measure(lambda: seva(inputs, targets, 7, work))
     assert len(out) == frames and all(o.shape == (side, side, 3) and o.dtype == np.uint8 for o in out)
-    assert not (work / "seva" / "samples-rgb").exists()  # kept in memory: SEVA wrote no files
+    assert not list(work.rglob("*.png"))  # in memory: no input PNGs, SEVA wrote no frames
     assert len({o.tobytes() for o in out}) > 1  # generated frames, not one copied picture
     assert {"compile=model", "one-token-cross-attention"} <= set(seva.applied)
     from genfab.stages.worldexplorer import seva_speed
@@ -130,7 +130,7 @@ def test_seva_adapter_runs_img2trajvid_on_sevas_own_code(tmp_path: Path, monkeyp
     monkeypatch.setattr(seva_speed, "apply", lambda *_: [])
     own = Seva(seva_dir, placement, seva_autoencoder(vae_dir, placement), conditioner, steps=4, cfg=3.0,
                camera_scale=2.0)
-    own.frames_in_memory = False
+    own.in_memory = False
     expected = own(inputs, targets, 7, tmp_path / "own")
     written = sorted((tmp_path / "own" / "seva" / "samples-rgb").glob("*.png"))
     assert [p.name for p in written] == [f"{i:03d}.png" for i in range(frames)]  # SEVA's target order

@@ -143,17 +143,22 @@ def test_seva_generates_the_targets_in_order_at_their_cameras(tmp_path: Path, re
     assert [o.shape for o in out] == [(48, 48, 3)] * 4
     assert [int(o[0, 0, 0]) for o in out] == [0, 1, 2, 3]  # target order kept
     assert [int(o[0, 0, 1]) for o in out] == [5, 25, 50, 150]  # each at its own camera (yaw / 2)
-    from seva.eval import CALLS, SAVES  # the stand-in's record of the call
+    from seva import eval as seva_eval  # the stand-in's record of the call
 
-    assert CALLS[-1] == {"task": "img2trajvid", "inputs": 2, "targets": 4, "seed": 5, "cfg": 3.5, "steps": 7}
-    assert not (tmp_path / "run" / "seva").exists()  # the frames came back in memory: SEVA wrote nothing
-    # SEVA's own writes (benchmarks/seva_speed.py's baseline) give the same frames, read back from its PNGs
-    saved = len(SAVES)
-    seva.frames_in_memory = False
+    assert seva_eval.CALLS[-1] == {"task": "img2trajvid", "inputs": 2, "targets": 4, "seed": 5, "arrays": True,
+                                   "cfg": 3.5, "steps": 7}
+    assert not list((tmp_path / "run").rglob("*.png"))  # views in and frames out in memory: no files
+    assert not seva_eval.LOADS  # SEVA's load_model skipped: everything is on the device already
+    # SEVA's own paths and writes (benchmarks/seva_speed.py's baseline) give the same frames, read back from
+    # its PNGs, with its load_model called
+    saved = len(seva_eval.SAVES)
+    seva.in_memory = False
     again = seva([PosedView(K, cam_T_world(0), image), PosedView(K, cam_T_world(2), image)], targets, 5,
                  tmp_path / "own")
-    assert SAVES[saved:] == [str(tmp_path / "own" / "seva" / "first-pass"), str(tmp_path / "own" / "seva")]
+    assert seva_eval.CALLS[-1]["arrays"] is False and len(seva_eval.LOADS) == 3
+    assert seva_eval.SAVES[saved:] == [str(tmp_path / "own" / "seva" / "first-pass"), str(tmp_path / "own" / "seva")]
     assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))
+    assert seva_eval.load_model is not None and seva_eval.load_model.__name__ == "load_model"  # restored
 
 
 def test_seva_runs_with_its_autoencoder_and_conditioner_from_the_model_location(tmp_path: Path,

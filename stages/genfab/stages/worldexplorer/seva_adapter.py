@@ -11,9 +11,16 @@ network. Its task is `img2trajvid` with procedural two-pass sampling (`use_traj_
 `chunk_strategy: interp-gt`): anchors spread along the targets are generated first, then every
 target between its nearest anchors. Cameras go in as OpenCV camera-to-world and pixel intrinsics
 (SEVA's convention). The targets come back in target order as the 8-bit frames SEVA's `save_output`
-would write to `<work>/samples-rgb/NNN.png`: the adapter keeps them in memory and skips SEVA's files
-(an mp4 and PNGs of each pass, in a temporary folder the stage never reads); `frames_in_memory =
-False` lets SEVA write them and reads the PNGs back, as SEVA's own `img2trajvid` does.
+would write to `<work>/samples-rgb/NNN.png`.
+
+By default (`in_memory`) nothing goes through files, with the same pixels: the input views go to
+SEVA as arrays (its `run_one_scene` takes an (H, W, 3) uint8 array where its demo passes a PNG's path,
+and a white one where it passes None for a target, which is what it makes of None), the final frames
+come back from its `save_output` call instead of its PNGs and mp4s, and its per-chunk
+`load_model` (a `.to("cuda")` walk over every module of the network, autoencoder and conditioner,
+four times per chunk, which moves nothing when everything is already on the GPU and SEVA's low-VRAM
+mode is off) is skipped. `in_memory = False` runs SEVA as its own `img2trajvid` does: PNG paths in,
+files written and the PNGs read back (benchmarks/seva_speed.py's baseline).
 """
 
 from __future__ import annotations
@@ -142,9 +149,9 @@ class Seva:
         self.ae, self.conditioner = ae, conditioner
         self.denoiser = sampling.DiscreteDenoiser(num_idx=1000, device=device)
         self.steps, self.cfg, self.camera_scale = steps, cfg, camera_scale
-        self.frames_in_memory = True
-        """The final frames stay in memory and SEVA writes no files (the same 8-bit frames);
-        False: SEVA's own writes and a read back (benchmarks/seva_speed.py's baseline)."""
+        self.in_memory = True
+        """Views in and frames out in memory, no files (the same pixels; the module's docstring);
+        False: SEVA's own paths in, its writes and a read back (benchmarks/seva_speed.py's baseline)."""
 
     def __call__(self, inputs: list[PosedView], targets: list[PosedView], seed: int, work: Path) -> list[np.ndarray]:
         """The target views, generated from the inputs (all views square, one size)."""
@@ -153,13 +160,8 @@ class Seva:
             raise ValueError("SEVA needs at least one input view and one target")
         side = int(inputs[0].rgb.shape[0]) if inputs[0].rgb is not None else 0
         work.mkdir(parents=True, exist_ok=True)
-        paths: list[str | None] = []
-        for i, view in enumerate(inputs):
-            assert view.rgb is not None
-            path = work / f"input_{i:03d}.png"
-            path.write_bytes(encode_png(view.rgb))
-            paths.append(str(path))
-        paths += [None] * len(targets)
+        images: list[Any] = (self.in_memory_images(inputs, targets, side) if self.in_memory
+                             else self.image_files(inputs, targets, work))
         views = inputs + targets
         c2ws = torch.tensor(np.stack([np.linalg.inv(v.cam_T_world)[:3] for v in views]), dtype=torch.float32)
         Ks = torch.tensor(np.stack([v.K for v in views]), dtype=torch.float32)
@@ -168,25 +170,44 @@ class Seva:
         anchors = self.eval.infer_prior_stats(settings["T"], n_in, num_total_frames=n_out, version_dict=settings)
         picked = np.linspace(0, n_out - 1, anchors).round().astype(np.int64)
         out = work / "seva"
-        if self.frames_in_memory:
+        if self.in_memory:
             settings["options"]["save_first_pass"] = False  # SEVA's option: the anchors' mp4 and PNGs
-        with final_samples(self.eval, out, keep=self.frames_in_memory) as kept:
+        with final_samples(self.eval, out, keep=self.in_memory) as kept, resident(self.eval, self.in_memory):
             for _ in self.eval.run_one_scene(
                     "img2trajvid", settings, model=self.model, ae=self.ae, conditioner=self.conditioner,
                     denoiser=self.denoiser,
-                    image_cond={"img": paths, "input_indices": list(range(n_in)),
+                    image_cond={"img": images, "input_indices": list(range(n_in)),
                                 "prior_indices": np.linspace(n_in, n_in + n_out - 1, anchors).tolist()},
                     camera_cond={"c2w": c2ws, "K": Ks, "input_indices": list(range(n_in + n_out))},
                     save_path=str(out), use_traj_prior=True, traj_prior_Ks=Ks[n_in:][picked],
                     traj_prior_c2ws=c2ws[n_in:][picked], seed=seed):
                 pass
-        if self.frames_in_memory:
+        if self.in_memory:
             frames = as_written(kept.get(RGB))
         else:
             frames = [decode_rgb(path.read_bytes()) for path in sorted((out / "samples-rgb").glob("*.png"))]
         if len(frames) != n_out:
             raise SampleError("SevaOutput", f"SEVA gave {len(frames)} frames, expected {n_out}")
         return frames
+
+
+    @staticmethod
+    def image_files(inputs: list[PosedView], targets: list[PosedView], work: Path) -> list[str | None]:
+        """As SEVA's demo hands views to `run_one_scene`: a PNG's path per input, None per target."""
+        paths: list[str | None] = []
+        for i, view in enumerate(inputs):
+            assert view.rgb is not None
+            path = work / f"input_{i:03d}.png"
+            path.write_bytes(encode_png(view.rgb))
+            paths.append(str(path))
+        return paths + [None] * len(targets)
+
+    @staticmethod
+    def in_memory_images(inputs: list[PosedView], targets: list[PosedView], side: int) -> list[np.ndarray]:
+        """The same views as arrays: each input's pixels, and for every target one white image (SEVA
+        turns None into a transparent image composited on white: 1.0 everywhere, as 255 gives)."""
+        blank = np.full((side, side, 3), 255, np.uint8)
+        return [np.ascontiguousarray(view.rgb) for view in inputs if view.rgb is not None] + [blank] * len(targets)
 
 
 RGB = "samples-rgb/image"
@@ -213,6 +234,22 @@ def final_samples(eval_module: Any, final: Path, keep: bool) -> Iterator[dict[st
         yield kept
     finally:
         eval_module.save_output = original
+
+
+@contextmanager
+def resident(eval_module: Any, skip: bool) -> Iterator[None]:
+    """With `skip` (and SEVA's low-VRAM mode off), SEVA's `load_model` does nothing for the duration:
+    the models already sit on the GPU, and its `.to("cuda")` walk over every module costs about a
+    second per sample on the host while moving nothing."""
+    if not skip or getattr(eval_module, "lowvram_mode", False):
+        yield
+        return
+    original = eval_module.load_model
+    eval_module.load_model = lambda model, device="cuda": None
+    try:
+        yield
+    finally:
+        eval_module.load_model = original
 
 
 def as_written(samples: Any) -> list[np.ndarray]:

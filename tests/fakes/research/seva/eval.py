@@ -1,11 +1,13 @@
 """`seva.eval.infer_prior_stats` and `run_one_scene` with SEVA's signatures and output layout.
 
 The stand-in checks what SEVA's code relies on (camera tensors of shape (N, 3, 4) and (N, 3, 3), one
-image path per input and None per target, prior indices among the targets, a generator whose
+image path per input and None per target, or (H, W, 3) uint8 arrays for both, the targets' white;
+prior indices among the targets, a generator whose
 module-level `save_output` saves the first pass (unless `options.save_first_pass` is False) and then
 the targets in order as `samples-rgb/NNN.png`, from (N, 3, H, W) samples in [-1, 1] under
 `samples-rgb/image`) and paints target k a flat colour: red = k, green = the rounded yaw of its camera
-in degrees / 2, blue = 7. Calls are recorded in CALLS and saves in SAVES for the tests."""
+in degrees / 2, blue = 7. Calls are recorded in CALLS, saves in SAVES and `load_model` calls in LOADS
+for the tests."""
 
 from __future__ import annotations
 
@@ -14,11 +16,19 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 CALLS: list[dict[str, Any]] = []
 SAVES: list[str] = []
+LOADS: list[Any] = []
+lowvram_mode = False
+
+
+def load_model(model: Any, device: str = "cuda") -> None:
+    """SEVA's: `model.to(device)`, called for each model before each chunk's use."""
+    LOADS.append(model)
 
 
 def save_output(samples: dict[str, Any], save_path: str, video_save_fps: float = 2) -> None:
@@ -48,14 +58,22 @@ def run_one_scene(task: str, version_dict: dict[str, Any], model: Any, ae: Any, 
     assert task in ("img2img", "img2vid", "img2trajvid", "img2trajvid_s-prob"), task
     assert tuple(c2w.shape) == (n, 3, 4) and tuple(K.shape) == (n, 3, 3), (c2w.shape, K.shape)
     inputs = image_cond["input_indices"]
-    assert all(isinstance(image_cond["img"][i], str) and os.path.isfile(image_cond["img"][i]) for i in inputs)
+    images = image_cond["img"]
     targets = [i for i in range(n) if i not in inputs]
-    assert all(image_cond["img"][i] is None for i in targets)
+    if all(isinstance(image, np.ndarray) for image in images):
+        assert all(image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 for image in images)
+        assert all((images[i] == 255).all() for i in targets)  # what SEVA makes of None: white
+    else:
+        assert all(isinstance(images[i], str) and os.path.isfile(images[i]) for i in inputs)
+        assert all(images[i] is None for i in targets)
+    for part in (model, ae, conditioner):
+        load_model(part)
     assert all(min(targets) <= p <= max(targets) for p in image_cond["prior_indices"])
     if use_traj_prior:
         assert traj_prior_c2ws is not None and traj_prior_Ks is not None
         assert traj_prior_c2ws.shape[1:] == (3, 4) and len(traj_prior_Ks) == len(traj_prior_c2ws)
     CALLS.append({"task": task, "inputs": len(inputs), "targets": len(targets), "seed": seed,
+                  "arrays": isinstance(images[0], np.ndarray),
                   "cfg": version_dict["options"]["cfg"], "steps": version_dict["options"]["num_steps"]})
     height, width = version_dict["H"], version_dict["W"]
     frames = []
