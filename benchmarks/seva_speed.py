@@ -12,10 +12,11 @@ production size with random bf16 weights. Needs CUDA and the code `scripts/gpu_t
   as it is first (its input views as PNG paths, its mp4s and PNGs written and the PNGs read back, as
   SEVA's own `img2trajvid` does), then each variant on the same network, inputs and seed, the
   adapter's default `in_memory` (views and frames as arrays, no files): seconds per sample (after a
-  warm-up call that compiles), peak memory, and the frames' PSNR and the final latents' cosine against
-  SEVA's own run. A second table splits each sample's time into SEVA's network, its autoencoder's
-  encoding and decoding, its CLIP conditioner and the rest (SEVA's host-side work: chunking, camera
-  conditioning, copies), each timed between two synchronisations of the GPU.
+  one-step warm-up call on a short trajectory that compiles), peak memory, and the frames' PSNR and
+  the final latents' cosine against SEVA's own run. A second table splits each sample's time into
+  SEVA's network, its autoencoder's encoding and decoding, its CLIP conditioner and the rest (SEVA's
+  host-side work: chunking, camera conditioning, copies), each timed between two synchronisations of
+  the GPU.
   `--profile DIR` then runs the last variant once more at one step under cProfile (the host-side part
   does not depend on the step count) and writes the stats and their top functions to DIR.
 
@@ -257,8 +258,9 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
             applied = seva_speed.apply(model.model.module, VARIANTS[name] or SevaRuntime(), torch.device("cuda"),
                                        model.ae) + tuned(args, name)
             started = time.perf_counter()
-            model.steps = 1  # compiles: every chunk has the same shape (21 frames)
-            model(inputs, targets, 0, root / f"warm-{name}")
+            # compiles: every chunk has the same shape (21 frames, padded), whatever the trajectory's length
+            model.steps = 1
+            model(inputs, targets[:args.warm_frames], 0, root / f"warm-{name}")
             model.steps = args.steps
             torch.cuda.synchronize()
             warm = time.perf_counter() - started
@@ -301,6 +303,8 @@ def main() -> None:
                         help="torch.backends.cudnn.benchmark on for the variants (not for SEVA as it is)")
     parser.add_argument("--frames", type=int, default=120, help="sample: trajectory frames (expansion.numFrames)")
     parser.add_argument("--steps", type=int, default=50, help="sample: denoising steps (seva.steps)")
+    parser.add_argument("--warm-frames", type=int, default=24,
+                        help="sample: trajectory frames of each variant's one-step warm-up call (compiles)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="sample: cProfile one more one-step run of the last variant into this folder")
     args = parser.parse_args()

@@ -119,7 +119,8 @@ def test_autoencoder_passes_are_wrapped_on_the_instance_and_can_be_removed() -> 
     ae = AutoEncoder()
     seva_speed.compile_autoencoder(ae, EagerFallback(seva_speed.FIELD))
     assert set(seva_speed.AUTOENCODER_PASSES) <= set(vars(ae))
-    assert ae.module[0].weight.dtype == torch.float16 and ae.module[1].weight.dtype == torch.float32
+    assert isinstance(ae.module[0], seva_speed.AlignedConv2d)  # RGB in: 3 channels
+    assert ae.module[0].conv.weight.dtype == torch.float16 and ae.module[1].weight.dtype == torch.float32
     seva_speed.uncompile_autoencoder(ae)
     assert not set(seva_speed.AUTOENCODER_PASSES) & set(vars(ae))
     assert ae._encode.__func__ is AutoEncoder._encode  # type: ignore[attr-defined]
@@ -129,3 +130,30 @@ def test_the_autoencoder_is_left_alone_off_cuda_and_without_compile_all() -> Non
     ae = AutoEncoder()
     assert seva_speed.apply(Block(), SevaRuntime(compile="all"), torch.device("cpu"), ae) == []
     assert not set(seva_speed.AUTOENCODER_PASSES) & set(vars(ae))
+
+
+@pytest.mark.parametrize(("conv", "padded"), [
+    (torch.nn.Conv2d(11, 16, 3, padding=1), (16, 16)),  # SEVA's input convolution (11 channels in)
+    (torch.nn.Conv2d(6, 16, 1), (16, 8)),  # a residual block's camera convolution
+    (torch.nn.Conv2d(16, 4, 3, padding=1), (8, 16)),  # the output convolution (4 out)
+    (torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), (8, 8)),  # the VAE's RGB in, no bias
+])
+def test_aligned_convolutions_compute_the_same_convolution(conv: torch.nn.Conv2d, padded: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    holder = torch.nn.Sequential(conv, torch.nn.Conv2d(8, 8, 1, groups=2))  # grouped: left alone
+    x = torch.randn(2, conv.in_channels, 9, 9)
+    with torch.no_grad():
+        expected = conv(x)
+        assert seva_speed.align_convolutions(holder) == 1
+        aligned = holder[0]
+        got = aligned(x)
+    assert isinstance(aligned, seva_speed.AlignedConv2d) and isinstance(holder[1], torch.nn.Conv2d)
+    assert tuple(aligned.conv.weight.shape[:2]) == padded
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_aligned_channel_counts_are_left_alone() -> None:
+    holder = torch.nn.Sequential(torch.nn.Conv2d(16, 320, 3), torch.nn.Conv2d(320, 8, 1))
+    assert seva_speed.align_convolutions(holder) == 0
+    assert all(type(m) is torch.nn.Conv2d for m in holder)

@@ -278,11 +278,12 @@ class SevaRuntime(GenfabModel):
     speed, not results (up to floating-point order; benchmarks/results/worldexplorer.md, section 4,
     has the numbers, and why there is no FP8 option)."""
 
-    compile: Literal["off", "model", "all"] = "model"
-    """torch.compile on CUDA: `model` compiles SEVA's whole network (one graph: its 21-frame window
-    never changes shape, so it compiles once per Pod, 1-2 minutes at the first sample); `all` also
-    compiles the passes of SEVA's autoencoder (Stable Diffusion's VAE, which encodes the input views
-    and decodes every generated frame one at a time); `off` runs both eagerly. Ignored on the CPU."""
+    compile: Literal["off", "model", "all"] = "all"
+    """torch.compile on CUDA: `all` compiles SEVA's whole network (one graph: its 21-frame window
+    never changes shape, so it compiles once per Pod, 1-2 minutes at the first sample) and the passes
+    of SEVA's autoencoder (Stable Diffusion's VAE, which encodes the input views and decodes every
+    generated frame one at a time); `model` only the network; `off` runs both eagerly. Ignored on
+    the CPU."""
     attention: Literal["flash", "cudnn"] = "cudnn"
     """The SDPA kernel of SEVA's self-attentions: `flash` is SEVA's own choice (FlashAttention-2),
     `cudnn` cuDNN's fused attention (faster on Hopper), with FlashAttention-2 allowed where cuDNN's

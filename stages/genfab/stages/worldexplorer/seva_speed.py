@@ -5,12 +5,16 @@ with the conditional and unconditional halves of classifier-free guidance alread
 (`VanillaCFG.prepare_inputs`): 2 x 21 frames of 72 x 72 latents per forward at 576². Nothing of SEVA's
 source is changed: its modules are rewritten in place, after loading, in this order:
 
-1. Attention (always, on CUDA). Every cross-attention of SEVA's network attends to one token (the
+1. Rewrites (always, on CUDA). Every cross-attention of SEVA's network attends to one token (the
    mean CLIP embedding of the input views, `"n 1 d"`): a softmax over one key is exactly 1, so its
    output is the value projection of that token, whatever the queries. The rewrite computes
    `to_out(to_v(context))` and broadcasts it, skipping the query projection over every spatial token
    and the attention call. The self-attentions project queries, keys and values in one GEMM and run
-   the SDPA kernel `attention` names (SEVA forces FlashAttention-2).
+   the SDPA kernel `attention` names (SEVA forces FlashAttention-2). Convolutions whose channel
+   counts are not multiples of 8 (the network's input convolution, 11 channels in; the residual
+   blocks' 1x1 camera convolutions, 6 in; the output convolution, 4 out) get zero channels up to the
+   next multiple, for which cuDNN has tensor-core kernels: a zero weight times a zero input adds
+   exactly nothing and the extra outputs are cut off, so each is the same convolution.
 2. float16 weights (with `compile`): SEVA's checkpoint loads in bfloat16 and autocast casts every
    linear and convolution weight to float16 at each call; here they are cast once (the same values:
    the cast autocast makes), so the compiled graph reads half-precision weights directly. Norm weights
@@ -22,9 +26,10 @@ source is changed: its modules are rewritten in place, after loading, in this or
 4. The autoencoder (`compile: all`): SEVA encodes every chunk's input views and decodes every chunk's
    21 frames one at a time (`encoding_t`, `decoding_t`: 1), about 300 passes of Stable Diffusion's
    VAE per 120-frame sample, each with eager PyTorch's float32 group norms (one thread block per
-   group: a few of the GPU's SMs busy). Its linear and convolution weights are cast once to float16
-   (what autocast casts them to at each call) and its `_encode` and `_decode` (one frame each, so one
-   shape) go through torch.compile, on this instance only.
+   group: a few of the GPU's SMs busy). Its convolutions are aligned as in step 1 (RGB in and out:
+   3 channels), its linear and convolution weights cast once to float16 (what autocast casts them to
+   at each call) and its `_encode` and `_decode` (one frame each, so one shape) go through
+   torch.compile, on this instance only.
 
 There is no FP8 option: SEVA's linear layers are narrow (320-1,280 inputs) next to its convolutions,
 and rowwise FP8 on them was slower than float16 with a larger deviation (benchmarks/results/
@@ -34,6 +39,7 @@ worldexplorer.md, section 4). A compilation that fails falls back to eager with 
 
 from __future__ import annotations
 
+import copy
 import logging
 import types
 from typing import Any
@@ -109,6 +115,54 @@ def rewrite_attention(network: torch.nn.Module, backends: list[Any]) -> int:
     return count
 
 
+ALIGN = 8
+"""Channel multiple of cuDNN's half-precision tensor-core convolutions."""
+
+
+def aligned(channels: int) -> int:
+    return -(-channels // ALIGN) * ALIGN
+
+
+class AlignedConv2d(torch.nn.Module):
+    """`conv` with its channels padded to multiples of ALIGN by zeros: the same function of its input."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        super().__init__()
+        self.extra_in = aligned(conv.in_channels) - conv.in_channels
+        self.out_channels = conv.out_channels
+        out_channels, in_channels = aligned(conv.out_channels), aligned(conv.in_channels)
+        padded = copy.deepcopy(conv)  # the same stride, padding, dilation; wider weights below
+        padded.in_channels, padded.out_channels = in_channels, out_channels
+        with torch.no_grad():
+            weight = conv.weight.new_zeros(out_channels, in_channels, *conv.weight.shape[2:])
+            weight[:conv.out_channels, :conv.in_channels] = conv.weight
+            padded.weight = torch.nn.Parameter(weight, requires_grad=False)
+            if conv.bias is not None:
+                bias = conv.bias.new_zeros(out_channels)
+                bias[:conv.out_channels] = conv.bias
+                padded.bias = torch.nn.Parameter(bias, requires_grad=False)
+        self.conv = padded
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.extra_in:
+            x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, self.extra_in))
+        out: torch.Tensor = self.conv(x)
+        return out if out.shape[1] == self.out_channels else out[:, :self.out_channels]
+
+
+def align_convolutions(network: torch.nn.Module) -> int:
+    """Replace every ungrouped Conv2d with a channel count off the ALIGN multiple by an AlignedConv2d
+    (step 1), in place; returns how many."""
+    count = 0
+    for parent in list(network.modules()):
+        for name, child in list(parent.named_children()):
+            if (isinstance(child, torch.nn.Conv2d) and child.groups == 1
+                    and (child.in_channels % ALIGN or child.out_channels % ALIGN)):
+                setattr(parent, name, AlignedConv2d(child))
+                count += 1
+    return count
+
+
 def cast_weights(network: torch.nn.Module, dtype: torch.dtype) -> int:
     """Linear and convolution weights (and biases) in `dtype`, once (step 2); returns how many layers."""
     layers = [m for m in network.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
@@ -124,6 +178,7 @@ AUTOENCODER_PASSES = ("_encode", "_decode")
 def compile_autoencoder(autoencoder: Any, fallback: EagerFallback) -> None:
     """Step 4: SEVA's `AutoEncoder` with float16 weights and its VAE passes compiled, in place (the
     compiled passes are attributes of this instance; `uncompile_autoencoder` removes them)."""
+    align_convolutions(autoencoder.module)
     cast_weights(autoencoder.module, AUTOCAST_DTYPE)
     for name in AUTOENCODER_PASSES:
         eager = getattr(autoencoder, name)
@@ -146,6 +201,8 @@ def apply(network: torch.nn.Module, options: SevaRuntime, device: torch.device,
     applied = [f"attention={options.attention}"]
     if rewrite_attention(network, sdpa_backends(options.attention)):
         applied.append("one-token-cross-attention")
+    if align_convolutions(network):
+        applied.append("aligned-convolutions")
     if options.compile != "off":
         cast_weights(network, AUTOCAST_DTYPE)
         applied.append("float16-weights")
