@@ -193,9 +193,11 @@ def simple_trainer_side(scene: Path, steps: int, out: Path, env: dict[str, str])
             "ssim": val["ssim"], "lpips": val["lpips"], "gaussians": train["num_GS"]}
 
 
-def genfab_side(scene: Path, steps: int, lpips_model: Path, env: dict[str, str]) -> dict[str, Any]:
+def genfab_side(scene: Path, steps: int, lpips_model: Path, env: dict[str, str],
+                setup_profile: Path | None = None) -> dict[str, Any]:
+    profile = [] if setup_profile is None else ["--setup-profile", str(setup_profile)]
     done = subprocess.run([sys.executable, __file__, "genfab", "--scene-dir", str(scene), "--steps", str(steps),
-                           "--lpips-model", str(lpips_model)], env=env, capture_output=True, text=True)
+                           "--lpips-model", str(lpips_model), *profile], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit("simple-trainer: genfab's side failed:\n" + "\n".join(done.stderr.splitlines()[-15:]))
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -221,7 +223,16 @@ def genfab(args: argparse.Namespace) -> int:
     import gsplat.strategy  # noqa: F401  (the setup's first part, reported apart: the package import)
 
     imported = time.perf_counter() - started
-    trainer = SceneTrainer(scene, images, s, device)
+    if args.setup_profile is None:
+        trainer = SceneTrainer(scene, images, s, device)
+    else:  # where the setup's seconds go (cProfile's own cost is in `setup_seconds` then)
+        import cProfile
+
+        profile = cProfile.Profile()
+        trainer = profile.runcall(SceneTrainer, scene, images, s, device)
+        torch.cuda.synchronize(device)
+        profile.disable()
+        write_profile(profile, args.setup_profile)
     torch.cuda.synchronize(device)
     setup = time.perf_counter() - started
     started = time.perf_counter()
@@ -235,6 +246,19 @@ def genfab(args: argparse.Namespace) -> int:
                       "peak_bytes": peak, "psnr": metrics["psnr"],
                       "ssim": metrics["ssim"], "lpips": metrics["lpips"], "gaussians": metrics["num_gaussians"]}))
     return 0
+
+
+def write_profile(profile: Any, path: Path) -> None:
+    """The stats (`path`.prof) and their 30 largest functions by cumulative and by own time (`path`.txt)."""
+    import io
+    import pstats
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.dump_stats(str(path.with_suffix(".prof")))
+    text = io.StringIO()
+    for order in ("cumulative", "tottime"):
+        pstats.Stats(profile, stream=text).sort_stats(order).print_stats(30)
+    path.with_suffix(".txt").write_text(text.getvalue())
 
 
 def ssim_against_fused_ssim(size: int = 1024) -> str:
@@ -313,7 +337,9 @@ def run(args: argparse.Namespace) -> int:
                 runs: dict[str, dict[str, Any]] = {}
                 for side in order:
                     if side == "genfab":
-                        runs[side] = genfab_side(folder, steps, lpips_model, env)
+                        profile = (None if args.setup_profile is None
+                                   else Path(args.setup_profile) / f"setup-{spec}-{seed}-{steps}")
+                        runs[side] = genfab_side(folder, steps, lpips_model, env, profile)
                     else:
                         runs[side] = simple_trainer_side(folder, steps, work / "runs" / f"{spec}-{seed}-{steps}", env)
                     print(f"simple-trainer: {spec} seed {seed} {steps} steps {side}: {json.dumps(runs[side])}",
@@ -447,6 +473,8 @@ def main() -> int:
                    help="run one side only (its JSON joins the other's with `merge`)")
     r.add_argument("--builds", help="compiled kernels: restored from this archive where it exists (an earlier "
                    "machine's), else saved to it after building (carry it back to skip minutes of builds)")
+    r.add_argument("--setup-profile", help="cProfile genfab's setup (building the trainer) into this folder, "
+                   "one stats file per row (the profile's own cost then counts in setup_seconds)")
     r.add_argument("--out", help="write the markdown table here")
     r.add_argument("--json", help="write the rows as JSON here")
     m = sub.add_parser("merge", help="one table from several runs' --json files")
@@ -455,6 +483,7 @@ def main() -> int:
     g.add_argument("--scene-dir", type=Path, required=True)
     g.add_argument("--steps", type=int, required=True)
     g.add_argument("--lpips-model", type=Path, required=True)
+    g.add_argument("--setup-profile", type=Path, default=None)
     args = parser.parse_args()
     return {"prepare": prepare, "run": run, "merge": merge, "genfab": genfab}[args.command](args)
 

@@ -18,6 +18,7 @@ Random weights decide nothing about quality: SAM3's detection threshold is set s
     python benchmarks/relighting_gpu.py --baseline .bench/main --images 64 --out results.md
     python benchmarks/relighting_gpu.py --tiny --images 4     # CPU smoke test with tiny models
     python benchmarks/relighting_gpu.py --images 256 --stages segment --no-plain --workers 16 --profile DIR
+    python benchmarks/relighting_gpu.py --images 256 --stages segment --workers 16 --batch 16
 
 `--profile DIR` runs this tree's shards under cProfile (the shard process's main thread: reading, the
 model, handing chunks to the pool, delivering), stats and top functions in DIR; `--workers` sets the
@@ -185,7 +186,7 @@ def segmentation_block(box_threshold: float) -> dict[str, Any]:
     return {"backends": ["sam3"], "boxThreshold": box_threshold}
 
 
-def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dict[str, Any]:
+def stage_config(work: Path, tree: str, stage: str, box_threshold: float, batch: int | None = None) -> dict[str, Any]:
     run = work / "runs" / tree
     up = work / "up"
 
@@ -195,7 +196,7 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float) -> dic
     base = {"contract": 1, "resource": {"kind": "DatasetJob", "name": "bench"}, "pipeline": "relighting",
             "runUri": f"file://{run}", "stage": stage, "family": "segment", "configHash": "b" * 64,
             "outputUri": f"file://{run / stage}", "outputLayout": "", "shardSize": 100000,
-            "batchSize": BATCH[stage], "selection": {"suffixes": [".png"]}, "options": {}}
+            "batchSize": batch or BATCH[stage], "selection": {"suffixes": [".png"]}, "options": {}}
     if stage == "segment":
         from genfab.api.relighting import RelightingInput
 
@@ -253,11 +254,11 @@ class GpuSampler:
 
 
 def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float, workers: int = 8,
-              profile: Path | None = None) -> dict[str, Any]:
+              profile: Path | None = None, batch: int | None = None) -> dict[str, Any]:
     """One shard of `stage` from `tree_root`'s code. `profile`: under cProfile, which sees the shard
     process's main thread (reading, the model, handing work to the pool, delivering), written to
     `profile/<tree>-<stage>.prof` with its top functions as `.txt` beside it."""
-    cfg = stage_config(work, tree, stage, box_threshold)
+    cfg = stage_config(work, tree, stage, box_threshold, batch)
     path = work / f"{tree}-{stage}.json"
     path.write_text(json.dumps(cfg))
     report_dir = Path(cfg["runUri"].removeprefix("file://")) / "_genfab" / "progress" / stage / ("b" * 10)
@@ -398,6 +399,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke test)")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     ap.add_argument("--workers", type=int, default=8, help="the stages' pool workers (GENFAB_CPU_WORKERS)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="this tree's stages' batchSize (the model's chunk); default: each stage's own")
     ap.add_argument("--profile", type=Path, default=None,
                     help="run this tree's stages under cProfile, the stats and their top functions in this folder")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain per-image loops")
@@ -429,13 +432,15 @@ def main() -> None:
                 r = run_plain(work, stage, threshold)
             else:
                 r = run_stage(work, name.replace(" ", "-"), root, stage, threshold, args.workers,
-                              args.profile if name == "this tree" else None)
+                              args.profile if name == "this tree" else None,
+                              args.batch if name == "this tree" else None)
             results[(stage, name)] = r
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "
                   f"GPU busy {busy}", flush=True)
     lines = [f"`{' '.join(sys.argv)}`", "", environment(), "",
              f"{args.images} portraits at {args.side}², one shard per stage, {args.workers} pool workers"
+             f"{f', batchSize {args.batch} (this tree)' if args.batch else ''}"
              f"{' (profiled: cProfile)' if args.profile else ''}; SAM3 score threshold "
              f"{threshold:.4f} (about {args.instances} instances per image with random weights).", "",
              "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline | "

@@ -169,12 +169,21 @@ def kernels(call: Callable[[], Any], name: str) -> None:
     """One more forward under torch.profiler: the GPU time by kernel, largest first (where the time goes)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.inference_mode(), torch.autocast("cuda"), profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with torch.inference_mode(), torch.autocast("cuda"), profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         call()
         torch.cuda.synchronize()
     print(f"\n{name}: GPU time by kernel, one forward", flush=True)
-    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=90),
+    events = prof.key_averages()
+    kernels_only = [e for e in events if e.device_type.name == "CUDA"]
+    print(type(events)(kernels_only).table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=90),
           flush=True)
+    # which convolution shapes take the time (the operator with its input shapes, on the GPU below it)
+    convolutions = [e for e in prof.key_averages(group_by_input_shape=True) if e.key == "aten::convolution"]
+    convolutions.sort(key=lambda e: e.device_time_total, reverse=True)
+    print(f"{name}: convolutions by input shapes (GPU time below each call)", flush=True)
+    for e in convolutions[:12]:
+        print(f"  {e.device_time_total / 1e3:8.3f} ms  x{e.count:<3d} {e.input_shapes}", flush=True)
 
 
 def step(args: argparse.Namespace) -> list[str]:
