@@ -182,7 +182,9 @@ def test_reuse_redoes_deleted_or_changed_outputs_and_verify_catches_same_size_ed
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
     out = tmp_path / "out"
     doc = job("lease", f"file://{out}", inputs(tmp_path, 6), extra_stage=False, shard_size=3)
-    first = genfab_run(tmp_path, doc, env={"GENFAB_TEST_SLEEP": "0.5"}, wait=False)
+    # 1.5 s per sample: the first run still holds the lease when the second (a fresh Python process,
+    # seconds to start on a loaded machine) asks for it
+    first = genfab_run(tmp_path, doc, env={"GENFAB_TEST_SLEEP": "1.5"}, wait=False)
     deadline = time.monotonic() + 60
     while not (out / "data/stage_1/_markers").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
