@@ -207,7 +207,11 @@ class Seva:
         """The same views as arrays: each input's pixels, and for every target one white image (SEVA
         turns None into a transparent image composited on white: 1.0 everywhere, as 255 gives)."""
         blank = np.full((side, side, 3), 255, np.uint8)
-        return [np.ascontiguousarray(view.rgb) for view in inputs if view.rgb is not None] + [blank] * len(targets)
+        arrays = []
+        for view in inputs:
+            assert view.rgb is not None  # an input view has pixels (as in image_files)
+            arrays.append(np.ascontiguousarray(view.rgb))
+        return arrays + [blank] * len(targets)
 
 
 RGB = "samples-rgb/image"
