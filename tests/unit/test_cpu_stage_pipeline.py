@@ -3,6 +3,7 @@ its `prepare` (the GPU model, in model stages) is done, while the next chunk is 
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -108,3 +109,51 @@ def test_pool_submit_in_process_is_done_on_return_with_the_exception_as_result(t
     assert isinstance(done, Future) and done.done() and failed.done()
     assert CpuPool.result(done) == {"params": {"id": "x"}}
     assert isinstance(CpuPool.result(failed), ValueError)
+
+
+class AheadStage(ChunkedStage):
+    """A model stage whose `prepare` runs on its device thread, a batch ahead."""
+    prepares_ahead = True
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.threads: set[str] = set()
+        self.prepared_while_delivering: list[str] = []
+
+    def gather(self, sample: Any) -> dict[str, Any]:
+        if sample.id == "unreadable":
+            raise ValueError("this sample's input cannot be read")
+        return super().gather(sample)
+
+    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.prepared.append([job["id"] for job in jobs])
+
+    def deliver(self, sample: Any, result: dict[str, Any]) -> None:
+        if result["params"]["id"] == "a2":  # the batch's last delivery waits for the next batch's GPU work
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and ["n0", "n1"] not in self.prepared:
+                time.sleep(0.02)
+            self.prepared_while_delivering = [i for ids in self.prepared for i in ids]
+        self.delivered.append(result["params"]["id"])
+
+
+def test_a_model_stage_prepares_the_next_batch_while_this_one_is_delivered(tmp_path: Path) -> None:
+    stage = AheadStage(tmp_path)
+    ctx = context(workers=1, batch_size=None)
+    stage.setup(ctx)
+    try:
+        first = [SimpleNamespace(id=i) for i in ("a0", "a1", "a2")]
+        second = [SimpleNamespace(id=i) for i in ("n0", "n1", "unreadable", "n3")]
+        stage.prefetch(second)  # as the runtime's loop does, before the current batch
+        first_errors = stage.process_batch(first)  # type: ignore[arg-type]
+        second_errors = stage.process_batch(second)  # type: ignore[arg-type]
+    finally:
+        stage.finish(ctx)
+    assert first_errors == [None] * 3
+    assert [type(e).__name__ if e else None for e in second_errors] == [None, None, "ValueError", None]
+    # chunks in the batches' order, each prepared once, all on the device thread
+    assert stage.prepared == [["a0", "a1"], ["a2"], ["n0", "n1"], ["n3"]]
+    assert stage.threads == {"genfab-device_0"}
+    assert stage.prepared_while_delivering[:4] == ["a0", "a1", "a2", "n0"]
+    assert stage.delivered == ["a0", "a1", "a2", "n0", "n1", "n3"]

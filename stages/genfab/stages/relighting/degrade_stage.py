@@ -48,6 +48,7 @@ def load_depth(path: Path, placement: Placement) -> Any:
 class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings]):
     name = "degrade"
     compute = staticmethod(compute_degraded)
+    prepares_ahead = True
 
     def produced_by(self, params: dict[str, Any]) -> str | None:
         normals = params.get("normals")

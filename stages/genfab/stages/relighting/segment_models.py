@@ -47,19 +47,22 @@ class Sam3Backend:
         if getattr(out, "presence_logits", None) is not None:
             scores = scores * out.presence_logits.float().sigmoid()
         keep = scores > self.score_threshold
-        found = keep.any(1).tolist()  # one host sync per batch
-        result: list[np.ndarray | None] = []
+        # Which queries passed, read once for the whole chunk; the rest stays on the device.
+        passed = keep.nonzero()
+        counts = torch.bincount(passed[:, 0], minlength=len(images)).tolist()
+        ends = np.cumsum(counts).tolist()
+        best: list[torch.Tensor | None] = []
         for b, img in enumerate(images):
-            if not found[b]:
-                result.append(None)
+            if not counts[b]:
+                best.append(None)
                 continue
-            logits = out.pred_masks[b][keep[b]]  # (K, h, w)
+            logits = out.pred_masks[b].index_select(0, passed[ends[b] - counts[b]:ends[b], 1])  # (K, h, w)
             # sigmoid is monotonic: the max over instances of their probabilities is the sigmoid of
             # the max of their upsampled logits.
-            best = torch.stack([upsample(chunk, img.shape[:2]).amax(0)
-                                for chunk in logits.split(MASK_CHUNK)]).amax(0)
-            result.append((best.sigmoid() > self.mask_threshold).cpu().numpy())
-        return result
+            top = torch.stack([upsample(chunk, img.shape[:2]).amax(0) for chunk in logits.split(MASK_CHUNK)]).amax(0)
+            best.append(top.sigmoid() > self.mask_threshold)
+        # Every image's work is queued before the first copy back waits for it.
+        return [None if mask is None else mask.cpu().numpy() for mask in best]
 
 
 class Sam2Backend:
@@ -111,6 +114,7 @@ class Sam2Backend:
             scaled.append([[x0 * sx, y0 * sy, x1 * sx, y1 * sy]])
         input_boxes = torch.tensor(scaled, device=self.placement.device, dtype=self.model.dtype)
         out = self.model(pixel_values=pixels, input_boxes=input_boxes, multimask_output=False)
-        for k, i in enumerate(todo):
-            result[i] = (upsample(out.pred_masks[k, 0, 0], images[i].shape[:2]) > 0.0).cpu().numpy()
+        masks = [upsample(out.pred_masks[k, 0, 0], images[i].shape[:2]) > 0.0 for k, i in enumerate(todo)]
+        for i, mask in zip(todo, masks, strict=True):  # all queued before the first copy back waits
+            result[i] = mask.cpu().numpy()
         return result

@@ -66,6 +66,7 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
     name = "segment"
     batch_size = 8
     compute = staticmethod(split_and_encode)
+    prepares_ahead = True
 
     def produced_by(self, params: dict[str, Any]) -> str | None:
         return f"{params['backend']}:{params['model']}" if params.get("model") else str(params["backend"])
@@ -117,30 +118,23 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             sample.params["inputSize"], sample.params["workingSize"] = [width, height], list(image.shape[1::-1])
         return image
 
-    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        """Masks chunk by chunk (`chunk_size` images per model call); each chunk's cleaning, splitting
-        and PNG encoding start in the worker pool at once, while the next chunk is on the GPU."""
-        errors: list[Exception | None] = [None] * len(samples)
-        images: dict[int, np.ndarray] = {}
-        for i, image in enumerate(self.read_each(samples)):
-            if isinstance(image, Exception):
-                errors[i] = image
+    def prepare_chunk(self, samples: list[Sample], reads: list[Future[Any]]) -> list[Any]:
+        """One chunk's masks (on the device thread, `prepares_ahead`): per sample the pool's job
+        (cleaning, splitting and PNG encoding), or what failed it (`EmptyMask` where every backend
+        tried found nobody)."""
+        outcomes = [self.read_outcome(read) for read in reads]
+        images = {i: image for i, image in enumerate(outcomes) if not isinstance(image, Exception)}
+        errors: list[Exception | None] = [o if isinstance(o, Exception) else None for o in outcomes]
+        masks, tried = self._masks(list(images), images, samples, errors)
+        for i, image in images.items():
+            if i in masks:
+                mask, name, info = masks[i]
+                outcomes[i] = {"id": samples[i].id, "image": image, "mask": mask, "backend": name, "info": info,
+                               "clean": name != "classical"}
             else:
-                images[i] = image
-        order, size = list(images), self.chunk_size(self.ctx)
-        started: list[tuple[int, Future[Any]]] = []
-        for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            masks, tried = self._masks(chunk, images, samples, errors)
-            for i in chunk:
-                if i in masks:
-                    mask, name, info = masks[i]
-                    started.append((i, self.pool.submit(split_and_encode, {
-                        "id": samples[i].id, "image": images[i], "mask": mask, "backend": name, "info": info,
-                        "clean": name != "classical"})))
-                elif errors[i] is None:
-                    errors[i] = SampleError("EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
-        return self.deliver_started(samples, started, errors)
+                outcomes[i] = errors[i] or SampleError(
+                    "EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
+        return outcomes
 
     def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
         super().deliver(sample, result)

@@ -4,7 +4,9 @@ plain data)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
@@ -23,6 +25,11 @@ class CpuSampleStage(Stage[S]):
     worker process (`samples_per_batch`)."""
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
+    prepares_ahead: ClassVar[bool] = False
+    """Model stages: `prepare` (the GPU) runs in a thread of its own, chunk after chunk, and goes on to
+    the next batch's chunks as soon as their inputs are read, while the shard process still hands this
+    batch to the pool and delivers it; otherwise the GPU waits for every batch's last writes
+    (benchmarks/results/relighting.md)."""
 
     ctx: StageContext
     pool: CpuPool
@@ -33,6 +40,11 @@ class CpuSampleStage(Stage[S]):
         self.pool = CpuPool(workers)
         self.pool.start(type(self).compute.__module__)
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="genfab-read")
+        self.ahead: dict[str, Future[Any]] = {}
+        self.next_batch: list[Sample] = []
+        self.queued: tuple[list[str], list[tuple[int, Callable[[], list[Any]]]]] | None = None
+        if self.prepares_ahead:
+            self.device = ThreadPoolExecutor(1, thread_name_prefix="genfab-device")
 
     def samples_per_batch(self, ctx: StageContext) -> int:
         """A batch ends at its slowest sample, and the pool idles while the shard process hands the
@@ -53,6 +65,13 @@ class CpuSampleStage(Stage[S]):
     def prepare(self, jobs: list[dict[str, Any]]) -> None:
         """Batch work in the shard process before the pool runs (a GPU model over one chunk of the
         batch: `chunk_size` jobs)."""
+
+    def prepare_chunk(self, samples: list[Sample], reads: list[Future[Any]]) -> list[Any]:
+        """One chunk, from its reads to what the pool gets: per sample its prepared job, or the
+        exception that failed it (the shard's own errors are raised)."""
+        outcomes = [self.read_outcome(read) for read in reads]
+        self.prepare([job for job in outcomes if not isinstance(job, Exception)])
+        return outcomes
 
     def chunk_size(self, ctx: StageContext) -> int:
         """Jobs per `prepare` call (the model's batch): `spec.stages.<name>.batchSize`, else the
@@ -78,36 +97,49 @@ class CpuSampleStage(Stage[S]):
         return self.gather(sample)
 
     def prefetch(self, samples: list[Sample]) -> None:
-        """Read the next batch's inputs while this one computes (the GPU model, the worker pool)."""
+        """Read the next batch's inputs while this one computes (the GPU model, the worker pool);
+        with `prepares_ahead`, the running batch queues its chunks on the device thread too."""
         self.ahead = {s.id: self.readers.submit(self.read_input, s) for s in samples}
+        self.next_batch = samples
 
-    def read_each(self, samples: list[Sample]) -> list[Any]:
-        """`read_input` for every sample in threads (reads and image decoding release the GIL),
-        prefetched ones included: per sample its result or the exception that failed it; errors that
-        end the shard are raised."""
-        ahead = getattr(self, "ahead", {})
-        results: list[Any] = []
-        for future in [ahead.pop(s.id, None) or self.readers.submit(self.read_input, s) for s in samples]:
-            exc = future.exception()
-            if isinstance(exc, FatalError | BadInput | StorageError | MemoryError):
-                raise exc
-            results.append(exc if isinstance(exc, Exception) else future.result())
-        return results
+    def read(self, sample: Sample) -> Future[Any]:
+        return self.ahead.pop(sample.id, None) or self.readers.submit(self.read_input, sample)
+
+    @staticmethod
+    def read_outcome(read: Future[Any]) -> Any:
+        """A read's result, or the exception that fails its sample; errors that end the shard are
+        raised."""
+        exc = read.exception()
+        if isinstance(exc, FatalError | BadInput | StorageError | MemoryError):
+            raise exc
+        return exc if isinstance(exc, Exception) else read.result()
+
+    def chunks(self, samples: list[Sample]) -> list[tuple[int, Callable[[], list[Any]]]]:
+        """The batch's chunks (first index, and what gives its `prepare_chunk` outcomes), in order:
+        run when asked for, or already queued on the device thread (`prepares_ahead`)."""
+        reads = [self.read(s) for s in samples]
+        size = self.chunk_size(self.ctx)
+        parts = [(start, samples[start:start + size], reads[start:start + size])
+                 for start in range(0, len(samples), size)]
+        if not self.prepares_ahead:
+            return [(start, partial(self.prepare_chunk, some, read)) for start, some, read in parts]
+        return [(start, self.device.submit(self.prepare_chunk, some, read).result) for start, some, read in parts]
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        ids = [s.id for s in samples]
+        chunks = self.queued[1] if self.queued and self.queued[0] == ids else self.chunks(samples)
+        self.queued = None
+        if self.prepares_ahead and self.next_batch:  # behind this batch's chunks on the device thread
+            self.queued = ([s.id for s in self.next_batch], self.chunks(self.next_batch))
+        self.next_batch = []
         errors: list[Exception | None] = [None] * len(samples)
-        jobs: list[tuple[int, dict[str, Any]]] = []
-        for i, job in enumerate(self.read_each(samples)):
-            if isinstance(job, Exception):
-                errors[i] = job
-            else:
-                jobs.append((i, job))
         started: list[tuple[int, Future[Any]]] = []
-        size = self.chunk_size(self.ctx)
-        for start in range(0, len(jobs), size):
-            chunk = jobs[start:start + size]
-            self.prepare([job for _, job in chunk])
-            started += [(i, self.pool.submit(type(self).compute, job)) for i, job in chunk]
+        for start, outcomes in chunks:
+            for i, job in enumerate(outcomes(), start):
+                if isinstance(job, Exception):
+                    errors[i] = job
+                else:
+                    started.append((i, self.pool.submit(type(self).compute, job)))
         return self.deliver_started(samples, started, errors)
 
     def deliver_started(self, samples: list[Sample], started: list[tuple[int, Future[Any]]],
@@ -123,6 +155,8 @@ class CpuSampleStage(Stage[S]):
         return errors
 
     def finish(self, ctx: StageContext) -> None:
+        if hasattr(self, "device"):  # a batch queued ahead of a shard that ended early is dropped
+            self.device.shutdown(cancel_futures=True)
         if hasattr(self, "pool"):
             self.pool.close()
             self.readers.shutdown()
