@@ -119,6 +119,29 @@ def test_split_writes_the_seed_files_consistently() -> None:
     assert np.array_equal(parts["foreground"][..., :3][binary], image[binary])
 
 
+@pytest.mark.parametrize("shape", [(48, 48), (37, 91), (300, 200)])
+def test_split_is_the_plain_selection_pixel_for_pixel(shape: tuple[int, int]) -> None:
+    """OpenCV's masked copies give what NumPy's selection of the same pixels gives."""
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    binary = rng.random(shape) > 0.4
+    alpha = np.clip(matte.soft_alpha(binary) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    want = {"foreground": np.dstack([np.where(binary[..., None], image, 0), alpha]).astype(np.uint8),
+            "background": np.where(binary[..., None], 0, image).astype(np.uint8),
+            "mask": np.where(binary, 255, 0).astype(np.uint8)}
+    parts = matte.split(image, binary)
+    assert {k: (v.dtype, v.shape) for k, v in parts.items()} == {k: (v.dtype, v.shape) for k, v in want.items()}
+    assert all(np.array_equal(parts[k], want[k]) for k in want)
+
+
+def test_png_encoding_is_lossless_for_every_layout() -> None:
+    rng = np.random.default_rng(3)
+    for pixels in (rng.integers(0, 256, (33, 47, 3), dtype=np.uint8), rng.integers(0, 256, (33, 47, 4), dtype=np.uint8),
+                   rng.integers(0, 256, (33, 47), dtype=np.uint8), rng.integers(0, 65536, (33, 47), dtype=np.uint16)):
+        for compression in (1, 3):
+            assert np.array_equal(decode_png(encode_png(pixels, bgr=True, compression=compression), bgr=True), pixels)
+
+
 def test_clean_mask_fills_holes_and_drops_specks() -> None:
     m = np.zeros((60, 60), bool)
     m[10:50, 10:50] = True
