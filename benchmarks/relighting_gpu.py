@@ -19,7 +19,7 @@ Random weights decide nothing about quality: SAM3's detection threshold is set s
     python benchmarks/relighting_gpu.py --tiny --images 4     # CPU smoke test with tiny models
     python benchmarks/relighting_gpu.py --images 256 --stages segment --no-plain --workers 16 --profile DIR
     python benchmarks/relighting_gpu.py --images 256 --stages segment --workers 16 --batch 16
-    python benchmarks/relighting_gpu.py --images 8 --model-profile DIR    # SAM3's masks alone, profiled
+    python benchmarks/relighting_gpu.py --images 8 --model-profile DIR --compile off vision all
 
 `--profile DIR` runs this tree's shards under cProfile (the shard process's main thread: reading, the
 model, handing chunks to the pool, delivering), stats and top functions in DIR; `--workers` sets the
@@ -380,10 +380,19 @@ def run_plain(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
             "load_seconds": r["load_seconds"], "busy": sampler.busy(r["begin"], r["end"])}
 
 
-def model_profile(work: Path, box_threshold: float, out: Path, chunk: int, chunks: int = 10) -> None:
-    """SAM3's `masks` alone on `chunk`-image chunks, in this process: wall and GPU milliseconds per chunk
-    (CUDA events), then torch.profiler over three chunks (host ops by own time, kernels by GPU time,
-    launches per chunk, a Chrome trace) into `out`. Tells a host-bound model call from a GPU-bound one."""
+COMPILE_PARTS = {"off": (), "vision": ("vision_encoder",),
+                 "all": ("vision_encoder", "detr_encoder", "detr_decoder", "mask_decoder")}
+"""SAM3's submodules compiled (torch.compile, in place) for each `--model-profile` variant."""
+LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cudaGraphLaunch")
+
+
+def model_profile(work: Path, box_threshold: float, out: Path, chunk: int, variants: list[str],
+                  chunks: int = 10) -> None:
+    """SAM3's `masks` alone on `chunk`-image chunks, in this process, per variant (eager, then parts of
+    SAM3 compiled in place): wall and GPU milliseconds per chunk (CUDA events), torch.profiler over
+    three chunks (host ops by own time, kernels by GPU time, launches per chunk, a Chrome trace) into
+    `out/<variant>`, and the masks' agreement with eager's. Tells a host-bound model call from a
+    GPU-bound one, and what compiling buys."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -392,7 +401,6 @@ def model_profile(work: Path, box_threshold: float, out: Path, chunk: int, chunk
     from genfab.stages.relighting.images import decode_color
     from genfab.stages.relighting.segment_models import Sam3Backend
 
-    out.mkdir(parents=True, exist_ok=True)
     cfg = SegmentationConfig.model_validate(segmentation_block(box_threshold))
     backend = Sam3Backend(work / "models" / SAM3, cfg, Placement.choose())
     side = RelightingInput.model_fields["max_side"].default
@@ -400,38 +408,52 @@ def model_profile(work: Path, box_threshold: float, out: Path, chunk: int, chunk
     images = [decode_color(paths[i % len(paths)].read_bytes(), side) for i in range(chunk)]
     cuda = torch.cuda.is_available()  # without: the CPU smoke test (`--tiny`), host times only
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for _ in range(2):
-        backend.masks(images)
-    sync()
-    walls, gpus = [], []
-    for _ in range(chunks):
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if cuda else []
+    reference: list[Any] = []
+    for variant in variants:
+        folder = out / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in COMPILE_PARTS[variant]:
+            getattr(backend.model, part).compile()
         began = time.perf_counter()
-        if events:
-            events[0].record()
+        masks = backend.masks(images)
+        sync()
+        first = time.perf_counter() - began
         backend.masks(images)
-        if events:
-            events[1].record()
         sync()
-        walls.append((time.perf_counter() - began) * 1000)
-        gpus.append(events[0].elapsed_time(events[1]) if events else float("nan"))
-    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
-        for _ in range(3):
+        walls, gpus = [], []
+        for _ in range(chunks):
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if cuda else []
+            began = time.perf_counter()
+            if events:
+                events[0].record()
             backend.masks(images)
-        sync()
-    averages = prof.key_averages()
-    (out / "host-ops.txt").write_text(averages.table(sort_by="self_cpu_time_total", row_limit=50))
-    (out / "kernels.txt").write_text(averages.table(sort_by="self_device_time_total", row_limit=50))
-    prof.export_chrome_trace(str(out / "trace.json"))
-    events = prof.events()
-    launches = sum(1 for e in events if e.name in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC")) / 3
-    kernel_ms = sum(e.self_device_time_total for e in averages if e.device_type.name == "CUDA") / 3 / 1000
-    syncs = sum(e.count for e in averages if "Synchronize" in e.key) / 3
-    line = (f"SAM3 masks, {chunk} images per chunk: wall {np.median(walls):.1f} ms, between events "
-            f"{np.median(gpus):.1f} ms (median of {chunks}); under the profiler: kernels {kernel_ms:.1f} ms, "
-            f"{launches:.0f} launches and {syncs:.0f} synchronisations per chunk")
-    (out / "summary.txt").write_text(line + "\n")
-    print(line, flush=True)
+            if events:
+                events[1].record()
+            sync()
+            walls.append((time.perf_counter() - began) * 1000)
+            gpus.append(events[0].elapsed_time(events[1]) if events else float("nan"))
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            for _ in range(3):
+                backend.masks(images)
+            sync()
+        averages = prof.key_averages()
+        (folder / "host-ops.txt").write_text(averages.table(sort_by="self_cpu_time_total", row_limit=50))
+        (folder / "kernels.txt").write_text(averages.table(sort_by="self_device_time_total", row_limit=50))
+        prof.export_chrome_trace(str(folder / "trace.json"))
+        launches = sum(1 for e in prof.events() if e.name in LAUNCHES) / 3
+        kernel_ms = sum(e.self_device_time_total for e in averages if e.device_type.name == "CUDA") / 3 / 1000
+        syncs = sum(e.count for e in averages if "Synchronize" in e.key) / 3
+        reference = reference or masks
+        differ = [float(np.mean(a != b)) for a, b in zip(reference, masks, strict=True)
+                  if a is not None and b is not None]
+        same = sum((a is None) == (b is None) for a, b in zip(reference, masks, strict=True))
+        line = (f"SAM3 masks, {variant}, {chunk} images per chunk: wall {np.median(walls):.1f} ms, between events "
+                f"{np.median(gpus):.1f} ms (median of {chunks}); first call {first:.1f} s; under the profiler: "
+                f"kernels {kernel_ms:.1f} ms, {launches:.0f} launches and {syncs:.0f} synchronisations per chunk; "
+                f"against eager: {same}/{len(masks)} images agree on found, pixels differing "
+                f"{max(differ, default=0.0):.2e} at most")
+        (folder / "summary.txt").write_text(line + "\n")
+        print(line, flush=True)
 
 
 def environment() -> str:
@@ -460,6 +482,8 @@ def main() -> None:
                     help="run this tree's stages under cProfile, the stats and their top functions in this folder")
     ap.add_argument("--model-profile", type=Path, default=None,
                     help="profile SAM3's masks alone (this tree, `--batch` images a chunk) into this folder, then stop")
+    ap.add_argument("--compile", nargs="+", choices=list(COMPILE_PARTS), default=["off"],
+                    help="with --model-profile: the variants, in this order (each compiles more of SAM3 in place)")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain per-image loops")
     ap.add_argument("--plain-worker", choices=PLAIN, help=argparse.SUPPRESS)  # run_plain's own process
     ap.add_argument("--box-threshold", type=float, help=argparse.SUPPRESS)
@@ -477,7 +501,7 @@ def main() -> None:
     threshold = calibrate_box_threshold(work / "models", images, args.instances)
     print(f"SAM3 score threshold for ~{args.instances} instances per image: {threshold:.4f}", flush=True)
     if args.model_profile:
-        model_profile(work, threshold, args.model_profile, args.batch or BATCH["segment"])
+        model_profile(work, threshold, args.model_profile, args.batch or BATCH["segment"], args.compile)
         return
     for f in (work / "models").rglob("*.safetensors"):  # warm the page cache: both trees read from memory
         f.read_bytes()

@@ -17,6 +17,9 @@ from genfab.stages.models.preprocess import IMAGENET_DEFAULT, Preprocess, upsamp
 
 MASK_CHUNK = 16
 """Query masks upsampled to the image size at once (bounds the memory of many detections)."""
+COMPILED_PARTS = ("vision_encoder", "detr_encoder", "detr_decoder", "mask_decoder")
+"""SAM3's submodules `segmentation.compile` compiles (its CLIP text encoder runs once per chunk on one
+short prompt: nothing to gain)."""
 
 
 class Sam3Backend:
@@ -35,9 +38,21 @@ class Sam3Backend:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.pre = Preprocess.from_model_dir(path, 1008)
         self.prompt, self.score_threshold, self.mask_threshold = cfg.text_prompt, cfg.box_threshold, cfg.mask_threshold
+        self.compiled = cfg.compile and placement.device.type == "cuda"
+        if self.compiled:
+            for part in COMPILED_PARTS:
+                getattr(self.model, part).compile()
+        self.chunk = 0
+        """The largest chunk so far: compiled, a shorter one is padded to it (no second compile)."""
 
     @torch.inference_mode()
     def masks(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
+        count, self.chunk = len(images), max(self.chunk, len(images))
+        if self.compiled and count < self.chunk:  # the padding's masks are dropped below
+            images = images + [images[-1]] * (self.chunk - count)
+        return self._masks(images)[:count]
+
+    def _masks(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
         device = self.placement.device
         pixels = self.pre(images, device, self.model.dtype)
         text = self.tokenizer([self.prompt] * len(images), padding="max_length", truncation=True,
@@ -69,6 +84,7 @@ class Sam2Backend:
     """A detector finds the best box for the prompt; SAM2 segments inside it (single-mask output)."""
 
     name = "sam2"
+    compiled = False
 
     def __init__(self, path: Path, detector_path: Path, cfg: SegmentationConfig, placement: Placement) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor, Sam2Model

@@ -166,5 +166,6 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             for i, mask in zip(todo, backend.masks([images[i] for i in todo]), strict=True):
                 tried[i].append(backend.name)
                 if found(mask):
-                    masks[i] = (mask, backend.name, {"model": backend.model_id})
+                    compiled = {"compiled": True} if backend.compiled else {}
+                    masks[i] = (mask, backend.name, {"model": backend.model_id, **compiled})
         return masks, tried
