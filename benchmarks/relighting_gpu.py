@@ -183,11 +183,12 @@ def degrade_block() -> Any:
         {"weights": weights, "softShading": {"normals": "depth-anything", "shadowPatterns": False}})
 
 
-def segmentation_block(box_threshold: float) -> dict[str, Any]:
-    return {"backends": ["sam3"], "boxThreshold": box_threshold}
+def segmentation_block(box_threshold: float, compile: bool = False) -> dict[str, Any]:
+    return {"backends": ["sam3"], "boxThreshold": box_threshold, **({"compile": True} if compile else {})}
 
 
-def stage_config(work: Path, tree: str, stage: str, box_threshold: float, batch: int | None = None) -> dict[str, Any]:
+def stage_config(work: Path, tree: str, stage: str, box_threshold: float, batch: int | None = None,
+                 compile: bool = False) -> dict[str, Any]:
     run = work / "runs" / tree
     up = work / "up"
 
@@ -203,7 +204,7 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float, batch:
 
         max_side = RelightingInput.model_fields["max_side"].default  # the pipeline's default working size
         return {**base, "inputUris": [f"file://{up / 'in'}"], "upstream": [], "ancestors": [],
-                "config": {"segmentation": segmentation_block(box_threshold), "seed": 0, "maxSide": max_side}}
+                "config": {"segmentation": segmentation_block(box_threshold, compile), "seed": 0, "maxSide": max_side}}
     if stage == "degrade":
         # The baseline reads every key of the block (it had no typed defaults): give it the full block.
         full = degrade_block().model_dump(by_alias=True, mode="json")
@@ -255,11 +256,11 @@ class GpuSampler:
 
 
 def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float, workers: int = 8,
-              profile: Path | None = None, batch: int | None = None) -> dict[str, Any]:
+              profile: Path | None = None, batch: int | None = None, compile: bool = False) -> dict[str, Any]:
     """One shard of `stage` from `tree_root`'s code. `profile`: under cProfile, which sees the shard
     process's main thread (reading, the model, handing work to the pool, delivering), written to
     `profile/<tree>-<stage>.prof` with its top functions as `.txt` beside it."""
-    cfg = stage_config(work, tree, stage, box_threshold, batch)
+    cfg = stage_config(work, tree, stage, box_threshold, batch, compile)
     path = work / f"{tree}-{stage}.json"
     path.write_text(json.dumps(cfg))
     report_dir = Path(cfg["runUri"].removeprefix("file://")) / "_genfab" / "progress" / stage / ("b" * 10)
@@ -484,6 +485,8 @@ def main() -> None:
                     help="profile SAM3's masks alone (this tree, `--batch` images a chunk) into this folder, then stop")
     ap.add_argument("--compile", nargs="+", choices=list(COMPILE_PARTS), default=["off"],
                     help="with --model-profile: the variants, in this order (each compiles more of SAM3 in place)")
+    ap.add_argument("--sam3-compile", action="store_true",
+                    help="this tree's segment with `segmentation.compile` (compiled in its model loading)")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain per-image loops")
     ap.add_argument("--plain-worker", choices=PLAIN, help=argparse.SUPPRESS)  # run_plain's own process
     ap.add_argument("--box-threshold", type=float, help=argparse.SUPPRESS)
@@ -517,7 +520,8 @@ def main() -> None:
             else:
                 r = run_stage(work, name.replace(" ", "-"), root, stage, threshold, args.workers,
                               args.profile if name == "this tree" else None,
-                              args.batch if name == "this tree" else None)
+                              args.batch if name == "this tree" else None,
+                              args.sam3_compile and name == "this tree")
             results[(stage, name)] = r
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "
@@ -525,7 +529,8 @@ def main() -> None:
     lines = [f"`{' '.join(sys.argv)}`", "", environment(), "",
              f"{args.images} portraits at {args.side}², one shard per stage, {args.workers} pool workers"
              f"{f', batchSize {args.batch} (this tree)' if args.batch else ''}"
-             f"{' (profiled: cProfile)' if args.profile else ''}; SAM3 score threshold "
+             f"{' (profiled: cProfile)' if args.profile else ''}"
+             f"{'; this tree with segmentation.compile' if args.sam3_compile else ''}; SAM3 score threshold "
              f"{threshold:.4f} (about {args.instances} instances per image with random weights).", "",
              "| stage (model) | code | images/s | model load s | GPU busy | images/s vs baseline | "
              "images/s vs plain loop |",

@@ -29,7 +29,7 @@ class Sam3Backend:
 
     name = "sam3"
 
-    def __init__(self, path: Path, cfg: SegmentationConfig, placement: Placement) -> None:
+    def __init__(self, path: Path, cfg: SegmentationConfig, placement: Placement, chunk: int = 0) -> None:
         from transformers import AutoTokenizer, Sam3Model
 
         self.model_id = cfg.sam3_model
@@ -44,6 +44,8 @@ class Sam3Backend:
                 getattr(self.model, part).compile()
         self.chunk = 0
         """The largest chunk so far: compiled, a shorter one is padded to it (no second compile)."""
+        if self.compiled and chunk:  # compile now, in the shard's model loading, at the stage's chunk size
+            self.masks([np.full((64, 64, 3), 127, np.uint8)] * chunk)
 
     @torch.inference_mode()
     def masks(self, images: list[np.ndarray]) -> list[np.ndarray | None]:

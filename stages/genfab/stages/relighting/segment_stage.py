@@ -101,7 +101,7 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             from genfab.stages.relighting.segment_models import Sam2Backend, Sam3Backend
 
             if name == "sam3":
-                return Sam3Backend(path, cfg, placement)
+                return Sam3Backend(path, cfg, placement, self.chunk_size(self.ctx))
             try:
                 detector = self.models.path(cfg.detector_model)
             except ModelUnavailable as exc:
