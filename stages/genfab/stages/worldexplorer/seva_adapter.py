@@ -227,17 +227,13 @@ def final_samples(eval_module: Any, final: Path, keep: bool) -> Iterator[dict[st
     if not keep:
         yield kept
         return
-    original = eval_module.save_output
 
     def save_output(samples: dict[str, Any], save_path: str, video_save_fps: float = 2) -> None:
         if os.path.normpath(save_path) == os.path.normpath(final):
             kept.update(samples)
 
-    eval_module.save_output = save_output
-    try:
+    with swapped(eval_module, "save_output", save_output):
         yield kept
-    finally:
-        eval_module.save_output = original
 
 
 @contextmanager
@@ -248,12 +244,20 @@ def resident(eval_module: Any, skip: bool) -> Iterator[None]:
     if not skip or getattr(eval_module, "lowvram_mode", False):
         yield
         return
-    original = eval_module.load_model
-    eval_module.load_model = lambda model, device="cuda": None
+    with swapped(eval_module, "load_model", lambda model, device="cuda": None):
+        yield
+
+
+@contextmanager
+def swapped(module: Any, name: str, value: Any) -> Iterator[None]:
+    """`module.<name>` is `value` for the duration: SEVA's `run_one_scene` looks its helpers up in its
+    module on every call, so this reaches it without editing SEVA's source."""
+    original = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        eval_module.load_model = original
+        setattr(module, name, original)
 
 
 def as_written(samples: Any) -> list[np.ndarray]:
