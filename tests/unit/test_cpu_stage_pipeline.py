@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -157,3 +157,37 @@ def test_a_model_stage_prepares_the_next_batch_while_this_one_is_delivered(tmp_p
     assert stage.threads == {"genfab-device_0"}
     assert stage.prepared_while_delivering[:4] == ["a0", "a1", "a2", "n0"]
     assert stage.delivered == ["a0", "a1", "a2", "n0", "n1", "n3"]
+
+
+class BlockedReads(AheadStage):
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.release = threading.Event()
+
+    def gather(self, sample: Any) -> dict[str, Any]:
+        if sample.id == "slow":
+            self.release.wait(20)
+        return super().gather(sample)
+
+
+def test_abort_drops_reads_not_started_so_the_device_thread_ends(tmp_path: Path) -> None:
+    """A shard ending on an error: a read that has not started would never run at the interpreter's
+    exit, and the device thread waiting for it would keep the process alive."""
+    stage = BlockedReads(tmp_path)
+    ctx = context(workers=1, batch_size=None)  # one reader thread: the second read waits behind the first
+    stage.setup(ctx)
+    try:
+        samples = [SimpleNamespace(id=i) for i in ("slow", "queued")]
+        stage.prefetch(samples)  # type: ignore[arg-type]
+        reads = dict(stage.ahead)
+        (_, outcomes), = stage.chunks(samples)  # type: ignore[arg-type]
+        stage.abort()
+        assert reads["queued"].cancelled() and not reads["slow"].cancelled()
+        stage.release.set()
+        with pytest.raises(CancelledError):
+            outcomes()
+        stage.device.shutdown(wait=True)  # returns: nothing is left waiting
+        assert stage.prepared == []
+    finally:
+        stage.release.set()
+        stage.pool.close()

@@ -154,6 +154,14 @@ class CpuSampleStage(Stage[S]):
                 self.deliver(samples[i], result)
         return errors
 
+    def abort(self) -> None:
+        """Reads not started yet and chunks queued ahead are dropped: at the interpreter's exit a
+        pending read never runs, and the device thread would wait for it forever."""
+        if hasattr(self, "readers"):
+            self.readers.shutdown(wait=False, cancel_futures=True)
+        if hasattr(self, "device"):
+            self.device.shutdown(wait=False, cancel_futures=True)
+
     def finish(self, ctx: StageContext) -> None:
         if hasattr(self, "device"):  # a batch queued ahead of a shard that ended early is dropped
             self.device.shutdown(cancel_futures=True)

@@ -89,27 +89,31 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
 
-    with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
-        batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id, ctx), previous=reuse.previous)
-                    for ref, reuse in pending[start:start + size]] for start in range(0, len(pending), size)]
-        for k, batch in enumerate(batches):
-            if k + 1 < len(batches):
-                stage.prefetch(batches[k + 1])
-            began, wall = time.monotonic(), time.time()
-            errors = stage.process_batch(batch)
-            per_sample = (time.monotonic() - began) / len(batch)
-            for sample, error in zip(batch, errors, strict=True):
-                if error is None:
-                    inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
-                else:
-                    reason, message = _reason(error)
-                    if stage.prunes_outputs and sample.previous is not None:  # an earlier config's outputs
-                        remove_sample(ctx.output, sample.marker_prefix, sample.previous)
-                    reporter.failed(sample.id, reason, message)
-                    metrics.sample("failed", per_sample, reason)
-                    log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
-            settle(keep=size)
-        settle(keep=0)
+    try:
+        with ThreadPoolExecutor(4, thread_name_prefix="genfab-commit") as committer:
+            batches = [[Sample(ref, ctx, stage.marker_prefix(ref.id, ctx), previous=reuse.previous)
+                        for ref, reuse in pending[start:start + size]] for start in range(0, len(pending), size)]
+            for k, batch in enumerate(batches):
+                if k + 1 < len(batches):
+                    stage.prefetch(batches[k + 1])
+                began, wall = time.monotonic(), time.time()
+                errors = stage.process_batch(batch)
+                per_sample = (time.monotonic() - began) / len(batch)
+                for sample, error in zip(batch, errors, strict=True):
+                    if error is None:
+                        inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
+                    else:
+                        reason, message = _reason(error)
+                        if stage.prunes_outputs and sample.previous is not None:  # an earlier config's outputs
+                            remove_sample(ctx.output, sample.marker_prefix, sample.previous)
+                        reporter.failed(sample.id, reason, message)
+                        metrics.sample("failed", per_sample, reason)
+                        log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
+                settle(keep=size)
+            settle(keep=0)
+    except BaseException:  # its background work must not keep a failing shard's process alive
+        stage.abort()
+        raise
     stage.finish(ctx)
 
 

@@ -177,6 +177,10 @@ class Stage(Generic[S]):
     def finish(self, ctx: StageContext) -> None:
         """After the last sample of the shard (flush batches, write shard-level files)."""
 
+    def abort(self) -> None:
+        """The shard ends on an error (or a signal) in the middle of its samples: stop background work
+        that would keep the process from exiting (default: nothing). `finish` is not called then."""
+
     def after_report(self, ctx: StageContext, report: ShardReport) -> None:
         """After the shard's final report is stored (succeeded or failed): a place for files that sum
         up the stage from every shard's report (reference-object's `pipeline_state.json`). An error
