@@ -50,6 +50,17 @@ def test_lambertian_shading_of_a_sphere_matches_the_formula() -> None:
     assert got.min() >= ambient - 1e-6
 
 
+@pytest.mark.parametrize("shape", [(37, 53), (256, 192)])
+def test_normals_from_a_height_field_are_the_unit_gradient_normals_exactly(shape: tuple[int, int]) -> None:
+    height = cv2.GaussianBlur((np.random.default_rng(5).random(shape) * 40).astype(np.float32), (0, 0), 2)
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    v = np.dstack([-gx, -gy, np.ones_like(height)]).astype(np.float32)
+    want = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-8)
+    got = shading.normals_from_height(height)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
 def test_classical_normals_of_a_disc_are_the_sphere() -> None:
     normals, inside = sphere(257)
     est = shading.normals_from_mask(inside)
