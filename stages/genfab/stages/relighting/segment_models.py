@@ -50,7 +50,7 @@ class Sam3Backend:
     @torch.inference_mode()
     def masks(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
         count, self.chunk = len(images), max(self.chunk, len(images))
-        if self.compiled and count < self.chunk:  # the padding's masks are dropped below
+        if self.compiled and 0 < count < self.chunk:  # the padding's masks are dropped below
             images = images + [images[-1]] * (self.chunk - count)
         return self._masks(images)[:count]
 
