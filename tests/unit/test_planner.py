@@ -292,6 +292,8 @@ HASH_TABLE = [
     ("LLM endpoint and timeout -> nothing (the model name is the identity)", "datasetjob-reference-object.yaml",
      _spec(referenceObject__scenes__llmEndpoint="http://vllm:8000", referenceObject__scenes__llmTimeoutSeconds=5),
      set()),
+    ("SAM3 compiled -> nothing of relighting", "datasetjob-relighting.yaml",
+     _spec(relighting__segmentation__compile=True), set()),
     ("trainer workers and local checkpoints -> nothing", "tuningrun-difix.yaml",
      _spec(hyperparameters__dataloaderWorkers=8, hyperparameters__keepLocalCheckpoints=5), set()),
     # output-deciding fields -> exactly the stages that read them and their downstream

@@ -163,7 +163,7 @@ class CpuSampleStage(Stage[S]):
             self.device.shutdown(wait=False, cancel_futures=True)
 
     def finish(self, ctx: StageContext) -> None:
-        if hasattr(self, "device"):  # a batch queued ahead of a shard that ended early is dropped
+        if hasattr(self, "device"):
             self.device.shutdown(cancel_futures=True)
         if hasattr(self, "pool"):
             self.pool.close()
