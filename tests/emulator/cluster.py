@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import itertools
 import json
+import re
 import secrets
 import uuid
 from collections import Counter, deque
@@ -131,6 +133,42 @@ def matches(obj: dict[str, Any], requirements: list[Requirement]) -> bool:
     return True
 
 
+ShardRange = tuple[str, int, int]
+"""(metadata field, start, end): FNV-1a 64 of the field's value in [start, end)."""
+_SHARD_RANGE = re.compile(r"^shardRange\(\s*object\.metadata\.(uid|namespace)\s*,\s*'0x([0-9a-f]{1,17})'\s*,"
+                          r"\s*'0x([0-9a-f]{1,17})'\s*\)$")
+
+
+def parse_shard_selector(text: str | None) -> list[ShardRange]:
+    """Kubernetes 1.36's `shardSelector` (feature gate ShardedListAndWatch): `shardRange(object.metadata.uid,
+    '0x<start>', '0x<end>')` terms joined by `||`, one field throughout. ValueError as the server refuses."""
+    if not text:
+        return []
+    out = []
+    for term in text.split("||"):
+        m = _SHARD_RANGE.match(term.strip())
+        if m is None:
+            raise ValueError(f"invalid shard selector: {term.strip()!r}")
+        start, end = int(m[2], 16), int(m[3], 16)
+        if start >= end or end > 1 << 64:
+            raise ValueError(f"invalid shard selector: shard range start {m[2]} must be less than end {m[3]}")
+        out.append((m[1], start, end))
+    if len({field for field, _, _ in out}) > 1:
+        raise ValueError("invalid shard selector: all shard ranges must use the same field")
+    return out
+
+
+def _fnv64a(data: bytes) -> int:
+    return functools.reduce(lambda h, byte: ((h ^ byte) * 0x100000001B3) % (1 << 64), data, 0xCBF29CE484222325)
+
+
+def in_shard(obj: dict[str, Any], ranges: list[ShardRange]) -> bool:
+    if not ranges:
+        return True
+    value = _fnv64a(str((obj.get("metadata") or {}).get(ranges[0][0], "")).encode())
+    return any(start <= value < end for _, start, end in ranges)
+
+
 MAX_CONFIGMAP_DATA = 1 << 20
 MAX_OBJECT = 1536 * 1024  # etcd's default request limit, which bounds every object
 
@@ -200,13 +238,19 @@ class GenfabCluster(kmock.KubernetesEmulator):
             return status_error(404, "NotFound", f"the server could not find the requested resource {res}")
         ns = request.namespace or ""
         action = request.action
+        if action in (enums.action.WATCH, enums.action.LIST):
+            try:
+                shard = parse_shard_selector(request.params.get("shardSelector"))
+            except ValueError as exc:
+                return status_error(400, "BadRequest", str(exc))
         if action == enums.action.WATCH:
-            return await self._watch(request, res, ns)
+            return await self._watch(request, res, ns, shard)
         if action == enums.action.LIST:
-            items = [o for o in self._select(res, ns, request.params.get("labelSelector"))]
+            items = [o for o in self._select(res, ns, request.params.get("labelSelector")) if in_shard(o, shard)]
+            shard_info = {"shardInfo": {"selector": request.params["shardSelector"]}} if shard else {}
             return aiohttp.web.json_response({
                 "apiVersion": api_version(res), "kind": f"{RESOURCES[self._path(res)][0]}List",
-                "metadata": {"resourceVersion": str(self.last_rv)}, "items": items})
+                "metadata": {"resourceVersion": str(self.last_rv), **shard_info}, "items": items})
         if action == enums.action.CREATE:
             return self._create(res, ns, request.data or {})
         key = (res, ns, request.name or "")
@@ -352,7 +396,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
         return self._select(res_for(plural), ns or "", selector)
 
     # -- watches
-    async def _watch(self, request: kmock.Request, res: Res, ns: str) -> aiohttp.web.StreamResponse:
+    async def _watch(self, request: kmock.Request, res: Res, ns: str,
+                     shard: list[ShardRange]) -> aiohttp.web.StreamResponse:
         checks = parse_selector(request.params.get("labelSelector"))
         since = request.params.get("resourceVersion")
         timeout = float(request.params.get("timeoutSeconds") or 300)
@@ -376,7 +421,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
 
             async def send(rv: int, event: dict[str, Any]) -> None:
                 obj = event["object"]
-                if (ns and obj["metadata"].get("namespace") != ns) or not matches(obj, checks):
+                if ((ns and obj["metadata"].get("namespace") != ns) or not matches(obj, checks)
+                        or not in_shard(obj, shard)):
                     return
                 await response.write(json.dumps(event).encode() + b"\n")
 

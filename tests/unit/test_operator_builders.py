@@ -12,6 +12,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.operator.builders import Owner, build_configmap, build_job, child_name
 from genfab.operator.settings import OperatorSettings
+from genfab.operator.sharding import bucket_label
 from genfab.planner import plan, stage_config
 
 SETTINGS = OperatorSettings(images={f: f"registry.test/genfab-{f}:1" for f in ("cv", "scene", "segment", "diffusion")},
@@ -49,6 +50,9 @@ def test_job_is_an_indexed_job_with_the_stage_contract() -> None:
     assert {labels["genfab.dev/resource"], labels["genfab.dev/stage"]} == {"x" * 40, "scaffold"}
     assert len(labels["genfab.dev/config-hash"]) == 10
     assert job["metadata"]["ownerReferences"] == [OWNER.reference()]
+    # The owner's shard bucket, on the Job and its Pods: sharded operators watch by it (sharding.py).
+    assert labels["genfab.dev/shard-bucket"] == bucket_label("uid-1")
+    assert spec["template"]["metadata"]["labels"]["genfab.dev/shard-bucket"] == bucket_label("uid-1")
     assert len(job["metadata"]["name"]) <= 63 and job["metadata"]["name"].endswith(labels["genfab.dev/config-hash"])
 
 
@@ -162,6 +166,8 @@ def test_operator_defaults_from_the_chart_apply_only_where_the_resource_is_silen
     ("GENFAB_DEFAULT_STORAGE", '{"endpoint": ', "Expecting value"),
     ("GENFAB_GPU_TOLERATIONS", '[{"operator": "Sometimes"}]', "operator"),
     ("GENFAB_GPU_NODE_SELECTOR", '{"gpu": 3}', "gpu"),
+    ("GENFAB_SHARD", "2/2", "0 <= I < N"),
+    ("GENFAB_SHARD", "half", "expected I/N"),
 ])
 def test_bad_chart_values_stop_the_operator_with_the_variable_and_field(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str, wrong: str) -> None:

@@ -56,6 +56,15 @@ def test_an_unrecorded_job_is_adopted_only_when_it_is_what_genfab_makes(existing
     assert made_like(existing, job(), UID) == why
 
 
+def test_a_job_made_before_jobs_carried_their_shard_bucket_is_still_genfabs() -> None:
+    """The bucket label is the owner's UID hashed (the owner reference is checked on its own): a Job an
+    older operator made without it is adopted; with a wrong one it is not genfab's label set."""
+    built = job(**{"metadata.labels": {**LABELS, "genfab.dev/shard-bucket": "3f"}})
+    assert made_like(served(job()), built, UID) == ""
+    assert made_like(served(job(**{"metadata.labels": {"genfab.dev/shard-bucket": "3f"}})), built, UID) == (
+        "it lacks genfab's labels")
+
+
 def test_a_network_policy_put_there_first_is_not_adopted() -> None:
     """L1: an allow-all NetworkPolicy under a process group's predictable name, with genfab's labels and
     the resource as controller, is still not genfab's: its rules differ."""

@@ -17,6 +17,7 @@ from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
 from genfab.contract.names import CREDENTIAL_KEYS, ENV_FILE_ROOTS, ENV_METRICS_PORT, RDZV_PORT
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
+from genfab.operator.sharding import LABEL_BUCKET, bucket_label
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import MODELS_MOUNT, gang_env, models_env, shard_env, stage_command, storage_env
 
@@ -216,7 +217,8 @@ def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
 def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
               samples: int, owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
     name = child_name(plan.name, stage)
-    labels = child_labels(plan, stage)
+    # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
+    labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
     queue = spec.queue_name or settings.default_queue
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from genfab.api.errors import field_errors
-from genfab.api.resources import API_VERSION, KINDS, Resource
+from genfab.api.resources import API_VERSION, KINDS, PLURALS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.contract import DROPPED_KEY, SUMMARY_KEY, shard_count
 from genfab.contract.names import ENV_MODELS
@@ -30,6 +30,7 @@ from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.training import read_training
 from genfab.operator import read_budget
 from genfab.operator.builders import (
+    LABEL_MANAGED,
     Owner,
     build_configmap,
     build_group_policy,
@@ -39,7 +40,7 @@ from genfab.operator.builders import (
     effective_storage,
     oversized_configs,
 )
-from genfab.operator.cache import Cache, Key
+from genfab.operator.cache import Cache, Key, owner_key
 from genfab.operator.decide import (
     Decision,
     Observed,
@@ -51,7 +52,7 @@ from genfab.operator.decide import (
     stalled_status,
     transitions,
 )
-from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
+from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
@@ -63,6 +64,7 @@ from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
 from genfab.operator.read_budget import BytePool
 from genfab.operator.settings import OperatorSettings
+from genfab.operator.sharding import BUCKETS, LABEL_BUCKET, Shard, bucket_label
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
@@ -89,6 +91,8 @@ log = logging.getLogger("genfab.operator")
 STORAGE_UNAVAILABLE = "StorageUnavailable"
 EVENT_DEFER_SECONDS = 10.0
 """Longest an Event waits for the reconcile queue to drain before it is posted anyway."""
+PEERS_KEPT = 10_000
+"""Other shards' resources kept read (`Controller._peer`) before the stale ones are dropped."""
 PRESENT_SECONDS = 60.0
 """How long an object a namespace must provide is trusted to exist after it was seen."""
 
@@ -114,6 +118,8 @@ class Controller:
         """Training state documents read from storage: (document, when read)."""
         """Manual gates read from storage: (what still waits or None once complete, when read)."""
         self._present: dict[tuple[str, str, str], float] = {}
+        self._peers: dict[Key, tuple[dict[str, Any] | None, float]] = {}
+        """Resources another shard owns that this shard's resources read: (body or None, when read)."""
         self._made: dict[Key, dict[Child, str]] = {}
         """Children created (or proven made) since the resource's status was last written: their UIDs."""
         self._gone: dict[Key, set[Child]] = {}
@@ -125,6 +131,8 @@ class Controller:
 
     # -- lifecycle
     def start(self) -> None:
+        if self.settings.shard is not None:
+            self._report_sharding(self.settings.shard)
         for i in range(self.settings.workers):
             t = threading.Thread(target=self._work, name=f"genfab-reconcile-{i}", daemon=True)
             t.start()
@@ -133,6 +141,25 @@ class Controller:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _report_sharding(self, shard: Shard) -> None:
+        """Say once whether the API server filters resources by shard (Kubernetes 1.36 with the gate
+        ShardedListAndWatch echoes the selector in `metadata.shardInfo`) or every shard receives all of
+        them and drops the others' (`on_resource`)."""
+        path = resource_path(API_VERSION, PLURALS[next(iter(KINDS))], (self.settings.namespaces or (None,))[0])
+        try:
+            listed = self.kube.request("GET", path, query={"shardSelector": shard.shard_selector(), "limit": "1"})
+        except KubeError as exc:
+            log.warning("shard %s: could not check for sharded watches: %s", shard, exc)
+            return
+        if ((listed or {}).get("metadata") or {}).get("shardInfo"):
+            log.info("shard %s: buckets %d-%d of %d; the API server filters resources by shard", shard,
+                     shard.buckets.start, shard.buckets.stop - 1, BUCKETS)
+        else:
+            log.warning("shard %s: buckets %d-%d of %d; the API server ignores shard selectors (Kubernetes "
+                        "before 1.36, or the ShardedListAndWatch gate off): every shard receives every "
+                        "resource's events and drops the other shards' (Jobs and Pods are still split by "
+                        "label)", shard, shard.buckets.start, shard.buckets.stop - 1, BUCKETS)
 
     def stop(self) -> None:
         self._stop.set()
@@ -177,14 +204,43 @@ class Controller:
     def _resync(self) -> None:
         """Every unfinished resource is reconciled at least every `resync_seconds` (missed events)."""
         while not self._stop.wait(self.settings.resync_seconds):
+            if self.settings.shard is not None:
+                self._label_older_jobs()
             for key in self.cache.resource_keys():
                 body = self.cache.resource(key) or {}
                 if (body.get("status") or {}).get("phase") not in TERMINAL_PHASES:
                     self.queue.add(key)
 
+    def _label_older_jobs(self) -> None:
+        """Stage Jobs made before Jobs carried their resource's shard bucket (an operator older than
+        `operator.shards`) are outside a sharded operator's Job watch: label this shard's (their
+        resource is in this shard's cache and controls them), so the watch sees them from now on.
+        Their Pods stay unlabelled (the operator may not patch Pods): until those Jobs finish, the
+        Job's own counts are observed, not its Pods' stall reasons."""
+        selector = f"{LABEL_MANAGED}=genfab,!{LABEL_BUCKET}"
+        for namespace in self.settings.namespaces or (None,):
+            try:
+                found = self.kube.request("GET", resource_path("batch/v1", "jobs", namespace),
+                                          query={"labelSelector": selector}) or {}
+            except KubeError as exc:
+                log.warning("listing Jobs without a shard bucket label: %s", exc)
+                continue
+            for job in found.get("items") or []:
+                key = owner_key(job)
+                uid = ((self.cache.resource(key) or {}).get("metadata") or {}).get("uid") if key else None
+                meta = job.get("metadata") or {}
+                if not uid or not any(r.get("uid") == uid and r.get("controller")
+                                      for r in meta.get("ownerReferences") or []):
+                    continue  # another shard's, or not made for a genfab resource
+                with contextlib.suppress(KubeError):
+                    self.kube.patch(resource_path("batch/v1", "jobs", meta.get("namespace"), meta.get("name")),
+                                    {"metadata": {"labels": {LABEL_BUCKET: bucket_label(uid)}}})
+
     # -- watch events (called by the kopf handlers)
     def on_resource(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
+        if self.settings.shard is not None and not self.settings.shard.owns(meta.get("uid", "")):
+            return  # another shard's (an API server without sharded watches sends every resource)
         key: Key = (kind, meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED":
             self.cache.put_resource(key, None)
@@ -306,8 +362,9 @@ class Controller:
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
+        waiting_for_a_peer = bool(refs) and self.settings.shard is not None  # another shard's: no event here
         if status.phase not in TERMINAL_PHASES and (any(o.state == "running" for o in decision.observations)
-                                                    or waiting_for_a_person):
+                                                    or waiting_for_a_person or waiting_for_a_peer):
             self.queue.add_after(key, self.settings.progress_seconds)
 
     def _missing(self, namespace: str, resource: Resource) -> list[Prerequisite]:
@@ -361,7 +418,7 @@ class Controller:
         found = {}
         for target, path in plan_references(first):
             ref_kind, _, ref_name = target.partition("/")
-            state = checkpoint_state(target, path, self.cache.resource((ref_kind, namespace, ref_name)))
+            state = checkpoint_state(target, path, self._peer((ref_kind, namespace, ref_name)))
             if state.state == "ready":
                 found[target] = state.root
         spec_storage = effective_storage(resource.spec, self.settings)
@@ -373,6 +430,26 @@ class Controller:
         part = ("plan", execution, tuple(sorted(found.items())), tuple(sorted(identities.items())))
         return self.plans.get(key, body, part, lambda: plan(resource, references=found, models=identities,
                                                              execution=execution)), part
+
+    def _peer(self, key: Key) -> dict[str, Any] | None:
+        """A resource another one reads (its output, its checkpoints): from the watch cache, or, where
+        another shard owns it, read by GET at most every `progress_seconds` (its changes wake no
+        referrer here: a referrer waiting on it is reconciled that often, see `_reconcile`)."""
+        body = self.cache.resource(key)
+        if body is not None or self.settings.shard is None:
+            return body
+        now = time.monotonic()
+        cached = self._peers.get(key)
+        if cached is not None and now - cached[1] < self.settings.progress_seconds:
+            return cached[0]
+        try:
+            found: dict[str, Any] | None = self.kube.get(cr_path(*key))
+        except NotFound:
+            found = None
+        if len(self._peers) > PEERS_KEPT:  # resources read long ago: read again when needed
+            self._peers = {k: v for k, v in self._peers.items() if now - v[1] < self.settings.progress_seconds}
+        self._peers[key] = (found, now)
+        return found
 
     def _resolve_refs(self, key: Key, the_plan: Plan) -> tuple[Plan, dict[str, RefState]]:
         """The plan with the outputs of resources it reads (same namespace, from the watch cache)
@@ -387,7 +464,7 @@ class Controller:
                 ref_kind, _, ref_name = target.partition("/")
                 ref_key: Key = (ref_kind, key[1], ref_name)
                 self._referrers.setdefault(ref_key, set()).add(key)
-                state = reference_state(target, path, self.cache.resource(ref_key))
+                state = reference_state(target, path, self._peer(ref_key))
                 if state.state == "ready" and ref_kind == "TuningRun":  # planned again next time: not yet
                     state = RefState("waiting", message=f"waiting for {target}")
                 if state.state == "ready":

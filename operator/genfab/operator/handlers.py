@@ -6,6 +6,7 @@ cluster are the only state, so a restarted operator simply continues from what i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -17,6 +18,7 @@ from genfab.operator.controller import Controller
 from genfab.operator.kube import Kube, load_config
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
+from genfab.operator.sharding import Shard
 
 MANAGED = {LABEL_MANAGED: "genfab"}
 bounded_json.install()  # every body kopf decodes is bounded in depth before it reaches a handler
@@ -65,8 +67,30 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.posting.level = 30  # kopf's own events: warnings and errors only
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.progress_storage = NoProgress()
+    for selector in watch_selectors(ours.shard):
+        getattr(settings.watching, selector.setting)[selector.resource] = selector.value
     # The watch handlers are async and only update the cache and enqueue (microseconds, no I/O):
     # no thread hand-off per event. Reconciles run on genfab's own worker threads.
+
+
+@dataclass(frozen=True)
+class WatchSelector:
+    setting: str
+    """`label_selectors` or `shard_selectors` of kopf's `settings.watching`."""
+    resource: tuple[str, str]
+    value: str
+
+
+def watch_selectors(shard: Shard | None) -> list[WatchSelector]:
+    """What the API server filters before sending (pure; kopf's handler filters act after decoding).
+    Only genfab's own Jobs and Pods, not every Pod in the cluster; with a shard, only its resources'
+    (by UID range) and their Jobs' and Pods' (by bucket label)."""
+    children = ",".join([f"{LABEL_MANAGED}=genfab", *([shard.label_selector()] if shard else [])])
+    found = [WatchSelector("label_selectors", ("batch", "jobs"), children),
+             WatchSelector("label_selectors", ("", "pods"), children)]
+    if shard is not None:
+        found += [WatchSelector("shard_selectors", (GROUP, PLURALS[kind]), shard.shard_selector()) for kind in KINDS]
+    return found
 
 
 @kopf.on.startup()

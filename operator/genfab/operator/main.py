@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY, start_http_server
 
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
+from genfab.operator.sharding import Shard
 
 EXIT_CANNOT_START = 2
 
@@ -29,10 +30,12 @@ def cannot_start(message: str) -> NoReturn:
 @click.option("--metrics-port", type=int, default=None, help="Prometheus metrics port (0 = off; default 8080).")
 @click.option("--liveness", default=None, help="Liveness endpoint URL (default http://0.0.0.0:8081/healthz).")
 @click.option("--peering", default=None, help="kopf peering name: run several replicas, one active (HA).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Reconcile only shard I of N (resources split by UID; run N processes, I = 0..N-1).")
 @click.option("--workers", type=int, default=None, help="Reconcile worker threads (default 8).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: str | None, peering: str | None,
-             workers: int | None, verbose: bool) -> None:
+             shard: str | None, workers: int | None, verbose: bool) -> None:
     """Run the genfab operator: reconcile SceneJob, DatasetJob and TuningRun into stage Jobs.
 
     Kubernetes access comes from the in-cluster service account, else KUBECONFIG.
@@ -48,6 +51,13 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
         settings = OperatorSettings()
     except ValueError as exc:  # a bad chart value in the environment: the variable and the field
         cannot_start(f"bad setting: {exc}")
+    try:
+        sharded = Shard.parse(shard) if shard is not None else settings.shard
+    except ValueError as exc:
+        cannot_start(f"--{exc}")
+    if sharded is not None and (peering or settings.peering):
+        cannot_start("--shard and --peering do not mix: kopf keeps every sharded replica active, so HA "
+                     "peering would not pause any (run one replica per shard)")
     try:  # kopf would retry a missing login every 60 s forever: say it once instead
         load_config()
     except (ConfigException, OSError, yaml.YAMLError) as exc:  # a kubeconfig that is not YAML, too
@@ -56,7 +66,8 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
     settings = replace(settings, namespaces=namespaces or settings.namespaces,
                        metrics_port=settings.metrics_port if metrics_port is None else metrics_port,
                        liveness_endpoint=liveness or settings.liveness_endpoint,
-                       peering=peering or settings.peering, workers=workers or settings.workers)
+                       peering=peering or settings.peering, workers=workers or settings.workers,
+                       shard=sharded)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not verbose:  # kopf logs every handler call at INFO

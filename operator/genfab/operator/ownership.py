@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genfab.api.status import MAX_CHILDREN, ChildRef
+from genfab.operator.sharding import LABEL_BUCKET
 
 Child = tuple[str, str]
 """(kind, name) of an object in the resource's namespace."""
@@ -83,7 +84,8 @@ def _content(obj: Mapping[str, Any]) -> Any:
 def made_like(existing: Mapping[str, Any], built: Mapping[str, Any], owner_uid: str) -> str:
     """"" when `existing` is in every field the operator sets what it built (`built`); else why not."""
     meta = existing.get("metadata") or {}
-    labels = (built.get("metadata") or {}).get("labels") or {}
+    labels = {k: v for k, v in ((built.get("metadata") or {}).get("labels") or {}).items()
+              if k != LABEL_BUCKET}  # derived from the owner's UID (checked below); older Jobs lack it
     if not labels.items() <= (meta.get("labels") or {}).items():
         return "it lacks genfab's labels"
     if not any(r.get("uid") == owner_uid and r.get("controller") for r in meta.get("ownerReferences") or []):

@@ -15,6 +15,7 @@ from genfab.api.families import FAMILIES
 from genfab.api.types import DnsLabel, Quantity
 from genfab.operator.policy import ClusterPolicy
 from genfab.operator.read_budget import ReadBounds
+from genfab.operator.sharding import Shard
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
@@ -71,6 +72,16 @@ def _env_quantity(name: str, default: str) -> str:
         raise ValueError(f"{name}: {exc.errors()[0]['msg']}") from None
 
 
+def _env_shard() -> Shard | None:
+    raw = os.environ.get("GENFAB_SHARD", "").strip()
+    if not raw:
+        return None
+    try:
+        return Shard.parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"GENFAB_SHARD: {exc}") from None
+
+
 def default_storage() -> Storage | None:
     value: Storage | None = _env_json("GENFAB_DEFAULT_STORAGE", Storage, None)
     return value
@@ -114,6 +125,9 @@ class OperatorSettings:
     """How often the shard reports of a running resource are read from storage."""
     resync_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RESYNC_SECONDS", 30.0))
     """Every unfinished resource is reconciled at least this often (progress, deadlines)."""
+    shard: Shard | None = field(default_factory=_env_shard)
+    """This process's share of the resources when several operators split them (`--shard I/N`,
+    `operator.shards`); None: all of them."""
     workers: int = field(default_factory=lambda: _env_int("GENFAB_WORKERS", 8))
     """Reconcile worker threads (one resource is never reconciled twice at once)."""
     metrics_port: int = field(default_factory=lambda: _env_int("GENFAB_METRICS_PORT", 8080))
