@@ -130,6 +130,8 @@ class RealApiServer:
             # Priority and fairness reads its configuration from flowcontrol objects this server
             # does not serve: without it, plain max-in-flight limits (and /readyz turns ready).
             "--enable-priority-and-fairness=false",
+            # Kubernetes 1.36's sharded list and watch (alpha): what `genfab operator --shard` asks for.
+            "--feature-gates", "ShardedListAndWatch=true",
             "--disable-admission-plugins", DISABLED_ADMISSION, "--cert-dir", str(self.folder / "certs")])
         self.session.verify = str(certs["ca"])
         self.session.cert = (str(certs["admin"]), str(certs["admin-key"]))

@@ -91,6 +91,7 @@ log = logging.getLogger("genfab.operator")
 STORAGE_UNAVAILABLE = "StorageUnavailable"
 EVENT_DEFER_SECONDS = 10.0
 """Longest an Event waits for the reconcile queue to drain before it is posted anyway."""
+NO_UID_MATCHES = "shardRange(object.metadata.uid, '0x0000000000000000', '0x0000000000000001')"
 PEERS_KEPT = 10_000
 """Other shards' resources kept read (`Controller._peer`) before the stale ones are dropped."""
 PRESENT_SECONDS = 60.0
@@ -144,22 +145,24 @@ class Controller:
 
     def _report_sharding(self, shard: Shard) -> None:
         """Say once whether the API server filters resources by shard (Kubernetes 1.36 with the gate
-        ShardedListAndWatch echoes the selector in `metadata.shardInfo`) or every shard receives all of
-        them and drops the others' (`on_resource`)."""
-        path = resource_path(API_VERSION, PLURALS[next(iter(KINDS))], (self.settings.namespaces or (None,))[0])
+        ShardedListAndWatch) or every shard receives all of them and drops the others' (`on_resource`):
+        one resource listed without a selector, and with one no UID can match (a hash of exactly 0)."""
+        where = f"shard {shard}: buckets {shard.buckets.start}-{shard.buckets.stop - 1} of {BUCKETS}"
         try:
-            listed = self.kube.request("GET", path, query={"shardSelector": shard.shard_selector(), "limit": "1"})
+            path = next((p for p in (resource_path(API_VERSION, PLURALS[kind], ns) for kind in KINDS
+                                     for ns in self.settings.namespaces or (None,))
+                         if (self.kube.request("GET", p, query={"limit": "1"}) or {}).get("items")), None)
+            if path is None:
+                log.info("%s (whether the API server filters by shard shows once resources exist)", where)
+            elif (self.kube.request("GET", path, query={"limit": "1", "shardSelector": NO_UID_MATCHES})
+                  or {}).get("items"):
+                log.warning("%s; the API server ignores shard selectors (Kubernetes before 1.36, or the gate "
+                            "ShardedListAndWatch off): every shard receives every resource's events and drops "
+                            "the other shards' (Jobs and Pods are still split by label)", where)
+            else:
+                log.info("%s; the API server filters resources by shard", where)
         except KubeError as exc:
-            log.warning("shard %s: could not check for sharded watches: %s", shard, exc)
-            return
-        if ((listed or {}).get("metadata") or {}).get("shardInfo"):
-            log.info("shard %s: buckets %d-%d of %d; the API server filters resources by shard", shard,
-                     shard.buckets.start, shard.buckets.stop - 1, BUCKETS)
-        else:
-            log.warning("shard %s: buckets %d-%d of %d; the API server ignores shard selectors (Kubernetes "
-                        "before 1.36, or the ShardedListAndWatch gate off): every shard receives every "
-                        "resource's events and drops the other shards' (Jobs and Pods are still split by "
-                        "label)", shard, shard.buckets.start, shard.buckets.stop - 1, BUCKETS)
+            log.warning("%s; could not check for sharded watches: %s", where, exc)
 
     def stop(self) -> None:
         self._stop.set()
