@@ -13,6 +13,10 @@ against N=100 (how the cost scales):
 
     python benchmarks/operator_scale.py                # N = 100 and 1000
     python benchmarks/operator_scale.py --n 100 --n 1000 --n 5000 --write
+    python benchmarks/operator_scale.py --n 1000 --n 5000 --shards 1 --shards 4 --floor   # sharded, vs kopf
+
+`--shards K` runs K operator processes (`GENFAB_SHARD` i/K, genfab.operator.sharding): RSS and CPU are
+then summed over the K processes, and the largest single process's peak RSS is reported too.
 """
 
 from __future__ import annotations
@@ -46,12 +50,16 @@ class Result:
     n: int
     rate: float
     floor: str
+    shards: int
     """"aiohttp" or "kopf": measured with benchmarks/operator_floor.py (watching through that) in the
     operator's place; "": genfab's operator."""
     p50: float
     p95: float
     all_running: float
     rss_mb: float
+    """Peak of the operator processes' RSS summed (all shards at the same instant)."""
+    rss_process_mb: float
+    """The largest single operator process's peak RSS."""
     requests_per_resource: float
     requests_by_kind: dict[str, float]
     """`METHOD resource` -> requests per resource."""
@@ -106,7 +114,7 @@ class FloorProcess(OperatorProcess):
         return ""
 
 
-def run(n: int, workers: int, rate: float = 0.0, floor: str = "") -> Result:
+def run(n: int, workers: int, rate: float = 0.0, floor: str = "", shards: int = 1) -> Result:
     """`rate` resources/s (0: one burst, as `kubectl apply -f` of a directory); `floor`: the stand-in
     of benchmarks/operator_floor.py instead of genfab's operator, watching through "aiohttp" or "kopf"."""
     tmp = Path(tempfile.mkdtemp(prefix="genfab-opbench-"))
@@ -129,26 +137,33 @@ def run(n: int, workers: int, rate: float = 0.0, floor: str = "") -> Result:
             owner = meta["labels"]["genfab.dev/resource"]
             first_job.setdefault(owner, time.monotonic())
     emu.cluster.hooks.append(record)
-    op = (FloorProcess(emu, tmp, workers, floor) if floor else
-          OperatorProcess(emu, tmp, GENFAB_WORKERS=str(workers), GENFAB_RESYNC_SECONDS="60",
-                          GENFAB_PROGRESS_SECONDS="30")).start()
-    emu.wait("operator up", op.healthy, timeout=60, interval=0.2)
-    proc = psutil.Process(op.process.pid)  # type: ignore[union-attr]
-    peak = [0.0]
+    ops: list[OperatorProcess] = []
+    for i in range(1 if floor else shards):
+        workdir = tmp / f"op-{i}"
+        workdir.mkdir()
+        sharding = {"GENFAB_SHARD": f"{i}/{shards}"} if shards > 1 else {}
+        ops.append((FloorProcess(emu, workdir, workers, floor) if floor else
+                    OperatorProcess(emu, workdir, GENFAB_WORKERS=str(workers), GENFAB_RESYNC_SECONDS="60",
+                                    GENFAB_PROGRESS_SECONDS="30", **sharding)).start())
+    for op in ops:
+        emu.wait("operator up", op.healthy, timeout=60, interval=0.2)
+    procs = [psutil.Process(op.process.pid) for op in ops]  # type: ignore[union-attr]
+    peak = [0.0, 0.0]
     stop = threading.Event()
 
     def sample_rss() -> None:
         while not stop.is_set():
             try:
-                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-                peak[0] = max(peak[0], rss / 2**20)
+                each = [(p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))) / 2**20
+                        for p in procs]
+                peak[0], peak[1] = max(peak[0], sum(each)), max(peak[1], *each)
             except psutil.Error:
                 pass
             time.sleep(0.05)
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
     before = dict(emu.cluster.request_counts)
-    cpu_before = proc.cpu_times(), psutil.Process().cpu_times()
+    cpu_before = [p.cpu_times() for p in procs], psutil.Process().cpu_times()
     docs = [scenejob(i, tmp / "in", tmp / "out") for i in range(n)]
     start = time.monotonic()
 
@@ -169,44 +184,65 @@ def run(n: int, workers: int, rate: float = 0.0, floor: str = "") -> Result:
         return emu.call(count) == n
     emu.wait(f"{n} resources Running", all_running, timeout=600, interval=0.25)
     all_running_s = time.monotonic() - start
-    cpu_after = proc.cpu_times(), psutil.Process().cpu_times()
-    op_cpu, emu_cpu = ((a.user + a.system) - (b.user + b.system) for a, b in zip(cpu_after, cpu_before, strict=True))
+    cpu_after = [p.cpu_times() for p in procs], psutil.Process().cpu_times()
+    op_cpu = sum((a.user + a.system) - (b.user + b.system) for a, b in zip(cpu_after[0], cpu_before[0], strict=True))
+    emu_cpu = (cpu_after[1].user + cpu_after[1].system) - (cpu_before[1].user + cpu_before[1].system)
     time.sleep(1.0)  # let in-flight status patches land before counting requests
-    metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in op.metrics().splitlines()
-               if line.startswith("genfab_reconcile_seconds_")}
+    metrics: dict[str, float] = {}
+    for op in ops:
+        for line in op.metrics().splitlines():
+            if line.startswith("genfab_reconcile_seconds_"):
+                name, value = line.split(" ")[:2]
+                metrics[name] = metrics.get(name, 0.0) + float(value)
     by_kind = {op: (count - before.get(op, 0)) / n for op, count in emu.cluster.request_counts.items()
                if count > before.get(op, 0)}
     stop.set()
     sampler.join()
-    op.stop()
+    for op in ops:
+        op.stop()
     emu.stop()
     latencies = [first_job[name] - created[name] for name in created if name in first_job]
     assert len(latencies) == n, f"only {len(latencies)} of {n} resources got a Job"
-    return Result(n, rate, floor, statistics.median(latencies), percentile(latencies, 0.95), all_running_s, peak[0],
+    return Result(n, rate, floor, 1 if floor else shards, statistics.median(latencies), percentile(latencies, 0.95),
+                  all_running_s, peak[0], peak[1],
                   sum(by_kind.values()), by_kind, metrics.get('genfab_reconcile_seconds_count{kind="SceneJob"}', 0) / n,
                   metrics.get('genfab_reconcile_seconds_sum{kind="SceneJob"}', 0), op_cpu, emu_cpu)
 
 
+def describe(r: Result) -> str:
+    return (("one burst" if r.rate <= 0 else f"{r.rate:g}/s") + (f", floor ({r.floor})" if r.floor else "")
+            + (f", {r.shards} shards" if r.shards > 1 else ""))
+
+
 def table(results: list[Result]) -> str:
-    lines = ["| N | created | create->Job p50 | create->Job p95 | p95 / target (2 s) | all Running | peak RSS | "
-             "RSS / target (250 MB) | API requests / resource |",
+    lines = ["| N | created | create->Job p50 | create->Job p95 | p95 / target (2 s) | all Running | peak RSS "
+             "(largest process) | RSS / target (250 MB) | API requests / resource |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
-        how = ("one burst" if r.rate <= 0 else f"{r.rate:g}/s") + (f", floor ({r.floor})" if r.floor else "")
-        lines.append(f"| {r.n} | {how} | {r.p50:.3f} s | {r.p95:.3f} s | {r.p95 / TARGET_P95_S:.2f}x "
-                     f"| {r.all_running:.1f} s "
-                     f"| {r.rss_mb:.0f} MB | {r.rss_mb / TARGET_RSS_MB:.2f}x | {r.requests_per_resource:.1f} |")
-    bursts = [r for r in results if r.rate <= 0 and not r.floor]
+        lines.append(f"| {r.n} | {describe(r)} | {r.p50:.3f} s | {r.p95:.3f} s | {r.p95 / TARGET_P95_S:.2f}x "
+                     f"| {r.all_running:.1f} s | {r.rss_mb:.0f} MB ({r.rss_process_mb:.0f} MB) "
+                     f"| {r.rss_mb / TARGET_RSS_MB:.2f}x | {r.requests_per_resource:.1f} |")
+    bursts = [r for r in results if r.rate <= 0 and not r.floor and r.shards == 1]
     if len(bursts) == 2:
         a, b = bursts
         lines.append(f"| {b.n} vs {a.n} | ratio | {b.p50 / a.p50:.2f}x | {b.p95 / a.p95:.2f}x | | "
                      f"{b.all_running / a.all_running:.2f}x | {b.rss_mb / a.rss_mb:.2f}x | | "
                      f"{b.requests_per_resource / a.requests_per_resource:.2f}x |")
+    floors = {r.n: r for r in results if r.floor == "kopf" and r.rate <= 0}
+    ours = [r for r in results if not r.floor and r.rate <= 0 and r.n in floors]
+    if ours:
+        lines += ["", "genfab against kopf's floor (same N, same machine, this run; target p95 <= 2x):", "",
+                  "| N | genfab | genfab p95 | kopf floor p95 | genfab / floor | all Running / floor's | "
+                  "operator CPU / floor's |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in ours:
+            f = floors[r.n]
+            lines.append(f"| {r.n} | {r.shards} process{'es' if r.shards > 1 else ''} | {r.p95:.3f} s | "
+                         f"{f.p95:.3f} s | **{r.p95 / f.p95:.2f}x** | {r.all_running / f.all_running:.2f}x | "
+                         f"{r.operator_cpu_s / f.operator_cpu_s:.2f}x |")
     lines += ["", "API requests per resource by kind (N, created: `METHOD resource` count):", ""]
     for r in results:
-        how = ("one burst" if r.rate <= 0 else f"{r.rate:g}/s") + (f", floor ({r.floor})" if r.floor else "")
         kinds = ", ".join(f"`{op}` {v:.2f}" for op, v in sorted(r.requests_by_kind.items(), key=lambda x: -x[1]))
-        lines.append(f"- {r.n}, {how}: {kinds}; CPU until all Running: operator {r.operator_cpu_s:.1f} s, "
+        lines.append(f"- {r.n}, {describe(r)}: {kinds}; CPU until all Running: operator {r.operator_cpu_s:.1f} s, "
                      f"emulator {r.emulator_cpu_s:.1f} s; {r.reconciles_per_resource:.2f} reconciles per resource, "
                      f"{r.reconcile_seconds:.1f} s in reconciles")
     return "\n".join(lines)
@@ -220,10 +256,12 @@ def main() -> None:
                     help="also run N=max(--n) created at this many resources/s (repeatable)")
     ap.add_argument("--floor", action="store_true", help="also run each N with benchmarks/operator_floor.py "
                     "(the least any operator sends) in the operator's place: the emulator's own cost")
+    ap.add_argument("--shards", type=int, action="append",
+                    help="operator processes sharing the resources (repeatable: each N is run at each; default 1)")
     ap.add_argument("--write", action="store_true", help="write benchmarks/results/operator.md")
     args = ap.parse_args()
     sizes = args.n or [100, 1000]
-    results = [run(n, args.workers) for n in sizes]
+    results = [run(n, args.workers, shards=k) for n in sizes for k in args.shards or [1]]
     results += [run(max(sizes), args.workers, rate) for rate in args.rate or []]
     results += [run(n, args.workers, floor=via) for n in sizes for via in ("aiohttp", "kopf") if args.floor]
     text = table(results)
@@ -238,7 +276,9 @@ def main() -> None:
             f"Python {platform.python_version()}, kopf {version('kopf')}, kubernetes {version('kubernetes')}, "
             f"kmock {version('kmock')}.\n\n"
             f"Command: `python benchmarks/operator_scale.py{' --n ' + ' --n '.join(map(str, args.n)) if args.n else ''}"
-            f"{''.join(f' --rate {r:g}' for r in args.rate or [])}{' --floor' if args.floor else ''}"
+            f"{''.join(f' --rate {r:g}' for r in args.rate or [])}"
+            f"{''.join(f' --shards {k}' for k in args.shards or [])}"
+            f"{' --floor' if args.floor else ''}"
             f" --workers {args.workers} --write`\n\n"
             "Each resource is a 3-stage SceneJob with one sample, created in one burst or at the rate shown;\n"
             "every stage Pod "

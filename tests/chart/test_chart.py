@@ -242,11 +242,25 @@ def test_the_chart_sets_the_cluster_policy(rendered: dict[str, list[dict[str, An
 def test_operator_deployment_arguments_parse(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
     from genfab.operator.main import operator
 
-    deployment = of_kind(rendered[name], "Deployment")[0]
+    values = VALUE_SETS[name].get("operator", {})
+    shards = values.get("shards", 1)
+    deployments = of_kind(rendered[name], "Deployment")
+    assert len(deployments) == shards
+    for i, deployment in enumerate(deployments):
+        _check_operator_deployment(rendered[name], deployment, values, operator,
+                                   f"{i}/{shards}" if shards > 1 else None)
+    names = {d["metadata"]["name"] for d in deployments}
+    assert names == ({f"genfab-shard-{i}" for i in range(shards)} if shards > 1 else {"genfab"})
+    selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments]
+    assert len(set(selectors)) == shards  # no shard's ReplicaSet adopts another's Pods
+
+
+def _check_operator_deployment(docs: list[dict[str, Any]], deployment: dict[str, Any], values: dict[str, Any],
+                               operator: Any, shard: str | None) -> None:
     spec = deployment["spec"]
     container = spec["template"]["spec"]["containers"][0]
     ctx = operator.make_context("operator", list(container["args"]))
-    values = VALUE_SETS[name].get("operator", {})
+    assert ctx.params["shard"] == shard
     assert ctx.params["namespaces"] == tuple(values.get("watchNamespaces", ()))
     assert ctx.params["peering"] == (values["ha"].get("peeringName", "genfab") if values.get("ha") else None)
     assert spec["replicas"] == values.get("replicas", 1)
@@ -255,7 +269,7 @@ def test_operator_deployment_arguments_parse(rendered: dict[str, list[dict[str, 
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ctx.params["liveness"] == f"http://0.0.0.0:{ports[probe['port']]}{probe['path']}"
     assert ctx.params["metrics_port"] == ports["metrics"]
-    service = of_kind(rendered[name], "Service")[0]
+    service = of_kind(docs, "Service")[0]  # every shard's metrics
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
@@ -316,6 +330,8 @@ def test_stage_image_families_follow_the_catalog() -> None:
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"operator": {"replicas": 2}}, "operator.replicas > 1 needs operator.ha.enabled=true"),
+    ({"operator": {"shards": 2, "replicas": 2, "ha": {"enabled": True}}}, "operator.shards > 1 runs one replica"),
+    ({"operator": {"shards": 0}}, "at '/operator/shards'"),
     ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
     ({"storage": {"addressingStyle": "pathy"}}, "at '/storage/addressingStyle'"),
     ({"storage": {"endpoint": "minio:9000"}}, "at '/storage/endpoint'"),
