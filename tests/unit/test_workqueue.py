@@ -83,3 +83,16 @@ def test_namespaces_are_served_in_turn_and_new_resources_first() -> None:
         order.append(key[1])
     assert order[0] == "new"  # a resource never reconciled goes first
     assert order[1:] == ["a0", "b0", "a1", "b1", "a2"]  # then the namespaces in turn
+
+
+def test_busy_while_keys_wait_or_are_processed() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    assert not q.busy()
+    q.add("a")
+    assert q.busy() and q.ready() == 1
+    assert q.get(0) == "a"
+    assert q.busy() and q.ready() == 0  # processed, none waiting: Events still wait (Controller._post_events)
+    q.done("a")
+    assert not q.busy()
+    q.add_after("b", 60)
+    assert not q.busy()  # scheduled for later is not busy

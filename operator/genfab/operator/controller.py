@@ -190,17 +190,18 @@ class Controller:
 
     def _post_events(self) -> None:
         """Kubernetes Events are posted off the reconcile path (best effort, like kopf's poster), and
-        after it: while reconciles are queued (a burst of new resources), an event waits until at most
-        `EVENT_DEFER_SECONDS` after it was queued, so its request and the GIL go to starting Jobs first.
-        The deadline counts from queueing, so under a queue that never drains Events are late, not
-        throttled."""
+        after it: while reconciles are queued or running (a burst of new resources), an event waits
+        until at most `EVENT_DEFER_SECONDS` after it was queued, so its request, the API server's time
+        and the GIL go to starting Jobs first (with shards, each one's queue drains early, but its
+        workers are still busy). The deadline counts from queueing, so under a queue that never drains
+        Events are late, not throttled."""
         while not self._stop.is_set():
             try:
                 queued, body, type_, reason, message = self._events.get(timeout=1.0)
             except queue.Empty:
                 continue
             deadline = queued + EVENT_DEFER_SECONDS
-            while self.queue.ready() and time.monotonic() < deadline and not self._stop.wait(0.05):
+            while self.queue.busy() and time.monotonic() < deadline and not self._stop.wait(0.05):
                 pass
             self.kube.event(body, type_, reason, message)
 

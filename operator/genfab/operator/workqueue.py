@@ -142,6 +142,11 @@ class WorkQueue(Generic[K]):
         with self._cv:
             return sum(len(first) + len(rest) for first, rest in self._groups.values())
 
+    def busy(self) -> bool:
+        """Whether any key waits for a worker now or is being processed."""
+        with self._cv:
+            return bool(self._processing) or any(first or rest for first, rest in self._groups.values())
+
     def __len__(self) -> int:
         """Distinct keys waiting for a worker or scheduled for later (a key re-scheduled many times,
         as progress polling does, counts once)."""
