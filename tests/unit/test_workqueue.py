@@ -96,3 +96,19 @@ def test_busy_while_keys_wait_or_are_processed() -> None:
     assert not q.busy()
     q.add_after("b", 60)
     assert not q.busy()  # scheduled for later is not busy
+
+
+def test_a_key_scheduled_twice_is_due_at_the_earlier_time_once() -> None:
+    """Pod events within `CHILD_EVENT_SECONDS` of each other become one reconcile."""
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("a", 0.05)
+    q.add_after("a", 0.06)  # later: the earlier time stands
+    q.add_after("b", 60)
+    q.add_after("b", 0.02)  # sooner: replaces the later time
+    assert len(q) == 2
+    assert q.get(1.0) == "b"
+    assert q.get(1.0) == "a"
+    q.done("a")
+    q.done("b")
+    assert q.get(0.1) is None  # neither comes again: "a" once, "b"'s hour-late entry superseded
+    assert len(q) == 0

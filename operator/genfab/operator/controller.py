@@ -56,7 +56,7 @@ from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary,
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.model_access import ModelIdentities
-from genfab.operator.observe import ANNOTATION_NO_PROGRESS, job_view, parse_time, unresolved_lost
+from genfab.operator.observe import ANNOTATION_NO_PROGRESS, is_true, job_view, parse_time, unresolved_lost
 from genfab.operator.ownership import Child, child_refs, made_before_children, made_like, recorded
 from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
@@ -92,6 +92,10 @@ STORAGE_UNAVAILABLE = "StorageUnavailable"
 EVENT_DEFER_SECONDS = 10.0
 """Longest an Event waits for the reconcile queue to drain before it is posted anyway."""
 NO_UID_MATCHES = "shardRange(object.metadata.uid, '0x0000000000000000', '0x0000000000000001')"
+CHILD_EVENT_SECONDS = 1.0
+"""How long a reconcile waits after a Pod event or a Job event that does not end the Job: the flurry
+of changes one stage's Pods make (created, scheduled, started, ready; the Job's counts after each)
+becomes one reconcile and at most one status write, instead of one each."""
 PEERS_KEPT = 10_000
 """Other shards' resources kept read (`Controller._peer`) before the stale ones are dropped."""
 PRESENT_SECONDS = 60.0
@@ -268,13 +272,17 @@ class Controller:
 
     def on_job(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = self.cache.put_job(body, deleted=event_type == "DELETED")
-        if key is not None:
-            self.queue.add(key)
+        if key is None:
+            return
+        if event_type == "DELETED" or is_true(body, "Complete") or is_true(body, "Failed"):
+            self.queue.add(key)  # the stage ended: the next one may start now
+        else:
+            self.queue.add_after(key, CHILD_EVENT_SECONDS)
 
     def on_pod(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = self.cache.put_pod(body, deleted=event_type == "DELETED")
         if key is not None:
-            self.queue.add(key)
+            self.queue.add_after(key, CHILD_EVENT_SECONDS)
 
     # -- one reconcile
     def reconcile(self, key: Key) -> None:

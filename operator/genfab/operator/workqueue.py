@@ -37,6 +37,8 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}
+        """Key -> when it is next due in `_delayed` (entries for a key at other times are stale)."""
         self._seq = 0
         self._failures: dict[K, int] = {}
         self.base_delay, self.max_delay = base_delay, max_delay
@@ -58,9 +60,15 @@ class WorkQueue(Generic[K]):
                 self._push(key, first)
 
     def add_after(self, key: K, delay: float) -> None:
+        """Queue `key` in `delay` seconds; a key already due sooner keeps that time (as client-go's
+        delaying queue): many events about one resource within the delay become one reconcile."""
         with self._cv:
+            due = time.monotonic() + delay
+            if self._due.get(key, float("inf")) <= due:
+                return
+            self._due[key] = due
             self._seq += 1
-            heapq.heappush(self._delayed, (time.monotonic() + delay, self._seq, key))
+            heapq.heappush(self._delayed, (due, self._seq, key))
             self._cv.notify()
 
     def retry(self, key: K) -> float:
@@ -151,12 +159,15 @@ class WorkQueue(Generic[K]):
         """Distinct keys waiting for a worker or scheduled for later (a key re-scheduled many times,
         as progress polling does, counts once)."""
         with self._cv:
-            return len(self._dirty | {key for _, _, key in self._delayed})
+            return len(self._dirty | set(self._due))
 
     def _promote_delayed(self) -> None:
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != due:
+                continue  # superseded by an earlier time, already promoted
+            del self._due[key]
             if key not in self._dirty:
                 self._dirty.add(key)
                 if key not in self._processing:
