@@ -12,7 +12,7 @@ against N=100 (how the cost scales):
 - reconciles per resource and the CPU seconds of the operator and of the emulator (this process).
 
     python benchmarks/operator_scale.py                # N = 100 and 1000
-    python benchmarks/operator_scale.py --n 100 --n 1000 --n 5000 --write
+    python benchmarks/operator_scale.py --n 100 --n 1000 --n 5000 --write   # a new section in results/operator.md
     python benchmarks/operator_scale.py --n 1000 --n 5000 --shards 1 --shards 4 --floor   # sharded, vs kopf
 
 `--shards K` runs K operator processes (`GENFAB_SHARD` i/K, genfab.operator.sharding): RSS and CPU are
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
 
+TITLE = "# Operator scale (emulated API server, fake Job controller)"
 TARGET_P95_S = 2.0
 TARGET_RSS_MB = 250.0
 
@@ -269,8 +270,9 @@ def main() -> None:
     if args.write:
         cpu = platform.processor() or platform.machine()
         out = Path(__file__).parent / "results" / "operator.md"
-        out.write_text(
-            "# Operator scale (emulated API server, fake Job controller)\n\n"
+        title, _, history = out.read_text().partition("\n") if out.exists() else (TITLE, "", "")
+        out.write_text(  # a new section under the title; the earlier sections (each slice's notes) stay
+            f"{title}\n\n## Run of {time.strftime('%Y-%m-%d')}\n\n"
             f"{text}\n\n"
             f"Machine: {psutil.cpu_count()} CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
             f"Python {platform.python_version()}, kopf {version('kopf')}, kubernetes {version('kubernetes')}, "
@@ -284,7 +286,7 @@ def main() -> None:
             "every stage Pod "
             "is held Running by the fake kubelet, so 'Running' means: planned, input listed, ConfigMap and Job\n"
             "created, Pod observed, status patched. The emulator runs in the benchmark process and shares the\n"
-            "machine's CPUs with the operator.\n")
+            "machine's CPUs with the operator.\n" + history)
         print(f"wrote {out}")
 
 
