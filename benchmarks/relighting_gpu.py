@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -256,10 +257,13 @@ class GpuSampler:
 
 
 def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float, workers: int = 8,
-              profile: Path | None = None, batch: int | None = None, compile: bool = False) -> dict[str, Any]:
+              profile: Path | None = None, batch: int | None = None, compile: bool = False,
+              spy: Path | None = None) -> dict[str, Any]:
     """One shard of `stage` from `tree_root`'s code. `profile`: under cProfile, which sees the shard
     process's main thread (reading, the model, handing work to the pool, delivering), written to
-    `profile/<tree>-<stage>.prof` with its top functions as `.txt` beside it."""
+    `profile/<tree>-<stage>.prof` with its top functions as `.txt` beside it. `spy`: under py-spy,
+    sampling which of the shard process's threads holds the GIL (`spy/<tree>-<stage>.txt`, py-spy's
+    collapsed stacks, summed per thread and function by `gil_summary`)."""
     cfg = stage_config(work, tree, stage, box_threshold, batch, compile)
     path = work / f"{tree}-{stage}.json"
     path.write_text(json.dumps(cfg))
@@ -279,6 +283,11 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
         profile.mkdir(parents=True, exist_ok=True)
         stats = profile / f"{tree}-{stage}.prof"
         command[1:2] = ["-m", "cProfile", "-o", str(stats), "-m"]
+    if spy is not None:
+        spy.mkdir(parents=True, exist_ok=True)
+        command = [shutil.which("py-spy") or "py-spy", "record", "--gil", "--threads", "--nonblocking",
+                   "--full-filenames", "--rate", str(SPY_RATE), "--format", "raw", "-o",
+                   str(spy / f"{tree}-{stage}.txt"), "--", *command]
     started = time.time()
     with GpuSampler() as sampler:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
@@ -287,6 +296,10 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
         raise SystemExit(f"{tree} {stage} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     if profile is not None:
         top_functions(stats)
+    if spy is not None:
+        summary = gil_summary(spy / f"{tree}-{stage}.txt", wall)
+        (spy / f"{tree}-{stage}.md").write_text(summary + "\n")
+        print(summary, flush=True)
     report = json.loads((report_dir / "shard-00000.json").read_text())
     load = float(report["model_load_seconds"] or 0.0)
     begin, end = report["started_at"] + load, report["updated_at"]
@@ -295,6 +308,35 @@ def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold:
         print(f"  {tree} {stage}: {len(report['failed'])} failed, e.g. {report['failed'][0]}", file=sys.stderr)
     return {"images": done, "seconds": end - begin, "images_per_s": done / max(end - begin, 1e-9),
             "load_seconds": load, "busy": sampler.busy(begin, end), "process_wall": wall}
+
+
+SPY_RATE = 200
+"""py-spy samples per second (`--py-spy`)."""
+
+
+def gil_summary(collapsed: Path, wall: float, rows: int = 25) -> str:
+    """Which threads held the GIL, and in which functions (py-spy `--gil --threads` collapsed stacks:
+    `thread (name);frame;...;frame count`): shares of the samples a fully held GIL would give in `wall`
+    seconds at `SPY_RATE`."""
+    threads: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")  # "thread (TID): NAME", then the frames outermost first
+        name = re.sub(r"[-_]\d+$", "-N", frames[0].split("): ", 1)[-1])
+        threads[name] = threads.get(name, 0) + int(count)
+        leaf = next((f for f in reversed(frames[1:]) if "/genfab/" in f), frames[-1])
+        leaf = re.sub(r"\(/\S*/genfab/", "(genfab/", leaf)
+        leaves[f"{name}: {leaf}"] = leaves.get(f"{name}: {leaf}", 0) + int(count)
+    full = max(wall * SPY_RATE, 1.0)
+    lines = [f"GIL held {sum(threads.values()) / full:.0%} of {wall:.0f} s", "", "| thread | GIL share |",
+             "| --- | ---: |"]
+    lines += [f"| {t} | {n / full:.1%} |" for t, n in sorted(threads.items(), key=lambda x: -x[1])]
+    lines += ["", "| thread: innermost genfab frame (else innermost) | GIL share |", "| --- | ---: |"]
+    lines += [f"| {k} | {n / full:.1%} |" for k, n in sorted(leaves.items(), key=lambda x: -x[1])[:rows]]
+    return "\n".join(lines)
 
 
 def top_functions(stats: Path, rows: int = 30) -> None:
@@ -481,6 +523,8 @@ def main() -> None:
                     help="this tree's stages' batchSize (the model's chunk); default: each stage's own")
     ap.add_argument("--profile", type=Path, default=None,
                     help="run this tree's stages under cProfile, the stats and their top functions in this folder")
+    ap.add_argument("--py-spy", type=Path, default=None, dest="spy",
+                    help="run this tree's stages under py-spy (GIL holders per thread) into this folder")
     ap.add_argument("--model-profile", type=Path, default=None,
                     help="profile SAM3's masks alone (this tree, `--batch` images a chunk) into this folder, then stop")
     ap.add_argument("--compile", nargs="+", choices=list(COMPILE_PARTS), default=["off"],
@@ -521,7 +565,7 @@ def main() -> None:
                 r = run_stage(work, name.replace(" ", "-"), root, stage, threshold, args.workers,
                               args.profile if name == "this tree" else None,
                               args.batch if name == "this tree" else None,
-                              args.sam3_compile and name == "this tree")
+                              args.sam3_compile and name == "this tree", args.spy if name == "this tree" else None)
             results[(stage, name)] = r
             busy = "n/a" if r["busy"] is None else f"{r['busy']:.0%}"
             print(f"{stage:8s} {name:10s} {r['images_per_s']:7.2f} img/s  load {r['load_seconds']:6.2f}s  "

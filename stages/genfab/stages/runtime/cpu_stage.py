@@ -14,6 +14,11 @@ from genfab.stages.runtime.parallel import CpuPool, cpu_workers
 from genfab.storage import StorageError
 
 BATCH_PER_WORKER = 8
+DEVICE_THREADS = 2
+"""Threads running `prepare_chunk` of a model stage (`prepares_ahead`). With one, the GPU idles while
+the thread does a chunk's host side (which instances passed, the per-image work it queues from that,
+the masks' copies back) and until it starts the next chunk's forward pass. With two, the next chunk's
+forward is queued meanwhile. Chunks are still delivered in order (benchmarks/results/relighting.md)."""
 S = TypeVar("S")
 T = TypeVar("T")
 
@@ -26,10 +31,10 @@ class CpuSampleStage(Stage[S]):
     compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
     """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
     prepares_ahead: ClassVar[bool] = False
-    """Model stages: `prepare` (the GPU) runs in a thread of its own, chunk after chunk, and goes on to
-    the next batch's chunks as soon as their inputs are read, while the shard process still hands this
-    batch to the pool and delivers it; otherwise the GPU waits for every batch's last writes
-    (benchmarks/results/relighting.md)."""
+    """Model stages: `prepare` (the GPU) runs in threads of its own (`DEVICE_THREADS`), chunk after
+    chunk, and goes on to the next batch's chunks as soon as their inputs are read, while the shard
+    process still hands this batch to the pool and delivers it; otherwise the GPU waits for every
+    batch's last writes (benchmarks/results/relighting.md)."""
 
     ctx: StageContext
     pool: CpuPool
@@ -44,7 +49,7 @@ class CpuSampleStage(Stage[S]):
         self.next_batch: list[Sample] = []
         self.queued: tuple[list[str], list[tuple[int, Callable[[], list[Any]]]]] | None = None
         if self.prepares_ahead:
-            self.device = ThreadPoolExecutor(1, thread_name_prefix="genfab-device")
+            self.device = ThreadPoolExecutor(DEVICE_THREADS, thread_name_prefix="genfab-device")
 
     def samples_per_batch(self, ctx: StageContext) -> int:
         """A batch ends at its slowest sample, and the pool idles while the shard process hands the
