@@ -202,6 +202,9 @@ class GenfabCluster(kmock.KubernetesEmulator):
     last_rv: int = attrs.field(default=0, init=False)
     hooks: list[Callable[[str, Res, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
     faults: Counter[str] = attrs.field(factory=Counter, init=False)
+    sharded_watches: bool = attrs.field(default=True, init=False)
+    """Whether `shardSelector` filters lists and watches (Kubernetes 1.36 with ShardedListAndWatch);
+    False: ignored, as by every older API server."""
     """`METHOD plural` -> how many of the next such requests answer 500 (API outage injection)."""
     """Called on every stored change (`ADDED`/`MODIFIED`/`DELETED`, resource, object)."""
 
@@ -240,7 +243,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
         action = request.action
         if action in (enums.action.WATCH, enums.action.LIST):
             try:
-                shard = parse_shard_selector(request.params.get("shardSelector"))
+                shard = parse_shard_selector(request.params.get("shardSelector") if self.sharded_watches else None)
             except ValueError as exc:
                 return status_error(400, "BadRequest", str(exc))
         if action == enums.action.WATCH:

@@ -15,3 +15,10 @@ def test_the_operator_scale_benchmark_completes_at_n_20(floor: str) -> None:
     assert result.n == 20 and result.requests_by_kind.get("POST jobs") == 1.0
     if floor:  # the least any operator sends: one ConfigMap, one Job, one status write each
         assert result.requests_by_kind == {"POST configmaps": 1.0, "POST jobs": 1.0, "PATCH scenejobs": 1.0}
+
+
+def test_the_benchmark_runs_sharded_operators() -> None:
+    """`--shards 2`: two operator processes, every resource reaching a Job, their RSS summed."""
+    result = run(20, workers=4, shards=2)
+    assert result.shards == 2 and result.requests_by_kind.get("POST jobs") == 1.0
+    assert result.rss_mb > result.rss_process_mb > 0
