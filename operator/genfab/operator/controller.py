@@ -136,8 +136,9 @@ class Controller:
 
     # -- lifecycle
     def start(self) -> None:
-        if self.settings.shard is not None:
-            self._report_sharding(self.settings.shard)
+        if self.settings.shard is not None:  # a few GETs: not on kopf's startup path
+            threading.Thread(target=self._report_sharding, args=(self.settings.shard,), name="genfab-shard-check",
+                             daemon=True).start()
         for i in range(self.settings.workers):
             t = threading.Thread(target=self._work, name=f"genfab-reconcile-{i}", daemon=True)
             t.start()
