@@ -96,6 +96,8 @@ CHILD_EVENT_SECONDS = 1.0
 """How long a reconcile waits after a Pod event or a Job event that does not end the Job: the flurry
 of changes one stage's Pods make (created, scheduled, started, ready; the Job's counts after each)
 becomes one reconcile and at most one status write, instead of one each."""
+UNLABELLED_PAGE, UNLABELLED_PAGES = 500, 20
+"""Jobs without a bucket label listed per request, and requests per resync (`_unlabelled_jobs`)."""
 PEERS_KEPT = 10_000
 """Other shards' resources kept read (`Controller._peer`) before the stale ones are dropped."""
 PRESENT_SECONDS = 60.0
@@ -226,15 +228,8 @@ class Controller:
         resource is in this shard's cache and controls them), so the watch sees them from now on.
         Their Pods stay unlabelled (the operator may not patch Pods): until those Jobs finish, the
         Job's own counts are observed, not its Pods' stall reasons."""
-        selector = f"{LABEL_MANAGED}=genfab,!{LABEL_BUCKET}"
         for namespace in self.settings.namespaces or (None,):
-            try:
-                found = self.kube.request("GET", resource_path("batch/v1", "jobs", namespace),
-                                          query={"labelSelector": selector}) or {}
-            except KubeError as exc:
-                log.warning("listing Jobs without a shard bucket label: %s", exc)
-                continue
-            for job in found.get("items") or []:
+            for job in self._unlabelled_jobs(namespace):
                 key = owner_key(job)
                 uid = ((self.cache.resource(key) or {}).get("metadata") or {}).get("uid") if key else None
                 meta = job.get("metadata") or {}
@@ -244,6 +239,24 @@ class Controller:
                 with contextlib.suppress(KubeError):
                     self.kube.patch(resource_path("batch/v1", "jobs", meta.get("namespace"), meta.get("name")),
                                     {"metadata": {"labels": {LABEL_BUCKET: bucket_label(uid)}}})
+
+    def _unlabelled_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        """genfab-labelled Jobs without a bucket label, in pages, at most `UNLABELLED_PAGES` of them per
+        resync: a tenant can make any number of look-alikes, which are never labelled and stay listed."""
+        query = {"labelSelector": f"{LABEL_MANAGED}=genfab,!{LABEL_BUCKET}", "limit": str(UNLABELLED_PAGE)}
+        jobs: list[dict[str, Any]] = []
+        for _ in range(UNLABELLED_PAGES):
+            try:
+                page = self.kube.request("GET", resource_path("batch/v1", "jobs", namespace), query=query) or {}
+            except KubeError as exc:
+                log.warning("listing Jobs without a shard bucket label: %s", exc)
+                break
+            jobs += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            query = {**query, "continue": token}
+        return jobs
 
     # -- watch events (called by the kopf handlers)
     def on_resource(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
