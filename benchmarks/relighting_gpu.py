@@ -35,13 +35,13 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from gpu_busy import GpuSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAITS = ROOT / "examples" / "data" / "portraits"
@@ -217,43 +217,6 @@ def stage_config(work: Path, tree: str, stage: str, box_threshold: float, batch:
     return {**base, "runUri": f"file://{up}", "outputUri": f"file://{run / stage}", "upstream": [ref("recombine")],
             "ancestors": [ref("recombine")], "inputUris": [f"file://{up / 'recombine'}"],
             "config": {"captioning": {"backend": "transformers", "model": BLIP}}}
-
-
-class GpuSampler:
-    """NVML utilisation (percent of time a kernel ran) every `period` seconds, with timestamps."""
-
-    def __init__(self, period: float = 0.05) -> None:
-        self.samples: list[tuple[float, int]] = []
-        self.period = period
-        self._stop = threading.Event()
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self.handle: Any = pynvml.nvmlDeviceGetHandleByIndex(0)
-            self.nvml: Any = pynvml
-        except Exception:
-            self.handle = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
-            time.sleep(self.period)
-
-    def __enter__(self) -> GpuSampler:
-        if self.handle is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self.handle is not None:
-            self._thread.join()
-
-    def busy(self, start: float, stop: float) -> float | None:
-        window = [u for t, u in self.samples if start <= t <= stop]
-        return float(np.mean(window)) / 100 if window else None
 
 
 def run_stage(work: Path, tree: str, tree_root: Path, stage: str, box_threshold: float, workers: int = 8,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -110,6 +111,10 @@ class ModelStage(Stage[S]):
 
     def load_models(self, ctx: StageContext) -> None:
         raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement load_models()")
+
+    def device_stream(self) -> AbstractContextManager[Any]:
+        """Where a device thread runs a chunk (`CpuSampleStage`): its own CUDA stream."""
+        return self.placement.thread_stream()
 
     def model_params(self) -> dict[str, Any]:
         """What a sample's marker records about the models that made it."""

@@ -7,6 +7,8 @@ torch."""
 from __future__ import annotations
 
 import importlib.util
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,6 +16,7 @@ from genfab.contract.config import Offload
 from genfab.stages.runtime.errors import BadInput
 
 Precision = Literal["auto", "bfloat16", "float16", "float32"]
+_THREAD = threading.local()
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,20 @@ class Placement:
         if isinstance(model, torch.nn.Module):
             model.eval()
         return model
+
+    def thread_stream(self) -> AbstractContextManager[Any]:
+        """This thread's own CUDA stream as the current one (created on its first use; a no-op off
+        the GPU). Threads that each run whole chunks on the GPU (`CpuSampleStage`'s device threads) then
+        wait only for their own work when they read a result back: another thread's forward pass keeps
+        the GPU busy meanwhile, where on one shared stream every sync waits for it too."""
+        if not self.cuda:
+            return nullcontext()
+        import torch
+
+        streams: dict[Any, Any] = _THREAD.__dict__.setdefault("streams", {})
+        if self.device not in streams:
+            streams[self.device] = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
+        return torch.cuda.stream(streams[self.device])
 
     def synchronize(self) -> None:
         if self.cuda:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +19,9 @@ DEVICE_THREADS = 2
 """Threads running `prepare_chunk` of a model stage (`prepares_ahead`). With one, the GPU idles while
 the thread does a chunk's host side (which instances passed, the per-image work it queues from that,
 the masks' copies back) and until it starts the next chunk's forward pass. With two, the next chunk's
-forward is queued meanwhile. Chunks are still delivered in order (benchmarks/results/relighting.md)."""
+forward is queued meanwhile; each thread on its own CUDA stream (`device_stream`), so one thread's
+read back waits only for its own chunk. Chunks are still delivered in order
+(benchmarks/results/relighting.md)."""
 S = TypeVar("S")
 T = TypeVar("T")
 
@@ -70,6 +73,14 @@ class CpuSampleStage(Stage[S]):
     def prepare(self, jobs: list[dict[str, Any]]) -> None:
         """Batch work in the shard process before the pool runs (a GPU model over one chunk of the
         batch: `chunk_size` jobs)."""
+
+    def device_stream(self) -> AbstractContextManager[Any]:
+        """What a device thread runs `prepare_chunk` in (model stages: the thread's CUDA stream)."""
+        return nullcontext()
+
+    def prepare_on_device(self, samples: list[Sample], reads: list[Future[Any]]) -> list[Any]:
+        with self.device_stream():
+            return self.prepare_chunk(samples, reads)
 
     def prepare_chunk(self, samples: list[Sample], reads: list[Future[Any]]) -> list[Any]:
         """One chunk, from its reads to what the pool gets: per sample its prepared job, or the
@@ -128,7 +139,7 @@ class CpuSampleStage(Stage[S]):
                  for start in range(0, len(samples), size)]
         if not self.prepares_ahead:
             return [(start, partial(self.prepare_chunk, some, read)) for start, some, read in parts]
-        return [(start, self.device.submit(self.prepare_chunk, some, read).result) for start, some, read in parts]
+        return [(start, self.device.submit(self.prepare_on_device, some, read).result) for start, some, read in parts]
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         ids = [s.id for s in samples]
