@@ -494,17 +494,19 @@ def annotation_scenes(root: Path, images: int) -> tuple[Path, list[str]]:
 
 
 def timed_annotation_stage() -> Any:
-    """The annotation stage, noting when its models are loaded (the processing window starts)."""
+    """The annotation stage, noting when its models are loaded (the processing window starts). Its
+    `load_models` is wrapped on the instance: a subclass would lose the stage's settings type."""
     from genfab.stages.reference_object.annotate_stage import AnnotationStage
 
-    class Timed(AnnotationStage):
-        loaded_at = 0.0
+    stage = AnnotationStage()
+    load = stage.load_models
 
-        def load_models(self, ctx: Any) -> None:
-            super().load_models(ctx)
-            self.loaded_at = time.time()
+    def load_and_note(ctx: Any) -> None:
+        load(ctx)
+        stage.loaded_at = time.time()  # type: ignore[attr-defined]
 
-    return Timed()
+    stage.load_models = load_and_note  # type: ignore[method-assign]
+    return stage
 
 
 def annotation_run(root: Path, models: Path, images: int, sampler: Any, profile: bool = False
