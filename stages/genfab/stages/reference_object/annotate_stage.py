@@ -12,12 +12,16 @@ PerSAM-F fits the mix of SAM's three masks to the reference mask. Per image, as 
 3. SAM2 refines the mask from the same points and the box;
 4. the mask becomes one polygon (`yolo.py`), the image and its label go to the split
    `split_assignment` gives it (seeded by the job's seed, the same in every shard).
+Steps 1-3 (the GPU) run one image after another on the shard's thread; reader threads decode the
+next images and finishing threads trace each mask's polygon and write its files meanwhile
+(benchmarks/results/reference_object.md).
 Each sample's marker names the method and the models (`producedBy`). An image where no mask is found
 is dropped with reason `NoMask` (the shard report and `pipeline_state.json` list it). Images come
 from step 4, and from step 5 when it ran (its combined folder, as the seed says)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +43,13 @@ from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.units import is_augmented
 from genfab.stages.reference_object.yolo import label_line, mask_to_polygon, split_assignment
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.stage import SHARD_ERRORS
 
 MIN_MASK_FRACTION = 0.0005
 """A mask smaller than this part of the image is no detection."""
+READERS, FINISHERS = 2, 4
+"""Threads decoding the next images, and tracing polygons and writing files, beside the GPU's thread
+(OpenCV and the storage release the GIL)."""
 
 
 def _decode_rgb(data: bytes, what: str) -> np.ndarray:
@@ -55,6 +63,9 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
     name = "annotation"
     marker_dir = "_genfab/markers"  # the dataset folder itself stays as ultralytics expects it
     require_gpu = False
+    batch_size = 8
+    """Images per `process_batch`: only a batch's last polygon and files are not overlapped with the
+    next image's models."""
 
     def load_models(self, ctx: StageContext) -> None:
         import torch
@@ -106,6 +117,9 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.split = split_assignment(ids, cfg.split_ratio, self.settings.seed)
         self.scenes = ctx.stage_output("scenes")
         self.augmented = ctx.stage_output("qwen-augmentation") if ctx.runs_after("qwen-augmentation") else None
+        self.readers = ThreadPoolExecutor(READERS, thread_name_prefix="genfab-read")
+        self.finishers = ThreadPoolExecutor(FINISHERS, thread_name_prefix="genfab-finish")
+        self.ahead: dict[str, Future[tuple[bytes, str, np.ndarray]]] = {}
 
     def _feature_grid_mask(self, mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         """The reference mask on SAM's feature grid as PerSAM takes it: resized as the image was
@@ -182,13 +196,43 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
             return self.augmented.read_bytes(f"05_qwen_augmented_images/{unit}.png"), ".png"
         return self.scenes.read_bytes(f"{unit}.png"), ".png"
 
-    def process(self, sample: Sample) -> None:
+    def read_image(self, sample: Sample) -> tuple[bytes, str, np.ndarray]:
+        """The image's bytes (written to the dataset as they are), suffix and RGB pixels."""
+        data, suffix = self._source(sample.id)
+        return data, suffix, _decode_rgb(data, sample.id)
+
+    def prefetch(self, samples: list[Sample]) -> None:
+        self.ahead = {s.id: self.readers.submit(self.read_image, s) for s in samples}
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         import torch
 
-        data, suffix = self._source(sample.id)
-        image = _decode_rgb(data, sample.id)
-        with torch.inference_mode():
-            mask, info = self.segment(image)
+        reads = [self.ahead.pop(s.id) if s.id in self.ahead else self.readers.submit(self.read_image, s)
+                 for s in samples]
+        finishing: list[Future[None] | Exception] = []
+        for sample, read in zip(samples, reads, strict=True):
+            try:
+                data, suffix, image = read.result()
+                with torch.inference_mode():
+                    mask, info = self.segment(image)
+            except SHARD_ERRORS:
+                raise
+            except Exception as failed:  # this sample's: the next image goes on
+                finishing.append(failed)
+                continue
+            finishing.append(self.finishers.submit(self.write_sample, sample, data, suffix, mask, info))
+        errors: list[Exception | None] = []
+        for done in finishing:
+            error = done if isinstance(done, Exception) else done.exception()
+            if isinstance(error, SHARD_ERRORS):
+                raise error
+            errors.append(error if isinstance(error, Exception) else None)
+        return errors
+
+    def write_sample(self, sample: Sample, data: bytes, suffix: str, mask: np.ndarray, info: dict[str, object]
+                     ) -> None:
+        """The mask's polygon, the image and its label in their split, the marker's params (a
+        finishing thread)."""
         h, w = mask.shape
         if mask.sum() < MIN_MASK_FRACTION * h * w:
             raise SampleError("NoMask", f"no mask of {self.settings.object_name!r} found "
@@ -207,4 +251,14 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
             sample.params["persamWeights"] = [round(float(x), 5) for x in self.weights]
 
     def finish(self, ctx: StageContext) -> None:
+        self._stop_threads(wait=True)
         write_dataset_files(ctx.output, "", [self.settings.object_name])
+
+    def abort(self) -> None:
+        self._stop_threads(wait=False)
+        super().abort()
+
+    def _stop_threads(self, wait: bool) -> None:
+        for pool in (getattr(self, "readers", None), getattr(self, "finishers", None)):  # none: nothing was pending
+            if pool is not None:
+                pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -31,6 +31,10 @@ def retry_seed(seed: int, attempt: int, key: str) -> int:
     return seed if attempt == 0 else sample_seed(seed, f"{key}#retry{attempt}")
 
 
+SHARD_ERRORS = (FatalError, BadInput, StorageError, MemoryError, ModuleNotFoundError)
+"""What a sample's work may raise that is about the shard (its environment, storage or memory), not
+the sample: it ends the shard instead of failing one sample."""
+
 class Sample:
     """One sample being produced. Outputs go straight to storage (data first); the runtime writes
     the `_SUCCESS.json` marker with their checksums only after `process` returns."""
@@ -164,7 +168,7 @@ class Stage(Generic[S]):
             try:
                 self.process(sample)
                 errors.append(None)
-            except (FatalError, BadInput, StorageError, MemoryError, ModuleNotFoundError):
+            except SHARD_ERRORS:
                 raise  # the shard's environment, not this sample
             except Exception as exc:  # one bad sample must not stop the shard
                 errors.append(exc)
