@@ -134,7 +134,7 @@ def table(background: str, rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scene", default="768x96", help="SIZExVIEWS")
+    parser.add_argument("--scene", default="768x96", help="SIZExVIEWS[-black] (gaussians_simple_trainer.py's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--steps", type=int, default=30000)
     parser.add_argument("--every", type=int, default=2500)
@@ -154,9 +154,8 @@ def main() -> int:
     sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)
     if not tier.build(env):
         return 1
-    size, views = (int(v) for v in args.scene.split("x"))
     folder = work / "scenes" / f"{args.scene}-{args.seed}"
-    gst.write_scene(size, views, args.seed, folder)
+    gst.write_scene(args.scene, args.seed, folder)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -157,15 +157,30 @@ def install(site: Path, tier: Any, builds: Path | None) -> dict[str, str]:
     return env
 
 
-def write_scene(size: int, views: int, seed: int, folder: Path) -> None:
+SCENE_BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+"""A scene spec's background (`768x96` is white, procedural's default; `768x96-black`)."""
+
+
+def parse_scene(spec: str) -> tuple[int, int, str]:
+    """`SIZExVIEWS[-BACKGROUND]` -> size, views, background."""
+    shape, _, background = spec.partition("-")
+    size, views = (int(v) for v in shape.split("x"))
+    if (background or "white") not in SCENE_BACKGROUNDS:
+        sys.exit(f"simple-trainer: scene {spec!r}: the background is one of {', '.join(SCENE_BACKGROUNDS)}")
+    return size, views, background or "white"
+
+
+def write_scene(spec: str, seed: int, folder: Path) -> None:
     import torch
 
     from genfab.stages.gaussians import procedural
 
     if (folder / "sparse" / "0" / "cameras.bin").exists():
         return
+    size, views, background = parse_scene(spec)
     scene = procedural.generate(seed, n_views=views, width=size, height=size,
-                                device="cuda" if torch.cuda.is_available() else "cpu")
+                                device="cuda" if torch.cuda.is_available() else "cpu",
+                                background=SCENE_BACKGROUNDS[background])
     procedural.write_scene(scene, folder, fmt="colmap")
 
 
@@ -326,10 +341,9 @@ def run(args: argparse.Namespace) -> int:
     env["TORCH_HOME"] = str(work / "torch")
     rows = []
     for spec in args.scene:
-        size, views = (int(v) for v in spec.split("x"))
         for seed in args.seeds:
             folder = work / "scenes" / f"{spec}-{seed}"
-            write_scene(size, views, seed, folder)
+            write_scene(spec, seed, folder)
             for steps in args.steps:
                 # which side runs first alternates from row to row (a machine warms up and cools down)
                 order = [side for side in (SIDES if len(rows) % 2 == 0 else SIDES[::-1])
@@ -420,8 +434,8 @@ def table(rows: list[dict[str, Any]], machine: str, commands: list[str]) -> str:
 
 
 def scene_name(spec: str) -> str:
-    size, views = spec.split("x")
-    return f"{size}², {views} views"
+    size, views, background = parse_scene(spec)
+    return f"{size}², {views} views" + ("" if background == "white" else f", {background} background")
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
@@ -463,7 +477,9 @@ def main() -> int:
     p.add_argument("--mirrors", help="local clones, DIR/<owner>+<name>/repo")
     p.add_argument("--python", default="3.12", help="the GPU machine's Python version")
     r = sub.add_parser("run", help="the comparison (the GPU machine)")
-    r.add_argument("--scene", action="append", required=True, help="SIZExVIEWS, e.g. 1024x96 (repeatable)")
+    r.add_argument("--scene", action="append", required=True,
+                   help="SIZExVIEWS[-black], e.g. 1024x96 (repeatable; -black: the scene's background is black, "
+                   "which neither trainer has to paint)")
     r.add_argument("--steps", type=int, nargs="+", default=[7000])
     r.add_argument("--seeds", type=int, nargs="+", default=[7],
                    help="procedural scene seeds: one row per seed and size, both sides on the same scene")

@@ -20,8 +20,12 @@ from genfab.stages.gaussians.cameras import Camera, SceneData, intrinsics, look_
 
 GROUND_RADIUS = 2.5
 BACKGROUND = (1.0, 1.0, 1.0)
-"""Rays that miss everything see a constant white background, as in object-centric captures (NeRF's
-synthetic scenes): train with `background` set to it."""
+"""Rays that miss everything see a constant white background by default, as in object-centric captures
+(NeRF's synthetic scenes): train with `background` set to it. A trainer that composites black instead
+(gsplat's simple_trainer, and genfab without `background`) must paint that white with Gaussians,
+which end up in front of the training cameras and hide the objects from held-out views
+(benchmarks/gaussians_schedule.py); `generate(background=(0, 0, 0))` gives those trainers a scene
+whose background they need not paint."""
 
 
 @dataclass
@@ -38,6 +42,7 @@ class ProceduralScene:
     primitives: list[Primitive]
     light: np.ndarray
     ambient: float
+    background: tuple[float, float, float] = BACKGROUND
     cameras: list[Camera] = field(default_factory=list)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     """Camera name -> HxWx3 float32 image in [0, 1]."""
@@ -48,7 +53,8 @@ class ProceduralScene:
         return SceneData(self.cameras, self.points, self.colors, meta={"format": "procedural"})
 
 
-def make_scene(seed: int, n_primitives: int = 6) -> ProceduralScene:
+def make_scene(seed: int, n_primitives: int = 6, background: tuple[float, float, float] = BACKGROUND
+               ) -> ProceduralScene:
     rng = np.random.default_rng(seed)
     prims = []
     for _ in range(n_primitives):
@@ -61,7 +67,7 @@ def make_scene(seed: int, n_primitives: int = 6) -> ProceduralScene:
     azimuth, elevation = rng.uniform(0, 2 * math.pi), rng.uniform(0.6, 1.1)
     light = np.array([math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation),
                       math.sin(elevation)])
-    return ProceduralScene(prims, light, float(rng.uniform(0.25, 0.4)))
+    return ProceduralScene(prims, light, float(rng.uniform(0.25, 0.4)), background)
 
 
 def ring_cameras(n_views: int, width: int, height: int, radius: float = 4.5, fov_deg: float = 55.0,
@@ -151,7 +157,7 @@ def _shade(scene: ProceduralScene, o: torch.Tensor, d: torch.Tensor) -> torch.Te
     shadow_t, _ = _hit_spheres(x + normal * 1e-3, light.expand_as(d), scene.primitives)
     lit = torch.where(torch.isfinite(shadow_t), torch.zeros_like(lambert), lambert)
     color = albedo * (scene.ambient + (1 - scene.ambient) * lit)[:, None]
-    background = torch.tensor(BACKGROUND, dtype=dt, device=dev).expand_as(color)
+    background = torch.tensor(scene.background, dtype=dt, device=dev).expand_as(color)
     return torch.where(hit[:, None], color, background).clamp(0, 1)
 
 
@@ -193,9 +199,10 @@ def surface_points(scene: ProceduralScene, n: int, seed: int) -> tuple[np.ndarra
 
 
 def generate(seed: int, n_views: int = 24, width: int = 128, height: int = 128, n_points: int = 20000,
-             device: str | torch.device = "cpu") -> ProceduralScene:
+             device: str | torch.device = "cpu", background: tuple[float, float, float] = BACKGROUND
+             ) -> ProceduralScene:
     """A complete benchmark scene: geometry, posed views with images, initial points."""
-    scene = make_scene(seed)
+    scene = make_scene(seed, background=background)
     scene.cameras = ring_cameras(n_views, width, height, seed=seed)
     scene.images = {cam.name: render(scene, cam, device=device) for cam in scene.cameras}
     scene.points, scene.colors = surface_points(scene, n_points, seed)
