@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -112,13 +114,24 @@ def test_pool_submit_in_process_is_done_on_return_with_the_exception_as_result(t
 
 
 class AheadStage(ChunkedStage):
-    """A model stage whose `prepare` runs on its device thread, a batch ahead."""
+    """A model stage whose `prepare` runs on its device thread, a batch ahead, inside `device_stream`
+    (a model stage's: the thread's CUDA stream; here it notes which thread entered it)."""
     prepares_ahead = True
 
     def __init__(self, folder: Path) -> None:
         super().__init__(folder)
         self.threads: set[str] = set()
         self.prepared_while_delivering: list[str] = []
+        self.in_stream = threading.local()
+        self.outside_stream: list[str] = []
+
+    @contextmanager
+    def device_stream(self) -> Iterator[None]:
+        self.in_stream.on = True
+        try:
+            yield
+        finally:
+            self.in_stream.on = False
 
     def gather(self, sample: Any) -> dict[str, Any]:
         if sample.id == "unreadable":
@@ -127,6 +140,8 @@ class AheadStage(ChunkedStage):
 
     def prepare(self, jobs: list[dict[str, Any]]) -> None:
         self.threads.add(threading.current_thread().name)
+        if not getattr(self.in_stream, "on", False):
+            self.outside_stream += [job["id"] for job in jobs]
         self.prepared.append([job["id"] for job in jobs])
 
     def deliver(self, sample: Any, result: dict[str, Any]) -> None:
@@ -156,6 +171,7 @@ def test_a_model_stage_prepares_the_next_batch_while_this_one_is_delivered(tmp_p
     # `prepared` is when each finished), and delivered in the batches' order
     assert sorted(stage.prepared) == [["a0", "a1"], ["a2"], ["n0", "n1"], ["n3"]]
     assert stage.threads <= {f"genfab-device_{i}" for i in range(DEVICE_THREADS)}
+    assert stage.outside_stream == []  # every chunk on its thread's stream
     assert {"a0", "a1", "a2", "n0", "n1"} <= set(stage.prepared_while_delivering)
     assert stage.delivered == ["a0", "a1", "a2", "n0", "n1", "n3"]
 
@@ -192,3 +208,13 @@ def test_abort_drops_reads_not_started_so_the_device_thread_ends(tmp_path: Path)
     finally:
         stage.release.set()
         stage.pool.close()
+
+
+def test_off_the_gpu_a_threads_stream_is_no_stream() -> None:
+    from genfab.stages.models.placement import Placement
+
+    placement = Placement.choose("float32")
+    if placement.cuda:
+        pytest.skip("this machine has a GPU")
+    with placement.thread_stream() as stream:
+        assert stream is None

@@ -210,6 +210,22 @@ def test_procedural_scenes_are_deterministic_and_load_like_captures(tmp_path: Pa
         np.testing.assert_allclose(loaded.colors, a.colors, atol=0.5 / 255 + 1e-6)
 
 
+def test_a_procedural_scenes_background_is_what_rays_that_meet_nothing_see() -> None:
+    pytest.importorskip("torch")
+    from genfab.stages.gaussians.procedural import BACKGROUND, generate
+
+    white = generate(3, n_views=2, width=32, height=24, n_points=50)
+    black = generate(3, n_views=2, width=32, height=24, n_points=50, background=(0.0, 0.0, 0.0))
+    assert white.background == BACKGROUND == (1.0, 1.0, 1.0)
+    for name, w in white.images.items():
+        sky = (w == 1.0).all(-1)  # pixels of the background alone (no geometry in their supersamples)
+        b = black.images[name]
+        assert sky.any() and (b[sky] == 0.0).all()
+        # geometry is the same; a pixel at an outline mixes in its share of the background
+        assert (w >= b).all() and (w == b).all(-1).sum() > 0.2 * sky.size
+    assert np.array_equal(white.points, black.points)
+
+
 def test_config_validation_errors() -> None:
     from pydantic import ValidationError
 
