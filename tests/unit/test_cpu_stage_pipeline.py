@@ -210,6 +210,33 @@ def test_abort_drops_reads_not_started_so_the_device_thread_ends(tmp_path: Path)
         stage.pool.close()
 
 
+class CountedReads(ChunkedStage):
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.reads: list[str] = []
+
+    def gather(self, sample: Any) -> dict[str, Any]:
+        self.reads.append(sample.id)
+        return super().gather(sample)
+
+
+def test_each_sample_is_read_once_in_the_runtimes_order_of_calls(tmp_path: Path) -> None:
+    """The runtime prefetches batch k+1 just before it hands over batch k: batch k's reads, prefetched a
+    batch earlier, are used, not dropped and read again."""
+    stage = CountedReads(tmp_path)
+    ctx = context(workers=1, batch_size=None)
+    stage.setup(ctx)
+    batches = [[SimpleNamespace(id=f"b{k}-{i}") for i in range(2)] for k in range(4)]
+    try:
+        for k, batch in enumerate(batches):
+            if k + 1 < len(batches):
+                stage.prefetch(batches[k + 1])
+            assert stage.process_batch(batch) == [None, None]  # type: ignore[arg-type]
+    finally:
+        stage.finish(ctx)
+    assert sorted(stage.reads) == sorted(s.id for batch in batches for s in batch)
+
+
 def test_off_the_gpu_a_threads_stream_is_no_stream() -> None:
     from genfab.stages.models.placement import Placement
 

@@ -202,7 +202,7 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         return data, suffix, _decode_rgb(data, sample.id)
 
     def prefetch(self, samples: list[Sample]) -> None:
-        self.ahead = {s.id: self.readers.submit(self.read_image, s) for s in samples}
+        self.ahead.update({s.id: self.readers.submit(self.read_image, s) for s in samples})  # as CpuSampleStage's
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
         import torch

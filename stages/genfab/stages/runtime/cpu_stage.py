@@ -115,7 +115,9 @@ class CpuSampleStage(Stage[S]):
     def prefetch(self, samples: list[Sample]) -> None:
         """Read the next batch's inputs while this one computes (the GPU model, the worker pool);
         with `prepares_ahead`, the running batch queues its chunks on the device thread too."""
-        self.ahead = {s.id: self.readers.submit(self.read_input, s) for s in samples}
+        # Added to, not replaced: the runtime asks for batch k+1 just before it hands over batch k, whose
+        # reads (asked for a batch earlier) are still here until `read` takes them.
+        self.ahead.update({s.id: self.readers.submit(self.read_input, s) for s in samples})
         self.next_batch = samples
 
     def read(self, sample: Sample) -> Future[Any]:
