@@ -60,9 +60,11 @@ def png(rgb: np.ndarray) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
-@pytest.mark.parametrize("persam_training", [False, True])
+@pytest.mark.parametrize(("persam_training", "model_threads"), [(False, 1), (True, 1), (False, 2)])
 def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
-        tmp_path: Path, stand_ins: None, persam_training: bool) -> None:
+        tmp_path: Path, stand_ins: None, persam_training: bool, model_threads: int) -> None:
+    """`model_threads` 2: the GPU's two model threads (each its own predictors over the shared
+    models), here on the CPU."""
     from scripts.tiny_models import save_reference_object_models
 
     from genfab.stages.reference_object.annotate_stage import AnnotationStage
@@ -92,7 +94,10 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
     config = {"objectName": "orange disc", "seed": 3,
               "annotation": {"splitRatio": 0.75, "persamTraining": persam_training, "persamEpochs": 60,
                              "persamLogEpoch": 20, "samType": "vit_b"}}
-    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    stage = AnnotationStage()
+    stage.model_threads = lambda device: model_threads  # type: ignore[method-assign]
+    assert main(stage, annotation_env(tmp_path, models, inputs, config)) == 0
+    assert stage.predictors.qsize() == model_threads  # each thread gave its predictors back
 
     dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
     found = {o.key for o in dataset.list() if o.key.endswith(".txt") and "/labels/" in o.key}

@@ -215,7 +215,7 @@ def test_semantic_prompt_is_the_raw_mean_under_the_mask() -> None:
     assert torch.allclose(target_embedding(feat, mask, "mean"), torch.tensor([4.0, 13.0]) / (4**2 + 13**2) ** 0.5)
 
 
-def test_personalised_decoder_computes_what_the_released_persam_computes_and_cleans_up() -> None:
+def test_personalised_decoder_computes_what_the_released_persam_computes_and_leaves_it_unchanged() -> None:
     torch.manual_seed(1)
     tf = Transformer(depth=3)
     decoder = torch.nn.Module()
@@ -229,7 +229,46 @@ def test_personalised_decoder_computes_what_the_released_persam_computes_and_cle
         expected = persam_released(tf, image, pe, points, guidance, target)
     assert torch.allclose(guided, expected, atol=1e-5)
     assert not torch.allclose(guided, plain, atol=1e-3)
-    assert torch.allclose(tf(image, pe, points), plain)  # hooks and guided attention removed
+    assert torch.equal(tf(image, pe, points), plain)  # after the block: segment-anything's decoder
     with personalised(decoder, guidance, torch.zeros(1, 1, 8)):  # no target: only the guidance acts
         only_guided = tf(image, pe, points)
     assert not torch.allclose(only_guided, plain, atol=1e-3)
+
+
+def test_threads_sharing_one_decoder_each_run_their_own_guidance() -> None:
+    """The annotation stage's model threads share SAM's decoder: a thread inside `personalised` gets
+    its own image's PerSAM, one outside gets the plain decoder, whatever the others are doing."""
+    import threading
+
+    torch.manual_seed(2)
+    tf = Transformer(depth=3)
+    decoder = torch.nn.Module()
+    decoder.transformer = tf
+    image, pe, points = torch.randn(1, 16, 8), torch.randn(1, 16, 8), torch.randn(1, 5, 8)
+    cases = [(attention_guidance(torch.randn(4, 4), (4, 4)), torch.randn(1, 1, 8)) for _ in range(2)]
+    with torch.no_grad():
+        plain = tf(image, pe, points)
+        expected = [persam_released(tf, image, pe, points, g, t) for g, t in cases]
+    inside = threading.Barrier(3)  # all three threads in their forward passes' window together
+    results: dict[str, torch.Tensor] = {}
+
+    def run(name: str, case: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        with torch.no_grad():
+            for _ in range(20):
+                if case is None:
+                    inside.wait()
+                    results[name] = tf(image, pe, points)
+                else:
+                    with personalised(decoder, *case):
+                        inside.wait()
+                        results[name] = tf(image, pe, points)
+
+    threads = [threading.Thread(target=run, args=(name, case))
+               for name, case in (("a", cases[0]), ("b", cases[1]), ("plain", None))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert torch.allclose(results["a"], expected[0], atol=1e-5)
+    assert torch.allclose(results["b"], expected[1], atol=1e-5)
+    assert torch.equal(results["plain"], plain)

@@ -12,16 +12,19 @@ PerSAM-F fits the mix of SAM's three masks to the reference mask. Per image, as 
 3. SAM2 refines the mask from the same points and the box;
 4. the mask becomes one polygon (`yolo.py`), the image and its label go to the split
    `split_assignment` gives it (seeded by the job's seed, the same in every shard).
-Steps 1-3 (the GPU) run one image after another on the shard's thread; reader threads decode the
-next images and finishing threads trace each mask's polygon and write its files meanwhile
-(benchmarks/results/reference_object.md).
+Steps 1-3 (the GPU) run in two model threads, each on its own CUDA stream with its own SAM and SAM2
+predictors over the shared weights (one image's host work between GPU calls overlaps the other's GPU
+work); reader threads decode the next images and finishing threads trace each mask's polygon and
+write its files meanwhile (benchmarks/results/reference_object.md).
 Each sample's marker names the method and the models (`producedBy`). An image where no mask is found
 is dropped with reason `NoMask` (the shard report and `pipeline_state.json` list it). Images come
 from step 4, and from step 5 when it ran (its combined folder, as the seed says)."""
 
 from __future__ import annotations
 
+import queue
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +50,19 @@ from genfab.stages.runtime.stage import SHARD_ERRORS
 
 MIN_MASK_FRACTION = 0.0005
 """A mask smaller than this part of the image is no detection."""
-READERS, FINISHERS = 2, 4
-"""Threads decoding the next images, and tracing polygons and writing files, beside the GPU's thread
-(OpenCV and the storage release the GIL)."""
+READERS, MODEL_THREADS, FINISHERS = 2, 2, 4
+"""Threads decoding the next images, running the models (on the GPU; one off it, where torch's own
+threads already take the cores), and tracing polygons and writing files (OpenCV, the storage and
+torch's kernels release the GIL)."""
+
+
+@dataclass(frozen=True)
+class Predictors:
+    """One model thread's SAM and SAM2 predictors. A predictor holds the image last set in it (its
+    features, its sizes), so each thread has its own; the models' weights are shared."""
+
+    sam: Any
+    sam2: Any
 
 
 def _decode_rgb(data: bytes, what: str) -> np.ndarray:
@@ -118,8 +131,20 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.scenes = ctx.stage_output("scenes")
         self.augmented = ctx.stage_output("qwen-augmentation") if ctx.runs_after("qwen-augmentation") else None
         self.readers = ThreadPoolExecutor(READERS, thread_name_prefix="genfab-read")
+        threads = self.model_threads(device)
+        self.predictors: queue.SimpleQueue[Predictors] = queue.SimpleQueue()
+        self.predictors.put(Predictors(self.sam, self.sam2))
+        for _ in range(threads - 1):  # the predictors' classes, over the same models
+            self.predictors.put(Predictors(type(self.sam)(self.sam.model), type(self.sam2)(self.sam2.model)))
+        if device.type == "cuda":  # the reference's target, made on the default stream, before the threads' own
+            torch.cuda.synchronize(device)
+        self.modelling = ThreadPoolExecutor(threads, thread_name_prefix="genfab-model")
         self.finishers = ThreadPoolExecutor(FINISHERS, thread_name_prefix="genfab-finish")
         self.ahead: dict[str, Future[tuple[bytes, str, np.ndarray]]] = {}
+
+    def model_threads(self, device: Any) -> int:
+        """How many images run through the models at once: `MODEL_THREADS` on a GPU, one on the CPU."""
+        return MODEL_THREADS if device.type == "cuda" else 1
 
     def _feature_grid_mask(self, mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         """The reference mask on SAM's feature grid as PerSAM takes it: resized as the image was
@@ -136,43 +161,47 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         small = F.interpolate(torch.from_numpy(padded)[None, None], size=grid, mode="bilinear", align_corners=False)
         return small[0, 0].numpy() > 0
 
-    def _prior(self) -> tuple[np.ndarray, np.ndarray, Any]:
-        """Location prior of the image set in SAM: the point prompts (training-free: positive and
-        negative; PerSAM-F: positive only) and the similarity map at the image's size."""
+    def _prior(self, sam: Any = None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Location prior of the image set in `sam` (a SAM predictor; the first thread's by
+        default): the point prompts (training-free: positive and negative; PerSAM-F: positive only)
+        and the similarity map at the image's size."""
         import torch
 
+        sam = sam or self.sam
         with torch.inference_mode():
-            sim = persam.similarity(self.target, self.sam.features[0].float())
-            full = self.sam.model.postprocess_masks(sim[None, None], self.sam.input_size, self.sam.original_size)
+            sim = persam.similarity(self.target, sam.features[0].float())
+            full = sam.model.postprocess_masks(sim[None, None], sam.input_size, sam.original_size)
         full = full[0, 0].float()
         points, labels = persam.select_points(full.cpu())
         if self.method == "PerSAM-F":
             return points[:1], labels[:1], full
         return points, labels, full
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
-        """The object's mask in one RGB image, and how it was found."""
-        self.sam.set_image(image)
-        points, labels, sim = self._prior()
+    def segment(self, image: np.ndarray, predictors: Predictors | None = None) -> tuple[np.ndarray, dict[str, object]]:
+        """The object's mask in one RGB image, and how it was found, with `predictors` (a model
+        thread's; the first one's by default)."""
+        sam, sam2 = (predictors.sam, predictors.sam2) if predictors else (self.sam, self.sam2)
+        sam.set_image(image)
+        points, labels, sim = self._prior(sam)
         if self.weights is not None:  # PerSAM-F: the learnt mix of the three masks, then box + logits twice
-            logits_high, _, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
+            logits_high, _, low = sam.predict(point_coords=points, point_labels=labels, multimask_output=True,
                                                    return_logits=True)
             w = self.weights[:, None, None]
             mask = (np.asarray(logits_high) * w).sum(0) > 0
             low_res = (np.asarray(low) * w).sum(0)
             refinements = (True, True)
         else:  # PerSAM: the decoder with target guidance and the target as a prompt, then logits, box + logits
-            grid = tuple(self.sam.features.shape[-2:])
-            with persam.personalised(self.sam.model.mask_decoder, persam.attention_guidance(sim, grid),
+            grid = tuple(sam.features.shape[-2:])
+            with persam.personalised(sam.model.mask_decoder, persam.attention_guidance(sim, grid),
                                      self.semantic):
-                masks, _, low = self.sam.predict(point_coords=points, point_labels=labels, multimask_output=False)
+                masks, _, low = sam.predict(point_coords=points, point_labels=labels, multimask_output=False)
             mask, low_res = np.asarray(masks[0]), np.asarray(low[0])
             refinements = (False, True)
         for with_box in refinements:  # PerSAM's cascaded post-refinement
             box = persam.box_of(mask)
             if box is None:
                 break
-            masks, scores, low = self.sam.predict(point_coords=points, point_labels=labels,
+            masks, scores, low = sam.predict(point_coords=points, point_labels=labels,
                                                   box=box[None] if with_box else None, mask_input=low_res[None],
                                                   multimask_output=True)
             best = int(np.argmax(scores))
@@ -183,8 +212,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
             info["negative"] = points[1].tolist()
         if box is None:
             return np.zeros(image.shape[:2], bool), info
-        self.sam2.set_image(image)
-        refined, score, _ = self.sam2.predict(point_coords=points, point_labels=labels, box=box,
+        sam2.set_image(image)
+        refined, score, _ = sam2.predict(point_coords=points, point_labels=labels, box=box,
                                               multimask_output=False)
         info["sam2Score"] = round(float(np.asarray(score).reshape(-1)[0]), 4)
         return np.asarray(refined).reshape(image.shape[:2]) > 0, info
@@ -205,16 +234,14 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.ahead.update({s.id: self.readers.submit(self.read_image, s) for s in samples})  # as CpuSampleStage's
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        import torch
-
         reads = [self.ahead.pop(s.id) if s.id in self.ahead else self.readers.submit(self.read_image, s)
                  for s in samples]
+        masks = [self.modelling.submit(self._segment_read, read) for read in reads]
         finishing: list[Future[None] | Exception] = []
-        for sample, read in zip(samples, reads, strict=True):
+        for sample, read, found in zip(samples, reads, masks, strict=True):
             try:
-                data, suffix, image = read.result()
-                with torch.inference_mode():
-                    mask, info = self.segment(image)
+                data, suffix, _ = read.result()
+                mask, info = found.result()
             except SHARD_ERRORS:
                 raise
             except Exception as failed:  # this sample's: the next image goes on
@@ -228,6 +255,19 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
                 raise error
             errors.append(error if isinstance(error, Exception) else None)
         return errors
+
+    def _segment_read(self, read: Future[tuple[bytes, str, np.ndarray]]) -> tuple[np.ndarray, dict[str, object]]:
+        """`segment` on a read image, in a model thread: on its own stream, with predictors no other
+        thread is using."""
+        import torch
+
+        image = read.result()[2]
+        predictors = self.predictors.get()
+        try:
+            with self.placement.thread_stream(), torch.inference_mode():
+                return self.segment(image, predictors)
+        finally:
+            self.predictors.put(predictors)
 
     def write_sample(self, sample: Sample, data: bytes, suffix: str, mask: np.ndarray, info: dict[str, object]
                      ) -> None:
@@ -259,6 +299,7 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         super().abort()
 
     def _stop_threads(self, wait: bool) -> None:
-        for pool in (getattr(self, "readers", None), getattr(self, "finishers", None)):  # none: nothing was pending
+        for pool in (getattr(self, "readers", None), getattr(self, "modelling", None),
+                     getattr(self, "finishers", None)):  # none: nothing was pending
             if pool is not None:
                 pool.shutdown(wait=wait, cancel_futures=not wait)

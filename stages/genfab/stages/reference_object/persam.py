@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,11 +89,16 @@ def guided_attention(attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     return attn.out_proj(attn._recombine_heads(weights @ v))
 
 
-@contextmanager
-def personalised(decoder: Any, guidance: torch.Tensor, target: torch.Tensor) -> Iterator[None]:
-    """Within the block, segment-anything's `MaskDecoder` runs as training-free PerSAM's: target-guided
-    attention in every two-way block's token-to-image attention, target-semantic prompting on the
-    tokens. Hooks on the real modules, removed on exit (the decoder's own code runs in between).
+_ACTIVE = threading.local()
+"""The (guidance, target) of the `personalised` block this thread is in; none outside one."""
+_INSTALLING = threading.Lock()
+
+
+def _install(decoder: Any) -> None:
+    """PerSAM's hooks on `decoder`'s two-way transformer, once per decoder. Each hook acts only in a
+    thread inside `personalised`, with that thread's guidance and target, and passes through
+    elsewhere: threads sharing one decoder (the annotation stage's model threads) each run their own
+    image's PerSAM, and a thread outside a block runs segment-anything's decoder as it is.
 
     PerSAM's transformer adds the target to `queries` in place before each block; before the first,
     `queries` is the prompt embedding itself, which the blocks also take as the tokens' positional
@@ -100,33 +106,58 @@ def personalised(decoder: Any, guidance: torch.Tensor, target: torch.Tensor) -> 
     embedding carries the target once throughout, the later blocks' queries get it again, and the
     final attention's queries once more."""
     transformer = decoder.transformer
-    handles: list[Any] = []
+    with _INSTALLING:
+        if getattr(transformer, "_genfab_persam", False):
+            return
 
-    def shift_prompt(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        names = ("image_embedding", "image_pe", "point_embedding")
-        bound = {**dict(zip(names, args, strict=False)), **kwargs}
-        bound["point_embedding"] = bound["point_embedding"] + target.to(bound["point_embedding"].dtype)
-        return (), bound
+        def shift_prompt(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                         ) -> tuple[Any, dict[str, Any]] | None:
+            active = getattr(_ACTIVE, "state", None)
+            if active is None:
+                return None
+            names = ("image_embedding", "image_pe", "point_embedding")
+            bound = {**dict(zip(names, args, strict=False)), **kwargs}
+            bound["point_embedding"] = bound["point_embedding"] + active[1].to(bound["point_embedding"].dtype)
+            return (), bound
 
-    def add_to(name: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, dict[str, Any]]]:
-        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            return args, {**kwargs, name: kwargs[name] + target.to(kwargs[name].dtype)}
-        return hook
+        def add_to(name: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, dict[str, Any]] | None]:
+            def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+                active = getattr(_ACTIVE, "state", None)
+                if active is None:
+                    return None
+                return args, {**kwargs, name: kwargs[name] + active[1].to(kwargs[name].dtype)}
+            return hook
 
-    handles.append(transformer.register_forward_pre_hook(shift_prompt, with_kwargs=True))
-    for block in list(transformer.layers)[1:]:
-        handles.append(block.register_forward_pre_hook(add_to("queries"), with_kwargs=True))
-    handles.append(transformer.final_attn_token_to_image.register_forward_pre_hook(add_to("q"), with_kwargs=True))
-    guided = [block.cross_attn_token_to_image for block in transformer.layers]
-    for attn in guided:
-        attn.forward = partial(guided_attention, attn, guidance=guidance)
+        transformer.register_forward_pre_hook(shift_prompt, with_kwargs=True)
+        for block in list(transformer.layers)[1:]:
+            block.register_forward_pre_hook(add_to("queries"), with_kwargs=True)
+        transformer.final_attn_token_to_image.register_forward_pre_hook(add_to("q"), with_kwargs=True)
+        for block in transformer.layers:
+            attn = block.cross_attn_token_to_image
+            attn.forward = partial(_token_to_image, attn)
+        transformer._genfab_persam = True
+
+
+def _token_to_image(attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    active = getattr(_ACTIVE, "state", None)
+    if active is None:  # segment-anything's own attention, untouched
+        return type(attn).forward(attn, q, k, v)
+    return guided_attention(attn, q, k, v, guidance=active[0])
+
+
+@contextmanager
+def personalised(decoder: Any, guidance: torch.Tensor, target: torch.Tensor) -> Iterator[None]:
+    """Within the block, in this thread, segment-anything's `MaskDecoder` runs as training-free
+    PerSAM's: target-guided attention in every two-way block's token-to-image attention,
+    target-semantic prompting on the tokens (hooks on the real modules, `_install`; the decoder's own
+    code runs in between). Other threads, and this one after the block, run the decoder unchanged."""
+    _install(decoder)
+    outer = getattr(_ACTIVE, "state", None)
+    _ACTIVE.state = (guidance, target)
     try:
         yield
     finally:
-        for handle in handles:
-            handle.remove()
-        for attn in guided:
-            del attn.forward
+        _ACTIVE.state = outer
 
 
 def similarity(target: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
