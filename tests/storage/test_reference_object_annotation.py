@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -96,8 +97,22 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
                              "persamLogEpoch": 20, "samType": "vit_b"}}
     stage = AnnotationStage()
     stage.model_threads = lambda device: model_threads  # type: ignore[method-assign]
+    stage.batch_size = 2  # three batches: the models go on into the next one before a batch returns
+    given: list[list[str]] = []  # each batch, and what had gone to the models when it returned
+    process_batch = stage.process_batch
+
+    def noting_process_batch(samples: list[Any]) -> list[Exception | None]:
+        errors = process_batch(samples)
+        given.append([s.id for s in samples])
+        given.append(list(stage.segmenting))
+        return errors
+
+    stage.process_batch = noting_process_batch  # type: ignore[method-assign]
     assert main(stage, annotation_env(tmp_path, models, inputs, config)) == 0
     assert stage.predictors.qsize() == model_threads  # each thread gave its predictors back
+    batches, ahead = given[0::2], given[1::2]
+    assert len(batches) == 3
+    assert ahead == [*batches[1:], []]  # each batch returned with the next one's images in the models
 
     dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
     found = {o.key for o in dataset.list() if o.key.endswith(".txt") and "/labels/" in o.key}

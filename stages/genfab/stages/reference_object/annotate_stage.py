@@ -14,8 +14,9 @@ PerSAM-F fits the mix of SAM's three masks to the reference mask. Per image, as 
    `split_assignment` gives it (seeded by the job's seed, the same in every shard).
 Steps 1-3 (the GPU) run in two model threads, each on its own CUDA stream with its own SAM and SAM2
 predictors over the shared weights (one image's host work between GPU calls overlaps the other's GPU
-work); reader threads decode the next images and finishing threads trace each mask's polygon and
-write its files meanwhile (benchmarks/results/reference_object.md).
+work), and go on into the next batch while this one's last masks become files; reader threads decode
+the next images and finishing threads trace each mask's polygon and write its files meanwhile
+(benchmarks/results/reference_object.md).
 Each sample's marker names the method and the models (`producedBy`). An image where no mask is found
 is dropped with reason `NoMask` (the shard report and `pipeline_state.json` list it). Images come
 from step 4, and from step 5 when it ran (its combined folder, as the seed says)."""
@@ -141,6 +142,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.modelling = ThreadPoolExecutor(threads, thread_name_prefix="genfab-model")
         self.finishers = ThreadPoolExecutor(FINISHERS, thread_name_prefix="genfab-finish")
         self.ahead: dict[str, Future[tuple[bytes, str, np.ndarray]]] = {}
+        self.segmenting: dict[str, Future[tuple[np.ndarray, dict[str, object]]]] = {}
+        self.model_next: list[str] = []
 
     def model_threads(self, device: Any) -> int:
         """How many images run through the models at once: `MODEL_THREADS` on a GPU, one on the CPU."""
@@ -231,12 +234,28 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         return data, suffix, _decode_rgb(data, sample.id)
 
     def prefetch(self, samples: list[Sample]) -> None:
+        """The next batch: its reads start now, and its images go to the models as soon as the
+        current batch's are queued (`process_batch`), so the model threads go on into it while the
+        current batch's last images are still in the models or becoming files."""
         self.ahead.update({s.id: self.readers.submit(self.read_image, s) for s in samples})  # as CpuSampleStage's
+        self.model_next = [s.id for s in samples]
+
+    def _queued(self, sample: Sample) -> tuple[Future[tuple[bytes, str, np.ndarray]],
+                                               Future[tuple[np.ndarray, dict[str, object]]]]:
+        """The sample's read and its models' work, started here unless a previous batch queued them."""
+        read = self.ahead.pop(sample.id) if sample.id in self.ahead else self.readers.submit(self.read_image, sample)
+        found = self.segmenting.pop(sample.id, None)
+        if found is None:
+            found = self.modelling.submit(self._segment_read, read)
+        return read, found
 
     def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        reads = [self.ahead.pop(s.id) if s.id in self.ahead else self.readers.submit(self.read_image, s)
-                 for s in samples]
-        masks = [self.modelling.submit(self._segment_read, read) for read in reads]
+        queued = [self._queued(s) for s in samples]
+        for sid in self.model_next:  # the next batch's images, behind this one's (the pool runs in order)
+            if sid in self.ahead and sid not in self.segmenting:
+                self.segmenting[sid] = self.modelling.submit(self._segment_read, self.ahead[sid])
+        self.model_next = []
+        reads, masks = [r for r, _ in queued], [m for _, m in queued]
         finishing: list[Future[None] | Exception] = []
         for sample, read, found in zip(samples, reads, masks, strict=True):
             try:
