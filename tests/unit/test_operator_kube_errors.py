@@ -29,8 +29,7 @@ def test_requests_go_to_the_servers_path_with_its_token(prefix: str) -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from kubernetes import client
-
+    from genfab.operator.connection import Connection
     from genfab.operator.kube import Kube
 
     seen: list[tuple[str, str, str | None, bytes]] = []
@@ -56,9 +55,7 @@ def test_requests_go_to_the_servers_path_with_its_token(prefix: str) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        config = client.Configuration(host=f"http://127.0.0.1:{server.server_port}{prefix}",
-                                      api_key={"authorization": "Bearer t0ken"})  # as the kubeconfig loader sets it
-        kube = Kube(client.ApiClient(config))
+        kube = Kube(Connection(server=f"http://127.0.0.1:{server.server_port}{prefix}", token=lambda: "t0ken"))
         assert kube.get("/api/v1/namespaces/a/pods/p") == {"ok": f"{prefix}/api/v1/namespaces/a/pods/p"}
         kube.request("GET", "/api/v1/pods", query={"labelSelector": "a=b"})
         kube.patch("/apis/genfab.dev/v1alpha1/namespaces/a/scenejobs/s/status", {"status": {"phase": "Running"}})

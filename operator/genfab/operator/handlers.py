@@ -14,8 +14,9 @@ import kopf
 from genfab.api.resources import GROUP, KINDS, PLURALS, VERSION
 from genfab.operator import bounded_json
 from genfab.operator.builders import LABEL_MANAGED
+from genfab.operator.connection import Connection, load_connection
 from genfab.operator.controller import Controller
-from genfab.operator.kube import Kube, load_config
+from genfab.operator.kube import Kube
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import Shard
@@ -93,11 +94,26 @@ def watch_selectors(shard: Shard | None) -> list[WatchSelector]:
     return found
 
 
+def _connection(memo: kopf.Memo) -> Connection:
+    if memo.get("connection") is None:  # `genfab operator` loads it before kopf runs
+        memo["connection"] = load_connection()
+    connection: Connection = memo["connection"]
+    return connection
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches use genfab's connection (`connection.py`), not kopf's own login handlers: the
+    same credentials for both, and no kubernetes client imported for them. Called again when the API
+    server answers 401 (a token file is read again then)."""
+    return kopf.ConnectionInfo(**_connection(memo).kopf_login())
+
+
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     ours: OperatorSettings = memo.get("settings") or OperatorSettings()
     configure(settings, ours)
-    kube = Kube(load_config(), timeout=ours.request_timeout)
+    kube = Kube(_connection(memo), timeout=ours.request_timeout)
     metrics = memo.get("metrics") or OperatorMetrics()
     controller = Controller(kube, ours, metrics)
     controller.start()

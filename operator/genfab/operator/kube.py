@@ -1,4 +1,5 @@
-"""Thin Kubernetes I/O over the official client's configuration, auth and TLS.
+"""Thin Kubernetes I/O: plain REST requests over one urllib3 connection pool (`connection.py` says
+where the API server is and how to authenticate).
 
 Every call is a plain REST request returning JSON dicts (the builders produce dicts too).
 Errors are classified once here: 404 -> NotFound, 409 -> Conflict, 5xx/429/timeouts/connection
@@ -15,12 +16,13 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from kubernetes import client, config
 
 from genfab.api.resources import GROUP, PLURALS, VERSION
+from genfab.operator.connection import Connection
 
 log = logging.getLogger("genfab.operator")
 MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "genfab-operator"
 
 
 class KubeError(Exception):
@@ -45,15 +47,6 @@ class Permanent(KubeError):
     pass
 
 
-def load_config() -> client.ApiClient:
-    """In-cluster config inside a Pod, otherwise KUBECONFIG / ~/.kube/config."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
-
-
 def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None,
                   subresource: str | None = None) -> str:
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
@@ -70,11 +63,11 @@ def custom_path(kind: str, namespace: str, name: str | None = None, subresource:
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
-        self.api = api
+    def __init__(self, connection: Connection, timeout: float = 30.0) -> None:
+        self.connection = connection
         self.timeout = timeout
-        host = api.configuration.host
-        manager = api.rest_client.pool_manager
+        host = connection.server
+        self.manager = manager = connection.pool_manager()
         # The API server's connection pool, taken once: the pool manager's per-request lookup (URL
         # parsing and a pool key built from its settings) was ~7 % of the operator's time at 1,000
         # SceneJobs (benchmarks/results/operator.md). Behind a proxy every request names the whole URL.
@@ -84,13 +77,13 @@ class Kube:
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 content_type: str = "application/json") -> Any:
-        """One REST call over the client's own configuration: its host, its auth (a refreshed token
-        included) and its TLS connection pool. The client's generic `call_api` is not used: it walks
-        every body to sanitise it for serialization, which a reconcile creating a Job paid on every
-        request (our bodies are JSON dicts already)."""
-        headers = {**self.api.default_headers, "Content-Type": content_type, "Accept": "application/json"}
+        """One REST call with the connection's auth (a token file read again when due) over its TLS
+        connection pool. Bodies are JSON dicts already; nothing walks them before sending."""
+        headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, "Accept": "application/json"}
+        auth = self.connection.auth_header()
+        if auth:
+            headers["Authorization"] = auth
         params = list((query or {}).items())
-        self.api.update_params_for_auth(headers, params, ["BearerToken"])
         url = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         payload = None if body is None else json.dumps(body)
         timeout = urllib3.Timeout(total=self.timeout)
@@ -99,7 +92,7 @@ class Kube:
                 resp = self._pool.urlopen(method, url, body=payload, headers=headers, timeout=timeout,
                                           redirect=False)
             else:
-                resp = self.api.rest_client.pool_manager.request(method, url, body=payload, headers=headers,
+                resp = self.manager.request(method, url, body=payload, headers=headers,
                                                                  timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Temporary(f"{method} {path}: {type(exc).__name__}: {exc}") from None

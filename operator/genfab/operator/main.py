@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import NoReturn
 
 import click
-import yaml
 from prometheus_client import REGISTRY, start_http_server
 
 from genfab.operator.metrics import OperatorMetrics
@@ -41,10 +40,10 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
     Kubernetes access comes from the in-cluster service account, else KUBECONFIG.
     """
     try:  # the `operator` extra: imported here, so that `--help` works without it
-        import kopf
-        from kubernetes.config import ConfigException
+        from genfab.operator.connection import NoConnection, hide_client, load_connection
 
-        from genfab.operator.kube import load_config
+        hide_client()  # before kopf, which imports the kubernetes client whenever it can
+        import kopf
     except ImportError as exc:
         cannot_start(f"needs the `operator` extra ({exc.name} is missing): pip install 'genfab[operator]'")
     try:
@@ -59,8 +58,8 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
         cannot_start("--shard and --peering do not mix: kopf keeps every sharded replica active, so HA "
                      "peering would not pause any (run one replica per shard)")
     try:  # kopf would retry a missing login every 60 s forever: say it once instead
-        load_config()
-    except (ConfigException, OSError, yaml.YAMLError) as exc:  # a kubeconfig that is not YAML, too
+        connection = load_connection()
+    except (NoConnection, OSError, ValueError) as exc:  # ValueError: inline data that is not base64
         cannot_start(f"no Kubernetes access: not running in a cluster and no usable kubeconfig "
                      f"({' '.join(str(exc).split())}); set KUBECONFIG or create ~/.kube/config")
     settings = replace(settings, namespaces=namespaces or settings.namespaces,
@@ -82,7 +81,7 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
         clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
         liveness_endpoint=settings.liveness_endpoint or None,
         standalone=settings.peering is None, peering_name=settings.peering,
-        memo=kopf.Memo(settings=settings, metrics=metrics),
+        memo=kopf.Memo(settings=settings, metrics=metrics, connection=connection),
     )
 
 
