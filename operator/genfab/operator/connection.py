@@ -3,7 +3,7 @@
 Read once at start, in-cluster (the Pod's service account) or from the kubeconfig, and given to both
 genfab's own requests (`kube.Kube`) and kopf's watches (`handlers.login`), so the two always use
 the same credentials. Read here rather than through the `kubernetes` client package: importing that
-package loads every generated API model, about 45 MB of every operator process's memory (and kopf
+package loads every generated API model, about 42 MB of every operator process's memory (and kopf
 imports it whenever it can: `hide_client`). Only kubeconfig users that authenticate through a
 plug-in (`exec`, `auth-provider`) need the package's loaders, and get them (`client_connection`).
 """
@@ -234,7 +234,7 @@ def _private_dir() -> Path:
 def hide_client(env: Mapping[str, str] | None = None) -> bool:
     """Keep the kubernetes client package out of this process when the connection does not need it
     (no kubeconfig plug-in): kopf imports it whenever it is importable (to recognise its model
-    objects, and to log in through it), and it costs ~45 MB. True when hidden."""
+    objects, and to log in through it), and it costs ~42 MB (benchmarks/results/operator.md). True when hidden."""
     env = os.environ if env is None else env
     if "kubernetes" in sys.modules:
         return False
