@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genfab.operator.kube import Conflict, NotFound, Permanent, Temporary, _classify
@@ -68,3 +70,12 @@ def test_requests_go_to_the_servers_path_with_its_token(prefix: str) -> None:
          b'{"status": {"phase": "Running"}}'),
     ]
     assert kube._pool is not None and kube._pool.num_connections == 1
+
+
+def test_an_unreadable_token_file_is_worth_retrying(tmp_path: Path) -> None:
+    from genfab.operator.connection import Connection, TokenFile
+    from genfab.operator.kube import Kube
+
+    kube = Kube(Connection(server="http://127.0.0.1:9", token=TokenFile(tmp_path / "absent")))
+    with pytest.raises(Temporary, match="GET /api/v1/pods: FileNotFoundError"):
+        kube.get("/api/v1/pods")

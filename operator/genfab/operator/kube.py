@@ -80,20 +80,19 @@ class Kube:
         """One REST call with the connection's auth (a token file read again when due) over its TLS
         connection pool. Bodies are JSON dicts already; nothing walks them before sending."""
         headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, "Accept": "application/json"}
-        auth = self.connection.auth_header()
-        if auth:
-            headers["Authorization"] = auth
         params = list((query or {}).items())
         url = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         payload = None if body is None else json.dumps(body)
         timeout = urllib3.Timeout(total=self.timeout)
         try:
+            auth = self.connection.auth_header()  # a token file being rotated: worth retrying too
+            if auth:
+                headers["Authorization"] = auth
             if self._pool is not None:
                 resp = self._pool.urlopen(method, url, body=payload, headers=headers, timeout=timeout,
                                           redirect=False)
             else:
-                resp = self.manager.request(method, url, body=payload, headers=headers,
-                                                                 timeout=timeout)
+                resp = self.manager.request(method, url, body=payload, headers=headers, timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Temporary(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         if not 200 <= resp.status <= 299:
