@@ -255,9 +255,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
             if sid in self.ahead and sid not in self.segmenting:
                 self.segmenting[sid] = self.modelling.submit(self._segment_read, self.ahead[sid])
         self.model_next = []
-        reads, masks = [r for r, _ in queued], [m for _, m in queued]
         finishing: list[Future[None] | Exception] = []
-        for sample, read, found in zip(samples, reads, masks, strict=True):
+        for sample, (read, found) in zip(samples, queued, strict=True):
             try:
                 data, suffix, _ = read.result()
                 mask, info = found.result()
