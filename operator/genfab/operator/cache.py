@@ -2,6 +2,12 @@
 
 Reconciles read their children from here instead of listing them from the API server, so a
 reconcile costs API requests only for what it changes.
+
+The cache keeps of each object only what the reconciles read (`kept`), the way client-go's informers
+take a transform: a stage Job's Pod template and a Pod's spec (containers, environment, volumes) are
+most of an object's size and are never read from here, so keeping them whole made the Jobs and Pods
+three quarters of the operator's memory per resource (about 36 of 49 KB at N = 1,000). Server-side
+apply's `managedFields` are dropped from every object for the same reason.
 """
 
 from __future__ import annotations
@@ -17,6 +23,25 @@ from genfab.operator.observe import LostPod, pod_index, was_lost
 
 Key = tuple[str, str, str]
 """(kind, namespace, name) of a genfab resource."""
+SPEC_KEPT: dict[str, frozenset[str]] = {
+    "Job": frozenset({"suspend", "completions", "parallelism", "completionMode"}),
+    "Pod": frozenset({"nodeName"}),
+}
+"""The spec fields the reconciles read of a child (genfab.operator.observe), by kind; the rest of a
+child's spec is not kept. Metadata and status are kept whole (less managedFields)."""
+
+
+def kept(obj: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """What the cache holds of `obj`: no managedFields, and of a child's spec only SPEC_KEPT's fields
+    (`kind` None: a genfab resource, kept whole but for managedFields). A new dict; `obj` is untouched."""
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    spec = out.get("spec")
+    if kind is not None and isinstance(spec, dict):
+        out["spec"] = {k: v for k, v in spec.items() if k in SPEC_KEPT[kind]}
+    return out
 
 
 def owner_key(obj: Mapping[str, Any]) -> Key | None:
@@ -46,7 +71,7 @@ class Cache:
                 self._jobs.pop(key, None)
                 return True
             news = not _same_version(self.resources.get(key), body)
-            self.resources[key] = body
+            self.resources[key] = kept(body)
             return news
 
     def put_job(self, job: dict[str, Any], deleted: bool = False) -> Key | None:
@@ -56,6 +81,7 @@ class Cache:
         if key is None:
             return None
         name = job["metadata"]["name"]
+        job = kept(job, "Job")
         with self._lock:
             if deleted:
                 self._jobs[key].pop(name, None)
@@ -86,7 +112,7 @@ class Cache:
                     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                     self._lost[slot][meta["name"]] = LostPod(job, index, meta["name"], when)
             else:
-                self._pods[slot][meta["name"]] = pod
+                self._pods[slot][meta["name"]] = kept(pod, "Pod")
         return key
 
     def forget_lost(self, namespace: str, job: str, keep: list[LostPod]) -> None:
