@@ -6,7 +6,7 @@ reconcile costs API requests only for what it changes.
 The cache keeps of each object only what the reconciles read (`kept`), the way client-go's informers
 take a transform: a stage Job's Pod template and a Pod's spec (containers, environment, volumes) are
 most of an object's size and are never read from here, so keeping them whole made the Jobs and Pods
-three quarters of the operator's memory per resource (about 36 of 49 KB at N = 1,000). Server-side
+three quarters of the cache's memory per resource (about 36 of 49 KB at N = 1,000). Server-side
 apply's `managedFields` are dropped from every object for the same reason.
 """
 
