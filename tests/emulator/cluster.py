@@ -184,6 +184,11 @@ def check_size(obj: dict[str, Any]) -> None:
         raise ValueError("etcdserver: request is too large")
 
 
+def spec_of(obj: dict[str, Any]) -> str:
+    """Everything but metadata and status, canonically: a change to it bumps `metadata.generation`."""
+    return json.dumps({k: v for k, v in obj.items() if k not in ("metadata", "status")}, sort_keys=True)
+
+
 def status_error(code: int, reason: str, message: str) -> aiohttp.web.Response:
     return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
                                       "code": code, "reason": reason, "message": message}, status=code)
@@ -300,8 +305,10 @@ class GenfabCluster(kmock.KubernetesEmulator):
         self.last_rv = next(self.rv)
         obj["metadata"]["resourceVersion"] = str(self.last_rv)
 
-    def create(self, res: Res, ns: str, body: dict[str, Any]) -> dict[str, Any]:
-        obj = copy.deepcopy(body)
+    def create(self, res: Res, ns: str, body: dict[str, Any], owned: bool = False) -> dict[str, Any]:
+        """Store a new object. `owned`: `body` is the caller's to give away (a request's freshly parsed
+        JSON), so it is stored as it is instead of copied."""
+        obj = body if owned else copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)
@@ -322,7 +329,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
 
     def _create(self, res: Res, ns: str, body: dict[str, Any]) -> aiohttp.web.Response:
         try:
-            return aiohttp.web.json_response(self.create(res, ns, body), status=201)
+            return aiohttp.web.json_response(self.create(res, ns, body, owned=True), status=201)
         except KeyError:
             return status_error(409, "AlreadyExists", f'{res[2]} "{body["metadata"]["name"]}" already exists')
         except ValueError as exc:
@@ -338,12 +345,10 @@ class GenfabCluster(kmock.KubernetesEmulator):
             patch = {"status": patch.get("status")} if "status" in patch else {}
         elif has_status and res[0] not in ("batch", ""):
             patch = {k: v for k, v in patch.items() if k != "status"}  # CRDs: status only via /status
-        before_spec = json.dumps({k: v for k, v in obj.items() if k not in ("metadata", "status")}, sort_keys=True)
         new = merge_patch(obj, patch)
         new["metadata"] = {**new["metadata"], "uid": obj["metadata"]["uid"], "name": obj["metadata"]["name"]}
         check_size(new)
-        after_spec = json.dumps({k: v for k, v in new.items() if k not in ("metadata", "status")}, sort_keys=True)
-        if before_spec != after_spec:
+        if any(k not in ("metadata", "status") for k in patch) and spec_of(obj) != spec_of(new):
             new["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
         self._bump(new)
         meta = new["metadata"]
