@@ -139,6 +139,8 @@ class Kubelet:
             self._timed[res].pop(key, None)
             if res == PODS:
                 self._pods_of.get(owner, {}).pop(key, None)
+            else:
+                self._pods_of.pop(meta["uid"], None)
         else:
             keys.setdefault(key, None)
             self._dirty[res][key] = None
