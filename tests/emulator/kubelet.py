@@ -173,22 +173,22 @@ class Kubelet:
 
     def tick_once(self) -> None:
         """Sync the Jobs, then the Pods, that changed or are waiting on the clock (all after a release)."""
-        jobs = self._due(JOBS)
-        for key in jobs:
+        visit_all, self._visit_all = self._visit_all, False
+        for key in self._due(JOBS, visit_all):
             job = self.cluster.store.get(key)
             if job is not None:
                 pods = [self.cluster.store[k] for k in self._pods_of.get(job["metadata"]["uid"], {})
                         if k in self.cluster.store]
                 self._sync_job_unless_quiet(key, job, pods)
-        for key in self._due(PODS):
+        for key in self._due(PODS, visit_all):
             pod = self.cluster.store.get(key)
             if pod is not None:
                 self._sync_pod(key, pod)
 
-    def _due(self, res: Any) -> list[ObjKey]:
-        """The keys of `res` to visit this tick (changed first, then timed); starts them afresh."""
-        if self._visit_all:
-            self._visit_all = res == JOBS  # cleared once the Pods' pass takes its list too
+    def _due(self, res: Any, visit_all: bool) -> list[ObjKey]:
+        """The keys of `res` to visit this tick (changed first, then timed; every one with `visit_all`);
+        starts them afresh."""
+        if visit_all:
             due = list(self._keys[res])
         else:
             due = [*self._dirty[res], *(k for k in self._timed[res] if k not in self._dirty[res])]
