@@ -22,6 +22,12 @@ from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import Shard
 
 MANAGED = {LABEL_MANAGED: "genfab"}
+WORKER_IDLE_SECONDS = 1.0
+"""How long kopf keeps an object's event worker (an asyncio task with its queue and state) after its
+last event; kopf's default is 5 s. genfab's handlers only update the cache and enqueue, so a worker
+started again later costs little, while in a burst of new resources every SceneJob, Job and Pod
+seen in the last 5 s held one: at N = 1,000 with two shards, 1 s took 15-25 MB off the peak RSS
+(benchmarks/results/operator.md, seventh slice)."""
 bounded_json.install()  # every body kopf decodes is bounded in depth before it reaches a handler
 
 
@@ -66,6 +72,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = ours.request_timeout
     settings.posting.level = 30  # kopf's own events: warnings and errors only
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.progress_storage = NoProgress()
     for selector in watch_selectors(ours.shard):

@@ -17,7 +17,7 @@ UNREAD = "unread"
 location it cannot read: a PVC or host cache seen from the operator)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resources:
     """Effective compute resources and placement of a stage's Pods."""
 
@@ -31,7 +31,7 @@ class Resources:
     priority_class_name: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedStage:
     name: str
     family: str
@@ -117,7 +117,7 @@ class PlannedStage:
         return CustomStageStatus(image=self.image or "", replaces=self.replaces)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     kind: str
     name: str
