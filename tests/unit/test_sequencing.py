@@ -4,6 +4,7 @@ same way from what each of them observes)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_both_executors_gate_a_downstream_stage_alike(outcome: str, coe: bool, e
 ])
 def test_gate_over_several_upstream_stages(phases: dict[str, str], coe: bool, expected: str) -> None:
     stage = plan(resource(coe, True)).stage("expansion")
-    two = type(stage)(**{**stage.__dict__, "upstream": ("a", "b")})
+    two = dataclasses.replace(stage, upstream=("a", "b"))
     assert gate(two, phases, coe) == expected
 
 
