@@ -9,6 +9,10 @@ A Pod "runs" a shard by writing the stage's real shard reports (genfab.inventory
 resource's output storage, so the operator reads progress over the real channel. What a Pod does is
 decided by `script(stage, index, attempt) -> Behaviour` when it is created.
 
+For stages of thousands of shards, a Job can complete its indexes in bulk (`Kubelet.bulk`): no Pod
+objects, each index's final shard report written as its Pod would write it, `bulk[stage]` indexes a
+tick, the Job's status in Kubernetes' own range format (`completedIndexes: "0-9999"`).
+
 Each tick visits only what changed since the last one, the Pods counting down their running time and
 the Jobs waiting out `replacement_delay` (all of them after a `release`), so a store of thousands of
 held Pods costs the event loop it shares with the API server nothing between changes.
@@ -27,6 +31,7 @@ from typing import Any
 from genfab.contract import StageConfig, shard_bounds
 from genfab.contract.names import report_key
 from genfab.inventory import FailedSample, ShardReport, resolve_samples, write_report
+from genfab.status import indexes as index_ranges
 from genfab.storage import open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
@@ -77,10 +82,12 @@ class JobState:
     failed_pods: int = 0
     job_failed: str = ""
     """Why the whole Job failed (a gang Job's backoffLimit, or its FailJob rule)."""
+    next_bulk: int = 0
+    """A bulk Job's next index to finish (`Kubelet.bulk`)."""
 
 
 def _indexes(values: set[int]) -> str:
-    return ",".join(str(i) for i in sorted(values))
+    return index_ranges.text(index_ranges.of(values))
 
 
 class Kubelet:
@@ -94,6 +101,12 @@ class Kubelet:
         """Where a starting Pod's stage work runs (`first_report`). None: here, at once (the tests'
         order of events); a process pool (benchmarks/operator_scale.py): off the thread that also
         serves the API, as on a real cluster, where the stage's container does it."""
+        self.bulk: dict[str, int] = {}
+        """Stage name -> indexes a Job of that stage completes per tick without Pods (see the module's docs);
+        each index's outcome is `script(stage, index, 0)`'s: succeed (with `fail_samples`), or crash and
+        bad-input (the index fails with a failed report)."""
+        self._bulk_samples: dict[str, list[str]] = {}
+        """Config hash -> the stage's sample ids (listed once per stage, as an inventory would)."""
         self.replacement_delay = 0.0
         """Seconds before a deleted Pod's index gets a new Pod (lets a test observe PodDeleted)."""
         self.pods: dict[str, PodState] = {}
@@ -233,6 +246,9 @@ class Kubelet:
         if any(c["type"] == "Suspended" and c["status"] == "True" for c in conditions):
             new["conditions"] = _set(conditions, "Suspended", "False", "JobResumed")
         new.setdefault("startTime", now_rfc3339())
+        rate = self.bulk.get(((job["metadata"].get("labels") or {}).get("genfab.dev/stage", "")), 0)
+        if rate:
+            return self._bulk_sync(key, job, js, status, new, rate)
         per_index = "backoffLimitPerIndex" in spec
         limit = int(spec.get("backoffLimitPerIndex") or 0) if per_index else 10**9
         # Without backoffLimitPerIndex (a gang Job): failures count over the whole Job, exit 42 fails it.
@@ -292,6 +308,48 @@ class Kubelet:
             else:
                 new["conditions"] = _set(new.get("conditions") or [], "Complete", "True", "Completed")
         self._write_job(key, status, new)
+
+    def _bulk_sync(self, key: ObjKey, job: dict[str, Any], js: JobState, old: dict[str, Any], new: dict[str, Any],
+                   rate: int) -> None:
+        """Finish the next `rate` indexes of a bulk Job: write each one's final report, then record it."""
+        completions = int(job["spec"]["completions"])
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "stage-config")
+        cm = self.cluster.store[(CONFIGMAPS, key[1], volume["configMap"]["name"])]
+        cfg = StageConfig.from_json(str(cm["data"]["stage.json"]))
+        ids = self._bulk_samples.get(cfg.config_hash)
+        if ids is None:
+            ids = self._bulk_samples[cfg.config_hash] = [s.id for s in resolve_samples(cfg, open_storage)]
+        run = open_storage(cfg.run_uri)
+        todo = range(js.next_bulk, min(completions, js.next_bulk + rate))
+        for index in todo:
+            behaviour = self.script(cfg.stage, index, 0)
+            lo, hi = shard_bounds(len(ids), index, completions)
+            report = ShardReport(stage=cfg.stage, config_hash=cfg.config_hash, index=index, shards=completions,
+                                 total=hi - lo)
+            if behaviour.outcome == "succeed":
+                bad = ids[lo:lo + behaviour.fail_samples]
+                report.failed = [FailedSample(i, "SampleError", "scripted failure") for i in bad]
+                report.succeeded = ids[lo + len(bad):hi]
+                report.state = "succeeded"
+                js.completed.add(index)
+                js.succeeded_pods += 1
+            else:
+                report.state, report.message = "failed", f"exit code {1 if behaviour.outcome == 'crash' else 42}"
+                js.failed.add(index)
+                js.failed_pods += 1
+            write_report(run, report)
+        js.next_bulk += len(todo)
+        left = completions - js.next_bulk
+        new.update(active=min(rate, left), ready=min(rate, left), succeeded=js.succeeded_pods, failed=js.failed_pods,
+                   completedIndexes=_indexes(js.completed) or None, failedIndexes=_indexes(js.failed) or None)
+        if left:
+            self._timed[JOBS][key] = None
+        else:
+            new.update(completionTime=now_rfc3339())
+            new["conditions"] = (_set(new.get("conditions") or [], "Failed", "True", "FailedIndexes",
+                                      "Job has failed indexes") if js.failed else
+                                 _set(new.get("conditions") or [], "Complete", "True", "Completed"))
+        self._write_job(key, old, new)
 
     def _write_job(self, key: ObjKey, old: dict[str, Any], new: dict[str, Any]) -> None:
         new = {k: v for k, v in new.items() if v is not None}

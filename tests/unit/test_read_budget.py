@@ -97,3 +97,14 @@ def test_the_chart_value_sets_the_bounds(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GENFAB_READ_BOUNDS", '{"sconds": 10}')
     with pytest.raises(ValueError, match="unknown field"):
         OperatorSettings()
+
+
+def test_the_charts_read_bounds_are_the_operators() -> None:
+    """`operator.readBounds` in the chart's values schema names exactly the fields of `ReadBounds`."""
+    import json
+    import re
+    from dataclasses import fields
+
+    schema = json.loads((Path(__file__).parents[2] / "charts/genfab/values.schema.json").read_text())
+    chart = set(schema["properties"]["operator"]["properties"]["readBounds"]["properties"])
+    assert chart == {re.sub(r"_(\w)", lambda m: m.group(1).upper(), f.name) for f in fields(ReadBounds)}

@@ -48,7 +48,8 @@ REASONS: tuple[Reason, ...] = (
            "Reading the resource's storage would pass one of the operator's bounds per reconcile (time, "
            "requests, objects listed, bytes read; chart value operator.readBounds): a folder of very many "
            "objects, a very large file, or a store that answers slowly. The operator spent no more than the "
-           "bound and tries again with backoff; other resources are not held up.",
+           "bound and tries again with backoff; other resources are not held up. (A big stage's shard "
+           "reports are not this: they are read over several reconciles, each going on from the last.)",
            "Read the message (it names the object and the bound): point the field at a smaller folder or "
            "file, or, if the data is right, ask the admins to raise operator.readBounds."),
     Reason("NameTaken", ON_STAGE,

@@ -60,6 +60,61 @@ class ShardCounts(GenfabModel):
     """Ready Pods."""
 
 
+MAX_TALLY_INDEXES = 131072
+"""Characters of a tally's index ranges: a few hundred ranges in practice (shards are read as the Job
+finishes them, lowest first), far below this; an Indexed Job's own `completedIndexes` is no shorter."""
+
+
+class DropTally(GenfabModel):
+    """Samples a stage dropped for one reason."""
+
+    count: int = Field(0, ge=0)
+    """How many."""
+    examples: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=3)
+    """The first few sample ids (the run's `dropped_samples.csv` lists them all)."""
+
+
+class ShardTally(GenfabModel):
+    """What the operator has read of a stage's shard reports. Each finished shard's report is read once,
+    when its Job says the index finished, and added here; a reconcile reads only the shards finished since
+    the last one (within its storage budget, the rest next time), so its work does not grow with the
+    stage's shards, and an operator that restarts goes on from here instead of reading them all again."""
+
+    job_uid: str = Field("", max_length=64)
+    """The Job whose shards these are (a new Job of the stage starts a new tally)."""
+    indexes: str = Field("", max_length=MAX_TALLY_INDEXES)
+    """The shard indexes read, as ranges (`0-999,1004`), in the format of the Job's `completedIndexes`."""
+    succeeded: int = Field(0, ge=0)
+    """Samples the read shards committed (reused ones included)."""
+    failed: int = Field(0, ge=0)
+    """Samples the read shards recorded as failed or dropped."""
+    reused: int = Field(0, ge=0)
+    """Of `succeeded`, samples committed earlier with the same config hash."""
+    redone: int = Field(0, ge=0)
+    """Samples produced again because their committed outputs failed the reuse check."""
+    corrupt: int = Field(0, ge=0)
+    """Shards whose report could not be read (each fails its shard: CorruptReport)."""
+    corrupt_messages: list[Annotated[str, StringConstraints(max_length=512)]] = Field(default_factory=list,
+                                                                                      max_length=8)
+    """`shard N: why` of the first unreadable reports."""
+    shard_errors: list[Annotated[str, StringConstraints(max_length=512)]] = Field(default_factory=list, max_length=8)
+    """`shard N: why` of the first shards that failed as a whole, in their own words."""
+    notes: list[Annotated[str, StringConstraints(max_length=512)]] = Field(default_factory=list, max_length=20)
+    """The first notes the shards made about their samples (the first becomes the stage's message)."""
+    note_count: int = Field(0, ge=0)
+    """All notes of the read shards (those past `notes` stay in the shard reports)."""
+    produced_by: dict[Annotated[str, StringConstraints(max_length=128)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=64)
+    """Samples each backend, model or method made (past 64 kinds the rarest are summed as one)."""
+    dropped: dict[Annotated[str, StringConstraints(max_length=128)], DropTally] = Field(default_factory=dict,
+                                                                                         max_length=32)
+    """Dropped samples by reason (past 32 reasons the rarest are summed as one)."""
+    model_load_seconds: float | None = Field(None, ge=0)
+    """The longest model load of a read shard."""
+    gpu_peak_bytes: int | None = Field(None, ge=0)
+    """The highest peak GPU memory of a read shard."""
+
+
 class CustomStageStatus(GenfabModel):
     """The custom stage (`spec.customStages`) that makes a stage's outputs instead of genfab's own code."""
 
@@ -102,6 +157,9 @@ class StageStatus(GenfabModel):
     """How many of the stage's samples each backend, model or method made (`sam2:facebook/sam2.1-hiera-large`,
     `retinex (msrcp)`, `seva`, `flux-walk`), from its shards' reports, most first; past 16 kinds the
     rarest are summed as `other (N kinds)`. Each sample's metadata says which one made it."""
+    tally: ShardTally | None = None
+    """What the operator has read of the stage's shard reports (counts, drops, notes), shard by shard as
+    they finish: the summary's row of the stage is made from it."""
 
 
 class TrainingStatus(GenfabModel):

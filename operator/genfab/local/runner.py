@@ -66,7 +66,7 @@ from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
 from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.summary import dropped_csv, stage_row, summary_document
-from genfab.status import StageObservation, build_status, notes_message, produced_by
+from genfab.status import StageObservation, build_status, notes_message, produced_by, tally
 from genfab.status.aggregate import ExecState
 from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -606,7 +606,7 @@ class LocalRunner:
 
     def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
         by_name = {s.name: s for s in status.stages}
-        stages = [stage_row(run.stage, by_name[run.stage.name], run.reports, seconds=run.seconds,
+        stages = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports), seconds=run.seconds,
                             samples_per_second=run.samples_per_second(time.monotonic()), message=run.message)
                   for run in self.stages.values()]
         reports = {n: r.reports for n, r in self.stages.items()}

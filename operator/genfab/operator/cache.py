@@ -3,6 +3,9 @@
 Reconciles read their children from here instead of listing them from the API server, so a
 reconcile costs API requests only for what it changes.
 
+Succeeded Pods are not kept (`put_pod`): a stage of 10,000 shards would otherwise hold 10,000 of them
+and every reconcile would visit them.
+
 The cache keeps of each object only what the reconciles read (`kept`), the way client-go's informers
 take a transform: a stage Job's Pod template and a Pod's spec (containers, environment, volumes) are
 most of an object's size and are never read from here, so keeping them whole made the Jobs and Pods
@@ -111,6 +114,11 @@ class Cache:
                 if owner_job is not None and index is not None and was_lost(pod, suspended):
                     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                     self._lost[slot][meta["name"]] = LostPod(job, index, meta["name"], when)
+            elif (pod.get("status") or {}).get("phase") == "Succeeded":
+                # Its index is in the Job's completedIndexes, and nothing a reconcile reads of Pods (stall
+                # reasons, progress deadlines, a process group's failures) looks at a succeeded one: not
+                # kept, so a stage's reconciles visit its live Pods, not every Pod it ever ran.
+                self._pods[slot].pop(meta["name"], None)
             else:
                 self._pods[slot][meta["name"]] = kept(pod, "Pod")
         return key

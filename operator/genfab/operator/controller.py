@@ -44,7 +44,6 @@ from genfab.operator.cache import Cache, Key, owner_key
 from genfab.operator.decide import (
     Decision,
     Observed,
-    Progress,
     decide,
     invalid_status,
     resource_status,
@@ -62,6 +61,7 @@ from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
+from genfab.operator.progress import ProgressReader
 from genfab.operator.read_budget import BytePool
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import BUCKETS, LABEL_BUCKET, Shard, bucket_label
@@ -83,7 +83,7 @@ from genfab.sequencing.refs import (
     substitute_refs,
 )
 from genfab.sequencing.summary import dropped_csv, stage_row, stage_seconds, summary_document
-from genfab.status import StageObservation, produced_by
+from genfab.status import StageObservation, tally
 from genfab.status.training import training_status, with_training
 from genfab.storage import StorageError, StorageLimit
 
@@ -100,6 +100,12 @@ UNLABELLED_PAGE, UNLABELLED_PAGES = 500, 20
 """Jobs without a bucket label listed per request, and requests per resync (`_unlabelled_jobs`)."""
 PEERS_KEPT = 10_000
 """Other shards' resources kept read (`Controller._peer`) before the stale ones are dropped."""
+RECORDS_INLINE_SHARDS = 500
+"""The most shards (all stages together) whose reports the operator reads when a run ends, to write the
+run's per-sample records (`dropped_samples.csv`, `batch_summary.json`): within one reconcile's budget."""
+UNREAD_AGAIN_SECONDS = 0.1
+"""How soon a resource is reconciled again when its last reconcile left finished shards' reports unread
+(behind every other resource already queued: the work queue is first come, first served per namespace)."""
 PRESENT_SECONDS = 60.0
 """How long an object a namespace must provide is trusted to exist after it was seen."""
 
@@ -117,7 +123,9 @@ class Controller:
         self.model_identities = ModelIdentities(self.storage)
         self.plans = PlanMemo()
         self.clock = clock
-        self._progress: dict[tuple[Key, str, str], tuple[Progress, float, bool]] = {}
+        self.progress = ProgressReader(settings.progress_seconds, settings.read_bounds.reports)
+        self._unread: set[Key] = set()
+        """Resources with finished shards whose reports a reconcile left for the next (read again soon)."""
         self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
         self._training: dict[Key, tuple[dict[str, Any] | None, float]] = {}
         self._referrers: dict[Key, set[Key]] = {}
@@ -268,7 +276,8 @@ class Controller:
             self.cache.put_resource(key, None)
             self.plans.forget(key)
             self.metrics.observe_resource(key, None, None)
-            self._progress = {k: v for k, v in self._progress.items() if k[0] != key}
+            self.progress.forget(key)
+            self._unread.discard(key)
             self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
             self._training.pop(key, None)
             self._made.pop(key, None)
@@ -389,8 +398,10 @@ class Controller:
         self._record_metrics(key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
         waiting_for_a_peer = bool(refs) and self.settings.shard is not None  # another shard's: no event here
-        if status.phase not in TERMINAL_PHASES and (any(o.state == "running" for o in decision.observations)
-                                                    or waiting_for_a_person or waiting_for_a_peer):
+        if key in self._unread:  # finished shards left unread by this reconcile's bound: on with them soon
+            self.queue.add_after(key, UNREAD_AGAIN_SECONDS)
+        elif status.phase not in TERMINAL_PHASES and (any(o.state == "running" for o in decision.observations)
+                                                      or waiting_for_a_person or waiting_for_a_peer):
             self.queue.add_after(key, self.settings.progress_seconds)
 
     def _missing(self, namespace: str, resource: Resource) -> list[Prerequisite]:
@@ -511,7 +522,16 @@ class Controller:
             keep = unresolved_lost(self.cache.lost(owner.namespace, jn), pods[jn], job_view(j))
             self.cache.forget_lost(owner.namespace, jn, keep)
             lost[jn] = keep
-        progress = self._read_progress(key, the_plan, jobs, owner)
+        reading = self.progress.read(key, the_plan, jobs, pods, previous, lambda: self.storage.open(
+            the_plan.output_uri, owner, self._spec_storage(key)))
+        progress = reading.progress
+        for state, n in (("finished", reading.finished_read), ("running", reading.running_read)):
+            if n:
+                self.metrics.reports_read.labels(key[0], state).inc(n)
+        if reading.more:
+            self._unread.add(key)
+        else:
+            self._unread.discard(key)
         awaiting = self._read_awaiting(key, the_plan, jobs, owner, previous)
         return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting, refs=refs or {})
 
@@ -555,37 +575,6 @@ class Controller:
                 out[stage.name] = held
         return out
 
-    def _read_progress(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner
-                       ) -> dict[str, Progress]:
-        """Shard-report counts of stages with a Job: throttled while running, once more when done."""
-        out: dict[str, Progress] = {}
-        by_name = {j["metadata"]["name"]: j for j in jobs}
-        for stage in the_plan.stages:
-            job = by_name.get(child_name(the_plan.name, stage))
-            if job is None:
-                continue
-            slot = (key, stage.name, stage.config_hash)
-            cached = self._progress.get(slot)
-            finished = job_view(job).finished
-            fresh = cached is not None and (cached[2] or (
-                not finished and time.monotonic() - cached[1] < self.settings.progress_seconds))
-            if not fresh:
-                run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
-                reports = read_reports(run, stage.name, stage.config_hash, job_view(job).shards)
-                counts = Progress(sum(len(r.succeeded) for r in reports.values()),
-                                  sum(len(r.failed) for r in reports.values()),
-                                  tuple(f"shard {r.index}: {r.message}" for r in reports.values() if r.corrupt),
-                                  {r.index: r.last_activity for r in reports.values() if r.state == "running"},
-                                  tuple(n for _, r in sorted(reports.items()) for n in r.notes),
-                                  tuple(f"shard {r.index}: {r.message}" for _, r in sorted(reports.items())
-                                        if r.state == "failed" and r.message and not r.corrupt),
-                                  produced_by(r.produced_by for r in reports.values()))
-                cached = (counts, time.monotonic(), finished)
-                self._progress[slot] = cached
-            if cached is not None:
-                out[stage.name] = cached[0]
-        return out
-
     def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> dict[str, Any] | None:
         """A training stage's state document (plans with a gang stage), at most every
         `progressSeconds`, and once more when the resource ends."""
@@ -601,26 +590,38 @@ class Controller:
     def _write_run_records(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus,
                            continue_on_error: bool) -> None:
         """A resource that just ended: the run's `_genfab/summary.json` (the one `status.outputs.summary`
-        points at, `genfab run`'s schema), `_genfab/dropped_samples.csv` and, for a SceneJob, the seed's
-        `batch_summary.json`, all from the shard reports (once; a storage problem is logged, the status is
-        written anyway)."""
-        try:
-            run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
-            reports = {s.name: read_reports(run, s.name, s.config_hash) for s in the_plan.stages if s.run}
-            finished = now_rfc3339(self.clock())
-            by_name = {s.name: s for s in status.stages}
-            rows = [stage_row(s, by_name[s.name], reports.get(s.name, {}), seconds=stage_seconds(by_name[s.name]))
-                    for s in the_plan.stages if s.name in by_name]
-            csv_bytes, dropped = dropped_csv(the_plan, reports)
-            run.write_bytes(DROPPED_KEY, csv_bytes)
-            summary = summary_document(the_plan, status, rows, dropped, continue_on_error=continue_on_error,
-                                       finished_at=finished, executor="operator")
-            run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
-            document = batch_document(the_plan, reports, status.phase, finished)
-            if document is not None:
-                run.write_bytes(BATCH_SUMMARY_KEY, document)
-        except StorageError as exc:
-            log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
+        points at, `genfab run`'s schema), from each stage's tally of its shard reports (the status), and,
+        where the stages have at most `RECORDS_INLINE_SHARDS` shards in all, the per-sample records:
+        `_genfab/dropped_samples.csv` and, for a SceneJob, the seed's `batch_summary.json`, from the shard
+        reports (read once, on a budget of their own). A storage problem is logged; the status is written
+        anyway."""
+        with read_budget.budget(self.settings.read_bounds, self.read_pool):
+            try:
+                run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
+                finished = now_rfc3339(self.clock())
+                by_name = {s.name: s for s in status.stages}
+                ran = [s for s in the_plan.stages if s.run and s.name in by_name]
+                shards = sum(by_name[s.name].shards.total for s in ran)
+                unwritten: str | None = (
+                    f"not written by the operator: its stages have {shards} shards, more than the "
+                    f"{RECORDS_INLINE_SHARDS} whose reports it reads at the end of a run; every shard's report "
+                    "is under _genfab/progress/") if shards > RECORDS_INLINE_SHARDS else None
+                reports = {} if unwritten else {s.name: read_reports(run, s.name, s.config_hash) for s in ran}
+                rows = [stage_row(s, by_name[s.name], by_name[s.name].tally or tally.of_reports(
+                    reports.get(s.name, {})), seconds=stage_seconds(by_name[s.name]))
+                        for s in the_plan.stages if s.name in by_name]
+                dropped = sum(row["failed"] for row in rows)
+                if not unwritten:
+                    csv_bytes, dropped = dropped_csv(the_plan, reports)
+                    run.write_bytes(DROPPED_KEY, csv_bytes)
+                summary = summary_document(the_plan, status, rows, dropped, continue_on_error=continue_on_error,
+                                           finished_at=finished, executor="operator", unwritten=unwritten)
+                run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+                document = None if unwritten else batch_document(the_plan, reports, status.phase, finished)
+                if document is not None:
+                    run.write_bytes(BATCH_SUMMARY_KEY, document)
+            except StorageError as exc:
+                log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
 
     def _spec_storage(self, key: Key) -> dict[str, Any] | None:
         body = self.cache.resource(key) or {}
@@ -752,7 +753,7 @@ class Controller:
         if created:
             # Its reports were cleared just above and no Pod of it has run: nothing to read back in
             # this reconcile's second look (a storage listing per new Job saved in a burst).
-            self._progress[(key, stage.name, stage.config_hash)] = (Progress(), time.monotonic(), False)
+            self.progress.started(key, stage, job["metadata"].get("uid", ""))
             log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
                      len(samples), shards)
             if previous is None or not any(s.job_name for s in previous.stages):

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from genfab.api.common import CommonSpec
-from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, StageStatus
+from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
 from genfab.operator.observe import (
     STALL_ORDER,
@@ -60,6 +60,18 @@ class Progress:
     failed stage's message, before what the Job says)."""
     produced_by: Mapping[str, int] = field(default_factory=dict)
     """How many samples each backend, model or method made, summed over the reports."""
+    corrupt_shards: int | None = None
+    """Shards whose report is unreadable (None: `len(corrupt)`, every one listed)."""
+    note_count: int | None = None
+    """All notes (None: `len(notes)`, every one listed)."""
+    tally: ShardTally | None = None
+    """The finished shards' reports as read so far (genfab.operator.progress), kept in the status."""
+    complete: bool = True
+    """Every finished shard's report is read: a finished Job's stage is finished only then."""
+
+    @property
+    def unreadable(self) -> int:
+        return len(self.corrupt) if self.corrupt_shards is None else self.corrupt_shards
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         state, reason = "finished", "DeadlineExceeded"
         message = (f"no Pod of job {view.name} started within {deadline_s}s of being unsuspended"
                    + (f" (last: {stall.reason}: {stall.message})" if stall else ""))
-    elif view.finished:
+    elif view.finished and progress.complete:
         state = "finished"
         reason = view.failed_reason if view.failed else None
         message = f"job {view.name}: {view.failed_message or view.failed_reason}" if view.failed else None
@@ -122,6 +134,10 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         if view.failed and view.no_progress:  # the retries ran out on Pods stopped for no progress
             message = f"{message}; last stopped: {view.no_progress}"
             reason = "NoProgress" if view.failed_reason == "FailedIndexes" else reason
+    elif view.finished:  # every shard ended, not every report is read yet (a large stage: a few reconciles)
+        state, reason = "running", None
+        read = progress.tally.indexes if progress.tally is not None else ""
+        message = f"job {view.name} finished; reading its shards' reports (read: {read or 'none yet'})"
     elif view.suspended and view.queue and not suspend:
         state, reason = "running", "Queued"  # Kueue admits it when its queue has quota
         message = f"job {view.name} is waiting for Kueue admission in queue {view.queue}"
@@ -132,11 +148,11 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
     if view.failed and not shards_failed:
         shards_failed = max(1, view.shards - view.succeeded_indexes)  # e.g. the Job's own deadline
     shards_succeeded = view.succeeded_indexes
-    if progress.corrupt and view.finished:  # a shard whose report is unreadable did not deliver
-        shards_succeeded = max(0, shards_succeeded - len(progress.corrupt))
-        shards_failed = min(view.shards, shards_failed + len(progress.corrupt))
-        reason, message = "CorruptReport", f"{len(progress.corrupt)} shard report(s) unreadable: {progress.corrupt[0]}"
-    message = message or notes_message(progress.notes)
+    if progress.unreadable and state == "finished":  # a shard whose report is unreadable did not deliver
+        shards_succeeded = max(0, shards_succeeded - progress.unreadable)
+        shards_failed = min(view.shards, shards_failed + progress.unreadable)
+        reason, message = "CorruptReport", f"{progress.unreadable} shard report(s) unreadable: {progress.corrupt[0]}"
+    message = message or notes_message(progress.notes, progress.note_count)
     succeeded, failed = progress.succeeded, progress.failed
     if prev is not None and not (succeeded or failed):
         succeeded, failed = prev.samples.succeeded, prev.samples.failed
@@ -150,6 +166,7 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         job_name=view.name, reason=reason, message=message,
         produced_by=progress.produced_by or (
             prev.produced_by if prev is not None and prev.config_hash == stage.config_hash else None),
+        tally=progress.tally,
     )
 
 
@@ -161,7 +178,7 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
         samples_failed=prev.samples.failed, shards_total=prev.shards.total,
         shards_succeeded=prev.shards.succeeded, shards_failed=prev.shards.failed,
         start_time=prev.start_time, completion_time=prev.completion_time, job_name=prev.job_name,
-        reason=prev.reason, message=prev.message, produced_by=prev.produced_by,
+        reason=prev.reason, message=prev.message, produced_by=prev.produced_by, tally=prev.tally,
     )
 
 

@@ -45,6 +45,10 @@ class OperatorMetrics:
         self.queue_depth = Gauge("genfab_reconcile_queue_depth",
                                  "Resources waiting for a reconcile worker now (not those scheduled for a "
                                  "later re-check)", registry=r)
+        self.reports_read = Counter("genfab_shard_reports_read_total",
+                                    "Shard reports the operator read from storage: each finished shard's once "
+                                    "(state finished), running shards' at most every progressSeconds",
+                                    ["kind", "state"], registry=r)
         self._lock = threading.Lock()
         self._phase: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._stall: dict[tuple[str, str, str], str] = {}

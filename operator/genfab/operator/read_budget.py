@@ -47,6 +47,9 @@ class ReadBounds:
     """Bytes all reconciles together may hold at once."""
     pool_wait: float = 5.0
     """How long a reconcile waits for the pool before it stops and is retried."""
+    reports: int = 500
+    """Finished shards' reports a reconcile reads: a stage of more shards is read over several reconciles,
+    each going on where the last stopped (`genfab.operator.progress`), never from the start."""
 
 
 class BytePool:
@@ -105,6 +108,12 @@ class Budget:
         self.listed += 1
         if self.listed > self.bounds.listed:
             raise self.stop(what, f"lists more than {self.bounds.listed} objects")
+
+    def has_room(self, requests: int, nbytes: int) -> bool:
+        """Whether `requests` more requests and `nbytes` more bytes fit, time left included: a reader that
+        can stop anywhere (shard reports) stops here and leaves the rest of the budget to the reconcile."""
+        return (self.requests + requests <= self.bounds.requests and self.read + nbytes <= self.bounds.bytes
+                and self.clock() - self.started < self.bounds.seconds / 2)
 
     def left(self) -> int:
         return max(0, self.bounds.bytes - self.read)

@@ -11,21 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from genfab.api.status import ResourceStatus, StageStatus
+from genfab.api.status import ResourceStatus, ShardTally, StageStatus
 from genfab.contract import DROPPED_KEY, RUN_REPORT_KEY, STATUS_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
 from genfab.planner import Plan, PlannedStage
-from genfab.status import produced_by
-
-EXAMPLES = 3
-"""Sample ids listed per drop reason in the summary (the CSV has them all)."""
-def drops(reports: Mapping[int, ShardReport]) -> dict[str, list[str]]:
-    """A stage's dropped sample ids by reason, in shard order."""
-    out: dict[str, list[str]] = {}
-    for report in sorted(reports.values(), key=lambda r: r.index):
-        for failed in report.failed:
-            out.setdefault(failed.reason, []).append(failed.id)
-    return out
 
 
 def stage_seconds(stage: StageStatus) -> float | None:
@@ -36,28 +25,27 @@ def stage_seconds(stage: StageStatus) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def stage_row(stage: PlannedStage, status: StageStatus, reports: Mapping[int, ShardReport], *,
+def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
               seconds: float | None, samples_per_second: float | None = None, message: str | None = None
               ) -> dict[str, Any]:
-    """One stage of the summary: counts, timings, what made its samples and why samples were dropped."""
-    succeeded = sum(len(r.succeeded) for r in reports.values())
-    reused = sum(r.reused for r in reports.values())
+    """One stage of the summary: counts, timings, what made its samples and why samples were dropped,
+    from what was read of its shard reports (`read`: the operator's tally, or `tally.of_reports`)."""
+    succeeded, reused = read.succeeded, read.reused
     if samples_per_second is None and seconds and succeeded - reused > 0:
         samples_per_second = round((succeeded - reused) / seconds, 3)
     custom = stage.custom
     return {
         "name": stage.name, "phase": status.phase, "configHash": stage.config_hash, "outputUri": stage.output_uri,
         "samples": status.samples.total, "succeeded": succeeded, "reused": reused,
-        "redone": sum(r.redone for r in reports.values()), "failed": sum(len(r.failed) for r in reports.values()),
+        "redone": read.redone, "failed": read.failed,
         "shards": status.shards.total, "seconds": seconds, "samplesPerSecond": samples_per_second,
-        "modelLoadSeconds": max((r.model_load_seconds or 0 for r in reports.values()), default=None),
-        "gpuPeakGiB": max((round(r.gpu_peak_bytes / 2**30, 2) for r in reports.values()
-                           if r.gpu_peak_bytes is not None), default=None),
+        "modelLoadSeconds": read.model_load_seconds,
+        "gpuPeakGiB": round(read.gpu_peak_bytes / 2**30, 2) if read.gpu_peak_bytes is not None else None,
         "message": message if message is not None else status.message,
-        "producedBy": produced_by(r.produced_by for r in reports.values()),
+        "producedBy": dict(read.produced_by),
         # A custom stage made these samples, not genfab: its image and, what ran here, its command.
         "custom": ({**custom.to_yaml_dict(), "command": [*stage.command, *stage.args]} if custom is not None else None),
-        "dropped": {reason: {"count": len(ids), "examples": ids[:EXAMPLES]} for reason, ids in drops(reports).items()},
+        "dropped": {reason: {"count": d.count, "examples": list(d.examples)} for reason, d in read.dropped.items()},
     }
 
 
@@ -76,13 +64,17 @@ def dropped_csv(plan: Plan, reports: Mapping[str, Mapping[int, ShardReport]]) ->
 
 
 def summary_document(plan: Plan, status: ResourceStatus, stages: list[dict[str, Any]], dropped: int, *,
-                     continue_on_error: bool, finished_at: str, executor: str) -> dict[str, Any]:
+                     continue_on_error: bool, finished_at: str, executor: str,
+                     unwritten: str | None = None) -> dict[str, Any]:
     """`summary.json`: the run, its stages' rows and where its other records are (`statusUri`: the
-    local run's `status.json`; in a cluster the status is the resource's own, `kubectl get`)."""
+    local run's `status.json`; in a cluster the status is the resource's own, `kubectl get`).
+    `unwritten`: why the per-sample records (`dropped_samples.csv`, a batch's `batch_summary.json`) were
+    not written with it (`droppedSamplesCsv` is then null)."""
     return {"kind": plan.kind, "name": plan.name, "namespace": plan.namespace, "pipeline": plan.pipeline,
             "executor": executor, "continueOnError": continue_on_error, "phase": status.phase,
             "outputUri": plan.output_uri, "finishedAt": finished_at, "stages": stages, "dropped": dropped,
-            "droppedSamplesCsv": f"{plan.output_uri}/{DROPPED_KEY}",
+            "droppedSamplesCsv": None if unwritten else f"{plan.output_uri}/{DROPPED_KEY}",
+            **({"perSampleRecords": unwritten} if unwritten else {}),
             "statusUri": f"{plan.output_uri}/{STATUS_KEY}" if executor == "local" else None,
             "summaryUri": f"{plan.output_uri}/{SUMMARY_KEY}",
             # where the report is (`genfab run` writes it at the end) or would be: the operator has no

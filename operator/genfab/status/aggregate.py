@@ -19,6 +19,7 @@ from genfab.api.status import (
     ResourceStatus,
     SampleCounts,
     ShardCounts,
+    ShardTally,
     StagePhase,
     StageStatus,
 )
@@ -41,11 +42,13 @@ def fit(text: str | None, limit: int) -> str | None:
     return text[: limit - 3] + "..."
 
 
-def notes_message(notes: list[str] | tuple[str, ...]) -> str | None:
-    """A stage's status message from its samples' notes: the first, and how many more there are."""
+def notes_message(notes: list[str] | tuple[str, ...], total: int | None = None) -> str | None:
+    """A stage's status message from its samples' notes: the first, and how many more there are
+    (`total`: all of them, where only the first few are at hand)."""
     if not notes:
         return None
-    more = f" (+{len(notes) - 1} more in the shard reports)" if len(notes) > 1 else ""
+    total = len(notes) if total is None else total
+    more = f" (+{total - 1} more in the shard reports)" if total > 1 else ""
     return (fit(notes[0], MAX_STAGE_MESSAGE - len(more)) or "") + more
 
 
@@ -102,6 +105,8 @@ class StageObservation:
     message: str | None = None
     produced_by: Mapping[str, int] | None = None
     """How many samples each backend, model or method made (shard reports' counts); None: unknown."""
+    tally: ShardTally | None = None
+    """What the operator has read of the stage's shard reports (genfab.operator.progress)."""
 
 
 def stage_phase(obs: StageObservation, continue_on_error: bool) -> StagePhase:
@@ -150,7 +155,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageS
                            active=obs.shards_active, ready=obs.shards_ready),
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
         reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE), custom=custom,
-        produced_by=bounded_produced_by(obs.produced_by) if obs.produced_by else None,
+        produced_by=bounded_produced_by(obs.produced_by) if obs.produced_by else None, tally=obs.tally,
     )
 
 

@@ -7,6 +7,7 @@ from genfab.inventory.reports import (
     ShardReport,
     ShardState,
     clear_reports,
+    read_report,
     read_reports,
     write_report,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "clear_reports",
     "discover_inputs",
     "input_samples",
+    "read_report",
     "read_reports",
     "resolve_samples",
     "sample_id_for",

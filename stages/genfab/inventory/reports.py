@@ -120,30 +120,41 @@ def read_reports(run: Storage, stage: str, config_hash: str, shards: int | None 
         index = _index(obj.key)
         if index is None or index >= count:
             continue  # not a report name, or not one of the stage's shards: foreign
-        try:
-            report = ShardReport.from_json(run.read_at_most(obj.key, MAX_REPORT_BYTES, "report"))
-        except StorageLimit:
-            raise  # the reader's budget, not the report: read again later
-        except StorageTooLarge as exc:
-            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, str(exc))
-            continue
-        except StorageError as exc:
-            if str(exc).startswith("not found"):
-                continue  # cleared meanwhile (a new run of the stage)
-            raise
-        except (ValidationError, ValueError) as exc:
-            reports[index] = ShardReport.corrupt_report(stage, config_hash, index, str(exc).splitlines()[0])
-            continue
-        if report.index != index or report.stage != stage:
-            reports[index] = ShardReport.corrupt_report(stage, config_hash, index,
-                                                        f"holds shard {report.index} of stage {report.stage!r}")
-            continue
-        if shards is not None and report.shards != shards:
-            reports[index] = ShardReport.corrupt_report(stage, config_hash, index,
-                                                        f"says the stage has {report.shards} shards, not {shards}")
-            continue
-        reports[index] = report
+        report = _read(run, obj.key, stage, config_hash, index, shards)
+        if report is not None:
+            reports[index] = report
     return reports
+
+
+def read_report(run: Storage, stage: str, config_hash: str, index: int, shards: int) -> ShardReport | None:
+    """Shard `index`'s report by its key (one request, no listing), checked as `read_reports` checks it;
+    None when there is none (the shard never started, or its reports were cleared)."""
+    if not 0 <= index < min(shards, MAX_SHARDS):
+        raise ValueError(f"shard {index} is not one of {shards}")
+    return _read(run, report_key(stage, config_hash, index), stage, config_hash, index, shards)
+
+
+def _read(run: Storage, key: str, stage: str, config_hash: str, index: int, shards: int | None
+          ) -> ShardReport | None:
+    try:
+        report = ShardReport.from_json(run.read_at_most(key, MAX_REPORT_BYTES, "report"))
+    except StorageLimit:
+        raise  # the reader's budget, not the report: read again later
+    except StorageTooLarge as exc:
+        return ShardReport.corrupt_report(stage, config_hash, index, str(exc))
+    except StorageError as exc:
+        if str(exc).startswith("not found"):
+            return None  # cleared meanwhile (a new run of the stage), or never written
+        raise
+    except (ValidationError, ValueError) as exc:
+        return ShardReport.corrupt_report(stage, config_hash, index, str(exc).splitlines()[0])
+    if report.index != index or report.stage != stage:
+        return ShardReport.corrupt_report(stage, config_hash, index,
+                                          f"holds shard {report.index} of stage {report.stage!r}")
+    if shards is not None and report.shards != shards:
+        return ShardReport.corrupt_report(stage, config_hash, index,
+                                          f"says the stage has {report.shards} shards, not {shards}")
+    return report
 
 
 _ADAPTER = TypeAdapter(ShardReport)

@@ -1,0 +1,186 @@
+"""A stage's progress from its shard reports, at a cost per reconcile that does not grow with its shards.
+
+- Finished shards (the Job's `completedIndexes` and `failedIndexes`; every index once the whole Job
+  failed) are read once each, by key, and folded into the stage's `ShardTally` (genfab.status.tally),
+  which lives here and in the resource's status: an operator that restarts goes on from the status. A
+  reconcile reads at most `ReadBounds.reports` of them, lowest index first, and leaves the last part of
+  its storage budget to the rest of the reconcile; the others are read by the next reconcile, queued at
+  once (`Reading.more`).
+- Running shards' reports (one per running Pod, so bounded by the stage's parallelism) give the live
+  counts and each shard's last sample, the no-progress deadline's clock; they are read at most every
+  `progressSeconds`.
+- A budget that runs out after some report was read means "go on next reconcile"; one that runs out
+  before any was (a store that does not answer, a report the size of the byte budget) stops the
+  reconcile as before: Stalled, naming the bound.
+A stage whose Job finished counts as finished only once every shard's report is in its tally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from genfab.api.status import ResourceStatus, ShardTally
+from genfab.inventory import ShardReport, read_report
+from genfab.operator import read_budget
+from genfab.operator.builders import child_name
+from genfab.operator.cache import Key
+from genfab.operator.decide import Progress
+from genfab.operator.observe import job_view, pod_index, pod_running
+from genfab.planner import Plan, PlannedStage
+from genfab.status import indexes, produced_by, tally
+from genfab.storage import Storage, StorageLimit
+
+MiB = 1 << 20
+RESERVE_REQUESTS = 50
+"""Storage requests a reconcile keeps for what it does after reading reports (gates, summaries)."""
+RESERVE_BYTES = 4 * MiB
+"""Bytes it keeps likewise."""
+
+Slot = tuple[Key, str, str]
+"""(resource, stage, config hash)."""
+
+
+@dataclass
+class _Stage:
+    tally: ShardTally
+    running: dict[int, ShardReport] = field(default_factory=dict)
+    """Reports of the shards running when last read (their samples so far), by index."""
+    running_read: float = float("-inf")
+    """When the running shards' reports were last read (monotonic seconds)."""
+
+
+@dataclass
+class Reading:
+    progress: dict[str, Progress] = field(default_factory=dict)
+    more: bool = False
+    """Finished shards are left unread (the per-reconcile bound): reconcile again soon."""
+    finished_read: int = 0
+    """Finished shards' reports read (and folded) by this call."""
+    running_read: int = 0
+    """Running shards' reports read by this call."""
+
+
+class ProgressReader:
+    def __init__(self, progress_seconds: float, reports_per_reconcile: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.progress_seconds = progress_seconds
+        self.reports_per_reconcile = reports_per_reconcile
+        self.clock = clock
+        self._stages: dict[Slot, _Stage] = {}
+
+    def started(self, key: Key, stage: PlannedStage, job_uid: str) -> None:
+        """A Job just created: its reports were cleared and no Pod has run, nothing to read yet."""
+        self._stages[(key, stage.name, stage.config_hash)] = _Stage(tally.start(job_uid), running_read=self.clock())
+
+    def forget(self, key: Key) -> None:
+        self._stages = {slot: s for slot, s in self._stages.items() if slot[0] != key}
+
+    def read(self, key: Key, plan: Plan, jobs: Sequence[Mapping[str, Any]],
+             pods: Mapping[str, Sequence[Mapping[str, Any]]], previous: ResourceStatus | None,
+             open_run: Callable[[], Storage]) -> Reading:
+        """The progress of every stage of `plan` that has a Job (see the module's docs)."""
+        out = Reading()
+        by_name = {j["metadata"]["name"]: j for j in jobs}
+        before = {s.name: s for s in (previous.stages if previous else []) if s.tally is not None}
+        budget = _Budget(self.reports_per_reconcile)
+        run: Storage | None = None
+        for stage in plan.stages:
+            job = by_name.get(child_name(plan.name, stage))
+            if job is None:
+                continue
+            uid = job["metadata"].get("uid", "")
+            slot = (key, stage.name, stage.config_hash)
+            state = self._stages.get(slot)
+            if state is None or state.tally.job_uid != uid:
+                prev = before.get(stage.name)
+                kept = prev.tally if prev is not None and prev.config_hash == stage.config_hash else None
+                state = self._stages[slot] = _Stage(kept if kept is not None and kept.job_uid == uid
+                                                    else tally.start(uid))
+            view = job_view(job)
+            status = job.get("status") or {}
+            finished = (((0, view.shards - 1),) if view.failed and view.shards else
+                        indexes.union(indexes.parse(status.get("completedIndexes")),
+                                      indexes.parse(status.get("failedIndexes"))))
+            todo = tally.pending(state.tally, finished)
+            left: indexes.Ranges = ()
+            if todo:
+                run = run or open_run()
+                state.tally, left = self._fold(run, stage, state.tally, todo, view.shards, budget)
+                out.more = out.more or bool(left)
+                out.finished_read += indexes.count(todo) - indexes.count(left)
+            live = [i for i in (pod_index(p) for p in pods.get(view.name, ()) if pod_running(p))
+                    if i is not None and not indexes.contains(finished, i)]
+            if self._running_due(state, view.finished) and live:
+                run = run or open_run()
+                reads = budget.reads
+                state.running = self._read_running(run, stage, live, view.shards, budget)
+                state.running_read = self.clock()
+                out.running_read += budget.reads - reads
+            state.running = {i: r for i, r in state.running.items() if i in live}
+            out.progress[stage.name] = _progress(state, complete=not left)
+        return out
+
+    def _running_due(self, state: _Stage, finished: bool) -> bool:
+        return not finished and self.clock() - state.running_read >= self.progress_seconds
+
+    def _fold(self, run: Storage, stage: PlannedStage, current: ShardTally, todo: indexes.Ranges, shards: int,
+              budget: _Budget) -> tuple[ShardTally, indexes.Ranges]:
+        """Read and fold finished shards, lowest first, while the reconcile has room; the ones left."""
+        read: dict[int, ShardReport | None] = {}
+        with contextlib.suppress(_Stop):
+            for index in indexes.first(todo, budget.reports_left):
+                read[index] = budget.read(run, stage, index, shards)
+        budget.reports_left -= len(read)
+        return tally.fold(current, read), indexes.difference(todo, indexes.of(read))
+
+    def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
+                      ) -> dict[int, ShardReport]:
+        found: dict[int, ShardReport] = {}
+        with contextlib.suppress(_Stop):
+            for index in sorted(live):
+                report = budget.read(run, stage, index, shards)
+                if report is not None and not report.corrupt:
+                    found[index] = report
+        return found
+
+
+class _Stop(Exception):
+    """The reconcile has no room left for reports: the rest wait for the next one."""
+
+
+class _Budget:
+    """This reconcile's share for reading reports: a count, and room left in its storage budget."""
+
+    def __init__(self, reports: int) -> None:
+        self.reports_left = reports
+        self.reads = 0
+
+    def read(self, run: Storage, stage: PlannedStage, index: int, shards: int) -> ShardReport | None:
+        """Shard `index`'s report; `_Stop` when the reconcile has no room left for it, or its budget ran out on it after
+        other reports were read. A bound reached on the first read is the reconcile's (StorageLimit)."""
+        spend = read_budget.current()
+        if spend is not None and not spend.has_room(RESERVE_REQUESTS + 1, RESERVE_BYTES):
+            raise _Stop
+        try:
+            found = read_report(run, stage.name, stage.config_hash, index, shards)
+        except StorageLimit:
+            if not self.reads:
+                raise
+            raise _Stop from None
+        self.reads += 1
+        return found
+
+
+def _progress(state: _Stage, complete: bool) -> Progress:
+    t, running = state.tally, list(state.running.values())
+    live_ok, live_failed = tally.running_counts(running)
+    return Progress(
+        succeeded=t.succeeded + live_ok, failed=t.failed + live_failed, corrupt=tuple(t.corrupt_messages),
+        last_sample={i: r.last_activity for i, r in state.running.items() if r.state == "running"},
+        notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
+        produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
+        corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete)

@@ -1,0 +1,105 @@
+"""Folding finished shards' reports into a stage's `ShardTally`, pure: a report is read once, when its
+shard finishes, and what the status, the summary and the metrics need of it is added to a record of
+fixed size (counts, the first few messages, drops by reason); the report itself is not kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from genfab.api.status import DropTally, ShardTally
+from genfab.inventory import ShardReport
+from genfab.status import indexes
+from genfab.status.aggregate import bounded_produced_by, fit
+
+MAX_TALLY_TEXT = 512
+FIELD_LIMITS = {name: next(int(m.max_length) for m in field.metadata if getattr(m, "max_length", None))
+                for name, field in ShardTally.model_fields.items()
+                if name in ("corrupt_messages", "shard_errors", "notes", "produced_by", "dropped")}
+"""How many entries each bounded list or map of a tally keeps (declared once, in the status model)."""
+EXAMPLES = DropTally.model_fields["examples"].metadata[0].max_length
+
+
+def start(job_uid: str) -> ShardTally:
+    return ShardTally(job_uid=job_uid)
+
+
+def read_indexes(tally: ShardTally) -> indexes.Ranges:
+    return indexes.parse(tally.indexes)
+
+
+def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardTally:
+    """`tally` with the finished shards `reports` added (by index; None: the shard left no report).
+    Shards already in the tally are not counted twice. Reports are added lowest index first."""
+    done = read_indexes(tally)
+    new = {i: r for i, r in reports.items() if not indexes.contains(done, i)}
+    if not new:
+        return tally
+    t = tally.model_copy(deep=True)
+    produced: Counter[str] = Counter(t.produced_by)
+    for index in sorted(new):
+        report = new[index]
+        if report is None:
+            continue
+        if report.corrupt:
+            t.corrupt += 1
+            _keep(t.corrupt_messages, f"shard {index}: {report.message}", "corrupt_messages")
+            continue
+        t.succeeded += len(report.succeeded)
+        t.failed += len(report.failed)
+        t.reused += report.reused
+        t.redone += report.redone
+        if report.state == "failed" and report.message:
+            _keep(t.shard_errors, f"shard {index}: {report.message}", "shard_errors")
+        for note in report.notes:
+            t.note_count += 1
+            _keep(t.notes, note, "notes")
+        produced.update(report.produced_by)
+        for failed in report.failed:
+            _drop(t, failed.reason, failed.id)
+        if report.model_load_seconds is not None:
+            t.model_load_seconds = max(t.model_load_seconds or 0.0, report.model_load_seconds)
+        if report.gpu_peak_bytes is not None:
+            t.gpu_peak_bytes = max(t.gpu_peak_bytes or 0, report.gpu_peak_bytes)
+    t.produced_by = bounded_produced_by(produced, FIELD_LIMITS["produced_by"])
+    t.indexes = indexes.text(indexes.union(done, indexes.of(new)))
+    return t
+
+
+def _keep(kept: list[str], text: str, field: str) -> None:
+    if len(kept) < FIELD_LIMITS[field]:
+        kept.append(fit(" ".join(text.split()), MAX_TALLY_TEXT) or "")
+
+
+OTHER_DROPS = "other reasons"
+"""The last entry of a tally's `dropped`, once its bound is reached: every further drop reason summed."""
+
+
+def _drop(t: ShardTally, why: str, sample: str) -> None:
+    slot = fit(why, 128) or "?"
+    if slot not in t.dropped and len(t.dropped) >= FIELD_LIMITS["dropped"] - 1:
+        slot = OTHER_DROPS
+    entry = t.dropped.setdefault(slot, DropTally())
+    entry.count += 1
+    if len(entry.examples) < EXAMPLES:
+        entry.examples.append(fit(sample, 256) or "")
+
+
+def of_reports(reports: Mapping[int, ShardReport]) -> ShardTally:
+    """Every report of a stage folded at once (the local runner, which holds them all)."""
+    return fold(start(""), reports)
+
+
+def pending(tally: ShardTally, finished: indexes.Ranges) -> indexes.Ranges:
+    """The finished shards whose reports are not in the tally yet."""
+    return indexes.difference(finished, read_indexes(tally))
+
+
+def running_counts(reports: Iterable[ShardReport]) -> tuple[int, int]:
+    """Samples committed and failed so far by shards still running (not in the tally)."""
+    succeeded = failed = 0
+    for report in reports:
+        if not report.corrupt:
+            succeeded += len(report.succeeded)
+            failed += len(report.failed)
+    return succeeded, failed

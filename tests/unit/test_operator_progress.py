@@ -1,0 +1,130 @@
+"""The operator's progress reading (genfab.operator.progress): finished shards read once each, a bounded
+number per reconcile, going on where the last reconcile (or the last operator process) stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genfab.api.status import ResourceStatus, StageStatus
+from genfab.inventory import ShardReport, write_report
+from genfab.operator import read_budget
+from genfab.operator.builders import child_name
+from genfab.operator.decide import Observed, decide
+from genfab.operator.progress import ProgressReader
+from genfab.storage import StorageLimit
+from genfab.storage.local import FileStorage
+from tests.unit.test_operator_decide import NOW, setup
+
+pytestmark = pytest.mark.unit
+KEY = ("SceneJob", "lab", "s")
+SHARDS = 1000
+
+
+class Counting(FileStorage):
+    """A folder that counts reads (what a reconcile spends)."""
+
+    reads = 0
+
+    def read_at_most(self, key: str, limit: int, what: str = "") -> bytes:
+        self.reads += 1
+        return super().read_at_most(key, limit, what)
+
+    def list(self, prefix: str = "") -> Iterator[Any]:
+        raise AssertionError("progress is read by key, never by listing the reports")
+
+
+def big_job(tmp: Path, completed: str, failed: str = "", done: bool = False
+            ) -> tuple[Any, Any, dict[str, Any], Counting]:
+    r, p = setup()
+    stage = p.stage("scaffold")
+    run = Counting(f"file://{tmp}", tmp)
+    for i in range(SHARDS):
+        write_report(run, ShardReport("scaffold", stage.config_hash, i, SHARDS, state="succeeded",
+                                      succeeded=[f"photorealistic/index_{i:04d}"]))
+    status: dict[str, Any] = {"completedIndexes": completed, "failedIndexes": failed or None}
+    if done:
+        status["conditions"] = [{"type": "Complete", "status": "True"}]
+    job = {"metadata": {"name": child_name(p.name, stage), "uid": "job-1",
+                        "labels": {"genfab.dev/stage": "scaffold", "genfab.dev/config-hash": stage.short_hash},
+                        "annotations": {"genfab.dev/samples": str(SHARDS)}},
+           "spec": {"completions": SHARDS}, "status": status}
+    return r, p, job, run
+
+
+def test_finished_shards_are_read_once_each_a_bounded_number_per_reconcile(tmp_path: Path) -> None:
+    r, p, job, run = big_job(tmp_path, "0-999", done=True)
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=300)
+    seen = []
+    for _ in range(4):
+        before = run.reads
+        reading = reader.read(KEY, p, [job], {}, None, lambda: run)
+        seen.append((run.reads - before, reading.more, reading.progress["scaffold"].succeeded))
+        state = decide(p, r.spec, Observed(jobs=[job], progress=reading.progress), None, NOW).observations[0].state
+        assert state == ("finished" if not reading.more else "running")  # finished only once every report is read
+    assert seen == [(300, True, 300), (300, True, 600), (300, True, 900), (100, False, 1000)]
+    assert reader.read(KEY, p, [job], {}, None, lambda: run).progress["scaffold"].tally.indexes == "0-999"  # type: ignore[union-attr]
+    assert run.reads == 1000  # and none after the last one
+
+
+def test_a_new_operator_goes_on_from_the_status(tmp_path: Path) -> None:
+    """The tally in the status survives a restart: a new reader reads only the shards not in it."""
+    _, p, job, run = big_job(tmp_path, "0-599")
+    first = ProgressReader(progress_seconds=10, reports_per_reconcile=1000)
+    t = first.read(KEY, p, [job], {}, None, lambda: run).progress["scaffold"].tally
+    stage = p.stage("scaffold")
+    previous = ResourceStatus(stages=[StageStatus(name="scaffold", config_hash=stage.config_hash, tally=t)])
+    job["status"] = {"completedIndexes": "0-999", "conditions": [{"type": "Complete", "status": "True"}]}
+    before = run.reads
+    progress = ProgressReader(progress_seconds=10, reports_per_reconcile=1000).read(
+        KEY, p, [job], {}, previous, lambda: run).progress["scaffold"]
+    assert run.reads - before == 400 and progress.succeeded == 1000 and progress.complete
+    job["metadata"]["uid"] = "job-2"  # a new Job of the stage (its reports were cleared): a new tally
+    again = ProgressReader(progress_seconds=10, reports_per_reconcile=1000).read(
+        KEY, p, [job], {}, previous, lambda: run).progress["scaffold"]
+    assert again.tally is not None and again.tally.job_uid == "job-2" and again.succeeded == 1000
+
+
+def test_a_budget_that_runs_out_is_go_on_next_time_not_stalled(tmp_path: Path) -> None:
+    _, p, job, run = big_job(tmp_path, "0-999", done=True)
+    small = read_budget.ReadBounds(requests=150)  # 50 kept for the rest of the reconcile
+    with read_budget.budget(small, read_budget.BytePool(small.pool_bytes)) as spend:
+        reading = ProgressReader(10, 500).read(KEY, p, [job], {}, None,
+                                               lambda: read_budget.BudgetedStorage(run, spend))
+    assert reading.more and reading.progress["scaffold"].succeeded == 100 and spend.requests == 100
+
+
+def test_a_bound_reached_before_any_report_is_read_stops_the_reconcile(tmp_path: Path) -> None:
+    """A store that never answers in time (or a first report as large as the byte budget) is truly stuck:
+    the reconcile stops with StorageLimit (the resource says Stalled), as before."""
+    _, p, job, run = big_job(tmp_path, "0-999", done=True)
+    clock = iter([0.0] + [100.0] * 10)  # the budget's clock: every call after the start is past its seconds
+    spend = read_budget.Budget(read_budget.ReadBounds(seconds=30), read_budget.BytePool(1 << 26),
+                               clock=lambda: next(clock))
+    slow = read_budget.BudgetedStorage(run, spend)
+    spend.has_room = lambda requests, nbytes: True  # type: ignore[method-assign]
+    with pytest.raises(StorageLimit, match="took more than 30 s"):
+        ProgressReader(10, 500).read(KEY, p, [job], {}, None, lambda: slow)
+
+
+def test_running_shards_are_read_for_their_live_count_at_most_every_progress_seconds(tmp_path: Path) -> None:
+    _, p, job, run = big_job(tmp_path, "0-997")
+    stage = p.stage("scaffold")
+    partial = ShardReport("scaffold", stage.config_hash, 998, SHARDS, succeeded=[], last_sample_at=123.0)
+    write_report(run, partial)
+    pods = {job["metadata"]["name"]: [{"metadata": {"labels": {"batch.kubernetes.io/job-completion-index": str(i)}},
+                                       "status": {"phase": "Running"}} for i in (998, 999)]}
+    now = [0.0]
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=2000, clock=lambda: now[0])
+    first = reader.read(KEY, p, [job], pods, None, lambda: run).progress["scaffold"]
+    assert first.succeeded == 999 and first.last_sample == {998: 123.0}  # 999's report says it succeeded: counted
+    before = run.reads
+    now[0] = 5.0
+    reader.read(KEY, p, [job], pods, None, lambda: run)
+    assert run.reads == before  # nothing finished since, running shards read again only after 10 s
+    now[0] = 11.0
+    reader.read(KEY, p, [job], pods, None, lambda: run)
+    assert run.reads == before + 2
