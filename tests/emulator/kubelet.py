@@ -9,6 +9,10 @@ A Pod "runs" a shard by writing the stage's real shard reports (genfab.inventory
 resource's output storage, so the operator reads progress over the real channel. What a Pod does is
 decided by `script(stage, index, attempt) -> Behaviour` when it is created.
 
+An inventory Job (label `genfab.dev/task=inventory`) runs the data plane's own inventory code
+(`genfab.stages.runtime.inventory.make_inventory`) on a thread, without a Pod, then completes, or fails
+with the inventory's one line as the Job's message.
+
 For stages of thousands of shards, a Job can complete its indexes in bulk (`Kubelet.bulk`): no Pod
 objects, each index's final shard report written as its Pod would write it, `bulk[stage]` indexes a
 tick, the Job's status in Kubernetes' own range format (`completedIndexes: "0-9999"`).
@@ -21,21 +25,25 @@ held Pods costs the event loop it shares with the API server nothing between cha
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from genfab.contract import StageConfig, shard_bounds
-from genfab.contract.names import report_key
-from genfab.inventory import FailedSample, ShardReport, resolve_samples, write_report
+from genfab.contract.names import ENV_FILE_ROOTS, ENV_SAMPLE_MANIFEST, report_key
+from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
+from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.inventory import make_inventory
 from genfab.status import indexes as index_ranges
-from genfab.storage import open_storage
+from genfab.storage import S3Settings, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
 JOBS, PODS, CONFIGMAPS = res_of("batch/v1/jobs"), res_of("v1/pods"), res_of("v1/configmaps")
+SECRETS = res_of("v1/secrets")
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
 
@@ -105,6 +113,9 @@ class Kubelet:
         """Stage name -> indexes a Job of that stage completes per tick without Pods (see the module's docs);
         each index's outcome is `script(stage, index, 0)`'s: succeed (with `fail_samples`), or crash and
         bad-input (the index fails with a failed report)."""
+        self._inventories: dict[str, Future[str]] = {}
+        """Inventory Job uid -> its listing, running on `_inventory_pool` ("" when it succeeded, else why not)."""
+        self._inventory_pool = ThreadPoolExecutor(2, thread_name_prefix="fake-inventory")
         self._bulk_samples: dict[str, list[str]] = {}
         """Config hash -> the stage's sample ids (listed once per stage, as an inventory would)."""
         self.replacement_delay = 0.0
@@ -212,7 +223,8 @@ class Kubelet:
     # -- the Job controller
     def _sync_job_unless_quiet(self, key: ObjKey, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         """Sync a Job unless neither it nor its Pods changed since a sync that wrote nothing (nothing
-        would differ, unless a lost Pod's replacement is waiting out `replacement_delay`)."""
+        would differ, unless a lost Pod's replacement is waiting out `replacement_delay`, or the sync asked
+        to be visited again: an inventory listing, a bulk Job's next indexes)."""
         uid = job["metadata"]["uid"]
         seen = (job["metadata"]["resourceVersion"], tuple(p["metadata"]["resourceVersion"] for p in pods))
         if self._quiet.get(uid) == seen:
@@ -221,7 +233,7 @@ class Kubelet:
         self._sync_job(key, job, pods)
         js = self.jobs.get(uid)
         waiting = js is not None and any(time.monotonic() - t < self.replacement_delay for t in js.lost_at.values())
-        if self.cluster.last_rv == before and not waiting:
+        if self.cluster.last_rv == before and not waiting and key not in self._timed[JOBS]:
             self._quiet[uid] = seen
         else:
             self._quiet.pop(uid, None)
@@ -246,7 +258,10 @@ class Kubelet:
         if any(c["type"] == "Suspended" and c["status"] == "True" for c in conditions):
             new["conditions"] = _set(conditions, "Suspended", "False", "JobResumed")
         new.setdefault("startTime", now_rfc3339())
-        rate = self.bulk.get(((job["metadata"].get("labels") or {}).get("genfab.dev/stage", "")), 0)
+        labels = job["metadata"].get("labels") or {}
+        if labels.get("genfab.dev/task") == "inventory":
+            return self._inventory_sync(key, job, status, new)
+        rate = self.bulk.get(labels.get("genfab.dev/stage", ""), 0)
         if rate:
             return self._bulk_sync(key, job, js, status, new, rate)
         per_index = "backoffLimitPerIndex" in spec
@@ -309,16 +324,50 @@ class Kubelet:
                 new["conditions"] = _set(new.get("conditions") or [], "Complete", "True", "Completed")
         self._write_job(key, status, new)
 
+    def _inventory_sync(self, key: ObjKey, job: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+        uid = job["metadata"]["uid"]
+        running = self._inventories.get(uid)
+        if running is None:
+            cfg = self._job_config(key, job)
+            env = self._pod_env(key[1], job["spec"]["template"]["spec"]["containers"][0])
+            self._inventories[uid] = self._inventory_pool.submit(_inventory, cfg, env)
+            new.update(active=1)
+        elif running.done():
+            why = running.result()
+            new.update(active=0, ready=0, completionTime=now_rfc3339(), **({"failed": 1} if why else {"succeeded": 1}))
+            new["conditions"] = (_set(new.get("conditions") or [], "Failed", "True", "PodFailurePolicy", why) if why
+                                 else _set(new.get("conditions") or [], "Complete", "True", "Completed"))
+        self._timed[JOBS][key] = None
+        self._write_job(key, old, new)
+
+    def _pod_env(self, ns: str, container: dict[str, Any]) -> dict[str, str]:
+        """A container's environment as its Pod would see it (Secret references resolved, as the kubelet does)."""
+        env: dict[str, str] = {}
+        for e in container.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[e["name"]] = str(e.get("value", ""))
+                continue
+            secret = self.cluster.store.get((SECRETS, ns, ref["name"]))
+            if secret is not None and ref["key"] in (secret.get("data") or {}):
+                env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        return env
+
+    def _job_config(self, key: ObjKey, job: dict[str, Any]) -> StageConfig:
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "stage-config")
+        cm = self.cluster.store[(CONFIGMAPS, key[1], volume["configMap"]["name"])]
+        return StageConfig.from_json(str(cm["data"]["stage.json"]))
+
     def _bulk_sync(self, key: ObjKey, job: dict[str, Any], js: JobState, old: dict[str, Any], new: dict[str, Any],
                    rate: int) -> None:
         """Finish the next `rate` indexes of a bulk Job: write each one's final report, then record it."""
         completions = int(job["spec"]["completions"])
-        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "stage-config")
-        cm = self.cluster.store[(CONFIGMAPS, key[1], volume["configMap"]["name"])]
-        cfg = StageConfig.from_json(str(cm["data"]["stage.json"]))
+        cfg = self._job_config(key, job)
         ids = self._bulk_samples.get(cfg.config_hash)
         if ids is None:
-            ids = self._bulk_samples[cfg.config_hash] = [s.id for s in resolve_samples(cfg, open_storage)]
+            env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+            context = StageContext(cfg, 0, 1, env={ENV_SAMPLE_MANIFEST: "1"} if env.get(ENV_SAMPLE_MANIFEST) else {})
+            ids = self._bulk_samples[cfg.config_hash] = [s.id for s in context.all_samples]
         run = open_storage(cfg.run_uri)
         todo = range(js.next_bulk, min(completions, js.next_bulk + rate))
         for index in todo:
@@ -446,11 +495,12 @@ class Kubelet:
         config = self._config_json(pod)
         if config is None:
             return None
-        shards = int(next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "GENFAB_SHARD_COUNT"))
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        shards, manifest = int(str(env["GENFAB_SHARD_COUNT"])), bool(env.get(ENV_SAMPLE_MANIFEST))
         if self.report_pool is not None:
-            return self.report_pool.submit(first_report, config, state.index, shards)
+            return self.report_pool.submit(first_report, config, state.index, shards, manifest)
         done: Future[tuple[ShardReport, list[str]]] = Future()
-        done.set_result(first_report(config, state.index, shards))
+        done.set_result(first_report(config, state.index, shards, manifest))
         return done
 
     def _finish_report(self, pod: dict[str, Any], state: PodState, code: int) -> str:
@@ -477,15 +527,28 @@ class Kubelet:
                            "succeeded": len(report.succeeded), "failed": len(report.failed)})
 
 
-def first_report(config: str, index: int, shards: int) -> tuple[ShardReport, list[str]]:
-    """What a stage's shard does as it starts: list its samples and write its first report into the
-    run's storage (the operator reads progress from it). Returns the report and the shard's sample ids."""
+def _inventory(cfg: StageConfig, env: dict[str, str]) -> str:
+    """What an inventory Pod does, with its environment (storage settings, credentials, confinement): ""
+    once the manifest is written, else its one line."""
+    settings = S3Settings.from_env(env)
+    roots = json.loads(env[ENV_FILE_ROOTS]) if env.get(ENV_FILE_ROOTS) else None
+    try:
+        make_inventory(cfg, lambda uri: open_storage(uri, settings, confine=roots))
+    except InventoryError as exc:
+        return f"bad input: {exc}"
+    return ""
+
+
+def first_report(config: str, index: int, shards: int, manifest: bool = False) -> tuple[ShardReport, list[str]]:
+    """What a stage's shard does as it starts: take its slice of the samples as the stage runtime does
+    (`StageContext.samples`: listed, or read from the stage's sample manifest where the Job says so) and
+    write its first report into the run's storage (the operator reads progress from it). Returns the
+    report and the shard's sample ids."""
     cfg = StageConfig.from_json(config)
-    samples = resolve_samples(cfg, open_storage)
-    lo, hi = shard_bounds(len(samples), index, shards)
-    report = ShardReport(stage=cfg.stage, config_hash=cfg.config_hash, index=index, shards=shards, total=hi - lo)
+    ids = [s.id for s in StageContext(cfg, index, shards, env={ENV_SAMPLE_MANIFEST: "1"} if manifest else {}).samples]
+    report = ShardReport(stage=cfg.stage, config_hash=cfg.config_hash, index=index, shards=shards, total=len(ids))
     write_report(open_storage(cfg.run_uri), report)
-    return report, [s.id for s in samples[lo:hi]]
+    return report, ids
 
 
 def _set(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str = ""

@@ -131,3 +131,42 @@ def test_a_restarted_operator_goes_on_from_the_status_and_reads_no_report_twice(
     # At most the shards not in the kept tally (fewer where the package's clusterwide operator, when a test
     # before this one started it, read some of them too).
     assert 0 < second <= 1000 - read_before, (first, read_before, second)
+
+
+def test_an_input_too_big_to_list_in_a_reconcile_is_listed_once_by_an_inventory_job(emu: Emulator,
+                                                                                      tmp_path: Path) -> None:
+    """25,000 input files: more than the operator lists itself (20,000). It starts a one-Pod inventory Job
+    (the data plane's own listing code), sizes the stage from the manifest's header, and the stage's shards
+    read their slices from the manifest; the inventory Job is deleted once the stage's Job exists."""
+    samples, shard_size = 25_000, 100
+    emu.kubelet.bulk["segment"] = 50
+    doc = relighting_job(tmp_path, samples)
+    doc["spec"]["shardSize"] = shard_size
+    ns = doc["metadata"]["namespace"]
+    seen: list[dict[str, Any]] = []
+
+    def record(type_: str, res: tuple[str, str, str], obj: dict[str, Any]) -> None:
+        if type_ == "ADDED" and res[2] == "jobs" and obj["metadata"]["namespace"] == ns:
+            seen.append(obj)
+    emu.cluster.hooks.append(record)
+    try:
+        emu.apply(doc)
+        st = wait_status(emu, doc, "the stage ended", lambda st: st.get("phase") in (
+            "PartiallySucceeded", "Failed", "Succeeded"), timeout=180)
+    finally:
+        emu.cluster.hooks.remove(record)
+        emu.kubelet.bulk.pop("segment", None)
+    assert st["phase"] == "Succeeded", st
+    seg = stage(st, "segment")
+    assert seg["samples"] == {"total": samples, "succeeded": samples, "failed": 0}
+    assert seg["shards"]["total"] == samples // shard_size
+    inventory, job = seen  # an inventory Job, then the stage's
+    assert inventory["metadata"]["labels"]["genfab.dev/task"] == "inventory"
+    assert inventory["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python", "-m", "genfab.stages.runtime.inventory"]
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GENFAB_SAMPLE_MANIFEST"] == "1"
+    assert [j["metadata"]["name"] for j in emu.objects("jobs", ns)] == [job["metadata"]["name"]]
+    manifest = json.loads(next((tmp_path / "out" / "_genfab" / "samples" / "segment").glob("*/manifest.json"))
+                          .read_text())
+    assert manifest["count"] == samples and len(manifest["parts"]) == 3

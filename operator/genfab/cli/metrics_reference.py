@@ -28,6 +28,8 @@ LABELS: dict[str, str] = {
     "outcome": "`succeeded`, `failed` or `reused` (committed by an earlier run with the same config hash).",
     "error": "The exception class of a reconcile that raised.",
     "model": "The model id as configured (a Hub id or a folder under the model location).",
+    "state": "Of a shard report read: `finished` (its shard ended: read once) or `running` (read for live "
+             "progress, at most every `progressSeconds`).",
 }
 """What each label holds: the one place this is written; a test fails on a label without an entry."""
 

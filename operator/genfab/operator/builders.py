@@ -14,7 +14,7 @@ from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
-from genfab.contract.names import CREDENTIAL_KEYS, ENV_FILE_ROOTS, ENV_METRICS_PORT, RDZV_PORT
+from genfab.contract.names import CREDENTIAL_KEYS, ENV_FILE_ROOTS, ENV_METRICS_PORT, ENV_SAMPLE_MANIFEST, RDZV_PORT
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
@@ -31,6 +31,13 @@ LABEL_GROUP = "genfab.dev/process-group"
 """On the Pods of a gang stage: their resource's UID. With the stage and its config hash it selects
 one process group, which the group's own NetworkPolicy (`build_group_policy`) lets reach each other
 and nothing else. A UID is not something another namespace can read or choose."""
+LABEL_TASK = "genfab.dev/task"
+"""On a Job that is not a stage's: what it does (`inventory`: lists a stage's samples, `build_inventory_job`)."""
+INVENTORY = "inventory"
+INVENTORY_COMMAND = ("python", "-m", "genfab.stages.runtime.inventory")
+INVENTORY_RESOURCES = {"cpu": "1", "memory": "4Gi"}
+"""An inventory Pod holds a stage's sample ids while it writes them (about 200 MB per million)."""
+INVENTORY_DEADLINE_SECONDS = 3600
 ANNOTATION_SAMPLES = "genfab.dev/samples"
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
@@ -54,6 +61,16 @@ def child_name(resource: str, stage: PlannedStage) -> str:
     """`{resource}-{stage}-{hash10}`, the middle shortened so the whole fits in 63 characters."""
     base = f"{resource}-{stage.name}"[: MAX_NAME - 11].rstrip("-")
     return f"{base}-{stage.short_hash}"
+
+
+def inventory_name(resource: str, stage: PlannedStage) -> str:
+    """`{resource}-{stage}-{hash10}-inv`, shortened like `child_name`."""
+    base = f"{resource}-{stage.name}"[: MAX_NAME - 15].rstrip("-")
+    return f"{base}-{stage.short_hash}-inv"
+
+
+def is_inventory(job: dict[str, Any]) -> bool:
+    return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK) == INVENTORY
 
 
 def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
@@ -214,8 +231,65 @@ def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
     ]}
 
 
+def _pod_security(settings: OperatorSettings) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": settings.run_as_user, "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _file_roots_env(owner: Owner, settings: OperatorSettings) -> dict[str, str]:
+    """file:// through a link stays in the namespace's folders in the Pod too."""
+    return {ENV_FILE_ROOTS: json.dumps(list(file_roots(settings.policy, owner.namespace)))} \
+        if settings.file_prefixes else {}
+
+
+def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, owner: Owner,
+                        settings: OperatorSettings) -> dict[str, Any]:
+    """A one-Pod Job of genfab's own data-plane image (cv) that lists a stage's samples once and writes
+    its sample manifest (genfab.inventory.manifest), for a stage whose listing is too big for a reconcile
+    (an input folder of a million images, the samples of a 10,000-shard upstream stage). It mounts the
+    stage's ConfigMap and gets the stage Pods' storage settings, service account and confinement; no
+    GPU, no model volume. Exit 42 (bad input: no samples, a wrong selection) fails it at once."""
+    name = inventory_name(plan.name, stage)
+    labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid), LABEL_TASK: INVENTORY}
+    values = {**shard_env(stage_cfg, stage, 1, 0, {}), **_file_roots_env(owner, settings)}
+    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings), True)
+    disk = settings.stage_ephemeral_storage
+    container: dict[str, Any] = {
+        "name": CONTAINER, "image": settings.images["cv"], "imagePullPolicy": settings.image_pull_policy,
+        "command": list(INVENTORY_COMMAND), "env": env,
+        "resources": {"requests": {**INVENTORY_RESOURCES, "ephemeral-storage": disk},
+                      "limits": {"memory": INVENTORY_RESOURCES["memory"], "ephemeral-storage": disk}},
+        "volumeMounts": [{"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+        "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": _container_security(),
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never", "serviceAccountName": settings.stage_service_account,
+        "automountServiceAccountToken": False, "enableServiceLinks": False, "securityContext": _pod_security(settings),
+        "containers": [container],
+        "volumes": [{"name": "stage-config", "configMap": {"name": child_name(plan.name, stage)}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": disk}}],
+    }
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": owner.namespace, "labels": labels,
+                     "ownerReferences": [owner.reference()]},
+        "spec": {"completions": 1, "parallelism": 1, "backoffLimit": spec.retries,
+                 "podFailurePolicy": pod_failure_policy(gang=True), "podReplacementPolicy": "Failed",
+                 "suspend": spec.suspend, "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+                 "activeDeadlineSeconds": INVENTORY_DEADLINE_SECONDS,
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+    }
+
+
 def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
-              samples: int, owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
+              samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False) -> dict[str, Any]:
+    """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest."""
     name = child_name(plan.name, stage)
     # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
@@ -224,13 +298,13 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
+                       **({ENV_SAMPLE_MANIFEST: "1"} if manifest else {}),
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
     credentials = (stage.family != CUSTOM_FAMILY and stage.image is None) or settings.custom_stage_credentials
-    if settings.file_prefixes:  # file:// through a link stays in the namespace's folders in the Pod too
-        values[ENV_FILE_ROOTS] = json.dumps(list(file_roots(settings.policy, owner.namespace)))
+    values.update(_file_roots_env(owner, settings))
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
                                                                               credentials)
     model_volumes, model_mounts = _model_volume(spec)
@@ -245,8 +319,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "volumeMounts": [{"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}, *model_mounts],
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": _container_security(),
     }
     if command is not None:
         container["command"] = command
@@ -260,9 +333,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "serviceAccountName": settings.stage_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": settings.run_as_user,
-                            "runAsGroup": settings.run_as_user, "fsGroup": settings.run_as_user,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": _pod_security(settings),
         "containers": [container],
         "volumes": [{"name": "stage-config", "configMap": {"name": name}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": scratch(stage, settings)}}, *model_volumes],

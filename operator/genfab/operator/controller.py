@@ -22,11 +22,12 @@ from pydantic import ValidationError
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, PLURALS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
-from genfab.contract import DROPPED_KEY, SUMMARY_KEY, shard_count
+from genfab.contract import DROPPED_KEY, SUMMARY_KEY, StageConfig, shard_count
 from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
-from genfab.inventory import InventoryError, clear_reports, read_reports, resolve_samples
+from genfab.inventory import InventoryError, clear_reports, read_reports
 from genfab.inventory.gates import missing_by_sample
+from genfab.inventory.manifest import clear_manifest, read_manifest
 from genfab.inventory.training import read_training
 from genfab.operator import read_budget
 from genfab.operator.builders import (
@@ -34,10 +35,13 @@ from genfab.operator.builders import (
     Owner,
     build_configmap,
     build_group_policy,
+    build_inventory_job,
     build_job,
     build_service,
     child_name,
     effective_storage,
+    inventory_name,
+    is_inventory,
     oversized_configs,
 )
 from genfab.operator.cache import Cache, Key, owner_key
@@ -51,6 +55,7 @@ from genfab.operator.decide import (
     stalled_status,
     transitions,
 )
+from genfab.operator.inventory import Listing, inventory_listing, list_inline
 from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
@@ -85,7 +90,7 @@ from genfab.sequencing.refs import (
 from genfab.sequencing.summary import dropped_csv, stage_row, stage_seconds, summary_document
 from genfab.status import StageObservation, tally
 from genfab.status.training import training_status, with_training
-from genfab.storage import StorageError, StorageLimit
+from genfab.storage import Storage, StorageError, StorageLimit
 
 log = logging.getLogger("genfab.operator")
 STORAGE_UNAVAILABLE = "StorageUnavailable"
@@ -513,8 +518,8 @@ class Controller:
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
                  refs: dict[str, RefState] | None = None) -> Observed:
         owned = self._owned(key)  # a Job counts only if this operator recorded making it (its UID)
-        jobs = [j for j in self.cache.jobs(key)
-                if owned.get(("Job", j["metadata"]["name"])) == j["metadata"].get("uid")]
+        jobs = [j for j in self.cache.jobs(key)  # an inventory Job is the stage start's business (_listing)
+                if owned.get(("Job", j["metadata"]["name"])) == j["metadata"].get("uid") and not is_inventory(j)]
         pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
         lost = {}
         for j in jobs:
@@ -729,14 +734,19 @@ class Controller:
                 pass
         cfg = stage_config(the_plan, stage)
         run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
-        try:
-            samples = resolve_samples(cfg, lambda uri: self.storage.open(uri, owner, self._spec_storage(key)))
-        except InventoryError as exc:
-            now = now_rfc3339(self.clock())
+        listing = self._listing(key, the_plan, stage, cfg, owner, resource, run)
+        now = now_rfc3339(self.clock())
+        before = next((s for s in (previous.stages if previous else []) if s.name == stage.name
+                       and s.config_hash == stage.config_hash and s.start_time), None)
+        if listing.refused:
             return StageObservation(stage.name, stage.config_hash, stage.output_uri, "finished", shards_total=1,
                                     shards_failed=1, start_time=now, completion_time=now, reason="BadInput",
-                                    message=f"cannot list samples: {exc}")
-        shards = shard_count(len(samples), stage.shard_size, stage.fixed_shards)
+                                    message=listing.refused)
+        if listing.count is None:  # an inventory Job lists the samples: the stage runs, its Job comes next
+            return StageObservation(stage.name, stage.config_hash, stage.output_uri, "running",
+                                    start_time=before.start_time if before else now, message=listing.waiting)
+        samples = listing.count
+        shards = shard_count(samples, stage.shard_size, stage.fixed_shards)
         clear_reports(run, stage.name, stage.config_hash)
         self._create_child(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
                            build_configmap(the_plan, stage, cfg, owner))
@@ -748,20 +758,50 @@ class Controller:
             self._create_child(key, owner, "Service", resource_path("v1", "services", ns),
                                build_service(the_plan, stage, owner))
         job, created = self._create_child(key, owner, "Job", jobs_path, build_job(
-            the_plan, stage, cfg, resource.spec, shards, len(samples), owner, self.settings))
+            the_plan, stage, cfg, resource.spec, shards, samples, owner, self.settings, manifest=listing.manifest))
         self.cache.put_job(job)
+        if listing.manifest:  # its work is done (the manifest stays, the shards read it)
+            self._delete_child(key, "Job", resource_path("batch/v1", "jobs", ns, inventory_name(the_plan.name, stage)))
         if created:
             # Its reports were cleared just above and no Pod of it has run: nothing to read back in
             # this reconcile's second look (a storage listing per new Job saved in a burst).
             self.progress.started(key, stage, job["metadata"].get("uid", ""))
             log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
-                     len(samples), shards)
+                     samples, shards)
             if previous is None or not any(s.job_name for s in previous.stages):
                 created_at = parse_time(body["metadata"].get("creationTimestamp"))
                 if created_at is not None:
                     self.metrics.create_to_job.labels(key[0]).observe(
                         max(0.0, (self.clock() - created_at).total_seconds()))
         return None
+
+    def _listing(self, key: Key, the_plan: Plan, stage: PlannedStage, cfg: StageConfig, owner: Owner,
+                 resource: Resource, run: Storage) -> Listing:
+        """The stage's sample count (genfab.operator.inventory): from its inventory Job's manifest where one
+        ran, else listed here on a small budget, else (too many) from an inventory Job started now."""
+        inventory = inventory_name(the_plan.name, stage)
+        job = next((j for j in self.cache.jobs(key) if j["metadata"]["name"] == inventory
+                    and self._owned(key).get(("Job", inventory)) == j["metadata"].get("uid")), None)
+        if job is not None:
+            return inventory_listing(job, self.cache.pods(owner.namespace, inventory),
+                                     lambda: read_manifest(run, stage.name, stage.config_hash))
+        try:
+            samples = list_inline(cfg, lambda uri: self.storage.open(uri, owner, self._spec_storage(key)),
+                                  self.read_pool)
+        except InventoryError as exc:
+            return Listing(refused=f"cannot list samples: {exc}")
+        if samples is not None:
+            return Listing(count=len(samples))
+        clear_manifest(run, stage.name, stage.config_hash)  # an earlier run's: the Job writes it anew
+        ns = owner.namespace
+        self._create_child(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
+                           build_configmap(the_plan, stage, cfg, owner))
+        made, _ = self._create_child(key, owner, "Job", resource_path("batch/v1", "jobs", ns), build_inventory_job(
+            the_plan, stage, cfg, resource.spec, owner, self.settings))
+        self.cache.put_job(made)
+        log.info("%s %s/%s: stage %s: too many samples to list in a reconcile, inventory job %s started", *key,
+                 stage.name, inventory)
+        return inventory_listing(made, [], lambda: read_manifest(run, stage.name, stage.config_hash))
 
     def _write_status(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
                       status: ResourceStatus) -> None:

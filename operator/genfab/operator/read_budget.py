@@ -91,23 +91,23 @@ class Budget:
         self.started = clock()
         self.requests = self.listed = self.read = self.held = 0
 
-    def stop(self, what: str, bound: str) -> StorageLimit:
-        return StorageLimit(f"{what}: {bound} (the operator's bound per reconcile; it tries again later)")
+    def stop(self, what: str, bound: str, which: str = "") -> StorageLimit:
+        return StorageLimit(f"{what}: {bound} (the operator's bound per reconcile; it tries again later)", which)
 
     def request(self, what: str) -> None:
         spent = self.clock() - self.started
         if spent > self.bounds.seconds:
-            raise self.stop(what, f"storage calls took more than {self.bounds.seconds:g} s")
+            raise self.stop(what, f"storage calls took more than {self.bounds.seconds:g} s", "seconds")
         self.requests += 1
         if self.requests > self.bounds.requests:
-            raise self.stop(what, f"more than {self.bounds.requests} storage requests")
+            raise self.stop(what, f"more than {self.bounds.requests} storage requests", "requests")
 
     def list_one(self, what: str) -> None:
         if self.listed % PAGE == 0:
             self.request(what)
         self.listed += 1
         if self.listed > self.bounds.listed:
-            raise self.stop(what, f"lists more than {self.bounds.listed} objects")
+            raise self.stop(what, f"lists more than {self.bounds.listed} objects", "listed")
 
     def has_room(self, requests: int, nbytes: int) -> bool:
         """Whether `requests` more requests and `nbytes` more bytes fit, time left included: a reader that
@@ -121,10 +121,10 @@ class Budget:
     def take(self, n: int, what: str) -> None:
         self.read += n
         if self.read > self.bounds.bytes:
-            raise self.stop(what, f"reading more than {human_bytes(self.bounds.bytes)}")
+            raise self.stop(what, f"reading more than {human_bytes(self.bounds.bytes)}", "bytes")
         if not self.pool.take(n, self.bounds.pool_wait):
             raise self.stop(what, f"the operator holds {human_bytes(self.pool.size)} of tenants' storage reads "
-                             "at once, all in use")
+                             "at once, all in use", "pool")
         self.held += n
 
     def close(self) -> None:
@@ -198,7 +198,8 @@ class BudgetedStorage(Storage):
             data = self.inner.read_at_most(key, min(limit, left), what)
         except StorageTooLarge:
             if left <= limit:  # the budget bound it, not the reader
-                raise self.spend.stop(where, f"reading more than {human_bytes(self.spend.bounds.bytes)}") from None
+                raise self.spend.stop(where, f"reading more than {human_bytes(self.spend.bounds.bytes)}",
+                                      "bytes") from None
             raise
         self.spend.take(len(data), where)
         return data

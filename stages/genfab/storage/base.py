@@ -26,6 +26,11 @@ class StorageLimit(StorageError):
 
     reason = "StorageLimit"
 
+    def __init__(self, message: str, bound: str = "") -> None:
+        super().__init__(message)
+        self.bound = bound
+        """Which bound: `listed` or `requests` (much to list), `seconds`, `bytes` or `pool`; "" if unsaid."""
+
 
 @dataclass(frozen=True)
 class ObjectInfo:

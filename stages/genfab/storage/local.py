@@ -164,7 +164,7 @@ class FileStorage(Storage):
             walked += len(files)
             if self.max_listed is not None and walked > self.max_listed:
                 raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
-                                   "operator's bound per reconcile; it tries again later)")
+                                   "operator's bound per reconcile; it tries again later)", "listed")
             for name in files:
                 if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
                     continue  # an unfinished atomic write, a compare-and-swap lock

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
-from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SHARDS, ENV_VERIFY
+from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SAMPLE_MANIFEST, ENV_SHARDS, ENV_VERIFY
 from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
+from genfab.inventory.manifest import InvalidManifest, SampleManifest, read_manifest, read_slice
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.storage import Check, Storage, open_storage
@@ -121,7 +122,24 @@ class StageContext:
         return any(e.name == name for e in self.cfg.known_stages())
 
     @cached_property
+    def manifest(self) -> SampleManifest | None:
+        """The stage's sample manifest, where the executor wrote one (`GENFAB_SAMPLE_MANIFEST`)."""
+        if not self.env.get(ENV_SAMPLE_MANIFEST):
+            return None
+        try:
+            return read_manifest(self.run_storage, self.stage, self.config_hash)
+        except InvalidManifest as exc:
+            raise BadInput(str(exc)) from None
+
+    @cached_property
+    def total_samples(self) -> int:
+        return self.manifest.count if self.manifest is not None else len(self.all_samples)
+
+    @cached_property
     def all_samples(self) -> list[SampleRef]:
+        """Every sample of the stage (most stages need only `samples`: from a manifest, that reads less)."""
+        if self.manifest is not None:
+            return self._from_manifest(self.manifest, 0, self.manifest.count)
         try:
             return resolve_samples(self.cfg, self.open)
         except InventoryError as exc:
@@ -130,8 +148,16 @@ class StageContext:
     @cached_property
     def samples(self) -> list[SampleRef]:
         """This shard's slice of the stage's sorted samples."""
-        start, stop = shard_bounds(len(self.all_samples), self.index, self.shards)
+        start, stop = shard_bounds(self.total_samples, self.index, self.shards)
+        if self.manifest is not None and "all_samples" not in self.__dict__:
+            return self._from_manifest(self.manifest, start, stop)
         return self.all_samples[start:stop]
+
+    def _from_manifest(self, manifest: SampleManifest, start: int, stop: int) -> list[SampleRef]:
+        try:
+            return [SampleRef(i, s) for i, s in read_slice(self.run_storage, manifest, start, stop)]
+        except InvalidManifest as exc:
+            raise BadInput(str(exc)) from None
 
     @cached_property
     def writer(self) -> ThreadPoolExecutor:

@@ -45,7 +45,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
     and skipped; `BadInput`, `FatalError`, storage and memory errors end the shard."""
     samples = ctx.samples
     reporter.start(len(samples))
-    log.info("shard starts", extra={"samples": len(samples), "of": len(ctx.all_samples)})
+    log.info("shard starts", extra={"samples": len(samples), "of": ctx.total_samples})
     if stage.whole_set:
         run_whole_set(stage, ctx, reporter, metrics)
         return
@@ -121,7 +121,7 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
     """A whole-set stage (`Stage.whole_set`): one result over every unit, reused only when the config
     and the unit list are those it was made from."""
     units = ctx.samples
-    if len(units) != len(ctx.all_samples):
+    if len(units) != ctx.total_samples:
         raise BadInput(f"stage {ctx.stage!r} works on all its units at once and must run as one shard "
                        f"(this is shard {ctx.index + 1} of {ctx.shards})")
     digest, base = whole_set_hash(ctx.config_hash, units), whole_set_hash(ctx.base_hash, units)

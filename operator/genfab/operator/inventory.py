@@ -1,0 +1,88 @@
+"""How the operator learns a stage's sample count without doing work that grows with the samples.
+
+A stage's Job is sized by its sample count. The operator lists the samples itself when that is small
+(`list_inline`: on a budget of its own, `INLINE`, as it always has: a folder of a few thousand images, the
+reports of a few hundred upstream shards), and the shards list them again, as before. When the listing
+is longer than that budget (its listing, request or time bound is reached: many objects, or a store slow
+to list them; a file too large to read still stops the reconcile with `StorageLimit`), the operator stops:
+it starts a one-Pod inventory Job of the data plane (`build_inventory_job`), which lists once and writes
+the stage's sample manifest, reads that manifest's bounded header when the Job completes, and starts the
+stage's Job with `GENFAB_SAMPLE_MANIFEST`, so each shard reads only its slice. An inventory Job that
+fails says why in its Pod's termination message, which becomes the stage's BadInput message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genfab.contract import StageConfig
+from genfab.inventory import SampleRef, resolve_samples
+from genfab.inventory.manifest import InvalidManifest, SampleManifest
+from genfab.operator import read_budget
+from genfab.operator.observe import job_view
+from genfab.operator.read_budget import BytePool, ReadBounds
+from genfab.storage import Storage, StorageLimit
+
+MiB = 1 << 20
+INLINE = ReadBounds(seconds=10.0, requests=250, listed=20_000, bytes=8 * MiB)
+"""What the operator spends listing a stage's samples itself, at most; past the listing or request bound
+the stage's samples are listed by an inventory Job instead."""
+TOO_BIG = frozenset({"listed", "requests", "seconds"})
+"""The bounds whose end means "a long listing" (many objects, or a store slow to list them): an inventory
+Job's work. Bytes are not among them: a listing reads little, and a manifest larger than a reconcile's
+bytes is refused as before (StorageLimit), not handed to a Pod."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What is known of a stage's samples when it is about to start."""
+
+    count: int | None = None
+    """How many (None: not known yet)."""
+    manifest: bool = False
+    """The count is the sample manifest's: the stage's shards read their slices from it."""
+    waiting: str = ""
+    """The inventory Job runs: what the stage says meanwhile."""
+    refused: str = ""
+    """The samples cannot be listed (bad input): the stage fails with this."""
+
+
+def list_inline(cfg: StageConfig, open_fn: Callable[[str], Storage], pool: BytePool) -> list[SampleRef] | None:
+    """The stage's samples, listed here on the `INLINE` budget; None when the listing is too big for it.
+    InventoryError (bad input) and other bounds (time, bytes: `StorageLimit`) pass through."""
+    with read_budget.budget(INLINE, pool):
+        try:
+            return resolve_samples(cfg, open_fn)
+        except StorageLimit as exc:
+            if exc.bound in TOO_BIG:
+                return None
+            raise
+
+
+def inventory_listing(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
+                      header: Callable[[], SampleManifest]) -> Listing:
+    """What the stage's inventory Job has found: waiting while it runs, the manifest's count once it
+    completed (`header` reads it), its Pod's own words once it failed."""
+    view = job_view(job)
+    if view.complete:
+        try:
+            return Listing(count=header().count, manifest=True)
+        except InvalidManifest as exc:
+            return Listing(refused=f"the inventory job {view.name} completed, but {exc}")
+    if view.failed:
+        said = next((m for m in (_termination(p) for p in pods) if m), "")
+        return Listing(refused=f"cannot list samples: {said or view.failed_message or view.failed_reason} "
+                               f"(inventory job {view.name})")
+    state = "waiting to run" if view.suspended or not view.active else "listing"
+    return Listing(waiting=f"the stage's samples are too many to list in a reconcile: inventory job {view.name} "
+                           f"is {state} them")
+
+
+def _termination(pod: Mapping[str, Any]) -> str:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        message = str(((cs.get("state") or {}).get("terminated") or {}).get("message") or "").strip()
+        if message:
+            return " ".join(message.split())[:1000]
+    return ""
