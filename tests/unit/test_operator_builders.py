@@ -195,3 +195,40 @@ def test_active_deadline_is_per_stage_and_absent_by_default() -> None:
     r = resource(progressDeadlineSeconds=900, stages={"expansion": {"progressDeadlineSeconds": 60}})
     assert [(s.name, s.progress_deadline_seconds) for s in plan(r).stages] == [
         ("scaffold", 900), ("expansion", 60), ("gaussians", 900)]
+
+
+def test_an_inventory_job_is_one_cpu_pod_of_genfabs_own_image_with_the_stages_storage_and_confinement() -> None:
+    from genfab.operator.builders import build_inventory_job, inventory_name, is_inventory
+
+    r = resource(retries=2, suspend=True, queueName="gpu-queue", stages={"scaffold": {"nodeSelector": {"a": "b"}}})
+    p = plan(r)
+    stage = p.stage("scaffold")
+    job = build_inventory_job(p, stage, stage_config(p, stage), r.spec, OWNER, SETTINGS)
+    kubernetes_validate.validate(job, "1.35", strict=True)
+    assert is_inventory(job) and job["metadata"]["name"] == inventory_name(p.name, stage)
+    assert len(job["metadata"]["name"]) <= 63 and job["metadata"]["name"].endswith("-inv")
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]  # CPU work, not the GPU queue's
+    spec = job["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"], spec["suspend"]) == (1, 1, 2, True)
+    assert spec["podFailurePolicy"]["rules"][0]["action"] == "FailJob" and spec["activeDeadlineSeconds"] > 0
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "registry.test/genfab-cv:1"
+    assert c["command"] == ["python", "-m", "genfab.stages.runtime.inventory"]
+    assert "amd.com/gpu" not in c["resources"]["limits"] and "nodeSelector" not in pod
+    assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+    assert pod["volumes"][0]["configMap"]["name"] == child_name(p.name, stage)  # the stage's own config
+
+
+def test_a_stage_job_says_when_its_shards_read_the_sample_manifest() -> None:
+    r = resource()
+    p = plan(r)
+    stage = p.stage("scaffold")
+    with_manifest = build_job(p, stage, stage_config(p, stage), r.spec, 4, 10, OWNER, SETTINGS, manifest=True)
+    env = {e["name"]: e.get("value") for e in with_manifest["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GENFAB_SAMPLE_MANIFEST"] == "1"
+    plain = {e["name"] for e in job_for()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "GENFAB_SAMPLE_MANIFEST" not in plain
