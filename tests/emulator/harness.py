@@ -61,6 +61,19 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 30.0, i
         time.sleep(interval)
 
 
+def moto_bucket(bucket: str) -> tuple[Any, str]:
+    """A moto S3 server on localhost with `bucket` made (test/test-secret): (the server, its endpoint)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=(port := free_port()), verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test-secret").create_bucket(Bucket=bucket)
+    return server, endpoint
+
+
 def token_kubeconfig(path: Path, url: str, name: str) -> Path:
     """A kubeconfig for a plain-HTTP test API server at `url` (any token is accepted there)."""
     path.write_text(yaml.safe_dump({

@@ -25,10 +25,9 @@ import boto3
 import pytest
 from moto.backends import get_backend
 from moto.s3.models import S3Backend
-from moto.server import ThreadedMotoServer
 
 from tests.emulator.cluster import res_for
-from tests.emulator.harness import Emulator, OperatorProcess, free_port
+from tests.emulator.harness import Emulator, OperatorProcess, moto_bucket
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import jobs, stage, wait_status
 
@@ -71,11 +70,7 @@ class SortedListing:
 def s3_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, str, SortedListing]]:
     listing = SortedListing()
     listing.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=(port := free_port()), verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test-secret").create_bucket(Bucket=BUCKET)
+    server, endpoint = moto_bucket(BUCKET)
     emu = Emulator().start()
     op = OperatorProcess(emu, tmp_path_factory.mktemp("s3-operator"),
                          GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"s3://{BUCKET}/{{namespace}}/"]}),

@@ -18,14 +18,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from genfab.api import parse_resource
 from genfab.operator.builders import child_name
 from genfab.planner import plan
 from tests.emulator.cluster import res_for
 from tests.emulator.conftest import MODELS, OWN_METHODS
-from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess, free_port
+from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess, moto_bucket
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import condition, stage, wait_phase
 from tests.emulator.test_tuning import tuning_run
@@ -93,11 +92,7 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("shared")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=(port := free_port()), verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test-secret").create_bucket(Bucket=BUCKET)
+    server, endpoint = moto_bucket(BUCKET)
     emu = Emulator().start()
     op = OperatorProcess(emu, tmp_path_factory.mktemp("shared-operator"),
                          GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/",

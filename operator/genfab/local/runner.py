@@ -30,12 +30,14 @@ from genfab.contract.names import (
     ENV_MODELS,
     ENV_PARENT_PID,
     ENV_PROGRESS_SECONDS,
+    ENV_SAMPLE_MANIFEST,
     ENV_TERMINATION_LOG,
     ENV_VERIFY,
 )
 from genfab.contract.paths import join_uri
-from genfab.inventory import InventoryError, ShardReport, clear_reports, read_reports, resolve_samples
+from genfab.inventory import InventoryError, ShardReport, clear_reports, read_report, read_reports, resolve_samples
 from genfab.inventory.gates import missing_by_sample
+from genfab.inventory.manifest import InvalidManifest, write_manifest
 from genfab.inventory.training import read_training
 from genfab.local.devices import cuda_visible
 from genfab.local.interrupts import interruption, signals_held
@@ -117,6 +119,8 @@ class StageRun:
     samples: int = 0
     shards: list[Shard] = field(default_factory=list)
     reports: dict[int, ShardReport] = field(default_factory=dict)
+    final: set[int] = field(default_factory=set)
+    """Shards whose final report is in `reports` (not read again)."""
     started: float | None = None
     start_time: str | None = None
     completion_time: str | None = None
@@ -382,12 +386,16 @@ class LocalRunner:
             return
         try:
             samples = resolve_samples(run.config, self.open)
-        except (InventoryError, StorageError) as exc:
+            # Listed once, here: each shard reads its slice of the list instead of listing the samples again.
+            write_manifest(self.run_storage, run.stage.name, run.stage.config_hash,
+                           [(s.id, s.source) for s in samples])
+        except (InventoryError, InvalidManifest, StorageError) as exc:
             self._fail_at_start(run, f"cannot list samples: {exc}")
             return
         run.samples = len(samples)
         count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
         clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
+        run.reports, run.final = {}, set()
         (self._config_dir / f"{run.stage.name}.json").write_text(run.config.to_json())
         run.shards = [Shard(i) for i in range(count)]
         run.state = "running"
@@ -429,7 +437,7 @@ class LocalRunner:
         env = {**self.environ, **shard_env(
             run.config, stage, len(run.shards), shard.index, self._models_env(),
             str(self._config_dir / f"{stage.name}.json"),
-            **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()),
+            **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()), ENV_SAMPLE_MANIFEST: "1",
                ENV_TERMINATION_LOG: str(self._termination_path(run, shard))},
             **gang_env(stage, len(run.shards), "127.0.0.1", run.port,
                        f"{stage.output_uri}#{stage.short_hash}@{run.port}"))}
@@ -545,13 +553,24 @@ class LocalRunner:
         return f"{what}: {reason} ({why}); log: {log}" if reason else f"{what} ({why}); log: {log}"
 
     def _refresh_reports(self) -> None:
+        """Read the reports of the shards running now, and once more each shard's final one when it ended:
+        a tick reads as many reports as shards run at once, however many shards the stage has."""
         for run in self.stages.values():
-            if run.state == "running" or (run.state == "finished" and run.shards and not run.reports):
-                try:
-                    run.reports = read_reports(self.run_storage, run.stage.name, run.stage.config_hash)
-                except StorageError:
-                    continue
-                self.listener("progress", run)
+            if run.state not in ("running", "finished"):
+                continue
+            try:
+                for shard in run.shards:
+                    if shard.index in run.final or (shard.process is None and not shard.done):
+                        continue
+                    report = read_report(self.run_storage, run.stage.name, run.stage.config_hash, shard.index,
+                                         len(run.shards))
+                    if report is not None:
+                        run.reports[shard.index] = report
+                    if shard.done:
+                        run.final.add(shard.index)
+            except StorageError:
+                continue
+            self.listener("progress", run)
 
     def _finish_stages(self) -> None:
         for run in self.stages.values():

@@ -160,27 +160,36 @@ class FileStorage(Storage):
             return
         found = []
         walked = 0
-        for dirpath, _, files in os.walk(start):  # linked folders are not entered
-            walked += len(files)
-            if self.max_listed is not None and walked > self.max_listed:
-                raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
-                                   "operator's bound per reconcile; it tries again later)", "listed")
-            for name in files:
-                if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
-                    continue  # an unfinished atomic write, a compare-and-swap lock
-                full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
-                if not rel.startswith(prefix):
-                    continue
-                if self.confine is not None and not any(inside(os.path.realpath(full), c) for c in self.confine):
-                    continue  # a link leading outside is no object here (whether or not its target exists)
-                with self._os_errors("list", rel):
+        top = os.fspath(self.root)
+        folders = [os.fspath(start)]
+        while folders:  # linked folders are not entered; keys by string operations (a Path per file was
+            dirpath = folders.pop()  # most of a listing's time)
+            folder = os.path.relpath(dirpath, top).replace(os.sep, "/")
+            folder = "" if folder == "." else folder + "/"
+            with self._os_errors("list", folder or prefix), os.scandir(dirpath) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                        continue
+                    walked += 1
+                    if self.max_listed is not None and walked > self.max_listed:
+                        raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
+                                           "operator's bound per reconcile; it tries again later)", "listed")
+                    name = entry.name
+                    if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
+                        continue  # an unfinished atomic write, a compare-and-swap lock
+                    rel = folder + name
+                    if not rel.startswith(prefix):
+                        continue
+                    if self.confine is not None and not any(inside(os.path.realpath(entry.path), c)
+                                                            for c in self.confine):
+                        continue  # a link leading outside is no object here (whether or not its target exists)
                     try:
-                        info = full.stat()
+                        info = entry.stat()  # follows a link, as a listing of the link's target would
                     except FileNotFoundError:  # a link to nothing: no object (as in a bucket's listing)
                         continue
-                if stat.S_ISREG(info.st_mode):  # a FIFO, device or socket is no object either
-                    found.append(ObjectInfo(rel, info.st_size, modified=info.st_mtime))
+                    if stat.S_ISREG(info.st_mode):  # a FIFO, device or socket is no object either
+                        found.append(ObjectInfo(rel, info.st_size, modified=info.st_mtime))
         yield from sorted(found, key=lambda o: o.key)
 
     def size(self, key: str) -> int | None:
