@@ -13,6 +13,7 @@ empty folder, unknown ids: retrying cannot help); 1 on a storage error (retried)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -60,10 +61,8 @@ def _end(env: Mapping[str, str], code: int, line: str) -> int:
     print(f"genfab inventory: {line}", file=sys.stderr)
     path = Path(env.get(ENV_TERMINATION_LOG) or TERMINATION_LOG)
     if path.parent.is_dir() and (path.exists() or path.as_posix() != TERMINATION_LOG):
-        try:
+        with contextlib.suppress(OSError):  # a read-only filesystem must not change the exit code
             path.write_text(line[:4000])
-        except OSError:
-            pass
     return code
 
 
