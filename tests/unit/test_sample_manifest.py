@@ -106,3 +106,27 @@ def test_a_shard_reads_its_slice_from_the_manifest_when_the_executor_says_so(tmp
     assert ctx.total_samples == 1000 and ctx.samples[0].source == "p0000750.png"
     with pytest.raises(Exception, match="missing or empty"):
         _ = StageContext(cfg, 3, 4, env={}).samples
+
+
+def test_the_inventory_entry_point_writes_the_manifest_or_says_in_one_line_why_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genfab.stages.runtime.inventory import main
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        (inputs / f"img_{i}.png").write_bytes(b"png")
+    cfg = StageConfig(resource=ResourceRef(kind="DatasetJob", name="d"), pipeline="relighting", stage="segment",
+                      family="cv", config_hash="h" * 64, run_uri=f"file://{tmp_path}/out",
+                      output_uri=f"file://{tmp_path}/out/s1", input_uris=(f"file://{inputs}",))
+    (tmp_path / "stage.json").write_text(cfg.to_json())
+    env = {"GENFAB_STAGE_CONFIG": str(tmp_path / "stage.json"), "GENFAB_TERMINATION_LOG": str(tmp_path / "term")}
+    assert main(env) == 0
+    run = FileStorage(f"file://{tmp_path}/out", tmp_path / "out")
+    assert read_slice(run, read_manifest(run, "segment", "h" * 64), 0, 5)[0] == ("img_0", "img_0.png")
+    assert "5 samples in 1 part(s)" in (tmp_path / "term").read_text()
+    empty = cfg.model_copy(update={"input_uris": (f"file://{tmp_path}/nothing",)})
+    (tmp_path / "stage.json").write_text(empty.to_json())
+    assert main(env) == 42
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("genfab inventory: bad input: no input files under") and "missing or empty" in line
