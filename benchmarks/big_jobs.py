@@ -249,6 +249,28 @@ def steps(root: Path, n: int) -> list[tuple[str, Callable[[], Any], Callable[[],
             ("per-sample records (dropped_samples.csv)", records, records_floor)]
 
 
+WHY = {
+    "input listing": "one pass over the folder; per object a stat, its sample id and a few dict operations "
+                     "(the floor does the stat and the sort only). Run once per stage start: by `genfab run`, or "
+                     "on a cluster by the inventory Job when the input is too big for a reconcile.",
+    "sample manifest (the run's one listing, written)": "the listing plus 10,000-sample JSON parts written once; "
+                                                         "every shard then reads only its own part(s).",
+    "a shard's 32 samples": "the manifest's header and the one part the slice falls in, whatever the size (the "
+                            "floor reads the whole list; before, every shard listed the whole input again).",
+    "resume check (half committed)": "each sample's marker read and checked (its JSON, its outputs' sizes): in "
+                                     "the shards, in parallel, once per sample; flat per sample.",
+    "operator: every finished shard read once": "one GET per shard, at most 500 per reconcile (the rest the next "
+                                                "reconcile): the operator's work per reconcile is bounded, its "
+                                                "total grows with the shards, not the samples.",
+    "status aggregation (fold every report)": "each report folded once into a tally of fixed size; per sample "
+                                              "it is the reports' own lists being counted.",
+    "summary from the tally": "made from the tally, not the reports: the same time at any size.",
+    "per-sample records (dropped_samples.csv)": "a row per dropped sample (a tenth of the shards drop one "
+                                                "here): grows with the drops, as the floor does.",
+}
+"""Why each step costs what it does (the results' commentary)."""
+
+
 IN_PROCESS = {"status aggregation (fold every report)", "summary from the tally",
               "per-sample records (dropped_samples.csv)"}
 """Steps whose result is their own timing in microseconds (the reports' parsing left out)."""
@@ -292,8 +314,23 @@ def table(rows: list[dict[str, Any]], command: str) -> str:
              f"- command: `{command}`",
              f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
              f"- Python {platform.python_version()}; file:// on the machine's disk",
-             "- each step in a forked child: seconds, and MB = the child's peak RSS less an idle child's",
+             "- each step in a forked child: seconds, and MB = the child's peak RSS less an idle child's (for "
+             "the last three steps both sides parse every report first: their MB is mostly that, their "
+             "seconds are the step alone)",
              "- us/sample = microseconds per sample; x = seconds / the floor's seconds", ""]
+    lines += ["## Where each step stands", "",
+              "Per-sample time and memory at the largest size against 10,000 samples (1.0x: flat):", "",
+              "| step | time/sample, largest vs 10,000 | MB/sample, largest vs 10,000 | why |",
+              "| --- | ---: | ---: | --- |"]
+    for step in dict.fromkeys(r["step"] for r in rows):
+        ten = next((r for r in rows if r["step"] == step and r["n"] == 10_000), None)
+        big = max((r for r in rows if r["step"] == step), key=lambda r: r["n"])
+        if ten is None or big["n"] == 10_000:
+            continue
+        t = (big["seconds"] / big["n"]) / max(ten["seconds"] / ten["n"], 1e-12)
+        m = (big["mb"] / big["n"]) / max(ten["mb"] / ten["n"], 1e-12) if ten["mb"] else float("nan")
+        lines.append(f"| {step} | {t:.2f}x | {m:.2f}x | {WHY.get(step, '')} |")
+    lines.append("")
     for step in dict.fromkeys(r["step"] for r in rows):
         lines += [f"## {step}", "", "| samples | seconds | us/sample | floor s | x floor | MB | floor MB | |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

@@ -13,11 +13,13 @@ the same `resolve_samples`, so the shard count an executor picks and the slice a
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import importlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from genfab.contract import StageConfig, report_prefix
@@ -51,10 +53,29 @@ def sample_id_for(stem: str) -> str:
     return f"{slug}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: listing a million objects makes millions of small
+    objects and no cycles, and the collector's passes over them were a third of a listing's time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None = None,
                     limit: int | None = None) -> list[SampleRef]:
     """Files directly under `storage` with one of `suffixes`, as samples sorted by id: a file's stem
     (`sample_id_for`), or its whole name where another file has the same stem."""
+    with collector_paused():
+        return _discover(storage, suffixes, ids, limit)
+
+
+def _discover(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None, limit: int | None
+              ) -> list[SampleRef]:
     wanted = tuple(s.lower() for s in suffixes)
     by_stem: dict[str, list[str]] = {}
     for obj in storage.list():
