@@ -3,8 +3,9 @@
 A stage's Job is sized by its sample count. The operator lists the samples itself when that is small
 (`list_inline`: on a budget of its own, `INLINE`, as it always has: a folder of a few thousand images, the
 reports of a few hundred upstream shards), and the shards list them again, as before. When the listing
-is longer than that budget (its listing, request or time bound is reached: many objects, or a store slow
-to list them; a file too large to read still stops the reconcile with `StorageLimit`), the operator stops:
+is longer than that budget (its listing, request, time or byte bound is reached: many objects, many
+upstream reports, or a store slow to list them; a single file larger than its reader's bound is still
+refused by that reader, as before), the operator stops:
 it starts a one-Pod inventory Job of the data plane (`build_inventory_job`), which lists once and writes
 the stage's sample manifest, reads that manifest's bounded header when the Job completes, and starts the
 stage's Job with `GENFAB_SAMPLE_MANIFEST`, so each shard reads only its slice. An inventory Job that
@@ -26,13 +27,14 @@ from genfab.operator.read_budget import BytePool, ReadBounds
 from genfab.storage import Storage, StorageLimit
 
 MiB = 1 << 20
-INLINE = ReadBounds(seconds=10.0, requests=250, listed=20_000, bytes=8 * MiB)
+INLINE = ReadBounds(seconds=10.0, requests=250, listed=20_000, bytes=24 * MiB)
 """What the operator spends listing a stage's samples itself, at most; past the listing or request bound
-the stage's samples are listed by an inventory Job instead."""
-TOO_BIG = frozenset({"listed", "requests", "seconds"})
-"""The bounds whose end means "a long listing" (many objects, or a store slow to list them): an inventory
-Job's work. Bytes are not among them: a listing reads little, and a manifest larger than a reconcile's
-bytes is refused as before (StorageLimit), not handed to a Pod."""
+the stage's samples are listed by an inventory Job instead. Its bytes are more than any one object's reader
+allows (16 MiB: a curated manifest, a shard report), so a file too large is refused by its reader, as
+before, not handed to a Pod."""
+TOO_BIG = frozenset({"listed", "requests", "seconds", "bytes"})
+"""The bounds whose end means "a long listing" (many objects, many reports, or a store slow to list them):
+an inventory Job's work. Not the byte pool all reconciles share (other tenants' reads: tried again)."""
 
 
 @dataclass(frozen=True)
