@@ -1,4 +1,4 @@
-"""An input folder of 30,000 (default run) and 300,000 (slow tier) objects on an S3 server plans and starts
+"""An input folder of 30,000 and 300,000 objects on an S3 server (slow tier) plans and starts
 on the operator: more than it lists in a reconcile (20,000), so a one-Pod inventory Job of the data plane
 lists it once and writes the stage's sample manifest, the operator sizes the stage from the manifest's
 header, and the stage's Job starts with its shards reading their slices from it.
@@ -31,7 +31,7 @@ from tests.emulator.harness import Emulator, OperatorProcess, moto_bucket
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.test_scenarios import jobs, stage, wait_status
 
-pytestmark = pytest.mark.emulator
+pytestmark = [pytest.mark.emulator, pytest.mark.slow]  # (the default run lists 25,000 files: test_big_jobs.py)
 BUCKET, SECRET = "lab-big", "lab-s3"
 
 
@@ -104,7 +104,7 @@ def test_the_sorted_index_answers_as_moto_does(s3_cluster: tuple[Emulator, str, 
     assert plain == pages[0] == ["check/k1.png", "check/k2.png"] and pages[1] == ["check/k3.png"]
 
 
-@pytest.mark.parametrize("objects", [30_000, pytest.param(300_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("objects", [30_000, 300_000])
 def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, str, SortedListing],
                                                     objects: int) -> None:
     emu, endpoint, listing = s3_cluster
