@@ -74,7 +74,7 @@ def reports(tmp: Path) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize(("samples", "shard_size", "to_the_end"), [
-    (1_000, 100, True),
+    (1_000, 250, True),
     pytest.param(100_000, 10_000, True, marks=pytest.mark.slow),
     pytest.param(1_000_000, 50_000, False, marks=pytest.mark.slow),
 ])
