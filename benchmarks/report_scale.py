@@ -31,6 +31,8 @@ from genfab.report.writer import ReportWriter  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "report.md"
+LINKS_PER_FILE = 10_000
+"""Samples whose pictures are links of one file (four links each)."""
 
 
 def picture() -> bytes:
@@ -48,10 +50,13 @@ def make_output(root: Path, n: int) -> None:
     for folder in ("outputs", "stage_1", "stage_3"):
         (data / folder).mkdir(parents=True)
     one = root / "one.png"
-    one.write_bytes(picture())
     mask = root / "mask.png"
-    Image.fromarray(np.pad(np.full((312, 184), 255, np.uint8), 100)).save(mask)
     for i in range(n):
+        if i % LINKS_PER_FILE == 0:  # a file takes at most 65,000 links (ext4): a fresh copy now and then
+            for path in (one, mask):
+                path.unlink(missing_ok=True)
+            one.write_bytes(picture())
+            Image.fromarray(np.pad(np.full((312, 184), 255, np.uint8), 100)).save(mask)
         sid = f"s{i:05d}"
         for name in ("input", "albedo", "output"):
             os.link(one, data / "outputs" / f"{sid}_{name}.png")

@@ -49,9 +49,10 @@ def dropped(index: int) -> bool:
     return index % 97 == 0
 
 
-def run_big_stage(emu: Emulator, tmp: Path, shards: int, per_tick: int) -> None:
+def run_big_stage(emu: Emulator, tmp: Path, shards: int, per_tick: int, drops: bool) -> None:
+    """`drops`: every 97th shard drops its sample (the stage ends PartiallySucceeded), else none (Succeeded)."""
     emu.kubelet.bulk["segment"] = per_tick
-    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(fail_samples=1 if dropped(index) else 0)
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(fail_samples=1 if drops and dropped(index) else 0)
     doc = relighting_job(tmp, shards)
     try:
         emu.apply(doc)
@@ -63,18 +64,19 @@ def run_big_stage(emu: Emulator, tmp: Path, shards: int, per_tick: int) -> None:
         emu.apply(other)
         emu.wait("another namespace's first Job", lambda: jobs(emu, other), timeout=30)
         another_tenant = time.monotonic() - started
-        failed = sum(dropped(i) for i in range(shards))
+        failed = sum(dropped(i) for i in range(shards)) if drops else 0
         st = wait_status(emu, doc, "the big stage ended", lambda st: st.get("phase") in (
             "PartiallySucceeded", "Failed", "Succeeded"), timeout=max(120, shards / 40))
     finally:
         emu.kubelet.bulk.pop("segment", None)
     seg = stage(st, "segment")
-    assert st["phase"] == "PartiallySucceeded", st
+    assert st["phase"] == ("PartiallySucceeded" if drops else "Succeeded"), st
     assert seg["samples"] == {"total": shards, "succeeded": shards - failed, "failed": failed}
     assert (seg["shards"]["total"], seg["shards"]["succeeded"], seg["shards"]["failed"]) == (shards, shards, 0)
     tally = seg["tally"]
     assert tally["indexes"] == f"0-{shards - 1}" and tally["succeeded"] == shards - failed
-    assert tally["dropped"] == {"SampleError": {"count": failed, "examples": ["p000000", "p000097", "p000194"]}}
+    assert tally["dropped"] == ({"SampleError": {"count": failed, "examples": ["p000000", "p000097", "p000194"]}}
+                                if drops else {})
     status_bytes = len(json.dumps(st).encode())
     assert status_bytes < STATUS_BYTES, status_bytes
     assert another_tenant < ANOTHER_TENANT_SECONDS, another_tenant
@@ -86,12 +88,12 @@ def run_big_stage(emu: Emulator, tmp: Path, shards: int, per_tick: int) -> None:
 
 
 def test_a_stage_of_1000_shards_succeeds_with_exact_counts(emu: Emulator, tmp_path: Path) -> None:
-    run_big_stage(emu, tmp_path, 1000, per_tick=50)
+    run_big_stage(emu, tmp_path, 1000, per_tick=50, drops=True)
 
 
 @pytest.mark.slow
 def test_a_stage_of_10000_shards_succeeds_with_exact_counts(emu: Emulator, tmp_path: Path) -> None:
-    run_big_stage(emu, tmp_path, 10_000, per_tick=250)
+    run_big_stage(emu, tmp_path, 10_000, per_tick=250, drops=False)
 
 
 def reports_read(op: OperatorProcess) -> float:
