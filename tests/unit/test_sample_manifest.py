@@ -130,3 +130,16 @@ def test_the_inventory_entry_point_writes_the_manifest_or_says_in_one_line_why_n
     assert main(env) == 42
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("genfab inventory: bad input: no input files under") and "missing or empty" in line
+
+
+def test_a_failed_inventory_jobs_own_words_become_one_printable_line() -> None:
+    from genfab.operator.inventory import inventory_listing
+
+    job = {"metadata": {"name": "r-segment-abc-inv"}, "spec": {"completions": 1},
+           "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}
+    pod = {"status": {"containerStatuses": [{"state": {"terminated": {
+        "message": "bad input: no input files\n\x1b[2J\x07under s3://x"}}}]}}
+    listing = inventory_listing(job, [pod], lambda: (_ for _ in ()).throw(AssertionError("not read")))
+    assert listing.refused == ("cannot list samples: bad input: no input files [2Junder s3://x "
+                               "(inventory job r-segment-abc-inv)")
+    assert listing.count is None and not listing.waiting

@@ -85,6 +85,6 @@ def inventory_listing(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
 def _termination(pod: Mapping[str, Any]) -> str:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         message = str(((cs.get("state") or {}).get("terminated") or {}).get("message") or "").strip()
-        if message:
-            return " ".join(message.split())[:1000]
+        if message:  # a Pod's own words: one line, no control characters (it reaches people's terminals)
+            return "".join(c for c in " ".join(message.split()) if c.isprintable())[:1000]
     return ""
