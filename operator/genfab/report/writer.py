@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from genfab.contract import RUN_DIR, RUN_REPORT_DIR, STATUS_KEY, SUMMARY_KEY
+from genfab.contract import RUN_DIR, RUN_REPORT_DIR, SAMPLES_DIR, STATUS_KEY, SUMMARY_KEY
 from genfab.report import charts_unavailable
 from genfab.report.html import (
     ShownGallery,
@@ -41,7 +41,7 @@ MAX_PICTURES = 200
 MAX_DOCUMENT = 64 << 20
 MAX_IMAGE = 64 << 20
 """A picture larger than this is shown as unreadable (read whole into memory, one per worker)."""
-SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/")
+SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/", f"{SAMPLES_DIR}/")
 MAX_KEYS = 2_000_000
 """Objects listed under an output at most (a run of 10,000 samples has about 100,000)."""
 

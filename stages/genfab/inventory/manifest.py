@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from genfab.contract.names import RUN_DIR
+from genfab.contract.names import SAMPLES_DIR
 from genfab.contract.paths import SAMPLE_ID_RE
 from genfab.storage.base import Storage, StorageError, StorageTooLarge
 
@@ -55,7 +55,7 @@ class SampleManifest(BaseModel):
 
 
 def manifest_prefix(stage: str, config_hash: str) -> str:
-    return f"{RUN_DIR}/samples/{stage}/{config_hash[:10]}/"
+    return f"{SAMPLES_DIR}/{stage}/{config_hash[:10]}/"
 
 
 def part_size(count: int) -> int:
