@@ -11,7 +11,8 @@ decided by `script(stage, index, attempt) -> Behaviour` when it is created.
 
 An inventory Job (label `genfab.dev/task=inventory`) runs the data plane's own inventory code
 (`genfab.stages.runtime.inventory.make_inventory`) on a thread, without a Pod, then completes, or fails
-with the inventory's one line as the Job's message.
+with the inventory's one line as the Job's message. A records Job (`genfab.dev/task=records`) likewise
+runs `genfab.sequencing.records.write_records` with the request in its environment.
 
 For stages of thousands of shards, a Job can complete its indexes in bulk (`Kubelet.bulk`): no Pod
 objects, each index's final shard report written as its Pod would write it, `bulk[stage]` indexes a
@@ -34,12 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genfab.contract import StageConfig, shard_bounds
-from genfab.contract.names import ENV_FILE_ROOTS, ENV_SAMPLE_MANIFEST, report_key
+from genfab.contract.names import ENV_FILE_ROOTS, ENV_RECORDS, ENV_SAMPLE_MANIFEST, report_key
 from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
+from genfab.sequencing.records import RecordsRequest, write_records
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.inventory import make_inventory
 from genfab.status import indexes as index_ranges
-from genfab.storage import S3Settings, open_storage
+from genfab.storage import S3Settings, StorageError, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
 JOBS, PODS, CONFIGMAPS = res_of("batch/v1/jobs"), res_of("v1/pods"), res_of("v1/configmaps")
@@ -259,8 +261,8 @@ class Kubelet:
             new["conditions"] = _set(conditions, "Suspended", "False", "JobResumed")
         new.setdefault("startTime", now_rfc3339())
         labels = job["metadata"].get("labels") or {}
-        if labels.get("genfab.dev/task") == "inventory":
-            return self._inventory_sync(key, job, status, new)
+        if labels.get("genfab.dev/task") in ("inventory", "records"):
+            return self._one_pod_sync(key, job, status, new)
         rate = self.bulk.get(labels.get("genfab.dev/stage", ""), 0)
         if rate:
             return self._bulk_sync(key, job, js, status, new, rate)
@@ -324,13 +326,15 @@ class Kubelet:
                 new["conditions"] = _set(new.get("conditions") or [], "Complete", "True", "Completed")
         self._write_job(key, status, new)
 
-    def _inventory_sync(self, key: ObjKey, job: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    def _one_pod_sync(self, key: ObjKey, job: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         uid = job["metadata"]["uid"]
         running = self._inventories.get(uid)
         if running is None:
-            cfg = self._job_config(key, job)
             env = self._pod_env(key[1], job["spec"]["template"]["spec"]["containers"][0])
-            self._inventories[uid] = self._inventory_pool.submit(_inventory, cfg, env)
+            if job["metadata"]["labels"]["genfab.dev/task"] == "records":
+                self._inventories[uid] = self._inventory_pool.submit(_records, env)
+            else:
+                self._inventories[uid] = self._inventory_pool.submit(_inventory, self._job_config(key, job), env)
             new.update(active=1)
         elif running.done():
             why = running.result()
@@ -536,6 +540,19 @@ def _inventory(cfg: StageConfig, env: dict[str, str]) -> str:
         make_inventory(cfg, lambda uri: open_storage(uri, settings, confine=roots))
     except InventoryError as exc:
         return f"bad input: {exc}"
+    return ""
+
+
+def _records(env: dict[str, str]) -> str:
+    """What a records Pod does (genfab.sequencing.records), with its environment: "" once written, else
+    its one line."""
+    settings = S3Settings.from_env(env)
+    roots = json.loads(env[ENV_FILE_ROOTS]) if env.get(ENV_FILE_ROOTS) else None
+    request = RecordsRequest.model_validate_json(env[ENV_RECORDS])
+    try:
+        write_records(open_storage(request.output_uri, settings, confine=roots), request)
+    except StorageError as exc:
+        return f"storage: {exc}"
     return ""
 
 

@@ -232,3 +232,28 @@ def test_a_stage_job_says_when_its_shards_read_the_sample_manifest() -> None:
     assert env["GENFAB_SAMPLE_MANIFEST"] == "1"
     plain = {e["name"] for e in job_for()["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "GENFAB_SAMPLE_MANIFEST" not in plain
+
+
+def test_a_records_job_is_one_cpu_pod_with_its_request_and_the_stages_storage() -> None:
+    from genfab.operator.builders import build_records_job, records_name, task_of
+    from genfab.sequencing.records import RecordsRequest, records_request
+
+    r = resource(retries=2, queueName="gpu-queue")
+    p = plan(r)
+    request = records_request(p, "PartiallySucceeded", "2026-11-27T10:00:00Z").model_dump_json(by_alias=True)
+    job = build_records_job(p, request, r.spec, OWNER, SETTINGS)
+    kubernetes_validate.validate(job, "1.35", strict=True)
+    assert task_of(job) == "records" and job["metadata"]["name"] == records_name(p.name, request)
+    assert len(job["metadata"]["name"]) <= 63 and "-records-" in job["metadata"]["name"]
+    later = records_request(p, "Succeeded", "2026-11-27T11:00:00Z").model_dump_json(by_alias=True)
+    assert records_name(p.name, later) != job["metadata"]["name"]  # one per run's end, never an old one reused
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
+    pod = job["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "registry.test/genfab-cv:1" and c["command"] == ["python", "-m", "genfab.sequencing.records"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]  # no stage config, no models
+    env = {e["name"]: e for e in c["env"]}
+    assert RecordsRequest.model_validate_json(env["GENFAB_RECORDS"]["value"]).stages == records_request(
+        p, "x", "y").stages
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+    assert pod["automountServiceAccountToken"] is False and c["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -21,6 +21,8 @@ ENV_STAGE = "GENFAB_STAGE"
 ENV_SAMPLE_MANIFEST = "GENFAB_SAMPLE_MANIFEST"
 """Set (to 1) where the executor wrote the stage's sample manifest (genfab.inventory.manifest): the shard
 reads its slice from there instead of listing the stage's samples itself."""
+ENV_RECORDS = "GENFAB_RECORDS"
+"""A records Pod's request (genfab.sequencing.records.RecordsRequest, as JSON)."""
 ENV_PARENT_PID = "GENFAB_PARENT_PID"
 """Set by the local runner: the pid a shard process must outlive no longer than (see die_with_parent)."""
 ENV_INPUT_URIS = "GENFAB_INPUT_URIS"

@@ -6,6 +6,7 @@ restarted operator, or two reconciles racing, can only ever produce one Job per 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,14 @@ from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
-from genfab.contract.names import CREDENTIAL_KEYS, ENV_FILE_ROOTS, ENV_METRICS_PORT, ENV_SAMPLE_MANIFEST, RDZV_PORT
+from genfab.contract.names import (
+    CREDENTIAL_KEYS,
+    ENV_FILE_ROOTS,
+    ENV_METRICS_PORT,
+    ENV_RECORDS,
+    ENV_SAMPLE_MANIFEST,
+    RDZV_PORT,
+)
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
@@ -32,12 +40,16 @@ LABEL_GROUP = "genfab.dev/process-group"
 one process group, which the group's own NetworkPolicy (`build_group_policy`) lets reach each other
 and nothing else. A UID is not something another namespace can read or choose."""
 LABEL_TASK = "genfab.dev/task"
-"""On a Job that is not a stage's: what it does (`inventory`: lists a stage's samples, `build_inventory_job`)."""
+"""On a Job that is not a stage's: what it does (`inventory`: lists a stage's samples, `build_inventory_job`;
+`records`: writes a run's per-sample records, `build_records_job`)."""
 INVENTORY = "inventory"
 INVENTORY_COMMAND = ("python", "-m", "genfab.stages.runtime.inventory")
-INVENTORY_RESOURCES = {"cpu": "1", "memory": "4Gi"}
-"""An inventory Pod holds a stage's sample ids while it writes them (about 200 MB per million)."""
-INVENTORY_DEADLINE_SECONDS = 3600
+RECORDS = "records"
+RECORDS_COMMAND = ("python", "-m", "genfab.sequencing.records")
+ONE_POD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
+"""An inventory Pod holds a stage's sample ids while it writes them (about 200 MB per million), a records
+Pod a SceneJob's per-sample rows."""
+ONE_POD_DEADLINE_SECONDS = 3600
 ANNOTATION_SAMPLES = "genfab.dev/samples"
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
@@ -69,8 +81,20 @@ def inventory_name(resource: str, stage: PlannedStage) -> str:
     return f"{base}-{stage.short_hash}-inv"
 
 
+def records_name(resource: str, request: str) -> str:
+    """`{resource}-records-{hash10}`, shortened to fit; one per run's end (the hash is the request's, which
+    says when the run ended)."""
+    digest = hashlib.sha256(request.encode()).hexdigest()[:10]
+    return f"{resource[: MAX_NAME - 19].rstrip('-')}-records-{digest}"
+
+
+def task_of(job: dict[str, Any]) -> str | None:
+    """What a Job of genfab's that is not a stage's does (`inventory`, `records`), None for a stage's."""
+    return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK)
+
+
 def is_inventory(job: dict[str, Any]) -> bool:
-    return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK) == INVENTORY
+    return task_of(job) == INVENTORY
 
 
 def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
@@ -254,26 +278,48 @@ def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig,
     (an input folder of a million images, the samples of a 10,000-shard upstream stage). It mounts the
     stage's ConfigMap and gets the stage Pods' storage settings, service account and confinement; no
     GPU, no model volume. Exit 42 (bad input: no samples, a wrong selection) fails it at once."""
-    name = inventory_name(plan.name, stage)
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid), LABEL_TASK: INVENTORY}
     values = {**shard_env(stage_cfg, stage, 1, 0, {}), **_file_roots_env(owner, settings)}
+    return _one_pod_job(inventory_name(plan.name, stage), labels, INVENTORY_COMMAND, values, spec, owner, settings,
+                        config_map=child_name(plan.name, stage))
+
+
+def build_records_job(plan: Plan, request_json: str, spec: CommonSpec, owner: Owner,
+                      settings: OperatorSettings) -> dict[str, Any]:
+    """A one-Pod Job of the data plane (cv image) that writes a run's per-sample records once it has
+    ended (genfab.sequencing.records), for a run of more shards than the operator reads at its end.
+    The request (stages, hashes, output) is in its environment; storage settings, service account and
+    confinement are the stage Pods'. Exit 42 (an unusable request) fails it at once."""
+    labels = {LABEL_MANAGED: "genfab", LABEL_KIND: plan.kind, LABEL_RESOURCE: plan.name,
+              LABEL_BUCKET: bucket_label(owner.uid), LABEL_TASK: RECORDS}
+    values = {ENV_RECORDS: request_json, **_file_roots_env(owner, settings)}
+    return _one_pod_job(records_name(plan.name, request_json), labels, RECORDS_COMMAND, values, spec, owner, settings)
+
+
+def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], values: dict[str, str],
+                 spec: CommonSpec, owner: Owner, settings: OperatorSettings, config_map: str | None = None
+                 ) -> dict[str, Any]:
+    """genfab's own one-Pod data-plane Job (cv image, no GPU, no models): the stage Pods' storage
+    settings, service account and security; `config_map` mounted as the stage config when given."""
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings), True)
     disk = settings.stage_ephemeral_storage
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": disk}}]
+    if config_map is not None:
+        mounts.insert(0, {"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True})
+        volumes.insert(0, {"name": "stage-config", "configMap": {"name": config_map}})
     container: dict[str, Any] = {
         "name": CONTAINER, "image": settings.images["cv"], "imagePullPolicy": settings.image_pull_policy,
-        "command": list(INVENTORY_COMMAND), "env": env,
-        "resources": {"requests": {**INVENTORY_RESOURCES, "ephemeral-storage": disk},
-                      "limits": {"memory": INVENTORY_RESOURCES["memory"], "ephemeral-storage": disk}},
-        "volumeMounts": [{"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
-        "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": _container_security(),
+        "command": list(command), "env": env,
+        "resources": {"requests": {**ONE_POD_RESOURCES, "ephemeral-storage": disk},
+                      "limits": {"memory": ONE_POD_RESOURCES["memory"], "ephemeral-storage": disk}},
+        "volumeMounts": mounts, "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _container_security(),
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "serviceAccountName": settings.stage_service_account,
         "automountServiceAccountToken": False, "enableServiceLinks": False, "securityContext": _pod_security(settings),
-        "containers": [container],
-        "volumes": [{"name": "stage-config", "configMap": {"name": child_name(plan.name, stage)}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": disk}}],
+        "containers": [container], "volumes": volumes,
     }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -282,7 +328,7 @@ def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig,
         "spec": {"completions": 1, "parallelism": 1, "backoffLimit": spec.retries,
                  "podFailurePolicy": pod_failure_policy(gang=True), "podReplacementPolicy": "Failed",
                  "suspend": spec.suspend, "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
-                 "activeDeadlineSeconds": INVENTORY_DEADLINE_SECONDS,
+                 "activeDeadlineSeconds": ONE_POD_DEADLINE_SECONDS,
                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from genfab.api.common import CommonSpec
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, PLURALS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
@@ -37,12 +38,14 @@ from genfab.operator.builders import (
     build_group_policy,
     build_inventory_job,
     build_job,
+    build_records_job,
     build_service,
     child_name,
     effective_storage,
     inventory_name,
     is_inventory,
     oversized_configs,
+    records_name,
 )
 from genfab.operator.cache import Cache, Key, owner_key
 from genfab.operator.decide import (
@@ -79,6 +82,7 @@ from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, 
 from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
 from genfab.sequencing.preflight import NO_LOCATION as INVALID_SPEC
 from genfab.sequencing.preflight import model_refusal
+from genfab.sequencing.records import records_request
 from genfab.sequencing.refs import (
     RefState,
     checkpoint_state,
@@ -398,7 +402,7 @@ class Controller:
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
             join_uri(the_plan.output_uri, "checkpoints")))
         if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
-            self._write_run_records(key, the_plan, owner, status, spec.continue_on_error)
+            self._write_run_records(key, the_plan, owner, status, spec)
         self._write_status(key, body, previous, status)
         self._record_metrics(key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
@@ -593,13 +597,14 @@ class Controller:
         return doc
 
     def _write_run_records(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus,
-                           continue_on_error: bool) -> None:
+                           spec: CommonSpec) -> None:
         """A resource that just ended: the run's `_genfab/summary.json` (the one `status.outputs.summary`
-        points at, `genfab run`'s schema), from each stage's tally of its shard reports (the status), and,
-        where the stages have at most `RECORDS_INLINE_SHARDS` shards in all, the per-sample records:
-        `_genfab/dropped_samples.csv` and, for a SceneJob, the seed's `batch_summary.json`, from the shard
-        reports (read once, on a budget of their own). A storage problem is logged; the status is written
-        anyway."""
+        points at, `genfab run`'s schema), from each stage's tally of its shard reports (the status), and
+        the per-sample records, `_genfab/dropped_samples.csv` and, for a SceneJob, the seed's
+        `batch_summary.json`: read from the shard reports here (once, on a budget of their own) where the
+        stages have at most `RECORDS_INLINE_SHARDS` shards in all, else by a one-Pod records Job of the
+        data plane, which then points the summary at them. A storage problem is logged; the status is
+        written anyway."""
         with read_budget.budget(self.settings.read_bounds, self.read_pool):
             try:
                 run = self.storage.open(the_plan.output_uri, owner, self._spec_storage(key))
@@ -607,10 +612,12 @@ class Controller:
                 by_name = {s.name: s for s in status.stages}
                 ran = [s for s in the_plan.stages if s.run and s.name in by_name]
                 shards = sum(by_name[s.name].shards.total for s in ran)
+                request = records_request(the_plan, status.phase, finished).model_dump_json(by_alias=True)
+                records_job = records_name(the_plan.name, request)
                 unwritten: str | None = (
-                    f"not written by the operator: its stages have {shards} shards, more than the "
-                    f"{RECORDS_INLINE_SHARDS} whose reports it reads at the end of a run; every shard's report "
-                    "is under _genfab/progress/") if shards > RECORDS_INLINE_SHARDS else None
+                    f"written by the records job {records_job} (one Pod): its stages have {shards} shards, more "
+                    f"than the {RECORDS_INLINE_SHARDS} whose reports the operator reads at the end of a run; "
+                    "droppedSamplesCsv names the file once it is written") if shards > RECORDS_INLINE_SHARDS else None
                 reports = {} if unwritten else {s.name: read_reports(run, s.name, s.config_hash) for s in ran}
                 rows = [stage_row(s, by_name[s.name], by_name[s.name].tally or tally.of_reports(
                     reports.get(s.name, {})), seconds=stage_seconds(by_name[s.name]))
@@ -619,7 +626,7 @@ class Controller:
                 if not unwritten:
                     csv_bytes, dropped = dropped_csv(the_plan, reports)
                     run.write_bytes(DROPPED_KEY, csv_bytes)
-                summary = summary_document(the_plan, status, rows, dropped, continue_on_error=continue_on_error,
+                summary = summary_document(the_plan, status, rows, dropped, continue_on_error=spec.continue_on_error,
                                            finished_at=finished, executor="operator", unwritten=unwritten)
                 run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
                 document = None if unwritten else batch_document(the_plan, reports, status.phase, finished)
@@ -627,6 +634,21 @@ class Controller:
                     run.write_bytes(BATCH_SUMMARY_KEY, document)
             except StorageError as exc:
                 log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
+                return
+        if unwritten:
+            self._start_records(key, the_plan, owner, spec, request)
+
+    def _start_records(self, key: Key, the_plan: Plan, owner: Owner, spec: CommonSpec, request: str) -> None:
+        """The records Job (create-if-absent: one per run's end); an API error is logged, not retried (the
+        summary says which Job writes them, and every shard's report stays under _genfab/progress/)."""
+        try:
+            made, _ = self._create_child(key, owner, "Job", resource_path("batch/v1", "jobs", owner.namespace),
+                                         build_records_job(the_plan, request, spec, owner, self.settings))
+        except (KubeError, NameTaken) as exc:
+            log.warning("%s %s/%s: the records job not started: %s", *key, exc)
+            return
+        self.cache.put_job(made)
+        log.info("%s %s/%s: the run's per-sample records: records job %s started", *key, made["metadata"]["name"])
 
     def _spec_storage(self, key: Key) -> dict[str, Any] | None:
         body = self.cache.resource(key) or {}

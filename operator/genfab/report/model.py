@@ -4,12 +4,13 @@ output's listing and a few documents into these, the writer makes thumbnails and
 
 from __future__ import annotations
 
-import bisect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, overload
+
+from genfab.report.keyindex import KeyIndex
 
 Facts = tuple[tuple[str, str], ...]
 """A sample's facts as (name, value) pairs, shown beside its pictures."""
@@ -37,11 +38,32 @@ class Row:
     facts_key: str | None = None
 
 
+class Rows(Sequence[Row]):
+    """A gallery's rows, each made when asked from its sample id: a gallery of 1,000,000 samples holds
+    their ids, not a million rows (the report pictures a few hundred; `samples.csv` walks them once)."""
+
+    def __init__(self, ids: Sequence[str], make: Callable[[str], Row]) -> None:
+        self.ids = ids
+        self.make = make
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Row]: ...
+    def __getitem__(self, i: int | slice) -> Row | Sequence[Row]:
+        if isinstance(i, slice):
+            return [self.make(sid) for sid in self.ids[i]]
+        return self.make(self.ids[i])
+
+
 @dataclass(frozen=True)
 class Gallery:
     title: str
     columns: tuple[str, ...]
-    rows: tuple[Row, ...]
+    rows: Sequence[Row]
     """Every sample, in order; the report pictures at most its budget of them, evenly spaced."""
     describe: Callable[[Mapping[str, Any]], Facts] | None = None
     """A row's facts from its `facts_key` document."""
@@ -89,8 +111,9 @@ class Section:
 
 @dataclass(frozen=True)
 class Listing:
-    """The run's output as the report sees it: every key (relative, with its size), its summary and
-    status documents, and `read` for any other small document (None when it is not there)."""
+    """The run's output as the report sees it: every key (relative, with its size; a `KeyIndex` when
+    listed, any mapping in tests), its summary and status documents, and `read` for any other small
+    document (None when it is not there)."""
 
     keys: Mapping[str, int]
     summary: Mapping[str, Any]
@@ -110,16 +133,16 @@ class Listing:
         return None
 
     @cached_property
-    def _sorted(self) -> list[str]:
-        return sorted(self.keys)
+    def _index(self) -> KeyIndex:
+        return self.keys if isinstance(self.keys, KeyIndex) else KeyIndex.of(self.keys.items())
 
     def under(self, prefix: str) -> list[str]:
-        """The keys under `prefix`, in order (a bisection: builders ask once per sample)."""
-        start = bisect.bisect_left(self._sorted, prefix)
-        end = start
-        while end < len(self._sorted) and self._sorted[end].startswith(prefix):
-            end += 1
-        return self._sorted[start:end]
+        """The keys under `prefix`, in order (builders ask once per sample)."""
+        return self._index.under(prefix)
+
+    def each(self, prefix: str) -> Iterator[str]:
+        """The keys under `prefix`, in order, one at a time (for folders of a million samples)."""
+        return self._index.each(prefix)
 
     def json(self, key: str) -> Any:
         """A JSON document of the output, None when missing or unreadable."""

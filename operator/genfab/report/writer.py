@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import re
+import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from genfab.contract import RUN_DIR, RUN_REPORT_DIR, SAMPLES_DIR, STATUS_KEY, SUMMARY_KEY
 from genfab.report import charts_unavailable
@@ -30,6 +32,7 @@ from genfab.report.html import (
     page_name,
     section_html,
 )
+from genfab.report.keyindex import KeyIndex, UnsortedKeys
 from genfab.report.model import Gallery, Listing, Picture, Row, Section
 from genfab.report.sections import sections
 from genfab.storage import Storage, StorageError
@@ -42,26 +45,30 @@ MAX_DOCUMENT = 64 << 20
 MAX_IMAGE = 64 << 20
 """A picture larger than this is shown as unreadable (read whole into memory, one per worker)."""
 SKIPPED = (f"{RUN_DIR}/progress/", f"{RUN_DIR}/logs/", f"{RUN_DIR}/train/", f"{RUN_REPORT_DIR}/", f"{SAMPLES_DIR}/")
-MAX_KEYS = 2_000_000
-"""Objects listed under an output at most (a run of 10,000 samples has about 100,000)."""
+MAX_KEYS = 20_000_000
+"""Objects listed under an output at most (a run of 10,000 samples has about 100,000, a relighting run of
+1,000,000 samples 6,000,000; the listing is held front-coded: `KeyIndex`, about 30 bytes a key)."""
 
 
 class ReportError(RuntimeError):
     """The report cannot be written (no run there, the output unreadable): one line."""
 
 
-def list_output(store: Storage, limit: int = MAX_KEYS) -> dict[str, int]:
-    """Every key under the output (but genfab's own logs, progress and report) with its size; more
-    than `limit` objects is an error (the listing is held in memory)."""
-    keys: dict[str, int] = {}
+def list_output(store: Storage, limit: int = MAX_KEYS) -> KeyIndex:
+    """Every key under the output (but genfab's own logs, progress, sample manifests and report) with its
+    size; more than `limit` objects is an error."""
+    keys = KeyIndex()
     for obj in store.list(""):
         if obj.key.startswith(SKIPPED):
             continue
         if len(keys) >= limit:
             raise ReportError(f"{store.uri}: more than {limit:,} objects under the output; report a run's own "
                               "output, not a bucket or a folder of many runs")
-        keys[obj.key] = obj.size
-    return keys
+        try:
+            keys.add(obj.key, obj.size)
+        except UnsortedKeys as exc:
+            raise ReportError(f"{store.uri}: the storage listed {exc}") from None
+    return keys.freeze()
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class ReportResult:
     """Why the charts were not drawn (matplotlib missing), else None."""
 
 
-def pictured(rows: tuple[Row, ...], budget: int) -> list[Row]:
+def pictured(rows: Sequence[Row], budget: int) -> list[Row]:
     """At most `budget` rows, evenly spaced, the first and the last included."""
     if len(rows) <= budget:
         return list(rows)
@@ -237,19 +244,25 @@ class ReportWriter:
                 back = '<p><a href="index.html">the run</a></p>'
                 files[page_name(page.slug, page.page)] = document(f"{title}: {g.title}", subtitle,
                                                                   back + gallery_html(page)).encode()
-        files["samples.csv"] = samples_csv(built)
         self.store.delete_prefix(f"{RUN_REPORT_DIR}/")
+        with tempfile.TemporaryDirectory(prefix="genfab-report-") as tmp:  # every sample: written as it goes
+            csv_path = Path(tmp) / "samples.csv"
+            with csv_path.open("w", newline="", encoding="utf-8") as out:
+                write_samples_csv(built, out)
+            self.store.upload_file(f"{RUN_REPORT_DIR}/samples.csv", csv_path)
+            csv_bytes = csv_path.stat().st_size
         self.store.write_many(((f"{RUN_REPORT_DIR}/{name}", data) for name, data in sorted(files.items())),
                               workers=self.workers)
         return ReportResult(self.store.child(f"{RUN_REPORT_DIR}/index.html"),
                             sum(1 for n in files if n.endswith(".html")), len(thumbs),
                             sum(len(g.rows) for g in galleries), sum(len(shown_rows[id(g)]) for g in galleries),
-                            sum(len(v) for v in files.values()), time.monotonic() - start, self.unreadable,
+                            csv_bytes + sum(len(v) for v in files.values()), time.monotonic() - start,
+                            self.unreadable,
                             self.charts_missing)
 
 
-def samples_csv(built: list[Section]) -> bytes:
-    out = io.StringIO()
+def write_samples_csv(built: list[Section], out: TextIO) -> None:
+    """Every sample of every gallery, a line per picture column, with the picture's key (or nothing)."""
     writer = csv.writer(out)
     writer.writerow(("section", "gallery", "sample", "column", "key"))
     for s in built:
@@ -257,4 +270,3 @@ def samples_csv(built: list[Section]) -> bytes:
             for row in g.rows:
                 for column, picture in zip(g.columns, row.pictures, strict=False):
                     writer.writerow((s.title, g.title, row.sample, column, picture.key if picture else ""))
-    return out.getvalue().encode()

@@ -5,19 +5,44 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from genfab.contract import sample_subdir
 from genfab.contract.paths import join_uri
 from genfab.inventory import ShardReport
-from genfab.planner import Plan, PlannedStage
 from genfab.status import produced_by
 
 BATCH_SUMMARY_KEY = "batch_summary.json"
 """Beside the samples' folders, at the run's output root (where the seed's batch script writes it)."""
 
 
-def _stage_entries(stage: PlannedStage, reports: Mapping[int, ShardReport], output_uri: str
+class StageShape(Protocol):
+    """What the per-sample records need of a stage: a `PlannedStage`, or the records Pod's request."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def run(self) -> bool: ...
+    @property
+    def output_layout(self) -> str: ...
+
+
+class RunShape(Protocol):
+    """What the per-sample records need of a run: a `Plan`, or the records Pod's request."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def output_uri(self) -> str: ...
+    @property
+    def stages(self) -> Sequence[StageShape]: ...
+
+
+def _stage_entries(stage: StageShape, reports: Mapping[int, ShardReport], output_uri: str
                    ) -> dict[str, dict[str, Any]]:
     """Each sample this stage reported, by id (one pass over its reports: batches of 100,000 samples)."""
     subdir = sample_subdir(stage.output_layout)
@@ -32,7 +57,7 @@ def _stage_entries(stage: PlannedStage, reports: Mapping[int, ShardReport], outp
     return entries
 
 
-def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[int, ShardReport]],
+def batch_summary(stages: Sequence[StageShape], reports: Mapping[str, Mapping[int, ShardReport]],
                   output_uri: str) -> dict[str, Any]:
     """Every sample any stage reported, in id order: `variant` and `index` (from `{variant}/index_XXXX`
     ids), `status` (succeeded when every selected stage succeeded, failed when one failed, else
@@ -59,7 +84,7 @@ def batch_summary(stages: Sequence[PlannedStage], reports: Mapping[str, Mapping[
     return {"samples": rows, "counts": counts, "producedBy": {name: c for name, c in made.items() if c}}
 
 
-def batch_document(plan: Plan, reports: Mapping[str, Mapping[int, ShardReport]], phase: str, finished_at: str
+def batch_document(plan: RunShape, reports: Mapping[str, Mapping[int, ShardReport]], phase: str, finished_at: str
                    ) -> bytes | None:
     """`batch_summary.json` as both executors write it when a SceneJob ends (None for other kinds)."""
     if plan.kind != "SceneJob":

@@ -15,6 +15,7 @@ from genfab.api.status import ResourceStatus, ShardTally, StageStatus
 from genfab.contract import DROPPED_KEY, RUN_REPORT_KEY, STATUS_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
 from genfab.planner import Plan, PlannedStage
+from genfab.sequencing.batch import RunShape
 
 
 def stage_seconds(stage: StageStatus) -> float | None:
@@ -49,7 +50,7 @@ def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
     }
 
 
-def dropped_csv(plan: Plan, reports: Mapping[str, Mapping[int, ShardReport]]) -> tuple[bytes, int]:
+def dropped_csv(plan: RunShape, reports: Mapping[str, Mapping[int, ShardReport]]) -> tuple[bytes, int]:
     """`dropped_samples.csv` (stage, sample_id, reason, message) and its row count."""
     buf = io.StringIO()
     writer = csv.writer(buf)

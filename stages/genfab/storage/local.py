@@ -10,6 +10,7 @@ open is caught too. Entries of a listing that lead outside, and special files, a
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -43,8 +44,8 @@ class FileStorage(Storage):
         self.confine = None if confine is None else tuple(os.path.realpath(p) for p in confine)
         """Resolved folders every path must stay in (None: not confined, as on a laptop)."""
         self.max_listed = max_listed
-        """Files a listing may walk (a listing is sorted, so it walks the whole folder before it yields
-        anything: a reader's own budget, counting what is yielded, would come too late); None: any."""
+        """Files a listing may walk (each folder is read whole and sorted before its first key is yielded:
+        a reader's own budget, counting what is yielded, would come too late); None: any."""
 
     def _where(self, key: str) -> str:
         return self.child(key) if key else self.uri
@@ -153,44 +154,58 @@ class FileStorage(Storage):
         root = self._path("")
         if root.exists() and not root.is_dir():
             raise StorageError(f"{self.uri} is a file, not a folder")
-        base = self._path(prefix) if prefix else root
-        # A prefix may name a folder or the start of file names (never above the root).
-        start = base if base.is_dir() or not prefix else base.parent
+        # A prefix is the start of keys, as in a bucket: `a` lists `a/x`, `a-b/y` and `ab` (the folder
+        # up to its last `/` is walked, the folders that cannot match are not entered).
+        folder = prefix.rpartition("/")[0]
+        start = self._path(folder) if folder else root
         if not start.is_dir():
             return
-        found = []
-        walked = 0
+        # Depth first, each folder's names sorted with a folder's name as `name/`: the keys come out in
+        # the order a sorted listing has (a bucket's), while only the folders on the way down are held
+        # (a listing of 6,000,000 keys is never held whole). Linked folders are not entered.
+        walked = [0]
         top = os.fspath(self.root)
-        folders = [os.fspath(start)]
-        while folders:  # linked folders are not entered; keys by string operations (a Path per file was
-            dirpath = folders.pop()  # most of a listing's time)
-            folder = os.path.relpath(dirpath, top).replace(os.sep, "/")
-            folder = "" if folder == "." else folder + "/"
-            with self._os_errors("list", folder or prefix), os.scandir(dirpath) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(entry.path)
-                        continue
-                    walked += 1
-                    if self.max_listed is not None and walked > self.max_listed:
-                        raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
-                                           "operator's bound per reconcile; it tries again later)", "listed")
-                    name = entry.name
-                    if name.startswith(".") and name.endswith((".part", LOCK_SUFFIX)):
-                        continue  # an unfinished atomic write, a compare-and-swap lock
-                    rel = folder + name
-                    if not rel.startswith(prefix):
-                        continue
-                    if self.confine is not None and not any(inside(os.path.realpath(entry.path), c)
-                                                            for c in self.confine):
-                        continue  # a link leading outside is no object here (whether or not its target exists)
-                    try:
-                        info = entry.stat()  # follows a link, as a listing of the link's target would
-                    except FileNotFoundError:  # a link to nothing: no object (as in a bucket's listing)
-                        continue
-                    if stat.S_ISREG(info.st_mode):  # a FIFO, device or socket is no object either
-                        found.append(ObjectInfo(rel, info.st_size, modified=info.st_mtime))
-        yield from sorted(found, key=lambda o: o.key)
+        first = os.path.relpath(start, top).replace(os.sep, "/")
+        stack = [(os.fspath(start), "" if first == "." else first + "/", self._names(os.fspath(start), prefix, walked))]
+        while stack:
+            dirpath, folder, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                continue
+            rel, path = folder + name, os.path.join(dirpath, name.rstrip("/"))
+            if name.endswith("/"):
+                if rel.startswith(prefix) or prefix.startswith(rel):
+                    stack.append((path, rel, self._names(path, prefix, walked)))
+                continue
+            if not rel.startswith(prefix):
+                continue
+            if self.confine is not None and not any(inside(os.path.realpath(path), c) for c in self.confine):
+                continue  # a link leading outside is no object here (whether or not its target exists)
+            try:
+                info = os.stat(path)  # follows a link, as a listing of the link's target would
+            except (FileNotFoundError, NotADirectoryError):  # a link to nothing, or gone since: no object
+                continue
+            if stat.S_ISREG(info.st_mode):  # a FIFO, device or socket is no object either
+                yield ObjectInfo(rel, info.st_size, modified=info.st_mtime)
+
+    def _names(self, dirpath: str, prefix: str, walked: builtins.list[int]) -> Iterator[str]:
+        """A folder's entries, sorted, a folder's as `name/`; unfinished writes and locks left out.
+        `walked` counts the files of the whole listing against `max_listed`."""
+        names = []
+        with self._os_errors("list", prefix), os.scandir(dirpath) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    names.append(entry.name + "/")
+                    continue
+                walked[0] += 1
+                if self.max_listed is not None and walked[0] > self.max_listed:
+                    raise StorageLimit(f"{self._where(prefix)}: lists more than {self.max_listed} objects (the "
+                                       "operator's bound per reconcile; it tries again later)", "listed")
+                if not (entry.name.startswith(".") and entry.name.endswith((".part", LOCK_SUFFIX))):
+                    names.append(entry.name)  # (else an unfinished atomic write, a compare-and-swap lock)
+        names.sort()
+        return iter(names)
 
     def size(self, key: str) -> int | None:
         path = self._path(key)

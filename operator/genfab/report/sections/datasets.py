@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Section, Series, Table
+from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
 
 IMAGE = r"\.(?:png|jpe?g|webp)$"
 
@@ -58,14 +58,14 @@ def relighting(listing: Listing) -> Section:
     degrade = listing.stage_prefix("degrade") or f"{organize}stage_3/"
     albedo = listing.stage_prefix("albedo") or f"{organize}stage_2/"
     ids = set()
-    for key in listing.under(outputs):
+    for key in listing.each(outputs):
         if m := re.fullmatch(re.escape(outputs) + r"(.+)_metadata\.json", key):
             ids.add(m.group(1))
-    for key in listing.under(segment):
+    for key in listing.each(segment):
         if m := re.fullmatch(re.escape(segment) + r"([^/]+)_mask\.png", key):
             ids.add(m.group(1))
-    rows = []
-    for sid in sorted(ids):
+
+    def row(sid: str) -> Row:
         source = f"{outputs}{sid}_input.png"
         if source not in listing.keys:  # organize has not run: the mask drawn over the segment's foreground
             source = f"{segment}{sid}_foreground.png"
@@ -73,13 +73,15 @@ def relighting(listing: Listing) -> Section:
         made = f"{outputs}{sid}_albedo.png"
         if made not in listing.keys:
             made = f"{albedo}{sid}_albedo.png"
-        rows.append(Row(sid, (
+        return Row(sid, (
             _present(listing, source),
             Picture(source, mask=mask) if source in listing.keys and mask in listing.keys else None,
             _present(listing, made), _present(listing, f"{degrade}{sid}_degraded.png"),
             _present(listing, f"{outputs}{sid}_output.png")),
-            facts_key=f"{outputs}{sid}_metadata.json"))
-    gallery = Gallery("Pairs", ("input", "mask", "albedo", "degraded", "output"), tuple(rows), relighting_facts,
+            facts_key=f"{outputs}{sid}_metadata.json")
+
+    rows = Rows(sorted(ids), row)
+    gallery = Gallery("Pairs", ("input", "mask", "albedo", "degraded", "output"), rows, relighting_facts,
                       "mask: the person tinted; degraded: the albedo under the new lighting; output: the pair's "
                       "relit image (recombined with the background)")
     return Section("Relighting pairs", galleries=(gallery,))
@@ -104,15 +106,15 @@ def difix(listing: Listing) -> Section:
         for item in listing.jsonl(f"{manifests}split_{split}.jsonl"):
             split_of[str(item.get("sample_id"))] = split
             group_of[str(item.get("sample_id"))] = str(item.get("group_id", "?"))
-    rows = []
-    for key in listing.under(f"{root}samples/"):
-        m = re.fullmatch(re.escape(root) + r"samples/([^/]+)/meta\.json", key)
-        if not m:
-            continue
-        sid, folder = m.group(1), f"{root}samples/{m.group(1)}/"
-        rows.append(Row(sid, (_present(listing, f"{folder}image.png"), _present(listing, f"{folder}target_image.jpg"),
-                              _present(listing, f"{folder}ref_image.jpg")),
-                        (("group", group_of.get(sid, "?")), ("split", split_of.get(sid, "not split"))), key))
+    ids = [m.group(1) for key in listing.each(f"{root}samples/")
+           if (m := re.fullmatch(re.escape(root) + r"samples/([^/]+)/meta\.json", key))]
+
+    def row(sid: str) -> Row:
+        folder = f"{root}samples/{sid}/"
+        return Row(sid, (_present(listing, f"{folder}image.png"), _present(listing, f"{folder}target_image.jpg"),
+                         _present(listing, f"{folder}ref_image.jpg")),
+                   (("group", group_of.get(sid, "?")), ("split", split_of.get(sid, "not split"))), f"{folder}meta.json")
+
     tables = []
     summary = listing.json(f"{manifests}split_summary.json")
     if isinstance(summary, dict):
@@ -122,7 +124,7 @@ def difix(listing: Listing) -> Section:
                                   for s in ("train", "test")),
                             f"seed {summary.get('seed')}, train ratio asked {summary.get('train_ratio')}, "
                             f"made {summary.get('achieved_train_ratio')}; groups never straddle the split"))
-    gallery = Gallery("Triplets", ("render", "target", "reference"), tuple(rows), difix_facts,
+    gallery = Gallery("Triplets", ("render", "target", "reference"), Rows(ids, row), difix_facts,
                       "render: the degraded view DiFix learns to fix; target: the real image at that camera; "
                       "reference: another camera's image of the scene")
     return Section("DiFix triplets", tables=tuple(tables), galleries=(gallery,))

@@ -49,16 +49,17 @@ def main(env: Mapping[str, str] | None = None) -> int:
         cfg = read_config(env)
         manifest = make_inventory(cfg, open_storage)
     except (BadInput, InventoryError) as exc:
-        return _end(env, EXIT_BAD_INPUT, f"bad input: {exc}")
+        return end_with_line(env, EXIT_BAD_INPUT, f"genfab inventory: bad input: {exc}")
     except StorageError as exc:
-        return _end(env, EXIT_RETRYABLE, f"storage: {exc}")
-    return _end(env, EXIT_OK, f"stage {cfg.stage}: {manifest.count} samples in {len(manifest.parts)} part(s), "
-                              f"listed in {time.monotonic() - started:.1f} s")
+        return end_with_line(env, EXIT_RETRYABLE, f"genfab inventory: storage: {exc}")
+    return end_with_line(env, EXIT_OK, f"genfab inventory: stage {cfg.stage}: {manifest.count} samples in "
+                                       f"{len(manifest.parts)} part(s), listed in {time.monotonic() - started:.1f} s")
 
 
-def _end(env: Mapping[str, str], code: int, line: str) -> int:
-    """One line on stderr and, for `kubectl describe pod` and the operator, in the termination message."""
-    print(f"genfab inventory: {line}", file=sys.stderr)
+def end_with_line(env: Mapping[str, str], code: int, line: str) -> int:
+    """A one-Pod Job's end: one line on stderr and, for `kubectl describe pod` and the operator, in the
+    termination message; returns `code`, the exit status."""
+    print(line, file=sys.stderr)
     path = Path(env.get(ENV_TERMINATION_LOG) or TERMINATION_LOG)
     if path.parent.is_dir() and (path.exists() or path.as_posix() != TERMINATION_LOG):
         with contextlib.suppress(OSError):  # a read-only filesystem must not change the exit code
