@@ -198,14 +198,14 @@ def test_active_deadline_is_per_stage_and_absent_by_default() -> None:
 
 
 def test_an_inventory_job_is_one_cpu_pod_of_genfabs_own_image_with_the_stages_storage_and_confinement() -> None:
-    from genfab.operator.builders import build_inventory_job, inventory_name, is_inventory
+    from genfab.operator.builders import build_inventory_job, inventory_name, task_of
 
     r = resource(retries=2, suspend=True, queueName="gpu-queue", stages={"scaffold": {"nodeSelector": {"a": "b"}}})
     p = plan(r)
     stage = p.stage("scaffold")
     job = build_inventory_job(p, stage, stage_config(p, stage), r.spec, OWNER, SETTINGS)
     kubernetes_validate.validate(job, "1.35", strict=True)
-    assert is_inventory(job) and job["metadata"]["name"] == inventory_name(p.name, stage)
+    assert task_of(job) == "inventory" and job["metadata"]["name"] == inventory_name(p.name, stage)
     assert len(job["metadata"]["name"]) <= 63 and job["metadata"]["name"].endswith("-inv")
     assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]  # CPU work, not the GPU queue's
     spec = job["spec"]

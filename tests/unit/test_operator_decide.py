@@ -68,6 +68,27 @@ def test_stale_config_hash_jobs_are_deleted_and_the_stage_restarts() -> None:
     assert d.delete == [old["metadata"]["name"]] and d.start == ["scaffold"]
 
 
+def inventory(p: Plan, stage: str, hash_: str) -> dict[str, Any]:
+    listing = job(p, stage, hash_=hash_)
+    listing["metadata"]["name"] += "-inv"
+    listing["metadata"]["labels"]["genfab.dev/task"] = "inventory"
+    listing["spec"]["template"] = {"spec": {"volumes": [{"name": "stage-config", "configMap": {
+        "name": f"s-{stage}-{hash_}"}}, {"name": "tmp", "emptyDir": {}}]}}
+    return listing
+
+
+def test_an_inventory_job_of_an_older_config_or_a_stage_no_longer_run_is_deleted() -> None:
+    r, p = setup()
+    current = inventory(p, "scaffold", p.stage("scaffold").short_hash)
+    old = inventory(p, "scaffold", "0123456789")
+    d = decide(p, r.spec, Observed(inventories=[current, old]), None, NOW)
+    assert d.delete == ["s-scaffold-0123456789-inv", "s-scaffold-0123456789"]  # the Job, then its config
+    r, p = setup(onlyStages=["expansion"])
+    same = inventory(p, "scaffold", p.stage("scaffold").short_hash)
+    d = decide(p, r.spec, Observed(inventories=[same]), None, NOW)
+    assert d.delete == [same["metadata"]["name"]]  # the stage's config stays: its finished Job may use it
+
+
 def test_suspend_passes_through_to_unfinished_jobs() -> None:
     r, p = setup(suspend=True)
     d = decide(p, r.spec, Observed(jobs=[job(p, "scaffold")]), None, NOW)

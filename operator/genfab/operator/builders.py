@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +94,13 @@ def task_of(job: dict[str, Any]) -> str | None:
     return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK)
 
 
-def is_inventory(job: dict[str, Any]) -> bool:
-    return task_of(job) == INVENTORY
+
+
+def config_maps_of(job: Mapping[str, Any]) -> list[str]:
+    """The ConfigMaps a Job's Pods mount (an inventory Job: its stage's, named like the stage's Job)."""
+    volumes = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")) or []
+    return [v["configMap"]["name"] for v in volumes
+            if isinstance(v, Mapping) and (v.get("configMap") or {}).get("name")]
 
 
 def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:

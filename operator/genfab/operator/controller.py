@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,11 +28,11 @@ from genfab.contract import DROPPED_KEY, SUMMARY_KEY, StageConfig, shard_count
 from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
 from genfab.inventory import InventoryError, clear_reports, read_reports
-from genfab.inventory.gates import missing_by_sample
 from genfab.inventory.manifest import clear_manifest, read_manifest
 from genfab.inventory.training import read_training
 from genfab.operator import read_budget
 from genfab.operator.builders import (
+    INVENTORY,
     LABEL_MANAGED,
     Owner,
     build_configmap,
@@ -43,9 +44,9 @@ from genfab.operator.builders import (
     child_name,
     effective_storage,
     inventory_name,
-    is_inventory,
     oversized_configs,
     records_name,
+    task_of,
 )
 from genfab.operator.cache import Cache, Key, owner_key
 from genfab.operator.decide import (
@@ -58,6 +59,7 @@ from genfab.operator.decide import (
     stalled_status,
     transitions,
 )
+from genfab.operator.gate_reader import GateReader
 from genfab.operator.inventory import Listing, inventory_listing, list_inline
 from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
@@ -79,7 +81,7 @@ from genfab.planner import Plan, PlanError, PlannedStage, plan, stage_config
 from genfab.sequencing import models_env, now_rfc3339, status_outputs, unsupported_settings
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, execution_choice
-from genfab.sequencing.manual import Awaiting, awaiting, gate_folders
+from genfab.sequencing.manual import Awaiting
 from genfab.sequencing.preflight import NO_LOCATION as INVALID_SPEC
 from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.records import records_request
@@ -135,7 +137,7 @@ class Controller:
         self.progress = ProgressReader(settings.progress_seconds, settings.read_bounds.reports)
         self._unread: set[Key] = set()
         """Resources with finished shards whose reports a reconcile left for the next (read again soon)."""
-        self._awaiting: dict[tuple[Key, str, str], tuple[Awaiting | None, float]] = {}
+        self.gates = GateReader(settings.progress_seconds, settings.read_bounds.reports)
         self._training: dict[Key, tuple[dict[str, Any] | None, float]] = {}
         self._referrers: dict[Key, set[Key]] = {}
         """Resources whose plans read another's output: referenced key -> the keys reading it."""
@@ -287,7 +289,7 @@ class Controller:
             self.metrics.observe_resource(key, None, None)
             self.progress.forget(key)
             self._unread.discard(key)
-            self._awaiting = {k: v for k, v in self._awaiting.items() if k[0] != key}
+            self.gates.forget(key)
             self._training.pop(key, None)
             self._made.pop(key, None)
             self._gone.pop(key, None)
@@ -522,8 +524,10 @@ class Controller:
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
                  refs: dict[str, RefState] | None = None) -> Observed:
         owned = self._owned(key)  # a Job counts only if this operator recorded making it (its UID)
-        jobs = [j for j in self.cache.jobs(key)  # an inventory Job is the stage start's business (_listing)
-                if owned.get(("Job", j["metadata"]["name"])) == j["metadata"].get("uid") and not is_inventory(j)]
+        mine = [j for j in self.cache.jobs(key)
+                if owned.get(("Job", j["metadata"]["name"])) == j["metadata"].get("uid")]
+        jobs = [j for j in mine if task_of(j) is None]  # inventory and records Jobs are not stages
+        inventories = [j for j in mine if task_of(j) == INVENTORY]
         pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
         lost = {}
         for j in jobs:
@@ -542,13 +546,14 @@ class Controller:
         else:
             self._unread.discard(key)
         awaiting = self._read_awaiting(key, the_plan, jobs, owner, previous)
-        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting, refs=refs or {})
+        return Observed(jobs=jobs, pods=pods, lost=lost, progress=progress, awaiting=awaiting, refs=refs or {},
+                        inventories=inventories)
 
     def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
                        previous: ResourceStatus | None) -> dict[str, Awaiting]:
         """Finished gated stages whose downstream has not started: which committed samples still lack
-        the gate's files (one listing per sample, at most every `progressSeconds`; a complete gate
-        is not read again)."""
+        the gate's files (`GateReader`: a bounded part per reconcile, the waiting ones looked at again at
+        most every `progressSeconds`; an open gate is not read again)."""
         out: dict[str, Awaiting] = {}
         started = {j["metadata"]["name"] for j in jobs}
         prev = {s.name: s for s in (previous.stages if previous else [])}
@@ -564,24 +569,15 @@ class Controller:
                        and not (s.name in prev and prev[s.name].job_name and prev[s.name].config_hash == s.config_hash)]
             if not done or not waiting:
                 continue
-            slot = (key, stage.name, stage.config_hash)
-            cached = self._awaiting.get(slot)
-            fresh = cached is not None and time.monotonic() - cached[1] < self.settings.progress_seconds
-            if cached is not None and (cached[0] is None or fresh):
-                if cached[0] is not None:
-                    out[stage.name] = cached[0]
-                continue
+            shards = job_view(job).shards if job is not None else before.shards.total if before is not None else 0
             spec_storage = self._spec_storage(key)
-            run = self.storage.open(the_plan.output_uri, owner, spec_storage)
-            shards = job_view(job).shards if job is not None else None
-            committed = [i for r in read_reports(run, stage.name, stage.config_hash, shards).values()
-                         for i in r.succeeded]
-            pending = missing_by_sample(self.storage.open(stage.output_uri, owner, spec_storage),
-                                        gate_folders(stage, committed), stage.manual_gate.required)
-            held = awaiting(stage, pending)
-            self._awaiting[slot] = (held, time.monotonic())
-            if held is not None:
-                out[stage.name] = held
+            reading = self.gates.read((key, stage.name, stage.config_hash), stage, shards,
+                                      partial(self.storage.open, the_plan.output_uri, owner, spec_storage),
+                                      partial(self.storage.open, stage.output_uri, owner, spec_storage))
+            if reading.more:
+                self._unread.add(key)
+            if reading.held is not None:
+                out[stage.name] = reading.held
         return out
 
     def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> dict[str, Any] | None:

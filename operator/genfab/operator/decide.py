@@ -19,7 +19,7 @@ from typing import Any
 
 from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
-from genfab.operator.builders import LABEL_HASH, LABEL_STAGE
+from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of
 from genfab.operator.observe import (
     STALL_ORDER,
     JobView,
@@ -89,6 +89,8 @@ class Observed:
     """Finished gated stages whose samples still wait for a person's choice, by stage name."""
     refs: Mapping[str, RefState] = field(default_factory=dict)
     """Resources whose output the plan reads (`Kind/name`) that are not usable yet, or failed."""
+    inventories: Sequence[Mapping[str, Any]] = ()
+    """The resource's inventory Jobs (one-Pod listings of a stage's samples, `build_inventory_job`)."""
 
 
 @dataclass
@@ -200,6 +202,11 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             d.delete.append(name)
             if key[0] in gangs:
                 d.delete_groups.append(name)
+    for job in observed.inventories:  # listing for a stage no longer run, or for an older config: stopped
+        if _job_key(job) not in wanted:
+            d.delete.append((job.get("metadata") or {}).get("name", ""))
+            if _job_key(job) not in known:  # the older config's ConfigMap it mounted goes too
+                d.delete.extend(config_maps_of(job))
     prev_stages = {s.name: s for s in (previous.stages if previous else [])}
     phases: dict[str, str] = {}
     for stage in plan.stages:

@@ -25,20 +25,14 @@ from typing import Any
 
 from genfab.api.status import ResourceStatus, ShardTally
 from genfab.inventory import ShardReport, read_report
-from genfab.operator import read_budget
 from genfab.operator.builders import child_name
 from genfab.operator.cache import Key
 from genfab.operator.decide import Progress
 from genfab.operator.observe import job_view, pod_index, pod_running
+from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
 from genfab.status import indexes, produced_by, tally
-from genfab.storage import Storage, StorageLimit
-
-MiB = 1 << 20
-RESERVE_REQUESTS = 50
-"""Storage requests a reconcile keeps for what it does after reading reports (gates, summaries)."""
-RESERVE_BYTES = 4 * MiB
-"""Bytes it keeps likewise."""
+from genfab.storage import Storage
 
 Slot = tuple[Key, str, str]
 """(resource, stage, config hash)."""
@@ -131,7 +125,7 @@ class ProgressReader:
               budget: _Budget) -> tuple[ShardTally, indexes.Ranges]:
         """Read and fold finished shards, lowest first, while the reconcile has room; the ones left."""
         read: dict[int, ShardReport | None] = {}
-        with contextlib.suppress(_Stop):
+        with contextlib.suppress(Stop):
             for index in indexes.first(todo, budget.reports_left):
                 read[index] = budget.read(run, stage, index, shards)
         budget.reports_left -= len(read)
@@ -140,7 +134,7 @@ class ProgressReader:
     def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
                       ) -> dict[int, ShardReport]:
         found: dict[int, ShardReport] = {}
-        with contextlib.suppress(_Stop):
+        with contextlib.suppress(Stop):
             for index in sorted(live):
                 report = budget.read(run, stage, index, shards)
                 if report is not None and not report.corrupt:
@@ -148,31 +142,16 @@ class ProgressReader:
         return found
 
 
-class _Stop(Exception):
-    """The reconcile has no room left for reports: the rest wait for the next one."""
-
-
-class _Budget:
+class _Budget(Share):
     """This reconcile's share for reading reports: a count, and room left in its storage budget."""
 
     def __init__(self, reports: int) -> None:
+        super().__init__()
         self.reports_left = reports
-        self.reads = 0
 
     def read(self, run: Storage, stage: PlannedStage, index: int, shards: int) -> ShardReport | None:
-        """Shard `index`'s report; `_Stop` when the reconcile has no room left for it, or its budget ran out on it after
-        other reports were read. A bound reached on the first read is the reconcile's (StorageLimit)."""
-        spend = read_budget.current()
-        if spend is not None and not spend.has_room(RESERVE_REQUESTS + 1, RESERVE_BYTES):
-            raise _Stop
-        try:
-            found = read_report(run, stage.name, stage.config_hash, index, shards)
-        except StorageLimit:
-            if not self.reads:
-                raise
-            raise _Stop from None
-        self.reads += 1
-        return found
+        """Shard `index`'s report (`Stop`: see `Share.spend`)."""
+        return self.spend(lambda: read_report(run, stage.name, stage.config_hash, index, shards))
 
 
 def _progress(state: _Stage, complete: bool) -> Progress:

@@ -22,12 +22,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from genfab.storage import ObjectInfo, Storage, StorageLimit, StorageTooLarge
 from genfab.storage.base import human_bytes
 
 MiB = 1 << 20
+RESERVE_REQUESTS = 50
+"""Storage requests a reconcile keeps for what it does after a bounded reader's part (summaries, status)."""
+RESERVE_BYTES = 4 * MiB
+"""Bytes it keeps likewise."""
 PAGE = 1000
 """Objects an S3 listing returns per request (ListObjectsV2's maximum): a listing costs one request per page."""
 
@@ -255,3 +259,33 @@ class BudgetedStorage(Storage):
         for start in range(0, len(wanted), PAGE):  # S3 deletes 1,000 keys per request
             self._call(wanted[start])
         self.inner.delete_keys(wanted)
+
+
+T = TypeVar("T")
+
+
+class Stop(Exception):
+    """The reconcile has no room left for a bounded reader's next read: the rest waits for the next one."""
+
+
+class Share:
+    """A reader that goes on across reconciles (finished shards' reports, a manual gate's samples) reads
+    while the reconcile keeps room for the rest of its work, and stops (`Stop`) rather than stalling it."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def spend(self, read: Callable[[], T]) -> T:
+        """`read()`; `Stop` when the reconcile has no room left for it, or its budget ran out on it after
+        other reads. A bound reached on the first read is the reconcile's (StorageLimit: stuck or hostile)."""
+        spend = current()
+        if spend is not None and not spend.has_room(RESERVE_REQUESTS + 1, RESERVE_BYTES):
+            raise Stop
+        try:
+            found = read()
+        except StorageLimit:
+            if not self.reads:
+                raise
+            raise Stop from None
+        self.reads += 1
+        return found
