@@ -159,7 +159,9 @@ def test_clean_mask_fills_holes_and_drops_specks() -> None:
     m[25:30, 25:30] = False  # hole
     m[2, 2] = True  # speck
     cleaned = matte.clean_mask(m)
-    assert cleaned[27, 27] and not cleaned[2, 2]
+    assert cleaned.mask[27, 27] and not cleaned.mask[2, 2] and (cleaned.filled, cleaned.removed) == (25, 1)
+    kept = matte.clean_mask(m, fill_enclosed=False, min_share=0.0)
+    assert np.array_equal(kept.mask, m) and (kept.filled, kept.removed) == (0, 0)
 
 
 @pytest.mark.parametrize("sigma", [15.0, 80.0, 250.0])

@@ -43,6 +43,21 @@ def has_fallback(segmentation: SegmentationConfig) -> bool:
     return len(segmentation.backends) > 1
 
 
+class MaskCleanup(GenfabModel):
+    """What is done to every found mask before it is written; each sample's `quality` says what it
+    changed (`cleanupFilled`, `cleanupRemoved`)."""
+
+    fill_enclosed: bool = True
+    """Fill background regions the mask encloses (a gap between an arm and the torso becomes person and
+    is relit). On (as before this setting): SAM's and GrabCut's masks leave pinholes in hair and
+    patterned clothes, which relit as background would show as specks. Off: every enclosed region is
+    kept as found (`holes` counts them)."""
+    min_component_share: Probability = 0.1
+    """Drop regions smaller than this share of the largest one (specks of background a backend took for
+    person); 0 keeps every region. A second person smaller than this share of the first is dropped
+    too: lower it for group photos."""
+
+
 class SegmentationConfig(GenfabModel):
     """Stage 1: split each input into `_foreground`, `_background` and `_mask`."""
 
@@ -82,6 +97,8 @@ class SegmentationConfig(GenfabModel):
     """Detector score threshold."""
     mask_threshold: Probability = 0.5
     """Mask probability threshold for the binary mask."""
+    cleanup: MaskCleanup = Field(default_factory=MaskCleanup)
+    """What is done to a found mask before it is written (`MaskCleanup`)."""
     compile: Annotated[bool, RUN_TIME] = False
     """torch.compile SAM3's image encoder, DETR encoder and decoder, and mask decoder on CUDA. Their
     shapes never change (every image is resized to 1008², a short last chunk is padded to the

@@ -10,8 +10,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from genfab.stages.relighting.matte import clean_mask
-
 WORK_SIDE = 384
 """GrabCut runs at this size (it is O(pixels × iterations)); the mask is upsampled after."""
 ITERATIONS = 5
@@ -186,5 +184,4 @@ def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
     fg = person_only(fg > 0, certain, max(3, (found.face[2] if found.face else sw) // 20 | 1)).astype(np.float32)
     full = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
-    mask = clean_mask(full)
-    return mask, {"detector": found.source, "box": [round(v / scale) for v in found.box]}
+    return full, {"detector": found.source, "box": [round(v / scale) for v in found.box]}

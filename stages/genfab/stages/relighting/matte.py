@@ -13,23 +13,37 @@ and the binary composite then put black pixels along it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 
-def clean_mask(binary: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
-    """Keep the connected regions at least `min_fraction` of the largest one, with holes filled."""
-    mask = binary.astype(np.uint8)
+@dataclass(frozen=True)
+class Cleaned:
+    mask: np.ndarray
+    filled: int
+    """Pixels added: enclosed background filled."""
+    removed: int
+    """Pixels removed: regions below the minimum share."""
+
+
+def clean_mask(binary: np.ndarray, fill_enclosed: bool = True, min_share: float = 0.1) -> Cleaned:
+    """Keep the connected regions at least `min_share` of the largest one and, with `fill_enclosed`,
+    fill the background regions they enclose; what changed is counted (`segmentation.cleanup`)."""
+    found = binary.astype(bool)
+    mask = found.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
-        return mask.astype(bool)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= areas.max() * min_fraction) + 1
-    mask = np.isin(labels, keep).astype(np.uint8)
-    # Holes: background regions not connected to the border.
-    padded = np.pad(1 - mask, 1, constant_values=1)
-    cv2.floodFill(padded, None, (0, 0), 2)
-    return (padded[1:-1, 1:-1] != 2)
+    if count > 1 and min_share > 0:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = np.flatnonzero(areas >= areas.max() * min_share) + 1
+        mask = np.isin(labels, keep).astype(np.uint8)
+    kept = mask.astype(bool)
+    if fill_enclosed and count > 1:  # background regions not connected to the border
+        padded = np.pad(1 - mask, 1, constant_values=1)
+        cv2.floodFill(padded, None, (0, 0), 2)
+        kept = padded[1:-1, 1:-1] != 2
+    return Cleaned(kept, int(np.count_nonzero(kept & ~found)), int(np.count_nonzero(found & ~kept)))
 
 
 def feather_sigma(shape: tuple[int, ...]) -> float:

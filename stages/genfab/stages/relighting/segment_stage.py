@@ -20,6 +20,7 @@ from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.images import decode_color, encode, image_size
+from genfab.stages.relighting.mask_figures import mask_figures
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
@@ -51,15 +52,17 @@ def classical_mask(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
-    """A found mask (a model's cleaned first: `clean_mask`) to the three PNGs, in a worker."""
-    if job.pop("clean", False):
-        job["mask"] = clean_mask(job["mask"])
-    parts = split(job["image"], job["mask"])
+    """A found mask, cleaned (`segmentation.cleanup`), to the three PNGs and its quality figures, in a
+    worker."""
+    fill_enclosed, min_share = job.pop("cleanup")
+    cleaned = clean_mask(job["mask"], fill_enclosed, min_share)
+    parts = split(job["image"], cleaned.mask)
     sid = job["id"]
     return {"files": {f"{sid}_{name}.png": encode(pixels) for name, pixels in parts.items()},
             "params": {"backend": job["backend"], **job["info"],
-                       "maskFraction": round(float(job["mask"].mean()), 5),
-                       "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1])}}
+                       "maskFraction": round(float(cleaned.mask.mean()), 5),
+                       "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1]),
+                       "quality": mask_figures(job["image"], cleaned)}}
 
 
 class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings]):
@@ -129,8 +132,9 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         for i, image in images.items():
             if i in masks:
                 mask, name, info = masks[i]
+                cleanup = self.cfg.cleanup
                 outcomes[i] = {"id": samples[i].id, "image": image, "mask": mask, "backend": name, "info": info,
-                               "clean": name != "classical"}
+                               "cleanup": (cleanup.fill_enclosed, cleanup.min_component_share)}
             else:
                 outcomes[i] = errors[i] or SampleError(
                     "EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
