@@ -7,7 +7,14 @@ is made (`genfab.stages.*`), the docs list them from here, and a spec's threshol
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from pydantic import Field
+
+from genfab.api.base import GenfabModel, Rule
 
 
 @dataclass(frozen=True)
@@ -78,3 +85,44 @@ RELIGHTING_MASK = (
 
 FIGURES = {f.name: f for f in RELIGHTING_MASK}
 """Every figure by name."""
+
+
+class QualityBound(GenfabModel):
+    """Keep a sample only while the figure is within these bounds (either may be left out). A sample
+    outside is dropped with `QualityOutOfRange`, naming the figure, its value and the bound; one whose
+    figure was not measured is dropped too, saying so."""
+
+    rules = (Rule("!has(self.min) || !has(self.max) || self.min <= self.max", "`min` must not exceed `max`", "min",
+                  lambda m: m.min is None or m.max is None or m.min <= m.max),)
+
+    min: float | None = Field(None, ge=-1e12, le=1e12)
+    max: float | None = Field(None, ge=-1e12, le=1e12)
+
+
+def quality_rule(figures: Sequence[Figure]) -> Rule:
+    """A pipeline block's rule: its `quality` names only its own figures (a near miss is suggested)."""
+    names = [f.name for f in figures]
+
+    def detail(block: object) -> str:
+        unknown = [k for k in getattr(block, "quality", {}) if k not in names]
+        near = difflib.get_close_matches(unknown[0], names, n=1) if unknown else []
+        return (f"unknown figure {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f"; allowed: {', '.join(names)}") if unknown else ""
+
+    return Rule(f"self.quality.all(k, k in {json.dumps(names)})",
+                f"`quality` names this pipeline's figures only: {', '.join(names)}", "quality",
+                lambda m: all(k in names for k in m.quality), detail)
+
+
+def out_of_range(measured: Mapping[str, float], bounds: Mapping[str, QualityBound]) -> str | None:
+    """The first bound a sample misses, said in one line (`straightRunPx 84.02 above max 60`); None when
+    every bounded figure is within its bounds."""
+    for name, bound in sorted(bounds.items()):
+        value = measured.get(name)
+        if value is None:
+            return f"{name} not measured (a bound is set on it)"
+        if bound.min is not None and value < bound.min:
+            return f"{name} {value:g} below min {bound.min:g}"
+        if bound.max is not None and value > bound.max:
+            return f"{name} {value:g} above max {bound.max:g}"
+    return None

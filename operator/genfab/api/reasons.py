@@ -167,6 +167,12 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "pixels.",
            "Check the image shows a person; with model backends listed, `segmentation.fallbackOnEmpty: true` "
            "hands such an image to the next backend."),
+    Reason("QualityOutOfRange", DROPPED,
+           "relighting: a sample's quality figure is outside a bound of the spec's `quality` block (or was not "
+           "measured); the message names the figure, its value and the bound. Checked by the last stage "
+           "before it writes the sample: it is not in the dataset, and every earlier stage's output stays.",
+           "Look at the sample (the report's worst-first gallery); if it is fine, widen the bound: only the "
+           "last stage runs again, nothing is generated again."),
     Reason("ShapeMismatch", DROPPED,
            "relighting's recombine: the degraded person, the background and the mask of a sample differ in "
            "size (outputs of different runs mixed in one folder).",

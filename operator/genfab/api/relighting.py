@@ -9,6 +9,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, FractionRange
+from genfab.api.quality import RELIGHTING_MASK, QualityBound, quality_rule
 from genfab.api.types import InputUri, Probability, SampleId
 
 SegmentationBackend = Literal["sam3", "sam2", "classical"]
@@ -263,6 +264,8 @@ class CaptioningConfig(CaptioningParameters):
 class RelightingConfig(GenfabModel):
     """The lab's relighting script's `mvp_config.yaml` as a typed block."""
 
+    rules = (quality_rule(RELIGHTING_MASK),)
+
     input: RelightingInput
     """Input portraits."""
     num_samples: int | None = Field(None, ge=1, le=10_000_000)
@@ -281,3 +284,8 @@ class RelightingConfig(GenfabModel):
     """Stage 4."""
     seed: int = Field(0, ge=0)
     """Base seed; each sample's seed derives from it and the sample id (reproducible outputs)."""
+    quality: dict[str, QualityBound] = Field(default_factory=dict, max_length=32)
+    """Bounds on the samples' quality figures (`maskArea`, `straightRunPx`, ...: the figures and what
+    each measures are in the relighting pipeline's docs), by figure name. The final `organize` stage
+    drops a sample outside a bound with `QualityOutOfRange` (figure, value, bound); only its config
+    covers the bounds, so changing them re-filters without generating again. Empty: nothing dropped."""

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
+from genfab.api.quality import QualityBound
 from genfab.api.relighting import (
     AlbedoConfig,
     CaptioningParameters,
@@ -62,6 +65,9 @@ class OrganizeSettings(GenfabModel):
     max_side: int
     """`relighting.input.maxSide`: past it, `{id}_input_working.png` is the input at the working size
     segment used (`{id}_input.png` stays the original)."""
+    quality: dict[str, QualityBound] = Field(default_factory=dict)
+    """`relighting.quality`: the bounds a sample's figures must keep (here only: changing them re-runs
+    this stage alone)."""
 
 
 def segment_gpus(cfg: SegmentationConfig) -> int | None:
@@ -89,7 +95,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("recombine", RecombineSettings(composite=rl.composite), n),
         Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
-        Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side), n,
+        Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side, quality=rl.quality), n,
               extra_upstream=("caption",) if caption else (), input_uris=(rl.input.uri,), selection=selection),
     ])
 

@@ -13,9 +13,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from genfab.api.pipelines.relighting import OrganizeSettings
+from genfab.api.quality import out_of_range
 from genfab.inventory import input_samples
 from genfab.stages.relighting.images import decode, decode_color, encode, image_size, working_size
-from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
+from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.storage.markers import read_marker
 
 COPIES = (  # (output suffix, stage, key suffix in that stage's folder)
@@ -49,6 +50,15 @@ class OrganizeStage(Stage[OrganizeSettings]):
         source = self.sources.get(sid)
         if source is None:
             raise BadInput(f"input file of sample {sid} is gone from {self.inputs.uri}")
+        stages: dict[str, Any] = {}
+        for name, (storage, config_hash) in self.stages.items():
+            marker = read_marker(storage, f"_markers/{sid}")
+            stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
+                            "seconds": marker.timings.get("seconds") if marker else None}
+        quality = {k: v for stage in stages.values() for k, v in (stage["params"].get("quality") or {}).items()}
+        missed = out_of_range(quality, self.settings.quality)
+        if missed is not None:  # before anything is written: the sample is not in the dataset
+            raise SampleError("QualityOutOfRange", missed)
         raw = self.inputs.read_bytes(source)
         sample.write(f"{RAW}/{source}", raw)
         width, height = image_size(raw)
@@ -62,16 +72,12 @@ class OrganizeStage(Stage[OrganizeSettings]):
             storage, _ = self.stages[stage]
             sample.write(f"{OUTPUTS}/{sid}_{out}.png", storage.read_bytes(f"{sid}_{suffix}"))
             files[out] = f"{sid}_{out}.png"
-        stages: dict[str, Any] = {}
-        for name, (storage, config_hash) in self.stages.items():
-            marker = read_marker(storage, f"_markers/{sid}")
-            stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
-                            "seconds": marker.timings.get("seconds") if marker else None}
         meta: dict[str, Any] = {
             "sampleId": sid,
             "source": self.inputs.child(source),
             "files": files,
             "lighting": stages.get("degrade", {}).get("params", {}),
+            "quality": quality,
             "stages": stages,
             "pipeline": "relighting",
             "resource": self.ctx.cfg.resource.to_dict(),

@@ -1,0 +1,55 @@
+"""relighting's `quality` bounds: a sample outside one is dropped by the last stage with
+`QualityOutOfRange` (figure, value, bound), on `file://` and on the local S3 server; widening the bound
+brings it back by running the last stage alone, nothing generated again."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from genfab.storage import Storage
+from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
+from tests.storage.test_relighting_pipeline import job, portraits
+from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+
+
+def stages(run: Storage) -> dict[str, Any]:
+    return {s["name"]: s for s in json.loads(run.read_bytes("_genfab/summary.json"))["stages"]}
+
+
+def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_nothing_again(
+        tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+    uri, env, run = target
+    folder = portraits(tmp_path)  # astronaut: straightRunPx about 31; hopper about 84 (its flag pole)
+    tight = genfab_run(tmp_path, job(uri, folder, quality={"straightRunPx": {"max": 60}}), env=env)
+    assert tight.returncode == 0, tight.stdout + tight.stderr
+    assert status(run)["phase"] == "PartiallySucceeded"
+    rows = list(csv.DictReader(io.StringIO(run.read_bytes("_genfab/dropped_samples.csv").decode())))
+    assert [(r["stage"], r["sample_id"], r["reason"]) for r in rows] == [("organize", "hopper", "QualityOutOfRange")]
+    assert rows[0]["message"].startswith("straightRunPx 8") and rows[0]["message"].endswith("above max 60")
+    keys = {o.key for o in run.list("data/")}
+    assert "data/stage_3_5/hopper_composite.png" in keys  # every earlier stage's output stays
+    assert not any(k.startswith(("data/outputs/hopper", "data/raw/hopper")) for k in keys)
+    meta = json.loads(run.read_bytes("data/outputs/astronaut_metadata.json"))
+    assert meta["quality"]["straightRunPx"] < 60 and set(meta["quality"]) >= {"maskArea", "boundaryOnEdge", "holes"}
+    assert stages(run)["organize"]["dropped"]["QualityOutOfRange"]["count"] == 1
+
+    wide = genfab_run(tmp_path, job(uri, folder, quality={"straightRunPx": {"max": 100}}), env=env)
+    assert wide.returncode == 0, wide.stdout + wide.stderr
+    assert status(run)["phase"] == "Succeeded"
+    after = stages(run)
+    for name in ("segment", "albedo", "degrade", "recombine"):  # nothing generated again
+        assert (after[name]["reused"], after[name]["succeeded"]) == (2, 2), (name, after[name])
+    assert after["organize"]["succeeded"] == 2  # the last stage alone ran again (its config holds the bounds)
+    assert "data/outputs/hopper_output.png" in {o.key for o in run.list("data/outputs/")}
+
+
+def test_an_unknown_figure_is_one_line_naming_the_near_miss(tmp_path: Any) -> None:
+    folder = portraits(tmp_path, ("astronaut",))
+    done = genfab_run(tmp_path, job(f"file://{tmp_path}/out", folder, quality={"straightRun": {"max": 60}}))
+    assert done.returncode == 1, done.stdout + done.stderr  # the README: 1 for a spec it refuses
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert any("unknown figure 'straightRun' (did you mean 'straightRunPx'?)" in line for line in said), said
+    assert not (tmp_path / "out").exists()
