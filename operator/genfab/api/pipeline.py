@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from genfab.api.base import GenfabModel, Rule, at_most_one
 from genfab.api.common import stage_rules
 from genfab.api.families import FAMILIES
+from genfab.api.quality import Figure
 from genfab.contract.names import ENV_PIPELINES
 
 ENTRY_POINT_GROUP = "genfab.pipelines"
@@ -192,6 +193,8 @@ class Pipeline:
     """The spec field holding the pipeline's settings (its Python name; camelCase in YAML through the
     alias generator); None: the kind's own fields suffice."""
     block_model: type[GenfabModel] | None = None
+    figures: tuple[Figure, ...] = ()
+    """The quality figures its samples carry (`genfab.api.quality`), which its `quality` bounds may name."""
     position: int = 100
     """Order among the kind's pipelines (the selector's allowed values, the docs)."""
     seed_notes: Callable[[Any], list[str]] | None = None

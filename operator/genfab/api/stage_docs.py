@@ -28,7 +28,19 @@ def stage_docs() -> dict[str, str]:
         out[f"{name}.md"] = stage_table(pipeline)
         out[f"{name}.svg"] = stage_graph(pipeline)
         out[f"{name}-models.md"] = models_table(pipeline)
+        if pipeline.figures:
+            out[f"{name}-quality.md"] = figures_table(pipeline)
     return out
+
+
+def figures_table(pipeline: Pipeline) -> str:
+    """Every quality figure of the pipeline: what it measures, its range and what a bad value looks like."""
+    lines = [HEADER, "| figure | stage | unit and range | how it is computed | a bad value |",
+             "| --- | --- | --- | --- | --- |"]
+    for f in pipeline.figures:
+        span = f"{f.low:g} to {f.high:g}" if f.high is not None else f"{f.low:g} and up"
+        lines.append(f"| `{f.name}` | `{f.stage}` | {f.unit}, {span} | {f.formula} | {f.bad} |")
+    return "\n".join(lines) + "\n"
 
 
 def stage_table(pipeline: Pipeline) -> str:

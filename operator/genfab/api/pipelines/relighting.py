@@ -10,7 +10,7 @@ from pydantic import Field
 
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
-from genfab.api.quality import QualityBound
+from genfab.api.quality import RELIGHTING_MASK, QualityBound
 from genfab.api.relighting import (
     AlbedoConfig,
     CaptioningParameters,
@@ -103,7 +103,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="relighting", kind="DatasetJob", value="relighting",
     description="segmentation -> albedo -> new lighting -> recombination",
-    position=0, block="relighting", block_model=RelightingConfig, drafts=drafts,
+    position=0, block="relighting", block_model=RelightingConfig, drafts=drafts, figures=RELIGHTING_MASK,
     stages=(
         StageDecl("segment", "segment", "Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
                   SegmentSettings, f"{STAGES}.segment_stage:SegmentStage", memory="16Gi", shard_size=32,
