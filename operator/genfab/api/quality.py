@@ -7,6 +7,7 @@ is made (`genfab.stages.*`), the docs list them from here, and a spec's threshol
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,68 @@ class Figure:
     """The range (None: unbounded above)."""
     formula: str
     bad: str
+
+    @property
+    def integral(self) -> bool:
+        """Whether its values are whole numbers (a count)."""
+        return self.unit == "count"
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        """The histogram's bin edges: 20 equal bins over a bounded range; 0, 1, 2, 4 ... 4096 (the last bin
+        open) for counts and lengths."""
+        if self.high is not None:
+            return tuple(self.low + (self.high - self.low) * i / BINS for i in range(BINS + 1))
+        return (0.0, *(float(2**i) for i in range(13)))
+
+    def bin(self, value: float) -> int:
+        """The bin `value` falls in (values outside the range go to the first or the last)."""
+        return min(max(bisect.bisect_right(self.edges, value) - 1, 0), len(self.edges) - 2)
+
+
+BINS = 20
+"""Bins of a bounded figure's histogram."""
+
+
+def percentile(figure: Figure, counts: Sequence[int], q: float, span: Sequence[float] = ()) -> float | None:
+    """The `q` quantile (0-1) estimated from a histogram: linear within its bin, kept within the values'
+    `span` ([least, greatest] seen) when known, a whole number for a count; None when empty."""
+    total = sum(counts)
+    if not total:
+        return None
+    edges, target, seen = figure.edges, q * total, 0
+    value = edges[-1]
+    for i, n in enumerate(counts):
+        if n and seen + n >= target:
+            low, high = edges[i], edges[min(i + 1, len(edges) - 1)]
+            value = low + (high - low) * ((target - seen) / n)
+            break
+        seen += n
+    if len(span) == 2:
+        value = min(max(value, span[0]), span[1])
+    return float(int(value)) if figure.integral else value
+
+
+def figures_summary(histograms: Mapping[str, Sequence[int]], spans: Mapping[str, Sequence[float]]
+                    ) -> dict[str, dict[str, object]]:
+    """The summary's `quality` of a stage: per figure its sample count, least and greatest value,
+    p5/p50/p95 (estimated from the histogram: within a bin's width, 1/20 of a bounded range) and the
+    histogram itself."""
+    out: dict[str, dict[str, object]] = {}
+    for name, counts in sorted(histograms.items()):
+        figure = FIGURES.get(name)
+        if figure is None or len(counts) != len(figure.edges) - 1:
+            continue
+        span = spans.get(name) or ()
+        out[name] = {"count": sum(counts), "min": _round(span[0]) if len(span) == 2 else None,
+                     "max": _round(span[1]) if len(span) == 2 else None,
+                     **{f"p{round(q * 100)}": _round(percentile(figure, counts, q, span)) for q in (0.05, 0.5, 0.95)},
+                     "edges": [round(e, 6) for e in figure.edges], "counts": list(counts)}
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 EDGE_TOLERANCE_PX = 2

@@ -109,6 +109,14 @@ class ShardTally(GenfabModel):
     dropped: dict[Annotated[str, StringConstraints(max_length=128)], DropTally] = Field(default_factory=dict,
                                                                                          max_length=32)
     """Dropped samples by reason (past 32 reasons the rarest are summed as one)."""
+    figures: dict[Annotated[str, StringConstraints(max_length=64)],
+                  Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=32)]] = Field(default_factory=dict,
+                                                                                             max_length=32)
+    """Histograms of the samples' quality figures (`genfab.api.quality`: each figure's bins), by name."""
+    figure_spans: dict[Annotated[str, StringConstraints(max_length=64)],
+                       Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(default_factory=dict,
+                                                                                       max_length=32)
+    """Each figure's [least, greatest] value."""
     model_load_seconds: float | None = Field(None, ge=0)
     """The longest model load of a read shard."""
     gpu_peak_bytes: int | None = Field(None, ge=0)

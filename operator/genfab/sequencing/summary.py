@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from genfab.api.quality import figures_summary
 from genfab.api.status import ResourceStatus, ShardTally, StageStatus
 from genfab.contract import DROPPED_KEY, RUN_REPORT_KEY, STATUS_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
@@ -47,6 +48,8 @@ def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
         # A custom stage made these samples, not genfab: its image and, what ran here, its command.
         "custom": ({**custom.to_yaml_dict(), "command": [*stage.command, *stage.args]} if custom is not None else None),
         "dropped": {reason: {"count": d.count, "examples": list(d.examples)} for reason, d in read.dropped.items()},
+        # each figure's p5/p50/p95 and histogram over the stage's committed samples (genfab.api.quality)
+        **({"quality": figures_summary(read.figures, read.figure_spans)} if read.figures else {}),
     }
 
 

@@ -4,9 +4,11 @@ fixed size (counts, the first few messages, drops by reason); the report itself 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from genfab.api.quality import FIGURES
 from genfab.api.status import DropTally, ShardTally
 from genfab.inventory import ShardReport
 from genfab.status import indexes
@@ -55,6 +57,7 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardT
             t.note_count += 1
             _keep(t.notes, note, "notes")
         produced.update(report.produced_by)
+        _add_figures(t, report.figures, report.figure_spans)
         for failed in report.failed:
             _drop(t, failed.reason, failed.id)
         if report.model_load_seconds is not None:
@@ -64,6 +67,21 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardT
     t.produced_by = bounded_produced_by(produced, FIELD_LIMITS["produced_by"])
     t.indexes = indexes.text(indexes.union(done, indexes.of(new)))
     return t
+
+
+def _add_figures(t: ShardTally, histograms: Mapping[str, list[int]], spans: Mapping[str, list[float]]) -> None:
+    """A report's histograms added bin by bin, and the figures' spans widened: only figures genfab
+    declares, with their own bins (a report is the tenant's to write: anything else is left out)."""
+    for name, counts in histograms.items():
+        figure = FIGURES.get(name)
+        if figure is None or len(counts) != len(figure.edges) - 1 or any(c < 0 for c in counts):
+            continue
+        held = t.figures.setdefault(name, [0] * len(counts))
+        t.figures[name] = [a + b for a, b in zip(held, counts, strict=True)]
+        span = spans.get(name)
+        if span is not None and len(span) == 2 and all(math.isfinite(v) for v in span):
+            low, high = t.figure_spans.get(name) or span
+            t.figure_spans[name] = [min(low, span[0]), max(high, span[1])]
 
 
 def _keep(kept: list[str], text: str, field: str) -> None:

@@ -70,6 +70,11 @@ class ShardReport:
     notes: list[str] = field(default_factory=list)
     """One-line remarks a stage makes about its samples for people (`{sample}: ...`, e.g. coarse
     expansion's selection result): the first becomes the stage's status message. At most MAX_NOTES."""
+    figures: dict[str, list[int]] = field(default_factory=dict)
+    """Histograms of the quality figures of the samples committed here, reused ones included
+    (`genfab.api.quality`: each figure's bins), by figure name."""
+    figure_spans: dict[str, list[float]] = field(default_factory=dict)
+    """Each figure's [least, greatest] value among them."""
     corrupt: bool = False
     """The report in storage could not be read (too large, not JSON, wrong shape): the shard counts as
     failed with reason CorruptReport and none of its samples flow on."""

@@ -28,10 +28,18 @@ from genfab.stages.runtime.progress import ProgressReporter
 from genfab.stages.runtime.pruning import remove_gone_samples, remove_sample
 from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
 from genfab.storage import Reuse, StorageError, check_reuse
+from genfab.storage.markers import Marker
 
 log = logging.getLogger("genfab.stages")
 REUSE_CHECKS = 16
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def quality_of(marker: Marker | None) -> Mapping[str, Any] | None:
+    """A committed sample's quality figures, as its stage kept them in its marker's params."""
+    params = marker.extra.get("params") if marker is not None else None
+    figures = params.get("quality") if isinstance(params, dict) else None
+    return figures if isinstance(figures, dict) else None
 
 
 def _reason(exc: Exception) -> tuple[str, str]:
@@ -57,7 +65,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         checks = list(pool.map(lambda ref: stage.reuse(ctx, ref.id), samples))
     for ref, reuse in zip(samples, checks, strict=True):
         if reuse.committed:
-            reporter.succeeded(ref.id, reused=True)
+            reporter.succeeded(ref.id, reused=True, figures=quality_of(reuse.previous))
             metrics.sample("reused")
             continue
         if reuse.problem:
@@ -84,7 +92,8 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             commit.result()  # a failed write ends the shard (retryable), as before
             for note in sample.notes:
                 reporter.note(f"{sample.id}: {note}")
-            reporter.succeeded(sample.id, seconds=per_sample, produced_by=sample.produced_by)
+            reporter.succeeded(sample.id, seconds=per_sample, produced_by=sample.produced_by,
+                               figures=sample.params.get("quality"))
             metrics.sample("succeeded", per_sample)
             log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))

@@ -6,9 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from genfab.api.quality import FIGURES
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
@@ -34,8 +38,15 @@ class ProgressReporter:
         self.flush()
 
     def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None,
-                  produced_by: str | None = None) -> None:
+                  produced_by: str | None = None, figures: Mapping[str, Any] | None = None) -> None:
         self.report.succeeded.append(sample_id)
+        for name, value in (figures or {}).items():
+            figure = FIGURES.get(name)
+            if figure is not None and isinstance(value, int | float) and math.isfinite(value):  # declared, measured
+                counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
+                counts[figure.bin(float(value))] += 1
+                low, high = self.report.figure_spans.get(name) or (value, value)
+                self.report.figure_spans[name] = [float(min(low, value)), float(max(high, value))]
         if produced_by:
             self.report.produced_by[produced_by] = self.report.produced_by.get(produced_by, 0) + 1
         self.report.reused += reused

@@ -1,0 +1,73 @@
+"""Quality figures from samples to the summary: binned per shard, folded into the stage's tally (bounded:
+only declared figures with their own bins), percentiles estimated from the histogram within the values'
+span, whole numbers for counts; a bound names only declared figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from genfab.api.quality import FIGURES, QualityBound, figures_summary, out_of_range, percentile
+from genfab.inventory import ShardReport
+from genfab.status import tally
+
+
+@pytest.mark.parametrize(("name", "values", "q", "expected"), [
+    ("maskArea", [0.5] * 10, 0.5, 0.5),                     # one value: the span holds it exactly
+    ("maskArea", [0.1, 0.3, 0.5, 0.7, 0.9], 0.5, 0.525),    # the middle value's bin [0.5, 0.55), linear
+    ("holes", [0, 0, 0, 1], 0.5, 0.0),                       # counts are whole numbers
+    ("components", [1, 1, 2, 2, 3], 0.95, 3.0),
+    ("straightRunPx", [20.0, 31.0, 84.0], 0.05, 20.0),       # kept within the span
+])
+def test_percentiles_from_a_histogram(name: str, values: list[float], q: float, expected: float) -> None:
+    figure = FIGURES[name]
+    counts = [0] * (len(figure.edges) - 1)
+    for v in values:
+        counts[figure.bin(v)] += 1
+    assert percentile(figure, counts, q, (min(values), max(values))) == pytest.approx(expected)
+    assert percentile(figure, [0] * len(counts), q) is None
+
+
+def report(index: int, **figures: list[float]) -> ShardReport:
+    r = ShardReport("segment", "h" * 64, index, 3, state="succeeded")
+    for name, values in figures.items():
+        f = FIGURES[name]
+        r.figures[name] = [0] * (len(f.edges) - 1)
+        for v in values:
+            r.figures[name][f.bin(v)] += 1
+        r.figure_spans[name] = [min(values), max(values)]
+    return r
+
+
+def test_the_tally_adds_declared_figures_only_and_the_summary_reads_it() -> None:
+    hostile = report(2, maskArea=[0.9])
+    hostile.figures["madeUp"] = [5]  # not a figure genfab declares
+    hostile.figures["holes"] = [1, 2]  # not its bins
+    hostile.figure_spans["holes"] = [0.0, 1e300]
+    t = tally.of_reports({0: report(0, maskArea=[0.2, 0.4]), 1: report(1, maskArea=[0.6]), 2: hostile})
+    assert set(t.figures) == {"maskArea"} and sum(t.figures["maskArea"]) == 4
+    assert t.figure_spans == {"maskArea": [0.2, 0.9]}
+    summary = figures_summary(t.figures, t.figure_spans)
+    assert summary["maskArea"]["count"] == 4 and (summary["maskArea"]["min"], summary["maskArea"]["max"]) == (0.2, 0.9)
+    assert summary["maskArea"]["counts"] == t.figures["maskArea"] and len(summary["maskArea"]["edges"]) == 21
+
+
+@pytest.mark.parametrize(("measured", "bounds", "said"), [
+    ({"maskArea": 0.5}, {"maskArea": QualityBound(min=0.1, max=0.9)}, None),
+    ({"maskArea": 0.05}, {"maskArea": QualityBound(min=0.1)}, "maskArea 0.05 below min 0.1"),
+    ({"straightRunPx": 84.0238}, {"straightRunPx": QualityBound(max=60)}, "straightRunPx 84.0238 above max 60"),
+    ({}, {"holes": QualityBound(max=0)}, "holes not measured (a bound is set on it)"),
+    ({"holes": 0, "maskArea": 1.0}, {"holes": QualityBound(max=0), "maskArea": QualityBound(max=0.9)},
+     "maskArea 1 above max 0.9"),
+])
+def test_out_of_range(measured: dict[str, float], bounds: dict[str, QualityBound], said: str | None) -> None:
+    assert out_of_range(measured, bounds) == said
+
+
+def test_min_above_max_is_refused() -> None:
+    from genfab.api import parse_resource
+
+    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d"},
+           "spec": {"type": "relighting", "output": "s3://b/o", "relighting": {
+               "input": {"uri": "s3://b/in"}, "quality": {"maskArea": {"min": 0.9, "max": 0.1}}}}}
+    with pytest.raises(Exception, match="must not exceed"):
+        parse_resource(doc)
