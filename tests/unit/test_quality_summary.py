@@ -71,3 +71,15 @@ def test_min_above_max_is_refused() -> None:
                "input": {"uri": "s3://b/in"}, "quality": {"maskArea": {"min": 0.9, "max": 0.1}}}}}
     with pytest.raises(Exception, match="must not exceed"):
         parse_resource(doc)
+
+
+def test_genfab_status_prints_a_line_per_figure() -> None:
+    from genfab.cli.follow import quality_lines
+
+    t = tally.of_reports({0: report(0, maskArea=[0.2, 0.4, 0.6], holes=[0, 0, 1])})
+    summary = {"stages": [{"name": "segment", "quality": figures_summary(t.figures, t.figure_spans)},
+                          {"name": "organize"}]}
+    assert quality_lines(summary) == [
+        "quality (segment, 3 samples; min  p5 / p50 / p95  max):",
+        "  holes              0  0 / 0 / 1  1",
+        "  maskArea           0.2  0.2075 / 0.425 / 0.6  0.6"]  # within the bin, linear

@@ -82,12 +82,31 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
         for stage in summary.get("stages") or []:
             for reason, d in (stage.get("dropped") or {}).items():
                 lines.append(f"  {stage['name']}: {d['count']} {reason} (e.g. {', '.join(d['examples'])})")
+        lines += quality_lines(summary)
         lines.append(f"summary: {summary.get('summaryUri') or uri + '/' + SUMMARY_KEY}")
         if summary.get("reportUri"):  # written by `genfab run`; for the operator's runs by `genfab report`
             lines.append(f"report: {summary['reportUri']} (`{summary.get('reportCommand')}` writes it again)")
     elif st.get("phase") not in TERMINAL_PHASES:
         lines.append(f"logs: genfab logs {uri}")
     return lines
+
+
+def quality_lines(summary: Mapping[str, Any]) -> list[str]:
+    """One line per quality figure of each stage: its samples, least, p5 / p50 / p95 and greatest."""
+    lines = []
+    for stage in summary.get("stages") or []:
+        figures = stage.get("quality") or {}
+        if figures:
+            lines.append(f"quality ({stage['name']}, {next(iter(figures.values())).get('count')} samples; "
+                         "min  p5 / p50 / p95  max):")
+        for name, f in figures.items():
+            lines.append(f"  {name:<18} {_g(f.get('min'))}  {_g(f.get('p5'))} / {_g(f.get('p50'))} / "
+                         f"{_g(f.get('p95'))}  {_g(f.get('max'))}")
+    return lines
+
+
+def _g(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
 
 def log_line(text: str) -> str:
