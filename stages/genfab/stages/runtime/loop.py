@@ -95,6 +95,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             reporter.succeeded(sample.id, seconds=per_sample, produced_by=sample.produced_by,
                                figures=sample.params.get("quality"))
             metrics.sample("succeeded", per_sample)
+            metrics.figures(sample.params.get("quality"))
             log.info("sample committed", extra={"sample": sample.id, "seconds": round(per_sample, 3)})
         metrics.shard_progress.set(reporter.report.done / max(1, len(samples)))
 

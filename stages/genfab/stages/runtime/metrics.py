@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from genfab.api.quality import FIGURES
 
 SAMPLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -37,6 +43,10 @@ class StageMetrics:
         self._model_bytes = Gauge(
             "genfab_stage_model_gpu_bytes", "GPU memory one model holds after loading, by model id",
             [*labels, "model"], registry=self.registry)
+        # One histogram per quality figure (genfab.api.quality), its buckets the figure's own bins.
+        self._quality = {f.name: Histogram(
+            quality_metric(f.name), f"Quality figure {f.name} of the samples produced ({f.unit})", labels,
+            buckets=f.edges[1:], registry=self.registry) for f in FIGURES.values()}
         self.shard_progress = Gauge(
             "genfab_stage_shard_progress_ratio", "Fraction of this shard's samples done", labels,
             registry=self.registry).labels(stage)
@@ -48,6 +58,13 @@ class StageMetrics:
         if seconds is not None:
             self.sample_seconds.observe(seconds)
         self.update_gpu_peak()
+
+    def figures(self, measured: Mapping[str, Any] | None) -> None:
+        """A produced sample's quality figures (its params' `quality`), each into its histogram."""
+        for name, value in (measured or {}).items():
+            histogram = self._quality.get(name)
+            if histogram is not None and isinstance(value, int | float) and math.isfinite(value):
+                histogram.labels(self.stage).observe(float(value))
 
     def model_loaded(self, model: str, seconds: float, gpu_bytes: int) -> None:
         self._model_load.labels(self.stage, model).set(seconds)
@@ -61,6 +78,11 @@ class StageMetrics:
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
+
+
+def quality_metric(figure: str) -> str:
+    """`maskArea` -> `genfab_stage_quality_mask_area`."""
+    return "genfab_stage_quality_" + re.sub(r"(?<!^)(?=[A-Z])", "_", figure).lower()
 
 
 def gpu_peak_bytes() -> int | None:
