@@ -67,13 +67,16 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, de
     page = open_report(devtools, output)
     assert page.problems == [], page.problems
     assert page.title == "DatasetJob/relight-portraits (relighting)"
-    assert page.measured["rows"] == [4], page.measured["rows"]  # one gallery: the four portraits
-    assert len(page.measured["pictures"]) == 4 * 5 and all(page.measured["pictures"])
+    # the pairs, then a worst-first gallery per mask figure (the four again, sorted by it)
+    assert page.measured["rows"] == [4] * 11, page.measured["rows"]
+    assert len(page.measured["pictures"]) == 11 * 4 * 5 and all(page.measured["pictures"])
+    assert len(page.measured["plots"]) == 10 and all(page.measured["plots"])  # a histogram per figure
+    assert "Worst first: straightRunPx" in page.measured["text"] and "hopper" in page.measured["text"]
     for words in ("astronaut", "biden", "hopper", "obama", "softShading", "classical", "retinex (msr-lightness)",
                   "segment", "albedo", "degrade", "recombine", "organize", "no sample was dropped"):
         assert words in page.measured["text"], words
     not_blank(page.screenshot)
-    (gallery,) = page.parts
+    gallery = page.parts[0]
     not_blank(gallery)
     keep(gallery, "report-relighting.jpg")
 

@@ -12,7 +12,7 @@ decided by `script(stage, index, attempt) -> Behaviour` when it is created.
 An inventory Job (label `genfab.dev/task=inventory`) runs the data plane's own inventory code
 (`genfab.stages.runtime.inventory.make_inventory`) on a thread, without a Pod, then completes, or fails
 with the inventory's one line as the Job's message. A records Job (`genfab.dev/task=records`) likewise
-runs `genfab.sequencing.records.write_records` with the request in its environment.
+runs `genfab.jobs.records.write_records` with the request in its environment.
 
 For stages of thousands of shards, a Job can complete its indexes in bulk (`Kubelet.bulk`): no Pod
 objects, each index's final shard report written as its Pod would write it, `bulk[stage]` indexes a
@@ -37,7 +37,8 @@ from typing import Any
 from genfab.contract import StageConfig, shard_bounds
 from genfab.contract.names import ENV_FILE_ROOTS, ENV_RECORDS, ENV_SAMPLE_MANIFEST, report_key
 from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
-from genfab.sequencing.records import RecordsRequest, write_records
+from genfab.jobs.records import write_records
+from genfab.sequencing.records import RecordsRequest
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.inventory import make_inventory
 from genfab.status import indexes as index_ranges

@@ -250,7 +250,7 @@ def test_a_records_job_is_one_cpu_pod_with_its_request_and_the_stages_storage() 
     assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
     pod = job["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["image"] == "registry.test/genfab-cv:1" and c["command"] == ["python", "-m", "genfab.sequencing.records"]
+    assert c["image"] == "registry.test/genfab-cv:1" and c["command"] == ["python", "-m", "genfab.jobs.records"]
     assert [v["name"] for v in pod["volumes"]] == ["tmp"]  # no stage config, no models
     env = {e["name"]: e for e in c["env"]}
     assert RecordsRequest.model_validate_json(env["GENFAB_RECORDS"]["value"]).stages == records_request(

@@ -83,3 +83,26 @@ def test_genfab_status_prints_a_line_per_figure() -> None:
         "quality (segment, 3 samples; min  p5 / p50 / p95  max):",
         "  holes              0  0 / 0 / 1  1",
         "  maskArea           0.2  0.2075 / 0.425 / 0.6  0.6"]  # within the bin, linear
+
+
+def test_the_reports_worst_first_keeps_the_worst_few_by_each_figures_direction() -> None:
+    import json
+
+    from genfab.contract.names import quality_key
+    from genfab.report.model import Listing
+    from genfab.report.sections import quality as section
+
+    tables = {quality_key("segment", "h" * 64, i): json.dumps({
+        f"s{i}{j}": {"straightRunPx": float(10 * i + j), "boundaryOnEdge": 1.0 - (10 * i + j) / 100,
+                     "maskArea": 0.5 + (-1) ** j * (10 * i + j) / 100, "madeUp": 1} for j in range(10)}).encode()
+        for i in range(3)}
+    tables[quality_key("segment", "h" * 64, 3)] = b"not json"
+    summary = {"stages": [{"name": "segment", "configHash": "h" * 64,
+                           "quality": {"maskArea": {"p50": 0.5}, "straightRunPx": {}, "boundaryOnEdge": {}}}]}
+    listing = Listing({k: len(v) for k, v in tables.items()}, summary, read=tables.get)
+    worst = section.worst_samples(listing, summary["stages"][0])
+    assert set(worst) == {"straightRunPx", "boundaryOnEdge", "maskArea"}
+    assert [s for _, s in worst["straightRunPx"]] == [f"s2{j}" for j in range(9, 1, -1)]  # highest first
+    assert [s for _, s in worst["boundaryOnEdge"]][:2] == ["s29", "s28"]  # lowest first
+    assert [s for _, s in worst["maskArea"]][:2] == ["s29", "s28"]  # farthest from the median
+    assert len(worst["maskArea"]) == section.WORST

@@ -1,4 +1,4 @@
-"""The records Pod (`python -m genfab.sequencing.records`): a big run's per-sample records written as the
+"""The records Pod (`python -m genfab.jobs.records`): a big run's per-sample records written as the
 operator writes a small run's, the summary pointed at them; a bad request is one line and exit 42."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 
 from genfab.api import parse_resource
 from genfab.inventory import FailedSample, ShardReport, write_report
+from genfab.jobs.records import main
 from genfab.planner import plan
 from genfab.sequencing.batch import batch_document
-from genfab.sequencing.records import main, records_request
+from genfab.sequencing.records import records_request
 from genfab.sequencing.summary import dropped_csv
 from genfab.storage.local import FileStorage
 

@@ -28,6 +28,9 @@ class Figure:
     """The range (None: unbounded above)."""
     formula: str
     bad: str
+    worse: str = "high"
+    """Which way is worse: `high`, `low`, or `both` (far from the middle of the values): the report's
+    worst-first galleries sort by it."""
 
     @property
     def integral(self) -> bool:
@@ -109,12 +112,13 @@ MIN_HOLE_SHARE = 0.0005
 RELIGHTING_MASK = (
     Figure("maskArea", "segment", "share of the frame", 0.0, 1.0,
            "mask pixels / frame pixels",
-           "near 0: nobody found; near 1: the frame, not a person"),
+           "near 0: nobody found; near 1: the frame, not a person", worse="both"),
     Figure("boundaryOnEdge", "segment", "share of the boundary", 0.0, 1.0,
            f"boundary pixels (not on the frame) within {EDGE_TOLERANCE_PX} px of an image edge running along the "
            f"boundary (Canny {CANNY_THRESHOLDS[0]}/{CANNY_THRESHOLDS[1]} on the blurred grayscale image, its "
            "gradient within about 34 degrees of the boundary's normal) / boundary pixels",
-           "low: the outline runs through flat background or through the person, not along their outline"),
+           "low: the outline runs through flat background or through the person, not along their outline",
+           worse="low"),
     Figure("straightRunPx", "segment", "px (working size)", 0.0, None,
            f"the longest straight boundary segment (the contour simplified to {STRAIGHT_EPSILON_PX} px), not on "
            "the frame, whether or not an image edge runs along it (a curve of radius r gives segments of "

@@ -138,6 +138,16 @@ def report_key(stage: str, config_hash: str, index: int) -> str:
     return f"{report_prefix(stage, config_hash)}shard-{index:05d}.json"
 
 
+def quality_prefix(stage: str, config_hash: str) -> str:
+    """Run-relative folder of a stage's quality tables: one JSON per shard, `{sample: {figure: value}}` of
+    the samples it committed, written with its final report (what `genfab report` sorts worst first)."""
+    return f"{RUN_DIR}/quality/{stage}/{config_hash[:10]}/"
+
+
+def quality_key(stage: str, config_hash: str, index: int) -> str:
+    return f"{quality_prefix(stage, config_hash)}shard-{index:05d}.json"
+
+
 # -- shards
 def shard_bounds(total: int, index: int, shards: int) -> tuple[int, int]:
     """Deterministic contiguous slice `[start, stop)` of `total` sorted samples for shard `index`.

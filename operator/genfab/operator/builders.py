@@ -46,7 +46,7 @@ LABEL_TASK = "genfab.dev/task"
 INVENTORY = "inventory"
 INVENTORY_COMMAND = ("python", "-m", "genfab.stages.runtime.inventory")
 RECORDS = "records"
-RECORDS_COMMAND = ("python", "-m", "genfab.sequencing.records")
+RECORDS_COMMAND = ("python", "-m", "genfab.jobs.records")
 ONE_POD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
 """An inventory Pod holds a stage's sample ids while it writes them (about 200 MB per million), a records
 Pod a SceneJob's per-sample rows."""
@@ -293,7 +293,7 @@ def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig,
 def build_records_job(plan: Plan, request_json: str, spec: CommonSpec, owner: Owner,
                       settings: OperatorSettings) -> dict[str, Any]:
     """A one-Pod Job of the data plane (cv image) that writes a run's per-sample records once it has
-    ended (genfab.sequencing.records), for a run of more shards than the operator reads at its end.
+    ended (genfab.jobs.records), for a run of more shards than the operator reads at its end.
     The request (stages, hashes, output) is in its environment; storage settings, service account and
     confinement are the stage Pods'. Exit 42 (an unusable request) fails it at once."""
     labels = {LABEL_MANAGED: "genfab", LABEL_KIND: plan.kind, LABEL_RESOURCE: plan.name,

@@ -68,6 +68,9 @@ class Gallery:
     describe: Callable[[Mapping[str, Any]], Facts] | None = None
     """A row's facts from its `facts_key` document."""
     note: str = ""
+    counted: bool = True
+    """False for another view of samples another gallery holds (worst first by a quality figure): not
+    counted as samples again, not in `samples.csv` twice."""
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,8 @@ class ReportWriter:
                               workers=self.workers)
         return ReportResult(self.store.child(f"{RUN_REPORT_DIR}/index.html"),
                             sum(1 for n in files if n.endswith(".html")), len(thumbs),
-                            sum(len(g.rows) for g in galleries), sum(len(shown_rows[id(g)]) for g in galleries),
+                            sum(len(g.rows) for g in galleries if g.counted),
+                            sum(len(shown_rows[id(g)]) for g in galleries if g.counted),
                             csv_bytes + sum(len(v) for v in files.values()), time.monotonic() - start,
                             self.unreadable,
                             self.charts_missing)
@@ -266,7 +267,7 @@ def write_samples_csv(built: list[Section], out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(("section", "gallery", "sample", "column", "key"))
     for s in built:
-        for g in s.galleries:
+        for g in (g for g in s.galleries if g.counted):
             for row in g.rows:
                 for column, picture in zip(g.columns, row.pictures, strict=False):
                     writer.writerow((s.title, g.title, row.sample, column, picture.key if picture else ""))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
+from genfab.report.sections.quality import quality_galleries, quality_plots
 
 IMAGE = r"\.(?:png|jpe?g|webp)$"
 
@@ -51,7 +52,11 @@ def relighting_facts(meta: Mapping[str, Any]) -> Facts:
     return tuple(facts)
 
 
-def relighting(listing: Listing) -> Section:
+RELIGHTING_COLUMNS = ("input", "mask", "albedo", "degraded", "output")
+
+
+def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
+    """The relighting samples' ids, in order, and the row of one (its five pictures, its metadata)."""
     organize = listing.stage_prefix("organize") or "data/"
     outputs = f"{organize}outputs/"
     segment = listing.stage_prefix("segment") or f"{organize}stage_1/"
@@ -80,11 +85,16 @@ def relighting(listing: Listing) -> Section:
             _present(listing, f"{outputs}{sid}_output.png")),
             facts_key=f"{outputs}{sid}_metadata.json")
 
-    rows = Rows(sorted(ids), row)
-    gallery = Gallery("Pairs", ("input", "mask", "albedo", "degraded", "output"), rows, relighting_facts,
+    return sorted(ids), row
+
+
+def relighting(listing: Listing) -> Section:
+    ids, row = relighting_rows(listing)
+    gallery = Gallery("Pairs", RELIGHTING_COLUMNS, Rows(ids, row), relighting_facts,
                       "mask: the person tinted; degraded: the albedo under the new lighting; output: the pair's "
                       "relit image (recombined with the background)")
-    return Section("Relighting pairs", galleries=(gallery,))
+    worst = quality_galleries(listing, row, RELIGHTING_COLUMNS, relighting_facts)
+    return Section("Relighting pairs", plots=quality_plots(listing), galleries=(gallery, *worst))
 
 
 # -- difix ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.quality import FIGURES
-from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG
+from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, quality_key
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
 from genfab.stages.runtime.context import StageContext
@@ -31,6 +31,8 @@ class ProgressReporter:
         self.interval = float(ctx.env.get(ENV_PROGRESS_SECONDS) or 10)
         self.report = ShardReport(stage=ctx.stage, config_hash=ctx.config_hash, index=ctx.index,
                                   shards=ctx.shards)
+        self.measured: dict[str, dict[str, float]] = {}
+        """Each committed sample's quality figures: the shard's quality table, written at its end."""
         self._last = 0.0
 
     def start(self, total: int) -> None:
@@ -43,6 +45,7 @@ class ProgressReporter:
         for name, value in (figures or {}).items():
             figure = FIGURES.get(name)
             if figure is not None and isinstance(value, int | float) and math.isfinite(value):  # declared, measured
+                self.measured.setdefault(sample_id, {})[name] = float(value)
                 counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
                 counts[figure.bin(float(value))] += 1
                 low, high = self.report.figure_spans.get(name) or (value, value)
@@ -88,6 +91,9 @@ class ProgressReporter:
     def finish(self, state: str, message: str = "") -> None:
         self.report.state = state  # type: ignore[assignment]
         self.report.message = message
+        if self.measured:  # before the final report: a reader that sees it finished finds the table
+            self.ctx.run_storage.write_bytes(quality_key(self.ctx.stage, self.ctx.config_hash, self.ctx.index),
+                                             json.dumps(self.measured, sort_keys=True).encode())
         self.flush()
         self.write_termination_message()
 
