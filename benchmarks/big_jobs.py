@@ -286,9 +286,10 @@ WHY = {
                                               "it is the reports' own lists being counted.",
     "summary from the tally": "made from the tally, not the reports: the same time at any size.",
     "report (200 samples pictured)": "the thumbnails of the pictured samples (the same at any size) plus one "
-                                     "listing of the output and `samples.csv`, which grow with it as the floor "
-                                     "does; largest = 100,000: an output of more than 2,000,000 objects (here "
-                                     "1,000,000 samples are 6,000,000) is refused by the report's own bound.",
+                                     "listing of the output, held front-coded (`KeyIndex`), rows made only when "
+                                     "pictured or streamed into `samples.csv`; what grows is the listing, as the "
+                                     "floor's (which holds the largest folder's names while it walks it: 4,000,000 "
+                                     "at 1,000,000 samples).",
     "per-sample records (dropped_samples.csv)": "a row per dropped sample (a tenth of the shards drop one "
                                                 "here): grows with the drops, as the floor does.",
 }

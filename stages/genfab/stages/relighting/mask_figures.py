@@ -4,6 +4,8 @@ sample, on the working-size image and the mask as written."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -19,28 +21,42 @@ from genfab.api.quality import (
 from genfab.stages.relighting.matte import Cleaned
 
 
-def oriented_edges(image_bgr: np.ndarray) -> np.ndarray:
-    """Where the image has a strong edge of each direction: `ORIENTATIONS` maps (bool, the image's size)
-    of the Canny edges whose gradient lies in that bin of 180 / ORIENTATIONS degrees, each widened by
-    `EDGE_TOLERANCE_PX`. A boundary agrees with the image only where an edge runs along it: the stripes
-    of a flag crossing a straight cut are edges, but not along the cut."""
+@dataclass(frozen=True)
+class Edges:
+    """The image's strong edges (Canny) and each pixel's gradient direction (degrees, 0-360)."""
+
+    strong: np.ndarray
+    angle: np.ndarray
+
+
+def oriented_edges(image_bgr: np.ndarray) -> Edges:
+    """A boundary agrees with the image only where an edge runs along it: the stripes of a flag crossing
+    a straight cut are edges, but not along the cut."""
     gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
     blurred = cv2.GaussianBlur(gray, (0, 0), 1.0)
-    edges = cv2.Canny(blurred, *CANNY_THRESHOLDS) > 0
+    strong = cv2.Canny(blurred, *CANNY_THRESHOLDS) > 0
     gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)
-    bins = np.rint(np.degrees(np.arctan2(gy, gx)) % 180.0 / (180.0 / ORIENTATIONS)).astype(np.int8) % ORIENTATIONS
-    size = 2 * EDGE_TOLERANCE_PX + 1
-    kernel = np.ones((size, size), np.uint8)
-    return np.stack([cv2.dilate((edges & (bins == k)).astype(np.uint8), kernel) > 0 for k in range(ORIENTATIONS)])
+    return Edges(strong, cv2.phase(gx, gy, angleInDegrees=True))  # binned only where looked up
 
 
-def along(maps: np.ndarray, xs: np.ndarray, ys: np.ndarray, normal_deg: np.ndarray | float) -> np.ndarray:
-    """Whether an image edge runs along the boundary at each point: an edge whose gradient is within one
-    bin of the boundary's normal (about 34 degrees)."""
-    k = np.rint(np.asarray(normal_deg) % 180.0 / (180.0 / ORIENTATIONS)).astype(int) % ORIENTATIONS
-    n = ORIENTATIONS
-    return maps[k, ys, xs] | maps[(k + 1) % n, ys, xs] | maps[(k - 1) % n, ys, xs]
+WINDOW = np.stack(np.meshgrid(np.arange(-EDGE_TOLERANCE_PX, EDGE_TOLERANCE_PX + 1),
+                              np.arange(-EDGE_TOLERANCE_PX, EDGE_TOLERANCE_PX + 1)), -1).reshape(-1, 2)
+"""Offsets within `EDGE_TOLERANCE_PX` of a point (a square window)."""
+
+
+def along(edges: Edges, xs: np.ndarray, ys: np.ndarray, normal_deg: np.ndarray | float) -> np.ndarray:
+    """Whether an image edge runs along the boundary at each point: a strong edge within the tolerance
+    whose gradient is within one bin of the boundary's normal (about 34 degrees). Looked up only around
+    the points asked about (a window each), never over the whole image."""
+    h, w = edges.strong.shape
+    k = np.broadcast_to(np.rint(np.asarray(normal_deg) % 180.0 / (180.0 / ORIENTATIONS)).astype(int) % ORIENTATIONS,
+                        np.shape(xs))
+    wx = np.clip(np.asarray(xs)[:, None] + WINDOW[None, :, 0], 0, w - 1)
+    wy = np.clip(np.asarray(ys)[:, None] + WINDOW[None, :, 1], 0, h - 1)
+    bins = np.rint(edges.angle[wy, wx] % 180.0 / (180.0 / ORIENTATIONS)).astype(int) % ORIENTATIONS
+    off = (bins - k[:, None]) % ORIENTATIONS
+    return (edges.strong[wy, wx] & ((off <= 1) | (off == ORIENTATIONS - 1))).any(axis=1)
 
 
 def contour_normals(contour: np.ndarray) -> np.ndarray:
@@ -55,10 +71,10 @@ def _on_frame(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (points[:, 0] == 0) | (points[:, 1] == 0) | (points[:, 0] == w - 1) | (points[:, 1] == h - 1)
 
 
-def straight_runs(contours: list[np.ndarray], maps: np.ndarray) -> tuple[float, float]:
+def straight_runs(contours: list[np.ndarray], edges: Edges) -> tuple[float, float]:
     """(the longest straight boundary segment not on the frame, the longest of those mostly not along an
     image edge), in px."""
-    h, w = maps.shape[1:]
+    h, w = edges.strong.shape
     longest = cut = 0.0
     for contour in contours:
         if len(contour) < 3:
@@ -75,7 +91,7 @@ def straight_runs(contours: list[np.ndarray], maps: np.ndarray) -> tuple[float, 
                 continue  # the frame's own edge: `frameTouch`
             longest = max(longest, length)
             normal = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0]))) + 90.0
-            if 1.0 - along(maps, xs, ys, normal).mean() >= OFF_EDGE_SHARE:
+            if 1.0 - along(edges, xs, ys, normal).mean() >= OFF_EDGE_SHARE:
                 cut = length
     return longest, cut
 
@@ -100,11 +116,11 @@ def mask_figures(image_bgr: np.ndarray, cleaned: Cleaned) -> dict[str, float]:
     normals = np.concatenate([contour_normals(c) for c in contours]) if contours else np.zeros(0)
     frame = _on_frame(points, mask.shape)
     inner, inner_normals = points[~frame], normals[~frame]
-    maps = oriented_edges(image_bgr)
-    run, cut = straight_runs(list(contours), maps) if area else (0.0, 0.0)
+    edges = oriented_edges(image_bgr)
+    run, cut = straight_runs(list(contours), edges) if area else (0.0, 0.0)
     figures = {
         "maskArea": area / mask.size,
-        "boundaryOnEdge": float(along(maps, inner[:, 0], inner[:, 1], inner_normals).mean()) if len(inner) else 1.0,
+        "boundaryOnEdge": float(along(edges, inner[:, 0], inner[:, 1], inner_normals).mean()) if len(inner) else 1.0,
         "straightRunPx": run,
         "straightCutPx": cut,
         "straightCutShare": cut / len(inner) if len(inner) else 0.0,
