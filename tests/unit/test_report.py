@@ -62,9 +62,9 @@ def test_relighting_rows_show_each_stage_and_what_is_not_made() -> None:
     files = {"data/outputs/a_input.png": b"", "data/outputs/a_albedo.png": b"", "data/outputs/a_output.png": b"",
              "data/outputs/a_metadata.json": json.dumps(meta).encode(), "data/stage_1/a_mask.png": b"",
              "data/stage_1/b_mask.png": b"", "data/stage_1/b_foreground.png": b"", "data/stage_3/a_degraded.png": b""}
-    section = relighting(listing(files, "relighting", {"segment": "data/stage_1", "albedo": "data/stage_2",
-                                                       "degrade": "data/stage_3", "organize": "data"}))
-    (gallery,) = section.galleries
+    (section,) = relighting(listing(files, "relighting", {"segment": "data/stage_1", "albedo": "data/stage_2",
+                                                          "degrade": "data/stage_3", "organize": "data"}))
+    (gallery,) = section.galleries  # no quality section: the summary has no figures
     a, b = gallery.rows
     assert a.pictures == (Picture("data/outputs/a_input.png"),
                           Picture("data/outputs/a_input.png", mask="data/stage_1/a_mask.png"),

@@ -46,8 +46,10 @@ def test_the_model_list_names_the_models_a_stage_loads(name: str, row: str) -> N
     assert row in models_table(pipelines()[name])
 
 
-def test_there_are_three_files_per_pipeline() -> None:
-    assert set(stage_docs()) == {f"{n}{suffix}" for n in pipelines() for suffix in (".md", ".svg", "-models.md")}
+def test_there_are_three_files_per_pipeline_and_a_figures_table_where_it_measures_its_samples() -> None:
+    assert set(stage_docs()) == ({f"{n}{suffix}" for n in pipelines() for suffix in (".md", ".svg", "-models.md")}
+                                 | {f"{n}-quality.md" for n, p in pipelines().items() if p.figures})
+    assert "| `straightRunPx` | `segment` |" in stage_docs()["relighting-quality.md"]
 
 
 @pytest.mark.parametrize("name", sorted(pipelines()))

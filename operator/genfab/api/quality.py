@@ -163,7 +163,9 @@ class QualityBound(GenfabModel):
                   lambda m: m.min is None or m.max is None or m.min <= m.max),)
 
     min: float | None = Field(None, ge=-1e12, le=1e12)
+    """The least value kept (unset: no lower bound)."""
     max: float | None = Field(None, ge=-1e12, le=1e12)
+    """The greatest value kept (unset: no upper bound)."""
 
 
 def quality_rule(figures: Sequence[Figure]) -> Rule:

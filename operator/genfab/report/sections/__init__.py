@@ -11,7 +11,7 @@ from genfab.report.sections.run import run_section
 from genfab.report.sections.scenes import vistadream, worldexplorer
 from genfab.report.sections.tuning import tuning
 
-PIPELINES: dict[str, Callable[[Listing], Section]] = {
+PIPELINES: dict[str, Callable[[Listing], Section | tuple[Section, ...]]] = {
     "relighting": relighting, "difix": difix, "reference-object": reference_object,
     "worldexplorer": worldexplorer, "vistadream": vistadream, "tuning-difix": tuning,
 }
@@ -20,4 +20,5 @@ PIPELINES: dict[str, Callable[[Listing], Section]] = {
 
 def sections(listing: Listing) -> list[Section]:
     build = PIPELINES.get(str(listing.summary.get("pipeline")))
-    return [*([build(listing)] if build else []), run_section(listing)]  # the pictures first
+    built = build(listing) if build else ()
+    return [*(built if isinstance(built, tuple) else (built,)), run_section(listing)]  # the pictures first

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
-from genfab.report.sections.quality import quality_galleries, quality_plots
+from genfab.report.sections.quality import quality_section
 
 IMAGE = r"\.(?:png|jpe?g|webp)$"
 
@@ -88,13 +88,14 @@ def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
     return sorted(ids), row
 
 
-def relighting(listing: Listing) -> Section:
+def relighting(listing: Listing) -> tuple[Section, ...]:
+    """The pairs, then (where the samples were measured) their quality figures."""
     ids, row = relighting_rows(listing)
     gallery = Gallery("Pairs", RELIGHTING_COLUMNS, Rows(ids, row), relighting_facts,
                       "mask: the person tinted; degraded: the albedo under the new lighting; output: the pair's "
                       "relit image (recombined with the background)")
-    worst = quality_galleries(listing, row, RELIGHTING_COLUMNS, relighting_facts)
-    return Section("Relighting pairs", plots=quality_plots(listing), galleries=(gallery, *worst))
+    quality = quality_section(listing, row, RELIGHTING_COLUMNS, relighting_facts)
+    return (Section("Relighting pairs", galleries=(gallery,)), *((quality,) if quality else ()))
 
 
 # -- difix ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from genfab.api.quality import FIGURES, Figure
 from genfab.contract.names import quality_prefix
-from genfab.report.model import Facts, Gallery, Listing, Plot, Row, Series
+from genfab.report.model import Facts, Gallery, Listing, Plot, Row, Section, Series
 
 WORST = 8
 """Samples a worst-first gallery shows."""
@@ -31,10 +31,11 @@ def quality_plots(listing: Listing) -> tuple[Plot, ...]:
             if figure is None or len(edges) != len(counts) + 1:
                 continue
             labels = tuple(f"{edges[i]:.3g}" for i in range(len(counts)))
-            plots.append(Plot(f"quality-{stage['name']}-{name}", f"{name} ({figure.unit}), {stage['name']}: "
-                              f"p5 {hist.get('p5')}, p50 {hist.get('p50')}, p95 {hist.get('p95')}", "bar",
+            plots.append(Plot(f"quality-{stage['name']}-{name}", f"{name}: p5 {hist.get('p5')} · p50 "
+                              f"{hist.get('p50')} · p95 {hist.get('p95')}", "bar",
                               (Series("samples", (), tuple(float(c) for c in counts)),),
-                              xlabel=f"{name} (bin's lower edge)", ylabel="samples", names=labels))
+                              xlabel=f"{figure.unit} (each bar: from its lower edge)", ylabel="samples",
+                              names=labels))
     return tuple(plots)
 
 
@@ -80,3 +81,18 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
                                      f"the {len(rows)} sample(s) with the {direction} {name} ({figure.bad})",
                                      counted=False))
     return tuple(galleries)
+
+
+def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[str, ...],
+                    describe: Callable[[Mapping[str, Any]], Facts] | None) -> Section | None:
+    """The samples' quality figures: a histogram each, then each figure's worst samples; None when no
+    stage of the run measured any."""
+    stages = _stages_with_figures(listing)
+    if not stages:
+        return None
+    counts = ", ".join(f"{s['name']}: {next(iter(s['quality'].values())).get('count')} samples" for s in stages)
+    return Section("Quality figures", plots=quality_plots(listing),
+                   galleries=quality_galleries(listing, row, columns, describe),
+                   notes=(f"Measured where each sample was made ({counts}); what each figure means, its range and "
+                          "what a bad value looks like are in the pipeline's docs. A spec's `quality` bounds drop "
+                          "the samples outside them (QualityOutOfRange).",))
