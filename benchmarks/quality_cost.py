@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("operator", "stages")]
+
+from bounded_json import best  # noqa: E402
 
 from genfab.stages.relighting.classical import segment_classical  # noqa: E402
 from genfab.stages.relighting.images import encode  # noqa: E402
@@ -30,15 +30,6 @@ from genfab.stages.relighting.matte import clean_mask, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quality_cost.md"
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def stage_work(image: np.ndarray) -> object:

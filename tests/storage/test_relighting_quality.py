@@ -9,6 +9,8 @@ import io
 import json
 from typing import Any
 
+import pytest
+
 from genfab.storage import Storage
 from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
 from tests.storage.test_relighting_pipeline import job, portraits
@@ -19,6 +21,7 @@ def stages(run: Storage) -> dict[str, Any]:
     return {s["name"]: s for s in json.loads(run.read_bytes("_genfab/summary.json"))["stages"]}
 
 
+@pytest.mark.parametrize("target", ["file", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
 def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_nothing_again(
         tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
     uri, env, run = target
