@@ -216,3 +216,41 @@ def test_cv_image_runs_relightings_albedo_as_the_pod_genfabs_builder_makes(cv_im
         assert (albedo / name).stat().st_uid == 10001
     markers = [sorted(m.name for m in (folder / "_markers").iterdir()) for folder in (albedo, host)]
     assert markers[0] == markers[1]
+
+
+def test_cv_image_writes_a_big_runs_per_sample_records_as_the_records_job_makes(cv_image: str,
+                                                                                shared: Path) -> None:
+    """The operator's records Job (`build_records_job`) run as its Pod: the cv image reads the stage's
+    shard reports, writes `dropped_samples.csv` and points the summary at it, as uid 10001."""
+    from genfab.api import parse_resource
+    from genfab.inventory import FailedSample, ShardReport, write_report
+    from genfab.operator.builders import Owner, build_records_job
+    from genfab.operator.settings import OperatorSettings
+    from genfab.planner import plan
+    from genfab.sequencing.records import records_request
+    from genfab.storage.local import FileStorage
+
+    doc = yaml.safe_load((REPO / "examples" / "datasetjob-relighting.yaml").read_text())
+    doc["spec"]["output"] = f"file://{shared}/out"
+    resource = parse_resource(doc)
+    p = plan(resource)
+    stage = p.stage("segment")
+    run = FileStorage(f"file://{shared}/out", shared / "out")
+    for i in range(3):
+        write_report(run, ShardReport("segment", stage.config_hash, i, 3, state="succeeded", succeeded=[f"p{i}"],
+                                      failed=[FailedSample(f"q{i}", "EmptyMask", "nobody found")]))
+    run.write_bytes("_genfab/summary.json", json.dumps({"name": p.name, "droppedSamplesCsv": None,
+                                                        "perSampleRecords": "written by the records job"}).encode())
+    for path in [shared / "out", *(shared / "out").rglob("*")]:
+        os.chown(path, 10001, 10001, follow_symlinks=False)
+    request = records_request(p, "PartiallySucceeded", "2026-11-27T12:00:00Z").model_dump_json(by_alias=True)
+    owner = Owner("genfab.dev/v1alpha1", "DatasetJob", p.name, "lab", "uid-1")
+    job = build_records_job(p, request, resource.spec, owner, OperatorSettings(images={"cv": cv_image}))
+    out = podman.run_pod(job, {"metadata": {"name": ""}, "data": {}}, 0, shared=[shared])
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "genfab records: DatasetJob/" in out.stderr and "3 dropped sample(s) recorded" in out.stderr
+    lines = (shared / "out" / "_genfab" / "dropped_samples.csv").read_text().splitlines()
+    assert lines == ["stage,sample_id,reason,message", *(f"segment,q{i},EmptyMask,nobody found" for i in range(3))]
+    summary = json.loads((shared / "out" / "_genfab" / "summary.json").read_text())
+    assert summary["droppedSamplesCsv"].endswith("/_genfab/dropped_samples.csv") and "perSampleRecords" not in summary
+    assert (shared / "out" / "_genfab" / "dropped_samples.csv").stat().st_uid == 10001
