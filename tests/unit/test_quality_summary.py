@@ -77,8 +77,9 @@ def test_genfab_status_prints_a_line_per_figure() -> None:
     from genfab.cli.follow import quality_lines
 
     t = tally.of_reports({0: report(0, maskArea=[0.2, 0.4, 0.6], holes=[0, 0, 1])})
-    summary = {"stages": [{"name": "segment", "quality": figures_summary(t.figures, t.figure_spans)},
-                          {"name": "organize"}]}
+    quality = figures_summary(t.figures, t.figure_spans)
+    quality["\x1b]0;owned\x07"] = {"count": 3}  # a name the output's own summary.json could hold: not printed
+    summary = {"stages": [{"name": "segment", "quality": quality}, {"name": "organize"}]}
     assert quality_lines(summary) == [
         "quality (segment, 3 samples; min  p5 / p50 / p95  max):",
         "  holes              0  0 / 0 / 1  1",
@@ -106,3 +107,11 @@ def test_the_reports_worst_first_keeps_the_worst_few_by_each_figures_direction()
     assert [s for _, s in worst["boundaryOnEdge"]][:2] == ["s29", "s28"]  # lowest first
     assert [s for _, s in worst["maskArea"]][:2] == ["s29", "s28"]  # farthest from the median
     assert len(worst["maskArea"]) == section.WORST
+
+
+def test_only_declared_finite_figures_are_taken() -> None:
+    from genfab.api.quality import declared_values
+
+    assert declared_values({"maskArea": 0.5, "holes": 2, "madeUp": 1.0, "components": float("nan"),
+                            "frameTouch": "0.3", "straightRunPx": float("inf")}) == {"maskArea": 0.5, "holes": 2.0}
+    assert declared_values(None) == {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,13 @@ class Figure:
 
 BINS = 20
 """Bins of a bounded figure's histogram."""
+
+
+def declared_values(measured: Mapping[str, object] | None) -> dict[str, float]:
+    """The figures genfab declares among a sample's `quality` record, as finite numbers (anything else a
+    stage or a tenant put there is left out)."""
+    return {name: float(value) for name, value in (measured or {}).items()
+            if name in FIGURES and isinstance(value, int | float) and math.isfinite(value)}
 
 
 def percentile(figure: Figure, counts: Sequence[int], q: float, span: Sequence[float] = ()) -> float | None:

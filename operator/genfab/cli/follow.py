@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from genfab.api.quality import FIGURES
 from genfab.api.status import TERMINAL_PHASES
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -100,6 +101,8 @@ def quality_lines(summary: Mapping[str, Any]) -> list[str]:
             lines.append(f"quality ({stage['name']}, {next(iter(figures.values())).get('count')} samples; "
                          "min  p5 / p50 / p95  max):")
         for name, f in figures.items():
+            if name not in FIGURES:  # the summary is the output's to write: only genfab's own names are printed
+                continue
             lines.append(f"  {name:<18} {_g(f.get('min'))}  {_g(f.get('p5'))} / {_g(f.get('p50'))} / "
                          f"{_g(f.get('p95'))}  {_g(f.get('max'))}")
     return lines

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections.abc import Mapping
@@ -10,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from genfab.api.quality import FIGURES
+from genfab.api.quality import FIGURES, declared_values
 
 SAMPLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -61,10 +60,8 @@ class StageMetrics:
 
     def figures(self, measured: Mapping[str, Any] | None) -> None:
         """A produced sample's quality figures (its params' `quality`), each into its histogram."""
-        for name, value in (measured or {}).items():
-            histogram = self._quality.get(name)
-            if histogram is not None and isinstance(value, int | float) and math.isfinite(value):
-                histogram.labels(self.stage).observe(float(value))
+        for name, value in declared_values(measured).items():
+            self._quality[name].labels(self.stage).observe(value)
 
     def model_loaded(self, model: str, seconds: float, gpu_bytes: int) -> None:
         self._model_load.labels(self.stage, model).set(seconds)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genfab.api.quality import FIGURES
+from genfab.api.quality import FIGURES, declared_values
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, quality_key
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
@@ -42,14 +41,13 @@ class ProgressReporter:
     def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None,
                   produced_by: str | None = None, figures: Mapping[str, Any] | None = None) -> None:
         self.report.succeeded.append(sample_id)
-        for name, value in (figures or {}).items():
-            figure = FIGURES.get(name)
-            if figure is not None and isinstance(value, int | float) and math.isfinite(value):  # declared, measured
-                self.measured.setdefault(sample_id, {})[name] = float(value)
-                counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
-                counts[figure.bin(float(value))] += 1
-                low, high = self.report.figure_spans.get(name) or (value, value)
-                self.report.figure_spans[name] = [float(min(low, value)), float(max(high, value))]
+        for name, value in declared_values(figures).items():
+            figure = FIGURES[name]
+            self.measured.setdefault(sample_id, {})[name] = value
+            counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
+            counts[figure.bin(value)] += 1
+            low, high = self.report.figure_spans.get(name) or (value, value)
+            self.report.figure_spans[name] = [min(low, value), max(high, value)]
         if produced_by:
             self.report.produced_by[produced_by] = self.report.produced_by.get(produced_by, 0) + 1
         self.report.reused += reused
