@@ -24,6 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from genfab.api.quality import RELIGHTING
 from tests.docs.browser import interact, serve, visit
 from tests.helpers import ROOT, genfab_run
 
@@ -67,11 +68,13 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, de
     page = open_report(devtools, output)
     assert page.problems == [], page.problems
     assert page.title == "DatasetJob/relight-portraits (relighting)"
-    # the pairs, then a worst-first gallery per mask figure (the four again, sorted by it)
-    assert page.measured["rows"] == [4] * 11, page.measured["rows"]
-    assert len(page.measured["pictures"]) == 11 * 4 * 5 and all(page.measured["pictures"])
-    assert len(page.measured["plots"]) == 10 and all(page.measured["plots"])  # a histogram per figure
-    assert "Worst first: straightRunPx" in page.measured["text"] and "hopper" in page.measured["text"]
+    # the pairs, then a worst-first gallery per figure (the four again, sorted by it)
+    galleries = 1 + len(RELIGHTING)
+    assert page.measured["rows"] == [4] * galleries, page.measured["rows"]
+    assert len(page.measured["pictures"]) == galleries * 4 * 5 and all(page.measured["pictures"])
+    assert len(page.measured["plots"]) == len(RELIGHTING) and all(page.measured["plots"])  # a histogram each
+    assert all(f"Worst first: {name}" in page.measured["text"] for name in ("straightRunPx", "darkLift"))
+    assert "hopper" in page.measured["text"]
     for words in ("astronaut", "biden", "hopper", "obama", "softShading", "classical", "retinex (msr-lightness)",
                   "segment", "albedo", "degrade", "recombine", "organize", "no sample was dropped"):
         assert words in page.measured["text"], words

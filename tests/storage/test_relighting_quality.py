@@ -25,21 +25,22 @@ def stages(run: Storage) -> dict[str, Any]:
 def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_nothing_again(
         tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
     uri, env, run = target
-    folder = portraits(tmp_path)  # astronaut: straightRunPx about 31; hopper about 84 (its flag pole)
-    tight = genfab_run(tmp_path, job(uri, folder, quality={"straightRunPx": {"max": 60}}), env=env)
+    folder = portraits(tmp_path)  # astronaut: maskArea about 0.40; hopper about 0.61
+    tight = genfab_run(tmp_path, job(uri, folder, quality={"maskArea": {"max": 0.5}}), env=env)
     assert tight.returncode == 0, tight.stdout + tight.stderr
     assert status(run)["phase"] == "PartiallySucceeded"
     rows = list(csv.DictReader(io.StringIO(run.read_bytes("_genfab/dropped_samples.csv").decode())))
     assert [(r["stage"], r["sample_id"], r["reason"]) for r in rows] == [("organize", "hopper", "QualityOutOfRange")]
-    assert rows[0]["message"].startswith("straightRunPx 8") and rows[0]["message"].endswith("above max 60")
+    assert rows[0]["message"].startswith("maskArea 0.6") and rows[0]["message"].endswith("above max 0.5")
     keys = {o.key for o in run.list("data/")}
     assert "data/stage_3_5/hopper_composite.png" in keys  # every earlier stage's output stays
     assert not any(k.startswith(("data/outputs/hopper", "data/raw/hopper")) for k in keys)
     meta = json.loads(run.read_bytes("data/outputs/astronaut_metadata.json"))
-    assert meta["quality"]["straightRunPx"] < 60 and set(meta["quality"]) >= {"maskArea", "boundaryOnEdge", "holes"}
+    assert meta["quality"]["maskArea"] < 0.5 and set(meta["quality"]) >= {"maskArea", "boundaryOnEdge", "holes",
+                                                                          "saturationRatio", "darkLift"}
     assert stages(run)["organize"]["dropped"]["QualityOutOfRange"]["count"] == 1
 
-    wide = genfab_run(tmp_path, job(uri, folder, quality={"straightRunPx": {"max": 100}}), env=env)
+    wide = genfab_run(tmp_path, job(uri, folder, quality={"maskArea": {"max": 0.9}}), env=env)
     assert wide.returncode == 0, wide.stdout + wide.stderr
     assert status(run)["phase"] == "Succeeded"
     after = stages(run)

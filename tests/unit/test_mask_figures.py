@@ -3,15 +3,19 @@ person's outline, a straight cut into flat background, a hole, specks, a second 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from genfab.api.quality import RELIGHTING_MASK
+from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.mask_figures import mask_figures
 from genfab.stages.relighting.matte import Cleaned, clean_mask
 
 H, W = 240, 200
+PORTRAITS = Path("examples/data/portraits")
 
 
 def person() -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +107,31 @@ def test_a_straight_side_along_a_pole_is_a_straight_run_though_not_a_cut() -> No
     mask[40:200, 34:100] = True
     f = figures(image, mask)
     assert f["straightRunPx"] >= 150 and f["straightCutPx"] < f["straightRunPx"]
+
+
+def group(*names: str, height: int = 300) -> np.ndarray:
+    """A "group photo": bundled portraits side by side at one height."""
+    tiles = []
+    for name in names:
+        image = cv2.imread(next(str(p) for p in PORTRAITS.glob(f"{name}.*")))
+        tiles.append(cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height)))
+    return np.hstack(tiles)
+
+
+def test_the_classical_mask_takes_every_person_of_a_group_and_faces_outside_counts_who_it_left_out() -> None:
+    picture = group("biden", "obama", "biden")
+    mask, info = segment_classical(picture, 0)
+    assert info["people"] == 3
+    thirds = np.array_split(np.arange(picture.shape[1]), 3)
+    assert all(mask[:, cols].mean() > 0.3 for cols in thirds)  # each person is in the mask
+    assert figures(picture, mask)["facesOutside"] == 0
+    left_only = mask.copy()
+    left_only[:, thirds[1][0]:] = False  # as a one-person segmenter would leave it
+    assert figures(picture, left_only)["facesOutside"] == 2
+    # the classical backend's own face search stands in for the figure's (no second search)
+    assert len(info["faces"]) == 3 and mask_figures(picture, clean_mask(left_only), info["faces"])["facesOutside"] == 2
+
+
+def test_no_face_outside_a_portrait_or_in_flat_background() -> None:
+    image, mask = person()
+    assert figures(image, mask)["facesOutside"] == 0

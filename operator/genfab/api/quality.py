@@ -11,7 +11,7 @@ import bisect
 import difflib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -32,6 +32,9 @@ class Figure:
     worse: str = "high"
     """Which way is worse: `high`, `low`, or `both` (far from the middle of the values): the report's
     worst-first galleries sort by it."""
+    keep: tuple[float | None, float | None] | None = None
+    """The bound (min, max; None: that side open) a spec's `quality` block has for this figure unless it
+    names the figure itself; None: no default bound."""
 
     @property
     def integral(self) -> bool:
@@ -114,32 +117,36 @@ STRAIGHT_EPSILON_PX = 1.5
 """Boundary segments are those of the contour simplified to within this distance (Douglas-Peucker)."""
 OFF_EDGE_SHARE = 0.8
 """A straight boundary segment with at least this share of its length off image edges is a cut."""
+FACE_SIDE_PX = 384
+"""`facesOutside` looks for faces in the input scaled to at most this many pixels a side."""
 MIN_HOLE_SHARE = 0.0005
 """Enclosed background regions smaller than this share of the frame are specks, not holes."""
 
 RELIGHTING_MASK = (
     Figure("maskArea", "segment", "share of the frame", 0.0, 1.0,
            "mask pixels / frame pixels",
-           "near 0: nobody found; near 1: the frame, not a person", worse="both"),
+           "near 0: nobody found; near 1: the frame, not a person", worse="both", keep=(0.02, 0.95)),
     Figure("boundaryOnEdge", "segment", "share of the boundary", 0.0, 1.0,
            f"boundary pixels (not on the frame) within {EDGE_TOLERANCE_PX} px of an image edge running along the "
            f"boundary (Canny {CANNY_THRESHOLDS[0]}/{CANNY_THRESHOLDS[1]} on the blurred grayscale image, its "
            "gradient within about 34 degrees of the boundary's normal) / boundary pixels",
            "low: the outline runs through flat background or through the person, not along their outline",
-           worse="low"),
+           worse="low", keep=(0.6, None)),
     Figure("straightRunPx", "segment", "px (working size)", 0.0, None,
            f"the longest straight boundary segment (the contour simplified to {STRAIGHT_EPSILON_PX} px), not on "
            "the frame, whether or not an image edge runs along it (a curve of radius r gives segments of "
            "about 2·sqrt(3r) px: 27 px at r = 60)",
            "a large share of the image's height or width: a mask that follows a pole, a door frame or a box "
-           "edge instead of the person (people's outlines are curved)"),
+           "edge instead of the person (people's outlines are curved; a prop held in front of them, such as "
+           "a helmet, gives a true straight stretch too, so there is no default bound)"),
     Figure("straightCutPx", "segment", "px (working size)", 0.0, None,
            f"the longest straight boundary segment (the contour simplified to {STRAIGHT_EPSILON_PX} px) with "
            f"at least {OFF_EDGE_SHARE:.0%} of its length where no image edge runs along it, not on the frame",
            "tens of px: a straight line cut into the background or the person (a box edge, a flag strip)"),
     Figure("straightCutShare", "segment", "share of the boundary", 0.0, 1.0,
            "straightCutPx / the boundary's length (not on the frame)",
-           "above a few percent: a visible straight cut"),
+           "above a few percent: a visible straight cut (a tenth: a tenth of the outline is one straight line "
+           "through background)", keep=(None, 0.1)),
     Figure("holes", "segment", "count", 0.0, None,
            f"background regions enclosed by the mask, each at least {MIN_HOLE_SHARE:.2%} of the frame",
            "above 0 with cleanup.fillEnclosed on: cannot happen; off: a hole in a badge, between arm and torso"),
@@ -154,11 +161,55 @@ RELIGHTING_MASK = (
            "high: background the person encloses (between an arm and the torso) became person"),
     Figure("cleanupRemoved", "segment", "share of the found mask", 0.0, 1.0,
            "pixels the cleanup removed (regions below cleanup.minComponentShare) / the found mask's pixels",
-           "high: a second person or a large part was dropped as a speck"),
+           "high: a second person or a large part was dropped as a speck", keep=(None, 0.25)),
+    Figure("facesOutside", "segment", "count", 0.0, None,
+           "faces found in the input whose centre lies outside the mask: OpenCV's bundled frontal and profile "
+           f"Haar cascades on the input at most {FACE_SIDE_PX} px a side, histogram-equalised (scale step 1.1, "
+           "5 neighbours, at least a tenth of the short side); the classical backend's own search is that one "
+           "(turned when no upright face is found), so its every face is counted, smaller ones included",
+           "1 or more: a person in the picture is not in the mask (one of a group left out), or a face-like "
+           "patch of the background was found", keep=(None, 0.0)),
 )
 """The relighting mask's figures (segment stage), in each sample's `quality`."""
 
-FIGURES = {f.name: f for f in RELIGHTING_MASK}
+DARK_PERCENTILE = 5
+"""`darkLift` compares the person's dark level: this percentile of L* inside the mask."""
+BLOCK_PX = 8
+"""`blockiness` looks for steps on this grid (JPEG's 8×8 blocks)."""
+COLOUR_SAMPLES = 16384
+"""The pair's colour figures read the mask's pixels on a regular grid of at most about this many."""
+_INSIDE = (f"inside the person mask (on a regular grid of at most about {COLOUR_SAMPLES:,} of its pixels), CIELAB "
+           "(D65) of the input and the relit output (`{id}_composite.png`)")
+
+RELIGHTING_PAIR = (
+    Figure("lightingChange", "recombine", "L* (0-100)", 0.0, 100.0,
+           f"mean |L*(output) − L*(input)| {_INSIDE}",
+           "near 0: the pair shows no change of lighting (it teaches nothing); tens: the person is blown out "
+           "or blacked out", worse="both", keep=(0.5, 40.0)),
+    Figure("saturationRatio", "recombine", "ratio", 0.0, 2.0,
+           f"mean chroma C*ab of the output / of the input, {_INSIDE}",
+           "below 0.8: the relit person lost colour (greyed, washed out); above 1.25: colours pushed",
+           worse="both", keep=(0.8, None)),
+    Figure("deltaE00", "recombine", "ΔE00", 0.0, 100.0,
+           f"mean CIEDE2000 colour difference (scikit-image, kL = kC = kH = 1) {_INSIDE}",
+           "how far the pair's colours are apart (lighting included): near 0 as lightingChange; well above "
+           "it, a colour shift the lighting does not explain"),
+    Figure("darkLift", "recombine", "L* (0-100)", -100.0, 100.0,
+           f"the {DARK_PERCENTILE}th percentile of L* of the output − of the input, {_INSIDE}",
+           "above a few units: blacks lifted to grey (a dark suit turned charcoal); far below 0: shadows "
+           "crushed to black", worse="both", keep=(-15.0, 8.0)),
+    Figure("blockiness", "recombine", "ratio", 0.0, 4.0,
+           f"mean luminance step across the {BLOCK_PX}-px grid's lines / elsewhere, inside the mask, of the "
+           "output over the same of the input",
+           f"above 1: {BLOCK_PX}×{BLOCK_PX} blocks (an input's JPEG blocks) show more in the output than in "
+           "the input", keep=(None, 1.5)),
+)
+"""The relighting pair's figures (recombine stage), in each sample's `quality`."""
+
+RELIGHTING = RELIGHTING_MASK + RELIGHTING_PAIR
+"""Every relighting figure: the mask's, then the pair's."""
+
+FIGURES = {f.name: f for f in RELIGHTING}
 """Every figure by name."""
 
 
@@ -191,12 +242,25 @@ def quality_rule(figures: Sequence[Figure]) -> Rule:
                 lambda m: all(k in names for k in m.quality), detail)
 
 
-def out_of_range(measured: Mapping[str, float], bounds: Mapping[str, QualityBound]) -> str | None:
+def with_defaults(figures: Sequence[Figure], given: Mapping[str, QualityBound]) -> dict[str, QualityBound]:
+    """The bounds a pipeline's samples are held to: each figure's default (`Figure.keep`) unless `given`
+    names the figure (a bound with neither `min` nor `max` lifts the default), and what `given` adds."""
+    out = {f.name: QualityBound(min=f.keep[0], max=f.keep[1]) for f in figures if f.keep is not None}
+    out.update(given)
+    return {name: bound for name, bound in sorted(out.items()) if bound.min is not None or bound.max is not None}
+
+
+def out_of_range(measured: Mapping[str, float], bounds: Mapping[str, QualityBound],
+                 required: Collection[str] | None = None) -> str | None:
     """The first bound a sample misses, said in one line (`straightRunPx 84.02 above max 60`); None when
-    every bounded figure is within its bounds."""
+    every bounded figure is within its bounds. A figure the sample lacks misses its bound when it is
+    `required` (a spec named it; None: every bounded figure), else it is not held to it (a default
+    bound on a sample made before genfab measured that figure)."""
     for name, bound in sorted(bounds.items()):
         value = measured.get(name)
         if value is None:
+            if required is not None and name not in required:
+                continue
             return f"{name} not measured (a bound is set on it)"
         if bound.min is not None and value < bound.min:
             return f"{name} {value:g} below min {bound.min:g}"

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, FractionRange
-from genfab.api.quality import RELIGHTING_MASK, QualityBound, quality_rule
+from genfab.api.quality import RELIGHTING, QualityBound, quality_rule
 from genfab.api.types import InputUri, Probability, SampleId
 
 SegmentationBackend = Literal["sam3", "sam2", "classical"]
@@ -264,7 +264,7 @@ class CaptioningConfig(CaptioningParameters):
 class RelightingConfig(GenfabModel):
     """The lab's relighting script's `mvp_config.yaml` as a typed block."""
 
-    rules = (quality_rule(RELIGHTING_MASK),)
+    rules = (quality_rule(RELIGHTING),)
 
     input: RelightingInput
     """Input portraits."""
@@ -288,4 +288,6 @@ class RelightingConfig(GenfabModel):
     """Bounds on the samples' quality figures (`maskArea`, `straightRunPx`, ...: the figures and what
     each measures are in the relighting pipeline's docs), by figure name. The final `organize` stage
     drops a sample outside a bound with `QualityOutOfRange` (figure, value, bound); only its config
-    covers the bounds, so changing them re-filters without generating again. Empty: nothing dropped."""
+    covers the bounds, so changing them re-filters without generating again. Figures it does not name
+    keep their default bound (the figures table's "default" column: what a careful person keeps, under
+    which the bundled portraits all pass); naming a figure with neither `min` nor `max` lifts its default."""

@@ -48,47 +48,78 @@ def _largest(boxes: Any) -> tuple[int, int, int, int] | None:
     return int(x), int(y), int(w), int(h)
 
 
-def _detect_face(eq: np.ndarray) -> tuple[tuple[int, int, int, int], float] | None:
-    """The largest face, upright or turned by one of `ROTATIONS`, as an upright box in `eq`'s frame."""
+def _upright(box: tuple[int, int, int, int], angle: float, turn: np.ndarray, shape: tuple[int, int]
+             ) -> tuple[int, int, int, int]:
+    """A face box found in the image turned by `angle`, as an upright box in the image's frame."""
+    if angle == 0:
+        return box
+    h, w = shape
+    fx, fy, fw, fh = box
+    back = cv2.invertAffineTransform(turn)
+    corners = np.array([[fx, fy], [fx + fw, fy], [fx, fy + fh], [fx + fw, fy + fh]], np.float32)
+    mapped = cv2.transform(corners[None], back)[0]
+    x0, y0 = np.clip(mapped.min(axis=0), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(mapped.max(axis=0), 0, [w, h])
+    return int(x0), int(y0), max(1, int(x1 - x0)), max(1, int(y1 - y0))
+
+
+FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml")
+OTHERS_SHARE = 0.5
+"""Another face is a person of the picture when it is at least this share of the largest face's width
+(smaller ones are people far behind, or face-like patches of a flag or a curtain)."""
+
+
+def faces_in(gray_eq: np.ndarray, min_face: int) -> list[tuple[int, int, int, int]]:
+    """Every upright face (both cascades), largest first, one box per face (a box whose centre lies in a
+    larger one is the same face)."""
+    boxes: list[tuple[int, int, int, int]] = []
+    for name in FACE_CASCADES:
+        boxes += [tuple(int(v) for v in b) for b in  # type: ignore[misc]
+                  _cascade(name).detectMultiScale(gray_eq, 1.1, 5, minSize=(min_face, min_face))]
+    kept: list[tuple[int, int, int, int]] = []
+    for x, y, w, h in sorted(boxes, key=lambda b: -b[2] * b[3]):
+        cx, cy = x + w / 2, y + h / 2
+        if not any(kx <= cx <= kx + kw and ky <= cy <= ky + kh for kx, ky, kw, kh in kept):
+            kept.append((x, y, w, h))
+    return kept
+
+
+def _detect_faces(eq: np.ndarray) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int, int, int]], float]:
+    """The picture's people's faces (`OTHERS_SHARE`) and every face seen, largest first, upright or all
+    turned by one of `ROTATIONS`, as upright boxes in `eq`'s frame, and the angle they were found at."""
     h, w = eq.shape
     min_face = max(16, min(h, w) // 10)
     for angle in ROTATIONS:
         turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         view = eq if angle == 0 else cv2.warpAffine(eq, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        for name in ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml"):
-            face = _largest(_cascade(name).detectMultiScale(view, 1.1, 5, minSize=(min_face, min_face)))
-            if face is None:
-                continue
-            if angle == 0:
-                return face, angle
-            fx, fy, fw, fh = face
-            back = cv2.invertAffineTransform(turn)
-            corners = np.array([[fx, fy], [fx + fw, fy], [fx, fy + fh], [fx + fw, fy + fh]], np.float32)
-            mapped = cv2.transform(corners[None], back)[0]
-            x0, y0 = np.clip(mapped.min(axis=0), 0, [w - 1, h - 1])
-            x1, y1 = np.clip(mapped.max(axis=0), 0, [w, h])
-            return (int(x0), int(y0), max(1, int(x1 - x0)), max(1, int(y1 - y0))), angle
-    return None
+        found = faces_in(view, min_face)
+        if found:
+            upright = [_upright(b, angle, turn, (h, w)) for b in found]
+            return [b for b, f in zip(upright, found, strict=True) if f[2] >= OTHERS_SHARE * found[0][2]], upright, angle
+    return [], [], 0.0
 
 
-def find_person(gray: np.ndarray) -> Seed | None:
-    """Where the person is in a portrait at work size: a face (upright or tilted), grown to head,
-    hair and shoulders, with its centre and the neck below it certain; else an upper body; else
-    None (no person: the sample is dropped rather than a guessed box segmented)."""
+def find_people(gray: np.ndarray) -> tuple[list[Seed], list[tuple[int, int, int, int]]]:
+    """Where the people are in a picture at work size, largest face first: each face (upright or
+    tilted) grown to head, hair and shoulders, with its centre and the neck below it certain; else one
+    upper body; else none (nobody: the sample is dropped rather than a guessed box segmented). And every
+    face seen (smaller ones too: `facesOutside` counts those the mask leaves out)."""
     h, w = gray.shape
     eq = cv2.equalizeHist(gray)
-    found = _detect_face(eq)
-    if found is not None:
-        (fx, fy, fw, fh), angle = found
-        x0, x1 = max(0, fx - int(1.4 * fw)), min(w, fx + int(2.4 * fw))
-        y0 = max(0, fy - int(0.6 * fh))
+    faces, seen, angle = _detect_faces(eq)
+    if faces:
         source = "face" if angle == 0 else f"face (turned {angle:+.0f}°)"
-        return Seed(source, (x0, y0, x1 - x0, h - y0), (fx, fy, fw, fh))
+        seeds = []
+        for fx, fy, fw, fh in faces:
+            x0, x1 = max(0, fx - int(1.4 * fw)), min(w, fx + int(2.4 * fw))
+            y0 = max(0, fy - int(0.6 * fh))
+            seeds.append(Seed(source, (x0, y0, x1 - x0, h - y0), (fx, fy, fw, fh)))
+        return seeds, seen
     body = _largest(_cascade("haarcascade_upperbody.xml").detectMultiScale(eq, 1.1, 3, minSize=(w // 4, h // 4)))
     if body is not None:
         bx, by, bw, _ = body
-        return Seed("upper-body", (bx, by, bw, h - by))
-    return None
+        return [Seed("upper-body", (bx, by, bw, h - by))], []
+    return [], []
 
 
 def _ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float]) -> np.ndarray:
@@ -96,9 +127,11 @@ def _ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[fl
     return ((xx - centre[0]) / max(axes[0], 1.0)) ** 2 + ((yy - centre[1]) / max(axes[1], 1.0)) ** 2 <= 1.0
 
 
-SHOULDERS, FAR = 1.3, 2.1
-"""Half the width of a portrait's shoulders, in face widths (narrow ones: wider shoulders grow into
-the probable background by their colour), and how far from the face's centre the body may reach."""
+SHOULDERS, FAR = 0.8, 2.1
+"""Half the width of the probable-person column below the chin, in face widths, and how far from the
+face's centre the body may reach. The column is narrower than most shoulders on purpose: what lies
+outside it starts as probable background and joins the person only by its colour, so a block of
+light floor beside a dark coat (Biden's portrait at 1.3) is not taken in with the body."""
 
 
 def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
@@ -114,7 +147,8 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
       a column widening to the shoulders (`SHOULDERS`);
     - certain background: the frame's top edge, beside and above the head down to the chin outside
       a larger ellipse (flags, poles and props next to a head), below it well outside the column,
-      and the frame's sides outside the column;
+      and the frame's sides beside the head (below the chin a body often reaches the frame's sides:
+      certain background there cut it along a straight line a few pixels from the frame);
     - probable background: the rest (GrabCut decides by colour).
     Without a face (an upper-body detection), the body box is probable person."""
     h, w = shape
@@ -140,7 +174,7 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
     labels[:edge] = cv2.GC_BGD
     sides = np.zeros((h, w), bool)
     sides[:, :edge], sides[:, -edge:] = True, True
-    labels[sides & ~column] = cv2.GC_BGD
+    labels[sides & ~column & (yy < chin)] = cv2.GC_BGD
     certain = (_ellipse(shape, (cx, cy), (0.3 * fw, 0.35 * fh))  # the face
                | _ellipse(shape, (cx, fy + 0.05 * fh), (0.25 * fw, 0.12 * fh))  # forehead, hairline
                | _ellipse(shape, (cx, chin + 1.2 * fh), (0.45 * fw, 1.3 * fh)))  # neck and chest
@@ -162,26 +196,40 @@ def person_only(mask: np.ndarray, certain: np.ndarray, width: int) -> np.ndarray
     return mask & (cv2.dilate(body, disc) > 0)
 
 
-def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Binary person mask (bool, input size) of a BGR image, and how it was found; an empty mask
-    when no face or upper body is found.
+def people_prior(seeds: list[Seed], shape: tuple[int, int]) -> np.ndarray:
+    """GrabCut's starting labels for everyone found: a pixel is certain person where any person's
+    `prior` says so, probable person where any says probable, certain background only where every one
+    says certain (one person's "beside the head" is often where another stands)."""
+    each = np.stack([prior(s, shape) for s in seeds])
+    labels = np.full(shape, cv2.GC_PR_BGD, np.uint8)
+    labels[(each == cv2.GC_BGD).all(axis=0)] = cv2.GC_BGD
+    labels[(each == cv2.GC_PR_FGD).any(axis=0)] = cv2.GC_PR_FGD
+    labels[(each == cv2.GC_FGD).any(axis=0)] = cv2.GC_FGD
+    return labels
 
-    GrabCut starts from the person's shape laid out around the face (`prior`), so the mask follows
-    the image's own edges (hair, shoulders) and never a straight box edge; only the parts joined to
-    the certainly-person pixels are kept (`person_only`)."""
+
+def segment_classical(image: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Binary mask of every person found (bool, input size) in a BGR image, and how they were found;
+    an empty mask when no face or upper body is found.
+
+    GrabCut starts from each person's shape laid out around their face (`prior`, `people_prior`), so
+    the mask follows the image's own edges (hair, shoulders) and never a straight box edge; only the
+    parts joined to the certainly-person pixels are kept (`person_only`)."""
     h, w = image.shape[:2]
     scale = min(1.0, WORK_SIDE / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     sh, sw = small.shape[:2]
-    found = find_person(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-    if found is None:
-        return np.zeros((h, w), bool), {"detector": "none"}
-    labels = prior(found, (sh, sw))
+    found, seen = find_people(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+    if not found:
+        return np.zeros((h, w), bool), {"detector": "none", "faces": []}
+    labels = people_prior(found, (sh, sw))
     certain = labels == cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(seed % (2**31))
     cv2.grabCut(small, labels, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
-    fg = person_only(fg > 0, certain, max(3, (found.face[2] if found.face else sw) // 20 | 1)).astype(np.float32)
+    first = found[0]
+    fg = person_only(fg > 0, certain, max(3, (first.face[2] if first.face else sw) // 20 | 1)).astype(np.float32)
     full = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
-    return full, {"detector": found.source, "box": [round(v / scale) for v in found.box]}
+    return full, {"detector": first.source, "people": len(found), "box": [round(v / scale) for v in first.box],
+                  "faces": [[round(v / scale) for v in face] for face in seen]}

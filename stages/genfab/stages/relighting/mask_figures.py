@@ -4,6 +4,7 @@ sample, on the working-size image and the mask as written."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -12,12 +13,14 @@ import numpy as np
 from genfab.api.quality import (
     CANNY_THRESHOLDS,
     EDGE_TOLERANCE_PX,
+    FACE_SIDE_PX,
     MIN_HOLE_SHARE,
     OFF_EDGE_SHARE,
     ORIENTATIONS,
     RELIGHTING_MASK,
     STRAIGHT_EPSILON_PX,
 )
+from genfab.stages.relighting.classical import faces_in
 from genfab.stages.relighting.matte import Cleaned
 
 
@@ -107,8 +110,26 @@ def enclosed_holes(mask: np.ndarray) -> int:
     return int(sum(1 for i in range(1, count) if i not in border and stats[i, cv2.CC_STAT_AREA] >= least))
 
 
-def mask_figures(image_bgr: np.ndarray, cleaned: Cleaned) -> dict[str, float]:
-    """Every figure of `RELIGHTING_MASK` for one sample (rounded for its metadata)."""
+def faces_seen(image_bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Upright faces in the image (`classical.faces_in` at most `FACE_SIDE_PX` a side), in its pixels."""
+    h, w = image_bgr.shape[:2]
+    scale = min(1.0, FACE_SIDE_PX / max(h, w))
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return [(round(x / scale), round(y / scale), round(fw / scale), round(fh / scale))
+            for x, y, fw, fh in faces_in(cv2.equalizeHist(small), max(16, min(small.shape) // 10))]
+
+
+def faces_outside(mask: np.ndarray, faces: Sequence[Sequence[int]]) -> int:
+    """The faces (x, y, w, h) whose centre is not on the mask: a person the mask left out."""
+    h, w = mask.shape
+    return sum(1 for x, y, fw, fh in faces if not mask[min(h - 1, int(y + fh / 2)), min(w - 1, int(x + fw / 2))])
+
+
+def mask_figures(image_bgr: np.ndarray, cleaned: Cleaned, faces: Sequence[Sequence[int]] | None = None
+                 ) -> dict[str, float]:
+    """Every figure of `RELIGHTING_MASK` for one sample (rounded for its metadata); `faces`: those the
+    segmentation already found in the image (the classical backend's), else they are looked for."""
     mask = cleaned.mask.astype(bool)
     area = int(np.count_nonzero(mask))
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
@@ -130,6 +151,7 @@ def mask_figures(image_bgr: np.ndarray, cleaned: Cleaned) -> dict[str, float]:
         "cleanupFilled": cleaned.filled / area if area else 0.0,
         "cleanupRemoved": cleaned.removed / (area - cleaned.filled + cleaned.removed)
         if area - cleaned.filled + cleaned.removed else 0.0,
+        "facesOutside": float(faces_outside(mask, faces_seen(image_bgr) if faces is None else faces)),
     }
     assert list(figures) == [f.name for f in RELIGHTING_MASK]  # one declaration: the same names, in order
     return {name: round(value, 4) for name, value in figures.items()}

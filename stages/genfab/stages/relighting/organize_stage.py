@@ -56,7 +56,7 @@ class OrganizeStage(Stage[OrganizeSettings]):
             stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
                             "seconds": marker.timings.get("seconds") if marker else None}
         quality = {k: v for stage in stages.values() for k, v in (stage["params"].get("quality") or {}).items()}
-        missed = out_of_range(quality, self.settings.quality)
+        missed = out_of_range(quality, self.settings.quality, self.settings.named)
         if missed is not None:  # before anything is written: the sample is not in the dataset
             raise SampleError("QualityOutOfRange", missed)
         raw = self.inputs.read_bytes(source)

@@ -6,6 +6,9 @@ data/stage_3_5/{id}_composite.png.
 - `composite: soft`: `degraded × α + input × (1 − α)` with the soft alpha (inside the mask): along the
   feathered outline the relit person blends into the input picture itself (the person's own pixels
   there), never into the blacked-out plate; outside the mask the input's bytes again.
+
+Each sample's pair figures (`pair_figures`: lighting change, saturation ratio, ΔE00, dark lift,
+blockiness, inside the mask) go into its `quality`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from genfab.api.pipelines.relighting import RecombineSettings
 from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of, original, person_region
+from genfab.stages.relighting.pair_figures import pair_figures
 from genfab.stages.runtime import Sample, SampleError, StageContext
 from genfab.stages.runtime.cpu_stage import CpuSampleStage
 
@@ -34,13 +38,15 @@ def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -
 
 def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
     region = person_region(job["mask"])
+    picture = original(job["foreground"], job["background"], region)  # the input again
     if job["composite"] == "binary":
         alpha, partner = region.astype(np.float32), job["background"][..., :3]
     else:
-        alpha, partner = alpha_of(job["foreground"]), original(job["foreground"], job["background"], region)
+        alpha, partner = alpha_of(job["foreground"]), picture
     out = composite(job["degraded"][..., :3], partner, alpha)
     return {"files": {f"{job['id']}_composite.png": encode(out)},
-            "params": {"composite": job["composite"], "alphaCoverage": round(float((alpha > 0).mean()), 5)}}
+            "params": {"composite": job["composite"], "alphaCoverage": round(float((alpha > 0).mean()), 5),
+                       "quality": pair_figures(picture[..., :3], out, region)}}
 
 
 class RecombineStage(CpuSampleStage[RecombineSettings]):
@@ -56,7 +62,6 @@ class RecombineStage(CpuSampleStage[RecombineSettings]):
         composite = self.settings.composite
         return {"id": sample.id, "composite": composite,
                 "mask": decode(self.segment.read_bytes(f"{sample.id}_mask.png")),
-                "foreground": None if composite == "binary" else decode(
-                    self.segment.read_bytes(f"{sample.id}_foreground.png")),
+                "foreground": decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
                 "background": decode(self.segment.read_bytes(f"{sample.id}_background.png")),
                 "degraded": decode(self.degrade.read_bytes(f"{sample.id}_degraded.png"))}

@@ -62,7 +62,7 @@ def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
             "params": {"backend": job["backend"], **job["info"],
                        "maskFraction": round(float(cleaned.mask.mean()), 5),
                        "height": int(job["image"].shape[0]), "width": int(job["image"].shape[1]),
-                       "quality": mask_figures(job["image"], cleaned)}}
+                       "quality": mask_figures(job["image"], cleaned, job["info"].get("faces"))}}
 
 
 class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings]):

@@ -1,0 +1,67 @@
+"""The relighting pair's quality figures (declared in `genfab.api.quality.RELIGHTING_PAIR`: names,
+formulas, ranges and what a bad value looks like), computed in the recombine stage's worker for every
+sample, inside the person mask, on the input and the composite as written."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.color import deltaE_ciede2000
+
+from genfab.api.quality import BLOCK_PX, COLOUR_SAMPLES, DARK_PERCENTILE, RELIGHTING_PAIR
+
+
+def lab(image_bgr: np.ndarray) -> np.ndarray:
+    """CIELAB (L* 0-100, a*, b*) of an 8-bit sRGB image, D65 (OpenCV's float conversion)."""
+    return cv2.cvtColor(image_bgr.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_BGR2Lab)
+
+
+STEP_FLOOR = 0.5
+"""Grey levels added to both mean steps: a flat region is 1 (no blocks), not 0/0."""
+
+
+def blockiness(gray: np.ndarray, region: np.ndarray) -> float:
+    """Mean absolute step across the `BLOCK_PX` grid's lines / the mean absolute step elsewhere, between
+    horizontal and vertical neighbours both in `region`: about 1 for a picture without blocks, above 1
+    where 8×8 blocks show (a JPEG's, or one the relighting amplified)."""
+    g = gray.astype(np.float32)
+    on, off = [], []
+    for axis in (0, 1):
+        step = np.abs(np.diff(g, axis=axis))
+        both = region[:-1, :] & region[1:, :] if axis == 0 else region[:, :-1] & region[:, 1:]
+        position = np.arange(step.shape[axis]) % BLOCK_PX == BLOCK_PX - 1  # the step from row 8k+7 to 8k+8
+        grid = np.broadcast_to(position[:, None] if axis == 0 else position[None, :], step.shape)
+        on.append(step[both & grid])
+        off.append(step[both & ~grid])
+    on_mean, off_mean = (float(np.concatenate(s).mean()) if sum(map(len, s)) else 0.0 for s in (on, off))
+    return (on_mean + STEP_FLOOR) / (off_mean + STEP_FLOOR)
+
+
+def sampled(image_bgr: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """CIELAB of the region's pixels on a regular grid of at most about `COLOUR_SAMPLES` of them (every
+    pixel of a small mask): means and percentiles of a person's colours need no more, and converting
+    only those keeps the figures a small part of the stage."""
+    step = max(1, int(np.sqrt(np.count_nonzero(region) / COLOUR_SAMPLES)))
+    picked = image_bgr[::step, ::step][region[::step, ::step]]
+    return lab(picked[:, None, :])[:, 0, :]
+
+
+def pair_figures(input_bgr: np.ndarray, output_bgr: np.ndarray, region: np.ndarray) -> dict[str, float]:
+    """Every figure of `RELIGHTING_PAIR` for one sample (rounded for its metadata); an empty mask
+    measures nothing."""
+    if not region.any():
+        return {}
+    before, after = sampled(input_bgr, region), sampled(output_bgr, region)
+    chroma_in = np.hypot(before[:, 1], before[:, 2])
+    chroma_out = np.hypot(after[:, 1], after[:, 2])
+    gray_in, gray_out = (cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in (input_bgr, output_bgr))
+    block_in = blockiness(gray_in, region)  # at least STEP_FLOOR / (255 + STEP_FLOOR): never 0
+    figures = {
+        "lightingChange": float(np.abs(after[:, 0] - before[:, 0]).mean()),
+        "saturationRatio": float(chroma_out.mean() / chroma_in.mean()) if chroma_in.mean() > 1e-3 else 1.0,
+        "deltaE00": float(deltaE_ciede2000(before, after, channel_axis=-1).mean()),  # type: ignore[no-untyped-call]
+        "darkLift": float(np.percentile(after[:, 0], DARK_PERCENTILE) - np.percentile(before[:, 0], DARK_PERCENTILE)),
+        "blockiness": blockiness(gray_out, region) / block_in,
+    }
+    assert list(figures) == [f.name for f in RELIGHTING_PAIR]  # one declaration: the same names, in order
+    return {name: round(value, 4) for name, value in figures.items()}
