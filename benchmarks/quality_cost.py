@@ -110,7 +110,8 @@ def main() -> None:
                   "| portrait | size | recombine ms | figures ms | share of recombine | share of segment + recombine |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {name} | {label} | {w * 1000:.1f} | {f * 1000:.1f} | {f / (w + f):.1%} | "
-                  f"{f / (w + f + seg[2] + seg[3]):.1%} |" for (name, label, w, f), seg in zip(pairs, rows, strict=True)]
+                  f"{f / (w + f + seg[2] + seg[3]):.1%} |"
+                  for (name, label, w, f), seg in zip(pairs, rows, strict=True)]
         lines += ["", f"All together the pair's figures are {pair_fig / (pair_work + pair_fig):.1%} of the recombine "
                   f"stage's per-sample time and {pair_fig / (pair_work + pair_fig + total_work + total_fig):.1%} of "
                   "segment's and recombine's together."]

@@ -95,7 +95,8 @@ def _detect_faces(eq: np.ndarray) -> tuple[list[tuple[int, int, int, int]], list
         found = faces_in(view, min_face)
         if found:
             upright = [_upright(b, angle, turn, (h, w)) for b in found]
-            return [b for b, f in zip(upright, found, strict=True) if f[2] >= OTHERS_SHARE * found[0][2]], upright, angle
+            people = [b for b, f in zip(upright, found, strict=True) if f[2] >= OTHERS_SHARE * found[0][2]]
+            return people, upright, angle
     return [], [], 0.0
 
 
