@@ -176,7 +176,7 @@ DARK_PERCENTILE = 5
 """`darkLift` compares the person's dark level: this percentile of L* inside the mask."""
 BLOCK_PX = 8
 """`blockiness` looks for steps on this grid (JPEG's 8×8 blocks)."""
-COLOUR_SAMPLES = 16384
+COLOUR_SAMPLES = 4096
 """The pair's colour figures read the mask's pixels on a regular grid of at most about this many."""
 _INSIDE = (f"inside the person mask (on a regular grid of at most about {COLOUR_SAMPLES:,} of its pixels), CIELAB "
            "(D65) of the input and the relit output (`{id}_composite.png`)")
@@ -199,8 +199,8 @@ RELIGHTING_PAIR = (
            "above a few units: blacks lifted to grey (a dark suit turned charcoal); far below 0: shadows "
            "crushed to black", worse="both", keep=(-15.0, 8.0)),
     Figure("blockiness", "recombine", "ratio", 0.0, 4.0,
-           f"mean luminance step across the {BLOCK_PX}-px grid's lines / elsewhere, inside the mask, of the "
-           "output over the same of the input",
+           f"mean luminance step across the {BLOCK_PX}-px grid's lines / across the blocks' middles, inside the "
+           "mask, of the output over the same of the input",
            f"above 1: {BLOCK_PX}×{BLOCK_PX} blocks (an input's JPEG blocks) show more in the output than in "
            "the input", keep=(None, 1.5)),
 )

@@ -128,6 +128,11 @@ def _ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[fl
     return ((xx - centre[0]) / max(axes[0], 1.0)) ** 2 + ((yy - centre[1]) / max(axes[1], 1.0)) ** 2 <= 1.0
 
 
+HEAD, BESIDE = 0.45, 0.75
+"""Half the width of the probable-person head ellipse and of the ellipse outside which the frame beside
+the head is certain background, in face widths. Both hug the head: hair and ears beyond the first join
+the person by their colour, and a flag's stripes between the head and a pole no longer start as
+person (Hopper's portrait at 0.7 and 1.05: a strip of flag down the pole was in the mask)."""
 SHOULDERS, FAR = 0.8, 2.1
 """Half the width of the probable-person column below the chin, in face widths, and how far from the
 face's centre the body may reach. The column is narrower than most shoulders on purpose: what lies
@@ -143,11 +148,10 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
     - certain person: the face's centre, the forehead above it (hair or hat start there), and the
       neck and chest below the chin (a white shirt or a dark collar between face and body is the
       person's, whatever its colour);
-    - probable person: the head with its hair (an ellipse a little wider and taller than the face
-      box, which spans about a head's width) and below the chin
-      a column widening to the shoulders (`SHOULDERS`);
+    - probable person: the head (an ellipse a little narrower and taller than the face box, `HEAD`)
+      and below the chin a column widening to the shoulders (`SHOULDERS`);
     - certain background: the frame's top edge, beside and above the head down to the chin outside
-      a larger ellipse (flags, poles and props next to a head), below it well outside the column,
+      a larger ellipse (`BESIDE`: flags, poles and props next to a head), below it well outside the column,
       and the frame's sides beside the head (below the chin a body often reaches the frame's sides:
       certain background there cut it along a straight line a few pixels from the frame);
     - probable background: the rest (GrabCut decides by colour).
@@ -168,8 +172,8 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
     below = np.clip((yy - chin) / fh, 0.0, None)  # face heights below the chin
     half = fw * np.minimum(SHOULDERS, 0.5 + 1.0 * np.minimum(below, 1.0))  # the column's half width
     column = (yy >= chin) & (np.abs(xx - cx) <= half)
-    labels[_ellipse(shape, head_centre, (0.7 * fw, 0.95 * fh)) | column] = cv2.GC_PR_FGD
-    beside = (yy < chin) & ~_ellipse(shape, head_centre, (1.05 * fw, 1.35 * fh))
+    labels[_ellipse(shape, head_centre, (HEAD * fw, 0.95 * fh)) | column] = cv2.GC_PR_FGD
+    beside = (yy < chin) & ~_ellipse(shape, head_centre, (BESIDE * fw, 1.35 * fh))
     far = (yy >= chin) & (np.abs(xx - cx) > fw * np.minimum(FAR, 0.9 + 1.2 * np.minimum(below, 1.0)))
     labels[beside | far] = cv2.GC_BGD
     labels[:edge] = cv2.GC_BGD

@@ -21,27 +21,30 @@ STEP_FLOOR = 0.5
 
 
 def blockiness(gray: np.ndarray, region: np.ndarray) -> float:
-    """Mean absolute step across the `BLOCK_PX` grid's lines / the mean absolute step elsewhere, between
-    horizontal and vertical neighbours both in `region`: about 1 for a picture without blocks, above 1
-    where 8×8 blocks show (a JPEG's, or one the relighting amplified)."""
-    g = gray.astype(np.float32)
-    on, off = [], []
-    for axis in (0, 1):
-        step = np.abs(np.diff(g, axis=axis))
-        both = region[:-1, :] & region[1:, :] if axis == 0 else region[:, :-1] & region[:, 1:]
-        position = np.arange(step.shape[axis]) % BLOCK_PX == BLOCK_PX - 1  # the step from row 8k+7 to 8k+8
-        grid = np.broadcast_to(position[:, None] if axis == 0 else position[None, :], step.shape)
-        on.append(step[both & grid])
-        off.append(step[both & ~grid])
-    on_mean, off_mean = (float(np.concatenate(s).mean()) if sum(map(len, s)) else 0.0 for s in (on, off))
-    return (on_mean + STEP_FLOOR) / (off_mean + STEP_FLOOR)
+    """Mean absolute step across the `BLOCK_PX` grid's lines (rows and columns 8k+7 to 8k+8) / the mean
+    absolute step across the blocks' middles (8k+3 to 8k+4), between neighbours both in `region`: about
+    1 for a picture without blocks, above 1 where 8×8 blocks show (a JPEG's, or one the relighting
+    amplified). Only those rows and columns are read: a quarter of the picture."""
+    g = gray.astype(np.int16)
+    half = BLOCK_PX // 2
+    sums = {"on": [0.0, 0], "off": [0.0, 0]}
+    for view, inside in ((g, region), (g.T, region.T)):
+        for key, first in (("on", BLOCK_PX - 1), ("off", half - 1)):
+            a, b = view[first:-1:BLOCK_PX], view[first + 1::BLOCK_PX]
+            n = min(len(a), len(b))
+            both = inside[first:-1:BLOCK_PX][:n] & inside[first + 1::BLOCK_PX][:n]
+            steps = np.abs(a[:n] - b[:n])[both]
+            sums[key][0] += float(steps.sum())
+            sums[key][1] += int(steps.size)
+    on, off = (total / count if count else 0.0 for total, count in sums.values())
+    return (on + STEP_FLOOR) / (off + STEP_FLOOR)
 
 
 def sampled(image_bgr: np.ndarray, region: np.ndarray) -> np.ndarray:
     """CIELAB of the region's pixels on a regular grid of at most about `COLOUR_SAMPLES` of them (every
     pixel of a small mask): means and percentiles of a person's colours need no more, and converting
     only those keeps the figures a small part of the stage."""
-    step = max(1, int(np.sqrt(np.count_nonzero(region) / COLOUR_SAMPLES)))
+    step = max(1, int(np.ceil(np.sqrt(np.count_nonzero(region) / COLOUR_SAMPLES))))
     picked = image_bgr[::step, ::step][region[::step, ::step]]
     return lab(picked[:, None, :])[:, 0, :]
 
