@@ -39,6 +39,10 @@ def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_
     assert meta["quality"]["maskArea"] < 0.5 and set(meta["quality"]) >= {"maskArea", "boundaryOnEdge", "holes",
                                                                           "saturationRatio", "darkLift"}
     assert stages(run)["organize"]["dropped"]["QualityOutOfRange"]["count"] == 1
+    sheet = list(csv.DictReader(io.StringIO(run.read_bytes("_genfab/report/samples.csv").decode())))
+    area = {r["sample"]: float(r["maskArea"]) for r in sheet}  # the figures as columns, the dropped one's too
+    assert set(area) == {"astronaut", "hopper"} and area["astronaut"] == meta["quality"]["maskArea"]
+    assert area["hopper"] > 0.5 and all(r["darkLift"] for r in sheet)
 
     wide = genfab_run(tmp_path, job(uri, folder, quality={"maskArea": {"max": 0.9}}), env=env)
     assert wide.returncode == 0, wide.stdout + wide.stderr

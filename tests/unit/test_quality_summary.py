@@ -115,3 +115,28 @@ def test_only_declared_finite_figures_are_taken() -> None:
     assert declared_values({"maskArea": 0.5, "holes": 2, "madeUp": 1.0, "components": float("nan"),
                             "frameTouch": "0.3", "straightRunPx": float("inf")}) == {"maskArea": 0.5, "holes": 2.0}
     assert declared_values(None) == {}
+
+
+def test_samples_csv_figure_columns_read_each_shard_table_once_for_samples_in_order() -> None:
+    import json
+
+    from genfab.contract.names import quality_key
+    from genfab.report.model import Listing
+    from genfab.report.sections import quality as section
+
+    tables = {quality_key("segment", "h" * 64, i): json.dumps({
+        f"s{i:03d}{j}": {"maskArea": (10 * i + j) / 1000, "holes": j} for j in range(10)}).encode()
+        for i in range(50)}
+    reads: list[str] = []
+    listing = Listing({k: len(v) for k, v in tables.items()},
+                      {"stages": [{"name": "segment", "configHash": "h" * 64}]},
+                      read=lambda key: reads.append(key) or tables.get(key))
+    columns = section.FigureColumns(listing, ("maskArea", "holes", "facesOutside"))
+    section.worst_samples(listing, {"name": "segment", "configHash": "h" * 64, "quality": {}}, columns)
+    columns.seal()
+    reads.clear()
+    rows = [columns.values(f"s{i:03d}{j}") for i in range(50) for j in range(10)]
+    assert rows[0] == ("0", "0", "") and rows[123] == ("0.123", "3", "")  # a figure not measured: blank
+    assert len(reads) == 50  # in order: each table decoded once, a few kept
+    assert columns.values("s0123") == ("0.123", "3", "") and columns.values("nobody") == ("", "", "")
+    assert len(columns._cache) <= section.CACHED_TABLES

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, overload
+from typing import Any, Literal, Protocol, overload
 
 from genfab.report.keyindex import KeyIndex
 
@@ -103,6 +103,14 @@ class Plot:
     log_y: bool = False
 
 
+class SampleColumns(Protocol):
+    """Columns `samples.csv` adds for every sample (the quality figures: `sections.quality`)."""
+
+    names: tuple[str, ...]
+
+    def values(self, sample: str) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True)
 class Section:
     title: str
@@ -110,6 +118,8 @@ class Section:
     plots: tuple[Plot, ...] = ()
     galleries: tuple[Gallery, ...] = ()
     notes: tuple[str, ...] = ()
+    columns: tuple[SampleColumns, ...] = ()
+    """Per-sample columns of `samples.csv` this section knows (every sample's quality figures)."""
 
 
 @dataclass(frozen=True)

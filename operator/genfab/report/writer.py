@@ -263,11 +263,14 @@ class ReportWriter:
 
 
 def write_samples_csv(built: list[Section], out: TextIO) -> None:
-    """Every sample of every gallery, a line per picture column, with the picture's key (or nothing)."""
+    """Every sample of every gallery, a line per picture column, with the picture's key (or nothing),
+    then the sample's quality figures (a column each, blank where not measured)."""
+    extra = [c for s in built for c in s.columns]
     writer = csv.writer(out)
-    writer.writerow(("section", "gallery", "sample", "column", "key"))
+    writer.writerow(("section", "gallery", "sample", "column", "key", *(n for c in extra for n in c.names)))
     for s in built:
         for g in (g for g in s.galleries if g.counted):
             for row in g.rows:
+                figures = tuple(v for c in extra for v in c.values(row.sample))
                 for column, picture in zip(g.columns, row.pictures, strict=False):
-                    writer.writerow((s.title, g.title, row.sample, column, picture.key if picture else ""))
+                    writer.writerow((s.title, g.title, row.sample, column, picture.key if picture else "", *figures))

@@ -4,8 +4,10 @@ shard, `{sample: {figure: value}}`), read once and kept to the worst few per fig
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,17 +46,75 @@ def badness(figure: Figure, value: float, middle: float) -> float:
     return -value if figure.worse == "low" else abs(value - middle) if figure.worse == "both" else value
 
 
-def worst_samples(listing: Listing, stage: Mapping[str, Any]) -> dict[str, list[tuple[float, str]]]:
-    """Per figure, its worst `WORST` (value, sample) of the stage's quality tables, worst first."""
+CACHED_TABLES = 4
+"""Quality tables `FigureColumns` keeps decoded (samples.csv asks for samples in order: one at a time)."""
+OVERLAP_SCAN = 8
+"""Tables before the bisected one `FigureColumns` also looks in (shards' id ranges seldom overlap)."""
+
+
+def _table(listing: Listing, key: str) -> dict[str, Any]:
+    try:
+        table = json.loads(listing.read(key) or b"{}")
+    except ValueError:
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+class FigureColumns:
+    """A stage's quality figures as columns of `samples.csv` (`model.SampleColumns`): each sample's values
+    are looked up in the one quality table whose id range holds it (the ranges are noted while the
+    worst-first pass reads every table once), a few decoded tables kept: memory stays a few shards' worth
+    at a million samples."""
+
+    def __init__(self, listing: Listing, names: tuple[str, ...]) -> None:
+        self.listing, self.names = listing, names
+        self._ranges: list[tuple[str, str, str]] = []  # (first id, last id, table key), sorted after `seal`
+        self._firsts: list[str] = []
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def note(self, key: str, table: Mapping[str, Any]) -> None:
+        if table:
+            self._ranges.append((min(table), max(table), key))
+
+    def seal(self) -> FigureColumns:
+        self._ranges.sort()
+        self._firsts = [first for first, _, _ in self._ranges]
+        return self
+
+    def _decoded(self, key: str) -> dict[str, Any]:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = _table(self.listing, key)
+            if len(self._cache) > CACHED_TABLES:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def values(self, sample: str) -> tuple[str, ...]:
+        """The sample's figures in `names` order (a blank for one it lacks)."""
+        at = bisect.bisect_right(self._firsts, sample) - 1
+        for first, last, key in reversed(self._ranges[max(0, at - OVERLAP_SCAN):at + 1]):
+            if first <= sample <= last and isinstance(measured := self._decoded(key).get(sample), dict):
+                return tuple(_cell(measured.get(name)) for name in self.names)
+        return ("",) * len(self.names)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def worst_samples(listing: Listing, stage: Mapping[str, Any], columns: FigureColumns | None = None
+                  ) -> dict[str, list[tuple[float, str]]]:
+    """Per figure, its worst `WORST` (value, sample) of the stage's quality tables, worst first; each
+    table's id range noted in `columns` as it is read."""
     prefix = quality_prefix(str(stage.get("name")), str(stage.get("configHash") or ""))
     middles = {name: float(h.get("p50") or 0.0) for name, h in (stage.get("quality") or {}).items()}
     heaps: dict[str, list[tuple[float, float, str]]] = {}
     for key in listing.under(prefix):
-        try:
-            table = json.loads(listing.read(key) or b"{}")
-        except ValueError:
-            continue
-        for sample, measured in (table.items() if isinstance(table, dict) else ()):
+        table = _table(listing, key)
+        if columns is not None:
+            columns.note(key, table)
+        for sample, measured in table.items():
             for name, value in (measured.items() if isinstance(measured, dict) else ()):
                 figure = FIGURES.get(name)
                 if figure is None or not isinstance(value, int | float):
@@ -66,21 +126,27 @@ def worst_samples(listing: Listing, stage: Mapping[str, Any]) -> dict[str, list[
 
 
 def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tuple[str, ...],
-                      describe: Callable[[Mapping[str, Any]], Facts] | None) -> tuple[Gallery, ...]:
-    """A worst-first gallery per figure: the samples the figure says are worst, its value shown first."""
-    galleries = []
+                      describe: Callable[[Mapping[str, Any]], Facts] | None
+                      ) -> tuple[tuple[Gallery, ...], tuple[FigureColumns, ...]]:
+    """A worst-first gallery per figure: the samples the figure says are worst, its value shown first;
+    and each stage's figures as `samples.csv` columns."""
+    galleries, tables = [], []
     for stage in _stages_with_figures(listing):
-        for name, worst in sorted(worst_samples(listing, stage).items()):
+        names = tuple(name for name in FIGURES if name in (stage.get("quality") or {}))
+        lookup = FigureColumns(listing, names)
+        worst = worst_samples(listing, stage, lookup)
+        tables.append(lookup.seal())
+        for name, worst_of in sorted(worst.items()):
             figure = FIGURES[name]
             rows = []
-            for value, sample in worst:
+            for value, sample in worst_of:
                 made = row(sample)
                 rows.append(Row(made.sample, made.pictures, ((name, f"{value:.4g}"), *made.facts), made.facts_key))
             direction = {"low": "lowest", "high": "highest", "both": "farthest from the median"}[figure.worse]
             galleries.append(Gallery(f"Worst first: {name}", columns, tuple(rows), describe,
                                      f"the {len(rows)} sample(s) with the {direction} {name} ({figure.bad})",
                                      counted=False))
-    return tuple(galleries)
+    return tuple(galleries), tuple(tables)
 
 
 def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[str, ...],
@@ -91,8 +157,8 @@ def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[
     if not stages:
         return None
     counts = ", ".join(f"{s['name']}: {next(iter(s['quality'].values())).get('count')} samples" for s in stages)
-    return Section("Quality figures", plots=quality_plots(listing),
-                   galleries=quality_galleries(listing, row, columns, describe),
+    galleries, figure_columns = quality_galleries(listing, row, columns, describe)
+    return Section("Quality figures", plots=quality_plots(listing), galleries=galleries, columns=figure_columns,
                    notes=(f"Measured where each sample was made ({counts}); what each figure means, its range and "
                           "what a bad value looks like are in the pipeline's docs. A spec's `quality` bounds drop "
                           "the samples outside them (QualityOutOfRange).",))
