@@ -29,11 +29,12 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from genfab.api.quality import FIGURES
 from genfab.contract import StageConfig, shard_bounds
 from genfab.contract.names import ENV_FILE_ROOTS, ENV_RECORDS, ENV_SAMPLE_MANIFEST, report_key
 from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
@@ -60,6 +61,12 @@ class Behaviour:
     """Stay Running until `Kubelet.release(stage, index)`."""
     fail_samples: int = 0
     """Samples of the shard recorded as failed (the shard still exits 0)."""
+    fail_reason: str = "SampleError"
+    fail_message: str = "scripted failure"
+    """The failed samples' reason and message (`QualityOutOfRange` with a figure, value and bound...)."""
+    figures: Mapping[str, float] | None = None
+    """Quality figures every committed sample of the shard measured: binned into the report
+    (`ShardReport.figures`, `figure_spans`) as a stage's shard does."""
     raw_report: bytes | None = None
     """Bytes written as the shard's final report instead of a real one (corrupt, huge, nested)."""
     made_by: str | None = None
@@ -382,8 +389,9 @@ class Kubelet:
                                  total=hi - lo)
             if behaviour.outcome == "succeed":
                 bad = ids[lo:lo + behaviour.fail_samples]
-                report.failed = [FailedSample(i, "SampleError", "scripted failure") for i in bad]
+                report.failed = [FailedSample(i, behaviour.fail_reason, behaviour.fail_message) for i in bad]
                 report.succeeded = ids[lo + len(bad):hi]
+                _bin_figures(report, behaviour)
                 report.state = "succeeded"
                 js.completed.add(index)
                 js.succeeded_pods += 1
@@ -519,8 +527,9 @@ class Kubelet:
             return ""
         if code == 0:
             bad = ids[: state.behaviour.fail_samples]
-            report.failed = [FailedSample(i, "SampleError", "scripted failure") for i in bad]
+            report.failed = [FailedSample(i, state.behaviour.fail_reason, state.behaviour.fail_message) for i in bad]
             report.succeeded = [i for i in ids if i not in bad]
+            _bin_figures(report, state.behaviour)
             report.state = "succeeded"
             if state.behaviour.made_by:
                 report.produced_by = {state.behaviour.made_by: len(report.succeeded)}
@@ -530,6 +539,15 @@ class Kubelet:
         write_report(open_storage(cfg.run_uri), report)
         return json.dumps({"stage": report.stage, "index": report.index, "state": report.state,
                            "succeeded": len(report.succeeded), "failed": len(report.failed)})
+
+
+def _bin_figures(report: ShardReport, behaviour: Behaviour) -> None:
+    """The scripted figures of each committed sample, binned as a shard's progress reporter bins them."""
+    for name, value in (behaviour.figures or {}).items():
+        figure = FIGURES[name]
+        counts = [0] * (len(figure.edges) - 1)
+        counts[figure.bin(value)] = len(report.succeeded)
+        report.figures[name], report.figure_spans[name] = counts, [value, value]
 
 
 def _inventory(cfg: StageConfig, env: dict[str, str]) -> str:

@@ -15,6 +15,8 @@ import pytest
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
+from tests.emulator.test_quality_status import quality_job
+from tests.emulator.test_quality_status import script as quality_script
 from tests.realserver import server as real
 from tests.realserver.split import SplitProxy
 from tests.realserver.test_api_on_the_real_server import path_of
@@ -183,3 +185,22 @@ def test_deleting_on_the_real_server_cleans_up(cluster: SplitCluster, tmp_path: 
     time.sleep(2)  # a resync later, the operator has created nothing again for the deleted resource
     assert not cluster.jobs(doc)
     cluster.emulator.kubelet.release("scaffold")
+
+
+def test_quality_figures_and_drops_are_kept_by_the_real_servers_status_schema(cluster: SplitCluster,
+                                                                              tmp_path: Path) -> None:
+    """The status the operator writes for a relighting job with a `quality` bound (figure histograms and
+    spans, QualityOutOfRange drops) is what the real server stores: nothing of it pruned by the CRD's
+    status schema, the job PartiallySucceeded without continueOnError."""
+    cluster.emulator.kubelet.script = quality_script
+    doc = quality_job(tmp_path)
+    doc["metadata"]["namespace"] = "lab-quality-real"
+    assert cluster.apply(doc).status_code == 201
+    st = cluster.wait_status(doc, "a finished phase", lambda st: st.get("phase") in ("PartiallySucceeded", "Failed"),
+                             timeout=90)
+    assert st["phase"] == "PartiallySucceeded", st
+    stages = {s["name"]: s for s in st["stages"]}
+    assert stages["organize"]["tally"]["dropped"] == {"QualityOutOfRange": {"count": 1, "examples": ["p0"]}}
+    assert set(stages["segment"]["tally"]["figures"]) == {"maskArea", "boundaryOnEdge", "facesOutside"}
+    assert stages["segment"]["tally"]["figureSpans"]["maskArea"] == [0.4027, 0.4027]
+    assert cluster.proxy.pruned == [], f"the server's answers lack what the operator wrote: {cluster.proxy.pruned}"

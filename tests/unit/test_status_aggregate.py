@@ -27,6 +27,11 @@ def obs(name: str, state: str, **counts: Any) -> StageObservation:
     (obs("a", "finished", samples_total=4, samples_succeeded=3, samples_failed=1), False, "Failed"),
     (obs("a", "finished", samples_total=4, samples_succeeded=3, samples_failed=1), True, "PartiallySucceeded"),
     (obs("a", "finished", shards_total=2, shards_failed=1), True, "Failed"),
+    # the spec's own filter (QualityOutOfRange) at work is not an error
+    (obs("a", "finished", samples_total=4, samples_succeeded=3, samples_failed=1, samples_filtered=1), False,
+     "PartiallySucceeded"),
+    (obs("a", "finished", samples_total=4, samples_succeeded=2, samples_failed=2, samples_filtered=1), False,
+     "Failed"),
 ])
 def test_stage_phase(observation: StageObservation, continue_on_error: bool, phase: str) -> None:
     assert stage_phase(observation, continue_on_error) == phase
@@ -117,3 +122,24 @@ def test_a_stage_a_custom_stage_makes_says_so_and_the_others_do_not() -> None:
     assert by_name["segment"].custom == made and by_name["albedo"].custom is None
     assert status.to_yaml_dict()["stages"][0]["custom"] == {"image": "lab/matte:3", "replaces": True}
     assert "custom" not in status.to_yaml_dict()["stages"][1]
+
+
+@pytest.mark.parametrize(("failed", "filtered", "coe", "gated"), [
+    (1, 1, False, "Succeeded"),  # only the filter dropped: downstream stages run
+    (2, 1, True, "PartiallySucceeded"),
+    (2, 1, False, "Failed"),
+    (0, 0, False, "Succeeded"),
+])
+def test_a_stage_whose_only_drops_are_filtered_passes_the_gate(failed: int, filtered: int, coe: bool,
+                                                                 gated: str) -> None:
+    from genfab.sequencing import phase_of
+    o = obs("a", "finished", samples_total=4, samples_succeeded=4 - failed, samples_failed=failed,
+            samples_filtered=filtered, shards_total=1, shards_succeeded=1)
+    assert phase_of(o, coe) == gated
+
+
+def test_filtered_count_reads_the_filter_reasons_of_a_tally() -> None:
+    from genfab.api.status import DropTally, ShardTally
+    from genfab.status import filtered_count
+    tally = ShardTally(dropped={"QualityOutOfRange": DropTally(count=3), "SampleError": DropTally(count=2)})
+    assert filtered_count(tally) == 3 and filtered_count(None) == 0

@@ -144,6 +144,9 @@ GATE_REASONS: tuple[Reason, ...] = (
 )
 
 DROPPED = "a dropped sample (`_genfab/dropped_samples.csv`, the stage's message, its shard report)"
+FILTERED = frozenset({"QualityOutOfRange"})
+"""Drop reasons that are the spec's own filter at work, not errors: such drops leave the stage
+PartiallySucceeded without `continueOnError`, and its downstream stages run (`status.stage_phase`)."""
 SAMPLE_REASONS: tuple[Reason, ...] = (
     Reason("Unreadable", DROPPED,
            "An input or upstream image cannot be decoded: not a format Pillow/OpenCV reads, truncated, or an "
@@ -172,7 +175,8 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "measured); the message names the figure, its value and the bound. Checked by the last stage "
            "before it writes the sample: it is not in the dataset, and every earlier stage's output stays.",
            "Look at the sample (the report's worst-first gallery); if it is fine, widen the bound: only the "
-           "last stage runs again, nothing is generated again."),
+           "last stage runs again, nothing is generated again. A filter at work, not an error: the stage "
+           "ends PartiallySucceeded even without `continueOnError`."),
     Reason("ShapeMismatch", DROPPED,
            "relighting's recombine: the degraded person, the background and the mask of a sample differ in "
            "size (outputs of different runs mixed in one folder).",

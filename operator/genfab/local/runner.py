@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genfab.api.reasons import FILTERED
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
@@ -163,6 +164,7 @@ class StageRun:
             name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
             state=self.state,
             samples_total=self.samples, samples_succeeded=self.succeeded, samples_failed=self.failed,
+            samples_filtered=sum(f.reason in FILTERED for r in self.reports.values() for f in r.failed),
             shards_total=len(self.shards), shards_succeeded=sum(s.done and not s.failed for s in self.shards),
             shards_failed=sum(s.failed for s in self.shards),
             shards_active=sum(s.process is not None for s in self.shards),

@@ -36,7 +36,7 @@ from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
 from genfab.sequencing.manual import Awaiting, gate_conditions, held_back
 from genfab.sequencing.refs import RefState, stage_refs
-from genfab.status import StageObservation, build_status, notes_message, set_condition
+from genfab.status import StageObservation, build_status, filtered_count, notes_message, set_condition
 from genfab.status.aggregate import ExecState
 
 WAITING_FOR_REFERENCE = "WaitingForReference"
@@ -161,6 +161,7 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
     return StageObservation(
         name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri, state=state,
         samples_total=view.samples, samples_succeeded=succeeded, samples_failed=failed,
+        samples_filtered=filtered_count(progress.tally or (prev.tally if prev is not None else None)),
         shards_total=view.shards, shards_succeeded=shards_succeeded, shards_failed=shards_failed,
         shards_active=0 if expired else view.active, shards_ready=0 if expired else view.ready,
         start_time=view.start_time or (prev.start_time if prev else None),
@@ -177,7 +178,8 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
     return StageObservation(
         name=stage.name, config_hash=stage.config_hash, output_uri=stage.output_uri, state="finished",
         samples_total=prev.samples.total, samples_succeeded=prev.samples.succeeded,
-        samples_failed=prev.samples.failed, shards_total=prev.shards.total,
+        samples_failed=prev.samples.failed, samples_filtered=filtered_count(prev.tally),
+        shards_total=prev.shards.total,
         shards_succeeded=prev.shards.succeeded, shards_failed=prev.shards.failed,
         start_time=prev.start_time, completion_time=prev.completion_time, job_name=prev.job_name,
         reason=prev.reason, message=prev.message, produced_by=prev.produced_by, tally=prev.tally,

@@ -51,8 +51,12 @@ def now_rfc3339(now: datetime | None = None) -> str:
 
 
 def phase_of(obs: StageObservation, continue_on_error: bool) -> str:
-    """A stage's phase for gating: the status phase, or `Blocked` for a stage that never started."""
-    return "Blocked" if obs.state == "blocked" else stage_phase(obs, continue_on_error)
+    """A stage's phase for gating: the status phase, or `Blocked` for a stage that never started; a
+    stage whose only drops are the spec's filter at work (`samples_filtered`) passes as Succeeded."""
+    if obs.state == "blocked":
+        return "Blocked"
+    phase = stage_phase(obs, continue_on_error)
+    return "Succeeded" if phase == "PartiallySucceeded" and obs.samples_failed == obs.samples_filtered else phase
 
 
 def gate(stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool) -> Gate:

@@ -3,10 +3,12 @@
 from genfab.status.aggregate import (
     StageObservation,
     build_status,
+    filtered_count,
     notes_message,
     produced_by,
     set_condition,
     stage_phase,
 )
 
-__all__ = ["StageObservation", "build_status", "notes_message", "produced_by", "set_condition", "stage_phase"]
+__all__ = ["StageObservation", "build_status", "filtered_count", "notes_message", "produced_by", "set_condition",
+           "stage_phase"]

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from genfab.api.reasons import FILTERED
 from genfab.api.status import (
     Condition,
     CustomStageStatus,
@@ -93,6 +94,8 @@ class StageObservation:
     samples_total: int = 0
     samples_succeeded: int = 0
     samples_failed: int = 0
+    samples_filtered: int = 0
+    """Of `samples_failed`, those the spec's own filter dropped (`reasons.FILTERED`): never an error."""
     shards_total: int = 0
     shards_succeeded: int = 0
     shards_failed: int = 0
@@ -120,11 +123,17 @@ def stage_phase(obs: StageObservation, continue_on_error: bool) -> StagePhase:
         return "Suspended"
     if obs.state == "running":
         return "Running"
-    if obs.shards_failed or (obs.samples_failed and not continue_on_error):
+    errors = obs.samples_failed - obs.samples_filtered
+    if obs.shards_failed or (errors and not continue_on_error):
         return "Failed"
     if obs.samples_failed:
         return "PartiallySucceeded"
     return "Succeeded"
+
+
+def filtered_count(tally: ShardTally | None) -> int:
+    """Samples a tally's shards dropped by the spec's own filter (`reasons.FILTERED`)."""
+    return sum(d.count for reason, d in (tally.dropped if tally else {}).items() if reason in FILTERED)
 
 
 def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str, message: str, now: str,
