@@ -99,6 +99,11 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     training = json.loads((run / "_genfab" / "training.json").read_text())
     assert training["step"] == 6 and training["maxSteps"] == 6 and training["checkpoints"] == [
         "model_3.pkl", "model_6.pkl"]
+    # the best checkpoint by held-out PSNR (one evaluation, at step 6), in the status and the summary
+    assert training["heldOutPsnr"] == {"6": metrics["psnr"]}
+    best = status["training"]
+    assert best["bestCheckpoint"].endswith("checkpoints/model_6.pkl") and best["bestStep"] == 6
+    assert best["bestPsnr"] == round(metrics["psnr"], 4) and summary["training"]["bestStep"] == 6
 
 
 def test_the_runs_report_shows_the_curves_and_each_checkpoints_evaluation(two_nodes: Path) -> None:

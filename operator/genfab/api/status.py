@@ -187,6 +187,13 @@ class TrainingStatus(GenfabModel):
     """Checkpoints written (`model_<step>.pkl`), oldest first (the last 256)."""
     latest_checkpoint: str | None = Field(None, max_length=2048)
     """URI of the newest checkpoint (what a SceneJob's `refinement.tuningRunRef` takes by default)."""
+    best_checkpoint: str | None = Field(None, max_length=2048)
+    """URI of the checkpoint with the highest held-out PSNR among those still kept and evaluated at their
+    own step (the latest on a tie)."""
+    best_step: int | None = Field(None, ge=0)
+    """Its step."""
+    best_psnr: float | None = None
+    """Its held-out PSNR (dB): DiFix's output against the target on the test split."""
 
 
 ChildKind = Literal["Job", "ConfigMap", "Service", "NetworkPolicy"]

@@ -75,6 +75,7 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
     for c in st.get("conditions") or []:
         if c.get("status") == "True" and c.get("type") not in ("Succeeded", "Running", "Accepted") and c.get("message"):
             lines.append(f"{c['type']}: {c['message']}")
+    lines += training_lines(st.get("training") or {})
     outputs = st.get("outputs") or {}
     lines.append(f"data: {outputs.get('root') or uri}")
     if summary is not None:
@@ -89,6 +90,20 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
             lines.append(f"report: {summary['reportUri']} (`{summary.get('reportCommand')}` writes it again)")
     elif st.get("phase") not in TERMINAL_PHASES:
         lines.append(f"logs: genfab logs {uri}")
+    return lines
+
+
+def training_lines(training: Mapping[str, Any]) -> list[str]:
+    """A TuningRun's step and its latest and best checkpoints (by held-out PSNR)."""
+    if not training:
+        return []
+    lines = [f"training: step {training.get('step', 0)}/{training.get('maxSteps', 0)}, loss "
+             f"{_g(training.get('loss'))}, {_g(training.get('imagesPerSecond'))} images/s"]
+    if training.get("latestCheckpoint"):
+        lines.append(f"  latest checkpoint: {training['latestCheckpoint']}")
+    if training.get("bestCheckpoint"):
+        lines.append(f"  best checkpoint:   {training['bestCheckpoint']} (step {training.get('bestStep')}, held-out "
+                     f"PSNR {_g(training.get('bestPsnr'))} dB)")
     return lines
 
 

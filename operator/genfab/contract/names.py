@@ -4,6 +4,7 @@ run folder's keys and the shard slicing. Changing one of these is a contract cha
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 CONTRACT_VERSION: Final = 1
@@ -121,9 +122,21 @@ def latest_checkpoint(names: list[str]) -> tuple[int, str] | None:
     return max(steps) if steps else None
 
 
+def best_checkpoint(held_out_psnr: Mapping[int, float], names: list[str]) -> tuple[int, str, float] | None:
+    """(step, name, PSNR) of the checkpoint with the highest held-out PSNR among those evaluated at
+    their own step (the latest step on a tie), else None."""
+    at = {s: n for n in names if (s := checkpoint_step(n)) is not None}
+    scored = [(psnr, step, at[step]) for step, psnr in held_out_psnr.items() if step in at]
+    if not scored:
+        return None
+    psnr, step, name = max(scored)
+    return step, name, psnr
+
+
 TRAINING_KEY = f"{RUN_DIR}/training.json"
-"""A training stage's state (step, maxSteps, loss, imagesPerSecond, etaSeconds, checkpoints), written
-by its node 0 while it trains; the executors put it in the resource's status."""
+"""A training stage's state (step, maxSteps, loss, imagesPerSecond, etaSeconds, checkpoints,
+heldOutPsnr: {step: dB}), written by its node 0 while it trains; the executors put it in the resource's
+status."""
 
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 """Input files that count as samples when a stage reads a folder and says nothing else."""

@@ -77,6 +77,9 @@ def summary_document(plan: Plan, status: ResourceStatus, stages: list[dict[str, 
     return {"kind": plan.kind, "name": plan.name, "namespace": plan.namespace, "pipeline": plan.pipeline,
             "executor": executor, "continueOnError": continue_on_error, "phase": status.phase,
             "outputUri": plan.output_uri, "finishedAt": finished_at, "stages": stages, "dropped": dropped,
+            # TuningRun: the training's last state, the best checkpoint by held-out PSNR among it
+            **({"training": status.training.model_dump(mode="json", by_alias=True, exclude_none=True)}
+               if status.training is not None else {}),
             "droppedSamplesCsv": None if unwritten else f"{plan.output_uri}/{DROPPED_KEY}",
             **({"perSampleRecords": unwritten} if unwritten else {}),
             "statusUri": f"{plan.output_uri}/{STATUS_KEY}" if executor == "local" else None,

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from genfab.api.status import ResourceStatus, TrainingStatus
-from genfab.contract.names import checkpoint_step
+from genfab.contract.names import best_checkpoint, checkpoint_step
 
 MAX_CHECKPOINTS = 256
+MAX_EVALS = 1024
+"""Held-out evaluations read from a training document (`heldOutPsnr`), the latest steps."""
 
 
 def _number(value: Any) -> float | None:
@@ -32,10 +34,21 @@ def training_status(doc: Mapping[str, Any] | None, checkpoints_uri: str) -> Trai
              and "/" not in n and (step := checkpoint_step(n)) is not None}
     names = sorted(steps, key=steps.__getitem__)[-MAX_CHECKPOINTS:]
     eta, rate = _number(doc.get("etaSeconds")), _number(doc.get("imagesPerSecond"))
+    folder = checkpoints_uri.rstrip("/")
+    best = best_checkpoint(held_out(doc.get("heldOutPsnr")), names)
     return TrainingStatus(step=_count(doc.get("step")), max_steps=_count(doc.get("maxSteps")),
                           loss=_number(doc.get("loss")), images_per_second=rate if rate is None or rate >= 0 else None,
                           eta_seconds=eta if eta is None or eta >= 0 else None, checkpoints=names,
-                          latest_checkpoint=f"{checkpoints_uri.rstrip('/')}/{names[-1]}" if names else None)
+                          latest_checkpoint=f"{folder}/{names[-1]}" if names else None,
+                          best_checkpoint=f"{folder}/{best[1]}" if best else None,
+                          best_step=best[0] if best else None, best_psnr=round(best[2], 4) if best else None)
+
+
+def held_out(raw: Any) -> dict[int, float]:
+    """A document's `heldOutPsnr` ({"<step>": dB}) as steps and finite values, the latest `MAX_EVALS`."""
+    found = {int(k): v for k, value in (raw.items() if isinstance(raw, dict) else ())
+             if isinstance(k, str) and k.isdigit() and len(k) < 16 and (v := _number(value)) is not None}
+    return dict(sorted(found.items())[-MAX_EVALS:])
 
 
 def with_training(status: ResourceStatus, training: TrainingStatus | None) -> ResourceStatus:

@@ -231,6 +231,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     step = start
+    held_out: dict[str, float] = {}  # this process's evaluations: the status names the best checkpoint by them
     while step < h.max_steps:
         totals: dict[str, torch.Tensor] = {}
         for _ in range(h.gradient_accumulation_steps):
@@ -278,7 +279,9 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
             acc.wait_for_everyone()
         if step % h.eval_every == 0 or (final and options.final_checkpoint):
             if main and test:
-                _evaluate(acc.unwrap_model(model), prompts, perceptual, test, height, width, step, io, writer, acc)
+                evaluated = _evaluate(acc.unwrap_model(model), prompts, perceptual, test, height, width, step, io,
+                                      writer, acc)
+                held_out[str(step)] = evaluated["psnr"]
             acc.wait_for_everyone()
         if main and (now - last_report > PROGRESS_SECONDS or final or step % h.checkpoint_every == 0):
             last_report = now
@@ -286,7 +289,8 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
             io.progress({"step": step, "maxSteps": h.max_steps, "loss": round(means["total"], 6),
                          "imagesPerSecond": round(rate, 3),
                          "etaSeconds": round((h.max_steps - step) * images_per_step / max(rate, 1e-9), 1),
-                         "checkpoints": sorted(p.name for p in ckpt_dir.glob("model_*.pkl"))})
+                         "checkpoints": sorted(p.name for p in ckpt_dir.glob("model_*.pkl")),
+                         "heldOutPsnr": held_out})
         if final:
             break
     elapsed = time.monotonic() - began
