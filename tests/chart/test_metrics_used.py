@@ -10,12 +10,16 @@ import promql_parser
 import pytest
 from prometheus_client import CollectorRegistry
 
+from genfab.api.quality import FIGURES
 from genfab.operator.metrics import OperatorMetrics
 from genfab.stages.runtime.metrics import StageMetrics
 from tests.chart.conftest import CHART
 
 # Grafana's variables, replaced by what Grafana substitutes before the query reaches Prometheus.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$kind": ".*", "$stage": ".*"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$kind": ".*", "$stage": ".*",
+                     "${figure}": "genfab_stage_quality_mask_area_bucket"}
+METRIC_NAMES = re.compile(r"^metrics\((.+)\)$")
+"""A variable whose values are the metric names a regex matches (Grafana's `metrics()`)."""
 # DCGM exporter fields the GPU panels join to stage Pods (dcgm-exporter's default counters).
 DCGM_FIELDS = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"}
 METRIC = re.compile(r"\b(genfab_[a-z0-9_]+|DCGM_[A-Z0-9_]+)\b")
@@ -32,11 +36,20 @@ def exported_series() -> set[str]:
     return names
 
 
-def dashboard_exprs() -> list[str]:
+def panel_exprs() -> list[str]:
     dashboard = json.loads((CHART / "dashboards" / "genfab.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
-    return exprs
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def variable_queries() -> list[str]:
+    dashboard = json.loads((CHART / "dashboards" / "genfab.json").read_text())
+    return [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+
+
+def dashboard_exprs() -> list[str]:
+    """Every query naming metrics: the panels' and the `label_values()` variables' (a `metrics()`
+    variable names a pattern, checked by `test_metric_name_variables_match_exported_series`)."""
+    return panel_exprs() + [q for q in variable_queries() if not METRIC_NAMES.match(q)]
 
 
 def alert_exprs(rendered: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -75,13 +88,22 @@ def test_dashboard_has_the_panels_a_lab_asks_for() -> None:
     assert len(ids) == len(set(ids))
 
 
+def test_metric_name_variables_match_exported_series() -> None:
+    """The quality-figure variable lists every figure's histogram (one panel each), and nothing else."""
+    patterns = [m.group(1) for q in variable_queries() if (m := METRIC_NAMES.match(q))]
+    assert patterns
+    for pattern in patterns:
+        matched = {s for s in exported_series() if re.fullmatch(pattern, s)}
+        assert len(matched) == len(FIGURES), sorted(matched)
+
+
 @pytest.mark.parametrize("bad", ["genfab_samples_totals", "genfab_stage_sample_seconds"])
 def test_the_cross_check_catches_a_misspelt_metric(bad: str) -> None:
     assert bad not in exported_series()  # a histogram's base name is not a series
 
 
 def test_every_expression_is_valid_promql(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    exprs = dashboard_exprs()[:-2] + alert_exprs(rendered)  # the last two are label_values() variable queries
+    exprs = panel_exprs() + alert_exprs(rendered)
     for expr in exprs:
         for variable, value in GRAFANA_VARIABLES.items():
             expr = expr.replace(variable, value)

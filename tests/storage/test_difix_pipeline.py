@@ -254,3 +254,35 @@ def test_the_local_example_makes_the_docs_gallery(tmp_path: Path) -> None:
     result = genfab_run(tmp_path, doc)
     assert result.returncode == 0, result.stdout + result.stderr
     assert stale(difix_sheet(tmp_path / "out"), DIFIX_GALLERY, "difix") is None
+
+
+def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_exports_nothing_again(
+        tmp_path: Path) -> None:
+    """Each triplet's figures are in its meta.json and the summary; a `renderPsnr` bound leaves the triplets
+    above it out of data.json, each in meta/dropped_samples.csv with `QualityOutOfRange`; lifting it runs
+    the adapter alone (export and split reused) and brings them back."""
+    out = tmp_path / "out"
+    spec = job(f"file://{out}", f"file://{SOURCE}", paths="relative")
+    assert genfab_run(tmp_path, spec).returncode == 0
+    run = open_storage(f"file://{out}")
+    metas = [json.loads(run.read_bytes(k)) for k in keys(run, "samples/") if k.endswith("/meta.json")]
+    psnr = {m["sample_id"]: m["quality"]["renderPsnr"] for m in metas}
+    assert all(set(m["quality"]) == {"renderPsnr", "renderSsim", "renderDark", "refAngleDeg"} for m in metas)
+    assert summary(run)["export"]["quality"]["renderPsnr"]["count"] == len(metas)
+    bound = sorted(psnr.values())[len(psnr) // 2]  # about half the triplets above it
+    above = {sid for sid, v in psnr.items() if v > bound}
+    spec["spec"]["difix"]["quality"] = {"renderPsnr": {"max": bound}}
+    assert genfab_run(tmp_path, spec).returncode == 0
+    counts = summary(run)
+    assert (counts["export"]["reused"], counts["split"]["reused"], counts["adapter"]["reused"]) == (3, 3, 0)
+    data = json.loads(run.read_bytes("difix/data.json"))
+    assert not above & (set(data["train"]) | set(data["test"])) and len(data["train"]) + len(data["test"]) == len(
+        psnr) - len(above)
+    rows = [r for r in csv.DictReader(io.StringIO(run.read_bytes("meta/dropped_samples.csv").decode()))
+            if r["reason"] == "QualityOutOfRange"]
+    assert {r["sample_id"] for r in rows} == above
+    assert all(r["detail"].startswith("renderPsnr ") and r["detail"].endswith(f"above max {bound:g}") for r in rows)
+    spec["spec"]["difix"]["quality"] = {}
+    assert genfab_run(tmp_path, spec).returncode == 0
+    data = json.loads(run.read_bytes("difix/data.json"))
+    assert len(data["train"]) + len(data["test"]) == len(psnr) and summary(run)["export"]["reused"] == 3

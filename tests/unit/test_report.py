@@ -84,7 +84,8 @@ def test_difix_triplets_carry_their_group_and_split() -> None:
     files["manifests/split_train.jsonl"] = (b'{"sample_id": "s0", "group_id": "g0"}\n'
                                             b'{"sample_id": "s1", "group_id": "g0"}\n')
     files["manifests/split_test.jsonl"] = b'{"sample_id": "s2", "group_id": "g1"}\nnot json\n'
-    (gallery,) = difix(listing(files, "difix", {"export": "", "split": ""})).galleries
+    (section,) = difix(listing(files, "difix", {"export": "", "split": ""}))  # no figures: no quality section
+    (gallery,) = section.galleries
     assert [(r.sample, dict(r.facts)["split"], dict(r.facts)["group"]) for r in gallery.rows] == \
            [("s0", "train", "g0"), ("s1", "train", "g0"), ("s2", "test", "g1")]
     assert all(r.pictures[2] is None for r in gallery.rows)  # no reference image made

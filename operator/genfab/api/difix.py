@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel, Rule
+from genfab.api.quality import DIFIX_TRIPLET, QualityBound, quality_rule
 from genfab.api.types import InputUri, SampleId
 
 GroupBy = Literal["pair", "scene", "pattern"]
@@ -116,6 +117,7 @@ class DifixConfig(GenfabModel):
             "sources",
             lambda m: len({s.name for s in m.sources}) == len(m.sources),
         ),
+        quality_rule(DIFIX_TRIPLET),
     )
 
     sources: list[DifixSource] = Field(min_length=1, max_length=32)
@@ -135,3 +137,10 @@ class DifixConfig(GenfabModel):
     """The experiment root as training Pods see it (`paths: prefix`)."""
     image_format: ImageFormat = "jpg"
     """Format of `target_image` and `ref_image` (`image.png` is always PNG)."""
+    quality: dict[str, QualityBound] = Field(default_factory=dict, max_length=32)
+    """Bounds on the triplets' quality figures (`renderPsnr`, `renderDark`, ...: the figures and what each
+    measures are in the difix data pipeline's docs), by figure name. The `adapter` stage leaves a triplet
+    outside a bound out of `difix/data.json` and lists it in `meta/dropped_samples.csv` with
+    `QualityOutOfRange` (figure, value, bound); only its config covers the bounds, so changing them
+    re-filters without exporting again. Figures it does not name keep their default bound (the figures
+    table's "default" column); naming one with neither `min` nor `max` lifts it."""

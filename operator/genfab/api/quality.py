@@ -58,6 +58,16 @@ BINS = 20
 """Bins of a bounded figure's histogram."""
 
 
+def figure_items(sample: str, measured: object) -> list[tuple[str, Mapping[str, object]]]:
+    """A committed unit's figures as (item, figures) pairs: its own (`{figure: value}`), or one per item
+    when the unit makes many samples (`{item: {figure: value}}`: difix's scene export, a triplet each)."""
+    if not isinstance(measured, Mapping) or not measured:
+        return []
+    if all(isinstance(v, Mapping) for v in measured.values()):
+        return [(str(k), v) for k, v in measured.items()]
+    return [(sample, measured)]
+
+
 def declared_values(measured: Mapping[str, object] | None) -> dict[str, float]:
     """The figures genfab declares among a sample's `quality` record, as finite numbers (anything else a
     stage or a tenant put there is left out)."""
@@ -209,7 +219,34 @@ RELIGHTING_PAIR = (
 RELIGHTING = RELIGHTING_MASK + RELIGHTING_PAIR
 """Every relighting figure: the mask's, then the pair's."""
 
-FIGURES = {f.name: f for f in RELIGHTING}
+TRIPLET_SIDE_PX = 256
+"""difix's render-against-target figures compare the two at most this many pixels a side (area-averaged)."""
+DARK_LEVEL = 8
+"""`renderDark` counts render pixels at most this bright (8-bit luminance)."""
+PSNR_CAP_DB = 100.0
+"""The PSNR of identical images (infinite) is recorded as this."""
+
+DIFIX_TRIPLET = (
+    Figure("renderPsnr", "export", "dB", 0.0, PSNR_CAP_DB,
+           f"PSNR of the render (`image.png`) against the target, 8-bit RGB, both at most {TRIPLET_SIDE_PX} px a "
+           f"side (identical: {PSNR_CAP_DB:g})",
+           "how hard the triplet is: high (above about 40) the render is already the target (nothing for DiFix to "
+           "fix); very low (under about 8) a render of another view or a broken one", worse="both",
+           keep=(5.0, 60.0)),
+    Figure("renderSsim", "export", "SSIM", -1.0, 1.0,
+           f"SSIM (scikit-image, 7 px window) of the render's and the target's luminance, both at most "
+           f"{TRIPLET_SIDE_PX} px a side",
+           "near 1: nothing to fix; near 0 or below: the render shares no structure with the target", worse="both"),
+    Figure("renderDark", "export", "share of the render", 0.0, 1.0,
+           f"render pixels whose 8-bit luminance is at most {DARK_LEVEL} / all its pixels",
+           "near 1: an empty or black render (a camera outside the scene, a failed render)", keep=(None, 0.95)),
+    Figure("refAngleDeg", "export", "degrees", 0.0, 180.0,
+           "angle between the target's and the reference's viewing directions (from the scene's cameras)",
+           "large (tens of degrees): the reference sees little of what the target sees (it overlaps little)"),
+)
+"""difix's triplet figures (export stage), in each sample's `meta.json` `quality`."""
+
+FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET}
 """Every figure by name."""
 
 

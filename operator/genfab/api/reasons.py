@@ -171,9 +171,10 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "Check the image shows a person; with model backends listed, `segmentation.fallbackOnEmpty: true` "
            "hands such an image to the next backend."),
     Reason("QualityOutOfRange", DROPPED,
-           "relighting: a sample's quality figure is outside a bound of the spec's `quality` block (or was not "
-           "measured); the message names the figure, its value and the bound. Checked by the last stage "
-           "before it writes the sample: it is not in the dataset, and every earlier stage's output stays.",
+           "relighting, difix: a sample's quality figure is outside a bound of the spec's `quality` block (or a "
+           "bound the spec names was not measured); the message names the figure, its value and the bound. "
+           "Checked by the last stage (relighting's `organize`, difix's `adapter`): the sample is not in the "
+           "dataset, and every earlier stage's output stays.",
            "Look at the sample (the report's worst-first gallery); if it is fine, widen the bound: only the "
            "last stage runs again, nothing is generated again. A filter at work, not an error: the stage "
            "ends PartiallySucceeded even without `continueOnError`."),

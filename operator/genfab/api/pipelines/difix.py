@@ -6,6 +6,7 @@ from __future__ import annotations
 from genfab.api.base import GenfabModel
 from genfab.api.difix import DifixConfig, DifixSource, ImageFormat, ReferenceViewConfig, SplitConfig
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
+from genfab.api.quality import DIFIX_TRIPLET
 
 STAGES = "genfab.stages.difix"
 
@@ -54,7 +55,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="difix", kind="DatasetJob", value="difix",
     description="DiFix triplets, leak-free group split, trainer adapter",
-    position=2, block="difix", block_model=DifixConfig, drafts=drafts,
+    position=2, block="difix", block_model=DifixConfig, drafts=drafts, figures=DIFIX_TRIPLET,
     stages=(
         StageDecl("export", "scene", "Triplet export: imperfect render, target and reference images + meta.json "
                   "(one unit per source scene)", ExportSettings, f"{STAGES}.export_stage:ExportStage", cpu="4",

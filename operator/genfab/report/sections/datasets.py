@@ -108,7 +108,7 @@ def difix_facts(meta: Mapping[str, Any]) -> Facts:
             ("mask fraction", ", ".join(f"{k} {_fmt(v)}" for k, v in fractions.items()) or "-"))
 
 
-def difix(listing: Listing) -> Section:
+def difix(listing: Listing) -> tuple[Section, ...]:
     root = listing.stage_prefix("export") or ""
     manifests = f"{listing.stage_prefix('split') or root}manifests/"
     split_of: dict[str, str] = {}
@@ -135,10 +135,12 @@ def difix(listing: Listing) -> Section:
                                   for s in ("train", "test")),
                             f"seed {summary.get('seed')}, train ratio asked {summary.get('train_ratio')}, "
                             f"made {summary.get('achieved_train_ratio')}; groups never straddle the split"))
-    gallery = Gallery("Triplets", ("render", "target", "reference"), Rows(ids, row), difix_facts,
+    columns = ("render", "target", "reference")
+    gallery = Gallery("Triplets", columns, Rows(ids, row), difix_facts,
                       "render: the degraded view DiFix learns to fix; target: the real image at that camera; "
                       "reference: another camera's image of the scene")
-    return Section("DiFix triplets", tables=tuple(tables), galleries=(gallery,))
+    quality = quality_section(listing, row, columns, difix_facts)
+    return Section("DiFix triplets", tables=tuple(tables), galleries=(gallery,)), *((quality,) if quality else ())
 
 
 # -- reference-object -----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Stage `adapter` (seed 002): `difix/data.json` for Difix3D's `train_difix.py` (the split's train and
 test samples, paths as `paths` says) and `meta/`: `generation_config.yaml` (experiment-global settings
 only), `generation_stats.json` (coverage per dataset, scene and group) and `dropped_samples.csv`.
+Triplets outside a `difix.quality` bound (`quality_filter`) are left out of `data.json` and listed in
+`dropped_samples.csv` with `QualityOutOfRange`.
 Nothing in them depends on time or order of work: the same spec and sources give the same bytes."""
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import yaml
 
 from genfab.api.pipelines.difix import AdapterSettings
+from genfab.api.quality import DIFIX_TRIPLET, QualityBound, declared_values, out_of_range, with_defaults
 from genfab.inventory import SampleRef
 from genfab.stages.difix.adapter import data_json
 from genfab.stages.difix.export_stage import DROP_COLUMNS
@@ -56,6 +60,25 @@ def coverage(scenes: list[dict[str, Any]], train: set[str], test: set[str]) -> d
                                       for name, rows in levels.items()}}
 
 
+def quality_filter(scenes: list[dict[str, Any]], bounds: Mapping[str, QualityBound], named: Collection[str]
+                   ) -> set[str]:
+    """Each scene's samples outside a bound moved to its drops (`QualityOutOfRange`, the figure, its value
+    and the bound), in place; the ids moved."""
+    out: set[str] = set()
+    for s in scenes:
+        kept = []
+        for m in s["samples"]:
+            missed = out_of_range(declared_values(m.get("quality")), bounds, named)
+            if missed is None:
+                kept.append(m)
+                continue
+            out.add(m["sample_id"])
+            s["dropped"].append({**{k: m.get(k, "") for k in DROP_COLUMNS[:8]}, "reason": "QualityOutOfRange",
+                                 "detail": missed})
+        s["samples"] = kept
+    return out
+
+
 def dropped_csv(scenes: list[dict[str, Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=DROP_COLUMNS, lineterminator="\n")
@@ -87,10 +110,11 @@ class AdapterStage(Stage[AdapterSettings]):
                             .splitlines() if line.strip()] for side in ("train", "test")}
         except (StorageError, ValueError) as exc:
             raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
-        metas = {m["sample_id"]: m for side in sides.values() for m in side}
-        train = {m["sample_id"] for m in sides["train"]}
-        test = {m["sample_id"] for m in sides["test"]}
         dx = self.settings.difix
+        filtered = quality_filter(scenes, with_defaults(DIFIX_TRIPLET, dx.quality), sorted(dx.quality))
+        metas = {m["sample_id"]: m for side in sides.values() for m in side}
+        train = {m["sample_id"] for m in sides["train"]} - filtered
+        test = {m["sample_id"] for m in sides["test"]} - filtered
         doc = data_json(metas, train, test, dx.prompt, dx.paths, dx.path_prefix,
                         str(self.local_root) if self.local_root is not None else None)
         sample.write("difix/data.json", (json.dumps(doc, indent=2) + "\n").encode())

@@ -4,7 +4,8 @@
 1. The scene's files come from one listing (`layouts`), its cameras from its camera file (`cameras`).
 2. `triplets.plan_scene` picks targets and references and drops what is missing, before any read.
 3. Frames are exported in a thread pool: each file read once, decoded once (the check), copied as it is
-   when already in the wanted format; masks checked against `minMaskFraction`.
+   when already in the wanted format; masks checked against `minMaskFraction`; each kept triplet's
+   quality figures (`triplet_figures`) go into its meta.json.
 4. Renders come from the renders folder, or are rendered here from the frame's 3DGS PLY at the target
    cameras on the GPU (`renders: ply`).
 5. `_genfab/difix/export/<scene>/scene.json` lists the scene's samples (their meta.json) and drops:
@@ -25,6 +26,7 @@ from genfab.stages.difix.files import Unreadable, as_format, decode, mask_fracti
 from genfab.stages.difix.ids import GroupError, group_id, meta, sample_id
 from genfab.stages.difix.layouts import SceneRef, SourceError, layout_for
 from genfab.stages.difix.scene_export import SceneExport
+from genfab.stages.difix.triplet_figures import triplet_figures
 from genfab.stages.difix.triplets import Drop, Selection, Triplet, plan_scene, skip_set
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.stages.runtime.parallel import cpu_workers
@@ -112,7 +114,9 @@ class ExportStage(Stage[ExportSettings]):
             self.ctx.output.delete_prefix(f"samples/{sid}/")
         sample.write(scene_index_key(sample.id), json.dumps(index, indent=1).encode())
         reasons = Counter(r["reason"] for r in dropped)
-        sample.params.update({"samples": len(metas), "bytes": written, "dropped": dict(sorted(reasons.items()))})
+        sample.params.update({"samples": len(metas), "bytes": written, "dropped": dict(sorted(reasons.items())),
+                              # each triplet's figures (also in its meta.json): the shard's histograms and table
+                              "quality": {m["sample_id"]: m["quality"] for m in metas}})
         why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
         if not metas:
             sample.notes.append(f"no sample kept ({why})")
@@ -220,6 +224,8 @@ def export_frame(output: Storage, job: SceneExport, triplets: list[Triplet]) -> 
             provenance["mask_fraction"] = fractions
         m = meta(job.source.dataset, job.files.scene.name, job.group, t.target_cam, t.reference_cam, t.frame,
                  t.reference_frame, job.image_format, provenance)
+        m["quality"] = triplet_figures(render_px, target_px,
+                                       pose_distance(job.cameras[t.target_cam], job.cameras[t.reference_cam])[1])
         images = {"image": as_format(render_raw, render_px, "png"),
                   "target_image": as_format(target_raw, target_px, job.image_format),
                   "ref_image": as_format(ref_raw, ref_px, job.image_format)}

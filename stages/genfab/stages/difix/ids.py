@@ -44,7 +44,8 @@ def group_id(scene_name: str, rule: GroupBy, pattern: str | None = None) -> str:
 
 def meta(dataset: str, scene_name: str, group: str, target_cam: int, reference_cam: int, target_fname: str,
          reference_fname: str, image_format: str, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A sample's `meta.json`: the seed's keys exactly, paths relative to the experiment root."""
+    """A sample's `meta.json`: the seed's keys, paths relative to the experiment root (the export adds
+    `provenance` and the triplet's `quality` figures)."""
     sid = sample_id(scene_name, target_cam, reference_cam, target_fname, reference_fname)
     folder = f"samples/{sid}"
     out: dict[str, Any] = {

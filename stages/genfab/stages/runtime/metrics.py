@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from genfab.api.quality import FIGURES, declared_values
+from genfab.api.quality import FIGURES, declared_values, figure_items
 
 SAMPLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -59,9 +59,11 @@ class StageMetrics:
         self.update_gpu_peak()
 
     def figures(self, measured: Mapping[str, Any] | None) -> None:
-        """A produced sample's quality figures (its params' `quality`), each into its histogram."""
-        for name, value in declared_values(measured).items():
-            self._quality[name].labels(self.stage).observe(value)
+        """A produced sample's quality figures (its params' `quality`: its own, or each of its items'),
+        each into its histogram."""
+        for _, own in figure_items("", measured):
+            for name, value in declared_values(own).items():
+                self._quality[name].labels(self.stage).observe(value)
 
     def model_loaded(self, model: str, seconds: float, gpu_bytes: int) -> None:
         self._model_load.labels(self.stage, model).set(seconds)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genfab.api.quality import FIGURES, declared_values
+from genfab.api.quality import FIGURES, declared_values, figure_items
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, quality_key
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
@@ -41,13 +41,14 @@ class ProgressReporter:
     def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None,
                   produced_by: str | None = None, figures: Mapping[str, Any] | None = None) -> None:
         self.report.succeeded.append(sample_id)
-        for name, value in declared_values(figures).items():
-            figure = FIGURES[name]
-            self.measured.setdefault(sample_id, {})[name] = value
-            counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
-            counts[figure.bin(value)] += 1
-            low, high = self.report.figure_spans.get(name) or (value, value)
-            self.report.figure_spans[name] = [min(low, value), max(high, value)]
+        for item, measured in figure_items(sample_id, figures):  # a unit's own, or each of its items'
+            for name, value in declared_values(measured).items():
+                figure = FIGURES[name]
+                self.measured.setdefault(item, {})[name] = value
+                counts = self.report.figures.setdefault(name, [0] * (len(figure.edges) - 1))
+                counts[figure.bin(value)] += 1
+                low, high = self.report.figure_spans.get(name) or (value, value)
+                self.report.figure_spans[name] = [min(low, value), max(high, value)]
         if produced_by:
             self.report.produced_by[produced_by] = self.report.produced_by.get(produced_by, 0) + 1
         self.report.reused += reused

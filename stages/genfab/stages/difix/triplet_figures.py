@@ -1,0 +1,47 @@
+"""A difix triplet's quality figures (declared in `genfab.api.quality.DIFIX_TRIPLET`: names, formulas,
+ranges and what a bad value looks like), computed by the export stage from the pixels it already
+decoded, for every triplet it keeps."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from genfab.api.quality import DARK_LEVEL, DIFIX_TRIPLET, PSNR_CAP_DB, TRIPLET_SIDE_PX
+from genfab.stages.difix.files import to_8bit_bgr
+
+
+def small(pixels: np.ndarray) -> np.ndarray:
+    """8-bit BGR at most `TRIPLET_SIDE_PX` a side (area-averaged)."""
+    bgr = to_8bit_bgr(pixels)
+    h, w = bgr.shape[:2]
+    scale = min(1.0, TRIPLET_SIDE_PX / max(h, w))
+    if scale == 1.0:
+        return bgr
+    return cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10.0 * math.log10(255.0**2 / mse))
+
+
+def triplet_figures(render: np.ndarray, target: np.ndarray, angle_deg: float) -> dict[str, float]:
+    """Every figure of `DIFIX_TRIPLET` for one triplet (rounded for its meta.json); the render and the
+    target have the same size (the export checked)."""
+    r, t = small(render), small(target)
+    gray_r, gray_t = cv2.cvtColor(r, cv2.COLOR_BGR2GRAY), cv2.cvtColor(t, cv2.COLOR_BGR2GRAY)
+    window = min(7, *gray_r.shape) // 2 * 2 + 1  # odd, at most the image
+    figures = {
+        "renderPsnr": psnr(r, t),
+        "renderSsim": float(structural_similarity(gray_r, gray_t, win_size=window,  # type: ignore[no-untyped-call]
+                                                  data_range=255)) if window >= 3 else 1.0,
+        "renderDark": float(np.count_nonzero(cv2.cvtColor(to_8bit_bgr(render), cv2.COLOR_BGR2GRAY) <= DARK_LEVEL)
+                            / (render.shape[0] * render.shape[1])),
+        "refAngleDeg": float(angle_deg),
+    }
+    assert list(figures) == [f.name for f in DIFIX_TRIPLET]  # one declaration: the same names, in order
+    return {name: round(value, 4) for name, value in figures.items()}
