@@ -24,7 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from genfab.api.quality import RELIGHTING
+from genfab.api.quality import DIFIX_TRIPLET, RELIGHTING
 from tests.docs.browser import interact, serve, visit
 from tests.helpers import ROOT, genfab_run
 
@@ -90,7 +90,8 @@ def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: 
     output = tmp_path / "genfab-runs/difix-procedural"
     first = open_report(devtools, output)
     assert first.problems == [], first.problems
-    assert first.measured["rows"] == [50] and all(first.measured["pictures"])  # 60 triplets, 50 to a page
+    # 60 triplets, 50 to a page; then the eight worst by each triplet figure
+    assert first.measured["rows"] == [50] + [8] * len(DIFIX_TRIPLET) and all(first.measured["pictures"])
     assert "page 1 of 2" in first.measured["text"] and "train" in first.measured["text"]
     second = open_report(devtools, output, "triplets-2.html")
     assert second.problems == [] and second.measured["rows"] == [10], second.problems

@@ -140,3 +140,12 @@ def test_samples_csv_figure_columns_read_each_shard_table_once_for_samples_in_or
     assert len(reads) == 50  # in order: each table decoded once, a few kept
     assert columns.values("s0123") == ("0.123", "3", "") and columns.values("nobody") == ("", "", "")
     assert len(columns._cache) <= section.CACHED_TABLES
+
+
+def test_a_trained_scene_s_figures_are_those_its_metrics_measured() -> None:
+    from genfab.api.quality import SCENE_3DGS
+    from genfab.stages.gaussians.stage import scene_figures
+
+    metrics = {"psnr": 27.123456, "ssim": 0.91, "lpips": None, "num_gaussians": 120_000, "evaluated_on": "test"}
+    assert scene_figures(metrics) == {"scenePsnr": 27.1235, "sceneSsim": 0.91, "gaussians": 120000.0}
+    assert set(scene_figures({"psnr": 1, "ssim": 1, "lpips": 1, "num_gaussians": 1})) == {f.name for f in SCENE_3DGS}

@@ -246,7 +246,33 @@ DIFIX_TRIPLET = (
 )
 """difix's triplet figures (export stage), in each sample's `meta.json` `quality`."""
 
-FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET}
+_HELD_OUT = ("the trained 3DGS scene rendered at the held-out views (every `testEvery`-th; the training views when "
+             "there are none: `metrics.json`'s `evaluated_on` says which) against their images, averaged")
+GAUSSIANS = Figure("gaussians", "gaussians", "count", 0.0, 5_000_000.0,
+                   "Gaussians in the scene's PLY",
+                   "far below the stage's usual count: densification failed (a blurry scene); at `maxGaussians`: "
+                   "capped", worse="low")
+SCENE_3DGS = (
+    Figure("scenePsnr", "gaussians", "dB", 0.0, 60.0, f"PSNR of {_HELD_OUT}",
+           "low (under about 20): the scene does not reproduce its views (bad cameras, inconsistent generated "
+           "views, too few steps)", worse="low"),
+    Figure("sceneSsim", "gaussians", "SSIM", 0.0, 1.0, f"SSIM (11 px Gaussian window) of {_HELD_OUT}",
+           "low: structure lost (floaters, blur)", worse="low"),
+    Figure("sceneLpips", "gaussians", "LPIPS", 0.0, 1.0,
+           f"LPIPS (AlexNet, v0.1; only where the `lpipsModel` is in the model location) of {_HELD_OUT}",
+           "high: the renders look unlike the views"),
+    GAUSSIANS,
+)
+"""worldexplorer's trained scene (its gaussians stage), in the stage's `metrics.json` and `quality`."""
+VISTADREAM_INIT = (
+    Figure("inputViewPsnr", "gaussians", "dB", 0.0, 60.0,
+           "PSNR of the initial 3DGS scene rendered at the input view against the input image",
+           "low: the scene built from the image's depth does not reproduce the image itself", worse="low"),
+    GAUSSIANS,
+)
+"""vistadream's initial scene (its gaussians stage)."""
+
+FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + SCENE_3DGS + VISTADREAM_INIT}
 """Every figure by name."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
 from genfab.report.model import Facts, Gallery, Listing, Picture, Row, Section, Table
+from genfab.report.sections.quality import quality_section
 
 TRAJECTORY_FRAMES = 6
 """Trajectory frames pictured per scene, evenly spaced."""
@@ -102,7 +103,7 @@ def awaiting_choice(listing: Listing, samples: list[str]) -> Gallery:
                    tuple(rows))
 
 
-def worldexplorer(listing: Listing) -> Section:
+def worldexplorer(listing: Listing) -> tuple[Section, ...]:
     samples = _samples(listing, r"(.+)/(?:scaffold|scenes)/")
     scaffold_rows, scene_rows = [], []
     for s in samples:
@@ -124,16 +125,24 @@ def worldexplorer(listing: Listing) -> Section:
     waiting = awaiting_choice(listing, samples)
     if waiting.rows:
         galleries.append(waiting)
-    galleries.append(Gallery("Trajectory and the trained scene",
-                             (*(f"frame {i + 1}" for i in range(TRAJECTORY_FRAMES)), "3DGS render"),
-                             tuple(scene_rows), scene_facts,
+    columns = (*(f"frame {i + 1}" for i in range(TRAJECTORY_FRAMES)), "3DGS render")
+    galleries.append(Gallery("Trajectory and the trained scene", columns, tuple(scene_rows), scene_facts,
                              f"{TRAJECTORY_FRAMES} trajectory frames evenly spaced, then the trained scene's "
                              "preview"))
     table = metrics_table(listing, samples, "scenes/gaussians/metrics.json", scene_facts, ("scenes/gaussians/",))
-    return Section("Scenes", tables=(table,), galleries=tuple(galleries))
+    return Section("Scenes", tables=(table,), galleries=tuple(galleries)), *_quality(listing, scene_rows, columns,
+                                                                                    scene_facts)
 
 
-def vistadream(listing: Listing) -> Section:
+def _quality(listing: Listing, rows: list[Row], columns: tuple[str, ...],
+             facts: Callable[[Mapping[str, Any]], Facts]) -> tuple[Section, ...]:
+    """The scenes' quality section (a histogram and a worst-first gallery per figure), when measured."""
+    by_id = {r.sample: r for r in rows}
+    quality = quality_section(listing, lambda sid: by_id.get(sid) or Row(sid, (None,) * len(columns)), columns, facts)
+    return (quality,) if quality else ()
+
+
+def vistadream(listing: Listing) -> tuple[Section, ...]:
     samples = _samples(listing, r"(.+)/(?:outpaint|depth|gaussians|coarse|render)/")
     rows = []
     for s in samples:
@@ -144,11 +153,11 @@ def vistadream(listing: Listing) -> Section:
                         (("PLY", human_size(ply_size(listing, f"{s}/render/", f"{s}/coarse/", f"{s}/gaussians/"))),
                          ("video", "render/video.mp4" if f"{s}/render/video.mp4" in listing.keys else "-")),
                         f"{s}/gaussians/metrics.json"))
-    gallery = Gallery("From one image to a scene", ("input", "outpaint", "depth", "3DGS render", "coarse view 1",
-                                                    "coarse view 2", "coarse view 3"), tuple(rows), vistadream_facts)
+    columns = ("input", "outpaint", "depth", "3DGS render", "coarse view 1", "coarse view 2", "coarse view 3")
+    gallery = Gallery("From one image to a scene", columns, tuple(rows), vistadream_facts)
     table = metrics_table(listing, samples, "gaussians/metrics.json", vistadream_facts,
                           ("render/", "coarse/", "gaussians/"))
-    return Section("Scenes", tables=(table,), galleries=(gallery,))
+    return Section("Scenes", tables=(table,), galleries=(gallery,)), *_quality(listing, rows, columns, vistadream_facts)
 
 
 def _present(listing: Listing, key: str) -> Picture | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,15 @@ class GaussiansStage(Stage[GaussiansSettings]):
                    "dropped_non_finite": dropped, "scenes_packed": packed, "batch_seconds": round(seconds, 2),
                    "ply": prefix + self.ply, "config": self.train_settings.model_dump()}
         sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
-        sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"))
+        sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"),
+                             quality=scene_figures(metrics))
+
+
+def scene_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The trained scene's quality figures (`genfab.api.quality.SCENE_3DGS`) from its metrics: those measured."""
+    found = {"scenePsnr": metrics.get("psnr"), "sceneSsim": metrics.get("ssim"), "sceneLpips": metrics.get("lpips"),
+             "gaussians": metrics.get("num_gaussians")}
+    return {name: round(float(v), 4) for name, v in found.items() if isinstance(v, int | float)}
 
 
 def _nearest_refs(cams: list[Any], train_cams: list[Any], images: dict[str, np.ndarray]) -> np.ndarray:

@@ -46,4 +46,5 @@ class InitStage(Stage[VistaGaussiansSettings]):
         metrics = {**counts, "added_splats": added, **stats, "seconds": round(seconds, 3),
                    "input_view_psnr": round(psnr(view.rgb, first.rgb / 255.0), 3)}
         sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2).encode())
-        sample.params.update(splats=counts["splats"], inputViewPsnr=metrics["input_view_psnr"])
+        sample.params.update(splats=counts["splats"], inputViewPsnr=metrics["input_view_psnr"],
+                             quality={"inputViewPsnr": metrics["input_view_psnr"], "gaussians": counts["splats"]})
