@@ -198,7 +198,9 @@ def test_retinex_output_range_and_foreground_only() -> None:
     assert dark.sum() > 1000 and np.abs(chroma_out[dark] - chroma_in[dark]).mean() < 1.5
     low, gain, floor = albedo.LIFT
     assert (after[..., 0][mask] >= low * before[..., 0][mask] - 0.5).all()
-    assert (after[..., 0][mask] <= gain * before[..., 0][mask] + floor + 0.5).all()
+    assert np.isclose(albedo.bounded_lift(np.array([50.0]), np.array([0.0]))[0], 0.0)  # black stays black
+    ramp = np.clip(before[..., 0] / albedo.CHROMA_DARK, 0.0, 1.0)  # the floor fades out towards black
+    assert (after[..., 0][mask] <= gain * before[..., 0][mask] + floor * ramp[mask] + 0.5).all()
     lab = albedo.lab_albedo(image, mask)
     assert lab.min() >= 0.0 and lab.max() <= 1.0 and (lab[~mask] == 0).all()
 
