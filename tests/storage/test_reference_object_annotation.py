@@ -61,15 +61,10 @@ def png(rgb: np.ndarray) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
-@pytest.mark.parametrize(("persam_training", "model_threads"), [(False, 1), (True, 1), (False, 2)])
-def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
-        tmp_path: Path, stand_ins: None, persam_training: bool, model_threads: int) -> None:
-    """`model_threads` 2: the GPU's two model threads (each its own predictors over the shared
-    models), here on the CPU."""
+def prepare(tmp_path: Path) -> tuple[Path, Path, Any, Any, dict[str, np.ndarray]]:
+    """The reference (an orange disc), four generated scenes with the disc at known places and sizes
+    (radius 22, 25, 28, 31) and a noise image, as a finished `scenes` stage under `tmp_path/run`."""
     from scripts.tiny_models import save_reference_object_models
-
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
-    from genfab.stages.runtime.loop import main
 
     models = save_reference_object_models(tmp_path / "models", edit=False)
     rng = np.random.default_rng(0)
@@ -91,7 +86,24 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
     scenes.write_bytes("perspective_0_prompt_9_seed_1.png", png(noise))
     units = [*truth, "perspective_0_prompt_9_seed_1"]
     write_report(run, ShardReport("scenes", "s" * 64, 0, 1, state="succeeded", total=len(units), succeeded=units))
+    return models, inputs, run, scenes, truth
 
+
+def quality_table(run: Any) -> dict[str, dict[str, float]]:
+    """The annotation shard's quality table: each annotated image's figures."""
+    (key,) = [o.key for o in run.list("_genfab/quality/annotation/")]
+    return dict(json.loads(run.read_bytes(key)))
+
+
+@pytest.mark.parametrize(("persam_training", "model_threads"), [(False, 1), (True, 1), (False, 2)])
+def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
+        tmp_path: Path, stand_ins: None, persam_training: bool, model_threads: int) -> None:
+    """`model_threads` 2: the GPU's two model threads (each its own predictors over the shared
+    models), here on the CPU."""
+    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.runtime.loop import main
+
+    models, inputs, run, scenes, truth = prepare(tmp_path)
     config = {"objectName": "orange disc", "seed": 3,
               "annotation": {"splitRatio": 0.75, "persamTraining": persam_training, "persamEpochs": 60,
                              "persamLogEpoch": 20, "samType": "vit_b"}}
@@ -130,3 +142,29 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
     assert [(f["step"], f["id"], f["reason"]) for f in state["failed_operations"]] == [
         (6, "perspective_0_prompt_9_seed_1", "NoMask")]
     assert state["completed_steps"] == [4, 6]
+    table = quality_table(run)  # each annotated image's figures
+    assert set(table) == set(truth)
+    for unit, figures in table.items():
+        assert figures["objectArea"] == pytest.approx(truth[unit].mean(), abs=0.01) and figures["objects"] == 1
+        assert figures["polygonCoverage"] > 0.9 and figures["maskAgreement"] > 0.8 and figures["sharpness"] > 0
+
+
+def test_an_image_outside_a_quality_bound_is_dropped_before_its_label_is_written(tmp_path: Path,
+                                                                                  stand_ins: None) -> None:
+    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.runtime.loop import main
+
+    models, inputs, run, _, truth = prepare(tmp_path)
+    config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
+              "quality": {"objectArea": {"max": 0.085}}, "named": ["objectArea"]}
+    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    big = {u for u, m in truth.items() if m.mean() > 0.085}  # the discs of radius 28 and 31
+    assert len(big) == 2
+    state = json.loads(run.read_bytes("pipeline_state.json"))
+    dropped = {f["id"]: f for f in state["failed_operations"] if f["reason"] == "QualityOutOfRange"}
+    assert set(dropped) == big
+    assert all(d["message"].startswith("objectArea 0.") and d["message"].endswith("above max 0.085")
+               for d in dropped.values()), dropped
+    dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
+    labelled = {o.key.rsplit("/", 1)[1].removesuffix(".txt") for o in dataset.list() if "/labels/" in o.key}
+    assert labelled == set(truth) - big  # their labels and images never written

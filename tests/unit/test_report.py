@@ -97,7 +97,7 @@ def test_reference_object_counts_objects_per_class_and_draws_each_label() -> Non
              f"{root}train/labels/a.txt": b"0 0.1 0.1 0.5 0.1 0.5 0.5\n1 0.2 0.2 0.3 0.2 0.3 0.3\n",
              f"{root}val/labels/b.txt": b"0 0.1 0.1 0.5 0.1 0.5 0.5\n",
              "20260101_000000/01_white_background.png": b""}
-    section = reference_object(listing(files, "reference-object", {"annotation": root}))
+    (section,) = reference_object(listing(files, "reference-object", {"annotation": root}))  # no figures
     (table,) = section.tables
     assert table.rows == (("mug", "1", "1"), ("lid", "1", "0"))
     assert dict(section.galleries[2].rows[0].facts)["objects"] == "mug 1, lid 1"

@@ -272,7 +272,30 @@ VISTADREAM_INIT = (
 )
 """vistadream's initial scene (its gaussians stage)."""
 
-FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + SCENE_3DGS + VISTADREAM_INIT}
+REFERENCE_IMAGE = (
+    Figure("objectArea", "annotation", "share of the image", 0.0, 1.0,
+           "mask pixels (SAM2's, the label's) / image pixels",
+           "near 0: a speck, not the object; near 1: the whole image taken for the object", worse="both",
+           keep=(None, 0.9)),
+    Figure("objects", "annotation", "count", 0.0, None,
+           "connected regions of the mask (8-connected)",
+           "above 1: the object in pieces (occluded, or a second thing taken with it); YOLO's one polygon then "
+           "joins them with seams"),
+    Figure("maskAgreement", "annotation", "IoU", 0.0, 1.0,
+           "intersection over union of PerSAM's mask (after its cascade) and SAM2's refined mask",
+           "low: the two models disagree on what the object is: one of them took the background or a part",
+           worse="low", keep=(0.3, None)),
+    Figure("polygonCoverage", "annotation", "IoU", 0.0, 1.0,
+           "intersection over union of the label's polygon, filled, and the mask it was traced from",
+           "low: the YOLO label does not describe the mask (a polygon that lost a region, or self-crossing)",
+           worse="low", keep=(0.5, None)),
+    Figure("sharpness", "annotation", "variance", 0.0, None,
+           "variance of the Laplacian (3×3) of the image's 8-bit luminance",
+           "low (tens): a blurred or flat generated image", worse="low"),
+)
+"""reference-object's per-image figures (annotation stage), in each image's marker params and `quality`."""
+
+FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + SCENE_3DGS + VISTADREAM_INIT + REFERENCE_IMAGE}
 """Every figure by name."""
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, IntRange
+from genfab.api.quality import REFERENCE_IMAGE, QualityBound, quality_rule
 from genfab.api.types import InputUri, Probability
 
 EXECUTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -277,6 +278,7 @@ class ReferenceObjectConfig(GenfabModel):
             "retry",
             lambda m: not m.retry.retry_failed_qwen_augmentations or m.qwen_augmentation.enabled,
         ),
+        quality_rule(REFERENCE_IMAGE),
     )
 
     input_image: InputUri
@@ -324,3 +326,11 @@ class ReferenceObjectConfig(GenfabModel):
         retried = [step for step, on in ((4, self.retry.retry_failed),
                                          (5, self.retry.retry_failed_qwen_augmentations)) if on]
         return min(retried) if retried else self.start_from_step
+
+    quality: dict[str, QualityBound] = Field(default_factory=dict, max_length=32)
+    """Bounds on the annotated images' quality figures (`objectArea`, `maskAgreement`, ...: the figures
+    and what each measures are in the reference-object pipeline's docs), by figure name. The
+    `annotation` stage drops an image outside a bound with `QualityOutOfRange` (figure, value, bound)
+    before it writes its label: it is not in the YOLO dataset; the generated images stay, so changing a
+    bound annotates again without generating again. Figures it does not name keep their default bound
+    (the figures table's "default" column); naming one with neither `min` nor `max` lifts it."""

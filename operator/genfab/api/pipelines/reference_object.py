@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from pydantic import Field
+
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
+from genfab.api.quality import REFERENCE_IMAGE, QualityBound, with_defaults
 from genfab.api.reference_object import (
     AnnotationParameters,
     CvAugmentationParameters,
@@ -83,6 +86,10 @@ class AnnotationSettings(GenfabModel):
     object_name: str
     seed: int
     annotation: AnnotationParameters
+    quality: dict[str, QualityBound] = Field(default_factory=dict)
+    """The bounds an image's figures must keep: `referenceObject.quality` over the figures' defaults."""
+    named: list[str] = Field(default_factory=list)
+    """The figures the spec's `quality` names itself (an image without one of those is dropped)."""
 
 
 class CvAugmentationSettings(GenfabModel):
@@ -125,7 +132,9 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               input_uris=(qwen.predefined_prompts_uri,) if qwen.predefined_prompts_uri else (),
               options={"maxRetries": ro.retry.max_retries}),
         Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed,
-                                                     annotation=AnnotationParameters.part_of(ro.annotation)),
+                                               annotation=AnnotationParameters.part_of(ro.annotation),
+                                               quality=with_defaults(REFERENCE_IMAGE, ro.quality),
+                                               named=sorted(ro.quality)),
               annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
               extra_upstream=("qwen-augmentation",) if qwen.enabled else ()),
         Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed,
@@ -148,6 +157,7 @@ PIPELINE = Pipeline(
     name="reference-object", kind="DatasetJob", value="reference-object",
     description="reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
     position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,
+    figures=REFERENCE_IMAGE,
     execution=execution_choice,
     stages=(
         StageDecl("white-background", "diffusion", "Step 1: object on a white background (Qwen Image Edit)",

@@ -156,7 +156,7 @@ def yolo_class_counts(labels: Mapping[str, bytes]) -> Counter[int]:
     return counts
 
 
-def reference_object(listing: Listing) -> Section:
+def reference_object(listing: Listing) -> tuple[Section, ...]:
     yolo = listing.stage_prefix("annotation") or ""
     root = yolo[: -len("06_yolo_dataset/")] if yolo.endswith("06_yolo_dataset/") else yolo
     names_doc = listing.read(f"{yolo}classes.txt") if f"{yolo}classes.txt" in listing.keys else None
@@ -199,7 +199,11 @@ def reference_object(listing: Listing) -> Section:
                   tuple(Series(split, (), tuple(float(counts_by_split[split][i]) for i in ids))
                         for split in ("train", "val")), ylabel="objects", names=tuple(label_of[i] for i in ids)),
              ) if ids else ()
-    return Section("Reference-object dataset", tables=(table,), plots=plots, galleries=(
+    section = Section("Reference-object dataset", tables=(table,), plots=plots, galleries=(
         views, Gallery("Generated scenes", ("scene",), scenes),
         Gallery("YOLO dataset", ("image and its labels",), tuple(rows),
                 note="each label file's polygons drawn over its image, one colour per class")))
+    by_stem = {r.sample.split("/", 1)[-1]: r for r in rows}  # the quality tables name images by their stem
+    quality = quality_section(listing, lambda stem: by_stem.get(stem) or Row(stem, (None,)),
+                              ("image and its labels",), None)
+    return (section, quality) if quality else (section,)

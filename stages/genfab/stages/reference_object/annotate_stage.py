@@ -33,10 +33,12 @@ import cv2
 import numpy as np
 
 from genfab.api.pipelines.reference_object import AnnotationSettings
+from genfab.api.quality import out_of_range
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import persam
 from genfab.stages.reference_object.dataset import image_key, label_key, read_uri, write_dataset_files
+from genfab.stages.reference_object.image_figures import image_figures
 from genfab.stages.reference_object.sam_models import (
     SAM2_CONFIG,
     load_sam,
@@ -45,7 +47,7 @@ from genfab.stages.reference_object.sam_models import (
 )
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.units import is_augmented
-from genfab.stages.reference_object.yolo import label_line, mask_to_polygon, split_assignment
+from genfab.stages.reference_object.yolo import iou, label_line, mask_to_polygon, split_assignment
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.stage import SHARD_ERRORS
 
@@ -219,7 +221,9 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         refined, score, _ = sam2.predict(point_coords=points, point_labels=labels, box=box,
                                               multimask_output=False)
         info["sam2Score"] = round(float(np.asarray(score).reshape(-1)[0]), 4)
-        return np.asarray(refined).reshape(image.shape[:2]) > 0, info
+        final = np.asarray(refined).reshape(image.shape[:2]) > 0
+        info["maskAgreement"] = round(iou(np.asarray(mask).reshape(final.shape), final), 4)  # PerSAM's vs SAM2's
+        return final, info
 
     def _source(self, unit: str) -> tuple[bytes, str]:
         if is_augmented(unit):
@@ -258,14 +262,14 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         finishing: list[Future[None] | Exception] = []
         for sample, (read, found) in zip(samples, queued, strict=True):
             try:
-                data, suffix, _ = read.result()
+                data, suffix, pixels = read.result()
                 mask, info = found.result()
             except SHARD_ERRORS:
                 raise
             except Exception as failed:  # this sample's: the next image goes on
                 finishing.append(failed)
                 continue
-            finishing.append(self.finishers.submit(self.write_sample, sample, data, suffix, mask, info))
+            finishing.append(self.finishers.submit(self.write_sample, sample, data, suffix, pixels, mask, info))
         errors: list[Exception | None] = []
         for done in finishing:
             error = done if isinstance(done, Exception) else done.exception()
@@ -287,8 +291,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         finally:
             self.predictors.put(predictors)
 
-    def write_sample(self, sample: Sample, data: bytes, suffix: str, mask: np.ndarray, info: dict[str, object]
-                     ) -> None:
+    def write_sample(self, sample: Sample, data: bytes, suffix: str, pixels: np.ndarray, mask: np.ndarray,
+                     info: dict[str, object]) -> None:
         """The mask's polygon, the image and its label in their split, the marker's params (a
         finishing thread)."""
         h, w = mask.shape
@@ -298,11 +302,18 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         polygon = mask_to_polygon(mask.astype(np.uint8))
         if len(polygon) < 3:
             raise SampleError("NoMask", "the mask has no outline of at least 3 points")
+        agreement = info.pop("maskAgreement", None)
+        figures = image_figures(pixels, mask, None, polygon)
+        if isinstance(agreement, float):
+            figures["maskAgreement"] = agreement
+        missed = out_of_range(figures, self.settings.quality, self.settings.named)
+        if missed is not None:  # before anything of it is written: not in the dataset
+            raise SampleError("QualityOutOfRange", missed)
         split = self.split.get(sample.id, "train")
         sample.write(image_key("", split, sample.id, suffix), data)
         sample.write(label_key("", split, sample.id), (label_line(polygon, w, h) + "\n").encode())
         sample.params.update({"split": split, "maskFraction": round(float(mask.mean()), 5), **info,
-                              **self.model_params()})
+                              "quality": figures, **self.model_params()})
         models = sample.params["models"]
         sample.produced_by = f"{self.method} + SAM2: {models.get('sam')}, {models.get('sam2')}"
         if self.weights is not None:
