@@ -219,8 +219,9 @@ RELIGHTING_PAIR = (
 RELIGHTING = RELIGHTING_MASK + RELIGHTING_PAIR
 """Every relighting figure: the mask's, then the pair's."""
 
-TRIPLET_SIDE_PX = 256
-"""difix's render-against-target figures compare the two at most this many pixels a side (area-averaged)."""
+TRIPLET_SIDE_PX = 128
+"""difix's triplet figures read every k-th pixel in each direction, k the least that leaves at most this
+many pixels a side."""
 DARK_LEVEL = 8
 """`renderDark` counts render pixels at most this bright (8-bit luminance)."""
 PSNR_CAP_DB = 100.0
@@ -228,17 +229,18 @@ PSNR_CAP_DB = 100.0
 
 DIFIX_TRIPLET = (
     Figure("renderPsnr", "export", "dB", 0.0, PSNR_CAP_DB,
-           f"PSNR of the render (`image.png`) against the target, 8-bit RGB, both at most {TRIPLET_SIDE_PX} px a "
-           f"side (identical: {PSNR_CAP_DB:g})",
+           f"PSNR of the render (`image.png`) against the target, 8-bit RGB, on every k-th pixel of both (at most "
+           f"{TRIPLET_SIDE_PX} px a side; identical: {PSNR_CAP_DB:g})",
            "how hard the triplet is: high (above about 40) the render is already the target (nothing for DiFix to "
            "fix); very low (under about 8) a render of another view or a broken one", worse="both",
            keep=(5.0, 60.0)),
     Figure("renderSsim", "export", "SSIM", -1.0, 1.0,
-           f"SSIM (scikit-image, 7 px window) of the render's and the target's luminance, both at most "
-           f"{TRIPLET_SIDE_PX} px a side",
+           f"SSIM (scikit-image, 7 px window) of the render's and the target's luminance, on every k-th pixel of "
+           f"both (at most {TRIPLET_SIDE_PX} px a side)",
            "near 1: nothing to fix; near 0 or below: the render shares no structure with the target", worse="both"),
     Figure("renderDark", "export", "share of the render", 0.0, 1.0,
-           f"render pixels whose 8-bit luminance is at most {DARK_LEVEL} / all its pixels",
+           f"render pixels whose 8-bit luminance is at most {DARK_LEVEL} / all, on every k-th pixel (at most "
+           f"{TRIPLET_SIDE_PX} px a side)",
            "near 1: an empty or black render (a camera outside the scene, a failed render)", keep=(None, 0.95)),
     Figure("refAngleDeg", "export", "degrees", 0.0, 180.0,
            "angle between the target's and the reference's viewing directions (from the scene's cameras)",

@@ -15,13 +15,11 @@ from genfab.stages.difix.files import to_8bit_bgr
 
 
 def small(pixels: np.ndarray) -> np.ndarray:
-    """8-bit BGR at most `TRIPLET_SIDE_PX` a side (area-averaged)."""
-    bgr = to_8bit_bgr(pixels)
-    h, w = bgr.shape[:2]
-    scale = min(1.0, TRIPLET_SIDE_PX / max(h, w))
-    if scale == 1.0:
-        return bgr
-    return cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    """8-bit BGR of every k-th pixel in each direction, k the least that leaves at most
+    `TRIPLET_SIDE_PX` a side: picked, not averaged, so the frame is not read whole again (a resize of a
+    1080p frame cost a fifth of the export's time per triplet)."""
+    step = max(1, -(-max(pixels.shape[:2]) // TRIPLET_SIDE_PX))
+    return to_8bit_bgr(np.ascontiguousarray(pixels[::step, ::step]))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,8 +37,7 @@ def triplet_figures(render: np.ndarray, target: np.ndarray, angle_deg: float) ->
         "renderPsnr": psnr(r, t),
         "renderSsim": float(structural_similarity(gray_r, gray_t, win_size=window,  # type: ignore[no-untyped-call]
                                                   data_range=255)) if window >= 3 else 1.0,
-        "renderDark": float(np.count_nonzero(cv2.cvtColor(to_8bit_bgr(render), cv2.COLOR_BGR2GRAY) <= DARK_LEVEL)
-                            / (render.shape[0] * render.shape[1])),
+        "renderDark": float(np.count_nonzero(gray_r <= DARK_LEVEL) / gray_r.size),
         "refAngleDeg": float(angle_deg),
     }
     assert list(figures) == [f.name for f in DIFIX_TRIPLET]  # one declaration: the same names, in order
