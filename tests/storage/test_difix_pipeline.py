@@ -81,7 +81,7 @@ def test_difix_run_writes_seed_002s_layout(tmp_path: Path,
     # meta.json: the seed's keys in its order, then provenance; the files are what the names say
     sid = "proc_pair00_dance__tcam16__rccam28__tf000001__rf000001"
     meta = json.loads(run.read_bytes(f"samples/{sid}/meta.json"))
-    assert list(meta) == [*REQUIRED_META, "provenance"]
+    assert list(meta) == [*REQUIRED_META, "provenance", "quality"]
     assert meta | {"provenance": None} == {
         "sample_id": sid, "dataset": "generic", "scene_name": "proc_pair00_dance", "group_id": "pair00",
         "target_cam_id": 16, "reference_cam_id": 28, "target_fname": "000001", "reference_fname": "000001",

@@ -128,11 +128,24 @@ def _ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[fl
     return ((xx - centre[0]) / max(axes[0], 1.0)) ** 2 + ((yy - centre[1]) / max(axes[1], 1.0)) ** 2 <= 1.0
 
 
-HEAD, BESIDE = 0.45, 0.75
+HEAD, BESIDE = 0.55, 0.75
 """Half the width of the probable-person head ellipse and of the ellipse outside which the frame beside
 the head is certain background, in face widths. Both hug the head: hair and ears beyond the first join
 the person by their colour, and a flag's stripes between the head and a pole no longer start as
 person (Hopper's portrait at 0.7 and 1.05: a strip of flag down the pole was in the mask)."""
+NECK = 0.3
+"""Half the width of the probable-person column at the chin, in face widths (a neck's): it widens by a
+face width per face height below to `SHOULDERS`. At 0.5 the curtain beside Biden's neck started as person
+and stayed."""
+CHEST, BODY, BODY_AT = 0.6, 0.6, 2.0
+"""Certain person below the face, in face widths and heights: the neck and chest (an ellipse `CHEST`
+wide from the chin down) and the body below the shoulders (an ellipse `BODY` wide, centred `BODY_AT`
+below the chin): a strip of the astronaut's suit beside the helmet she holds, or an elbow's sleeve, is
+the person's whatever the background's colours (the shuttle's orange tank took the suit's)."""
+REACH = 1.3
+"""How far beside the face's centre (face widths) the frame's sides below the chin may be the person's:
+beyond it they are certain background (a desk or a flag at the edge beside Obama's arm), within it a body
+reaching the frame is left to GrabCut (Hopper's shoulders)."""
 SHOULDERS, FAR = 0.8, 2.1
 """Half the width of the probable-person column below the chin, in face widths, and how far from the
 face's centre the body may reach. The column is narrower than most shoulders on purpose: what lies
@@ -170,7 +183,7 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
     head_centre = (cx, fy + 0.35 * fh)
     chin = fy + fh
     below = np.clip((yy - chin) / fh, 0.0, None)  # face heights below the chin
-    half = fw * np.minimum(SHOULDERS, 0.5 + 1.0 * np.minimum(below, 1.0))  # the column's half width
+    half = fw * np.minimum(SHOULDERS, NECK + 1.0 * np.minimum(below, 1.0))  # the column's half width
     column = (yy >= chin) & (np.abs(xx - cx) <= half)
     labels[_ellipse(shape, head_centre, (HEAD * fw, 0.95 * fh)) | column] = cv2.GC_PR_FGD
     beside = (yy < chin) & ~_ellipse(shape, head_centre, (BESIDE * fw, 1.35 * fh))
@@ -179,10 +192,12 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
     labels[:edge] = cv2.GC_BGD
     sides = np.zeros((h, w), bool)
     sides[:, :edge], sides[:, -edge:] = True, True
-    labels[sides & ~column & (yy < chin)] = cv2.GC_BGD
+    reach = (yy >= chin) & (np.abs(xx - cx) <= fw * np.minimum(REACH, 0.5 + 1.0 * np.minimum(below, 1.0)))
+    labels[sides & ~reach] = cv2.GC_BGD
     certain = (_ellipse(shape, (cx, cy), (0.3 * fw, 0.35 * fh))  # the face
                | _ellipse(shape, (cx, fy + 0.05 * fh), (0.25 * fw, 0.12 * fh))  # forehead, hairline
-               | _ellipse(shape, (cx, chin + 1.2 * fh), (0.45 * fw, 1.3 * fh)))  # neck and chest
+               | _ellipse(shape, (cx, chin + 1.2 * fh), (CHEST * fw, 1.3 * fh))  # neck and chest
+               | _ellipse(shape, (cx, chin + BODY_AT * fh), (BODY * fw, 0.9 * fh)))  # the body below the shoulders
     labels[certain] = cv2.GC_FGD
     return labels
 
