@@ -165,8 +165,9 @@ def prior(seed: Seed, shape: tuple[int, int]) -> np.ndarray:
       and below the chin a column widening to the shoulders (`SHOULDERS`);
     - certain background: the frame's top edge, beside and above the head down to the chin outside
       a larger ellipse (`BESIDE`: flags, poles and props next to a head), below it well outside the column,
-      and the frame's sides beside the head (below the chin a body often reaches the frame's sides:
-      certain background there cut it along a straight line a few pixels from the frame);
+      the frame's sides beside the head, and below the chin farther than `REACH` from the face's
+      centre (nearer, a body often reaches the frame's sides: certain background there cut it along
+      a straight line a few pixels from the frame);
     - probable background: the rest (GrabCut decides by colour).
     Without a face (an upper-body detection), the body box is probable person."""
     h, w = shape
