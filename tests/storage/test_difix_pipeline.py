@@ -82,12 +82,13 @@ def test_difix_run_writes_seed_002s_layout(tmp_path: Path,
     sid = "proc_pair00_dance__tcam16__rccam28__tf000001__rf000001"
     meta = json.loads(run.read_bytes(f"samples/{sid}/meta.json"))
     assert list(meta) == [*REQUIRED_META, "provenance", "quality"]
-    assert meta | {"provenance": None} == {
+    assert meta | {"provenance": None, "quality": None} == {
         "sample_id": sid, "dataset": "generic", "scene_name": "proc_pair00_dance", "group_id": "pair00",
         "target_cam_id": 16, "reference_cam_id": 28, "target_fname": "000001", "reference_fname": "000001",
         "image_path": f"samples/{sid}/image.png", "target_image_path": f"samples/{sid}/target_image.jpg",
-        "ref_image_path": f"samples/{sid}/ref_image.jpg", "provenance": None}
+        "ref_image_path": f"samples/{sid}/ref_image.jpg", "provenance": None, "quality": None}
     assert meta["provenance"]["render"] == "pair00_dance/renders/16/000001.png"
+    assert set(meta["quality"]) == {"renderPsnr", "renderSsim", "renderDark", "refAngleDeg"}  # its triplet's figures
     assert run.read_bytes(meta["target_image_path"]) == (SOURCE / "pair00_dance/images/16/000001.jpg").read_bytes()
     assert run.read_bytes(meta["ref_image_path"]) == (SOURCE / "pair00_dance/images/28/000001.jpg").read_bytes()
     assert run.read_bytes(meta["image_path"]) == (SOURCE / "pair00_dance/renders/16/000001.png").read_bytes()
