@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from genfab.api.quality import REFERENCE_IMAGE, with_defaults
 from genfab.inventory import ShardReport, write_report
 from genfab.stages.reference_object.yolo import iou, parse_label, rasterize
 from genfab.storage import open_storage
@@ -168,3 +169,35 @@ def test_an_image_outside_a_quality_bound_is_dropped_before_its_label_is_written
     dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
     labelled = {o.key.rsplit("/", 1)[1].removesuffix(".txt") for o in dataset.list() if "/labels/" in o.key}
     assert labelled == set(truth) - big  # their labels and images never written
+
+
+def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp_path: Path,
+                                                                               stand_ins: None) -> None:
+    """The scenes step's `metadata.json` names each scene's nearest earlier one (`duplicateDistance`);
+    annotation takes the figure into the image's quality record, and the default bound (min 1) drops the
+    later of two identical scenes, not the first."""
+    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.reference_object.duplicates import phash
+    from genfab.stages.reference_object.edit_stages import with_duplicates
+    from genfab.stages.runtime.loop import main
+
+    models, inputs, run, scenes, truth = prepare(tmp_path)
+    original, repeat = "perspective_0_prompt_0_seed_1", "perspective_0_prompt_5_seed_1"
+    scenes.write_bytes(f"{repeat}.png", scenes.read_bytes(f"{original}.png"))  # the edit ignored its prompt
+    units = [*truth, repeat]
+    hashes = {f"{u}.png": {"phash": f"{phash(cv2.imread(str(tmp_path / 'run/04_dataset' / f'{u}.png'))):016x}"}
+              for u in units}
+    scenes.write_bytes("metadata.json", json.dumps({"images": with_duplicates(hashes)}).encode())
+    write_report(run, ShardReport("scenes", "s" * 64, 0, 1, state="succeeded", total=len(units), succeeded=units))
+    defaults = {k: b.model_dump(exclude_none=True) for k, b in with_defaults(REFERENCE_IMAGE, {}).items()}
+    assert defaults["duplicateDistance"] == {"min": 1.0}  # as the planner writes a spec without `quality`
+    config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
+              "quality": defaults}
+    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    state = json.loads(run.read_bytes("pipeline_state.json"))
+    assert [(f["id"], f["reason"]) for f in state["failed_operations"]] == [(repeat, "QualityOutOfRange")]
+    message = state["failed_operations"][0]["message"]
+    assert message.startswith("duplicateDistance 0") and message.endswith("below min 1"), message
+    table = quality_table(run)
+    assert set(table) == set(truth)  # the original is kept, with its distance to the scenes before it
+    assert table[original]["duplicateDistance"] == 64 and all(table[u]["duplicateDistance"] > 6 for u in truth)

@@ -294,6 +294,14 @@ REFERENCE_IMAGE = (
     Figure("sharpness", "annotation", "variance", 0.0, None,
            "variance of the Laplacian (3×3) of the image's 8-bit luminance",
            "low (tens): a blurred or flat generated image", worse="low"),
+    Figure("duplicateDistance", "annotation", "bits", 0.0, 64.0,
+           "a generated scene's (step 4) Hamming distance between its 64-bit perceptual hash (DCT pHash of the "
+           "32×32 luminance) and the nearest scene before it in id order among the execution's scenes; the "
+           "first scene 64; `04_dataset/metadata.json` names the nearest (`duplicateOf`). Not measured for step "
+           "5's variants",
+           "0: the same picture as an earlier scene (the edit ignored its prompt or seed); under about 6: a "
+           "near-duplicate. Only the later of two is low, so a `min` bound keeps one of each", worse="low",
+           keep=(1.0, None)),
 )
 """reference-object's per-image figures (annotation stage), in each image's marker params and `quality`."""
 

@@ -38,6 +38,7 @@ from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import persam
 from genfab.stages.reference_object.dataset import image_key, label_key, read_uri, write_dataset_files
+from genfab.stages.reference_object.duplicates import scene_duplicate_distances
 from genfab.stages.reference_object.image_figures import image_figures
 from genfab.stages.reference_object.sam_models import (
     SAM2_CONFIG,
@@ -132,6 +133,7 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         ids = [ref.id for ref in ctx.all_samples]
         self.split = split_assignment(ids, cfg.split_ratio, self.settings.seed)
         self.scenes = ctx.stage_output("scenes")
+        self.duplicate_distance = scene_duplicate_distances(self.scenes)
         self.augmented = ctx.stage_output("qwen-augmentation") if ctx.runs_after("qwen-augmentation") else None
         self.readers = ThreadPoolExecutor(READERS, thread_name_prefix="genfab-read")
         threads = self.model_threads(device)
@@ -306,6 +308,8 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         figures = image_figures(pixels, mask, None, polygon)
         if isinstance(agreement, float):
             figures["maskAgreement"] = agreement
+        if sample.id in self.duplicate_distance:  # measured by the scenes step, across the execution
+            figures["duplicateDistance"] = self.duplicate_distance[sample.id]
         missed = out_of_range(figures, self.settings.quality, self.settings.named)
         if missed is not None:  # before anything of it is written: not in the dataset
             raise SampleError("QualityOutOfRange", missed)

@@ -24,6 +24,7 @@ from genfab.stages.common.imaging import encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import edit_speed
+from genfab.stages.reference_object.duplicates import nearest_earlier, phash
 from genfab.stages.reference_object.prompt_files import own_text_note, prompt_file
 from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
@@ -67,12 +68,16 @@ class EditStage(WritesPipelineState, ModelStage[E]):
     def adapt(self, pipe: Any) -> None:
         """Changes to the pipeline before the runtime options apply (the perspectives' LoRA)."""
 
-    def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
+    def edit_pixels(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> np.ndarray:
+        """The edited image as RGB pixels; the edit's facts go to the sample's params."""
         started = time.monotonic()
         result, info = self.editor.edit(decode(image_bytes, what), prompt, seed, key=f"{sample.id}/{what}")
         sample.params.update({"prompt": prompt, **info, "editSeconds": round(time.monotonic() - started, 3),
                               "editRuntime": self.runtime, **self.model_params()})
-        return encode_png(np.asarray(result.convert("RGB")))
+        return np.asarray(result.convert("RGB"))
+
+    def edit(self, sample: Sample, image_bytes: bytes, prompt: str, seed: int, what: str) -> bytes:
+        return encode_png(self.edit_pixels(sample, image_bytes, prompt, seed, what))
 
 
 class WhiteBackgroundStage(EditStage[WhiteBackgroundSettings]):
@@ -143,16 +148,26 @@ class ScenesStage(EditStage[ScenesSettings]):
         source = self.perspectives[unit.perspective]
         scene = self.prompts[unit.prompt]
         instruction = scene_prompt(self.settings.object_name, scene)
-        png = self.edit(sample, self.perspective_store.read_bytes(source), instruction, unit.seed, source)
-        sample.write(f"{sample.id}.png", png)
+        pixels = self.edit_pixels(sample, self.perspective_store.read_bytes(source), instruction, unit.seed, source)
+        sample.write(f"{sample.id}.png", encode_png(pixels))
         self.parts.add(f"{sample.id}.png", {"perspective": source, "prompt_index": unit.prompt, "prompt": scene,
                                             "seed": sample.params["seed"], "attempts": sample.params["attempts"],
-                                            "seconds": sample.params["editSeconds"]})
+                                            "seconds": sample.params["editSeconds"], "phash": f"{phash(pixels):016x}"})
 
     def finish(self, ctx: StageContext) -> None:
         parts = getattr(self, "parts", None) or ShardParts(ctx)
         parts.publish(lambda merged: ctx.output.write_bytes("metadata.json", json.dumps(
-            {"images": merged, "total": len(merged)}, indent=2, sort_keys=True).encode()))
+            {"images": with_duplicates(merged), "total": len(merged)}, indent=2, sort_keys=True).encode()))
+
+
+def with_duplicates(images: dict[str, Any]) -> dict[str, Any]:
+    """The merged scenes' records, each with `duplicateDistance` and `duplicateOf` (the nearest scene
+    before it, `duplicates.nearest_earlier`) where every scene so far has its hash."""
+    hashes = {name: int(rec["phash"], 16) for name, rec in images.items()
+              if isinstance(rec, dict) and isinstance(rec.get("phash"), str)}
+    nearest = nearest_earlier(hashes)
+    return {name: {**rec, "duplicateDistance": nearest[name][0], "duplicateOf": nearest[name][1]}
+            if name in nearest else rec for name, rec in images.items()}
 
 
 class QwenAugmentationStage(EditStage[QwenAugmentationSettings]):
