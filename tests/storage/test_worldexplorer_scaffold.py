@@ -93,6 +93,10 @@ def test_automatic_selection_writes_the_eight_views_and_picks_by_clip(tmp_path: 
     assert done["stages"]["expansion"] == {"status": "not selected"}
     assert rows["photorealistic/index_0001"]["stages"]["scaffold"]["reason"] == "NoPrompt"
     assert batch["counts"] == {"succeeded": 2, "failed": 1, "incomplete": 0}
+    stages = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
+    figures = stages["scaffold"]["quality"]  # the two scaffolds' hole shares and lowest chosen CLIP scores
+    assert set(figures) == {"scaffoldHoleShare", "scaffoldClipMin"} and figures["scaffoldClipMin"]["count"] == 2
+    assert 0.0 < figures["scaffoldHoleShare"]["p50"] < 1.0
 
 
 def test_fast_selection_keeps_one_candidate_and_a_theme_gives_the_rooms(tmp_path: Path, tiny_models: Path) -> None:

@@ -266,6 +266,20 @@ SCENE_3DGS = (
     GAUSSIANS,
 )
 """worldexplorer's trained scene (its gaussians stage), in the stage's `metrics.json` and `quality`."""
+WORLDEXPLORER_SCAFFOLD = (
+    Figure("scaffoldHoleShare", "scaffold", "share of the view", 0.0, 1.0,
+           "the in-between views' share of pixels their two neighbours' reprojection (by depth) leaves empty, "
+           "averaged over the four views (`scaffold.json`'s `holeFraction`): what the inpainting had to invent",
+           "high (above about 0.6): the neighbours barely overlap (depth or field of view off) and the "
+           "in-between view is mostly invented"),
+    Figure("scaffoldClipMin", "scaffold", "CLIP score", 0.0, 100.0,
+           "the lowest CLIP score (100 × cosine of image and prompt embeddings, floored at 0) among the "
+           "in-between views `selection: automatic` chose; not measured with `fast` or `manual`",
+           "low (under about 20): a chosen view does not show what its neighbours' prompts describe",
+           worse="low"),
+)
+"""worldexplorer's scaffold (its in-between views), in the stage's `quality`."""
+WORLDEXPLORER = WORLDEXPLORER_SCAFFOLD + SCENE_3DGS
 VISTADREAM_INIT = (
     Figure("inputViewPsnr", "gaussians", "dB", 0.0, 60.0,
            "PSNR of the initial 3DGS scene rendered at the input view against the input image",
@@ -273,6 +287,16 @@ VISTADREAM_INIT = (
     GAUSSIANS,
 )
 """vistadream's initial scene (its gaussians stage)."""
+VISTADREAM_COARSE = (
+    Figure("coarseFrames", "coarse", "count", 0.0, None,
+           "views coarse expansion added to the scene (`coarse_summary.json`'s `selected_extra_frames`, of "
+           "`nFrames` attempts)",
+           "0: no candidate view was in the inpainting band, the scene is the input view's alone "
+           "(`coarse_summary.json`'s `diagnosis` says which setting to change); below `nFrames`: it stopped early",
+           worse="low"),
+)
+"""vistadream's coarse expansion."""
+VISTADREAM = VISTADREAM_INIT + VISTADREAM_COARSE
 
 REFERENCE_IMAGE = (
     Figure("objectArea", "annotation", "share of the image", 0.0, 1.0,
@@ -305,7 +329,7 @@ REFERENCE_IMAGE = (
 )
 """reference-object's per-image figures (annotation stage), in each image's marker params and `quality`."""
 
-FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + SCENE_3DGS + VISTADREAM_INIT + REFERENCE_IMAGE}
+FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + WORLDEXPLORER + VISTADREAM + REFERENCE_IMAGE}
 """Every figure by name."""
 
 

@@ -13,7 +13,7 @@ from genfab.api.pipelines._scene import (
     scene_input,
     scene_input_without_prompts,
 )
-from genfab.api.quality import VISTADREAM_INIT
+from genfab.api.quality import VISTADREAM
 from genfab.api.scenejob import (
     RefinementParameters,
     SceneJobBase,
@@ -142,7 +142,7 @@ PIPELINE = Pipeline(
     name="vistadream", kind="SceneJob", value="vistadream",
     description="single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
     position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts, seed_notes=seed_notes,
-    figures=VISTADREAM_INIT,
+    figures=VISTADREAM,
     stages=(
         StageDecl("outpaint", "diffusion", "Flux-Fill outpainting of the border (expansionPercent)", OutpaintSettings,
                   f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=1,

@@ -16,7 +16,7 @@ from genfab.api.pipelines._scene import (
     refinement_refs,
     scene_input,
 )
-from genfab.api.quality import SCENE_3DGS
+from genfab.api.quality import WORLDEXPLORER
 from genfab.api.scenejob import (
     ExpansionConfig,
     ScaffoldConfig,
@@ -146,7 +146,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 PIPELINE = Pipeline(
     name="worldexplorer", kind="SceneJob", value="worldexplorer",
     description="image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
-    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, figures=SCENE_3DGS,
+    position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, figures=WORLDEXPLORER,
     stages=(
         StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", ScaffoldSettings,

@@ -152,4 +152,5 @@ class CoarseStage(ModelStage[CoarseSettings]):
                                 indent=2).encode())
         sample.notes.append(summary.status())  # the stage's status message: tune from it without the logs
         sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames),
+                             quality={"coarseFrames": len(summary.frames)},
                              fluxRuntime=self.fill.applied.options, **self.model_params())

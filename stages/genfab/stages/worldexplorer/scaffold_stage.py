@@ -42,6 +42,7 @@ from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.scene.geometry import intrinsics_from_fov
 from genfab.stages.worldexplorer.clip_select import Choice
 from genfab.stages.worldexplorer.keyframes import KeyFrameError, key_frames
+from genfab.stages.worldexplorer.scaffold_figures import scaffold_figures
 from genfab.stages.worldexplorer.scaffold_geometry import (
     CARDINAL,
     GAPS,
@@ -159,7 +160,8 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         if s.selection == "manual":
             sample.notes.append(f"{len(GAPS)} in-between views await a person's choice of {count} candidates "
                                 "each (`genfab select`)")
-        sample.params.update(fluxRuntime=self.generate.applied.options, **self.model_params())
+        sample.params.update(fluxRuntime=self.generate.applied.options, quality=scaffold_figures(gaps),
+                             **self.model_params())
 
     def sweep(self, sample: Sample) -> None:
         """`single_image`: SEVA's 360° sweep from the input image, then its key frames."""
