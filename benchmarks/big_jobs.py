@@ -301,7 +301,7 @@ IN_PROCESS = {"status aggregation (fold every report)", "summary from the tally"
 """Steps whose result is their own timing in microseconds (the reports' parsing left out)."""
 
 
-def run(sizes: list[int], keep: Path | None) -> list[dict[str, Any]]:
+def run(sizes: list[int], keep: Path | None, only: list[str]) -> list[dict[str, Any]]:
     rows = []
     idle = measured(lambda: None)[1]
     for n in sizes:
@@ -318,6 +318,8 @@ def run(sizes: list[int], keep: Path | None) -> list[dict[str, Any]]:
                 make_output(root / "rep", n)
                 print(f"n={n}: made in {time.perf_counter() - started:.1f} s", flush=True)
             for name, step, floor in steps(root, n):
+                if only and not any(word in name for word in only):
+                    continue
                 s_sec, s_mb, s_res = measured(step)
                 f_sec, f_mb, f_res = measured(floor)
                 if name in IN_PROCESS:
@@ -391,11 +393,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--keep", type=Path, help="make the folders here and keep them for the next run")
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS}")
+    parser.add_argument("--steps", default="", help="only the steps whose names hold one of these words "
+                        "(comma-separated; the results file is then left alone)")
     args = parser.parse_args()
-    rows = run([int(s) for s in args.sizes.split(",")], args.keep)
+    only = [w for w in args.steps.split(",") if w]
+    rows = run([int(s) for s in args.sizes.split(",")], args.keep, only)
     text = table(rows, "python benchmarks/big_jobs.py " + " ".join(sys.argv[1:]))
     print(text)
-    if args.write:
+    if args.write and not only:
         RESULTS.write_text(text + "\n")
 
 

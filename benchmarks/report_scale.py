@@ -27,12 +27,17 @@ from PIL import Image
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("operator", "stages")]
 
+from genfab.api.quality import FIGURES, RELIGHTING_MASK, figures_summary  # noqa: E402
+from genfab.contract.names import quality_key  # noqa: E402
 from genfab.report.writer import ReportWriter  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "report.md"
 LINKS_PER_FILE = 10_000
 """Samples whose pictures are links of one file (four links each)."""
+QUALITY_SHARD = 32
+"""Samples per quality table (relighting's segment shard size)."""
+QUALITY_HASH = "q" * 64
 
 
 def picture() -> bytes:
@@ -69,11 +74,36 @@ def make_output(root: Path, n: int) -> None:
     one.unlink()
     mask.unlink()
     (root / "_genfab").mkdir()
+    quality = make_quality_tables(root, n)
     (root / "_genfab/summary.json").write_text(json.dumps({
         "kind": "DatasetJob", "name": "large", "pipeline": "relighting", "outputUri": root.as_uri(),
         "phase": "Succeeded",
-        "stages": [{"name": s, "outputUri": f"{root.as_uri()}/{p}", "samples": n, "succeeded": n}
+        "stages": [{"name": s, "outputUri": f"{root.as_uri()}/{p}", "samples": n, "succeeded": n,
+                    **({"configHash": QUALITY_HASH, "quality": quality} if s == "segment" else {})}
                    for s, p in (("segment", "data/stage_1"), ("degrade", "data/stage_3"), ("organize", "data"))]}))
+
+
+def make_quality_tables(root: Path, n: int) -> dict[str, dict[str, object]]:
+    """The segment stage's quality tables as its shards write them (one per 32 samples, every mask
+    figure of every sample, random values in each figure's range), and the summary's `quality` from their
+    histograms: the report reads every table for its worst-first galleries and `samples.csv`'s columns."""
+    rng = np.random.default_rng(1)
+    histograms = {f.name: [0] * (len(f.edges) - 1) for f in RELIGHTING_MASK}
+    spans: dict[str, list[float]] = {}
+    for start in range(0, n, QUALITY_SHARD):
+        table = {}
+        for i in range(start, min(n, start + QUALITY_SHARD)):
+            figures = {f.name: round(float(rng.uniform(f.low, f.high if f.high is not None else 100.0)), 4)
+                       for f in RELIGHTING_MASK}
+            for name, value in figures.items():
+                histograms[name][FIGURES[name].bin(value)] += 1
+                low, high = spans.get(name, [value, value])
+                spans[name] = [min(low, value), max(high, value)]
+            table[f"s{i:05d}"] = figures
+        key = root / quality_key("segment", QUALITY_HASH, start // QUALITY_SHARD)
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text(json.dumps(table))
+    return figures_summary(histograms, spans)
 
 
 def main() -> None:
