@@ -287,3 +287,36 @@ def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_e
     assert genfab_run(tmp_path, spec).returncode == 0
     data = json.loads(run.read_bytes("difix/data.json"))
     assert len(data["train"]) + len(data["test"]) == len(psnr) and summary(run)["export"]["reused"] == 3
+
+
+def test_a_bad_frame_drops_only_the_triplets_that_use_it(tmp_path: Path) -> None:
+    """A 0-byte, a truncated and an over-bound target frame (the bound lowered to 64x48 by
+    GENFAB_MAX_IMAGE_PIXELS, the frame 128x96): each drops the one triplet whose target it is, with its
+    own reason and a one-line message; every other triplet of the scene is exported, the run succeeds."""
+    import shutil
+
+    from PIL import Image
+
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE / "pair00_dance", source / "pair00_dance")
+    images = source / "pair00_dance" / "images"
+    (images / "16" / "000001.jpg").write_bytes(b"")
+    truncated = images / "28" / "000002.jpg"
+    truncated.write_bytes(truncated.read_bytes()[: len(truncated.read_bytes()) // 2])
+    Image.new("RGB", (128, 96), (90, 120, 30)).save(images / "40" / "000003.jpg")
+    out = tmp_path / "out"
+    spec = job(f"file://{out}", f"file://{source}", referenceView={"strategy": "fixed-camera", "referenceCamId": 4},
+               fields={"minMaskFraction": 0.0})
+    result = genfab_run(tmp_path, spec, env={"GENFAB_MAX_IMAGE_PIXELS": str(64 * 48)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = list(csv.DictReader((out / "meta/dropped_samples.csv").open()))
+    bad = {(r["target_cam_id"], r["target_fname"]): (r["reason"], r["detail"]) for r in rows
+           if r["reason"] not in ("skipped_frame", "missing_render")}
+    assert {k: v[0] for k, v in bad.items()} == {("16", "000001"): "empty", ("28", "000002"): "unreadable",
+                                                  ("40", "000003"): "too_large"}, rows
+    assert all("\n" not in detail and "OpenCV" not in detail for _, detail in bad.values())
+    assert "128x96 = 12,288 pixels; at most 3,072" in bad[("40", "000003")][1]
+    frames = {p.name for p in (images / "16").iterdir()}
+    kept = sorted(p.name for p in (out / "samples").iterdir())
+    assert len(kept) == 3 * len(frames) - 3 - sum(r["reason"] in ("skipped_frame", "missing_render") for r in rows)
+    assert status(open_storage(f"file://{out}"))["phase"] == "Succeeded"

@@ -309,3 +309,56 @@ def test_an_output_of_too_many_objects_is_one_line_not_a_listing_held_whole(tmp_
     assert len(list_output(store)) == 3 * 6 + 1
     with pytest.raises(ReportError, match=r"more than 10 objects under the output; report a run's own output"):
         list_output(store, limit=10)
+
+
+def test_image_bombs_and_empty_files_are_pictured_as_unreadable_and_never_stop_the_report(tmp_path: Path) -> None:
+    """A header claiming 50,000² (over Pillow's own bomb check), one claiming 12,000² (over genfab's
+    100-megapixel bound, under Pillow's), a 0-byte picture: each is refused by its header, said
+    unreadable, and the report is written."""
+    from tests.unit.test_picture_policy import png_header
+
+    make_relighting_output(tmp_path, 4)
+    (tmp_path / "data/outputs/s00001_albedo.png").write_bytes(png_header(50_000, 50_000))
+    (tmp_path / "data/outputs/s00002_output.png").write_bytes(png_header(12_000, 12_000))
+    (tmp_path / "data/stage_3/s00003_degraded.png").write_bytes(b"")
+    result = ReportWriter(open_storage(tmp_path.as_uri())).write()
+    assert result.unreadable == 3 and result.pictured == 4
+    assert (tmp_path / "_genfab/report/index.html").read_text().count(">unreadable</a>") == 3
+
+
+def test_the_report_decodes_a_bounded_number_of_pixels_at_once() -> None:
+    import threading
+    import time
+
+    from genfab.report.pictures import PixelBudget
+
+    budget = PixelBudget(total=100)
+    peak, lock = [0], threading.Lock()
+
+    def decode(pixels: int) -> None:
+        with budget.held(pixels):
+            with lock:
+                peak[0] = max(peak[0], budget.used)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=decode, args=(p,)) for p in (60, 60, 30, 30, 500, 10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads) and peak[0] <= 100 and budget.used == 0
+
+
+def test_a_report_that_fails_in_any_way_is_one_line_and_the_run_stands(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from genfab.cli.report import write_run_report
+
+    make_relighting_output(tmp_path, 2)
+
+    def broken(self: ReportWriter) -> None:
+        raise RecursionError("maximum recursion depth exceeded\nwhile decoding")
+
+    monkeypatch.setattr(ReportWriter, "write", broken)
+    where, why = write_run_report(tmp_path.as_uri(), {})
+    assert where is None and why == ("the report could not be written (RecursionError: maximum recursion depth "
+                                     "exceeded while decoding)")

@@ -154,9 +154,13 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "Replace or remove the file (convert it to PNG or JPEG); for an upstream output, run that stage "
            "again (`--rerun STAGE`)."),
     Reason("TooLarge", DROPPED,
-           "An image above the pixel bound (100 megapixels; relighting's `input.maxSide` downscales below "
-           "it, never above): dropped unread, so one huge file cannot exhaust a shard's memory.",
-           "Downscale the file before the run."),
+           "An image above the pixel bound (100 megapixels unless `GENFAB_MAX_IMAGE_PIXELS` sets another; "
+           "relighting's `input.maxSide` downscales below it, never above): dropped by its header, unread, so "
+           "one huge file cannot exhaust a shard's memory.",
+           "Downscale the file before the run (or raise `GENFAB_MAX_IMAGE_PIXELS` where memory allows)."),
+    Reason("Empty", DROPPED,
+           "An image file of 0 bytes (or a header that says 0 pixels): an interrupted copy or upload.",
+           "Copy the file again, or leave it out."),
     Reason("TooSmall", DROPPED,
            "relighting: an input with a side under the smallest size the stages work at.",
            "Use a larger image (or leave it out of the input folder)."),
@@ -182,9 +186,6 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "relighting's recombine: the degraded person, the background and the mask of a sample differ in "
            "size (outputs of different runs mixed in one folder).",
            "Run the pipeline again into a clean output (`--rerun all`)."),
-    Reason("UndecodableImage", DROPPED,
-           "reference-object: an image of an earlier step cannot be decoded.",
-           "Run the step that wrote it again (`--rerun STAGE`)."),
     Reason("UnreadableImage", DROPPED, "The 3DGS stage: an image of the scene cannot be decoded.",
            "Replace the file in the scene folder (the message names it)."),
     Reason("ImageSizeMismatch", DROPPED,

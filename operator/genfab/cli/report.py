@@ -37,6 +37,8 @@ def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | N
         result = ReportWriter(store, max_pictures if max_pictures is not None else MAX_PICTURES).write()
     except (ReportError, StorageError, ValueError) as exc:
         return None, str(exc)
+    except Exception as exc:  # whatever a run's files do to the report, the run's record stands
+        return None, f"the report could not be written ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
     note = f", {result.unreadable} picture(s) unreadable" if result.unreadable else ""
     note += f"; {result.charts_missing}" if result.charts_missing else ""
     return shown_location(result.uri), (f"{result.pictured} of {result.samples} sample row(s) pictured, "

@@ -170,7 +170,7 @@ class ReportWriter:
             data = self.store.read_at_most(picture.key, MAX_IMAGE, picture.key)
             mask = self._read(picture.mask) if picture.mask else None
             polygons = self._read(picture.polygons) if picture.polygons else None
-            jpeg, width, height = thumbnail(data, mask, polygons)
+            jpeg, width, height = thumbnail(data, mask, polygons, picture.key)
         except (StorageError, StorageTooLarge, OSError, PictureError):
             self.unreadable += 1
             return None

@@ -3,51 +3,33 @@ sample), PNG in and out, float <-> uint8 and PSNR. Written once; pipelines impor
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from genfab.stages.runtime import SampleError
-
-MAX_PIXELS = 100_000_000
-"""An input above this is dropped unread (`TooLarge`): a guard against decompression bombs."""
+from genfab.stages.runtime.pictures import open_image, probe
 
 
-def unreadable(exc: Exception, what: str = "not a readable image") -> SampleError:
-    """`Unreadable` (or `TooLarge` for a decompression bomb) with a message about the file, never
-    about the in-memory buffer Pillow names in its own (`<_io.BytesIO object at 0x…>`)."""
-    if isinstance(exc, Image.DecompressionBombError):
-        return SampleError("TooLarge", " ".join(str(exc).split()))
-    if isinstance(exc, UnidentifiedImageError):
-        return SampleError("Unreadable", f"{what}: not a format Pillow recognises (PNG, JPEG, WebP, ...)")
-    return SampleError("Unreadable", f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+def decode_rgb(data: bytes, what: str = "the input image") -> np.ndarray:
+    """An input image as (H, W, 3) uint8 RGB, upright (grey and RGBA converted, EXIF orientation
+    applied); what the decoding policy refuses (`Empty`, `Unreadable`, `TooLarge`) is a SampleError."""
+    return np.asarray(open_image(data, what))
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
-    """An input image as (H, W, 3) uint8 RGB (grey and RGBA are converted)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise SampleError("TooLarge", f"image is {img.width}x{img.height}; at most {MAX_PIXELS} pixels")
-                return np.asarray(img.convert("RGB"))
-    except SampleError:
-        raise
-    except Exception as exc:
-        raise unreadable(exc) from None
-
-
-def decode_png(data: bytes, flags: int = cv2.IMREAD_UNCHANGED, *, bgr: bool = False) -> np.ndarray:
+def decode_png(data: bytes, flags: int = cv2.IMREAD_UNCHANGED, *, bgr: bool = False,
+               what: str = "an upstream output") -> np.ndarray:
     """An upstream stage's image (a trusted layout, any channel count): colour comes back as RGB,
-    or as OpenCV's BGR(A) with `bgr=True`."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    or as OpenCV's BGR(A) with `bgr=True`. Held to the decoding policy's bounds like any input: the
+    folder may have been written over."""
+    probe(data, what)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        pixels = None
     if pixels is None:
-        raise SampleError("Unreadable", "an upstream output cannot be decoded (was it overwritten?)")
+        raise SampleError("Unreadable", f"{what} cannot be decoded (was it overwritten?)")
     if bgr or pixels.ndim == 2:
         return pixels
     return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)

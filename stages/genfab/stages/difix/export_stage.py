@@ -192,7 +192,10 @@ def export_frame(output: Storage, job: SceneExport, triplets: list[Triplet]) -> 
             render_raw, render_source = job.render_bytes(tkey)
             render_px = decode(render_raw, render_source)
             ref_raw, ref_px = load(job.source_key(job.files.images[rkey]))
-        except (Unreadable, StorageError) as exc:
+        except Unreadable as exc:  # this triplet only: the scene's others go on
+            dropped(exc.reason, str(exc))
+            continue
+        except StorageError as exc:
             dropped("unreadable", str(exc))
             continue
         if render_px.shape[:2] != target_px.shape[:2]:
@@ -208,7 +211,10 @@ def export_frame(output: Storage, job: SceneExport, triplets: list[Triplet]) -> 
             try:
                 for role, k in (("target", tkey), ("reference", rkey)):
                     fractions[role] = mask_fraction(load(job.source_key(job.files.masks[k]))[1])
-            except (Unreadable, StorageError) as exc:
+            except Unreadable as exc:
+                dropped(exc.reason, str(exc))
+                continue
+            except StorageError as exc:
                 dropped("unreadable", str(exc))
                 continue
             low = {r: f for r, f in fractions.items() if f < job.min_mask}

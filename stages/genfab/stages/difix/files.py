@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from genfab.stages.common.imaging import encode_png
+from genfab.stages.runtime.pictures import PictureRefused, probe
 
 JPEG_QUALITY = 95
 """Only for targets and references whose source is not already a JPEG."""
@@ -21,7 +22,16 @@ JPEG_MAGIC = b"\xff\xd8"
 
 
 class Unreadable(ValueError):
-    """A source file that cannot be decoded (empty, truncated, not an image)."""
+    """A source file that is not decoded: `reason` is the drop's (`unreadable`; `empty` for 0 bytes,
+    `too_large` above the decoding policy's pixel bound)."""
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+POLICY_REASONS = {"Empty": "empty", "TooLarge": "too_large", "Unreadable": "unreadable"}
+"""The decoding policy's reasons as `dropped_samples.csv` spells its own."""
 
 
 def kind(data: bytes) -> str:
@@ -33,11 +43,21 @@ def kind(data: bytes) -> str:
 
 
 def decode(data: bytes, what: str) -> np.ndarray:
-    """Every pixel decoded (a check, not just the header); a JPEG must also end with its EOI marker,
-    since decoders fill a truncated JPEG's missing rows in grey without failing."""
+    """Every pixel decoded (a check, not just the header), as stored: the export copies files byte for
+    byte and Difix3D's dataset opens them without EXIF orientation. The header is held to the decoding
+    policy first (`genfab.stages.runtime.pictures`: empty, unreadable, above the pixel bound); a JPEG
+    must also end with its EOI marker, since decoders fill a truncated JPEG's missing rows in grey
+    without failing."""
+    try:
+        probe(data, what)
+    except PictureRefused as exc:
+        raise Unreadable(exc.message, POLICY_REASONS.get(exc.reason, "unreadable")) from None
     if kind(data) == "jpg" and b"\xff\xd9" not in data[-64:]:
         raise Unreadable(f"{what} is a truncated JPEG (no end-of-image marker)")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV asserts where its decoder gives up: the same as a None
+        pixels = None
     if pixels is None or pixels.size == 0:
         raise Unreadable(f"{what} cannot be decoded as an image ({len(data)} bytes)")
     return pixels

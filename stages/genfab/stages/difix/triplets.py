@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from genfab.stages.difix.layouts import FrameKey, frame_order
 
 REASONS = ("skipped_frame", "missing_ground_truth", "missing_render", "missing_reference", "missing_mask",
-           "masks_below_threshold", "size_mismatch", "unreadable")
+           "masks_below_threshold", "size_mismatch", "unreadable", "empty", "too_large")
 """Every reason `meta/dropped_samples.csv` can give."""
 Strategy = str  # "fixed-camera" | "nearest-camera" | "random-camera"
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from genfab.api.pipelines.reference_object import AnnotationSettings
 from genfab.api.quality import out_of_range
+from genfab.stages.common.imaging import decode_rgb
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import persam
@@ -50,6 +51,7 @@ from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.units import is_augmented
 from genfab.stages.reference_object.yolo import iou, label_line, mask_to_polygon, split_assignment
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime.pictures import open_image
 from genfab.stages.runtime.stage import SHARD_ERRORS
 
 MIN_MASK_FRACTION = 0.0005
@@ -67,13 +69,6 @@ class Predictors:
 
     sam: Any
     sam2: Any
-
-
-def _decode_rgb(data: bytes, what: str) -> np.ndarray:
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SampleError("UndecodableImage", f"{what} is not a readable image")
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
 class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
@@ -101,11 +96,11 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         self.sam: Any = self.models.load("sam", cfg.sam_model, sam_loader,
                                          sam_markers(cfg.sam_type, cfg.sam_checkpoint))
         self.sam2: Any = self.models.load("sam2", cfg.sam2_model, sam2_loader, (cfg.sam2_config or SAM2_CONFIG,))
-        reference = _decode_rgb(read_uri(ctx, ctx.input_uris[0], "inputImage"), "inputImage")
-        mask_img = cv2.imdecode(np.frombuffer(read_uri(ctx, ctx.input_uris[1], "inputMask"), np.uint8),
-                                cv2.IMREAD_GRAYSCALE)
-        if mask_img is None:
-            raise BadInput(f"inputMask {ctx.input_uris[1]} is not a readable image")
+        reference = decode_rgb(read_uri(ctx, ctx.input_uris[0], "inputImage"), "inputImage")
+        try:  # upright, as the reference is: one orientation rule for both
+            mask_img = np.asarray(open_image(read_uri(ctx, ctx.input_uris[1], "inputMask"), "inputMask", mode="L"))
+        except SampleError as exc:
+            raise BadInput(f"inputMask {ctx.input_uris[1]}: {exc.message}") from None
         if mask_img.shape != reference.shape[:2]:
             mask_img = cv2.resize(mask_img, reference.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         ref_mask = mask_img > 127
@@ -237,7 +232,7 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
     def read_image(self, sample: Sample) -> tuple[bytes, str, np.ndarray]:
         """The image's bytes (written to the dataset as they are), suffix and RGB pixels."""
         data, suffix = self._source(sample.id)
-        return data, suffix, _decode_rgb(data, sample.id)
+        return data, suffix, decode_rgb(data, sample.id)
 
     def prefetch(self, samples: list[Sample]) -> None:
         """The next batch: its reads start now, and its images go to the models as soon as the

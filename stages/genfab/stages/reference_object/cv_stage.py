@@ -16,6 +16,7 @@ import numpy as np
 
 from genfab.api.pipelines.reference_object import CvAugmentationSettings
 from genfab.api.reference_object import CvAugmentationParameters
+from genfab.stages.common.imaging import decode_rgb
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
 from genfab.stages.reference_object.dataset import (
     CV_AUGMENTED,
@@ -43,9 +44,7 @@ def cv_variant(unit_id: str, k: int) -> str:
 def compute_cv(job: dict[str, Any]) -> dict[str, Any]:
     """One annotated image in, its `count` augmented copies and their labels out."""
     suffix, split, unit = job["suffix"], job["split"], job["id"]
-    bgr = cv2.imdecode(np.frombuffer(job["image"], np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SampleError("UndecodableImage", f"{unit}{suffix} is not a readable image")
+    bgr = np.ascontiguousarray(decode_rgb(job["image"], f"{unit}{suffix}")[..., ::-1])  # upright, as annotated
     transform = _transform(job["cfg"])
     files = {}  # the original's copy into the combined dataset is written by the shard process (no round trip)
     applied: dict[str, list[str]] = {}

@@ -10,7 +10,6 @@ a blank image (NaN or one flat colour) is tried again with the next seed, `maxRe
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from genfab.stages.common.imaging import unreadable
 from genfab.stages.models.placement import Placement
 from genfab.stages.runtime import FatalError, SampleError, retry_seed
+from genfab.stages.runtime.pictures import open_image
 
 log = logging.getLogger("genfab.stages")
 NEGATIVE = " "
@@ -115,8 +114,5 @@ class Editor:
 
 
 def decode(data: bytes, what: str) -> Image.Image:
-    try:
-        return Image.open(io.BytesIO(data)).convert("RGB")
-    except Exception as exc:
-        error = unreadable(exc, f"{what} is not a readable image")
-        raise SampleError("UndecodableImage", error.message) from None
+    """An image to edit, upright, as the decoding policy opens it (`Empty`, `Unreadable`, `TooLarge`)."""
+    return open_image(data, what)

@@ -4,16 +4,14 @@ intermediates in are `common.imaging`'s, in OpenCV's channel order (`encode`, `d
 
 from __future__ import annotations
 
-import io
-import warnings
 from functools import partial
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from genfab.stages.common.imaging import MAX_PIXELS, decode_png, encode_png, unreadable
+from genfab.stages.common.imaging import decode_png, encode_png
 from genfab.stages.runtime import SampleError
+from genfab.stages.runtime.pictures import orient, probe
 
 MIN_SIDE = 16
 encode = partial(encode_png, bgr=True, compression=1)
@@ -25,14 +23,10 @@ REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
-    try:
-        with warnings.catch_warnings():  # the size is judged by decode_color against MAX_PIXELS
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                return img.size
-    except Exception as exc:
-        raise unreadable(exc) from None
+    """(width, height) of the picture upright (EXIF orientation applied), from the file header; the
+    decoding policy's refusals (`Empty`, `Unreadable`, `TooLarge`) before any pixel is decoded."""
+    header = probe(data, "the input image")
+    return (header.height, header.width) if header.orientation >= 5 else (header.width, header.height)
 
 
 def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -46,30 +40,38 @@ def working_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 def _decode_reduced(data: bytes, width: int, height: int, target: tuple[int, int]) -> np.ndarray | None:
     """Decode at 1/2, 1/4 or 1/8 size when that still covers `target` (JPEG decodes natively at those
-    scales: far less time and memory than full size), then area-downscale to `target` exactly."""
+    scales: far less time and memory than full size), then area-downscale to `target` exactly (sizes
+    as stored: orientation is applied after)."""
     flag = next((fl for f, fl in REDUCED_FLAGS if width // f >= target[0] and height // f >= target[1]),
                 cv2.IMREAD_COLOR)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    pixels = _imdecode(data, flag | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels is None:
         return None
     return cv2.resize(pixels, target, interpolation=cv2.INTER_AREA) if pixels.shape[1::-1] != target else pixels
 
 
-def decode_color(data: bytes, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An input portrait as uint8 BGR (H, W, 3), its longer side at most `max_side`. Refuses, with a
-    reason the run records per sample: unreadable files, images above `max_pixels` (checked before
-    decoding), tiny and grayscale ones (relighting needs colour: shading and albedo are per channel)."""
-    width, height = image_size(data)
-    if width * height > max_pixels:
-        raise SampleError("TooLarge", f"image is {width}x{height} = {width * height} pixels; "
-                                      f"at most {max_pixels} are allowed")
+def _imdecode(data: bytes, flag: int) -> np.ndarray | None:
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except cv2.error:  # OpenCV asserts on what its header check let through: unreadable, as a None is
+        return None
+
+
+def decode_color(data: bytes, max_side: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """An input portrait as uint8 BGR (H, W, 3), upright (EXIF orientation applied), its longer side at
+    most `max_side`. Refuses, with a reason the run records per sample: what the decoding policy
+    refuses (empty, unreadable, above the pixel bound: checked before decoding), tiny and grayscale
+    images (relighting needs colour: shading and albedo are per channel)."""
+    header = probe(data, "the input image", max_pixels)
+    width, height = header.width, header.height
     if min(width, height) < MIN_SIDE:
         raise SampleError("TooSmall", f"image is {width}x{height}; both sides must be at least {MIN_SIDE}")
-    target = working_size(width, height, max_side)
+    upright = working_size(*((height, width) if header.orientation >= 5 else (width, height)), max_side)
+    target = (upright[1], upright[0]) if header.orientation >= 5 else upright  # as stored
     if target != (width, height):
         pixels = _decode_reduced(data, width, height, target)
     else:
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        pixels = _imdecode(data, cv2.IMREAD_UNCHANGED)  # ignores EXIF orientation: applied below
     if pixels is None:
         raise SampleError("Unreadable", "the image header is valid but its pixels cannot be decoded")
     if pixels.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
@@ -82,7 +84,12 @@ def decode_color(data: bytes, max_side: int | None = None, max_pixels: int = MAX
     if is_gray(pixels):
         raise SampleError("Grayscale", "image is grayscale stored as RGB (all channels equal); "
                                        "relighting needs a colour image")
-    return np.ascontiguousarray(pixels)
+    return orient(pixels, header.orientation)
+
+
+def orientation(data: bytes) -> int:
+    """The input's EXIF orientation (1: as stored), for its sample's record."""
+    return probe(data, "the input image").orientation
 
 
 def is_gray(bgr: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from genfab.api.pipelines.relighting import OrganizeSettings
 from genfab.api.quality import out_of_range
 from genfab.inventory import input_samples
-from genfab.stages.relighting.images import decode, decode_color, encode, image_size, working_size
+from genfab.stages.relighting.images import decode_color, encode, image_size, orientation, working_size
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
 from genfab.storage.markers import read_marker
 
@@ -63,7 +63,8 @@ class OrganizeStage(Stage[OrganizeSettings]):
         sample.write(f"{RAW}/{source}", raw)
         width, height = image_size(raw)
         is_png = PurePosixPath(source).suffix.lower() == ".png"
-        sample.write(f"{OUTPUTS}/{sid}_input.png", raw if is_png else encode(decode(raw)))
+        upright = orientation(raw) == 1  # else turned as segment saw it: one orientation rule (runtime.pictures)
+        sample.write(f"{OUTPUTS}/{sid}_input.png", raw if is_png and upright else encode(decode_color(raw)))
         files = {"raw": f"../{RAW}/{source}", "input": f"{sid}_input.png"}
         if working_size(width, height, self.settings.max_side) != (width, height):
             sample.write(f"{OUTPUTS}/{sid}_input_working.png", encode(decode_color(raw, self.settings.max_side)))

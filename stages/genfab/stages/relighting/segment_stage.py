@@ -19,7 +19,7 @@ from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting.classical import segment_classical
-from genfab.stages.relighting.images import decode_color, encode, image_size
+from genfab.stages.relighting.images import decode_color, encode, image_size, orientation
 from genfab.stages.relighting.mask_figures import mask_figures
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
@@ -119,6 +119,9 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         width, height = image_size(raw)
         if image.shape[1::-1] != (width, height):  # kept in the marker and the sample's metadata
             sample.params["inputSize"], sample.params["workingSize"] = [width, height], list(image.shape[1::-1])
+        turned = orientation(raw)
+        if turned != 1:  # the camera's EXIF orientation, applied as every genfab decoder applies it
+            sample.params["exifOrientation"] = turned
         return image
 
     def prepare_chunk(self, samples: list[Sample], reads: list[Future[Any]]) -> list[Any]:
