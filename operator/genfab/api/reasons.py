@@ -158,6 +158,10 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "relighting's `input.maxSide` downscales below it, never above): dropped by its header, unread, so "
            "one huge file cannot exhaust a shard's memory.",
            "Downscale the file before the run (or raise `GENFAB_MAX_IMAGE_PIXELS` where memory allows)."),
+    Reason("InvalidReason", DROPPED,
+           "A custom stage dropped a sample with a reason that is not a name (letters, digits, `_.-`, at most 64): "
+           "genfab keeps it, escaped, at the front of the message, so no text a stage writes can drive a terminal.",
+           "Give `SampleError` a reason like `BlurryImage` in the stage's code."),
     Reason("Empty", DROPPED,
            "An image file of 0 bytes (or a header that says 0 pixels): an interrupted copy or upload.",
            "Copy the file again, or leave it out."),

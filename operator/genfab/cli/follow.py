@@ -19,6 +19,7 @@ import click
 
 from genfab.api.quality import FIGURES
 from genfab.api.status import TERMINAL_PHASES
+from genfab.cli.terminal import echo
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 from genfab.storage.base import StorageTooLarge
@@ -30,7 +31,7 @@ QUIET_KEYS = ("ts", "level", "msg", "stage", "shard", "shards", "hash")
 
 
 def _fail(command: str, message: str) -> None:
-    click.echo(f"genfab {command}: {message}", err=True)
+    echo(f"genfab {command}: {message}", err=True)
     sys.exit(2)
 
 
@@ -182,9 +183,9 @@ def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None
     while True:
         doc, summary = _status_doc("status", uri, store)
         if as_json:
-            click.echo(json.dumps(doc, indent=2))
+            echo(json.dumps(doc, indent=2))
         else:
-            click.echo("\n".join(status_lines(doc, summary, uri)))
+            echo("\n".join(status_lines(doc, summary, uri)))
         phase = (doc.get("status") or {}).get("phase")
         if not watch or phase in TERMINAL_PHASES:
             return
@@ -192,7 +193,7 @@ def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None
             time.sleep(interval)
         except KeyboardInterrupt:
             return
-        click.echo("")
+        echo("")
 
 
 def _log_files(folder: Path, stage: str | None, shard: int | None) -> list[Path]:
@@ -239,7 +240,7 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
             complete = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits
             offsets[path] = offsets.get(path, 0) + len(complete)
             for raw in complete.decode("utf-8", "replace").splitlines():
-                click.echo(log_line(raw))
+                echo(log_line(raw))
         if ended:  # what was written before the run ended has been printed
             return
         try:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
@@ -20,6 +19,7 @@ from genfab.api import Resource, UnknownKindError, parse_resource
 from genfab.api.crd import as_stored
 from genfab.api.errors import FieldError, field_errors
 from genfab.api.types import OutputUri
+from genfab.cli.terminal import echo
 from genfab.contract.files import TooLarge, read_regular
 from genfab.planner import PlanError, plan
 
@@ -156,7 +156,7 @@ def _load(doc: Any, source: str) -> Loaded:
 def report_errors(loaded: Loaded) -> None:
     """One line per error on stderr: `file: field.path: what is wrong (got value)`."""
     for error in loaded.errors:
-        click.echo(f"{loaded.source}: {error}", err=True)
+        echo(f"{loaded.source}: {error}", err=True)
 
 
 def out_option_error(out: str | None) -> str | None:

@@ -31,6 +31,7 @@ from genfab.cli.report import report_cmd
 from genfab.cli.review import review_cmd
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
+from genfab.cli.terminal import echo
 from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
 from genfab.local.models import local_model_identities
 from genfab.planner import INPUT, Plan, plan
@@ -89,9 +90,9 @@ def validate(files: tuple[Path, ...]) -> None:
                 report_errors(loaded)
             else:
                 assert loaded.resource is not None
-                click.echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
+                echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
                 for line in notes(loaded.resource, plan(loaded.resource)):
-                    click.echo(f"  {line}")
+                    echo(f"  {line}")
     if failed:
         sys.exit(1)
 
@@ -176,9 +177,9 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         doc = result.to_dict()
         if before is not None:  # per stage: reused, or made again and why
             doc["since"] = stage_verdicts(result, before)
-        click.echo(json.dumps(doc, indent=2))
+        echo(json.dumps(doc, indent=2))
         for line in notes(loaded.resource, result):
-            click.echo(line, err=True)  # stdout stays JSON
+            echo(line, err=True)  # stdout stays JSON
         return
     console = GenfabConsole(width=max(Console().width, 140))
     console.print(_plan_table(result, before))
@@ -189,7 +190,7 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     for ref in result.external_refs:
         console.print(f"waits for {ref}", markup=False)
     for line in notes(loaded.resource, result):
-        click.echo(line)
+        echo(line)
 
 
 CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))
@@ -203,18 +204,18 @@ def _write_or_check(files: dict[Path, str], check: bool, regenerate: str) -> Non
             current = path.read_text() if path.exists() else ""
             if current != text:
                 stale += 1
-                click.echo(f"stale: {path} (regenerate with `{regenerate}`)", err=True)
+                echo(f"stale: {path} (regenerate with `{regenerate}`)", err=True)
                 diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated",
                                             lineterm="", n=1)
-                click.echo("\n".join(list(diff)[:40]), err=True)
+                echo("\n".join(list(diff)[:40]), err=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
     if stale:
         sys.exit(1)
     if check:
-        click.echo(f"{len(files)} generated files are up to date")
+        echo(f"{len(files)} generated files are up to date")
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from genfab.cli.follow import output_uri
+from genfab.cli.terminal import echo
 from genfab.report import report_unavailable
 from genfab.storage import S3Settings, StorageError, open_storage
 
@@ -61,7 +62,7 @@ def report_cmd(output: str, max_pictures: int | None) -> None:
     be written."""
     where, text = write_run_report(output_uri(output), os.environ, max_pictures)
     if where is None:
-        click.echo(f"genfab report: {text}", err=True)
+        echo(f"genfab report: {text}", err=True)
         sys.exit(2)
-    click.echo(where)
-    click.echo(f"  {text}")
+    echo(where)
+    echo(f"  {text}")

@@ -8,13 +8,14 @@ import sys
 import click
 
 from genfab.cli.follow import output_uri
+from genfab.cli.terminal import echo
 from genfab.report.review import Review, is_loopback, make_server
 from genfab.report.writer import ReportError
 from genfab.storage import S3Settings, StorageError, open_storage
 
 
 def _fail(message: str) -> None:
-    click.echo(f"genfab review: {message}", err=True)
+    echo(f"genfab review: {message}", err=True)
     sys.exit(2)
 
 
@@ -49,10 +50,10 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     except OSError as exc:
         _fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})")
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"review: http://{shown_host}:{server.server_address[1]}/?token={review.token}", nl=True)
+    echo(f"review: http://{shown_host}:{server.server_address[1]}/?token={review.token}", nl=True)
     if not is_loopback(host):
-        click.echo("listening beyond this machine: the token in the URL is the only protection (plain HTTP)")
-    click.echo(f"{len(waiting)} sample(s) wait for a choice; Ctrl-C to stop" if waiting else
+        echo("listening beyond this machine: the token in the URL is the only protection (plain HTTP)")
+    echo(f"{len(waiting)} sample(s) wait for a choice; Ctrl-C to stop" if waiting else
                "no sample waits for a choice (the page says so); Ctrl-C to stop")
     sys.stdout.flush()
     try:

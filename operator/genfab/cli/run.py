@@ -22,6 +22,7 @@ from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.cli.notes import seed_notes
 from genfab.cli.report import write_run_report
+from genfab.cli.terminal import echo
 from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.execution import keep_execution, local_execution
@@ -38,7 +39,7 @@ from genfab.storage import S3Settings, StorageError, open_storage
 
 
 def _fail(message: str) -> None:
-    click.echo(f"genfab run: {message}", err=True)
+    echo(f"genfab run: {message}", err=True)
     sys.exit(2)
 
 
@@ -54,7 +55,7 @@ def _override(resource: Resource, out: str, only: list[str] | None, rerun: list[
         return parse_resource(data)
     except ValidationError as exc:
         for error in field_errors(exc):
-            click.echo(f"genfab run: {error}", err=True)
+            echo(f"genfab run: {error}", err=True)
         sys.exit(2)
 
 
@@ -203,7 +204,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         stop = interruption(exc)
         if stop.broken_pipe:
             quiet_stdout()
-        click.echo(f"genfab run: interrupted by {stop.why}; run the same command again to continue "
+        echo(f"genfab run: interrupted by {stop.why}; run the same command again to continue "
                    f"({the_plan.output_uri})", err=True)
         sys.exit(stop.exit_code)
     for line in runner.notes:
@@ -231,7 +232,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     failure = failure_line(result.summary)
     if failure and not result.awaiting:  # stopped at a gate is no failure: the lines below say what to do
-        click.echo(f"genfab run: {failure}", err=True)
+        echo(f"genfab run: {failure}", err=True)
     for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
         later = [n for n in the_plan.downstream(held.stage) if not the_plan.stage(n).run]
         then = (f"then run `genfab run {file}` again" if not later else

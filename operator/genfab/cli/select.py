@@ -14,6 +14,7 @@ import click
 from genfab.api import parse_resource
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS
 from genfab.cli.loading import load_one, out_option_error, report_errors
+from genfab.cli.terminal import echo
 from genfab.local import resolve_output
 from genfab.local.selection import Choice, ChoiceError, apply_choices, complete_count, latest
 from genfab.local.storage_env import local_environment, secrets_dir
@@ -24,7 +25,7 @@ from genfab.storage import S3Settings, StorageError, open_storage
 
 
 def _fail(message: str) -> None:
-    click.echo(f"genfab select: {message}", err=True)
+    echo(f"genfab select: {message}", err=True)
     sys.exit(2)
 
 
@@ -45,7 +46,7 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
         _fail(str(exc))
     target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
     if note:
-        click.echo(note)
+        echo(note)
     data = resource.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
     data["spec"]["output"] = target
     the_plan = plan(parse_resource(data))
@@ -136,7 +137,7 @@ def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: in
     except (StorageError, ChoiceError) as exc:
         _fail(str(exc))
     for line in lines:
-        click.echo(line)
+        echo(line)
     complete = complete_count(lines)
-    click.echo(f"{complete} of {len(lines)} sample(s) complete: the operator goes on by itself, a local run when "
+    echo(f"{complete} of {len(lines)} sample(s) complete: the operator goes on by itself, a local run when "
                "run again" if complete else f"{len(lines)} sample(s) still wait for choices")

@@ -13,6 +13,7 @@ from typing import Any
 
 from genfab.api.quality import FIGURES, declared_values, figure_items
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, quality_key
+from genfab.contract.text import reason_name
 from genfab.inventory import FailedSample, ShardReport, write_report
 from genfab.inventory.reports import MAX_NOTES
 from genfab.stages.runtime.context import StageContext
@@ -58,6 +59,7 @@ class ProgressReporter:
         self.maybe_flush()
 
     def failed(self, sample_id: str, reason: str, message: str) -> None:
+        reason, message = reason_name(reason, message)  # a custom stage's reason may be anything
         self.report.failed.append(FailedSample(sample_id, reason, message[:500]))
         self.report.last_sample_at = time.time()
         self.maybe_flush()
