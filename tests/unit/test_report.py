@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -267,6 +268,37 @@ def test_the_review_server_wants_its_token_and_its_own_name(tmp_path: Path) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_links_out_of_a_local_output_are_not_followed_by_the_review_or_the_report(tmp_path: Path) -> None:
+    """A shared volume that stage Pods write: a candidate that links to a file outside the output is
+    neither served, nor copied, nor pictured; a `final/` that links outside is refused, nothing written."""
+    from genfab.storage import StorageError, open_confined
+
+    out = tmp_path / "out"
+    gate_output(out)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png((1, 2, 3)))
+    candidates = out / "v/index_0000/scaffold/candidates"
+    (candidates / "001_01.png").unlink()
+    (candidates / "001_01.png").symlink_to(secret)
+    store = open_confined(out.as_uri())
+    with pytest.raises(StorageError, match="leads outside"):
+        store.read_bytes("v/index_0000/scaffold/candidates/001_01.png")
+    review = Review(store)
+    (waiting,) = review.state()["samples"]
+    assert "001_01.png" not in json.dumps(waiting)  # not offered
+    refused = review.apply([["v/index_0000", g, 1] for g in ("001", "003", "005", "007")])
+    assert "error" in refused and not (out / "v/index_0000/scaffold/final/001.png").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    final = out / "v/index_0000/scaffold/final"
+    shutil.rmtree(final)
+    final.symlink_to(elsewhere)
+    refused = review.apply([["v/index_0000", g, 0] for g in ("001", "003", "005", "007")])
+    assert "error" in refused and list(elsewhere.iterdir()) == []
+    with pytest.raises(StorageError, match="leads outside"):
+        store.write_bytes("v/index_0000/scaffold/final/001.png", b"x")
 
 
 def test_a_worldexplorer_scene_shows_its_views_frames_render_and_metrics() -> None:

@@ -21,7 +21,7 @@ from genfab.api.quality import FIGURES
 from genfab.api.status import TERMINAL_PHASES
 from genfab.cli.terminal import echo
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
-from genfab.storage import S3Settings, Storage, StorageError, open_storage
+from genfab.storage import S3Settings, Storage, StorageError, open_confined
 from genfab.storage.base import StorageTooLarge
 
 MAX_DOC_BYTES = 16 << 20
@@ -151,7 +151,7 @@ def log_line(text: str) -> str:
 def _open(command: str, output: str) -> tuple[str, Storage]:
     uri = output_uri(output)
     try:
-        return uri, open_storage(uri, S3Settings.from_env(dict(os.environ)))
+        return uri, open_confined(uri, S3Settings.from_env(dict(os.environ)))
     except (StorageError, ValueError) as exc:
         _fail(command, f"{output}: {exc}")
     raise AssertionError  # unreachable: _fail exits

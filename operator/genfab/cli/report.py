@@ -13,7 +13,7 @@ import click
 from genfab.cli.follow import output_uri
 from genfab.cli.terminal import echo
 from genfab.report import report_unavailable
-from genfab.storage import S3Settings, StorageError, open_storage
+from genfab.storage import S3Settings, StorageError, open_confined
 
 
 def shown_location(uri: str) -> str:
@@ -34,7 +34,7 @@ def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | N
     from genfab.report.writer import MAX_PICTURES, ReportError, ReportWriter
 
     try:
-        store = open_storage(uri, S3Settings.from_env(dict(environ)))
+        store = open_confined(uri, S3Settings.from_env(dict(environ)))
         result = ReportWriter(store, max_pictures if max_pictures is not None else MAX_PICTURES).write()
     except (ReportError, StorageError, ValueError) as exc:
         return None, str(exc)

@@ -11,7 +11,7 @@ from genfab.cli.follow import output_uri
 from genfab.cli.terminal import echo
 from genfab.report.review import Review, is_loopback, make_server
 from genfab.report.writer import ReportError
-from genfab.storage import S3Settings, StorageError, open_storage
+from genfab.storage import S3Settings, StorageError, open_confined
 
 
 def _fail(message: str) -> None:
@@ -40,7 +40,7 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
         _fail(f"--host {host}: not a loopback address; the page lets whoever reaches it copy files in the output, "
               "so say --allow-remote to listen there (or keep 127.0.0.1 and tunnel: ssh -L PORT:127.0.0.1:PORT)")
     try:
-        store = open_storage(output_uri(output), S3Settings.from_env(dict(os.environ)))
+        store = open_confined(output_uri(output), S3Settings.from_env(dict(os.environ)))
         review = Review(store)
         waiting = review.state()["samples"]
     except (ReportError, StorageError, ValueError) as exc:

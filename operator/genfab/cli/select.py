@@ -21,7 +21,7 @@ from genfab.local.storage_env import local_environment, secrets_dir
 from genfab.planner import PlannedStage, plan
 from genfab.sequencing import CannotRun
 from genfab.sequencing.manual import sample_folder
-from genfab.storage import S3Settings, StorageError, open_storage
+from genfab.storage import S3Settings, StorageError, open_confined
 
 
 def _fail(message: str) -> None:
@@ -131,7 +131,7 @@ def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: in
     stage, environ = _gated_stage(file, out)
     assert stage.manual_gate is not None
     try:
-        store = open_storage(stage.output_uri, S3Settings.from_env(environ))
+        store = open_confined(stage.output_uri, S3Settings.from_env(environ))
         lines = apply_choices(store, lambda sample: sample_folder(stage, sample), stage.manual_gate.required,
                               latest(choices))
     except (StorageError, ChoiceError) as exc:

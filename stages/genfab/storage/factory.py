@@ -44,3 +44,12 @@ def open_storage(uri: str, settings: S3Settings | None = None, confine: Sequence
         return FileStorage(uri, Path(rest), confine if confine is not None else file_roots_from_env(), max_listed)
     bucket, _, prefix = rest.partition("/")
     return S3Storage(uri, bucket, prefix, settings or S3Settings.from_env())
+
+
+def open_confined(uri: str, settings: S3Settings | None = None) -> Storage:
+    """A storage kept inside its own folder: on `file://` every read, listing and write is resolved and
+    must stay in the folder's real path (no link followed out of it: a shared volume that stage Pods
+    write and a person mounts cannot make a command read or write elsewhere); `s3://` as `open_storage`."""
+    if uri.startswith("file://"):
+        return open_storage(uri, settings, confine=[os.path.realpath(uri.removeprefix("file://"))])
+    return open_storage(uri, settings)
