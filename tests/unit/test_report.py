@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -394,3 +395,69 @@ def test_a_report_that_fails_in_any_way_is_one_line_and_the_run_stands(tmp_path:
     where, why = write_run_report(tmp_path.as_uri(), {})
     assert where is None and why == ("the report could not be written (RecursionError: maximum recursion depth "
                                      "exceeded while decoding)")
+
+
+def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from genfab.report import review as review_module
+
+    monkeypatch.setattr(review_module._Handler, "timeout", 3)
+    monkeypatch.setattr(review_module, "MAX_CONNECTIONS", 4)
+    gate_output(tmp_path)
+    review = Review(open_storage(tmp_path.as_uri()))
+    server = make_server(review, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def raw(request: bytes, wait: float = 5) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+            conn.sendall(request)
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+            return received
+
+    def post(length: str, token: str | None = None, body: bytes = b"") -> int:
+        head = (f"POST /apply?token={token or review.token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
+        return int(raw(head + body).split(b" ", 2)[1])
+
+    try:
+        review.state()
+        assert post("-1") == 400 and post("1e3") == 400 and post("abc") == 400 and post("٣") == 400
+        assert post(str(5 << 20)) == 413
+        assert post("2", token="tökén") == 403  # a non-ASCII token is a wrong token, not an error
+        body = json.dumps({"choices": [["other/index_0009", "001", 0]]}).encode()
+        assert post(str(len(body)), body=body) == 400  # a sample the page does not show
+        started = time.monotonic()  # a half-sent request is dropped after the handler's timeout
+        assert raw(b"POST /apply HTTP/1.1\r\nHost: x\r\nContent-Le") == b""
+        assert time.monotonic() - started < 8
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]  # every slot held
+        try:
+            deadline = time.monotonic() + 2
+            while server.slots._value and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0.01)
+            assert raw(f"GET /state?token={review.token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+                       ).startswith(b"HTTP/1.1 503")
+        finally:
+            for conn in idle:
+                conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_sample_folder_named_like_markup_does_not_change_the_page(tmp_path: Path) -> None:
+    from genfab.report.review import page
+
+    state = {"output": "file:///o", "executor": "local",
+             "samples": [{"sample": "<!--<script>", "folder": "<!--<script>/scaffold", "gaps": []},
+                         {"sample": "</script><b>x", "folder": "x", "gaps": []}]}
+    html = page("tok", state)
+    script = html.split("<script", 1)[1]
+    assert "<!--" not in script.split("</script>", 1)[0] and "<b>x" not in html
+    data = script.split("</script>", 1)[0]
+    assert "\\u003c!--\\u003cscript\\u003e" in data  # the names are there, as JSON escapes

@@ -10,11 +10,14 @@ name (DNS rebinding)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import http.server
 import ipaddress
 import json
 import secrets
+import sys
+import threading
 from dataclasses import asdict
 from html import escape
 from importlib import resources
@@ -23,12 +26,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
 from genfab.contract import STATUS_KEY
+from genfab.contract.text import shown
 from genfab.local.selection import ChoiceError, apply_choices, complete_count
 from genfab.report.gate import folder_of, shown_keys, waiting_samples
 from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
 from genfab.storage import Storage, StorageError
 
 MAX_BODY = 4 << 20
+CONNECTION_SECONDS = 30
+"""A connection that sends nothing for this long is closed (a half-sent request holds no thread)."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; one more is answered 503 and closed at once."""
 
 
 def is_loopback(host: str) -> bool:
@@ -63,10 +71,13 @@ class Review:
         except (StorageError, ValueError, AttributeError):
             self.executor = None
         self.allowed: set[str] = set()
+        self.shown: set[str] = set()
+        """The samples the page was last given: the only ones a choice may name."""
 
     def state(self) -> dict[str, Any]:
         waiting = waiting_samples(list_output(self.store))
         self.allowed = shown_keys(waiting)
+        self.shown = {w.sample for w in waiting}
         return {"output": self.store.uri, "executor": self.executor,
                 "samples": [{"sample": w.sample, "folder": folder_of(w.sample),
                              "gaps": [asdict(g) for g in w.gaps]} for w in waiting]}
@@ -85,6 +96,8 @@ class Review:
             if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str)
                     or item[1] not in GAP_VIEWS or not isinstance(item[2], int) or isinstance(item[2], bool)):
                 return {"ok": False, "error": f"a choice must be [sample, view, candidate], got {item!r}"}
+            if item[0] not in self.shown:
+                return {"ok": False, "error": f"{item[0][:200]!r} is not a sample this page shows; nothing was copied"}
             chosen[(item[0], item[1])] = item[2]
         if not chosen:
             return {"ok": False, "error": "nothing chosen: click a candidate first"}
@@ -97,12 +110,41 @@ class Review:
                 "next": how_to_go_on(self.executor, complete, len(lines))}
 
 
+class BoundedServer(http.server.ThreadingHTTPServer):
+    """Python's threading server with a listen backlog and a cap on the connections served at once."""
+
+    request_queue_size = 64
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]  # one line, never a traceback on the person's terminal
+        sys.stderr.write(f"genfab review: a request failed: {shown(type(exc).__name__)}: {shown(str(exc))[:200]}\n")
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def make_server(review: Review, host: str, port: int) -> http.server.ThreadingHTTPServer:
     class Handler(_Handler):
         pass
 
     Handler.review = review
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    server = BoundedServer((host, port), Handler)
     Handler.names = {f"{host}:{server.server_address[1]}"}
     if is_loopback(host):
         Handler.names |= {f"localhost:{server.server_address[1]}", f"127.0.0.1:{server.server_address[1]}"}
@@ -112,6 +154,7 @@ def make_server(review: Review, host: str, port: int) -> http.server.ThreadingHT
 class _Handler(http.server.BaseHTTPRequestHandler):
     review: Review
     names: ClassVar[set[str]] = set()
+    timeout = CONNECTION_SECONDS  # the socket's: a request that stalls is dropped, its thread freed
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -121,7 +164,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Host", "") not in self.names:
             self._send(421, b"wrong host", "text/plain")
             return False
-        if not hmac.compare_digest(token, self.review.token):
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), self.review.token.encode()):  # any text
             self._send(403, b"this page needs the token of the URL genfab review printed", "text/plain")
             return False
         return True
@@ -170,7 +213,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if url.path != "/apply":
                 self._send(404, b"not found", "text/plain")
             return
-        size = int(self.headers.get("Content-Length") or 0)
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isascii() or not length.isdigit():  # "-1", "1e9", " 4": not a length
+            self._send(400, b"Content-Length must be a whole number of bytes", "text/plain")
+            return
+        size = int(length)
         if size > MAX_BODY:
             self._send(413, b"too many choices in one request", "text/plain")
             return
@@ -183,7 +230,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def page(token: str, state: dict[str, Any]) -> str:
-    data = json.dumps({"token": token, "state": state}).replace("</", "<\\/")
+    # inside <script>: no `<` at all (a folder named `<!--<script>` would change how the page parses)
+    data = json.dumps({"token": token, "state": state}).replace("<", "\\u003c").replace(">", "\\u003e")
     return PAGE.replace("__OUTPUT__", escape(state["output"])).replace("__DATA__", data)
 
 
