@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from genfab.storage import Storage
 from tests.helpers import ROOT, genfab_run
 from tests.storage.test_local_runner import inputs, job, target  # noqa: F401  (fixture)
@@ -59,3 +61,28 @@ def test_status_and_logs_of_a_run_from_another_terminal(
     for command in ("status", "report"):
         nothing = genfab(tmp_path, env, command, str(tmp_path / "empty"))
         assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1 and "no genfab run there" in nothing.stderr
+
+
+def test_logs_read_no_fifo_no_device_no_link_and_no_folder_a_remote_status_names(tmp_path: Path) -> None:
+    """`genfab logs` on a local output whose log folder holds a FIFO, a link to /dev/zero and a link to a
+    file outside: each is skipped with one line, never waited on or read without end; a remote status
+    whose metadata.name is a path gives one line and derives no folder from it."""
+    uri = f"file://{tmp_path}/out"
+    result = genfab_run(tmp_path, job("ledger", uri, inputs(tmp_path, 3)), env={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    logs = tmp_path / "out/_genfab/logs/segment"
+    os.mkfifo(logs / "shard-00007.log")
+    (logs / "shard-00008.log").symlink_to("/dev/zero")
+    (tmp_path / "outside.log").write_text('{"msg": "from outside"}\n')
+    (logs / "shard-00009.log").symlink_to(tmp_path / "outside.log")
+    shown = genfab(tmp_path, {}, "logs", uri, "segment")
+    assert shown.returncode == 0, shown.stderr
+    assert "shard starts" in shown.stdout and "from outside" not in shown.stdout
+    skipped = [line for line in shown.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 3 and all(line.startswith("genfab logs: ") for line in skipped), shown.stderr
+
+    from genfab.cli.follow import log_dir
+
+    with pytest.raises(ValueError, match="is not a Kubernetes name"):  # what a remote status.json may say
+        log_dir("s3://bucket/run", "../../../etc")
+    assert log_dir("s3://bucket/run", "relight-portraits") == Path("genfab-runs/.logs/relight-portraits")

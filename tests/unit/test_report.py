@@ -184,6 +184,7 @@ def test_sample_ids_are_escaped(tmp_path: Path) -> None:
     ReportWriter(open_storage(tmp_path.as_uri())).write()
     index = (tmp_path / "_genfab/report/index.html").read_text()
     assert "<b>x" not in index and "&lt;b&gt;x" in index
+    assert '<meta http-equiv="Content-Security-Policy" content="script-src \'none\';' in index  # and none runs
 
 
 def test_no_run_there_is_one_line_and_no_report(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -21,10 +22,16 @@ from genfab.api.quality import FIGURES
 from genfab.api.status import TERMINAL_PHASES
 from genfab.cli.terminal import echo
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
+from genfab.contract.files import open_regular
+from genfab.contract.text import shown
 from genfab.storage import S3Settings, Storage, StorageError, open_confined
 from genfab.storage.base import StorageTooLarge
 
 MAX_DOC_BYTES = 16 << 20
+MAX_LOG_READ = 32 << 20
+"""Bytes of one shard log read at a time (`genfab logs` prints the first part of a larger one)."""
+RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""A Kubernetes resource name (RFC 1123 subdomain): no `/`, no `..` at either end."""
 """The most of a status or summary document read (a run's own files, but still bounded)."""
 QUIET_KEYS = ("ts", "level", "msg", "stage", "shard", "shards", "hash")
 """A log record's keys shown in its head, not repeated as `key=value`."""
@@ -43,9 +50,14 @@ def output_uri(output: str) -> str:
 
 
 def log_dir(uri: str, name: str) -> Path:
-    """Where `genfab run` keeps a run's shard logs (one folder per stage, `shard-NNNNN.log`)."""
+    """Where `genfab run` keeps a run's shard logs (one folder per stage, `shard-NNNNN.log`): under a
+    local output; for object storage under `genfab-runs/.logs/<name>` here, the name a Kubernetes name
+    (a remote status cannot point this machine's reads elsewhere: ValueError)."""
     if uri.startswith("file://"):
         return Path(uri.removeprefix("file://")) / "_genfab" / "logs"
+    if not RESOURCE_NAME.fullmatch(name):
+        raise ValueError(f"the run's metadata.name {shown(name[:80])!r} is not a Kubernetes name: no local log "
+                         "folder is derived from it")
     return Path("genfab-runs") / ".logs" / name
 
 
@@ -197,11 +209,26 @@ def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None
 
 
 def _log_files(folder: Path, stage: str | None, shard: int | None) -> list[Path]:
-    if not folder.is_dir():
+    """The shard logs under `folder`: linked folders are not entered (the files themselves are opened
+    without following a link: `_read_log`)."""
+    if not folder.is_dir() or folder.is_symlink():
         return []
     stages = [folder / stage] if stage else sorted(p for p in folder.iterdir() if p.is_dir())
     pattern = f"shard-{shard:05d}.log" if shard is not None else "shard-*.log"
-    return [f for s in stages if s.is_dir() for f in sorted(s.glob(pattern))]
+    return [f for s in stages if s.is_dir() and not s.is_symlink() for f in sorted(s.glob(pattern))]
+
+
+def _read_log(path: Path, offset: int) -> bytes | None:
+    """At most MAX_LOG_READ bytes of a shard log from `offset`: a regular file, not through a link
+    (None, said in one line, for a FIFO, a device, a link or what cannot be read)."""
+    try:
+        fd = open_regular(path, os.O_NOFOLLOW)
+    except OSError as exc:
+        echo(f"genfab logs: {path}: skipped ({exc.strerror or 'a link, not a log file'})", err=True)
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(MAX_LOG_READ)
 
 
 def _phase(store: Storage) -> str | None:
@@ -221,7 +248,10 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
     uri, store = _open("logs", output)
     doc, _ = _status_doc("logs", uri, store)
     name = str((doc.get("metadata") or {}).get("name") or "")
-    folder = log_dir(uri, name)
+    try:
+        folder = log_dir(uri, name)
+    except ValueError as exc:
+        _fail("logs", str(exc))
     known = [s.get("name") for s in (doc.get("status") or {}).get("stages") or []]
     if stage is not None and stage not in known:
         _fail("logs", f"no stage {stage!r} in this run (stages: {', '.join(str(k) for k in known)})")
@@ -231,12 +261,20 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
         _fail("logs", f"no shard logs under {folder}" + (f" for stage {stage}" if stage else "")
               + " (they are kept by the machine that ran `genfab run`)")
     offsets: dict[Path, int] = {}
+    skipped: set[Path] = set()
     while True:
         ended = not follow or _phase(store) in TERMINAL_PHASES
         for path in _log_files(folder, stage, shard) if follow else files:
-            with path.open("rb") as fh:
-                fh.seek(offsets.get(path, 0))
-                chunk = fh.read()
+            if path in skipped:
+                continue
+            chunk = _read_log(path, offsets.get(path, 0))
+            if chunk is None:
+                skipped.add(path)
+                continue
+            if len(chunk) == MAX_LOG_READ and not follow:  # printed up to the bound, said once
+                chunk = chunk[: chunk.rfind(b"\n") + 1]
+                echo(f"genfab logs: {path} is larger than {MAX_LOG_READ >> 20} MiB: its first lines follow, the "
+                     "rest is in the file", err=True)
             complete = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits
             offsets[path] = offsets.get(path, 0) + len(complete)
             for raw in complete.decode("utf-8", "replace").splitlines():

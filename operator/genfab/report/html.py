@@ -145,8 +145,14 @@ def section_html(section: Section, galleries: list[ShownGallery], plots: dict[st
     return "".join(parts)
 
 
+CSP = "script-src 'none'; object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'"
+"""The report runs no script and embeds nothing: a string a stage wrote that slipped past escaping
+still could not run (pictures and the inline style stay allowed, on file:// as over HTTP)."""
+
+
 def document(title: str, subtitle: str, body: str) -> str:
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
             f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header><main>{body}</main></body></html>")
