@@ -68,7 +68,11 @@ class GateReader:
         self._gates: dict[Slot, _Gate] = {}
 
     def forget(self, key: Key) -> None:
-        self._gates = {slot: g for slot, g in self._gates.items() if slot[0] != key}
+        # reconciles add slots from other threads meanwhile: take a snapshot of the keys (one C-level
+        # copy under the GIL) and pop ours, never iterate the live dict nor replace it (a slot added to
+        # a replaced dict would be lost)
+        for slot in [slot for slot in list(self._gates) if slot[0] == key]:
+            self._gates.pop(slot, None)
 
     def read(self, slot: Slot, stage: PlannedStage, shards: int, run: Callable[[], Storage],
              output: Callable[[], Storage]) -> GateReading:

@@ -71,7 +71,11 @@ class ProgressReader:
         self._stages[(key, stage.name, stage.config_hash)] = _Stage(tally.start(job_uid), running_read=self.clock())
 
     def forget(self, key: Key) -> None:
-        self._stages = {slot: s for slot, s in self._stages.items() if slot[0] != key}
+        # reconciles add slots from other threads meanwhile: take a snapshot of the keys (one C-level
+        # copy under the GIL) and pop ours, never iterate the live dict nor replace it (a slot added to
+        # a replaced dict would be lost)
+        for slot in [slot for slot in list(self._stages) if slot[0] == key]:
+            self._stages.pop(slot, None)
 
     def read(self, key: Key, plan: Plan, jobs: Sequence[Mapping[str, Any]],
              pods: Mapping[str, Sequence[Mapping[str, Any]]], previous: ResourceStatus | None,
