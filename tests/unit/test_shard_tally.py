@@ -89,3 +89,26 @@ def test_a_tally_stays_bounded_whatever_the_reports_say() -> None:
     assert len(t.produced_by) == 64 and sum(t.produced_by.values()) == 1000
     ShardTally.model_validate(t.model_dump())  # within the status schema's bounds
     assert len(t.model_dump_json()) < 32_000
+
+
+def test_a_report_claiming_more_than_its_shard_holds_is_refused_in_one_line() -> None:
+    """A shard writes its own report: one claiming 2,419,790 samples of a stage whose shards hold 2
+    adds nothing and is said once; an honest one beside it counts."""
+    forged = report(0, [f"s{i}" for i in range(2_419_790)])
+    t = tally.fold(tally.start("uid"), {0: forged, 1: report(1, ["a"], ("b",))}, capacity=2)
+    assert (t.succeeded, t.failed, t.corrupt) == (1, 1, 1)
+    assert t.corrupt_messages == ["shard 0: CorruptReport: the report claims 2419790 samples; a shard of this stage "
+                                  "holds at most 2: not counted"]
+    assert tally.fold(tally.start("uid"), {0: forged}).succeeded == 2_419_790  # no capacity known: as given
+
+
+@pytest.mark.parametrize(("shard_size", "fixed", "samples", "capacity"), [
+    (32, None, 1000, 32), (32, None, None, 32), (1, 1, 5, 5), (1, 4, 10, 3), (1, 4, None, None),
+])
+def test_shard_capacity(shard_size: int, fixed: int | None, samples: int | None, capacity: int | None) -> None:
+    from dataclasses import replace
+
+    from tests.unit.test_planner import VD, _plan
+
+    stage = replace(_plan(VD).stage("depth"), shard_size=shard_size, fixed_shards=fixed, samples=samples)
+    assert stage.shard_capacity == capacity

@@ -567,7 +567,7 @@ class LocalRunner:
                     report = read_report(self.run_storage, run.stage.name, run.stage.config_hash, shard.index,
                                          len(run.shards))
                     if report is not None:
-                        run.reports[shard.index] = report
+                        run.reports[shard.index] = tally.checked(report, run.stage.shard_capacity)
                     if shard.done:
                         run.final.add(shard.index)
             except StorageError:
@@ -627,8 +627,9 @@ class LocalRunner:
 
     def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
         by_name = {s.name: s for s in status.stages}
-        stages = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports), seconds=run.seconds,
-                            samples_per_second=run.samples_per_second(time.monotonic()), message=run.message)
+        stages = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports, run.stage.shard_capacity),
+                            seconds=run.seconds, samples_per_second=run.samples_per_second(time.monotonic()),
+                            message=run.message)
                   for run in self.stages.values()]
         reports = {n: r.reports for n, r in self.stages.items()}
         csv_bytes, dropped = dropped_csv(self.plan, reports)

@@ -133,7 +133,7 @@ class ProgressReader:
             for index in indexes.first(todo, budget.reports_left):
                 read[index] = budget.read(run, stage, index, shards)
         budget.reports_left -= len(read)
-        return tally.fold(current, read), indexes.difference(todo, indexes.of(read))
+        return tally.fold(current, read, stage.shard_capacity), indexes.difference(todo, indexes.of(read))
 
     def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
                       ) -> dict[int, ShardReport]:

@@ -78,6 +78,16 @@ class PlannedStage:
     """A custom stage that takes the place of the pipeline's own stage of this name."""
     cuda: bool = False
     """Its built-in implementation needs a CUDA GPU (`StageDecl.cuda`); False for a custom stage."""
+
+    @property
+    def shard_capacity(self) -> int | None:
+        """The most samples one shard of this stage holds (a shard's report claiming more is refused);
+        None when that is not known (a fixed shard count over samples not listed yet)."""
+        if self.fixed_shards is None:
+            return self.shard_size
+        if self.samples is None:
+            return None
+        return max(1, -(-self.samples // max(1, self.fixed_shards)))
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

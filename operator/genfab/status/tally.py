@@ -30,9 +30,11 @@ def read_indexes(tally: ShardTally) -> indexes.Ranges:
     return indexes.parse(tally.indexes)
 
 
-def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardTally:
+def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity: int | None = None) -> ShardTally:
     """`tally` with the finished shards `reports` added (by index; None: the shard left no report).
-    Shards already in the tally are not counted twice. Reports are added lowest index first."""
+    Shards already in the tally are not counted twice. Reports are added lowest index first. A report
+    claiming more samples than a shard holds (`capacity`; a report is the shard's to write) is counted
+    as corrupt, with one line, and adds nothing."""
     done = read_indexes(tally)
     new = {i: r for i, r in reports.items() if not indexes.contains(done, i)}
     if not new:
@@ -43,6 +45,7 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardT
         report = new[index]
         if report is None:
             continue
+        report = checked(report, capacity)
         if report.corrupt:
             t.corrupt += 1
             _keep(t.corrupt_messages, f"shard {index}: {report.message}", "corrupt_messages")
@@ -67,6 +70,17 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None]) -> ShardT
     t.produced_by = bounded_produced_by(produced, FIELD_LIMITS["produced_by"])
     t.indexes = indexes.text(indexes.union(done, indexes.of(new)))
     return t
+
+
+def checked(report: ShardReport, capacity: int | None) -> ShardReport:
+    """`report`, or a corrupt one saying why when it claims more samples than a shard of its stage holds
+    (`capacity`; None: not known). A shard writes its own report: its counts are checked, not trusted."""
+    claimed = max(len(report.succeeded) + len(report.failed), report.reused)
+    if report.corrupt or capacity is None or claimed <= capacity:
+        return report
+    return ShardReport.corrupt_report(report.stage, report.config_hash, report.index,
+                                      f"the report claims {claimed} samples; a shard of this stage holds at most "
+                                      f"{capacity}: not counted")
 
 
 def _add_figures(t: ShardTally, histograms: Mapping[str, list[int]], spans: Mapping[str, list[float]]) -> None:
@@ -103,9 +117,9 @@ def _drop(t: ShardTally, why: str, sample: str) -> None:
         entry.examples.append(fit(sample, 256) or "")
 
 
-def of_reports(reports: Mapping[int, ShardReport]) -> ShardTally:
+def of_reports(reports: Mapping[int, ShardReport], capacity: int | None = None) -> ShardTally:
     """Every report of a stage folded at once (the local runner, which holds them all)."""
-    return fold(start(""), reports)
+    return fold(start(""), reports, capacity)
 
 
 def pending(tally: ShardTally, finished: indexes.Ranges) -> indexes.Ranges:
