@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from genfab.api.quality import FIGURES
-from genfab.api.status import TERMINAL_PHASES
-from genfab.cli.terminal import echo
+from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
+from genfab.contract.documents import DocumentError, parse_document
 from genfab.contract.files import open_regular
 from genfab.contract.text import shown
 from genfab.storage import S3Settings, Storage, StorageError, open_confined
@@ -64,8 +66,23 @@ def log_dir(uri: str, name: str) -> Path:
 def _read_json(store: Storage, key: str) -> dict[str, Any] | None:
     if not store.exists(key):
         return None
-    doc = json.loads(store.read_at_most(key, MAX_DOC_BYTES, key))
-    return doc if isinstance(doc, dict) else None
+    return parse_document(store.read_at_most(key, MAX_DOC_BYTES, key), store.child(key))
+
+
+def checked_status(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """`status.json` held to the shape genfab writes: `kind` and `metadata.name` text, and `status`
+    validated by the API's own model (ResourceStatus) and written back as that model writes it, so
+    what the commands read of it has the types they expect. DocumentError, in one line, otherwise."""
+    meta = doc.get("metadata")
+    if not isinstance(doc.get("kind", ""), str) or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        raise DocumentError(f"{where}: `kind` and `metadata.name` must be text")
+    try:
+        status = ResourceStatus.model_validate(doc.get("status") or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = ".".join(str(p) for p in first.get("loc", ()))
+        raise DocumentError(f"{where}: status.{place}: {first.get('msg', 'not what genfab writes')}") from None
+    return {**doc, "status": status.to_yaml_dict()}
 
 
 def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri: str) -> list[str]:
@@ -73,7 +90,8 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
     st = doc.get("status") or {}
     meta = doc.get("metadata") or {}
     lines = [f"{doc.get('kind', '?')}/{meta.get('name', '?')}: {st.get('phase', 'Unknown')}"
-             + (f"  (progress {st['progress']}, stage {st['currentStage']})" if st.get("currentStage") else "")]
+             + (f"  (progress {st.get('progress', '?')}, stage {st['currentStage']})"
+                if st.get("currentStage") else "")]
     rows = [("stage", "phase", "done", "failed", "note")]
     for s in st.get("stages") or []:
         samples = s.get("samples") or {}
@@ -145,7 +163,7 @@ def log_line(text: str) -> str:
     are not a JSON record (attempt markers, a traceback's lines) as they are."""
     try:
         rec = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a record (or one nested past the parser): the line itself
         return text.rstrip("\n")
     if not isinstance(rec, dict) or "msg" not in rec:
         return text.rstrip("\n")
@@ -172,6 +190,8 @@ def _open(command: str, output: str) -> tuple[str, Storage]:
 def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any], dict[str, Any] | None]:
     try:
         doc = _read_json(store, STATUS_KEY)
+        if doc is not None:
+            doc = checked_status(doc, store.child(STATUS_KEY))
         summary = _read_json(store, SUMMARY_KEY)
     except (StorageError, StorageTooLarge, ValueError) as exc:
         _fail(command, f"{uri}: {exc}")
@@ -187,6 +207,7 @@ def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any],
 @click.option("--watch", is_flag=True, help="Print it again every --interval seconds until the run ends.")
 @click.option("--interval", type=click.FloatRange(min=0.5), default=2.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as it is.")
+@malformed_is_one_line("status")
 def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None:
     """A run's status from its OUTPUT (a folder, file:// or s3:// URI; credentials from the environment):
     phase, each stage's counts and note, what waits for a person or failed and why, where the data is
@@ -241,6 +262,7 @@ def _phase(store: Storage) -> str | None:
 @click.argument("stage", required=False)
 @click.option("--shard", type=click.IntRange(min=0), default=None, help="Only this shard's log.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@malformed_is_one_line("logs")
 def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) -> None:
     """The shard logs of a local run whose output is OUTPUT, as readable lines (time, stage[shard], level,
     message, details), stage by stage in plan order or only STAGE (and --shard N); -f follows them until

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from genfab.cli.follow import output_uri
-from genfab.cli.terminal import echo
+from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.report import report_unavailable
 from genfab.storage import S3Settings, StorageError, open_confined
 
@@ -51,6 +51,7 @@ def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | N
 @click.argument("output")
 @click.option("--max-pictures", type=click.IntRange(min=0), default=None, metavar="N",
               help="Samples pictured per gallery, evenly spaced (default 200); every sample is in samples.csv.")
+@malformed_is_one_line("report")
 def report_cmd(output: str, max_pictures: int | None) -> None:
     """Write the report of the run in OUTPUT (a folder, file:// or s3:// URI; credentials from the
     environment, as for `genfab status`) into OUTPUT/_genfab/report/ and print its path: a

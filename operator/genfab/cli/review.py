@@ -8,7 +8,7 @@ import sys
 import click
 
 from genfab.cli.follow import output_uri
-from genfab.cli.terminal import echo
+from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.report.review import Review, is_loopback, make_server
 from genfab.report.writer import ReportError
 from genfab.storage import S3Settings, StorageError, open_confined
@@ -28,6 +28,7 @@ def _fail(message: str) -> None:
 @click.option("--allow-remote", is_flag=True,
               help="Listen on a non-loopback --host: anyone who can reach it and has the printed URL (its token) "
                    "can choose; plain HTTP, so use it on a trusted network or through an SSH tunnel.")
+@malformed_is_one_line("review")
 def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     """A local page for worldexplorer's manual selection gate in the run at OUTPUT (a folder, file://
     or s3:// URI; credentials from the environment): every waiting sample's in-between views, each

@@ -14,7 +14,7 @@ import click
 from genfab.api import parse_resource
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS
 from genfab.cli.loading import load_one, out_option_error, report_errors
-from genfab.cli.terminal import echo
+from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.local import resolve_output
 from genfab.local.selection import Choice, ChoiceError, apply_choices, complete_count, latest
 from genfab.local.storage_env import local_environment, secrets_dir
@@ -104,6 +104,7 @@ def read_choices(path: Path) -> list[Choice]:
               help="A file of choices, one `SAMPLE GAP K` per line (# comments).")
 @click.option("--out", "out", metavar="URI", default=None,
               help="The run's output when it is not the spec's (as given to `genfab run --out`).")
+@malformed_is_one_line("select")
 def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: int | None, chosen: tuple[str, ...],
                choices_file: Path | None, out: str | None) -> None:
     """worldexplorer's manual selection: copy candidate K of in-between view GAP (001, 003, 005, 007)

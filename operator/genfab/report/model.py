@@ -162,7 +162,7 @@ class Listing:
         data = self.read(key) if key in self.keys else None
         try:
             return json.loads(data) if data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser
             return None
 
     def jsonl(self, key: str) -> list[dict[str, Any]]:
@@ -172,7 +172,7 @@ class Listing:
         for line in (data or b"").decode("utf-8", "replace").splitlines():
             try:
                 item = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(item, dict):
                 out.append(item)

@@ -68,7 +68,7 @@ class Review:
         try:
             if store.exists(STATUS_KEY):
                 self.executor = json.loads(store.read_at_most(STATUS_KEY, MAX_DOCUMENT, STATUS_KEY)).get("executor")
-        except (StorageError, ValueError, AttributeError):
+        except (StorageError, ValueError, AttributeError, RecursionError):  # a status genfab did not write
             self.executor = None
         self.allowed: set[str] = set()
         self.shown: set[str] = set()
@@ -224,7 +224,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(size) or b"{}")
             result = self.review.apply(body.get("choices") or [])
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             result = {"ok": False, "error": "the request is not the page's JSON"}
         self._send(200 if result["ok"] else 400, json.dumps(result).encode(), "application/json")
 

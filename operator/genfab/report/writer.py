@@ -146,7 +146,7 @@ class ReportWriter:
         data = self._read(key)
         try:
             doc = json.loads(data) if data else None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ReportError(f"{self.store.child(key)}: not JSON ({exc})") from exc
         return doc if isinstance(doc, dict) else None
 
@@ -214,7 +214,7 @@ class ReportWriter:
                 try:
                     parsed = json.loads(doc)
                     extra = g.describe(parsed) if isinstance(parsed, dict) else ()
-                except ValueError:
+                except (ValueError, RecursionError):
                     extra = (("facts", f"{row.facts_key}: not JSON"),)
             return ShownRow(row.sample, tuple(
                 None if p is None else

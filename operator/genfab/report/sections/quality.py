@@ -55,7 +55,7 @@ OVERLAP_SCAN = 8
 def _table(listing: Listing, key: str) -> dict[str, Any]:
     try:
         table = json.loads(listing.read(key) or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return table if isinstance(table, dict) else {}
 
