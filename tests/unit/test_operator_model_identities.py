@@ -139,3 +139,35 @@ def test_a_folder_past_the_bounds_is_not_listed_again_for_a_while() -> None:
     with pytest.raises(StorageError, match="more than 256 small files"):
         ids.read(OWNER, models, SECRET, ["org/m"])
     assert store.lists == 2
+
+
+def test_a_folder_that_stays_past_a_bound_is_read_ever_less_often_and_afresh_once_fixed() -> None:
+    """A resource stalled on a model folder for a day: each refusal in a row doubles the wait (60 s,
+    120 s, ... one hour at most), so the folder is listed about 30 times, not at every retry; once it
+    reads, the next refusal waits 60 s again. A listing past the reconcile's budget (StorageLimit)
+    waits the same way."""
+    from genfab.operator.model_access import MAX_REFUSED_SECONDS
+    from genfab.storage import StorageLimit
+
+    class Limited(Store):
+        broken = True
+
+        def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+            self.lists += 1
+            if self.broken:
+                raise StorageLimit("more than 200000 objects listed", "listed")
+            yield ObjectInfo(f"{prefix}model.safetensors", 5 << 20, self.etag)
+
+    store, now = Limited(), [0.0]
+    ids = ModelIdentities(Access(store), clock=lambda: now[0])  # type: ignore[arg-type]
+    models = ModelSource(uri="s3://lab/models")
+    while now[0] < 86_400:  # a retry every 10 s for a day
+        with pytest.raises(StorageError):
+            ids.read(OWNER, models, SECRET, ["org/m"])
+        now[0] += 10
+    assert 20 <= store.lists <= 40, store.lists  # 6 doublings to an hour, then hourly
+    assert ids._refused[next(iter(ids._refused))][2] == MAX_REFUSED_SECONDS
+    store.broken = False
+    now[0] += MAX_REFUSED_SECONDS
+    assert ids.read(OWNER, models, SECRET, ["org/m"])["org/m"]
+    assert not ids._refused  # read: the backoff starts over

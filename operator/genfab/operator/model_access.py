@@ -27,6 +27,9 @@ within this long; a failed read keeps the last identity, so a flaky store never 
 listing again reads no file whose size, ETag and time are unchanged: an unchanged folder costs one
 request per 1,000 files."""
 MAX_KNOWN = 10_000
+MAX_REFUSED_SECONDS = 3600.0
+"""The longest a refused model folder goes unread: each refusal in a row doubles the wait from
+IDENTITY_SECONDS, so a folder that stays past a bound is read about once an hour, not every retry."""
 
 
 def readable(models: ModelSource | None, storage: dict[str, Any] | None) -> str | None:
@@ -48,9 +51,11 @@ class ModelIdentities:
         self._lock = threading.Lock()
         self._known: dict[Slot, tuple[str, float, dict[str, Entry]]] = {}
         """-> (identity, when read, the folder's entries as read)."""
-        self._refused: dict[Slot, tuple[str, float]] = {}
-        """-> (why, when): a folder past a bound (no model folder) is not listed again for a while: a
-        resource retried with backoff would otherwise pay the bound each time."""
+        self._refused: dict[Slot, tuple[str, float, float]] = {}
+        """-> (why, when, how long it stays refused): a folder past a bound (no model folder, or more
+        than a reconcile may list) is not listed again until then; each refusal in a row doubles it
+        (`MAX_REFUSED_SECONDS` at most): a resource retried with backoff would otherwise pay the bound
+        each time, for ever."""
 
     def read(self, owner: Owner, models: ModelSource | None, storage: dict[str, Any] | None,
              model_ids: list[str]) -> dict[str, str]:
@@ -76,7 +81,7 @@ class ModelIdentities:
         fresh: dict[str, tuple[str, dict[str, Entry]]] = {}
         with self._lock:
             refused = [self._refused[(*where, m)] for m in stale if (*where, m) in self._refused]
-        why = next((w for w, when in refused if now - when < IDENTITY_SECONDS), None)
+        why = next((w for w, when, wait in refused if now - when < wait), None)
         if why is not None:
             raise StorageError(why)
         model = ""
@@ -89,20 +94,27 @@ class ModelIdentities:
                 fresh[model] = (entries_identity(entries), entries)
         except ModelLocationError as exc:  # past a bound: what this folder holds is no model
             why = f"spec.models.uri: model location {location}: {exc}"
-            with self._lock:
-                self._refused[(*where, model)] = (why, now)
+            self._refuse((*where, model), why, now)
             raise StorageError(why) from None
         except StorageError as exc:
             if all(m in found for m in stale) and not isinstance(exc, StorageLimit):
                 return found  # keep the last identity: a flaky store must not change a hash
-            if isinstance(exc, StorageLimit):
+            if isinstance(exc, StorageLimit):  # more than a reconcile may read: the same next time
+                self._refuse((*where, model), str(exc), now)
                 raise
             raise StorageError(f"spec.models.uri: model location {location}: {exc}") from None
         with self._lock:
             if len(self._known) > MAX_KNOWN:
                 self._known.clear()
-            if len(self._refused) > MAX_KNOWN:
-                self._refused.clear()
             for model, (identity, entries) in fresh.items():
                 self._known[(*where, model)] = (identity, now, entries)
+                self._refused.pop((*where, model), None)  # read again: the backoff starts over
         return {**found, **{model: identity for model, (identity, _) in fresh.items()}}
+
+    def _refuse(self, slot: Slot, why: str, now: float) -> None:
+        with self._lock:
+            if len(self._refused) > MAX_KNOWN:
+                self._refused.clear()
+            previous = self._refused.get(slot)
+            wait = min(previous[2] * 2, MAX_REFUSED_SECONDS) if previous else IDENTITY_SECONDS
+            self._refused[slot] = (why, now, wait)
