@@ -275,3 +275,28 @@ def test_what_the_chart_installs_on_this_server_is_accepted(apiserver: real.Real
             assert apiserver.request("DELETE", f"{where}/{obj['metadata']['name']}").status_code == 200
             created += 1
     assert "kopfpeerings.kopf.dev" in served and "clusterkopfpeerings.kopf.dev" in served and created >= 2
+
+
+@pytest.mark.parametrize("fields", [
+    {"executionMode": None},
+    {"executionMode": None, "executionName": "mug"},
+    {"executionMode": "byName", "executionName": None},
+    {"executionMode": "new", "executionName": None},
+], ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
+def test_a_null_execution_mode_reads_the_same_to_the_server_and_to_genfab(apiserver: real.RealApiServer,
+                                                                          crds: dict[str, Any],
+                                                                          fields: dict[str, Any]) -> None:
+    """`executionMode: null` (and `executionName: null`), as `kubectl apply` sends what a YAML file
+    leaves empty: the server and `genfab validate` both accept, or both refuse."""
+    from genfab.api.crd import as_stored
+
+    doc = fresh(load_example("datasetjob-reference-object.yaml"))
+    doc["spec"]["referenceObject"].update(fields)
+    resp = create(apiserver, doc)
+    assert resp.status_code in (201, 422), resp.text[:500]
+    try:
+        parse_resource(as_stored(copy.deepcopy(doc)))
+        genfab_accepts = True
+    except ValueError:
+        genfab_accepts = False
+    assert genfab_accepts == (resp.status_code == 201), (fields, resp.text[:800])
