@@ -26,6 +26,7 @@ import numpy as np
 from genfab.api.pipelines._scene import GaussiansSettings
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime.pictures import probe
 
 PLY_DEFAULT = "gf.ply"
 
@@ -62,7 +63,8 @@ def read_images(scene_dir: Path, cameras: list[Any]) -> dict[str, np.ndarray]:
             if rel is None:
                 continue
             path = scene_dir / rel
-            try:
+            try:  # the decoding policy's bounds; as stored, no EXIF orientation: the cameras were calibrated so
+                probe(path.read_bytes(), str(rel))
                 with Image.open(path) as im:
                     arr = np.asarray(im.convert("RGB" if key == cam.name else "L"))
             except (OSError, ValueError) as exc:
