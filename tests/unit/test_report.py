@@ -463,3 +463,13 @@ def test_a_sample_folder_named_like_markup_does_not_change_the_page(tmp_path: Pa
     assert "<!--" not in script.split("</script>", 1)[0] and "<b>x" not in html
     data = script.split("</script>", 1)[0]
     assert "\\u003c!--\\u003cscript\\u003e" in data  # the names are there, as JSON escapes
+
+
+def test_genfabs_own_records_are_no_scene() -> None:
+    """The quality tables live under `_genfab/quality/<stage>/`: a stage's name in a path, not a scene."""
+    files = {"astronaut/gaussians/metrics.json": b"{}", "_genfab/quality/gaussians/abc/shard-00000.json": b"{}",
+             "_genfab/quality/scaffold/abc/shard-00000.json": b"{}"}
+    for pipeline, stages in (("vistadream", {"gaussians": ""}), ("worldexplorer", {"scaffold": "", "gaussians": ""})):
+        for section in sections(listing(files, pipeline, stages)):
+            for gallery in section.galleries:
+                assert all(not r.sample.startswith("_genfab") for r in gallery.rows), (pipeline, gallery.title)

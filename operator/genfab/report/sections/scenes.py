@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
+from genfab.contract.names import RUN_DIR
 from genfab.report.model import Facts, Gallery, Listing, Picture, Row, Section, Table
 from genfab.report.sections.quality import quality_section
 
@@ -63,9 +64,11 @@ def evenly(items: list[str], n: int) -> list[str]:
 
 
 def _samples(listing: Listing, pattern: str) -> list[str]:
+    """The scenes whose stage folders match `pattern`; genfab's own records (`_genfab/`: the quality
+    tables are under `_genfab/quality/<stage>/`) are no scene."""
     found = set()
     for key in listing.keys:
-        if m := re.match(pattern, key):
+        if not key.startswith(f"{RUN_DIR}/") and (m := re.match(pattern, key)):
             found.add(m.group(1))
     return sorted(found)
 
