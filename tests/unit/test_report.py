@@ -437,11 +437,13 @@ def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: 
         started = time.monotonic()  # a half-sent request is dropped after the handler's timeout
         assert raw(b"POST /apply HTTP/1.1\r\nHost: x\r\nContent-Le") == b""
         assert time.monotonic() - started < 8
+        monkeypatch.setattr(review_module._Handler, "timeout", 60)  # the idle ones below outlast a loaded machine
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]  # every slot held
         try:
-            deadline = time.monotonic() + 2
+            deadline = time.monotonic() + 30
             while server.slots._value and time.monotonic() < deadline:  # type: ignore[attr-defined]
                 time.sleep(0.01)
+            assert server.slots._value == 0  # type: ignore[attr-defined]
             assert raw(f"GET /state?token={review.token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
                        ).startswith(b"HTTP/1.1 503")
         finally:
