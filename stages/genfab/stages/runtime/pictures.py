@@ -20,7 +20,7 @@ import io
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from genfab.stages.runtime.errors import SampleError
 
@@ -32,7 +32,6 @@ MAX_PIXELS_ENV = "GENFAB_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000
 """Pixels (width x height) of the largest picture genfab decodes, unless the environment sets another."""
 ORIENTATION_TAG = 0x0112
-PICTURE_REASONS = ("Empty", "Unreadable", "TooLarge")
 
 
 def max_pixels(environ: dict[str, str] | None = None) -> int:
@@ -140,8 +139,3 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 4:
         return np.ascontiguousarray(pixels[::-1])
     return np.ascontiguousarray(pixels)
-
-
-def refused_reason(exc: Any) -> str | None:
-    """The policy's reason when `exc` is a PictureRefused, else None."""
-    return exc.reason if isinstance(exc, PictureRefused) else None
