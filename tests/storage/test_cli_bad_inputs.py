@@ -83,6 +83,11 @@ def images(folder: Path, names: dict[str, bytes]) -> Path:
     return folder / "in"
 
 
+def empty_folder(folder: Path) -> Path:
+    (folder / "in").mkdir()
+    return folder / "in"
+
+
 def dangling(folder: Path) -> Path:
     """An input folder whose one entry is a link to nothing (no object: as a bucket would list it)."""
     (folder / "in").mkdir()
@@ -116,9 +121,15 @@ EXAMPLE_TEXT = (ROOT / "examples" / "datasetjob-relighting.yaml").read_text()
 
 CASES = [
     Case("missing-input-folder", "run", lambda f: [str(ledger_job(f, f / "no" / "such"))], 1,
-         ("no input files under file://", "no/such", "missing or empty")),
+         ("genfab run: input of stage ", "no/such: no such folder"), outputs=()),
+    Case("missing-input-folder-validate", "validate", lambda f: [str(ledger_job(f, f / "no" / "such"))], 1,
+         ("job.yaml: input of stage ", "no/such: no such folder"), outputs=()),
+    Case("empty-input-folder-plan", "plan", lambda f: [str(ledger_job(f, empty_folder(f)))], 1,
+         ("genfab plan: input of stage ", ": the folder is empty"), outputs=()),
+    Case("input-holds-no-image", "plan", lambda f: [str(ledger_job(f, images(f, {"notes.txt": b"x"})))], 1,
+         ("genfab plan: input of stage ", "none of its 1 file(s) has a suffix that is read", "*.png"), outputs=()),
     Case("missing-input-parent-exists", "run", lambda f: [str(ledger_job(f, f / "inputs"))], 1,
-         ("no input files under", "/inputs")),
+         ("genfab run: input of stage ", "/inputs: no such folder"), outputs=()),
     Case("output-is-a-file", "run",
          lambda f: [str(ledger_job(f, images(f, {"a.png": b"x"}))), "--out", f"file://{write(f, 'afile.txt', '')}"],
          CANNOT_START, ("afile.txt", "Not a directory"), outputs=()),
@@ -200,7 +211,7 @@ CASES = [
                     "--candidate", "0", "--out", "file://../../etc"],
          CANNOT_START, ("--out: file path must not contain '.' or '..' path segments",), outputs=()),
     Case("input-only-a-dangling-link", "run", lambda f: [str(ledger_job(f, dangling(f)))], 1,
-         ("no input files under", "missing or empty")),
+         ("genfab run: input of stage ", ": the folder is empty"), outputs=()),
     Case("missing-python-package", "run", lambda f: [str(tiny_scaffold(f))], 1,
          ("stage scaffold:", "missing Python package 'torch' for stage scaffold of pipeline worldexplorer",
           "pip install 'genfab[diffusion]'", "not retried"),

@@ -104,7 +104,7 @@ def test_a_shard_reads_its_slice_from_the_manifest_when_the_executor_says_so(tmp
     ctx = StageContext(cfg, 3, 4, env={ENV_SAMPLE_MANIFEST: "1"})
     assert [s.id for s in ctx.samples] == [f"p{i:07d}" for i in range(750, 1000)]
     assert ctx.total_samples == 1000 and ctx.samples[0].source == "p0000750.png"
-    with pytest.raises(Exception, match="missing or empty"):
+    with pytest.raises(Exception, match="missing: no such folder"):
         _ = StageContext(cfg, 3, 4, env={}).samples
 
 
@@ -129,7 +129,7 @@ def test_the_inventory_entry_point_writes_the_manifest_or_says_in_one_line_why_n
     (tmp_path / "stage.json").write_text(empty.to_json())
     assert main(env) == 42
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith("genfab inventory: bad input: no input files under") and "missing or empty" in line
+    assert line.startswith("genfab inventory: bad input: file://") and "nothing: no such folder" in line
 
 
 def test_a_failed_inventory_jobs_own_words_become_one_printable_line() -> None:

@@ -52,7 +52,8 @@ class ManualGate:
     candidates: str
     """Folder relative to a sample's stage folder a person chooses from."""
     how: str
-    """One line: how to satisfy the gate."""
+    """One line: how to satisfy the gate; `{output}` and `{file}` stand for the run's output and the
+    resource's file (filled where known: the operator knows no file)."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,15 @@ from pydantic import Field, StringConstraints
 from genfab.api.base import GenfabModel
 from genfab.api.reference_object import EXECUTION_NAME
 
-Phase = Literal["Pending", "Running", "Succeeded", "Failed", "PartiallySucceeded", "Suspended"]
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "PartiallySucceeded", "Suspended", "AwaitingSelection"]
 StagePhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "PartiallySucceeded",
                      "Suspended", "Skipped"]
 ConditionType = Literal["Accepted", "InvalidSpec", "Running", "Suspended", "Stalled", "Succeeded", "Failed"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "PartiallySucceeded"})
+AWAITING_PHASE = "AwaitingSelection"
+"""A run stopped at a person's step (worldexplorer's manual selection): nothing downstream runs until they choose."""
+SETTLED_PHASES: frozenset[str] = TERMINAL_PHASES | {AWAITING_PHASE}
+"""Phases a watcher stops at: the run ended, or it waits for a person (the operator still polls the gate)."""
 
 
 class Condition(GenfabModel):
@@ -217,7 +221,8 @@ class ResourceStatus(GenfabModel):
     """Observed state of a genfab resource."""
 
     phase: Phase = "Pending"
-    """Pending, Running, Succeeded, Failed, PartiallySucceeded or Suspended."""
+    """Pending, Running, Succeeded, Failed, PartiallySucceeded, Suspended, or AwaitingSelection while a person's
+    choice holds stages back (worldexplorer's manual selection)."""
     observed_generation: int | None = Field(None, ge=0)
     """The `metadata.generation` this status reflects (Argo CD waits for it)."""
     conditions: list[Condition] = Field(

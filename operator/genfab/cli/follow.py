@@ -20,12 +20,13 @@ import click
 from pydantic import ValidationError
 
 from genfab.api.quality import FIGURES
-from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.api.status import SETTLED_PHASES, ResourceStatus
 from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.contract.documents import DocumentError, parse_document
 from genfab.contract.files import open_regular
 from genfab.contract.text import shown
+from genfab.local.lease import gone_holder, gone_message
 from genfab.storage import S3Settings, Storage, StorageError, open_confined
 from genfab.storage.base import StorageTooLarge
 
@@ -85,13 +86,14 @@ def checked_status(doc: dict[str, Any], where: str) -> dict[str, Any]:
     return {**doc, "status": status.to_yaml_dict()}
 
 
-def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri: str) -> list[str]:
-    """What `genfab status` prints: the run, each stage, what waits or failed and where the data is."""
+def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri: str, gone: str = "") -> list[str]:
+    """What `genfab status` prints: the run, each stage, what waits or failed and where the data is;
+    `gone`: the local run that wrote it stopped without an end (its phase is then not shown as live)."""
     st = doc.get("status") or {}
     meta = doc.get("metadata") or {}
-    lines = [f"{doc.get('kind', '?')}/{meta.get('name', '?')}: {st.get('phase', 'Unknown')}"
-             + (f"  (progress {st.get('progress', '?')}, stage {st['currentStage']})"
-                if st.get("currentStage") else "")]
+    lines = [f"{doc.get('kind', '?')}/{meta.get('name', '?')}: " + (gone or (
+        f"{st.get('phase', 'Unknown')}" + (f"  (progress {st.get('progress', '?')}, stage {st['currentStage']})"
+                                           if st.get("currentStage") else "")))]
     rows = [("stage", "phase", "done", "failed", "note")]
     for s in st.get("stages") or []:
         samples = s.get("samples") or {}
@@ -119,7 +121,7 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
         lines.append(f"summary: {summary.get('summaryUri') or uri + '/' + SUMMARY_KEY}")
         if summary.get("reportUri"):  # written by `genfab run`; for the operator's runs by `genfab report`
             lines.append(f"report: {summary['reportUri']} (`{summary.get('reportCommand')}` writes it again)")
-    elif st.get("phase") not in TERMINAL_PHASES:
+    elif st.get("phase") not in SETTLED_PHASES:
         lines.append(f"logs: genfab logs {uri}")
     return lines
 
@@ -215,12 +217,14 @@ def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None
     uri, store = _open("status", output)
     while True:
         doc, summary = _status_doc("status", uri, store)
+        phase = (doc.get("status") or {}).get("phase")
+        holder = (gone_holder(store, time.time()) if doc.get("executor") == "local" and phase not in SETTLED_PHASES
+                  else None)
         if as_json:
             echo(json.dumps(doc, indent=2))
         else:
-            echo("\n".join(status_lines(doc, summary, uri)))
-        phase = (doc.get("status") or {}).get("phase")
-        if not watch or phase in TERMINAL_PHASES:
+            echo("\n".join(status_lines(doc, summary, uri, gone_message(holder) if holder else "")))
+        if not watch or phase in SETTLED_PHASES or holder is not None:
             return
         try:
             time.sleep(interval)
@@ -285,7 +289,7 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
     offsets: dict[Path, int] = {}
     skipped: set[Path] = set()
     while True:
-        ended = not follow or _phase(store) in TERMINAL_PHASES
+        ended = not follow or _phase(store) in SETTLED_PHASES
         for path in _log_files(folder, stage, shard) if follow else files:
             if path in skipped:
                 continue

@@ -32,8 +32,10 @@ from genfab.cli.review import review_cmd
 from genfab.cli.run import run_cmd
 from genfab.cli.select import select_cmd
 from genfab.cli.terminal import echo
+from genfab.local.input_listing import list_resource_input
 from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
 from genfab.local.models import local_model_identities
+from genfab.local.storage_env import secrets_dir
 from genfab.planner import INPUT, Plan, plan
 from genfab.planner.hashing import changed_parts
 from genfab.sequencing import CannotRun
@@ -76,7 +78,8 @@ def cli() -> None:
 def validate(files: tuple[Path, ...]) -> None:
     """Validate resource files (every document; `-` reads stdin): print each error on one line as
     `file: field.path: what is wrong (got value)` with what is allowed (and the field meant, for a
-    misspelt one). Exit 1 on any error.
+    misspelt one). The input is listed (a file:// folder; an s3:// one with credentials here) and
+    its sample count said; a missing or empty input is an error. Exit 1 on any error.
 
     The rules are the ones the CRD makes the API server enforce. A valid resource whose pipeline still
     needs custom stages gets a one-line `note:` naming them, and one `note:` per default it leaves unset
@@ -90,8 +93,15 @@ def validate(files: tuple[Path, ...]) -> None:
                 report_errors(loaded)
             else:
                 assert loaded.resource is not None
-                echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid")
-                for line in notes(loaded.resource, plan(loaded.resource)):
+                planned = plan(loaded.resource)
+                listing = list_resource_input(loaded.resource, planned, os.environ, secrets_dir(None, os.environ))
+                if listing.problem:
+                    failed += 1
+                    echo(f"{loaded.source}: {listing.problem}", err=True)
+                    continue
+                counted = f" (input: {listing.samples} sample(s))" if listing.samples is not None else ""
+                echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid{counted}")
+                for line in ([listing.note] if listing.note else []) + notes(loaded.resource, planned):
                     echo(f"  {line}")
     if failed:
         sys.exit(1)
@@ -159,13 +169,24 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     its committed samples are reused (same hash) or made again and why: `config`, `upstream`, `model`
     or `forced`. The identities of the models in spec.models are read where this machine can
     (credentials as for `genfab run`). Counts only a listing can know (a manifest, an input folder)
-    show `?` unless --input-samples is given. The same notes as `validate` (on stderr with --json)."""
+    are listed as `run` lists them (a file:// folder; an s3:// one with credentials here), unless
+    --input-samples is given; a missing or empty input exits 1 with one line. Counts only an upstream
+    stage can know show `?`. The same notes as `validate` (on stderr with --json)."""
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)
         sys.exit(1)
     inventory = {INPUT: input_samples} if input_samples is not None else None
     result, models_note = _planned(loaded.resource, inventory)
+    listing = None
+    if inventory is None:  # counted by listing it, as the run will (a missing or empty input said now)
+        listing = list_resource_input(loaded.resource, result, os.environ, secrets_dir(None, os.environ))
+        if listing.problem:
+            echo(f"genfab plan: {listing.problem}", err=True)
+            sys.exit(1)
+        if listing.samples is not None:
+            inventory = {INPUT: listing.samples}
+            result, models_note = _planned(loaded.resource, inventory)
     before = None
     if since is not None:
         old = load_one(since)
@@ -185,8 +206,11 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     console.print(_plan_table(result, before))
     if models_note:
         console.print(models_note, highlight=False, markup=False)
+    if listing is not None and listing.note:
+        console.print(listing.note, highlight=False, markup=False)
     if any(s.samples is None for s in result.stages):
-        console.print("samples '?': counted when the input is listed (pass --input-samples N to preview)")
+        console.print("samples '?': counted when the stage starts (its samples come from an upstream stage or an "
+                      "input not listed here; pass --input-samples N to preview)")
     for ref in result.external_refs:
         console.print(f"waits for {ref}", markup=False)
     for line in notes(loaded.resource, result):

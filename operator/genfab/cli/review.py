@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import click
 
 from genfab.cli.follow import output_uri
 from genfab.cli.terminal import echo, malformed_is_one_line
-from genfab.report.review import Review, is_loopback, make_server
+from genfab.report.review import Review, going_on, is_loopback, make_server
 from genfab.report.writer import ReportError
 from genfab.storage import S3Settings, StorageError, open_confined
 
@@ -36,7 +37,8 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     between views, 0-9 or h/l to choose), then "Apply choices" (Ctrl+Enter) copies every choice at
     once with the code of `genfab select` and says how the run goes on. It listens on 127.0.0.1 and
     prints the URL with its token (every request needs it); another address only with
-    --allow-remote. Runs until Ctrl-C."""
+    --allow-remote. Ends by itself, saying "all chosen" and how the run goes on, once no sample waits
+    (at once when none does), or at Ctrl-C."""
     if not is_loopback(host) and not allow_remote:
         _fail(f"--host {host}: not a loopback address; the page lets whoever reaches it copy files in the output, "
               "so say --allow-remote to listen there (or keep 127.0.0.1 and tunnel: ssh -L PORT:127.0.0.1:PORT)")
@@ -46,6 +48,10 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
         waiting = review.state()["samples"]
     except (ReportError, StorageError, ValueError) as exc:
         _fail(f"{output}: {exc}")
+    if not waiting:  # nothing to serve: say so and how the run goes on
+        echo(f"all chosen: no sample at {output} waits for a choice; "
+             + going_on(review.executor))
+        return
     try:
         server = make_server(review, host, port)
     except OSError as exc:
@@ -54,12 +60,16 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     echo(f"review: http://{shown_host}:{server.server_address[1]}/?token={review.token}", nl=True)
     if not is_loopback(host):
         echo("listening beyond this machine: the token in the URL is the only protection (plain HTTP)")
-    echo(f"{len(waiting)} sample(s) wait for a choice; Ctrl-C to stop" if waiting else
-               "no sample waits for a choice (the page says so); Ctrl-C to stop")
+    echo(f"{len(waiting)} sample(s) wait for a choice; it ends once every one is chosen, or Ctrl-C")
     sys.stdout.flush()
+    serving = threading.Thread(target=server.serve_forever, name="review-server", daemon=True)
+    serving.start()
     try:
-        server.serve_forever()
+        while not review.all_chosen.wait(0.5):
+            pass
+        echo("all chosen: " + going_on(review.executor))
     except KeyboardInterrupt:
         pass
     finally:
+        server.shutdown()
         server.server_close()

@@ -25,15 +25,18 @@ from genfab.cli.report import write_run_report
 from genfab.cli.terminal import echo
 from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
+from genfab.local.devices import cuda_visible
 from genfab.local.execution import keep_execution, local_execution
 from genfab.local.failures import drop_lines, failure_line
+from genfab.local.input_listing import list_input
 from genfab.local.interrupts import interruption, quiet_stdout, signals_interrupt
 from genfab.local.models import local_model_identities
+from genfab.local.ownership import TAKEN_OVER_DIR, Owner, foreign_record, take_over
 from genfab.local.refs import parse_ref_options, resolve_checkpoints
 from genfab.local.runner import RunnerError
 from genfab.local.storage_env import DEFAULT_SECRETS_DIR, ENV_SECRETS_DIR, local_environment, secrets_dir
 from genfab.local.view import ProgressView
-from genfab.planner import plan
+from genfab.planner import Plan, plan
 from genfab.sequencing import CannotRun
 from genfab.storage import S3Settings, StorageError, open_storage
 
@@ -57,6 +60,20 @@ def _override(resource: Resource, out: str, only: list[str] | None, rerun: list[
         for error in field_errors(exc):
             echo(f"genfab run: {error}", err=True)
         sys.exit(2)
+
+
+def next_command(the_plan: Plan, gated: str, again: str, cuda: bool) -> str:
+    """After a person chooses at stage `gated`'s gate: the exact command that goes on, on this machine.
+    The stages after the gate run when selected and, where they need a CUDA GPU, only on a machine
+    that has one; here a plain re-run records the choices (and says the rest needs a GPU)."""
+    later = [n for n in the_plan.downstream(gated) if not the_plan.stage(n).run]
+    gpu = [n for n in later if the_plan.stage(n).cuda]
+    if not later:
+        return f"then run `genfab run {again}` again"
+    if gpu and not cuda:
+        return (f"then run `genfab run {again}` again here; {', '.join(later)} (not selected) need a CUDA GPU: on a "
+                f"machine with one, `genfab run {again} --only {','.join(later)}`")
+    return f"then run `genfab run {again} --only {','.join(later)}` to go on"
 
 
 def custom_lines(summary: dict[str, Any]) -> list[str]:
@@ -122,8 +139,11 @@ def _summary_table(result: RunResult, width: int) -> Table | Group:
               help="reference-object with executionMode new or last: choose the execution again (a new "
                    "timestamped folder; the newest one) instead of continuing the one this resource's first run "
                    "chose.")
+@click.option("--force", is_flag=True,
+              help="Write into an output whose record (status.json) belongs to another resource: its record is "
+                   f"kept in {TAKEN_OVER_DIR}/ and replaced by this run's.")
 def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
-            secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool) -> None:
+            secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool, force: bool) -> None:
     """Run the resource in FILE (one document; `-` reads stdin) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json.
 
@@ -176,18 +196,33 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         _fail(str(exc))
     if checkpoints or identities:  # the checkpoint is part of the plan's settings (and hashes)
         the_plan = plan(resource, references=checkpoints, models=identities, execution=chosen.name)
+    listing = list_input(the_plan, lambda uri: open_storage(uri, settings), environ)
+    if listing.problem:  # said before anything is written: the output stays as it was
+        echo(f"genfab run: {listing.problem}", err=True)
+        sys.exit(1)
+    if listing.note:  # an input in S3 and no credentials here: a cluster's job, refused before it starts
+        _fail(listing.note)
     try:
-        previous = open_storage(the_plan.output_uri, S3Settings.from_env(environ)).exists(STATUS_KEY)
+        run_store = open_storage(the_plan.output_uri, S3Settings.from_env(environ))
+        previous = run_store.exists(STATUS_KEY)
+        foreign = foreign_record(run_store, Owner(the_plan.kind, the_plan.name), the_plan.output_uri)
     except StorageError as exc:
         _fail(f"{exc} ({credentials_note})" if credentials_note else str(exc))
     if resume and not previous:
         _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
+    if foreign is not None and not force:
+        _fail(foreign[0])
+    # How the advice names this run again: the file, and the output where --out chose it.
+    again = shlex.quote(str(file)) + (f" --out {shlex.quote(the_plan.output_uri)}" if out else "")
     try:
         view = ProgressView(console)
         runner = LocalRunner(resource, the_plan, workers=workers or os.cpu_count() or 1,
                              log_dir=log_dir(the_plan.output_uri, the_plan.name), listener=view,
-                             environ=environ, refs=given_refs, verify=verify)
+                             environ=environ, refs=given_refs, verify=verify, resource_file=again)
         runner.claim()  # refused (another run holds the output) before saying anything else
+        if foreign is not None:  # --force: the other resource's record is kept beside this run's
+            console.print(take_over(run_store, foreign[1]), highlight=False, markup=False, soft_wrap=True)
+            previous = False
         keep_execution(output, chosen)  # the next run of this resource continues this execution
         if chosen.note:  # said once it is kept: a refused run keeps nothing
             console.print(chosen.note, highlight=False, markup=False, soft_wrap=True)
@@ -234,8 +269,6 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     if failure and not result.awaiting:  # stopped at a gate is no failure: the lines below say what to do
         echo(f"genfab run: {failure}", err=True)
     for held in result.awaiting:  # not a failure: a person chooses, then runs the same command again
-        later = [n for n in the_plan.downstream(held.stage) if not the_plan.stage(n).run]
-        then = (f"then run `genfab run {file}` again" if not later else
-                f"then run `genfab run {file}` with {', '.join(later)} selected (onlyStages, --only) to go on")
+        then = next_command(the_plan, held.stage, again, cuda_visible(environ))
         console.print(f"{held.condition}: {held.message}; {then}", highlight=False, markup=False, soft_wrap=True)
     sys.exit(result.exit_code)

@@ -90,7 +90,8 @@ EXIT_RETRYABLE = 1
 EXIT_BAD_INPUT = 42
 """The shard's input or config is unusable: retrying cannot help (podFailurePolicy: FailIndex)."""
 EXIT_INTERRUPTED = 130
-"""SIGINT/SIGTERM (Ctrl-C, preemption): retried like a crash."""
+"""SIGINT (Ctrl-C); a shard stopped by another signal exits 128 + its number (SIGTERM, preemption: 143).
+Retried like a crash."""
 
 # -- the run folder, `{output}/_genfab/`
 RUN_DIR = "_genfab"

@@ -59,8 +59,12 @@ def hold_signals() -> None:
     """Ignore further stop signals (a second Ctrl-C must not cut short the shards' final reports and the
     status write); `signals_interrupt` and `signals_held` restore them."""
     if threading.current_thread() is threading.main_thread():
-        for sig in STOPS:
-            signal.signal(sig, signal.SIG_IGN)
+        for sig in STOPS:  # a handler that does nothing, not SIG_IGN: a signal already caught at the C level
+            signal.signal(sig, _ignore)  # would find SIG_IGN and raise "Signal N ignored due to race condition"
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A stop signal while the run is already stopping (or holds its shards' last writes)."""
 
 
 @contextmanager

@@ -80,6 +80,26 @@ def is_free(current: LeaseDoc | None, now: float, alive: Alive) -> bool:
     return alive(current.host, current.pid) is False
 
 
+def gone_holder(storage: Storage, now: float, alive: Alive = process_alive) -> LeaseDoc | None:
+    """The lease's holder when it stopped without releasing it (killed, its machine gone): its process
+    is gone from this machine or it no longer renews the lease. None while it runs, or once released."""
+    try:
+        found = storage.read_versioned(LEASE_KEY)
+    except StorageError:
+        return None
+    current = parse_lease(found[0]) if found else None
+    if current is None or current.expires_at == 0:
+        return None
+    return current if is_free(current, now, alive) else None
+
+
+def gone_message(holder: LeaseDoc) -> str:
+    """One line for `genfab status`: the run that wrote this status is gone, and how to go on."""
+    return (f"Stopped: the run of {holder.resource} by {holder.holder} (pid {holder.pid} on {holder.host}) is gone "
+            "(killed, or its machine stopped) and wrote no end; run the same `genfab run` again to continue "
+            "(committed samples are reused)")
+
+
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 

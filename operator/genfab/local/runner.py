@@ -66,7 +66,7 @@ from genfab.sequencing import (
     unsupported_settings,
 )
 from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
-from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_conditions, gate_folders, held_back
+from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, gate_status, held_back
 from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.summary import dropped_csv, stage_row, summary_document
 from genfab.status import StageObservation, build_status, notes_message, produced_by, tally
@@ -74,6 +74,8 @@ from genfab.status.aggregate import ExecState
 from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
+TRACKER_NOTICE = "ignore:resource_tracker:UserWarning"
+"""A `PYTHONWARNINGS` filter for multiprocessing's resource-tracker notice after a killed shard."""
 POLL_SECONDS = 0.2
 REPORT_SECONDS = 0.5
 STOP_GRACE_SECONDS = 10.0
@@ -208,8 +210,10 @@ class LocalRunner:
     def __init__(self, resource: Resource, plan: Plan, *, workers: int, log_dir: Path,
                  listener: Listener | None = None, python: str = sys.executable,
                  environ: Mapping[str, str] | None = None, refs: Mapping[str, str] | None = None,
-                 lookup: Lookup = finished_local_run, verify: bool = False) -> None:
+                 lookup: Lookup = finished_local_run, verify: bool = False, resource_file: str = "FILE") -> None:
         self.resource = resource
+        self.resource_file = resource_file
+        """The resource's file as the user named it (the gate's advice names it)."""
         self.plan = plan
         self.workers = max(1, workers)
         self.log_dir = log_dir
@@ -356,7 +360,7 @@ class LocalRunner:
             gate_ = run.stage.manual_gate
             missing = missing_by_sample(self.open(run.stage.output_uri), gate_folders(run.stage, committed),
                                         gate_.required)
-            held = awaiting(run.stage, missing)
+            held = awaiting(run.stage, missing, output=self.plan.output_uri, file=self.resource_file)
             if held is not None:
                 self.awaiting[run.stage.name] = held
                 run.message = held.message
@@ -443,6 +447,10 @@ class LocalRunner:
                ENV_TERMINATION_LOG: str(self._termination_path(run, shard))},
             **gang_env(stage, len(run.shards), "127.0.0.1", run.port,
                        f"{stage.output_uri}#{stage.short_hash}@{run.port}"))}
+        # A shard killed with `genfab run` (SIGKILL: no cleanup) leaves its pool's semaphores to
+        # multiprocessing's tracker, which unlinks them and warns into the shard log; the cleanup is the
+        # tracker's job, done, so its notice is not a problem worth a line in every log.
+        env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), TRACKER_NOTICE) if w)
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
         self._termination_path(run, shard).unlink(missing_ok=True)  # says why this attempt ended, or nothing
@@ -613,8 +621,8 @@ class LocalRunner:
             assert gate_ is not None
             held = self.awaiting.get(name)
             gates[gate_.condition] = held.message if held is not None else ""
-        conditions = gate_conditions(status.conditions, gates, now_rfc3339(), self.resource.metadata.generation)
-        status = status.model_copy(update={"conditions": conditions, "execution": self.plan.execution})
+        status = gate_status(status, gates, now_rfc3339(), self.resource.metadata.generation)
+        status = status.model_copy(update={"execution": self.plan.execution})
         if any(s.gang for s in self.plan.stages):  # a training run: its step, loss and checkpoints
             status = with_training(status, training_status(read_training(self.run_storage),
                                                            join_uri(self.plan.output_uri, "checkpoints")))

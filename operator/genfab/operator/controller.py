@@ -573,7 +573,8 @@ class Controller:
             spec_storage = self._spec_storage(key)
             reading = self.gates.read((key, stage.name, stage.config_hash), stage, shards,
                                       partial(self.storage.open, the_plan.output_uri, owner, spec_storage),
-                                      partial(self.storage.open, stage.output_uri, owner, spec_storage))
+                                      partial(self.storage.open, stage.output_uri, owner, spec_storage),
+                                      run_uri=the_plan.output_uri)
             if reading.more:
                 self._unread.add(key)
             if reading.held is not None:

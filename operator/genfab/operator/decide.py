@@ -34,7 +34,7 @@ from genfab.operator.observe import (
 )
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
-from genfab.sequencing.manual import Awaiting, gate_conditions, held_back
+from genfab.sequencing.manual import Awaiting, gate_status, held_back
 from genfab.sequencing.refs import RefState, stage_refs
 from genfab.status import StageObservation, build_status, filtered_count, notes_message, set_condition
 from genfab.status.aggregate import ExecState
@@ -298,8 +298,8 @@ def resource_status(decision: Decision, spec: CommonSpec, previous: ResourceStat
     stall = decision.stall
     conditions = set_condition(conditions, "Stalled", stall is not None, stall.reason if stall else "Progressing",
                                stall.message if stall else "", now, generation)
-    conditions = gate_conditions(conditions, decision.gates, now, generation)  # a person's step
-    return status.model_copy(update={"conditions": conditions})
+    # a person's step: its condition, and the phase AwaitingSelection while samples wait
+    return gate_status(status.model_copy(update={"conditions": conditions}), decision.gates, now, generation)
 
 
 def invalid_status(previous: ResourceStatus | None, message: str, generation: int | None, now: str) -> ResourceStatus:

@@ -75,7 +75,7 @@ class GateReader:
             self._gates.pop(slot, None)
 
     def read(self, slot: Slot, stage: PlannedStage, shards: int, run: Callable[[], Storage],
-             output: Callable[[], Storage]) -> GateReading:
+             output: Callable[[], Storage], run_uri: str = "OUTPUT") -> GateReading:
         gate = self._gates.get(slot)
         if gate is None or gate.shards != shards:
             gate = self._gates[slot] = _Gate(shards)
@@ -95,7 +95,7 @@ class GateReader:
                 f"stage {stage.name}: finding the samples that await a person's choice: {gate.next_report} of "
                 f"{shards} shard reports read, {gate.checked} of {committed} committed samples looked at"))
             return GateReading(gate.result, True)
-        gate.result = awaiting(stage, gate.waiting)
+        gate.result = awaiting(stage, gate.waiting, output=run_uri)
         gate.open = gate.result is None
         return GateReading(gate.result, False)
 

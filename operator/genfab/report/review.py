@@ -48,14 +48,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def going_on(executor: str | None) -> str:
+    """How a run goes on once its samples are chosen, for the executor that wrote it."""
+    if executor == "local":
+        return ("run the same `genfab run` command again and the run goes on after the scaffold (committed samples "
+                "are reused)")
+    return "the operator sees the complete final/ folders and starts the expansion by itself"
+
+
 def how_to_go_on(executor: str | None, complete: int, total: int) -> str:
     if complete == 0:
         return f"{total} sample(s) still wait for choices"
-    if executor == "local":
-        return (f"{complete} of {total} sample(s) complete: run the same `genfab run` command again and the run "
-                "goes on after the scaffold (committed samples are reused)")
-    return (f"{complete} of {total} sample(s) complete: the operator sees the complete final/ folders and starts "
-            "the expansion by itself")
+    return f"{complete} of {total} sample(s) complete: {going_on(executor)}"
 
 
 class Review:
@@ -73,6 +77,8 @@ class Review:
         self.allowed: set[str] = set()
         self.shown: set[str] = set()
         """The samples the page was last given: the only ones a choice may name."""
+        self.all_chosen = threading.Event()
+        """Set once an apply left no sample waiting (the page has had its answer): the server may end."""
 
     def state(self) -> dict[str, Any]:
         waiting = waiting_samples(list_output(self.store))
@@ -106,8 +112,10 @@ class Review:
         except (ChoiceError, StorageError) as exc:
             return {"ok": False, "error": str(exc)}
         complete = complete_count(lines)
-        return {"ok": True, "lines": lines, "complete": complete,
-                "next": how_to_go_on(self.executor, complete, len(lines))}
+        left = len(waiting_samples(list_output(self.store)))
+        return {"ok": True, "lines": lines, "complete": complete, "allChosen": left == 0,
+                "next": how_to_go_on(self.executor, complete, len(lines))
+                + ("" if left else f"; {left} sample(s) still wait")}
 
 
 class BoundedServer(http.server.ThreadingHTTPServer):
@@ -227,6 +235,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, AttributeError, TypeError, RecursionError):
             result = {"ok": False, "error": "the request is not the page's JSON"}
         self._send(200 if result["ok"] else 400, json.dumps(result).encode(), "application/json")
+        if result.get("allChosen"):  # answered first: then `genfab review` says so and ends
+            self.review.all_chosen.set()
 
 
 def page(token: str, state: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from genfab.api.status import Condition
+from genfab.api.status import AWAITING_PHASE, ResourceStatus
 from genfab.contract.config import sample_subdir
 from genfab.planner import Plan, PlannedStage
 from genfab.status import set_condition
@@ -45,8 +45,10 @@ def missing_files(stage: PlannedStage, present: Iterable[str]) -> tuple[str, ...
     return tuple(f for f in stage.manual_gate.required if f not in have)
 
 
-def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]]) -> Awaiting | None:
-    """The gate's state from each committed sample's missing files; None when nothing is missing."""
+def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]], output: str = "OUTPUT",
+             file: str = "FILE") -> Awaiting | None:
+    """The gate's state from each committed sample's missing files; None when nothing is missing.
+    `output` and `file` fill the gate's words (the run's output, the resource's file)."""
     gate = stage.manual_gate
     waiting = {s: m for s, m in sorted(pending.items()) if m}
     if gate is None or not waiting:
@@ -55,7 +57,7 @@ def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]]) -> Awa
     more = f" and {len(waiting) - SHOWN_SAMPLES} more" if len(waiting) > SHOWN_SAMPLES else ""
     where = f"{stage.output_uri.rstrip('/')}/{sample_folder(stage, '<sample>')}{gate.candidates}"
     message = (f"stage {stage.name}: {len(waiting)} sample(s) await a person's choice: {'; '.join(shown)}{more}. "
-               f"Choose from {where}: {gate.how}")
+               f"Choose from {where}: {gate.how.format(output=output, file=file)}")
     return Awaiting(stage.name, gate.condition, waiting, message)
 
 
@@ -64,14 +66,19 @@ def gate_folders(stage: PlannedStage, committed: Iterable[str]) -> dict[str, str
     return {sample_id: sample_folder(stage, sample_id) for sample_id in set(committed)}
 
 
-def gate_conditions(conditions: list[Condition], gates: Mapping[str, str], now: str, generation: int | None
-                    ) -> list[Condition]:
-    """Each gate's condition (type -> the waiting message, "" once chosen): True with reason Waiting while
-    samples wait, False with reason Chosen after (both executors write it this way)."""
+def gate_status(status: ResourceStatus, gates: Mapping[str, str], now: str, generation: int | None
+                ) -> ResourceStatus:
+    """`status` with each gate's condition (type -> the waiting message, "" once chosen): True with
+    reason Waiting while samples wait, False with reason Chosen after; and, while any waits, the phase
+    `AwaitingSelection` (a person's step, neither done nor failed) unless the run failed. Both
+    executors write it this way."""
+    conditions = status.conditions
     for condition, message in gates.items():
         conditions = set_condition(conditions, condition, bool(message), "Waiting" if message else "Chosen",
                                    message, now, generation)
-    return conditions
+    waiting = any(gates.values()) and status.phase != "Failed"
+    return status.model_copy(update={"conditions": conditions,
+                                     **({"phase": AWAITING_PHASE} if waiting else {})})
 
 
 def held_back(stage: PlannedStage, gates: Mapping[str, Awaiting], plan: Plan) -> Awaiting | None:

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import hashlib
 import importlib
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -66,6 +67,18 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def empty_input(storage: Storage, listed: int, files: int) -> str:
+    """Why a folder gave no samples, in words: missing, empty, only subfolders, or no file with a suffix read."""
+    root = getattr(storage, "root", None)  # file://: a missing folder is told from an empty one
+    if listed == 0:
+        if root is not None and not os.path.exists(root):
+            return "no such folder"
+        return "the folder is empty" if root is not None else "no object under this prefix (missing or empty)"
+    if files == 0:
+        return f"no file directly in the folder ({listed} in subfolders, which are not read)"
+    return f"none of its {files} file(s) has a suffix that is read"
+
+
 def discover_inputs(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | None = None,
                     limit: int | None = None) -> list[SampleRef]:
     """Files directly under `storage` with one of `suffixes`, as samples sorted by id: a file's stem
@@ -78,9 +91,12 @@ def _discover(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | No
               ) -> list[SampleRef]:
     wanted = tuple(s.lower() for s in suffixes)
     by_stem: dict[str, list[str]] = {}
+    listed = files = 0
     for obj in storage.list():
+        listed += 1
         if "/" in obj.key or obj.key.startswith("."):
             continue  # samples are the files directly under the input folder
+        files += 1
         stem, dot, ext = obj.key.rpartition(".")
         if not dot or f".{ext.lower()}" not in wanted:
             continue
@@ -95,8 +111,8 @@ def _discover(storage: Storage, suffixes: Iterable[str], ids: Sequence[str] | No
                                      f"{found[sample_id].source} and {key}")
             found[sample_id] = SampleRef(sample_id, key)
     if not found:
-        raise InventoryError(f"no input files under {storage.uri} (looked for {', '.join(wanted)}; the folder is "
-                             "missing or empty)")
+        raise InventoryError(f"{storage.uri}: {empty_input(storage, listed, files)} (an input is files named "
+                             f"*{', *'.join(wanted)} directly in it)")
     if ids is not None:
         missing = sorted(set(ids) - set(found))
         if missing:

@@ -114,8 +114,8 @@ def selection_gate(settings: ScaffoldSettings) -> ManualGate | None:
     if settings.scaffold.selection != "manual":
         return None
     return ManualGate(AWAITING_SELECTION, tuple(final_key(g) for g in GAP_VIEWS), "candidates/",
-                      "choose in a browser with `genfab review OUTPUT`, or run "
-                      "`genfab select FILE --sample ID --gap 001 --candidate K`, or copy the chosen "
+                      "choose in a browser with `genfab review {output}`, or run "
+                      "`genfab select {file} --sample ID --gap 001 --candidate K`, or copy the chosen "
                       "candidates/<view>_<k>.png to final/<view>.png")
 
 

@@ -172,8 +172,24 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     for sig in STOP_SIGNALS:  # one stop: a second signal must not cut the final report short
-        signal.signal(sig, signal.SIG_IGN)
+        # A Python handler that does nothing, not SIG_IGN: a signal already caught at the C level (Ctrl-C's
+        # SIGINT, then `genfab run`'s SIGTERM) would find SIG_IGN and raise "Signal 15 ignored due to race
+        # condition" into the shard's cleanup.
+        signal.signal(sig, _ignore)
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A stop signal after the first: the shard is already stopping."""
+
+
+def interrupted_exit(why: str) -> int:
+    """The shell's code for the signal that stopped the shard (128 + its number: SIGTERM 143, SIGHUP 129),
+    SIGINT's 130 when it cannot tell."""
+    try:
+        return 128 + int(signal.Signals[why])
+    except KeyError:
+        return EXIT_INTERRUPTED
 
 
 def validated_settings(ctx: StageContext, model: type[BaseModel] | None) -> Any:
@@ -250,7 +266,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         code, state, message = EXIT_BAD_INPUT, "failed", missing_package(exc, ctx.cfg.pipeline, ctx.stage,
                                                                          ctx.cfg.family)
     except KeyboardInterrupt as exc:
-        code, state, message = EXIT_INTERRUPTED, "failed", f"interrupted ({exc or 'SIGINT'})"
+        code, state, message = interrupted_exit(str(exc)), "failed", f"interrupted ({exc or 'SIGINT'})"
     except Exception as exc:  # FatalError, StorageError, MemoryError, a crash in stage code: retryable
         code, state, message = EXIT_RETRYABLE, "failed", f"{type(exc).__name__}: {exc}"
         log.exception("shard failed")

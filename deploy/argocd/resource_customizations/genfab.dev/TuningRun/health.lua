@@ -3,7 +3,8 @@
 -- Healthy: Succeeded, or PartiallySucceeded (failed samples are recorded with reasons).
 -- Progressing: not yet observed, Pending, Running, or waiting for GPUs (Stalled: Unschedulable).
 -- Degraded: InvalidSpec, Failed, or Stalled for another reason (ImagePullBackOff, NodeLost, ...).
--- Suspended: spec.suspend. Status written for an older metadata.generation is not trusted.
+-- Suspended: spec.suspend, or AwaitingSelection (a person's choice holds the next stages back).
+-- Status written for an older metadata.generation is not trusted.
 local hs = {status = "Progressing", message = "Waiting for the genfab operator to observe the TuningRun"}
 if obj.status == nil then
   return hs
@@ -61,6 +62,12 @@ end
 if phase == "Suspended" or (obj.spec ~= nil and obj.spec.suspend == true) then
   hs.status = "Suspended"
   hs.message = "TuningRun is suspended"
+  return hs
+end
+if phase == "AwaitingSelection" then
+  local waiting = condition("AwaitingSelection")
+  hs.status = "Suspended"
+  hs.message = "Waiting for a person's choice: " .. ((waiting and waiting.message) or "genfab review")
   return hs
 end
 local stalled = condition("Stalled")
