@@ -178,9 +178,12 @@ def test_the_manual_example_is_completed_from_the_review_page(tmp_path: Path, de
         assert "run the same `genfab run` command again" in text
         not_blank(chosen_shot)
         keep(chosen_shot, "review-page.jpg")
+        server.wait(timeout=20)  # nothing waits any more: it ends by itself, saying so
+        assert "all chosen: run the same `genfab run` command again" in server.stdout.read()
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=10)
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=10)
     assert server.returncode == 0
 
     select = subprocess.run([sys.executable, "-m", "genfab.cli.main", "select", "job.yaml", "--out", twin.as_uri(),

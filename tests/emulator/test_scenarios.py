@@ -382,6 +382,7 @@ def test_manual_selection_waits_without_pods_and_goes_on_once_final_is_complete(
     assert f"{tmp_path.as_uri()}/out/<sample>/scaffold/candidates/" in message and "genfab select" in message
     assert stage(st, "scaffold")["phase"] == "Succeeded" and stage(st, "expansion")["phase"] == "Waiting"
     assert stage(st, "expansion")["reason"] == "AwaitingSelection"
+    assert st["phase"] == "AwaitingSelection"  # a phase of its own, as the local run's
     assert [j["metadata"]["labels"]["genfab.dev/stage"] for j in jobs(emu, doc)] == ["scaffold"]
     # No Pod is held while a person chooses: the scaffold's Pods ended, no other exists.
     assert all(p["status"].get("phase") in ("Succeeded", "Failed") for p in emu.objects("pods", ns))

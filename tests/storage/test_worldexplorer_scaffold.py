@@ -179,6 +179,12 @@ def test_manual_selection_stops_at_the_gate_and_goes_on_once_final_is_complete(t
     assert gate["status"] == "True" and "stylized/index_0000" in gate["message"]
     held = {s["name"]: s["phase"] for s in status["stages"] if s["name"] != "scaffold"}
     assert held == {"expansion": "Waiting", "gaussians": "Waiting"}, held
+    assert status["phase"] == "AwaitingSelection"  # neither done nor failed: the operator's phase too
+    job = str(tmp_path / "job.yaml")
+    next_step = (f"then run `genfab run {job}` again" if _cuda() else
+                 f"then run `genfab run {job}` again on a machine with a CUDA GPU (expansion, gaussians need one")
+    assert next_step in " ".join(output.split()), output
+    assert "`genfab review file://" in output and "OUTPUT" not in output  # the output filled in
     assert not (tmp_path / "out/stylized/index_0000/scenes").exists()
 
     bad = _select(tmp_path, "--choose", "stylized/index_0000:003=1", "--sample", "stylized/index_0000", "--gap",
@@ -252,4 +258,7 @@ def test_only_stages_ending_at_the_gate_stop_there_and_say_how_to_go_on(tmp_path
     assert result.returncode == 3, output
     assert "stylized/index_0000: stylized/index_0000" not in output
     assert "stylized/index_0000: 4 in-between views await a person's choice of 2 candidates each" in output
-    assert "with expansion, gaussians selected (onlyStages, --only) to go on" in output
+    job = tmp_path / "job.yaml"
+    assert (f"then run `genfab run {job} --only expansion,gaussians` to go on" in output if _cuda() else
+            f"then run `genfab run {job}` again here; expansion, gaussians (not selected) need a CUDA GPU: on a "
+            f"machine with one, `genfab run {job} --only expansion,gaussians`" in output), output

@@ -130,7 +130,9 @@ def _manual(only: list[str] | None) -> Any:
 
 
 @pytest.mark.parametrize(("only", "cuda", "expected"), [
-    (None, False, "then run `genfab run we.yaml` again"),  # everything selected: a re-run goes on
+    (None, True, "then run `genfab run we.yaml` again"),  # everything selected: a re-run goes on
+    (None, False, "then run `genfab run we.yaml` again on a machine with a CUDA GPU (expansion, gaussians need one; "
+                  "this one would refuse them)"),
     (["scaffold"], False, "then run `genfab run we.yaml` again here; expansion, gaussians (not selected) need a "
                           "CUDA GPU: on a machine with one, `genfab run we.yaml --only expansion,gaussians`"),
     (["scaffold"], True, "then run `genfab run we.yaml --only expansion,gaussians` to go on"),

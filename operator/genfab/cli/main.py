@@ -108,9 +108,10 @@ def validate(files: tuple[Path, ...]) -> None:
 
 
 def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
-    """What each stage does with its committed samples: `reuse` (not selected), or `run` and, compared
-    with the plan of `since`, whether its samples are made again and why (config, upstream, model,
-    forced) or reused (same hash)."""
+    """What each stage does with its committed samples: `Skipped` (not selected: its committed outputs
+    are reused; the word `genfab run` and the status use), or `run` and, compared with the plan of
+    `since`, whether its samples are made again and why (config, upstream, model, forced) or reused
+    (same hash)."""
     before = {s.name: s for s in since.stages} if since is not None else {}
     verdicts: dict[str, str] = {}
     for s in p.stages:
@@ -121,7 +122,7 @@ def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
             why = "same hash: reused"
         else:
             why = "again: " + ", ".join(changed_parts(old.hash_parts if old is not None else None, s.hash_parts))
-        head = "run" if s.run else "reuse"
+        head = "run" if s.run else "Skipped"
         verdicts[s.name] = f"{head} ({why})" if why and (s.run or since is not None) else head
     return verdicts
 
@@ -206,6 +207,9 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     console.print(_plan_table(result, before))
     if models_note:
         console.print(models_note, highlight=False, markup=False)
+    if any(not s.run for s in result.stages):
+        console.print("Skipped: not selected (onlyStages, --only): its committed outputs are reused, as `genfab run` "
+                      "and the status say", highlight=False, markup=False)
     if listing is not None and listing.note:
         console.print(listing.note, highlight=False, markup=False)
     if any(s.samples is None for s in result.stages):

@@ -1,10 +1,11 @@
-"""`genfab review OUTPUT`: the manual selection gate's page (genfab.report.review), served until Ctrl-C."""
+"""`genfab review OUTPUT`: the manual selection gate's page (genfab.report.review), served until all is chosen."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
+import time
 
 import click
 
@@ -13,6 +14,9 @@ from genfab.cli.terminal import echo, malformed_is_one_line
 from genfab.report.review import Review, going_on, is_loopback, make_server
 from genfab.report.writer import ReportError
 from genfab.storage import S3Settings, StorageError, open_confined
+
+LAST_REQUESTS_SECONDS = 1.0
+"""How long the page's requests in flight when the last choice was applied get before the server ends."""
 
 
 def _fail(message: str) -> None:
@@ -68,6 +72,7 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
         while not review.all_chosen.wait(0.5):
             pass
         echo("all chosen: " + going_on(review.executor))
+        time.sleep(LAST_REQUESTS_SECONDS)
     except KeyboardInterrupt:
         pass
     finally:

@@ -67,10 +67,13 @@ def next_command(the_plan: Plan, gated: str, again: str, cuda: bool) -> str:
     The stages after the gate run when selected and, where they need a CUDA GPU, only on a machine
     that has one; here a plain re-run records the choices (and says the rest needs a GPU)."""
     later = [n for n in the_plan.downstream(gated) if not the_plan.stage(n).run]
-    gpu = [n for n in later if the_plan.stage(n).cuda]
+    gpu = [n for n in the_plan.downstream(gated) if the_plan.stage(n).cuda]
     if not later:
+        if gpu and not cuda:
+            return (f"then run `genfab run {again}` again on a machine with a CUDA GPU ({', '.join(gpu)} need one; "
+                    "this one would refuse them)")
         return f"then run `genfab run {again}` again"
-    if gpu and not cuda:
+    if any(n in later for n in gpu) and not cuda:
         return (f"then run `genfab run {again}` again here; {', '.join(later)} (not selected) need a CUDA GPU: on a "
                 f"machine with one, `genfab run {again} --only {','.join(later)}`")
     return f"then run `genfab run {again} --only {','.join(later)}` to go on"

@@ -119,6 +119,10 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         width, height = image_size(raw)
         if image.shape[1::-1] != (width, height):  # kept in the marker and the sample's metadata
             sample.params["inputSize"], sample.params["workingSize"] = [width, height], list(image.shape[1::-1])
+            # said on the console and in the status too: the outputs are smaller than the input
+            sample.notes.append(f"{sample.id}: a {width}x{height} input, worked at {image.shape[1]}x{image.shape[0]} "
+                                f"(relighting.input.maxSide {self.settings.max_side}; {{id}}_input.png keeps the "
+                                "original)")
         turned = orientation(raw)
         if turned != 1:  # the camera's EXIF orientation, applied as every genfab decoder applies it
             sample.params["exifOrientation"] = turned
