@@ -115,15 +115,17 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.05)
 
 
-def visit(devtools: str, url: str, settle_s: float = 1.0, measure: str = "", shoot: str = "") -> PageVisit:
-    """Open `url` at `VIEWPORT`; `measure`: a JavaScript expression whose (JSON-able) value is kept,
+def visit(devtools: str, url: str, settle_s: float = 1.0, measure: str = "", shoot: str = "",
+          viewport: tuple[int, int] = VIEWPORT) -> PageVisit:
+    """Open `url` at `viewport`; `measure`: a JavaScript expression whose (JSON-able) value is kept,
     `shoot`: a CSS selector whose matching elements are each photographed whole."""
-    return asyncio.run(_visit(devtools, url, settle_s, measure, shoot))
+    return asyncio.run(_visit(devtools, url, settle_s, measure, shoot, viewport))
 
 
 @asynccontextmanager
-async def _page(devtools: str, url: str, result: PageVisit, settle_s: float) -> AsyncIterator[_Session]:
-    """A new tab at `VIEWPORT` with `url` loaded and `settle_s` waited; its problems go to `result`."""
+async def _page(devtools: str, url: str, result: PageVisit, settle_s: float,
+                viewport: tuple[int, int] = VIEWPORT) -> AsyncIterator[_Session]:
+    """A new tab at `viewport` with `url` loaded and `settle_s` waited; its problems go to `result`."""
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{devtools}/json/new?about:blank") as response:
             target = await response.json(content_type=None)
@@ -132,7 +134,7 @@ async def _page(devtools: str, url: str, result: PageVisit, settle_s: float) -> 
                 session = _Session(ws, result, urlsplit(url).netloc)
                 for domain in ("Page", "Runtime", "Log", "Network"):
                     await session.call(f"{domain}.enable")
-                await session.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
+                await session.call("Emulation.setDeviceMetricsOverride", width=viewport[0], height=viewport[1],
                                    deviceScaleFactor=1, mobile=False)
                 loaded = session.expect("Page.loadEventFired")
                 await session.call("Page.navigate", url=url)
@@ -147,9 +149,10 @@ async def _page(devtools: str, url: str, result: PageVisit, settle_s: float) -> 
                 pass
 
 
-async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", shoot: str = "") -> PageVisit:
+async def _visit(devtools: str, url: str, settle_s: float, measure: str = "", shoot: str = "",
+                 viewport: tuple[int, int] = VIEWPORT) -> PageVisit:
     result = PageVisit(url)
-    async with _page(devtools, url, result, settle_s) as session:
+    async with _page(devtools, url, result, settle_s, viewport) as session:
         facts = await session.call("Runtime.evaluate", returnByValue=True, expression=(
             "JSON.stringify({title: document.title, h1: (document.querySelector('article h1, h1') || "
             "{}).innerText || '', text: document.body.innerText.length})"))

@@ -51,6 +51,12 @@ def keep(png: bytes, name: str) -> None:
         Image.open(io.BytesIO(png)).convert("RGB").save(SHOTS / name, "JPEG", quality=85, optimize=True)
 
 
+LAPTOP_AND_DESKTOP = (1366, 1920)
+FITS = ("{page: document.documentElement.scrollWidth, facts: Math.max(...[...document.querySelectorAll('dl.facts')]"
+        ".map(d => d.getBoundingClientRect().right)), smallest: Math.min(...[...document.querySelectorAll("
+        "'table.gallery img')].map(i => i.getBoundingClientRect().width))}")
+
+
 def open_report(devtools: str, output: Path, page: str = "index.html") -> Any:
     with serve(output) as base:
         return visit(devtools, f"{base}/_genfab/report/{page}", settle_s=0.5, shoot="table.gallery",
@@ -82,6 +88,13 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, de
     gallery = page.parts[0]
     not_blank(gallery)
     keep(gallery, "report-relighting.jpg")
+    with serve(output) as base:  # a laptop's screen and a desktop's: every facts column is on screen
+        for width in LAPTOP_AND_DESKTOP:
+            fits = visit(devtools, f"{base}/_genfab/report/index.html", settle_s=0.3, viewport=(width, 900),
+                         measure=FITS)
+            assert fits.problems == [], fits.problems
+            assert fits.measured["page"] <= width and fits.measured["facts"] <= width, (width, fits.measured)
+            assert fits.measured["smallest"] >= 120, (width, fits.measured)  # thumbnails still big enough to see
 
 
 def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: Path, devtools: str) -> None:

@@ -72,9 +72,12 @@ def test_relighting_rows_show_each_stage_and_what_is_not_made() -> None:
                           Picture("data/outputs/a_input.png", mask="data/stage_1/a_mask.png"),
                           Picture("data/outputs/a_albedo.png"), Picture("data/stage_3/a_degraded.png"),
                           Picture("data/outputs/a_output.png"))
-    # b stopped after the segment stage: its foreground with the mask drawn, nothing else
-    assert b.pictures == (Picture("data/stage_1/b_foreground.png"),
-                          Picture("data/stage_1/b_foreground.png", mask="data/stage_1/b_mask.png"), None, None, None)
+    # b stopped after the segment stage: no input in the output yet (the foreground is not it), the mask
+    # drawn over the foreground, nothing else
+    assert b.pictures == (None, Picture("data/stage_1/b_foreground.png", mask="data/stage_1/b_mask.png"),
+                          None, None, None)
+    assert a.pictures[1] is not None and a.pictures[1].opens == "data/stage_1/a_mask.png"  # the mask's link: the mask
+    assert a.pictures[0] is not None and a.pictures[0].opens == "data/outputs/a_input.png"
     assert gallery.describe is not None
     facts = dict(gallery.describe(meta))
     assert facts["mask"] == "sam2, 0.4 of the frame" and facts["albedo"] == "lab, blend 0.2"

@@ -19,7 +19,8 @@ table{border-collapse:collapse;background:#fff;margin:4px 0 12px}
 th,td{border:1px solid #dde3e7;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eceff1;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,.hash{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;word-break:break-all}
-table.gallery td{padding:4px}table.gallery img{display:block;max-width:224px;height:auto}
+table.gallery{width:100%}table.gallery td{padding:4px}
+table.gallery img{display:block;width:100%;max-width:224px;height:auto}
 table.gallery td.sample{font-weight:600;min-width:110px;max-width:200px;overflow-wrap:anywhere}
 dl.facts{margin:0;display:grid;grid-template-columns:auto 1fr;gap:0 8px;font-size:12px;min-width:220px}
 dl.facts dt{color:#546e7a}dl.facts dd{margin:0}td.missing{color:#90a4ae;text-align:center;vertical-align:middle}

@@ -26,6 +26,11 @@ class Picture:
     polygons: str | None = None
     """Drawn over the image as outlines: a YOLO segmentation label file (`class x1 y1 x2 y2 ...`, 0-1)."""
 
+    @property
+    def opens(self) -> str:
+        """The file the thumbnail links to: the mask where one is drawn (what the column shows), else the image."""
+        return self.mask or self.key
+
 
 @dataclass(frozen=True)
 class Row:

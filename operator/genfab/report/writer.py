@@ -219,7 +219,7 @@ class ReportWriter:
             return ShownRow(row.sample, tuple(
                 None if p is None else
                 Unreadable(depth + p.key) if p not in thumbs else
-                Thumb(thumbs[p][0], depth + p.key, f"{row.sample}: {p.key}", thumbs[p][2], thumbs[p][3])
+                Thumb(thumbs[p][0], depth + p.opens, f"{row.sample}: {p.opens}", thumbs[p][2], thumbs[p][3])
                 for p in row.pictures), row.facts + extra)
 
         slugs: set[str] = set()

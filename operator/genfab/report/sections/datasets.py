@@ -72,15 +72,16 @@ def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
 
     def row(sid: str) -> Row:
         source = f"{outputs}{sid}_input.png"
-        if source not in listing.keys:  # organize has not run: the mask drawn over the segment's foreground
-            source = f"{segment}{sid}_foreground.png"
+        # Before organize (a failed or running run) the input is not in the output: the input column
+        # stays empty, and the mask is drawn over the segment's foreground.
+        base = source if source in listing.keys else f"{segment}{sid}_foreground.png"
         mask = f"{segment}{sid}_mask.png"
         made = f"{outputs}{sid}_albedo.png"
         if made not in listing.keys:
             made = f"{albedo}{sid}_albedo.png"
         return Row(sid, (
             _present(listing, source),
-            Picture(source, mask=mask) if source in listing.keys and mask in listing.keys else None,
+            Picture(base, mask=mask) if base in listing.keys and mask in listing.keys else None,
             _present(listing, made), _present(listing, f"{degrade}{sid}_degraded.png"),
             _present(listing, f"{outputs}{sid}_output.png")),
             facts_key=f"{outputs}{sid}_metadata.json")
