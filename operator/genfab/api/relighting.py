@@ -27,7 +27,7 @@ class RelightingInput(GenfabModel):
 
     uri: InputUri
     """Folder (prefix) of input images, e.g. the lab's script's `data/raw/`. `organize` copies each
-    input, bytes unchanged, to the output's `data/raw/` (seed 003's tree)."""
+    input, bytes unchanged, to the output's `data/raw/` (the lab's relighting layout)."""
     sample_ids: list[SampleId] | None = Field(None, min_length=1, max_length=100000)
     """Only these images (file name without extension)."""
     max_side: int = Field(2048, ge=64, le=8192)
@@ -103,10 +103,10 @@ class SegmentationConfig(GenfabModel):
     compile: Annotated[bool, RUN_TIME] = False
     """torch.compile SAM3's image encoder, DETR encoder and decoder, and mask decoder on CUDA. Their
     shapes never change (every image is resized to 1008², a short last chunk is padded to the
-    chunk's size), so they compile once per shard, about a minute at its start. On an H100 it
-    takes SAM3 to 0.68x of its time per chunk with a third of the kernel launches; masks differ from
-    eager's on at most 1.3e-4 of their pixels (benchmarks/results/relighting.md). Worth it for shards
-    of thousands of images; each sample's `compiled` says it. Ignored on the CPU and by SAM2."""
+    chunk's size), so they compile once per shard, about a minute at its start, and each chunk then
+    runs faster, its masks differing from eager's on a tiny share of pixels (the benchmarks' relighting
+    page has the measured figures). Worth it for shards of thousands of images; each sample's
+    `compiled` says it. Ignored on the CPU and by SAM2."""
 
 
 class AlbedoMethod(GenfabModel):

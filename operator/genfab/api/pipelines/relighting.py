@@ -1,6 +1,6 @@
 """DatasetJob pipeline `relighting` (the lab's relighting script): segment -> albedo -> degrade -> recombine [->
 caption]
--> organize, under `data/stage_1 … stage_4/`, `data/raw/` and `data/outputs/` (seed 003's tree)."""
+-> organize, under `data/stage_1 … stage_4/`, `data/raw/` and `data/outputs/` (the lab's relighting layout)."""
 
 from __future__ import annotations
 
