@@ -177,6 +177,9 @@ def test_large_inputs_run_at_the_working_size_and_say_so(tmp_path: Path) -> None
     assert files["inputWorking"] == "astronaut_input_working.png" and files["input"] == "astronaut_input.png"
     params = json.loads((out / "data/outputs/astronaut_metadata.json").read_text())["stages"]["segment"]["params"]
     assert params["inputSize"] == [width, height] and params["workingSize"] == list(small)
+    # and the console says so: the outputs are smaller than the input
+    assert (f"astronaut: a {width}x{height} input, worked at {small[0]}x{small[1]} (relighting.input.maxSide 200"
+            in " ".join(result.stdout.split())), result.stdout
 
 
 def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: Path) -> None:

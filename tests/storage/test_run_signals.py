@@ -109,6 +109,29 @@ def test_a_signal_to_the_runner_stops_every_process_and_leaves_a_consistent_stat
     assert wait_for(lambda: not marked(mark), 5), marked(mark)
     assert_consistent(stopped_status(out), sig.name)
     assert json.loads((out / "_genfab" / "lease.json").read_text())["expires_at"] == 0  # released
+    # the runner stopped its shard with SIGTERM: the shard says so with the shell's code for it
+    assert clean_logs(out) == [143], clean_logs(out)
+
+
+def clean_logs(out: Path) -> list[int]:
+    """The shard logs hold no traceback, no "ignored due to race condition" and no resource-tracker
+    notice; returns the exit codes the shards logged."""
+    text = "\n".join(p.read_text() for p in sorted((out / "_genfab" / "logs").rglob("*.log")))
+    for noise in ("Traceback", "race condition", "leaked semaphore", "resource_tracker"):
+        assert noise not in text, (noise, text[-3000:])
+    return [json.loads(line)["exit"] for line in text.splitlines()
+            if line.startswith("{") and json.loads(line).get("msg") == "shard done"]
+
+
+def test_ctrl_c_to_the_whole_group_leaves_clean_shard_logs(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of the group: the shard gets SIGINT, then the runner's
+    SIGTERM while it is stopping (the second must not become "Signal 15 ignored due to race condition")."""
+    process, mark, out = start(tmp_path)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert wait_for(lambda: not marked(mark), 5), marked(mark)
+    assert set(clean_logs(out)) <= {130, 143}
 
 
 def test_a_closed_stdout_stops_the_run_like_a_signal(tmp_path: Path) -> None:
@@ -125,10 +148,18 @@ def test_a_closed_stdout_stops_the_run_like_a_signal(tmp_path: Path) -> None:
 
 
 def test_sigkill_of_the_runner_leaves_no_process(tmp_path: Path) -> None:
-    process, mark, _ = start(tmp_path)
+    process, mark, out = start(tmp_path)
     os.kill(process.pid, signal.SIGKILL)  # the runner only: its shard, pool and tracker must follow
     process.wait(timeout=10)
     assert wait_for(lambda: not marked(mark), 5), marked(mark)
+    clean_logs(out)  # the killed pool's semaphores: the tracker's cleanup, not a notice in the log
+    # `genfab status` says the run is gone, not Running
+    shown = subprocess.run([sys.executable, "-m", "genfab.cli.main", "status", str(out)], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                               str(ROOT / p) for p in ("operator", "stages", ""))}, timeout=60)
+    first = shown.stdout.splitlines()[0]
+    assert first.startswith("DatasetJob/signals: Stopped: the run of DatasetJob/signals by ") and \
+        f"(pid {process.pid} on " in first and "run the same `genfab run` again" in first, shown.stdout
 
 
 @pytest.mark.parametrize("args", [["validate", "examples/datasetjob-relighting.yaml"],

@@ -616,6 +616,9 @@ def test_plan_names_why_a_stage_runs_again() -> None:
     models = plan(parse_resource(load_example(VD)), models={"apple/DepthPro-hf": "new"})
     assert stage_verdicts(models, base)["depth"] == "run (again: model)"
     assert stage_verdicts(models, base)["gaussians"] == "run (again: upstream)"
+    # not selected: the word `genfab run` and the status use for it
+    only = stage_verdicts(_plan(VD, _spec(onlyStages=["outpaint"])), None)
+    assert only["outpaint"] == "run" and only["depth"] == "Skipped"
 
 
 @pytest.mark.parametrize(("example", "changes", "expected"), [

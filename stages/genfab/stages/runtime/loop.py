@@ -290,6 +290,8 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     r = reporter.report
     log.info("shard done", extra={"state": state, "succeeded": len(r.succeeded), "reused": r.reused,
                                   "failed": len(r.failed), "exit": code})
+    for sig in STOP_SIGNALS:  # done and reported: a stop now must not break the interpreter's exit (a
+        signal.signal(sig, _ignore)  # KeyboardInterrupt in the pool's exit hook, with its traceback)
     return code
 
 
