@@ -175,11 +175,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         given_refs = parse_ref_options(refs)
     except CannotRun as exc:
         _fail(str(exc))
-    if credentials_note:
-        console.print(credentials_note, highlight=False, markup=False, soft_wrap=True)
     target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
-    if note:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)
+    # Said once the run is known to start: a refusal below is the only line a refused run prints.
+    notes = [line for line in (credentials_note, note) if line]
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only is not None else None
     rerun_list = [s.strip() for s in rerun.split(",") if s.strip()] if rerun is not None else None
     resource = _override(resource, target, only_list, rerun_list)
@@ -191,8 +189,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         checkpoints = resolve_checkpoints(the_plan, given_refs, lambda uri: open_storage(uri, settings))
     except (CannotRun, StorageError) as exc:
         _fail(str(exc))
-    for line in seed_notes(loaded.resource):  # validate's notes: defaults that run other than the lab's script
-        console.print(f"note: {line}", highlight=False, markup=False, soft_wrap=True)
+    notes += [f"note: {line}" for line in seed_notes(loaded.resource)]  # defaults other than the lab's script
     try:  # the weights in the model location are part of the hashes
         identities = local_model_identities(the_plan, resource.spec.models, environ)
     except CannotRun as exc:
@@ -205,6 +202,8 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         sys.exit(1)
     if listing.note:  # an input in S3 and no credentials here: a cluster's job, refused before it starts
         _fail(listing.note)
+    for line in notes:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     try:
         run_store = open_storage(the_plan.output_uri, S3Settings.from_env(environ))
         previous = run_store.exists(STATUS_KEY)
