@@ -150,12 +150,14 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     """Run the resource in FILE (one document; `-` reads stdin) on this machine: same plan, same stage contract as
     the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json.
 
-    Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid or the run Failed; 2
-    when this machine cannot run it, said before anything starts (the output cannot be written or
-    another run holds it, a stage has no implementation here, needs a CUDA GPU or a model that is not
-    in the model location or no model location, a reference cannot be resolved), or at a stage past
-    a manual gate that needs a CUDA GPU; 3 when it stopped at a
-    person's step (worldexplorer's manual selection: choose, then run it again); when stopped early,
+    Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid, the input is missing
+    or empty (said before anything is written) or the run Failed; 2 when this machine cannot run it,
+    said before anything starts (the output cannot be written, another run holds it or its record is
+    another resource's (--force takes it over), a stage has no implementation here, needs a CUDA GPU
+    or a model that is not in the model location or no model location, an s3:// input and no S3
+    credentials here, a reference cannot be resolved), or at a stage past a manual gate that needs a
+    CUDA GPU; 3 when it stopped at a person's step, phase AwaitingSelection (worldexplorer's manual
+    selection: choose, then run it again as the last line says); when stopped early,
     the shell's code for what stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 141 stdout closed, as
     by `| head`) after stopping every shard and writing the status: run it again to continue."""
     problem = out_option_error(out)
