@@ -246,7 +246,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         echo(f"genfab run: interrupted by {stop.why}; run the same command again to continue "
                    f"({the_plan.output_uri})", err=True)
         sys.exit(stop.exit_code)
-    for line in runner.notes:
+    for line in [*runner.notes, *runner.more_notes()]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(_summary_table(result, console.width))
     for line in custom_lines(result.summary):

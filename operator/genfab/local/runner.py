@@ -284,6 +284,17 @@ class LocalRunner:
             raise RunnerError(str(exc)) from None
 
     # -- the loop
+    def more_notes(self, shown: int = 5) -> list[str]:
+        """Each stage's notes past the first (which its end line shows), up to `shown` more: a resized
+        input or a fallback is said on the console even where another note came first."""
+        lines = []
+        for run in self.stages.values():
+            notes = [n for r in sorted(run.reports.values(), key=lambda r: r.index) for n in r.notes][1:]
+            lines += [f"stage {run.stage.name}: {n}" for n in notes[:shown]]
+            if len(notes) > shown:
+                lines.append(f"stage {run.stage.name}: {len(notes) - shown} more note(s) in the shard reports")
+        return lines
+
     def claim(self) -> None:
         """Take the output's lease (RunnerError naming its holder); `run` does it when not done yet."""
         if self.lease.version is not None:
