@@ -155,6 +155,8 @@ def test_execution_modes_with_genfab_run(tmp_path: Path, chat_server: tuple[str,
     last = genfab_run(tmp_path, other, extra_paths=(FAKES,), timeout=300)
     assert last.returncode == 0, last.stdout + last.stderr
     assert f"execution {newest}: chosen now (executionMode last)" in " ".join(last.stdout.split())
+    # another resource's execution, continued because executionMode last says so: its record is kept
+    assert "took over the output from DatasetJob/mug: its record is kept in _genfab/taken-over/" in last.stdout
     assert len(executions()) == 2
 
     other["spec"]["output"] = f"file://{tmp_path}/empty"

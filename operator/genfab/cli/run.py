@@ -38,6 +38,7 @@ from genfab.local.storage_env import DEFAULT_SECRETS_DIR, ENV_SECRETS_DIR, local
 from genfab.local.view import ProgressView
 from genfab.planner import Plan, plan
 from genfab.sequencing import CannotRun
+from genfab.sequencing.execution import execution_choice
 from genfab.storage import S3Settings, StorageError, open_storage
 
 
@@ -214,7 +215,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         _fail(f"{exc} ({credentials_note})" if credentials_note else str(exc))
     if resume and not previous:
         _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
-    if foreign is not None and not force:
+    # reference-object's executionMode last continues the newest execution whoever made it: the
+    # settings ask for it, so the other resource's record is kept beside this run's, as with --force.
+    if foreign is not None and not force and execution_choice(resource) != "last":
         _fail(foreign[0])
     # How the advice names this run again: the file, and the output where --out chose it.
     again = shlex.quote(str(file)) + (f" --out {shlex.quote(the_plan.output_uri)}" if out else "")
