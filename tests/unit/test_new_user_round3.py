@@ -34,6 +34,8 @@ MINE = Owner("DatasetJob", "relight-a")
     ({"kind": 3, "metadata": {"name": "x"}}, None),
     ({"kind": "DatasetJob", "metadata": ["x"]}, None),
     ({"kind": "", "metadata": {"name": "x"}}, None),
+    ({"kind": "DatasetJob", "metadata": {"name": "../../etc"}}, None),  # would become a folder: names nobody
+    ({"kind": "Job\x1b[2J", "metadata": {"name": "x"}}, None),  # a terminal escape
 ])
 def test_the_owner_a_status_document_names(doc: dict[str, Any], owner: Owner | None) -> None:
     assert owner_of(doc) == owner

@@ -7,6 +7,7 @@ another's output (a copied folder, a typo) never replaces that job's record with
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -31,11 +32,17 @@ class Owner:
         return f"{self.kind}/{self.name}"
 
 
+KIND = re.compile(r"[A-Z][A-Za-z]{0,62}")
+NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""A Kubernetes kind and resource name: what genfab writes. Anything else in a `status.json` (a path, a
+terminal escape) names nobody, so it never becomes a folder of `taken-over/` or text on a terminal."""
+
+
 def owner_of(doc: dict[str, object]) -> Owner | None:
     """The resource a `status.json` document names, or None when it names none in the shape genfab writes."""
     meta = doc.get("metadata")
     kind, name = doc.get("kind"), meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(kind, str) and isinstance(name, str) and kind and name:
+    if isinstance(kind, str) and isinstance(name, str) and KIND.fullmatch(kind) and NAME.fullmatch(name):
         return Owner(kind, name)
     return None
 
