@@ -12,6 +12,10 @@ import signal
 from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 from genfab.stages.runtime.parallel import POOL_OWNER
 
+# The terminal's Ctrl-C reaches the whole process group: the shard stops its pool. multiprocessing's
+# forkserver gives each child the SIGINT handler it found after this preload, so a worker forked now
+# ignores Ctrl-C from its first instruction, not only once its initializer has run.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 die_with_parent_after_fork()
 # Killed before the line above ran, the shard sent no signal: a forkserver whose parent is already gone
 # ends now. Its workers check the same of it (`parallel._init_worker`).
