@@ -26,9 +26,8 @@ from pydantic import ValidationError
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, SUMMARY_KEY
 from genfab.contract.names import ENV_RECORDS
 from genfab.inventory import read_reports
-from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.records import RecordsRequest
-from genfab.sequencing.summary import dropped_csv
+from genfab.sequencing.run_records import write_sample_records
 from genfab.stages.runtime.inventory import end_with_line
 from genfab.storage import Storage, StorageError, open_storage
 
@@ -37,11 +36,7 @@ def write_records(run: Storage, request: RecordsRequest) -> int:
     """Read every stage's reports, write `dropped_samples.csv` (and a SceneJob's `batch_summary.json`), then
     point the summary at them. Returns the dropped samples' count."""
     reports = {s.name: read_reports(run, s.name, s.config_hash) for s in request.stages if s.run}
-    csv_bytes, dropped = dropped_csv(request, reports)
-    run.write_bytes(DROPPED_KEY, csv_bytes)
-    document = batch_document(request, reports, request.phase, request.finished_at)
-    if document is not None:
-        run.write_bytes(BATCH_SUMMARY_KEY, document)
+    dropped = write_sample_records(run, request, reports, request.phase, request.finished_at)
     try:
         summary = json.loads(run.read_at_most(SUMMARY_KEY, 16 << 20, SUMMARY_KEY))
     except (StorageError, ValueError):

@@ -25,7 +25,7 @@ from typing import Any
 from genfab.api.reasons import FILTERED
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
-from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, STATUS_KEY, SUMMARY_KEY, StageConfig, shard_count
+from genfab.contract import EXIT_BAD_INPUT, STATUS_KEY, StageConfig, shard_count
 from genfab.contract.names import (
     ENV_CPU_WORKERS,
     ENV_MODELS,
@@ -65,11 +65,11 @@ from genfab.sequencing import (
     unimplemented,
     unsupported_settings,
 )
-from genfab.sequencing.batch import BATCH_SUMMARY_KEY, batch_document
 from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, gate_status, held_back
 from genfab.sequencing.preflight import model_refusal
-from genfab.sequencing.summary import dropped_csv, stage_row, summary_document
-from genfab.status import StageObservation, build_status, notes_message, produced_by, tally
+from genfab.sequencing.run_records import write_run_records
+from genfab.sequencing.summary import stage_row
+from genfab.status import StageObservation, build_status, failed_at_start, notes_message, produced_by, tally
 from genfab.status.aggregate import ExecState
 from genfab.status.training import training_status, with_training
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
@@ -137,6 +137,8 @@ class StageRun:
     """Why the current group attempt is ending (a node failed): the other nodes are being stopped."""
     port: int = 0
     """A gang stage's rendezvous port for the current attempt."""
+    start_failure: StageObservation | None = None
+    """Why it ended before any shard ran (`status.failed_at_start`, as the operator records it)."""
 
     @property
     def succeeded(self) -> int:
@@ -162,6 +164,8 @@ class StageRun:
         return sum(r.redone for r in self.reports.values())
 
     def observation(self) -> StageObservation:
+        if self.start_failure is not None:
+            return self.start_failure
         return StageObservation(
             name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
             state=self.state,
@@ -407,7 +411,7 @@ class LocalRunner:
             write_manifest(self.run_storage, run.stage.name, run.stage.config_hash,
                            [(s.id, s.source) for s in samples])
         except (InventoryError, InvalidManifest, StorageError) as exc:
-            self._fail_at_start(run, f"cannot list samples: {exc}")
+            self._fail_at_start(run, f"cannot list samples: {exc}", reason="BadInput")
             return
         run.samples = len(samples)
         count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
@@ -421,9 +425,11 @@ class LocalRunner:
     def _running(self) -> int:
         return sum(s.process is not None for r in self.stages.values() for s in r.shards)
 
-    def _fail_at_start(self, run: StageRun, message: str) -> None:
+    def _fail_at_start(self, run: StageRun, message: str, reason: str | None = None) -> None:
         run.state, run.message, run.completion_time = "finished", message, now_rfc3339()
         run.shards = [Shard(0, done=True, failed=True)]
+        run.start_failure = failed_at_start(run.stage.name, run.stage.config_hash, run.stage.output_uri, message,
+                                            run.completion_time, reason)
         self.listener("end", run)
 
     def _launch_shards(self) -> None:
@@ -646,18 +652,10 @@ class LocalRunner:
 
     def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
         by_name = {s.name: s for s in status.stages}
-        stages = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports, run.stage.shard_capacity),
-                            seconds=run.seconds, samples_per_second=run.samples_per_second(time.monotonic()),
-                            message=run.message)
-                  for run in self.stages.values()]
+        rows = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports, run.stage.shard_capacity),
+                          seconds=run.seconds, samples_per_second=run.samples_per_second(time.monotonic()),
+                          message=run.message)
+                for run in self.stages.values()]
         reports = {n: r.reports for n, r in self.stages.items()}
-        csv_bytes, dropped = dropped_csv(self.plan, reports)
-        self.run_storage.write_bytes(DROPPED_KEY, csv_bytes)
-        finished = now_rfc3339()
-        summary = summary_document(self.plan, status, stages, dropped, continue_on_error=self.continue_on_error,
-                                   finished_at=finished, executor="local")
-        self.run_storage.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
-        batch = batch_document(self.plan, reports, status.phase, finished)
-        if batch is not None:  # a batch of scenes: the seed's per-sample summary beside them
-            self.run_storage.write_bytes(BATCH_SUMMARY_KEY, batch)
-        return summary
+        return write_run_records(self.run_storage, self.plan, status, rows, reports,
+                                 continue_on_error=self.continue_on_error, executor="local", finished_at=now_rfc3339())

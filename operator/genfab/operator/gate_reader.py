@@ -21,11 +21,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
+from genfab.api.status import TERMINAL_PHASES, ResourceStatus
 from genfab.inventory import read_report
+from genfab.operator.builders import child_name
 from genfab.operator.cache import Key
+from genfab.operator.observe import job_view
 from genfab.operator.read_budget import Share, Stop
-from genfab.planner import PlannedStage
+from genfab.planner import Plan, PlannedStage
 from genfab.sequencing.manual import Awaiting, awaiting, missing_files, sample_folder
 from genfab.storage import Storage
 
@@ -73,6 +77,35 @@ class GateReader:
         # a replaced dict would be lost)
         for slot in [slot for slot in list(self._gates) if slot[0] == key]:
             self._gates.pop(slot, None)
+
+    def awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], previous: ResourceStatus | None,
+                 run: Callable[[], Storage], output: Callable[[str], Storage]) -> tuple[dict[str, Awaiting], bool]:
+        """Finished gated stages whose downstream has not started: which committed samples still lack
+        the gate's files (`output(uri)` opens a stage's output), and whether samples are still to be looked
+        at for the first time (reconcile again soon)."""
+        out: dict[str, Awaiting] = {}
+        more = False
+        started = {j["metadata"]["name"] for j in jobs}
+        prev = {s.name: s for s in (previous.stages if previous else [])}
+        for stage in the_plan.stages:
+            if stage.manual_gate is None or not stage.run:
+                continue
+            job = next((j for j in jobs if j["metadata"]["name"] == child_name(the_plan.name, stage)), None)
+            before = prev.get(stage.name)
+            done = (job is not None and job_view(job).finished) or (
+                before is not None and before.config_hash == stage.config_hash and before.phase in TERMINAL_PHASES)
+            downstream = [s for s in the_plan.stages if s.run and stage.name in s.upstream]
+            waiting = [s for s in downstream if child_name(the_plan.name, s) not in started
+                       and not (s.name in prev and prev[s.name].job_name and prev[s.name].config_hash == s.config_hash)]
+            if not done or not waiting:
+                continue
+            shards = job_view(job).shards if job is not None else before.shards.total if before is not None else 0
+            reading = self.read((key, stage.name, stage.config_hash), stage, shards, run,
+                                partial(output, stage.output_uri), run_uri=the_plan.output_uri)
+            more = more or reading.more
+            if reading.held is not None:
+                out[stage.name] = reading.held
+        return out, more
 
     def read(self, slot: Slot, stage: PlannedStage, shards: int, run: Callable[[], Storage],
              output: Callable[[], Storage], run_uri: str = "OUTPUT") -> GateReading:

@@ -20,15 +20,23 @@ resource as controller, and the same content (a Job's Pods: image, command, argu
 service account; a ConfigMap's data; a Service's or NetworkPolicy's spec). Anything else under that
 name (an allow-all NetworkPolicy put there first, a tenant's own ConfigMap) is refused: the stage
 says the name is taken, and nothing is adopted or later deleted.
+
+The functions here are pure; `Children` applies them to the API server for the controller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.api.status import MAX_CHILDREN, ChildRef
+from genfab.operator.builders import Owner
+from genfab.operator.cache import Key
+from genfab.operator.kube import Conflict, Kube
 from genfab.operator.sharding import LABEL_BUCKET
+
+log = logging.getLogger("genfab.operator")
 
 Child = tuple[str, str]
 """(kind, name) of an object in the resource's namespace."""
@@ -103,3 +111,83 @@ def made_before_children(existing: Mapping[str, Any], name: str, previous: Any, 
         return False
     refs = (existing.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("uid") == owner_uid and r.get("controller") for r in refs)
+
+
+class NameTaken(Exception):
+    """An object of the name a child would have exists, and this operator did not make it."""
+
+
+class Children:
+    """The objects the operator made for each resource: those its status records (`status_of`), plus
+    those created since the status was last written, less those deleted since (`written` folds them in
+    once the status is written)."""
+
+    def __init__(self, kube: Kube, status_of: Callable[[Key], Mapping[str, Any] | None]) -> None:
+        self.kube = kube
+        self._status_of = status_of
+        self._made: dict[Key, dict[Child, str]] = {}
+        self._gone: dict[Key, set[Child]] = {}
+
+    def owned(self, key: Key) -> dict[Child, str]:
+        """The children whose UID this operator recorded (the resource's status), or created since."""
+        owned = recorded(self._status_of(key))
+        owned.update(self._made.get(key, {}))
+        for child in self._gone.get(key, ()):
+            owned.pop(child, None)
+        return owned
+
+    def uid(self, key: Key, kind: str, name: str) -> str | None:
+        return self.owned(key).get((kind, name))
+
+    def mine(self, key: Key, obj: Mapping[str, Any], kind: str = "Job") -> bool:
+        """Whether `obj` (from the watch cache) is the very object this operator made under its name."""
+        meta = obj.get("metadata") or {}
+        return self.uid(key, kind, meta.get("name", "")) == meta.get("uid")
+
+    def uid_precondition(self, key: Key, job: str) -> dict[str, str]:
+        """`metadata.uid` for a Job patch: the API server refuses the patch (409) if the Job of that name
+        is another object. Observed Jobs are recorded ones, so the UID is known; never sent as null."""
+        uid = self.uid(key, "Job", job)
+        return {"uid": uid} if uid else {}
+
+    def adopt(self, key: Key, kind: str, name: str, uid: str) -> None:
+        """Record `uid` as made by this operator (created now, or proven made before a restart)."""
+        self._made.setdefault(key, {})[(kind, name)] = uid
+        self._gone.get(key, set()).discard((kind, name))
+
+    def create(self, key: Key, owner: Owner, kind: str, path: str, built: dict[str, Any]
+               ) -> tuple[dict[str, Any], bool]:
+        """Create `built`, or take the existing object of its name if this operator made it: its UID is
+        recorded, or (made just before a restart, its UID never written) it is in every field what
+        `built` says. Anything else under the name raises NameTaken."""
+        obj, created = self.kube.create_if_absent(path, built)
+        name, uid = obj["metadata"]["name"], obj["metadata"].get("uid", "")
+        if not created and self.uid(key, kind, name) != uid:
+            why = made_like(obj, built, owner.uid)
+            if why:
+                raise NameTaken(f"{kind} {name} exists in namespace {owner.namespace} and genfab did not create it "
+                                f"({why}); genfab neither uses nor deletes it. Delete or rename it, or rename the "
+                                "resource")
+        self.adopt(key, kind, name, uid)
+        return obj, created
+
+    def delete(self, key: Key, kind: str, path: str) -> None:
+        """Delete a child this operator recorded making, by its UID (a same-named object made since by
+        anyone else is not touched); an object it never recorded is left alone."""
+        name = path.rpartition("/")[2]
+        uid = self.uid(key, kind, name)
+        if uid is None:
+            return
+        try:
+            self.kube.delete(path, uid=uid)
+        except Conflict:
+            log.warning("%s %s/%s: %s %s was replaced by an object genfab did not make: left alone", *key, kind, name)
+        self._gone.setdefault(key, set()).add((kind, name))
+
+    def written(self, key: Key) -> None:
+        """The status now records what `owned` said: nothing pending any more."""
+        self._made.pop(key, None)
+        self._gone.pop(key, None)
+
+    forget = written
+    """The resource is deleted: its children go with it (owner references)."""

@@ -112,6 +112,14 @@ class StageObservation:
     """What the operator has read of the stage's shard reports (genfab.operator.progress)."""
 
 
+def failed_at_start(name: str, config_hash: str, output_uri: str, message: str, now: str,
+                    reason: str | None = None) -> StageObservation:
+    """A stage that ended before any shard ran (its samples could not be listed, its Job's name is
+    taken, this machine cannot run it): one failed shard, so it fails like any other stage."""
+    return StageObservation(name, config_hash, output_uri, "finished", shards_total=1, shards_failed=1,
+                            start_time=now, completion_time=now, reason=reason, message=message)
+
+
 def stage_phase(obs: StageObservation, continue_on_error: bool) -> StagePhase:
     if obs.state == "skipped":
         return "Skipped"

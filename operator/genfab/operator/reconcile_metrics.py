@@ -1,0 +1,38 @@
+"""What one reconcile tells the operator's metrics: samples made since the last status, stages that
+ended (their duration, their failure's reason), and the resource's phase, stall and shards now."""
+
+from __future__ import annotations
+
+from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.operator.cache import Key
+from genfab.operator.decide import Decision
+from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.observe import parse_time
+from genfab.planner import Plan
+
+
+def record_reconcile(metrics: OperatorMetrics, key: Key, the_plan: Plan, decision: Decision,
+                     previous: ResourceStatus | None, status: ResourceStatus) -> None:
+    kind = key[0]
+    prev = {s.name: s for s in (previous.stages if previous else [])}
+    for s in status.stages:
+        before = prev.get(s.name)
+        same = before if before is not None and before.config_hash == s.config_hash else None
+        for outcome, now_n, was in (("succeeded", s.samples.succeeded, same.samples.succeeded if same else 0),
+                                    ("failed", s.samples.failed, same.samples.failed if same else 0)):
+            if now_n > was:
+                metrics.samples.labels(kind, s.name, outcome).inc(now_n - was)
+        ended = s.phase in TERMINAL_PHASES and not (same is not None and same.phase in TERMINAL_PHASES)
+        start, end = parse_time(s.start_time), parse_time(s.completion_time)
+        if ended and start and end:
+            metrics.stage_duration.labels(kind, s.name, s.phase).observe((end - start).total_seconds())
+        if ended and s.phase == "Failed":
+            metrics.stage_failures.labels(kind, s.name, s.reason or "Failed").inc()
+    gpus = {s.name: s.resources.gpus for s in the_plan.stages}
+    shards = {o.name: (max(0, o.shards_total - o.shards_succeeded - o.shards_failed - o.shards_active),
+                       o.shards_active, o.shards_active * gpus.get(o.name, 0))
+              for o in decision.observations if o.state in ("running", "suspended")}
+    stalled = next((c for c in status.conditions if c.type == "Stalled" and c.status == "True"), None)
+    since = parse_time(stalled.last_transition_time) if stalled else None
+    metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
+                             since.timestamp() if since else None)

@@ -1,0 +1,146 @@
+"""Starting a stage on the cluster: its samples counted (listed here, or by an inventory Job), then its
+ConfigMap, a gang's Service and NetworkPolicy, and its Job, each create-if-absent by deterministic name."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from genfab.api.resources import Resource
+from genfab.api.status import ResourceStatus
+from genfab.contract import StageConfig, shard_count
+from genfab.inventory import InventoryError, clear_reports
+from genfab.inventory.manifest import clear_manifest, read_manifest
+from genfab.operator.builders import (
+    Owner,
+    build_configmap,
+    build_group_policy,
+    build_inventory_job,
+    build_job,
+    build_service,
+    child_name,
+    inventory_name,
+)
+from genfab.operator.cache import Key
+from genfab.operator.inventory import Listing, inventory_listing, list_inline
+from genfab.operator.kube import NotFound, resource_path
+from genfab.operator.observe import parse_time
+from genfab.operator.ownership import NameTaken, made_before_children
+from genfab.operator.parts import Parts
+from genfab.planner import Plan, PlannedStage, stage_config
+from genfab.sequencing import now_rfc3339
+from genfab.status import StageObservation, failed_at_start
+from genfab.storage import Storage
+
+log = logging.getLogger("genfab.operator")
+
+
+class StageStarter:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    def start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
+              owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
+        """Start `stage`; None once its Job exists, else what the stage is meanwhile: failed at its start
+        (its samples cannot be listed, a name it needs is taken) or running while an inventory Job lists
+        its samples."""
+        try:
+            return self._start(key, body, resource, the_plan, stage, owner, previous)
+        except NameTaken as exc:
+            return failed_at_start(stage.name, stage.config_hash, stage.output_uri, str(exc),
+                                   now_rfc3339(self.parts.clock()), reason="NameTaken")
+
+    def _start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
+               owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
+        parts, ns = self.parts, owner.namespace
+        jobs_path = resource_path("batch/v1", "jobs", ns)
+        name = child_name(the_plan.name, stage)
+        if previous is not None and any(s.job_name for s in previous.stages) and self._kept(key, jobs_path, name,
+                                                                                           owner, previous):
+            return None
+        cfg = stage_config(the_plan, stage)
+        run = parts.open(key, the_plan.output_uri, owner)
+        listing = self._listing(key, the_plan, stage, cfg, owner, resource, run)
+        now = now_rfc3339(parts.clock())
+        if listing.refused:
+            return failed_at_start(stage.name, stage.config_hash, stage.output_uri, listing.refused, now,
+                                   reason="BadInput")
+        if listing.count is None:  # an inventory Job lists the samples: the stage runs, its Job comes next
+            before = next((s for s in (previous.stages if previous else []) if s.name == stage.name
+                           and s.config_hash == stage.config_hash and s.start_time), None)
+            return StageObservation(stage.name, stage.config_hash, stage.output_uri, "running",
+                                    start_time=before.start_time if before else now, message=listing.waiting)
+        samples = listing.count
+        shards = shard_count(samples, stage.shard_size, stage.fixed_shards)
+        clear_reports(run, stage.name, stage.config_hash)
+        children = parts.children
+        children.create(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
+                        build_configmap(the_plan, stage, cfg, owner))
+        if stage.gang:  # the group's network and stable names, before its Pods exist
+            if parts.settings.group_network_policy:
+                children.create(key, owner, "NetworkPolicy", resource_path("networking.k8s.io/v1", "networkpolicies",
+                                                                           ns),
+                                build_group_policy(the_plan, stage, owner, parts.settings))
+            children.create(key, owner, "Service", resource_path("v1", "services", ns),
+                            build_service(the_plan, stage, owner))
+        job, created = children.create(key, owner, "Job", jobs_path, build_job(
+            the_plan, stage, cfg, resource.spec, shards, samples, owner, parts.settings, manifest=listing.manifest))
+        parts.cache.put_job(job)
+        if listing.manifest:  # its work is done (the manifest stays, the shards read it)
+            children.delete(key, "Job", resource_path("batch/v1", "jobs", ns, inventory_name(the_plan.name, stage)))
+        if created:
+            # Its reports were cleared just above and no Pod of it has run: nothing to read back in
+            # this reconcile's second look (a storage listing per new Job saved in a burst).
+            parts.progress.started(key, stage, job["metadata"].get("uid", ""))
+            log.info("%s %s/%s: stage %s started: job %s, %d samples in %d shards", *key, stage.name, name,
+                     samples, shards)
+            if previous is None or not any(s.job_name for s in previous.stages):
+                created_at = parse_time(body["metadata"].get("creationTimestamp"))
+                if created_at is not None:
+                    parts.metrics.create_to_job.labels(key[0]).observe(
+                        max(0.0, (parts.clock() - created_at).total_seconds()))
+        return None
+
+    def _kept(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus) -> bool:
+        """Jobs were created before, so the cache may lag behind (operator restart): never clear the
+        reports of a Job that exists. (A fresh resource has none, which saves the GET.)"""
+        parts = self.parts
+        try:
+            existing = parts.kube.get(f"{jobs_path}/{name}")
+        except NotFound:
+            return False
+        uid, recorded_uid = existing["metadata"].get("uid", ""), parts.children.uid(key, "Job", name)
+        if recorded_uid == uid or (recorded_uid is None and made_before_children(existing, name, previous,
+                                                                                 owner.uid)):
+            parts.children.adopt(key, "Job", name, uid)
+            parts.cache.put_job(existing)
+            return True
+        return False
+
+    def _listing(self, key: Key, the_plan: Plan, stage: PlannedStage, cfg: StageConfig, owner: Owner,
+                 resource: Resource, run: Storage) -> Listing:
+        """The stage's sample count (genfab.operator.inventory): from its inventory Job's manifest where one
+        ran, else listed here on a small budget, else (too many) from an inventory Job started now."""
+        parts = self.parts
+        inventory = inventory_name(the_plan.name, stage)
+        job = next((j for j in parts.cache.jobs(key) if j["metadata"]["name"] == inventory
+                    and parts.children.mine(key, j)), None)
+        if job is not None:
+            return inventory_listing(job, parts.cache.pods(owner.namespace, inventory),
+                                     lambda: read_manifest(run, stage.name, stage.config_hash))
+        try:
+            samples = list_inline(cfg, lambda uri: parts.open(key, uri, owner), parts.read_pool)
+        except InventoryError as exc:
+            return Listing(refused=f"cannot list samples: {exc}")
+        if samples is not None:
+            return Listing(count=len(samples))
+        clear_manifest(run, stage.name, stage.config_hash)  # an earlier run's: the Job writes it anew
+        ns = owner.namespace
+        parts.children.create(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
+                              build_configmap(the_plan, stage, cfg, owner))
+        made, _ = parts.children.create(key, owner, "Job", resource_path("batch/v1", "jobs", ns), build_inventory_job(
+            the_plan, stage, cfg, resource.spec, owner, parts.settings))
+        parts.cache.put_job(made)
+        log.info("%s %s/%s: stage %s: too many samples to list in a reconcile, inventory job %s started", *key,
+                 stage.name, inventory)
+        return inventory_listing(made, [], lambda: read_manifest(run, stage.name, stage.config_hash))
