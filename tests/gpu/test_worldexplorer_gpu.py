@@ -28,7 +28,7 @@ from tests.helpers import PORTRAIT, ROOT, genfab_run, save_seva_stand_in  # noqa
 SAMPLES = ("photorealistic/index_0000", "photorealistic/index_0001", "stylized/index_0000", "stylized/index_0001")
 FRAMES = 16
 OWN_FRAMES = 10
-"""Sample 1's own `expansion.num_frames` in metadata.json (seed 000's per-sample fields)."""
+"""Sample 1's own `expansion.num_frames` in metadata.json (the lab's worldexplorer per-sample fields)."""
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""DatasetJob `difix` end to end through `genfab run` on the bundled procedural source: seed 002's exact
+"""DatasetJob `difix` end to end through `genfab run` on the bundled procedural source: the lab's difix exact
 layout, meta.json, drop reasons, the leak-free split, data.json in each path mode, byte-identical
 reruns and the GitOps re-run counts, on file:// and on S3 (moto: the source is uploaded there too)."""
 

@@ -121,7 +121,7 @@ def test_no_mutated_document_makes_a_command_raise(finished_run: Path, tmp_path:
                 n, target, args, repr(result.exception), result.output[-2000:])
             assert "Traceback" not in result.output, (n, target, args, result.output[-2000:])
             outcomes[result.exit_code] = outcomes.get(result.exit_code, 0) + 1
-        from genfab.report.review import Review
+        from genfab.selection.review import Review
         from genfab.storage import open_confined
 
         try:

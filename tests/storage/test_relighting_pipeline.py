@@ -1,4 +1,4 @@
-"""DatasetJob `relighting` end to end through `genfab run`: seed 003's exact layout and metadata on
+"""DatasetJob `relighting` end to end through `genfab run`: the lab's relighting exact layout and metadata on
 file:// and s3://, bad inputs recorded per sample, and the model-backed paths with tiny models."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def files(run: Storage) -> set[str]:
 
 
 def expected(inputs: Path) -> set[str]:
-    """Every file of seed 003's tree for the images in `inputs` (`data/raw/` holds them as given)."""
+    """Every file of the lab's relighting tree for the images in `inputs` (`data/raw/` holds them as given)."""
     sources = sorted(p.name for p in inputs.iterdir())
     ids = [name.rsplit(".", 1)[0] for name in sources]
     return ({f"{folder}/{i}_{name}" for folder, names in STAGE_FILES.items() for i in ids for name in names}
@@ -92,7 +92,7 @@ def test_relighting_run_produces_the_seed_layout_and_metadata(
     assert 0.15 <= meta["stages"]["albedo"]["params"]["blend"] <= 0.25
     params = json.loads(run.read_bytes("data/stage_3/astronaut_params.json"))
     assert meta["lighting"] == {k: v for k, v in params.items() if k != "sampleId"}
-    assert params["method"] == "softShading"  # seed 003's weights
+    assert params["method"] == "softShading"  # the lab's relighting weights
     # composite == input outside the mask, bit for bit
     mask = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/stage_1/astronaut_mask.png"))))
     out = np.asarray(Image.open(io.BytesIO(run.read_bytes("data/outputs/astronaut_output.png"))))
@@ -207,7 +207,7 @@ def test_model_backed_paths_load_tiny_models_from_the_model_location(tmp_path: P
         n: "Succeeded" for n in ("segment", "albedo", "degrade", "recombine", "caption", "organize")}
     meta = json.loads((run / "data" / "outputs" / "astronaut_metadata.json").read_text())
     assert meta["stages"]["segment"]["params"]["backend"] == "sam3"
-    assert meta["lighting"]["normals"] == "midas:Intel/dpt-hybrid-midas"  # seed 003's model, the default
+    assert meta["lighting"]["normals"] == "midas:Intel/dpt-hybrid-midas"  # the lab's relighting model, the default
     assert meta["caption"] == (run / "data" / "stage_4" / "astronaut_caption.txt").read_text().strip()
     assert meta["caption"]  # random weights still generate tokens
 
@@ -223,7 +223,7 @@ def column_steps(image: np.ndarray, rows: slice, mask: np.ndarray) -> np.ndarray
 
 
 def test_a_named_normals_model_without_weights_stops_and_auto_says_what_ran(tmp_path: Path) -> None:
-    """Seed 003's MiDaS is the default: without its weights the run is refused before it starts, in one
+    """The lab's relighting MiDaS is the default: without its weights the run is refused before it starts, in one
     line (no silent classical normals); `auto` runs classical normals and every sample says so."""
     folder = portraits(tmp_path, ("astronaut",))
     only_soft = {"softShading": 1.0, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0}

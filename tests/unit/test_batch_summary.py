@@ -1,4 +1,4 @@
-"""The per-sample batch summary (seed 000's `batch_summary.json`) from shard reports: a table of
+"""The per-sample batch summary (the lab's worldexplorer `batch_summary.json`) from shard reports: a table of
 outcomes per stage (produced, reused, failed, not run, not selected) and the sample's status."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seed 002's names and leak-free split (pure): sample ids, group ids, meta.json keys, and a property
+"""The lab's difix names and leak-free split (pure): sample ids, group ids, meta.json keys, and a property
 test of the split over many seeds, ratios and group layouts."""
 
 from __future__ import annotations

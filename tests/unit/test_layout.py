@@ -1,4 +1,5 @@
-"""Project layout invariants from DESIGN.md."""
+"""Project layout invariants: genfab is a namespace package over its two source roots, nothing shadows
+the stdlib `operator`, and every pipeline declaration is consistent and uses every image family."""
 
 from __future__ import annotations
 

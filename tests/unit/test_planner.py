@@ -87,7 +87,7 @@ def test_first_stage_reads_the_job_input_when_outpaint_is_skipped() -> None:
 
 
 SELECTION_TABLE = [
-    ("only 3 (seed 000 --only_stages 3)", "scenejob-worldexplorer.yaml", _spec(onlyStages=["gaussians"]),
+    ("only 3 (the lab's worldexplorer --only_stages 3)", "scenejob-worldexplorer.yaml", _spec(onlyStages=["gaussians"]),
      {"scaffold": False, "expansion": False, "gaussians": True}),
     ("only 1,2", "scenejob-worldexplorer.yaml", _spec(onlyStages=["scaffold", "expansion"]),
      {"scaffold": True, "expansion": True, "gaussians": False}),
@@ -579,9 +579,9 @@ RERUN_TABLE = [
      {"gaussians", "coarse", "render"}),
     ("token alone -> every stage", VD, _spec(rerun={"token": "1"}),
      {"outpaint", "depth", "gaussians", "coarse", "render"}),
-    ("token with onlyStages -> the selected stages (seed 000 --only_stages 3)", WE,
+    ("token with onlyStages -> the selected stages (the lab's worldexplorer --only_stages 3)", WE,
      _spec(onlyStages=["gaussians"], rerun={"token": "1"}), {"gaussians"}),
-    ("token with startFromStep -> step 6 onwards (seed 004 --start_from_step 6)", "datasetjob-reference-object.yaml",
+    ("token with startFromStep -> step 6 onwards (--start_from_step 6)", "datasetjob-reference-object.yaml",
      _spec(referenceObject__startFromStep=6, rerun={"token": "1"}), {"annotation", "cv-augmentation"}),
 ]
 
@@ -626,7 +626,7 @@ def test_plan_names_why_a_stage_runs_again() -> None:
                                       "script predicts"]),
     ("scenejob-vistadream.yaml", {"depthBackend": "depth-anything-v2"}, []),  # chosen: no note
     ("scenejob-vistadream.yaml", {"depthBackend": "moge", "mogeImage": "lab/moge:1"}, []),  # the seed's model
-    ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: seed 000's methods run
+    ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: the lab's worldexplorer methods run
     ("scenejob-worldexplorer-tiny.yaml", {}, []),  # walk and scene, said explicitly
     ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}}, []),  # refused instead (validate's "cannot run as set")
     ("datasetjob-relighting.yaml", {}, []),

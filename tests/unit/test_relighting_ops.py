@@ -1,4 +1,4 @@
-"""The relighting operations on synthetic inputs with known answers (seed 003's stages 1-3.5)."""
+"""The relighting operations on synthetic inputs with known answers (the lab's relighting stages 1-3.5)."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ def test_albedo_method_chain_respects_probabilities() -> None:
 @pytest.mark.parametrize("weights", [
     {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.2},
     {"softShading": 0.25, "hardShadow": 0.25, "specular": 0.4, "ambientOnly": 0.1},
-    {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0},  # seed 003: all soft shading
+    {"softShading": 0.8, "hardShadow": 0.0, "specular": 0.0, "ambientOnly": 0.0},  # the lab's: all soft shading
     {"softShading": 0.3, "hardShadow": 0.1, "specular": 0.0, "ambientOnly": 0.0},  # relative: 3 to 1
 ])
 def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, float]) -> None:

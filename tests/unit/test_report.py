@@ -18,13 +18,13 @@ from PIL import Image
 
 from genfab.cli.report import write_run_report
 from genfab.report import report_unavailable
-from genfab.report.gate import waiting_samples
 from genfab.report.model import Listing, Picture, Row
 from genfab.report.pictures import thumbnail
-from genfab.report.review import Review, how_to_go_on, make_server
 from genfab.report.sections import sections
 from genfab.report.sections.datasets import difix, reference_object, relighting, yolo_class_counts
 from genfab.report.writer import ReportWriter, pictured
+from genfab.selection.review import Review, how_to_go_on, make_server
+from genfab.selection.waiting import waiting_samples
 from genfab.storage import open_storage
 
 
@@ -407,7 +407,7 @@ def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: 
     import socket
     import threading
 
-    from genfab.report import review as review_module
+    from genfab.selection import review as review_module
 
     monkeypatch.setattr(review_module._Handler, "timeout", 3)
     monkeypatch.setattr(review_module, "MAX_CONNECTIONS", 4)
@@ -458,7 +458,7 @@ def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: 
 
 
 def test_a_sample_folder_named_like_markup_does_not_change_the_page(tmp_path: Path) -> None:
-    from genfab.report.review import page
+    from genfab.selection.review import page
 
     state = {"output": "file:///o", "executor": "local",
              "samples": [{"sample": "<!--<script>", "folder": "<!--<script>/scaffold", "gaps": []},

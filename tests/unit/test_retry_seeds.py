@@ -1,5 +1,5 @@
 """Every output and every retry of reference-object's scenes has a seed of its own: per-unit seeds from
-one function (`scene_seed`, random in seed 004's sense, reproducible from the resource's seed), and a
+one function (`scene_seed`, random in the lab's reference-object sense, reproducible from the resource's seed), and a
 retry's seed derived from its output (the old `seed + attempt` made the next iteration's image again)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The cardinal views' prompts (scaffold_gen): the sample's own `scaffold` fields of seed 000's
+"""The cardinal views' prompts (scaffold_gen): the sample's own `scaffold` fields of the lab's worldexplorer
 `metadata.json` first, then the scaffold's settings, then the sample's prompt."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seed 000's variant resolution and fallback (`get_variants_for_sample`, `_resolve_input_image`)."""
+"""The lab's worldexplorer variant resolution and fallback (`get_variants_for_sample`, `_resolve_input_image`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 001's pure geometry: the canvas, cameras and masks, trajectories, pose selection and depth
+"""The lab's vistadream pure geometry: the canvas, cameras and masks, trajectories, pose selection and depth
 alignment (table tests, numpy only)."""
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def test_frames_round_trip_and_refuse_foreign_files() -> None:
 
 
 def test_frames_npz_is_seed_001s_contract_read_with_numpy_alone() -> None:
-    """Written by genfab, read the way the lab's code reads seed 001's frames: rgb float32 in [0, 1],
+    """Written by genfab, read the way the lab's vistadream code reads its frames: rgb float32 in [0, 1],
     bool masks, `K_33`, and `cam_T_world` camera-to-world, so a pixel at its depth goes through
     `K_33` and `cam_T_world` to the world point genfab's scene puts a Gaussian at."""
     import io

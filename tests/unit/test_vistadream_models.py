@@ -1,4 +1,4 @@
-"""Seed 001's models through the real loading code (model location -> `from_pretrained`) with tiny
+"""The lab's vistadream models through the real loading code (model location -> `from_pretrained`) with tiny
 random models written by scripts/tiny_models.py, on the CPU: random weights, so these check shapes,
 conventions and plumbing, never output quality."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,7 +20,7 @@ from pydantic import ValidationError
 
 from genfab.api.quality import FIGURES
 from genfab.api.status import SETTLED_PHASES, ResourceStatus
-from genfab.cli.terminal import echo, malformed_is_one_line
+from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.contract.documents import DocumentError, parse_document
 from genfab.contract.files import open_regular
@@ -38,11 +37,6 @@ RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 """The most of a status or summary document read (a run's own files, but still bounded)."""
 QUIET_KEYS = ("ts", "level", "msg", "stage", "shard", "shards", "hash")
 """A log record's keys shown in its head, not repeated as `key=value`."""
-
-
-def _fail(command: str, message: str) -> None:
-    echo(f"genfab {command}: {message}", err=True)
-    sys.exit(2)
 
 
 def output_uri(output: str) -> str:
@@ -185,7 +179,7 @@ def _open(command: str, output: str) -> tuple[str, Storage]:
     try:
         return uri, open_confined(uri, S3Settings.from_env(dict(os.environ)))
     except (StorageError, ValueError) as exc:
-        _fail(command, f"{output}: {exc}")
+        fail(command, f"{output}: {exc}")
     raise AssertionError  # unreachable: _fail exits
 
 
@@ -196,9 +190,9 @@ def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any],
             doc = checked_status(doc, store.child(STATUS_KEY))
         summary = _read_json(store, SUMMARY_KEY)
     except (StorageError, StorageTooLarge, ValueError) as exc:
-        _fail(command, f"{uri}: {exc}")
+        fail(command, f"{uri}: {exc}")
     if doc is None:
-        _fail(command, f"{uri}: no genfab run there (no {STATUS_KEY}); give the output a run wrote to "
+        fail(command, f"{uri}: no genfab run there (no {STATUS_KEY}); give the output a run wrote to "
                        "(the spec's output, or what `genfab run --out` named)")
     assert doc is not None
     return doc, summary
@@ -277,14 +271,14 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
     try:
         folder = log_dir(uri, name)
     except ValueError as exc:
-        _fail("logs", str(exc))
+        fail("logs", str(exc))
     known = [s.get("name") for s in (doc.get("status") or {}).get("stages") or []]
     if stage is not None and stage not in known:
-        _fail("logs", f"no stage {stage!r} in this run (stages: {', '.join(str(k) for k in known)})")
+        fail("logs", f"no stage {stage!r} in this run (stages: {', '.join(str(k) for k in known)})")
     order = {n: i for i, n in enumerate(known)}
     files = sorted(_log_files(folder, stage, shard), key=lambda p: (order.get(p.parent.name, len(order)), p.name))
     if not files and not follow:
-        _fail("logs", f"no shard logs under {folder}" + (f" for stage {stage}" if stage else "")
+        fail("logs", f"no shard logs under {folder}" + (f" for stage {stage}" if stage else "")
               + " (they are kept by the machine that ran `genfab run`)")
     offsets: dict[Path, int] = {}
     skipped: set[Path] = set()

@@ -1,4 +1,4 @@
-"""`genfab review OUTPUT`: the manual selection gate's page (genfab.report.review), served until all is chosen."""
+"""`genfab review OUTPUT`: the manual selection gate's page (genfab.selection.review), served until all is chosen."""
 
 from __future__ import annotations
 
@@ -10,18 +10,13 @@ import time
 import click
 
 from genfab.cli.follow import output_uri
-from genfab.cli.terminal import echo, malformed_is_one_line
-from genfab.report.review import Review, going_on, is_loopback, make_server
+from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.report.writer import ReportError
+from genfab.selection.review import Review, going_on, is_loopback, make_server
 from genfab.storage import S3Settings, StorageError, open_confined
 
 LAST_REQUESTS_SECONDS = 1.0
 """How long the page's requests in flight when the last choice was applied get before the server ends."""
-
-
-def _fail(message: str) -> None:
-    echo(f"genfab review: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command("review")
@@ -44,14 +39,15 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     --allow-remote. Ends by itself, saying "all chosen" and how the run goes on, once no sample waits
     (at once when none does), or at Ctrl-C."""
     if not is_loopback(host) and not allow_remote:
-        _fail(f"--host {host}: not a loopback address; the page lets whoever reaches it copy files in the output, "
-              "so say --allow-remote to listen there (or keep 127.0.0.1 and tunnel: ssh -L PORT:127.0.0.1:PORT)")
+        fail("review", f"--host {host}: not a loopback address; the page lets whoever reaches it copy files in "
+             "the output, so say --allow-remote to listen there (or keep 127.0.0.1 and tunnel: "
+             "ssh -L PORT:127.0.0.1:PORT)")
     try:
         store = open_confined(output_uri(output), S3Settings.from_env(dict(os.environ)))
         review = Review(store)
         waiting = review.state()["samples"]
     except (ReportError, StorageError, ValueError) as exc:
-        _fail(f"{output}: {exc}")
+        fail("review", f"{output}: {exc}")
     if not waiting:  # nothing to serve: say so and how the run goes on
         echo(f"all chosen: no sample at {output} waits for a choice; "
              + going_on(review.executor))
@@ -59,7 +55,7 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
     try:
         server = make_server(review, host, port)
     except OSError as exc:
-        _fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})")
+        fail("review", f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})")
     shown_host = f"[{host}]" if ":" in host else host
     echo(f"review: http://{shown_host}:{server.server_address[1]}/?token={review.token}", nl=True)
     if not is_loopback(host):

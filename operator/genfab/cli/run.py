@@ -22,7 +22,7 @@ from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
 from genfab.cli.notes import seed_notes
 from genfab.cli.report import write_run_report
-from genfab.cli.terminal import echo
+from genfab.cli.terminal import echo, fail
 from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.devices import cuda_visible
@@ -40,11 +40,6 @@ from genfab.planner import Plan, plan
 from genfab.sequencing import CannotRun
 from genfab.sequencing.execution import execution_choice
 from genfab.storage import S3Settings, StorageError, open_storage
-
-
-def _fail(message: str) -> None:
-    echo(f"genfab run: {message}", err=True)
-    sys.exit(2)
 
 
 def _override(resource: Resource, out: str, only: list[str] | None, rerun: list[str] | None = None) -> Resource:
@@ -163,7 +158,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     by `| head`) after stopping every shard and writing the status: run it again to continue."""
     problem = out_option_error(out)
     if problem:
-        _fail(problem)
+        fail("run", problem)
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)
@@ -177,7 +172,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
                                                       secrets_dir(secrets, os.environ))
         given_refs = parse_ref_options(refs)
     except CannotRun as exc:
-        _fail(str(exc))
+        fail("run", str(exc))
     target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
     # Said once the run is known to start: a refusal below is the only line a refused run prints.
     notes = [line for line in (credentials_note, note) if line]
@@ -191,12 +186,12 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         the_plan = plan(resource, execution=chosen.name)
         checkpoints = resolve_checkpoints(the_plan, given_refs, lambda uri: open_storage(uri, settings))
     except (CannotRun, StorageError) as exc:
-        _fail(str(exc))
+        fail("run", str(exc))
     notes += [f"note: {line}" for line in seed_notes(loaded.resource)]  # defaults other than the lab's script
     try:  # the weights in the model location are part of the hashes
         identities = local_model_identities(the_plan, resource.spec.models, environ)
     except CannotRun as exc:
-        _fail(str(exc))
+        fail("run", str(exc))
     if checkpoints or identities:  # the checkpoint is part of the plan's settings (and hashes)
         the_plan = plan(resource, references=checkpoints, models=identities, execution=chosen.name)
     listing = list_input(the_plan, lambda uri: open_storage(uri, settings), environ)
@@ -204,7 +199,7 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         echo(f"genfab run: {listing.problem}", err=True)
         sys.exit(1)
     if listing.note:  # an input in S3 and no credentials here: a cluster's job, refused before it starts
-        _fail(listing.note)
+        fail("run", listing.note)
     for line in notes:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     try:
@@ -212,13 +207,13 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         previous = run_store.exists(STATUS_KEY)
         foreign = foreign_record(run_store, Owner(the_plan.kind, the_plan.name), the_plan.output_uri)
     except StorageError as exc:
-        _fail(f"{exc} ({credentials_note})" if credentials_note else str(exc))
+        fail("run", f"{exc} ({credentials_note})" if credentials_note else str(exc))
     if resume and not previous:
-        _fail(f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
+        fail("run", f"--resume: no earlier run at {the_plan.output_uri} (no {STATUS_KEY})")
     # reference-object's executionMode last continues the newest execution whoever made it: the
     # settings ask for it, so the other resource's record is kept beside this run's, as with --force.
     if foreign is not None and not force and execution_choice(resource) != "last":
-        _fail(foreign[0])
+        fail("run", foreign[0])
     # How the advice names this run again: the file, and the output where --out chose it.
     again = shlex.quote(str(file)) + (f" --out {shlex.quote(the_plan.output_uri)}" if out else "")
     try:
@@ -239,9 +234,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         with signals_interrupt(), view:
             result = runner.run()
     except RunnerError as exc:
-        _fail(str(exc))
+        fail("run", str(exc))
     except StorageError as exc:  # the output cannot be written (a file, no permission, disk full)
-        _fail(f"output {the_plan.output_uri}: {exc}")
+        fail("run", f"output {the_plan.output_uri}: {exc}")
     except (KeyboardInterrupt, BrokenPipeError) as exc:  # the runner stopped every shard and wrote the status
         stop = interruption(exc)
         if stop.broken_pipe:

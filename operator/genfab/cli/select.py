@@ -14,19 +14,14 @@ import click
 from genfab.api import parse_resource
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS
 from genfab.cli.loading import load_one, out_option_error, report_errors
-from genfab.cli.terminal import echo, malformed_is_one_line
+from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.local import resolve_output
-from genfab.local.selection import Choice, ChoiceError, apply_choices, complete_count, latest
 from genfab.local.storage_env import local_environment, secrets_dir
 from genfab.planner import PlannedStage, plan
+from genfab.selection.choices import Choice, ChoiceError, apply_choices, complete_count, latest
 from genfab.sequencing import CannotRun
 from genfab.sequencing.manual import sample_folder
 from genfab.storage import S3Settings, StorageError, open_confined
-
-
-def _fail(message: str) -> None:
-    echo(f"genfab select: {message}", err=True)
-    sys.exit(2)
 
 
 def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, str]]:
@@ -34,7 +29,7 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
     environment of its storage clients."""
     problem = out_option_error(out)
     if problem:
-        _fail(problem)
+        fail("select", problem)
     loaded = load_one(file)
     if loaded.errors or loaded.resource is None:
         report_errors(loaded)
@@ -43,7 +38,7 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
     try:
         environ, _ = local_environment(resource.spec.storage, os.environ, secrets_dir(None, os.environ))
     except CannotRun as exc:
-        _fail(str(exc))
+        fail("select", str(exc))
     target, note = resolve_output(resource.spec.output, out, resource.metadata.name, environ)
     if note:
         echo(note)
@@ -52,8 +47,8 @@ def _gated_stage(file: Path, out: str | None) -> tuple[PlannedStage, dict[str, s
     the_plan = plan(parse_resource(data))
     stage = next((s for s in the_plan.stages if s.manual_gate is not None), None)
     if stage is None:
-        _fail(f"{file}: nothing to choose: only a worldexplorer SceneJob with worldexplorer.scaffold.selection: "
-              "manual waits for a person's choice")
+        fail("select", f"{file}: nothing to choose: only a worldexplorer SceneJob with "
+             "worldexplorer.scaffold.selection: manual waits for a person's choice")
     assert stage is not None
     return stage, environ
 
@@ -79,7 +74,7 @@ def read_choices(path: Path) -> list[Choice]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"--choices {path}: cannot read it ({exc.__class__.__name__})")
+        fail("select", f"--choices {path}: cannot read it ({exc.__class__.__name__})")
     out = []
     for number, line in enumerate(lines, start=1):
         line = line.split("#", 1)[0].strip()
@@ -87,7 +82,7 @@ def read_choices(path: Path) -> list[Choice]:
             try:
                 out.append(parse_choice(line))
             except click.BadParameter as exc:
-                _fail(f"--choices {path} line {number}: {exc.message}")
+                fail("select", f"--choices {path} line {number}: {exc.message}")
     return out
 
 
@@ -118,17 +113,17 @@ def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: in
     single = (sample_id, gap, candidate)
     if any(v is not None for v in single):
         if any(v is None for v in single):
-            _fail("--sample, --gap and --candidate go together (or use --choose ID:GAP=K)")
+            fail("select", "--sample, --gap and --candidate go together (or use --choose ID:GAP=K)")
         assert sample_id is not None and gap is not None and candidate is not None
         choices.append((sample_id.strip("/"), gap, candidate))
     try:
         choices += [parse_choice(c) for c in chosen]
     except click.BadParameter as exc:
-        _fail(f"--choose {exc.message}")
+        fail("select", f"--choose {exc.message}")
     if choices_file is not None:
         choices += read_choices(choices_file)
     if not choices:
-        _fail("nothing chosen: give --sample/--gap/--candidate, --choose ID:GAP=K or --choices FILE")
+        fail("select", "nothing chosen: give --sample/--gap/--candidate, --choose ID:GAP=K or --choices FILE")
     stage, environ = _gated_stage(file, out)
     assert stage.manual_gate is not None
     try:
@@ -136,7 +131,7 @@ def select_cmd(file: Path, sample_id: str | None, gap: str | None, candidate: in
         lines = apply_choices(store, lambda sample: sample_folder(stage, sample), stage.manual_gate.required,
                               latest(choices))
     except (StorageError, ChoiceError) as exc:
-        _fail(str(exc))
+        fail("select", str(exc))
     for line in lines:
         echo(line)
     complete = complete_count(lines)

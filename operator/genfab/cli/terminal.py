@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -26,6 +26,13 @@ MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, Recurs
 """What reading a run's documents raises when they are not what genfab writes (a value of the wrong
 type, a missing key, text that is not a number): such a document gives one line, never a traceback."""
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(command: str, message: str, code: int = 2) -> NoReturn:
+    """End `genfab COMMAND` with one line on stderr and the README's exit code (2: refused before any
+    work; bad input that was read is exit 1, said where it is read)."""
+    echo(f"genfab {command}: {message}", err=True)
+    sys.exit(code)
 
 
 def malformed_is_one_line(command: str) -> Callable[[F], F]:

@@ -1,4 +1,4 @@
-"""A batch run's per-sample summary (seed 000's `batch_summary.json`): for each sample and variant,
+"""A batch run's per-sample summary (the lab's worldexplorer `batch_summary.json`): for each sample and variant,
 every stage's outcome, seconds and output folder, from the shard reports alone (pure: no I/O)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The execution folder a resource writes when its pipeline lets the executor choose it
-(`Pipeline.execution`: reference-object's `executionMode`, seed 004's `--execution_mode`):
+(`Pipeline.execution`: reference-object's `executionMode`, the lab's reference-object `--execution_mode`):
 - `new`: a timestamped folder, `YYYYMMDD_HHMMSS` (UTC) as the seed names it, `_2`, `_3` ... when
   that second's folder already exists under the output;
 - `last`: the most recently modified execution under the output (its newest object).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from genfab.api.status import AWAITING_PHASE, ResourceStatus
 from genfab.contract.config import sample_subdir
+from genfab.inventory.gates import lacking
 from genfab.planner import Plan, PlannedStage
 from genfab.status import set_condition
 
@@ -41,8 +42,7 @@ def sample_folder(stage: PlannedStage, sample_id: str) -> str:
 def missing_files(stage: PlannedStage, present: Iterable[str]) -> tuple[str, ...]:
     """The gate's required files not in `present` (keys relative to the sample's folder)."""
     assert stage.manual_gate is not None
-    have = set(present)
-    return tuple(f for f in stage.manual_gate.required if f not in have)
+    return lacking(stage.manual_gate.required, present)
 
 
 def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]], output: str = "OUTPUT",

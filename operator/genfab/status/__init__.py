@@ -11,5 +11,6 @@ from genfab.status.aggregate import (
     stage_phase,
 )
 
-__all__ = ["StageObservation", "build_status", "failed_at_start", "filtered_count", "notes_message", "produced_by", "set_condition",
+__all__ = ["StageObservation", "build_status", "failed_at_start", "filtered_count",
+           "notes_message", "produced_by", "set_condition",
            "stage_phase"]

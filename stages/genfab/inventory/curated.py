@@ -1,4 +1,4 @@
-"""A SceneJob's curated set as samples (seed 000): a `metadata.json` manifest or inline `samples`,
+"""A SceneJob's curated set as samples (the lab's worldexplorer): a `metadata.json` manifest or inline `samples`,
 expanded into one sample per (index, variant) with an existing image, id `{variant}/index_XXXX`.
 
 The expansion itself is the API's pure `expand_samples` (the planner counts with the same code);

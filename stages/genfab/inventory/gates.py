@@ -3,9 +3,16 @@ sample's folder still lacks, from one listing per sample."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from genfab.storage import Storage
+from genfab.storage.base import Storage
+
+
+def lacking(required: Sequence[str], present: Iterable[str]) -> tuple[str, ...]:
+    """The `required` files not in `present` (keys relative to a sample's folder), in `required`'s order:
+    what a sample still lacks at a manual gate, wherever that is asked."""
+    have = set(present)
+    return tuple(f for f in required if f not in have)
 
 
 def missing_by_sample(store: Storage, folders: Mapping[str, str], required: Sequence[str]
@@ -13,6 +20,5 @@ def missing_by_sample(store: Storage, folders: Mapping[str, str], required: Sequ
     """Sample id -> the `required` files (relative to its folder in `store`) that are not there."""
     out = {}
     for sample_id, folder in sorted(folders.items()):
-        present = {obj.key[len(folder):] for obj in store.list(folder)}
-        out[sample_id] = tuple(f for f in required if f not in present)
+        out[sample_id] = lacking(required, (obj.key[len(folder):] for obj in store.list(folder)))
     return out

@@ -1,1 +1,1 @@
-"""Seed 002's DiFix data generation: triplet export, leak-free split, trainer adapter."""
+"""The lab's DiFix data generation: triplet export, leak-free split, trainer adapter."""

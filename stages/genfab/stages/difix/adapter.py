@@ -1,4 +1,4 @@
-"""Seed 002's trainer adapter, pure: `difix/data.json` for Difix3D's `train_difix.py` (a `train` and a
+"""The lab's difix trainer adapter, pure: `difix/data.json` for Difix3D's `train_difix.py` (a `train` and a
 `test` map, each entry `image`, `target_image`, `ref_image`, `prompt`), with the image paths in the
 form the trainer will open them (`paths`: absolute, prefix or relative)."""
 

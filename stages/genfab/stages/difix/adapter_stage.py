@@ -1,4 +1,4 @@
-"""Stage `adapter` (seed 002): `difix/data.json` for Difix3D's `train_difix.py` (the split's train and
+"""Stage `adapter` (the lab's difix document): `difix/data.json` for Difix3D's `train_difix.py` (the split's train and
 test samples, paths as `paths` says) and `meta/`: `generation_config.yaml` (experiment-global settings
 only), `generation_stats.json` (coverage per dataset, scene and group) and `dropped_samples.csv`.
 Triplets outside a `difix.quality` bound (`quality_filter`) are left out of `data.json` and listed in

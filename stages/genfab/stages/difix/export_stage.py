@@ -1,4 +1,4 @@
-"""Stage `export` (seed 002): one unit per source scene; every triplet the settings select becomes
+"""Stage `export` (the lab's difix document): one unit per source scene; every triplet the settings select becomes
 `samples/<sample_id>/{image.png, target_image.<fmt>, ref_image.<fmt>, meta.json}`.
 
 1. The scene's files come from one listing (`layouts`), its cameras from its camera file (`cameras`).

@@ -1,4 +1,4 @@
-"""Seed 002's names, pure: a sample's id, its group and its `meta.json` (exactly the seed's required
+"""The lab's difix names, pure: a sample's id, its group and its `meta.json` (exactly the document's required
 keys; anything genfab adds goes under `provenance`)."""
 
 from __future__ import annotations

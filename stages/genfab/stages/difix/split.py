@@ -1,4 +1,4 @@
-"""Seed 002's leak-free split, pure: samples go to train or test by `group_id`, so one group (an HI4D
+"""The lab's difix leak-free split, pure: samples go to train or test by `group_id`, so one group (an HI4D
 pair, a scene) is never on both sides.
 
 Groups named in `testGroups` are test. The others (in a stable order first: sorted by id, so the same

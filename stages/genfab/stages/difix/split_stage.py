@@ -1,4 +1,4 @@
-"""Stage `split` (seed 002): `manifests/all_samples.jsonl` from every exported scene, then the leak-free
+"""Stage `split` (the lab's difix document): `manifests/all_samples.jsonl` from every exported scene, then the leak-free
 `split_train.jsonl` / `split_test.jsonl` by `group_id` and `split_summary.json` (`split.py`). One result
 over all scenes: it runs again when the split settings or the set of exported scenes change."""
 

@@ -2,11 +2,11 @@
 
 Input per sample: a scene folder (Nerfstudio `transforms.json` or a COLMAP model, images, optional
 masks and `points3D`/`ply_file_path` initial points) under the sample's folder of the upstream stage
-(seed 000: `{variant}/index_XXXX/scenes/` from `expansion`), or of the job input for a
+(the lab's worldexplorer: `{variant}/index_XXXX/scenes/` from `expansion`), or of the job input for a
 gaussians-only run. Output per sample, under `{sample}/scenes/gaussians/` (worldexplorer) or
 `{sample}/gaussians/` (vistadream):
 
-- the 3DGS PLY (`plyPath`, default `gf.ply`; seed 001's `--export-gaussians-ply-path`: a name ending
+- the 3DGS PLY (`plyPath`, default `gf.ply`; the lab's vistadream `--export-gaussians-ply-path`: a name ending
   in `.ply` is the file, anything else a folder that gets `gf.ply`),
 - `metrics.json` (PSNR/SSIM/LPIPS on held-out views, Gaussians, steps/s, config),
 - `preview.png` (held-out view next to its render), `trajectory.mp4` (an orbit; `video: false` skips).
@@ -32,7 +32,7 @@ PLY_DEFAULT = "gf.ply"
 
 
 def ply_key(ply_path: str) -> str:
-    """Seed 001: a `.ply` path is the file itself, anything else a folder that holds `gf.ply`."""
+    """The lab's vistadream: a `.ply` path is the file itself, anything else a folder that holds `gf.ply`."""
     path = ply_path.strip("/") or PLY_DEFAULT
     return path if path.lower().endswith(".ply") else f"{path}/{PLY_DEFAULT}"
 

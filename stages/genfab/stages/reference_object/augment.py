@@ -1,4 +1,4 @@
-"""Step 7's classical augmentations (seed 004), on albumentations: each one applied on its own with
+"""Step 7's classical augmentations (the lab's reference-object), on albumentations: each one applied on its own with
 its probability, in the seed's cascade order, geometry untouched (so labels are copied verbatim).
 
 - black & white (`ToGray`);

@@ -1,4 +1,4 @@
-"""Step 7 `cv-augmentation`: `count` classical augmentations of every annotated image (seed 004's
+"""Step 7 `cv-augmentation`: `count` classical augmentations of every annotated image (the lab's reference-object
 cascade, `augment.py`), labels copied byte for byte, into two complete YOLO datasets:
 `07_cv_augmented_dataset/` (the augmented images only) and `07_cv_combined_dataset/` (originals and
 augmented: the final dataset). Each has its `dataset.yaml` and `classes.txt`, in the same split as

@@ -1,7 +1,7 @@
 """Step 3's conversation with an OpenAI-compatible chat endpoint (Ollama, vLLM, `transformers serve`),
 through the `openai` client.
 
-Iterative mode, as seed 004 runs it: one conversation, one scene description per turn, the whole
+Iterative mode, as the lab's reference-object runs it: one conversation, one scene description per turn, the whole
 history sent each turn so the model knows what it already wrote. A reply that repeats an earlier
 scene (same words, ignoring case, spacing and punctuation) or says nothing is refused: the model is
 told so in the conversation and asked again. Each request carries the temperature and its own seed

@@ -1,4 +1,4 @@
-"""The lab's prompt files (seed 004: `--system_prompt_file`, `--project_info_file`,
+"""The lab's prompt files (its reference-object document: `--system_prompt_file`, `--project_info_file`,
 `--predefined_prompts_file`) or, when a resource leaves one unset, genfab's own text under the same
 name (`defaults/`). genfab's text is not the lab's: each stage that reads one says so in its
 samples' metadata (`promptFiles`) and once in its status message, naming the field to set."""

@@ -1,4 +1,4 @@
-"""`pipeline_state.json` at the execution folder's root, the file seed 004's tools read: the
+"""`pipeline_state.json` at the execution folder's root, the file the lab's reference-object tools read: the
 completed step numbers, the images each step generated and every failed operation.
 
 genfab's own markers and shard reports drive reuse; this file is written from those reports after

@@ -3,7 +3,7 @@ the executors import it to count shards.
 
 - perspectives: one per view (`perspective_NN_<azimuth>__<elevation>`);
 - scenes: every committed perspective x prompt x iteration, `perspective_<N>_prompt_<Q>_seed_<S>`
-  (seed 004's file names), `S` a random-looking seed drawn for that unit from the resource's `seed`
+  (the lab's reference-object file names), `S` a random-looking seed drawn for that unit from the resource's `seed`
   (`scene_seed`: the lab's script renders each with a random seed; genfab's are reproducible);
 - qwen-augmentation: `count` variants of every committed scene, `<scene>_aug_<K>`;
 - annotation: the committed scenes, plus the committed variants when step 5 ran (the combined

@@ -69,7 +69,7 @@ class View:
 
     @property
     def id(self) -> str:
-        """The file stem, as in seed 004: `perspective_NN_<azimuth>__<elevation>` (plus the distance
+        """The file stem, as in the lab's reference-object: `perspective_NN_<azimuth>__<elevation>` (plus the distance
         when it is not `medium`, so several distances never share a name)."""
         tail = "" if self.distance in ("medium", "") else f"__{self.distance}"
         return f"perspective_{self.index:02d}_{self.azimuth}__{self.elevation}{tail}"
@@ -126,5 +126,5 @@ def camera_prompt(view: View, lora: str) -> str:
 
 
 def white_background_prompt(object_name: str) -> str:
-    """Step 1's instruction, word for word from seed 004."""
+    """Step 1's instruction, word for word from the lab's reference-object document."""
     return f"{object_name} with white background, while maintaining object's features and shape"

@@ -1,4 +1,4 @@
-"""Stage 2's albedo methods (seed 003): Multi-Scale Retinex, the LAB method, plug-in backends, the
+"""Stage 2's albedo methods (the lab's relighting document): Multi-Scale Retinex, the LAB method, plug-in backends, the
 blend with the original, all on the foreground only and at the original size.
 
 Images here are float32 BGR in 0..1 with a boolean person mask (H, W).

@@ -1,4 +1,4 @@
-"""Optional stage `caption` (seed 003's disabled Stage 4): one caption per output pair ->
+"""Optional stage `caption` (the lab's relighting document's disabled Stage 4): one caption per output pair ->
 data/stage_4/{id}_caption.txt. Backend `transformers` runs an image-to-text model from the model
 location (BLIP by default), batched; any other name is a plug-in from the entry-point group
 `genfab.caption_backends` (`load(model_dir | None) -> callable(list of RGB uint8 arrays) -> list[str]`)."""

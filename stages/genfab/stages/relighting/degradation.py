@@ -13,7 +13,7 @@ from genfab.stages.relighting import shading
 
 METHODS = ("softShading", "hardShadow", "specular", "ambientOnly")
 SUBTLE_SHADOW = (0.05, 0.15)
-"""Strength range of soft shading's optional "subtle shadow patterns" (seed 003)."""
+"""Strength range of soft shading's optional "subtle shadow patterns" (the lab's relighting document)."""
 
 
 def _uniform(rng: np.random.Generator, r: FloatRange) -> float:

@@ -1,4 +1,4 @@
-"""From a person mask to seed 003's stage-1 files: soft alpha, foreground, background, mask.
+"""From a person mask to the lab's relighting stage-1 files: soft alpha, foreground, background, mask.
 
 Conventions (shared by every segmentation backend):
 - `_mask.png`: the binary mask the seed describes, 8-bit, 255 = person, 0 = background;

@@ -1,7 +1,7 @@
-"""Final stage `organize`: seed 003's `data/raw/` and `data/outputs/` (the stage writes under `data/`).
+"""Final stage `organize`: the lab's relighting `data/raw/` and `data/outputs/` (the stage writes under `data/`).
 
 - `data/raw/{source file}`: the input as given, bytes unchanged (the lab's input folder);
-- `data/outputs/{id}_input.png`: the original input at its own size (seed 003's "original input"),
+- `data/outputs/{id}_input.png`: the original input at its own size (the lab's relighting "original input"),
   a PNG copy of the source; `{id}_input_working.png` beside it when `input.maxSide` made the
   pipeline work smaller: the input at the working size, the other half of the training pair;
 - `{id}_albedo.png`, `{id}_output.png`, `{id}_foreground.png` and `{id}_metadata.json` (every

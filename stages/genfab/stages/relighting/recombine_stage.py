@@ -1,7 +1,7 @@
 """Stage 3.5 `recombine`: the relit person back onto the original background ->
 data/stage_3_5/{id}_composite.png.
 
-- `composite: binary` (seed 003's): `degraded × mask + background × (1 − mask)` with stage 1's binary
+- `composite: binary` (the lab's relighting): `degraded × mask + background × (1 − mask)` with stage 1's binary
   mask: every mask pixel is the relit person's, every other pixel the input's own bytes.
 - `composite: soft`: `degraded × α + input × (1 − α)` with the soft alpha (inside the mask): along the
   feathered outline the relit person blends into the input picture itself (the person's own pixels

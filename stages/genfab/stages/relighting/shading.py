@@ -1,4 +1,4 @@
-"""Stage 3's new illumination (seed 003 "degradation synthesis"): normals, Lambertian soft shading,
+"""Stage 3's new illumination (the lab's relighting "degradation synthesis"): normals, Lambertian soft shading,
 procedural hard shadows and Phong specular highlights.
 
 Conventions: image x to the right, y down, z towards the viewer; normals and light directions are

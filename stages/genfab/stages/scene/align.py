@@ -1,4 +1,4 @@
-"""Aligning a predicted depth map to the scene's rendered depth (seed 001 `Smooth_Connect_Tool`).
+"""Aligning a predicted depth map to the scene's rendered depth (the lab's vistadream `Smooth_Connect_Tool`).
 
 A monocular depth model's output for an inpainted view is right up to scale and shift at best, and
 rarely agrees with the scene exactly at the hole's border. Two steps fix both: an affine fit

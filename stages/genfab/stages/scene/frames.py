@@ -1,7 +1,7 @@
-"""Seed 001's `Frame`: one view with its RGB, depth, masks and camera, and how frames cross stage
+"""The lab's vistadream `Frame`: one view with its RGB, depth, masks and camera, and how frames cross stage
 boundaries (one compressed `frames.npz` per sample in object storage).
 
-`frames.npz` is seed 001's data contract, so the lab's own code reads it as it reads its frames:
+`frames.npz` is the lab's vistadream data contract, so the lab's own code reads it as it reads its frames:
 `{i}/rgb` float32 in [0, 1] (H, W, 3), `{i}/dpt` float32 metres (0 = no depth), `{i}/inpaint`,
 `{i}/inpaint_wo_edge`, `{i}/dpt_conf_mask` bool (H, W), `{i}/intrinsic` the 3x3 `K_33`,
 `{i}/cam_T_world` the 4x4 camera-to-world transform, and `names`. In memory a frame keeps uint8 RGB
@@ -84,7 +84,7 @@ def input_only_frames(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, confide
 
 
 def _file_arrays(frame: Frame) -> dict[str, np.ndarray]:
-    """A frame as seed 001's contract stores it (float RGB in [0, 1], camera-to-world)."""
+    """A frame as the lab's vistadream contract stores it (float RGB in [0, 1], camera-to-world)."""
     arrays = {key: getattr(frame, key) for key in FIELDS}
     arrays["rgb"] = frame.rgb.astype(np.float32) / np.float32(255.0)
     arrays["cam_T_world"] = np.linalg.inv(np.asarray(frame.cam_T_world, np.float64))

@@ -1,4 +1,4 @@
-"""Cameras, depth and the masks seed 001's frames carry (numpy only).
+"""Cameras, depth and the masks the lab's vistadream frames carry (numpy only).
 
 Conventions: pixels are OpenCV's (x right, y down, z forward); `cam_T_world` maps world points into
 a camera's frame (world-to-camera, what gsplat calls a viewmat), so the first frame's is the

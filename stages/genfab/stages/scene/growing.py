@@ -1,4 +1,4 @@
-"""Seed 001's `Gaussian_Scene` and `GS_Train_Tool` on gsplat: a Gaussian scene grown frame by frame.
+"""The lab's vistadream `Gaussian_Scene` and `GS_Train_Tool` on gsplat: a Gaussian scene grown frame by frame.
 
 `add_frame` back-projects a frame's `inpaint_wo_edge` pixels at their depth into new Gaussians (one
 per pixel: its colour, an isotropic size of its footprint on the image, nearly opaque);

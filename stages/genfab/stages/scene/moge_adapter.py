@@ -1,4 +1,4 @@
-"""MoGe v1 (microsoft/MoGe, seed 001's depth model) behind the scene pipelines' depth interface.
+"""MoGe v1 (microsoft/MoGe, the lab's vistadream depth model) behind the scene pipelines' depth interface.
 
 MoGe is research code installed from its repository at a pinned commit by `images/moge/Dockerfile`
 (with the utils3d commit its pyproject pins); this module imports `moge.model.v1` at run time and is

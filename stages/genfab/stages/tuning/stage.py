@@ -8,7 +8,7 @@ Per node (Job index = node rank):
    (checkpoints, eval, logs, train_config.json) and reports the training state.
 
 Changing the recipe of a run that already has checkpoints (learning rate, batch size, losses, model)
-is refused: `runName` names one hyperparameter setup (seed 002); `maxSteps` and the cadences may
+is refused: `runName` names one hyperparameter setup (the lab's difix document); `maxSteps` and the cadences may
 change, so a finished run can be extended.
 """
 

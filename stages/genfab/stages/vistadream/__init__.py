@@ -1,4 +1,4 @@
-"""SceneJob `vistadream` (seed 001): single image -> outpaint -> depth -> Gaussian scene -> coarse
+"""SceneJob `vistadream` (the lab's vistadream document): single image -> outpaint -> depth -> Gaussian scene -> coarse
 expansion -> render.
 
 The pipeline is declared in genfab.api.pipelines.vistadream. The pure geometry (canvas, cameras and

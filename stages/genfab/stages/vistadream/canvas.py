@@ -1,4 +1,4 @@
-"""Seed 001's `process_image` and `add_border_and_mask`: the working image and the outpainting canvas.
+"""The lab's vistadream `process_image` and `add_border_and_mask`: the working image and the outpainting canvas.
 
 Flux works on latents of 1/8 the image size packed in 2x2 patches, so every image it sees has sides
 that are multiples of 32 (`ALIGN`).

@@ -1,4 +1,4 @@
-"""Stage `coarse` (seed 001 `_coarse`): grow the scene with inpainted views along the trajectory.
+"""Stage `coarse` (the lab's vistadream `_coarse`): grow the scene with inpainted views along the trajectory.
 
 Per attempt (up to `nFrames`): render the hole mask of every pose of the dense trajectory
 (`nFrames x coarseDenseMultiplier` poses, each view `coarseMargin` pixels larger on every side), pick

@@ -1,4 +1,4 @@
-"""Stage `depth` (seed 001 `_initialize`, second half): one depth pass on the outpainted canvas (or,
+"""Stage `depth` (the lab's vistadream `_initialize`, second half): one depth pass on the outpainted canvas (or,
 with `stage: no-outpaint`, on the fitted input), metric depth and intrinsics from Depth Pro (or Depth
 Anything V2 with a focal prior), and the seed's frames built from it: `input` (+ `outpaint`). Writes,
 under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic, cam_T_world),

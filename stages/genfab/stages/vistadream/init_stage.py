@@ -1,4 +1,4 @@
-"""Stage `gaussians` of vistadream (seed 001 `_initialize`, the end): the Gaussian scene from the
+"""Stage `gaussians` of vistadream (the lab's vistadream `_initialize`, the end): the Gaussian scene from the
 depth stage's frames, trained `initIterations` steps. Writes, under `{sample}/gaussians/`:
 `scene.ply` (3DGS PLY), `frames.npz` (the frames it was trained on, for `coarse` and `render`),
 `preview.png` (the input view next to its render) and `metrics.json`."""

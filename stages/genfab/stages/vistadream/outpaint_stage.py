@@ -1,4 +1,4 @@
-"""Stage `outpaint` (seed 001 `_initialize`, first half): the input fitted to `maxResolution`
+"""Stage `outpaint` (the lab's vistadream `_initialize`, first half): the input fitted to `maxResolution`
 (`process_image`), a border of `expansionPercent` added (`add_border_and_mask`) and filled once by
 FluxFill. Writes, under `{sample}/outpaint/`: `input.png` (the fitted input), `outpaint.png` (the
 filled canvas), `mask.png` (255 = painted border) and `canvas.json` (where the input sits)."""

@@ -1,4 +1,4 @@
-"""The Rerun recording of a vistadream scene (seed 001's blueprint), written to an `.rrd` file.
+"""The Rerun recording of a vistadream scene (the lab's vistadream blueprint), written to an `.rrd` file.
 
 Timeline `frame`: the initial frames, then each coarse frame as it was added, then the final render
 trajectory. Entities: `world/points` (every Gaussian's centre and colour), `world/cameras/<frame>`

@@ -1,4 +1,4 @@
-"""Stage `render` (seed 001 `_render_splats`): the final trajectory, the PLY and the recording.
+"""Stage `render` (the lab's vistadream `_render_splats`): the final trajectory, the PLY and the recording.
 
 The trajectory has `min(renderFrames, 25 x frames in the scene)` poses of `trajType`, seen through
 the input camera. Writes, under `{sample}/render/`: `video.mp4` (RGB) and `depth.mp4` (coloured

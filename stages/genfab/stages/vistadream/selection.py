@@ -1,4 +1,4 @@
-"""Coarse expansion's pose selection (seed 001 `_next_frame`) and its diagnostics, pure.
+"""Coarse expansion's pose selection (the lab's vistadream `_next_frame`) and its diagnostics, pure.
 
 Each candidate pose of the dense trajectory has an inpaint ratio: the fraction of its render that
 the scene does not cover yet. The policy keeps candidates with ratio <= `coarseMaxInpaintRatio`,

@@ -1,4 +1,4 @@
-"""Camera trajectories around the first frame (seed 001's `trajType`, `trajForwardRatio`,
+"""Camera trajectories around the first frame (the lab's vistadream `trajType`, `trajForwardRatio`,
 `trajBackwardRatio`, `trajMaxPercentage`): `nFrames` (x `coarseDenseMultiplier` for selection)
 world-to-camera poses.
 

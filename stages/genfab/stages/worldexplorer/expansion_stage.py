@@ -1,4 +1,4 @@
-"""Stage `expansion` (seed 000 stage 2, `skip_3dgs=True`): frames along a camera trajectory through the
+"""Stage `expansion` (the lab's worldexplorer stage 2, `skip_3dgs=True`): frames along a camera trajectory through the
 scaffold, and their geometry, written as `img2trajvid/` for stage 3.
 
 1. The scaffold's eight final views (`{sample}/scaffold/final/`, cameras from `scaffold.json`) become a

@@ -1,4 +1,4 @@
-"""The expansion's output folder `img2trajvid/` (seed 000: what stage 3 `run_3dgs_only` reads from a
+"""The expansion's output folder `img2trajvid/` (the lab's worldexplorer: what stage 3 `run_3dgs_only` reads from a
 sample's work dir `scenes/`), in a form genfab's gaussians loader reads: Nerfstudio's layout.
 
     scenes/img2trajvid/transforms.json   OpenGL camera-to-world per frame, intrinsics, ply_file_path

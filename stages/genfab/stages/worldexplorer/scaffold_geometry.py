@@ -1,6 +1,6 @@
 """The scaffold's cameras and the reprojection that makes its in-between views' holes (numpy, OpenCV).
 
-Seed 000's scaffold is eight views 000-007 from one point, 45° apart in yaw: the cardinal views
+The lab's worldexplorer scaffold is eight views 000-007 from one point, 45° apart in yaw: the cardinal views
 000/002/004/006 are generated (or 000 is the input image), the in-between views 001/003/005/007 are
 their neighbours' point clouds reprojected into the in-between camera, with the rest inpainted (as
 WorldExplorer's `scaffold_generation.py` does with a 60° field of view at 576²).

@@ -3,7 +3,7 @@
 - `customPrompts` (four, for 000/002/004/006) get WorldExplorer's eye-level phrase appended, as its
   custom mode does;
 - a `theme` fills WorldExplorer's four room templates ("kitchen of a {theme}", ...);
-- otherwise the sample's prompt from the curated set's `metadata.json` (seed 000: "prompts from the
+- otherwise the sample's prompt from the curated set's `metadata.json` (the lab's worldexplorer: "prompts from the
   dataset JSON"), with the eye-level phrase, for every cardinal view (each view has its own seed).
 
 A sample's own `scaffold` fields in `metadata.json` come first: `scaffold.prompts` gives single

@@ -1,4 +1,4 @@
-"""Stage `scaffold` (seed 000, stage 1), method `scaffold_gen`: WorldExplorer's eight-view 360° scaffold.
+"""Stage `scaffold` (the lab's worldexplorer, stage 1), method `scaffold_gen`: WorldExplorer's eight-view 360° scaffold.
 
 Per sample, at `resolution`² and `fovDegrees`, all cameras at one point, 45° apart in yaw:
 1. the cardinal views: 000 is the sample's image (centre-cropped), 002/004/006 are generated from the

@@ -1,4 +1,4 @@
-"""The expansion's camera trajectories through the scaffold (seed 000 stage 2), numpy only.
+"""The expansion's camera trajectories through the scaffold (the lab's worldexplorer stage 2), numpy only.
 
 The scaffold's eight cameras sit at the world origin, 45° apart in yaw (`scaffold_geometry`). A
 trajectory moves the camera up to `distance` (a length in the scene's units: the expansion passes a

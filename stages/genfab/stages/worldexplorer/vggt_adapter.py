@@ -37,7 +37,7 @@ class Geometry:
 def to_scene(geometry: Geometry, known_cam_T_world: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
     """(points (N, 3), colours (N, 3) in [0, 1]) in the scene's frame: the similarity that maps
     VGGT's camera centres onto `known_cam_T_world`'s, applied to every point whose confidence is
-    above the `quantile` of all confidences (seed 000's `vggt_confidence_threshold`)."""
+    above the `quantile` of all confidences (the lab's worldexplorer `vggt_confidence_threshold`)."""
     centres = np.stack([np.linalg.inv(p)[:3, 3] for p in geometry.cam_T_world])
     known = np.stack([np.linalg.inv(p)[:3, 3] for p in known_cam_T_world])
     scale, rotation, shift = similarity(centres, known)

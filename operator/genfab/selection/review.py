@@ -1,6 +1,6 @@
 """`genfab review`'s page: worldexplorer's manual selection gate in a browser. Every waiting sample's
 in-between views, each with its candidates beside the two views it must join; click (or keys) to
-choose, one button applies every choice through `genfab.local.selection.apply_choices` (the code of
+choose, one button applies every choice through `genfab.selection.choices.apply_choices` (the code of
 `genfab select`), then the page says how the run goes on.
 
 Served by Python's own HTTP server on loopback by default. Every request must carry the page's
@@ -27,9 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
 from genfab.contract import STATUS_KEY
 from genfab.contract.text import shown
-from genfab.local.selection import ChoiceError, apply_choices, complete_count
-from genfab.report.gate import folder_of, shown_keys, waiting_samples
 from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
+from genfab.selection.choices import ChoiceError, apply_choices, complete_count
+from genfab.selection.waiting import folder_of, shown_keys, waiting_samples
 from genfab.storage import Storage, StorageError
 
 MAX_BODY = 4 << 20
@@ -245,5 +245,5 @@ def page(token: str, state: dict[str, Any]) -> str:
     return PAGE.replace("__OUTPUT__", escape(state["output"])).replace("__DATA__", data)
 
 
-PAGE = resources.files("genfab.report").joinpath("review_page.html").read_text(encoding="utf-8")
+PAGE = resources.files("genfab.selection").joinpath("review_page.html").read_text(encoding="utf-8")
 """The page: its script renders the state, takes clicks and keys, and posts the choices."""

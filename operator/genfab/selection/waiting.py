@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, SCAFFOLD_DIR, candidate_key, final_key
+from genfab.inventory.gates import lacking
 
 CANDIDATE = re.compile(rf"(.+)/{re.escape(SCAFFOLD_DIR)}candidates/(\d{{3}})_(\d+)\.png")
 FINAL = re.compile(rf"(.+)/{re.escape(SCAFFOLD_DIR)}final/(\d{{3}})\.png")
@@ -51,7 +52,7 @@ def waiting_samples(keys: Iterable[str]) -> list[Waiting]:
     out = []
     for sample in sorted(candidates):
         have = finals.get(sample, set())
-        if all(g in have for g in GAP_VIEWS):
+        if not lacking(GAP_VIEWS, have):
             continue
         out.append(Waiting(sample, tuple(GapChoice(g, tuple(sorted(candidates[sample].get(g, ()))), g in have,
                                                    neighbours(g)) for g in GAP_VIEWS)))

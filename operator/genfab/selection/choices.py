@@ -1,5 +1,5 @@
 """A person's choices at worldexplorer's manual selection gate, applied to the output: each chosen
-candidate copied to the sample's `final/` (what the lab's seed does by hand). One function for
+candidate copied to the sample's `final/` (what the lab's worldexplorer document does by hand). One function for
 `genfab select` and the review page (`genfab review`): every candidate is checked before anything is
 copied, and each sample gets one line saying what was copied and what it still lacks."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from genfab.api.pipelines.worldexplorer import candidate_key, final_key
+from genfab.inventory.gates import missing_by_sample
 from genfab.storage import Storage
 
 Choice = tuple[str, str, int]
@@ -45,11 +46,10 @@ def apply_choices(store: Storage, folder_of: Callable[[str], str], required: Seq
     by_sample: dict[str, list[str]] = {}
     for sample, view, k, _, _ in copies:
         by_sample.setdefault(sample, []).append(f"{final_key(view)} <- {candidate_key(view, k)}")
+    missing = missing_by_sample(store, {sample: folder_of(sample) for sample in by_sample}, required)
     lines = []
     for sample, made in by_sample.items():
-        folder = folder_of(sample)
-        present = {o.key[len(folder):] for o in store.list(folder)}
-        left = [f for f in required if f not in present]
+        left = missing[sample]
         lines.append(f"{sample}: {'; '.join(made)}; " + (f"still to choose {', '.join(left)}" if left else COMPLETE))
     return lines
 
