@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,7 @@ from genfab.contract.names import (
     ENV_VERIFY,
 )
 from genfab.contract.paths import join_uri
-from genfab.inventory import InventoryError, ShardReport, clear_reports, read_report, read_reports, resolve_samples
-from genfab.inventory.gates import missing_by_sample
+from genfab.inventory import InventoryError, ShardReport, clear_reports, read_report, resolve_samples
 from genfab.inventory.manifest import InvalidManifest, write_manifest
 from genfab.inventory.training import read_training
 from genfab.local.devices import cuda_visible
@@ -65,7 +65,8 @@ from genfab.sequencing import (
     unimplemented,
     unsupported_settings,
 )
-from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, awaiting, gate_folders, gate_status, held_back
+from genfab.sequencing.gate_reader import GateReader
+from genfab.sequencing.manual import EXIT_AWAITING, Awaiting, gate_status, held_back
 from genfab.sequencing.preflight import model_refusal
 from genfab.sequencing.run_records import write_run_records
 from genfab.sequencing.summary import stage_row
@@ -365,20 +366,23 @@ class LocalRunner:
         return run.state == "waiting" and held_back(run.stage, self.awaiting, self.plan) is not None
 
     def _read_gates(self) -> None:
-        """Each gated stage once it finished: which committed samples still lack the chosen files."""
+        """Each gated stage once it finished: which committed samples still lack the chosen files (the
+        operator's reader, read whole: nothing here bounds a call)."""
         for run in self.stages.values():
             if run.stage.manual_gate is None or run.state != "finished" or run.stage.name in self._gates_read:
                 continue
             self._gates_read.add(run.stage.name)
-            committed = [i for r in read_reports(self.run_storage, run.stage.name, run.stage.config_hash).values()
-                         for i in r.succeeded]
-            gate_ = run.stage.manual_gate
-            missing = missing_by_sample(self.open(run.stage.output_uri), gate_folders(run.stage, committed),
-                                        gate_.required)
-            held = awaiting(run.stage, missing, output=self.plan.output_uri, file=self.resource_file)
-            if held is not None:
-                self.awaiting[run.stage.name] = held
-                run.message = held.message
+            stage = run.stage
+            reader = GateReader(seconds=0.0, reports=max(1, len(run.shards)))
+            while True:
+                reading = reader.read((None, stage.name, stage.config_hash), stage, len(run.shards),
+                                      lambda: self.run_storage, partial(self.open, stage.output_uri),
+                                      run_uri=self.plan.output_uri, file=self.resource_file)
+                if not reading.more:
+                    break
+            if reading.held is not None:
+                self.awaiting[stage.name] = reading.held
+                run.message = reading.held.message
 
     def _start_ready_stages(self) -> None:
         self._read_gates()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
+from genfab.sequencing.gate_reader import NoRoom
 from genfab.storage import ObjectInfo, Storage, StorageLimit, StorageTooLarge
 from genfab.storage.base import human_bytes
 
@@ -264,7 +265,7 @@ class BudgetedStorage(Storage):
 T = TypeVar("T")
 
 
-class Stop(Exception):
+class Stop(NoRoom):
     """The reconcile has no room left for a bounded reader's next read: the rest waits for the next one."""
 
 

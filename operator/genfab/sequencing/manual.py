@@ -1,6 +1,6 @@
 """A person's step between stages (`ManualGate`, worldexplorer's manual selection), as both executors
 apply it: which committed samples still lack the files the gate requires, the one message that says
-so (the listing itself is `genfab.inventory.gates.missing_by_sample`: this module stays pure).
+so (the listing itself is genfab.sequencing.gate_reader's, bounded per call: this module stays pure).
 
 While a gated stage has such samples, no stage downstream of it starts: the operator sets the gate's
 condition (`AwaitingSelection`), creates no Pod and polls storage; the local runner stops with exit
@@ -59,11 +59,6 @@ def awaiting(stage: PlannedStage, pending: Mapping[str, tuple[str, ...]], output
     message = (f"stage {stage.name}: {len(waiting)} sample(s) await a person's choice: {'; '.join(shown)}{more}. "
                f"Choose from {where}: {gate.how.format(output=output, file=file)}")
     return Awaiting(stage.name, gate.condition, waiting, message)
-
-
-def gate_folders(stage: PlannedStage, committed: Iterable[str]) -> dict[str, str]:
-    """Each committed sample's folder, where the gate's files must be (for `missing_by_sample`)."""
-    return {sample_id: sample_folder(stage, sample_id) for sample_id in set(committed)}
 
 
 def gate_status(status: ResourceStatus, gates: Mapping[str, str], now: str, generation: int | None
