@@ -41,6 +41,23 @@ def is_run_time(info: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class ContinuableOption:
+    """Marks a training setting a run may change between its starts (how long it trains, how often it
+    checkpoints or evaluates): `Annotated[T, CONTINUABLE]`. It changes outputs (the config hash keeps
+    it), but not the run's recipe, so a run that has checkpoints goes on with the new value instead of
+    being refused (genfab.stages.tuning.stage.recipe). A `RUN_TIME` field is continuable too."""
+
+
+CONTINUABLE = ContinuableOption()
+
+
+def recipe_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of `model` that make a training run's recipe: neither `CONTINUABLE` nor `RUN_TIME`."""
+    return frozenset(name for name, info in model.model_fields.items()
+                     if not is_run_time(info) and not any(isinstance(m, ContinuableOption) for m in info.metadata))
+
+
+@dataclass(frozen=True)
 class ModelReference:
     """Marks a field naming a model a stage loads from the model location: `Annotated[str, MODEL]`, or
     `Annotated[str, ModelReference(when)]` when only some settings load it (`when(part)` on the model

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from genfab.api.base import MODEL, RUN_TIME, GenfabModel, exactly_one
+from genfab.api.base import CONTINUABLE, MODEL, RUN_TIME, GenfabModel, exactly_one
 from genfab.api.common import CommonSpec
 from genfab.api.types import DnsLabel, InputUri
 
@@ -31,12 +31,12 @@ class DifixHyperparameters(GenfabModel):
     """Batch size per GPU."""
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     """Gradient accumulation steps."""
-    max_steps: int = Field(10000, ge=1, le=10_000_000)
-    """Training steps."""
-    checkpoint_every: int = Field(1000, ge=1, le=10_000_000)
-    """Write `checkpoints/model_<step>.pkl` every N steps."""
-    eval_every: int = Field(1000, ge=1, le=10_000_000)
-    """Evaluate on the test split every N steps (written to `eval/`)."""
+    max_steps: Annotated[int, CONTINUABLE] = Field(10000, ge=1, le=10_000_000)
+    """Training steps. A run that has checkpoints may go on with a new value (it is extended)."""
+    checkpoint_every: Annotated[int, CONTINUABLE] = Field(1000, ge=1, le=10_000_000)
+    """Write `checkpoints/model_<step>.pkl` every N steps. A run may go on with a new value."""
+    eval_every: Annotated[int, CONTINUABLE] = Field(1000, ge=1, le=10_000_000)
+    """Evaluate on the test split every N steps (written to `eval/`). A run may go on with a new value."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
     """accelerate `--mixed_precision`."""
     resolution: int = Field(576, ge=64, le=4096, multiple_of=8)
@@ -62,8 +62,9 @@ class DifixHyperparameters(GenfabModel):
     """Warm-up steps of the schedules that have one."""
     max_grad_norm: float = Field(1.0, gt=0.0)
     """Gradient clipping norm."""
-    eval_samples: int = Field(100, ge=1, le=100_000)
-    """Test samples scored at each evaluation (the first N of the test split)."""
+    eval_samples: Annotated[int, CONTINUABLE] = Field(100, ge=1, le=100_000)
+    """Test samples scored at each evaluation (the first N of the test split). A run may go on with a new
+    value."""
     keep_local_checkpoints: Annotated[int, RUN_TIME] = Field(2, ge=1, le=1000)
     """Checkpoints kept on the Pod's disk (all of them are uploaded)."""
     dataloader_workers: Annotated[int, RUN_TIME] = Field(4, ge=0, le=64)

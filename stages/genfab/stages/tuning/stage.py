@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genfab.api.base import recipe_fields
 from genfab.api.pipelines.tuning_difix import TrainSettings
+from genfab.api.tuningrun import DifixHyperparameters
 from genfab.contract import RUN_DIR
 from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY, latest_checkpoint
 from genfab.stages.models.location import ModelUnavailable, resolve_model
@@ -35,13 +37,13 @@ from genfab.storage import Storage, StorageError
 
 log = logging.getLogger("genfab.stages")
 HEARTBEAT_SECONDS = 5.0
-RECIPE_EXEMPT = ("max_steps", "checkpoint_every", "eval_every", "eval_samples", "keep_local_checkpoints",
-                 "dataloader_workers")
-"""Hyperparameters that do not change a run's trajectory (a run may continue with new values)."""
+RECIPE = recipe_fields(DifixHyperparameters)
+"""Hyperparameters that make a run's trajectory; the others (marked `CONTINUABLE` or `RUN_TIME` on the
+API model) may change while the run goes on."""
 
 
 def recipe(hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in sorted(hyperparameters.items()) if k not in RECIPE_EXEMPT}
+    return {k: v for k, v in sorted(hyperparameters.items()) if k in RECIPE}
 
 
 def split_data_uri(uri: str) -> tuple[str, str]:
