@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from genfab.api.summary import RunSummary
 from genfab.cli.follow import log_dir, log_line, output_uri, status_lines
 
 
@@ -42,9 +43,10 @@ def test_the_status_says_each_stage_what_waits_and_where_the_data_is() -> None:
     assert lines[3].endswith("NoProgress: shard 0 stuck")
     assert "AwaitingSelection: 1 sample(s) await a choice" in lines and not any(x.startswith("Running:") for x in lines)
     assert lines[-2:] == ["data: s3://b/we", "logs: genfab logs s3://b/we"]
-    summary = {"dropped": 2, "droppedSamplesCsv": "s3://b/we/_genfab/dropped_samples.csv",
-               "summaryUri": "s3://b/we/_genfab/summary.json",
-               "stages": [{"name": "expansion", "dropped": {"NoFrames": {"count": 2, "examples": ["a", "b"]}}}]}
+    summary = RunSummary.model_validate({
+        "dropped": 2, "droppedSamplesCsv": "s3://b/we/_genfab/dropped_samples.csv",
+        "summaryUri": "s3://b/we/_genfab/summary.json",
+        "stages": [{"name": "expansion", "dropped": {"NoFrames": {"count": 2, "examples": ["a", "b"]}}}]})
     done = status_lines({**doc, "status": {**doc["status"], "phase": "Failed"}}, summary, "s3://b/we")
     assert done[-3:] == ["dropped: 2 sample(s) in s3://b/we/_genfab/dropped_samples.csv",
                          "  expansion: 2 NoFrames (e.g. a, b)", "summary: s3://b/we/_genfab/summary.json"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from genfab.api.summary import RunSummary
 from genfab.local.failures import drop_lines, failure_line
 
 
@@ -15,9 +16,9 @@ def stage(name: str, phase: str, samples: int = 0, succeeded: int = 0, dropped: 
             "dropped": {r: {"count": len(ids), "examples": ids[:3]} for r, ids in (dropped or {}).items()}}
 
 
-def summary(phase: str, *stages: dict[str, Any], continue_on_error: bool = False) -> dict[str, Any]:
-    return {"kind": "DatasetJob", "name": "d", "phase": phase, "stages": list(stages),
-            "continueOnError": continue_on_error}
+def summary(phase: str, *stages: dict[str, Any], continue_on_error: bool = False) -> RunSummary:
+    return RunSummary.model_validate({"kind": "DatasetJob", "name": "d", "phase": phase, "stages": list(stages),
+                                      "continueOnError": continue_on_error})
 
 
 def test_drops_by_reason_most_first_with_examples() -> None:
@@ -38,5 +39,5 @@ def test_drops_by_reason_most_first_with_examples() -> None:
     (summary("Failed", stage("segment", "Failed", 1, 0, {"Unreadable": ["a"]}, message="shard 0 failed")),
      "DatasetJob/d Failed: stage segment: shard 0 failed"),  # nothing good to keep going
 ])
-def test_failure_line(s: dict[str, Any], expected: str | None) -> None:
+def test_failure_line(s: RunSummary, expected: str | None) -> None:
     assert failure_line(s) == expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from genfab.api.quality import FIGURES, QualityBound, figures_summary, out_of_range, percentile
+from genfab.api.summary import RunSummary, StageRow
 from genfab.inventory import ShardReport
 from genfab.status import tally
 
@@ -79,7 +80,7 @@ def test_genfab_status_prints_a_line_per_figure() -> None:
     t = tally.of_reports({0: report(0, maskArea=[0.2, 0.4, 0.6], holes=[0, 0, 1])})
     quality = figures_summary(t.figures, t.figure_spans)
     quality["\x1b]0;owned\x07"] = {"count": 3}  # a name the output's own summary.json could hold: not printed
-    summary = {"stages": [{"name": "segment", "quality": quality}, {"name": "organize"}]}
+    summary = RunSummary.model_validate({"stages": [{"name": "segment", "quality": quality}, {"name": "organize"}]})
     assert quality_lines(summary) == [
         "quality (segment, 3 samples; min  p5 / p50 / p95  max):",
         "  holes              0  0 / 0 / 1  1",
@@ -98,10 +99,10 @@ def test_the_reports_worst_first_keeps_the_worst_few_by_each_figures_direction()
                      "maskArea": 0.5 + (-1) ** j * (10 * i + j) / 100, "madeUp": 1} for j in range(10)}).encode()
         for i in range(3)}
     tables[quality_key("segment", "h" * 64, 3)] = b"not json"
-    summary = {"stages": [{"name": "segment", "configHash": "h" * 64,
-                           "quality": {"maskArea": {"p50": 0.5}, "straightRunPx": {}, "boundaryOnEdge": {}}}]}
+    summary = RunSummary.model_validate({"stages": [{"name": "segment", "configHash": "h" * 64, "quality": {
+        "maskArea": {"p50": 0.5}, "straightRunPx": {}, "boundaryOnEdge": {}}}]})
     listing = Listing({k: len(v) for k, v in tables.items()}, summary, read=tables.get)
-    worst = section.worst_samples(listing, summary["stages"][0])
+    worst = section.worst_samples(listing, summary.stages[0])
     assert set(worst) == {"straightRunPx", "boundaryOnEdge", "maskArea"}
     assert [s for _, s in worst["straightRunPx"]] == [f"s2{j}" for j in range(9, 1, -1)]  # highest first
     assert [s for _, s in worst["boundaryOnEdge"]][:2] == ["s29", "s28"]  # lowest first
@@ -129,10 +130,10 @@ def test_samples_csv_figure_columns_read_each_shard_table_once_for_samples_in_or
         for i in range(50)}
     reads: list[str] = []
     listing = Listing({k: len(v) for k, v in tables.items()},
-                      {"stages": [{"name": "segment", "configHash": "h" * 64}]},
+                      RunSummary.model_validate({"stages": [{"name": "segment", "configHash": "h" * 64}]}),
                       read=lambda key: reads.append(key) or tables.get(key))
     columns = section.FigureColumns(listing, ("maskArea", "holes", "facesOutside"))
-    section.worst_samples(listing, {"name": "segment", "configHash": "h" * 64, "quality": {}}, columns)
+    section.worst_samples(listing, StageRow(name="segment", config_hash="h" * 64, quality={}), columns)
     columns.seal()
     reads.clear()
     rows = [columns.values(f"s{i:03d}{j}") for i in range(50) for j in range(10)]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from genfab.api.summary import RunSummary
 from genfab.cli.report import write_run_report
 from genfab.report import report_unavailable
 from genfab.report.model import Listing, Picture, Row
@@ -38,7 +39,7 @@ def listing(files: dict[str, bytes], pipeline: str, stages: dict[str, str]) -> L
     summary = {"kind": "DatasetJob", "name": "x", "pipeline": pipeline, "outputUri": "file:///out",
                "stages": [{"name": n, "outputUri": f"file:///out/{p}".rstrip("/"), "phase": "Succeeded"}
                           for n, p in stages.items()]}
-    return Listing({k: len(v) for k, v in files.items()}, summary, None, files.get,
+    return Listing({k: len(v) for k, v in files.items()}, RunSummary.model_validate(summary), None, files.get,
                    lambda keys: {k: files[k] for k in keys if k in files})
 
 
@@ -156,8 +157,8 @@ def make_relighting_output(root: Path, n: int) -> None:
         (data / "stage_1" / f"{sid}_mask.png").write_bytes(picture)
         (data / "stage_3" / f"{sid}_degraded.png").write_bytes(picture)
     summary = {"kind": "DatasetJob", "name": "big", "pipeline": "relighting", "outputUri": root.as_uri(),
-               "phase": "Succeeded", "stages": [{"name": n, "outputUri": f"{root.as_uri()}/{p}", "samples": n}
-                                                for n, p in (("segment", "data/stage_1"), ("degrade", "data/stage_3"),
+               "phase": "Succeeded", "stages": [{"name": s, "outputUri": f"{root.as_uri()}/{p}", "samples": n}
+                                                for s, p in (("segment", "data/stage_1"), ("degrade", "data/stage_3"),
                                                              ("organize", "data"))]}
     (root / "_genfab").mkdir()
     (root / "_genfab/summary.json").write_text(json.dumps(summary))

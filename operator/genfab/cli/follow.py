@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from genfab.api.quality import FIGURES
 from genfab.api.status import SETTLED_PHASES, ResourceStatus
+from genfab.api.summary import RunSummary
 from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.contract.documents import DocumentError, parse_document
@@ -80,7 +81,7 @@ def checked_status(doc: dict[str, Any], where: str) -> dict[str, Any]:
     return {**doc, "status": status.to_yaml_dict()}
 
 
-def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri: str, gone: str = "") -> list[str]:
+def status_lines(doc: Mapping[str, Any], summary: RunSummary | None, uri: str, gone: str = "") -> list[str]:
     """What `genfab status` prints: the run, each stage, what waits or failed and where the data is;
     `gone`: the local run that wrote it stopped without an end (its phase is then not shown as live)."""
     st = doc.get("status") or {}
@@ -106,15 +107,15 @@ def status_lines(doc: Mapping[str, Any], summary: Mapping[str, Any] | None, uri:
     outputs = st.get("outputs") or {}
     lines.append(f"data: {outputs.get('root') or uri}")
     if summary is not None:
-        if summary.get("dropped"):
-            lines.append(f"dropped: {summary['dropped']} sample(s) in {summary.get('droppedSamplesCsv')}")
-        for stage in summary.get("stages") or []:
-            for reason, d in (stage.get("dropped") or {}).items():
-                lines.append(f"  {stage['name']}: {d['count']} {reason} (e.g. {', '.join(d['examples'])})")
+        if summary.dropped:
+            lines.append(f"dropped: {summary.dropped} sample(s) in {summary.dropped_samples_csv}")
+        for stage in summary.stages:
+            for reason, d in stage.dropped.items():
+                lines.append(f"  {stage.name}: {d.count} {reason} (e.g. {', '.join(d.examples)})")
         lines += quality_lines(summary)
-        lines.append(f"summary: {summary.get('summaryUri') or uri + '/' + SUMMARY_KEY}")
-        if summary.get("reportUri"):  # written by `genfab run`; for the operator's runs by `genfab report`
-            lines.append(f"report: {summary['reportUri']} (`{summary.get('reportCommand')}` writes it again)")
+        lines.append(f"summary: {summary.summary_uri or uri + '/' + SUMMARY_KEY}")
+        if summary.report_uri:  # written by `genfab run`; for the operator's runs by `genfab report`
+            lines.append(f"report: {summary.report_uri} (`{summary.report_command}` writes it again)")
     elif st.get("phase") not in SETTLED_PHASES:
         lines.append(f"logs: genfab logs {uri}")
     return lines
@@ -134,13 +135,13 @@ def training_lines(training: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def quality_lines(summary: Mapping[str, Any]) -> list[str]:
+def quality_lines(summary: RunSummary) -> list[str]:
     """One line per quality figure of each stage: its samples, least, p5 / p50 / p95 and greatest."""
     lines = []
-    for stage in summary.get("stages") or []:
-        figures = stage.get("quality") or {}
+    for stage in summary.stages:
+        figures = stage.quality or {}
         if figures:
-            lines.append(f"quality ({stage['name']}, {next(iter(figures.values())).get('count')} samples; "
+            lines.append(f"quality ({stage.name}, {next(iter(figures.values())).get('count')} samples; "
                          "min  p5 / p50 / p95  max):")
         for name, f in figures.items():
             if name not in FIGURES:  # the summary is the output's to write: only genfab's own names are printed
@@ -180,21 +181,23 @@ def _open(command: str, output: str) -> tuple[str, Storage]:
         return uri, open_confined(uri, S3Settings.from_env(dict(os.environ)))
     except (StorageError, ValueError) as exc:
         fail(command, f"{output}: {exc}")
-    raise AssertionError  # unreachable: _fail exits
 
 
-def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any], RunSummary | None]:
     try:
         doc = _read_json(store, STATUS_KEY)
         if doc is not None:
             doc = checked_status(doc, store.child(STATUS_KEY))
-        summary = _read_json(store, SUMMARY_KEY)
+        raw = _read_json(store, SUMMARY_KEY)
     except (StorageError, StorageTooLarge, ValueError) as exc:
         fail(command, f"{uri}: {exc}")
     if doc is None:
         fail(command, f"{uri}: no genfab run there (no {STATUS_KEY}); give the output a run wrote to "
                        "(the spec's output, or what `genfab run --out` named)")
-    assert doc is not None
+    try:
+        summary = RunSummary.model_validate(raw) if raw is not None else None
+    except ValidationError:  # not the summary genfab writes: the status alone is shown
+        summary = None
     return doc, summary
 
 

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from genfab.api import Resource, parse_resource
 from genfab.api.errors import field_errors
+from genfab.api.summary import RunSummary
 from genfab.cli.console import GenfabConsole
 from genfab.cli.follow import log_dir
 from genfab.cli.loading import load_one, out_option_error, report_errors
@@ -75,14 +76,14 @@ def next_command(the_plan: Plan, gated: str, again: str, cuda: bool) -> str:
     return f"then run `genfab run {again} --only {','.join(later)}` to go on"
 
 
-def custom_lines(summary: dict[str, Any]) -> list[str]:
+def custom_lines(summary: RunSummary) -> list[str]:
     """One line per stage a custom stage made, and what ran (a stand-in is never reported as genfab's)."""
     lines = []
-    for s in summary["stages"]:
-        if s["custom"]:
-            role = "in place of genfab's own stage" if s["custom"]["replaces"] else "added by the spec"
-            ran = shlex.join(s["custom"]["command"]) or f"image {s['custom']['image']}"
-            lines.append(f"{s['name']}: made by a custom stage, {role}: {ran}")
+    for s in summary.stages:
+        if s.custom:
+            role = "in place of genfab's own stage" if s.custom["replaces"] else "added by the spec"
+            ran = shlex.join(s.custom["command"]) or f"image {s.custom['image']}"
+            lines.append(f"{s.name}: made by a custom stage, {role}: {ran}")
     return lines
 
 
@@ -92,10 +93,10 @@ SUMMARY_COLUMNS = ("stage", "phase", "samples", "succeeded", "reused", "failed",
 def _summary_table(result: RunResult, width: int) -> Table | Group:
     """The run's stages as a table, or, where the table would not fit in `width` columns (rich would
     cut names and phases: "Succee…"), one line per stage."""
-    title = f"{result.summary['kind']}/{result.summary['name']}: {result.status.phase}"
-    rows = [[s["name"] + (" (custom)" if s["custom"] else ""), s["phase"], str(s["samples"]), str(s["succeeded"]),
-             str(s["reused"]), str(s["failed"]), "-" if s["seconds"] is None else f"{s['seconds']:.1f}",
-             "-" if not s["samplesPerSecond"] else f"{s['samplesPerSecond']:.2f}"] for s in result.summary["stages"]]
+    title = f"{result.summary.kind}/{result.summary.name}: {result.status.phase}"
+    rows = [[s.name + (" (custom)" if s.custom else ""), str(s.phase), str(s.samples), str(s.succeeded),
+             str(s.reused), str(s.failed), "-" if s.seconds is None else f"{s.seconds:.1f}",
+             "-" if not s.samples_per_second else f"{s.samples_per_second:.2f}"] for s in result.summary.stages]
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(SUMMARY_COLUMNS)]
     if sum(widths) + 3 * len(widths) + 1 > width:
         name_width, phase_width = widths[0], widths[1]
@@ -249,21 +250,22 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
     console.print(_summary_table(result, console.width))
     for line in custom_lines(result.summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    ran = [st for st in result.summary["stages"] if st["succeeded"]]
-    last = f" (the last stage's, {ran[-1]['name']}: {ran[-1]['outputUri']})" if ran else ""
-    console.print(f"data:    {result.summary['outputUri']}{last}\nstatus:  {result.summary['statusUri']} "
-                  f"(`genfab status {result.summary['outputUri']}`)\nsummary: {result.summary['summaryUri']}",
+    summary = result.summary
+    ran = [st for st in summary.stages if st.succeeded]
+    last = f" (the last stage's, {ran[-1].name}: {ran[-1].output_uri})" if ran else ""
+    console.print(f"data:    {summary.output_uri}{last}\nstatus:  {summary.status_uri} "
+                  f"(`genfab status {summary.output_uri}`)\nsummary: {summary.summary_uri}",
                   highlight=False, markup=False, soft_wrap=True)
-    where, what = write_run_report(result.summary["outputUri"], environ)
+    where, what = write_run_report(str(summary.output_uri), environ)
     console.print(f"report:  {where} ({what})" if where else f"report:  not written: {what}",
                   highlight=False, markup=False, soft_wrap=True)
-    redone = {s["name"]: s["redone"] for s in result.summary["stages"] if s["redone"]}
+    redone = {s.name: s.redone for s in summary.stages if s.redone}
     if redone:
         console.print("reuse check: " + ", ".join(f"{n} sample(s) of {stage}" for stage, n in redone.items())
                       + " had missing or changed outputs and were produced again (shard logs say which)",
                       highlight=False, markup=False, soft_wrap=True)
-    if result.summary["dropped"]:
-        console.print(f"dropped: {result.summary['dropped']} sample(s) in {result.summary['droppedSamplesCsv']}",
+    if summary.dropped:
+        console.print(f"dropped: {summary.dropped} sample(s) in {summary.dropped_samples_csv}",
                       highlight=False, markup=False, soft_wrap=True)
         for line in drop_lines(result.summary):
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)

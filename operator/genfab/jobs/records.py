@@ -15,7 +15,6 @@ operator and `genfab run` write them, then sets the summary's `droppedSamplesCsv
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,7 +22,9 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
+from genfab.api.summary import RunSummary
 from genfab.contract import DROPPED_KEY, EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, SUMMARY_KEY
+from genfab.contract.documents import DocumentError, parse_document
 from genfab.contract.names import ENV_RECORDS
 from genfab.inventory import read_reports
 from genfab.sequencing.records import RecordsRequest
@@ -38,13 +39,13 @@ def write_records(run: Storage, request: RecordsRequest) -> int:
     reports = {s.name: read_reports(run, s.name, s.config_hash) for s in request.stages if s.run}
     dropped = write_sample_records(run, request, reports, request.phase, request.finished_at)
     try:
-        summary = json.loads(run.read_at_most(SUMMARY_KEY, 16 << 20, SUMMARY_KEY))
-    except (StorageError, ValueError):
+        summary = RunSummary.model_validate(parse_document(run.read_at_most(SUMMARY_KEY, 16 << 20, SUMMARY_KEY),
+                                                           SUMMARY_KEY))
+    except (StorageError, DocumentError, ValidationError):
         summary = None  # none (yet) or not genfab's: the records stand on their own
-    if isinstance(summary, dict) and summary.get("name") == request.name:
-        summary["droppedSamplesCsv"] = f"{request.output_uri}/{DROPPED_KEY}"
-        summary.pop("perSampleRecords", None)
-        run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+    if summary is not None and summary.name == request.name:
+        run.write_bytes(SUMMARY_KEY, summary.model_copy(update={
+            "dropped_samples_csv": f"{request.output_uri}/{DROPPED_KEY}", "per_sample_records": None}).to_json())
     return dropped
 
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from genfab.api.reasons import FILTERED
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
+from genfab.api.summary import RunSummary
 from genfab.contract import EXIT_BAD_INPUT, STATUS_KEY, StageConfig, shard_count
 from genfab.contract.names import (
     ENV_CPU_WORKERS,
@@ -190,7 +190,7 @@ class StageRun:
 @dataclass
 class RunResult:
     status: ResourceStatus
-    summary: dict[str, Any]
+    summary: RunSummary
     output_uri: str
     awaiting: list[Awaiting] = field(default_factory=list)
     """Gates the run stopped at: a person chooses, then runs it again."""
@@ -654,7 +654,7 @@ class LocalRunner:
         self.run_storage.write_bytes(STATUS_KEY, json.dumps(doc, indent=2).encode())
         return status
 
-    def _write_summary(self, status: ResourceStatus) -> dict[str, Any]:
+    def _write_summary(self, status: ResourceStatus) -> RunSummary:
         by_name = {s.name: s for s in status.stages}
         rows = [stage_row(run.stage, by_name[run.stage.name], tally.of_reports(run.reports, run.stage.shard_capacity),
                           seconds=run.seconds, samples_per_second=run.samples_per_second(time.monotonic()),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol, overload
 
+from genfab.api.summary import RunSummary
 from genfab.report.keyindex import KeyIndex
 
 Facts = tuple[tuple[str, str], ...]
@@ -134,7 +135,7 @@ class Listing:
     document (None when it is not there)."""
 
     keys: Mapping[str, int]
-    summary: Mapping[str, Any]
+    summary: RunSummary
     status: Mapping[str, Any] | None = None
     read: Callable[[str], bytes | None] = field(default=lambda key: None, repr=False)
     read_many: Callable[[list[str]], dict[str, bytes]] = field(default=lambda keys: {}, repr=False)
@@ -142,10 +143,10 @@ class Listing:
     def stage_prefix(self, name: str) -> str | None:
         """The stage's output folder relative to the root (`data/stage_1/`; `` for the root), None
         when the summary has no such stage."""
-        root = str(self.summary.get("outputUri") or "").rstrip("/")
-        for stage in self.summary.get("stages") or []:
-            if stage.get("name") == name:
-                uri = str(stage.get("outputUri") or "").rstrip("/")
+        root = (self.summary.output_uri or "").rstrip("/")
+        for stage in self.summary.stages:
+            if stage.name == name:
+                uri = (stage.output_uri or "").rstrip("/")
                 rel = uri[len(root):].strip("/") if uri.startswith(root) else ""
                 return f"{rel}/" if rel else ""
         return None

@@ -14,12 +14,17 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
+from genfab.api.errors import field_errors
+from genfab.api.status import ResourceStatus
+from genfab.api.summary import RunSummary, StageRow
 from genfab.contract import RUN_DIR, RUN_REPORT_DIR, SAMPLES_DIR, STATUS_KEY, SUMMARY_KEY
 from genfab.report import charts_unavailable
 from genfab.report.html import (
@@ -111,16 +116,15 @@ def _slug(title: str, taken: set[str]) -> str:
     return slug
 
 
-def summary_from_status(status: dict[str, Any]) -> dict[str, Any]:
-    """A summary-shaped document from a status alone (a run still going, or stopped before its end)."""
-    st = status.get("status") or {}
-    stages = [{"name": s.get("name"), "phase": s.get("phase"), "configHash": s.get("configHash"),
-               "outputUri": s.get("outputUri"), "samples": (s.get("samples") or {}).get("total"),
-               "succeeded": (s.get("samples") or {}).get("succeeded"), "failed": (s.get("samples") or {}).get("failed"),
-               "producedBy": s.get("producedBy") or {}, "message": s.get("message")} for s in st.get("stages") or []]
-    return {"kind": status.get("kind"), "name": (status.get("metadata") or {}).get("name"), "pipeline": None,
-            "executor": status.get("executor"), "phase": st.get("phase"),
-            "outputUri": (st.get("outputs") or {}).get("root"), "stages": stages}
+def summary_from_status(document: Mapping[str, Any]) -> RunSummary:
+    """The summary a status document alone gives (a run still going, or stopped before its end)."""
+    status = ResourceStatus.model_validate(document.get("status") or {})
+    return RunSummary(
+        kind=document.get("kind"), name=(document.get("metadata") or {}).get("name"), executor=document.get("executor"),
+        phase=status.phase, output_uri=status.outputs.get("root"),
+        stages=[StageRow(name=s.name, phase=s.phase, config_hash=s.config_hash, output_uri=s.output_uri,
+                         samples=s.samples.total, succeeded=s.samples.succeeded, failed=s.samples.failed,
+                         produced_by=dict(s.produced_by or {}), message=s.message) for s in status.stages])
 
 
 class ReportWriter:
@@ -156,11 +160,14 @@ class ReportWriter:
         if summary is None and status is None:
             raise ReportError(f"{self.store.uri}: no genfab run there (no {SUMMARY_KEY} or {STATUS_KEY}); give the "
                               "output a run wrote to (the spec's output, or what `genfab run --out` named)")
-        if summary is None:
-            assert status is not None
-            summary = summary_from_status(status)
-        summary["outputUri"] = summary.get("outputUri") or self.store.uri  # stage folders are relative to it
-        return Listing(list_output(self.store), summary, status, self._read, self._read_many)
+        try:
+            run = RunSummary.model_validate(summary) if summary is not None else summary_from_status(status or {})
+        except ValidationError as exc:
+            raise ReportError(f"{self.store.child(SUMMARY_KEY if summary is not None else STATUS_KEY)}: not what "
+                              f"genfab writes there ({field_errors(exc)[0]})") from None
+        if not run.output_uri:  # stage folders are relative to it
+            run = run.model_copy(update={"output_uri": self.store.uri})
+        return Listing(list_output(self.store), run, status, self._read, self._read_many)
 
     # -- pictures
     def _thumb(self, picture: Picture) -> tuple[str, bytes, int, int] | None:
@@ -231,13 +238,13 @@ class ReportWriter:
             pages_of[id(g)] = [ShownGallery(g, slug, tuple(rows[i * PAGE_ROWS:(i + 1) * PAGE_ROWS]), i + 1, count,
                                             len(rows)) for i in range(count)]
         summary = listing.summary
-        title = f"{summary.get('kind')}/{summary.get('name')} ({summary.get('pipeline') or 'pipeline unknown'})"
-        subtitle = (f"{summary.get('phase')} · {summary.get('executor') or '?'} run · finished "
-                    f"{summary.get('finishedAt') or '-'} · output {summary.get('outputUri')}")
+        title = f"{summary.kind}/{summary.name} ({summary.pipeline or 'pipeline unknown'})"
+        subtitle = (f"{summary.phase} · {summary.executor or '?'} run · finished "
+                    f"{summary.finished_at or '-'} · output {summary.output_uri}")
         body = "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src, self.charts_missing)
                        for s in built)
         body += ('<p class="note">Every sample: <a href="samples.csv">samples.csv</a>. Written by '
-                 f"<code>genfab report {summary.get('outputUri')}</code>.</p>")
+                 f"<code>genfab report {summary.output_uri}</code>.</p>")
         files["index.html"] = document(title, subtitle, body).encode()
         for g in galleries:
             for page in pages_of[id(g)][1:]:

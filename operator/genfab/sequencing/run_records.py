@@ -4,11 +4,10 @@ shard reports, then `_genfab/summary.json` (genfab.sequencing.summary builds eac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any
 
 from genfab.api.status import ResourceStatus
+from genfab.api.summary import RunSummary, StageRow
 from genfab.contract import DROPPED_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
 from genfab.planner import Plan
@@ -30,16 +29,16 @@ def write_sample_records(run: Storage, plan: RunShape, reports: Reports, phase: 
     return dropped
 
 
-def write_run_records(run: Storage, plan: Plan, status: ResourceStatus, rows: list[dict[str, Any]],
+def write_run_records(run: Storage, plan: Plan, status: ResourceStatus, rows: list[StageRow],
                       reports: Reports | None, *, continue_on_error: bool, executor: str, finished_at: str,
-                      unwritten: str | None = None) -> dict[str, Any]:
+                      unwritten: str | None = None) -> RunSummary:
     """The per-sample records from `reports` (None: too many to read here, `unwritten` says who writes
     them), then the summary of `rows` (`summary.stage_row` per stage). Returns the summary."""
     if reports is None:
-        dropped = sum(int(row["failed"]) for row in rows)
+        dropped = sum(row.failed or 0 for row in rows)
     else:
         dropped = write_sample_records(run, plan, reports, status.phase, finished_at)
     summary = summary_document(plan, status, rows, dropped, continue_on_error=continue_on_error,
                                finished_at=finished_at, executor=executor, unwritten=unwritten)
-    run.write_bytes(SUMMARY_KEY, json.dumps(summary, indent=2).encode())
+    run.write_bytes(SUMMARY_KEY, summary.to_json())
     return summary

@@ -9,10 +9,10 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from genfab.api.quality import figures_summary
 from genfab.api.status import ResourceStatus, ShardTally, StageStatus
+from genfab.api.summary import DroppedReason, RunSummary, StageRow
 from genfab.contract import DROPPED_KEY, RUN_REPORT_KEY, STATUS_KEY, SUMMARY_KEY
 from genfab.inventory import ShardReport
 from genfab.planner import Plan, PlannedStage
@@ -29,28 +29,27 @@ def stage_seconds(stage: StageStatus) -> float | None:
 
 def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
               seconds: float | None, samples_per_second: float | None = None, message: str | None = None
-              ) -> dict[str, Any]:
+              ) -> StageRow:
     """One stage of the summary: counts, timings, what made its samples and why samples were dropped,
     from what was read of its shard reports (`read`: the operator's tally, or `tally.of_reports`)."""
     succeeded, reused = read.succeeded, read.reused
     if samples_per_second is None and seconds and succeeded - reused > 0:
         samples_per_second = round((succeeded - reused) / seconds, 3)
     custom = stage.custom
-    return {
-        "name": stage.name, "phase": status.phase, "configHash": stage.config_hash, "outputUri": stage.output_uri,
-        "samples": status.samples.total, "succeeded": succeeded, "reused": reused,
-        "redone": read.redone, "failed": read.failed,
-        "shards": status.shards.total, "seconds": seconds, "samplesPerSecond": samples_per_second,
-        "modelLoadSeconds": read.model_load_seconds,
-        "gpuPeakGiB": round(read.gpu_peak_bytes / 2**30, 2) if read.gpu_peak_bytes is not None else None,
-        "message": message if message is not None else status.message,
-        "producedBy": dict(read.produced_by),
+    return StageRow(
+        name=stage.name, phase=status.phase, config_hash=stage.config_hash, output_uri=stage.output_uri,
+        samples=status.samples.total, succeeded=succeeded, reused=reused, redone=read.redone, failed=read.failed,
+        shards=status.shards.total, seconds=seconds, samples_per_second=samples_per_second,
+        model_load_seconds=read.model_load_seconds,
+        gpu_peak_gib=round(read.gpu_peak_bytes / 2**30, 2) if read.gpu_peak_bytes is not None else None,
+        message=message if message is not None else status.message,
+        produced_by=dict(read.produced_by),
         # A custom stage made these samples, not genfab: its image and, what ran here, its command.
-        "custom": ({**custom.to_yaml_dict(), "command": [*stage.command, *stage.args]} if custom is not None else None),
-        "dropped": {reason: {"count": d.count, "examples": list(d.examples)} for reason, d in read.dropped.items()},
+        custom={**custom.to_yaml_dict(), "command": [*stage.command, *stage.args]} if custom is not None else None,
+        dropped={reason: DroppedReason(count=d.count, examples=list(d.examples)) for reason, d in read.dropped.items()},
         # each figure's p5/p50/p95 and histogram over the stage's committed samples (genfab.api.quality)
-        **({"quality": figures_summary(read.figures, read.figure_spans)} if read.figures else {}),
-    }
+        quality=figures_summary(read.figures, read.figure_spans) if read.figures else None,
+    )
 
 
 def dropped_csv(plan: RunShape, reports: Mapping[str, Mapping[int, ShardReport]]) -> tuple[bytes, int]:
@@ -67,23 +66,24 @@ def dropped_csv(plan: RunShape, reports: Mapping[str, Mapping[int, ShardReport]]
     return buf.getvalue().encode(), rows
 
 
-def summary_document(plan: Plan, status: ResourceStatus, stages: list[dict[str, Any]], dropped: int, *,
+def summary_document(plan: Plan, status: ResourceStatus, stages: list[StageRow], dropped: int, *,
                      continue_on_error: bool, finished_at: str, executor: str,
-                     unwritten: str | None = None) -> dict[str, Any]:
+                     unwritten: str | None = None) -> RunSummary:
     """`summary.json`: the run, its stages' rows and where its other records are (`statusUri`: the
     local run's `status.json`; in a cluster the status is the resource's own, `kubectl get`).
     `unwritten`: why the per-sample records (`dropped_samples.csv`, a batch's `batch_summary.json`) were
     not written with it (`droppedSamplesCsv` is then null)."""
-    return {"kind": plan.kind, "name": plan.name, "namespace": plan.namespace, "pipeline": plan.pipeline,
-            "executor": executor, "continueOnError": continue_on_error, "phase": status.phase,
-            "outputUri": plan.output_uri, "finishedAt": finished_at, "stages": stages, "dropped": dropped,
-            # TuningRun: the training's last state, the best checkpoint by held-out PSNR among it
-            **({"training": status.training.model_dump(mode="json", by_alias=True, exclude_none=True)}
-               if status.training is not None else {}),
-            "droppedSamplesCsv": None if unwritten else f"{plan.output_uri}/{DROPPED_KEY}",
-            **({"perSampleRecords": unwritten} if unwritten else {}),
-            "statusUri": f"{plan.output_uri}/{STATUS_KEY}" if executor == "local" else None,
-            "summaryUri": f"{plan.output_uri}/{SUMMARY_KEY}",
-            # where the report is (`genfab run` writes it at the end) or would be: the operator has no
-            # Pillow/matplotlib, `genfab report` writes it from anywhere that reads the output
-            "reportUri": f"{plan.output_uri}/{RUN_REPORT_KEY}", "reportCommand": f"genfab report {plan.output_uri}"}
+    return RunSummary(
+        kind=plan.kind, name=plan.name, namespace=plan.namespace, pipeline=plan.pipeline, executor=executor,
+        continue_on_error=continue_on_error, phase=status.phase, output_uri=plan.output_uri, finished_at=finished_at,
+        stages=stages, dropped=dropped,
+        # TuningRun: the training's last state, the best checkpoint by held-out PSNR among it
+        training=status.training.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if status.training is not None else None,
+        dropped_samples_csv=None if unwritten else f"{plan.output_uri}/{DROPPED_KEY}",
+        per_sample_records=unwritten or None,
+        status_uri=f"{plan.output_uri}/{STATUS_KEY}" if executor == "local" else None,
+        summary_uri=f"{plan.output_uri}/{SUMMARY_KEY}",
+        # where the report is (`genfab run` writes it at the end) or would be: the operator has no
+        # Pillow/matplotlib, `genfab report` writes it from anywhere that reads the output
+        report_uri=f"{plan.output_uri}/{RUN_REPORT_KEY}", report_command=f"genfab report {plan.output_uri}")

@@ -19,6 +19,6 @@ PIPELINES: dict[str, Callable[[Listing], Section | tuple[Section, ...]]] = {
 
 
 def sections(listing: Listing) -> list[Section]:
-    build = PIPELINES.get(str(listing.summary.get("pipeline")))
+    build = PIPELINES.get(str(listing.summary.pipeline))
     built = build(listing) if build else ()
     return [*(built if isinstance(built, tuple) else (built,)), run_section(listing)]  # the pictures first

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.api.quality import FIGURES, Figure
+from genfab.api.summary import StageRow
 from genfab.contract.names import quality_prefix
 from genfab.report.model import Facts, Gallery, Listing, Plot, Row, Section, Series
 
@@ -19,21 +20,21 @@ WORST = 8
 """Samples a worst-first gallery shows."""
 
 
-def _stages_with_figures(listing: Listing) -> list[Mapping[str, Any]]:
-    return [s for s in listing.summary.get("stages") or [] if s.get("quality")]
+def _stages_with_figures(listing: Listing) -> list[StageRow]:
+    return [s for s in listing.summary.stages if s.quality]
 
 
 def quality_plots(listing: Listing) -> tuple[Plot, ...]:
     """A histogram per figure of every stage that measured some (the summary's bins and counts)."""
     plots = []
     for stage in _stages_with_figures(listing):
-        for name, hist in sorted(stage["quality"].items()):
+        for name, hist in sorted((stage.quality or {}).items()):
             figure = FIGURES.get(name)
             edges, counts = hist.get("edges") or [], hist.get("counts") or []
             if figure is None or len(edges) != len(counts) + 1:
                 continue
             labels = tuple(f"{edges[i]:.3g}" for i in range(len(counts)))
-            plots.append(Plot(f"quality-{stage['name']}-{name}", f"{name}: p5 {hist.get('p5')} · p50 "
+            plots.append(Plot(f"quality-{stage.name}-{name}", f"{name}: p5 {hist.get('p5')} · p50 "
                               f"{hist.get('p50')} · p95 {hist.get('p95')}", "bar",
                               (Series("samples", (), tuple(float(c) for c in counts)),),
                               xlabel=f"{figure.unit} (each bar: from its lower edge)", ylabel="samples",
@@ -103,12 +104,12 @@ def _cell(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
-def worst_samples(listing: Listing, stage: Mapping[str, Any], columns: FigureColumns | None = None
+def worst_samples(listing: Listing, stage: StageRow, columns: FigureColumns | None = None
                   ) -> dict[str, list[tuple[float, str]]]:
     """Per figure, its worst `WORST` (value, sample) of the stage's quality tables, worst first; each
     table's id range noted in `columns` as it is read."""
-    prefix = quality_prefix(str(stage.get("name")), str(stage.get("configHash") or ""))
-    middles = {name: float(h.get("p50") or 0.0) for name, h in (stage.get("quality") or {}).items()}
+    prefix = quality_prefix(stage.name, stage.config_hash or "")
+    middles = {name: float(h.get("p50") or 0.0) for name, h in (stage.quality or {}).items()}
     heaps: dict[str, list[tuple[float, float, str]]] = {}
     for key in listing.under(prefix):
         table = _table(listing, key)
@@ -132,7 +133,7 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
     and each stage's figures as `samples.csv` columns."""
     galleries, tables = [], []
     for stage in _stages_with_figures(listing):
-        names = tuple(name for name in FIGURES if name in (stage.get("quality") or {}))
+        names = tuple(name for name in FIGURES if name in (stage.quality or {}))
         lookup = FigureColumns(listing, names)
         worst = worst_samples(listing, stage, lookup)
         tables.append(lookup.seal())
@@ -156,7 +157,7 @@ def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[
     stages = _stages_with_figures(listing)
     if not stages:
         return None
-    counts = ", ".join(f"{s['name']}: {next(iter(s['quality'].values())).get('count')} samples" for s in stages)
+    counts = ", ".join(f"{s.name}: {next(iter((s.quality or {}).values())).get('count')} samples" for s in stages)
     galleries, figure_columns = quality_galleries(listing, row, columns, describe)
     return Section("Quality figures", plots=quality_plots(listing), galleries=galleries, columns=figure_columns,
                    notes=(f"Measured where each sample was made ({counts}); what each figure means, its range and "

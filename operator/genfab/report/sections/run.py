@@ -8,6 +8,7 @@ import io
 from collections import Counter
 from typing import Any
 
+from genfab.api.summary import RunSummary
 from genfab.contract import DROPPED_KEY
 from genfab.report.model import Listing, Section, Table
 
@@ -24,33 +25,31 @@ def _num(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def stage_table(summary: dict[str, Any]) -> Table:
+def stage_table(summary: RunSummary) -> Table:
     rows = []
-    for s in summary.get("stages") or []:
-        rows.append((str(s.get("name")), str(s.get("phase")), _num(s.get("samples")), _num(s.get("succeeded")),
-                     _num(s.get("reused")), _num(s.get("redone")), _num(s.get("failed")), _num(s.get("shards")),
-                     _num(s.get("seconds")), _num(s.get("samplesPerSecond"), 2), _num(s.get("modelLoadSeconds")),
-                     _num(s.get("gpuPeakGiB")), str(s.get("message") or "")))
+    for s in summary.stages:
+        rows.append((s.name, str(s.phase), _num(s.samples), _num(s.succeeded), _num(s.reused), _num(s.redone),
+                     _num(s.failed), _num(s.shards), _num(s.seconds), _num(s.samples_per_second, 2),
+                     _num(s.model_load_seconds), _num(s.gpu_peak_gib), s.message or ""))
     return Table("Stages", ("stage", "phase", "samples", "succeeded", "reused", "redone", "failed", "shards",
                             "seconds", "samples/s", "model load s", "GPU peak GiB", "message"), tuple(rows),
                  "reused: committed by an earlier run with the same config hash, not made again; redone: made "
                  "again because a committed output was missing or changed")
 
 
-def produced_by_table(summary: dict[str, Any]) -> Table:
-    rows = [(str(s.get("name")), method, str(count)) for s in summary.get("stages") or []
-            for method, count in sorted((s.get("producedBy") or {}).items())]
+def produced_by_table(summary: RunSummary) -> Table:
+    rows = [(s.name, method, str(count)) for s in summary.stages for method, count in sorted(s.produced_by.items())]
     return Table("What produced the samples", ("stage", "produced by", "samples"), tuple(rows),
                  "" if rows else "the stages recorded no method or model per sample")
 
 
-def hash_table(summary: dict[str, Any]) -> Table:
-    root = str(summary.get("outputUri") or "").rstrip("/")
+def hash_table(summary: RunSummary) -> Table:
+    root = (summary.output_uri or "").rstrip("/")
     rows = []
-    for s in summary.get("stages") or []:
-        uri = str(s.get("outputUri") or "")
+    for s in summary.stages:
+        uri = s.output_uri or ""
         where = uri[len(root):].strip("/") if uri.startswith(root) else uri
-        rows.append((str(s.get("name")), str(s.get("configHash") or "-"), where or "(the output's root)"))
+        rows.append((s.name, s.config_hash or "-", where or "(the output's root)"))
     return Table("Config hashes", ("stage", "config hash", "output folder"), tuple(rows),
                  "a stage's samples are reused by a later run whose hash for it is the same")
 
@@ -87,6 +86,6 @@ def condition_notes(status: dict[str, Any] | None) -> tuple[str, ...]:
 def run_section(listing: Listing) -> Section:
     # No chart here: the stage table has the seconds, and most runs then need no matplotlib at all
     # (its import is most of a small run's report time).
-    summary = dict(listing.summary)
+    summary = listing.summary
     return Section("Run", (stage_table(summary), produced_by_table(summary), hash_table(summary),
                            *drop_tables(listing)), notes=condition_notes(dict(listing.status or {})))
