@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from genfab.api.status_document import StatusDocument
 from genfab.api.summary import RunSummary
 from genfab.cli.follow import log_dir, log_line, output_uri, status_lines
 
@@ -30,13 +31,15 @@ def test_the_status_says_each_stage_what_waits_and_where_the_data_is() -> None:
     doc = {"kind": "SceneJob", "metadata": {"name": "we"}, "status": {
         "phase": "Running", "progress": "1/2", "currentStage": "scaffold",
         "outputs": {"root": "s3://b/we"},
-        "conditions": [{"type": "AwaitingSelection", "status": "True", "message": "1 sample(s) await a choice"},
-                       {"type": "Running", "status": "True", "message": "stage scaffold: 1/2"}],
+        "conditions": [{"type": "AwaitingSelection", "status": "True", "message": "1 sample(s) await a choice",
+                        "reason": "Waiting", "lastTransitionTime": "2026-11-28T00:00:00Z"},
+                       {"type": "Running", "status": "True", "message": "stage scaffold: 1/2",
+                        "reason": "StageRunning", "lastTransitionTime": "2026-11-28T00:00:00Z"}],
         "stages": [{"name": "scaffold", "phase": "Succeeded", "samples": {"total": 2, "succeeded": 2, "failed": 0},
                     "producedBy": {"flux": 2}},
                    {"name": "expansion", "phase": "Failed", "reason": "NoProgress", "message": "shard 0 stuck",
                     "samples": {"total": 2, "succeeded": 0, "failed": 2}}]}}
-    lines = status_lines(doc, None, "s3://b/we")
+    lines = status_lines(StatusDocument.model_validate(doc), None, "s3://b/we")
     assert lines[0] == "SceneJob/we: Running  (progress 1/2, stage scaffold)"
     assert lines[2].split() == ["scaffold", "Succeeded", "2/2", "0", "flux:", "2"]
     assert lines[3].split()[:4] == ["expansion", "Failed", "0/2", "2"]
@@ -47,7 +50,8 @@ def test_the_status_says_each_stage_what_waits_and_where_the_data_is() -> None:
         "dropped": 2, "droppedSamplesCsv": "s3://b/we/_genfab/dropped_samples.csv",
         "summaryUri": "s3://b/we/_genfab/summary.json",
         "stages": [{"name": "expansion", "dropped": {"NoFrames": {"count": 2, "examples": ["a", "b"]}}}]})
-    done = status_lines({**doc, "status": {**doc["status"], "phase": "Failed"}}, summary, "s3://b/we")
+    done = status_lines(StatusDocument.model_validate({**doc, "status": {**doc["status"], "phase": "Failed"}}), summary,
+                        "s3://b/we")
     assert done[-3:] == ["dropped: 2 sample(s) in s3://b/we/_genfab/dropped_samples.csv",
                          "  expansion: 2 NoFrames (e.g. a, b)", "summary: s3://b/we/_genfab/summary.json"]
 

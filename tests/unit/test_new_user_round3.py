@@ -13,6 +13,7 @@ import pytest
 
 from genfab.api import parse_resource
 from genfab.api.status import ResourceStatus
+from genfab.api.status_document import StatusDocument
 from genfab.cli.follow import status_lines
 from genfab.cli.run import next_command
 from genfab.local.input_listing import list_input
@@ -169,7 +170,7 @@ def test_a_run_whose_holder_is_gone_is_said_so(tmp_path: Path, lease: bytes | No
         assert "pid 4242 on box" in line and "run the same `genfab run` again" in line
         doc = {"kind": "DatasetJob", "metadata": {"name": "x"}, "executor": "local",
                "status": {"phase": "Running", "progress": "1/4", "currentStage": "segment"}}
-        first = status_lines(doc, None, "file://o", line)[0]
+        first = status_lines(StatusDocument.model_validate(doc), None, "file://o", line)[0]
         assert first.startswith("DatasetJob/x: Stopped: ") and "Running" not in first
 
 

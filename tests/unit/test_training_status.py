@@ -37,7 +37,7 @@ def test_the_status_names_the_best_checkpoint_and_the_latest() -> None:
     st = training_status(doc, URI)
     assert st is not None and st.latest_checkpoint == f"{URI}/model_6.pkl"
     assert (st.best_checkpoint, st.best_step, st.best_psnr) == (f"{URI}/model_3.pkl", 3, 23.1235)
-    lines = training_lines(st.model_dump(mode="json", by_alias=True, exclude_none=True))
+    lines = training_lines(st)
     assert lines[0].startswith("training: step 6/6")
     assert lines[-1] == f"  best checkpoint:   {URI}/model_3.pkl (step 3, held-out PSNR 23.12 dB)"
     plain = training_status({"step": 1, "checkpoints": ["model_1.pkl"]}, URI)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import click
 from pydantic import ValidationError
 
 from genfab.api.quality import FIGURES
-from genfab.api.status import SETTLED_PHASES, ResourceStatus
+from genfab.api.status import SETTLED_PHASES, TrainingStatus
+from genfab.api.status_document import StatusDocument
 from genfab.api.summary import RunSummary
 from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.contract import STATUS_KEY, SUMMARY_KEY
-from genfab.contract.documents import DocumentError, parse_document
+from genfab.contract.documents import parse_document
 from genfab.contract.files import open_regular
 from genfab.contract.text import shown
 from genfab.local.lease import gone_holder, gone_message
@@ -65,47 +65,26 @@ def _read_json(store: Storage, key: str) -> dict[str, Any] | None:
     return parse_document(store.read_at_most(key, MAX_DOC_BYTES, key), store.child(key))
 
 
-def checked_status(doc: dict[str, Any], where: str) -> dict[str, Any]:
-    """`status.json` held to the shape genfab writes: `kind` and `metadata.name` text, and `status`
-    validated by the API's own model (ResourceStatus) and written back as that model writes it, so
-    what the commands read of it has the types they expect. DocumentError, in one line, otherwise."""
-    meta = doc.get("metadata")
-    if not isinstance(doc.get("kind", ""), str) or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-        raise DocumentError(f"{where}: `kind` and `metadata.name` must be text")
-    try:
-        status = ResourceStatus.model_validate(doc.get("status") or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        place = ".".join(str(p) for p in first.get("loc", ()))
-        raise DocumentError(f"{where}: status.{place}: {first.get('msg', 'not what genfab writes')}") from None
-    return {**doc, "status": status.to_yaml_dict()}
-
-
-def status_lines(doc: Mapping[str, Any], summary: RunSummary | None, uri: str, gone: str = "") -> list[str]:
+def status_lines(doc: StatusDocument, summary: RunSummary | None, uri: str, gone: str = "") -> list[str]:
     """What `genfab status` prints: the run, each stage, what waits or failed and where the data is;
     `gone`: the local run that wrote it stopped without an end (its phase is then not shown as live)."""
-    st = doc.get("status") or {}
-    meta = doc.get("metadata") or {}
-    lines = [f"{doc.get('kind', '?')}/{meta.get('name', '?')}: " + (gone or (
-        f"{st.get('phase', 'Unknown')}" + (f"  (progress {st.get('progress', '?')}, stage {st['currentStage']})"
-                                           if st.get("currentStage") else "")))]
+    st = doc.status
+    lines = [f"{doc.kind}/{doc.metadata.name}: " + (gone or (
+        st.phase + (f"  (progress {st.progress or '?'}, stage {st.current_stage})" if st.current_stage else "")))]
     rows = [("stage", "phase", "done", "failed", "note")]
-    for s in st.get("stages") or []:
-        samples = s.get("samples") or {}
-        made = s.get("producedBy") or {}
-        note = s.get("message") or (", ".join(f"{k}: {v}" for k, v in made.items()) if made else "")
-        done = f"{samples.get('succeeded', 0)}/{samples.get('total', 0)}"
-        rows.append((s.get("name", "?"), s.get("phase", "?"), done, str(samples.get("failed", 0)),
-                     f"{s['reason']}: {note}" if s.get("reason") else note))
+    for s in st.stages:
+        made = s.produced_by or {}
+        note = s.message or (", ".join(f"{k}: {v}" for k, v in made.items()) if made else "")
+        rows.append((s.name, s.phase, f"{s.samples.succeeded}/{s.samples.total}", str(s.samples.failed),
+                     f"{s.reason}: {note}" if s.reason else note))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += [("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]).rstrip()
               for r in rows]
-    for c in st.get("conditions") or []:
-        if c.get("status") == "True" and c.get("type") not in ("Succeeded", "Running", "Accepted") and c.get("message"):
-            lines.append(f"{c['type']}: {c['message']}")
-    lines += training_lines(st.get("training") or {})
-    outputs = st.get("outputs") or {}
-    lines.append(f"data: {outputs.get('root') or uri}")
+    for c in st.conditions:
+        if c.status == "True" and c.type not in ("Succeeded", "Running", "Accepted") and c.message:
+            lines.append(f"{c.type}: {c.message}")
+    lines += training_lines(st.training)
+    lines.append(f"data: {st.outputs.get('root') or uri}")
     if summary is not None:
         if summary.dropped:
             lines.append(f"dropped: {summary.dropped} sample(s) in {summary.dropped_samples_csv}")
@@ -116,22 +95,22 @@ def status_lines(doc: Mapping[str, Any], summary: RunSummary | None, uri: str, g
         lines.append(f"summary: {summary.summary_uri or uri + '/' + SUMMARY_KEY}")
         if summary.report_uri:  # written by `genfab run`; for the operator's runs by `genfab report`
             lines.append(f"report: {summary.report_uri} (`{summary.report_command}` writes it again)")
-    elif st.get("phase") not in SETTLED_PHASES:
+    elif st.phase not in SETTLED_PHASES:
         lines.append(f"logs: genfab logs {uri}")
     return lines
 
 
-def training_lines(training: Mapping[str, Any]) -> list[str]:
+def training_lines(training: TrainingStatus | None) -> list[str]:
     """A TuningRun's step and its latest and best checkpoints (by held-out PSNR)."""
-    if not training:
+    if training is None:
         return []
-    lines = [f"training: step {training.get('step', 0)}/{training.get('maxSteps', 0)}, loss "
-             f"{_g(training.get('loss'))}, {_g(training.get('imagesPerSecond'))} images/s"]
-    if training.get("latestCheckpoint"):
-        lines.append(f"  latest checkpoint: {training['latestCheckpoint']}")
-    if training.get("bestCheckpoint"):
-        lines.append(f"  best checkpoint:   {training['bestCheckpoint']} (step {training.get('bestStep')}, held-out "
-                     f"PSNR {_g(training.get('bestPsnr'))} dB)")
+    lines = [f"training: step {training.step}/{training.max_steps}, loss {_g(training.loss)}, "
+             f"{_g(training.images_per_second)} images/s"]
+    if training.latest_checkpoint:
+        lines.append(f"  latest checkpoint: {training.latest_checkpoint}")
+    if training.best_checkpoint:
+        lines.append(f"  best checkpoint:   {training.best_checkpoint} (step {training.best_step}, held-out "
+                     f"PSNR {_g(training.best_psnr)} dB)")
     return lines
 
 
@@ -183,12 +162,15 @@ def _open(command: str, output: str) -> tuple[str, Storage]:
         fail(command, f"{output}: {exc}")
 
 
-def _status_doc(command: str, uri: str, store: Storage) -> tuple[dict[str, Any], RunSummary | None]:
+def _status_doc(command: str, uri: str, store: Storage) -> tuple[StatusDocument, RunSummary | None]:
     try:
-        doc = _read_json(store, STATUS_KEY)
-        if doc is not None:
-            doc = checked_status(doc, store.child(STATUS_KEY))
+        raw_status = _read_json(store, STATUS_KEY)
+        doc = StatusDocument.model_validate(raw_status) if raw_status is not None else None
         raw = _read_json(store, SUMMARY_KEY)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(command, f"{store.child(STATUS_KEY)}: {'.'.join(str(p) for p in first.get('loc', ()))}: "
+                      f"{first.get('msg', 'not what genfab writes')}")
     except (StorageError, StorageTooLarge, ValueError) as exc:
         fail(command, f"{uri}: {exc}")
     if doc is None:
@@ -214,11 +196,11 @@ def status_cmd(output: str, watch: bool, interval: float, as_json: bool) -> None
     uri, store = _open("status", output)
     while True:
         doc, summary = _status_doc("status", uri, store)
-        phase = (doc.get("status") or {}).get("phase")
-        holder = (gone_holder(store, time.time()) if doc.get("executor") == "local" and phase not in SETTLED_PHASES
+        phase = doc.status.phase
+        holder = (gone_holder(store, time.time()) if doc.executor == "local" and phase not in SETTLED_PHASES
                   else None)
         if as_json:
-            echo(json.dumps(doc, indent=2))
+            echo(json.dumps(doc.document(), indent=2))
         else:
             echo("\n".join(status_lines(doc, summary, uri, gone_message(holder) if holder else "")))
         if not watch or phase in SETTLED_PHASES or holder is not None:
@@ -254,8 +236,11 @@ def _read_log(path: Path, offset: int) -> bytes | None:
 
 
 def _phase(store: Storage) -> str | None:
-    phase = ((_read_json(store, STATUS_KEY) or {}).get("status") or {}).get("phase")
-    return str(phase) if phase else None
+    raw = _read_json(store, STATUS_KEY)
+    try:
+        return StatusDocument.model_validate(raw).status.phase if raw is not None else None
+    except ValidationError:
+        return None
 
 
 @click.command("logs")
@@ -270,12 +255,11 @@ def logs_cmd(output: str, stage: str | None, shard: int | None, follow: bool) ->
     the run ends. Exit 2 when there are none."""
     uri, store = _open("logs", output)
     doc, _ = _status_doc("logs", uri, store)
-    name = str((doc.get("metadata") or {}).get("name") or "")
     try:
-        folder = log_dir(uri, name)
+        folder = log_dir(uri, doc.metadata.name)
     except ValueError as exc:
         fail("logs", str(exc))
-    known = [s.get("name") for s in (doc.get("status") or {}).get("stages") or []]
+    known = [s.name for s in doc.status.stages]
     if stage is not None and stage not in known:
         fail("logs", f"no stage {stage!r} in this run (stages: {', '.join(str(k) for k in known)})")
     order = {n: i for i, n in enumerate(known)}

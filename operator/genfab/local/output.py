@@ -3,10 +3,11 @@ local folder (said in one line); and where an earlier local run of another resou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from genfab.api.status_document import StatusDocument
 from genfab.contract import STATUS_KEY
+from genfab.contract.documents import DocumentError
 from genfab.sequencing import OK_PHASES
 from genfab.storage import S3Settings, StorageError, open_storage
 
@@ -48,9 +49,7 @@ def finished_local_run(target: str) -> str | None:
     root = default_output(name)
     try:
         with open_storage(root).open_read(STATUS_KEY) as stream:
-            doc = json.loads(stream.read(MAX_STATUS_BYTES))
-    except (StorageError, ValueError):
+            doc = StatusDocument.read(stream.read(MAX_STATUS_BYTES), STATUS_KEY)
+    except (StorageError, DocumentError):
         return None
-    if not isinstance(doc, dict) or doc.get("kind") != kind or not isinstance(doc.get("status"), dict):
-        return None
-    return root if doc["status"].get("phase") in OK_PHASES else None
+    return root if doc.kind == kind and doc.status.phase in OK_PHASES else None

@@ -9,7 +9,6 @@ crashed continues where it stopped when started again.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 from genfab.api.reasons import FILTERED
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
+from genfab.api.status_document import DocumentMeta, StatusDocument
 from genfab.api.summary import RunSummary
 from genfab.contract import EXIT_BAD_INPUT, STATUS_KEY, StageConfig, shard_count
 from genfab.contract.names import (
@@ -648,10 +648,10 @@ class LocalRunner:
             status = with_training(status, training_status(read_training(self.run_storage),
                                                            join_uri(self.plan.output_uri, "checkpoints")))
         self._status = status
-        doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": self.plan.kind,
-               "metadata": {"name": self.plan.name, "namespace": self.plan.namespace},
-               "executor": "local", "status": status.to_yaml_dict()}
-        self.run_storage.write_bytes(STATUS_KEY, json.dumps(doc, indent=2).encode())
+        doc = StatusDocument(kind=self.plan.kind, metadata=DocumentMeta(name=self.plan.name,
+                                                                        namespace=self.plan.namespace),
+                             executor="local", status=status)
+        self.run_storage.write_bytes(STATUS_KEY, doc.to_json())
         return status
 
     def _write_summary(self, status: ResourceStatus) -> RunSummary:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol, overload
 
+from genfab.api.status import ResourceStatus
 from genfab.api.summary import RunSummary
 from genfab.report.keyindex import KeyIndex
 
@@ -136,7 +137,8 @@ class Listing:
 
     keys: Mapping[str, int]
     summary: RunSummary
-    status: Mapping[str, Any] | None = None
+    status: ResourceStatus | None = None
+    """The local run's status (`status.json`); None for an operator's run (its status is the resource's)."""
     read: Callable[[str], bytes | None] = field(default=lambda key: None, repr=False)
     read_many: Callable[[list[str]], dict[str, bytes]] = field(default=lambda keys: {}, repr=False)
 

@@ -14,16 +14,16 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from genfab.api.errors import field_errors
-from genfab.api.status import ResourceStatus
+from genfab.api.status_document import StatusDocument
 from genfab.api.summary import RunSummary, StageRow
 from genfab.contract import RUN_DIR, RUN_REPORT_DIR, SAMPLES_DIR, STATUS_KEY, SUMMARY_KEY
 from genfab.report import charts_unavailable
@@ -116,15 +116,18 @@ def _slug(title: str, taken: set[str]) -> str:
     return slug
 
 
-def summary_from_status(document: Mapping[str, Any]) -> RunSummary:
+def summary_from_status(document: StatusDocument) -> RunSummary:
     """The summary a status document alone gives (a run still going, or stopped before its end)."""
-    status = ResourceStatus.model_validate(document.get("status") or {})
+    status = document.status
     return RunSummary(
-        kind=document.get("kind"), name=(document.get("metadata") or {}).get("name"), executor=document.get("executor"),
+        kind=document.kind, name=document.metadata.name, executor=document.executor,
         phase=status.phase, output_uri=status.outputs.get("root"),
         stages=[StageRow(name=s.name, phase=s.phase, config_hash=s.config_hash, output_uri=s.output_uri,
                          samples=s.samples.total, succeeded=s.samples.succeeded, failed=s.samples.failed,
                          produced_by=dict(s.produced_by or {}), message=s.message) for s in status.stages])
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ReportWriter:
@@ -155,19 +158,29 @@ class ReportWriter:
         return doc if isinstance(doc, dict) else None
 
     def listing(self) -> Listing:
-        status = self._json(STATUS_KEY)
-        summary = self._json(SUMMARY_KEY)
-        if summary is None and status is None:
+        raw_status, raw_summary = self._json(STATUS_KEY), self._json(SUMMARY_KEY)
+        if raw_summary is None and raw_status is None:
             raise ReportError(f"{self.store.uri}: no genfab run there (no {SUMMARY_KEY} or {STATUS_KEY}); give the "
                               "output a run wrote to (the spec's output, or what `genfab run --out` named)")
+        status = self._model(StatusDocument, raw_status, STATUS_KEY, needed=raw_summary is None)
+        summary = (self._model(RunSummary, raw_summary, SUMMARY_KEY, needed=True) if raw_summary is not None
+                   else summary_from_status(status) if status is not None else None)
+        assert summary is not None  # one of the two is there, and the needed one was read or raised
+        if not summary.output_uri:  # stage folders are relative to it
+            summary = summary.model_copy(update={"output_uri": self.store.uri})
+        return Listing(list_output(self.store), summary, status.status if status is not None else None, self._read,
+                       self._read_many)
+
+    def _model(self, model: type[M], raw: dict[str, Any] | None, key: str, needed: bool) -> M | None:
+        """`raw` as `model`; a document that is not what genfab writes is ReportError where the report
+        needs it, else left out (a status beside a summary only adds its conditions' notes)."""
         try:
-            run = RunSummary.model_validate(summary) if summary is not None else summary_from_status(status or {})
+            return model.model_validate(raw) if raw is not None else None
         except ValidationError as exc:
-            raise ReportError(f"{self.store.child(SUMMARY_KEY if summary is not None else STATUS_KEY)}: not what "
-                              f"genfab writes there ({field_errors(exc)[0]})") from None
-        if not run.output_uri:  # stage folders are relative to it
-            run = run.model_copy(update={"output_uri": self.store.uri})
-        return Listing(list_output(self.store), run, status, self._read, self._read_many)
+            if not needed:
+                return None
+            raise ReportError(f"{self.store.child(key)}: not what genfab writes there ({field_errors(exc)[0]})"
+                              ) from None
 
     # -- pictures
     def _thumb(self, picture: Picture) -> tuple[str, bytes, int, int] | None:

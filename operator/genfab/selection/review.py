@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
+from genfab.api.status_document import StatusDocument
 from genfab.contract import STATUS_KEY
+from genfab.contract.documents import DocumentError
 from genfab.contract.text import shown
 from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
 from genfab.selection.choices import ChoiceError, apply_choices, complete_count
@@ -71,8 +73,9 @@ class Review:
         self.executor: str | None = None
         try:
             if store.exists(STATUS_KEY):
-                self.executor = json.loads(store.read_at_most(STATUS_KEY, MAX_DOCUMENT, STATUS_KEY)).get("executor")
-        except (StorageError, ValueError, AttributeError, RecursionError):  # a status genfab did not write
+                self.executor = StatusDocument.read(store.read_at_most(STATUS_KEY, MAX_DOCUMENT, STATUS_KEY),
+                                                    STATUS_KEY).executor
+        except (StorageError, DocumentError):  # a status genfab did not write
             self.executor = None
         self.allowed: set[str] = set()
         self.shown: set[str] = set()

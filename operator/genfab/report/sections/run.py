@@ -8,6 +8,7 @@ import io
 from collections import Counter
 from typing import Any
 
+from genfab.api.status import ResourceStatus
 from genfab.api.summary import RunSummary
 from genfab.contract import DROPPED_KEY
 from genfab.report.model import Listing, Section, Table
@@ -77,10 +78,9 @@ def drop_tables(listing: Listing) -> tuple[Table, ...]:
     return by_reason, each
 
 
-def condition_notes(status: dict[str, Any] | None) -> tuple[str, ...]:
-    conditions = ((status or {}).get("status") or {}).get("conditions") or []
-    return tuple(f"{c.get('type')}: {c.get('message')}" for c in conditions
-                 if c.get("status") == "True" and c.get("type") not in QUIET_CONDITIONS and c.get("message"))
+def condition_notes(status: ResourceStatus | None) -> tuple[str, ...]:
+    return tuple(f"{c.type}: {c.message}" for c in (status.conditions if status is not None else [])
+                 if c.status == "True" and c.type not in QUIET_CONDITIONS and c.message)
 
 
 def run_section(listing: Listing) -> Section:
@@ -88,4 +88,4 @@ def run_section(listing: Listing) -> Section:
     # (its import is most of a small run's report time).
     summary = listing.summary
     return Section("Run", (stage_table(summary), produced_by_table(summary), hash_table(summary),
-                           *drop_tables(listing)), notes=condition_notes(dict(listing.status or {})))
+                           *drop_tables(listing)), notes=condition_notes(listing.status))
