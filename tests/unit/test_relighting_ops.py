@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from genfab.api.relighting import DegradationConfig, RelightingConfig
+from genfab.api.relighting_params import LightingParams
 from genfab.stages.common.imaging import decode_png, encode_png
 from genfab.stages.relighting import albedo, blur, degradation, images, matte, shading
 from genfab.stages.relighting.recombine_stage import composite, compute_composite
@@ -222,7 +223,7 @@ def test_degradation_weights_are_respected_over_many_draws(weights: dict[str, fl
     n = 20000
     counts = {m: 0 for m in degradation.METHODS}
     for seed in range(n):
-        counts[degradation.draw_params(DegradationConfig.model_validate(config), seed)["method"]] += 1
+        counts[degradation.draw_params(DegradationConfig.model_validate(config), seed).method] += 1
     for method, w in weights.items():
         assert counts[method] / n == pytest.approx(w / sum(weights.values()), abs=0.012), (method, counts)
 
@@ -234,13 +235,13 @@ def test_params_round_trip_reproduces_the_image(method: str) -> None:
     alb = np.random.default_rng(5).uniform(0, 1, (65, 65, 3)).astype(np.float32)
     typed = DegradationConfig.model_validate(config)
     params = degradation.draw_params(typed, 1234)
-    assert params["method"] == method and params == degradation.draw_params(typed, 1234)
-    again = json.loads(json.dumps(params))
+    assert params.method == method and params == degradation.draw_params(typed, 1234)
+    again = LightingParams.model_validate(json.loads(json.dumps(params.document())))  # the file, read back
     first = degradation.render(alb, normals, inside, params)
     np.testing.assert_array_equal(first, degradation.render(alb, normals, inside, again))
     assert first.min() >= 0 and first.max() <= 1 and (first[~inside] == 0).all()
     if method == "ambientOnly":
-        np.testing.assert_allclose(first[inside], alb[inside] * params["ambient"], rtol=1e-6)
+        np.testing.assert_allclose(first[inside], alb[inside] * params.ambient, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["perlin", "geometric", "blob"])

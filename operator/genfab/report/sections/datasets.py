@@ -9,6 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from genfab.api.relighting_params import LightingParams
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
 from genfab.report.sections.quality import quality_section
 
@@ -40,16 +43,24 @@ def relighting_facts(meta: Mapping[str, Any]) -> Facts:
     stages = meta.get("stages") or {}
     seg = _pick(stages, "segment", "params") or {}
     alb = _pick(stages, "albedo", "params") or {}
-    light = meta.get("lighting") or _pick(stages, "degrade", "params") or {}
+    light = _lighting(meta.get("lighting") or _pick(stages, "degrade", "params"))
     facts = [("mask", f"{seg.get('backend', '?')}, {_fmt(seg.get('maskFraction', '?'))} of the frame"),
              ("albedo", f"{alb.get('method', '?')}" + (f" ({alb['variant']})" if alb.get("variant") else "")
               + (f", blend {_fmt(alb['blend'])}" if "blend" in alb else "")),
-             ("lighting", f"{light.get('method', '?')}" + (f", {light['normals']} normals" if light.get("normals")
-                                                           else "")),
-             ("ambient", _fmt(light.get("ambient", "-"))), ("light direction", _fmt(light.get("lightDirection", "-")))]
+             ("lighting", light.method + (f", {light.normals} normals" if light.normals else "")),
+             ("ambient", _fmt("-" if light.ambient is None else light.ambient)),
+             ("light direction", _fmt("-" if light.light_direction is None else light.light_direction))]
     if meta.get("caption"):
         facts.append(("caption", str(meta["caption"])))
     return tuple(facts)
+
+
+def _lighting(found: Any) -> LightingParams:
+    """A sample's drawn lighting as its metadata holds it (a file of the output: "?" where unreadable)."""
+    try:
+        return LightingParams.model_validate(found if isinstance(found, Mapping) else {})
+    except ValidationError:
+        return LightingParams()
 
 
 RELIGHTING_COLUMNS = ("input", "mask", "albedo", "degraded", "output")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.relighting import DegradeSettings
+from genfab.api.relighting_params import LightingParams
 from genfab.stages.common.imaging import to_float, to_uint8
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.location import ModelUnavailable
@@ -33,10 +34,10 @@ def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
                    else shading.normals_from_mask(mask))
     out = degradation.render(to_float(job["albedo"]), normals, mask, params)
     sid = job["id"]
-    doc = {"sampleId": sid, **params}
+    doc = {"sampleId": sid, **params.document()}
     return {"files": {f"{sid}_degraded.png": encode(to_uint8(out)),
                       f"{sid}_params.json": json.dumps(doc, indent=2, sort_keys=True).encode()},
-            "params": params}
+            "params": params.document()}
 
 
 def load_depth(path: Path, placement: Placement) -> Any:
@@ -51,8 +52,8 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
     prepares_ahead = True
 
     def produced_by(self, params: dict[str, Any]) -> str | None:
-        normals = params.get("normals")
-        return f"{params['method']} ({normals} normals)" if normals else str(params["method"])
+        drawn = LightingParams.model_validate(params)
+        return f"{drawn.method} ({drawn.normals} normals)" if drawn.normals else drawn.method
 
     def load_models(self, ctx: StageContext) -> None:
         self.cfg = self.settings.degradation
@@ -82,7 +83,7 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
         mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
         job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": mask, "params": params}
         if degradation.needs_normals(params):
-            params["normals"] = self.normals_source
+            params.normals = self.normals_source
             if self.depth is not None:
                 job["rgb"] = fg[..., :3]
         return job
