@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ from genfab.stages.reference_object.dataset import (
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import CpuSampleStage
+from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 
 
 @lru_cache(maxsize=4)
@@ -41,7 +41,19 @@ def cv_variant(unit_id: str, k: int) -> str:
     return f"{unit_id}_cv_{k}"
 
 
-def compute_cv(job: dict[str, Any]) -> dict[str, Any]:
+class AugmentJob(TypedDict):
+    id: str
+    split: str
+    suffix: str
+    image: bytes
+    label: bytes
+    cfg: str
+    """The augmentation settings as JSON (rebuilt into a transform in the worker)."""
+    seeds: list[int]
+    """One seed per augmented copy."""
+
+
+def compute_cv(job: AugmentJob) -> Computed:
     """One annotated image in, its `count` augmented copies and their labels out."""
     suffix, split, unit = job["suffix"], job["split"], job["id"]
     bgr = np.ascontiguousarray(decode_rgb(job["image"], f"{unit}{suffix}")[..., ::-1])  # upright, as annotated
@@ -78,17 +90,17 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
             self.annotated = ctx.stage_output("annotation")
             self.parts = ShardParts(ctx)
 
-    def gather(self, sample: Sample) -> dict[str, Any]:
+    def gather(self, sample: Sample) -> AugmentJob:
         try:
             split, key = find_image(self.annotated, "", sample.id)
         except LookupError as exc:
             raise SampleError("MissingAnnotation", str(exc)) from None
         label = label_key("", split, sample.id)
         count = self.settings.cv_augmentation.count
-        return {"id": sample.id, "split": split, "suffix": PurePosixPath(key).suffix.lower(),
-                "image": self.annotated.read_bytes(key), "label": self.annotated.read_bytes(label),
-                "cfg": self.cfg_json,
-                "seeds": [self.stage_seed(sample, self.settings.seed) + k for k in range(count)]}
+        seeds = [self.stage_seed(sample, self.settings.seed) + k for k in range(count)]
+        return AugmentJob(id=sample.id, split=split, suffix=PurePosixPath(key).suffix.lower(),
+                          image=self.annotated.read_bytes(key), label=self.annotated.read_bytes(label),
+                          cfg=self.cfg_json, seeds=seeds)
 
     def read_input(self, sample: Sample) -> Any:
         job = self.gather(sample)
@@ -104,7 +116,7 @@ class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSett
             self.originals.pop(sample.id, None)
         return errors
 
-    def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+    def deliver(self, sample: Sample, result: Computed) -> None:
         for key, data in self.originals.pop(sample.id, {}).items():
             sample.write(key, data)
         super().deliver(sample, result)

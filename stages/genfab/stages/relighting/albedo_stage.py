@@ -5,7 +5,7 @@ IntrinsicAnything (a plug-in backend), Multi-Scale Retinex, LAB; then 15-25% of 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import CpuSampleStage
+from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 
 PLUGIN_GROUP = "genfab.albedo_backends"
 
@@ -30,7 +30,19 @@ def choose(cfg: AlbedoConfig, seed: int) -> dict[str, Any]:
     return {"method": method, **variant, "blend": float(rng.uniform(cfg.blend.min, cfg.blend.max)), "seed": seed}
 
 
-def compute_albedo(job: dict[str, Any]) -> dict[str, Any]:
+class AlbedoJob(TypedDict):
+    id: str
+    foreground: np.ndarray
+    mask: np.ndarray
+    params: dict[str, Any]
+    """The drawn method, its variant and blend (`choose`): the sample's albedo params."""
+    scales: list[float]
+    """Multi-Scale Retinex's scales (`albedo.retinexScales`)."""
+    plugin: NotRequired[np.ndarray]
+    """A plug-in backend's albedo, made in the shard process."""
+
+
+def compute_albedo(job: AlbedoJob) -> Computed:
     fg, mask = job["foreground"], job["mask"]
     if not mask.any():
         raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
@@ -68,12 +80,11 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
                         raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
                 self.plugins[m.name] = load_plugin(PLUGIN_GROUP, m.name)(local)
 
-    def gather(self, sample: Sample) -> dict[str, Any]:
+    def gather(self, sample: Sample) -> AlbedoJob:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
         mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
         params = choose(self.cfg, self.stage_seed(sample, self.settings.seed))
-        job = {"id": sample.id, "foreground": fg, "mask": mask, "params": params,
-               "scales": list(self.cfg.retinex_scales)}
+        job = AlbedoJob(id=sample.id, foreground=fg, mask=mask, params=params, scales=list(self.cfg.retinex_scales))
         plugin = self.plugins.get(params["method"])
         if plugin is not None:
             job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+import numpy as np
 
 from genfab.api.pipelines.relighting import DegradeSettings
 from genfab.api.relighting_params import LightingParams
@@ -19,10 +21,21 @@ from genfab.stages.relighting import degradation, shading
 from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import CpuSampleStage
+from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 
 
-def compute_degraded(job: dict[str, Any]) -> dict[str, Any]:
+class DegradeJob(TypedDict):
+    id: str
+    albedo: np.ndarray
+    mask: np.ndarray
+    params: LightingParams
+    rgb: NotRequired[np.ndarray]
+    """The foreground, for the depth model (taken out by `prepare`)."""
+    disparity: NotRequired[np.ndarray]
+    """The depth model's disparity, where normals come from it."""
+
+
+def compute_degraded(job: DegradeJob) -> Computed:
     mask = job["mask"]
     if not mask.any():
         raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
@@ -76,19 +89,19 @@ class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings])
         if self.depth is not None:
             self.normals_source = f"{choice}:{model}"
 
-    def gather(self, sample: Sample) -> dict[str, Any]:
+    def gather(self, sample: Sample) -> DegradeJob:
         fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
         albedo = decode(self.albedo.read_bytes(f"{sample.id}_albedo.png"))
         params = degradation.draw_params(self.cfg, self.stage_seed(sample, self.settings.seed))
         mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
-        job: dict[str, Any] = {"id": sample.id, "albedo": albedo[..., :3], "mask": mask, "params": params}
+        job = DegradeJob(id=sample.id, albedo=albedo[..., :3], mask=mask, params=params)
         if degradation.needs_normals(params):
             params.normals = self.normals_source
             if self.depth is not None:
                 job["rgb"] = fg[..., :3]
         return job
 
-    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+    def prepare(self, jobs: list[DegradeJob]) -> None:
         batch = [job for job in jobs if "rgb" in job]
         if batch:
             for job, disparity in zip(batch, self.depth.disparity([j.pop("rgb") for j in batch]), strict=True):

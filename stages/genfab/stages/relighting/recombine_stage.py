@@ -13,7 +13,7 @@ blockiness, inside the mask) go into its `quality`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of, original, person_region
 from genfab.stages.relighting.pair_figures import pair_figures
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import CpuSampleStage
+from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 
 
 def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -36,7 +36,17 @@ def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -
     return np.where(a > 0, out, background)
 
 
-def compute_composite(job: dict[str, Any]) -> dict[str, Any]:
+class RecombineJob(TypedDict):
+    id: str
+    composite: str
+    """`composite`'s choice: binary (the lab's) or alpha."""
+    mask: np.ndarray
+    foreground: np.ndarray
+    background: np.ndarray
+    degraded: np.ndarray
+
+
+def compute_composite(job: RecombineJob) -> Computed:
     region = person_region(job["mask"])
     picture = original(job["foreground"], job["background"], region)  # the input again
     if job["composite"] == "binary":
@@ -58,10 +68,10 @@ class RecombineStage(CpuSampleStage[RecombineSettings]):
         self.segment = ctx.stage_output("segment")
         self.degrade = ctx.stage_output("degrade")
 
-    def gather(self, sample: Sample) -> dict[str, Any]:
+    def gather(self, sample: Sample) -> RecombineJob:
         composite = self.settings.composite
-        return {"id": sample.id, "composite": composite,
-                "mask": decode(self.segment.read_bytes(f"{sample.id}_mask.png")),
-                "foreground": decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
-                "background": decode(self.segment.read_bytes(f"{sample.id}_background.png")),
-                "degraded": decode(self.degrade.read_bytes(f"{sample.id}_degraded.png"))}
+        return RecombineJob(id=sample.id, composite=composite,
+                            mask=decode(self.segment.read_bytes(f"{sample.id}_mask.png")),
+                            foreground=decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
+                            background=decode(self.segment.read_bytes(f"{sample.id}_background.png")),
+                            degraded=decode(self.degrade.read_bytes(f"{sample.id}_degraded.png")))

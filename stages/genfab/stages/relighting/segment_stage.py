@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from genfab.stages.relighting.images import decode_color, encode, image_size, or
 from genfab.stages.relighting.mask_figures import mask_figures
 from genfab.stages.relighting.matte import clean_mask, split
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import CpuSampleStage
+from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 
 log = logging.getLogger("genfab.stages")
 MIN_AREA = 0.005
@@ -51,10 +51,22 @@ def classical_mask(job: dict[str, Any]) -> dict[str, Any]:
     return {"mask": mask, "info": info}
 
 
-def split_and_encode(job: dict[str, Any]) -> dict[str, Any]:
+class SplitJob(TypedDict):
+    id: str
+    image: np.ndarray
+    mask: np.ndarray
+    backend: str
+    """The segmentation backend that found the mask."""
+    info: dict[str, Any]
+    """What the backend says of it (its model, faces found): the sample's params."""
+    cleanup: tuple[bool, float]
+    """`segmentation.cleanup`: fill enclosed holes, smallest component kept (share of the largest)."""
+
+
+def split_and_encode(job: SplitJob) -> Computed:
     """A found mask, cleaned (`segmentation.cleanup`), to the three PNGs and its quality figures, in a
     worker."""
-    fill_enclosed, min_share = job.pop("cleanup")
+    fill_enclosed, min_share = job["cleanup"]
     cleaned = clean_mask(job["mask"], fill_enclosed, min_share)
     parts = split(job["image"], cleaned.mask)
     sid = job["id"]
@@ -140,14 +152,14 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
             if i in masks:
                 mask, name, info = masks[i]
                 cleanup = self.cfg.cleanup
-                outcomes[i] = {"id": samples[i].id, "image": image, "mask": mask, "backend": name, "info": info,
-                               "cleanup": (cleanup.fill_enclosed, cleanup.min_component_share)}
+                outcomes[i] = SplitJob(id=samples[i].id, image=image, mask=mask, backend=name, info=info,
+                                       cleanup=(cleanup.fill_enclosed, cleanup.min_component_share))
             else:
                 outcomes[i] = errors[i] or SampleError(
                     "EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
         return outcomes
 
-    def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+    def deliver(self, sample: Sample, result: Computed) -> None:
         super().deliver(sample, result)
         if self.unavailable:
             sample.params["unavailableBackends"] = sorted(self.unavailable)

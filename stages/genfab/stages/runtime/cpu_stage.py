@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 from genfab.stages.runtime import BadInput, FatalError, Sample, Stage, StageContext, sample_seed
 from genfab.stages.runtime.parallel import CpuPool, cpu_workers
@@ -26,13 +26,23 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 
+class Computed(TypedDict, total=False):
+    """What a CPU stage's `compute` returns for one sample, from a worker process (plain data)."""
+
+    files: dict[str, bytes]
+    """Output key (relative to the stage's output) -> its bytes, written by the shard process."""
+    params: dict[str, Any]
+    """What was chosen or measured for the sample: kept in its marker and metadata."""
+
+
 class CpuSampleStage(Stage[S]):
     marker_dir = "_markers"  # flat layouts (`{id}_albedo.png`): markers go aside
     batch_size: int = 16
     """Samples per `prepare` call (`chunk_size`); a batch holds at least `BATCH_PER_WORKER` samples per
     worker process (`samples_per_batch`)."""
-    compute: ClassVar[staticmethod[[dict[str, Any]], dict[str, Any]]]
-    """Pure per-sample work: `gather`'s dict in, `{"files": {key: bytes}, "params": {...}}` out."""
+    compute: ClassVar[staticmethod[[Any], Computed]]
+    """Pure per-sample work: the stage's job (what `gather` read, a TypedDict of its own) in, `Computed`
+    out; a module-level function, run in a worker process."""
     prepares_ahead: ClassVar[bool] = False
     """Model stages: `prepare` (the GPU) runs in threads of its own (`DEVICE_THREADS`), chunk after
     chunk, and goes on to the next batch's chunks as soon as their inputs are read, while the shard
@@ -66,11 +76,11 @@ class CpuSampleStage(Stage[S]):
         stage, and independent between stages."""
         return sample_seed(base, f"{sample.id}#{self.name}")
 
-    def gather(self, sample: Sample) -> dict[str, Any]:
-        """Read what `compute` needs (in the shard process)."""
+    def gather(self, sample: Sample) -> Any:
+        """Read what `compute` needs (in the shard process): the stage's job."""
         raise NotImplementedError
 
-    def prepare(self, jobs: list[dict[str, Any]]) -> None:
+    def prepare(self, jobs: list[Any]) -> None:
         """Batch work in the shard process before the pool runs (a GPU model over one chunk of the
         batch: `chunk_size` jobs)."""
 
@@ -96,7 +106,7 @@ class CpuSampleStage(Stage[S]):
         the shard process prepares the next one: the GPU and the workers run at the same time."""
         return max(1, ctx.cfg.batch_size or type(self).batch_size)
 
-    def deliver(self, sample: Sample, result: dict[str, Any]) -> None:
+    def deliver(self, sample: Sample, result: Computed) -> None:
         """Write `compute`'s files and keep its params in the sample's marker."""
         for key, data in result.get("files", {}).items():
             sample.write(key, data)
