@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from genfab.api.common import CommonSpec
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
@@ -32,31 +31,31 @@ from genfab.operator import read_budget
 from genfab.operator.builders import (
     INVENTORY,
     Owner,
-    build_records_job,
-    effective_storage,
     oversized_configs,
     task_of,
 )
 from genfab.operator.cache import Cache, Key
 from genfab.operator.decide import Decision, Observed, decide, resource_status, same_status, transitions
 from genfab.operator.events import EventPoster
+from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
-from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Temporary, resource_path
+from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.namespace_check import NamespaceCheck
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, is_true, job_view, unresolved_lost
-from genfab.operator.ownership import Children, NameTaken, child_refs
+from genfab.operator.ownership import Children, child_refs
 from genfab.operator.parts import Parts
 from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
-from genfab.operator.prerequisites import Prerequisite, not_ready_message, prerequisites
+from genfab.operator.prerequisites import not_ready_message
 from genfab.operator.progress import ProgressReader
 from genfab.operator.read_budget import BytePool
 from genfab.operator.reconcile_metrics import record_reconcile
 from genfab.operator.references import References
 from genfab.operator.refusal import Refused, previous_status
-from genfab.operator.run_end import write_run_end
+from genfab.operator.run_end import end_run
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.starting import StageStarter
 from genfab.operator.storage_access import StorageAccess
@@ -65,7 +64,7 @@ from genfab.operator.upkeep import label_older_jobs, report_sharding
 from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError
 from genfab.sequencing import models_env, now_rfc3339, status_outputs, unsupported_settings
-from genfab.sequencing.execution import NAME, ExecutionError, choose_execution, execution_choice
+from genfab.sequencing.execution import ExecutionError
 from genfab.sequencing.manual import Awaiting
 from genfab.sequencing.preflight import NO_LOCATION as INVALID_SPEC
 from genfab.sequencing.preflight import model_refusal
@@ -82,8 +81,6 @@ becomes one reconcile and at most one status write, instead of one each."""
 UNREAD_AGAIN_SECONDS = 0.1
 """How soon a resource is reconciled again when its last reconcile left finished shards' reports unread
 (behind every other resource already queued: the work queue is first come, first served per namespace)."""
-PRESENT_SECONDS = 60.0
-"""How long an object a namespace must provide is trusted to exist after it was seen."""
 
 
 class Controller:
@@ -106,8 +103,7 @@ class Controller:
         """Resources with finished shards whose reports a reconcile left for the next (read again soon)."""
         self._training: Throttled[Key, dict[str, Any] | None] = Throttled(settings.progress_seconds)
         """Training state documents read from storage."""
-        self._present: Throttled[tuple[str, str, str], bool] = Throttled(PRESENT_SECONDS)
-        """Objects a namespace must provide, seen to exist: (namespace, plural, name)."""
+        self.namespaces = NamespaceCheck(kube, settings)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -238,7 +234,7 @@ class Controller:
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
             join_uri(the_plan.output_uri, "checkpoints")))
         if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
-            self._write_run_records(key, the_plan, owner, status, spec)
+            end_run(self.parts, key, the_plan, owner, status, spec)
         self._write_status(key, body, previous, status)
         record_reconcile(self.metrics, key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
@@ -262,7 +258,7 @@ class Controller:
                                      lambda: policy_errors(resource.spec, self.settings.policy, namespace))
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 raise Refused("; ".join(str(e) for e in refused))
-            execution = self._execution(key, resource, owner, previous)
+            execution = execution_folder(self.parts, key, resource, owner, previous, self._wake_referrers)
             the_plan, part = self.references.plan(key, body, resource, owner, execution)
             refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
                 tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
@@ -278,7 +274,7 @@ class Controller:
             raise Refused(str(exc)) from None
         settled = (previous is not None and previous.phase in TERMINAL_PHASES
                    and previous.observed_generation == generation)
-        missing = [] if settled else self._missing(namespace, resource)
+        missing = [] if settled else self.namespaces.missing(namespace, resource)
         if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
             raise Refused(not_ready_message(namespace, missing), NOT_READY, look_again=True)
         if no_models is not None and not settled:  # a model is not uploaded yet: create nothing, look again
@@ -289,44 +285,6 @@ class Controller:
         if refused:  # another resource's status pointed outside this namespace's storage
             raise Refused("; ".join(str(e) for e in refused))
         return resource, the_plan, refs
-
-    def _missing(self, namespace: str, resource: Resource) -> list[Prerequisite]:
-        """The objects stage Jobs need in `namespace` that do not exist (GET by name; RBAC allows
-        exactly these names). Objects seen recently are not fetched again."""
-        spec = resource.spec
-        needed = prerequisites(spec, effective_storage(spec, self.settings), self.settings.stage_service_account,
-                               self.settings.stage_network_policy)
-        missing = []
-        for item in needed:
-            slot = (namespace, item.plural, item.name)
-            if self._present.recent(slot) is not None:
-                continue
-            try:
-                self.kube.get(resource_path(item.api_version, item.plural, namespace, item.name))
-                self._present.put(slot, True)
-            except NotFound:
-                missing.append(item)
-        return missing
-
-    def _execution(self, key: Key, resource: Resource, owner: Owner, previous: ResourceStatus | None) -> str | None:
-        """The execution folder (reference-object's `executionMode` new or last): the one the status
-        keeps, else chosen now and written to the status before anything runs in it, so a reconcile
-        that starts before the watch brings the status back does not choose again."""
-        choice = execution_choice(resource)
-        if choice is None:
-            return None
-        if previous is not None and previous.execution and NAME.match(previous.execution):
-            return previous.execution  # (the status schema refuses another; a status read back is checked anyway)
-        output = self.parts.open(key, resource.spec.output, owner)
-        name = choose_execution(choice, self.parts.clock().timestamp(), resource.spec.output, output.list)
-        try:
-            patched = self.kube.patch(cr_path(*key, "status"), {"status": {"execution": name}})
-        except NotFound:
-            return name  # deleted meanwhile: nothing will run
-        self.cache.put_resource(key, patched)
-        self._wake_referrers(key)
-        log.info("%s %s/%s: execution %s (executionMode %s)", *key, name, choice)
-        return name
 
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
                  refs: dict[str, RefState]) -> Observed:
@@ -363,30 +321,6 @@ class Controller:
             return None
         return self._training.get(key, lambda: read_training(self.parts.open(key, the_plan.output_uri, owner)),
                                   fresh=fresh)
-
-    def _write_run_records(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus,
-                           spec: CommonSpec) -> None:
-        """A resource that just ended: its summary and per-sample records (`run_end`), on a read budget of
-        their own; a storage problem is logged and the status is written anyway."""
-        with read_budget.budget(self.settings.read_bounds, self.parts.read_pool):
-            try:
-                request = write_run_end(self.parts.open(key, the_plan.output_uri, owner), the_plan, status, spec,
-                                        now_rfc3339(self.parts.clock()))
-            except StorageError as exc:
-                log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
-                return
-        if request is None:
-            return
-        # The records Job (create-if-absent: one per run's end); an API error is logged, not retried (the
-        # summary says which Job writes them, and every shard's report stays under _genfab/progress/).
-        try:
-            made, _ = self.parts.children.create(key, owner, "Job", resource_path("batch/v1", "jobs", owner.namespace),
-                                                 build_records_job(the_plan, request, spec, owner, self.settings))
-        except (KubeError, NameTaken) as exc:
-            log.warning("%s %s/%s: the records job not started: %s", *key, exc)
-            return
-        self.cache.put_job(made)
-        log.info("%s %s/%s: the run's per-sample records: records job %s started", *key, made["metadata"]["name"])
 
     def _apply(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, owner: Owner,
                decision: Decision, previous: ResourceStatus | None) -> dict[str, StageObservation]:

@@ -7,16 +7,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from genfab.api.common import CommonSpec
 from genfab.api.status import ResourceStatus
 from genfab.inventory import read_reports
-from genfab.operator.builders import records_name
+from genfab.operator import read_budget
+from genfab.operator.builders import Owner, build_records_job, records_name
+from genfab.operator.cache import Key
+from genfab.operator.kube import KubeError, resource_path
+from genfab.operator.ownership import NameTaken
+from genfab.operator.parts import Parts
 from genfab.planner import Plan
+from genfab.sequencing import now_rfc3339
 from genfab.sequencing.records import records_request
 from genfab.sequencing.run_records import write_run_records
 from genfab.sequencing.summary import stage_row, stage_seconds
 from genfab.status import tally
-from genfab.storage import Storage
+from genfab.storage import Storage, StorageError
+
+log = logging.getLogger("genfab.operator")
 
 RECORDS_INLINE_SHARDS = 500
 """The most shards (all stages together) whose reports the operator reads when a run ends, to write the
@@ -42,3 +52,28 @@ def write_run_end(run: Storage, the_plan: Plan, status: ResourceStatus, spec: Co
     write_run_records(run, the_plan, status, rows, reports, continue_on_error=spec.continue_on_error,
                       executor="operator", finished_at=finished_at, unwritten=unwritten)
     return request if unwritten else None
+
+
+def end_run(parts: Parts, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus, spec: CommonSpec) -> None:
+    """A resource that just ended: its summary and per-sample records, on a read budget of their own,
+    and the records Job where one must write them; a storage or API problem is logged (the status is
+    written anyway)."""
+    with read_budget.budget(parts.settings.read_bounds, parts.read_pool):
+        try:
+            request = write_run_end(parts.open(key, the_plan.output_uri, owner), the_plan, status, spec,
+                                    now_rfc3339(parts.clock()))
+        except StorageError as exc:
+            log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
+            return
+    if request is None:
+        return
+    # The records Job (create-if-absent: one per run's end); an API error is logged, not retried (the
+    # summary says which Job writes them, and every shard's report stays under _genfab/progress/).
+    try:
+        made, _ = parts.children.create(key, owner, "Job", resource_path("batch/v1", "jobs", owner.namespace),
+                                        build_records_job(the_plan, request, spec, owner, parts.settings))
+    except (KubeError, NameTaken) as exc:
+        log.warning("%s %s/%s: the records job not started: %s", *key, exc)
+        return
+    parts.cache.put_job(made)
+    log.info("%s %s/%s: the run's per-sample records: records job %s started", *key, made["metadata"]["name"])
