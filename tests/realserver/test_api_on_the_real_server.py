@@ -17,9 +17,9 @@ from genfab.api import parse_resource
 from genfab.api.crd import build_crd, crd_filename, render_crds
 from genfab.api.resources import GROUP, KINDS, PLURALS, VERSION
 from tests import crd_validator
+from tests.bad_input_cases import CASES, Case
 from tests.helpers import load_example
 from tests.realserver import server as real
-from tests.unit.test_bad_inputs import CASES, Case
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name for p in (REPO / "examples").glob("*.yaml"))

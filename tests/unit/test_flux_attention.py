@@ -11,7 +11,7 @@ pytest.importorskip("diffusers")
 torch = pytest.importorskip("torch")
 
 from genfab.stages.flux import attention, qkv_rope  # noqa: E402
-from tests.unit.test_flux_fp8_mlp import step_inputs, tiny_transformer  # noqa: E402
+from tests.unit.tiny_flux import step_inputs, tiny_transformer  # noqa: E402
 
 
 def test_the_transformer_with_the_fused_op_is_diffusers_transformer() -> None:

@@ -14,7 +14,7 @@ from genfab.inventory import ShardReport, write_report
 from genfab.sequencing import gate_reader
 from genfab.sequencing.gate_reader import GateReader
 from genfab.storage.local import FileStorage
-from tests.unit.test_operator_decide import setup
+from tests.unit.shared import worldexplorer_plan
 
 pytestmark = pytest.mark.unit
 SHARDS = 30
@@ -44,7 +44,7 @@ def choose(out: Path, sample: str) -> None:
 def test_a_gate_is_read_a_bounded_part_at_a_time_and_each_sample_looked_at_once_until_it_waits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate_reader, "SAMPLES_PER_CALL", 25)
-    _, p = setup(worldexplorer={"scaffold": {"selection": "manual"}})
+    _, p = worldexplorer_plan(worldexplorer={"scaffold": {"selection": "manual"}})
     stage = p.stage("scaffold")
     assert stage.manual_gate is not None
     run = Counting(f"file://{tmp_path}", tmp_path)

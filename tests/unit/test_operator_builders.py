@@ -10,14 +10,11 @@ import kubernetes_validate
 import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.builders import Owner, build_configmap, build_job, child_name
+from genfab.operator.builders import build_configmap, build_job, child_name
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import bucket_label
 from genfab.planner import plan, stage_config
-
-SETTINGS = OperatorSettings(images={f: f"registry.test/genfab-{f}:1" for f in ("cv", "scene", "segment", "diffusion")},
-                            gpu_resource="amd.com/gpu")
-OWNER = Owner("genfab.dev/v1alpha1", "SceneJob", "x" * 40, "lab", "uid-1")
+from tests.unit.shared import OWNER, SETTINGS
 
 
 def resource(**spec: Any) -> Any:

@@ -22,7 +22,7 @@ from genfab.operator.builders import (
 )
 from genfab.operator.observe import STALL_ORDER, group_survivors, job_view, partially_scheduled
 from genfab.planner import plan, stage_config
-from tests.unit.test_operator_builders import SETTINGS
+from tests.unit.shared import SETTINGS
 
 OWNER = Owner("genfab.dev/v1alpha1", "TuningRun", "difix-lr", "lab", "uid-9")
 INDEX = "batch.kubernetes.io/job-completion-index"

@@ -143,7 +143,7 @@ def test_a_tenant_image_gets_no_credentials_in_its_job() -> None:
     from genfab.operator.builders import build_job
     from genfab.operator.settings import OperatorSettings
     from genfab.planner import plan, stage_config
-    from tests.unit.test_operator_builders import OWNER  # type: ignore[attr-defined]
+    from tests.unit.shared import OWNER
 
     resource = parse_resource({
         "apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "d", "namespace": "team-a"},

@@ -17,7 +17,7 @@ from genfab.operator.decide import Observed, decide
 from genfab.operator.progress import ProgressReader
 from genfab.storage import StorageLimit
 from genfab.storage.local import FileStorage
-from tests.unit.test_operator_decide import NOW, setup
+from tests.unit.shared import NOW, worldexplorer_plan
 
 pytestmark = pytest.mark.unit
 KEY = ("SceneJob", "lab", "s")
@@ -39,7 +39,7 @@ class Counting(FileStorage):
 
 def big_job(tmp: Path, completed: str, failed: str = "", done: bool = False
             ) -> tuple[Any, Any, dict[str, Any], Counting]:
-    r, p = setup()
+    r, p = worldexplorer_plan()
     stage = p.stage("scaffold")
     run = Counting(f"file://{tmp}", tmp)
     for i in range(SHARDS):

@@ -5,8 +5,6 @@ orientation turned upright the same way on Pillow's path and on OpenCV's."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -22,14 +20,7 @@ from genfab.stages.runtime.pictures import (
     orient,
     probe,
 )
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that is only its signature, IHDR (8-bit RGB) and IEND: what a bomb's first bytes say."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IEND", b""))
+from tests.unit.shared import png_header
 
 
 def encoded(rgb: np.ndarray, fmt: str = "PNG", orientation: int = 1) -> bytes:

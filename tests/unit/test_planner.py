@@ -12,15 +12,9 @@ from genfab.api import parse_resource
 from genfab.api.status import CustomStageStatus
 from genfab.planner import INPUT, Plan, PlanError, plan
 from tests.helpers import ROOT, load_example
+from tests.unit.shared import VD, example_plan
 
 Doc = dict[str, Any]
-
-
-def _plan(example: str, mutate: Callable[[Doc], None] = lambda d: None,
-          inventory: dict[str, int] | None = None) -> Plan:
-    doc = load_example(example)
-    mutate(doc)
-    return plan(parse_resource(doc), inventory)
 
 
 def _spec(**changes: Any) -> Callable[[Doc], None]:
@@ -39,7 +33,6 @@ def _edges(p: Plan) -> list[tuple[str, tuple[str, ...]]]:
     return [(s.name, s.upstream) for s in p.stages]
 
 
-VD = "scenejob-vistadream.yaml"
 WE = "scenejob-worldexplorer.yaml"
 PIPELINE_TABLE = [
     ("worldexplorer", "scenejob-worldexplorer.yaml", _spec(),
@@ -76,13 +69,13 @@ PIPELINE_TABLE = [
 
 @pytest.mark.parametrize(("label", "example", "mutate", "edges"), PIPELINE_TABLE, ids=[r[0] for r in PIPELINE_TABLE])
 def test_pipeline_dag(label: str, example: str, mutate: Callable[[Doc], None], edges: list[Any]) -> None:
-    assert _edges(_plan(example, mutate)) == edges
+    assert _edges(example_plan(example, mutate)) == edges
 
 
 def test_first_stage_reads_the_job_input_when_outpaint_is_skipped() -> None:
-    p = _plan(VD, _spec(vistadream__stage="no-outpaint"))
+    p = example_plan(VD, _spec(vistadream__stage="no-outpaint"))
     assert p.stage("depth").input_uris == ("s3://genfab-data/office/IMG_4029.jpg",)
-    p = _plan(VD, _spec(vistadream__stage="coarse"))
+    p = example_plan(VD, _spec(vistadream__stage="coarse"))
     assert p.stage("depth").input_uris == (p.stage("outpaint").output_uri,)
 
 
@@ -112,12 +105,12 @@ SELECTION_TABLE = [
 
 @pytest.mark.parametrize(("label", "example", "mutate", "runs"), SELECTION_TABLE, ids=[r[0] for r in SELECTION_TABLE])
 def test_stage_selection(label: str, example: str, mutate: Callable[[Doc], None], runs: dict[str, bool]) -> None:
-    assert {s.name: s.run for s in _plan(example, mutate).stages} == runs
+    assert {s.name: s.run for s in example_plan(example, mutate).stages} == runs
 
 
 def test_retry_mode_selects_steps_and_changes_no_hash() -> None:
-    base = _plan("datasetjob-reference-object.yaml")
-    retry = _plan("datasetjob-reference-object.yaml", _spec(referenceObject__retry={"retryFailed": True}))
+    base = example_plan("datasetjob-reference-object.yaml")
+    retry = example_plan("datasetjob-reference-object.yaml", _spec(referenceObject__retry={"retryFailed": True}))
     assert [s.config_hash for s in base.stages] == [s.config_hash for s in retry.stages]
 
 
@@ -154,27 +147,29 @@ def test_execution_folder(label: str, fields: dict[str, str], execution: str | N
 
 
 def test_sample_counts_and_shards() -> None:
-    ro = _plan("datasetjob-reference-object.yaml")  # 4 views x 10 prompts x 1 iteration, 2 qwen, 2 cv
+    ro = example_plan("datasetjob-reference-object.yaml")  # 4 views x 10 prompts x 1 iteration, 2 qwen, 2 cv
     assert [(s.name, s.samples, s.shards) for s in ro.stages] == [
         ("white-background", 1, 1), ("perspectives", 4, 1), ("prompts", 1, 1), ("scenes", 40, 5),
         ("qwen-augmentation", 80, 10), ("annotation", 120, 2), ("cv-augmentation", 240, 4)]
-    zero123 = _plan("datasetjob-reference-object.yaml", _spec(referenceObject__perspectives={"generator": "zero123"}))
+    zero123 = example_plan("datasetjob-reference-object.yaml",
+                           _spec(referenceObject__perspectives={"generator": "zero123"}))
     assert zero123.stage("perspectives").samples == 6 and zero123.stage("scenes").samples == 60
 
 
 def test_manifest_counts_come_from_the_inventory_and_packing_sets_the_shard_size() -> None:
-    we = _plan("scenejob-worldexplorer.yaml")
+    we = example_plan("scenejob-worldexplorer.yaml")
     assert we.stage("gaussians").samples is None and we.stage("gaussians").shards is None
-    we = _plan("scenejob-worldexplorer.yaml", inventory={INPUT: 10})
+    we = example_plan("scenejob-worldexplorer.yaml", inventory={INPUT: 10})
     scaffold, gaussians = we.stage("scaffold"), we.stage("gaussians")
     assert (scaffold.shards, gaussians.shard_size, gaussians.shards) == (2, 4, 3)  # 8 samples per scaffold Pod
 
 
 def test_shard_size_precedence() -> None:
-    p = _plan("datasetjob-relighting.yaml", _spec(shardSize=5, stages={"albedo": {"shardSize": 2}}),
+    p = example_plan("datasetjob-relighting.yaml", _spec(shardSize=5, stages={"albedo": {"shardSize": 2}}),
               inventory={INPUT: 10})
     assert (p.stage("segment").shards, p.stage("albedo").shards) == (1, 2)  # numSamples caps 10 -> 3
-    p = _plan("datasetjob-relighting.yaml", _spec(relighting__numSamples=None, shardSize=4), inventory={INPUT: 10})
+    p = example_plan("datasetjob-relighting.yaml", _spec(relighting__numSamples=None, shardSize=4),
+                     inventory={INPUT: 10})
     assert p.stage("segment").shards == 3
 
 
@@ -186,28 +181,28 @@ def test_inline_samples_expand_variants_and_indices() -> None:
     ]
     mutate = _spec(input={"samples": samples, "datasetUri": "s3://genfab-data/set"}, indices=[0, 1, 2],
                    variants=None)
-    assert _plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold").samples == 4
+    assert example_plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold").samples == 4
     mutate_sel = _spec(input={"samples": samples, "datasetUri": "s3://genfab-data/set"}, indices=[0, 2],
                        variants=["stylized"])
-    assert _plan("scenejob-worldexplorer.yaml", mutate_sel).stage("gaussians").samples == 2
+    assert example_plan("scenejob-worldexplorer.yaml", mutate_sel).stage("gaussians").samples == 2
 
 
 def test_resources_layering_and_tuning_gpus() -> None:
-    we = _plan("scenejob-worldexplorer.yaml")
+    we = example_plan("scenejob-worldexplorer.yaml")
     exp = we.stage("expansion").resources
     assert exp.memory == "80Gi" and exp.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert exp.tolerations == ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
-    tr = _plan("tuningrun-difix.yaml")
+    tr = example_plan("tuningrun-difix.yaml")
     assert (tr.stage("train").resources.gpus, tr.stage("train").shards) == (4, 2)
     assert tr.external_refs == ("DatasetJob/difix-hi4d-v1",)
 
 
 def test_custom_stages_replace_in_place_or_append() -> None:
-    we = _plan("scenejob-worldexplorer.yaml", _spec(customStages=[
+    we = example_plan("scenejob-worldexplorer.yaml", _spec(customStages=[
         {"name": "scaffold", "image": "lab/seva-fork:2025.06", "command": ["python", "-m", "seva_stage"]}]))
     assert we.stage("scaffold").family == "custom" and we.stage("scaffold").image.endswith("seva-fork:2025.06")
     assert "scaffold" in we.stage("scaffold").config  # the built-in parameters still reach the image
-    extra = _plan("scenejob-worldexplorer.yaml", _spec(customStages=[
+    extra = example_plan("scenejob-worldexplorer.yaml", _spec(customStages=[
         {"name": "mesh", "image": "lab/mesh:1"},
         {"name": "thumbs", "image": "lab/thumbs:1", "after": ["gaussians"]},
     ]))
@@ -222,7 +217,7 @@ def test_custom_stages_replace_in_place_or_append() -> None:
 
 def test_custom_stage_cycle_is_a_plan_error() -> None:
     with pytest.raises(PlanError, match="cycle"):
-        _plan("scenejob-worldexplorer.yaml", _spec(customStages=[
+        example_plan("scenejob-worldexplorer.yaml", _spec(customStages=[
             {"name": "a-stage", "image": "x:1", "after": ["b-stage"]},
             {"name": "b-stage", "image": "x:1", "after": ["a-stage"]},
         ]))
@@ -235,7 +230,7 @@ def _hashes(p: Plan) -> dict[str, str]:
 
 
 def _changed(example: str, mutate: Callable[[Doc], None]) -> set[str]:
-    before, after = _hashes(_plan(example)), _hashes(_plan(example, mutate))
+    before, after = _hashes(example_plan(example)), _hashes(example_plan(example, mutate))
     assert before.keys() == after.keys()
     return {n for n in before if before[n] != after[n]}
 
@@ -243,9 +238,9 @@ def _changed(example: str, mutate: Callable[[Doc], None]) -> set[str]:
 def test_sevas_runtime_options_rerun_nothing_where_seva_runs() -> None:
     faster = _spec(worldexplorer__seva__runtime={"compile": "off", "attention": "flash"})
     more_steps = _spec(worldexplorer__seva__steps=25)
-    base = _hashes(_plan(WE))  # the example runs SEVA (its image is set)
-    assert _hashes(_plan(WE, faster)) == base
-    assert _hashes(_plan(WE, more_steps)) != base  # SEVA's own settings do decide the output
+    base = _hashes(example_plan(WE))  # the example runs SEVA (its image is set)
+    assert _hashes(example_plan(WE, faster)) == base
+    assert _hashes(example_plan(WE, more_steps)) != base  # SEVA's own settings do decide the output
 
 
 HASH_TABLE = [
@@ -361,10 +356,10 @@ def test_default_values_written_out_hash_like_omitted_ones() -> None:
 def test_plan_is_deterministic_and_serialisable() -> None:
     import json
 
-    a, b = _plan(VD), _plan(VD)
+    a, b = example_plan(VD), example_plan(VD)
     assert a == b
     assert json.loads(json.dumps(a.to_dict()))["stages"][0]["name"] == "outpaint"
-    assert _plan(VD).downstream("gaussians") == ("coarse", "render")
+    assert example_plan(VD).downstream("gaussians") == ("coarse", "render")
 
 
 @pytest.mark.parametrize(("layout", "directory"), [
@@ -396,7 +391,7 @@ def test_the_scaffold_runs_where_its_settings_need(scaffold: dict[str, Any], sev
         block["seva"] = {"image": seva_image} if seva_image else {}
         block.pop("vggt", None)
 
-    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold")
+    stage = example_plan("scenejob-worldexplorer.yaml", mutate).stage("scaffold")
     assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
     assert (stage.implementation is None) == bool(unsupported)
     assert stage.image == image
@@ -412,7 +407,7 @@ def test_the_scaffold_runs_where_its_settings_need(scaffold: dict[str, Any], sev
 ])
 def test_the_stages_that_run_the_depth_model_run_in_moges_image_when_it_is_the_backend(
         depth: dict[str, Any], unsupported: str, image: str | None) -> None:
-    p = _plan(VD, _spec(vistadream__stage="coarse", **{f"vistadream__{k}": v for k, v in depth.items()}))
+    p = example_plan(VD, _spec(vistadream__stage="coarse", **{f"vistadream__{k}": v for k, v in depth.items()}))
     for name in ("depth", "coarse"):
         stage = p.stage(name)
         assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
@@ -433,7 +428,7 @@ def test_the_expansion_runs_in_the_research_image_it_needs(seva: str | None, vgg
         block["seva"] = {"image": seva} if seva else {}
         block["vggt"] = {"image": vggt} if vggt else {}
 
-    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
+    stage = example_plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
     assert stage.image == image and (stage.implementation is not None) == runs
 
 
@@ -461,7 +456,7 @@ def test_the_expansion_method_and_geometry_are_explicit(expansion: dict[str, str
         block["seva"] = {"image": seva} if seva else {}
         block["vggt"] = {"image": vggt} if vggt else {}
 
-    stage = _plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
+    stage = example_plan("scenejob-worldexplorer.yaml", mutate).stage("expansion")
     assert (unsupported in stage.unsupported) if unsupported else stage.unsupported == ""
     assert stage.image == image
 
@@ -569,7 +564,7 @@ def test_the_normals_model_reruns_degrade_onwards(normals: str, model: str) -> N
 
 
 def test_an_endpoint_model_is_named_not_read() -> None:
-    p = _plan("datasetjob-reference-object.yaml")
+    p = example_plan("datasetjob-reference-object.yaml")
     assert p.stage("prompts").models == {"llama3.1": "endpoint:llama3.1"}
     assert "llama3.1" not in p.model_ids()
 
@@ -591,33 +586,33 @@ def test_a_new_rerun_token_reruns_exactly_the_named_stages(label: str, example: 
                                                            expected: set[str]) -> None:
     assert _changed(example, mutate) == expected
     # the same token again changes nothing; another token changes the same stages
-    first, again = _hashes(_plan(example, mutate)), _hashes(_plan(example, mutate))
+    first, again = _hashes(example_plan(example, mutate)), _hashes(example_plan(example, mutate))
     assert first == again
 
     def other(d: Doc) -> None:
         mutate(d)
         d["spec"]["rerun"]["token"] = "2"
 
-    second = _hashes(_plan(example, other))
+    second = _hashes(example_plan(example, other))
     assert {n for n in first if first[n] != second[n]} == expected
 
 
 def test_plan_names_why_a_stage_runs_again() -> None:
     from genfab.cli.main import stage_verdicts
 
-    base = _plan(VD)
-    assert set(stage_verdicts(_plan(VD, _spec(vistadream__fluxRuntime={"fp8": "rowwise"})), base).values()) == {
+    base = example_plan(VD)
+    assert set(stage_verdicts(example_plan(VD, _spec(vistadream__fluxRuntime={"fp8": "rowwise"})), base).values()) == {
         "run (same hash: reused)"}
-    changed = stage_verdicts(_plan(VD, _spec(vistadream__trajType="wobble")), base)
+    changed = stage_verdicts(example_plan(VD, _spec(vistadream__trajType="wobble")), base)
     assert changed["coarse"] == "run (again: config)" and changed["render"] == "run (again: config, upstream)"
     assert changed["depth"] == "run (same hash: reused)"
-    forced = stage_verdicts(_plan(VD, _spec(rerun={"token": "x", "stages": ["render"]})), base)
+    forced = stage_verdicts(example_plan(VD, _spec(rerun={"token": "x", "stages": ["render"]})), base)
     assert forced["render"] == "run (again: forced)"
     models = plan(parse_resource(load_example(VD)), models={"apple/DepthPro-hf": "new"})
     assert stage_verdicts(models, base)["depth"] == "run (again: model)"
     assert stage_verdicts(models, base)["gaussians"] == "run (again: upstream)"
     # not selected: the word `genfab run` and the status use for it
-    only = stage_verdicts(_plan(VD, _spec(onlyStages=["outpaint"])), None)
+    only = stage_verdicts(example_plan(VD, _spec(onlyStages=["outpaint"])), None)
     assert only["outpaint"] == "run" and only["depth"] == "Skipped"
 
 

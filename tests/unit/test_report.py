@@ -354,7 +354,7 @@ def test_image_bombs_and_empty_files_are_pictured_as_unreadable_and_never_stop_t
     """A header claiming 50,000² (over Pillow's own bomb check), one claiming 12,000² (over genfab's
     100-megapixel bound, under Pillow's), a 0-byte picture: each is refused by its header, said
     unreadable, and the report is written."""
-    from tests.unit.test_picture_policy import png_header
+    from tests.unit.shared import png_header
 
     make_relighting_output(tmp_path, 4)
     (tmp_path / "data/outputs/s00001_albedo.png").write_bytes(png_header(50_000, 50_000))

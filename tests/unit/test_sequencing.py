@@ -17,7 +17,7 @@ from genfab.local.shards import Shard
 from genfab.operator.decide import Observed, Progress, decide
 from genfab.planner import Plan, plan
 from genfab.sequencing import gate, models_env, stage_command
-from tests.unit.test_operator_decide import NOW, job
+from tests.unit.shared import NOW, stage_job
 
 # (upstream outcome, continueOnError) -> what the downstream stage does
 CASES = [
@@ -44,8 +44,8 @@ def resource(coe: bool, upstream_selected: bool) -> Any:
 def operator_verdict(outcome: str, coe: bool) -> str:
     r = resource(coe, outcome != "not-selected")
     p = plan(r)
-    jobs = {"succeeded": [job(p, "scaffold", "done")], "samples-failed": [job(p, "scaffold", "done")],
-            "shard-failed": [job(p, "scaffold", "failed")], "running": [job(p, "scaffold", "running")],
+    jobs = {"succeeded": [stage_job(p, "scaffold", "done")], "samples-failed": [stage_job(p, "scaffold", "done")],
+            "shard-failed": [stage_job(p, "scaffold", "failed")], "running": [stage_job(p, "scaffold", "running")],
             "not-selected": []}[outcome]
     progress = Progress(0, 1) if outcome == "samples-failed" else Progress(1, 0)
     d = decide(p, r.spec, Observed(jobs=jobs, progress={"scaffold": progress}), None, NOW)

@@ -108,7 +108,7 @@ def test_a_report_claiming_more_than_its_shard_holds_is_refused_in_one_line() ->
 def test_shard_capacity(shard_size: int, fixed: int | None, samples: int | None, capacity: int | None) -> None:
     from dataclasses import replace
 
-    from tests.unit.test_planner import VD, _plan
+    from tests.unit.shared import VD, example_plan
 
-    stage = replace(_plan(VD).stage("depth"), shard_size=shard_size, fixed_shards=fixed, samples=samples)
+    stage = replace(example_plan(VD).stage("depth"), shard_size=shard_size, fixed_shards=fixed, samples=samples)
     assert stage.shard_capacity == capacity
