@@ -151,5 +151,6 @@ def test_the_scan_sees_an_unread_field() -> None:
     class Unread(BaseModel):
         zz_never_read_anywhere: int = 0
 
-    decl = StageDecl("x", "cv", "", Unread, "genfab.stages.relighting.albedo_stage:AlbedoStage")
+    decl = StageDecl("x", family="cv", description="", settings=Unread,
+                     implementation="genfab.stages.relighting.albedo_stage:AlbedoStage")
     assert "zz_never_read_anywhere" not in _read_names(decl)

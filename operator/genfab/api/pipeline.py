@@ -20,7 +20,7 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -61,6 +61,7 @@ class StageDecl:
     """One stage of a pipeline, in DAG order."""
 
     name: str
+    _: KW_ONLY
     family: str
     """Image family (see genfab.api.families)."""
     description: str
@@ -113,7 +114,8 @@ def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: 
               implementation: str | None = None, shard: int = 64, singleton: bool = False,
               revision: int = 0) -> StageDecl:
     """A CPU stage of the `cv` family with CPU-sized defaults."""
-    return StageDecl(name, "cv", description, settings, implementation, gpus=0, cpu="2", memory="4Gi",
+    return StageDecl(name, family="cv", description=description, settings=settings, implementation=implementation,
+                     gpus=0, cpu="2", memory="4Gi",
                      shard_size=shard, upstream=upstream, output=output, singleton=singleton, revision=revision)
 
 

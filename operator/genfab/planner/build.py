@@ -20,7 +20,8 @@ from genfab.contract.paths import join_uri
 from genfab.planner.hashing import config_hash, hash_parts
 from genfab.planner.model import ENDPOINT, UNREAD, Plan, PlannedStage, Resources
 
-CUSTOM_DEFAULTS = StageDecl("custom", "cv", "custom stage", GenfabModel, gpus=1, cpu="4", memory="16Gi", shard_size=8)
+CUSTOM_DEFAULTS = StageDecl("custom", family="cv", description="custom stage", settings=GenfabModel, gpus=1, cpu="4",
+                            memory="16Gi", shard_size=8)
 
 
 def _resources(base: StageDecl, spec: CommonSpec, name: str, custom: CustomStage | None,

@@ -35,7 +35,8 @@ GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
 def gaussians_stage(description: str, settings: type[GenfabModel], upstream: str, output: str,
                     implementation: str | None = GAUSSIANS, refuses: Any = None) -> StageDecl:
     """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
-    return StageDecl("gaussians", "scene", description, settings, implementation,
+    return StageDecl("gaussians", family="scene", description=description, settings=settings,
+                     implementation=implementation,
                      memory="32Gi", shard_size=1, upstream=(upstream,), output=output, refuses=refuses, cuda=True,
                      revision=1)  # 1: simple_trainer's RMS initial scales, SH interval scaled to `steps`
 

@@ -48,8 +48,10 @@ PIPELINE = Pipeline(
     name="tuning-difix", kind="TuningRun", value="difix",
     description="DiFix3D fine-tuning (accelerate launch train_difix.py)", drafts=drafts,
     stages=(
-        StageDecl("train", "diffusion", "DiFix fine-tuning: Difix3D's recipe, one Pod per node, torchrun per GPU",
-                  TrainSettings, "genfab.stages.tuning.stage:TrainStage", memory="64Gi", cpu="8", shard_size=1,
+        StageDecl("train", family="diffusion",
+                  description="DiFix fine-tuning: Difix3D's recipe, one Pod per node, torchrun per GPU",
+                  settings=TrainSettings, implementation="genfab.stages.tuning.stage:TrainStage", memory="64Gi",
+                  cpu="8", shard_size=1,
                   output="checkpoints/model_{step}.pkl, eval/, logs/, train_config.json",
                   units="genfab.stages.tuning.units:node_units", gang=True, extra="tuning"),
     ),

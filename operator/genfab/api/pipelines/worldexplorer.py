@@ -148,13 +148,16 @@ PIPELINE = Pipeline(
     description="image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
     position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, figures=WORLDEXPLORER,
     stages=(
-        StageDecl("scaffold", "diffusion", "Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
-                  "from prompts (FLUX + inpainting)", ScaffoldSettings,
-                  "genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi", shard_size=SHARD,
+        StageDecl("scaffold", family="diffusion",
+                  description="Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
+                  "from prompts (FLUX + inpainting)", settings=ScaffoldSettings,
+                  implementation="genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi",
+                  shard_size=SHARD,
                   output=f"{SAMPLE}/{SCAFFOLD_DIR}", refuses=scaffold_refusal, manual_gate=selection_gate),
-        StageDecl("expansion", "scene", "Stage 2: frames along a trajectory through the scaffold + their geometry, "
-                  "as img2trajvid/ (no 3DGS)", ExpansionSettings,
-                  "genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
+        StageDecl("expansion", family="scene",
+                  description="Stage 2: frames along a trajectory through the scaffold + their geometry, "
+                  "as img2trajvid/ (no 3DGS)", settings=ExpansionSettings,
+                  implementation="genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
                   memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/", cuda=True,
                   refuses=expansion_refusal),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",
