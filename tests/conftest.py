@@ -13,7 +13,9 @@ tier's package-scoped fixtures (the emulator's API server) start once.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +85,62 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _tier_index(item: pytest.Item) -> int:
     tier = Path(item.fspath).resolve().relative_to(ROOT / "tests").parts[0]
     return TIERS.index(tier) if tier in TIERS else len(TIERS)
+
+
+REQUIRED = object()
+ID_CHARS = 48
+"""The longest id a table row gets from `pytest_make_parametrize_id`."""
+
+
+def row_id(value: object) -> str | None:
+    """A readable id for a table row's value that pytest would otherwise call `argname3`: a mapping's
+    first items, a function's name, a path's name, a model's or dataclass's class and first field, a
+    sequence's items; None for what pytest names well itself (text, numbers, None, booleans)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return None
+    if isinstance(value, Path):
+        return value.name
+    if isinstance(value, bytes):
+        return f"{len(value)}-bytes"
+    if callable(value) and hasattr(value, "__name__") and not isinstance(value, type):
+        return str(value.__name__).replace("<lambda>", "lambda")
+    if isinstance(value, type):
+        return value.__name__
+    if dataclasses.is_dataclass(value) or isinstance(getattr(value, "model_fields", None), dict):
+        return _fields(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_short(v)}" for k, v in list(value.items())[:3]) or "empty"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "+".join(_short(v) for v in list(value)[:4]) or "none"
+    return type(value).__name__
+
+
+def _fields(value: Any) -> str:
+    """A dataclass's or pydantic model's fields that differ from their defaults (required ones by value,
+    the others as `name=value`), the first four."""
+    parts = []
+    if dataclasses.is_dataclass(value):
+        declared = [(f.name, f.default if f.default is not dataclasses.MISSING else REQUIRED)
+                    for f in dataclasses.fields(value)]
+    else:
+        declared = [(name, REQUIRED if info.is_required() else info.default)
+                    for name, info in type(value).model_fields.items()]
+    for name, default in declared:
+        current = getattr(value, name, None)
+        if default is REQUIRED:
+            parts.append(_short(current))
+        elif current != default and not callable(current):
+            parts.append(f"{name}={_short(current)}")
+    return ",".join(parts[:4]) or type(value).__name__
+
+
+def _short(value: object) -> str:
+    text = row_id(value) if not isinstance(value, str | int | float | bool) and value is not None else str(value)
+    return (text or type(value).__name__)[:16]
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Table rows named by what they hold (`phase=Failed,samples=3`), not by position (`doc3`): a failing
+    row says which it is. A table's own `ids=` still wins."""
+    text = row_id(val)
+    return text[:ID_CHARS] if text else None
