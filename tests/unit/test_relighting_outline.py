@@ -68,7 +68,7 @@ def test_no_black_pixels_inside_the_mask_and_no_person_in_the_plate(shape, compo
     assert np.array_equal(parts["background"][~mask], image[~mask])  # ...and all of the rest
 
     cfg = RelightingConfig.model_validate({"input": {"uri": "file:///in/"}})
-    albedo_params = {**choose(cfg.albedo, 11), "method": method}
+    albedo_params = choose(cfg.albedo, 11).model_copy(update={"method": method})
     albedo = compute_albedo({"id": "p", "foreground": parts["foreground"], "mask": mask, "params": albedo_params,
                              "scales": list(cfg.albedo.retinex_scales)})
     albedo_bgr = decode_png(albedo["files"]["p_albedo.png"], bgr=True)

@@ -42,3 +42,26 @@ class LightingParams(ParamsDocument):
     specular_strength: float | None = None
     normals: str | None = None
     """Where the normals came from (a depth model or `classical`), for the methods that shade with them."""
+
+
+class AlbedoParams(ParamsDocument):
+    """A sample's albedo (`{id}_albedo.png`): the method drawn from `albedo.methods`, and how much of the
+    original it is blended back with."""
+
+    method: str = "?"
+    """retinex, lab or a plug-in backend's name."""
+    variant: str | None = None
+    """Multi-Scale Retinex's variant (retinex only)."""
+    blend: float | None = None
+    """The fraction of the original image blended back, drawn from `albedo.blend`."""
+    seed: int | None = None
+
+
+class SegmentParams(ParamsDocument):
+    """What the report reads of a sample's segmentation (the segment stage writes these with what its
+    backend says of the mask: faces found, compiled, an input resized to `input.maxSide`)."""
+
+    backend: str = "?"
+    model: str | None = None
+    mask_fraction: float | None = None
+    """The share of the frame the person's mask covers."""

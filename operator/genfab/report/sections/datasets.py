@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from genfab.api.relighting_params import LightingParams
+from genfab.api.relighting_params import AlbedoParams, LightingParams, ParamsDocument, SegmentParams
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
 from genfab.report.sections.quality import quality_section
 
@@ -37,16 +37,19 @@ def _present(listing: Listing, key: str) -> Picture | None:
     return Picture(key) if key in listing.keys else None
 
 
+P = TypeVar("P", bound=ParamsDocument)
+
+
 # -- relighting -----------------------------------------------------------------------------------
 
 def relighting_facts(meta: Mapping[str, Any]) -> Facts:
     stages = meta.get("stages") or {}
-    seg = _pick(stages, "segment", "params") or {}
-    alb = _pick(stages, "albedo", "params") or {}
-    light = _lighting(meta.get("lighting") or _pick(stages, "degrade", "params"))
-    facts = [("mask", f"{seg.get('backend', '?')}, {_fmt(seg.get('maskFraction', '?'))} of the frame"),
-             ("albedo", f"{alb.get('method', '?')}" + (f" ({alb['variant']})" if alb.get("variant") else "")
-              + (f", blend {_fmt(alb['blend'])}" if "blend" in alb else "")),
+    seg = _params(SegmentParams, _pick(stages, "segment", "params"))
+    alb = _params(AlbedoParams, _pick(stages, "albedo", "params"))
+    light = _params(LightingParams, meta.get("lighting") or _pick(stages, "degrade", "params"))
+    facts = [("mask", f"{seg.backend}, {_fmt('?' if seg.mask_fraction is None else seg.mask_fraction)} of the frame"),
+             ("albedo", alb.method + (f" ({alb.variant})" if alb.variant else "")
+              + (f", blend {_fmt(alb.blend)}" if alb.blend is not None else "")),
              ("lighting", light.method + (f", {light.normals} normals" if light.normals else "")),
              ("ambient", _fmt("-" if light.ambient is None else light.ambient)),
              ("light direction", _fmt("-" if light.light_direction is None else light.light_direction))]
@@ -55,12 +58,12 @@ def relighting_facts(meta: Mapping[str, Any]) -> Facts:
     return tuple(facts)
 
 
-def _lighting(found: Any) -> LightingParams:
-    """A sample's drawn lighting as its metadata holds it (a file of the output: "?" where unreadable)."""
+def _params(model: type[P], found: Any) -> P:
+    """A stage's params as a sample's metadata holds them (a file of the output: "?" where unreadable)."""
     try:
-        return LightingParams.model_validate(found if isinstance(found, Mapping) else {})
+        return model.model_validate(found if isinstance(found, Mapping) else {})
     except ValidationError:
-        return LightingParams()
+        return model()
 
 
 RELIGHTING_COLUMNS = ("input", "mask", "albedo", "degraded", "output")

@@ -11,6 +11,7 @@ import numpy as np
 
 from genfab.api.pipelines.relighting import AlbedoSettings
 from genfab.api.relighting import AlbedoConfig
+from genfab.api.relighting_params import AlbedoParams
 from genfab.stages.common.imaging import to_float, to_uint8
 from genfab.stages.models.plugins import load_plugin
 from genfab.stages.relighting import albedo as ops
@@ -22,19 +23,19 @@ from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
 PLUGIN_GROUP = "genfab.albedo_backends"
 
 
-def choose(cfg: AlbedoConfig, seed: int) -> dict[str, Any]:
+def choose(cfg: AlbedoConfig, seed: int) -> AlbedoParams:
     """The sample's method and blend fraction (drawn in a fixed order from the sample seed)."""
     rng = np.random.default_rng(seed)
     method = ops.choose_method([m.name for m in cfg.methods], [m.probability for m in cfg.methods], rng)
-    variant = {"variant": ops.RETINEX_VARIANT} if method == "retinex" else {}
-    return {"method": method, **variant, "blend": float(rng.uniform(cfg.blend.min, cfg.blend.max)), "seed": seed}
+    return AlbedoParams(method=method, variant=ops.RETINEX_VARIANT if method == "retinex" else None,
+                        blend=float(rng.uniform(cfg.blend.min, cfg.blend.max)), seed=seed)
 
 
 class AlbedoJob(TypedDict):
     id: str
     foreground: np.ndarray
     mask: np.ndarray
-    params: dict[str, Any]
+    params: AlbedoParams
     """The drawn method, its variant and blend (`choose`): the sample's albedo params."""
     scales: list[float]
     """Multi-Scale Retinex's scales (`albedo.retinexScales`)."""
@@ -48,14 +49,14 @@ def compute_albedo(job: AlbedoJob) -> Computed:
         raise SampleError("EmptyMask", "the stage-1 foreground has no person pixels")
     image = to_float(fg[..., :3])
     params = job["params"]
-    if params["method"] == "retinex":
+    if params.method == "retinex":
         base = ops.multiscale_retinex(image, mask, job["scales"])
-    elif params["method"] == "lab":
+    elif params.method == "lab":
         base = ops.lab_albedo(image, mask)
     else:  # a plug-in's output, computed in the shard process (it may hold a GPU model)
         base = job["plugin"]
-    out = ops.blend_original(base, image, mask, params["blend"])
-    return {"files": {f"{job['id']}_albedo.png": encode(to_uint8(out))}, "params": params}
+    out = ops.blend_original(base, image, mask, params.blend or 0.0)
+    return {"files": {f"{job['id']}_albedo.png": encode(to_uint8(out))}, "params": params.document()}
 
 
 class AlbedoStage(CpuSampleStage[AlbedoSettings]):
@@ -63,7 +64,8 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
     compute = staticmethod(compute_albedo)
 
     def produced_by(self, params: dict[str, Any]) -> str | None:
-        return f"{params['method']} ({params['variant']})" if params.get("variant") else str(params["method"])
+        drawn = AlbedoParams.model_validate(params)
+        return f"{drawn.method} ({drawn.variant})" if drawn.variant else drawn.method
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
@@ -85,7 +87,7 @@ class AlbedoStage(CpuSampleStage[AlbedoSettings]):
         mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
         params = choose(self.cfg, self.stage_seed(sample, self.settings.seed))
         job = AlbedoJob(id=sample.id, foreground=fg, mask=mask, params=params, scales=list(self.cfg.retinex_scales))
-        plugin = self.plugins.get(params["method"])
+        plugin = self.plugins.get(params.method)
         if plugin is not None:
             job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]
         return job
