@@ -10,12 +10,15 @@ Two steps, on two machines:
         leaves out what it already has. sam2 ships as a source archive: its wheel is built here (no
         CUDA op), as are the others that ship none.
 
-    .venv/bin/python scripts/gpu_tier.py --prepare-research [--mirrors DIR] [--python 3.12]
-        The `research` group's own carry, `.research/` (under 64 MiB with the repository): the upstream
-        code of SEVA, MoGe and utils3d at the commits images/seva and images/moge pin (from GitHub, or
-        from local clones `DIR/<owner>+<name>/repo`), the wheels SEVA needs beyond the GPU image
+    .venv/bin/python scripts/gpu_tier.py --prepare-research [--mirrors DIR] [--python 3.12] [--package P]
+        The `research` and `vggt` groups' own carry, `.research/` (under 64 MiB with the repository): the
+        upstream code of SEVA, MoGe, utils3d and VGGT at the commits images/seva, images/moge and
+        images/vggt pin (from GitHub, or from a local clone holding the commit,
+        `DIR/<owner>+<name>/repo` or a fork's `DIR/<anyone>+<name>/repo`) with the metadata pip writes
+        for a git install (so producedBy names the commit), the wheels SEVA needs beyond the GPU image
         (open_clip, kornia, roma, splines, imageio-ffmpeg) and, copied from `--dir`, the few genfab
-        itself needs there. Run that group with `--dir .research/wheels`.
+        itself needs there. Run the `research` group with `--dir .research/wheels`; the `vggt` group
+        (`--package vggt`: VGGT's code alone, 1 MiB) with the other groups' `--dir .gpuwheels`.
 
     python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels] [--builds ARCHIVE]
         On the GPU machine, from the repository root: installs the wheels of what this Python lacks
@@ -57,6 +60,7 @@ GROUPS: dict[str, list[str]] = {
     "tuning": ["test_tuning_gpu.py"],
     "reference-object": ["test_reference_object_gpu.py"],
     "research": ["test_research_gpu.py"],
+    "vggt": ["test_vggt_gpu.py"],
 }
 """The tier's files by group, in the order they run."""
 RASTERIZE = {"gaussians", "scene"}
@@ -164,6 +168,7 @@ RESEARCH_CODE: dict[str, tuple[str, Path, str, str]] = {
     "seva": ("Stability-AI/stable-virtual-camera", ROOT / "images/seva/Dockerfile", "SEVA_COMMIT", "seva"),
     "moge": ("microsoft/MoGe", ROOT / "images/moge/Dockerfile", "MOGE_COMMIT", "moge"),
     "utils3d": ("EasternJournalist/utils3d", ROOT / "images/moge/Dockerfile", "UTILS3D_COMMIT", "utils3d"),
+    "vggt": ("facebookresearch/vggt", ROOT / "images/vggt/Dockerfile", "VGGT_COMMIT", "vggt"),
 }
 """Package -> (GitHub repository, the Dockerfile pinning it, its commit's build argument, the folder
 that is the package): the commits are the images' (one declaration)."""
@@ -200,15 +205,41 @@ def pinned_commit(dockerfile: Path, arg: str) -> str:
     return found.group(1)
 
 
+def mirror_holding(repo: str, commit: str, mirrors: str | None) -> Path | None:
+    """A local clone under `mirrors` that holds `commit` of GitHub `repo`: `<owner>+<name>/repo`, else a
+    fork's `<anyone>+<name>/repo` (a commit's id is the hash of its tree, so any clone holding it
+    gives the same files; facebookresearch/vggt's own history is too large to mirror here)."""
+    if not mirrors:
+        return None
+    name = repo.split("/")[1]
+    own = Path(mirrors) / repo.replace("/", "+") / "repo"
+    for clone in [own, *sorted(p for p in Path(mirrors).glob(f"*+{name}/repo") if p != own)]:
+        if clone.is_dir() and subprocess.run(["git", "-C", str(clone), "cat-file", "-e", f"{commit}^{{commit}}"],
+                                             capture_output=True).returncode == 0:
+            return clone
+    return None
+
+
+def write_distribution(src: Path, package: str, repo: str, commit: str) -> None:
+    """The metadata pip writes when it installs `package` from `repo` at `commit`, as the images do
+    (`pip install git+https://github.com/<repo>@<commit>`): `<package>.dist-info` with PEP 610's
+    `direct_url.json`, so that the adapters' producedBy names the commit here as it does there."""
+    info = src / f"{package}-0.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.0.0\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": f"https://github.com/{repo}",
+                                                      "vcs_info": {"vcs": "git", "commit_id": commit}}))
+
+
 def extract_upstream(repo: str, commit: str, folders: list[str], dest: Path, mirrors: str | None) -> None:
     """`folders` of GitHub `repo` at `commit` (a folder "" is the whole tree) into `dest`: from a local
-    clone `mirrors/<owner>+<name>/repo` when there is one, else from GitHub's archive."""
+    clone that holds the commit (`mirror_holding`) when there is one, else from GitHub's archive."""
     import io
     import tarfile
     import urllib.request
 
-    clone = Path(mirrors or "/nonexistent") / repo.replace("/", "+") / "repo"
-    if clone.is_dir():
+    clone = mirror_holding(repo, commit, mirrors)
+    if clone is not None:
         data = subprocess.run(["git", "-C", str(clone), "archive", "--format=tar", commit, *[f for f in folders if f]],
                               check=True, capture_output=True).stdout
         prefix = ""
@@ -230,16 +261,20 @@ def prepare_research(args: argparse.Namespace) -> int:
     shutil.rmtree(RESEARCH, ignore_errors=True)
     src.mkdir(parents=True)
     wheels.mkdir()
-    for package, (repo, dockerfile, arg, folder) in RESEARCH_CODE.items():
+    packages = args.package or list(RESEARCH_CODE)
+    for package in packages:
+        repo, dockerfile, arg, folder = RESEARCH_CODE[package]
         commit = pinned_commit(dockerfile, arg)
         extract_upstream(repo, commit, [folder], src, args.mirrors)
+        write_distribution(src, package, repo, commit)
         print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
-    (src / "gradio").mkdir()
-    (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
-    (src / "kornia_rs").mkdir()
-    (src / "kornia_rs" / "__init__.py").write_text(KORNIA_RS_STAND_IN)
-    if pip(download_args(args.python, wheels) + RESEARCH_WHEELS) != 0:
-        sys.exit(f"gpu-tier: could not download {' '.join(RESEARCH_WHEELS)}")
+    if "seva" in packages:
+        (src / "gradio").mkdir()
+        (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
+        (src / "kornia_rs").mkdir()
+        (src / "kornia_rs" / "__init__.py").write_text(KORNIA_RS_STAND_IN)
+        if pip(download_args(args.python, wheels) + RESEARCH_WHEELS) != 0:
+            sys.exit(f"gpu-tier: could not download {' '.join(RESEARCH_WHEELS)}")
     for whl in Path(args.dir).glob("*.whl"):
         if canonical(whl.name.split("-")[0]) in GENFAB_WHEELS:
             shutil.copy2(whl, wheels / whl.name)
@@ -407,6 +442,8 @@ def main() -> int:
     parser.add_argument("--prepare-research", action="store_true",
                         help="write .research/ (the research group's code and wheels; a machine with network)")
     parser.add_argument("--mirrors", help="--prepare-research: local clones, DIR/<owner>+<name>/repo")
+    parser.add_argument("--package", action="append", choices=list(RESEARCH_CODE),
+                        help="--prepare-research: only this package's code (repeatable; default: all)")
     parser.add_argument("--dir", default=str(ROOT / ".gpuwheels"), help="the wheels' folder")
     parser.add_argument("--python", default="3.12", help="--prepare: the GPU machine's Python version")
     parser.add_argument("--have", help="--prepare: the GPU machine's `python3 -m pip list --format=freeze` (left out)")

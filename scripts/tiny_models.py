@@ -697,6 +697,21 @@ def save_random_seva(root: Path) -> list[Path]:
     return [seva, vae, clip]
 
 
+def save_random_vggt(root: Path, model_id: str = "facebook/VGGT-1B") -> Path:
+    """VGGT-1B at production size (`VGGT()`: its defaults are the released model's) with random bf16
+    weights, saved by its own `save_pretrained` (huggingface_hub's `PyTorchModelHubMixin`: `config.json`,
+    `model.safetensors`) as the hub repository holds it. Needs VGGT's code (`vggt`, research code:
+    scripts/gpu_tier.py --prepare-research); built on the GPU."""
+    import torch
+    from vggt.models.vggt import VGGT
+
+    path = root / model_id
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        VGGT().to(torch.bfloat16).save_pretrained(path)
+    return path
+
+
 def save_worldexplorer_models(root: Path) -> Path:
     """The models worldexplorer's built-in scaffold loads by default (FLUX.1-dev, FluxFill, Depth Pro,
     CLIP, the 3DGS evaluation's LPIPS); returns `root`."""

@@ -87,3 +87,21 @@ def save_seva_stand_in(models: Path) -> None:
     clip.mkdir(parents=True, exist_ok=True)
     torch.save({"proj.weight": torch.full((4, 3), 0.5), "proj.bias": torch.zeros(4)},
                clip / "open_clip_pytorch_model.bin")
+
+
+def own_pixel_error(points: Any, cam_T_world: Any, K: Any) -> Any:
+    """(S,) the largest distance in pixels between where each frame's world points (S, H, W, 3) project
+    through that frame's camera (OpenCV world-to-camera, intrinsics K) and the pixel (column, row) each
+    came from: VGGT's convention, points unprojected from pixel indices."""
+    import numpy as np
+
+    frames, height, width = points.shape[:3]
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    worst = np.zeros(frames)
+    for s in range(frames):
+        cam = points[s].reshape(-1, 3) @ cam_T_world[s][:3, :3].T + cam_T_world[s][:3, 3]
+        pixels = cam @ K[s].T
+        seen = np.isfinite(pixels).all(axis=1) & (pixels[:, 2] > 0)
+        uv = pixels[seen, :2] / pixels[seen, 2:3]
+        worst[s] = np.abs(uv - np.stack([cols.ravel(), rows.ravel()], 1)[seen]).max() if seen.any() else np.inf
+    return worst

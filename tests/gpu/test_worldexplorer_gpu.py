@@ -123,6 +123,6 @@ def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path
     info = json.loads((scenes / "expansion.json").read_text())
     assert info["generator"] == "seva" and info["frames"]["generated"] == FRAMES and info["frames"]["rendered"] == 0
     summary = {s["name"]: s for s in json.loads((tmp_path / "out" / "_genfab" / "summary.json").read_text())["stages"]}
-    assert next(iter(summary["expansion"]["producedBy"])).startswith("expansion: seva, geometry: ")
+    assert next(iter(summary["expansion"]["producedBy"])).startswith("expansion: seva 0+genfab.stand.in, geometry: ")
     scene = load_scene(scenes / "img2trajvid")
     assert len(scene.cameras) == 8 + FRAMES

@@ -21,6 +21,7 @@ from genfab.stages.worldexplorer.research import similarity
 from genfab.stages.worldexplorer.scaffold_geometry import cam_T_world, yaw_pose
 from genfab.stages.worldexplorer.scaffold_stage import sweep_poses
 from genfab.stages.worldexplorer.trajectories import camera_centres, direction, frames_per_view, scaffold_trajectory
+from tests.helpers import own_pixel_error
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "research"
 
@@ -223,8 +224,12 @@ def test_vggt_points_land_in_the_scene_frame(tmp_path: Path, research: None) -> 
     for i in range(5):
         paths.append(tmp_path / f"{i}.png")
         paths[-1].write_bytes(encode_png(np.full((56, 56, 3), 40 * i, np.uint8)))
-    geometry = Vggt(tmp_path, _cpu())(paths)  # type: ignore[arg-type]
+    vggt = Vggt(tmp_path, _cpu())  # type: ignore[arg-type]
+    assert vggt.source == "vggt 0+genfab.stand.in"  # producedBy names the code: here the stand-in's metadata
+    geometry = vggt(paths)
     assert geometry.points.shape == (5, 518, 518, 3) and geometry.confidence.shape == (5, 518, 518)
+    assert geometry.K.shape == (5, 3, 3) and geometry.cam_T_world.shape == (5, 4, 4)
+    assert own_pixel_error(geometry.points, geometry.cam_T_world, geometry.K).max() < 1e-2
     points, colors = to_scene(geometry, scene_poses, quantile=0.0)
     per_frame = points.reshape(5, -1, 3)
     for i, pose in enumerate(scene_poses):  # every frame's points sit at its depth in its scene camera

@@ -251,9 +251,11 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
                              **({"sevaRuntime": self.seva.applied} if self.seva is not None else {}),
+                             **({"sevaCode": self.seva.source} if self.seva is not None else {}),
+                             **({"vggtCode": self.vggt.source} if self.vggt is not None else {}),
                              **self.model_params())
         # The summary's producedBy: which method made the frames and the points (SEVA and VGGT are the
         # seed's; without their images genfab's own walk and the scene's depth-aligned points run).
-        sample.produced_by = (f"expansion: {'seva' if generator == 'seva' else 'walk (genfab)'}, "
-                              f"geometry: {'vggt' if geometry_name == 'vggt' else 'scene'}")
+        sample.produced_by = (f"expansion: {self.seva.source if self.seva is not None else 'walk (genfab)'}, "
+                              f"geometry: {self.vggt.source if self.vggt is not None else 'scene'}")
 

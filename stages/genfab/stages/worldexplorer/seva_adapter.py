@@ -38,7 +38,7 @@ from genfab.api.scenejob import SevaModelConfig, SevaRuntime
 from genfab.stages.common.imaging import decode_rgb, encode_png
 from genfab.stages.models.base import ModelSet
 from genfab.stages.models.placement import Placement
-from genfab.stages.models.research import import_research
+from genfab.stages.models.research import import_research, provenance
 from genfab.stages.runtime import BadInput, SampleError
 
 MODEL_VERSION = 1.1
@@ -135,6 +135,8 @@ class Seva:
         model = import_research("seva", "model")
         sampling = import_research("seva", "sampling")
         self.eval = import_research("seva", "eval")
+        self.source = provenance("seva")
+        """Which SEVA code this is (its commit), for producedBy."""
         self.torch = torch
         device = placement.device
         name = next((n for n in WEIGHTS if (weights / n).is_file()), None)

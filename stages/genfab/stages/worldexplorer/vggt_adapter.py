@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genfab.stages.models.placement import Placement
-from genfab.stages.models.research import import_research
+from genfab.stages.models.research import import_research, provenance
 from genfab.stages.worldexplorer.research import similarity
 
 
@@ -32,6 +32,9 @@ class Geometry:
     """(S, H, W, 3) in [0, 1]: the images as VGGT saw them."""
     cam_T_world: np.ndarray
     """(S, 4, 4) VGGT's cameras (OpenCV world-to-camera)."""
+    K: np.ndarray
+    """(S, 3, 3) VGGT's intrinsics in pixels of the images it saw (518 wide, `load_and_preprocess_images`):
+    `K @ (cam_T_world @ point)` lands on the point's own pixel (column, row), the check of the gpu tier."""
 
 
 def to_scene(geometry: Geometry, known_cam_T_world: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +60,8 @@ class Vggt:
         self.pose_enc = import_research("vggt", "utils.pose_enc")
         self.geometry = import_research("vggt", "utils.geometry")
         self.placement = placement
+        self.source = provenance("vggt")
+        """Which VGGT code this is (its commit), for producedBy."""
         self.model = self.models.VGGT.from_pretrained(str(weights)).to(placement.device).eval()
 
     def __call__(self, image_paths: list[Path]) -> Geometry:
@@ -70,8 +75,9 @@ class Vggt:
         extrinsic, intrinsic = self.pose_enc.pose_encoding_to_extri_intri(predictions["pose_enc"], images.shape[-2:])
         depth = predictions["depth"][0].float().cpu().numpy()
         extrinsic_np = extrinsic[0].float().cpu().numpy()
-        points = self.geometry.unproject_depth_map_to_point_map(depth, extrinsic_np, intrinsic[0].float().cpu().numpy())
+        intrinsic_np = intrinsic[0].float().cpu().numpy()
+        points = self.geometry.unproject_depth_map_to_point_map(depth, extrinsic_np, intrinsic_np)
         poses = np.tile(np.eye(4), (len(extrinsic_np), 1, 1))
         poses[:, :3, :4] = extrinsic_np
         return Geometry(np.asarray(points, np.float64), predictions["depth_conf"][0].float().cpu().numpy(),
-                        images.permute(0, 2, 3, 1).float().cpu().numpy(), poses)
+                        images.permute(0, 2, 3, 1).float().cpu().numpy(), poses, intrinsic_np.astype(np.float64))
