@@ -4,17 +4,17 @@
 #   worldexplorer.vggt.image): {registry}/genfab-worldexplorer-research:{tag}.
 #   --moge: vistadream's MoGe on genfab-scene (vistadream.mogeImage): {registry}/genfab-moge:{tag}.
 #
-#   images/build-research.sh --registry ghcr.io/lab --tag 0.1.0 --vggt-commit <sha> [--seva-commit <sha>] [--push]
+#   images/build-research.sh --registry ghcr.io/lab --tag 0.1.0 [--vggt-commit <sha>] [--seva-commit <sha>] [--push]
 #   images/build-research.sh --registry ghcr.io/lab --tag 0.1.0 --moge [--moge-commit <sha>] [--push]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REGISTRY="" TAG="" PUSH=0 VGGT_COMMIT="" SEVA_ARGS=() MOGE=0 MOGE_ARGS=() ENGINE="${CONTAINER_ENGINE:-docker}"
+REGISTRY="" TAG="" PUSH=0 VGGT_ARGS=() SEVA_ARGS=() MOGE=0 MOGE_ARGS=() ENGINE="${CONTAINER_ENGINE:-docker}"
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --registry) REGISTRY="${2:?--registry needs a value}"; shift 2 ;;
     --tag) TAG="${2:?--tag needs a value}"; shift 2 ;;
-    --vggt-commit) VGGT_COMMIT="${2:?--vggt-commit needs a value}"; shift 2 ;;
+    --vggt-commit) VGGT_ARGS=(--build-arg "VGGT_COMMIT=${2:?--vggt-commit needs a value}"); shift 2 ;;
     --seva-commit) SEVA_ARGS=(--build-arg "SEVA_COMMIT=${2:?--seva-commit needs a value}"); shift 2 ;;
     --moge) MOGE=1; shift ;;
     --moge-commit) MOGE=1; MOGE_ARGS=(--build-arg "MOGE_COMMIT=${2:?--moge-commit needs a value}"); shift 2 ;;
@@ -32,10 +32,9 @@ if [ "$MOGE" = 1 ]; then
   echo "$moge"
   exit 0
 fi
-[ -n "$VGGT_COMMIT" ] || { echo "--vggt-commit is required for the worldexplorer image" >&2; usage 2; }
 seva="${REGISTRY%/}/genfab-seva:$TAG"
 out="${REGISTRY%/}/genfab-worldexplorer-research:$TAG"
 "$ENGINE" build -f images/seva/Dockerfile --build-arg "BASE=$base" "${SEVA_ARGS[@]}" -t "$seva" images/seva
-"$ENGINE" build -f images/vggt/Dockerfile --build-arg "BASE=$seva" --build-arg "VGGT_COMMIT=$VGGT_COMMIT" -t "$out" images/vggt
+"$ENGINE" build -f images/vggt/Dockerfile --build-arg "BASE=$seva" "${VGGT_ARGS[@]}" -t "$out" images/vggt
 if [ "$PUSH" = 1 ]; then "$ENGINE" push "$seva"; "$ENGINE" push "$out"; fi
 echo "$out"

@@ -699,16 +699,24 @@ def save_random_seva(root: Path) -> list[Path]:
 
 def save_random_vggt(root: Path, model_id: str = "facebook/VGGT-1B") -> Path:
     """VGGT-1B at production size (`VGGT()`: its defaults are the released model's) with random bf16
-    weights, saved by its own `save_pretrained` (huggingface_hub's `PyTorchModelHubMixin`: `config.json`,
-    `model.safetensors`) as the hub repository holds it. Needs VGGT's code (`vggt`, research code:
-    scripts/gpu_tier.py --prepare-research); built on the GPU."""
+    weights (but for the field-of-view bias below), saved by its own `save_pretrained`
+    (huggingface_hub's `PyTorchModelHubMixin`: `config.json`, `model.safetensors`) as the hub
+    repository holds it. Needs VGGT's code (`vggt`, research code: scripts/gpu_tier.py
+    --prepare-research); built on the GPU."""
     import torch
     from vggt.models.vggt import VGGT
 
     path = root / model_id
     torch.manual_seed(0)
     with torch.device("cuda"):
-        VGGT().to(torch.bfloat16).save_pretrained(path)
+        model = VGGT()
+        # One change to the random weights: the camera head's field-of-view outputs start at 0.35 rad
+        # a refinement step (about 80 degrees after its four), as a trained VGGT's are. Left at random,
+        # the ReLU it predicts them through gives some frames a zero field of view, an infinite focal
+        # length, and the adapter drops those frames' points (vggt_adapter.degenerate_frames).
+        with torch.no_grad():
+            model.camera_head.pose_branch.fc2.bias[7:9] += 0.35
+        model.to(torch.bfloat16).save_pretrained(path)
     return path
 
 

@@ -41,13 +41,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_vggt_adapter_on_vggts_own_code(tmp_path: Path, models: Path) -> None:
     """Twelve 320 x 240 views of a ray-cast procedural scene with known cameras through the adapter: the
-    points, confidences, colours and cameras come back in the contract's shapes (VGGT's crop to 518
-    wide: 518 x 392); each frame's points reproject through its own returned camera and intrinsics
+    points, confidences, colours and cameras come back in the contract's shapes (VGGT's crop mode:
+    518 wide, 392 high); each frame's points reproject through its own returned camera and intrinsics
     onto the pixels they came from within 0.05 px; each frame's colours are that input frame's pixels
     (order kept); `to_scene` keeps the points above the confidence quantile, in the scene's frame."""
     from vggt.models.vggt import VGGT
 
-    from genfab.stages.worldexplorer.vggt_adapter import Vggt, to_scene
+    from genfab.stages.worldexplorer.vggt_adapter import Vggt, degenerate_frames, to_scene
 
     vggt = Vggt(models / "facebook/VGGT-1B", Placement(torch.device("cuda"), torch.bfloat16, "none"))
     assert type(vggt.model) is VGGT  # VGGT's own class, loaded by its own from_pretrained
@@ -77,15 +77,15 @@ def test_vggt_adapter_on_vggts_own_code(tmp_path: Path, models: Path) -> None:
                                atol=1e-4)
     np.testing.assert_array_equal(geometry.cam_T_world[:, 3], np.broadcast_to([0, 0, 0, 1], (frames, 4)))
     np.testing.assert_allclose(geometry.K[:, :2, 2], np.broadcast_to([width / 2, height / 2], (frames, 2)))
+    assert not degenerate_frames(geometry.K).any(), geometry.K[:, [0, 1], [0, 1]]
     error = own_pixel_error(geometry.points, geometry.cam_T_world, geometry.K)
     assert error.max() < 0.05, f"points off their own pixels by up to {error.max():.3f} px"
 
     import cv2
 
-    for s, cam in enumerate(scene.cameras):  # frame s is input s, at VGGT's crop of it
-        resized = cv2.resize(scene.images[cam.name], (width, round(240 * width / 320)), interpolation=cv2.INTER_AREA)
-        top = (resized.shape[0] - height) // 2
-        differences = [np.abs(geometry.colors[t] - resized[top:top + height]).mean() for t in range(frames)]
+    for s, cam in enumerate(scene.cameras):  # frame s is input s, resized as VGGT's crop mode does (no crop at 4:3)
+        resized = cv2.resize(scene.images[cam.name], (width, height), interpolation=cv2.INTER_CUBIC)
+        differences = [np.abs(geometry.colors[t] - resized).mean() for t in range(frames)]
         assert int(np.argmin(differences)) == s and differences[s] < 0.03, (s, differences[s])
 
     known = np.stack([cam.w2c for cam in scene.cameras])
@@ -126,13 +126,13 @@ def test_the_expansion_takes_its_geometry_from_vggt(tmp_path: Path, models: Path
     out = tmp_path / "out"
     scenes = out / "stylized" / "index_0000" / "scenes"
     info = json.loads((scenes / "expansion.json").read_text())
-    assert info["geometry"] == "vggt" and info["frames"]["points"] > 0
+    assert info["geometry"] == "vggt" and info["frames"]["points"] > 0 and info["vggtDegenerateFrames"] == 0
     scene = load_scene(scenes / "img2trajvid")
     assert len(scene.cameras) == 8 + frames and scene.points is not None
     assert len(scene.points) == info["frames"]["points"]
     summary = {s["name"]: s for s in json.loads((out / "_genfab" / "summary.json").read_text())["stages"]}
     assert summary["expansion"]["producedBy"] == {f"expansion: walk (genfab), geometry: {SOURCE}": 1}
     markers = [json.loads(m.read_text()) for m in (out / "stylized" / "index_0000").rglob("_SUCCESS.json")]
-    params = next(m["params"] for m in markers if m.get("params", {}).get("geometry") == "vggt")
+    params = next(m["extra"]["params"] for m in markers if m["extra"].get("params", {}).get("geometry") == "vggt")
     assert params["vggtCode"] == SOURCE  # each sample's own record of the code that made its points
     print(f"\nexpansion with VGGT's geometry: {json.dumps(info['frames'])}, {json.dumps(info['timings'])}")

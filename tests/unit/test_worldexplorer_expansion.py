@@ -240,6 +240,22 @@ def test_vggt_points_land_in_the_scene_frame(tmp_path: Path, research: None) -> 
     assert abs(len(kept) / len(points) - 0.5) < 0.01  # the confidence quantile drops the rest
 
 
+def _intrinsics(fx: float, fy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, 259.0], [0.0, fy, 196.0], [0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(("focals", "expected"), [
+    ([(400.0, 400.0)], [False]),
+    ([(np.inf, 844.3)], [True]),  # a zero field of view through VGGT's ReLU: what random weights gave
+    ([(400.0, np.nan), (400.0, 0.0), (-5.0, 400.0), (300.0, 310.0)], [True, True, True, False]),
+], ids=["usable", "infinite-fx", "nan-zero-negative-then-usable"])
+def test_vggts_degenerate_frames_are_those_without_a_finite_positive_focal(focals: list, expected: list) -> None:
+    from genfab.stages.worldexplorer.vggt_adapter import degenerate_frames
+
+    K = np.stack([_intrinsics(fx, fy) for fx, fy in focals])
+    assert degenerate_frames(K).tolist() == expected
+
+
 def test_a_samples_own_expansion_fields_replace_the_blocks_within_its_bounds() -> None:
     from genfab.api.scenejob import ExpansionConfig
     from genfab.stages.runtime import SampleError

@@ -222,7 +222,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
                 frames.append(TrajFrame(image, K, pose, "generated"))
         folder = work / FOLDER
         if self.vggt is not None:
-            from genfab.stages.worldexplorer.vggt_adapter import to_scene
+            from genfab.stages.worldexplorer.vggt_adapter import degenerate_frames, to_scene
 
             folder.mkdir(parents=True, exist_ok=True)
             paths = []
@@ -230,6 +230,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
                 paths.append(folder / f"vggt_{i:04d}.png")
                 paths[-1].write_bytes(encode_png(frame.rgb))
             geometry = self.vggt(paths)
+            dropped = {"vggtDegenerateFrames": int(degenerate_frames(geometry.K).sum())}
             points, colors = to_scene(geometry, np.stack([f.cam_T_world for f in frames]), e.vggt_confidence_threshold)
             for path in paths:
                 path.unlink()
@@ -237,6 +238,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
         else:
             points, colors = scene_points(scene)
             geometry_name = "aligned-depth"
+            dropped = {}
         counts = write_img2trajvid(folder, frames, points, colors, e.max_points)
         sample.timings["geometrySeconds"] = round(time.perf_counter() - started, 3)
         prefix = self.ctx.sample_prefix(sample.id)
@@ -247,7 +249,7 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
             "generator": generator, "geometry": geometry_name, "trajectory": e.trajectory, "numFrames": e.num_frames,
             "fromMetadata": sorted(hints or {}),
             "distance": round(e.distance * scene.extent, 6), "sceneExtent": round(scene.extent, 6),
-            "frames": counts, "holeRatios": ratios, "splats": len(scene), "timings": dict(sample.timings)})
+            "frames": counts, **dropped, "holeRatios": ratios, "splats": len(scene), "timings": dict(sample.timings)})
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
                              **({"sevaRuntime": self.seva.applied} if self.seva is not None else {}),

@@ -37,6 +37,14 @@ class Geometry:
     `K @ (cam_T_world @ point)` lands on the point's own pixel (column, row), the check of the gpu tier."""
 
 
+def degenerate_frames(K: np.ndarray) -> np.ndarray:
+    """(S,) True where VGGT's intrinsics for a frame are unusable: a focal length that is not finite and
+    positive (its camera head predicts each field of view through a ReLU, so a zero field of view
+    gives an infinite focal length, and unprojecting at it puts every point on the optical axis)."""
+    focal = K[:, [0, 1], [0, 1]]
+    return np.asarray(~(np.isfinite(K).all(axis=(1, 2)) & (focal > 0).all(axis=1)))
+
+
 def to_scene(geometry: Geometry, known_cam_T_world: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
     """(points (N, 3), colours (N, 3) in [0, 1]) in the scene's frame: the similarity that maps
     VGGT's camera centres onto `known_cam_T_world`'s, applied to every point whose confidence is
@@ -76,8 +84,10 @@ class Vggt:
         depth = predictions["depth"][0].float().cpu().numpy()
         extrinsic_np = extrinsic[0].float().cpu().numpy()
         intrinsic_np = intrinsic[0].float().cpu().numpy()
-        points = self.geometry.unproject_depth_map_to_point_map(depth, extrinsic_np, intrinsic_np)
+        points = np.asarray(self.geometry.unproject_depth_map_to_point_map(depth, extrinsic_np, intrinsic_np),
+                            np.float64)
+        points[degenerate_frames(intrinsic_np)] = np.nan  # to_scene drops them: no point on an optical axis
         poses = np.tile(np.eye(4), (len(extrinsic_np), 1, 1))
         poses[:, :3, :4] = extrinsic_np
-        return Geometry(np.asarray(points, np.float64), predictions["depth_conf"][0].float().cpu().numpy(),
+        return Geometry(points, predictions["depth_conf"][0].float().cpu().numpy(),
                         images.permute(0, 2, 3, 1).float().cpu().numpy(), poses, intrinsic_np.astype(np.float64))
