@@ -281,7 +281,7 @@ def test_the_built_in_perspectives_stage_is_refused_at_plan_time_for_zero123(
 ])
 def test_a_camera_lora_on_a_pipeline_it_was_not_trained_on_is_refused_in_one_line(
         lora: str, pipeline: str, refused: bool) -> None:
-    from genfab.stages.reference_object.views import lora_mismatch
+    from genfab.api.reference_object import lora_mismatch
 
     why = lora_mismatch(lora, pipeline, "ovedrive/qwen-image-edit-4bit")
     assert (why is not None) == refused

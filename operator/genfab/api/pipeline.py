@@ -83,6 +83,12 @@ class StageDecl:
     refuses: Callable[[Any], str | None] | None = None
     """Given the stage's settings, why the built-in implementation cannot run them (one line saying
     what to set), or None: such a stage needs a custom stage of its name, like an unimplemented one."""
+    model_fit: Callable[[Any, Mapping[str, str]], str | None] | None = None
+    """Given the stage's settings and the diffusers pipeline class (`model_index.json`'s `_class_name`)
+    of each model the executor could read in the model location, why its models do not fit each other
+    (one line naming the fixes), or None: such a run is refused before any stage starts
+    (`sequencing.preflight.fit_refusal`); where the location cannot be read, the stage says it at its
+    start."""
     manual_gate: Callable[[Any], ManualGate | None] | None = None
     """Given the stage's settings, the person's step its samples wait for before downstream stages
     run (worldexplorer's manual selection), or None."""

@@ -19,6 +19,9 @@ Azimuth = Literal["front", "front_right", "side_right", "back_right", "back", "b
 Elevation = Literal["low_angle", "eye_level", "elevated", "high_angle"]
 Distance = Literal["close_up", "medium", "wide"]
 ZERO123_VIEWS = 6
+LoraFamily = Literal["multiple-angles-2509", "multiple-angles-2511"]
+LORA_PIPELINE = "QwenImageEditPlusPipeline"
+"""The pipeline both multi-camera LoRA families were trained on (Qwen-Image-Edit-2509 and -2511)."""
 DEFAULT_AZIMUTHS: tuple[Azimuth, ...] = ("front", "side_left", "back", "side_right")
 DEFAULT_ELEVATIONS: tuple[Elevation, ...] = ("eye_level",)
 DEFAULT_DISTANCES: tuple[Distance, ...] = ("medium",)
@@ -334,3 +337,20 @@ class ReferenceObjectConfig(GenfabModel):
     before it writes its label: it is not in the YOLO dataset; the generated images stay, so changing a
     bound annotates again without generating again. Figures it does not name keep their default bound
     (the figures table's "default" column); naming one with neither `min` nor `max` lifts it."""
+
+
+def lora_family(lora: str) -> LoraFamily:
+    """Which prompt vocabulary a multi-camera LoRA was trained on (by its repository name)."""
+    return "multiple-angles-2511" if "2511" in lora else "multiple-angles-2509"
+
+
+def lora_mismatch(lora: str, pipeline: str, model: str) -> str | None:
+    """Why the multi-camera LoRA `lora` must not be applied to the edit model `model` (its
+    `model_index.json` pipeline `pipeline`), in one line naming the fixes; None when they pair. Applied
+    anyway it would load (one transformer design) and make other views than the ones asked for."""
+    if pipeline == LORA_PIPELINE:
+        return None
+    base = "Qwen-Image-Edit-2511" if lora_family(lora) == "multiple-angles-2511" else "Qwen-Image-Edit-2509"
+    return (f"perspectives.lora {lora} was trained on {base} ({LORA_PIPELINE}) and scenes.modelPath {model} is a "
+            f"{pipeline}: set scenes.modelPath to a {base} export (e.g. ovedrive/Qwen-Image-Edit-2509-4bit), or "
+            "perspectives.generator: zero123")

@@ -34,7 +34,7 @@ from genfab.cli.select import select_cmd
 from genfab.cli.terminal import echo
 from genfab.local.input_listing import list_resource_input
 from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
-from genfab.local.models import local_model_identities
+from genfab.local.models import local_fit_refusal, local_model_identities
 from genfab.local.storage_env import secrets_dir
 from genfab.planner import INPUT, Plan, plan
 from genfab.planner.hashing import changed_parts
@@ -79,7 +79,9 @@ def validate(files: tuple[Path, ...]) -> None:
     """Validate resource files (every document; `-` reads stdin): print each error on one line as
     `file: field.path: what is wrong (got value)` with what is allowed (and the field meant, for a
     misspelt one). The input is listed (a file:// folder; an s3:// one with credentials here) and
-    its sample count said; a missing or empty input is an error. Exit 1 on any error.
+    its sample count said; a missing or empty input is an error. Where this machine can read
+    spec.models, models that do not fit each other (a multi-camera LoRA on an edit model it was not
+    trained on) are an error too. Exit 1 on any error.
 
     The rules are the ones the CRD makes the API server enforce. A valid resource whose pipeline still
     needs custom stages gets a one-line `note:` naming them, and one `note:` per default it leaves unset
@@ -98,6 +100,10 @@ def validate(files: tuple[Path, ...]) -> None:
                 if listing.problem:
                     failed += 1
                     echo(f"{loaded.source}: {listing.problem}", err=True)
+                misfit = local_fit_refusal(planned, loaded.resource.spec.models, os.environ)
+                if misfit:  # the models in spec.models, where this machine can read them
+                    failed += 1
+                    echo(f"{loaded.source}: {misfit}", err=True)
                     continue
                 counted = f" (input: {listing.samples} sample(s))" if listing.samples is not None else ""
                 echo(f"{loaded.source}: {loaded.resource.kind}/{loaded.resource.metadata.name} is valid{counted}")
@@ -188,6 +194,10 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         if listing.samples is not None:
             inventory = {INPUT: listing.samples}
             result, models_note = _planned(loaded.resource, inventory)
+    misfit = local_fit_refusal(result, loaded.resource.spec.models, os.environ)
+    if misfit:
+        echo(f"genfab plan: {misfit}", err=True)
+        sys.exit(1)
     before = None
     if since is not None:
         old = load_one(since)

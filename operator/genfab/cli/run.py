@@ -31,7 +31,7 @@ from genfab.local.execution import keep_execution, local_execution
 from genfab.local.failures import drop_lines, failure_line
 from genfab.local.input_listing import list_input
 from genfab.local.interrupts import interruption, quiet_stdout, signals_interrupt
-from genfab.local.models import local_model_identities
+from genfab.local.models import local_fit_refusal, local_model_identities
 from genfab.local.ownership import TAKEN_OVER_DIR, Owner, foreign_record, take_over
 from genfab.local.refs import parse_ref_options, resolve_checkpoints
 from genfab.local.runner import RunnerError
@@ -195,6 +195,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         fail("run", str(exc))
     if checkpoints or identities:  # the checkpoint is part of the plan's settings (and hashes)
         the_plan = plan(resource, references=checkpoints, models=identities, execution=chosen.name)
+    misfit = local_fit_refusal(the_plan, resource.spec.models, environ)
+    if misfit:  # before any stage starts: no sample is made for a run whose models cannot finish it
+        fail("run", misfit)
     listing = list_input(the_plan, lambda uri: open_storage(uri, settings), environ)
     if listing.problem:  # said before anything is written: the output stays as it was
         echo(f"genfab run: {listing.problem}", err=True)

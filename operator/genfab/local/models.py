@@ -8,17 +8,35 @@ from collections.abc import Mapping
 
 from genfab.api.common import ModelSource
 from genfab.contract.names import ENV_MODELS
-from genfab.inventory.model_identity import ModelLocationError, model_identities
+from genfab.inventory.model_identity import ModelLocationError, model_identities, pipeline_classes
 from genfab.planner import Plan
 from genfab.sequencing import CannotRun, models_env
-from genfab.storage import S3Settings, open_storage
+from genfab.sequencing.preflight import fit_refusal
+from genfab.storage import S3Settings, StorageError, open_storage
+
+
+def _location(models: ModelSource | None) -> str:
+    return models_env(models, mounted=False).get(ENV_MODELS, "") if models is not None else ""
+
+
+def local_fit_refusal(the_plan: Plan, models: ModelSource | None, environ: Mapping[str, str]) -> str | None:
+    """Why the plan's models do not fit each other (`sequencing.preflight.fit_refusal`), read from
+    `spec.models` on this machine; None when they fit, or when the location cannot be read here (the
+    stage then says it at its start, before its first sample)."""
+    ids, location = the_plan.model_ids(), _location(models)
+    if not ids or not location:
+        return None
+    try:
+        storage = open_storage(location, S3Settings.from_env(dict(environ))) if location.startswith("s3://") else None
+        return fit_refusal(the_plan, pipeline_classes(ids, location, storage))
+    except (ModelLocationError, StorageError):
+        return None
 
 
 def local_model_identities(the_plan: Plan, models: ModelSource | None, environ: Mapping[str, str]) -> dict[str, str]:
     """Identity of every model the plan's stages load, from `spec.models` (none: {}, so each model is
     hashed as unread). A location that cannot be read is a CannotRun naming it."""
-    ids = the_plan.model_ids()
-    location = models_env(models, mounted=False).get(ENV_MODELS, "") if models is not None else ""
+    ids, location = the_plan.model_ids(), _location(models)
     if not ids or not location:
         return {}
     try:

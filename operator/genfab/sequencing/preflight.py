@@ -1,11 +1,16 @@
 """Models a plan cannot run without, checked before anything starts (both executors): a selected
 stage of genfab's own whose settings need a model (`PlannedStage.required_models`, not a fallback
 the stage says per sample) is refused in one line when no model location is configured, or when
-the executor read the location and the model is not in it. A location the executor could not read
-(a volume only Pods mount) leaves the stage to say it when it loads the model."""
+the executor read the location and the model is not in it; and models that do not fit each other
+(`StageDecl.model_fit`, e.g. a multi-camera LoRA on an edit model it was not trained on). A location
+the executor could not read (a volume only Pods mount) leaves the stage to say it when it loads the
+model, before its first sample."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from genfab.api.pipeline import pipelines
 from genfab.contract.names import MISSING_MODEL as MISSING
 from genfab.planner import Plan
 
@@ -47,3 +52,19 @@ def model_refusal(plan: Plan, location: str | None) -> tuple[str, str] | None:
         f"{'are' if many else 'is'} not in the model location {location}: put each in a folder named by its id "
         f"there (`hf download ID --local-dir DIR` fetches one on a machine with network; {TINY_MODELS}), or point "
         f"spec.models at a location that has {'them' if many else 'it'}")
+
+
+def fit_refusal(plan: Plan, classes: Mapping[str, str]) -> str | None:
+    """Why the selected stages' models do not fit each other (`StageDecl.model_fit`), given the
+    diffusers pipeline class of each model the executor read; None when they fit or nothing was read."""
+    if not classes:
+        return None
+    pipeline = pipelines()[plan.pipeline]
+    for stage in plan.stages:
+        decl = pipeline.stage(stage.name) if stage.name in pipeline.stage_names else None
+        if not stage.run or stage.implementation is None or decl is None or decl.model_fit is None:
+            continue
+        why = decl.model_fit(decl.settings.model_validate(stage.config), classes) if decl.settings else None
+        if why:
+            return f"stage {stage.name}: {why}"
+    return None

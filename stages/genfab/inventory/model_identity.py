@@ -138,6 +138,38 @@ def _digest(entries: Iterable[tuple[str, int, str]]) -> str:
     return hashlib.sha256(json.dumps(listed, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
+def _local_folder(root: Path, model: str) -> Path:
+    """A model's folder under a local location: genfab's `<id>/` layout, else a hub cache's snapshot."""
+    folder = root / safe_key(model)
+    return folder if folder.is_dir() else hub_snapshot(root, model) or folder
+
+
+def pipeline_classes(model_ids: Iterable[str], location: str, storage: Storage | None = None) -> dict[str, str]:
+    """The diffusers pipeline class (`model_index.json`'s `_class_name`) of each model id whose folder
+    in the model location has one (`model_identities`' locations and layouts); models without one, or
+    with an unreadable one, are left out. One small read per model: what `StageDecl.model_fit` checks."""
+    found: dict[str, str] = {}
+    local = location.removeprefix("file://")
+    store = (storage or open_storage(location)) if "://" in local else None
+    for model in sorted(set(model_ids)):
+        try:
+            if store is not None:
+                raw = store.read_at_most(f"{safe_key(model)}/model_index.json", SMALL_FILE_BYTES)
+            else:
+                index = _local_folder(Path(local), model) / "model_index.json"
+                if not index.is_file() or index.stat().st_size > SMALL_FILE_BYTES:
+                    continue
+                raw = index.read_bytes()
+            name = json.loads(raw).get("_class_name")
+        except StorageLimit:
+            raise
+        except (StorageError, OSError, ValueError, AttributeError):
+            continue  # no index (not a diffusers pipeline) or not one genfab can read: nothing to check
+        if isinstance(name, str):
+            found[model] = name
+    return found
+
+
 def model_identities(model_ids: Iterable[str], location: str, storage: Storage | None = None) -> dict[str, str]:
     """Identity of each model id under the model location `location` (what `GENFAB_MODELS` holds: an
     `s3://` prefix, a `file://` folder, or a local folder, the latter two in genfab's `<id>/` layout
@@ -156,8 +188,7 @@ def model_identities(model_ids: Iterable[str], location: str, storage: Storage |
             return found
         root = Path(local)  # a folder that is not there holds no model: each is MISSING, and the stage says so
         for model in ids:
-            folder = root / safe_key(model)  # genfab's layout, else a hub cache's
-            folder = folder if folder.is_dir() else hub_snapshot(root, model) or folder
+            folder = _local_folder(root, model)
             found[model] = folder_identity(folder) if folder.is_dir() else MISSING
     except StorageLimit:
         raise  # the reader's budget (the operator's): read again later

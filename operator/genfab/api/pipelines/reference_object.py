@@ -5,6 +5,7 @@ scenes [-> qwen-augmentation] -> annotation [-> cv-augmentation], under `{execut
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import Field
@@ -19,6 +20,7 @@ from genfab.api.reference_object import (
     PerspectivesConfig,
     QwenAugmentationParameters,
     ReferenceObjectConfig,
+    lora_mismatch,
 )
 from genfab.contract.paths import join_uri
 
@@ -44,6 +46,11 @@ class EditSettings(GenfabModel):
 
 class WhiteBackgroundSettings(EditSettings):
     """Step 1 `white-background`."""
+
+    camera_lora: Annotated[str | None, RUN_TIME] = None
+    """`referenceObject.perspectives.lora` when step 2 makes qwen_multicamera views: step 1 loads the
+    same edit model and refuses the pair before its sample when the LoRA does not fit it. Out of the
+    hash: another LoRA does not make step 1's image again."""
 
 
 class PerspectivesSettings(EditSettings):
@@ -104,6 +111,14 @@ def zero123_refusal(settings: PerspectivesSettings) -> str | None:
     return ZERO123_REFUSAL if settings.perspectives.generator == "zero123" else None
 
 
+def lora_fit(settings: PerspectivesSettings, classes: Mapping[str, str]) -> str | None:
+    """The multi-camera LoRA against the edit model's pipeline, where the executor read it."""
+    cfg, found = settings.perspectives, classes.get(settings.model_path)
+    if cfg.generator != "qwen_multicamera" or found is None:
+        return None
+    return lora_mismatch(cfg.lora, found, settings.model_path)
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     ro: ReferenceObjectConfig = req.block
     sc = ro.scenes
@@ -116,7 +131,9 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     edit = {"object_name": ro.object_name, "seed": ro.seed, "model_path": sc.model_path, "steps": sc.steps,
             "true_cfg_scale": sc.true_cfg_scale, "edit_runtime": sc.edit_runtime}
     drafts = [
-        Draft("white-background", WhiteBackgroundSettings(**edit), 1, input_uris=(ro.input_image,)),
+        Draft("white-background", WhiteBackgroundSettings(
+            **edit, camera_lora=ro.perspectives.lora if ro.perspectives.generator == "qwen_multicamera" else None),
+            1, input_uris=(ro.input_image,)),
         Draft("perspectives", PerspectivesSettings(**edit, perspectives=ro.perspectives), perspectives),
         Draft("prompts", PromptsSettings(object_name=ro.object_name, seed=ro.seed, num_prompts=sc.num_prompts,
                                          llm_model=sc.llm_model, llm_temperature=sc.llm_temperature,
@@ -170,7 +187,8 @@ PIPELINE = Pipeline(
                   settings=PerspectivesSettings, implementation=f"{STAGES}.edit_stages:PerspectivesStage",
                   memory="48Gi", shard_size=8,
                   upstream=("white-background",), output="02_perspectives/",
-                  units=f"{STAGES}.units:perspective_units", refuses=zero123_refusal),
+                  units=f"{STAGES}.units:perspective_units", refuses=zero123_refusal,
+                  model_fit=lora_fit),
         StageDecl("prompts", family="cv", description="Step 3: scene prompts from an OpenAI-compatible LLM endpoint",
                   settings=PromptsSettings,
                   implementation=f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,

@@ -20,6 +20,7 @@ from genfab.api.pipelines.reference_object import (
     ScenesSettings,
     WhiteBackgroundSettings,
 )
+from genfab.api.reference_object import lora_mismatch
 from genfab.stages.common.imaging import encode_png
 from genfab.stages.models.base import ModelStage
 from genfab.stages.models.placement import Placement
@@ -37,7 +38,7 @@ from genfab.stages.reference_object.qwen_edit import (
 from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.reference_object.units import AUG_RE, PERSPECTIVE_RE, SceneUnit
-from genfab.stages.reference_object.views import camera_prompt, lora_mismatch, views, white_background_prompt
+from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 
 E = TypeVar("E", bound=EditSettings)
@@ -59,11 +60,20 @@ class EditStage(WritesPipelineState, ModelStage[E]):
     def load_models(self, ctx: StageContext) -> None:
         s = self.settings
         pipe = self.models.load("qwen-image-edit", s.model_path, load_pipeline)
+        lora = self.camera_lora()
+        mismatch = lora_mismatch(lora, type(pipe).__name__, s.model_path) if lora else None
+        if mismatch:  # before the first sample: no image is made for a run the LoRA cannot finish
+            raise BadInput(mismatch)
         self.adapt(pipe)
         self.runtime = edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device,
                                         true_cfg=s.true_cfg_scale > 1)
         retries = int(ctx.options.get("maxRetries", 0) or 0)
         self.editor = Editor(pipe, s.steps, s.true_cfg_scale, retries)
+
+    def camera_lora(self) -> str | None:
+        """The multi-camera LoRA this run's perspectives apply to this stage's edit model, checked
+        against it when the model loads (`lora_mismatch`); None when there is none to check."""
+        return None
 
     def adapt(self, pipe: Any) -> None:
         """Changes to the pipeline before the runtime options apply (the perspectives' LoRA)."""
@@ -84,6 +94,11 @@ class WhiteBackgroundStage(EditStage[WhiteBackgroundSettings]):
     name = "white-background"
     marker_dir = "_genfab/markers/white-background"  # its output is the execution folder itself
 
+    def camera_lora(self) -> str | None:
+        """Step 1 is the run's first: it refuses a LoRA that does not fit the edit model before step 2
+        would (the pair is read at plan time too, where the executor can read the model location)."""
+        return self.settings.camera_lora
+
     def process(self, sample: Sample) -> None:
         s = self.settings
         png = self.edit(sample, sample.read_source(), white_background_prompt(s.object_name), s.seed, "inputImage")
@@ -101,11 +116,11 @@ class PerspectivesStage(EditStage[PerspectivesSettings]):
         self.source = ctx.stage_output("white-background").read_bytes(WHITE_BACKGROUND)
         self.views = {v.id: v for v in views(cfg)}
 
+    def camera_lora(self) -> str | None:
+        return self.settings.perspectives.lora
+
     def adapt(self, pipe: Any) -> None:
         cfg = self.settings.perspectives
-        mismatch = lora_mismatch(cfg.lora, type(pipe).__name__, self.settings.model_path)
-        if mismatch:  # applied anyway it would load (one transformer design) and make other views
-            raise BadInput(mismatch)
 
         def lora(path: Path, placement: Placement) -> str:
             load_lora(pipe, path)

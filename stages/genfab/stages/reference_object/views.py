@@ -17,11 +17,15 @@ Two LoRA families are known, by their public model cards:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from genfab.api.reference_object import ZERO123_VIEWS, Azimuth, Distance, Elevation, PerspectivesConfig
-
-LoraFamily = Literal["multiple-angles-2509", "multiple-angles-2511"]
+from genfab.api.reference_object import (
+    ZERO123_VIEWS,
+    Azimuth,
+    Distance,
+    Elevation,
+    PerspectivesConfig,
+    lora_family,
+)
 
 AZIMUTH_DEGREES: dict[Azimuth, int] = {
     "front": 0, "front_right": 45, "side_right": 90, "back_right": 135,
@@ -86,26 +90,6 @@ def views(cfg: PerspectivesConfig) -> list[View]:
             for dist in cfg.distances:
                 out.append(View(len(out), az, el, dist))
     return out
-
-
-LORA_PIPELINE = "QwenImageEditPlusPipeline"
-"""The pipeline both multi-camera LoRA families were trained on (Qwen-Image-Edit-2509 and -2511)."""
-
-
-def lora_mismatch(lora: str, pipeline: str, model: str) -> str | None:
-    """Why the multi-camera LoRA `lora` must not be applied to the edit model `model` (its
-    `model_index.json` pipeline `pipeline`), in one line naming the fixes; None when they pair."""
-    if pipeline == LORA_PIPELINE:
-        return None
-    base = "Qwen-Image-Edit-2511" if lora_family(lora) == "multiple-angles-2511" else "Qwen-Image-Edit-2509"
-    return (f"perspectives.lora {lora} was trained on {base} ({LORA_PIPELINE}) and scenes.modelPath {model} is a "
-            f"{pipeline}: set scenes.modelPath to a {base} export (e.g. ovedrive/Qwen-Image-Edit-2509-4bit), or "
-            "perspectives.generator: zero123")
-
-
-def lora_family(lora: str) -> LoraFamily:
-    """Which prompt vocabulary a multi-camera LoRA was trained on (by its repository name)."""
-    return "multiple-angles-2511" if "2511" in lora else "multiple-angles-2509"
 
 
 def camera_prompt(view: View, lora: str) -> str:
