@@ -25,6 +25,7 @@ from genfab.api.stage_docs import stage_docs
 from genfab.cli.console import GenfabConsole
 from genfab.cli.follow import logs_cmd, status_cmd
 from genfab.cli.loading import load_file, load_one, report_errors
+from genfab.cli.mask import mask_cmd
 from genfab.cli.notes import notes
 from genfab.cli.reference import cli_page
 from genfab.cli.report import report_cmd
@@ -309,6 +310,7 @@ cli.add_command(status_cmd)
 cli.add_command(logs_cmd)
 cli.add_command(report_cmd)
 cli.add_command(review_cmd)
+cli.add_command(mask_cmd)
 
 
 @cli.command("operator", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
