@@ -29,7 +29,7 @@ from moto.s3.models import S3Backend
 from tests.emulator.cluster import res_for
 from tests.emulator.harness import Emulator, OperatorProcess, moto_bucket
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import jobs, stage, wait_status
+from tests.emulator.reading import jobs, stage, wait_status
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]  # (the default run lists 25,000 files: test_big_jobs.py)
 BUCKET, SECRET = "lab-big", "lab-s3"

@@ -20,7 +20,7 @@ import pytest
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import jobs, stage, wait_status
+from tests.emulator.reading import jobs, stage, wait_status
 
 pytestmark = pytest.mark.emulator
 _names = itertools.count()

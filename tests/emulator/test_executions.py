@@ -15,7 +15,7 @@ import pytest
 from tests.emulator.conftest import MODELS
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import condition, jobs, stage, wait_status
+from tests.emulator.reading import condition, jobs, stage, wait_status
 
 pytestmark = pytest.mark.emulator
 _names = itertools.count()

@@ -4,16 +4,15 @@ reserved env) ends as InvalidSpec naming the field, and no Job or ConfigMap is c
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import MODELS, OWN_METHODS, make_scenejob
-from tests.emulator.harness import STAGE_ACCOUNT, STAGE_NETWORK_POLICY, Emulator, OperatorProcess
-from tests.emulator.test_scenarios import condition, wait_phase
+from tests.emulator.conftest import make_scenejob
+from tests.emulator.harness import STAGE_ACCOUNT, STAGE_NETWORK_POLICY, Emulator
+from tests.emulator.reading import condition, wait_phase
+from tests.emulator.resources import tenant_scenejob as scenejob
 
 pytestmark = pytest.mark.emulator
 
@@ -46,40 +45,6 @@ def test_refused_with_the_field_and_nothing_created(emu: Emulator, tmp_path: Pat
     assert invalid["status"] == "True" and path in invalid["message"] and message in invalid["message"], invalid
     assert not emu.objects("jobs", ns, f"genfab.dev/resource={doc['metadata']['name']}")
     assert not emu.objects("configmaps", ns, f"genfab.dev/resource={doc['metadata']['name']}")
-
-
-@pytest.fixture(scope="module")
-def bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Path]]:
-    """An emulator and an operator configured like a shared cluster's chart: each namespace bound to
-`file://{root}/{namespace}/` and `s3://lab-out/{namespace}/`, the storage Secret `lab-s3`, stage
-NetworkPolicies on, no storage credentials for custom stages."""
-    root = tmp_path_factory.mktemp("tenants")
-    emu = Emulator().start()
-    op = OperatorProcess(emu, tmp_path_factory.mktemp("bound-operator"),
-                         GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/",
-                                                                   "s3://lab-out/{namespace}/"]}),
-                         GENFAB_SECRET_NAMES=json.dumps(["lab-s3"]),
-                         GENFAB_STAGE_NETWORK_POLICY=STAGE_NETWORK_POLICY,
-                         GENFAB_CUSTOM_STAGE_CREDENTIALS="false",
-                         # No resync to lean on: what this module's tests wait for must come from events
-                         # or the operator's own re-checks (a namespace being prepared sends none).
-                         GENFAB_RESYNC_SECONDS="600").start()
-    try:
-        emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
-        yield emu, root
-    finally:
-        op.stop()
-        emu.stop()
-
-
-def scenejob(root: Path, namespace: str, name: str, output_ns: str) -> dict[str, Any]:
-    inputs = root / namespace / "in"
-    inputs.mkdir(parents=True, exist_ok=True)
-    (inputs / "img_00.png").write_bytes(b"png")
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"pipeline": "worldexplorer", "input": {"datasetUri": f"file://{inputs}", "samples": [
-                {"index": 0, "photorealistic": {"path": "img_00.png"}}]}, "output": f"file://{root}/{output_ns}/out",
-                     "worldexplorer": OWN_METHODS, "models": MODELS}}
 
 
 def test_an_output_under_another_namespace_is_refused_and_left_untouched(bound: tuple[Emulator, Path]) -> None:

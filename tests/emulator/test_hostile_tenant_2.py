@@ -14,9 +14,9 @@ import pytest
 from tests.emulator.conftest import OWN_METHODS, make_scenejob
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_hostile_tenant import bound, scenejob  # noqa: F401  (fixture)
-from tests.emulator.test_scenarios import condition, jobs, wait_phase
-from tests.emulator.test_tuning import tuning_run
+from tests.emulator.reading import condition, jobs, wait_phase
+from tests.emulator.resources import tenant_scenejob as scenejob
+from tests.emulator.resources import tuning_run
 
 pytestmark = pytest.mark.emulator
 LEVELS = 980
@@ -77,7 +77,7 @@ def test_an_s3_input_needs_the_resources_secret_even_with_a_local_output(emu: Em
     ({"stages": {"expansion": {"image": "attacker.example/x:1"}}}, "spec.stages.expansion.image"),
 ])
 def test_an_image_override_gets_no_storage_keys_when_custom_stages_get_none(
-        bound: tuple[Emulator, Path], override: dict[str, Any], path: str) -> None:  # noqa: F811
+        bound: tuple[Emulator, Path], override: dict[str, Any], path: str) -> None:
     emu, root = bound
     doc = scenejob(root, "team-a", f"img-{path.rsplit('.', 2)[-2]}", "team-a")
     doc["spec"].update(output="s3://lab-out/team-a/run", storage={"secretRef": {"name": "lab-s3"}},

@@ -26,8 +26,8 @@ from tests.emulator.cluster import res_for
 from tests.emulator.conftest import MODELS, OWN_METHODS
 from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess, moto_bucket
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import condition, stage, wait_phase
-from tests.emulator.test_tuning import tuning_run
+from tests.emulator.reading import condition, stage, wait_phase
+from tests.emulator.resources import tuning_run
 
 pytestmark = pytest.mark.emulator
 BUCKET = "lab-out"

@@ -6,44 +6,17 @@ through the real operator: the segment stage's figure histograms and spans, the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from genfab.api.quality import FIGURES
 from tests.emulator.harness import Emulator
-from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import wait_phase
+from tests.emulator.reading import wait_phase
+from tests.emulator.resources import MEASURED, quality_job, quality_script
 
 pytestmark = pytest.mark.emulator
-DROPPED = "maskArea 0.6121 above max 0.5"
-MEASURED = {"maskArea": 0.4027, "boundaryOnEdge": 0.9012, "facesOutside": 0.0}
-
-
-def quality_job(tmp: Path, samples: int = 4) -> dict[str, Any]:
-    """A relighting DatasetJob over `samples` inputs, two a shard, with a bound on `maskArea`."""
-    inputs = tmp / "in"
-    inputs.mkdir()
-    for i in range(samples):
-        (inputs / f"p{i}.png").write_bytes(b"png")
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob",
-            "metadata": {"name": "quality", "namespace": "lab-quality"},
-            "spec": {"type": "relighting", "output": f"file://{tmp}/out", "shardSize": 2,
-                     "relighting": {"input": {"uri": f"file://{inputs}"}, "segmentation": {"backends": ["classical"]},
-                                    "degradation": {"softShading": {"normals": "classical"}},
-                                    "quality": {"maskArea": {"max": 0.5}}}}}
-
-
-def script(stage: str, index: int, attempt: int) -> Behaviour:
-    if stage == "segment":
-        return Behaviour(seconds=0.05, figures=MEASURED)
-    if stage == "organize" and index == 0:
-        return Behaviour(seconds=0.05, fail_samples=1, fail_reason="QualityOutOfRange", fail_message=DROPPED)
-    return Behaviour(seconds=0.05)
-
-
 def test_the_figures_and_the_quality_drops_are_in_the_status(emu: Emulator, tmp_path: Path) -> None:
-    emu.kubelet.script = script
+    emu.kubelet.script = quality_script
     doc = quality_job(tmp_path)
     emu.apply(doc)
     st = wait_phase(emu, doc, "PartiallySucceeded", "Failed", timeout=90)

@@ -9,7 +9,7 @@ import pytest
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import counts, wait_phase, wait_status
+from tests.emulator.reading import counts, wait_phase, wait_status
 
 pytestmark = pytest.mark.emulator
 

@@ -18,8 +18,8 @@ from tests.emulator.cluster import res_for
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import jobs, stage, wait_phase, wait_status
-from tests.emulator.test_tuning import EXAMPLE_SOURCE, tuning_run
+from tests.emulator.reading import jobs, stage, wait_phase, wait_status
+from tests.emulator.resources import EXAMPLE_SOURCE, tuning_run
 
 pytestmark = pytest.mark.emulator
 SHARDS = [Shard(0, 2), Shard(1, 2)]

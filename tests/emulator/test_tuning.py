@@ -5,32 +5,18 @@ resume test)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import MODELS
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_scenarios import jobs, stage, wait_phase, wait_status
+from tests.emulator.reading import jobs, stage, wait_phase, wait_status
+from tests.emulator.resources import EXAMPLE_SOURCE, tuning_run
 
 pytestmark = pytest.mark.emulator
-EXAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "data" / "difix"
-_names = itertools.count()
-
-
-def tuning_run(tmp: Path, **spec: Any) -> dict[str, Any]:
-    n = next(_names)
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "TuningRun",
-            "metadata": {"name": f"difix-{n}", "namespace": f"tune-{n}"},
-            "spec": {"trainer": "difix", "dataset": {"dataJsonUri": f"file://{tmp}/exp/difix/data.json"},
-                     "runName": "lr2e-5", "output": f"file://{tmp}/exp", "gpusPerNode": 2, "nodes": 2,
-                     "models": MODELS, **spec}}
-
-
 def env_of(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
 

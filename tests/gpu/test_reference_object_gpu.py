@@ -30,8 +30,8 @@ from genfab.inventory import ShardReport, write_report
 from genfab.storage import open_storage
 from tests.helpers import genfab_run
 from tests.reference_object_job import job
-from tests.storage.test_reference_object_annotation import annotation_env, disc, png, scene
-from tests.storage.test_reference_object_prompts import chat_server  # noqa: F401  (fixture)
+from tests.storage.annotation_scenes import annotation_env, disc, png, scene
+from tests.storage.chat_server import chat_server  # noqa: F401  (fixture)
 
 pytestmark = [
     pytest.mark.gpu,

@@ -146,8 +146,8 @@ def _healthy(port: int) -> bool:
 
 def _on_the_real_server(stack: contextlib.ExitStack, emulator: Any, doc: dict[str, Any], shared: Path) -> Any:
     from tests.realserver import server as real
+    from tests.realserver.requests import path_of
     from tests.realserver.split import SplitProxy
-    from tests.realserver.test_api_on_the_real_server import path_of
 
     if not real.available():
         if os.environ.get("GENFAB_REQUIRE_REAL_APISERVER") == "1":

@@ -6,7 +6,6 @@ and the status subresource, defaulting and pruning behave as genfab assumes."""
 from __future__ import annotations
 
 import copy
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,10 @@ from tests import crd_validator
 from tests.bad_input_cases import CASES, Case
 from tests.helpers import load_example
 from tests.realserver import server as real
+from tests.realserver.requests import NS, create, fresh, path_of
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name for p in (REPO / "examples").glob("*.yaml"))
-NS = "genfab-rules"
-_names = itertools.count()
-
-
-def path_of(kind: str, name: str | None = None, sub: str | None = None, ns: str = NS) -> str:
-    out = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURALS[kind]}"
-    return out + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
-
-
-def fresh(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document under a name of its own, in the tier's namespace."""
-    doc = copy.deepcopy(doc)
-    doc["metadata"] = {**doc.get("metadata", {}), "name": f"r{next(_names)}", "namespace": NS}
-    return doc
-
-
-def create(apiserver: real.RealApiServer, doc: dict[str, Any]) -> Any:
-    return apiserver.request("POST", path_of(doc["kind"]), doc)
-
-
 # -- the CRDs -----------------------------------------------------------------------------------------
 
 def test_every_crd_is_created_and_established(installed: dict[str, Any]) -> None:

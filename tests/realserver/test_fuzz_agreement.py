@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from genfab.api import UnknownKindError, parse_resource
 from genfab.api.crd import as_stored
 from tests.realserver import server as real
-from tests.realserver.test_api_on_the_real_server import path_of
+from tests.realserver.requests import path_of
 from tests.spec_fuzz import fuzz_cases
 
 NS = "genfab-fuzz"

@@ -15,59 +15,10 @@ import pytest
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.test_quality_status import quality_job
-from tests.emulator.test_quality_status import script as quality_script
+from tests.emulator.resources import quality_job, quality_script
 from tests.realserver import server as real
-from tests.realserver.split import SplitProxy
-from tests.realserver.test_api_on_the_real_server import path_of
-
-MERGE = "application/merge-patch+json"
-
-
-class SplitCluster:
-    """kubectl-like helpers: genfab's resources on the real server, their children on the emulator."""
-
-    def __init__(self, apiserver: real.RealApiServer, emulator: Emulator, proxy: SplitProxy) -> None:
-        self.real, self.emulator, self.proxy = apiserver, emulator, proxy
-
-    def apply(self, doc: dict[str, Any]) -> Any:
-        """Create, or patch the spec of an existing resource (a GitOps sync); the server's answer."""
-        ns, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
-        self.emulator.prepare_namespace(ns)
-        resp = self.real.request("POST", path_of(doc["kind"], ns=ns), doc)
-        if resp.status_code == 409:
-            resp = self.real.request("PATCH", path_of(doc["kind"], name, ns=ns), {"spec": doc["spec"]},
-                                     content_type=MERGE)
-        return resp
-
-    def get(self, doc: dict[str, Any]) -> dict[str, Any] | None:
-        resp = self.real.request("GET", path_of(doc["kind"], doc["metadata"]["name"], ns=doc["metadata"]["namespace"]))
-        return resp.json() if resp.status_code == 200 else None
-
-    def status(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return dict((self.get(doc) or {}).get("status") or {})
-
-    def wait_status(self, doc: dict[str, Any], what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
-        last: list[dict[str, Any]] = [{}]
-
-        def probe() -> Any:
-            last[0] = st = self.status(doc)
-            return st if st and check(st) else None
-        try:
-            return self.real.wait(what, probe, timeout)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; last status: {last[0]}") from None
-
-    def jobs(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.emulator.objects("jobs", doc["metadata"]["namespace"],
-                                     f"genfab.dev/resource={doc['metadata']['name']}")
-
-    def row(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """What `kubectl get <kind> <name>` prints, from the real server's Table."""
-        table = self.real.request("GET", path_of(doc["kind"], ns=doc["metadata"]["namespace"])
-                                  + f"?fieldSelector=metadata.name={doc['metadata']['name']}", accept=real.TABLE).json()
-        (row,) = table["rows"]
-        return dict(zip([c["name"] for c in table["columnDefinitions"]], row["cells"], strict=True))
+from tests.realserver.requests import path_of
+from tests.realserver.split import SplitCluster, SplitProxy
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,8 @@ from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
 from tests.helpers import load_example
 from tests.realserver import server as real
-from tests.realserver.split import SplitProxy
-from tests.realserver.test_api_on_the_real_server import NS, create, fresh, path_of
-from tests.realserver.test_operator_on_the_real_server import SplitCluster
+from tests.realserver.requests import NS, create, fresh, path_of
+from tests.realserver.split import SplitCluster, SplitProxy
 
 LIST = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURALS['DatasetJob']}"
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +16,8 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, load_example
+from tests.storage.ledger import genfab, images, ledger_job, write
 
-LEDGER = ROOT / "tests" / "fixtures" / "ledger_stage.py"
 PORTRAITS = ROOT / "examples" / "data" / "portraits"
 INVALID_SPEC, CANNOT_START = 1, 2
 
@@ -42,21 +40,8 @@ class Case:
     """Environment the command runs with (given the folder)."""
 
 
-def write(folder: Path, name: str, text: str | bytes) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    return path
 
 
-def ledger_job(folder: Path, inputs: Path, **spec: Any) -> Path:
-    """A DatasetJob whose `segment` stage is the stdlib ledger stage (fast, no models)."""
-    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "bad-input"},
-           "spec": {"type": "relighting", "output": f"file://{folder}/out", "onlyStages": ["segment"],
-                    "relighting": {"input": {"uri": f"file://{inputs}"}},
-                    "customStages": [{"name": "segment", "image": "example.org/ledger:1",
-                                      "command": ["python", str(LEDGER)]}], **spec}}
-    return write(folder, "job.yaml", yaml.safe_dump(doc))
 
 
 def relighting(folder: Path, mutate: Callable[[dict[str, Any]], None] = lambda d: None) -> Path:
@@ -77,10 +62,6 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
-def images(folder: Path, names: dict[str, bytes]) -> Path:
-    for name, data in names.items():
-        write(folder / "in", name, data)
-    return folder / "in"
 
 
 def empty_folder(folder: Path) -> Path:
@@ -219,15 +200,6 @@ CASES = [
 ]
 
 
-def genfab(folder: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    tmp = folder / ".tmp"
-    tmp.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if k != "KUBECONFIG" and not k.startswith(("AWS_", "GENFAB_S3_", "GENFAB_SECRETS"))}
-    env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "HOME": str(folder / ".home"), "COLUMNS": "200",
-            **(extra or {})}
-    return subprocess.run([sys.executable, "-m", "genfab.cli.main", *args], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import genfab_run
-from tests.storage.test_difix_pipeline import hi4d_source, job
+from tests.storage.difix_sources import hi4d_source, job
 
 torch = pytest.importorskip("torch")
 

@@ -18,24 +18,15 @@ import yaml
 from genfab.stages.difix.ids import REQUIRED_META
 from genfab.storage import Storage, open_storage
 from tests.helpers import ROOT, genfab_run
-from tests.storage.test_local_runner import status, target  # noqa: F401  (fixture)
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+from tests.storage.difix_sources import SOURCE, hi4d_source, job
+from tests.storage.ledger import status
 
-SOURCE = ROOT / "examples" / "data" / "difix"
 SAMPLE_ID = re.compile(r"^proc_pair0[01]_(dance|hug|walk)__tcam(4|16|28|40)__rccam(4|16|28|40)__tf\d{6}__rf\d{6}$")
 DROPS = {"masks_below_threshold": 4, "unreadable": 3, "missing_render": 1, "skipped_frame": 4}
 """What the bundled source's deliberate flaws give with minMaskFraction 0.01 (see procedural.py)."""
 CANDIDATES = 3 * 4 * 6
 
 
-def job(output: str, source: str, *, name: str = "difix", paths: str = "absolute", fields: dict[str, Any] | None = None,
-        **difix: Any) -> dict[str, Any]:
-    spec_source = {"name": "proc", "dataset": "generic", "uri": source, "groupBy": "pattern",
-                   "groupPattern": "_(pair\\d+)_", "minMaskFraction": 0.01, **(fields or {})}
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": name},
-            "spec": {"type": "difix", "output": output,
-                     "difix": {"sources": [spec_source], "split": {"trainRatio": 0.6, "seed": 42}, "paths": paths,
-                               **difix}}}
 
 
 def source_uri(uri: str, env: dict[str, str]) -> str:
@@ -63,7 +54,7 @@ def summary(run: Storage) -> dict[str, dict[str, Any]]:
 
 
 def test_difix_run_writes_seed_002s_layout(tmp_path: Path,
-                                           target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+                                           target: tuple[str, dict[str, str], Storage]) -> None:
     uri, env, run = target
     result = genfab_run(tmp_path, job(uri, source_uri(uri, env), paths="prefix" if env else "absolute"), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,33 +186,6 @@ def test_an_unknown_scene_is_named(tmp_path: Path, scenes: list[str]) -> None:
     assert "sources[proc].scenes: no scene nope" in result.stdout + result.stderr
 
 
-def hi4d_source(tmp_path: Path) -> tuple[Path, Path]:
-    """The bundled pair00_dance rearranged as HI4D publishes it (`pair00/dance00/`, `rgb_cameras.npz`,
-    `seg/img_seg_mask/<cam>/all/`), with its renders in a separate folder by scene name."""
-    import numpy as np
-
-    scene, root, renders = SOURCE / "pair00_dance", tmp_path / "hi4d", tmp_path / "renders"
-    action = root / "pair00" / "dance00"
-    cams = json.loads((scene / "cameras.json").read_text())
-    ids = sorted(cams, key=int)
-    (action / "cameras").mkdir(parents=True)
-    with (action / "cameras" / "rgb_cameras.npz").open("wb") as fh:
-        np.savez(fh, ids=np.array([int(i) for i in ids]), intrinsics=np.array([cams[i]["K"] for i in ids]),
-                 extrinsics=np.array([np.array(cams[i]["cam_T_world"])[:3] for i in ids]),
-                 dist_coeffs=np.zeros((len(ids), 5)))
-    for path in scene.rglob("*"):
-        rel = path.relative_to(scene)
-        if not path.is_file() or rel.parts[0] == "cameras.json":
-            continue
-        if rel.parts[0] == "masks":
-            dest = action / "seg" / "img_seg_mask" / rel.parts[1] / "all" / rel.parts[2]
-        elif rel.parts[0] == "renders":
-            dest = renders / "hi4d_pair00_dance" / Path(*rel.parts[1:])
-        else:
-            dest = action / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(path.read_bytes())
-    return root, renders
 
 
 def test_hi4d_layout_with_renders_from_a_folder(tmp_path: Path) -> None:

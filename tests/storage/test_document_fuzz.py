@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from genfab.cli.main import cli
 from tests.helpers import genfab_run
-from tests.storage.test_local_runner import inputs, job
+from tests.storage.ledger import inputs, job
 
 MUTATIONS = 300
 """Mutated outputs, each read by every command (about 20 s on two cores)."""

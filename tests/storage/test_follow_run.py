@@ -13,8 +13,7 @@ import pytest
 
 from genfab.storage import Storage
 from tests.helpers import ROOT, genfab_run
-from tests.storage.test_local_runner import inputs, job, target  # noqa: F401  (fixture)
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+from tests.storage.ledger import inputs, job
 
 
 def genfab(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +23,7 @@ def genfab(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
 
 
 def test_status_and_logs_of_a_run_from_another_terminal(
-        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:
     uri, env, store = target
     result = genfab_run(tmp_path, job("ledger", uri, inputs(tmp_path, 5, bad=(3,))), env=env)
     assert result.returncode == 0, result.stdout + result.stderr

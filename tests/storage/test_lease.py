@@ -19,7 +19,6 @@ from genfab.local.lease import (
     parse_lease,
 )
 from genfab.storage import Storage
-from tests.storage.test_storage import s3_endpoint, storage  # noqa: F401  (fixtures)
 
 
 class Clock:
@@ -30,7 +29,7 @@ class Clock:
         return self.now
 
 
-def lease(storage: Storage, clock: Clock, alive: bool | None = None, name: str = "DatasetJob/a") -> Lease:  # noqa: F811
+def lease(storage: Storage, clock: Clock, alive: bool | None = None, name: str = "DatasetJob/a") -> Lease:
     return Lease(storage, name, ttl=60, clock=clock, alive=lambda host, pid: alive)
 
 
@@ -49,7 +48,7 @@ def test_is_free(current: LeaseDoc | None, now: float, alive: bool | None, free:
     assert is_free(current, now, lambda host, pid: alive) is free
 
 
-def test_a_second_run_is_told_who_holds_the_output_until_it_is_released(storage: Storage) -> None:  # noqa: F811
+def test_a_second_run_is_told_who_holds_the_output_until_it_is_released(storage: Storage) -> None:
     clock = Clock()
     first, second = lease(storage, clock, alive=None), lease(storage, clock, alive=None, name="DatasetJob/b")
     first.acquire()
@@ -62,7 +61,7 @@ def test_a_second_run_is_told_who_holds_the_output_until_it_is_released(storage:
     assert second.took_over is None  # a released lease is not a stale one
 
 
-def test_a_stale_lease_expires_and_is_taken_over(storage: Storage) -> None:  # noqa: F811
+def test_a_stale_lease_expires_and_is_taken_over(storage: Storage) -> None:
     clock = Clock()
     first, second = lease(storage, clock), lease(storage, clock, name="DatasetJob/b")
     first.acquire()
@@ -74,7 +73,7 @@ def test_a_stale_lease_expires_and_is_taken_over(storage: Storage) -> None:  # n
         first.renew_if_due()
 
 
-def test_renewal_keeps_the_lease(storage: Storage) -> None:  # noqa: F811
+def test_renewal_keeps_the_lease(storage: Storage) -> None:
     clock = Clock()
     holder, other = lease(storage, clock), lease(storage, clock, name="DatasetJob/b")
     holder.acquire()
@@ -85,7 +84,7 @@ def test_renewal_keeps_the_lease(storage: Storage) -> None:  # noqa: F811
         other.acquire()
 
 
-def test_only_one_of_many_simultaneous_starters_wins(storage: Storage) -> None:  # noqa: F811
+def test_only_one_of_many_simultaneous_starters_wins(storage: Storage) -> None:
     clock = Clock()
     contenders = [lease(storage, clock, name=f"DatasetJob/r{i}") for i in range(8)]
 
@@ -100,7 +99,7 @@ def test_only_one_of_many_simultaneous_starters_wins(storage: Storage) -> None: 
         assert sum(pool.map(attempt, contenders)) == 1
 
 
-def test_a_corrupt_lease_object_is_taken_over(storage: Storage) -> None:  # noqa: F811
+def test_a_corrupt_lease_object_is_taken_over(storage: Storage) -> None:
     storage.write_bytes(LEASE_KEY, b"{not a lease")
     assert parse_lease(b"{not a lease") is None and parse_lease(b"[" * 100_000) is None
     lease(storage, Clock()).acquire()

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +18,8 @@ import yaml
 
 from genfab.storage import S3Settings, Storage, open_storage
 from tests.helpers import ROOT, genfab_run
-from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: F401  (fixture)
-
-LEDGER = ROOT / "tests" / "fixtures" / "ledger_stage.py"
-
-
-def job(name: str, output: str, inputs: Path, *, continue_on_error: bool = True, shard_size: int = 2,
-        extra_stage: bool = True, **spec: Any) -> dict[str, Any]:
-    custom: list[dict[str, Any]] = [
-        {"name": "segment", "image": "example.org/ledger:1", "command": ["python", str(LEDGER)]}]
-    if extra_stage:
-        custom.append({"name": "digest", "image": "example.org/ledger:1", "command": ["python", str(LEDGER)],
-                       "after": ["segment"]})
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": name},
-            "spec": {"type": "relighting", "output": output, "shardSize": shard_size,
-                     "continueOnError": continue_on_error,
-                     "onlyStages": ["segment", "digest"] if extra_stage else ["segment"],
-                     "relighting": {"input": {"uri": f"file://{inputs}"}}, "customStages": custom, **spec}}
-
-
-def inputs(tmp_path: Path, count: int, bad: tuple[int, ...] = ()) -> Path:
-    folder = tmp_path / "inputs"
-    folder.mkdir(exist_ok=True)
-    for i in range(count):
-        (folder / f"img_{i:03d}.png").write_bytes(b"FAIL" if i in bad else f"pixels {i}".encode())
-    return folder
-
-
-def status(run: Storage) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(run.read_bytes("_genfab/status.json"))["status"]
-    return doc
+from tests.storage.ledger import LEDGER, inputs, job, status
+from tests.storage.s3 import BUCKET
 
 
 def stages(run: Storage) -> dict[str, dict[str, Any]]:
@@ -59,17 +30,6 @@ def markers(run: Storage, stage_dir: str) -> int:
     return sum(o.key.endswith("_SUCCESS.json") for o in run.list(f"{stage_dir}/_markers/"))
 
 
-@pytest.fixture(params=["file", "s3"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Storage]]:
-    if request.param == "file":
-        uri = f"file://{tmp_path}/out"
-        yield uri, {}, open_storage(uri)
-        return
-    endpoint = request.getfixturevalue("s3_endpoint")
-    env = {"GENFAB_S3_ENDPOINT": endpoint, "GENFAB_S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test-secret"}
-    uri = f"s3://{BUCKET}/runner-{tmp_path.name}"
-    yield uri, env, open_storage(uri, S3Settings.from_env(env))
 
 
 def test_custom_stages_run_end_to_end_and_a_failing_sample_is_recorded(
@@ -267,7 +227,7 @@ def test_the_custom_stage_example_runs(tmp_path: Path) -> None:
 
 
 def test_spec_storage_endpoint_and_named_secret_are_used_without_environment(
-        tmp_path: Path, s3_endpoint: str) -> None:  # noqa: F811  (fixture)
+        tmp_path: Path, s3_endpoint: str) -> None:
     secrets = tmp_path / "secrets" / "lab-s3"
     secrets.mkdir(parents=True)
     (secrets / "AWS_ACCESS_KEY_ID").write_text("test")

@@ -8,7 +8,7 @@ from typing import Any
 from genfab.operator.builders import Owner
 from genfab.operator.storage_access import StorageAccess
 from genfab.storage import S3Settings, open_storage
-from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: F401  (module fixture)
+from tests.storage.s3 import BUCKET
 
 
 class FakeKube:
@@ -23,7 +23,7 @@ class FakeKube:
         return {"data": self.data}
 
 
-def test_storage_access_uses_the_referenced_secret_and_reuses_clients(s3_endpoint: str) -> None:  # noqa: F811
+def test_storage_access_uses_the_referenced_secret_and_reuses_clients(s3_endpoint: str) -> None:
     kube = FakeKube({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "SUPERSECRETKEY123"})
     access = StorageAccess(kube)  # type: ignore[arg-type]
     owner = Owner("genfab.dev/v1alpha1", "DatasetJob", "d", "lab", "u")

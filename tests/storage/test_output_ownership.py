@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.storage.test_cli_bad_inputs import genfab, images, ledger_job
+from tests.storage.ledger import genfab, images, ledger_job
 
 
 def _named(job: Path, name: str) -> Path:

@@ -5,14 +5,9 @@ replies are random words, which is all the conversation mode needs to be exercis
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,44 +18,13 @@ from genfab.stages.reference_object.prompts_stage import PromptsStage
 from genfab.stages.runtime.loop import main
 from genfab.storage import open_storage
 from tests.helpers import stage_contract
+from tests.storage.chat_server import free_port
 
 pytestmark = pytest.mark.storage
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(endpoint, model name) of a running `transformers serve` with the tiny chat model."""
-    pytest.importorskip("fastapi")
-    from scripts.tiny_models import save_tiny_chat
-
-    root = tmp_path_factory.mktemp("chat")
-    model = str(save_tiny_chat(root / "models"))
-    serve = shutil.which("transformers", path=str(Path(os.sys.executable).parent)) or "transformers"
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub")}
-    proc = subprocess.Popen([serve, "serve", model, "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=(root / "serve.log").open("w"))
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/health", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"transformers serve did not start: {(root / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.5)
-        yield endpoint, model
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _client(endpoint: str, timeout: float = 30.0) -> object:
@@ -159,7 +123,7 @@ def test_prompts_stage_writes_the_prompt_files(tmp_path: Path, chat_server: tupl
 def test_an_unreachable_endpoint_fails_the_shard_with_its_name(tmp_path: Path) -> None:
     run = open_storage(f"file://{tmp_path}/run")
     write_report(run, ShardReport("perspectives", "p" * 64, 0, 1, state="succeeded", total=1, succeeded=["p0"]))
-    endpoint = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     config = {"objectName": "mug", "seed": 5, "numPrompts": 2, "llmModel": "llama3.1", "llmTemperature": 0.8,
               "systemPromptUri": None, "projectInfoUri": None}
     upstream = [{"name": "perspectives", "configHash": "p" * 64, "outputUri": f"file://{tmp_path}/run/02_perspectives"}]

@@ -13,9 +13,6 @@ from pathlib import Path
 from genfab.storage import Storage
 from tests.helpers import genfab_run
 from tests.reference_object_job import FAKES, job
-from tests.storage.test_local_runner import target  # noqa: F401  (fixture)
-from tests.storage.test_reference_object_prompts import chat_server  # noqa: F401  (fixture)
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
 
 
 def ledger(path: Path) -> list[tuple[str, str]]:
@@ -28,7 +25,7 @@ def keys(out: Storage, folder: str, suffix: str) -> list[str]:
 
 
 def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
-        tmp_path: Path, target: tuple[str, dict[str, str], Storage], chat_server: tuple[str, str]) -> None:  # noqa: F811
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage], chat_server: tuple[str, str]) -> None:
     import sys
 
     from scripts.tiny_models import save_reference_object_models
@@ -117,7 +114,7 @@ def dataset_sizes(out: Storage) -> tuple[int, int, int]:
             len([k for k in keys(out, "mug/07_cv_combined_dataset/", ".txt") if "/labels/" in k]))
 
 
-def test_execution_modes_with_genfab_run(tmp_path: Path, chat_server: tuple[str, str]) -> None:  # noqa: F811
+def test_execution_modes_with_genfab_run(tmp_path: Path, chat_server: tuple[str, str]) -> None:
     """`new` (the default) chooses a timestamped execution at the first run and the next runs continue
     it; `--new-execution` chooses again; `last` takes the newest execution; `last` with none is one line."""
     import re

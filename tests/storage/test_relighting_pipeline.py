@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -20,11 +19,10 @@ from PIL import Image
 
 from genfab.api.quality import RELIGHTING
 from genfab.storage import Storage
-from tests.helpers import ROOT, png_header
-from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+from tests.helpers import ROOT, genfab_run, png_header
+from tests.storage.ledger import status
+from tests.storage.relighting_inputs import job, portraits
 
-PORTRAITS = ROOT / "examples" / "data" / "portraits"
 STAGE_FILES = {
     "data/stage_1": ("foreground.png", "background.png", "mask.png"),
     "data/stage_2": ("albedo.png",),
@@ -34,23 +32,8 @@ STAGE_FILES = {
 }
 
 
-def job(output: str, inputs: Path, **relighting: Any) -> dict[str, Any]:
-    # No weights here: the example's fallback order down to the classical path, classical normals named.
-    relighting.setdefault("segmentation", {}).setdefault("backends", ["sam3", "sam2", "classical"])
-    degradation = relighting.setdefault("degradation", {})
-    degradation.setdefault("softShading", {}).setdefault("normals", "classical")
-    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "relight"},
-            "spec": {"type": "relighting", "output": output, "continueOnError": True, "shardSize": 2,
-                     "relighting": {"input": {"uri": f"file://{inputs}"}, **relighting}}}
 
 
-def portraits(tmp_path: Path, names: tuple[str, ...] = ("astronaut", "hopper")) -> Path:
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    for name in names:
-        source = next(PORTRAITS.glob(f"{name}.*"))
-        shutil.copy(source, folder / source.name)
-    return folder
 
 
 def files(run: Storage) -> set[str]:
@@ -66,7 +49,7 @@ def expected(inputs: Path) -> set[str]:
 
 
 def test_relighting_run_produces_the_seed_layout_and_metadata(
-        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+        tmp_path: Path, target: tuple[str, dict[str, str], Storage]) -> None:
     uri, env, run = target
     folder = portraits(tmp_path)
     result = genfab_run(tmp_path, job(uri, folder, seed=7), env=env)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from genfab.storage import Storage
-from tests.storage.test_local_runner import genfab_run, status, target  # noqa: F401  (fixture)
-from tests.storage.test_relighting_pipeline import job, portraits
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+from tests.helpers import genfab_run
+from tests.storage.ledger import status
+from tests.storage.relighting_inputs import job, portraits
 
 
 def stages(run: Storage) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def stages(run: Storage) -> dict[str, Any]:
 
 @pytest.mark.parametrize("target", ["file", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
 def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_nothing_again(
-        tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:  # noqa: F811
+        tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:
     uri, env, run = target
     folder = portraits(tmp_path)  # astronaut: maskArea about 0.40; hopper about 0.58
     strict = job(uri, folder, quality={"maskArea": {"max": 0.5}})

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from genfab.storage import S3Settings, Storage, open_storage
-from tests.storage.test_local_runner import BUCKET, genfab_run
-from tests.storage.test_relighting_pipeline import job, portraits
-from tests.storage.test_storage import s3_endpoint  # noqa: F401  (fixture)
+from tests.helpers import genfab_run
+from tests.storage.relighting_inputs import job, portraits
+from tests.storage.s3 import BUCKET
 
 DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
 SEG = ("segment", "albedo")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT
-from tests.storage.test_relighting_pipeline import PORTRAITS
+from tests.storage.relighting_inputs import PORTRAITS
 
 MARK = "GENFAB_TEST_RUN_MARK"
 """An environment variable every process of the run inherits (shards, forkserver, workers, tracker)."""

@@ -8,13 +8,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from genfab.storage import (
     Marker,
@@ -28,43 +25,7 @@ from genfab.storage import (
     read_marker,
     write_marker,
 )
-
-BUCKET = "genfab-test"
-KiB = 1 << 10
-MiB = 1 << 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test-secret").create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
-
-def _settings(endpoint: str, **extra: int) -> S3Settings:
-    return S3Settings(endpoint=endpoint, addressing_style="path", access_key_id="test",
-                      secret_access_key="SUPERSECRETKEY123", **extra)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["file", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "file":
-        return open_storage(f"file://{tmp_path}/root")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)
-    return open_storage(f"s3://{BUCKET}/{prefix}", _settings(endpoint, multipart_threshold=5 * MiB,
-                                                            multipart_chunksize=5 * MiB))
+from tests.storage.s3 import BUCKET, MiB, s3_settings
 
 
 def test_bytes_round_trip_exists_and_stream(storage: Storage) -> None:
@@ -171,7 +132,7 @@ def test_transient_faults_are_retried_without_data_loss(s3_endpoint: str) -> Non
     """Inject 503 SlowDown / 500 InternalError responses before the request reaches the server."""
     from botocore.awsrequest import AWSResponse
 
-    storage = open_storage(f"s3://{BUCKET}/faults", _settings(s3_endpoint))
+    storage = open_storage(f"s3://{BUCKET}/faults", s3_settings(s3_endpoint))
     assert hasattr(storage, "client")
     faults = {"left": 6}
 
@@ -217,7 +178,7 @@ def test_credentials_from_a_mounted_secret(tmp_path: Path) -> None:
 
 
 def test_listing_a_missing_bucket_names_it(s3_endpoint: str) -> None:
-    storage = open_storage("s3://no-such-bucket-genfab", _settings(s3_endpoint, max_attempts=1))
+    storage = open_storage("s3://no-such-bucket-genfab", s3_settings(s3_endpoint, max_attempts=1))
     with pytest.raises(StorageError, match=r"list s3://no-such-bucket-genfab failed: NoSuchBucket"):
         list(storage.list())
 

@@ -16,7 +16,8 @@ import pytest
 
 from genfab.inventory import ShardReport, read_reports, write_report
 from genfab.storage import Storage, StorageError, is_committed, open_storage
-from tests.storage.test_storage import BUCKET, MiB, _settings, s3_endpoint  # noqa: F401  (fixture)
+from tests.storage.s3 import BUCKET, MiB
+from tests.storage.s3 import s3_settings as _settings
 
 
 def s3(endpoint: str, prefix: str, **extra: int) -> Any:
@@ -32,7 +33,7 @@ def count_requests(storage: Any) -> dict[str, int]:
     return sent
 
 
-def test_overlong_keys_are_refused_before_any_request(s3_endpoint: str) -> None:  # noqa: F811
+def test_overlong_keys_are_refused_before_any_request(s3_endpoint: str) -> None:
     storage = s3(s3_endpoint, "long")
     sent = count_requests(storage)
     for key in ("k" * 5000, "d/" * 520 + "x", "é" * 600):  # S3 counts UTF-8 bytes: é is 2
@@ -47,7 +48,7 @@ def test_overlong_keys_are_refused_on_file_storage_too(tmp_path: Path) -> None:
         open_storage(f"file://{tmp_path}").write_bytes("k" * 2000, b"x")
 
 
-def test_errors_that_are_not_botocore_become_storage_errors(s3_endpoint: str) -> None:  # noqa: F811
+def test_errors_that_are_not_botocore_become_storage_errors(s3_endpoint: str) -> None:
     storage = s3(s3_endpoint, "odd")
 
     def broken(*_: Any, **__: Any) -> None:
@@ -57,7 +58,7 @@ def test_errors_that_are_not_botocore_become_storage_errors(s3_endpoint: str) ->
         storage.write_bytes("a.txt", b"x")
 
 
-def test_an_interrupted_multipart_upload_is_aborted(s3_endpoint: str, tmp_path: Path) -> None:  # noqa: F811
+def test_an_interrupted_multipart_upload_is_aborted(s3_endpoint: str, tmp_path: Path) -> None:
     """Ctrl-C (or SIGTERM, which stages turn into the same) during the parts of a multipart upload."""
     storage = s3(s3_endpoint, "interrupted", multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
     big = tmp_path / "big.bin"
@@ -91,7 +92,7 @@ def test_an_interrupted_multipart_upload_is_aborted(s3_endpoint: str, tmp_path: 
     assert not storage.exists("scene/big.bin")
 
 
-def test_a_killed_attempts_incomplete_upload_is_removed_by_the_retry(s3_endpoint: str,  # noqa: F811
+def test_a_killed_attempts_incomplete_upload_is_removed_by_the_retry(s3_endpoint: str,
                                                                       tmp_path: Path) -> None:
     storage = s3(s3_endpoint, "killed", multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
     raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test",

@@ -22,8 +22,8 @@ from genfab.stages.tuning.trainer import Hyper, Options, TrainerIO, train  # noq
 from genfab.storage import open_storage  # noqa: E402
 from genfab.storage.s3 import S3Settings  # noqa: E402
 from tests.helpers import ROOT, genfab_run  # noqa: E402
-from tests.storage.test_difix_pipeline import job as difix_job  # noqa: E402
-from tests.storage.test_storage import BUCKET, s3_endpoint  # noqa: E402, F401  (fixture)
+from tests.storage.difix_sources import job as difix_job  # noqa: E402
+from tests.storage.s3 import BUCKET  # noqa: E402
 
 pytestmark = pytest.mark.storage
 TINY = {"resolution": 64, "width": 64, "maxSteps": 6, "checkpointEvery": 3, "evalEvery": 6, "evalSamples": 2,
@@ -154,7 +154,7 @@ def test_a_resumed_run_continues_exactly(world: dict[str, Path], tmp_path: Path)
     assert json.loads((tmp_path / "b" / "train_config.json").read_text())["resumed_from"] == "model_2.pkl"
 
 
-def test_staging_from_s3_rewrites_paths_and_fetches_once(world: dict[str, Path], s3_endpoint: str,  # noqa: F811
+def test_staging_from_s3_rewrites_paths_and_fetches_once(world: dict[str, Path], s3_endpoint: str,
                                                          tmp_path: Path) -> None:
     """A prefix-form export on S3 (`/data/samples/...`): every image lands under the local root, the
     local data.json points there, and a second staging (a restarted Pod) downloads nothing."""

@@ -36,6 +36,19 @@ def spec(**fields: Any) -> Any:
                  **fields}}).spec
 
 
+POLICY_IDS = [  # test_policy's rows, in order
+    'nothing asked', 'hub cache, host paths off', 'hub cache under an allowed prefix',
+    'hub cache, a prefix of the text only', 'hub cache outside', "the chart's GPU toleration",
+    'an allowed toleration', 'a wildcard toleration', 'GPU node selectors', 'a control-plane node selector',
+    'an allowed priority class', 'a system priority class', "a custom stage's system priority and wildcard",
+    's3 output without a Secret', 's3 input without a Secret', 's3 models without a Secret',
+    "s3 input, the chart's Secret", 's3 input, ambient credentials', 's3 output, ambient credentials',
+    "s3 output, the chart's Secret", "the tenant's own Secret", "another tenant's Secret",
+    'an endpoint without a Secret', 'a custom stage, credentials allowed', 'custom stages, credentials not allowed',
+    'a custom stage, ambient credentials', 'a custom stage, file output'
+]
+
+
 @pytest.mark.parametrize(("fields", "policy", "errors"), [
     ({}, ClusterPolicy(), []),
     ({"models": {"hubCache": "/var/cache/hf"}}, ClusterPolicy(), ["spec.models.hubCache"]),  # disabled by default
@@ -73,7 +86,7 @@ def spec(**fields: Any) -> Any:
     ({**S3, "customStages": [CUSTOM]}, replace(NO_CUSTOM_CREDENTIALS, default_secret=None, ambient_credentials=True),
      []),  # ambient credentials (IRSA on the stage account): no Secret is handed out
     ({"customStages": [CUSTOM]}, NO_CUSTOM_CREDENTIALS, []),  # file:// output: nothing to hand out
-])
+], ids=POLICY_IDS)
 def test_policy(fields: dict[str, Any], policy: ClusterPolicy, errors: list[str]) -> None:
     found = policy_errors(spec(**fields), policy)
     assert [e.path for e in found] == errors
