@@ -23,13 +23,13 @@ def local_fit_refusal(the_plan: Plan, models: ModelSource | None, environ: Mappi
     """Why the plan's models do not fit each other (`sequencing.preflight.fit_refusal`), read from
     `spec.models` on this machine; None when they fit, or when the location cannot be read here (the
     stage then says it at its start, before its first sample)."""
-    ids, location = the_plan.model_ids(), _location(models)
-    if not ids or not location:
-        return None
-    try:
+    try:  # a location this machine cannot mount (a cluster volume) or read is left to the stage
+        ids, location = the_plan.model_ids(), _location(models)
+        if not ids or not location:
+            return None
         storage = open_storage(location, S3Settings.from_env(dict(environ))) if location.startswith("s3://") else None
         return fit_refusal(the_plan, pipeline_classes(ids, location, storage))
-    except (ModelLocationError, StorageError):
+    except (CannotRun, ModelLocationError, StorageError):
         return None
 
 
