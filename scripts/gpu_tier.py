@@ -58,9 +58,10 @@ GROUPS: dict[str, list[str]] = {
     "scene": ["test_vistadream_gpu.py", "test_worldexplorer_gpu.py"],
     "flux": ["test_flux_gpu.py"],
     "tuning": ["test_tuning_gpu.py"],
-    "reference-object": ["test_reference_object_gpu.py"],
+    "reference-object": ["test_reference_object_gpu.py", "test_mask_gpu.py"],
     "research": ["test_research_gpu.py"],
     "vggt": ["test_vggt_gpu.py"],
+    "zero123": ["test_zero123_gpu.py"],
 }
 """The tier's files by group, in the order they run."""
 RASTERIZE = {"gaussians", "scene"}
@@ -172,6 +173,13 @@ RESEARCH_CODE: dict[str, tuple[str, Path, str, str]] = {
 }
 """Package -> (GitHub repository, the Dockerfile pinning it, its commit's build argument, the folder
 that is the package): the commits are the images' (one declaration)."""
+PIPELINE_CODE: dict[str, tuple[str, str, str]] = {
+    "zero123plus-pipeline": ("SUDO-AI-3D/zero123plus", "7d0315c31be6eb906b34cf07d91310f8e12e9b95", "diffusers-support"),
+}
+"""Diffusers custom pipelines a model location holds (`pipeline.py`, loaded with `custom_pipeline=`)
+-> (GitHub repository, the commit the GPU tier runs, the folder holding pipeline.py): written to
+`.research/pipelines/<name>/` for the tests to put in their model location. Zero123++'s authors
+publish the same file as the hub repository sudo-ai/zero123plus-pipeline."""
 RESEARCH_WHEELS = ["roma", "kornia", "open-clip-torch", "ftfy", "wcwidth", "splines", "imageio-ffmpeg==0.5.1"]
 """What SEVA's modules import beyond the GPU image. imageio-ffmpeg 0.5.1: its ffmpeg (SEVA writes mp4s
 next to its PNGs) is 27 MB; later wheels are 68 MB, over the carry limit. Not kornia-rs (kornia's
@@ -261,13 +269,16 @@ def prepare_research(args: argparse.Namespace) -> int:
     shutil.rmtree(RESEARCH, ignore_errors=True)
     src.mkdir(parents=True)
     wheels.mkdir()
-    packages = args.package or list(RESEARCH_CODE)
-    for package in packages:
+    packages = args.package or [*RESEARCH_CODE, "zero123plus"]
+    for package in [p for p in packages if p in RESEARCH_CODE]:
         repo, dockerfile, arg, folder = RESEARCH_CODE[package]
         commit = pinned_commit(dockerfile, arg)
         extract_upstream(repo, commit, [folder], src, args.mirrors)
         write_distribution(src, package, repo, commit)
         print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
+    for name, (repo, commit, folder) in PIPELINE_CODE.items() if "zero123plus" in packages else ():
+        extract_upstream(repo, commit, [folder], RESEARCH / "pipelines" / name, args.mirrors)
+        print(f"gpu-tier research: pipeline {name} {repo}@{commit[:8]}", flush=True)
     if "seva" in packages:
         (src / "gradio").mkdir()
         (src / "gradio" / "__init__.py").write_text(GRADIO_STAND_IN)
@@ -442,7 +453,7 @@ def main() -> int:
     parser.add_argument("--prepare-research", action="store_true",
                         help="write .research/ (the research group's code and wheels; a machine with network)")
     parser.add_argument("--mirrors", help="--prepare-research: local clones, DIR/<owner>+<name>/repo")
-    parser.add_argument("--package", action="append", choices=list(RESEARCH_CODE),
+    parser.add_argument("--package", action="append", choices=[*RESEARCH_CODE, "zero123plus"],
                         help="--prepare-research: only this package's code (repeatable; default: all)")
     parser.add_argument("--dir", default=str(ROOT / ".gpuwheels"), help="the wheels' folder")
     parser.add_argument("--python", default="3.12", help="--prepare: the GPU machine's Python version")

@@ -753,3 +753,81 @@ if __name__ == "__main__":
                         help=f"the model location folder to write (default {DEFAULT_ROOT}, where the examples look)")
     for path in save_all(parser.parse_args().root):
         print(path)
+
+
+ZERO123_COMPONENTS = {"vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+                      "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+                      "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+                      "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+                      "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
+                      "feature_extractor_vae": ["transformers", "CLIPImageProcessor"]}
+"""sudo-ai/zero123plus-v1.2's components, as its `model_index.json` names them for `Zero123PlusPipeline`."""
+
+
+def save_zero123(root: Path, production: bool = False, model_id: str = "sudo-ai/zero123plus-v1.2") -> Path:
+    """Zero123++ v1.2's folder (`model_index.json` naming `Zero123PlusPipeline` and its eight
+    components, each in its subfolder) with random weights: tiny, or at production size (Stable
+    Diffusion 2's UNet and VAE, OpenCLIP ViT-H's text tower, CLIP ViT-H/14's vision tower with its
+    projection: 866 M, 84 M, 340 M and 632 M parameters, bf16, built on the GPU). The code that runs
+    it is the custom pipeline's folder (`perspectives.zero123Pipeline`), not written here."""
+    import torch
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    path = root / model_id
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if production:
+        tokens, vision_side = 77, 224
+        unet = UNet2DConditionModel(sample_size=96, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
+                                    use_linear_projection=True, block_out_channels=(320, 640, 1280, 1280))
+        vae = AutoencoderKL(**SD21_VAE)
+        text = CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+                              num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+                              projection_dim=1024, bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
+        vision = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+                                  num_attention_heads=16, image_size=224, patch_size=14, projection_dim=1024,
+                                  hidden_act="gelu")
+    else:
+        tokens, vision_side = 16, 32
+        unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                    block_out_channels=(8, 16), norm_num_groups=4, cross_attention_dim=32,
+                                    attention_head_dim=2, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+        vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 4),
+                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                            layers_per_block=1, latent_channels=4, norm_num_groups=1, scaling_factor=0.18215)
+        text = CLIPTextConfig(vocab_size=54, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                              num_attention_heads=4, max_position_embeddings=16, bos_token_id=52, eos_token_id=53,
+                              pad_token_id=53, projection_dim=32)
+        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                                  image_size=32, patch_size=8, projection_dim=32)
+    dtype = torch.bfloat16 if production else torch.float32
+    with torch.device("cuda" if production else "cpu"):
+        for name, module in (("unet", unet), ("vae", vae), ("text_encoder", CLIPTextModel(text)),
+                             ("vision_encoder", CLIPVisionModelWithProjection(vision))):
+            module.to(dtype).save_pretrained(path / name)
+    clip_vocab(path / "tokenizer")
+    CLIPTokenizer(str(path / "tokenizer" / "vocab.json"), str(path / "tokenizer" / "merges.txt"),
+                  model_max_length=tokens).save_pretrained(path / "tokenizer")
+    EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                    prediction_type="v_prediction", steps_offset=1).save_pretrained(path / "scheduler")
+    clip_stats = {"image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}
+    CLIPImageProcessor(size={"shortest_edge": vision_side}, crop_size={"height": vision_side, "width": vision_side},
+                       **clip_stats).save_pretrained(path / "feature_extractor_clip")
+    side = 320 if production else 32  # the VAE's view of the condition image, in [-1, 1]
+    vae_view = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                  image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    vae_view.save_pretrained(path / "feature_extractor_vae")
+    (path / "model_index.json").write_text(json.dumps({
+        "_class_name": "Zero123PlusPipeline", "_diffusers_version": "0.20.2", **ZERO123_COMPONENTS,
+        "safety_checker": [None, None], "ramping_coefficients": [round(0.1 + 0.9 * i / (tokens - 1), 4)
+                                                                 for i in range(tokens)]}, indent=2))
+    return path

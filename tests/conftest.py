@@ -106,7 +106,7 @@ def row_id(value: object) -> str | None:
         return str(value.__name__).replace("<lambda>", "lambda")
     if isinstance(value, type):
         return value.__name__
-    if dataclasses.is_dataclass(value) or isinstance(getattr(value, "model_fields", None), dict):
+    if dataclasses.is_dataclass(value) or isinstance(getattr(type(value), "model_fields", None), dict):
         return _fields(value)
     if isinstance(value, dict):
         return ",".join(f"{k}={_short(v)}" for k, v in list(value.items())[:3]) or "empty"

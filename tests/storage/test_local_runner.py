@@ -202,14 +202,15 @@ def test_unreachable_output_falls_back_to_a_local_folder(tmp_path: Path) -> None
 
 
 def test_built_in_stages_that_cannot_run_their_settings_are_named(tmp_path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-reference-object.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "examples" / "scenejob-worldexplorer-tiny.yaml").read_text())
     doc["spec"]["output"] = f"file://{tmp_path}/out"
-    doc["spec"].pop("storage")
-    doc["spec"]["referenceObject"]["perspectives"]["generator"] = "zero123"  # Zero123++: a custom stage
+    block = doc["spec"]["worldexplorer"]
+    block["scaffold"] = {"method": "single_image"}  # SEVA's: research code, its own image
+    block["seva"] = {}
+    block.pop("vggt", None)
     result = genfab_run(tmp_path, doc)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert ("genfab run: stage perspectives: perspectives.generator zero123 runs Zero123++ as a custom stage named "
-            "`perspectives`") in " ".join(result.stderr.split())
+    assert "genfab run: stage scaffold: " in result.stderr and "set worldexplorer.seva.image" in result.stderr
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 

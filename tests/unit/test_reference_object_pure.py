@@ -255,10 +255,15 @@ def test_shard_parts_merge_into_one_record_and_a_rerun_keeps_its_entries(tmp_pat
     assert again.publish(lambda merged: None) == {"a": 1, "b": 2, "c": 3}
 
 
-@pytest.mark.parametrize(("generator", "custom", "refused"), [
-    ("qwen_multicamera", False, False), ("zero123", False, True), ("zero123", True, False)])
-def test_the_built_in_perspectives_stage_is_refused_at_plan_time_for_zero123(
-        generator: str, custom: bool, refused: bool) -> None:
+@pytest.mark.parametrize(("generator", "custom", "models"), [
+    ("qwen_multicamera", False, {"ovedrive/Qwen-Image-Edit-2509-4bit", "dx8152/Qwen-Edit-2509-Multiple-angles"}),
+    ("zero123", False, {"sudo-ai/zero123plus-v1.2", "sudo-ai/zero123plus-pipeline"}),
+    ("zero123", True, set()),
+], ids=["qwen-multicamera", "zero123-built-in", "zero123-custom-stage"])
+def test_the_built_in_perspectives_stage_runs_both_generators_and_loads_their_models(
+        generator: str, custom: bool, models: set[str]) -> None:
+    """Zero123++ is built in (its weights and its authors' custom pipeline from the model location); a
+    custom stage named `perspectives` still replaces the built-in one."""
     from genfab.api import parse_resource
     from genfab.planner import plan
 
@@ -267,10 +272,29 @@ def test_the_built_in_perspectives_stage_is_refused_at_plan_time_for_zero123(
     if custom:
         doc["spec"]["customStages"] = [{"name": "perspectives", "image": "example.org/zero123pp:1"}]
     stage = next(s for s in plan(parse_resource(doc)).stages if s.name == "perspectives")
-    assert bool(stage.unsupported) == refused
-    if refused:
-        assert "zero123 runs Zero123++ as a custom stage named `perspectives`" in stage.unsupported
-    assert (stage.implementation is not None) == (generator == "qwen_multicamera" and not custom)
+    assert stage.unsupported == ""
+    assert (stage.implementation is not None) == (not custom)
+    assert models <= set(stage.required_models), stage.required_models
+    if generator == "zero123" and not custom:  # Zero123++ makes the views: the edit model is not loaded
+        assert "ovedrive/Qwen-Image-Edit-2509-4bit" not in stage.required_models
+
+
+def test_zero123s_grid_splits_row_by_row_into_its_six_views_and_inputs_are_squared_on_white() -> None:
+    from genfab.stages.reference_object.views import ZERO123_POSES
+    from genfab.stages.reference_object.zero123 import split_grid, square
+
+    grid = np.zeros((960, 640, 3), np.uint8)
+    for index in range(6):
+        row, column = divmod(index, 2)
+        grid[row * 320:(row + 1) * 320, column * 320:(column + 1) * 320] = 10 * (index + 1)
+    tiles = split_grid(grid)
+    assert len(tiles) == len(ZERO123_POSES) and all(t.shape == (320, 320, 3) for t in tiles)
+    assert [int(t[0, 0, 0]) for t in tiles] == [10, 20, 30, 40, 50, 60]
+    with pytest.raises(ValueError, match="does not split into 2x3"):
+        split_grid(np.zeros((100, 640, 3), np.uint8))
+    wide = np.zeros((40, 100, 3), np.uint8)
+    squared = square(wide)
+    assert squared.shape == (100, 100, 3) and squared[:30].min() == 255 and squared[30:70].max() == 0
 
 
 @pytest.mark.parametrize(("lora", "pipeline", "refused"), [

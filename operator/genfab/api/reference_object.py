@@ -31,7 +31,8 @@ class PerspectivesConfig(GenfabModel):
     """Step 2: viewing angles of the object."""
 
     generator: Literal["qwen_multicamera", "zero123"] = "qwen_multicamera"
-    """qwen_multicamera (LoRA, configurable views) or zero123 (6 fixed views)."""
+    """qwen_multicamera (Qwen Image Edit with the multi-camera LoRA, configurable views) or zero123
+    (Zero123++: its six fixed views from one call)."""
     azimuths: list[Azimuth] = Field(default_factory=lambda: list(DEFAULT_AZIMUTHS), min_length=1, max_length=8)
     """Azimuths for qwen_multicamera."""
     elevations: list[Elevation] = Field(default_factory=lambda: list(DEFAULT_ELEVATIONS), min_length=1, max_length=4)
@@ -41,6 +42,18 @@ class PerspectivesConfig(GenfabModel):
     lora: Annotated[str, ModelReference(lambda m: m.generator == "qwen_multicamera")] = Field(
         "dx8152/Qwen-Edit-2509-Multiple-angles", max_length=256)
     """Multi-camera LoRA adapter id."""
+    zero123_model: Annotated[str, ModelReference(lambda m: m.generator == "zero123")] = Field(
+        "sudo-ai/zero123plus-v1.2", max_length=256)
+    """Zero123++'s weights: a diffusers folder under the model location whose `model_index.json` names
+    `Zero123PlusPipeline` (v1.2: six views at elevations 20 and -10 degrees, 30 degree field of view)."""
+    zero123_pipeline: Annotated[str, ModelReference(lambda m: m.generator == "zero123")] = Field(
+        "sudo-ai/zero123plus-pipeline", max_length=256)
+    """The diffusers custom pipeline Zero123++'s authors publish (`pipeline.py` in this folder under the
+    model location, loaded as their README does with `custom_pipeline=`): the code that runs it."""
+    zero123_steps: int = Field(75, ge=1, le=200)
+    """Zero123++'s denoising steps (its README's example: 75; it says about 28 are enough for most objects)."""
+    zero123_guidance: float = Field(4.0, ge=1.0, le=20.0)
+    """Zero123++'s classifier-free guidance scale (its pipeline's default)."""
 
     def count(self) -> int:
         """Number of perspective images this config produces."""

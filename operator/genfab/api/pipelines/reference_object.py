@@ -25,8 +25,6 @@ from genfab.api.reference_object import (
 from genfab.contract.paths import join_uri
 
 STAGES = "genfab.stages.reference_object"
-ZERO123_REFUSAL = ("perspectives.generator zero123 runs Zero123++ as a custom stage named `perspectives` "
-                   "(docs/pipelines/reference-object.md); the built-in stage runs qwen_multicamera")
 
 
 class EditSettings(GenfabModel):
@@ -56,6 +54,8 @@ class WhiteBackgroundSettings(EditSettings):
 class PerspectivesSettings(EditSettings):
     """Step 2 `perspectives`."""
 
+    model_path: Annotated[str, ModelReference(lambda m: m.perspectives.generator == "qwen_multicamera")]
+    """`referenceObject.scenes.modelPath`, loaded only for qwen_multicamera views (Zero123++ needs it not)."""
     perspectives: PerspectivesConfig
 
 
@@ -104,11 +104,6 @@ class CvAugmentationSettings(GenfabModel):
 
     seed: int
     cv_augmentation: CvAugmentationParameters
-
-
-def zero123_refusal(settings: PerspectivesSettings) -> str | None:
-    """The built-in perspectives stage makes qwen_multicamera views; Zero123++ is a custom stage."""
-    return ZERO123_REFUSAL if settings.perspectives.generator == "zero123" else None
 
 
 def lora_fit(settings: PerspectivesSettings, classes: Mapping[str, str]) -> str | None:
@@ -187,8 +182,7 @@ PIPELINE = Pipeline(
                   settings=PerspectivesSettings, implementation=f"{STAGES}.edit_stages:PerspectivesStage",
                   memory="48Gi", shard_size=8,
                   upstream=("white-background",), output="02_perspectives/",
-                  units=f"{STAGES}.units:perspective_units", refuses=zero123_refusal,
-                  model_fit=lora_fit),
+                  units=f"{STAGES}.units:perspective_units", model_fit=lora_fit),
         StageDecl("prompts", family="cv", description="Step 3: scene prompts from an OpenAI-compatible LLM endpoint",
                   settings=PromptsSettings,
                   implementation=f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,

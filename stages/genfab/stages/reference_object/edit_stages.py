@@ -13,7 +13,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from genfab.api.pipelines.reference_object import (
-    ZERO123_REFUSAL,
     EditSettings,
     PerspectivesSettings,
     QwenAugmentationSettings,
@@ -39,6 +38,7 @@ from genfab.stages.reference_object.state import WritesPipelineState
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.reference_object.units import AUG_RE, PERSPECTIVE_RE, SceneUnit
 from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
+from genfab.stages.reference_object.zero123 import PIPELINE_MARKERS, Zero123
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 
 E = TypeVar("E", bound=EditSettings)
@@ -110,9 +110,14 @@ class PerspectivesStage(EditStage[PerspectivesSettings]):
 
     def load_models(self, ctx: StageContext) -> None:
         cfg = self.settings.perspectives
-        if cfg.generator != "qwen_multicamera":
-            raise BadInput(ZERO123_REFUSAL)
-        super().load_models(ctx)
+        self.zero123: Zero123 | None = None
+        if cfg.generator == "zero123":  # Zero123++ makes the views: the edit model is not loaded here
+            code = self.models.path(cfg.zero123_pipeline, PIPELINE_MARKERS)
+            self.zero123 = self.models.load("zero123", cfg.zero123_model, lambda path, placement: Zero123(
+                path, code, placement, cfg.zero123_steps, cfg.zero123_guidance))
+            self.grid: dict[int, list[np.ndarray]] = {}
+        else:
+            super().load_models(ctx)
         self.source = ctx.stage_output("white-background").read_bytes(WHITE_BACKGROUND)
         self.views = {v.id: v for v in views(cfg)}
 
@@ -133,9 +138,28 @@ class PerspectivesStage(EditStage[PerspectivesSettings]):
         view = self.views.get(sample.id)
         if view is None:
             raise SampleError("UnknownView", f"{sample.id} is not one of this config's views")
+        if self.zero123 is not None:
+            sample.write(f"{view.id}.png", encode_png(self.zero123_view(sample, view.index)))
+            return
         prompt = camera_prompt(view, self.settings.perspectives.lora)
         sample.write(f"{view.id}.png", self.edit(sample, self.source, prompt, sample.seed(self.settings.seed),
                                                  WHITE_BACKGROUND))
+        sample.produced_by = f"qwen_multicamera: {self.settings.model_path} + {self.settings.perspectives.lora}"
+
+    def zero123_view(self, sample: Sample, view: int) -> np.ndarray:
+        """One of Zero123++'s six views: its one call per shard makes them all (same seed in every
+        shard, so a view is the same whichever shard makes it)."""
+        assert self.zero123 is not None
+        cfg, seed = self.settings.perspectives, self.settings.seed
+        if seed not in self.grid:
+            started = time.monotonic()
+            self.grid[seed] = self.zero123.views(np.asarray(decode(self.source, WHITE_BACKGROUND).convert("RGB")), seed)
+            self.grid_seconds = round(time.monotonic() - started, 3)
+        sample.params.update({"generator": "zero123", "seed": seed, "steps": cfg.zero123_steps,
+                              "guidanceScale": cfg.zero123_guidance, "gridSeconds": self.grid_seconds,
+                              "zero123Pipeline": cfg.zero123_pipeline, **self.model_params()})
+        sample.produced_by = f"zero123: {cfg.zero123_model}"
+        return self.grid[seed][view]
 
 
 class ScenesStage(EditStage[ScenesSettings]):
