@@ -3,8 +3,8 @@ which its authors publish and genfab loads from the model location with `custom_
 class name, constructor (its eight components and `ramping_coefficients`) and call (a PIL image in;
 `.images[0]` a 640 x 960 grid of six views, 3 rows x 2 columns, at its default size). What it computes
 is not Zero123++: each view is the condition image resized to the tile with its top rows painted the
-grey `40 x` the view's index, so a test knows which view landed where; the call's arguments are kept in
-`calls`. A run on it is never a Zero123++ run. The GPU tier runs the real pipeline.py
+grey `40 x` the view's index, so a test knows which view landed where. A run on it is never a Zero123++
+run. The GPU tier runs the real pipeline.py
 (tests/gpu/test_zero123_gpu.py)."""
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ BAND = 4
 
 
 class Zero123PlusPipeline(DiffusionPipeline):
-    calls: list[dict[str, Any]] = []
-
     def __init__(self, vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any, vision_encoder: Any,
-                 feature_extractor_clip: Any, feature_extractor_vae: Any, ramping_coefficients: list[float] | None = None,
-                 safety_checker: Any = None) -> None:
+                 feature_extractor_clip: Any, feature_extractor_vae: Any,
+                 ramping_coefficients: list[float] | None = None, safety_checker: Any = None) -> None:
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                               safety_checker=None, vision_encoder=vision_encoder,
@@ -36,9 +34,6 @@ class Zero123PlusPipeline(DiffusionPipeline):
     def __call__(self, image: Image.Image, prompt: str = "", *args: Any, guidance_scale: float = 4.0,
                  width: int = 640, height: int = 960, num_inference_steps: int = 28, **kwargs: Any
                  ) -> ImagePipelineOutput:
-        Zero123PlusPipeline.calls.append({"size": image.size, "steps": num_inference_steps,
-                                          "guidance": guidance_scale, "scheduler": type(self.scheduler).__name__,
-                                          "spacing": self.scheduler.config.timestep_spacing})
         tile = np.asarray(image.convert("RGB").resize((width // 2, height // 3)))
         views = []
         for index in range(6):
