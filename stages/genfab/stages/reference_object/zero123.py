@@ -66,6 +66,10 @@ class Zero123:
         """The six views of the object in `rgb`, in Zero123++'s order."""
         import torch
 
+        # The authors' pipeline draws more noise than the generator's: the condition image's VAE sample and
+        # the noise its reference UNet adds to it come from torch's global generators. Seeding those too
+        # makes one seed one grid, so a view is the same whichever shard makes it.
+        torch.manual_seed(seed)
         generator = torch.Generator(device=self.placement.device).manual_seed(seed)
         grid = self.pipe(Image.fromarray(square(rgb)), num_inference_steps=self.steps, guidance_scale=self.guidance,
                          generator=generator).images[0]
