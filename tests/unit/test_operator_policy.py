@@ -10,6 +10,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.operator.policy import ClusterPolicy as Policy
 from genfab.operator.policy import policy_errors
+from tests.helpers import ROOT
 
 FILES = ("/data", "/in")
 """Folders these tables' file:// URIs may name (the chart's storage.filePrefixes)."""
@@ -170,6 +171,43 @@ def test_a_tenant_image_gets_no_credentials_in_its_job() -> None:
         job = build_job(p, stage, stage_config(p, stage), resource.spec, 1, 1, OWNER, settings)
         env = job["spec"]["template"]["spec"]["containers"][0]["env"]
         assert any("secretKeyRef" in e.get("valueFrom", {}) for e in env) is keys, name
+
+
+def _reference_object(generator: str) -> Any:
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-reference-object.yaml").read_text())
+    doc["metadata"]["namespace"] = "team-a"
+    doc["spec"]["referenceObject"]["perspectives"]["generator"] = generator
+    return parse_resource(doc)
+
+
+@pytest.mark.parametrize(("generator", "policy", "errors"), [
+    ("zero123", NO_CUSTOM_CREDENTIALS, ["spec.referenceObject.perspectives.generator"]),
+    ("qwen_multicamera", NO_CUSTOM_CREDENTIALS, []),
+    ("zero123", CONFIGURED, []),  # code a resource chooses gets the keys on this cluster
+], ids=["zero123-no-custom-credentials", "qwen-runs-genfabs-code", "zero123-credentials-allowed"])
+def test_zero123s_pipeline_from_the_model_location_is_the_tenants_code(generator: str, policy: ClusterPolicy,
+                                                                       errors: list[str]) -> None:
+    """Zero123++ runs the pipeline.py in the resource's model location inside a built-in stage: with
+    `stages.customStageCredentials: false` it is refused where it would get the storage Secret, and
+    its Job gets no Secret references whatever the policy said."""
+    from genfab.operator.builders import build_job
+    from genfab.operator.policy import tenant_image_errors
+    from genfab.operator.settings import OperatorSettings
+    from genfab.planner import plan, stage_config
+    from tests.unit.shared import OWNER
+
+    resource = _reference_object(generator)
+    p = plan(resource)
+    found = tenant_image_errors(p, resource.spec, policy)
+    assert [e.path for e in found] == errors
+    assert all("pipeline.py" in e.message and "stages.customStageCredentials" in e.message for e in found)
+    settings = replace(OperatorSettings(), custom_stage_credentials=False)
+    stage = p.stage("perspectives")
+    job = build_job(p, stage, stage_config(p, stage), resource.spec, 1, 1, OWNER, settings)
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert any("secretKeyRef" in e.get("valueFrom", {}) for e in env) is (generator != "zero123")
 
 
 def test_a_resolved_reference_is_checked_against_the_prefixes_again() -> None:

@@ -89,6 +89,12 @@ class StageDecl:
     (one line naming the fixes), or None: such a run is refused before any stage starts
     (`sequencing.preflight.fit_refusal`); where the location cannot be read, the stage says it at its
     start."""
+    tenant_code: Callable[[Any], tuple[str, str] | None] | None = None
+    """Given the stage's settings, (the field, what runs) when they make this built-in stage run code
+    the resource chose rather than genfab's images' (Zero123++'s pipeline.py from the model location),
+    or None. Such a stage is the tenant's code like a custom stage: with
+    `stages.customStageCredentials: false` it gets no storage credentials and is refused where it would
+    need them (`operator.policy.tenant_image_errors`, `operator.builders`)."""
     manual_gate: Callable[[Any], ManualGate | None] | None = None
     """Given the stage's settings, the person's step its samples wait for before downstream stages
     run (worldexplorer's manual selection), or None."""
@@ -416,3 +422,15 @@ def kind_spec(kind: str, base: type[GenfabModel]) -> type[GenfabModel]:
     model.rules = (*base.rules, *_block_rules(shape, found),
                    *stage_rules(shape.selector, {p.value: list(p.stage_names) for p in found}))
     return model
+
+
+def tenant_code(pipeline: str, name: str, config: dict[str, Any]) -> tuple[str, str] | None:
+    """(the field, what runs) when built-in stage `name` of `pipeline` runs code its resource chose,
+    given its planned settings (`StageDecl.tenant_code`); None otherwise."""
+    found = pipelines().get(pipeline)
+    if found is None or name not in found.stage_names:
+        return None
+    decl = found.stage(name)
+    if decl.tenant_code is None or decl.settings is None:
+        return None
+    return decl.tenant_code(decl.settings.model_validate(config))

@@ -15,6 +15,7 @@ from typing import Any
 from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
+from genfab.api.pipeline import tenant_code
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
 from genfab.contract.names import (
     CREDENTIAL_KEYS,
@@ -355,7 +356,10 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
-    credentials = (stage.family != CUSTOM_FAMILY and stage.image is None) or settings.custom_stage_credentials
+    # And built-in stages whose settings run the resource's code (Zero123++'s pipeline.py).
+    ours = stage.family != CUSTOM_FAMILY and stage.image is None
+    credentials = (ours and tenant_code(plan.pipeline, stage.name, stage.config) is None
+                   ) or settings.custom_stage_credentials
     values.update(_file_roots_env(owner, settings))
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
                                                                               credentials)

@@ -19,6 +19,7 @@ from typing import Any
 from genfab.api.common import CommonSpec, StageResources
 from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
+from genfab.api.pipeline import tenant_code
 from genfab.planner import Plan
 
 
@@ -123,8 +124,10 @@ def _storage_errors(spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]
 def tenant_image_errors(plan: Plan, spec: CommonSpec, policy: ClusterPolicy) -> list[FieldError]:
     """With `stages.customStageCredentials: false`, an image the tenant chose for a built-in stage
     (`spec.images.<family>`, `spec.stages.<name>.image`, a pipeline's image such as
-    `worldexplorer.seva.image`) is the tenant's code like a custom stage's: refused where the stage would
-    get the storage Secret, as a custom stage is (the Job builder gives it no credentials either way)."""
+    `worldexplorer.seva.image`), or settings that make a built-in stage run the resource's code
+    (`StageDecl.tenant_code`: Zero123++'s pipeline.py), is the tenant's code like a custom stage's:
+    refused where the stage would get the storage Secret, as a custom stage is (the Job builder gives it
+    no credentials either way)."""
     if policy.custom_stage_credentials or storage_secret(spec, policy) is None:
         return []
     found: dict[str, tuple[str, list[str]]] = {}
@@ -139,10 +142,17 @@ def tenant_image_errors(plan: Plan, spec: CommonSpec, policy: ClusterPolicy) -> 
         else:
             where = f"spec ({plan.pipeline}'s image setting for stage {stage.name})"
         found.setdefault(where, (stage.image, []))[1].append(stage.name)
-    return [FieldError(where, f"not allowed here: stage(s) {', '.join(names)} would run this image with the storage "
-                       "credentials, and images chosen in a resource get none on this cluster (chart value "
-                       "stages.customStageCredentials); use the chart's images", repr(image))
-            for where, (image, names) in found.items()]
+    errors = [FieldError(where, f"not allowed here: stage(s) {', '.join(names)} would run this image with the "
+                         "storage credentials, and images chosen in a resource get none on this cluster (chart value "
+                         "stages.customStageCredentials); use the chart's images", repr(image))
+              for where, (image, names) in found.items()]
+    for stage in plan.stages:  # built-in stages whose settings make them run the resource's code
+        code = tenant_code(plan.pipeline, stage.name, stage.config) if stage.run and stage.image is None else None
+        if code is not None and stage.family != CUSTOM_FAMILY:
+            errors.append(FieldError(code[0], f"not allowed here: stage {stage.name} would run {code[1]} with the "
+                                     "storage credentials, and code a resource chooses gets none on this cluster "
+                                     "(chart value stages.customStageCredentials)"))
+    return errors
 
 
 def allowed_prefixes(policy: ClusterPolicy, namespace: str) -> tuple[str, ...] | None:

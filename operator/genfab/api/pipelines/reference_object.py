@@ -114,6 +114,14 @@ def lora_fit(settings: PerspectivesSettings, classes: Mapping[str, str]) -> str 
     return lora_mismatch(cfg.lora, found, settings.model_path)
 
 
+def zero123_code(settings: PerspectivesSettings) -> tuple[str, str] | None:
+    """Zero123++ runs its authors' pipeline.py from the model location: code the resource chose."""
+    if settings.perspectives.generator != "zero123":
+        return None
+    return ("spec.referenceObject.perspectives.generator",
+            f"Zero123++'s pipeline.py from the model location ({settings.perspectives.zero123_pipeline})")
+
+
 def drafts(req: DraftRequest) -> PipelineDrafts:
     ro: ReferenceObjectConfig = req.block
     sc = ro.scenes
@@ -182,7 +190,8 @@ PIPELINE = Pipeline(
                   settings=PerspectivesSettings, implementation=f"{STAGES}.edit_stages:PerspectivesStage",
                   memory="48Gi", shard_size=8,
                   upstream=("white-background",), output="02_perspectives/",
-                  units=f"{STAGES}.units:perspective_units", model_fit=lora_fit),
+                  units=f"{STAGES}.units:perspective_units", model_fit=lora_fit,
+                  tenant_code=zero123_code),
         StageDecl("prompts", family="cv", description="Step 3: scene prompts from an OpenAI-compatible LLM endpoint",
                   settings=PromptsSettings,
                   implementation=f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,
