@@ -18,7 +18,9 @@ Two steps, on two machines:
         for a git install (so producedBy names the commit), the wheels SEVA needs beyond the GPU image
         (open_clip, kornia, roma, splines, imageio-ffmpeg) and, copied from `--dir`, the few genfab
         itself needs there. Run the `research` group with `--dir .research/wheels`; the `vggt` group
-        (`--package vggt`: VGGT's code alone, 1 MiB) with the other groups' `--dir .gpuwheels`.
+        (`--package vggt`: VGGT's code alone, 1 MiB) with the other groups' `--dir .gpuwheels`; the
+        `difix3d` group (`--package difix3d`: the lab trainer's code as images/difix3d holds it, patch
+        and source record included) with a `--dir` that adds lpips and wandb (what train_difix.py imports).
 
     python3 scripts/gpu_tier.py [--group NAME ...] [--dir .gpuwheels] [--builds ARCHIVE]
         On the GPU machine, from the repository root: installs the wheels of what this Python lacks
@@ -62,6 +64,7 @@ GROUPS: dict[str, list[str]] = {
     "research": ["test_research_gpu.py"],
     "vggt": ["test_vggt_gpu.py"],
     "zero123": ["test_zero123_gpu.py"],
+    "difix3d": ["test_difix3d_trainer_gpu.py"],
 }
 """The tier's files by group, in the order they run."""
 RASTERIZE = {"gaussians", "scene"}
@@ -180,6 +183,17 @@ PIPELINE_CODE: dict[str, tuple[str, str, str]] = {
 -> (GitHub repository, the commit the GPU tier runs, the folder holding pipeline.py): written to
 `.research/pipelines/<name>/` for the tests to put in their model location. Zero123++'s authors
 publish the same file as the hub repository sudo-ai/zero123plus-pipeline."""
+TRAINER_CODE: dict[str, tuple[str, Path, str, str, Path]] = {
+    "difix3d": ("nv-tlabs/Difix3D", ROOT / "images/difix3d/Dockerfile", "DIFIX3D_COMMIT", "src",
+                ROOT / "images/difix3d/upstream-fixes.patch"),
+}
+"""A lab trainer (research code, not a package) -> (GitHub repository, the Dockerfile pinning it, its
+commit's build argument, the folder to take, the patch its image applies): written to
+`.research/<name>/` with the image's source record (`genfab.stages.tuning.provenance`), and the wheels
+of its `requirements.txt`'s exact pins in `.research/<name>/wheels` (its image installs them; the GPU
+test puts them first on the trainer's path only)."""
+TRAINER_EXTRA_WHEELS = {"difix3d": ["tokenizers>=0.14,<0.19"]}
+"""What the pins need that the GPU image holds at a version they reject (transformers 4.38's tokenizers)."""
 RESEARCH_WHEELS = ["roma", "kornia", "open-clip-torch", "ftfy", "wcwidth", "splines", "imageio-ffmpeg==0.5.1"]
 """What SEVA's modules import beyond the GPU image. imageio-ffmpeg 0.5.1: its ffmpeg (SEVA writes mp4s
 next to its PNGs) is 27 MB; later wheels are 68 MB, over the carry limit. Not kornia-rs (kornia's
@@ -258,7 +272,7 @@ def extract_upstream(repo: str, commit: str, folders: list[str], dest: Path, mir
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar.getmembers():
             inside = member.name[len(prefix):] if member.name.startswith(prefix) else None
-            if inside and any(inside.startswith(f + "/") if f else True for f in folders) \
+            if inside and any(inside == f or inside.startswith(f + "/") if f else True for f in folders) \
                     and (member.isfile() or member.isdir()):
                 member.name = inside
                 tar.extract(member, dest, filter="data")
@@ -269,13 +283,16 @@ def prepare_research(args: argparse.Namespace) -> int:
     shutil.rmtree(RESEARCH, ignore_errors=True)
     src.mkdir(parents=True)
     wheels.mkdir()
-    packages = args.package or [*RESEARCH_CODE, "zero123plus"]
+    packages = args.package or [*RESEARCH_CODE, "zero123plus", *TRAINER_CODE]
     for package in [p for p in packages if p in RESEARCH_CODE]:
         repo, dockerfile, arg, folder = RESEARCH_CODE[package]
         commit = pinned_commit(dockerfile, arg)
         extract_upstream(repo, commit, [folder], src, args.mirrors)
         write_distribution(src, package, repo, commit)
         print(f"gpu-tier research: {package} {repo}@{commit[:8]}", flush=True)
+    for name, (repo, dockerfile, arg, folder, patch) in TRAINER_CODE.items():
+        if name in packages:
+            write_trainer(name, repo, pinned_commit(dockerfile, arg), folder, patch, args.mirrors)
     for name, (repo, commit, folder) in PIPELINE_CODE.items() if "zero123plus" in packages else ():
         extract_upstream(repo, commit, [folder], RESEARCH / "pipelines" / name, args.mirrors)
         print(f"gpu-tier research: pipeline {name} {repo}@{commit[:8]}", flush=True)
@@ -292,6 +309,21 @@ def prepare_research(args: argparse.Namespace) -> int:
     size = sum(p.stat().st_size for p in RESEARCH.rglob("*") if p.is_file()) / 2**20
     print(f"gpu-tier research: {size:.0f} MiB in {RESEARCH}; run with --dir {wheels} and carry .research")
     return 0
+
+
+def write_trainer(name: str, repo: str, commit: str, folder: str, patch: Path, mirrors: str | None) -> None:
+    """A lab trainer's code as its image holds it: `folder` at `commit`, the image's patch applied, and
+    the source record (the same writer as the image's)."""
+    from genfab.stages.tuning.provenance import write_source
+
+    checkout = RESEARCH / name
+    extract_upstream(repo, commit, [folder, "requirements.txt"], checkout, mirrors)
+    subprocess.run(["patch", "-p1", "-s", "-d", str(checkout), "-i", str(patch)], check=True)
+    write_source(checkout, name, f"https://github.com/{repo}", commit, [patch.name])
+    pins = [x.strip() for x in (checkout / "requirements.txt").read_text().splitlines() if "==" in x]
+    if pip(download_args("3.12", checkout / "wheels") + pins + TRAINER_EXTRA_WHEELS.get(name, [])) != 0:
+        sys.exit(f"gpu-tier: could not download {name}'s pins {' '.join(pins)}")
+    print(f"gpu-tier research: trainer {name} {repo}@{commit[:8]} + {patch.name}", flush=True)
 
 
 def pip(args: list[str]) -> int:
@@ -453,7 +485,7 @@ def main() -> int:
     parser.add_argument("--prepare-research", action="store_true",
                         help="write .research/ (the research group's code and wheels; a machine with network)")
     parser.add_argument("--mirrors", help="--prepare-research: local clones, DIR/<owner>+<name>/repo")
-    parser.add_argument("--package", action="append", choices=[*RESEARCH_CODE, "zero123plus"],
+    parser.add_argument("--package", action="append", choices=[*RESEARCH_CODE, "zero123plus", *TRAINER_CODE],
                         help="--prepare-research: only this package's code (repeatable; default: all)")
     parser.add_argument("--dir", default=str(ROOT / ".gpuwheels"), help="the wheels' folder")
     parser.add_argument("--python", default="3.12", help="--prepare: the GPU machine's Python version")

@@ -6,6 +6,7 @@ data staging from S3 with the path rewrite and no second download."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,13 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     # where the data and the model came from, not the run's temporary copies of them
     assert config["dataset_path"].startswith("file://") and config["dataset_path"].endswith("/difix/data.json")
     assert config["base_model"] == "nvidia/difix_ref"
+    # which trainer made its checkpoints: genfab's own, in train_config.json, the summary and the status
+    assert config["trainer"] == "genfab" and config["history"] == [{"trainer": "genfab", "startStep": 0,
+                                                                    "resumedFrom": None}]
     summary = json.loads((run / "_genfab" / "summary.json").read_text())
     assert summary["stages"][0]["seconds"] > 12  # longer than the deadline, and not stopped
+    assert summary["stages"][0]["producedBy"] == {"genfab": 2}  # one per node
+    assert json.loads((run / "_genfab" / "status.json").read_text())["status"]["training"]["trainer"] == "genfab"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_3.pkl", "model_6.pkl"]
     metrics = json.loads((run / "eval" / "metrics_0000006.json").read_text())
     assert {"psnr", "ssim", "lpips", "input_psnr", "samples"} <= set(metrics) and metrics["samples"] == 2
@@ -198,6 +204,7 @@ def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world:
     assert args["tracker_run_name"] == "lab" and args["max_train_steps"] == 4 and args["checkpointing_steps"] == 2
     assert args["train_batch_size"] == 1 and args["resolution"] == 64 and args["lambda_gram"] == 1.0
     assert args["resume"] is None and seen["start"] == 0 and seen["rank"] == "0"  # under torchrun
+    assert args["report_to"] == "wandb"  # tensorboard would need a logging folder train_difix.py never passes
     assert seen["env"]["GENFAB_DATA_JSON"] == args["dataset_path"] and seen["env"]["GENFAB_NNODES"] == "1"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl"]
     assert (run / "eval" / "val_4.json").is_file()
@@ -209,6 +216,37 @@ def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world:
     seen = json.loads((run / "args.json").read_text())
     assert seen["args"]["resume"].endswith("checkpoints/model_4.pkl") and seen["start"] == 4
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["model_2.pkl", "model_4.pkl", "model_6.pkl"]
+    # A script whose image recorded no source is named by its file, never given a commit.
+    config = json.loads((run / "train_config.json").read_text())
+    trainer = "custom:fake_train_difix.py"
+    assert config["trainer"] == trainer and config["trainerSource"] is None and config["resumed_from"] == "model_4.pkl"
+    assert [(e["trainer"], e["startStep"]) for e in config["history"]] == [(trainer, 0), (trainer, 4)]
+    status = json.loads((run / "_genfab" / "status.json").read_text())["status"]
+    assert status["training"]["trainer"] == trainer
+
+
+def test_the_lab_trainers_source_record_names_it(world: dict[str, Path], tmp_path: Path) -> None:
+    """The checkout its image made holds `.genfab-source.json` (images/difix3d): the trainer is named by
+    its repository and commit in train_config.json, the summary and the status."""
+    from genfab.stages.tuning.provenance import write_source
+
+    checkout = tmp_path / "difix3d"
+    (checkout / "src").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "fixtures" / "fake_train_difix.py", checkout / "src" / "train_difix.py")
+    write_source(checkout, "difix3d", "https://github.com/nv-tlabs/Difix3D", "c76edc595586e16732c91ddee82f3a6d83a8a9cc",
+                 ["upstream-fixes.patch"])
+    lab = [{"name": "train", "image": "registry.example.com/lab/difix3d-train:2025.06",
+            "command": ["python", str(checkout / "src" / "train_difix.py")]}]
+    done = genfab_run(world["root"], tuning_run(world, "lab-source", customStages=lab,
+                                                 hyperparameters={"maxSteps": 2, "checkpointEvery": 2}), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = world["export"] / "tuning_runs" / "lab-source"
+    name = "difix3d:train_difix.py@c76edc595586"
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["trainer"] == name and config["trainerSource"]["patches"] == ["upstream-fixes.patch"]
+    summary = json.loads((run / "_genfab" / "summary.json").read_text())
+    assert summary["stages"][0]["producedBy"] == {name: 1}
+    assert json.loads((run / "_genfab" / "status.json").read_text())["status"]["training"]["trainer"] == name
 
 
 def test_a_killed_run_leaves_no_process_behind(world: dict[str, Path]) -> None:

@@ -126,6 +126,34 @@ def test_a_difix3d_checkpoint_resumes_in_genfab(base: Path, tmp_path: Path) -> N
     optimizer.step()
 
 
+def test_a_bf16_difix3d_checkpoint_resumes_in_genfabs_fast_path(base: Path, tmp_path: Path) -> None:
+    """Difix3D trains in bf16 (`--mixed_precision bf16` casts the whole model, so its AdamW moments are
+    bf16); genfab's fast path keeps fp32 weights, channels-last, under fused AdamW, which needs each
+    parameter's moments laid out like it (found resuming Difix3D's own checkpoint on the GPU)."""
+    net, their_optimizer = trained(base, difix3d_optimizer)
+    net.to(torch.bfloat16)
+    for state in their_optimizer.state.values():
+        for k in ("exp_avg", "exp_avg_sq"):
+            state[k] = state[k].to(torch.bfloat16)
+    difix3d_save_ckpt(net, their_optimizer, tmp_path / "model_2.pkl")
+    sd = read_checkpoint(tmp_path / "model_2.pkl")
+    mine, _ = load_difix(base, 199, 4)
+    mine.set_train()
+    mine.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(mine.trainable(), fused=True)
+    load_weights(mine, sd)
+    load_optimizer(optimizer, sd["optimizer"], mine)
+    convs = [p for p in mine.trainable() if p.dim() == 4 and p.shape[-1] > 1]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    for p in mine.trainable():
+        for k in ("exp_avg", "exp_avg_sq"):
+            moment = optimizer.state[p][k]
+            assert moment.dtype == p.dtype == torch.float32 and moment.stride() == p.stride(), k
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert moments(mine, optimizer)
+
+
 def test_genfab_reads_its_older_checkpoints_and_refuses_another_models(base: Path) -> None:
     net, optimizer = trained(base, lambda n: torch.optim.AdamW(n.trainable()), steps=1)
     mine, _ = load_difix(base, 199, 4)

@@ -177,6 +177,10 @@ class StageStatus(GenfabModel):
 class TrainingStatus(GenfabModel):
     """A training stage's state (TuningRun), as its node 0 last reported it."""
 
+    trainer: str | None = Field(None, max_length=200)
+    """Which trainer makes the checkpoints now: `genfab` (the built-in trainer) or the lab's, named by the
+    code it runs (`difix3d:train_difix.py@<commit>`, or `custom:<script>` where its image recorded no
+    source). `train_config.json` keeps every start's trainer (`history`)."""
     step: int = Field(0, ge=0)
     """Optimizer steps done."""
     max_steps: int = Field(0, ge=0)

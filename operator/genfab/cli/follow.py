@@ -105,7 +105,8 @@ def training_lines(training: TrainingStatus | None) -> list[str]:
     if training is None:
         return []
     lines = [f"training: step {training.step}/{training.max_steps}, loss {_g(training.loss)}, "
-             f"{_g(training.images_per_second)} images/s"]
+             f"{_g(training.images_per_second)} images/s"
+             + (f", trainer {training.trainer}" if training.trainer else "")]
     if training.latest_checkpoint:
         lines.append(f"  latest checkpoint: {training.latest_checkpoint}")
     if training.best_checkpoint:

@@ -36,7 +36,9 @@ def training_status(doc: Mapping[str, Any] | None, checkpoints_uri: str) -> Trai
     eta, rate = _number(doc.get("etaSeconds")), _number(doc.get("imagesPerSecond"))
     folder = checkpoints_uri.rstrip("/")
     best = best_checkpoint(held_out(doc.get("heldOutPsnr")), names)
-    return TrainingStatus(step=_count(doc.get("step")), max_steps=_count(doc.get("maxSteps")),
+    trainer = doc.get("trainer")
+    return TrainingStatus(trainer=trainer if isinstance(trainer, str) and trainer.isprintable() and len(trainer) <= 200
+                          else None, step=_count(doc.get("step")), max_steps=_count(doc.get("maxSteps")),
                           loss=_number(doc.get("loss")), images_per_second=rate if rate is None or rate >= 0 else None,
                           eta_seconds=eta if eta is None or eta >= 0 else None, checkpoints=names,
                           latest_checkpoint=f"{folder}/{names[-1]}" if names else None,

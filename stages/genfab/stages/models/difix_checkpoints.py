@@ -67,6 +67,20 @@ def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], net:
     current = optimizer.state_dict()["param_groups"][0]
     group = {**groups[0], **{k: current[k] for k in RUNTIME_KEYS if k in current}, "params": list(range(unique))}
     optimizer.load_state_dict({"state": state, "param_groups": [group]})
+    like_parameters(optimizer)
+
+
+def like_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Each parameter's moments in its dtype, device and memory layout. `load_state_dict` casts dtype and
+    device only: a checkpoint's moments are contiguous (and bf16 where Difix3D trained in bf16), while
+    the fast path's convolution weights are channels-last, and fused AdamW needs all four tensors of a
+    parameter (weight, gradient, both moments) laid out alike."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    state[key] = torch.empty_like(p).copy_(value)
 
 
 def checkpoint_dict(net: DifixNet, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]

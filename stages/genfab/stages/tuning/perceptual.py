@@ -115,14 +115,26 @@ def load_perceptual(folder: Path, device: torch.device | str = "cpu", dtype: tor
     return Perceptual(vgg, load_heads(files.lpips, len(LPIPS_TAPS))).to(device=device, dtype=dtype)
 
 
+VGG16_CLASSIFIER = {"classifier.0": (4096, 512 * 7 * 7), "classifier.3": (4096, 4096), "classifier.6": (1000, 4096)}
+"""torchvision VGG16's classifier (linear layers: out, in), which its `vgg16-397923af.pth` holds beside the features."""
+
+
 def save_random_perceptual(folder: Path, widths: list[int] | None = None, seed: int = 0) -> Path:
     """Random VGG16 + LPIPS weights in the layout `load_perceptual` reads (tests, tiny models,
-    benchmarks at full size with `widths` None)."""
+    benchmarks at full size with `widths` None). At full size the VGG16 file is torchvision's whole
+    `vgg16-397923af.pth` layout, classifier included (what `torchvision.models.vgg16(pretrained=True)` loads:
+    the lab's Difix3D trainer reads it from torch's hub cache), though only the features are used."""
     torch.manual_seed(seed)
+    full = widths is None
     widths = widths or [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     vgg = Vgg16Features(widths)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.contiguous() for k, v in vgg.state_dict().items()}, folder / "vgg16.pth")
+    state = {k: v.contiguous() for k, v in vgg.state_dict().items()}
+    if full:
+        for name, (out, inp) in VGG16_CLASSIFIER.items():
+            state[f"{name}.weight"] = torch.randn(out, inp) * 0.01
+            state[f"{name}.bias"] = torch.zeros(out)
+    torch.save(state, folder / "vgg16.pth")
     taps = [widths[1], widths[3], widths[6], widths[9], widths[12]]
     torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) / c for i, c in enumerate(taps)},
                folder / "lpips_vgg_v0.1.pth")

@@ -32,6 +32,7 @@ from genfab.stages.runtime import BadInput, Sample, Stage, StageContext
 from genfab.stages.runtime.errors import FatalError
 from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 from genfab.stages.tuning.launch import Group, group_from_env, torchrun
+from genfab.stages.tuning.provenance import BUILT_IN, history
 from genfab.stages.tuning.staging import StagingError, stage_data
 from genfab.storage import Storage, StorageError
 
@@ -58,13 +59,17 @@ def split_data_uri(uri: str) -> tuple[str, str]:
 class TrainStage(Stage[TrainSettings]):
     name = "train"
     marker_dir = f"{RUN_DIR}/train"
+    trainer = BUILT_IN
+    """Which trainer makes this start's checkpoints (`genfab.stages.tuning.provenance`)."""
 
     def setup(self, ctx: StageContext) -> None:
         s = self.settings
         self.snake: dict[str, Any] = s.hyperparameters.model_dump()
         self.group: Group = group_from_env(ctx.env, s.nodes, s.gpus_per_node)
         self.load_models(ctx)
+        self.previous = self._previous_config(ctx)
         self._check_recipe(ctx)
+        self.record: dict[str, Any] = {"trainer": self.trainer}
 
     def load_models(self, ctx: StageContext) -> None:
         s = self.settings
@@ -81,7 +86,7 @@ class TrainStage(Stage[TrainSettings]):
         sources = {"dataset": ctx.input_uris[0], "base_model": self.settings.base_model,
                    "perceptual_model": self.settings.perceptual_model}
         job = write_job(WorkerJob(self.snake, str(self.base), str(self.perceptual), str(data), str(run_dir),
-                                  sources=sources), ctx.workdir / "worker.json")
+                                  sources=sources, record=self.record), ctx.workdir / "worker.json")
         return torchrun(self.group, ["-m", "genfab.stages.tuning.worker", str(job)])
 
     def environment(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> dict[str, str]:
@@ -91,12 +96,17 @@ class TrainStage(Stage[TrainSettings]):
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.group.procs_per_node)))
         return env
 
-    def _check_recipe(self, ctx: StageContext) -> None:
+    @staticmethod
+    def _previous_config(ctx: StageContext) -> dict[str, Any]:
+        """The run's `train_config.json` as its last start wrote it ({} for a new run)."""
         try:
             before = json.loads(ctx.output.read_bytes("train_config.json"))
         except (StorageError, ValueError):
-            return
-        had = before.get("hyperparameters") if isinstance(before, dict) else None
+            return {}
+        return before if isinstance(before, dict) else {}
+
+    def _check_recipe(self, ctx: StageContext) -> None:
+        had = self.previous.get("hyperparameters")
         if not isinstance(had, dict) or not latest_checkpoint([o.key for o in ctx.output.list("checkpoints/")]):
             return
         now, old = recipe(self.snake), recipe(had)
@@ -113,6 +123,8 @@ class TrainStage(Stage[TrainSettings]):
         run_dir = work / "run"
         data = self._stage_data(ctx, work / "data")
         resume = self._fetch_latest(ctx.output, run_dir / "checkpoints")
+        self.record = {"trainer": self.trainer,
+                       "history": history(self.previous.get("history"), self.trainer, resume.name if resume else None)}
         command = self.command(ctx, data, run_dir, resume)
         env = self.environment(ctx, data, run_dir, resume)
         log.info("launching node", extra={"node": node, "nodes": self.group.nodes, "world": self.group.world_size,
@@ -124,7 +136,7 @@ class TrainStage(Stage[TrainSettings]):
             run_dir.mkdir(parents=True, exist_ok=True)
             sync = RunSync(run_dir, ctx.output, self.snake["keep_local_checkpoints"],
                            lambda doc: self._report(ctx, doc), interval=float(ctx.env.get("GENFAB_SYNC_SECONDS", 5)),
-                           on_upload=ctx.heartbeat)
+                           on_upload=lambda: self._uploaded(ctx, sync))
             sync.start()
         started = time.monotonic()
         ctx.heartbeat()  # the data is staged
@@ -146,8 +158,10 @@ class TrainStage(Stage[TrainSettings]):
         if code != 0:
             raise FatalError(f"node {node}: the training workers exited with code {code} after "
                              f"{time.monotonic() - started:.0f} s (the group restarts from the latest checkpoint)")
+        sample.produced_by = self.trainer
         if sync is not None:
-            sample.params = {"checkpoints": sync.checkpoints, "worldSize": self.group.world_size}
+            sample.params = {"checkpoints": sync.checkpoints, "worldSize": self.group.world_size,
+                             "trainer": self.trainer}
 
     def _stage_data(self, ctx: StageContext, target: Path) -> Path:
         if not ctx.input_uris or not ctx.input_uris[0]:
@@ -173,11 +187,19 @@ class TrainStage(Stage[TrainSettings]):
             return target
         return folder / local[1] if local is not None else None
 
-    @staticmethod
-    def _report(ctx: StageContext, doc: dict[str, Any]) -> None:
+    def _uploaded(self, ctx: StageContext, sync: Any) -> None:
+        """Files uploaded: progress; for a trainer that reports no steps (Difix3D's own), the training
+        state is the trainer and the checkpoints uploaded so far."""
+        if sync is not None and not sync.reported:
+            self._report(ctx, {"checkpoints": list(sync.checkpoints)})
+        else:
+            ctx.heartbeat()
+
+    def _report(self, ctx: StageContext, doc: dict[str, Any]) -> None:
         ctx.heartbeat()  # training steps are progress: the progress deadline must not stop a long run
         try:
-            ctx.run_storage.write_bytes(TRAINING_KEY, json.dumps({**doc, "updated": time.time()}).encode())
+            ctx.run_storage.write_bytes(TRAINING_KEY, json.dumps({**doc, "trainer": self.trainer,
+                                                                  "updated": time.time()}).encode())
         except StorageError as exc:
             log.warning("training state not written: %s", exc)
 

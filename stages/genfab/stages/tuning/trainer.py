@@ -49,6 +49,7 @@ from genfab.stages.models.difix_checkpoints import (
 from genfab.stages.tuning.data import GlobalBatches, TripletDataset, collate, position_seed, read_split
 from genfab.stages.tuning.launch import strangers
 from genfab.stages.tuning.perceptual import Perceptual, l2_lpips_gram, load_perceptual
+from genfab.stages.tuning.provenance import BUILT_IN
 
 log = logging.getLogger("genfab.stages")
 COLLECTIVE_TIMEOUT_SECONDS = 600
@@ -86,6 +87,8 @@ class Options:
     """Where the local inputs were staged from (`dataset`, `base_model`, `perceptual_model`: the data
     JSON's URI, the model ids): what `train_config.json` records, since the staged copies are
     temporary."""
+    record: dict[str, Any] = field(default_factory=dict)
+    """`trainer` and `history` (`genfab.stages.tuning.provenance`), recorded in `train_config.json`."""
 
 
 @dataclass
@@ -192,14 +195,14 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     perceptual: Perceptual = load_perceptual(perceptual_dir, device)
     start, optimizer_state, resumed_from = _resume(net, ckpt_dir)
     net.set_train()
+    if fast:  # before the optimizer state is restored: its moments take the weights' layout
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = net.trainable()
     optimizer = torch.optim.AdamW(params, lr=h.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8,
                                   **({"fused": True} if cuda and fast else {}))
     if optimizer_state is not None:
         load_optimizer(optimizer, optimizer_state, net)
     scheduler = _scheduler(h, optimizer, start)
-    if fast:
-        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model, optimizer = acc.prepare(net, optimizer)
     if options.compile if options.compile is not None else (fast and cuda):
         model = torch.compile(model)
@@ -217,7 +220,7 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     if main:
         _write_config(io, h, options.sources.get("base_model", str(base)),
                       options.sources.get("dataset", str(data_json)), world, len(train_set), len(test), start,
-                      resumed_from)
+                      resumed_from, options.record)
     writer = _tensorboard(io.out_dir / "logs") if main else None
     result = Result(step=start, start_step=start, images_per_step=h.batch_size * world * h.gradient_accumulation_steps)
     if main:  # loaded and about to train: the first sign of life
@@ -327,8 +330,8 @@ def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], l
 
 
 def _write_config(io: TrainerIO, h: Hyper, base: str, data_json: str, world: int, train: int, test: int,
-                  start: int, resumed_from: Path | None) -> None:
-    doc = {"hyperparameters": h.model_dump(), "base_model": base,
+                  start: int, resumed_from: Path | None, record: dict[str, Any]) -> None:
+    doc = {"trainer": BUILT_IN, **record, "hyperparameters": h.model_dump(), "base_model": base,
            "dataset_path": data_json, "world_size": world, "train_samples": train, "test_samples": test,
            "global_batch": h.batch_size * world * h.gradient_accumulation_steps,
            "resumed_from": resumed_from.name if resumed_from else None, "start_step": start}

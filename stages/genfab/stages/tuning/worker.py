@@ -30,6 +30,8 @@ class WorkerJob:
     fast: bool = True
     sources: dict[str, str] = field(default_factory=dict)
     """Where the local paths were staged from (`trainer.Options.sources`)."""
+    record: dict[str, Any] = field(default_factory=dict)
+    """Which trainer this start is and the run's starts before it (`trainer.Options.record`)."""
 
 
 def write_job(job: WorkerJob, path: Path) -> Path:
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> int:
         hyper = hyper.model_copy(update={"dataloader_workers": min(hyper.dataloader_workers,
                                                                    int(os.environ[ENV_CPU_WORKERS]))})
     train(hyper, Path(job.base_model), Path(job.perceptual_model), Path(job.data_json),
-          TrainerIO(out, progress=report), Options(fast=job.fast, sources=job.sources))
+          TrainerIO(out, progress=report), Options(fast=job.fast, sources=job.sources, record=job.record))
     return 0
 
 
