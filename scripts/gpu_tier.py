@@ -186,7 +186,7 @@ publish the same file as the hub repository sudo-ai/zero123plus-pipeline."""
 TRAINER_CODE: dict[str, tuple[str, Path, str, str, Path]] = {
     "difix3d": ("nv-tlabs/Difix3D", ROOT / "images/difix3d/Dockerfile", "DIFIX3D_COMMIT", "src",
                 ROOT / "images/difix3d/upstream-fixes.patch"),
-}
+}  # the TRAINER_IMAGES of genfab.api.families
 """A lab trainer (research code, not a package) -> (GitHub repository, the Dockerfile pinning it, its
 commit's build argument, the folder to take, the patch its image applies): written to
 `.research/<name>/` with the image's source record (`genfab.stages.tuning.provenance`), and the wheels

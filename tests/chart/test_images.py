@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from genfab.api.families import FAMILIES, RESEARCH_IMAGES, TEMPLATE_IMAGES, TORCH_INDEX, TORCH_VERSION, TORCHAO_VERSION
+from genfab.api.families import (
+    FAMILIES,
+    RESEARCH_IMAGES,
+    TEMPLATE_IMAGES,
+    TORCH_INDEX,
+    TORCH_VERSION,
+    TORCHAO_VERSION,
+    TRAINER_IMAGES,
+)
 from genfab.api.pipeline import pipelines
 from tests.chart.conftest import ROOT
 
@@ -101,7 +109,8 @@ def test_every_declared_stage_has_an_image_family() -> None:
     for family in FAMILIES:
         assert dockerfile(family).exists(), f"family {family} has no Dockerfile"
     # Only families that need their own Dockerfile have one; the others come from the template.
-    own = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"stage", "operator"} - set(RESEARCH_IMAGES)
+    own = ({p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"stage", "operator"} - set(RESEARCH_IMAGES)
+           - set(TRAINER_IMAGES))
     assert own == set(FAMILIES) - set(TEMPLATE_IMAGES)
 
 
@@ -122,6 +131,27 @@ def test_research_images_pin_their_commit_on_a_genfab_base_and_stay_non_root(nam
     assert re.fullmatch(rf"{arg}=[0-9a-f]{{40}}", default), default
     script = (IMAGES / "build-research.sh").read_text()
     assert f"images/{name}/Dockerfile" in script
+
+
+@pytest.mark.parametrize("name", sorted(TRAINER_IMAGES))
+def test_trainer_images_pin_their_commit_apply_their_patches_and_record_the_source(name: str) -> None:
+    """The lab's trainer: on a genfab image, its repository at the commit the GPU tier ran (the build
+    argument's default), every patch in its folder applied, the source record written by genfab's own
+    writer, its script started once at build time, uid 10001 at run time."""
+    path = IMAGES / name / "Dockerfile"
+    parsed = DockerfileParser(path=str(path))
+    assert [i["value"] for i in parsed.structure if i["instruction"] == "FROM"] == ["${BASE}"]
+    text = path.read_text()
+    arg = f"{name.upper()}_COMMIT"
+    default = next(i["value"] for i in parsed.structure if i["instruction"] == "ARG" and i["value"].startswith(arg))
+    assert re.fullmatch(rf"{arg}=[0-9a-f]{{40}}", default), default
+    assert f'checkout --detach "${arg}"' in text
+    for patch in sorted((IMAGES / name).glob("*.patch")):
+        assert f"apply /opt/{name}-patches/{patch.name}" in text and patch.read_text().startswith("diff --git")
+    assert f'python -m genfab.stages.tuning.provenance /opt/{name} {name} ' in text
+    assert "--help > /dev/null" in text  # its imports resolve in the image
+    assert [i["value"] for i in parsed.structure if i["instruction"] == "USER"][-1] == "10001:10001"
+    assert f"images/{name}/Dockerfile" in (IMAGES / "build-research.sh").read_text()
 
 
 def test_torch_images_pin_torch_and_scene_compiles_gsplat_for_every_gpu_generation() -> None:

@@ -49,5 +49,12 @@ RESEARCH_IMAGES: dict[str, str] = {
 """Research code that is not a package, installed at a pinned commit on top of a genfab image by
 images/<name>/Dockerfile (images/build-research.sh) and imported by genfab's adapter at run time."""
 
+TRAINER_IMAGES: dict[str, str] = {
+    "difix3d": "Difix3D's src/train_difix.py: a TuningRun's custom `train` stage (the lab's DiFix trainer).",
+}
+"""A lab's own trainer (research code, not a package) at a pinned commit, its image's patches applied, on
+top of a genfab image by images/<name>/Dockerfile (images/build-research.sh --<name>), with the source
+record that names it (genfab.stages.tuning.provenance); genfab's wrapper launches it."""
+
 CUSTOM_FAMILY = "custom"
 """The family of a custom stage (its own image)."""
