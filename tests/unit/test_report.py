@@ -409,9 +409,10 @@ def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: 
     import threading
 
     from genfab.selection import review as review_module
+    from genfab.selection import served
 
     monkeypatch.setattr(review_module._Handler, "timeout", 3)
-    monkeypatch.setattr(review_module, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(served, "MAX_CONNECTIONS", 4)
     gate_output(tmp_path)
     review = Review(open_storage(tmp_path.as_uri()))
     server = make_server(review, "127.0.0.1", 0)

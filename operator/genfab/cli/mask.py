@@ -5,14 +5,20 @@ torch); this module reads the options and relays its one line and exit code."""
 
 from __future__ import annotations
 
-import json
-import subprocess
+import secrets
 import sys
+import threading
+import time
 from pathlib import Path
 
 import click
 
 from genfab.cli.terminal import echo, fail
+from genfab.selection.mask_review import MaskReview, make_mask_server, run_labeler
+from genfab.selection.served import is_loopback
+
+LAST_REQUESTS_SECONDS = 1.0
+"""How long the page's answer to its Save gets before the server ends."""
 
 
 def _pair(value: str, option: str, count: int) -> list[float]:
@@ -43,8 +49,13 @@ def _pair(value: str, option: str, count: int) -> list[float]:
               help="SAM2's folder under the model location (sam2.1_hiera_l.yaml and sam2.1_hiera_large.pt).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the mask PNG (default: IMAGE's folder, <name>_mask.png).")
+@click.option("--review", is_flag=True,
+              help="Open a local page instead: click the object (shift-click what is not), see the mask, save.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="--review: the loopback address to listen on.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
+              help="--review: the port (0: any free one).")
 def mask_cmd(image: Path, points: tuple[str, ...], negatives: tuple[str, ...], box: str | None, method: str,
-             models: str | None, sam2_model: str, out: Path | None) -> None:
+             models: str | None, sam2_model: str, out: Path | None, review: bool, host: str, port: int) -> None:
     """Make the reference-object pipeline's `inputMask` from IMAGE: white where the object is, black
     elsewhere, the size of IMAGE. Give the object with --point (and --negative) pixels and/or a --box.
     With --method sam2 (the default) SAM2 is read from the model location and, of its three masks, the
@@ -52,16 +63,49 @@ def mask_cmd(image: Path, points: tuple[str, ...], negatives: tuple[str, ...], b
     --method grabcut, which needs none. Beside the mask, `<mask>.json` records the method, the model,
     the prompts, SAM2's score and the object's share of the image; the same is printed as one JSON
     line. Bad input (an unreadable image, a prompt outside it, no object found) exits 1 with one line
-    and writes nothing."""
+    and writes nothing. With --review, a page on this machine (its URL, with a token, is printed) shows
+    IMAGE: each click on the object (shift-click or right-click: not the object) remakes the mask over
+    it with the same method; "Save mask" writes the mask and its record, and the command ends."""
+    if review:
+        serve(image, out, method, sam2_model, models, host, port)
+        return
     spec = {"image": str(image.resolve()), "out": str((out or image.with_name(f"{image.stem}_mask.png")).resolve()),
             "points": [_pair(p, "--point", 2) for p in points],
             "negative": [_pair(p, "--negative", 2) for p in negatives],
             "box": _pair(box, "--box", 4) if box else None, "method": method, "model": sam2_model, "models": models}
-    done = subprocess.run([sys.executable, "-m", "genfab.stages.reference_object.mask_labeler", json.dumps(spec)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.startswith("genfab mask: ")]
-        echo(lines[-1] if lines else f"genfab mask: the labeler failed (exit {done.returncode}): "
-             f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}", err=True)
-        sys.exit(done.returncode if done.returncode in (1, 2) else 2)
-    echo(done.stdout.strip())
+    code, line = run_labeler(spec)
+    if code:
+        echo(line, err=True)
+        sys.exit(code)
+    echo(line)
+
+
+def serve(image: Path, out: Path | None, method: str, sam2_model: str, models: str | None, host: str,
+          port: int) -> None:
+    """`--review`: the page until its mask is saved (or Ctrl-C)."""
+    if not is_loopback(host):
+        fail("mask", f"--host {host}: not a loopback address; the page runs the labeler for whoever reaches it "
+                     "(keep 127.0.0.1 and tunnel: ssh -L PORT:127.0.0.1:PORT)", code=1)
+    if not image.is_file():
+        fail("mask", f"{image}: no such image file", code=1)
+    target = (out or image.with_name(f"{image.stem}_mask.png")).resolve()
+    page = MaskReview(image.resolve(), target, {"method": method, "model": sam2_model, "models": models},
+                      secrets.token_urlsafe(24))
+    try:
+        server = make_mask_server(page, host, port)
+    except OSError as exc:
+        fail("mask", f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})", code=1)
+    echo(f"mask: http://{host}:{server.server_address[1]}/?token={page.token}")
+    echo(f"click the object in {image.name}; Save writes {target}; Ctrl-C ends without saving")
+    sys.stdout.flush()
+    threading.Thread(target=server.serve_forever, name="mask-page", daemon=True).start()
+    try:
+        while not page.saved.wait(0.5):
+            pass
+        echo(f"saved: {target} and {target}.json")
+        time.sleep(LAST_REQUESTS_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,44 +10,28 @@ name (DNS rebinding)."""
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 import http.server
-import ipaddress
 import json
 import secrets
-import sys
 import threading
 from dataclasses import asdict
 from html import escape
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from genfab.api.pipelines.worldexplorer import GAP_VIEWS, final_key
 from genfab.api.status_document import StatusDocument
 from genfab.contract import STATUS_KEY
 from genfab.contract.documents import DocumentError
-from genfab.contract.text import shown
 from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
 from genfab.selection.choices import ChoiceError, apply_choices, complete_count
+from genfab.selection.served import TokenHandler, bind, is_loopback
 from genfab.selection.waiting import folder_of, shown_keys, waiting_samples
 from genfab.storage import Storage, StorageError
 
 MAX_BODY = 4 << 20
-CONNECTION_SECONDS = 30
-"""A connection that sends nothing for this long is closed (a half-sent request holds no thread)."""
-MAX_CONNECTIONS = 32
-"""Connections served at once; one more is answered 503 and closed at once."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["Review", "going_on", "is_loopback", "make_server", "page"]
 
 
 def going_on(executor: str | None) -> str:
@@ -121,75 +105,16 @@ class Review:
                 + ("" if left else f"; {left} sample(s) still wait")}
 
 
-class BoundedServer(http.server.ThreadingHTTPServer):
-    """Python's threading server with a listen backlog and a cap on the connections served at once."""
-
-    request_queue_size = 64
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]  # one line, never a traceback on the person's terminal
-        sys.stderr.write(f"genfab review: a request failed: {shown(type(exc).__name__)}: {shown(str(exc))[:200]}\n")
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-
 def make_server(review: Review, host: str, port: int) -> http.server.ThreadingHTTPServer:
     class Handler(_Handler):
         pass
 
     Handler.review = review
-    server = BoundedServer((host, port), Handler)
-    Handler.names = {f"{host}:{server.server_address[1]}"}
-    if is_loopback(host):
-        Handler.names |= {f"localhost:{server.server_address[1]}", f"127.0.0.1:{server.server_address[1]}"}
-    return server
+    return bind(Handler, review.token, host, port)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(TokenHandler):
     review: Review
-    names: ClassVar[set[str]] = set()
-    timeout = CONNECTION_SECONDS  # the socket's: a request that stalls is dropped, its thread freed
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _allowed(self, query: dict[str, list[str]]) -> bool:
-        token = (query.get("token") or [""])[0] or self.headers.get("X-Genfab-Token", "")
-        if self.headers.get("Host", "") not in self.names:
-            self._send(421, b"wrong host", "text/plain")
-            return False
-        if not hmac.compare_digest(token.encode("utf-8", "replace"), self.review.token.encode()):  # any text
-            self._send(403, b"this page needs the token of the URL genfab review printed", "text/plain")
-            return False
-        return True
-
-    def _send(self, code: int, body: bytes, kind: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-                         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'")
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -224,13 +149,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if url.path != "/apply":
                 self._send(404, b"not found", "text/plain")
             return
-        length = self.headers.get("Content-Length") or "0"
-        if not length.isascii() or not length.isdigit():  # "-1", "1e9", " 4": not a length
-            self._send(400, b"Content-Length must be a whole number of bytes", "text/plain")
-            return
-        size = int(length)
-        if size > MAX_BODY:
-            self._send(413, b"too many choices in one request", "text/plain")
+        size = self._body_size(MAX_BODY, "too many choices in one request")
+        if size is None:
             return
         try:
             body = json.loads(self.rfile.read(size) or b"{}")

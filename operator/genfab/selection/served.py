@@ -1,0 +1,115 @@
+"""A local page's HTTP server, for `genfab review` and `genfab mask --review`: Python's own threading
+server with bounded connections, every request checked for the page's random token (in the printed
+URL) and for naming this server in its Host header, so another site open in the same browser can
+neither act on the page (it does not know the token) nor reach the server under another name (DNS
+rebinding)."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import http.server
+import ipaddress
+import sys
+import threading
+from typing import Any, ClassVar
+
+from genfab.contract.text import shown
+
+CONNECTION_SECONDS = 30
+"""A connection that sends nothing for this long is closed (a half-sent request holds no thread)."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; one more is answered 503 and closed at once."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BoundedServer(http.server.ThreadingHTTPServer):
+    """Python's threading server with a listen backlog and a cap on the connections served at once."""
+
+    request_queue_size = 64
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]  # one line, never a traceback on the person's terminal
+        sys.stderr.write(f"genfab: a page request failed: {shown(type(exc).__name__)}: {shown(str(exc))[:200]}\n")
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class TokenHandler(http.server.BaseHTTPRequestHandler):
+    """Requests that carry the token and this server's name; answers that no other page may frame,
+    sniff or script."""
+
+    token: ClassVar[str] = ""
+    names: ClassVar[set[str]] = set()
+    timeout = CONNECTION_SECONDS  # the socket's: a request that stalls is dropped, its thread freed
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _allowed(self, query: dict[str, list[str]]) -> bool:
+        token = (query.get("token") or [""])[0] or self.headers.get("X-Genfab-Token", "")
+        if self.headers.get("Host", "") not in self.names:
+            self._send(421, b"wrong host", "text/plain")
+            return False
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), self.token.encode()):  # any text
+            self._send(403, b"this page needs the token of the URL genfab printed", "text/plain")
+            return False
+        return True
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body_size(self, limit: int, too_large: str) -> int | None:
+        """The request body's length, or None once a 400/413 is answered."""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isascii() or not length.isdigit():  # "-1", "1e9", " 4": not a length
+            self._send(400, b"Content-Length must be a whole number of bytes", "text/plain")
+            return None
+        if int(length) > limit:
+            self._send(413, too_large.encode(), "text/plain")
+            return None
+        return int(length)
+
+
+def bind(handler: type[TokenHandler], token: str, host: str, port: int) -> BoundedServer:
+    """A server at `host:port` (0: any free port) answering `handler`'s requests with `token`, under
+    the names it can be reached by (loopback: `localhost` and `127.0.0.1` too)."""
+    handler.token = token
+    server = BoundedServer((host, port), handler)
+    handler.names = {f"{host}:{server.server_address[1]}"}
+    if is_loopback(host):
+        handler.names |= {f"localhost:{server.server_address[1]}", f"127.0.0.1:{server.server_address[1]}"}
+    return server
