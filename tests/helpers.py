@@ -105,3 +105,18 @@ def own_pixel_error(points: Any, cam_T_world: Any, K: Any) -> Any:
         uv = pixels[seen, :2] / pixels[seen, 2:3]
         worst[s] = np.abs(uv - np.stack([cols.ravel(), rows.ravel()], 1)[seen]).max() if seen.any() else np.inf
     return worst
+
+
+def disk_image(folder: Path) -> tuple[Path, Any]:
+    """`mug.png`: a 200x160 picture of one flat disk (the object, centre 100,80, radius 40) on a light
+    background, and the disk's true mask (a boolean array), for the mask labeler's tests."""
+    import cv2
+    import numpy as np
+
+    image = np.full((160, 200, 3), 245, np.uint8)
+    truth = np.zeros((160, 200), np.uint8)
+    cv2.circle(truth, (100, 80), 40, 255, -1)
+    image[truth > 0] = (30, 120, 230)
+    path = folder / "mug.png"
+    cv2.imwrite(str(path), image)
+    return path, truth > 0

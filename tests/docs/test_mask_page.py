@@ -18,26 +18,15 @@ import urllib.request
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from tests.docs.browser import interact
 from tests.docs.test_report_in_a_browser import keep, not_blank
-from tests.helpers import ROOT
+from tests.helpers import ROOT, disk_image
 
 BLUE = ("(() => { const c = document.getElementById('overlay'); const d = c.getContext('2d')"
         ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) "
         "if (d[i] > 0) n++; return n / (c.width * c.height); })()")
 """The share of the overlay the mask tints."""
-
-
-def disk(folder: Path) -> tuple[Path, np.ndarray]:
-    image = np.full((160, 200, 3), 245, np.uint8)
-    truth = np.zeros((160, 200), np.uint8)
-    cv2.circle(truth, (100, 80), 40, 255, -1)
-    image[truth > 0] = (30, 120, 230)
-    path = folder / "mug.png"
-    cv2.imwrite(str(path), image)
-    return path, truth > 0
 
 
 def post(url: str, body: object) -> tuple[int, dict[str, object] | str]:
@@ -52,7 +41,7 @@ def post(url: str, body: object) -> tuple[int, dict[str, object] | str]:
 
 
 def test_a_click_shows_the_mask_and_save_writes_it(tmp_path: Path, devtools: str) -> None:
-    image, truth = disk(tmp_path)
+    image, truth = disk_image(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
     server = subprocess.Popen([sys.executable, "-m", "genfab.cli.main", "mask", str(image), "--method", "grabcut",
                                "--review"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

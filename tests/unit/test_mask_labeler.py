@@ -15,19 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, disk_image
 
 FAKES = ROOT / "tests" / "fakes" / "packages"
-
-
-def _disk(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    image = np.full((160, 200, 3), 245, np.uint8)
-    truth = np.zeros((160, 200), np.uint8)
-    cv2.circle(truth, (100, 80), 40, 255, -1)
-    image[truth > 0] = (30, 120, 230)
-    path = tmp_path / "mug.png"
-    cv2.imwrite(str(path), image)
-    return path, truth > 0
 
 
 def _mask(tmp_path: Path, *args: str, models: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,7 +30,7 @@ def _mask(tmp_path: Path, *args: str, models: str | None = None) -> subprocess.C
 
 
 def test_grabcut_needs_no_weights_and_says_so(tmp_path: Path) -> None:
-    image, truth = _disk(tmp_path)
+    image, truth = disk_image(tmp_path)
     result = _mask(tmp_path, str(image), "--point", "100,80", "--method", "grabcut")
     assert result.returncode == 0, result.stderr
     mask = cv2.imread(str(tmp_path / "mug_mask.png"), cv2.IMREAD_UNCHANGED)
@@ -55,7 +45,7 @@ def test_grabcut_needs_no_weights_and_says_so(tmp_path: Path) -> None:
 
 def test_sam2_from_the_model_location_records_its_model_and_score(tmp_path: Path) -> None:
     pytest.importorskip("hydra")
-    image, truth = _disk(tmp_path)
+    image, truth = disk_image(tmp_path)
     writer = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
                              "from scripts.tiny_models import save_tiny_sam2; save_tiny_sam2(Path(sys.argv[1]))",
                              str(tmp_path / "models")], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -82,7 +72,7 @@ def test_sam2_from_the_model_location_records_its_model_and_score(tmp_path: Path
     (("--method", "grabcut"), 1, "give the object: at least one --point X,Y or a --box"),
 ], ids=["sam2-without-weights", "point-outside", "box-not-four-numbers", "box-inverted", "no-prompt"])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: tuple[str, ...], code: int, says: str) -> None:
-    image, _ = _disk(tmp_path)
+    image, _ = disk_image(tmp_path)
     result = _mask(tmp_path, str(image), *args)
     assert result.returncode == code, (result.stdout, result.stderr)
     assert result.stderr.count("\n") == 1 and says in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import secrets
 import sys
-import threading
-import time
 from pathlib import Path
 
 import click
 
 from genfab.cli.terminal import echo, fail
 from genfab.selection.mask_review import MaskReview, make_mask_server, run_labeler
-from genfab.selection.served import is_loopback
-
-LAST_REQUESTS_SECONDS = 1.0
-"""How long the page's answer to its Save gets before the server ends."""
+from genfab.selection.served import is_loopback, serve_until
 
 
 def _pair(value: str, option: str, count: int) -> list[float]:
@@ -98,14 +93,4 @@ def serve(image: Path, out: Path | None, method: str, sam2_model: str, models: s
     echo(f"mask: http://{host}:{server.server_address[1]}/?token={page.token}")
     echo(f"click the object in {image.name}; Save writes {target}; Ctrl-C ends without saving")
     sys.stdout.flush()
-    threading.Thread(target=server.serve_forever, name="mask-page", daemon=True).start()
-    try:
-        while not page.saved.wait(0.5):
-            pass
-        echo(f"saved: {target} and {target}.json")
-        time.sleep(LAST_REQUESTS_SECONDS)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until(server, page.saved, "mask-page", lambda: echo(f"saved: {target} and {target}.json"))

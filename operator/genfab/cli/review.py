@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 
 import click
 
@@ -13,10 +11,8 @@ from genfab.cli.follow import output_uri
 from genfab.cli.terminal import echo, fail, malformed_is_one_line
 from genfab.report.writer import ReportError
 from genfab.selection.review import Review, going_on, is_loopback, make_server
+from genfab.selection.served import serve_until
 from genfab.storage import S3Settings, StorageError, open_confined
-
-LAST_REQUESTS_SECONDS = 1.0
-"""How long the page's requests in flight when the last choice was applied get before the server ends."""
 
 
 @click.command("review")
@@ -62,15 +58,4 @@ def review_cmd(output: str, host: str, port: int, allow_remote: bool) -> None:
         echo("listening beyond this machine: the token in the URL is the only protection (plain HTTP)")
     echo(f"{len(waiting)} sample(s) wait for a choice; it ends once every one is chosen, or Ctrl-C")
     sys.stdout.flush()
-    serving = threading.Thread(target=server.serve_forever, name="review-server", daemon=True)
-    serving.start()
-    try:
-        while not review.all_chosen.wait(0.5):
-            pass
-        echo("all chosen: " + going_on(review.executor))
-        time.sleep(LAST_REQUESTS_SECONDS)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until(server, review.all_chosen, "review-server", lambda: echo("all chosen: " + going_on(review.executor)))

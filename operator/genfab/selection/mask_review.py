@@ -86,25 +86,16 @@ class MaskReview:
 
 
 def make_mask_server(review: MaskReview, host: str, port: int) -> BoundedServer:
-    class Handler(_MaskHandler):
-        pass
-
-    Handler.review = review
-    return bind(Handler, review.token, host, port)
+    return bind(_MaskHandler, review.token, host, port, review=review)
 
 
 class _MaskHandler(TokenHandler):
     review: MaskReview
 
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if url.path == "/favicon.ico":
-            self._send(204, b"", "image/x-icon")
-        elif not self._allowed(parse_qs(url.query)):
-            return
-        elif url.path == "/":
+    def get(self, path: str, query: dict[str, list[str]]) -> None:
+        if path == "/":
             self._send(200, page(self.review).encode(), "text/html; charset=utf-8")
-        elif url.path == "/image":
+        elif path == "/image":
             kind = IMAGE_TYPES.get(self.review.image.suffix.lower(), "application/octet-stream")
             self._send(200, self.review.image.read_bytes(), kind)
         else:

@@ -10,7 +10,6 @@ name (DNS rebinding)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import secrets
 import threading
@@ -26,7 +25,7 @@ from genfab.contract import STATUS_KEY
 from genfab.contract.documents import DocumentError
 from genfab.report.writer import MAX_DOCUMENT, MAX_IMAGE, ReportError, list_output
 from genfab.selection.choices import ChoiceError, apply_choices, complete_count
-from genfab.selection.served import TokenHandler, bind, is_loopback
+from genfab.selection.served import BoundedServer, TokenHandler, bind, is_loopback
 from genfab.selection.waiting import folder_of, shown_keys, waiting_samples
 from genfab.storage import Storage, StorageError
 
@@ -105,27 +104,16 @@ class Review:
                 + ("" if left else f"; {left} sample(s) still wait")}
 
 
-def make_server(review: Review, host: str, port: int) -> http.server.ThreadingHTTPServer:
-    class Handler(_Handler):
-        pass
-
-    Handler.review = review
-    return bind(Handler, review.token, host, port)
+def make_server(review: Review, host: str, port: int) -> BoundedServer:
+    return bind(_Handler, review.token, host, port, review=review)
 
 
 class _Handler(TokenHandler):
     review: Review
 
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        if url.path == "/favicon.ico":
-            self._send(204, b"", "image/x-icon")
-            return
-        if not self._allowed(query):
-            return
+    def get(self, path: str, query: dict[str, list[str]]) -> None:
         try:
-            self._get(url.path, query)
+            self._get(path, query)
         except (ReportError, StorageError) as exc:  # the output cannot be listed or read now: one line
             self._send(503, str(exc).encode(), "text/plain; charset=utf-8")
 

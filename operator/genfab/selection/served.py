@@ -12,7 +12,10 @@ import http.server
 import ipaddress
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 from genfab.contract.text import shown
 
@@ -20,6 +23,8 @@ CONNECTION_SECONDS = 30
 """A connection that sends nothing for this long is closed (a half-sent request holds no thread)."""
 MAX_CONNECTIONS = 32
 """Connections served at once; one more is answered 503 and closed at once."""
+LAST_REQUESTS_SECONDS = 1.0
+"""How long the requests in flight when the page's work ended get before the server ends."""
 
 
 def is_loopback(host: str) -> bool:
@@ -71,6 +76,18 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/favicon.ico":
+            self._send(204, b"", "image/x-icon")
+        elif self._allowed(query):
+            self.get(url.path, query)
+
+    def get(self, path: str, query: dict[str, list[str]]) -> None:
+        """A GET with the token, from this server's name."""
+        self._send(404, b"not found", "text/plain")
+
     def _allowed(self, query: dict[str, list[str]]) -> bool:
         token = (query.get("token") or [""])[0] or self.headers.get("X-Genfab-Token", "")
         if self.headers.get("Host", "") not in self.names:
@@ -104,12 +121,29 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
         return int(length)
 
 
-def bind(handler: type[TokenHandler], token: str, host: str, port: int) -> BoundedServer:
-    """A server at `host:port` (0: any free port) answering `handler`'s requests with `token`, under
-    the names it can be reached by (loopback: `localhost` and `127.0.0.1` too)."""
-    handler.token = token
-    server = BoundedServer((host, port), handler)
-    handler.names = {f"{host}:{server.server_address[1]}"}
-    if is_loopback(host):
-        handler.names |= {f"localhost:{server.server_address[1]}", f"127.0.0.1:{server.server_address[1]}"}
+def bind(handler: type[TokenHandler], token: str, host: str, port: int, **state: Any) -> BoundedServer:
+    """A server at `host:port` (0: any free port) answering with a subclass of `handler` that holds
+    `state` (e.g. the page's `review`), the token, and the names the server can be reached by
+    (loopback: `localhost` and `127.0.0.1` too)."""
+    served: type[TokenHandler] = type(handler.__name__, (handler,), {**state, "token": token, "names": set()})
+    server = BoundedServer((host, port), served)
+    port = server.server_address[1]
+    served.names.update({f"{host}:{port}"} | ({f"localhost:{port}", f"127.0.0.1:{port}"} if is_loopback(host)
+                                              else set()))
     return server
+
+
+def serve_until(server: BoundedServer, done: threading.Event, name: str, said: Callable[[], None]) -> None:
+    """Serve in a thread until `done` is set (then `said()`, and the last requests get a moment) or
+    Ctrl-C; the server is closed either way."""
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    try:
+        while not done.wait(0.5):
+            pass
+        said()
+        time.sleep(LAST_REQUESTS_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
