@@ -126,6 +126,8 @@ def test_difix3d_and_genfab_resume_each_others_checkpoints(tmp_path: Path, upstr
     config = json.loads((folder / "train_config.json").read_text())
     assert config["trainer"] == LAB and config["trainerSource"]["commit"] == COMMIT
     assert config["history"] == [{"trainer": LAB, "startStep": 0, "resumedFrom": None}]
+    assert config["models"] == {"stabilityai/sd-turbo": "the model location: stabilityai/sd-turbo",
+                                "vgg16": "the model location: genfab/vgg16-lpips"}  # nothing downloaded
     first = checkpoint(folder, 1)
     assert unet_steps(first) == 1.0 and first["rank_vae"] == 4
     assert any(p.name.startswith("offline-run") for p in (folder / "wandb").iterdir())  # its tracker, offline

@@ -220,6 +220,9 @@ def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world:
     config = json.loads((run / "train_config.json").read_text())
     trainer = "custom:fake_train_difix.py"
     assert config["trainer"] == trainer and config["trainerSource"] is None and config["resumed_from"] == "model_4.pkl"
+    # the tiny models hold no SD-Turbo and a features-only VGG16: the record says the hubs would serve them
+    assert config["models"] == {"stabilityai/sd-turbo": "the Hugging Face hub",
+                                "vgg16": "torch's hub (torchvision's ImageNet VGG16)"}
     assert [(e["trainer"], e["startStep"]) for e in config["history"]] == [(trainer, 0), (trainer, 4)]
     status = json.loads((run / "_genfab" / "status.json").read_text())["status"]
     assert status["training"]["trainer"] == trainer
@@ -247,6 +250,18 @@ def test_the_lab_trainers_source_record_names_it(world: dict[str, Path], tmp_pat
     summary = json.loads((run / "_genfab" / "summary.json").read_text())
     assert summary["stages"][0]["producedBy"] == {name: 1}
     assert json.loads((run / "_genfab" / "status.json").read_text())["status"]["training"]["trainer"] == name
+
+
+def test_an_oversized_training_record_is_refused(world: dict[str, Path]) -> None:
+    """`train_config.json` is in the tenant's output: read back up to 1 MiB, a larger one refused in one
+    line (exit 1), never read whole."""
+    run = world["export"] / "tuning_runs" / "oversized"
+    run.mkdir(parents=True)
+    (run / "train_config.json").write_text('{"history": [' + ",".join(["{}"] * 400_000) + "]}")
+    done = genfab_run(world["root"], tuning_run(world, "oversized"), timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "train_config.json is over 1024 KiB: not a training record genfab wrote" in done.stdout + done.stderr
+    assert not (run / "checkpoints").exists()
 
 
 def test_a_killed_run_leaves_no_process_behind(world: dict[str, Path]) -> None:

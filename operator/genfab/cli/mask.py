@@ -6,6 +6,7 @@ torch); this module reads the options and relays its one line and exit code."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
@@ -93,4 +94,7 @@ def serve(image: Path, out: Path | None, method: str, sam2_model: str, models: s
     echo(f"mask: http://{host}:{server.server_address[1]}/?token={page.token}")
     echo(f"click the object in {image.name}; Save writes {target}; Ctrl-C ends without saving")
     sys.stdout.flush()
-    serve_until(server, page.saved, "mask-page", lambda: echo(f"saved: {target} and {target}.json"))
+    try:
+        serve_until(server, page.saved, "mask-page", lambda: echo(f"saved: {target} and {target}.json"))
+    finally:
+        shutil.rmtree(page.scratch, ignore_errors=True)  # the previews

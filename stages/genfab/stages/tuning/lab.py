@@ -168,6 +168,8 @@ class LabTrainStage(TrainStage):
         and the `perceptualModel` folder's VGG16 file), they are laid out as those caches and the hub is
         not asked (`HF_HUB_OFFLINE`); otherwise the trainer downloads them as it would anywhere."""
         self.model_env: dict[str, str] = {}
+        self.model_sources = {HUB_BASE: "the Hugging Face hub", "vgg16": "torch's hub (torchvision's ImageNet VGG16)"}
+        """Where the trainer's models come from (`train_config.json`'s `models`)."""
         caches = ctx.workdir / "caches"
         try:
             base = resolve_model(HUB_BASE, ctx.workdir / "models", ctx.env)
@@ -176,6 +178,7 @@ class LabTrainStage(TrainStage):
         else:
             self.model_env.update({"HF_HOME": str(hub_cache(caches / "huggingface", HUB_BASE, base)),
                                    "HF_HUB_OFFLINE": "1"})
+            self.model_sources[HUB_BASE] = f"the model location: {HUB_BASE}"
         try:
             perceptual = resolve_model(self.settings.perceptual_model, ctx.workdir / "models", ctx.env)
         except ModelUnavailable as exc:
@@ -183,6 +186,7 @@ class LabTrainStage(TrainStage):
         else:
             if (torch_home := torch_hub_checkpoint(caches / "torch", perceptual)) is not None:
                 self.model_env["TORCH_HOME"] = str(torch_home)
+                self.model_sources["vgg16"] = f"the model location: {self.settings.perceptual_model}"
 
     def command(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> list[str]:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,6 +200,7 @@ class LabTrainStage(TrainStage):
         """What the built-in trainer's `train_config.json` records, for the lab's trainer (which writes none)."""
         doc = {**self.record, "trainerSource": self.source, "command": self.user_command,
                "arguments": self.arguments, "hyperparameters": self.snake, "dataset_path": dataset,
+               "models": self.model_sources,
                "world_size": self.group.world_size,
                "global_batch": self.snake["batch_size"] * self.group.world_size
                * self.snake["gradient_accumulation_steps"], "resumed_from": resume.name if resume else None,

@@ -34,10 +34,12 @@ from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 from genfab.stages.tuning.launch import Group, group_from_env, torchrun
 from genfab.stages.tuning.provenance import BUILT_IN, history
 from genfab.stages.tuning.staging import StagingError, stage_data
-from genfab.storage import Storage, StorageError
+from genfab.storage import Storage, StorageError, StorageTooLarge
 
 log = logging.getLogger("genfab.stages")
 HEARTBEAT_SECONDS = 5.0
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest `train_config.json` a start reads back (its own are a few KiB; `history` keeps 64 starts)."""
 RECIPE = recipe_fields(DifixHyperparameters)
 """Hyperparameters that make a run's trajectory; the others (marked `CONTINUABLE` or `RUN_TIME` on the
 API model) may change while the run goes on."""
@@ -96,12 +98,15 @@ class TrainStage(Stage[TrainSettings]):
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.group.procs_per_node)))
         return env
 
-    @staticmethod
-    def _previous_config(ctx: StageContext) -> dict[str, Any]:
-        """The run's `train_config.json` as its last start wrote it ({} for a new run)."""
+    def _previous_config(self, ctx: StageContext) -> dict[str, Any]:
+        """The run's `train_config.json` as its last start wrote it ({} for a new run). The output is
+        the tenant's: read up to `MAX_CONFIG_BYTES`, a larger one refused."""
         try:
-            before = json.loads(ctx.output.read_bytes("train_config.json"))
-        except (StorageError, ValueError):
+            before = json.loads(ctx.output.read_at_most("train_config.json", MAX_CONFIG_BYTES, "train_config.json"))
+        except StorageTooLarge:
+            raise BadInput(f"tuning_runs/{self.settings.run_name}/train_config.json is over "
+                           f"{MAX_CONFIG_BYTES >> 10} KiB: not a training record genfab wrote") from None
+        except (StorageError, ValueError, RecursionError):
             return {}
         return before if isinstance(before, dict) else {}
 
