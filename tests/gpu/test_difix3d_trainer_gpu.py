@@ -38,9 +38,11 @@ if not (DIFIX3D / "src" / "train_difix.py").is_file():
 COMMIT = json.loads((DIFIX3D / ".genfab-source.json").read_text())["commit"]
 LAB = f"difix3d:train_difix.py@{COMMIT[:12]}"
 HYPER = {"batchSize": 1, "checkpointEvery": 2, "evalEvery": 1000, "evalSamples": 1, "gramWarmupSteps": 0,
-         "mixedPrecision": "bf16", "dataloaderWorkers": 0}
+         "mixedPrecision": "bf16", "dataloaderWorkers": 0, "compile": False}
 """One recipe for every start (a runName is one setup). 576x1024 (the default) is the size Difix3D's
-PairedDataset trains at whatever it is told; the Gram loss from the first step, on its 400x400 crop."""
+PairedDataset trains at whatever it is told; the Gram loss from the first step, on its 400x400 crop.
+genfab's trainer runs eager (compiling takes longer than the whole test's device call allows): its fast
+path's channels-last weights and fused AdamW, where a resumed optimizer state must match, still run."""
 
 
 def pairs(folder: Path) -> Path:

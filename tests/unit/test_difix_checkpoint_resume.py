@@ -154,6 +154,37 @@ def test_a_bf16_difix3d_checkpoint_resumes_in_genfabs_fast_path(base: Path, tmp_
     assert moments(mine, optimizer)
 
 
+def test_a_fast_path_genfab_checkpoint_resumes_in_difix3ds_bf16_training(base: Path, tmp_path: Path) -> None:
+    """genfab's fast path (channels-last weights, fused AdamW) writes a file Difix3D's trainer runs on as
+    it runs on its own: torch's default `fused`/`foreach` (a saved group is taken whole, so `fused: True`
+    would make Difix3D's AdamW fused) and contiguous moments. Then `--mixed_precision bf16` casts the model
+    and accelerate's `prepare` reloads the optimizer state, casting the moments to bf16 (found on the GPU:
+    Difix3D's resume of a genfab checkpoint)."""
+    def fast(n: DifixNet) -> Any:
+        n.to(memory_format=torch.channels_last)
+        return torch.optim.AdamW(n.trainable(), fused=True)
+
+    net, optimizer = trained(base, fast)
+    torch.save(checkpoint_dict(net, optimizer, 2, {}), tmp_path / "model_2.pkl")
+    sd = read_checkpoint(tmp_path / "model_2.pkl")
+    group = sd["optimizer"]["param_groups"][0]
+    assert (group["fused"], group["foreach"], group["capturable"]) == (None, None, False)
+    assert all(v.is_contiguous() for s in sd["optimizer"]["state"].values() for v in s.values() if v.dim() > 1)
+    theirs, _ = load_difix(base, 199, 4)
+    theirs.set_train()
+    their_optimizer = difix3d_optimizer(theirs)
+    difix3d_load_ckpt_from_state_dict(theirs, their_optimizer, tmp_path / "model_2.pkl")
+    assert their_optimizer.param_groups[0]["fused"] is None
+    assert moments(theirs, their_optimizer) == pytest.approx(moments(net, optimizer), rel=1e-5)
+    theirs.to(torch.bfloat16)  # train_difix.py: net_difix.to(accelerator.device, dtype=weight_dtype)
+    their_optimizer.load_state_dict(their_optimizer.state_dict())  # accelerate's AcceleratedOptimizer
+    for p in theirs.trainable():
+        assert all(their_optimizer.state[p][k].dtype == torch.bfloat16 for k in ("exp_avg", "exp_avg_sq"))
+        p.grad = torch.ones_like(p)
+    their_optimizer.step()
+    assert float(their_optimizer.state[theirs.trainable()[0]]["step"]) == 3.0
+
+
 def test_genfab_reads_its_older_checkpoints_and_refuses_another_models(base: Path) -> None:
     net, optimizer = trained(base, lambda n: torch.optim.AdamW(n.trainable()), steps=1)
     mine, _ = load_difix(base, 199, 4)

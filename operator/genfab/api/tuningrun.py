@@ -71,6 +71,10 @@ class DifixHyperparameters(GenfabModel):
     """Data loading processes per GPU (decoding overlaps the training step)."""
     seed: int = Field(42, ge=0)
     """Training seed."""
+    compile: Annotated[bool, RUN_TIME] = True
+    """genfab's trainer: `torch.compile` the model on a GPU. Compiling takes minutes before the first step
+    (about 5 at SD-Turbo's size on an H200), repaid over a long run; turn it off for runs of a few steps.
+    The lab's `train_difix.py` never compiles and ignores it."""
 
 
 class TuningRunBase(CommonSpec):

@@ -23,8 +23,11 @@ from genfab.stages.models.difix import DifixNet
 
 REQUIRED = ("state_dict_unet", "state_dict_vae", "vae_lora_target_modules", "rank_vae", "optimizer")
 
-RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
-"""How an optimizer runs, not what it learnt: kept from the resuming optimizer, never from the file."""
+RUNTIME_DEFAULTS: dict[str, Any] = {"fused": None, "foreach": None, "capturable": False, "differentiable": False}
+"""How an optimizer runs, not what it learnt: kept from the resuming optimizer, never from the file. genfab
+writes torch's defaults for them, because `torch.optim.Optimizer.load_state_dict` (Difix3D's resume) takes
+a saved group whole: genfab's `fused: True` would make Difix3D's AdamW fused over its own parameters."""
+RUNTIME_KEYS = tuple(RUNTIME_DEFAULTS)
 
 
 def _positions(net: DifixNet) -> list[int]:
@@ -40,8 +43,15 @@ def to_difix3d(state: dict[str, Any], net: DifixNet) -> dict[str, Any]:
     first: dict[int, int] = {}
     for j, i in enumerate(positions):
         first.setdefault(i, j)  # torch numbers a parameter by its first place in the list
-    return {"state": {first[i]: v for i, v in state["state"].items()},
-            "param_groups": [{**group, "params": [first[i] for i in positions]}]}
+    return {"state": {first[i]: _portable(v) for i, v in state["state"].items()},
+            "param_groups": [{**group, **RUNTIME_DEFAULTS, "params": [first[i] for i in positions]}]}
+
+
+def _portable(state: dict[str, Any]) -> dict[str, Any]:
+    """One parameter's moments as any reader lays out its weights: contiguous. `torch.save` keeps strides,
+    and the fast path's channels-last moments, loaded by a reader whose weights are contiguous, would
+    differ from them in layout (which fused AdamW refuses)."""
+    return {k: v.contiguous() if torch.is_tensor(v) else v for k, v in state.items()}
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], net: DifixNet) -> None:

@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
         hyper = hyper.model_copy(update={"dataloader_workers": min(hyper.dataloader_workers,
                                                                    int(os.environ[ENV_CPU_WORKERS]))})
     train(hyper, Path(job.base_model), Path(job.perceptual_model), Path(job.data_json),
-          TrainerIO(out, progress=report), Options(fast=job.fast, sources=job.sources, record=job.record))
+          TrainerIO(out, progress=report),
+          Options(fast=job.fast, compile=None if hyper.compile else False, sources=job.sources, record=job.record))
     return 0
 
 
