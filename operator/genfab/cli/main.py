@@ -23,6 +23,7 @@ from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
 from genfab.cli.console import GenfabConsole
+from genfab.cli.estimate import estimate_lines, estimate_table
 from genfab.cli.follow import logs_cmd, status_cmd
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.mask import mask_cmd
@@ -38,6 +39,8 @@ from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
 from genfab.local.models import local_fit_refusal, local_model_identities
 from genfab.local.storage_env import secrets_dir
 from genfab.planner import INPUT, Plan, plan
+from genfab.planner.calibration import DEFAULT_GPU, GPU_KINDS
+from genfab.planner.estimate import EstimateError, estimate
 from genfab.planner.hashing import changed_parts
 from genfab.sequencing import CannotRun
 
@@ -168,7 +171,13 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
 @click.option("--since", "since", type=PATH, default=None,
               help="The resource as it was (e.g. the file at the last commit): say per stage whether its "
                    "committed samples are made again, and why (config, upstream, model, forced).")
-def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None) -> None:
+@click.option("--estimate", "with_estimate", is_flag=True,
+              help="Add what it costs: GPU-hours and wall time per stage and in total, on the resource's "
+                   "parallelism, from the measured calibration table.")
+@click.option("--gpu", default=DEFAULT_GPU, show_default=True,
+              help=f"GPU kind of the estimate ({', '.join(GPU_KINDS)}).")
+def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None, with_estimate: bool,
+             gpu: str) -> None:
     """Print the stage DAG of the resource in FILE (one document; `-` reads stdin): order, upstream,
     image family, whether each stage runs or reuses its outputs, samples, shards, GPUs, memory,
     config hash and output layout.
@@ -199,6 +208,13 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     if misfit:
         echo(f"genfab plan: {misfit}", err=True)
         sys.exit(1)
+    cost = None
+    if with_estimate:
+        try:
+            cost = estimate(result, gpu, loaded.resource.spec.parallelism)
+        except EstimateError as exc:
+            echo(f"genfab plan: {exc}", err=True)
+            sys.exit(1)
     before = None
     if since is not None:
         old = load_one(since)
@@ -210,6 +226,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
         doc = result.to_dict()
         if before is not None:  # per stage: reused, or made again and why
             doc["since"] = stage_verdicts(result, before)
+        if cost is not None:
+            doc["estimate"] = cost.to_dict()
         echo(json.dumps(doc, indent=2))
         for line in notes(loaded.resource, result):
             echo(line, err=True)  # stdout stays JSON
@@ -228,6 +246,10 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
                       "input not listed here; pass --input-samples N to preview)")
     for ref in result.external_refs:
         console.print(f"waits for {ref}", markup=False)
+    if cost is not None:
+        console.print(estimate_table(cost))
+        for line in estimate_lines(cost):
+            console.print(line, highlight=False, markup=False)
     for line in notes(loaded.resource, result):
         echo(line)
 

@@ -1,0 +1,161 @@
+"""The calibration table of `genfab plan --estimate`: what one sample of a stage costs on a GPU kind, as
+measured by the benchmarks (benchmarks/results/*.md), with the command that measured it. One row per
+(pipeline, stage, settings, GPU kind); the estimate (genfab.planner.estimate) picks the row whose
+settings match the planned stage's config and says "not calibrated" where none does, never a guess
+from another GPU kind or another method.
+
+Each row holds genfab's defaults at the pipeline's document's settings unless `when` says otherwise.
+Seconds are GPU wall seconds per GPU of the stage's Pod: `sample_seconds` per sample once the Pod is
+warm; `pod_seconds` once per Pod (model load, torch.compile's warm-up on the first sample, gsplat's
+first launches). Where the benchmark measured one sample only, the warm-up sits in `sample_seconds`
+(the row's `note` says so) and the estimate is high by it. Rows scale linearly in the settings `scale`
+names (3DGS steps, training steps), from the value they were measured at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+GPU_KINDS = ("h100", "h200", "l40s", "a100")
+"""GPU kinds `--gpu` takes. A kind here with no rows estimates nothing ("not calibrated on l40s")."""
+DEFAULT_GPU = "h100"
+
+WE = "benchmarks/results/worldexplorer.md"
+VD = "benchmarks/results/vistadream.md"
+RO = "benchmarks/results/reference_object.md"
+RL = "benchmarks/results/relighting.md"
+TU = "benchmarks/results/tuning.md"
+
+Accepted = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One stage's measured cost on one GPU kind."""
+
+    pipeline: str
+    stage: str
+    gpu: str
+    sample_seconds: float
+    """Seconds per sample on a warm Pod (per GPU of the Pod)."""
+    pod_seconds: float
+    """Seconds once per Pod: model load and the first sample's warm-up over a later one."""
+    source: str
+    """Where the measurement is written up: `benchmarks/results/<file>.md §<section>`."""
+    command: str
+    """The command that measured it (on the GPU machine)."""
+    when: tuple[tuple[str, Accepted], ...] = ()
+    """Settings the row holds for: (dotted path in the stage's config, accepted values); a missing
+    setting reads as None (the pipeline's default where the API leaves it unset)."""
+    scale: tuple[tuple[str, float], ...] = ()
+    """Settings the seconds are linear in, with the value measured: seconds x setting / measured."""
+    baseline_sample_seconds: float | None = None
+    """The lab's way (the eager pipeline, the research code as it is, the plain loop), per sample, in the
+    same measurement; None where it was not measured alongside."""
+    peak_gib: float | None = None
+    """Peak GPU memory of the stage's process."""
+    note: str = ""
+
+    def holds_for(self, config: dict[str, Any]) -> bool:
+        return all(lookup(config, path) in accepted for path, accepted in self.when)
+
+    def factor(self, config: dict[str, Any]) -> float | None:
+        """The scale factor of `config` (None when a scaled setting is missing or not a number)."""
+        factor = 1.0
+        for path, measured_at in self.scale:
+            value = lookup(config, path)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            factor *= value / measured_at
+        return factor
+
+
+def lookup(config: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (a number indexes a list); None where there is none."""
+    node: Any = config
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+WE_STAGES = "python benchmarks/worldexplorer_stages.py --samples 2 --gs-steps 7000"
+SEVA = "python benchmarks/seva_speed.py sample --frames 120 --steps 50 --variants compile-all --warm-frames 21"
+VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases outpaint,coarse"
+EDIT = "python benchmarks/reference_object.py edit --steps 50 --variants eager,blocks,fp8+blocks"
+EDIT_4BIT = "python benchmarks/reference_object.py quantised --steps 20 --runs 2"
+ANNOTATION = "python benchmarks/reference_object.py annotation --images 64"
+RELIGHT = "python3 benchmarks/relighting_gpu.py --images 256 --stages segment degrade"
+TUNING = "python benchmarks/tuning.py --sizes 576x1024 --steps 15 --warmup 6 --gpus 0"
+EDIT_STAGES = ("white-background", "perspectives", "scenes", "qwen-augmentation")
+"""reference-object's stages that run one Qwen-Image-Edit edit per sample at 1024²."""
+DEFAULT_EDIT_MODEL = "ovedrive/Qwen-Image-Edit-2509-4bit"
+
+CALIBRATION: tuple[Measured, ...] = (
+    # worldexplorer, H100: one shard of two samples per stage through genfab's own stage runtime.
+    Measured("worldexplorer", "scaffold", "h100", 53.8, 40.7, f"{WE} §2", WE_STAGES,
+             when=(("scaffold.method", ("scaffold_gen",)),), peak_gib=67.1,
+             note="scaffold_gen + automatic selection: 3 FLUX.1-dev views, 4 gaps x 4 FluxFill candidates, CLIP"),
+    Measured("worldexplorer", "expansion", "h100", 48.1, 93.5, f"{WE} §2", WE_STAGES,
+             when=(("expansion.method", ("walk",)), ("expansion.geometry", (None, "scene"))), peak_gib=33.6,
+             note="the built-in walk over 120 outward frames; the first sample compiles (+92 s)"),
+    Measured("worldexplorer", "expansion", "h100", 138.3, 110.3, f"{WE} §3, §4a", SEVA,
+             when=(("expansion.method", (None, "seva")), ("expansion.geometry", ("scene",))),
+             baseline_sample_seconds=288.2, peak_gib=11.95,
+             note="SEVA img2trajvid, 120 frames, 50 steps, compile: all; load 15.3 s + 95 s compile per Pod"),
+    Measured("worldexplorer", "gaussians", "h100", 48.1, 0.0, f"{WE} §2", WE_STAGES,
+             scale=(("gaussians.steps", 7000.0),), peak_gib=2.4,
+             note="measured at 7000 steps (1M Gaussians reached): linear in steps"),
+    # vistadream, H100: `genfab run` of one sample per stage (the coarse case); the warm-up is in the sample.
+    Measured("vistadream", "outpaint", "h100", 20.2, 26.7, f"{VD} §2", VD_E2E, peak_gib=29.1,
+             note="one sample: its seconds include compile: blocks' warm-up"),
+    Measured("vistadream", "depth", "h100", 4.7, 13.4, f"{VD} §2", VD_E2E,
+             when=(("depth.depthBackend", (None, "depth-pro")),), peak_gib=3.7),
+    Measured("vistadream", "gaussians", "h100", 8.5, 3.0, f"{VD} §2", VD_E2E, peak_gib=0.5,
+             note="gsplat prebuilt in the image (a JIT build adds about 90 s once per Pod)"),
+    Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E, peak_gib=31.7,
+             note="10 coarse views: 40 candidate renders, a fill, a depth pass and 500 steps each"),
+    Measured("vistadream", "render", "h100", 20.9, 4.1, f"{VD} §2", VD_E2E, peak_gib=0.7),
+    # reference-object, H100: one Qwen-Image-Edit edit per sample at 1024².
+    *(Measured("reference-object", stage, "h100", 20.72, 15.0, f"{RO} §1b", EDIT_4BIT,
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)),), scale=(("steps", 20.0),),
+               baseline_sample_seconds=None, peak_gib=13.2,
+               note="the default 4-bit NF4 export with the camera LoRA, measured at 20 steps (linear in steps); "
+                    "load 10 s + LoRA 5 s per Pod")
+      for stage in EDIT_STAGES),
+    *(Measured("reference-object", stage, "h100", 36.11, 22.6, f"{RO} §1", EDIT,
+               when=(("modelPath", ("Qwen/Qwen-Image-Edit-2509", "Qwen/Qwen-Image-Edit")),
+                     ("editRuntime.compile", ("blocks",)), ("editRuntime.fp8", ("off",))),
+               scale=(("steps", 50.0),), baseline_sample_seconds=44.80, peak_gib=40.4,
+               note="bf16, compile: blocks (lossless): latent cosine 0.99996 against the eager pipeline")
+      for stage in EDIT_STAGES),
+    *(Measured("reference-object", stage, "h100", 28.88, 13.1, f"{RO} §1", EDIT,
+               when=(("modelPath", ("Qwen/Qwen-Image-Edit-2509", "Qwen/Qwen-Image-Edit")),
+                     ("editRuntime.compile", ("blocks",)), ("editRuntime.fp8", ("rowwise",))),
+               scale=(("steps", 50.0),), baseline_sample_seconds=44.80, peak_gib=21.4,
+               note="fp8: rowwise (lossy): latent cosine 0.99969 against the eager pipeline")
+      for stage in EDIT_STAGES),
+    Measured("reference-object", "annotation", "h100", round(1 / 3.54, 4), 7.7, f"{RO} §2c", ANNOTATION,
+             baseline_sample_seconds=round(1 / 2.18, 4),
+             note="SAM ViT-H + SAM2.1 Hiera-L, two model threads: 3.54 images/s (the slowest of three runs)"),
+    # relighting, H100: 256 portraits at 1024², one shard, 8 pool workers.
+    Measured("relighting", "segment", "h100", round(1 / 20.44, 4), 22.1, f"{RL} (against the plain loop)", RELIGHT,
+             when=(("segmentation.backends.0", ("sam3",)),),
+             baseline_sample_seconds=round(1 / 4.53, 4),
+             note="SAM3; 8 CPU workers do the masks' clean-up"),
+    Measured("relighting", "degrade", "h100", round(1 / 20.68, 4), 14.2, f"{RL} (against the plain loop)", RELIGHT,
+             when=(("degradation.softShading.normals", ("depth-anything",)),),
+             baseline_sample_seconds=round(1 / 4.80, 4),
+             note="Depth Anything V2 Small normals; bound by its CPU work (3 % GPU busy)"),
+    # TuningRun, H100: genfab's trainer at 576x1024, 1.79 images/s on one GPU.
+    Measured("tuning-difix", "train", "h100", round(1 / 1.79, 4), 300.0, f"{TU} (H100 576x1024)", TUNING,
+             scale=(("hyperparameters.maxSteps", 1.0), ("hyperparameters.batchSize", 1.0),
+                    ("hyperparameters.gradientAccumulationSteps", 1.0)),
+             baseline_sample_seconds=round(1 / 1.42, 4), peak_gib=33.0,
+             note="per image per GPU (each node trains maxSteps x batchSize x accumulation images per GPU); "
+                  "torch.compile's warm-up about 5 min per start (H200); 2 GPUs scale at 0.89"),
+)

@@ -1,0 +1,159 @@
+"""What a plan costs before it runs (`genfab plan --estimate`), pure: the plan's stages, samples, shards and
+GPUs against the calibration table (genfab.planner.calibration) give each stage's GPU-seconds and wall
+seconds, and the run's GPU-hours and wall time on the resource's parallelism.
+
+Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching row:
+- GPU-seconds = GPUs per Pod x (samples x s + shards x p): every Pod pays its load and warm-up;
+- wall seconds = waves x (p + the largest shard's samples x s), where a wave is `parallelism` shards
+  at once (all of them when unset, and always for a process group);
+- the run's wall time is the longest path through the stage DAG (a stage starts when its upstream
+  stages finished, as the operator runs them; `genfab run` runs one stage at a time on one machine).
+
+A stage without a matching row is "not calibrated" and left out of the totals, which then say so; a
+stage on the CPU costs no GPU time and its wall time is not estimated; a stage not selected reuses its
+outputs and costs nothing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from genfab.planner.calibration import CALIBRATION, GPU_KINDS, Measured
+from genfab.planner.model import Plan, PlannedStage
+
+State = Literal["estimated", "cpu", "skipped", "not calibrated", "samples unknown"]
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    stage: str
+    state: State
+    gpus: int
+    samples: int | None
+    shards: int | None
+    gpu_seconds: float | None = None
+    wall_seconds: float | None = None
+    sample_seconds: float | None = None
+    """Seconds per sample on a warm Pod, per GPU, at this stage's settings."""
+    baseline_gpu_seconds: float | None = None
+    """The lab's way for the same samples (no per-Pod part), where the row measured it."""
+    peak_gib: float | None = None
+    source: str | None = None
+    command: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    gpu: str
+    parallelism: int | None
+    stages: tuple[StageEstimate, ...]
+    gpu_hours: float
+    """GPU-hours of the estimated stages."""
+    wall_seconds: float
+    """The longest path through the DAG over the estimated stages."""
+    complete: bool
+    """Every stage that runs on a GPU was estimated (else the totals leave the others out)."""
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.stage for s in self.stages if s.state in ("not calibrated", "samples unknown")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "missing": self.missing}
+
+
+class EstimateError(ValueError):
+    """The GPU kind cannot be estimated (one line for the user)."""
+
+
+def measured_kinds(table: tuple[Measured, ...] = CALIBRATION) -> list[str]:
+    return sorted({row.gpu for row in table})
+
+
+def check_gpu(gpu: str, table: tuple[Measured, ...] = CALIBRATION) -> None:
+    kinds = measured_kinds(table)
+    if gpu not in GPU_KINDS:
+        raise EstimateError(f"--gpu {gpu!r}: unknown GPU kind; known kinds are {', '.join(GPU_KINDS)} "
+                            f"(measured: {', '.join(kinds)})")
+    if gpu not in kinds:
+        raise EstimateError(f"--gpu {gpu}: no stage has been measured on {gpu} yet; the calibration table "
+                            f"(genfab.planner.calibration) holds {', '.join(kinds)}")
+
+
+def row_for(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...] = CALIBRATION
+            ) -> Measured | None:
+    """The first row of `table` for this stage, GPU kind and settings."""
+    for row in table:
+        if row.pipeline == pipeline and row.stage == stage.name and row.gpu == gpu and row.holds_for(stage.config):
+            return row
+    return None
+
+
+def uncalibrated(pipeline: str, stage: str, gpu: str, table: tuple[Measured, ...]) -> str:
+    """Why a stage has no row: the settings the measured rows of it hold for, or that none exists."""
+    held = ["default settings" if not row.when else
+            ", ".join(f"{path} {'/'.join('unset' if v is None else str(v) for v in accepted)}"
+                      for path, accepted in row.when)
+            for row in table if row.pipeline == pipeline and row.stage == stage and row.gpu == gpu]
+    if not held:
+        return f"never measured on {gpu}"
+    return f"measured on {gpu} only with " + "; ".join(dict.fromkeys(held))
+
+
+def _row(stage: PlannedStage, state: State, **found: Any) -> StageEstimate:
+    return StageEstimate(stage=stage.name, state=state, gpus=stage.resources.gpus, samples=stage.samples,
+                         shards=stage.shards, **found)
+
+
+def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: int | None,
+                   table: tuple[Measured, ...] = CALIBRATION) -> StageEstimate:
+    if not stage.run:
+        return _row(stage, "skipped", note="not selected: its committed outputs are reused")
+    if stage.resources.gpus == 0:
+        return _row(stage, "cpu", gpu_seconds=0.0, note="runs on CPUs: no GPU time")
+    if stage.custom is not None:
+        return _row(stage, "not calibrated", note=f"a custom stage ({stage.image}): not measured")
+    row = row_for(pipeline, stage, gpu, table)
+    factor = row.factor(stage.config) if row is not None else None
+    if row is None or factor is None:
+        return _row(stage, "not calibrated", note=uncalibrated(pipeline, stage.name, gpu, table))
+    if stage.samples is None or stage.shards is None:
+        return _row(stage, "samples unknown", source=row.source,
+                    note="its samples are counted when it starts (pass --input-samples N)")
+    per_sample = row.sample_seconds * factor
+    largest = min(stage.samples, stage.shard_capacity or stage.samples)
+    waves = 1 if stage.gang or parallelism is None else -(-stage.shards // parallelism)
+    gpus = stage.resources.gpus
+    baseline = (gpus * stage.samples * row.baseline_sample_seconds * factor
+                if row.baseline_sample_seconds is not None else None)
+    return _row(stage, "estimated",
+                gpu_seconds=round(gpus * (stage.samples * per_sample + stage.shards * row.pod_seconds), 1),
+                wall_seconds=round(waves * (row.pod_seconds + largest * per_sample), 1),
+                sample_seconds=round(per_sample, 3),
+                baseline_gpu_seconds=round(baseline, 1) if baseline is not None else None,
+                peak_gib=row.peak_gib, source=row.source, command=row.command, note=row.note)
+
+
+def estimate(plan: Plan, gpu: str, parallelism: int | None, table: tuple[Measured, ...] = CALIBRATION) -> Estimate:
+    """The plan's estimate on `gpu` (EstimateError for a kind that cannot be estimated)."""
+    check_gpu(gpu, table)
+    rows = tuple(stage_estimate(plan.pipeline, s, gpu, parallelism, table) for s in plan.stages)
+    finish: dict[str, float] = {}
+    for stage, row in zip(plan.stages, rows, strict=True):
+        start = max((finish.get(u, 0.0) for u in stage.upstream), default=0.0)
+        finish[stage.name] = start + (row.wall_seconds or 0.0)
+    gpu_seconds = sum(r.gpu_seconds or 0.0 for r in rows)
+    return Estimate(gpu=gpu, parallelism=parallelism, stages=rows, gpu_hours=round(gpu_seconds / 3600, 3),
+                    wall_seconds=round(max(finish.values(), default=0.0), 1),
+                    complete=not any(r.state in ("not calibrated", "samples unknown") for r in rows))
+
+
+def duration(seconds: float | None) -> str:
+    """`1 h 05 min`, `12 min`, `40 s`; `-` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

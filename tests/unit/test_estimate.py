@@ -1,0 +1,176 @@
+"""`genfab plan --estimate`: the pure estimate against the calibration table (genfab.planner.calibration),
+by hand-computed rows, and the CLI's output on the examples."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from genfab.cli.main import cli
+from genfab.planner import INPUT
+from genfab.planner.calibration import CALIBRATION, GPU_KINDS, Measured, lookup
+from genfab.planner.estimate import EstimateError, check_gpu, duration, estimate, row_for
+from tests.helpers import ROOT
+from tests.unit.shared import example_plan
+
+Doc = dict[str, Any]
+RO = "datasetjob-reference-object.yaml"
+WE = "scenejob-worldexplorer.yaml"
+ROW = Measured("p", "s", "h100", sample_seconds=10.0, pod_seconds=100.0, source="x.md §1", command="bench",
+               baseline_sample_seconds=25.0)
+
+
+def _set(path: str, value: Any) -> Callable[[Doc], None]:
+    def mutate(doc: Doc) -> None:
+        node = doc["spec"]
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return mutate
+
+
+def _bf16(runtime: Doc) -> Callable[[Doc], None]:
+    """reference-object's edits on the bf16 model with an `editRuntime`."""
+    def mutate(doc: Doc) -> None:
+        _set("referenceObject.scenes.modelPath", "Qwen/Qwen-Image-Edit-2509")(doc)
+        _set("referenceObject.scenes.editRuntime", runtime)(doc)
+    return mutate
+
+
+def test_every_row_is_of_a_known_gpu_kind_and_cites_its_measurement() -> None:
+    for row in CALIBRATION:
+        assert row.gpu in GPU_KINDS and row.sample_seconds > 0 and row.pod_seconds >= 0
+        assert (ROOT / row.source.split(" ")[0]).is_file(), row.source
+        assert row.command.startswith(("python ", "python3 ")) and "benchmarks/" in row.command
+
+
+@pytest.mark.parametrize("config, path, value", [
+    ({"a": {"b": 1}}, "a.b", 1),
+    ({"a": {"b": 1}}, "a.c", None),
+    ({"a": ["x", "y"]}, "a.1", "y"),
+    ({"a": ["x"]}, "a.3", None),
+    ({"a": 1}, "a.b", None),
+])
+def test_lookup(config: Doc, path: str, value: Any) -> None:
+    assert lookup(config, path) == value
+
+
+@pytest.mark.parametrize("label, samples, shards, capacity, gpus, parallelism, gpu_s, wall_s", [
+    # GPU-seconds = gpus x (samples x 10 + shards x 100); wall = waves x (100 + largest shard x 10)
+    ("one shard", 8, 1, 8, 1, None, 180.0, 180.0),
+    ("four shards at once", 32, 4, 8, 1, None, 720.0, 180.0),
+    ("four shards two at a time", 32, 4, 8, 1, 2, 720.0, 360.0),
+    ("a partial last shard", 30, 4, 8, 1, 1, 700.0, 720.0),
+    ("two GPUs per Pod", 8, 1, 8, 2, None, 360.0, 180.0),
+    ("fewer samples than a shard", 3, 1, 8, 1, None, 130.0, 130.0),
+])
+def test_stage_seconds(label: str, samples: int, shards: int, capacity: int, gpus: int, parallelism: int | None,
+                       gpu_s: float, wall_s: float) -> None:
+    base = example_plan(RO, inventory={INPUT: 1})
+    stage = replace(base.stage("scenes"), samples=samples, shards=shards, shard_size=capacity,
+                    resources=replace(base.stage("scenes").resources, gpus=gpus))
+    row = replace(ROW, pipeline="reference-object", stage="scenes")
+    est = estimate(replace(base, stages=(stage,)), "h100", parallelism, (row,))
+    (s,) = est.stages
+    assert (s.state, s.gpu_seconds, s.wall_seconds) == ("estimated", gpu_s, wall_s), label
+    assert s.baseline_gpu_seconds == gpus * samples * 25.0
+    assert est.gpu_hours == round(gpu_s / 3600, 3) and est.wall_seconds == wall_s and est.complete
+
+
+def test_scaled_rows_follow_their_setting() -> None:
+    at = {steps: estimate(example_plan(WE, _set("gaussians.steps", steps), {INPUT: 8}), "h100", None)
+          for steps in (7000, 14000)}
+    rows = {k: v.stages[2] for k, v in at.items()}
+    assert rows[7000].sample_seconds == 48.1 and rows[14000].sample_seconds == pytest.approx(96.2)
+    missing = replace(ROW, scale=(("gaussians.nothing", 1.0),))
+    assert missing.factor({"gaussians": {}}) is None
+
+
+def test_the_critical_path_sums_a_chain_and_takes_the_longest_branch() -> None:
+    # reference-object: scenes waits for perspectives and prompts; annotation for scenes and qwen-augmentation
+    est = estimate(example_plan(RO, inventory={INPUT: 1}), "h100", None)
+    walls = {s.stage: s.wall_seconds or 0.0 for s in est.stages}
+    chain = ("white-background", "perspectives", "scenes", "qwen-augmentation", "annotation")
+    assert est.wall_seconds == pytest.approx(sum(walls[s] for s in chain), abs=0.5)
+    assert est.gpu_hours == pytest.approx(sum(s.gpu_seconds or 0 for s in est.stages) / 3600, abs=1e-3)
+
+
+@pytest.mark.parametrize("label, mutate, stage, state, source", [
+    ("the default 4-bit edit model", lambda d: None, "scenes", "estimated", "§1b"),
+    ("bf16, compile: blocks", _bf16({"compile": "blocks"}), "scenes", "estimated", "§1"),
+    ("bf16 with fp8", _bf16({"compile": "blocks", "fp8": "rowwise"}), "scenes", "estimated", "§1"),
+    ("bf16 without compile was not measured", _bf16({"compile": "off"}), "scenes", "not calibrated", None),
+    ("prompts run on an endpoint", lambda d: None, "prompts", "cpu", None),
+])
+def test_row_selection_by_settings(label: str, mutate: Callable[[Doc], None], stage: str, state: str,
+                                   source: str | None) -> None:
+    est = estimate(example_plan(RO, mutate, {INPUT: 1}), "h100", None)
+    row = next(s for s in est.stages if s.stage == stage)
+    assert row.state == state, label
+    if source:
+        assert row.source is not None and row.source.endswith(source)
+
+
+def test_fp8_costs_less_than_bf16_and_says_what_it_deviates() -> None:
+    def edit(fp8: str) -> Measured | None:
+        p = example_plan(RO, _bf16({"compile": "blocks", "fp8": fp8}), {INPUT: 1})
+        return row_for(p.pipeline, p.stage("scenes"), "h100")
+    lossless, fp8 = edit("off"), edit("rowwise")
+    assert lossless and fp8 and fp8.sample_seconds < lossless.sample_seconds
+    assert "cosine" in fp8.note and "lossy" in fp8.note
+
+
+def test_uncalibrated_and_unknown_stages_stay_out_of_the_totals_and_say_why() -> None:
+    est = estimate(example_plan(WE, inventory={INPUT: 8}), "h100", None)
+    states = {s.stage: s.state for s in est.stages}
+    assert states == {"scaffold": "not calibrated", "expansion": "not calibrated", "gaussians": "estimated"}
+    assert not est.complete and est.missing == ["scaffold", "expansion"]
+    assert "scaffold.method scaffold_gen" in est.stages[0].note
+    unknown = estimate(example_plan(WE), "h100", None)
+    assert {s.state for s in unknown.stages} == {"not calibrated", "samples unknown"}
+    skipped = estimate(example_plan(RO, _set("onlyStages", ["annotation"]), {INPUT: 1}), "h100", None)
+    assert {s.stage for s in skipped.stages if s.state != "skipped"} == {"annotation"}
+
+
+@pytest.mark.parametrize("gpu, message", [
+    ("h100", None),
+    ("h200", "no stage has been measured on h200 yet"),
+    ("l40s", "no stage has been measured on l40s yet"),
+    ("v100", "unknown GPU kind; known kinds are h100, h200, l40s, a100"),
+])
+def test_gpu_kinds(gpu: str, message: str | None) -> None:
+    if message is None:
+        check_gpu(gpu)
+        return
+    with pytest.raises(EstimateError, match=message):
+        check_gpu(gpu)
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "-"), (40.2, "40 s"), (720, "12 min"), (3900, "1 h 05 min")])
+def test_duration(seconds: float | None, text: str) -> None:
+    assert duration(seconds) == text
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.yaml")))
+def test_every_example_prints_an_estimate(example: str) -> None:
+    path = str(ROOT / "examples" / example)
+    out = CliRunner().invoke(cli, ["plan", path, "--estimate", "--input-samples", "16"])
+    assert out.exit_code == 0, out.output
+    assert "estimate on h100" in out.output and "GPU-hours, wall" in out.output
+    doc = json.loads(CliRunner().invoke(cli, ["plan", path, "--estimate", "--input-samples", "16", "--json"]
+                                        ).stdout)
+    assert {"gpu", "stages", "gpuHours", "gpu_hours"} & set(doc["estimate"]) and doc["estimate"]["gpu"] == "h100"
+
+
+def test_an_unknown_gpu_kind_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / RO), "--estimate", "--gpu", "v100"])
+    assert out.exit_code == 1
+    assert out.output.strip().splitlines() == [
+        "genfab plan: --gpu 'v100': unknown GPU kind; known kinds are h100, h200, l40s, a100 (measured: h100)"]
