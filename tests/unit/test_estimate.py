@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from genfab.api import parse_resource
+from genfab.cli.estimate import EXAMPLE_SAMPLES
 from genfab.cli.main import cli
-from genfab.planner import INPUT
+from genfab.planner import INPUT, plan
 from genfab.planner.calibration import CALIBRATION, GPU_KINDS, Measured, lookup
 from genfab.planner.estimate import EstimateError, check_gpu, duration, estimate, row_for
 from tests.helpers import ROOT
@@ -174,3 +177,21 @@ def test_an_unknown_gpu_kind_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert out.exit_code == 1
     assert out.output.strip().splitlines() == [
         "genfab plan: --gpu 'v100': unknown GPU kind; known kinds are h100, h200, l40s, a100 (measured: h100)"]
+
+
+def test_the_readme_cost_column_is_what_plan_estimate_says_for_its_example() -> None:
+    """Each pipeline row's GPU-hours are `genfab plan --estimate`'s for the example it names, at
+    EXAMPLE_SAMPLES input samples on an H100 (benchmarks/results/cost.md lists the same)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| resource | pipeline |")
+    table = readme[start:readme.index("\n\n", start)]
+    cells = [line.strip("|").split("|")[5].strip() for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(cells) == 6
+    for cell in cells:
+        hours, example = float(cell.split()[0]), cell.split("(`", 1)[1].split("`", 1)[0]
+        doc = next(d for d in yaml.safe_load_all((ROOT / "examples" / example).read_text())
+                   if isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("genfab.dev/"))
+        resource = parse_resource(doc)
+        est = estimate(plan(resource, {INPUT: EXAMPLE_SAMPLES}), "h100", resource.spec.parallelism)
+        assert round(est.gpu_hours, 2) == hours, (example, est.gpu_hours)
+        assert ("not calibrated" in cell) == bool(est.missing), example

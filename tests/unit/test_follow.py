@@ -36,24 +36,32 @@ def test_the_status_says_each_stage_what_waits_and_where_the_data_is() -> None:
                        {"type": "Running", "status": "True", "message": "stage scaffold: 1/2",
                         "reason": "StageRunning", "lastTransitionTime": "2026-11-28T00:00:00Z"}],
         "stages": [{"name": "scaffold", "phase": "Succeeded", "samples": {"total": 2, "succeeded": 2, "failed": 0},
-                    "producedBy": {"flux": 2}},
+                    "producedBy": {"flux": 2}, "gpuSeconds": 412.4},
                    {"name": "expansion", "phase": "Failed", "reason": "NoProgress", "message": "shard 0 stuck",
-                    "samples": {"total": 2, "succeeded": 0, "failed": 2}}]}}
+                    "samples": {"total": 2, "succeeded": 0, "failed": 2}},
+                   {"name": "gaussians", "phase": "Running", "samples": {"total": 40, "succeeded": 10, "failed": 0},
+                    "gpuSeconds": 1200.0, "etaSeconds": 3900.0}]}}
     lines = status_lines(StatusDocument.model_validate(doc), None, "s3://b/we")
     assert lines[0] == "SceneJob/we: Running  (progress 1/2, stage scaffold)"
-    assert lines[2].split() == ["scaffold", "Succeeded", "2/2", "0", "flux:", "2"]
-    assert lines[3].split()[:4] == ["expansion", "Failed", "0/2", "2"]
+    assert lines[1].split() == ["stage", "phase", "done", "failed", "GPU-s", "ETA", "note"]
+    assert lines[2].split() == ["scaffold", "Succeeded", "2/2", "0", "412", "-", "flux:", "2"]
+    assert lines[3].split()[:6] == ["expansion", "Failed", "0/2", "2", "-", "-"]
+    assert lines[4].split() == ["gaussians", "Running", "10/40", "0", "1200", "1", "h", "05", "min"]
     assert lines[3].endswith("NoProgress: shard 0 stuck")
     assert "AwaitingSelection: 1 sample(s) await a choice" in lines and not any(x.startswith("Running:") for x in lines)
     assert lines[-2:] == ["data: s3://b/we", "logs: genfab logs s3://b/we"]
     summary = RunSummary.model_validate({
         "dropped": 2, "droppedSamplesCsv": "s3://b/we/_genfab/dropped_samples.csv",
         "summaryUri": "s3://b/we/_genfab/summary.json",
-        "stages": [{"name": "expansion", "dropped": {"NoFrames": {"count": 2, "examples": ["a", "b"]}}}]})
+        "stages": [{"name": "expansion", "dropped": {"NoFrames": {"count": 2, "examples": ["a", "b"]}},
+                    "gpuHours": 0.5, "gpuSecondsPerSample": 900.0, "droppedGpuHours": 0.5},
+                   {"name": "gaussians"}], "gpuHours": 0.5})
     done = status_lines(StatusDocument.model_validate({**doc, "status": {**doc["status"], "phase": "Failed"}}), summary,
                         "s3://b/we")
-    assert done[-3:] == ["dropped: 2 sample(s) in s3://b/we/_genfab/dropped_samples.csv",
-                         "  expansion: 2 NoFrames (e.g. a, b)", "summary: s3://b/we/_genfab/summary.json"]
+    assert done[-4:] == ["dropped: 2 sample(s) in s3://b/we/_genfab/dropped_samples.csv",
+                         "  expansion: 2 NoFrames (e.g. a, b)",
+                         "cost: 0.5 GPU-hours: expansion 0.5 (900 GPU-s/sample, dropped 0.5)",
+                         "summary: s3://b/we/_genfab/summary.json"]
 
 
 def test_where_a_runs_logs_are(tmp_path) -> None:  # type: ignore[no-untyped-def]

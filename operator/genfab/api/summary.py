@@ -50,6 +50,12 @@ class StageRow(SummaryPart):
     samples_per_second: float | None = None
     model_load_seconds: float | None = None
     gpu_peak_gib: float | None = Field(None, alias="gpuPeakGiB")
+    gpu_hours: float | None = None
+    """GPU-hours its shard processes used (the status's `gpuSeconds`); None on CPUs."""
+    gpu_seconds_per_sample: float | None = None
+    """GPU-seconds per sample it made or dropped here (reused ones cost nothing)."""
+    dropped_gpu_hours: float | None = None
+    """What its dropped and failed samples cost, at that rate."""
     message: str | None = None
     produced_by: dict[str, int] = Field(default_factory=dict)
     custom: dict[str, Any] | None = None
@@ -77,6 +83,8 @@ class RunSummary(SummaryPart):
     output_uri: str | None = None
     finished_at: str | None = None
     stages: list[StageRow] = Field(default_factory=list)
+    gpu_hours: float | None = None
+    """GPU-hours of all its stages (None when every stage ran on CPUs)."""
     dropped: int | None = None
     training: dict[str, Any] | None = None
     """A TuningRun's last training state and best checkpoint (the status's `training`)."""

@@ -73,8 +73,8 @@ class DifixHyperparameters(GenfabModel):
     """Training seed."""
     compile: Annotated[bool, RUN_TIME] = True
     """genfab's trainer: `torch.compile` the model on a GPU. Compiling takes minutes before the first step
-    (about 5 at SD-Turbo's size on an H200), repaid over a long run; turn it off for runs of a few steps.
-    The lab's `train_difix.py` never compiles and ignores it."""
+    at SD-Turbo's size, repaid over a long run; turn it off for runs of a few steps. The lab's
+    `train_difix.py` never compiles and ignores it."""
 
 
 class TuningRunBase(CommonSpec):

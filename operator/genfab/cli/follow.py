@@ -27,6 +27,7 @@ from genfab.contract.documents import parse_document
 from genfab.contract.files import open_regular
 from genfab.contract.text import shown
 from genfab.local.lease import gone_holder, gone_message
+from genfab.planner.estimate import duration
 from genfab.storage import S3Settings, Storage, StorageError, open_confined
 from genfab.storage.base import StorageTooLarge
 
@@ -71,14 +72,15 @@ def status_lines(doc: StatusDocument, summary: RunSummary | None, uri: str, gone
     st = doc.status
     lines = [f"{doc.kind}/{doc.metadata.name}: " + (gone or (
         st.phase + (f"  (progress {st.progress or '?'}, stage {st.current_stage})" if st.current_stage else "")))]
-    rows = [("stage", "phase", "done", "failed", "note")]
+    rows = [("stage", "phase", "done", "failed", "GPU-s", "ETA", "note")]
     for s in st.stages:
         made = s.produced_by or {}
         note = s.message or (", ".join(f"{k}: {v}" for k, v in made.items()) if made else "")
         rows.append((s.name, s.phase, f"{s.samples.succeeded}/{s.samples.total}", str(s.samples.failed),
+                     "-" if s.gpu_seconds is None else f"{s.gpu_seconds:.0f}", duration(s.eta_seconds),
                      f"{s.reason}: {note}" if s.reason else note))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines += [("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]).rstrip()
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines += [("  " + "  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6]).rstrip()
               for r in rows]
     for c in st.conditions:
         if c.status == "True" and c.type not in ("Succeeded", "Running", "Accepted") and c.message:
@@ -92,6 +94,7 @@ def status_lines(doc: StatusDocument, summary: RunSummary | None, uri: str, gone
             for reason, d in stage.dropped.items():
                 lines.append(f"  {stage.name}: {d.count} {reason} (e.g. {', '.join(d.examples)})")
         lines += quality_lines(summary)
+        lines += cost_lines(summary)
         lines.append(f"summary: {summary.summary_uri or uri + '/' + SUMMARY_KEY}")
         if summary.report_uri:  # written by `genfab run`; for the operator's runs by `genfab report`
             lines.append(f"report: {summary.report_uri} (`{summary.report_command}` writes it again)")
@@ -113,6 +116,17 @@ def training_lines(training: TrainingStatus | None) -> list[str]:
         lines.append(f"  best checkpoint:   {training.best_checkpoint} (step {training.best_step}, held-out "
                      f"PSNR {_g(training.best_psnr)} dB)")
     return lines
+
+
+def cost_lines(summary: RunSummary) -> list[str]:
+    """The run's GPU-hours, per stage with its rate per sample and what its dropped samples cost."""
+    if summary.gpu_hours is None:
+        return []
+    parts = [f"{r.name} {_g(r.gpu_hours)}" + (f" ({_g(r.gpu_seconds_per_sample)} GPU-s/sample"
+                                               + (f", dropped {_g(r.dropped_gpu_hours)}" if r.dropped_gpu_hours else "")
+                                               + ")" if r.gpu_seconds_per_sample is not None else "")
+             for r in summary.stages if r.gpu_hours is not None]
+    return [f"cost: {_g(summary.gpu_hours)} GPU-hours: " + "; ".join(parts)]
 
 
 def quality_lines(summary: RunSummary) -> list[str]:

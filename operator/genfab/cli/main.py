@@ -23,7 +23,7 @@ from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
 from genfab.cli.console import GenfabConsole
-from genfab.cli.estimate import estimate_lines, estimate_table
+from genfab.cli.estimate import calibration_page, estimate_lines, estimate_table
 from genfab.cli.follow import logs_cmd, status_cmd
 from genfab.cli.loading import load_file, load_one, report_errors
 from genfab.cli.mask import mask_cmd
@@ -255,6 +255,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
 
 
 CRD_DIRS = (Path("crds"), Path("charts/genfab/crds"))
+COST_PAGE = Path("benchmarks/results/cost.md")
+"""The calibration table and what each GPU example costs by it (the benchmarks page's first section)."""
 
 
 def _write_or_check(files: dict[Path, str], check: bool, regenerate: str) -> None:
@@ -322,6 +324,7 @@ def docs(out: Path, stages_out: Path, check: bool) -> None:
     from genfab.cli.metrics_reference import metrics_page  # prometheus-client only when asked
 
     pages[out / "metrics.md"] = metrics_page()
+    pages[COST_PAGE] = calibration_page()
     pages.update({stages_out / name: text for name, text in stage_docs().items()})
     _write_or_check(pages, check, "genfab docs")
 

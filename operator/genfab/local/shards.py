@@ -29,6 +29,7 @@ from genfab.planner import PlannedStage
 from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, shard_env
 from genfab.status import StageObservation, notes_message, produced_by
 from genfab.status.aggregate import ExecState
+from genfab.status.cost import gpu_seconds, shard_seconds
 
 TRACKER_NOTICE = "ignore:resource_tracker:UserWarning"
 """A `PYTHONWARNINGS` filter for multiprocessing's resource-tracker notice after a killed shard."""
@@ -123,6 +124,8 @@ class StageRun:
             shards_ready=sum(s.process is not None for s in self.shards),
             start_time=self.start_time, completion_time=self.completion_time,
             message=self.status_message, produced_by=produced_by(r.produced_by for r in self.reports.values()),
+            gpu_seconds=gpu_seconds(shard_seconds(self.reports.values()), self.stage.resources.gpus)
+            if self.reports else None,
         )
 
     @property

@@ -38,6 +38,7 @@ from genfab.sequencing.manual import Awaiting, gate_status, held_back
 from genfab.sequencing.refs import RefState, stage_refs
 from genfab.status import StageObservation, build_status, filtered_count, notes_message, set_condition
 from genfab.status.aggregate import ExecState
+from genfab.status.cost import gpu_seconds
 
 WAITING_FOR_REFERENCE = "WaitingForReference"
 """A stage's reason while the resource whose output it reads has not succeeded."""
@@ -68,6 +69,8 @@ class Progress:
     """The finished shards' reports as read so far (genfab.operator.progress), kept in the status."""
     complete: bool = True
     """Every finished shard's report is read: a finished Job's stage is finished only then."""
+    shard_seconds: float = 0.0
+    """Seconds its shard processes ran: the finished shards read so far and the running ones' last reports."""
 
     @property
     def unreadable(self) -> int:
@@ -170,6 +173,8 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         produced_by=progress.produced_by or (
             prev.produced_by if prev is not None and prev.config_hash == stage.config_hash else None),
         tally=progress.tally,
+        gpu_seconds=(gpu_seconds(progress.shard_seconds, stage.resources.gpus) if progress.shard_seconds
+                     else prev.gpu_seconds if prev is not None and prev.config_hash == stage.config_hash else None),
     )
 
 
@@ -183,6 +188,7 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
         shards_succeeded=prev.shards.succeeded, shards_failed=prev.shards.failed,
         start_time=prev.start_time, completion_time=prev.completion_time, job_name=prev.job_name,
         reason=prev.reason, message=prev.message, produced_by=prev.produced_by, tally=prev.tally,
+        gpu_seconds=prev.gpu_seconds,
     )
 
 

@@ -29,6 +29,9 @@ class OperatorMetrics:
                                       ["kind", "stage", "reason"], registry=r)
         self.samples = Counter("genfab_samples_total", "Samples processed by stage Pods, by outcome",
                                ["kind", "stage", "outcome"], registry=r)
+        self.gpu_seconds = Counter("genfab_stage_gpu_seconds_total",
+                                   "GPU-seconds used by stage Pods (shard processes' running time x GPUs per Pod)",
+                                   ["kind", "namespace", "name", "stage"], registry=r)
         self.pending_shards = Gauge("genfab_pending_shards", "Shards not yet running or done (queue depth)",
                                     ["kind", "stage"], registry=r)
         self.active_shards = Gauge("genfab_active_shards", "Shards with a running Pod", ["kind", "stage"],

@@ -32,6 +32,7 @@ from genfab.operator.observe import job_view, pod_index, pod_running
 from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
 from genfab.status import indexes, produced_by, tally
+from genfab.status.cost import shard_seconds
 from genfab.storage import Storage
 
 Slot = tuple[Key, str, str]
@@ -166,4 +167,5 @@ def _progress(state: _Stage, complete: bool) -> Progress:
         last_sample={i: r.last_activity for i, r in state.running.items() if r.state == "running"},
         notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
         produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
-        corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete)
+        corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete,
+        shard_seconds=t.shard_seconds + shard_seconds(running))

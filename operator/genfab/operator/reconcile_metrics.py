@@ -22,6 +22,9 @@ def record_reconcile(metrics: OperatorMetrics, key: Key, the_plan: Plan, decisio
                                     ("failed", s.samples.failed, same.samples.failed if same else 0)):
             if now_n > was:
                 metrics.samples.labels(kind, s.name, outcome).inc(now_n - was)
+        used, was_used = s.gpu_seconds or 0.0, (same.gpu_seconds or 0.0) if same else 0.0
+        if used > was_used:  # a counter: only what this reconcile added (a new config hash starts again)
+            metrics.gpu_seconds.labels(kind, key[1], key[2], s.name).inc(used - was_used)
         ended = s.phase in TERMINAL_PHASES and not (same is not None and same.phase in TERMINAL_PHASES)
         start, end = parse_time(s.start_time), parse_time(s.completion_time)
         if ended and start and end:

@@ -36,12 +36,17 @@ def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
     if samples_per_second is None and seconds and succeeded - reused > 0:
         samples_per_second = round((succeeded - reused) / seconds, 3)
     custom = stage.custom
+    worked = succeeded - reused + read.failed
+    per_sample = status.gpu_seconds / worked if status.gpu_seconds is not None and worked > 0 else None
     return StageRow(
         name=stage.name, phase=status.phase, config_hash=stage.config_hash, output_uri=stage.output_uri,
         samples=status.samples.total, succeeded=succeeded, reused=reused, redone=read.redone, failed=read.failed,
         shards=status.shards.total, seconds=seconds, samples_per_second=samples_per_second,
         model_load_seconds=read.model_load_seconds,
         gpu_peak_gib=round(read.gpu_peak_bytes / 2**30, 2) if read.gpu_peak_bytes is not None else None,
+        gpu_hours=round(status.gpu_seconds / 3600, 4) if status.gpu_seconds is not None else None,
+        gpu_seconds_per_sample=round(per_sample, 2) if per_sample is not None else None,
+        dropped_gpu_hours=round(read.failed * per_sample / 3600, 4) if per_sample is not None else None,
         message=message if message is not None else status.message,
         produced_by=dict(read.produced_by),
         # A custom stage made these samples, not genfab: its image and, what ran here, its command.
@@ -77,6 +82,8 @@ def summary_document(plan: Plan, status: ResourceStatus, stages: list[StageRow],
         kind=plan.kind, name=plan.name, namespace=plan.namespace, pipeline=plan.pipeline, executor=executor,
         continue_on_error=continue_on_error, phase=status.phase, output_uri=plan.output_uri, finished_at=finished_at,
         stages=stages, dropped=dropped,
+        gpu_hours=round(sum(r.gpu_hours or 0.0 for r in stages), 4) if any(r.gpu_hours is not None for r in stages)
+        else None,
         # TuningRun: the training's last state, the best checkpoint by held-out PSNR among it
         training=status.training.model_dump(mode="json", by_alias=True, exclude_none=True)
         if status.training is not None else None,

@@ -24,6 +24,7 @@ from genfab.api.status import (
     StagePhase,
     StageStatus,
 )
+from genfab.status.cost import eta_seconds, rfc3339
 
 
 def _max_length(model: type[BaseModel], name: str) -> int:
@@ -110,6 +111,8 @@ class StageObservation:
     """How many samples each backend, model or method made (shard reports' counts); None: unknown."""
     tally: ShardTally | None = None
     """What the operator has read of the stage's shard reports (genfab.operator.progress)."""
+    gpu_seconds: float | None = None
+    """GPU-seconds its shards used so far (genfab.status.cost); None on CPUs or before any report."""
 
 
 def failed_at_start(name: str, config_hash: str, output_uri: str, message: str, now: str,
@@ -164,7 +167,10 @@ def set_condition(conditions: list[Condition], type_: str, status: bool, reason:
     return out
 
 
-def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageStatus | None) -> StageStatus:
+def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageStatus | None, now: str
+                  ) -> StageStatus:
+    eta = (eta_seconds(obs.samples_total, obs.samples_succeeded + obs.samples_failed, rfc3339(obs.start_time),
+                       rfc3339(now)) if phase == "Running" else None)
     return StageStatus(
         name=obs.name, phase=phase, config_hash=obs.config_hash, job_name=obs.job_name,
         samples=SampleCounts(total=obs.samples_total, succeeded=obs.samples_succeeded, failed=obs.samples_failed),
@@ -173,6 +179,7 @@ def _stage_status(obs: StageObservation, phase: StagePhase, custom: CustomStageS
         start_time=obs.start_time, completion_time=obs.completion_time, output_uri=obs.output_uri,
         reason=fit(obs.reason, MAX_STAGE_REASON), message=fit(obs.message, MAX_STAGE_MESSAGE), custom=custom,
         produced_by=bounded_produced_by(obs.produced_by) if obs.produced_by else None, tally=obs.tally,
+        gpu_seconds=obs.gpu_seconds, eta_seconds=eta,
     )
 
 
@@ -191,7 +198,7 @@ def build_status(observations: list[StageObservation], *, continue_on_error: boo
         observations = [replace(o, reason="Interrupted", message=interrupted) if p == "Running" else o
                         for o, p in zip(observations, phases, strict=True)]
         phases = ["Failed" if p == "Running" else p for p in phases]
-    stages = [_stage_status(o, p, (custom or {}).get(o.name))
+    stages = [_stage_status(o, p, (custom or {}).get(o.name), now)
               for o, p in zip(observations, phases, strict=True)]
     active = [s for s in stages if s.phase not in ("Skipped",)]
     if any(p == "Failed" for p in phases):

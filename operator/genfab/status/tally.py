@@ -13,6 +13,7 @@ from genfab.api.status import DropTally, ShardTally
 from genfab.inventory import ShardReport
 from genfab.status import indexes
 from genfab.status.aggregate import bounded_produced_by, fit
+from genfab.status.cost import report_seconds
 
 MAX_TALLY_TEXT = 512
 FIELD_LIMITS = {name: next(int(m.max_length) for m in field.metadata if getattr(m, "max_length", None))
@@ -63,6 +64,7 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity:
         _add_figures(t, report.figures, report.figure_spans)
         for failed in report.failed:
             _drop(t, failed.reason, failed.id)
+        t.shard_seconds = round(t.shard_seconds + report_seconds(report), 3)
         if report.model_load_seconds is not None:
             t.model_load_seconds = max(t.model_load_seconds or 0.0, report.model_load_seconds)
         if report.gpu_peak_bytes is not None:

@@ -38,6 +38,17 @@ def stage_table(summary: RunSummary) -> Table:
                  "again because a committed output was missing or changed")
 
 
+def cost_table(summary: RunSummary) -> Table:
+    """GPU-hours per stage, per sample and for the dropped samples (the summary's cost fields)."""
+    rows = tuple((s.name, _num(s.gpu_hours, 3), _num(s.gpu_seconds_per_sample, 2), _num(s.dropped_gpu_hours, 3))
+                 for s in summary.stages if s.gpu_hours is not None)
+    note = (f"{summary.gpu_hours:.3f} GPU-hours in all: each shard process's running time times its Pod's GPUs "
+            "(Pod start-up, image pulls and a retried shard's earlier attempts are not in it); reused samples "
+            "cost nothing. `genfab plan --estimate` says what a run will cost before it starts"
+            if summary.gpu_hours is not None else "every stage ran on CPUs: no GPU time")
+    return Table("Cost", ("stage", "GPU-hours", "GPU-s / sample", "dropped samples' GPU-hours"), rows, note)
+
+
 def produced_by_table(summary: RunSummary) -> Table:
     rows = [(s.name, method, str(count)) for s in summary.stages for method, count in sorted(s.produced_by.items())]
     return Table("What produced the samples", ("stage", "produced by", "samples"), tuple(rows),
@@ -87,5 +98,5 @@ def run_section(listing: Listing) -> Section:
     # No chart here: the stage table has the seconds, and most runs then need no matplotlib at all
     # (its import is most of a small run's report time).
     summary = listing.summary
-    return Section("Run", (stage_table(summary), produced_by_table(summary), hash_table(summary),
+    return Section("Run", (stage_table(summary), cost_table(summary), produced_by_table(summary), hash_table(summary),
                            *drop_tables(listing)), notes=condition_notes(listing.status))
