@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import filecmp
 import io
-import json
 import os
 import shutil
 import signal
@@ -146,13 +145,6 @@ def test_a_tuning_runs_report_has_its_curves_and_each_checkpoints_grid(tmp_path:
     assert page.measured["rows"] == [2] and all(page.measured["pictures"])  # checkpoints 3 and 6
     assert len(page.measured["plots"]) == 3 and all(page.measured["plots"])  # loss, learning rate, eval PSNR
     assert "Evaluation per checkpoint" in page.measured["text"] and "model_6.pkl" in page.measured["text"]
-    # the train stage's Pod asks for a GPU: its running time is the run's cost, in the Run section's table
-    summary = json.loads((tmp_path / "genfab-runs/difix-procedural/tuning_runs/tiny-local/_genfab/summary.json"
-                          ).read_text())
-    (train,) = [s for s in summary["stages"] if s["name"] == "train"]
-    assert summary["gpuHours"] == train["gpuHours"] > 0 and train["gpuSecondsPerSample"] > 0
-    text = page.measured["text"]
-    assert "Cost" in text and f"{summary['gpuHours']:.3f} GPU-hours in all" in text, text[:3000]
 
 
 def test_the_manual_example_is_completed_from_the_review_page(tmp_path: Path, devtools: str) -> None:

@@ -104,3 +104,18 @@ def test_the_operator_counts_gpu_seconds_per_resource_and_stage() -> None:
     record_reconcile(metrics, key, plan, Decision(), status(250.0), status(None))  # nothing read yet: no decrease
     record_reconcile(metrics, key, plan, Decision(), status(250.0), status(40.0, "other"))  # a new config hash
     assert counted() == 290.0
+
+
+def test_the_reports_cost_table() -> None:
+    from genfab.api.summary import RunSummary
+    from genfab.report.sections.run import cost_table
+
+    summary = RunSummary.model_validate({"gpuHours": 2.5, "stages": [
+        {"name": "scaffold", "gpuHours": 1.5, "gpuSecondsPerSample": 54.0, "droppedGpuHours": 0.0},
+        {"name": "organize"},
+        {"name": "expansion", "gpuHours": 1.0, "gpuSecondsPerSample": 36.0, "droppedGpuHours": 0.01}]})
+    table = cost_table(summary)
+    assert table.rows == (("scaffold", "1.500", "54.00", "0.000"), ("expansion", "1.000", "36.00", "0.010"))
+    assert table.note.startswith("2.500 GPU-hours in all")
+    cpu = cost_table(RunSummary.model_validate({"stages": [{"name": "organize"}]}))
+    assert cpu.rows == () and cpu.note == "every stage ran on CPUs: no GPU time"

@@ -123,7 +123,8 @@ class LocalRunner:
             self.plan = resolve_refs(plan, refs or {}, lookup)
         except CannotRun as exc:
             raise RunnerError(str(exc)) from None
-        self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped") for s in self.plan.stages}
+        self.stages = {s.name: StageRun(s, state="waiting" if s.run else "skipped",
+                                        gpus=s.resources.gpus if self.cuda else 0) for s in self.plan.stages}
         self._status: ResourceStatus | None = None
         self.lease = Lease(self.run_storage, f"{plan.kind}/{plan.name}")
         self.notes: list[str] = []

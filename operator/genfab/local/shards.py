@@ -86,6 +86,9 @@ class StageRun:
     """A gang stage's rendezvous port for the current attempt."""
     start_failure: StageObservation | None = None
     """Why it ended before any shard ran (`status.failed_at_start`, as the operator records it)."""
+    gpus: int = 0
+    """GPUs each of its shards has here: the stage's request where this machine has CUDA, else none (a
+    stage that asks for a GPU and runs on a laptop's CPUs costs no GPU time)."""
 
     @property
     def succeeded(self) -> int:
@@ -124,8 +127,7 @@ class StageRun:
             shards_ready=sum(s.process is not None for s in self.shards),
             start_time=self.start_time, completion_time=self.completion_time,
             message=self.status_message, produced_by=produced_by(r.produced_by for r in self.reports.values()),
-            gpu_seconds=gpu_seconds(shard_seconds(self.reports.values()), self.stage.resources.gpus)
-            if self.reports else None,
+            gpu_seconds=gpu_seconds(shard_seconds(self.reports.values()), self.gpus) if self.reports else None,
         )
 
     @property

@@ -157,5 +157,6 @@ CALIBRATION: tuple[Measured, ...] = (
                     ("hyperparameters.gradientAccumulationSteps", 1.0)),
              baseline_sample_seconds=round(1 / 1.42, 4), peak_gib=33.0,
              note="per image per GPU (each node trains maxSteps x batchSize x accumulation images per GPU); "
-                  "torch.compile's warm-up about 5 min per start (H200); 2 GPUs scale at 0.89"),
+                  "its 300 s per start is torch.compile's warm-up as seen on an H200 (over 5 min), not measured on "
+                  "an H100; 2 GPUs scaled at 0.89 (H200), not counted here"),
 )
