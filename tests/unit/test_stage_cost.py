@@ -6,34 +6,41 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from genfab.api.status import ResourceStatus, SampleCounts, StageStatus
 from genfab.inventory import FailedSample, ShardReport
+from genfab.inventory.reports import MAX_RUN_SECONDS
 from genfab.operator.decide import Decision
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.reconcile_metrics import record_reconcile
 from genfab.sequencing.summary import stage_row
 from genfab.status import StageObservation, build_status, tally
-from genfab.status.cost import MAX_SHARD_SECONDS, eta_seconds, gpu_seconds, report_seconds, shard_seconds
+from genfab.status.cost import eta_seconds, gpu_seconds, report_seconds, shard_seconds
 from tests.unit.shared import example_plan
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def report(index: int, seconds: float, corrupt: bool = False, failed: int = 0) -> ShardReport:
+def report(index: int, seconds: float, corrupt: bool = False, failed: int = 0, earlier: float = 0.0
+           ) -> ShardReport:
     r = ShardReport("expansion", "h" * 64, index, 8, state="succeeded", succeeded=[f"s{index}"],
-                    failed=[FailedSample(f"f{index}-{i}", "NoFrames") for i in range(failed)], corrupt=corrupt)
+                    failed=[FailedSample(f"f{index}-{i}", "NoFrames") for i in range(failed)], corrupt=corrupt,
+                    earlier_seconds=earlier)
     r.started_at, r.updated_at = 1_000.0, 1_000.0 + seconds
     return r
 
 
-@pytest.mark.parametrize("seconds, counted", [
-    (12.5, 12.5), (0.0, 0.0), (-5.0, 0.0), (math.inf, 0.0), (math.nan, 0.0), (1e12, MAX_SHARD_SECONDS)])
-def test_a_reports_seconds_are_bounded(seconds: float, counted: float) -> None:
-    assert report_seconds(report(0, seconds)) == counted
+@pytest.mark.parametrize("seconds, earlier, counted", [
+    (12.5, 0.0, 12.5), (0.0, 0.0, 0.0), (-5.0, 0.0, 0.0), (math.inf, 0.0, 0.0), (math.nan, 0.0, 0.0),
+    (1e12, 0.0, MAX_RUN_SECONDS),
+    (12.5, 30.0, 42.5),  # a retried shard: its earlier attempts count too
+    (12.5, -30.0, 12.5), (12.5, math.inf, 12.5), (12.5, 1e12, MAX_RUN_SECONDS)])
+def test_a_reports_seconds_are_bounded(seconds: float, earlier: float, counted: float) -> None:
+    assert report_seconds(report(0, seconds, earlier=earlier)) == counted
 
 
 def test_corrupt_reports_count_nothing_and_cpu_stages_have_no_gpu_seconds() -> None:
@@ -119,3 +126,35 @@ def test_the_reports_cost_table() -> None:
     assert table.note.startswith("2.500 GPU-hours in all")
     cpu = cost_table(RunSummary.model_validate({"stages": [{"name": "organize"}]}))
     assert cpu.rows == () and cpu.note == "every stage ran on CPUs: no GPU time"
+
+
+def test_a_retried_shard_carries_its_earlier_attempts_seconds(tmp_path: Path) -> None:
+    """The Pod side: an attempt that finds the report an earlier attempt left adds what that one ran
+    (its own earlier attempts included); a first attempt, or one after an unreadable report, adds none."""
+    from genfab.contract import StageConfig
+    from genfab.contract.config import ResourceRef
+    from genfab.contract.names import report_key
+    from genfab.inventory import write_report
+    from genfab.stages.runtime.context import StageContext
+    from genfab.stages.runtime.progress import ProgressReporter
+    from genfab.storage.local import FileStorage
+
+    cfg = StageConfig(resource=ResourceRef(kind="DatasetJob", name="d"), pipeline="relighting", stage="segment",
+                      family="cv", config_hash="h" * 64, run_uri=f"file://{tmp_path}/out",
+                      output_uri=f"file://{tmp_path}/out/s1", input_uris=(f"file://{tmp_path}/in",))
+    env = {"GENFAB_TERMINATION_LOG": str(tmp_path / "termination")}
+    first = ProgressReporter(StageContext(cfg, 1, 4, env=env))
+    first.start(3)
+    assert first.report.earlier_seconds == 0.0
+    crashed = ShardReport("segment", "h" * 64, 1, 4, earlier_seconds=40.0)
+    crashed.started_at = 1_000.0
+    run = FileStorage(f"file://{tmp_path}/out", tmp_path / "out")
+    write_report(run, crashed)  # written now: its span is now - 1000 s
+    second = ProgressReporter(StageContext(cfg, 1, 4, env=env))
+    second.start(3)
+    assert second.report.earlier_seconds == pytest.approx(crashed.run_seconds, abs=1.0)
+    assert second.report.earlier_seconds > 40.0
+    (tmp_path / "out" / report_key("segment", "h" * 64, 1)).write_text("{not json")
+    third = ProgressReporter(StageContext(cfg, 1, 4, env=env))
+    third.start(3)
+    assert third.report.earlier_seconds == 0.0

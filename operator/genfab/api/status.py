@@ -122,8 +122,8 @@ class ShardTally(GenfabModel):
                                                                                        max_length=32)
     """Each figure's [least, greatest] value."""
     shard_seconds: float = Field(0.0, ge=0)
-    """Seconds the read shards' processes ran, summed (each report's start to its last write; the final
-    attempt of a retried shard): times the stage's GPUs per Pod, its GPU-seconds."""
+    """Seconds the read shards' processes ran, summed (each report's start to its last write, plus a retried
+    shard's earlier attempts): times the stage's GPUs per Pod, its GPU-seconds."""
     model_load_seconds: float | None = Field(None, ge=0)
     """The longest model load of a read shard."""
     gpu_peak_bytes: int | None = Field(None, ge=0)
@@ -176,9 +176,9 @@ class StageStatus(GenfabModel):
     """What the operator has read of the stage's shard reports (counts, drops, notes), shard by shard as
     they finish: the summary's row of the stage is made from it."""
     gpu_seconds: float | None = Field(None, ge=0)
-    """GPU-seconds the stage's shards used so far: each shard process's running time times the stage's GPUs
-    per Pod, finished shards and running ones (as last reported). Pod start-up and image pulls are not
-    in it. None for a stage on CPUs."""
+    """GPU-seconds the stage's shards used so far: each shard process's running time (every attempt's)
+    times the stage's GPUs per Pod, finished shards and running ones (as last reported). Pod start-up and
+    image pulls are not in it. None for a stage on CPUs."""
     eta_seconds: float | None = Field(None, ge=0)
     """While it runs: seconds until its last sample at the rate measured so far (samples done since the
     stage started); None before the first sample and once it ended."""

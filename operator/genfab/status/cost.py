@@ -1,23 +1,17 @@
 """What a stage has cost so far and how long it has left, pure: GPU-seconds from its shard reports'
-running times, and an ETA from the rate its samples were made at."""
+running times (every attempt's), and an ETA from the rate its samples were made at."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
 
 from genfab.inventory import ShardReport
 
-MAX_SHARD_SECONDS = 30 * 86400.0
-"""The most one shard report may claim to have run (a report is the tenant's Pod's to write: a time
-beyond any Job's is not counted as more)."""
-
 
 def report_seconds(report: ShardReport) -> float:
-    """How long a shard's process ran, from its report (start to its last write), within bounds."""
-    span = report.updated_at - report.started_at
-    return min(max(span, 0.0), MAX_SHARD_SECONDS) if math.isfinite(span) else 0.0
+    """How long a shard's processes ran, every attempt, from its report (`ShardReport.run_seconds`)."""
+    return report.run_seconds
 
 
 def shard_seconds(reports: Iterable[ShardReport]) -> float:

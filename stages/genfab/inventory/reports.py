@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -19,6 +20,9 @@ is not a report genfab wrote, and reading it would cost the operator (every tena
 MAX_SHARDS = 100_000
 """The most shards a stage has (Kubernetes' limit on an Indexed Job's completions): a report index at or
 above a stage's shard count is not one of its shards, and is not read."""
+MAX_RUN_SECONDS = 30 * 86400.0
+"""The most one shard report may claim its processes ran (a report is the tenant's Pod's to write: a time
+beyond any Job's is not counted as more)."""
 MAX_MESSAGE = 200
 MAX_NOTES = 20
 
@@ -78,6 +82,17 @@ class ShardReport:
     corrupt: bool = False
     """The report in storage could not be read (too large, not JSON, wrong shape): the shard counts as
     failed with reason CorruptReport and none of its samples flow on."""
+    earlier_seconds: float = 0.0
+    """Seconds the shard's earlier attempts ran: carried over, as this attempt starts, from the report the
+    last one left (a retried shard's cost before this attempt)."""
+
+    @property
+    def run_seconds(self) -> float:
+        """How long the shard's processes ran over all its attempts: this one's start to its last write
+        plus the earlier ones', within bounds."""
+        parts = (self.updated_at - self.started_at, self.earlier_seconds)
+        total = sum(v for v in parts if math.isfinite(v) and v > 0)
+        return min(total, MAX_RUN_SECONDS)
 
     @property
     def last_activity(self) -> float:

@@ -43,7 +43,7 @@ def cost_table(summary: RunSummary) -> Table:
     rows = tuple((s.name, _num(s.gpu_hours, 3), _num(s.gpu_seconds_per_sample, 2), _num(s.dropped_gpu_hours, 3))
                  for s in summary.stages if s.gpu_hours is not None)
     note = (f"{summary.gpu_hours:.3f} GPU-hours in all: each shard process's running time times its Pod's GPUs "
-            "(Pod start-up, image pulls and a retried shard's earlier attempts are not in it); reused samples "
+            "(a retried shard's earlier attempts included; Pod start-up and image pulls not); reused samples "
             "cost nothing. `genfab plan --estimate` says what a run will cost before it starts"
             if summary.gpu_hours is not None else "every stage ran on CPUs: no GPU time")
     return Table("Cost", ("stage", "GPU-hours", "GPU-s / sample", "dropped samples' GPU-hours"), rows, note)

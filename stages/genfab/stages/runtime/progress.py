@@ -14,7 +14,7 @@ from typing import Any
 from genfab.api.quality import FIGURES, declared_values, figure_items
 from genfab.contract.names import ENV_PROGRESS_SECONDS, ENV_TERMINATION_LOG, quality_key
 from genfab.contract.text import reason_name
-from genfab.inventory import FailedSample, ShardReport, write_report
+from genfab.inventory import FailedSample, ShardReport, read_report, write_report
 from genfab.inventory.reports import MAX_NOTES
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.metrics import gpu_peak_bytes
@@ -37,7 +37,19 @@ class ProgressReporter:
 
     def start(self, total: int) -> None:
         self.report.total = total
+        self.report.earlier_seconds = self.earlier_attempts()
         self.flush()
+
+    def earlier_attempts(self) -> float:
+        """What this shard's earlier attempts ran, from the report the last one left (a new Job's reports
+        are cleared before its first Pod, so any report here is an earlier attempt's); 0 for the first."""
+        try:
+            earlier = read_report(self.ctx.run_storage, self.ctx.stage, self.ctx.config_hash, self.ctx.index,
+                                  self.ctx.shards)
+        except (StorageError, ValueError) as exc:  # best effort: the cost, not the samples
+            log.warning("earlier attempt's report not read: %s", exc)
+            return 0.0
+        return earlier.run_seconds if earlier is not None and not earlier.corrupt else 0.0
 
     def succeeded(self, sample_id: str, reused: bool = False, seconds: float | None = None,
                   produced_by: str | None = None, figures: Mapping[str, Any] | None = None) -> None:
