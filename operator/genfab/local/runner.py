@@ -118,6 +118,8 @@ class LocalRunner:
             self.environ[ENV_VERIFY] = "sha256"
         self.s3 = S3Settings.from_env(self.environ)
         self.run_storage: Storage = self.open(plan.output_uri)
+        self.cuda = cuda_visible(self.environ)
+        """Whether this machine has a GPU for the stages (the stages' GPU time is counted only then)."""
         self.check_runnable()
         try:
             self.plan = resolve_refs(plan, refs or {}, lookup)
@@ -157,7 +159,6 @@ class LocalRunner:
         reasons = unsupported_settings(self.plan.stages)
         if reasons:
             raise RunnerError("; ".join(reasons))
-        self.cuda = cuda_visible(self.environ)
         no_gpu = cuda_refusal(self.plan, self.cuda)
         if no_gpu:
             raise RunnerError(no_gpu)
