@@ -158,3 +158,13 @@ def test_a_retried_shard_carries_its_earlier_attempts_seconds(tmp_path: Path) ->
     third = ProgressReporter(StageContext(cfg, 1, 4, env=env))
     third.start(3)
     assert third.report.earlier_seconds == 0.0
+
+
+@pytest.mark.parametrize("now, before, used", [
+    (150.0, None, 150.0), (None, 150.0, 150.0), (None, None, None),
+    (100.0, 150.0, 150.0),  # a finished shard left the running reports before its final report was read
+    (160.0, 150.0, 160.0)])
+def test_gpu_seconds_used_never_go_down(now: float | None, before: float | None, used: float | None) -> None:
+    from genfab.operator.decide import _used
+
+    assert _used(now, before) == used

@@ -173,9 +173,15 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
         produced_by=progress.produced_by or (
             prev.produced_by if prev is not None and prev.config_hash == stage.config_hash else None),
         tally=progress.tally,
-        gpu_seconds=(gpu_seconds(progress.shard_seconds, stage.resources.gpus) if progress.shard_seconds
-                     else prev.gpu_seconds if prev is not None and prev.config_hash == stage.config_hash else None),
+        gpu_seconds=_used(gpu_seconds(progress.shard_seconds, stage.resources.gpus) if progress.shard_seconds else None,
+                          prev.gpu_seconds if prev is not None and prev.config_hash == stage.config_hash else None),
     )
+
+
+def _used(now: float | None, before: float | None) -> float | None:
+    """GPU-seconds used so far never go down: a running shard that just finished leaves the running reports
+    before its final report is read (the read budget may defer it), and the metrics count only increases."""
+    return max(now, before) if now is not None and before is not None else now if now is not None else before
 
 
 def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
