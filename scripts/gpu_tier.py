@@ -58,7 +58,7 @@ GROUPS: dict[str, list[str]] = {
     "gaussians": ["test_fused_ssim_gpu.py", "test_gaussians_gpu.py", "test_gaussians_stage_gpu.py",
                   "test_refinement_gpu.py", "test_difix_gpu.py"],
     "scene": ["test_vistadream_gpu.py", "test_worldexplorer_gpu.py"],
-    "flux": ["test_flux_gpu.py"],
+    "flux": ["test_flux_gpu.py", "test_compile_cache_gpu.py"],
     "tuning": ["test_tuning_gpu.py"],
     "reference-object": ["test_reference_object_gpu.py", "test_mask_gpu.py"],
     "research": ["test_research_gpu.py"],

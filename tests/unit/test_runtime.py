@@ -203,3 +203,40 @@ def test_a_built_in_stage_reads_typed_settings(tmp_path: Path) -> None:
     assert isinstance(settings, AlbedoSettings)
     assert settings.albedo.retinex_scales == [15.0, 80.0, 250.0] and settings.seed == 3  # the API's defaults
     assert declared_settings(ctx, Toy()) is None  # not the declared implementation: the raw config dict
+
+
+def test_a_shard_loads_the_compile_cache_after_setup_and_stores_it_after_its_samples(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's order: models loaded (torch.compile wraps them, compiling at the first sample), then
+    what earlier Pods compiled is loaded, then the first batch, then what this Pod compiled is stored
+    (for the stage's Pods that start later), then the other batches."""
+    from genfab.stages.runtime import loop
+
+    events: list[str] = []
+
+    class Recorder:
+        def load(self) -> None:
+            events.append("load")
+
+        def save(self) -> None:
+            events.append("save")
+
+    class Recorded(Toy):
+        def setup(self, ctx: StageContext) -> None:
+            events.append("setup")
+
+        def process(self, sample: Sample) -> None:
+            events.append(f"sample {sample.id}")
+            super().process(sample)
+
+    seen: list[tuple[str, str]] = []
+
+    def for_shard(storage: Any, stage: str, env: Any) -> Recorder:
+        seen.append((storage.uri, stage))
+        return Recorder()
+
+    monkeypatch.setattr(loop.CompileCache, "for_shard", staticmethod(for_shard))
+    env = contract(tmp_path, {"a.png": b"aa", "b.png": b"bb"})
+    assert main(Recorded(), env) == EXIT_OK
+    assert events == ["setup", "load", "sample a", "save", "sample b"]  # stored once the first batch compiled
+    assert seen == [(f"file://{tmp_path}/run", "toy")]  # the run's storage, shared by the stage's Pods

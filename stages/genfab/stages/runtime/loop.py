@@ -19,6 +19,7 @@ from genfab.api.errors import field_errors
 from genfab.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
 from genfab.contract.names import ENV_METRICS_PORT
 from genfab.inventory import SampleRef
+from genfab.stages.runtime.compile_cache import CompileCache
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
 from genfab.stages.runtime.lifetime import die_with_parent
@@ -73,9 +74,15 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             log.warning("committed sample fails the reuse check; producing it again",
                         extra={"sample": ref.id, "problem": reuse.problem, "check": ctx.verify})
         pending.append((ref, reuse))
+    cache: CompileCache | None = None
     if pending:
         started = time.monotonic()
         stage.setup(ctx)
+        # models are loaded and wrapped in torch.compile, which compiles at the first sample: load
+        # what the stage's earlier Pods compiled before that (genfab.stages.runtime.compile_cache)
+        cache = CompileCache.for_shard(ctx.run_storage, ctx.stage, ctx.env)
+        if cache is not None:
+            cache.load()
         load = time.monotonic() - started
         reporter.report.model_load_seconds = round(load, 3)
         metrics.model_load_seconds.set(load)
@@ -109,6 +116,8 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
                 began, wall = time.monotonic(), time.time()
                 errors = stage.process_batch(batch)
                 per_sample = (time.monotonic() - began) / len(batch)
+                if k == 0 and cache is not None:  # compiled now: the stage's Pods starting later load it
+                    cache.save()
                 for sample, error in zip(batch, errors, strict=True):
                     if error is None:
                         inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
