@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from benchmarks.vistadream import FILL_TRANSFORMER, installed
 
+from genfab.api.scenejob import FluxRuntime
+
 IMAGE_TOKENS = 4096
 TEXT_TOKENS = 512
 
@@ -87,7 +89,7 @@ def build(name: str, device: torch.device) -> Any:
         gelu.rewrite(model)
     if "eager" in tokens:
         return model
-    options = speed.Options(compile="blocks", fp8="rowwise" if "fp8" in tokens else "off")
+    options = FluxRuntime(compile="blocks", fp8="rowwise" if "fp8" in tokens else "off")
     denoiser, _ = speed.apply(model, options, device)
     return denoiser
 

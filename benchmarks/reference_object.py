@@ -50,7 +50,6 @@ import numpy as np
 from genfab.api.reference_object import CvAugmentationConfig
 from genfab.inventory import ShardReport, write_report
 from genfab.inventory.reports import read_reports
-from genfab.stages.reference_object.augment import augment, build_transform
 from genfab.stages.runtime.loop import main as run_stage
 from genfab.storage import open_storage
 
@@ -78,6 +77,8 @@ def loop(folder: Path, out: Path, ids: list[str], count: int) -> float:
     """The straightforward loop: one process, one image at a time, writing what the stage writes (the
     seed's two datasets: the augmented copies, and the originals with their copies). Returns
     augmented images/s."""
+    from genfab.stages.reference_object.augment import augment, build_transform  # albumentations: the cv part's
+
     transform = build_transform(CvAugmentationConfig(count=count))
     roots = (out / "07_cv_augmented_dataset/train", out / "07_cv_combined_dataset/train")
     for root in roots:
@@ -292,10 +293,9 @@ def edit(args: argparse.Namespace) -> str:
         mean = sum(seconds) / len(seconds)
         if reference is None:
             reference = latents
+        cosine, rel_l2 = deviation(latents, reference)
         row = {"variant": variant, "applied": applied, "seconds": mean, "warmup": warmup,
-               "peak": torch.cuda.max_memory_allocated() / 2**30,
-               "cosine": float(torch.nn.functional.cosine_similarity(latents, reference, dim=0)),
-               "rel_l2": float((latents - reference).norm() / reference.norm())}
+               "peak": torch.cuda.max_memory_allocated() / 2**30, "cosine": cosine, "rel_l2": rel_l2}
         rows.append(row)
         print(json.dumps(row), flush=True)
     eager = rows[0]["seconds"]
@@ -339,26 +339,29 @@ def random_camera_lora(transformer: Any, folder: Path, rank: int = 16) -> Path:
     return folder
 
 
-def timed_edits(pipe: Any, inputs: dict[str, Any], steps: int, runs: int) -> dict[str, float]:
+def timed_edits(pipe: Any, inputs: dict[str, Any], steps: int, runs: int) -> dict[str, Any]:
     """Seconds per edit (`runs` after a 1-step warm-up) and the peak GPU memory of those edits."""
     import torch
 
-    def run(n: int) -> None:
-        with torch.inference_mode():
-            pipe(**inputs, num_inference_steps=n, generator=torch.Generator("cpu").manual_seed(7),
-                 output_type="latent")
+    from genfab.stages.reference_object import edit_speed
 
-    run(1)
+    def run(n: int) -> Any:
+        edit_speed.reset(pipe.transformer)
+        with torch.inference_mode():
+            return pipe(**inputs, num_inference_steps=n, generator=torch.Generator("cpu").manual_seed(7),
+                        output_type="latent").images
+
+    run(2)  # the warm-up: compiles (a second prompt length recompiles once)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     seconds = []
     for _ in range(runs):
         began = time.perf_counter()
-        run(steps)
+        latents = run(steps)
         torch.cuda.synchronize()
         seconds.append(time.perf_counter() - began)
     return {"seconds": sum(seconds) / len(seconds), "peak": torch.cuda.max_memory_allocated() / 2**30,
-            "held": torch.cuda.memory_allocated() / 2**30}
+            "held": torch.cuda.memory_allocated() / 2**30, "latents": latents.float().cpu()}
 
 
 def quantised(args: argparse.Namespace) -> str:
@@ -371,7 +374,9 @@ def quantised(args: argparse.Namespace) -> str:
     from diffusers import BitsAndBytesConfig, QwenImageTransformer2DModel
     from scripts.tiny_models import save_tiny_qwen_image_edit
 
+    from genfab.api.reference_object import EditRuntime
     from genfab.stages.models.placement import Placement
+    from genfab.stages.reference_object.edit_speed import apply, dequantize, undo
     from genfab.stages.reference_object.edit_speed import quantised as is_quantised
     from genfab.stages.reference_object.qwen_edit import fuse_lora, load_lora, load_pipeline
 
@@ -387,7 +392,7 @@ def quantised(args: argparse.Namespace) -> str:
     load_lora(pipe, lora)
     fuse_lora(pipe)
     rows["bf16"] = timed_edits(pipe, inputs, args.steps, args.runs)
-    print(json.dumps(rows["bf16"]), flush=True)
+    print(json.dumps(printable(rows["bf16"])), flush=True)
     vae = pipe.vae
     del pipe
     gc.collect()
@@ -421,7 +426,26 @@ def quantised(args: argparse.Namespace) -> str:
     assert is_quantised(pipe.transformer), "the export did not load quantised"
     kept_lora = any("lora" in name for name, _ in pipe.transformer.named_modules())
     rows["4bit"] = timed_edits(pipe, inputs, args.steps, args.runs)
-    print(json.dumps(rows["4bit"]), flush=True)
+    print(json.dumps(printable(rows["4bit"])), flush=True)
+    del pipe
+    gc.collect()
+    torch.cuda.empty_cache()
+
+    # genfab's default on the same export: dequantized once at load (editRuntime.dequantize: auto), the
+    # LoRA fused into the bf16 weights, compile: blocks; then fp8: rowwise on top
+    began = time.perf_counter()
+    placement = Placement.choose()
+    pipe = load_pipeline(export, placement)
+    done = dequantize(pipe.transformer, EditRuntime(), placement.device, placement.offload)
+    load_lora(pipe, lora)
+    fuse_lora(pipe)
+    genfab_load_s = time.perf_counter() - began
+    assert done == ["dequantized=bf16"] and not is_quantised(pipe.transformer), done
+    for name, runtime in (("dequantized", EditRuntime()), ("dequantized+fp8", EditRuntime(fp8="rowwise"))):
+        applied = apply(pipe.transformer, runtime, placement.device)
+        rows[name] = {**timed_edits(pipe, inputs, args.steps, args.runs), "applied": done + applied}
+        undo(pipe.transformer)
+        print(json.dumps(printable(rows[name])), flush=True)
     shutil.rmtree(root, ignore_errors=True)
     b, q = rows["bf16"], rows["4bit"]
     lines = [f"### The 4-bit default edit model (bitsandbytes NF4) vs bf16, 1024², {args.steps} steps, true CFG 4.0",
@@ -438,8 +462,32 @@ def quantised(args: argparse.Namespace) -> str:
              "| --- | ---: | ---: | ---: | ---: |",
              f"| bf16, LoRA fused | {b['seconds']:.2f} | 1.00x | {b['peak']:.1f} | {b['held']:.1f} |",
              f"| bitsandbytes 4-bit (the default's form), LoRA separate | {q['seconds']:.2f} | "
-             f"**{q['seconds'] / b['seconds']:.2f}x** | {q['peak']:.1f} | {q['held']:.1f} |"]
+             f"**{q['seconds'] / b['seconds']:.2f}x** | {q['peak']:.1f} | {q['held']:.1f} |",
+             "", f"The same export through genfab's stage path (`load_pipeline`, `editRuntime.dequantize: auto`, "
+             f"`load_lora`, `fuse_lora`: {genfab_load_s:.0f} s), against the 4-bit export run as the lab's script "
+             "runs it (diffusers' eager pipeline, the LoRA as separate layers). Deviation: the final latents "
+             "against the 4-bit run's.", "",
+             "| `editRuntime` | applied | s / edit | vs the 4-bit eager run | peak GiB | latent cosine | relative L2 |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+             f"| the lab's way | 4-bit, eager | {q['seconds']:.2f} | 1.00x | {q['peak']:.1f} | 1 | 0 |"]
+    for name, label in (("dequantized", "the default"), ("dequantized+fp8", "`fp8: rowwise`")):
+        r = rows[name]
+        cos, rel = deviation(r["latents"], q["latents"])
+        lines.append(f"| {label} | {', '.join(r['applied'])} | {r['seconds']:.2f} | "
+                     f"**{r['seconds'] / q['seconds']:.2f}x** | {r['peak']:.1f} | {cos:.6f} | {rel:.4f} |")
     return "\n".join(lines)
+
+
+def printable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "latents"}
+
+
+def deviation(a: Any, b: Any) -> tuple[float, float]:
+    """(cosine, relative L2) of two latents."""
+    import torch
+
+    a, b = a.flatten().double(), b.flatten().double()
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0)), float((a - b).norm() / b.norm())
 
 
 # --- annotation -----------------------------------------------------------------------------------
@@ -538,7 +586,7 @@ def annotation_plain_loop(stage: Any, root: Path, images: int, sampler: Any) -> 
     the polygon, the image and label files), one image after another in this process, no threads."""
     import torch
 
-    from genfab.stages.reference_object.annotate_stage import _decode_rgb
+    from genfab.stages.common.imaging import decode_rgb
     from genfab.stages.reference_object.yolo import label_line, mask_to_polygon
 
     run, ids = annotation_scenes(root / "plain", images)
@@ -547,7 +595,7 @@ def annotation_plain_loop(stage: Any, root: Path, images: int, sampler: Any) -> 
     started, begin = time.perf_counter(), time.time()
     for unit in ids:
         data = (run / "04_dataset" / f"{unit}.png").read_bytes()
-        image = _decode_rgb(data, unit)
+        image = decode_rgb(data, unit)
         with torch.inference_mode():
             mask, _ = stage.segment(image)
         polygon = mask_to_polygon(mask.astype(np.uint8))

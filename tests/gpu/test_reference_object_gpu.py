@@ -200,6 +200,21 @@ def test_a_bitsandbytes_4bit_export_loads_through_the_stage_path_with_the_lora(t
     first, info = editor.edit(image, "turn the camera left", seed=7)
     assert first.size[0] > 0 and info["attempts"] == 1
 
+    # the stage's default, `dequantize: auto`: the same export made bf16 once at load, before the LoRA,
+    # which then fuses; the edit is the 4-bit one up to floating-point order
+    del editor, pipe
+    pipe = load_pipeline(export, placement)
+    assert edit_speed.dequantize(pipe.transformer, EditRuntime(), placement.device, placement.offload) == [
+        "dequantized=bf16"]
+    assert not edit_speed.quantised(pipe.transformer)
+    assert not any(type(m).__name__ == "Linear4bit" for m in pipe.transformer.modules())
+    load_lora(pipe, save_tiny_camera_lora(tmp_path))
+    fuse_lora(pipe)
+    assert not any("lora" in name for name, _ in pipe.transformer.named_modules())  # fused into the bf16 weights
+    again, _ = Editor(pipe, steps=2, true_cfg_scale=4.0, retries=0).edit(image, "turn the camera left", seed=7)
+    diff = np.abs(np.asarray(again, dtype=np.float64) - np.asarray(first, dtype=np.float64))
+    assert diff.mean() < 2.0, diff.mean()  # 8-bit levels: rounding, not another model
+
 
 def test_the_whole_pipeline_runs_with_the_built_in_stages(tmp_path: Path,
                                                           chat_server: tuple[str, str]) -> None:  # noqa: F811

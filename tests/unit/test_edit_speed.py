@@ -101,3 +101,63 @@ def test_the_default_runtime_changes_nothing_on_the_cpu(pipe: Any) -> None:
 def test_fp8_on_the_cpu_is_refused_in_one_line(pipe: Any) -> None:
     with pytest.raises(BadInput, match=r"^scenes.editRuntime.fp8 needs an NVIDIA GPU .* set fp8: off$"):
         edit_speed.apply(pipe.transformer, EditRuntime(fp8="rowwise"), torch.device("cpu"))
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(("mode", "cuda", "quantised", "offload", "free", "expected"), [
+    # a bf16 model, or the CPU: nothing to do and nothing to record
+    ("auto", True, False, "none", 80 * GIB, (False, "")),
+    ("on", False, True, "none", 80 * GIB, (False, "")),
+    # auto: bf16 when the GPU has the memory and nothing is offloaded
+    ("auto", True, True, "none", 80 * GIB, (True, "dequantized=bf16")),
+    ("auto", True, True, "none", 45 * GIB, (True, "dequantized=bf16")),
+    ("auto", True, True, "none", 30 * GIB,
+     (False, "4-bit (dequantize: auto: 30.0 GiB free on the GPU, 44.0 GiB needed for bf16)")),
+    ("auto", True, True, "model", 80 * GIB, (False, "4-bit (dequantize: auto keeps it with offload: model)")),
+    # on and off do as they say on a GPU
+    ("on", True, True, "none", 10 * GIB, (True, "dequantized=bf16")),
+    ("off", True, True, "none", 80 * GIB, (False, "4-bit (dequantize: off)")),
+])
+def test_dequantize_decision(mode: str, cuda: bool, quantised: bool, offload: str, free: int,
+                             expected: tuple[bool, str]) -> None:
+    assert edit_speed.dequantize_decision(mode, cuda, quantised, offload, free, 44 * GIB) == expected
+
+
+class Loaded(torch.nn.Module):
+    """What diffusers leaves on a model loaded from a bitsandbytes export, before and after `dequantize`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4, bias=False)
+        self.quantization_method = "bitsandbytes"
+        self.config = type("Config", (), {"quantization_config": {"load_in_4bit": True}})()
+        self.is_quantized = True
+
+    def dequantize(self) -> None:
+        self.is_quantized = False
+
+
+def test_a_dequantized_export_is_no_longer_quantised_though_its_config_says_how_it_was_saved() -> None:
+    model = Loaded()
+    assert edit_speed.quantised(model)
+    model.dequantize()
+    assert not edit_speed.quantised(model)  # fp8 and LoRA fusing apply from here
+    del model.is_quantized  # a model without diffusers' flag: its config decides
+    assert edit_speed.quantised(model)
+
+
+def test_the_bf16_size_counts_a_4bit_weight_at_its_original_shape() -> None:
+    model = Loaded()
+    packed = torch.nn.Parameter(torch.zeros(16, 1, dtype=torch.uint8), requires_grad=False)
+    packed.quant_state = type("State", (), {"shape": torch.Size([4, 8])})()  # type: ignore[attr-defined]
+    model.register_parameter("packed", packed)
+    assert edit_speed.bf16_bytes(model) == 8 * 4 * 4 + 4 * 8 * 2  # the float32 linear as it is; the 4-bit one in bf16
+
+
+def test_the_cpu_and_bf16_models_are_never_dequantized(pipe: Any) -> None:
+    model = Loaded()
+    assert edit_speed.dequantize(model, EditRuntime(dequantize="on"), torch.device("cpu")) == []
+    assert model.is_quantized
+    assert edit_speed.dequantize(pipe.transformer, EditRuntime(), torch.device("cpu")) == []

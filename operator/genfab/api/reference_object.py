@@ -83,6 +83,13 @@ class EditRuntime(GenfabModel):
     """True CFG runs while the normalised time (1 - sigma, 0 at the first step) is at most this; later
     steps run the conditional pass only (diffusers' Z-Image `cfg_truncation`). 1 = every step; 0.5
     saves about a quarter of the transformer passes."""
+    dequantize: Literal["auto", "on", "off"] = "auto"
+    """A bitsandbytes export's weights (the default model's 4-bit NF4) turned into bf16 once at load
+    (diffusers' `dequantize`): the same weights its 4-bit layers rebuild at every matmul, so the same
+    edits, without that per-matmul work, and with `compile` and `fp8` then applying. The transformer
+    then holds about 40 GiB instead of 11. `auto`: on a GPU with the free memory for it and no
+    offload (else the export runs quantised, and the sample's `editRuntime` says why); `on`: always on
+    a GPU; `off`: the export runs as saved. No effect on a bf16 model or on the CPU."""
 
 
 class SceneGenerationConfig(GenfabModel):

@@ -1,6 +1,8 @@
 """genfab's Qwen Image Edit core: diffusers' pipeline with the API's `EditRuntime` applied once after
 loading (`scenes.editRuntime`), in this order:
 
+0. `dequantize` (`dequantize`, before any LoRA loads, so the LoRA fuses into bf16 weights): a
+   bitsandbytes export becomes the bf16 model its 4-bit layers compute with;
 1. `fp8`: torchao's dynamic FP8 on the transformer's linear layers (weights quantised on the GPU);
 2. `compile: blocks`: each of the 60 `QwenImageTransformerBlock`s runs one compiled `forward` (one
    graph shared by all, like diffusers' `compile_repeated_blocks`, but on each block's own `forward`
@@ -29,9 +31,63 @@ FIELD = "scenes.editRuntime"
 
 
 def quantised(transformer: Any) -> bool:
-    """Loaded already quantised (a bitsandbytes export such as `ovedrive/qwen-image-edit-4bit`)."""
+    """Quantised now: loaded from a bitsandbytes export (such as `ovedrive/qwen-image-edit-4bit`) and
+    not dequantised since (diffusers keeps `is_quantized` current; the config keeps saying how it
+    was saved)."""
+    now = getattr(transformer, "is_quantized", None)
+    if now is not None:
+        return bool(now)
     return getattr(transformer, "quantization_method", None) is not None or bool(
         getattr(getattr(transformer, "config", None), "quantization_config", None))
+
+
+HEADROOM = 6 * 2**30
+"""Free GPU memory `dequantize: auto` keeps beyond the bf16 weights: a 1024² edit's activations, the
+VAE and the allocator's slack (40.4 GiB peak against 38.4 GiB held after the edits, H100)."""
+
+
+def bf16_bytes(transformer: Any) -> int:
+    """The transformer's weights in bf16: a 4-bit parameter counts its original shape (its quant
+    state keeps it), the others as they are."""
+    total = 0
+    for p in transformer.parameters():
+        state = getattr(p, "quant_state", None)
+        total += int(state.shape.numel()) * 2 if state is not None else p.numel() * p.element_size()
+    return total
+
+
+def dequantize_decision(mode: str, cuda: bool, is_quantised: bool, offload: str, free: int, needed: int
+                        ) -> tuple[bool, str]:
+    """(dequantise?, what the sample's `editRuntime` records). `needed`: the bf16 weights plus
+    HEADROOM, beyond what the 4-bit weights free when they go."""
+    if not is_quantised or not cuda:
+        return False, ""
+    if mode == "off":
+        return False, "4-bit (dequantize: off)"
+    if mode == "on":
+        return True, "dequantized=bf16"
+    if offload != "none":
+        return False, f"4-bit (dequantize: auto keeps it with offload: {offload})"
+    if free < needed:
+        return False, (f"4-bit (dequantize: auto: {free / 2**30:.1f} GiB free on the GPU, "
+                       f"{needed / 2**30:.1f} GiB needed for bf16)")
+    return True, "dequantized=bf16"
+
+
+def dequantize(transformer: Any, runtime: EditRuntime, device: torch.device, offload: str = "none") -> list[str]:
+    """`dequantize` on the loaded transformer, in place, before any LoRA and the other options;
+    returns what was done for the sample's marker (nothing for a bf16 model or on the CPU)."""
+    cuda = device.type == "cuda"
+    is_quantised = quantised(transformer)
+    free = needed = 0
+    if cuda and is_quantised:
+        free = torch.cuda.mem_get_info(device)[0]  # layer by layer, each 4-bit layer goes as its bf16 one comes
+        needed = bf16_bytes(transformer) + HEADROOM
+    do, note = dequantize_decision(runtime.dequantize, cuda, is_quantised, offload, free, needed)
+    if do:
+        transformer.dequantize()
+        log.info("qwen image edit transformer: dequantized to bf16 (%.1f GiB)", (needed - HEADROOM) / 2**30)
+    return [note] if note else []
 
 
 class CfgTruncation:

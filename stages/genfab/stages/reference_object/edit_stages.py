@@ -64,9 +64,11 @@ class EditStage(WritesPipelineState, ModelStage[E]):
         mismatch = lora_mismatch(lora, type(pipe).__name__, s.model_path) if lora else None
         if mismatch:  # before the first sample: no image is made for a run the LoRA cannot finish
             raise BadInput(mismatch)
+        dequantized = edit_speed.dequantize(pipe.transformer, s.edit_runtime, self.placement.device,
+                                            self.placement.offload)
         self.adapt(pipe)
-        self.runtime = edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device,
-                                        true_cfg=s.true_cfg_scale > 1)
+        self.runtime = dequantized + edit_speed.apply(pipe.transformer, s.edit_runtime, self.placement.device,
+                                                      true_cfg=s.true_cfg_scale > 1)
         retries = int(ctx.options.get("maxRetries", 0) or 0)
         self.editor = Editor(pipe, s.steps, s.true_cfg_scale, retries)
 
