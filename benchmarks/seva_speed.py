@@ -8,7 +8,9 @@ production size with random bf16 weights. Needs CUDA and the code `scripts/gpu_t
   one batch, as SEVA's `VanillaCFG.prepare_inputs` makes them) per variant: ms per forward (median),
   first-call seconds (compilation), peak memory, and the forward's deviation from SEVA's own.
 - `sample`: one worldexplorer expansion sample through the adapter (eight 576² scaffold views in,
-  `--frames` outward trajectory frames out, `--steps` steps, SEVA's two-pass procedural sampling), SEVA
+  `--frames` outward trajectory frames out; `--task scaffold`: one `single_image` scaffold sample instead,
+  the input image in and the rest of a `--frames`-view 360° sweep turning in place out, as the scaffold
+  stage asks SEVA for it), `--steps` steps, SEVA's two-pass procedural sampling), SEVA
   as it is first (its input views as PNG paths, its mp4s and PNGs written and the PNGs read back, as
   SEVA's own `img2trajvid` does), then each variant on the same network, inputs and seed, the
   adapter's default `in_memory` (views and frames as arrays, no files): seconds per sample (after a
@@ -219,6 +221,7 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
     from genfab.stages.models.placement import Placement
     from genfab.stages.scene.geometry import intrinsics_from_fov
     from genfab.stages.worldexplorer.scaffold_geometry import cam_T_world
+    from genfab.stages.worldexplorer.scaffold_stage import sweep_poses
     from genfab.stages.worldexplorer.seva_adapter import PosedView, Seva, seva_autoencoder, seva_conditioner
     from genfab.stages.worldexplorer.trajectories import scaffold_trajectory
 
@@ -245,9 +248,14 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
                                    (model.ae, "decode", "VAE decode"), (model.conditioner, "forward", "CLIP")):
         breakdown.wrap(owner, attribute, part)
     K = intrinsics_from_fov(SIDE, SIDE, 60.0)
-    inputs = [PosedView(K, cam_T_world(v), np.ascontiguousarray(np.roll(photo(SIDE, SIDE), 64 * v, axis=1)))
-              for v in range(8)]
-    targets = [PosedView(K, pose) for pose in scaffold_trajectory("outward", args.frames, 0.3)]
+    if args.task == "scaffold":  # the scaffold stage's call: the input image, then the sweep's other views
+        poses = sweep_poses(args.frames)
+        inputs = [PosedView(K, poses[0], photo(SIDE, SIDE))]
+        targets = [PosedView(K, pose) for pose in poses[1:]]
+    else:
+        inputs = [PosedView(K, cam_T_world(v), np.ascontiguousarray(np.roll(photo(SIDE, SIDE), 64 * v, axis=1)))
+                  for v in range(8)]
+        targets = [PosedView(K, pose) for pose in scaffold_trajectory("outward", args.frames, 0.3)]
     rows = ["| variant | applied | s / sample | vs SEVA | warm-up s | peak GiB | PSNR vs SEVA | latent cosine |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     parts = ["| variant | " + " s | ".join(Breakdown.PARTS) + " s | rest s | s / sample |",
@@ -295,7 +303,9 @@ def sample(args: argparse.Namespace, root: Path) -> list[str]:
         model.steps = 1
         profiled(lambda: model(inputs, targets, 0, root / "profiled"), args.profile, f"sample-{name}")
     rows += ["", *parts]
-    rows += ["", f"{args.frames} frames, {args.steps} steps, 8 x {SIDE}² views in; SEVA, VAE and CLIP load "
+    task = (f"a {args.frames}-view sweep (single_image scaffold)" if args.task == "scaffold"
+            else f"{args.frames} outward frames (expansion)")
+    rows += ["", f"{task}, {args.steps} steps, {len(inputs)} x {SIDE}² views in; SEVA, VAE and CLIP load "
              f"{load_s:.1f} s; PSNR: the lowest over the frames (8-bit PNGs)"]
     return rows
 
@@ -310,7 +320,10 @@ def main() -> None:
                         help="step: print each variant's GPU time by kernel (one more forward under torch.profiler)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="torch.backends.cudnn.benchmark on for the variants (not for SEVA as it is)")
-    parser.add_argument("--frames", type=int, default=120, help="sample: trajectory frames (expansion.numFrames)")
+    parser.add_argument("--task", choices=["expansion", "scaffold"], default="expansion",
+                        help="sample: an expansion sample, or a single_image scaffold sample")
+    parser.add_argument("--frames", type=int, default=120,
+                        help="sample: trajectory frames (expansion.numFrames; --task scaffold: seva.sweepFrames)")
     parser.add_argument("--steps", type=int, default=50, help="sample: denoising steps (seva.steps)")
     parser.add_argument("--warm-frames", type=int, default=24,
                         help="sample: trajectory frames of each variant's one-step warm-up call (compiles)")

@@ -35,15 +35,16 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from genfab.api.scenejob import FluxRuntime
 from genfab.stages.flux.core import Prompt
-from genfab.stages.flux.speed import Options
+from genfab.stages.flux.speed import EAGER
 
 T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64,
           "feed_forward_proj": "gated-gelu", "relative_attention_num_buckets": 32, "pad_token_id": 0, "eos_token_id": 1,
@@ -148,23 +149,23 @@ EXPERIMENTS = {
 @dataclass(frozen=True)
 class Variant:
     name: str
-    options: Options
+    options: FluxRuntime
     offload: str = "none"
     experiments: frozenset[str] = frozenset()
     """Tokens of `EXPERIMENTS`: changes to genfab's fixed choices, to show what each brings."""
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        options, offload, experiments = Options(), "none", set()
+        options, offload, experiments = EAGER, "none", set()
         for token in name.split("+"):
             if token in ("blocks", "full"):
-                options = replace(options, compile=token)
+                options = options.model_copy(update={"compile": token})
             elif token == "cudnn":
-                options = replace(options, attention="_native_cudnn")
+                options = options.model_copy(update={"attention": "_native_cudnn"})
             elif token in ("fp8", "fp8t"):
-                options = replace(options, fp8="rowwise" if token == "fp8" else "tensorwise")
+                options = options.model_copy(update={"fp8": "rowwise" if token == "fp8" else "tensorwise"})
             elif token.startswith("fbc"):
-                options = replace(options, first_block_cache=float(token[3:]))
+                options = options.model_copy(update={"first_block_cache": float(token[3:])})
             elif token.startswith("offload-"):
                 offload = token.removeprefix("offload-")
             elif token in EXPERIMENTS:

@@ -55,6 +55,10 @@ class Measured:
     peak_gib: float | None = None
     """Peak GPU memory of the stage's process."""
     note: str = ""
+    cached_pod_seconds: float | None = None
+    """Seconds once per Pod when the stage's earlier Pods stored their compiled kernels (the compile
+    cache, genfab.stages.runtime.compile_cache): a Pod that starts after one of the stage's Pods ran
+    its first sample. None: not measured (every Pod is priced at `pod_seconds`)."""
 
     def holds_for(self, config: dict[str, Any]) -> bool:
         return all(lookup(config, path) in accepted for path, accepted in self.when)
@@ -85,26 +89,48 @@ def lookup(config: dict[str, Any], path: str) -> Any:
 
 WE_STAGES = "python benchmarks/worldexplorer_stages.py --samples 2 --gs-steps 7000"
 SEVA = "python benchmarks/seva_speed.py sample --frames 120 --steps 50 --variants compile-all --warm-frames 21"
+SEVA_SWEEP = ("python benchmarks/seva_speed.py sample --task scaffold --frames 80 --steps 50 --variants compile-all "
+              "--warm-frames 21")
 VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases outpaint,coarse"
 EDIT = "python benchmarks/reference_object.py edit --steps 50 --variants eager,blocks,fp8+blocks"
 EDIT_4BIT = "python benchmarks/reference_object.py quantised --steps 20 --runs 2"
+EDIT_4BIT_H200 = "python benchmarks/reference_object.py quantised --steps 10 --runs 1"
 ANNOTATION = "python benchmarks/reference_object.py annotation --images 64"
 RELIGHT = "python3 benchmarks/relighting_gpu.py --images 256 --stages segment degrade"
 TUNING = "python benchmarks/tuning.py --sizes 576x1024 --steps 15 --warmup 6 --gpus 0"
 EDIT_STAGES = ("white-background", "perspectives", "scenes", "qwen-augmentation")
 """reference-object's stages that run one Qwen-Image-Edit edit per sample at 1024²."""
 DEFAULT_EDIT_MODEL = "ovedrive/Qwen-Image-Edit-2509-4bit"
+BF16_EDIT_MODELS = ("Qwen/Qwen-Image-Edit-2509", "Qwen/Qwen-Image-Edit")
+EDIT_LOSSLESS = (("editRuntime.compile", (None, "blocks")), ("editRuntime.firstBlockCache", (None, 0.0)),
+                 ("editRuntime.cfgTruncation", (None, 1.0)))
+"""What every edit row was measured at besides its own settings: compiled blocks, no first-block cache,
+CFG on every step (the options that change the time)."""
+DEQUANTIZED = ("editRuntime.dequantize", (None, "auto", "on"))
+"""The default 4-bit export made bf16 at load: on an 80 GB GPU `auto` does it (40.4 GiB peak)."""
+LAB_4BIT_50 = round(20.72 * 50 / 20, 2)
+"""The lab's way for the default model: the 4-bit export in diffusers' eager pipeline, 20.72 s at 20
+steps (H100, §1b) taken to 50 (linear in steps; the two VAE passes, about 0.3 s, are counted 2.5 times)."""
+
+
+def flux_exact(runtime: str) -> tuple[tuple[str, Accepted], ...]:
+    """A FLUX stage's rows hold for `fluxRuntime` at its lossless default (compiled blocks, bf16, no cache)."""
+    return ((f"{runtime}.compile", (None, "blocks")), (f"{runtime}.fp8", (None, "off")),
+            (f"{runtime}.firstBlockCache", (None, 0.0)))
+
 
 CALIBRATION: tuple[Measured, ...] = (
     # worldexplorer, H100: one shard of two samples per stage through genfab's own stage runtime.
     Measured("worldexplorer", "scaffold", "h100", 53.8, 40.7, f"{WE} §2", WE_STAGES,
-             when=(("scaffold.method", ("scaffold_gen",)),), peak_gib=67.1,
+             when=(("scaffold.method", ("scaffold_gen",)), *flux_exact("scaffold.fluxRuntime")), peak_gib=67.1,
              note="scaffold_gen + automatic selection: 3 FLUX.1-dev views, 4 gaps x 4 FluxFill candidates, CLIP"),
     Measured("worldexplorer", "expansion", "h100", 48.1, 93.5, f"{WE} §2", WE_STAGES,
-             when=(("expansion.method", ("walk",)), ("expansion.geometry", (None, "scene"))), peak_gib=33.6,
+             when=(("expansion.method", ("walk",)), ("expansion.geometry", (None, "scene")),
+                   *flux_exact("scaffold.fluxRuntime")), peak_gib=33.6,
              note="the built-in walk over 120 outward frames; the first sample compiles (+92 s)"),
     Measured("worldexplorer", "expansion", "h100", 138.3, 110.3, f"{WE} §3, §4a", SEVA,
-             when=(("expansion.method", (None, "seva")), ("expansion.geometry", ("scene",))),
+             when=(("expansion.method", (None, "seva")), ("expansion.geometry", ("scene",)),
+                   ("seva.runtime.compile", (None, "all"))), scale=(("seva.steps", 50.0),),
              baseline_sample_seconds=288.2, peak_gib=11.95,
              note="SEVA img2trajvid, 120 frames, 50 steps, compile: all; load 15.3 s + 95 s compile per Pod"),
     Measured("worldexplorer", "gaussians", "h100", 48.1, 0.0, f"{WE} §2", WE_STAGES,
@@ -112,36 +138,55 @@ CALIBRATION: tuple[Measured, ...] = (
              note="measured at 7000 steps (1M Gaussians reached): linear in steps"),
     # vistadream, H100: `genfab run` of one sample per stage (the coarse case); the warm-up is in the sample.
     Measured("vistadream", "outpaint", "h100", 20.2, 26.7, f"{VD} §2", VD_E2E, peak_gib=29.1,
+             when=flux_exact("flux.fluxRuntime"),
              note="one sample: its seconds include compile: blocks' warm-up"),
     Measured("vistadream", "depth", "h100", 4.7, 13.4, f"{VD} §2", VD_E2E,
              when=(("depth.depthBackend", (None, "depth-pro")),), peak_gib=3.7),
     Measured("vistadream", "gaussians", "h100", 8.5, 3.0, f"{VD} §2", VD_E2E, peak_gib=0.5,
              note="gsplat prebuilt in the image (a JIT build adds about 90 s once per Pod)"),
     Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E, peak_gib=31.7,
+             when=flux_exact("flux.fluxRuntime"),
              note="10 coarse views: 40 candidate renders, a fill, a depth pass and 500 steps each"),
     Measured("vistadream", "render", "h100", 20.9, 4.1, f"{VD} §2", VD_E2E, peak_gib=0.7),
-    # reference-object, H100: one Qwen-Image-Edit edit per sample at 1024².
+    # reference-object, H100: one Qwen-Image-Edit edit per sample at 1024², true CFG 4.0.
+    *(Measured("reference-object", stage, "h100", 36.11, 37.6, f"{RO} §1, §1b", EDIT,
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)), DEQUANTIZED, ("editRuntime.fp8", ("off",)), *EDIT_LOSSLESS),
+               scale=(("steps", 50.0),), baseline_sample_seconds=LAB_4BIT_50, peak_gib=40.4,
+               note="the default: the 4-bit export dequantized at load runs the bf16 row's computation (the H200 "
+                    "rows show it: 0.74x of its 4-bit eager run, latent cosine 0.99995); per Pod the 4-bit load "
+                    "and LoRA (15 s) and compile: blocks' warm-up (22.6 s); the dequantization itself was timed "
+                    "only on the H200 (within its 6 s load)")
+      for stage in EDIT_STAGES),
+    *(Measured("reference-object", stage, "h100", 28.88, 28.1, f"{RO} §1, §1b", EDIT,
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)), DEQUANTIZED, ("editRuntime.fp8", ("rowwise",)),
+                     *EDIT_LOSSLESS),
+               scale=(("steps", 50.0),), baseline_sample_seconds=LAB_4BIT_50, peak_gib=21.4,
+               note="fp8: rowwise on the dequantized export (lossy: latent cosine 0.99969 against bf16); per Pod "
+                    "15 s load and LoRA + 13.1 s warm-up")
+      for stage in EDIT_STAGES),
     *(Measured("reference-object", stage, "h100", 20.72, 15.0, f"{RO} §1b", EDIT_4BIT,
-               when=(("modelPath", (DEFAULT_EDIT_MODEL,)),), scale=(("steps", 20.0),),
-               baseline_sample_seconds=None, peak_gib=13.2,
-               note="the default 4-bit NF4 export with the camera LoRA, measured at 20 steps (linear in steps); "
-                    "load 10 s + LoRA 5 s per Pod")
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)), ("editRuntime.dequantize", ("off",)),
+                     ("editRuntime.fp8", ("off",))), scale=(("steps", 20.0),),
+               baseline_sample_seconds=20.72, peak_gib=13.2,
+               note="the 4-bit export as saved (dequantize: off, or auto without the memory): the lab's way itself; "
+                    "measured at 20 steps (linear in steps); load 10 s + LoRA 5 s per Pod")
       for stage in EDIT_STAGES),
     *(Measured("reference-object", stage, "h100", 36.11, 22.6, f"{RO} §1", EDIT,
-               when=(("modelPath", ("Qwen/Qwen-Image-Edit-2509", "Qwen/Qwen-Image-Edit")),
-                     ("editRuntime.compile", ("blocks",)), ("editRuntime.fp8", ("off",))),
+               when=(("modelPath", BF16_EDIT_MODELS), ("editRuntime.fp8", ("off",)), *EDIT_LOSSLESS),
                scale=(("steps", 50.0),), baseline_sample_seconds=44.80, peak_gib=40.4,
                note="bf16, compile: blocks (lossless): latent cosine 0.99996 against the eager pipeline")
       for stage in EDIT_STAGES),
     *(Measured("reference-object", stage, "h100", 28.88, 13.1, f"{RO} §1", EDIT,
-               when=(("modelPath", ("Qwen/Qwen-Image-Edit-2509", "Qwen/Qwen-Image-Edit")),
-                     ("editRuntime.compile", ("blocks",)), ("editRuntime.fp8", ("rowwise",))),
+               when=(("modelPath", BF16_EDIT_MODELS), ("editRuntime.fp8", ("rowwise",)), *EDIT_LOSSLESS),
                scale=(("steps", 50.0),), baseline_sample_seconds=44.80, peak_gib=21.4,
                note="fp8: rowwise (lossy): latent cosine 0.99969 against the eager pipeline")
       for stage in EDIT_STAGES),
     Measured("reference-object", "annotation", "h100", round(1 / 3.54, 4), 7.7, f"{RO} §2c", ANNOTATION,
              baseline_sample_seconds=round(1 / 2.18, 4),
              note="SAM ViT-H + SAM2.1 Hiera-L, two model threads: 3.54 images/s (the slowest of three runs)"),
+    Measured("reference-object", "annotation", "h200", round(1 / 4.44, 4), 9.4, f"{RO} §2f", ANNOTATION,
+             baseline_sample_seconds=round(1 / 2.27, 4),
+             note="SAM ViT-H + SAM2.1 Hiera-L, two model threads: 4.44 images/s; 9.4 s load and reference per Pod"),
     # relighting, H100: 256 portraits at 1024², one shard, 8 pool workers.
     Measured("relighting", "segment", "h100", round(1 / 20.44, 4), 22.1, f"{RL} (against the plain loop)", RELIGHT,
              when=(("segmentation.backends.0", ("sam3",)),),
@@ -159,4 +204,27 @@ CALIBRATION: tuple[Measured, ...] = (
              note="per image per GPU (each node trains maxSteps x batchSize x accumulation images per GPU); "
                   "its 300 s per start is torch.compile's warm-up as seen on an H200 (over 5 min), not measured on "
                   "an H100; 2 GPUs scaled at 0.89 (H200), not counted here"),
+    # worldexplorer, H200: the seed's default scaffold, SEVA's 80-view sweep from the input image.
+    Measured("worldexplorer", "scaffold", "h200", 84.4, 128.6, f"{WE} §5", SEVA_SWEEP,
+             when=(("scaffold.method", (None, "single_image")), ("seva.sweepFrames", (None, 80)),
+                   ("seva.runtime.compile", (None, "all"))), scale=(("seva.steps", 50.0),),
+             baseline_sample_seconds=172.4, peak_gib=11.95,
+             note="SEVA img2trajvid through the adapter, compile: all (60.9 dB against SEVA's own); load 16.2 s + "
+                  "112.4 s compile per Pod"),
+    # reference-object, H200: the default 4-bit export, measured at 10 steps (linear in steps: the two VAE
+    # passes, about 0.3 s, are counted steps / 10 times).
+    *(Measured("reference-object", stage, "h200", 7.26, 26.4, f"{RO} §1c, §1d", EDIT_4BIT_H200,
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)), DEQUANTIZED, ("editRuntime.fp8", ("off",)), *EDIT_LOSSLESS),
+               scale=(("steps", 10.0),), baseline_sample_seconds=9.79, peak_gib=40.4,
+               note="the default: dequantized at load, LoRA fused, compile: blocks; latent cosine 0.999952 against "
+                    "the 4-bit eager run; per Pod the load, dequantization and LoRA (6 s) and the blocks' "
+                    "compilation (20.4 s, 4.7 s from the compile cache: §1d)", cached_pod_seconds=10.7)
+      for stage in EDIT_STAGES),
+    *(Measured("reference-object", stage, "h200", 5.69, 15.9, f"{RO} §1c", EDIT_4BIT_H200,
+               when=(("modelPath", (DEFAULT_EDIT_MODEL,)), DEQUANTIZED, ("editRuntime.fp8", ("rowwise",)),
+                     *EDIT_LOSSLESS),
+               scale=(("steps", 10.0),), baseline_sample_seconds=9.79, peak_gib=21.4,
+               note="fp8: rowwise on the dequantized export (lossy: latent cosine 0.999685 against the 4-bit run); "
+                    "per Pod 6 s load + the FP8 blocks' compile (9.9 s, §1c's `edit` run)")
+      for stage in EDIT_STAGES),
 )

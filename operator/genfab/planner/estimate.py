@@ -2,10 +2,13 @@
 GPUs against the calibration table (genfab.planner.calibration) give each stage's GPU-seconds and wall
 seconds, and the run's GPU-hours and wall time on the resource's parallelism.
 
-Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching row:
-- GPU-seconds = GPUs per Pod x (samples x s + shards x p): every Pod pays its load and warm-up;
-- wall seconds = waves x (p + the largest shard's samples x s), where a wave is `parallelism` shards
-  at once (all of them when unset, and always for a process group);
+Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching row (`c`: per Pod
+once the stage's compile cache is stored, where measured; else `p`):
+- GPU-seconds = GPUs per Pod x (samples x s + the first wave's shards x p + the other shards x c): every
+  Pod pays its load and warm-up, the first wave's compile from scratch, later waves load their
+  kernels;
+- wall seconds = p + (waves - 1) x c + waves x the largest shard's samples x s, where a wave is
+  `parallelism` shards at once (all of them when unset, and always for a process group);
 - the run's wall time is the longest path through the stage DAG (a stage starts when its upstream
   stages finished, as the operator runs them; `genfab run` runs one stage at a time on one machine).
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from genfab.planner.calibration import CALIBRATION, GPU_KINDS, Measured
+from genfab.planner.calibration import CALIBRATION, GPU_KINDS, Measured, lookup
 from genfab.planner.model import Plan, PlannedStage
 
 State = Literal["estimated", "cpu", "skipped", "not calibrated", "samples unknown"]
@@ -54,13 +57,21 @@ class Estimate:
     """The longest path through the DAG over the estimated stages."""
     complete: bool
     """Every stage that runs on a GPU was estimated (else the totals leave the others out)."""
+    lab_gpu_hours: float | None = None
+    """The lab's way for the same work: the estimated stages' baselines chained (no per-Pod part); None
+    unless the estimate is complete and every estimated stage has one."""
 
     @property
     def missing(self) -> list[str]:
         return [s.stage for s in self.stages if s.state in ("not calibrated", "samples unknown")]
 
+    @property
+    def without_lab(self) -> list[str]:
+        """Estimated stages whose lab's way was not measured."""
+        return [s.stage for s in self.stages if s.state == "estimated" and s.baseline_gpu_seconds is None]
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "missing": self.missing}
+        return {**asdict(self), "missing": self.missing, "without_lab": self.without_lab}
 
 
 class EstimateError(ValueError):
@@ -90,15 +101,24 @@ def row_for(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured,
     return None
 
 
-def uncalibrated(pipeline: str, stage: str, gpu: str, table: tuple[Measured, ...]) -> str:
-    """Why a stage has no row: the settings the measured rows of it hold for, or that none exists."""
-    held = ["default settings" if not row.when else
-            ", ".join(f"{path} {'/'.join('unset' if v is None else str(v) for v in accepted)}"
-                      for path, accepted in row.when)
-            for row in table if row.pipeline == pipeline and row.stage == stage and row.gpu == gpu]
+def uncalibrated(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...]) -> str:
+    """Why a stage has no row: the settings the measured rows of it hold for, or that none exists; and
+    the GPU kinds its settings were measured on instead."""
+    rows = [row for row in table if row.pipeline == pipeline and row.stage == stage.name]
+    elsewhere = sorted({row.gpu for row in rows if row.gpu != gpu and row.holds_for(stage.config)})
+    also = f"; these settings were measured on {', '.join(elsewhere)} (--gpu {elsewhere[0]})" if elsewhere else ""
+    # per row of this GPU kind, the settings this stage's config differs in (the others it shares)
+    held = [", ".join(f"{path} {'/'.join(_shown(v) for v in accepted)} (here {_shown(lookup(stage.config, path))})"
+                      for path, accepted in row.when if lookup(stage.config, path) not in accepted)
+            or "its settings but a scaled one that is not a number"
+            for row in rows if row.gpu == gpu]
     if not held:
-        return f"never measured on {gpu}"
-    return f"measured on {gpu} only with " + "; ".join(dict.fromkeys(held))
+        return f"never measured on {gpu}{also}"
+    return f"measured on {gpu} only with " + "; or ".join(dict.fromkeys(held)) + also
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
 
 
 def _row(stage: PlannedStage, state: State, **found: Any) -> StageEstimate:
@@ -117,7 +137,7 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
     row = row_for(pipeline, stage, gpu, table)
     factor = row.factor(stage.config) if row is not None else None
     if row is None or factor is None:
-        return _row(stage, "not calibrated", note=uncalibrated(pipeline, stage.name, gpu, table))
+        return _row(stage, "not calibrated", note=uncalibrated(pipeline, stage, gpu, table))
     if stage.samples is None or stage.shards is None:
         return _row(stage, "samples unknown", source=row.source,
                     note="its samples are counted when it starts (pass --input-samples N)")
@@ -125,11 +145,15 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
     largest = min(stage.samples, stage.shard_capacity or stage.samples)
     waves = 1 if stage.gang or parallelism is None else -(-stage.shards // parallelism)
     gpus = stage.resources.gpus
+    # the first wave's Pods start together and compile; later waves load what they stored
+    first_wave = stage.shards if waves == 1 else min(stage.shards, parallelism or stage.shards)
+    later_pod = row.pod_seconds if row.cached_pod_seconds is None else row.cached_pod_seconds
+    pods = first_wave * row.pod_seconds + (stage.shards - first_wave) * later_pod
     baseline = (gpus * stage.samples * row.baseline_sample_seconds * factor
                 if row.baseline_sample_seconds is not None else None)
     return _row(stage, "estimated",
-                gpu_seconds=round(gpus * (stage.samples * per_sample + stage.shards * row.pod_seconds), 1),
-                wall_seconds=round(waves * (row.pod_seconds + largest * per_sample), 1),
+                gpu_seconds=round(gpus * (stage.samples * per_sample + pods), 1),
+                wall_seconds=round(row.pod_seconds + (waves - 1) * later_pod + waves * largest * per_sample, 1),
                 sample_seconds=round(per_sample, 3),
                 baseline_gpu_seconds=round(baseline, 1) if baseline is not None else None,
                 peak_gib=row.peak_gib, source=row.source, command=row.command, note=row.note)
@@ -144,9 +168,13 @@ def estimate(plan: Plan, gpu: str, parallelism: int | None, table: tuple[Measure
         start = max((finish.get(u, 0.0) for u in stage.upstream), default=0.0)
         finish[stage.name] = start + (row.wall_seconds or 0.0)
     gpu_seconds = sum(r.gpu_seconds or 0.0 for r in rows)
+    complete = not any(r.state in ("not calibrated", "samples unknown") for r in rows)
+    estimated = [r for r in rows if r.state == "estimated"]
+    lab = (round(sum(r.baseline_gpu_seconds or 0.0 for r in estimated) / 3600, 3)
+           if complete and estimated and all(r.baseline_gpu_seconds is not None for r in estimated) else None)
     return Estimate(gpu=gpu, parallelism=parallelism, stages=rows, gpu_hours=round(gpu_seconds / 3600, 3),
-                    wall_seconds=round(max(finish.values(), default=0.0), 1),
-                    complete=not any(r.state in ("not calibrated", "samples unknown") for r in rows))
+                    wall_seconds=round(max(finish.values(), default=0.0), 1), complete=complete,
+                    lab_gpu_hours=lab)
 
 
 def duration(seconds: float | None) -> str:

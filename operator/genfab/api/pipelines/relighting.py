@@ -104,6 +104,11 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     ])
 
 
+MODEL_SHARD = 256
+"""Samples per Pod of segment and degrade. With their models (SAM3, Depth Anything) a Pod loads for 14-22 s
+and then makes 20 images a second (H100, benchmarks/results/relighting.md): at 32 a shard the load was
+three quarters of the GPU time, at 256 it is under a third (`genfab plan --estimate` shows it)."""
+
 PIPELINE = Pipeline(
     name="relighting", kind="DatasetJob", value="relighting",
     description="segmentation -> albedo -> new lighting -> recombination",
@@ -112,7 +117,7 @@ PIPELINE = Pipeline(
         StageDecl("segment", family="segment",
                   description="Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
                   settings=SegmentSettings, implementation=f"{STAGES}.segment_stage:SegmentStage", memory="16Gi",
-                  shard_size=32,
+                  shard_size=MODEL_SHARD,
                   output="data/stage_1/{id}_{foreground,background,mask}.png",
                   # 1: every mask pixel in the alpha and out of the plate (no black outline); 2: the
                   # classical mask laid out around the face (hair, neck and chest in, props out)
@@ -123,7 +128,7 @@ PIPELINE = Pipeline(
         StageDecl("degrade", family="segment",
                   description="Stage 3: degradation synthesis (new lighting on the albedo)",
                   settings=DegradeSettings, implementation=f"{STAGES}.degrade_stage:DegradeStage", memory="16Gi",
-                  shard_size=32,
+                  shard_size=MODEL_SHARD,
                   upstream=("albedo",), output="data/stage_3/{id}_{degraded.png,params.json}"),
         cpu_stage("recombine", "Stage 3.5: composite the relit person onto the original background",
                   RecombineSettings, ("degrade",), "data/stage_3_5/{id}_composite.png",
