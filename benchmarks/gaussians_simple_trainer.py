@@ -10,7 +10,7 @@ Two steps, on two machines (the GPU machine has no network):
         calls with --disable_viewer. `--mirrors DIR`: local clones, DIR/<owner>+<name>/repo.
 
     python3 benchmarks/gaussians_simple_trainer.py run --scene 1024x96 --scene 768x48 --steps 7000 --seeds 1 2 3
-        On the GPU machine, from the repository root, carrying .gpuwheels and .bench: installs what
+        On the GPU machine, from the repository root, carrying .gpuwheels (or `--wheels DIR`) and .bench: installs what
         the image lacks, builds gsplat's and fused-ssim's kernels, writes procedural scenes as COLMAP
         folders (images/ + sparse/0, the layout simple_trainer and genfab both read), then per scene
         runs simple_trainer and genfab's trainer, each in a fresh process on the same folder, which
@@ -131,17 +131,18 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def install(site: Path, tier: Any, builds: Path | None) -> dict[str, str]:
+def install(site: Path, tier: Any, builds: Path | None, wheels: Path) -> dict[str, str]:
     """The GPU tier's wheels, tyro's, pycolmap and fused-ssim (built here, for this GPU) into `site`;
     a later call on the same machine reuses them (reinstalling would make gsplat's kernels rebuild).
-    `builds`, where it exists, is an earlier machine's compiled kernels (`--builds`)."""
+    `builds`, where it exists, is an earlier machine's compiled kernels (`--builds`); `wheels` the GPU
+    tier's wheels (`--wheels`)."""
     done = site / ".installed"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
            "--no-cache-dir", "--upgrade", "--target", str(site)]
     env: dict[str, str] = tier.environment(site)
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(STAND_INS)])
     if not done.exists():
-        tier.install(ROOT / ".gpuwheels", site)
+        tier.install(wheels, site)
         subprocess.run([*pip, *map(str, WHEELS.glob("*.whl"))], check=True)
         if builds is not None and builds.is_file():
             tier.restore_builds(builds, site, Path(env["TORCH_EXTENSIONS_DIR"]))
@@ -326,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     tier = gpu_tier()
     work = Path(args.work)
     builds = Path(args.builds) if args.builds else None
-    env = install(work / "site", tier, builds)
+    env = install(work / "site", tier, builds, Path(args.wheels))
     sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)  # genfab and its wheels, for this process too
     if not tier.build(env):
         return 1
@@ -491,6 +492,9 @@ def main() -> int:
                    "machine's), else saved to it after building (carry it back to skip minutes of builds)")
     r.add_argument("--setup-profile", help="cProfile genfab's setup (building the trainer) into this folder, "
                    "one stats file per row (the profile's own cost then counts in setup_seconds)")
+    r.add_argument("--wheels", default=str(ROOT / ".gpuwheels"),
+                   help="the GPU tier's wheels (scripts/gpu_tier.py --prepare): a trimmed folder keeps the carry "
+                   "under the device's 64 MiB (only what the image lacks is installed)")
     r.add_argument("--out", help="write the markdown table here")
     r.add_argument("--json", help="write the rows as JSON here")
     m = sub.add_parser("merge", help="one table from several runs' --json files")

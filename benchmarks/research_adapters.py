@@ -6,6 +6,12 @@ on PYTHONPATH, its wheels installed).
 - `moge`: MoGe-1 ViT-L on one image: MoGe's own `MoGeModel.infer` (the baseline, a user's plain call
   at MoGe's defaults) against genfab's adapter (`genfab.stages.scene.moge_adapter.MoGe`: the same call
   with `apply_mask=False`, K in pixels, numpy out), seconds per image and peak GPU memory, side by side.
+- `vggt`: VGGT-1B on one worldexplorer expansion's frames (the 8 scaffold views and 120 trajectory
+  frames, 576² PNGs): VGGT's own README call (the baseline: `load_and_preprocess_images`, the model
+  under bf16 autocast, `pose_encoding_to_extri_intri`, `unproject_depth_map_to_point_map`) against
+  genfab's adapter (`genfab.stages.worldexplorer.vggt_adapter.Vggt`, what the expansion stage calls
+  with `expansion.geometry: vggt`), seconds per scene and peak GPU memory. The lab's scripts and genfab
+  run the same VGGT: this row is the geometry's share of an expansion, on both sides.
 
 SEVA's expansion (SEVA's own `img2trajvid` against the adapter with `worldexplorer.seva.runtime`) is
 `benchmarks/seva_speed.py`.
@@ -13,6 +19,7 @@ SEVA's expansion (SEVA's own `img2trajvid` against the adapter with `worldexplor
     python3 scripts/gpu_tier.py --group research --dir .research/wheels   # installs into /tmp/genfab-gpu-site
     export PYTHONPATH=/tmp/genfab-gpu-site:operator:stages:.:.research/src
     python benchmarks/research_adapters.py moge --width 1024 --height 768 --runs 5
+    python benchmarks/research_adapters.py vggt --frames 128 --width 576 --height 576 --runs 2
 """
 
 from __future__ import annotations
@@ -72,15 +79,58 @@ def moge(args: argparse.Namespace, root: Path) -> list[str]:
             f"| peak GPU memory, GiB | {base_gib:.2f} | {ours_gib:.2f} | {ours_gib / base_gib:.2f}x |"]
 
 
+def vggt(args: argparse.Namespace, root: Path) -> list[str]:
+    from scripts.tiny_models import save_random_vggt
+    from vggt.utils.geometry import unproject_depth_map_to_point_map  # VGGT's own code (.research/src)
+    from vggt.utils.load_fn import load_and_preprocess_images
+    from vggt.utils.pose_enc import pose_encoding_to_extri_intri
+
+    from genfab.stages.common.imaging import encode_png
+    from genfab.stages.worldexplorer.vggt_adapter import Vggt
+
+    adapter = Vggt(save_random_vggt(root / "models"), Placement(torch.device("cuda"), torch.bfloat16, "none"))
+    model = adapter.model  # one loaded model for both sides
+    wide = photo(args.width * 2, args.height)
+    paths = []
+    for i in range(args.frames):  # a sweep across a wider picture: frames that differ, as a trajectory's do
+        x = round(i * args.width / max(args.frames - 1, 1))
+        paths.append(root / f"frame_{i:04d}.png")
+        paths[-1].write_bytes(encode_png(np.ascontiguousarray(wide[:, x:x + args.width])))
+    names = [str(p) for p in paths]
+
+    def own() -> Any:  # VGGT's README, as a user's script runs it
+        images = load_and_preprocess_images(names).to("cuda")
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            predictions = model(images)
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(predictions["pose_enc"], images.shape[-2:])
+        depth = predictions["depth"][0].float().cpu().numpy()
+        return unproject_depth_map_to_point_map(depth, extrinsic[0].float().cpu().numpy(),
+                                                intrinsic[0].float().cpu().numpy())
+
+    base_s, base_gib = timed(own, args.runs)
+    ours_s, ours_gib = timed(lambda: adapter(paths), args.runs)
+    parameters = sum(p.numel() for p in model.parameters())
+    return [f"| VGGT-1B ({parameters:,} parameters, {adapter.source}) | baseline: VGGT's README call | "
+            "genfab adapter | ratio |",
+            "| --- | ---: | ---: | ---: |",
+            f"| {args.frames} frames of {args.width}x{args.height}, s/scene (median of {args.runs}) | "
+            f"{base_s:.2f} | {ours_s:.2f} | {ours_s / base_s:.2f}x |",
+            f"| peak GPU memory, GiB | {base_gib:.2f} | {ours_gib:.2f} | {ours_gib / base_gib:.2f}x |"]
+
+
+PARTS = {"moge": moge, "vggt": vggt}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["moge"])
+    parser.add_argument("part", choices=list(PARTS))
+    parser.add_argument("--frames", type=int, default=128, help="vggt: frames per scene")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=768)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lines = moge(args, Path(tmp))
+        lines = PARTS[args.part](args, Path(tmp))
     print("\n".join([*lines, "", f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, "
                      f"diffusers {version('diffusers')}; command: python {' '.join(sys.argv)}"]))
 
