@@ -5,8 +5,11 @@ Writes FLUX.1-Fill-dev's architecture (12B transformer, T5-XXL, CLIP-L, VAE) and
 transformers layouts to a model location (no weights can be downloaded here; about 35 GB of disk),
 then runs `genfab run` on one synthetic 1024x768 photo-like image for each case, as a user does: one
 process per stage shard, models loaded with `from_pretrained` from that location, the seed's
-defaults otherwise (maxResolution 1024, expansionPercent 0.2, 50 fill steps, initIterations 100,
-coarseIterations 500, nFrames 10, renderFrames 150).
+defaults otherwise (maxResolution 512, expansionPercent 0.2, 25 fill steps, initIterations 100,
+coarseIterations 500, nFrames 10, 10 candidates per coarse view, renderFrames 150); `--set
+FIELD=VALUE` (repeatable) sets a `spec.vistadream` field in every case (the H100 rows of
+benchmarks/results/vistadream.md §2 ran at maxResolution 1024, fluxSteps 50, coarseDenseMultiplier 4
+and trajMaxPercentage 60, the defaults then).
 
 - `no-outpaint`, `outpaint`: the seed's first two `stage` values;
 - `coarse`: with `coarseFallbackMode: closest`, so every one of the nFrames attempts adds a view
@@ -17,7 +20,7 @@ Reported per case: wall seconds of the whole run, and per stage its seconds, mod
 peak GPU memory (the shard report's `gpuPeakGiB`). The baseline for the fill itself is
 benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
 
-    python benchmarks/vistadream_e2e.py --models /tmp/vd-models [--cases no-outpaint,outpaint,coarse]
+    python benchmarks/vistadream_e2e.py --models /tmp/vd-models [--cases no-outpaint,outpaint,coarse] [--set F=V]
 """
 
 from __future__ import annotations
@@ -100,9 +103,10 @@ def photo(path: Path) -> None:
     cv2.imwrite(str(path), np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
 
 
-def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float, only: list[str]
-             ) -> dict[str, Any]:
+def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float, only: list[str],
+             settings: dict[str, Any]) -> dict[str, Any]:
     vistadream, stages = CASES[name]
+    vistadream = {**vistadream, **settings}
     out = folder / name
     doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"bench-{name}"},
            "spec": {"pipeline": "vistadream", "input": {"image": f"file://{image}"}, "output": f"file://{out}",
@@ -135,7 +139,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--only-stages", default="", help="comma-separated: run only these stages (onlyStages)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a spec.vistadream field for every case (its value read as YAML)")
     args = parser.parse_args()
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE")
+        settings[field] = yaml.safe_load(value)
     started = time.perf_counter()
     write_models(args.models)
     print(f"models ready in {time.perf_counter() - started:.1f} s", flush=True)
@@ -145,10 +157,11 @@ def main() -> None:
     results: dict[str, Any] = {}
     for name in args.cases.split(","):
         only = [s for s in args.only_stages.split(",") if s]
-        results[name] = run_case(name, args.work, args.models, image, args.timeout, only)
+        results[name] = run_case(name, args.work, args.models, image, args.timeout, only, settings)
         print(name, json.dumps(results[name]), flush=True)
     lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
              f"transformers {version('transformers')}, gsplat {version('gsplat')}, Python {platform.python_version()}",
+             f"settings: {json.dumps(settings) if settings else 'the defaults'}",
              "", "| case | wall s | stage | stage s | model load s | peak GiB |",
              "| --- | ---: | --- | ---: | ---: | ---: |"]
     for name, result in results.items():

@@ -39,6 +39,16 @@ def _set(path: str, value: Any) -> Callable[[Doc], None]:
     return mutate
 
 
+def _update(path: str, values: Doc) -> Callable[[Doc], None]:
+    """Set several fields of the block at `path`, keeping the others."""
+    def mutate(doc: Doc) -> None:
+        node = doc["spec"]
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+        node.update(values)
+    return mutate
+
+
 def _bf16(runtime: Doc) -> Callable[[Doc], None]:
     """reference-object's edits on the bf16 model with an `editRuntime`."""
     def mutate(doc: Doc) -> None:
@@ -230,7 +240,8 @@ def test_plan_estimate_prints_the_lab_way_only_where_every_stage_has_one() -> No
     assert (f"the lab's way: {est.lab_gpu_hours:.2f} GPU-hours for the same work (each stage's eager pipeline, "
             f"research code or plain loop, no model loads): genfab {est.gpu_hours / est.lab_gpu_hours:.2f}x"
             ) in out.output.replace("\n", " ")
-    vistadream = estimate(example_plan("scenejob-vistadream.yaml", inventory={INPUT: 1}), "h100", None)
+    measured = _update("vistadream", {"maxResolution": 1024, "fluxSteps": 50, "coarseDenseMultiplier": 4})
+    vistadream = estimate(example_plan("scenejob-vistadream.yaml", measured, {INPUT: 1}), "h100", None)
     assert vistadream.complete and vistadream.lab_gpu_hours is None
     assert vistadream.without_lab == ["outpaint", "depth", "gaussians", "coarse", "render"]
     partial = estimate(example_plan(WE, inventory={INPUT: 8}), "h100", None)
@@ -250,3 +261,17 @@ def test_later_waves_pay_the_cached_pod_seconds(label: str, parallelism: int | N
     row = replace(ROW, pipeline="reference-object", stage="scenes", cached_pod_seconds=40.0)
     (s,) = estimate(replace(base, stages=(stage,)), "h100", parallelism, (row,)).stages
     assert (s.gpu_seconds, s.wall_seconds) == (gpu_s, wall_s), label
+
+
+def test_a_row_can_hang_on_an_upstream_stages_setting() -> None:
+    """vistadream's gaussians stage has no maxResolution of its own, but its scene is as large as the image
+    the depth stage fitted: its H100 row holds for `@depth.maxResolution` 1024 only, and says so."""
+    measured = example_plan("scenejob-vistadream.yaml", _update("vistadream", {"maxResolution": 1024}), {INPUT: 1})
+    assert "maxResolution" not in measured.stage("gaussians").config
+    row = row_for(measured.pipeline, measured.stage("gaussians"), "h100", plan_stages=measured.stages)
+    assert row is not None and row.sample_seconds == 8.5
+    default = example_plan("scenejob-vistadream.yaml", inventory={INPUT: 1})
+    assert row_for(default.pipeline, default.stage("gaussians"), "h100", plan_stages=default.stages) is None
+    gaussians = next(s for s in estimate(default, "h100", None).stages if s.stage == "gaussians")
+    assert gaussians.state == "not calibrated"
+    assert gaussians.note == "measured on h100 only with @depth.maxResolution 1024 (here 512)"

@@ -368,8 +368,9 @@ class VistaFlux(GenfabModel):
     flux_fill_model: Annotated[str, MODEL] = Field("black-forest-labs/FLUX.1-Fill-dev", max_length=256)
     """FluxFill model id (a diffusers folder under the model location) for outpainting and for
     inpainting coarse views."""
-    flux_steps: int = Field(50, ge=1, le=200)
-    """FluxFill denoising steps."""
+    flux_steps: int = Field(25, ge=1, le=200)
+    """FluxFill denoising steps (the lab's script fills with `FluxInpaintingConfig()`: 25 steps, for the
+    outpainting and every coarse view)."""
     flux_guidance: float = Field(30.0, ge=0.0, le=100.0)
     """FluxFill guidance scale (FLUX.1-Fill-dev is guidance-distilled; 30 is its recommended value)."""
     flux_prompt: str = Field("", max_length=1000)
@@ -415,7 +416,7 @@ class VistaTrajectory(GenfabModel):
     """Forward camera motion, relative to scene depth."""
     traj_backward_ratio: float = Field(0.4, ge=0.0, le=10.0)
     """Backward camera motion, relative to scene depth."""
-    traj_max_percentage: float = Field(60.0, gt=0.0, le=100.0)
+    traj_max_percentage: float = Field(50.0, gt=0.0, le=100.0)
     """Depth percentile bounding the camera motion."""
 
 
@@ -439,8 +440,8 @@ class VistaCoarse(GenfabModel):
     """Candidate poses with an inpaint ratio > this are discarded."""
     coarse_adjacent_exclusion: int = Field(1, ge=0, le=100)
     """Exclude poses within ±N dense indices of already selected ones."""
-    coarse_dense_multiplier: int = Field(4, ge=1, le=64)
-    """Dense trajectory = nFrames x this (more candidates, slower selection)."""
+    coarse_dense_multiplier: int = Field(10, ge=1, le=64)
+    """Dense trajectory = nFrames x this (more candidates, slower selection; the lab's script's 10)."""
     coarse_fallback_mode: Literal["none", "closest"] = "none"
     """closest: when no candidate is in band, pick the one closest to [min, max]."""
     coarse_margin: int = Field(32, ge=0, le=1024)
@@ -463,8 +464,9 @@ class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
     coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
     expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
     """Fraction of the image size added as outpainting border, half on each side."""
-    max_resolution: int = Field(1024, ge=64, le=4096, multiple_of=32)
-    """Longest side after `process_image` (multiples of 32)."""
+    max_resolution: int = Field(512, ge=64, le=4096, multiple_of=32)
+    """Longest side after `process_image` (multiples of 32; the lab's script's default 512, its
+    choices 512, 1024 and 1920)."""
     init_iterations: int = Field(100, ge=1, le=100000)
     """GS_Train_Tool iterations after initialisation."""
     render_frames: int = Field(150, ge=1, le=5000)

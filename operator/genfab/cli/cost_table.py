@@ -57,6 +57,9 @@ LAB_REFERENCE_OBJECT = {"referenceObject.scenes.numPrompts": 5, "referenceObject
                         "referenceObject.qwenAugmentation.enabled": False, "referenceObject.cvAugmentation.count": 1}
 """The lab's document's defaults (`--num_prompts 5 --num_iterations 3`, no Qwen augmentation, one CV copy)
 where the example follows its Quick Start."""
+VISTADREAM_MEASURED = {"vistadream.maxResolution": 1024, "vistadream.fluxSteps": 50,
+                       "vistadream.coarseDenseMultiplier": 4, "vistadream.trajMaxPercentage": 60.0}
+"""vistadream's defaults before they became the lab's script's: what its H100 rows were measured at."""
 RELIGHTING_MODELS = {"relighting.segmentation.backends": ["sam3"],
                      "relighting.degradation.softShading.normals": "depth-anything", "relighting.numSamples": None}
 
@@ -65,7 +68,10 @@ CASES: tuple[Case, ...] = (
          "VGGT expansion, 3DGS at 30,000 steps", "gaussians", "scenes"),
     Case("worldexplorer", "scenejob-worldexplorer.yaml", "`scaffold_gen` (automatic) and the built-in walk, "
          "3DGS at 30,000 steps", "gaussians", "scenes", WORLDEXPLORER_BUILT_IN),
-    Case("vistadream", "scenejob-vistadream.yaml", "coarse (the example)", "render", "scenes"),
+    Case("vistadream", "scenejob-vistadream.yaml", "coarse (the example) at the lab's script's defaults "
+         "(`maxResolution` 512, 25 fill steps)", "render", "scenes"),
+    Case("vistadream", "scenejob-vistadream.yaml", "coarse at the settings measured (`maxResolution` 1024, "
+         "50 fill steps, 4 candidates per view)", "render", "scenes", VISTADREAM_MEASURED),
     Case("reference-object", "datasetjob-reference-object.yaml", "the lab's defaults: 5 prompts x 3 iterations x "
          "the views, the 4-bit export dequantized (lossless)", "annotation", "dataset images", LAB_REFERENCE_OBJECT),
     Case("reference-object", "datasetjob-reference-object.yaml", "the same with `editRuntime.fp8: rowwise` (latent "
@@ -133,15 +139,12 @@ def row(case: Case, gpu: str, examples: Path) -> Row:
 
 def rows(examples: Path) -> list[Row]:
     """Every case on every measured GPU kind where at least one of its GPU stages is calibrated (and on
-    the first kind for a case on CPUs only)."""
+    the first kind for a case on CPUs only, or measured on none: its row says it was not measured)."""
     out = []
     for case in CASES:
-        for gpu in measured_kinds():
-            r = row(case, gpu, examples)
-            if r.cpu_only and gpu != measured_kinds()[0]:
-                continue
-            if r.cpu_only or r.gpu_hours > 0:
-                out.append(r)
+        found = [row(case, gpu, examples) for gpu in measured_kinds()]
+        kept = [r for r in found if r.gpu_hours > 0 and not r.cpu_only]
+        out.extend(kept or found[:1])
     return out
 
 
@@ -158,15 +161,19 @@ def table(examples: Path = Path("examples")) -> list[str]:
     for r in rows(examples):
         lab = None if r.lab_hours is None or not r.samples else r.lab_hours * r.case.per / r.samples
         ratio = "-" if r.ratio is None else f"**{r.ratio:.2f}x**"
+        unmeasured = not r.cpu_only and r.gpu_hours == 0
         if r.cpu_only:
             left = "runs on CPUs only: no GPU time"
+        elif unmeasured:
+            left = f"not measured at these settings on any GPU kind: {', '.join(r.missing)}"
         else:
             parts = ([f"not measured on {r.gpu.upper()}: {', '.join(r.missing)}"] if r.missing else []) + (
                 [f"no lab's way measured for: {', '.join(r.no_lab)}"] if r.no_lab else [])
             left = "; ".join(parts) or "-"
         unit = f"per {r.case.per} {r.case.samples}" if r.case.per > 1 else f"per {r.case.samples}"
         # a total that leaves stages out is a lower bound, and says so
-        hours = "0" if r.cpu_only else ("≥ " if r.missing else "") + f"{_cell(r.per_unit)} {unit}"
+        hours = ("0" if r.cpu_only else "-" if unmeasured
+                 else ("≥ " if r.missing else "") + f"{_cell(r.per_unit)} {unit}")
         peak = _cell(r.peak_gib, 1) if not r.missing else "-"
         lines.append(f"| {r.case.pipeline} | {r.case.settings} (`{r.case.example}`) | {r.gpu.upper()} | "
                      f"{hours} | {_cell(lab)} | {ratio} | {peak} | {left} |")

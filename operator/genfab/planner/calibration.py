@@ -46,7 +46,8 @@ class Measured:
     """The command that measured it (on the GPU machine)."""
     when: tuple[tuple[str, Accepted], ...] = ()
     """Settings the row holds for: (dotted path in the stage's config, accepted values); a missing
-    setting reads as None (the pipeline's default where the API leaves it unset)."""
+    setting reads as None (the pipeline's default where the API leaves it unset). `@<stage>.<path>`
+    reads another stage's config in the same plan (an upstream stage's setting the cost hangs on)."""
     scale: tuple[tuple[str, float], ...] = ()
     """Settings the seconds are linear in, with the value measured: seconds x setting / measured."""
     baseline_sample_seconds: float | None = None
@@ -91,7 +92,11 @@ WE_STAGES = "python benchmarks/worldexplorer_stages.py --samples 2 --gs-steps 70
 SEVA = "python benchmarks/seva_speed.py sample --frames 120 --steps 50 --variants compile-all --warm-frames 21"
 SEVA_SWEEP = ("python benchmarks/seva_speed.py sample --task scaffold --frames 80 --steps 50 --variants compile-all "
               "--warm-frames 21")
-VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases outpaint,coarse"
+VD_E2E_1024 = ("python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases outpaint,coarse "
+               "--set maxResolution=1024 --set fluxSteps=50 --set coarseDenseMultiplier=4 --set trajMaxPercentage=60")
+VD_MEASURED = (("@depth.maxResolution", (1024,)),)
+"""The image size vistadream's H100 rows were measured at (the depth stage fits its frame to it; every
+later stage's scene is as large)."""
 EDIT = "python benchmarks/reference_object.py edit --steps 50 --variants eager,blocks,fp8+blocks"
 EDIT_4BIT = "python benchmarks/reference_object.py quantised --steps 20 --runs 2"
 EDIT_4BIT_H200 = "python benchmarks/reference_object.py quantised --steps 10 --runs 1"
@@ -137,17 +142,20 @@ CALIBRATION: tuple[Measured, ...] = (
              scale=(("gaussians.steps", 7000.0),), peak_gib=2.4,
              note="measured at 7000 steps (1M Gaussians reached): linear in steps"),
     # vistadream, H100: `genfab run` of one sample per stage (the coarse case); the warm-up is in the sample.
-    Measured("vistadream", "outpaint", "h100", 20.2, 26.7, f"{VD} §2", VD_E2E, peak_gib=29.1,
-             when=flux_exact("flux.fluxRuntime"),
+    # Measured at maxResolution 1024, 50 fill steps and 4 candidates per coarse view, before the defaults
+    # became the lab's script's (512, 25, 10): every row holds for the image size it was measured at.
+    Measured("vistadream", "outpaint", "h100", 20.2, 26.7, f"{VD} §2", VD_E2E_1024, peak_gib=29.1,
+             when=(*VD_MEASURED, ("flux.fluxSteps", (50,)), *flux_exact("flux.fluxRuntime")),
              note="one sample: its seconds include compile: blocks' warm-up"),
-    Measured("vistadream", "depth", "h100", 4.7, 13.4, f"{VD} §2", VD_E2E,
-             when=(("depth.depthBackend", (None, "depth-pro")),), peak_gib=3.7),
-    Measured("vistadream", "gaussians", "h100", 8.5, 3.0, f"{VD} §2", VD_E2E, peak_gib=0.5,
+    Measured("vistadream", "depth", "h100", 4.7, 13.4, f"{VD} §2", VD_E2E_1024,
+             when=(*VD_MEASURED, ("depth.depthBackend", (None, "depth-pro"))), peak_gib=3.7),
+    Measured("vistadream", "gaussians", "h100", 8.5, 3.0, f"{VD} §2", VD_E2E_1024, peak_gib=0.5, when=VD_MEASURED,
              note="gsplat prebuilt in the image (a JIT build adds about 90 s once per Pod)"),
-    Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E, peak_gib=31.7,
-             when=flux_exact("flux.fluxRuntime"),
+    Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E_1024, peak_gib=31.7,
+             when=(*VD_MEASURED, ("flux.fluxSteps", (50,)), ("coarse.coarseDenseMultiplier", (4,)),
+                   *flux_exact("flux.fluxRuntime")),
              note="10 coarse views: 40 candidate renders, a fill, a depth pass and 500 steps each"),
-    Measured("vistadream", "render", "h100", 20.9, 4.1, f"{VD} §2", VD_E2E, peak_gib=0.7),
+    Measured("vistadream", "render", "h100", 20.9, 4.1, f"{VD} §2", VD_E2E_1024, peak_gib=0.7, when=VD_MEASURED),
     # reference-object, H100: one Qwen-Image-Edit edit per sample at 1024², true CFG 4.0.
     *(Measured("reference-object", stage, "h100", 36.11, 37.6, f"{RO} §1, §1b", EDIT,
                when=(("modelPath", (DEFAULT_EDIT_MODEL,)), DEQUANTIZED, ("editRuntime.fp8", ("off",)), *EDIT_LOSSLESS),

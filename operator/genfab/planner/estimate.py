@@ -92,24 +92,35 @@ def check_gpu(gpu: str, table: tuple[Measured, ...] = CALIBRATION) -> None:
                             f"(genfab.planner.calibration) holds {', '.join(kinds)}")
 
 
-def row_for(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...] = CALIBRATION
-            ) -> Measured | None:
-    """The first row of `table` for this stage, GPU kind and settings."""
+def settings_of(stage: PlannedStage, plan_stages: tuple[PlannedStage, ...] = ()) -> dict[str, Any]:
+    """What a row's settings are read from: the stage's config, and each stage of the plan's under
+    `@<name>` (a stage's cost can hang on an upstream stage's setting: vistadream's scene is as large as
+    the image its `outpaint` stage fitted to `maxResolution`)."""
+    return {**stage.config, **{f"@{other.name}": other.config for other in plan_stages}}
+
+
+def row_for(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...] = CALIBRATION,
+            plan_stages: tuple[PlannedStage, ...] = ()) -> Measured | None:
+    """The first row of `table` for this stage, GPU kind and settings (`plan_stages`: the plan's
+    stages, for rows that read an upstream stage's setting)."""
+    settings = settings_of(stage, plan_stages)
     for row in table:
-        if row.pipeline == pipeline and row.stage == stage.name and row.gpu == gpu and row.holds_for(stage.config):
+        if row.pipeline == pipeline and row.stage == stage.name and row.gpu == gpu and row.holds_for(settings):
             return row
     return None
 
 
-def uncalibrated(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...]) -> str:
+def uncalibrated(pipeline: str, stage: PlannedStage, gpu: str, table: tuple[Measured, ...],
+                 plan_stages: tuple[PlannedStage, ...] = ()) -> str:
     """Why a stage has no row: the settings the measured rows of it hold for, or that none exists; and
     the GPU kinds its settings were measured on instead."""
+    settings = settings_of(stage, plan_stages)
     rows = [row for row in table if row.pipeline == pipeline and row.stage == stage.name]
-    elsewhere = sorted({row.gpu for row in rows if row.gpu != gpu and row.holds_for(stage.config)})
+    elsewhere = sorted({row.gpu for row in rows if row.gpu != gpu and row.holds_for(settings)})
     also = f"; these settings were measured on {', '.join(elsewhere)} (--gpu {elsewhere[0]})" if elsewhere else ""
     # per row of this GPU kind, the settings this stage's config differs in (the others it shares)
-    held = [", ".join(f"{path} {'/'.join(_shown(v) for v in accepted)} (here {_shown(lookup(stage.config, path))})"
-                      for path, accepted in row.when if lookup(stage.config, path) not in accepted)
+    held = [", ".join(f"{path} {'/'.join(_shown(v) for v in accepted)} (here {_shown(lookup(settings, path))})"
+                      for path, accepted in row.when if lookup(settings, path) not in accepted)
             or "its settings but a scaled one that is not a number"
             for row in rows if row.gpu == gpu]
     if not held:
@@ -127,17 +138,18 @@ def _row(stage: PlannedStage, state: State, **found: Any) -> StageEstimate:
 
 
 def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: int | None,
-                   table: tuple[Measured, ...] = CALIBRATION) -> StageEstimate:
+                   table: tuple[Measured, ...] = CALIBRATION, plan_stages: tuple[PlannedStage, ...] = ()
+                   ) -> StageEstimate:
     if not stage.run:
         return _row(stage, "skipped", note="not selected: its committed outputs are reused")
     if stage.resources.gpus == 0:
         return _row(stage, "cpu", gpu_seconds=0.0, note="runs on CPUs: no GPU time")
     if stage.custom is not None:
         return _row(stage, "not calibrated", note=f"a custom stage ({stage.image}): not measured")
-    row = row_for(pipeline, stage, gpu, table)
-    factor = row.factor(stage.config) if row is not None else None
+    row = row_for(pipeline, stage, gpu, table, plan_stages)
+    factor = row.factor(settings_of(stage, plan_stages)) if row is not None else None
     if row is None or factor is None:
-        return _row(stage, "not calibrated", note=uncalibrated(pipeline, stage, gpu, table))
+        return _row(stage, "not calibrated", note=uncalibrated(pipeline, stage, gpu, table, plan_stages))
     if stage.samples is None or stage.shards is None:
         return _row(stage, "samples unknown", source=row.source,
                     note="its samples are counted when it starts (pass --input-samples N)")
@@ -162,7 +174,7 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
 def estimate(plan: Plan, gpu: str, parallelism: int | None, table: tuple[Measured, ...] = CALIBRATION) -> Estimate:
     """The plan's estimate on `gpu` (EstimateError for a kind that cannot be estimated)."""
     check_gpu(gpu, table)
-    rows = tuple(stage_estimate(plan.pipeline, s, gpu, parallelism, table) for s in plan.stages)
+    rows = tuple(stage_estimate(plan.pipeline, s, gpu, parallelism, table, plan.stages) for s in plan.stages)
     finish: dict[str, float] = {}
     for stage, row in zip(plan.stages, rows, strict=True):
         start = max((finish.get(u, 0.0) for u in stage.upstream), default=0.0)
