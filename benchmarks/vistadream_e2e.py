@@ -6,13 +6,13 @@ transformers layouts to a model location (no weights can be downloaded here; abo
 then runs `genfab run` on one synthetic 1024x768 photo-like image for each case, as a user does: one
 process per stage shard, models loaded with `from_pretrained` from that location, the seed's
 defaults otherwise (maxResolution 512, expansionPercent 0.2, 25 fill steps, initIterations 100,
-coarseIterations 500, nFrames 10, 10 candidates per coarse view, renderFrames 150); `--set
-FIELD=VALUE` (repeatable) sets a `spec.vistadream` field in every case (the H100 rows of
-benchmarks/results/vistadream.md §2 ran at maxResolution 1024, fluxSteps 50, coarseDenseMultiplier 4
-and trajMaxPercentage 60, the defaults then).
+coarseIterations 500, nFrames 10 (8 views added), 10 candidates per coarse view, renderFrames 150);
+`--set FIELD=VALUE` (repeatable) sets a `spec.vistadream` field in every case (the H100 rows of
+benchmarks/results/vistadream.md §2 ran at maxResolution 1024, fluxSteps 50, coarseDenseMultiplier 4,
+trajMaxPercentage 60 and 10 views added, `--set nFrames=12` now).
 
 - `no-outpaint`, `outpaint`: the seed's first two `stage` values;
-- `coarse`: with `coarseFallbackMode: closest`, so every one of the nFrames attempts adds a view
+- `coarse`: with `coarseFallbackMode: closest`, so every one of the nFrames - 2 attempts adds a view
   (random weights paint noise, so the seed's ratio window alone would decide nothing useful);
 - `outpaint-group`: `outpaint` with `stages.outpaint.offload: group` (the 24-48 GB memory mode).
 

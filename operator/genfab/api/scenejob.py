@@ -433,7 +433,9 @@ class VistaCoarse(GenfabModel):
     )
 
     n_frames: int = Field(10, ge=1, le=1000)
-    """Frames of the camera trajectory for coarse expansion."""
+    """Frames of the scene after coarse expansion, the input and outpainting views among them: coarse
+    expansion adds up to `nFrames - 2` views (the lab's script's `range(n_frames - 2)`); the dense
+    trajectory has `nFrames x coarseDenseMultiplier` candidate poses."""
     coarse_min_inpaint_ratio: float = Field(0.05, ge=0.0, le=1.0)
     """Candidate poses need an inpaint ratio >= this."""
     coarse_max_inpaint_ratio: float = Field(0.25, ge=0.0, le=1.0)

@@ -58,7 +58,8 @@ LAB_REFERENCE_OBJECT = {"referenceObject.scenes.numPrompts": 5, "referenceObject
 """The lab's document's defaults (`--num_prompts 5 --num_iterations 3`, no Qwen augmentation, one CV copy)
 where the example follows its Quick Start."""
 VISTADREAM_MEASURED = {"vistadream.maxResolution": 1024, "vistadream.fluxSteps": 50,
-                       "vistadream.coarseDenseMultiplier": 4, "vistadream.trajMaxPercentage": 60.0}
+                       "vistadream.coarseDenseMultiplier": 4, "vistadream.trajMaxPercentage": 60.0,
+                       "vistadream.nFrames": 12}
 """vistadream's defaults before they became the lab's script's: what its H100 rows were measured at."""
 RELIGHTING_MODELS = {"relighting.segmentation.backends": ["sam3"],
                      "relighting.degradation.softShading.normals": "depth-anything", "relighting.numSamples": None}
@@ -71,7 +72,7 @@ CASES: tuple[Case, ...] = (
     Case("vistadream", "scenejob-vistadream.yaml", "coarse (the example) at the lab's script's defaults "
          "(`maxResolution` 512, 25 fill steps)", "render", "scenes"),
     Case("vistadream", "scenejob-vistadream.yaml", "coarse at the settings measured (`maxResolution` 1024, "
-         "50 fill steps, 4 candidates per view)", "render", "scenes", VISTADREAM_MEASURED),
+         "50 fill steps, 10 views of 4 candidates)", "render", "scenes", VISTADREAM_MEASURED),
     Case("reference-object", "datasetjob-reference-object.yaml", "the lab's defaults: 5 prompts x 3 iterations x "
          "the views, the 4-bit export dequantized (lossless)", "annotation", "dataset images", LAB_REFERENCE_OBJECT),
     Case("reference-object", "datasetjob-reference-object.yaml", "the same with `editRuntime.fp8: rowwise` (latent "

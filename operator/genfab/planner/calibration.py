@@ -93,7 +93,8 @@ SEVA = "python benchmarks/seva_speed.py sample --frames 120 --steps 50 --variant
 SEVA_SWEEP = ("python benchmarks/seva_speed.py sample --task scaffold --frames 80 --steps 50 --variants compile-all "
               "--warm-frames 21")
 VD_E2E_1024 = ("python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases outpaint,coarse "
-               "--set maxResolution=1024 --set fluxSteps=50 --set coarseDenseMultiplier=4 --set trajMaxPercentage=60")
+               "--set maxResolution=1024 --set fluxSteps=50 --set coarseDenseMultiplier=4 --set trajMaxPercentage=60 "
+               "--set nFrames=12")
 VD_MEASURED = (("@depth.maxResolution", (1024,)),)
 """The image size vistadream's H100 rows were measured at (the depth stage fits its frame to it; every
 later stage's scene is as large)."""
@@ -153,8 +154,9 @@ CALIBRATION: tuple[Measured, ...] = (
              note="gsplat prebuilt in the image (a JIT build adds about 90 s once per Pod)"),
     Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E_1024, peak_gib=31.7,
              when=(*VD_MEASURED, ("flux.fluxSteps", (50,)), ("coarse.coarseDenseMultiplier", (4,)),
-                   *flux_exact("flux.fluxRuntime")),
-             note="10 coarse views: 40 candidate renders, a fill, a depth pass and 500 steps each"),
+                   ("coarse.nFrames", (12,)), *flux_exact("flux.fluxRuntime")),
+             note="10 coarse views (nFrames 12: it was measured when nFrames counted the added views alone): "
+                  "40 candidate renders, a fill, a depth pass and 500 steps each"),
     Measured("vistadream", "render", "h100", 20.9, 4.1, f"{VD} §2", VD_E2E_1024, peak_gib=0.7, when=VD_MEASURED),
     # reference-object, H100: one Qwen-Image-Edit edit per sample at 1024², true CFG 4.0.
     *(Measured("reference-object", stage, "h100", 36.11, 37.6, f"{RO} §1, §1b", EDIT,

@@ -58,6 +58,9 @@ def view_geometry(frame: Frame, margin: int) -> tuple[np.ndarray, int, int]:
     return K, width, height
 
 
+INITIAL_FRAMES = 2
+"""The input and outpainting views the scene holds before coarse expansion (`nFrames` counts them)."""
+
 @dataclass(frozen=True)
 class View:
     """The candidate views' camera: intrinsics and size (every pose of the trajectory shares them)."""
@@ -136,7 +139,10 @@ class CoarseStage(ModelStage[CoarseSettings]):
                         c.coarse_fallback_mode)
         prefix = stage_prefix(sample.id, self.name)
         started = time.perf_counter()
-        summary, views = expand(scene, poses, View(K, width, height), policy, c.n_frames, c.coarse_iterations,
+        # nFrames counts the scene's frames after expansion, the input and outpainting views among them: the
+        # lab's script adds `n_frames - 2` (`for frame_idx in range(self.config.n_frames - 2)`)
+        attempts = max(c.n_frames - INITIAL_FRAMES, 0)
+        summary, views = expand(scene, poses, View(K, width, height), policy, attempts, c.coarse_iterations,
                                 self.fill, self.predict, sample.seed(s.flux.seed))
         for attempt, picture in enumerate(views):
             sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(picture))
