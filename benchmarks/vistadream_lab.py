@@ -205,7 +205,11 @@ def measure(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     started = time.perf_counter()
     with torch.device("cuda"):
-        flow = Flux(spec.params).to(torch.bfloat16).eval()
+        torch.set_default_dtype(torch.bfloat16)  # built in bf16 (24 GB), not fp32 first (48 GB)
+        try:
+            flow = Flux(spec.params).eval()
+        finally:
+            torch.set_default_dtype(torch.float32)
         autoencoder = AutoEncoder(spec.ae_params).eval()
     parameters = sum(p.numel() for p in flow.parameters())
     flow, autoencoder = flow.cpu(), autoencoder.cpu()  # offload: FluxInpainting keeps both on the CPU
