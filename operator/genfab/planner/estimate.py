@@ -95,7 +95,7 @@ def check_gpu(gpu: str, table: tuple[Measured, ...] = CALIBRATION) -> None:
 def settings_of(stage: PlannedStage, plan_stages: tuple[PlannedStage, ...] = ()) -> dict[str, Any]:
     """What a row's settings are read from: the stage's config, and each stage of the plan's under
     `@<name>` (a stage's cost can hang on an upstream stage's setting: vistadream's scene is as large as
-    the image its `outpaint` stage fitted to `maxResolution`)."""
+    the image its `depth` stage fitted to `maxResolution`)."""
     return {**stage.config, **{f"@{other.name}": other.config for other in plan_stages}}
 
 
