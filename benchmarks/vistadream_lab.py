@@ -46,7 +46,6 @@ way is each part's own time, as everywhere in the cost table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -62,6 +61,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.gaussians_simple_trainer import gpu_tier  # noqa: E402  (scripts/gpu_tier.py, loaded by path)
+
 BENCH = ROOT / ".bench" / "vistadream-lab"
 SRC, WHEELS = BENCH / "src", BENCH / "wheels"
 VISTADREAM = ("rerun-io/vistadream", "fed1dcd3ad6f41c5b1917bcc60e885b0be9da3a6")
@@ -98,14 +100,6 @@ spiral trajectory imports debug_numpy and never calls it."""
 def debug_numpy(*args, **kwargs):
     return None
 '''
-
-
-def gpu_tier() -> Any:
-    spec = importlib.util.spec_from_file_location("gpu_tier", ROOT / "scripts" / "gpu_tier.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def prepare(args: argparse.Namespace) -> int:
