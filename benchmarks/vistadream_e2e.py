@@ -114,7 +114,9 @@ def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float,
                     **({"stages": stages} if stages else {}), **({"onlyStages": only} if only else {})}}
     spec = folder / f"{name}.yaml"
     spec.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))}
+    # genfab's own code first; what the caller's PYTHONPATH holds (a GPU tier's installed wheels) after it
+    paths = [str(ROOT / p) for p in ("operator", "stages", "")] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", str(spec)], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -61,7 +61,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# run as a script, its own folder leads sys.path, where benchmarks/vistadream.py would hide the lab's package
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 from benchmarks.gaussians_simple_trainer import gpu_tier  # noqa: E402  (scripts/gpu_tier.py, loaded by path)
 
 BENCH = ROOT / ".bench" / "vistadream-lab"
@@ -174,6 +175,7 @@ class Timer:
 
 def measure(args: argparse.Namespace) -> int:
     import numpy as np
+    import PIL.JpegImagePlugin  # noqa: F401  (the lab's Frame reads the name; its pipeline loads it opening a JPEG)
     import torch
     import vistadream.ops.flux as lab_flux
     from benchmarks.vistadream_e2e import photo
@@ -255,6 +257,7 @@ def measure(args: argparse.Namespace) -> int:
                                      dpt_conf_mask=conf[inside].reshape(shape)))
     with timer("gaussians", "GS_Train_Tool 100"):
         scene = GS_Train_Tool(scene, iters=100)(scene.frames, log=False)
+    print("initial scene: " + json.dumps({k: round(v, 2) for k, v in timer.parts.items()}), flush=True)
 
     def candidate(pose: np.ndarray, margin: int = 32) -> Any:
         """A frame of the first scene frame's size plus the margin at `pose`, rendered for inpainting."""
@@ -290,6 +293,8 @@ def measure(args: argparse.Namespace) -> int:
             scene._add_trainable_frame(frame, require_grad=True)
             scene = GS_Train_Tool(scene, iters=500)(scene.frames, log=False)
         added.append({"pose": index, "ratio": round(float(ratios[index]), 4), "pixels": int(frame.inpaint.sum())})
+        # a cut-off run still shows each finished view's seconds
+        print(f"view {len(added)}: " + json.dumps({k: round(v, 2) for k, v in timer.parts.items()}), flush=True)
     count = min(len(scene.frames) * 25 if len(scene.frames) > 2 else 150, 150)
     with timer("render", "_render_RGBD"):
         for pose in _generate_trajectory(scene, nframes=count):

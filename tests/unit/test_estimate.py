@@ -156,8 +156,9 @@ def test_uncalibrated_and_unknown_stages_stay_out_of_the_totals_and_say_why() ->
     assert est.stages[0].note == ("measured on h100 only with scaffold.method scaffold_gen (here single_image); "
                                   "these settings were measured on h200 (--gpu h200)")
     on_h200 = estimate(example_plan(WE, inventory={INPUT: 8}), "h200", None)
-    assert [s.state for s in on_h200.stages] == ["estimated", "not calibrated", "not calibrated"]
-    assert on_h200.stages[2].note == "never measured on h200; these settings were measured on h100 (--gpu h100)"
+    assert [s.state for s in on_h200.stages] == ["estimated"] * 3 and on_h200.complete
+    tuning = estimate(example_plan("tuningrun-difix.yaml"), "h200", None)
+    assert tuning.stages[0].note == "never measured on h200; these settings were measured on h100 (--gpu h100)"
     unknown = estimate(example_plan(WE), "h100", None)
     assert {s.state for s in unknown.stages} == {"not calibrated", "samples unknown"}
     skipped = estimate(example_plan(RO, _set("onlyStages", ["annotation"]), {INPUT: 1}), "h100", None)
@@ -275,4 +276,19 @@ def test_a_row_can_hang_on_an_upstream_stages_setting() -> None:
     assert row_for(default.pipeline, default.stage("gaussians"), "h100", plan_stages=default.stages) is None
     gaussians = next(s for s in estimate(default, "h100", None).stages if s.stage == "gaussians")
     assert gaussians.state == "not calibrated"
-    assert gaussians.note == "measured on h100 only with @depth.maxResolution 1024 (here 512)"
+    assert gaussians.note == ("measured on h100 only with @depth.maxResolution 1024 (here 512); these settings "
+                              "were measured on h200 (--gpu h200)")
+
+
+@pytest.mark.parametrize("steps, seconds, lab", [
+    (25, 70.2 + 14.55, 151.1 + 13.35),  # as measured
+    (50, 2 * 70.2 + 14.55, 2 * 151.1 + 13.35),  # SEVA's part doubles, VGGT's pass does not
+])
+def test_an_unscaled_part_stays_as_measured_whatever_the_scaled_setting(steps: int, seconds: float,
+                                                                        lab: float) -> None:
+    row = Measured("p", "s", "h200", 70.2, 0.0, "x.md §1", "bench", scale=(("seva.steps", 25.0),),
+                   unscaled_seconds=14.55, baseline_sample_seconds=151.1, unscaled_baseline_seconds=13.35)
+    factor = row.factor({"seva": {"steps": steps}})
+    assert factor is not None
+    assert row.seconds(factor) == pytest.approx(seconds) and row.baseline_seconds(factor) == pytest.approx(lab)
+    assert Measured("p", "s", "h200", 1.0, 0.0, "x", "y").baseline_seconds(1.0) is None

@@ -15,6 +15,7 @@ import pytest
 from genfab.stages.gaussians.loaders import load_scene
 from genfab.stages.runtime import BadInput
 from genfab.stages.scene.geometry import intrinsics_from_fov
+from genfab.stages.worldexplorer.expansion_stage import walks
 from genfab.stages.worldexplorer.img2trajvid import TrajFrame, subsample, write_img2trajvid
 from genfab.stages.worldexplorer.keyframes import key_frames
 from genfab.stages.worldexplorer.research import similarity
@@ -269,3 +270,14 @@ def test_a_samples_own_expansion_fields_replace_the_blocks_within_its_bounds() -
         sample_expansion(base, {"num_frames": 3}, "photorealistic/index_0001")
     with pytest.raises(SampleError, match="trajectory"):
         sample_expansion(base, {"trajectory": "spiral"}, "photorealistic/index_0001")
+
+
+@pytest.mark.parametrize(("generator", "vggt_geometry", "expected"), [
+    ("seva", True, False),  # the lab's way: SEVA's frames, VGGT's points; no scene to grow
+    ("seva", False, True),  # the scene's own geometry: every SEVA frame aligned and added
+    ("flux-fill", True, True),  # the walk decides which frames need a fill
+    ("flux-fill", False, True),
+])
+def test_the_expansion_walks_its_scene_only_where_something_reads_it(generator: str, vggt_geometry: bool,
+                                                                      expected: bool) -> None:
+    assert walks(generator, vggt_geometry) is expected

@@ -249,7 +249,8 @@ class ExpansionConfig(GenfabModel):
     geometry: Literal["vggt", "scene"] | None = None
     """Where the frames' geometry comes from: `vggt`, the lab's worldexplorer script's (VGGT on every frame, moved
     into the
-    scene; needs `vggt.image`), or `scene`, genfab's own (every frame's aligned depth at its known
+    scene; needs `vggt.image`; with SEVA's frames the stage then grows no scene of its own, as the script does:
+    no per-frame depth pass or training), or `scene`, genfab's own (every frame's aligned depth at its known
     pose). Unset: `vggt` on the SEVA path (the lab's; refused without `vggt.image`, naming both fixes),
     `scene` with `method: walk`."""
     num_frames: int = Field(120, ge=8, le=2000)

@@ -96,14 +96,16 @@ def calibration_page(examples: Path = Path("examples")) -> str:
                              for path, accepted in row.when) or "the defaults"
         if row.scale:
             settings += "; per " + ", ".join(f"{measured:g} `{path}`" for path, measured in row.scale)
-        baseline = row.baseline_sample_seconds
+        baseline = row.baseline_seconds(1.0)
+        unscaled = f" + {row.unscaled_seconds:g} unscaled" if row.unscaled_seconds else ""
+        lab_unscaled = f" + {row.unscaled_baseline_seconds:g} unscaled" if row.unscaled_baseline_seconds else ""
         lines.append(" | ".join([
-            f"| {row.pipeline}", f"`{row.stage}`", settings, row.gpu.upper(), f"{row.sample_seconds:g}",
+            f"| {row.pipeline}", f"`{row.stage}`", settings, row.gpu.upper(), f"{row.sample_seconds:g}{unscaled}",
             f"{row.pod_seconds:g}" + ("" if row.cached_pod_seconds is None
                                       else f" ({row.cached_pod_seconds:g} with the compile cache)"),
-            f"{row.sample_seconds * 100 / 3600:.2f}",
-            "-" if baseline is None else f"{baseline:g}",
-            "-" if baseline is None else f"{row.sample_seconds / baseline:.2f}x",
+            f"{row.seconds(1.0) * 100 / 3600:.2f}",
+            "-" if row.baseline_sample_seconds is None else f"{row.baseline_sample_seconds:g}{lab_unscaled}",
+            "-" if baseline is None else f"{row.seconds(1.0) / baseline:.2f}x",
             "-" if row.peak_gib is None else f"{row.peak_gib:g}", row.source, f"`{row.command}` |"]))
         if row.note:
             lines[-1] = lines[-1][:-2] + f"<br>{row.note} |"

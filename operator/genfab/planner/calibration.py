@@ -25,6 +25,7 @@ VD = "benchmarks/results/vistadream.md"
 RO = "benchmarks/results/reference_object.md"
 RL = "benchmarks/results/relighting.md"
 TU = "benchmarks/results/tuning.md"
+GS = "benchmarks/results/gaussians.md"
 
 Accepted = tuple[Any, ...]
 
@@ -50,6 +51,11 @@ class Measured:
     reads another stage's config in the same plan (an upstream stage's setting the cost hangs on)."""
     scale: tuple[tuple[str, float], ...] = ()
     """Settings the seconds are linear in, with the value measured: seconds x setting / measured."""
+    unscaled_seconds: float = 0.0
+    """Seconds per sample beside `sample_seconds` that `scale` does not reach (a second model after the
+    scaled one: VGGT's pass after SEVA's steps)."""
+    unscaled_baseline_seconds: float = 0.0
+    """The same part of the lab's way (its own call of that second model)."""
     baseline_sample_seconds: float | None = None
     """The lab's way (the eager pipeline, the research code as it is, the plain loop), per sample, in the
     same measurement; None where it was not measured alongside."""
@@ -63,6 +69,16 @@ class Measured:
 
     def holds_for(self, config: dict[str, Any]) -> bool:
         return all(lookup(config, path) in accepted for path, accepted in self.when)
+
+    def seconds(self, factor: float) -> float:
+        """Seconds per sample at a scale factor."""
+        return self.sample_seconds * factor + self.unscaled_seconds
+
+    def baseline_seconds(self, factor: float) -> float | None:
+        """The lab's way's seconds per sample at a scale factor (None where it was not measured)."""
+        if self.baseline_sample_seconds is None:
+            return None
+        return self.baseline_sample_seconds * factor + self.unscaled_baseline_seconds
 
     def factor(self, config: dict[str, Any]) -> float | None:
         """The scale factor of `config` (None when a scaled setting is missing or not a number)."""
@@ -98,6 +114,13 @@ VD_E2E_1024 = ("python benchmarks/vistadream_e2e.py --models /tmp/vd-models --ca
 VD_MEASURED = (("@depth.maxResolution", (1024,)),)
 """The image size vistadream's H100 rows were measured at (the depth stage fits its frame to it; every
 later stage's scene is as large)."""
+VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse"
+VD_LAB = "python3 benchmarks/vistadream_lab.py run --json lab.json"
+VD_DEFAULTS = (("@depth.maxResolution", (512,)),)
+"""The image size of vistadream's H200 rows: the lab's script's default."""
+SEVA_VGGT = ("python benchmarks/seva_speed.py sample --frames 120 --steps 25 --variants compile-all --warm-frames 21; "
+             "python benchmarks/research_adapters.py vggt --frames 128 --width 576 --height 576 --runs 2")
+GS_576 = "python3 benchmarks/gaussians_simple_trainer.py run --scene 576x128 --steps 7000"
 EDIT = "python benchmarks/reference_object.py edit --steps 50 --variants eager,blocks,fp8+blocks"
 EDIT_4BIT = "python benchmarks/reference_object.py quantised --steps 20 --runs 2"
 EDIT_4BIT_H200 = "python benchmarks/reference_object.py quantised --steps 10 --runs 1"
@@ -221,6 +244,45 @@ CALIBRATION: tuple[Measured, ...] = (
              baseline_sample_seconds=172.4, peak_gib=11.95,
              note="SEVA img2trajvid through the adapter, compile: all (60.9 dB against SEVA's own); load 16.2 s + "
                   "112.4 s compile per Pod"),
+    # worldexplorer, H200: the seed's default expansion (SEVA's frames, VGGT's points) and 3DGS on its 128 frames.
+    Measured("worldexplorer", "expansion", "h200", 70.2, 112.2, f"{WE} §6", SEVA_VGGT,
+             when=(("expansion.method", (None, "seva")), ("expansion.geometry", (None, "vggt")),
+                   ("seva.runtime.compile", (None, "all"))), scale=(("seva.steps", 25.0),),
+             unscaled_seconds=14.55, baseline_sample_seconds=151.1, unscaled_baseline_seconds=13.35, peak_gib=42.8,
+             note="SEVA img2trajvid, 120 outward frames at 25 steps (linear in steps), compile: all (60.7 dB against "
+                  "SEVA's own), then VGGT-1B on the 8 + 120 frames at 576² (14.55 s against its README call's "
+                  "13.35 s; the same at any step count); per Pod SEVA's load 11.0 s + 101.2 s compile (VGGT's load "
+                  "not timed)"),
+    Measured("worldexplorer", "gaussians", "h200", 26.2, 3.6, f"{GS} (576², 128 views, H200)", GS_576,
+             scale=(("gaussians.steps", 7000.0),), baseline_sample_seconds=54.4, peak_gib=0.5,
+             note="genfab's 3DGS against gsplat's simple_trainer at its defaults on a 576², 128-view scene (the "
+                  "expansion's frames): +0.24 dB held-out PSNR, 0.98x the memory; measured at 7000 steps, linear "
+                  "in steps; 3.6 s setup per Pod, gsplat prebuilt in the image"),
+    # vistadream, H200, at the lab's script's defaults (512, 25 fill steps, 8 views of 100 candidates):
+    # `genfab run` of one sample per stage, so each row's seconds hold the first sample's warm-up; the lab's
+    # way is benchmarks/vistadream_lab.py on rerun-io/vistadream's own components, same machine kind.
+    Measured("vistadream", "outpaint", "h200", 35.0, 21.8, f"{VD} §5", VD_E2E, peak_gib=27.2,
+             when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), *flux_exact("flux.fluxRuntime")),
+             baseline_sample_seconds=22.54,
+             note="one sample: its seconds include compile: blocks' warm-up and the stage's image I/O; the lab's "
+                  "way: BFL's FLUX fill at 25 steps with its CPU offload (the 24 GB transformer moved in and out "
+                  "for each fill)"),
+    Measured("vistadream", "depth", "h200", 5.5, 12.4, f"{VD} §5", VD_E2E, peak_gib=3.7,
+             when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.29,
+             note="Depth Pro and the stage's outputs; the lab's way is another model: MoGe v1's own infer (0.29 s)"),
+    Measured("vistadream", "gaussians", "h200", 10.4, 0.0, f"{VD} §5", VD_E2E, peak_gib=0.1, when=VD_DEFAULTS,
+             baseline_sample_seconds=1.53,
+             note="117.4 s of which gsplat's JIT build (107.0 s on the same machine kind, gsplat's own message in "
+                  "the lab's run): an image ships it prebuilt; the lab's way: GS_Train_Tool's 100 steps alone"),
+    Measured("vistadream", "coarse", "h200", 72.0, 24.0, f"{VD} §5", VD_E2E, peak_gib=30.2,
+             when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
+                   ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
+             baseline_sample_seconds=230.6,
+             note="8 views, each 100 candidate renders, a fill, a depth pass and 500 steps (the loop 61.7 s); the "
+                  "lab's way: its first view timed (28.8 s: the offloaded fill 23.4 s, 500 steps 4.8 s) times 8 "
+                  "(the run was cut off after it)"),
+    Measured("vistadream", "render", "h200", 16.9, 0.0, f"{VD} §5", VD_E2E, peak_gib=0.2, when=VD_DEFAULTS,
+             note="150 frames rendered and written; the lab's renders were not reached"),
     # reference-object, H200: the default 4-bit export, measured at 10 steps (linear in steps: the two VAE
     # passes, about 0.3 s, are counted steps / 10 times).
     *(Measured("reference-object", stage, "h200", 7.26, 26.4, f"{RO} §1c, §1d", EDIT_4BIT_H200,

@@ -153,7 +153,7 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
     if stage.samples is None or stage.shards is None:
         return _row(stage, "samples unknown", source=row.source,
                     note="its samples are counted when it starts (pass --input-samples N)")
-    per_sample = row.sample_seconds * factor
+    per_sample = row.seconds(factor)
     largest = min(stage.samples, stage.shard_capacity or stage.samples)
     waves = 1 if stage.gang or parallelism is None else -(-stage.shards // parallelism)
     gpus = stage.resources.gpus
@@ -161,8 +161,8 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
     first_wave = stage.shards if waves == 1 else min(stage.shards, parallelism or stage.shards)
     later_pod = row.pod_seconds if row.cached_pod_seconds is None else row.cached_pod_seconds
     pods = first_wave * row.pod_seconds + (stage.shards - first_wave) * later_pod
-    baseline = (gpus * stage.samples * row.baseline_sample_seconds * factor
-                if row.baseline_sample_seconds is not None else None)
+    lab = row.baseline_seconds(factor)
+    baseline = gpus * stage.samples * lab if lab is not None else None
     return _row(stage, "estimated",
                 gpu_seconds=round(gpus * (stage.samples * per_sample + pods), 1),
                 wall_seconds=round(row.pod_seconds + (waves - 1) * later_pod + waves * largest * per_sample, 1),

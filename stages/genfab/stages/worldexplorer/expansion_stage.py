@@ -130,6 +130,13 @@ def walk(scene: GrowingScene, poses: np.ndarray, K: np.ndarray, side: int, paint
     return frames, ratios
 
 
+def walks(generator: str, vggt_geometry: bool) -> bool:
+    """Whether the expansion walks its trajectory through the scaffold's scene (render, paint, align each
+    frame's depth, train). Not when SEVA makes every frame and VGGT every point, as the lab's script does:
+    the walk's scene would feed nothing that is written, at a depth pass and `iterations` steps a frame."""
+    return not (generator == "seva" and vggt_geometry)
+
+
 def scene_points(scene: GrowingScene) -> tuple[np.ndarray, np.ndarray]:
     """The scene's Gaussian centres and colours in [0, 1] (every frame's aligned depth, fused)."""
     from genfab.stages.gaussians.core import SH_C0
@@ -209,7 +216,11 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
                     return None
                 filled: np.ndarray = self.fill(rendered, holes, seed=base + FILL_SEED_OFFSET + i)
                 return filled
-        painted, ratios = walk(scene, poses, K, side, paint, self.depth, e.iterations)
+        painted: list[np.ndarray | None]
+        if walks(generator, self.vggt is not None):
+            painted, ratios = walk(scene, poses, K, side, paint, self.depth, e.iterations)
+        else:
+            painted, ratios = list(generated), []
         sample.timings["framesSeconds"] = round(time.perf_counter() - started, 3)
 
         started = time.perf_counter()
