@@ -73,10 +73,16 @@ def start(tmp_path: Path, stdout: int | None = subprocess.PIPE) -> tuple[subproc
     process = subprocess.Popen([sys.executable, "-m", "genfab.cli.main", "run", str(tmp_path / "job.yaml")],
                                cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE,
                                start_new_session=True)
-    # The runner, its shard, the forkserver, two workers and the resource tracker.
-    assert wait_for(lambda: sum("forkserver" in p for p in marked(mark)) >= 1 and len(marked(mark)) >= 5, 60), \
-        marked(mark)
+    # The runner, its shard, the forkserver, two workers and the resource tracker; the shard past its
+    # setup, so its pool is whole (a stop during the pool's own start is not what this file tests).
+    assert wait_for(lambda: sum("forkserver" in p for p in marked(mark)) >= 1 and len(marked(mark)) >= 5
+                    and "setup done" in shard_logs(out), 60), (marked(mark), shard_logs(out)[-2000:])
     return process, mark, out
+
+
+def shard_logs(out: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((out / "_genfab" / "logs").rglob("*.log"))) \
+        if (out / "_genfab" / "logs").is_dir() else ""
 
 
 def stopped_status(out: Path) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def test_a_signal_to_the_runner_stops_every_process_and_leaves_a_consistent_stat
 def clean_logs(out: Path) -> list[int]:
     """The shard logs hold no traceback, no "ignored due to race condition" and no resource-tracker
     notice; returns the exit codes the shards logged."""
-    text = "\n".join(p.read_text() for p in sorted((out / "_genfab" / "logs").rglob("*.log")))
+    text = shard_logs(out)
     for noise in ("Traceback", "race condition", "leaked semaphore", "resource_tracker"):
         assert noise not in text, (noise, text[-3000:])
     return [json.loads(line)["exit"] for line in text.splitlines()

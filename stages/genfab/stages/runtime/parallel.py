@@ -21,6 +21,8 @@ from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 FORKSERVER_GUARD = "genfab.stages.runtime.forkserver_guard"
 POOL_OWNER = "GENFAB_POOL_OWNER"
 """The pid of the shard that starts the pool: the forkserver's parent (`forkserver_guard`)."""
+WORKER_START_SECONDS = 120
+"""How long `CpuPool.start` waits for every worker to come up (each imports the stage's module)."""
 
 
 def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -39,7 +41,7 @@ def cpu_workers(env: Mapping[str, str] | None = None, cgroup: Path = Path("/sys/
     return max(1, available)
 
 
-def _init_worker() -> None:
+def _init_worker(started: Any = None) -> None:
     die_with_parent_after_fork()  # the forkserver's child: it ends when the forkserver does
     guard = sys.modules.get(FORKSERVER_GUARD)  # imported by the forkserver it was forked from
     if guard is not None and os.getppid() != guard.PID:  # the forkserver died before the line above ran
@@ -51,6 +53,8 @@ def _init_worker() -> None:
         cv2.setNumThreads(1)
     except ImportError:
         pass
+    if started is not None:
+        started.release()  # this worker is up (`CpuPool.start` waits for every one)
 
 
 class CpuPool:
@@ -71,9 +75,18 @@ class CpuPool:
             os.environ[POOL_OWNER] = str(os.getpid())  # the forkserver checks its parent is still this shard
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([FORKSERVER_GUARD])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
+            # Every worker, not only those that ran a first task: a worker still being forked when the
+            # shard stops (a Ctrl-C just after setup) would find the pool's semaphores gone and print
+            # multiprocessing's traceback into the shard's log.
+            started = context.Semaphore(0)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                             initargs=(started,))
             for future in [self._pool.submit(_ready, preload) for _ in range(self.workers)]:
                 future.result()
+            for _ in range(self.workers):
+                if not started.acquire(timeout=WORKER_START_SECONDS):
+                    raise RuntimeError(f"worker pool: {self.workers} workers did not all start within "
+                                       f"{WORKER_START_SECONDS} s")
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.workers == 1 or len(items) <= 1:
