@@ -1,0 +1,37 @@
+"""benchmarks/vistadream_lab.py's decisions: the lab's choice among coarse candidates, and what a run
+cut off by its machine's time gives the comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from benchmarks.vistadream_lab import lab_seconds, pick
+
+
+@pytest.mark.parametrize(("ratios", "picked", "expected"), [
+    ([0.01, 0.10, 0.20, 0.30], [], 2),  # the largest hole ratio inside [0.05, 0.25]
+    ([0.01, 0.10, 0.20, 0.30], [3], 1),  # not next to a picked pose
+    ([0.01, 0.02, 0.40, 0.90], [], 1),  # none in the band: the closest to it (the `closest` fallback)
+    ([0.10, 0.20], [0, 1], 1),  # every pose excluded: all are allowed again
+])
+def test_the_lab_picks_the_largest_allowed_hole_ratio_in_its_band(ratios: list[float], picked: list[int],
+                                                                  expected: int) -> None:
+    assert pick(np.array(ratios), picked) == expected
+
+
+def _lab(complete: bool, views: int) -> dict[str, Any]:
+    return {"complete": complete, "views": [{"pose": i} for i in range(views)], "views_planned": 8,
+            "seconds": {"outpaint": 22.5, "depth": 0.3, "gaussians": 1.5, "coarse": 28.8 * views, "render": 0.0}}
+
+
+def test_a_complete_run_is_taken_as_it_is() -> None:
+    assert lab_seconds(_lab(True, 8)) == (_lab(True, 8)["seconds"], "")
+
+
+def test_a_cut_off_run_counts_its_finished_views_for_all_and_leaves_out_what_it_did_not_reach() -> None:
+    seconds, said = lab_seconds(_lab(False, 2))
+    assert seconds == {"outpaint": 22.5, "depth": 0.3, "gaussians": 1.5, "coarse": pytest.approx(28.8 * 8)}
+    assert "cut off after 2 of 8 coarse views" in said
+    assert "coarse" not in lab_seconds(_lab(False, 0))[0]
