@@ -16,11 +16,16 @@ trajMaxPercentage 60 and 10 views added, `--set nFrames=12` now).
   (random weights paint noise, so the seed's ratio window alone would decide nothing useful);
 - `outpaint-group`: `outpaint` with `stages.outpaint.offload: group` (the 24-48 GB memory mode).
 
-Reported per case: wall seconds of the whole run, and per stage its seconds, model-load seconds and
-peak GPU memory (the shard report's `gpuPeakGiB`). The baseline for the fill itself is
-benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
+Reported per case: wall seconds of the whole run, and per stage its seconds, model-load seconds,
+peak GPU memory (the shard report's `gpuPeakGiB`) and each sample's own seconds (the shard reports'
+`seconds`, in the order the samples were made). `--scenes N` runs N images in one job (inline samples,
+one shard of up to 8 scenes per stage at the default shard size): a stage's first scene then carries the
+Pod's start and warm-up, the later ones what a scene costs on a warm Pod (`genfab.planner.calibration`'s
+`sample_seconds`; its `pod_seconds` is the stage's seconds less the later scenes' mean times N). The
+baseline for the fill itself is benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
 
     python benchmarks/vistadream_e2e.py --models /tmp/vd-models [--cases no-outpaint,outpaint,coarse] [--set F=V]
+        [--scenes 2]
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import numpy as np
 import torch
 import yaml
 
-from genfab.contract.names import SUMMARY_KEY
+from genfab.contract.names import RUN_DIR, SUMMARY_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 FLUX_ID, DEPTH_PRO_ID = "black-forest-labs/FLUX.1-Fill-dev", "apple/DepthPro-hf"
@@ -92,12 +97,12 @@ def write_depth_pro(root: Path) -> None:
         torch.cuda.empty_cache()
 
 
-def photo(path: Path) -> None:
+def photo(path: Path, seed: int = 0) -> None:
     """A 1024x768 image with smooth structure and texture (what the fill and depth see)."""
     import cv2
 
     yy, xx = np.mgrid[0:768, 0:1024].astype(np.float32)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rgb = np.stack([128 + 100 * np.sin(xx / 97), 128 + 100 * np.cos(yy / 61), 128 + 60 * np.sin((xx + yy) / 43)], -1)
     rgb += rng.normal(0, 12, rgb.shape)
     cv2.imwrite(str(path), np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
@@ -109,13 +114,40 @@ def genfab_path() -> str:
     return os.pathsep.join(paths)
 
 
-def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float, only: list[str],
+def scene_input(folder: Path, scenes: int) -> dict[str, Any]:
+    """The job's input: one image, or `scenes` images (each its own texture) as inline samples."""
+    if scenes == 1:
+        image = folder / "synthetic.png"
+        photo(image)
+        return {"image": f"file://{image}"}
+    images = folder / "scenes"
+    images.mkdir(exist_ok=True)
+    for i in range(scenes):
+        photo(images / f"scene_{i}.png", seed=i)
+    return {"datasetUri": f"file://{images}",
+            "samples": [{"index": i, "photorealistic": {"path": f"scene_{i}.png"}} for i in range(scenes)]}
+
+
+def sample_seconds(reports: list[dict[str, Any]]) -> list[float]:
+    """Each produced sample's own seconds over a stage's shard reports, shard by shard in the order the
+    samples were made (a report's `seconds` keeps it)."""
+    ordered = sorted(reports, key=lambda r: r.get("index", 0))
+    return [float(v) for r in ordered for v in (r.get("seconds") or {}).values()]
+
+
+def read_sample_seconds(out: Path, stage: str) -> list[float]:
+    """`sample_seconds` of the stage's reports in the run's folder (one config hash per stage here)."""
+    paths = sorted((out / RUN_DIR / "progress" / stage).glob("*/shard-*.json"))
+    return sample_seconds([json.loads(p.read_text()) for p in paths])
+
+
+def run_case(name: str, folder: Path, models: Path, job_input: dict[str, Any], timeout: float, only: list[str],
              settings: dict[str, Any]) -> dict[str, Any]:
     vistadream, stages = CASES[name]
     vistadream = {**vistadream, **settings}
     out = folder / name
     doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"bench-{name}"},
-           "spec": {"pipeline": "vistadream", "input": {"image": f"file://{image}"}, "output": f"file://{out}",
+           "spec": {"pipeline": "vistadream", "input": job_input, "output": f"file://{out}",
                     "models": {"uri": f"file://{models}"}, "vistadream": vistadream,
                     **({"stages": stages} if stages else {}), **({"onlyStages": only} if only else {})}}
     spec = folder / f"{name}.yaml"
@@ -129,11 +161,13 @@ def run_case(name: str, folder: Path, models: Path, image: Path, timeout: float,
         return {"error": f"exit {done.returncode}: {(done.stdout + done.stderr)[-1500:]}"}
     summary = json.loads((out / SUMMARY_KEY).read_text())
     rows = {s["name"]: {"seconds": s["seconds"], "modelLoadSeconds": s["modelLoadSeconds"],
-                        "gpuPeakGiB": s.get("gpuPeakGiB")} for s in summary["stages"] if s["phase"] == "Succeeded"}
+                        "gpuPeakGiB": s.get("gpuPeakGiB"), "sampleSeconds": read_sample_seconds(out, s["name"])}
+            for s in summary["stages"] if s["phase"] == "Succeeded"}
     result: dict[str, Any] = {"wall_seconds": round(wall, 1), "stages": rows}
-    coarse = out / "synthetic" / "coarse" / "coarse_summary.json"
-    if coarse.is_file():
-        result["coarse"] = {k: v for k, v in json.loads(coarse.read_text()).items() if k in ("status", "seconds")}
+    coarse = sorted(out.glob("**/coarse/coarse_summary.json"))
+    if coarse:
+        result["coarse"] = [{k: v for k, v in json.loads(c.read_text()).items() if k in ("status", "seconds")}
+                            for c in coarse]
     return result
 
 
@@ -145,9 +179,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--only-stages", default="", help="comma-separated: run only these stages (onlyStages)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--scenes", type=int, default=1,
+                        help="images in one job (2 or more: each stage's first scene apart from the later ones)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a spec.vistadream field for every case (its value read as YAML)")
     args = parser.parse_args()
+    if args.scenes < 1:
+        parser.error("--scenes: at least 1")
     settings: dict[str, Any] = {}
     for item in args.set:
         field, sep, value = item.partition("=")
@@ -164,25 +202,25 @@ def main() -> None:
     if not gpu_tier().build({**os.environ, "PYTHONPATH": genfab_path()}):
         sys.exit("vistadream-e2e: gsplat's kernels did not build (see the line above)")
     args.work.mkdir(parents=True, exist_ok=True)
-    image = args.work / "synthetic.png"
-    photo(image)
+    job_input = scene_input(args.work, args.scenes)
     results: dict[str, Any] = {}
     for name in args.cases.split(","):
         only = [s for s in args.only_stages.split(",") if s]
-        results[name] = run_case(name, args.work, args.models, image, args.timeout, only, settings)
+        results[name] = run_case(name, args.work, args.models, job_input, args.timeout, only, settings)
         print(name, json.dumps(results[name]), flush=True)
     lines = [f"GPU {torch.cuda.get_device_name()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
              f"transformers {version('transformers')}, gsplat {version('gsplat')}, Python {platform.python_version()}",
-             f"settings: {json.dumps(settings) if settings else 'the defaults'}",
-             "", "| case | wall s | stage | stage s | model load s | peak GiB |",
-             "| --- | ---: | --- | ---: | ---: | ---: |"]
+             f"settings: {json.dumps(settings) if settings else 'the defaults'}; {args.scenes} scene(s) in one job",
+             "", "| case | wall s | stage | stage s | model load s | each scene's own s | peak GiB |",
+             "| --- | ---: | --- | ---: | ---: | --- | ---: |"]
     for name, result in results.items():
         if "error" in result:
-            lines.append(f"| {name} | failed | | | | |")
+            lines.append(f"| {name} | failed | | | | | |")
             continue
         for i, (stage, row) in enumerate(result["stages"].items()):
+            own = ", ".join(f"{v:.1f}" for v in row["sampleSeconds"]) or "-"
             lines.append(f"| {name if i == 0 else ''} | {result['wall_seconds'] if i == 0 else ''} | {stage} | "
-                         f"{row['seconds']} | {row['modelLoadSeconds']} | {row['gpuPeakGiB']} |")
+                         f"{row['seconds']} | {row['modelLoadSeconds']} | {own} | {row['gpuPeakGiB']} |")
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "table": lines}, indent=2))

@@ -26,7 +26,7 @@ from genfab.stages.gaussians.loaders import (
     write_transforms,
 )
 from genfab.stages.gaussians.ply import Splats, property_names, read_ply, write_ply
-from genfab.stages.gaussians.stage import ply_key
+from genfab.stages.gaussians.stage import ply_key, write_video
 from tests.helpers import stage_contract
 
 
@@ -377,3 +377,28 @@ def test_random_init_box_fits_the_rig() -> None:
         center, half = random_init_box(rig, 3.0)
         np.testing.assert_allclose(center, np.mean([c.center for c in rig], 0), atol=1e-9)
         assert half == pytest.approx(3.0 * scene_scale(rig))
+
+
+def _decoded(path: Path) -> list[np.ndarray]:
+    import cv2
+
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame[..., ::-1])
+
+
+def test_a_video_takes_uint8_frames_as_they_are_and_float_ones_in_0_1(tmp_path: Path) -> None:
+    """The render stage hands its uint8 renders over without a float copy of each; both forms make the
+    same video."""
+    yy, xx = np.mgrid[0:48, 0:64]
+    frames = [np.stack([xx * 4, yy * 5, np.full_like(xx, 40 * k)], -1).astype(np.uint8) for k in range(4)]
+    assert write_video(tmp_path / "u8.mp4", frames)
+    assert write_video(tmp_path / "f.mp4", [f / 255.0 for f in frames])
+    as_uint8, as_float = _decoded(tmp_path / "u8.mp4"), _decoded(tmp_path / "f.mp4")
+    assert len(as_uint8) == len(as_float) == 4
+    for a, b, original in zip(as_uint8, as_float, frames, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+        assert np.abs(a.astype(int) - original.astype(int)).mean() < 6.0  # mp4v is lossy; the frame is there

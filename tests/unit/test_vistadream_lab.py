@@ -1,5 +1,6 @@
-"""benchmarks/vistadream_lab.py's decisions: the lab's choice among coarse candidates, and what a run
-cut off by its machine's time gives the comparison."""
+"""The vistadream benchmarks' decisions: the lab's choice among coarse candidates, genfab's seconds for a
+scene, each scene's own seconds from the shard reports, and what a run cut off by its machine's time gives
+the comparison."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from benchmarks.vistadream_lab import lab_seconds, pick
+from benchmarks.vistadream_e2e import sample_seconds
+from benchmarks.vistadream_lab import genfab_scene_seconds, lab_seconds, pick
 
 
 @pytest.mark.parametrize(("ratios", "picked", "expected"), [
@@ -35,3 +37,18 @@ def test_a_cut_off_run_counts_its_finished_views_for_all_and_leaves_out_what_it_
     assert seconds == {"outpaint": 22.5, "depth": 0.3, "gaussians": 1.5, "coarse": pytest.approx(28.8 * 8)}
     assert "cut off after 2 of 8 coarse views" in said
     assert "coarse" not in lab_seconds(_lab(False, 0))[0]
+
+
+def test_genfab_s_scene_is_a_warm_one_when_the_run_made_several() -> None:
+    one = {"seconds": 68.1, "modelLoadSeconds": 30.5, "sampleSeconds": [36.9]}
+    assert genfab_scene_seconds(one) == pytest.approx(37.6)  # its load apart; start and warm-up stay in
+    several = {"seconds": 90.0, "modelLoadSeconds": 30.5, "sampleSeconds": [36.9, 8.0, 10.0]}
+    assert genfab_scene_seconds(several) == pytest.approx(9.0)  # the first scene's warm-up left out
+    assert genfab_scene_seconds({"seconds": 18.5, "modelLoadSeconds": 0.0}) == pytest.approx(18.5)
+
+
+def test_each_scene_s_own_seconds_come_shard_by_shard_in_the_order_they_were_made() -> None:
+    reports = [{"index": 1, "seconds": {"photorealistic/index_0008": 7.0}},
+               {"index": 0, "seconds": {"photorealistic/index_0000": 30.0, "photorealistic/index_0001": 8.0}},
+               {"index": 2}]  # a shard whose samples were all reused made none
+    assert sample_seconds(reports) == [30.0, 8.0, 7.0]

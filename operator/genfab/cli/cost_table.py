@@ -61,6 +61,10 @@ VISTADREAM_MEASURED = {"vistadream.maxResolution": 1024, "vistadream.fluxSteps":
                        "vistadream.coarseDenseMultiplier": 4, "vistadream.trajMaxPercentage": 60.0,
                        "vistadream.nFrames": 12}
 """vistadream's defaults before they became the lab's script's: what its H100 rows were measured at."""
+SCENES_IN_ONE_JOB = {"input": {"manifest": "s3://genfab-data/office/metadata.json"}}
+"""The example's one `image` as a curated manifest (planned at EXAMPLE_SAMPLES images): how a lab makes its
+scenes, one job for many, whose Pods each take a shard of scenes (one image per job pays every model load
+for each scene)."""
 RELIGHTING_MODELS = {"relighting.segmentation.backends": ["sam3"],
                      "relighting.degradation.softShading.normals": "depth-anything", "relighting.numSamples": None}
 
@@ -70,9 +74,11 @@ CASES: tuple[Case, ...] = (
     Case("worldexplorer", "scenejob-worldexplorer.yaml", "`scaffold_gen` (automatic) and the built-in walk, "
          "3DGS at 30,000 steps", "gaussians", "scenes", WORLDEXPLORER_BUILT_IN),
     Case("vistadream", "scenejob-vistadream.yaml", "coarse (the example) at the lab's script's defaults "
-         "(`maxResolution` 512, 25 fill steps)", "render", "scenes"),
+         "(`maxResolution` 512, 25 fill steps), 100 images in one job (`input.manifest`)", "render", "scenes",
+         SCENES_IN_ONE_JOB),
     Case("vistadream", "scenejob-vistadream.yaml", "coarse at the settings measured (`maxResolution` 1024, "
-         "50 fill steps, 10 views of 4 candidates)", "render", "scenes", VISTADREAM_MEASURED),
+         "50 fill steps, 10 views of 4 candidates), 100 images in one job", "render", "scenes",
+         {**SCENES_IN_ONE_JOB, **VISTADREAM_MEASURED}),
     Case("reference-object", "datasetjob-reference-object.yaml", "the lab's defaults: 5 prompts x 3 iterations x "
          "the views, the 4-bit export dequantized (lossless)", "annotation", "dataset images", LAB_REFERENCE_OBJECT),
     Case("reference-object", "datasetjob-reference-object.yaml", "the same with `editRuntime.fp8: rowwise` (latent "

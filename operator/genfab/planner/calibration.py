@@ -261,29 +261,32 @@ CALIBRATION: tuple[Measured, ...] = (
                   "in steps; 3.6 s setup per Pod, gsplat prebuilt in the image"),
     # vistadream, H200, at the lab's script's defaults (512, 25 fill steps, 8 views of 100 candidates):
     # `genfab run` of one sample per stage, so each row's seconds hold the first sample's warm-up; the lab's
-    # way is benchmarks/vistadream_lab.py on rerun-io/vistadream's own components, same machine kind.
-    Measured("vistadream", "outpaint", "h200", 35.0, 21.8, f"{VD} §5", VD_BOTH, peak_gib=27.2,
+    # way is benchmarks/vistadream_lab.py on rerun-io/vistadream's own components, on the same machine just before.
+    Measured("vistadream", "outpaint", "h200", 37.6, 30.5, f"{VD} §5", VD_BOTH, peak_gib=27.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), *flux_exact("flux.fluxRuntime")),
-             baseline_sample_seconds=22.54,
-             note="one sample: its seconds include compile: blocks' warm-up and the stage's image I/O; the lab's "
-                  "way: BFL's FLUX fill at 25 steps with its CPU offload (the 24 GB transformer moved in and out "
-                  "for each fill)"),
-    Measured("vistadream", "depth", "h200", 5.5, 12.4, f"{VD} §5", VD_BOTH, peak_gib=3.7,
-             when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.29,
-             note="Depth Pro and the stage's outputs; the lab's way is another model: MoGe v1's own infer (0.29 s)"),
-    Measured("vistadream", "gaussians", "h200", 10.4, 0.0, f"{VD} §5", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
-             baseline_sample_seconds=1.53,
-             note="117.4 s of which gsplat's JIT build (107.0 s on the same machine kind, gsplat's own message in "
-                  "the lab's run): an image ships it prebuilt; the lab's way: GS_Train_Tool's 100 steps alone"),
-    Measured("vistadream", "coarse", "h200", 72.0, 24.0, f"{VD} §5", VD_BOTH, peak_gib=30.2,
+             baseline_sample_seconds=24.91,
+             note="one sample: its seconds include the stage process's start, compile: blocks' warm-up and the "
+                  "stage's image I/O; the lab's way: BFL's FLUX fill at 25 steps with its CPU offload (the 24 GB "
+                  "transformer moved in and out for each fill)"),
+    Measured("vistadream", "depth", "h200", 6.2, 17.8, f"{VD} §5", VD_BOTH, peak_gib=3.7,
+             when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.79,
+             note="Depth Pro, the process's start and the stage's outputs; the lab's way is another model: MoGe "
+                  "v1's own infer (0.79 s)"),
+    Measured("vistadream", "gaussians", "h200", 18.5, 0.0, f"{VD} §5", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
+             baseline_sample_seconds=1.44,
+             note="one sample: the stage process's wall (its start, gsplat's kernels loaded from the JIT cache, "
+                  "reading the depth stage's frames, 100 steps, writing the scene); the lab's way: "
+                  "GS_Train_Tool's 100 steps alone"),
+    Measured("vistadream", "coarse", "h200", 84.8, 29.0, f"{VD} §5", VD_BOTH, peak_gib=30.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
                    ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
-             baseline_sample_seconds=230.6,
-             note="8 views, each 100 candidate renders, a fill, a depth pass and 500 steps (the loop 61.7 s); the "
-                  "lab's way: its first view timed (28.8 s: the offloaded fill 23.4 s, 500 steps 4.8 s) times 8 "
-                  "(the run was cut off after it)"),
-    Measured("vistadream", "render", "h200", 16.9, 0.0, f"{VD} §5", VD_E2E, peak_gib=0.2, when=VD_DEFAULTS,
-             note="150 frames rendered and written; the lab's renders were not reached"),
+             baseline_sample_seconds=249.18,
+             note="8 views, each 100 candidate renders, a fill, a depth pass and 500 steps (the loop 73.1 s); the "
+                  "lab's way: its 8 views (the offloaded fills 203.3 s, 500 steps each 41.5 s)"),
+    Measured("vistadream", "render", "h200", 23.2, 0.0, f"{VD} §5", VD_BOTH, peak_gib=0.2, when=VD_DEFAULTS,
+             baseline_sample_seconds=0.31,
+             note="one sample: the stage process's wall, 150 frames rendered and written (two videos, the PLY); "
+                  "the lab's way: its 150 renders copied to the CPU, without its Rerun logging"),
     # reference-object, H200: the default 4-bit export, measured at 10 steps (linear in steps: the two VAE
     # passes, about 0.3 s, are counted steps / 10 times).
     *(Measured("reference-object", stage, "h200", 7.26, 26.4, f"{RO} §1c, §1d", EDIT_4BIT_H200,

@@ -6,6 +6,7 @@ from genfab.api.base import GenfabModel
 from genfab.api.gaussians import SplatConfig
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
+    SHARD,
     InputSettings,
     curated_selection,
     gaussians_stage,
@@ -146,12 +147,12 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("outpaint", family="diffusion", description="Flux-Fill outpainting of the border (expansionPercent)",
                   settings=OutpaintSettings,
-                  implementation=f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=1,
+                  implementation=f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=SHARD,
                   output="{sample}/outpaint/"),
         StageDecl("depth", family="segment", description="One depth pass on the outpainted image (metric depth, K) -> "
                   "the lab's script's frames",
                   settings=DepthSettings, implementation=f"{STAGES}.depth_stage:DepthStage", memory="16Gi",
-                  shard_size=4,
+                  shard_size=SHARD,
                   upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",
@@ -159,12 +160,12 @@ PIPELINE = Pipeline(
         StageDecl("coarse", family="scene",
                   description="Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi",
-                  shard_size=1,
+                  shard_size=SHARD,
                   upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal),
         StageDecl("render", family="scene",
                   description="Render the final trajectory videos, export the PLY and the Rerun recording",
                   settings=RenderSettings, implementation=f"{STAGES}.render_stage:RenderStage", memory="16Gi",
-                  shard_size=1,
+                  shard_size=SHARD,
                   upstream=("coarse",), output="{sample}/render/", cuda=True),
     ),
 )

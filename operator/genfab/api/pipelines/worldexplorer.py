@@ -7,6 +7,7 @@ from typing import Literal
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import Draft, DraftRequest, ManualGate, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
+    SHARD,
     GaussiansSettings,
     InputSettings,
     curated_selection,
@@ -30,11 +31,6 @@ from genfab.api.scenejob import (
 
 SAMPLE = "{variant}/index_{index:04d}"
 """A sample's folder (its id)."""
-SHARD = 8
-"""Samples per Pod of the scaffold and the expansion: their first sample carries the models' load and
-torch.compile warm-up (33 s and 92 s more than a later one at production size on an H100,
-benchmarks/results/worldexplorer.md), which a shard of 8 pays once instead of 8 times."""
-
 
 class ScaffoldSettings(InputSettings):
     """Stage 1 `scaffold`."""

@@ -266,7 +266,8 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> bool:
-    """H.264-compatible mp4 through OpenCV's bundled FFmpeg (mp4v); False when OpenCV is missing."""
+    """H.264-compatible mp4 through OpenCV's bundled FFmpeg (mp4v); False when OpenCV is missing. Frames
+    are RGB, uint8 as they are or float in [0, 1] (uint8 ones skip a float copy of every frame)."""
     try:
         import cv2
     except ImportError:
@@ -274,6 +275,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> bool:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     for frame in frames:
-        writer.write(cv2.cvtColor((np.clip(frame, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        rgb = frame if frame.dtype == np.uint8 else (np.clip(frame, 0, 1) * 255).astype(np.uint8)
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     writer.release()
     return path.exists() and path.stat().st_size > 0

@@ -68,10 +68,10 @@ class RenderStage(Stage[RenderSettings]):
         local.mkdir(parents=True, exist_ok=True)
         prefix = stage_prefix(sample.id, self.name)
         outputs: dict[str, str] = {}
-        if write_video(local / "video.mp4", [v.rgb / 255.0 for v in views]):
+        if write_video(local / "video.mp4", [v.rgb for v in views]):
             sample.write_file(prefix + "video.mp4", local / "video.mp4")
             outputs["video"] = prefix + "video.mp4"
-        if write_video(local / "depth.mp4", [depth_preview(v.depth) / 255.0 for v in views]):
+        if write_video(local / "depth.mp4", [depth_preview(v.depth) for v in views]):
             sample.write_file(prefix + "depth.mp4", local / "depth.mp4")
             outputs["depthVideo"] = prefix + "depth.mp4"
         dropped = write_ply(local / "scene.ply", splats)
