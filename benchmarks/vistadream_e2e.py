@@ -18,11 +18,14 @@ trajMaxPercentage 60 and 10 views added, `--set nFrames=12` now).
 
 Reported per case: wall seconds of the whole run, and per stage its seconds, model-load seconds,
 peak GPU memory (the shard report's `gpuPeakGiB`) and each sample's own seconds (the shard reports'
-`seconds`, in the order the samples were made). `--scenes N` runs N images in one job (inline samples,
-one shard of up to 8 scenes per stage at the default shard size): a stage's first scene then carries the
-Pod's start and warm-up, the later ones what a scene costs on a warm Pod (`genfab.planner.calibration`'s
-`sample_seconds`; its `pod_seconds` is the stage's seconds less the later scenes' mean times N). The
-baseline for the fill itself is benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
+`seconds`, in the order the samples were made, model load apart), and the seconds each stage's own
+outputs record (`inside`: the initial scene's training, the render's work, the coarse loop).
+
+`--scenes N` runs N images in one job (inline samples, one shard of up to 8 scenes per stage at the
+default shard size): a stage's first scene then carries the Pod's start and warm-up, the later ones what
+a scene costs on a warm Pod (`genfab.planner.calibration`'s `sample_seconds`; its `pod_seconds` is the
+stage's seconds less the later scenes' mean times N). The baseline for the fill itself is
+benchmarks/vistadream.py (diffusers' eager pipeline in the same process).
 
     python benchmarks/vistadream_e2e.py --models /tmp/vd-models [--cases no-outpaint,outpaint,coarse] [--set F=V]
         [--scenes 2]
@@ -129,10 +132,11 @@ def scene_input(folder: Path, scenes: int) -> dict[str, Any]:
 
 
 def sample_seconds(reports: list[dict[str, Any]]) -> list[float]:
-    """Each produced sample's own seconds over a stage's shard reports, shard by shard in the order the
-    samples were made (a report's `seconds` keeps it)."""
+    """Each produced sample's own seconds over a stage's shard reports, shard by shard, each shard's by
+    sample id (a report is written with sorted keys): the order a shard makes this benchmark's samples,
+    one variant with zero-padded indexes."""
     ordered = sorted(reports, key=lambda r: r.get("index", 0))
-    return [float(v) for r in ordered for v in (r.get("seconds") or {}).values()]
+    return [float(seconds) for r in ordered for _, seconds in sorted((r.get("seconds") or {}).items())]
 
 
 def read_sample_seconds(out: Path, stage: str) -> list[float]:
@@ -168,7 +172,23 @@ def run_case(name: str, folder: Path, models: Path, job_input: dict[str, Any], t
     if coarse:
         result["coarse"] = [{k: v for k, v in json.loads(c.read_text()).items() if k in ("status", "seconds")}
                             for c in coarse]
+    result["inside"] = timed_parts(out)
     return result
+
+
+def timed_parts(out: Path) -> dict[str, float]:
+    """The seconds each stage's own outputs record (the gaussians stage's training in metrics.json, the
+    render's `process` in summary.json, ...), by output file: what of a stage's seconds its work took,
+    the rest being the process's start, reading and writing."""
+    parts = {}
+    for path in sorted(out.glob("**/*.json")):
+        relative = path.relative_to(out).as_posix()
+        if relative.startswith(RUN_DIR) or path.stat().st_size > 1 << 20:
+            continue
+        document = json.loads(path.read_text())
+        if isinstance(document, dict) and isinstance(document.get("seconds"), int | float):
+            parts[relative] = float(document["seconds"])
+    return parts
 
 
 def main() -> None:

@@ -4,11 +4,13 @@ the comparison."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from benchmarks.vistadream_e2e import sample_seconds
+from benchmarks.vistadream_e2e import sample_seconds, timed_parts
 from benchmarks.vistadream_lab import genfab_scene_seconds, lab_seconds, pick
 
 
@@ -47,8 +49,18 @@ def test_genfab_s_scene_is_a_warm_one_when_the_run_made_several() -> None:
     assert genfab_scene_seconds({"seconds": 18.5, "modelLoadSeconds": 0.0}) == pytest.approx(18.5)
 
 
-def test_each_scene_s_own_seconds_come_shard_by_shard_in_the_order_they_were_made() -> None:
+def test_each_scene_s_own_seconds_come_shard_by_shard_in_sample_order() -> None:
     reports = [{"index": 1, "seconds": {"photorealistic/index_0008": 7.0}},
-               {"index": 0, "seconds": {"photorealistic/index_0000": 30.0, "photorealistic/index_0001": 8.0}},
+               {"index": 0, "seconds": {"photorealistic/index_0001": 8.0, "photorealistic/index_0000": 30.0}},
                {"index": 2}]  # a shard whose samples were all reused made none
     assert sample_seconds(reports) == [30.0, 8.0, 7.0]
+
+
+def test_the_seconds_a_stage_s_outputs_record_are_collected_but_not_genfab_s_own_records(tmp_path: Path) -> None:
+    (tmp_path / "synthetic" / "gaussians").mkdir(parents=True)
+    (tmp_path / "synthetic" / "gaussians" / "metrics.json").write_text(json.dumps({"seconds": 1.5, "splats": 9}))
+    (tmp_path / "synthetic" / "render").mkdir()
+    (tmp_path / "synthetic" / "render" / "summary.json").write_text(json.dumps({"frames": ["a"]}))
+    (tmp_path / "_genfab").mkdir()
+    (tmp_path / "_genfab" / "summary.json").write_text(json.dumps({"seconds": 99.0}))
+    assert timed_parts(tmp_path) == {"synthetic/gaussians/metrics.json": 1.5}

@@ -30,7 +30,7 @@ class GaussiansSettings(GenfabModel):
 
 SHARD = 8
 """Scenes per Pod of the scene pipelines' model stages (worldexplorer's scaffold and expansion, vistadream's
-outpaint, depth, coarse and render): a Pod's first scene carries its models' load, torch.compile's warm-up
+every stage): a Pod's first scene carries its models' load, torch.compile's warm-up
 and the process's start (worldexplorer's SEVA: 128.6 s a Pod; vistadream's FLUX fill loaded twice, 30.5 s
 and 29.0 s, Depth Pro 17.8 s, at production size on an H200: benchmarks/results/), which a shard of 8 pays
 once instead of 8 times. `shardSize: 1` (the spec's or a stage's) trades that for one Pod per scene."""
@@ -40,11 +40,12 @@ GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
 
 
 def gaussians_stage(description: str, settings: type[GenfabModel], upstream: str, output: str,
-                    implementation: str | None = GAUSSIANS, refuses: Any = None) -> StageDecl:
+                    implementation: str | None = GAUSSIANS, refuses: Any = None, shard_size: int = 1) -> StageDecl:
     """The `gaussians` stage as both scene pipelines declare it (vistadream's reads its own frames)."""
     return StageDecl("gaussians", family="scene", description=description, settings=settings,
                      implementation=implementation,
-                     memory="32Gi", shard_size=1, upstream=(upstream,), output=output, refuses=refuses, cuda=True,
+                     memory="32Gi", shard_size=shard_size, upstream=(upstream,), output=output, refuses=refuses,
+                     cuda=True,
                      revision=1)  # 1: simple_trainer's RMS initial scales, SH interval scaled to `steps`
 
 

@@ -154,9 +154,11 @@ PIPELINE = Pipeline(
                   settings=DepthSettings, implementation=f"{STAGES}.depth_stage:DepthStage", memory="16Gi",
                   shard_size=SHARD,
                   upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
+        # Its initial scene trains `initIterations` (100) steps, about a second: the Pod's start is most of
+        # a scene's time there, so it takes a shard of scenes too (worldexplorer's 3DGS takes one).
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",
-                        implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here),
+                        implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here, shard_size=SHARD),
         StageDecl("coarse", family="scene",
                   description="Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi",
