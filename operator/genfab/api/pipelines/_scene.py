@@ -29,11 +29,11 @@ class GaussiansSettings(GenfabModel):
 
 
 SHARD = 8
-"""Scenes per Pod of the scene pipelines' model stages (worldexplorer's scaffold and expansion, vistadream's
-every stage): a Pod's first scene carries its models' load, torch.compile's warm-up
-and the process's start (worldexplorer's SEVA: 128.6 s a Pod; vistadream's FLUX fill loaded twice, 30.5 s
-and 29.0 s, Depth Pro 17.8 s, at production size on an H200: benchmarks/results/), which a shard of 8 pays
-once instead of 8 times. `shardSize: 1` (the spec's or a stage's) trades that for one Pod per scene."""
+"""Scenes per Pod of worldexplorer's scaffold and expansion and of every vistadream stage: a Pod's first
+scene carries the process's start, its models' load and torch.compile's warm-up (worldexplorer's SEVA:
+128.6 s a Pod; vistadream's FLUX fill loaded twice, 30.5 s and 29.0 s, and Depth Pro 17.8 s, at production
+size on an H200: benchmarks/results/), which a shard of 8 pays once instead of 8 times. `shardSize: 1` (the
+spec's or a stage's) trades that for one Pod per scene."""
 
 GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
 """3DGS training of posed views (transforms.json or COLMAP scenes)."""
