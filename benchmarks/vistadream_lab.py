@@ -11,8 +11,9 @@ every step. So this script runs the pipeline's GPU work as its `_initialize`, `_
 fed1dcd (the settings are its defaults, which genfab's are):
 
 - outpaint: `FluxInpainting(FluxInpaintingConfig())`: BFL's FLUX code (not diffusers), 25 steps,
-  guidance 30, the transformer offloaded to the CPU between fills; one fill of the image fitted to 512
-  with a 0.2 border;
+  guidance 30, the transformer offloaded to the CPU between fills (its default `offload`; `--no-offload`
+  keeps both models on the GPU, a setting a lab with a large GPU can change); one fill of the image
+  fitted to 512 with a 0.2 border;
 - depth: MoGe v1's own `MoGeModel.infer` at its defaults (what `MogeV1Predictor` wraps), on the
   outpainting;
 - gaussians: `Gaussian_Scene` and `GS_Train_Tool(iters=100)` on the input and outpainting frames;
@@ -42,7 +43,7 @@ measured; `compare` then counts the finished views' mean for every planned view 
     .venv/bin/python benchmarks/vistadream_lab.py prepare [--mirrors DIR]    # network: .bench/vistadream-lab
     .venv/bin/python scripts/gpu_tier.py --prepare-research --package moge --package utils3d --mirrors DIR
     python3 benchmarks/vistadream_lab.py run --wheels .gpuwheels-min --json lab.json   # the GPU machine
-    python3 benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse --json genfab.json
+    python3 benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse --scenes 2 --json genfab.json
     python3 benchmarks/vistadream_lab.py compare lab.json genfab.json          # per stage, genfab / the lab's way
 """
 
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if not tier.build(env):  # gsplat's kernels before the timed parts (its JIT build is not the lab's way)
         sys.exit("vistadream-lab: gsplat's kernels did not build (see the line above)")
     command = [sys.executable, __file__, "measure", "--work", args.work, "--n-frames", str(args.n_frames)]
+    command += [] if args.offload else ["--no-offload"]
     command += ["--json", args.json] if args.json else []
     return subprocess.run(command, env=env).returncode
 
@@ -213,13 +215,14 @@ def measure(args: argparse.Namespace) -> int:
             torch.set_default_dtype(torch.float32)
         autoencoder = AutoEncoder(spec.ae_params).eval()
     parameters = sum(p.numel() for p in flow.parameters())
-    flow, autoencoder = flow.cpu(), autoencoder.cpu()  # offload: FluxInpainting keeps both on the CPU
+    if args.offload:  # FluxInpainting keeps both on the CPU and moves each in for its part of a fill
+        flow, autoencoder = flow.cpu(), autoencoder.cpu()
     (work / "ckpt").mkdir(exist_ok=True)
     torch.save(torch.randn(1, 512, spec.params.context_in_dim, dtype=torch.bfloat16), work / "ckpt" / "txt.pt")
     torch.save(torch.randn(1, spec.params.vec_in_dim, dtype=torch.bfloat16), work / "ckpt" / "vec.pt")
     lab_flux.load_flow_model = lambda name, device: flow.to(device)  # its file's classes, random weights
     lab_flux.load_ae = lambda name, device: autoencoder.to(device)
-    inpainter = lab_flux.FluxInpainting(lab_flux.FluxInpaintingConfig())
+    inpainter = lab_flux.FluxInpainting(lab_flux.FluxInpaintingConfig(offload=args.offload))
     moge = MoGe(save_random_moge(work / "models"), Placement(torch.device("cuda"), torch.bfloat16, "none"), 60.0)
     connector = Smooth_Connect_Tool()
     print(f"models built in {time.perf_counter() - started:.1f} s (FLUX.1-Fill-dev: {parameters:,} parameters)",
@@ -240,7 +243,7 @@ def measure(args: argparse.Namespace) -> int:
     facts: dict[str, Any] = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
                              "python": platform.python_version(),
                              "code": {VISTADREAM[0]: VISTADREAM[1], MONOPRIOR[0]: MONOPRIOR[1]},
-                             "views_planned": args.n_frames - 2}
+                             "views_planned": args.n_frames - 2, "offload": args.offload}
 
     def record(complete: bool, **more: Any) -> None:
         """The result so far (after the initial scene, each view, the renders): printed, and written to
@@ -400,8 +403,10 @@ def compare(args: argparse.Namespace) -> int:
     lines.append(f"| **the stages both ran** | **{total_lab:.1f}** | **{total_genfab:.1f}** | "
                  f"**{total_genfab / total_lab:.2f}x** |")
     lines += [f"\n{said}"] if said else []
+    # runs of before the option had it on (FluxInpaintingConfig's default)
+    offload = "its default offload" if lab.get("offload", True) else "offload=False"
     print("\n".join([f"{lab['gpu']}, torch {lab['torch']}; the lab's way on "
-                     + ", ".join(f"{k}@{v[:8]}" for k, v in lab["code"].items())
+                     + ", ".join(f"{k}@{v[:8]}" for k, v in lab["code"].items()) + f" (FLUX fill: {offload})"
                      + f"; genfab over {scenes} scene(s) in one job; its depth is its default backend's (Depth Pro), "
                      "the lab's MoGe v1", "", *lines]))
     return 0
@@ -419,6 +424,9 @@ def main() -> int:
         r.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "genfab-vistadream-lab"))
         r.add_argument("--n-frames", type=int, default=10, help="the lab's n_frames (n_frames - 2 views added)")
         r.add_argument("--json", help="write the result here")
+        r.add_argument("--no-offload", dest="offload", action="store_false",
+                       help="FluxInpaintingConfig(offload=False): the fill's models stay on the GPU (its default "
+                            "moves them in and out for every fill)")
         if name == "run":
             r.add_argument("--wheels", default=str(ROOT / ".gpuwheels"), help="the GPU tier's wheels")
     c = sub.add_parser("compare", help="per stage: the lab's way (run --json) and genfab (vistadream_e2e.py --json)")

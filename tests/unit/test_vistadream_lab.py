@@ -64,3 +64,25 @@ def test_the_seconds_a_stage_s_outputs_record_are_collected_but_not_genfab_s_own
     (tmp_path / "_genfab").mkdir()
     (tmp_path / "_genfab" / "summary.json").write_text(json.dumps({"seconds": 99.0}))
     assert timed_parts(tmp_path) == {"synthetic/gaussians/metrics.json": 1.5}
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize(("lab", "genfab", "fill", "total"), [
+    # the pairs of results/vistadream.md §5, each measured on one machine
+    ("vistadream-lab-h200.json", "vistadream-e2e-h200.json", "its default offload",
+     "| **248.7** | **44.5** | **0.18x** |"),
+    ("vistadream-lab-resident-h200.json", "vistadream-e2e-3scenes-h200.json", "offload=False",
+     "| **54.7** | **51.9** | **0.95x** |"),
+])
+def test_compare_names_the_lab_s_fill_setting_and_totals_the_warm_scenes(
+        lab: str, genfab: str, fill: str, total: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from benchmarks.vistadream_lab import compare
+
+    assert compare(argparse.Namespace(lab=str(RESULTS / lab), genfab=str(RESULTS / genfab))) == 0
+    out = capsys.readouterr().out
+    assert f"(FLUX fill: {fill})" in out and "on a warm Pod" in out
+    assert out.rstrip().endswith(total)
