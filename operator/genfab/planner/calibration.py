@@ -268,8 +268,8 @@ CALIBRATION: tuple[Measured, ...] = (
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=24.24,
              note="a warm Pod's fill (compile: blocks, 25 steps at 608x448); per Pod the load 22.6 s and the "
-                  "first fill's compilation (32.1 s); the lab's way: BFL's FLUX fill at 25 steps with its CPU "
-                  "offload (the 24 GB transformer moved in and out for each fill)"),
+                  "first fill with its compilation (32.1 s); the lab's way: BFL's FLUX fill at 25 steps with its "
+                  "default CPU offload (the 24 GB transformer moved in and out for each fill; 2.94 s without it)"),
     Measured("vistadream", "depth", "h200", 0.77, 16.8, f"{VD} §5", VD_BOTH, peak_gib=3.7,
              when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.91,
              note="Depth Pro and the stage's outputs (load 12.4 s a Pod); the lab's way is another model: MoGe "
@@ -284,7 +284,7 @@ CALIBRATION: tuple[Measured, ...] = (
              baseline_sample_seconds=221.84,
              note="8 views, each 100 candidate renders, a fill, a depth pass and 500 steps; per Pod the fill's "
                   "load (18.0 s) and compilation; the lab's way: its 8 views (the offloaded fills 182.3 s, 500 "
-                  "steps each 35.5 s)"),
+                  "steps each 35.5 s; 49.76 s in all without the offload)"),
     Measured("vistadream", "render", "h200", 3.49, 11.7, f"{VD} §5", VD_BOTH, peak_gib=0.2, when=VD_DEFAULTS,
              baseline_sample_seconds=0.39,
              note="150 frames rendered and written (two videos, the PLY); the lab's way: its 150 renders copied "
