@@ -75,13 +75,29 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return psnr_from_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
-def depth_preview(depth: np.ndarray) -> np.ndarray:
-    """A colour-mapped RGB view of a depth map (near = warm), for people; the data lives elsewhere."""
+def inverse_depth_bounds(depths: list[np.ndarray], pixels: int = 1 << 18) -> tuple[float, float] | None:
+    """The 2nd and 98th percentiles of inverse depth over a sequence's valid pixels (a strided sample of
+    about `pixels` of them), for `depth_preview`: one scale for a video's frames (no flicker from frame
+    to frame, and one percentile for the sequence instead of one per frame); None when no pixel has depth."""
+    total = sum(d.size for d in depths)
+    step = max(1, total // pixels)
+    sampled = np.concatenate([d.reshape(-1)[::step] for d in depths]) if depths else np.empty(0)
+    sampled = sampled[sampled > 0]
+    if sampled.size == 0:
+        return None
+    lo, hi = np.percentile(1.0 / np.maximum(sampled, 1e-6), [2, 98])
+    return float(lo), float(hi)
+
+
+def depth_preview(depth: np.ndarray, bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """A colour-mapped RGB view of a depth map (near = warm), for people; the data lives elsewhere.
+    Inverse depth maps onto the colours between `bounds` (a sequence's `inverse_depth_bounds`, so that
+    its frames share one scale), by default this map's own 2nd and 98th percentiles."""
     valid = depth > 0
     if not valid.any():
         return np.zeros((*depth.shape, 3), np.uint8)
     inverse = np.where(valid, 1.0 / np.maximum(depth, 1e-6), 0.0)
-    lo, hi = np.percentile(inverse[valid], [2, 98])
+    lo, hi = bounds if bounds is not None else np.percentile(inverse[valid], [2, 98])
     scaled = np.clip((inverse - lo) / max(hi - lo, 1e-9), 0, 1)
     coloured = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
     return np.where(valid[..., None], coloured, 0).astype(np.uint8)

@@ -2,8 +2,9 @@
 
 The trajectory has `min(renderFrames, 25 x frames in the scene)` poses of `trajType`, seen through
 the input camera. Writes, under `{sample}/render/`: `video.mp4` (RGB) and `depth.mp4` (coloured
-depth), the 3DGS PLY at `plyName`, `scene.rrd` (the Rerun recording: see `recording`) and
-`summary.json` (frames, Gaussians, render settings, and coarse expansion's summary when it ran)."""
+depth, one colour scale for the whole trajectory), the 3DGS PLY at `plyName`, `scene.rrd` (the Rerun
+recording: see `recording`) and `summary.json` (frames, Gaussians, render settings, and coarse
+expansion's summary when it ran)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from genfab.api.pipelines.vistadream import RenderSettings
-from genfab.stages.common.imaging import depth_preview, to_uint8
+from genfab.stages.common.imaging import depth_preview, inverse_depth_bounds, to_uint8
 from genfab.stages.models.cuda import require_cuda
 from genfab.stages.runtime import Sample, Stage, StageContext
 from genfab.stages.scene.growing import scene_scale
@@ -71,7 +72,8 @@ class RenderStage(Stage[RenderSettings]):
         if write_video(local / "video.mp4", [v.rgb for v in views]):
             sample.write_file(prefix + "video.mp4", local / "video.mp4")
             outputs["video"] = prefix + "video.mp4"
-        if write_video(local / "depth.mp4", [depth_preview(v.depth) for v in views]):
+        bounds = inverse_depth_bounds([v.depth for v in views])
+        if write_video(local / "depth.mp4", [depth_preview(v.depth, bounds) for v in views]):
             sample.write_file(prefix + "depth.mp4", local / "depth.mp4")
             outputs["depthVideo"] = prefix + "depth.mp4"
         dropped = write_ply(local / "scene.ply", splats)
