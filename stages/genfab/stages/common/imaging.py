@@ -94,10 +94,11 @@ def depth_preview(depth: np.ndarray, bounds: tuple[float, float] | None = None) 
     Inverse depth maps onto the colours between `bounds` (a sequence's `inverse_depth_bounds`, so that
     its frames share one scale), by default this map's own 2nd and 98th percentiles."""
     valid = depth > 0
-    if not valid.any():
+    bounds = bounds if bounds is not None else inverse_depth_bounds([depth])
+    if bounds is None:  # no pixel has depth
         return np.zeros((*depth.shape, 3), np.uint8)
     inverse = np.where(valid, 1.0 / np.maximum(depth, 1e-6), 0.0)
-    lo, hi = bounds if bounds is not None else np.percentile(inverse[valid], [2, 98])
+    lo, hi = bounds
     scaled = np.clip((inverse - lo) / max(hi - lo, 1e-9), 0, 1)
     coloured = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
     return np.where(valid[..., None], coloured, 0).astype(np.uint8)
