@@ -42,7 +42,7 @@ for name in ("operator", *families.FAMILIES):
     if name in families.TEMPLATE_IMAGES:
         extra, smoke, torch = families.TEMPLATE_IMAGES[name]
         torch_args = [f"TORCH_VERSION={families.TORCH_VERSION}", f"TORCHAO_VERSION={families.TORCHAO_VERSION}"]
-        args = [f"EXTRA={extra}", f"SMOKE={smoke}"] + (torch_args if torch else [])
+        args = [f"EXTRA={extra}", f"SMOKE={smoke}", f"LOCK=requirements/images/{name}.txt"] + (torch_args if torch else [])
         print(name, "images/stage/Dockerfile", "torch" if torch else "-",
               *(shlex.quote(f"--build-arg={a}") for a in args))
     else:

@@ -6,9 +6,16 @@ does), and a slow test named on the command line (`pytest tests/x.py::test_y`) a
 
 Order: pytest-randomly shuffles modules and the tests inside them on every run (the header prints
 `--randomly-seed=N`; pass it to repeat an order, `-p no:randomly` to turn shuffling off). Every test
-builds what it reads itself (module-scoped fixtures for shared expensive outputs), so any order and
-any single test pass. The tiers then run one after the other, each in its shuffled order, so that a
-tier's package-scoped fixtures (the emulator's API server) start once.
+builds what it reads itself (module-scoped fixtures for shared expensive outputs, session fixtures for a
+pipeline's one shared run), so any order and any single test pass. The tiers then run one after the
+other, each in its shuffled order, so that a tier's package-scoped fixtures (the emulator's API server)
+start once.
+
+Both cores: `pytest -n 2 --dist loadgroup` (pytest-xdist; CI runs it so). Each server-backed tier
+(`SERVER_TIERS`) is one xdist group, so all its tests run on one worker, one after the other, and its
+package-scoped server starts once; every other test goes to whichever worker is free.
+
+Time: `--tier-budgets` fails the run when a tier's test seconds exceed its budget (tests/budgets.py).
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ from typing import Any
 
 import pytest
 
+from tests.budgets import BUDGETS, TierBudgets
+
 TIERS = ("unit", "emulator", "realserver", "images", "storage", "chart", "docs", "gpu")
+SERVER_TIERS = frozenset({"emulator", "realserver", "images"})
+"""Tiers whose tests share one package-scoped server (the emulated or the real API server, podman's
+images): one xdist group each."""
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW: frozenset[str] = frozenset({
@@ -57,6 +69,14 @@ test took over ~7 s (`pytest --durations=0`), together about three quarters of t
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true",
                      help="also run the slow tier (end-to-end pipeline runs; CI runs them)")
+    parser.addoption("--tier-budgets", action="store_true",
+                     help="fail the run when a tier's test seconds exceed its budget (tests/budgets.py; CI)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) adds up the reports
+        config.pluginmanager.register(TierBudgets(BUDGETS, enforce=config.getoption("--tier-budgets")),
+                                      "genfab-tier-budgets")
 
 
 def _named(config: pytest.Config, item: pytest.Item) -> bool:
@@ -68,7 +88,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, left_out = [], []
     for item in items:
         if _tier_index(item) < len(TIERS):
-            item.add_marker(getattr(pytest.mark, TIERS[_tier_index(item)]))
+            tier = TIERS[_tier_index(item)]
+            item.add_marker(getattr(pytest.mark, tier))
+            if tier in SERVER_TIERS:
+                item.add_marker(pytest.mark.xdist_group(tier))
         if (item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW
                 or item.get_closest_marker("slow") is not None):  # marked where it is defined
             item.add_marker(pytest.mark.slow)
@@ -110,7 +133,9 @@ def row_id(value: object) -> str | None:
         return _fields(value)
     if isinstance(value, dict):
         return ",".join(f"{k}={_short(v)}" for k, v in list(value.items())[:3]) or "empty"
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, set | frozenset):  # sorted: a set's order changes with each process's hash seed, and
+        return "+".join(sorted(_short(v) for v in value)[:4]) or "none"  # xdist's workers must agree on ids
+    if isinstance(value, list | tuple):
         return "+".join(_short(v) for v in list(value)[:4]) or "none"
     return type(value).__name__
 

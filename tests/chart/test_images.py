@@ -196,7 +196,9 @@ def test_build_script_builds_the_catalog_families(tmp_path: Any) -> None:
         torch_args = {f"TORCH_VERSION={TORCH_VERSION}", f"TORCHAO_VERSION={TORCHAO_VERSION}"}
         if name in TEMPLATE_IMAGES:
             extra, smoke, torch = TEMPLATE_IMAGES[name]
-            assert args == {f"EXTRA={extra}", f"SMOKE={smoke}", *(torch_args if torch else [])}
+            assert args == {f"EXTRA={extra}", f"SMOKE={smoke}", f"LOCK=requirements/images/{name}.txt",
+                            *(torch_args if torch else [])}
+            assert (ROOT / "requirements" / "images" / f"{name}.txt").is_file()
         else:
             assert not args
     bad = subprocess.run(["bash", str(IMAGES / "build.sh"), "--tag", "x"], env=env, capture_output=True, text=True)

@@ -1,0 +1,104 @@
+"""Per-tier time budgets: the seconds each test tier may take, checked from pytest's own reports.
+
+`pytest --tier-budgets` (CI passes it) adds up every test's setup, call and teardown seconds per tier
+(tests/unit -> `unit`, the slow end-to-end tests as `slow` whatever their folder) and fails the run when
+a tier's sum exceeds its budget, naming the tier, its seconds, its budget and its five slowest tests. The
+sums are test seconds, not wall seconds: under `-n 2` both workers' seconds count, so a budget does not
+move with the number of workers, and a test slowed on purpose moves its tier's sum by exactly its delay.
+
+The budgets are measured sums on a 2-core machine (CI's) with headroom: a tier that grows past its
+budget shows up in the commit that made it slower, not three commits later as a CI time-out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping
+
+import pytest
+
+BUDGETS: dict[str, float] = {
+    "unit": 420.0,
+    "emulator": 330.0,
+    "realserver": 240.0,
+    "images": 150.0,
+    "storage": 330.0,
+    "chart": 150.0,
+    "docs": 260.0,
+    "gpu": 30.0,
+    "slow": 1100.0,
+}
+"""Tier -> budget in test seconds (the sum over its tests of setup + call + teardown)."""
+
+SLOW = "slow"
+
+
+@dataclasses.dataclass(frozen=True)
+class Overrun:
+    tier: str
+    seconds: float
+    budget: float
+    slowest: tuple[tuple[str, float], ...]
+
+    def line(self) -> str:
+        worst = ", ".join(f"{name} {secs:.1f} s" for name, secs in self.slowest)
+        return (f"tier {self.tier!r} took {self.seconds:.1f} s of test time, over its budget of {self.budget:.0f} s "
+                f"(tests/budgets.py); slowest: {worst}")
+
+
+def overruns(per_test: Mapping[tuple[str, str], float], budgets: Mapping[str, float]) -> list[Overrun]:
+    """The tiers whose tests' seconds add up to more than their budget. `per_test` maps (tier, test id) to
+    that test's seconds; a tier without a budget has no limit."""
+    by_tier: dict[str, dict[str, float]] = defaultdict(dict)
+    for (tier, test), seconds in per_test.items():
+        by_tier[tier][test] = seconds
+    found = []
+    for tier, tests in sorted(by_tier.items()):
+        total = sum(tests.values())
+        if tier in budgets and total > budgets[tier]:
+            slowest = tuple(sorted(tests.items(), key=lambda kv: -kv[1])[:5])
+            found.append(Overrun(tier, total, budgets[tier], slowest))
+    return found
+
+
+def tier_table(per_test: Mapping[tuple[str, str], float], budgets: Mapping[str, float]) -> list[str]:
+    """One line per tier: its tests, its seconds and its budget."""
+    count: dict[str, int] = defaultdict(int)
+    total: dict[str, float] = defaultdict(float)
+    for (tier, _), seconds in per_test.items():
+        count[tier] += 1
+        total[tier] += seconds
+    return [f"{tier:<11} {count[tier]:>5} tests {total[tier]:>8.1f} s of {budgets.get(tier, float('inf')):>6.0f} s"
+            for tier in sorted(total)]
+
+
+class TierBudgets:
+    """The plugin: on the controller (or a plain run), one figure per test from its reports."""
+
+    def __init__(self, budgets: Mapping[str, float], enforce: bool) -> None:
+        self.budgets = dict(budgets)
+        self.enforce = enforce
+        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        keywords = report.keywords
+        tier = SLOW if SLOW in keywords else next((t for t in self.budgets if t in keywords and t != SLOW), None)
+        if tier is not None:
+            self.seconds[(tier, report.nodeid.split("@")[0])] += report.duration
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.seconds:
+            return
+        terminalreporter.write_sep("=", "test seconds per tier (tests/budgets.py)")
+        for line in tier_table(self.seconds, self.budgets):
+            terminalreporter.write_line(line)
+        for overrun in overruns(self.seconds, self.budgets) if self.enforce else ():
+            terminalreporter.write_line("BUDGET EXCEEDED: " + overrun.line(), red=True, bold=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.enforce and overruns(self.seconds, self.budgets) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
