@@ -25,14 +25,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from genfab.api.relighting import DegradationConfig
+from genfab.api.relighting import DegradationConfig, MaskCleanup
+from genfab.api.relighting_params import AlbedoParams
 from genfab.stages.common.imaging import to_float
 from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting import blur, degradation
+from genfab.stages.relighting.albedo import RETINEX_VARIANT
 from genfab.stages.relighting.albedo_stage import compute_albedo
 from genfab.stages.relighting.degrade_stage import compute_degraded
 from genfab.stages.relighting.images import decode, decode_color, encode
-from genfab.stages.relighting.matte import alpha_of
+from genfab.stages.relighting.matte import alpha_of, person_region
 from genfab.stages.relighting.recombine_stage import compute_composite
 from genfab.stages.relighting.segment_stage import classical_mask, split_and_encode
 from genfab.stages.runtime.parallel import CpuPool, cpu_workers
@@ -51,7 +53,7 @@ ALBEDO = {"methods": [{"name": "retinex", "probability": 1.0}], "blend": {"min":
 
 def segment_job(job: dict[str, Any]) -> dict[str, Any]:
     mask = classical_mask(job)["mask"]
-    return split_and_encode({**job, "mask": mask, "backend": "classical", "info": {}})
+    return split_and_encode({**job, "mask": mask, "backend": "classical", "info": {}, "cleanup": MaskCleanup().pair()})
 
 
 def inputs(n: int) -> list[np.ndarray]:
@@ -83,8 +85,10 @@ def run(n: int) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
     rows.append(("segment (classical: cascades + GrabCut + matte)", one, many))
     fgs = [decode(r["files"][f"s{i}_foreground.png"]) for i, r in enumerate(seg)]
     bgs = [decode(r["files"][f"s{i}_background.png"]) for i, r in enumerate(seg)]
-    alb_jobs = [{"id": f"s{i}", "foreground": fg, "params": {"method": "retinex", "blend": 0.2, "seed": i},
-                 "scales": ALBEDO["retinexScales"]} for i, fg in enumerate(fgs)]
+    masks = [decode(r["files"][f"s{i}_mask.png"]) for i, r in enumerate(seg)]  # stage 1's, as the stages read it
+    alb_jobs = [{"id": f"s{i}", "foreground": fg, "mask": person_region(m),
+                 "params": AlbedoParams(method="retinex", variant=RETINEX_VARIANT, blend=0.2, seed=i),
+                 "scales": ALBEDO["retinexScales"]} for i, (fg, m) in enumerate(zip(fgs, masks, strict=True))]
     one, _ = timed(serial, compute_albedo, alb_jobs)
     many, alb = timed(pooled, compute_albedo, alb_jobs)
     rows.append(("albedo (Multi-Scale Retinex 15/80/250 + blend)", one, many))
@@ -97,8 +101,8 @@ def run(n: int) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
     many, deg = timed(pooled, compute_degraded, deg_jobs)
     rows.append(("degrade (soft shading, classical normals, Perlin)", one, many))
     degs = [decode(r["files"][f"s{i}_degraded.png"]) for i, r in enumerate(deg)]
-    rec_jobs = [{"id": f"s{i}", "composite": "soft", "foreground": fg, "mask": None, "background": bg, "degraded": d}
-                for i, (fg, bg, d) in enumerate(zip(fgs, bgs, degs, strict=True))]
+    rec_jobs = [{"id": f"s{i}", "composite": "soft", "foreground": fg, "mask": m, "background": bg, "degraded": d}
+                for i, (fg, bg, d, m) in enumerate(zip(fgs, bgs, degs, masks, strict=True))]
     one, _ = timed(serial, compute_composite, rec_jobs)
     many, _ = timed(pooled, compute_composite, rec_jobs)
     rows.append(("recombine (composite + PNG encode)", one, many))

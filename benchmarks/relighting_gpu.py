@@ -321,7 +321,7 @@ def plain_loop(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
     """The plain loop, in this process: the stage's own model class and per-image functions, one image
     at a time (read, model, CPU work, write), no pool, threads or batches. Prints when its first
     image starts and its last ends."""
-    from genfab.api.relighting import RelightingInput, SegmentationConfig
+    from genfab.api.relighting import MaskCleanup, RelightingInput, SegmentationConfig
     from genfab.stages.models.placement import Placement
     from genfab.stages.relighting import degradation
     from genfab.stages.relighting.degrade_stage import compute_degraded, load_depth
@@ -353,7 +353,7 @@ def plain_loop(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
             if not found(mask):
                 continue
             result = split_and_encode({"id": sid, "image": image, "mask": mask, "backend": "sam3", "info": {},
-                                       "clean": True})
+                                       "cleanup": MaskCleanup().pair()})
         else:
             fg = decode((up / "segment" / f"{sid}_foreground.png").read_bytes())
             albedo = decode((up / "albedo" / f"{sid}_albedo.png").read_bytes())
@@ -361,7 +361,7 @@ def plain_loop(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
             params = degradation.draw_params(cfg_deg, sample_seed(0, f"{sid}#degrade"))
             job: dict[str, Any] = {"id": sid, "albedo": albedo[..., :3], "mask": mask, "params": params}
             if degradation.needs_normals(params):
-                params["normals"] = f"depth-anything:{DEPTH}"  # what the stage records
+                params.normals = f"depth-anything:{DEPTH}"  # what the stage records
                 job["disparity"] = model.disparity([fg[..., :3]])[0]
             result = compute_degraded(job)
         for key, data in result["files"].items():

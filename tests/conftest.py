@@ -11,9 +11,13 @@ pipeline's one shared run), so any order and any single test pass. The tiers the
 other, each in its shuffled order, so that a tier's package-scoped fixtures (the emulator's API server)
 start once.
 
-Both cores: `pytest -n 2 --dist loadgroup` (pytest-xdist; CI runs it so). Each server-backed tier
-(`SERVER_TIERS`) is one xdist group, so all its tests run on one worker, one after the other, and its
-package-scoped server starts once; every other test goes to whichever worker is free.
+Both cores: `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (pytest-xdist; CI runs it so). Each
+server-backed tier (`SERVER_TIERS`) is one xdist group, so all its tests run on one worker, one after the
+other, and its package-scoped server starts once; so is the chart tier (its session-scoped renders) and
+each module of the storage and docs tiers (their module-scoped runs and servers are made once, not once
+per worker); a unit test goes to whichever worker is free. Under xdist the units are handed out longest
+first, as far as a folder says it (`_xdist_weight`): the server tiers, then the modules that hold slow
+tests, then the other groups, then the unit tests, which fill the two workers' last minutes evenly.
 
 Time: `--tier-budgets` fails the run when a tier's test seconds exceed its budget (tests/budgets.py).
 """
@@ -27,11 +31,16 @@ from typing import Any
 import pytest
 
 from tests.budgets import BUDGETS, TierBudgets
+from tests.made_once import CompletedRun, example_run
 
 TIERS = ("unit", "emulator", "realserver", "images", "storage", "chart", "docs", "gpu")
 SERVER_TIERS = frozenset({"emulator", "realserver", "images"})
 """Tiers whose tests share one package-scoped server (the emulated or the real API server, podman's
 images): one xdist group each."""
+TIER_GROUPS = SERVER_TIERS | {"chart"}
+"""Tiers that are one xdist group each (the chart tier's renders are session-scoped)."""
+MODULE_GROUPS = frozenset({"storage", "docs"})
+"""Tiers whose modules are one xdist group each (module-scoped runs, S3 servers and browsers)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW: frozenset[str] = frozenset({
@@ -90,8 +99,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _tier_index(item) < len(TIERS):
             tier = TIERS[_tier_index(item)]
             item.add_marker(getattr(pytest.mark, tier))
-            if tier in SERVER_TIERS:
+            if tier in TIER_GROUPS:
                 item.add_marker(pytest.mark.xdist_group(tier))
+            elif tier in MODULE_GROUPS:
+                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         if (item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW
                 or item.get_closest_marker("slow") is not None):  # marked where it is defined
             item.add_marker(pytest.mark.slow)
@@ -101,8 +112,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep.append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-    keep.sort(key=lambda item: _tier_index(item))  # stable: the shuffled order within each tier stays
+    if getattr(config.option, "numprocesses", None):
+        slow_files = {item.nodeid.split("::")[0] for item in keep if item.get_closest_marker("slow")}
+        keep.sort(key=lambda item: _xdist_weight(item, slow_files))  # stable: shuffled within a class
+    else:
+        keep.sort(key=lambda item: _tier_index(item))  # stable: the shuffled order within each tier stays
     items[:] = keep
+
+
+def _xdist_weight(item: pytest.Item, slow_files: set[str]) -> tuple[int, int]:
+    """Longest first: xdist hands the work units out in collection order (with --no-loadscope-reorder),
+    and a long unit handed out last is the run's tail. The server tiers, then modules with slow tests,
+    then the other groups, then the unit tests."""
+    tier = TIERS[_tier_index(item)] if _tier_index(item) < len(TIERS) else ""
+    if tier in SERVER_TIERS:
+        rank = 0
+    elif item.nodeid.split("::")[0] in slow_files:
+        rank = 1
+    elif tier in TIER_GROUPS | MODULE_GROUPS:
+        rank = 2
+    else:
+        rank = 3
+    return rank, _tier_index(item)
 
 
 def _tier_index(item: pytest.Item) -> int:
@@ -169,3 +200,17 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     row says which it is. A table's own `ids=` still wins."""
     text = row_id(val)
     return text[:ID_CHARS] if text else None
+
+
+@pytest.fixture(scope="session")
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CompletedRun]:
+    """The README's main job (`genfab run examples/datasetjob-relighting.yaml`), run once a session: the
+    folder it ran in (output under `genfab-runs/relight-portraits/`) and its result. Read-only."""
+    return example_run(tmp_path_factory, "datasetjob-relighting.yaml")
+
+
+@pytest.fixture(scope="session")
+def difix_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CompletedRun]:
+    """`genfab run examples/datasetjob-difix-local.yaml` (the CPU difix export), run once a session: the
+    folder it ran in (output under `genfab-runs/difix-procedural/`) and its result. Read-only."""
+    return example_run(tmp_path_factory, "datasetjob-difix-local.yaml")

@@ -9,23 +9,26 @@ and a pipeline's one `genfab run` (once per session, whichever xdist worker asks
   workers, the second waits for the first), in a folder every test of the session reads; a test whose
   subject is a second run over that output (resume, reuse after a change, a rerun token) runs it on a copy.
 
-Both make the folder in a temporary sibling and rename it into place under a file lock, so a folder that
-exists is complete, and a session killed half-way leaves nothing a later one would take for done.
+Both make the folder under a file lock and mark it done when complete (`<folder>.done`), so a folder a
+killed session left half-made is made again, never taken for done.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
 import os
 import shutil
-import tempfile
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("GENFAB_TOOLS_CACHE", Path.home() / ".cache" / "genfab"))
@@ -44,19 +47,23 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def made_once(dest: Path, make: Callable[[Path], object]) -> Path:
-    """`dest`, made by `make(folder)` by the first caller of any process; the others wait for it."""
-    if dest.exists():
+    """`dest`, made by `make(dest)` by the first caller of any process; the others wait for it. Made in
+    place (what it writes may record its own path), then marked done (`<dest>.done` beside it): a folder
+    without its mark is what a killed maker left, and is made again."""
+    done = dest.parent / f"{dest.name}.done"
+    if done.exists():
         return dest
     with _locked(dest.parent / f".{dest.name}.lock"):
-        if dest.exists():
+        if done.exists():
             return dest
-        work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
         try:
-            make(work)
-            work.rename(dest)
+            make(dest)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
             raise
+        done.touch()
     return dest
 
 
@@ -91,3 +98,39 @@ def session_folder(factory: pytest.TempPathFactory) -> Path:
 def session_run(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
     """`make(folder)` once per session, whichever worker asks first; the folder it filled."""
     return made_once(session_folder(factory) / "made-once" / name, make)
+
+
+def run_example(folder: Path, name: str, *args: str, models: Path | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`genfab run examples/<name>` as a user runs it from the repository root (a folder that sees
+    `examples/`, outputs under its `genfab-runs/`), 2 workers; `models` sets `spec.models.uri`. The
+    result is kept beside the output (`result.json`), so a later reader gets the same answer."""
+    if not (folder / "examples").exists():
+        (folder / "examples").symlink_to(ROOT / "examples")
+    job = f"examples/{name}"
+    if models is not None:
+        doc = yaml.safe_load((ROOT / "examples" / name).read_text())
+        doc["spec"]["models"]["uri"] = models.as_uri()
+        job = f"{name.removesuffix('.yaml')}-models.yaml"
+        (folder / job).write_text(yaml.safe_dump(doc))
+    done = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", job, "--workers", "2", *args],
+                          cwd=folder, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)])})
+    (folder / "result.json").write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
+    return done
+
+
+def example_run(factory: pytest.TempPathFactory, name: str, **kwargs: object) -> tuple[Path, CompletedRun]:
+    """The session's one run of `examples/<name>` (`run_example`): its folder (outputs under
+    `genfab-runs/`) and its result. Tests read it; a test that changes it works on `copy_of` it."""
+    folder = session_run(factory, name.removesuffix(".yaml"), lambda work: run_example(work, name, **kwargs))
+    code, out, err = json.loads((folder / "result.json").read_text())
+    return folder, CompletedRun(code, out, err)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletedRun:
+    returncode: int
+    stdout: str
+    stderr: str

@@ -27,6 +27,7 @@ from PIL import Image
 from genfab.api.quality import DIFIX_TRIPLET, RELIGHTING
 from tests.docs.browser import interact, serve, visit
 from tests.helpers import ROOT, genfab_run
+from tests.made_once import CompletedRun, copy_of, tiny_models
 
 SHOTS = ROOT / "docs" / "images"
 PICTURES = ("[...document.querySelectorAll('table.gallery img')].map(i => i.complete && i.naturalWidth > 0)")
@@ -65,12 +66,13 @@ def open_report(devtools: str, output: Path, page: str = "index.html") -> Any:
                              ".map(i => i.naturalWidth), text: document.body.innerText}")
 
 
-def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, devtools: str) -> None:
-    done = genfab_run(tmp_path, example(tmp_path, "datasetjob-relighting.yaml"), timeout=300)
+def test_the_main_jobs_report_shows_the_four_portraits_stages(main_job: tuple[Path, CompletedRun],
+                                                              devtools: str) -> None:
+    folder, done = main_job  # the session's one run of the README's command
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("report:  genfab-runs/relight-portraits/_genfab/report/index.html (4 of 4"), last
-    output = tmp_path / "genfab-runs/relight-portraits"
+    output = folder / "genfab-runs/relight-portraits"
     page = open_report(devtools, output)
     assert page.problems == [], page.problems
     assert page.title == "DatasetJob/relight-portraits (relighting)"
@@ -98,10 +100,11 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(tmp_path: Path, de
             assert fits.measured["smallest"] >= 120, (width, fits.measured)  # thumbnails still big enough to see
 
 
-def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: Path, devtools: str) -> None:
-    done = genfab_run(tmp_path, example(tmp_path, "datasetjob-difix-local.yaml"), timeout=300)
+def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(difix_local: tuple[Path, CompletedRun],
+                                                                      devtools: str) -> None:
+    folder, done = difix_local  # the session's one run of the example
     assert done.returncode == 0, done.stdout + done.stderr
-    output = tmp_path / "genfab-runs/difix-procedural"
+    output = folder / "genfab-runs/difix-procedural"
     first = open_report(devtools, output)
     assert first.problems == [], first.problems
     # 60 triplets, 50 to a page; then the eight worst by each triplet figure
@@ -120,9 +123,7 @@ def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(tmp_path: 
 def test_each_cpu_examples_report_opens(tmp_path: Path, devtools: str, name: str, output: str, rows: list[int]) -> None:
     doc = example(tmp_path, name)
     if "models" in doc["spec"]:
-        from scripts.tiny_models import save_worldexplorer_models
-
-        doc["spec"]["models"]["uri"] = save_worldexplorer_models(tmp_path / "genfab-models").as_uri()
+        doc["spec"]["models"]["uri"] = tiny_models("save_worldexplorer_models").as_uri()
     done = genfab_run(tmp_path, doc, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     page = open_report(devtools, tmp_path / "genfab-runs" / output)
@@ -131,13 +132,13 @@ def test_each_cpu_examples_report_opens(tmp_path: Path, devtools: str, name: str
     not_blank(page.screenshot)
 
 
-def test_a_tuning_runs_report_has_its_curves_and_each_checkpoints_grid(tmp_path: Path, devtools: str) -> None:
-    from scripts.tiny_models import save_tuning_models
-
-    exported = genfab_run(tmp_path, example(tmp_path, "datasetjob-difix-local.yaml"), timeout=300)
+def test_a_tuning_runs_report_has_its_curves_and_each_checkpoints_grid(
+        tmp_path: Path, devtools: str, difix_local: tuple[Path, CompletedRun]) -> None:
+    folder, exported = difix_local  # the session's export; the tuning run writes into a copy of it
     assert exported.returncode == 0, exported.stdout + exported.stderr
+    copy_of(folder / "genfab-runs", tmp_path / "genfab-runs")
     doc = example(tmp_path, "tuningrun-difix-local.yaml")
-    doc["spec"]["models"]["uri"] = save_tuning_models(tmp_path / "genfab-models").as_uri()
+    doc["spec"]["models"]["uri"] = tiny_models("save_tuning_models").as_uri()
     done = genfab_run(tmp_path, doc, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     page = open_report(devtools, tmp_path / "genfab-runs/difix-procedural/tuning_runs/tiny-local")

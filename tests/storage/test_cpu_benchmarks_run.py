@@ -20,17 +20,19 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "report_scale.py": (["--samples", "20"], "pictured"),
     "storage.py": (["--small", "50", "--large-mib", "8", "--workers", "4"], "x"),
     "bounded_json.py": (["--mb", "0.5", "--levels", "300", "--repeat", "1"], "/ json.loads"),
-    "relighting.py": (["--images", "1"], "|"),
+    "relighting.py": (["--images", "1"], "**speed-up**"),
     "large_inputs.py": (["--side", "2400"], "ratio (baseline / working)"),
     "difix_export.py": (["--scenes", "1", "--frames", "4", "--size", "64x48"], "vs plain loop"),
     "reference_object.py": (["cv", "--images", "2", "--size", "96", "--count", "1", "--workers", "1"], "|"),
-    "quality_cost.py": (["--repeat", "1"], "|"),
-    "relighting_gpu.py": (["--tiny", "--images", "2", "--side", "64", "--workers", "1"], "|"),
+    "quality_cost.py": (["--repeat", "1"], "of segment's per-sample time"),
+    "relighting_gpu.py": (["--tiny", "--images", "2", "--side", "64", "--workers", "1", "--work", "{tmp}/work"],
+                          "| segment (SAM3) | plain loop |"),
     "tuning.py": (["--tiny", "--sizes", "64x64", "--steps", "2", "--warmup", "1", "--gpus", "0"], "|"),
-    "flops.py": (["count", "--models", "flux-fill"], "|"),
+    "flops.py": (["count", "--models", "flux-fill"], "TFLOP per step"),
     "operator_scale.py": (["--n", "5", "--workers", "2", "--floor"], "|"),
 }
-"""Script -> (its smallest arguments, a piece of its table that a finished run prints)."""
+"""Script -> (its smallest arguments, `{tmp}` the test's folder; a piece of its table that a finished run
+prints)."""
 
 GPU_ONLY = {"gaussians.py", "gaussians_simple_trainer.py", "gaussians_profile.py", "gaussians_schedule.py",
             "vistadream.py", "vistadream_e2e.py", "vistadream_lab.py", "worldexplorer.py", "worldexplorer_stages.py",
@@ -48,6 +50,7 @@ def test_every_benchmark_script_is_smoked_here_or_needs_a_gpu() -> None:
 def test_the_cpu_benchmark_runs_to_its_table_at_its_smallest_size(script: str, tmp_path: Path) -> None:
     args, table = SMOKE[script]
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "benchmarks" / "results").iterdir()}
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)})

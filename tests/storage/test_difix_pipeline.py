@@ -17,7 +17,8 @@ import yaml
 
 from genfab.stages.difix.ids import REQUIRED_META
 from genfab.storage import Storage, open_storage
-from tests.helpers import ROOT, genfab_run
+from tests.helpers import genfab_run
+from tests.made_once import CompletedRun
 from tests.storage.difix_sources import SOURCE, hi4d_source, job
 from tests.storage.ledger import status
 
@@ -209,16 +210,13 @@ def test_hi4d_layout_with_renders_from_a_folder(tmp_path: Path) -> None:
     assert split["counts"]["all"] == 10 and split["leakage_check"]["ok"]
 
 
-def test_the_local_example_makes_the_docs_gallery(tmp_path: Path) -> None:
+def test_the_local_example_makes_the_docs_gallery(difix_local: tuple[Path, CompletedRun]) -> None:
     """`examples/datasetjob-difix-local.yaml` on a CPU: its triplets are what the difix page shows."""
     from scripts.gallery import DIFIX_GALLERY, difix_sheet, stale
 
-    doc = yaml.safe_load((ROOT / "examples" / "datasetjob-difix-local.yaml").read_text())
-    doc["spec"]["difix"]["sources"][0]["uri"] = f"file://{SOURCE}"
-    doc["spec"]["output"] = f"file://{tmp_path}/out"
-    result = genfab_run(tmp_path, doc)
+    folder, result = difix_local  # the session's one run of the example
     assert result.returncode == 0, result.stdout + result.stderr
-    assert stale(difix_sheet(tmp_path / "out"), DIFIX_GALLERY, "difix") is None
+    assert stale(difix_sheet(folder / "genfab-runs" / "difix-procedural"), DIFIX_GALLERY, "difix") is None
 
 
 def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_exports_nothing_again(

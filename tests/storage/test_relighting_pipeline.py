@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,8 @@ from PIL import Image
 
 from genfab.api.quality import RELIGHTING
 from genfab.storage import Storage
-from tests.helpers import ROOT, genfab_run, png_header
+from tests.helpers import genfab_run, png_header
+from tests.made_once import CompletedRun
 from tests.storage.ledger import status
 from tests.storage.relighting_inputs import job, portraits
 
@@ -273,18 +273,16 @@ def block_edge_ratio(rgb: np.ndarray, mask: np.ndarray) -> float:
     return float(np.concatenate(on).mean() / max(float(np.concatenate(off).mean()), 1e-6))
 
 
-def test_the_main_job_makes_pairs_a_lab_could_train_on(tmp_path: Path) -> None:
+def test_the_main_job_makes_pairs_a_lab_could_train_on(main_job: tuple[Path, CompletedRun]) -> None:
     """The README's main job on the four bundled portraits: a mask that follows the person (the
     labelled hair, neck, collar and cap points inside, the helmet, flags, shuttle and curtains
     outside, one piece, no long straight edge), dark clothing that keeps its colour (CIELAB a*, b*
     of the input's dark pixels within 1.5 and their chroma within 0.75-1.1x), the whole person not
     greyed (chroma kept >= 0.8x), no amplified JPEG blocks (block-edge ratio <= 1.1x the input's),
     no seam along the mask's box; and the docs' gallery is what this run makes."""
-    result = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", "examples/datasetjob-relighting.yaml",
-                             "--out", f"file://{tmp_path}/out"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    folder, result = main_job  # the session's one run of the README's command
     assert result.returncode == 0, result.stdout + result.stderr
-    out = tmp_path / "out"
+    out = folder / "genfab-runs" / "relight-portraits"
     ids = sorted(p.name.removesuffix("_output.png") for p in (out / "data" / "outputs").glob("*_output.png"))
     assert ids == ["astronaut", "biden", "hopper", "obama"]
     albedo = [json.loads((out / "data" / "outputs" / f"{i}_metadata.json").read_text())["stages"]["albedo"]["params"]

@@ -15,13 +15,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from scripts.tiny_models import save_tuning_models  # noqa: E402
-
 from genfab.stages.models.difix_checkpoints import REQUIRED, read_checkpoint  # noqa: E402
 from genfab.stages.tuning.staging import stage_data  # noqa: E402
 from genfab.stages.tuning.trainer import Hyper, Options, TrainerIO, train  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 from genfab.storage.s3 import S3Settings  # noqa: E402
+from tests import made_once  # noqa: E402
 from tests.helpers import ROOT, genfab_run  # noqa: E402
 from tests.storage.difix_sources import job as difix_job  # noqa: E402
 from tests.storage.s3 import BUCKET  # noqa: E402
@@ -35,7 +34,7 @@ TINY = {"resolution": 64, "width": 64, "maxSteps": 6, "checkpointEvery": 3, "eva
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bundled export (genfab run of the difix DatasetJob) and the tiny models."""
     root = tmp_path_factory.mktemp("tuning")
-    models = save_tuning_models(root / "models")
+    models = made_once.tiny_models("save_tuning_models")  # machine-wide, read-only
     export = root / "export"
     done = genfab_run(root, difix_job(f"file://{export}", f"file://{ROOT / 'examples/data/difix'}"), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

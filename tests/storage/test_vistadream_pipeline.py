@@ -15,16 +15,15 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("torch")
 
-from scripts.tiny_models import save_vistadream_models
-
 from genfab.stages.common.imaging import decode_png
 from genfab.stages.scene.frames import frames_from_npz
+from tests import made_once
 from tests.helpers import PORTRAIT, ROOT, genfab_run
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield save_vistadream_models(tmp_path_factory.mktemp("models"))
+def tiny_models() -> Iterator[Path]:
+    yield made_once.tiny_models("save_vistadream_models")  # machine-wide, read-only: copy_of before writing
 
 
 def scenejob(out: Path, models: Path, stage: str, only: list[str], **vistadream: Any) -> dict[str, Any]:
@@ -98,9 +97,10 @@ def test_moge_gives_its_depth_intrinsics_and_mask_through_the_adapter(tmp_path: 
     depth 1 + 2 x luminance, a 50 degree view, mask where luminance <= 0.8): the adapter scales MoGe's
     normalised K to pixels, keeps its dense depth and hands its mask on as `dpt_conf_mask`; depth.json,
     the marker and the summary say MoGe made it."""
-    save_moge_stand_in(tiny_models, fov_x=50.0, mask_threshold=0.8)
+    models = made_once.copy_of(tiny_models, tmp_path / "models")  # the stand-in's weights join them
+    save_moge_stand_in(models, fov_x=50.0, mask_threshold=0.8)
     out = tmp_path / "out"
-    doc = scenejob(out, tiny_models, "no-outpaint", ["depth"], depthBackend="moge", mogeImage="lab/genfab-moge:test")
+    doc = scenejob(out, models, "no-outpaint", ["depth"], depthBackend="moge", mogeImage="lab/genfab-moge:test")
     result = genfab_run(tmp_path, doc, extra_paths=(RESEARCH,))
     assert result.returncode == 0, result.stdout + result.stderr
     (frame,) = frames_from_npz((out / "astronaut/depth/frames.npz").read_bytes())
@@ -121,8 +121,9 @@ def test_moge_gives_its_depth_intrinsics_and_mask_through_the_adapter(tmp_path: 
 
 def test_moge_without_its_code_fails_naming_the_image_to_set(tmp_path: Path, tiny_models: Path) -> None:
     """The MoGe image named but the stage running where `moge` is not installed: one line saying so."""
-    save_moge_stand_in(tiny_models)
-    doc = scenejob(tmp_path / "out", tiny_models, "no-outpaint", ["depth"], depthBackend="moge",
+    models = made_once.copy_of(tiny_models, tmp_path / "models")
+    save_moge_stand_in(models)
+    doc = scenejob(tmp_path / "out", models, "no-outpaint", ["depth"], depthBackend="moge",
                    mogeImage="lab/genfab-moge:test")
     result = genfab_run(tmp_path, doc)
     assert result.returncode != 0

@@ -19,10 +19,9 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("torch")
 
-from scripts.tiny_models import save_worldexplorer_models
-
 from genfab.stages.common.imaging import decode_png
 from genfab.stages.worldexplorer.scaffold_stage import square
+from tests import made_once
 from tests.helpers import PORTRAIT, ROOT, genfab_run, save_seva_stand_in
 
 SIDE = 64
@@ -30,8 +29,8 @@ PATHS = os.pathsep.join(str(ROOT / p) for p in ("operator", "stages", ""))
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield save_worldexplorer_models(tmp_path_factory.mktemp("models"))
+def tiny_models() -> Iterator[Path]:
+    yield made_once.tiny_models("save_worldexplorer_models")  # machine-wide, read-only
 
 
 def curated_set(root: Path) -> Path:

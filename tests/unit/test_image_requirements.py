@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from dockerfile_parse import DockerfileParser
-
 from scripts import image_requirements as locks
+
 from tests.helpers import ROOT
 
 

@@ -58,6 +58,10 @@ class MaskCleanup(GenfabModel):
     person); 0 keeps every region. A second person smaller than this share of the first is dropped
     too: lower it for group photos."""
 
+    def pair(self) -> tuple[bool, float]:
+        """(fill_enclosed, min_component_share): what a segment worker is handed with each mask."""
+        return self.fill_enclosed, self.min_component_share
+
 
 class SegmentationConfig(GenfabModel):
     """Stage 1: split each input into `_foreground`, `_background` and `_mask`."""

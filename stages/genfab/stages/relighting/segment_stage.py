@@ -151,9 +151,8 @@ class SegmentStage(ModelStage[SegmentSettings], CpuSampleStage[SegmentSettings])
         for i, image in images.items():
             if i in masks:
                 mask, name, info = masks[i]
-                cleanup = self.cfg.cleanup
                 outcomes[i] = SplitJob(id=samples[i].id, image=image, mask=mask, backend=name, info=info,
-                                       cleanup=(cleanup.fill_enclosed, cleanup.min_component_share))
+                                       cleanup=self.cfg.cleanup.pair())
             else:
                 outcomes[i] = errors[i] or SampleError(
                     "EmptyMask", f"no {self.cfg.text_prompt!r} found by {', '.join(tried[i])}")
