@@ -11,13 +11,12 @@ pipeline's one shared run), so any order and any single test pass. The tiers the
 other, each in its shuffled order, so that a tier's package-scoped fixtures (the emulator's API server)
 start once.
 
-Both cores: `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (pytest-xdist; CI runs it so). Each
-server-backed tier (`SERVER_TIERS`) is one xdist group, so all its tests run on one worker, one after the
-other, and its package-scoped server starts once; so is the chart tier (its session-scoped renders) and
-each module of the storage and docs tiers (their module-scoped runs and servers are made once, not once
-per worker); a unit test goes to whichever worker is free. Under xdist the units are handed out longest
-first, as far as a folder says it (`_xdist_weight`): the server tiers, then the modules that hold slow
-tests, then the other groups, then the unit tests, which fill the two workers' last minutes evenly.
+Both cores: `pytest -n 2` (pytest-xdist; CI runs it so). tests/xdist_scopes.py says which tests one
+worker runs together (a server-backed tier, the chart tier, a module of the storage and docs tiers) so
+that their shared servers and runs are made once; a unit test goes to whichever worker is free. The work
+is handed out in collection order, which under xdist is longest first as far as a folder says it
+(`_xdist_weight`): the server tiers, then the modules that hold slow tests, then the other modules, then
+the unit tests, which fill the two workers' last minutes evenly.
 
 Time: `--tier-budgets` fails the run when a tier's test seconds exceed its budget (tests/budgets.py).
 """
@@ -32,15 +31,9 @@ import pytest
 
 from tests.budgets import BUDGETS, TierBudgets
 from tests.made_once import CompletedRun, example_run
+from tests.xdist_scopes import MODULE_SCOPES, SERVER_TIERS, TIER_SCOPES
 
 TIERS = ("unit", "emulator", "realserver", "images", "storage", "chart", "docs", "gpu")
-SERVER_TIERS = frozenset({"emulator", "realserver", "images"})
-"""Tiers whose tests share one package-scoped server (the emulated or the real API server, podman's
-images): one xdist group each."""
-TIER_GROUPS = SERVER_TIERS | {"chart"}
-"""Tiers that are one xdist group each (the chart tier's renders are session-scoped)."""
-MODULE_GROUPS = frozenset({"storage", "docs"})
-"""Tiers whose modules are one xdist group each (module-scoped runs, S3 servers and browsers)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW: frozenset[str] = frozenset({
@@ -83,6 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # not on the GPU machine: its hook is unknown there
+        config.pluginmanager.import_plugin("tests.xdist_scopes")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) adds up the reports
         config.pluginmanager.register(TierBudgets(BUDGETS, enforce=config.getoption("--tier-budgets")),
                                       "genfab-tier-budgets")
@@ -95,14 +90,10 @@ def _named(config: pytest.Config, item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, left_out = [], []
+    parallel = hasattr(config, "workerinput")  # an xdist worker: its collection is the order work is handed out
     for item in items:
         if _tier_index(item) < len(TIERS):
-            tier = TIERS[_tier_index(item)]
-            item.add_marker(getattr(pytest.mark, tier))
-            if tier in TIER_GROUPS:
-                item.add_marker(pytest.mark.xdist_group(tier))
-            elif tier in MODULE_GROUPS:
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(getattr(pytest.mark, TIERS[_tier_index(item)]))
         if (item.nodeid.split("[")[0] in SLOW or item.nodeid.split("::")[0] in SLOW
                 or item.get_closest_marker("slow") is not None):  # marked where it is defined
             item.add_marker(pytest.mark.slow)
@@ -112,7 +103,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep.append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-    if getattr(config.option, "numprocesses", None):
+    if parallel:
         slow_files = {item.nodeid.split("::")[0] for item in keep if item.get_closest_marker("slow")}
         keep.sort(key=lambda item: _xdist_weight(item, slow_files))  # stable: shuffled within a class
     else:
@@ -121,15 +112,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _xdist_weight(item: pytest.Item, slow_files: set[str]) -> tuple[int, int]:
-    """Longest first: xdist hands the work units out in collection order (with --no-loadscope-reorder),
-    and a long unit handed out last is the run's tail. The server tiers, then modules with slow tests,
+    """Longest first: xdist hands the scopes out in collection order (tests/xdist_scopes.py), and a long
+    scope handed out last is the run's tail. The server tiers, then modules with slow tests,
     then the other groups, then the unit tests."""
     tier = TIERS[_tier_index(item)] if _tier_index(item) < len(TIERS) else ""
     if tier in SERVER_TIERS:
         rank = 0
     elif item.nodeid.split("::")[0] in slow_files:
         rank = 1
-    elif tier in TIER_GROUPS | MODULE_GROUPS:
+    elif tier in TIER_SCOPES | MODULE_SCOPES:
         rank = 2
     else:
         rank = 3
