@@ -71,7 +71,7 @@ def run(folder: Path, inputs: Path, max_side: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true")
-    parser.add_argument("--side", type=int, default=SIDE, help="the input's side in pixels (CI's smoke run: 2400)")
+    parser.add_argument("--side", type=int, default=SIDE, help="the input's side in pixels (CI's smoke run: 1024)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
