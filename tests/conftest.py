@@ -12,11 +12,11 @@ other, each in its shuffled order, so that a tier's package-scoped fixtures (the
 start once.
 
 Both cores: `pytest -n 2` (pytest-xdist; CI runs it so). tests/xdist_scopes.py says which tests one
-worker runs together (a server-backed tier, the chart tier, a module of the storage and docs tiers) so
-that their shared servers and runs are made once; a unit test goes to whichever worker is free. The work
-is handed out in collection order, which under xdist is longest first as far as a folder says it
-(`_xdist_weight`): the server tiers, then the modules that hold slow tests, then the other modules, then
-the unit tests, which fill the two workers' last minutes evenly.
+worker runs together (a server-backed tier, the chart tier, otherwise a module) so that their shared
+servers and runs are made once. The work is handed out in collection order, which under xdist is longest
+first as far as a folder says it (`_xdist_weight`): the server tiers, then the modules that hold slow
+tests, then the storage, docs and chart modules, then the unit modules, which fill the two workers' last
+minutes evenly.
 
 Time: `--tier-budgets` fails the run when a tier's test seconds exceed its budget (tests/budgets.py).
 """
