@@ -14,9 +14,9 @@ start once.
 Both cores: `pytest -n 2` (pytest-xdist; CI runs it so). tests/xdist_scopes.py says which tests one
 worker runs together (a server-backed tier, the chart tier, otherwise a module) so that their shared
 servers and runs are made once. The work is handed out in collection order, which under xdist is longest
-first as far as a folder says it (`_xdist_weight`): the server tiers, then the modules that hold slow
-tests, then the storage, docs and chart modules, then the unit modules, which fill the two workers' last
-minutes evenly.
+first as far as a folder says it (`_xdist_weight`): the API server tiers, then the modules that hold slow
+tests, then the images tier (by then CI's background build of its images is over), then the storage, docs
+and chart modules, then the unit modules, which fill the two workers' last minutes evenly.
 
 Time: `--tier-budgets` fails the run when a tier's test seconds exceed its budget (tests/budgets.py).
 """
@@ -54,8 +54,6 @@ SLOW: frozenset[str] = frozenset({
     "tests/storage/test_storage.py::test_transient_faults_are_retried_without_data_loss",
     "tests/storage/test_local_runner.py::test_reuse_redoes_deleted_or_changed_outputs_and_verify_catches_same_size_edits",
     "tests/storage/test_local_runner.py::test_custom_stages_run_end_to_end_and_a_failing_sample_is_recorded",
-    "tests/unit/test_edit_speed.py::test_cfg_truncation_runs_the_negative_pass_only_while_the_normalised_time_is_within_it",
-    "tests/unit/test_edit_speed.py::test_the_default_runtime_changes_nothing_on_the_cpu",
     "tests/storage/test_local_runner.py::test_a_killed_run_resumes_with_only_the_missing_samples",
     "tests/storage/test_local_runner.py::test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it",
     "tests/storage/test_difix_pipeline.py::test_fixed_reference_camera_with_a_frame_offset",
@@ -113,17 +111,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _xdist_weight(item: pytest.Item, slow_files: set[str]) -> tuple[int, int]:
     """Longest first: xdist hands the scopes out in collection order (tests/xdist_scopes.py), and a long
-    scope handed out last is the run's tail. The server tiers, then modules with slow tests,
-    then the other groups, then the unit tests."""
+    scope handed out last is the run's tail. The API server tiers, then modules with slow tests, then the
+    images tier (late enough for CI's background build of its images to be over), then the other groups,
+    then the unit tests."""
     tier = TIERS[_tier_index(item)] if _tier_index(item) < len(TIERS) else ""
-    if tier in SERVER_TIERS:
+    if tier == "images":
+        rank = 2
+    elif tier in SERVER_TIERS:
         rank = 0
     elif item.nodeid.split("::")[0] in slow_files:
         rank = 1
     elif tier in TIER_SCOPES | MODULE_SCOPES:
-        rank = 2
-    else:
         rank = 3
+    else:
+        rank = 4
     return rank, _tier_index(item)
 
 

@@ -4,6 +4,7 @@ processor needs torchvision)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,8 @@ def tiny_pipeline() -> Any:
     from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline
 
     torch.manual_seed(0)
-    # 8x downsampling: the pipeline encodes the reference at about 1024² whatever the output size, so a
-    # smaller factor makes tens of thousands of reference tokens (minutes on a CPU)
+    # 8x downsampling: the pipeline encodes the reference at a fixed area whatever the output size (patched
+    # down to 64² by the `pipe` fixture), so a smaller factor makes many more reference tokens
     vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
                                  temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
                                  latents_std=[1.0] * 4)
@@ -49,8 +50,19 @@ def edit(pipe: Any, steps: int = 4) -> Any:
 
 
 @pytest.fixture(scope="module")
-def pipe() -> Any:
-    return tiny_pipeline()
+def pipe() -> Iterator[Any]:
+    """The tiny pipeline, its reference encoded at 64² instead of the 1024² area diffusers resizes every
+    reference to (`calculate_dimensions`): the same steps, passes and truncation, without 4,096 reference
+    tokens a pass (about 9 s an edit on a CPU; these tests count passes, not pixels)."""
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit
+
+    dimensions = pipeline_qwenimage_edit.calculate_dimensions
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pipeline_qwenimage_edit, "calculate_dimensions", lambda _area, ratio: dimensions(64 * 64, ratio))
+    try:
+        yield tiny_pipeline()
+    finally:
+        patch.undo()
 
 
 def count_passes(pipe: Any) -> list[int]:

@@ -35,8 +35,9 @@ def test_an_overrun_names_its_seconds_budget_and_slowest_tests() -> None:
     assert tier_table(SECONDS, {"unit": 3.0})[-1].split() == ["unit", "2", "tests", "3.5", "s", "of", "3", "s"]
 
 
-def session(folder: Path, sleep: float, *flags: str) -> subprocess.CompletedProcess[str]:
-    """A pytest session in `folder` with one tier (`unit`, budget 0.5 s) whose test sleeps `sleep` s."""
+def session(folder: Path, sleep: float, *flags: str, waiting: float = 0.0) -> subprocess.CompletedProcess[str]:
+    """A pytest session in `folder` with one tier (`unit`, budget 0.5 s) whose test sleeps `sleep` s, of which
+    its setup says it spent `waiting` s waiting outside the suite (as the images tier waits for CI's build)."""
     (folder / "tests" / "unit").mkdir(parents=True)
     (folder / "conftest.py").write_text(
         "import pytest\nfrom tests.budgets import TierBudgets\n\n"
@@ -46,9 +47,13 @@ def session(folder: Path, sleep: float, *flags: str) -> subprocess.CompletedProc
         "def pytest_collection_modifyitems(items):\n"
         "    for item in items:\n        item.add_marker(pytest.mark.unit)\n")
     (folder / "tests" / "unit" / "test_slowed.py").write_text(
-        f"import time\n\ndef test_slowed_on_purpose():\n    time.sleep({sleep})\n")
+        f"import time\nimport pytest\nfrom tests.budgets import WAITING\n\n"
+        f"@pytest.fixture\ndef waits(request):\n    time.sleep({waiting})\n"
+        f"    request.node.user_properties.append((WAITING, {waiting}))\n\n"
+        f"def test_slowed_on_purpose(waits):\n    time.sleep({sleep})\n")
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
-                           "-o", "markers=unit", "--rootdir", str(folder), str(folder / "tests"), *flags],
+                           "-o", "markers=unit", "--rootdir", str(folder), "--basetemp", str(folder / "tmp"),
+                           str(folder / "tests"), *flags],
                           cwd=folder, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -62,3 +67,11 @@ def test_a_test_slowed_on_purpose_fails_the_run_under_tier_budgets(tmp_path: Pat
     assert unchecked.returncode == 0 and "unit            1 tests" in unchecked.stdout, unchecked.stdout
     fast = session(tmp_path / "fast", 0.0, "--tier-budgets")
     assert fast.returncode == 0 and "BUDGET EXCEEDED" not in fast.stdout, fast.stdout
+
+
+def test_seconds_spent_waiting_outside_the_suite_are_not_the_tiers(tmp_path: Path) -> None:
+    waited = session(tmp_path / "waited", 0.2, "--tier-budgets", waiting=1.0)
+    assert waited.returncode == 0 and "BUDGET EXCEEDED" not in waited.stdout, waited.stdout
+    assert "1 tests      0.2 s of" in waited.stdout, waited.stdout  # counted once, not from each phase
+    slowed = session(tmp_path / "slowed", 0.8, "--tier-budgets", waiting=1.0)
+    assert slowed.returncode == 1 and "BUDGET EXCEEDED: tier 'unit' took 0.8 s" in slowed.stdout, slowed.stdout
