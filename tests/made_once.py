@@ -22,13 +22,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.helpers import run_job_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("GENFAB_TOOLS_CACHE", Path.home() / ".cache" / "genfab"))
@@ -113,10 +114,7 @@ def run_example(folder: Path, name: str, *args: str, models: Path | None = None,
         doc["spec"]["models"]["uri"] = models.as_uri()
         job = f"{name.removesuffix('.yaml')}-models.yaml"
         (folder / job).write_text(yaml.safe_dump(doc))
-    done = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", job, "--workers", "2", *args],
-                          cwd=folder, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)])})
+    done: subprocess.CompletedProcess[str] = run_job_file(folder, job, *args, timeout=timeout)
     (folder / "result.json").write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
     return done
 

@@ -74,6 +74,14 @@ def moto_bucket(bucket: str) -> tuple[Any, str]:
     return server, endpoint
 
 
+def moto_backend() -> Any:
+    """The S3 backend a `moto_bucket` server of this process serves (moto's default account): objects put
+    here directly (about 0.06 ms each, against 10 ms through HTTP) are what the server lists and serves."""
+    from moto.backends import get_backend
+
+    return get_backend("s3")["123456789012"]["aws"]
+
+
 def token_kubeconfig(path: Path, url: str, name: str) -> Path:
     """A kubeconfig for a plain-HTTP test API server at `url` (any token is accepted there)."""
     path.write_text(yaml.safe_dump({

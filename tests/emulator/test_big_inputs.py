@@ -23,11 +23,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.backends import get_backend
 from moto.s3.models import S3Backend
 
 from tests.emulator.cluster import res_for
-from tests.emulator.harness import Emulator, OperatorProcess, moto_bucket
+from tests.emulator.harness import Emulator, OperatorProcess, moto_backend, moto_bucket
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.reading import jobs, stage, wait_status
 
@@ -87,18 +86,14 @@ def s3_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emula
         S3Backend.list_objects_v2 = listing.original  # type: ignore[method-assign]
 
 
-def backend() -> S3Backend:
-    return get_backend("s3")["123456789012"]["aws"]  # type: ignore[no-any-return]
-
-
 def test_the_sorted_index_answers_as_moto_does(s3_cluster: tuple[Emulator, str, SortedListing]) -> None:
     _, endpoint, listing = s3_cluster
     for i in (3, 1, 2):
-        backend().put_object(BUCKET, f"check/k{i}.png", b"x")
+        moto_backend().put_object(BUCKET, f"check/k{i}.png", b"x")
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
                       aws_secret_access_key="test-secret")
     plain = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="check/", MaxKeys=2)["Contents"]]
-    listing.freeze(backend(), BUCKET, "check/")
+    listing.freeze(moto_backend(), BUCKET, "check/")
     pages = [[o["Key"] for o in p["Contents"]] for p in s3.get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET, Prefix="check/", PaginationConfig={"PageSize": 2})]
     assert plain == pages[0] == ["check/k1.png", "check/k2.png"] and pages[1] == ["check/k3.png"]
@@ -110,7 +105,7 @@ def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, s
     emu, endpoint, listing = s3_cluster
     ns = f"big-s3-{objects}"
     folder = f"{ns}/in/"
-    store = backend()
+    store = moto_backend()
     for i in range(objects):
         store.put_object(BUCKET, f"{folder}p{i:07d}.png", b"png")
     listing.freeze(store, BUCKET, folder)

@@ -21,6 +21,7 @@ from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator, OperatorProcess
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.reading import jobs, stage, wait_status
+from tests.helpers import many_files
 
 pytestmark = pytest.mark.emulator
 _names = itertools.count()
@@ -34,8 +35,7 @@ def relighting_job(tmp: Path, samples: int) -> dict[str, Any]:
     """A relighting DatasetJob over `samples` input files, one sample per shard, its first stage only."""
     inputs = tmp / "in"
     inputs.mkdir()
-    for i in range(samples):
-        (inputs / f"p{i:06d}.png").write_bytes(b"png")
+    many_files(inputs, samples, lambda i: f"p{i:06d}.png", lambda _: b"png")
     n = next(_names)
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob",
             "metadata": {"name": f"big-{n}", "namespace": f"big-{n}"},

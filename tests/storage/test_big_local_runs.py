@@ -20,30 +20,17 @@ import yaml
 
 from genfab.inventory.manifest import read_manifest
 from genfab.storage.local import FileStorage
-from tests.helpers import ROOT
+from tests.helpers import ROOT, many_files
 
 pytestmark = pytest.mark.storage
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GENFAB_PIPELINES": "tests.toy_pipeline.pipeline"}
 
 
-DISTINCT = 1_000
-"""Input files with contents of their own; the others are hard links to them (`f{i}` to `f{i % 1000}`)."""
-
-
 def make_job(tmp: Path, samples: int, shard_size: int) -> Path:
-    """The job and its input folder of `samples` files. Beyond the first 1,000, each name is a hard link to
-    one of them: a million names a run lists, reads and digests one by one, made in 14 s instead of 100 s
-    (a new file's block allocation, not genfab's work, was most of the slow tier's longest test)."""
+    """The job and its input folder of `samples` files (beyond the first 1,000, hard links: `many_files`)."""
     inputs = tmp / "in"
     inputs.mkdir()
-    for i in range(samples):
-        name = inputs / f"f{i:07d}.txt"
-        if i >= DISTINCT:
-            os.link(inputs / f"f{i % DISTINCT:07d}.txt", name)
-            continue
-        fd = os.open(name, os.O_CREAT | os.O_WRONLY, 0o644)
-        os.write(fd, b"%d\n" % i)
-        os.close(fd)
+    many_files(inputs, samples, lambda i: f"f{i:07d}.txt", lambda i: b"%d\n" % i)
     doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "sums"},
            "spec": {"type": "checksums", "output": f"file://{tmp}/out", "shardSize": shard_size,
                     "checksums": {"uri": f"file://{inputs}"}}}
