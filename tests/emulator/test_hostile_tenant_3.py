@@ -179,8 +179,9 @@ def test_h2_oversized_shard_reports_cost_no_more_than_the_bound(world: Shared) -
 
 
 def test_m1_a_model_folder_of_thousands_of_objects_is_bounded(world: Shared) -> None:
-    """SceneJobs whose model location holds 1,500 small objects per model: the operator reads at most
-    256 of them per model, says so on the resource, and another namespace is served meanwhile."""
+    """SceneJobs whose model location holds 1,500 small objects per model: the operator refuses the folder
+    from its listing (more than 256 small files to read, none read), says so on the resource, and another
+    namespace is served meanwhile."""
     store = moto_backend()  # the objects put in the server's own backend: what the operator lists is the same
     hostile = []
     for ns in ("team-g", "team-h"):

@@ -229,6 +229,7 @@ def test_model_folders_are_bounded_and_unchanged_files_are_not_read_again(tmp_pa
         (flood / f"f{i:04d}.json").write_text("x")
     with pytest.raises(ModelLocationError, match="more than 256 small files"):
         storage_entries(store, "org/flood/")  # type: ignore[arg-type]
+    assert store.reads == 4  # refused from its listing: not one of its files read
 
 
 def test_a_shared_model_folder_linking_out_of_the_namespace_is_unavailable(

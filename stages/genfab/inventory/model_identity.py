@@ -92,34 +92,37 @@ def storage_entries(storage: Storage, prefix: str, known: Mapping[str, Entry] | 
     """The files of a model folder in object storage (relative name -> entry): small files by content,
     large ones by ETag and size (nothing large is read). A file listed with the size, ETag and time of
     an entry in `known` (the last read) keeps its digest unread: reading an unchanged folder again costs
-    its listing only. Bounded: at most `MAX_MODEL_FILES` files and `MAX_CONTENT_READS` small files
-    read per call (a model folder holds tens; a tenant's folder of thousands is not a model)."""
-    entries: dict[str, Entry] = {}
-    reads = 0
+    its listing only. Bounded: at most `MAX_MODEL_FILES` files listed and `MAX_CONTENT_READS` small files
+    read per call, a folder with more to read refused from its listing (a model folder holds tens; a
+    tenant's folder of thousands is not a model)."""
+    listed = []
     for n, obj in enumerate(storage.list(prefix)):
         if n >= MAX_MODEL_FILES:
             raise ModelLocationError(f"{storage.child(prefix)} holds more than {MAX_MODEL_FILES} files: not a model "
                                      "folder genfab reads")
         rel = obj.key[len(prefix):]
-        if _skipped(rel):
-            continue
+        if not _skipped(rel):
+            listed.append((rel, obj))
+    entries: dict[str, Entry] = {}
+    unread = []
+    for rel, obj in listed:
         hit = (known or {}).get(rel)
         if hit is not None and hit[:3] == (obj.size, obj.etag, obj.modified):
             entries[rel] = hit
-            continue
-        if obj.size <= SMALL_FILE_BYTES or obj.etag is None:
-            if obj.size <= SMALL_FILE_BYTES:
-                reads += 1
-                if reads > MAX_CONTENT_READS:
-                    raise ModelLocationError(f"{storage.child(prefix)} has more than {MAX_CONTENT_READS} small files "
-                                             "to read: not a model folder genfab reads")
-                digest = hashlib.sha256(storage.read_at_most(obj.key, SMALL_FILE_BYTES)).hexdigest()
-            else:
-                digest = f"size-only:{obj.size}"
+        elif obj.size <= SMALL_FILE_BYTES:
+            unread.append((rel, obj))
         else:
-            digest = f"etag:{obj.etag}"
+            entries[rel] = (obj.size, obj.etag, obj.modified,
+                            f"size-only:{obj.size}" if obj.etag is None else f"etag:{obj.etag}")
+    # Refused from the listing, before any read: a folder of thousands costs one listing, not 256 reads (which,
+    # on a slow store, ran into the reconcile's time bound first and was retried as a transient fault).
+    if len(unread) > MAX_CONTENT_READS:
+        raise ModelLocationError(f"{storage.child(prefix)} has more than {MAX_CONTENT_READS} small files "
+                                 "to read: not a model folder genfab reads")
+    for rel, obj in unread:
+        digest = hashlib.sha256(storage.read_at_most(obj.key, SMALL_FILE_BYTES)).hexdigest()
         entries[rel] = (obj.size, obj.etag, obj.modified, digest)
-    return entries
+    return {rel: entries[rel] for rel, _ in listed}  # in the listing's order
 
 
 def entries_identity(entries: Mapping[str, Entry]) -> str:
