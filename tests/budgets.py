@@ -46,7 +46,7 @@ class Overrun:
 
     def line(self) -> str:
         worst = ", ".join(f"{name} {secs:.1f} s" for name, secs in self.slowest)
-        return (f"tier {self.tier!r} took {self.seconds:.1f} s of test time, over its budget of {self.budget:.0f} s "
+        return (f"tier {self.tier!r} took {self.seconds:.1f} s of test time, over its budget of {self.budget:g} s "
                 f"(tests/budgets.py); slowest: {worst}")
 
 
@@ -72,7 +72,7 @@ def tier_table(per_test: Mapping[tuple[str, str], float], budgets: Mapping[str, 
     for (tier, _), seconds in per_test.items():
         count[tier] += 1
         total[tier] += seconds
-    return [f"{tier:<11} {count[tier]:>5} tests {total[tier]:>8.1f} s of {budgets.get(tier, float('inf')):>6.0f} s"
+    return [f"{tier:<11} {count[tier]:>5} tests {total[tier]:>8.1f} s of {budgets.get(tier, float('inf')):>6g} s"
             for tier in sorted(total)]
 
 
