@@ -4,9 +4,8 @@ as a cluster would start them.
 
 A machine without podman or the images skips the tier with one line; CI builds them and sets
 GENFAB_REQUIRE_IMAGES=1, so there a missing image is an error, not a skip. CI builds them beside the other
-tiers and names, in GENFAB_IMAGES_BUILT, the file its build writes its exit status to when it ends: the tier
-waits for it (the tier's tests are handed out after the server tiers' and the slow modules', by when the
-build is usually over).
+tiers; GENFAB_IMAGES_BUILT names the file its build writes its exit status to, and the tier waits for it
+(its tests are handed out after the API server tiers' and the slow modules', by when the build is over).
 """
 
 from __future__ import annotations
