@@ -16,7 +16,8 @@ runs `genfab.jobs.records.write_records` with the request in its environment.
 
 For stages of thousands of shards, a Job can complete its indexes in bulk (`Kubelet.bulk`): no Pod
 objects, each index's final shard report written as its Pod would write it (on a thread of its own, off
-the event loop the API server answers on), `bulk[stage]` indexes a tick, the Job's status in Kubernetes' own range format (`completedIndexes: "0-9999"`).
+the event loop the API server answers on), `bulk[stage]` indexes a tick, the Job's status in Kubernetes'
+own range format (`completedIndexes: "0-9999"`).
 
 Each tick visits only what changed since the last one, the Pods counting down their running time and
 the Jobs waiting out `replacement_delay` (all of them after a `release`), so a store of thousands of
