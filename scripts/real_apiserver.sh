@@ -18,23 +18,7 @@ OUT=.tools/apiserver
 CACHE="${GENFAB_TOOLS_CACHE:-$HOME/.cache/genfab}/apiserver"
 BINS=(apiextensions-apiserver etcd)
 
-have() { local d="$1" b; for b in "${BINS[@]}"; do [ -x "$d/$b" ] || return 1; done; }
-report() { local b; for b in "${BINS[@]}"; do echo "$PWD/$OUT/$b"; done; }
-
-if [ "${1:-}" = "--check" ]; then have "$OUT"; exit $?; fi
-if have "$OUT"; then report; exit 0; fi
-mkdir -p "$OUT"
-if have "$CACHE"; then
-  for b in "${BINS[@]}"; do cp "$CACHE/$b" "$OUT/$b.partial" && mv "$OUT/$b.partial" "$OUT/$b"; done
-  report; exit 0
-fi
-
-[ "$(id -u)" -eq 0 ] || { echo "real_apiserver.sh: building needs root (mmdebstrap root mode and a chroot)" >&2; exit 1; }
-if ! command -v mmdebstrap >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
-fi
-# The Debian mirror this machine's apt already uses (deb822 URIs: or a one-line deb entry).
-MIRROR=$(bash scripts/debian_mirror.sh)
+source scripts/cached_build.sh
 echo "building apiextensions-apiserver and etcd from Debian sid's sources ($MIRROR); about 6 minutes" >&2
 
 STAGE=$(mktemp -d)
@@ -50,11 +34,4 @@ mmdebstrap --variant=apt --format=null \
   --customize-hook="copy-out /usr/bin/etcd $STAGE" \
   sid /dev/null "deb $MIRROR sid main"
 
-mkdir -p "$CACHE"
-for b in "${BINS[@]}"; do
-  "$STAGE/$b" --version >/dev/null 2>&1 || "$STAGE/$b" --help >/dev/null 2>&1 \
-    || { echo "real_apiserver.sh: the built $b does not run on this machine" >&2; exit 1; }
-  cp "$STAGE/$b" "$CACHE/$b.partial" && mv "$CACHE/$b.partial" "$CACHE/$b"
-  cp "$STAGE/$b" "$OUT/$b.partial" && mv "$OUT/$b.partial" "$OUT/$b"
-done
-report
+keep_built "$STAGE"

@@ -33,7 +33,7 @@ from tests.budgets import BUDGETS, TierBudgets
 from tests.made_once import CompletedRun, example_run
 from tests.xdist_scopes import MODULE_SCOPES, SERVER_TIERS, TIER_SCOPES
 
-TIERS = ("unit", "emulator", "realserver", "images", "storage", "chart", "docs", "gpu")
+TIERS = ("unit", "emulator", "realserver", "realcluster", "images", "storage", "chart", "docs", "gpu")
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW: frozenset[str] = frozenset({

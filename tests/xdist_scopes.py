@@ -25,7 +25,7 @@ try:
 except ImportError:  # no xdist (the GPU machine's tier): the scopes are still named, nothing schedules them
     LoadScopeScheduling = object  # type: ignore[assignment,misc]
 
-SERVER_TIERS = frozenset({"emulator", "realserver", "images"})
+SERVER_TIERS = frozenset({"emulator", "realserver", "realcluster", "images"})
 """Tiers whose tests share one package-scoped server: one scope each."""
 TIER_SCOPES = SERVER_TIERS | {"chart"}
 """Tiers that are one scope each (the chart tier's renders are session-scoped)."""

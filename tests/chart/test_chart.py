@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from genfab.api.families import FAMILIES
 from genfab.api.resources import KINDS
+from genfab.operator.access import GROUP_POLICY_ACCESS, OBSERVE_ACCESS, OPERATOR_ACCESS, STAGE_POLICY_ACCESS
 from genfab.operator.builders import Owner, build_job
 from genfab.operator.policy import ClusterPolicy
 from genfab.planner import plan, stage_config
@@ -21,25 +22,10 @@ from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
 # What the operator does with each resource (README "Least privilege"); nothing else is granted.
-OPERATOR_RULES = {
-    ("genfab.dev", "scenejobs"): {"get", "list", "watch"},
-    ("genfab.dev", "datasetjobs"): {"get", "list", "watch"},
-    ("genfab.dev", "tuningruns"): {"get", "list", "watch"},
-    ("genfab.dev", "scenejobs/status"): {"get", "patch"},
-    ("genfab.dev", "datasetjobs/status"): {"get", "patch"},
-    ("genfab.dev", "tuningruns/status"): {"get", "patch"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "configmaps"): {"get", "create", "delete"},
-    ("", "services"): {"get", "create", "delete"},  # headless Services of distributed training
-    ("", "pods"): {"get", "list", "watch", "delete"},
-    ("", "secrets"): {"get"},
-    ("", "events"): {"create"},
-    ("", "serviceaccounts"): {"get"},
-}
-STAGE_NETWORK_POLICY_RULE = {("networking.k8s.io", "networkpolicies"): {"get"}}
-GROUP_POLICY_RULE = {("networking.k8s.io", "networkpolicies"): {"get", "create", "delete"}}
-"""Per-process-group NetworkPolicies (`networkPolicy.processGroups`, on by default)."""
-OBSERVE_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+OPERATOR_RULES = {k: set(v) for k, v in OPERATOR_ACCESS.items()}
+STAGE_NETWORK_POLICY_RULE = {k: set(v) for k, v in STAGE_POLICY_ACCESS.items()}
+GROUP_POLICY_RULE = {k: set(v) for k, v in GROUP_POLICY_ACCESS.items()}
+OBSERVE_RULES = {k: set(v) for k, v in OBSERVE_ACCESS.items()}
 
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

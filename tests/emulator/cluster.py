@@ -28,6 +28,8 @@ import attrs
 import kmock
 from kmock._internal import enums
 
+from genfab.api.resources import PLURALS as GENFAB_PLURALS
+
 Res = tuple[str, str, str]
 """(group, version, plural)."""
 ObjKey = tuple[Res, str, str]
@@ -67,6 +69,14 @@ def res_of(text: str) -> Res:
 def res_for(plural: str) -> Res:
     """The served resource with this plural (`jobs` -> batch/v1/jobs)."""
     return next(res_of(p) for p in RESOURCES if p.endswith(f"/{plural}"))
+
+
+def owner_finalizer_access(body: Any) -> set[tuple[str, str, str]]:
+    """The right OwnerReferencesPermissionEnforcement checks on a create: `update` on each owner's
+    finalizers where the ownerReference sets blockOwnerDeletion (no request names it)."""
+    refs = ((body or {}).get("metadata") or {}).get("ownerReferences") or [] if isinstance(body, dict) else []
+    return {(ref["apiVersion"].rpartition("/")[0], f"{GENFAB_PLURALS.get(ref['kind'], ref['kind'].lower() + 's')}"
+             "/finalizers", "update") for ref in refs if ref.get("blockOwnerDeletion")}
 
 
 def api_version(res: Res) -> str:
@@ -207,6 +217,10 @@ class GenfabCluster(kmock.KubernetesEmulator):
     last_rv: int = attrs.field(default=0, init=False)
     hooks: list[Callable[[str, Res, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
     faults: Counter[str] = attrs.field(factory=Counter, init=False)
+    refusals: dict[tuple[str, str], tuple[int, str, str]] = attrs.field(factory=dict, init=False)
+    """(`METHOD resource`, namespace) -> (code, reason, message) every such request is answered with, as an
+    admission plugin, a quota or RBAC refuses it, until removed; `refused` counts them."""
+    refused: Counter[tuple[str, str]] = attrs.field(factory=Counter, init=False)
     sharded_watches: bool = attrs.field(default=True, init=False)
     """Whether `shardSelector` filters lists and watches (Kubernetes 1.36 with ShardedListAndWatch);
     False: ignored, as by every older API server."""
@@ -239,12 +253,18 @@ class GenfabCluster(kmock.KubernetesEmulator):
         self.request_counts[op] += 1
         self.access.add((res[0], res[2] + (f"/{request.subresource}" if request.subresource else ""),
                          RBAC_VERBS.get(request.action) or HTTP_VERBS.get(request.method.value.upper(), "unknown")))
+        if request.action == enums.action.CREATE:
+            self.access |= owner_finalizer_access(request.data)
         if self.faults[op] > 0:
             self.faults[op] -= 1
             return status_error(500, "InternalError", "injected fault: etcd leader changed")
         if f"{api_version(res)}/{res[2]}" not in RESOURCES:
             return status_error(404, "NotFound", f"the server could not find the requested resource {res}")
         ns = request.namespace or ""
+        refusal = self.refusals.get((op, ns))
+        if refusal is not None:
+            self.refused[(op, ns)] += 1
+            return status_error(*refusal)
         action = request.action
         if action in (enums.action.WATCH, enums.action.LIST):
             try:
@@ -260,6 +280,10 @@ class GenfabCluster(kmock.KubernetesEmulator):
                 "apiVersion": api_version(res), "kind": f"{RESOURCES[self._path(res)][0]}List",
                 "metadata": {"resourceVersion": str(self.last_rv), **shard_info}, "items": items})
         if action == enums.action.CREATE:
+            if request.params.get("dryRun") == "All":  # admitted and answered as stored, nothing stored
+                body = dict(request.data or {})
+                body["apiVersion"], body["kind"] = api_version(res), RESOURCES[self._path(res)][0]
+                return aiohttp.web.json_response(body, status=201)
             return self._create(res, ns, request.data or {})
         key = (res, ns, request.name or "")
         if action == enums.action.FETCH:

@@ -191,13 +191,16 @@ class Emulator:
 class OperatorProcess:
     """`python -m genfab.operator` against the emulator, like a Deployment's container."""
 
-    def __init__(self, emulator: Emulator, workdir: Path, **env: str) -> None:
+    def __init__(self, emulator: Emulator | None, workdir: Path, **env: str) -> None:
+        """`emulator` None: against the server `env`'s KUBECONFIG names (a real one)."""
         self.emulator = emulator
         self.workdir = workdir
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.log = workdir / "operator.log"
-        self.env = {**os.environ, "KUBECONFIG": str(emulator.kubeconfig(workdir / "kubeconfig")),
+        if emulator is not None:
+            env = {"KUBECONFIG": str(emulator.kubeconfig(workdir / "kubeconfig")), **env}
+        self.env = {**os.environ,
                     "GENFAB_PROGRESS_SECONDS": "0.2", "GENFAB_RESYNC_SECONDS": "2", "PYTHONUNBUFFERED": "1",
                     # The "cluster" and its stage Pods share this machine's disk: the tests' folders are the
                     # shared volume a chart would list in storage.filePrefixes.

@@ -66,7 +66,8 @@ def test_the_charts_rbac_covers_every_request_the_operator_makes(alone: Emulator
     # The operator really did the things RBAC has to allow (so this test cannot pass vacuously).
     assert {("batch", "jobs", "create"), ("batch", "jobs", "delete"), ("batch", "jobs", "patch"),
             ("", "configmaps", "create"), ("genfab.dev", "scenejobs/status", "patch"),
-            ("genfab.dev", "scenejobs", "watch"), ("", "pods", "watch"), ("", "events", "create")} <= used
+            ("genfab.dev", "scenejobs", "watch"), ("", "pods", "watch"), ("", "events", "create"),
+            ("genfab.dev", "scenejobs/finalizers", "update")} <= used  # blockOwnerDeletion, checked on create
     missing = used - chart_grants()
     assert not missing, f"the operator made requests the chart's ClusterRole does not allow: {sorted(missing)}"
     namespaced = chart_grants("--set", "operator.watchNamespaces={lab-a}")

@@ -45,8 +45,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _certificates(folder: Path) -> dict[str, Path]:
-    """A CA, the server's certificate (127.0.0.1, localhost) and a system:masters client certificate."""
+ADMIN = {"admin": ("genfab-tests", "system:masters")}
+"""Client certificates `_certificates` makes by default: file stem -> (user, group)."""
+
+
+def _certificates(folder: Path, clients: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Path]:
+    """A CA, the server's certificate (127.0.0.1, localhost) and a client certificate per `clients` entry
+    (file stem -> user and group; a system:masters admin by default): `stem` and `stem-key` name their files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -89,10 +94,12 @@ def _certificates(folder: Path) -> dict[str, Path]:
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         write(stem, key, builder.sign(ca_key, hashes.SHA256()))
 
+    users = clients or ADMIN
     leaf("server", name("127.0.0.1"), ExtendedKeyUsageOID.SERVER_AUTH, san=True)
-    leaf("admin", name("genfab-tests", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, san=False)
-    return {stem: folder / f"{stem}.{ext}" for stem in ("ca", "server", "admin") for ext in ("crt",)} | {
-        f"{stem}-key": folder / f"{stem}.key" for stem in ("server", "admin")}
+    for stem, (user, group) in users.items():
+        leaf(stem, name(user, group), ExtendedKeyUsageOID.CLIENT_AUTH, san=False)
+    return {stem: folder / f"{stem}.crt" for stem in ("ca", "server", *users)} | {
+        f"{stem}-key": folder / f"{stem}.key" for stem in ("server", *users)}
 
 
 class RealApiServer:
@@ -112,14 +119,7 @@ class RealApiServer:
     def start(self, timeout: float = 90.0) -> RealApiServer:
         certs = _certificates(self.folder)
         self.certs = certs
-        client_port, peer_port = _free_port(), _free_port()
-        etcd_url = f"http://127.0.0.1:{client_port}"
-        self._spawn("etcd", [str(ETCD), "--data-dir", str(self.folder / "etcd"), "--name", "genfab-test",
-                             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                             "--initial-cluster", f"genfab-test=http://127.0.0.1:{peer_port}",
-                             "--unsafe-no-fsync", "--log-level", "warn"])
+        etcd_url = self._start_etcd()
         kubeconfig = self.kubeconfig(self.folder / "self.kubeconfig")
         self._spawn("apiserver", [
             str(APISERVER), "--etcd-servers", etcd_url, "--bind-address", "127.0.0.1",
@@ -151,6 +151,18 @@ class RealApiServer:
                 raise RuntimeError(f"the real API server was not ready in {timeout:.0f} s:\n{self.logs()[-3000:]}")
             time.sleep(0.3)
 
+    def _start_etcd(self) -> str:
+        """etcd on two free loopback ports, no fsync (a test's data): its client URL."""
+        client_port, peer_port = _free_port(), _free_port()
+        etcd_url = f"http://127.0.0.1:{client_port}"
+        self._spawn("etcd", [str(ETCD), "--data-dir", str(self.folder / "etcd"), "--name", "genfab-test",
+                             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                             "--initial-cluster", f"genfab-test=http://127.0.0.1:{peer_port}",
+                             "--unsafe-no-fsync", "--log-level", "warn"])
+        return etcd_url
+
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.folder / f"{name}.log").open("ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -175,13 +187,16 @@ class RealApiServer:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-4000:]
                          for p in sorted(self.folder.glob("*.log")))
 
-    def kubeconfig(self, path: Path) -> Path:
+    def kubeconfig(self, path: Path, user: str = "admin", token: str | None = None) -> Path:
+        """A kubeconfig for this server as `user` (a client certificate `_certificates` made), or with a
+        bearer `token` (a ServiceAccount's)."""
+        creds = {"token": token} if token is not None else {
+            "client-certificate": str(self.certs[user]), "client-key": str(self.certs[f"{user}-key"])}
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "real",
             "clusters": [{"name": "real", "cluster": {"server": self.url,
                                                       "certificate-authority": str(self.certs["ca"])}}],
-            "users": [{"name": "real", "user": {"client-certificate": str(self.certs["admin"]),
-                                                "client-key": str(self.certs["admin-key"])}}],
+            "users": [{"name": "real", "user": creds}],
             "contexts": [{"name": "real", "context": {"cluster": "real", "user": "real"}}],
         }))
         return path

@@ -38,6 +38,26 @@ def test_partial_upstream_starts_downstream_only_with_continue_on_error() -> Non
         assert decide(p, r.spec, observed, None, NOW).start == start
 
 
+@pytest.mark.parametrize(("completed", "phase"), [("0", "Succeeded"), (None, "Failed"), ("", "Failed")])
+def test_a_job_complete_without_naming_every_index_done_never_succeeds(completed: str | None, phase: str) -> None:
+    """Kubernetes 1.20 (or a webhook that drops `completionMode`) runs the Job non-indexed: it completes
+    with no `completedIndexes`, and no shard is known to have made its samples."""
+    r, p = worldexplorer_plan()
+    job = stage_job(p, "scaffold", "done")
+    job["status"]["succeeded"] = 1
+    if completed is None:
+        del job["status"]["completedIndexes"]
+    else:
+        job["status"]["completedIndexes"] = completed
+    d = decide(p, r.spec, Observed(jobs=[job], progress={"scaffold": Progress(0, 0)}), None, NOW)
+    status = resource_status(d, r.spec, None, 1, "2026-11-22T12:00:00Z", {}, {})
+    stage = status.stages[0]
+    assert stage.phase == phase
+    if phase == "Failed":
+        assert stage.reason == "IndexesUnknown" and "did not run it as an Indexed Job" in (stage.message or "")
+        assert d.start == [] and status.phase == "Failed"
+
+
 def test_stale_config_hash_jobs_are_deleted_and_the_stage_restarts() -> None:
     r, p = worldexplorer_plan()
     old = stage_job(p, "scaffold", "done", hash_="0123456789")

@@ -39,6 +39,26 @@ REASONS: tuple[Reason, ...] = (
            "with exit 2.)",
            "Upload each model to a folder named by its id under the location (or point `spec.models` at one "
            "that has them); the operator looks again every progress period and starts when they are there."),
+    Reason("ClusterUnsupported", "condition Stalled",
+           "The cluster's API server does not keep fields genfab's Jobs are built with (Indexed Jobs, per-index "
+           "backoff limits, Pod failure and replacement policies, suspend, a TTL): an older Kubernetes, a "
+           "feature gate switched off, or an admission webhook that removes them. Such a Job would run every "
+           "Pod as the same shard. The message names each field and the release that has it. No Job was "
+           "created (one whose fields were dropped at creation is deleted before its Pods run).",
+           "Run genfab on Kubernetes 1.29 or newer with these features on, and exempt genfab's Jobs from the "
+           "webhook; the operator asks the server again when it restarts."),
+    Reason("RefusedByServer", "condition Stalled",
+           "The Kubernetes API server refused a request the operator made for the resource (a child's create, "
+           "a Job's patch): 403 from RBAC, a ResourceQuota, an admission plugin or webhook, or 422. The message "
+           "is the server's. The operator sends it again after a minute, or at once when the spec changes; "
+           "nothing is sent on every event meanwhile.",
+           "Read the server's message: an admin grants the right (the chart's RBAC is what the operator "
+           "needs), raises the quota or exempts genfab's objects from the webhook; or change the spec."),
+    Reason("IndexesUnknown", ON_STAGE,
+           "The stage's Job completed without naming each of its indexes done (`status.completedIndexes`): "
+           "the cluster ran it as a plain Job, so no shard is known to have made its samples. The stage "
+           "failed.",
+           "See ClusterUnsupported: the same cause, met by a Job created before the operator could tell."),
     Reason("StorageUnavailable", "condition Stalled",
            "The operator could not read or list the resource's storage (output or inputs): endpoint, "
            "credentials, bucket or network. It retries with backoff.",

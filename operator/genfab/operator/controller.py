@@ -35,11 +35,12 @@ from genfab.operator.builders import (
     task_of,
 )
 from genfab.operator.cache import Cache, Key
+from genfab.operator.cluster_support import CLUSTER_UNSUPPORTED, ClusterSupport
 from genfab.operator.decide import Decision, Observed, decide, resource_status, same_status, transitions
 from genfab.operator.events import EventPoster
 from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
-from genfab.operator.kube import Conflict, Kube, NotFound, Temporary, resource_path
+from genfab.operator.kube import Conflict, Kube, NotFound, Permanent, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.namespace_check import NamespaceCheck
@@ -78,6 +79,13 @@ CHILD_EVENT_SECONDS = 1.0
 """How long a reconcile waits after a Pod event or a Job event that does not end the Job: the flurry
 of changes one stage's Pods make (created, scheduled, started, ready; the Job's counts after each)
 becomes one reconcile and at most one status write, instead of one each."""
+REFUSED_BY_SERVER = "RefusedByServer"
+"""The Stalled reason when the API server refused a request of a reconcile (403, 422: RBAC, a quota, an
+admission plugin or webhook)."""
+REFUSAL_RETRY_SECONDS = 60.0
+"""How long a resource whose request the API server refused is left alone unless its spec changes: the
+refusal is sent again at most this often, not on every event, and an admin's fix (a quota raised, a rule
+added) shows within it."""
 UNREAD_AGAIN_SECONDS = 0.1
 """How soon a resource is reconciled again when its last reconcile left finished shards' reports unread
 (behind every other resource already queued: the work queue is first come, first served per namespace)."""
@@ -99,16 +107,20 @@ class Controller:
         self.starter = StageStarter(self.parts)
         self.gates = GateReader(settings.progress_seconds, settings.read_bounds.reports)
         self.events = EventPoster(kube, self.queue.busy)
+        self._held: dict[Key, tuple[int | None, float]] = {}
+        """Resources whose request the API server refused: the spec generation refused, and until when."""
         self._unread: set[Key] = set()
         """Resources with finished shards whose reports a reconcile left for the next (read again soon)."""
         self._training: Throttled[Key, dict[str, Any] | None] = Throttled(settings.progress_seconds)
         """Training state documents read from storage."""
         self.namespaces = NamespaceCheck(kube, settings)
+        self.support = ClusterSupport(kube, settings.namespaces[0] if settings.namespaces else "default")
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
     # -- lifecycle
     def start(self) -> None:
+        self.support.missing()  # asked (and said in the log) once, before the first reconcile
         if self.settings.shard is not None:  # a few GETs: not on kopf's startup path
             threading.Thread(target=report_sharding, args=(self.kube, self.settings, self.settings.shard),
                              name="genfab-shard-check", daemon=True).start()
@@ -163,6 +175,7 @@ class Controller:
             self.cache.put_resource(key, None)
             self.plans.forget(key)
             self.metrics.observe_resource(key, None, None)
+            self._held.pop(key, None)
             for forget in (self.parts.progress.forget, self._unread.discard, self.gates.forget, self._training.forget,
                            self.parts.children.forget):
                 forget(key)
@@ -197,6 +210,11 @@ class Controller:
         body = self.cache.resource(key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # deleted: owner references let the garbage collector remove the children
+        held = self._held.get(key)
+        if held is not None:
+            if held[0] == body["metadata"].get("generation") and time.monotonic() < held[1]:
+                return  # refused by the server: its retry is already queued for `held[1]`
+            del self._held[key]
         try:
             with read_budget.budget(self.settings.read_bounds, self.parts.read_pool):
                 self._reconcile(key, body)
@@ -221,6 +239,13 @@ class Controller:
             if refused.look_again:
                 self.queue.add_after(key, self.settings.progress_seconds)
             return self._write_status(key, body, previous, refused.status(previous, generation, now_rfc3339(now)))
+        except Permanent as exc:  # refused by the server: say it once, send it again only later
+            self._held[key] = (generation, time.monotonic() + REFUSAL_RETRY_SECONDS)
+            self.queue.add_after(key, REFUSAL_RETRY_SECONDS)
+            log.warning("%s %s/%s: the API server refused: %s (again in %.0f s, or when the spec changes)", *key,
+                        exc, REFUSAL_RETRY_SECONDS)
+            return self._write_status(key, body, previous, Refused(str(exc), REFUSED_BY_SERVER).status(
+                previous, generation, now_rfc3339(now)))
         except StorageError as exc:  # say it on the resource, then retry with backoff (it may recover)
             self._write_status(key, body, previous, Refused.storage(exc).status(previous, generation,
                                                                                now_rfc3339(now)))
@@ -274,6 +299,8 @@ class Controller:
             raise Refused(str(exc)) from None
         settled = (previous is not None and previous.phase in TERMINAL_PHASES
                    and previous.observed_generation == generation)
+        if not settled and self.support.missing():  # its Jobs would run wrong here: create none, say why
+            raise Refused(self.support.message(), CLUSTER_UNSUPPORTED)
         missing = [] if settled else self.namespaces.missing(namespace, resource)
         if missing:  # Jobs there would fail late or run unconfined: create nothing, say what is missing
             raise Refused(not_ready_message(namespace, missing), NOT_READY, look_again=True)

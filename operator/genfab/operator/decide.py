@@ -42,6 +42,8 @@ from genfab.status.cost import gpu_seconds
 
 WAITING_FOR_REFERENCE = "WaitingForReference"
 """A stage's reason while the resource whose output it reads has not succeeded."""
+INDEXES_UNKNOWN = "IndexesUnknown"
+"""A stage's reason when its Job completed without naming every index done (it ran without Indexed mode)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,14 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
     if view.failed and not shards_failed:
         shards_failed = max(1, view.shards - view.succeeded_indexes)  # e.g. the Job's own deadline
     shards_succeeded = view.succeeded_indexes
+    unknown = view.shards - view.succeeded_indexes - view.failed_indexes
+    if state == "finished" and view.complete and not view.failed and unknown > 0:
+        # Complete, but not every index is named done: the Job ran without Indexed mode (a server or a
+        # webhook that dropped `completionMode`), so no shard is known to have made its samples.
+        shards_failed += unknown
+        reason, message = INDEXES_UNKNOWN, (
+            f"job {view.name} completed, but its status names {view.succeeded_indexes} of its {view.shards} "
+            "indexes done (status.completedIndexes): the cluster did not run it as an Indexed Job")
     if progress.unreadable and state == "finished":  # a shard whose report is unreadable did not deliver
         shards_succeeded = max(0, shards_succeeded - progress.unreadable)
         shards_failed = min(view.shards, shards_failed + progress.unreadable)

@@ -22,11 +22,13 @@ from genfab.operator.builders import (
     inventory_name,
 )
 from genfab.operator.cache import Key
+from genfab.operator.cluster_support import CLUSTER_UNSUPPORTED, dropped, unsupported_message
 from genfab.operator.inventory import Listing, inventory_listing, list_inline
 from genfab.operator.kube import NotFound, resource_path
 from genfab.operator.observe import parse_time
 from genfab.operator.ownership import NameTaken, made_before_children
 from genfab.operator.parts import Parts
+from genfab.operator.refusal import Refused
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import now_rfc3339
 from genfab.status import StageObservation, failed_at_start
@@ -83,8 +85,14 @@ class StageStarter:
                                 build_group_policy(the_plan, stage, owner, parts.settings))
             children.create(key, owner, "Service", resource_path("v1", "services", ns),
                             build_service(the_plan, stage, owner))
-        job, created = children.create(key, owner, "Job", jobs_path, build_job(
-            the_plan, stage, cfg, resource.spec, shards, samples, owner, parts.settings, manifest=listing.manifest))
+        sent = build_job(the_plan, stage, cfg, resource.spec, shards, samples, owner, parts.settings,
+                         manifest=listing.manifest)
+        job, created = children.create(key, owner, "Job", jobs_path, sent)
+        lost = dropped(sent, job)
+        if lost:  # it would run every Pod as the same shard, unbounded: gone before its Pods start
+            children.delete(key, "Job", resource_path("batch/v1", "jobs", ns, name))
+            raise Refused(unsupported_message(lost, "", what=f"the API server (or an admission webhook) that "
+                                                             f"stored job {name}"), CLUSTER_UNSUPPORTED)
         parts.cache.put_job(job)
         if listing.manifest:  # its work is done (the manifest stays, the shards read it)
             children.delete(key, "Job", resource_path("batch/v1", "jobs", ns, inventory_name(the_plan.name, stage)))

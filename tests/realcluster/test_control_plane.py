@@ -1,0 +1,110 @@
+"""genfab as a lab installs it, on a real control plane: the chart's RBAC under
+OwnerReferencesPermissionEnforcement, and a server without the Job features genfab needs (Kubernetes 1.20
+has no Indexed Jobs), said once at start and in each resource's status, with no Job created."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from genfab.operator.access import OBSERVE_ACCESS, OPERATOR_ACCESS
+from tests.emulator.conftest import make_scenejob
+from tests.realcluster.conftest import RELEASE_NAMESPACE, Installed, tenant
+
+pytestmark = pytest.mark.realcluster
+NAMED = {"secrets": None, "serviceaccounts": "genfab-stage"}
+"""Resources the chart grants by name only: the name asked for (None: the chart's defaults name no Secret)."""
+
+
+def can(installed: Installed, group: str, resource: str, verb: str, namespace: str | None) -> dict[str, Any]:
+    """`kubectl auth can-i` for the operator's ServiceAccount: the API server's SubjectAccessReview."""
+    plural, _, sub = resource.partition("/")
+    attrs: dict[str, Any] = {"group": group, "resource": plural, "verb": verb,
+                             **({"subresource": sub} if sub else {}), **({"namespace": namespace} if namespace else {})}
+    if NAMED.get(plural):
+        attrs["name"] = NAMED[plural]
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+        "user": installed.user, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{RELEASE_NAMESPACE}",
+                                           "system:authenticated"],
+        "resourceAttributes": attrs}}
+    resp = installed.cluster.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json()["status"])
+
+
+def test_the_charts_service_account_may_do_every_request_the_operator_makes(installed: Installed) -> None:
+    ns = tenant(installed.cluster, "can-i")
+    asked = [(g, r, v, ns) for (g, r), verbs in OPERATOR_ACCESS.items() for v in sorted(verbs)
+             if not (r == "secrets" and NAMED["secrets"] is None)]
+    asked += [(g, r, v, None) for (g, r), verbs in OBSERVE_ACCESS.items() for v in sorted(verbs)]
+    denied = [(g, r, v, can(installed, g, r, v, n).get("reason", "")) for g, r, v, n in asked
+              if not can(installed, g, r, v, n).get("allowed")]
+    assert not denied, f"the chart's RBAC does not allow: {denied}"
+    # and nothing more than that: a stage Pod's rights are not the operator's to hand out
+    assert not can(installed, "", "pods", "create", ns).get("allowed")
+    assert not can(installed, "", "secrets", "list", ns).get("allowed")
+
+
+def test_a_child_whose_owner_blocks_deletion_is_created_as_the_operator(installed: Installed, tmp_path: Path) -> None:
+    """OwnerReferencesPermissionEnforcement: an ownerReference with blockOwnerDeletion takes update on the
+    owner's finalizers. Without it in the chart every child create was refused with 403."""
+    cluster = installed.cluster
+    ns = tenant(cluster, "owners")
+    doc = make_scenejob(tmp_path, samples=1)
+    doc["metadata"]["namespace"] = ns
+    doc["spec"]["suspend"] = True
+    resp = cluster.apply(doc)
+    assert resp.status_code == 201, resp.text
+    owner = resp.json()["metadata"]
+    token = cluster.service_account_token(RELEASE_NAMESPACE, "genfab")
+    child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "child", "namespace": ns, "ownerReferences": [{
+            "apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "name": owner["name"], "uid": owner["uid"],
+            "controller": True, "blockOwnerDeletion": True}]}, "data": {"a": "b"}}
+    with requests.Session() as as_operator:  # its token alone (the admin session's certificate would win)
+        as_operator.trust_env = False
+        answer = as_operator.post(f"{cluster.url}/api/v1/namespaces/{ns}/configmaps", json=child,
+                                  verify=str(cluster.certs["ca"]), headers={"Authorization": f"Bearer {token}"},
+                                  timeout=30)
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_server_without_indexed_jobs_is_said_at_start_and_in_the_status_and_no_job_is_made(
+        installed: Installed, tmp_path: Path) -> None:
+    """Kubernetes 1.20 stores a Job without completionMode, backoffLimitPerIndex, podFailurePolicy,
+    podReplacementPolicy, suspend and ttlSecondsAfterFinished, and runs it non-indexed: before, genfab
+    created the Jobs and marked the stage Succeeded with 0 of its samples."""
+    cluster = installed.cluster
+    ns = tenant(cluster, "old-server")
+    doc = make_scenejob(tmp_path, samples=3)
+    doc["metadata"]["namespace"] = ns
+    assert cluster.apply(doc).status_code == 201
+    path = f"/apis/genfab.dev/v1alpha1/namespaces/{ns}/scenejobs/{doc['metadata']['name']}"
+    status = cluster.wait("a Stalled status", lambda: (
+        (cluster.get(path) or {}).get("status") or {}).get("conditions") and cluster.get(path)["status"], timeout=30)
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ClusterUnsupported")
+    assert stalled["message"].startswith("this cluster's API server (Kubernetes v1.20.2) does not keep "
+                                         "spec.completionMode (Indexed Jobs")
+    assert "need Kubernetes 1.29 or newer" in stalled["message"]
+    assert status.get("phase") != "Succeeded"
+    time.sleep(2)  # a few more reconciles: still nothing made
+    assert cluster.get(f"/apis/batch/v1/namespaces/{ns}/jobs")["items"] == []
+    assert [c["metadata"]["name"] for c in cluster.get(f"/api/v1/namespaces/{ns}/configmaps")["items"]] == [
+        "kube-root-ca.crt"]  # the control plane's own (its root CA publisher), none of genfab's
+    said = [line for line in installed.operator.logs().splitlines() if "does not keep spec.completionMode" in line]
+    assert len(said) == 1, said  # once, at start
+
+
+def test_the_operators_requests_are_never_refused(installed: Installed) -> None:
+    """The audit log of the API server: every request the operator made so far in the tier (start, watches,
+    the dry run, status writes) was allowed."""
+    events = [e for e in installed.cluster.audit() if e["user"]["username"] == installed.user]
+    assert events, "the audit log holds none of the operator's requests"
+    refused = [(e["verb"], e["requestURI"], e["responseStatus"].get("code")) for e in events
+               if e["responseStatus"].get("code", 200) >= 400 and e["responseStatus"].get("code") not in (404, 409)]
+    assert refused == []
