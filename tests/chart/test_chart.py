@@ -13,14 +13,19 @@ from click.testing import CliRunner
 
 from genfab.api.families import FAMILIES
 from genfab.api.resources import KINDS
-from genfab.operator.access import GROUP_POLICY_ACCESS, OBSERVE_ACCESS, OPERATOR_ACCESS, STAGE_POLICY_ACCESS
+from genfab.operator.access import (
+    GROUP_POLICY_ACCESS,
+    LEADER_ACCESS,
+    OBSERVE_ACCESS,
+    OPERATOR_ACCESS,
+    STAGE_POLICY_ACCESS,
+)
 from genfab.operator.builders import Owner, build_job
 from genfab.operator.policy import ClusterPolicy
 from genfab.planner import plan, stage_config
 from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm
 
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
 # What the operator does with each resource (README "Least privilege"); nothing else is granted.
 OPERATOR_RULES = {k: set(v) for k, v in OPERATOR_ACCESS.items()}
 STAGE_NETWORK_POLICY_RULE = {k: set(v) for k, v in STAGE_POLICY_ACCESS.items()}
@@ -53,7 +58,7 @@ def test_every_object_is_valid_kubernetes(rendered: dict[str, list[dict[str, Any
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "CustomResourceDefinition", "ConfigMap", "Service"} <= kinds
     for doc in docs:
-        if doc["kind"] in MONITORING_KINDS | PEERING_KINDS:
+        if doc["kind"] in MONITORING_KINDS:
             continue  # not core Kubernetes: checked by the tests below
         kubernetes_validate.validate(doc, "1.35", strict=True)
     names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]
@@ -63,12 +68,11 @@ def test_every_object_is_valid_kubernetes(rendered: dict[str, list[dict[str, Any
 def test_everything_on_renders_every_optional_object(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["everything"]
     kinds = {d["kind"] for d in docs}
-    assert MONITORING_KINDS | {"KopfPeering", "NetworkPolicy", "Secret", "Role", "RoleBinding"} <= kinds
-    assert not (MONITORING_KINDS | PEERING_KINDS | {"NetworkPolicy", "Secret", "Role"}) & {
-        d["kind"] for d in rendered["defaults"]}
-    assert {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in of_kind(docs, "KopfPeering")} == {
-        ("lab-a", "genfab"), ("lab-b", "genfab")}
-    assert [d["metadata"]["name"] for d in of_kind(rendered["ha"], "ClusterKopfPeering")] == ["genfab-ha"]
+    assert MONITORING_KINDS | {"NetworkPolicy", "Secret", "Role", "RoleBinding"} <= kinds
+    assert not (MONITORING_KINDS | {"NetworkPolicy", "Secret", "Role"}) & {d["kind"] for d in rendered["defaults"]}
+    for with_ha in (docs, rendered["ha"]):  # the leader election's Role, in the release namespace only
+        assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in of_kind(with_ha, "Role")
+                if "leases" in r["rules"][0]["resources"]] == [("genfab-system", "genfab-leader-election")]
     secrets = of_kind(docs, "Secret")
     assert {s["metadata"]["namespace"] for s in secrets} == {"lab-a", "lab-b"}
     assert set(secrets[0]["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
@@ -99,16 +103,17 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
         operator_rules |= GROUP_POLICY_RULE
     elif values.get("networkPolicy", {}).get("enabled"):
         operator_rules |= STAGE_NETWORK_POLICY_RULE
-    peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
-    expected_peering = {("kopf.dev", peering): {"get", "patch", "list", "watch"}} if ha else {}
+    leases = grants([r for role in of_kind(docs, "Role") if role["metadata"]["name"].endswith("-leader-election")
+                     for r in role["rules"]])
+    assert leases == ({k: set(v) for k, v in LEADER_ACCESS.items()} if ha else {})
     if namespaced:
         assert cluster == OBSERVE_RULES  # nothing namespaced is granted cluster-wide
-        roles = of_kind(docs, "Role")
+        roles = [r for r in of_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
         assert {r["metadata"]["namespace"] for r in roles} == set(values["operator"]["watchNamespaces"])
         for role in roles:
-            assert grants(role["rules"]) == {**operator_rules, **expected_peering}
+            assert grants(role["rules"]) == operator_rules
     else:
-        assert cluster == {**operator_rules, **OBSERVE_RULES, **expected_peering}
+        assert cluster == {**operator_rules, **OBSERVE_RULES}
     for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
         for rule in role["rules"]:
             if "secrets" in rule["resources"]:  # by name only, and only the Secrets the chart names
@@ -117,8 +122,8 @@ def test_rbac_is_least_privilege_without_wildcards(rendered: dict[str, list[dict
             if rule["resources"] == ["serviceaccounts"] or (rule["resources"] == ["networkpolicies"]
                                                             and "create" not in rule["verbs"]):  # by name
                 assert rule["verbs"] == ["get"] and rule["resourceNames"] in (["genfab-stage"], ["genfab-stages"])
-            if "patch" in rule["verbs"] and rule["apiGroups"] == ["kopf.dev"]:
-                assert rule["resourceNames"] == [values["operator"]["ha"].get("peeringName", "genfab")]
+            if rule["resources"] == ["leases"] and "update" in rule["verbs"]:  # its own Lease only
+                assert rule["resourceNames"] == [values["operator"]["ha"].get("leaseName", "genfab-operator")]
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))
@@ -248,7 +253,9 @@ def _check_operator_deployment(docs: list[dict[str, Any]], deployment: dict[str,
     ctx = operator.make_context("operator", list(container["args"]))
     assert ctx.params["shard"] == shard
     assert ctx.params["namespaces"] == tuple(values.get("watchNamespaces", ()))
-    assert ctx.params["peering"] == (values["ha"].get("peeringName", "genfab") if values.get("ha") else None)
+    assert ctx.params["lease"] == (values["ha"].get("leaseName", "genfab-operator") if values.get("ha") else None)
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert (env["POD_NAMESPACE"], env["POD_NAME"]) == ("metadata.namespace", "metadata.name")
     assert spec["replicas"] == values.get("replicas", 1)
     assert spec["strategy"]["type"] == ("RollingUpdate" if values.get("ha") else "Recreate")
     probe = container["livenessProbe"]["httpGet"]
@@ -264,7 +271,7 @@ def test_crds_in_the_chart_equal_the_generated_ones(rendered: dict[str, list[dic
                  for p in sorted((ROOT / "crds").glob("*.yaml"))}
     in_chart = {d["metadata"]["name"]: d for d in of_kind(rendered["defaults"], "CustomResourceDefinition")}
     assert {n: in_chart[n] for n in generated} == generated
-    assert set(in_chart) - set(generated) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert set(in_chart) == set(generated)
     for path in (ROOT / "crds").glob("*.yaml"):
         assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes()
 

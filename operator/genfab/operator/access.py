@@ -31,3 +31,6 @@ STAGE_POLICY_ACCESS: Access = {("networking.k8s.io", "networkpolicies"): frozens
 """The chart's stage NetworkPolicy, checked by name before Jobs run (`networkPolicy.enabled` alone)."""
 OBSERVE_ACCESS: Access = {("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"})}
 """kopf notices CRDs being added or removed (cluster-wide in every mode)."""
+LEADER_ACCESS: Access = {("coordination.k8s.io", "leases"): frozenset({"create", "get", "update"})}
+"""HA (the chart's `operator.ha`): the Lease the replicas elect the active one on, in the release namespace
+(get and update by its name)."""

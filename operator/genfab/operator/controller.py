@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +44,7 @@ from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
 from genfab.operator.kube import Conflict, Kube, NotFound, Permanent, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
+from genfab.operator.leader import LeaderElector
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.namespace_check import NamespaceCheck
 from genfab.operator.observe import ANNOTATION_NO_PROGRESS, is_true, job_view, unresolved_lost
@@ -117,6 +120,11 @@ class Controller:
         self.support = ClusterSupport(kube, settings.namespaces[0] if settings.namespaces else "default")
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._leading = threading.Event()
+        """Set while this replica reconciles: always alone, only while it holds the Lease in HA."""
+        self.elector = None if settings.leader_election is None else LeaderElector(
+            kube, settings.pod_namespace, settings.leader_election, settings.identity, self._leading.set,
+            self._lost_lease)
 
     # -- lifecycle
     def start(self) -> None:
@@ -125,6 +133,10 @@ class Controller:
             threading.Thread(target=report_sharding, args=(self.kube, self.settings, self.settings.shard),
                              name="genfab-shard-check", daemon=True).start()
         targets = [(self._work, f"genfab-reconcile-{i}") for i in range(self.settings.workers)]
+        if self.elector is None:
+            self._leading.set()
+        else:
+            targets.append((partial(self.elector.run, self._stop), "genfab-leader-election"))
         targets += [(self._resync, "genfab-resync"), (partial(self.events.run, self._stop), "genfab-events")]
         for target, name in targets:
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -134,9 +146,20 @@ class Controller:
     def stop(self) -> None:
         self._stop.set()
         self.queue.close()
+        for t in self._threads:
+            if t.name == "genfab-leader-election":
+                t.join(5.0)  # it gives the Lease up: the next replica need not wait out its duration
+
+    def _lost_lease(self) -> None:
+        """Renewals failed past their deadline: another replica may lead now. Stop reconciling and exit (the
+        Deployment starts a fresh follower), as client-go's leader election does."""
+        self._leading.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            if not self._leading.wait(1.0):
+                continue  # a follower keeps its queue, and takes it up when it leads
             key = self.queue.get(timeout=1.0)
             if key is None:
                 continue

@@ -28,12 +28,13 @@ def cannot_start(message: str) -> NoReturn:
               help="Watch only this namespace (repeatable). Default: cluster-wide.")
 @click.option("--metrics-port", type=int, default=None, help="Prometheus metrics port (0 = off; default 8080).")
 @click.option("--liveness", default=None, help="Liveness endpoint URL (default http://0.0.0.0:8081/healthz).")
-@click.option("--peering", default=None, help="kopf peering name: run several replicas, one active (HA).")
+@click.option("--leader-election", "lease", default=None, metavar="LEASE",
+              help="Elect one active replica on this Lease in the operator's namespace (HA: run several).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Reconcile only shard I of N (resources split by UID; run N processes, I = 0..N-1).")
 @click.option("--workers", type=int, default=None, help="Reconcile worker threads (default 8).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: str | None, peering: str | None,
+def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: str | None, lease: str | None,
              shard: str | None, workers: int | None, verbose: bool) -> None:
     """Run the genfab operator: reconcile SceneJob, DatasetJob and TuningRun into stage Jobs.
 
@@ -54,9 +55,9 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
         sharded = Shard.parse(shard) if shard is not None else settings.shard
     except ValueError as exc:
         cannot_start(f"--{exc}")
-    if sharded is not None and (peering or settings.peering):
-        cannot_start("--shard and --peering do not mix: kopf keeps every sharded replica active, so HA "
-                     "peering would not pause any (run one replica per shard)")
+    if sharded is not None and (lease or settings.leader_election):
+        cannot_start("--shard and --leader-election do not mix: every shard's process is the only one for its "
+                     "resources (run one replica per shard)")
     try:  # kopf would retry a missing login every 60 s forever: say it once instead
         connection = load_connection()
     except (NoConnection, OSError, ValueError) as exc:  # ValueError: inline data that is not base64
@@ -65,7 +66,7 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
     settings = replace(settings, namespaces=namespaces or settings.namespaces,
                        metrics_port=settings.metrics_port if metrics_port is None else metrics_port,
                        liveness_endpoint=liveness or settings.liveness_endpoint,
-                       peering=peering or settings.peering, workers=workers or settings.workers,
+                       leader_election=lease or settings.leader_election, workers=workers or settings.workers,
                        shard=sharded)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -80,7 +81,7 @@ def operator(namespaces: tuple[str, ...], metrics_port: int | None, liveness: st
     kopf.run(
         clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
         liveness_endpoint=settings.liveness_endpoint or None,
-        standalone=settings.peering is None, peering_name=settings.peering,
+        standalone=True,  # no kopf peering: it pauses every replica of equal priority (genfab.operator.leader)
         memo=kopf.Memo(settings=settings, metrics=metrics, connection=connection),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,8 +148,13 @@ class OperatorSettings:
     gpu_tolerations: tuple[dict[str, Any], ...] = field(default_factory=lambda: tuple(
         t.to_yaml_dict() for t in _env_json("GENFAB_GPU_TOLERATIONS", list[Toleration], [])))
     """Tolerations of GPU stage Pods when the stage sets none."""
-    peering: str | None = field(default_factory=lambda: os.environ.get("GENFAB_PEERING") or None)
-    """kopf peering name for HA (several replicas, one active); None runs standalone."""
+    leader_election: str | None = field(default_factory=lambda: os.environ.get("GENFAB_LEADER_ELECTION") or None)
+    """Name of the Lease the replicas of an HA operator elect their one active replica on
+    (genfab.operator.leader); None: this process reconciles alone."""
+    pod_namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE") or "default")
+    """The operator's own namespace (the chart sets it from the downward API): where its Lease lives."""
+    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+    """This replica's name in the Lease (its Pod's name in a cluster)."""
     host_path_prefixes: tuple[str, ...] = field(default_factory=lambda: tuple(
         _env_json("GENFAB_HOST_PATH_PREFIXES", list[HostPath], [])))
     """Where `spec.models.hubCache` may mount a host path; empty disables host paths."""
