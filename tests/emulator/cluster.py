@@ -71,6 +71,19 @@ def res_for(plural: str) -> Res:
     return next(res_of(p) for p in RESOURCES if p.endswith(f"/{plural}"))
 
 
+def field_match(obj: dict[str, Any], selector: str | None) -> bool:
+    """A field selector of `path=value` terms (`involvedObject.name=j,reason=FailedCreate`), as the API
+    server applies it to a list."""
+    for term in filter(None, (selector or "").split(",")):
+        path, _, wanted = term.partition("=")
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if str(value if value is not None else "") != wanted:
+            return False
+    return True
+
+
 def owner_finalizer_access(body: Any) -> set[tuple[str, str, str]]:
     """The right OwnerReferencesPermissionEnforcement checks on a create: `update` on each owner's
     finalizers where the ownerReference sets blockOwnerDeletion (no request names it)."""
@@ -274,7 +287,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
         if action == enums.action.WATCH:
             return await self._watch(request, res, ns, shard)
         if action == enums.action.LIST:
-            items = [o for o in self._select(res, ns, request.params.get("labelSelector")) if in_shard(o, shard)]
+            items = [o for o in self._select(res, ns, request.params.get("labelSelector")) if in_shard(o, shard)
+                     and field_match(o, request.params.get("fieldSelector"))]
             shard_info = {"shardInfo": {"selector": request.params["shardSelector"]}} if shard else {}
             return aiohttp.web.json_response({
                 "apiVersion": api_version(res), "kind": f"{RESOURCES[self._path(res)][0]}List",

@@ -48,7 +48,7 @@ from genfab.storage import S3Settings, StorageError, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
 JOBS, PODS, CONFIGMAPS = res_of("batch/v1/jobs"), res_of("v1/pods"), res_of("v1/configmaps")
-SECRETS = res_of("v1/secrets")
+SECRETS, EVENTS = res_of("v1/secrets"), res_of("v1/events")
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
 
@@ -132,6 +132,10 @@ class Kubelet:
         self._bulk_writes: dict[str, Future[list[tuple[int, bool]]]] = {}
         """Bulk Job uid -> its batch of reports being written on `_bulk_pool` (each index: succeeded?)."""
         self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="fake-bulk")
+        self.refuse_pods: dict[str, str] = {}
+        """Namespace -> why the API server refuses every Pod there (a quota, admission): its Jobs get a
+        FailedCreate Event, as Kubernetes' Job controller writes it (`failed_create_event`), and no
+        status, until removed."""
         self.replacement_delay = 0.0
         """Seconds before a deleted Pod's index gets a new Pod (lets a test observe PodDeleted)."""
         self.pods: dict[str, PodState] = {}
@@ -271,6 +275,11 @@ class Kubelet:
             return self._write_job(key, status, new)
         if any(c["type"] == "Suspended" and c["status"] == "True" for c in conditions):
             new["conditions"] = _set(conditions, "Suspended", "False", "JobResumed")
+        refusal = self.refuse_pods.get(key[1])
+        if refusal is not None and not pods:  # as the Job controller meets a quota: an Event, no status
+            self._failed_create(key, job, refusal)
+            self._timed[JOBS][key] = None  # tried again, as its backoff does, until the refusal is lifted
+            return
         new.setdefault("startTime", now_rfc3339())
         labels = job["metadata"].get("labels") or {}
         if labels.get("genfab.dev/task") in ("inventory", "records"):
@@ -426,6 +435,14 @@ class Kubelet:
         if new != old:
             self.cluster.patch(key, {"status": {**{k: None for k in old if k not in new}, **new}})
 
+    def _failed_create(self, key: ObjKey, job: dict[str, Any], why: str) -> None:
+        name = f"{key[2]}.failedcreate"
+        existing = self.cluster.store.get((EVENTS, key[1], name))
+        if existing is None:
+            self.cluster.create(EVENTS, key[1], failed_create_event(job, name, why))
+        else:
+            self.cluster.patch((EVENTS, key[1], name), {"count": existing["count"] + 1, "lastTimestamp": now_rfc3339()})
+
     def _create_pod(self, key: ObjKey, job: dict[str, Any], index: int, js: JobState) -> None:
         template = job["spec"]["template"]
         labels = {**(template.get("metadata") or {}).get("labels", {}), "job-name": key[2],
@@ -547,6 +564,18 @@ class Kubelet:
         write_report(open_storage(cfg.run_uri), report)
         return json.dumps({"stage": report.stage, "index": report.index, "state": report.state,
                            "succeeded": len(report.succeeded), "failed": len(report.failed)})
+
+
+def failed_create_event(job: dict[str, Any], name: str, why: str) -> dict[str, Any]:
+    """The Event Kubernetes' Job controller writes when the API server refuses a Pod of `job` (its shape
+    as kube-controller-manager 1.20 writes it; tests/realcluster checks the two agree)."""
+    meta, now = job["metadata"], now_rfc3339()
+    return {"metadata": {"name": name, "namespace": meta["namespace"]},
+            "involvedObject": {"kind": "Job", "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"],
+                               "apiVersion": "batch/v1", "resourceVersion": meta.get("resourceVersion", "")},
+            "reason": "FailedCreate", "message": f'Error creating: pods "{meta["name"]}-x0001" is forbidden: {why}',
+            "source": {"component": "job-controller"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "type": "Warning", "eventTime": None, "reportingComponent": "", "reportingInstance": ""}
 
 
 def _write_bulk_reports(cfg: StageConfig, ids: list[str], completions: int,

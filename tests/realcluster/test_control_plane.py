@@ -108,3 +108,43 @@ def test_the_operators_requests_are_never_refused(installed: Installed) -> None:
     refused = [(e["verb"], e["requestURI"], e["responseStatus"].get("code")) for e in events
                if e["responseStatus"].get("code", 200) >= 400 and e["responseStatus"].get("code") not in (404, 409)]
     assert refused == []
+
+
+def test_pods_refused_by_a_quota_are_read_as_the_job_controller_says_it(installed: Installed, tmp_path: Path) -> None:
+    """Kubernetes' Job controller, meeting a ResourceQuota of `pods: 0`: one FailedCreate Event on the Job
+    and no Job status (no startTime). genfab's Jobs cannot run on 1.20, so what the operator does with it is
+    tested on the emulator, which writes the same Event (`failed_create_event`, compared here); genfab's own
+    reader (`PodRefusals`) finds it on this server as the chart's ServiceAccount."""
+    from datetime import UTC, datetime, timedelta
+
+    from genfab.operator.connection import load_connection
+    from genfab.operator.kube import Kube
+    from genfab.operator.observe import job_view
+    from genfab.operator.pod_refusals import PodRefusals
+    from tests.emulator.kubelet import failed_create_event
+    from tests.emulator.test_refusals import QUOTA
+
+    cluster = installed.cluster
+    ns = tenant(cluster, "quota")
+    assert cluster.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods", "namespace": ns},
+                          "spec": {"hard": {"pods": "0"}}}).status_code == 201
+    cluster.wait("the quota counted", lambda: (cluster.get(f"/api/v1/namespaces/{ns}/resourcequotas/no-pods") or {})
+                 .get("status", {}).get("hard"))
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "refused", "namespace": ns},
+           "spec": {"completions": 2, "parallelism": 2, "template": {"spec": {
+               "restartPolicy": "Never", "containers": [{"name": "stage", "image": "genfab-stage"}]}}}}
+    assert cluster.apply(job).status_code == 201
+    selector = "involvedObject.kind%3DJob,involvedObject.name%3Drefused,reason%3DFailedCreate"
+    (event,) = cluster.wait("the FailedCreate Event", lambda: cluster.get(
+        f"/api/v1/namespaces/{ns}/events?fieldSelector={selector}")["items"], timeout=30)
+    stored = cluster.get(f"/apis/batch/v1/namespaces/{ns}/jobs/refused")
+    assert stored is not None and not (stored.get("status") or {}).get("startTime")
+    emulated = failed_create_event(stored, "x", QUOTA)
+    assert set(event) == set(emulated) and set(event["involvedObject"]) == set(emulated["involvedObject"])
+    assert [event[k] for k in ("reason", "type", "source")] == [emulated[k] for k in ("reason", "type", "source")]
+    assert event["message"] == f'Error creating: pods "{event["message"].split(chr(34))[1]}" is forbidden: {QUOTA}'
+    token = cluster.service_account_token(RELEASE_NAMESPACE, "genfab")
+    kube = Kube(load_connection({"KUBECONFIG": str(cluster.kubeconfig(tmp_path / "sa.kubeconfig", token=token))}))
+    later = datetime.now(UTC) + timedelta(seconds=10)  # past the grace a Job gets to make its first Pods
+    found = PodRefusals(kube, 1.0).read(ns, [stored], {"refused": job_view(stored)}, {}, later)
+    assert found == {"refused": event["message"]}

@@ -54,6 +54,13 @@ REASONS: tuple[Reason, ...] = (
            "nothing is sent on every event meanwhile.",
            "Read the server's message: an admin grants the right (the chart's RBAC is what the operator "
            "needs), raises the quota or exempts genfab's objects from the webhook; or change the spec."),
+    Reason("PodsRefused", ON_BOTH,
+           "The API server refuses to create the stage Job's Pods: a ResourceQuota, a LimitRange, Pod Security "
+           "admission, a webhook or a missing ServiceAccount. The Job controller says so only in an Event on the "
+           "Job (FailedCreate); the message is its words. The Job keeps trying; `startDeadlineSeconds` counts from "
+           "the Job's creation (or resumption) while no Pod exists.",
+           "Read the message: an admin raises the quota or changes the policy, or change the stage's "
+           "resources in the spec."),
     Reason("IndexesUnknown", ON_STAGE,
            "The stage's Job completed without naming each of its indexes done (`status.completedIndexes`): "
            "the cluster ran it as a plain Job, so no shard is known to have made its samples. The stage "

@@ -21,7 +21,7 @@ OPERATOR_ACCESS: Access = {
     ("", "services"): frozenset({"get", "create", "delete"}),  # headless Services of distributed training
     ("", "pods"): frozenset({"get", "list", "watch", "delete"}),
     ("", "secrets"): frozenset({"get"}),  # by name only, the storage Secrets the chart names
-    ("", "events"): frozenset({"create"}),
+    ("", "events"): frozenset({"create", "list"}),  # list: a Job's FailedCreate Events (refused Pods)
     ("", "serviceaccounts"): frozenset({"get"}),  # by name only: the stage ServiceAccount
 }
 """What the operator asks in every namespace it watches."""

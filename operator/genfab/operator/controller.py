@@ -51,6 +51,7 @@ from genfab.operator.observe import ANNOTATION_NO_PROGRESS, is_true, job_view, u
 from genfab.operator.ownership import Children, child_refs
 from genfab.operator.parts import Parts
 from genfab.operator.plan_memo import PlanMemo
+from genfab.operator.pod_refusals import PodRefusals
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
 from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import not_ready_message
@@ -117,6 +118,7 @@ class Controller:
         self._training: Throttled[Key, dict[str, Any] | None] = Throttled(settings.progress_seconds)
         """Training state documents read from storage."""
         self.namespaces = NamespaceCheck(kube, settings)
+        self.pod_refusals = PodRefusals(kube, settings.progress_seconds)
         self.support = ClusterSupport(kube, settings.namespaces[0] if settings.namespaces else "default")
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -353,8 +355,10 @@ class Controller:
                 self.metrics.reports_read.labels(key[0], state).inc(n)
         awaiting, more = self._read_awaiting(key, the_plan, jobs, owner, previous)
         (self._unread.add if reading.more or more else self._unread.discard)(key)
+        refused = self.pod_refusals.read(owner.namespace, jobs, {j["metadata"]["name"]: job_view(j) for j in jobs},
+                                         pods, self.parts.clock())
         return Observed(jobs=jobs, pods=pods, lost=lost, progress=reading.progress, awaiting=awaiting, refs=refs,
-                        inventories=[j for j in mine if task_of(j) == INVENTORY])
+                        inventories=[j for j in mine if task_of(j) == INVENTORY], refused_pods=refused)
 
     def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
                        previous: ResourceStatus | None) -> tuple[dict[str, Awaiting], bool]:

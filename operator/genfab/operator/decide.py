@@ -42,6 +42,8 @@ from genfab.status.cost import gpu_seconds
 
 WAITING_FOR_REFERENCE = "WaitingForReference"
 """A stage's reason while the resource whose output it reads has not succeeded."""
+PODS_REFUSED = "PodsRefused"
+"""A stage's Stalled reason while the API server refuses its Job's Pods (quota, LimitRange, admission)."""
 INDEXES_UNKNOWN = "IndexesUnknown"
 """A stage's reason when its Job completed without naming every index done (it ran without Indexed mode)."""
 
@@ -96,6 +98,9 @@ class Observed:
     """Resources whose output the plan reads (`Kind/name`) that are not usable yet, or failed."""
     inventories: Sequence[Mapping[str, Any]] = ()
     """The resource's inventory Jobs (one-Pod listings of a stage's samples, `build_inventory_job`)."""
+    refused_pods: Mapping[str, str] = field(default_factory=dict)
+    """Job name -> the API server's words refusing its Pods (its newest FailedCreate Event), for Jobs that
+    have had no Pod (genfab.operator.pod_refusals)."""
 
 
 @dataclass
@@ -243,6 +248,10 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             view = job_view(stage_job)
             pods = observed.pods.get(view.name, ())
             stall = job_stall(view, pods, observed.lost.get(view.name, ()))
+            refused = observed.refused_pods.get(view.name)
+            if refused is not None and (stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index(
+                    PODS_REFUSED)):
+                stall = Stall(PODS_REFUSED, f"job {view.name}: the API server refuses its Pods: {refused}")
             progress = observed.progress.get(stage.name, Progress())
             for stuck in stuck_pods(view, pods, progress.last_sample, now, stage.progress_deadline_seconds):
                 why = no_progress_message(stage.name, stuck.index, stuck.idle, stage.progress_deadline_seconds,

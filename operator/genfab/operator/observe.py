@@ -28,8 +28,8 @@ from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
-STALL_ORDER = ("DeadlineExceeded", "NoProgress", "ImagePullBackOff", "PartiallyScheduled", "Unschedulable", "NodeLost",
-               "PodDeleted")
+STALL_ORDER = ("DeadlineExceeded", "PodsRefused", "NoProgress", "ImagePullBackOff", "PartiallyScheduled",
+               "Unschedulable", "NodeLost", "PodDeleted")
 ANNOTATION_NO_PROGRESS = "genfab.dev/no-progress"
 """On a stage Job: why the operator last stopped one of its Pods (kept for the stage's failure message)."""
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -101,6 +101,9 @@ class JobView:
     """Any Pod of the Job ever got to run (ready, succeeded or failed)."""
     start_time: str | None
     completion_time: str | None
+    created: str | None = None
+    """When the Job was created, or last resumed from suspension (its Suspended condition turned False):
+    where its start deadline counts from while the Job controller writes no startTime (no Pod made)."""
     queue: str | None = None
     """Kueue LocalQueue of the Job (`kueue.x-k8s.io/queue-name`): Kueue, not genfab, unsuspends it."""
     no_progress: str = ""
@@ -132,9 +135,15 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         pods_started=bool(status.get("ready") or status.get("succeeded") or status.get("failed") or succeeded),
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
+        created=_resumed(job) or meta.get("creationTimestamp"),
         queue=(meta.get("labels") or {}).get(LABEL_QUEUE) or None,
         no_progress=(meta.get("annotations") or {}).get(ANNOTATION_NO_PROGRESS, ""),
     )
+
+
+def _resumed(job: Mapping[str, Any]) -> str | None:
+    suspended = condition(job, "Suspended")
+    return suspended.get("lastTransitionTime") if suspended is not None and suspended.get("status") == "False" else None
 
 
 def pod_index(pod: Mapping[str, Any]) -> int | None:
@@ -187,8 +196,10 @@ def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Mapping[str, Any]], 
 
 
 def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: datetime, deadline_s: int) -> bool:
-    """Unsuspended for longer than the deadline and not one Pod ever ran."""
-    started = parse_time(job.start_time)
+    """Unsuspended for longer than the deadline and not one Pod ever ran. Counted from the Job's start, or
+    while it has none (every Pod refused: the Job controller writes startTime with its first Pod) from its
+    creation or resumption."""
+    started = parse_time(job.start_time) or parse_time(job.created)
     if job.suspended or job.finished or started is None or job.pods_started:
         return False
     if any(pod_running(p) for p in pods):
