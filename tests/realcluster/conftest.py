@@ -11,6 +11,7 @@ them and sets GENFAB_REQUIRE_REAL_CLUSTER=1, so there a missing binary is an err
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +35,32 @@ INSTALLED_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"
 """What the tier takes from the chart's render: the operator's identity and its rights, and the CRDs."""
 
 
-def chart_objects(values: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
-    """`helm template` of the chart (CRDs included) with `values`: the objects of `INSTALLED_KINDS`."""
+LAB_VALUES: dict[str, Any] = {"storage": {"endpoints": ["http://minio.minio.svc:9000"],
+                                          "filePrefixes": [tempfile.gettempdir(), str(ROOT / "examples")]},
+                               "rbac": {"secretNames": ["genfab-s3", "lab-s3"]}}
+"""A lab's install: the examples' object store and its Secrets allowed, the tests' folders as the shared disk."""
+
+
+def render(values: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
+    """`helm template` of the chart (CRDs included) with `values`."""
     import subprocess
     path = tmp / "values.yaml"
     path.write_text(yaml.safe_dump(values))
     out = subprocess.run([str(helm_binary()), "template", "genfab", str(CHART), "--namespace", RELEASE_NAMESPACE,
                           "--include-crds", "-f", str(path)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d and d.get("kind") in INSTALLED_KINDS]
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def chart_objects(values: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
+    """The objects of `INSTALLED_KINDS` the chart renders with `values`."""
+    return [d for d in render(values, tmp) if d.get("kind") in INSTALLED_KINDS]
+
+
+def chart_env(values: dict[str, Any], tmp: Path) -> dict[str, str]:
+    """The settings the chart's Deployment gives the operator (its plain `value` variables)."""
+    deployment = next(d for d in render(values, tmp) if d["kind"] == "Deployment")
+    env = deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    return {e["name"]: str(e["value"]) for e in env if "value" in e}
 
 
 @dataclass
@@ -96,10 +115,11 @@ def start_operator(cluster: RealCluster, workdir: Path, service_account: str = "
 @pytest.fixture(scope="package")
 def installed(cluster: RealCluster, agent: NodeAgent, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[Installed]:
-    """The chart's defaults installed and the operator running as its ServiceAccount."""
-    install(cluster, chart_objects({}, tmp_path_factory.mktemp("chart")))
+    """The chart installed with `LAB_VALUES`, and the operator running as its ServiceAccount with the
+    settings its Deployment gives it."""
+    install(cluster, chart_objects(LAB_VALUES, tmp_path_factory.mktemp("chart")))
     workdir = tmp_path_factory.mktemp("operator")
-    op = start_operator(cluster, workdir)
+    op = start_operator(cluster, workdir, "genfab", **chart_env(LAB_VALUES, tmp_path_factory.mktemp("env")))
     try:
         cluster.wait("operator liveness", op.healthy, timeout=60)
         yield Installed(cluster, agent, op, f"system:serviceaccount:{RELEASE_NAMESPACE}:genfab")

@@ -1,0 +1,68 @@
+"""What the real control plane does around a resource that the operator has stalled: its Event and
+metrics, a restart of the operator (nothing written again), and its namespace deleted under it (the
+namespace controller and garbage collector remove it; the operator follows without an error)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.conftest import make_scenejob
+from tests.realcluster.conftest import Installed, tenant
+
+pytestmark = pytest.mark.realcluster
+
+
+def stalled_scenejob(installed: Installed, tmp: Path, ns_name: str) -> tuple[dict[str, Any], str]:
+    cluster = installed.cluster
+    doc = make_scenejob(tmp, samples=1)
+    doc["metadata"]["namespace"] = tenant(cluster, ns_name)
+    assert cluster.apply(doc).status_code == 201
+    path = f"/apis/genfab.dev/v1alpha1/namespaces/{ns_name}/scenejobs/{doc['metadata']['name']}"
+    cluster.wait("stalled", lambda: any(c["type"] == "Stalled" and c["status"] == "True" for c in (
+        (cluster.get(path) or {}).get("status") or {}).get("conditions") or []), timeout=30)
+    return doc, path
+
+
+def operator_writes(installed: Installed, path: str) -> list[dict[str, Any]]:
+    return [e for e in installed.cluster.audit() if e["user"]["username"] == installed.user
+            and e["verb"] in ("patch", "update", "create") and e["requestURI"].split("?")[0].startswith(path)]
+
+
+def test_the_stall_is_an_event_on_the_resource_and_the_metrics_count_it(installed: Installed,
+                                                                         tmp_path: Path) -> None:
+    doc, _ = stalled_scenejob(installed, tmp_path, "events")
+    events = installed.cluster.wait("the Warning Event", lambda: [
+        e for e in installed.cluster.get("/api/v1/namespaces/events/events")["items"]
+        if e["involvedObject"]["name"] == doc["metadata"]["name"] and e["reason"] == "ClusterUnsupported"])
+    assert events[0]["type"] == "Warning" and events[0]["involvedObject"]["kind"] == "SceneJob"
+    assert events[0]["message"].startswith("this cluster's API server (Kubernetes v1.20.2) does not keep")
+    metrics = installed.operator.metrics()
+    assert 'genfab_reconcile_seconds_count{kind="SceneJob"}' in metrics
+
+
+def test_a_restarted_operator_writes_nothing_again_for_a_resource_whose_status_is_right(
+        installed: Installed, tmp_path: Path) -> None:
+    _, path = stalled_scenejob(installed, tmp_path, "restart")
+    status_path = path + "/status"
+    before = len(operator_writes(installed, status_path))
+    installed.operator.kill()  # SIGKILL, as a node loss would
+    installed.operator.start()
+    installed.cluster.wait("the operator again", installed.operator.healthy, timeout=60)
+    time.sleep(3)  # its first reconcile of every resource (progress and resync periods of the tests: 0.2 s, 2 s)
+    assert len(operator_writes(installed, status_path)) == before
+
+
+def test_a_namespace_deleted_under_a_resource_takes_it_and_the_operator_follows(installed: Installed,
+                                                                               tmp_path: Path) -> None:
+    _, path = stalled_scenejob(installed, tmp_path, "doomed")
+    cluster = installed.cluster
+    assert cluster.request("DELETE", "/api/v1/namespaces/doomed").status_code == 200
+    cluster.wait("the namespace gone", lambda: cluster.get("/api/v1/namespaces/doomed") is None, timeout=60)
+    assert cluster.get(path) is None
+    time.sleep(1)
+    log = installed.operator.logs()
+    assert "Traceback" not in log and "reconcile failed" not in log
