@@ -22,7 +22,7 @@ BUDGETS: dict[str, float] = {
     "unit": 200.0,
     "emulator": 340.0,
     "realserver": 200.0,
-    "realcluster": 150.0,
+    "realcluster": 200.0,
     "images": 110.0,
     "storage": 800.0,
     "chart": 20.0,

@@ -96,8 +96,9 @@ def test_a_server_without_indexed_jobs_is_said_at_start_and_in_the_status_and_no
     assert cluster.get(f"/apis/batch/v1/namespaces/{ns}/jobs")["items"] == []
     assert [c["metadata"]["name"] for c in cluster.get(f"/api/v1/namespaces/{ns}/configmaps")["items"]] == [
         "kube-root-ca.crt"]  # the control plane's own (its root CA publisher), none of genfab's
-    said = [line for line in installed.operator.logs().splitlines() if "does not keep spec.completionMode" in line]
-    assert len(said) == 1, said  # once, at start
+    log = installed.operator.logs()  # every start of the tier's operator so far (another test may restart it)
+    said = [line for line in log.splitlines() if "does not keep spec.completionMode" in line]
+    assert len(said) == log.count("Activity 'startup' succeeded") >= 1, said  # once a start, at the start
 
 
 def test_the_operators_requests_are_never_refused(installed: Installed) -> None:

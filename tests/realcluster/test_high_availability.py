@@ -15,7 +15,15 @@ import pytest
 from genfab.operator.leader import LeaseTiming
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import OperatorProcess
-from tests.realcluster.conftest import RELEASE_NAMESPACE, Installed, chart_objects, install, start_operator, tenant
+from tests.realcluster.conftest import (
+    LAB_VALUES,
+    RELEASE_NAMESPACE,
+    Installed,
+    chart_objects,
+    install,
+    start_operator,
+    tenant,
+)
 
 pytestmark = pytest.mark.realcluster
 LEASE = "genfab-operator"
@@ -65,8 +73,8 @@ def scenejob(installed: Installed, tmp: Path, name: str) -> dict[str, Any]:
 def test_one_replica_reconciles_and_a_killed_leader_is_replaced_within_the_lease(
         alone: Installed, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     installed = alone
-    install(installed.cluster, chart_objects({"operator": {"ha": {"enabled": True, "leaseName": LEASE},
-                                                           "replicas": 2}}, tmp_path))
+    values = {**LAB_VALUES, "operator": {"ha": {"enabled": True, "leaseName": LEASE}, "replicas": 2}}
+    install(installed.cluster, chart_objects(values, tmp_path))  # the tier's ClusterRole, the Lease's Role
     replicas = {name: start_operator(installed.cluster, tmp_path_factory.mktemp(name), "genfab",
                                      "--leader-election", LEASE, POD_NAME=name)
                 for name in ("genfab-a", "genfab-b")}
