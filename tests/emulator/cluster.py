@@ -17,6 +17,7 @@ import itertools
 import json
 import re
 import secrets
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -221,7 +222,8 @@ def status_error(code: int, reason: str, message: str) -> aiohttp.web.Response:
 class GenfabCluster(kmock.KubernetesEmulator):
     store: dict[ObjKey, dict[str, Any]] = attrs.field(factory=dict, init=False)
     history: deque[tuple[int, Res, dict[str, Any]]] = attrs.field(factory=lambda: deque(maxlen=HISTORY), init=False)
-    watchers: dict[Res, set[asyncio.Queue[tuple[int, dict[str, Any]]]]] = attrs.field(factory=dict, init=False)
+    watchers: dict[Res, set[asyncio.Queue[tuple[int, dict[str, Any], float]]]] = attrs.field(factory=dict,
+                                                                                             init=False)
     request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
     """`METHOD resource` -> requests served (the benchmark's API requests per resource)."""
     access: set[tuple[str, str, str]] = attrs.field(factory=set, init=False)
@@ -229,7 +231,9 @@ class GenfabCluster(kmock.KubernetesEmulator):
     rv: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     last_rv: int = attrs.field(default=0, init=False)
     hooks: list[Callable[[str, Res, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
+    """Called on every stored change (`ADDED`/`MODIFIED`/`DELETED`, resource, object)."""
     faults: Counter[str] = attrs.field(factory=Counter, init=False)
+    """`METHOD plural` -> how many of the next such requests answer 500 (API outage injection)."""
     refusals: dict[tuple[str, str], tuple[int, str, str]] = attrs.field(factory=dict, init=False)
     """(`METHOD resource`, namespace) -> (code, reason, message) every such request is answered with, as an
     admission plugin, a quota or RBAC refuses it, until removed; `refused` counts them."""
@@ -237,8 +241,9 @@ class GenfabCluster(kmock.KubernetesEmulator):
     sharded_watches: bool = attrs.field(default=True, init=False)
     """Whether `shardSelector` filters lists and watches (Kubernetes 1.36 with ShardedListAndWatch);
     False: ignored, as by every older API server."""
-    """`METHOD plural` -> how many of the next such requests answer 500 (API outage injection)."""
-    """Called on every stored change (`ADDED`/`MODIFIED`/`DELETED`, resource, object)."""
+    watch_lag: float = attrs.field(default=0.0, init=False)
+    """Seconds every watch event reaches its watchers late (in order), as from a loaded API server or a
+    busy client: a write's answer then comes before the watch's events of the versions before it."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -334,8 +339,9 @@ class GenfabCluster(kmock.KubernetesEmulator):
         rv = int(obj["metadata"]["resourceVersion"])
         event = {"type": type_, "object": obj}
         self.history.append((rv, res, event))
+        at = time.monotonic()
         for q in self.watchers.get(res, ()):
-            q.put_nowait((rv, event))
+            q.put_nowait((rv, event, at))
         for hook in self.hooks:
             hook(type_, res, obj)
 
@@ -449,7 +455,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
         timeout = float(request.params.get("timeoutSeconds") or 300)
         raw = request._raw_request
         assert raw is not None
-        queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, dict[str, Any], float]] = asyncio.Queue()
         self.watchers.setdefault(res, set()).add(queue)
         try:
             if since and since != "0":
@@ -482,9 +488,11 @@ class GenfabCluster(kmock.KubernetesEmulator):
                 if left <= 0:
                     break
                 try:
-                    rv, event = await asyncio.wait_for(queue.get(), left)
+                    rv, event, at = await asyncio.wait_for(queue.get(), left)
                 except TimeoutError:
                     break
+                if self.watch_lag:
+                    await asyncio.sleep(max(0.0, at + self.watch_lag - time.monotonic()))
                 if rv > seen:
                     await send(rv, event)
             await response.write_eof()

@@ -70,6 +70,9 @@ class Behaviour:
     (`ShardReport.figures`, `figure_spans`) as a stage's shard does."""
     raw_report: bytes | None = None
     """Bytes written as the shard's final report instead of a real one (corrupt, huge, nested)."""
+    at_exit: str = "final"
+    """What the shard leaves in storage as it exits: final (its final report) | running (its first report,
+    never finished) | none (no report: cleared after it was written)."""
     made_by: str | None = None
     """The backend, model or method the shard reports its samples made by (`ShardReport.produced_by`)."""
 
@@ -546,9 +549,13 @@ class Kubelet:
         if state.started is None or config is None:
             return ""
         (report, ids), cfg = state.started.result(), StageConfig.from_json(config)
+        key = report_key(report.stage, report.config_hash, report.index)
         if state.behaviour.raw_report is not None:
-            open_storage(cfg.run_uri).write_bytes(report_key(report.stage, report.config_hash, report.index),
-                                                  state.behaviour.raw_report)
+            open_storage(cfg.run_uri).write_bytes(key, state.behaviour.raw_report)
+            return ""
+        if state.behaviour.at_exit != "final":
+            if state.behaviour.at_exit == "none":
+                open_storage(cfg.run_uri).delete_keys([key])
             return ""
         if code == 0:
             bad = ids[: state.behaviour.fail_samples]

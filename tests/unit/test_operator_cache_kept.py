@@ -126,3 +126,35 @@ def test_the_cache_holds_the_kept_form_and_still_knows_versions() -> None:
     assert cache.put_job(dict(JOBS[0])) is None  # the same resourceVersion: the watch's echo
     assert cache.put_pod(PODS[0]) == key
     assert cache.pods("t", "demo-gen-abc") == [kept(PODS[0], "Pod")]
+
+
+def _version(obj: dict[str, Any], rv: str, uid: str = "u1", **status: Any) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv, "uid": uid},
+            "status": {**(obj.get("status") or {}), **status}}
+
+
+@pytest.mark.parametrize(("cached_rv", "new_rv", "new_uid", "taken"), [
+    ("12", "11", "u1", False),    # a lagging watch's earlier version: the cache keeps the later one
+    ("12", "12", "u1", False),    # the echo of the operator's own write
+    ("12", "13", "u1", True),     # a later version
+    ("12", "9", "u2", True),      # another object of the name (deleted and made again)
+    ("abc", "abb", "u1", True),   # versions that are not decimal integers are never compared
+    ("12", "", "u1", True),
+])
+def test_a_resource_never_goes_back_to_an_earlier_version(cached_rv: str, new_rv: str, new_uid: str,
+                                                           taken: bool) -> None:
+    """The operator stores its status write's answer at once; a watch lagging behind its writes then
+    delivers the versions before it. Taken back, the cache would hold a status without the children it
+    just recorded (a stage's new Job), and the next reconcile would start that stage again, clearing the
+    reports its Pods had written (a stage that then "succeeded" with 0 of its samples)."""
+    body = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "s", "namespace": "t"}}
+    cache, key = Cache(), ("SceneJob", "t", "s")
+    cache.put_resource(key, _version(body, cached_rv, children=["new job"]))
+    news = cache.put_resource(key, _version(body, new_rv, new_uid))
+    assert news is (taken and new_rv != cached_rv)
+    held = cache.resource(key)
+    assert held is not None and held["metadata"]["resourceVersion"] == (new_rv if taken else cached_rv)
+    job = _version(JOBS[0], cached_rv, active=1)
+    assert cache.put_job(job) is not None
+    cache.put_job(_version(JOBS[0], new_rv, new_uid, active=0))
+    assert cache.jobs(("SceneJob", "t", "demo"))[0]["status"]["active"] == (0 if taken or new_rv == cached_rv else 1)

@@ -112,3 +112,19 @@ def test_shard_capacity(shard_size: int, fixed: int | None, samples: int | None,
 
     stage = replace(example_plan(VD).stage("depth"), shard_size=shard_size, fixed_shards=fixed, samples=samples)
     assert stage.shard_capacity == capacity
+
+
+@pytest.mark.parametrize(("found", "said"), [
+    (None, "left no report"),
+    (report(0, ["a"], state="running"), "left a report still marked running"),
+])
+def test_a_completed_shard_without_its_final_report_counts_as_corrupt_not_as_done(found: ShardReport | None,
+                                                                                 said: str) -> None:
+    """The Job names index 0 completed (its Pod exited 0), but storage holds no final report of it (cleared
+    or overwritten after it was written, or a stage that exits 0 without one): none of its samples is known
+    to exist, so the stage must not succeed on it. A failed shard without a report counts nothing, as before."""
+    t = tally.fold(tally.start("uid"), {0: found, 1: None, 2: report(2, ["c"])}, completed=indexes.parse("0,2"))
+    assert (t.indexes, t.succeeded, t.corrupt) == ("0-2", 1, 1)
+    assert t.corrupt_messages[0].startswith("shard 0: CorruptReport: its Pod exited 0 but") and said in \
+        t.corrupt_messages[0]
+    assert tally.fold(tally.start("uid"), {0: found}).corrupt == 0  # a failed index (or not known to be completed)

@@ -65,17 +65,21 @@ class Cache:
 
     # -- feeding (watch events)
     def put_resource(self, key: Key, body: dict[str, Any] | None) -> bool:
-        """Store (or, None, drop) a resource; False when the cache already held this version: the watch
-        echoing a write the operator made itself, whose answer it stored (`Controller._write_status`),
-        needs no reconcile of its own."""
+        """Store (or, None, drop) a resource; False when the cache already held this version or a later
+        one: the watch echoing a write the operator made itself, whose answer it stored
+        (`Controller._write_status`), needs no reconcile of its own, and a watch lagging behind the
+        operator's writes must not take the cache back to a status without what they recorded (a stage's
+        new Job among its children: the next reconcile would start that stage again)."""
         with self._lock:
             if body is None:
                 self.resources.pop(key, None)
                 self._jobs.pop(key, None)
                 return True
-            news = not _same_version(self.resources.get(key), body)
+            cached = self.resources.get(key)
+            if _older(cached, body):
+                return False  # a lagging watch's past version: the cache holds a later one (a write's answer)
             self.resources[key] = kept(body)
-            return news
+            return not _same_version(cached, body)
 
     def put_job(self, job: dict[str, Any], deleted: bool = False) -> Key | None:
         """Store a Job; its resource's key, or None when it has none or the cache already held this
@@ -91,7 +95,10 @@ class Cache:
                 self._pods.pop((key[1], name), None)
                 self._lost.pop((key[1], name), None)
             else:
-                if _same_version(self._jobs[key].get(name), job):
+                cached = self._jobs[key].get(name)
+                if _older(cached, job):
+                    return None
+                if _same_version(cached, job):
                     self._jobs[key][name] = job
                     return None
                 self._jobs[key][name] = job
@@ -147,6 +154,18 @@ class Cache:
     def resource_keys(self) -> list[Key]:
         with self._lock:
             return list(self.resources)
+
+
+def _older(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether `new` is an earlier version of the object `cached` holds: same UID, lower resourceVersion.
+    kube-apiserver writes etcd's revision as a decimal integer, and Kubernetes declares resource versions
+    comparable so (KEP-5504); a version that is not one is never taken for older."""
+    if cached is None:
+        return False
+    before, after = cached.get("metadata") or {}, new.get("metadata") or {}
+    old_rv, new_rv = str(before.get("resourceVersion") or ""), str(after.get("resourceVersion") or "")
+    return (before.get("uid") == after.get("uid") and old_rv.isdecimal() and new_rv.isdecimal()
+            and int(new_rv) < int(old_rv))
 
 
 def _same_version(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

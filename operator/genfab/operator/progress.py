@@ -101,14 +101,14 @@ class ProgressReader:
                                                     else tally.start(uid))
             view = job_view(job)
             status = job.get("status") or {}
+            completed = indexes.parse(status.get("completedIndexes"))
             finished = (((0, view.shards - 1),) if view.failed and view.shards else
-                        indexes.union(indexes.parse(status.get("completedIndexes")),
-                                      indexes.parse(status.get("failedIndexes"))))
+                        indexes.union(completed, indexes.parse(status.get("failedIndexes"))))
             todo = tally.pending(state.tally, finished)
             left: indexes.Ranges = ()
             if todo:
                 run = run or open_run()
-                state.tally, left = self._fold(run, stage, state.tally, todo, view.shards, budget)
+                state.tally, left = self._fold(run, stage, state.tally, todo, completed, view.shards, budget)
                 out.more = out.more or bool(left)
                 out.finished_read += indexes.count(todo) - indexes.count(left)
             live = [i for i in (pod_index(p) for p in pods.get(view.name, ()) if pod_running(p))
@@ -126,15 +126,16 @@ class ProgressReader:
     def _running_due(self, state: _Stage, finished: bool) -> bool:
         return not finished and self.clock() - state.running_read >= self.progress_seconds
 
-    def _fold(self, run: Storage, stage: PlannedStage, current: ShardTally, todo: indexes.Ranges, shards: int,
-              budget: _Budget) -> tuple[ShardTally, indexes.Ranges]:
-        """Read and fold finished shards, lowest first, while the reconcile has room; the ones left."""
+    def _fold(self, run: Storage, stage: PlannedStage, current: ShardTally, todo: indexes.Ranges,
+              completed: indexes.Ranges, shards: int, budget: _Budget) -> tuple[ShardTally, indexes.Ranges]:
+        """Read and fold finished shards, lowest first, while the reconcile has room; the ones left
+        (`completed`: the indexes whose Pods exited 0, which must have left a final report)."""
         read: dict[int, ShardReport | None] = {}
         with contextlib.suppress(Stop):
             for index in indexes.first(todo, budget.reports_left):
                 read[index] = budget.read(run, stage, index, shards)
         budget.reports_left -= len(read)
-        return tally.fold(current, read, stage.shard_capacity), indexes.difference(todo, indexes.of(read))
+        return tally.fold(current, read, stage.shard_capacity, completed), indexes.difference(todo, indexes.of(read))
 
     def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
                       ) -> dict[int, ShardReport]:

@@ -4,7 +4,7 @@ ConfigMap, a gang's Service and NetworkPolicy, and its Job, each create-if-absen
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
@@ -57,8 +57,9 @@ class StageStarter:
         parts, ns = self.parts, owner.namespace
         jobs_path = resource_path("batch/v1", "jobs", ns)
         name = child_name(the_plan.name, stage)
-        if previous is not None and any(s.job_name for s in previous.stages) and self._kept(key, jobs_path, name,
-                                                                                           owner, previous):
+        existing = (self._existing(key, jobs_path, name, owner, previous)
+                    if previous is not None and any(s.job_name for s in previous.stages) else None)
+        if existing == "kept":
             return None
         cfg = stage_config(the_plan, stage)
         run = parts.open(key, the_plan.output_uri, owner)
@@ -74,7 +75,8 @@ class StageStarter:
                                     start_time=before.start_time if before else now, message=listing.waiting)
         samples = listing.count
         shards = shard_count(samples, stage.shard_size, stage.fixed_shards)
-        clear_reports(run, stage.name, stage.config_hash)
+        if existing is None:  # a Job that exists may have run: its reports stay (the create below adopts it)
+            clear_reports(run, stage.name, stage.config_hash)
         children = parts.children
         children.create(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
                         build_configmap(the_plan, stage, cfg, owner))
@@ -109,21 +111,25 @@ class StageStarter:
                         max(0.0, (parts.clock() - created_at).total_seconds()))
         return None
 
-    def _kept(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus) -> bool:
-        """Jobs were created before, so the cache may lag behind (operator restart): never clear the
-        reports of a Job that exists. (A fresh resource has none, which saves the GET.)"""
+    def _existing(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus
+                  ) -> Literal["kept", "unrecorded"] | None:
+        """Jobs were created before, so the cache may lag behind (operator restart): "kept" when the stage's
+        Job exists and is the one this operator recorded (adopted as is), "unrecorded" when one of its name
+        exists but no record says this operator made it (the create adopts it if it is what genfab makes,
+        else refuses the name), None when there is none. The reports of a Job that exists are never
+        cleared: its Pods may have written them. (A fresh resource has none, which saves the GET.)"""
         parts = self.parts
         try:
             existing = parts.kube.get(f"{jobs_path}/{name}")
         except NotFound:
-            return False
+            return None
         uid, recorded_uid = existing["metadata"].get("uid", ""), parts.children.uid(key, "Job", name)
         if recorded_uid == uid or (recorded_uid is None and made_before_children(existing, name, previous,
                                                                                  owner.uid)):
             parts.children.adopt(key, "Job", name, uid)
             parts.cache.put_job(existing)
-            return True
-        return False
+            return "kept"
+        return "unrecorded"
 
     def _listing(self, key: Key, the_plan: Plan, stage: PlannedStage, cfg: StageConfig, owner: Owner,
                  resource: Resource, run: Storage) -> Listing:

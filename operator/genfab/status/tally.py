@@ -31,11 +31,14 @@ def read_indexes(tally: ShardTally) -> indexes.Ranges:
     return indexes.parse(tally.indexes)
 
 
-def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity: int | None = None) -> ShardTally:
+def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity: int | None = None,
+         completed: indexes.Ranges = ()) -> ShardTally:
     """`tally` with the finished shards `reports` added (by index; None: the shard left no report).
     Shards already in the tally are not counted twice. Reports are added lowest index first. A report
     claiming more samples than a shard holds (`capacity`; a report is the shard's to write) is counted
-    as corrupt, with one line, and adds nothing."""
+    as corrupt, with one line, and adds nothing. So is a shard the Job names completed (`completed`: its
+    Pod exited 0) whose final report is not there: its samples are not known to exist, and counting it as
+    done would let the stage succeed without them. (A failed shard may leave none: it counts nothing.)"""
     done = read_indexes(tally)
     new = {i: r for i, r in reports.items() if not indexes.contains(done, i)}
     if not new:
@@ -44,6 +47,8 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity:
     produced: Counter[str] = Counter(t.produced_by)
     for index in sorted(new):
         report = new[index]
+        if indexes.contains(completed, index):
+            report = final(report, index)
         if report is None:
             continue
         report = checked(report, capacity)
@@ -72,6 +77,17 @@ def fold(tally: ShardTally, reports: Mapping[int, ShardReport | None], capacity:
     t.produced_by = bounded_produced_by(produced, FIELD_LIMITS["produced_by"])
     t.indexes = indexes.text(indexes.union(done, indexes.of(new)))
     return t
+
+
+def final(report: ShardReport | None, index: int) -> ShardReport | None:
+    """A completed shard's report, or a corrupt one saying why it is not final (none, or still `running`:
+    cleared or overwritten after the shard wrote it, or a stage that exits 0 without writing it)."""
+    if report is not None and (report.corrupt or report.state != "running"):
+        return report
+    what = "no report" if report is None else "a report still marked running"
+    return ShardReport.corrupt_report(report.stage if report else "", report.config_hash if report else "", index,
+                                      f"its Pod exited 0 but left {what}, not its final one: its samples are not "
+                                      "counted")
 
 
 def checked(report: ShardReport, capacity: int | None) -> ShardReport:
