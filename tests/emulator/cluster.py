@@ -72,6 +72,11 @@ def res_for(plural: str) -> Res:
     return next(res_of(p) for p in RESOURCES if p.endswith(f"/{plural}"))
 
 
+KUBERNETES_1_20_DROPS = frozenset({"completionMode", "backoffLimitPerIndex", "podFailurePolicy",
+                                   "podReplacementPolicy", "suspend", "ttlSecondsAfterFinished"})
+"""The Job spec fields genfab sends that kube-apiserver 1.20 does not keep (seen on the realcluster tier)."""
+
+
 def field_match(obj: dict[str, Any], selector: str | None) -> bool:
     """A field selector of `path=value` terms (`involvedObject.name=j,reason=FailedCreate`), as the API
     server applies it to a list."""
@@ -241,6 +246,14 @@ class GenfabCluster(kmock.KubernetesEmulator):
     sharded_watches: bool = attrs.field(default=True, init=False)
     """Whether `shardSelector` filters lists and watches (Kubernetes 1.36 with ShardedListAndWatch);
     False: ignored, as by every older API server."""
+    drops_job_fields: frozenset[str] = attrs.field(default=frozenset(), init=False)
+    """Job spec fields this server does not keep (stored and answered without them), as Kubernetes 1.20
+    drops `completionMode` and the others it does not know (`KUBERNETES_1_20_DROPS`)."""
+    watches_held: bool = attrs.field(default=False, init=False)
+    """While True no watch is sent an event (they are kept in the history only): what happens then is
+    what a watch that was away missed."""
+    expired_before: int = attrs.field(default=0, init=False)
+    """A watch from a resource version up to this one is answered 410 Gone (`expire_watches`)."""
     watch_lag: float = attrs.field(default=0.0, init=False)
     """Seconds every watch event reaches its watchers late (in order), as from a loaded API server or a
     busy client: a write's answer then comes before the watch's events of the versions before it."""
@@ -299,11 +312,13 @@ class GenfabCluster(kmock.KubernetesEmulator):
                 "apiVersion": api_version(res), "kind": f"{RESOURCES[self._path(res)][0]}List",
                 "metadata": {"resourceVersion": str(self.last_rv), **shard_info}, "items": items})
         if action == enums.action.CREATE:
+            data = dict(request.data or {})
+            if res[2] == "jobs" and self.drops_job_fields and isinstance(data.get("spec"), dict):
+                data["spec"] = {k: v for k, v in data["spec"].items() if k not in self.drops_job_fields}
             if request.params.get("dryRun") == "All":  # admitted and answered as stored, nothing stored
-                body = dict(request.data or {})
-                body["apiVersion"], body["kind"] = api_version(res), RESOURCES[self._path(res)][0]
-                return aiohttp.web.json_response(body, status=201)
-            return self._create(res, ns, request.data or {})
+                data["apiVersion"], data["kind"] = api_version(res), RESOURCES[self._path(res)][0]
+                return aiohttp.web.json_response(data, status=201)
+            return self._create(res, ns, data)
         key = (res, ns, request.name or "")
         if action == enums.action.FETCH:
             obj = self.store.get(key)
@@ -340,7 +355,7 @@ class GenfabCluster(kmock.KubernetesEmulator):
         event = {"type": type_, "object": obj}
         self.history.append((rv, res, event))
         at = time.monotonic()
-        for q in self.watchers.get(res, ()):
+        for q in () if self.watches_held else self.watchers.get(res, ()):
             q.put_nowait((rv, event, at))
         for hook in self.hooks:
             hook(type_, res, obj)
@@ -448,6 +463,14 @@ class GenfabCluster(kmock.KubernetesEmulator):
         return self._select(res_for(plural), ns or "", selector)
 
     # -- watches
+    def expire_watches(self) -> None:
+        """End every open watch; a watch again from any version seen so far is answered 410 Gone, as when
+        the API server has compacted the events since (etcd's compaction, a watch cache's window)."""
+        self.expired_before = self.last_rv
+        for queues in self.watchers.values():
+            for q in queues:
+                q.put_nowait((-1, {}, 0.0))
+
     async def _watch(self, request: kmock.Request, res: Res, ns: str,
                      shard: list[ShardRange]) -> aiohttp.web.StreamResponse:
         checks = parse_selector(request.params.get("labelSelector"))
@@ -458,16 +481,24 @@ class GenfabCluster(kmock.KubernetesEmulator):
         queue: asyncio.Queue[tuple[int, dict[str, Any], float]] = asyncio.Queue()
         self.watchers.setdefault(res, set()).add(queue)
         try:
+            response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
             if since and since != "0":
                 start = int(since)
                 oldest = self.history[0][0] if self.history else 0
-                if len(self.history) == self.history.maxlen and start < oldest:  # events were dropped
-                    return status_error(410, "Expired", f"too old resource version: {start} ({oldest})")
+                if (len(self.history) == self.history.maxlen and start < oldest) or start <= self.expired_before:
+                    # As kube-apiserver answers it: a stream of one ERROR event (its cacher's errWatcher), not an
+                    # HTTP error, once the request is past authorization and its version parsed.
+                    await response.prepare(raw)
+                    await response.write(json.dumps({"type": "ERROR", "object": {
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 410,
+                        "reason": "Expired", "message": f"too old resource version: {start} ({oldest})"}}).encode()
+                        + b"\n")
+                    await response.write_eof()
+                    return response
                 backlog = [(rv, e) for rv, r, e in self.history if r == res and rv > start]
             else:
                 backlog = [(int(o["metadata"]["resourceVersion"]), {"type": "ADDED", "object": o})
                            for o in self._select(res, ns, None)]
-            response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(raw)
             seen = 0
 
@@ -490,6 +521,8 @@ class GenfabCluster(kmock.KubernetesEmulator):
                 try:
                     rv, event, at = await asyncio.wait_for(queue.get(), left)
                 except TimeoutError:
+                    break
+                if rv < 0:  # ended by `expire_watches`
                     break
                 if self.watch_lag:
                     await asyncio.sleep(max(0.0, at + self.watch_lag - time.monotonic()))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess
+from tests.emulator.harness import STAGE_NETWORK_POLICY, Emulator, OperatorProcess, own_cluster
 from tests.emulator.kubelet import Behaviour
 
 pytest.importorskip("kopf")
@@ -81,19 +81,13 @@ def bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, 
 `file://{root}/{namespace}/` and `s3://lab-out/{namespace}/`, the storage Secret `lab-s3`, stage
 NetworkPolicies on, no storage credentials for custom stages."""
     root = tmp_path_factory.mktemp("tenants")
-    emu = Emulator().start()
-    op = OperatorProcess(emu, tmp_path_factory.mktemp("bound-operator"),
-                         GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/",
-                                                                   "s3://lab-out/{namespace}/"]}),
-                         GENFAB_SECRET_NAMES=json.dumps(["lab-s3"]),
-                         GENFAB_STAGE_NETWORK_POLICY=STAGE_NETWORK_POLICY,
-                         GENFAB_CUSTOM_STAGE_CREDENTIALS="false",
-                         # No resync to lean on: what this module's tests wait for must come from events
-                         # or the operator's own re-checks (a namespace being prepared sends none).
-                         GENFAB_RESYNC_SECONDS="600").start()
-    try:
-        emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
+    with own_cluster(tmp_path_factory.mktemp("bound-operator"),
+                     GENFAB_STORAGE_PREFIXES=json.dumps({"*": [f"file://{root}/{{namespace}}/",
+                                                               "s3://lab-out/{namespace}/"]}),
+                     GENFAB_SECRET_NAMES=json.dumps(["lab-s3"]),
+                     GENFAB_STAGE_NETWORK_POLICY=STAGE_NETWORK_POLICY,
+                     GENFAB_CUSTOM_STAGE_CREDENTIALS="false",
+                     # No resync to lean on: what this module's tests wait for must come from events
+                     # or the operator's own re-checks (a namespace being prepared sends none).
+                     GENFAB_RESYNC_SECONDS="600") as (emu, _):
         yield emu, root
-    finally:
-        op.stop()
-        emu.stop()

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -177,6 +177,10 @@ class Emulator:
     def objects(self, plural: str, ns: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
         return self.call(lambda: copy.deepcopy(self.cluster.objects(plural, ns, selector)))
 
+    def expire_watches(self) -> None:
+        """End every watch; a watch again from any version seen so far gets 410 Gone (`GenfabCluster`)."""
+        self.call(self.cluster.expire_watches)
+
     def delete(self, plural: str, name: str, ns: str = "default") -> None:
         self.call(lambda: self.cluster.delete((res_for(plural), ns, name)))
 
@@ -244,3 +248,20 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def own_cluster(workdir: Path, prepare: Callable[[Emulator], None] | None = None, **env: str
+                ) -> Iterator[tuple[Emulator, OperatorProcess]]:
+    """An emulator of its own and an operator with `env` on it, live until the block ends (`prepare`: what
+    the emulator holds before the operator starts)."""
+    emu = Emulator().start()
+    if prepare is not None:
+        prepare(emu)
+    op = OperatorProcess(emu, workdir, **env).start()
+    try:
+        emu.wait("operator liveness", op.healthy, timeout=60, interval=0.2)
+        yield emu, op
+    finally:
+        op.stop()
+        emu.stop()

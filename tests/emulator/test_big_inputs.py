@@ -99,11 +99,9 @@ def test_the_sorted_index_answers_as_moto_does(s3_cluster: tuple[Emulator, str, 
     assert plain == pages[0] == ["check/k1.png", "check/k2.png"] and pages[1] == ["check/k3.png"]
 
 
-@pytest.mark.parametrize("objects", [30_000, 300_000])
-def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, str, SortedListing],
-                                                    objects: int) -> None:
+def big_input(s3_cluster: tuple[Emulator, str, SortedListing], ns: str, objects: int) -> dict[str, Any]:
+    """A DatasetJob of `objects` images in namespace `ns` on the module's S3 server (its Secret there)."""
     emu, endpoint, listing = s3_cluster
-    ns = f"big-s3-{objects}"
     folder = f"{ns}/in/"
     store = moto_backend()
     for i in range(objects):
@@ -113,12 +111,19 @@ def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, s
     emu.call(lambda: emu.cluster.create(res_for("secrets"), ns, {"metadata": {"name": SECRET}, "data": {
         k: base64.b64encode(v.encode()).decode() for k, v in (("AWS_ACCESS_KEY_ID", "test"),
                                                                ("AWS_SECRET_ACCESS_KEY", "test-secret"))}}))
-    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "big", "namespace": ns},
-           "spec": {"type": "relighting", "output": f"s3://{BUCKET}/{ns}/out", "onlyStages": ["segment"],
-                    "parallelism": 4,
-                    "storage": {"endpoint": endpoint, "secretRef": {"name": SECRET}},
-                    "relighting": {"input": {"uri": f"s3://{BUCKET}/{folder}"},
-                                   "segmentation": {"backends": ["classical"]}}}}
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "big", "namespace": ns},
+            "spec": {"type": "relighting", "output": f"s3://{BUCKET}/{ns}/out", "onlyStages": ["segment"],
+                     "parallelism": 4, "storage": {"endpoint": endpoint, "secretRef": {"name": SECRET}},
+                     "relighting": {"input": {"uri": f"s3://{BUCKET}/{folder}"},
+                                    "segmentation": {"backends": ["classical"]}}}}
+
+
+@pytest.mark.parametrize("objects", [30_000, 300_000])
+def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, str, SortedListing],
+                                                    objects: int) -> None:
+    emu = s3_cluster[0]
+    doc = big_input(s3_cluster, f"big-s3-{objects}", objects)
+    ns = doc["metadata"]["namespace"]
     emu.kubelet.script = lambda stage_, index, attempt: Behaviour(outcome="unschedulable")  # started, no more
     emu.apply(doc)
     started = emu.wait("the stage's Job", lambda: [j for j in jobs(emu, doc)
@@ -131,4 +136,28 @@ def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, s
     assert env["GENFAB_SAMPLE_MANIFEST"] == "1" and job["metadata"]["annotations"]["genfab.dev/samples"] == str(objects)
     assert stage(st, "segment")["phase"] == "Running" and st["phase"] == "Running"
     assert job["spec"]["completions"] == stage(st, "segment")["shards"]["total"] > 1
+    emu.call(lambda: emu.cluster.delete((res_for("datasetjobs"), ns, "big")))
+
+
+def test_an_inventory_job_whose_pod_is_refused_stalls_the_resource(s3_cluster: tuple[Emulator, str, SortedListing]
+                                                                   ) -> None:
+    """Too many objects to list in a reconcile: a one-Pod inventory Job lists them. A quota refusing that
+    Pod (the Job controller's FailedCreate Event, no status) left the stage "listing" forever, Stalled False."""
+    emu = s3_cluster[0]
+    doc = big_input(s3_cluster, "big-s3-refused", 21_000)  # past the 20,000 a reconcile lists itself
+    ns = doc["metadata"]["namespace"]
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(outcome="unschedulable")
+    emu.kubelet.refuse_pods[ns] = "exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0"
+    try:
+        emu.apply(doc)
+        st = wait_status(emu, doc, "Stalled PodsRefused", lambda st: any(
+            c["type"] == "Stalled" and c["status"] == "True" and c["reason"] == "PodsRefused"
+            for c in st.get("conditions", [])), timeout=60)
+        message = next(c["message"] for c in st["conditions"] if c["type"] == "Stalled")
+        assert message.startswith("inventory job big-segment-") and "exceeded quota: no-pods" in message
+    finally:
+        emu.kubelet.refuse_pods.pop(ns, None)
+    # the quota raised: the inventory runs, the stage's own Job follows
+    emu.wait("the stage's Job", lambda: [j for j in jobs(emu, doc) if "genfab.dev/task" not in j["metadata"]["labels"]],
+             timeout=60)
     emu.call(lambda: emu.cluster.delete((res_for("datasetjobs"), ns, "big")))

@@ -194,3 +194,17 @@ def test_a_failed_stage_says_what_its_shard_said_before_what_the_job_says() -> N
     assert scaffold.message == f"{why} (job {stage_job(p, 'scaffold')['metadata']['name']}: FailedIndexes)"
     plain = decide(p, r.spec, Observed(jobs=[stage_job(p, "scaffold", "failed")]), None, NOW).observations[0]
     assert plain.message == f"job {stage_job(p, 'scaffold')['metadata']['name']}: FailedIndexes"  # no report: the Job's
+
+
+def test_an_inventory_job_whose_pods_are_refused_stalls_the_resource_with_the_servers_words() -> None:
+    """A stage with too many samples to list in a reconcile waits for its one-Pod inventory Job: a quota
+    (or any admission) refusing that Pod left it "listing" forever, Stalled False."""
+    r, p = worldexplorer_plan()
+    listing = inventory(p, "scaffold", p.stage("scaffold").short_hash)
+    name = listing["metadata"]["name"]
+    refused = {name: 'Error creating: pods "x" is forbidden: exceeded quota: no-pods'}
+    d = decide(p, r.spec, Observed(inventories=[listing], refused_pods=refused), None, NOW)
+    assert d.start == ["scaffold"] and d.stall is not None and d.stall.reason == "PodsRefused"
+    assert d.stall.message == f"inventory job {name}: the API server refuses its Pods: {refused[name]}"
+    assert decide(p, r.spec, Observed(inventories=[listing]), None, NOW).stall is None
+    assert decide(p, r.spec, Observed(refused_pods=refused), None, NOW).stall is None  # not its Job (any more)

@@ -165,4 +165,6 @@ seccompProfile:
   value: {{ .Values.operator.progressSeconds | quote }}
 - name: GENFAB_RESYNC_SECONDS
   value: {{ .Values.operator.resyncSeconds | quote }}
+- name: GENFAB_RELIST_SECONDS
+  value: {{ .Values.operator.relistSeconds | quote }}
 {{- end -}}

@@ -55,10 +55,11 @@ REASONS: tuple[Reason, ...] = (
            "Read the server's message: an admin grants the right (the chart's RBAC is what the operator "
            "needs), raises the quota or exempts genfab's objects from the webhook; or change the spec."),
     Reason("PodsRefused", ON_BOTH,
-           "The API server refuses to create the stage Job's Pods: a ResourceQuota, a LimitRange, Pod Security "
+           "The API server refuses to create the stage Job's Pods (or the Pod of the inventory Job that lists a "
+           "stage's samples first): a ResourceQuota, a LimitRange, Pod Security "
            "admission, a webhook or a missing ServiceAccount. The Job controller says so only in an Event on the "
            "Job (FailedCreate); the message is its words. The Job keeps trying; `startDeadlineSeconds` counts from "
-           "the Job's creation (or resumption) while no Pod exists.",
+           "the stage Job's creation (or resumption) while no Pod exists.",
            "Read the message: an admin raises the quota or changes the policy, or change the stage's "
            "resources in the spec."),
     Reason("IndexesUnknown", ON_STAGE,

@@ -151,6 +151,18 @@ class Cache:
         with self._lock:
             return list(self._lost.get((namespace, job), {}).values())
 
+    def all_resources(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [body for key, body in self.resources.items() if key[0] == kind]
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [job for jobs in self._jobs.values() for job in jobs.values()]
+
+    def all_pods(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [pod for pods in self._pods.values() for pod in pods.values()]
+
     def resource_keys(self) -> list[Key]:
         with self._lock:
             return list(self.resources)

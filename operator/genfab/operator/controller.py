@@ -42,7 +42,7 @@ from genfab.operator.decide import Decision, Observed, decide, resource_status, 
 from genfab.operator.events import EventPoster
 from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
-from genfab.operator.kube import Conflict, Kube, NotFound, Permanent, Temporary, resource_path
+from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Permanent, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.leader import LeaderElector
 from genfab.operator.metrics import OperatorMetrics
@@ -57,9 +57,10 @@ from genfab.operator.prerequisites import REASON as NOT_READY
 from genfab.operator.prerequisites import not_ready_message
 from genfab.operator.progress import ProgressReader
 from genfab.operator.read_budget import BytePool
-from genfab.operator.reconcile_metrics import record_reconcile
+from genfab.operator.reconcile_metrics import record_reconcile, record_refusal
 from genfab.operator.references import References
 from genfab.operator.refusal import Refused, previous_status
+from genfab.operator.relist import Relister, collections
 from genfab.operator.run_end import end_run
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.starting import StageStarter
@@ -120,6 +121,8 @@ class Controller:
         self.namespaces = NamespaceCheck(kube, settings)
         self.pod_refusals = PodRefusals(kube, settings.progress_seconds)
         self.support = ClusterSupport(kube, settings.namespaces[0] if settings.namespaces else "default")
+        self.relister = Relister(kube, collections(settings.namespaces, self.cache, self.on_resource, self.on_job,
+                                                   self.on_pod))
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._leading = threading.Event()
@@ -181,8 +184,17 @@ class Controller:
                 self.metrics.queue_depth.set(self.queue.ready())
 
     def _resync(self) -> None:
-        """Every unfinished resource is reconciled at least every `resync_seconds` (missed events)."""
-        while not self._stop.wait(self.settings.resync_seconds):
+        """Every unfinished resource is reconciled at least every `resync_seconds` (missed events), and
+        what was deleted while a watch was away is forgotten every `relist_seconds`."""
+        synced = listed = time.monotonic()
+        while not self._stop.wait(min(self.settings.resync_seconds, self.settings.relist_seconds)):
+            if time.monotonic() - listed >= self.settings.relist_seconds:
+                listed = time.monotonic()
+                with contextlib.suppress(KubeError):  # the API server away: the next period lists again
+                    self.relister.sweep()
+            if time.monotonic() - synced < self.settings.resync_seconds:
+                continue
+            synced = time.monotonic()
             if self.settings.shard is not None:
                 label_older_jobs(self.kube, self.cache, self.settings)
             for key in self.cache.resource_keys():
@@ -263,17 +275,16 @@ class Controller:
         except Refused as refused:
             if refused.look_again:
                 self.queue.add_after(key, self.settings.progress_seconds)
-            return self._write_status(key, body, previous, refused.status(previous, generation, now_rfc3339(now)))
+            return self._refused(key, body, previous, refused.status(previous, generation, now_rfc3339(now)))
         except Permanent as exc:  # refused by the server: say it once, send it again only later
             self._held[key] = (generation, time.monotonic() + REFUSAL_RETRY_SECONDS)
             self.queue.add_after(key, REFUSAL_RETRY_SECONDS)
             log.warning("%s %s/%s: the API server refused: %s (again in %.0f s, or when the spec changes)", *key,
                         exc, REFUSAL_RETRY_SECONDS)
-            return self._write_status(key, body, previous, Refused(str(exc), REFUSED_BY_SERVER).status(
+            return self._refused(key, body, previous, Refused(str(exc), REFUSED_BY_SERVER).status(
                 previous, generation, now_rfc3339(now)))
         except StorageError as exc:  # say it on the resource, then retry with backoff (it may recover)
-            self._write_status(key, body, previous, Refused.storage(exc).status(previous, generation,
-                                                                               now_rfc3339(now)))
+            self._refused(key, body, previous, Refused.storage(exc).status(previous, generation, now_rfc3339(now)))
             raise
         decision.observations = [failed_starts.get(o.name, o) for o in decision.observations]
         spec = resource.spec
@@ -355,10 +366,14 @@ class Controller:
                 self.metrics.reports_read.labels(key[0], state).inc(n)
         awaiting, more = self._read_awaiting(key, the_plan, jobs, owner, previous)
         (self._unread.add if reading.more or more else self._unread.discard)(key)
-        refused = self.pod_refusals.read(owner.namespace, jobs, {j["metadata"]["name"]: job_view(j) for j in jobs},
-                                         pods, self.parts.clock())
+        inventories = [j for j in mine if task_of(j) == INVENTORY]
+        listing_pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"])
+                        for j in inventories}
+        watched = jobs + inventories
+        views = {j["metadata"]["name"]: job_view(j) for j in watched}
+        refused = self.pod_refusals.read(owner.namespace, watched, views, {**pods, **listing_pods}, self.parts.clock())
         return Observed(jobs=jobs, pods=pods, lost=lost, progress=reading.progress, awaiting=awaiting, refs=refs,
-                        inventories=[j for j in mine if task_of(j) == INVENTORY], refused_pods=refused)
+                        inventories=inventories, refused_pods=refused)
 
     def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
                        previous: ResourceStatus | None) -> tuple[dict[str, Awaiting], bool]:
@@ -406,6 +421,11 @@ class Controller:
             if problem is not None:
                 failed[name] = problem
         return failed
+
+    def _refused(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
+                 status: ResourceStatus) -> None:
+        self._write_status(key, body, previous, status)
+        record_refusal(self.metrics, key, status)
 
     def _write_status(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
                       status: ResourceStatus) -> None:

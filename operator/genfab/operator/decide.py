@@ -19,7 +19,7 @@ from typing import Any
 
 from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
-from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of
+from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of, inventory_name
 from genfab.operator.observe import (
     STALL_ORDER,
     JobView,
@@ -295,6 +295,13 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                                         reason=WAITING_FOR_REFERENCE, message=blocking[0].message))
             if obs.state == "pending":
                 d.start.append(stage.name)
+                listing = inventory_name(plan.name, stage)
+                refused = observed.refused_pods.get(listing)
+                if refused is not None and d.stall is None and any(
+                        (j.get("metadata") or {}).get("name") == listing for j in observed.inventories):
+                    # its samples are listed by a one-Pod Job first: that Pod refused, nothing will start
+                    d.stall = Stall(PODS_REFUSED, f"inventory job {listing}: the API server refuses its Pods: "
+                                                  f"{refused}")
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
         if stage.manual_gate is not None:

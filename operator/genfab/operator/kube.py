@@ -76,10 +76,10 @@ class Kube:
         self._prefix = urlsplit(host).path.rstrip("/") if self._pool is not None else host
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                content_type: str = "application/json") -> Any:
+                content_type: str = "application/json", accept: str = "application/json") -> Any:
         """One REST call with the connection's auth (a token file read again when due) over its TLS
         connection pool. Bodies are JSON dicts already; nothing walks them before sending."""
-        headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, "Accept": "application/json"}
+        headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, "Accept": accept}
         params = list((query or {}).items())
         url = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         payload = None if body is None else json.dumps(body)

@@ -35,7 +35,19 @@ def record_reconcile(metrics: OperatorMetrics, key: Key, the_plan: Plan, decisio
     shards = {o.name: (max(0, o.shards_total - o.shards_succeeded - o.shards_failed - o.shards_active),
                        o.shards_active, o.shards_active * gpus.get(o.name, 0))
               for o in decision.observations if o.state in ("running", "suspended")}
+    metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
+                             _stalled_since(status))
+
+
+def record_refusal(metrics: OperatorMetrics, key: Key, status: ResourceStatus) -> None:
+    """A resource refused before its stages are looked at (an invalid spec, a namespace not prepared, a
+    cluster without what its Jobs need, a request the API server refused): its phase and stall."""
+    stalled = next((c for c in status.conditions if c.type == "Stalled" and c.status == "True"), None)
+    metrics.observe_resource(key, status.phase, stalled.reason if stalled else None, None, _stalled_since(status))
+
+
+def _stalled_since(status: ResourceStatus) -> float | None:
+    """When the resource's Stalled condition turned True (epoch seconds); None while it is not."""
     stalled = next((c for c in status.conditions if c.type == "Stalled" and c.status == "True"), None)
     since = parse_time(stalled.last_transition_time) if stalled else None
-    metrics.observe_resource(key, status.phase, decision.stall.reason if decision.stall else None, shards,
-                             since.timestamp() if since else None)
+    return since.timestamp() if since else None

@@ -126,6 +126,9 @@ class OperatorSettings:
     """How often the shard reports of a running resource are read from storage."""
     resync_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RESYNC_SECONDS", 30.0))
     """Every unfinished resource is reconciled at least this often (progress, deadlines)."""
+    relist_seconds: float = field(default_factory=lambda: _env_float("GENFAB_RELIST_SECONDS", 300.0))
+    """How often the watched collections are listed again, to forget what was deleted while a watch was
+    away (genfab.operator.relist)."""
     shard: Shard | None = field(default_factory=_env_shard)
     """This process's share of the resources when several operators split them (`--shard I/N`,
     `operator.shards`); None: all of them."""
