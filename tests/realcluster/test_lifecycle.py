@@ -105,7 +105,7 @@ def test_a_resource_deleted_while_the_watch_was_away_is_forgotten_after_410_gone
             time.sleep(3)  # past the watches' 2 s: the server has ended them
             stopped = time.time()
             assert cluster.request("DELETE", doomed).status_code == 200
-            time.sleep(5)  # two compactions: the versions the watches stopped at are gone from etcd
+            time.sleep(7)  # past two compactions (2 s each, and a margin): the versions the watches stopped at are gone
         finally:
             op.process.send_signal(signal.SIGCONT)
         cluster.wait("the deleted SceneJob forgotten", lambda: scenejobs_counted(installed) == counted - 1,
