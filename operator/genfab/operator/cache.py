@@ -168,16 +168,23 @@ class Cache:
             return list(self.resources)
 
 
+def version_order(a: object, b: object) -> int | None:
+    """-1, 0 or 1 as resource version `a` is before, equal to or after `b` (of one kind of object);
+    None when either is not a decimal integer. kube-apiserver writes etcd's revision so, and Kubernetes
+    declares resource versions comparable that way (KEP-5504); any other is never compared."""
+    left, right = str(a or ""), str(b or "")
+    if not (left.isdecimal() and right.isdecimal()):
+        return None
+    return (int(left) > int(right)) - (int(left) < int(right))
+
+
 def _older(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Whether `new` is an earlier version of the object `cached` holds: same UID, lower resourceVersion.
-    kube-apiserver writes etcd's revision as a decimal integer, and Kubernetes declares resource versions
-    comparable so (KEP-5504); a version that is not one is never taken for older."""
+    """Whether `new` is an earlier version of the object `cached` holds: same UID, lower resourceVersion."""
     if cached is None:
         return False
     before, after = cached.get("metadata") or {}, new.get("metadata") or {}
-    old_rv, new_rv = str(before.get("resourceVersion") or ""), str(after.get("resourceVersion") or "")
-    return (before.get("uid") == after.get("uid") and old_rv.isdecimal() and new_rv.isdecimal()
-            and int(new_rv) < int(old_rv))
+    return (before.get("uid") == after.get("uid")
+            and version_order(after.get("resourceVersion"), before.get("resourceVersion")) == -1)
 
 
 def _same_version(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

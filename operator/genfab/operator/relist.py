@@ -23,7 +23,7 @@ from typing import Any
 
 from genfab.api.resources import KINDS
 from genfab.operator.builders import LABEL_MANAGED
-from genfab.operator.cache import Cache
+from genfab.operator.cache import Cache, version_order
 from genfab.operator.kube import Kube, custom_path, resource_path
 
 log = logging.getLogger("genfab.operator")
@@ -57,11 +57,8 @@ def gone(cached: Iterable[Mapping[str, Any]], listed: set[str], list_version: st
         uid = str(meta.get("uid") or "")
         if not uid or uid in listed:
             continue
-        version = str(meta.get("resourceVersion") or "")
-        if version.isdecimal() and list_version.isdecimal():
-            if int(version) <= int(list_version):
-                out.append(obj)
-        elif uid in missed:
+        order = version_order(meta.get("resourceVersion"), list_version)
+        if (order is not None and order <= 0) or (order is None and uid in missed):
             out.append(obj)
     return out
 
