@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 
 from genfab.api import parse_resource
-from genfab.local.shards import StageRun
+from genfab.local.stage_runs import StageRun
 from genfab.local.view import ProgressView
 from genfab.planner import plan
 from tests.helpers import load_example

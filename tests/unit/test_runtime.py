@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +243,49 @@ def test_a_shard_loads_the_compile_cache_after_setup_and_stores_it_after_its_sam
     assert main(Recorded(), env) == EXIT_OK
     assert events == ["setup", "load", "sample a", "save", "sample b"]  # stored once the first batch compiled
     assert seen == [(f"file://{tmp_path}/run", "toy")]  # the run's storage, shared by the stage's Pods
+
+
+class Closing(Toy):
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def worker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> tuple[dict[str, str], int]:
+    """The env of a warm worker of three shards whose feed (stdin) holds `lines`; the results pipe's read end."""
+    env = contract(tmp_path, {"a.png": b"aa", "b.png": b"bb", "c.png": b"cc"}, shardSize=1)
+    read, write = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(line + "\n" for line in lines)))
+    return {**env, "GENFAB_SHARD_COUNT": "3", "GENFAB_WORKER_FD": str(write)}, read
+
+
+def results(read: int) -> list[dict[str, int]]:
+    with os.fdopen(read) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_a_warm_worker_loads_once_runs_each_shard_it_is_given_and_closes_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, read = worker_env(tmp_path, monkeypatch, ['{"index": 2}', '{"index": 0}', '{"index": 1}'])
+    stage = Closing()
+    assert main(stage, env) == EXIT_OK
+    assert (stage.setups, stage.closes, stage.processed) == (1, 1, ["c", "a", "b"])
+    assert results(read) == [{"index": 2, "exit": 0}, {"index": 0, "exit": 0}, {"index": 1, "exit": 0}]
+    run = open_storage(f"file://{tmp_path}/run")
+    loads = {i: ShardReport.from_json(run.read_bytes(report_key("toy", HASH, i))).model_load_seconds for i in range(3)}
+    assert loads[2] is not None and loads[0] is None and loads[1] is None  # paid by the first shard only
+
+
+def test_a_warm_worker_stops_at_the_first_shard_that_fails_and_at_a_line_it_cannot_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, read = worker_env(tmp_path, monkeypatch, ['{"index": 0}', '{"index": 7}', '{"index": 1}'])
+    stage = Closing()
+    assert main(stage, env) == EXIT_BAD_INPUT  # shard 7 of 3 is not a shard: nothing after it runs
+    assert (stage.processed, stage.closes) == (["a"], 1)
+    assert results(read) == [{"index": 0, "exit": 0}]
+    env, read = worker_env(tmp_path, monkeypatch, ['{"index": 1}', '{"index": 2}'])
+    (tmp_path / "in" / "b.png").write_bytes(b"outage")
+    stage = Closing()
+    assert main(stage, env) == EXIT_RETRYABLE
+    assert stage.processed == ["b"] and results(read) == [{"index": 1, "exit": EXIT_RETRYABLE}]

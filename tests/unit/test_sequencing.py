@@ -13,7 +13,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.inventory import FailedSample, ShardReport
 from genfab.local.runner import LocalRunner
-from genfab.local.shards import Shard
+from genfab.local.stage_runs import Shard
 from genfab.operator.decide import Observed, Progress, decide
 from genfab.planner import Plan, plan
 from genfab.sequencing import gate, models_env, stage_command

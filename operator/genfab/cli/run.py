@@ -145,7 +145,8 @@ def _summary_table(result: RunResult, width: int) -> Table | Group:
 def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, workers: int | None, resume: bool,
             secrets: str | None, refs: tuple[str, ...], verify: bool, new_execution: bool, force: bool) -> None:
     """Run the resource in FILE (one document; `-` reads stdin) on this machine: same plan, same stage contract as
-    the operator, one subprocess per shard. Status goes to {output}/_genfab/status.json.
+    the operator, each stage in warm worker processes that load its models once and run shard after shard.
+    Status goes to {output}/_genfab/status.json.
 
     Exit 0 when it Succeeded or PartiallySucceeded; 1 when the spec is invalid, the input is missing
     or empty (said before anything is written) or the run Failed; 2 when this machine cannot run it,

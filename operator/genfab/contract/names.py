@@ -39,6 +39,10 @@ ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
 """Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
 ENV_IO_THREADS = "GENFAB_IO_THREADS"
 """Threads a shard uses to store outputs in the background (default 8)."""
+ENV_WORKER_FD = "GENFAB_WORKER_FD"
+"""Set by the local runner for a warm worker: the process reads shard after shard from its stdin (one
+JSON line each) and writes each shard's exit code to this file descriptor (genfab.stages.runtime.feed).
+Unset: the process runs the one shard `JOB_COMPLETION_INDEX` names, as a Pod of an Indexed Job does."""
 ENV_VERIFY = "GENFAB_VERIFY"
 """`sha256`: reuse re-hashes every committed output (`genfab run --verify`). Unset: reuse checks that
 each output exists with its committed size."""

@@ -36,7 +36,8 @@ from genfab.local.interrupts import interruption, signals_held
 from genfab.local.lease import Lease, LeaseLost, OutputInUse
 from genfab.local.output import finished_local_run
 from genfab.local.refs import Lookup, resolve_refs
-from genfab.local.shards import REPORT_SECONDS, Shard, ShardProcesses, StageRun
+from genfab.local.shards import REPORT_SECONDS, ShardProcesses
+from genfab.local.stage_runs import Shard, StageRun
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import (
     BLOCKED_MESSAGE,
@@ -238,6 +239,7 @@ class LocalRunner:
                 self._refresh_reports()
                 self._write_status(interrupted=why)
             raise stop from None
+        self.shards.end_workers()
         self._refresh_reports()
         self._read_gates()  # a gated stage that finished last (`onlyStages` ending at it) still waits
         status = self._write_status()

@@ -11,11 +11,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from genfab.api.reasons import FILTERED
-from genfab.contract import EXIT_BAD_INPUT, StageConfig
+from genfab.contract import EXIT_BAD_INPUT
 from genfab.contract.names import (
     ENV_CPU_WORKERS,
     ENV_PARENT_PID,
@@ -23,13 +21,11 @@ from genfab.contract.names import (
     ENV_SAMPLE_MANIFEST,
     ENV_TERMINATION_LOG,
 )
-from genfab.inventory import ShardReport
 from genfab.local.shard_failures import TAIL_BYTES, failure_reason, read_text
+from genfab.local.stage_runs import Shard, StageRun
+from genfab.local.workers import Worker, runs_warm
 from genfab.planner import PlannedStage
 from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, shard_env
-from genfab.status import StageObservation, notes_message, produced_by
-from genfab.status.aggregate import ExecState
-from genfab.status.cost import gpu_seconds, shard_seconds
 
 TRACKER_NOTICE = "ignore:resource_tracker:UserWarning"
 """A `PYTHONWARNINGS` filter for multiprocessing's resource-tracker notice after a killed shard."""
@@ -43,98 +39,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class Shard:
-    index: int
-    attempts: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    exit_code: int | None = None
-    done: bool = False
-    failed: bool = False
-    started_at: float = 0.0
-    """When the current attempt started (epoch seconds)."""
-    stopping: str = ""
-    """Why the runner is stopping the current attempt (no progress, stage deadline)."""
-    kill_at: float | None = None
-    """Monotonic time to SIGKILL the attempt if SIGTERM did not end it."""
-
-
-@dataclass
-class StageRun:
-    stage: PlannedStage
-    state: ExecState = "waiting"
-    config: StageConfig | None = None
-    samples: int = 0
-    shards: list[Shard] = field(default_factory=list)
-    reports: dict[int, ShardReport] = field(default_factory=dict)
-    final: set[int] = field(default_factory=set)
-    """Shards whose final report is in `reports` (not read again)."""
-    started: float | None = None
-    start_time: str | None = None
-    completion_time: str | None = None
-    seconds: float | None = None
-    message: str | None = None
-    deadline_passed: bool = False
-    """The stage ran past its activeDeadlineSeconds: its shards are stopped and fail."""
-    group_attempts: int = 0
-    """Starts of a gang stage's whole process group (its retries count per group, not per shard)."""
-    group_failure: str = ""
-    """Why the current group attempt is ending (a node failed): the other nodes are being stopped."""
-    port: int = 0
-    """A gang stage's rendezvous port for the current attempt."""
-    start_failure: StageObservation | None = None
-    """Why it ended before any shard ran (`status.failed_at_start`, as the operator records it)."""
-    gpus: int = 0
-    """GPUs each of its shards has here: the stage's request where this machine has CUDA, else none (a
-    stage that asks for a GPU and runs on a laptop's CPUs costs no GPU time)."""
-
-    @property
-    def succeeded(self) -> int:
-        return sum(len(r.succeeded) for r in self.reports.values())
-
-    def samples_per_second(self, now: float) -> float | None:
-        """Samples made (not reused) per second of the stage: so far (`now`, monotonic), or in all once
-        it finished. The progress bar and the summary say the same number."""
-        seconds = self.seconds if self.seconds is not None else (now - self.started if self.started else None)
-        produced = self.succeeded - self.reused
-        return round(produced / seconds, 3) if seconds and produced > 0 else None
-
-    @property
-    def failed(self) -> int:
-        return sum(len(r.failed) for r in self.reports.values())
-
-    @property
-    def reused(self) -> int:
-        return sum(r.reused for r in self.reports.values())
-
-    @property
-    def redone(self) -> int:
-        return sum(r.redone for r in self.reports.values())
-
-    def observation(self) -> StageObservation:
-        if self.start_failure is not None:
-            return self.start_failure
-        return StageObservation(
-            name=self.stage.name, config_hash=self.stage.config_hash, output_uri=self.stage.output_uri,
-            state=self.state,
-            samples_total=self.samples, samples_succeeded=self.succeeded, samples_failed=self.failed,
-            samples_filtered=sum(f.reason in FILTERED for r in self.reports.values() for f in r.failed),
-            shards_total=len(self.shards), shards_succeeded=sum(s.done and not s.failed for s in self.shards),
-            shards_failed=sum(s.failed for s in self.shards),
-            shards_active=sum(s.process is not None for s in self.shards),
-            shards_ready=sum(s.process is not None for s in self.shards),
-            start_time=self.start_time, completion_time=self.completion_time,
-            message=self.status_message, produced_by=produced_by(r.produced_by for r in self.reports.values()),
-            gpu_seconds=gpu_seconds(shard_seconds(self.reports.values()), self.gpus) if self.reports else None,
-        )
-
-    @property
-    def status_message(self) -> str | None:
-        """Why it failed, else its samples' first note (a scene that dropped frames, ...)."""
-        return self.message or notes_message([n for r in sorted(self.reports.values(), key=lambda r: r.index)
-                                              for n in r.notes])
 
 
 class ShardProcesses:
@@ -152,6 +56,8 @@ class ShardProcesses:
         self.models_env = models_env
         self.config_path = config_path
         """A stage's config file (its `StageConfig` as JSON) for its shards."""
+        self.warm: list[Worker] = []
+        """The built-in stages' warm workers (genfab.local.workers), busy or idle."""
 
     def launch(self) -> None:
         for run in self.stages.values():
@@ -167,18 +73,58 @@ class ShardProcesses:
             cap = self.parallelism or len(run.shards)
             active = sum(s.process is not None for s in run.shards)
             for shard in run.shards:
-                if self.running() >= self.workers or active >= cap:
-                    return
-                if shard.process is None and not shard.done:
+                if active >= cap:
+                    break
+                if shard.process is not None or shard.done:
+                    continue
+                idle = next((w for w in self.warm if w.run is run and w.shard is None and not w.closing), None)
+                if idle is not None:
+                    self._give(idle, shard)
+                elif self.running() < self.workers:
                     self._spawn(run, shard)
-                    active += 1
+                else:
+                    break
+                active += 1
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        """Idle workers whose stage has no shard left to start end (their slot goes to another stage)."""
+        for worker in self.warm:
+            run = worker.run
+            if worker.shard is None and not worker.closing and (
+                    run.state != "running" or not any(s.process is None and not s.done for s in run.shards)):
+                worker.close()
 
 
     def _spawn(self, run: StageRun, shard: Shard) -> None:
+        """Start a process for `shard`: a warm worker given it first (a built-in stage), or the shard's own."""
+        env = self._env(run, shard)
+        self.log_path(run, shard).parent.mkdir(parents=True, exist_ok=True)
+        if runs_warm(run.stage):
+            worker = Worker.start(run, self.command(run.stage), env, self.log_path(run, shard))
+            self.warm.append(worker)
+            self._give(worker, shard)
+            return
+        self._attempt(run, shard)
+        with self.log_path(run, shard).open("ab") as log:
+            shard.process = subprocess.Popen(self.command(run.stage), env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def _give(self, worker: Worker, shard: Shard) -> None:
+        self._attempt(worker.run, shard)
+        shard.process = worker.process
+        worker.give(shard, self.log_path(worker.run, shard), self.termination_path(worker.run, shard))
+
+    def _attempt(self, run: StageRun, shard: Shard) -> None:
+        """A new attempt of `shard` starts now: counted, marked in its log, its last termination message gone."""
+        self.termination_path(run, shard).unlink(missing_ok=True)  # says why this attempt ended, or nothing
+        shard.attempts += 1
+        shard.started_at, shard.stopping, shard.kill_at = time.time(), "", None
+        with self.log_path(run, shard).open("ab") as log:
+            log.write(f"--- attempt {shard.attempts} at {now_rfc3339()}\n".encode())
+
+    def _env(self, run: StageRun, shard: Shard) -> dict[str, str]:
         stage = run.stage
         assert run.config is not None
-        logs = self.log_dir / stage.name
-        logs.mkdir(parents=True, exist_ok=True)
         env = {**self.environ, **shard_env(
             run.config, stage, len(run.shards), shard.index, self.models_env(),
             str(self.config_path(stage.name)),
@@ -192,34 +138,54 @@ class ShardProcesses:
         env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), TRACKER_NOTICE) if w)
         # Shards run side by side: split the CPUs between their worker pools.
         env.setdefault(ENV_CPU_WORKERS, str(max(1, (os.cpu_count() or 1) // min(self.workers, len(run.shards)))))
-        self.termination_path(run, shard).unlink(missing_ok=True)  # says why this attempt ended, or nothing
-        shard.attempts += 1
-        shard.started_at, shard.stopping, shard.kill_at = time.time(), "", None
-        with (logs / f"shard-{shard.index:05d}.log").open("ab") as log:
-            log.write(f"--- attempt {shard.attempts} at {now_rfc3339()}\n".encode())
-            log.flush()
-            shard.process = subprocess.Popen(self.command(stage), env=env, stdout=log, stderr=subprocess.STDOUT)
+        return env
 
 
     def reap(self) -> bool:
-        changed = False
+        changed = self._reap_workers()
         for run in self.stages.values():
             if run.stage.gang:
                 changed = self._reap_group(run) or changed
                 continue
+            if runs_warm(run.stage):
+                continue
             for shard in run.shards:
                 if shard.process is None or shard.process.poll() is None:
                     continue
-                code = shard.process.returncode
-                shard.process, shard.exit_code, changed = None, code, True
-                if code == 0 and not shard.stopping:
-                    shard.done = True
-                elif code == EXIT_BAD_INPUT or shard.attempts > self.retries or run.deadline_passed:
-                    shard.done = shard.failed = True
-                    why = ("not retried" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
-                           else f"{shard.stopping or f'exit code {code}'}; {shard.attempts} attempts")
-                    run.message = self.failure(run, shard, f"shard {shard.index} failed", why)
+                self._ended(run, shard, shard.process.returncode)
+                changed = True
         return changed
+
+    def _reap_workers(self) -> bool:
+        """Shards the warm workers said ended, and workers that exited (with the shard they held)."""
+        changed = False
+        for worker in list(self.warm):
+            exited = worker.process.poll() is not None  # before reading: its last lines are in the pipe then
+            for index, code in worker.finished():
+                shard = worker.shard
+                if shard is not None and shard.index == index:
+                    worker.shard = None
+                    self._ended(worker.run, shard, code)
+                    changed = True
+            if exited:
+                if worker.shard is not None:  # died mid-shard (killed, out of memory): the attempt ends so
+                    self._ended(worker.run, worker.shard, worker.process.returncode)
+                    worker.shard = None
+                worker.release()
+                self.warm.remove(worker)
+                changed = True
+        return changed
+
+    def _ended(self, run: StageRun, shard: Shard, code: int) -> None:
+        """The current attempt of `shard` ended with exit code `code`: done, retried later, or failed."""
+        shard.process, shard.exit_code = None, code
+        if code == 0 and not shard.stopping:
+            shard.done = True
+        elif code == EXIT_BAD_INPUT or shard.attempts > self.retries or run.deadline_passed:
+            shard.done = shard.failed = True
+            why = ("not retried" if code == EXIT_BAD_INPUT else shard.stopping if run.deadline_passed
+                   else f"{shard.stopping or f'exit code {code}'}; {shard.attempts} attempts")
+            run.message = self.failure(run, shard, f"shard {shard.index} failed", why)
 
 
     def _reap_group(self, run: StageRun) -> bool:
@@ -313,21 +279,35 @@ class ShardProcesses:
         """Stop every shard (`terminate`: SIGTERM; a shard that already got the terminal's SIGINT
         ignores it) and give them time to write their final reports."""
         deadline = time.monotonic() + 15
+        for worker in self.warm:  # idle ones too
+            worker.close()
+        processes = {id(p): p for p in [*(w.process for w in self.warm),
+                                        *(s.process for r in self.stages.values() for s in r.shards)] if p is not None}
+        for process in processes.values():
+            if terminate:
+                process.terminate()
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
         for run in self.stages.values():
             for shard in run.shards:
-                if shard.process is None:
-                    continue
-                if terminate:
-                    shard.process.terminate()
-                try:
-                    shard.process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    shard.process.send_signal(signal.SIGKILL)
-                    shard.process.wait()
                 shard.process = None
             if run.state == "running":
                 run.message = why
+        for worker in self.warm:
+            worker.release()
+        self.warm.clear()
+
+    def end_workers(self) -> None:
+        """The run is over: idle workers are told so and waited for (a stage's `close` stops its pools)."""
+        for worker in self.warm:
+            worker.close()
+        self.stop_all("", terminate=False)
 
 
     def running(self) -> int:
-        return sum(s.process is not None for r in self.stages.values() for s in r.shards)
+        """Processes alive: shards' own and warm workers (an idle one holds its slot until it ends)."""
+        return len(self.warm) + sum(s.process is not None and not runs_warm(r.stage)
+                                    for r in self.stages.values() for s in r.shards)

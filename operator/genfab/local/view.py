@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from genfab.local.shards import StageRun
+from genfab.local.stage_runs import StageRun
 
 
 class RateColumn(ProgressColumn):

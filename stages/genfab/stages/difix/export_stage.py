@@ -51,7 +51,7 @@ class ExportStage(Stage[ExportSettings]):
         self.sources = {s.name: s for s in self.settings.sources}
         self.pool = ThreadPoolExecutor(max(4, 2 * cpu_workers(ctx.env)), thread_name_prefix="genfab-export")
 
-    def finish(self, ctx: StageContext) -> None:
+    def close(self) -> None:
         if hasattr(self, "pool"):
             self.pool.shutdown()
 

@@ -319,8 +319,11 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
             sample.params["persamWeights"] = [round(float(x), 5) for x in self.weights]
 
     def finish(self, ctx: StageContext) -> None:
-        self._stop_threads(wait=True)
         write_dataset_files(ctx.output, "", [self.settings.object_name])
+
+    def close(self) -> None:
+        self._stop_threads(wait=True)
+        super().close()
 
     def abort(self) -> None:
         self._stop_threads(wait=False)

@@ -25,8 +25,13 @@ class ShardParts:
     def __init__(self, ctx: StageContext, stage: str | None = None) -> None:
         self.ctx = ctx
         self.prefix = f"_genfab/parts/{stage or ctx.stage}/{ctx.config_hash}/"
-        self.key = f"{self.prefix}shard-{ctx.index}.json"
         self.entries: dict[str, Any] = {}
+        """This shard's records so far (a warm worker's next shard starts from none)."""
+
+    @property
+    def key(self) -> str:
+        """The part of the context's current shard."""
+        return f"{self.prefix}shard-{self.ctx.index}.json"
 
     def add(self, key: str, value: Any) -> None:
         self.entries[key] = value
@@ -56,6 +61,7 @@ class ShardParts:
         """Save this shard's part, then write the merged record with `write` until no new part shows up."""
         mine = {**self._read(self.key), **self.entries}
         self.ctx.run_storage.write_bytes(self.key, json.dumps(mine, sort_keys=True).encode())
+        self.entries = {}
         seen: list[str] = []
         merged: dict[str, Any] = {}
         for _ in range(MERGE_ROUNDS):

@@ -40,6 +40,18 @@ class StageContext:
     def stage(self) -> str:
         return self.cfg.stage
 
+    def take_shard(self, index: int, env: Mapping[str, str]) -> None:
+        """Make shard `index` this context's shard (a warm worker's next one): its slice of the samples
+        is read again and `env` (its index, its termination file) applies; what belongs to the stage
+        (storage clients, the sample list, the scratch folder) is kept."""
+        try:
+            shard_bounds(0, index, self.shards)
+        except ValueError as exc:
+            raise BadInput(f"shard {index}: {exc}") from None
+        self.index = index
+        self.env = {**self.env, **env}
+        self.__dict__.pop("samples", None)
+
     @property
     def config_hash(self) -> str:
         return self.cfg.config_hash
@@ -167,7 +179,8 @@ class StageContext:
 
     @cached_property
     def workdir(self) -> Path:
-        """Scratch space for this shard (downloads, intermediate files); deleted at exit."""
+        """Scratch space for this process (downloads, intermediate files): kept from shard to shard of a
+        warm worker (what `setup` put there stays usable), deleted at exit."""
         return Path(tempfile.mkdtemp(prefix=f"genfab-{self.stage}-{self.index}-"))
 
 

@@ -190,7 +190,7 @@ class CpuSampleStage(Stage[S]):
         if hasattr(self, "device"):
             self.device.shutdown(wait=False, cancel_futures=True)
 
-    def finish(self, ctx: StageContext) -> None:
+    def close(self) -> None:
         if hasattr(self, "device"):
             self.device.shutdown(cancel_futures=True)
         if hasattr(self, "pool"):

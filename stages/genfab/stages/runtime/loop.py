@@ -22,6 +22,7 @@ from genfab.inventory import SampleRef
 from genfab.stages.runtime.compile_cache import CompileCache
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
+from genfab.stages.runtime.feed import Assignment, shard_feed
 from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
@@ -49,16 +50,69 @@ def _reason(exc: Exception) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
-def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+class Warm:
+    """A stage as one process holds it from shard to shard: `setup` run once, before the first sample
+    any shard must make (a shard whose samples are all committed loads nothing), the compile cache
+    loaded then and stored after the first batch, `close` at the end."""
+
+    def __init__(self, stage: Stage[Any]) -> None:
+        self.stage = stage
+        self.loaded = False
+        self.cache: CompileCache | None = None
+        self._saved = False
+        self.pruned = False
+        """`prunes_outputs` done (once per process: it lists the stage's whole output)."""
+
+    def load(self, ctx: StageContext) -> float | None:
+        """Seconds `setup` and the compile cache took now; None when they had already run."""
+        if self.loaded:
+            return None
+        started = time.monotonic()
+        self.stage.setup(ctx)
+        self.loaded = True
+        # models are loaded and wrapped in torch.compile, which compiles at the first sample: load
+        # what the stage's earlier processes compiled before that (genfab.stages.runtime.compile_cache)
+        self.cache = CompileCache.for_shard(ctx.run_storage, ctx.stage, ctx.env)
+        if self.cache is not None:
+            self.cache.load()
+        return time.monotonic() - started
+
+    def compiled(self) -> None:
+        """The first batch ran: what it compiled is stored for the stage's processes starting later."""
+        if self.cache is not None and not self._saved:
+            self._saved = True
+            self.cache.save()
+
+    def close(self) -> None:
+        if self.loaded:
+            self.loaded = False
+            self.stage.close()
+
+
+def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics,
+              warm: Warm | None = None) -> None:
     """Produce every sample of the shard that is not committed yet. Per-sample failures are recorded
-    and skipped; `BadInput`, `FatalError`, storage and memory errors end the shard."""
+    and skipped; `BadInput`, `FatalError`, storage and memory errors end the shard. `warm`: the stage as
+    this process already holds it (a worker's earlier shards); None: a process of one shard."""
+    own = warm is None
+    warm = warm or Warm(stage)
+    try:
+        _run_shard(warm, ctx, reporter, metrics)
+    finally:
+        if own:
+            warm.close()
+
+
+def _run_shard(warm: Warm, ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+    stage = warm.stage
     samples = ctx.samples
     reporter.start(len(samples))
     log.info("shard starts", extra={"samples": len(samples), "of": ctx.total_samples})
     if stage.whole_set:
-        run_whole_set(stage, ctx, reporter, metrics)
+        run_whole_set(warm, ctx, reporter, metrics)
         return
-    if stage.prunes_outputs and stage.marker_folder(ctx):
+    if stage.prunes_outputs and stage.marker_folder(ctx) and not warm.pruned:
+        warm.pruned = True
         remove_gone_samples(ctx.output, stage.marker_folder(ctx), (ref.id for ref in ctx.all_samples))
     pending: list[tuple[SampleRef, Reuse]] = []
     # One marker read (and a HEAD per output) per sample: concurrent, since on S3 latency dominates.
@@ -74,19 +128,12 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
             log.warning("committed sample fails the reuse check; producing it again",
                         extra={"sample": ref.id, "problem": reuse.problem, "check": ctx.verify})
         pending.append((ref, reuse))
-    cache: CompileCache | None = None
     if pending:
-        started = time.monotonic()
-        stage.setup(ctx)
-        # models are loaded and wrapped in torch.compile, which compiles at the first sample: load
-        # what the stage's earlier Pods compiled before that (genfab.stages.runtime.compile_cache)
-        cache = CompileCache.for_shard(ctx.run_storage, ctx.stage, ctx.env)
-        if cache is not None:
-            cache.load()
-        load = time.monotonic() - started
-        reporter.report.model_load_seconds = round(load, 3)
-        metrics.model_load_seconds.set(load)
-        log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
+        load = warm.load(ctx)
+        if load is not None:
+            reporter.report.model_load_seconds = round(load, 3)
+            metrics.model_load_seconds.set(load)
+            log.info("setup done", extra={"seconds": round(load, 3), "pending": len(pending)})
     size = stage.samples_per_batch(ctx)
     # A batch's outputs are stored and its markers written in the background while the next batch
     # computes; a sample is reported done once its marker is written, in order. At most two
@@ -97,6 +144,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
         while inflight and (len(inflight) > keep or inflight[0][1].done()):
             sample, commit, per_sample = inflight.popleft()
             commit.result()  # a failed write ends the shard (retryable), as before
+            sample.release()
             for note in sample.notes:
                 reporter.note(f"{sample.id}: {note}")
             reporter.succeeded(sample.id, seconds=per_sample, produced_by=sample.produced_by,
@@ -116,8 +164,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
                 began, wall = time.monotonic(), time.time()
                 errors = stage.process_batch(batch)
                 per_sample = (time.monotonic() - began) / len(batch)
-                if k == 0 and cache is not None:  # compiled now: the stage's Pods starting later load it
-                    cache.save()
+                warm.compiled()
                 for sample, error in zip(batch, errors, strict=True):
                     if error is None:
                         inflight.append((sample, committer.submit(sample.commit, wall), per_sample))
@@ -125,6 +172,7 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
                         reason, message = _reason(error)
                         if stage.prunes_outputs and sample.previous is not None:  # an earlier config's outputs
                             remove_sample(ctx.output, sample.marker_prefix, sample.previous)
+                        sample.release()
                         reporter.failed(sample.id, reason, message)
                         metrics.sample("failed", per_sample, reason)
                         log.warning("sample failed", extra={"sample": sample.id, "reason": reason, "error": message})
@@ -136,9 +184,10 @@ def run_shard(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, 
     stage.finish(ctx)
 
 
-def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
+def run_whole_set(warm: Warm, ctx: StageContext, reporter: ProgressReporter, metrics: StageMetrics) -> None:
     """A whole-set stage (`Stage.whole_set`): one result over every unit, reused only when the config
     and the unit list are those it was made from."""
+    stage = warm.stage
     units = ctx.samples
     if len(units) != ctx.total_samples:
         raise BadInput(f"stage {ctx.stage!r} works on all its units at once and must run as one shard "
@@ -153,9 +202,9 @@ def run_whole_set(stage: Stage[Any], ctx: StageContext, reporter: ProgressReport
         return
     if reuse.problem:
         reporter.report.redone += len(units)
-    started = time.monotonic()
-    stage.setup(ctx)
-    reporter.report.model_load_seconds = round(time.monotonic() - started, 3)
+    load = warm.load(ctx)
+    if load is not None:
+        reporter.report.model_load_seconds = round(load, 3)
     began, wall = time.monotonic(), time.time()
     result = Sample(SampleRef(WHOLE_SET_ID), ctx, prefix, config_hash=digest, base_hash=base,
                     previous=reuse.previous)
@@ -244,31 +293,66 @@ def missing_package(exc: ModuleNotFoundError, pipeline: str, stage: str, family:
 
 
 def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type[BaseModel] | None = None) -> int:
-    """Run one shard of `stage` per the stage contract and return the process exit code. `settings`
-    is the model the stage's config is validated against before `setup` (default: the one its
-    pipeline declares for it)."""
+    """Run `stage` per the stage contract and return the process exit code: the one shard the
+    environment names, or, in a warm worker, shard after shard from its feed with the models loaded
+    once (genfab.stages.runtime.feed); a worker stops at the first shard that does not succeed, whose
+    code it returns. `settings` is the model the stage's config is validated against before `setup`
+    (default: the one its pipeline declares for it)."""
     die_with_parent(env)  # a killed `genfab run` leaves no shard process behind
     for sig in STOP_SIGNALS:  # preemption, `genfab run` stopping, Ctrl-C, a closed terminal: stop between
         signal.signal(sig, _raise_interrupt)  # writes, report, exit retryable
     logger = configure({"stage": stage.name})
     try:
         ctx = load_context(env)
+        feed = shard_feed(ctx.env, ctx.index, ctx.shards)
     except BadInput as exc:
         logger.error("bad stage contract: %s", exc)
         return EXIT_BAD_INPUT
-    configure({"stage": ctx.stage, "shard": ctx.index, "shards": ctx.shards, "hash": ctx.config_hash[:10]})
     metrics = StageMetrics(ctx.stage)
     ctx.metrics = metrics
     port = ctx.env.get(ENV_METRICS_PORT)
     if port:
         metrics.serve(int(port))
+    warm = Warm(stage)
+    code = EXIT_OK
+    try:
+        for assignment in feed:
+            code = run_assigned(warm, ctx, assignment, settings)
+            feed.done(assignment, code)
+            if code != EXIT_OK:
+                break
+    except KeyboardInterrupt as exc:  # stopped between shards: nothing of a shard is lost
+        code = interrupted_exit(str(exc))
+    except BadInput as exc:  # the feed's line
+        log.error("%s", exc)
+        code = EXIT_BAD_INPUT
+    finally:
+        feed.close()
+        try:
+            warm.close()
+        except Exception as exc:  # a pool that does not stop must not hide the shard's outcome
+            log.warning("stage close failed: %s: %s", type(exc).__name__, exc)
+        if "workdir" in ctx.__dict__:  # only created if the stage asked for scratch space
+            shutil.rmtree(ctx.workdir, ignore_errors=True)
+    for sig in STOP_SIGNALS:  # done and reported: a stop now must not break the interpreter's exit (a
+        signal.signal(sig, _ignore)  # KeyboardInterrupt in the pool's exit hook, with its traceback)
+    return code
+
+
+def run_assigned(warm: Warm, ctx: StageContext, assignment: Assignment, settings: type[BaseModel] | None) -> int:
+    """One shard: run, report (storage, termination message) and return its exit code."""
+    stage = warm.stage
+    ctx.take_shard(assignment.index, assignment.env())
+    configure({"stage": ctx.stage, "shard": ctx.index, "shards": ctx.shards, "hash": ctx.config_hash[:10]})
     reporter = ProgressReporter(ctx)
     ctx.heartbeat = reporter.alive
     ctx.note = reporter.note
+    assert ctx.metrics is not None
     code, state, message = EXIT_OK, "succeeded", ""
     try:
-        stage.settings = validated_settings(ctx, settings or declared_settings(ctx, stage))
-        run_shard(stage, ctx, reporter, metrics)
+        if not warm.loaded:
+            stage.settings = validated_settings(ctx, settings or declared_settings(ctx, stage))
+        run_shard(stage, ctx, reporter, ctx.metrics, warm)
     except BadInput as exc:
         code, state, message = EXIT_BAD_INPUT, "failed", f"bad input: {exc}"
     except ModuleNotFoundError as exc:
@@ -280,10 +364,9 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         code, state, message = EXIT_RETRYABLE, "failed", f"{type(exc).__name__}: {exc}"
         log.exception("shard failed")
     finally:
-        if "writer" in ctx.__dict__:  # outputs already handed over are stored before the process ends
+        if "writer" in ctx.__dict__:  # outputs already handed over are stored before the shard's report
             ctx.writer.shutdown(wait=True)
-        if "workdir" in ctx.__dict__:  # only created if the stage asked for scratch space
-            shutil.rmtree(ctx.workdir, ignore_errors=True)
+            del ctx.__dict__["writer"]  # the next shard's writes get a pool of their own
     if message:
         log.error(message, extra={"exit": code})
     try:
@@ -299,8 +382,6 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     r = reporter.report
     log.info("shard done", extra={"state": state, "succeeded": len(r.succeeded), "reused": r.reused,
                                   "failed": len(r.failed), "exit": code})
-    for sig in STOP_SIGNALS:  # done and reported: a stop now must not break the interpreter's exit (a
-        signal.signal(sig, _ignore)  # KeyboardInterrupt in the pool's exit hook, with its traceback)
     return code
 
 

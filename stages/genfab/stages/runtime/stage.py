@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -62,10 +64,26 @@ class Sample:
         """What made this sample's outputs, where a stage can run more than one backend or model
         (`classical`, `sam3:facebook/sam3`): counted per value in the run's summary (`producedBy`)."""
         self._writes: list[Future[None]] = []
+        self._scratch: Path | None = None
 
     @property
     def id(self) -> str:
         return self.ref.id
+
+    @property
+    def scratch(self) -> Path:
+        """A folder of this sample's own for local files (a PLY to upload, a video to encode), under the
+        process's scratch space; removed once the sample is committed or failed, so a warm worker's disk
+        does not fill with the files of the shards it ran before."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="sample-", dir=self.ctx.workdir))
+        return self._scratch
+
+    def release(self) -> None:
+        """The sample is done (committed or failed): its scratch folder goes."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def seed(self, base: int) -> int:
         """This sample's seed derived from the job's `base` seed."""
@@ -118,8 +136,8 @@ class Sample:
 
 class Stage(Generic[S]):
     """Base class of stage implementations. Subclasses set `name`, load models in `setup` (once per
-    shard), and produce one sample in `process`. Raise `SampleError` for a bad sample, `BadInput`
-    for an unusable config, anything else for a retryable crash.
+    process, which may run several shards), and produce one sample in `process`. Raise `SampleError`
+    for a bad sample, `BadInput` for an unusable config, anything else for a retryable crash.
 
     `S` is the stage's settings type: a built-in stage gets its mounted config validated against the
     settings model its pipeline declares (`genfab.api.pipeline.StageDecl.settings`) as `settings`
@@ -148,7 +166,9 @@ class Stage(Generic[S]):
         return check_reuse(ctx.output, self.marker_prefix(sample_id, ctx), ctx.config_hash, ctx.verify, ctx.base_hash)
 
     def setup(self, ctx: StageContext) -> None:
-        """Load models and validate the config (raise `BadInput`). Timed as model load seconds."""
+        """Load models and validate the config (raise `BadInput`). Timed as model load seconds. Called
+        once per process, before its first sample: a warm worker then runs shard after shard with what
+        it loaded (per-shard state belongs in `finish`, or keyed by `ctx.index` where it is used)."""
 
     batch_size: int = 1
     """Samples handed to `process_batch` at once (GPU stages batch their model calls)."""
@@ -179,7 +199,12 @@ class Stage(Generic[S]):
         start reading and decoding its inputs while the current batch computes (default: nothing)."""
 
     def finish(self, ctx: StageContext) -> None:
-        """After the last sample of the shard (flush batches, write shard-level files)."""
+        """After the last sample of each shard (flush batches, write shard-level files). A warm worker
+        goes on to its next shard after it: release what `setup` made in `close`, not here."""
+
+    def close(self) -> None:
+        """The process is done with the stage (its last shard ended, in any way): stop the pools and
+        threads `setup` started (default: nothing)."""
 
     def abort(self) -> None:
         """The shard ends on an error (or a signal) in the middle of its samples: stop background work

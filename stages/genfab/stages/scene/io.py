@@ -32,10 +32,9 @@ def read_frames(sample: Sample, stage: str) -> list[Frame]:
     return frames
 
 
-def read_splats(sample: Sample, stage: str, workdir: Path) -> Splats:
+def read_splats(sample: Sample, stage: str) -> Splats:
     key = stage_prefix(sample.id, stage) + SCENE_PLY
-    local = workdir / sample.id.replace("/", "_") / f"{stage}.ply"
-    local.parent.mkdir(parents=True, exist_ok=True)
+    local = sample.scratch / f"{stage}.ply"
     sample.ctx.stage_output(stage).download_file(key, local)
     try:
         return read_ply(local)
@@ -43,9 +42,9 @@ def read_splats(sample: Sample, stage: str, workdir: Path) -> Splats:
         raise SampleError("BadUpstream", f"{key}: {exc}") from None
 
 
-def write_scene(sample: Sample, prefix: str, splats: Splats, frames: list[Frame], workdir: Path) -> dict[str, Any]:
+def write_scene(sample: Sample, prefix: str, splats: Splats, frames: list[Frame]) -> dict[str, Any]:
     """Write the PLY and the frames; returns counts for the metrics."""
-    local = Path(tempfile.mkdtemp(dir=workdir)) / SCENE_PLY
+    local = Path(tempfile.mkdtemp(dir=sample.scratch)) / SCENE_PLY
     dropped = write_ply(local, splats)
     sample.write_file(prefix + SCENE_PLY, local)
     sample.write(prefix + FRAMES, frames_to_npz(frames))

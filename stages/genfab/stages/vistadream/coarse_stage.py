@@ -129,7 +129,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
         s, c, t = self.settings, self.settings.coarse, self.settings.trajectory
         frames = read_frames(sample, "gaussians")
         scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
-        scene.load(read_splats(sample, "gaussians", self.ctx.workdir), frames)
+        scene.load(read_splats(sample, "gaussians"), frames)
         reference = next((f for f in frames if f.name == "outpaint"), frames[0])
         K, width, height = view_geometry(reference, c.coarse_margin)
         extent = scene_extent(frames[0].dpt, frames[0].intrinsic, t.traj_max_percentage)
@@ -151,7 +151,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
         if c.coarse_print_summary:
             for line in summary.lines():
                 log.info(line)
-        counts = write_scene(sample, prefix, scene.export(), scene.frames, self.ctx.workdir)
+        counts = write_scene(sample, prefix, scene.export(), scene.frames)
         sample.write(prefix + "coarse_summary.json",
                      json.dumps({**summary.to_dict(), "status": summary.status(),
                                  "seconds": round(time.perf_counter() - started, 3), "scene": counts},

@@ -39,7 +39,7 @@ class InitStage(Stage[VistaGaussiansSettings]):
         stats = scene.train(self.settings.init_iterations)
         seconds = time.perf_counter() - started
         prefix = stage_prefix(sample.id, self.name)
-        counts = write_scene(sample, prefix, scene.export(), scene.frames, self.ctx.workdir)
+        counts = write_scene(sample, prefix, scene.export(), scene.frames)
         first = frames[0]
         view = scene.render(first.cam_T_world, first.intrinsic, first.width, first.height)
         sample.write(prefix + "preview.png", encode_png(np.concatenate([first.rgb, to_uint8(view.rgb)], axis=1)))

@@ -12,7 +12,6 @@ import importlib.util
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +53,7 @@ class RenderStage(Stage[RenderSettings]):
         s, t = self.settings, self.settings.trajectory
         started = time.perf_counter()
         frames = read_frames(sample, self.upstream)
-        splats = read_splats(sample, self.upstream, self.ctx.workdir)
+        splats = read_splats(sample, self.upstream)
         scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
         scene.load(splats, frames)
         camera = frames[0]
@@ -65,8 +64,7 @@ class RenderStage(Stage[RenderSettings]):
         for pose in poses:
             r = scene.render(pose, camera.intrinsic, camera.width, camera.height)
             views.append(TrajectoryView(pose, camera.intrinsic, to_uint8(r.rgb), r.depth))
-        local = Path(self.ctx.workdir) / sample.id.replace("/", "_")
-        local.mkdir(parents=True, exist_ok=True)
+        local = sample.scratch
         prefix = stage_prefix(sample.id, self.name)
         outputs: dict[str, str] = {}
         if write_video(local / "video.mp4", [v.rgb for v in views]):
