@@ -30,20 +30,29 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from genfab.api.quality import FIGURES
 from genfab.contract import StageConfig, shard_bounds
-from genfab.contract.names import ENV_FILE_ROOTS, ENV_RECORDS, ENV_SAMPLE_MANIFEST, report_key
+from genfab.contract import indexes as index_ranges
+from genfab.contract.names import (
+    ENV_FILE_ROOTS,
+    ENV_RECORDS,
+    ENV_SAMPLE_MANIFEST,
+    ENV_SHARD_RETRIES,
+    ENV_WORKERS,
+    report_key,
+)
 from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
 from genfab.jobs.records import write_records
 from genfab.sequencing.records import RecordsRequest
+from genfab.stages.runtime.claims import ClaimFeed
 from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.feed import Assignment
 from genfab.stages.runtime.inventory import make_inventory
-from genfab.status import indexes as index_ranges
 from genfab.storage import S3Settings, StorageError, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
@@ -89,6 +98,23 @@ class PodState:
     running_since: float | None = None
     started: Future[tuple[ShardReport, list[str]]] | None = None
     """The shard's first report and its sample ids (`first_report`), once the Pod runs."""
+    worker: WorkerPod | None = None
+    """A worker Job's Pod (`GENFAB_WORKERS`): the shards it takes from the stage's cursor, one at a time."""
+
+
+@dataclass
+class WorkerPod:
+    """A warm worker Pod as the kubelet runs it: the real runtime's `ClaimFeed` takes shard after shard
+    from the stage's cursor and keeps the worker's record; each shard does what `script(stage, shard,
+    try)` says (its running time, its samples' outcomes; a crash ends the Pod, bad input fails that shard
+    and the worker goes on), with its reports written as a shard's Pod writes them."""
+
+    feed: ClaimFeed
+    shards: Iterator[Assignment]
+    config: str
+    manifest: bool
+    current: Assignment | None = None
+    since: float = 0.0
 
 
 @dataclass
@@ -465,6 +491,14 @@ class Kubelet:
         behaviour = (self.resource_script(labels.get("genfab.dev/resource", ""), stage, index, attempt)
                      if self.resource_script else self.script(stage, index, attempt))
         self.pods[pod["metadata"]["uid"]] = PodState(stage, index, behaviour)
+        env = {e["name"]: str(e.get("value", "")) for e in template["spec"]["containers"][0].get("env") or []}
+        config = self._config_json(pod)
+        if env.get(ENV_WORKERS) and config is not None:
+            cfg = StageConfig.from_json(config)
+            feed = ClaimFeed(open_storage(cfg.run_uri), cfg.stage, cfg.config_hash, index,
+                             int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0))
+            self.pods[pod["metadata"]["uid"]].worker = WorkerPod(feed, iter(feed), config,
+                                                                 bool(env.get(ENV_SAMPLE_MANIFEST)))
 
     # -- the kubelet
     def _sync_pod(self, key: ObjKey, pod: dict[str, Any]) -> None:
@@ -490,19 +524,52 @@ class Kubelet:
             return
         if state.running_since is None:
             state.running_since = time.monotonic()
-            state.started = self._start_report(pod, state)
+            state.started = self._start_report(pod, state) if state.worker is None else None
             self.cluster.patch(key, {"status": {"phase": "Running", "startTime": now_rfc3339(), "conditions": [
                 {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
                 "containerStatuses": [{"name": "stage", "ready": True,
                                        "state": {"running": {"startedAt": now_rfc3339()}}}]}})
             return
+        if state.worker is not None:
+            return self._sync_worker(key, state, state.worker)
         if b.hold and not {(state.stage, state.index), (state.stage, None)} & self.released:
             return
         if time.monotonic() - state.running_since < b.seconds:
             self._timed[PODS][key] = None
             return
         code = {"succeed": 0, "crash": 1, "bad-input": 42}[b.outcome]
-        message = self._finish_report(pod, state, code)
+        self._end_pod(key, code, self._finish_report(pod, state, code))
+
+    def _sync_worker(self, key: ObjKey, state: PodState, w: WorkerPod) -> None:
+        """One step of a worker Pod: take a shard, or end the one it runs once its time is up."""
+        self._timed[PODS][key] = None
+        if w.current is None:
+            w.current = next(w.shards, None)
+            if w.current is None:  # the cursor ran out: the worker ends
+                return self._end_pod(key, 0, "")
+            w.since = time.monotonic()
+            state.started = Future()
+            state.started.set_result(first_report(w.config, w.current.index, w.feed.shards, w.manifest))
+            return None
+        shard = w.current.index
+        b = state.behaviour = self.script(state.stage, shard, w.feed.record.attempt - 1)
+        if b.hold and not {(state.stage, shard), (state.stage, None)} & self.released:
+            return None
+        if time.monotonic() - w.since < b.seconds:
+            return None
+        code = {"succeed": 0, "crash": 1, "bad-input": 42, "unschedulable": 0, "image-pull": 0}[b.outcome]
+        pod = self.cluster.store.get(key)
+        if pod is None:
+            return None
+        state.index = shard  # the report written is the shard's
+        self._finish_report(pod, state, code)
+        w.feed.done(w.current, code)
+        w.current = None
+        if not w.feed.continues_after(code):
+            return self._end_pod(key, code, "")
+        return None
+
+    def _end_pod(self, key: ObjKey, code: int, message: str) -> None:
         self.cluster.patch(key, {"status": {
             "phase": "Succeeded" if code == 0 else "Failed",
             "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],

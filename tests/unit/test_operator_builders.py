@@ -32,11 +32,13 @@ def job_for(stage_name: str = "scaffold", shards: int = 4, **spec: Any) -> dict[
 
 
 def test_job_is_an_indexed_job_with_the_stage_contract() -> None:
-    job = job_for(retries=3, parallelism=2, suspend=True, queueName="gpu-queue", ttlSecondsAfterFinished=600)
+    job = job_for(retries=3, suspend=True, queueName="gpu-queue", ttlSecondsAfterFinished=600)
     kubernetes_validate.validate(job, "1.35", strict=True)
     spec = job["spec"]
-    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 2)
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 4)
     assert spec["backoffLimitPerIndex"] == 3 and spec["suspend"] is True and spec["ttlSecondsAfterFinished"] == 600
+    assert job["metadata"]["annotations"]["genfab.dev/shards"] == "4"
+    assert "GENFAB_WORKERS" not in {e["name"] for e in spec["template"]["spec"]["containers"][0]["env"]}
     assert spec["podReplacementPolicy"] == "Failed"
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "FailIndex", "onExitCodes": {"containerName": "stage", "operator": "In",
@@ -51,6 +53,18 @@ def test_job_is_an_indexed_job_with_the_stage_contract() -> None:
     assert labels["genfab.dev/shard-bucket"] == bucket_label("uid-1")
     assert spec["template"]["metadata"]["labels"]["genfab.dev/shard-bucket"] == bucket_label("uid-1")
     assert len(job["metadata"]["name"]) <= 63 and job["metadata"]["name"].endswith(labels["genfab.dev/config-hash"])
+
+
+def test_fewer_pods_than_shards_are_warm_workers_that_count_each_shards_tries_themselves() -> None:
+    job = job_for(retries=3, parallelism=2)
+    kubernetes_validate.validate(job, "1.35", strict=True)
+    spec = job["spec"]
+    # two worker Pods take the four shards; a worker gives a shard up after its retries, so its Pod's own
+    # restarts may add up over its shards
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimitPerIndex"]) == (2, 2, (3 + 1) * 4)
+    env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
+    assert (env["GENFAB_WORKERS"], env["GENFAB_SHARD_RETRIES"], env["GENFAB_SHARD_COUNT"]) == ("2", "3", "4")
+    assert job["metadata"]["annotations"]["genfab.dev/shards"] == "4"
 
 
 def test_pod_is_least_privilege_and_gets_credentials_only_by_reference() -> None:

@@ -128,3 +128,52 @@ def test_running_shards_are_read_for_their_live_count_at_most_every_progress_sec
     now[0] = 11.0
     reader.read(KEY, p, [job], pods, None, lambda: run)
     assert run.reads == before + 2
+
+
+def worker_job(tmp: Path, workers: int, records: dict[int, dict[str, Any]], done: bool = False
+               ) -> tuple[Any, Any, dict[str, Any], Counting]:
+    """A worker Job of `workers` Pods over the stage's SHARDS shards, with its workers' records."""
+    from genfab.inventory.workers import WorkerRecord, write_worker
+
+    r, p, job, run = big_job(tmp, "", done=done)
+    stage = p.stage("scaffold")
+    for w, fields in records.items():
+        write_worker(run, "scaffold", stage.config_hash, WorkerRecord(w, SHARDS, **fields))
+    job["spec"] = {"completions": workers}
+    job["metadata"]["annotations"]["genfab.dev/shards"] = str(SHARDS)
+    job["status"] = {"completedIndexes": "0-1" if done else None,
+                     **({"conditions": [{"type": "Complete", "status": "True"}]} if done else {})}
+    return r, p, job, run
+
+
+def running_pod(index: int) -> dict[str, Any]:
+    return {"metadata": {"labels": {"batch.kubernetes.io/job-completion-index": str(index)},
+                         "annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def test_a_worker_jobs_shards_come_from_its_workers_records_one_read_per_worker(tmp_path: Path) -> None:
+    r, p, job, run = worker_job(tmp_path, 2, {0: {"done": "0-499", "current": 1000 - 1},
+                                              1: {"done": "500-797", "failed": "798", "current": 799}})
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=1000)
+    pods = {job["metadata"]["name"]: [running_pod(0), running_pod(1)]}
+    reading = reader.read(KEY, p, [job], pods, None, lambda: run)
+    progress = reading.progress["scaffold"]
+    assert progress.shards == (798, 1) and progress.succeeded == 799 + 2  # finished and running shards' reports
+    assert run.reads == 2 + 799 + 2  # the records, the finished shards' reports, the running shards'
+    obs = decide(p, r.spec, Observed(jobs=[job], progress=reading.progress), None, NOW).observations[0]
+    assert (obs.state, obs.shards_total, obs.shards_succeeded, obs.shards_failed) == ("running", SHARDS, 798, 1)
+    before = run.reads
+    reader.read(KEY, p, [job], pods, None, lambda: run)
+    assert run.reads == before  # nothing again before progressSeconds
+
+
+def test_a_completed_worker_job_ran_every_shard_its_records_do_not_name_failed(tmp_path: Path) -> None:
+    r, p, job, run = worker_job(tmp_path, 2, {0: {"done": "0-9", "finished": True},
+                                              1: {"failed": "10", "finished": True}}, done=True)
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=2000)
+    reading = reader.read(KEY, p, [job], {}, None, lambda: run)
+    assert reading.progress["scaffold"].shards == (SHARDS - 1, 1)
+    obs = decide(p, r.spec, Observed(jobs=[job], progress=reading.progress), None, NOW).observations[0]
+    assert (obs.state, obs.shards_succeeded, obs.shards_failed, obs.reason) == (
+        "finished", SHARDS - 1, 1, "FailedIndexes")

@@ -178,3 +178,20 @@ def test_a_gpu_is_seen_through_its_driver_files(tmp_path: Path, env: dict[str, s
     if present:
         driver.write_text("")
     assert cuda_visible(env, (str(tmp_path / "absent"), str(driver))) is visible
+
+
+@pytest.mark.parametrize(("family", "gang", "shards", "parallelism", "workers"), [
+    ("diffusion", False, 10, None, 10),  # every shard at once: one Pod per shard
+    ("diffusion", False, 10, 10, 10),
+    ("diffusion", False, 10, 20, 10),
+    ("diffusion", False, 10, 3, 3),  # fewer Pods than shards: warm workers
+    ("custom", False, 10, 3, 10),  # a custom stage's command runs one shard
+    ("diffusion", True, 4, 2, 4),  # a gang's nodes are one process group
+])
+def test_a_stage_runs_warm_workers_only_where_fewer_pods_than_shards_can_run_its_runtime(
+        family: str, gang: bool, shards: int, parallelism: int | None, workers: int) -> None:
+    from genfab.sequencing import worker_count, worker_env
+
+    stage = type("S", (), {"family": family, "gang": gang, "progress_deadline_seconds": 600})()
+    assert worker_count(stage, shards, parallelism) == workers  # type: ignore[arg-type]
+    assert bool(worker_env(stage, shards, workers, 2)) == (workers < shards)  # type: ignore[arg-type]

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from genfab.api.status import ShardTally
+from genfab.contract import indexes
 from genfab.inventory import FailedSample, ShardReport, ShardState
-from genfab.status import indexes, tally
+from genfab.status import tally
 
 pytestmark = pytest.mark.unit
 

@@ -285,7 +285,8 @@ class CommonSpec(GenfabModel):
     rerun: Rerun | None = None
     """Re-run stages once per new `token` (their committed outputs are made again)."""
     parallelism: int | None = Field(None, ge=1, le=10000)
-    """Most Pods running at once per stage; unset runs all shards at once."""
+    """Most Pods running at once per stage; unset runs all shards at once. Below a stage's shard count its
+    Pods are warm workers: each loads the stage's models once and takes shard after shard."""
     shard_size: int | None = Field(None, ge=1, le=100000)
     """Samples per shard for every stage (per-stage `stages.<name>.shardSize` wins)."""
     retries: int = Field(2, ge=0, le=20)

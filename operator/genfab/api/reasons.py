@@ -136,7 +136,9 @@ REASONS: tuple[Reason, ...] = (
            "The stage's Job waits for admission by Kueue in `spec.queueName`.",
            "Nothing: Kueue admits it when the queue has quota; `kubectl get workloads` shows the queue."),
     Reason("FailedIndexes", ON_STAGE,
-           "Kubernetes' reason for a Job whose shards ran out of retries (`spec.retries` per shard).",
+           "Kubernetes' reason for a Job whose shards ran out of retries (`spec.retries` per shard); genfab "
+           "says the same of a warm worker Job that completed with shards its workers gave up (bad input, or "
+           "every try ended the worker's process).",
            "Read the stage's message (the first shard error) and the failed Pods' logs; fix the cause and "
            "re-run the stage."),
     Reason("BackoffLimitExceeded", ON_STAGE,

@@ -39,6 +39,16 @@ ENV_CPU_WORKERS = "GENFAB_CPU_WORKERS"
 """Worker processes a CPU stage may use (default: the Pod's CPU limit)."""
 ENV_IO_THREADS = "GENFAB_IO_THREADS"
 """Threads a shard uses to store outputs in the background (default 8)."""
+ENV_WORKERS = "GENFAB_WORKERS"
+"""Set by the operator on a worker Job (fewer Pods than the stage has shards): the Job's index is the
+worker's, and each worker takes shard after shard of the `GENFAB_SHARD_COUNT` from a cursor in the run's
+storage (genfab.inventory.workers) with the models it loaded once."""
+ENV_SHARD_RETRIES = "GENFAB_SHARD_RETRIES"
+"""A worker Pod's tries per shard beyond the first (`spec.retries`): its Job's own backoff counts the
+worker's restarts, not one shard's."""
+ENV_PROGRESS_DEADLINE = "GENFAB_PROGRESS_DEADLINE"
+"""A worker Pod's stage's `progressDeadlineSeconds`: a stop that ends a shard idle that long is the
+operator's no-progress stop, a try; any other stop (preemption, eviction) is not."""
 ENV_WORKER_FD = "GENFAB_WORKER_FD"
 """Set by the local runner for a warm worker: the process reads shard after shard from its stdin (one
 JSON line each) and writes each shard's exit code to this file descriptor (genfab.stages.runtime.feed).
@@ -154,6 +164,20 @@ def report_prefix(stage: str, config_hash: str) -> str:
 
 def report_key(stage: str, config_hash: str, index: int) -> str:
     return f"{report_prefix(stage, config_hash)}shard-{index:05d}.json"
+
+
+def work_prefix(stage: str, config_hash: str) -> str:
+    """Run-relative folder of a worker Job's shared state (genfab.inventory.workers): the cursor its
+    workers take shards from, and one record per worker of the shards it finished."""
+    return f"{RUN_DIR}/work/{stage}/{config_hash[:10]}/"
+
+
+def cursor_key(stage: str, config_hash: str) -> str:
+    return f"{work_prefix(stage, config_hash)}cursor.json"
+
+
+def worker_key(stage: str, config_hash: str, worker: int) -> str:
+    return f"{work_prefix(stage, config_hash)}worker-{worker:05d}.json"
 
 
 def quality_prefix(stage: str, config_hash: str) -> str:

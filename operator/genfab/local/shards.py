@@ -23,9 +23,9 @@ from genfab.contract.names import (
 )
 from genfab.local.shard_failures import TAIL_BYTES, failure_reason, read_text
 from genfab.local.stage_runs import Shard, StageRun
-from genfab.local.workers import Worker, runs_warm
+from genfab.local.workers import Worker
 from genfab.planner import PlannedStage
-from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, shard_env
+from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, runs_warm, shard_env
 
 TRACKER_NOTICE = "ignore:resource_tracker:UserWarning"
 """A `PYTHONWARNINGS` filter for multiprocessing's resource-tracker notice after a killed shard."""

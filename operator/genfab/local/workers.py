@@ -20,20 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genfab.api.families import CUSTOM_FAMILY
 from genfab.contract.names import ENV_WORKER_FD
-from genfab.planner import PlannedStage
 
 if TYPE_CHECKING:
     from genfab.local.stage_runs import Shard, StageRun
 
 MAX_RESULT_LINE = 4096
-
-
-def runs_warm(stage: PlannedStage) -> bool:
-    """Whether the stage's shards run in warm workers: a built-in stage runs genfab's runtime, which
-    takes shard after shard; a custom stage's own command and a gang stage's nodes run one shard each."""
-    return stage.family != CUSTOM_FAMILY and not stage.gang
 
 
 @dataclass

@@ -29,7 +29,16 @@ from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
 from genfab.planner import Plan, PlannedStage, stage_config
-from genfab.sequencing import MODELS_MOUNT, gang_env, models_env, shard_env, stage_command, storage_env
+from genfab.sequencing import (
+    MODELS_MOUNT,
+    gang_env,
+    models_env,
+    shard_env,
+    stage_command,
+    storage_env,
+    worker_count,
+    worker_env,
+)
 
 LABEL_RESOURCE = "genfab.dev/resource"
 LABEL_KIND = "genfab.dev/kind"
@@ -53,6 +62,20 @@ ONE_POD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
 Pod a SceneJob's per-sample rows."""
 ONE_POD_DEADLINE_SECONDS = 3600
 ANNOTATION_SAMPLES = "genfab.dev/samples"
+ANNOTATION_SHARDS = "genfab.dev/shards"
+"""The stage's shard count: its Job's completions, or more when its Pods are warm workers."""
+MAX_WORKER_RESTARTS = 10_000
+"""A worker Job's restarts per index at most (see `index_backoff_limit`)."""
+
+
+def index_backoff_limit(retries: int, shards: int, workers: int) -> int:
+    """`backoffLimitPerIndex`: a shard's retries where an index is a shard; where it is a warm worker, the
+    worker counts each shard's tries itself (genfab.stages.runtime.claims) and gives a shard up after its
+    retries, so its Pod's restarts are bounded by every shard it may take ending its process `retries + 1`
+    times (never reached in practice, but a worker's index must not fail for its shards' sum)."""
+    if workers >= shards:
+        return retries
+    return min(MAX_WORKER_RESTARTS, (retries + 1) * shards)
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
 MAX_NAME = 63  # Job names end up in the `job-name` Pod label: at most 63 characters
@@ -348,9 +371,12 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
     queue = spec.queue_name or settings.default_queue
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
-    # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode.
+    # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode: the shard's, or a worker's when fewer
+    # Pods than shards take shard after shard (sequencing.worker_count).
+    workers = worker_count(stage, shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
+                       **worker_env(stage, shards, workers, spec.retries),
                        **({ENV_SAMPLE_MANIFEST: "1"} if manifest else {}),
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
@@ -406,16 +432,16 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
-                     "annotations": {ANNOTATION_SAMPLES: str(samples)},
+                     "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards)},
                      "ownerReferences": [owner.reference()]},
         "spec": {
             "completionMode": "Indexed",
-            "completions": shards,
+            "completions": workers,
             # A gang runs all its nodes at once (Kueue admits the whole group or nothing); its
             # retries are group restarts, so they count over the Job, not per index.
-            "parallelism": shards if stage.gang else min(shards, spec.parallelism or shards),
+            "parallelism": shards if stage.gang else min(workers, spec.parallelism or workers),
             **({"backoffLimit": group_backoff_limit(spec.retries, shards)} if stage.gang
-               else {"backoffLimitPerIndex": spec.retries}),
+               else {"backoffLimitPerIndex": index_backoff_limit(spec.retries, shards, workers)}),
             "podFailurePolicy": pod_failure_policy(stage.gang),
             "podReplacementPolicy": "Failed",
             "suspend": spec.suspend,

@@ -75,6 +75,11 @@ class Progress:
     """Every finished shard's report is read: a finished Job's stage is finished only then."""
     shard_seconds: float = 0.0
     """Seconds its shard processes ran: the finished shards read so far and the running ones' last reports."""
+    shards: tuple[int, int] | None = None
+    """A worker Job's (succeeded, failed) shards, from its workers' records (its Job's indexes are the
+    workers'); None where each index is a shard."""
+    worker_shards: Mapping[int, int] = field(default_factory=dict)
+    """A worker Job's running workers' shards, by worker index (its Pods' index)."""
 
     @property
     def unreadable(self) -> int:
@@ -156,18 +161,25 @@ def _from_job(stage: PlannedStage, view: JobView, progress: Progress, prev: Stag
     else:
         state = "suspended" if view.suspended else "running"
         reason, message = (stall.reason, stall.message) if stall else (None, None)
-    shards_failed = view.shards if expired else view.failed_indexes
+    done_indexes, failed_indexes = progress.shards or (view.succeeded_indexes, view.failed_indexes)
+    shards_failed = view.shards if expired else failed_indexes
     if view.failed and not shards_failed:
-        shards_failed = max(1, view.shards - view.succeeded_indexes)  # e.g. the Job's own deadline
-    shards_succeeded = view.succeeded_indexes
-    unknown = view.shards - view.succeeded_indexes - view.failed_indexes
+        shards_failed = max(1, view.shards - done_indexes)  # e.g. the Job's own deadline
+    shards_succeeded = done_indexes
+    unknown = view.shards - done_indexes - failed_indexes
     if state == "finished" and view.complete and not view.failed and unknown > 0:
         # Complete, but not every index is named done: the Job ran without Indexed mode (a server or a
         # webhook that dropped `completionMode`), so no shard is known to have made its samples.
         shards_failed += unknown
         reason, message = INDEXES_UNKNOWN, (
-            f"job {view.name} completed, but its status names {view.succeeded_indexes} of its {view.shards} "
+            f"job {view.name} completed, but its status names {done_indexes} of its {view.shards} "
             "indexes done (status.completedIndexes): the cluster did not run it as an Indexed Job")
+    if state == "finished" and view.workers and failed_indexes and not view.failed:
+        # a worker Job completes although its workers gave shards up: what Kubernetes says of a Job of
+        # one Pod per shard whose indexes failed
+        reason = "FailedIndexes"
+        message = (f"{progress.shard_errors[0]} (" if progress.shard_errors else "(") + (
+            f"{failed_indexes} of {view.shards} shards of job {view.name} failed)")
     if progress.unreadable and state == "finished":  # a shard whose report is unreadable did not deliver
         shards_succeeded = max(0, shards_succeeded - progress.unreadable)
         shards_failed = min(view.shards, shards_failed + progress.unreadable)
@@ -254,7 +266,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 stall = Stall(PODS_REFUSED, f"job {view.name}: the API server refuses its Pods: {refused}")
             progress = observed.progress.get(stage.name, Progress())
             for stuck in stuck_pods(view, pods, progress.last_sample, now, stage.progress_deadline_seconds):
-                why = no_progress_message(stage.name, stuck.index, stuck.idle, stage.progress_deadline_seconds,
+                shard = progress.worker_shards.get(stuck.index, stuck.index)
+                why = no_progress_message(stage.name, shard, stuck.idle, stage.progress_deadline_seconds,
                                           f"pod {stuck.pod} deleted to free its GPUs, the shard retried per "
                                           "retries")
                 d.stop_pods.append((view.name, stuck.pod, why))

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from genfab.operator.builders import LABEL_QUEUE
+from genfab.inventory.reports import MAX_SHARDS
+from genfab.operator.builders import ANNOTATION_SHARDS, LABEL_QUEUE
 from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
@@ -108,6 +109,10 @@ class JobView:
     """Kueue LocalQueue of the Job (`kueue.x-k8s.io/queue-name`): Kueue, not genfab, unsuspends it."""
     no_progress: str = ""
     """Why the operator last stopped a Pod of this Job for making no progress ("" if never)."""
+    workers: int = 0
+    """Its Pods are this many warm workers taking shard after shard (0: one Pod per shard, index = shard):
+    then `succeeded_indexes` and `failed_indexes` count workers, and the shards' come from the workers'
+    records (genfab.operator.progress)."""
 
     @property
     def finished(self) -> bool:
@@ -119,6 +124,8 @@ def job_view(job: Mapping[str, Any]) -> JobView:
     failed = condition(job, "Failed")
     succeeded = parse_indexes(status.get("completedIndexes"))
     failed_idx = parse_indexes(status.get("failedIndexes"))
+    completions = int(spec.get("completions") or 0)
+    shards = _annotated_shards(meta, completions)
     return JobView(
         name=meta.get("name", ""),
         suspended=bool(spec.get("suspend")),
@@ -126,7 +133,8 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         failed=failed is not None and failed.get("status") == "True",
         failed_reason=(failed or {}).get("reason"),
         failed_message=(failed or {}).get("message", ""),
-        shards=int(spec.get("completions") or 0),
+        shards=shards,
+        workers=completions if shards > completions else 0,
         samples=int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0),
         succeeded_indexes=len(succeeded),
         failed_indexes=len(failed_idx),
@@ -139,6 +147,13 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         queue=(meta.get("labels") or {}).get(LABEL_QUEUE) or None,
         no_progress=(meta.get("annotations") or {}).get(ANNOTATION_NO_PROGRESS, ""),
     )
+
+
+def _annotated_shards(meta: Mapping[str, Any], completions: int) -> int:
+    """The stage's shards as its Job's annotation says (a worker Job has more than its completions);
+    the completions where it says nothing usable (a Job of an older genfab)."""
+    text = str((meta.get("annotations") or {}).get(ANNOTATION_SHARDS) or "")
+    return max(completions, min(int(text), MAX_SHARDS)) if text.isdigit() else completions
 
 
 def _resumed(job: Mapping[str, Any]) -> str | None:

@@ -1,11 +1,12 @@
 """A stage's progress from its shard reports, at a cost per reconcile that does not grow with its shards.
 
 - Finished shards (the Job's `completedIndexes` and `failedIndexes`; every index once the whole Job
-  failed) are read once each, by key, and folded into the stage's `ShardTally` (genfab.status.tally),
-  which lives here and in the resource's status: an operator that restarts goes on from the status. A
-  reconcile reads at most `ReadBounds.reports` of them, lowest index first, and leaves the last part of
-  its storage budget to the rest of the reconcile; the others are read by the next reconcile, queued at
-  once (`Reading.more`).
+  failed; for a worker Job, whose indexes are warm workers, the ranges its workers' records name, read
+  one per worker every `progressSeconds` and once after it finished) are read once each, by key, and
+  folded into the stage's `ShardTally` (genfab.status.tally), which lives here and in the resource's
+  status: an operator that restarts goes on from the status. A reconcile reads at most
+  `ReadBounds.reports` of them, lowest index first, and leaves the last part of its storage budget to the
+  rest of the reconcile; the others are read by the next reconcile, queued at once (`Reading.more`).
 - Running shards' reports (one per running Pod, so bounded by the stage's parallelism) give the live
   counts and each shard's last sample, the no-progress deadline's clock; they are read at most every
   `progressSeconds`.
@@ -21,17 +22,20 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from genfab.api.status import ResourceStatus, ShardTally
+from genfab.contract import indexes
 from genfab.inventory import ShardReport, read_report
+from genfab.inventory.workers import WorkerRecord, read_worker
 from genfab.operator.builders import child_name
 from genfab.operator.cache import Key
 from genfab.operator.decide import Progress
-from genfab.operator.observe import job_view, pod_index, pod_running
+from genfab.operator.observe import JobView, job_view, pod_index, pod_running
 from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
-from genfab.status import indexes, produced_by, tally
+from genfab.status import produced_by, tally
 from genfab.status.cost import shard_seconds
 from genfab.storage import Storage
 
@@ -46,6 +50,15 @@ class _Stage:
     """Reports of the shards running when last read (their samples so far), by index."""
     running_read: float = float("-inf")
     """When the running shards' reports were last read (monotonic seconds)."""
+    records: dict[int, WorkerRecord] = field(default_factory=dict)
+    """A worker Job's workers' records as last read, by worker index."""
+    records_read: float = float("-inf")
+    """When the last whole pass over them ended (monotonic seconds)."""
+    records_final: bool = False
+    """A whole pass over the records began after the Job finished: no worker writes them any more."""
+    pass_at: int = 0
+    """The next worker whose record the pass in progress reads (0: no pass in progress)."""
+    pass_after_finish: bool = False
 
 
 @dataclass
@@ -100,10 +113,16 @@ class ProgressReader:
                 state = self._stages[slot] = _Stage(kept if kept is not None and kept.job_uid == uid
                                                     else tally.start(uid))
             view = job_view(job)
-            status = job.get("status") or {}
-            completed = indexes.parse(status.get("completedIndexes"))
-            finished = (((0, view.shards - 1),) if view.failed and view.shards else
-                        indexes.union(completed, indexes.parse(status.get("failedIndexes"))))
+            if view.workers:
+                run = run or open_run()
+                out.more = self._read_records(run, stage, state, view, budget) or out.more
+                completed, finished, failed_shards = _worker_shards(state, view)
+            else:
+                status = job.get("status") or {}
+                completed = indexes.parse(status.get("completedIndexes"))
+                failed_shards = indexes.parse(status.get("failedIndexes"))
+                finished = (((0, view.shards - 1),) if view.failed and view.shards else
+                            indexes.union(completed, failed_shards))
             todo = tally.pending(state.tally, finished)
             left: indexes.Ranges = ()
             if todo:
@@ -111,8 +130,8 @@ class ProgressReader:
                 state.tally, left = self._fold(run, stage, state.tally, todo, completed, view.shards, budget)
                 out.more = out.more or bool(left)
                 out.finished_read += indexes.count(todo) - indexes.count(left)
-            live = [i for i in (pod_index(p) for p in pods.get(view.name, ()) if pod_running(p))
-                    if i is not None and not indexes.contains(finished, i)]
+            live = [i for i in self._live(state, view, pods.get(view.name, ()))
+                    if not indexes.contains(finished, i)]
             if self._running_due(state, view.finished) and live:
                 run = run or open_run()
                 reads = budget.reads
@@ -120,8 +139,41 @@ class ProgressReader:
                 state.running_read = self.clock()
                 out.running_read += budget.reads - reads
             state.running = {i: r for i, r in state.running.items() if i in live}
-            out.progress[stage.name] = _progress(state, complete=not left)
+            shards = (indexes.count(completed), indexes.count(failed_shards)) if view.workers else None
+            out.progress[stage.name] = _progress(state, complete=not left, shards=shards)
         return out
+
+    def _read_records(self, run: Storage, stage: PlannedStage, state: _Stage, view: JobView, budget: _Budget
+                      ) -> bool:
+        """Read a worker Job's records: a pass over every worker each `progressSeconds` while it runs, and
+        one that begins after it finished (one read per worker: what is read follows the Job's Pods, not
+        the stage's shards). A pass the reconcile's budget cuts short goes on next reconcile (True)."""
+        if not state.pass_at:
+            due = not view.finished and self.clock() - state.records_read >= self.progress_seconds
+            if not (due or (view.finished and not state.records_final)):
+                return False
+            state.pass_after_finish = view.finished
+        with contextlib.suppress(Stop):
+            while state.pass_at < view.workers:
+                record = budget.spend(partial(read_worker, run, stage.name, stage.config_hash, state.pass_at,
+                                              view.shards))
+                if record is not None:
+                    state.records[state.pass_at] = record
+                state.pass_at += 1
+        if state.pass_at < view.workers:
+            return True
+        state.pass_at, state.records_read = 0, self.clock()
+        state.records_final = state.records_final or state.pass_after_finish
+        return False
+
+    def _live(self, state: _Stage, view: JobView, pods: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The shards running now: the running Pods' indexes, or a worker Job's running workers' current
+        shards (as their records last said)."""
+        running = [i for i in (pod_index(p) for p in pods if pod_running(p)) if i is not None]
+        if not view.workers:
+            return running
+        return [shard for w in running if (record := state.records.get(w)) is not None
+                and (shard := record.current) is not None]
 
     def _running_due(self, state: _Stage, finished: bool) -> bool:
         return not finished and self.clock() - state.running_read >= self.progress_seconds
@@ -148,6 +200,22 @@ class ProgressReader:
         return found
 
 
+def _worker_shards(state: _Stage, view: JobView) -> tuple[indexes.Ranges, indexes.Ranges, indexes.Ranges]:
+    """A worker Job's (completed, finished, failed) shards as its workers' records say. A Job that
+    completed ran every shard: each one no record names failed must have left its final report."""
+    done: indexes.Ranges = ()
+    failed: indexes.Ranges = ()
+    for record in state.records.values():
+        ok, bad = record.ranges()
+        done, failed = indexes.union(done, ok), indexes.union(failed, bad)
+    every = ((0, view.shards - 1),) if view.shards else ()
+    if view.complete and not view.failed and state.records_final:
+        return indexes.difference(every, failed), every, failed
+    if view.failed and state.records_final:
+        return done, every, failed
+    return done, indexes.union(done, failed), failed
+
+
 class _Budget(Share):
     """This reconcile's share for reading reports: a count, and room left in its storage budget."""
 
@@ -160,12 +228,17 @@ class _Budget(Share):
         return self.spend(lambda: read_report(run, stage.name, stage.config_hash, index, shards))
 
 
-def _progress(state: _Stage, complete: bool) -> Progress:
+def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = None) -> Progress:
     t, running = state.tally, list(state.running.values())
     live_ok, live_failed = tally.running_counts(running)
+    last = {i: r.last_activity for i, r in state.running.items() if r.state == "running"}
+    on: dict[int, int] = {}
+    if shards is not None:  # a worker Job: its Pods' indexes are the workers'
+        on = {w: record.current for w, record in state.records.items() if record.current in last}
+        last = {w: last[shard] for w, shard in on.items()}
     return Progress(
         succeeded=t.succeeded + live_ok, failed=t.failed + live_failed, corrupt=tuple(t.corrupt_messages),
-        last_sample={i: r.last_activity for i, r in state.running.items() if r.state == "running"},
+        last_sample=last, shards=shards, worker_shards=on,
         notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
         produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
         corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete,

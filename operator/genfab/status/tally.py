@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 
 from genfab.api.quality import FIGURES
 from genfab.api.status import DropTally, ShardTally
+from genfab.contract import indexes
 from genfab.inventory import ShardReport
-from genfab.status import indexes
 from genfab.status.aggregate import bounded_produced_by, fit
 from genfab.status.cost import report_seconds
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from genfab.contract.names import quality_prefix, report_key, report_prefix
+from genfab.contract.names import quality_prefix, report_key, report_prefix, work_prefix
 from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
 
 MAX_REPORT_BYTES = 16 << 20
@@ -181,6 +181,8 @@ _ADAPTER = TypeAdapter(ShardReport)
 
 
 def clear_reports(run: Storage, stage: str, config_hash: str) -> int:
-    """A stage's shard reports and quality tables of this config (a new run of it writes them anew)."""
+    """A stage's shard reports, quality tables and worker records of this config (a new run of it writes
+    them anew)."""
     run.delete_prefix(quality_prefix(stage, config_hash))
+    run.delete_prefix(work_prefix(stage, config_hash))
     return run.delete_prefix(report_prefix(stage, config_hash))

@@ -16,11 +16,11 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from genfab.contract.names import ENV_INDEX, ENV_TERMINATION_LOG, ENV_WORKER_FD
+from genfab.contract.names import ENV_INDEX, ENV_TERMINATION_LOG
 from genfab.stages.runtime.errors import BadInput
 
 
@@ -49,6 +49,9 @@ class ShardFeed(Protocol):
     def close(self) -> None:
         """No more shards from this feed."""
 
+    def continues_after(self, code: int) -> bool:
+        """Whether the process goes on to its next shard after one that ended with `code`."""
+
 
 class OneShard:
     def __init__(self, index: int) -> None:
@@ -62,6 +65,9 @@ class OneShard:
 
     def close(self) -> None:
         """Nothing is held."""
+
+    def continues_after(self, code: int) -> bool:
+        return code == 0
 
 
 class ParentFeed:
@@ -97,6 +103,10 @@ class ParentFeed:
         with contextlib.suppress(OSError):
             self.results.close()
 
+    def continues_after(self, code: int) -> bool:
+        """Only after a success: the runner decides what a failed shard's next try runs in."""
+        return code == 0
+
 
 def redirect_output(path: str) -> None:
     """Point this process's stdout and stderr (the descriptors: the logging handler, C libraries and
@@ -109,13 +119,3 @@ def redirect_output(path: str) -> None:
         os.dup2(fd, 2)
     finally:
         os.close(fd)
-
-
-def shard_feed(env: Mapping[str, str], index: int, shards: int) -> ShardFeed:
-    """The feed the environment asks for (see the module's docs)."""
-    fd = env.get(ENV_WORKER_FD)
-    if not fd:
-        return OneShard(index)
-    if not fd.isdigit():
-        raise BadInput(f"environment variable {ENV_WORKER_FD}={fd!r} is not a file descriptor number")
-    return ParentFeed(int(fd), shards)

@@ -19,10 +19,11 @@ from genfab.api.errors import field_errors
 from genfab.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RETRYABLE
 from genfab.contract.names import ENV_METRICS_PORT
 from genfab.inventory import SampleRef
+from genfab.stages.runtime.claims import shard_feed
 from genfab.stages.runtime.compile_cache import CompileCache
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, SampleError
-from genfab.stages.runtime.feed import Assignment, shard_feed
+from genfab.stages.runtime.feed import Assignment
 from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
@@ -304,7 +305,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     logger = configure({"stage": stage.name})
     try:
         ctx = load_context(env)
-        feed = shard_feed(ctx.env, ctx.index, ctx.shards)
+        feed = shard_feed(ctx)
     except BadInput as exc:
         logger.error("bad stage contract: %s", exc)
         return EXIT_BAD_INPUT
@@ -317,15 +318,19 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     code = EXIT_OK
     try:
         for assignment in feed:
-            code = run_assigned(warm, ctx, assignment, settings)
-            feed.done(assignment, code)
-            if code != EXIT_OK:
+            ended = run_assigned(warm, ctx, assignment, settings)
+            feed.done(assignment, ended)
+            if not feed.continues_after(ended):  # what the process's exit says
+                code = ended
                 break
     except KeyboardInterrupt as exc:  # stopped between shards: nothing of a shard is lost
         code = interrupted_exit(str(exc))
     except BadInput as exc:  # the feed's line
         log.error("%s", exc)
         code = EXIT_BAD_INPUT
+    except StorageError as exc:  # the cursor or this worker's record: the Pod's next try reads them again
+        log.error("shards not taken: %s", exc)
+        code = EXIT_RETRYABLE
     finally:
         feed.close()
         try:

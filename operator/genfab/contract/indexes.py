@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 
 Ranges = tuple[tuple[int, int], ...]
 """Inclusive (first, last) pairs, sorted, disjoint and not touching."""
+MAX_INDEX = 2**31 - 1
+"""Above any index a Job has (Kubernetes' completions are int32)."""
 
 
 def parse(text: str | None) -> Ranges:

@@ -1,0 +1,120 @@
+"""A worker Job's shared state in the run's storage (`_genfab/work/<stage>/<hash10>/`), written by its
+worker Pods and read by the operator.
+
+- **The cursor** (`cursor.json`, `{"next": k}`): the next shard no worker has taken. A worker takes it by
+  writing `next + 1` only while the cursor is still the version it read (`Storage.write_if`: S3's
+  conditional writes, a lock on a file system); the loser of a race reads it again. Shards are taken in
+  index order, so the finished ones stay a few ranges however many there are.
+- **One record per worker** (`worker-00003.json`, `WorkerRecord`): the shard it runs now and which try of
+  it that is, and the shards it finished (done, or failed for good) as ranges. Its worker writes it when
+  it takes a shard and when one ends; the operator reads at most one per worker per progress period, so
+  what it reads follows the Job's workers, not the stage's shards.
+
+The records are the tenant's Pods' to write: a reader checks them (bounded size, typed, indexes inside
+the stage) and never trusts them beyond which shard reports to read next.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from pydantic import TypeAdapter, ValidationError
+
+from genfab.contract import indexes
+from genfab.contract.names import cursor_key, worker_key
+from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
+
+MAX_RECORD_BYTES = 256 << 10
+"""A record holds two range lists: far below this for any stage (its shards are taken in order)."""
+
+
+@dataclass
+class WorkerRecord:
+    worker: int
+    shards: int
+    current: int | None = None
+    """The shard it runs now (None: between shards, or done)."""
+    attempt: int = 0
+    """Which try of `current` this is (1: the first); a stop (preemption, a deleted Pod) is not a try."""
+    done: str = ""
+    """Shards it finished with their final report written (`"0-4,9"`)."""
+    failed: str = ""
+    """Shards it gave up on: bad input, or every try ended its process."""
+    finished: bool = False
+    """The cursor ran out: it took its last shard and ended."""
+    updated_at: float = field(default_factory=time.time)
+
+    def add(self, index: int, failed: bool = False) -> None:
+        """`index` ended (done, or failed for good): it is no longer `current`."""
+        which = "failed" if failed else "done"
+        setattr(self, which, indexes.text(indexes.union(indexes.parse(getattr(self, which)), ((index, index),))))
+        if self.current == index:
+            self.current, self.attempt = None, 0
+
+    def ranges(self) -> tuple[indexes.Ranges, indexes.Ranges]:
+        """(done, failed), each only inside the stage's shards (a record is the Pod's to write)."""
+        outside = ((self.shards, indexes.MAX_INDEX),)
+        try:
+            return (indexes.difference(indexes.parse(self.done), outside),
+                    indexes.difference(indexes.parse(self.failed), outside))
+        except ValueError:  # not ranges genfab wrote
+            return (), ()
+
+
+_ADAPTER = TypeAdapter(WorkerRecord)
+
+
+def write_worker(run: Storage, stage: str, config_hash: str, record: WorkerRecord) -> None:
+    record.updated_at = time.time()
+    run.write_bytes(worker_key(stage, config_hash, record.worker), json.dumps(asdict(record)).encode())
+
+
+def read_worker(run: Storage, stage: str, config_hash: str, worker: int, shards: int) -> WorkerRecord | None:
+    """Worker `worker`'s record (one request), None when it has none yet or it is not one genfab wrote
+    (too large, malformed, another worker's or another shard count's)."""
+    try:
+        record = _ADAPTER.validate_json(run.read_at_most(worker_key(stage, config_hash, worker), MAX_RECORD_BYTES,
+                                                          "worker record"))
+    except StorageLimit:
+        raise  # the reader's budget: read again later
+    except StorageTooLarge:
+        return None
+    except StorageError as exc:
+        if str(exc).startswith("not found"):
+            return None
+        raise
+    except (ValidationError, ValueError):
+        return None
+    if record.worker != worker or record.shards != shards:
+        return None
+    if record.current is not None and not 0 <= record.current < shards:
+        record.current = None
+    return record
+
+
+CURSOR_TRIES = 64
+
+
+def take_shard(run: Storage, stage: str, config_hash: str, shards: int) -> int | None:
+    """The next shard no worker has taken, now this caller's; None when every shard is taken."""
+    key = cursor_key(stage, config_hash)
+    for _ in range(CURSOR_TRIES):
+        found = run.read_versioned(key)
+        if found is None:
+            if shards <= 0:
+                return None
+            if run.write_if(key, json.dumps({"next": 1}).encode(), None) is not None:
+                return 0
+            continue
+        raw, version = found
+        try:
+            taken = int(json.loads(raw)["next"])
+        except (ValueError, KeyError, TypeError):
+            raise StorageError(f"{run.child(key)} is not a shard cursor genfab wrote") from None
+        if taken >= shards:
+            return None
+        if run.write_if(key, json.dumps({"next": taken + 1}).encode(), version) is not None:
+            return max(0, taken)
+    raise StorageError(f"{run.child(key)}: {CURSOR_TRIES} workers' writes in a row won over this one")

@@ -1,0 +1,131 @@
+"""`ClaimFeed`: the shards of a worker Pod (a worker Job's index, `GENFAB_WORKERS` set), taken one after
+another from the stage's cursor in the run's storage (genfab.inventory.workers), with the models the
+process loaded once.
+
+A worker's Pod that dies (a crash, the node gone, out of memory) is started again by its Job (the same
+index); the new Pod finds the shard its record names as current and runs it again, one try more. A try
+that a stop ended (SIGTERM: preemption, a deleted Pod) is not counted, as the Job's podFailurePolicy
+does not count it, unless the shard had made no progress for the stage's `progressDeadlineSeconds`
+(`GENFAB_PROGRESS_DEADLINE`): that is the operator stopping a stuck shard, a try. After `retries` tries
+more, the shard is failed for good (its final report says so) and the worker goes on with the next. A
+shard that fails with bad input is failed at once and the worker goes on; any other failure ends the
+process (its state is not trusted after a crash) and the Pod's restart retries it. The worker ends when
+the cursor has no shard left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from genfab.contract import EXIT_BAD_INPUT, EXIT_OK
+from genfab.contract.names import ENV_PROGRESS_DEADLINE, ENV_SHARD_RETRIES, ENV_WORKER_FD, ENV_WORKERS
+from genfab.inventory import ShardReport, read_report, write_report
+from genfab.inventory.workers import WorkerRecord, read_worker, take_shard, write_worker
+from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.errors import BadInput
+from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
+from genfab.storage import Storage, StorageError
+
+log = logging.getLogger("genfab.stages")
+STOPPED = 128
+"""Exit codes above this are the shell's for a signal: a stop, not a try."""
+
+
+class ClaimFeed:
+    def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
+                 progress_deadline: float | None = None) -> None:
+        self.run, self.stage, self.config_hash = run, stage, config_hash
+        self.shards = shards
+        self.retries = retries
+        self.progress_deadline = progress_deadline
+        self.record = WorkerRecord(worker, shards)
+        self.started = 0.0
+        """When the current try began (epoch seconds)."""
+
+    def __iter__(self) -> Iterator[Assignment]:
+        earlier = read_worker(self.run, self.stage, self.config_hash, self.record.worker, self.shards)
+        if earlier is not None:
+            self.record = earlier
+            self.record.finished = False
+        if self.record.current is not None:  # this worker's last Pod ended inside it
+            self.record.attempt += 1
+            if self.record.attempt > self.retries + 1:
+                self._give_up(self.record.current)
+            else:
+                log.info("running again the shard this worker's last Pod ended in",
+                         extra={"index": self.record.current, "attempt": self.record.attempt})
+                self._save()
+                self.started = time.time()
+                yield Assignment(self.record.current)
+        while (index := take_shard(self.run, self.stage, self.config_hash, self.shards)) is not None:
+            self.record.current, self.record.attempt = index, 1
+            self._save()
+            self.started = time.time()
+            yield Assignment(index)
+        self.record.finished = True
+        self._save()
+
+    def done(self, assignment: Assignment, code: int) -> None:
+        if code == EXIT_OK:
+            self.record.add(assignment.index)
+        elif code == EXIT_BAD_INPUT:
+            self.record.add(assignment.index, failed=True)
+        elif code > STOPPED and not self._stuck(assignment.index):
+            self.record.attempt -= 1  # not a try: the next Pod runs the same try again
+        self._save()  # any other failure: the Pod ends, and its next one tries the shard again
+
+    def continues_after(self, code: int) -> bool:
+        """Whether the worker goes on to its next shard after one that ended with `code`."""
+        return code in (EXIT_OK, EXIT_BAD_INPUT)
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+    def _stuck(self, index: int) -> bool:
+        """The stopped shard had made no progress for the progress deadline (its report's last sample)."""
+        if self.progress_deadline is None:
+            return False
+        try:
+            report = read_report(self.run, self.stage, self.config_hash, index, self.shards)
+        except (StorageError, ValueError):
+            return False
+        last = report.last_activity if report is not None and not report.corrupt else 0.0
+        return time.time() - max(self.started, last) >= self.progress_deadline
+
+    def _give_up(self, index: int) -> None:
+        """Every try of `index` ended its process: its final report says so (keeping the samples its last
+        try committed), and the worker goes on."""
+        tries = self.record.attempt - 1
+        why = f"every try ended its worker's process ({tries} tries: retries {self.retries})"
+        report = read_report(self.run, self.stage, self.config_hash, index, self.shards)
+        if report is None or report.corrupt:
+            report = ShardReport(self.stage, self.config_hash, index, self.shards)
+        if report.state == "running":
+            report.state, report.message = "failed", why
+            write_report(self.run, report)
+        log.error("shard failed for good", extra={"index": index, "why": why})
+        self.record.add(index, failed=True)
+        self._save()
+
+    def _save(self) -> None:
+        write_worker(self.run, self.stage, self.config_hash, self.record)
+
+
+def shard_feed(ctx: StageContext) -> ShardFeed:
+    """Where this process's shards come from: its parent (`GENFAB_WORKER_FD`, a warm worker of `genfab
+    run`), the stage's cursor (`GENFAB_WORKERS`, a worker Pod), else the one shard its index names."""
+    fd = ctx.env.get(ENV_WORKER_FD)
+    if fd:
+        if not fd.isdigit():
+            raise BadInput(f"environment variable {ENV_WORKER_FD}={fd!r} is not a file descriptor number")
+        return ParentFeed(int(fd), ctx.shards)
+    if ctx.env.get(ENV_WORKERS):
+        retries = ctx.env.get(ENV_SHARD_RETRIES) or "0"
+        if not retries.isdigit():
+            raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
+        deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
+        return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
+                         float(deadline) if deadline.isdigit() else None)
+    return OneShard(ctx.index)

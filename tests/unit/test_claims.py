@@ -1,0 +1,92 @@
+"""Worker Pods' shards from the stage's cursor (genfab.stages.runtime.claims, genfab.inventory.workers), on
+file:// storage: every shard taken once however the workers interleave, a restarted worker's shard run
+again and failed for good after its retries, a stop not counted as a try, bad input failed at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE
+from genfab.inventory import ShardReport, read_report, write_report
+from genfab.inventory.workers import read_worker, take_shard
+from genfab.stages.runtime.claims import ClaimFeed
+from genfab.stages.runtime.feed import Assignment
+from genfab.storage import open_storage
+
+HASH = "d" * 64
+
+
+def feed(tmp_path: Path, worker: int, shards: int = 5, retries: int = 1) -> ClaimFeed:
+    return ClaimFeed(open_storage(f"file://{tmp_path}"), "stage", HASH, worker, shards, retries)
+
+
+def test_workers_taking_shards_at_once_take_each_exactly_once(tmp_path: Path) -> None:
+    run = open_storage(f"file://{tmp_path}")
+    taken: list[int] = []
+
+    def worker() -> None:
+        while (index := take_shard(run, "stage", HASH, 200)) is not None:
+            taken.append(index)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(200))
+
+
+def test_a_worker_runs_its_shards_and_its_record_says_which_ended_how(tmp_path: Path) -> None:
+    first, second = feed(tmp_path, 0), feed(tmp_path, 1)
+    a, b = iter(first), iter(second)
+    got = [next(a).index, next(b).index, next(a).index]
+    assert got == [0, 1, 2]
+    record = read_worker(open_storage(f"file://{tmp_path}"), "stage", HASH, 0, 5)
+    assert record is not None and (record.current, record.attempt) == (2, 1)
+    first.done(Assignment(0), EXIT_OK)
+    first.done(Assignment(2), EXIT_OK)
+    for assignment in a:
+        first.done(assignment, EXIT_BAD_INPUT if assignment.index == 3 else EXIT_OK)
+    record = read_worker(open_storage(f"file://{tmp_path}"), "stage", HASH, 0, 5)
+    assert record is not None and record.finished and record.ranges() == (((0, 0), (2, 2), (4, 4)), ((3, 3),))
+    assert first.continues_after(EXIT_BAD_INPUT) and not first.continues_after(EXIT_RETRYABLE)
+
+
+def test_a_restarted_worker_runs_its_shard_again_and_gives_it_up_after_its_retries(tmp_path: Path) -> None:
+    run = open_storage(f"file://{tmp_path}")
+    pod = feed(tmp_path, 0, shards=2, retries=1)
+    first = next(iter(pod))
+    pod.done(first, EXIT_RETRYABLE)  # a crash: the Pod ends, its Job starts it again
+    write_report(run, ShardReport("stage", HASH, 0, 2, succeeded=["a"]))  # what the crashed try committed
+    pod = feed(tmp_path, 0, shards=2, retries=1)
+    again = next(iter(pod))
+    assert again.index == 0
+    pod.done(again, 143)  # stopped (preempted): not a try
+    pod = feed(tmp_path, 0, shards=2, retries=1)
+    third = next(iter(pod))
+    assert third.index == 0
+    record = read_worker(run, "stage", HASH, 0, 2)
+    assert record is not None and record.attempt == 2
+    pod.done(third, EXIT_RETRYABLE)  # the second try crashed too: retries 1 spent
+    pod = feed(tmp_path, 0, shards=2, retries=1)
+    assert [a.index for a in pod] == [1]  # shard 0 given up, the worker goes on
+    report = read_report(run, "stage", HASH, 0, 2)
+    assert report is not None and report.state == "failed" and report.succeeded == ["a"]
+    assert "every try ended its worker's process (2 tries" in report.message
+    record = read_worker(run, "stage", HASH, 0, 2)
+    assert record is not None and record.ranges()[1] == ((0, 0),)
+
+
+def test_a_record_that_genfab_did_not_write_is_not_read(tmp_path: Path) -> None:
+    run = open_storage(f"file://{tmp_path}")
+    key = "_genfab/work/stage/dddddddddd/worker-00000.json"
+    for body in (b"{", b'{"worker": 1, "shards": 5}', b'{"worker": 0, "shards": 6}', b"x" * (300 << 10)):
+        run.write_bytes(key, body)
+        assert read_worker(run, "stage", HASH, 0, 5) is None
+    run.write_bytes(key, b'{"worker": 0, "shards": 5, "current": 99, "done": "0-99999999,x"}')
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and record.current is None and record.ranges() == ((), ())
+    run.write_bytes(key, b'{"worker": 0, "shards": 5, "done": "1-99999999", "failed": "0"}')
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and record.ranges() == (((1, 4),), ((0, 0),))
