@@ -221,6 +221,9 @@ class Kubelet:
             self._dirty[JOBS][(JOBS, meta.get("namespace", ""), ref["name"])] = None
         if res == PODS and type_ == "DELETED":
             state = self.pods.pop(meta["uid"], None)
+            if state is not None and state.worker is not None and state.worker.current is not None:
+                # a deleted Pod's process gets SIGTERM: the runtime ends its shard as stopped (143)
+                state.worker.feed.done(state.worker.current, 143)
             job = self._job_of(obj)
             phase = (obj.get("status") or {}).get("phase")
             if state is not None and job is not None and phase not in ("Succeeded", "Failed"):

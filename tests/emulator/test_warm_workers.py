@@ -13,7 +13,7 @@ import pytest
 from tests.emulator.conftest import make_scenejob
 from tests.emulator.harness import Emulator
 from tests.emulator.kubelet import Behaviour
-from tests.emulator.reading import counts, jobs, stage, wait_phase
+from tests.emulator.reading import counts, jobs, stage, wait_phase, wait_status
 
 pytestmark = pytest.mark.emulator
 STAGES = ("scaffold", "expansion", "gaussians")
@@ -66,3 +66,39 @@ def test_a_crash_costs_its_shard_one_try_and_bad_input_fails_that_shard_alone(
     assert job["status"]["failed"] == 1  # type: ignore[index]  # the crashed worker's Pod, started again
     assert job["status"]["succeeded"] == 2  # type: ignore[index]  # both workers ended when the cursor did
     assert stage(st, "expansion")["phase"] == "Pending"
+
+
+def test_suspended_and_resumed_workers_go_on_with_their_shards_without_spending_a_try(
+        emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05, hold=stage == "scaffold" and index >= 2)
+    doc = make_scenejob(tmp_path, samples=6, shard_size=1, parallelism=2, retries=0)
+    emu.apply(doc)
+    ns = doc["metadata"]["namespace"]
+    emu.wait("both workers on a held shard", lambda: len(list((tmp_path / "out" / "_genfab" / "progress" / "scaffold")
+                                                              .rglob("shard-*.json"))) >= 4)
+    emu.apply({**doc, "spec": {**doc["spec"], "suspend": True}})
+    emu.wait("the worker Pods gone", lambda: not emu.objects("pods", ns))
+    emu.kubelet.release("scaffold")
+    emu.apply({**doc, "spec": {**doc["spec"], "suspend": False}})
+    st = wait_status(emu, doc, "resumed and done", lambda st: st.get("phase") in ("Succeeded", "Failed"))
+    # retries 0: had the suspension counted as a try, the held shards would have been given up
+    assert st["phase"] == "Succeeded" and counts(st, "scaffold")[:5] == ("Succeeded", 6, 6, 0, 6)
+
+
+def test_a_spec_change_mid_run_starts_new_workers_on_a_cursor_of_the_new_config(
+        emu: Emulator, tmp_path: Path) -> None:
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05, hold=stage == "gaussians" and index >= 1)
+    doc = make_scenejob(tmp_path, samples=4, shard_size=1, parallelism=2)
+    emu.apply(doc)
+    work = tmp_path / "out" / "_genfab" / "work" / "gaussians"
+    emu.wait("gaussians' workers running", lambda: work.exists() and any(work.iterdir()))
+    old = {p.name for p in work.iterdir()}
+    emu.apply({**doc, "spec": {**doc["spec"], "gaussians": {"steps": 7000}}})
+    emu.kubelet.release("gaussians")
+    st = wait_status(emu, doc, "generation 2 done", lambda st: st.get("observedGeneration") == 2
+                     and st["phase"] in ("Succeeded", "Failed"))
+    assert st["phase"] == "Succeeded" and counts(st, "gaussians")[:5] == ("Succeeded", 4, 4, 0, 4)
+    new = {p.name for p in work.iterdir()} - old
+    assert len(new) == 1  # the new config's cursor and records, apart from the old one's
+    cursor = (work / new.pop() / "cursor.json").read_text()
+    assert '"next": 4' in cursor  # every shard of the new config taken from its own cursor
