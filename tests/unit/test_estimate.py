@@ -76,11 +76,11 @@ def test_lookup(config: Doc, path: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize("label, samples, shards, capacity, gpus, parallelism, gpu_s, wall_s", [
-    # GPU-seconds = gpus x (samples x 10 + shards x 100); wall = waves x (100 + largest shard x 10)
+    # GPU-seconds = gpus x (samples x 10 + Pods x 100); wall = 100 + rounds x largest shard x 10
     ("one shard", 8, 1, 8, 1, None, 180.0, 180.0),
     ("four shards at once", 32, 4, 8, 1, None, 720.0, 180.0),
-    ("four shards two at a time", 32, 4, 8, 1, 2, 720.0, 360.0),
-    ("a partial last shard", 30, 4, 8, 1, 1, 700.0, 720.0),
+    ("four shards on two warm workers", 32, 4, 8, 1, 2, 520.0, 260.0),
+    ("a partial last shard, one warm worker", 30, 4, 8, 1, 1, 400.0, 420.0),
     ("two GPUs per Pod", 8, 1, 8, 2, None, 360.0, 180.0),
     ("fewer samples than a shard", 3, 1, 8, 1, None, 130.0, 130.0),
 ])
@@ -251,13 +251,14 @@ def test_plan_estimate_prints_the_lab_way_only_where_every_stage_has_one() -> No
 
 
 @pytest.mark.parametrize("label, parallelism, gpu_s, wall_s", [
-    # 32 samples in 4 shards of 8 at 10 s; a Pod 100 s cold, 40 s once the compile cache is stored
+    # 32 samples in 4 shards of 8 at 10 s; a Pod 100 s cold (40 s once the compile cache is stored: a
+    # worker's Pod started again loads it, which the estimate does not count on)
     ("all shards at once: every Pod compiles", None, 720.0, 180.0),
-    ("two waves: the second loads the first's kernels", 2, 320 + 2 * 100 + 2 * 40.0, 100 + 40 + 2 * 80.0),
-    ("one at a time: only the first compiles", 1, 320 + 100 + 3 * 40.0, 100 + 3 * 40 + 4 * 80.0),
+    ("two warm workers: each starts once", 2, 320 + 2 * 100.0, 100 + 2 * 80.0),
+    ("one warm worker: it starts once", 1, 320 + 100.0, 100 + 4 * 80.0),
 ])
-def test_later_waves_pay_the_cached_pod_seconds(label: str, parallelism: int | None, gpu_s: float,
-                                                wall_s: float) -> None:
+def test_warm_workers_pay_their_start_once(label: str, parallelism: int | None, gpu_s: float,
+                                           wall_s: float) -> None:
     base = example_plan(RO, inventory={INPUT: 1})
     stage = replace(base.stage("scenes"), samples=32, shards=4, shard_size=8)
     row = replace(ROW, pipeline="reference-object", stage="scenes", cached_pod_seconds=40.0)

@@ -190,8 +190,11 @@ def test_a_gpu_is_seen_through_its_driver_files(tmp_path: Path, env: dict[str, s
 ])
 def test_a_stage_runs_warm_workers_only_where_fewer_pods_than_shards_can_run_its_runtime(
         family: str, gang: bool, shards: int, parallelism: int | None, workers: int) -> None:
-    from genfab.sequencing import worker_count, worker_env
+    from dataclasses import replace
 
-    stage = type("S", (), {"family": family, "gang": gang, "progress_deadline_seconds": 600})()
-    assert worker_count(stage, shards, parallelism) == workers  # type: ignore[arg-type]
-    assert bool(worker_env(stage, shards, workers, 2)) == (workers < shards)  # type: ignore[arg-type]
+    from genfab.sequencing import worker_env
+    from tests.unit.shared import worldexplorer_plan
+
+    stage = replace(worldexplorer_plan()[1].stage("scaffold"), family=family, gang=gang)
+    assert stage.workers(shards, parallelism) == workers
+    assert bool(worker_env(stage, shards, workers, 2)) == (workers < shards)

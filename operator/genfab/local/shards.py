@@ -25,7 +25,7 @@ from genfab.local.shard_failures import TAIL_BYTES, failure_reason, read_text
 from genfab.local.stage_runs import Shard, StageRun
 from genfab.local.workers import Worker
 from genfab.planner import PlannedStage
-from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, runs_warm, shard_env
+from genfab.sequencing import gang_env, idle_seconds, no_progress_message, now_rfc3339, shard_env
 
 TRACKER_NOTICE = "ignore:resource_tracker:UserWarning"
 """A `PYTHONWARNINGS` filter for multiprocessing's resource-tracker notice after a killed shard."""
@@ -100,7 +100,7 @@ class ShardProcesses:
         """Start a process for `shard`: a warm worker given it first (a built-in stage), or the shard's own."""
         env = self._env(run, shard)
         self.log_path(run, shard).parent.mkdir(parents=True, exist_ok=True)
-        if runs_warm(run.stage):
+        if run.stage.warm:
             worker = Worker.start(run, self.command(run.stage), env, self.log_path(run, shard))
             self.warm.append(worker)
             self._give(worker, shard)
@@ -147,7 +147,7 @@ class ShardProcesses:
             if run.stage.gang:
                 changed = self._reap_group(run) or changed
                 continue
-            if runs_warm(run.stage):
+            if run.stage.warm:
                 continue
             for shard in run.shards:
                 if shard.process is None or shard.process.poll() is None:
@@ -309,5 +309,5 @@ class ShardProcesses:
 
     def running(self) -> int:
         """Processes alive: shards' own and warm workers (an idle one holds its slot until it ends)."""
-        return len(self.warm) + sum(s.process is not None and not runs_warm(r.stage)
+        return len(self.warm) + sum(s.process is not None and not r.stage.warm
                                     for r in self.stages.values() for s in r.shards)

@@ -36,7 +36,6 @@ from genfab.sequencing import (
     shard_env,
     stage_command,
     storage_env,
-    worker_count,
     worker_env,
 )
 
@@ -372,8 +371,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     queue = spec.queue_name or settings.default_queue
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode: the shard's, or a worker's when fewer
-    # Pods than shards take shard after shard (sequencing.worker_count).
-    workers = worker_count(stage, shards, spec.parallelism)
+    # Pods than shards take shard after shard (PlannedStage.workers).
+    workers = stage.workers(shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
                        **worker_env(stage, shards, workers, spec.retries),

@@ -2,13 +2,12 @@
 GPUs against the calibration table (genfab.planner.calibration) give each stage's GPU-seconds and wall
 seconds, and the run's GPU-hours and wall time on the resource's parallelism.
 
-Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching row (`c`: per Pod
-once the stage's compile cache is stored, where measured; else `p`):
-- GPU-seconds = GPUs per Pod x (samples x s + the first wave's shards x p + the other shards x c): every
-  Pod pays its load and warm-up, the first wave's compile from scratch, later waves load their
-  kernels;
-- wall seconds = p + (waves - 1) x c + waves x the largest shard's samples x s, where a wave is
-  `parallelism` shards at once (all of them when unset, and always for a process group);
+Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching row:
+- its Pods are `PlannedStage.workers`: one per shard when `parallelism` lets every shard run at once (and
+  always for a process group), else `parallelism` warm workers that take shard after shard. Every Pod
+  starts with the others and pays its load and first compilation once;
+- GPU-seconds = GPUs per Pod x (samples x s + Pods x p);
+- wall seconds = p + rounds x the largest shard's samples x s, a round being one shard per Pod;
 - the run's wall time is the longest path through the stage DAG (a stage starts when its upstream
   stages finished, as the operator runs them; `genfab run` runs one stage at a time on one machine).
 
@@ -155,17 +154,14 @@ def stage_estimate(pipeline: str, stage: PlannedStage, gpu: str, parallelism: in
                     note="its samples are counted when it starts (pass --input-samples N)")
     per_sample = row.seconds(factor)
     largest = min(stage.samples, stage.shard_capacity or stage.samples)
-    waves = 1 if stage.gang or parallelism is None else -(-stage.shards // parallelism)
     gpus = stage.resources.gpus
-    # the first wave's Pods start together and compile; later waves load what they stored
-    first_wave = stage.shards if waves == 1 else min(stage.shards, parallelism or stage.shards)
-    later_pod = row.pod_seconds if row.cached_pod_seconds is None else row.cached_pod_seconds
-    pods = first_wave * row.pod_seconds + (stage.shards - first_wave) * later_pod
+    pods = stage.workers(stage.shards, parallelism)  # each starts with the others: loads and compiles once
+    rounds = -(-stage.shards // pods)
     lab = row.baseline_seconds(factor)
     baseline = gpus * stage.samples * lab if lab is not None else None
     return _row(stage, "estimated",
-                gpu_seconds=round(gpus * (stage.samples * per_sample + pods), 1),
-                wall_seconds=round(row.pod_seconds + (waves - 1) * later_pod + waves * largest * per_sample, 1),
+                gpu_seconds=round(gpus * (stage.samples * per_sample + pods * row.pod_seconds), 1),
+                wall_seconds=round(row.pod_seconds + rounds * largest * per_sample, 1),
                 sample_seconds=round(per_sample, 3),
                 baseline_gpu_seconds=round(baseline, 1) if baseline is not None else None,
                 peak_gib=row.peak_gib, source=row.source, command=row.command, note=row.note)

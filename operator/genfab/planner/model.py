@@ -88,6 +88,21 @@ class PlannedStage:
         if self.samples is None:
             return None
         return max(1, -(-self.samples // max(1, self.fixed_shards)))
+
+    @property
+    def warm(self) -> bool:
+        """Its processes can run shard after shard with the models they loaded once (warm workers): a
+        built-in stage runs genfab's runtime, which can; a custom stage's own command and a gang stage's
+        nodes (one process group) run one shard each."""
+        return self.family != CUSTOM_FAMILY and not self.gang
+
+    def workers(self, shards: int, parallelism: int | None) -> int:
+        """Its Pods in a cluster: one per shard while `parallelism` lets every shard run at once (each Pod's
+        index is its shard), else `parallelism` warm workers that take shard after shard (each Pod's index
+        is its worker's)."""
+        if not self.warm or parallelism is None or parallelism >= shards:
+            return shards
+        return parallelism
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()

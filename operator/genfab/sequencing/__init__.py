@@ -123,22 +123,6 @@ def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | N
     return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
 
 
-def runs_warm(stage: PlannedStage) -> bool:
-    """Whether the stage's processes run shard after shard with the models they loaded once (warm
-    workers): a built-in stage runs genfab's runtime, which can; a custom stage's own command and a gang
-    stage's nodes (one process group per shard set) run one shard each."""
-    return stage.family != CUSTOM_FAMILY and not stage.gang
-
-
-def worker_count(stage: PlannedStage, shards: int, parallelism: int | None) -> int:
-    """Pods of the stage's Job in a cluster: one per shard while `parallelism` lets every shard run at
-    once (each Pod's index is its shard), else `parallelism` warm workers that take shard after shard
-    (each Pod's index is its worker's; `ENV_WORKERS`)."""
-    if not runs_warm(stage) or parallelism is None or parallelism >= shards:
-        return shards
-    return parallelism
-
-
 def worker_env(stage: PlannedStage, shards: int, workers: int, retries: int) -> dict[str, str]:
     """What a worker Job's Pods are told beyond the shard contract (nothing for a Job of one Pod per shard)."""
     if workers >= shards:
