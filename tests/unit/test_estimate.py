@@ -293,3 +293,12 @@ def test_an_unscaled_part_stays_as_measured_whatever_the_scaled_setting(steps: i
     assert factor is not None
     assert row.seconds(factor) == pytest.approx(seconds) and row.baseline_seconds(factor) == pytest.approx(lab)
     assert Measured("p", "s", "h200", 1.0, 0.0, "x", "y").baseline_seconds(1.0) is None
+
+
+@pytest.mark.parametrize("shards, parallelism, shown", [(10, 2, "2 warm"), (10, None, "10"), (10, 10, "10"),
+                                                        (None, 2, "?")])
+def test_the_plan_table_shows_each_stages_pods(shards: int | None, parallelism: int | None, shown: str) -> None:
+    from genfab.cli.main import _pods
+
+    stage = replace(example_plan(RO, inventory={INPUT: 1}).stage("scenes"), shards=shards)
+    assert _pods(stage, parallelism) == shown

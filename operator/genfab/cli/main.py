@@ -38,7 +38,7 @@ from genfab.local.input_listing import list_resource_input
 from genfab.local.interrupts import EXIT_BROKEN_PIPE, quiet_stdout
 from genfab.local.models import local_fit_refusal, local_model_identities
 from genfab.local.storage_env import secrets_dir
-from genfab.planner import INPUT, Plan, plan
+from genfab.planner import INPUT, Plan, PlannedStage, plan
 from genfab.planner.calibration import DEFAULT_GPU, GPU_KINDS
 from genfab.planner.estimate import EstimateError, estimate
 from genfab.planner.hashing import changed_parts
@@ -137,10 +137,10 @@ def stage_verdicts(p: Plan, since: Plan | None) -> dict[str, str]:
     return verdicts
 
 
-def _plan_table(p: Plan, since: Plan | None = None) -> Table:
+def _plan_table(p: Plan, since: Plan | None = None, parallelism: int | None = None) -> Table:
     # A URI may hold `[` and `]` (S3 keys can): printed as written, never read as rich markup.
     table = Table(title=escape(f"{p.kind}/{p.name} ({p.pipeline}) -> {p.output_uri}"), title_justify="left")
-    for column in ("#", "stage", "after", "family", "run", "samples", "shards", "gpus", "memory", "hash",
+    for column in ("#", "stage", "after", "family", "run", "samples", "shards", "pods", "gpus", "memory", "hash",
                    "output"):
         table.add_column(column, overflow="fold")
     verdicts = stage_verdicts(p, since)
@@ -148,9 +148,18 @@ def _plan_table(p: Plan, since: Plan | None = None) -> Table:
         table.add_row(
             str(i), s.name, ",".join(s.upstream) or "-", s.family, verdicts[s.name],
             "?" if s.samples is None else str(s.samples), "?" if s.shards is None else str(s.shards),
-            str(s.resources.gpus), s.resources.memory, s.short_hash, escape(s.output_layout or s.output_uri),
+            _pods(s, parallelism), str(s.resources.gpus), s.resources.memory, s.short_hash,
+            escape(s.output_layout or s.output_uri),
         )
     return table
+
+
+def _pods(stage: PlannedStage, parallelism: int | None) -> str:
+    """The stage's Pods in a cluster: one per shard, or `N warm` workers taking shard after shard."""
+    if stage.shards is None:
+        return "?"
+    pods = stage.workers(stage.shards, parallelism)
+    return f"{pods} warm" if pods < stage.shards else str(pods)
 
 
 def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tuple[Plan, str | None]:
@@ -179,7 +188,8 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None, with_estimate: bool,
              gpu: str) -> None:
     """Print the stage DAG of the resource in FILE (one document; `-` reads stdin): order, upstream,
-    image family, whether each stage runs or reuses its outputs, samples, shards, GPUs, memory,
+    image family, whether each stage runs or reuses its outputs, samples, shards, Pods (`N warm`: that
+    many warm workers take the shards one after another, at `parallelism` below the shards), GPUs, memory,
     config hash and output layout.
 
     With --since (the resource as it was, e.g. the file at the last commit) it says per stage whether
@@ -233,7 +243,7 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
             echo(line, err=True)  # stdout stays JSON
         return
     console = GenfabConsole(width=max(Console().width, 140))
-    console.print(_plan_table(result, before))
+    console.print(_plan_table(result, before, loaded.resource.spec.parallelism))
     if models_note:
         console.print(models_note, highlight=False, markup=False)
     if any(not s.run for s in result.stages):
