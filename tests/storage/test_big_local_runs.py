@@ -16,27 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from genfab.inventory.manifest import read_manifest
 from genfab.storage.local import FileStorage
-from tests.helpers import ROOT, many_files
+from tests.helpers import many_files
+from tests.toy_pipeline.jobs import ENV, toy_job
 
 pytestmark = pytest.mark.storage
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GENFAB_PIPELINES": "tests.toy_pipeline.pipeline"}
 
 
 def make_job(tmp: Path, samples: int, shard_size: int) -> Path:
     """The job and its input folder of `samples` files (beyond the first 1,000, hard links: `many_files`)."""
-    inputs = tmp / "in"
-    inputs.mkdir()
-    many_files(inputs, samples, lambda i: f"f{i:07d}.txt", lambda i: b"%d\n" % i)
-    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "sums"},
-           "spec": {"type": "checksums", "output": f"file://{tmp}/out", "shardSize": shard_size,
-                    "checksums": {"uri": f"file://{inputs}"}}}
-    path = tmp / "sums.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return toy_job(tmp, "checksums", lambda inputs: many_files(inputs, samples, lambda i: f"f{i:07d}.txt",
+                                                               lambda i: b"%d\n" % i), shardSize=shard_size)
 
 
 def start(path: Path, tmp: Path) -> subprocess.Popen[bytes]:

@@ -15,25 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers import ROOT
+from tests.toy_pipeline.jobs import ENV, files, toy_job
 
 pytestmark = pytest.mark.storage
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GENFAB_PIPELINES": "tests.toy_pipeline.pipeline"}
 
 
 def make_job(tmp: Path, contents: list[bytes]) -> Path:
-    inputs = tmp / "in"
-    inputs.mkdir()
-    for i, data in enumerate(contents):
-        (inputs / f"f{i:03d}.txt").write_bytes(data)
-    doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "sums"},
-           "spec": {"type": "checksums", "output": f"file://{tmp}/out", "shardSize": 1, "retries": 1,
-                    "continueOnError": True, "checksums": {"uri": f"file://{inputs}"}}}
-    path = tmp / "sums.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return toy_job(tmp, "checksums", files(contents), shardSize=1, retries=1, continueOnError=True)
 
 
 def start(tmp: Path, path: Path, env: dict[str, str], workers: int = 2) -> subprocess.Popen[bytes]:

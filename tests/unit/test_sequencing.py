@@ -82,7 +82,11 @@ def local_verdict(outcome: str, coe: bool, tmp_path: Path, monkeypatch: pytest.M
 def test_both_executors_gate_a_downstream_stage_alike(outcome: str, coe: bool, expected: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     assert operator_verdict(outcome, coe) == expected
-    assert local_verdict(outcome, coe, tmp_path, monkeypatch) == expected
+    # except that `genfab run` starts a stage that streams from its upstream while that one runs (the
+    # operator does not stream yet)
+    streams = bool(plan(resource(coe, True)).stage("expansion").streams_from)
+    local = "ready" if outcome == "running" and streams else expected
+    assert local_verdict(outcome, coe, tmp_path, monkeypatch) == local
 
 
 @pytest.mark.parametrize(("phases", "coe", "expected"), [

@@ -80,6 +80,10 @@ class StageDecl:
     """Output layout relative to the resource's output root (`{sample}` is a sample's folder)."""
     singleton: bool = False
     """The stage works on the whole sample set at once (one shard, whatever the shard size)."""
+    barrier: bool = False
+    """The stage needs every sample of its upstream stage at once (a folder that must hold exactly its
+    current samples, a file summing up the whole set): it starts only after its upstream finished, where
+    it could otherwise take the upstream's shards as they finish (`PlannedStage.streams_from`)."""
     refuses: Callable[[Any], str | None] | None = None
     """Given the stage's settings, why the built-in implementation cannot run them (one line saying
     what to set), or None: such a stage needs a custom stage of its name, like an unimplemented one."""
@@ -124,11 +128,11 @@ class StageDecl:
 
 def cpu_stage(name: str, description: str, settings: type[BaseModel], upstream: tuple[str, ...], output: str,
               implementation: str | None = None, shard: int = 64, singleton: bool = False,
-              revision: int = 0) -> StageDecl:
+              revision: int = 0, barrier: bool = False) -> StageDecl:
     """A CPU stage of the `cv` family with CPU-sized defaults."""
     return StageDecl(name, family="cv", description=description, settings=settings, implementation=implementation,
-                     gpus=0, cpu="2", memory="4Gi",
-                     shard_size=shard, upstream=upstream, output=output, singleton=singleton, revision=revision)
+                     gpus=0, cpu="2", memory="4Gi", shard_size=shard, upstream=upstream, output=output,
+                     singleton=singleton, revision=revision, barrier=barrier)
 
 
 @dataclass

@@ -146,7 +146,8 @@ def _plan_table(p: Plan, since: Plan | None = None, parallelism: int | None = No
     verdicts = stage_verdicts(p, since)
     for i, s in enumerate(p.stages, start=1):
         table.add_row(
-            str(i), s.name, ",".join(s.upstream) or "-", s.family, verdicts[s.name],
+            str(i), s.name, (",".join(s.upstream) or "-") + (" (streams)" if s.streams_from else ""), s.family,
+            verdicts[s.name],
             "?" if s.samples is None else str(s.samples), "?" if s.shards is None else str(s.shards),
             _pods(s, parallelism), str(s.resources.gpus), s.resources.memory, s.short_hash,
             escape(s.output_layout or s.output_uri),
@@ -188,7 +189,8 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None, with_estimate: bool,
              gpu: str) -> None:
     """Print the stage DAG of the resource in FILE (one document; `-` reads stdin): order, upstream,
-    image family, whether each stage runs or reuses its outputs, samples, shards, Pods (`N warm`: that
+    image family (`(streams)`: `genfab run` starts it on its upstream's shards as they finish), whether
+    each stage runs or reuses its outputs, samples, shards, Pods (`N warm`: that
     many warm workers take the shards one after another, at `parallelism` below the shards), GPUs, memory,
     config hash and output layout.
 

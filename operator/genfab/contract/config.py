@@ -104,6 +104,10 @@ class StageConfig(ContractModel):
     """The stage's settings (camelCase); validated by the stage against its declared settings model."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Run modes that do not change what a finished sample contains (retry-only, ...)."""
+    stream_from: tuple[str, ...] = ()
+    """The upstream stage whose shards this one takes as they finish: shard i's samples are what that
+    stage's shard i committed (its final report), and the stage has as many shards. Empty: the samples
+    are the stage's whole sorted list, sliced per shard."""
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=1)

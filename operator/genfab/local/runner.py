@@ -282,9 +282,16 @@ class LocalRunner:
         self._read_gates()
         phases = {name: phase_of(r.observation(), self.continue_on_error) for name, r in self.stages.items()}
         for run in self.stages.values():
+            if run.state == "running" and run.stage.streams_from and gate(
+                    run.stage, phases, self.continue_on_error) == "blocked":
+                self._block(run)  # its upstream failed while it streamed: what it committed stays
+                phases[run.stage.name] = "Blocked"
+                continue
             if run.state != "waiting":
                 continue
             verdict = gate(run.stage, phases, self.continue_on_error)
+            if verdict == "waiting" and self._streams(run):
+                verdict = "ready"
             if verdict == "waiting":
                 continue
             if verdict == "ready" and held_back(run.stage, self.awaiting, self.plan) is not None:
@@ -296,23 +303,37 @@ class LocalRunner:
                 continue
             self._start_stage(run)
 
+    def _streams(self, run: StageRun) -> bool:
+        """`run` takes its upstream's shards as they finish, and that stage is running now."""
+        return bool(run.stage.streams_from) and all(
+            self.stages[u].state == "running" and self.stages[u].shards for u in run.stage.streams_from)
+
+    def _block(self, run: StageRun) -> None:
+        run.state, run.message = "blocked", f"stopped: {BLOCKED_MESSAGE.removeprefix('not started: ')}"
+        for shard in run.shards:
+            self.shards.stop(shard, run.message)
+        self.listener("end", run)
+
     def _start_stage(self, run: StageRun) -> None:
-        run.config = stage_config(self.plan, run.stage)
+        run.config = stage_config(self.plan, run.stage, streaming=True)
         run.start_time, run.started = now_rfc3339(), time.monotonic()
         if run.stage.cuda and not self.cuda:  # past a manual gate: refused now, no process, no retry
             self.refused = True
             self._fail_at_start(run, cuda_message(self.plan.pipeline, [run.stage.name], []))
             return
-        try:
-            samples = resolve_samples(run.config, self.open)
-            # Listed once, here: each shard reads its slice of the list instead of listing the samples again.
-            write_manifest(self.run_storage, run.stage.name, run.stage.config_hash,
-                           [(s.id, s.source) for s in samples])
-        except (InventoryError, InvalidManifest, StorageError) as exc:
-            self._fail_at_start(run, f"cannot list samples: {exc}", reason="BadInput")
-            return
-        run.samples = len(samples)
-        count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
+        if run.stage.streams_from:  # its shard i is what the upstream's shard i commits (genfab.planner.streaming)
+            count = len(self.stages[run.stage.streams_from[0]].shards)
+        else:
+            try:
+                samples = resolve_samples(run.config, self.open)
+                # Listed once, here: each shard reads its slice of the list instead of listing them again.
+                write_manifest(self.run_storage, run.stage.name, run.stage.config_hash,
+                               [(s.id, s.source) for s in samples])
+            except (InventoryError, InvalidManifest, StorageError) as exc:
+                self._fail_at_start(run, f"cannot list samples: {exc}", reason="BadInput")
+                return
+            run.samples = len(samples)
+            count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
         clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
         run.reports, run.final = {}, set()
         (self._config_dir / f"{run.stage.name}.json").write_text(run.config.to_json())
@@ -345,6 +366,10 @@ class LocalRunner:
                         run.final.add(shard.index)
             except StorageError:
                 continue
+            if run.stage.streams_from:  # its samples so far: what its upstream's finished shards committed
+                up = self.stages[run.stage.streams_from[0]]
+                run.samples = sum(len(up.reports[s.index].succeeded) for s in up.shards
+                                  if s.done and s.index in up.reports)
             self.listener("progress", run)
 
     def _finish_stages(self) -> None:

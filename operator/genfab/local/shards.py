@@ -75,7 +75,7 @@ class ShardProcesses:
             for shard in run.shards:
                 if active >= cap:
                     break
-                if shard.process is not None or shard.done:
+                if shard.process is not None or shard.done or not self.input_ready(run, shard):
                     continue
                 idle = next((w for w in self.warm if w.run is run and w.shard is None and not w.closing), None)
                 if idle is not None:
@@ -83,17 +83,35 @@ class ShardProcesses:
                 elif self.running() < self.workers:
                     self._spawn(run, shard)
                 else:
+                    self._free_slot(run)
                     break
                 active += 1
         self._close_idle()
 
+    def input_ready(self, run: StageRun, shard: Shard) -> bool:
+        """A streaming stage's shard i starts once its upstream's shard i ended (genfab.planner.streaming)."""
+        for name in run.stage.streams_from:
+            up = self.stages[name].shards
+            if shard.index >= len(up) or not up[shard.index].done:
+                return False
+        return True
+
     def _close_idle(self) -> None:
-        """Idle workers whose stage has no shard left to start end (their slot goes to another stage)."""
+        """Idle workers whose stage has no shard left to start end (their slot goes to another stage). One
+        whose stage waits for its upstream's next shard stays, warm, unless a slot is wanted (`_free_slot`)."""
         for worker in self.warm:
             run = worker.run
             if worker.shard is None and not worker.closing and (
                     run.state != "running" or not any(s.process is None and not s.done for s in run.shards)):
                 worker.close()
+
+    def _free_slot(self, wanting: StageRun) -> None:
+        """`wanting` has a shard to start and no slot: an idle worker of another stage that waits for its
+        input ends (it would otherwise hold the slot its own upstream needs)."""
+        for worker in self.warm:
+            if worker.run is not wanting and worker.shard is None and not worker.closing:
+                worker.close()
+                return
 
 
     def _spawn(self, run: StageRun, shard: Shard) -> None:

@@ -53,15 +53,17 @@ class ProgressView:
         if event == "start":
             self.tasks[name] = self.progress.add_task(name, total=run.samples, note="", rate=None)
             if not self.console.is_terminal:
-                self.console.print(f"stage {name}: {run.samples} samples in {len(run.shards)} shard(s)",
-                                   highlight=False, markup=False, soft_wrap=True)
+                what = (f"takes {run.stage.streams_from[0]}'s {len(run.shards)} shard(s) as they finish"
+                        if run.stage.streams_from else f"{run.samples} samples in {len(run.shards)} shard(s)")
+                self.console.print(f"stage {name}: {what}", highlight=False, markup=False, soft_wrap=True)
             return
         task = self.tasks.get(name)
         failed = f"[red]{run.failed} failed[/]" if run.failed else ""
         reused = f"{run.reused} reused" if run.reused else ""
         note = " ".join(x for x in (reused, failed) if x)
         if task is not None:
-            self.progress.update(task, completed=run.succeeded + run.failed, note=note,
+            # a stage streaming from its upstream learns its samples as the upstream's shards finish
+            self.progress.update(task, total=run.samples, completed=run.succeeded + run.failed, note=note,
                                  rate=run.samples_per_second(time.monotonic()))
         if event == "end" and not self.console.is_terminal:
             tail = f" ({run.status_message})" if run.status_message else ""

@@ -8,6 +8,7 @@ resources, shards and config hashes settled.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from genfab.api.base import GenfabModel, LoadedModel, hashed_values, model_refs
@@ -19,6 +20,7 @@ from genfab.contract import layout_dir, shard_count
 from genfab.contract.paths import join_uri
 from genfab.planner.hashing import config_hash, hash_parts
 from genfab.planner.model import ENDPOINT, UNREAD, Plan, PlannedStage, Resources
+from genfab.planner.streaming import stream_source
 
 CUSTOM_DEFAULTS = StageDecl("custom", family="cv", description="custom stage", settings=GenfabModel, gpus=1, cpu="4",
                             memory="16Gi", shard_size=8)
@@ -221,6 +223,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
             active_deadline_seconds=override.active_deadline_seconds if override is not None else None,
             hash_parts=parts, models=loaded, rerun=name in forced, base_hash=base_hash,
         ))
+    by_name = {s.name: s for s in stages}
+    stages = [replace(s, streams_from=(up,)) if (up := stream_source(s, None if s.name in customs else catalog.get(
+        s.name), by_name)) else s for s in stages]
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,
         pipeline=pipeline.name, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,

@@ -78,6 +78,9 @@ class PlannedStage:
     """A custom stage that takes the place of the pipeline's own stage of this name."""
     cuda: bool = False
     """Its built-in implementation needs a CUDA GPU (`StageDecl.cuda`); False for a custom stage."""
+    streams_from: tuple[str, ...] = ()
+    """The upstream stage whose shards it takes as they finish (`genfab.planner.streaming`): its shard j
+    holds what the upstream's shard j committed. Empty: it starts once its upstream stages finished."""
 
     @property
     def shard_capacity(self) -> int | None:
@@ -198,8 +201,9 @@ class Plan:
         return asdict(self)
 
 
-def stage_config(plan: Plan, stage: PlannedStage) -> StageConfig:
-    """The contract document mounted into every Pod of `stage` (identical for all its shards)."""
+def stage_config(plan: Plan, stage: PlannedStage, streaming: bool = False) -> StageConfig:
+    """The contract document mounted into every Pod of `stage` (identical for all its shards);
+    `streaming`: the executor runs it on its upstream's shards as they finish (`stream_from`)."""
     ancestors = plan.ancestors(stage.name)
     return StageConfig(
         resource=ResourceRef(kind=plan.kind, name=plan.name, namespace=plan.namespace),
@@ -213,6 +217,7 @@ def stage_config(plan: Plan, stage: PlannedStage) -> StageConfig:
         # gathers every stage's files).
         ancestors=tuple(_ref(a) for a in plan.stages if a.name in ancestors),
         selection=Selection(**stage.selection), config=stage.config, options=stage.options,
+        stream_from=stage.streams_from if streaming else (),
     )
 
 

@@ -217,6 +217,7 @@ PIPELINE = Pipeline(
                   units=f"{STAGES}.units:annotation_units"),
         cpu_stage("cv-augmentation", "Step 7 (optional): B/W, blur, compression; labels copied verbatim",
                   CvAugmentationSettings, ("annotation",), "07_cv_augmented_dataset/, 07_cv_combined_dataset/",
-                  f"{STAGES}.cv_stage:CvAugmentationStage"),
+                  f"{STAGES}.cv_stage:CvAugmentationStage",
+                  barrier=True),  # its folders hold exactly the dataset's images, and it copies the classes
     ),
 )

@@ -13,11 +13,11 @@ from typing import Any
 
 from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
 from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SAMPLE_MANIFEST, ENV_SHARDS, ENV_VERIFY
-from genfab.inventory import InventoryError, SampleRef, resolve_samples, source_root
+from genfab.inventory import InventoryError, SampleRef, read_report, resolve_samples, source_root
 from genfab.inventory.manifest import InvalidManifest, SampleManifest, read_manifest, read_slice
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.metrics import StageMetrics
-from genfab.storage import Check, Storage, open_storage
+from genfab.storage import Check, Storage, StorageError, open_storage
 
 
 @dataclass
@@ -145,11 +145,18 @@ class StageContext:
 
     @cached_property
     def total_samples(self) -> int:
+        """The stage's samples; a stage that streams from its upstream knows only its shard's (the rest
+        are still being made)."""
+        if self.cfg.stream_from:
+            return len(self.samples)
         return self.manifest.count if self.manifest is not None else len(self.all_samples)
 
     @cached_property
     def all_samples(self) -> list[SampleRef]:
         """Every sample of the stage (most stages need only `samples`: from a manifest, that reads less)."""
+        if self.cfg.stream_from:
+            raise BadInput(f"stage {self.stage!r} takes its upstream's shards as they finish and cannot see all of "
+                           "its samples: declare it a barrier (StageDecl.barrier)")
         if self.manifest is not None:
             return self._from_manifest(self.manifest, 0, self.manifest.count)
         try:
@@ -159,7 +166,10 @@ class StageContext:
 
     @cached_property
     def samples(self) -> list[SampleRef]:
-        """This shard's slice of the stage's sorted samples."""
+        """This shard's slice of the stage's sorted samples (streaming: what the upstream's shard of the
+        same index committed)."""
+        if self.cfg.stream_from:
+            return streamed_samples(self.run_storage, self.cfg, self.index, self.shards)
         start, stop = shard_bounds(self.total_samples, self.index, self.shards)
         if self.manifest is not None and "all_samples" not in self.__dict__:
             return self._from_manifest(self.manifest, start, stop)
@@ -182,6 +192,24 @@ class StageContext:
         """Scratch space for this process (downloads, intermediate files): kept from shard to shard of a
         warm worker (what `setup` put there stays usable), deleted at exit."""
         return Path(tempfile.mkdtemp(prefix=f"genfab-{self.stage}-{self.index}-"))
+
+
+def streamed_samples(run: Storage, cfg: StageConfig, index: int, shards: int) -> list[SampleRef]:
+    """Shard `index` of a stage that streams from its upstream: the samples the upstream's shard `index`
+    committed, as its final report lists them (sorted: the upstream's shard is a slice of its sorted list).
+    The executor starts it only after that shard ended; one that left no final report (its process killed
+    before it wrote one) committed nothing this stage can count on."""
+    (name,) = cfg.stream_from
+    up = next((u for u in cfg.upstream if u.name == name), None)
+    if up is None:
+        raise BadInput(f"stage {cfg.stage!r} streams from {name!r}, which is not one of its upstream stages")
+    try:
+        report = read_report(run, name, up.config_hash, index, shards)
+    except (StorageError, ValueError) as exc:
+        raise BadInput(f"upstream shard {index} of stage {name!r}: {exc}") from None
+    if report is None or report.corrupt or report.state == "running":
+        return []
+    return [SampleRef(i) for i in sorted(set(report.succeeded))]
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int | None = None) -> int:

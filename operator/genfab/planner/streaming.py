@@ -1,0 +1,39 @@
+"""Which stages take their upstream's shards as they finish instead of waiting for the whole stage
+(pure): a sample flows to the next stage as soon as its shard is committed, and a stage's GPUs do not
+wait for the slowest shard of the stage before it.
+
+A stage streams from its upstream when its shard i can be exactly what the upstream's shard i committed:
+- it has one upstream stage, both run now (a stage that reuses its outputs is already whole), and both
+  are genfab's own (a custom stage's command lists its samples itself) and not a process group;
+- it makes one output per upstream sample: no declared units (a fan-out, a first stage's own listing),
+  not the whole set at once (`singleton`), and not declared a `barrier` (it needs all its input: a folder
+  that holds exactly the current samples, a file summing up the set);
+- the upstream's samples do not wait for a person's choice (a manual gate), and neither stage has a
+  fixed shard count;
+- both have the same shard size, so the shards line up one to one.
+Everything else is a barrier, as before: the stage starts when its upstream stages finished."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from genfab.api.families import CUSTOM_FAMILY
+from genfab.api.pipeline import StageDecl
+from genfab.planner.model import PlannedStage
+
+
+def stream_source(stage: PlannedStage, decl: StageDecl | None, by_name: Mapping[str, PlannedStage]) -> str | None:
+    """The upstream stage `stage` streams from, or None (a barrier); `decl`: its declaration (None: a
+    custom stage)."""
+    if decl is None or not _streamable(stage) or len(stage.upstream) != 1:
+        return None
+    if decl.units is not None or decl.singleton or decl.barrier:
+        return None
+    up = by_name.get(stage.upstream[0])
+    if up is None or not _streamable(up) or up.manual_gate is not None or up.shard_size != stage.shard_size:
+        return None
+    return up.name
+
+
+def _streamable(stage: PlannedStage) -> bool:
+    return (stage.run and stage.family != CUSTOM_FAMILY and not stage.gang and stage.fixed_shards is None)
