@@ -90,3 +90,22 @@ def test_a_record_that_genfab_did_not_write_is_not_read(tmp_path: Path) -> None:
     run.write_bytes(key, b'{"worker": 0, "shards": 5, "done": "1-99999999", "failed": "0"}')
     record = read_worker(run, "stage", HASH, 0, 5)
     assert record is not None and record.ranges() == (((1, 4),), ((0, 0),))
+
+
+def test_a_stop_after_the_progress_deadline_is_the_operators_no_progress_stop_and_a_try(tmp_path: Path) -> None:
+    run = open_storage(f"file://{tmp_path}")
+    stuck = ClaimFeed(run, "stage", HASH, 0, 1, retries=0, progress_deadline=0.0)  # every stop comes too late
+    shard = next(iter(stuck))
+    write_report(run, ShardReport("stage", HASH, 0, 1))  # running, no sample since it began
+    stuck.done(shard, 143)
+    record = read_worker(run, "stage", HASH, 0, 1)
+    assert record is not None and record.attempt == 1  # counted: the next Pod gives it up (retries 0)
+    again = ClaimFeed(run, "stage", HASH, 0, 1, retries=0, progress_deadline=0.0)
+    assert list(again) == []
+    report = read_report(run, "stage", HASH, 0, 1)
+    assert report is not None and report.state == "failed"
+    moving = ClaimFeed(open_storage(f"file://{tmp_path}/other"), "stage", HASH, 0, 1, retries=0,
+                       progress_deadline=3600.0)
+    shard = next(iter(moving))
+    moving.done(shard, 143)  # stopped while it made progress: preemption, not a try
+    assert moving.record.attempt == 0
