@@ -135,7 +135,10 @@ def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, s
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["GENFAB_SAMPLE_MANIFEST"] == "1" and job["metadata"]["annotations"]["genfab.dev/samples"] == str(objects)
     assert stage(st, "segment")["phase"] == "Running" and st["phase"] == "Running"
-    assert job["spec"]["completions"] == stage(st, "segment")["shards"]["total"] > 1
+    shards = stage(st, "segment")["shards"]["total"]
+    assert shards > 4 and job["metadata"]["annotations"]["genfab.dev/shards"] == str(shards)
+    # parallelism 4 below the shards: four warm workers take them one after another
+    assert job["spec"]["completions"] == 4 and env["GENFAB_WORKERS"] == "4"
     emu.call(lambda: emu.cluster.delete((res_for("datasetjobs"), ns, "big")))
 
 
