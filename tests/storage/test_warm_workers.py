@@ -67,7 +67,7 @@ def test_a_worker_killed_mid_shard_costs_that_shard_one_attempt_and_loses_or_rep
     path = make_job(tmp_path, [b"%d\n" % i for i in range(8)])
     setups, ledger = tmp_path / "setups.txt", tmp_path / "ledger.txt"
     run = start(tmp_path, path, {"GENFAB_TEST_SETUPS": str(setups), "GENFAB_TEST_LEDGER": str(ledger),
-                                 "GENFAB_TEST_SLEEP": "0.4"}, workers=1)
+                                 "GENFAB_TEST_SLEEP": "0.25"}, workers=1)
     deadline = time.monotonic() + 60
     while len(lines(ledger)) < 2 * 3 and time.monotonic() < deadline:  # the third sample started: mid-shard
         time.sleep(0.05)
