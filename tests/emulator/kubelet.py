@@ -30,7 +30,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,7 @@ from genfab.contract.names import (
     report_key,
 )
 from genfab.inventory import FailedSample, InventoryError, ShardReport, write_report
+from genfab.inventory.workers import WAIT
 from genfab.jobs.records import write_records
 from genfab.sequencing.records import RecordsRequest
 from genfab.stages.runtime.claims import ClaimFeed
@@ -110,7 +111,6 @@ class WorkerPod:
     and the worker goes on), with its reports written as a shard's Pod writes them."""
 
     feed: ClaimFeed
-    shards: Iterator[Assignment]
     config: str
     manifest: bool
     current: Assignment | None = None
@@ -499,9 +499,9 @@ class Kubelet:
         if env.get(ENV_WORKERS) and config is not None:
             cfg = StageConfig.from_json(config)
             feed = ClaimFeed(open_storage(cfg.run_uri), cfg.stage, cfg.config_hash, index,
-                             int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0))
-            self.pods[pod["metadata"]["uid"]].worker = WorkerPod(feed, iter(feed), config,
-                                                                 bool(env.get(ENV_SAMPLE_MANIFEST)))
+                             int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0),
+                             streaming=bool(cfg.stream_from))
+            self.pods[pod["metadata"]["uid"]].worker = WorkerPod(feed, config, bool(env.get(ENV_SAMPLE_MANIFEST)))
 
     # -- the kubelet
     def _sync_pod(self, key: ObjKey, pod: dict[str, Any]) -> None:
@@ -547,9 +547,12 @@ class Kubelet:
         """One step of a worker Pod: take a shard, or end the one it runs once its time is up."""
         self._timed[PODS][key] = None
         if w.current is None:
-            w.current = next(w.shards, None)
-            if w.current is None:  # the cursor ran out: the worker ends
+            taken = w.feed.next()
+            if taken == WAIT:  # a streaming stage's next input is not committed yet: look again next tick
+                return None
+            if taken is None:  # the cursor ran out: the worker ends
                 return self._end_pod(key, 0, "")
+            w.current = taken
             w.since = time.monotonic()
             state.started = Future()
             state.started.set_result(first_report(w.config, w.current.index, w.feed.shards, w.manifest))

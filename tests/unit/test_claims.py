@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE
+from genfab.contract.names import input_key
 from genfab.inventory import ShardReport, read_report, write_report
-from genfab.inventory.workers import read_worker, take_shard
+from genfab.inventory.workers import WAIT, read_input, read_worker, take_shard, write_input
 from genfab.stages.runtime.claims import ClaimFeed
 from genfab.stages.runtime.feed import Assignment
 from genfab.storage import open_storage
@@ -109,3 +110,21 @@ def test_a_stop_after_the_progress_deadline_is_the_operators_no_progress_stop_an
     shard = next(iter(moving))
     moving.done(shard, 143)  # stopped while it made progress: preemption, not a try
     assert moving.record.attempt == 0
+
+
+def test_a_streaming_stages_worker_takes_only_shards_whose_input_is_marked_committed(tmp_path: Path) -> None:
+    """The operator's mark (`input.json`) bounds what the cursor gives: below it a shard is taken, at it
+    the worker waits (`WAIT`, and the cursor does not move); a mark that is not genfab's counts as none."""
+    run = open_storage(f"file://{tmp_path}")
+    worker = ClaimFeed(run, "stage", HASH, 0, 4, 0, streaming=True, poll_seconds=0.01)
+    assert worker.next() == WAIT  # nothing marked yet
+    write_input(run, "stage", HASH, 2)
+    taken = [worker.next(), worker.next(), worker.next()]
+    assert [t.index if isinstance(t, Assignment) else t for t in taken] == [0, 1, WAIT]
+    assert read_input(run, "stage", HASH, 4) == 2
+    write_input(run, "stage", HASH, 99)  # clamped to the stage's shards
+    assert read_input(run, "stage", HASH, 4) == 4
+    assert [a.index for a in worker] == [2, 3]
+    run.write_bytes(input_key("stage", HASH), b'{"ready": "all"}')
+    assert read_input(run, "stage", HASH, 4) == 0
+    assert take_shard(run, "other", HASH, 3, ready=0) == WAIT and take_shard(run, "other", HASH, 3, ready=1) == 0

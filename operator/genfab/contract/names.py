@@ -180,6 +180,12 @@ def worker_key(stage: str, config_hash: str, worker: int) -> str:
     return f"{work_prefix(stage, config_hash)}worker-{worker:05d}.json"
 
 
+def input_key(stage: str, config_hash: str) -> str:
+    """A streaming stage's committed input (`{"ready": k}`: its shards below k may be taken), written by
+    the operator as its upstream's shards end (genfab.inventory.workers)."""
+    return f"{work_prefix(stage, config_hash)}input.json"
+
+
 def quality_prefix(stage: str, config_hash: str) -> str:
     """Run-relative folder of a stage's quality tables: one JSON per shard, `{sample: {figure: value}}` of
     the samples it committed, written with its final report (what `genfab report` sorts worst first)."""

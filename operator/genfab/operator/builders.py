@@ -62,6 +62,8 @@ Pod a SceneJob's per-sample rows."""
 ONE_POD_DEADLINE_SECONDS = 3600
 ANNOTATION_SAMPLES = "genfab.dev/samples"
 ANNOTATION_SHARDS = "genfab.dev/shards"
+ANNOTATION_STREAMS = "genfab.dev/streams-from"
+"""On a streaming stage's worker Job: the upstream stage whose shards it takes as they finish."""
 """The stage's shard count: its Job's completions, or more when its Pods are warm workers."""
 MAX_WORKER_RESTARTS = 10_000
 """A worker Job's restarts per index at most (see `index_backoff_limit`)."""
@@ -363,8 +365,11 @@ def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], va
 
 
 def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
-              samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False) -> dict[str, Any]:
-    """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest."""
+              samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False,
+              ready: int | None = None) -> dict[str, Any]:
+    """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest;
+    `ready`: it streams from its upstream (`stage_cfg.stream_from`) and this many shards have their input
+    now: a worker Job whose parallelism starts there (genfab.operator.streams)."""
     name = child_name(plan.name, stage)
     # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
@@ -375,7 +380,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     workers = stage.workers(shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
-                       **worker_env(stage, shards, workers, spec.retries),
+                       **worker_env(stage, shards, workers, spec.retries, streaming=ready is not None),
                        **({ENV_SAMPLE_MANIFEST: "1"} if manifest else {}),
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
@@ -431,14 +436,16 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
-                     "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards)},
+                     "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards),
+                                     **({ANNOTATION_STREAMS: stage_cfg.stream_from[0]} if ready is not None else {})},
                      "ownerReferences": [owner.reference()]},
         "spec": {
             "completionMode": "Indexed",
             "completions": workers,
             # A gang runs all its nodes at once (Kueue admits the whole group or nothing); its
             # retries are group restarts, so they count over the Job, not per index.
-            "parallelism": shards if stage.gang else min(workers, spec.parallelism or workers),
+            "parallelism": shards if stage.gang else min(workers, spec.parallelism or workers, *(
+                [max(1, ready)] if ready is not None else [])),
             **({"backoffLimit": group_backoff_limit(spec.retries, shards)} if stage.gang
                else {"backoffLimitPerIndex": index_backoff_limit(spec.retries, shards, workers)}),
             "podFailurePolicy": pod_failure_policy(stage.gang),

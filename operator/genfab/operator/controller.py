@@ -65,6 +65,7 @@ from genfab.operator.run_end import end_run
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.starting import StageStarter
 from genfab.operator.storage_access import StorageAccess
+from genfab.operator.stream_marks import StreamMarks
 from genfab.operator.throttle import Throttled
 from genfab.operator.upkeep import label_older_jobs, report_sharding
 from genfab.operator.workqueue import WorkQueue, per_group_share
@@ -110,6 +111,8 @@ class Controller:
         self.plans = PlanMemo()
         self.references = References(self.parts, self.plans)
         self.starter = StageStarter(self.parts)
+        self.streams = StreamMarks(kube, self.parts.children,
+                                   lambda key, plan, owner: self.parts.open(key, plan.output_uri, owner))
         self.gates = GateReader(settings.progress_seconds, settings.read_bounds.reports)
         self.events = EventPoster(kube, self.queue.busy)
         self._held: dict[Key, tuple[int | None, float]] = {}
@@ -214,7 +217,7 @@ class Controller:
             self.metrics.observe_resource(key, None, None)
             self._held.pop(key, None)
             for forget in (self.parts.progress.forget, self._unread.discard, self.gates.forget, self._training.forget,
-                           self.parts.children.forget):
+                           self.parts.children.forget, self.streams.forget):
                 forget(key)
             return
         if not self.cache.put_resource(key, body):
@@ -411,13 +414,15 @@ class Controller:
                     **children.uid_precondition(key, job), "annotations": {ANNOTATION_NO_PROGRESS: why}}})
                 self.kube.delete(resource_path("v1", "pods", ns, pod))
             log.warning("%s %s/%s: %s", *key, why)
+        self.streams.apply(key, the_plan, owner, decision.streams)
         for job, suspend in decision.suspend:
             with contextlib.suppress(NotFound, Conflict):  # Conflict: the UID precondition (not the Job it made)
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
                                 {"metadata": children.uid_precondition(key, job), "spec": {"suspend": suspend}})
         failed: dict[str, StageObservation] = {}
         for name in decision.start:
-            problem = self.starter.start(key, body, resource, the_plan, the_plan.stage(name), owner, previous)
+            problem = self.starter.start(key, body, resource, the_plan, the_plan.stage(name), owner, previous,
+                                         decision.stream_starts.get(name))
             if problem is not None:
                 failed[name] = problem
         return failed

@@ -4,7 +4,8 @@ Rules:
 - A stage's current Job is the one labelled with its name and config hash. Jobs of other config
   hashes (a GitOps spec change) are deleted; their committed outputs stay in storage.
 - A stage starts when every upstream stage succeeded (or partially succeeded under
-  `continueOnError`) or was not selected; a failed upstream blocks it.
+  `continueOnError`) or was not selected; a failed upstream blocks it. A stage that streams from its
+  upstream starts once that one committed a first shard, and stops if it fails (genfab.operator.streams).
 - A finished stage's result lives on in `status.stages` after its Job is gone (TTL, deadline), so
   it is never re-run for the same config hash.
 - Suspend passes through to every unfinished Job.
@@ -13,12 +14,13 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
+from genfab.contract import indexes
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of, inventory_name
 from genfab.operator.observe import (
     STALL_ORDER,
@@ -32,6 +34,7 @@ from genfab.operator.observe import (
     start_deadline_passed,
     stuck_pods,
 )
+from genfab.operator.streams import StreamInput, StreamStart, may_start, ready_shards, wanted_parallelism
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
 from genfab.sequencing.manual import Awaiting, gate_status, held_back
@@ -80,6 +83,9 @@ class Progress:
     workers'); None where each index is a shard."""
     worker_shards: Mapping[int, int] = field(default_factory=dict)
     """A worker Job's running workers' shards, by worker index (its Pods' index)."""
+    finished: indexes.Ranges = ()
+    """Shards that ended (done, or failed for good) as the Job's status or its workers' records say: what a
+    stage streaming from this one may take (genfab.operator.streams)."""
 
     @property
     def unreadable(self) -> int:
@@ -126,6 +132,10 @@ class Decision:
     gates: dict[str, str] = field(default_factory=dict)
     """Condition type of every manual gate in the plan -> the message while it holds stages back,
     "" once nothing waits."""
+    stream_starts: dict[str, StreamStart] = field(default_factory=dict)
+    """Stages of `start` that take their upstream's shards as they finish (genfab.operator.streams)."""
+    streams: list[StreamInput] = field(default_factory=list)
+    """Running streaming stages: the shards whose input is committed, the workers to raise their Job to."""
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -250,6 +260,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 d.delete.extend(config_maps_of(job))
     prev_stages = {s.name: s for s in (previous.stages if previous else [])}
     phases: dict[str, str] = {}
+    by_name: dict[str, StageObservation] = {}
     for stage in plan.stages:
         prev = prev_stages.get(stage.name)
         prev = prev if prev is not None and prev.config_hash == stage.config_hash else None
@@ -286,6 +297,9 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             expired = start_deadline_passed(view, pods, now, start_deadline_s)
             obs = _from_job(stage, view, progress, prev, stall, expired,
                             start_deadline_s, spec.suspend)
+            if view.streams_from:
+                obs = _streaming(d, stage, view, progress, obs, by_name.get(view.streams_from),
+                                 observed.progress.get(view.streams_from, Progress()), phases, spec.continue_on_error)
             if expired:
                 d.delete.append(view.name)
             if stall is not None and obs.state == "running" and d.stall is None:
@@ -298,6 +312,14 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             obs = _from_status(stage, prev)
         else:
             obs = _waiting(plan, stage, phases, spec.continue_on_error, observed.awaiting)
+            if obs.state == "blocked" and prev is not None and prev.job_name:  # stopped while it streamed
+                obs = replace(_from_status(stage, prev), state="blocked", message=prev.message)
+            if obs.state == "waiting" and obs.reason is None and stage.streams_from:
+                upstream = stage.streams_from[0]
+                start = may_start(by_name[upstream], observed.progress.get(upstream, Progress()).finished)
+                if start is not None:  # its upstream runs and committed a first shard: it starts on that
+                    obs = StageObservation(stage.name, stage.config_hash, stage.output_uri, "pending")
+                    d.stream_starts[stage.name] = start
             blocking = [observed.refs[t] for t in stage_refs(stage) if t in observed.refs]
             if obs.state == "pending" and blocking:  # its input is another resource's output, not there yet
                 failed = next((r for r in blocking if r.state == "failed"), None)
@@ -317,6 +339,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                                                   f"{refused}")
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
+        by_name[stage.name] = obs
         if stage.manual_gate is not None:
             held = observed.awaiting.get(stage.name)
             d.gates[stage.manual_gate.condition] = held.message if held is not None else ""
@@ -325,6 +348,28 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         if expired_stage is not None:
             d.stall = Stall("DeadlineExceeded", expired_stage.message or "deadline exceeded")
     return d
+
+
+def _streaming(d: Decision, stage: PlannedStage, view: JobView, progress: Progress, obs: StageObservation,
+               upstream: StageObservation | None, up_progress: Progress, phases: Mapping[str, str],
+               continue_on_error: bool) -> StageObservation:
+    """A stage whose Job takes its upstream's shards as they finish: its samples so far are what the
+    upstream committed; its workers follow the committed input (genfab.operator.streams); an upstream that
+    fails stops it (`continueOnError` lets it go on with what the upstream committed)."""
+    if upstream is None:
+        return obs
+    obs = replace(obs, samples_total=max(upstream.samples_succeeded, obs.samples_succeeded + obs.samples_failed))
+    if view.finished:
+        return obs
+    if gate(stage, phases, continue_on_error) == "blocked":
+        d.delete.append(view.name)  # what it committed stays; its workers stop
+        return replace(obs, state="blocked", shards_active=0, shards_ready=0,
+                       message=f"stopped: {BLOCKED_MESSAGE.removeprefix('not started: ')}")
+    ready = ready_shards(upstream, up_progress.finished, view.shards)
+    done = indexes.count(progress.finished)
+    d.streams.append(StreamInput(stage.name, view.name, ready,
+                                 wanted_parallelism(view.workers, view.parallelism, ready, done)))
+    return obs
 
 
 def _waiting(plan: Plan, stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool,

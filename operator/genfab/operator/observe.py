@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from genfab.inventory.reports import MAX_SHARDS
-from genfab.operator.builders import ANNOTATION_SHARDS, LABEL_QUEUE
+from genfab.operator.builders import ANNOTATION_SHARDS, ANNOTATION_STREAMS, LABEL_QUEUE
 from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
@@ -113,6 +113,10 @@ class JobView:
     """Its Pods are this many warm workers taking shard after shard (0: one Pod per shard, index = shard):
     then `succeeded_indexes` and `failed_indexes` count workers, and the shards' come from the workers'
     records (genfab.operator.progress)."""
+    parallelism: int = 0
+    """Its Pods at once (`spec.parallelism`)."""
+    streams_from: str = ""
+    """The upstream stage whose shards it takes as they finish (genfab.operator.streams); "" for none."""
 
     @property
     def finished(self) -> bool:
@@ -126,6 +130,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
     failed_idx = parse_indexes(status.get("failedIndexes"))
     completions = int(spec.get("completions") or 0)
     shards = _annotated_shards(meta, completions)
+    streams_from = str((meta.get("annotations") or {}).get(ANNOTATION_STREAMS) or "")
     return JobView(
         name=meta.get("name", ""),
         suspended=bool(spec.get("suspend")),
@@ -134,7 +139,9 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         failed_reason=(failed or {}).get("reason"),
         failed_message=(failed or {}).get("message", ""),
         shards=shards,
-        workers=completions if shards > completions else 0,
+        workers=completions if shards > completions or streams_from else 0,
+        parallelism=int(spec.get("parallelism") or completions),
+        streams_from=streams_from,
         samples=int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0),
         succeeded_indexes=len(succeeded),
         failed_indexes=len(failed_idx),

@@ -140,7 +140,7 @@ class ProgressReader:
                 out.running_read += budget.reads - reads
             state.running = {i: r for i, r in state.running.items() if i in live}
             shards = (indexes.count(completed), indexes.count(failed_shards)) if view.workers else None
-            out.progress[stage.name] = _progress(state, complete=not left, shards=shards)
+            out.progress[stage.name] = _progress(state, complete=not left, shards=shards, finished=finished)
         return out
 
     def _read_records(self, run: Storage, stage: PlannedStage, state: _Stage, view: JobView, budget: _Budget
@@ -228,7 +228,8 @@ class _Budget(Share):
         return self.spend(lambda: read_report(run, stage.name, stage.config_hash, index, shards))
 
 
-def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = None) -> Progress:
+def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = None,
+              finished: indexes.Ranges = ()) -> Progress:
     t, running = state.tally, list(state.running.values())
     live_ok, live_failed = tally.running_counts(running)
     last = {i: r.last_activity for i, r in state.running.items() if r.state == "running"}
@@ -241,5 +242,5 @@ def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = No
         last_sample=last, shards=shards, worker_shards=on,
         notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
         produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
-        corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete,
+        corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete, finished=finished,
         shard_seconds=t.shard_seconds + shard_seconds(running))

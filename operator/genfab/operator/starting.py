@@ -11,6 +11,7 @@ from genfab.api.status import ResourceStatus
 from genfab.contract import StageConfig, shard_count
 from genfab.inventory import InventoryError, clear_reports
 from genfab.inventory.manifest import clear_manifest, read_manifest
+from genfab.inventory.workers import write_input
 from genfab.operator.builders import (
     Owner,
     build_configmap,
@@ -29,6 +30,7 @@ from genfab.operator.observe import parse_time
 from genfab.operator.ownership import NameTaken, made_before_children
 from genfab.operator.parts import Parts
 from genfab.operator.refusal import Refused
+from genfab.operator.streams import StreamStart
 from genfab.planner import Plan, PlannedStage, stage_config
 from genfab.sequencing import now_rfc3339
 from genfab.status import StageObservation, failed_at_start
@@ -42,18 +44,20 @@ class StageStarter:
         self.parts = parts
 
     def start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
-              owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
+              owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None = None
+              ) -> StageObservation | None:
         """Start `stage`; None once its Job exists, else what the stage is meanwhile: failed at its start
         (its samples cannot be listed, a name it needs is taken) or running while an inventory Job lists
-        its samples."""
+        its samples. `stream`: it takes its upstream's shards as they finish (nothing to list: its shards
+        are the upstream's, its input marked as it is committed)."""
         try:
-            return self._start(key, body, resource, the_plan, stage, owner, previous)
+            return self._start(key, body, resource, the_plan, stage, owner, previous, stream)
         except NameTaken as exc:
             return failed_at_start(stage.name, stage.config_hash, stage.output_uri, str(exc),
                                    now_rfc3339(self.parts.clock()), reason="NameTaken")
 
     def _start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
-               owner: Owner, previous: ResourceStatus | None) -> StageObservation | None:
+               owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None) -> StageObservation | None:
         parts, ns = self.parts, owner.namespace
         jobs_path = resource_path("batch/v1", "jobs", ns)
         name = child_name(the_plan.name, stage)
@@ -61,9 +65,10 @@ class StageStarter:
                     if previous is not None and any(s.job_name for s in previous.stages) else None)
         if existing == "kept":
             return None
-        cfg = stage_config(the_plan, stage)
+        cfg = stage_config(the_plan, stage, streaming=stream is not None)
         run = parts.open(key, the_plan.output_uri, owner)
-        listing = self._listing(key, the_plan, stage, cfg, owner, resource, run)
+        listing = (Listing(count=stream.samples) if stream is not None else
+                   self._listing(key, the_plan, stage, cfg, owner, resource, run))
         now = now_rfc3339(parts.clock())
         if listing.refused:
             return failed_at_start(stage.name, stage.config_hash, stage.output_uri, listing.refused, now,
@@ -74,9 +79,11 @@ class StageStarter:
             return StageObservation(stage.name, stage.config_hash, stage.output_uri, "running",
                                     start_time=before.start_time if before else now, message=listing.waiting)
         samples = listing.count
-        shards = shard_count(samples, stage.shard_size, stage.fixed_shards)
+        shards = stream.shards if stream is not None else shard_count(samples, stage.shard_size, stage.fixed_shards)
         if existing is None:  # a Job that exists may have run: its reports stay (the create below adopts it)
             clear_reports(run, stage.name, stage.config_hash)
+        if stream is not None:  # what its workers may take now (raised as the upstream commits more)
+            write_input(run, stage.name, stage.config_hash, stream.ready)
         children = parts.children
         children.create(key, owner, "ConfigMap", resource_path("v1", "configmaps", ns),
                         build_configmap(the_plan, stage, cfg, owner))
@@ -88,7 +95,7 @@ class StageStarter:
             children.create(key, owner, "Service", resource_path("v1", "services", ns),
                             build_service(the_plan, stage, owner))
         sent = build_job(the_plan, stage, cfg, resource.spec, shards, samples, owner, parts.settings,
-                         manifest=listing.manifest)
+                         manifest=listing.manifest, ready=stream.ready if stream is not None else None)
         job, created = children.create(key, owner, "Job", jobs_path, sent)
         lost = dropped(sent, job)
         if lost:  # it would run every Pod as the same shard, unbounded: gone before its Pods start

@@ -123,9 +123,11 @@ def shard_env(cfg: StageConfig, stage: PlannedStage, shards: int, index: int | N
     return {**dict(stage.env), **contract, ENV_CONFIG: config_path, **models, **extra}
 
 
-def worker_env(stage: PlannedStage, shards: int, workers: int, retries: int) -> dict[str, str]:
-    """What a worker Job's Pods are told beyond the shard contract (nothing for a Job of one Pod per shard)."""
-    if workers >= shards:
+def worker_env(stage: PlannedStage, shards: int, workers: int, retries: int, streaming: bool = False
+               ) -> dict[str, str]:
+    """What a worker Job's Pods are told beyond the shard contract (nothing for a Job of one Pod per shard;
+    a streaming stage's Job is always one of workers: its shards are taken as their input is committed)."""
+    if workers >= shards and not streaming:
         return {}
     return {ENV_WORKERS: str(workers), ENV_SHARD_RETRIES: str(retries),
             ENV_PROGRESS_DEADLINE: str(stage.progress_deadline_seconds)}

@@ -10,6 +10,10 @@ worker Pods and read by the operator.
   it takes a shard and when one ends; the operator reads at most one per worker per progress period, so
   what it reads follows the Job's workers, not the stage's shards.
 
+- **A streaming stage's input** (`input.json`, `{"ready": k}`): its shards below k have their input
+  committed (the upstream's shards of those indexes ended). The operator writes it as the upstream's
+  shards end; a worker takes shard i only below it, and waits otherwise (`take_shard`'s `ready`).
+
 The records are the tenant's Pods' to write: a reader checks them (bounded size, typed, indexes inside
 the stage) and never trusts them beyond which shard reports to read next.
 """
@@ -19,11 +23,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from genfab.contract import indexes
-from genfab.contract.names import cursor_key, worker_key
+from genfab.contract.names import cursor_key, input_key, worker_key
 from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
 
 MAX_RECORD_BYTES = 256 << 10
@@ -94,27 +99,62 @@ def read_worker(run: Storage, stage: str, config_hash: str, worker: int, shards:
     return record
 
 
+MAX_INPUT_BYTES = 4096
+
+
+def write_input(run: Storage, stage: str, config_hash: str, ready: int) -> None:
+    run.write_bytes(input_key(stage, config_hash), json.dumps({"ready": ready}).encode())
+
+
+def read_input(run: Storage, stage: str, config_hash: str, shards: int) -> int:
+    """How many of a streaming stage's shards have their input committed (0 when nothing says so yet, or
+    what is there is not what genfab writes)."""
+    try:
+        doc = json.loads(run.read_at_most(input_key(stage, config_hash), MAX_INPUT_BYTES, "stream input"))
+        ready = int(doc["ready"])
+    except StorageLimit:
+        raise
+    except StorageTooLarge:
+        return 0
+    except StorageError as exc:
+        if str(exc).startswith("not found"):
+            return 0
+        raise
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return min(max(0, ready), shards)
+
+
 CURSOR_TRIES = 64
+WAIT: Literal["wait"] = "wait"
+"""`take_shard`: the next shard's input is not committed yet."""
 
 
-def take_shard(run: Storage, stage: str, config_hash: str, shards: int) -> int | None:
-    """The next shard no worker has taken, now this caller's; None when every shard is taken."""
+def take_shard(run: Storage, stage: str, config_hash: str, shards: int, ready: int | None = None
+               ) -> int | Literal["wait"] | None:
+    """The next shard no worker has taken, now this caller's; None when every shard is taken; `WAIT`
+    when the next one is not below `ready` (a streaming stage's input not committed yet)."""
     key = cursor_key(stage, config_hash)
+    limit = shards if ready is None else min(ready, shards)
     for _ in range(CURSOR_TRIES):
         found = run.read_versioned(key)
         if found is None:
             if shards <= 0:
                 return None
+            if limit <= 0:
+                return WAIT
             if run.write_if(key, json.dumps({"next": 1}).encode(), None) is not None:
                 return 0
             continue
         raw, version = found
         try:
-            taken = int(json.loads(raw)["next"])
+            taken = max(0, int(json.loads(raw)["next"]))
         except (ValueError, KeyError, TypeError):
             raise StorageError(f"{run.child(key)} is not a shard cursor genfab wrote") from None
         if taken >= shards:
             return None
+        if taken >= limit:
+            return WAIT
         if run.write_if(key, json.dumps({"next": taken + 1}).encode(), version) is not None:
-            return max(0, taken)
+            return taken
     raise StorageError(f"{run.child(key)}: {CURSOR_TRIES} workers' writes in a row won over this one")

@@ -11,6 +11,11 @@ more, the shard is failed for good (its final report says so) and the worker goe
 shard that fails with bad input is failed at once and the worker goes on; any other failure ends the
 process (its state is not trusted after a crash) and the Pod's restart retries it. The worker ends when
 the cursor has no shard left.
+
+A worker of a streaming stage (its config's `stream_from`) takes only shards whose input the operator
+marked committed (`input.json`): when the next one is not yet, it waits, reading the mark again every
+`INPUT_POLL_SECONDS`; the operator starts such a stage's workers only for committed input no worker
+has taken (genfab.operator.streams), so a worker waits only between shards.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK
 from genfab.contract.names import ENV_PROGRESS_DEADLINE, ENV_SHARD_RETRIES, ENV_WORKER_FD, ENV_WORKERS
 from genfab.inventory import ShardReport, read_report, write_report
-from genfab.inventory.workers import WorkerRecord, read_worker, take_shard, write_worker
+from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, write_worker
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
@@ -31,41 +37,65 @@ from genfab.storage import Storage, StorageError
 log = logging.getLogger("genfab.stages")
 STOPPED = 128
 """Exit codes above this are the shell's for a signal: a stop, not a try."""
+INPUT_POLL_SECONDS = 2.0
+"""How often a streaming stage's waiting worker reads its input mark again."""
 
 
 class ClaimFeed:
     def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
-                 progress_deadline: float | None = None) -> None:
+                 progress_deadline: float | None = None, streaming: bool = False,
+                 poll_seconds: float = INPUT_POLL_SECONDS) -> None:
         self.run, self.stage, self.config_hash = run, stage, config_hash
         self.shards = shards
         self.retries = retries
         self.progress_deadline = progress_deadline
+        self.streaming = streaming
+        """Its shards' input is committed as the upstream runs: take only what `input.json` marks ready."""
+        self.poll_seconds = poll_seconds
         self.record = WorkerRecord(worker, shards)
         self.started = 0.0
         """When the current try began (epoch seconds)."""
+        self._resumed = False
 
     def __iter__(self) -> Iterator[Assignment]:
-        earlier = read_worker(self.run, self.stage, self.config_hash, self.record.worker, self.shards)
-        if earlier is not None:
-            self.record = earlier
-            self.record.finished = False
-        if self.record.current is not None:  # this worker's last Pod ended inside it
-            self.record.attempt += 1
-            if self.record.attempt > self.retries + 1:
-                self._give_up(self.record.current)
-            else:
-                log.info("running again the shard this worker's last Pod ended in",
-                         extra={"index": self.record.current, "attempt": self.record.attempt})
+        while (taken := self.next()) is not None:
+            if taken == WAIT:
+                time.sleep(self.poll_seconds)
+                continue
+            yield taken
+
+    def next(self) -> Assignment | Literal["wait"] | None:
+        """Its next shard without waiting: the one its last Pod ended in, else one taken from the cursor;
+        `WAIT` when the next one's input is not committed yet; None when no shard is left."""
+        if not self._resumed:
+            self._resumed = True
+            earlier = read_worker(self.run, self.stage, self.config_hash, self.record.worker, self.shards)
+            if earlier is not None:
+                self.record = earlier
+                self.record.finished = False
+            if self.record.current is not None:  # this worker's last Pod ended inside it
+                self.record.attempt += 1
+                if self.record.attempt > self.retries + 1:
+                    self._give_up(self.record.current)
+                else:
+                    log.info("running again the shard this worker's last Pod ended in",
+                             extra={"index": self.record.current, "attempt": self.record.attempt})
+                    self._save()
+                    self.started = time.time()
+                    return Assignment(self.record.current)
+        ready = read_input(self.run, self.stage, self.config_hash, self.shards) if self.streaming else None
+        index = take_shard(self.run, self.stage, self.config_hash, self.shards, ready)
+        if index == WAIT:
+            return WAIT
+        if index is None:
+            if not self.record.finished:
+                self.record.finished = True
                 self._save()
-                self.started = time.time()
-                yield Assignment(self.record.current)
-        while (index := take_shard(self.run, self.stage, self.config_hash, self.shards)) is not None:
-            self.record.current, self.record.attempt = index, 1
-            self._save()
-            self.started = time.time()
-            yield Assignment(index)
-        self.record.finished = True
+            return None
+        self.record.current, self.record.attempt = index, 1
         self._save()
+        self.started = time.time()
+        return Assignment(index)
 
     def done(self, assignment: Assignment, code: int) -> None:
         if code == EXIT_OK:
@@ -127,5 +157,5 @@ def shard_feed(ctx: StageContext) -> ShardFeed:
             raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
         deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
         return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
-                         float(deadline) if deadline.isdigit() else None)
+                         float(deadline) if deadline.isdigit() else None, streaming=bool(ctx.cfg.stream_from))
     return OneShard(ctx.index)

@@ -1,0 +1,109 @@
+"""Streaming between stages in a cluster: a stage whose shards line up with its upstream's starts once the
+upstream committed a first shard, as a worker Job whose Pods take a shard only after the operator marked
+its input committed, and whose parallelism the operator raises as the upstream commits more. An upstream
+that fails stops it (what it committed stays) unless `continueOnError`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genfab.inventory import read_report
+from genfab.storage import open_storage
+from tests.emulator.harness import Emulator
+from tests.emulator.kubelet import Behaviour
+from tests.emulator.reading import counts, jobs, stage, wait_phase, wait_status
+
+pytestmark = pytest.mark.emulator
+STAGES = ["segment", "albedo", "degrade"]
+
+
+def streaming_job(tmp: Path, name: str, samples: int, **spec: Any) -> dict[str, Any]:
+    """A relighting DatasetJob's first three stages over `samples` inputs, two a shard (every stage the
+    same shard size: each streams from the one before)."""
+    inputs = tmp / "in"
+    inputs.mkdir()
+    for i in range(samples):
+        (inputs / f"p{i:03d}.png").write_bytes(b"png")
+    return {"apiVersion": "genfab.dev/v1alpha1", "kind": "DatasetJob",
+            "metadata": {"name": name, "namespace": f"lab-{name}"},
+            "spec": {"type": "relighting", "output": f"file://{tmp}/out", "shardSize": 2, "onlyStages": STAGES,
+                     "relighting": {"input": {"uri": f"file://{inputs}"}, "segmentation": {"backends": ["classical"]},
+                                    "degradation": {"softShading": {"normals": "classical"}}}, **spec}}
+
+
+def stage_job(emu: Emulator, doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((j for j in jobs(emu, doc) if j["metadata"]["labels"]["genfab.dev/stage"] == name), None)
+
+
+def env_of(job: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_next_stages_start_while_the_first_runs_and_take_each_shard_as_it_is_committed(
+        emu: Emulator, tmp_path: Path) -> None:
+    """segment's last shard is held: albedo and degrade start, run every shard segment committed, and wait
+    for the last one; released, every stage ends with every sample, shard i of each holding the samples
+    shard i of segment committed."""
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(seconds=0.05, hold=(stage_, index) == ("segment", 5))
+    doc = streaming_job(tmp_path, "flow", samples=12, parallelism=2)
+    emu.apply(doc)
+    st = wait_status(emu, doc, "degrade ran what segment committed", lambda s: any(
+        x["name"] == "degrade" and x["samples"]["succeeded"] >= 10 for x in s.get("stages", [])))
+    assert stage(st, "segment")["phase"] == "Running"  # its last shard is held
+    for name, upstream in (("albedo", "segment"), ("degrade", "albedo")):
+        job = stage_job(emu, doc, name)
+        assert job is not None
+        assert job["metadata"]["annotations"]["genfab.dev/streams-from"] == upstream
+        assert env_of(job)["GENFAB_WORKERS"] == "2" and env_of(job)["GENFAB_SHARD_COUNT"] == "6"
+        assert job["spec"]["completions"] == 2
+    run = open_storage(f"file://{tmp_path}/out")
+    marks = {name: json.loads(run.read_bytes(f"_genfab/work/{name}/{stage_hash(st, name)[:10]}/input.json"))
+             for name in ("albedo", "degrade")}
+    assert marks["albedo"]["ready"] == 5  # shard 5 of segment has not ended: nobody may take albedo's
+    emu.kubelet.release("segment", 5)
+    st = wait_phase(emu, doc, "Succeeded", "Failed")
+    assert st["phase"] == "Succeeded", st
+    for name in STAGES:
+        assert counts(st, name)[:4] == ("Succeeded", 12, 12, 0)
+    for index in range(6):
+        made = [sorted(read_report(run, name, stage_hash(st, name), index, 6).succeeded)  # type: ignore[union-attr]
+                for name in STAGES]
+        assert made[0] == made[1] == made[2] and len(made[0]) == 2
+
+
+def stage_hash(st: dict[str, Any], name: str) -> str:
+    return str(stage(st, name)["configHash"])
+
+
+@pytest.mark.parametrize("continue_on_error", [False, True])
+def test_an_upstream_that_fails_after_the_next_stage_began_stops_it_unless_continue_on_error(
+        emu: Emulator, tmp_path: Path, continue_on_error: bool) -> None:
+    """segment's last shard fails a sample after albedo began: without `continueOnError` segment Failed,
+    and albedo's Job is deleted, the stage stopped with what it committed kept (as a stage a failed
+    upstream blocks, Pending); with it segment PartiallySucceeded, and albedo and degrade run every sample
+    segment committed."""
+    def script(stage_: str, index: int, attempt: int) -> Behaviour:
+        if (stage_, index) == ("segment", 4):
+            return Behaviour(seconds=0.5, fail_samples=1)
+        return Behaviour(seconds=0.05 if stage_ == "segment" else 0.02)
+
+    emu.kubelet.script = script
+    doc = streaming_job(tmp_path, f"fails-{int(continue_on_error)}", samples=10, parallelism=2,
+                        continueOnError=continue_on_error)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Succeeded", "PartiallySucceeded", "Failed")
+    albedo = stage(st, "albedo")
+    if continue_on_error:
+        assert st["phase"] == "PartiallySucceeded", st
+        assert counts(st, "segment")[:4] == ("PartiallySucceeded", 10, 9, 1)
+        for name in ("albedo", "degrade"):
+            assert counts(st, name)[:4] == ("Succeeded", 9, 9, 0), st
+    else:
+        assert st["phase"] == "Failed" and stage(st, "segment")["phase"] == "Failed", st
+        assert albedo["phase"] == "Pending" and albedo["message"] == "stopped: an upstream stage failed", albedo
+        assert albedo["samples"]["succeeded"] == 8  # segment's first four shards, run before it failed
+        assert stage_job(emu, doc, "albedo") is None
