@@ -113,18 +113,24 @@ def test_a_stop_after_the_progress_deadline_is_the_operators_no_progress_stop_an
 
 
 def test_a_streaming_stages_worker_takes_only_shards_whose_input_is_marked_committed(tmp_path: Path) -> None:
-    """The operator's mark (`input.json`) bounds what the cursor gives: below it a shard is taken, at it
-    the worker waits (`WAIT`, and the cursor does not move); a mark that is not genfab's counts as none."""
+    """A shard is taken once its upstream's shard succeeded (its final report) or the operator's mark
+    (`input.json`: ended, failed for good included) is past it; else the worker waits (`WAIT`, and the
+    cursor does not move). A mark that is not genfab's counts as none."""
     run = open_storage(f"file://{tmp_path}")
-    worker = ClaimFeed(run, "stage", HASH, 0, 4, 0, streaming=True, poll_seconds=0.01)
-    assert worker.next() == WAIT  # nothing marked yet
+    worker = ClaimFeed(run, "stage", HASH, 0, 4, 0, upstream=("up", "u" * 64), poll_seconds=0.01)
+    assert worker.next() == WAIT  # nothing committed yet
+    write_report(run, ShardReport("up", "u" * 64, 0, 4, state="running"))
+    assert worker.next() == WAIT  # shard 0 of the upstream still runs
+    write_report(run, ShardReport("up", "u" * 64, 0, 4, state="succeeded"))
+    assert isinstance(first := worker.next(), Assignment) and first.index == 0
     write_input(run, "stage", HASH, 2)
-    taken = [worker.next(), worker.next(), worker.next()]
-    assert [t.index if isinstance(t, Assignment) else t for t in taken] == [0, 1, WAIT]
+    taken = [worker.next(), worker.next()]
+    assert [t.index if isinstance(t, Assignment) else t for t in taken] == [1, WAIT]
     assert read_input(run, "stage", HASH, 4) == 2
     write_input(run, "stage", HASH, 99)  # clamped to the stage's shards
     assert read_input(run, "stage", HASH, 4) == 4
     assert [a.index for a in worker] == [2, 3]
     run.write_bytes(input_key("stage", HASH), b'{"ready": "all"}')
     assert read_input(run, "stage", HASH, 4) == 0
-    assert take_shard(run, "other", HASH, 3, ready=0) == WAIT and take_shard(run, "other", HASH, 3, ready=1) == 0
+    assert take_shard(run, "other", HASH, 3, lambda i: False) == WAIT
+    assert take_shard(run, "other", HASH, 3, lambda i: i < 1) == 0

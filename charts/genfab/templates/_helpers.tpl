@@ -153,6 +153,8 @@ seccompProfile:
   value: {{ ternary .Values.networkPolicy.metricsFrom (list) .Values.networkPolicy.enabled | toJson | quote }}
 - name: GENFAB_CUSTOM_STAGE_CREDENTIALS
   value: {{ .Values.stages.customStageCredentials | quote }}
+- name: GENFAB_STREAMING
+  value: {{ .Values.stages.streaming | quote }}
 - name: GENFAB_STAGE_EPHEMERAL_STORAGE
   value: {{ .Values.stages.ephemeralStorage | quote }}
 - name: GENFAB_STAGE_UID

@@ -70,6 +70,7 @@ from genfab.operator.throttle import Throttled
 from genfab.operator.upkeep import label_older_jobs, report_sharding
 from genfab.operator.workqueue import WorkQueue, per_group_share
 from genfab.planner import Plan, PlanError
+from genfab.planner.streaming import without_streams
 from genfab.sequencing import models_env, now_rfc3339, status_outputs, unsupported_settings
 from genfab.sequencing.execution import ExecutionError
 from genfab.sequencing.manual import Awaiting
@@ -347,6 +348,8 @@ class Controller:
             reason, message = no_models
             raise Refused(message, reason, look_again=True)
         the_plan, refs = self.references.resolve(key, the_plan)
+        if not self.settings.streaming:  # every stage waits for its upstream stages, as the chart says
+            the_plan = without_streams(the_plan)
         refused = resolved_input_errors(the_plan, self.settings.policy, namespace, resource.spec)
         if refused:  # another resource's status pointed outside this namespace's storage
             raise Refused("; ".join(str(e) for e in refused))

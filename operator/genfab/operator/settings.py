@@ -106,6 +106,9 @@ class OperatorSettings:
         default_factory=lambda: os.environ.get("GENFAB_STAGE_NETWORK_POLICY") or None)
     """The chart's stage NetworkPolicy, which must exist in a namespace before Jobs run there (None:
     network policies are off)."""
+    streaming: bool = field(default_factory=lambda: os.environ.get("GENFAB_STREAMING", "true").lower() == "true")
+    """Whether a stage the plan lets stream from its upstream does (`stages.streaming`); off, every stage
+    waits for its upstream stages to finish."""
     group_network_policy: bool = field(
         default_factory=lambda: os.environ.get("GENFAB_GROUP_NETWORK_POLICY", "true").lower() == "true")
     """Whether each process group (a gang stage's Pods) gets its own NetworkPolicy, created with its

@@ -16,10 +16,11 @@ Everything else is a barrier, as before: the stage starts when its upstream stag
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import StageDecl
-from genfab.planner.model import PlannedStage
+from genfab.planner.model import Plan, PlannedStage
 
 
 def stream_source(stage: PlannedStage, decl: StageDecl | None, by_name: Mapping[str, PlannedStage]) -> str | None:
@@ -37,3 +38,10 @@ def stream_source(stage: PlannedStage, decl: StageDecl | None, by_name: Mapping[
 
 def _streamable(stage: PlannedStage) -> bool:
     return (stage.run and stage.family != CUSTOM_FAMILY and not stage.gang and stage.fixed_shards is None)
+
+
+def without_streams(plan: Plan) -> Plan:
+    """`plan` with every stage a barrier (streaming turned off where it runs: `stages.streaming`)."""
+    if not any(s.streams_from for s in plan.stages):
+        return plan
+    return replace(plan, stages=tuple(replace(s, streams_from=()) for s in plan.stages))

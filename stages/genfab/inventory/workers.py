@@ -11,8 +11,9 @@ worker Pods and read by the operator.
   what it reads follows the Job's workers, not the stage's shards.
 
 - **A streaming stage's input** (`input.json`, `{"ready": k}`): its shards below k have their input
-  committed (the upstream's shards of those indexes ended). The operator writes it as the upstream's
-  shards end; a worker takes shard i only below it, and waits otherwise (`take_shard`'s `ready`).
+  committed (the upstream's shards of those indexes ended, done or failed for good). The operator writes
+  it as it reads the upstream's progress; a worker takes shard i below it, or once the upstream's shard i
+  left a succeeded final report (no wait for the operator), and waits otherwise (`take_shard`'s `ready`).
 
 The records are the tenant's Pods' to write: a reader checks them (bounded size, typed, indexes inside
 the stage) and never trusts them beyond which shard reports to read next.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -130,18 +132,17 @@ WAIT: Literal["wait"] = "wait"
 """`take_shard`: the next shard's input is not committed yet."""
 
 
-def take_shard(run: Storage, stage: str, config_hash: str, shards: int, ready: int | None = None
-               ) -> int | Literal["wait"] | None:
+def take_shard(run: Storage, stage: str, config_hash: str, shards: int,
+               ready: Callable[[int], bool] | None = None) -> int | Literal["wait"] | None:
     """The next shard no worker has taken, now this caller's; None when every shard is taken; `WAIT`
-    when the next one is not below `ready` (a streaming stage's input not committed yet)."""
+    when `ready` says the next one's input is not committed yet (a streaming stage)."""
     key = cursor_key(stage, config_hash)
-    limit = shards if ready is None else min(ready, shards)
     for _ in range(CURSOR_TRIES):
         found = run.read_versioned(key)
         if found is None:
             if shards <= 0:
                 return None
-            if limit <= 0:
+            if ready is not None and not ready(0):
                 return WAIT
             if run.write_if(key, json.dumps({"next": 1}).encode(), None) is not None:
                 return 0
@@ -153,7 +154,7 @@ def take_shard(run: Storage, stage: str, config_hash: str, shards: int, ready: i
             raise StorageError(f"{run.child(key)} is not a shard cursor genfab wrote") from None
         if taken >= shards:
             return None
-        if taken >= limit:
+        if ready is not None and not ready(taken):
             return WAIT
         if run.write_if(key, json.dumps({"next": taken + 1}).encode(), version) is not None:
             return taken

@@ -12,24 +12,25 @@ shard that fails with bad input is failed at once and the worker goes on; any ot
 process (its state is not trusted after a crash) and the Pod's restart retries it. The worker ends when
 the cursor has no shard left.
 
-A worker of a streaming stage (its config's `stream_from`) takes only shards whose input the operator
-marked committed (`input.json`): when the next one is not yet, it waits, reading the mark again every
-`INPUT_POLL_SECONDS`; the operator starts such a stage's workers only for committed input no worker
-has taken (genfab.operator.streams), so a worker waits only between shards.
+A worker of a streaming stage (its config's `stream_from`) takes a shard only once its input is
+committed: the upstream's shard of that index left a succeeded final report, or the operator marked it
+ended (`input.json`: failed for good, or the upstream stage ended). When the next one is not, it waits,
+looking again every `INPUT_POLL_SECONDS`; the operator starts such a stage's workers only for committed
+input no worker has taken (genfab.operator.streams), so a worker waits only between shards.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK
 from genfab.contract.names import ENV_PROGRESS_DEADLINE, ENV_SHARD_RETRIES, ENV_WORKER_FD, ENV_WORKERS
 from genfab.inventory import ShardReport, read_report, write_report
 from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, write_worker
-from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.context import StageContext, stream_source
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
 from genfab.storage import Storage, StorageError
@@ -37,20 +38,20 @@ from genfab.storage import Storage, StorageError
 log = logging.getLogger("genfab.stages")
 STOPPED = 128
 """Exit codes above this are the shell's for a signal: a stop, not a try."""
-INPUT_POLL_SECONDS = 2.0
+INPUT_POLL_SECONDS = 1.0
 """How often a streaming stage's waiting worker reads its input mark again."""
 
 
 class ClaimFeed:
     def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
-                 progress_deadline: float | None = None, streaming: bool = False,
+                 progress_deadline: float | None = None, upstream: tuple[str, str] | None = None,
                  poll_seconds: float = INPUT_POLL_SECONDS) -> None:
         self.run, self.stage, self.config_hash = run, stage, config_hash
         self.shards = shards
         self.retries = retries
         self.progress_deadline = progress_deadline
-        self.streaming = streaming
-        """Its shards' input is committed as the upstream runs: take only what `input.json` marks ready."""
+        self.upstream = upstream
+        """(stage, config hash) it streams from: its shard i waits for that stage's shard i."""
         self.poll_seconds = poll_seconds
         self.record = WorkerRecord(worker, shards)
         self.started = 0.0
@@ -83,8 +84,8 @@ class ClaimFeed:
                     self._save()
                     self.started = time.time()
                     return Assignment(self.record.current)
-        ready = read_input(self.run, self.stage, self.config_hash, self.shards) if self.streaming else None
-        index = take_shard(self.run, self.stage, self.config_hash, self.shards, ready)
+        index = take_shard(self.run, self.stage, self.config_hash, self.shards,
+                           self._input_ready() if self.upstream is not None else None)
         if index == WAIT:
             return WAIT
         if index is None:
@@ -112,6 +113,23 @@ class ClaimFeed:
 
     def close(self) -> None:
         """Nothing is held."""
+
+    def _input_ready(self) -> Callable[[int], bool]:
+        """Whether shard i's input is committed: below the operator's mark, or the upstream's shard i
+        succeeded (its final report; the samples it lists are committed)."""
+        assert self.upstream is not None
+        marked = read_input(self.run, self.stage, self.config_hash, self.shards)
+        stage, config_hash = self.upstream
+
+        def ready(index: int) -> bool:
+            if index < marked:
+                return True
+            try:
+                report = read_report(self.run, stage, config_hash, index, self.shards)
+            except (StorageError, ValueError):
+                return False
+            return report is not None and not report.corrupt and report.state == "succeeded"
+        return ready
 
     def _stuck(self, index: int) -> bool:
         """The stopped shard had made no progress for the progress deadline (its report's last sample)."""
@@ -157,5 +175,6 @@ def shard_feed(ctx: StageContext) -> ShardFeed:
             raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
         deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
         return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
-                         float(deadline) if deadline.isdigit() else None, streaming=bool(ctx.cfg.stream_from))
+                         float(deadline) if deadline.isdigit() else None, upstream=stream_source(ctx.cfg))
     return OneShard(ctx.index)
+

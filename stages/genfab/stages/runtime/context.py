@@ -199,17 +199,27 @@ def streamed_samples(run: Storage, cfg: StageConfig, index: int, shards: int) ->
     committed, as its final report lists them (sorted: the upstream's shard is a slice of its sorted list).
     The executor starts it only after that shard ended; one that left no final report (its process killed
     before it wrote one) committed nothing this stage can count on."""
-    (name,) = cfg.stream_from
-    up = next((u for u in cfg.upstream if u.name == name), None)
-    if up is None:
-        raise BadInput(f"stage {cfg.stage!r} streams from {name!r}, which is not one of its upstream stages")
+    source = stream_source(cfg)
+    assert source is not None
+    name, config_hash = source
     try:
-        report = read_report(run, name, up.config_hash, index, shards)
+        report = read_report(run, name, config_hash, index, shards)
     except (StorageError, ValueError) as exc:
         raise BadInput(f"upstream shard {index} of stage {name!r}: {exc}") from None
     if report is None or report.corrupt or report.state == "running":
         return []
     return [SampleRef(i) for i in sorted(set(report.succeeded))]
+
+
+def stream_source(cfg: StageConfig) -> tuple[str, str] | None:
+    """(stage, config hash) of the upstream a streaming stage's config names; None for any other stage."""
+    if not cfg.stream_from:
+        return None
+    (name,) = cfg.stream_from
+    up = next((u for u in cfg.upstream if u.name == name), None)
+    if up is None:
+        raise BadInput(f"stage {cfg.stage!r} streams from {name!r}, which is not one of its upstream stages")
+    return up.name, up.config_hash
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int | None = None) -> int:
