@@ -107,3 +107,50 @@ def test_an_upstream_that_fails_after_the_next_stage_began_stops_it_unless_conti
         assert albedo["phase"] == "Pending" and albedo["message"] == "stopped: an upstream stage failed", albedo
         assert albedo["samples"]["succeeded"] == 8  # segment's first four shards, run before it failed
         assert stage_job(emu, doc, "albedo") is None
+
+
+def test_a_streaming_run_suspended_and_resumed_ends_with_every_sample(emu: Emulator, tmp_path: Path) -> None:
+    """Suspended while albedo streams (segment's last shards held): every Job suspended, no Pod left;
+    resumed, each stage goes on from its cursor and ends with every sample, none made twice."""
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(seconds=0.05,
+                                                                  hold=stage_ == "segment" and index >= 3)
+    doc = streaming_job(tmp_path, "pause", samples=10, parallelism=2, retries=0)
+    emu.apply(doc)
+    ns = doc["metadata"]["namespace"]
+    emu.wait("albedo streaming", lambda: stage_job(emu, doc, "albedo") is not None)
+    emu.apply({**doc, "spec": {**doc["spec"], "suspend": True}})
+    emu.wait("every Job suspended, no Pod", lambda: not emu.objects("pods", ns) and all(
+        j["spec"]["suspend"] for j in jobs(emu, doc) if j["metadata"]["labels"]["genfab.dev/stage"] in STAGES))
+    emu.kubelet.release("segment")
+    emu.apply({**doc, "spec": {**doc["spec"], "suspend": False}})
+    st = wait_status(emu, doc, "resumed and done", lambda s: s.get("phase") in ("Succeeded", "Failed")
+                     and s.get("observedGeneration") == 3)
+    assert st["phase"] == "Succeeded", st
+    for name in STAGES:
+        assert counts(st, name)[:4] == ("Succeeded", 10, 10, 0)
+
+
+def test_a_spec_change_mid_stream_runs_the_changed_stages_on_their_own_cursor_and_marks(
+        emu: Emulator, tmp_path: Path) -> None:
+    """degrade's settings change while it streams: its old Job goes, the new config's Job streams from
+    albedo with a cursor and input marks of its own (the old config's stay apart), and ends with every
+    sample."""
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(seconds=0.05,
+                                                                  hold=stage_ == "segment" and index >= 3)
+    doc = streaming_job(tmp_path, "change", samples=10, parallelism=2)
+    emu.apply(doc)
+    work = tmp_path / "out" / "_genfab" / "work" / "degrade"
+    emu.wait("degrade streaming", lambda: work.exists() and any(work.iterdir()))
+    old = {p.name for p in work.iterdir()}
+    relit = {**doc["spec"]["relighting"], "degradation": {**doc["spec"]["relighting"]["degradation"],
+                                                          "weights": {"softShading": 1.0, "specular": 0.5}}}
+    emu.apply({**doc, "spec": {**doc["spec"], "relighting": relit}})
+    emu.wait("the new degrade streaming", lambda: len({p.name for p in work.iterdir()} - old) == 1)
+    emu.kubelet.release("segment")
+    st = wait_status(emu, doc, "generation 2 done", lambda s: s.get("observedGeneration") == 2
+                     and s.get("phase") in ("Succeeded", "Failed"))
+    assert st["phase"] == "Succeeded", st
+    assert counts(st, "degrade")[:4] == ("Succeeded", 10, 10, 0)
+    (new,) = {p.name for p in work.iterdir()} - old
+    assert stage_hash(st, "degrade").startswith(new)
+    assert '"next": 5' in (work / new / "cursor.json").read_text()
