@@ -51,7 +51,7 @@ from genfab.inventory.workers import WAIT
 from genfab.jobs.records import write_records
 from genfab.sequencing.records import RecordsRequest
 from genfab.stages.runtime.claims import ClaimFeed
-from genfab.stages.runtime.context import StageContext, stream_source
+from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.feed import Assignment
 from genfab.stages.runtime.inventory import make_inventory
 from genfab.storage import S3Settings, StorageError, open_storage
@@ -500,7 +500,7 @@ class Kubelet:
             cfg = StageConfig.from_json(config)
             feed = ClaimFeed(open_storage(cfg.run_uri), cfg.stage, cfg.config_hash, index,
                              int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0),
-                             upstream=stream_source(cfg))
+                             upstream=cfg.stream, shard_size=cfg.shard_size)
             self.pods[pod["metadata"]["uid"]].worker = WorkerPod(feed, config, bool(env.get(ENV_SAMPLE_MANIFEST)))
 
     # -- the kubelet

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE
+from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, StreamSource
 from genfab.contract.names import input_key
 from genfab.inventory import ShardReport, read_report, write_report
 from genfab.inventory.workers import WAIT, read_input, read_worker, take_shard, write_input
@@ -117,7 +117,8 @@ def test_a_streaming_stages_worker_takes_only_shards_whose_input_is_marked_commi
     (`input.json`: ended, failed for good included) is past it; else the worker waits (`WAIT`, and the
     cursor does not move). A mark that is not genfab's counts as none."""
     run = open_storage(f"file://{tmp_path}")
-    worker = ClaimFeed(run, "stage", HASH, 0, 4, 0, upstream=("up", "u" * 64), poll_seconds=0.01)
+    source = StreamSource(stage="up", config_hash="u" * 64, shards=4, shard_size=2)
+    worker = ClaimFeed(run, "stage", HASH, 0, 4, 0, upstream=source, shard_size=2, poll_seconds=0.01)
     assert worker.next() == WAIT  # nothing committed yet
     write_report(run, ShardReport("up", "u" * 64, 0, 4, state="running"))
     assert worker.next() == WAIT  # shard 0 of the upstream still runs

@@ -29,7 +29,7 @@ def upstream(state: str = "running", shards: int = 10, job: str | None = "j", su
 
 
 @pytest.mark.parametrize(("obs", "finished", "start"), [
-    (upstream(), ((0, 2),), StreamStart(10, 7, 3)),
+    (upstream(), ((0, 2),), StreamStart(10, 10, 7, 3)),
     (upstream(), ((1, 2),), None),  # shard 0 has not ended: nothing to take in order
     (upstream(), (), None),
     (upstream(job=None), ((0, 2),), None),  # listing its samples first: no Job yet
@@ -37,12 +37,12 @@ def upstream(state: str = "running", shards: int = 10, job: str | None = "j", su
 ])
 def test_a_streaming_stage_starts_once_its_running_upstream_finished_a_first_shard(
         obs: StageObservation, finished: tuple[tuple[int, int], ...], start: StreamStart | None) -> None:
-    assert may_start(obs, finished) == start
+    assert may_start(obs, finished, 2, 2) == start
 
 
 def test_every_shard_is_ready_once_the_upstream_ended() -> None:
-    assert ready_shards(upstream(), ((0, 2),), 10) == 3
-    assert ready_shards(upstream(state="finished"), ((0, 2),), 10) == 10
+    assert ready_shards(upstream(), ((0, 2),), 10, 2, 2) == 3
+    assert ready_shards(upstream(state="finished"), ((0, 2),), 10, 2, 2) == 10
 
 
 @pytest.mark.parametrize(("workers", "current", "ready", "done", "wanted"), [
@@ -76,7 +76,7 @@ def test_decide_starts_a_streaming_stage_on_its_upstreams_first_shards_then_rais
     segment = job(p, "segment", 5, 3, {"active": 3, "ready": 3, "startTime": "2026-11-22T11:59:00Z"})
     pending = Observed(jobs=[segment], progress={"segment": Progress(succeeded=4, shards=(2, 0), finished=((0, 1),))})
     d = decide(p, r.spec, pending, None, NOW)
-    assert d.start == ["albedo"] and d.stream_starts == {"albedo": StreamStart(5, 4, 2)}
+    assert d.start == ["albedo"] and d.stream_starts == {"albedo": StreamStart(5, 5, 4, 2)}
     albedo = job(p, "albedo", 5, 3, {"active": 1, "ready": 1}, parallelism=1, streams="segment")
     running = Observed(jobs=[segment, albedo], progress={
         "segment": Progress(succeeded=8, shards=(4, 0), finished=((0, 3),)),

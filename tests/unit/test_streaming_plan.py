@@ -38,13 +38,19 @@ def streams(example: str, tmp: Path | None = None, **spec: object) -> dict[str, 
     ("datasetjob-reference-object.yaml", {"white-background": (), "perspectives": (), "prompts": (), "scenes": (),
                                           "qwen-augmentation": (), "annotation": (), "cv-augmentation": ()}),
     ("datasetjob-difix.yaml", {"export": (), "split": (), "adapter": ()}),
+    # shard sizes that divide one another: 256 for the model stages, 64 for albedo and recombine
+    ("datasetjob-relighting.yaml", {"segment": (), "albedo": ("segment",), "degrade": ("albedo",),
+                                    "recombine": ("degrade",), "organize": ("recombine",)}),
 ])
 def test_the_stages_that_stream(example: str, expected: dict[str, tuple[str, ...]]) -> None:
     assert streams(example) == expected
 
 
-def test_a_custom_stage_or_a_shard_size_of_its_own_is_a_barrier(tmp_path: Path) -> None:
-    assert streams("scenejob-vistadream.yaml", tmp_path, stages={"coarse": {"shardSize": 4}})["coarse"] == ()
+def test_a_custom_stage_or_shard_sizes_that_do_not_divide_one_another_are_a_barrier(tmp_path: Path) -> None:
+    assert streams("scenejob-vistadream.yaml", tmp_path, stages={"coarse": {"shardSize": 4}})["coarse"] == (
+        "gaussians",)
+    assert streams("scenejob-vistadream.yaml", tmp_path, stages={"coarse": {"shardSize": 3}, "gaussians": {
+        "shardSize": 2}})["coarse"] == ()  # neither size divides the other
     custom = streams("scenejob-vistadream.yaml", tmp_path, customStages=[
         {"name": "coarse", "image": "lab/coarse:1", "command": ["python", "-m", "coarse"]}])
     assert custom["coarse"] == () and custom["render"] == ()  # nor does the stage after a custom one

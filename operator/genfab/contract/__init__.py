@@ -13,6 +13,7 @@ from genfab.contract.config import (
     Selection,
     StageConfig,
     StageRef,
+    StreamSource,
     layout_dir,
     sample_subdir,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "Selection",
     "StageConfig",
     "StageRef",
+    "StreamSource",
     "layout_dir",
     "report_key",
     "report_prefix",

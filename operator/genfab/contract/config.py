@@ -55,6 +55,16 @@ class StageRef(ContractModel):
     output_uri: str
 
 
+class StreamSource(ContractModel):
+    """The upstream stage a streaming stage takes its shards from as they finish (genfab.contract.streams):
+    its shard count when this stage started, and its shard size."""
+
+    stage: str
+    config_hash: str
+    shards: int
+    shard_size: int
+
+
 class Selection(ContractModel):
     """For a stage that reads the job input: which files are samples. Not hashed: it picks samples,
     it does not change what a committed sample contains."""
@@ -104,10 +114,10 @@ class StageConfig(ContractModel):
     """The stage's settings (camelCase); validated by the stage against its declared settings model."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Run modes that do not change what a finished sample contains (retry-only, ...)."""
-    stream_from: tuple[str, ...] = ()
-    """The upstream stage whose shards this one takes as they finish: shard i's samples are what that
-    stage's shard i committed (its final report), and the stage has as many shards. Empty: the samples
-    are the stage's whole sorted list, sliced per shard."""
+    stream: StreamSource | None = None
+    """The upstream stage whose shards this one takes as they finish: a shard's samples are what the
+    upstream shards it maps onto committed (their final reports; genfab.contract.streams). None: the
+    samples are the stage's whole sorted list, sliced per shard."""
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=1)

@@ -28,6 +28,7 @@ from genfab.contract.names import (
     ENV_VERIFY,
 )
 from genfab.contract.paths import join_uri
+from genfab.contract.streams import stream_shards
 from genfab.inventory import InventoryError, clear_reports, read_report, resolve_samples
 from genfab.inventory.manifest import InvalidManifest, write_manifest
 from genfab.inventory.training import read_training
@@ -315,14 +316,15 @@ class LocalRunner:
         self.listener("end", run)
 
     def _start_stage(self, run: StageRun) -> None:
-        run.config = stage_config(self.plan, run.stage, streaming=True)
+        source = self.stages[run.stage.streams_from[0]] if run.stage.streams_from else None
+        run.config = stage_config(self.plan, run.stage, len(source.shards) if source is not None else None)
         run.start_time, run.started = now_rfc3339(), time.monotonic()
         if run.stage.cuda and not self.cuda:  # past a manual gate: refused now, no process, no retry
             self.refused = True
             self._fail_at_start(run, cuda_message(self.plan.pipeline, [run.stage.name], []))
             return
-        if run.stage.streams_from:  # its shard i is what the upstream's shard i commits (genfab.planner.streaming)
-            count = len(self.stages[run.stage.streams_from[0]].shards)
+        if source is not None:  # its shards map onto the upstream's (genfab.contract.streams)
+            count = stream_shards(len(source.shards), source.stage.shard_size, run.stage.shard_size)
         else:
             try:
                 samples = resolve_samples(run.config, self.open)

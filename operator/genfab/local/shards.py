@@ -21,6 +21,7 @@ from genfab.contract.names import (
     ENV_SAMPLE_MANIFEST,
     ENV_TERMINATION_LOG,
 )
+from genfab.contract.streams import upstream_span
 from genfab.local.shard_failures import TAIL_BYTES, failure_reason, read_text
 from genfab.local.stage_runs import Shard, StageRun
 from genfab.local.workers import Worker
@@ -89,10 +90,12 @@ class ShardProcesses:
         self._close_idle()
 
     def input_ready(self, run: StageRun, shard: Shard) -> bool:
-        """A streaming stage's shard i starts once its upstream's shard i ended (genfab.planner.streaming)."""
+        """A streaming stage's shard starts once the upstream shards it maps onto ended (genfab.contract.streams)."""
         for name in run.stage.streams_from:
-            up = self.stages[name].shards
-            if shard.index >= len(up) or not up[shard.index].done:
+            source = self.stages[name]
+            up = source.shards
+            span = upstream_span(shard.index, len(up), source.stage.shard_size, run.stage.shard_size)
+            if not all(up[i].done for i in span):
                 return False
         return True
 

@@ -368,9 +368,10 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
               samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False,
               ready: int | None = None) -> dict[str, Any]:
     """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest;
-    `ready`: it streams from its upstream (`stage_cfg.stream_from`) and this many shards have their input
+    `ready`: it streams from its upstream (`stage_cfg.stream`) and this many shards have their input
     now: a worker Job whose parallelism starts there (genfab.operator.streams)."""
     name = child_name(plan.name, stage)
+    streams = {ANNOTATION_STREAMS: stage_cfg.stream.stage} if stage_cfg.stream is not None else {}
     # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
     queue = spec.queue_name or settings.default_queue
@@ -380,7 +381,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     workers = stage.workers(shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
-                       **worker_env(stage, shards, workers, spec.retries, streaming=ready is not None),
+                       **worker_env(stage, shards, workers, spec.retries, streaming=stage_cfg.stream is not None),
                        **({ENV_SAMPLE_MANIFEST: "1"} if manifest else {}),
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
@@ -437,7 +438,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "kind": "Job",
         "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
                      "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards),
-                                     **({ANNOTATION_STREAMS: stage_cfg.stream_from[0]} if ready is not None else {})},
+                                     **streams},
                      "ownerReferences": [owner.reference()]},
         "spec": {
             "completionMode": "Indexed",

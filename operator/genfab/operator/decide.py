@@ -298,7 +298,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             obs = _from_job(stage, view, progress, prev, stall, expired,
                             start_deadline_s, spec.suspend)
             if view.streams_from:
-                obs = _streaming(d, stage, view, progress, obs, by_name.get(view.streams_from),
+                obs = _streaming(d, stage, plan, view, progress, obs, by_name.get(view.streams_from),
                                  observed.progress.get(view.streams_from, Progress()), phases, spec.continue_on_error)
             if expired:
                 d.delete.append(view.name)
@@ -316,7 +316,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 obs = replace(_from_status(stage, prev), state="blocked", message=prev.message)
             if obs.state == "waiting" and obs.reason is None and stage.streams_from:
                 upstream = stage.streams_from[0]
-                start = may_start(by_name[upstream], observed.progress.get(upstream, Progress()).finished)
+                start = may_start(by_name[upstream], observed.progress.get(upstream, Progress()).finished,
+                                  plan.stage(upstream).shard_size, stage.shard_size)
                 if start is not None:  # its upstream runs and committed a first shard: it starts on that
                     obs = StageObservation(stage.name, stage.config_hash, stage.output_uri, "pending")
                     d.stream_starts[stage.name] = start
@@ -350,7 +351,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     return d
 
 
-def _streaming(d: Decision, stage: PlannedStage, view: JobView, progress: Progress, obs: StageObservation,
+def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, progress: Progress,
+               obs: StageObservation,
                upstream: StageObservation | None, up_progress: Progress, phases: Mapping[str, str],
                continue_on_error: bool) -> StageObservation:
     """A stage whose Job takes its upstream's shards as they finish: its samples so far are what the
@@ -365,7 +367,8 @@ def _streaming(d: Decision, stage: PlannedStage, view: JobView, progress: Progre
         d.delete.append(view.name)  # what it committed stays; its workers stop
         return replace(obs, state="blocked", shards_active=0, shards_ready=0,
                        message=f"stopped: {BLOCKED_MESSAGE.removeprefix('not started: ')}")
-    ready = ready_shards(upstream, up_progress.finished, view.shards)
+    ready = ready_shards(upstream, up_progress.finished, view.shards, plan.stage(upstream.name).shard_size,
+                         stage.shard_size)
     done = indexes.count(progress.finished)
     d.streams.append(StreamInput(stage.name, view.name, ready,
                                  wanted_parallelism(view.workers, view.parallelism, ready, done)))

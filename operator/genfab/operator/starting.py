@@ -65,7 +65,7 @@ class StageStarter:
                     if previous is not None and any(s.job_name for s in previous.stages) else None)
         if existing == "kept":
             return None
-        cfg = stage_config(the_plan, stage, streaming=stream is not None)
+        cfg = stage_config(the_plan, stage, stream.upstream_shards if stream is not None else None)
         run = parts.open(key, the_plan.output_uri, owner)
         listing = (Listing(count=stream.samples) if stream is not None else
                    self._listing(key, the_plan, stage, cfg, owner, resource, run))

@@ -2,11 +2,13 @@
 finish (`PlannedStage.streams_from`) starts, which of its shards may be taken, and how many of its
 worker Pods run.
 
-- It starts once its upstream runs as a Job and has finished a shard (`may_start`), with the upstream's
-  shard count: its shard i is what the upstream's shard i committed (genfab.planner.streaming).
-- Its shards whose input is committed are the prefix of the upstream's shards that ended (done, or failed
-  for good), all of them once the upstream stage ended (`ready_shards`). The operator writes that count
-  for its workers (`input.json`, genfab.inventory.workers); a worker takes a shard only below it.
+- It starts once its upstream runs as a Job and has finished the shards its first shard reads
+  (`may_start`); its shards map onto the upstream's (genfab.contract.streams), so its shard count follows
+  from the upstream's.
+- Its shards whose input is committed are those that read only the prefix of the upstream's shards that
+  ended (done, or failed for good), all of them once the upstream stage ended (`ready_shards`). The
+  operator writes that count for its workers (`input.json`, genfab.inventory.workers); a worker takes a
+  shard below it, or once the upstream shards it reads succeeded.
 - Its Job is a worker Job whose `parallelism` follows the committed input not yet finished: one worker
   per shard that can run now, within the Job's workers (`spec.parallelism`). The operator only raises it
   (`wanted_parallelism`): lowering it would let the Job controller stop a busy worker. So a worker starts
@@ -19,15 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genfab.contract import indexes
+from genfab.contract.streams import ready_below, stream_shards
 from genfab.status import StageObservation
 
 
 @dataclass(frozen=True)
 class StreamStart:
-    """A streaming stage to start now: its upstream's shard count, its samples so far (an upper bound:
-    what the upstream committed, its running shards' included) and the shards ready now."""
+    """A streaming stage to start now: its shard count and its upstream's, its samples so far (an upper
+    bound: what the upstream committed, its running shards' included) and its shards ready now."""
 
     shards: int
+    upstream_shards: int
     samples: int
     ready: int
 
@@ -47,20 +51,25 @@ def ready_prefix(finished: indexes.Ranges) -> int:
     return finished[0][1] + 1 if finished and finished[0][0] == 0 else 0
 
 
-def may_start(upstream: StageObservation, finished: indexes.Ranges) -> StreamStart | None:
-    """Whether a stage streaming from `upstream` starts now (its upstream runs as a Job and finished its
-    first shard), and with what."""
-    ready = ready_prefix(finished)
-    if upstream.state != "running" or not upstream.job_name or upstream.shards_total <= 0 or ready <= 0:
+def may_start(upstream: StageObservation, finished: indexes.Ranges, upstream_size: int, size: int
+              ) -> StreamStart | None:
+    """Whether a stage (shard size `size`) streaming from `upstream` (shard size `upstream_size`) starts
+    now: its upstream runs as a Job and finished what its first shard reads; and with what."""
+    if upstream.state != "running" or not upstream.job_name or upstream.shards_total <= 0:
         return None
-    return StreamStart(upstream.shards_total, upstream.samples_succeeded, min(ready, upstream.shards_total))
+    up = upstream.shards_total
+    ready = ready_below(ready_prefix(finished), up, upstream_size, size)
+    if ready <= 0:
+        return None
+    return StreamStart(stream_shards(up, upstream_size, size), up, upstream.samples_succeeded, ready)
 
 
-def ready_shards(upstream: StageObservation, finished: indexes.Ranges, shards: int) -> int:
+def ready_shards(upstream: StageObservation, finished: indexes.Ranges, shards: int, upstream_size: int,
+                 size: int) -> int:
     """A running streaming stage's shards whose input is committed: every one once its upstream ended."""
     if upstream.state != "running":
         return shards
-    return min(shards, ready_prefix(finished))
+    return min(shards, ready_below(ready_prefix(finished), upstream.shards_total, upstream_size, size))
 
 
 def wanted_parallelism(workers: int, current: int, ready: int, done: int) -> int | None:

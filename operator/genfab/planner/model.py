@@ -8,7 +8,7 @@ from typing import Any
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import ManualGate
 from genfab.api.status import CustomStageStatus
-from genfab.contract import ResourceRef, Selection, StageConfig, StageRef
+from genfab.contract import ResourceRef, Selection, StageConfig, StageRef, StreamSource
 
 ENDPOINT = "endpoint:"
 """The identity prefix of a model an endpoint serves (its name is its identity)."""
@@ -201,10 +201,16 @@ class Plan:
         return asdict(self)
 
 
-def stage_config(plan: Plan, stage: PlannedStage, streaming: bool = False) -> StageConfig:
+def stage_config(plan: Plan, stage: PlannedStage, upstream_shards: int | None = None) -> StageConfig:
     """The contract document mounted into every Pod of `stage` (identical for all its shards);
-    `streaming`: the executor runs it on its upstream's shards as they finish (`stream_from`)."""
+    `upstream_shards`: the executor runs it on its upstream's shards as they finish (`streams_from`), and
+    that stage has this many."""
     ancestors = plan.ancestors(stage.name)
+    stream = None
+    if upstream_shards is not None and stage.streams_from:
+        up = plan.stage(stage.streams_from[0])
+        stream = StreamSource(stage=up.name, config_hash=up.config_hash, shards=upstream_shards,
+                              shard_size=up.shard_size)
     return StageConfig(
         resource=ResourceRef(kind=plan.kind, name=plan.name, namespace=plan.namespace),
         pipeline=plan.pipeline, run_uri=plan.output_uri, stage=stage.name, family=stage.family,
@@ -217,7 +223,7 @@ def stage_config(plan: Plan, stage: PlannedStage, streaming: bool = False) -> St
         # gathers every stage's files).
         ancestors=tuple(_ref(a) for a in plan.stages if a.name in ancestors),
         selection=Selection(**stage.selection), config=stage.config, options=stage.options,
-        stream_from=stage.streams_from if streaming else (),
+        stream=stream,
     )
 
 

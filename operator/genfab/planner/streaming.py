@@ -10,7 +10,8 @@ A stage streams from its upstream when its shard i can be exactly what the upstr
   that holds exactly the current samples, a file summing up the set);
 - the upstream's samples do not wait for a person's choice (a manual gate), and neither stage has a
   fixed shard count;
-- both have the same shard size, so the shards line up one to one.
+- their shard sizes divide one another, so each of its shards reads a part of one upstream shard, one
+  upstream shard, or a run of them (genfab.contract.streams).
 Everything else is a barrier, as before: the stage starts when its upstream stages finished."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import replace
 
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import StageDecl
+from genfab.contract.streams import lines_up
 from genfab.planner.model import Plan, PlannedStage
 
 
@@ -31,7 +33,7 @@ def stream_source(stage: PlannedStage, decl: StageDecl | None, by_name: Mapping[
     if decl.units is not None or decl.singleton or decl.barrier:
         return None
     up = by_name.get(stage.upstream[0])
-    if up is None or not _streamable(up) or up.manual_gate is not None or up.shard_size != stage.shard_size:
+    if up is None or not _streamable(up) or up.manual_gate is not None or not lines_up(up.shard_size, stage.shard_size):
         return None
     return up.name
 

@@ -12,7 +12,7 @@ shard that fails with bad input is failed at once and the worker goes on; any ot
 process (its state is not trusted after a crash) and the Pod's restart retries it. The worker ends when
 the cursor has no shard left.
 
-A worker of a streaming stage (its config's `stream_from`) takes a shard only once its input is
+A worker of a streaming stage (its config's `stream`) takes a shard only once its input is
 committed: the upstream's shard of that index left a succeeded final report, or the operator marked it
 ended (`input.json`: failed for good, or the upstream stage ended). When the next one is not, it waits,
 looking again every `INPUT_POLL_SECONDS`; the operator starts such a stage's workers only for committed
@@ -26,11 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from genfab.contract import EXIT_BAD_INPUT, EXIT_OK
+from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, StreamSource
 from genfab.contract.names import ENV_PROGRESS_DEADLINE, ENV_SHARD_RETRIES, ENV_WORKER_FD, ENV_WORKERS
+from genfab.contract.streams import upstream_span
 from genfab.inventory import ShardReport, read_report, write_report
 from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, write_worker
-from genfab.stages.runtime.context import StageContext, stream_source
+from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
 from genfab.storage import Storage, StorageError
@@ -44,14 +45,15 @@ INPUT_POLL_SECONDS = 1.0
 
 class ClaimFeed:
     def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
-                 progress_deadline: float | None = None, upstream: tuple[str, str] | None = None,
-                 poll_seconds: float = INPUT_POLL_SECONDS) -> None:
+                 progress_deadline: float | None = None, upstream: StreamSource | None = None,
+                 shard_size: int = 1, poll_seconds: float = INPUT_POLL_SECONDS) -> None:
         self.run, self.stage, self.config_hash = run, stage, config_hash
         self.shards = shards
         self.retries = retries
         self.progress_deadline = progress_deadline
         self.upstream = upstream
-        """(stage, config hash) it streams from: its shard i waits for that stage's shard i."""
+        """The stage it streams from: its shard i waits for the upstream shards it maps onto."""
+        self.shard_size = shard_size
         self.poll_seconds = poll_seconds
         self.record = WorkerRecord(worker, shards)
         self.started = 0.0
@@ -115,20 +117,22 @@ class ClaimFeed:
         """Nothing is held."""
 
     def _input_ready(self) -> Callable[[int], bool]:
-        """Whether shard i's input is committed: below the operator's mark, or the upstream's shard i
-        succeeded (its final report; the samples it lists are committed)."""
-        assert self.upstream is not None
+        """Whether shard i's input is committed: below the operator's mark, or every upstream shard it
+        reads succeeded (their final reports; the samples they list are committed)."""
+        source = self.upstream
+        assert source is not None
         marked = read_input(self.run, self.stage, self.config_hash, self.shards)
-        stage, config_hash = self.upstream
 
-        def ready(index: int) -> bool:
-            if index < marked:
-                return True
+        def succeeded(up: int) -> bool:
             try:
-                report = read_report(self.run, stage, config_hash, index, self.shards)
+                report = read_report(self.run, source.stage, source.config_hash, up, source.shards)
             except (StorageError, ValueError):
                 return False
             return report is not None and not report.corrupt and report.state == "succeeded"
+
+        def ready(index: int) -> bool:
+            return index < marked or all(
+                succeeded(up) for up in upstream_span(index, source.shards, source.shard_size, self.shard_size))
         return ready
 
     def _stuck(self, index: int) -> bool:
@@ -175,6 +179,7 @@ def shard_feed(ctx: StageContext) -> ShardFeed:
             raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
         deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
         return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
-                         float(deadline) if deadline.isdigit() else None, upstream=stream_source(ctx.cfg))
+                         float(deadline) if deadline.isdigit() else None, upstream=ctx.cfg.stream,
+                         shard_size=ctx.cfg.shard_size)
     return OneShard(ctx.index)
 

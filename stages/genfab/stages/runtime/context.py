@@ -13,6 +13,7 @@ from typing import Any
 
 from genfab.contract import CONFIG_PATH, ContractError, StageConfig, StageRef, sample_subdir, shard_bounds
 from genfab.contract.names import ENV_CONFIG, ENV_INDEX, ENV_IO_THREADS, ENV_SAMPLE_MANIFEST, ENV_SHARDS, ENV_VERIFY
+from genfab.contract.streams import part, upstream_span
 from genfab.inventory import InventoryError, SampleRef, read_report, resolve_samples, source_root
 from genfab.inventory.manifest import InvalidManifest, SampleManifest, read_manifest, read_slice
 from genfab.stages.runtime.errors import BadInput
@@ -147,14 +148,14 @@ class StageContext:
     def total_samples(self) -> int:
         """The stage's samples; a stage that streams from its upstream knows only its shard's (the rest
         are still being made)."""
-        if self.cfg.stream_from:
+        if self.cfg.stream is not None:
             return len(self.samples)
         return self.manifest.count if self.manifest is not None else len(self.all_samples)
 
     @cached_property
     def all_samples(self) -> list[SampleRef]:
         """Every sample of the stage (most stages need only `samples`: from a manifest, that reads less)."""
-        if self.cfg.stream_from:
+        if self.cfg.stream is not None:
             raise BadInput(f"stage {self.stage!r} takes its upstream's shards as they finish and cannot see all of "
                            "its samples: declare it a barrier (StageDecl.barrier)")
         if self.manifest is not None:
@@ -166,10 +167,10 @@ class StageContext:
 
     @cached_property
     def samples(self) -> list[SampleRef]:
-        """This shard's slice of the stage's sorted samples (streaming: what the upstream's shard of the
-        same index committed)."""
-        if self.cfg.stream_from:
-            return streamed_samples(self.run_storage, self.cfg, self.index, self.shards)
+        """This shard's slice of the stage's sorted samples (streaming: what the upstream shards it maps onto
+        committed)."""
+        if self.cfg.stream is not None:
+            return streamed_samples(self.run_storage, self.cfg, self.index)
         start, stop = shard_bounds(self.total_samples, self.index, self.shards)
         if self.manifest is not None and "all_samples" not in self.__dict__:
             return self._from_manifest(self.manifest, start, stop)
@@ -194,32 +195,22 @@ class StageContext:
         return Path(tempfile.mkdtemp(prefix=f"genfab-{self.stage}-{self.index}-"))
 
 
-def streamed_samples(run: Storage, cfg: StageConfig, index: int, shards: int) -> list[SampleRef]:
-    """Shard `index` of a stage that streams from its upstream: the samples the upstream's shard `index`
-    committed, as its final report lists them (sorted: the upstream's shard is a slice of its sorted list).
-    The executor starts it only after that shard ended; one that left no final report (its process killed
-    before it wrote one) committed nothing this stage can count on."""
-    source = stream_source(cfg)
+def streamed_samples(run: Storage, cfg: StageConfig, index: int) -> list[SampleRef]:
+    """Shard `index` of a stage that streams from its upstream: the samples the upstream shards it maps
+    onto committed (genfab.contract.streams), as their final reports list them, sorted. The executor starts
+    it only after those shards ended; one that left no final report (its process killed before it wrote
+    one) committed nothing this stage can count on."""
+    source = cfg.stream
     assert source is not None
-    name, config_hash = source
-    try:
-        report = read_report(run, name, config_hash, index, shards)
-    except (StorageError, ValueError) as exc:
-        raise BadInput(f"upstream shard {index} of stage {name!r}: {exc}") from None
-    if report is None or report.corrupt or report.state == "running":
-        return []
-    return [SampleRef(i) for i in sorted(set(report.succeeded))]
-
-
-def stream_source(cfg: StageConfig) -> tuple[str, str] | None:
-    """(stage, config hash) of the upstream a streaming stage's config names; None for any other stage."""
-    if not cfg.stream_from:
-        return None
-    (name,) = cfg.stream_from
-    up = next((u for u in cfg.upstream if u.name == name), None)
-    if up is None:
-        raise BadInput(f"stage {cfg.stage!r} streams from {name!r}, which is not one of its upstream stages")
-    return up.name, up.config_hash
+    found: list[str] = []
+    for up in upstream_span(index, source.shards, source.shard_size, cfg.shard_size):
+        try:
+            report = read_report(run, source.stage, source.config_hash, up, source.shards)
+        except (StorageError, ValueError) as exc:
+            raise BadInput(f"upstream shard {up} of stage {source.stage!r}: {exc}") from None
+        if report is not None and not report.corrupt and report.state != "running":
+            found.extend(sorted(set(report.succeeded))[part(index, source.shard_size, cfg.shard_size)])
+    return [SampleRef(i) for i in found]
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int | None = None) -> int:
