@@ -305,7 +305,12 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
             if path.is_file():
                 io.publish(path, f"logs/{path.name}")
     acc.wait_for_everyone()
-    acc.end_training()
+    if acc.num_processes == 1:
+        acc.end_training()
+    # Several ranks: the group is not torn down here. Destroying a process group can hang a rank whose
+    # peers already left (pytorch/pytorch#75097; seen here: a rank alive minutes after the last step,
+    # its node heartbeating, the run never ending); every rank is past the barrier above, and the
+    # worker's process ends right after (genfab.stages.tuning.worker), which releases the group.
     return result
 
 

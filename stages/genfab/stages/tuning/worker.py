@@ -64,4 +64,10 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     die_with_parent_after_fork()  # torchrun's worker: gone with its launcher (and so with its node)
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # Trained and past the group's last barrier: end now, without the interpreter's teardown of the
+    # process group and its threads, which can hang one rank after the others left (trainer.train).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
