@@ -189,7 +189,7 @@ def _planned(loaded_resource: Resource, inventory: dict[str, int] | None) -> tup
 def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path | None, with_estimate: bool,
              gpu: str) -> None:
     """Print the stage DAG of the resource in FILE (one document; `-` reads stdin): order, upstream,
-    image family (`(streams)`: `genfab run` starts it on its upstream's shards as they finish), whether
+    image family (`(streams)`: it starts on its upstream's shards as they finish, locally and in a cluster), whether
     each stage runs or reuses its outputs, samples, shards, Pods (`N warm`: that
     many warm workers take the shards one after another, at `parallelism` below the shards), GPUs, memory,
     config hash and output layout.
