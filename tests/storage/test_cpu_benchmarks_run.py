@@ -30,6 +30,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "tuning.py": (["--tiny", "--sizes", "64x64", "--steps", "2", "--warmup", "1", "--gpus", "0"], "|"),
     "flops.py": (["count", "--models", "flux-fill"], "TFLOP per step"),
     "operator_scale.py": (["--n", "5", "--workers", "2", "--floor"], "|"),
+    "streaming.py": (["--samples", "8", "--shard-size", "2", "--parallelism", "2", "--seconds", "0.05,0.05,0.05"],
+                     "streaming / barrier"),
 }
 """Script -> (its smallest arguments, `{tmp}` the test's folder; a piece of its table that a finished run
 prints)."""
