@@ -154,3 +154,27 @@ def test_a_spec_change_mid_stream_runs_the_changed_stages_on_their_own_cursor_an
     (new,) = {p.name for p in work.iterdir()} - old
     assert stage_hash(st, "degrade").startswith(new)
     assert '"next": 5' in (work / new / "cursor.json").read_text()
+
+
+def test_a_streaming_worker_killed_mid_shard_runs_it_again_and_a_poisoned_sample_is_dropped_alone(
+        emu: Emulator, tmp_path: Path) -> None:
+    """albedo's worker crashes in shard 2 on its first try (its Pod is started again and runs the shard
+    once more); degrade's shard 1 drops one sample: every other sample goes through every stage once."""
+    def script(stage_: str, index: int, attempt: int) -> Behaviour:
+        if (stage_, index, attempt) == ("albedo", 2, 0):
+            return Behaviour(outcome="crash", seconds=0.05)
+        if (stage_, index) == ("degrade", 1):
+            return Behaviour(seconds=0.05, fail_samples=1)
+        return Behaviour(seconds=0.05)
+
+    emu.kubelet.script = script
+    doc = streaming_job(tmp_path, "crash", samples=10, parallelism=2, retries=1, continueOnError=True)
+    emu.apply(doc)
+    st = wait_phase(emu, doc, "Succeeded", "PartiallySucceeded", "Failed")
+    assert counts(st, "segment")[:4] == ("Succeeded", 10, 10, 0)
+    assert counts(st, "albedo")[:4] == ("Succeeded", 10, 10, 0), st
+    assert counts(st, "degrade")[:4] == ("PartiallySucceeded", 10, 9, 1), st
+    run = open_storage(f"file://{tmp_path}/out")
+    made = [i for index in range(5)
+            for i in read_report(run, "albedo", stage_hash(st, "albedo"), index, 5).succeeded]  # type: ignore[union-attr]
+    assert sorted(made) == sorted(set(made)) and len(made) == 10  # none lost, none made twice
