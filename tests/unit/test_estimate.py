@@ -302,3 +302,25 @@ def test_the_plan_table_shows_each_stages_pods(shards: int | None, parallelism: 
 
     stage = replace(example_plan(RO, inventory={INPUT: 1}).stage("scenes"), shards=shards)
     assert _pods(stage, parallelism) == shown
+
+
+@pytest.mark.parametrize("label, streams, parallelism, wall_s", [
+    # each stage 32 samples in 4 shards of 8: on 2 warm workers a stage is 100 + 2 rounds x 80 = 260 s,
+    # one round 180 s
+    ("barrier: the chain's sum", False, 2, 520.0),
+    # streaming: the second starts after the first's first round (180 s) and ends at 440 s, no sooner than
+    # one of its shards (80 s) after the first's end (260 s)
+    ("streaming: one round behind", True, 2, 440.0),
+    # every shard at once (one round each): the second still waits for the first's shards to end
+    ("streaming, one round each", True, None, 360.0),
+])
+def test_a_streaming_stage_runs_one_round_behind_its_upstream(label: str, streams: bool, parallelism: int | None,
+                                                               wall_s: float) -> None:
+    base = example_plan(RO, inventory={INPUT: 1})
+    first = replace(base.stage("scenes"), samples=32, shards=4, shard_size=8)
+    second = replace(base.stage("qwen-augmentation"), samples=32, shards=4, shard_size=8, upstream=("scenes",),
+                     streams_from=("scenes",) if streams else ())
+    rows = tuple(replace(ROW, pipeline="reference-object", stage=s) for s in ("scenes", "qwen-augmentation"))
+    est = estimate(replace(base, stages=(first, second)), "h100", parallelism, rows)
+    assert [s.wall_seconds for s in est.stages] == [260.0 if parallelism else 180.0] * 2, label
+    assert est.wall_seconds == wall_s, label

@@ -8,8 +8,10 @@ Per stage, with `s` seconds per sample and `p` seconds per Pod from the matching
   starts with the others and pays its load and first compilation once;
 - GPU-seconds = GPUs per Pod x (samples x s + Pods x p);
 - wall seconds = p + rounds x the largest shard's samples x s, a round being one shard per Pod;
-- the run's wall time is the longest path through the stage DAG (a stage starts when its upstream
-  stages finished, as the operator runs them; `genfab run` runs one stage at a time on one machine).
+- the run's wall time is the longest path through the stage DAG: a stage starts when its upstream
+  stages finished, and a stage that streams from its upstream (`PlannedStage.streams_from`) once that
+  stage's first round of shards is done, ending no sooner than one of its own shards after the
+  upstream's end (both executors run it so).
 
 A stage without a matching row is "not calibrated" and left out of the totals, which then say so; a
 stage on the CPU costs no GPU time and its wall time is not estimated; a stage not selected reuses its
@@ -171,10 +173,19 @@ def estimate(plan: Plan, gpu: str, parallelism: int | None, table: tuple[Measure
     """The plan's estimate on `gpu` (EstimateError for a kind that cannot be estimated)."""
     check_gpu(gpu, table)
     rows = tuple(stage_estimate(plan.pipeline, s, gpu, parallelism, table, plan.stages) for s in plan.stages)
+    begin: dict[str, float] = {}
+    first: dict[str, float] = {}
     finish: dict[str, float] = {}
     for stage, row in zip(plan.stages, rows, strict=True):
+        wall, shard = row.wall_seconds or 0.0, _shard_seconds(stage, row)
         start = max((finish.get(u, 0.0) for u in stage.upstream), default=0.0)
-        finish[stage.name] = start + (row.wall_seconds or 0.0)
+        end = start + wall
+        if stage.streams_from:  # it runs beside its upstream, one round behind it
+            up = stage.streams_from[0]
+            start = begin[up] + first[up]
+            end = max(start + wall, finish[up] + shard)
+        rounds = -(-stage.shards // stage.workers(stage.shards, parallelism)) if stage.shards else 1
+        begin[stage.name], first[stage.name], finish[stage.name] = start, wall - (rounds - 1) * shard, end
     gpu_seconds = sum(r.gpu_seconds or 0.0 for r in rows)
     complete = not any(r.state in ("not calibrated", "samples unknown") for r in rows)
     estimated = [r for r in rows if r.state == "estimated"]
@@ -183,6 +194,13 @@ def estimate(plan: Plan, gpu: str, parallelism: int | None, table: tuple[Measure
     return Estimate(gpu=gpu, parallelism=parallelism, stages=rows, gpu_hours=round(gpu_seconds / 3600, 3),
                     wall_seconds=round(max(finish.values(), default=0.0), 1), complete=complete,
                     lab_gpu_hours=lab)
+
+
+def _shard_seconds(stage: PlannedStage, row: StageEstimate) -> float:
+    """One round's seconds on a warm Pod: its largest shard's samples."""
+    if stage.samples is None or not row.sample_seconds:
+        return 0.0
+    return row.sample_seconds * min(stage.samples, stage.shard_capacity or stage.samples)
 
 
 def duration(seconds: float | None) -> str:
