@@ -65,8 +65,10 @@ CASES = {
 }
 
 
-def write_models(root: Path) -> None:
-    """The two default models of vistadream with random bf16 weights, in their published layouts."""
+def write_models(root: Path, depth_backend: str = "depth-pro") -> None:
+    """The fill and the depth model of vistadream with random weights, in their published layouts: Depth
+    Pro (the default backend, bf16), or MoGe-1 ViT-L for `--set depthBackend=moge` (the lab's depth
+    model; needs MoGe's code on the path: scripts/gpu_tier.py --prepare-research --package moge)."""
     from benchmarks.vistadream import build_pipeline
 
     if not (root / FLUX_ID / "model_index.json").is_file():
@@ -75,7 +77,13 @@ def write_models(root: Path) -> None:
         del pipe
         gc.collect()
         torch.cuda.empty_cache()
-    write_depth_pro(root)
+    if depth_backend == "moge":
+        from scripts.tiny_models import save_random_moge
+
+        if not (root / "Ruicheng/moge-vitl/model.pt").is_file():
+            save_random_moge(root)
+    else:
+        write_depth_pro(root)
 
 
 def write_depth_pro(root: Path) -> None:
@@ -213,7 +221,7 @@ def main() -> None:
             parser.error(f"--set {item!r}: expected FIELD=VALUE")
         settings[field] = yaml.safe_load(value)
     started = time.perf_counter()
-    write_models(args.models)
+    write_models(args.models, str(settings.get("depthBackend", "depth-pro")))
     print(f"models ready in {time.perf_counter() - started:.1f} s", flush=True)
     # gsplat's kernels once, here: a fresh machine's JIT build (about 100 s) would otherwise sit in the
     # first gsplat stage's seconds, where an image ships them prebuilt

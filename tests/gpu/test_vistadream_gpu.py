@@ -61,8 +61,58 @@ def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
         ratios.append(float((scene.render(pose, frame.intrinsic, 64, 64).alpha < HOLE_ALPHA).mean()))
     for shift, ratio in zip((0.0, 0.25, 0.5, 0.75), ratios, strict=True):
         assert ratio == pytest.approx(shift, abs=0.06)  # the plane is 2.31 wide at 2 m with a 60 degree FOV
+    # The coarse loop's batched hole masks (several cameras in one rasterisation) match the one-pose renders.
+    poses = np.stack([trajectory.look_at(np.array([s * 2.31, 0.0, 0.0]), np.array([s * 2.31, 0.0, 2.0]))
+                      for s in np.linspace(0.0, 0.95, 25)])
+    single = [float((scene.render(pose, frame.intrinsic, 64, 64).alpha < HOLE_ALPHA).mean()) for pose in poses]
+    assert scene.hole_ratios(poses, frame.intrinsic, 64, 64) == pytest.approx(single, abs=1 / 4096)
     choice = selection.select_next(ratios, [], selection.Policy(min_ratio=0.2, max_ratio=0.6, adjacent_exclusion=0))
     assert choice.index == 2  # 0.5: the largest in [0.2, 0.6]
+
+
+def test_a_frozen_scene_trains_only_the_gaussians_added_since_its_last_training() -> None:
+    """vistadream's scene (`freeze_trained`, the lab's `GS_Train_Tool`): the second view's training leaves
+    the first view's Gaussians exactly as their own training left them, and moves the new ones."""
+    scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0, freeze_trained=True)
+    frame = plane_frame()
+    scene.add_frame(frame)
+    scene.train(30)
+    first = {k: v.clone() for k, v in scene.gaussians().items()}
+    assert not scene.params and len(scene) == 64 * 64
+    pose = trajectory.look_at(np.array([1.155, 0.0, 0.0]), np.array([1.155, 0.0, 2.0]))
+    view = scene.render(pose, frame.intrinsic, 64, 64)
+    holes = view.alpha < HOLE_ALPHA
+    wo_edge, conf = fr.masks_from_depth(np.full((64, 64), 2.0, np.float32), holes, None)
+    added = scene.add_frame(fr.Frame("side", np.full((64, 64, 3), 200, np.uint8), np.full((64, 64), 2.0, np.float32),
+                                     holes, wo_edge, conf, frame.intrinsic, pose))
+    new = {k: v.detach().clone() for k, v in scene.params.items()}
+    scene.train(30)
+    after = scene.gaussians()
+    assert len(scene) == 64 * 64 + added and added > 0
+    for name, value in first.items():
+        assert torch.equal(after[name][:64 * 64], value), name  # frozen: bit for bit
+    assert not torch.equal(after["sh0"][64 * 64:], new["sh0"])  # the new view's Gaussians trained
+    # Without freezing (worldexplorer's expansion), the same second training moves the first view's too.
+    thawed = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0)
+    thawed.add_frame(frame)
+    thawed.train(30)
+    before = thawed.params["sh0"].detach().clone()
+    thawed.add_frame(scene.frames[1])
+    thawed.train(30)
+    assert not torch.equal(thawed.params["sh0"][:64 * 64], before)
+
+
+def test_a_view_without_confident_depth_adds_no_gaussians_and_nothing_crashes() -> None:
+    """A depth model that trusts no pixel (random MoGe weights did: its mask was empty) leaves an empty
+    scene: nothing is trained or drawn on no Gaussians (gsplat's kernels stopped the process with SIGFPE)."""
+    scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0, freeze_trained=True)
+    frame = plane_frame()
+    nothing = np.zeros_like(frame.inpaint_wo_edge)
+    assert scene.add_frame(fr.Frame("input", frame.rgb, frame.dpt, frame.inpaint, nothing, nothing,
+                                    frame.intrinsic, frame.cam_T_world)) == 0
+    assert scene.train(10) == {"iterations": 0} and len(scene) == 0
+    assert scene.render(frame.cam_T_world, frame.intrinsic, 64, 64).alpha.max() == 0.0
+    assert scene.hole_ratios(np.stack([frame.cam_T_world]), frame.intrinsic, 64, 64) == [1.0]
 
 
 def test_coarse_expansion_selects_the_frames_the_hole_ratios_imply() -> None:
@@ -75,7 +125,7 @@ def test_coarse_expansion_selects_the_frames_the_hole_ratios_imply() -> None:
     from genfab.stages.scene.depth import DepthResult
     from genfab.stages.vistadream.coarse_stage import View, expand
 
-    scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0)
+    scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0, freeze_trained=True)
     frame = plane_frame()
     scene.add_frame(frame)
     scene.train(100)

@@ -114,7 +114,7 @@ VD_E2E_1024 = ("python benchmarks/vistadream_e2e.py --models /tmp/vd-models --ca
 VD_MEASURED = (("@depth.maxResolution", (1024,)),)
 """The image size vistadream's H100 rows were measured at (the depth stage fits its frame to it; every
 later stage's scene is as large)."""
-VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse --scenes 2"
+VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse --scenes 3"
 VD_LAB = "python3 benchmarks/vistadream_lab.py run --wheels .gpuwheels-min --json lab.json"
 VD_BOTH = f"{VD_E2E}; {VD_LAB}"
 VD_DEFAULTS = (("@depth.maxResolution", (512,)),)
@@ -260,32 +260,34 @@ CALIBRATION: tuple[Measured, ...] = (
                   "expansion's frames): +0.24 dB held-out PSNR, 0.98x the memory; measured at 7000 steps, linear "
                   "in steps; 3.6 s setup per Pod, gsplat prebuilt in the image"),
     # vistadream, H200, at the lab's script's defaults (512, 25 fill steps, 8 views of 100 candidates):
-    # `genfab run` of two images in one job, a Pod per stage: `sample_seconds` is the second (warm) scene,
-    # `pod_seconds` the stage's wall less twice it (the process's start, the model load, the first scene's
-    # warm-up). The lab's way is benchmarks/vistadream_lab.py on rerun-io/vistadream's own components, on
-    # the same machine just before.
-    Measured("vistadream", "outpaint", "h200", 1.33, 58.4, f"{VD} §5", VD_BOTH, peak_gib=27.2,
+    # `genfab run` of three images in one job, one warm worker per stage, stages streaming (§5c):
+    # `sample_seconds` is the mean of the later (warm) scenes, `pod_seconds` a worker's model load and its
+    # first scene's excess over a warm one (its compilation and first launches). The baselines are the lab's
+    # way as its script runs (default CPU offload; benchmarks/vistadream_lab.py on rerun-io/vistadream's
+    # own components, §5).
+    Measured("vistadream", "outpaint", "h200", 1.41, 31.7, f"{VD} §5c", VD_BOTH, peak_gib=27.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=24.24,
-             note="a warm Pod's fill (compile: blocks, 25 steps at 608x448); per Pod the load 22.6 s and the "
-                  "first fill with its compilation (32.1 s); the lab's way: BFL's FLUX fill at 25 steps with its "
-                  "default CPU offload (the 24 GB transformer moved in and out for each fill; 2.94 s without it)"),
-    Measured("vistadream", "depth", "h200", 0.77, 16.8, f"{VD} §5", VD_BOTH, peak_gib=3.7,
+             note="a warm worker's fill (compile: blocks, 25 steps at 608x448); per worker the load 25.7 s and "
+                  "the first fill's compilation (6.0 s more than a warm fill); the lab's way: BFL's FLUX fill at "
+                  "25 steps with its default CPU offload (the 24 GB transformer moved in and out for each fill; "
+                  "2.94 s without it)"),
+    Measured("vistadream", "depth", "h200", 0.39, 16.5, f"{VD} §5c", VD_BOTH, peak_gib=3.7,
              when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.91,
-             note="Depth Pro and the stage's outputs (load 12.4 s a Pod); the lab's way is another model: MoGe "
+             note="Depth Pro and the stage's outputs (load 15.1 s a worker); the lab's way is another model: MoGe "
                   "v1's own infer"),
-    Measured("vistadream", "gaussians", "h200", 1.09, 14.1, f"{VD} §5", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
+    Measured("vistadream", "gaussians", "h200", 0.66, 10.5, f"{VD} §5c", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
              baseline_sample_seconds=1.29,
-             note="100 steps with the scene's reads and writes; per Pod the process's start and gsplat's first "
-                  "launches (the first scene 9.3 s); the lab's way: GS_Train_Tool's 100 steps alone"),
-    Measured("vistadream", "coarse", "h200", 37.8, 41.7, f"{VD} §5", VD_BOTH, peak_gib=30.2,
+             note="100 steps with the scene's reads and writes; per worker gsplat's first launches (the first "
+                  "scene 11.1 s); the lab's way: GS_Train_Tool's 100 steps alone"),
+    Measured("vistadream", "coarse", "h200", 32.2, 42.9, f"{VD} §5c", VD_BOTH, peak_gib=30.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
                    ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=221.84,
-             note="8 views, each 100 candidate renders, a fill, a depth pass and 500 steps; per Pod the fill's "
-                  "load (18.0 s) and compilation; the lab's way: its 8 views (the offloaded fills 182.3 s, 500 "
-                  "steps each 35.5 s; 49.76 s in all without the offload)"),
-    Measured("vistadream", "render", "h200", 3.49, 11.7, f"{VD} §5", VD_BOTH, peak_gib=0.2, when=VD_DEFAULTS,
+             note="8 views, each 100 candidates' hole masks, a fill, a depth pass and 500 steps of the view's "
+                  "Gaussians; per worker the fill's load (22.5 s) and compilation; the lab's way: its 8 views "
+                  "(the offloaded fills 182.3 s, 500 steps each 35.5 s; 49.76 s in all without the offload)"),
+    Measured("vistadream", "render", "h200", 3.56, 1.0, f"{VD} §5c", VD_BOTH, peak_gib=0.3, when=VD_DEFAULTS,
              baseline_sample_seconds=0.39,
              note="150 frames rendered and written (two videos, the PLY); the lab's way: its 150 renders copied "
                   "to the CPU, without its Rerun logging"),

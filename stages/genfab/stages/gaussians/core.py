@@ -7,7 +7,7 @@ scene build on these."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +153,7 @@ def init_splats(scene: SceneData, s: TrainSettings, device: torch.device, genera
              ("shN", shN))}
 
 
-def sh_coefficients(params: dict[str, torch.nn.Parameter], degree: int) -> torch.Tensor:
+def sh_coefficients(params: Mapping[str, torch.Tensor], degree: int) -> torch.Tensor:
     """The [N, (degree + 1)^2, 3] SH coefficients gsplat evaluates at `degree`. gsplat reads no
     others, so concatenating all of them (as the simple trainer does) only costs memory: at degree 1,
     where densification peaks in short schedules, a quarter of the copy and of its gradient. The

@@ -26,6 +26,8 @@ from genfab.stages.scene.geometry import confidence_mask, depth_edges_mask, sani
 
 FIELDS = ("rgb", "dpt", "inpaint", "inpaint_wo_edge", "dpt_conf_mask", "intrinsic", "cam_T_world")
 MAX_FRAMES = 1000
+NPZ_LEVEL = 1
+"""zlib's level for `frames.npz`: its float RGB and depth barely compress at any level."""
 
 
 @dataclass
@@ -98,7 +100,12 @@ def frames_to_npz(frames: list[Frame]) -> bytes:
         for key, value in _file_arrays(frame).items():
             arrays[f"{i}/{key}"] = value
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    # What `np.savez_compressed` writes (a deflated zip of .npy files, read by `np.load`), at zlib's
+    # fastest level: a scene of ten 672x512 views takes 0.8 s instead of 4.4 s for 3 % more bytes.
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=NPZ_LEVEL) as archive:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     return buf.getvalue()
 
 

@@ -2,10 +2,14 @@
 
 `add_frame` back-projects a frame's `inpaint_wo_edge` pixels at their depth into new Gaussians (one
 per pixel: its colour, an isotropic size of its footprint on the image, nearly opaque);
-`train` optimises every Gaussian on all frames so far, each step on one frame, the loss only on its
-supervised (`inpaint`) pixels. Rasterisation, the L1 + SSIM loss and the Adam groups are the
-gaussians library's (genfab.stages.gaussians.core); there is no densification: new Gaussians come
-from new frames, as in the seed.
+`train` optimises the scene's trainable Gaussians on all frames so far, each step on one frame, the
+loss only on its supervised (`inpaint`) pixels. With `freeze_trained` (vistadream, as the lab's
+`GS_Train_Tool` does: it optimises the frames whose Gaussians require gradients and then turns every
+frame's off), a training's Gaussians are frozen once it ends, so each later training moves only the
+Gaussians added since; without it (worldexplorer's expansion) every Gaussian trains every time.
+Rasterisation, the L1 + SSIM loss and the Adam groups are the gaussians library's
+(genfab.stages.gaussians.core); there is no densification: new Gaussians come from new frames, as in
+the seed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genfab.stages.gaussians.core import SH_C0, TrainSettings, image_loss, make_optimizers, sh_coefficients
+from genfab.stages.gaussians.core import SH_C0, TrainSettings, adam_steps, image_loss, make_optimizers, sh_coefficients
 from genfab.stages.gaussians.ply import Splats
 from genfab.stages.scene.frames import Frame
 from genfab.stages.scene.geometry import world_points
@@ -45,19 +49,41 @@ class Render:
     """(H, W) float32 accumulated opacity."""
 
 
+CANDIDATES_PER_PASS = 20
+"""Poses whose hole masks one rasterisation draws (`hole_ratios`): ~40 MiB of projections per pose
+at 700,000 Gaussians."""
+
+
 class GrowingScene:
-    def __init__(self, settings: TrainSettings, device: torch.device, extent: float = 1.0) -> None:
+    def __init__(self, settings: TrainSettings, device: torch.device, extent: float = 1.0,
+                 freeze_trained: bool = False) -> None:
         self.s = settings
         self.device = device
         self.extent = extent
         """The scene's scale (`trajectory.scene_extent`): the means' learning rate follows it."""
+        self.freeze_trained = freeze_trained
         self.frames: list[Frame] = []
         self.params: dict[str, torch.nn.Parameter] = {}
+        """The Gaussians the next `train` optimises (all of them unless `freeze_trained`)."""
+        self.frozen: dict[str, torch.Tensor] = {}
+        """With `freeze_trained`: the Gaussians earlier trainings (or `load`) left, drawn but not optimised."""
         self.steps = 0
         self.generator = torch.Generator().manual_seed(settings.seed)
 
     def __len__(self) -> int:
-        return 0 if not self.params else int(self.params["means"].shape[0])
+        return sum(int(part["means"].shape[0]) for part in (self.frozen, self.params) if part)
+
+    def gaussians(self) -> dict[str, torch.Tensor]:
+        """Every Gaussian of the scene, frozen ones first (what is drawn and exported)."""
+        if not self.frozen:
+            return dict(self.params)
+        if not self.params:
+            return dict(self.frozen)
+        return {name: torch.cat([self.frozen[name], self.params[name]]) for name in PARAMS}
+
+    def _freeze(self) -> None:
+        self.frozen = {name: value.detach() for name, value in self.gaussians().items()}
+        self.params = {}
 
     # -- growing
     def new_gaussians(self, frame: Frame) -> dict[str, torch.Tensor]:
@@ -91,8 +117,8 @@ class GrowingScene:
     def _targets(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Frame]]:
         out = []
         for f in self.frames:
-            rgb = torch.as_tensor(f.rgb, device=self.device).float().div_(255.0)[None]
             mask = torch.as_tensor(f.inpaint, device=self.device)[None, ..., None].float()
+            rgb = torch.as_tensor(f.rgb, device=self.device).float().div_(255.0)[None] * mask  # the target, masked once
             viewmat = torch.as_tensor(f.cam_T_world, dtype=torch.float32, device=self.device)[None]
             K = torch.as_tensor(f.intrinsic, dtype=torch.float32, device=self.device)[None]
             out.append((rgb, mask, viewmat, K, f))
@@ -100,9 +126,9 @@ class GrowingScene:
 
     def train(self, iterations: int) -> dict[str, float]:
         """`iterations` steps over all frames (fresh Adam state, as the seed's tool does per call)."""
-        if iterations <= 0 or not self.params or not self.frames:
-            return {"iterations": 0}
-        optimizers = make_optimizers(self.params, self.s, self.extent, fused=self.device.type == "cuda")
+        if iterations <= 0 or not self.params or not self.params["means"].shape[0] or not self.frames:
+            return {"iterations": 0}  # nothing to train (gsplat's kernels are not launched on no Gaussians)
+        optimizers = list(make_optimizers(self.params, self.s, self.extent, fused=self.device.type == "cuda").values())
         targets = self._targets()
         order = torch.randint(len(targets), (iterations,), generator=self.generator).tolist()
         loss_sum = torch.zeros((), device=self.device)
@@ -110,13 +136,13 @@ class GrowingScene:
             rgb, mask, viewmat, K, frame = targets[view]
             degree = min(self.steps // self.s.sh_degree_interval, self.s.sh_degree)
             pred, _, _ = self._rasterize(viewmat, K, frame.width, frame.height, degree)
-            loss = image_loss(pred * mask, rgb * mask, self.s.ssim_lambda)
+            loss = image_loss(pred * mask, rgb, self.s.ssim_lambda)
             loss.backward()
-            for opt in optimizers.values():
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+            adam_steps(optimizers)
             loss_sum += loss.detach()
             self.steps += 1
+        if self.freeze_trained:
+            self._freeze()
         return {"iterations": iterations, "mean_loss": float(loss_sum) / iterations}
 
     # -- rendering
@@ -124,7 +150,7 @@ class GrowingScene:
                    mode: str = "RGB") -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         from gsplat import rasterization
 
-        p = self.params
+        p = self.gaussians()
         colors, alpha, info = rasterization(
             means=p["means"], quats=p["quats"], scales=torch.exp(p["scales"]), opacities=torch.sigmoid(p["opacities"]),
             colors=sh_coefficients(p, degree), viewmats=viewmats, Ks=Ks, width=width, height=height,
@@ -135,7 +161,7 @@ class GrowingScene:
     @torch.no_grad()
     def render(self, cam_T_world: np.ndarray, K: np.ndarray, width: int, height: int) -> Render:
         """RGB, expected depth and opacity of a view."""
-        if not self.params:
+        if not len(self):
             return Render(np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32),
                           np.zeros((height, width), np.float32))
         viewmat = torch.as_tensor(cam_T_world, dtype=torch.float32, device=self.device)[None]
@@ -146,8 +172,33 @@ class GrowingScene:
         return Render(out[0, ..., :3].clamp(0, 1).float().cpu().numpy(), depth.float().cpu().numpy(),
                       a.float().cpu().numpy())
 
+    @torch.no_grad()
+    def hole_ratios(self, cam_T_world: np.ndarray, K: np.ndarray, width: int, height: int) -> list[float]:
+        """Per pose of `cam_T_world` ((N, 4, 4)), the fraction of its pixels with less than `HOLE_ALPHA`
+        opacity, as `render(...).alpha` gives it: the poses drawn `CANDIDATES_PER_PASS` at a time (one
+        rasterisation of several cameras, opacity only) and read back once."""
+        if not len(self):
+            return [1.0] * len(cam_T_world)
+        from gsplat import rasterization
+
+        p = self.gaussians()
+        means, quats, scales = p["means"], p["quats"], torch.exp(p["scales"])
+        opacities = torch.sigmoid(p["opacities"])
+        ink = torch.zeros((len(means), 1), device=self.device)  # opacity needs no colour: one empty channel
+        Ks = torch.as_tensor(K, dtype=torch.float32, device=self.device)
+        ratios = []
+        for start in range(0, len(cam_T_world), CANDIDATES_PER_PASS):
+            viewmats = torch.as_tensor(np.asarray(cam_T_world[start:start + CANDIDATES_PER_PASS]), dtype=torch.float32,
+                                       device=self.device)
+            _, alpha, _ = rasterization(
+                means=means, quats=quats, scales=scales, opacities=opacities, colors=ink, viewmats=viewmats,
+                Ks=Ks[None].expand(len(viewmats), 3, 3), width=width, height=height, packed=self.s.packed,
+                rasterize_mode="antialiased" if self.s.antialiased else "classic")
+            ratios.append((alpha[..., 0].clamp(0, 1) < HOLE_ALPHA).float().mean(dim=(1, 2)))
+        return [float(r) for r in torch.cat(ratios).cpu()]
+
     def export(self) -> Splats:
-        p = {k: v.detach().float().cpu().numpy() for k, v in self.params.items()}
+        p = {k: v.detach().float().cpu().numpy() for k, v in self.gaussians().items()}
         return Splats(p["means"], p["scales"], p["quats"], p["opacities"], p["sh0"], p["shN"])
 
     def load(self, splats: Splats, frames: list[Frame]) -> None:
@@ -156,4 +207,7 @@ class GrowingScene:
                   "opacities": splats.opacities, "sh0": splats.sh0, "shN": splats.shN}
         self.params = {k: torch.nn.Parameter(torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32,
                                                              device=self.device)) for k, v in arrays.items()}
+        self.frozen = {}
         self.frames = list(frames)
+        if self.freeze_trained:  # the stage before trained them: they stay as they are
+            self._freeze()

@@ -4,7 +4,9 @@ Per attempt (up to `nFrames`): render the hole mask of every pose of the dense t
 (`nFrames x coarseDenseMultiplier` poses, each view `coarseMargin` pixels larger on every side), pick
 one with the selection policy, fill its holes with FluxFill, predict its depth, align that depth to
 the rendered one (affine + smooth connection), recompute the masks, add the new Gaussians and train
-`coarseIterations` steps. The inpainter, the depth model and the scene live in this one Pod.
+`coarseIterations` steps (the new view's Gaussians only, as the lab's `GS_Train_Tool`: the scene's
+earlier Gaussians stay as their own training left them). The inpainter, the depth model and the scene
+live in this one Pod.
 
 Writes, under `{sample}/coarse/`: `scene.ply`, `frames.npz` (with the added views),
 `coarse_summary.json` (the seed's `[COARSE] Summary`, and `[COARSE][DIAG]` when selection stopped)
@@ -82,8 +84,7 @@ def expand(scene: GrowingScene, poses: np.ndarray, view: View, policy: Policy, a
     selected: list[int] = []
     views: list[np.ndarray] = []
     for attempt in range(attempts):
-        ratios = [float((scene.render(pose, view.K, view.width, view.height).alpha < HOLE_ALPHA).mean())
-                  for pose in poses]
+        ratios = scene.hole_ratios(poses, view.K, view.width, view.height)
         choice = select_next(ratios, selected, policy)
         if choice.index is None:
             assert choice.diagnosis is not None
@@ -128,7 +129,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
 
         s, c, t = self.settings, self.settings.coarse, self.settings.trajectory
         frames = read_frames(sample, "gaussians")
-        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt), freeze_trained=True)
         scene.load(read_splats(sample, "gaussians"), frames)
         reference = next((f for f in frames if f.name == "outpaint"), frames[0])
         K, width, height = view_geometry(reference, c.coarse_margin)

@@ -13,7 +13,7 @@ import numpy as np
 from genfab.api.pipelines.vistadream import VistaGaussiansSettings
 from genfab.stages.common.imaging import encode_png, psnr, to_uint8
 from genfab.stages.models.cuda import require_cuda
-from genfab.stages.runtime import Sample, Stage, StageContext
+from genfab.stages.runtime import Sample, SampleError, Stage, StageContext
 from genfab.stages.scene.growing import scene_scale
 from genfab.stages.scene.io import read_frames, stage_prefix, write_scene
 
@@ -34,8 +34,11 @@ class InitStage(Stage[VistaGaussiansSettings]):
 
         frames = read_frames(sample, "depth")
         started = time.perf_counter()
-        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt), freeze_trained=True)
         added = {frame.name: scene.add_frame(frame) for frame in frames}
+        if not len(scene):
+            raise SampleError("NoGaussians", f"no pixel of {', '.join(added)} has a confident depth off its edges "
+                                             "(inpaint_wo_edge is empty): the depth model saw no surface to start from")
         stats = scene.train(self.settings.init_iterations)
         seconds = time.perf_counter() - started
         prefix = stage_prefix(sample.id, self.name)

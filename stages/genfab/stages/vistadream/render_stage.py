@@ -54,7 +54,7 @@ class RenderStage(Stage[RenderSettings]):
         started = time.perf_counter()
         frames = read_frames(sample, self.upstream)
         splats = read_splats(sample, self.upstream)
-        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt))
+        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt), freeze_trained=True)
         scene.load(splats, frames)
         camera = frames[0]
         extent = scene_extent(camera.dpt, camera.intrinsic, t.traj_max_percentage)
