@@ -32,12 +32,14 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "operator_scale.py": (["--n", "5", "--workers", "2", "--floor"], "|"),
     "streaming.py": (["--samples", "8", "--shard-size", "2", "--parallelism", "2", "--seconds", "0.05,0.05,0.05"],
                      "streaming / barrier"),
+    "worker_records.py": (["--shards", "1000"], "| before / now |"),
 }
 """Script -> (its smallest arguments, `{tmp}` the test's folder; a piece of its table that a finished run
 prints)."""
 
 GPU_ONLY = {"gaussians.py", "gaussians_simple_trainer.py", "gaussians_profile.py", "gaussians_schedule.py",
-            "vistadream.py", "vistadream_e2e.py", "vistadream_lab.py", "worldexplorer.py", "worldexplorer_stages.py",
+            "vistadream.py", "vistadream_coarse.py", "vistadream_e2e.py", "vistadream_lab.py", "worldexplorer.py",
+            "worldexplorer_stages.py",
             "flux_blocks.py", "research_adapters.py", "seva_speed.py", "compile_cache.py", "gpu_busy.py",
             "operator_floor.py"}
 """Scripts that need CUDA (or, operator_floor.py, run only by operator_scale.py --floor, smoked above)."""

@@ -11,8 +11,8 @@ import yaml
 
 from tests.helpers import ROOT
 
-MODULES = "tests.toy_pipeline.pipeline,tests.toy_pipeline.chain"
-BLOCKS = {"checksums": "checksums", "checksum-chain": "chain"}
+MODULES = "tests.toy_pipeline.pipeline,tests.toy_pipeline.chain,tests.toy_pipeline.shared"
+BLOCKS = {"checksums": "checksums", "checksum-chain": "chain", "checksum-shared": "shared"}
 """Each toy pipeline's spec block (one per pipeline)."""
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GENFAB_PIPELINES": MODULES}
 """`genfab run`'s environment for the toy pipelines."""

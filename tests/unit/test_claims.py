@@ -7,10 +7,21 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE, StreamSource
 from genfab.contract.names import input_key
 from genfab.inventory import ShardReport, read_report, write_report
-from genfab.inventory.workers import WAIT, read_input, read_worker, take_shard, write_input
+from genfab.inventory.workers import (
+    WAIT,
+    WorkerRecord,
+    finished_shards,
+    read_cursor,
+    read_input,
+    read_worker,
+    take_shard,
+    write_input,
+)
 from genfab.stages.runtime.claims import ClaimFeed
 from genfab.stages.runtime.feed import Assignment
 from genfab.storage import open_storage
@@ -49,9 +60,30 @@ def test_a_worker_runs_its_shards_and_its_record_says_which_ended_how(tmp_path: 
     first.done(Assignment(2), EXIT_OK)
     for assignment in a:
         first.done(assignment, EXIT_BAD_INPUT if assignment.index == 3 else EXIT_OK)
-    record = read_worker(open_storage(f"file://{tmp_path}"), "stage", HASH, 0, 5)
-    assert record is not None and record.finished and record.ranges() == (((0, 0), (2, 2), (4, 4)), ((3, 3),))
+    run = open_storage(f"file://{tmp_path}")
+    record, other = read_worker(run, "stage", HASH, 0, 5), read_worker(run, "stage", HASH, 1, 5)
+    assert record is not None and record.finished and record.ranges() == ((), ((3, 3),))  # failed ones only
+    assert other is not None and other.current == 1
+    # what the operator counts: every shard the cursor handed out, less the running and the failed ones
+    assert read_cursor(run, "stage", HASH, 5) == 5
+    assert finished_shards(5, [record, other], 5) == (((0, 0), (2, 2), (4, 4)), ((3, 3),))
     assert first.continues_after(EXIT_BAD_INPUT) and not first.continues_after(EXIT_RETRYABLE)
+
+
+@pytest.mark.parametrize(("taken", "records", "done", "failed"), [
+    (0, [], (), ()),
+    (4, [], ((0, 3),), ()),  # every worker between shards
+    (5, [(3, "", "2"), (4, "", "")], ((0, 1),), ((2, 2),)),  # two running, one failed for good
+    (5, [(1, "", "")], ((0, 0), (2, 4)), ()),  # a worker still on an early shard: a hole
+    (9, [(None, "", "")], ((0, 4),), ()),  # the cursor is never past the stage's shards
+    (3, [(None, "0-2,7", "")], ((0, 2),), ()),  # a record written before: its finished shards still count
+    (2, [(None, "0-2,7", "2")], ((0, 1),), ((2, 2),)),
+])
+def test_a_worker_jobs_finished_shards_are_the_cursors_less_the_running_and_failed_ones(
+        taken: int, records: list[tuple[int | None, str, str]], done: tuple[tuple[int, int], ...],
+        failed: tuple[tuple[int, int], ...]) -> None:
+    made = [WorkerRecord(w, 5, current=current, done=ok, failed=bad) for w, (current, ok, bad) in enumerate(records)]
+    assert finished_shards(taken, made, 5) == (done, failed)
 
 
 def test_a_restarted_worker_runs_its_shard_again_and_gives_it_up_after_its_retries(tmp_path: Path) -> None:

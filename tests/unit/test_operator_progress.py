@@ -3,6 +3,7 @@ number per reconcile, going on where the last reconcile (or the last operator pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,15 +131,19 @@ def test_running_shards_are_read_for_their_live_count_at_most_every_progress_sec
     assert run.reads == before + 2
 
 
-def worker_job(tmp: Path, workers: int, records: dict[int, dict[str, Any]], done: bool = False
-               ) -> tuple[Any, Any, dict[str, Any], Counting]:
-    """A worker Job of `workers` Pods over the stage's SHARDS shards, with its workers' records."""
+def worker_job(tmp: Path, workers: int, records: dict[int, dict[str, Any]], done: bool = False,
+               taken: int | None = None) -> tuple[Any, Any, dict[str, Any], Counting]:
+    """A worker Job of `workers` Pods over the stage's SHARDS shards, with its workers' records and its
+    cursor (`taken`: the shards handed out)."""
+    from genfab.contract.names import cursor_key
     from genfab.inventory.workers import WorkerRecord, write_worker
 
     r, p, job, run = big_job(tmp, "", done=done)
     stage = p.stage("scaffold")
     for w, fields in records.items():
         write_worker(run, "scaffold", stage.config_hash, WorkerRecord(w, SHARDS, **fields))
+    if taken is not None:
+        run.write_bytes(cursor_key("scaffold", stage.config_hash), json.dumps({"next": taken}).encode())
     job["spec"] = {"completions": workers}
     job["metadata"]["annotations"]["genfab.dev/shards"] = str(SHARDS)
     job["status"] = {"completedIndexes": "0-1" if done else None,
@@ -152,20 +157,37 @@ def running_pod(index: int) -> dict[str, Any]:
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
-def test_a_worker_jobs_shards_come_from_its_workers_records_one_read_per_worker(tmp_path: Path) -> None:
-    r, p, job, run = worker_job(tmp_path, 2, {0: {"done": "0-499", "current": 1000 - 1},
-                                              1: {"done": "500-797", "failed": "798", "current": 799}})
+def test_a_worker_jobs_shards_come_from_its_cursor_and_records_one_read_per_worker(tmp_path: Path) -> None:
+    r, p, job, run = worker_job(tmp_path, 2, {0: {"current": 799}, 1: {"failed": "798", "current": 800}}, taken=801)
     reader = ProgressReader(progress_seconds=10, reports_per_reconcile=1000)
     pods = {job["metadata"]["name"]: [running_pod(0), running_pod(1)]}
     reading = reader.read(KEY, p, [job], pods, None, lambda: run)
     progress = reading.progress["scaffold"]
     assert progress.shards == (798, 1) and progress.succeeded == 799 + 2  # finished and running shards' reports
-    assert run.reads == 2 + 799 + 2  # the records, the finished shards' reports, the running shards'
+    assert run.reads == 1 + 2 + 799 + 2  # the cursor, the records, the finished shards' reports, the running
     obs = decide(p, r.spec, Observed(jobs=[job], progress=reading.progress), None, NOW).observations[0]
     assert (obs.state, obs.shards_total, obs.shards_succeeded, obs.shards_failed) == ("running", SHARDS, 798, 1)
     before = run.reads
     reader.read(KEY, p, [job], pods, None, lambda: run)
     assert run.reads == before  # nothing again before progressSeconds
+
+
+def test_a_shard_the_cursor_handed_out_counts_once_its_report_is_final(tmp_path: Path) -> None:
+    """The cursor moves an instant before the taker's record names its shard: a reconcile reading in
+    between finds that shard's report still running (or none) and leaves it, without asking to reconcile
+    again at once; the next pass counts it when its report is final."""
+    _, p, job, run = worker_job(tmp_path, 1, {0: {}}, taken=3)
+    stage = p.stage("scaffold")
+    write_report(run, ShardReport("scaffold", stage.config_hash, 2, SHARDS, state="running", succeeded=["x"]))
+    now = [0.0]
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=1000, clock=lambda: now[0])
+    reading = reader.read(KEY, p, [job], {}, None, lambda: run)
+    assert reading.progress["scaffold"].shards == (3, 0)  # the cursor's: shards 0-2 handed out, none running
+    assert reading.progress["scaffold"].succeeded == 2 and not reading.more  # shard 2's report is not final
+    write_report(run, ShardReport("scaffold", stage.config_hash, 2, SHARDS, state="succeeded", succeeded=["x", "y"]))
+    now[0] = 11.0
+    reading = reader.read(KEY, p, [job], {}, None, lambda: run)
+    assert reading.progress["scaffold"].succeeded == 4 and reading.progress["scaffold"].tally.indexes == "0-2"  # type: ignore[union-attr]
 
 
 def test_a_completed_worker_job_ran_every_shard_its_records_do_not_name_failed(tmp_path: Path) -> None:

@@ -198,6 +198,22 @@ Drafts = Callable[[DraftRequest], PipelineDrafts]
 
 
 @dataclass(frozen=True)
+class SharedWorker:
+    """Stages of a pipeline that load the same models and may run in one warm worker, which loads each of
+    them once (vistadream's outpaint and coarse both load the FLUX fill; depth and coarse the depth
+    model). `holder` loads every shared model itself, so the group needs no more GPU memory than the
+    holder alone: wherever the holder runs, the group fits. The plan decides (`genfab.planner.sharing`)."""
+
+    stages: tuple[str, ...]
+    holder: str
+    models: str
+    """What the members share, for `genfab plan` (`the FLUX fill (outpaint, coarse) and ...`)."""
+    differs: Callable[[Mapping[str, Mapping[str, Any]]], str | None] | None = None
+    """Given each member's stage config, why their models are not the same ones (nothing to share: they
+    run apart), or None."""
+
+
+@dataclass(frozen=True)
 class Pipeline:
     name: str
     """Unique over all kinds (`relighting`, `tuning-difix`); the stage config's `pipeline`."""
@@ -219,6 +235,8 @@ class Pipeline:
     seed_notes: Callable[[Any], list[str]] | None = None
     """Where the block, through defaults it leaves unset, runs other than the lab's document says: one
     line each (what runs, what the seed runs, and why), printed by `genfab validate`."""
+    shared_workers: tuple[SharedWorker, ...] = ()
+    """Stages that may share one warm worker (their models loaded once for all of them)."""
     execution: Callable[[Any], str | None] | None = None
     """For a pipeline whose output folder the executor chooses once (reference-object's
     `executionMode` new/last): the block -> the choice to make (`new`, `last`), or None when the

@@ -19,6 +19,7 @@ from rich.table import Table
 from genfab.api import Resource
 from genfab.api.argocd import render_argocd
 from genfab.api.crd import render_crds
+from genfab.api.pipeline import pipelines
 from genfab.api.reasons import troubleshooting_page
 from genfab.api.reference import render_reference
 from genfab.api.stage_docs import stage_docs
@@ -155,6 +156,18 @@ def _plan_table(p: Plan, since: Plan | None = None, parallelism: int | None = No
     return table
 
 
+def shared_worker_lines(p: Plan) -> list[str]:
+    """One line per group of stages that share a warm worker (`PlannedStage.shares_worker`)."""
+    declared = {d.stages: d for d in pipelines()[p.pipeline].shared_workers} if p.pipeline in pipelines() else {}
+    groups = list(dict.fromkeys(s.shares_worker for s in p.stages if s.shares_worker))
+    lines = []
+    for group in groups:
+        what = next((d.models for members, d in declared.items() if set(group) <= set(members)), "their models")
+        lines.append(f"shared worker: {', '.join(group)} run in one warm worker that loads {what} once "
+                     "(`genfab run`; a cluster runs each of them as its own worker Job)")
+    return lines
+
+
 def _pods(stage: PlannedStage, parallelism: int | None) -> str:
     """The stage's Pods in a cluster: one per shard, or `N warm` workers taking shard after shard."""
     if stage.shards is None:
@@ -192,7 +205,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     image family (`(streams)`: it starts on its upstream's shards as they finish, locally and in a cluster), whether
     each stage runs or reuses its outputs, samples, shards, Pods (`N warm`: that
     many warm workers take the shards one after another, at `parallelism` below the shards), GPUs, memory,
-    config hash and output layout.
+    config hash and output layout; then which stages share one warm worker (`shared worker: ...`: stages
+    that load the same models, run in one process by `genfab run`).
 
     With --since (the resource as it was, e.g. the file at the last commit) it says per stage whether
     its committed samples are reused (same hash) or made again and why: `config`, `upstream`, `model`
@@ -248,6 +262,8 @@ def plan_cmd(file: Path, as_json: bool, input_samples: int | None, since: Path |
     console.print(_plan_table(result, before, loaded.resource.spec.parallelism))
     if models_note:
         console.print(models_note, highlight=False, markup=False)
+    for line in shared_worker_lines(result):
+        console.print(line, highlight=False, markup=False)
     if any(not s.run for s in result.stages):
         console.print("Skipped: not selected (onlyStages, --only): its committed outputs are reused, as `genfab run` "
                       "and the status say", highlight=False, markup=False)

@@ -35,6 +35,16 @@ STOP_GRACE_SECONDS = 10.0
 """How long a stopped shard gets to end after SIGTERM before SIGKILL (like a Pod's grace period)."""
 
 
+SHARED_WORKER = "--shared-worker"
+"""The runtime's argument for a shared worker (genfab.stages.runtime.shared)."""
+
+
+def _work_left(run: StageRun) -> bool:
+    """The stage has shards to start now or later (it waits for its upstream, or runs)."""
+    return run.state in ("waiting", "pending") or (run.state == "running" and any(s.process is None and not s.done
+                                                                      for s in run.shards))
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (a local process group's rendezvous)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -78,9 +88,11 @@ class ShardProcesses:
                     break
                 if shard.process is not None or shard.done or not self.input_ready(run, shard):
                     continue
-                idle = next((w for w in self.warm if w.run is run and w.shard is None and not w.closing), None)
+                idle = next((w for w in self.warm if w.serves(run) and w.shard is None and not w.closing), None)
                 if idle is not None:
-                    self._give(idle, shard)
+                    self._give(idle, run, shard)
+                elif run.stage.shares_worker and self._group_workers(run) >= (self.parallelism or 1):
+                    break  # its shared worker takes it once it is free: one process holds the group's models
                 elif self.running() < self.workers:
                     self._spawn(run, shard)
                 else:
@@ -99,20 +111,26 @@ class ShardProcesses:
                 return False
         return True
 
+    def _group_workers(self, run: StageRun) -> int:
+        """Shared workers alive for `run`'s group."""
+        return sum(w.serves(run) and not w.closing for w in self.warm)
+
     def _close_idle(self) -> None:
         """Idle workers whose stage has no shard left to start end (their slot goes to another stage). One
-        whose stage waits for its upstream's next shard stays, warm, unless a slot is wanted (`_free_slot`)."""
+        whose stage waits for its upstream's next shard stays, warm, unless a slot is wanted (`_free_slot`);
+        a shared worker stays while any of its stages has shards to come."""
         for worker in self.warm:
-            run = worker.run
-            if worker.shard is None and not worker.closing and (
-                    run.state != "running" or not any(s.process is None and not s.done for s in run.shards)):
+            if worker.shard is not None or worker.closing:
+                continue
+            runs = [self.stages[name] for name in worker.group if name in self.stages] or [worker.run]
+            if not any(_work_left(run) for run in runs):
                 worker.close()
 
     def _free_slot(self, wanting: StageRun) -> None:
         """`wanting` has a shard to start and no slot: an idle worker of another stage that waits for its
         input ends (it would otherwise hold the slot its own upstream needs)."""
         for worker in self.warm:
-            if worker.run is not wanting and worker.shard is None and not worker.closing:
+            if not worker.serves(wanting) and worker.shard is None and not worker.closing:
                 worker.close()
                 return
 
@@ -122,21 +140,26 @@ class ShardProcesses:
         env = self._env(run, shard)
         self.log_path(run, shard).parent.mkdir(parents=True, exist_ok=True)
         if run.stage.warm:
-            worker = Worker.start(run, self.command(run.stage), env, self.log_path(run, shard))
+            command, group = self.command(run.stage), run.stage.shares_worker
+            if group:  # `python -m genfab.stages --shared-worker`: the stage comes with each shard
+                command = [*command[:-1], SHARED_WORKER]
+            worker = Worker.start(run, command, env, self.log_path(run, shard), group)
             self.warm.append(worker)
-            self._give(worker, shard)
+            self._give(worker, run, shard)
             return
         self._attempt(run, shard)
         with self.log_path(run, shard).open("ab") as log:
             shard.process = subprocess.Popen(self.command(run.stage), env=env, stdout=log, stderr=subprocess.STDOUT)
 
-    def _give(self, worker: Worker, shard: Shard) -> None:
-        self._attempt(worker.run, shard)
+    def _give(self, worker: Worker, run: StageRun, shard: Shard) -> None:
+        self._attempt(run, shard)
         shard.process = worker.process
-        worker.give(shard, self.log_path(worker.run, shard), self.termination_path(worker.run, shard))
+        own = {k: v for k, v in self._env(run, shard).items() if self.environ.get(k) != v} if worker.group else {}
+        worker.give(run, shard, self.log_path(run, shard), self.termination_path(run, shard), own)
 
     def _attempt(self, run: StageRun, shard: Shard) -> None:
         """A new attempt of `shard` starts now: counted, marked in its log, its last termination message gone."""
+        self.log_path(run, shard).parent.mkdir(parents=True, exist_ok=True)  # a shared worker's next stage's
         self.termination_path(run, shard).unlink(missing_ok=True)  # says why this attempt ended, or nothing
         shard.attempts += 1
         shard.started_at, shard.stopping, shard.kill_at = time.time(), "", None

@@ -7,7 +7,11 @@ A worker gets a shard as one JSON line on its stdin and answers `{"index": i, "e
 of its own; a shard that does not succeed ends its worker (the process's state is not trusted after a
 crash), and a worker that dies mid-shard ends that shard's attempt with the process's exit code, as a
 shard process's death did. A worker whose stage has no shard left to start is told so (its stdin
-closed) and exits."""
+closed) and exits.
+
+A shared worker (`PlannedStage.shares_worker`: stages that load the same models) is one such process for
+several stages: each line also names the shard's stage and carries that stage's own environment, and it
+answers with the stage (genfab.stages.runtime.shared)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ MAX_RESULT_LINE = 4096
 @dataclass
 class Worker:
     run: StageRun
+    """The stage of the shard it runs now, or of its last one (a shared worker serves several)."""
     process: subprocess.Popen[bytes]
     results: int
     """The read end of the worker's results pipe (non-blocking)."""
@@ -39,10 +44,16 @@ class Worker:
     closing: bool = False
     """Told there is no more work (stdin closed): it is ending."""
     pending: bytes = b""
+    group: tuple[str, ...] = ()
+    """A shared worker's stages (`PlannedStage.shares_worker`); empty: its one stage's worker."""
+
+    def serves(self, run: StageRun) -> bool:
+        return run.stage.name in self.group if self.group else run is self.run
 
     @classmethod
-    def start(cls, run: StageRun, command: list[str], env: Mapping[str, str], log: Path) -> Worker:
-        """A worker whose output goes to `log` until its first shard names its own."""
+    def start(cls, run: StageRun, command: list[str], env: Mapping[str, str], log: Path,
+              group: tuple[str, ...] = ()) -> Worker:
+        """A worker whose output goes to `log` until its first shard names its own (`group`: a shared one)."""
         read, write = os.pipe()
         try:
             with log.open("ab") as out:
@@ -54,19 +65,24 @@ class Worker:
         finally:
             os.close(write)
         os.set_blocking(read, False)
-        return cls(run, process, read)
+        return cls(run, process, read, group=group)
 
-    def give(self, shard: Shard, log: Path, termination: Path) -> None:
-        """Hand it `shard` (its stdin); a worker that died meanwhile is found by `reap`, with the shard."""
-        self.shard = shard
-        line = json.dumps({"index": shard.index, "log": str(log), "termination": str(termination)}) + "\n"
+    def give(self, run: StageRun, shard: Shard, log: Path, termination: Path, env: Mapping[str, str]) -> None:
+        """Hand it `shard` of `run` (its stdin; a shared worker also gets the stage and its environment
+        `env`); a worker that died meanwhile is found by `reap`, with the shard."""
+        self.run, self.shard = run, shard
+        doc: dict[str, object] = {"index": shard.index, "log": str(log), "termination": str(termination)}
+        if self.group:
+            doc.update(stage=run.stage.name, env=dict(env))
+        line = json.dumps(doc) + "\n"
         assert self.process.stdin is not None
         with contextlib.suppress(OSError):  # a broken pipe: it died, which `reap` finds
             self.process.stdin.write(line.encode())
             self.process.stdin.flush()
 
     def finished(self) -> list[tuple[int, int]]:
-        """(shard index, exit code) of each shard it said ended since the last call."""
+        """(shard index, exit code) of each shard it said ended since the last call (a shared worker's of
+        the stage it runs now: it runs one shard at a time)."""
         while True:
             try:
                 chunk = os.read(self.results, 65536)

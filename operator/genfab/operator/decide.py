@@ -84,8 +84,8 @@ class Progress:
     worker_shards: Mapping[int, int] = field(default_factory=dict)
     """A worker Job's running workers' shards, by worker index (its Pods' index)."""
     finished: indexes.Ranges = ()
-    """Shards that ended (done, or failed for good) as the Job's status or its workers' records say: what a
-    stage streaming from this one may take (genfab.operator.streams)."""
+    """Shards that ended (done, or failed for good) as the Job's status says, or, for a worker Job, whose
+    final reports are read: what a stage streaming from this one may take (genfab.operator.streams)."""
 
     @property
     def unreadable(self) -> int:

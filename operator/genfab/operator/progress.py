@@ -1,8 +1,9 @@
 """A stage's progress from its shard reports, at a cost per reconcile that does not grow with its shards.
 
 - Finished shards (the Job's `completedIndexes` and `failedIndexes`; every index once the whole Job
-  failed; for a worker Job, whose indexes are warm workers, the ranges its workers' records name, read
-  one per worker every `progressSeconds` and once after it finished) are read once each, by key, and
+  failed; for a worker Job, whose indexes are warm workers, the shards its cursor handed out less those its
+  workers' records name as running or failed (`finished_shards`), the cursor and the records read one per
+  worker every `progressSeconds` and once after it finished) are read once each, by key, and
   folded into the stage's `ShardTally` (genfab.status.tally), which lives here and in the resource's
   status: an operator that restarts goes on from the status. A reconcile reads at most
   `ReadBounds.reports` of them, lowest index first, and leaves the last part of its storage budget to the
@@ -28,7 +29,7 @@ from typing import Any
 from genfab.api.status import ResourceStatus, ShardTally
 from genfab.contract import indexes
 from genfab.inventory import ShardReport, read_report
-from genfab.inventory.workers import WorkerRecord, read_worker
+from genfab.inventory.workers import WorkerRecord, finished_shards, read_cursor, read_worker
 from genfab.operator.builders import child_name
 from genfab.operator.cache import Key
 from genfab.operator.decide import Progress
@@ -54,6 +55,8 @@ class _Stage:
     """A worker Job's workers' records as last read, by worker index."""
     records_read: float = float("-inf")
     """When the last whole pass over them ended (monotonic seconds)."""
+    taken: int = 0
+    """A worker Job's shards its cursor had handed out when the last pass over the records began."""
     records_final: bool = False
     """A whole pass over the records began after the Job finished: no worker writes them any more."""
     pass_at: int = 0
@@ -127,9 +130,14 @@ class ProgressReader:
             left: indexes.Ranges = ()
             if todo:
                 run = run or open_run()
-                state.tally, left = self._fold(run, stage, state.tally, todo, completed, view.shards, budget)
-                out.more = out.more or bool(left)
-                out.finished_read += indexes.count(todo) - indexes.count(left)
+                # a running worker Job's finished shards come from its cursor, which a worker moves an instant
+                # before its record names the shard: a shard whose report is not final yet is not folded now
+                only_final = bool(view.workers) and not view.finished
+                state.tally, left, waiting = self._fold(run, stage, state.tally, todo, completed, view.shards,
+                                                        budget, only_final)
+                out.more = out.more or bool(left)  # not for `waiting`: their workers' next records say more
+                out.finished_read += indexes.count(todo) - indexes.count(left) - indexes.count(waiting)
+                left = indexes.union(left, waiting)
             live = [i for i in self._live(state, view, pods.get(view.name, ()))
                     if not indexes.contains(finished, i)]
             if self._running_due(state, view.finished) and live:
@@ -140,6 +148,8 @@ class ProgressReader:
                 out.running_read += budget.reads - reads
             state.running = {i: r for i, r in state.running.items() if i in live}
             shards = (indexes.count(completed), indexes.count(failed_shards)) if view.workers else None
+            if view.workers:  # what a stage streaming from it may take: the shards whose final report is read
+                finished = tally.read_indexes(state.tally)
             out.progress[stage.name] = _progress(state, complete=not left, shards=shards, finished=finished)
         return out
 
@@ -154,6 +164,8 @@ class ProgressReader:
                 return False
             state.pass_after_finish = view.finished
         with contextlib.suppress(Stop):
+            if not state.pass_at:  # before the records: every shard it counts was taken before they were read
+                state.taken = budget.spend(partial(read_cursor, run, stage.name, stage.config_hash, view.shards))
             while state.pass_at < view.workers:
                 record = budget.spend(partial(read_worker, run, stage.name, stage.config_hash, state.pass_at,
                                               view.shards))
@@ -179,15 +191,22 @@ class ProgressReader:
         return not finished and self.clock() - state.running_read >= self.progress_seconds
 
     def _fold(self, run: Storage, stage: PlannedStage, current: ShardTally, todo: indexes.Ranges,
-              completed: indexes.Ranges, shards: int, budget: _Budget) -> tuple[ShardTally, indexes.Ranges]:
-        """Read and fold finished shards, lowest first, while the reconcile has room; the ones left
-        (`completed`: the indexes whose Pods exited 0, which must have left a final report)."""
+              completed: indexes.Ranges, shards: int, budget: _Budget, only_final: bool = False
+              ) -> tuple[ShardTally, indexes.Ranges, indexes.Ranges]:
+        """Read and fold finished shards, lowest first, while the reconcile has room: the tally, the ones
+        not read, and (`only_final`) the ones read whose report is not final yet, not counted (`completed`:
+        the indexes whose Pods exited 0, which must have left a final report)."""
         read: dict[int, ShardReport | None] = {}
         with contextlib.suppress(Stop):
             for index in indexes.first(todo, budget.reports_left):
                 read[index] = budget.read(run, stage, index, shards)
         budget.reports_left -= len(read)
-        return tally.fold(current, read, stage.shard_capacity, completed), indexes.difference(todo, indexes.of(read))
+        unread = indexes.difference(todo, indexes.of(read))
+        waiting: indexes.Ranges = ()
+        if only_final:
+            waiting = indexes.of(i for i, r in read.items() if r is None or (not r.corrupt and r.state == "running"))
+            read = {i: r for i, r in read.items() if not indexes.contains(waiting, i)}
+        return tally.fold(current, read, stage.shard_capacity, completed), unread, waiting
 
     def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
                       ) -> dict[int, ShardReport]:
@@ -203,11 +222,7 @@ class ProgressReader:
 def _worker_shards(state: _Stage, view: JobView) -> tuple[indexes.Ranges, indexes.Ranges, indexes.Ranges]:
     """A worker Job's (completed, finished, failed) shards as its workers' records say. A Job that
     completed ran every shard: each one no record names failed must have left its final report."""
-    done: indexes.Ranges = ()
-    failed: indexes.Ranges = ()
-    for record in state.records.values():
-        ok, bad = record.ranges()
-        done, failed = indexes.union(done, ok), indexes.union(failed, bad)
+    done, failed = finished_shards(state.taken, state.records.values(), view.shards)
     every = ((0, view.shards - 1),) if view.shards else ()
     if view.complete and not view.failed and state.records_final:
         return indexes.difference(every, failed), every, failed

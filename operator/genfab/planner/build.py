@@ -20,6 +20,7 @@ from genfab.contract import layout_dir, shard_count
 from genfab.contract.paths import join_uri
 from genfab.planner.hashing import config_hash, hash_parts
 from genfab.planner.model import ENDPOINT, UNREAD, Plan, PlannedStage, Resources
+from genfab.planner.sharing import with_shared_workers
 from genfab.planner.streaming import stream_source
 
 CUSTOM_DEFAULTS = StageDecl("custom", family="cv", description="custom stage", settings=GenfabModel, gpus=1, cpu="4",
@@ -226,6 +227,7 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
     by_name = {s.name: s for s in stages}
     stages = [replace(s, streams_from=(up,)) if (up := stream_source(s, None if s.name in customs else catalog.get(
         s.name), by_name)) else s for s in stages]
+    stages = with_shared_workers(stages, pipeline.shared_workers)
     return Plan(
         kind=resource.kind, name=resource.metadata.name, namespace=resource.metadata.namespace,
         pipeline=pipeline.name, output_uri=pd.output_uri, stages=tuple(stages), external_refs=pd.external_refs,

@@ -81,6 +81,9 @@ class PlannedStage:
     streams_from: tuple[str, ...] = ()
     """The upstream stage whose shards it takes as they finish (`genfab.planner.streaming`): its shard j
     holds what the upstream's shard j committed. Empty: it starts once its upstream stages finished."""
+    shares_worker: tuple[str, ...] = ()
+    """The stages (this one among them) whose shards one warm worker runs, loading their common models once
+    (`genfab.planner.sharing`); empty: a worker of its own."""
 
     @property
     def shard_capacity(self) -> int | None:

@@ -6,9 +6,15 @@ worker Pods and read by the operator.
   conditional writes, a lock on a file system); the loser of a race reads it again. Shards are taken in
   index order, so the finished ones stay a few ranges however many there are.
 - **One record per worker** (`worker-00003.json`, `WorkerRecord`): the shard it runs now and which try of
-  it that is, and the shards it finished (done, or failed for good) as ranges. Its worker writes it when
-  it takes a shard and when one ends; the operator reads at most one per worker per progress period, so
-  what it reads follows the Job's workers, not the stage's shards.
+  it that is, and the shards it failed for good, as ranges. Its worker writes it when it takes a shard and
+  when one ends; the operator reads at most one per worker per progress period, and the cursor with them,
+  so what it reads follows the Job's workers, not the stage's shards. The shards a stage's workers
+  finished are those the cursor handed out that no record names as running or failed
+  (`finished_shards`): a few ranges, one hole per worker. (A record that listed the shards its worker
+  finished grew with them: workers take shards in turn, so each one's were every W-th index, 15 KB of
+  ranges at 10,000 shards and 4 workers, past the record's bound at about 170,000, rewritten after every
+  shard and parsed by every reconcile: benchmarks/worker_records.py. Records written that way are still
+  read.)
 
 - **A streaming stage's input** (`input.json`, `{"ready": k}`): its shards below k have their input
   committed (the upstream's shards of those indexes ended, done or failed for good). The operator writes
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -46,7 +52,8 @@ class WorkerRecord:
     attempt: int = 0
     """Which try of `current` this is (1: the first); a stop (preemption, a deleted Pod) is not a try."""
     done: str = ""
-    """Shards it finished with their final report written (`"0-4,9"`)."""
+    """Shards it finished (`"0-4,9"`): what records written before `finished_shards` listed; no longer
+    written (a worker's finished shards are the cursor's, less the running and failed ones)."""
     failed: str = ""
     """Shards it gave up on: bad input, or every try ended its process."""
     finished: bool = False
@@ -54,9 +61,9 @@ class WorkerRecord:
     updated_at: float = field(default_factory=time.time)
 
     def add(self, index: int, failed: bool = False) -> None:
-        """`index` ended (done, or failed for good): it is no longer `current`."""
-        which = "failed" if failed else "done"
-        setattr(self, which, indexes.text(indexes.union(indexes.parse(getattr(self, which)), ((index, index),))))
+        """`index` ended (done, or failed for good): it is no longer `current`; a failed one is kept."""
+        if failed:
+            self.failed = indexes.text(indexes.union(indexes.parse(self.failed), ((index, index),)))
         if self.current == index:
             self.current, self.attempt = None, 0
 
@@ -101,6 +108,33 @@ def read_worker(run: Storage, stage: str, config_hash: str, worker: int, shards:
     return record
 
 
+def read_cursor(run: Storage, stage: str, config_hash: str, shards: int) -> int:
+    """How many of the stage's shards its workers have taken (the cursor's `next`, within the stage; 0 with
+    no cursor yet, or one genfab did not write)."""
+    return _read_count(run, cursor_key(stage, config_hash), "next", "shard cursor", shards)
+
+
+def finished_shards(taken: int, records: Iterable[WorkerRecord], shards: int
+                    ) -> tuple[indexes.Ranges, indexes.Ranges]:
+    """(done, failed) shards of a worker Job: the `taken` first shards less those a record names as its
+    current one or failed, and the failed ones (what records written before this listed as done is
+    added). O(workers), whatever the shards: workers take them in index order. A shard taken an instant
+    before its worker's record names it may be counted done early: its report, still running or not
+    there, says it is not (the progress reader folds only final reports while the Job runs)."""
+    running: indexes.Ranges = ()
+    failed: indexes.Ranges = ()
+    listed: indexes.Ranges = ()
+    for record in records:
+        ok, bad = record.ranges()
+        failed, listed = indexes.union(failed, bad), indexes.union(listed, ok)
+        if record.current is not None:
+            running = indexes.union(running, ((record.current, record.current),))
+    handed = ((0, min(taken, shards) - 1),) if taken > 0 else ()
+    done = indexes.union(indexes.difference(indexes.difference(handed, running), failed),
+                         indexes.difference(listed, failed))
+    return done, failed
+
+
 MAX_INPUT_BYTES = 4096
 
 
@@ -111,9 +145,13 @@ def write_input(run: Storage, stage: str, config_hash: str, ready: int) -> None:
 def read_input(run: Storage, stage: str, config_hash: str, shards: int) -> int:
     """How many of a streaming stage's shards have their input committed (0 when nothing says so yet, or
     what is there is not what genfab writes)."""
+    return _read_count(run, input_key(stage, config_hash), "ready", "stream input", shards)
+
+
+def _read_count(run: Storage, key: str, field: str, what: str, shards: int) -> int:
+    """`{field: n}` at `key`, within [0, shards]; 0 when it is not there or not what genfab writes."""
     try:
-        doc = json.loads(run.read_at_most(input_key(stage, config_hash), MAX_INPUT_BYTES, "stream input"))
-        ready = int(doc["ready"])
+        count = int(json.loads(run.read_at_most(key, MAX_INPUT_BYTES, what))[field])
     except StorageLimit:
         raise
     except StorageTooLarge:
@@ -124,7 +162,7 @@ def read_input(run: Storage, stage: str, config_hash: str, shards: int) -> int:
         raise
     except (ValueError, KeyError, TypeError):
         return 0
-    return min(max(0, ready), shards)
+    return min(max(0, count), shards)
 
 
 CURSOR_TRIES = 64

@@ -1,4 +1,5 @@
-"""`python -m genfab.stages <stage>`: run one shard of a built-in stage (the stage images' entry).
+"""`python -m genfab.stages <stage>`: run one shard of a built-in stage (the stage images' entry);
+`python -m genfab.stages --shared-worker`: a shared worker of `genfab run` (genfab.stages.runtime.shared).
 
 The mounted stage config names the pipeline; the pipeline's declaration names the implementation
 and the settings model the config is validated against."""
@@ -16,6 +17,10 @@ from genfab.stages.runtime.registry import implemented, load
 
 
 def entry(argv: list[str]) -> int:
+    if argv == ["--shared-worker"]:  # several stages' shards in one process (genfab.stages.runtime.shared)
+        from genfab.stages.runtime.shared import host
+
+        return host()
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         names = ", ".join(f"{s} ({', '.join(p)})" for s, p in implemented().items()) or "none yet"
         print(f"usage: python -m genfab.stages STAGE\nimplemented stages (pipelines): {names}", file=sys.stderr)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from genfab.api.base import GenfabModel
 from genfab.api.gaussians import SplatConfig
-from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
+from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, SharedWorker, StageDecl
 from genfab.api.pipelines._scene import (
     SHARD,
     InputSettings,
@@ -139,11 +142,27 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     ])
 
 
+SHARED_MODELS = {"outpaint": "flux", "depth": "depth"}
+"""What each member of vistadream's shared worker loads that coarse loads too: its config's block naming it."""
+
+
+def shared_models_differ(configs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """`SharedWorker.differs`: a member whose fill or depth settings are not coarse's shares nothing."""
+    coarse = configs.get("coarse", {})
+    for name, block in SHARED_MODELS.items():
+        if name in configs and configs[name].get(block) != coarse.get(block):
+            return f"{name}'s {block} settings are not coarse's"
+    return None
+
+
 PIPELINE = Pipeline(
     name="vistadream", kind="SceneJob", value="vistadream",
     description="single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
     position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts, seed_notes=seed_notes,
     figures=VISTADREAM,
+    shared_workers=(SharedWorker(("outpaint", "depth", "coarse"), holder="coarse",
+                                 models="the FLUX fill (outpaint, coarse) and the depth model (depth, coarse)",
+                                 differs=shared_models_differ),),
     stages=(
         StageDecl("outpaint", family="diffusion", description="Flux-Fill outpainting of the border (expansionPercent)",
                   settings=OutpaintSettings,

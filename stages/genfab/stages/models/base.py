@@ -44,6 +44,11 @@ class LoadedModel:
     """GPU memory the model holds after loading (weights and buffers)."""
 
 
+SHARED: dict[tuple[str, str, str], Any] = {}
+"""Models a process loaded with a `share` key, by (model id, key, placement): a shared worker's stages
+(`PlannedStage.shares_worker`) that load the same model with the same settings get the one loaded first."""
+
+
 @dataclass
 class ModelSet:
     """The models of one shard: loaded once, timed, their memory recorded."""
@@ -58,9 +63,17 @@ class ModelSet:
         """A local folder holding `model_id` (ModelUnavailable names where it looked)."""
         return resolve_model(model_id, self.ctx.workdir / "models", self.ctx.env, markers)
 
-    def load(self, role: str, model_id: str, loader: Loader[M], markers: tuple[str, ...] = MARKERS) -> M:
+    def load(self, role: str, model_id: str, loader: Loader[M], markers: tuple[str, ...] = MARKERS,
+             share: str | None = None) -> M:
         """Resolve, load and place one model; raises ModelUnavailable when it is not there. `markers`:
-        the files that make a local folder this model (research checkpoints have no config.json)."""
+        the files that make a local folder this model (research checkpoints have no config.json).
+        `share`: the settings the loader builds it with (JSON): another stage of this process that loads
+        the same model with the same `share` and placement gets this one (a shared worker)."""
+        key = (model_id, share, f"{self.placement.device}/{self.placement.dtype}") if share is not None else None
+        if key is not None and key in SHARED:
+            self.loaded.append(LoadedModel(role, model_id, self.path(model_id, markers), 0.0, 0))
+            log.info("model shared", extra={"role": role, "model": model_id})
+            return SHARED[key]  # type: ignore[no-any-return]
         path = self.path(model_id, markers)
         before = self.placement.allocated()
         started = time.perf_counter()
@@ -75,6 +88,8 @@ class ModelSet:
         metrics = self.ctx.metrics
         if metrics is not None:
             metrics.model_loaded(model_id, record.seconds, record.gpu_bytes)
+        if key is not None:
+            SHARED[key] = model
         return model
 
     def load_optional(self, role: str, model_id: str, loader: Loader[M]) -> M | None:

@@ -229,16 +229,16 @@ def run_whole_set(warm: Warm, ctx: StageContext, reporter: ProgressReporter, met
     stage.finish(ctx)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     for sig in STOP_SIGNALS:  # one stop: a second signal must not cut the final report short
         # A Python handler that does nothing, not SIG_IGN: a signal already caught at the C level (Ctrl-C's
         # SIGINT, then `genfab run`'s SIGTERM) would find SIG_IGN and raise "Signal 15 ignored due to race
         # condition" into the shard's cleanup.
-        signal.signal(sig, _ignore)
+        signal.signal(sig, ignore_signal)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _ignore(signum: int, frame: FrameType | None) -> None:
+def ignore_signal(signum: int, frame: FrameType | None) -> None:
     """A stop signal after the first: the shard is already stopping."""
 
 
@@ -301,7 +301,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
     (default: the one its pipeline declares for it)."""
     die_with_parent(env)  # a killed `genfab run` leaves no shard process behind
     for sig in STOP_SIGNALS:  # preemption, `genfab run` stopping, Ctrl-C, a closed terminal: stop between
-        signal.signal(sig, _raise_interrupt)  # writes, report, exit retryable
+        signal.signal(sig, raise_interrupt)  # writes, report, exit retryable
     logger = configure({"stage": stage.name})
     try:
         ctx = load_context(env)
@@ -340,7 +340,7 @@ def main(stage: Stage[Any], env: Mapping[str, str] | None = None, settings: type
         if "workdir" in ctx.__dict__:  # only created if the stage asked for scratch space
             shutil.rmtree(ctx.workdir, ignore_errors=True)
     for sig in STOP_SIGNALS:  # done and reported: a stop now must not break the interpreter's exit (a
-        signal.signal(sig, _ignore)  # KeyboardInterrupt in the pool's exit hook, with its traceback)
+        signal.signal(sig, ignore_signal)  # KeyboardInterrupt in the pool's exit hook, with its traceback)
     return code
 
 

@@ -33,6 +33,7 @@ from genfab.stages.scene.frames import Frame, masks_from_depth
 from genfab.stages.scene.growing import scene_scale
 from genfab.stages.scene.io import read_frames, read_splats, stage_prefix, write_scene
 from genfab.stages.vistadream.depth_stage import load_depth_model
+from genfab.stages.vistadream.outpaint_stage import load_fill
 from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy, hint, select_next
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
@@ -112,13 +113,10 @@ class CoarseStage(ModelStage[CoarseSettings]):
     require_gpu = True
 
     def load_models(self, ctx: StageContext) -> None:
-        from genfab.stages.flux.fill import FluxFill
         from genfab.stages.gaussians.core import TrainSettings
 
-        s, f = self.settings, self.settings.flux
-        self.fill = self.models.load("inpainter", f.flux_fill_model,
-                                     lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
-                                                                      f.flux_runtime, f.flux_prompt))
+        s = self.settings
+        self.fill = load_fill(self.models, s.flux)
         self.predict = load_depth_model(self.models, s.depth)
         self.train_settings = TrainSettings.of(s.gaussians)
         self.device = require_cuda(ctx)

@@ -23,19 +23,22 @@ if TYPE_CHECKING:
 
 
 def load_depth_model(models: ModelSet, s: VistaDepth) -> DepthPredictor:
-    """The configured depth backend, loaded once per shard (also used by `coarse`)."""
+    """The configured depth backend, loaded once per shard (also used by `coarse`: a shared worker's two
+    stages load it once, `share`)."""
     from genfab.stages.scene.depth import DepthAnythingV2, DepthPro
+
+    share = s.model_dump_json()
 
     if s.depth_backend == "moge":
         from genfab.stages.scene.moge_adapter import MARKERS, MoGe
 
         return models.load("depth", s.moge_model, lambda path, placement: MoGe(path, placement, s.focal_prior_fov),
-                           MARKERS)
+                           MARKERS, share=share)
     if s.depth_backend == "depth-pro":
         return models.load("depth", s.depth_pro_model,
-                                 lambda path, placement: DepthPro(path, placement, s.focal_prior_fov))
+                           lambda path, placement: DepthPro(path, placement, s.focal_prior_fov), share=share)
     return models.load("depth", s.depth_anything_model,
-                             lambda path, placement: DepthAnythingV2(path, placement, s.focal_prior_fov))
+                       lambda path, placement: DepthAnythingV2(path, placement, s.focal_prior_fov), share=share)
 
 
 def depth_model(s: VistaDepth) -> str:

@@ -8,27 +8,37 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from genfab.api.pipelines.vistadream import OutpaintSettings
+from genfab.api.scenejob import VistaFlux
 from genfab.stages.common.imaging import decode_rgb, encode_png
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, ModelStage
 from genfab.stages.runtime import Sample, StageContext
 from genfab.stages.vistadream.canvas import add_border_and_mask, process_image
 
+if TYPE_CHECKING:
+    from genfab.stages.flux.fill import FluxFill
+
 OUTPAINT_VIEW = 0
 """The view number the outpainting's seed derives from (coarse views are 1, 2, ...)."""
+
+
+def load_fill(models: ModelSet, f: VistaFlux) -> FluxFill:
+    """The fill of outpaint and coarse: one model a shared worker's two stages load once (`share`)."""
+    from genfab.stages.flux.fill import FluxFill
+
+    return models.load("inpainter", f.flux_fill_model,
+                       lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
+                                                        f.flux_runtime, f.flux_prompt),
+                       share=f.model_dump_json())
 
 
 class OutpaintStage(ModelStage[OutpaintSettings]):
     name = "outpaint"
 
     def load_models(self, ctx: StageContext) -> None:
-        from genfab.stages.flux.fill import FluxFill
-
-        f = self.settings.flux
-        self.fill = self.models.load("inpainter", f.flux_fill_model,
-                                     lambda path, placement: FluxFill(path, placement, f.flux_steps, f.flux_guidance,
-                                                                      f.flux_runtime, f.flux_prompt))
+        self.fill = load_fill(self.models, self.settings.flux)
         self.ctx = ctx
 
     def process(self, sample: Sample) -> None:
