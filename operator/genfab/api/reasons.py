@@ -233,6 +233,10 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "A scene that cannot be used as written: cameras or frames that do not parse (3DGS), or a difix "
            "scene whose camera layout or `referenceView.referenceCamId` does not fit it.",
            "Fix the scene (the message names the file and field), or the setting it names."),
+    Reason("NoGaussians", DROPPED,
+           "vistadream's gaussians stage: no pixel of the input and outpainting views has a confident depth "
+           "off its edges, so the scene would start with no Gaussians (a depth model that trusts no pixel).",
+           "Check the depth stage's `depth/depth.png` for the sample; try another `vistadream.depthBackend`."),
     Reason("BadUpstream", DROPPED,
            "An earlier stage's output for this sample is missing or malformed (frames, canvas.json).",
            "Run that stage again (`--rerun STAGE`); if it recurs, read that stage's shard log."),
