@@ -38,7 +38,7 @@ def times(path: Path) -> dict[str, list[float]]:
 def test_a_stage_takes_its_upstreams_shards_as_they_finish(tmp_path: Path) -> None:
     log = tmp_path / "times.txt"
     done, stages = run_chain(tmp_path, [b"%d\n" % i for i in range(6)],
-                             env={"GENFAB_TEST_SLEEP": "0.25", "GENFAB_TEST_TIMES": str(log)})
+                             env={"GENFAB_TEST_SLEEP": "0.5", "GENFAB_TEST_TIMES": str(log)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert [(s["phase"], s["samples"]["succeeded"], s["shards"]["total"]) for s in stages.values()] == [
         ("Succeeded", 6, 3), ("Succeeded", 6, 3)]
