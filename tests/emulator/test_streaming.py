@@ -112,7 +112,10 @@ def test_an_upstream_that_fails_after_the_next_stage_began_stops_it_unless_conti
     else:
         assert st["phase"] == "Failed" and stage(st, "segment")["phase"] == "Failed", st
         assert albedo["phase"] == "Pending" and albedo["message"] == "stopped: an upstream stage failed", albedo
-        assert albedo["samples"]["succeeded"] == 8  # segment's first four shards, run before it failed
+        # segment's first four shards, run before it failed; and the good sample of its last shard when an
+        # albedo worker took that shard (a succeeded report, one sample dropped) before the operator saw
+        # segment fail: a sample flows on once committed, and what albedo committed stays
+        assert albedo["samples"]["succeeded"] in (8, 9), albedo
         assert stage_job(emu, doc, "albedo") is None
 
 
