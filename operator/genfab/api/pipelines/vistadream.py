@@ -182,7 +182,8 @@ PIPELINE = Pipeline(
                   description="Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi",
                   shard_size=SHARD,
-                  upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal),
+                  upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal,
+                  revision=1),  # 1: each training moves only its view's Gaussians (the lab's GS_Train_Tool)
         StageDecl("render", family="scene",
                   description="Render the final trajectory videos, export the PLY and the Rerun recording",
                   settings=RenderSettings, implementation=f"{STAGES}.render_stage:RenderStage", memory="16Gi",
