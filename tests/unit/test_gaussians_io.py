@@ -25,7 +25,7 @@ from genfab.stages.gaussians.loaders import (
     write_colmap,
     write_transforms,
 )
-from genfab.stages.gaussians.ply import Splats, property_names, read_ply, write_ply
+from genfab.stages.gaussians.ply import Splats, non_finite_rows, property_names, read_ply, write_ply
 from genfab.stages.gaussians.stage import ply_key, write_video
 from tests.helpers import stage_contract
 
@@ -178,6 +178,8 @@ def test_ply_drops_non_finite_gaussians(tmp_path: Path) -> None:
     splats = random_splats()
     splats.means[3, 0] = np.nan
     splats.scales[7, 1] = np.inf
+    splats.shN[3, 0, 2] = np.nan  # the same Gaussian twice counts once
+    assert non_finite_rows(splats) == 2  # what a stage that writes its PLY in the background reports
     assert write_ply(tmp_path / "gf.ply", splats) == 2
     assert len(read_ply(tmp_path / "gf.ply")) == 38
 

@@ -40,6 +40,17 @@ def property_names(sh_rest: int) -> list[str]:
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
 
 
+def non_finite_rows(splats: Splats) -> int:
+    """How many Gaussians `write_ply` leaves out for a NaN or inf value, without building the rows (a stage
+    that writes its PLY in the background reports the count first)."""
+    bad = np.zeros(len(splats), bool)
+    if not len(splats):
+        return 0
+    for values in (splats.means, splats.sh0, splats.shN, splats.opacities, splats.scales, splats.quats):
+        bad |= ~np.isfinite(values.reshape(len(splats), -1)).all(axis=1)
+    return int(bad.sum())
+
+
 def write_ply(path: Path, splats: Splats) -> int:
     """Write finite Gaussians; returns how many were dropped for NaN/inf values."""
     from plyfile import PlyData, PlyElement

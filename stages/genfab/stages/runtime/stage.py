@@ -7,6 +7,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -36,6 +37,14 @@ def retry_seed(seed: int, attempt: int, key: str) -> int:
 SHARD_ERRORS = (FatalError, BadInput, StorageError, MemoryError, ModuleNotFoundError)
 """What a sample's work may raise that is about the shard (its environment, storage or memory), not
 the sample: it ends the shard instead of failing one sample."""
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 class Sample:
     """One sample being produced. Outputs go straight to storage (data first); the runtime writes
@@ -112,13 +121,41 @@ class Sample:
     def write_file(self, key: str, path: Path) -> None:
         """Upload a local file (multipart for large artifacts). The file must stay until the sample
         is committed."""
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(8 << 20), b""):
-                digest.update(chunk)
-        self.outputs[key] = digest.hexdigest()
+        self.outputs[key] = _file_digest(path)
         self.sizes[key] = path.stat().st_size
         self._writes.append(self.ctx.writer.submit(self.ctx.output.upload_file, key, path))
+
+    def write_later(self, key: str, encode: Callable[[], bytes]) -> None:
+        """Write one output whose bytes `encode` makes (a PNG, an npz, a JSON of many rows) off the stage's
+        thread: the encoding and the write run on the writer's threads while the stage goes on with this
+        sample and the next, and `commit` waits for them. `encode` must only read what it was given: the
+        stage may not change those objects afterwards. An encoding that raises fails the commit as a failed write
+        does (the shard ends and is retried)."""
+        self._reserve(key)
+
+        def run() -> None:
+            data = encode()
+            self.outputs[key], self.sizes[key] = hashlib.sha256(data).hexdigest(), len(data)
+            self.ctx.output.write_bytes(key, data)
+        self._writes.append(self.ctx.writer.submit(run))
+
+    def write_file_later(self, key: str, path: Path, make: Callable[[Path], object]) -> None:
+        """Write one output that `make(path)` writes to a local file (a video, a PLY, a recording), off the
+        stage's thread as `write_later` does; a file `make` leaves missing or empty fails the commit."""
+        self._reserve(key)
+
+        def run() -> None:
+            make(path)
+            if not path.is_file() or path.stat().st_size == 0:
+                raise RuntimeError(f"output {key} was not written (no local file {path.name} after encoding it)")
+            self.outputs[key], self.sizes[key] = _file_digest(path), path.stat().st_size
+            self.ctx.output.upload_file(key, path)
+        self._writes.append(self.ctx.writer.submit(run))
+
+    def _reserve(self, key: str) -> None:
+        """Keep the output's place in the marker's order (the order the stage wrote them in), whatever
+        order the background encodings finish in."""
+        self.outputs[key], self.sizes[key] = "", 0
 
     def commit(self, started: float) -> Marker:
         """Wait until every output is stored (a failed write raises), then write the marker."""

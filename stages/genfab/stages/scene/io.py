@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from genfab.stages.gaussians.ply import Splats, read_ply, write_ply
+from genfab.stages.gaussians.ply import Splats, non_finite_rows, read_ply, write_ply
 from genfab.stages.runtime import Sample, SampleError
 from genfab.stages.scene.frames import Frame, frames_from_npz, frames_to_npz
 
@@ -43,9 +43,11 @@ def read_splats(sample: Sample, stage: str) -> Splats:
 
 
 def write_scene(sample: Sample, prefix: str, splats: Splats, frames: list[Frame]) -> dict[str, Any]:
-    """Write the PLY and the frames; returns counts for the metrics."""
+    """Write the PLY and the frames, both encoded off the stage's thread (`Sample.write_later`: about 1.5 s
+    of a vistadream scene's CPU work that the next step overlaps); returns counts for the metrics."""
     local = Path(tempfile.mkdtemp(dir=sample.scratch)) / SCENE_PLY
-    dropped = write_ply(local, splats)
-    sample.write_file(prefix + SCENE_PLY, local)
-    sample.write(prefix + FRAMES, frames_to_npz(frames))
+    dropped = non_finite_rows(splats)
+    sample.write_file_later(prefix + SCENE_PLY, local, lambda path: write_ply(path, splats))
+    kept = list(frames)
+    sample.write_later(prefix + FRAMES, lambda: frames_to_npz(kept))
     return {"splats": len(splats) - dropped, "dropped_non_finite": dropped, "frames": [f.name for f in frames]}

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -144,7 +145,7 @@ class CoarseStage(ModelStage[CoarseSettings]):
         summary, views = expand(scene, poses, View(K, width, height), policy, attempts, c.coarse_iterations,
                                 self.fill, self.predict, sample.seed(s.flux.seed))
         for attempt, picture in enumerate(views):
-            sample.write(f"{prefix}views/{attempt:02d}.png", encode_png(picture))
+            sample.write_later(f"{prefix}views/{attempt:02d}.png", partial(encode_png, picture))
         summary.scene_frames = summary.gaussian_frames = len(scene.frames)
         summary.total_splats = len(scene)
         if c.coarse_print_summary:

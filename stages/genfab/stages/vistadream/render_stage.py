@@ -45,7 +45,7 @@ class RenderStage(Stage[RenderSettings]):
         self.device = require_cuda(ctx)
 
     def process(self, sample: Sample) -> None:
-        from genfab.stages.gaussians.ply import write_ply
+        from genfab.stages.gaussians.ply import non_finite_rows, write_ply
         from genfab.stages.gaussians.stage import ply_key, write_video
         from genfab.stages.scene.growing import GrowingScene
         from genfab.stages.vistadream.recording import TrajectoryView, write_recording
@@ -64,23 +64,30 @@ class RenderStage(Stage[RenderSettings]):
         for pose in poses:
             r = scene.render(pose, camera.intrinsic, camera.width, camera.height)
             views.append(TrajectoryView(pose, camera.intrinsic, to_uint8(r.rgb), r.depth))
+        # Everything written here is encoded off the stage's thread (`Sample.write_file_later`): the two
+        # videos, the PLY and the recording encode side by side while the next scene renders.
         local = sample.scratch
         prefix = stage_prefix(sample.id, self.name)
         outputs: dict[str, str] = {}
-        if write_video(local / "video.mp4", [v.rgb for v in views]):
-            sample.write_file(prefix + "video.mp4", local / "video.mp4")
-            outputs["video"] = prefix + "video.mp4"
-        bounds = inverse_depth_bounds([v.depth for v in views])
-        if write_video(local / "depth.mp4", [depth_preview(v.depth, bounds) for v in views]):
-            sample.write_file(prefix + "depth.mp4", local / "depth.mp4")
-            outputs["depthVideo"] = prefix + "depth.mp4"
-        dropped = write_ply(local / "scene.ply", splats)
-        sample.write_file(prefix + ply_key(s.ply_name), local / "scene.ply")
-        outputs["ply"] = prefix + ply_key(s.ply_name)
         notes = []
+        if importlib.util.find_spec("cv2") is not None:
+            rgb = [v.rgb for v in views]
+            sample.write_file_later(prefix + "video.mp4", local / "video.mp4", lambda path: write_video(path, rgb))
+            outputs["video"] = prefix + "video.mp4"
+            depths = [v.depth for v in views]
+            bounds = inverse_depth_bounds(depths)
+            sample.write_file_later(prefix + "depth.mp4", local / "depth.mp4", lambda path: write_video(
+                path, [depth_preview(d, bounds) for d in depths]))
+            outputs["depthVideo"] = prefix + "depth.mp4"
+        else:
+            notes.append("no videos: opencv is not installed in this image (genfab[scene] has it)")
+            log.warning(notes[-1])
+        dropped = non_finite_rows(splats)
+        sample.write_file_later(prefix + ply_key(s.ply_name), local / "scene.ply", lambda path: write_ply(path, splats))
+        outputs["ply"] = prefix + ply_key(s.ply_name)
         if importlib.util.find_spec("rerun") is not None:  # genfab[scene] installs it; say so if an image lacks it
-            write_recording(local / "scene.rrd", frames, splats.means, splats.sh0, views)
-            sample.write_file(prefix + "scene.rrd", local / "scene.rrd")
+            sample.write_file_later(prefix + "scene.rrd", local / "scene.rrd", lambda path: write_recording(
+                path, frames, splats.means, splats.sh0, views))
             outputs["recording"] = prefix + "scene.rrd"
         else:
             notes.append("no Rerun recording: rerun-sdk is not installed in this image (genfab[scene] has it)")
