@@ -38,7 +38,8 @@ def estimate_table(est: Estimate) -> Table:
 def estimate_lines(est: Estimate) -> list[str]:
     """The totals and what they leave out, one line each."""
     lines = [f"total: {est.gpu_hours:.2f} {est.gpu.upper()} GPU-hours, wall {duration(est.wall_seconds)} "
-             "(stages start when their upstream stages finish, as the operator runs them)"]
+             "(a stage that streams runs beside its upstream, a shard behind it; the others start when their upstream "
+             "stages finish, as both executors run them)"]
     if est.lab_gpu_hours:
         lines.append(f"the lab's way: {est.lab_gpu_hours:.2f} GPU-hours for the same work (each stage's eager "
                      f"pipeline, research code or plain loop, no model loads): genfab "

@@ -260,37 +260,44 @@ CALIBRATION: tuple[Measured, ...] = (
                   "expansion's frames): +0.24 dB held-out PSNR, 0.98x the memory; measured at 7000 steps, linear "
                   "in steps; 3.6 s setup per Pod, gsplat prebuilt in the image"),
     # vistadream, H200, at the lab's script's defaults (512, 25 fill steps, 8 views of 100 candidates):
-    # `genfab run` of three images in one job, one warm worker per stage, stages streaming (§5c):
-    # `sample_seconds` is the mean of the later (warm) scenes, `pod_seconds` a worker's model load and its
-    # first scene's excess over a warm one (its compilation and first launches). The baselines are the lab's
+    # `genfab run` of three images in one job, warm workers, stages streaming, outpaint, depth and coarse in
+    # one shared worker, outputs encoded off the stage's thread (§5d): `sample_seconds` is the mean of the
+    # later (warm) scenes, `pod_seconds` a worker's model load and its first scene's excess over a warm one
+    # (its compilation and first launches). The operator runs each stage as its own worker Job, so depth's
+    # and coarse's `pod_seconds` are §5c's, where each loaded its own models; in `genfab run`'s shared
+    # worker (§5d) they pay 2.2 s and 11.5 s. The baselines are the lab's
     # way as its script runs (default CPU offload; benchmarks/vistadream_lab.py on rerun-io/vistadream's
     # own components, §5).
-    Measured("vistadream", "outpaint", "h200", 1.41, 31.7, f"{VD} §5c", VD_BOTH, peak_gib=27.2,
+    Measured("vistadream", "outpaint", "h200", 1.28, 46.3, f"{VD} §5d", VD_BOTH, peak_gib=27.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=24.24,
-             note="a warm worker's fill (compile: blocks, 25 steps at 608x448); per worker the load 25.7 s and "
-                  "the first fill's compilation (6.0 s more than a warm fill); the lab's way: BFL's FLUX fill at "
+             note="a warm worker's fill (compile: blocks, 25 steps at 608x448); per worker the shared worker's "
+                  "load of the FLUX fill (20.2 s) and the first fill's compilation (26.1 s more than a warm fill); "
+                  "the lab's way: BFL's FLUX fill at "
                   "25 steps with its default CPU offload (the 24 GB transformer moved in and out for each fill; "
                   "2.94 s without it)"),
-    Measured("vistadream", "depth", "h200", 0.39, 16.5, f"{VD} §5c", VD_BOTH, peak_gib=3.7,
+    Measured("vistadream", "depth", "h200", 0.40, 16.5, f"{VD} §5c, §5d", VD_BOTH, peak_gib=3.7,
              when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.91,
-             note="Depth Pro and the stage's outputs (load 15.1 s a worker); the lab's way is another model: MoGe "
+             note="Depth Pro and the stage's outputs (§5d); per worker of its own its load 15.1 s (§5c; 2.2 s "
+                  "in genfab run's shared worker); the lab's way is another model: MoGe "
                   "v1's own infer"),
-    Measured("vistadream", "gaussians", "h200", 0.66, 10.5, f"{VD} §5c", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
+    Measured("vistadream", "gaussians", "h200", 0.55, 6.7, f"{VD} §5d", VD_BOTH, peak_gib=0.1, when=VD_DEFAULTS,
              baseline_sample_seconds=1.29,
              note="100 steps with the scene's reads and writes; per worker gsplat's first launches (the first "
-                  "scene 11.1 s); the lab's way: GS_Train_Tool's 100 steps alone"),
-    Measured("vistadream", "coarse", "h200", 32.2, 42.9, f"{VD} §5c", VD_BOTH, peak_gib=30.2,
+                  "scene 7.3 s); the lab's way: GS_Train_Tool's 100 steps alone"),
+    Measured("vistadream", "coarse", "h200", 29.75, 42.9, f"{VD} §5c, §5d", VD_BOTH, peak_gib=30.2,
              when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
                    ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=221.84,
              note="8 views, each 100 candidates' hole masks, a fill, a depth pass and 500 steps of the view's "
-                  "Gaussians; per worker the fill's load (22.5 s) and compilation; the lab's way: its 8 views "
-                  "(the offloaded fills 182.3 s, 500 steps each 35.5 s; 49.76 s in all without the offload)"),
-    Measured("vistadream", "render", "h200", 3.56, 1.0, f"{VD} §5c", VD_BOTH, peak_gib=0.3, when=VD_DEFAULTS,
+                  "Gaussians (§5d); per worker of its own the fill's and the depth model's load (22.5 s) and "
+                  "compilation (§5c; 11.5 s in genfab run's shared worker, which loaded them); the lab's way: "
+                  "its 8 views (the offloaded fills 182.3 s, 500 steps each 35.5 s; 49.76 s in all without the "
+                  "offload)"),
+    Measured("vistadream", "render", "h200", 1.66, 0.8, f"{VD} §5d", VD_BOTH, peak_gib=0.3, when=VD_DEFAULTS,
              baseline_sample_seconds=0.39,
-             note="150 frames rendered and written (two videos, the PLY); the lab's way: its 150 renders copied "
-                  "to the CPU, without its Rerun logging"),
+             note="150 frames rendered, the two videos and the PLY encoded in the background; the lab's way: its "
+                  "150 renders copied to the CPU, without its Rerun logging"),
     # reference-object, H200: the default 4-bit export, measured at 10 steps (linear in steps: the two VAE
     # passes, about 0.3 s, are counted steps / 10 times).
     *(Measured("reference-object", stage, "h200", 7.26, 26.4, f"{RO} §1c, §1d", EDIT_4BIT_H200,
