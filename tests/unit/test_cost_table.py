@@ -45,8 +45,27 @@ def test_the_lab_defaults_of_reference_object_chain_each_stages_baseline() -> No
     assert r.ratio == pytest.approx(est.gpu_hours / r.lab_hours)
     # the edits' own ratio (36.11 against 51.8 s) and annotation's (0.62x) bound it, with the Pods' load on top
     assert 0.62 < r.ratio < 0.9
-    fp8 = row(_case("reference-object", 1), "h100", EXAMPLES)
+    fp8 = row(_case("reference-object", 2), "h100", EXAMPLES)
     assert fp8.ratio is not None and fp8.ratio < r.ratio and fp8.peak_gib == 21.4
+
+
+@pytest.mark.parametrize(("pipeline", "every_shard", "one_worker"), [
+    ("worldexplorer", 0, 1), ("vistadream", 0, 1), ("reference-object", 0, 1)])
+def test_one_warm_worker_per_stage_pays_each_stages_load_once(pipeline: str, every_shard: int,
+                                                              one_worker: int) -> None:
+    """The same work, the per-Pod seconds counted once per worker instead of once per shard: cheaper by
+    exactly the loads of the shards beyond the first, the lab's way unchanged."""
+    all_at_once, worker = _case(pipeline, every_shard), _case(pipeline, one_worker)
+    assert worker.overrides.get("parallelism") == 1 and "parallelism" not in all_at_once.overrides
+    a, w = case_estimate(all_at_once, "h200", EXAMPLES)[0], case_estimate(worker, "h200", EXAMPLES)[0]
+    assert a.lab_gpu_hours == w.lab_gpu_hours and w.gpu_hours < a.gpu_hours
+    for every, one in zip(a.stages, w.stages, strict=True):
+        if every.state != "estimated":
+            continue
+        assert every.shards and every.samples and every.sample_seconds is not None and every.gpu_seconds is not None
+        work = every.gpus * every.samples * every.sample_seconds
+        loads = every.gpu_seconds - work  # one per shard, all at once
+        assert one.gpu_seconds == pytest.approx(work + loads / every.shards, abs=0.5)
 
 
 def test_a_row_that_leaves_stages_out_gives_no_ratio_and_a_lower_bound() -> None:

@@ -65,22 +65,31 @@ SCENES_IN_ONE_JOB = {"input": {"manifest": "s3://genfab-data/office/metadata.jso
 """The example's one `image` as a curated manifest (planned at EXAMPLE_SAMPLES images): how a lab makes its
 scenes, one job for many, whose Pods each take a shard of scenes (one image per job pays every model load
 for each scene)."""
+ONE_WORKER = {"parallelism": 1}
+"""Every stage's shards taken one after another by one warm worker: its load and compilation paid once per
+stage (the example leaves `parallelism` unset, so every shard runs at once and each pays them)."""
 RELIGHTING_MODELS = {"relighting.segmentation.backends": ["sam3"],
                      "relighting.degradation.softShading.normals": "depth-anything", "relighting.numSamples": None}
 
 CASES: tuple[Case, ...] = (
     Case("worldexplorer", "scenejob-worldexplorer.yaml", "the seed's defaults: `single_image` scaffold, SEVA + "
          "VGGT expansion, 3DGS at 30,000 steps", "gaussians", "scenes"),
+    Case("worldexplorer", "scenejob-worldexplorer.yaml", "the same on one warm worker per stage (`parallelism: 1`: "
+         "each worker loads and compiles once)", "gaussians", "scenes", ONE_WORKER),
     Case("worldexplorer", "scenejob-worldexplorer.yaml", "`scaffold_gen` (automatic) and the built-in walk, "
          "3DGS at 30,000 steps", "gaussians", "scenes", WORLDEXPLORER_BUILT_IN),
     Case("vistadream", "scenejob-vistadream.yaml", "coarse (the example) at the lab's script's defaults "
          "(`maxResolution` 512, 25 fill steps), 100 images in one job (`input.manifest`)", "render", "scenes",
          SCENES_IN_ONE_JOB),
+    Case("vistadream", "scenejob-vistadream.yaml", "the same on one warm worker per stage (`parallelism: 1`)", "render",
+         "scenes", {**SCENES_IN_ONE_JOB, **ONE_WORKER}),
     Case("vistadream", "scenejob-vistadream.yaml", "coarse at the settings measured (`maxResolution` 1024, "
          "50 fill steps, 10 views of 4 candidates), 100 images in one job", "render", "scenes",
          {**SCENES_IN_ONE_JOB, **VISTADREAM_MEASURED}),
     Case("reference-object", "datasetjob-reference-object.yaml", "the lab's defaults: 5 prompts x 3 iterations x "
          "the views, the 4-bit export dequantized (lossless)", "annotation", "dataset images", LAB_REFERENCE_OBJECT),
+    Case("reference-object", "datasetjob-reference-object.yaml", "the same on one warm worker per stage "
+         "(`parallelism: 1`)", "annotation", "dataset images", {**LAB_REFERENCE_OBJECT, **ONE_WORKER}),
     Case("reference-object", "datasetjob-reference-object.yaml", "the same with `editRuntime.fp8: rowwise` (latent "
          "cosine 0.99969)", "annotation", "dataset images",
          {**LAB_REFERENCE_OBJECT, "referenceObject.scenes.editRuntime.fp8": "rowwise"}),
