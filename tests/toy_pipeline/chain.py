@@ -27,7 +27,7 @@ PIPELINE = Pipeline(
     name="checksum-chain", kind="DatasetJob", value="checksum-chain", description="a test pipeline: two stages",
     block="chain", block_model=ChecksumsConfig, drafts=drafts,
     stages=(cpu_stage("digest", "Digest of each input file", DigestSettings, (), "digests/{id}.txt",
-                      "tests.toy_pipeline.stage:DigestStage", shard=2),
+                      "tests.toy_pipeline.stage:DIGEST", shard=2),
             cpu_stage("upper", "The digest upper-cased", UpperSettings, ("digest",), "uppers/{id}.txt",
-                      "tests.toy_pipeline.stage:UpperStage", shard=2)),
+                      "tests.toy_pipeline.stage:UPPER", shard=2)),
 )

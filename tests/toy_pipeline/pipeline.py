@@ -37,5 +37,5 @@ PIPELINE = Pipeline(
     name="checksums", kind="DatasetJob", value="checksums", description="a test pipeline: file digests",
     block="checksums", block_model=ChecksumsConfig, drafts=drafts,
     stages=(cpu_stage("digest", "Digest of each input file", DigestSettings, (), "digests/{id}.txt",
-                      "tests.toy_pipeline.stage:DigestStage", shard=2),),
+                      "tests.toy_pipeline.stage:DIGEST", shard=2),),
 )

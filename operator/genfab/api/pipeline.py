@@ -68,8 +68,8 @@ class StageDecl:
     settings: type[BaseModel]
     """What the stage receives: the validated model of its mounted config (torch-free)."""
     implementation: str | None = None
-    """`module:Class` of the built-in implementation; None: not implemented in genfab yet (a custom
-    stage with the same name supplies it)."""
+    """`module:Class` (a `Stage` class) or `module:NAME` (a `SampleStage`) of the built-in implementation;
+    None: not implemented in genfab yet (a custom stage with the same name supplies it)."""
     gpus: int = 1
     cpu: str = "4"
     memory: str = "32Gi"
@@ -287,7 +287,7 @@ class Pipeline:
                 raise ValueError(f"pipeline {self.name!r} stage {s.name!r}: upstream {unknown} is not an earlier stage")
             if s.implementation is not None and ":" not in s.implementation:
                 raise ValueError(f"pipeline {self.name!r} stage {s.name!r}: implementation "
-                                 f"{s.implementation!r} must be `module:Class`")
+                                 f"{s.implementation!r} must be `module:Class` or `module:NAME`")
         if (self.block is None) != (self.block_model is None):
             raise ValueError(f"pipeline {self.name!r}: `block` and `block_model` go together")
 

@@ -1,20 +1,20 @@
 """The stage runtime: the Pod side of the stage contract, shared by built-in and custom stages.
 
-    from genfab.stages.runtime import Sample, SampleError, Stage, run
+    from genfab.stages.runtime import Sample, SampleStage, run
 
-    class Thumbnails(Stage):
-        name = "thumbnails"
+    def make(size: int, sample: Sample) -> None:
+        sample.write(f"{sample.id}.png", make_thumbnail(sample.read_source(), size))
 
-        def process(self, sample: Sample) -> None:
-            sample.write(f"{sample.id}.png", make_thumbnail(sample.read_source()))
+    THUMBNAILS = SampleStage("thumbnails", lambda settings, ctx: int(settings.get("size", 256)), make)
 
     if __name__ == "__main__":
-        run(Thumbnails())
+        run(THUMBNAILS)
 """
 
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
 from genfab.stages.runtime.loop import main, run, run_shard
+from genfab.stages.runtime.simple import SampleStage
 from genfab.stages.runtime.stage import Sample, Stage, retry_seed, sample_seed
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "FatalError",
     "Sample",
     "SampleError",
+    "SampleStage",
     "Stage",
     "StageContext",
     "load_context",

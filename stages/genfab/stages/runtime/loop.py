@@ -29,6 +29,7 @@ from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.progress import ProgressReporter
 from genfab.stages.runtime.pruning import remove_gone_samples, remove_sample
+from genfab.stages.runtime.simple import SampleStage
 from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
 from genfab.storage import Reuse, StorageError, check_reuse
 from genfab.storage.markers import Marker
@@ -275,7 +276,8 @@ def declared_settings(ctx: StageContext, stage: Stage[Any]) -> type[BaseModel] |
         return None
     decl = found.stage(ctx.stage)
     cls = type(stage)
-    return decl.settings if decl.implementation == f"{cls.__module__}:{cls.__qualname__}" else None
+    declared = stage.declared_as or f"{cls.__module__}:{cls.__qualname__}"
+    return decl.settings if decl.implementation == declared else None
 
 
 def missing_package(exc: ModuleNotFoundError, pipeline: str, stage: str, family: str) -> str:
@@ -390,6 +392,6 @@ def run_assigned(warm: Warm, ctx: StageContext, assignment: Assignment, settings
     return code
 
 
-def run(stage: Stage[Any]) -> None:
-    """`if __name__ == "__main__": run(MyStage())` for custom stages."""
-    sys.exit(main(stage))
+def run(stage: Stage[Any] | SampleStage[Any, Any]) -> None:
+    """`if __name__ == "__main__": run(MyStage())` (or `run(MY_SAMPLE_STAGE)`) for custom stages."""
+    sys.exit(main(stage.stage() if isinstance(stage, SampleStage) else stage))

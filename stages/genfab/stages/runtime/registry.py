@@ -1,4 +1,4 @@
-"""The stage registry: which class implements a pipeline's stage, from the pipeline declarations
+"""The stage registry: which class (or `SampleStage`) implements a pipeline's stage, from the pipeline declarations
 (`genfab.api.pipeline`). Implementations are named by import path and loaded only when run, so
 listing them never imports torch."""
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from genfab.api.pipeline import StageDecl, pipelines
 from genfab.stages.runtime.errors import BadInput
+from genfab.stages.runtime.simple import SampleStage
 from genfab.stages.runtime.stage import Stage
 
 
@@ -44,8 +45,9 @@ def load(pipeline: str, name: str) -> tuple[Stage[Any], StageDecl]:
     decl = declaration(pipeline, name)
     assert decl.implementation is not None
     module, _, attr = decl.implementation.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    stage = cls()
+    found = getattr(importlib.import_module(module), attr)
+    stage = found.stage() if isinstance(found, SampleStage) else found()  # three functions, or a Stage class
     if not isinstance(stage, Stage):
-        raise TypeError(f"{decl.implementation} is not a genfab Stage")
+        raise TypeError(f"{decl.implementation} is not a genfab Stage or SampleStage")
+    stage.declared_as = decl.implementation
     return stage, decl

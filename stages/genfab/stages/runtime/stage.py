@@ -182,6 +182,9 @@ class Stage(Generic[S]):
 
     name: ClassVar[str] = ""
     settings: S
+    declared_as: str = ""
+    """The `module:attr` its pipeline declares it by, where the registry made it (a `SampleStage`'s
+    functions run in a class of the runtime's own, so its class does not say)."""
     marker_dir: ClassVar[str] = ""
     """Folder under the stage output that holds per-sample marker folders. Empty puts the marker in
     the sample's folder of this stage's layout (`{id}/_SUCCESS.json`, `{id}/outpaint/_SUCCESS.json`:

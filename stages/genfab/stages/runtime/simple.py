@@ -1,0 +1,110 @@
+"""A stage as three functions (`SampleStage`): what a worker loads once, what it makes of one sample (or of
+a batch), and what made it. Nothing to subclass and no hooks to know: the runtime calls the functions it is
+given, and everything else of the stage contract (skipping committed samples, markers, retries, reports,
+seeds, warm workers taking shard after shard) stays the runtime's.
+
+    from genfab.stages.runtime import Sample, SampleStage, StageContext
+
+    def load(settings: DigestSettings, ctx: StageContext) -> Hasher:   # once per worker process
+        return Hasher(settings.algorithm)
+
+    def make(hasher: Hasher, sample: Sample) -> None:                 # one sample
+        sample.write(f"{sample.id}.txt", hasher.digest(sample.read_source()))
+
+    DIGEST = SampleStage("digest", load, make, made_by=lambda hasher: f"hashlib:{hasher.name}")
+
+A pipeline declares it by import path like a `Stage` class (`"my.module:DIGEST"`); a custom stage's image
+runs it with `run(DIGEST)`. A stage that needs `Stage`'s other hooks (prefetching the next batch, a result
+over the whole set, a shard-level file after the last report) still subclasses `Stage`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.stage import Sample, Stage
+
+S = TypeVar("S")
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class SampleStage(Generic[S, M]):
+    """One stage, by composition: `load(settings, ctx)` once per worker process (models, pools: whatever
+    later samples reuse; raise `BadInput` for an unusable config), then `make(loaded, sample)` for each
+    sample (raise `SampleError(reason)` to drop it alone), or `make_batch(loaded, samples)` returning per
+    sample None or the exception that failed it. `made_by(loaded)` names what produced the outputs (a
+    model id, a method): it goes into each sample's marker (`params.producedBy`) and the run's summary,
+    unless the sample set its own (`sample.produced_by`). `close(loaded)` stops what `load` started, once,
+    when the worker is done with the stage."""
+
+    name: str
+    load: Callable[[S, StageContext], M]
+    make: Callable[[M, Sample], None] | None = None
+    make_batch: Callable[[M, list[Sample]], Sequence[Exception | None]] | None = None
+    made_by: Callable[[M], str] | None = None
+    batch_size: int = 1
+    """Samples handed to `make_batch` at once (`spec.stages.<name>.batchSize` overrides it)."""
+    marker_dir: str = ""
+    """As `Stage.marker_dir`: empty keeps each sample's marker in its own folder of the stage's layout; a
+    flat layout (`digests/{id}.txt`) names a folder for them (`_markers`)."""
+    close: Callable[[M], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.make is None) == (self.make_batch is None):
+            raise TypeError(f"SampleStage {self.name!r}: give exactly one of make and make_batch")
+        if not self.name:
+            raise TypeError("SampleStage: a name is required (the stage's name in its pipeline)")
+
+    def stage(self) -> Stage[S]:
+        """The runtime's `Stage` running these functions."""
+        return _FunctionStage(self)
+
+
+class _FunctionStage(Stage[Any]):
+    """`Stage` over a `SampleStage`'s functions (what `run`, `main` and the registry are handed)."""
+
+    def __init__(self, spec: SampleStage[Any, Any]) -> None:
+        self.spec = spec
+        self.loaded: Any = None
+        self.batch_size = spec.batch_size
+
+    @property  # `Stage.name` is a class attribute; here it is the instance's
+    def name(self) -> str:  # type: ignore[override]
+        return self.spec.name
+
+    def marker_folder(self, ctx: StageContext) -> str:
+        return self.spec.marker_dir
+
+    def setup(self, ctx: StageContext) -> None:
+        self.loaded = self.spec.load(self.settings, ctx)
+
+    def process(self, sample: Sample) -> None:
+        assert self.spec.make is not None
+        self.spec.make(self.loaded, sample)
+        self._record(sample)
+
+    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+        if self.spec.make_batch is None:
+            return super().process_batch(samples)
+        errors = list(self.spec.make_batch(self.loaded, samples))
+        if len(errors) != len(samples):
+            raise TypeError(f"stage {self.spec.name}: make_batch returned {len(errors)} results for "
+                            f"{len(samples)} samples")
+        for sample, error in zip(samples, errors, strict=True):
+            if error is None:
+                self._record(sample)
+        return errors
+
+    def _record(self, sample: Sample) -> None:
+        if self.spec.made_by is None:
+            return
+        sample.produced_by = sample.produced_by or self.spec.made_by(self.loaded)
+        sample.params.setdefault("producedBy", sample.produced_by)
+
+    def close(self) -> None:
+        if self.spec.close is not None and self.loaded is not None:
+            self.spec.close(self.loaded)
+        self.loaded = None
