@@ -140,6 +140,6 @@ PIPELINE = Pipeline(
                   output="data/stage_4/{id}_caption.txt"),
         cpu_stage("organize", "Final outputs and metadata", OrganizeSettings, ("recombine",),
                   "data/{raw/{source},outputs/{id}_{input.png,albedo.png,output.png,foreground.png,metadata.json}}",
-                  f"{STAGES}.organize_stage:OrganizeStage", shard=256),
+                  f"{STAGES}.organize_stage:ORGANIZE", shard=256),
     ),
 )

@@ -177,7 +177,7 @@ PIPELINE = Pipeline(
         # a scene's time there, so it takes a shard of scenes too (worldexplorer's 3DGS takes one).
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",
                         VistaGaussiansSettings, "depth", "{sample}/gaussians/",
-                        implementation=f"{STAGES}.init_stage:InitStage", refuses=no_refinement_here, shard_size=SHARD),
+                        implementation=f"{STAGES}.init_stage:INIT", refuses=no_refinement_here, shard_size=SHARD),
         StageDecl("coarse", family="scene",
                   description="Coarse expansion: select poses, inpaint, align depth, add and train splats",
                   settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi",
@@ -186,7 +186,7 @@ PIPELINE = Pipeline(
                   revision=1),  # 1: each training moves only its view's Gaussians (the lab's GS_Train_Tool)
         StageDecl("render", family="scene",
                   description="Render the final trajectory videos, export the PLY and the Rerun recording",
-                  settings=RenderSettings, implementation=f"{STAGES}.render_stage:RenderStage", memory="16Gi",
+                  settings=RenderSettings, implementation=f"{STAGES}.render_stage:RENDER", memory="16Gi",
                   shard_size=SHARD,
                   upstream=("coarse",), output="{sample}/render/", cuda=True),
     ),
