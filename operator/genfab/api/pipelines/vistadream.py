@@ -170,7 +170,7 @@ PIPELINE = Pipeline(
                   output="{sample}/outpaint/"),
         StageDecl("depth", family="segment", description="One depth pass on the outpainted image (metric depth, K) -> "
                   "the lab's script's frames",
-                  settings=DepthSettings, implementation=f"{STAGES}.depth_stage:DepthStage", memory="16Gi",
+                  settings=DepthSettings, implementation=f"{STAGES}.depth_stage:DEPTH", memory="16Gi",
                   shard_size=SHARD,
                   upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
         # Its initial scene trains `initIterations` (100) steps, about a second: the Pod's start is most of

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -103,6 +103,32 @@ class ModelSet:
             return None
 
 
+def open_models(ctx: StageContext, precision: Precision = "auto", offload: Offload = "none",
+                require_gpu: bool = False) -> ModelSet:
+    """The models of a stage: where they go (the GPU when there is one; bf16 there, float32 on the CPU; the
+    config's `offload` over the stage's own) and the set that loads each once. A `SampleStage`'s `load`
+    opens it and loads inside `required_models()`; `ModelStage.setup` does the same."""
+    return ModelSet(ctx, Placement.choose(precision, ctx.cfg.offload or offload, require_gpu))
+
+
+@contextmanager
+def required_models() -> Iterator[None]:
+    """Loads whose required model is not in the model location are bad input (exit 42): retrying cannot
+    help. Optional models fall back through `ModelSet.load_optional` instead."""
+    try:
+        yield
+    except ModelUnavailable as exc:
+        raise BadInput(str(exc)) from None
+
+
+def model_params(models: ModelSet) -> dict[str, Any]:
+    """What a sample's marker records about the models that made it."""
+    out: dict[str, Any] = {"models": {m.role: m.model_id for m in models.loaded}}
+    if models.unavailable:
+        out["unavailableModels"] = sorted(models.unavailable)
+    return out
+
+
 class ModelStage(Stage[S]):
     """A stage whose `setup` places and loads its models once per shard; subclasses implement
     `load_models` (calls to `self.models.load`/`load_optional`) and a batched `process_batch`."""
@@ -116,13 +142,10 @@ class ModelStage(Stage[S]):
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
-        offload = ctx.cfg.offload or self.offload
-        self.placement = Placement.choose(self.precision, offload, self.require_gpu)
-        self.models = ModelSet(ctx, self.placement)
-        try:
+        self.models = open_models(ctx, self.precision, self.offload, self.require_gpu)
+        self.placement = self.models.placement
+        with required_models():
             self.load_models(ctx)
-        except ModelUnavailable as exc:  # a required model is not there: retrying cannot help
-            raise BadInput(str(exc)) from None
 
     def load_models(self, ctx: StageContext) -> None:
         raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement load_models()")
@@ -133,7 +156,4 @@ class ModelStage(Stage[S]):
 
     def model_params(self) -> dict[str, Any]:
         """What a sample's marker records about the models that made it."""
-        out: dict[str, Any] = {"models": {m.role: m.model_id for m in self.models.loaded}}
-        if self.models.unavailable:
-            out["unavailableModels"] = sorted(self.models.unavailable)
-        return out
+        return model_params(self.models)

@@ -8,13 +8,14 @@ under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic,
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from genfab.api.pipelines.vistadream import DepthSettings
 from genfab.api.scenejob import VistaDepth
 from genfab.stages.common.imaging import decode_png, decode_rgb, depth_preview, encode_png
-from genfab.stages.models.base import ModelSet, ModelStage
-from genfab.stages.runtime import Sample, SampleError, StageContext
+from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
+from genfab.stages.runtime import Sample, SampleError, SampleStage, StageContext
 from genfab.stages.scene.frames import frames_to_npz, input_only_frames
 from genfab.stages.vistadream.canvas import Canvas, outpaint_frames, process_image
 
@@ -51,41 +52,60 @@ def depth_range(depth: Any) -> list[float]:
     return [float(valid.min()), float(valid.max())] if valid.size else [0.0, 0.0]
 
 
-class DepthStage(ModelStage[DepthSettings]):
-    name = "depth"
+@dataclass(frozen=True)
+class Depth:
+    """What a worker of the stage holds: its settings, its models and the depth backend's predictor."""
 
-    def load_models(self, ctx: StageContext) -> None:
-        self.predict = load_depth_model(self.models, self.settings.depth)
-        self.ctx = ctx
-        self.outpainted = bool(ctx.upstream)  # no-outpaint: this stage reads the job input itself
+    settings: DepthSettings
+    models: ModelSet
+    predict: DepthPredictor
+    ctx: StageContext
 
-    def process(self, sample: Sample) -> None:
-        if self.outpainted:
-            prefix = f"{sample.id}/outpaint/"
-            rgb = decode_png(sample.read_upstream(prefix + "outpaint.png"))
-            border = decode_png(sample.read_upstream(prefix + "mask.png")) > 127
-            try:
-                canvas = Canvas(**json.loads(sample.read_upstream(prefix + "canvas.json")))
-            except (TypeError, ValueError) as exc:
-                raise SampleError("BadUpstream", f"{prefix}canvas.json: {exc}") from None
-            result = self.predict(rgb)
-            frames = outpaint_frames(rgb, border, canvas, result.depth, result.K, result.confidence)
-        else:
-            rgb = process_image(decode_rgb(sample.read_source()), self.settings.max_resolution)
-            result = self.predict(rgb)
-            frames = input_only_frames(rgb, result.depth, result.K, result.confidence)
-        out = self.ctx.sample_prefix(sample.id)
-        sample.write(out + "frames.npz", frames_to_npz(frames))
-        sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
-        d = self.settings.depth
-        model = depth_model(d)
-        # MoGe gives a mask (dpt_conf_mask is then MoGe's); Depth Pro and Depth Anything V2 give none, and
-        # dpt_conf_mask then means "valid depth" (depth > 0).
-        confidence = "model" if result.confidence is not None else "valid depth (the backend has no confidence)"
-        info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
-                "frames": [f.name for f in frames], "backend": d.depth_backend, "model": model,
-                "dptConfMask": confidence, "depthRange": depth_range(result.depth)}
-        sample.write(out + "depth.json", json.dumps(info, indent=2).encode())
-        sample.params.update(fovDegrees=result.fov_degrees, fovSource=result.fov_source, frames=info["frames"],
-                             dptConfMask=confidence, **self.model_params())
-        sample.produced_by = f"{d.depth_backend}:{model}"
+    @property
+    def outpainted(self) -> bool:
+        """False with `stage: no-outpaint`: the stage then reads the job input itself."""
+        return bool(self.ctx.upstream)
+
+    @property
+    def made_by(self) -> str:
+        return f"{self.settings.depth.depth_backend}:{depth_model(self.settings.depth)}"
+
+
+def load(settings: DepthSettings, ctx: StageContext) -> Depth:
+    models = open_models(ctx)
+    with required_models():
+        return Depth(settings, models, load_depth_model(models, settings.depth), ctx)
+
+
+def estimate(d: Depth, sample: Sample) -> None:
+    if d.outpainted:
+        prefix = f"{sample.id}/outpaint/"
+        rgb = decode_png(sample.read_upstream(prefix + "outpaint.png"))
+        border = decode_png(sample.read_upstream(prefix + "mask.png")) > 127
+        try:
+            canvas = Canvas(**json.loads(sample.read_upstream(prefix + "canvas.json")))
+        except (TypeError, ValueError) as exc:
+            raise SampleError("BadUpstream", f"{prefix}canvas.json: {exc}") from None
+        result = d.predict(rgb)
+        frames = outpaint_frames(rgb, border, canvas, result.depth, result.K, result.confidence)
+    else:
+        rgb = process_image(decode_rgb(sample.read_source()), d.settings.max_resolution)
+        result = d.predict(rgb)
+        frames = input_only_frames(rgb, result.depth, result.K, result.confidence)
+    out = d.ctx.sample_prefix(sample.id)
+    sample.write(out + "frames.npz", frames_to_npz(frames))
+    sample.write(out + "depth.png", encode_png(depth_preview(result.depth)))
+    settings = d.settings.depth
+    model = depth_model(settings)
+    # MoGe gives a mask (dpt_conf_mask is then MoGe's); Depth Pro and Depth Anything V2 give none, and
+    # dpt_conf_mask then means "valid depth" (depth > 0).
+    confidence = "model" if result.confidence is not None else "valid depth (the backend has no confidence)"
+    info = {"fovDegrees": result.fov_degrees, "fovSource": result.fov_source, "K": result.K.tolist(),
+            "frames": [f.name for f in frames], "backend": settings.depth_backend, "model": model,
+            "dptConfMask": confidence, "depthRange": depth_range(result.depth)}
+    sample.write(out + "depth.json", json.dumps(info, indent=2).encode())
+    sample.params.update(fovDegrees=result.fov_degrees, fovSource=result.fov_source, frames=info["frames"],
+                         dptConfMask=confidence, **model_params(d.models))
+
+
+DEPTH = SampleStage("depth", load, estimate, made_by=lambda d: d.made_by)
