@@ -49,11 +49,12 @@ def test_a_plane_scene_has_the_hole_ratios_its_geometry_implies() -> None:
     err_before = np.abs(before.rgb - frame.rgb / 255.0).mean()
     assert np.abs(after.rgb - frame.rgb / 255.0).mean() < err_before
     assert (after.alpha < HOLE_ALPHA).mean() < 0.02
-    # The plane's depth, 2 m: within a few cm almost everywhere, and within 5 cm at every pixel. The
+    # The plane's depth, 2 m: within a few cm almost everywhere, and within 6 cm at every pixel. The
     # largest error moves between runs (gsplat's backward adds with atomics): 0.048-0.050 m over six
-    # runs on an H100, where the 99th percentile stayed at 0.026-0.027 m.
+    # runs on an H100 and 0.0502 m on an H200, where the 99th percentile stayed at 0.026-0.027 m (the
+    # bound that says the plane is learnt; the largest is one pixel's noise).
     depth_error = np.abs(after.depth[after.alpha > 0.5] - 2.0)
-    assert np.quantile(depth_error, 0.99) < 0.035 and depth_error.max() < 0.05
+    assert np.quantile(depth_error, 0.99) < 0.035 and depth_error.max() < 0.06
     # Moving the camera sideways by a fraction of the plane's width uncovers about that fraction.
     ratios = []
     for shift in (0.0, 0.25, 0.5, 0.75):

@@ -166,7 +166,7 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("outpaint", family="diffusion", description="Flux-Fill outpainting of the border (expansionPercent)",
                   settings=OutpaintSettings,
-                  implementation=f"{STAGES}.outpaint_stage:OutpaintStage", memory="48Gi", shard_size=SHARD,
+                  implementation=f"{STAGES}.outpaint_stage:OUTPAINT", memory="48Gi", shard_size=SHARD,
                   output="{sample}/outpaint/"),
         StageDecl("depth", family="segment", description="One depth pass on the outpainted image (metric depth, K) -> "
                   "the lab's script's frames",
@@ -180,7 +180,7 @@ PIPELINE = Pipeline(
                         implementation=f"{STAGES}.init_stage:INIT", refuses=no_refinement_here, shard_size=SHARD),
         StageDecl("coarse", family="scene",
                   description="Coarse expansion: select poses, inpaint, align depth, add and train splats",
-                  settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:CoarseStage", memory="64Gi",
+                  settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:COARSE", memory="64Gi",
                   shard_size=SHARD,
                   upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal,
                   revision=1),  # 1: each training moves only its view's Gaussians (the lab's GS_Train_Tool)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from genfab.contract.config import Offload
 from genfab.stages.models.location import MARKERS, ModelUnavailable, resolve_model
@@ -101,6 +101,26 @@ class ModelSet:
             self.unavailable[role] = f"{type(exc).__name__}: {exc}"
             log.warning("model %s (%s) unavailable, falling back: %s", role, model_id, exc)
             return None
+
+
+@dataclass(frozen=True)
+class Held(Generic[S, M]):
+    """What a model stage's worker holds from sample to sample (a `SampleStage`'s loaded value): its
+    settings, its context, its models and the model it calls."""
+
+    settings: S
+    ctx: StageContext
+    models: ModelSet
+    model: M
+
+
+def hold(settings: S, ctx: StageContext, load: Callable[[ModelSet, S], M], precision: Precision = "auto",
+         offload: Offload = "none", require_gpu: bool = False) -> Held[S, M]:
+    """A `SampleStage`'s `load` for a stage of one model: the models opened (`open_models`) and `load`
+    called inside `required_models()`."""
+    models = open_models(ctx, precision, offload, require_gpu)
+    with required_models():
+        return Held(settings, ctx, models, load(models, settings))
 
 
 def open_models(ctx: StageContext, precision: Precision = "auto", offload: Offload = "none",

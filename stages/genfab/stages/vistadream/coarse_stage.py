@@ -19,16 +19,16 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from genfab.api.pipelines.vistadream import CoarseSettings
 from genfab.stages.common.imaging import encode_png, to_uint8
 from genfab.stages.flux import ALIGN
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import Held, hold, model_params
 from genfab.stages.models.cuda import require_cuda
-from genfab.stages.runtime import Sample, StageContext
+from genfab.stages.runtime import Sample, SampleStage, StageContext
 from genfab.stages.scene.align import align_depth
 from genfab.stages.scene.frames import Frame, masks_from_depth
 from genfab.stages.scene.growing import scene_scale
@@ -39,9 +39,12 @@ from genfab.stages.vistadream.selection import AddedFrame, CoarseSummary, Policy
 from genfab.stages.vistadream.trajectory import scene_extent, trajectory
 
 if TYPE_CHECKING:
+    from genfab.stages.flux.fill import FluxFill
+    from genfab.stages.gaussians.core import TrainSettings
     from genfab.stages.scene.depth import DepthPredictor
     from genfab.stages.scene.growing import GrowingScene
 
+NAME = "coarse"  # the stage's name in the pipeline, and its output folder per sample
 log = logging.getLogger("genfab.stages")
 
 
@@ -109,54 +112,65 @@ def expand(scene: GrowingScene, poses: np.ndarray, view: View, policy: Policy, a
     return summary, views
 
 
-class CoarseStage(ModelStage[CoarseSettings]):
-    name = "coarse"
-    require_gpu = True
+@dataclass(frozen=True)
+class Expander:
+    """What a coarse worker calls: the FLUX fill and the depth model (a shared worker's, with outpaint and
+    depth), the 3DGS settings and the GPU."""
 
-    def load_models(self, ctx: StageContext) -> None:
-        from genfab.stages.gaussians.core import TrainSettings
+    fill: FluxFill
+    predict: DepthPredictor
+    train: TrainSettings
+    device: Any
 
-        s = self.settings
-        self.fill = load_fill(self.models, s.flux)
-        self.predict = load_depth_model(self.models, s.depth)
-        self.train_settings = TrainSettings.of(s.gaussians)
-        self.device = require_cuda(ctx)
-        self.ctx = ctx
 
-    def process(self, sample: Sample) -> None:
-        from genfab.stages.scene.growing import GrowingScene
+Coarse = Held[CoarseSettings, Expander]
 
-        s, c, t = self.settings, self.settings.coarse, self.settings.trajectory
-        frames = read_frames(sample, "gaussians")
-        scene = GrowingScene(self.train_settings, self.device, scene_scale(frames[0].dpt), freeze_trained=True)
-        scene.load(read_splats(sample, "gaussians"), frames)
-        reference = next((f for f in frames if f.name == "outpaint"), frames[0])
-        K, width, height = view_geometry(reference, c.coarse_margin)
-        extent = scene_extent(frames[0].dpt, frames[0].intrinsic, t.traj_max_percentage)
-        poses = trajectory(t.traj_type, c.n_frames * c.coarse_dense_multiplier, extent, t.traj_forward_ratio,
-                           t.traj_backward_ratio)
-        policy = Policy(c.coarse_min_inpaint_ratio, c.coarse_max_inpaint_ratio, c.coarse_adjacent_exclusion,
-                        c.coarse_fallback_mode)
-        prefix = stage_prefix(sample.id, self.name)
-        started = time.perf_counter()
-        # nFrames counts the scene's frames after expansion, the input and outpainting views among them: the
-        # lab's script adds `n_frames - 2` (`for frame_idx in range(self.config.n_frames - 2)`)
-        attempts = max(c.n_frames - INITIAL_FRAMES, 0)
-        summary, views = expand(scene, poses, View(K, width, height), policy, attempts, c.coarse_iterations,
-                                self.fill, self.predict, sample.seed(s.flux.seed))
-        for attempt, picture in enumerate(views):
-            sample.write_later(f"{prefix}views/{attempt:02d}.png", partial(encode_png, picture))
-        summary.scene_frames = summary.gaussian_frames = len(scene.frames)
-        summary.total_splats = len(scene)
-        if c.coarse_print_summary:
-            for line in summary.lines():
-                log.info(line)
-        counts = write_scene(sample, prefix, scene.export(), scene.frames)
-        sample.write(prefix + "coarse_summary.json",
-                     json.dumps({**summary.to_dict(), "status": summary.status(),
-                                 "seconds": round(time.perf_counter() - started, 3), "scene": counts},
-                                indent=2).encode())
-        sample.notes.append(summary.status())  # the stage's status message: tune from it without the logs
-        sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames),
-                             quality={"coarseFrames": len(summary.frames)},
-                             fluxRuntime=self.fill.applied.options, **self.model_params())
+
+def load(settings: CoarseSettings, ctx: StageContext) -> Coarse:
+    from genfab.stages.gaussians.core import TrainSettings
+
+    return hold(settings, ctx, lambda models, s: Expander(load_fill(models, s.flux), load_depth_model(models, s.depth),
+                                                         TrainSettings.of(s.gaussians), require_cuda(ctx)),
+                require_gpu=True)
+
+
+def expand_scene(held: Coarse, sample: Sample) -> None:
+    from genfab.stages.scene.growing import GrowingScene
+
+    s, c, t = held.settings, held.settings.coarse, held.settings.trajectory
+    frames = read_frames(sample, "gaussians")
+    scene = GrowingScene(held.model.train, held.model.device, scene_scale(frames[0].dpt), freeze_trained=True)
+    scene.load(read_splats(sample, "gaussians"), frames)
+    reference = next((f for f in frames if f.name == "outpaint"), frames[0])
+    K, width, height = view_geometry(reference, c.coarse_margin)
+    extent = scene_extent(frames[0].dpt, frames[0].intrinsic, t.traj_max_percentage)
+    poses = trajectory(t.traj_type, c.n_frames * c.coarse_dense_multiplier, extent, t.traj_forward_ratio,
+                       t.traj_backward_ratio)
+    policy = Policy(c.coarse_min_inpaint_ratio, c.coarse_max_inpaint_ratio, c.coarse_adjacent_exclusion,
+                    c.coarse_fallback_mode)
+    prefix = stage_prefix(sample.id, NAME)
+    started = time.perf_counter()
+    # nFrames counts the scene's frames after expansion, the input and outpainting views among them: the
+    # lab's script adds `n_frames - 2` (`for frame_idx in range(self.config.n_frames - 2)`)
+    attempts = max(c.n_frames - INITIAL_FRAMES, 0)
+    summary, views = expand(scene, poses, View(K, width, height), policy, attempts, c.coarse_iterations,
+                            held.model.fill, held.model.predict, sample.seed(s.flux.seed))
+    for attempt, picture in enumerate(views):
+        sample.write_later(f"{prefix}views/{attempt:02d}.png", partial(encode_png, picture))
+    summary.scene_frames = summary.gaussian_frames = len(scene.frames)
+    summary.total_splats = len(scene)
+    if c.coarse_print_summary:
+        for line in summary.lines():
+            log.info(line)
+    counts = write_scene(sample, prefix, scene.export(), scene.frames)
+    sample.write(prefix + "coarse_summary.json",
+                 json.dumps({**summary.to_dict(), "status": summary.status(),
+                             "seconds": round(time.perf_counter() - started, 3), "scene": counts},
+                            indent=2).encode())
+    sample.notes.append(summary.status())  # the stage's status message: tune from it without the logs
+    sample.params.update(coarse=summary.status(), selectedExtraFrames=len(summary.frames),
+                         quality={"coarseFrames": len(summary.frames)},
+                         fluxRuntime=held.model.fill.applied.options, **model_params(held.models))
+
+
+COARSE = SampleStage(NAME, load, expand_scene)

@@ -8,19 +8,21 @@ under `{sample}/depth/`: `frames.npz` (every frame's rgb, dpt, masks, intrinsic,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from genfab.api.pipelines.vistadream import DepthSettings
 from genfab.api.scenejob import VistaDepth
 from genfab.stages.common.imaging import decode_png, decode_rgb, depth_preview, encode_png
-from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
+from genfab.stages.models.base import Held, ModelSet, hold, model_params
 from genfab.stages.runtime import Sample, SampleError, SampleStage, StageContext
 from genfab.stages.scene.frames import frames_to_npz, input_only_frames
 from genfab.stages.vistadream.canvas import Canvas, outpaint_frames, process_image
 
 if TYPE_CHECKING:
     from genfab.stages.scene.depth import DepthPredictor
+
+Depth = Held[DepthSettings, "DepthPredictor"]
+"""What a worker of the stage holds: its settings and the depth backend's predictor."""
 
 
 def load_depth_model(models: ModelSet, s: VistaDepth) -> DepthPredictor:
@@ -52,33 +54,16 @@ def depth_range(depth: Any) -> list[float]:
     return [float(valid.min()), float(valid.max())] if valid.size else [0.0, 0.0]
 
 
-@dataclass(frozen=True)
-class Depth:
-    """What a worker of the stage holds: its settings, its models and the depth backend's predictor."""
-
-    settings: DepthSettings
-    models: ModelSet
-    predict: DepthPredictor
-    ctx: StageContext
-
-    @property
-    def outpainted(self) -> bool:
-        """False with `stage: no-outpaint`: the stage then reads the job input itself."""
-        return bool(self.ctx.upstream)
-
-    @property
-    def made_by(self) -> str:
-        return f"{self.settings.depth.depth_backend}:{depth_model(self.settings.depth)}"
-
-
 def load(settings: DepthSettings, ctx: StageContext) -> Depth:
-    models = open_models(ctx)
-    with required_models():
-        return Depth(settings, models, load_depth_model(models, settings.depth), ctx)
+    return hold(settings, ctx, lambda models, s: load_depth_model(models, s.depth))
+
+
+def made_by(d: Depth) -> str:
+    return f"{d.settings.depth.depth_backend}:{depth_model(d.settings.depth)}"
 
 
 def estimate(d: Depth, sample: Sample) -> None:
-    if d.outpainted:
+    if d.ctx.upstream:  # else `stage: no-outpaint`: the stage reads the job input itself
         prefix = f"{sample.id}/outpaint/"
         rgb = decode_png(sample.read_upstream(prefix + "outpaint.png"))
         border = decode_png(sample.read_upstream(prefix + "mask.png")) > 127
@@ -86,11 +71,11 @@ def estimate(d: Depth, sample: Sample) -> None:
             canvas = Canvas(**json.loads(sample.read_upstream(prefix + "canvas.json")))
         except (TypeError, ValueError) as exc:
             raise SampleError("BadUpstream", f"{prefix}canvas.json: {exc}") from None
-        result = d.predict(rgb)
+        result = d.model(rgb)
         frames = outpaint_frames(rgb, border, canvas, result.depth, result.K, result.confidence)
     else:
         rgb = process_image(decode_rgb(sample.read_source()), d.settings.max_resolution)
-        result = d.predict(rgb)
+        result = d.model(rgb)
         frames = input_only_frames(rgb, result.depth, result.K, result.confidence)
     out = d.ctx.sample_prefix(sample.id)
     sample.write(out + "frames.npz", frames_to_npz(frames))
@@ -108,4 +93,4 @@ def estimate(d: Depth, sample: Sample) -> None:
                          dptConfMask=confidence, **model_params(d.models))
 
 
-DEPTH = SampleStage("depth", load, estimate, made_by=lambda d: d.made_by)
+DEPTH = SampleStage("depth", load, estimate, made_by=made_by)
