@@ -135,7 +135,7 @@ PIPELINE = Pipeline(
                   f"{STAGES}.recombine_stage:RecombineStage"),
         StageDecl("caption", family="diffusion", description="Stage 4 (optional): captions for the training pairs",
                   settings=CaptionSettings,
-                  implementation=f"{STAGES}.caption_stage:CaptionStage", memory="24Gi", shard_size=64,
+                  implementation=f"{STAGES}.caption_stage:CAPTION", memory="24Gi", shard_size=64,
                   upstream=("recombine",),
                   output="data/stage_4/{id}_caption.txt"),
         cpu_stage("organize", "Final outputs and metadata", OrganizeSettings, ("recombine",),

@@ -12,10 +12,10 @@ import numpy as np
 
 from genfab.api.pipelines.relighting import CaptionSettings
 from genfab.stages.common.imaging import decode_png
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import Held, ModelSet, hold
 from genfab.stages.models.placement import Placement
 from genfab.stages.models.plugins import load_plugin
-from genfab.stages.runtime import Sample, StageContext
+from genfab.stages.runtime import Sample, SampleStage
 
 PLUGIN_GROUP = "genfab.caption_backends"
 
@@ -40,27 +40,28 @@ class TransformersCaptioner:
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
 
-class CaptionStage(ModelStage[CaptionSettings]):
-    name = "caption"
-    marker_dir = "_markers"
-    batch_size = 16
+Captioner = Held[CaptionSettings, Any]
+"""What a worker of the stage holds: its settings and the captioner (a callable of RGB images)."""
 
-    def load_models(self, ctx: StageContext) -> None:
-        cfg = self.settings.captioning
-        self.backend = cfg.backend
-        self.model_id = cfg.model
-        if self.backend == "transformers":
-            self.captioner: Any = self.models.load("captioner", self.model_id, TransformersCaptioner)
-        else:  # a plug-in gets the model folder and places its model itself
-            factory = load_plugin(PLUGIN_GROUP, self.backend)
-            self.captioner = self.models.load("captioner", self.model_id, lambda path, _: factory(path))
-        self.images = ctx.stage_output("recombine")
 
-    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        rgb = [decode_png(self.images.read_bytes(f"{s.id}_composite.png"))[..., :3]
-               for s in samples]
-        captions = self.captioner(rgb)
-        for sample, text in zip(samples, captions, strict=True):
-            sample.write(f"{sample.id}_caption.txt", (text + "\n").encode())
-            sample.params.update({"backend": self.backend, "model": self.model_id, "caption": text})
-        return [None] * len(samples)
+def load_captioner(models: ModelSet, settings: CaptionSettings) -> Any:
+    cfg = settings.captioning
+    if cfg.backend == "transformers":
+        return models.load("captioner", cfg.model, TransformersCaptioner)
+    factory = load_plugin(PLUGIN_GROUP, cfg.backend)  # a plug-in gets the model folder and places its model itself
+    return models.load("captioner", cfg.model, lambda path, _: factory(path))
+
+
+def caption(held: Captioner, samples: list[Sample]) -> list[Exception | None]:
+    images = held.ctx.stage_output("recombine")
+    cfg = held.settings.captioning
+    rgb = [decode_png(images.read_bytes(f"{s.id}_composite.png"))[..., :3] for s in samples]
+    for sample, text in zip(samples, held.model(rgb), strict=True):
+        sample.write(f"{sample.id}_caption.txt", (text + "\n").encode())
+        sample.params.update({"backend": cfg.backend, "model": cfg.model, "caption": text})
+    return [None] * len(samples)
+
+
+CAPTION = SampleStage("caption", lambda settings, ctx: hold(settings, ctx, load_captioner), make_batch=caption,
+                      made_by=lambda held: f"{held.settings.captioning.backend}:{held.settings.captioning.model}",
+                      batch_size=16, marker_dir="_markers")
