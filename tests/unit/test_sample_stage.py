@@ -98,9 +98,10 @@ def test_a_load_that_refuses_the_config_is_bad_input(tmp_path: Path) -> None:
     assert "config.suffix" in _report(tmp_path).message
 
 
-@pytest.mark.parametrize("kw", [{}, {"make": lambda m, s: None, "make_batch": lambda m, s: []}])
-def test_exactly_one_of_make_and_make_batch(kw: dict[str, Any]) -> None:
-    with pytest.raises(TypeError, match="exactly one of make and make_batch"):
+@pytest.mark.parametrize("kw", [{}, {"make": lambda m, s: None, "make_batch": lambda m, s: []},
+                                {"make": lambda m, s: None, "make_set": lambda m, s, u: None}])
+def test_exactly_one_of_make_make_batch_and_make_set(kw: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="exactly one of make, make_batch and make_set"):
         SampleStage("toy", lambda settings, ctx: None, **kw)
 
 

@@ -65,8 +65,8 @@ PIPELINE = Pipeline(
                   units=f"{STAGES}.units:scene_units", revision=1),  # 1: 8-bit RGB files (RGBA, grey converted)
         cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),
                   "manifests/{all_samples,split_train,split_test}.jsonl, manifests/split_summary.json",
-                  f"{STAGES}.split_stage:SplitStage", singleton=True),
+                  f"{STAGES}.split_stage:SPLIT", singleton=True),
         cpu_stage("adapter", "DiFix trainer adapter file and generation metadata", AdapterSettings, ("split",),
-                  "difix/data.json, meta/", f"{STAGES}.adapter_stage:AdapterStage", singleton=True),
+                  "difix/data.json, meta/", f"{STAGES}.adapter_stage:ADAPTER", singleton=True),
     ),
 )

@@ -12,6 +12,8 @@ import io
 import json
 from collections import Counter
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,7 +24,7 @@ from genfab.inventory import SampleRef
 from genfab.stages.difix.adapter import data_json
 from genfab.stages.difix.export_stage import DROP_COLUMNS
 from genfab.stages.difix.split_stage import MANIFESTS, read_scenes
-from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.storage.base import StorageError
 
 ADAPTER_DIR = "_genfab/difix/adapter"
@@ -88,38 +90,46 @@ def dropped_csv(scenes: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-class AdapterStage(Stage[AdapterSettings]):
-    name = "adapter"
-    whole_set = True
-    marker_dir = ADAPTER_DIR
+@dataclass(frozen=True)
+class Adapting:
+    """What the adapter holds: its settings, its context and, for a file:// run, the local folder its
+    absolute paths start from."""
 
-    def setup(self, ctx: StageContext) -> None:
-        self.ctx = ctx
-        dx = self.settings.difix
-        root = getattr(ctx.run_storage, "root", None)
-        self.local_root = root.resolve() if root is not None else None
-        if dx.paths == "absolute" and self.local_root is None:
-            raise BadInput(f"difix.paths: absolute needs a file:// output (the trainer opens local paths), not "
-                           f"{ctx.cfg.run_uri}; use paths: prefix with the mount path training Pods see")
+    settings: AdapterSettings
+    ctx: StageContext
+    local_root: Path | None
 
-    def process_set(self, sample: Sample, units: list[SampleRef]) -> None:
-        scenes = read_scenes(self.ctx.stage_output("export"), units)
-        split = self.ctx.stage_output("split")
-        try:
-            sides = {side: [json.loads(line) for line in split.read_bytes(f"{MANIFESTS}/split_{side}.jsonl")
-                            .splitlines() if line.strip()] for side in ("train", "test")}
-        except (StorageError, ValueError) as exc:
-            raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
-        dx = self.settings.difix
-        filtered = quality_filter(scenes, with_defaults(DIFIX_TRIPLET, dx.quality), sorted(dx.quality))
-        metas = {m["sample_id"]: m for side in sides.values() for m in side}
-        train = {m["sample_id"] for m in sides["train"]} - filtered
-        test = {m["sample_id"] for m in sides["test"]} - filtered
-        doc = data_json(metas, train, test, dx.prompt, dx.paths, dx.path_prefix,
-                        str(self.local_root) if self.local_root is not None else None)
-        sample.write("difix/data.json", (json.dumps(doc, indent=2) + "\n").encode())
-        sample.write("meta/generation_config.yaml",
-                     yaml.safe_dump(global_config(self.settings), sort_keys=True, allow_unicode=True).encode())
-        sample.write("meta/generation_stats.json",
-                     (json.dumps(coverage(scenes, train, test), indent=2, sort_keys=True) + "\n").encode())
-        sample.write("meta/dropped_samples.csv", dropped_csv(scenes))
+
+def load(settings: AdapterSettings, ctx: StageContext) -> Adapting:
+    root = getattr(ctx.run_storage, "root", None)
+    local_root = root.resolve() if root is not None else None
+    if settings.difix.paths == "absolute" and local_root is None:
+        raise BadInput(f"difix.paths: absolute needs a file:// output (the trainer opens local paths), not "
+                       f"{ctx.cfg.run_uri}; use paths: prefix with the mount path training Pods see")
+    return Adapting(settings, ctx, local_root)
+
+
+def adapt(held: Adapting, sample: Sample, units: list[SampleRef]) -> None:
+    scenes = read_scenes(held.ctx.stage_output("export"), units)
+    split = held.ctx.stage_output("split")
+    try:
+        sides = {side: [json.loads(line) for line in split.read_bytes(f"{MANIFESTS}/split_{side}.jsonl")
+                        .splitlines() if line.strip()] for side in ("train", "test")}
+    except (StorageError, ValueError) as exc:
+        raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
+    dx = held.settings.difix
+    filtered = quality_filter(scenes, with_defaults(DIFIX_TRIPLET, dx.quality), sorted(dx.quality))
+    metas = {m["sample_id"]: m for side in sides.values() for m in side}
+    train = {m["sample_id"] for m in sides["train"]} - filtered
+    test = {m["sample_id"] for m in sides["test"]} - filtered
+    doc = data_json(metas, train, test, dx.prompt, dx.paths, dx.path_prefix,
+                    str(held.local_root) if held.local_root is not None else None)
+    sample.write("difix/data.json", (json.dumps(doc, indent=2) + "\n").encode())
+    sample.write("meta/generation_config.yaml",
+                 yaml.safe_dump(global_config(held.settings), sort_keys=True, allow_unicode=True).encode())
+    sample.write("meta/generation_stats.json",
+                 (json.dumps(coverage(scenes, train, test), indent=2, sort_keys=True) + "\n").encode())
+    sample.write("meta/dropped_samples.csv", dropped_csv(scenes))
+
+
+ADAPTER = SampleStage("adapter", load, make_set=adapt, marker_dir=ADAPTER_DIR)

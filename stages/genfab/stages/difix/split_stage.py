@@ -12,7 +12,7 @@ from genfab.api.pipelines.difix import SplitSettings
 from genfab.inventory import SampleRef
 from genfab.stages.difix.export_stage import scene_index_key
 from genfab.stages.difix.split import split_by_group
-from genfab.stages.runtime import Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime import Given, Sample, SampleError, SampleStage, given
 from genfab.storage.base import Storage, StorageError
 
 MANIFESTS = "manifests"
@@ -36,35 +36,30 @@ def read_scenes(export: Storage, units: list[SampleRef]) -> list[dict[str, Any]]
     return [json.loads(found[k]) for k in keys]
 
 
-class SplitStage(Stage[SplitSettings]):
-    name = "split"
-    whole_set = True
-    marker_dir = SPLIT_DIR
+def split(held: Given[SplitSettings], sample: Sample, units: list[SampleRef]) -> None:
+    scenes = read_scenes(held.ctx.stage_output("export"), units)
+    metas = sorted((m for s in scenes for m in s["samples"]), key=lambda m: m["sample_id"])
+    if not metas:
+        reasons = Counter(r["reason"] for s in scenes for r in s["dropped"])
+        raise SampleError("NoSamples", "the export kept no sample (dropped: "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) + ")")
+    cfg = held.settings.split
+    # testGroups may name a scene too: its whole group is held out (a group never spans both sides)
+    scene_groups = {s["scene_name"]: s["group_id"] for s in scenes}
+    fixed = tuple(dict.fromkeys(scene_groups.get(g, g) for g in cfg.test_groups or ()))
+    split = split_by_group(((m["sample_id"], m["group_id"]) for m in metas), cfg.train_ratio, cfg.seed, fixed)
+    by_id = {m["sample_id"]: m for m in metas}
+    sample.write(f"{MANIFESTS}/all_samples.jsonl", jsonl(metas))
+    sample.write(f"{MANIFESTS}/split_train.jsonl", jsonl([by_id[i] for i in split.train]))
+    sample.write(f"{MANIFESTS}/split_test.jsonl", jsonl([by_id[i] for i in split.test]))
+    sample.write(f"{MANIFESTS}/split_summary.json", (json.dumps(split.summary, indent=2) + "\n").encode())
+    unknown = split.summary["unknown_test_groups"]
+    if unknown:
+        sample.notes.append(f"split.testGroups {', '.join(unknown)} match no exported group "
+                            f"(groups: {', '.join(sorted({m['group_id'] for m in metas}))})")
+    if not split.test or not split.train:
+        sample.notes.append(f"one side of the split is empty ({len(split.train)} train, {len(split.test)} test): "
+                            "the samples come from a single group")
 
-    def setup(self, ctx: StageContext) -> None:
-        self.ctx = ctx
 
-    def process_set(self, sample: Sample, units: list[SampleRef]) -> None:
-        scenes = read_scenes(self.ctx.stage_output("export"), units)
-        metas = sorted((m for s in scenes for m in s["samples"]), key=lambda m: m["sample_id"])
-        if not metas:
-            reasons = Counter(r["reason"] for s in scenes for r in s["dropped"])
-            raise SampleError("NoSamples", "the export kept no sample (dropped: "
-                              + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) + ")")
-        cfg = self.settings.split
-        # testGroups may name a scene too: its whole group is held out (a group never spans both sides)
-        scene_groups = {s["scene_name"]: s["group_id"] for s in scenes}
-        fixed = tuple(dict.fromkeys(scene_groups.get(g, g) for g in cfg.test_groups or ()))
-        split = split_by_group(((m["sample_id"], m["group_id"]) for m in metas), cfg.train_ratio, cfg.seed, fixed)
-        by_id = {m["sample_id"]: m for m in metas}
-        sample.write(f"{MANIFESTS}/all_samples.jsonl", jsonl(metas))
-        sample.write(f"{MANIFESTS}/split_train.jsonl", jsonl([by_id[i] for i in split.train]))
-        sample.write(f"{MANIFESTS}/split_test.jsonl", jsonl([by_id[i] for i in split.test]))
-        sample.write(f"{MANIFESTS}/split_summary.json", (json.dumps(split.summary, indent=2) + "\n").encode())
-        unknown = split.summary["unknown_test_groups"]
-        if unknown:
-            sample.notes.append(f"split.testGroups {', '.join(unknown)} match no exported group "
-                                f"(groups: {', '.join(sorted({m['group_id'] for m in metas}))})")
-        if not split.test or not split.train:
-            sample.notes.append(f"one side of the split is empty ({len(split.train)} train, {len(split.test)} test): "
-                                "the samples come from a single group")
+SPLIT = SampleStage("split", given, make_set=split, marker_dir=SPLIT_DIR)

@@ -14,8 +14,8 @@ seeds, warm workers taking shard after shard) stays the runtime's.
     DIGEST = SampleStage("digest", load, make, made_by=lambda hasher: f"hashlib:{hasher.name}")
 
 A pipeline declares it by import path like a `Stage` class (`"my.module:DIGEST"`); a custom stage's image
-runs it with `run(DIGEST)`. A stage that needs `Stage`'s other hooks (prefetching the next batch, a result
-over the whole set, a shard-level file after the last report) still subclasses `Stage`."""
+runs it with `run(DIGEST)`. A stage that needs `Stage`'s other hooks (prefetching the next batch, a
+shard-level file after the last report) still subclasses `Stage`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from genfab.inventory import SampleRef
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.stage import Sample, Stage
 
@@ -31,19 +32,35 @@ M = TypeVar("M")
 
 
 @dataclass(frozen=True)
+class Given(Generic[S]):
+    """What a stage without models holds: its settings and its context (`given` is its `load`)."""
+
+    settings: S
+    ctx: StageContext
+
+
+def given(settings: S, ctx: StageContext) -> Given[S]:
+    return Given(settings, ctx)
+
+
+@dataclass(frozen=True)
 class SampleStage(Generic[S, M]):
     """One stage, by composition: `load(settings, ctx)` once per worker process (models, pools: whatever
-    later samples reuse; raise `BadInput` for an unusable config), then `make(loaded, sample)` for each
-    sample (raise `SampleError(reason)` to drop it alone), or `make_batch(loaded, samples)` returning per
-    sample None or the exception that failed it. `made_by(loaded)` names what produced the outputs (a
-    model id, a method): it goes into each sample's marker (`params.producedBy`) and the run's summary,
-    unless the sample set its own (`sample.produced_by`). `close(loaded)` stops what `load` started, once,
-    when the worker is done with the stage."""
+    later samples reuse; raise `BadInput` for an unusable config; `given` where there is nothing to load),
+    then `make(loaded, sample)` for each sample (raise `SampleError(reason)` to drop it alone), or
+    `make_batch(loaded, samples)` returning per sample None or the exception that failed it, or
+    `make_set(loaded, result, units)` once over them all. `made_by(loaded)` names what produced the
+    outputs (a model id, a method): it goes into each sample's marker (`params.producedBy`) and the run's
+    summary, unless the sample set its own (`sample.produced_by`). `close(loaded)` stops what `load`
+    started, once, when the worker is done with the stage."""
 
     name: str
     load: Callable[[S, StageContext], M]
     make: Callable[[M, Sample], None] | None = None
     make_batch: Callable[[M, list[Sample]], Sequence[Exception | None]] | None = None
+    make_set: Callable[[M, Sample, list[SampleRef]], None] | None = None
+    """A stage of one result over all its units (`Stage.whole_set`: the difix split and adapter): called once
+    with the result to write through and every unit; reused only while the config and the unit list stay."""
     made_by: Callable[[M], str] | None = None
     batch_size: int = 1
     """Samples handed to `make_batch` at once (`spec.stages.<name>.batchSize` overrides it)."""
@@ -53,8 +70,8 @@ class SampleStage(Generic[S, M]):
     close: Callable[[M], None] | None = None
 
     def __post_init__(self) -> None:
-        if (self.make is None) == (self.make_batch is None):
-            raise TypeError(f"SampleStage {self.name!r}: give exactly one of make and make_batch")
+        if sum(f is not None for f in (self.make, self.make_batch, self.make_set)) != 1:
+            raise TypeError(f"SampleStage {self.name!r}: give exactly one of make, make_batch and make_set")
         if not self.name:
             raise TypeError("SampleStage: a name is required (the stage's name in its pipeline)")
 
@@ -74,6 +91,14 @@ class _FunctionStage(Stage[Any]):
     @property  # `Stage.name` is a class attribute; here it is the instance's
     def name(self) -> str:  # type: ignore[override]
         return self.spec.name
+
+    @property  # as `name`
+    def whole_set(self) -> bool:  # type: ignore[override]
+        return self.spec.make_set is not None
+
+    def process_set(self, sample: Sample, units: list[SampleRef]) -> None:
+        assert self.spec.make_set is not None
+        self.spec.make_set(self.loaded, sample, units)
 
     def marker_folder(self, ctx: StageContext) -> str:
         return self.spec.marker_dir
