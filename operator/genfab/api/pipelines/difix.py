@@ -60,7 +60,7 @@ PIPELINE = Pipeline(
         StageDecl("export", family="scene",
                   description="Triplet export: imperfect render, target and reference images + meta.json "
                   "(one unit per source scene)", settings=ExportSettings,
-                  implementation=f"{STAGES}.export_stage:ExportStage", cpu="4",
+                  implementation=f"{STAGES}.export_stage:EXPORT", cpu="4",
                   memory="16Gi", shard_size=4, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
                   units=f"{STAGES}.units:scene_units", revision=1),  # 1: 8-bit RGB files (RGBA, grey converted)
         cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),

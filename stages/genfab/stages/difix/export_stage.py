@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from genfab.api.difix import DifixSource
 from genfab.api.pipelines.difix import ExportSettings
 from genfab.stages.difix.cameras import pose_distance, read_cameras
 from genfab.stages.difix.files import Unreadable, as_format, decode, mask_fraction
@@ -28,7 +30,7 @@ from genfab.stages.difix.layouts import SceneRef, SourceError, layout_for
 from genfab.stages.difix.scene_export import SceneExport
 from genfab.stages.difix.triplet_figures import triplet_figures
 from genfab.stages.difix.triplets import Drop, Selection, Triplet, plan_scene, skip_set
-from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.stages.runtime.parallel import cpu_workers
 from genfab.storage.base import Storage, StorageError
 
@@ -42,107 +44,120 @@ def scene_index_key(scene_name: str) -> str:
     return f"{EXPORT_DIR}/{scene_name}/scene.json"
 
 
-class ExportStage(Stage[ExportSettings]):
-    name = "export"
-    marker_dir = EXPORT_DIR
+@dataclass(frozen=True)
+class Exporter:
+    """What an export worker holds: its settings, its context, its sources by name and the threads that
+    export a scene's frames side by side."""
 
-    def setup(self, ctx: StageContext) -> None:
-        self.ctx = ctx
-        self.sources = {s.name: s for s in self.settings.sources}
-        self.pool = ThreadPoolExecutor(max(4, 2 * cpu_workers(ctx.env)), thread_name_prefix="genfab-export")
+    settings: ExportSettings
+    ctx: StageContext
+    sources: dict[str, DifixSource]
+    pool: ThreadPoolExecutor
 
-    def close(self) -> None:
-        if hasattr(self, "pool"):
-            self.pool.shutdown()
 
-    # 1-2: the scene and its candidates
-    def scene_job(self, sample: Sample) -> tuple[SceneExport, list[Triplet], list[Drop]]:
-        source_name, _, key = (sample.ref.source or "").partition("/")
-        source = self.sources.get(source_name)
-        if source is None:
-            raise BadInput(f"unit {sample.id} names source {source_name!r}, which the config does not have")
-        storage = self.ctx.open(source.uri)
-        renders = self.ctx.open(source.renders_uri) if source.renders_uri else None
-        scene = SceneRef(key, sample.id)
-        ply = source.renders == "ply"
-        try:
-            files = layout_for(source.dataset).files(storage, scene, renders, ply)
-            cameras = read_cameras(storage, files)
-            group = group_id(scene.name, source.effective_group_by(), source.group_pattern)
-        except (SourceError, GroupError) as exc:
-            raise SampleError("BadScene", str(exc)) from None
-        skip_csv = source_text(storage, f"{key}/{files.skip_key}") if files.skip_key else None
-        skipped = skip_set(source.skip_frames or (), scene.name, source.name, skip_csv)
-        rv = self.settings.reference_view
-        if rv.strategy == "fixed-camera" and rv.reference_cam_id not in cameras:
-            raise SampleError("BadScene", f"referenceView.referenceCamId {rv.reference_cam_id} is not a camera of "
-                                          f"scene {scene.name} (cameras: {', '.join(map(str, sorted(cameras)))})")
-        sel = Selection(source.target_cameras, source.frame_stride, rv.strategy, rv.reference_cam_id,
-                        rv.frame_offset, rv.seed)
+def load(settings: ExportSettings, ctx: StageContext) -> Exporter:
+    return Exporter(settings, ctx, {s.name: s for s in settings.sources},
+                    ThreadPoolExecutor(max(4, 2 * cpu_workers(ctx.env)), thread_name_prefix="genfab-export"))
 
-        def has_render(cam: int, frame: str) -> bool:
-            if ply:
-                return frame in files.plys or "*" in files.plys
-            return (cam, frame) in files.renders
-        triplets, drops = plan_scene(scene.name, cameras, files.images, has_render, skipped, sel,
-                                     lambda a, b: pose_distance(cameras[a], cameras[b]))
-        job = SceneExport(source, storage, renders, files, cameras, group, self.settings.image_format,
-                       source.min_mask_fraction)
-        return job, triplets, drops
 
-    # 3-5
-    def process(self, sample: Sample) -> None:
-        job, triplets, drops = self.scene_job(sample)
-        if job.source.renders == "ply" and triplets:
-            self.render_plys(job, triplets)
-        by_frame: dict[str, list[Triplet]] = {}
-        for t in triplets:
-            by_frame.setdefault(t.frame, []).append(t)
-        results = list(self.pool.map(lambda ts: export_frame(self.ctx.output, job, ts), by_frame.values()))
-        metas = [m for kept, _, _ in results for m in kept]
-        dropped = [drop_row(job, d) for d in drops] + [row for _, lost, _ in results for row in lost]
-        written = sum(n for _, _, n in results)
-        previous = self.previous_samples(sample.id)
-        index = {
-            "scene_name": sample.id, "source": job.source.name, "dataset": job.source.dataset,
-            "scene_key": job.files.scene.key, "group_id": job.group, "cameras": sorted(job.cameras),
-            "frames": len(job.files.frames), "samples": sorted(metas, key=lambda m: m["sample_id"]),
-            "dropped": sorted(dropped, key=lambda r: (r["target_fname"], r["target_cam_id"], r["reason"])),
-        }
-        stale = sorted(previous - {m["sample_id"] for m in metas})
-        for sid in stale:
-            self.ctx.output.delete_prefix(f"samples/{sid}/")
-        sample.write(scene_index_key(sample.id), json.dumps(index, indent=1).encode())
-        reasons = Counter(r["reason"] for r in dropped)
-        sample.params.update({"samples": len(metas), "bytes": written, "dropped": dict(sorted(reasons.items())),
-                              # each triplet's figures (also in its meta.json): the shard's histograms and table
-                              "quality": {m["sample_id"]: m["quality"] for m in metas}})
-        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
-        if not metas:
-            sample.notes.append(f"no sample kept ({why})")
-        elif dropped:  # the scene succeeded, but not every frame made a sample: say so where users look
-            sample.notes.append(f"{len(metas)} samples kept, {len(dropped)} dropped ({why}); see "
-                                f"{scene_index_key(sample.id)}")
+def close(exporter: Exporter) -> None:
+    exporter.pool.shutdown()
 
-    def previous_samples(self, scene: str) -> set[str]:
-        """Sample ids an earlier export of this scene wrote (to delete those this run no longer makes)."""
-        try:
-            doc = json.loads(self.ctx.output.read_bytes(scene_index_key(scene)))
-            return {str(m["sample_id"]) for m in doc.get("samples", [])}
-        except (StorageError, ValueError, KeyError, TypeError, AttributeError):
-            return set()
 
-    def render_plys(self, job: SceneExport, triplets: list[Triplet]) -> None:
-        """`renders: ply`: each needed (camera, frame) rendered from the frame's PLY on the GPU."""
-        from genfab.stages.difix.ply_renders import render_targets
+# 1-2: the scene and its candidates
+def scene_job(ex: Exporter, sample: Sample) -> tuple[SceneExport, list[Triplet], list[Drop]]:
+    source_name, _, key = (sample.ref.source or "").partition("/")
+    source = ex.sources.get(source_name)
+    if source is None:
+        raise BadInput(f"unit {sample.id} names source {source_name!r}, which the config does not have")
+    storage = ex.ctx.open(source.uri)
+    renders = ex.ctx.open(source.renders_uri) if source.renders_uri else None
+    scene = SceneRef(key, sample.id)
+    ply = source.renders == "ply"
+    try:
+        files = layout_for(source.dataset).files(storage, scene, renders, ply)
+        cameras = read_cameras(storage, files)
+        group = group_id(scene.name, source.effective_group_by(), source.group_pattern)
+    except (SourceError, GroupError) as exc:
+        raise SampleError("BadScene", str(exc)) from None
+    skip_csv = source_text(storage, f"{key}/{files.skip_key}") if files.skip_key else None
+    skipped = skip_set(source.skip_frames or (), scene.name, source.name, skip_csv)
+    rv = ex.settings.reference_view
+    if rv.strategy == "fixed-camera" and rv.reference_cam_id not in cameras:
+        raise SampleError("BadScene", f"referenceView.referenceCamId {rv.reference_cam_id} is not a camera of "
+                                      f"scene {scene.name} (cameras: {', '.join(map(str, sorted(cameras)))})")
+    sel = Selection(source.target_cameras, source.frame_stride, rv.strategy, rv.reference_cam_id,
+                    rv.frame_offset, rv.seed)
 
-        try:
-            job.rendered = render_targets(job, triplets, self.ctx.workdir)
-        except RuntimeError as exc:
-            if "CUDA" in str(exc) or "cuda" in str(exc):
-                raise BadInput(f"sources[{job.source.name}].renders: ply renders with gsplat and needs a CUDA GPU "
-                               f"({exc}); give the export stage a GPU or use renders: folder") from None
-            raise
+    def has_render(cam: int, frame: str) -> bool:
+        if ply:
+            return frame in files.plys or "*" in files.plys
+        return (cam, frame) in files.renders
+    triplets, drops = plan_scene(scene.name, cameras, files.images, has_render, skipped, sel,
+                                 lambda a, b: pose_distance(cameras[a], cameras[b]))
+    job = SceneExport(source, storage, renders, files, cameras, group, ex.settings.image_format,
+                   source.min_mask_fraction)
+    return job, triplets, drops
+
+
+# 3-5
+def export(ex: Exporter, sample: Sample) -> None:
+    job, triplets, drops = scene_job(ex, sample)
+    if job.source.renders == "ply" and triplets:
+        render_plys(ex, job, triplets)
+    by_frame: dict[str, list[Triplet]] = {}
+    for t in triplets:
+        by_frame.setdefault(t.frame, []).append(t)
+    results = list(ex.pool.map(lambda ts: export_frame(ex.ctx.output, job, ts), by_frame.values()))
+    metas = [m for kept, _, _ in results for m in kept]
+    dropped = [drop_row(job, d) for d in drops] + [row for _, lost, _ in results for row in lost]
+    written = sum(n for _, _, n in results)
+    previous = previous_samples(ex, sample.id)
+    index = {
+        "scene_name": sample.id, "source": job.source.name, "dataset": job.source.dataset,
+        "scene_key": job.files.scene.key, "group_id": job.group, "cameras": sorted(job.cameras),
+        "frames": len(job.files.frames), "samples": sorted(metas, key=lambda m: m["sample_id"]),
+        "dropped": sorted(dropped, key=lambda r: (r["target_fname"], r["target_cam_id"], r["reason"])),
+    }
+    stale = sorted(previous - {m["sample_id"] for m in metas})
+    for sid in stale:
+        ex.ctx.output.delete_prefix(f"samples/{sid}/")
+    sample.write(scene_index_key(sample.id), json.dumps(index, indent=1).encode())
+    reasons = Counter(r["reason"] for r in dropped)
+    sample.params.update({"samples": len(metas), "bytes": written, "dropped": dict(sorted(reasons.items())),
+                          # each triplet's figures (also in its meta.json): the shard's histograms and table
+                          "quality": {m["sample_id"]: m["quality"] for m in metas}})
+    why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    if not metas:
+        sample.notes.append(f"no sample kept ({why})")
+    elif dropped:  # the scene succeeded, but not every frame made a sample: say so where users look
+        sample.notes.append(f"{len(metas)} samples kept, {len(dropped)} dropped ({why}); see "
+                            f"{scene_index_key(sample.id)}")
+
+
+def previous_samples(ex: Exporter, scene: str) -> set[str]:
+    """Sample ids an earlier export of this scene wrote (to delete those this run no longer makes)."""
+    try:
+        doc = json.loads(ex.ctx.output.read_bytes(scene_index_key(scene)))
+        return {str(m["sample_id"]) for m in doc.get("samples", [])}
+    except (StorageError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def render_plys(ex: Exporter, job: SceneExport, triplets: list[Triplet]) -> None:
+    """`renders: ply`: each needed (camera, frame) rendered from the frame's PLY on the GPU."""
+    from genfab.stages.difix.ply_renders import render_targets
+
+    try:
+        job.rendered = render_targets(job, triplets, ex.ctx.workdir)
+    except RuntimeError as exc:
+        if "CUDA" in str(exc) or "cuda" in str(exc):
+            raise BadInput(f"sources[{job.source.name}].renders: ply renders with gsplat and needs a CUDA GPU "
+                           f"({exc}); give the export stage a GPU or use renders: folder") from None
+        raise
+
+
+EXPORT = SampleStage("export", load, export, marker_dir=EXPORT_DIR, close=close)
 
 
 def source_text(storage: Storage, key: str) -> str | None:
