@@ -5,6 +5,7 @@ location (BLIP by default), batched; any other name is a plug-in from the entry-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from genfab.stages.common.imaging import decode_png
 from genfab.stages.models.base import Held, ModelSet, hold
 from genfab.stages.models.placement import Placement
 from genfab.stages.models.plugins import load_plugin
-from genfab.stages.runtime import Sample, SampleStage
+from genfab.stages.runtime import Sample, SampleStage, StageContext
+from genfab.storage import Storage
 
 PLUGIN_GROUP = "genfab.caption_backends"
 
@@ -40,8 +42,16 @@ class TransformersCaptioner:
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
 
-Captioner = Held[CaptionSettings, Any]
-"""What a worker of the stage holds: its settings and the captioner (a callable of RGB images)."""
+@dataclass(frozen=True)
+class Captioning:
+    """The captioner (a callable of RGB images) and where the composites it captions are, opened once."""
+
+    captioner: Any
+    composites: Storage
+
+
+Captioner = Held[CaptionSettings, Captioning]
+"""What a worker of the stage holds: its settings and its captioning."""
 
 
 def load_captioner(models: ModelSet, settings: CaptionSettings) -> Any:
@@ -52,16 +62,19 @@ def load_captioner(models: ModelSet, settings: CaptionSettings) -> Any:
     return models.load("captioner", cfg.model, lambda path, _: factory(path))
 
 
+def load(settings: CaptionSettings, ctx: StageContext) -> Captioner:
+    return hold(settings, ctx, lambda models, s: Captioning(load_captioner(models, s), ctx.stage_output("recombine")))
+
+
 def caption(held: Captioner, samples: list[Sample]) -> list[Exception | None]:
-    images = held.ctx.stage_output("recombine")
-    cfg = held.settings.captioning
+    cfg, images = held.settings.captioning, held.model.composites
     rgb = [decode_png(images.read_bytes(f"{s.id}_composite.png"))[..., :3] for s in samples]
-    for sample, text in zip(samples, held.model(rgb), strict=True):
+    for sample, text in zip(samples, held.model.captioner(rgb), strict=True):
         sample.write(f"{sample.id}_caption.txt", (text + "\n").encode())
         sample.params.update({"backend": cfg.backend, "model": cfg.model, "caption": text})
     return [None] * len(samples)
 
 
-CAPTION = SampleStage("caption", lambda settings, ctx: hold(settings, ctx, load_captioner), make_batch=caption,
+CAPTION = SampleStage("caption", load, make_batch=caption,
                       made_by=lambda held: f"{held.settings.captioning.backend}:{held.settings.captioning.model}",
                       batch_size=16, marker_dir="_markers")
