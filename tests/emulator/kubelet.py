@@ -1,7 +1,8 @@
 """A scriptable fake Job controller and kubelet for `GenfabCluster`.
 
 It moves Indexed Jobs and their Pods through their lifecycle the way Kubernetes does, in simplified
-form: one Pod per pending index (up to `parallelism`), `backoffLimitPerIndex`, the podFailurePolicy
+form: one Pod per pending index (up to `parallelism`; a lowered parallelism stops the not-Ready Pods
+first, uncounted), `backoffLimitPerIndex`, the podFailurePolicy
 genfab sets (exit 42 fails the index at once; Pods with a DisruptionTarget condition do not count),
 suspend/resume, completedIndexes/failedIndexes, Complete/Failed conditions.
 
@@ -132,6 +133,9 @@ class JobState:
     """Why the whole Job failed (a gang Job's backoffLimit, or its FailJob rule)."""
     next_bulk: int = 0
     """A bulk Job's next index to finish (`Kubelet.bulk`)."""
+    scaled_down: set[str] = field(default_factory=set)
+    """Pod uids the Job controller stopped for a lowered parallelism: not counted (it removes their
+    tracking finalizer first), their indexes left to run again."""
 
 
 def _indexes(values: set[int]) -> str:
@@ -226,7 +230,8 @@ class Kubelet:
                 state.worker.feed.done(state.worker.current, 143)
             job = self._job_of(obj)
             phase = (obj.get("status") or {}).get("phase")
-            if state is not None and job is not None and phase not in ("Succeeded", "Failed"):
+            if state is not None and job is not None and phase not in ("Succeeded", "Failed") \
+                    and meta["uid"] not in self.jobs.get(job["metadata"]["uid"], JobState()).scaled_down:
                 js = self.jobs.setdefault(job["metadata"]["uid"], JobState())
                 js.lost_at[state.index] = time.monotonic()
                 if not (job.get("spec") or {}).get("suspend") and not _disrupted(obj):
@@ -349,7 +354,9 @@ class Kubelet:
         completions = int(spec["completions"])
         live = {int(p["metadata"]["labels"][INDEX_LABEL]) for p in pods
                 if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
-        parallelism = int(spec.get("parallelism") or completions)
+        parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else completions)
+        if len(live) > parallelism:
+            live -= self._scale_down(key, pods, js, len(live) - parallelism)
         for index in range(completions):
             if len(live) >= parallelism:
                 break
@@ -378,6 +385,22 @@ class Kubelet:
             else:
                 new["conditions"] = _set(new.get("conditions") or [], "Complete", "True", "Completed")
         self._write_job(key, status, new)
+
+    def _scale_down(self, key: ObjKey, pods: list[dict[str, Any]], js: JobState, count: int) -> set[int]:
+        """Stop `count` active Pods as Kubernetes' Job controller does when parallelism is lowered
+        (`activePodsForRemoval`: not yet running before running, not Ready before Ready, newest first),
+        removing their tracking finalizer first so they count neither failed nor succeeded. Their indexes."""
+        active = [(n, p) for n, p in enumerate(pods) if (p.get("status") or {}).get("phase") not in (
+            "Succeeded", "Failed") and not p["metadata"].get("deletionTimestamp")]
+        active.sort(key=lambda item: ((item[1].get("status") or {}).get("phase") == "Running", _ready(item[1]),
+                                      -item[0]))
+        stopped = set()
+        for _, pod in active[:count]:
+            js.scaled_down.add(pod["metadata"]["uid"])
+            js.counted.add(pod["metadata"]["uid"])
+            stopped.add(int(pod["metadata"]["labels"][INDEX_LABEL]))
+            self.cluster.delete((PODS, key[1], pod["metadata"]["name"]))
+        return stopped
 
     def _one_pod_sync(self, key: ObjKey, job: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         uid = job["metadata"]["uid"]
@@ -548,6 +571,7 @@ class Kubelet:
         self._timed[PODS][key] = None
         if w.current is None:
             taken = w.feed.next()
+            self._readiness(key, taken != WAIT)  # the runtime's waiting file, as its readiness probe reads it
             if taken == WAIT:  # a streaming stage's next input is not committed yet: look again next tick
                 return None
             if taken is None:  # the cursor ran out: the worker ends
@@ -574,6 +598,15 @@ class Kubelet:
         if not w.feed.continues_after(code):
             return self._end_pod(key, code, "")
         return None
+
+    def _readiness(self, key: ObjKey, ready: bool) -> None:
+        """A worker Pod's Ready condition as its readiness probe says: not Ready while it waits for input."""
+        pod = self.cluster.store.get(key)
+        if pod is None or _ready(pod) == ready:
+            return
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"]
+        self.cluster.patch(key, {"status": {"conditions": [
+            *conditions, {"type": "Ready", "status": "True" if ready else "False"}]}})
 
     def _end_pod(self, key: ObjKey, code: int, message: str) -> None:
         self.cluster.patch(key, {"status": {

@@ -1,12 +1,14 @@
 """Streaming between stages in a cluster: a stage whose shards line up with its upstream's starts once the
 upstream committed a first shard, as a worker Job whose Pods take a shard only after the operator marked
 its input committed, and whose parallelism the operator raises as the upstream commits more. An upstream
-that fails stops it (what it committed stays) unless `continueOnError`."""
+that fails stops it (what it committed stays) unless `continueOnError`. Its workers that wait for input
+past their bound are released, and started again for new input."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 
 from genfab.inventory import read_report
 from genfab.storage import open_storage
-from tests.emulator.harness import Emulator
+from tests.emulator.harness import Emulator, OperatorProcess, own_cluster
 from tests.emulator.kubelet import Behaviour
 from tests.emulator.reading import counts, jobs, stage, wait_phase, wait_status
 
@@ -188,3 +190,43 @@ def test_a_streaming_worker_killed_mid_shard_runs_it_again_and_a_poisoned_sample
     made = [i for index in range(5)
             for i in read_report(run, "albedo", stage_hash(st, "albedo"), index, 5).succeeded]  # type: ignore[union-attr]
     assert sorted(made) == sorted(set(made)) and len(made) == 10  # none lost, none made twice
+
+
+@pytest.fixture(scope="module")
+def releasing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, OperatorProcess]]:
+    """An operator whose streaming workers keep their GPU at most half a second while they wait."""
+    with own_cluster(tmp_path_factory.mktemp("operator"), GENFAB_IDLE_RELEASE_SECONDS="0.5") as running:
+        yield running
+
+
+def test_workers_that_wait_past_their_bound_are_released_and_started_again_for_new_input(
+        releasing: tuple[Emulator, OperatorProcess], tmp_path: Path) -> None:
+    """segment's shard 3 is held: albedo and degrade run what segment committed before it (a stage takes
+    its shards in order), then every one of their workers waits. Past the bound the operator lowers their
+    Jobs' parallelism, and the Job controller stops the waiting (not Ready) workers, counting none of them
+    failed; no stall is said. Released, the shard's input starts workers again, and every stage ends with
+    every sample once."""
+    emu, _ = releasing
+    emu.kubelet.script = lambda stage_, index, attempt: Behaviour(seconds=0.05, hold=(stage_, index) == ("segment", 3))
+    doc = streaming_job(tmp_path, "release", samples=12, parallelism=3)
+    emu.apply(doc)
+
+    def parallelism(name: str) -> int | None:
+        job = stage_job(emu, doc, name)
+        return None if job is None else int(job["spec"]["parallelism"])
+    emu.wait("albedo's and degrade's waiting workers released", lambda: parallelism("albedo") == 0
+             and parallelism("degrade") == 0, timeout=60)
+    for name in ("albedo", "degrade"):
+        job = stage_job(emu, doc, name)
+        assert job is not None and not (job.get("status") or {}).get("failed"), job.get("status")
+    st = wait_status(emu, doc, "the three shards before the held one", lambda s: counts(s, "degrade")[2] == 6)
+    assert stage(st, "albedo")["phase"] == "Running" and st.get("conditions") and not any(
+        c["type"] == "Stalled" and c["status"] == "True" for c in st["conditions"]), st  # waiting is not stuck
+    emu.kubelet.release("segment", 3)
+    st = wait_phase(emu, doc, "Succeeded", "Failed")
+    assert st["phase"] == "Succeeded", st
+    run = open_storage(f"file://{tmp_path}/out")
+    for name in STAGES:
+        assert counts(st, name)[:4] == ("Succeeded", 12, 12, 0)
+        made = [read_report(run, name, stage_hash(st, name), i, 6) for i in range(6)]
+        assert [len(r.succeeded) for r in made if r is not None] == [2] * 6  # each shard once, whole

@@ -116,9 +116,10 @@ def test_a_server_without_indexed_jobs_is_said_at_start_and_in_the_status_and_no
 def test_the_operators_requests_are_never_refused(installed: Installed) -> None:
     """The audit log of the API server: every request the operator made so far in the tier (start, watches,
     the dry run, status writes) was allowed. A test's own requests with the operator's token (the owners
-    test's retries while the server learns a new CRD's kind) are not the operator's. One refusal is the server's, not RBAC's: an Event posted into
-    a namespace the lifecycle test deleted just before (RBAC allowed it; NamespaceLifecycle admission
-    refuses new objects in a terminating namespace), when that test ran first."""
+    test's retries while the server learns a new CRD's kind) are not the operator's. One refusal is the
+    server's, not RBAC's: an Event posted into a namespace the lifecycle test deleted just before (RBAC
+    allowed it; NamespaceLifecycle admission refuses new objects in a terminating namespace), when that
+    test ran first."""
     audit = installed.cluster.audit()
     events = [e for e in audit if e["user"]["username"] == installed.user
               and e.get("userAgent") != TEST_AS_OPERATOR]  # the owners test's own retries, not the operator's

@@ -5,6 +5,7 @@ again and failed for good after its retries, a stop not counted as a try, bad in
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,30 @@ def test_a_streaming_stages_worker_takes_only_shards_whose_input_is_marked_commi
     assert read_input(run, "stage", HASH, 4) == 0
     assert take_shard(run, "other", HASH, 3, lambda i: False) == WAIT
     assert take_shard(run, "other", HASH, 3, lambda i: i < 1) == 0
+
+
+def test_a_waiting_worker_says_so_once_in_its_record_and_its_readiness_file(tmp_path: Path) -> None:
+    """As it begins to wait for input it writes its record once (`waiting_since`: the operator releases a
+    worker that waited past its bound) and keeps the file its Pod's readiness probe reads (not Ready while
+    waiting); both are cleared as it takes a shard. A worker started again does not inherit its last Pod's
+    wait."""
+    run = open_storage(f"file://{tmp_path}/run")
+    source = StreamSource(stage="up", config_hash="u" * 64, shards=2, shard_size=1)
+    flag = tmp_path / "waiting"
+    worker = ClaimFeed(run, "stage", HASH, 1, 2, 0, upstream=source, waiting_file=flag)
+    assert worker.next() == WAIT
+    record = read_worker(run, "stage", HASH, 1, 2)
+    assert record is not None and record.waiting_since is not None and flag.exists()
+    since = record.waiting_since
+    assert worker.next() == WAIT and read_worker(run, "stage", HASH, 1, 2).waiting_since == since  # type: ignore[union-attr]
+    write_report(run, ShardReport("up", "u" * 64, 0, 2, state="succeeded"))
+    taken = worker.next()
+    assert isinstance(taken, Assignment)
+    record = read_worker(run, "stage", HASH, 1, 2)
+    assert record is not None and record.waiting_since is None and record.current == 0 and not flag.exists()
+    worker.done(taken, EXIT_OK)
+    assert worker.next() == WAIT and flag.exists()
+    time.sleep(0.01)
+    again = ClaimFeed(run, "stage", HASH, 1, 2, 0, upstream=source)  # its Pod was stopped while it waited
+    assert again.next() == WAIT
+    assert again.record.waiting_since is not None and again.record.waiting_since > since  # its own wait

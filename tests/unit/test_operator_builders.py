@@ -14,6 +14,7 @@ from genfab.operator.builders import build_configmap, build_job, child_name
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import bucket_label
 from genfab.planner import plan, stage_config
+from tests.helpers import load_example
 from tests.unit.shared import OWNER, SETTINGS
 
 
@@ -65,6 +66,25 @@ def test_fewer_pods_than_shards_are_warm_workers_that_count_each_shards_tries_th
     env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
     assert (env["GENFAB_WORKERS"], env["GENFAB_SHARD_RETRIES"], env["GENFAB_SHARD_COUNT"]) == ("2", "3", "4")
     assert job["metadata"]["annotations"]["genfab.dev/shards"] == "4"
+
+
+def test_a_streaming_stages_workers_are_not_ready_while_they_wait_for_input() -> None:
+    """The runtime keeps `GENFAB_WAITING_FILE` while it waits; the probe fails then, so the Job controller,
+    asked for fewer Pods, stops a waiting worker before a busy one (genfab.operator.streams)."""
+    doc = load_example("datasetjob-relighting.yaml")
+    doc["spec"].update({"shardSize": 2, "parallelism": 3})
+    r = parse_resource(doc)
+    p = plan(r)
+    albedo = p.stage("albedo")
+    job = build_job(p, albedo, stage_config(p, albedo, upstream_shards=5), r.spec, 5, 10, OWNER, SETTINGS, ready=2)
+    kubernetes_validate.validate(job, "1.35", strict=True)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GENFAB_WAITING_FILE"] == "/tmp/genfab-waiting" and job["spec"]["parallelism"] == 2
+    assert container["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", "test ! -e /tmp/genfab-waiting"]
+    segment = p.stage("segment")  # it streams from nothing: always Ready, nothing to release
+    plain = build_job(p, segment, stage_config(p, segment), r.spec, 5, 10, OWNER, SETTINGS)
+    assert "readinessProbe" not in plain["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_pod_is_least_privilege_and_gets_credentials_only_by_reference() -> None:

@@ -172,6 +172,27 @@ def test_a_worker_jobs_shards_come_from_its_cursor_and_records_one_read_per_work
     assert run.reads == before  # nothing again before progressSeconds
 
 
+def test_a_workers_clock_is_its_shard_its_last_record_or_its_wait(tmp_path: Path) -> None:
+    """Worker 0 runs shard 799 (its report's clock), worker 1 is between shards (its record's last write,
+    not its Pod's start: a worker an hour old is not stuck for having no shard when read), worker 2 waits
+    for input (not stuck at all; since when, for its release) and its Pod is being stopped (no worker to
+    release again); only worker 0 lost work if its Pod goes."""
+    import time
+
+    _, p, job, run = worker_job(tmp_path, 3, {0: {"current": 799}, 1: {}, 2: {"waiting_since": 1000.0}}, taken=800)
+    stopping = running_pod(2)
+    stopping["metadata"]["deletionTimestamp"] = "2026-11-22T12:00:00Z"
+    pods = {job["metadata"]["name"]: [running_pod(0), running_pod(1), stopping]}
+    progress = ProgressReader(progress_seconds=10, reports_per_reconcile=1000).read(
+        KEY, p, [job], pods, None, lambda: run).progress["scaffold"]
+    assert set(progress.last_sample) == {0, 1, 2} and progress.last_sample[1] >= time.time() - 60
+    assert progress.waiting == {} and progress.busy_workers == frozenset({0})
+    pods = {job["metadata"]["name"]: [running_pod(0), running_pod(1), running_pod(2)]}
+    progress = ProgressReader(progress_seconds=10, reports_per_reconcile=1000).read(
+        KEY, p, [job], pods, None, lambda: run).progress["scaffold"]
+    assert progress.waiting == {2: 1000.0}
+
+
 def test_a_shard_the_cursor_handed_out_counts_once_its_report_is_final(tmp_path: Path) -> None:
     """The cursor moves an instant before the taker's record names its shard: a reconcile reading in
     between finds that shard's report still running (or none) and leaves it, without asking to reconcile

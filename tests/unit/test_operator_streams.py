@@ -4,15 +4,25 @@ are raised, and what an upstream failure does to it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from genfab.api import parse_resource
 from genfab.operator.decide import Observed, Progress, decide
-from genfab.operator.streams import StreamInput, StreamStart, may_start, ready_prefix, ready_shards, wanted_parallelism
+from genfab.operator.streams import (
+    StreamInput,
+    StreamStart,
+    idle_past,
+    may_start,
+    ready_prefix,
+    ready_shards,
+    release_after,
+    wanted_parallelism,
+)
 from genfab.planner import Plan, plan
-from genfab.status import StageObservation
+from genfab.status import StageObservation, tally
 from tests.helpers import load_example
 from tests.unit.shared import NOW
 
@@ -45,11 +55,37 @@ def test_every_shard_is_ready_once_the_upstream_ended() -> None:
     assert ready_shards(upstream(state="finished"), ((0, 2),), 10, 2, 2) == 10
 
 
-@pytest.mark.parametrize(("workers", "current", "ready", "done", "wanted"), [
-    (4, 1, 3, 0, 3), (4, 1, 9, 0, 4), (4, 3, 3, 1, None), (4, 4, 10, 0, None), (4, 2, 0, 0, None), (4, 0, 0, 0, 1)])
-def test_workers_are_raised_to_the_ready_shards_not_finished_and_never_lowered(
-        workers: int, current: int, ready: int, done: int, wanted: int | None) -> None:
-    assert wanted_parallelism(workers, current, ready, done) == wanted
+@pytest.mark.parametrize(("workers", "current", "ready", "done", "idle", "wanted"), [
+    (4, 1, 3, 0, 0, 3), (4, 1, 9, 0, 0, 4), (4, 3, 3, 1, 0, None), (4, 2, 0, 0, 0, None),
+    (4, 0, 0, 0, 0, None),  # all released, nothing committed: none started for nothing
+    (4, 0, 2, 1, 0, 1),  # committed input again: a worker again
+    (4, 4, 6, 4, 2, 2), (4, 4, 6, 4, 1, 3),  # released: the workers that waited past their bound
+    (4, 3, 6, 3, 3, None),  # never below the ready shards not finished (the busy ones)
+    (4, 2, 5, 5, 2, 0),  # everything committed is done: no worker waits for the upstream's next shard
+])
+def test_workers_follow_the_ready_shards_not_finished_and_those_idle_past_their_bound_are_released(
+        workers: int, current: int, ready: int, done: int, idle: int, wanted: int | None) -> None:
+    assert wanted_parallelism(workers, current, ready, done, 10, idle) == wanted
+
+
+@pytest.mark.parametrize(("current", "done", "idle", "wanted"), [
+    (4, 10, 2, None), (0, 10, 0, 1), (0, 8, 0, 2), (2, 6, 2, 4)])
+def test_once_the_upstream_ended_the_job_runs_as_any_worker_job(current: int, done: int, idle: int,
+                                                                 wanted: int | None) -> None:
+    """Every shard is committed: none is released, and at least one worker runs, so the Job's remaining
+    workers start and end it."""
+    assert wanted_parallelism(4, current, 10, done, 10, idle) == wanted
+
+
+@pytest.mark.parametrize(("floor", "load", "bound"), [(60, None, 60), (60, 20.5, 60), (60, 142.7, 142.7), (0, 3, 3)])
+def test_a_waiting_worker_keeps_its_gpu_as_long_as_starting_one_again_would_cost(
+        floor: float, load: float | None, bound: float) -> None:
+    assert release_after(floor, load) == bound
+
+
+def test_the_workers_idle_past_the_bound_are_counted() -> None:
+    assert idle_past({0: 100.0, 3: 150.0, 5: 139.0}, now=200.0, bound=60.0) == 2
+    assert idle_past({}, now=200.0, bound=60.0) == 0
 
 
 def relighting(**spec: Any) -> tuple[Any, Plan]:
@@ -97,3 +133,25 @@ def test_decide_stops_a_streaming_stage_whose_upstream_failed() -> None:
     assert albedo["metadata"]["name"] in d.delete and d.streams == []
     obs = {o.name: o for o in d.observations}["albedo"]
     assert obs.state == "blocked" and obs.samples_succeeded == 4 and obs.message == "stopped: an upstream stage failed"
+
+
+@pytest.mark.parametrize(("load", "parallelism"), [(None, 2), (300.0, None)])
+def test_decide_releases_a_worker_that_waited_past_its_bound(load: float | None, parallelism: int | None) -> None:
+    """Two albedo workers wait for segment's next shard, one for 2 minutes (past the 60 s floor), one for
+    10 s: the Job is lowered by one. A stage whose model load took 5 minutes keeps both: a new worker
+    would pay that again."""
+    r, p = relighting(parallelism=3)
+    segment = job(p, "segment", 5, 3, {"active": 3, "ready": 3})
+    albedo = job(p, "albedo", 5, 3, {"active": 3, "ready": 1}, parallelism=3, streams="segment")
+    now = NOW.timestamp()
+    counted = tally.start("uid").model_copy(update={"model_load_seconds": load})
+    started = datetime.fromtimestamp(now - 7200, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # past the 1800 s deadline
+    pods = [{"metadata": {"name": f"albedo-{w}", "labels": {"batch.kubernetes.io/job-completion-index": str(w)}},
+             "status": {"phase": "Running", "containerStatuses": [{"state": {"running": {"startedAt": started}}}]}}
+            for w in (0, 2)]
+    d = decide(p, r.spec, Observed(jobs=[segment, albedo], pods={albedo["metadata"]["name"]: pods}, progress={
+        "segment": Progress(succeeded=6, shards=(3, 0), finished=((0, 2),)),
+        "albedo": Progress(succeeded=4, shards=(2, 0), finished=((0, 1),), tally=counted,
+                           waiting={0: now - 120, 2: now - 10})}), None, NOW, idle_release_seconds=60)
+    assert d.streams == [StreamInput("albedo", albedo["metadata"]["name"], 3, parallelism)]
+    assert d.stop_pods == []  # a worker waiting for input is not stuck, however long it waits

@@ -155,6 +155,8 @@ seccompProfile:
   value: {{ .Values.stages.customStageCredentials | quote }}
 - name: GENFAB_STREAMING
   value: {{ .Values.stages.streaming | quote }}
+- name: GENFAB_IDLE_RELEASE_SECONDS
+  value: {{ .Values.stages.idleReleaseSeconds | quote }}
 - name: GENFAB_STAGE_EPHEMERAL_STORAGE
   value: {{ .Values.stages.ephemeralStorage | quote }}
 - name: GENFAB_STAGE_UID

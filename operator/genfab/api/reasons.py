@@ -130,7 +130,8 @@ REASONS: tuple[Reason, ...] = (
            "Nothing: the index gets a new Pod. If it repeats, look at the node."),
     Reason("PodDeleted", ON_BOTH,
            "A stage Pod was deleted before it finished (not by suspend, not a disruption) and its index has "
-           "no running replacement yet.",
+           "no running replacement yet (a warm worker only if it held a shard: one released while it waited "
+           "for input lost nothing).",
            "Nothing, unless someone or something keeps deleting Pods in the namespace."),
     Reason("Queued", ON_STAGE,
            "The stage's Job waits for admission by Kueue in `spec.queueName`.",

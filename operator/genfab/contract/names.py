@@ -49,6 +49,12 @@ worker's restarts, not one shard's."""
 ENV_PROGRESS_DEADLINE = "GENFAB_PROGRESS_DEADLINE"
 """A worker Pod's stage's `progressDeadlineSeconds`: a stop that ends a shard idle that long is the
 operator's no-progress stop, a try; any other stop (preemption, eviction) is not."""
+ENV_WAITING_FILE = "GENFAB_WAITING_FILE"
+"""Set by the operator on a streaming stage's worker Job (`WAITING_FILE`): the file a worker keeps while
+it waits for committed input. The Pod's readiness probe fails while it is there, so a waiting worker is
+not Ready, and the Job controller, when the operator lowers the Job's parallelism, stops waiting workers
+first (it removes not-Ready Pods before Ready ones, without counting them failed)."""
+WAITING_FILE = "/tmp/genfab-waiting"
 ENV_WORKER_FD = "GENFAB_WORKER_FD"
 """Set by the local runner for a warm worker: the process reads shard after shard from its stdin (one
 JSON line each) and writes each shard's exit code to this file descriptor (genfab.stages.runtime.feed).

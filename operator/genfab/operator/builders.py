@@ -24,6 +24,7 @@ from genfab.contract.names import (
     ENV_RECORDS,
     ENV_SAMPLE_MANIFEST,
     RDZV_PORT,
+    WAITING_FILE,
 )
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
@@ -286,6 +287,15 @@ def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
     ]}
 
 
+def waiting_probe() -> dict[str, Any]:
+    """A streaming stage's worker is not Ready while it waits for input (the file its runtime keeps then,
+    genfab.stages.runtime.claims): when the operator lowers its Job's parallelism, the Job controller stops
+    not-Ready Pods first, and without counting them failed, so a waiting worker goes, not a busy one
+    (genfab.operator.streams). genfab's own images have a shell; only they stream."""
+    return {"exec": {"command": ["/bin/sh", "-c", f"test ! -e {WAITING_FILE}"]},
+            "periodSeconds": 5, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 1}
+
+
 def _pod_security(settings: OperatorSettings) -> dict[str, Any]:
     return {"runAsNonRoot": True, "runAsUser": settings.run_as_user, "runAsGroup": settings.run_as_user,
             "fsGroup": settings.run_as_user, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -412,6 +422,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         container["command"] = command
     if args:
         container["args"] = args
+    if stage_cfg.stream is not None:
+        container["readinessProbe"] = waiting_probe()
     r = stage.resources
     pod_labels = {**labels, **(group_labels(plan, stage, owner) if stage.gang else {})}
     pod_spec: dict[str, Any] = {

@@ -271,11 +271,13 @@ class Controller:
         try:
             resource, the_plan, refs = self._admit(key, body, owner, previous)
             observed = self._observe(key, the_plan, owner, previous, refs)
-            decision = decide(the_plan, resource.spec, observed, previous, now)
+            decision = decide(the_plan, resource.spec, observed, previous, now,
+                              self.settings.idle_release_seconds)
             failed_starts = self._apply(key, body, resource, the_plan, owner, decision, previous)
             if decision.start:  # re-decide with the Jobs just created
                 observed = self._observe(key, the_plan, owner, previous, refs)
-                decision = decide(the_plan, resource.spec, observed, previous, now)
+                decision = decide(the_plan, resource.spec, observed, previous, now,
+                              self.settings.idle_release_seconds)
         except Refused as refused:
             if refused.look_again:
                 self.queue.add_after(key, self.settings.progress_seconds)

@@ -34,7 +34,15 @@ from genfab.operator.observe import (
     start_deadline_passed,
     stuck_pods,
 )
-from genfab.operator.streams import StreamInput, StreamStart, may_start, ready_shards, wanted_parallelism
+from genfab.operator.streams import (
+    StreamInput,
+    StreamStart,
+    idle_past,
+    may_start,
+    ready_shards,
+    release_after,
+    wanted_parallelism,
+)
 from genfab.planner import Plan, PlannedStage
 from genfab.sequencing import BLOCKED_MESSAGE, gate, no_progress_message, phase_of
 from genfab.sequencing.manual import Awaiting, gate_status, held_back
@@ -83,6 +91,13 @@ class Progress:
     workers'); None where each index is a shard."""
     worker_shards: Mapping[int, int] = field(default_factory=dict)
     """A worker Job's running workers' shards, by worker index (its Pods' index)."""
+    waiting: Mapping[int, float] = field(default_factory=dict)
+    """A streaming stage's running workers that wait for committed input, by worker index: since when
+    (epoch seconds, their records'). Not stuck: released once they waited past the stage's bound."""
+    busy_workers: frozenset[int] | None = None
+    """A worker Job's workers whose records name a shard they run (None: each index is a shard). A deleted
+    worker Pod lost work only if it held one: one that waited for input (released by the operator), sat
+    between shards or had not started is no stall."""
     finished: indexes.Ranges = ()
     """Shards that ended (done, or failed for good) as the Job's status says, or, for a worker Job, whose
     final reports are read: what a stage streaming from this one may take (genfab.operator.streams)."""
@@ -235,8 +250,8 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
     )
 
 
-def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime
-           ) -> Decision:
+def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime,
+           idle_release_seconds: float = 60.0) -> Decision:
     d = Decision()
     start_deadline_s = spec.start_deadline_seconds
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
@@ -270,13 +285,16 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         elif stage_job is not None:
             view = job_view(stage_job)
             pods = observed.pods.get(view.name, ())
-            stall = job_stall(view, pods, observed.lost.get(view.name, ()))
+            progress = observed.progress.get(stage.name, Progress())
+            lost = [lp for lp in observed.lost.get(view.name, ())
+                    if progress.busy_workers is None or lp.index in progress.busy_workers]
+            stall = job_stall(view, pods, lost)
             refused = observed.refused_pods.get(view.name)
             if refused is not None and (stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index(
                     PODS_REFUSED)):
                 stall = Stall(PODS_REFUSED, f"job {view.name}: the API server refuses its Pods: {refused}")
-            progress = observed.progress.get(stage.name, Progress())
-            for stuck in stuck_pods(view, pods, progress.last_sample, now, stage.progress_deadline_seconds):
+            for stuck in stuck_pods(view, pods, progress.last_sample, now, stage.progress_deadline_seconds,
+                                    progress.waiting):
                 shard = progress.worker_shards.get(stuck.index, stuck.index)
                 why = no_progress_message(stage.name, shard, stuck.idle, stage.progress_deadline_seconds,
                                           f"pod {stuck.pod} deleted to free its GPUs, the shard retried per "
@@ -299,7 +317,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                             start_deadline_s, spec.suspend)
             if view.streams_from:
                 obs = _streaming(d, stage, plan, view, progress, obs, by_name.get(view.streams_from),
-                                 observed.progress.get(view.streams_from, Progress()), phases, spec.continue_on_error)
+                                 observed.progress.get(view.streams_from, Progress()), phases, spec.continue_on_error,
+                                 now, idle_release_seconds)
             if expired:
                 d.delete.append(view.name)
             if stall is not None and obs.state == "running" and d.stall is None:
@@ -354,10 +373,11 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
 def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, progress: Progress,
                obs: StageObservation,
                upstream: StageObservation | None, up_progress: Progress, phases: Mapping[str, str],
-               continue_on_error: bool) -> StageObservation:
+               continue_on_error: bool, now: datetime, idle_release_seconds: float) -> StageObservation:
     """A stage whose Job takes its upstream's shards as they finish: its samples so far are what the
-    upstream committed; its workers follow the committed input (genfab.operator.streams); an upstream that
-    fails stops it (`continueOnError` lets it go on with what the upstream committed)."""
+    upstream committed; its workers follow the committed input, and those that waited for it past the
+    stage's bound are released (genfab.operator.streams); an upstream that fails stops it
+    (`continueOnError` lets it go on with what the upstream committed)."""
     if upstream is None:
         return obs
     obs = replace(obs, samples_total=max(upstream.samples_succeeded, obs.samples_succeeded + obs.samples_failed))
@@ -370,8 +390,10 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
     ready = ready_shards(upstream, up_progress.finished, view.shards, plan.stage(upstream.name).shard_size,
                          stage.shard_size)
     done = indexes.count(progress.finished)
+    bound = release_after(idle_release_seconds, (progress.tally.model_load_seconds if progress.tally else None))
+    idle = idle_past(progress.waiting, now.timestamp(), bound)
     d.streams.append(StreamInput(stage.name, view.name, ready,
-                                 wanted_parallelism(view.workers, view.parallelism, ready, done)))
+                                 wanted_parallelism(view.workers, view.parallelism, ready, done, view.shards, idle)))
     return obs
 
 

@@ -9,7 +9,7 @@ What counts as which stall reason (each test-covered in tests/unit/test_operator
 - PartiallyScheduled: some Pods of a process group (a gang stage's Job) are scheduled and others are
   Unschedulable: the scheduled ones hold GPUs without training.
 - PodDeleted: a Pod was deleted before it finished (not by suspend, not a disruption) and its index
-  has no running replacement yet.
+  has no running replacement yet (a worker Job's Pod only if its worker held a shard: genfab.operator.decide).
 - DeadlineExceeded: the Job failed its deadline, or none of its Pods started within the operator's
   start deadline after the Job was last unsuspended.
 - NoProgress: a running Pod's shard committed no sample within the stage's progress deadline (since
@@ -18,7 +18,7 @@ What counts as which stall reason (each test-covered in tests/unit/test_operator
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,7 +140,7 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         failed_message=(failed or {}).get("message", ""),
         shards=shards,
         workers=completions if shards > completions or streams_from else 0,
-        parallelism=int(spec.get("parallelism") or completions),
+        parallelism=int(completions if spec.get("parallelism") is None else spec["parallelism"]),  # 0: all released
         streams_from=streams_from,
         samples=int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0),
         succeeded_indexes=len(succeeded),
@@ -247,16 +247,17 @@ class StuckPod:
 
 
 def stuck_pods(job: JobView, pods: Iterable[Mapping[str, Any]], last_sample: Mapping[int, float], now: datetime,
-               deadline_s: int) -> list[StuckPod]:
+               deadline_s: int, waiting: Collection[int] = ()) -> list[StuckPod]:
     """Running Pods whose shard has made no progress for longer than `deadline_s` (see `idle_seconds`).
-    `last_sample` maps a shard index to its report's last sample time (epoch seconds)."""
+    `last_sample` maps a shard index to its report's last sample time (epoch seconds); the workers in
+    `waiting` wait for input, not stuck."""
     if job.finished or job.suspended:
         return []
     out = []
     for pod in pods:
         index, started = pod_index(pod), pod_started(pod)
         if not pod_running(pod) or (pod.get("metadata") or {}).get("deletionTimestamp") or index is None \
-                or started is None:
+                or started is None or index in waiting:
             continue
         idle = idle_seconds(started.timestamp(), last_sample.get(index), now.timestamp())
         if idle > deadline_s:

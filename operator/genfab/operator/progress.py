@@ -138,8 +138,8 @@ class ProgressReader:
                 out.more = out.more or bool(left)  # not for `waiting`: their workers' next records say more
                 out.finished_read += indexes.count(todo) - indexes.count(left) - indexes.count(waiting)
                 left = indexes.union(left, waiting)
-            live = [i for i in self._live(state, view, pods.get(view.name, ()))
-                    if not indexes.contains(finished, i)]
+            workers = _running_indexes(pods.get(view.name, ()))
+            live = [i for i in self._live(state, view, workers) if not indexes.contains(finished, i)]
             if self._running_due(state, view.finished) and live:
                 run = run or open_run()
                 reads = budget.reads
@@ -150,7 +150,9 @@ class ProgressReader:
             shards = (indexes.count(completed), indexes.count(failed_shards)) if view.workers else None
             if view.workers:  # what a stage streaming from it may take: the shards whose final report is read
                 finished = tally.read_indexes(state.tally)
-            out.progress[stage.name] = _progress(state, complete=not left, shards=shards, finished=finished)
+            out.progress[stage.name] = _progress(
+                state, complete=not left, shards=shards, finished=finished, workers=workers if view.workers else (),
+                staying=_running_indexes(pods.get(view.name, ()), staying=True) if view.workers else ())
         return out
 
     def _read_records(self, run: Storage, stage: PlannedStage, state: _Stage, view: JobView, budget: _Budget
@@ -178,10 +180,9 @@ class ProgressReader:
         state.records_final = state.records_final or state.pass_after_finish
         return False
 
-    def _live(self, state: _Stage, view: JobView, pods: Sequence[Mapping[str, Any]]) -> list[int]:
+    def _live(self, state: _Stage, view: JobView, running: list[int]) -> list[int]:
         """The shards running now: the running Pods' indexes, or a worker Job's running workers' current
         shards (as their records last said)."""
-        running = [i for i in (pod_index(p) for p in pods if pod_running(p)) if i is not None]
         if not view.workers:
             return running
         return [shard for w in running if (record := state.records.get(w)) is not None
@@ -219,6 +220,13 @@ class ProgressReader:
         return found
 
 
+def _running_indexes(pods: Sequence[Mapping[str, Any]], staying: bool = False) -> list[int]:
+    """The indexes of a Job's running Pods (a worker Job's: its running workers); `staying`: only those not
+    being stopped (a Pod the Job controller is stopping is no worker to release again)."""
+    return [i for i in (pod_index(p) for p in pods if pod_running(p)
+                        and not (staying and (p.get("metadata") or {}).get("deletionTimestamp"))) if i is not None]
+
+
 def _worker_shards(state: _Stage, view: JobView) -> tuple[indexes.Ranges, indexes.Ranges, indexes.Ranges]:
     """A worker Job's (completed, finished, failed) shards as its workers' records say. A Job that
     completed ran every shard: each one no record names failed must have left its final report."""
@@ -244,17 +252,25 @@ class _Budget(Share):
 
 
 def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = None,
-              finished: indexes.Ranges = ()) -> Progress:
+              finished: indexes.Ranges = (), workers: Sequence[int] = (), staying: Sequence[int] = ()) -> Progress:
     t, running = state.tally, list(state.running.values())
     live_ok, live_failed = tally.running_counts(running)
     last = {i: r.last_activity for i, r in state.running.items() if r.state == "running"}
     on: dict[int, int] = {}
+    waiting: dict[int, float] = {}
     if shards is not None:  # a worker Job: its Pods' indexes are the workers'
         on = {w: record.current for w, record in state.records.items() if record.current in last}
-        last = {w: last[shard] for w, shard in on.items()}
+        # a worker between shards is measured from its record's last write (a shard ended), not from its
+        # Pod's start: a worker an hour old is not stuck for having no shard at the instant it was read
+        last = {**{w: r.updated_at for w in workers if (r := state.records.get(w)) is not None},
+                **{w: last[shard] for w, shard in on.items()}}
+        waiting = {w: r.waiting_since for w in staying if (r := state.records.get(w)) is not None
+                   and r.current is None and r.waiting_since is not None}
     return Progress(
         succeeded=t.succeeded + live_ok, failed=t.failed + live_failed, corrupt=tuple(t.corrupt_messages),
-        last_sample=last, shards=shards, worker_shards=on,
+        last_sample=last, shards=shards, worker_shards=on, waiting=waiting,
+        busy_workers=frozenset(w for w, r in state.records.items() if r.current is not None)
+        if shards is not None else None,
         notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
         produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
         corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete, finished=finished,

@@ -109,6 +109,10 @@ class OperatorSettings:
     streaming: bool = field(default_factory=lambda: os.environ.get("GENFAB_STREAMING", "true").lower() == "true")
     """Whether a stage the plan lets stream from its upstream does (`stages.streaming`); off, every stage
     waits for its upstream stages to finish."""
+    idle_release_seconds: float = field(default_factory=lambda: _env_float("GENFAB_IDLE_RELEASE_SECONDS", 60.0))
+    """The least time a streaming stage's worker waiting for input keeps its GPU before the operator
+    releases it (`stages.idleReleaseSeconds`); a stage whose workers' model load took longer keeps them that
+    long (genfab.operator.streams)."""
     group_network_policy: bool = field(
         default_factory=lambda: os.environ.get("GENFAB_GROUP_NETWORK_POLICY", "true").lower() == "true")
     """Whether each process group (a gang stage's Pods) gets its own NetworkPolicy, created with its

@@ -10,14 +10,24 @@ worker Pods run.
   operator writes that count for its workers (`input.json`, genfab.inventory.workers); a worker takes a
   shard below it, or once the upstream shards it reads succeeded.
 - Its Job is a worker Job whose `parallelism` follows the committed input not yet finished: one worker
-  per shard that can run now, within the Job's workers (`spec.parallelism`). The operator only raises it
-  (`wanted_parallelism`): lowering it would let the Job controller stop a busy worker. So a worker starts
-  only for input already there, and waits only between shards, while the workers ahead took what was
-  committed: at most until the upstream's next shard ends.
+  per shard that can run now, within the Job's workers (`spec.parallelism`) (`wanted_parallelism`). So a
+  worker starts only for input already there, and waits only between shards, while the workers ahead took
+  what was committed.
+- A worker that waited for input longer than its stage's bound is released (`release_after`: the chart's
+  floor, or the stage's measured model load when longer: holding a GPU idle that long costs what starting a
+  worker again would, the ski-rental rule, so the GPU time a release wastes is at most twice the least any
+  choice could have wasted, knowing the future). The operator lowers the Job's parallelism by the workers
+  waiting past it; the Job controller stops not-Ready Pods first (a waiting worker's readiness probe fails:
+  genfab.operator.builders.waiting_probe) and does not count Pods it stops for parallelism as failed, and
+  more committed input raises the parallelism again. So the stage's workers follow its measured
+  throughput against its upstream's: a stage faster than its input keeps as few workers as the input keeps
+  busy, and the GPUs go to the stages that have the work. Once the upstream ended it is a worker Job as any
+  other: every shard is committed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from genfab.contract import indexes
@@ -38,7 +48,7 @@ class StreamStart:
 
 @dataclass(frozen=True)
 class StreamInput:
-    """A running streaming stage: its shards ready now, and the Job parallelism to raise it to (None: as it is)."""
+    """A running streaming stage: its shards ready now, and the Job parallelism to set (None: as it is)."""
 
     stage: str
     job: str
@@ -72,8 +82,29 @@ def ready_shards(upstream: StageObservation, finished: indexes.Ranges, shards: i
     return min(shards, ready_below(ready_prefix(finished), upstream.shards_total, upstream_size, size))
 
 
-def wanted_parallelism(workers: int, current: int, ready: int, done: int) -> int | None:
-    """The worker Job's parallelism to raise to: one worker per ready shard not finished, within its
-    `workers`; None where it stays (never lowered: that would stop a busy worker)."""
-    wanted = min(workers, max(1, ready - done))
-    return wanted if wanted > current else None
+def release_after(floor: float, model_load_seconds: float | None) -> float:
+    """Seconds a waiting worker keeps its GPU: the chart's floor, or what its stage's model load measured
+    when longer (a worker started again pays it again)."""
+    return max(floor, model_load_seconds or 0.0)
+
+
+def idle_past(waiting: Mapping[int, float], now: float, bound: float) -> int:
+    """How many of the running workers waiting for input (since when, epoch seconds) waited `bound` or more."""
+    return sum(1 for since in waiting.values() if now - since >= bound)
+
+
+def wanted_parallelism(workers: int, current: int, ready: int, done: int, shards: int, idle: int = 0
+                       ) -> int | None:
+    """The worker Job's parallelism (None: as it is). One worker per ready shard not finished, within its
+    `workers`: raised as committed input arrives; lowered by the `idle` workers that waited past their
+    bound, never below the shards ready and not finished (a worker waits only when no committed shard is
+    left to take, so those are the busy ones). Once every shard is committed (`ready == shards`, the
+    upstream ended) at least one: the Job's remaining workers must start to end it."""
+    floor = 1 if ready >= shards else 0
+    need = min(workers, max(floor, ready - done))
+    if need > current:
+        return need
+    if idle > 0 and ready < shards:
+        lowered = max(need, current - idle)
+        return lowered if lowered < current else None
+    return None

@@ -31,7 +31,9 @@ from genfab.contract.names import (
     ENV_S3_ENDPOINT,
     ENV_S3_REGION,
     ENV_SHARD_RETRIES,
+    ENV_WAITING_FILE,
     ENV_WORKERS,
+    WAITING_FILE,
 )
 from genfab.planner import Plan, PlannedStage
 from genfab.status import StageObservation, stage_phase
@@ -130,7 +132,8 @@ def worker_env(stage: PlannedStage, shards: int, workers: int, retries: int, str
     if workers >= shards and not streaming:
         return {}
     return {ENV_WORKERS: str(workers), ENV_SHARD_RETRIES: str(retries),
-            ENV_PROGRESS_DEADLINE: str(stage.progress_deadline_seconds)}
+            ENV_PROGRESS_DEADLINE: str(stage.progress_deadline_seconds),
+            **({ENV_WAITING_FILE: WAITING_FILE} if streaming else {})}
 
 
 def gang_env(stage: PlannedStage, shards: int, host: str, port: int, group: str) -> dict[str, str]:

@@ -6,9 +6,10 @@ worker Pods and read by the operator.
   conditional writes, a lock on a file system); the loser of a race reads it again. Shards are taken in
   index order, so the finished ones stay a few ranges however many there are.
 - **One record per worker** (`worker-00003.json`, `WorkerRecord`): the shard it runs now and which try of
-  it that is, and the shards it failed for good, as ranges. Its worker writes it when it takes a shard and
-  when one ends; the operator reads at most one per worker per progress period, and the cursor with them,
-  so what it reads follows the Job's workers, not the stage's shards. The shards a stage's workers
+  it that is, the shards it failed for good, as ranges, and since when it waits for input, if it does.
+  Its worker writes it when it takes a shard, when one ends and as it begins to wait; the operator reads
+  at most one per worker per progress period, and the cursor with them, so what it reads follows the
+  Job's workers, not the stage's shards. The shards a stage's workers
   finished are those the cursor handed out that no record names as running or failed
   (`finished_shards`): a few ranges, one hole per worker. (A record that listed the shards its worker
   finished grew with them: workers take shards in turn, so each one's were every W-th index, 15 KB of
@@ -58,6 +59,10 @@ class WorkerRecord:
     """Shards it gave up on: bad input, or every try ended its process."""
     finished: bool = False
     """The cursor ran out: it took its last shard and ended."""
+    waiting_since: float | None = None
+    """A streaming stage's worker with no committed input to take: since when it waits (epoch seconds;
+    None: it runs a shard, or loads). Written once as it begins to wait, cleared as it takes a shard: the
+    operator releases a worker that waited longer than its stage's bound (genfab.operator.streams)."""
     updated_at: float = field(default_factory=time.time)
 
     def add(self, index: int, failed: bool = False) -> None:

@@ -16,7 +16,11 @@ A worker of a streaming stage (its config's `stream`) takes a shard only once it
 committed: the upstream's shard of that index left a succeeded final report, or the operator marked it
 ended (`input.json`: failed for good, or the upstream stage ended). When the next one is not, it waits,
 looking again every `INPUT_POLL_SECONDS`; the operator starts such a stage's workers only for committed
-input no worker has taken (genfab.operator.streams), so a worker waits only between shards.
+input no worker has taken (genfab.operator.streams), so a worker waits only between shards. As it begins
+to wait it says so once: in its record (`waiting_since`, which the operator reads to release a worker that
+waited past its stage's bound) and by the file `GENFAB_WAITING_FILE` names (the Pod's readiness probe: a
+waiting worker is not Ready, and the Job controller stops not-Ready Pods first when the operator lowers
+the Job's parallelism). Both are cleared as it takes a shard.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Literal
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, StreamSource
-from genfab.contract.names import ENV_PROGRESS_DEADLINE, ENV_SHARD_RETRIES, ENV_WORKER_FD, ENV_WORKERS
+from genfab.contract.names import (
+    ENV_PROGRESS_DEADLINE,
+    ENV_SHARD_RETRIES,
+    ENV_WAITING_FILE,
+    ENV_WORKER_FD,
+    ENV_WORKERS,
+)
 from genfab.contract.streams import upstream_span
 from genfab.inventory import ShardReport, read_report, write_report
 from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, write_worker
@@ -46,7 +57,8 @@ INPUT_POLL_SECONDS = 1.0
 class ClaimFeed:
     def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
                  progress_deadline: float | None = None, upstream: StreamSource | None = None,
-                 shard_size: int = 1, poll_seconds: float = INPUT_POLL_SECONDS) -> None:
+                 shard_size: int = 1, poll_seconds: float = INPUT_POLL_SECONDS,
+                 waiting_file: Path | None = None) -> None:
         self.run, self.stage, self.config_hash = run, stage, config_hash
         self.shards = shards
         self.retries = retries
@@ -55,6 +67,8 @@ class ClaimFeed:
         """The stage it streams from: its shard i waits for the upstream shards it maps onto."""
         self.shard_size = shard_size
         self.poll_seconds = poll_seconds
+        self.waiting_file = waiting_file
+        """Kept while it waits for input (the Pod's readiness probe; None: nothing reads it)."""
         self.record = WorkerRecord(worker, shards)
         self.started = 0.0
         """When the current try began (epoch seconds)."""
@@ -76,6 +90,7 @@ class ClaimFeed:
             if earlier is not None:
                 self.record = earlier
                 self.record.finished = False
+                self.record.waiting_since = None  # its last Pod's wait ended with it
             if self.record.current is not None:  # this worker's last Pod ended inside it
                 self.record.attempt += 1
                 if self.record.attempt > self.retries + 1:
@@ -89,7 +104,9 @@ class ClaimFeed:
         index = take_shard(self.run, self.stage, self.config_hash, self.shards,
                            self._input_ready() if self.upstream is not None else None)
         if index == WAIT:
+            self._waiting(True)
             return WAIT
+        self._waiting(False)
         if index is None:
             if not self.record.finished:
                 self.record.finished = True
@@ -135,6 +152,23 @@ class ClaimFeed:
                 succeeded(up) for up in upstream_span(index, source.shards, source.shard_size, self.shard_size))
         return ready
 
+    def _waiting(self, waits: bool) -> None:
+        """Say once that it begins to wait for input, or that it no longer does (the record is written
+        with the shard it takes)."""
+        if waits == (self.record.waiting_since is not None):
+            return
+        if self.waiting_file is not None:
+            try:
+                if waits:
+                    self.waiting_file.touch()
+                else:
+                    self.waiting_file.unlink(missing_ok=True)
+            except OSError as exc:  # the probe then says Ready: a busy worker may be stopped, and run again
+                log.warning("cannot keep the waiting file", extra={"path": str(self.waiting_file), "why": str(exc)})
+        self.record.waiting_since = time.time() if waits else None
+        if waits:
+            self._save()
+
     def _stuck(self, index: int) -> bool:
         """The stopped shard had made no progress for the progress deadline (its report's last sample)."""
         if self.progress_deadline is None:
@@ -178,8 +212,9 @@ def shard_feed(ctx: StageContext) -> ShardFeed:
         if not retries.isdigit():
             raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
         deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
+        waiting = ctx.env.get(ENV_WAITING_FILE)
         return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
                          float(deadline) if deadline.isdigit() else None, upstream=ctx.cfg.stream,
-                         shard_size=ctx.cfg.shard_size)
+                         shard_size=ctx.cfg.shard_size, waiting_file=Path(waiting) if waiting else None)
     return OneShard(ctx.index)
 
