@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,24 +95,50 @@ def run(tmp: Path, streaming: bool, samples: int, shard_size: int, parallelism: 
         start = time.monotonic()
         emu.apply(doc)
         first, peak = math.inf, 0
-        while True:
-            status = emu.status("DatasetJob", name, doc["metadata"]["namespace"]) or {}
-            made = {s["name"]: s["samples"]["succeeded"] for s in status.get("stages", [])}
+
+        def watch(made: dict[str, int]) -> None:
+            nonlocal first, peak
             if made.get(STAGES[-1], 0) and first == math.inf:
                 first = time.monotonic() - start
             peak = max(peak, made.get(STAGES[0], 0) - made.get(STAGES[-1], 0))
-            if status.get("phase") in ("Succeeded", "PartiallySucceeded", "Failed"):
-                break
-            if time.monotonic() - start > 1800:
-                raise SystemExit(f"{name}: not done after 30 minutes: {status}")
-            time.sleep(0.2)
+        made = until_succeeded(emu, doc, start, watch)
         wall = time.monotonic() - start
-        if status["phase"] != "Succeeded":
-            raise SystemExit(f"{name}: {status['phase']}: {status}")
         return Result(name, wall, start + wall - first_job[0], first, peak, made[STAGES[-1]])
     finally:
         op.stop()
         emu.stop()
+
+
+def until_succeeded(emu: Emulator, doc: dict[str, Any], start: float,
+                    watch: Callable[[dict[str, int]], None] = lambda made: None) -> dict[str, int]:
+    """Each stage's samples made once the resource Succeeded (`watch` sees them every 0.2 s meanwhile);
+    exits naming the phase it ended in otherwise, or after 30 minutes."""
+    name, namespace = doc["metadata"]["name"], doc["metadata"]["namespace"]
+    while True:
+        status = emu.status("DatasetJob", name, namespace) or {}
+        made = {s["name"]: s["samples"]["succeeded"] for s in status.get("stages", [])}
+        watch(made)
+        if status.get("phase") in ("Succeeded", "PartiallySucceeded", "Failed"):
+            break
+        if time.monotonic() - start > 1800:
+            raise SystemExit(f"{name}: not done after 30 minutes: {status}")
+        time.sleep(0.2)
+    if status["phase"] != "Succeeded":
+        raise SystemExit(f"{name}: {status['phase']}: {status}")
+    return made
+
+
+def append_result(title: str, script: str, text: str) -> None:
+    """A section of results/streaming.md: the title, the machine, the command and `text`."""
+    machine = f"{platform.node()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    section = (f"\n## {title}\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine}, Python "
+               f"{platform.python_version()}: `python benchmarks/{script} {' '.join(sys.argv[1:])}`\n\n{text}\n")
+    path = ROOT / "benchmarks/results/streaming.md"
+    if not path.exists():
+        path.write_text("# Streaming between stages (emulated cluster)\n\nWritten by benchmarks/streaming.py: "
+                        "see its docstring for what each column measures.\n")
+    with path.open("a") as f:
+        f.write(section)
 
 
 def table(results: list[Result], own: dict[str, float]) -> str:
@@ -156,16 +183,7 @@ def main() -> None:
     text = f"{head}\n\n{table(results, own)}"
     print(text)
     if args.write:
-        machine = f"{platform.node()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-        section = (f"\n## {args.samples:,} samples through three stages, streaming and barriers\n\n"
-                   f"Measured {time.strftime('%Y-%m-%d')} on {machine}, Python {platform.python_version()}: "
-                   f"`python benchmarks/streaming.py {' '.join(sys.argv[1:])}`\n\n{text}\n")
-        path = ROOT / "benchmarks/results/streaming.md"
-        if not path.exists():
-            path.write_text("# Streaming between stages (emulated cluster)\n\nWritten by benchmarks/streaming.py: "
-                            "see its docstring for what each column measures.\n")
-        with path.open("a") as f:
-            f.write(section)
+        append_result(f"{args.samples:,} samples through three stages, streaming and barriers", "streaming.py", text)
 
 
 if __name__ == "__main__":

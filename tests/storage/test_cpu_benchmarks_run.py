@@ -43,7 +43,8 @@ GPU_ONLY = {"gaussians.py", "gaussians_simple_trainer.py", "gaussians_profile.py
             "flux_blocks.py", "research_adapters.py", "seva_speed.py", "compile_cache.py", "gpu_busy.py",
             "operator_floor.py"}
 """Scripts that need CUDA (or, operator_floor.py, run only by operator_scale.py --floor, smoked above)."""
-SMOKED_ELSEWHERE = {"operator_real_cluster.py": "tests/realcluster/test_benchmark_smoke.py"}
+SMOKED_ELSEWHERE = {"operator_real_cluster.py": "tests/realcluster/test_benchmark_smoke.py",
+                    "idle_release.py": "tests/emulator/test_idle_release_benchmark.py"}
 """Scripts smoked by the tier that has what they need (the real control plane)."""
 
 

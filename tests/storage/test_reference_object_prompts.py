@@ -14,7 +14,7 @@ import pytest
 
 from genfab.inventory import ShardReport, write_report
 from genfab.stages.reference_object.llm import Conversation, LlmError, base_url
-from genfab.stages.reference_object.prompts_stage import PromptsStage
+from genfab.stages.reference_object.prompts_stage import PROMPTS
 from genfab.stages.runtime.loop import main
 from genfab.storage import open_storage
 from tests.helpers import stage_contract
@@ -109,7 +109,7 @@ def test_prompts_stage_writes_the_prompt_files(tmp_path: Path, chat_server: tupl
     upstream = [{"name": "perspectives", "configHash": "p" * 64, "outputUri": f"file://{tmp_path}/run/02_perspectives"}]
     env = stage_contract(tmp_path, "prompts", pipeline="reference-object", config=config, upstream=upstream,
                          outputUri=f"file://{tmp_path}/run/03_prompts", options={"llmEndpoint": endpoint})
-    assert main(PromptsStage(), env) == 0
+    assert main(PROMPTS.stage(), env) == 0
     out = open_storage(f"file://{tmp_path}/run/03_prompts")
     doc = json.loads(out.read_bytes("prompts.json"))
     assert len(doc["prompts"]) == 3 and doc["model"] == model and doc["endpoint"] == endpoint
@@ -130,7 +130,7 @@ def test_an_unreachable_endpoint_fails_the_shard_with_its_name(tmp_path: Path) -
     env = stage_contract(tmp_path, "prompts", pipeline="reference-object", config=config, upstream=upstream,
                          outputUri=f"file://{tmp_path}/run/03_prompts",
                          options={"llmEndpoint": endpoint, "llmTimeoutSeconds": 2, "llmBackoffSeconds": 0.01})
-    assert main(PromptsStage(), env) == 1  # retryable: the endpoint may come back
+    assert main(PROMPTS.stage(), env) == 1  # retryable: the endpoint may come back
     message = (tmp_path / "termination.json").read_text()  # what the Pod's status shows
     assert f"LLM endpoint {endpoint} (model 'llama3.1') failed 3 times" in message
     assert not open_storage(f"file://{tmp_path}/run/03_prompts").exists("prompts.json")

@@ -119,3 +119,20 @@ def test_the_registry_builds_a_declared_sample_stage_with_its_declared_settings(
     assert decl.settings is DigestSettings
     ctx = type("Ctx", (), {"cfg": type("Cfg", (), {"pipeline": "checksums"})(), "stage": "digest"})()
     assert declared_settings(ctx, stage) is DigestSettings  # type: ignore[arg-type]
+    from tests.toy_pipeline.stage import DIGEST
+
+    handed = DIGEST.stage()  # `main(DIGEST.stage())`, not through the registry: the declaration's object itself
+    assert not handed.declared_as and declared_settings(ctx, handed) is DigestSettings  # type: ignore[arg-type]
+    other = SampleStage("digest", lambda settings, ctx: None, lambda loaded, sample: None).stage()
+    assert declared_settings(ctx, other) is None  # type: ignore[arg-type]  # a stage of its own: no model
+
+
+def test_a_file_after_each_shard_and_an_output_folder_kept_to_the_current_config(tmp_path: Path) -> None:
+    """`after_shard` is called with the shard's final report; `prunes_outputs` is the stage's."""
+    env = _contract(tmp_path, {"a.png": b"aa"})
+    seen: list[tuple[str, list[str]]] = []
+    stage = _stage([], after_shard=lambda ctx, report: seen.append((report.state, sorted(report.succeeded))),
+                   prunes_outputs=True)
+    assert stage.stage().prunes_outputs and not _stage([]).stage().prunes_outputs
+    assert main(stage.stage(), env) == EXIT_OK
+    assert seen == [("succeeded", ["a"])]

@@ -194,7 +194,7 @@ PIPELINE = Pipeline(
                   tenant_code=zero123_code),
         StageDecl("prompts", family="cv", description="Step 3: scene prompts from an OpenAI-compatible LLM endpoint",
                   settings=PromptsSettings,
-                  implementation=f"{STAGES}.prompts_stage:PromptsStage", gpus=0, cpu="1", memory="2Gi", shard_size=1,
+                  implementation=f"{STAGES}.prompts_stage:PROMPTS", gpus=0, cpu="1", memory="2Gi", shard_size=1,
                   upstream=("perspectives",), output="03_prompts/", singleton=True,
                   units=f"{STAGES}.units:prompt_units"),
         StageDecl("scenes", family="diffusion",

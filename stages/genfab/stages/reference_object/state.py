@@ -90,6 +90,11 @@ def write_state(ctx: StageContext) -> dict[str, Any]:
     return doc
 
 
+def state_after_shard(ctx: StageContext, report: ShardReport) -> None:
+    """`SampleStage.after_shard` of reference-object's stages: `pipeline_state.json` after every shard."""
+    write_state(ctx)
+
+
 class WritesPipelineState:
     """Mixin for reference-object's stages: `pipeline_state.json` after every shard, and numbered
     folders that hold only what the current config made (`Stage.prunes_outputs`)."""

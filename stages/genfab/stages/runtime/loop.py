@@ -277,7 +277,12 @@ def declared_settings(ctx: StageContext, stage: Stage[Any]) -> type[BaseModel] |
     decl = found.stage(ctx.stage)
     cls = type(stage)
     declared = stage.declared_as or f"{cls.__module__}:{cls.__qualname__}"
-    return decl.settings if decl.implementation == declared else None
+    if decl.implementation == declared:
+        return decl.settings
+    # a SampleStage handed over as an object (`main(STAGE.stage())`): the declaration's object itself
+    module, _, attr = (decl.implementation or "").partition(":")
+    spec = getattr(stage, "spec", None)
+    return decl.settings if spec is not None and getattr(sys.modules.get(module), attr, None) is spec else None
 
 
 def missing_package(exc: ModuleNotFoundError, pipeline: str, stage: str, family: str) -> str:

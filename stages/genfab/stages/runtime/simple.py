@@ -14,8 +14,9 @@ seeds, warm workers taking shard after shard) stays the runtime's.
     DIGEST = SampleStage("digest", load, make, made_by=lambda hasher: f"hashlib:{hasher.name}")
 
 A pipeline declares it by import path like a `Stage` class (`"my.module:DIGEST"`); a custom stage's image
-runs it with `run(DIGEST)`. A stage that needs `Stage`'s other hooks (prefetching the next batch, a
-shard-level file after the last report) still subclasses `Stage`."""
+runs it with `run(DIGEST)`. A file about the whole run after each shard (`after_shard`) and an output folder
+kept to the current config (`prunes_outputs`) are fields too; a stage that needs `Stage`'s other hooks
+(prefetching the next batch) still subclasses `Stage`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from genfab.inventory import SampleRef
+from genfab.inventory import SampleRef, ShardReport
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.stage import Sample, Stage
 
@@ -68,6 +69,11 @@ class SampleStage(Generic[S, M]):
     """As `Stage.marker_dir`: empty keeps each sample's marker in its own folder of the stage's layout; a
     flat layout (`digests/{id}.txt`) names a folder for them (`_markers`)."""
     close: Callable[[M], None] | None = None
+    after_shard: Callable[[StageContext, ShardReport], None] | None = None
+    """Called after each shard's final report is written: a file about the whole run that follows its
+    shards (reference-object's `pipeline_state.json`)."""
+    prunes_outputs: bool = False
+    """As `Stage.prunes_outputs`: the stage's output folder keeps only what its current config made."""
 
     def __post_init__(self) -> None:
         if sum(f is not None for f in (self.make, self.make_batch, self.make_set)) != 1:
@@ -95,6 +101,14 @@ class _FunctionStage(Stage[Any]):
     @property  # as `name`
     def whole_set(self) -> bool:  # type: ignore[override]
         return self.spec.make_set is not None
+
+    @property  # as `name`
+    def prunes_outputs(self) -> bool:  # type: ignore[override]
+        return self.spec.prunes_outputs
+
+    def after_report(self, ctx: StageContext, report: ShardReport) -> None:
+        if self.spec.after_shard is not None:
+            self.spec.after_shard(ctx, report)
 
     def process_set(self, sample: Sample, units: list[SampleRef]) -> None:
         assert self.spec.make_set is not None
