@@ -83,6 +83,7 @@ def test_start_deadline(status: dict[str, Any], age: int, expected: bool) -> Non
     started = (NOW - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     view = job_view(job(startTime=started, **status))
     assert start_deadline_passed(view, [pod("Pending")], NOW, 60) is expected
+    assert not start_deadline_passed(view, [], NOW, 60, ran=True)  # its reports show shards ended: it ran
 
 
 def test_which_deleted_pods_count_as_lost() -> None:

@@ -155,3 +155,20 @@ def test_decide_releases_a_worker_that_waited_past_its_bound(load: float | None,
                            waiting={0: now - 120, 2: now - 10})}), None, NOW, idle_release_seconds=60)
     assert d.streams == [StreamInput("albedo", albedo["metadata"]["name"], 3, parallelism)]
     assert d.stop_pods == []  # a worker waiting for input is not stuck, however long it waits
+
+
+def test_a_stage_whose_workers_were_all_released_is_not_one_that_never_started() -> None:
+    """albedo's workers all waited past their bound and were released: its Job has no Pod and no counts in
+    its status, two hours after it started. Its reports show shards ended, so it ran: the start deadline
+    (`startDeadlineSeconds`) does not delete it."""
+    r, p = relighting(parallelism=3)
+    segment = job(p, "segment", 5, 3, {"active": 3, "ready": 3})
+    started = datetime.fromtimestamp(NOW.timestamp() - 7200, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    albedo = job(p, "albedo", 5, 3, {"startTime": started}, streams="segment")
+    albedo["spec"]["parallelism"] = 0
+    d = decide(p, r.spec, Observed(jobs=[segment, albedo], progress={
+        "segment": Progress(succeeded=6, shards=(3, 0), finished=((0, 2),)),
+        "albedo": Progress(succeeded=6, shards=(3, 0), finished=((0, 2),))}), None, NOW)
+    assert albedo["metadata"]["name"] not in d.delete
+    assert {o.name: o for o in d.observations}["albedo"].reason != "DeadlineExceeded"
+    assert d.streams == [StreamInput("albedo", albedo["metadata"]["name"], 3, None)]  # nothing new to take

@@ -312,7 +312,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 if partial is not None and (stall is None or STALL_ORDER.index(stall.reason) > STALL_ORDER.index(
                         partial.reason)):
                     stall = partial
-            expired = start_deadline_passed(view, pods, now, start_deadline_s)
+            expired = start_deadline_passed(view, pods, now, start_deadline_s, ran=bool(progress.finished))
             obs = _from_job(stage, view, progress, prev, stall, expired,
                             start_deadline_s, spec.suspend)
             if view.streams_from:

@@ -217,12 +217,14 @@ def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Mapping[str, Any]], 
     return [lp for lp in lost if lp.index not in running]
 
 
-def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: datetime, deadline_s: int) -> bool:
+def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: datetime, deadline_s: int,
+                          ran: bool = False) -> bool:
     """Unsuspended for longer than the deadline and not one Pod ever ran. Counted from the Job's start, or
     while it has none (every Pod refused: the Job controller writes startTime with its first Pod) from its
-    creation or resumption."""
+    creation or resumption. `ran`: its shards' reports show some ended (a streaming Job whose workers were
+    all released has no Pod and no counts in its status, yet ran)."""
     started = parse_time(job.start_time) or parse_time(job.created)
-    if job.suspended or job.finished or started is None or job.pods_started:
+    if job.suspended or job.finished or started is None or job.pods_started or ran:
         return False
     if any(pod_running(p) for p in pods):
         return False
