@@ -83,15 +83,13 @@ def test_step_one_carries_the_lora_to_check_at_its_start_out_of_its_hash(tmp_pat
     first, checks the pair when it loads the edit model: its settings carry the perspectives' LoRA
     (none for zero123), and another LoRA does not make step 1's image again."""
     from genfab.api.pipelines.reference_object import WhiteBackgroundSettings
-    from genfab.stages.reference_object.edit_stages import WhiteBackgroundStage
+    from genfab.stages.reference_object.edit_stages import step_one_lora
 
     def step_one(**ro: Any) -> Any:
         return plan(parse_resource(_doc(tmp_path, **ro))).stage("white-background")
 
     default, other = step_one(), step_one(perspectives={"lora": "fal/Qwen-Image-Edit-2511-Multiple-Angles-LoRA"})
-    stage = WhiteBackgroundStage()
-    stage.settings = WhiteBackgroundSettings.model_validate(default.config)
-    assert stage.camera_lora() == LORA
+    assert step_one_lora(WhiteBackgroundSettings.model_validate(default.config)) == LORA
     assert other.config_hash == default.config_hash
-    stage.settings = WhiteBackgroundSettings.model_validate(step_one(perspectives={"generator": "zero123"}).config)
-    assert stage.camera_lora() is None
+    assert step_one_lora(WhiteBackgroundSettings.model_validate(
+        step_one(perspectives={"generator": "zero123"}).config)) is None

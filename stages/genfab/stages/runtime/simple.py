@@ -69,6 +69,10 @@ class SampleStage(Generic[S, M]):
     """As `Stage.marker_dir`: empty keeps each sample's marker in its own folder of the stage's layout; a
     flat layout (`digests/{id}.txt`) names a folder for them (`_markers`)."""
     close: Callable[[M], None] | None = None
+    finish: Callable[[M | None, StageContext], None] | None = None
+    """Called after each shard's samples, before its final report: a file the shard's samples make together
+    (reference-object's scene records, merged from every shard). Given None when nothing was loaded (every
+    sample of the shard reused)."""
     after_shard: Callable[[StageContext, ShardReport], None] | None = None
     """Called after each shard's final report is written: a file about the whole run that follows its
     shards (reference-object's `pipeline_state.json`)."""
@@ -105,6 +109,10 @@ class _FunctionStage(Stage[Any]):
     @property  # as `name`
     def prunes_outputs(self) -> bool:  # type: ignore[override]
         return self.spec.prunes_outputs
+
+    def finish(self, ctx: StageContext) -> None:
+        if self.spec.finish is not None:
+            self.spec.finish(self.loaded, ctx)
 
     def after_report(self, ctx: StageContext, report: ShardReport) -> None:
         if self.spec.after_shard is not None:
