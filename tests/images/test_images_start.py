@@ -9,6 +9,7 @@ import contextlib
 import filecmp
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from genfab.contract.names import WAITING_FILE
+from genfab.operator.builders import waiting_probe
 from tests.images import podman
 from tests.images.podman import LOCKED
 
@@ -33,10 +36,14 @@ def test_runs_as_10001_with_a_read_only_root_and_tmp_alone_writable(family: str,
     user = podman.podman("image", "inspect", "--format", "{{.Config.User}}", image, check=True).stdout.strip()
     assert user == "10001:10001"
     probe = "id -u; id -g; touch /opt/x 2>/dev/null && echo root-writable; touch /tmp/y && echo tmp-writable"
+    if family != "operator":  # a streaming worker's readiness probe, as the builder writes it, in the image
+        ready = shlex.join(waiting_probe()["exec"]["command"])
+        probe += (f"; {ready} && echo ready; touch {WAITING_FILE}; {ready} || echo not-ready-while-waiting")
     out = podman.podman("run", "--rm", *LOCKED, "--tmpfs", "/tmp:rw,mode=1777", "--entrypoint", "sh", image, "-c",
                         probe)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["10001", "10001", "tmp-writable"]
+    assert out.stdout.split() == ["10001", "10001", "tmp-writable", *(
+        ["ready", "not-ready-while-waiting"] if family != "operator" else [])]
 
 
 def test_operator_help_and_one_line_refusal_without_a_cluster(operator_image: str) -> None:

@@ -35,6 +35,7 @@ from genfab.operator.observe import (
     stuck_pods,
 )
 from genfab.operator.streams import (
+    IDLE_RELEASE_SECONDS,
     StreamInput,
     StreamStart,
     idle_past,
@@ -251,7 +252,7 @@ def _from_status(stage: PlannedStage, prev: StageStatus) -> StageObservation:
 
 
 def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceStatus | None, now: datetime,
-           idle_release_seconds: float = 60.0) -> Decision:
+           idle_release_seconds: float = IDLE_RELEASE_SECONDS) -> Decision:
     d = Decision()
     start_deadline_s = spec.start_deadline_seconds
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}

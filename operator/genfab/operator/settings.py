@@ -17,6 +17,7 @@ from genfab.api.types import DnsLabel, Quantity
 from genfab.operator.policy import ClusterPolicy
 from genfab.operator.read_budget import ReadBounds
 from genfab.operator.sharding import Shard
+from genfab.operator.streams import IDLE_RELEASE_SECONDS
 
 DEFAULT_IMAGE = "ghcr.io/genfab/genfab-{family}:0.1.0"
 
@@ -109,7 +110,8 @@ class OperatorSettings:
     streaming: bool = field(default_factory=lambda: os.environ.get("GENFAB_STREAMING", "true").lower() == "true")
     """Whether a stage the plan lets stream from its upstream does (`stages.streaming`); off, every stage
     waits for its upstream stages to finish."""
-    idle_release_seconds: float = field(default_factory=lambda: _env_float("GENFAB_IDLE_RELEASE_SECONDS", 60.0))
+    idle_release_seconds: float = field(default_factory=lambda: _env_float("GENFAB_IDLE_RELEASE_SECONDS",
+                                                                           IDLE_RELEASE_SECONDS))
     """The least time a streaming stage's worker waiting for input keeps its GPU before the operator
     releases it (`stages.idleReleaseSeconds`); a stage whose workers' model load took longer keeps them that
     long (genfab.operator.streams)."""

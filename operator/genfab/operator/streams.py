@@ -82,6 +82,10 @@ def ready_shards(upstream: StageObservation, finished: indexes.Ranges, shards: i
     return min(shards, ready_below(ready_prefix(finished), upstream.shards_total, upstream_size, size))
 
 
+IDLE_RELEASE_SECONDS = 60.0
+"""The floor of `release_after` when the chart says none (`stages.idleReleaseSeconds`)."""
+
+
 def release_after(floor: float, model_load_seconds: float | None) -> float:
     """Seconds a waiting worker keeps its GPU: the chart's floor, or what its stage's model load measured
     when longer (a worker started again pays it again)."""
