@@ -11,14 +11,14 @@ warm-up; deviation: cosine and relative L2 of the final latents against eager's.
 
     python benchmarks/reference_object.py edit [--steps 50] [--variants eager,blocks,fp8+blocks] [--write]
 
-`annotation` (CUDA): step 6 through the real runtime (`AnnotationStage`: PerSAM location prior and
+`annotation` (CUDA): step 6 through the real runtime (`ANNOTATION`: PerSAM location prior and
 cascade with SAM, SAM2 refinement, polygons, the YOLO dataset) with SAM ViT-H and SAM2.1 Hiera-L at
 production size (random weights, from the model location), on synthetic 1024² scenes. Images/s is
 measured between two runs of different sizes, so model loading and the reference's encoding cancel.
 
     python benchmarks/reference_object.py annotation [--images 32] [--write]
 
-`cv` (CPU): step 7's CV augmentation stage (`CvAugmentationStage`, the real runtime over file://
+`cv` (CPU): step 7's CV augmentation stage (`CV_AUGMENTATION`, the real runtime over file://
 storage: read, augment in its worker pool, write both datasets) against a single-process
 albumentations loop of the same cascade on the same files writing the same two datasets
 (`cv2.imread`, `augment`, `cv2.imencode`, the files and labels written), on synthetic annotated
@@ -40,6 +40,7 @@ import pstats
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def stage_env(root: Path, run: Path, stage: str, family: str, config: dict[str, 
 def stage(root: Path, ids: list[str], count: int, workers: int) -> tuple[float, float]:
     """The CV stage through the real runtime, one shard with `workers` worker processes: (augmented
     images/s over the whole run, the setup's seconds: starting the worker processes)."""
-    from genfab.stages.reference_object.cv_stage import CvAugmentationStage
+    from genfab.stages.reference_object.cv_stage import CV_AUGMENTATION
 
     run = root / f"run-{workers}"
     shutil.copytree(root / "annotated", run / "06_yolo_dataset")
@@ -126,7 +127,7 @@ def stage(root: Path, ids: list[str], count: int, workers: int) -> tuple[float, 
     env = stage_env(root, run, "cv-augmentation", "cv", {"seed": 1, "cvAugmentation": {"count": count}},
                     {"annotation": "06_yolo_dataset"}, "", GENFAB_CPU_WORKERS=str(workers))
     started = time.perf_counter()
-    if run_stage(CvAugmentationStage(), env) != 0:
+    if run_stage(CV_AUGMENTATION.stage(), env) != 0:
         raise SystemExit("the stage failed; see its log above")
     seconds = time.perf_counter() - started
     report = read_reports(open_storage(f"file://{run}"), "cv-augmentation", "c" * 64)[0]
@@ -542,18 +543,18 @@ def annotation_scenes(root: Path, images: int) -> tuple[Path, list[str]]:
 
 
 def timed_annotation_stage() -> Any:
-    """The annotation stage, noting when its models are loaded (the processing window starts). Its
-    `load_models` is wrapped on the instance: a subclass would lose the stage's settings type."""
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    """The annotation stage, noting when its models are loaded (the processing window starts): its `load`
+    wrapped, the stage still the declared one (its settings typed)."""
+    from genfab.stages.reference_object import annotate_stage
 
-    stage = AnnotationStage()
-    load = stage.load_models
+    def load_and_note(settings: Any, ctx: Any) -> Any:
+        annotator = annotate_stage.load(settings, ctx)
+        stage.loaded_at = time.time()
+        stage.annotator = annotator
+        return annotator
 
-    def load_and_note(ctx: Any) -> None:
-        load(ctx)
-        stage.loaded_at = time.time()  # type: ignore[attr-defined]
-
-    stage.load_models = load_and_note  # type: ignore[method-assign]
+    stage = replace(annotate_stage.ANNOTATION, load=load_and_note).stage()
+    stage.declared_as = "genfab.stages.reference_object.annotate_stage:ANNOTATION"
     return stage
 
 
@@ -597,7 +598,7 @@ def annotation_plain_loop(stage: Any, root: Path, images: int, sampler: Any) -> 
         data = (run / "04_dataset" / f"{unit}.png").read_bytes()
         image = decode_rgb(data, unit)
         with torch.inference_mode():
-            mask, _ = stage.segment(image)
+            mask, _ = stage.annotator.segment(image)
         polygon = mask_to_polygon(mask.astype(np.uint8))
         (out / f"{unit}.png").write_bytes(data)
         (out / f"{unit}.txt").write_text(label_line(polygon, *mask.shape[::-1]) + "\n" if len(polygon) >= 3 else "")

@@ -20,7 +20,7 @@ from genfab.contract import EXIT_OK, report_key  # noqa: E402
 from genfab.inventory import ShardReport  # noqa: E402
 from genfab.stages.gaussians import procedural  # noqa: E402
 from genfab.stages.gaussians.ply import read_ply  # noqa: E402
-from genfab.stages.gaussians.stage import GaussiansStage  # noqa: E402
+from genfab.stages.gaussians.stage import GAUSSIANS  # noqa: E402
 from genfab.stages.runtime import main  # noqa: E402
 from genfab.storage import open_storage  # noqa: E402
 from tests.helpers import stage_contract  # noqa: E402
@@ -43,7 +43,7 @@ def test_stage_trains_packed_scenes_and_writes_the_layout(tmp_path: Path) -> Non
                          upstream=[{"name": "expansion", "configHash": UP, "outputUri": f"file://{run}/expansion"}],
                          config={"gaussians": {"steps": 400, "scenesPerPod": 2, "background": [1, 1, 1],
                                                "plyPath": "export/", "video": True}})
-    assert main(GaussiansStage(), env) == EXIT_OK
+    assert main(GAUSSIANS.stage(), env) == EXIT_OK
 
     report = ShardReport.from_json(open_storage(f"file://{run}").read_bytes(report_key("gaussians", HASH, 0)))
     assert report.state == "succeeded" and sorted(report.succeeded) == ["room", "yard"]

@@ -45,7 +45,7 @@ pytestmark = [
 def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, persam_training: bool) -> None:
     from scripts.tiny_models import save_reference_object_models
 
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.reference_object.annotate_stage import ANNOTATION
     from genfab.stages.runtime.loop import main
 
     models = save_reference_object_models(tmp_path / "models", edit=False)
@@ -63,7 +63,7 @@ def test_annotation_runs_the_real_sam_and_sam2_on_tiny_models(tmp_path: Path, pe
     write_report(run, ShardReport("scenes", "s" * 64, 0, 1, state="succeeded", total=4, succeeded=units))
     config = {"objectName": "orange disc", "seed": 3,
               "annotation": {"splitRatio": 0.75, "persamTraining": persam_training, "persamEpochs": 50}}
-    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    assert main(ANNOTATION.stage(), annotation_env(tmp_path, models, inputs, config)) == 0
     dataset = open_storage(f"file://{tmp_path}/run/06_yolo_dataset")
     labelled = [o.key for o in dataset.list() if "/labels/" in o.key]
     state = json.loads(run.read_bytes("pipeline_state.json"))

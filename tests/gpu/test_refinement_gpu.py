@@ -22,7 +22,7 @@ from scripts.tiny_models import save_tuning_models  # noqa: E402
 from genfab.contract import EXIT_OK, report_key  # noqa: E402
 from genfab.inventory import ShardReport  # noqa: E402
 from genfab.stages.gaussians import procedural  # noqa: E402
-from genfab.stages.gaussians.stage import GaussiansStage  # noqa: E402
+from genfab.stages.gaussians.stage import GAUSSIANS  # noqa: E402
 from genfab.stages.models.difix import load_difix  # noqa: E402
 from genfab.stages.models.difix_checkpoints import save_checkpoint  # noqa: E402
 from genfab.stages.runtime import main  # noqa: E402
@@ -48,7 +48,7 @@ def test_refinement_trains_on_fixed_novel_views(tmp_path: Path) -> None:
                                  "refinement": {"fixSteps": [100, 200], "novelViews": 4, "fixFinalRenders": True},
                                  "checkpoint": f"file://{checkpoint}"})
     env["GENFAB_MODELS"] = f"file://{models}"
-    assert main(GaussiansStage(), env) == EXIT_OK
+    assert main(GAUSSIANS.stage(), env) == EXIT_OK
     report = ShardReport.from_json(open_storage(f"file://{run}").read_bytes(report_key("gaussians", HASH, 0)))
     assert report.state == "succeeded" and report.succeeded == ["room"], report.failed
     out = run / "gaussians" / "room" / "scenes" / "gaussians"

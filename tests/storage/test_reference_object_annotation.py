@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.storage.annotation_scenes import SIZE, annotation_env, disc, png, sce
 
 pytestmark = pytest.mark.storage
 FAKES = ROOT / "tests" / "fakes" / "packages"
+DECLARED = "genfab.stages.reference_object.annotate_stage:ANNOTATION"
 
 
 @pytest.fixture
@@ -79,31 +81,33 @@ def quality_table(run: Any) -> dict[str, dict[str, float]]:
 
 @pytest.mark.parametrize(("persam_training", "model_threads"), [(False, 1), (True, 1), (False, 2)])
 def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
-        tmp_path: Path, stand_ins: None, persam_training: bool, model_threads: int) -> None:
+        tmp_path: Path, stand_ins: None, persam_training: bool, model_threads: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """`model_threads` 2: the GPU's two model threads (each its own predictors over the shared
     models), here on the CPU."""
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.reference_object import annotate_stage
     from genfab.stages.runtime.loop import main
 
     models, inputs, run, scenes, truth = prepare(tmp_path)
     config = {"objectName": "orange disc", "seed": 3,
               "annotation": {"splitRatio": 0.75, "persamTraining": persam_training, "persamEpochs": 60,
                              "persamLogEpoch": 20, "samType": "vit_b"}}
-    stage = AnnotationStage()
-    stage.model_threads = lambda device: model_threads  # type: ignore[method-assign]
-    stage.batch_size = 2  # three batches: the models go on into the next one before a batch returns
+    monkeypatch.setattr(annotate_stage.Annotator, "model_threads", lambda self, device: model_threads)
     given: list[list[str]] = []  # each batch, and what had gone to the models when it returned
-    process_batch = stage.process_batch
+    held: list[annotate_stage.Annotator] = []
 
-    def noting_process_batch(samples: list[Any]) -> list[Exception | None]:
-        errors = process_batch(samples)
+    def noting_process_batch(annotator: annotate_stage.Annotator, samples: list[Any]) -> list[Exception | None]:
+        held.append(annotator)
+        errors = annotate_stage.Annotator.process_batch(annotator, samples)
         given.append([s.id for s in samples])
-        given.append(list(stage.segmenting))
+        given.append(list(annotator.segmenting))
         return errors
 
-    stage.process_batch = noting_process_batch  # type: ignore[method-assign]
+    # three batches: the models go on into the next one before a batch returns
+    stage = replace(annotate_stage.ANNOTATION, make_batch=noting_process_batch, batch_size=2).stage()
+    stage.declared_as = DECLARED  # the declared stage, with the batches noted: its settings typed
     assert main(stage, annotation_env(tmp_path, models, inputs, config)) == 0
-    assert stage.predictors.qsize() == model_threads  # each thread gave its predictors back
+    assert held[0].predictors.qsize() == model_threads  # each thread gave its predictors back
     batches, ahead = given[0::2], given[1::2]
     assert len(batches) == 3
     assert ahead == [*batches[1:], []]  # each batch returned with the next one's images in the models
@@ -133,13 +137,13 @@ def test_annotation_writes_a_yolo_dataset_and_drops_what_it_cannot_find(
 
 def test_an_image_outside_a_quality_bound_is_dropped_before_its_label_is_written(tmp_path: Path,
                                                                                   stand_ins: None) -> None:
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.reference_object.annotate_stage import ANNOTATION
     from genfab.stages.runtime.loop import main
 
     models, inputs, run, _, truth = prepare(tmp_path)
     config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
               "quality": {"objectArea": {"max": 0.085}}, "named": ["objectArea"]}
-    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    assert main(ANNOTATION.stage(), annotation_env(tmp_path, models, inputs, config)) == 0
     big = {u for u, m in truth.items() if m.mean() > 0.085}  # the discs of radius 28 and 31
     assert len(big) == 2
     state = json.loads(run.read_bytes("pipeline_state.json"))
@@ -157,7 +161,7 @@ def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp
     """The scenes step's `metadata.json` names each scene's nearest earlier one (`duplicateDistance`);
     annotation takes the figure into the image's quality record, and the default bound (min 1) drops the
     later of two identical scenes, not the first."""
-    from genfab.stages.reference_object.annotate_stage import AnnotationStage
+    from genfab.stages.reference_object.annotate_stage import ANNOTATION
     from genfab.stages.reference_object.duplicates import phash
     from genfab.stages.reference_object.edit_stages import with_duplicates
     from genfab.stages.runtime.loop import main
@@ -174,7 +178,7 @@ def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp
     assert defaults["duplicateDistance"] == {"min": 1.0}  # as the planner writes a spec without `quality`
     config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
               "quality": defaults}
-    assert main(AnnotationStage(), annotation_env(tmp_path, models, inputs, config)) == 0
+    assert main(ANNOTATION.stage(), annotation_env(tmp_path, models, inputs, config)) == 0
     state = json.loads(run.read_bytes("pipeline_state.json"))
     assert [(f["id"], f["reason"]) for f in state["failed_operations"]] == [(repeat, "QualityOutOfRange")]
     message = state["failed_operations"][0]["message"]

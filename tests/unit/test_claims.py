@@ -195,3 +195,43 @@ def test_a_waiting_worker_says_so_once_in_its_record_and_its_readiness_file(tmp_
     again = ClaimFeed(run, "stage", HASH, 1, 2, 0, upstream=source)  # its Pod was stopped while it waited
     assert again.next() == WAIT
     assert again.record.waiting_since is not None and again.record.waiting_since > since  # its own wait
+
+
+def test_a_stop_as_a_worker_takes_a_shard_leaves_it_named_in_its_record_and_not_counted_a_try(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a preempted or released worker's Pod) between the cursor's write and the record's would leave
+    a shard taken that no record names, run by nobody: the stop waits until the record names it, and the
+    Pod that follows runs it as its first try."""
+    import os
+    import signal
+
+    from genfab.stages.runtime import claims
+    from genfab.stages.runtime.stops import STOP_SIGNALS, raise_interrupt
+
+    taken = claims.take_shard
+
+    def take_then_stopped(*args: object, **kwargs: object) -> object:
+        index = taken(*args, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives here, the record not written yet
+        time.sleep(0.05)
+        return index
+
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, raise_interrupt)
+    monkeypatch.setattr(claims, "take_shard", take_then_stopped)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            feed(tmp_path, 0, retries=0).next()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    monkeypatch.setattr(claims, "take_shard", taken)
+    run = open_storage(f"file://{tmp_path}")
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and (record.current, record.attempt) == (0, 0)  # named, not a try
+    pod = feed(tmp_path, 0, retries=0)  # the Pod that follows: retries 0, and shard 0 still runs
+    again = pod.next()
+    assert isinstance(again, Assignment) and again.index == 0
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and (record.current, record.attempt) == (0, 1)

@@ -340,7 +340,7 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only refusal")
-    from genfab.stages.gaussians.stage import GaussiansStage
+    from genfab.stages.gaussians.stage import GAUSSIANS, Gaussians
     from genfab.stages.runtime import BadInput, load_context
     from genfab.stages.runtime.loop import declared_settings, validated_settings
 
@@ -348,12 +348,11 @@ def test_stage_setup_validates_the_whole_config_before_asking_for_a_gpu(
                          pipeline="worldexplorer", outputLayout="{sample}/scenes/gaussians/",
                          config={"gaussians": config})
     ctx = load_context(env)
-    stage = GaussiansStage()
-    with pytest.raises(BadInput, match=message):  # the runtime validates the whole config, then setup runs
-        stage.settings = validated_settings(ctx, declared_settings(ctx, stage))
-        stage.setup(ctx)
+    held = Gaussians.__new__(Gaussians)  # what `load` makes, kept to look into after it raised
+    with pytest.raises(BadInput, match=message):  # the runtime validates the whole config, then `load` runs
+        held.__init__(validated_settings(ctx, declared_settings(ctx, GAUSSIANS.stage())), ctx)  # type: ignore[misc]
     if "CUDA" in message:  # everything before the GPU check was read
-        assert (stage.batch_size, stage.packing, stage.ply, ctx.sample_prefix("s1")) == (
+        assert (held.batch, held.packing, held.ply, ctx.sample_prefix("s1")) == (
             2, "sequential", "export/gf.ply", "s1/scenes/gaussians/")
 
 

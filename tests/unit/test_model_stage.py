@@ -1,5 +1,6 @@
-"""The model-stage base on the CPU: placement, load once per shard with timing, optional models and
-their fallback, a missing required model as bad input naming the path, the batch size override."""
+"""Model stages on the CPU (`open_models` in a `SampleStage`'s `load`): placement, load once per shard with
+timing, optional models and their fallback, a missing required model as bad input naming the path, the
+batch size override."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, report_key
 from genfab.inventory import ShardReport
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
 from genfab.stages.models.placement import Placement
-from genfab.stages.runtime import BadInput, Sample, StageContext, main
+from genfab.stages.runtime import BadInput, Sample, SampleStage, StageContext, main
 from genfab.storage import open_storage
 from tests.helpers import stage_contract
 
@@ -35,27 +36,34 @@ def load_linear(path: Path, placement: Placement) -> Any:
     return placement.place(model.to(placement.dtype))
 
 
-class Doubler(ModelStage[dict[str, Any]]):
-    name = "doubler"
-    batch_size = 3
+class Doubler:
+    """A model stage (a `SampleStage` whose `load` opens its models) and what the test sees of it."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
         self.loads = 0
+        self.models: ModelSet | None = None
 
-    def load_models(self, ctx: StageContext) -> None:
+    def load(self, settings: dict[str, Any], ctx: StageContext) -> tuple[ModelSet, Any]:
         self.loads += 1
-        self.net = self.models.load("net", "lab/net", load_linear)
-        self.extra = self.models.load_optional("extra", "lab/absent", load_linear)
+        self.models = models = open_models(ctx)
+        with required_models():
+            net = models.load("net", "lab/net", load_linear)
+            models.load_optional("extra", "lab/absent", load_linear)
+        return models, net
 
-    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
+    def make_batch(self, held: tuple[ModelSet, Any], samples: list[Sample]) -> list[Exception | None]:
+        models, net = held
         self.batches.append(len(samples))
         with torch.inference_mode():
-            out = self.net(torch.ones(len(samples), 4, dtype=self.placement.dtype))
+            out = net(torch.ones(len(samples), 4, dtype=models.placement.dtype))
         for sample, row in zip(samples, out.tolist(), strict=True):
-            sample.params.update(self.model_params())
+            sample.params.update(model_params(models))
             sample.write(f"{sample.id}.json", json.dumps(row).encode())
         return [None] * len(samples)
+
+    def stage(self) -> Any:
+        return SampleStage("doubler", self.load, make_batch=self.make_batch, batch_size=3).stage()
 
 
 def contract(tmp_path: Path, models: Path | None, **fields: Any) -> dict[str, str]:
@@ -73,9 +81,10 @@ def shard_report(tmp_path: Path) -> ShardReport:
 def test_models_load_once_per_shard_and_samples_come_in_batches(tmp_path: Path) -> None:
     save_linear(tmp_path / "models", "lab/net")
     stage = Doubler()
-    assert main(stage, contract(tmp_path, tmp_path / "models", batchSize=2)) == EXIT_OK
+    assert main(stage.stage(), contract(tmp_path, tmp_path / "models", batchSize=2)) == EXIT_OK
+    assert stage.models is not None
     assert stage.loads == 1 and stage.batches == [2, 2, 2, 1]  # the contract's batch size wins over 3
-    assert stage.placement.device.type == "cpu" and stage.placement.dtype == torch.float32
+    assert stage.models.placement.device.type == "cpu" and stage.models.placement.dtype == torch.float32
     (net,) = stage.models.loaded
     assert (net.role, net.model_id, net.seconds >= 0) == ("net", "lab/net", True)
     assert "lab/absent" in stage.models.unavailable["extra"]  # the optional model names where it looked
@@ -88,7 +97,7 @@ def test_models_load_once_per_shard_and_samples_come_in_batches(tmp_path: Path) 
 def test_a_missing_required_model_is_bad_input_naming_the_path(tmp_path: Path) -> None:
     env = contract(tmp_path, tmp_path / "models")
     (tmp_path / "models").mkdir()
-    assert main(Doubler(), env) == EXIT_BAD_INPUT
+    assert main(Doubler().stage(), env) == EXIT_BAD_INPUT
     report = shard_report(tmp_path)
     assert "lab/net" in report.message and str(tmp_path / "models") in report.message
 

@@ -16,7 +16,7 @@ from genfab.api.reference_object import CvAugmentationParameters, PerspectivesCo
 from genfab.inventory import ShardReport, write_report
 from genfab.inventory.reports import FailedSample
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
-from genfab.stages.reference_object.cv_stage import CvAugmentationStage, compute_cv
+from genfab.stages.reference_object.cv_stage import CV_AUGMENTATION, compute_cv
 from genfab.stages.reference_object.dataset import write_dataset_files
 from genfab.stages.reference_object.state import build_state
 from genfab.stages.reference_object.summary import ShardParts
@@ -205,7 +205,7 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
     upstream = [{"name": "annotation", "configHash": "a" * 64, "outputUri": f"file://{tmp_path}/run/06_yolo_dataset"}]
     env = stage_contract(tmp_path, "cv-augmentation", pipeline="reference-object", config=config, upstream=upstream,
                          outputUri=f"file://{tmp_path}/run")
-    assert main(CvAugmentationStage(), env) == 0
+    assert main(CV_AUGMENTATION.stage(), env) == 0
     for root in ("07_cv_augmented_dataset", "07_cv_combined_dataset"):
         doc = yaml.safe_load(run.read_bytes(f"{root}/dataset.yaml"))
         assert doc["names"] == {0: "mug"} and Path(doc["path"]).is_dir()
@@ -220,7 +220,7 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
     assert state["generated_images"]["cv-augmentation"] == ids and state["execution_name"] == "run"
     # Again: every sample is reused (setup never runs); the datasets and the state are written again.
     run.delete_prefix("07_cv_augmented_dataset/dataset.yaml")
-    assert main(CvAugmentationStage(), env) == 0
+    assert main(CV_AUGMENTATION.stage(), env) == 0
     assert run.exists("07_cv_augmented_dataset/dataset.yaml")
     assert json.loads(run.read_bytes("07_cv_combined_dataset/augmentation_summary.json"))["augmented_images"] == 6
 

@@ -185,14 +185,14 @@ def test_pod_metrics_count_outcomes_and_time_samples() -> None:
 ])
 def test_a_built_in_stage_gets_its_config_validated_once_with_the_field_named(
         tmp_path: Path, config: dict[str, Any], message: str) -> None:
-    from genfab.stages.relighting.albedo_stage import AlbedoStage
+    from genfab.stages.relighting.albedo_stage import ALBEDO
 
     env = stage_contract(tmp_path, "albedo", pipeline="relighting", config=config)
-    stage = AlbedoStage()
+    stage = ALBEDO.stage()
     assert main(stage, env) == EXIT_BAD_INPUT
     reported = ShardReport.from_json(open_storage(f"file://{tmp_path}/run").read_bytes(report_key("albedo", HASH, 0)))
     assert message in reported.message and "AlbedoSettings" in reported.message
-    assert not hasattr(stage, "segment")  # setup never ran
+    assert not hasattr(stage, "pool") and stage.held is None  # setup never ran
 
 
 def test_a_built_in_stage_reads_typed_settings(tmp_path: Path) -> None:
@@ -200,9 +200,9 @@ def test_a_built_in_stage_reads_typed_settings(tmp_path: Path) -> None:
     from genfab.stages.runtime.loop import declared_settings, validated_settings
 
     ctx = load_context(stage_contract(tmp_path, "albedo", pipeline="relighting", config={"albedo": {}, "seed": 3}))
-    from genfab.stages.relighting.albedo_stage import AlbedoStage
+    from genfab.stages.relighting.albedo_stage import ALBEDO
 
-    settings = validated_settings(ctx, declared_settings(ctx, AlbedoStage()))
+    settings = validated_settings(ctx, declared_settings(ctx, ALBEDO.stage()))
     assert isinstance(settings, AlbedoSettings)
     assert settings.albedo.retinex_scales == [15.0, 80.0, 250.0] and settings.seed == 3  # the API's defaults
     assert declared_settings(ctx, Toy()) is None  # not the declared implementation: the raw config dict

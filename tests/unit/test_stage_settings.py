@@ -152,5 +152,5 @@ def test_the_scan_sees_an_unread_field() -> None:
         zz_never_read_anywhere: int = 0
 
     decl = StageDecl("x", family="cv", description="", settings=Unread,
-                     implementation="genfab.stages.relighting.albedo_stage:AlbedoStage")
+                     implementation="genfab.stages.relighting.albedo_stage:ALBEDO")
     assert "zz_never_read_anywhere" not in _read_names(decl)

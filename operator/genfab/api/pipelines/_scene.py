@@ -35,7 +35,7 @@ scene carries the process's start, its models' load and torch.compile's warm-up 
 size on an H200: benchmarks/results/), which a shard of 8 pays once instead of 8 times. `shardSize: 1` (the
 spec's or a stage's) trades that for one Pod per scene."""
 
-GAUSSIANS = "genfab.stages.gaussians.stage:GaussiansStage"
+GAUSSIANS = "genfab.stages.gaussians.stage:GAUSSIANS"
 """3DGS training of posed views (transforms.json or COLMAP scenes)."""
 
 

@@ -211,13 +211,13 @@ PIPELINE = Pipeline(
                   units=f"{STAGES}.units:augmentation_units"),
         StageDecl("annotation", family="segment",
                   description="Step 6: PerSAM + SAM2 masks -> YOLO dataset with train/val split",
-                  settings=AnnotationSettings, implementation=f"{STAGES}.annotate_stage:AnnotationStage",
+                  settings=AnnotationSettings, implementation=f"{STAGES}.annotate_stage:ANNOTATION",
                   memory="24Gi", shard_size=64,
                   upstream=("scenes",), output="06_yolo_dataset/",
                   units=f"{STAGES}.units:annotation_units"),
         cpu_stage("cv-augmentation", "Step 7 (optional): B/W, blur, compression; labels copied verbatim",
                   CvAugmentationSettings, ("annotation",), "07_cv_augmented_dataset/, 07_cv_combined_dataset/",
-                  f"{STAGES}.cv_stage:CvAugmentationStage",
+                  f"{STAGES}.cv_stage:CV_AUGMENTATION",
                   barrier=True),  # its folders hold exactly the dataset's images, and it copies the classes
     ),
 )

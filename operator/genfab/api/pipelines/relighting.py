@@ -116,23 +116,23 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("segment", family="segment",
                   description="Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
-                  settings=SegmentSettings, implementation=f"{STAGES}.segment_stage:SegmentStage", memory="16Gi",
+                  settings=SegmentSettings, implementation=f"{STAGES}.segment_stage:SEGMENT", memory="16Gi",
                   shard_size=MODEL_SHARD,
                   output="data/stage_1/{id}_{foreground,background,mask}.png",
                   # 1: every mask pixel in the alpha and out of the plate (no black outline); 2: the
                   # classical mask laid out around the face (hair, neck and chest in, props out)
                   revision=2),
         cpu_stage("albedo", "Stage 2: albedo extraction (Retinex, LAB, IntrinsicAnything)", AlbedoSettings,
-                  ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:AlbedoStage",
+                  ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:ALBEDO",
                   revision=1),  # 1: lightness lift bounded, a*/b* kept (dark clothes keep their colour)
         StageDecl("degrade", family="segment",
                   description="Stage 3: degradation synthesis (new lighting on the albedo)",
-                  settings=DegradeSettings, implementation=f"{STAGES}.degrade_stage:DegradeStage", memory="16Gi",
+                  settings=DegradeSettings, implementation=f"{STAGES}.degrade_stage:DEGRADE", memory="16Gi",
                   shard_size=MODEL_SHARD,
                   upstream=("albedo",), output="data/stage_3/{id}_{degraded.png,params.json}"),
         cpu_stage("recombine", "Stage 3.5: composite the relit person onto the original background",
                   RecombineSettings, ("degrade",), "data/stage_3_5/{id}_composite.png",
-                  f"{STAGES}.recombine_stage:RecombineStage"),
+                  f"{STAGES}.recombine_stage:RECOMBINE"),
         StageDecl("caption", family="diffusion", description="Stage 4 (optional): captions for the training pairs",
                   settings=CaptionSettings,
                   implementation=f"{STAGES}.caption_stage:CAPTION", memory="24Gi", shard_size=64,

@@ -50,7 +50,7 @@ PIPELINE = Pipeline(
     stages=(
         StageDecl("train", family="diffusion",
                   description="DiFix fine-tuning: Difix3D's recipe, one Pod per node, torchrun per GPU",
-                  settings=TrainSettings, implementation="genfab.stages.tuning.stage:TrainStage", memory="64Gi",
+                  settings=TrainSettings, implementation="genfab.stages.tuning.stage:TRAIN", memory="64Gi",
                   cpu="8", shard_size=1,
                   output="checkpoints/model_{step}.pkl, eval/, logs/, train_config.json",
                   units="genfab.stages.tuning.units:node_units", gang=True, extra="tuning"),

@@ -147,13 +147,13 @@ PIPELINE = Pipeline(
         StageDecl("scaffold", family="diffusion",
                   description="Stage 1: 8-view 360° scaffold (000-007) from the image (SEVA) or "
                   "from prompts (FLUX + inpainting)", settings=ScaffoldSettings,
-                  implementation="genfab.stages.worldexplorer.scaffold_stage:ScaffoldStage", memory="64Gi",
+                  implementation="genfab.stages.worldexplorer.scaffold_stage:SCAFFOLD", memory="64Gi",
                   shard_size=SHARD,
                   output=f"{SAMPLE}/{SCAFFOLD_DIR}", refuses=scaffold_refusal, manual_gate=selection_gate),
         StageDecl("expansion", family="scene",
                   description="Stage 2: frames along a trajectory through the scaffold + their geometry, "
                   "as img2trajvid/ (no 3DGS)", settings=ExpansionSettings,
-                  implementation="genfab.stages.worldexplorer.expansion_stage:ExpansionStage",
+                  implementation="genfab.stages.worldexplorer.expansion_stage:EXPANSION",
                   memory="64Gi", shard_size=SHARD, upstream=("scaffold",), output=f"{SAMPLE}/scenes/", cuda=True,
                   refuses=expansion_refusal),
         gaussians_stage("Stage 3: 3D Gaussian Splatting training and PLY export", GaussiansSettings, "expansion",

@@ -25,7 +25,7 @@ import numpy as np
 
 from genfab.api.pipelines._scene import GaussiansSettings
 from genfab.stages.models.cuda import require_cuda
-from genfab.stages.runtime import BadInput, Sample, SampleError, Stage, StageContext
+from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.stages.runtime.pictures import probe
 
 PLY_DEFAULT = "gf.ply"
@@ -76,19 +76,19 @@ def read_images(scene_dir: Path, cameras: list[Any]) -> dict[str, np.ndarray]:
     return images
 
 
-class GaussiansStage(Stage[GaussiansSettings]):
-    """Settings: the `gaussians` block (validated by the runtime against the pipeline's declared
+class Gaussians:
+    """What a 3DGS worker holds from shard to shard: the training settings, LPIPS and DiFix (refinement).
+    Its settings are the `gaussians` block (validated by the runtime against the pipeline's declared
     model, which also checks its cross-field rules such as sparseGrad needing packed)."""
 
-    name = "gaussians"
-
-    def setup(self, ctx: StageContext) -> None:
-
+    def __init__(self, settings: GaussiansSettings, ctx: StageContext) -> None:
         from genfab.stages.gaussians.core import TrainSettings
 
-        cfg = self.settings.gaussians
+        self.settings = settings
+        cfg = settings.gaussians
         self.train_settings = TrainSettings.of(cfg)
-        self.batch_size = cfg.scenes_per_pod
+        self.batch = cfg.scenes_per_pod
+        """Scenes trained together (`scenesPerPod`): the stage's batch."""
         self.ply = ply_key(cfg.ply_path)
         self.video = cfg.video
         self.packing = cfg.packing
@@ -237,6 +237,9 @@ class GaussiansStage(Stage[GaussiansSettings]):
         sample.write(prefix + "metrics.json", json.dumps(metrics, indent=2, default=str).encode())
         sample.params.update(psnr=metrics.get("psnr"), gaussians=metrics.get("num_gaussians"),
                              quality=scene_figures(metrics))
+
+
+GAUSSIANS = SampleStage("gaussians", Gaussians, make_batch=Gaussians.process_batch, batch_size=lambda held: held.batch)
 
 
 def scene_figures(metrics: Mapping[str, Any]) -> dict[str, float]:

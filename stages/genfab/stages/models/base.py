@@ -1,15 +1,14 @@
-"""`ModelStage`: the base of stages that run torch, diffusers or transformers models.
+"""The models of a model stage (`ModelSet`, opened by `open_models` in a stage's `load`).
 
-Per shard, once: the placement (device, dtype, offload policy), then every model the stage asks for
-is resolved from the model location (`spec.models`; a missing model names the path it expected),
+Per worker process, once: the placement (device, dtype, offload policy), then every model the stage asks
+for is resolved from the model location (`spec.models`; a missing model names the path it expected),
 loaded with `from_pretrained` and placed. Each load is timed and its GPU memory recorded (log lines,
-the shard report's model-load seconds, Prometheus gauges). Samples then come in batches of the
-stage's batch size (`spec.stages.<name>.batchSize` overrides the stage's default), so a stage is
-`load_models` plus one batched call.
+the shard report's model-load seconds, Prometheus gauges). A stage of one model loads it with `hold`
+and calls the `Held` model per sample or batch.
 
 Designed for 10-20B diffusers pipelines as much as for small vision models: bf16 weights loaded
 straight into the target dtype, `offload` for GPUs that cannot hold the whole pipeline, and models
-loaded once per shard (a shard is a Pod), never per sample.
+loaded once per worker (which runs shard after shard), never per sample.
 """
 
 from __future__ import annotations
@@ -17,15 +16,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from genfab.contract.config import Offload
 from genfab.stages.models.location import MARKERS, ModelUnavailable, resolve_model
 from genfab.stages.models.placement import Placement, Precision
-from genfab.stages.runtime import BadInput, Stage, StageContext
+from genfab.stages.runtime import BadInput, StageContext
 
 log = logging.getLogger("genfab.stages")
 S = TypeVar("S")
@@ -148,32 +147,3 @@ def model_params(models: ModelSet) -> dict[str, Any]:
         out["unavailableModels"] = sorted(models.unavailable)
     return out
 
-
-class ModelStage(Stage[S]):
-    """A stage whose `setup` places and loads its models once per shard; subclasses implement
-    `load_models` (calls to `self.models.load`/`load_optional`) and a batched `process_batch`."""
-
-    precision: ClassVar[Precision] = "auto"
-    offload: ClassVar[Offload] = "none"
-    require_gpu: ClassVar[bool] = False
-
-    placement: Placement
-    models: ModelSet
-
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
-        self.models = open_models(ctx, self.precision, self.offload, self.require_gpu)
-        self.placement = self.models.placement
-        with required_models():
-            self.load_models(ctx)
-
-    def load_models(self, ctx: StageContext) -> None:
-        raise NotImplementedError(f"stage {self.name or type(self).__name__} does not implement load_models()")
-
-    def device_stream(self) -> AbstractContextManager[Any]:
-        """Where a device thread runs a chunk (`CpuSampleStage`): its own CUDA stream."""
-        return self.placement.thread_stream()
-
-    def model_params(self) -> dict[str, Any]:
-        """What a sample's marker records about the models that made it."""
-        return model_params(self.models)

@@ -35,7 +35,7 @@ import numpy as np
 from genfab.api.pipelines.reference_object import AnnotationSettings
 from genfab.api.quality import out_of_range
 from genfab.stages.common.imaging import decode_rgb
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import persam
 from genfab.stages.reference_object.dataset import image_key, label_key, read_uri, write_dataset_files
@@ -47,15 +47,18 @@ from genfab.stages.reference_object.sam_models import (
     load_sam2,
     sam_markers,
 )
-from genfab.stages.reference_object.state import WritesPipelineState
+from genfab.stages.reference_object.state import state_after_shard
 from genfab.stages.reference_object.units import is_augmented
 from genfab.stages.reference_object.yolo import iou, label_line, mask_to_polygon, split_assignment
-from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.stages.runtime.pictures import open_image
 from genfab.stages.runtime.stage import SHARD_ERRORS
 
 MIN_MASK_FRACTION = 0.0005
 """A mask smaller than this part of the image is no detection."""
+BATCH = 8
+"""Images per `process_batch`: only a batch's last polygon and files are not overlapped with the next
+image's models."""
 READERS, MODEL_THREADS, FINISHERS = 2, 2, 4
 """Threads decoding the next images, running the models (on the GPU; one off it, where torch's own
 threads already take the cores), and tracing polygons and writing files (OpenCV, the storage and
@@ -71,18 +74,16 @@ class Predictors:
     sam2: Any
 
 
-class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
-    name = "annotation"
-    marker_dir = "_genfab/markers"  # the dataset folder itself stays as ultralytics expects it
-    require_gpu = False
-    batch_size = 8
-    """Images per `process_batch`: only a batch's last polygon and files are not overlapped with the
-    next image's models."""
+class Annotator:
+    """What an annotation worker holds from shard to shard: SAM and SAM2 (one pair of predictors per model
+    thread, over the same weights), PerSAM's target from the reference, the split, and the reader, model
+    and finishing threads (see the module's docs)."""
 
-    def load_models(self, ctx: StageContext) -> None:
+    def __init__(self, settings: AnnotationSettings, ctx: StageContext, models: ModelSet) -> None:
         import torch
 
-        cfg = self.settings.annotation
+        self.settings, self.models, self.placement = settings, models, models.placement
+        cfg = settings.annotation
         if len(ctx.input_uris) < 2:
             raise BadInput("annotation needs inputImage and inputMask (referenceObject.inputMask)")
         device = self.placement.device
@@ -238,7 +239,7 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         """The next batch: its reads start now, and its images go to the models as soon as the
         current batch's are queued (`process_batch`), so the model threads go on into it while the
         current batch's last images are still in the models or becoming files."""
-        self.ahead.update({s.id: self.readers.submit(self.read_image, s) for s in samples})  # as CpuSampleStage's
+        self.ahead.update({s.id: self.readers.submit(self.read_image, s) for s in samples})  # as a PooledStage's
         self.model_next = [s.id for s in samples]
 
     def _queued(self, sample: Sample) -> tuple[Future[tuple[bytes, str, np.ndarray]],
@@ -312,25 +313,36 @@ class AnnotationStage(WritesPipelineState, ModelStage[AnnotationSettings]):
         sample.write(image_key("", split, sample.id, suffix), data)
         sample.write(label_key("", split, sample.id), (label_line(polygon, w, h) + "\n").encode())
         sample.params.update({"split": split, "maskFraction": round(float(mask.mean()), 5), **info,
-                              "quality": figures, **self.model_params()})
+                              "quality": figures, **model_params(self.models)})
         models = sample.params["models"]
         sample.produced_by = f"{self.method} + SAM2: {models.get('sam')}, {models.get('sam2')}"
         if self.weights is not None:
             sample.params["persamWeights"] = [round(float(x), 5) for x in self.weights]
 
-    def finish(self, ctx: StageContext) -> None:
-        write_dataset_files(ctx.output, "", [self.settings.object_name])
-
-    def close(self) -> None:
-        self._stop_threads(wait=True)
-        super().close()
-
-    def abort(self) -> None:
-        self._stop_threads(wait=False)
-        super().abort()
-
-    def _stop_threads(self, wait: bool) -> None:
+    def stop(self, wait: bool) -> None:
+        """Stop the threads: at the worker's end (`wait`), or at once when a shard ends on an error (reads
+        not started are dropped, so nothing keeps the process from exiting)."""
         for pool in (getattr(self, "readers", None), getattr(self, "modelling", None),
                      getattr(self, "finishers", None)):  # none: nothing was pending
             if pool is not None:
                 pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def load(settings: AnnotationSettings, ctx: StageContext) -> Annotator:
+    models = open_models(ctx)
+    with required_models():
+        return Annotator(settings, ctx, models)
+
+
+def finish(held: Annotator | None, ctx: StageContext) -> None:
+    """The dataset's `dataset.yaml` and `classes.txt` (also after a shard whose images were all reused)."""
+    settings = held.settings if held is not None else AnnotationSettings.model_validate(ctx.config)
+    write_dataset_files(ctx.output, "", [settings.object_name])
+
+
+ANNOTATION = SampleStage(
+    "annotation", load, make_batch=Annotator.process_batch, prefetch=Annotator.prefetch,
+    close=lambda held: held.stop(wait=True), abort=lambda held: held.stop(wait=False), finish=finish,
+    after_shard=state_after_shard, prunes_outputs=True,
+    marker_dir="_genfab/markers",  # the dataset folder itself stays as ultralytics expects it
+    batch_size=BATCH)

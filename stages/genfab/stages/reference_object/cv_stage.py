@@ -7,6 +7,7 @@ its original, and `augmentation_summary.json` says how often each augmentation f
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, TypedDict
@@ -26,10 +27,11 @@ from genfab.stages.reference_object.dataset import (
     label_key,
     write_dataset_files,
 )
-from genfab.stages.reference_object.state import WritesPipelineState
+from genfab.stages.reference_object.state import state_after_shard
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
+from genfab.stages.runtime.pooled import Computed, PooledStage, stage_seed
+from genfab.storage import Storage
 
 
 @lru_cache(maxsize=4)
@@ -73,69 +75,70 @@ def compute_cv(job: AugmentJob) -> Computed:
     return {"files": files, "params": {"split": split, "applied": applied}}
 
 
-class CvAugmentationStage(WritesPipelineState, CpuSampleStage[CvAugmentationSettings]):
-    name = "cv-augmentation"
-    marker_dir = "_genfab/markers/cv-augmentation"
-    compute = staticmethod(compute_cv)
+@dataclass(frozen=True)
+class CvAugment:
+    """What a worker holds: the settings (and as JSON, what its pool's workers rebuild the transform
+    from), the annotated dataset, this shard's summary part, and the originals read until their copies
+    are made."""
 
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
-        self.cfg_json = self.settings.cv_augmentation.model_dump_json()
-        self.originals: dict[str, dict[str, bytes]] = {}
-        self._sources(ctx)
+    settings: CvAugmentationSettings
+    cfg_json: str
+    annotated: Storage
+    parts: ShardParts
+    originals: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
-    def _sources(self, ctx: StageContext) -> None:
-        """What `finish` needs too: it runs when every sample was reused and `setup` never ran."""
-        if not hasattr(self, "parts"):
-            self.annotated = ctx.stage_output("annotation")
-            self.parts = ShardParts(ctx)
 
-    def gather(self, sample: Sample) -> AugmentJob:
-        try:
-            split, key = find_image(self.annotated, "", sample.id)
-        except LookupError as exc:
-            raise SampleError("MissingAnnotation", str(exc)) from None
-        label = label_key("", split, sample.id)
-        count = self.settings.cv_augmentation.count
-        seeds = [self.stage_seed(sample, self.settings.seed) + k for k in range(count)]
-        return AugmentJob(id=sample.id, split=split, suffix=PurePosixPath(key).suffix.lower(),
-                          image=self.annotated.read_bytes(key), label=self.annotated.read_bytes(label),
-                          cfg=self.cfg_json, seeds=seeds)
+def load(settings: CvAugmentationSettings, ctx: StageContext) -> CvAugment:
+    return CvAugment(settings, settings.cv_augmentation.model_dump_json(), ctx.stage_output("annotation"),
+                     ShardParts(ctx))
 
-    def read_input(self, sample: Sample) -> Any:
-        job = self.gather(sample)
-        # The original joins the combined dataset as it is, from here once its copies are made: its
-        # bytes are not sent to a worker and back.
-        self.originals[sample.id] = {image_key(CV_COMBINED, job["split"], sample.id, job["suffix"]): job["image"],
-                                     label_key(CV_COMBINED, job["split"], sample.id): job["label"]}
-        return job
 
-    def process_batch(self, samples: list[Sample]) -> list[Exception | None]:
-        errors = super().process_batch(samples)
-        for sample in samples:  # a failed sample's original is not kept around
-            self.originals.pop(sample.id, None)
-        return errors
+def read(held: CvAugment, sample: Sample) -> AugmentJob:
+    try:
+        split, key = find_image(held.annotated, "", sample.id)
+    except LookupError as exc:
+        raise SampleError("MissingAnnotation", str(exc)) from None
+    label = label_key("", split, sample.id)
+    base = stage_seed(sample, held.settings.seed, "cv-augmentation")
+    job = AugmentJob(id=sample.id, split=split, suffix=PurePosixPath(key).suffix.lower(),
+                     image=held.annotated.read_bytes(key), label=held.annotated.read_bytes(label),
+                     cfg=held.cfg_json, seeds=[base + k for k in range(held.settings.cv_augmentation.count)])
+    # The original joins the combined dataset as it is, from here once its copies are made: its bytes
+    # are not sent to a worker and back.
+    held.originals[sample.id] = {image_key(CV_COMBINED, split, sample.id, job["suffix"]): job["image"],
+                                 label_key(CV_COMBINED, split, sample.id): job["label"]}
+    return job
 
-    def deliver(self, sample: Sample, result: Computed) -> None:
-        for key, data in self.originals.pop(sample.id, {}).items():
-            sample.write(key, data)
-        super().deliver(sample, result)
-        self.parts.add(sample.id, result["params"]["applied"])
 
-    def finish(self, ctx: StageContext) -> None:
-        super().finish(ctx)
-        self._sources(ctx)
-        if not self.annotated.exists("classes.txt"):
-            return  # nothing was annotated: no dataset to describe
-        names = [n for n in self.annotated.read_bytes("classes.txt").decode().splitlines() if n.strip()]
-        for root in (CV_AUGMENTED, CV_COMBINED):
-            write_dataset_files(ctx.output, root, names)
-        self.parts.publish(lambda merged: self._write_summaries(ctx, merged))
+def delivered(held: CvAugment, sample: Sample, result: Computed | None) -> None:
+    """A made sample's original joins the combined dataset and its variants the summary; a failed
+    sample's original is not kept around."""
+    originals = held.originals.pop(sample.id, {})
+    if result is None:
+        return
+    for key, data in originals.items():
+        sample.write(key, data)
+    held.parts.add(sample.id, result["params"]["applied"])
 
-    def _write_summaries(self, ctx: StageContext, merged: dict[str, Any]) -> None:
-        doc = augmentation_summary(merged, self.settings.cv_augmentation)
-        for root in (CV_AUGMENTED, CV_COMBINED):
-            ctx.output.write_bytes(f"{root}/augmentation_summary.json", json.dumps(doc, indent=2).encode())
+
+def finish(held: CvAugment | None, ctx: StageContext) -> None:
+    """Both datasets' `dataset.yaml` and `classes.txt`, and the summary merged from every shard's part
+    (also after a shard whose samples were all reused: nothing was loaded then)."""
+    annotated = held.annotated if held is not None else ctx.stage_output("annotation")
+    if not annotated.exists("classes.txt"):
+        return  # nothing was annotated: no dataset to describe
+    names = [n for n in annotated.read_bytes("classes.txt").decode().splitlines() if n.strip()]
+    for root in (CV_AUGMENTED, CV_COMBINED):
+        write_dataset_files(ctx.output, root, names)
+    parts = held.parts if held is not None else ShardParts(ctx)
+    cfg = CvAugmentationSettings.model_validate(ctx.config).cv_augmentation if held is None else \
+        held.settings.cv_augmentation
+    parts.publish(lambda merged: _write_summaries(ctx, augmentation_summary(merged, cfg)))
+
+
+def _write_summaries(ctx: StageContext, doc: dict[str, Any]) -> None:
+    for root in (CV_AUGMENTED, CV_COMBINED):
+        ctx.output.write_bytes(f"{root}/augmentation_summary.json", json.dumps(doc, indent=2).encode())
 
 
 def augmentation_summary(per_source: dict[str, dict[str, list[str]]], cfg: CvAugmentationParameters) -> dict[str, Any]:
@@ -148,3 +151,8 @@ def augmentation_summary(per_source: dict[str, dict[str, list[str]]], cfg: CvAug
             "applied_fraction": fraction,
             "probabilities": cfg.probabilities.model_dump(), "ranges": cfg.ranges.model_dump(),
             "images": dict(sorted(variants.items()))}
+
+
+CV_AUGMENTATION = PooledStage("cv-augmentation", load, read, compute_cv, delivered=delivered, finish=finish,
+                              after_shard=state_after_shard, marker_dir="_genfab/markers/cv-augmentation",
+                              prunes_outputs=True)

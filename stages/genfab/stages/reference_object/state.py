@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from genfab.contract.names import report_prefix
 from genfab.inventory import ShardReport, read_reports
@@ -94,12 +94,3 @@ def state_after_shard(ctx: StageContext, report: ShardReport) -> None:
     """`SampleStage.after_shard` of reference-object's stages: `pipeline_state.json` after every shard."""
     write_state(ctx)
 
-
-class WritesPipelineState:
-    """Mixin for reference-object's stages: `pipeline_state.json` after every shard, and numbered
-    folders that hold only what the current config made (`Stage.prunes_outputs`)."""
-
-    prunes_outputs: ClassVar[bool] = True
-
-    def after_report(self, ctx: StageContext, report: ShardReport) -> None:
-        write_state(ctx)

@@ -5,6 +5,7 @@ IntrinsicAnything (a plug-in backend), Multi-Scale Retinex, LAB; then 15-25% of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 import numpy as np
@@ -18,7 +19,8 @@ from genfab.stages.relighting import albedo as ops
 from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
+from genfab.stages.runtime.pooled import Computed, PooledStage, stage_seed
+from genfab.storage import Storage
 
 PLUGIN_GROUP = "genfab.albedo_backends"
 
@@ -59,35 +61,45 @@ def compute_albedo(job: AlbedoJob) -> Computed:
     return {"files": {f"{job['id']}_albedo.png": encode(to_uint8(out))}, "params": params.document()}
 
 
-class AlbedoStage(CpuSampleStage[AlbedoSettings]):
-    name = "albedo"
-    compute = staticmethod(compute_albedo)
+@dataclass(frozen=True)
+class Albedo:
+    """What an albedo worker holds: the settings, segment's outputs and the plug-in backends it loaded."""
 
-    def produced_by(self, params: dict[str, Any]) -> str | None:
-        drawn = AlbedoParams.model_validate(params)
-        return f"{drawn.method} ({drawn.variant})" if drawn.variant else drawn.method
+    settings: AlbedoSettings
+    segment: Storage
+    plugins: dict[str, Any]
 
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
-        self.cfg = self.settings.albedo
-        self.segment = ctx.stage_output("segment")
-        self.plugins: dict[str, Any] = {}
-        for m in self.cfg.methods:
-            if m.name not in ("retinex", "lab"):
-                checkpoint = self.cfg.intrinsic_anything_checkpoint
-                local = None
-                if checkpoint:
-                    local = ctx.workdir / "checkpoint"
-                    if not ctx.open(checkpoint).download_prefix("", local):
-                        raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
-                self.plugins[m.name] = load_plugin(PLUGIN_GROUP, m.name)(local)
 
-    def gather(self, sample: Sample) -> AlbedoJob:
-        fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
-        mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
-        params = choose(self.cfg, self.stage_seed(sample, self.settings.seed))
-        job = AlbedoJob(id=sample.id, foreground=fg, mask=mask, params=params, scales=list(self.cfg.retinex_scales))
-        plugin = self.plugins.get(params.method)
-        if plugin is not None:
-            job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]
-        return job
+def load(settings: AlbedoSettings, ctx: StageContext) -> Albedo:
+    cfg = settings.albedo
+    plugins: dict[str, Any] = {}
+    for m in cfg.methods:
+        if m.name not in ("retinex", "lab"):
+            checkpoint = cfg.intrinsic_anything_checkpoint
+            local = None
+            if checkpoint:
+                local = ctx.workdir / "checkpoint"
+                if not ctx.open(checkpoint).download_prefix("", local):
+                    raise BadInput(f"albedo.intrinsicAnythingCheckpoint {checkpoint} is empty")
+            plugins[m.name] = load_plugin(PLUGIN_GROUP, m.name)(local)
+    return Albedo(settings, ctx.stage_output("segment"), plugins)
+
+
+def read(held: Albedo, sample: Sample) -> AlbedoJob:
+    cfg = held.settings.albedo
+    fg = decode(held.segment.read_bytes(f"{sample.id}_foreground.png"))
+    mask = person_region(decode(held.segment.read_bytes(f"{sample.id}_mask.png")))
+    params = choose(cfg, stage_seed(sample, held.settings.seed, "albedo"))
+    job = AlbedoJob(id=sample.id, foreground=fg, mask=mask, params=params, scales=list(cfg.retinex_scales))
+    plugin = held.plugins.get(params.method)
+    if plugin is not None:
+        job["plugin"] = np.clip(plugin(to_float(fg[..., :3]), mask), 0.0, 1.0) * mask[..., None]
+    return job
+
+
+def made_by(params: dict[str, Any]) -> str:
+    drawn = AlbedoParams.model_validate(params)
+    return f"{drawn.method} ({drawn.variant})" if drawn.variant else drawn.method
+
+
+ALBEDO = PooledStage("albedo", load, read, compute_albedo, made_by=made_by)

@@ -6,6 +6,7 @@ the mask's geometry on the CPU."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -14,14 +15,15 @@ import numpy as np
 from genfab.api.pipelines.relighting import DegradeSettings
 from genfab.api.relighting_params import LightingParams
 from genfab.stages.common.imaging import to_float, to_uint8
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, open_models, required_models
 from genfab.stages.models.location import ModelUnavailable
 from genfab.stages.models.placement import Placement
 from genfab.stages.relighting import degradation, shading
 from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import person_region
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
+from genfab.stages.runtime.pooled import Chunk, Computed, PooledStage, stage_seed
+from genfab.storage import Storage
 
 
 class DegradeJob(TypedDict):
@@ -59,50 +61,67 @@ def load_depth(path: Path, placement: Placement) -> Any:
     return DepthModel(path, path.name, placement)
 
 
-class DegradeStage(ModelStage[DegradeSettings], CpuSampleStage[DegradeSettings]):
-    name = "degrade"
-    compute = staticmethod(compute_degraded)
-    prepares_ahead = True
+@dataclass(frozen=True)
+class Degrade:
+    """What a degrade worker holds: the settings, the outputs it reads and the depth model its normals
+    come from (None: from the mask), with what `normals` records."""
 
-    def produced_by(self, params: dict[str, Any]) -> str | None:
-        drawn = LightingParams.model_validate(params)
-        return f"{drawn.method} ({drawn.normals} normals)" if drawn.normals else drawn.method
+    settings: DegradeSettings
+    segment: Storage
+    albedo: Storage
+    models: ModelSet
+    depth: Any
+    normals_source: str
 
-    def load_models(self, ctx: StageContext) -> None:
-        self.cfg = self.settings.degradation
-        self.segment = ctx.stage_output("segment")
-        self.albedo = ctx.stage_output("albedo")
-        soft = self.cfg.soft_shading
-        choice, model = soft.normals, soft.normals_model()
-        self.depth: Any = None
-        self.normals_source = "classical"
+
+def load(settings: DegradeSettings, ctx: StageContext) -> Degrade:
+    soft = settings.degradation.soft_shading
+    choice, model = soft.normals, soft.normals_model()
+    models = open_models(ctx)
+    depth: Any = None
+    source = "classical"
+    with required_models():
         if choice == "auto" and model is not None:  # MiDaS when its weights are there, else classical (said)
-            self.depth = self.models.load_optional("normals", model, load_depth)
-            if self.depth is None:
-                self.normals_source = f"classical (auto: no {model} in the model location)"
+            depth = models.load_optional("normals", model, load_depth)
+            if depth is None:
+                source = f"classical (auto: no {model} in the model location)"
         elif model is not None:
             try:
-                self.depth = self.models.load("normals", model, load_depth)
+                depth = models.load("normals", model, load_depth)
             except (ImportError, ModelUnavailable) as exc:
                 raise BadInput(f"degradation.softShading.normals={choice!r} cannot run: {exc} "
                                "(put the weights in the model location, or set normals: classical)") from None
-        if self.depth is not None:
-            self.normals_source = f"{choice}:{model}"
+    if depth is not None:
+        source = f"{choice}:{model}"
+    return Degrade(settings, ctx.stage_output("segment"), ctx.stage_output("albedo"), models, depth, source)
 
-    def gather(self, sample: Sample) -> DegradeJob:
-        fg = decode(self.segment.read_bytes(f"{sample.id}_foreground.png"))
-        albedo = decode(self.albedo.read_bytes(f"{sample.id}_albedo.png"))
-        params = degradation.draw_params(self.cfg, self.stage_seed(sample, self.settings.seed))
-        mask = person_region(decode(self.segment.read_bytes(f"{sample.id}_mask.png")))
-        job = DegradeJob(id=sample.id, albedo=albedo[..., :3], mask=mask, params=params)
-        if degradation.needs_normals(params):
-            params.normals = self.normals_source
-            if self.depth is not None:
-                job["rgb"] = fg[..., :3]
-        return job
 
-    def prepare(self, jobs: list[DegradeJob]) -> None:
-        batch = [job for job in jobs if "rgb" in job]
-        if batch:
-            for job, disparity in zip(batch, self.depth.disparity([j.pop("rgb") for j in batch]), strict=True):
-                job["disparity"] = disparity
+def read(held: Degrade, sample: Sample) -> DegradeJob:
+    fg = decode(held.segment.read_bytes(f"{sample.id}_foreground.png"))
+    albedo = decode(held.albedo.read_bytes(f"{sample.id}_albedo.png"))
+    params = degradation.draw_params(held.settings.degradation, stage_seed(sample, held.settings.seed, "degrade"))
+    mask = person_region(decode(held.segment.read_bytes(f"{sample.id}_mask.png")))
+    job = DegradeJob(id=sample.id, albedo=albedo[..., :3], mask=mask, params=params)
+    if degradation.needs_normals(params):
+        params.normals = held.normals_source
+        if held.depth is not None:
+            job["rgb"] = fg[..., :3]
+    return job
+
+
+def prepare(chunk: Chunk[Degrade]) -> list[Any]:
+    """The depth model over the chunk's foregrounds that need normals from it."""
+    batch = [job for job in chunk.ready if "rgb" in job]
+    if batch:
+        for job, disparity in zip(batch, chunk.held.depth.disparity([j.pop("rgb") for j in batch]), strict=True):
+            job["disparity"] = disparity
+    return chunk.jobs
+
+
+def made_by(params: dict[str, Any]) -> str:
+    drawn = LightingParams.model_validate(params)
+    return f"{drawn.method} ({drawn.normals} normals)" if drawn.normals else drawn.method
+
+
+DEGRADE = PooledStage("degrade", load, read, compute_degraded, prepare=prepare,
+                      device=lambda held: held.models.placement.thread_stream(), made_by=made_by)

@@ -13,6 +13,7 @@ blockiness, inside the mask) go into its `quality`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypedDict
 
 import numpy as np
@@ -22,7 +23,8 @@ from genfab.stages.relighting.images import decode, encode
 from genfab.stages.relighting.matte import alpha_of, original, person_region
 from genfab.stages.relighting.pair_figures import pair_figures
 from genfab.stages.runtime import Sample, SampleError, StageContext
-from genfab.stages.runtime.cpu_stage import Computed, CpuSampleStage
+from genfab.stages.runtime.pooled import Computed, PooledStage
+from genfab.storage import Storage
 
 
 def composite(degraded: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -59,19 +61,25 @@ def compute_composite(job: RecombineJob) -> Computed:
                        "quality": pair_figures(picture[..., :3], out, region)}}
 
 
-class RecombineStage(CpuSampleStage[RecombineSettings]):
-    name = "recombine"
-    compute = staticmethod(compute_composite)
+@dataclass(frozen=True)
+class Recombine:
+    """What a recombine worker holds: the settings and the outputs of segment and degrade."""
 
-    def setup(self, ctx: StageContext) -> None:
-        super().setup(ctx)
-        self.segment = ctx.stage_output("segment")
-        self.degrade = ctx.stage_output("degrade")
+    settings: RecombineSettings
+    segment: Storage
+    degrade: Storage
 
-    def gather(self, sample: Sample) -> RecombineJob:
-        composite = self.settings.composite
-        return RecombineJob(id=sample.id, composite=composite,
-                            mask=decode(self.segment.read_bytes(f"{sample.id}_mask.png")),
-                            foreground=decode(self.segment.read_bytes(f"{sample.id}_foreground.png")),
-                            background=decode(self.segment.read_bytes(f"{sample.id}_background.png")),
-                            degraded=decode(self.degrade.read_bytes(f"{sample.id}_degraded.png")))
+
+def load(settings: RecombineSettings, ctx: StageContext) -> Recombine:
+    return Recombine(settings, ctx.stage_output("segment"), ctx.stage_output("degrade"))
+
+
+def read(held: Recombine, sample: Sample) -> RecombineJob:
+    return RecombineJob(id=sample.id, composite=held.settings.composite,
+                        mask=decode(held.segment.read_bytes(f"{sample.id}_mask.png")),
+                        foreground=decode(held.segment.read_bytes(f"{sample.id}_foreground.png")),
+                        background=decode(held.segment.read_bytes(f"{sample.id}_background.png")),
+                        degraded=decode(held.degrade.read_bytes(f"{sample.id}_degraded.png")))
+
+
+RECOMBINE = PooledStage("recombine", load, read, compute_composite)

@@ -14,13 +14,16 @@
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput, FatalError, SampleError
 from genfab.stages.runtime.loop import main, run, run_shard
+from genfab.stages.runtime.pooled import Computed, PooledStage
 from genfab.stages.runtime.simple import Given, SampleStage, given
 from genfab.stages.runtime.stage import Sample, Stage, retry_seed, sample_seed
 
 __all__ = [
     "BadInput",
+    "Computed",
     "FatalError",
     "Given",
+    "PooledStage",
     "Sample",
     "SampleError",
     "SampleStage",

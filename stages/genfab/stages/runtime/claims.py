@@ -45,6 +45,7 @@ from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
+from genfab.stages.runtime.stops import deferred_stop
 from genfab.storage import Storage, StorageError
 
 log = logging.getLogger("genfab.stages")
@@ -83,7 +84,19 @@ class ClaimFeed:
 
     def next(self) -> Assignment | Literal["wait"] | None:
         """Its next shard without waiting: the one its last Pod ended in, else one taken from the cursor;
-        `WAIT` when the next one's input is not committed yet; None when no shard is left."""
+        `WAIT` when the next one's input is not committed yet; None when no shard is left. A stop (SIGTERM:
+        preemption, a released worker's Pod deleted) is held back until the shard it takes is named in its
+        record, and that shard's try is not counted: the Pod that follows runs it as this one would have."""
+        try:
+            with deferred_stop():
+                return self._next()
+        except KeyboardInterrupt:
+            if self.record.current is not None and self.record.attempt > 0:
+                self.record.attempt -= 1
+                self._save()
+            raise
+
+    def _next(self) -> Assignment | Literal["wait"] | None:
         if not self._resumed:
             self._resumed = True
             earlier = read_worker(self.run, self.stage, self.config_hash, self.record.worker, self.shards)

@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,16 +26,17 @@ from genfab.stages.runtime.feed import Assignment
 from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.metrics import StageMetrics
+from genfab.stages.runtime.pooled import PooledStage
 from genfab.stages.runtime.progress import ProgressReporter
 from genfab.stages.runtime.pruning import remove_gone_samples, remove_sample
 from genfab.stages.runtime.simple import SampleStage
 from genfab.stages.runtime.stage import WHOLE_SET_ID, Sample, Stage, whole_set_hash
+from genfab.stages.runtime.stops import STOP_SIGNALS, ignore_signal, raise_interrupt
 from genfab.storage import Reuse, StorageError, check_reuse
 from genfab.storage.markers import Marker
 
 log = logging.getLogger("genfab.stages")
 REUSE_CHECKS = 16
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def quality_of(marker: Marker | None) -> Mapping[str, Any] | None:
@@ -230,19 +230,6 @@ def run_whole_set(warm: Warm, ctx: StageContext, reporter: ProgressReporter, met
     stage.finish(ctx)
 
 
-def raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    for sig in STOP_SIGNALS:  # one stop: a second signal must not cut the final report short
-        # A Python handler that does nothing, not SIG_IGN: a signal already caught at the C level (Ctrl-C's
-        # SIGINT, then `genfab run`'s SIGTERM) would find SIG_IGN and raise "Signal 15 ignored due to race
-        # condition" into the shard's cleanup.
-        signal.signal(sig, ignore_signal)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def ignore_signal(signum: int, frame: FrameType | None) -> None:
-    """A stop signal after the first: the shard is already stopping."""
-
-
 def interrupted_exit(why: str) -> int:
     """The shell's code for the signal that stopped the shard (128 + its number: SIGTERM 143, SIGHUP 129),
     SIGINT's 130 when it cannot tell."""
@@ -397,6 +384,6 @@ def run_assigned(warm: Warm, ctx: StageContext, assignment: Assignment, settings
     return code
 
 
-def run(stage: Stage[Any] | SampleStage[Any, Any]) -> None:
-    """`if __name__ == "__main__": run(MyStage())` (or `run(MY_SAMPLE_STAGE)`) for custom stages."""
-    sys.exit(main(stage.stage() if isinstance(stage, SampleStage) else stage))
+def run(stage: Stage[Any] | SampleStage[Any, Any] | PooledStage[Any, Any]) -> None:
+    """`if __name__ == "__main__": run(MY_SAMPLE_STAGE)` (or `run(MyStage())`) for custom stages."""
+    sys.exit(main(stage.stage() if isinstance(stage, SampleStage | PooledStage) else stage))

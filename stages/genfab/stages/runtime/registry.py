@@ -9,6 +9,7 @@ from typing import Any
 
 from genfab.api.pipeline import StageDecl, pipelines
 from genfab.stages.runtime.errors import BadInput
+from genfab.stages.runtime.pooled import PooledStage
 from genfab.stages.runtime.simple import SampleStage
 from genfab.stages.runtime.stage import Stage
 
@@ -46,8 +47,9 @@ def load(pipeline: str, name: str) -> tuple[Stage[Any], StageDecl]:
     assert decl.implementation is not None
     module, _, attr = decl.implementation.partition(":")
     found = getattr(importlib.import_module(module), attr)
-    stage = found.stage() if isinstance(found, SampleStage) else found()  # three functions, or a Stage class
+    # functions composed (a SampleStage, a PooledStage), or a Stage class
+    stage = found.stage() if isinstance(found, SampleStage | PooledStage) else found()
     if not isinstance(stage, Stage):
-        raise TypeError(f"{decl.implementation} is not a genfab Stage or SampleStage")
+        raise TypeError(f"{decl.implementation} is not a genfab Stage, SampleStage or PooledStage")
     stage.declared_as = decl.implementation
     return stage, decl

@@ -33,17 +33,10 @@ from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, redirect_output
 from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
-from genfab.stages.runtime.loop import (
-    STOP_SIGNALS,
-    Warm,
-    ignore_signal,
-    interrupted_exit,
-    missing_package,
-    raise_interrupt,
-    run_assigned,
-)
+from genfab.stages.runtime.loop import Warm, interrupted_exit, missing_package, run_assigned
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.stage import Stage
+from genfab.stages.runtime.stops import STOP_SIGNALS, ignore_signal, raise_interrupt
 
 log = logging.getLogger("genfab.stages")
 MAX_LINE = 1 << 20

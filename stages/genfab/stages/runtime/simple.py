@@ -15,8 +15,8 @@ seeds, warm workers taking shard after shard) stays the runtime's.
 
 A pipeline declares it by import path like a `Stage` class (`"my.module:DIGEST"`); a custom stage's image
 runs it with `run(DIGEST)`. A file about the whole run after each shard (`after_shard`) and an output folder
-kept to the current config (`prunes_outputs`) are fields too; a stage that needs `Stage`'s other hooks
-(prefetching the next batch) still subclasses `Stage`."""
+kept to the current config (`prunes_outputs`), reading the next batch ahead (`prefetch`) are fields too;
+a stage whose pixels are CPU work for a pool of processes is a `PooledStage` (genfab.stages.runtime.pooled)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ class SampleStage(Generic[S, M]):
     """A stage of one result over all its units (`Stage.whole_set`: the difix split and adapter): called once
     with the result to write through and every unit; reused only while the config and the unit list stay."""
     made_by: Callable[[M], str] | None = None
-    batch_size: int = 1
-    """Samples handed to `make_batch` at once (`spec.stages.<name>.batchSize` overrides it)."""
+    batch_size: int | Callable[[M], int] = 1
+    """Samples handed to `make_batch` at once (`spec.stages.<name>.batchSize` overrides it), or a function of
+    what `load` returned (3DGS: its `scenesPerPod`)."""
     marker_dir: str = ""
     """As `Stage.marker_dir`: empty keeps each sample's marker in its own folder of the stage's layout; a
     flat layout (`digests/{id}.txt`) names a folder for them (`_markers`)."""
@@ -78,6 +79,12 @@ class SampleStage(Generic[S, M]):
     shards (reference-object's `pipeline_state.json`)."""
     prunes_outputs: bool = False
     """As `Stage.prunes_outputs`: the stage's output folder keeps only what its current config made."""
+    prefetch: Callable[[M, list[Sample]], None] | None = None
+    """Given the next batch just before `make_batch` gets the current one: start reading it (and more:
+    reference-object's annotation queues its images to its model threads) while this one computes."""
+    abort: Callable[[M], None] | None = None
+    """The shard ends on an error in the middle of its samples: stop background work at once (reads not
+    started are dropped), so nothing keeps the process from exiting. `close` still follows."""
 
     def __post_init__(self) -> None:
         if sum(f is not None for f in (self.make, self.make_batch, self.make_set)) != 1:
@@ -96,7 +103,14 @@ class _FunctionStage(Stage[Any]):
     def __init__(self, spec: SampleStage[Any, Any]) -> None:
         self.spec = spec
         self.loaded: Any = None
-        self.batch_size = spec.batch_size
+        if isinstance(spec.batch_size, int):
+            self.batch_size = spec.batch_size
+
+    def samples_per_batch(self, ctx: StageContext) -> int:
+        size = self.spec.batch_size
+        if callable(size) and not ctx.cfg.batch_size:  # asked after `load` (nothing loaded: nothing to make)
+            return max(1, size(self.loaded)) if self.loaded is not None else 1
+        return super().samples_per_batch(ctx)
 
     @property  # `Stage.name` is a class attribute; here it is the instance's
     def name(self) -> str:  # type: ignore[override]
@@ -150,6 +164,14 @@ class _FunctionStage(Stage[Any]):
             return
         sample.produced_by = sample.produced_by or self.spec.made_by(self.loaded)
         sample.params.setdefault("producedBy", sample.produced_by)
+
+    def prefetch(self, samples: list[Sample]) -> None:
+        if self.spec.prefetch is not None and self.loaded is not None:
+            self.spec.prefetch(self.loaded, samples)
+
+    def abort(self) -> None:
+        if self.spec.abort is not None and self.loaded is not None:
+            self.spec.abort(self.loaded)
 
     def close(self) -> None:
         if self.spec.close is not None and self.loaded is not None:

@@ -36,10 +36,10 @@ from typing import Any
 
 from genfab.api.pipelines.tuning_difix import TrainSettings
 from genfab.stages.models.location import ModelUnavailable, resolve_model
-from genfab.stages.runtime import BadInput, StageContext, main
+from genfab.stages.runtime import BadInput, SampleStage, StageContext, main
 from genfab.stages.tuning.launch import Group, accelerate_launch, torchrun
 from genfab.stages.tuning.provenance import lab_trainer
-from genfab.stages.tuning.stage import TrainStage
+from genfab.stages.tuning.stage import MARKERS, Node, node_environment, open_node, train
 from genfab.stages.tuning.worker import PROGRESS_FILE
 
 ENV_DATA_JSON = "GENFAB_DATA_JSON"
@@ -143,33 +143,23 @@ def difix3d_arguments(hyper: dict[str, Any], data: Path, run_dir: Path, run_name
     return args
 
 
-class LabTrainStage(TrainStage):
-    """`train` replaced by the lab's trainer (a custom stage)."""
+class LabTrainer:
+    """The lab's trainer (`Trainer`): the user's command under the group's launch, its arguments in
+    Difix3D's names (or none), its models where the model location holds them."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], arguments: str) -> None:
         self.user_command = command
-        self.trainer, self.source = lab_trainer(command, Path.cwd())
+        self.arguments = arguments
+        self.name, self.source = lab_trainer(command, Path.cwd())
+        self.model_env: dict[str, str] = {}
+        self.model_sources = {HUB_BASE: "the Hugging Face hub", "vgg16": "torch's hub (torchvision's ImageNet VGG16)"}
+        """Where the trainer's models come from (`train_config.json`'s `models`)."""
 
-    def setup(self, ctx: StageContext) -> None:
-        raw = dict(ctx.config)
-        self.custom: dict[str, Any] = dict(raw.pop("custom", None) or {})
-        self.arguments = self.custom.get("arguments", "difix3d")
-        if self.arguments not in ("difix3d", "none"):
-            raise BadInput(f"customStages[train].config.arguments must be difix3d or none, not {self.arguments!r}")
-        try:
-            self.settings = TrainSettings.model_validate(raw)
-        except Exception as exc:  # pydantic's message names the field
-            raise BadInput(f"the train stage's config does not match the TuningRun: {exc}") from None
-        super().setup(ctx)
-
-    def load_models(self, ctx: StageContext) -> None:
+    def models(self, settings: TrainSettings, ctx: StageContext) -> None:
         """The lab's trainer loads its models by their hub names (`stabilityai/sd-turbo` from the
         Hugging Face hub, VGG16 from torch's). Where the model location holds them (`stabilityai/sd-turbo`,
         and the `perceptualModel` folder's VGG16 file), they are laid out as those caches and the hub is
         not asked (`HF_HUB_OFFLINE`); otherwise the trainer downloads them as it would anywhere."""
-        self.model_env: dict[str, str] = {}
-        self.model_sources = {HUB_BASE: "the Hugging Face hub", "vgg16": "torch's hub (torchvision's ImageNet VGG16)"}
-        """Where the trainer's models come from (`train_config.json`'s `models`)."""
         caches = ctx.workdir / "caches"
         try:
             base = resolve_model(HUB_BASE, ctx.workdir / "models", ctx.env)
@@ -180,38 +170,59 @@ class LabTrainStage(TrainStage):
                                    "HF_HUB_OFFLINE": "1"})
             self.model_sources[HUB_BASE] = f"the model location: {HUB_BASE}"
         try:
-            perceptual = resolve_model(self.settings.perceptual_model, ctx.workdir / "models", ctx.env)
+            perceptual = resolve_model(settings.perceptual_model, ctx.workdir / "models", ctx.env)
         except ModelUnavailable as exc:
             log.info("the lab trainer's VGG16 comes from torch's hub: %s", exc)
         else:
             if (torch_home := torch_hub_checkpoint(caches / "torch", perceptual)) is not None:
                 self.model_env["TORCH_HOME"] = str(torch_home)
-                self.model_sources["vgg16"] = f"the model location: {self.settings.perceptual_model}"
+                self.model_sources["vgg16"] = f"the model location: {settings.perceptual_model}"
 
-    def command(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> list[str]:
+    def command(self, node: Node, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> list[str]:
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_config(run_dir / "train_config.json", ctx.input_uris[0], resume)
-        cmd = launched(self.group, self.user_command, self.snake["mixed_precision"])
+        self._write_config(node, run_dir / "train_config.json", ctx.input_uris[0], resume)
+        cmd = launched(node.group, self.user_command, node.snake["mixed_precision"])
         if self.arguments == "difix3d":
-            cmd += difix3d_arguments(self.snake, data, run_dir, self.settings.run_name, resume)
+            cmd += difix3d_arguments(node.snake, data, run_dir, node.settings.run_name, resume)
         return cmd
 
-    def _write_config(self, path: Path, dataset: str, resume: Path | None) -> None:
+    def _write_config(self, node: Node, path: Path, dataset: str, resume: Path | None) -> None:
         """What the built-in trainer's `train_config.json` records, for the lab's trainer (which writes none)."""
-        doc = {**self.record, "trainerSource": self.source, "command": self.user_command,
-               "arguments": self.arguments, "hyperparameters": self.snake, "dataset_path": dataset,
+        snake = node.snake
+        doc = {**node.record, "trainerSource": self.source, "command": self.user_command,
+               "arguments": self.arguments, "hyperparameters": snake, "dataset_path": dataset,
                "models": self.model_sources,
-               "world_size": self.group.world_size,
-               "global_batch": self.snake["batch_size"] * self.group.world_size
-               * self.snake["gradient_accumulation_steps"], "resumed_from": resume.name if resume else None,
-               "start_step": self.record["history"][-1]["startStep"]}
+               "world_size": node.group.world_size,
+               "global_batch": snake["batch_size"] * node.group.world_size * snake["gradient_accumulation_steps"],
+               "resumed_from": resume.name if resume else None,
+               "start_step": node.record["history"][-1]["startStep"]}
         path.write_text(json.dumps(doc, indent=2, sort_keys=True))
 
-    def environment(self, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None) -> dict[str, str]:
-        env = {**WANDB_OFFLINE, **super().environment(ctx, data, run_dir, resume), **self.model_env}
-        env.update({ENV_DATA_JSON: str(data), ENV_OUTPUT_DIR: str(run_dir), ENV_RUN_NAME: self.settings.run_name,
+    def environment(self, node: Node, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None
+                    ) -> dict[str, str]:
+        env = {**WANDB_OFFLINE, **node_environment(node, ctx), **self.model_env}
+        env.update({ENV_DATA_JSON: str(data), ENV_OUTPUT_DIR: str(run_dir), ENV_RUN_NAME: node.settings.run_name,
                     ENV_RESUME_FROM: str(resume or ""), ENV_PROGRESS_FILE: str(run_dir / PROGRESS_FILE)})
         return env
+
+
+def lab_stage(command: list[str]) -> SampleStage[dict[str, Any], Node]:
+    """`train` replaced by the lab's trainer (a custom stage: its config is the TuningRun's `train` settings
+    and `custom`, validated here)."""
+
+    def load(config: dict[str, Any], ctx: StageContext) -> Node:
+        raw = dict(config)
+        custom: dict[str, Any] = dict(raw.pop("custom", None) or {})
+        arguments = custom.get("arguments", "difix3d")
+        if arguments not in ("difix3d", "none"):
+            raise BadInput(f"customStages[train].config.arguments must be difix3d or none, not {arguments!r}")
+        try:
+            settings = TrainSettings.model_validate(raw)
+        except Exception as exc:  # pydantic's message names the field
+            raise BadInput(f"the train stage's config does not match the TuningRun: {exc}") from None
+        return open_node(settings, ctx, LabTrainer(command, arguments))
+
+    return SampleStage("train", load, train, marker_dir=MARKERS)
 
 
 def entry(argv: list[str]) -> int:
@@ -220,7 +231,7 @@ def entry(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m genfab.stages.tuning.lab -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    return main(LabTrainStage(argv))
+    return main(lab_stage(argv).stage())
 
 
 if __name__ == "__main__":

@@ -41,9 +41,9 @@ from genfab.api.gaussians import GaussiansConfig
 from genfab.api.pipelines.worldexplorer import ExpansionSettings, final_key
 from genfab.api.scenejob import ExpansionConfig
 from genfab.stages.common.imaging import decode_rgb, encode_png, to_uint8
-from genfab.stages.models.base import ModelStage
+from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
 from genfab.stages.models.cuda import require_cuda
-from genfab.stages.runtime import Sample, SampleError, StageContext
+from genfab.stages.runtime import Sample, SampleError, SampleStage, StageContext
 from genfab.stages.scene.align import align_depth
 from genfab.stages.scene.frames import Frame, masks_from_depth
 from genfab.stages.scene.growing import scene_scale
@@ -145,10 +145,11 @@ def scene_points(scene: GrowingScene) -> tuple[np.ndarray, np.ndarray]:
     return splats.means, np.clip(splats.sh0[:, 0, :] * SH_C0 + 0.5, 0.0, 1.0)
 
 
-class ExpansionStage(ModelStage[ExpansionSettings]):
-    name = "expansion"
+class Expansion:
+    """What an expansion worker holds: the depth model, SEVA or the FLUX fill, VGGT, and the training settings."""
 
-    def load_models(self, ctx: StageContext) -> None:
+    def __init__(self, settings: ExpansionSettings, ctx: StageContext, models: ModelSet) -> None:
+        self.settings, self.models = settings, models
         from genfab.stages.gaussians.core import TrainSettings
         from genfab.stages.scene.depth import DepthPro
 
@@ -266,9 +267,17 @@ class ExpansionStage(ModelStage[ExpansionSettings]):
                              **({"sevaRuntime": self.seva.applied} if self.seva is not None else {}),
                              **({"sevaCode": self.seva.source} if self.seva is not None else {}),
                              **({"vggtCode": self.vggt.source} if self.vggt is not None else {}),
-                             **self.model_params())
+                             **model_params(self.models))
         # The summary's producedBy: which method made the frames and the points (SEVA and VGGT are the
         # seed's; without their images genfab's own walk and the scene's depth-aligned points run).
         sample.produced_by = (f"expansion: {self.seva.source if self.seva is not None else 'walk (genfab)'}, "
                               f"geometry: {self.vggt.source if self.vggt is not None else 'scene'}")
 
+
+def load(settings: ExpansionSettings, ctx: StageContext) -> Expansion:
+    models = open_models(ctx)
+    with required_models():
+        return Expansion(settings, ctx, models)
+
+
+EXPANSION = SampleStage("expansion", load, Expansion.process)

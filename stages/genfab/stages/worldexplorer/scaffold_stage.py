@@ -37,8 +37,8 @@ import numpy as np
 from genfab.api.pipelines.worldexplorer import ScaffoldSettings, candidate_key, final_key, scaffold_refusal
 from genfab.inventory.curated import CuratedSetError, curated_input, curated_jobs
 from genfab.stages.common.imaging import decode_rgb, encode_png
-from genfab.stages.models.base import ModelStage
-from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
+from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
+from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.stages.scene.geometry import intrinsics_from_fov
 from genfab.stages.worldexplorer.clip_select import Choice
 from genfab.stages.worldexplorer.keyframes import KeyFrameError, key_frames
@@ -72,10 +72,12 @@ def square(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(crop, (side, side), interpolation=interpolation))
 
 
-class ScaffoldStage(ModelStage[ScaffoldSettings]):
-    name = "scaffold"
+class Scaffold:
+    """What a scaffold worker holds: FLUX text-to-image, the FLUX fill, the depth model and CLIP (or SEVA for
+    `single_image`), and the curated set's entries."""
 
-    def load_models(self, ctx: StageContext) -> None:
+    def __init__(self, settings: ScaffoldSettings, ctx: StageContext, models: ModelSet) -> None:
+        self.settings, self.models = settings, models
         from genfab.stages.flux.fill import FluxFill
         from genfab.stages.flux.text import FluxText
         from genfab.stages.scene.depth import DepthPro
@@ -161,7 +163,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
             sample.notes.append(f"{len(GAPS)} in-between views await a person's choice of {count} candidates "
                                 "each (`genfab select`)")
         sample.params.update(fluxRuntime=self.generate.applied.options, quality=scaffold_figures(gaps),
-                             **self.model_params())
+                             **model_params(self.models))
 
     def sweep(self, sample: Sample) -> None:
         """`single_image`: SEVA's 360° sweep from the input image, then its key frames."""
@@ -187,7 +189,7 @@ class ScaffoldStage(ModelStage[ScaffoldSettings]):
         write_record(sample, prefix, s.method, "keyframes", side, s.fov_degrees, K, {"sweepFrames": len(frames)},
                      {key.view: {"source": "input" if key.frame == 0 else "seva", "sweepFrame": key.frame,
                                  "angleDegrees": key.angle_degrees} for key in keys}, self.entries.get(sample.id))
-        sample.params.update(sevaRuntime=self.seva.applied, **self.model_params())
+        sample.params.update(sevaRuntime=self.seva.applied, **model_params(self.models))
 
 
 def sweep_poses(frames: int) -> np.ndarray:
@@ -218,3 +220,12 @@ def _source(view: int, selection: str) -> str:
     if view in CARDINAL:
         return "generated"
     return "chosen by a person" if selection == "manual" else "inpainted"
+
+
+def load(settings: ScaffoldSettings, ctx: StageContext) -> Scaffold:
+    models = open_models(ctx)
+    with required_models():
+        return Scaffold(settings, ctx, models)
+
+
+SCAFFOLD = SampleStage("scaffold", load, Scaffold.process)
