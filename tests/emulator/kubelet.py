@@ -34,16 +34,22 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genfab.api.quality import FIGURES
 from genfab.contract import StageConfig, shard_bounds
 from genfab.contract import indexes as index_ranges
+from genfab.contract.hosted import parse_members
 from genfab.contract.names import (
+    ENV_CONFIG,
     ENV_FILE_ROOTS,
+    ENV_HOSTED,
     ENV_RECORDS,
     ENV_SAMPLE_MANIFEST,
     ENV_SHARD_RETRIES,
+    ENV_SHARDS,
+    ENV_WAITING_FILE,
     ENV_WORKERS,
     report_key,
 )
@@ -53,8 +59,11 @@ from genfab.jobs.records import write_records
 from genfab.sequencing.records import RecordsRequest
 from genfab.stages.runtime.claims import ClaimFeed
 from genfab.stages.runtime.context import StageContext
+from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment
+from genfab.stages.runtime.group import GroupFeed
 from genfab.stages.runtime.inventory import make_inventory
+from genfab.stages.runtime.shared import SharedAssignment
 from genfab.storage import S3Settings, StorageError, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
 
@@ -111,11 +120,25 @@ class WorkerPod:
     try)` says (its running time, its samples' outcomes; a crash ends the Pod, bad input fails that shard
     and the worker goes on), with its reports written as a shard's Pod writes them."""
 
-    feed: ClaimFeed
+    feed: ClaimFeed | GroupFeed
+    """A shared worker Job's Pod (`GENFAB_HOSTED`): the real runtime's `GroupFeed`, its stages' shards."""
     config: str
     manifest: bool
     current: Assignment | None = None
     since: float = 0.0
+    stage: str = ""
+    """The stage of the shard it runs (a shared worker's: any of its stages')."""
+    shard_config: str = ""
+    shards: int = 0
+
+
+    def feed_shards(self) -> int:
+        return self.feed.host.shards if isinstance(self.feed, GroupFeed) else self.feed.shards
+
+    def attempt(self) -> int:
+        """The try of the shard it runs (1: the first), as its stage's record says."""
+        feed = self.feed.feeds[self.stage] if isinstance(self.feed, GroupFeed) else self.feed
+        return feed.record.attempt
 
 
 @dataclass
@@ -521,9 +544,15 @@ class Kubelet:
         config = self._config_json(pod)
         if env.get(ENV_WORKERS) and config is not None:
             cfg = StageConfig.from_json(config)
-            feed = ClaimFeed(open_storage(cfg.run_uri), cfg.stage, cfg.config_hash, index,
-                             int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0),
-                             upstream=cfg.stream, shard_size=cfg.shard_size)
+            feed: ClaimFeed | GroupFeed
+            if env.get(ENV_HOSTED):  # a shared worker: the runtime's own feed over its stages' cursors
+                ctx = StageContext(cfg, index, int(env["GENFAB_SHARD_COUNT"]),
+                                   env={k: v for k, v in env.items() if k != ENV_WAITING_FILE})
+                feed = GroupFeed(ctx, parse_members(env[ENV_HOSTED]), poll_seconds=0)
+            else:
+                feed = ClaimFeed(open_storage(cfg.run_uri), cfg.stage, cfg.config_hash, index,
+                                 int(env["GENFAB_SHARD_COUNT"]), int(env.get(ENV_SHARD_RETRIES) or 0),
+                                 upstream=cfg.stream, shard_size=cfg.shard_size)
             self.pods[pod["metadata"]["uid"]].worker = WorkerPod(feed, config, bool(env.get(ENV_SAMPLE_MANIFEST)))
 
     # -- the kubelet
@@ -570,20 +599,31 @@ class Kubelet:
         """One step of a worker Pod: take a shard, or end the one it runs once its time is up."""
         self._timed[PODS][key] = None
         if w.current is None:
-            taken = w.feed.next()
+            try:
+                taken = w.feed.next()
+            except BadInput as exc:  # a shared worker's hosted stage the operator did not start
+                return self._end_pod(key, 42, str(exc))
             self._readiness(key, taken != WAIT)  # the runtime's waiting file, as its readiness probe reads it
             if taken == WAIT:  # a streaming stage's next input is not committed yet: look again next tick
                 return None
             if taken is None:  # the cursor ran out: the worker ends
                 return self._end_pod(key, 0, "")
+            w.stage, w.shard_config, w.shards = state.stage, w.config, 0
+            if isinstance(taken, SharedAssignment):  # one of a shared worker's stages
+                w.stage = taken.stage
+                if ENV_CONFIG in taken.env:
+                    w.shard_config = Path(taken.env[ENV_CONFIG]).read_text()
+                    w.shards = int(taken.env[ENV_SHARDS])
+                taken = taken.shard
             w.current = taken
             w.since = time.monotonic()
             state.started = Future()
-            state.started.set_result(first_report(w.config, w.current.index, w.feed.shards, w.manifest))
+            state.started.set_result(first_report(w.shard_config, w.current.index, w.shards or w.feed_shards(),
+                                                  w.manifest))
             return None
         shard = w.current.index
-        b = state.behaviour = self.script(state.stage, shard, w.feed.record.attempt - 1)
-        if b.hold and not {(state.stage, shard), (state.stage, None)} & self.released:
+        b = state.behaviour = self.script(w.stage, shard, w.attempt() - 1)
+        if b.hold and not {(w.stage, shard), (w.stage, None)} & self.released:
             return None
         if time.monotonic() - w.since < b.seconds:
             return None
@@ -593,7 +633,10 @@ class Kubelet:
             return None
         state.index = shard  # the report written is the shard's
         self._finish_report(pod, state, code)
-        w.feed.done(w.current, code)
+        if isinstance(w.feed, GroupFeed):
+            w.feed.done(SharedAssignment(w.stage, {}, w.current), code)
+        else:
+            w.feed.done(w.current, code)
         w.current = None
         if not w.feed.continues_after(code):
             return self._end_pod(key, code, "")

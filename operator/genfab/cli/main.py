@@ -164,7 +164,7 @@ def shared_worker_lines(p: Plan) -> list[str]:
     for group in groups:
         what = next((d.models for members, d in declared.items() if set(group) <= set(members)), "their models")
         lines.append(f"shared worker: {', '.join(group)} run in one warm worker that loads {what} once "
-                     "(`genfab run`; a cluster runs each of them as its own worker Job)")
+                     f"(`genfab run`; a cluster in {group[0]}'s worker Job)")
     return lines
 
 

@@ -55,6 +55,11 @@ it waits for committed input. The Pod's readiness probe fails while it is there,
 not Ready, and the Job controller, when the operator lowers the Job's parallelism, stops waiting workers
 first (it removes not-Ready Pods before Ready ones, without counting them failed)."""
 WAITING_FILE = "/tmp/genfab-waiting"
+ENV_HOSTED = "GENFAB_HOSTED"
+"""Set by the operator on a shared worker Job (the first member's of a group of stages that load the same
+models, `PlannedStage.shares_worker`): the other members' stages and config hashes (JSON,
+`[{"stage": ..., "configHash": ...}]`). Its workers take those stages' shards too, from each stage's own
+cursor, once the operator says the stage started (`hosted_key`), with the models loaded once for all."""
 ENV_WORKER_FD = "GENFAB_WORKER_FD"
 """Set by the local runner for a warm worker: the process reads shard after shard from its stdin (one
 JSON line each) and writes each shard's exit code to this file descriptor (genfab.stages.runtime.feed).
@@ -184,6 +189,12 @@ def cursor_key(stage: str, config_hash: str) -> str:
 
 def worker_key(stage: str, config_hash: str, worker: int) -> str:
     return f"{work_prefix(stage, config_hash)}worker-{worker:05d}.json"
+
+
+def hosted_key(stage: str, config_hash: str) -> str:
+    """A stage run by another stage's shared worker Job (`ENV_HOSTED`): its config and shard count once it
+    started, or why it will not run (`genfab.contract.hosted`), written by the operator."""
+    return f"{work_prefix(stage, config_hash)}hosted.json"
 
 
 def input_key(stage: str, config_hash: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +17,18 @@ from genfab.api.errors import FieldError
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import tenant_code
 from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
+from genfab.contract.hosted import HostedMember, members_json
 from genfab.contract.names import (
     CREDENTIAL_KEYS,
     ENV_FILE_ROOTS,
+    ENV_HOSTED,
     ENV_METRICS_PORT,
     ENV_RECORDS,
     ENV_SAMPLE_MANIFEST,
     RDZV_PORT,
     WAITING_FILE,
 )
+from genfab.operator.hosting import ANNOTATION_HOSTS
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
@@ -376,12 +379,16 @@ def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], va
 
 def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
               samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False,
-              ready: int | None = None) -> dict[str, Any]:
+              ready: int | None = None, hosting: Sequence[PlannedStage] = ()) -> dict[str, Any]:
     """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest;
     `ready`: it streams from its upstream (`stage_cfg.stream`) and this many shards have their input
-    now: a worker Job whose parallelism starts there (genfab.operator.streams)."""
+    now: a worker Job whose parallelism starts there (genfab.operator.streams); `hosting`: the stages whose
+    shards its workers take too (a shared worker Job, genfab.operator.hosting), run in the image and with
+    the resources of the group's holder."""
     name = child_name(plan.name, stage)
     streams = {ANNOTATION_STREAMS: stage_cfg.stream.stage} if stage_cfg.stream is not None else {}
+    shared = {ANNOTATION_HOSTS: ",".join(s.name for s in hosting)} if hosting else {}
+    runs_as = plan.stage(stage.shared_holder) if hosting and stage.shared_holder else stage
     # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
     queue = spec.queue_name or settings.default_queue
@@ -391,15 +398,18 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     workers = stage.workers(shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
-                       **worker_env(stage, shards, workers, spec.retries, streaming=stage_cfg.stream is not None),
+                       **worker_env(stage, shards, workers, spec.retries,
+                                    streaming=stage_cfg.stream is not None or bool(hosting)),
+                       **({ENV_HOSTED: members_json([HostedMember(stage=s.name, config_hash=s.config_hash)
+                                                      for s in hosting])} if hosting else {}),
                        **({ENV_SAMPLE_MANIFEST: "1"} if manifest else {}),
                        **gang_env(stage, shards, rendezvous_host(plan, stage), RDZV_PORT, group_id(stage, owner)))
     # Storage names (GENFAB_S3_*, AWS_*) are reserved: a custom stage's env cannot set them (API rule).
     # Custom stages run images the tenant chose: they get credentials only if the chart says so.
     # So do built-in stages whose image the resource chose (the policy refuses those where it matters).
     # And built-in stages whose settings run the resource's code (Zero123++'s pipeline.py).
-    ours = stage.family != CUSTOM_FAMILY and stage.image is None
-    credentials = (ours and tenant_code(plan.pipeline, stage.name, stage.config) is None
+    ours = all(s.family != CUSTOM_FAMILY and s.image is None for s in (stage, runs_as))
+    credentials = (ours and all(tenant_code(plan.pipeline, s.name, s.config) is None for s in (stage, *hosting))
                    ) or settings.custom_stage_credentials
     values.update(_file_roots_env(owner, settings))
     env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
@@ -408,10 +418,10 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     command, args = stage_command(stage)
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": stage_image(stage, settings),
+        "image": stage_image(runs_as, settings),
         "imagePullPolicy": settings.image_pull_policy,
         "env": env,
-        "resources": _resources(stage, settings),
+        "resources": _resources(runs_as, settings),
         "ports": [{"name": "metrics", "containerPort": settings.stage_metrics_port}],
         "volumeMounts": [{"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}, *model_mounts],
@@ -422,9 +432,9 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         container["command"] = command
     if args:
         container["args"] = args
-    if stage_cfg.stream is not None:
+    if stage_cfg.stream is not None or hosting:
         container["readinessProbe"] = waiting_probe()
-    r = stage.resources
+    r = runs_as.resources
     pod_labels = {**labels, **(group_labels(plan, stage, owner) if stage.gang else {})}
     pod_spec: dict[str, Any] = {
         **({"subdomain": name} if stage.gang else {}),
@@ -435,7 +445,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "securityContext": _pod_security(settings),
         "containers": [container],
         "volumes": [{"name": "stage-config", "configMap": {"name": name}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": scratch(stage, settings)}}, *model_volumes],
+                    {"name": "tmp", "emptyDir": {"sizeLimit": scratch(runs_as, settings)}}, *model_volumes],
     }
     node_selector = {**(settings.gpu_node_selector if r.gpus else {}), **r.node_selector}
     tolerations = r.tolerations or (settings.gpu_tolerations if r.gpus else ())
@@ -450,7 +460,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "kind": "Job",
         "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
                      "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards),
-                                     **streams},
+                                     **streams, **shared},
                      "ownerReferences": [owner.reference()]},
         "spec": {
             "completionMode": "Indexed",

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.contract.hosted import HostedStage
 from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
 from genfab.inventory.training import read_training
@@ -42,6 +43,7 @@ from genfab.operator.decide import Decision, Observed, decide, resource_status, 
 from genfab.operator.events import EventPoster
 from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
+from genfab.operator.hosting import write_hosted
 from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Permanent, Temporary, resource_path
 from genfab.operator.kube import custom_path as cr_path
 from genfab.operator.leader import LeaderElector
@@ -424,10 +426,15 @@ class Controller:
             with contextlib.suppress(NotFound, Conflict):  # Conflict: the UID precondition (not the Job it made)
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
                                 {"metadata": children.uid_precondition(key, job), "spec": {"suspend": suspend}})
+        if decision.stop_hosted:  # the shared worker Job's workers stop waiting for them
+            run = self.parts.open(key, the_plan.output_uri, owner)
+            for name in decision.stop_hosted:
+                write_hosted(run, the_plan.stage(name), HostedStage(stopped="its upstream stage failed"))
         failed: dict[str, StageObservation] = {}
         for name in decision.start:
             problem = self.starter.start(key, body, resource, the_plan, the_plan.stage(name), owner, previous,
-                                         decision.stream_starts.get(name))
+                                         decision.stream_starts.get(name), decision.hosted_starts.get(name),
+                                         decision.hosting.get(name, ()))
             if problem is not None:
                 failed[name] = problem
         return failed

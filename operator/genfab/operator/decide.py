@@ -22,6 +22,7 @@ from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
 from genfab.contract import indexes
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of, inventory_name
+from genfab.operator.hosting import hosted_on
 from genfab.operator.observe import (
     STALL_ORDER,
     JobView,
@@ -152,6 +153,12 @@ class Decision:
     """Stages of `start` that take their upstream's shards as they finish (genfab.operator.streams)."""
     streams: list[StreamInput] = field(default_factory=list)
     """Running streaming stages: the shards whose input is committed, the workers to raise their Job to."""
+    hosting: dict[str, list[str]] = field(default_factory=dict)
+    """Stages of `start` whose Job is a shared worker: the members it hosts (genfab.operator.hosting)."""
+    hosted_starts: dict[str, str] = field(default_factory=dict)
+    """Stages of `start` that a running shared worker Job hosts: its name (they get no Job of their own)."""
+    stop_hosted: list[str] = field(default_factory=list)
+    """Hosted stages that will not run (their upstream failed): the shared Job's workers stop waiting."""
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -258,6 +265,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
     known = {(s.name, s.short_hash) for s in plan.stages}
     current: dict[str, Mapping[str, Any]] = {}
+    hosted: set[str] = set()
+    """Stages whose current Job is another stage's shared worker Job."""
     gangs = {s.name for s in plan.stages if s.gang}
     for job in observed.jobs:
         key = _job_key(job)
@@ -265,6 +274,10 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         view = job_view(job)
         if key in wanted:
             current[key[0]] = job
+            for member, entry in hosted_on(job).items():
+                if (member, entry.config_hash[:10]) in wanted:
+                    current[member] = job
+                    hosted.add(member)
         elif key not in known or not view.finished:
             d.delete.append(name)
             if key[0] in gangs:
@@ -283,10 +296,20 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         stage_job = current.get(stage.name)
         if not stage.run:
             obs = StageObservation(stage.name, stage.config_hash, stage.output_uri, "skipped")
+        elif stage_job is not None and stage.name in hosted:
+            view = job_view(stage_job, stage.name)
+            obs = _from_job(stage, view, observed.progress.get(stage.name, Progress()), prev, None, False,
+                            start_deadline_s, spec.suspend)
+            if view.streams_from:
+                obs = _streaming(d, stage, plan, view, observed.progress.get(stage.name, Progress()), obs,
+                                 by_name.get(view.streams_from), observed.progress.get(view.streams_from, Progress()),
+                                 phases, spec.continue_on_error, now, idle_release_seconds)
         elif stage_job is not None:
             view = job_view(stage_job)
             pods = observed.pods.get(view.name, ())
-            progress = observed.progress.get(stage.name, Progress())
+            progress = _with_hosted(observed.progress.get(stage.name, Progress()),
+                                    [observed.progress[m] for m in view.hosts if m in hosted
+                                     and m in observed.progress])
             lost = [lp for lp in observed.lost.get(view.name, ())
                     if progress.busy_workers is None or lp.index in progress.busy_workers]
             stall = job_stall(view, pods, lost)
@@ -351,6 +374,14 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                                         reason=WAITING_FOR_REFERENCE, message=blocking[0].message))
             if obs.state == "pending":
                 d.start.append(stage.name)
+                host = stage.shares_worker[0] if stage.shares_worker else ""
+                shared = job_view(current[host]) if host != stage.name and host in current else None
+                if shared is not None and stage.name in shared.hosts and not shared.finished:
+                    d.hosted_starts[stage.name] = shared.name  # its shards go to the shared worker Job
+                elif host and host == stage.name:
+                    d.hosting[stage.name] = hostable(plan, stage, current, prev_stages)
+                elif stage.name in d.hosting.get(host, ()):  # the shared Job starts now: hosted by it next time
+                    d.start.remove(stage.name)
                 listing = inventory_name(plan.name, stage)
                 refused = observed.refused_pods.get(listing)
                 if refused is not None and d.stall is None and any(
@@ -358,6 +389,11 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                     # its samples are listed by a one-Pod Job first: that Pod refused, nothing will start
                     d.stall = Stall(PODS_REFUSED, f"inventory job {listing}: the API server refuses its Pods: "
                                                   f"{refused}")
+        if obs.state == "blocked" and stage_job is None and stage.shares_worker:
+            host = stage.shares_worker[0]
+            shared = job_view(current[host]) if host != stage.name and host in current else None
+            if shared is not None and stage.name in shared.hosts and not shared.finished:
+                d.stop_hosted.append(stage.name)  # it will not start: the shared Job's workers stop waiting
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
         by_name[stage.name] = obs
@@ -385,7 +421,10 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
     if view.finished:
         return obs
     if gate(stage, phases, continue_on_error) == "blocked":
-        d.delete.append(view.name)  # what it committed stays; its workers stop
+        if view.hosted:  # the shared Job goes on with its other stages; its workers stop waiting for this one
+            d.stop_hosted.append(stage.name)
+        else:
+            d.delete.append(view.name)  # what it committed stays; its workers stop
         return replace(obs, state="blocked", shards_active=0, shards_ready=0,
                        message=f"stopped: {BLOCKED_MESSAGE.removeprefix('not started: ')}")
     ready = ready_shards(upstream, up_progress.finished, view.shards, plan.stage(upstream.name).shard_size,
@@ -393,9 +432,39 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
     done = indexes.count(progress.finished)
     bound = release_after(idle_release_seconds, (progress.tally.model_load_seconds if progress.tally else None))
     idle = idle_past(progress.waiting, now.timestamp(), bound)
-    d.streams.append(StreamInput(stage.name, view.name, ready,
+    d.streams.append(StreamInput(stage.name, view.name, ready, None if view.hosted else  # the shared Job's own
                                  wanted_parallelism(view.workers, view.parallelism, ready, done, view.shards, idle)))
     return obs
+
+
+def hostable(plan: Plan, host: PlannedStage, current: Mapping[str, Mapping[str, Any]],
+             previous: Mapping[str, StageStatus]) -> list[str]:
+    """The members of `host`'s group its shared worker Job hosts: those that have not started, and have not
+    run before under their config (a member that started on its own, or finished, is left to itself)."""
+    def fresh(name: str) -> bool:
+        prev = previous.get(name)
+        ran = prev is not None and prev.config_hash == plan.stage(name).config_hash and (
+            prev.job_name is not None or prev.phase in TERMINAL_PHASES)
+        return name not in current and not ran
+    return [name for name in host.shares_worker if name != host.name and fresh(name)]
+
+
+def _with_hosted(own: Progress, hosted: Sequence[Progress]) -> Progress:
+    """A shared worker Job's progress for what concerns its Pods (no-progress, lost work, release): a
+    worker is active while any of its stages' records or running shards say so, and busy while it runs any
+    stage's shard (its waiting is said on its own stage's record)."""
+    if not hosted:
+        return own
+    last: dict[int, float] = dict(own.last_sample)
+    for other in hosted:
+        for worker, at in other.last_sample.items():
+            last[worker] = max(at, last.get(worker, at))
+    busy = own.busy_workers
+    if busy is not None:
+        for other in hosted:
+            busy = busy | (other.busy_workers or frozenset())
+    shards = {**{w: s for other in hosted for w, s in other.worker_shards.items()}, **own.worker_shards}
+    return replace(own, last_sample=last, busy_workers=busy, worker_shards=shards)
 
 
 def _waiting(plan: Plan, stage: PlannedStage, phases: Mapping[str, str], continue_on_error: bool,

@@ -25,6 +25,7 @@ from typing import Any
 
 from genfab.inventory.reports import MAX_SHARDS
 from genfab.operator.builders import ANNOTATION_SHARDS, ANNOTATION_STREAMS, LABEL_QUEUE
+from genfab.operator.hosting import hosted_on, hosts
 from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
@@ -117,13 +118,19 @@ class JobView:
     """Its Pods at once (`spec.parallelism`)."""
     streams_from: str = ""
     """The upstream stage whose shards it takes as they finish (genfab.operator.streams); "" for none."""
+    hosts: tuple[str, ...] = ()
+    """A shared worker Job's: the stages it may host besides its own (genfab.operator.hosting)."""
+    hosted: bool = False
+    """The view of a stage another stage's shared worker Job hosts: its shards, samples and stream are its
+    own, the Job's Pods and end the shared Job's."""
 
     @property
     def finished(self) -> bool:
         return self.complete or self.failed
 
 
-def job_view(job: Mapping[str, Any]) -> JobView:
+def job_view(job: Mapping[str, Any], hosted: str | None = None) -> JobView:
+    """The Job's view; `hosted`: that stage's, hosted by this shared worker Job (genfab.operator.hosting)."""
     meta, spec, status = job.get("metadata") or {}, job.get("spec") or {}, job.get("status") or {}
     failed = condition(job, "Failed")
     succeeded = parse_indexes(status.get("completedIndexes"))
@@ -131,6 +138,12 @@ def job_view(job: Mapping[str, Any]) -> JobView:
     completions = int(spec.get("completions") or 0)
     shards = _annotated_shards(meta, completions)
     streams_from = str((meta.get("annotations") or {}).get(ANNOTATION_STREAMS) or "")
+    shared = hosts(job)
+    samples = int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0)
+    if hosted is not None:
+        member = hosted_on(job).get(hosted)
+        shards, samples, streams_from = ((min(member.shards, MAX_SHARDS), member.samples, member.streams_from)
+                                         if member is not None else (0, 0, ""))
     return JobView(
         name=meta.get("name", ""),
         suspended=bool(spec.get("suspend")),
@@ -139,10 +152,12 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         failed_reason=(failed or {}).get("reason"),
         failed_message=(failed or {}).get("message", ""),
         shards=shards,
-        workers=completions if shards > completions or streams_from else 0,
+        workers=completions if shards > completions or streams_from or shared or hosted is not None else 0,
         parallelism=int(completions if spec.get("parallelism") is None else spec["parallelism"]),  # 0: all released
         streams_from=streams_from,
-        samples=int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0),
+        hosts=shared if hosted is None else (),
+        hosted=hosted is not None,
+        samples=samples,
         succeeded_indexes=len(succeeded),
         failed_indexes=len(failed_idx),
         active=int(status.get("active") or 0),

@@ -33,6 +33,7 @@ from genfab.inventory.workers import WorkerRecord, finished_shards, read_cursor,
 from genfab.operator.builders import child_name
 from genfab.operator.cache import Key
 from genfab.operator.decide import Progress
+from genfab.operator.hosting import hosted_on
 from genfab.operator.observe import JobView, job_view, pod_index, pod_running
 from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
@@ -100,11 +101,16 @@ class ProgressReader:
         """The progress of every stage of `plan` that has a Job (see the module's docs)."""
         out = Reading()
         by_name = {j["metadata"]["name"]: j for j in jobs}
+        # stages another stage's shared worker Job hosts (genfab.operator.hosting), by name and config hash
+        shared = {(member, entry.config_hash): j for j in jobs for member, entry in hosted_on(j).items()}
         before = {s.name: s for s in (previous.stages if previous else []) if s.tally is not None}
         budget = _Budget(self.reports_per_reconcile)
         run: Storage | None = None
         for stage in plan.stages:
             job = by_name.get(child_name(plan.name, stage))
+            hosted = job is None and (stage.name, stage.config_hash) in shared
+            if hosted:
+                job = shared[(stage.name, stage.config_hash)]
             if job is None:
                 continue
             uid = job["metadata"].get("uid", "")
@@ -115,7 +121,7 @@ class ProgressReader:
                 kept = prev.tally if prev is not None and prev.config_hash == stage.config_hash else None
                 state = self._stages[slot] = _Stage(kept if kept is not None and kept.job_uid == uid
                                                     else tally.start(uid))
-            view = job_view(job)
+            view = job_view(job, stage.name if hosted else None)
             if view.workers:
                 run = run or open_run()
                 out.more = self._read_records(run, stage, state, view, budget) or out.more

@@ -4,11 +4,13 @@ ConfigMap, a gang's Service and NetworkPolicy, and its Job, each create-if-absen
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.contract import StageConfig, shard_count
+from genfab.contract.hosted import HostedStage
 from genfab.inventory import InventoryError, clear_reports
 from genfab.inventory.manifest import clear_manifest, read_manifest
 from genfab.inventory.workers import write_input
@@ -24,6 +26,7 @@ from genfab.operator.builders import (
 )
 from genfab.operator.cache import Key
 from genfab.operator.cluster_support import CLUSTER_UNSUPPORTED, dropped, unsupported_message
+from genfab.operator.hosting import Hosted, hosted_annotation, stream_source, write_hosted
 from genfab.operator.inventory import Listing, inventory_listing, list_inline
 from genfab.operator.kube import NotFound, resource_path
 from genfab.operator.observe import parse_time
@@ -44,20 +47,24 @@ class StageStarter:
         self.parts = parts
 
     def start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
-              owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None = None
-              ) -> StageObservation | None:
+              owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None = None,
+              hosted_by: str | None = None, hosting: Sequence[str] = ()) -> StageObservation | None:
         """Start `stage`; None once its Job exists, else what the stage is meanwhile: failed at its start
         (its samples cannot be listed, a name it needs is taken) or running while an inventory Job lists
         its samples. `stream`: it takes its upstream's shards as they finish (nothing to list: its shards
-        are the upstream's, its input marked as it is committed)."""
+        are the upstream's, its input marked as it is committed). `hosted_by`: the running shared worker Job
+        that takes its shards (no Job of its own); `hosting`: the stages its Job hosts (genfab.operator.hosting)."""
         try:
-            return self._start(key, body, resource, the_plan, stage, owner, previous, stream)
+            if hosted_by is not None:
+                return self._start_hosted(key, the_plan, stage, owner, resource, stream, hosted_by)
+            return self._start(key, body, resource, the_plan, stage, owner, previous, stream, hosting)
         except NameTaken as exc:
             return failed_at_start(stage.name, stage.config_hash, stage.output_uri, str(exc),
                                    now_rfc3339(self.parts.clock()), reason="NameTaken")
 
     def _start(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, stage: PlannedStage,
-               owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None) -> StageObservation | None:
+               owner: Owner, previous: ResourceStatus | None, stream: StreamStart | None, hosting: Sequence[str]
+               ) -> StageObservation | None:
         parts, ns = self.parts, owner.namespace
         jobs_path = resource_path("batch/v1", "jobs", ns)
         name = child_name(the_plan.name, stage)
@@ -95,7 +102,8 @@ class StageStarter:
             children.create(key, owner, "Service", resource_path("v1", "services", ns),
                             build_service(the_plan, stage, owner))
         sent = build_job(the_plan, stage, cfg, resource.spec, shards, samples, owner, parts.settings,
-                         manifest=listing.manifest, ready=stream.ready if stream is not None else None)
+                         manifest=listing.manifest, ready=stream.ready if stream is not None else None,
+                         hosting=[the_plan.stage(name) for name in hosting])
         job, created = children.create(key, owner, "Job", jobs_path, sent)
         lost = dropped(sent, job)
         if lost:  # it would run every Pod as the same shard, unbounded: gone before its Pods start
@@ -116,6 +124,42 @@ class StageStarter:
                 if created_at is not None:
                     parts.metrics.create_to_job.labels(key[0]).observe(
                         max(0.0, (parts.clock() - created_at).total_seconds()))
+        return None
+
+    def _start_hosted(self, key: Key, the_plan: Plan, stage: PlannedStage, owner: Owner, resource: Resource,
+                      stream: StreamStart | None, job_name: str) -> StageObservation | None:
+        """A stage the shared worker Job `job_name` hosts: counted and cleared as any, then its config and shard
+        count where the Job's workers find them, and the Job's record of it (genfab.operator.hosting)."""
+        parts = self.parts
+        cfg = stage_config(the_plan, stage, stream.upstream_shards if stream is not None else None)
+        run = parts.open(key, the_plan.output_uri, owner)
+        listing = (Listing(count=stream.samples) if stream is not None else
+                   self._listing(key, the_plan, stage, cfg, owner, resource, run))
+        now = now_rfc3339(parts.clock())
+        if listing.refused:  # it will not run: the shared Job's workers must not wait for it
+            write_hosted(run, stage, HostedStage(stopped=listing.refused))
+            return failed_at_start(stage.name, stage.config_hash, stage.output_uri, listing.refused, now,
+                                   reason="BadInput")
+        if listing.count is None:
+            return StageObservation(stage.name, stage.config_hash, stage.output_uri, "running", start_time=now,
+                                    message=listing.waiting)
+        shards = stream.shards if stream is not None else shard_count(listing.count, stage.shard_size,
+                                                                       stage.fixed_shards)
+        clear_reports(run, stage.name, stage.config_hash)
+        if stream is not None:
+            write_input(run, stage.name, stage.config_hash, stream.ready)
+        write_hosted(run, stage, HostedStage(config=cfg, shards=shards, manifest=listing.manifest))
+        record = Hosted(stage.config_hash, shards, listing.count, stream_source(cfg))
+        job = parts.kube.patch(resource_path("batch/v1", "jobs", owner.namespace, job_name), {"metadata": {
+            **parts.children.uid_precondition(key, job_name), "annotations": {hosted_annotation(stage.name):
+                                                                              record.to_json()}}})
+        parts.cache.put_job(job)
+        parts.progress.started(key, stage, job["metadata"].get("uid", ""))
+        if listing.manifest:
+            parts.children.delete(key, "Job", resource_path("batch/v1", "jobs", owner.namespace,
+                                                            inventory_name(the_plan.name, stage)))
+        log.info("%s %s/%s: stage %s started in shared worker job %s: %d samples in %d shards", *key, stage.name,
+                 job_name, listing.count, shards)
         return None
 
     def _existing(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus

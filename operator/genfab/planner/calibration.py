@@ -263,9 +263,9 @@ CALIBRATION: tuple[Measured, ...] = (
     # `genfab run` of three images in one job, warm workers, stages streaming, outpaint, depth and coarse in
     # one shared worker, outputs encoded off the stage's thread (§5d): `sample_seconds` is the mean of the
     # later (warm) scenes, `pod_seconds` a worker's model load and its first scene's excess over a warm one
-    # (its compilation and first launches). The operator runs each stage as its own worker Job, so depth's
-    # and coarse's `pod_seconds` are §5c's, where each loaded its own models; in `genfab run`'s shared
-    # worker (§5d) they pay 2.2 s and 11.5 s. The baselines are the lab's
+    # (its compilation and first launches). Depth's and coarse's `pod_seconds` are §5c's, where each loaded
+    # its own models: an upper bound, since in a shared worker (`genfab run`'s, §5d, and a cluster's shared
+    # Job) they pay 2.2 s and 11.5 s, not yet measured on a cluster. The baselines are the lab's
     # way as its script runs (default CPU offload; benchmarks/vistadream_lab.py on rerun-io/vistadream's
     # own components, §5).
     Measured("vistadream", "outpaint", "h200", 1.28, 46.3, f"{VD} §5d", VD_BOTH, peak_gib=27.2,

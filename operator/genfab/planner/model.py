@@ -83,7 +83,10 @@ class PlannedStage:
     holds what the upstream's shard j committed. Empty: it starts once its upstream stages finished."""
     shares_worker: tuple[str, ...] = ()
     """The stages (this one among them) whose shards one warm worker runs, loading their common models once
-    (`genfab.planner.sharing`); empty: a worker of its own."""
+    (`genfab.planner.sharing`); empty: a worker of its own. On a cluster the first one's Job is the shared
+    worker, with the holder's image and resources (genfab.operator.hosting)."""
+    shared_holder: str = ""
+    """The member of `shares_worker` that loads every shared model itself (`SharedWorker.holder`)."""
 
     @property
     def shard_capacity(self) -> int | None:

@@ -9,7 +9,7 @@ A declared group is formed from its members that run now when:
 - their settings name the same models (`SharedWorker.differs`): a member set to another fill model
   shares nothing and runs apart.
 Members that do not qualify keep workers of their own. `genfab run` runs a group in one process; a
-cluster runs its members as Jobs of their own for now (`docs/operate/operator.md`)."""
+cluster in one worker Job, its first member's (genfab.operator.hosting; `docs/operate/operator.md`)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def shared_group(declared: SharedWorker, by_name: Mapping[str, PlannedStage]) ->
 def with_shared_workers(stages: Sequence[PlannedStage], declared: Sequence[SharedWorker]) -> list[PlannedStage]:
     """`stages` with `shares_worker` set on the members of each group this plan forms."""
     by_name = {s.name: s for s in stages}
-    groups = {name: group for d in declared for group in [shared_group(d, by_name)] for name in group}
-    return [replace(s, shares_worker=groups[s.name]) if s.name in groups else s for s in stages]
+    groups = {name: (group, d.holder) for d in declared for group in [shared_group(d, by_name)] for name in group}
+    return [replace(s, shares_worker=groups[s.name][0], shared_holder=groups[s.name][1]) if s.name in groups else s
+            for s in stages]
 
 
 def _hostable(stage: PlannedStage) -> bool:

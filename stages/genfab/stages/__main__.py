@@ -1,5 +1,7 @@
 """`python -m genfab.stages <stage>`: run one shard of a built-in stage (the stage images' entry);
-`python -m genfab.stages --shared-worker`: a shared worker of `genfab run` (genfab.stages.runtime.shared).
+`python -m genfab.stages --shared-worker`: a shared worker of `genfab run` (genfab.stages.runtime.shared);
+the first stage's Pod of a cluster's shared worker Job (`GENFAB_HOSTED` set) runs its hosted stages too
+(genfab.stages.runtime.group).
 
 The mounted stage config names the pipeline; the pipeline's declaration names the implementation
 and the settings model the config is validated against."""
@@ -10,6 +12,7 @@ import os
 import sys
 
 from genfab.contract import EXIT_BAD_INPUT
+from genfab.contract.names import ENV_HOSTED
 from genfab.stages.runtime import BadInput, main
 from genfab.stages.runtime.context import read_config
 from genfab.stages.runtime.loop import missing_package
@@ -21,6 +24,10 @@ def entry(argv: list[str]) -> int:
         from genfab.stages.runtime.shared import host
 
         return host()
+    if os.environ.get(ENV_HOSTED) and len(argv) == 1:  # a cluster's shared worker (genfab.stages.runtime.group)
+        from genfab.stages.runtime.group import host_group
+
+        return host_group()
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         names = ", ".join(f"{s} ({', '.join(p)})" for s, p in implemented().items()) or "none yet"
         print(f"usage: python -m genfab.stages STAGE\nimplemented stages (pipelines): {names}", file=sys.stderr)

@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, StreamSource
+from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, StageConfig, StreamSource
 from genfab.contract.names import (
+    ENV_HOSTED,
     ENV_PROGRESS_DEADLINE,
     ENV_SHARD_RETRIES,
     ENV_WAITING_FILE,
@@ -59,7 +60,7 @@ class ClaimFeed:
     def __init__(self, run: Storage, stage: str, config_hash: str, worker: int, shards: int, retries: int,
                  progress_deadline: float | None = None, upstream: StreamSource | None = None,
                  shard_size: int = 1, poll_seconds: float = INPUT_POLL_SECONDS,
-                 waiting_file: Path | None = None) -> None:
+                 waiting_file: Path | None = None, marks_waiting: bool = True) -> None:
         self.run, self.stage, self.config_hash = run, stage, config_hash
         self.shards = shards
         self.retries = retries
@@ -70,6 +71,8 @@ class ClaimFeed:
         self.poll_seconds = poll_seconds
         self.waiting_file = waiting_file
         """Kept while it waits for input (the Pod's readiness probe; None: nothing reads it)."""
+        self.marks_waiting = marks_waiting
+        """It says when it waits (False: a shared worker's stage, whose worker says so for all its stages)."""
         self.record = WorkerRecord(worker, shards)
         self.started = 0.0
         """When the current try began (epoch seconds)."""
@@ -166,8 +169,12 @@ class ClaimFeed:
         return ready
 
     def _waiting(self, waits: bool) -> None:
+        if self.marks_waiting:
+            self.mark_waiting(waits)
+
+    def mark_waiting(self, waits: bool) -> None:
         """Say once that it begins to wait for input, or that it no longer does (the record is written
-        with the shard it takes)."""
+        with the shard it takes; a shared worker says it for all its stages on its first one's record)."""
         if waits == (self.record.waiting_since is not None):
             return
         if self.waiting_file is not None:
@@ -220,14 +227,25 @@ def shard_feed(ctx: StageContext) -> ShardFeed:
         if not fd.isdigit():
             raise BadInput(f"environment variable {ENV_WORKER_FD}={fd!r} is not a file descriptor number")
         return ParentFeed(int(fd), ctx.shards)
+    if ctx.env.get(ENV_HOSTED):  # a shared worker: the caller runs its shards (genfab.stages.runtime.group)
+        raise BadInput(f"{ENV_HOSTED} is set: this process is a shared worker (run it as one)")
     if ctx.env.get(ENV_WORKERS):
-        retries = ctx.env.get(ENV_SHARD_RETRIES) or "0"
-        if not retries.isdigit():
-            raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
-        deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
-        waiting = ctx.env.get(ENV_WAITING_FILE)
-        return ClaimFeed(ctx.run_storage, ctx.stage, ctx.config_hash, ctx.index, ctx.shards, int(retries),
-                         float(deadline) if deadline.isdigit() else None, upstream=ctx.cfg.stream,
-                         shard_size=ctx.cfg.shard_size, waiting_file=Path(waiting) if waiting else None)
+        return claim_feed(ctx)
     return OneShard(ctx.index)
+
+
+def claim_feed(ctx: StageContext, marks_waiting: bool = True, cfg: StageConfig | None = None,
+               shards: int | None = None) -> ClaimFeed:
+    """A worker Pod's feed of the stage its context names, or (`cfg`, `shards`) of a stage its shared
+    worker hosts, with the Pod's retries, progress deadline and waiting file."""
+    retries = ctx.env.get(ENV_SHARD_RETRIES) or "0"
+    if not retries.isdigit():
+        raise BadInput(f"environment variable {ENV_SHARD_RETRIES}={retries!r} is not a count")
+    deadline = ctx.env.get(ENV_PROGRESS_DEADLINE) or ""
+    waiting = ctx.env.get(ENV_WAITING_FILE)
+    cfg = cfg or ctx.cfg
+    return ClaimFeed(ctx.run_storage, cfg.stage, cfg.config_hash, ctx.index, ctx.shards if shards is None else shards,
+                     int(retries), float(deadline) if deadline.isdigit() else None, upstream=cfg.stream,
+                     shard_size=cfg.shard_size, waiting_file=Path(waiting) if waiting else None,
+                     marks_waiting=marks_waiting)
 

@@ -22,7 +22,7 @@ import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -37,6 +37,7 @@ from genfab.stages.runtime.loop import Warm, interrupted_exit, missing_package, 
 from genfab.stages.runtime.metrics import StageMetrics
 from genfab.stages.runtime.stage import Stage
 from genfab.stages.runtime.stops import STOP_SIGNALS, ignore_signal, raise_interrupt
+from genfab.storage import StorageError
 
 log = logging.getLogger("genfab.stages")
 MAX_LINE = 1 << 20
@@ -75,6 +76,10 @@ class SharedFeed:
             if assignment.shard.log:
                 redirect_output(assignment.shard.log)
             yield assignment
+
+    def continues_after(self, code: int) -> bool:
+        """A shard that does not succeed ends the process, as it ends a warm worker of `genfab run`."""
+        return code == EXIT_OK
 
     def done(self, assignment: SharedAssignment, code: int) -> None:
         with contextlib.suppress(BrokenPipeError):  # the runner is gone: the process dies with it
@@ -119,14 +124,33 @@ def host(env: Mapping[str, str] | None = None) -> int:
     exit code it returns)."""
     environ = dict(os.environ if env is None else env)
     die_with_parent(environ)
+    fd = environ.get(ENV_WORKER_FD, "")
+    if not fd.isdigit():
+        configure({"worker": "shared"})
+        log.error("a shared worker needs %s (the runner's results descriptor), got %r", ENV_WORKER_FD, fd)
+        return EXIT_BAD_INPUT
+    return serve(SharedFeed(int(fd)), environ)
+
+
+class Feed(Protocol):
+    """Where a shared worker's shards come from: the local runner (`SharedFeed`) or, on a cluster, the
+    hosted stages' cursors (genfab.stages.runtime.group)."""
+
+    def __iter__(self) -> Iterator[SharedAssignment]: ...
+
+    def done(self, assignment: SharedAssignment, code: int) -> None: ...
+
+    def continues_after(self, code: int) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def serve(feed: Feed, environ: Mapping[str, str]) -> int:
+    """Run each shard `feed` hands over with its stage, each stage set up once, until the feed has no more
+    (or one ends as its feed says the process ends, whose exit code it returns)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, raise_interrupt)
     configure({"worker": "shared"})
-    fd = environ.get(ENV_WORKER_FD, "")
-    if not fd.isdigit():
-        log.error("a shared worker needs %s (the runner's results descriptor), got %r", ENV_WORKER_FD, fd)
-        return EXIT_BAD_INPUT
-    feed = SharedFeed(int(fd))
     hosted: dict[str, Hosted] = {}
     code = EXIT_OK
     try:
@@ -146,14 +170,17 @@ def host(env: Mapping[str, str] | None = None) -> int:
                     break
             ended = run_assigned(held.warm, held.ctx, assignment.shard, held.settings)
             feed.done(assignment, ended)
-            if ended != EXIT_OK:
+            if not feed.continues_after(ended):
                 code = ended
                 break
     except KeyboardInterrupt as exc:  # stopped between shards
         code = interrupted_exit(str(exc))
-    except BadInput as exc:  # a line it cannot read
+    except BadInput as exc:  # a line it cannot read, a hosted stage's document that is not the operator's
         log.error("%s", exc)
         code = EXIT_BAD_INPUT
+    except StorageError as exc:  # a cursor or a record: the Pod's next try reads them again
+        log.error("shards not taken: %s", exc)
+        code = EXIT_RETRYABLE
     except Exception as exc:  # a stage's setup or close gone wrong outside a shard: the runner retries
         log.exception("shared worker failed: %s", exc)
         code = EXIT_RETRYABLE
