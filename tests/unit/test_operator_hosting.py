@@ -124,3 +124,18 @@ def test_the_shared_job_runs_in_the_holders_image_and_resources_and_names_what_i
     plain = build_job(p, outpaint, stage_config(p, outpaint), r.spec, 4, 4, OWNER, SETTINGS)
     assert "GENFAB_HOSTED" not in {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert plain["spec"]["template"]["spec"]["containers"][0]["resources"] != container["resources"]
+
+
+def test_a_start_cut_short_is_known_so_what_its_workers_ran_is_kept(tmp_path: Any) -> None:
+    from genfab.contract.hosted import HostedStage
+    from genfab.operator.hosting import started_hosted, write_hosted
+    from genfab.planner import stage_config
+    from genfab.storage import open_storage
+
+    _, p = vistadream()
+    run, depth = open_storage(f"file://{tmp_path}"), p.stage("depth")
+    assert not started_hosted(run, depth)
+    write_hosted(run, depth, HostedStage(stopped="its upstream failed"))
+    assert not started_hosted(run, depth)  # stopped, never started
+    write_hosted(run, depth, HostedStage(config=stage_config(p, depth, 4), shards=4))
+    assert started_hosted(run, depth) and not started_hosted(run, p.stage("coarse"))

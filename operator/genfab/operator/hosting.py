@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from genfab.contract import StageConfig
-from genfab.contract.hosted import HostedStage
+from genfab.contract.hosted import MAX_HOSTED_BYTES, HostedStage
 from genfab.contract.names import hosted_key
 from genfab.planner import PlannedStage
-from genfab.storage import Storage
+from genfab.storage import Storage, StorageError
+from genfab.storage.base import StorageLimit
 
 ANNOTATION_HOSTS = "genfab.dev/hosts"
 """On a shared worker Job: the stages it may host (comma-separated), besides its own."""
@@ -82,3 +83,15 @@ def stream_source(cfg: StageConfig) -> str:
 def write_hosted(run: Storage, stage: PlannedStage, doc: HostedStage) -> None:
     """The operator's word on a hosted stage, where its shared Job's workers read it."""
     run.write_bytes(hosted_key(stage.name, stage.config_hash), doc.model_dump_json(by_alias=True).encode())
+
+
+def started_hosted(run: Storage, stage: PlannedStage) -> bool:
+    """The operator already wrote this stage's start (its workers may have run shards of it since)."""
+    try:
+        raw = run.read_at_most(hosted_key(stage.name, stage.config_hash), MAX_HOSTED_BYTES, "hosted stage")
+        doc = HostedStage.model_validate_json(raw)
+    except StorageLimit:
+        raise  # the reconcile's read budget: read again next time
+    except (StorageError, ValueError):
+        return False
+    return doc.config is not None and doc.config.config_hash == stage.config_hash

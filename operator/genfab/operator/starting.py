@@ -26,7 +26,7 @@ from genfab.operator.builders import (
 )
 from genfab.operator.cache import Key
 from genfab.operator.cluster_support import CLUSTER_UNSUPPORTED, dropped, unsupported_message
-from genfab.operator.hosting import Hosted, hosted_annotation, stream_source, write_hosted
+from genfab.operator.hosting import Hosted, hosted_annotation, started_hosted, stream_source, write_hosted
 from genfab.operator.inventory import Listing, inventory_listing, list_inline
 from genfab.operator.kube import NotFound, resource_path
 from genfab.operator.observe import parse_time
@@ -145,7 +145,8 @@ class StageStarter:
                                     message=listing.waiting)
         shards = stream.shards if stream is not None else shard_count(listing.count, stage.shard_size,
                                                                        stage.fixed_shards)
-        clear_reports(run, stage.name, stage.config_hash)
+        if not started_hosted(run, stage):  # a start cut short after this (an operator restart) keeps what ran
+            clear_reports(run, stage.name, stage.config_hash)
         if stream is not None:
             write_input(run, stage.name, stage.config_hash, stream.ready)
         write_hosted(run, stage, HostedStage(config=cfg, shards=shards, manifest=listing.manifest))
