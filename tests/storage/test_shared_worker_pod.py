@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator.harness import free_port
 from tests.toy_pipeline.jobs import ENV, files, toy_job
 
 pytestmark = pytest.mark.storage
@@ -44,7 +45,8 @@ def test_a_shared_worker_pod_runs_its_own_and_its_hosted_stages_shards_in_one_pr
     setups = tmp_path / "setups.txt"
     pod_env = {**ENV, "GENFAB_STAGE_CONFIG": str(config), "JOB_COMPLETION_INDEX": "0", "GENFAB_SHARD_COUNT": "3",
                "GENFAB_WORKERS": "1", "GENFAB_SHARD_RETRIES": "0", "GENFAB_HOSTED": contract["hosted"],
-               "GENFAB_WAITING_FILE": str(tmp_path / "waiting"), "GENFAB_TEST_SETUPS": str(setups)}
+               "GENFAB_WAITING_FILE": str(tmp_path / "waiting"), "GENFAB_TEST_SETUPS": str(setups),
+               "GENFAB_METRICS_PORT": str(free_port())}  # both stages' metrics served on the Pod's one port
     done = subprocess.run([sys.executable, "-m", "genfab.stages", "digest"], env=pod_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
 
 from genfab.api.quality import FIGURES, declared_values, figure_items
 
@@ -74,6 +75,33 @@ class StageMetrics:
         peak = gpu_peak_bytes()
         if peak is not None:
             self.gpu_memory_peak.set(peak)
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
+
+
+class SharedPodMetrics:
+    """The metrics of every stage a shared worker Pod runs (genfab.stages.runtime.group), on its one port:
+    each stage's registry collected, families of one name merged (their samples differ by `stage`), so
+    the page says each metric once, as a Pod of one stage does."""
+
+    def __init__(self) -> None:
+        self.stages: list[StageMetrics] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)  # a collector: it has `collect`
+
+    def add(self, metrics: StageMetrics) -> None:
+        self.stages.append(metrics)
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for stage in list(self.stages):
+            for family in stage.registry.collect():
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        yield from merged.values()
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -27,14 +27,14 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from genfab.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_RETRYABLE
-from genfab.contract.names import ENV_WORKER_FD
+from genfab.contract.names import ENV_METRICS_PORT, ENV_WORKER_FD
 from genfab.stages.runtime.context import StageContext, load_context
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, redirect_output
 from genfab.stages.runtime.lifetime import die_with_parent
 from genfab.stages.runtime.logs import configure
 from genfab.stages.runtime.loop import Warm, interrupted_exit, missing_package, run_assigned
-from genfab.stages.runtime.metrics import StageMetrics
+from genfab.stages.runtime.metrics import SharedPodMetrics, StageMetrics
 from genfab.stages.runtime.stage import Stage
 from genfab.stages.runtime.stops import STOP_SIGNALS, ignore_signal, raise_interrupt
 from genfab.storage import StorageError
@@ -152,6 +152,10 @@ def serve(feed: Feed, environ: Mapping[str, str]) -> int:
         signal.signal(sig, raise_interrupt)
     configure({"worker": "shared"})
     hosted: dict[str, Hosted] = {}
+    port = environ.get(ENV_METRICS_PORT, "")
+    metrics = SharedPodMetrics() if port.isdigit() else None  # a Pod's: every stage it runs, on its port
+    if metrics is not None:
+        metrics.serve(int(port))
     code = EXIT_OK
     try:
         for assignment in feed:
@@ -159,6 +163,8 @@ def serve(feed: Feed, environ: Mapping[str, str]) -> int:
             if held is None:
                 try:
                     held = hosted[assignment.stage] = hold(assignment.stage, {**environ, **assignment.env})
+                    if metrics is not None and held.ctx.metrics is not None:
+                        metrics.add(held.ctx.metrics)
                 except BadInput as exc:
                     log.error("bad stage contract: %s", exc)
                     code = EXIT_BAD_INPUT
