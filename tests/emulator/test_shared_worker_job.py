@@ -46,8 +46,9 @@ def test_stages_that_share_models_run_in_the_first_ones_worker_job(tmp_path: Pat
             assert counts(st, name)[:4] == ("Succeeded", 8, 8, 0)
         (job,) = jobs(emu, doc)  # one Job: digest's, hosting upper
         meta = job["metadata"]
-        assert meta["labels"]["genfab.dev/stage"] == "digest" and meta["annotations"]["genfab.dev/hosts"] == "upper"
         hosted = json.loads(meta["annotations"]["genfab.dev/hosted.upper"])
+        assert meta["labels"]["genfab.dev/stage"] == "digest"
+        assert meta["annotations"]["genfab.dev/hosts"] == f"upper@{hosted['configHash'][:10]}"
         assert (hosted["shards"], hosted["streamsFrom"]) == (4, "digest")
         env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert json.loads(env["GENFAB_HOSTED"]) == [{"stage": "upper", "configHash": hosted["configHash"]}]

@@ -23,9 +23,11 @@ def vistadream(**spec: Any) -> tuple[Any, Plan]:
     return r, plan(r)
 
 
-def shared_job(p: Plan, status: dict[str, Any], hosted: dict[str, Hosted] | None = None) -> dict[str, Any]:
+def shared_job(p: Plan, status: dict[str, Any], hosted: dict[str, Hosted] | None = None,
+               hosted_hash: str | None = None) -> dict[str, Any]:
     s = p.stage("outpaint")
-    notes = {"genfab.dev/samples": "4", "genfab.dev/shards": "4", "genfab.dev/hosts": "depth,coarse",
+    listed = f"depth@{hosted_hash or p.stage('depth').short_hash},coarse@{p.stage('coarse').short_hash}"
+    notes = {"genfab.dev/samples": "4", "genfab.dev/shards": "4", "genfab.dev/hosts": listed,
              **{hosted_annotation(name): h.to_json() for name, h in (hosted or {}).items()}}
     return {"metadata": {"name": f"{p.name}-outpaint-{s.short_hash}", "annotations": notes, "uid": "u1",
                          "labels": {"genfab.dev/stage": "outpaint", "genfab.dev/config-hash": s.short_hash}},
@@ -51,7 +53,8 @@ def test_a_member_starts_in_the_running_shared_job_and_is_seen_through_it() -> N
     assert d.start == ["depth"] and d.hosted_starts == {"depth": name}
     depth = Hosted(p.stage("depth").config_hash, 4, 4, "outpaint")
     hosting = shared_job(p, {"active": 2, "ready": 2}, {"depth": depth})
-    assert hosted_on(hosting) == {"depth": depth} and hosts(hosting) == ("depth", "coarse")
+    assert hosted_on(hosting) == {"depth": depth}
+    assert hosts(hosting) == (("depth", p.stage("depth").short_hash), ("coarse", p.stage("coarse").short_hash))
     view = job_view(hosting, "depth")
     assert (view.name, view.shards, view.samples, view.streams_from, view.workers, view.hosted) == (
         name, 4, 4, "outpaint", 2, True)
@@ -78,7 +81,7 @@ def test_a_member_that_will_not_start_is_marked_stopped_for_the_shared_workers()
         "outpaint": Progress(succeeded=4, shards=(4, 0), finished=((0, 3),)),
         "depth": Progress(succeeded=4, shards=(4, 0), finished=((0, 3),)),
         "gaussians": Progress(succeeded=0, failed=4, shards=(0, 4), finished=((0, 3),))}), None, NOW)
-    assert d.stop_hosted == ["coarse"] and "coarse" not in d.start
+    assert d.stop_hosted == [("coarse", p.stage("coarse").short_hash)] and "coarse" not in d.start
 
 
 def test_a_worker_busy_with_a_hosted_stages_shard_is_not_stuck() -> None:
@@ -117,7 +120,8 @@ def test_the_shared_job_runs_in_the_holders_image_and_resources_and_names_what_i
     assert json.loads(env["GENFAB_HOSTED"]) == [{"stage": name, "configHash": p.stage(name).config_hash}
                                                 for name in ("depth", "coarse")]
     assert env["GENFAB_WORKERS"] == "2" and env["GENFAB_WAITING_FILE"] and "readinessProbe" in container
-    assert job["metadata"]["annotations"]["genfab.dev/hosts"] == "depth,coarse"
+    assert job["metadata"]["annotations"]["genfab.dev/hosts"] == ",".join(
+        f"{name}@{p.stage(name).short_hash}" for name in ("depth", "coarse"))
     alone = build_job(p, coarse, stage_config(p, coarse), r.spec, 4, 4, OWNER, SETTINGS)
     holder = alone["spec"]["template"]["spec"]["containers"][0]
     assert (container["image"], container["resources"]) == (holder["image"], holder["resources"])
@@ -135,7 +139,18 @@ def test_a_start_cut_short_is_known_so_what_its_workers_ran_is_kept(tmp_path: An
     _, p = vistadream()
     run, depth = open_storage(f"file://{tmp_path}"), p.stage("depth")
     assert not started_hosted(run, depth)
-    write_hosted(run, depth, HostedStage(stopped="its upstream failed"))
+    write_hosted(run, "depth", depth.config_hash, HostedStage(stopped="its upstream failed"))
     assert not started_hosted(run, depth)  # stopped, never started
-    write_hosted(run, depth, HostedStage(config=stage_config(p, depth, 4), shards=4))
+    write_hosted(run, "depth", depth.config_hash, HostedStage(config=stage_config(p, depth, 4), shards=4))
     assert started_hosted(run, depth) and not started_hosted(run, p.stage("coarse"))
+
+
+def test_a_member_whose_config_changed_is_no_longer_hosted_and_its_old_config_is_stopped() -> None:
+    """depth's settings changed after the shared Job started (a GitOps edit): the Job's workers stop waiting
+    for (or taking shards of) depth under its old config, and the new depth runs as a Job of its own."""
+    r, p = vistadream()
+    running = shared_job(p, {"active": 2, "ready": 2}, hosted_hash="0123456789")
+    d = decide(p, r.spec, Observed(jobs=[running], progress={
+        "outpaint": Progress(succeeded=1, shards=(1, 0), finished=((0, 0),))}), None, NOW)
+    assert d.stop_hosted == [("depth", "0123456789")]
+    assert d.start == ["depth"] and d.hosted_starts == {}

@@ -28,7 +28,7 @@ from genfab.contract.names import (
     RDZV_PORT,
     WAITING_FILE,
 )
-from genfab.operator.hosting import ANNOTATION_HOSTS
+from genfab.operator.hosting import ANNOTATION_HOSTS, hosts_value
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
@@ -387,7 +387,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     the resources of the group's holder."""
     name = child_name(plan.name, stage)
     streams = {ANNOTATION_STREAMS: stage_cfg.stream.stage} if stage_cfg.stream is not None else {}
-    shared = {ANNOTATION_HOSTS: ",".join(s.name for s in hosting)} if hosting else {}
+    shared = {ANNOTATION_HOSTS: hosts_value(hosting)} if hosting else {}
     runs_as = plan.stage(stage.shared_holder) if hosting and stage.shared_holder else stage
     # The owner's shard bucket: sharded operators watch only their resources' Jobs and Pods (sharding.py).
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}

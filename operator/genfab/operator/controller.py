@@ -428,8 +428,10 @@ class Controller:
                                 {"metadata": children.uid_precondition(key, job), "spec": {"suspend": suspend}})
         if decision.stop_hosted:  # the shared worker Job's workers stop waiting for them
             run = self.parts.open(key, the_plan.output_uri, owner)
-            for name in decision.stop_hosted:
-                write_hosted(run, the_plan.stage(name), HostedStage(stopped="its upstream stage failed"))
+            for name, config_hash in decision.stop_hosted:
+                still = any(s.name == name and s.short_hash == config_hash for s in the_plan.stages)
+                write_hosted(run, name, config_hash, HostedStage(
+                    stopped="its upstream stage failed" if still else "its config changed"))
         failed: dict[str, StageObservation] = {}
         for name in decision.start:
             problem = self.starter.start(key, body, resource, the_plan, the_plan.stage(name), owner, previous,

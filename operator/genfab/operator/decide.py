@@ -22,7 +22,7 @@ from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
 from genfab.contract import indexes
 from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of, inventory_name
-from genfab.operator.hosting import hosted_on
+from genfab.operator.hosting import hosted_on, stale_hosted
 from genfab.operator.observe import (
     STALL_ORDER,
     JobView,
@@ -157,8 +157,9 @@ class Decision:
     """Stages of `start` whose Job is a shared worker: the members it hosts (genfab.operator.hosting)."""
     hosted_starts: dict[str, str] = field(default_factory=dict)
     """Stages of `start` that a running shared worker Job hosts: its name (they get no Job of their own)."""
-    stop_hosted: list[str] = field(default_factory=list)
-    """Hosted stages that will not run (their upstream failed): the shared Job's workers stop waiting."""
+    stop_hosted: list[tuple[str, str]] = field(default_factory=list)
+    """Hosted stages (name, config hash) that will not run, or not under that config: their upstream
+    failed, or their spec changed. The shared Job's workers stop waiting for them, or taking their shards."""
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -308,8 +309,10 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             view = job_view(stage_job)
             pods = observed.pods.get(view.name, ())
             progress = _with_hosted(observed.progress.get(stage.name, Progress()),
-                                    [observed.progress[m] for m in view.hosts if m in hosted
+                                    [observed.progress[m] for m, _ in view.hosts if m in hosted
                                      and m in observed.progress])
+            if not view.finished:
+                d.stop_hosted += stale_hosted(stage_job, {s.name: s.short_hash for s in plan.stages if s.run})
             lost = [lp for lp in observed.lost.get(view.name, ())
                     if progress.busy_workers is None or lp.index in progress.busy_workers]
             stall = job_stall(view, pods, lost)
@@ -376,7 +379,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 d.start.append(stage.name)
                 host = stage.shares_worker[0] if stage.shares_worker else ""
                 shared = job_view(current[host]) if host != stage.name and host in current else None
-                if shared is not None and stage.name in shared.hosts and not shared.finished:
+                if shared is not None and (stage.name, stage.short_hash) in shared.hosts and not shared.finished:
                     d.hosted_starts[stage.name] = shared.name  # its shards go to the shared worker Job
                 elif host and host == stage.name:
                     d.hosting[stage.name] = hostable(plan, stage, current, prev_stages)
@@ -392,8 +395,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
         if obs.state == "blocked" and stage_job is None and stage.shares_worker:
             host = stage.shares_worker[0]
             shared = job_view(current[host]) if host != stage.name and host in current else None
-            if shared is not None and stage.name in shared.hosts and not shared.finished:
-                d.stop_hosted.append(stage.name)  # it will not start: the shared Job's workers stop waiting
+            if shared is not None and (stage.name, stage.short_hash) in shared.hosts and not shared.finished:
+                d.stop_hosted.append((stage.name, stage.short_hash))  # it will not start: its workers stop waiting
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
         by_name[stage.name] = obs
@@ -422,7 +425,7 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
         return obs
     if gate(stage, phases, continue_on_error) == "blocked":
         if view.hosted:  # the shared Job goes on with its other stages; its workers stop waiting for this one
-            d.stop_hosted.append(stage.name)
+            d.stop_hosted.append((stage.name, stage.short_hash))
         else:
             d.delete.append(view.name)  # what it committed stays; its workers stop
         return replace(obs, state="blocked", shards_active=0, shards_ready=0,

@@ -18,7 +18,7 @@ and coarse load the FLUX fill and the depth model).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +69,23 @@ def hosted_on(job: Mapping[str, Any]) -> dict[str, Hosted]:
     return found
 
 
-def hosts(job: Mapping[str, Any]) -> tuple[str, ...]:
-    """The stages a shared worker Job may host (empty: it is not one)."""
+def hosts_value(members: Sequence[PlannedStage]) -> str:
+    """`ANNOTATION_HOSTS`: each hosted stage with its config hash (`depth@bf9d48046d`): a member whose
+    config changed is another stage to the Job, which it does not host."""
+    return ",".join(f"{s.name}@{s.short_hash}" for s in members)
+
+
+def hosts(job: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The stages a shared worker Job may host, with their short config hashes (empty: it is not one)."""
     text = str(((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_HOSTS) or "")
-    return tuple(s for s in text.split(",") if s)
+    return tuple((name, short) for item in text.split(",") for name, _, short in [item.partition("@")]
+                 if name and short)
+
+
+def stale_hosted(job: Mapping[str, Any], wanted: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The stages a shared worker Job hosts under a config the plan no longer has (`wanted`: each stage's
+    short hash): its workers must stop waiting for them, or stop taking their shards."""
+    return [(name, short) for name, short in hosts(job) if wanted.get(name) != short]
 
 
 def stream_source(cfg: StageConfig) -> str:
@@ -80,9 +93,10 @@ def stream_source(cfg: StageConfig) -> str:
     return cfg.stream.stage if cfg.stream is not None else ""
 
 
-def write_hosted(run: Storage, stage: PlannedStage, doc: HostedStage) -> None:
-    """The operator's word on a hosted stage, where its shared Job's workers read it."""
-    run.write_bytes(hosted_key(stage.name, stage.config_hash), doc.model_dump_json(by_alias=True).encode())
+def write_hosted(run: Storage, stage: str, config_hash: str, doc: HostedStage) -> None:
+    """The operator's word on a hosted stage (`config_hash`: its full or short hash), where its shared Job's
+    workers read it."""
+    run.write_bytes(hosted_key(stage, config_hash), doc.model_dump_json(by_alias=True).encode())
 
 
 def started_hosted(run: Storage, stage: PlannedStage) -> bool:

@@ -118,8 +118,9 @@ class JobView:
     """Its Pods at once (`spec.parallelism`)."""
     streams_from: str = ""
     """The upstream stage whose shards it takes as they finish (genfab.operator.streams); "" for none."""
-    hosts: tuple[str, ...] = ()
-    """A shared worker Job's: the stages it may host besides its own (genfab.operator.hosting)."""
+    hosts: tuple[tuple[str, str], ...] = ()
+    """A shared worker Job's: the stages it may host besides its own, each with its short config hash
+    (genfab.operator.hosting)."""
     hosted: bool = False
     """The view of a stage another stage's shared worker Job hosts: its shards, samples and stream are its
     own, the Job's Pods and end the shared Job's."""

@@ -137,7 +137,7 @@ class StageStarter:
                    self._listing(key, the_plan, stage, cfg, owner, resource, run))
         now = now_rfc3339(parts.clock())
         if listing.refused:  # it will not run: the shared Job's workers must not wait for it
-            write_hosted(run, stage, HostedStage(stopped=listing.refused))
+            write_hosted(run, stage.name, stage.config_hash, HostedStage(stopped=listing.refused))
             return failed_at_start(stage.name, stage.config_hash, stage.output_uri, listing.refused, now,
                                    reason="BadInput")
         if listing.count is None:
@@ -149,7 +149,8 @@ class StageStarter:
             clear_reports(run, stage.name, stage.config_hash)
         if stream is not None:
             write_input(run, stage.name, stage.config_hash, stream.ready)
-        write_hosted(run, stage, HostedStage(config=cfg, shards=shards, manifest=listing.manifest))
+        write_hosted(run, stage.name, stage.config_hash, HostedStage(config=cfg, shards=shards,
+                                                                        manifest=listing.manifest))
         record = Hosted(stage.config_hash, shards, listing.count, stream_source(cfg))
         job = parts.kube.patch(resource_path("batch/v1", "jobs", owner.namespace, job_name), {"metadata": {
             **parts.children.uid_precondition(key, job_name), "annotations": {hosted_annotation(stage.name):
