@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kubernetes_validate
+
 from genfab.api import parse_resource
 from genfab.api.status import ResourceStatus
 from genfab.operator.decide import Observed, Progress, decide, hostable
@@ -115,6 +117,7 @@ def test_the_shared_job_runs_in_the_holders_image_and_resources_and_names_what_i
     outpaint, coarse = p.stage("outpaint"), p.stage("coarse")
     job = build_job(p, outpaint, stage_config(p, outpaint), r.spec, 4, 4, OWNER, SETTINGS,
                     hosting=[p.stage("depth"), coarse])
+    kubernetes_validate.validate(job, "1.35", strict=True)
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert json.loads(env["GENFAB_HOSTED"]) == [{"stage": name, "configHash": p.stage(name).config_hash}

@@ -378,8 +378,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             if obs.state == "pending":
                 d.start.append(stage.name)
                 host = stage.shares_worker[0] if stage.shares_worker else ""
-                shared = job_view(current[host]) if host != stage.name and host in current else None
-                if shared is not None and (stage.name, stage.short_hash) in shared.hosts and not shared.finished:
+                shared = _shared_job(stage, current)
+                if shared is not None:
                     d.hosted_starts[stage.name] = shared.name  # its shards go to the shared worker Job
                 elif host and host == stage.name:
                     d.hosting[stage.name] = hostable(plan, stage, current, prev_stages)
@@ -392,11 +392,8 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                     # its samples are listed by a one-Pod Job first: that Pod refused, nothing will start
                     d.stall = Stall(PODS_REFUSED, f"inventory job {listing}: the API server refuses its Pods: "
                                                   f"{refused}")
-        if obs.state == "blocked" and stage_job is None and stage.shares_worker:
-            host = stage.shares_worker[0]
-            shared = job_view(current[host]) if host != stage.name and host in current else None
-            if shared is not None and (stage.name, stage.short_hash) in shared.hosts and not shared.finished:
-                d.stop_hosted.append((stage.name, stage.short_hash))  # it will not start: its workers stop waiting
+        if obs.state == "blocked" and stage_job is None and _shared_job(stage, current) is not None:
+            d.stop_hosted.append((stage.name, stage.short_hash))  # it will not start: its workers stop waiting
         phases[stage.name] = phase_of(obs, spec.continue_on_error)
         d.observations.append(obs)
         by_name[stage.name] = obs
@@ -438,6 +435,16 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
     d.streams.append(StreamInput(stage.name, view.name, ready, None if view.hosted else  # the shared Job's own
                                  wanted_parallelism(view.workers, view.parallelism, ready, done, view.shards, idle)))
     return obs
+
+
+def _shared_job(stage: PlannedStage, current: Mapping[str, Mapping[str, Any]]) -> JobView | None:
+    """The running shared worker Job that may host `stage` under its current config (its group's first
+    stage's), or None."""
+    host = stage.shares_worker[0] if stage.shares_worker else ""
+    if not host or host == stage.name or host not in current:
+        return None
+    shared = job_view(current[host])
+    return shared if (stage.name, stage.short_hash) in shared.hosts and not shared.finished else None
 
 
 def hostable(plan: Plan, host: PlannedStage, current: Mapping[str, Mapping[str, Any]],
