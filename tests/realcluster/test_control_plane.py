@@ -119,7 +119,8 @@ def test_the_operators_requests_are_never_refused(installed: Installed) -> None:
     test's retries while the server learns a new CRD's kind) are not the operator's. One refusal is the
     server's, not RBAC's: an Event posted into a namespace the lifecycle test deleted just before (RBAC
     allowed it; NamespaceLifecycle admission refuses new objects in a terminating namespace), when that
-    test ran first."""
+    test ran first. A server error (5xx) on an allowed request that was made again with success is not a
+    refusal either (seen once in CI: the four start-up lists of an operator, 500 together)."""
     audit = installed.cluster.audit()
     events = [e for e in audit if e["user"]["username"] == installed.user
               and e.get("userAgent") != TEST_AS_OPERATOR]  # the owners test's own retries, not the operator's
@@ -128,13 +129,27 @@ def test_the_operators_requests_are_never_refused(installed: Installed) -> None:
                if e["verb"] == "delete" and (e.get("objectRef") or {}).get("resource") == "namespaces"
                and e["responseStatus"].get("code") == 200}
 
+    def allowed(e: dict[str, Any]) -> bool:
+        return (e.get("annotations") or {}).get("authorization.k8s.io/decision") == "allow"
+
     def terminating(e: dict[str, Any]) -> bool:
         ns = (e.get("objectRef") or {}).get("namespace")
-        return ((e.get("annotations") or {}).get("authorization.k8s.io/decision") == "allow" and ns in deleted
-                and e["requestReceivedTimestamp"] >= deleted[ns])
-    refused = [(e["verb"], e["requestURI"], e["responseStatus"].get("code")) for e in events
+        return allowed(e) and ns in deleted and e["requestReceivedTimestamp"] >= deleted[ns]
+
+    def answered_later(e: dict[str, Any]) -> bool:
+        """The same request succeeded after it: kopf's retry, or the list of the operator started next."""
+        return any(later["verb"] == e["verb"] and later["requestURI"] == e["requestURI"]
+                   and later["requestReceivedTimestamp"] > e["requestReceivedTimestamp"]
+                   and later["responseStatus"].get("code", 200) < 400 for later in events)
+
+    def servers_fault(e: dict[str, Any]) -> bool:
+        """A 5xx on an allowed request is the server's (a slow etcd under CI's load; a list whose client, an
+        operator the tier stopped, went away: 'context canceled'), not a refusal, once it was made again."""
+        return e["responseStatus"].get("code", 200) >= 500 and allowed(e) and answered_later(e)
+    refused = [(e["verb"], e["requestURI"], e["responseStatus"].get("code"), e["responseStatus"].get("message"))
+               for e in events
                if e["responseStatus"].get("code", 200) >= 400 and e["responseStatus"].get("code") not in (404, 409)
-               and not terminating(e)]
+               and not terminating(e) and not servers_fault(e)]
     assert refused == []
 
 
