@@ -61,7 +61,8 @@ def test_each_pipeline_page_has_its_known_limits(name: str) -> None:
 
 def test_the_relighting_masks_defects_are_known_limits() -> None:
     limits = (ROOT / "docs/pipelines/relighting.md").read_text().split("\n## Known limits\n", 1)[1]
-    assert "The classical (CPU) mask" in limits.split("\n## ", 1)[0]
+    section = limits.split("\n## ", 1)[0]
+    assert "The `selfie` mask (the main job's)" in section and "The classical mask" in section
 
 
 def test_the_cpu_route_pins_the_cpu_build_the_tests_use() -> None:

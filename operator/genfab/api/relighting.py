@@ -12,12 +12,12 @@ from genfab.api.common import FloatRange, FractionRange
 from genfab.api.quality import RELIGHTING, QualityBound, quality_rule
 from genfab.api.types import InputUri, Probability, SampleId
 
-SegmentationBackend = Literal["sam3", "sam2", "classical"]
+SegmentationBackend = Literal["sam3", "sam2", "selfie", "classical"]
 AlbedoMethodName = Literal["intrinsic-anything", "retinex", "lab"]
 
 DEFAULT_BACKENDS: tuple[SegmentationBackend, ...] = ("sam3", "sam2")
-"""The lab's relighting script's: SAM3 with the text prompt, SAM2 when SAM3 cannot run. `classical` runs only when
-listed."""
+"""The lab's relighting script's: SAM3 with the text prompt, SAM2 when SAM3 cannot run. The CPU backends
+(`selfie`, `classical`) run only when listed."""
 ShadowPattern = Literal["perlin", "geometric", "blob"]
 DEFAULT_PATTERNS: tuple[ShadowPattern, ...] = ("perlin", "geometric", "blob")
 
@@ -76,11 +76,13 @@ class SegmentationConfig(GenfabModel):
     )
 
     backends: list[SegmentationBackend] = Field(
-        default_factory=lambda: list(DEFAULT_BACKENDS), min_length=1, max_length=3
+        default_factory=lambda: list(DEFAULT_BACKENDS), min_length=1, max_length=4
     )
     """Backends in fallback order: SAM3 with a text prompt, SAM2 prompted by a detector box (the lab's
-    relighting script's two, the default), and, only when listed, the classical CPU path (OpenCV cascades seeding
-    GrabCut, refined to a soft alpha). A backend that cannot run is said in the stage's status and in
+    relighting script's two, the default), and, only when listed, the CPU paths: `selfie`, a learned person
+    model whose weights ship with genfab (MediaPipe Selfie Segmentation run by OpenCV, every person in the
+    picture, its outline refined to the picture's edges by GrabCut; the CPU example's), and `classical`
+    (OpenCV cascades seeding GrabCut, no learned model). A backend that cannot run is said in the stage's status and in
     each sample's `unavailableBackends`; when none can, the stage stops."""
     fallback_on_empty: bool = False
     """Also hand an image to the next listed backend when one that runs finds nobody in it (per

@@ -73,9 +73,14 @@ class OrganizeSettings(GenfabModel):
     without a figure only a default bounds is kept)."""
 
 
+CPU_BACKENDS = frozenset({"selfie", "classical"})
+"""Segmentation backends that run on the CPU and load nothing from the model location."""
+
+
 def segment_gpus(cfg: SegmentationConfig) -> int | None:
-    """No GPU when only the classical CPU backend is listed; else the stage's (SAM3, SAM2 run on one)."""
-    return 0 if set(cfg.backends) == {"classical"} else None
+    """No GPU when only CPU backends are listed (`selfie`, `classical`); else the stage's (SAM3, SAM2 run
+    on one)."""
+    return 0 if set(cfg.backends) <= CPU_BACKENDS else None
 
 
 def degrade_gpus(cfg: DegradationConfig) -> int | None:

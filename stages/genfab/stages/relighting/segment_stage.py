@@ -1,8 +1,9 @@
 """Stage 1 `segment`: each input -> `{id}_foreground.png`, `{id}_background.png`, `{id}_mask.png`
 (data/stage_1/). Backends in the configured fallback order: SAM3 with a text prompt, SAM2 prompted
-by a detector box, the classical CPU path. A backend that cannot load (no weights, no torch) is
-skipped for the shard; a backend that finds nobody in an image drops it (`EmptyMask`), or hands it to
-the next one when `segmentation.fallbackOnEmpty` says so."""
+by a detector box, on the CPU the learned `selfie` person model (weights shipped) or the classical
+path. A backend that cannot load (no weights, no torch) is skipped for the shard; a backend that finds
+nobody in an image drops it (`EmptyMask`), or hands it to the next one when
+`segmentation.fallbackOnEmpty` says so."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from genfab.stages.relighting.classical import segment_classical
 from genfab.stages.relighting.images import decode_color, encode, image_size, orientation
 from genfab.stages.relighting.mask_figures import mask_figures
 from genfab.stages.relighting.matte import clean_mask, split
+from genfab.stages.relighting.person_model import ModelFileChanged, SelfieBackend, refine
 from genfab.stages.runtime import BadInput, Sample, SampleError, StageContext
 from genfab.stages.runtime.pooled import Chunk, Computed, PooledStage
 
@@ -62,13 +64,17 @@ class SplitJob(TypedDict):
     """What the backend says of it (its model, faces found): the sample's params."""
     cleanup: tuple[bool, float]
     """`segmentation.cleanup`: fill enclosed holes, smallest component kept (share of the largest)."""
+    refine: bool
+    """`mask` is the `selfie` network's person probability at its own size: refined to the picture here
+    (`person_model.refine`), in the pool, not on the device thread."""
 
 
 def split_and_encode(job: SplitJob) -> Computed:
-    """A found mask, cleaned (`segmentation.cleanup`), to the three PNGs and its quality figures, in a
-    worker."""
+    """A found mask (refined to the picture where it is a probability), cleaned (`segmentation.cleanup`),
+    to the three PNGs and its quality figures, in a worker."""
     fill_enclosed, min_share = job["cleanup"]
-    cleaned = clean_mask(job["mask"], fill_enclosed, min_share)
+    found_mask = refine(job["image"], job["mask"]) if job["refine"] else job["mask"]
+    cleaned = clean_mask(found_mask, fill_enclosed, min_share)
     parts = split(job["image"], cleaned.mask)
     sid = job["id"]
     return {"files": {f"{sid}_{name}.png": encode(pixels) for name, pixels in parts.items()},
@@ -100,6 +106,12 @@ def load(settings: SegmentSettings, ctx: StageContext) -> Segmenter:
         for name in cfg.backends:
             if name == "classical":
                 backends.append("classical")
+                continue
+            if name == "selfie":
+                try:
+                    backends.append(SelfieBackend())
+                except ModelFileChanged as exc:
+                    raise BadInput(str(exc)) from None
                 continue
             backend = models.load_optional(name, cfg.sam3_model if name == "sam3" else cfg.sam2_model,
                                            _loader(name, cfg, models, max(1, ctx.cfg.batch_size or BATCH)))
@@ -161,7 +173,8 @@ def prepare(chunk: Chunk[Segmenter]) -> list[Any]:
         if i in masks:
             mask, name, info = masks[i]
             outcomes[i] = SplitJob(id=samples[i].id, image=image, mask=mask, backend=name,
-                                   info={**info, **unavailable}, cleanup=held.cfg.cleanup.pair())
+                                   info={**info, **unavailable}, cleanup=held.cfg.cleanup.pair(),
+                                   refine=name == "selfie")
         else:
             outcomes[i] = errors[i] or SampleError(
                 "EmptyMask", f"no {held.cfg.text_prompt!r} found by {', '.join(tried[i])}")
