@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from genfab.api.summary import RunSummary
-from genfab.local.failures import drop_lines, failure_line
+from genfab.local.failures import drop_lines, failure_line, yield_line
 
 
 def stage(name: str, phase: str, samples: int = 0, succeeded: int = 0, dropped: dict[str, list[str]] | None = None,
@@ -41,3 +41,25 @@ def test_drops_by_reason_most_first_with_examples() -> None:
 ])
 def test_failure_line(s: RunSummary, expected: str | None) -> None:
     assert failure_line(s) == expected
+
+
+@pytest.mark.parametrize(("s", "expected"), [
+    (summary("Succeeded", stage("segment", "Succeeded", 4, 4), stage("organize", "Succeeded", 4, 4)),
+     "yield: 4 of 4 inputs made it through every stage (100 %)"),
+    (summary("PartiallySucceeded", stage("segment", "Succeeded", 16, 16),
+             stage("organize", "PartiallySucceeded", 16, 12, {"QualityOutOfRange": ["a", "b", "c", "d"]}),
+             continue_on_error=True), "yield: 12 of 16 inputs made it through every stage (75 %)"),
+    (summary("Failed", stage("segment", "Failed", 3, 2, {"Unreadable": ["a"]}), stage("organize", "Pending")), None),
+    (summary("Succeeded", stage("segment", "Succeeded", 4, 4),  # run again: every sample reused
+             {**stage("organize", "Succeeded", 4, 4), "reused": 4}),
+     "yield: 4 of 4 inputs made it through every stage (100 %)"),
+    (summary("Succeeded", stage("segment", "Succeeded", 0, 0), stage("organize", "Succeeded", 0, 0)), None),
+])
+def test_a_datasets_yield_once_its_last_stage_ran(s: RunSummary, expected: str | None) -> None:
+    assert yield_line(s) == expected
+
+
+def test_a_scene_has_no_yield_line() -> None:
+    scene = RunSummary.model_validate({"kind": "SceneJob", "name": "s", "phase": "Succeeded",
+                                       "stages": [stage("expand", "Succeeded", 1, 1)]})
+    assert yield_line(scene) is None

@@ -55,6 +55,28 @@ def test_a_greyed_output_has_a_saturation_ratio_near_zero() -> None:
     assert out_of_range(f, {"saturationRatio": QualityBound(min=0.8)}).startswith("saturationRatio 0.0")
 
 
+@pytest.mark.parametrize("light", [0.6, 0.75, 0.9])
+def test_dimmer_lighting_keeps_the_saturation_ratio(light: float) -> None:
+    """The degradation's ambient goes down to 0.6: a person lit that dimly (linear light scaled) loses
+    chroma with lightness and keeps its colour; the ratio stays near 1 where a chroma ratio fell to 0.6."""
+    image, region = portrait()
+    linear = (image.astype(np.float32) / 255.0) ** 2.2
+    dimmer = np.clip(((linear * light) ** (1 / 2.2)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    f = pair_figures(image, dimmer, region)
+    assert 0.93 < f["saturationRatio"] < 1.07, f
+    chroma = [np.hypot(lab(x)[region][:, 1], lab(x)[region][:, 2]).mean() for x in (image, dimmer)]
+    assert chroma[1] / chroma[0] < 0.97  # what the figure used to be: below 1 for light alone
+
+
+def test_the_saturation_ratio_reads_only_pixels_lit_enough_to_have_a_colour() -> None:
+    image, region = portrait()
+    noisy = image.copy()
+    noisy[62:90, 15:65] = (14, 18, 30)  # the navy suit's JPEG chroma turned around: noise, not colour
+    assert pair_figures(image, noisy, region)["saturationRatio"] == pytest.approx(1.0, abs=0.02)
+    black = np.full_like(image, 10)
+    assert pair_figures(black, black // 2, region)["saturationRatio"] == 1.0  # nothing lit: nothing to read
+
+
 def test_lifted_blacks_show_as_dark_lift() -> None:
     image, region = portrait()
     lifted = image.copy()

@@ -89,6 +89,19 @@ def test_refining_moves_the_outline_only_within_its_band(backend: SelfieBackend,
     assert np.array_equal(refine(image, p), refined)  # the same mask every run
 
 
+def test_two_device_threads_get_the_masks_one_thread_gets(backend: SelfieBackend) -> None:
+    """The stage's device threads prepare two chunks at once: an unshared net's passes mixed their inputs
+    and outputs (masks of the whole picture or of nobody, different on every run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [[portrait(n) for n in ("hopper", "obama", "biden")], [portrait(n) for n in ("biden", "hopper")]] * 3
+    alone = [backend.masks(chunk) for chunk in chunks]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(backend.masks, chunks))
+    for a, b in zip(alone, together, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_nothing_to_refine_gives_the_networks_answer() -> None:
     image = portrait("hopper")
     nobody = np.zeros((256, 256), np.float32)

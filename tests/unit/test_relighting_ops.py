@@ -206,6 +206,23 @@ def test_retinex_output_range_and_foreground_only() -> None:
     assert lab.min() >= 0.0 and lab.max() <= 1.0 and (lab[~mask] == 0).all()
 
 
+def test_no_albedo_is_darker_than_the_picture() -> None:
+    """A bright face above a dark suit: the LAB method's rescale to the person's mean lightness darkened
+    the face to the suit's level, its colour with it; picture = albedo x shading with shading <= 1."""
+    image = np.zeros((200, 120, 3), np.float32)
+    mask = np.zeros((200, 120), bool)
+    mask[20:190, 20:100] = True
+    image[20:80, 20:100] = (0.55, 0.65, 0.9)  # a lit face (BGR)
+    image[80:190, 20:100] = (0.18, 0.08, 0.06)  # a navy suit
+    before = cv2.cvtColor(image, cv2.COLOR_BGR2Lab)
+    for out in (albedo.lab_albedo(image, mask), albedo.multiscale_retinex(image, mask, [15, 80, 250])):
+        after = cv2.cvtColor(out, cv2.COLOR_BGR2Lab)
+        assert (after[..., 0][mask] >= before[..., 0][mask] - 0.5).all()
+        face = np.s_[25:75, 25:95]
+        chroma = [np.hypot(x[face][..., 1], x[face][..., 2]).mean() for x in (before, after)]
+        assert chroma[1] >= 0.97 * chroma[0]  # the face keeps its colour
+
+
 def test_albedo_method_chain_respects_probabilities() -> None:
     rng = np.random.default_rng(4)
     picks = [albedo.choose_method(["retinex", "lab"], [0.8, 1.0], rng) for _ in range(20000)]

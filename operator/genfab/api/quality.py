@@ -186,6 +186,9 @@ DARK_PERCENTILE = 5
 """`darkLift` compares the person's dark level: this percentile of L* inside the mask."""
 BLOCK_PX = 8
 """`blockiness` looks for steps on this grid (JPEG's 8×8 blocks)."""
+LIT_LIGHTNESS = 20.0
+"""`saturationRatio` reads the pixels whose input L* is at least this: below it a pixel's a*, b* are JPEG
+chroma and sensor noise (the albedo keeps them as they are there), and its colour is `darkLift`'s."""
 COLOUR_SAMPLES = 4096
 """The pair's colour figures read the mask's pixels on a regular grid of at most about this many."""
 _INSIDE = (f"inside the person mask (on a regular grid of at most about {COLOUR_SAMPLES:,} of its pixels), CIELAB "
@@ -197,7 +200,9 @@ RELIGHTING_PAIR = (
            "near 0: the pair shows no change of lighting (it teaches nothing); tens: the person is blown out "
            "or blacked out", worse="both", keep=(0.5, 40.0)),
     Figure("saturationRatio", "recombine", "ratio", 0.0, 2.0,
-           f"mean chroma C*ab of the output / of the input, {_INSIDE}",
+           f"saturation (ΣC*ab / ΣL*) of the output / of the input over the pixels whose input L* is at least "
+           f"{LIT_LIGHTNESS:g}, {_INSIDE}; 1 where no pixel is that light. Saturation, not chroma: a relit person "
+           "lit more dimly (the drawn ambient goes down to 0.6) loses chroma with lightness, and keeps its colour",
            "below 0.8: the relit person lost colour (greyed, washed out); above 1.25: colours pushed",
            worse="both", keep=(0.8, None)),
     Figure("deltaE00", "recombine", "ΔE00", 0.0, 100.0,

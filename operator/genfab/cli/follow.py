@@ -26,6 +26,7 @@ from genfab.contract import STATUS_KEY, SUMMARY_KEY
 from genfab.contract.documents import parse_document
 from genfab.contract.files import open_regular
 from genfab.contract.text import shown
+from genfab.local.failures import yield_line
 from genfab.local.lease import gone_holder, gone_message
 from genfab.planner.estimate import duration
 from genfab.storage import S3Settings, Storage, StorageError, open_confined
@@ -88,6 +89,9 @@ def status_lines(doc: StatusDocument, summary: RunSummary | None, uri: str, gone
     lines += training_lines(st.training)
     lines.append(f"data: {st.outputs.get('root') or uri}")
     if summary is not None:
+        said = yield_line(summary)
+        if said:
+            lines.append(said)
         if summary.dropped:
             lines.append(f"dropped: {summary.dropped} sample(s) in {summary.dropped_samples_csv}")
         for stage in summary.stages:

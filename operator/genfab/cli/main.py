@@ -102,9 +102,10 @@ def validate(files: tuple[Path, ...]) -> None:
                 assert loaded.resource is not None
                 planned = plan(loaded.resource)
                 listing = list_resource_input(loaded.resource, planned, os.environ, secrets_dir(None, os.environ))
-                if listing.problem:
+                if listing.problem:  # one verdict a document: refused, never "is valid" after it
                     failed += 1
                     echo(f"{loaded.source}: {listing.problem}", err=True)
+                    continue
                 misfit = local_fit_refusal(planned, loaded.resource.spec.models, os.environ)
                 if misfit:  # the models in spec.models, where this machine can read them
                     failed += 1

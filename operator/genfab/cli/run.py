@@ -28,7 +28,7 @@ from genfab.contract import STATUS_KEY
 from genfab.local import LocalRunner, RunResult, resolve_output
 from genfab.local.devices import cuda_visible
 from genfab.local.execution import keep_execution, local_execution
-from genfab.local.failures import drop_lines, failure_line
+from genfab.local.failures import drop_lines, failure_line, yield_line
 from genfab.local.input_listing import list_input
 from genfab.local.interrupts import interruption, quiet_stdout, signals_interrupt
 from genfab.local.models import local_fit_refusal, local_model_identities
@@ -268,6 +268,9 @@ def run_cmd(file: Path, out: str | None, only: str | None, rerun: str | None, wo
         console.print("reuse check: " + ", ".join(f"{n} sample(s) of {stage}" for stage, n in redone.items())
                       + " had missing or changed outputs and were produced again (shard logs say which)",
                       highlight=False, markup=False, soft_wrap=True)
+    made = yield_line(summary)
+    if made:
+        console.print(made, highlight=False, markup=False, soft_wrap=True)
     if summary.dropped:
         console.print(f"dropped: {summary.dropped} sample(s) in {summary.dropped_samples_csv}",
                       highlight=False, markup=False, soft_wrap=True)

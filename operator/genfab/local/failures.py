@@ -23,6 +23,19 @@ def drop_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def yield_line(summary: RunSummary) -> str | None:
+    """A DatasetJob's yield once its last stage ran: how many of the inputs its first stage took became
+    samples of its last (`yield: 15 of 16 inputs made it through every stage (94 %)`)."""
+    if summary.kind != "DatasetJob" or not summary.stages:
+        return None
+    first, last = summary.stages[0], summary.stages[-1]
+    if not first.samples or last.phase not in ("Succeeded", "PartiallySucceeded"):
+        return None
+    made = last.succeeded or 0  # reused samples are among the succeeded
+    return (f"yield: {made} of {first.samples} inputs made it through every stage "
+            f"({100.0 * made / first.samples:.0f} %)")
+
+
 def stopped_by_drops(summary: RunSummary) -> str | None:
     """The first stage that failed because it dropped samples, when `continueOnError` is off."""
     if summary.continue_on_error:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000
 
-from genfab.api.quality import BLOCK_PX, COLOUR_SAMPLES, DARK_PERCENTILE, RELIGHTING_PAIR
+from genfab.api.quality import BLOCK_PX, COLOUR_SAMPLES, DARK_PERCENTILE, LIT_LIGHTNESS, RELIGHTING_PAIR
 
 
 def lab(image_bgr: np.ndarray) -> np.ndarray:
@@ -49,19 +49,31 @@ def sampled(image_bgr: np.ndarray, region: np.ndarray) -> np.ndarray:
     return lab(picked[:, None, :])[:, 0, :]
 
 
+def saturation_ratio(before: np.ndarray, after: np.ndarray) -> float:
+    """The output's saturation (ΣC*ab / ΣL*) over the input's, on the pixels whose input L* is at least
+    `LIT_LIGHTNESS` (CIELAB rows of the same pixels). Dimmer lighting lowers C* and L* together, so it
+    stays about 1 however dark the drawn shading; a greyed or washed-out colour lowers C* alone."""
+    lit = before[:, 0] >= LIT_LIGHTNESS
+    if not lit.any():
+        return 1.0
+    chroma_in = np.hypot(before[lit, 1], before[lit, 2]).sum()
+    chroma_out = np.hypot(after[lit, 1], after[lit, 2]).sum()
+    if chroma_in <= 1e-3:
+        return 1.0
+    return float((chroma_out / max(float(after[lit, 0].sum()), 1e-3)) / (chroma_in / float(before[lit, 0].sum())))
+
+
 def pair_figures(input_bgr: np.ndarray, output_bgr: np.ndarray, region: np.ndarray) -> dict[str, float]:
     """Every figure of `RELIGHTING_PAIR` for one sample (rounded for its metadata); an empty mask
     measures nothing."""
     if not region.any():
         return {}
     before, after = sampled(input_bgr, region), sampled(output_bgr, region)
-    chroma_in = np.hypot(before[:, 1], before[:, 2])
-    chroma_out = np.hypot(after[:, 1], after[:, 2])
     gray_in, gray_out = (cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in (input_bgr, output_bgr))
     block_in = blockiness(gray_in, region)  # at least STEP_FLOOR / (255 + STEP_FLOOR): never 0
     figures = {
         "lightingChange": float(np.abs(after[:, 0] - before[:, 0]).mean()),
-        "saturationRatio": float(chroma_out.mean() / chroma_in.mean()) if chroma_in.mean() > 1e-3 else 1.0,
+        "saturationRatio": saturation_ratio(before, after),
         "deltaE00": float(deltaE_ciede2000(before, after, channel_axis=-1).mean()),  # type: ignore[no-untyped-call]
         "darkLift": float(np.percentile(after[:, 0], DARK_PERCENTILE) - np.percentile(before[:, 0], DARK_PERCENTILE)),
         "blockiness": blockiness(gray_out, region) / block_in,

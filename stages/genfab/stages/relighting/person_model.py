@@ -21,6 +21,7 @@ Two passes make the mask a lab trains on:
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -60,12 +61,15 @@ def model_bytes() -> bytes:
 
 @dataclass
 class SelfieBackend:
-    """One worker's network (OpenCV DNN nets are not shared between threads: one device thread calls it)."""
+    """One worker's network. An OpenCV DNN net is not safe to run from two threads at once (the stage's
+    device threads prepare two chunks together: unlocked, their inputs and outputs mixed into masks of
+    the whole picture or of nobody), so one chunk runs it at a time; OpenCV's own threads run each pass."""
 
     name: str = "selfie"
     model_id: str = f"{MODEL_ID}@{MODEL_SHA256[:12]}"
     compiled: bool = False
     net: Any = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         data = model_bytes()
@@ -84,7 +88,8 @@ class SelfieBackend:
         return (out[0] + out[1][:, ::-1]) * np.float32(0.5)
 
     def masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.probability(image) for image in images]
+        with self.lock:
+            return [self.probability(image) for image in images]
 
 
 def band_px(shape: tuple[int, ...]) -> int:
