@@ -53,7 +53,7 @@ def keep(png: bytes, name: str) -> None:
 
 
 LAPTOP_AND_DESKTOP = (1366, 1920)
-FITS = ("{page: document.documentElement.scrollWidth, facts: Math.max(...[...document.querySelectorAll('dl.facts')]"
+FITS = ("{page: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight, facts: Math.max(...[...document.querySelectorAll('dl.facts')]"
         ".map(d => d.getBoundingClientRect().right)), smallest: Math.min(...[...document.querySelectorAll("
         "'table.gallery img')].map(i => i.getBoundingClientRect().width))}")
 
@@ -70,18 +70,19 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(main_job: tuple[Pa
                                                               devtools: str) -> None:
     folder, done = main_job  # the session's one run of the README's command
     assert done.returncode == 0, done.stdout + done.stderr
-    last = done.stdout.strip().splitlines()[-1]
-    assert last.startswith("report:  genfab-runs/relight-portraits/_genfab/report/index.html (4 of 4"), last
+    last = done.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("report:  genfab-runs/relight-portraits/_genfab/report/index.html (4 of 4"), last
+    assert last[1] == "yield: 4 of 4 inputs made it through every stage (100 %)", last
     output = folder / "genfab-runs/relight-portraits"
     page = open_report(devtools, output)
     assert page.problems == [], page.problems
     assert page.title == "DatasetJob/relight-portraits (relighting)"
-    # the pairs, then a worst-first gallery per figure (the four again, sorted by it)
-    galleries = 1 + len(RELIGHTING)
-    assert page.measured["rows"] == [4] * galleries, page.measured["rows"]
-    assert len(page.measured["pictures"]) == galleries * 4 * 5 and all(page.measured["pictures"])
+    # the pairs once: four samples need no worst-first gallery per figure, a table of their figures says it
+    assert page.measured["rows"] == [4], page.measured["rows"]
+    assert len(page.measured["pictures"]) == 4 * 5 and all(page.measured["pictures"])
     assert len(page.measured["plots"]) == len(RELIGHTING) and all(page.measured["plots"])  # a histogram each
-    assert all(f"Worst first: {name}" in page.measured["text"] for name in ("straightRunPx", "darkLift"))
+    assert "Worst first" not in page.measured["text"]
+    assert all(f"Figures of each sample: {stage}" in page.measured["text"] for stage in ("segment", "recombine"))
     assert "hopper" in page.measured["text"]
     for words in ("astronaut", "biden", "hopper", "obama", "softShading", "classical", "retinex (msr-lightness)",
                   "segment", "albedo", "degrade", "recombine", "organize", "no sample was dropped",
@@ -98,6 +99,7 @@ def test_the_main_jobs_report_shows_the_four_portraits_stages(main_job: tuple[Pa
             assert fits.problems == [], fits.problems
             assert fits.measured["page"] <= width and fits.measured["facts"] <= width, (width, fits.measured)
             assert fits.measured["smallest"] >= 120, (width, fits.measured)  # thumbnails still big enough to see
+            assert fits.measured["height"] <= 6000, (width, fits.measured)  # four samples at a glance
 
 
 def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(difix_local: tuple[Path, CompletedRun],

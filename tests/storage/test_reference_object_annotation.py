@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from genfab.api.quality import REFERENCE_IMAGE, with_defaults
+from genfab.api.quality import REFERENCE_IMAGE, QualityGate
 from genfab.inventory import ShardReport, write_report
 from genfab.stages.reference_object.yolo import iou, parse_label, rasterize
 from genfab.storage import open_storage
@@ -142,7 +142,7 @@ def test_an_image_outside_a_quality_bound_is_dropped_before_its_label_is_written
 
     models, inputs, run, _, truth = prepare(tmp_path)
     config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
-              "quality": {"objectArea": {"max": 0.085}}, "named": ["objectArea"]}
+              "quality": {"bounds": {"objectArea": {"max": 0.085}}, "named": ["objectArea"]}}
     assert main(ANNOTATION.stage(), annotation_env(tmp_path, models, inputs, config)) == 0
     big = {u for u, m in truth.items() if m.mean() > 0.085}  # the discs of radius 28 and 31
     assert len(big) == 2
@@ -174,10 +174,10 @@ def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp
               for u in units}
     scenes.write_bytes("metadata.json", json.dumps({"images": with_duplicates(hashes)}).encode())
     write_report(run, ShardReport("scenes", "s" * 64, 0, 1, state="succeeded", total=len(units), succeeded=units))
-    defaults = {k: b.model_dump(exclude_none=True) for k, b in with_defaults(REFERENCE_IMAGE, {}).items()}
-    assert defaults["duplicateDistance"] == {"min": 1.0}  # as the planner writes a spec without `quality`
+    gate = QualityGate.of(REFERENCE_IMAGE, {}).model_dump(mode="json", exclude_none=True)
+    assert gate["bounds"]["duplicateDistance"] == {"min": 1.0}  # as the planner writes a spec without `quality`
     config = {"objectName": "orange disc", "seed": 3, "annotation": {"splitRatio": 0.75, "samType": "vit_b"},
-              "quality": defaults}
+              "quality": gate}
     assert main(ANNOTATION.stage(), annotation_env(tmp_path, models, inputs, config)) == 0
     state = json.loads(run.read_bytes("pipeline_state.json"))
     assert [(f["id"], f["reason"]) for f in state["failed_operations"]] == [(repeat, "QualityOutOfRange")]

@@ -129,3 +129,17 @@ def test_the_defaults_are_within_each_figure_s_range() -> None:
     for f in RELIGHTING:
         for value in f.keep or ():
             assert value is None or (f.low <= value and (f.high is None or value <= f.high)), f.name
+
+
+def test_the_gate_holds_the_defaults_and_what_the_spec_names() -> None:
+    """One keep-or-drop decision for every pipeline (`QualityGate`): the defaults are in it (so in the plan
+    and its hash); a figure the spec names must be measured, one only a default bounds may be missing."""
+    from genfab.api.quality import QualityGate
+
+    gate = QualityGate.of(RELIGHTING, {"maskArea": QualityBound(min=0.3), "lightingChange": QualityBound()})
+    assert gate.named == ["lightingChange", "maskArea"]
+    assert "saturationRatio" in gate.bounds and "lightingChange" not in gate.bounds  # a default lifted
+    assert gate.missed({}) == "maskArea not measured (a bound is set on it)"
+    assert gate.missed({"maskArea": 0.5}) is None
+    assert gate.missed({"maskArea": 0.2}) == "maskArea 0.2 below min 0.3"
+    assert gate.missed({"maskArea": 0.5, "saturationRatio": 0.5}) == "saturationRatio 0.5 below min 0.8"

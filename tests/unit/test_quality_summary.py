@@ -82,7 +82,7 @@ def test_genfab_status_prints_a_line_per_figure() -> None:
     quality["\x1b]0;owned\x07"] = {"count": 3}  # a name the output's own summary.json could hold: not printed
     summary = RunSummary.model_validate({"stages": [{"name": "segment", "quality": quality}, {"name": "organize"}]})
     assert quality_lines(summary) == [
-        "quality (segment, 3 samples; min  p5 / p50 / p95  max):",
+        "quality (segment, 3 samples; min  p5 / p50 / p95 (read off a histogram: about)  max):",
         "  holes              0  0 / 0 / 1  1",
         "  maskArea           0.2  0.2075 / 0.425 / 0.6  0.6"]  # within the bin, linear
 

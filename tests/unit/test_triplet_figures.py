@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from genfab.api.quality import DIFIX_TRIPLET, FIGURES, QualityBound, figure_items, with_defaults
+from genfab.api.quality import DIFIX_TRIPLET, FIGURES, QualityBound, QualityGate, figure_items
 from genfab.stages.difix.adapter_stage import quality_filter
 from genfab.stages.difix.triplet_figures import triplet_figures
 
@@ -66,7 +66,7 @@ def test_the_adapter_leaves_out_the_triplets_outside_a_bound(given: dict[str, Qu
                                                             ) -> None:
     scenes = [scene({"renderPsnr": 20.0, "renderDark": 0.0}, {"renderPsnr": 30.0, "renderDark": 0.1},
                     {"renderPsnr": 20.0, "renderDark": 1.0})]
-    assert quality_filter(scenes, with_defaults(DIFIX_TRIPLET, given), sorted(given)) == dropped
+    assert quality_filter(scenes, QualityGate.of(DIFIX_TRIPLET, given)) == dropped
     assert {m["sample_id"] for m in scenes[0]["samples"]} == {"t0", "t1", "t2"} - dropped
     rows = scenes[0]["dropped"]
     assert {r["sample_id"] for r in rows} == dropped and all(r["reason"] == "QualityOutOfRange" for r in rows)

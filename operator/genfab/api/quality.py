@@ -11,6 +11,7 @@ import bisect
 import difflib
 import json
 import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -373,6 +374,49 @@ def with_defaults(figures: Sequence[Figure], given: Mapping[str, QualityBound]) 
     out = {f.name: QualityBound(min=f.keep[0], max=f.keep[1]) for f in figures if f.keep is not None}
     out.update(given)
     return {name: bound for name, bound in sorted(out.items()) if bound.min is not None or bound.max is not None}
+
+
+class QualityGate(GenfabModel):
+    """The one keep-or-drop decision on quality bounds, as the plan fixes it for the stage that checks it
+    (relighting's `organize`, reference-object's `annotation`, difix's `adapter`): every figure's default
+    bound unless the spec's `quality` names the figure, so the defaults are in the plan and its hash."""
+
+    bounds: dict[str, QualityBound] = Field(default_factory=dict)
+    """The bounds a sample's figures must keep: the spec's `quality` over the figures' defaults
+    (`with_defaults`). Only the checking stage's settings hold them: changing them re-runs that stage alone."""
+    named: list[str] = Field(default_factory=list)
+    """The figures the spec's `quality` names itself: a sample without one of those is dropped (one without
+    a figure only a default bounds is kept: a sample made before genfab measured it)."""
+
+    @classmethod
+    def of(cls, figures: Sequence[Figure], given: Mapping[str, QualityBound]) -> QualityGate:
+        return cls(bounds=with_defaults(figures, given), named=sorted(given))
+
+    def missed(self, measured: Mapping[str, float]) -> str | None:
+        """The first bound `measured` misses, in one line (the drop's detail, reason
+        `genfab.api.reasons.QUALITY_OUT_OF_RANGE`); None: the sample is kept."""
+        return out_of_range(measured, self.bounds, self.named)
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A `QualityOutOfRange` drop's detail read back: the figure, its value and the bound it missed."""
+
+    figure: str
+    value: str
+    bound: str
+    """`min 0.8`, `max 60`, or `not measured`."""
+
+
+_MISS = re.compile(r"(?P<figure>\w+) (?P<value>\S+) (?:below|above) (?P<bound>(?:min|max) \S+)")
+
+
+def read_miss(detail: str) -> Miss | None:
+    """The detail `out_of_range` wrote, read back (None: not one of its lines)."""
+    if detail.endswith(" not measured (a bound is set on it)"):
+        return Miss(detail.split(" ", 1)[0], "not measured", "a bound is set on it")
+    m = _MISS.fullmatch(detail.strip())
+    return Miss(m["figure"], m["value"], m["bound"]) if m else None
 
 
 def out_of_range(measured: Mapping[str, float], bounds: Mapping[str, QualityBound],

@@ -174,8 +174,10 @@ GATE_REASONS: tuple[Reason, ...] = (
            "the same command again locally; the operator goes on by itself)."),
 )
 
+QUALITY_OUT_OF_RANGE = "QualityOutOfRange"
+"""The reason of every drop for a quality bound (`genfab.api.quality.QualityGate`), whichever stage checks it."""
 DROPPED = "a dropped sample (`_genfab/dropped_samples.csv`, the stage's message, its shard report)"
-FILTERED = frozenset({"QualityOutOfRange"})
+FILTERED = frozenset({QUALITY_OUT_OF_RANGE})
 """Drop reasons that are the spec's own filter at work, not errors: such drops leave the stage
 PartiallySucceeded without `continueOnError`, and its downstream stages run (`status.stage_phase`)."""
 SAMPLE_REASONS: tuple[Reason, ...] = (
@@ -209,7 +211,7 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "pixels.",
            "Check the image shows a person; with model backends listed, `segmentation.fallbackOnEmpty: true` "
            "hands such an image to the next backend."),
-    Reason("QualityOutOfRange", DROPPED,
+    Reason(QUALITY_OUT_OF_RANGE, DROPPED,
            "relighting, difix: a sample's quality figure is outside a bound of the spec's `quality` block (or a "
            "bound the spec names was not measured); the message names the figure, its value and the bound. "
            "Checked by the last stage (relighting's `organize`, difix's `adapter`): the sample is not in the "

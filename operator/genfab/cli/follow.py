@@ -140,7 +140,7 @@ def quality_lines(summary: RunSummary) -> list[str]:
         figures = stage.quality or {}
         if figures:
             lines.append(f"quality ({stage.name}, {next(iter(figures.values())).get('count')} samples; "
-                         "min  p5 / p50 / p95  max):")
+                         "min  p5 / p50 / p95 (read off a histogram: about)  max):")
         for name, f in figures.items():
             if name not in FIGURES:  # the summary is the output's to write: only genfab's own names are printed
                 continue

@@ -139,7 +139,7 @@ def section_html(section: Section, galleries: list[ShownGallery], plots: dict[st
     for plot in section.plots:
         if plot.name in plots:
             parts.append(f'<img class="plot" src="{escape(plots[plot.name])}" alt="{escape(plot.title)}" '
-                         'width="640" height="320">')
+                         'width="420" height="210">')
         elif charts_missing:
             parts.append(f'<p class="note">{escape(plot.title)}: {escape(charts_missing)}</p>')
     parts += [gallery_html(g) for g in galleries]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from genfab.api.base import GenfabModel
 from genfab.api.difix import DifixConfig, DifixSource, ImageFormat, ReferenceViewConfig, SplitConfig
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
-from genfab.api.quality import DIFIX_TRIPLET
+from genfab.api.quality import DIFIX_TRIPLET, QualityGate
 
 STAGES = "genfab.stages.difix"
 
@@ -31,6 +33,8 @@ class AdapterSettings(GenfabModel):
     experiment-global settings)."""
 
     difix: DifixConfig
+    quality: QualityGate = Field(default_factory=QualityGate)
+    """`difix.quality` over the figures' defaults: a triplet that misses one is left out of `data.json`."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -48,7 +52,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               selection={"within": within or None}, gpus=None if ply else 0),
         # Whole-set stages (one shard): they account for every exported sample, known once listed.
         Draft("split", SplitSettings(split=dx.split), None),
-        Draft("adapter", AdapterSettings(difix=dx), None),
+        Draft("adapter", AdapterSettings(difix=dx, quality=QualityGate.of(DIFIX_TRIPLET, dx.quality)), None),
     ])
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
-from genfab.api.quality import REFERENCE_IMAGE, QualityBound, with_defaults
+from genfab.api.quality import REFERENCE_IMAGE, QualityGate
 from genfab.api.reference_object import (
     AnnotationParameters,
     CvAugmentationParameters,
@@ -93,10 +93,8 @@ class AnnotationSettings(GenfabModel):
     object_name: str
     seed: int
     annotation: AnnotationParameters
-    quality: dict[str, QualityBound] = Field(default_factory=dict)
-    """The bounds an image's figures must keep: `referenceObject.quality` over the figures' defaults."""
-    named: list[str] = Field(default_factory=list)
-    """The figures the spec's `quality` names itself (an image without one of those is dropped)."""
+    quality: QualityGate = Field(default_factory=QualityGate)
+    """`referenceObject.quality` over the figures' defaults: the image is dropped here when it misses one."""
 
 
 class CvAugmentationSettings(GenfabModel):
@@ -153,8 +151,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               options={"maxRetries": ro.retry.max_retries}),
         Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed,
                                                annotation=AnnotationParameters.part_of(ro.annotation),
-                                               quality=with_defaults(REFERENCE_IMAGE, ro.quality),
-                                               named=sorted(ro.quality)),
+                                               quality=QualityGate.of(REFERENCE_IMAGE, ro.quality)),
               annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
               extra_upstream=("qwen-augmentation",) if qwen.enabled else ()),
         Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed,

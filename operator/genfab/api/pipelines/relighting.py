@@ -10,7 +10,7 @@ from pydantic import Field
 
 from genfab.api.base import GenfabModel
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
-from genfab.api.quality import RELIGHTING, QualityBound, with_defaults
+from genfab.api.quality import RELIGHTING, QualityGate
 from genfab.api.relighting import (
     AlbedoConfig,
     CaptioningParameters,
@@ -65,12 +65,8 @@ class OrganizeSettings(GenfabModel):
     max_side: int
     """`relighting.input.maxSide`: past it, `{id}_input_working.png` is the input at the working size
     segment used (`{id}_input.png` stays the original)."""
-    quality: dict[str, QualityBound] = Field(default_factory=dict)
-    """The bounds a sample's figures must keep: `relighting.quality` over the figures' defaults
-    (`genfab.api.quality.with_defaults`; here only: changing them re-runs this stage alone)."""
-    named: list[str] = Field(default_factory=list)
-    """The figures `relighting.quality` names itself: a sample without one of those is dropped (one
-    without a figure only a default bounds is kept)."""
+    quality: QualityGate = Field(default_factory=QualityGate)
+    """`relighting.quality` over the figures' defaults: the pair is dropped here when it misses one."""
 
 
 CPU_BACKENDS = frozenset({"selfie", "classical"})
@@ -103,8 +99,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("recombine", RecombineSettings(composite=rl.composite), n),
         Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
-        Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side, named=sorted(rl.quality),
-                                           quality=with_defaults(RELIGHTING, rl.quality)), n,
+        Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side,
+                                           quality=QualityGate.of(RELIGHTING, rl.quality)), n,
               extra_upstream=("caption",) if caption else (), input_uris=(rl.input.uri,), selection=selection),
     ])
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from genfab.api.relighting_params import AlbedoParams, LightingParams, ParamsDocument, SegmentParams
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
 from genfab.report.sections.quality import quality_section
+from genfab.report.sections.run import dropped_by_sample
 
 IMAGE = r"\.(?:png|jpe?g|webp)$"
 
@@ -76,6 +77,7 @@ def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
     segment = listing.stage_prefix("segment") or f"{organize}stage_1/"
     degrade = listing.stage_prefix("degrade") or f"{organize}stage_3/"
     albedo = listing.stage_prefix("albedo") or f"{organize}stage_2/"
+    dropped = dropped_by_sample(listing)
     ids = set()
     for key in listing.each(outputs):
         if m := re.fullmatch(re.escape(outputs) + r"(.+)_metadata\.json", key):
@@ -98,7 +100,7 @@ def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
             Picture(base, mask=mask) if base in listing.keys and mask in listing.keys else None,
             _present(listing, made), _present(listing, f"{degrade}{sid}_degraded.png"),
             _present(listing, f"{outputs}{sid}_output.png")),
-            facts_key=f"{outputs}{sid}_metadata.json")
+            dropped.get(sid, ()), facts_key=f"{outputs}{sid}_metadata.json")
 
     return sorted(ids), row
 

@@ -14,7 +14,7 @@ from typing import Any
 from genfab.api.quality import FIGURES, Figure
 from genfab.api.summary import StageRow
 from genfab.contract.names import quality_prefix
-from genfab.report.model import Facts, Gallery, Listing, Plot, Row, Section, Series
+from genfab.report.model import Facts, Gallery, Listing, Plot, Row, Section, Series, Table
 
 WORST = 8
 """Samples a worst-first gallery shows."""
@@ -34,12 +34,18 @@ def quality_plots(listing: Listing) -> tuple[Plot, ...]:
             if figure is None or len(edges) != len(counts) + 1:
                 continue
             labels = tuple(f"{edges[i]:.3g}" for i in range(len(counts)))
-            plots.append(Plot(f"quality-{stage.name}-{name}", f"{name}: p5 {hist.get('p5')} · p50 "
-                              f"{hist.get('p50')} · p95 {hist.get('p95')}", "bar",
+            plots.append(Plot(f"quality-{stage.name}-{name}", f"{name}: {percentiles(hist)}", "bar",
                               (Series("samples", (), tuple(float(c) for c in counts)),),
                               xlabel=f"{figure.unit} (each bar: from its lower edge)", ylabel="samples",
                               names=labels))
     return tuple(plots)
+
+
+def percentiles(hist: Mapping[str, Any]) -> str:
+    """p5 / p50 / p95 as what they are: read off the summary's histogram (interpolated within a bin), so
+    about, not exact, and never said to be past the least or greatest value."""
+    return (f"p5 ≈ {hist.get('p5')} · p50 ≈ {hist.get('p50')} · p95 ≈ {hist.get('p95')} "
+            f"(from a {len(hist.get('counts') or [])}-bin histogram)")
 
 
 def badness(figure: Figure, value: float, middle: float) -> float:
@@ -137,6 +143,8 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
         lookup = FigureColumns(listing, names)
         worst = worst_samples(listing, stage, lookup)
         tables.append(lookup.seal())
+        if _counted(stage) <= WORST:  # every sample is in the section's own gallery: a table says it all
+            continue
         for name, worst_of in sorted(worst.items()):
             figure = FIGURES[name]
             rows = []
@@ -150,6 +158,25 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
     return tuple(galleries), tuple(tables)
 
 
+def _counted(stage: StageRow) -> int:
+    return max((int(h.get("count") or 0) for h in (stage.quality or {}).values()), default=0)
+
+
+def figures_tables(listing: Listing, figure_columns: tuple[FigureColumns, ...]) -> tuple[Table, ...]:
+    """For a stage of at most `WORST` samples, one row per sample of its figures (in place of a worst-first
+    gallery per figure, which would show every sample once per figure)."""
+    tables = []
+    for stage, lookup in zip(_stages_with_figures(listing), figure_columns, strict=True):
+        if _counted(stage) > WORST or not lookup.names:
+            continue
+        samples = sorted({s for key in listing.under(quality_prefix(stage.name, stage.config_hash or ""))
+                          for s in _table(listing, key)})
+        tables.append(Table(f"Figures of each sample: {stage.name}", ("sample", *lookup.names),
+                            tuple((s, *lookup.values(s)) for s in samples),
+                            "a stage of more samples shows each figure's worst ones instead"))
+    return tuple(tables)
+
+
 def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[str, ...],
                     describe: Callable[[Mapping[str, Any]], Facts] | None) -> Section | None:
     """The samples' quality figures: a histogram each, then each figure's worst samples; None when no
@@ -159,7 +186,8 @@ def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[
         return None
     counts = ", ".join(f"{s.name}: {next(iter((s.quality or {}).values())).get('count')} samples" for s in stages)
     galleries, figure_columns = quality_galleries(listing, row, columns, describe)
-    return Section("Quality figures", plots=quality_plots(listing), galleries=galleries, columns=figure_columns,
+    return Section("Quality figures", figures_tables(listing, figure_columns), plots=quality_plots(listing),
+                   galleries=galleries, columns=figure_columns,
                    notes=(f"Measured where each sample was made ({counts}); what each figure means, its range and "
                           "what a bad value looks like are in the pipeline's docs. A spec's `quality` bounds drop "
                           "the samples outside them (QualityOutOfRange).",))

@@ -6,12 +6,15 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from genfab.api.quality import read_miss
+from genfab.api.reasons import QUALITY_OUT_OF_RANGE
 from genfab.api.status import ResourceStatus
 from genfab.api.summary import RunSummary
 from genfab.contract import DROPPED_KEY
-from genfab.report.model import Listing, Section, Table
+from genfab.report.model import Facts, Listing, Section, Table
 
 SHOWN_DROPS = 100
 """Dropped samples listed one by one; the counts per stage and reason cover every one."""
@@ -71,6 +74,26 @@ def dropped_rows(listing: Listing) -> list[dict[str, str]]:
     if not data:
         return []
     return list(csv.DictReader(io.StringIO(data.decode("utf-8", "replace"))))
+
+
+def drop_facts(row: Mapping[str, str]) -> Facts:
+    """A dropped sample's facts for its gallery row: the reason and the stage, and for a quality bound the
+    figure, its value and the bound (else the message)."""
+    facts: list[tuple[str, str]] = [("dropped", f"{row.get('reason', '')} at {row.get('stage', '')}")]
+    miss = read_miss(row.get("message", "")) if row.get("reason") == QUALITY_OUT_OF_RANGE else None
+    if miss is not None:
+        facts += [("figure", miss.figure), ("value", miss.value), ("bound", miss.bound)]
+    elif row.get("message"):
+        facts.append(("why", row.get("message", "")))
+    return tuple(facts)
+
+
+def dropped_by_sample(listing: Listing) -> dict[str, Facts]:
+    """Each dropped sample's `drop_facts`, by id (the first drop of a sample named twice)."""
+    out: dict[str, Facts] = {}
+    for row in dropped_rows(listing):
+        out.setdefault(row.get("sample_id", ""), drop_facts(row))
+    return out
 
 
 def drop_tables(listing: Listing) -> tuple[Table, ...]:

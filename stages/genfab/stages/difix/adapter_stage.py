@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import yaml
 
 from genfab.api.pipelines.difix import AdapterSettings
-from genfab.api.quality import DIFIX_TRIPLET, QualityBound, declared_values, out_of_range, with_defaults
+from genfab.api.quality import QualityGate, declared_values
+from genfab.api.reasons import QUALITY_OUT_OF_RANGE
 from genfab.inventory import SampleRef
 from genfab.stages.difix.adapter import data_json
 from genfab.stages.difix.export_stage import DROP_COLUMNS
@@ -62,20 +62,19 @@ def coverage(scenes: list[dict[str, Any]], train: set[str], test: set[str]) -> d
                                       for name, rows in levels.items()}}
 
 
-def quality_filter(scenes: list[dict[str, Any]], bounds: Mapping[str, QualityBound], named: Collection[str]
-                   ) -> set[str]:
+def quality_filter(scenes: list[dict[str, Any]], gate: QualityGate) -> set[str]:
     """Each scene's samples outside a bound moved to its drops (`QualityOutOfRange`, the figure, its value
     and the bound), in place; the ids moved."""
     out: set[str] = set()
     for s in scenes:
         kept = []
         for m in s["samples"]:
-            missed = out_of_range(declared_values(m.get("quality")), bounds, named)
+            missed = gate.missed(declared_values(m.get("quality")))
             if missed is None:
                 kept.append(m)
                 continue
             out.add(m["sample_id"])
-            s["dropped"].append({**{k: m.get(k, "") for k in DROP_COLUMNS[:8]}, "reason": "QualityOutOfRange",
+            s["dropped"].append({**{k: m.get(k, "") for k in DROP_COLUMNS[:8]}, "reason": QUALITY_OUT_OF_RANGE,
                                  "detail": missed})
         s["samples"] = kept
     return out
@@ -118,7 +117,7 @@ def adapt(held: Adapting, sample: Sample, units: list[SampleRef]) -> None:
     except (StorageError, ValueError) as exc:
         raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
     dx = held.settings.difix
-    filtered = quality_filter(scenes, with_defaults(DIFIX_TRIPLET, dx.quality), sorted(dx.quality))
+    filtered = quality_filter(scenes, held.settings.quality)
     metas = {m["sample_id"]: m for side in sides.values() for m in side}
     train = {m["sample_id"] for m in sides["train"]} - filtered
     test = {m["sample_id"] for m in sides["test"]} - filtered

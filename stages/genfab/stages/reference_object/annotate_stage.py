@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from genfab.api.pipelines.reference_object import AnnotationSettings
-from genfab.api.quality import out_of_range
+from genfab.api.reasons import QUALITY_OUT_OF_RANGE
 from genfab.stages.common.imaging import decode_rgb
 from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
 from genfab.stages.models.placement import Placement
@@ -306,9 +306,9 @@ class Annotator:
             figures["maskAgreement"] = agreement
         if sample.id in self.duplicate_distance:  # measured by the scenes step, across the execution
             figures["duplicateDistance"] = self.duplicate_distance[sample.id]
-        missed = out_of_range(figures, self.settings.quality, self.settings.named)
+        missed = self.settings.quality.missed(figures)
         if missed is not None:  # before anything of it is written: not in the dataset
-            raise SampleError("QualityOutOfRange", missed)
+            raise SampleError(QUALITY_OUT_OF_RANGE, missed)
         split = self.split.get(sample.id, "train")
         sample.write(image_key("", split, sample.id, suffix), data)
         sample.write(label_key("", split, sample.id), (label_line(polygon, w, h) + "\n").encode())

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from genfab.api.pipelines.relighting import OrganizeSettings
-from genfab.api.quality import out_of_range
+from genfab.api.reasons import QUALITY_OUT_OF_RANGE
 from genfab.inventory import input_samples
 from genfab.stages.relighting.images import decode_color, encode, image_size, orientation, working_size
 from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
@@ -69,9 +69,9 @@ def organize(src: Sources, sample: Sample) -> None:
         stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
                         "seconds": marker.timings.get("seconds") if marker else None}
     quality = {k: v for stage in stages.values() for k, v in (stage["params"].get("quality") or {}).items()}
-    missed = out_of_range(quality, settings.quality, settings.named)
+    missed = settings.quality.missed(quality)
     if missed is not None:  # before anything is written: the sample is not in the dataset
-        raise SampleError("QualityOutOfRange", missed)
+        raise SampleError(QUALITY_OUT_OF_RANGE, missed)
     raw = src.inputs.read_bytes(source)
     sample.write(f"{RAW}/{source}", raw)
     width, height = image_size(raw)
