@@ -53,7 +53,8 @@ def keep(png: bytes, name: str) -> None:
 
 
 LAPTOP_AND_DESKTOP = (1366, 1920)
-FITS = ("{page: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight, facts: Math.max(...[...document.querySelectorAll('dl.facts')]"
+FITS = ("{page: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight, "
+        "facts: Math.max(...[...document.querySelectorAll('dl.facts')]"
         ".map(d => d.getBoundingClientRect().right)), smallest: Math.min(...[...document.querySelectorAll("
         "'table.gallery img')].map(i => i.getBoundingClientRect().width))}")
 
@@ -119,8 +120,8 @@ def test_a_large_gallery_pages_and_the_difix_triplets_say_their_split(difix_loca
 
 @pytest.mark.parametrize(("name", "output", "rows"), [
     ("datasetjob-custom-stage.yaml", "portraits-custom", [4]),  # segment replaced: its masks, nothing after
-    # three scaffolds (no scene: no GPU), then the three worst first by each scaffold figure
-    ("scenejob-worldexplorer-tiny.yaml", "worldexplorer-tiny", [3, 3, 3]),
+    # three scaffolds (no scene: no GPU); three samples get a table of their figures, no worst-first gallery
+    ("scenejob-worldexplorer-tiny.yaml", "worldexplorer-tiny", [3]),
 ])
 def test_each_cpu_examples_report_opens(tmp_path: Path, devtools: str, name: str, output: str, rows: list[int]) -> None:
     doc = example(tmp_path, name)

@@ -163,16 +163,18 @@ def _counted(stage: StageRow) -> int:
 
 
 def figures_tables(listing: Listing, figure_columns: tuple[FigureColumns, ...]) -> tuple[Table, ...]:
-    """For a stage of at most `WORST` samples, one row per sample of its figures (in place of a worst-first
-    gallery per figure, which would show every sample once per figure)."""
+    """For a stage of at most `WORST` samples, its figures by sample: a row per figure, a column per sample
+    (so it stays narrow), in place of a worst-first gallery per figure, which would show every sample once
+    per figure."""
     tables = []
     for stage, lookup in zip(_stages_with_figures(listing), figure_columns, strict=True):
         if _counted(stage) > WORST or not lookup.names:
             continue
         samples = sorted({s for key in listing.under(quality_prefix(stage.name, stage.config_hash or ""))
                           for s in _table(listing, key)})
-        tables.append(Table(f"Figures of each sample: {stage.name}", ("sample", *lookup.names),
-                            tuple((s, *lookup.values(s)) for s in samples),
+        values = [lookup.values(s) for s in samples]
+        tables.append(Table(f"Figures of each sample: {stage.name}", ("figure", *samples),
+                            tuple((name, *(v[i] for v in values)) for i, name in enumerate(lookup.names)),
                             "a stage of more samples shows each figure's worst ones instead"))
     return tuple(tables)
 
