@@ -75,4 +75,4 @@ def test_the_cpu_route_pins_the_cpu_build_the_tests_use() -> None:
     assert lines == ["--extra-index-url https://download.pytorch.org/whl/cpu", f"torch=={dev_pin.group(1)}+cpu",
                      "-e .[tiny]"]
     quickstart = (ROOT / "docs/get-started/quickstart.md").read_text()
-    assert "pip install -q -r requirements/cpu.txt" in quickstart and "without an NVIDIA GPU" in quickstart
+    assert "python scripts/install_cpu.py" in quickstart and "without an NVIDIA GPU" in quickstart
