@@ -21,6 +21,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "storage.py": (["--small", "50", "--large-mib", "8", "--workers", "4"], "x"),
     "bounded_json.py": (["--mb", "0.5", "--levels", "300", "--repeat", "1"], "/ json.loads"),
     "relighting.py": (["--images", "1"], "**speed-up**"),
+    "mask_quality.py": (["--backends", "selfie"], "| selfie | 4 | 4 | 0 |"),
     "large_inputs.py": (["--side", "1024"], "ratio (baseline / working)"),
     "difix_export.py": (["--scenes", "1", "--frames", "4", "--size", "64x48"], "vs plain loop"),
     "reference_object.py": (["cv", "--images", "2", "--size", "96", "--count", "1", "--workers", "1"], "|"),

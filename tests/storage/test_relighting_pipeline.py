@@ -18,7 +18,7 @@ from PIL import Image
 
 from genfab.api.quality import RELIGHTING
 from genfab.storage import Storage
-from tests.helpers import genfab_run, png_header
+from tests.helpers import ROOT, genfab_run, png_header
 from tests.made_once import CompletedRun
 from tests.storage.ledger import status
 from tests.storage.relighting_inputs import job, portraits
@@ -227,23 +227,14 @@ def test_a_named_normals_model_without_weights_stops_and_auto_says_what_ran(tmp_
     assert meta["lighting"]["normals"] == "classical (auto: no Intel/dpt-hybrid-midas in the model location)"
 
 
-PERSON_POINTS: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {
-    # (x, y) in the input, read off the pictures: the person's hair, neck, collar, shirt, cap, arms, ears,
-    # fingertips...
-    "astronaut": ([(112, 16), (84, 40), (112, 96), (70, 100), (112, 150), (30, 200)],
-                  # ... and what is around them: flag, shuttle, wall (the helmet she holds is hers: the
-                  # person model's person class takes what a person holds; the relighting page says so)
-                  [(10, 60), (205, 100), (170, 30)]),
-    "biden": ([(95, 22), (88, 100), (100, 130), (85, 175), (40, 300)], [(30, 60), (150, 60), (15, 30)]),
-    "hopper": ([(170, 35), (130, 70), (150, 120), (165, 240), (250, 325), (300, 300)],
-               # the flag, its pole beside her cap, and the strip of the flag's navy canton between the two
-               # (the cap's own navy), down to the shoulder
-               [(40, 100), (290, 100), (270, 200), (20, 230), (88, 20), (91, 60), (91, 150), (91, 200),
-                (95, 120), (95, 170), (95, 200)]),
-    "obama": ([(150, 22), (132, 45), (140, 140), (145, 220), (240, 270), (40, 250), (118, 80), (120, 88),
-               (214, 80), (212, 75), (211, 88), (243, 272)],
-              [(20, 200), (285, 250), (75, 60), (90, 60), (250, 80)]),
-}
+MASK_LABELS = json.loads((ROOT / "benchmarks" / "data" / "mask_labels.json").read_text())
+"""The bundled portraits' probe points, read off the pictures (the labelled set of benchmarks/mask_quality.py):
+on the person's hair, neck, collar, cap, ears and fingertips; off them on the flags, Hopper's flagpole and the
+strip of flag beside her cap, the shuttle and the curtains (the helmet the astronaut holds is on neither list:
+the person model's person class takes what a person holds, and the relighting page says so)."""
+PERSON_POINTS = {path.rsplit("/", 1)[-1].split(".")[0]: ([tuple(p) for p in photo["person"]],
+                                                         [tuple(p) for p in photo["background"]])
+                 for path, photo in MASK_LABELS["photos"].items()}
 STRAIGHT_OUTLINE = 45
 """The longest outline run along one pixel column or row, the same bound for every portrait (measured 18,
 29, 37 and 21 on the astronaut, Biden, Hopper and Obama with the `selfie` person model)."""
