@@ -53,7 +53,8 @@ ALBEDO = {"methods": [{"name": "retinex", "probability": 1.0}], "blend": {"min":
 
 def segment_job(job: dict[str, Any]) -> dict[str, Any]:
     mask = classical_mask(job)["mask"]
-    return split_and_encode({**job, "mask": mask, "backend": "classical", "info": {}, "cleanup": MaskCleanup().pair()})
+    return split_and_encode({**job, "mask": mask, "backend": "classical", "info": {}, "cleanup": MaskCleanup().pair(),
+                             "refine": False})
 
 
 def inputs(n: int) -> list[np.ndarray]:

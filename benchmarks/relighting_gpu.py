@@ -353,7 +353,7 @@ def plain_loop(work: Path, stage: str, box_threshold: float) -> dict[str, Any]:
             if not found(mask):
                 continue
             result = split_and_encode({"id": sid, "image": image, "mask": mask, "backend": "sam3", "info": {},
-                                       "cleanup": MaskCleanup().pair()})
+                                       "cleanup": MaskCleanup().pair(), "refine": False})
         else:
             fg = decode((up / "segment" / f"{sid}_foreground.png").read_bytes())
             albedo = decode((up / "albedo" / f"{sid}_albedo.png").read_bytes())
