@@ -656,5 +656,6 @@ def test_a_fixed_implementation_makes_its_committed_samples_again() -> None:
                                 input_uris=(), upstream_hashes={}, models={}, rerun=None)
     assert hash_parts(**args) == hash_parts(**args, revision=0) != hash_parts(**args, revision=1)
     assert pipelines()["relighting"].stage("segment").revision == 2  # masks laid out around the face
-    assert pipelines()["relighting"].stage("albedo").revision == 1  # bounded lift, hue kept
+    assert pipelines()["relighting"].stage("albedo").revision == 2  # bounded lift, hue kept; never darker
+    assert pipelines()["relighting"].stage("recombine").revision == 1  # saturationRatio over lit pixels
     assert pipelines()["difix"].stage("export").revision == 1  # 8-bit RGB files

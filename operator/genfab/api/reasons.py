@@ -206,8 +206,9 @@ SAMPLE_REASONS: tuple[Reason, ...] = (
            "colour.",
            "Use the colour original, or leave it out."),
     Reason("EmptyMask", DROPPED,
-           "relighting: segmentation found nobody (no face or upper body for the classical path; SAM found no "
-           "`textPrompt`), so nothing can be relit; later stages say the same of a foreground without person "
+           "relighting: segmentation found nobody (the `selfie` model's person probability covers under 0.5 % "
+           "of the picture; no face or upper body for the classical path; SAM found no `textPrompt`), so "
+           "nothing can be relit; later stages say the same of a foreground without person "
            "pixels.",
            "Check the image shows a person; with model backends listed, `segmentation.fallbackOnEmpty: true` "
            "hands such an image to the next backend."),

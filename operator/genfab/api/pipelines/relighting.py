@@ -116,7 +116,7 @@ PIPELINE = Pipeline(
     position=0, block="relighting", block_model=RelightingConfig, drafts=drafts, figures=RELIGHTING,
     stages=(
         StageDecl("segment", family="segment",
-                  description="Stage 1: person segmentation (SAM3 text prompt, SAM2, classical)",
+                  description="Stage 1: person segmentation (SAM3 text prompt, SAM2, selfie person model, classical)",
                   settings=SegmentSettings, implementation=f"{STAGES}.segment_stage:SEGMENT", memory="16Gi",
                   shard_size=MODEL_SHARD,
                   output="data/stage_1/{id}_{foreground,background,mask}.png",
@@ -125,7 +125,9 @@ PIPELINE = Pipeline(
                   revision=2),
         cpu_stage("albedo", "Stage 2: albedo extraction (Retinex, LAB, IntrinsicAnything)", AlbedoSettings,
                   ("segment",), "data/stage_2/{id}_albedo.png", f"{STAGES}.albedo_stage:ALBEDO",
-                  revision=1),  # 1: lightness lift bounded, a*/b* kept (dark clothes keep their colour)
+                  # 1: lightness lift bounded, a*/b* kept (dark clothes keep their colour); 2: never darker
+                  # than the picture (the LAB method darkened lit faces)
+                  revision=2),
         StageDecl("degrade", family="segment",
                   description="Stage 3: degradation synthesis (new lighting on the albedo)",
                   settings=DegradeSettings, implementation=f"{STAGES}.degrade_stage:DEGRADE", memory="16Gi",
@@ -133,7 +135,8 @@ PIPELINE = Pipeline(
                   upstream=("albedo",), output="data/stage_3/{id}_{degraded.png,params.json}"),
         cpu_stage("recombine", "Stage 3.5: composite the relit person onto the original background",
                   RecombineSettings, ("degrade",), "data/stage_3_5/{id}_composite.png",
-                  f"{STAGES}.recombine_stage:RECOMBINE"),
+                  f"{STAGES}.recombine_stage:RECOMBINE",
+                  revision=1),  # 1: saturationRatio is saturation over lit pixels (was chroma)
         StageDecl("caption", family="diffusion", description="Stage 4 (optional): captions for the training pairs",
                   settings=CaptionSettings,
                   implementation=f"{STAGES}.caption_stage:CAPTION", memory="24Gi", shard_size=64,
