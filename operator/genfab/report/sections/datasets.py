@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from genfab.api.relighting_params import AlbedoParams, LightingParams, ParamsDocument, SegmentParams
 from genfab.report.model import Facts, Gallery, Listing, Picture, Plot, Row, Rows, Section, Series, Table
 from genfab.report.sections.quality import quality_section
-from genfab.report.sections.run import dropped_by_sample
+from genfab.report.sections.run import drop_facts, dropped_by_sample
 
 IMAGE = r"\.(?:png|jpe?g|webp)$"
 
@@ -100,7 +100,7 @@ def relighting_rows(listing: Listing) -> tuple[list[str], Callable[[str], Row]]:
             Picture(base, mask=mask) if base in listing.keys and mask in listing.keys else None,
             _present(listing, made), _present(listing, f"{degrade}{sid}_degraded.png"),
             _present(listing, f"{outputs}{sid}_output.png")),
-            dropped.get(sid, ()), facts_key=f"{outputs}{sid}_metadata.json")
+            drop_facts(dropped[sid]) if sid in dropped else (), facts_key=f"{outputs}{sid}_metadata.json")
 
     return sorted(ids), row
 

@@ -88,11 +88,12 @@ def drop_facts(row: Mapping[str, str]) -> Facts:
     return tuple(facts)
 
 
-def dropped_by_sample(listing: Listing) -> dict[str, Facts]:
-    """Each dropped sample's `drop_facts`, by id (the first drop of a sample named twice)."""
-    out: dict[str, Facts] = {}
+def dropped_by_sample(listing: Listing) -> dict[str, dict[str, str]]:
+    """Each dropped sample's CSV row, by id (the first drop of a sample named twice): its `drop_facts` are
+    made only for the rows a gallery pictures, not for every drop of the run."""
+    out: dict[str, dict[str, str]] = {}
     for row in dropped_rows(listing):
-        out.setdefault(row.get("sample_id", ""), drop_facts(row))
+        out.setdefault(row.get("sample_id", ""), row)
     return out
 
 
