@@ -27,35 +27,32 @@ def run_chain(tmp: Path, contents: list[bytes], continue_on_error: bool = False,
     return done, {s["name"]: s for s in status["stages"]}
 
 
-def times(path: Path) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for line in path.read_text().splitlines():
-        stage, _, rest = line.partition(":")
-        out.setdefault(stage, []).append(float(rest.split()[0]))
-    return out
+def marker(tmp: Path, stage_folder: str, sample: str) -> str:
+    return str(tmp / "out" / stage_folder / "_markers" / sample)
 
 
 def test_a_stage_takes_its_upstreams_shards_as_they_finish(tmp_path: Path) -> None:
-    log = tmp_path / "times.txt"
+    # digest's last sample waits until upper committed its first one: only a streaming upper gets there
     done, stages = run_chain(tmp_path, [b"%d\n" % i for i in range(6)],
-                             env={"GENFAB_TEST_SLEEP": "0.5", "GENFAB_TEST_TIMES": str(log)})
+                             env={"GENFAB_TEST_HOLD": f"f005:{marker(tmp_path, 'uppers', 'f000')}"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert [(s["phase"], s["samples"]["succeeded"], s["shards"]["total"]) for s in stages.values()] == [
         ("Succeeded", 6, 3), ("Succeeded", 6, 3)]
-    seen = times(log)
-    assert min(seen["upper"]) < max(seen["digest"])  # upper began before digest's last sample: together
     digest = (tmp_path / "out" / "digests" / "f004.txt").read_text()
     assert (tmp_path / "out" / "uppers" / "f004.txt").read_text() == digest.upper()
 
 
 def test_an_upstream_that_fails_while_its_downstream_streams_stops_it(tmp_path: Path) -> None:
+    # digest crashes on its last sample once upper committed what it made of digest's third: upper's
+    # second shard is stopped mid-shard, and its last report still counts what it committed
     done, stages = run_chain(tmp_path, [b"%d\n" % i for i in range(5)] + [b"CRASH\n"],
-                             env={"GENFAB_TEST_SLEEP": "0.2"})
+                             env={"GENFAB_TEST_UPPER_SLEEP": "1",
+                                  "GENFAB_TEST_HOLD": f"f005:{marker(tmp_path, 'uppers', 'f002')}"})
     assert done.returncode == 1
     assert stages["digest"]["phase"] == "Failed" and stages["digest"]["shards"]["failed"] == 1
     upper = stages["upper"]
     assert upper["phase"] != "Succeeded" and "upstream stage failed" in upper["message"]
-    assert upper["samples"]["succeeded"] >= 2  # what it made of digest's first shards stays committed
+    assert upper["samples"]["succeeded"] >= 3  # what it made of digest's first shards stays committed
     assert len(list((tmp_path / "out" / "uppers" / "_markers").iterdir())) == upper["samples"]["succeeded"]
 
 

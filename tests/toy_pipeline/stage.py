@@ -2,8 +2,11 @@
 once, what it makes of a sample, what made it. Test hooks, each off unless its environment variable is
 set: `GENFAB_TEST_SETUPS` (a file: each load appends its pid, so a test counts model loads per process),
 `GENFAB_TEST_LEDGER` (a file: each sample started appends `pid id`), `GENFAB_TEST_SLEEP` (seconds per
-sample), `GENFAB_TEST_TIMES` (a file: `stage:time id` as each sample starts); an input starting with
-`POISON` fails its sample, one starting with `CRASH` its process."""
+digest sample; `GENFAB_TEST_UPPER_SLEEP` per upper sample), `GENFAB_TEST_TIMES` (a file: `stage:time id`
+as each sample starts); an input starting with `POISON` fails its sample, one starting with `CRASH` its
+process. `GENFAB_TEST_HOLD` (`ID:PATH`) holds digest's sample ID until the file PATH exists, and crashes
+its process if it never does within a minute: a test's order of events that holds however loaded the
+machine is, and fails when that order cannot happen (a downstream stage that never streams)."""
 
 from __future__ import annotations
 
@@ -37,11 +40,24 @@ def load_hasher(settings: DigestSettings, ctx: StageContext) -> Hasher:
     return Hasher(settings.algorithm, ctx.env.get("GENFAB_TEST_LEDGER"), float(ctx.env.get("GENFAB_TEST_SLEEP") or 0))
 
 
+def _hold(sample: Sample, seconds: float = 60.0) -> None:
+    """`GENFAB_TEST_HOLD`: this sample waits for its file, or the process ends."""
+    held, _, path = (sample.ctx.env.get("GENFAB_TEST_HOLD") or "").partition(":")
+    if held != sample.id:
+        return
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            os._exit(2)
+        time.sleep(0.05)
+
+
 def digest(hasher: Hasher, sample: Sample) -> None:
     data = sample.read_source()
     _append(hasher.ledger, f"{os.getpid()} {sample.id}")
     _append(sample.ctx.env.get("GENFAB_TEST_TIMES"), f"digest:{time.time():.3f} {sample.id}")
     time.sleep(hasher.sleep)
+    _hold(sample)
     if data.startswith(b"CRASH"):
         os._exit(1)
     if data.startswith(b"POISON"):
@@ -60,6 +76,7 @@ def load_upper(settings: GenfabModel, ctx: StageContext) -> None:
 def upper(_: None, sample: Sample) -> None:
     """`checksum-chain`'s second stage: reads the sample's digest from `digest`'s output."""
     _append(sample.ctx.env.get("GENFAB_TEST_TIMES"), f"upper:{time.time():.3f} {sample.id}")
+    time.sleep(float(sample.ctx.env.get("GENFAB_TEST_UPPER_SLEEP") or 0))
     sample.write(f"{sample.id}.txt", sample.read_upstream(f"{sample.id}.txt").upper())
 
 

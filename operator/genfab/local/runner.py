@@ -354,17 +354,22 @@ class LocalRunner:
         """Read the reports of the shards running now, and once more each shard's final one when it ended:
         a tick reads as many reports as shards run at once, however many shards the stage has."""
         for run in self.stages.values():
-            if run.state not in ("running", "finished"):
+            if run.state not in ("running", "finished", "blocked"):
                 continue
+            # A stage stopped while it streamed (blocked): its stopped shards' last reports count too, for
+            # what they committed before the stop stays (a shard never started has none).
+            stopped = run.state == "blocked"
             try:
                 for shard in run.shards:
-                    if shard.index in run.final or (shard.process is None and not shard.done):
+                    ended = shard.done or (stopped and shard.process is None)
+                    ran = shard.process is not None or shard.done or (stopped and shard.attempts > 0)
+                    if shard.index in run.final or not ran:
                         continue
                     report = read_report(self.run_storage, run.stage.name, run.stage.config_hash, shard.index,
                                          len(run.shards))
                     if report is not None:
                         run.reports[shard.index] = tally.checked(report, run.stage.shard_capacity)
-                    if shard.done:
+                    if ended:
                         run.final.add(shard.index)
             except StorageError:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -181,6 +182,10 @@ def _run_shard(warm: Warm, ctx: StageContext, reporter: ProgressReporter, metric
                 settle(keep=size)
             settle(keep=0)
     except BaseException:  # its background work must not keep a failing shard's process alive
+        # What committed before a stop or a failure is reported, not lost with the shard (a failed write
+        # here is dropped: the error that ends the shard is already on its way).
+        with contextlib.suppress(Exception):
+            settle(keep=len(inflight))
         stage.abort()
         raise
     stage.finish(ctx)
