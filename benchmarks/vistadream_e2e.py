@@ -67,8 +67,9 @@ CASES = {
 
 def write_models(root: Path, depth_backend: str = "depth-pro") -> None:
     """The fill and the depth model of vistadream with random weights, in their published layouts: Depth
-    Pro (the default backend, bf16), or MoGe-1 ViT-L for `--set depthBackend=moge` (the lab's depth
-    model; needs MoGe's code on the path: scripts/gpu_tier.py --prepare-research --package moge)."""
+    Pro (this benchmark's default backend, bf16), or MoGe-1 ViT-L for `--set depthBackend=moge` (the
+    pipeline's default, the lab's depth model; needs MoGe's code on the path: scripts/gpu_tier.py
+    --prepare-research --package moge, and `--set mogeImage=...`)."""
     from benchmarks.vistadream import build_pipeline
 
     if not (root / FLUX_ID / "model_index.json").is_file():
@@ -156,7 +157,7 @@ def read_sample_seconds(out: Path, stage: str) -> list[float]:
 def run_case(name: str, folder: Path, models: Path, job_input: dict[str, Any], timeout: float, only: list[str],
              settings: dict[str, Any]) -> dict[str, Any]:
     vistadream, stages = CASES[name]
-    vistadream = {**vistadream, **settings}
+    vistadream = {"depthBackend": "depth-pro", **vistadream, **settings}  # what the cost rows measured
     out = folder / name
     doc = {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": f"bench-{name}"},
            "spec": {"pipeline": "vistadream", "input": job_input, "output": f"file://{out}",

@@ -161,6 +161,7 @@ def scenejob(out: Path, models: Path, stage: str, **vistadream: Any) -> dict[str
             "spec": {"pipeline": "vistadream", "input": {"image": f"file://{PORTRAIT}"}, "output": f"file://{out}",
                      "models": {"uri": f"file://{models}"}, "gaussians": {"shDegree": 1},
                      "vistadream": {"stage": stage, "maxResolution": 64, "expansionPercent": 0.5, "fluxSteps": 2,
+                                    "depthBackend": "depth-pro",
                                     "initIterations": 30, "coarseIterations": 20, "nFrames": 4,
                                     "coarseDenseMultiplier": 3, "renderFrames": 12, **vistadream}}}
 

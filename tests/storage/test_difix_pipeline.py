@@ -222,8 +222,9 @@ def test_the_local_example_makes_the_docs_gallery(difix_local: tuple[Path, Compl
 def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_exports_nothing_again(
         tmp_path: Path) -> None:
     """Each triplet's figures are in its meta.json and the summary; a `renderPsnr` bound leaves the triplets
-    above it out of data.json, each in meta/dropped_samples.csv with `QualityOutOfRange`; lifting it runs
-    the adapter alone (export and split reused) and brings them back."""
+    above it out of the split's manifests and data.json alike, each in meta/dropped_samples.csv with
+    `QualityOutOfRange`, and generation_config.yaml records the bound; lifting it runs the split and the
+    adapter again (the export reused) and brings them back."""
     out = tmp_path / "out"
     spec = job(f"file://{out}", f"file://{SOURCE}", paths="relative")
     assert genfab_run(tmp_path, spec).returncode == 0
@@ -237,10 +238,17 @@ def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_e
     spec["spec"]["difix"]["quality"] = {"renderPsnr": {"max": bound}}
     assert genfab_run(tmp_path, spec).returncode == 0
     counts = summary(run)
-    assert (counts["export"]["reused"], counts["split"]["reused"], counts["adapter"]["reused"]) == (3, 3, 0)
+    assert (counts["export"]["reused"], counts["split"]["reused"], counts["adapter"]["reused"]) == (3, 0, 0)
     data = json.loads(run.read_bytes("difix/data.json"))
     assert not above & (set(data["train"]) | set(data["test"])) and len(data["train"]) + len(data["test"]) == len(
         psnr) - len(above)
+    for side in ("train", "test"):  # the manifests and data.json agree, triplet for triplet
+        listed = [json.loads(line)["sample_id"] for line in run.read_bytes(f"manifests/split_{side}.jsonl").splitlines()]
+        assert sorted(listed) == sorted(data[side])
+    split = json.loads(run.read_bytes("manifests/split_summary.json"))
+    assert (split["counts"]["all"], split["counts"]["quality_dropped"]) == (len(psnr) - len(above), len(above))
+    applied = yaml.safe_load(run.read_bytes("meta/generation_config.yaml"))["quality"]
+    assert applied["renderPsnr"] == {"max": bound} and applied["renderDark"] == {"max": 0.95}  # a default too
     rows = [r for r in csv.DictReader(io.StringIO(run.read_bytes("meta/dropped_samples.csv").decode()))
             if r["reason"] == "QualityOutOfRange"]
     assert {r["sample_id"] for r in rows} == above

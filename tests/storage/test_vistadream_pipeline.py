@@ -31,6 +31,7 @@ def scenejob(out: Path, models: Path, stage: str, only: list[str], **vistadream:
             "spec": {"pipeline": "vistadream", "input": {"image": f"file://{PORTRAIT}"}, "output": f"file://{out}",
                      "models": {"uri": f"file://{models}"}, "onlyStages": only,
                      "vistadream": {"stage": stage, "maxResolution": 64, "expansionPercent": 0.5, "fluxSteps": 2,
+                                    "depthBackend": "depth-pro",
                                     **vistadream}}}
 
 

@@ -35,7 +35,7 @@ def relighting(out: Path) -> dict[str, Any]:
 def scenejob(out: Path) -> dict[str, Any]:
     return {"apiVersion": "genfab.dev/v1alpha1", "kind": "SceneJob", "metadata": {"name": "same", "namespace": "lab"},
             "spec": {"pipeline": "vistadream", "input": {"image": f"file://{out}-in/a.png"}, "output": f"file://{out}",
-                     "continueOnError": True, "onlyStages": ["depth"],
+                     "continueOnError": True, "onlyStages": ["depth"], "vistadream": {"depthBackend": "depth-pro"},
                      "models": {"uri": f"file://{out}-models"}}}
 
 

@@ -242,7 +242,7 @@ def test_plan_estimate_prints_the_lab_way_only_where_every_stage_has_one() -> No
             f"research code or plain loop, no model loads): genfab {est.gpu_hours / est.lab_gpu_hours:.2f}x"
             ) in out.output.replace("\n", " ")
     measured = _update("vistadream", {"maxResolution": 1024, "fluxSteps": 50, "coarseDenseMultiplier": 4,
-                                      "nFrames": 12})
+                                      "nFrames": 12, "depthBackend": "depth-pro"})  # the depth model measured
     vistadream = estimate(example_plan("scenejob-vistadream.yaml", measured, {INPUT: 1}), "h100", None)
     assert vistadream.complete and vistadream.lab_gpu_hours is None
     assert vistadream.without_lab == ["outpaint", "depth", "gaussians", "coarse", "render"]

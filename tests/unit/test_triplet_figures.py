@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genfab.api.quality import DIFIX_TRIPLET, FIGURES, QualityBound, QualityGate, figure_items
-from genfab.stages.difix.adapter_stage import quality_filter
+from genfab.stages.difix.split_stage import quality_filter
 from genfab.stages.difix.triplet_figures import triplet_figures
 
 

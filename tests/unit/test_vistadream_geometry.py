@@ -275,7 +275,10 @@ def test_candidate_views_grow_by_the_margin_on_the_flux_grid_and_render_counts()
     K = geometry.intrinsics_from_fov(128, 96, 60.0)
     (frame,) = input_only_frames(np.zeros((96, 128, 3), np.uint8), np.full((96, 128), 2.0, np.float32), K)
     K2, width, height = view_geometry(frame, 20)
-    assert (width, height) == (192, 160)  # 128 + 40 and 96 + 40, rounded up to FluxFill's 32-pixel grid
-    assert (K2[0, 2], K2[1, 2]) == (K[0, 2] + 32, K[1, 2] + 32) and K2[0, 0] == K[0, 0]
+    assert (width, height) == (160, 128)  # 128 + 20 and 96 + 20 (the margin once), up to FluxFill's 32-pixel grid
+    assert (K2[0, 2], K2[1, 2]) == (K[0, 2] + 16, K[1, 2] + 16) and K2[0, 0] == K[0, 0]
     assert view_geometry(frame, 0)[1:] == (128, 96)
-    assert [render_count(150, n) for n in (1, 2, 6, 10)] == [25, 50, 150, 150]
+    assert view_geometry(frame, 32)[1:] == (160, 128)  # the lab's default margin: base + 32, on the grid already
+    # the lab's `min(len(frames) * 25 if len(frames) > 2 else 150, 150)`
+    assert [render_count(150, n) for n in (1, 2, 3, 5, 6, 10)] == [150, 150, 75, 125, 150, 150]
+    assert [render_count(40, n) for n in (1, 3)] == [40, 40]

@@ -386,12 +386,12 @@ class VistaFlux(GenfabModel):
 class VistaDepth(GenfabModel):
     """The lab's vistadream script's depth model (the depth stage and every coarse view)."""
 
-    depth_backend: Literal["depth-pro", "depth-anything-v2", "moge"] = "depth-pro"
-    """depth-pro (default; a transformers model, so it runs in genfab's own images): metric depth and its
-    own field of view; depth-anything-v2: Depth Anything V2 (metric checkpoints give metres, relative ones
-    inverse depth) with the focal prior `focalPriorFov`; moge: the lab's vistadream script's MoGe v1 (research code, run
-    from `mogeImage`): scale-invariant depth, its own intrinsics and its validity mask as
-    `dpt_conf_mask`."""
+    depth_backend: Literal["depth-pro", "depth-anything-v2", "moge"] = "moge"
+    """moge (default, the lab's vistadream script's `MogeV1Predictor`): MoGe v1, research code run from
+    `mogeImage` (refused without it, naming both fixes): scale-invariant depth, its own intrinsics and its
+    validity mask as `dpt_conf_mask`; depth-pro (a transformers model, so it runs in genfab's own
+    images): metric depth and its own field of view; depth-anything-v2: Depth Anything V2 (metric
+    checkpoints give metres, relative ones inverse depth) with the focal prior `focalPriorFov`."""
     depth_pro_model: Annotated[str, ModelReference(lambda m: m.depth_backend == "depth-pro")] = Field(
         "apple/DepthPro-hf", max_length=256)
     """Depth Pro model id."""
@@ -448,7 +448,8 @@ class VistaCoarse(GenfabModel):
     coarse_fallback_mode: Literal["none", "closest"] = "none"
     """closest: when no candidate is in band, pick the one closest to [min, max]."""
     coarse_margin: int = Field(32, ge=0, le=1024)
-    """Render margin in pixels around a candidate frame."""
+    """Pixels added once to a candidate view's width and height (the lab's `pose_to_frame`), principal
+    point at the centre; a sum off FluxFill's 32-pixel grid is rounded up to it."""
     coarse_print_summary: Annotated[bool, RUN_TIME] = True
     """Log the `[COARSE] Summary` (selected frames, added splats)."""
     coarse_iterations: int = Field(500, ge=1, le=100000)
@@ -465,15 +466,17 @@ class VistaDreamConfig(VistaFlux, VistaDepth, VistaTrajectory, VistaCoarse):
     stage: Literal["no-outpaint", "outpaint", "fine", "coarse"] = "no-outpaint"
     """no-outpaint (default): input frame only; outpaint/fine: Flux outpainting + 2-view init;
     coarse: outpaint init, then iterative coarse expansion with extra inpainted views."""
-    expansion_percent: float = Field(0.2, gt=0.0, le=1.0)
-    """Fraction of the image size added as outpainting border, half on each side."""
+    expansion_percent: float = Field(0.3, gt=0.0, le=1.0)
+    """Fraction of the image size added as outpainting border, half on each side (the lab's
+    `SingleImageConfig` 0.3; its quick run passes 0.2)."""
     max_resolution: int = Field(512, ge=64, le=4096, multiple_of=32)
     """Longest side after `process_image` (multiples of 32; the lab's script's default 512, its
     choices 512, 1024 and 1920)."""
     init_iterations: int = Field(100, ge=1, le=100000)
     """GS_Train_Tool iterations after initialisation."""
     render_frames: int = Field(150, ge=1, le=5000)
-    """Most frames of the final render trajectory (scaled to 25 per scene frame)."""
+    """Most frames of the final render trajectory: 25 per scene frame for a scene of three frames or more,
+    all of them for one or two (the lab's `_render_splats`)."""
     ply_name: str = Field("gf.ply", pattern=PLY_PATH, max_length=256)
     """Where the exported PLY goes in the sample's output folder, by the lab's vistadream script's
     `--export-gaussians-ply-path` rule: a path ending in `.ply` is the file, anything else a folder

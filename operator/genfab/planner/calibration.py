@@ -141,6 +141,9 @@ DEQUANTIZED = ("editRuntime.dequantize", (None, "auto", "on"))
 LAB_4BIT_50 = round(20.72 * 50 / 20, 2)
 """The lab's way for the default model: the 4-bit export in diffusers' eager pipeline, 20.72 s at 20
 steps (H100, §1b) taken to 50 (linear in steps; the two VAE passes, about 0.3 s, are counted 2.5 times)."""
+DEPTH_PRO = ("depth.depthBackend", ("depth-pro",))
+"""The depth model the depth and coarse rows were measured with (each coarse view has a depth pass):
+Depth Pro, chosen; the default, the lab's MoGe v1, is not measured end to end."""
 
 
 def flux_exact(runtime: str) -> tuple[tuple[str, Accepted], ...]:
@@ -173,11 +176,11 @@ CALIBRATION: tuple[Measured, ...] = (
              when=(*VD_MEASURED, ("flux.fluxSteps", (50,)), *flux_exact("flux.fluxRuntime")),
              note="one sample: its seconds include compile: blocks' warm-up"),
     Measured("vistadream", "depth", "h100", 4.7, 13.4, f"{VD} §2", VD_E2E_1024,
-             when=(*VD_MEASURED, ("depth.depthBackend", (None, "depth-pro"))), peak_gib=3.7),
+             when=(*VD_MEASURED, DEPTH_PRO), peak_gib=3.7),
     Measured("vistadream", "gaussians", "h100", 8.5, 3.0, f"{VD} §2", VD_E2E_1024, peak_gib=0.5, when=VD_MEASURED,
              note="gsplat prebuilt in the image (a JIT build adds about 90 s once per Pod)"),
     Measured("vistadream", "coarse", "h100", 170.4, 20.1, f"{VD} §2", VD_E2E_1024, peak_gib=31.7,
-             when=(*VD_MEASURED, ("flux.fluxSteps", (50,)), ("coarse.coarseDenseMultiplier", (4,)),
+             when=(*VD_MEASURED, DEPTH_PRO, ("flux.fluxSteps", (50,)), ("coarse.coarseDenseMultiplier", (4,)),
                    ("coarse.nFrames", (12,)), *flux_exact("flux.fluxRuntime")),
              note="10 coarse views (nFrames 12: it was measured when nFrames counted the added views alone): "
                   "40 candidate renders, a fill, a depth pass and 500 steps each"),
@@ -277,7 +280,7 @@ CALIBRATION: tuple[Measured, ...] = (
                   "25 steps with its default CPU offload (the 24 GB transformer moved in and out for each fill; "
                   "2.94 s without it)"),
     Measured("vistadream", "depth", "h200", 0.40, 16.5, f"{VD} §5c, §5d", VD_BOTH, peak_gib=3.7,
-             when=(*VD_DEFAULTS, ("depth.depthBackend", (None, "depth-pro"))), baseline_sample_seconds=0.91,
+             when=(*VD_DEFAULTS, DEPTH_PRO), baseline_sample_seconds=0.91,
              note="Depth Pro and the stage's outputs (§5d); per worker of its own its load 15.1 s (§5c; 2.2 s "
                   "in genfab run's shared worker); the lab's way is another model: MoGe "
                   "v1's own infer"),
@@ -286,7 +289,7 @@ CALIBRATION: tuple[Measured, ...] = (
              note="100 steps with the scene's reads and writes; per worker gsplat's first launches (the first "
                   "scene 7.3 s); the lab's way: GS_Train_Tool's 100 steps alone"),
     Measured("vistadream", "coarse", "h200", 29.75, 42.9, f"{VD} §5c, §5d", VD_BOTH, peak_gib=30.2,
-             when=(*VD_DEFAULTS, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
+             when=(*VD_DEFAULTS, DEPTH_PRO, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
                    ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
              baseline_sample_seconds=221.84,
              note="8 views, each 100 candidates' hole masks, a fill, a depth pass and 500 steps of the view's "

@@ -23,18 +23,21 @@ class ExportSettings(GenfabModel):
 
 
 class SplitSettings(GenfabModel):
-    """Leak-free split."""
+    """Leak-free split of the triplets the quality bounds keep."""
 
     split: SplitConfig
+    quality: QualityGate = Field(default_factory=QualityGate)
+    """`difix.quality` over the figures' defaults: a triplet that misses one is in no manifest (so the
+    split, its summary, `data.json` and the stats agree), and `meta/dropped_samples.csv` says why."""
 
 
 class AdapterSettings(GenfabModel):
     """Trainer adapter and metadata: the whole block (`meta/generation_config.yaml` holds its
-    experiment-global settings)."""
+    experiment-global settings, the quality bounds the split applied among them)."""
 
     difix: DifixConfig
     quality: QualityGate = Field(default_factory=QualityGate)
-    """`difix.quality` over the figures' defaults: a triplet that misses one is left out of `data.json`."""
+    """The split's bounds (the same gate): the adapter lists the triplets they left out and records them."""
 
 
 def drafts(req: DraftRequest) -> PipelineDrafts:
@@ -46,13 +49,14 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
     within = {s.name: list(s.scenes) for s in dx.sources if s.scenes is not None}
     inputs = tuple(dict.fromkeys([s.uri for s in dx.sources] + [s.renders_uri for s in dx.sources if s.renders_uri]))
     ply = any(s.renders == "ply" for s in dx.sources)
+    gate = QualityGate.of(DIFIX_TRIPLET, dx.quality)
     return PipelineDrafts(req.spec.output, [
         Draft("export", ExportSettings(sources=sources, reference_view=dx.reference_view, image_format=dx.image_format),
               None, input_uris=inputs,
               selection={"within": within or None}, gpus=None if ply else 0),
         # Whole-set stages (one shard): they account for every exported sample, known once listed.
-        Draft("split", SplitSettings(split=dx.split), None),
-        Draft("adapter", AdapterSettings(difix=dx, quality=QualityGate.of(DIFIX_TRIPLET, dx.quality)), None),
+        Draft("split", SplitSettings(split=dx.split, quality=gate), None),
+        Draft("adapter", AdapterSettings(difix=dx, quality=gate), None),
     ])
 
 
@@ -67,10 +71,12 @@ PIPELINE = Pipeline(
                   implementation=f"{STAGES}.export_stage:EXPORT", cpu="4",
                   memory="16Gi", shard_size=4, output="samples/{sample_id}/, _genfab/difix/export/{scene}/",
                   units=f"{STAGES}.units:scene_units", revision=1),  # 1: 8-bit RGB files (RGBA, grey converted)
-        cpu_stage("split", "Leak-free train/test split by group_id", SplitSettings, ("export",),
+        cpu_stage("split", "Leak-free train/test split by group_id of the triplets the quality bounds keep",
+                  SplitSettings, ("export",),
                   "manifests/{all_samples,split_train,split_test}.jsonl, manifests/split_summary.json",
                   f"{STAGES}.split_stage:SPLIT", singleton=True),
         cpu_stage("adapter", "DiFix trainer adapter file and generation metadata", AdapterSettings, ("split",),
-                  "difix/data.json, meta/", f"{STAGES}.adapter_stage:ADAPTER", singleton=True),
+                  "difix/data.json, meta/", f"{STAGES}.adapter_stage:ADAPTER", singleton=True,
+                  revision=1),  # 1: generation_config.yaml records the quality bounds applied
     ),
 )

@@ -61,15 +61,6 @@ class VistaGaussiansSettings(GenfabModel):
     refinement: RefinementParameters | None = None
 
 
-def seed_notes(block: VistaDreamConfig) -> list[str]:
-    """Defaults that differ from the lab's vistadream script (`Pipeline.seed_notes`)."""
-    if "depth_backend" in block.model_fields_set:
-        return []
-    return [f"vistadream.depthBackend {block.depth_backend} (genfab's default): the lab's vistadream script "
-            "predicts depth with MoGe v1 (depthBackend: moge with mogeImage runs it); dpt_conf_mask is then "
-            "valid depth, not MoGe's mask (docs/pipelines/vistadream.md)"]
-
-
 def depth_image(depth: VistaDepth) -> str | None:
     """The image of the stages that run the depth model (depth, coarse): MoGe's when it is the backend."""
     return depth.moge_image if depth.depth_backend == "moge" else None
@@ -158,7 +149,7 @@ def shared_models_differ(configs: Mapping[str, Mapping[str, Any]]) -> str | None
 PIPELINE = Pipeline(
     name="vistadream", kind="SceneJob", value="vistadream",
     description="single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
-    position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts, seed_notes=seed_notes,
+    position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts,
     figures=VISTADREAM,
     shared_workers=(SharedWorker(("outpaint", "depth", "coarse"), holder="coarse",
                                  models="the FLUX fill (outpaint, coarse) and the depth model (depth, coarse)",
@@ -183,11 +174,14 @@ PIPELINE = Pipeline(
                   settings=CoarseSettings, implementation=f"{STAGES}.coarse_stage:COARSE", memory="64Gi",
                   shard_size=SHARD,
                   upstream=("gaussians",), output="{sample}/coarse/", cuda=True, refuses=moge_refusal,
-                  revision=1),  # 1: each training moves only its view's Gaussians (the lab's GS_Train_Tool)
+                  # 1: each training moves only its view's Gaussians (the lab's GS_Train_Tool); 2: candidate
+                  # views grow by coarseMargin once, as the lab's pose_to_frame does
+                  revision=2),
         StageDecl("render", family="scene",
                   description="Render the final trajectory videos, export the PLY and the Rerun recording",
                   settings=RenderSettings, implementation=f"{STAGES}.render_stage:RENDER", memory="16Gi",
                   shard_size=SHARD,
-                  upstream=("coarse",), output="{sample}/render/", cuda=True),
+                  upstream=("coarse",), output="{sample}/render/", cuda=True,
+                  revision=1),  # 1: a scene of one or two frames renders renderFrames, as the lab's script does
     ),
 )

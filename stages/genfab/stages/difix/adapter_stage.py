@@ -1,8 +1,9 @@
 """Stage `adapter` (the lab's difix document): `difix/data.json` for Difix3D's `train_difix.py` (the split's train and
 test samples, paths as `paths` says) and `meta/`: `generation_config.yaml` (experiment-global settings
 only), `generation_stats.json` (coverage per dataset, scene and group) and `dropped_samples.csv`.
-Triplets outside a `difix.quality` bound (`quality_filter`) are left out of `data.json` and listed in
-`dropped_samples.csv` with `QualityOutOfRange`.
+Triplets outside a `difix.quality` bound are in none of the split's manifests (the split applies
+`quality_filter`), so not in `data.json` either; the adapter lists them in `dropped_samples.csv` with
+`QualityOutOfRange`, and `generation_config.yaml` records the bounds applied.
 Nothing in them depends on time or order of work: the same spec and sources give the same bytes."""
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any
 import yaml
 
 from genfab.api.pipelines.difix import AdapterSettings
-from genfab.api.quality import QualityGate, declared_values
-from genfab.api.reasons import QUALITY_OUT_OF_RANGE
 from genfab.inventory import SampleRef
 from genfab.stages.difix.adapter import data_json
 from genfab.stages.difix.export_stage import DROP_COLUMNS
-from genfab.stages.difix.split_stage import MANIFESTS, read_scenes
+from genfab.stages.difix.split_stage import MANIFESTS, quality_filter, read_scenes
 from genfab.stages.runtime import BadInput, Sample, SampleError, SampleStage, StageContext
 from genfab.storage.base import StorageError
 
@@ -35,6 +34,9 @@ def global_config(settings: AdapterSettings) -> dict[str, Any]:
     doc: dict[str, Any] = settings.difix.model_dump(by_alias=True, mode="json", exclude_none=True)
     for source in doc["sources"]:
         source.pop("scenes", None)  # coverage: generation_stats.json and the manifests say which scenes
+    # the bounds applied (the spec's over the figures' defaults), not the spec's own `quality` alone
+    doc["quality"] = {name: bound.model_dump(mode="json", exclude_none=True)
+                      for name, bound in sorted(settings.quality.bounds.items())}
     return doc
 
 
@@ -60,24 +62,6 @@ def coverage(scenes: list[dict[str, Any]], train: set[str], test: set[str]) -> d
         return {**row, "scenes": len(row["scenes"]), "dropped_by_reason": reasons}
     return {"total": plain(total), **{name: {k: plain(v) for k, v in sorted(rows.items())}
                                       for name, rows in levels.items()}}
-
-
-def quality_filter(scenes: list[dict[str, Any]], gate: QualityGate) -> set[str]:
-    """Each scene's samples outside a bound moved to its drops (`QualityOutOfRange`, the figure, its value
-    and the bound), in place; the ids moved."""
-    out: set[str] = set()
-    for s in scenes:
-        kept = []
-        for m in s["samples"]:
-            missed = gate.missed(declared_values(m.get("quality")))
-            if missed is None:
-                kept.append(m)
-                continue
-            out.add(m["sample_id"])
-            s["dropped"].append({**{k: m.get(k, "") for k in DROP_COLUMNS[:8]}, "reason": QUALITY_OUT_OF_RANGE,
-                                 "detail": missed})
-        s["samples"] = kept
-    return out
 
 
 def dropped_csv(scenes: list[dict[str, Any]]) -> bytes:
@@ -117,10 +101,10 @@ def adapt(held: Adapting, sample: Sample, units: list[SampleRef]) -> None:
     except (StorageError, ValueError) as exc:
         raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
     dx = held.settings.difix
-    filtered = quality_filter(scenes, held.settings.quality)
+    quality_filter(scenes, held.settings.quality)  # the split's drops, for the CSV and the stats
     metas = {m["sample_id"]: m for side in sides.values() for m in side}
-    train = {m["sample_id"] for m in sides["train"]} - filtered
-    test = {m["sample_id"] for m in sides["test"]} - filtered
+    train = {m["sample_id"] for m in sides["train"]}
+    test = {m["sample_id"] for m in sides["test"]}
     doc = data_json(metas, train, test, dx.prompt, dx.paths, dx.path_prefix,
                     str(held.local_root) if held.local_root is not None else None)
     sample.write("difix/data.json", (json.dumps(doc, indent=2) + "\n").encode())

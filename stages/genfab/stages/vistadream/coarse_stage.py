@@ -55,10 +55,11 @@ class Fill(Protocol):
 
 
 def view_geometry(frame: Frame, margin: int) -> tuple[np.ndarray, int, int]:
-    """(K, width, height) of candidate views: the reference frame enlarged by `margin` pixels on each
-    side (rounded up so FluxFill's 32-pixel grid still fits), principal point moved with it."""
-    width = ALIGN * -(-(frame.width + 2 * margin) // ALIGN)
-    height = ALIGN * -(-(frame.height + 2 * margin) // ALIGN)
+    """(K, width, height) of candidate views: the reference frame's width and height each grown by
+    `margin` pixels once, as the lab's `pose_to_frame` does (rounded up to FluxFill's 32-pixel grid when
+    the sum is off it), principal point moved to the new centre."""
+    width = ALIGN * -(-(frame.width + margin) // ALIGN)
+    height = ALIGN * -(-(frame.height + margin) // ALIGN)
     K = np.array(frame.intrinsic, dtype=np.float64, copy=True)
     K[0, 2] += (width - frame.width) / 2
     K[1, 2] += (height - frame.height) / 2

@@ -35,8 +35,9 @@ FRAMES_PER_VIEW = 25
 
 
 def render_count(render_frames: int, scene_frames: int) -> int:
-    """The seed's rule: up to `renderFrames`, 25 per frame of the scene."""
-    return max(1, min(render_frames, FRAMES_PER_VIEW * scene_frames))
+    """The lab's `_render_splats` rule: up to `renderFrames`, 25 per frame of a scene of three frames or
+    more; a scene of one or two frames (no coarse views) renders all `renderFrames`."""
+    return min(render_frames, FRAMES_PER_VIEW * scene_frames if scene_frames > 2 else render_frames)
 
 
 @dataclass(frozen=True)
