@@ -80,9 +80,9 @@ def run_one(fast: bool, models: Path, data: Path, height: int, width: int, steps
     from genfab.stages.tuning.trainer import Options, TrainerIO, train
 
     torch.cuda.empty_cache()
-    result = train(hyper(height, width, steps + warmup, 4), models / "nvidia/difix_ref", models / "genfab/vgg16-lpips",
-                   data, TrainerIO(out), Options(fast=fast, compile=compile, final_checkpoint=False,
-                                                       ddp=ddp or {}))
+    base = models / "stabilityai/sd-turbo"
+    result = train(hyper(height, width, steps + warmup, 4), base, models / "genfab/vgg16-lpips", data, TrainerIO(out),
+                   Options(fast=fast, compile=compile, final_checkpoint=False, ddp=ddp or {}))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rate = measure(result, warmup)
     return {"imagesPerSecond": rate, "perGpu": rate / world, "peakGiB": result.peak_memory_bytes / 2**30,

@@ -612,8 +612,13 @@ def save_reference_object_models(root: Path, edit: bool = True) -> Path:
 
 
 def save_tuning_models(root: Path, full_size: bool = False) -> Path:
-    """What a TuningRun loads by default (nvidia/difix_ref, genfab/vgg16-lpips); returns `root`."""
-    save_tiny_difix(root, full_size=full_size)
+    """What a TuningRun loads by default (stabilityai/sd-turbo, the lab's trainer's starting model, and
+    genfab/vgg16-lpips), with nvidia/difix_ref (a DiFix, skip convolutions included: a TuningRun's other
+    starting point and the refinement's default) unless `full_size` (the benchmark's one SD-Turbo-size
+    model); returns `root`."""
+    save_tiny_difix(root, model_id="stabilityai/sd-turbo", full_size=full_size)
+    if not full_size:
+        save_tiny_difix(root, model_id="nvidia/difix_ref")
     save_tiny_perceptual(root, full_size=full_size)
     return root
 

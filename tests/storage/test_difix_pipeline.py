@@ -243,7 +243,8 @@ def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_e
     assert not above & (set(data["train"]) | set(data["test"])) and len(data["train"]) + len(data["test"]) == len(
         psnr) - len(above)
     for side in ("train", "test"):  # the manifests and data.json agree, triplet for triplet
-        listed = [json.loads(line)["sample_id"] for line in run.read_bytes(f"manifests/split_{side}.jsonl").splitlines()]
+        lines = run.read_bytes(f"manifests/split_{side}.jsonl").splitlines()
+        listed = [json.loads(line)["sample_id"] for line in lines]
         assert sorted(listed) == sorted(data[side])
     split = json.loads(run.read_bytes("manifests/split_summary.json"))
     assert (split["counts"]["all"], split["counts"]["quality_dropped"]) == (len(psnr) - len(above), len(above))

@@ -86,7 +86,7 @@ def test_two_nodes_train_like_one_rank_with_the_same_global_batch(world: dict[st
     assert config["world_size"] == 2 and config["global_batch"] == 2
     # where the data and the model came from, not the run's temporary copies of them
     assert config["dataset_path"].startswith("file://") and config["dataset_path"].endswith("/difix/data.json")
-    assert config["base_model"] == "nvidia/difix_ref"
+    assert config["base_model"] == "stabilityai/sd-turbo"  # the lab's trainer's starting model
     # which trainer made its checkpoints: genfab's own, in train_config.json, the summary and the status
     assert config["trainer"] == "genfab" and config["history"] == [{"trainer": "genfab", "startStep": 0,
                                                                     "resumedFrom": None}]

@@ -511,7 +511,7 @@ MODEL_TABLE = [
      {"perspectives", "prompts", "scenes", "qwen-augmentation", "annotation", "cv-augmentation"}),
     ("SAM -> annotation onwards", "datasetjob-reference-object.yaml", "ybelkada/segment-anything",
      {"annotation", "cv-augmentation"}),
-    ("DiFix base model -> train", "tuningrun-difix.yaml", "nvidia/difix_ref", {"train"}),
+    ("DiFix base model -> train", "tuningrun-difix.yaml", "stabilityai/sd-turbo", {"train"}),
     ("SEVA weights -> scaffold onwards", WE, "stabilityai/stable-virtual-camera",
      {"scaffold", "expansion", "gaussians"}),
 ]

@@ -38,7 +38,7 @@ def test_a_stage_sits_one_row_below_its_deepest_upstream(name: str, expected: di
 @pytest.mark.parametrize(("name", "row"), [
     ("vistadream", "| `outpaint` | `spec.vistadream.fluxFillModel` | `black-forest-labs/FLUX.1-Fill-dev` |"),
     ("relighting", "| `segment` | `spec.relighting.segmentation.sam3Model` | `facebook/sam3` |"),
-    ("tuning-difix", "| `train` | `spec.baseModel` | `nvidia/difix_ref` |"),
+    ("tuning-difix", "| `train` | `spec.baseModel` | `stabilityai/sd-turbo` |"),
     ("worldexplorer", "| `expansion` | `spec.worldexplorer.vggt.model` | `facebook/VGGT-1B` |"),
     ("reference-object", "`llama3.1` (served by the LLM endpoint, not a folder)"),
 ])

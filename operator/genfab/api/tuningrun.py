@@ -84,9 +84,11 @@ class TuningRunBase(CommonSpec):
     """Training data."""
     run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     """Run name: outputs go to `{output}/tuning_runs/{runName}/`."""
-    base_model: Annotated[str, MODEL] = Field("nvidia/difix_ref", max_length=256)
-    """Base DiFix model id under the model location: a diffusers folder with `unet/`, `vae/`,
-    `text_encoder/`, `tokenizer/` and `scheduler/` (nvidia/difix_ref, nvidia/difix or stabilityai/sd-turbo)."""
+    base_model: Annotated[str, MODEL] = Field("stabilityai/sd-turbo", max_length=256)
+    """The model training starts from, an id under the model location: a diffusers folder with `unet/`,
+    `vae/`, `text_encoder/`, `tokenizer/` and `scheduler/`. stabilityai/sd-turbo (the default, as the lab's
+    `train_difix.py` builds DiFix from it: the skip convolutions start at Difix3D's initial value);
+    nvidia/difix_ref or nvidia/difix start from a trained DiFix (their VAE's skip convolutions load)."""
     perceptual_model: Annotated[str, MODEL] = Field("genfab/vgg16-lpips", max_length=256)
     """VGG16 weights (torchvision's file) and LPIPS v0.1 heads for the LPIPS and Gram losses, a model
     folder under the model location (docs/pipelines/difix-trainer.md)."""
