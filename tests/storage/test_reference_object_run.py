@@ -65,6 +65,19 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
     state = json.loads(out.read_bytes("mug/pipeline_state.json"))
     assert {(f["step"], f.get("id")) for f in state["failed_operations"]} == {(4, failing)}
     assert state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]  # step 4 ran to its end; its failure is listed
+    # the lab's schema, as its --retry_failed reads it: the failed image and what makes it again
+    (entry,) = state["failed_images"]
+    assert entry["filename"] == f"{failing}.png" and entry["iteration"] == 0 and entry["prompt"] in json.loads(
+        out.read_bytes("mug/03_prompts/prompts.json"))["prompts"]
+    assert state["object_name"] == "mug" and state["input_image"].endswith(".png")
+    assert len(state["generated_images"]) == 3 and len(state["perspective_view_info"]) == 2
+    paths = [entry["perspective_path"], state["white_bg_image"], *state["generated_images"],
+             f"{state['yolo_dataset_path']}/dataset.yaml"]
+    root = str(getattr(out, "root", ""))
+    if root:  # a local output: the paths the lab's tools open (object storage: the objects' URIs)
+        assert all(Path(p).is_file() for p in paths), paths
+    else:
+        assert all(p.startswith(uri.rstrip("/")) for p in paths), paths
     assert "report:  " in result.stdout and out.exists("mug/_genfab/report/index.html"), result.stdout
     page = out.read_bytes("mug/_genfab/report/index.html").decode()  # the run's report: what a person checks
     assert "Reference-object dataset" in page and "The reference and its perspectives" in page
@@ -105,7 +118,7 @@ def test_reference_object_runs_end_to_end_and_retries_only_what_failed(
     made = [o.key for o in out.list("mug/") if "_genfab" not in o.key and "/0" in o.key]
     assert not [k for k in made if "prompt_2" in k]
     state = json.loads(out.read_bytes("mug/pipeline_state.json"))
-    assert len(state["generated_images"]["scenes"]) == 2 and state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]
+    assert len(state["generated_images"]) == 2 and state["completed_steps"] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def dataset_sizes(out: Storage) -> tuple[int, int, int]:

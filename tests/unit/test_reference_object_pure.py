@@ -18,7 +18,7 @@ from genfab.inventory.reports import FailedSample
 from genfab.stages.reference_object.augment import NAMES, augment, build_transform
 from genfab.stages.reference_object.cv_stage import CV_AUGMENTATION, compute_cv
 from genfab.stages.reference_object.dataset import write_dataset_files
-from genfab.stages.reference_object.state import build_state
+from genfab.stages.reference_object.state import Facts, build_state, scene_iterations, view_info
 from genfab.stages.reference_object.summary import ShardParts
 from genfab.stages.reference_object.units import SceneUnit, aug_id, is_augmented, scene_seed, scene_units_of
 from genfab.stages.reference_object.views import camera_prompt, views, white_background_prompt
@@ -217,7 +217,8 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
     assert not run.exists("07_cv_augmented_dataset/train/images/a.png")
     state = json.loads(run.read_bytes("pipeline_state.json"))
     assert state["completed_steps"] == [6, 7] and state["failed_operations"] == []
-    assert state["generated_images"]["cv-augmentation"] == ids and state["execution_name"] == "run"
+    assert state["cv_augmented_dataset_path"] == str((tmp_path / "run" / "07_cv_augmented_dataset").resolve())
+    assert state["execution_name"] == "run"
     # Again: every sample is reused (setup never runs); the datasets and the state are written again.
     run.delete_prefix("07_cv_augmented_dataset/dataset.yaml")
     assert main(CV_AUGMENTATION.stage(), env) == 0
@@ -225,19 +226,44 @@ def test_cv_stage_runs_over_an_annotated_dataset_and_writes_both_datasets(tmp_pa
     assert json.loads(run.read_bytes("07_cv_combined_dataset/augmentation_summary.json"))["augmented_images"] == 6
 
 
-def test_pipeline_state_lists_steps_images_and_failures() -> None:
+def test_pipeline_state_is_the_lab_scripts_schema_with_its_failed_entries() -> None:
+    """The lab's `load_state` keys, and `failed_images` entries as its `retry_failed_images` reads them
+    (perspective, prompt, iteration, seed, file name, the perspective's path, the prompt)."""
+    seed = scene_seed(7, 0, 1, 2)
+    failing = f"perspective_0_prompt_1_seed_{seed}"
     ok = ShardReport("scenes", "s" * 64, 0, 2, state="succeeded", total=2,
                      succeeded=["perspective_0_prompt_0_seed_1"],
-                     failed=[FailedSample("perspective_0_prompt_1_seed_1", "Timeout", "took too long")])
+                     failed=[FailedSample(failing, "Timeout", "took too long")])
     broken = ShardReport("scenes", "s" * 64, 1, 2, state="failed", total=2, message="FatalError: out of memory")
     done = ShardReport("perspectives", "p" * 64, 0, 1, state="succeeded", total=1,
                        succeeded=["perspective_00_front__eye_level"])
-    state = build_state("exec", {"scenes": {0: ok, 1: broken}, "perspectives": {0: done}})
+    facts = Facts(input_image="s3://in/mug.png", object_name="mug", prompts=["a kitchen", "a desk"],
+                  iterations=scene_iterations([failing], 7, 3))
+    state = build_state("exec", {"scenes": {0: ok, 1: broken}, "perspectives": {0: done}}, facts,
+                        lambda key: f"/runs/exec/{key}")
+    assert set(LAB_STATE_KEYS) <= set(state)
     assert state["completed_steps"] == [2]  # one of scenes' shards failed: step 4 is not complete
-    assert state["generated_images"] == {"perspectives": ["02_perspectives/perspective_00_front__eye_level.png"],
-                                         "scenes": ["04_dataset/perspective_0_prompt_0_seed_1.png"]}
+    assert state["perspective_images"] == ["/runs/exec/02_perspectives/perspective_00_front__eye_level.png"]
+    assert state["generated_images"] == ["/runs/exec/04_dataset/perspective_0_prompt_0_seed_1.png"]
+    assert state["white_bg_image"] is None and state["yolo_dataset_path"] is None
+    assert (state["perspective_generator"], state["perspective_view_info"]) == (
+        "qwen_multicamera", [{"view": "front", "elevation": "eye_level", "distance": "medium"}])
+    assert view_info("perspective_03_azimuth_210__elevation_minus10") == ("zero123", {"azimuth": 210, "elevation": -10})
+    (entry,) = state["failed_images"]
+    assert {k: entry[k] for k in ("perspective_idx", "prompt_idx", "iteration", "seed", "filename",
+                                  "perspective_path", "prompt")} == {
+        "perspective_idx": 0, "prompt_idx": 1, "iteration": 2, "seed": seed, "filename": f"{failing}.png",
+        "perspective_path": "/runs/exec/02_perspectives/perspective_00_front__eye_level.png", "prompt": "a desk"}
     assert [(f["step"], f.get("id"), f["reason"]) for f in state["failed_operations"]] == [
-        (4, "perspective_0_prompt_1_seed_1", "Timeout"), (4, None, "ShardFailed")]
+        (4, failing, "Timeout"), (4, None, "ShardFailed")]
+
+
+LAB_STATE_KEYS = ("completed_steps", "input_image", "object_name", "white_bg_image", "perspective_generator",
+                  "perspective_images", "perspective_view_info", "prompts", "classes", "generated_images",
+                  "failed_images", "qwen_combined_images_path", "qwen_augmentation_summary",
+                  "failed_qwen_augmentations", "yolo_dataset_path", "annotation_summary", "cv_augmented_dataset_path",
+                  "cv_augmentation_summary", "failed_cv_augmentations")
+"""The keys of the lab's reference-object script's `load_state` (its `pipeline_state.json`)."""
 
 
 def test_shard_parts_merge_into_one_record_and_a_rerun_keeps_its_entries(tmp_path: Path) -> None:
