@@ -20,9 +20,11 @@ from tests.helpers import ROOT, disk_image
 FAKES = ROOT / "tests" / "fakes" / "packages"
 
 
-def _mask(tmp_path: Path, *args: str, models: str | None = None) -> subprocess.CompletedProcess[str]:
+def _mask(tmp_path: Path, *args: str, models: str | None = None,
+          first: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GENFAB_MODELS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(FAKES), str(ROOT / "operator"), str(ROOT / "stages"), str(ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, first), str(FAKES), str(ROOT / "operator"), str(ROOT / "stages"),
+                                         str(ROOT)])
     if models:
         env["GENFAB_MODELS"] = models
     return subprocess.run([sys.executable, "-m", "genfab.cli.main", "mask", *args], cwd=tmp_path, env=env,
@@ -62,6 +64,21 @@ def test_sam2_from_the_model_location_records_its_model_and_score(tmp_path: Path
     assert record["prompts"] == {"points": [[100.0, 80.0]], "negative": [[10.0, 10.0]],
                                  "box": [50.0, 30.0, 150.0, 130.0]}
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == truth.shape
+
+
+def test_sam2_without_pytorch_is_one_line_naming_grabcut(tmp_path: Path) -> None:
+    """A Python where `import torch` fails as it does without the `segment` extra (a package of that name
+    ahead on the path that says so)."""
+    hider = tmp_path / "hide" / "torch"
+    hider.mkdir(parents=True)
+    (hider / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    image, _ = disk_image(tmp_path)
+    result = _mask(tmp_path, str(image), "--point", "100,80", models=f"file://{tmp_path}", first=(hider.parent,))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "genfab mask: --method sam2 needs torch, which this Python lacks: pip install 'genfab[segment]', or name the "
+        "classical method with --method grabcut (no weights, no PyTorch)"]
+    assert not list(tmp_path.glob("*_mask.png"))
 
 
 @pytest.mark.parametrize(("args", "code", "says"), [

@@ -120,6 +120,7 @@ def label(spec: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {"image": str(image), "mask": str(out), "method": spec["method"],
                               "prompts": prompts.record(), "size": [width, height]}
     if spec["method"] == "sam2":
+        sam2_runtime()
         folder = sam2_folder(spec["model"], spec.get("models"), out.parent)
         mask, score = sam2_mask(rgb, prompts, folder)
         record.update(model=spec["model"], score=round(score, 4))
@@ -134,6 +135,26 @@ def label(spec: dict[str, Any]) -> dict[str, Any]:
     out.write_bytes(encode_png(mask.astype(np.uint8) * 255))
     Path(f"{out}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+SAM2_RUNTIME = ("torch", "sam2")
+"""What `--method sam2` imports (the `segment` extra)."""
+
+
+def sam2_runtime() -> None:
+    """The one line for a Python without PyTorch or SAM2 (a CPU install without the `segment` extra)."""
+    import importlib
+
+    missing = []
+    for name in SAM2_RUNTIME:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise LabelerError(f"--method sam2 needs {' and '.join(missing)}, which this Python lacks: pip install "
+                           "'genfab[segment]', or name the classical method with --method grabcut (no weights, "
+                           "no PyTorch)", EXIT_REFUSED)
 
 
 def sam2_folder(model: str, models: str | None, scratch: Path) -> Path:
