@@ -126,3 +126,32 @@ def test_the_expansion_takes_its_frames_from_seva_when_its_image_is_set(tmp_path
     assert next(iter(summary["expansion"]["producedBy"])).startswith("expansion: seva 0+genfab.stand.in, geometry: ")
     scene = load_scene(scenes / "img2trajvid")
     assert len(scene.cameras) == 8 + FRAMES
+
+
+def test_on_the_labs_path_the_expansion_builds_no_scene_of_its_own(tmp_path: Path, tiny_models: Path) -> None:
+    """SEVA's frames and VGGT's points (both images set; here the stand-ins of tests/fakes/research): the
+    expansion writes SEVA's frames and VGGT's points and builds no Gaussian scene of the scaffold (one
+    depth pass on view 000 gives the trajectory's scale; nothing is trained that nothing reads)."""
+    import numpy as np
+
+    save_seva_stand_in(tiny_models)
+    vggt = tiny_models / "facebook" / "VGGT-1B"
+    vggt.mkdir(parents=True, exist_ok=True)
+    np.savez(vggt / "stand_in.npz", cam_T_world=np.eye(4)[None], depth=np.array([2.0]))
+    doc = scenejob(tmp_path, tiny_models)
+    doc["spec"]["indices"], doc["spec"]["variants"] = [0], ["stylized"]
+    doc["spec"]["onlyStages"] = ["scaffold", "expansion"]
+    doc["spec"]["worldexplorer"]["scaffold"]["selection"] = "fast"
+    doc["spec"]["worldexplorer"]["seva"] = {"image": "lab/genfab-research:test", "steps": 2}
+    doc["spec"]["worldexplorer"]["vggt"] = {"image": "lab/genfab-research:test"}
+    for unset in ("method", "geometry"):  # the lab's: SEVA's frames, VGGT's points
+        doc["spec"]["worldexplorer"]["expansion"].pop(unset, None)
+    result = genfab_run(tmp_path, doc, timeout=900, extra_paths=(ROOT / "tests" / "fakes" / "research",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    scenes = tmp_path / "out" / "stylized" / "index_0000" / "scenes"
+    info = json.loads((scenes / "expansion.json").read_text())
+    assert (info["generator"], info["geometry"]) == ("seva", "vggt")
+    assert info["frames"]["generated"] == FRAMES and info["frames"]["points"] > 0
+    assert info["splats"] == 0 and info["holeRatios"] == [] and info["sceneExtent"] > 0
+    scene = load_scene(scenes / "img2trajvid")
+    assert len(scene.cameras) == 8 + FRAMES

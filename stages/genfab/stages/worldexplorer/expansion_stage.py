@@ -1,14 +1,16 @@
 """Stage `expansion` (the lab's worldexplorer stage 2, `skip_3dgs=True`): frames along a camera trajectory through the
 scaffold, and their geometry, written as `img2trajvid/` for stage 3.
 
-1. The scaffold's eight final views (`{sample}/scaffold/final/`, cameras from `scaffold.json`) become a
-   Gaussian scene: view 000 at its Depth Pro depth, each next view's depth aligned to what the scene
-   already shows (vistadream's affine + smooth alignment) and only its unseen pixels added.
+1. For the walk (below), the scaffold's eight final views (`{sample}/scaffold/final/`, cameras from
+   `scaffold.json`) become a Gaussian scene: view 000 at its Depth Pro depth, each next view's depth
+   aligned to what the scene already shows (vistadream's affine + smooth alignment) and only its unseen
+   pixels added, trained `iterations` steps. On the lab's path (SEVA's frames, VGGT's points) nothing
+   reads that scene: only view 000's depth is predicted, for the trajectory's scale.
 2. The trajectory (`trajectories.scaffold_trajectory`, scaled by the median depth seen from view 000)
    is walked frame by frame. Frames come from
    - SEVA (`img2trajvid`, every frame generated from the eight views) with `expansion.method: seva`
-     (the default when `worldexplorer.seva.image` is set): each frame is depth-aligned and added like
-     a scaffold view;
+     (the default when `worldexplorer.seva.image` is set): with VGGT's geometry the frames are written
+     as SEVA made them; with `geometry: scene` each is depth-aligned and added like a scaffold view;
    - with `walk` (the default otherwise) genfab's built-in walk (vistadream's coarse machinery): the
      scene is rendered at the frame, a render with at least `fillMinHoleRatio` holes is inpainted
      with FluxFill, its depth predicted, aligned and added, and the scene trained `iterations`
@@ -193,12 +195,18 @@ class Expansion:
         base = sample.seed(self.settings.scaffold.seed)
         work = Path(tempfile.mkdtemp(dir=self.ctx.workdir))
         started = time.perf_counter()
-        scene = GrowingScene(self.train_settings, self.device, 1.0)
-        for v, (rgb, pose) in enumerate(zip(views, scaffold_poses, strict=True)):
-            add_view(scene, f"scaffold_{view_name(v)}", rgb, K, pose, self.depth, supervise_all=True)
-        scene.extent = scene_scale(scene.frames[0].dpt)
-        scene.train(e.iterations)
-        poses = scaffold_trajectory(e.trajectory, e.num_frames, e.distance * scene.extent)
+        walking = walks("seva" if self.seva is not None else "flux-fill", self.vggt is not None)
+        scene: GrowingScene | None = None
+        if walking:  # the walk renders, paints and trains the scaffold's scene
+            scene = GrowingScene(self.train_settings, self.device, 1.0)
+            for v, (rgb, pose) in enumerate(zip(views, scaffold_poses, strict=True)):
+                add_view(scene, f"scaffold_{view_name(v)}", rgb, K, pose, self.depth, supervise_all=True)
+            scene.extent = scene_scale(scene.frames[0].dpt)
+            scene.train(e.iterations)
+            extent = scene.extent
+        else:  # SEVA's frames and VGGT's points: the trajectory's scale (view 000's depth) is all it needs
+            extent = scene_scale(self.depth(views[0]).depth)
+        poses = scaffold_trajectory(e.trajectory, e.num_frames, e.distance * extent)
         sample.timings["scaffoldSceneSeconds"] = round(time.perf_counter() - started, 3)
 
         started = time.perf_counter()
@@ -218,7 +226,7 @@ class Expansion:
                 filled: np.ndarray = self.fill(rendered, holes, seed=base + FILL_SEED_OFFSET + i)
                 return filled
         painted: list[np.ndarray | None]
-        if walks(generator, self.vggt is not None):
+        if scene is not None:
             painted, ratios = walk(scene, poses, K, side, paint, self.depth, e.iterations)
         else:
             painted, ratios = list(generated), []
@@ -228,6 +236,7 @@ class Expansion:
         frames = [TrajFrame(rgb, K, pose, "scaffold") for rgb, pose in zip(views, scaffold_poses, strict=True)]
         for pose, image in zip(poses, painted, strict=True):
             if image is None:
+                assert scene is not None  # only the walk leaves a frame unpainted
                 image = to_uint8(scene.render(pose, K, side, side).rgb)
                 frames.append(TrajFrame(image, K, pose, "rendered"))
             else:
@@ -248,6 +257,7 @@ class Expansion:
                 path.unlink()
             geometry_name = "vggt"
         else:
+            assert scene is not None  # no VGGT: the walk's scene holds the points
             points, colors = scene_points(scene)
             geometry_name = "aligned-depth"
             dropped = {}
@@ -260,8 +270,9 @@ class Expansion:
         sample.write_json(prefix + "expansion.json", {
             "generator": generator, "geometry": geometry_name, "trajectory": e.trajectory, "numFrames": e.num_frames,
             "fromMetadata": sorted(hints or {}),
-            "distance": round(e.distance * scene.extent, 6), "sceneExtent": round(scene.extent, 6),
-            "frames": counts, **dropped, "holeRatios": ratios, "splats": len(scene), "timings": dict(sample.timings)})
+            "distance": round(e.distance * extent, 6), "sceneExtent": round(extent, 6),
+            "frames": counts, **dropped, "holeRatios": ratios, "splats": len(scene) if scene is not None else 0,
+            "timings": dict(sample.timings)})
         sample.params.update(generator=generator, geometry=geometry_name,
                              generatedFrames=counts["generated"], renderedFrames=counts["rendered"],
                              **({"sevaRuntime": self.seva.applied} if self.seva is not None else {}),

@@ -1,7 +1,9 @@
 """`vggt.models.vggt.VGGT` as VGGT's: `from_pretrained(folder)`, called on (S, 3, H, W) images in [0, 1],
 returns `pose_enc` (1, S, 9: translation, quaternion xyzw, field of view h/w), `depth` (1, S, H, W, 1)
 and `depth_conf` (1, S, H, W). The stand-in's "prediction" is read from `stand_in.npz` in the folder
-(world-to-camera poses `cam_T_world` (S, 4, 4) and a depth per frame), so a test knows the truth."""
+(world-to-camera poses `cam_T_world` (S, 4, 4) and a depth per frame), so a test knows the truth. One
+pose and one depth stand for any number of frames (a test that cannot know them: a trajectory scaled
+by a model's depth): frame i is that camera moved 0.1 * i along its x axis, at that depth."""
 
 from __future__ import annotations
 
@@ -29,8 +31,13 @@ class VGGT(torch.nn.Module):
         if images.dim() == 4:
             images = images[None]
         _, s, _, h, w = images.shape
-        assert s == len(self.cam_T_world), f"stand-in knows {len(self.cam_T_world)} frames, got {s}"
-        pose_enc = extri_to_pose_encoding(self.cam_T_world[None, :, :3, :], (h, w))
-        depth = self.depth[None, :, None, None, None].expand(1, s, h, w, 1).clone()
+        poses, depths = self.cam_T_world, self.depth
+        if len(poses) == 1 and s > 1:  # one camera for any number of frames, moved along its x axis
+            poses = poses.repeat(s, 1, 1)
+            poses[:, 0, 3] += 0.1 * torch.arange(s, dtype=poses.dtype, device=poses.device)
+            depths = depths.repeat(s)
+        assert s == len(poses), f"stand-in knows {len(poses)} frames, got {s}"
+        pose_enc = extri_to_pose_encoding(poses[None, :, :3, :], (h, w))
+        depth = depths[None, :, None, None, None].expand(1, s, h, w, 1).clone()
         conf = torch.linspace(1.0, 2.0, s * h * w).reshape(1, s, h, w)
         return {"pose_enc": pose_enc, "depth": depth, "depth_conf": conf, "images": images}
