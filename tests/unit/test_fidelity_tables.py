@@ -1,85 +1,64 @@
-"""The fidelity tables (each pipeline page's section against the lab's script, docs/pipelines/) state
-genfab's defaults; these tests hold them to the API models, so a changed default changes its table (and
-its verdict) in the same commit, and hold every "same" row to the code: a row about a parameter states
-the model's default, and a row about an output, a name or a behaviour (field `—`) states a literal
-that the pipeline's declared output layouts or its code contain."""
+"""Each pipeline next to the lab's code (`genfab.api.fidelity`, one `LabComparison` a pipeline, the page's
+generated table): every setting of a pipeline's block has a row, so a setting or a changed default
+cannot exist without one; a row about a setting states the lab's value and its verdict is worked out
+against the API model's default, so a default that leaves the lab's value reads `different` and must
+say why; every "same" row about an output, a name or a behaviour states a literal that the pipeline's
+declared output layouts or its code contain; and each page includes its table."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from genfab.api.difix import DifixConfig
+from genfab.api.fidelity import DIFFERENT, NO_LAB_VALUE, SAME, LabComparison, uncovered, unexplained, verdict
 from genfab.api.pipeline import pipelines
-from genfab.api.reference_object import ReferenceObjectConfig
-from genfab.api.relighting import RelightingConfig
-from genfab.api.scenejob import VistaDreamConfig, WorldExplorerConfig
-from genfab.api.tuningrun import DifixHyperparameters
 from tests.helpers import ROOT
-
-TABLES = {"relighting.md": RelightingConfig(input={"uri": "file:///inputs"}),
-          "difix-trainer.md": DifixHyperparameters(),
-          "difix-data.md": DifixConfig(sources=[{"name": "s", "dataset": "generic", "uri": "file:///src"}]),
-          "reference-object.md": ReferenceObjectConfig(input_image="file:///object.png", input_mask="file:///mask.png",
-                                                       object_name="mug"),
-          "vistadream.md": VistaDreamConfig(), "worldexplorer.md": WorldExplorerConfig()}
-"""Each table and the block whose defaults it states (required fields given placeholders)."""
+from tests.unit.test_stage_docs import PAGES
 
 
-def rows(page: Path) -> list[list[str]]:
-    """The rows of the page's one table whose header starts `| stage | field |`."""
-    text = page.read_text()
-    start = text.index("\n| stage | field |") + 1
-    table = text[start:text.find("\n\n", start)].splitlines()
-    assert all(line.startswith("| ") for line in table), "the fidelity table ends at a blank line"
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+def comparison(name: str) -> LabComparison:
+    found = pipelines()[name].lab
+    assert found is not None, f"{name}: no comparison with the lab's code"
+    return found
 
 
-def default_at(block: dict[str, Any], path: str) -> Any:
-    value: Any = block
-    for key in path.split("."):
-        assert isinstance(value, dict) and key in value, f"{path}: no such field ({key})"
-        value = value[key]
-    return value
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_every_setting_has_a_row_and_every_difference_its_reason(name: str) -> None:
+    c = comparison(name)
+    assert uncovered(c) == [], f"{name}: settings without a row in genfab/api/lab/"
+    assert unexplained(c) == []
+    assert any(r.lab_value is not NO_LAB_VALUE for r in c.rows)  # the lab's values, not verdicts alone
 
 
-@pytest.mark.parametrize("name", sorted(TABLES))
-def test_every_default_in_a_fidelity_table_is_the_api_models(name: str) -> None:
-    block = TABLES[name].model_dump(by_alias=True, mode="json")
-    checked = 0
-    for stage, field, _, stated, verdict, _ in rows(ROOT / "docs" / "pipelines" / name):
-        assert verdict, f"{stage} {field}: no verdict"
-        if field == "—":
-            continue
-        path = field.strip("`")
-        literal = re.match(r"`([^`]*)`", stated)
-        assert literal, f"{path}: the genfab default column holds no `value`"
-        assert yaml.safe_load(literal[1]) == default_at(block, path), f"{path}: the table says {literal[1]}"
-        checked += 1
-    assert checked >= 5
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_each_page_includes_its_generated_table(name: str) -> None:
+    page = (ROOT / "docs" / "pipelines" / PAGES[name]).read_text()
+    assert f'--8<-- "docs/pipelines/stages/{name}-lab.md"' in page and "\n| stage | field |" not in page
 
 
-def test_the_check_sees_a_wrong_default() -> None:
-    block = TABLES["relighting.md"].model_dump(by_alias=True, mode="json")
-    assert yaml.safe_load("[sam3, sam2]") == default_at(block, "segmentation.backends")
-    assert yaml.safe_load("0.2") != default_at(block, "degradation.weights.ambientOnly")
+def test_a_default_that_leaves_the_labs_value_reads_different_and_needs_its_reason() -> None:
+    c = comparison("vistadream")
+    row = next(r for r in c.rows if r.field == "expansionPercent")
+    defaults = c.defaults()
+    assert verdict(row, defaults) == SAME
+    moved = dataclasses.replace(row, lab_value=0.2, why="")  # as if the default were not the lab's
+    assert verdict(moved, defaults) == DIFFERENT
+    edited = dataclasses.replace(c, rows=tuple(moved if r is row else r for r in c.rows))
+    assert unexplained(edited) == ["outpaint expansionPercent: different, and no reason given"]
+    dropped = dataclasses.replace(c, rows=tuple(r for r in c.rows if r is not row))
+    assert uncovered(dropped) == ["expansionPercent"]
 
 
-CODE = {  # page -> (pipeline, the files and folders that implement it)
-    "relighting.md": ("relighting", ("operator/genfab/api/relighting.py", "stages/genfab/stages/relighting")),
-    "difix-data.md": ("difix", ("operator/genfab/api/difix.py", "stages/genfab/stages/difix",
-                                "operator/genfab/api/tuningrun.py")),
-    "difix-trainer.md": ("tuning-difix", ("operator/genfab/api/tuningrun.py", "stages/genfab/stages/tuning",
-                                           "stages/genfab/stages/models")),
-    "reference-object.md": ("reference-object", ("operator/genfab/api/reference_object.py",
-                                                 "stages/genfab/stages/reference_object")),
-    "vistadream.md": ("vistadream", ("operator/genfab/api/scenejob.py", "stages/genfab/stages/vistadream")),
-    "worldexplorer.md": ("worldexplorer", ("operator/genfab/api/scenejob.py", "operator/genfab/api/common.py",
-                                           "stages/genfab/stages/worldexplorer", "operator/genfab/sequencing")),
+CODE = {  # pipeline -> the files and folders that implement it
+    "relighting": ("operator/genfab/api/relighting.py", "stages/genfab/stages/relighting"),
+    "difix": ("operator/genfab/api/difix.py", "stages/genfab/stages/difix", "operator/genfab/api/tuningrun.py"),
+    "tuning-difix": ("operator/genfab/api/tuningrun.py", "stages/genfab/stages/tuning", "stages/genfab/stages/models"),
+    "reference-object": ("operator/genfab/api/reference_object.py", "stages/genfab/stages/reference_object"),
+    "vistadream": ("operator/genfab/api/scenejob.py", "stages/genfab/stages/vistadream"),
+    "worldexplorer": ("operator/genfab/api/scenejob.py", "operator/genfab/api/common.py",
+                      "stages/genfab/stages/worldexplorer", "operator/genfab/sequencing"),
 }
 
 
@@ -135,23 +114,23 @@ def unfound(literal: str, layouts: list[str], code: str) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(CODE))
 def test_every_same_row_about_outputs_and_names_states_what_the_code_does(name: str) -> None:
-    pipeline, paths = CODE[name]
-    layouts, code = declared_layouts(pipeline), code_text(paths, pipeline)
+    paths = CODE[name]
+    layouts, code = declared_layouts(name), code_text(paths, name)
     checked = 0
-    for stage, field, _, stated, verdict, _ in rows(ROOT / "docs" / "pipelines" / name):
-        if verdict != "same" or field != "—":
+    for row in comparison(name).rows:
+        if row.field is not None or row.verdict != SAME:
             continue
-        literals = re.findall(r"`([^`]+)`", stated)
-        assert literals, f"{name}: {stage} row marked same states no `literal` in the genfab column: {stated}"
+        literals = re.findall(r"`([^`]+)`", row.genfab)
+        assert literals, f"{name}: {row.stage} row marked same states no `literal` in the genfab column: {row.genfab}"
         for literal in literals:
             missing = unfound(literal, layouts, code)
-            assert not missing, f"{name}: {stage} row says `{literal}`; not in the layouts or the code: {missing}"
+            assert not missing, f"{name}: {row.stage} row says `{literal}`; not in the layouts or the code: {missing}"
             checked += 1
     assert checked >= 1
 
 
 def test_the_layout_check_sees_a_wrong_name() -> None:
-    layouts, code = declared_layouts("relighting"), code_text(CODE["relighting.md"][1], "relighting")
+    layouts, code = declared_layouts("relighting"), code_text(CODE["relighting"], "relighting")
     assert not unfound("data/outputs/{id}_{input.png,output.png}", layouts, code)
     assert unfound("outputs/{id}_{input.png,output.png}", layouts, code) == [  # the old layout, beside data/
         "outputs/{id}_input.png", "outputs/{id}_output.png"]

@@ -11,7 +11,7 @@ import pytest
 from genfab.api import parse_resource
 from genfab.api.status import CustomStageStatus
 from genfab.planner import INPUT, Plan, PlanError, plan
-from tests.helpers import load_example
+from tests.helpers import ROOT, load_example
 from tests.unit.shared import VD, example_plan
 
 Doc = dict[str, Any]
@@ -621,20 +621,36 @@ def test_plan_names_why_a_stage_runs_again() -> None:
     ("scenejob-vistadream.yaml", {"depthBackend": "depth-anything-v2"}, []),  # chosen: no note
     ("scenejob-worldexplorer.yaml", {}, []),  # the research images are set: the lab's worldexplorer methods run
     ("scenejob-worldexplorer-tiny.yaml", {}, []),  # walk and scene, said explicitly
-    ("scenejob-worldexplorer-tiny.yaml", {"expansion": {}}, []),  # refused instead (validate's "cannot run as set")
     ("datasetjob-relighting.yaml", {}, []),
+    ("tuningrun-difix.yaml", {}, ["hyperparameters.seed: genfab's default `42`, the lab's none (unseeded)"]),
+    ("tuningrun-difix.yaml", {"seed": 7}, []),  # chosen: no note
+    ("datasetjob-reference-object.yaml", {}, ["referenceObject.scenes.modelPath: genfab's default",
+                                              "referenceObject.seed: genfab's default `12345`",
+                                              "referenceObject.scenes.systemPromptUri: genfab's default `null`",
+                                              "referenceObject.qwenAugmentation.predefinedPromptsUri: genfab's"]),
 ])
-def test_validate_notes_defaults_that_differ_from_the_seed(example: str, changes: dict[str, Any],
-                                                           expected: list[str]) -> None:
+def test_validate_plan_and_run_note_each_default_left_unset_that_is_not_the_labs(
+        example: str, changes: dict[str, Any], expected: list[str]) -> None:
+    """`genfab.api.fidelity.differing_defaults`: a row whose lab value is not genfab's default, left unset."""
+    from click.testing import CliRunner
 
+    from genfab.cli.main import cli
     from genfab.cli.notes import seed_notes
 
     doc = load_example(example)
-    block = doc["spec"].get("vistadream") or doc["spec"].get("worldexplorer")
+    spec = doc["spec"]
+    block = spec.get("vistadream") or spec.get("worldexplorer") or spec.get("hyperparameters")
     if block is not None:
         block.update(changes)
     notes = seed_notes(parse_resource(doc))
     assert len(notes) == len(expected) and all(n.startswith(e) for n, e in zip(notes, expected, strict=True))
+    assert all(n.endswith("(why: docs/pipelines/difix-trainer.md, against the lab's code)") for n in notes
+               if example.startswith("tuningrun"))
+    if example == "tuningrun-difix.yaml" and not changes:
+        result = CliRunner().invoke(cli, ["validate", str(ROOT / "examples" / example)])
+        assert result.exit_code == 0 and f"  note: {notes[0]}" in result.output.splitlines()
+        planned = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / example)])  # plan says the same
+        assert planned.exit_code == 0 and f"note: {notes[0]}" in planned.output.splitlines()
 
 
 def test_a_fixed_implementation_makes_its_committed_samples_again() -> None:

@@ -46,9 +46,10 @@ def test_the_model_list_names_the_models_a_stage_loads(name: str, row: str) -> N
     assert row in models_table(pipelines()[name])
 
 
-def test_there_are_three_files_per_pipeline_and_a_figures_table_where_it_measures_its_samples() -> None:
+def test_there_are_three_files_per_pipeline_a_figures_table_and_the_labs_table_where_it_has_them() -> None:
     assert set(stage_docs()) == ({f"{n}{suffix}" for n in pipelines() for suffix in (".md", ".svg", "-models.md")}
-                                 | {f"{n}-quality.md" for n, p in pipelines().items() if p.figures})
+                                 | {f"{n}-quality.md" for n, p in pipelines().items() if p.figures}
+                                 | {f"{n}-lab.md" for n, p in pipelines().items() if p.lab is not None})
     assert "| `straightRunPx` | `segment` |" in stage_docs()["relighting-quality.md"]
 
 

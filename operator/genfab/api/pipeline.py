@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from genfab.api.base import GenfabModel, Rule, at_most_one
 from genfab.api.common import stage_rules
 from genfab.api.families import FAMILIES
+from genfab.api.fidelity import LabComparison
 from genfab.api.quality import Figure
 from genfab.contract.names import ENV_PIPELINES
 
@@ -232,9 +233,9 @@ class Pipeline:
     """The quality figures its samples carry (`genfab.api.quality`), which its `quality` bounds may name."""
     position: int = 100
     """Order among the kind's pipelines (the selector's allowed values, the docs)."""
-    seed_notes: Callable[[Any], list[str]] | None = None
-    """Where the block, through defaults it leaves unset, runs other than the lab's document says: one
-    line each (what runs, what the seed runs, and why), printed by `genfab validate`."""
+    lab: LabComparison | None = None
+    """The pipeline next to the lab's code (`genfab.api.fidelity`): the page's table, and the notes on
+    defaults that differ from the lab's that `genfab validate`, `plan` and `run` print."""
     shared_workers: tuple[SharedWorker, ...] = ()
     """Stages that may share one warm worker (their models loaded once for all of them)."""
     execution: Callable[[Any], str | None] | None = None

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from genfab.api.base import ModelReference
 from genfab.api.crd import spec_model
+from genfab.api.fidelity import table
 from genfab.api.pipeline import Pipeline, StageDecl, pipelines
 from genfab.api.quality import Figure
 
@@ -31,6 +32,8 @@ def stage_docs() -> dict[str, str]:
         out[f"{name}-models.md"] = models_table(pipeline)
         if pipeline.figures:
             out[f"{name}-quality.md"] = figures_table(pipeline)
+        if pipeline.lab is not None:
+            out[f"{name}-lab.md"] = table(pipeline.lab)
     return out
 
 

@@ -1,19 +1,27 @@
 """The one-line notes `validate`, `plan` and `genfab run` print about a valid resource: stages it cannot
 run as set (or that need custom stages), and defaults it leaves unset that run other than the lab's
-script (`Pipeline.seed_notes`). One function, so the three commands say the same."""
+script (`Pipeline.lab`, `genfab.api.fidelity`). One function, so the three commands say the same."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from genfab.api import Resource
+from genfab.api.fidelity import differing_defaults
 from genfab.api.pipeline import selected
 from genfab.planner import Plan
 from genfab.sequencing import unimplemented, unsupported_settings
 
 
 def seed_notes(resource: Resource) -> list[str]:
-    """The pipeline's lines on defaults that differ from the lab's document (`Pipeline.seed_notes`)."""
-    pipeline = selected(resource.kind, resource.spec)
-    return pipeline.seed_notes(pipeline.block_of(resource.spec)) if pipeline.seed_notes else []
+    """The pipeline's lines on defaults the spec leaves unset that differ from the lab's code."""
+    comparison = selected(resource.kind, resource.spec).lab
+    if comparison is None:
+        return []
+    given: Any = resource.spec.model_dump(by_alias=True, exclude_unset=True)
+    for key in comparison.prefix.split(".") if comparison.prefix else ():
+        given = given.get(key) if isinstance(given, dict) else None
+    return differing_defaults(comparison, given if isinstance(given, dict) else {})
 
 
 def runs_today_note(p: Plan) -> str | None:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from genfab.api.base import GenfabModel
 from genfab.api.difix import DifixConfig, DifixSource, ImageFormat, ReferenceViewConfig, SplitConfig
+from genfab.api.lab.difix import COMPARISON as LAB
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.quality import DIFIX_TRIPLET, QualityGate
 
@@ -61,6 +62,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="difix", kind="DatasetJob", value="difix",
     description="DiFix triplets, leak-free group split, trainer adapter",
     position=2, block="difix", block_model=DifixConfig, drafts=drafts, figures=DIFIX_TRIPLET,

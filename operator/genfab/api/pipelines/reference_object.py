@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference
+from genfab.api.lab.reference_object import COMPARISON as LAB
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.quality import REFERENCE_IMAGE, QualityGate
 from genfab.api.reference_object import (
@@ -171,6 +172,7 @@ def execution_choice(block: ReferenceObjectConfig) -> str | None:
 
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="reference-object", kind="DatasetJob", value="reference-object",
     description="reference image -> perspectives -> scenes -> augmentation -> PerSAM+SAM2 -> YOLO dataset",
     position=1, block="reference_object", block_model=ReferenceObjectConfig, drafts=drafts,

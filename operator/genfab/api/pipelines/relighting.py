@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel
+from genfab.api.lab.relighting import COMPARISON as LAB
 from genfab.api.pipeline import INPUT, Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl, cpu_stage
 from genfab.api.quality import RELIGHTING, QualityGate
 from genfab.api.relighting import (
@@ -111,6 +112,7 @@ and then makes 20 images a second (H100, benchmarks/results/relighting.md): at 3
 three quarters of the GPU time, at 256 it is under a third (`genfab plan --estimate` shows it)."""
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="relighting", kind="DatasetJob", value="relighting",
     description="segmentation -> albedo -> new lighting -> recombination",
     position=0, block="relighting", block_model=RelightingConfig, drafts=drafts, figures=RELIGHTING,

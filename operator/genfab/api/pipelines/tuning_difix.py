@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from genfab.api.base import MODEL, GenfabModel
+from genfab.api.lab.tuning_difix import COMPARISON as LAB
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.tuningrun import DifixHyperparameters, TuningRunBase
 from genfab.contract.paths import join_uri, ref_uri
@@ -45,6 +46,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="tuning-difix", kind="TuningRun", value="difix",
     description="DiFix3D fine-tuning (accelerate launch train_difix.py)", drafts=drafts,
     stages=(

@@ -7,6 +7,7 @@ from typing import Any
 
 from genfab.api.base import GenfabModel
 from genfab.api.gaussians import SplatConfig
+from genfab.api.lab.vistadream import COMPARISON as LAB
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, PipelineDrafts, SharedWorker, StageDecl
 from genfab.api.pipelines._scene import (
     SHARD,
@@ -147,6 +148,7 @@ def shared_models_differ(configs: Mapping[str, Mapping[str, Any]]) -> str | None
 
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="vistadream", kind="SceneJob", value="vistadream",
     description="single image -> outpaint -> depth -> Gaussian scene -> coarse expansion -> render",
     position=1, block="vistadream", block_model=VistaDreamConfig, drafts=drafts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from genfab.api.base import GenfabModel
+from genfab.api.lab.worldexplorer import COMPARISON as LAB
 from genfab.api.pipeline import Draft, DraftRequest, ManualGate, Pipeline, PipelineDrafts, StageDecl
 from genfab.api.pipelines._scene import (
     SHARD,
@@ -140,6 +141,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
 
 
 PIPELINE = Pipeline(
+    lab=LAB,
     name="worldexplorer", kind="SceneJob", value="worldexplorer",
     description="image/prompt -> 8-view 360° scaffold -> trajectory + geometry -> 3DGS",
     position=0, block="worldexplorer", block_model=WorldExplorerConfig, drafts=drafts, figures=WORLDEXPLORER,

@@ -1,0 +1,1 @@
+"""Each pipeline next to the lab's code, one module a pipeline (`genfab.api.fidelity`)."""
