@@ -138,6 +138,7 @@ def test_on_the_labs_path_the_expansion_builds_no_scene_of_its_own(tmp_path: Pat
     vggt = tiny_models / "facebook" / "VGGT-1B"
     vggt.mkdir(parents=True, exist_ok=True)
     np.savez(vggt / "stand_in.npz", cam_T_world=np.eye(4)[None], depth=np.array([2.0]))
+    (vggt / "config.json").write_text("{}")  # the hub repository's layout (the stand-in reads the .npz)
     doc = scenejob(tmp_path, tiny_models)
     doc["spec"]["indices"], doc["spec"]["variants"] = [0], ["stylized"]
     doc["spec"]["onlyStages"] = ["scaffold", "expansion"]

@@ -39,5 +39,5 @@ class VGGT(torch.nn.Module):
         assert s == len(poses), f"stand-in knows {len(poses)} frames, got {s}"
         pose_enc = extri_to_pose_encoding(poses[None, :, :3, :], (h, w))
         depth = depths[None, :, None, None, None].expand(1, s, h, w, 1).clone()
-        conf = torch.linspace(1.0, 2.0, s * h * w).reshape(1, s, h, w)
+        conf = torch.linspace(1.0, 2.0, s * h * w, device=images.device).reshape(1, s, h, w)
         return {"pose_enc": pose_enc, "depth": depth, "depth_conf": conf, "images": images}

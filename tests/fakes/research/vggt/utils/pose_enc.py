@@ -28,7 +28,7 @@ def _mat_to_quat(m: torch.Tensor) -> torch.Tensor:
 
 
 def extri_to_pose_encoding(extrinsics: torch.Tensor, image_size_hw: tuple[int, int]) -> torch.Tensor:
-    fov = torch.full((*extrinsics.shape[:-2], 2), FOV)
+    fov = torch.full((*extrinsics.shape[:-2], 2), FOV, dtype=extrinsics.dtype, device=extrinsics.device)
     return torch.cat([extrinsics[..., :3, 3], _mat_to_quat(extrinsics[..., :3, :3]), fov], -1)
 
 
@@ -40,7 +40,7 @@ def pose_encoding_to_extri_intri(pose_encoding: torch.Tensor, image_size_hw: tup
     extrinsics = torch.cat([rotation, pose_encoding[..., :3, None]], -1)
     fy = (h / 2) / torch.tan(pose_encoding[..., 7] / 2)
     fx = (w / 2) / torch.tan(pose_encoding[..., 8] / 2)
-    intrinsics = torch.zeros((*pose_encoding.shape[:-1], 3, 3))
+    intrinsics = torch.zeros((*pose_encoding.shape[:-1], 3, 3), dtype=pose_encoding.dtype, device=pose_encoding.device)
     intrinsics[..., 0, 0], intrinsics[..., 1, 1] = fx, fy
     intrinsics[..., 0, 2], intrinsics[..., 1, 2], intrinsics[..., 2, 2] = w / 2, h / 2, 1.0
     return extrinsics, intrinsics
