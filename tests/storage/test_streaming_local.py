@@ -64,3 +64,12 @@ def test_with_continue_on_error_the_downstream_streams_the_upstreams_good_sample
     assert (stages["digest"]["phase"], stages["digest"]["samples"]["succeeded"]) == ("PartiallySucceeded", 5)
     assert (stages["upper"]["phase"], stages["upper"]["samples"]) == (
         "Succeeded", {"total": 5, "succeeded": 5, "failed": 0})
+
+
+def test_genfab_run_shares_no_compile_artifacts_through_the_output(tmp_path: Path) -> None:
+    """torch's own caches on the machine keep a compile across the run's processes; artifacts in the
+    output are code whoever can write it could place (genfab.stages.runtime.compile_cache)."""
+    seen = tmp_path / "compile-cache.txt"
+    done, _ = run_chain(tmp_path, [b"1\n", b"2\n"], env={"GENFAB_TEST_COMPILE_CACHE": str(seen)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(seen.read_text().split()) == {"off"}

@@ -4,7 +4,8 @@ set: `GENFAB_TEST_SETUPS` (a file: each load appends its pid, so a test counts m
 `GENFAB_TEST_LEDGER` (a file: each sample started appends `pid id`), `GENFAB_TEST_SLEEP` (seconds per
 digest sample; `GENFAB_TEST_UPPER_SLEEP` per upper sample), `GENFAB_TEST_TIMES` (a file: `stage:time id`
 as each sample starts); an input starting with `POISON` fails its sample, one starting with `CRASH` its
-process. `GENFAB_TEST_HOLD` (`ID:PATH`) holds digest's sample ID until the file PATH exists, and crashes
+process; `GENFAB_TEST_COMPILE_CACHE` (a file: each load appends the process's `GENFAB_COMPILE_CACHE`).
+`GENFAB_TEST_HOLD` (`ID:PATH`) holds digest's sample ID until the file PATH exists, and crashes
 its process if it never does within a minute: a test's order of events that holds however loaded the
 machine is, and fails when that order cannot happen (a downstream stage that never streams)."""
 
@@ -37,6 +38,7 @@ class Hasher:
 
 def load_hasher(settings: DigestSettings, ctx: StageContext) -> Hasher:
     _append(ctx.env.get("GENFAB_TEST_SETUPS"), str(os.getpid()))
+    _append(ctx.env.get("GENFAB_TEST_COMPILE_CACHE"), ctx.env.get("GENFAB_COMPILE_CACHE", "unset"))
     return Hasher(settings.algorithm, ctx.env.get("GENFAB_TEST_LEDGER"), float(ctx.env.get("GENFAB_TEST_SLEEP") or 0))
 
 

@@ -1,5 +1,6 @@
-"""The compile cache shared by a stage's Pods (genfab.stages.runtime.compile_cache), with file storage
-and a stand-in for `torch.compiler` (the real one is exercised on the GPU: tests/gpu)."""
+"""The compile cache shared by a stage's Pods (genfab.stages.runtime.compile_cache), with file storage,
+artifacts in torch's own portable format and a stand-in for `torch.compiler`'s two calls (the real ones
+are exercised on the GPU: tests/gpu)."""
 
 from __future__ import annotations
 
@@ -17,17 +18,31 @@ from genfab.storage import open_storage
 FACTS = {"torch": "2.11.0", "triton": "3.6.0", "cuda": "13.0", "gpu": "NVIDIA H200", "capability": "9.0"}
 
 
+def artifacts(*keys: str, content: bytes = b"kernels") -> bytes:
+    """torch's portable cache format (`save_cache_artifacts`' bytes) holding autotune entries of these keys."""
+    from torch.compiler._cache import CacheArtifactFactory, CacheArtifactManager, _serialize_single_cache
+    from torch.utils._appending_byte_serializer import AppendingByteSerializer
+
+    CacheArtifactManager._ensure_cache_artifacts_registered()
+    out: AppendingByteSerializer[Any] = AppendingByteSerializer(serialize_fn=_serialize_single_cache)
+    out.extend([("autotune", [CacheArtifactFactory.create("autotune", k, content) for k in keys])])
+    return out.to_bytes()
+
+
+KERNELS = artifacts("triton/ab/cd.best_config")
+
+
 class Compiler:
     """`torch.compiler`'s two calls: artifacts of what was compiled, and loading them."""
 
-    def __init__(self, compiled: bytes | None = b"kernels") -> None:
-        self.compiled, self.loads = compiled, []  # type: list[bytes]
+    def __init__(self, compiled: bytes | None = KERNELS, fails: bool = False) -> None:
+        self.compiled, self.fails, self.loads = compiled, fails, []  # type: list[bytes]
 
     def save_cache_artifacts(self) -> tuple[bytes, object] | None:
         return None if self.compiled is None else (self.compiled, object())
 
     def load_cache_artifacts(self, data: bytes) -> object | None:
-        if data == b"broken":
+        if self.fails:
             raise RuntimeError("unpickling failed")
         self.loads.append(data)
         return object()
@@ -47,26 +62,26 @@ def test_the_key_names_the_stage_and_changes_with_the_runtime() -> None:
 
 
 def test_the_first_pod_stores_what_it_compiled_and_the_next_loads_it(tmp_path: Path) -> None:
-    first = cache(tmp_path, Compiler(b"kernels"))
+    first = cache(tmp_path, Compiler(KERNELS))
     first.load()  # nothing stored yet
     assert not first.loaded
     first.save()
-    assert (tmp_path / first.key).read_bytes() == b"kernels"
-    later = Compiler(b"other kernels")
+    assert (tmp_path / first.key).read_bytes() == KERNELS
+    later = Compiler(artifacts("other"))
     second = cache(tmp_path, later)
     second.load()
-    assert second.loaded and later.loads == [b"kernels"]
+    assert second.loaded and later.loads == [KERNELS]
     second.save()  # it loaded them: nothing is written again
-    assert (tmp_path / first.key).read_bytes() == b"kernels"
+    assert (tmp_path / first.key).read_bytes() == KERNELS
 
 
 def test_a_pod_never_overwrites_artifacts_another_stored_first(tmp_path: Path) -> None:
-    a, b = cache(tmp_path, Compiler(b"from a")), cache(tmp_path, Compiler(b"from b"))
+    a, b = cache(tmp_path, Compiler(artifacts("from/a"))), cache(tmp_path, Compiler(artifacts("from/b")))
     a.load()
     b.load()  # both started before either stored
     a.save()
     b.save()
-    assert (tmp_path / a.key).read_bytes() == b"from a"
+    assert (tmp_path / a.key).read_bytes() == artifacts("from/a")
 
 
 def test_nothing_compiled_stores_nothing(tmp_path: Path) -> None:
@@ -77,14 +92,41 @@ def test_nothing_compiled_stores_nothing(tmp_path: Path) -> None:
 
 def test_a_broken_artifact_is_one_warning_and_a_compile_from_scratch(tmp_path: Path,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    c = cache(tmp_path, Compiler())
+    c = cache(tmp_path, Compiler(fails=True))
     (tmp_path / c.key).parent.mkdir(parents=True)
-    (tmp_path / c.key).write_bytes(b"broken")
+    (tmp_path / c.key).write_bytes(KERNELS)
     with caplog.at_level(logging.WARNING, "genfab.stages"):
         c.load()
     assert not c.loaded
     assert [r.getMessage() for r in caplog.records] == [
         "compile cache not loaded (RuntimeError: unpickling failed): this Pod compiles from scratch"]
+
+
+@pytest.mark.parametrize("key", ["/usr/lib/python3/site-packages/evil.pth", "../../../home/user/.bashrc",
+                                 "triton/../../x", "C:\\Windows\\x", "a\\..\\..\\x", "x\0y"])
+def test_an_artifact_that_would_land_outside_torchs_cache_folders_is_refused_whole(
+        tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An artifact's key is joined to torch's cache folder as it loads (an absolute key writes anywhere
+    the process may write): such a file is never handed to torch, and nothing of it is loaded."""
+    compiler = Compiler()
+    c = cache(tmp_path, compiler)
+    (tmp_path / c.key).parent.mkdir(parents=True)
+    (tmp_path / c.key).write_bytes(artifacts("triton/ok.best_config", key))
+    with caplog.at_level(logging.WARNING, "genfab.stages"):
+        c.load()
+    assert not c.loaded and compiler.loads == []
+    assert "compile cache not loaded (artifact keys outside torch's cache folders: [" in caplog.text
+
+
+def test_bytes_not_in_torchs_format_are_not_handed_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    compiler = Compiler()
+    c = cache(tmp_path, compiler)
+    (tmp_path / c.key).parent.mkdir(parents=True)
+    (tmp_path / c.key).write_bytes(b"a pickle, say")
+    with caplog.at_level(logging.WARNING, "genfab.stages"):
+        c.load()
+    assert not c.loaded and compiler.loads == []
+    assert "compile cache not loaded (not torch's cache format)" in caplog.text
 
 
 def test_a_storage_error_on_store_is_a_warning_not_a_failed_shard(tmp_path: Path,
@@ -132,7 +174,7 @@ def test_an_artifact_over_the_bound_is_not_read(tmp_path: Path, monkeypatch: pyt
     compiler = Compiler()
     c = cache(tmp_path, compiler)
     (tmp_path / c.key).parent.mkdir(parents=True)
-    (tmp_path / c.key).write_bytes(b"far too large")
+    (tmp_path / c.key).write_bytes(KERNELS)
     with caplog.at_level(logging.WARNING, "genfab.stages"):
         c.load()
     assert not c.loaded and compiler.loads == [] and "StorageTooLarge" in caplog.text

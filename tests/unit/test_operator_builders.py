@@ -135,6 +135,9 @@ def test_custom_stages_get_storage_credentials_only_if_the_chart_allows(credenti
     assert "GENFAB_S3_ENDPOINT" in env["package"]  # where the storage is, always
     assert ("AWS_SECRET_ACCESS_KEY" in env["package"]) is credentials
     assert "AWS_SECRET_ACCESS_KEY" in env["gaussians"]  # genfab's own stages always
+    # torch's compile artifacts in the run's storage are code whoever holds its keys can place: genfab's
+    # stages share them only where the resource's own code may hold those keys too
+    assert all(("GENFAB_COMPILE_CACHE" in names) is not credentials for names in env.values())
 
 
 def test_configmap_carries_the_stage_config() -> None:

@@ -82,6 +82,10 @@ ENV_GROUP_ID = "GENFAB_GROUP_ID"
 port and output locally): every worker checks its peers carry the same before any data moves."""
 ENV_PIPELINES = "GENFAB_PIPELINES"
 """Comma-separated modules declaring extra pipelines (besides the installed entry points)."""
+ENV_COMPILE_CACHE = "GENFAB_COMPILE_CACHE"
+"""`off`: the stage neither loads nor stores torch's compile artifacts in the run's storage
+(genfab.stages.runtime.compile_cache). Set by the operator where the resource's own code may not run
+beside the storage credentials, and by `genfab run` always."""
 
 # -- object storage: endpoint settings as values, credentials from a Secret
 ENV_S3_ENDPOINT = "GENFAB_S3_ENDPOINT"

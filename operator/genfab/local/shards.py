@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genfab.contract import EXIT_BAD_INPUT
 from genfab.contract.names import (
+    ENV_COMPILE_CACHE,
     ENV_CPU_WORKERS,
     ENV_PARENT_PID,
     ENV_PROGRESS_SECONDS,
@@ -172,6 +173,9 @@ class ShardProcesses:
         env = {**self.environ, **shard_env(
             run.config, stage, len(run.shards), shard.index, self.models_env(),
             str(self.config_path(stage.name)),
+            # no compile artifacts through the output: torch's own caches on this machine keep a compile
+            # across the run's processes, and an output others can write must not run code here
+            **{ENV_COMPILE_CACHE: "off"},
             **{ENV_PROGRESS_SECONDS: str(REPORT_SECONDS), ENV_PARENT_PID: str(os.getpid()), ENV_SAMPLE_MANIFEST: "1",
                ENV_TERMINATION_LOG: str(self.termination_path(run, shard))},
             **gang_env(stage, len(run.shards), "127.0.0.1", run.port,

@@ -20,6 +20,7 @@ from genfab.contract import CONFIG_PATH, EXIT_BAD_INPUT, StageConfig
 from genfab.contract.hosted import HostedMember, members_json
 from genfab.contract.names import (
     CREDENTIAL_KEYS,
+    ENV_COMPILE_CACHE,
     ENV_FILE_ROOTS,
     ENV_HOSTED,
     ENV_METRICS_PORT,
@@ -398,6 +399,9 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     workers = stage.workers(shards, spec.parallelism)
     values = shard_env(stage_cfg, stage, shards, None, models_env(spec.models, mounted=True),
                        **{ENV_METRICS_PORT: str(settings.stage_metrics_port)},
+                       # torch's compile artifacts in the run's storage are code anyone with its keys can
+                       # place: shared only where the resource's own code may hold those keys anyway
+                       **({} if settings.custom_stage_credentials else {ENV_COMPILE_CACHE: "off"}),
                        **worker_env(stage, shards, workers, spec.retries,
                                     streaming=stage_cfg.stream is not None or bool(hosting)),
                        **({ENV_HOSTED: members_json([HostedMember(stage=s.name, config_hash=s.config_hash)

@@ -43,6 +43,7 @@ from genfab.stages.reference_object.duplicates import scene_duplicate_distances
 from genfab.stages.reference_object.image_figures import image_figures
 from genfab.stages.reference_object.sam_models import (
     SAM2_CONFIG,
+    UnsafeConfig,
     load_sam,
     load_sam2,
     sam_markers,
@@ -92,7 +93,10 @@ class Annotator:
             return load_sam(path, cfg.sam_type, cfg.sam_checkpoint, device)
 
         def sam2_loader(path: Path, placement: Placement) -> Any:
-            return load_sam2(path, cfg.sam2_config, cfg.sam2_checkpoint, device)
+            try:
+                return load_sam2(path, cfg.sam2_config, cfg.sam2_checkpoint, device)
+            except UnsafeConfig as exc:  # not retried: the same file is refused again
+                raise BadInput(f"referenceObject.annotation.sam2Config: {exc}") from None
 
         self.sam: Any = self.models.load("sam", cfg.sam_model, sam_loader,
                                          sam_markers(cfg.sam_type, cfg.sam_checkpoint))

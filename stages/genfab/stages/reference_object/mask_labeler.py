@@ -87,10 +87,13 @@ def sam2_mask(rgb: np.ndarray, prompts: Prompts, folder: Path) -> tuple[np.ndarr
     """SAM2's best-scored mask of its three for the prompts."""
     import torch
 
-    from genfab.stages.reference_object.sam_models import load_sam2
+    from genfab.stages.reference_object.sam_models import UnsafeConfig, load_sam2
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    predictor = load_sam2(folder, None, None, device)
+    try:
+        predictor = load_sam2(folder, None, None, device)
+    except UnsafeConfig as exc:
+        raise LabelerError(str(exc), EXIT_BAD_INPUT) from None
     with torch.inference_mode():
         predictor.set_image(rgb)
         masks, scores, _ = predictor.predict(

@@ -10,11 +10,19 @@ packages' model code; nothing is fetched from a hub.
   `annotation.sam2Config` / `sam2Checkpoint` name other files in it). The YAML's `model` is
   instantiated as `sam2.build_sam.build_sam2` does (with its image post-processing overrides) and the
   checkpoint's `model` weights loaded strictly.
+
+Both folders are the resource's (its model location), so what they hold is read as data, never run:
+every checkpoint is loaded with `weights_only=True` (tensors, no unpickled objects), and the SAM2 YAML
+is checked before hydra instantiates it (`sam2_config_problem`): every `_target_` must be one of SAM2's
+model classes (`sam2.modeling.*`), and an interpolation may name other keys, not a resolver
+(`${oc.env:...}`). A config that names anything else (`torch.load`, `builtins.eval`, `os.system`) is
+refused in one line before anything of it is imported.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,11 +77,48 @@ def load_sam(folder: Path, sam_type: str, checkpoint: str | None, device: torch.
     if tiny.is_file():
         cfg = json.loads(tiny.read_text())
         model = build_tiny_sam(cfg)
-        model.load_state_dict(torch.load(_checkpoint(folder, cfg["checkpoint"]), map_location="cpu"))
+        model.load_state_dict(torch.load(_checkpoint(folder, cfg["checkpoint"]), map_location="cpu",
+                                         weights_only=True))
     else:
         path = _checkpoint(folder, checkpoint or SAM_CHECKPOINTS[sam_type])
-        model = sam_model_registry[sam_type](checkpoint=str(path))
+        # built without its checkpoint and loaded here: segment-anything's own `torch.load(f)` unpickles
+        # whatever the file holds where the installed torch does not default to weights_only
+        model = sam_model_registry[sam_type](checkpoint=None)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return SamPredictor(model.to(device).eval())
+
+
+class UnsafeConfig(ValueError):
+    """A model file from the model location asks to run something other than the model's own code."""
+
+
+SAM2_TARGETS = "sam2.modeling."
+"""Where every class a SAM2 config may instantiate lives (its backbone, attention, memory and heads)."""
+_RESOLVER = re.compile(r"\$\{[^}]*:")
+"""An interpolation that calls a resolver (`${oc.env:AWS_SECRET_ACCESS_KEY}`), not a key reference."""
+
+
+def sam2_config_problem(node: Any, where: str = "") -> str | None:
+    """Why the SAM2 config (unresolved, as plain data) may not be instantiated, or None: a `_target_`
+    outside SAM2's model classes, or an interpolation that calls a resolver."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None and (not isinstance(target, str) or not target.startswith(SAM2_TARGETS)
+                                   or not all(part.isidentifier() for part in target.split("."))):
+            return (f"{where or 'the root'}._target_ {target!r} is not one of SAM2's model classes "
+                    f"({SAM2_TARGETS}*): the config is data from the model location, never code to run")
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        if isinstance(node, str) and _RESOLVER.search(node):
+            return f"{where}: {node!r} calls a resolver; a SAM2 config's interpolations name other keys only"
+        return None
+    for key, value in items:
+        found = sam2_config_problem(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def load_sam2(folder: Path, config: str | None, checkpoint: str | None, device: torch.device) -> Any:
@@ -83,6 +128,9 @@ def load_sam2(folder: Path, config: str | None, checkpoint: str | None, device: 
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     cfg = OmegaConf.load(folder / (config or SAM2_CONFIG))
+    problem = sam2_config_problem(OmegaConf.to_container(cfg, resolve=False))
+    if problem is not None:
+        raise UnsafeConfig(f"SAM2 config {config or SAM2_CONFIG}: {problem}")
     for key, value in SAM2_IMAGE_OVERRIDES.items():
         OmegaConf.update(cfg, f"model.sam_mask_decoder_extra_args.{key}", value, force_add=True)
     OmegaConf.resolve(cfg)

@@ -14,9 +14,15 @@ stored by another first does not overwrite them. A missing, unreadable or foreig
 line and a compile from scratch, never a failed shard. `GENFAB_COMPILE_CACHE=off` in a stage's
 environment turns it off.
 
-Loading the artifacts runs torch's deserialisation of the run's own storage inside the run's own Pod:
-the resource's owner can already run any code there (a custom stage), so it gives nobody more power.
-On the CPU, and in stages that never import torch, nothing happens."""
+The artifacts are code: torch unpickles inductor's entries as it loads them, and anyone who can write
+the run's storage can put an artifact there. So the cache is used only where that gives nobody more
+power: the operator turns it off (`GENFAB_COMPILE_CACHE=off`) in every stage Pod when the cluster keeps
+the storage credentials from the resource's own code (`stages.customStageCredentials: false`: a
+tenant's code must not run beside those credentials, as Zero123++'s `pipeline.py` is refused), and
+`genfab run` never uses it (torch's own caches on the machine already keep a compile across its
+processes). Where it is used, a file whose artifact keys are not plain relative names under torch's
+cache folders (an absolute path, `..`, a NUL) is refused whole before torch sees it, so loading never
+writes outside those folders. On the CPU, and in stages that never import torch, nothing happens."""
 
 from __future__ import annotations
 
@@ -27,16 +33,40 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from itertools import chain
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from genfab.contract.names import ENV_COMPILE_CACHE
 from genfab.storage.base import Storage
 
 log = logging.getLogger("genfab.stages")
 PREFIX = "_genfab/compile-cache"
-ENV = "GENFAB_COMPILE_CACHE"
+ENV = ENV_COMPILE_CACHE
 LIMIT = 512 * 2**20
 """The largest artifact read back into memory (the Qwen Image Edit blocks' are 7 MiB); a larger object
 in the run's storage is not read (one warning, a compile from scratch)."""
+
+
+def unsafe_keys(data: bytes) -> list[str] | None:
+    """The artifact keys in torch's portable cache format that would place a file outside torch's cache
+    folders (None: not that format, or this torch cannot read it: not loaded either way). Read with
+    torch's own reader of the outer format, which holds names and bytes only (nothing is unpickled)."""
+    try:
+        from torch.compiler._cache import CacheArtifactManager
+    except ImportError:
+        return None
+    artifacts = CacheArtifactManager.deserialize(data)
+    if artifacts is None:
+        return None
+    return [a.key for a in chain(*artifacts.values()) if not safe_name(a.key)]
+
+
+def safe_name(key: str) -> bool:
+    """A relative name that stays inside the folder it is joined to."""
+    if not key or "\0" in key or key.startswith(("/", "\\")) or PureWindowsPath(key).drive:
+        return False
+    return ".." not in PurePosixPath(key.replace("\\", "/")).parts
 
 
 def artifact_key(stage: str, facts: dict[str, str]) -> str:
@@ -83,6 +113,12 @@ class CompileCache:
             if not self.storage.exists(self.key):
                 return
             data = self.storage.read_at_most(self.key, LIMIT, "the compile cache")
+            unsafe = unsafe_keys(data)
+            if unsafe is None or unsafe:
+                log.warning("compile cache not loaded (%s): this Pod compiles from scratch",
+                            f"artifact keys outside torch's cache folders: {unsafe[:3]!r}" if unsafe
+                            else "not torch's cache format")
+                return
             self.loaded = self.compiler.load_cache_artifacts(data) is not None
             log.info("compile cache loaded", extra={"key": self.key, "bytes": len(data)})
         except Exception as exc:  # a cache must never fail a shard
