@@ -73,3 +73,21 @@ def test_genfab_run_shares_no_compile_artifacts_through_the_output(tmp_path: Pat
     done, _ = run_chain(tmp_path, [b"1\n", b"2\n"], env={"GENFAB_TEST_COMPILE_CACHE": str(seen)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert set(seen.read_text().split()) == {"off"}
+
+
+def test_a_run_takes_every_file_name_the_file_system_allows(tmp_path: Path) -> None:
+    """A macOS screenshot's U+202F, a no-break space, an escape: genfab's own listing wrote them into the
+    sample manifest and its reader refused them, failing the stage (0 of 5); each is a sample now, and
+    what reaches the terminal shows the escape as text."""
+    names = ["Screenshot 2026-11-30 at 9.41.12\u202fPM.txt", "menu\u00a0card.txt", "red\x1b[31m.txt"]
+
+    def write(folder: Path) -> None:
+        for i, name in enumerate(names):
+            (folder / name).write_bytes(b"%d\n" % i)
+    path = toy_job(tmp_path, "checksum-chain", write, parallelism=1, retries=0)
+    done = subprocess.run([sys.executable, "-m", "genfab.cli.main", "run", str(path), "--workers", "2"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = json.loads((tmp_path / "out" / "_genfab" / "status.json").read_text())["status"]
+    assert [(s["phase"], s["samples"]["succeeded"]) for s in status["stages"]] == [("Succeeded", 3)] * 2
+    assert "\x1b" not in done.stdout + done.stderr

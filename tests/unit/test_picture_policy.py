@@ -75,3 +75,54 @@ def test_every_orientation_is_turned_upright_the_same_way_on_both_paths(orientat
     np.testing.assert_array_equal(np.asarray(open_image(data, "o.png")), upright)
     stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     np.testing.assert_array_equal(orient(stored[..., ::-1], header.orientation), upright)
+
+
+class Decoded(BaseException):
+    """Raised by a test's stand-in of Pillow's decoding: a pixel was decoded where none may be."""
+
+
+def png_with_pixels(width: int, height: int, exif_after: bytes | None = None) -> bytes:
+    """A whole 8-bit RGB PNG of zeros, compressed row by row (a 144 MP one is about 400 KB), optionally
+    with an eXIf chunk after its pixels (where Pillow's `getexif` looks by decoding them all)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    packer, row, parts = zlib.compressobj(9), bytes(1 + 3 * width), []
+    for _ in range(height):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"".join(parts)) + (chunk(b"eXIf", exif_after) if exif_after else b"")
+            + chunk(b"IEND", b""))
+
+
+def test_a_png_bomb_is_refused_from_its_header_without_decoding_a_pixel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """12,000 x 12,000 zeros in a 400 KB PNG: reading its EXIF used to decode it whole (608 MiB) before the
+    bound refused it."""
+    from PIL import ImageFile
+
+    bomb = png_with_pixels(12_000, 12_000)
+    assert len(bomb) < 1_000_000
+
+    def decoded(self: object) -> None:
+        raise Decoded  # past any `except Exception` on the way
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    with pytest.raises(PictureRefused, match=r"12000x12000 = 144,000,000 pixels; at most 100,000,000"):
+        probe(bomb, "bomb.png")
+
+
+def test_a_pngs_orientation_after_its_pixels_is_read_without_decoding_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = png_with_pixels(40, 20, exif_after=exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif") else
+                           exif.tobytes())
+    assert np.asarray(open_image(data, "o.png")).shape == (40, 20, 3)  # decoded (once) and turned upright
+
+    def decoded(self: object) -> None:
+        raise Decoded  # past any `except Exception` on the way
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    assert probe(data, "o.png").orientation == 6

@@ -143,3 +143,34 @@ def test_a_failed_inventory_jobs_own_words_become_one_printable_line() -> None:
     assert listing.refused == ("cannot list samples: bad input: no input files [2Junder s3://x "
                                "(inventory job r-segment-abc-inv)")
     assert listing.count is None and not listing.waiting
+
+
+NAMES = ["Screenshot 2026-11-30 at 9.41.12\u202fPM.png", "caf\u00e9\u00a0menu.png", "esc\x1b[31mred.png",
+         "tab\tname.png", "bell\x07.png", "line\u2028sep.png", "\udcffnot-utf8.png"]
+"""Names a file system allows (the last: a byte that is not UTF-8, as Python lists it on Linux)."""
+
+
+def test_any_name_the_file_system_allows_is_listed_written_and_read_back_as_a_sample(tmp_path: Path) -> None:
+    """genfab's own listing writes these names into the manifest; its reader takes them all back (it
+    refused those Python does not call printable: one screenshot failed a whole stage)."""
+    import os
+
+    from genfab.inventory.samples import resolve_samples
+    from genfab.storage import open_storage
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in NAMES:
+        (folder / name).write_bytes(b"\x89PNG")
+        assert os.fsencode(folder / name)  # the file system took it
+    cfg = StageConfig(resource=ResourceRef(kind="DatasetJob", name="d"), pipeline="relighting", stage="segment",
+                      family="cv", config_hash="h" * 64, run_uri=f"file://{tmp_path}/out",
+                      output_uri=f"file://{tmp_path}/out/s1", input_uris=(f"file://{folder}",))
+    listed = resolve_samples(cfg, open_storage)
+    assert sorted(r.source for r in listed) == sorted(NAMES)
+    run = FileStorage(f"file://{tmp_path}/out", tmp_path / "out")
+    manifest = write_manifest(run, "segment", "h" * 64, [(r.id, r.source) for r in listed])
+    back = read_slice(run, read_manifest(run, "segment", "h" * 64), 0, len(NAMES))
+    assert back == [(r.id, r.source) for r in listed] and manifest.count == len(NAMES)
+    store = open_storage(f"file://{folder}")
+    assert all(store.read_bytes(source) == b"\x89PNG" for _, source in back if source)  # each still opens

@@ -153,6 +153,9 @@ def _safe_id(sample: str) -> bool:
 
 
 def _safe_source(source: str) -> bool:
-    """A key under the stage's input root: relative, no `..` segment, no control characters."""
+    """A key under the stage's input root, as the storage's own check has it (relative, no `.` or `..`
+    segment, no backslash, no NUL): any other character a file system or S3 allows in a name is a name
+    (U+202F in a macOS screenshot's, U+00A0, an escape; terminals are shown them escaped,
+    `genfab.contract.text.shown`)."""
     return (0 < len(source) <= MAX_SOURCE and not source.startswith("/") and "\\" not in source
-            and all(seg not in ("", ".", "..") for seg in source.split("/")) and source.isprintable())
+            and "\0" not in source and all(seg not in ("", ".", "..") for seg in source.split("/")))

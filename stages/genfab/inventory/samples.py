@@ -51,7 +51,8 @@ def sample_id_for(stem: str) -> str:
         return stem
     folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", folded).strip("-._")[:110] or "sample"
-    return f"{slug}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+    # a name's own bytes: a file name that is not UTF-8 is listed with surrogates standing for its bytes
+    return f"{slug}-{hashlib.sha256(stem.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 @contextlib.contextmanager

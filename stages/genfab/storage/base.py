@@ -62,7 +62,7 @@ def human_bytes(n: int) -> str:
 
 
 def check_key_length(key: str) -> str:
-    size = len(key.encode())
+    size = len(key.encode("utf-8", "surrogateescape"))  # a local name that is not UTF-8: its own bytes
     if size > MAX_KEY_BYTES:
         raise StorageError(f"storage key {shorten(key)!r} is {size} bytes, longer than {MAX_KEY_BYTES} bytes "
                            "(the S3 limit)")

@@ -61,12 +61,38 @@ class Header:
         return self.width * self.height
 
 
-def _orientation(img: Image.Image) -> int:
+def _orientation(img: Image.Image, data: bytes) -> int:
+    """EXIF orientation, read without decoding a pixel: Pillow's `getexif` on a PNG decodes the whole
+    picture to look for an eXIf chunk after the pixels, so a PNG's chunks are walked here instead."""
+    from PIL import Image
+
     try:
-        value = img.getexif().get(ORIENTATION_TAG, 1)
+        if img.format == "PNG":
+            raw = img.info.get("exif") or _png_exif(data)
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = img.getexif()
+        value = exif.get(ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block: the picture is shown as stored
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_exif(data: bytes) -> bytes | None:
+    """A PNG's eXIf chunk, found by walking its chunks' lengths (nothing is decompressed)."""
+    at = 8  # the signature
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind = data[at + 4:at + 8]
+        if kind == b"eXIf":
+            return data[at + 8:at + 8 + length]
+        if kind == b"IEND":
+            return None
+        at += 12 + length
+    return None
 
 
 def _open(data: bytes, what: str, limit: int | None) -> tuple[Image.Image, Header]:
@@ -87,13 +113,13 @@ def _open(data: bytes, what: str, limit: int | None) -> tuple[Image.Image, Heade
     except Exception as exc:
         raise PictureRefused("Unreadable", f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
                              ) from None
-    header = Header(img.width, img.height, str(img.format or "").lower(), _orientation(img))
-    if header.width <= 0 or header.height <= 0:
-        raise PictureRefused("Empty", f"{what}: the picture is {header.width}x{header.height}")
-    if header.pixels > bound:
-        raise PictureRefused("TooLarge", f"{what}: {header.width}x{header.height} = {header.pixels:,} pixels; at "
+    width, height = img.width, img.height
+    if width <= 0 or height <= 0:
+        raise PictureRefused("Empty", f"{what}: the picture is {width}x{height}")
+    if width * height > bound:  # decided from the header alone, before anything else is read
+        raise PictureRefused("TooLarge", f"{what}: {width}x{height} = {width * height:,} pixels; at "
                                          f"most {bound:,} are decoded ({MAX_PIXELS_ENV})")
-    return img, header
+    return img, Header(width, height, str(img.format or "").lower(), _orientation(img, data))
 
 
 def probe(data: bytes, what: str, limit: int | None = None) -> Header:
