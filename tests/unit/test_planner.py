@@ -666,3 +666,23 @@ def test_a_fixed_implementation_makes_its_committed_samples_again() -> None:
     assert pipelines()["relighting"].stage("albedo").revision == 2  # bounded lift, hue kept; never darker
     assert pipelines()["relighting"].stage("recombine").revision == 1  # saturationRatio over lit pixels
     assert pipelines()["difix"].stage("export").revision == 1  # 8-bit RGB files
+
+
+def test_a_stage_over_kubernetes_shard_limit_is_refused_at_plan_time_with_what_to_set() -> None:
+    """1,000,000 images in vistadream's shards of 8 would be 125,000 shards: an Indexed Job Kubernetes
+    refuses (over 100,000 Pods with per-index retries) and report indexes genfab does not read. One line
+    naming the setting, at plan time; the same images in shards of 10 plan."""
+    from genfab.contract import too_many_shards
+    from genfab.contract.names import MAX_STAGE_SHARDS
+
+    many = _spec(input={"manifest": "s3://genfab-data/images/metadata.json"})
+    with pytest.raises(PlanError) as refused:
+        example_plan(VD, many, inventory={INPUT: 1_000_000})
+    assert str(refused.value) == (
+        "stage outpaint: 1,000,000 samples at shardSize 8 are 125,000 shards, and a stage runs at most 100,000 (a "
+        "Kubernetes Indexed Job's Pods, genfab's shard reports): set spec.stages.outpaint.shardSize to 10 or more")
+    stages = {name: {"shardSize": 10} for name in ("outpaint", "depth", "gaussians", "coarse", "render")}
+    fine = example_plan(VD, _spec(input={"manifest": "s3://genfab-data/images/metadata.json"}, stages=stages),
+                        inventory={INPUT: 1_000_000})
+    assert max(s.shards or 0 for s in fine.stages) == MAX_STAGE_SHARDS
+    assert too_many_shards("x", MAX_STAGE_SHARDS, 1, MAX_STAGE_SHARDS) is None

@@ -36,6 +36,7 @@ from genfab.contract.names import (
     report_prefix,
     shard_bounds,
     shard_count,
+    too_many_shards,
 )
 
 __all__ = [
@@ -65,4 +66,5 @@ __all__ = [
     "sample_subdir",
     "shard_bounds",
     "shard_count",
+    "too_many_shards",
 ]

@@ -234,6 +234,21 @@ def shard_count(samples: int, shard_size: int, fixed: int | None = None) -> int:
     return fixed if fixed else max(1, -(-samples // shard_size))
 
 
+MAX_STAGE_SHARDS = 100_000
+"""The most shards one stage has: a Kubernetes Indexed Job runs at most 100,000 Pods with per-index
+retries (above that it needs `maxFailedIndexes` and at most 10,000 at once), and each shard's report is
+named by a five-digit index."""
+
+
+def too_many_shards(stage: str, samples: int, shard_size: int, shards: int) -> str | None:
+    """One line when a stage would have more shards than `MAX_STAGE_SHARDS` (what to set instead), else None."""
+    if shards <= MAX_STAGE_SHARDS:
+        return None
+    return (f"stage {stage}: {samples:,} samples at shardSize {shard_size} are {shards:,} shards, and a stage "
+            f"runs at most {MAX_STAGE_SHARDS:,} (a Kubernetes Indexed Job's Pods, genfab's shard reports): set "
+            f"spec.stages.{stage}.shardSize to {-(-samples // MAX_STAGE_SHARDS)} or more")
+
+
 MISSING_MODEL = "missing"
 """The identity of a model that is not in the model location (genfab.inventory.model_identity): the
 stage will fail or fall back, and a refusal before the start names it (genfab.sequencing.preflight)."""

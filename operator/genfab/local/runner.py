@@ -22,7 +22,7 @@ from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
 from genfab.api.status_document import DocumentMeta, StatusDocument
 from genfab.api.summary import RunSummary
-from genfab.contract import STATUS_KEY, shard_count
+from genfab.contract import STATUS_KEY, shard_count, too_many_shards
 from genfab.contract.names import (
     ENV_MODELS,
     ENV_VERIFY,
@@ -336,6 +336,10 @@ class LocalRunner:
                 return
             run.samples = len(samples)
             count = shard_count(len(samples), run.stage.shard_size, run.stage.fixed_shards)
+            too_many = too_many_shards(run.stage.name, len(samples), run.stage.shard_size, count)
+            if too_many is not None:
+                self._fail_at_start(run, too_many, reason="BadInput")
+                return
         clear_reports(self.run_storage, run.stage.name, run.stage.config_hash)
         run.reports, run.final = {}, set()
         (self._config_dir / f"{run.stage.name}.json").write_text(run.config.to_json())

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from genfab.api.resources import Resource
 from genfab.api.status import ResourceStatus
-from genfab.contract import StageConfig, shard_count
+from genfab.contract import StageConfig, shard_count, too_many_shards
 from genfab.contract.hosted import HostedStage
 from genfab.inventory import InventoryError, clear_reports
 from genfab.inventory.manifest import clear_manifest, read_manifest
@@ -87,6 +87,9 @@ class StageStarter:
                                     start_time=before.start_time if before else now, message=listing.waiting)
         samples = listing.count
         shards = stream.shards if stream is not None else shard_count(samples, stage.shard_size, stage.fixed_shards)
+        too_many = too_many_shards(stage.name, samples, stage.shard_size, shards)
+        if too_many is not None:  # its listing said how many only now: no Job Kubernetes would refuse
+            return failed_at_start(stage.name, stage.config_hash, stage.output_uri, too_many, now, reason="BadInput")
         if existing is None:  # a Job that exists may have run: its reports stay (the create below adopts it)
             clear_reports(run, stage.name, stage.config_hash)
         if stream is not None:  # what its workers may take now (raised as the upstream commits more)
@@ -145,6 +148,10 @@ class StageStarter:
                                     message=listing.waiting)
         shards = stream.shards if stream is not None else shard_count(listing.count, stage.shard_size,
                                                                        stage.fixed_shards)
+        too_many = too_many_shards(stage.name, listing.count, stage.shard_size, shards)
+        if too_many is not None:
+            write_hosted(run, stage.name, stage.config_hash, HostedStage(stopped=too_many))
+            return failed_at_start(stage.name, stage.config_hash, stage.output_uri, too_many, now, reason="BadInput")
         if not started_hosted(run, stage):  # a start cut short after this (an operator restart) keeps what ran
             clear_reports(run, stage.name, stage.config_hash)
         if stream is not None:

@@ -16,7 +16,7 @@ from genfab.api.common import CommonSpec, CustomStage, StageResources
 from genfab.api.families import CUSTOM_FAMILY
 from genfab.api.pipeline import Draft, DraftRequest, Pipeline, StageDecl, selected
 from genfab.api.resources import Resource
-from genfab.contract import layout_dir, shard_count
+from genfab.contract import layout_dir, shard_count, too_many_shards
 from genfab.contract.paths import join_uri
 from genfab.planner.hashing import config_hash, hash_parts
 from genfab.planner.model import ENDPOINT, UNREAD, Plan, PlannedStage, Resources
@@ -191,6 +191,9 @@ def plan(resource: Resource, inventory: Mapping[str, int] | None = None,
         shard_size = _shard_size(base, spec, name, custom, draft)
         fixed = draft.shards if draft is not None and draft.shards is not None else (1 if base.singleton else None)
         shards = fixed if fixed is not None else (shard_count(samples, shard_size) if samples is not None else None)
+        too_many = too_many_shards(name, samples, shard_size, shards) if samples is not None and shards else None
+        if too_many is not None:
+            raise PlanError(too_many)
         refs = model_refs(draft.settings) if draft is not None else []
         loaded = stage_models(refs, models)
         parts = hash_parts(

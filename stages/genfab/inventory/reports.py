@@ -11,15 +11,15 @@ from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from genfab.contract.names import quality_prefix, report_key, report_prefix, work_prefix
+from genfab.contract.names import MAX_STAGE_SHARDS, quality_prefix, report_key, report_prefix, work_prefix
 from genfab.storage.base import Storage, StorageError, StorageLimit, StorageTooLarge
 
 MAX_REPORT_BYTES = 16 << 20
 """A shard report lists its samples' ids: far below this even for 100,000 samples. Anything larger
 is not a report genfab wrote, and reading it would cost the operator (every tenant's) memory."""
-MAX_SHARDS = 100_000
-"""The most shards a stage has (Kubernetes' limit on an Indexed Job's completions): a report index at or
-above a stage's shard count is not one of its shards, and is not read."""
+MAX_SHARDS = MAX_STAGE_SHARDS
+"""The most shards a stage has (`genfab.contract.names.MAX_STAGE_SHARDS`, refused above it when planned or
+started): a report index at or above a stage's shard count is not one of its shards, and is not read."""
 MAX_RUN_SECONDS = 30 * 86400.0
 """The most one shard report may claim its processes ran (a report is the tenant's Pod's to write: a time
 beyond any Job's is not counted as more)."""
