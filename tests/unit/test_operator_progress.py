@@ -220,3 +220,31 @@ def test_a_completed_worker_job_ran_every_shard_its_records_do_not_name_failed(t
     obs = decide(p, r.spec, Observed(jobs=[job], progress=reading.progress), None, NOW).observations[0]
     assert (obs.state, obs.shards_succeeded, obs.shards_failed, obs.reason) == (
         "finished", SHARDS - 1, 1, "FailedIndexes")
+
+
+def test_running_shards_are_kept_as_a_few_numbers_not_their_decoded_reports(tmp_path: Path) -> None:
+    """A tenant's running reports may be as large as the byte bound allows (here 16 of about 2.5 MB of
+    per-sample seconds each). The shared operator reads them one at a time and keeps a few numbers per
+    shard between reconciles: what it holds afterwards does not grow with what the reports hold (it held
+    every running report decoded, 1.9 GiB with eight hostile resources against the chart's 1 GiB)."""
+    import tracemalloc
+
+    _, p, job, run = big_job(tmp_path, "0-983")
+    stage = p.stage("scaffold")
+    for i in range(984, SHARDS):
+        write_report(run, ShardReport("scaffold", stage.config_hash, i, SHARDS, succeeded=[f"s{i}"],
+                                      seconds={f"sample-{k:07d}": 1.0 for k in range(100_000)},
+                                      produced_by={f"model-{k}": 1 for k in range(1000)}, last_sample_at=5.0))
+    pods = {job["metadata"]["name"]: [{"metadata": {"labels": {"batch.kubernetes.io/job-completion-index": str(i)}},
+                                       "status": {"phase": "Running"}} for i in range(984, SHARDS)]}
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=2000, clock=lambda: 100.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        progress = reader.read(KEY, p, [job], pods, None, lambda: run).progress["scaffold"]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert progress.succeeded == SHARDS and len(progress.last_sample) == 16
+    assert len(progress.produced_by) <= 17  # the status's most frequent producers, the rest summed
+    assert held < 4 * 2**20, held  # the tally of 1,000 shards and 16 running shards' numbers

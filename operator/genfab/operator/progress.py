@@ -10,7 +10,10 @@
   rest of the reconcile; the others are read by the next reconcile, queued at once (`Reading.more`).
 - Running shards' reports (one per running Pod, so bounded by the stage's parallelism) give the live
   counts and each shard's last sample, the no-progress deadline's clock; they are read at most every
-  `progressSeconds`.
+  `progressSeconds`, checked against the stage's shard capacity (a report claiming more samples than a
+  shard holds is not counted), and kept between reconciles as a few numbers each (`LiveShard`), never as
+  the decoded report: a tenant's reports of a million ids cost the shared operator one report's decoding
+  at a time, not every running shard's lists held at once.
 - A budget that runs out after some report was read means "go on next reconcile"; one that runs out
   before any was (a store that does not answer, a report the size of the byte budget) stops the
   reconcile as before: Stalled, naming the bound.
@@ -38,18 +41,37 @@ from genfab.operator.observe import JobView, job_view, pod_index, pod_running
 from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
 from genfab.status import produced_by, tally
-from genfab.status.cost import shard_seconds
+from genfab.status.aggregate import MAX_PRODUCERS
 from genfab.storage import Storage
 
 Slot = tuple[Key, str, str]
 """(resource, stage, config hash)."""
 
 
+@dataclass(frozen=True)
+class LiveShard:
+    """What the status needs of a running shard's report, read from it once: its report is dropped."""
+
+    succeeded: int
+    failed: int
+    state: str
+    last_activity: float
+    run_seconds: float
+    produced_by: tuple[tuple[str, int], ...]
+    """Its most frequent producers (at most `MAX_PRODUCERS`, as the status keeps them)."""
+
+    @classmethod
+    def of(cls, report: ShardReport) -> LiveShard:
+        producers = sorted(report.produced_by.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_PRODUCERS]
+        return cls(len(report.succeeded), len(report.failed), report.state, report.last_activity,
+                   report.run_seconds, tuple(producers))
+
+
 @dataclass
 class _Stage:
     tally: ShardTally
-    running: dict[int, ShardReport] = field(default_factory=dict)
-    """Reports of the shards running when last read (their samples so far), by index."""
+    running: dict[int, LiveShard] = field(default_factory=dict)
+    """The shards running when last read (their samples so far), by index."""
     running_read: float = float("-inf")
     """When the running shards' reports were last read (monotonic seconds)."""
     records: dict[int, WorkerRecord] = field(default_factory=dict)
@@ -216,13 +238,15 @@ class ProgressReader:
         return tally.fold(current, read, stage.shard_capacity, completed), unread, waiting
 
     def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
-                      ) -> dict[int, ShardReport]:
-        found: dict[int, ShardReport] = {}
+                      ) -> dict[int, LiveShard]:
+        found: dict[int, LiveShard] = {}
         with contextlib.suppress(Stop):
             for index in sorted(live):
                 report = budget.read(run, stage, index, shards)
+                if report is not None:
+                    report = tally.checked(report, stage.shard_capacity)  # a shard's own counts, checked
                 if report is not None and not report.corrupt:
-                    found[index] = report
+                    found[index] = LiveShard.of(report)
         return found
 
 
@@ -260,7 +284,7 @@ class _Budget(Share):
 def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = None,
               finished: indexes.Ranges = (), workers: Sequence[int] = (), staying: Sequence[int] = ()) -> Progress:
     t, running = state.tally, list(state.running.values())
-    live_ok, live_failed = tally.running_counts(running)
+    live_ok, live_failed = sum(r.succeeded for r in running), sum(r.failed for r in running)
     last = {i: r.last_activity for i, r in state.running.items() if r.state == "running"}
     on: dict[int, int] = {}
     waiting: dict[int, float] = {}
@@ -278,6 +302,6 @@ def _progress(state: _Stage, complete: bool, shards: tuple[int, int] | None = No
         busy_workers=frozenset(w for w, r in state.records.items() if r.current is not None)
         if shards is not None else None,
         notes=tuple(t.notes), shard_errors=tuple(t.shard_errors),
-        produced_by=produced_by([t.produced_by, *(r.produced_by for r in running)]),
+        produced_by=produced_by([t.produced_by, *(dict(r.produced_by) for r in running)]),
         corrupt_shards=t.corrupt, note_count=t.note_count, tally=t, complete=complete, finished=finished,
-        shard_seconds=t.shard_seconds + shard_seconds(running))
+        shard_seconds=t.shard_seconds + sum(r.run_seconds for r in running))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from genfab.api.quality import FIGURES
 from genfab.api.status import DropTally, ShardTally
@@ -143,13 +143,3 @@ def of_reports(reports: Mapping[int, ShardReport], capacity: int | None = None) 
 def pending(tally: ShardTally, finished: indexes.Ranges) -> indexes.Ranges:
     """The finished shards whose reports are not in the tally yet."""
     return indexes.difference(finished, read_indexes(tally))
-
-
-def running_counts(reports: Iterable[ShardReport]) -> tuple[int, int]:
-    """Samples committed and failed so far by shards still running (not in the tally)."""
-    succeeded = failed = 0
-    for report in reports:
-        if not report.corrupt:
-            succeeded += len(report.succeeded)
-            failed += len(report.failed)
-    return succeeded, failed
