@@ -248,3 +248,37 @@ def test_running_shards_are_kept_as_a_few_numbers_not_their_decoded_reports(tmp_
     assert progress.succeeded == SHARDS and len(progress.last_sample) == 16
     assert len(progress.produced_by) <= 17  # the status's most frequent producers, the rest summed
     assert held < 4 * 2**20, held  # the tally of 1,000 shards and 16 running shards' numbers
+
+
+class Rationed(FileStorage):
+    """A folder whose reads run out after `per_call` in one reconcile (a storage budget, as
+    `read_budget` gives: past it, a read raises StorageLimit and the reader stops for this reconcile)."""
+
+    per_call, used = 40, 0
+
+    def read_at_most(self, key: str, limit: int, what: str = "") -> bytes:
+        self.used += 1
+        if self.used > self.per_call:
+            raise StorageLimit("this reconcile's reads are spent")
+        return super().read_at_most(key, limit, what)
+
+
+def test_every_running_shard_is_read_within_a_bounded_number_of_reconciles(tmp_path: Path) -> None:
+    """150 running shards, 40 reads a reconcile: the pass goes on where it stopped, so each shard's last
+    sample is known after four reconciles (lowest first from 0 each time left 110 shards never read, and
+    their Pods were stopped as making no progress)."""
+    _, p, job, _ = big_job(tmp_path, "")  # nothing finished: the reconciles' reads go to the running shards
+    stage = p.stage("scaffold")
+    run = Rationed(f"file://{tmp_path}", tmp_path)
+    for i in range(850, SHARDS):
+        write_report(run, ShardReport("scaffold", stage.config_hash, i, SHARDS, succeeded=[], last_sample_at=float(i)))
+    pods = {job["metadata"]["name"]: [{"metadata": {"labels": {"batch.kubernetes.io/job-completion-index": str(i)}},
+                                       "status": {"phase": "Running"}} for i in range(850, SHARDS)]}
+    reader = ProgressReader(progress_seconds=10, reports_per_reconcile=2000, clock=lambda: 100.0)
+    seen: list[int] = []
+    for _ in range(4):
+        run.used = 0
+        reading = reader.read(KEY, p, [job], pods, None, lambda: run)
+        seen.append(len(reading.progress["scaffold"].last_sample))
+        assert reading.more or seen[-1] == 150  # a pass cut short asks for the next reconcile at once
+    assert seen[-1] == 150 and seen == sorted(seen), seen

@@ -9,8 +9,10 @@
   `ReadBounds.reports` of them, lowest index first, and leaves the last part of its storage budget to the
   rest of the reconcile; the others are read by the next reconcile, queued at once (`Reading.more`).
 - Running shards' reports (one per running Pod, so bounded by the stage's parallelism) give the live
-  counts and each shard's last sample, the no-progress deadline's clock; they are read at most every
-  `progressSeconds`, checked against the stage's shard capacity (a report claiming more samples than a
+  counts and each shard's last sample, the no-progress deadline's clock; a pass over them begins at most
+  every `progressSeconds`, and one the reconcile's budget cuts short goes on from where it stopped in the
+  next reconcile (queued at once), so every running shard is read within a bounded number of
+  reconciles however many run; they are checked against the stage's shard capacity (a report claiming more samples than a
   shard holds is not counted), and kept between reconciles as a few numbers each (`LiveShard`), never as
   the decoded report: a tenant's reports of a million ids cost the shared operator one report's decoding
   at a time, not every running shard's lists held at once.
@@ -73,7 +75,12 @@ class _Stage:
     running: dict[int, LiveShard] = field(default_factory=dict)
     """The shards running when last read (their samples so far), by index."""
     running_read: float = float("-inf")
-    """When the running shards' reports were last read (monotonic seconds)."""
+    """When the last whole pass over the running shards' reports began (monotonic seconds)."""
+    running_after: int = -1
+    """A pass the reconcile's budget cut short goes on after this shard index next reconcile (-1: no
+    pass in progress): every running shard is read within a bounded number of reconciles, however many
+    run, instead of the lowest indexes again each time (a shard past the budget was never read and
+    was stopped as making no progress)."""
     records: dict[int, WorkerRecord] = field(default_factory=dict)
     """A worker Job's workers' records as last read, by worker index."""
     records_read: float = float("-inf")
@@ -168,12 +175,16 @@ class ProgressReader:
                 left = indexes.union(left, waiting)
             workers = _running_indexes(pods.get(view.name, ()))
             live = [i for i in self._live(state, view, workers) if not indexes.contains(finished, i)]
-            if self._running_due(state, view.finished) and live:
+            if (state.running_after >= 0 or self._running_due(state, view.finished)) and live:
                 run = run or open_run()
                 reads = budget.reads
-                state.running = self._read_running(run, stage, live, view.shards, budget)
-                state.running_read = self.clock()
+                if state.running_after < 0:
+                    state.running_read = self.clock()
+                fresh, state.running_after = self._read_running(run, stage, live, view.shards, budget,
+                                                                state.running_after)
+                state.running = {**state.running, **fresh}
                 out.running_read += budget.reads - reads
+                out.more = out.more or state.running_after >= 0  # the rest of the pass next reconcile
             state.running = {i: r for i, r in state.running.items() if i in live}
             shards = (indexes.count(completed), indexes.count(failed_shards)) if view.workers else None
             if view.workers:  # what a stage streaming from it may take: the shards whose final report is read
@@ -237,17 +248,22 @@ class ProgressReader:
             read = {i: r for i, r in read.items() if not indexes.contains(waiting, i)}
         return tally.fold(current, read, stage.shard_capacity, completed), unread, waiting
 
-    def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget
-                      ) -> dict[int, LiveShard]:
+    def _read_running(self, run: Storage, stage: PlannedStage, live: list[int], shards: int, budget: _Budget,
+                      after: int) -> tuple[dict[int, LiveShard], int]:
+        """The running shards' reports above index `after`, lowest first, while the reconcile has room; and
+        the last index read when the budget cut the pass short (-1: the pass is whole)."""
         found: dict[int, LiveShard] = {}
+        last = after
         with contextlib.suppress(Stop):
-            for index in sorted(live):
+            for index in sorted(i for i in live if i > after):
                 report = budget.read(run, stage, index, shards)
+                last = index
                 if report is not None:
                     report = tally.checked(report, stage.shard_capacity)  # a shard's own counts, checked
                 if report is not None and not report.corrupt:
                     found[index] = LiveShard.of(report)
-        return found
+            return found, -1
+        return found, last
 
 
 def _running_indexes(pods: Sequence[Mapping[str, Any]], staying: bool = False) -> list[int]:
