@@ -340,3 +340,20 @@ def test_a_camera_lora_on_a_pipeline_it_was_not_trained_on_is_refused_in_one_lin
         assert "perspectives.generator: zero123" in why
     default = PerspectivesConfig().lora  # the defaults pair: a 2509 LoRA on a 2509 export
     assert lora_mismatch(default, "QwenImageEditPlusPipeline", "ovedrive/Qwen-Image-Edit-2509-4bit") is None
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("00000000000000ff", 255), ("ffffffffffffffff", 2**64 - 1), ("not-a-hash", None), ("0x00000000000000f", None),
+    ("FFFFFFFFFFFFFFFF", None), ("1" * 17, None), (12, None), (None, None), ("", None)])
+def test_a_scenes_recorded_hash_is_read_only_as_the_scenes_step_writes_it(text: object, value: int | None) -> None:
+    from genfab.stages.reference_object.duplicates import phash_value
+
+    assert phash_value(text) == value
+
+
+def test_a_bad_hash_in_the_merged_records_leaves_that_scene_without_a_figure_not_the_stage_failed() -> None:
+    from genfab.stages.reference_object.edit_stages import with_duplicates
+
+    images = {"a.png": {"phash": "00000000000000ff"}, "b.png": {"phash": "zz"}, "c.png": {"phash": "00000000000000fe"}}
+    out = with_duplicates(images)
+    assert "duplicateDistance" not in out["b.png"] and out["c.png"]["duplicateDistance"] == 1

@@ -174,3 +174,11 @@ def test_any_name_the_file_system_allows_is_listed_written_and_read_back_as_a_sa
     assert back == [(r.id, r.source) for r in listed] and manifest.count == len(NAMES)
     store = open_storage(f"file://{folder}")
     assert all(store.read_bytes(source) == b"\x89PNG" for _, source in back if source)  # each still opens
+
+
+def test_a_part_nested_past_parsing_is_one_line_not_a_recursion_error(tmp_path: Path) -> None:
+    run = FileStorage(f"file://{tmp_path}", tmp_path)
+    manifest = write_manifest(run, "segment", "h" * 64, samples(3))
+    (tmp_path / manifest_prefix("segment", "h" * 64) / "part-00000.json").write_text("[" * 60_000 + "]" * 60_000)
+    with pytest.raises(InvalidManifest, match="nested too deep to be a list of samples"):
+        read_slice(run, manifest, 0, 3)

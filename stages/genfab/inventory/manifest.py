@@ -128,6 +128,8 @@ def _read_part(run: Storage, manifest: SampleManifest, part: ManifestPart) -> li
         rows = json.loads(run.read_at_most(key, MAX_PART_BYTES, "sample manifest part"))
     except (StorageTooLarge, ValueError) as exc:
         raise InvalidManifest(f"sample manifest part {where}: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # `[[[[...` 60,000 deep: not a list of samples
+        raise InvalidManifest(f"sample manifest part {where}: nested too deep to be a list of samples") from None
     except StorageError as exc:
         if str(exc).startswith("not found"):
             raise InvalidManifest(f"sample manifest part {where} does not exist") from None

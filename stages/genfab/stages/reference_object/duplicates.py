@@ -34,6 +34,15 @@ def phash(rgb: np.ndarray) -> int:
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))
 
 
+def phash_value(text: object) -> int | None:
+    """A record's `phash` as the scenes step writes it (16 hex digits), or None: the merged records are
+    read back from the run's storage, and a value that is not one is left out (its scene gets no
+    figure) instead of failing the stage."""
+    if isinstance(text, str) and len(text) == HASH_BITS // 4 and all(c in "0123456789abcdef" for c in text):
+        return int(text, 16)
+    return None
+
+
 def nearest_earlier(hashes: Mapping[str, int]) -> dict[str, tuple[int, str | None]]:
     """For every id: the Hamming distance of its hash to the nearest earlier id's (in sorted order) and
     that id (the first of equals); the first id has none before it: (HASH_BITS, None)."""
@@ -57,7 +66,7 @@ def scene_duplicate_distances(scenes: Storage) -> dict[str, float]:
         return {}
     try:
         images = json.loads(raw).get("images", {})
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not what genfab writes, nested past parsing
         return {}
     return {name.removesuffix(".png"): float(rec["duplicateDistance"]) for name, rec in images.items()
             if isinstance(rec, dict) and isinstance(rec.get("duplicateDistance"), int | float)}

@@ -26,7 +26,7 @@ from genfab.stages.common.imaging import encode_png
 from genfab.stages.models.base import ModelSet, model_params, open_models, required_models
 from genfab.stages.models.placement import Placement
 from genfab.stages.reference_object import edit_speed
-from genfab.stages.reference_object.duplicates import nearest_earlier, phash
+from genfab.stages.reference_object.duplicates import nearest_earlier, phash, phash_value
 from genfab.stages.reference_object.prompt_files import PromptFile, own_text_note, prompt_file
 from genfab.stages.reference_object.qwen_edit import (
     LORA_MARKERS,
@@ -226,8 +226,8 @@ def publish_scenes(held: Scenes | None, ctx: StageContext) -> None:
 def with_duplicates(images: dict[str, Any]) -> dict[str, Any]:
     """The merged scenes' records, each with `duplicateDistance` and `duplicateOf` (the nearest scene
     before it, `duplicates.nearest_earlier`) where every scene so far has its hash."""
-    hashes = {name: int(rec["phash"], 16) for name, rec in images.items()
-              if isinstance(rec, dict) and isinstance(rec.get("phash"), str)}
+    hashes = {name: value for name, rec in images.items()
+              if isinstance(rec, dict) and (value := phash_value(rec.get("phash"))) is not None}
     nearest = nearest_earlier(hashes)
     return {name: {**rec, "duplicateDistance": nearest[name][0], "duplicateOf": nearest[name][1]}
             if name in nearest else rec for name, rec in images.items()}
