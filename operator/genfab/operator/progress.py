@@ -9,13 +9,13 @@
   `ReadBounds.reports` of them, lowest index first, and leaves the last part of its storage budget to the
   rest of the reconcile; the others are read by the next reconcile, queued at once (`Reading.more`).
 - Running shards' reports (one per running Pod, so bounded by the stage's parallelism) give the live
-  counts and each shard's last sample, the no-progress deadline's clock; a pass over them begins at most
-  every `progressSeconds`, and one the reconcile's budget cuts short goes on from where it stopped in the
-  next reconcile (queued at once), so every running shard is read within a bounded number of
-  reconciles however many run; they are checked against the stage's shard capacity (a report claiming
-  more samples than a shard holds is not counted), and kept between reconciles as a few numbers each (`LiveShard`), never as
-  the decoded report: a tenant's reports of a million ids cost the shared operator one report's decoding
-  at a time, not every running shard's lists held at once.
+  counts and each shard's last sample, the no-progress deadline's clock. A pass over them begins at
+  most every `progressSeconds`; one the reconcile's budget cuts short goes on from where it stopped in
+  the next reconcile (queued at once), so every running shard is read within a bounded number of
+  reconciles however many run. Each is checked against the stage's shard capacity (a report claiming
+  more samples than a shard holds is not counted) and kept between reconciles as a few numbers
+  (`LiveShard`), never as the decoded report: a tenant's reports of a million ids cost the shared
+  operator one report's decoding at a time, not every running shard's lists held at once.
 - A budget that runs out after some report was read means "go on next reconcile"; one that runs out
   before any was (a store that does not answer, a report the size of the byte budget) stops the
   reconcile as before: Stalled, naming the bound.
