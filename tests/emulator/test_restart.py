@@ -85,3 +85,33 @@ def test_an_upgraded_operator_keeps_the_jobs_an_older_one_made(emulator: Emulato
         assert any(c["uid"] == job["metadata"]["uid"] for c in st["children"])
     finally:
         op.stop()
+
+
+def test_a_job_whose_status_was_never_written_keeps_its_reports_after_a_restart(emulator: Emulator,
+                                                                                 tmp_path: Path) -> None:
+    """Killed after it created a stage's Job and before the status write that records it (here: the
+    status wiped while no operator runs, which is what that restart finds), the operator comes back to a
+    Job whose Pods wrote their reports meanwhile. It adopts the Job and keeps them: it used to clear them,
+    its first GET skipped for a resource whose status named no Job, and the stage counted shards that had
+    committed samples as having none."""
+    from tests.emulator.cluster import res_for
+
+    emu = emulator
+    emu.kubelet.released.clear()
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "unrecorded-ns")
+    doc = make_scenejob(tmp_path, samples=4)
+    doc["metadata"]["namespace"] = "unrecorded-ns"
+    emu.apply(doc)
+    try:
+        wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
+        op.kill()
+        emu.kubelet.release("scaffold")  # every shard commits and reports while no operator runs
+        scene = (res_for("scenejobs"), "unrecorded-ns", doc["metadata"]["name"])
+        emu.call(lambda: emu.cluster.patch(scene, {"status": None}, "status"))
+        emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+        op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "unrecorded-ns")
+        st = wait_phase(emu, doc, "Succeeded", timeout=60)
+        assert [counts(st, s)[:4] for s in ("scaffold", "expansion", "gaussians")] == [("Succeeded", 4, 4, 0)] * 3
+    finally:
+        op.stop()

@@ -99,7 +99,8 @@ def test_difix_run_writes_seed_002s_layout(tmp_path: Path,
     split = json.loads(run.read_bytes("manifests/split_summary.json"))
     assert split["leakage_check"] == {"train_test_group_intersection": [], "ok": True}
     assert split["groups"] == {"train": ["pair00"], "test": ["pair01"]}  # 41/60 is the closest to 0.6
-    assert split["counts"] == {"train": len(train), "test": len(test), "all": len(folders)}
+    assert split["counts"] == {"train": len(train), "test": len(test), "all": len(folders),
+                               "quality_dropped": 0}  # the default bounds keep every triplet of these scenes
     # difix/data.json: train and test match the manifests; every path opens
     data = json.loads(run.read_bytes("difix/data.json"))
     assert set(data) == {"train", "test"}

@@ -219,8 +219,9 @@ def test_the_labs_own_trainer_runs_under_the_same_launch_staging_and_sync(world:
     config = json.loads((run / "train_config.json").read_text())
     trainer = "custom:fake_train_difix.py"
     assert config["trainer"] == trainer and config["trainerSource"] is None and config["resumed_from"] == "model_4.pkl"
-    # the tiny models hold no SD-Turbo and a features-only VGG16: the record says the hubs would serve them
-    assert config["models"] == {"stabilityai/sd-turbo": "the Hugging Face hub",
+    # the tiny models hold SD-Turbo (the TuningRun's default base, the lab's) and a features-only VGG16:
+    # the record says the model location served the one and torch's hub would serve the other
+    assert config["models"] == {"stabilityai/sd-turbo": "the model location: stabilityai/sd-turbo",
                                 "vgg16": "torch's hub (torchvision's ImageNet VGG16)"}
     assert [(e["trainer"], e["startStep"]) for e in config["history"]] == [(trainer, 0), (trainer, 4)]
     status = json.loads((run / "_genfab" / "status.json").read_text())["status"]

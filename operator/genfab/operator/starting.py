@@ -68,8 +68,7 @@ class StageStarter:
         parts, ns = self.parts, owner.namespace
         jobs_path = resource_path("batch/v1", "jobs", ns)
         name = child_name(the_plan.name, stage)
-        existing = (self._existing(key, jobs_path, name, owner, previous)
-                    if previous is not None and any(s.job_name for s in previous.stages) else None)
+        existing = self._existing(key, jobs_path, name, owner, previous)
         if existing == "kept":
             return None
         cfg = stage_config(the_plan, stage, stream.upstream_shards if stream is not None else None)
@@ -177,7 +176,10 @@ class StageStarter:
         Job exists and is the one this operator recorded (adopted as is), "unrecorded" when one of its name
         exists but no record says this operator made it (the create adopts it if it is what genfab makes,
         else refuses the name), None when there is none. The reports of a Job that exists are never
-        cleared: its Pods may have written them. (A fresh resource has none, which saves the GET.)"""
+        cleared: its Pods may have written them. Asked for every stage it starts, a fresh resource's too:
+        an operator killed between a Job's create and the status write that records it restarts with no
+        record of that Job, and clearing its reports then lost what its Pods had written (a stage
+        Succeeded with 0 samples)."""
         parts = self.parts
         try:
             existing = parts.kube.get(f"{jobs_path}/{name}")
