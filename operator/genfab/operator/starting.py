@@ -170,7 +170,7 @@ class StageStarter:
                  job_name, listing.count, shards)
         return None
 
-    def _existing(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus
+    def _existing(self, key: Key, jobs_path: str, name: str, owner: Owner, previous: ResourceStatus | None
                   ) -> Literal["kept", "unrecorded"] | None:
         """Jobs were created before, so the cache may lag behind (operator restart): "kept" when the stage's
         Job exists and is the one this operator recorded (adopted as is), "unrecorded" when one of its name

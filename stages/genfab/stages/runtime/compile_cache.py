@@ -52,11 +52,11 @@ def unsafe_keys(data: bytes) -> list[str] | None:
     """The artifact keys in torch's portable cache format that would place a file outside torch's cache
     folders (None: not that format, or this torch cannot read it: not loaded either way). Read with
     torch's own reader of the outer format, which holds names and bytes only (nothing is unpickled)."""
-    try:
-        from torch.compiler._cache import CacheArtifactManager
-    except ImportError:
+    cache = sys.modules.get("torch.compiler._cache")  # imported with torch (the runtime imports no torch)
+    manager = getattr(cache, "CacheArtifactManager", None)
+    if manager is None:
         return None
-    artifacts = CacheArtifactManager.deserialize(data)
+    artifacts = manager.deserialize(data)
     if artifacts is None:
         return None
     return [a.key for a in chain(*artifacts.values()) if not safe_name(a.key)]
