@@ -742,7 +742,8 @@ def save_all(root: Path) -> list[Path]:
 
     paths = [save_tiny_sam3(root), save_tiny_depth_anything(root), save_tiny_midas(root), save_tiny_blip(root),
              save_tiny_flux_fill(root), save_tiny_flux(root), save_tiny_depth_pro(root), save_tiny_clip(root),
-             save_tiny_difix(root), save_tiny_perceptual(root), save_tiny_alexnet_lpips(root), save_tiny_chat(root)]
+             save_tiny_difix(root), save_tiny_difix(root, model_id="stabilityai/sd-turbo"), save_tiny_perceptual(root),
+             save_tiny_alexnet_lpips(root), save_tiny_chat(root)]
     if all(importlib.util.find_spec(m) for m in ("torchvision", "segment_anything", "sam2")):
         paths += [save_tiny_qwen_image_edit(root), save_tiny_camera_lora(root), save_tiny_sam(root),
                   save_tiny_sam2(root)]
