@@ -1,4 +1,4 @@
-"""An input folder of 30,000 and 300,000 objects on an S3 server (slow tier) plans and starts
+"""An input folder of 30,000 and 210,000 objects on an S3 server (slow tier) plans and starts
 on the operator: more than it lists in a reconcile (20,000), so a one-Pod inventory Job of the data plane
 lists it once and writes the stage's sample manifest, the operator sizes the stage from the manifest's
 header, and the stage's Job starts with its shards reading their slices from it.
@@ -118,7 +118,7 @@ def big_input(s3_cluster: tuple[Emulator, str, SortedListing], ns: str, objects:
                                     "segmentation": {"backends": ["classical"]}}}}
 
 
-@pytest.mark.parametrize("objects", [30_000, 300_000])
+@pytest.mark.parametrize("objects", [30_000, 210_000])
 def test_an_input_of_many_objects_plans_and_starts(s3_cluster: tuple[Emulator, str, SortedListing],
                                                     objects: int) -> None:
     emu = s3_cluster[0]
