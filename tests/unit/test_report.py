@@ -442,22 +442,113 @@ def test_the_review_server_answers_every_malformed_request_with_a_4xx(tmp_path: 
         started = time.monotonic()  # a half-sent request is dropped after the handler's timeout
         assert raw(b"POST /apply HTTP/1.1\r\nHost: x\r\nContent-Le") == b""
         assert time.monotonic() - started < 8
-        monkeypatch.setattr(review_module._Handler, "timeout", 60)  # the idle ones below outlast a loaded machine
-        deadline = time.monotonic() + 30  # the dropped request's handler frees its slot just after closing
-        while server.slots._value < 4 and time.monotonic() < deadline:  # type: ignore[attr-defined]
-            time.sleep(0.01)
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]  # every slot held
-        try:
-            deadline = time.monotonic() + 30
-            while server.slots._value and time.monotonic() < deadline:  # type: ignore[attr-defined]
-                time.sleep(0.01)
-            assert server.slots._value == 0  # type: ignore[attr-defined]
-            assert raw(f"GET /state?token={review.token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-                       ).startswith(b"HTTP/1.1 503")
-        finally:
-            for conn in idle:
-                conn.close()
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Review, int]:
+    """A review server of at most 4 connections, serving in a thread: (server, its review, its port)."""
+    import threading
+
+    from genfab.selection import served
+
+    monkeypatch.setattr(served, "MAX_CONNECTIONS", 4)
+    gate_output(tmp_path)
+    review = Review(open_storage(tmp_path.as_uri()))
+    review.state()
+    server = make_server(review, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return server, review, server.server_address[1]
+
+
+def get_state(review: Review, port: int, wait: float = 10) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+        conn.sendall(f"GET /state?token={review.token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+        return received
+
+
+def code(answer: bytes) -> int:
+    """An HTTP answer's status code."""
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_slow_connections_never_keep_a_request_out_of_the_page_server(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris: connections that send a request a byte at a time (each byte well within the socket's
+    idle timeout) hold every slot. Before, a person's request was answered 503 for as long as they
+    trickled; now the longest of them is closed for it, and each is closed at its request deadline."""
+    import socket
+    import threading
+
+    from genfab.selection import served
+
+    monkeypatch.setattr(served, "REQUEST_SECONDS", 2.0)
+    server, review, port = serve_review(tmp_path, monkeypatch)
+    stop = threading.Event()
+    closed: list[float] = []
+    started = time.monotonic()
+
+    def trickle() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            try:
+                for byte in b"GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000:
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:  # closed by the server
+                closed.append(time.monotonic() - started)
+
+    slow = [threading.Thread(target=trickle, daemon=True) for _ in range(4)]
+    try:
+        for t in slow:
+            t.start()
+        deadline = time.monotonic() + 30
+        while server.slots._value and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        assert server.slots._value == 0  # type: ignore[attr-defined]  # every slot held by a trickle
+        assert code(get_state(review, port)) == 200
+        for t in slow:
+            t.join(timeout=30)
+        assert len(closed) == 4 and max(closed) < 10, closed  # each closed by its deadline, not left to trickle
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_server_whose_every_slot_is_answering_says_503(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only connections being answered keep a new one out: it is told 503 at once (none is closed)."""
+    import threading
+
+    server, review, port = serve_review(tmp_path, monkeypatch)
+    release, answering = threading.Event(), threading.Semaphore(0)
+    state = review.state
+
+    def slow_state() -> dict[str, Any]:
+        answering.release()
+        release.wait(30)
+        return state()
+
+    monkeypatch.setattr(review, "state", slow_state)
+    busy = [threading.Thread(target=get_state, args=(review, port, 60), daemon=True) for _ in range(4)]
+    try:
+        for t in busy:
+            t.start()
+        for _ in busy:
+            assert answering.acquire(timeout=30)
+        assert code(get_state(review, port)) == 503
+    finally:
+        release.set()
+        for t in busy:
+            t.join(timeout=30)
         server.shutdown()
         server.server_close()
 

@@ -100,6 +100,22 @@ UNREAD_AGAIN_SECONDS = 0.1
 (behind every other resource already queued: the work queue is first come, first served per namespace)."""
 
 
+def unread_again_after(idle_passes: int, longest: float) -> float:
+    """When to go on with reports left unread: at once (`UNREAD_AGAIN_SECONDS`) while each pass reads
+    some, then twice as long after each pass that read none (a byte pool held by other resources, a
+    storage that answers nothing in time), up to `longest` (progressSeconds): a resource whose reports
+    cannot be read costs a reconcile per progress period, not ten a second."""
+    return min(longest, UNREAD_AGAIN_SECONDS * 2.0 ** min(idle_passes, 32))
+
+
+def idle_passes(before: int | None, reports_left: bool, read_some: bool, gates_left: bool) -> int | None:
+    """Passes in a row that left reports unread and read none (None: nothing left to read). The gates'
+    reader bounds its own passes: what it leaves never counts as idle."""
+    if reports_left and not read_some:
+        return (before or 0) + 1
+    return 0 if reports_left or gates_left else None
+
+
 class Controller:
     def __init__(self, kube: Kube, settings: OperatorSettings, metrics: OperatorMetrics | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -120,8 +136,9 @@ class Controller:
         self.events = EventPoster(kube, self.queue.busy)
         self._held: dict[Key, tuple[int | None, float]] = {}
         """Resources whose request the API server refused: the spec generation refused, and until when."""
-        self._unread: set[Key] = set()
-        """Resources with finished shards whose reports a reconcile left for the next (read again soon)."""
+        self._unread: dict[Key, int] = {}
+        """Resources with shards whose reports a reconcile left for the next (read again soon): how many
+        passes in a row read none of them."""
         self._training: Throttled[Key, dict[str, Any] | None] = Throttled(settings.progress_seconds)
         """Training state documents read from storage."""
         self.namespaces = NamespaceCheck(kube, settings)
@@ -219,7 +236,7 @@ class Controller:
             self.plans.forget(key)
             self.metrics.observe_resource(key, None, None)
             self._held.pop(key, None)
-            for forget in (self.parts.progress.forget, self._unread.discard, self.gates.forget, self._training.forget,
+            for forget in (self.parts.progress.forget, self._forget_unread, self.gates.forget, self._training.forget,
                            self.parts.children.forget, self.streams.forget):
                 forget(key)
             return
@@ -309,10 +326,13 @@ class Controller:
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
         waiting_for_a_peer = bool(refs) and self.settings.shard is not None  # another shard's: no event here
         if key in self._unread:  # finished shards left unread by this reconcile's bound: on with them soon
-            self.queue.add_after(key, UNREAD_AGAIN_SECONDS)
+            self.queue.add_after(key, unread_again_after(self._unread[key], self.settings.progress_seconds))
         elif status.phase not in TERMINAL_PHASES and (any(o.state == "running" for o in decision.observations)
                                                       or waiting_for_a_person or waiting_for_a_peer):
             self.queue.add_after(key, self.settings.progress_seconds)
+
+    def _forget_unread(self, key: Key) -> None:
+        self._unread.pop(key, None)
 
     def _admit(self, key: Key, body: dict[str, Any], owner: Owner, previous: ResourceStatus | None
                ) -> tuple[Resource, Plan, dict[str, RefState]]:
@@ -375,7 +395,11 @@ class Controller:
             if n:
                 self.metrics.reports_read.labels(key[0], state).inc(n)
         awaiting, more = self._read_awaiting(key, the_plan, jobs, owner, previous)
-        (self._unread.add if reading.more or more else self._unread.discard)(key)
+        idle = idle_passes(self._unread.get(key), reading.more, reading.finished_read + reading.running_read > 0, more)
+        if idle is None:
+            self._forget_unread(key)
+        else:
+            self._unread[key] = idle
         inventories = [j for j in mine if task_of(j) == INVENTORY]
         listing_pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"])
                         for j in inventories}

@@ -112,7 +112,7 @@ class _MaskHandler(TokenHandler):
         if size is None:
             return
         try:
-            prompts = prompts_of(json.loads(self.rfile.read(size) or b"{}"))
+            prompts = prompts_of(json.loads(self._read_body(size) or b"{}"))
         except (ValueError, RecursionError):
             prompts = "the request is not the page's JSON"
         if isinstance(prompts, str):

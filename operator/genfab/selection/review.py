@@ -141,7 +141,7 @@ class _Handler(TokenHandler):
         if size is None:
             return
         try:
-            body = json.loads(self.rfile.read(size) or b"{}")
+            body = json.loads(self._read_body(size) or b"{}")
             result = self.review.apply(body.get("choices") or [])
         except (ValueError, AttributeError, TypeError, RecursionError):
             result = {"ok": False, "error": "the request is not the page's JSON"}

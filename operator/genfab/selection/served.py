@@ -2,7 +2,9 @@
 server with bounded connections, every request checked for the page's random token (in the printed
 URL) and for naming this server in its Host header, so another site open in the same browser can
 neither act on the page (it does not know the token) nor reach the server under another name (DNS
-rebinding)."""
+rebinding). A connection gets a slot only while it answers or sends its request in time: one that
+trickles its request byte by byte is closed at `REQUEST_SECONDS`, and the one reading longest is closed
+first when a new connection finds every slot held."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import contextlib
 import hmac
 import http.server
 import ipaddress
+import socket
 import sys
 import threading
 import time
@@ -21,8 +24,15 @@ from genfab.contract.text import shown
 
 CONNECTION_SECONDS = 30
 """A connection that sends nothing for this long is closed (a half-sent request holds no thread)."""
+REQUEST_SECONDS = 10.0
+"""A request's line, headers and body arrive within this long of the connection's start (or of its last
+answer, kept alive), however slowly they trickle; past it the connection is closed. The page's requests
+are a few kilobytes: a browser sends one in milliseconds."""
 MAX_CONNECTIONS = 32
-"""Connections served at once; one more is answered 503 and closed at once."""
+"""Connections served at once. One more closes the connection that has been sending its request longest
+(a slow or idle one, never one being answered); when every slot is answering, it is answered 503."""
+FREED_SECONDS = 1.0
+"""How long a new connection waits for the slot of the connection closed for it."""
 LAST_REQUESTS_SECONDS = 1.0
 """How long the requests in flight when the page's work ended get before the server ends."""
 
@@ -45,14 +55,52 @@ class BoundedServer(http.server.ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[http.server.BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        self._reading: dict[socket.socket, float] = {}
+        """Connections sending a request (or kept alive, waiting for one): since when."""
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
+            self._close_longest_reading()
+            if not self.slots.acquire(timeout=FREED_SECONDS):
+                with contextlib.suppress(OSError):
+                    request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                    b"Connection: close\r\n\r\n")
+                self.shutdown_request(request)
+                return
+        self.reading(request)
         super().process_request(request, client_address)
+
+    def reading(self, connection: socket.socket) -> None:
+        """`connection` starts sending a request: it has `REQUEST_SECONDS` from now."""
+        with self._lock:
+            self._reading[connection] = time.monotonic()
+
+    def answering(self, connection: socket.socket) -> None:
+        """`connection`'s request has arrived: no deadline while it is answered."""
+        with self._lock:
+            self._reading.pop(connection, None)
+
+    def service_actions(self) -> None:
+        """Each turn of `serve_forever`'s loop (half a second): close the connections past their deadline."""
+        now = time.monotonic()
+        with self._lock:
+            late = [c for c, since in self._reading.items() if now - since > REQUEST_SECONDS]
+        for connection in late:
+            self._close(connection)
+
+    def _close_longest_reading(self) -> None:
+        with self._lock:
+            longest = min(self._reading, key=self._reading.__getitem__, default=None)
+        if longest is not None:
+            self._close(longest)
+
+    def _close(self, connection: socket.socket) -> None:
+        """End a connection from outside its thread: its blocked read returns, its thread ends and frees
+        its slot."""
+        self.answering(connection)
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RD)  # its reads end; an answer already begun still goes out
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]  # one line, never a traceback on the person's terminal
@@ -62,6 +110,7 @@ class BoundedServer(http.server.ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.answering(request)
             self.slots.release()
 
 
@@ -73,8 +122,26 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
     names: ClassVar[set[str]] = set()
     timeout = CONNECTION_SECONDS  # the socket's: a request that stalls is dropped, its thread freed
 
+    server: BoundedServer
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def handle_one_request(self) -> None:
+        self.server.reading(self.connection)  # each request of a kept-alive connection has its deadline
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed and self.command != "POST":  # the whole request is here (a POST once its body is read)
+            self.server.answering(self.connection)
+        return parsed
+
+    def _read_body(self, size: int) -> bytes:
+        """The request's body (`size` from `_body_size`), under the request's deadline."""
+        body = self.rfile.read(size)
+        self.server.answering(self.connection)
+        return body
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -99,6 +166,7 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
         return True
 
     def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.server.answering(self.connection)
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
