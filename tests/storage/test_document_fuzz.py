@@ -1,8 +1,9 @@
 """A run's documents mutated as a hostile tenant or a broken disk would (values of other types, keys
 missing, deep nesting, truncation, bytes that are not UTF-8, ragged CSV rows, log records of the wrong
 shape), and every reading command run on each in-process: `status`, `status --json`, `logs`, `report`
-and the review page's state. Each ends with exit 0, 1 or 2 and never with an exception: a bounded
-number of seeded mutations, the same in every run."""
+and the review page's state. Each ends with exit 0, 1 or 2 and never with an exception; `report` is
+always written (one malformed document is left out and named on its page, never the report's end). A
+bounded number of seeded mutations, the same in every run."""
 
 from __future__ import annotations
 
@@ -120,6 +121,8 @@ def test_no_mutated_document_makes_a_command_raise(finished_run: Path, tmp_path:
             assert result.exception is None or isinstance(result.exception, SystemExit), (
                 n, target, args, repr(result.exception), result.output[-2000:])
             assert "Traceback" not in result.output, (n, target, args, result.output[-2000:])
+            if args[0] == "report":  # one document mutated at a time: the report stands on the rest
+                assert result.exit_code == 0, (n, target, result.output[-2000:])
             outcomes[result.exit_code] = outcomes.get(result.exit_code, 0) + 1
         from genfab.selection.review import Review
         from genfab.storage import open_confined

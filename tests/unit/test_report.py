@@ -19,7 +19,7 @@ from PIL import Image
 from genfab.api.summary import RunSummary
 from genfab.cli.report import write_run_report
 from genfab.report import report_unavailable
-from genfab.report.model import Listing, Picture, Row
+from genfab.report.model import Listing, Picture, Row, Section
 from genfab.report.pictures import thumbnail
 from genfab.report.sections import sections
 from genfab.report.sections.datasets import difix, reference_object, relighting, yolo_class_counts
@@ -386,6 +386,48 @@ def test_the_report_decodes_a_bounded_number_of_pixels_at_once() -> None:
     for t in threads:
         t.join(timeout=10)
     assert not any(t.is_alive() for t in threads) and peak[0] <= 100 and budget.used == 0
+
+
+def test_one_malformed_run_document_is_left_out_and_named_not_the_reports_end(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A status.json that is not JSON beside a good summary, then a summary of the wrong shape beside a
+    good status: the report is written from the other, and says which was left out and why. A section
+    builder that trips over a value genfab never writes costs that section, said on the page. Both
+    documents unreadable: one line naming both."""
+    from genfab.report import sections as section_module
+
+    make_relighting_output(tmp_path, 2)
+    summary = json.loads((tmp_path / "_genfab/summary.json").read_text())
+    (tmp_path / "_genfab/status.json").write_bytes(b"[" * 60_000 + b"]" * 60_000)
+    result = ReportWriter(open_storage(tmp_path.as_uri())).write()
+    assert result.samples == 2 and len(result.left_out) == 1 and "status.json: not JSON" in result.left_out[0]
+    page = (tmp_path / "_genfab/report/index.html").read_text()
+    assert "Left out of this report: " in page and "status.json: not JSON" in page
+
+    status = {"kind": "DatasetJob", "metadata": {"name": "big"}, "executor": "local",
+              "status": {"phase": "Succeeded", "outputs": {"root": tmp_path.as_uri()},
+                         "stages": [{"name": "organize", "phase": "Succeeded", "samples": {"total": 2}}]}}
+    (tmp_path / "_genfab/status.json").write_text(json.dumps(status))
+    (tmp_path / "_genfab/summary.json").write_text(json.dumps({**summary, "stages": 3}))
+    result = ReportWriter(open_storage(tmp_path.as_uri())).write()
+    assert len(result.left_out) == 1 and "summary.json: not what genfab writes there (stages" in result.left_out[0]
+    where, text = write_run_report(tmp_path.as_uri(), {})
+    assert where is not None and "left out: " in text and "summary.json" in text
+
+    def tripped(listing: Listing) -> Section:
+        raise TypeError("'int' object is not subscriptable")
+
+    (tmp_path / "_genfab/summary.json").write_text(json.dumps(summary))
+    monkeypatch.setitem(section_module.PIPELINES, "relighting", tripped)
+    result = ReportWriter(open_storage(tmp_path.as_uri())).write()
+    page = (tmp_path / "_genfab/report/index.html").read_text()
+    assert "relighting: not shown" in page and "TypeError: &#x27;int&#x27; object is not subscriptable" in page
+    assert "<h2>Run</h2>" in page  # the run's own section is still there
+
+    (tmp_path / "_genfab/summary.json").write_text("{")
+    (tmp_path / "_genfab/status.json").write_text("{")
+    where, text = write_run_report(tmp_path.as_uri(), {})
+    assert where is None and text.count("not JSON") == 2 and "\n" not in text
 
 
 def test_a_report_that_fails_in_any_way_is_one_line_and_the_run_stands(tmp_path: Path,

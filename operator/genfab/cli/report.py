@@ -42,6 +42,7 @@ def write_run_report(uri: str, environ: Mapping[str, str], max_pictures: int | N
         return None, f"the report could not be written ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
     note = f", {result.unreadable} picture(s) unreadable" if result.unreadable else ""
     note += f"; {result.charts_missing}" if result.charts_missing else ""
+    note += "".join(f"; left out: {why}" for why in result.left_out)
     return shown_location(result.uri), (f"{result.pictured} of {result.samples} sample row(s) pictured, "
                                         f"{result.pages} page(s), {result.bytes / 1e6:.1f} MB, "
                                         f"{result.seconds:.1f} s{note}")
@@ -59,8 +60,9 @@ def report_cmd(output: str, max_pictures: int | None) -> None:
     samples, the config hashes and reuse, the drops, and per pipeline the samples' pictures
     (relighting's input | mask | albedo | degraded | output, DiFix's triplets, reference-object's
     YOLO polygons and class counts, the scenes' views, frames, renders and metrics, a TuningRun's
-    curves and eval images). `genfab run` writes it at the end of every run. Exit 2 when it cannot
-    be written."""
+    curves and eval images). `genfab run` writes it at the end of every run. A malformed summary or
+    status is left out and named (the other gives the run's table). Exit 2 when it cannot be written
+    (neither is readable, or the storage refuses)."""
     where, text = write_run_report(output_uri(output), os.environ, max_pictures)
     if where is None:
         echo(f"genfab report: {text}", err=True)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -91,6 +92,8 @@ class ReportResult:
     """Pictures that could not be read or decoded (shown as such)."""
     charts_missing: str | None = None
     """Why the charts were not drawn (matplotlib missing), else None."""
+    left_out: tuple[str, ...] = ()
+    """Run documents that are not what genfab writes: what is wrong with each (the page says it too)."""
 
 
 def pictured(rows: Sequence[Row], budget: int) -> list[Row]:
@@ -137,6 +140,8 @@ class ReportWriter:
         self.workers = workers or min(16, 2 * (os.cpu_count() or 1))
         self.unreadable = 0
         self.charts_missing: str | None = None
+        self.left_out: list[str] = []
+        """Run documents that are not what genfab writes, left out of the report (said on its page)."""
 
     # -- reading
     def _read(self, key: str) -> bytes | None:
@@ -149,38 +154,36 @@ class ReportWriter:
         with ThreadPoolExecutor(self.workers) as pool:
             return {k: v for k, v in zip(keys, pool.map(self._read, keys), strict=True) if v is not None}
 
-    def _json(self, key: str) -> dict[str, Any] | None:
+    def _document(self, model: type[M], key: str) -> M | None:
+        """The run document `key` as `model`; None when it is not there, or (noted in `left_out`) when it
+        is not what genfab writes: the report stands on the other one."""
         data = self._read(key)
+        if not data:
+            return None
         try:
-            doc = json.loads(data) if data else None
+            raw = json.loads(data)
         except (ValueError, RecursionError) as exc:
-            raise ReportError(f"{self.store.child(key)}: not JSON ({exc})") from exc
-        return doc if isinstance(doc, dict) else None
+            self.left_out.append(f"{self.store.child(key)}: not JSON ({' '.join(str(exc).split())[:200]})")
+            return None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self.left_out.append(f"{self.store.child(key)}: not what genfab writes there ({field_errors(exc)[0]})")
+            return None
 
     def listing(self) -> Listing:
-        raw_status, raw_summary = self._json(STATUS_KEY), self._json(SUMMARY_KEY)
-        if raw_summary is None and raw_status is None:
+        status, summary = self._document(StatusDocument, STATUS_KEY), self._document(RunSummary, SUMMARY_KEY)
+        if summary is None and status is not None:  # a run still going, or a summary left out
+            summary = summary_from_status(status)
+        if summary is None:
+            if self.left_out:
+                raise ReportError("; ".join(self.left_out))
             raise ReportError(f"{self.store.uri}: no genfab run there (no {SUMMARY_KEY} or {STATUS_KEY}); give the "
                               "output a run wrote to (the spec's output, or what `genfab run --out` named)")
-        status = self._model(StatusDocument, raw_status, STATUS_KEY, needed=raw_summary is None)
-        summary = (self._model(RunSummary, raw_summary, SUMMARY_KEY, needed=True) if raw_summary is not None
-                   else summary_from_status(status) if status is not None else None)
-        assert summary is not None  # one of the two is there, and the needed one was read or raised
         if not summary.output_uri:  # stage folders are relative to it
             summary = summary.model_copy(update={"output_uri": self.store.uri})
         return Listing(list_output(self.store), summary, status.status if status is not None else None, self._read,
                        self._read_many)
-
-    def _model(self, model: type[M], raw: dict[str, Any] | None, key: str, needed: bool) -> M | None:
-        """`raw` as `model`; a document that is not what genfab writes is ReportError where the report
-        needs it, else left out (a status beside a summary only adds its conditions' notes)."""
-        try:
-            return model.model_validate(raw) if raw is not None else None
-        except ValidationError as exc:
-            if not needed:
-                return None
-            raise ReportError(f"{self.store.child(key)}: not what genfab writes there ({field_errors(exc)[0]})"
-                              ) from None
 
     # -- pictures
     def _thumb(self, picture: Picture) -> tuple[str, bytes, int, int] | None:
@@ -233,9 +236,13 @@ class ReportWriter:
             if g.describe and doc:
                 try:
                     parsed = json.loads(doc)
-                    extra = g.describe(parsed) if isinstance(parsed, dict) else ()
                 except (ValueError, RecursionError):
+                    parsed = None
                     extra = (("facts", f"{row.facts_key}: not JSON"),)
+                try:
+                    extra = g.describe(parsed) if isinstance(parsed, dict) else extra
+                except Exception:  # a value genfab never writes there: this row's facts only
+                    extra = (("facts", f"{row.facts_key}: not what genfab writes there"),)
             return ShownRow(row.sample, tuple(
                 None if p is None else
                 Unreadable(depth + p.key) if p not in thumbs else
@@ -254,8 +261,9 @@ class ReportWriter:
         title = f"{summary.kind}/{summary.name} ({summary.pipeline or 'pipeline unknown'})"
         subtitle = (f"{summary.phase} · {summary.executor or '?'} run · finished "
                     f"{summary.finished_at or '-'} · output {summary.output_uri}")
-        body = "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src, self.charts_missing)
-                       for s in built)
+        body = "".join(f'<p class="note">Left out of this report: {escape(why)}</p>' for why in self.left_out)
+        body += "".join(section_html(s, [pages_of[id(g)][0] for g in s.galleries], plot_src, self.charts_missing)
+                        for s in built)
         body += ('<p class="note">Every sample: <a href="samples.csv">samples.csv</a>. Written by '
                  f"<code>genfab report {summary.output_uri}</code>.</p>")
         files["index.html"] = document(title, subtitle, body).encode()
@@ -279,7 +287,7 @@ class ReportWriter:
                             sum(len(shown_rows[id(g)]) for g in galleries if g.counted),
                             csv_bytes + sum(len(v) for v in files.values()), time.monotonic() - start,
                             self.unreadable,
-                            self.charts_missing)
+                            self.charts_missing, tuple(self.left_out))
 
 
 def write_samples_csv(built: list[Section], out: TextIO) -> None:

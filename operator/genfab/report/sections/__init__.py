@@ -20,5 +20,17 @@ PIPELINES: dict[str, Callable[[Listing], Section | tuple[Section, ...]]] = {
 
 def sections(listing: Listing) -> list[Section]:
     build = PIPELINES.get(str(listing.summary.pipeline))
-    built = build(listing) if build else ()
-    return [*(built if isinstance(built, tuple) else (built,)), run_section(listing)]  # the pictures first
+    built = _guarded(listing.summary.pipeline or "run", lambda: build(listing)) if build else ()
+    run = _guarded("run", lambda: run_section(listing))
+    return [*(built if isinstance(built, tuple) else (built,)), *(run if isinstance(run, tuple) else (run,))]
+
+
+def _guarded(name: str, build: Callable[[], Section | tuple[Section, ...]]) -> Section | tuple[Section, ...]:
+    """A section, or one saying why it is missing: a document of the output with a value genfab never
+    writes (a tenant's, a broken disk's) costs its section, not the report."""
+    try:
+        return build()
+    except Exception as exc:  # any of the output's documents: the report goes on
+        return Section(f"{name}: not shown", notes=(
+            f"this section could not be built from the output's documents ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]})",))
