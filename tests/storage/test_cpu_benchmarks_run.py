@@ -34,6 +34,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "streaming.py": (["--samples", "8", "--shard-size", "2", "--parallelism", "2", "--seconds", "0.05,0.05,0.05"],
                      "streaming / barrier"),
     "worker_records.py": (["--shards", "1000"], "| before / now |"),
+    "duplicates.py": (["--sizes", "3000", "--baseline-max", "3000"], "every pair / multi-index"),
 }
 """Script -> (its smallest arguments, `{tmp}` the test's folder; a piece of its table that a finished run
 prints)."""

@@ -161,6 +161,7 @@ def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp
     """The scenes step's `metadata.json` names each scene's nearest earlier one (`duplicateDistance`);
     annotation takes the figure into the image's quality record, and the default bound (min 1) drops the
     later of two identical scenes, not the first."""
+    from genfab.api.quality import DUPLICATE_RADIUS
     from genfab.stages.reference_object.annotate_stage import ANNOTATION
     from genfab.stages.reference_object.duplicates import phash
     from genfab.stages.reference_object.edit_stages import with_duplicates
@@ -185,4 +186,5 @@ def test_a_scene_that_repeats_an_earlier_one_is_dropped_at_the_default_bound(tmp
     assert message.startswith("duplicateDistance 0") and message.endswith("below min 1"), message
     table = quality_table(run)
     assert set(table) == set(truth)  # the original is kept, with its distance to the scenes before it
-    assert table[original]["duplicateDistance"] == 64 and all(table[u]["duplicateDistance"] > 6 for u in truth)
+    far = DUPLICATE_RADIUS + 1  # no earlier scene within the radius: the first scene, and scenes unlike it
+    assert table[original]["duplicateDistance"] == far and all(table[u]["duplicateDistance"] > 6 for u in truth)

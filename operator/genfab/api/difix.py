@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from genfab.api.base import GenfabModel, Rule
-from genfab.api.quality import DIFIX_TRIPLET, QualityBound, quality_rule
+from genfab.api.quality import DIFIX_TRIPLET, QualityBound, quality_range_rule, quality_rule
 from genfab.api.types import InputUri, SampleId
 
 GroupBy = Literal["pair", "scene", "pattern"]
@@ -118,6 +118,7 @@ class DifixConfig(GenfabModel):
             lambda m: len({s.name for s in m.sources}) == len(m.sources),
         ),
         quality_rule(DIFIX_TRIPLET),
+        quality_range_rule(DIFIX_TRIPLET),
     )
 
     sources: list[DifixSource] = Field(min_length=1, max_length=32)

@@ -304,6 +304,11 @@ VISTADREAM_COARSE = (
 """vistadream's coarse expansion."""
 VISTADREAM = VISTADREAM_INIT + VISTADREAM_COARSE
 
+DUPLICATE_RADIUS = 8
+"""The Hamming distance up to which `duplicateDistance` is exact (beyond it: "farther", one more): the
+search for the nearest earlier scene is then multi-index hashing, not every pair (O(n^2): 1.5 hours at
+a million scenes), and 8 bits is past the about 6 where scenes stop looking alike."""
+
 REFERENCE_IMAGE = (
     Figure("objectArea", "annotation", "share of the image", 0.0, 1.0,
            "mask pixels (SAM2's, the label's) / image pixels",
@@ -324,11 +329,12 @@ REFERENCE_IMAGE = (
     Figure("sharpness", "annotation", "variance", 0.0, None,
            "variance of the Laplacian (3×3) of the image's 8-bit luminance",
            "low (tens): a blurred or flat generated image", worse="low"),
-    Figure("duplicateDistance", "annotation", "bits", 0.0, 64.0,
+    Figure("duplicateDistance", "annotation", "bits", 0.0, DUPLICATE_RADIUS + 1.0,
            "a generated scene's (step 4) Hamming distance between its 64-bit perceptual hash (DCT pHash of the "
-           "32×32 luminance) and the nearest scene before it in id order among the execution's scenes; the "
-           "first scene 64; `04_dataset/metadata.json` names the nearest (`duplicateOf`). Not measured for step "
-           "5's variants",
+           f"32×32 luminance) and the nearest scene before it in id order among the execution's scenes, exact up "
+           f"to {DUPLICATE_RADIUS}; {DUPLICATE_RADIUS + 1} where no earlier scene is that near (the first scene "
+           "too); `04_dataset/metadata.json` names the nearest (`duplicateOf`). Not measured for step 5's "
+           "variants",
            "0: the same picture as an earlier scene (the edit ignored its prompt or seed); under about 6: a "
            "near-duplicate. Only the later of two is low, so a `min` bound keeps one of each", worse="low",
            keep=(1.0, None)),
@@ -366,6 +372,36 @@ def quality_rule(figures: Sequence[Figure]) -> Rule:
     return Rule(f"self.quality.all(k, k in {json.dumps(names)})",
                 f"`quality` names this pipeline's figures only: {', '.join(names)}", "quality",
                 lambda m: all(k in names for k in m.quality), detail)
+
+
+def quality_range_rule(figures: Sequence[Figure]) -> Rule:
+    """A pipeline block's rule: a bound of a figure with a bounded range keeps some of that range (a
+    `min` above it or a `max` below it would drop every sample, and a capped figure's `min` past its
+    cap would silently keep what it was meant to drop)."""
+    high = {f.name: f.high for f in figures if f.high is not None}
+    low = {f.name: f.low for f in figures if f.high is not None}
+
+    def outside(block: object) -> list[str]:
+        out = []
+        for name, bound in getattr(block, "quality", {}).items():
+            if name not in high:
+                continue
+            span = f"the figure's range ({low[name]:g} to {high[name]:g}): it would drop every sample"
+            if bound.min is not None and bound.min > high[name]:
+                out.append(f"quality.{name}.min: {bound.min:g} is above {span}")
+            if bound.max is not None and bound.max < low[name]:
+                out.append(f"quality.{name}.max: {bound.max:g} is below {span}")
+        return out
+
+    def detail(block: object) -> str:
+        found = outside(block)
+        return found[0] if found else ""
+
+    his, los = json.dumps({k: float(v) for k, v in high.items()}), json.dumps({k: float(v) for k, v in low.items()})
+    return Rule(f"self.quality.all(k, !(k in {his}) || ((!has(self.quality[k].min) || self.quality[k].min <= {his}[k])"
+                f" && (!has(self.quality[k].max) || self.quality[k].max >= {los}[k])))",
+                "a `quality` bound must keep part of its figure's range", "quality",
+                lambda m: not outside(m), detail)
 
 
 def with_defaults(figures: Sequence[Figure], given: Mapping[str, QualityBound]) -> dict[str, QualityBound]:

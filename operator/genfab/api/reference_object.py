@@ -9,7 +9,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, IntRange
-from genfab.api.quality import REFERENCE_IMAGE, QualityBound, quality_rule
+from genfab.api.quality import REFERENCE_IMAGE, QualityBound, quality_range_rule, quality_rule
 from genfab.api.types import InputUri, Probability
 
 EXECUTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -302,6 +302,7 @@ class ReferenceObjectConfig(GenfabModel):
             lambda m: not m.retry.retry_failed_qwen_augmentations or m.qwen_augmentation.enabled,
         ),
         quality_rule(REFERENCE_IMAGE),
+        quality_range_rule(REFERENCE_IMAGE),
     )
 
     input_image: InputUri

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from genfab.api.base import MODEL, RUN_TIME, GenfabModel, ModelReference, Rule
 from genfab.api.common import FloatRange, FractionRange
-from genfab.api.quality import RELIGHTING, QualityBound, quality_rule
+from genfab.api.quality import RELIGHTING, QualityBound, quality_range_rule, quality_rule
 from genfab.api.types import InputUri, Probability, SampleId
 
 SegmentationBackend = Literal["sam3", "sam2", "selfie", "classical"]
@@ -270,7 +270,7 @@ class CaptioningConfig(CaptioningParameters):
 class RelightingConfig(GenfabModel):
     """The lab's relighting script's `mvp_config.yaml` as a typed block."""
 
-    rules = (quality_rule(RELIGHTING),)
+    rules = (quality_rule(RELIGHTING), quality_range_rule(RELIGHTING))
 
     input: RelightingInput
     """Input portraits."""
