@@ -1,6 +1,7 @@
 """relighting's `quality` bounds: a sample outside one is dropped by the last stage with
-`QualityOutOfRange` (figure, value, bound), on `file://` and on the local S3 server; widening the bound
-brings it back by running the last stage alone, nothing generated again."""
+`QualityOutOfRange` (figure, value, bound); widening the bound brings it back by running the last stage
+alone, nothing generated again. On `file://`: the same reuse on S3 is tests/storage/test_reuse_rules.py's
+and test_local_runner.py's."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def stages(run: Storage) -> dict[str, Any]:
     return {s["name"]: s for s in json.loads(run.read_bytes("_genfab/summary.json"))["stages"]}
 
 
-@pytest.mark.parametrize("target", ["file", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
+@pytest.mark.parametrize("target", ["file"], indirect=True)
 def test_a_bound_drops_exactly_the_samples_outside_it_and_widening_it_generates_nothing_again(
         tmp_path: Any, target: tuple[str, dict[str, str], Storage]) -> None:
     uri, env, run = target
