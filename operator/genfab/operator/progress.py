@@ -262,6 +262,7 @@ class ProgressReader:
                     report = tally.checked(report, stage.shard_capacity)  # a shard's own counts, checked
                 if report is not None and not report.corrupt:
                     found[index] = LiveShard.of(report)
+                del report  # not alive while the next one decodes: one decoded report at a time
             return found, -1
         return found, last
 
