@@ -43,7 +43,11 @@ def upstream(state: str = "running", shards: int = 10, job: str | None = "j", su
     (upstream(), ((1, 2),), None),  # shard 0 has not ended: nothing to take in order
     (upstream(), (), None),
     (upstream(job=None), ((0, 2),), None),  # listing its samples first: no Job yet
-    (upstream(state="finished"), ((0, 9),), None),  # it ended: the stage starts as any other, listed
+    # it ended: the stage still starts streaming, every shard ready (a restart between its start and the
+    # status write builds the same children as the first start did)
+    (upstream(state="finished"), ((0, 9),), StreamStart(10, 10, 7, 10)),
+    (upstream(state="finished", succeeded=0), ((0, 9),), None),  # with nothing committed: as any other stage
+    (upstream(state="finished", job=None), ((0, 9),), None),  # reused whole, no Job: listed
 ])
 def test_a_streaming_stage_starts_once_its_running_upstream_finished_a_first_shard(
         obs: StageObservation, finished: tuple[tuple[int, int], ...], start: StreamStart | None) -> None:

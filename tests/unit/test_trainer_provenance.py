@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from genfab.api.training import TrainConfig, TrainingState
 from genfab.stages.tuning.provenance import SOURCE_FILE, history, lab_trainer, made_by, script_of, trainer_name
 from genfab.status.training import training_status
 
@@ -74,12 +75,12 @@ LAB = "difix3d:train_difix.py@c76edc595586"
 ])
 def test_a_runs_history_of_starts(previous: Any, trainer: str, resumed: str | None,
                                   expected: list[tuple[str, int, str | None]]) -> None:
-    got = history(previous, trainer, resumed)
-    assert [(e["trainer"], e["startStep"], e["resumedFrom"]) for e in got] == expected
+    got = history(TrainConfig.model_validate({"history": previous}).history, trainer, resumed)
+    assert [(e.trainer, e.start_step, e.resumed_from) for e in got] == expected
 
 
 def test_which_trainer_made_each_checkpoint() -> None:
-    runs = history(history(history(None, LAB, None), "genfab", "model_1.pkl"), LAB, "model_2.pkl")
+    runs = history(history(history([], LAB, None), "genfab", "model_1.pkl"), LAB, "model_2.pkl")
     assert [made_by(runs, s) for s in (1, 2, 3, 7)] == [LAB, "genfab", LAB, LAB]
     assert made_by([], 1) is None
 
@@ -88,5 +89,6 @@ def test_which_trainer_made_each_checkpoint() -> None:
     ("genfab", "genfab"), (LAB, LAB), ("x" * 201, None), ("a\nb", None), (7, None), (None, None),
 ])
 def test_the_trainer_in_the_status(value: Any, shown: str | None) -> None:
-    st = training_status({"trainer": value, "checkpoints": ["model_1.pkl"]}, "file:///out/tuning_runs/r/checkpoints")
+    st = training_status(TrainingState.model_validate({"trainer": value, "checkpoints": ["model_1.pkl"]}),
+                         "file:///out/tuning_runs/r/checkpoints")
     assert st is not None and st.trainer == shown

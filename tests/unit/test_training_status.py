@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from genfab.api.training import TrainingState
 from genfab.cli.follow import training_lines
 from genfab.contract.names import best_checkpoint
 from genfab.status.training import held_out, training_status
@@ -28,17 +29,18 @@ def test_best_checkpoint(psnr: dict[int, float], names: list[str], expected: Any
 
 def test_held_out_keeps_finite_values_at_step_keys_only() -> None:
     raw = {"3": 21.0, "6": float("nan"), "x": 1.0, "9": "22", "12": True, "15": 24.0, 18: 25.0}
-    assert held_out(raw) == {3: 21.0, 15: 24.0} and held_out("not a dict") == {}
+    assert held_out(TrainingState.model_validate({"heldOutPsnr": raw})) == {3: 21.0, 15: 24.0}
+    assert held_out(TrainingState.model_validate({"heldOutPsnr": "not a dict"})) == {}
 
 
 def test_the_status_names_the_best_checkpoint_and_the_latest() -> None:
     doc = {"step": 6, "maxSteps": 6, "checkpoints": ["model_3.pkl", "model_6.pkl"],
            "heldOutPsnr": {"3": 23.12346, "6": 22.0}}
-    st = training_status(doc, URI)
+    st = training_status(TrainingState.model_validate(doc), URI)
     assert st is not None and st.latest_checkpoint == f"{URI}/model_6.pkl"
     assert (st.best_checkpoint, st.best_step, st.best_psnr) == (f"{URI}/model_3.pkl", 3, 23.1235)
     lines = training_lines(st)
     assert lines[0].startswith("training: step 6/6")
     assert lines[-1] == f"  best checkpoint:   {URI}/model_3.pkl (step 3, held-out PSNR 23.12 dB)"
-    plain = training_status({"step": 1, "checkpoints": ["model_1.pkl"]}, URI)
+    plain = training_status(TrainingState.model_validate({"step": 1, "checkpoints": ["model_1.pkl"]}), URI)
     assert plain is not None and plain.best_checkpoint is None

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from genfab.api.errors import field_errors
 from genfab.api.resources import API_VERSION, KINDS, Resource
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
+from genfab.api.training import TrainingState
 from genfab.contract.hosted import HostedStage
 from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
@@ -139,7 +140,7 @@ class Controller:
         self._unread: dict[Key, int] = {}
         """Resources with shards whose reports a reconcile left for the next (read again soon): how many
         passes in a row read none of them."""
-        self._training: Throttled[Key, dict[str, Any] | None] = Throttled(settings.progress_seconds)
+        self._training: Throttled[Key, TrainingState | None] = Throttled(settings.progress_seconds)
         """Training state documents read from storage."""
         self.namespaces = NamespaceCheck(kube, settings)
         self.pod_refusals = PodRefusals(kube, settings.progress_seconds)
@@ -417,7 +418,7 @@ class Controller:
                                                                           owner),
                                    lambda uri: self.parts.open(key, uri, owner))
 
-    def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> dict[str, Any] | None:
+    def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> TrainingState | None:
         """A training stage's state document (plans with a gang stage), at most every
         `progressSeconds`, and once more when the resource ends."""
         if not any(s.gang for s in the_plan.stages):

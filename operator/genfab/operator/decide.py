@@ -360,7 +360,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
             obs = _waiting(plan, stage, phases, spec.continue_on_error, observed.awaiting)
             if obs.state == "blocked" and prev is not None and prev.job_name:  # stopped while it streamed
                 obs = replace(_from_status(stage, prev), state="blocked", message=prev.message)
-            if obs.state == "waiting" and obs.reason is None and stage.streams_from:
+            if obs.state in ("waiting", "pending") and obs.reason is None and stage.streams_from:
                 upstream = stage.streams_from[0]
                 start = may_start(by_name[upstream], observed.progress.get(upstream, Progress()).finished,
                                   plan.stage(upstream).shard_size, stage.shard_size)

@@ -64,11 +64,20 @@ def ready_prefix(finished: indexes.Ranges) -> int:
 def may_start(upstream: StageObservation, finished: indexes.Ranges, upstream_size: int, size: int
               ) -> StreamStart | None:
     """Whether a stage (shard size `size`) streaming from `upstream` (shard size `upstream_size`) starts
-    now: its upstream runs as a Job and finished what its first shard reads; and with what."""
-    if upstream.state != "running" or not upstream.job_name or upstream.shards_total <= 0:
+    now, and with what: its upstream runs as a Job and finished what its first shard reads, or its
+    upstream's Job ended with samples (every shard ready). A stage that may stream starts streaming
+    whenever it starts: an operator restarted between a stage's start and the status write that records
+    it then builds the very children it made before (a start that depended on when it ran made them
+    differ, and they were refused as not genfab's: NameTaken)."""
+    if upstream.state not in ("running", "finished") or not upstream.job_name or upstream.shards_total <= 0:
         return None
     up = upstream.shards_total
-    ready = ready_below(ready_prefix(finished), up, upstream_size, size)
+    if upstream.state == "finished":
+        if upstream.samples_succeeded <= 0:
+            return None
+        ready = stream_shards(up, upstream_size, size)
+    else:
+        ready = ready_below(ready_prefix(finished), up, upstream_size, size)
     if ready <= 0:
         return None
     return StreamStart(stream_shards(up, upstream_size, size), up, upstream.samples_succeeded, ready)

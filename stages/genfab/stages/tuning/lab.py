@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from genfab.api.pipelines.tuning_difix import TrainSettings
+from genfab.api.training import TrainConfig
 from genfab.stages.models.location import ModelUnavailable, resolve_model
 from genfab.stages.runtime import BadInput, SampleStage, StageContext, main
 from genfab.stages.tuning.launch import Group, accelerate_launch, torchrun
@@ -189,14 +190,13 @@ class LabTrainer:
     def _write_config(self, node: Node, path: Path, dataset: str, resume: Path | None) -> None:
         """What the built-in trainer's `train_config.json` records, for the lab's trainer (which writes none)."""
         snake = node.snake
-        doc = {**node.record, "trainerSource": self.source, "command": self.user_command,
-               "arguments": self.arguments, "hyperparameters": snake, "dataset_path": dataset,
-               "models": self.model_sources,
-               "world_size": node.group.world_size,
-               "global_batch": snake["batch_size"] * node.group.world_size * snake["gradient_accumulation_steps"],
-               "resumed_from": resume.name if resume else None,
-               "start_step": node.record["history"][-1]["startStep"]}
-        path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+        config = TrainConfig.model_validate({
+            **node.record, "trainerSource": self.source, "command": self.user_command, "arguments": self.arguments,
+            "hyperparameters": snake, "dataset_path": dataset, "models": self.model_sources,
+            "world_size": node.group.world_size,
+            "global_batch": snake["batch_size"] * node.group.world_size * snake["gradient_accumulation_steps"],
+            "resumed_from": resume.name if resume else None, "start_step": node.record["history"][-1]["startStep"]})
+        path.write_text(config.to_json())
 
     def environment(self, node: Node, ctx: StageContext, data: Path, run_dir: Path, resume: Path | None
                     ) -> dict[str, str]:

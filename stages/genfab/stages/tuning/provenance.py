@@ -15,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from genfab.api.training import MAX_HISTORY, Start
 from genfab.contract.names import checkpoint_step
 
 BUILT_IN = "genfab"
 SOURCE_FILE = ".genfab-source.json"
-MAX_HISTORY = 64
-"""Starts of a run kept in `train_config.json` (the latest)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -62,23 +61,18 @@ def lab_trainer(command: Sequence[str], cwd: Path) -> tuple[str, dict[str, Any] 
     return trainer_name(script, source), source
 
 
-def history(previous: Any, trainer: str, resumed_from: str | None) -> list[dict[str, Any]]:
-    """The run's starts, oldest first: those `train_config.json` recorded before (malformed entries
-    dropped, the latest `MAX_HISTORY`) and this one, which starts at the step of `resumed_from`.
+def history(previous: Sequence[Start], trainer: str, resumed_from: str | None) -> list[Start]:
+    """The run's starts, oldest first: those `train_config.json` recorded before (`TrainConfig` keeps the
+    well-formed ones) and this one, which starts at the step of `resumed_from`, the latest `MAX_HISTORY`.
     Checkpoint `model_<s>.pkl` was made by the latest start whose `startStep` is below `s`."""
-    kept = [{"trainer": e["trainer"], "startStep": e["startStep"], "resumedFrom": e.get("resumedFrom")}
-            for e in (previous if isinstance(previous, list) else [])
-            if isinstance(e, dict) and isinstance(e.get("trainer"), str) and len(e["trainer"]) <= 200
-            and isinstance(e.get("startStep"), int) and not isinstance(e.get("startStep"), bool)
-            and (e.get("resumedFrom") is None or isinstance(e.get("resumedFrom"), str))]
     start = (checkpoint_step(resumed_from) or 0) if resumed_from else 0
-    kept = [e for e in kept if e["startStep"] < start]  # what started at or after this step was replaced
-    return [*kept, {"trainer": trainer, "startStep": start, "resumedFrom": resumed_from}][-MAX_HISTORY:]
+    kept = [e for e in previous if e.start_step < start]  # what started at or after this step was replaced
+    return [*kept, Start(trainer=trainer, start_step=start, resumed_from=resumed_from)][-MAX_HISTORY:]
 
 
-def made_by(records: Sequence[Mapping[str, Any]], step: int) -> str | None:
+def made_by(records: Sequence[Start], step: int) -> str | None:
     """Which trainer made checkpoint `model_<step>.pkl`, from a run's history."""
-    found = [e["trainer"] for e in records if e["startStep"] < step]
+    found = [e.trainer for e in records if e.start_step < step]
     return found[-1] if found else None
 
 

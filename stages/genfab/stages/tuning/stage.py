@@ -14,7 +14,6 @@ change, so a finished run can be extended.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 
 from genfab.api.base import recipe_fields
 from genfab.api.pipelines.tuning_difix import TrainSettings
+from genfab.api.training import TrainConfig, TrainingState
 from genfab.api.tuningrun import DifixHyperparameters
 from genfab.contract import RUN_DIR
 from genfab.contract.names import ENV_CPU_WORKERS, TRAINING_KEY, latest_checkpoint
@@ -87,15 +87,18 @@ class Node:
     snake: dict[str, Any]
     """The hyperparameters in the trainers' own (snake_case) names."""
     group: Group
-    previous: dict[str, Any]
+    previous: TrainConfig
+    """The run's `train_config.json` as its last start wrote it (empty for a new run)."""
     record: dict[str, Any]
+    """What this start records (`trainer`, `history`), as the trainer's worker receives it."""
 
 
 def open_node(settings: TrainSettings, ctx: StageContext, trainer: Trainer) -> Node:
     """A node's `load`: the group's shape, the trainer's models, and the run's recipe checked against the
     checkpoints it already has."""
     node = Node(settings, trainer, settings.hyperparameters.model_dump(),
-                group_from_env(ctx.env, settings.nodes, settings.gpus_per_node), {}, {"trainer": trainer.name})
+                group_from_env(ctx.env, settings.nodes, settings.gpus_per_node), TrainConfig(),
+                {"trainer": trainer.name})
     trainer.models(settings, ctx)
     node.previous = _previous_config(settings, ctx)
     _check_recipe(node, ctx)
@@ -137,22 +140,21 @@ class BuiltIn:
         return node_environment(node, ctx)
 
 
-def _previous_config(settings: TrainSettings, ctx: StageContext) -> dict[str, Any]:
-    """The run's `train_config.json` as its last start wrote it ({} for a new run). The output is the
+def _previous_config(settings: TrainSettings, ctx: StageContext) -> TrainConfig:
+    """The run's `train_config.json` as its last start wrote it (empty for a new run). The output is the
     tenant's: read up to `MAX_CONFIG_BYTES`, a larger one refused."""
     try:
-        before = json.loads(ctx.output.read_at_most("train_config.json", MAX_CONFIG_BYTES, "train_config.json"))
+        return TrainConfig.parse(ctx.output.read_at_most("train_config.json", MAX_CONFIG_BYTES, "train_config.json"))
     except StorageTooLarge:
         raise BadInput(f"tuning_runs/{settings.run_name}/train_config.json is over "
                        f"{MAX_CONFIG_BYTES >> 10} KiB: not a training record genfab wrote") from None
-    except (StorageError, ValueError, RecursionError):
-        return {}
-    return before if isinstance(before, dict) else {}
+    except StorageError:
+        return TrainConfig()
 
 
 def _check_recipe(node: Node, ctx: StageContext) -> None:
-    had = node.previous.get("hyperparameters")
-    if not isinstance(had, dict) or not latest_checkpoint([o.key for o in ctx.output.list("checkpoints/")]):
+    had = node.previous.hyperparameters
+    if not had or not latest_checkpoint([o.key for o in ctx.output.list("checkpoints/")]):
         return
     now, old = recipe(node.snake), recipe(had)
     changed = sorted(k for k in set(now) | set(old) if now.get(k) != old.get(k))
@@ -171,8 +173,8 @@ def train(node: Node, sample: Sample) -> None:
     run_dir = work / "run"
     data = _stage_data(ctx, work / "data")
     resume = _fetch_latest(ctx.output, run_dir / "checkpoints")
-    node.record = {"trainer": trainer.name,
-                   "history": history(node.previous.get("history"), trainer.name, resume.name if resume else None)}
+    starts = history(node.previous.history, trainer.name, resume.name if resume else None)
+    node.record = {"trainer": trainer.name, "history": [s.model_dump(mode="json", by_alias=True) for s in starts]}
     command = trainer.command(node, ctx, data, run_dir, resume)
     env = trainer.environment(node, ctx, data, run_dir, resume)
     log.info("launching node", extra={"node": rank, "nodes": node.group.nodes, "world": node.group.world_size,
@@ -242,16 +244,16 @@ def _uploaded(ctx: StageContext, trainer: str, sync: Any) -> None:
     """Files uploaded: progress; for a trainer that reports no steps (Difix3D's own), the training state is
     the trainer and the checkpoints uploaded so far."""
     if sync is not None and not sync.reported:
-        _report(ctx, trainer, {"checkpoints": list(sync.checkpoints)})
+        _report(ctx, trainer, TrainingState(checkpoints=list(sync.checkpoints)))
     else:
         ctx.heartbeat()
 
 
-def _report(ctx: StageContext, trainer: str, doc: dict[str, Any]) -> None:
+def _report(ctx: StageContext, trainer: str, state: TrainingState) -> None:
     ctx.heartbeat()  # training steps are progress: the progress deadline must not stop a long run
     try:
-        ctx.run_storage.write_bytes(TRAINING_KEY, json.dumps({**doc, "trainer": trainer,
-                                                              "updated": time.time()}).encode())
+        ctx.run_storage.write_bytes(TRAINING_KEY, state.model_copy(update={"trainer": trainer, "updated": time.time()})
+                                    .to_json().encode())
     except StorageError as exc:
         log.warning("training state not written: %s", exc)
 

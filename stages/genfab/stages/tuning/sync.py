@@ -10,13 +10,12 @@ beyond the newest `keep` are deleted.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from genfab.api.training import TrainingState
 from genfab.contract.names import checkpoint_step
 from genfab.stages.models.difix_checkpoints import prune
 from genfab.stages.tuning.worker import PROGRESS_FILE
@@ -27,7 +26,7 @@ SKIP_SUFFIXES = (".partial", ".tmp", ".part", ".lock")
 
 
 class RunSync:
-    def __init__(self, local: Path, remote: Storage, keep: int, on_progress: Callable[[dict[str, Any]], None],
+    def __init__(self, local: Path, remote: Storage, keep: int, on_progress: Callable[[TrainingState], None],
                  interval: float = 5.0, on_upload: Callable[[], None] = lambda: None) -> None:
         self.local, self.remote, self.keep = local, remote, keep
         self.on_progress = on_progress
@@ -92,9 +91,9 @@ class RunSync:
 
     def _progress(self, path: Path) -> None:
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
+            state = TrainingState.parse(path.read_bytes())
+        except OSError:
             return
-        if isinstance(doc, dict):
+        if state is not None:
             self.reported = True
-            self.on_progress(doc)
+            self.on_progress(state)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genfab.api.training import StepLog, TrainConfig, TrainingState
 from genfab.api.tuningrun import DifixHyperparameters as Hyper
 from genfab.contract.names import ENV_GROUP_ID, latest_checkpoint
 from genfab.stages.models.difix import DifixNet, PromptEncoder, load_difix
@@ -68,7 +69,7 @@ class TrainerIO:
 
     out_dir: Path
     publish: Callable[[Path, str], None] = lambda path, key: None
-    progress: Callable[[dict[str, Any]], None] = lambda doc: None
+    progress: Callable[[TrainingState], None] = lambda state: None
 
 
 @dataclass
@@ -224,8 +225,8 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
     writer = _tensorboard(io.out_dir / "logs") if main else None
     result = Result(step=start, start_step=start, images_per_step=h.batch_size * world * h.gradient_accumulation_steps)
     if main:  # loaded and about to train: the first sign of life
-        io.progress({"step": start, "maxSteps": h.max_steps, "checkpoints": sorted(
-            p.name for p in ckpt_dir.glob("model_*.pkl"))})
+        io.progress(TrainingState(step=start, max_steps=h.max_steps, checkpoints=sorted(
+            p.name for p in ckpt_dir.glob("model_*.pkl"))))
     if start >= h.max_steps:
         return result
     lambdas = (h.lambda_l2, h.lambda_lpips, h.lambda_gram)
@@ -289,11 +290,10 @@ def train(h: Hyper, base: Path, perceptual_dir: Path, data_json: Path, io: Train
         if main and (now - last_report > PROGRESS_SECONDS or final or step % h.checkpoint_every == 0):
             last_report = now
             rate = window_images / max(now - window_t, 1e-9)
-            io.progress({"step": step, "maxSteps": h.max_steps, "loss": round(means["total"], 6),
-                         "imagesPerSecond": round(rate, 3),
-                         "etaSeconds": round((h.max_steps - step) * images_per_step / max(rate, 1e-9), 1),
-                         "checkpoints": sorted(p.name for p in ckpt_dir.glob("model_*.pkl")),
-                         "heldOutPsnr": held_out})
+            io.progress(TrainingState(
+                step=step, max_steps=h.max_steps, loss=round(means["total"], 6), images_per_second=round(rate, 3),
+                eta_seconds=round((h.max_steps - step) * images_per_step / max(rate, 1e-9), 1),
+                checkpoints=sorted(p.name for p in ckpt_dir.glob("model_*.pkl")), held_out_psnr=held_out))
         if final:
             break
     elapsed = time.monotonic() - began
@@ -321,13 +321,13 @@ def _tensorboard(folder: Path) -> Any:
     return SummaryWriter(str(folder))
 
 
-def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], lr: float, rate: float) -> None:
+def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], learning_rate: float,
+              rate: float) -> None:
     for k, v in losses.items():
         writer.add_scalar(f"train/loss_{k}", v, step)
-    writer.add_scalar("train/lr", lr, step)
+    writer.add_scalar("train/learningRate", learning_rate, step)
     writer.add_scalar("train/images_per_second", rate, step)
-    line = json.dumps({"step": step, "lr": lr, "imagesPerSecond": round(rate, 4),
-                       **{f"loss_{k}": v for k, v in losses.items()}})
+    line = StepLog.of_losses(step, learning_rate, round(rate, 4), losses).to_json()
     path = io.out_dir / "logs" / "steps.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
@@ -336,13 +336,14 @@ def _log_step(io: TrainerIO, writer: Any, step: int, losses: dict[str, float], l
 
 def _write_config(io: TrainerIO, h: Hyper, base: str, data_json: str, world: int, train: int, test: int,
                   start: int, resumed_from: Path | None, record: dict[str, Any]) -> None:
-    doc = {"trainer": BUILT_IN, **record, "hyperparameters": h.model_dump(), "base_model": base,
-           "dataset_path": data_json, "world_size": world, "train_samples": train, "test_samples": test,
-           "global_batch": h.batch_size * world * h.gradient_accumulation_steps,
-           "resumed_from": resumed_from.name if resumed_from else None, "start_step": start}
+    config = TrainConfig.model_validate({
+        "trainer": BUILT_IN, **record, "hyperparameters": h.model_dump(), "base_model": base,
+        "dataset_path": data_json, "world_size": world, "train_samples": train, "test_samples": test,
+        "global_batch": h.batch_size * world * h.gradient_accumulation_steps,
+        "resumed_from": resumed_from.name if resumed_from else None, "start_step": start})
     path = io.out_dir / "train_config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    path.write_text(config.to_json())
     io.publish(path, "train_config.json")
 
 

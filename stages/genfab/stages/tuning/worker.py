@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genfab.api.training import TrainingState
 from genfab.contract.names import ENV_CPU_WORKERS
 from genfab.stages.runtime.lifetime import die_with_parent_after_fork
 
@@ -47,9 +48,9 @@ def main(argv: list[str]) -> int:
     out = Path(job.out_dir)
     progress = out / PROGRESS_FILE
 
-    def report(doc: dict[str, Any]) -> None:
+    def report(state: TrainingState) -> None:
         tmp = progress.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
+        tmp.write_text(state.to_json())
         os.replace(tmp, progress)
 
     hyper = Hyper.model_validate(job.hyperparameters)
