@@ -13,6 +13,7 @@ edit model that ignored its prompt, re-encodes), a third unrelated. The baseline
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -75,7 +76,8 @@ def main() -> None:
     if args.write:
         RESULTS.write_text(
             "# Near-duplicate search: multi-index hashing against every pair\n\n"
-            f"`python benchmarks/duplicates.py --sizes {args.sizes}` on {platform.processor() or platform.machine()}, "
+            f"`python benchmarks/duplicates.py --sizes {args.sizes} --baseline-max {args.baseline_max} --write` on "
+            f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs), "
             f"Python {platform.python_version()}, numpy {np.__version__}, one process, one core. Radius "
             f"{DUPLICATE_RADIUS} bits; the two agree exactly wherever both ran.\n\n{table}\n")
 

@@ -531,7 +531,7 @@ def test_slow_connections_never_keep_a_request_out_of_the_page_server(tmp_path: 
 
     from genfab.selection import served
 
-    monkeypatch.setattr(served, "REQUEST_SECONDS", 2.0)
+    monkeypatch.setattr(served, "REQUEST_SECONDS", 1.0)
     server, review, port = serve_review(tmp_path, monkeypatch)
     stop = threading.Event()
     closed: list[float] = []

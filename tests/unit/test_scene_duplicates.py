@@ -73,7 +73,7 @@ def every_pair(hashes: dict[str, int]) -> dict[str, tuple[int, str | None]]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_the_search_agrees_with_every_pair_on_random_and_clustered_hashes(seed: int) -> None:
     """Random hashes (almost all far apart) and clusters: copies of a few centres with 0 to 12 bits
     flipped, so distances on both sides of the radius, ties and exact repeats all occur."""
