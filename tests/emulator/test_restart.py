@@ -115,3 +115,39 @@ def test_a_job_whose_status_was_never_written_keeps_its_reports_after_a_restart(
         assert [counts(st, s)[:4] for s in ("scaffold", "expansion", "gaussians")] == [("Succeeded", 4, 4, 0)] * 3
     finally:
         op.stop()
+
+
+def test_a_streaming_stage_cut_off_between_its_configmap_and_its_job_is_adopted_after_a_restart(
+        emulator: Emulator, tmp_path: Path) -> None:
+    """Killed after it made a streaming stage's ConfigMap (its upstream still running) and before that
+    stage's Job (here: the API server refuses the Job's create until then), then restarted once the
+    upstream has ended: the operator makes the same ConfigMap and adopts it, and the run succeeds. It
+    used to start the stage as after any ended upstream (listed, no stream section), so the ConfigMap it
+    had made was not what it would make now and was refused as not genfab's: the resource Failed with
+    NameTaken (found by a burst of 50 SceneJobs with the operator killed three times, 1 of 150)."""
+    emu = emulator
+    emu.kubelet.released.clear()
+    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
+    ns = "streamstart-ns"
+    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", ns)
+    doc = make_scenejob(tmp_path, samples=4)
+    doc["metadata"]["namespace"] = ns
+    emu.apply(doc)
+    refusal = ("POST jobs", ns)
+    try:
+        wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
+        emu.cluster.refusals[refusal] = (500, "InternalError", "injected: the Job's create is cut off")
+        emu.kubelet.release("scaffold", 0)  # a first upstream shard ends: expansion may start streaming
+        emu.wait("expansion's ConfigMap, and no Job", lambda: any(
+            "expansion" in c["metadata"]["name"] for c in emu.objects("configmaps", ns)) and not any(
+            "expansion" in j["metadata"]["name"] for j in emu.objects("jobs", ns)), timeout=30)
+        op.kill()
+        del emu.cluster.refusals[refusal]
+        emu.kubelet.release("scaffold")  # the upstream ends while no operator runs
+        emu.kubelet.script = lambda stage, index, attempt: Behaviour(seconds=0.05)
+        op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", ns)
+        st = wait_phase(emu, doc, "Succeeded", timeout=60)
+        assert [counts(st, s)[:4] for s in ("scaffold", "expansion", "gaussians")] == [("Succeeded", 4, 4, 0)] * 3
+    finally:
+        emu.cluster.refusals.pop(refusal, None)
+        op.stop()

@@ -21,7 +21,8 @@ def test_each_document_round_trips() -> None:
     assert set(step.document()) == {"step", "learningRate", "imagesPerSecond", "loss_total", "loss_l2",
                                     "loss_lpips", "loss_gram"}
     config = TrainConfig.model_validate({"trainer": "genfab", "history": [{"trainer": "genfab", "startStep": 0}],
-                                         "hyperparameters": {"learning_rate": 2e-5}, "world_size": 2})
+                                         "hyperparameters": {"learning_rate": 2e-5}, "world_size": 2,
+                                         "resumed_from": None})
     assert TrainConfig.parse(config.to_json()) == config
     assert config.document()["resumed_from"] is None and "train_samples" not in config.document()
 
@@ -53,7 +54,8 @@ def test_unreadable_documents_are_none_or_empty() -> None:
 
 
 def test_the_learning_rate_has_one_spelling_and_earlier_logs_still_read() -> None:
-    earlier = StepLog.lines(b'{"step": 1, "lr": 0.001, "loss_total": 2}\nnot json\n{"step": 2, "learningRate": 0.002}\n')
+    earlier = StepLog.lines(b'{"step": 1, "lr": 0.001, "loss_total": 2}\nnot json\n'
+                            b'{"step": 2, "learningRate": 0.002}\n')
     assert [(s.step, s.learning_rate) for s in earlier] == [(1, 0.001), (2, 0.002)]
     assert "lr" not in StepLog(step=1, learning_rate=0.1).document()
 

@@ -225,12 +225,10 @@ class TrainConfig(BaseModel):
     models: Annotated[dict[str, Any] | None, _unset_if_invalid(None)] = None
     """Where a lab trainer's models come from."""
 
-    KEPT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("resumed_from",)
-    """Written as null when unset (a start from the base model says so); other unset keys are left out."""
-
     def document(self) -> dict[str, Any]:
-        doc = self.model_dump(mode="json", by_alias=True)
-        return {k: v for k, v in doc.items() if v is not None or k in self.KEPT_WHEN_NONE}
+        """What its writer set, a null included (`resumed_from` of a start from the base model, the
+        `trainerSource` of a lab trainer whose image recorded none): a key no writer set is left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
     def to_json(self) -> str:
         return json.dumps(self.document(), indent=2, sort_keys=True)
