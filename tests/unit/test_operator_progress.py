@@ -223,7 +223,7 @@ def test_a_completed_worker_job_ran_every_shard_its_records_do_not_name_failed(t
 
 
 def test_running_shards_are_kept_as_a_few_numbers_not_their_decoded_reports(tmp_path: Path) -> None:
-    """A tenant's running reports may be as large as the byte bound allows (here 16 of about 2.5 MB of
+    """A tenant's running reports may be as large as the byte bound allows (here 16 of about 0.5 MB of
     per-sample seconds each). The shared operator reads them one at a time and keeps a few numbers per
     shard between reconciles: what it holds afterwards does not grow with what the reports hold (it held
     every running report decoded, 1.9 GiB with eight hostile resources against the chart's 1 GiB)."""
@@ -233,7 +233,7 @@ def test_running_shards_are_kept_as_a_few_numbers_not_their_decoded_reports(tmp_
     stage = p.stage("scaffold")
     for i in range(984, SHARDS):
         write_report(run, ShardReport("scaffold", stage.config_hash, i, SHARDS, succeeded=[f"s{i}"],
-                                      seconds={f"sample-{k:07d}": 1.0 for k in range(100_000)},
+                                      seconds={f"sample-{k:07d}": 1.0 for k in range(20_000)},
                                       produced_by={f"model-{k}": 1 for k in range(1000)}, last_sample_at=5.0))
     pods = {job["metadata"]["name"]: [{"metadata": {"labels": {"batch.kubernetes.io/job-completion-index": str(i)}},
                                        "status": {"phase": "Running"}} for i in range(984, SHARDS)]}
