@@ -71,7 +71,8 @@ class SplitProxy:
             self._session, self._ssl = session, context
             app = aiohttp.web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_route("*", "/{tail:.*}", self._forward)
-            runner = aiohttp.web.AppRunner(app, access_log=None, handle_signals=False)
+            # Open watches would hold its cleanup for aiohttp's default 60 s (the thread's join gave up at 10).
+            runner = aiohttp.web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
             await runner.setup()
             site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
