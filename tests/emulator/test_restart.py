@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,13 +15,20 @@ from tests.emulator.reading import counts, wait_phase, wait_status
 pytestmark = pytest.mark.emulator
 
 
-def test_killed_operator_restarts_without_duplicate_jobs(emulator: Emulator, tmp_path: Path) -> None:
-    emu = emulator
+def held_run(emu: Emulator, tmp_path: Path, ns: str, samples: int = 4) -> tuple[OperatorProcess, dict[str, Any]]:
+    """An operator of namespace `ns` alone, and a SceneJob of `samples` there whose shards hold until
+    released (not applied yet)."""
     emu.kubelet.released.clear()
     emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
-    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "restart-ns")
-    doc = make_scenejob(tmp_path, samples=4)
-    doc["metadata"]["namespace"] = "restart-ns"
+    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", ns)
+    doc = make_scenejob(tmp_path, samples=samples)
+    doc["metadata"]["namespace"] = ns
+    return op, doc
+
+
+def test_killed_operator_restarts_without_duplicate_jobs(emulator: Emulator, tmp_path: Path) -> None:
+    emu = emulator
+    op, doc = held_run(emu, tmp_path, "restart-ns")
     created: list[str] = []
 
     def record(type_: str, res: tuple[str, str, str], obj: dict[str, object]) -> None:
@@ -56,11 +64,7 @@ def test_an_upgraded_operator_keeps_the_jobs_an_older_one_made(emulator: Emulato
     from tests.emulator.cluster import res_for
 
     emu = emulator
-    emu.kubelet.released.clear()
-    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
-    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "upgrade-ns")
-    doc = make_scenejob(tmp_path, samples=2)
-    doc["metadata"]["namespace"] = "upgrade-ns"
+    op, doc = held_run(emu, tmp_path, "upgrade-ns", samples=2)
     emu.apply(doc)
     try:
         wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
@@ -97,11 +101,7 @@ def test_a_job_whose_status_was_never_written_keeps_its_reports_after_a_restart(
     from tests.emulator.cluster import res_for
 
     emu = emulator
-    emu.kubelet.released.clear()
-    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
-    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", "unrecorded-ns")
-    doc = make_scenejob(tmp_path, samples=4)
-    doc["metadata"]["namespace"] = "unrecorded-ns"
+    op, doc = held_run(emu, tmp_path, "unrecorded-ns")
     emu.apply(doc)
     try:
         wait_status(emu, doc, "scaffold running", lambda st: counts(st, "scaffold")[0] == "Running")
@@ -125,13 +125,8 @@ def test_a_streaming_stage_cut_off_between_its_configmap_and_its_job_is_adopted_
     used to start the stage as after any ended upstream (listed, no stream section), so the ConfigMap it
     had made was not what it would make now and was refused as not genfab's: the resource Failed with
     NameTaken (found by a burst of 50 SceneJobs with the operator killed three times, 1 of 150)."""
-    emu = emulator
-    emu.kubelet.released.clear()
-    emu.kubelet.script = lambda stage, index, attempt: Behaviour(hold=True)
-    ns = "streamstart-ns"
-    op = OperatorProcess(emu, tmp_path, GENFAB_RESYNC_SECONDS="1").start("-n", ns)
-    doc = make_scenejob(tmp_path, samples=4)
-    doc["metadata"]["namespace"] = ns
+    emu, ns = emulator, "streamstart-ns"
+    op, doc = held_run(emu, tmp_path, ns)
     emu.apply(doc)
     refusal = ("POST jobs", ns)
     try:

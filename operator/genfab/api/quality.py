@@ -348,7 +348,8 @@ FIGURES = {f.name: f for f in RELIGHTING + DIFIX_TRIPLET + WORLDEXPLORER + VISTA
 class QualityBound(GenfabModel):
     """Keep a sample only while the figure is within these bounds (either may be left out). A sample
     outside is dropped with `QualityOutOfRange`, naming the figure, its value and the bound; one whose
-    figure was not measured is dropped too, saying so."""
+    figure was not measured is dropped too, saying so. A bound that would drop every sample (a `min` above
+    its figure's range, a `max` below it) is refused."""
 
     rules = (Rule("!has(self.min) || !has(self.max) || self.min <= self.max", "`min` must not exceed `max`", "min",
                   lambda m: m.min is None or m.max is None or m.min <= m.max),)

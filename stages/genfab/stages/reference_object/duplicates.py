@@ -13,9 +13,9 @@ which the stage has, rather than adding imagehash and its SciPy/PyWavelets to th
 The search is multi-index hashing (Norouzi, Punjani and Fleet, "Fast Search in Hamming Space with
 Multi-Index Hashing", CVPR 2012): two hashes within 8 bits agree to within 2 bits on at least one of
 their three blocks of 21-22 bits, so each scene is compared only with the scenes one of whose blocks
-is within 2 bits of its own (254 probes a block, a sorted array's ranges, all scenes at once). Every
-scene against every earlier one was O(n^2): about 1.5 hours at 1,000,000 scenes
-(benchmarks/results/duplicates.md has both).
+is within 2 bits of its own (about 240 probes a block, each looked up in a table of the block's values,
+all scenes at once). Every scene against every earlier one was O(n^2): 327 s at 1,000,000 scenes on two
+cores' one, against 33 s (benchmarks/results/duplicates.md has both).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ BLOCKS = ((0, 21), (21, 21), (42, 22))
 bits apart in some block (a block of 21 bits has about one value in 2,000,000 taken at a million scenes,
 so a probe finds few scenes besides the near ones)."""
 EVERY_PAIR_MAX = 20_000
-"""Up to this many scenes every pair is compared (0.06 s at 10,000; the multi-index search's 2,000 passes
-cost more there)."""
+"""Up to this many scenes every pair is compared (0.06 s at 10,000; the multi-index search's 718 passes
+cost more there: 0.27 s)."""
 PAIRS_AT_ONCE = 4_000_000
 """Candidate pairs compared at once (about 100 MB of arrays)."""
 _SIDE = 32
@@ -128,8 +128,7 @@ def multi_index_within(values: np.ndarray, radius: int) -> np.ndarray:
                 distance = np.bitwise_count(unique[queries] ^ unique[candidates]).astype(np.int64)
                 near = distance <= radius
                 np.minimum.at(found, queries[near], distance[near] * n + first[candidates[near]])
-    distinct = first
-    best[distinct] = np.minimum(best[distinct], found)
+    best[first] = np.minimum(best[first], found)
     return np.where(best == np.iinfo(np.int64).max, -1, best)
 
 
