@@ -66,6 +66,7 @@ from genfab.stages.runtime.inventory import make_inventory
 from genfab.stages.runtime.shared import SharedAssignment
 from genfab.storage import S3Settings, StorageError, open_storage
 from tests.emulator.cluster import GenfabCluster, ObjKey, now_rfc3339, res_of
+from tests.emulator.kueue import EmulatedKueue
 
 JOBS, PODS, CONFIGMAPS = res_of("batch/v1/jobs"), res_of("v1/pods"), res_of("v1/configmaps")
 SECRETS, EVENTS = res_of("v1/secrets"), res_of("v1/events")
@@ -198,6 +199,9 @@ class Kubelet:
         self.jobs: dict[str, JobState] = {}
         self.released: set[tuple[str, int | None]] = set()
         self.enabled = True
+        self.kueue: EmulatedKueue | None = None
+        """When set, Kueue admits queued Jobs (tests.emulator.kueue): synced each tick before the Jobs, and a
+        queued Job runs only the Pods its Workload admitted."""
         self._quiet: dict[str, tuple[str, tuple[str, ...]]] = {}
         """Job uid -> the resourceVersions of it and its Pods when a sync last wrote nothing."""
         self._pods_of: dict[str, dict[ObjKey, None]] = {}
@@ -276,6 +280,10 @@ class Kubelet:
     def tick_once(self) -> None:
         """Sync the Jobs, then the Pods, that changed or are waiting on the clock (all after a release)."""
         visit_all, self._visit_all = self._visit_all, False
+        if self.kueue is not None:
+            self.kueue.sync()
+            visit_all = True  # an admission or a resize changes no Pod the tick would see: look at every Job
+            self._quiet.clear()
         for key in self._due(JOBS, visit_all):
             job = self.cluster.store.get(key)
             if job is not None:
@@ -378,6 +386,9 @@ class Kubelet:
         live = {int(p["metadata"]["labels"][INDEX_LABEL]) for p in pods
                 if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
         parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else completions)
+        admitted = self.kueue.admitted_pods(job) if self.kueue is not None else None
+        if admitted is not None:
+            parallelism = min(parallelism, admitted)
         if len(live) > parallelism:
             live -= self._scale_down(key, pods, js, len(live) - parallelism)
         for index in range(completions):

@@ -85,6 +85,22 @@ def test_a_streaming_stages_workers_are_not_ready_while_they_wait_for_input() ->
     segment = p.stage("segment")  # it streams from nothing: always Ready, nothing to release
     plain = build_job(p, segment, stage_config(p, segment), r.spec, 5, 10, OWNER, SETTINGS)
     assert "readinessProbe" not in plain["spec"]["template"]["spec"]["containers"][0]
+    assert "kueue.x-k8s.io/elastic-job" not in job["metadata"]["annotations"]  # no queue: Kueue never sees it
+
+
+def test_a_queued_streaming_stages_job_is_an_elastic_job_and_no_other_is() -> None:
+    """Its parallelism follows committed input: Kueue must resize it, not suspend it (streams_under)."""
+    doc = load_example("datasetjob-relighting.yaml")
+    doc["spec"].update({"shardSize": 2, "parallelism": 3, "queueName": "lab-gpus"})
+    r = parse_resource(doc)
+    p = plan(r)
+    albedo, segment = p.stage("albedo"), p.stage("segment")
+    streaming = build_job(p, albedo, stage_config(p, albedo, upstream_shards=5), r.spec, 5, 10, OWNER, SETTINGS,
+                          ready=2)
+    plain = build_job(p, segment, stage_config(p, segment), r.spec, 5, 10, OWNER, SETTINGS)
+    assert streaming["metadata"]["annotations"]["kueue.x-k8s.io/elastic-job"] == "true"
+    assert streaming["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lab-gpus"
+    assert "kueue.x-k8s.io/elastic-job" not in plain["metadata"]["annotations"]
 
 
 def test_pod_is_least_privilege_and_gets_credentials_only_by_reference() -> None:

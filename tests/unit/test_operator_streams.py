@@ -19,12 +19,23 @@ from genfab.operator.streams import (
     ready_prefix,
     ready_shards,
     release_after,
+    streams_under,
     wanted_parallelism,
 )
 from genfab.planner import Plan, plan
 from genfab.status import StageObservation, tally
 from tests.helpers import load_example
 from tests.unit.shared import NOW
+
+
+@pytest.mark.parametrize(("streaming", "queue", "elastic", "streams"), [
+    (True, None, True, True), (True, None, False, True),  # not queued: Kueue never sees its Jobs
+    (True, "lab-gpus", True, True),  # Kueue resizes an elastic Job
+    (True, "lab-gpus", False, False),  # Kueue would suspend a Job whose parallelism changed
+    (False, None, True, False), (False, "lab-gpus", True, False)])  # the chart turned streaming off
+def test_a_queued_resource_streams_only_where_kueue_resizes_jobs(streaming: bool, queue: str | None, elastic: bool,
+                                                                  streams: bool) -> None:
+    assert streams_under(streaming, queue, elastic) is streams
 
 
 @pytest.mark.parametrize(("finished", "ready"), [

@@ -165,6 +165,8 @@ seccompProfile:
   value: {{ include "genfab.defaultStorage" . | quote }}
 - name: GENFAB_DEFAULT_QUEUE
   value: {{ .Values.kueue.defaultQueue | quote }}
+- name: GENFAB_KUEUE_ELASTIC_JOBS
+  value: {{ .Values.kueue.elasticJobs | quote }}
 - name: GENFAB_PROGRESS_SECONDS
   value: {{ .Values.operator.progressSeconds | quote }}
 - name: GENFAB_RESYNC_SECONDS

@@ -50,6 +50,9 @@ LABEL_STAGE = "genfab.dev/stage"
 LABEL_HASH = "genfab.dev/config-hash"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+ANNOTATION_ELASTIC = "kueue.x-k8s.io/elastic-job"
+"""On a queued streaming stage's Job: Kueue resizes it as its parallelism changes instead of suspending it
+(genfab.operator.streams.streams_under). Kueue refuses to add or remove it after creation."""
 LABEL_GROUP = "genfab.dev/process-group"
 """On the Pods of a gang stage: their resource's UID. With the stage and its config hash it selects
 one process group, which the group's own NetworkPolicy (`build_group_policy`) lets reach each other
@@ -394,6 +397,8 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     labels = {**child_labels(plan, stage), LABEL_BUCKET: bucket_label(owner.uid)}
     queue = spec.queue_name or settings.default_queue
     job_labels = {**labels, **({LABEL_QUEUE: queue} if queue else {})}
+    # its parallelism follows committed input (genfab.operator.streams): Kueue must resize it, not suspend it
+    elastic = {ANNOTATION_ELASTIC: "true"} if queue and stage_cfg.stream is not None else {}
     # Kubernetes sets JOB_COMPLETION_INDEX per Pod in Indexed mode: the shard's, or a worker's when fewer
     # Pods than shards take shard after shard (PlannedStage.workers).
     workers = stage.workers(shards, spec.parallelism)
@@ -464,7 +469,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "kind": "Job",
         "metadata": {"name": name, "namespace": owner.namespace, "labels": job_labels,
                      "annotations": {ANNOTATION_SAMPLES: str(samples), ANNOTATION_SHARDS: str(shards),
-                                     **streams, **shared},
+                                     **streams, **shared, **elastic},
                      "ownerReferences": [owner.reference()]},
         "spec": {
             "completionMode": "Indexed",

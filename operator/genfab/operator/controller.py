@@ -69,6 +69,7 @@ from genfab.operator.settings import OperatorSettings
 from genfab.operator.starting import StageStarter
 from genfab.operator.storage_access import StorageAccess
 from genfab.operator.stream_marks import StreamMarks
+from genfab.operator.streams import streams_under
 from genfab.operator.throttle import Throttled
 from genfab.operator.upkeep import label_older_jobs, report_sharding
 from genfab.operator.workqueue import WorkQueue, per_group_share
@@ -373,8 +374,9 @@ class Controller:
             reason, message = no_models
             raise Refused(message, reason, look_again=True)
         the_plan, refs = self.references.resolve(key, the_plan)
-        if not self.settings.streaming:  # every stage waits for its upstream stages, as the chart says
-            the_plan = without_streams(the_plan)
+        queue = resource.spec.queue_name or self.settings.default_queue
+        if not streams_under(self.settings.streaming, queue, self.settings.kueue_elastic_jobs):
+            the_plan = without_streams(the_plan)  # every stage waits for its upstream stages
         refused = resolved_input_errors(the_plan, self.settings.policy, namespace, resource.spec)
         if refused:  # another resource's status pointed outside this namespace's storage
             raise Refused("; ".join(str(e) for e in refused))

@@ -154,6 +154,10 @@ class OperatorSettings:
     """`storage` for resources that set none (`GENFAB_DEFAULT_STORAGE`, JSON in the API's form)."""
     default_queue: str | None = field(default_factory=lambda: os.environ.get("GENFAB_DEFAULT_QUEUE") or None)
     """Kueue LocalQueue for resources without `queueName`."""
+    kueue_elastic_jobs: bool = field(
+        default_factory=lambda: os.environ.get("GENFAB_KUEUE_ELASTIC_JOBS", "true").lower() == "true")
+    """Whether Kueue resizes a queued streaming stage's Job as an elastic Job (`kueue.elasticJobs`); off, queued
+    resources do not stream (genfab.operator.streams.streams_under)."""
     gpu_node_selector: dict[str, str] = field(
         default_factory=lambda: _env_json("GENFAB_GPU_NODE_SELECTOR", dict[str, str], {}))
     """nodeSelector of GPU stage Pods, under the stage's own (stage keys win)."""

@@ -91,6 +91,18 @@ def ready_shards(upstream: StageObservation, finished: indexes.Ranges, shards: i
     return min(shards, ready_below(ready_prefix(finished), upstream.shards_total, upstream_size, size))
 
 
+def streams_under(streaming: bool, queue: str | None, elastic_jobs: bool) -> bool:
+    """Whether a resource's stages may stream: the chart's `stages.streaming`, and, for a resource whose Jobs
+    Kueue admits (`queue`), Kueue resizing them as elastic Jobs (`kueue.elasticJobs`). Kueue admits a Job
+    for the Pods it asks when admitted; a running Job whose parallelism then changes no longer matches its
+    Workload, and Kueue suspends it and queues it again (its jobframework reconciler: NoMatchingWorkload),
+    unless the Job is elastic (`kueue.x-k8s.io/elastic-job`): then a lower parallelism is recorded in its
+    Workload at once, and a higher one is admitted as a new Workload slice, its extra Pods gated until
+    then. A streaming Job's parallelism follows its committed input, so without elastic Jobs it would be
+    suspended at its first change: its stages wait for their upstreams instead."""
+    return streaming and (queue is None or elastic_jobs)
+
+
 IDLE_RELEASE_SECONDS = 60.0
 """The floor of `release_after` when the chart says none (`stages.idleReleaseSeconds`)."""
 
