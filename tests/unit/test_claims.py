@@ -235,3 +235,79 @@ def test_a_stop_as_a_worker_takes_a_shard_leaves_it_named_in_its_record_and_not_
     assert isinstance(again, Assignment) and again.index == 0
     record = read_worker(run, "stage", HASH, 0, 5)
     assert record is not None and (record.current, record.attempt) == (0, 1)
+
+
+def killed_as_it_took(run: object, worker: int, cursor_written: bool = True) -> int | None:
+    """Worker `worker`'s Pod names the shard it takes, writes the cursor (or not), and is killed (SIGKILL:
+    nothing more is written): the shard it took, or None."""
+    from genfab.inventory.workers import write_worker
+
+    record = WorkerRecord(worker, 5)
+
+    def claim(shard: int) -> None:
+        record.claiming = shard
+        write_worker(run, "stage", HASH, record)  # type: ignore[arg-type]
+        if not cursor_written:
+            raise KeyboardInterrupt("killed before the cursor's write")
+    try:
+        taken = take_shard(run, "stage", HASH, 5, worker=worker, claiming=claim)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return None
+    assert isinstance(taken, int)
+    return taken
+
+
+def test_a_worker_killed_between_the_cursors_write_and_its_record_runs_the_shard_it_took_once(
+        tmp_path: Path) -> None:
+    """SIGKILL (out of memory, a node lost) after the cursor handed shard 0 out and before the record named
+    it current: the record names it as being taken, so the operator does not count it done, another
+    worker goes on with the next, and the Pod that follows runs it as its first try."""
+    run = open_storage(f"file://{tmp_path}")
+    assert killed_as_it_took(run, 0) == 0
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and (record.claiming, record.current) == (0, None)
+    assert finished_shards(read_cursor(run, "stage", HASH, 5), [record], 5) == ((), ())  # not done
+    other = next(iter(feed(tmp_path, 1)))
+    assert isinstance(other, Assignment) and other.index == 1
+    again = feed(tmp_path, 0).next()
+    assert isinstance(again, Assignment) and again.index == 0
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and (record.current, record.attempt, record.claiming) == (0, 1, None)
+
+
+@pytest.mark.parametrize("first", ["itself", "another"])
+def test_a_worker_killed_before_the_cursors_write_takes_no_shard_twice(tmp_path: Path, first: str) -> None:
+    """Killed after naming shard 0 and before the cursor moved: the take never happened. The Pod that
+    follows takes from the cursor as any worker, whether another worker took shard 0 meanwhile or not."""
+    run = open_storage(f"file://{tmp_path}")
+    assert killed_as_it_took(run, 0, cursor_written=False) is None
+    taken = []
+    if first == "another":
+        other = feed(tmp_path, 1).next()
+        assert isinstance(other, Assignment)
+        taken.append(other.index)
+    again = feed(tmp_path, 0).next()
+    assert isinstance(again, Assignment)
+    taken.append(again.index)
+    assert sorted(taken) == list(range(len(taken)))  # each once
+    record = read_worker(run, "stage", HASH, 0, 5)
+    assert record is not None and record.claiming is None and record.attempt == 1
+
+
+@pytest.mark.parametrize("reported", [False, True])
+def test_past_the_cursors_takers_a_killed_workers_shard_is_its_own_unless_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reported: bool) -> None:
+    """The cursor remembers the last `TAKERS` takes; a take older than them is this worker's unless the
+    shard's report is there (another worker ran it)."""
+    from genfab.inventory import workers
+
+    monkeypatch.setattr(workers, "TAKERS", 2)
+    run = open_storage(f"file://{tmp_path}")
+    assert killed_as_it_took(run, 0) == 0
+    busy = feed(tmp_path, 1)
+    for _ in range(3):  # shards 1 to 3: the takers are (2, 1) and (3, 1) now
+        assert isinstance(busy.next(), Assignment)
+    if reported:
+        write_report(run, ShardReport("stage", HASH, 0, 5))
+    again = feed(tmp_path, 0).next()
+    assert isinstance(again, Assignment) and again.index == (4 if reported else 0)

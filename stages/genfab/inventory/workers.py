@@ -1,10 +1,16 @@
 """A worker Job's shared state in the run's storage (`_genfab/work/<stage>/<hash10>/`), written by its
 worker Pods and read by the operator.
 
-- **The cursor** (`cursor.json`, `{"next": k}`): the next shard no worker has taken. A worker takes it by
-  writing `next + 1` only while the cursor is still the version it read (`Storage.write_if`: S3's
-  conditional writes, a lock on a file system); the loser of a race reads it again. Shards are taken in
-  index order, so the finished ones stay a few ranges however many there are.
+- **The cursor** (`cursor.json`, `{"next": k, "takers": [[shard, worker], ...]}`): the next shard no worker
+  has taken, and who took the last `TAKERS` shards. A worker takes it by writing `next + 1` only while the
+  cursor is still the version it read (`Storage.write_if`: S3's conditional writes, a lock on a file
+  system); the loser of a race reads it again. Shards are taken in index order, so the finished ones stay
+  a few ranges however many there are.
+- **A take is named before it is made**: the worker's record says which shard it is taking (`claiming`)
+  before the cursor's write, and which it runs (`current`) after. A Pod killed between the two (SIGKILL:
+  out of memory, a node lost) leaves `claiming` without `current`; the Pod that follows asks the cursor's
+  takers whether that take was its own (`took`) and runs the shard as its first try if so. Without it the
+  shard was handed out, named by no record, and run by nobody.
 - **One record per worker** (`worker-00003.json`, `WorkerRecord`): the shard it runs now and which try of
   it that is, the shards it failed for good, as ranges, and since when it waits for input, if it does.
   Its worker writes it when it takes a shard, when one ends and as it begins to wait; the operator reads
@@ -59,6 +65,9 @@ class WorkerRecord:
     """Shards it gave up on: bad input, or every try ended its process."""
     finished: bool = False
     """The cursor ran out: it took its last shard and ended."""
+    claiming: int | None = None
+    """The shard it is taking from the cursor: written before the cursor's write, so a Pod killed between
+    that write and the record naming it `current` leaves it named (see the module's docs)."""
     waiting_since: float | None = None
     """A streaming stage's worker with no committed input to take: since when it waits (epoch seconds;
     None: it runs a shard, or loads). Written once as it begins to wait, cleared as it takes a shard: the
@@ -110,13 +119,15 @@ def read_worker(run: Storage, stage: str, config_hash: str, worker: int, shards:
         return None
     if record.current is not None and not 0 <= record.current < shards:
         record.current = None
+    if record.claiming is not None and not 0 <= record.claiming < shards:
+        record.claiming = None
     return record
 
 
 def read_cursor(run: Storage, stage: str, config_hash: str, shards: int) -> int:
     """How many of the stage's shards its workers have taken (the cursor's `next`, within the stage; 0 with
     no cursor yet, or one genfab did not write)."""
-    return _read_count(run, cursor_key(stage, config_hash), "next", "shard cursor", shards)
+    return _read_count(run, cursor_key(stage, config_hash), "next", "shard cursor", shards, MAX_CURSOR_BYTES)
 
 
 def finished_shards(taken: int, records: Iterable[WorkerRecord], shards: int
@@ -132,8 +143,9 @@ def finished_shards(taken: int, records: Iterable[WorkerRecord], shards: int
     for record in records:
         ok, bad = record.ranges()
         failed, listed = indexes.union(failed, bad), indexes.union(listed, ok)
-        if record.current is not None:
-            running = indexes.union(running, ((record.current, record.current),))
+        for shard in {record.current, record.claiming} - {None}:  # a shard being taken is not done either
+            assert shard is not None
+            running = indexes.union(running, ((shard, shard),))
     handed = ((0, min(taken, shards) - 1),) if taken > 0 else ()
     done = indexes.union(indexes.difference(indexes.difference(handed, running), failed),
                          indexes.difference(listed, failed))
@@ -153,10 +165,10 @@ def read_input(run: Storage, stage: str, config_hash: str, shards: int) -> int:
     return _read_count(run, input_key(stage, config_hash), "ready", "stream input", shards)
 
 
-def _read_count(run: Storage, key: str, field: str, what: str, shards: int) -> int:
+def _read_count(run: Storage, key: str, field: str, what: str, shards: int, limit: int = MAX_INPUT_BYTES) -> int:
     """`{field: n}` at `key`, within [0, shards]; 0 when it is not there or not what genfab writes."""
     try:
-        count = int(json.loads(run.read_at_most(key, MAX_INPUT_BYTES, what))[field])
+        count = int(json.loads(run.read_at_most(key, limit, what))[field])
     except StorageLimit:
         raise
     except StorageTooLarge:
@@ -171,34 +183,66 @@ def _read_count(run: Storage, key: str, field: str, what: str, shards: int) -> i
 
 
 CURSOR_TRIES = 64
+TAKERS = 256
+"""Takes the cursor remembers (shard, worker): a Pod killed as it took a shard is followed within seconds,
+a few takes later, so whether the take was its own is read there (`took`)."""
+MAX_CURSOR_BYTES = 16 << 10
+"""A cursor holds a count and `TAKERS` pairs: about 4 KB."""
 WAIT: Literal["wait"] = "wait"
 """`take_shard`: the next shard's input is not committed yet."""
 
 
+def _cursor(run: Storage, key: str, raw: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """(next, takers) of a cursor's bytes (takers left out when they are not pairs of counts: a cursor
+    written before they were kept)."""
+    try:
+        doc = json.loads(raw)
+        taken = max(0, int(doc["next"]))
+    except (ValueError, KeyError, TypeError):
+        raise StorageError(f"{run.child(key)} is not a shard cursor genfab wrote") from None
+    takers = doc.get("takers") if isinstance(doc, dict) else None
+    pairs = [(int(p[0]), int(p[1])) for p in takers if isinstance(p, list) and len(p) == 2
+             and all(isinstance(v, int) for v in p)] if isinstance(takers, list) else []
+    return taken, pairs
+
+
 def take_shard(run: Storage, stage: str, config_hash: str, shards: int,
-               ready: Callable[[int], bool] | None = None) -> int | Literal["wait"] | None:
-    """The next shard no worker has taken, now this caller's; None when every shard is taken; `WAIT`
-    when `ready` says the next one's input is not committed yet (a streaming stage)."""
+               ready: Callable[[int], bool] | None = None, worker: int = -1,
+               claiming: Callable[[int], None] | None = None) -> int | Literal["wait"] | None:
+    """The next shard no worker has taken, now this caller's (`worker`, named among the cursor's takers);
+    None when every shard is taken; `WAIT` when `ready` says the next one's input is not committed yet (a
+    streaming stage). `claiming(shard)` runs before each try to take `shard` (the worker's record names it)."""
     key = cursor_key(stage, config_hash)
     for _ in range(CURSOR_TRIES):
         found = run.read_versioned(key)
-        if found is None:
-            if shards <= 0:
-                return None
-            if ready is not None and not ready(0):
-                return WAIT
-            if run.write_if(key, json.dumps({"next": 1}).encode(), None) is not None:
-                return 0
-            continue
-        raw, version = found
-        try:
-            taken = max(0, int(json.loads(raw)["next"]))
-        except (ValueError, KeyError, TypeError):
-            raise StorageError(f"{run.child(key)} is not a shard cursor genfab wrote") from None
+        raw, version = found if found is not None else (None, None)
+        taken, takers = _cursor(run, key, raw) if raw is not None else (0, [])
         if taken >= shards:
             return None
         if ready is not None and not ready(taken):
             return WAIT
-        if run.write_if(key, json.dumps({"next": taken + 1}).encode(), version) is not None:
+        if claiming is not None:
+            claiming(taken)
+        doc = {"next": taken + 1, "takers": [list(p) for p in [*takers, (taken, worker)][-TAKERS:]]}
+        if run.write_if(key, json.dumps(doc).encode(), version) is not None:
             return taken
     raise StorageError(f"{run.child(key)}: {CURSOR_TRIES} workers' writes in a row won over this one")
+
+
+def took(run: Storage, stage: str, config_hash: str, shards: int, worker: int, shard: int,
+         started: Callable[[int], bool]) -> bool:
+    """Whether `worker` took `shard` (its record named it `claiming` and its Pod ended before `current`): the
+    cursor moved past it and its taker was this worker; when more than `TAKERS` takes have passed since, it
+    was this worker's unless the shard has started (`started`: its report is there: another worker runs or
+    ran it). Run only by a worker's Pod that follows one killed as it took a shard."""
+    key = cursor_key(stage, config_hash)
+    found = run.read_versioned(key)
+    if found is None:
+        return False
+    taken, takers = _cursor(run, key, found[0])
+    if not 0 <= shard < min(taken, shards):
+        return False  # the cursor's write never happened
+    by = [w for s, w in takers if s == shard]
+    if by:
+        return by[-1] == worker
+    return not started(shard)

@@ -42,7 +42,7 @@ from genfab.contract.names import (
 )
 from genfab.contract.streams import upstream_span
 from genfab.inventory import ShardReport, read_report, write_report
-from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, write_worker
+from genfab.inventory.workers import WAIT, WorkerRecord, read_input, read_worker, take_shard, took, write_worker
 from genfab.stages.runtime.context import StageContext
 from genfab.stages.runtime.errors import BadInput
 from genfab.stages.runtime.feed import Assignment, OneShard, ParentFeed, ShardFeed
@@ -107,6 +107,7 @@ class ClaimFeed:
                 self.record = earlier
                 self.record.finished = False
                 self.record.waiting_since = None  # its last Pod's wait ended with it
+                self._resume_claim()
             if self.record.current is not None:  # this worker's last Pod ended inside it
                 self.record.attempt += 1
                 if self.record.attempt > self.retries + 1:
@@ -118,7 +119,12 @@ class ClaimFeed:
                     self.started = time.time()
                     return Assignment(self.record.current)
         index = take_shard(self.run, self.stage, self.config_hash, self.shards,
-                           self._input_ready() if self.upstream is not None else None)
+                           self._input_ready() if self.upstream is not None else None,
+                           worker=self.record.worker, claiming=self._claiming)
+        if self.record.claiming is not None and self.record.claiming != index:  # another worker won that one
+            self.record.claiming = None
+            self._save()
+        self.record.claiming = None
         if index == WAIT:
             self._waiting(True)
             return WAIT
@@ -132,6 +138,29 @@ class ClaimFeed:
         self._save()
         self.started = time.time()
         return Assignment(index)
+
+    def _claiming(self, shard: int) -> None:
+        """Name the shard it is about to take before the cursor's write (genfab.inventory.workers)."""
+        if self.record.claiming != shard:
+            self.record.claiming = shard
+            self._save()
+
+    def _resume_claim(self) -> None:
+        """Its last Pod named a shard it was taking and ended before naming it current: if the take was its
+        own (the cursor's takers say so), the shard is this worker's current one, not yet tried."""
+        shard, self.record.claiming = self.record.claiming, None
+        if shard is None or self.record.current is not None:
+            return
+
+        def started(index: int) -> bool:
+            try:
+                return read_report(self.run, self.stage, self.config_hash, index, self.shards) is not None
+            except (StorageError, ValueError):
+                return True  # something is there: another worker's
+        if took(self.run, self.stage, self.config_hash, self.shards, self.record.worker, shard, started):
+            log.info("running the shard this worker's last Pod took as it ended", extra={"index": shard})
+            self.record.current, self.record.attempt = shard, 0
+        self._save()
 
     def done(self, assignment: Assignment, code: int) -> None:
         if code == EXIT_OK:
