@@ -282,3 +282,23 @@ def test_candidate_views_grow_by_the_margin_on_the_flux_grid_and_render_counts()
     # the lab's `min(len(frames) * 25 if len(frames) > 2 else 150, 150)`
     assert [render_count(150, n) for n in (1, 2, 3, 5, 6, 10)] == [150, 150, 75, 125, 150, 150]
     assert [render_count(40, n) for n in (1, 3)] == [40, 40]
+
+
+def test_the_input_frames_splats_ignore_the_confidence_as_the_labs_initialise_does() -> None:
+    """A depth model that trusts no pixel (MoGe's mask all False): the outpaint frame adds no splat, the input
+    frame one on every pixel off a depth edge (the lab's input frame: `inpaint_wo_edge = ~edges`), its
+    confidence kept as `dpt_conf_mask`; `stage: no-outpaint`'s one frame likewise."""
+    from genfab.stages.scene import frames as fr
+
+    rgb = np.random.default_rng(6).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    image, border, c = canvas.add_border_and_mask(rgb, 0.4)
+    depth = np.full(border.shape, 2.0, np.float32)
+    depth[:, : c.width // 2] = 1.0
+    untrusted = np.zeros(border.shape, np.float32)
+    K = geometry.intrinsics_from_fov(c.width, c.height, 60.0)
+    inner, outer = canvas.outpaint_frames(image, border, c, depth, K, untrusted)
+    edges = c.crop(geometry.depth_edges_mask(depth))
+    assert not outer.inpaint_wo_edge.any() and not inner.dpt_conf_mask.any()
+    assert (inner.inpaint_wo_edge == ~edges).all() and inner.inpaint_wo_edge.any()
+    (only,) = fr.input_only_frames(rgb, np.full(rgb.shape[:2], 2.0, np.float32), K, np.zeros(rgb.shape[:2]))
+    assert only.inpaint_wo_edge.all() and not only.dpt_conf_mask.any()

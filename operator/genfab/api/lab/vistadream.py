@@ -83,6 +83,13 @@ ROWS = (
                 ' return no confidence: the mask is then "valid depth" (`depth.json` `dptConfMask`), never a '
                 'made-up confidence'),
     LabRow('depth',
+           lab="the input frame's `inpaint_wo_edge`: every pixel off a depth edge (`~edges`), the confidence "
+               "kept as `dpt_conf_mask` alone; the outpaint frame's: the border off edges and confident",
+           genfab='`inpaint_wo_edge`, `dpt_conf_mask` in `frames.npz`',
+           verdict='same',
+           why="so a scene whose depth model trusts no pixel of the input still starts from the input's "
+                "pixels, as the lab's does (`stage: no-outpaint` too)"),
+    LabRow('depth',
            lab="MoGe's `K_33` and depth",
            verdict='same with `moge`',
            why="MoGe's intrinsics (normalised by the image size) times (W, H), principal point at the centre; its "

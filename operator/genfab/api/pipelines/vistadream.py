@@ -165,7 +165,8 @@ PIPELINE = Pipeline(
                   "the lab's script's frames",
                   settings=DepthSettings, implementation=f"{STAGES}.depth_stage:DEPTH", memory="16Gi",
                   shard_size=SHARD,
-                  upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal),
+                  upstream=("outpaint",), output="{sample}/depth/", refuses=moge_refusal,
+                  revision=1),  # 1: the input frame's splats ignore the confidence, as the lab's _initialize
         # Its initial scene trains `initIterations` (100) steps, about a second: the Pod's start is most of
         # a scene's time there, so it takes a shard of scenes too (worldexplorer's 3DGS takes one).
         gaussians_stage("Initialise the Gaussian scene from input + outpaint frames, train",

@@ -10,7 +10,7 @@ happen here, at the file, and nowhere else.
 
 Mask semantics are the seed's: `inpaint = True` means "supervise this pixel" when training (all of the
 input view; only the new regions of an outpainted or inpainted view), `inpaint_wo_edge` is the part
-of it that becomes new Gaussians (no depth edges, confident depth), `dpt_conf_mask` where depth is
+of it that becomes new Gaussians (no depth edges; a new view's also confident depth, the input view's whatever its confidence), `dpt_conf_mask` where depth is
 confident.
 """
 
@@ -78,11 +78,13 @@ def masks_from_depth(depth: np.ndarray, supervise: np.ndarray, confidence: np.nd
 
 def input_only_frames(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, confidence: np.ndarray | None = None
                       ) -> list[Frame]:
-    """`stage: no-outpaint`: the input view alone, every pixel supervised."""
+    """`stage: no-outpaint`: the input view alone, every pixel supervised and a splat on every pixel off a
+    depth edge whatever the confidence (the lab's input frame: `inpaint_wo_edge` is `~edges`)."""
     depth = sanitize_depth(depth)
     everything = np.ones(depth.shape, bool)
-    wo_edge, conf = masks_from_depth(depth, everything, confidence)
-    return [Frame("input", rgb, depth, everything, wo_edge, conf, np.asarray(K, np.float64), np.eye(4))]
+    conf = confidence_mask(depth, confidence)
+    return [Frame("input", rgb, depth, everything, ~depth_edges_mask(depth), conf, np.asarray(K, np.float64),
+                  np.eye(4))]
 
 
 def _file_arrays(frame: Frame) -> dict[str, np.ndarray]:

@@ -88,9 +88,11 @@ def add_border_and_mask(rgb: np.ndarray, expansion_percent: float) -> tuple[np.n
 def outpaint_frames(canvas_rgb: np.ndarray, border: np.ndarray, canvas: Canvas, depth: np.ndarray, K: np.ndarray,
                     confidence: np.ndarray | None = None) -> list[Frame]:
     """The seed's initialisation: one depth pass on the outpainted canvas gives two frames at the
-    origin. The outpaint frame supervises the painted border; the input frame is the canvas's input
-    region, cropped from the same depth and masks (seed "Depth reuse"), with the principal point
-    moved into the crop, every pixel supervised."""
+    origin. The outpaint frame supervises the painted border and adds splats where the depth is off its
+    edges and confident; the input frame is the canvas's input region, cropped from the same depth and
+    masks (seed "Depth reuse"), with the principal point moved into the crop, every pixel supervised, and
+    a splat on every pixel off a depth edge whatever the confidence (the lab's `_initialize`: its input
+    frame's `inpaint_wo_edge` is `~edges`, its confidence kept as `dpt_conf_mask` alone)."""
     depth = sanitize_depth(depth)
     conf = confidence_mask(depth, confidence)
     edges = depth_edges_mask(depth)
@@ -98,6 +100,6 @@ def outpaint_frames(canvas_rgb: np.ndarray, border: np.ndarray, canvas: Canvas, 
                      np.asarray(K, np.float64), np.eye(4))
     crop_conf = canvas.crop(conf)
     inner = Frame("input", canvas.crop(canvas_rgb).copy(), canvas.crop(depth).copy(),
-                  np.ones(crop_conf.shape, bool), ~canvas.crop(edges) & crop_conf, crop_conf.copy(),
+                  np.ones(crop_conf.shape, bool), ~canvas.crop(edges), crop_conf.copy(),
                   crop_intrinsics(K, canvas.left, canvas.top), np.eye(4))
     return [inner, outpaint]

@@ -50,8 +50,9 @@ def initialise(trainer: Trainer, sample: Sample) -> None:
     scene = GrowingScene(trainer.train, trainer.device, scene_scale(frames[0].dpt), freeze_trained=True)
     added = {frame.name: scene.add_frame(frame) for frame in frames}
     if not len(scene):
-        raise SampleError("NoGaussians", f"no pixel of {', '.join(added)} has a confident depth off its edges "
-                                         "(inpaint_wo_edge is empty): the depth model saw no surface to start from")
+        raise SampleError("NoGaussians", f"no pixel of {', '.join(added)} is off a depth edge (with a confident "
+                                         "depth, in the outpaint frame): inpaint_wo_edge is empty, the depth model "
+                                         "saw no surface to start from")
     stats = scene.train(trainer.iterations)
     seconds = time.perf_counter() - started
     prefix = stage_prefix(sample.id, NAME)
