@@ -10,8 +10,8 @@ happen here, at the file, and nowhere else.
 
 Mask semantics are the seed's: `inpaint = True` means "supervise this pixel" when training (all of the
 input view; only the new regions of an outpainted or inpainted view), `inpaint_wo_edge` is the part
-of it that becomes new Gaussians (no depth edges; a new view's also confident depth, the input view's whatever its confidence), `dpt_conf_mask` where depth is
-confident.
+of it that becomes new Gaussians (no depth edges; a new view's also confident depth, the input view's
+whatever its confidence), `dpt_conf_mask` where depth is confident.
 """
 
 from __future__ import annotations
