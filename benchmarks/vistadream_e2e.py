@@ -252,7 +252,7 @@ def main() -> None:
                          f"{row['seconds']} | {row['modelLoadSeconds']} | {own} | {row['gpuPeakGiB']} |")
     print("\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "table": lines}, indent=2))
+        Path(args.json).write_text(json.dumps({"results": results, "table": lines, "settings": settings}, indent=2))
 
 
 if __name__ == "__main__":

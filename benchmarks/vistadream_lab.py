@@ -372,6 +372,13 @@ def genfab_scene_seconds(row: dict[str, Any]) -> float:
     return float(row["seconds"]) - float(row["modelLoadSeconds"])
 
 
+def genfab_depth(genfab: dict[str, Any]) -> str:
+    """Which depth model genfab's run used: its `depthBackend` setting (runs written before the settings
+    were kept, and before MoGe was the default, ran Depth Pro)."""
+    backend = (genfab.get("settings") or {}).get("depthBackend", "depth-pro")
+    return "from MoGe v1 (`depthBackend: moge`)" if backend == "moge" else f"from `depthBackend: {backend}`"
+
+
 def compare(args: argparse.Namespace) -> int:
     """One table: per stage the lab's way and genfab's seconds per sample (genfab's without its model
     load, as the lab's way is counted), and the ratio; refused when the two ran on different GPUs."""
@@ -407,8 +414,8 @@ def compare(args: argparse.Namespace) -> int:
     offload = "its default offload" if lab.get("offload", True) else "offload=False"
     print("\n".join([f"{lab['gpu']}, torch {lab['torch']}; the lab's way on "
                      + ", ".join(f"{k}@{v[:8]}" for k, v in lab["code"].items()) + f" (FLUX fill: {offload})"
-                     + f"; genfab over {scenes} scene(s) in one job; its depth is its default backend's (Depth Pro), "
-                     "the lab's MoGe v1", "", *lines]))
+                     + f"; genfab over {scenes} scene(s) in one job; its depth {genfab_depth(genfab)}, "
+                     "the lab's from MoGe v1", "", *lines]))
     return 0
 
 

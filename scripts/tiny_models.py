@@ -665,14 +665,25 @@ SD21_VAE = {"act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "in_ch
 
 def save_random_moge(root: Path, model_id: str = "Ruicheng/moge-vitl") -> Path:
     """MoGe-1 ViT-L at production size with random weights, as `model.pt` the way MoGe's hub repository
-    holds it. Needs MoGe's own code (`moge`, research code: scripts/gpu_tier.py --prepare-research)."""
+    holds it. Needs MoGe's own code (`moge`, research code: scripts/gpu_tier.py --prepare-research).
+
+    Its mask head is made to trust every pixel (its last convolution's weights scaled to 1 % and its bias
+    1.0, over MoGe's 0.5 threshold), as `write_depth_pro` centres Depth Pro's random FOV head on 60 degrees:
+    random weights give a mask that is False everywhere, and a scene pipeline whose depth trusts no pixel
+    adds no Gaussian for any new view (vistadream's coarse views, in the lab's code and genfab's alike), so
+    a benchmark would time trainings of nothing. The depth and the network's cost are untouched."""
     import torch
     from moge.model.v1 import MoGeModel
 
     path = root / model_id
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    torch.save({"model_config": MOGE_VITL, "model": MoGeModel(**MOGE_VITL).state_dict()}, path / "model.pt")
+    model = MoGeModel(**MOGE_VITL)
+    with torch.no_grad():
+        last = model.head.output_block[1][-1]  # the mask's block (MoGe v1's head: points, then mask)
+        last.weight.mul_(0.01)
+        last.bias.fill_(1.0)
+    torch.save({"model_config": MOGE_VITL, "model": model.state_dict()}, path / "model.pt")
     return path
 
 

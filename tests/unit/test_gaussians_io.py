@@ -174,6 +174,25 @@ def test_ply_write_read_equality_and_viewer_property_order(tmp_path: Path, degre
         assert np.isclose(ply["vertex"][f"f_rest_{rest // 3}"][0], splats.shN[0, 0, 1])
 
 
+def test_a_ply_from_another_tool_reads_the_same_whatever_its_property_types_and_order(tmp_path: Path) -> None:
+    """The packed-float32 fast path (genfab's own PLYs) and the one for any other layout give the same
+    splats: here the properties shuffled, the positions float64 and an extra uchar property."""
+    from plyfile import PlyData, PlyElement
+
+    splats = random_splats(degree=1)
+    write_ply(tmp_path / "gf.ply", splats)
+    ours = PlyData.read(str(tmp_path / "gf.ply"))["vertex"].data
+    names = list(reversed(ours.dtype.names or ()))
+    dtype = [(n, "f8" if n in ("x", "y", "z") else "f4") for n in names] + [("red", "u1")]
+    other = np.zeros(len(ours), dtype=dtype)
+    for n in names:
+        other[n] = ours[n]
+    PlyData([PlyElement.describe(other, "vertex")]).write(str(tmp_path / "other.ply"))
+    back = read_ply(tmp_path / "other.ply")
+    for name in ("means", "scales", "quats", "opacities", "sh0", "shN"):
+        assert np.array_equal(getattr(back, name), getattr(splats, name)), name
+
+
 def test_ply_drops_non_finite_gaussians(tmp_path: Path) -> None:
     splats = random_splats()
     splats.means[3, 0] = np.nan

@@ -117,6 +117,8 @@ later stage's scene is as large)."""
 VD_E2E = "python benchmarks/vistadream_e2e.py --models /tmp/vd-models --cases coarse --scenes 3"
 VD_LAB = "python3 benchmarks/vistadream_lab.py run --wheels .gpuwheels-min --json lab.json"
 VD_BOTH = f"{VD_E2E}; {VD_LAB}"
+VD_MOGE = (f"{VD_E2E} --set depthBackend=moge --set mogeImage=genfab-moge:bench; "
+           "python3 benchmarks/vistadream_lab.py run --wheels .gpuwheels-min --no-offload --json lab.json")
 VD_DEFAULTS = (("@depth.maxResolution", (512,)),)
 """The image size of vistadream's H200 rows: the lab's script's default."""
 SEVA_VGGT = ("python benchmarks/seva_speed.py sample --frames 120 --steps 25 --variants compile-all --warm-frames 21; "
@@ -143,7 +145,9 @@ LAB_4BIT_50 = round(20.72 * 50 / 20, 2)
 steps (H100, §1b) taken to 50 (linear in steps; the two VAE passes, about 0.3 s, are counted 2.5 times)."""
 DEPTH_PRO = ("depth.depthBackend", ("depth-pro",))
 """The depth model the depth and coarse rows were measured with (each coarse view has a depth pass):
-Depth Pro, chosen; the default, the lab's MoGe v1, is not measured end to end."""
+Depth Pro, chosen."""
+MOGE = ("depth.depthBackend", (None, "moge"))
+"""The default depth model, the lab's MoGe v1 (unset reads as the default)."""
 
 
 def flux_exact(runtime: str) -> tuple[tuple[str, Accepted], ...]:
@@ -297,6 +301,22 @@ CALIBRATION: tuple[Measured, ...] = (
                   "compilation (§5c; 11.5 s in genfab run's shared worker, which loaded them); the lab's way: "
                   "its 8 views (the offloaded fills 182.3 s, 500 steps each 35.5 s; 49.76 s in all without the "
                   "offload)"),
+    # The same at the default depth model, MoGe v1 (§5e): depth's and coarse's rows; `pod_seconds` is the
+    # shared worker's (`genfab run`; a cluster's shared Job runs the same process), MoGe's load and each
+    # stage's first scene's excess. The coarse baseline is the lab's script as it runs (§5's, MoGe v1 there too).
+    Measured("vistadream", "depth", "h200", 0.26, 4.4, f"{VD} §5e", VD_MOGE, peak_gib=28.1,
+             when=(*VD_DEFAULTS, MOGE), baseline_sample_seconds=0.64,
+             note="MoGe v1 ViT-L (MoGe's own code at images/moge's commit) and the stage's outputs, in the shared "
+                  "worker (its peak is the process's: the FLUX fill is held there); per worker MoGe's load "
+                  "3.8 s; the lab's way: MoGe v1's own infer"),
+    Measured("vistadream", "coarse", "h200", 27.86, 5.6, f"{VD} §5e", VD_MOGE, peak_gib=29.7,
+             when=(*VD_DEFAULTS, MOGE, ("flux.fluxSteps", (25,)), ("coarse.coarseDenseMultiplier", (10,)),
+                   ("coarse.nFrames", (10,)), *flux_exact("flux.fluxRuntime")),
+             baseline_sample_seconds=221.84,
+             note="8 views, each 100 candidates' hole masks, a fill, a MoGe pass and 500 steps of the view's "
+                  "Gaussians (§5e); per worker the first scene's excess in the shared worker, which holds the "
+                  "fill and MoGe; the lab's way: its 8 views with its default offload (§5; 49.04 s without "
+                  "the offload on §5e's machine)"),
     Measured("vistadream", "render", "h200", 1.66, 0.8, f"{VD} §5d", VD_BOTH, peak_gib=0.3, when=VD_DEFAULTS,
              baseline_sample_seconds=0.39,
              note="150 frames rendered, the two videos and the PLY encoded in the background; the lab's way: its "

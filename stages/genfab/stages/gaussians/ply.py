@@ -81,9 +81,25 @@ def read_ply(path: Path) -> Splats:
     if missing or rest % 3:
         raise ValueError(f"{path}: not a 3DGS PLY (missing {missing}, {rest} f_rest properties)")
 
-    def cols(keys: list[str]) -> np.ndarray:
-        return np.stack([np.asarray(vertex[k], np.float32) for k in keys], axis=1)
-    n, k = len(vertex.data), rest // 3
+    data = vertex.data
+    fields = data.dtype.fields or {}
+    if all(fields[name][0] == np.dtype("<f4") for name in names) and data.dtype.itemsize == 4 * len(names):
+        # every property a packed little-endian float32 (what genfab and the 3DGS tools write): the records
+        # are an (n, properties) float32 table, and each group's columns are copied from it in one strided
+        # pass, where a column at a time (plyfile's `vertex[name]`) walks the 200 MB of an 800,000-splat
+        # scene once per property (1.0 s against about 0.2 s here)
+        table = data.view(np.float32).reshape(len(data), len(names))
+        at = {name: i for i, name in enumerate(names)}
+
+        def cols(keys: list[str]) -> np.ndarray:
+            first = at[keys[0]]
+            if [at[k] for k in keys] == list(range(first, first + len(keys))):
+                return np.array(table[:, first:first + len(keys)])
+            return np.array(table[:, [at[k] for k in keys]])
+    else:
+        def cols(keys: list[str]) -> np.ndarray:
+            return np.stack([np.asarray(vertex[k], np.float32) for k in keys], axis=1)
+    n, k = len(data), rest // 3
     return Splats(
         means=cols(["x", "y", "z"]), scales=cols(["scale_0", "scale_1", "scale_2"]),
         quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]), opacities=cols(["opacity"])[:, 0],
