@@ -104,8 +104,9 @@ def test_a_frozen_scene_trains_only_the_gaussians_added_since_its_last_training(
 
 
 def test_a_view_without_confident_depth_adds_no_gaussians_and_nothing_crashes() -> None:
-    """A depth model that trusts no pixel (random MoGe weights did: its mask was empty) leaves an empty
-    scene: nothing is trained or drawn on no Gaussians (gsplat's kernels stopped the process with SIGFPE)."""
+    """A view that adds no Gaussian (a new view whose depth model trusts no pixel, as random MoGe weights
+    did; an input view all depth edges) leaves an empty scene: nothing is trained or drawn on no Gaussians
+    (gsplat's kernels stopped the process with SIGFPE)."""
     scene = GrowingScene(TrainSettings(sh_degree=0), torch.device("cuda"), extent=2.0, freeze_trained=True)
     frame = plane_frame()
     nothing = np.zeros_like(frame.inpaint_wo_edge)

@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 
 from genfab.stages.common.imaging import decode_png
 from genfab.stages.scene.frames import frames_from_npz
+from genfab.stages.scene.geometry import depth_edges_mask
 from tests import made_once
 from tests.helpers import PORTRAIT, ROOT, genfab_run
 
@@ -96,7 +97,8 @@ def save_moge_stand_in(models: Path, **config: float) -> None:
 def test_moge_gives_its_depth_intrinsics_and_mask_through_the_adapter(tmp_path: Path, tiny_models: Path) -> None:
     """`depthBackend: moge` through `genfab run` on the MoGe stand-in (MoGe's import path and outputs;
     depth 1 + 2 x luminance, a 50 degree view, mask where luminance <= 0.8): the adapter scales MoGe's
-    normalised K to pixels, keeps its dense depth and hands its mask on as `dpt_conf_mask`; depth.json,
+    normalised K to pixels, keeps its dense depth and hands its mask on as `dpt_conf_mask` (the input frame's
+splats, as the lab's, ignore it); depth.json,
     the marker and the summary say MoGe made it."""
     models = made_once.copy_of(tiny_models, tmp_path / "models")  # the stand-in's weights join them
     save_moge_stand_in(models, fov_x=50.0, mask_threshold=0.8)
@@ -112,7 +114,10 @@ def test_moge_gives_its_depth_intrinsics_and_mask_through_the_adapter(tmp_path: 
     confident = luminance <= 0.8
     assert 0 < confident.sum() < confident.size  # the mask is MoGe's, not "depth > 0"
     np.testing.assert_array_equal(frame.dpt_conf_mask, confident)
-    assert not (frame.inpaint_wo_edge & ~confident).any()  # no new splats where MoGe is not confident
+    # the input frame adds a splat on every pixel off a depth edge whatever MoGe's confidence, as the lab's
+    # _initialize does (its confidence is the frame's dpt_conf_mask alone)
+    np.testing.assert_array_equal(frame.inpaint_wo_edge, ~depth_edges_mask(frame.dpt))
+    assert (frame.inpaint_wo_edge & ~confident).any()
     info = json.loads((out / "astronaut/depth/depth.json").read_text())
     assert (info["backend"], info["model"], info["dptConfMask"]) == ("moge", "Ruicheng/moge-vitl", "model")
     assert info["fovDegrees"] == pytest.approx(50.0) and info["fovSource"] == "model"
