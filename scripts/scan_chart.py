@@ -52,7 +52,8 @@ def stage_job(env: dict[str, str], namespace: str, stage: str = "segment") -> di
     """The Job the operator builds for `stage` of the relighting example under the chart's settings."""
     os.environ.update(env)
     from genfab.api.resources import KINDS
-    from genfab.operator.builders import Owner, build_job
+    from genfab.operator.builders import build_job
+    from genfab.operator.objects import Owner
     from genfab.operator.settings import OperatorSettings
     from genfab.planner import plan, stage_config
 

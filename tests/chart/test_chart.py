@@ -20,7 +20,8 @@ from genfab.operator.access import (
     OPERATOR_ACCESS,
     STAGE_POLICY_ACCESS,
 )
-from genfab.operator.builders import Owner, build_job
+from genfab.operator.builders import build_job
+from genfab.operator.objects import Owner
 from genfab.operator.policy import ClusterPolicy
 from genfab.planner import plan, stage_config
 from tests.chart.conftest import CHART, ROOT, VALUE_SETS, render, run_helm

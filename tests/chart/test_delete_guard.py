@@ -11,7 +11,7 @@ from typing import Any
 import celpy
 import pytest
 
-from genfab.operator.builders import LABEL_MANAGED
+from genfab.operator.objects import LABEL_MANAGED
 from tests.chart.conftest import render
 
 VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.builders import child_name
+from genfab.operator.objects import child_name
 from genfab.planner import plan
 from tests.emulator.cluster import res_for
 from tests.emulator.conftest import MODELS, OWN_METHODS

@@ -183,7 +183,8 @@ def test_cv_image_runs_relightings_albedo_as_the_pod_genfabs_builder_makes(cv_im
     same outputs byte for byte, written by uid 10001, with their commit markers."""
     from genfab.api import parse_resource
     from genfab.contract.names import shard_count
-    from genfab.operator.builders import Owner, build_configmap, build_job
+    from genfab.operator.builders import build_configmap, build_job
+    from genfab.operator.objects import Owner
     from genfab.operator.settings import OperatorSettings
     from genfab.planner import plan, stage_config
 
@@ -231,7 +232,8 @@ def test_cv_image_writes_a_big_runs_per_sample_records_as_the_records_job_makes(
     shard reports, writes `dropped_samples.csv` and points the summary at it, as uid 10001."""
     from genfab.api import parse_resource
     from genfab.inventory import FailedSample, ShardReport, write_report
-    from genfab.operator.builders import Owner, build_records_job
+    from genfab.operator.builders import build_records_job
+    from genfab.operator.objects import Owner
     from genfab.operator.settings import OperatorSettings
     from genfab.planner import plan
     from genfab.sequencing.records import records_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from genfab.operator.builders import Owner
+from genfab.operator.objects import Owner
 from genfab.operator.storage_access import StorageAccess
 from genfab.storage import S3Settings, open_storage
 from tests.storage.s3 import BUCKET

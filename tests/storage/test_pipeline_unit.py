@@ -23,7 +23,8 @@ RENDER = """
 import json, sys
 from genfab.api import parse_resource
 from genfab.api.crd import render_crds
-from genfab.operator.builders import Owner, build_job
+from genfab.operator.builders import build_job
+from genfab.operator.objects import Owner
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import plan, stage_config
 import yaml

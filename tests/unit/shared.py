@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from genfab.api import parse_resource
-from genfab.operator.builders import Owner
+from genfab.operator.objects import Owner
 from genfab.operator.settings import OperatorSettings
 from genfab.planner import Plan, plan
 from tests.helpers import load_example

@@ -10,7 +10,8 @@ import kubernetes_validate
 import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.builders import build_configmap, build_job, child_name
+from genfab.operator.builders import build_configmap, build_job
+from genfab.operator.objects import child_name
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import bucket_label
 from genfab.planner import plan, stage_config
@@ -248,7 +249,9 @@ def test_active_deadline_is_per_stage_and_absent_by_default() -> None:
 
 
 def test_an_inventory_job_is_one_cpu_pod_of_genfabs_own_image_with_the_stages_storage_and_confinement() -> None:
-    from genfab.operator.builders import build_inventory_job, inventory_name, task_of
+    from genfab.operator.builders import build_inventory_job
+    from genfab.operator.objects import inventory_name
+    from genfab.operator.observe import task_of
 
     r = resource(retries=2, suspend=True, queueName="gpu-queue", stages={"scaffold": {"nodeSelector": {"a": "b"}}})
     p = plan(r)
@@ -285,7 +288,9 @@ def test_a_stage_job_says_when_its_shards_read_the_sample_manifest() -> None:
 
 
 def test_a_records_job_is_one_cpu_pod_with_its_request_and_the_stages_storage() -> None:
-    from genfab.operator.builders import build_records_job, records_name, task_of
+    from genfab.operator.builders import build_records_job
+    from genfab.operator.objects import records_name
+    from genfab.operator.observe import task_of
     from genfab.sequencing.records import RecordsRequest, records_request
 
     r = resource(retries=2, queueName="gpu-queue")

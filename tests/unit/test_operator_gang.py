@@ -12,14 +12,8 @@ import kubernetes_validate
 import pytest
 
 from genfab.api import parse_resource
-from genfab.operator.builders import (
-    Owner,
-    build_group_policy,
-    build_job,
-    build_service,
-    child_name,
-    group_backoff_limit,
-)
+from genfab.operator.builders import build_group_policy, build_job, build_service, group_backoff_limit
+from genfab.operator.objects import Owner, child_name
 from genfab.operator.observe import STALL_ORDER, group_survivors, job_view, partially_scheduled
 from genfab.planner import plan, stage_config
 from tests.unit.shared import SETTINGS

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from genfab.api.common import ModelSource
-from genfab.operator.builders import Owner
 from genfab.operator.model_access import IDENTITY_SECONDS, ModelIdentities
+from genfab.operator.objects import Owner
 from genfab.storage import ObjectInfo, StorageError
 
 OWNER = Owner("genfab.dev/v1alpha1", "SceneJob", "s", "team-a", "uid")

@@ -13,8 +13,8 @@ import pytest
 from genfab.api.status import ResourceStatus, StageStatus
 from genfab.inventory import ShardReport, write_report
 from genfab.operator import read_budget
-from genfab.operator.builders import child_name
 from genfab.operator.decide import Observed, decide
+from genfab.operator.objects import child_name
 from genfab.operator.progress import ProgressReader
 from genfab.storage import StorageLimit
 from genfab.storage.local import FileStorage

@@ -6,11 +6,9 @@ restarted operator, or two reconciles racing, can only ever produce one Job per 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import cast
 
 from genfab.api.common import CommonSpec, Storage
 from genfab.api.errors import FieldError
@@ -30,6 +28,41 @@ from genfab.contract.names import (
     WAITING_FILE,
 )
 from genfab.operator.hosting import ANNOTATION_HOSTS, hosts_value
+from genfab.operator.objects import (
+    ANNOTATION_ELASTIC,
+    ANNOTATION_SAMPLES,
+    ANNOTATION_SHARDS,
+    ANNOTATION_STREAMS,
+    LABEL_GROUP,
+    LABEL_HASH,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_QUEUE,
+    LABEL_RESOURCE,
+    LABEL_STAGE,
+    LABEL_TASK,
+    ConfigMap,
+    Container,
+    EnvVar,
+    IngressRule,
+    Job,
+    NetworkPolicy,
+    Owner,
+    PodFailurePolicy,
+    PodSecurityContext,
+    PodSpec,
+    PolicyPeer,
+    Probe,
+    ResourceRequirements,
+    SecurityContext,
+    Service,
+    Toleration,
+    Volume,
+    VolumeMount,
+    child_name,
+    inventory_name,
+    records_name,
+)
 from genfab.operator.policy import file_roots
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import LABEL_BUCKET, bucket_label
@@ -44,22 +77,6 @@ from genfab.sequencing import (
     worker_env,
 )
 
-LABEL_RESOURCE = "genfab.dev/resource"
-LABEL_KIND = "genfab.dev/kind"
-LABEL_STAGE = "genfab.dev/stage"
-LABEL_HASH = "genfab.dev/config-hash"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
-ANNOTATION_ELASTIC = "kueue.x-k8s.io/elastic-job"
-"""On a queued streaming stage's Job: Kueue resizes it as its parallelism changes instead of suspending it
-(genfab.operator.streams.streams_under). Kueue refuses to add or remove it after creation."""
-LABEL_GROUP = "genfab.dev/process-group"
-"""On the Pods of a gang stage: their resource's UID. With the stage and its config hash it selects
-one process group, which the group's own NetworkPolicy (`build_group_policy`) lets reach each other
-and nothing else. A UID is not something another namespace can read or choose."""
-LABEL_TASK = "genfab.dev/task"
-"""On a Job that is not a stage's: what it does (`inventory`: lists a stage's samples, `build_inventory_job`;
-`records`: writes a run's per-sample records, `build_records_job`)."""
 INVENTORY = "inventory"
 INVENTORY_COMMAND = ("python", "-m", "genfab.stages.runtime.inventory")
 RECORDS = "records"
@@ -68,11 +85,6 @@ ONE_POD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
 """An inventory Pod holds a stage's sample ids while it writes them (about 200 MB per million), a records
 Pod a SceneJob's per-sample rows."""
 ONE_POD_DEADLINE_SECONDS = 3600
-ANNOTATION_SAMPLES = "genfab.dev/samples"
-ANNOTATION_SHARDS = "genfab.dev/shards"
-ANNOTATION_STREAMS = "genfab.dev/streams-from"
-"""On a streaming stage's worker Job: the upstream stage whose shards it takes as they finish."""
-"""The stage's shard count: its Job's completions, or more when its Pods are warm workers."""
 MAX_WORKER_RESTARTS = 10_000
 """A worker Job's restarts per index at most (see `index_backoff_limit`)."""
 
@@ -85,55 +97,10 @@ def index_backoff_limit(retries: int, shards: int, workers: int) -> int:
     if workers >= shards:
         return retries
     return min(MAX_WORKER_RESTARTS, (retries + 1) * shards)
+
+
 CONTAINER = "stage"
 CONFIG_DIR = CONFIG_PATH.rsplit("/", 1)[0]
-MAX_NAME = 63  # Job names end up in the `job-name` Pod label: at most 63 characters
-
-
-@dataclass(frozen=True)
-class Owner:
-    api_version: str
-    kind: str
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
-                "controller": True, "blockOwnerDeletion": True}
-
-
-def child_name(resource: str, stage: PlannedStage) -> str:
-    """`{resource}-{stage}-{hash10}`, the middle shortened so the whole fits in 63 characters."""
-    base = f"{resource}-{stage.name}"[: MAX_NAME - 11].rstrip("-")
-    return f"{base}-{stage.short_hash}"
-
-
-def inventory_name(resource: str, stage: PlannedStage) -> str:
-    """`{resource}-{stage}-{hash10}-inv`, shortened like `child_name`."""
-    base = f"{resource}-{stage.name}"[: MAX_NAME - 15].rstrip("-")
-    return f"{base}-{stage.short_hash}-inv"
-
-
-def records_name(resource: str, request: str) -> str:
-    """`{resource}-records-{hash10}`, shortened to fit; one per run's end (the hash is the request's, which
-    says when the run ended)."""
-    digest = hashlib.sha256(request.encode()).hexdigest()[:10]
-    return f"{resource[: MAX_NAME - 19].rstrip('-')}-records-{digest}"
-
-
-def task_of(job: dict[str, Any]) -> str | None:
-    """What a Job of genfab's that is not a stage's does (`inventory`, `records`), None for a stage's."""
-    return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK)
-
-
-
-
-def config_maps_of(job: Mapping[str, Any]) -> list[str]:
-    """The ConfigMaps a Job's Pods mount (an inventory Job: its stage's, named like the stage's Job)."""
-    volumes = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")) or []
-    return [v["configMap"]["name"] for v in volumes
-            if isinstance(v, Mapping) and (v.get("configMap") or {}).get("name")]
 
 
 def child_labels(plan: Plan, stage: PlannedStage) -> dict[str, str]:
@@ -156,7 +123,7 @@ def configmap_data(stage_cfg: StageConfig) -> dict[str, str]:
     return {CONFIG_PATH.rsplit("/", 1)[1]: stage_cfg.to_json()}
 
 
-def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, owner: Owner) -> dict[str, Any]:
+def build_configmap(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, owner: Owner) -> ConfigMap:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -183,10 +150,10 @@ def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage |
     return spec.storage if spec.storage is not None else settings.default_storage
 
 
-def _storage_env(storage: Storage | None, credentials: bool) -> list[dict[str, Any]]:
+def _storage_env(storage: Storage | None, credentials: bool) -> list[EnvVar]:
     """S3 endpoint settings as values, credentials (when the stage gets them) as Secret references,
     never values."""
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in storage_env(storage).items()]
+    env: list[EnvVar] = [{"name": k, "value": v} for k, v in storage_env(storage).items()]
     if storage is not None and storage.secret_ref is not None and credentials:
         for key, optional in CREDENTIAL_KEYS:
             env.append({"name": key, "valueFrom": {"secretKeyRef": {
@@ -194,16 +161,19 @@ def _storage_env(storage: Storage | None, credentials: bool) -> list[dict[str, A
     return env
 
 
-def _model_volume(spec: CommonSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _model_volume(spec: CommonSpec) -> tuple[list[Volume], list[VolumeMount]]:
     """(volumes, mounts) for a model PVC or hub cache (`spec.models.uri` needs none)."""
     m = spec.models
     if m is None or m.uri is not None:
         return [], []
+    volume: Volume
     if m.persistent_volume_claim is not None:
         volume = {"name": "models", "persistentVolumeClaim": {"claimName": m.persistent_volume_claim,
                                                                "readOnly": True}}
-    else:
+    elif m.hub_cache is not None:
         volume = {"name": "models", "hostPath": {"path": m.hub_cache, "type": "Directory"}}
+    else:  # (the API refuses `models` without one of the three)
+        return [], []
     return [volume], [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
 
 
@@ -212,7 +182,7 @@ def scratch(stage: PlannedStage, settings: OperatorSettings) -> str:
     return stage.resources.ephemeral_storage or settings.stage_ephemeral_storage
 
 
-def _resources(stage: PlannedStage, settings: OperatorSettings) -> dict[str, Any]:
+def _resources(stage: PlannedStage, settings: OperatorSettings) -> ResourceRequirements:
     r = stage.resources
     disk = scratch(stage, settings)
     requests: dict[str, str] = {"cpu": r.cpu, "memory": r.memory, "ephemeral-storage": disk}
@@ -226,7 +196,7 @@ def stage_image(stage: PlannedStage, settings: OperatorSettings) -> str:
     return stage.image or settings.images[stage.family]
 
 
-def build_service(plan: Plan, stage: PlannedStage, owner: Owner) -> dict[str, Any]:
+def build_service(plan: Plan, stage: PlannedStage, owner: Owner) -> Service:
     """The headless Service of a gang stage: with the Pods' `subdomain`, node `i` of the group is
     `<job>-<i>.<service>`, and node 0 is the rendezvous point. Not-ready Pods are published, since
     the group meets before any of them is ready."""
@@ -253,15 +223,16 @@ def group_id(stage: PlannedStage, owner: Owner) -> str:
 
 
 def build_group_policy(plan: Plan, stage: PlannedStage, owner: Owner, settings: OperatorSettings
-                       ) -> dict[str, Any]:
+                       ) -> NetworkPolicy:
     """The NetworkPolicy of one gang stage's Pods: ingress from the same group's Pods (rendezvous on
     29500, NCCL on any port) and to the metrics port, nothing else. Created before the Job, so no
     Pod of the group is ever open; it selects only these Pods, so other stages are untouched (it
     adds no egress rules: those stay the chart's stage NetworkPolicy's, or open without one)."""
     group = group_labels(plan, stage, owner)
-    metrics: dict[str, Any] = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    metrics: IngressRule = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
     if settings.stage_metrics_from:
-        metrics["from"] = [dict(peer) for peer in settings.stage_metrics_from]
+        # the chart's peers as written (any NetworkPolicyPeer: ipBlock, selectors with expressions)
+        metrics["from"] = cast(list[PolicyPeer], [dict(peer) for peer in settings.stage_metrics_from])
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": child_name(plan.name, stage), "namespace": owner.namespace,
@@ -284,7 +255,7 @@ def group_backoff_limit(retries: int, nodes: int) -> int:
     return (retries + 1) * nodes - 1
 
 
-def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
+def pod_failure_policy(gang: bool = False) -> PodFailurePolicy:
     """Bad input fails the index (a gang's whole Job) at once; preemption, eviction and node loss do
     not burn retries."""
     return {"rules": [
@@ -294,7 +265,7 @@ def pod_failure_policy(gang: bool = False) -> dict[str, Any]:
     ]}
 
 
-def waiting_probe() -> dict[str, Any]:
+def waiting_probe() -> Probe:
     """A streaming stage's worker is not Ready while it waits for input (the file its runtime keeps then,
     genfab.stages.runtime.claims): when the operator lowers its Job's parallelism, the Job controller stops
     not-Ready Pods first, and without counting them failed, so a waiting worker goes, not a busy one
@@ -303,12 +274,12 @@ def waiting_probe() -> dict[str, Any]:
             "periodSeconds": 5, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 1}
 
 
-def _pod_security(settings: OperatorSettings) -> dict[str, Any]:
+def _pod_security(settings: OperatorSettings) -> PodSecurityContext:
     return {"runAsNonRoot": True, "runAsUser": settings.run_as_user, "runAsGroup": settings.run_as_user,
             "fsGroup": settings.run_as_user, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def _container_security() -> dict[str, Any]:
+def _container_security() -> SecurityContext:
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]}}
 
@@ -320,7 +291,7 @@ def _file_roots_env(owner: Owner, settings: OperatorSettings) -> dict[str, str]:
 
 
 def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, owner: Owner,
-                        settings: OperatorSettings) -> dict[str, Any]:
+                        settings: OperatorSettings) -> Job:
     """A one-Pod Job of genfab's own data-plane image (cv) that lists a stage's samples once and writes
     its sample manifest (genfab.inventory.manifest), for a stage whose listing is too big for a reconcile
     (an input folder of a million images, the samples of a 10,000-shard upstream stage). It mounts the
@@ -333,7 +304,7 @@ def build_inventory_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig,
 
 
 def build_records_job(plan: Plan, request_json: str, spec: CommonSpec, owner: Owner,
-                      settings: OperatorSettings) -> dict[str, Any]:
+                      settings: OperatorSettings) -> Job:
     """A one-Pod Job of the data plane (cv image) that writes a run's per-sample records once it has
     ended (genfab.jobs.records), for a run of more shards than the operator reads at its end.
     The request (stages, hashes, output) is in its environment; storage settings, service account and
@@ -346,17 +317,18 @@ def build_records_job(plan: Plan, request_json: str, spec: CommonSpec, owner: Ow
 
 def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], values: dict[str, str],
                  spec: CommonSpec, owner: Owner, settings: OperatorSettings, config_map: str | None = None
-                 ) -> dict[str, Any]:
+                 ) -> Job:
     """genfab's own one-Pod data-plane Job (cv image, no GPU, no models): the stage Pods' storage
     settings, service account and security; `config_map` mounted as the stage config when given."""
-    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings), True)
+    env: list[EnvVar] = [{"name": k, "value": v} for k, v in values.items()]
+    env += _storage_env(effective_storage(spec, settings), True)
     disk = settings.stage_ephemeral_storage
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": disk}}]
+    mounts: list[VolumeMount] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[Volume] = [{"name": "tmp", "emptyDir": {"sizeLimit": disk}}]
     if config_map is not None:
         mounts.insert(0, {"name": "stage-config", "mountPath": CONFIG_DIR, "readOnly": True})
         volumes.insert(0, {"name": "stage-config", "configMap": {"name": config_map}})
-    container: dict[str, Any] = {
+    container: Container = {
         "name": CONTAINER, "image": settings.images["cv"], "imagePullPolicy": settings.image_pull_policy,
         "command": list(command), "env": env,
         "resources": {"requests": {**ONE_POD_RESOURCES, "ephemeral-storage": disk},
@@ -364,7 +336,7 @@ def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], va
         "volumeMounts": mounts, "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _container_security(),
     }
-    pod_spec: dict[str, Any] = {
+    pod_spec: PodSpec = {
         "restartPolicy": "Never", "serviceAccountName": settings.stage_service_account,
         "automountServiceAccountToken": False, "enableServiceLinks": False, "securityContext": _pod_security(settings),
         "containers": [container], "volumes": volumes,
@@ -383,7 +355,7 @@ def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], va
 
 def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: CommonSpec, shards: int,
               samples: int, owner: Owner, settings: OperatorSettings, manifest: bool = False,
-              ready: int | None = None, hosting: Sequence[PlannedStage] = ()) -> dict[str, Any]:
+              ready: int | None = None, hosting: Sequence[PlannedStage] = ()) -> Job:
     """The stage's Indexed Job; `manifest`: its shards read their samples from the stage's sample manifest;
     `ready`: it streams from its upstream (`stage_cfg.stream`) and this many shards have their input
     now: a worker Job whose parallelism starts there (genfab.operator.streams); `hosting`: the stages whose
@@ -421,11 +393,11 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
     credentials = (ours and all(tenant_code(plan.pipeline, s.name, s.config) is None for s in (stage, *hosting))
                    ) or settings.custom_stage_credentials
     values.update(_file_roots_env(owner, settings))
-    env = [{"name": k, "value": v} for k, v in values.items()] + _storage_env(effective_storage(spec, settings),
-                                                                              credentials)
+    env: list[EnvVar] = [{"name": k, "value": v} for k, v in values.items()]
+    env += _storage_env(effective_storage(spec, settings), credentials)
     model_volumes, model_mounts = _model_volume(spec)
     command, args = stage_command(stage)
-    container: dict[str, Any] = {
+    container: Container = {
         "name": CONTAINER,
         "image": stage_image(runs_as, settings),
         "imagePullPolicy": settings.image_pull_policy,
@@ -445,8 +417,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         container["readinessProbe"] = waiting_probe()
     r = runs_as.resources
     pod_labels = {**labels, **(group_labels(plan, stage, owner) if stage.gang else {})}
-    pod_spec: dict[str, Any] = {
-        **({"subdomain": name} if stage.gang else {}),
+    pod_spec: PodSpec = {
         "restartPolicy": "Never",
         "serviceAccountName": settings.stage_service_account,
         "automountServiceAccountToken": False,
@@ -456,12 +427,15 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
         "volumes": [{"name": "stage-config", "configMap": {"name": name}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": scratch(runs_as, settings)}}, *model_volumes],
     }
+    if stage.gang:
+        pod_spec["subdomain"] = name
     node_selector = {**(settings.gpu_node_selector if r.gpus else {}), **r.node_selector}
     tolerations = r.tolerations or (settings.gpu_tolerations if r.gpus else ())
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     if tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in tolerations]
+        # the API's Toleration model, dumped in Kubernetes' field names (genfab.api.common.Toleration)
+        pod_spec["tolerations"] = cast(list[Toleration], [dict(t) for t in tolerations])
     if r.priority_class_name:
         pod_spec["priorityClassName"] = r.priority_class_name
     return {

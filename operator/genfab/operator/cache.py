@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from genfab.operator.builders import LABEL_KIND, LABEL_RESOURCE
+from genfab.operator.objects import LABEL_KIND, LABEL_RESOURCE, GenfabResource, Job, Key, Pod
 from genfab.operator.observe import LostPod, pod_index, was_lost
 
-Key = tuple[str, str, str]
-"""(kind, namespace, name) of a genfab resource."""
+B = TypeVar("B", GenfabResource, Job, Pod)
 SPEC_KEPT: dict[str, frozenset[str]] = {
     "Job": frozenset({"suspend", "completions", "parallelism", "completionMode"}),
     "Pod": frozenset({"nodeName"}),
@@ -34,22 +32,22 @@ SPEC_KEPT: dict[str, frozenset[str]] = {
 child's spec is not kept. Metadata and status are kept whole (less managedFields)."""
 
 
-def kept(obj: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+def kept(obj: B, kind: str | None = None) -> B:
     """What the cache holds of `obj`: no managedFields, and of a child's spec only SPEC_KEPT's fields
     (`kind` None: a genfab resource, kept whole but for managedFields). A new dict; `obj` is untouched."""
-    out = dict(obj)
+    out: dict[str, Any] = dict(obj)
     meta = out.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
         out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     spec = out.get("spec")
     if kind is not None and isinstance(spec, dict):
         out["spec"] = {k: v for k, v in spec.items() if k in SPEC_KEPT[kind]}
-    return out
+    return cast(B, out)  # the same kind of object, less fields it may lack anyway
 
 
-def owner_key(obj: Mapping[str, Any]) -> Key | None:
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
+def owner_key(obj: Job | Pod) -> Key | None:
+    meta = obj.get("metadata", {})
+    labels = meta.get("labels", {})
     kind, name = labels.get(LABEL_KIND), labels.get(LABEL_RESOURCE)
     return (kind, meta.get("namespace", ""), name) if kind and name else None
 
@@ -57,14 +55,14 @@ def owner_key(obj: Mapping[str, Any]) -> Key | None:
 class Cache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.resources: dict[Key, dict[str, Any]] = {}
-        self._jobs: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.resources: dict[Key, GenfabResource] = {}
+        self._jobs: dict[Key, dict[str, Job]] = defaultdict(dict)
+        self._pods: dict[tuple[str, str], dict[str, Pod]] = defaultdict(dict)
         """(namespace, job name) -> pod name -> pod."""
         self._lost: dict[tuple[str, str], dict[str, LostPod]] = defaultdict(dict)
 
     # -- feeding (watch events)
-    def put_resource(self, key: Key, body: dict[str, Any] | None) -> bool:
+    def put_resource(self, key: Key, body: GenfabResource | None) -> bool:
         """Store (or, None, drop) a resource; False when the cache already held this version or a later
         one: the watch echoing a write the operator made itself, whose answer it stored
         (`Controller._write_status`), needs no reconcile of its own, and a watch lagging behind the
@@ -81,7 +79,7 @@ class Cache:
             self.resources[key] = kept(body)
             return not _same_version(cached, body)
 
-    def put_job(self, job: dict[str, Any], deleted: bool = False) -> Key | None:
+    def put_job(self, job: Job, deleted: bool = False) -> Key | None:
         """Store a Job; its resource's key, or None when it has none or the cache already held this
         version (the watch echoing a Job the operator created and stored)."""
         key = owner_key(job)
@@ -104,11 +102,11 @@ class Cache:
                 self._jobs[key][name] = job
         return key
 
-    def put_pod(self, pod: dict[str, Any], deleted: bool = False) -> Key | None:
+    def put_pod(self, pod: Pod, deleted: bool = False) -> Key | None:
         key = owner_key(pod)
-        meta = pod.get("metadata") or {}
-        job = (meta.get("labels") or {}).get("job-name") or (meta.get("labels") or {}).get(
-            "batch.kubernetes.io/job-name")
+        meta = pod.get("metadata", {})
+        labels = meta.get("labels", {})
+        job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
         if key is None or not job:
             return None
         slot = (meta.get("namespace", ""), job)
@@ -116,12 +114,12 @@ class Cache:
             if deleted:
                 self._pods[slot].pop(meta["name"], None)
                 owner_job = self._jobs.get(key, {}).get(job)
-                suspended = bool(((owner_job or {}).get("spec") or {}).get("suspend"))
+                suspended = owner_job is not None and owner_job.get("spec", {}).get("suspend", False)
                 index = pod_index(pod)
                 if owner_job is not None and index is not None and was_lost(pod, suspended):
                     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                     self._lost[slot][meta["name"]] = LostPod(job, index, meta["name"], when)
-            elif (pod.get("status") or {}).get("phase") == "Succeeded":
+            elif pod.get("status", {}).get("phase") == "Succeeded":
                 # Its index is in the Job's completedIndexes, and nothing a reconcile reads of Pods (stall
                 # reasons, progress deadlines, a process group's failures) looks at a succeeded one: not
                 # kept, so a stage's reconciles visit its live Pods, not every Pod it ever ran.
@@ -135,15 +133,25 @@ class Cache:
             self._lost[(namespace, job)] = {lp.pod: lp for lp in keep}
 
     # -- reading (reconciles)
-    def resource(self, key: Key) -> dict[str, Any] | None:
+    def resource(self, key: Key) -> GenfabResource | None:
         with self._lock:
             return self.resources.get(key)
 
-    def jobs(self, key: Key) -> list[dict[str, Any]]:
+    def spec(self, key: Key) -> dict[str, Any] | None:
+        """The resource's `spec` as last watched (None: not seen)."""
+        body = self.resource(key)
+        return body.get("spec") if body is not None else None
+
+    def status(self, key: Key) -> dict[str, Any] | None:
+        """The resource's `status` as last watched (None: not seen, or none written yet)."""
+        body = self.resource(key)
+        return body.get("status") if body is not None else None
+
+    def jobs(self, key: Key) -> list[Job]:
         with self._lock:
             return list(self._jobs.get(key, {}).values())
 
-    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+    def pods(self, namespace: str, job: str) -> list[Pod]:
         with self._lock:
             return list(self._pods.get((namespace, job), {}).values())
 
@@ -151,15 +159,15 @@ class Cache:
         with self._lock:
             return list(self._lost.get((namespace, job), {}).values())
 
-    def all_resources(self, kind: str) -> list[dict[str, Any]]:
+    def all_resources(self, kind: str) -> list[GenfabResource]:
         with self._lock:
             return [body for key, body in self.resources.items() if key[0] == kind]
 
-    def all_jobs(self) -> list[dict[str, Any]]:
+    def all_jobs(self) -> list[Job]:
         with self._lock:
             return [job for jobs in self._jobs.values() for job in jobs.values()]
 
-    def all_pods(self) -> list[dict[str, Any]]:
+    def all_pods(self) -> list[Pod]:
         with self._lock:
             return [pod for pods in self._pods.values() for pod in pods.values()]
 
@@ -178,15 +186,15 @@ def version_order(a: object, b: object) -> int | None:
     return (int(left) > int(right)) - (int(left) < int(right))
 
 
-def _older(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+def _older(cached: B | None, new: B) -> bool:
     """Whether `new` is an earlier version of the object `cached` holds: same UID, lower resourceVersion."""
     if cached is None:
         return False
-    before, after = cached.get("metadata") or {}, new.get("metadata") or {}
+    before, after = cached.get("metadata", {}), new.get("metadata", {})
     return (before.get("uid") == after.get("uid")
             and version_order(after.get("resourceVersion"), before.get("resourceVersion")) == -1)
 
 
-def _same_version(cached: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    version = (new.get("metadata") or {}).get("resourceVersion")
-    return bool(version) and cached is not None and (cached.get("metadata") or {}).get("resourceVersion") == version
+def _same_version(cached: B | None, new: B) -> bool:
+    version = new.get("metadata", {}).get("resourceVersion")
+    return bool(version) and cached is not None and cached.get("metadata", {}).get("resourceVersion") == version

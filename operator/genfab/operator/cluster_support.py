@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 from genfab.operator.builders import pod_failure_policy
-from genfab.operator.kube import Kube, KubeError, Temporary, resource_path
+from genfab.operator.kube import Kube, KubeError, Temporary
+from genfab.operator.objects import Job, resource_path
 
 log = logging.getLogger("genfab.operator")
 CLUSTER_UNSUPPORTED = "ClusterUnsupported"
@@ -35,7 +35,7 @@ MINIMUM_VERSION = max(JOB_FEATURES.values(), key=lambda f: tuple(int(p) for p in
 PROBE_NAME = "genfab-cluster-probe"
 
 
-def probe_job(namespace: str) -> dict[str, Any]:
+def probe_job(namespace: str) -> Job:
     """A Job with every field of `JOB_FEATURES` set as genfab's stage Jobs set them (dry run only)."""
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -50,10 +50,12 @@ def probe_job(namespace: str) -> dict[str, Any]:
     }
 
 
-def dropped(sent: Mapping[str, Any], kept: Mapping[str, Any]) -> list[str]:
+def dropped(sent: Job, kept: Job) -> list[str]:
     """The `JOB_FEATURES` fields of a Job's spec that `sent` sets and the server's answer `kept` lacks
     (or, for `completionMode`, changed)."""
-    sent_spec, kept_spec = sent.get("spec") or {}, kept.get("spec") or {}
+    # read by field name, as JOB_FEATURES lists them
+    sent_spec: Mapping[str, object] = sent.get("spec", {})
+    kept_spec: Mapping[str, object] = kept.get("spec", {})
     lost = []
     for name in JOB_FEATURES:
         if sent_spec.get(name) is None:
@@ -99,7 +101,7 @@ class ClusterSupport:
         except KubeError:
             self.version = ""
         try:
-            kept = self.kube.request("POST", resource_path("batch/v1", "jobs", self.namespace),
+            kept: Job = self.kube.request("POST", resource_path("batch/v1", "jobs", self.namespace),
                                      probe_job(self.namespace), query={"dryRun": "All"})
         except Temporary as exc:
             log.warning("cannot ask the API server which Job fields it keeps (asked again later): %s", exc)
@@ -108,7 +110,7 @@ class ClusterSupport:
             log.warning("cannot ask the API server which Job fields it keeps: %s; every Job is checked "
                         "when created", exc)
             return []
-        lost = dropped(probe_job(self.namespace), kept or {})
+        lost = dropped(probe_job(self.namespace), kept)
         if lost:
             log.error("%s", unsupported_message(lost, self.version))
         else:

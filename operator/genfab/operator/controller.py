@@ -16,10 +16,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -32,27 +31,22 @@ from genfab.contract.names import ENV_MODELS
 from genfab.contract.paths import join_uri
 from genfab.inventory.training import read_training
 from genfab.operator import read_budget
-from genfab.operator.builders import (
-    INVENTORY,
-    Owner,
-    oversized_configs,
-    task_of,
-)
-from genfab.operator.cache import Cache, Key
+from genfab.operator.builders import INVENTORY, oversized_configs
+from genfab.operator.cache import Cache
 from genfab.operator.cluster_support import CLUSTER_UNSUPPORTED, ClusterSupport
 from genfab.operator.decide import Decision, Observed, decide, resource_status, same_status, transitions
 from genfab.operator.events import EventPoster
 from genfab.operator.executions import execution_folder
 from genfab.operator.gate_reader import GateReader
 from genfab.operator.hosting import write_hosted
-from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Permanent, Temporary, resource_path
-from genfab.operator.kube import custom_path as cr_path
+from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, Permanent, Temporary
 from genfab.operator.leader import LeaderElector
 from genfab.operator.metrics import OperatorMetrics
 from genfab.operator.namespace_check import NamespaceCheck
-from genfab.operator.observe import ANNOTATION_NO_PROGRESS, is_true, job_view, unresolved_lost
+from genfab.operator.objects import ANNOTATION_NO_PROGRESS, GenfabResource, Job, Key, Owner, Pod, resource_path
+from genfab.operator.objects import custom_path as cr_path
+from genfab.operator.observe import is_true, job_view, task_of, unresolved_lost
 from genfab.operator.ownership import Children, child_refs
-from genfab.operator.parts import Parts
 from genfab.operator.plan_memo import PlanMemo
 from genfab.operator.pod_refusals import PodRefusals
 from genfab.operator.policy import file_roots, policy_errors, resolved_input_errors, tenant_image_errors
@@ -64,10 +58,10 @@ from genfab.operator.reconcile_metrics import record_reconcile, record_refusal
 from genfab.operator.references import References
 from genfab.operator.refusal import Refused, previous_status
 from genfab.operator.relist import Relister, collections
-from genfab.operator.run_end import end_run
+from genfab.operator.run_end import RunEnd
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.starting import StageStarter
-from genfab.operator.storage_access import StorageAccess
+from genfab.operator.storage_access import ResourceStorage, StorageAccess
 from genfab.operator.stream_marks import StreamMarks
 from genfab.operator.streams import streams_under
 from genfab.operator.throttle import Throttled
@@ -122,18 +116,22 @@ class Controller:
     def __init__(self, kube: Kube, settings: OperatorSettings, metrics: OperatorMetrics | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         cache = Cache()
-        self.parts = Parts(kube=kube, settings=settings, metrics=metrics or OperatorMetrics(), clock=clock,
-                           cache=cache, children=Children(kube, lambda key: (cache.resource(key) or {}).get("status")),
-                           storage=StorageAccess(kube, lambda namespace: file_roots(settings.policy, namespace)),
-                           read_pool=BytePool(settings.read_bounds.pool_bytes),
-                           progress=ProgressReader(settings.progress_seconds, settings.read_bounds.reports))
-        self.kube, self.settings, self.metrics, self.cache = kube, settings, self.parts.metrics, cache
+        self.kube, self.settings, self.metrics, self.cache = kube, settings, metrics or OperatorMetrics(), cache
+        self.clock = clock
+        self.children = Children(kube, cache.status)
+        self.storage = ResourceStorage(StorageAccess(kube, lambda namespace: file_roots(settings.policy, namespace)),
+                                       cache.spec, settings.default_storage)
+        self.read_pool = BytePool(settings.read_bounds.pool_bytes)
+        """Bytes all reconciles together may hold read from storage at once (`read_budget`)."""
+        self.progress = ProgressReader(settings.progress_seconds, settings.read_bounds.reports)
         self.queue: WorkQueue[Key] = WorkQueue(group=lambda key: key[1], per_group=per_group_share(settings.workers))
         self.plans = PlanMemo()
-        self.references = References(self.parts, self.plans)
-        self.starter = StageStarter(self.parts)
-        self.streams = StreamMarks(kube, self.parts.children,
-                                   lambda key, plan, owner: self.parts.open(key, plan.output_uri, owner))
+        self.references = References(kube, cache, self.storage.access, settings, self.plans)
+        self.starter = StageStarter(kube, cache, self.children, self.storage.open, self.progress, settings,
+                                    self.metrics, clock, self.read_pool)
+        self.run_end = RunEnd(cache, self.children, self.storage.open, settings, clock, self.read_pool)
+        self.streams = StreamMarks(kube, self.children,
+                                   lambda key, plan, owner: self.storage.open(key, plan.output_uri, owner))
         self.gates = GateReader(settings.progress_seconds, settings.read_bounds.reports)
         self.events = EventPoster(kube, self.queue.busy)
         self._held: dict[Key, tuple[int | None, float]] = {}
@@ -223,13 +221,13 @@ class Controller:
             if self.settings.shard is not None:
                 label_older_jobs(self.kube, self.cache, self.settings)
             for key in self.cache.resource_keys():
-                body = self.cache.resource(key) or {}
-                if (body.get("status") or {}).get("phase") not in TERMINAL_PHASES:
+                status = self.cache.status(key) or {}
+                if status.get("phase") not in TERMINAL_PHASES:
                     self.queue.add(key)
 
     # -- watch events (called by the kopf handlers)
-    def on_resource(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
+    def on_resource(self, kind: str, event_type: str | None, body: GenfabResource) -> None:
+        meta = body.get("metadata", {})
         if self.settings.shard is not None and not self.settings.shard.owns(meta.get("uid", "")):
             return  # another shard's (an API server without sharded watches sends every resource)
         key: Key = (kind, meta.get("namespace", ""), meta.get("name", ""))
@@ -238,8 +236,8 @@ class Controller:
             self.plans.forget(key)
             self.metrics.observe_resource(key, None, None)
             self._held.pop(key, None)
-            for forget in (self.parts.progress.forget, self._forget_unread, self.gates.forget, self._training.forget,
-                           self.parts.children.forget, self.streams.forget):
+            for forget in (self.progress.forget, self._forget_unread, self.gates.forget, self._training.forget,
+                           self.children.forget, self.streams.forget):
                 forget(key)
             return
         if not self.cache.put_resource(key, body):
@@ -252,7 +250,7 @@ class Controller:
         for referrer in self.references.referrers(key):
             self.queue.add(referrer)
 
-    def on_job(self, event_type: str | None, body: dict[str, Any]) -> None:
+    def on_job(self, event_type: str | None, body: Job) -> None:
         key = self.cache.put_job(body, deleted=event_type == "DELETED")
         if key is None:
             return
@@ -261,7 +259,7 @@ class Controller:
         else:
             self.queue.add_after(key, CHILD_EVENT_SECONDS)
 
-    def on_pod(self, event_type: str | None, body: dict[str, Any]) -> None:
+    def on_pod(self, event_type: str | None, body: Pod) -> None:
         key = self.cache.put_pod(body, deleted=event_type == "DELETED")
         if key is not None:
             self.queue.add_after(key, CHILD_EVENT_SECONDS)
@@ -270,7 +268,7 @@ class Controller:
     def reconcile(self, key: Key) -> None:
         started = time.monotonic()
         body = self.cache.resource(key)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return  # deleted: owner references let the garbage collector remove the children
         held = self._held.get(key)
         if held is not None:
@@ -278,16 +276,16 @@ class Controller:
                 return  # refused by the server: its retry is already queued for `held[1]`
             del self._held[key]
         try:
-            with read_budget.budget(self.settings.read_bounds, self.parts.read_pool):
+            with read_budget.budget(self.settings.read_bounds, self.read_pool):
                 self._reconcile(key, body)
         finally:
             self.metrics.reconcile_seconds.labels(key[0]).observe(time.monotonic() - started)
 
-    def _reconcile(self, key: Key, body: dict[str, Any]) -> None:
+    def _reconcile(self, key: Key, body: GenfabResource) -> None:
         kind, namespace, name = key
         generation = body["metadata"].get("generation")
         previous = previous_status(body)
-        now = self.parts.clock()
+        now = self.clock()
         owner = Owner(API_VERSION, kind, name, namespace, body["metadata"].get("uid", ""))
         try:
             resource, the_plan, refs = self._admit(key, body, owner, previous)
@@ -322,7 +320,7 @@ class Controller:
             self._read_training(key, the_plan, owner, fresh=status.phase in TERMINAL_PHASES),
             join_uri(the_plan.output_uri, "checkpoints")))
         if status.phase in TERMINAL_PHASES and (previous is None or previous.phase not in TERMINAL_PHASES):
-            end_run(self.parts, key, the_plan, owner, status, spec)
+            self.run_end.end(key, the_plan, owner, status, spec)
         self._write_status(key, body, previous, status)
         record_reconcile(self.metrics, key, the_plan, decision, previous, status)
         waiting_for_a_person = any(decision.gates.values())  # poll storage for the choice: no event says it
@@ -336,7 +334,7 @@ class Controller:
     def _forget_unread(self, key: Key) -> None:
         self._unread.pop(key, None)
 
-    def _admit(self, key: Key, body: dict[str, Any], owner: Owner, previous: ResourceStatus | None
+    def _admit(self, key: Key, body: GenfabResource, owner: Owner, previous: ResourceStatus | None
                ) -> tuple[Resource, Plan, dict[str, RefState]]:
         """The resource, its plan with the references it reads resolved, and the references still
         pending; or `Refused` with what stops it (every refusal leaves through the one handler)."""
@@ -349,7 +347,8 @@ class Controller:
                                      lambda: policy_errors(resource.spec, self.settings.policy, namespace))
             if refused:  # what this cluster's admins do not allow: no Job, a condition naming each field
                 raise Refused("; ".join(str(e) for e in refused))
-            execution = execution_folder(self.parts, key, resource, owner, previous, self._wake_referrers)
+            execution = execution_folder(self.kube, self.cache, self.storage.open, self.clock(), key, resource, owner,
+                                         previous, self._wake_referrers)
             the_plan, part = self.references.plan(key, body, resource, owner, execution)
             refused = self.plans.get(key, body, ("checks", *part), lambda: oversized_configs(the_plan) + (
                 tenant_image_errors(the_plan, resource.spec, self.settings.policy)))
@@ -384,7 +383,7 @@ class Controller:
 
     def _observe(self, key: Key, the_plan: Plan, owner: Owner, previous: ResourceStatus | None,
                  refs: dict[str, RefState]) -> Observed:
-        mine = [j for j in self.cache.jobs(key) if self.parts.children.mine(key, j)]  # only Jobs it recorded making
+        mine = [j for j in self.cache.jobs(key) if self.children.mine(key, j)]  # only Jobs it recorded making
         jobs = [j for j in mine if task_of(j) is None]  # inventory and records Jobs are not stages
         pods = {j["metadata"]["name"]: self.cache.pods(owner.namespace, j["metadata"]["name"]) for j in jobs}
         lost = {}
@@ -392,8 +391,8 @@ class Controller:
             jn = j["metadata"]["name"]
             lost[jn] = unresolved_lost(self.cache.lost(owner.namespace, jn), pods[jn], job_view(j))
             self.cache.forget_lost(owner.namespace, jn, lost[jn])
-        run = partial(self.parts.open, key, the_plan.output_uri, owner)
-        reading = self.parts.progress.read(key, the_plan, jobs, pods, previous, run)
+        run = partial(self.storage.open, key, the_plan.output_uri, owner)
+        reading = self.progress.read(key, the_plan, jobs, pods, previous, run)
         for state, n in (("finished", reading.finished_read), ("running", reading.running_read)):
             if n:
                 self.metrics.reports_read.labels(key[0], state).inc(n)
@@ -408,30 +407,30 @@ class Controller:
                         for j in inventories}
         watched = jobs + inventories
         views = {j["metadata"]["name"]: job_view(j) for j in watched}
-        refused = self.pod_refusals.read(owner.namespace, watched, views, {**pods, **listing_pods}, self.parts.clock())
+        refused = self.pod_refusals.read(owner.namespace, watched, views, {**pods, **listing_pods}, self.clock())
         return Observed(jobs=jobs, pods=pods, lost=lost, progress=reading.progress, awaiting=awaiting, refs=refs,
                         inventories=inventories, refused_pods=refused)
 
-    def _read_awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], owner: Owner,
+    def _read_awaiting(self, key: Key, the_plan: Plan, jobs: Sequence[Job], owner: Owner,
                        previous: ResourceStatus | None) -> tuple[dict[str, Awaiting], bool]:
         """Which committed samples of finished gated stages still lack the gate's files (`GateReader`: a
         bounded part per reconcile, the waiting ones looked at again at most every `progressSeconds`)."""
-        return self.gates.awaiting(key, the_plan, jobs, previous, partial(self.parts.open, key, the_plan.output_uri,
+        return self.gates.awaiting(key, the_plan, jobs, previous, partial(self.storage.open, key, the_plan.output_uri,
                                                                           owner),
-                                   lambda uri: self.parts.open(key, uri, owner))
+                                   lambda uri: self.storage.open(key, uri, owner))
 
     def _read_training(self, key: Key, the_plan: Plan, owner: Owner, fresh: bool) -> TrainingState | None:
         """A training stage's state document (plans with a gang stage), at most every
         `progressSeconds`, and once more when the resource ends."""
         if not any(s.gang for s in the_plan.stages):
             return None
-        return self._training.get(key, lambda: read_training(self.parts.open(key, the_plan.output_uri, owner)),
+        return self._training.get(key, lambda: read_training(self.storage.open(key, the_plan.output_uri, owner)),
                                   fresh=fresh)
 
-    def _apply(self, key: Key, body: dict[str, Any], resource: Resource, the_plan: Plan, owner: Owner,
+    def _apply(self, key: Key, body: GenfabResource, resource: Resource, the_plan: Plan, owner: Owner,
                decision: Decision, previous: ResourceStatus | None) -> dict[str, StageObservation]:
         """Carry out the decision; returns the stages that failed at their start (their observations)."""
-        ns, children = owner.namespace, self.parts.children
+        ns, children = owner.namespace, self.children
         for job in decision.delete:
             children.delete(key, "Job", resource_path("batch/v1", "jobs", ns, job))
             children.delete(key, "ConfigMap", resource_path("v1", "configmaps", ns, job))
@@ -454,7 +453,7 @@ class Controller:
                 self.kube.patch(resource_path("batch/v1", "jobs", ns, job),
                                 {"metadata": children.uid_precondition(key, job), "spec": {"suspend": suspend}})
         if decision.stop_hosted:  # the shared worker Job's workers stop waiting for them
-            run = self.parts.open(key, the_plan.output_uri, owner)
+            run = self.storage.open(key, the_plan.output_uri, owner)
             for name, config_hash in decision.stop_hosted:
                 still = any(s.name == name and s.short_hash == config_hash for s in the_plan.stages)
                 write_hosted(run, name, config_hash, HostedStage(
@@ -468,25 +467,25 @@ class Controller:
                 failed[name] = problem
         return failed
 
-    def _refused(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
+    def _refused(self, key: Key, body: GenfabResource, previous: ResourceStatus | None,
                  status: ResourceStatus) -> None:
         self._write_status(key, body, previous, status)
         record_refusal(self.metrics, key, status)
 
-    def _write_status(self, key: Key, body: dict[str, Any], previous: ResourceStatus | None,
+    def _write_status(self, key: Key, body: GenfabResource, previous: ResourceStatus | None,
                       status: ResourceStatus) -> None:
-        status = status.model_copy(update={"children": child_refs(self.parts.children.owned(key))})
+        status = status.model_copy(update={"children": child_refs(self.children.owned(key))})
         if same_status(previous, status):
             return
         new = status.to_yaml_dict()
-        for stale in (body.get("status") or {}):
+        for stale in body.get("status", {}):
             new.setdefault(stale, None)  # merge patch: null removes fields that no longer apply
         try:
             patched = self.kube.patch(cr_path(*key, "status"), {"status": new})
         except NotFound:
             return  # deleted meanwhile
         self.cache.put_resource(key, patched)
-        self.parts.children.written(key)  # recorded in the status now
+        self.children.written(key)  # recorded in the status now
         self._wake_referrers(key)  # its watch echo will be skipped as known
         for event in transitions(previous, status):
             self.events.post(body, event.type, event.reason, event.message)

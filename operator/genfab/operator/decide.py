@@ -21,13 +21,14 @@ from typing import Any
 from genfab.api.common import CommonSpec
 from genfab.api.status import TERMINAL_PHASES, CustomStageStatus, ResourceStatus, ShardTally, StageStatus
 from genfab.contract import indexes
-from genfab.operator.builders import LABEL_HASH, LABEL_STAGE, config_maps_of, inventory_name
 from genfab.operator.hosting import hosted_on, stale_hosted
+from genfab.operator.objects import LABEL_HASH, LABEL_STAGE, Job, Pod, inventory_name
 from genfab.operator.observe import (
     STALL_ORDER,
     JobView,
     LostPod,
     Stall,
+    config_maps_of,
     group_survivors,
     job_stall,
     job_view,
@@ -113,8 +114,8 @@ class Progress:
 class Observed:
     """Everything the controller saw for one resource (all read from caches)."""
 
-    jobs: Sequence[Mapping[str, Any]] = ()
-    pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    jobs: Sequence[Job] = ()
+    pods: Mapping[str, Sequence[Pod]] = field(default_factory=dict)
     """Pods by Job name."""
     lost: Mapping[str, Sequence[LostPod]] = field(default_factory=dict)
     """Pods deleted before they finished, by Job name."""
@@ -124,7 +125,7 @@ class Observed:
     """Finished gated stages whose samples still wait for a person's choice, by stage name."""
     refs: Mapping[str, RefState] = field(default_factory=dict)
     """Resources whose output the plan reads (`Kind/name`) that are not usable yet, or failed."""
-    inventories: Sequence[Mapping[str, Any]] = ()
+    inventories: Sequence[Job] = ()
     """The resource's inventory Jobs (one-Pod listings of a stage's samples, `build_inventory_job`)."""
     refused_pods: Mapping[str, str] = field(default_factory=dict)
     """Job name -> the API server's words refusing its Pods (its newest FailedCreate Event), for Jobs that
@@ -162,8 +163,8 @@ class Decision:
     failed, or their spec changed. The shared Job's workers stop waiting for them, or taking their shards."""
 
 
-def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
-    labels = (job.get("metadata") or {}).get("labels") or {}
+def _job_key(job: Job) -> tuple[str, str]:
+    labels = job.get("metadata", {}).get("labels", {})
     return labels.get(LABEL_STAGE, ""), labels.get(LABEL_HASH, "")
 
 
@@ -265,13 +266,13 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
     start_deadline_s = spec.start_deadline_seconds
     wanted = {(s.name, s.short_hash) for s in plan.stages if s.run}
     known = {(s.name, s.short_hash) for s in plan.stages}
-    current: dict[str, Mapping[str, Any]] = {}
+    current: dict[str, Job] = {}
     hosted: set[str] = set()
     """Stages whose current Job is another stage's shared worker Job."""
     gangs = {s.name for s in plan.stages if s.gang}
     for job in observed.jobs:
         key = _job_key(job)
-        name = (job.get("metadata") or {}).get("name", "")
+        name = job.get("metadata", {}).get("name", "")
         view = job_view(job)
         if key in wanted:
             current[key[0]] = job
@@ -285,7 +286,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 d.delete_groups.append(name)
     for job in observed.inventories:  # listing for a stage no longer run, or for an older config: stopped
         if _job_key(job) not in wanted:
-            d.delete.append((job.get("metadata") or {}).get("name", ""))
+            d.delete.append(job.get("metadata", {}).get("name", ""))
             if _job_key(job) not in known:  # the older config's ConfigMap it mounted goes too
                 d.delete.extend(config_maps_of(job))
     prev_stages = {s.name: s for s in (previous.stages if previous else [])}
@@ -388,7 +389,7 @@ def decide(plan: Plan, spec: CommonSpec, observed: Observed, previous: ResourceS
                 listing = inventory_name(plan.name, stage)
                 refused = observed.refused_pods.get(listing)
                 if refused is not None and d.stall is None and any(
-                        (j.get("metadata") or {}).get("name") == listing for j in observed.inventories):
+                        j.get("metadata", {}).get("name") == listing for j in observed.inventories):
                     # its samples are listed by a one-Pod Job first: that Pod refused, nothing will start
                     d.stall = Stall(PODS_REFUSED, f"inventory job {listing}: the API server refuses its Pods: "
                                                   f"{refused}")
@@ -437,7 +438,7 @@ def _streaming(d: Decision, stage: PlannedStage, plan: Plan, view: JobView, prog
     return obs
 
 
-def _shared_job(stage: PlannedStage, current: Mapping[str, Mapping[str, Any]]) -> JobView | None:
+def _shared_job(stage: PlannedStage, current: Mapping[str, Job]) -> JobView | None:
     """The running shared worker Job that may host `stage` under its current config (its group's first
     stage's), or None."""
     host = stage.shares_worker[0] if stage.shares_worker else ""
@@ -447,7 +448,7 @@ def _shared_job(stage: PlannedStage, current: Mapping[str, Mapping[str, Any]]) -
     return shared if (stage.name, stage.short_hash) in shared.hosts and not shared.finished else None
 
 
-def hostable(plan: Plan, host: PlannedStage, current: Mapping[str, Mapping[str, Any]],
+def hostable(plan: Plan, host: PlannedStage, current: Mapping[str, Job],
              previous: Mapping[str, StageStatus]) -> list[str]:
     """The members of `host`'s group its shared worker Job hosts: those that have not started, and have not
     run before under their config (a member that started on its own, or finished, is left to itself)."""

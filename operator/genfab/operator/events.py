@@ -7,9 +7,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from genfab.operator.kube import Kube
+from genfab.operator.objects import GenfabResource
 
 log = logging.getLogger("genfab.operator")
 EVENT_DEFER_SECONDS = 10.0
@@ -26,14 +26,14 @@ class EventPoster:
     def __init__(self, kube: Kube, busy: Callable[[], bool], size: int = 10_000) -> None:
         self.kube = kube
         self._busy = busy
-        self._events: queue.Queue[tuple[float, dict[str, Any], str, str, str]] = queue.Queue(maxsize=size)
+        self._events: queue.Queue[tuple[float, GenfabResource, str, str, str]] = queue.Queue(maxsize=size)
         """(when queued, involved object, type, reason, message)."""
 
-    def post(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def post(self, body: GenfabResource, type_: str, reason: str, message: str) -> None:
         try:
             self._events.put_nowait((time.monotonic(), body, type_, reason, message))
         except queue.Full:
-            meta = body.get("metadata") or {}
+            meta = body.get("metadata", {})
             log.warning("event queue full: dropped %s on %s/%s", reason, meta.get("namespace"), meta.get("name"))
 
     def run(self, stop: threading.Event) -> None:

@@ -4,13 +4,11 @@ part per reconcile (genfab.sequencing.gate_reader, within the room the reconcile
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
-from genfab.operator.builders import child_name
-from genfab.operator.cache import Key
+from genfab.operator.objects import Job, Key, child_name
 from genfab.operator.observe import job_view
 from genfab.operator.read_budget import Share
 from genfab.planner import Plan
@@ -23,7 +21,7 @@ class GateReader(gate_reader.GateReader):
     def __init__(self, seconds: float, reports: int) -> None:
         super().__init__(seconds, reports, spender=Share)
 
-    def awaiting(self, key: Key, the_plan: Plan, jobs: list[dict[str, Any]], previous: ResourceStatus | None,
+    def awaiting(self, key: Key, the_plan: Plan, jobs: Sequence[Job], previous: ResourceStatus | None,
                  run: Callable[[], Storage], output: Callable[[str], Storage]) -> tuple[dict[str, Awaiting], bool]:
         """Finished gated stages whose downstream has not started: which committed samples still lack
         the gate's files (`output(uri)` opens a stage's output), and whether samples are still to be looked

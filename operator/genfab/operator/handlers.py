@@ -13,11 +13,11 @@ import kopf
 
 from genfab.api.resources import GROUP, KINDS, PLURALS, VERSION
 from genfab.operator import bounded_json
-from genfab.operator.builders import LABEL_MANAGED
 from genfab.operator.connection import Connection, load_connection
 from genfab.operator.controller import Controller
 from genfab.operator.kube import Kube
 from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.objects import LABEL_MANAGED
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import Shard
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from genfab.contract import StageConfig
 from genfab.contract.hosted import MAX_HOSTED_BYTES, HostedStage
 from genfab.contract.names import hosted_key
+from genfab.operator.objects import Job
 from genfab.planner import PlannedStage
 from genfab.storage import Storage, StorageError
 from genfab.storage.base import StorageLimit
@@ -53,11 +53,11 @@ class Hosted:
                            "streamsFrom": self.streams_from}, separators=(",", ":"))
 
 
-def hosted_on(job: Mapping[str, Any]) -> dict[str, Hosted]:
+def hosted_on(job: Job) -> dict[str, Hosted]:
     """The stages a shared worker Job hosts that started, by name (a record that is not the operator's is
     left out: the stage is then not hosted there)."""
     found: dict[str, Hosted] = {}
-    for key, value in ((job.get("metadata") or {}).get("annotations") or {}).items():
+    for key, value in job.get("metadata", {}).get("annotations", {}).items():
         if not key.startswith(HOSTED_PREFIX):
             continue
         try:
@@ -75,14 +75,14 @@ def hosts_value(members: Sequence[PlannedStage]) -> str:
     return ",".join(f"{s.name}@{s.short_hash}" for s in members)
 
 
-def hosts(job: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def hosts(job: Job) -> tuple[tuple[str, str], ...]:
     """The stages a shared worker Job may host, with their short config hashes (empty: it is not one)."""
-    text = str(((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_HOSTS) or "")
+    text = job.get("metadata", {}).get("annotations", {}).get(ANNOTATION_HOSTS, "")
     return tuple((name, short) for item in text.split(",") for name, _, short in [item.partition("@")]
                  if name and short)
 
 
-def stale_hosted(job: Mapping[str, Any], wanted: Mapping[str, str]) -> list[tuple[str, str]]:
+def stale_hosted(job: Job, wanted: Mapping[str, str]) -> list[tuple[str, str]]:
     """The stages a shared worker Job hosts under a config the plan no longer has (`wanted`: each stage's
     short hash): its workers must stop waiting for them, or stop taking their shards."""
     return [(name, short) for name, short in hosts(job) if wanted.get(name) != short]

@@ -14,14 +14,14 @@ fails says why in its Pod's termination message, which becomes the stage's BadIn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from genfab.contract import StageConfig
 from genfab.inventory import SampleRef, resolve_samples
 from genfab.inventory.manifest import InvalidManifest, SampleManifest
 from genfab.operator import read_budget
+from genfab.operator.objects import Job, Pod
 from genfab.operator.observe import job_view
 from genfab.operator.read_budget import BytePool, ReadBounds
 from genfab.storage import Storage, StorageLimit
@@ -63,7 +63,7 @@ def list_inline(cfg: StageConfig, open_fn: Callable[[str], Storage], pool: ByteP
             raise
 
 
-def inventory_listing(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
+def inventory_listing(job: Job, pods: Sequence[Pod],
                       header: Callable[[], SampleManifest]) -> Listing:
     """What the stage's inventory Job has found: waiting while it runs, the manifest's count once it
     completed (`header` reads it), its Pod's own words once it failed."""
@@ -82,9 +82,9 @@ def inventory_listing(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
                            f"is {state} them")
 
 
-def _termination(pod: Mapping[str, Any]) -> str:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        message = str(((cs.get("state") or {}).get("terminated") or {}).get("message") or "").strip()
+def _termination(pod: Pod) -> str:
+    for cs in pod.get("status", {}).get("containerStatuses", []):
+        message = cs.get("state", {}).get("terminated", {}).get("message", "").strip()
         if message:  # a Pod's own words: one line, no control characters (it reaches people's terminals)
             return "".join(c for c in " ".join(message.split()) if c.isprintable())[:1000]
     return ""

@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
-from genfab.api.resources import GROUP, PLURALS, VERSION
 from genfab.operator.connection import Connection
+from genfab.operator.objects import Event, GenfabResource, Job, Pod, resource_path
 
 log = logging.getLogger("genfab.operator")
+Body = TypeVar("Body", bound=Mapping[str, Any])
+"""An object the operator sends (a TypedDict of genfab.operator.objects, or a manifest of genfab.operator.builders)."""
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "genfab-operator"
 
@@ -45,21 +48,6 @@ class Temporary(KubeError):
 
 class Permanent(KubeError):
     pass
-
-
-def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None,
-                  subresource: str | None = None) -> str:
-    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
-    if name:
-        path += f"/{name}"
-    if subresource:
-        path += f"/{subresource}"
-    return path
-
-
-def custom_path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-    return resource_path(f"{GROUP}/{VERSION}", PLURALS[kind], namespace, name, subresource)
 
 
 class Kube:
@@ -100,21 +88,25 @@ class Kube:
         return json.loads(resp.data) if resp.data else None
 
     # -- verbs
-    def get(self, path: str) -> dict[str, Any]:
-        return dict(self.request("GET", path))
+    # The API server's answers are JSON objects of the kind the path names: a caller types what it reads
+    # by the kind's shape (genfab.operator.objects), and what it creates comes back as the same kind.
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
 
-    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.request("POST", path, body))
+    def create(self, path: str, body: Body) -> Body:
+        created: Body = self.request("POST", path, body)
+        return created
 
-    def create_if_absent(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def create_if_absent(self, path: str, body: Body) -> tuple[Body, bool]:
         """(object, created): a 409 returns the existing object, which the caller must check is its own."""
         try:
             return self.create(path, body), True
         except Conflict:
-            return self.get(f"{path}/{body['metadata']['name']}"), False
+            existing: Body = self.get(f"{path}/{body['metadata']['name']}")
+            return existing, False
 
-    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.request("PATCH", path, body, content_type=MERGE_PATCH))
+    def patch(self, path: str, body: Mapping[str, object]) -> Any:
+        return self.request("PATCH", path, body, content_type=MERGE_PATCH)
 
     def delete(self, path: str, propagation: str = "Background", uid: str | None = None) -> None:
         """Delete (a missing object is no error). `uid`: only that object; another one of the same name
@@ -125,16 +117,16 @@ class Kube:
         with contextlib.suppress(NotFound):  # already gone: deletion is idempotent
             self.request("DELETE", path, options)
 
-    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str,
+    def event(self, involved: GenfabResource | Job | Pod, type_: str, reason: str, message: str,
               component: str = "genfab-operator") -> None:
         """A core/v1 Event on `involved` (best effort: never fails a reconcile)."""
         meta = involved["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = {
+        body: Event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
-                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid", "")},
             "type": type_, "reason": reason, "message": message[:1024], "source": {"component": component},
             "firstTimestamp": now, "lastTimestamp": now, "eventTime": now, "count": 1,
             "reportingComponent": component, "reportingInstance": component, "action": reason,

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from genfab.operator.kube import Conflict, Kube, KubeError, NotFound, resource_path
+from genfab.operator.kube import Conflict, Kube, KubeError, NotFound
+from genfab.operator.objects import Lease, LeaseSpec, ObjectMeta, resource_path
 
 log = logging.getLogger("genfab.operator")
 LEASES = ("coordination.k8s.io/v1", "leases")
@@ -38,16 +39,16 @@ class LeaseTiming:
 Step = Literal["create", "take", "renew", "wait"]
 
 
-def next_step(lease: dict[str, Any] | None, identity: str, unchanged_for: float) -> Step:
+def next_step(lease: Lease | None, identity: str, unchanged_for: float) -> Step:
     """What a replica does with the Lease it read (None: there is none): create it, take it over (free,
     or its holder's record unchanged for longer than its duration), renew it (its own), or wait."""
     if lease is None:
         return "create"
-    spec = lease.get("spec") or {}
-    holder = spec.get("holderIdentity") or ""
+    spec = lease.get("spec", {})
+    holder = spec.get("holderIdentity", "")
     if holder == identity:
         return "renew"
-    if not holder or unchanged_for > float(spec.get("leaseDurationSeconds") or 0):
+    if not holder or unchanged_for > float(spec.get("leaseDurationSeconds", 0)):
         return "take"
     return "wait"
 
@@ -89,26 +90,27 @@ class LeaderElector:
 
     def _once(self) -> None:
         try:
-            lease: dict[str, Any] | None = self.kube.get(self._path)
+            lease: Lease | None = self.kube.get(self._path)
         except NotFound:
             lease = None
         if lease is not None:
-            spec, meta = lease.get("spec") or {}, lease.get("metadata") or {}
-            seen = (spec.get("holderIdentity") or "", spec.get("renewTime") or "", meta.get("resourceVersion", ""))
+            held, meta = lease.get("spec", {}), lease.get("metadata", {})
+            seen = (held.get("holderIdentity", ""), held.get("renewTime", ""), meta.get("resourceVersion", ""))
             if seen != self._seen:
                 self._seen, self._seen_at = seen, time.monotonic()
         step = next_step(lease, self.identity, time.monotonic() - self._seen_at)
         if step == "wait":
             return
         now = _micro_time()
-        spec = dict((lease or {}).get("spec") or {})
+        spec: LeaseSpec = {**lease.get("spec", {})} if lease is not None else {}
         if step != "renew":
-            spec.update(acquireTime=now, leaseTransitions=int(spec.get("leaseTransitions") or 0) + (lease is not None))
-        spec.update(holderIdentity=self.identity, leaseDurationSeconds=int(self.timing.duration), renewTime=now)
-        written: dict[str, str] = {"name": self.name, "namespace": self.namespace}
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = spec.get("leaseTransitions", 0) + (lease is not None)
+        spec |= {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.timing.duration), "renewTime": now}
+        written: ObjectMeta = {"name": self.name, "namespace": self.namespace}
         if lease is not None:  # the resourceVersion read: another replica's write in between is a 409
-            written["resourceVersion"] = lease["metadata"]["resourceVersion"]
-        body = {"apiVersion": LEASES[0], "kind": "Lease", "metadata": written, "spec": spec}
+            written["resourceVersion"] = lease.get("metadata", {}).get("resourceVersion", "")
+        body: Lease = {"apiVersion": LEASES[0], "kind": "Lease", "metadata": written, "spec": spec}
         try:
             if lease is None:
                 self.kube.create(resource_path(LEASES[0], LEASES[1], self.namespace), body)
@@ -125,10 +127,11 @@ class LeaderElector:
     def release(self) -> None:
         """Give the Lease up (a clean stop): the next replica takes over without waiting out the duration."""
         try:
-            lease = self.kube.get(self._path)
-            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            lease: Lease = self.kube.get(self._path)
+            spec = lease.get("spec", {})
+            if spec.get("holderIdentity") != self.identity:
                 return
-            lease["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=_micro_time())
+            lease["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _micro_time()}
             self.kube.request("PUT", self._path, lease)
             log.info("lease %s/%s released", self.namespace, self.name)
         except KubeError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from genfab.api.common import ModelSource
 from genfab.inventory.model_identity import Entry, ModelLocationError, entries_identity, storage_entries
-from genfab.operator.builders import Owner
+from genfab.operator.objects import Owner
 from genfab.operator.storage_access import StorageAccess
 from genfab.storage import StorageError, StorageLimit
 from genfab.storage.base import safe_key

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from genfab.api.resources import Resource
 from genfab.operator.builders import effective_storage
-from genfab.operator.kube import Kube, NotFound, resource_path
+from genfab.operator.kube import Kube, NotFound
+from genfab.operator.objects import resource_path
 from genfab.operator.prerequisites import Prerequisite, prerequisites
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.throttle import Throttled

@@ -21,21 +21,28 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from genfab.inventory.reports import MAX_SHARDS
-from genfab.operator.builders import ANNOTATION_SHARDS, ANNOTATION_STREAMS, LABEL_QUEUE
 from genfab.operator.hosting import hosted_on, hosts
+from genfab.operator.objects import (
+    ANNOTATION_NO_PROGRESS,
+    ANNOTATION_SAMPLES,
+    ANNOTATION_SHARDS,
+    ANNOTATION_STREAMS,
+    INDEX_KEY,
+    LABEL_QUEUE,
+    LABEL_TASK,
+    Condition,
+    Job,
+    ObjectMeta,
+    Pod,
+)
 from genfab.sequencing import idle_seconds
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOSS_DISRUPTIONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
 STALL_ORDER = ("DeadlineExceeded", "PodsRefused", "NoProgress", "ImagePullBackOff", "PartiallyScheduled",
                "Unschedulable", "NodeLost", "PodDeleted")
-ANNOTATION_NO_PROGRESS = "genfab.dev/no-progress"
-"""On a stage Job: why the operator last stopped one of its Pods (kept for the stage's failure message)."""
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"
-"""Kubernetes puts a Pod's index in a label and an annotation of this name."""
 
 
 @dataclass(frozen=True)
@@ -71,14 +78,14 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
-    for c in (obj.get("status") or {}).get("conditions") or []:
+def condition(obj: Job | Pod, type_: str) -> Condition | None:
+    for c in obj.get("status", {}).get("conditions", []):
         if c.get("type") == type_:
-            return dict(c)
+            return c
     return None
 
 
-def is_true(obj: Mapping[str, Any], type_: str) -> bool:
+def is_true(obj: Job | Pod, type_: str) -> bool:
     c = condition(obj, type_)
     return c is not None and c.get("status") == "True"
 
@@ -130,17 +137,18 @@ class JobView:
         return self.complete or self.failed
 
 
-def job_view(job: Mapping[str, Any], hosted: str | None = None) -> JobView:
+def job_view(job: Job, hosted: str | None = None) -> JobView:
     """The Job's view; `hosted`: that stage's, hosted by this shared worker Job (genfab.operator.hosting)."""
-    meta, spec, status = job.get("metadata") or {}, job.get("spec") or {}, job.get("status") or {}
+    meta, spec, status = job.get("metadata", {}), job.get("spec", {}), job.get("status", {})
+    annotations = meta.get("annotations", {})
     failed = condition(job, "Failed")
     succeeded = parse_indexes(status.get("completedIndexes"))
     failed_idx = parse_indexes(status.get("failedIndexes"))
     completions = int(spec.get("completions") or 0)
     shards = _annotated_shards(meta, completions)
-    streams_from = str((meta.get("annotations") or {}).get(ANNOTATION_STREAMS) or "")
+    streams_from = annotations.get(ANNOTATION_STREAMS, "")
     shared = hosts(job)
-    samples = int((meta.get("annotations") or {}).get("genfab.dev/samples", 0) or 0)
+    samples = _count(annotations.get(ANNOTATION_SAMPLES, ""))
     if hosted is not None:
         member = hosted_on(job).get(hosted)
         shards, samples, streams_from = ((min(member.shards, MAX_SHARDS), member.samples, member.streams_from)
@@ -150,8 +158,8 @@ def job_view(job: Mapping[str, Any], hosted: str | None = None) -> JobView:
         suspended=bool(spec.get("suspend")),
         complete=is_true(job, "Complete"),
         failed=failed is not None and failed.get("status") == "True",
-        failed_reason=(failed or {}).get("reason"),
-        failed_message=(failed or {}).get("message", ""),
+        failed_reason=failed.get("reason") if failed is not None else None,
+        failed_message=failed.get("message", "") if failed is not None else "",
         shards=shards,
         workers=completions if shards > completions or streams_from or shared or hosted is not None else 0,
         parallelism=int(completions if spec.get("parallelism") is None else spec["parallelism"]),  # 0: all released
@@ -167,65 +175,82 @@ def job_view(job: Mapping[str, Any], hosted: str | None = None) -> JobView:
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         created=_resumed(job) or meta.get("creationTimestamp"),
-        queue=(meta.get("labels") or {}).get(LABEL_QUEUE) or None,
-        no_progress=(meta.get("annotations") or {}).get(ANNOTATION_NO_PROGRESS, ""),
+        queue=meta.get("labels", {}).get(LABEL_QUEUE) or None,
+        no_progress=annotations.get(ANNOTATION_NO_PROGRESS, ""),
     )
 
 
-def _annotated_shards(meta: Mapping[str, Any], completions: int) -> int:
+def task_of(job: Job) -> str | None:
+    """What a Job of genfab's that is not a stage's does (`inventory`, `records`), None for a stage's."""
+    return job.get("metadata", {}).get("labels", {}).get(LABEL_TASK)
+
+
+def config_maps_of(job: Job) -> list[str]:
+    """The ConfigMaps a Job's Pods mount (an inventory Job: its stage's, named like the stage's Job)."""
+    volumes = job.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])
+    return [name for v in volumes if (name := v.get("configMap", {}).get("name"))]
+
+
+def _count(text: str) -> int:
+    """An annotation's count (0 where it is not one: a Job of an older genfab, or edited)."""
+    return int(text) if text.isdigit() else 0
+
+
+def _annotated_shards(meta: ObjectMeta, completions: int) -> int:
     """The stage's shards as its Job's annotation says (a worker Job has more than its completions);
     the completions where it says nothing usable (a Job of an older genfab)."""
-    text = str((meta.get("annotations") or {}).get(ANNOTATION_SHARDS) or "")
+    text = meta.get("annotations", {}).get(ANNOTATION_SHARDS, "")
     return max(completions, min(int(text), MAX_SHARDS)) if text.isdigit() else completions
 
 
-def _resumed(job: Mapping[str, Any]) -> str | None:
+def _resumed(job: Job) -> str | None:
     suspended = condition(job, "Suspended")
     return suspended.get("lastTransitionTime") if suspended is not None and suspended.get("status") == "False" else None
 
 
-def pod_index(pod: Mapping[str, Any]) -> int | None:
-    meta = pod.get("metadata") or {}
-    raw = (meta.get("labels") or {}).get(INDEX_KEY) or (meta.get("annotations") or {}).get(INDEX_KEY)
-    return int(raw) if raw is not None and str(raw).isdigit() else None
+def pod_index(pod: Pod) -> int | None:
+    meta = pod.get("metadata", {})
+    raw = meta.get("labels", {}).get(INDEX_KEY) or meta.get("annotations", {}).get(INDEX_KEY)
+    return int(raw) if raw is not None and raw.isdigit() else None
 
 
-def pod_running(pod: Mapping[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and not _node_lost(pod)
+def pod_running(pod: Pod) -> bool:
+    return pod.get("status", {}).get("phase") == "Running" and not _node_lost(pod)
 
 
-def _node_lost(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
+def _node_lost(pod: Pod) -> bool:
+    status = pod.get("status", {})
     target = condition(pod, "DisruptionTarget")
     return (status.get("phase") == "Unknown" or status.get("reason") == "NodeLost"
             or (target is not None and target.get("status") == "True"
                 and target.get("reason") in NODE_LOSS_DISRUPTIONS))
 
 
-def pod_trouble(pod: Mapping[str, Any]) -> Stall | None:
+def pod_trouble(pod: Pod) -> Stall | None:
     """Why this Pod cannot make progress, if it cannot."""
-    name = (pod.get("metadata") or {}).get("name", "?")
-    status = pod.get("status") or {}
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
+    name = pod.get("metadata", {}).get("name", "?")
+    status = pod.get("status", {})
+    for cs in status.get("containerStatuses", []):
+        waiting = cs.get("state", {}).get("waiting", {})
         if waiting.get("reason") in IMAGE_PULL_REASONS:
-            return Stall("ImagePullBackOff", f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".strip())
+            reason = waiting.get("reason")
+            return Stall("ImagePullBackOff", f"pod {name}: {reason}: {waiting.get('message', '')}".strip())
     scheduled = condition(pod, "PodScheduled")
     if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return Stall("Unschedulable", f"pod {name}: {scheduled.get('message', 'unschedulable')}")
     if _node_lost(pod):
-        node = (pod.get("spec") or {}).get("nodeName", "?")
+        node = pod.get("spec", {}).get("nodeName", "?")
         return Stall("NodeLost", f"pod {name}: node {node} is lost ({status.get('message') or 'not ready'})")
     return None
 
 
-def was_lost(pod: Mapping[str, Any], job_suspended: bool) -> bool:
+def was_lost(pod: Pod, job_suspended: bool) -> bool:
     """A DELETED Pod counts as lost work when it had not finished and no disruption explains it."""
-    phase = (pod.get("status") or {}).get("phase")
+    phase = pod.get("status", {}).get("phase")
     return not job_suspended and phase not in ("Succeeded", "Failed") and not is_true(pod, "DisruptionTarget")
 
 
-def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Mapping[str, Any]], job: JobView) -> list[LostPod]:
+def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Pod], job: JobView) -> list[LostPod]:
     """Lost Pods whose index has no running replacement and has not finished otherwise."""
     if job.finished or job.suspended:
         return []
@@ -233,7 +258,7 @@ def unresolved_lost(lost: Iterable[LostPod], pods: Iterable[Mapping[str, Any]], 
     return [lp for lp in lost if lp.index not in running]
 
 
-def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: datetime, deadline_s: int,
+def start_deadline_passed(job: JobView, pods: Iterable[Pod], now: datetime, deadline_s: int,
                           ran: bool = False) -> bool:
     """Unsuspended for longer than the deadline and not one Pod ever ran. Counted from the Job's start, or
     while it has none (every Pod refused: the Job controller writes startTime with its first Pod) from its
@@ -247,13 +272,14 @@ def start_deadline_passed(job: JobView, pods: Iterable[Mapping[str, Any]], now: 
     return (now - started).total_seconds() > deadline_s
 
 
-def pod_started(pod: Mapping[str, Any]) -> datetime | None:
+def pod_started(pod: Pod) -> datetime | None:
     """When this Pod's stage container started running (else the Pod's own start)."""
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+    status = pod.get("status", {})
+    for cs in status.get("containerStatuses", []):
+        started = cs.get("state", {}).get("running", {}).get("startedAt")
         if started:
             return parse_time(started)
-    return parse_time((pod.get("status") or {}).get("startTime"))
+    return parse_time(status.get("startTime"))
 
 
 @dataclass(frozen=True)
@@ -264,7 +290,7 @@ class StuckPod:
     """Seconds without progress."""
 
 
-def stuck_pods(job: JobView, pods: Iterable[Mapping[str, Any]], last_sample: Mapping[int, float], now: datetime,
+def stuck_pods(job: JobView, pods: Iterable[Pod], last_sample: Mapping[int, float], now: datetime,
                deadline_s: int, waiting: Collection[int] = ()) -> list[StuckPod]:
     """Running Pods whose shard has made no progress for longer than `deadline_s` (see `idle_seconds`).
     `last_sample` maps a shard index to its report's last sample time (epoch seconds); the workers in
@@ -274,25 +300,26 @@ def stuck_pods(job: JobView, pods: Iterable[Mapping[str, Any]], last_sample: Map
     out = []
     for pod in pods:
         index, started = pod_index(pod), pod_started(pod)
-        if not pod_running(pod) or (pod.get("metadata") or {}).get("deletionTimestamp") or index is None \
+        meta = pod.get("metadata", {})
+        if not pod_running(pod) or meta.get("deletionTimestamp") or index is None \
                 or started is None or index in waiting:
             continue
         idle = idle_seconds(started.timestamp(), last_sample.get(index), now.timestamp())
         if idle > deadline_s:
-            out.append(StuckPod((pod.get("metadata") or {}).get("name", "?"), index, idle))
+            out.append(StuckPod(meta.get("name", "?"), index, idle))
     return out
 
 
-def _ended_at(pod: Mapping[str, Any]) -> datetime | None:
+def _ended_at(pod: Pod) -> datetime | None:
     """When a failed Pod's container ended (else when the Pod was created)."""
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        finished = ((cs.get("state") or {}).get("terminated") or {}).get("finishedAt")
+    for cs in pod.get("status", {}).get("containerStatuses", []):
+        finished = cs.get("state", {}).get("terminated", {}).get("finishedAt")
         if finished:
             return parse_time(finished)
-    return parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+    return parse_time(pod.get("metadata", {}).get("creationTimestamp"))
 
 
-def group_survivors(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]
+def group_survivors(job: JobView, pods: Iterable[Pod], lost: Iterable[LostPod]
                     ) -> tuple[list[StuckPod], str]:
     """A gang stage's Pods that outlived a member of their process group, and which member: they
     cannot finish without it (their workers wait on it), so the operator stops them and the whole
@@ -304,8 +331,8 @@ def group_survivors(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Itera
     failures: list[tuple[datetime, str]] = []
     for pod in pods:
         when = _ended_at(pod)
-        name = (pod.get("metadata") or {}).get("name", "?")
-        if when is not None and ((pod.get("status") or {}).get("phase") == "Failed" or _node_lost(pod)):
+        name = pod.get("metadata", {}).get("name", "?")
+        if when is not None and (pod.get("status", {}).get("phase") == "Failed" or _node_lost(pod)):
             failures.append((when, f"pod {name} (node {pod_index(pod)}) failed"))
     for lp in lost:
         when = parse_time(lp.at)
@@ -316,23 +343,23 @@ def group_survivors(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Itera
     latest, what = max(failures)
     out = []
     for pod in pods:
-        meta = pod.get("metadata") or {}
+        meta = pod.get("metadata", {})
         created = parse_time(meta.get("creationTimestamp"))
-        phase = (pod.get("status") or {}).get("phase")
+        phase = pod.get("status", {}).get("phase")
         if phase in ("Pending", "Running") and not meta.get("deletionTimestamp") and not _node_lost(pod) \
                 and created is not None and created < latest:
             out.append(StuckPod(meta.get("name", "?"), pod_index(pod) or 0, 0.0))
     return out, what
 
 
-def partially_scheduled(job: JobView, pods: Iterable[Mapping[str, Any]]) -> Stall | None:
+def partially_scheduled(job: JobView, pods: Iterable[Pod]) -> Stall | None:
     """A gang stage's group with some Pods placed and others Unschedulable (without Kueue nothing
     holds a group back until all of it fits)."""
     if job.finished or job.suspended:
         return None
-    pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    pods = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
     waiting = [p for p in pods if (pod_trouble(p) or Stall("", "")).reason == "Unschedulable"]
-    placed = [p for p in pods if (condition(p, "PodScheduled") or {}).get("status") == "True"]
+    placed = [p for p in pods if is_true(p, "PodScheduled")]
     if not waiting or not placed:
         return None
     first = pod_trouble(waiting[0])
@@ -342,7 +369,7 @@ def partially_scheduled(job: JobView, pods: Iterable[Mapping[str, Any]]) -> Stal
                  "hold their GPUs without training. Set spec.queueName (Kueue) to admit the group whole or not at all")
 
 
-def job_stall(job: JobView, pods: Iterable[Mapping[str, Any]], lost: Iterable[LostPod]) -> Stall | None:
+def job_stall(job: JobView, pods: Iterable[Pod], lost: Iterable[LostPod]) -> Stall | None:
     """The most important reason this stage's Job is stuck, if it is (see STALL_ORDER)."""
     if job.failed and job.failed_reason == "DeadlineExceeded":
         return Stall("DeadlineExceeded", f"job {job.name}: {job.failed_message or 'deadline exceeded'}")

@@ -31,9 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from genfab.api.status import MAX_CHILDREN, ChildRef
-from genfab.operator.builders import Owner
-from genfab.operator.cache import Key
-from genfab.operator.kube import Conflict, Kube
+from genfab.operator.kube import Body, Conflict, Kube
+from genfab.operator.objects import Key, Owner
 from genfab.operator.sharding import LABEL_BUCKET
 
 log = logging.getLogger("genfab.operator")
@@ -155,8 +154,7 @@ class Children:
         self._made.setdefault(key, {})[(kind, name)] = uid
         self._gone.get(key, set()).discard((kind, name))
 
-    def create(self, key: Key, owner: Owner, kind: str, path: str, built: dict[str, Any]
-               ) -> tuple[dict[str, Any], bool]:
+    def create(self, key: Key, owner: Owner, kind: str, path: str, built: Body) -> tuple[Body, bool]:
         """Create `built`, or take the existing object of its name if this operator made it: its UID is
         recorded, or (made just before a restart, its UID never written) it is in every field what
         `built` says. Anything else under the name raises NameTaken."""

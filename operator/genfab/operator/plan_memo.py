@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from genfab.operator.objects import GenfabResource
+
 T = TypeVar("T")
 Fingerprint = tuple[str, int, str]
 MAX_VARIANTS = 8
@@ -27,15 +29,15 @@ alone would push the operator past its 500 MB target); a resource that falls out
 on its next reconcile."""
 
 
-def fingerprint(body: dict[str, Any]) -> Fingerprint | None:
+def fingerprint(body: GenfabResource) -> Fingerprint | None:
     """What identifies a resource's spec and metadata as genfab reads them; None when the server
     gives no generation (then nothing is remembered)."""
-    meta = body.get("metadata") or {}
+    meta = body.get("metadata", {})
     generation = meta.get("generation")
     if not isinstance(generation, int):
         return None
     return (str(meta.get("uid", "")), generation,
-            json.dumps([meta.get("labels") or {}, meta.get("annotations") or {}], sort_keys=True))
+            json.dumps([meta.get("labels", {}), meta.get("annotations", {})], sort_keys=True))
 
 
 class PlanMemo:
@@ -43,7 +45,7 @@ class PlanMemo:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[Fingerprint, dict[Hashable, Any]]] = OrderedDict()
 
-    def get(self, key: Hashable, body: dict[str, Any], part: Hashable, make: Callable[[], T]) -> T:
+    def get(self, key: Hashable, body: GenfabResource, part: Hashable, make: Callable[[], T]) -> T:
         """`make()` for this resource generation and `part` (what else it depends on), computed once.
         Exceptions are not remembered: they are raised again on the next call."""
         fp = fingerprint(body)

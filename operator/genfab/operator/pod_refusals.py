@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
 
-from genfab.operator.kube import Kube, KubeError, resource_path
+from genfab.operator.kube import Kube, KubeError
+from genfab.operator.objects import Event, Job, Pod, resource_path
 from genfab.operator.observe import JobView, parse_time
 from genfab.operator.throttle import Throttled
 
@@ -21,7 +21,7 @@ GRACE_SECONDS = 3.0
 Pods within a second or two)."""
 
 
-def waiting_for_pods(view: JobView, pods: Iterable[Mapping[str, Any]], created: datetime | None, now: datetime
+def waiting_for_pods(view: JobView, pods: Iterable[Pod], created: datetime | None, now: datetime
                      ) -> bool:
     """A Job whose Pods should exist and do not: unsuspended, unfinished, none active, none left, none
     ever started, and older than `GRACE_SECONDS`."""
@@ -30,11 +30,11 @@ def waiting_for_pods(view: JobView, pods: Iterable[Mapping[str, Any]], created: 
     return created is not None and (now - created).total_seconds() > GRACE_SECONDS
 
 
-def newest_message(events: Iterable[Mapping[str, Any]]) -> str | None:
+def newest_message(events: Iterable[Event]) -> str | None:
     """The message of the newest Event (by its last time), None when there is none."""
-    def when(event: Mapping[str, Any]) -> str:
+    def when(event: Event) -> str:
         return str(event.get("lastTimestamp") or event.get("eventTime") or
-                   (event.get("metadata") or {}).get("creationTimestamp") or "")
+                   event.get("metadata", {}).get("creationTimestamp", ""))
     newest = max(events, key=when, default=None)
     return None if newest is None else str(newest.get("message") or "")
 
@@ -44,8 +44,8 @@ class PodRefusals:
         self.kube = kube
         self._read: Throttled[tuple[str, str], str | None] = Throttled(seconds)
 
-    def read(self, namespace: str, jobs: Iterable[Mapping[str, Any]], views: Mapping[str, JobView],
-             pods: Mapping[str, Iterable[Mapping[str, Any]]], now: datetime) -> dict[str, str]:
+    def read(self, namespace: str, jobs: Iterable[Job], views: Mapping[str, JobView],
+             pods: Mapping[str, Iterable[Pod]], now: datetime) -> dict[str, str]:
         """Job name -> why the API server refuses its Pods, for the Jobs waiting for Pods."""
         found = {}
         for job in jobs:

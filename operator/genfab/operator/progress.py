@@ -29,16 +29,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from genfab.api.status import ResourceStatus, ShardTally
 from genfab.contract import indexes
 from genfab.inventory import ShardReport, read_report
 from genfab.inventory.workers import WorkerRecord, finished_shards, read_cursor, read_worker
-from genfab.operator.builders import child_name
-from genfab.operator.cache import Key
 from genfab.operator.decide import Progress
 from genfab.operator.hosting import hosted_on
+from genfab.operator.objects import Job, Key, Pod, child_name
 from genfab.operator.observe import JobView, job_view, pod_index, pod_running
 from genfab.operator.read_budget import Share, Stop
 from genfab.planner import Plan, PlannedStage
@@ -124,8 +122,8 @@ class ProgressReader:
         for slot in [slot for slot in list(self._stages) if slot[0] == key]:
             self._stages.pop(slot, None)
 
-    def read(self, key: Key, plan: Plan, jobs: Sequence[Mapping[str, Any]],
-             pods: Mapping[str, Sequence[Mapping[str, Any]]], previous: ResourceStatus | None,
+    def read(self, key: Key, plan: Plan, jobs: Sequence[Job],
+             pods: Mapping[str, Sequence[Pod]], previous: ResourceStatus | None,
              open_run: Callable[[], Storage]) -> Reading:
         """The progress of every stage of `plan` that has a Job (see the module's docs)."""
         out = Reading()
@@ -156,7 +154,7 @@ class ProgressReader:
                 out.more = self._read_records(run, stage, state, view, budget) or out.more
                 completed, finished, failed_shards = _worker_shards(state, view)
             else:
-                status = job.get("status") or {}
+                status = job.get("status", {})
                 completed = indexes.parse(status.get("completedIndexes"))
                 failed_shards = indexes.parse(status.get("failedIndexes"))
                 finished = (((0, view.shards - 1),) if view.failed and view.shards else
@@ -267,11 +265,11 @@ class ProgressReader:
         return found, last
 
 
-def _running_indexes(pods: Sequence[Mapping[str, Any]], staying: bool = False) -> list[int]:
+def _running_indexes(pods: Sequence[Pod], staying: bool = False) -> list[int]:
     """The indexes of a Job's running Pods (a worker Job's: its running workers); `staying`: only those not
     being stopped (a Pod the Job controller is stopping is no worker to release again)."""
     return [i for i in (pod_index(p) for p in pods if pod_running(p)
-                        and not (staying and (p.get("metadata") or {}).get("deletionTimestamp"))) if i is not None]
+                        and not (staying and p.get("metadata", {}).get("deletionTimestamp"))) if i is not None]
 
 
 def _worker_shards(state: _Stage, view: JobView) -> tuple[indexes.Ranges, indexes.Ranges, indexes.Ranges]:

@@ -4,9 +4,9 @@ ended (their duration, their failure's reason), and the resource's phase, stall 
 from __future__ import annotations
 
 from genfab.api.status import TERMINAL_PHASES, ResourceStatus
-from genfab.operator.cache import Key
 from genfab.operator.decide import Decision
 from genfab.operator.metrics import OperatorMetrics
+from genfab.operator.objects import Key
 from genfab.operator.observe import parse_time
 from genfab.planner import Plan
 

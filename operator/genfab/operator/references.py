@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from genfab.api.resources import Resource
-from genfab.operator.builders import Owner, effective_storage
-from genfab.operator.cache import Key
-from genfab.operator.kube import NotFound
-from genfab.operator.kube import custom_path as cr_path
+from genfab.operator.builders import effective_storage
+from genfab.operator.cache import Cache
+from genfab.operator.kube import Kube, NotFound
 from genfab.operator.model_access import ModelIdentities
-from genfab.operator.parts import Parts
+from genfab.operator.objects import GenfabResource, Key, Owner
+from genfab.operator.objects import custom_path as cr_path
 from genfab.operator.plan_memo import PlanMemo
+from genfab.operator.settings import OperatorSettings
+from genfab.operator.storage_access import StorageAccess
 from genfab.operator.throttle import Throttled
 from genfab.planner import Plan, plan
 from genfab.sequencing.refs import (
@@ -30,20 +32,23 @@ PEERS_KEPT = 10_000
 
 
 class References:
-    def __init__(self, parts: Parts, plans: PlanMemo) -> None:
-        self.parts = parts
+    def __init__(self, kube: Kube, cache: Cache, storage: StorageAccess, settings: OperatorSettings,
+                 plans: PlanMemo) -> None:
+        self.kube = kube
+        self.cache = cache
+        self.settings = settings
         self.plans = plans
-        self.model_identities = ModelIdentities(parts.storage)
+        self.model_identities = ModelIdentities(storage)
         self._referrers: dict[Key, set[Key]] = {}
         """Resources whose plans read another's output: referenced key -> the keys reading it."""
-        self._peers: Throttled[Key, dict[str, Any] | None] = Throttled(parts.settings.progress_seconds, PEERS_KEPT)
+        self._peers: Throttled[Key, GenfabResource | None] = Throttled(settings.progress_seconds, PEERS_KEPT)
         """Resources another shard owns that this shard's resources read (None: not found)."""
 
     def referrers(self, key: Key) -> set[Key]:
         """The resources waiting for this one's output: reconciled at once when it changes."""
         return set(self._referrers.get(key, ()))
 
-    def plan(self, key: Key, body: dict[str, Any], resource: Resource, owner: Owner,
+    def plan(self, key: Key, body: GenfabResource, resource: Resource, owner: Owner,
              execution: str | None = None) -> tuple[Plan, tuple[Any, ...]]:
         """The plan, planned again with the TuningRun checkpoints its settings depend on, where the
         runs have them (from the watch cache; the others stay `ref:` inputs the stage waits for), and
@@ -58,7 +63,7 @@ class References:
             state = checkpoint_state(target, path, self.peer((ref_kind, owner.namespace, ref_name)))
             if state.state == "ready":
                 found[target] = state.root
-        spec_storage = effective_storage(resource.spec, self.parts.settings)
+        spec_storage = effective_storage(resource.spec, self.settings)
         identities = self.model_identities.read(owner, resource.spec.models,
                                                 spec_storage.to_yaml_dict() if spec_storage is not None else None,
                                                 first.model_ids())
@@ -68,18 +73,18 @@ class References:
         return self.plans.get(key, body, part, lambda: plan(resource, references=found, models=identities,
                                                              execution=execution)), part
 
-    def peer(self, key: Key) -> dict[str, Any] | None:
+    def peer(self, key: Key) -> GenfabResource | None:
         """A resource another one reads (its output, its checkpoints): from the watch cache, or, where
         another shard owns it, read by GET at most every `progress_seconds` (its changes wake no
         referrer here: a referrer waiting on it is reconciled that often, see `Controller._reconcile`)."""
-        body = self.parts.cache.resource(key)
-        if body is not None or self.parts.settings.shard is None:
+        body = self.cache.resource(key)
+        if body is not None or self.settings.shard is None:
             return body
         return self._peers.get(key, lambda: self._get(key))
 
-    def _get(self, key: Key) -> dict[str, Any] | None:
+    def _get(self, key: Key) -> GenfabResource | None:
         try:
-            found: dict[str, Any] = self.parts.kube.get(cr_path(*key))
+            found: GenfabResource = self.kube.get(cr_path(*key))
             return found
         except NotFound:
             return None

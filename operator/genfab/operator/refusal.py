@@ -5,12 +5,12 @@ a reconcile leaves through `Refused`, caught in one place (`Controller._reconcil
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 
 from genfab.api.status import ResourceStatus
 from genfab.operator.decide import invalid_status, stalled_status
+from genfab.operator.objects import GenfabResource
 from genfab.storage import StorageError, StorageLimit
 
 log = logging.getLogger("genfab.operator")
@@ -37,7 +37,7 @@ class Refused(Exception):
         return cls(f"storage: {exc}", exc.reason if isinstance(exc, StorageLimit) else STORAGE_UNAVAILABLE)
 
 
-def previous_status(body: dict[str, Any]) -> ResourceStatus | None:
+def previous_status(body: GenfabResource) -> ResourceStatus | None:
     """The status a resource carries, None when it has none or it cannot be read (logged)."""
     raw = body.get("status")
     if not raw:
@@ -45,5 +45,5 @@ def previous_status(body: dict[str, Any]) -> ResourceStatus | None:
     try:
         return ResourceStatus.model_validate(raw)
     except ValidationError:
-        log.warning("%s: ignoring unreadable status", body["metadata"].get("name"))
+        log.warning("%s: ignoring unreadable status", body.get("metadata", {}).get("name"))
         return None

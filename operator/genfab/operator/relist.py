@@ -16,15 +16,23 @@ objects every `relist_seconds`, not a request per reconcile.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from genfab.api.resources import KINDS
-from genfab.operator.builders import LABEL_MANAGED
 from genfab.operator.cache import Cache, version_order
-from genfab.operator.kube import Kube, custom_path, resource_path
+from genfab.operator.kube import Kube
+from genfab.operator.objects import (
+    LABEL_MANAGED,
+    GenfabResource,
+    Job,
+    PartialObjectList,
+    Pod,
+    custom_path,
+    resource_path,
+)
 
 log = logging.getLogger("genfab.operator")
 
@@ -33,28 +41,30 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 """Accept header of a metadata-only list (the objects' spec and status are not sent)."""
 
 
+W = TypeVar("W", GenfabResource, Job, Pod)
+
+
 @dataclass(frozen=True)
-class Watched:
+class Watched(Generic[W]):
     """One watched collection: where to list it, and what the operator's cache holds of it."""
 
     name: str
     paths: tuple[str, ...]
     """The collection's list paths (one cluster-wide, or one per namespace watched)."""
     selector: str | None
-    cached: Callable[[], Iterable[Mapping[str, Any]]]
+    cached: Callable[[], Iterable[W]]
     """The objects the cache holds now."""
-    deleted: Callable[[Mapping[str, Any]], None]
+    deleted: Callable[[W], None]
     """Called with each cached object the API server no longer has: what a DELETED event would do."""
 
 
-def gone(cached: Iterable[Mapping[str, Any]], listed: set[str], list_version: str, missed: set[str]
-         ) -> list[Mapping[str, Any]]:
+def gone(cached: Iterable[W], listed: set[str], list_version: str, missed: set[str]) -> list[W]:
     """The cached objects deleted while the watch was away: not in the list (`listed`: its UIDs), and not
     newer than it; where versions cannot be compared, only those the previous list missed too (`missed`)."""
     out = []
     for obj in cached:
-        meta = obj.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
+        meta = obj.get("metadata", {})
+        uid = meta.get("uid", "")
         if not uid or uid in listed:
             continue
         order = version_order(meta.get("resourceVersion"), list_version)
@@ -66,43 +76,44 @@ def gone(cached: Iterable[Mapping[str, Any]], listed: set[str], list_version: st
 @dataclass
 class Relister:
     kube: Kube
-    watched: list[Watched]
+    watched: list[Watched[Any]]
+    """(Each of its own kind: `collections`.)"""
     _missed: dict[str, set[str]] = field(default_factory=dict)
 
     def sweep(self) -> int:
         """List every watched collection and delete from the cache what the API server no longer has;
         how many objects that was."""
-        removed = 0
-        for w in self.watched:
-            listed, version = self._list(w)
-            stale = gone(w.cached(), listed, version, self._missed.get(w.name, set()))
-            self._missed[w.name] = {str((o.get("metadata") or {}).get("uid")) for o in w.cached()} - listed
-            for obj in stale:
-                meta = obj.get("metadata") or {}
-                log.info("%s %s/%s was deleted while the watch was away (410 Gone): forgotten", w.name,
-                         meta.get("namespace", ""), meta.get("name", ""))
-                w.deleted(obj)
-            removed += len(stale)
-        return removed
+        return sum(self._sweep(w) for w in self.watched)
 
-    def _list(self, w: Watched) -> tuple[set[str], str]:
+    def _sweep(self, w: Watched[W]) -> int:
+        listed, version = self._list(w.paths, w.selector)
+        stale = gone(w.cached(), listed, version, self._missed.get(w.name, set()))
+        self._missed[w.name] = {o.get("metadata", {}).get("uid", "") for o in w.cached()} - listed
+        for obj in stale:
+            meta = obj.get("metadata", {})
+            log.info("%s %s/%s was deleted while the watch was away (410 Gone): forgotten", w.name,
+                     meta.get("namespace", ""), meta.get("name", ""))
+            w.deleted(obj)
+        return len(stale)
+
+    def _list(self, paths: tuple[str, ...], selector: str | None) -> tuple[set[str], str]:
         """The UIDs the collection holds now, and the resource version of the (last) list."""
         uids: set[str] = set()
         versions: list[str] = []
-        for path in w.paths:
+        for path in paths:
             token: str | None = None
             while True:
-                query: dict[str, Any] = {"limit": PAGE}
-                if w.selector:
-                    query["labelSelector"] = w.selector
+                query: dict[str, str | int] = {"limit": PAGE}
+                if selector:
+                    query["labelSelector"] = selector
                 if token:
                     query["continue"] = token
-                page = self.kube.request("GET", path, query=query, accept=METADATA_ONLY) or {}
-                uids.update(str((i.get("metadata") or {}).get("uid")) for i in page.get("items") or [])
-                meta = page.get("metadata") or {}
+                page: PartialObjectList = self.kube.request("GET", path, query=query, accept=METADATA_ONLY)
+                uids.update(i.get("metadata", {}).get("uid", "") for i in page.get("items", []))
+                meta = page.get("metadata", {})
                 token = meta.get("continue") or None
                 if not token:  # the pages of one list are one snapshot, of one version
-                    versions.append(str(meta.get("resourceVersion") or ""))
+                    versions.append(meta.get("resourceVersion", ""))
                     break
         # One list per namespace, each its own snapshot: an object is older than "the list" only if it is
         # older than the earliest of them (a later sweep takes what this one keeps).
@@ -110,9 +121,10 @@ class Relister:
         return uids, str(min(decimal)) if decimal and len(decimal) == len(versions) else ""
 
 
-def collections(namespaces: tuple[str, ...], cache: Cache, on_resource: Callable[[str, str, dict[str, Any]], None],
-                on_job: Callable[[str, dict[str, Any]], None], on_pod: Callable[[str, dict[str, Any]], None]
-                ) -> list[Watched]:
+def collections(namespaces: tuple[str, ...], cache: Cache,
+                on_resource: Callable[[str, str | None, GenfabResource], None],
+                on_job: Callable[[str | None, Job], None], on_pod: Callable[[str | None, Pod], None]
+                ) -> list[Watched[GenfabResource] | Watched[Job] | Watched[Pod]]:
     """What the operator watches (cluster-wide, or in each of `namespaces`): its resources of every kind,
     and the stage Jobs and Pods it made; a deletion goes to the handler its watch event would reach."""
     where = list(namespaces) or [""]
@@ -127,5 +139,5 @@ def collections(namespaces: tuple[str, ...], cache: Cache, on_resource: Callable
     ]
 
 
-def _deleted(handler: Callable[[str, dict[str, Any]], None], body: Mapping[str, Any]) -> None:
-    handler("DELETED", dict(body))
+def _deleted(handler: Callable[[str | None, W], None], body: W) -> None:
+    handler("DELETED", body)

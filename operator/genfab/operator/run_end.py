@@ -8,16 +8,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from genfab.api.common import CommonSpec
 from genfab.api.status import ResourceStatus
 from genfab.inventory import read_reports
 from genfab.operator import read_budget
-from genfab.operator.builders import Owner, build_records_job, records_name
-from genfab.operator.cache import Key
-from genfab.operator.kube import KubeError, resource_path
-from genfab.operator.ownership import NameTaken
-from genfab.operator.parts import Parts
+from genfab.operator.builders import build_records_job
+from genfab.operator.cache import Cache
+from genfab.operator.kube import KubeError
+from genfab.operator.objects import Key, Owner, records_name, resource_path
+from genfab.operator.ownership import Children, NameTaken
+from genfab.operator.read_budget import BytePool
+from genfab.operator.settings import OperatorSettings
+from genfab.operator.storage_access import Opener
 from genfab.planner import Plan
 from genfab.sequencing import now_rfc3339
 from genfab.sequencing.records import records_request
@@ -54,26 +59,38 @@ def write_run_end(run: Storage, the_plan: Plan, status: ResourceStatus, spec: Co
     return request if unwritten else None
 
 
-def end_run(parts: Parts, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus, spec: CommonSpec) -> None:
-    """A resource that just ended: its summary and per-sample records, on a read budget of their own,
-    and the records Job where one must write them; a storage or API problem is logged (the status is
-    written anyway)."""
-    with read_budget.budget(parts.settings.read_bounds, parts.read_pool):
-        try:
-            request = write_run_end(parts.open(key, the_plan.output_uri, owner), the_plan, status, spec,
-                                    now_rfc3339(parts.clock()))
-        except StorageError as exc:
-            log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
+class RunEnd:
+    """Writes a run's records as it ends."""
+
+    def __init__(self, cache: Cache, children: Children, open_run: Opener, settings: OperatorSettings,
+                 clock: Callable[[], datetime], read_pool: BytePool) -> None:
+        self.cache = cache
+        self.children = children
+        self.open_run = open_run
+        self.settings = settings
+        self.clock = clock
+        self.read_pool = read_pool
+
+    def end(self, key: Key, the_plan: Plan, owner: Owner, status: ResourceStatus, spec: CommonSpec) -> None:
+        """A resource that just ended: its summary and per-sample records, on a read budget of their own,
+        and the records Job where one must write them; a storage or API problem is logged (the status is
+        written anyway)."""
+        with read_budget.budget(self.settings.read_bounds, self.read_pool):
+            try:
+                request = write_run_end(self.open_run(key, the_plan.output_uri, owner), the_plan, status, spec,
+                                        now_rfc3339(self.clock()))
+            except StorageError as exc:
+                log.warning("%s %s/%s: the run's summary not written: %s", *key, exc)
+                return
+        if request is None:
             return
-    if request is None:
-        return
-    # The records Job (create-if-absent: one per run's end); an API error is logged, not retried (the
-    # summary says which Job writes them, and every shard's report stays under _genfab/progress/).
-    try:
-        made, _ = parts.children.create(key, owner, "Job", resource_path("batch/v1", "jobs", owner.namespace),
-                                        build_records_job(the_plan, request, spec, owner, parts.settings))
-    except (KubeError, NameTaken) as exc:
-        log.warning("%s %s/%s: the records job not started: %s", *key, exc)
-        return
-    parts.cache.put_job(made)
-    log.info("%s %s/%s: the run's per-sample records: records job %s started", *key, made["metadata"]["name"])
+        # The records Job (create-if-absent: one per run's end); an API error is logged, not retried (the
+        # summary says which Job writes them, and every shard's report stays under _genfab/progress/).
+        try:
+            made, _ = self.children.create(key, owner, "Job", resource_path("batch/v1", "jobs", owner.namespace),
+                                            build_records_job(the_plan, request, spec, owner, self.settings))
+        except (KubeError, NameTaken) as exc:
+            log.warning("%s %s/%s: the records job not started: %s", *key, exc)
+            return
+        self.cache.put_job(made)
+        log.info("%s %s/%s: the run's per-sample records: records job %s started", *key, made["metadata"]["name"])

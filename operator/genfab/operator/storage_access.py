@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from genfab.api.common import Storage as StorageSpec
 from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
 from genfab.operator import read_budget
-from genfab.operator.builders import Owner
-from genfab.operator.kube import Kube, NotFound, resource_path
+from genfab.operator.kube import Kube, NotFound
+from genfab.operator.objects import Key, Owner, resource_path
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 CACHE_SECONDS = 300.0
@@ -83,3 +84,29 @@ class StorageAccess:
                     self._opened.clear()
                 self._opened[(uri, settings)] = hit
         return hit
+
+
+Opener = Callable[[Key, str, Owner], Storage]
+"""`open(key, uri, owner)`: the storage at `uri` as resource `key`'s stage Pods reach it (`ResourceStorage.open`)."""
+
+
+class ResourceStorage:
+    """Storage as a resource's stage Pods reach it: the resource's `spec.storage` (its endpoint and Secret),
+    else the operator's default storage (the chart's `storage` values)."""
+
+    def __init__(self, access: StorageAccess, spec_of: Callable[[Key], Mapping[str, Any] | None],
+                 default: StorageSpec | None) -> None:
+        self.access = access
+        self.spec_of = spec_of
+        """A resource's `spec` as last watched (None: not seen)."""
+        self.default = default
+
+    def spec_storage(self, key: Key) -> dict[str, Any] | None:
+        """The resource's `spec.storage`, else the operator's default storage."""
+        storage = (self.spec_of(key) or {}).get("storage")
+        if storage:
+            return dict(storage)
+        return self.default.to_yaml_dict() if self.default is not None else None
+
+    def open(self, key: Key, uri: str, owner: Owner) -> Storage:
+        return self.access.open(uri, owner, self.spec_storage(key))

@@ -8,9 +8,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from genfab.inventory.workers import write_input
-from genfab.operator.builders import Owner
-from genfab.operator.cache import Key
-from genfab.operator.kube import Conflict, Kube, NotFound, resource_path
+from genfab.operator.kube import Conflict, Kube, NotFound
+from genfab.operator.objects import Key, Owner, resource_path
 from genfab.operator.ownership import Children
 from genfab.operator.streams import StreamInput
 from genfab.planner import Plan

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 from genfab.api.resources import API_VERSION, KINDS, PLURALS
-from genfab.operator.builders import LABEL_MANAGED
 from genfab.operator.cache import Cache, owner_key
-from genfab.operator.kube import Kube, KubeError, resource_path
+from genfab.operator.kube import Kube, KubeError
+from genfab.operator.objects import LABEL_MANAGED, Job, JobList, resource_path
 from genfab.operator.settings import OperatorSettings
 from genfab.operator.sharding import BUCKETS, LABEL_BUCKET, Shard, bucket_label
 
@@ -50,29 +49,29 @@ def label_older_jobs(kube: Kube, cache: Cache, settings: OperatorSettings) -> No
     for namespace in settings.namespaces or (None,):
         for job in unlabelled_jobs(kube, namespace):
             key = owner_key(job)
-            uid = ((cache.resource(key) or {}).get("metadata") or {}).get("uid") if key else None
-            meta = job.get("metadata") or {}
-            if not uid or not any(r.get("uid") == uid and r.get("controller")
-                                  for r in meta.get("ownerReferences") or []):
+            resource = cache.resource(key) if key else None
+            uid = resource.get("metadata", {}).get("uid") if resource is not None else None
+            meta = job.get("metadata", {})
+            if not uid or not any(r.get("uid") == uid and r.get("controller") for r in meta.get("ownerReferences", [])):
                 continue  # another shard's, or not made for a genfab resource
             with contextlib.suppress(KubeError):
                 kube.patch(resource_path("batch/v1", "jobs", meta.get("namespace"), meta.get("name")),
                            {"metadata": {"labels": {LABEL_BUCKET: bucket_label(uid)}}})
 
 
-def unlabelled_jobs(kube: Kube, namespace: str | None) -> list[dict[str, Any]]:
+def unlabelled_jobs(kube: Kube, namespace: str | None) -> list[Job]:
     """genfab-labelled Jobs without a bucket label, in pages, at most `UNLABELLED_PAGES` of them per
     resync: a tenant can make any number of look-alikes, which are never labelled and stay listed."""
     query = {"labelSelector": f"{LABEL_MANAGED}=genfab,!{LABEL_BUCKET}", "limit": str(UNLABELLED_PAGE)}
-    jobs: list[dict[str, Any]] = []
+    jobs: list[Job] = []
     for _ in range(UNLABELLED_PAGES):
         try:
-            page = kube.request("GET", resource_path("batch/v1", "jobs", namespace), query=query) or {}
+            page: JobList = kube.request("GET", resource_path("batch/v1", "jobs", namespace), query=query)
         except KubeError as exc:
             log.warning("listing Jobs without a shard bucket label: %s", exc)
             break
-        jobs += page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
+        jobs += page.get("items", [])
+        token = page.get("metadata", {}).get("continue")
         if not token:
             break
         query = {**query, "continue": token}
