@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from genfab.api.common import Storage
 from genfab.operator.objects import Owner
 from genfab.operator.storage_access import StorageAccess
 from genfab.storage import S3Settings, open_storage
@@ -27,7 +28,8 @@ def test_storage_access_uses_the_referenced_secret_and_reuses_clients(s3_endpoin
     kube = FakeKube({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "SUPERSECRETKEY123"})
     access = StorageAccess(kube)  # type: ignore[arg-type]
     owner = Owner("genfab.dev/v1alpha1", "DatasetJob", "d", "lab", "u")
-    spec = {"endpoint": s3_endpoint, "addressingStyle": "path", "secretRef": {"name": "s3-creds"}}
+    spec = Storage.model_validate({"endpoint": s3_endpoint, "addressingStyle": "path",
+                                   "secretRef": {"name": "s3-creds"}})
     uri = f"s3://{BUCKET}/operator-access"
     open_storage(uri, S3Settings(endpoint=s3_endpoint, addressing_style="path", access_key_id="test",
                                  secret_access_key="x")).write_bytes("_genfab/progress/a.json", b"{}")

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from genfab.api.common import ModelSource
+from genfab.api.common import ModelSource, Storage
 from genfab.operator.model_access import IDENTITY_SECONDS, ModelIdentities
 from genfab.operator.objects import Owner
 from genfab.storage import ObjectInfo, StorageError
 
 OWNER = Owner("genfab.dev/v1alpha1", "SceneJob", "s", "team-a", "uid")
-SECRET = {"secretRef": {"name": "genfab-s3"}}
+SECRET = Storage.model_validate({"secretRef": {"name": "genfab-s3"}})
 
 
 class Store:
@@ -38,7 +38,7 @@ class Access:
         self.store = store
         self.opened: list[tuple[str, Any]] = []
 
-    def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Store:
+    def open(self, uri: str, owner: Owner, storage: Storage | None) -> Store:
         self.opened.append((uri, storage))
         return self.store
 
@@ -49,7 +49,7 @@ class Access:
     (ModelSource(persistentVolumeClaim="lab-models"), SECRET),  # not mounted in the operator
     (None, SECRET),
 ])
-def test_what_the_operator_does_not_read(models: ModelSource | None, storage: dict[str, Any] | None) -> None:
+def test_what_the_operator_does_not_read(models: ModelSource | None, storage: Storage | None) -> None:
     access = Access(Store())
     assert ModelIdentities(access, clock=lambda: 0.0).read(OWNER, models, storage, ["org/m"]) == {}  # type: ignore[arg-type]
     assert access.opened == []
@@ -78,15 +78,16 @@ def test_the_cache_is_per_endpoint_and_secret() -> None:
     stores["http://b:9000"].etag = "other"
 
     class ByEndpoint(Access):
-        def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Store:
-            return stores[(storage or {})["endpoint"]]
+        def open(self, uri: str, owner: Owner, storage: Storage | None) -> Store:
+            assert storage is not None and storage.endpoint is not None
+            return stores[storage.endpoint]
 
     ids = ModelIdentities(ByEndpoint(Store()), clock=lambda: 0.0)  # type: ignore[arg-type]
     models = ModelSource(uri="s3://lab/models")
-    a = ids.read(OWNER, models, {**SECRET, "endpoint": "http://a:9000"}, ["org/m"])
-    b = ids.read(OWNER, models, {**SECRET, "endpoint": "http://b:9000"}, ["org/m"])
+    a = ids.read(OWNER, models, SECRET.model_copy(update={"endpoint": "http://a:9000"}), ["org/m"])
+    b = ids.read(OWNER, models, SECRET.model_copy(update={"endpoint": "http://b:9000"}), ["org/m"])
     assert a != b and stores["http://b:9000"].lists == 1
-    other_secret = {"secretRef": {"name": "team-b-s3"}, "endpoint": "http://a:9000"}
+    other_secret = Storage.model_validate({"secretRef": {"name": "team-b-s3"}, "endpoint": "http://a:9000"})
     ids.read(OWNER, models, other_secret, ["org/m"])
     assert stores["http://a:9000"].lists == 2  # read again with the other Secret, not taken from the cache
 

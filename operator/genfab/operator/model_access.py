@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from genfab.api.common import ModelSource
+from genfab.api.common import Storage as StorageSpec
 from genfab.inventory.model_identity import Entry, ModelLocationError, entries_identity, storage_entries
 from genfab.operator.objects import Owner
 from genfab.operator.storage_access import StorageAccess
@@ -32,11 +33,11 @@ MAX_REFUSED_SECONDS = 3600.0
 IDENTITY_SECONDS, so a folder that stays past a bound is read about once an hour, not every retry."""
 
 
-def readable(models: ModelSource | None, storage: dict[str, Any] | None) -> str | None:
+def readable(models: ModelSource | None, storage: StorageSpec | None) -> str | None:
     """The model location the operator reads, or None (not `s3://`, or no Secret to read it with)."""
     if models is None or models.uri is None or not models.uri.startswith("s3://"):
         return None
-    return models.uri if (storage or {}).get("secretRef") else None
+    return models.uri if storage is not None and storage.secret_ref is not None else None
 
 
 Slot = tuple[str, str, str, str, str]
@@ -57,15 +58,16 @@ class ModelIdentities:
         (`MAX_REFUSED_SECONDS` at most): a resource retried with backoff would otherwise pay the bound
         each time, for ever."""
 
-    def read(self, owner: Owner, models: ModelSource | None, storage: dict[str, Any] | None,
+    def read(self, owner: Owner, models: ModelSource | None, storage: StorageSpec | None,
              model_ids: list[str]) -> dict[str, str]:
         """Identity of each model id (those it cannot read are left out: they hash as unread). Raises
         StorageError only when a model was never read and its location fails now."""
         location = readable(models, storage)
         if location is None or not model_ids:
             return {}
-        where = (owner.namespace, str((storage or {}).get("endpoint") or ""),
-                 str(((storage or {}).get("secretRef") or {}).get("name") or ""), location)
+        if storage is None or storage.secret_ref is None:  # (readable says None then: for mypy)
+            return {}
+        where = (owner.namespace, storage.endpoint or "", storage.secret_ref.name, location)
         now = self.clock()
         found: dict[str, str] = {}
         stale: list[str] = []

@@ -381,6 +381,14 @@ class ConfigMap(TypedDict, total=False):
     data: dict[str, str]
 
 
+class Secret(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    data: dict[str, str]
+    """Base64-encoded values (read into memory, never logged: genfab.operator.storage_access)."""
+
+
 class ObjectReference(TypedDict, total=False):
     apiVersion: str
     kind: str

@@ -64,8 +64,7 @@ class References:
             if state.state == "ready":
                 found[target] = state.root
         spec_storage = effective_storage(resource.spec, self.settings)
-        identities = self.model_identities.read(owner, resource.spec.models,
-                                                spec_storage.to_yaml_dict() if spec_storage is not None else None,
+        identities = self.model_identities.read(owner, resource.spec.models, spec_storage,
                                                 first.model_ids())
         if not (found or identities):
             return first, part

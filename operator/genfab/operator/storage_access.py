@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from genfab.api.common import Storage as StorageSpec
 from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_SESSION_TOKEN
 from genfab.operator import read_budget
 from genfab.operator.kube import Kube, NotFound
-from genfab.operator.objects import Key, Owner, resource_path
+from genfab.operator.objects import Key, Owner, Secret, resource_path
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 CACHE_SECONDS = 300.0
@@ -39,19 +41,20 @@ class StorageAccess:
         self._opened: dict[tuple[str, S3Settings], Storage] = {}
         """boto3 clients are thread-safe and costly to build: one per URI and settings."""
 
-    def settings(self, owner: Owner, storage: dict[str, Any] | None) -> S3Settings:
-        storage = storage or {}
-        secret = (storage.get("secretRef") or {}).get("name", "")
-        slot = (owner.namespace, repr(sorted(storage.items())))
+    def settings(self, owner: Owner, storage: StorageSpec | None) -> S3Settings:
+        storage = storage or StorageSpec()
+        secret = storage.secret_ref.name if storage.secret_ref is not None else ""
+        slot = (owner.namespace, storage.model_dump_json())
         with self._lock:
             hit = self._settings.get(slot)
         if hit is not None and time.monotonic() - hit[1] < CACHE_SECONDS:
             return hit[0]
-        values: dict[str, Any] = {"endpoint": storage.get("endpoint"), "region": storage.get("region", "us-east-1"),
-                                  "addressing_style": storage.get("addressingStyle", "auto")}
+        values: dict[str, Any] = {"endpoint": storage.endpoint, "region": storage.region,
+                                  "addressing_style": storage.addressing_style}
         if secret:
             try:
-                data = self.kube.get(resource_path("v1", "secrets", owner.namespace, secret)).get("data") or {}
+                found: Secret = self.kube.get(resource_path("v1", "secrets", owner.namespace, secret))
+                data = found.get("data", {})
             except NotFound:  # a condition on the resource, not a traceback in the log
                 raise StorageError(f"Secret {secret!r} (the storage credentials) does not exist in namespace "
                                    f"{owner.namespace}") from None
@@ -64,12 +67,12 @@ class StorageAccess:
             self._settings[slot] = (settings, time.monotonic())
         return settings
 
-    def open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
+    def open(self, uri: str, owner: Owner, storage: StorageSpec | None) -> Storage:
         spend = read_budget.current()
         opened = self._open(uri, owner, storage)
         return opened if spend is None else read_budget.BudgetedStorage(opened, spend)
 
-    def _open(self, uri: str, owner: Owner, storage: dict[str, Any] | None) -> Storage:
+    def _open(self, uri: str, owner: Owner, storage: StorageSpec | None) -> Storage:
         if uri.startswith("file://"):
             spend = read_budget.current()  # a listing walks the folder first: bounded before it yields
             return open_storage(uri, confine=self.file_roots(owner.namespace),
@@ -94,19 +97,24 @@ class ResourceStorage:
     """Storage as a resource's stage Pods reach it: the resource's `spec.storage` (its endpoint and Secret),
     else the operator's default storage (the chart's `storage` values)."""
 
-    def __init__(self, access: StorageAccess, spec_of: Callable[[Key], Mapping[str, Any] | None],
+    def __init__(self, access: StorageAccess, spec_of: Callable[[Key], Mapping[str, object] | None],
                  default: StorageSpec | None) -> None:
         self.access = access
         self.spec_of = spec_of
         """A resource's `spec` as last watched (None: not seen)."""
         self.default = default
 
-    def spec_storage(self, key: Key) -> dict[str, Any] | None:
-        """The resource's `spec.storage`, else the operator's default storage."""
-        storage = (self.spec_of(key) or {}).get("storage")
-        if storage:
-            return dict(storage)
-        return self.default.to_yaml_dict() if self.default is not None else None
+    def spec_storage(self, key: Key) -> StorageSpec | None:
+        """The resource's `spec.storage`, else the operator's default storage. A resource whose `spec.storage`
+        the API refuses is refused before anything of it is read (`Controller._admit`): a StorageError here."""
+        spec = self.spec_of(key)
+        raw = spec.get("storage") if spec is not None else None
+        if not raw:
+            return self.default
+        try:
+            return StorageSpec.model_validate(raw)
+        except ValidationError as exc:
+            raise StorageError(f"spec.storage: {exc.errors()[0]['msg']}") from None
 
     def open(self, key: Key, uri: str, owner: Owner) -> Storage:
         return self.access.open(uri, owner, self.spec_storage(key))
