@@ -199,6 +199,6 @@ def test_the_pipeline_runs_for_every_stage_value(tmp_path: Path, tiny_models: Pa
         assert coarse["status"].startswith("selected 2/2 extra frames")
         assert (sample / "coarse/views/00.png").is_file()
         stages = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
-        assert stages["coarse"]["quality"]["coarseFrames"]["min"] == 2  # the figure: the frames it added
+        assert stages["coarse"]["figures"]["coarseFrames"]["min"] == 2  # the figure: the frames it added
     else:
         assert not (sample / "coarse").exists()

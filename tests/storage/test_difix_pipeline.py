@@ -233,7 +233,7 @@ def test_a_quality_bound_leaves_triplets_out_with_their_reason_and_widening_it_e
     metas = [json.loads(run.read_bytes(k)) for k in keys(run, "samples/") if k.endswith("/meta.json")]
     psnr = {m["sample_id"]: m["quality"]["renderPsnr"] for m in metas}
     assert all(set(m["quality"]) == {"renderPsnr", "renderSsim", "renderDark", "refAngleDeg"} for m in metas)
-    assert summary(run)["export"]["quality"]["renderPsnr"]["count"] == len(metas)
+    assert summary(run)["export"]["figures"]["renderPsnr"]["count"] == len(metas)
     bound = sorted(psnr.values())[len(psnr) // 2]  # about half the triplets above it
     above = {sid for sid, v in psnr.items() if v > bound}
     spec["spec"]["difix"]["quality"] = {"renderPsnr": {"max": bound}}

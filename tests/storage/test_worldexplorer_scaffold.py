@@ -93,7 +93,7 @@ def test_automatic_selection_writes_the_eight_views_and_picks_by_clip(tmp_path: 
     assert rows["photorealistic/index_0001"]["stages"]["scaffold"]["reason"] == "NoPrompt"
     assert batch["counts"] == {"succeeded": 2, "failed": 1, "incomplete": 0}
     stages = {s["name"]: s for s in json.loads((out / "_genfab/summary.json").read_text())["stages"]}
-    figures = stages["scaffold"]["quality"]  # the two scaffolds' hole shares and lowest chosen CLIP scores
+    figures = stages["scaffold"]["figures"]  # the two scaffolds' hole shares and lowest chosen CLIP scores
     assert set(figures) == {"scaffoldHoleShare", "scaffoldClipMin"} and figures["scaffoldClipMin"]["count"] == 2
     assert 0.0 < figures["scaffoldHoleShare"]["p50"] < 1.0
 

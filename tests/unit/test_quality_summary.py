@@ -99,7 +99,7 @@ def test_the_reports_worst_first_keeps_the_worst_few_by_each_figures_direction()
                      "maskArea": 0.5 + (-1) ** j * (10 * i + j) / 100, "madeUp": 1} for j in range(10)}).encode()
         for i in range(3)}
     tables[quality_key("segment", "h" * 64, 3)] = b"not json"
-    summary = RunSummary.model_validate({"stages": [{"name": "segment", "configHash": "h" * 64, "quality": {
+    summary = RunSummary.model_validate({"stages": [{"name": "segment", "configHash": "h" * 64, "figures": {
         "maskArea": {"p50": 0.5}, "straightRunPx": {}, "boundaryOnEdge": {}}}]})
     listing = Listing({k: len(v) for k, v in tables.items()}, summary, read=tables.get)
     worst = section.worst_samples(listing, summary.stages[0])
@@ -133,7 +133,7 @@ def test_samples_csv_figure_columns_read_each_shard_table_once_for_samples_in_or
                       RunSummary.model_validate({"stages": [{"name": "segment", "configHash": "h" * 64}]}),
                       read=lambda key: reads.append(key) or tables.get(key))
     columns = section.FigureColumns(listing, ("maskArea", "holes", "facesOutside"))
-    section.worst_samples(listing, StageRow(name="segment", config_hash="h" * 64, quality={}), columns)
+    section.worst_samples(listing, StageRow(name="segment", config_hash="h" * 64, figures={}), columns)
     columns.seal()
     reads.clear()
     rows = [columns.values(f"s{i:03d}{j}") for i in range(50) for j in range(10)]
@@ -150,3 +150,14 @@ def test_a_trained_scene_s_figures_are_those_its_metrics_measured() -> None:
     metrics = {"psnr": 27.123456, "ssim": 0.91, "lpips": None, "num_gaussians": 120_000, "evaluated_on": "test"}
     assert scene_figures(metrics) == {"scenePsnr": 27.1235, "sceneSsim": 0.91, "gaussians": 120000.0}
     assert set(scene_figures({"psnr": 1, "ssim": 1, "lpips": 1, "num_gaussians": 1})) == {f.name for f in SCENE_3DGS}
+
+
+def test_a_stage_row_names_its_figures_figures_and_reads_a_summary_that_called_them_quality() -> None:
+    """The summary's per-stage figures are `figures`, as in the status; `quality` is the spec's bounds (and a
+    sample's own figures in its metadata). A summary written before the rename is read the same."""
+    figures = {"maskArea": {"p50": 0.5, "count": 3}}
+    row = StageRow.model_validate({"name": "segment", "figures": figures})
+    old = StageRow.model_validate({"name": "segment", "quality": figures})
+    assert row.figures == old.figures == figures
+    assert row.document()["figures"] == figures and "quality" not in row.document()
+    assert "figures" not in StageRow(name="segment").document()  # none measured: left out, not null

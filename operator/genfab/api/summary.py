@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -35,7 +35,7 @@ class DroppedReason(SummaryPart):
 class StageRow(SummaryPart):
     """One stage of the run: counts, timings, what made its samples and why samples were dropped."""
 
-    OMITTED_WHEN_NONE = ("quality",)
+    OMITTED_WHEN_NONE = ("figures",)
     name: str = "?"
     phase: str | None = None
     config_hash: str | None = None
@@ -61,8 +61,9 @@ class StageRow(SummaryPart):
     custom: dict[str, Any] | None = None
     """A custom stage made these samples, not genfab: its image and the command that ran."""
     dropped: dict[str, DroppedReason] = Field(default_factory=dict)
-    quality: dict[str, Any] | None = None
-    """Each quality figure's p5/p50/p95 and histogram over the stage's committed samples (api.quality)."""
+    figures: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("figures", "quality"))
+    """Each quality figure's p5/p50/p95 and histogram over the stage's committed samples (api.quality), by
+    name: `figures`, as in the status (a summary genfab wrote before it was so named says `quality`)."""
 
     def document(self) -> dict[str, Any]:
         doc = super().document()

@@ -137,7 +137,7 @@ def quality_lines(summary: RunSummary) -> list[str]:
     """One line per quality figure of each stage: its samples, least, p5 / p50 / p95 and greatest."""
     lines = []
     for stage in summary.stages:
-        figures = stage.quality or {}
+        figures = stage.figures or {}
         if figures:
             lines.append(f"quality ({stage.name}, {next(iter(figures.values())).get('count')} samples; "
                          "min  p5 / p50 / p95 (read off a histogram: about)  max):")

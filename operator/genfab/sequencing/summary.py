@@ -53,7 +53,7 @@ def stage_row(stage: PlannedStage, status: StageStatus, read: ShardTally, *,
         custom={**custom.to_yaml_dict(), "command": [*stage.command, *stage.args]} if custom is not None else None,
         dropped={reason: DroppedReason(count=d.count, examples=list(d.examples)) for reason, d in read.dropped.items()},
         # each figure's p5/p50/p95 and histogram over the stage's committed samples (genfab.api.quality)
-        quality=figures_summary(read.figures, read.figure_spans) if read.figures else None,
+        figures=figures_summary(read.figures, read.figure_spans) if read.figures else None,
     )
 
 

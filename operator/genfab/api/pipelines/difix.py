@@ -27,7 +27,7 @@ class SplitSettings(GenfabModel):
     """Leak-free split of the triplets the quality bounds keep."""
 
     split: SplitConfig
-    quality: QualityGate = Field(default_factory=QualityGate)
+    gate: QualityGate = Field(default_factory=QualityGate, alias="quality")
     """`difix.quality` over the figures' defaults: a triplet that misses one is in no manifest (so the
     split, its summary, `data.json` and the stats agree), and `meta/dropped_samples.csv` says why."""
 
@@ -37,7 +37,7 @@ class AdapterSettings(GenfabModel):
     experiment-global settings, the quality bounds the split applied among them)."""
 
     difix: DifixConfig
-    quality: QualityGate = Field(default_factory=QualityGate)
+    gate: QualityGate = Field(default_factory=QualityGate, alias="quality")
     """The split's bounds (the same gate): the adapter lists the triplets they left out and records them."""
 
 
@@ -56,8 +56,8 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               None, input_uris=inputs,
               selection={"within": within or None}, gpus=None if ply else 0),
         # Whole-set stages (one shard): they account for every exported sample, known once listed.
-        Draft("split", SplitSettings(split=dx.split, quality=gate), None),
-        Draft("adapter", AdapterSettings(difix=dx, quality=gate), None),
+        Draft("split", SplitSettings(split=dx.split, gate=gate), None),
+        Draft("adapter", AdapterSettings(difix=dx, gate=gate), None),
     ])
 
 

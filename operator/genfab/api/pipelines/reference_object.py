@@ -94,7 +94,7 @@ class AnnotationSettings(GenfabModel):
     object_name: str
     seed: int
     annotation: AnnotationParameters
-    quality: QualityGate = Field(default_factory=QualityGate)
+    gate: QualityGate = Field(default_factory=QualityGate, alias="quality")
     """`referenceObject.quality` over the figures' defaults: the image is dropped here when it misses one."""
 
 
@@ -152,7 +152,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
               options={"maxRetries": ro.retry.max_retries}),
         Draft("annotation", AnnotationSettings(object_name=ro.object_name, seed=ro.seed,
                                                annotation=AnnotationParameters.part_of(ro.annotation),
-                                               quality=QualityGate.of(REFERENCE_IMAGE, ro.quality)),
+                                               gate=QualityGate.of(REFERENCE_IMAGE, ro.quality)),
               annotated, enabled=ro.annotation.enabled, input_uris=(ro.input_image, ro.input_mask or ""),
               extra_upstream=("qwen-augmentation",) if qwen.enabled else ()),
         Draft("cv-augmentation", CvAugmentationSettings(seed=ro.seed,

@@ -66,7 +66,7 @@ class OrganizeSettings(GenfabModel):
     max_side: int
     """`relighting.input.maxSide`: past it, `{id}_input_working.png` is the input at the working size
     segment used (`{id}_input.png` stays the original)."""
-    quality: QualityGate = Field(default_factory=QualityGate)
+    gate: QualityGate = Field(default_factory=QualityGate, alias="quality")
     """`relighting.quality` over the figures' defaults: the pair is dropped here when it misses one."""
 
 
@@ -101,7 +101,7 @@ def drafts(req: DraftRequest) -> PipelineDrafts:
         Draft("caption", CaptionSettings(captioning=CaptioningParameters.part_of(rl.captioning)), n, enabled=caption),
         # organize copies the original input next to the results: the job input is its input too.
         Draft("organize", OrganizeSettings(captions=caption, max_side=rl.input.max_side,
-                                           quality=QualityGate.of(RELIGHTING, rl.quality)), n,
+                                           gate=QualityGate.of(RELIGHTING, rl.quality)), n,
               extra_upstream=("caption",) if caption else (), input_uris=(rl.input.uri,), selection=selection),
     ])
 

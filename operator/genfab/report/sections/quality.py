@@ -21,14 +21,14 @@ WORST = 8
 
 
 def _stages_with_figures(listing: Listing) -> list[StageRow]:
-    return [s for s in listing.summary.stages if s.quality]
+    return [s for s in listing.summary.stages if s.figures]
 
 
 def quality_plots(listing: Listing) -> tuple[Plot, ...]:
     """A histogram per figure of every stage that measured some (the summary's bins and counts)."""
     plots = []
     for stage in _stages_with_figures(listing):
-        for name, hist in sorted((stage.quality or {}).items()):
+        for name, hist in sorted((stage.figures or {}).items()):
             figure = FIGURES.get(name)
             edges, counts = hist.get("edges") or [], hist.get("counts") or []
             if figure is None or len(edges) != len(counts) + 1:
@@ -115,7 +115,7 @@ def worst_samples(listing: Listing, stage: StageRow, columns: FigureColumns | No
     """Per figure, its worst `WORST` (value, sample) of the stage's quality tables, worst first; each
     table's id range noted in `columns` as it is read."""
     prefix = quality_prefix(stage.name, stage.config_hash or "")
-    middles = {name: float(h.get("p50") or 0.0) for name, h in (stage.quality or {}).items()}
+    middles = {name: float(h.get("p50") or 0.0) for name, h in (stage.figures or {}).items()}
     heaps: dict[str, list[tuple[float, float, str]]] = {}
     for key in listing.under(prefix):
         table = _table(listing, key)
@@ -139,7 +139,7 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
     and each stage's figures as `samples.csv` columns."""
     galleries, tables = [], []
     for stage in _stages_with_figures(listing):
-        names = tuple(name for name in FIGURES if name in (stage.quality or {}))
+        names = tuple(name for name in FIGURES if name in (stage.figures or {}))
         lookup = FigureColumns(listing, names)
         worst = worst_samples(listing, stage, lookup)
         tables.append(lookup.seal())
@@ -159,7 +159,7 @@ def quality_galleries(listing: Listing, row: Callable[[str], Row], columns: tupl
 
 
 def _counted(stage: StageRow) -> int:
-    return max((int(h.get("count") or 0) for h in (stage.quality or {}).values()), default=0)
+    return max((int(h.get("count") or 0) for h in (stage.figures or {}).values()), default=0)
 
 
 def figures_tables(listing: Listing, figure_columns: tuple[FigureColumns, ...]) -> tuple[Table, ...]:
@@ -186,7 +186,7 @@ def quality_section(listing: Listing, row: Callable[[str], Row], columns: tuple[
     stages = _stages_with_figures(listing)
     if not stages:
         return None
-    counts = ", ".join(f"{s.name}: {next(iter((s.quality or {}).values())).get('count')} samples" for s in stages)
+    counts = ", ".join(f"{s.name}: {next(iter((s.figures or {}).values())).get('count')} samples" for s in stages)
     galleries, figure_columns = quality_galleries(listing, row, columns, describe)
     return Section("Quality figures", figures_tables(listing, figure_columns), plots=quality_plots(listing),
                    galleries=galleries, columns=figure_columns,

@@ -36,7 +36,7 @@ def global_config(settings: AdapterSettings) -> dict[str, Any]:
         source.pop("scenes", None)  # coverage: generation_stats.json and the manifests say which scenes
     # the bounds applied (the spec's over the figures' defaults), not the spec's own `quality` alone
     doc["quality"] = {name: bound.model_dump(mode="json", exclude_none=True)
-                      for name, bound in sorted(settings.quality.bounds.items())}
+                      for name, bound in sorted(settings.gate.bounds.items())}
     return doc
 
 
@@ -101,7 +101,7 @@ def adapt(held: Adapting, sample: Sample, units: list[SampleRef]) -> None:
     except (StorageError, ValueError) as exc:
         raise SampleError("MissingSplit", f"the split manifests cannot be read ({exc})") from None
     dx = held.settings.difix
-    quality_filter(scenes, held.settings.quality)  # the split's drops, for the CSV and the stats
+    quality_filter(scenes, held.settings.gate)  # the split's drops, for the CSV and the stats
     metas = {m["sample_id"]: m for side in sides.values() for m in side}
     train = {m["sample_id"] for m in sides["train"]}
     test = {m["sample_id"] for m in sides["test"]}

@@ -60,7 +60,7 @@ def quality_filter(scenes: list[dict[str, Any]], gate: QualityGate) -> set[str]:
 
 def split(held: Given[SplitSettings], sample: Sample, units: list[SampleRef]) -> None:
     scenes = read_scenes(held.ctx.stage_output("export"), units)
-    quality_dropped = quality_filter(scenes, held.settings.quality)
+    quality_dropped = quality_filter(scenes, held.settings.gate)
     metas = sorted((m for s in scenes for m in s["samples"]), key=lambda m: m["sample_id"])
     if not metas:
         reasons = Counter(r["reason"] for s in scenes for r in s["dropped"])

@@ -310,7 +310,7 @@ class Annotator:
             figures["maskAgreement"] = agreement
         if sample.id in self.duplicate_distance:  # measured by the scenes step, across the execution
             figures["duplicateDistance"] = self.duplicate_distance[sample.id]
-        missed = self.settings.quality.missed(figures)
+        missed = self.settings.gate.missed(figures)
         if missed is not None:  # before anything of it is written: not in the dataset
             raise SampleError(QUALITY_OUT_OF_RANGE, missed)
         split = self.split.get(sample.id, "train")

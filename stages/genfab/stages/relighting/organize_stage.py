@@ -69,7 +69,7 @@ def organize(src: Sources, sample: Sample) -> None:
         stages[name] = {"configHash": config_hash, "params": (marker.extra.get("params", {}) if marker else {}),
                         "seconds": marker.timings.get("seconds") if marker else None}
     quality = {k: v for stage in stages.values() for k, v in (stage["params"].get("quality") or {}).items()}
-    missed = settings.quality.missed(quality)
+    missed = settings.gate.missed(quality)
     if missed is not None:  # before anything is written: the sample is not in the dataset
         raise SampleError(QUALITY_OUT_OF_RANGE, missed)
     raw = src.inputs.read_bytes(source)
