@@ -145,11 +145,6 @@ def oversized_configs(plan: Plan) -> list[FieldError]:
     return errors
 
 
-def effective_storage(spec: CommonSpec, settings: OperatorSettings) -> Storage | None:
-    """The resource's `storage`, else the operator's default (the chart's `storage` values)."""
-    return spec.storage if spec.storage is not None else settings.default_storage
-
-
 def _storage_env(storage: Storage | None, credentials: bool) -> list[EnvVar]:
     """S3 endpoint settings as values, credentials (when the stage gets them) as Secret references,
     never values."""
@@ -321,7 +316,7 @@ def _one_pod_job(name: str, labels: dict[str, str], command: tuple[str, ...], va
     """genfab's own one-Pod data-plane Job (cv image, no GPU, no models): the stage Pods' storage
     settings, service account and security; `config_map` mounted as the stage config when given."""
     env: list[EnvVar] = [{"name": k, "value": v} for k, v in values.items()]
-    env += _storage_env(effective_storage(spec, settings), True)
+    env += _storage_env(settings.storage_for(spec.storage), True)
     disk = settings.stage_ephemeral_storage
     mounts: list[VolumeMount] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[Volume] = [{"name": "tmp", "emptyDir": {"sizeLimit": disk}}]
@@ -394,7 +389,7 @@ def build_job(plan: Plan, stage: PlannedStage, stage_cfg: StageConfig, spec: Com
                    ) or settings.custom_stage_credentials
     values.update(_file_roots_env(owner, settings))
     env: list[EnvVar] = [{"name": k, "value": v} for k, v in values.items()]
-    env += _storage_env(effective_storage(spec, settings), credentials)
+    env += _storage_env(settings.storage_for(spec.storage), credentials)
     model_volumes, model_mounts = _model_volume(spec)
     command, args = stage_command(stage)
     container: Container = {

@@ -120,7 +120,7 @@ class Controller:
         self.clock = clock
         self.children = Children(kube, cache.status)
         self.storage = ResourceStorage(StorageAccess(kube, lambda namespace: file_roots(settings.policy, namespace)),
-                                       cache.spec, settings.default_storage)
+                                       cache.spec, settings)
         self.read_pool = BytePool(settings.read_bounds.pool_bytes)
         """Bytes all reconciles together may hold read from storage at once (`read_budget`)."""
         self.progress = ProgressReader(settings.progress_seconds, settings.read_bounds.reports)

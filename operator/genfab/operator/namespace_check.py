@@ -5,7 +5,6 @@ removes one: a namespace not ready is looked at again every progressSeconds)."""
 from __future__ import annotations
 
 from genfab.api.resources import Resource
-from genfab.operator.builders import effective_storage
 from genfab.operator.kube import Kube, NotFound
 from genfab.operator.objects import resource_path
 from genfab.operator.prerequisites import Prerequisite, prerequisites
@@ -27,7 +26,7 @@ class NamespaceCheck:
         """The objects stage Jobs need in `namespace` that do not exist (GET by name; RBAC allows
         exactly these names). Objects seen recently are not fetched again."""
         spec = resource.spec
-        needed = prerequisites(spec, effective_storage(spec, self.settings), self.settings.stage_service_account,
+        needed = prerequisites(spec, self.settings.storage_for(spec.storage), self.settings.stage_service_account,
                                self.settings.stage_network_policy)
         missing = []
         for item in needed:

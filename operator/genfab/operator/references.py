@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from genfab.api.resources import Resource
-from genfab.operator.builders import effective_storage
 from genfab.operator.cache import Cache
 from genfab.operator.kube import Kube, NotFound
 from genfab.operator.model_access import ModelIdentities
@@ -63,7 +62,7 @@ class References:
             state = checkpoint_state(target, path, self.peer((ref_kind, owner.namespace, ref_name)))
             if state.state == "ready":
                 found[target] = state.root
-        spec_storage = effective_storage(resource.spec, self.settings)
+        spec_storage = self.settings.storage_for(resource.spec.storage)
         identities = self.model_identities.read(owner, resource.spec.models, spec_storage,
                                                 first.model_ids())
         if not (found or identities):

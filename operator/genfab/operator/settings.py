@@ -199,6 +199,11 @@ class OperatorSettings:
     """What one reconcile may spend on a tenant's storage (`read_budget.ReadBounds`; the chart value
     operator.readBounds overrides fields)."""
 
+    def storage_for(self, given: Storage | None) -> Storage | None:
+        """The storage a resource's stage Pods reach, and the operator reads as they do: the resource's
+        `spec.storage`, else the default (the chart's `storage` values; None: ambient credentials, AWS)."""
+        return given if given is not None else self.default_storage
+
     @property
     def policy(self) -> ClusterPolicy:
         """What resources may ask of the cluster (besides the chart's own GPU placement)."""

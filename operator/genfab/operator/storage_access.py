@@ -22,6 +22,7 @@ from genfab.contract.names import ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY, ENV_
 from genfab.operator import read_budget
 from genfab.operator.kube import Kube, NotFound
 from genfab.operator.objects import Key, Owner, Secret, resource_path
+from genfab.operator.settings import OperatorSettings
 from genfab.storage import S3Settings, Storage, StorageError, open_storage
 
 CACHE_SECONDS = 300.0
@@ -98,23 +99,23 @@ class ResourceStorage:
     else the operator's default storage (the chart's `storage` values)."""
 
     def __init__(self, access: StorageAccess, spec_of: Callable[[Key], Mapping[str, object] | None],
-                 default: StorageSpec | None) -> None:
+                 settings: OperatorSettings) -> None:
         self.access = access
         self.spec_of = spec_of
         """A resource's `spec` as last watched (None: not seen)."""
-        self.default = default
+        self.settings = settings
 
     def spec_storage(self, key: Key) -> StorageSpec | None:
-        """The resource's `spec.storage`, else the operator's default storage. A resource whose `spec.storage`
-        the API refuses is refused before anything of it is read (`Controller._admit`): a StorageError here."""
+        """The resource's `spec.storage`, else the operator's default storage (`OperatorSettings.storage_for`,
+        the rule the stage Pods' environment follows). A resource whose `spec.storage` the API refuses is
+        refused before anything of it is read (`Controller._admit`): a StorageError here."""
         spec = self.spec_of(key)
         raw = spec.get("storage") if spec is not None else None
-        if not raw:
-            return self.default
         try:
-            return StorageSpec.model_validate(raw)
+            given = StorageSpec.model_validate(raw) if raw is not None else None
         except ValidationError as exc:
             raise StorageError(f"spec.storage: {exc.errors()[0]['msg']}") from None
+        return self.settings.storage_for(given)
 
     def open(self, key: Key, uri: str, owner: Owner) -> Storage:
         return self.access.open(uri, owner, self.spec_storage(key))
