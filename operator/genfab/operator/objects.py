@@ -5,9 +5,10 @@ of the operator stands on it, and it stands on nothing of the operator's).
 
 The shapes are TypedDicts over the JSON the API server sends, as kopf types its bodies
 (`kopf._cogs.structs.bodies`): every field optional (`total=False`), as an object of an older cluster or a
-watch event may lack any of them, and read with `.get`. A Go struct field the API server always writes (an
-object's `metadata`, a Job's `spec` and `status`) is written as `{}` when empty, never `null`; the
-`get(…, {})` defaults cover an object that is not the API server's (a test's, a patch's answer in part).
+watch event may lack any of them, and read with `.get`. The API server leaves an empty optional field out
+(Go's `omitempty`) and writes an empty struct (an object's `metadata`, a Job's `status`) as `{}`, so an
+object's fields are read with `get(…, {})`. A list's `items` has no `omitempty`: an empty list's is `null`,
+declared `| None`, so mypy makes its readers say `or []`.
 Only the fields the operator reads are declared: mypy refuses a key that is not (a misspelt field), where a
 `dict[str, Any]` answered None.
 """
@@ -440,17 +441,20 @@ class PartialObject(TypedDict, total=False):
 
 class JobList(TypedDict, total=False):
     metadata: ListMeta
-    items: list[Job]
+    items: list[Job] | None
+    """`null` when the list is empty (a Go nil slice the API server writes without omitempty)."""
 
 
 class EventList(TypedDict, total=False):
     metadata: ListMeta
-    items: list[Event]
+    items: list[Event] | None
+    """`null` when the list is empty."""
 
 
 class PartialObjectList(TypedDict, total=False):
     metadata: ListMeta
-    items: list[PartialObject]
+    items: list[PartialObject] | None
+    """`null` when the list is empty (kube-apiserver answers a metadata-only list with no match so)."""
 
 
 class LeaseSpec(TypedDict, total=False):

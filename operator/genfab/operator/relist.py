@@ -109,7 +109,7 @@ class Relister:
                 if token:
                     query["continue"] = token
                 page: PartialObjectList = self.kube.request("GET", path, query=query, accept=METADATA_ONLY)
-                uids.update(i.get("metadata", {}).get("uid", "") for i in page.get("items", []))
+                uids.update(i.get("metadata", {}).get("uid", "") for i in page.get("items") or [])
                 meta = page.get("metadata", {})
                 token = meta.get("continue") or None
                 if not token:  # the pages of one list are one snapshot, of one version

@@ -70,7 +70,7 @@ def unlabelled_jobs(kube: Kube, namespace: str | None) -> list[Job]:
         except KubeError as exc:
             log.warning("listing Jobs without a shard bucket label: %s", exc)
             break
-        jobs += page.get("items", [])
+        jobs += page.get("items") or []
         token = page.get("metadata", {}).get("continue")
         if not token:
             break
