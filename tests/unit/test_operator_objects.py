@@ -6,6 +6,7 @@ where at run time it would only ever read as missing."""
 from __future__ import annotations
 
 import re
+import types
 import typing
 from typing import Any, TypedDict, get_args, get_origin, get_type_hints, is_typeddict
 
@@ -36,7 +37,10 @@ def _model_of(openapi_type: str) -> str | None:
 
 
 def _shape_in(annotation: Any) -> Any:
-    """The TypedDict an annotation holds (itself, or a list's items), else None."""
+    """The TypedDict an annotation holds (itself, or a list's items; `| None` aside: a list's `items`
+    may be null), else None."""
+    if isinstance(annotation, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
     if is_typeddict(annotation):
         return annotation
     if get_origin(annotation) is list and is_typeddict(get_args(annotation)[0]):
@@ -90,7 +94,7 @@ def test_a_metadata_only_list_is_kubernetes_own() -> None:
     hints = get_type_hints(objects.PartialObjectList)
     assert set(hints) == {"metadata", "items"}
     assert mismatches(hints["metadata"], "V1ListMeta") == []
-    item = get_args(hints["items"])[0]
+    item = _shape_in(hints["items"])
     assert set(get_type_hints(item)) == {"metadata"}  # (the client has no PartialObjectMetadata either)
     assert mismatches(get_type_hints(item)["metadata"], "V1ObjectMeta") == []
 
